@@ -1,0 +1,27 @@
+// Loads a config root: every *.toml below it (sorted, recursive), merged into one Desired.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "schema/diagnostic.h"
+#include "schema/model.h"
+
+namespace edgeplane {
+
+// Reads one TOML document (already in memory) into `out`, appending to what is there.
+// `displayName` is the file name diagnostics carry. Syntax and type errors, unknown keys and
+// malformed values are reported to `diags`; well-formed parts are still loaded so that
+// validation can report everything at once.
+void loadDocument(std::string_view text, const std::string& displayName, Desired& out,
+                  Diagnostics& diags);
+
+// Every *.toml file below `root`, in sorted order, merged. Diagnostics name files as
+// `root/relative` (lexically normalised). A missing or empty root is itself an error.
+Desired loadDirectory(const std::filesystem::path& root, Diagnostics& diags);
+
+// Loads, then validates: the whole check `edgeplane validate` performs.
+Desired loadAndValidate(const std::filesystem::path& root, Diagnostics& diags);
+
+}  // namespace edgeplane

@@ -1,0 +1,192 @@
+// The desired-state model: plain C++ types for every kind in the TOML contract (DESIGN.md).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "schema/net.h"
+
+namespace edgeplane {
+
+// Where a value came from, for diagnostics. line/column are 1-based; 0 means unknown.
+struct SourceLoc {
+  std::string file;
+  uint32_t line = 0;
+  uint32_t column = 0;
+  auto operator<=>(const SourceLoc&) const = default;
+};
+
+// Source locations of a table and of its keys, so later checks can point at the exact field.
+struct Origin {
+  SourceLoc table;
+  std::map<std::string, SourceLoc, std::less<>> fields;
+  // The key's location if known, else the table's.
+  const SourceLoc& at(std::string_view key) const;
+};
+
+struct Fleet {
+  std::optional<std::string> base_domain;
+  std::optional<std::string> acme_directory;
+  std::optional<std::string> acme_email;
+  std::optional<IpPrefix> uplink_pool;
+  Origin origin;
+};
+
+struct Host {
+  std::string name;
+  Origin origin;
+};
+
+struct Peer {
+  std::string name;
+  WgKey public_key;
+  std::vector<IpPrefix> allowed_ips;
+  std::optional<HostPort> endpoint;
+  std::optional<uint16_t> persistent_keepalive;  // seconds
+  Origin origin;
+};
+
+struct NamespaceRoute {
+  IpPrefix destination;
+  IpAddress via;
+  Origin origin;
+};
+
+struct WireGuardConfig {
+  std::vector<IpPrefix> address;  // interface addresses, host bits kept
+  uint16_t listen_port = 0;
+  std::optional<uint16_t> mtu;
+  Origin origin;
+};
+
+struct Namespace {
+  std::string name;
+  std::optional<std::vector<std::string>> hosts;  // unset: every host
+  bool suspended = false;
+  std::optional<WireGuardConfig> wireguard;
+  std::vector<Peer> peers;
+  std::vector<NamespaceRoute> routes;
+  Origin origin;
+};
+
+enum class Protocol : uint8_t { Tcp, Udp };
+
+struct Forward {
+  std::string name;
+  std::string namespace_name;
+  Protocol protocol = Protocol::Tcp;
+  PortRange public_port;
+  Endpoint target;  // with a public port range, target.port is the first port of the range
+  Origin origin;
+};
+
+enum class Issuer : uint8_t { Acme, SelfSigned, Files };
+
+struct Certificate {
+  std::string name;
+  std::vector<std::string> domains;
+  Issuer issuer = Issuer::Acme;
+  std::optional<std::string> cert_file;
+  std::optional<std::string> key_file;
+  Origin origin;
+};
+
+enum class Balance : uint8_t { RoundRobin, Random };
+
+struct HealthCheck {
+  std::string path = "/";
+  Duration interval{10000};
+  Duration timeout{2000};
+};
+
+struct Site {
+  std::string name;
+  std::vector<std::string> hostnames;       // resolved: `subdomain` is expanded by the loader
+  std::optional<std::string> subdomain;     // as written, if it was used
+  std::string namespace_name;
+  std::vector<Endpoint> backends;
+  Balance balance = Balance::RoundRobin;
+  std::string certificate;
+  bool redirect_http = false;
+  std::optional<HealthCheck> health_check;
+  Origin origin;
+};
+
+enum class ProxyProtocol : uint8_t { None, V1, V2 };
+
+struct Passthrough {
+  std::string name;
+  std::vector<std::string> hostnames;
+  std::optional<std::string> subdomain;
+  std::string namespace_name;
+  std::vector<Endpoint> backends;
+  Balance balance = Balance::RoundRobin;
+  ProxyProtocol proxy_protocol = ProxyProtocol::None;
+  Origin origin;
+};
+
+struct GatewayEndpoint {
+  std::string path;
+  std::string method;
+  std::vector<Endpoint> backends;
+  Balance balance = Balance::RoundRobin;
+  Origin origin;
+};
+
+struct Gateway {
+  std::string name;
+  std::string hostname;                  // resolved from `subdomain` if that was used
+  std::optional<std::string> subdomain;
+  std::string namespace_name;
+  std::string certificate;
+  std::optional<RateLimit> rate_limit;   // per client IP
+  std::vector<GatewayEndpoint> endpoints;
+  Origin origin;
+};
+
+enum class ApiKeyRole : uint8_t { Worker, Admin };
+
+struct ApiKey {
+  std::string name;
+  std::string id;                         // public part
+  std::array<uint8_t, 32> sha256{};       // digest of the whole key; the key is never here
+  std::vector<std::string> gateways;
+  ApiKeyRole role = ApiKeyRole::Worker;
+  bool enabled = true;
+  Origin origin;
+};
+
+// The whole desired state, as merged from every file of a config root.
+struct Desired {
+  std::optional<Fleet> fleet;
+  std::vector<Host> hosts;
+  std::vector<Namespace> namespaces;
+  std::vector<Forward> forwards;
+  std::vector<Certificate> certificates;
+  std::vector<Site> sites;
+  std::vector<Passthrough> passthroughs;
+  std::vector<Gateway> gateways;
+  std::vector<ApiKey> api_keys;
+
+  const Namespace* findNamespace(std::string_view name) const;
+  const Certificate* findCertificate(std::string_view name) const;
+  const Gateway* findGateway(std::string_view name) const;
+};
+
+std::string_view toString(Protocol p);
+std::string_view toString(Issuer i);
+std::string_view toString(Balance b);
+std::string_view toString(ProxyProtocol p);
+std::string_view toString(ApiKeyRole r);
+
+// Whether a namespace is placed on `host` (no `hosts` list: every host).
+bool namespaceOnHost(const Namespace& ns, std::string_view host);
+
+// The part of `all` that host `host` must converge: its namespaces and what hangs off them,
+// the certificates their routes use, and the API keys of their gateways.
+Desired resolveFor(const Desired& all, std::string_view host);
+
+}  // namespace edgeplane

@@ -1,0 +1,104 @@
+// Value types for addresses, prefixes, ports and durations, with strict parsers (libc only).
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <compare>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace edgeplane {
+
+// An IPv4 or IPv6 address. IPv4 is kept in the first 4 bytes.
+struct IpAddress {
+  enum class Family : uint8_t { V4, V6 };
+  Family family = Family::V4;
+  std::array<uint8_t, 16> bytes{};
+
+  static std::optional<IpAddress> parse(std::string_view text);
+  static IpAddress v4(uint32_t hostOrder);
+  std::string str() const;
+  int bits() const { return family == Family::V4 ? 32 : 128; }
+  uint32_t v4HostOrder() const;
+  auto operator<=>(const IpAddress&) const = default;
+};
+
+// An address with a prefix length. `10.50.0.1/24` keeps its host bits (interface address);
+// network() masks them off.
+struct IpPrefix {
+  IpAddress address;
+  uint8_t length = 0;
+
+  static std::optional<IpPrefix> parse(std::string_view text);
+  std::string str() const;
+  IpPrefix network() const;
+  bool contains(const IpAddress& a) const;
+  bool overlaps(const IpPrefix& other) const;
+  auto operator<=>(const IpPrefix&) const = default;
+};
+
+// An IP address and a port: `10.50.0.12:22` or `[fd00::12]:22`.
+struct Endpoint {
+  IpAddress address;
+  uint16_t port = 0;
+
+  static std::optional<Endpoint> parse(std::string_view text);
+  std::string str() const;
+  auto operator<=>(const Endpoint&) const = default;
+};
+
+// A host (IP literal or DNS name) and a port, for WireGuard peer endpoints.
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+
+  static std::optional<HostPort> parse(std::string_view text);
+  std::string str() const;
+  auto operator<=>(const HostPort&) const = default;
+};
+
+// An inclusive port range; a single port has first == last.
+struct PortRange {
+  uint16_t first = 0;
+  uint16_t last = 0;
+
+  static std::optional<PortRange> parse(std::string_view text);  // "22" or "30000-30010"
+  std::string str() const;
+  bool overlaps(const PortRange& o) const { return first <= o.last && o.first <= last; }
+  auto operator<=>(const PortRange&) const = default;
+};
+
+using Duration = std::chrono::milliseconds;
+// "500ms", "10s", "5m", "1h"; a bare number is rejected (the unit is not guessable).
+std::optional<Duration> parseDuration(std::string_view text);
+std::string formatDuration(Duration d);
+
+// "100/minute": `count` requests per `period`.
+struct RateLimit {
+  uint32_t count = 0;
+  std::chrono::seconds period{0};
+
+  static std::optional<RateLimit> parse(std::string_view text);
+  std::string str() const;
+  auto operator<=>(const RateLimit&) const = default;
+};
+
+// A DNS name (RFC 1123 labels); with allowWildcard, one leading "*." label is allowed.
+bool isValidDnsName(std::string_view name, bool allowWildcard);
+
+// A 32-byte WireGuard key in standard base64 (44 characters ending in '=').
+struct WgKey {
+  std::array<uint8_t, 32> bytes{};
+
+  static std::optional<WgKey> parseBase64(std::string_view text);
+  std::string base64() const;
+  auto operator<=>(const WgKey&) const = default;
+};
+
+// Hex helpers for digests.
+std::optional<std::array<uint8_t, 32>> parseHex32(std::string_view text);
+std::string toHex(const uint8_t* data, size_t len);
+
+}  // namespace edgeplane
