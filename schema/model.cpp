@@ -1,0 +1,136 @@
+// Desired-state model helpers: lookups, enum names, host targeting.
+#include "schema/model.h"
+
+#include <algorithm>
+#include <set>
+
+namespace edgeplane {
+
+const SourceLoc& Origin::at(std::string_view key) const {
+  auto it = fields.find(key);
+  return it != fields.end() ? it->second : table;
+}
+
+const SourceLoc& Origin::at(std::string_view key, size_t index) const {
+  auto it = fields.find(elementKey(key, index));
+  return it != fields.end() ? it->second : at(key);
+}
+
+std::string Origin::elementKey(std::string_view key, size_t index) {
+  return std::string(key) + "#" + std::to_string(index);
+}
+
+namespace {
+template <typename T>
+const T* findByName(const std::vector<T>& items, std::string_view name) {
+  auto it = std::find_if(items.begin(), items.end(), [&](const T& x) { return x.name == name; });
+  return it != items.end() ? &*it : nullptr;
+}
+}  // namespace
+
+const Namespace* Desired::findNamespace(std::string_view name) const {
+  return findByName(namespaces, name);
+}
+const Certificate* Desired::findCertificate(std::string_view name) const {
+  return findByName(certificates, name);
+}
+const Gateway* Desired::findGateway(std::string_view name) const {
+  return findByName(gateways, name);
+}
+
+std::string_view toString(Protocol p) {
+  return p == Protocol::Tcp ? "tcp" : "udp";
+}
+std::string_view toString(Issuer i) {
+  switch (i) {
+    case Issuer::Acme:
+      return "acme";
+    case Issuer::SelfSigned:
+      return "self-signed";
+    case Issuer::Files:
+      return "files";
+  }
+  return "?";
+}
+std::string_view toString(Balance b) {
+  return b == Balance::RoundRobin ? "round_robin" : "random";
+}
+std::string_view toString(ProxyProtocol p) {
+  switch (p) {
+    case ProxyProtocol::None:
+      return "none";
+    case ProxyProtocol::V1:
+      return "v1";
+    case ProxyProtocol::V2:
+      return "v2";
+  }
+  return "?";
+}
+std::string_view toString(ApiKeyRole r) {
+  return r == ApiKeyRole::Worker ? "worker" : "admin";
+}
+
+bool namespaceOnHost(const Namespace& ns, std::string_view host) {
+  if (!ns.hosts) {
+    return true;
+  }
+  return std::find(ns.hosts->begin(), ns.hosts->end(), host) != ns.hosts->end();
+}
+
+Desired resolveFor(const Desired& all, std::string_view host) {
+  Desired out;
+  out.fleet = all.fleet;
+  for (const auto& h : all.hosts) {
+    if (h.name == host) {
+      out.hosts.push_back(h);
+    }
+  }
+  std::set<std::string, std::less<>> namespaces;
+  for (const auto& ns : all.namespaces) {
+    if (namespaceOnHost(ns, host)) {
+      out.namespaces.push_back(ns);
+      namespaces.insert(ns.name);
+    }
+  }
+  auto here = [&](const std::string& ns) { return namespaces.count(ns) != 0; };
+  std::set<std::string, std::less<>> certificates;
+  std::set<std::string, std::less<>> gateways;
+  for (const auto& f : all.forwards) {
+    if (here(f.namespace_name)) {
+      out.forwards.push_back(f);
+    }
+  }
+  for (const auto& s : all.sites) {
+    if (here(s.namespace_name)) {
+      out.sites.push_back(s);
+      certificates.insert(s.certificate);
+    }
+  }
+  for (const auto& p : all.passthroughs) {
+    if (here(p.namespace_name)) {
+      out.passthroughs.push_back(p);
+    }
+  }
+  for (const auto& g : all.gateways) {
+    if (here(g.namespace_name)) {
+      out.gateways.push_back(g);
+      certificates.insert(g.certificate);
+      gateways.insert(g.name);
+    }
+  }
+  for (const auto& c : all.certificates) {
+    if (certificates.count(c.name) != 0) {
+      out.certificates.push_back(c);
+    }
+  }
+  for (const auto& k : all.api_keys) {
+    bool used = std::any_of(k.gateways.begin(), k.gateways.end(),
+                            [&](const std::string& g) { return gateways.count(g) != 0; });
+    if (used) {
+      out.api_keys.push_back(k);
+    }
+  }
+  return out;
+}
+
+}  // namespace edgeplane

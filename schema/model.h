@@ -25,6 +25,9 @@ struct Origin {
   std::map<std::string, SourceLoc, std::less<>> fields;
   // The key's location if known, else the table's.
   const SourceLoc& at(std::string_view key) const;
+  // The location of element `index` of an array-valued key, else the key's.
+  const SourceLoc& at(std::string_view key, size_t index) const;
+  static std::string elementKey(std::string_view key, size_t index);
 };
 
 struct Fleet {
@@ -104,8 +107,8 @@ struct HealthCheck {
 
 struct Site {
   std::string name;
-  std::vector<std::string> hostnames;       // resolved: `subdomain` is expanded by the loader
-  std::optional<std::string> subdomain;     // as written, if it was used
+  std::vector<std::string> hostnames;    // resolved: `subdomain` is expanded by the loader
+  std::optional<std::string> subdomain;  // as written, if it was used
   std::string namespace_name;
   std::vector<Endpoint> backends;
   Balance balance = Balance::RoundRobin;
@@ -138,11 +141,11 @@ struct GatewayEndpoint {
 
 struct Gateway {
   std::string name;
-  std::string hostname;                  // resolved from `subdomain` if that was used
+  std::string hostname;  // resolved from `subdomain` if that was used
   std::optional<std::string> subdomain;
   std::string namespace_name;
   std::string certificate;
-  std::optional<RateLimit> rate_limit;   // per client IP
+  std::optional<RateLimit> rate_limit;  // per client IP
   std::vector<GatewayEndpoint> endpoints;
   Origin origin;
 };
@@ -151,8 +154,8 @@ enum class ApiKeyRole : uint8_t { Worker, Admin };
 
 struct ApiKey {
   std::string name;
-  std::string id;                         // public part
-  std::array<uint8_t, 32> sha256{};       // digest of the whole key; the key is never here
+  std::string id;                    // public part
+  std::array<uint8_t, 32> sha256{};  // digest of the whole key; the key is never here
   std::vector<std::string> gateways;
   ApiKeyRole role = ApiKeyRole::Worker;
   bool enabled = true;

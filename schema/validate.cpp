@@ -1,0 +1,429 @@
+// Semantic checks across the whole desired state; every problem reported with its location.
+#include "schema/validate.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace edgeplane {
+namespace {
+
+std::string quote(std::string_view s) {
+  return "\"" + std::string(s) + "\"";
+}
+
+std::string where(const SourceLoc& loc) {
+  return loc.file + ":" + std::to_string(loc.line) + ":" + std::to_string(loc.column);
+}
+
+// Reports a second use of the same name within one kind.
+template <typename T, typename NameOf>
+void checkUnique(const std::vector<T>& items, std::string_view kind, std::string_view key,
+                 NameOf nameOf, Diagnostics& diags) {
+  std::map<std::string, const T*, std::less<>> seen;
+  for (const T& item : items) {
+    const std::string& name = nameOf(item);
+    if (name.empty()) {
+      continue;  // a missing name was already reported by the loader
+    }
+    auto [it, inserted] = seen.emplace(name, &item);
+    if (!inserted) {
+      diags.error(item.origin.at(key), "duplicate " + std::string(kind) + " " + std::string(key) +
+                                           " " + quote(name) + " (first defined at " +
+                                           where(it->second->origin.at(key)) + ")");
+    }
+  }
+}
+
+class Validator {
+ public:
+  Validator(const Desired& d, Diagnostics& diags) : d_(d), diags_(diags) {}
+
+  void run() {
+    auto byName = [](const auto& x) -> const std::string& { return x.name; };
+    checkUnique(d_.hosts, "host", "name", byName, diags_);
+    checkUnique(d_.namespaces, "namespace", "name", byName, diags_);
+    checkUnique(d_.forwards, "forward", "name", byName, diags_);
+    checkUnique(d_.certificates, "certificate", "name", byName, diags_);
+    checkUnique(d_.sites, "site", "name", byName, diags_);
+    checkUnique(d_.passthroughs, "passthrough", "name", byName, diags_);
+    checkUnique(d_.gateways, "gateway", "name", byName, diags_);
+    checkUnique(d_.api_keys, "api_key", "name", byName, diags_);
+    checkUnique(
+        d_.api_keys, "api_key", "id", [](const ApiKey& k) -> const std::string& { return k.id; },
+        diags_);
+
+    for (const auto& ns : d_.namespaces) {
+      checkNamespace(ns);
+    }
+    checkListenPorts();
+    checkUplinkPool();
+    for (const auto& f : d_.forwards) {
+      if (const Namespace* ns = namespaceRef(f.namespace_name, f.origin)) {
+        checkReachable(*ns, f.target, f.origin.at("target"), "target");
+      }
+    }
+    checkForwardPorts();
+    for (const auto& c : d_.certificates) {
+      checkCertificate(c);
+    }
+    for (const auto& s : d_.sites) {
+      const Namespace* ns = namespaceRef(s.namespace_name, s.origin);
+      checkBackends(ns, s.backends, s.origin);
+      checkCovered(s.certificate, s.hostnames, s.origin);
+    }
+    for (const auto& p : d_.passthroughs) {
+      checkBackends(namespaceRef(p.namespace_name, p.origin), p.backends, p.origin);
+    }
+    for (const auto& g : d_.gateways) {
+      const Namespace* ns = namespaceRef(g.namespace_name, g.origin);
+      if (!g.hostname.empty()) {
+        checkCovered(g.certificate, {g.hostname}, g.origin);
+      }
+      std::map<std::pair<std::string, std::string>, const GatewayEndpoint*> endpoints;
+      for (const auto& e : g.endpoints) {
+        checkBackends(ns, e.backends, e.origin);
+        auto [it, inserted] = endpoints.emplace(std::make_pair(e.method, e.path), &e);
+        if (!inserted && !e.path.empty()) {
+          diags_.error(e.origin.at("path"), "duplicate endpoint " + e.method + " " + e.path +
+                                                " in gateway " + quote(g.name) +
+                                                " (first defined at " +
+                                                where(it->second->origin.at("path")) + ")");
+        }
+      }
+    }
+    checkHostnames();
+    for (const auto& k : d_.api_keys) {
+      for (size_t i = 0; i < k.gateways.size(); ++i) {
+        if (d_.findGateway(k.gateways[i]) == nullptr) {
+          diags_.error(k.origin.at("gateways", i),
+                       "gateway " + quote(k.gateways[i]) + " is not defined");
+        }
+      }
+    }
+  }
+
+ private:
+  const Namespace* namespaceRef(const std::string& name, const Origin& origin) {
+    if (name.empty()) {
+      return nullptr;
+    }
+    const Namespace* ns = d_.findNamespace(name);
+    if (ns == nullptr) {
+      diags_.error(origin.at("namespace"), "namespace " + quote(name) + " is not defined");
+    }
+    return ns;
+  }
+
+  void checkNamespace(const Namespace& ns) {
+    if (ns.hosts) {
+      for (size_t i = 0; i < ns.hosts->size(); ++i) {
+        const std::string& h = (*ns.hosts)[i];
+        bool known = std::any_of(d_.hosts.begin(), d_.hosts.end(),
+                                 [&](const Host& x) { return x.name == h; });
+        if (!known) {
+          diags_.error(ns.origin.at("hosts", i), "host " + quote(h) + " is not defined");
+        }
+      }
+    }
+    if (!ns.wireguard && !ns.peers.empty()) {
+      diags_.error(ns.peers.front().origin.table,
+                   "namespace " + quote(ns.name) + " has peers but no [namespace.wireguard]");
+    }
+    checkUnique(
+        ns.peers, "peer", "name", [](const Peer& p) -> const std::string& { return p.name; },
+        diags_);
+    std::map<WgKey, const Peer*> keys;
+    std::map<IpPrefix, const Peer*> prefixes;
+    for (const auto& p : ns.peers) {
+      if (p.origin.fields.count("public_key") != 0 && p.public_key != WgKey{}) {
+        auto [it, inserted] = keys.emplace(p.public_key, &p);
+        if (!inserted) {
+          diags_.error(p.origin.at("public_key"), "peer " + quote(p.name) +
+                                                      " has the same public_key as peer " +
+                                                      quote(it->second->name));
+        }
+      }
+      for (size_t i = 0; i < p.allowed_ips.size(); ++i) {
+        auto [it, inserted] = prefixes.emplace(p.allowed_ips[i].network(), &p);
+        if (!inserted && it->second != &p) {
+          diags_.error(p.origin.at("allowed_ips", i),
+                       "allowed_ips " + quote(p.allowed_ips[i].str()) + " of peer " +
+                           quote(p.name) + " is also claimed by peer " + quote(it->second->name));
+        }
+      }
+    }
+    for (const auto& r : ns.routes) {
+      bool onLink =
+          ns.wireguard && std::any_of(ns.wireguard->address.begin(), ns.wireguard->address.end(),
+                                      [&](const IpPrefix& a) { return a.contains(r.via); });
+      if (!onLink && r.origin.fields.count("via") != 0) {
+        diags_.error(r.origin.at("via"), "route via " + r.via.str() +
+                                             " is not on a subnet of namespace " + quote(ns.name) +
+                                             "'s wireguard address");
+      }
+      if (r.origin.fields.count("destination") != 0 && !coveredByPeer(ns, r.destination)) {
+        diags_.error(r.origin.at("destination"),
+                     "route destination " + r.destination.str() +
+                         " is not inside any peer's allowed_ips in namespace " + quote(ns.name));
+      }
+    }
+  }
+
+  static bool coveredByPeer(const Namespace& ns, const IpPrefix& p) {
+    for (const auto& peer : ns.peers) {
+      for (const auto& a : peer.allowed_ips) {
+        if (a.length <= p.length && a.contains(p.address)) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  void checkReachable(const Namespace& ns, const Endpoint& e, const SourceLoc& loc,
+                      std::string_view what) {
+    IpPrefix host{e.address, static_cast<uint8_t>(e.address.bits())};
+    if (!coveredByPeer(ns, host)) {
+      diags_.error(loc, std::string(what) + " " + e.str() +
+                            " is not inside any peer's allowed_ips in namespace " +
+                            quote(ns.name));
+    }
+  }
+
+  void checkBackends(const Namespace* ns, const std::vector<Endpoint>& backends,
+                     const Origin& origin) {
+    if (ns == nullptr) {
+      return;
+    }
+    for (size_t i = 0; i < backends.size(); ++i) {
+      checkReachable(*ns, backends[i], origin.at("backends", i), "backend");
+    }
+  }
+
+  // The hosts a namespace lands on (the implicit single host when none are declared).
+  std::vector<std::string> hostsOf(const Namespace& ns) const {
+    std::vector<std::string> out;
+    for (const auto& h : targetHosts(d_)) {
+      if (namespaceOnHost(ns, h)) {
+        out.push_back(h);
+      }
+    }
+    return out;
+  }
+
+  std::vector<std::string> hostsOfNamespaceName(const std::string& name) const {
+    const Namespace* ns = d_.findNamespace(name);
+    return ns != nullptr ? hostsOf(*ns) : std::vector<std::string>{};
+  }
+
+  static std::optional<std::string> sharedHost(const std::vector<std::string>& a,
+                                               const std::vector<std::string>& b) {
+    for (const auto& h : a) {
+      if (std::find(b.begin(), b.end(), h) != b.end()) {
+        return h;
+      }
+    }
+    return std::nullopt;
+  }
+
+  void checkListenPorts() {
+    std::vector<const Namespace*> seen;
+    for (const auto& ns : d_.namespaces) {
+      if (!ns.wireguard || ns.wireguard->listen_port == 0) {
+        continue;
+      }
+      for (const Namespace* other : seen) {
+        if (other->wireguard->listen_port != ns.wireguard->listen_port) {
+          continue;
+        }
+        if (auto host = sharedHost(hostsOf(*other), hostsOf(ns))) {
+          diags_.error(ns.wireguard->origin.at("listen_port"),
+                       "listen_port " + std::to_string(ns.wireguard->listen_port) +
+                           " of namespace " + quote(ns.name) + " is already used by namespace " +
+                           quote(other->name) + " on host " + quote(*host));
+          break;
+        }
+      }
+      seen.push_back(&ns);
+    }
+  }
+
+  void checkUplinkPool() {
+    if (!d_.fleet || !d_.fleet->uplink_pool) {
+      return;
+    }
+    const IpPrefix& pool = *d_.fleet->uplink_pool;
+    const SourceLoc& loc = d_.fleet->origin.at("uplink_pool");
+    if (pool.address.family != IpAddress::Family::V4 || pool.length > 30) {
+      diags_.error(loc, "uplink_pool " + quote(pool.str()) +
+                            " must be an IPv4 prefix of length 30 or shorter");
+      return;
+    }
+    if (pool.network() != pool) {
+      diags_.error(loc, "uplink_pool " + quote(pool.str()) + " has host bits set; did you mean " +
+                            quote(pool.network().str()) + "?");
+      return;
+    }
+    uint64_t links = (uint64_t{1} << (32 - pool.length)) / 2;
+    if (d_.namespaces.size() > links) {
+      diags_.error(loc, "uplink_pool " + quote(pool.str()) + " has room for " +
+                            std::to_string(links) + " namespace uplinks, but " +
+                            std::to_string(d_.namespaces.size()) + " namespaces are declared");
+    }
+  }
+
+  void checkForwardPorts() {
+    std::vector<const Forward*> seen;
+    for (const auto& f : d_.forwards) {
+      if (f.public_port.first == 0) {
+        continue;
+      }
+      auto hosts = hostsOfNamespaceName(f.namespace_name);
+      for (const Forward* other : seen) {
+        if (other->protocol != f.protocol || !other->public_port.overlaps(f.public_port)) {
+          continue;
+        }
+        if (sharedHost(hostsOfNamespaceName(other->namespace_name), hosts)) {
+          diags_.error(f.origin.at("public_port"),
+                       "public port " + std::string(toString(f.protocol)) + "/" +
+                           f.public_port.str() + " of forward " + quote(f.name) +
+                           " overlaps forward " + quote(other->name) + " (" +
+                           std::string(toString(other->protocol)) + "/" + other->public_port.str() +
+                           ")");
+          break;
+        }
+      }
+      seen.push_back(&f);
+    }
+  }
+
+  void checkCertificate(const Certificate& c) {
+    const bool files = c.issuer == Issuer::Files;
+    if (files && !c.cert_file) {
+      diags_.error(c.origin.table,
+                   "certificate " + quote(c.name) + " with issuer \"files\" needs 'cert_file'");
+    }
+    if (files && !c.key_file) {
+      diags_.error(c.origin.table,
+                   "certificate " + quote(c.name) + " with issuer \"files\" needs 'key_file'");
+    }
+    for (const char* key : {"cert_file", "key_file"}) {
+      if (!files && c.origin.fields.count(key) != 0) {
+        diags_.error(c.origin.at(key), "'" + std::string(key) + "' is only for issuer \"files\"");
+      }
+    }
+    if (c.domains.empty() && c.origin.fields.count("domains") != 0) {
+      diags_.error(c.origin.at("domains"), "'domains' must list at least one domain");
+    }
+    if (c.issuer == Issuer::Acme) {
+      for (size_t i = 0; i < c.domains.size(); ++i) {
+        if (c.domains[i].rfind("*.", 0) == 0) {
+          diags_.error(c.origin.at("domains", i),
+                       "wildcard domain " + quote(c.domains[i]) +
+                           " cannot be validated by HTTP-01 or TLS-ALPN-01; use issuer "
+                           "\"files\" for wildcard certificates");
+        }
+      }
+      if (!d_.fleet || !d_.fleet->acme_directory) {
+        diags_.error(c.origin.at("issuer"), "certificate " + quote(c.name) +
+                                                " uses issuer \"acme\" but [fleet] sets no "
+                                                "acme_directory");
+      }
+    }
+  }
+
+  static bool domainCovers(std::string_view domain, std::string_view host) {
+    if (domain == host) {
+      return true;
+    }
+    if (domain.rfind("*.", 0) == 0 && host.rfind("*.", 0) != 0) {
+      auto dot = host.find('.');
+      return dot != std::string_view::npos && host.substr(dot) == domain.substr(1);
+    }
+    return false;
+  }
+
+  void checkCovered(const std::string& certName, const std::vector<std::string>& hostnames,
+                    const Origin& origin) {
+    if (certName.empty()) {
+      return;
+    }
+    const Certificate* cert = d_.findCertificate(certName);
+    if (cert == nullptr) {
+      diags_.error(origin.at("certificate"), "certificate " + quote(certName) + " is not defined");
+      return;
+    }
+    for (const auto& h : hostnames) {
+      bool covered = std::any_of(cert->domains.begin(), cert->domains.end(),
+                                 [&](const std::string& dom) { return domainCovers(dom, h); });
+      if (!covered) {
+        diags_.error(
+            origin.at("certificate"),
+            "hostname " + quote(h) + " is not covered by certificate " + quote(certName));
+      }
+    }
+  }
+
+  // One hostname may be claimed by one route (site, passthrough or gateway) per host.
+  void checkHostnames() {
+    struct Claim {
+      std::string route;  // `site "x"`
+      std::vector<std::string> hosts;
+    };
+    std::map<std::string, std::vector<Claim>> claims;
+    auto claim = [&](const std::string& hostname, const SourceLoc& loc, std::string route,
+                     const std::string& ns) {
+      auto hosts = hostsOfNamespaceName(ns);
+      auto& list = claims[hostname];
+      for (const Claim& c : list) {
+        if (sharedHost(c.hosts, hosts)) {
+          diags_.error(loc, "hostname " + quote(hostname) + " of " + route +
+                                " is already claimed by " + c.route);
+          return;
+        }
+      }
+      list.push_back(Claim{std::move(route), std::move(hosts)});
+    };
+    for (const auto& s : d_.sites) {
+      for (size_t i = 0; i < s.hostnames.size(); ++i) {
+        claim(s.hostnames[i], s.subdomain ? s.origin.at("subdomain") : s.origin.at("hostnames", i),
+              "site " + quote(s.name), s.namespace_name);
+      }
+    }
+    for (const auto& p : d_.passthroughs) {
+      for (size_t i = 0; i < p.hostnames.size(); ++i) {
+        claim(p.hostnames[i], p.subdomain ? p.origin.at("subdomain") : p.origin.at("hostnames", i),
+              "passthrough " + quote(p.name), p.namespace_name);
+      }
+    }
+    for (const auto& g : d_.gateways) {
+      if (!g.hostname.empty()) {
+        claim(g.hostname, g.subdomain ? g.origin.at("subdomain") : g.origin.at("hostname"),
+              "gateway " + quote(g.name), g.namespace_name);
+      }
+    }
+  }
+
+  const Desired& d_;
+  Diagnostics& diags_;
+};
+
+}  // namespace
+
+std::vector<std::string> targetHosts(const Desired& d) {
+  if (d.hosts.empty()) {
+    return {"default"};
+  }
+  std::vector<std::string> out;
+  for (const auto& h : d.hosts) {
+    out.push_back(h.name);
+  }
+  return out;
+}
+
+void validate(const Desired& d, Diagnostics& diags) {
+  Validator(d, diags).run();
+}
+
+}  // namespace edgeplane

@@ -1,1 +1,163 @@
-int main() { return 0; }
+// The `edgeplane` command line: parses arguments, runs one command, logs once at the top.
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "edgeplane_version.h"
+#include "schema/loader.h"
+#include "schema/validate.h"
+
+namespace edgeplane {
+namespace {
+
+constexpr const char* kUsage = R"(usage: edgeplane COMMAND [OPTIONS]
+
+commands:
+  validate --config DIR [--host NAME]   check a desired-state directory; print every error
+  version                              print the version
+
+options:
+  --config DIR    the config root: every *.toml below it is read and merged
+  --host NAME     summarise what host NAME would converge (default: the whole config)
+)";
+
+// --flag VALUE options and positional words, nothing cleverer.
+struct Args {
+  std::string command;
+  std::map<std::string, std::string, std::less<>> options;
+  std::vector<std::string> errors;
+
+  std::optional<std::string> get(std::string_view name) const {
+    auto it = options.find(name);
+    return it != options.end() ? std::optional<std::string>(it->second) : std::nullopt;
+  }
+};
+
+Args parseArgs(int argc, char** argv, const std::vector<std::string>& valueOptions) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--", 0) == 0) {
+      std::string name = arg.substr(2);
+      std::string value;
+      if (auto eq = name.find('='); eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+      } else if (std::find(valueOptions.begin(), valueOptions.end(), name) != valueOptions.end()) {
+        if (i + 1 >= argc) {
+          a.errors.push_back("option --" + name + " needs a value");
+          continue;
+        }
+        value = argv[++i];
+      }
+      if (std::find(valueOptions.begin(), valueOptions.end(), name) == valueOptions.end() &&
+          name != "help" && name != "version") {
+        a.errors.push_back("unknown option --" + name);
+        continue;
+      }
+      a.options[name] = value;
+    } else if (a.command.empty()) {
+      a.command = arg;
+    } else {
+      a.errors.push_back("unexpected argument '" + arg + "'");
+    }
+  }
+  return a;
+}
+
+std::string plural(size_t n, std::string_view one, std::string_view many) {
+  return std::to_string(n) + " " + std::string(n == 1 ? one : many);
+}
+
+std::string summary(const Desired& d) {
+  size_t peers = 0;
+  size_t routes = 0;
+  size_t suspended = 0;
+  for (const auto& ns : d.namespaces) {
+    peers += ns.peers.size();
+    routes += ns.routes.size();
+    suspended += ns.suspended ? 1 : 0;
+  }
+  size_t endpoints = 0;
+  for (const auto& g : d.gateways) {
+    endpoints += g.endpoints.size();
+  }
+  std::string s = plural(d.hosts.size(), "host", "hosts") + ", " +
+                  plural(d.namespaces.size(), "namespace", "namespaces");
+  if (suspended != 0) {
+    s += " (" + std::to_string(suspended) + " suspended)";
+  }
+  s += ", " + plural(peers, "peer", "peers") + ", " + plural(routes, "route", "routes") + ", " +
+       plural(d.forwards.size(), "forward", "forwards") + ", " +
+       plural(d.certificates.size(), "certificate", "certificates") + ", " +
+       plural(d.sites.size(), "site", "sites") + ", " +
+       plural(d.passthroughs.size(), "passthrough", "passthroughs") + ", " +
+       plural(d.gateways.size(), "gateway", "gateways") + " (" +
+       plural(endpoints, "endpoint", "endpoints") + "), " +
+       plural(d.api_keys.size(), "api_key", "api_keys");
+  return s;
+}
+
+int cmdValidate(const Args& args) {
+  auto config = args.get("config");
+  if (!config || config->empty()) {
+    std::cerr << "edgeplane validate: --config DIR is required\n";
+    return 1;
+  }
+  Diagnostics diags;
+  Desired d = loadAndValidate(*config, diags);
+  if (!diags.empty()) {
+    std::cerr << diags.format();
+    std::cerr << "edgeplane validate: " << plural(diags.sorted().size(), "error", "errors")
+              << " in " << *config << "; nothing would be applied\n";
+    return 1;
+  }
+  if (auto host = args.get("host")) {
+    auto hosts = targetHosts(d);
+    if (std::find(hosts.begin(), hosts.end(), *host) == hosts.end()) {
+      std::cerr << "edgeplane validate: host \"" << *host << "\" is not defined in " << *config
+                << "\n";
+      return 1;
+    }
+    std::cout << "valid: host " << *host << ": " << summary(resolveFor(d, *host)) << "\n";
+    return 0;
+  }
+  std::cout << "valid: " << summary(d) << "\n";
+  return 0;
+}
+
+int run(int argc, char** argv) {
+  Args args = parseArgs(argc, argv, {"config", "host"});
+  if (args.options.count("version") != 0 || args.command == "version") {
+    std::cout << "edgeplane " << EDGEPLANE_VERSION << "\n";
+    return 0;
+  }
+  if (args.options.count("help") != 0 || args.command.empty() || args.command == "help") {
+    std::cout << kUsage;
+    return args.command.empty() && args.options.count("help") == 0 ? 1 : 0;
+  }
+  if (!args.errors.empty()) {
+    for (const auto& e : args.errors) {
+      std::cerr << "edgeplane " << args.command << ": " << e << "\n";
+    }
+    return 1;
+  }
+  if (args.command == "validate") {
+    return cmdValidate(args);
+  }
+  std::cerr << "edgeplane: unknown command '" << args.command << "'\n" << kUsage;
+  return 1;
+}
+
+}  // namespace
+}  // namespace edgeplane
+
+int main(int argc, char** argv) {
+  return edgeplane::run(argc, argv);
+}

@@ -1,0 +1,213 @@
+// Named network namespaces, managed the way iproute2 does: a bind mount of a netns file.
+#include "reconciler/system/netns.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+namespace edgeplane::sys {
+namespace {
+
+std::string errnoText(int err) {
+  return std::strerror(err);
+}
+
+bool validName(std::string_view name) {
+  return !name.empty() && name.size() <= 64 && name != "." && name != ".." &&
+         name.find('/') == std::string_view::npos;
+}
+
+Result<void> setLoopbackUp() {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return terminal("socket: " + errnoText(errno));
+  }
+  struct ifreq ifr {};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  int rc = ::ioctl(fd, SIOCGIFFLAGS, &ifr);
+  if (rc == 0) {
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+    rc = ::ioctl(fd, SIOCSIFFLAGS, &ifr);
+  }
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) {
+    return terminal("bring up loopback: " + errnoText(err));
+  }
+  return {};
+}
+
+// /run/netns must be a mount point with shared propagation so that namespace bind mounts
+// made here are seen by every mount namespace that shares it (iproute2 does the same).
+Result<void> prepareNetnsDir() {
+  const std::string dir = netnsDir();
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return terminal("create " + dir + ": " + errnoText(errno));
+  }
+  if (::mount("", dir.c_str(), "none", MS_SHARED | MS_REC, nullptr) == 0) {
+    return {};
+  }
+  if (errno != EINVAL) {
+    return terminal("make " + dir + " shared: " + errnoText(errno));
+  }
+  // Not a mount point yet: bind it onto itself, then make it shared.
+  if (::mount(dir.c_str(), dir.c_str(), "none", MS_BIND | MS_REC, nullptr) != 0 ||
+      ::mount("", dir.c_str(), "none", MS_SHARED | MS_REC, nullptr) != 0) {
+    return terminal("mount " + dir + ": " + errnoText(errno));
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string netnsDir() {
+  const char* dir = std::getenv("EDGEPLANE_NETNS_DIR");
+  return dir != nullptr && *dir != '\0' ? std::string(dir) : std::string("/run/netns");
+}
+
+std::string netnsPath(std::string_view name) {
+  return netnsDir() + "/" + std::string(name);
+}
+
+bool namedNetnsExists(std::string_view name) {
+  struct stat st {};
+  return validName(name) && ::stat(netnsPath(name).c_str(), &st) == 0;
+}
+
+Result<void> createNamedNetns(std::string_view name) {
+  if (!validName(name)) {
+    return terminal("invalid namespace name '" + std::string(name) + "'");
+  }
+  if (auto r = prepareNetnsDir(); !r) {
+    return r;
+  }
+  const std::string path = netnsPath(name);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  if (fd < 0) {
+    return terminal("create namespace " + std::string(name) + ": " + path + ": " +
+                    errnoText(errno));
+  }
+  ::close(fd);
+
+  // unshare() moves the calling thread, so do it on a short-lived thread of our own: the
+  // caller's namespace is never disturbed, and the new netns lives on in the bind mount.
+  Result<void> result;
+  std::thread worker([&] {
+    if (::unshare(CLONE_NEWNET) != 0) {
+      result = terminal("unshare(CLONE_NEWNET): " + errnoText(errno));
+      return;
+    }
+    const std::string self = "/proc/self/task/" + std::to_string(::syscall(SYS_gettid)) + "/ns/net";
+    if (::mount(self.c_str(), path.c_str(), "none", MS_BIND, nullptr) != 0) {
+      result = terminal("bind namespace " + std::string(name) + ": " + errnoText(errno));
+      return;
+    }
+    result = setLoopbackUp();
+  });
+  worker.join();
+  if (!result) {
+    ::umount2(path.c_str(), MNT_DETACH);
+    ::unlink(path.c_str());
+  }
+  return result;
+}
+
+Result<void> deleteNamedNetns(std::string_view name) {
+  if (!validName(name)) {
+    return terminal("invalid namespace name '" + std::string(name) + "'");
+  }
+  const std::string path = netnsPath(name);
+  if (::umount2(path.c_str(), MNT_DETACH) != 0 && errno != EINVAL) {
+    if (errno == ENOENT) {
+      return terminal("delete namespace " + std::string(name) + ": not found");
+    }
+    return terminal("unmount " + path + ": " + errnoText(errno));
+  }
+  if (::unlink(path.c_str()) != 0) {
+    return terminal("remove " + path + ": " + errnoText(errno));
+  }
+  return {};
+}
+
+std::vector<std::string> listNamedNetns() {
+  std::vector<std::string> names;
+  DIR* dir = ::opendir(netnsDir().c_str());
+  if (dir == nullptr) {
+    return names;
+  }
+  while (const dirent* e = ::readdir(dir)) {
+    std::string_view n = e->d_name;
+    if (n != "." && n != "..") {
+      names.emplace_back(n);
+    }
+  }
+  ::closedir(dir);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+int openNetnsFd(std::string_view name) {
+  if (!validName(name)) {
+    errno = EINVAL;
+    return -1;
+  }
+  return ::open(netnsPath(name).c_str(), O_RDONLY | O_CLOEXEC);
+}
+
+Result<NetnsScope> NetnsScope::enter(std::string_view name) {
+  if (name.empty()) {
+    return NetnsScope(-1, -1);
+  }
+  int target = openNetnsFd(name);
+  if (target < 0) {
+    return terminal("open namespace " + std::string(name) + ": " + errnoText(errno));
+  }
+  int original = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (original < 0) {
+    int err = errno;
+    ::close(target);
+    return terminal("open current namespace: " + errnoText(err));
+  }
+  if (::setns(target, CLONE_NEWNET) != 0) {
+    int err = errno;
+    ::close(target);
+    ::close(original);
+    return terminal("enter namespace " + std::string(name) + ": " + errnoText(err));
+  }
+  return NetnsScope(original, target);
+}
+
+NetnsScope::NetnsScope(NetnsScope&& other) noexcept
+    : original_(other.original_), target_(other.target_) {
+  other.original_ = -1;
+  other.target_ = -1;
+}
+
+NetnsScope::~NetnsScope() {
+  if (original_ >= 0) {
+    // Returning can only fail if the original namespace vanished, which it cannot while we
+    // hold its fd; abort rather than keep running in the wrong namespace.
+    if (::setns(original_, CLONE_NEWNET) != 0) {
+      std::abort();
+    }
+    ::close(original_);
+  }
+  if (target_ >= 0) {
+    ::close(target_);
+  }
+}
+
+}  // namespace edgeplane::sys
