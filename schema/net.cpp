@@ -1,0 +1,572 @@
+// Strict parsers and canonical printers for the network value types of the model.
+//
+// Every parser takes untrusted text (the loader is fuzzed), never throws, never reads past the
+// view it was given, and rejects anything it would have to guess at: an operator's typo must
+// become a diagnostic, not a silently different address.
+#include "schema/net.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cstring>
+
+namespace edgeplane {
+namespace {
+
+bool isDigit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+// A plain decimal: one or more digits, no sign, no leading zero (except "0" itself), at most
+// `maxDigits` digits so the value cannot overflow. Range checks are left to the caller.
+std::optional<uint64_t> parseDecimal(std::string_view text, size_t maxDigits) {
+  if (text.empty() || text.size() > maxDigits) {
+    return std::nullopt;
+  }
+  if (text.size() > 1 && text[0] == '0') {
+    return std::nullopt;
+  }
+  uint64_t value = 0;
+  for (char c : text) {
+    if (!isDigit(c)) {
+      return std::nullopt;
+    }
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return value;
+}
+
+std::optional<uint16_t> parsePort(std::string_view text) {
+  auto value = parseDecimal(text, 5);
+  if (!value || *value < 1 || *value > 65535) {
+    return std::nullopt;
+  }
+  return static_cast<uint16_t>(*value);
+}
+
+std::optional<IpAddress> parseV4(std::string_view text) {
+  IpAddress out;
+  out.family = IpAddress::Family::V4;
+  size_t octet = 0;
+  size_t pos = 0;
+  while (true) {
+    size_t dot = text.find('.', pos);
+    std::string_view part =
+        text.substr(pos, dot == std::string_view::npos ? std::string_view::npos : dot - pos);
+    auto value = parseDecimal(part, 3);
+    if (!value || *value > 255 || octet >= 4) {
+      return std::nullopt;
+    }
+    out.bytes[octet++] = static_cast<uint8_t>(*value);
+    if (dot == std::string_view::npos) {
+      break;
+    }
+    pos = dot + 1;
+  }
+  if (octet != 4) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+std::optional<IpAddress> parseV6(std::string_view text) {
+  // inet_pton needs a NUL-terminated string; the longest textual IPv6 address
+  // ("ffff:...:255.255.255.255") is INET6_ADDRSTRLEN - 1 characters.
+  if (text.empty() || text.size() >= INET6_ADDRSTRLEN) {
+    return std::nullopt;
+  }
+  // Only hex digits, ':' and '.' (embedded IPv4); this also rejects zone ids ("%eth0"),
+  // whitespace and embedded NULs, which would otherwise truncate the string for inet_pton.
+  for (char c : text) {
+    bool ok =
+        isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.';
+    if (!ok) {
+      return std::nullopt;
+    }
+  }
+  char buf[INET6_ADDRSTRLEN] = {};
+  std::memcpy(buf, text.data(), text.size());
+  IpAddress out;
+  out.family = IpAddress::Family::V6;
+  if (inet_pton(AF_INET6, buf, out.bytes.data()) != 1) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+// `address` with every bit past the first `length` cleared.
+IpAddress masked(const IpAddress& address, int length) {
+  IpAddress out = address;
+  for (int i = 0; i < 16; ++i) {
+    int keep = length - i * 8;  // bits of byte i that belong to the prefix
+    if (keep >= 8) {
+      continue;
+    }
+    out.bytes[static_cast<size_t>(i)] &=
+        keep <= 0 ? uint8_t{0} : static_cast<uint8_t>(0xFF << (8 - keep));
+  }
+  return out;
+}
+
+constexpr char kBase64Alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int base64Value(char c) {
+  if (c >= 'A' && c <= 'Z') {
+    return c - 'A';
+  }
+  if (c >= 'a' && c <= 'z') {
+    return c - 'a' + 26;
+  }
+  if (isDigit(c)) {
+    return c - '0' + 52;
+  }
+  if (c == '+') {
+    return 62;
+  }
+  if (c == '/') {
+    return 63;
+  }
+  return -1;
+}
+
+int hexValue(char c) {
+  if (isDigit(c)) {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
+bool isDnsLabel(std::string_view label) {
+  if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+    return false;
+  }
+  for (char c : label) {
+    // Lower case only, so that names from different files compare byte for byte.
+    if (!((c >= 'a' && c <= 'z') || isDigit(c) || c == '-')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+// IpAddress
+
+std::optional<IpAddress> IpAddress::parse(std::string_view text) {
+  // A colon can only be IPv6; otherwise it must be a dotted quad (inet_pton's AF_INET is not
+  // used: its leading-zero handling differs between libcs).
+  if (text.find(':') != std::string_view::npos) {
+    return parseV6(text);
+  }
+  return parseV4(text);
+}
+
+IpAddress IpAddress::v4(uint32_t hostOrder) {
+  IpAddress out;
+  out.family = Family::V4;
+  out.bytes[0] = static_cast<uint8_t>(hostOrder >> 24);
+  out.bytes[1] = static_cast<uint8_t>(hostOrder >> 16);
+  out.bytes[2] = static_cast<uint8_t>(hostOrder >> 8);
+  out.bytes[3] = static_cast<uint8_t>(hostOrder);
+  return out;
+}
+
+uint32_t IpAddress::v4HostOrder() const {
+  return (uint32_t{bytes[0]} << 24) | (uint32_t{bytes[1]} << 16) | (uint32_t{bytes[2]} << 8) |
+         uint32_t{bytes[3]};
+}
+
+std::string IpAddress::str() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  int af = family == Family::V4 ? AF_INET : AF_INET6;
+  if (inet_ntop(af, bytes.data(), buf, sizeof(buf)) == nullptr) {
+    return {};  // unreachable: the buffer is large enough for either family
+  }
+  return buf;
+}
+
+// IpPrefix
+
+std::optional<IpPrefix> IpPrefix::parse(std::string_view text) {
+  size_t slash = text.find('/');
+  if (slash == std::string_view::npos) {
+    return std::nullopt;  // the length is required: "10.0.0.1" is not a /32 by guesswork
+  }
+  auto address = IpAddress::parse(text.substr(0, slash));
+  auto length = parseDecimal(text.substr(slash + 1), 3);
+  if (!address || !length || *length > static_cast<uint64_t>(address->bits())) {
+    return std::nullopt;
+  }
+  return IpPrefix{*address, static_cast<uint8_t>(*length)};
+}
+
+std::string IpPrefix::str() const {
+  return address.str() + "/" + std::to_string(length);
+}
+
+IpPrefix IpPrefix::network() const {
+  return IpPrefix{masked(address, length), length};
+}
+
+bool IpPrefix::contains(const IpAddress& a) const {
+  return a.family == address.family && masked(a, length) == masked(address, length);
+}
+
+bool IpPrefix::overlaps(const IpPrefix& other) const {
+  if (other.address.family != address.family) {
+    return false;
+  }
+  // Two prefixes overlap exactly when they agree on the bits of the shorter one.
+  int shorter = length < other.length ? length : other.length;
+  return masked(address, shorter) == masked(other.address, shorter);
+}
+
+// Endpoint
+
+namespace {
+
+// Splits "[v6]:port" or "v4-or-name:port" into host text and port. The brackets are
+// mandatory around IPv6 and refused around anything else (`bracketed` tells which).
+struct HostPortText {
+  std::string_view host;
+  uint16_t port = 0;
+  bool bracketed = false;
+};
+
+std::optional<HostPortText> splitHostPort(std::string_view text) {
+  HostPortText out;
+  std::string_view rest;
+  if (!text.empty() && text.front() == '[') {
+    size_t close = text.find(']');
+    if (close == std::string_view::npos) {
+      return std::nullopt;
+    }
+    out.host = text.substr(1, close - 1);
+    out.bracketed = true;
+    rest = text.substr(close + 1);
+    if (rest.empty() || rest.front() != ':') {
+      return std::nullopt;
+    }
+    rest.remove_prefix(1);
+  } else {
+    size_t colon = text.find(':');
+    if (colon == std::string_view::npos) {
+      return std::nullopt;  // the port is required
+    }
+    out.host = text.substr(0, colon);
+    rest = text.substr(colon + 1);
+    if (out.host.find_first_of("[]") != std::string_view::npos) {
+      return std::nullopt;
+    }
+  }
+  // A second colon in the port means an unbracketed IPv6 address: rejected by parsePort.
+  auto port = parsePort(rest);
+  if (!port) {
+    return std::nullopt;
+  }
+  out.port = *port;
+  return out;
+}
+
+}  // namespace
+
+std::optional<Endpoint> Endpoint::parse(std::string_view text) {
+  auto parts = splitHostPort(text);
+  if (!parts) {
+    return std::nullopt;
+  }
+  auto address = IpAddress::parse(parts->host);
+  if (!address || (address->family == IpAddress::Family::V6) != parts->bracketed) {
+    return std::nullopt;
+  }
+  return Endpoint{*address, parts->port};
+}
+
+std::string Endpoint::str() const {
+  if (address.family == IpAddress::Family::V6) {
+    return "[" + address.str() + "]:" + std::to_string(port);
+  }
+  return address.str() + ":" + std::to_string(port);
+}
+
+// HostPort
+
+std::optional<HostPort> HostPort::parse(std::string_view text) {
+  auto parts = splitHostPort(text);
+  if (!parts) {
+    return std::nullopt;
+  }
+  // IP literals are stored in canonical form ("FD00:0::1" -> "fd00::1") so that a desired
+  // endpoint compares equal to the one the kernel reports back.
+  if (auto address = IpAddress::parse(parts->host)) {
+    if ((address->family == IpAddress::Family::V6) != parts->bracketed) {
+      return std::nullopt;
+    }
+    return HostPort{address->str(), parts->port};
+  }
+  if (parts->bracketed || !isValidDnsName(parts->host, false)) {
+    return std::nullopt;
+  }
+  return HostPort{std::string(parts->host), parts->port};
+}
+
+std::string HostPort::str() const {
+  if (host.find(':') != std::string::npos) {
+    return "[" + host + "]:" + std::to_string(port);
+  }
+  return host + ":" + std::to_string(port);
+}
+
+// PortRange
+
+std::optional<PortRange> PortRange::parse(std::string_view text) {
+  size_t dash = text.find('-');
+  if (dash == std::string_view::npos) {
+    auto port = parsePort(text);
+    if (!port) {
+      return std::nullopt;
+    }
+    return PortRange{*port, *port};
+  }
+  auto first = parsePort(text.substr(0, dash));
+  auto last = parsePort(text.substr(dash + 1));  // a second '-' fails here
+  if (!first || !last || *first > *last) {
+    return std::nullopt;
+  }
+  return PortRange{*first, *last};
+}
+
+std::string PortRange::str() const {
+  if (first == last) {
+    return std::to_string(first);
+  }
+  return std::to_string(first) + "-" + std::to_string(last);
+}
+
+// Duration
+
+namespace {
+constexpr int64_t kMsPerSecond = 1000;
+constexpr int64_t kMsPerMinute = 60 * kMsPerSecond;
+constexpr int64_t kMsPerHour = 60 * kMsPerMinute;
+// Longest accepted duration: 7 days. Every timeout and interval in the model is far shorter,
+// so anything longer is a typo; the bound also keeps every arithmetic step far from overflow.
+constexpr int64_t kMaxDurationMs = 7 * 24 * kMsPerHour;
+}  // namespace
+
+std::optional<Duration> parseDuration(std::string_view text) {
+  size_t unitStart = 0;
+  while (unitStart < text.size() && isDigit(text[unitStart])) {
+    ++unitStart;
+  }
+  std::string_view unit = text.substr(unitStart);
+  int64_t scale = 0;
+  if (unit == "ms") {
+    scale = 1;
+  } else if (unit == "s") {
+    scale = kMsPerSecond;
+  } else if (unit == "m") {
+    scale = kMsPerMinute;
+  } else if (unit == "h") {
+    scale = kMsPerHour;
+  } else {
+    return std::nullopt;  // no unit, an unknown unit, or stray characters
+  }
+  // 10 digits: at most 9'999'999'999 * kMsPerHour ~ 3.6e16, well inside int64.
+  auto count = parseDecimal(text.substr(0, unitStart), 10);
+  if (!count || *count == 0) {
+    return std::nullopt;
+  }
+  int64_t ms = static_cast<int64_t>(*count) * scale;
+  if (ms > kMaxDurationMs) {
+    return std::nullopt;
+  }
+  return Duration{ms};
+}
+
+std::string formatDuration(Duration d) {
+  int64_t ms = d.count();
+  if (ms == 0) {
+    return "0ms";
+  }
+  if (ms % kMsPerHour == 0) {
+    return std::to_string(ms / kMsPerHour) + "h";
+  }
+  if (ms % kMsPerMinute == 0) {
+    return std::to_string(ms / kMsPerMinute) + "m";
+  }
+  if (ms % kMsPerSecond == 0) {
+    return std::to_string(ms / kMsPerSecond) + "s";
+  }
+  return std::to_string(ms) + "ms";
+}
+
+// RateLimit
+
+std::optional<RateLimit> RateLimit::parse(std::string_view text) {
+  size_t slash = text.find('/');
+  if (slash == std::string_view::npos) {
+    return std::nullopt;
+  }
+  auto count = parseDecimal(text.substr(0, slash), 10);
+  if (!count || *count < 1 || *count > 1'000'000'000) {
+    return std::nullopt;
+  }
+  // One spelling per period ("second", never "s" or "sec"), so configs read alike.
+  std::string_view period = text.substr(slash + 1);
+  std::chrono::seconds seconds{0};
+  if (period == "second") {
+    seconds = std::chrono::seconds{1};
+  } else if (period == "minute") {
+    seconds = std::chrono::minutes{1};
+  } else if (period == "hour") {
+    seconds = std::chrono::hours{1};
+  } else {
+    return std::nullopt;
+  }
+  return RateLimit{static_cast<uint32_t>(*count), seconds};
+}
+
+std::string RateLimit::str() const {
+  std::string out = std::to_string(count) + "/";
+  if (period == std::chrono::seconds{1}) {
+    return out + "second";
+  }
+  if (period == std::chrono::minutes{1}) {
+    return out + "minute";
+  }
+  if (period == std::chrono::hours{1}) {
+    return out + "hour";
+  }
+  // Not produced by parse(); printed readably rather than dropped.
+  return out + std::to_string(period.count()) + "s";
+}
+
+// DNS names
+
+bool isValidDnsName(std::string_view name, bool allowWildcard) {
+  // 253 is the longest name in dotted text without the root's trailing dot, which is refused.
+  if (name.empty() || name.size() > 253) {
+    return false;
+  }
+  std::string_view rest = name;
+  if (allowWildcard && rest.size() >= 2 && rest[0] == '*' && rest[1] == '.') {
+    rest.remove_prefix(2);
+  }
+  size_t labels = 0;
+  std::string_view last;
+  while (true) {
+    size_t dot = rest.find('.');
+    std::string_view label = rest.substr(0, dot);
+    if (!isDnsLabel(label)) {
+      return false;  // also an empty label: leading, trailing or doubled dots
+    }
+    ++labels;
+    last = label;
+    if (dot == std::string_view::npos) {
+      break;
+    }
+    rest.remove_prefix(dot + 1);
+  }
+  // At least two labels besides any wildcard: "localhost" and "*.com" are refused.
+  if (labels < 2) {
+    return false;
+  }
+  // An all-numeric last label would make "10.0.0.256" or "1.2.3" pass as a name.
+  for (char c : last) {
+    if (!isDigit(c)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// WgKey
+
+std::optional<WgKey> WgKey::parseBase64(std::string_view text) {
+  if (text.size() != 44 || text[43] != '=') {
+    return std::nullopt;
+  }
+  // 43 significant characters carry 258 bits; the 32-byte key uses 256 of them.
+  WgKey key;
+  uint32_t acc = 0;
+  int accBits = 0;
+  size_t out = 0;
+  for (size_t i = 0; i < 43; ++i) {
+    int v = base64Value(text[i]);
+    if (v < 0) {
+      return std::nullopt;
+    }
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    accBits += 6;
+    if (accBits >= 8) {
+      accBits -= 8;
+      key.bytes[out++] = static_cast<uint8_t>(acc >> accBits);
+      acc &= (1u << accBits) - 1;
+    }
+  }
+  // Exactly 32 bytes came out and 2 bits are left over: they must be zero, so that one key
+  // has one spelling.
+  if (out != key.bytes.size() || acc != 0) {
+    return std::nullopt;
+  }
+  return key;
+}
+
+std::string WgKey::base64() const {
+  std::string out;
+  out.reserve(44);
+  uint32_t acc = 0;
+  int accBits = 0;
+  for (uint8_t b : bytes) {
+    acc = (acc << 8) | b;
+    accBits += 8;
+    while (accBits >= 6) {
+      accBits -= 6;
+      out.push_back(kBase64Alphabet[(acc >> accBits) & 0x3F]);
+    }
+    acc &= (1u << accBits) - 1;
+  }
+  out.push_back(kBase64Alphabet[(acc << (6 - accBits)) & 0x3F]);  // 4 bits left, pad with 0s
+  out.push_back('=');
+  return out;
+}
+
+// Hex
+
+std::optional<std::array<uint8_t, 32>> parseHex32(std::string_view text) {
+  std::array<uint8_t, 32> out{};
+  if (text.size() != out.size() * 2) {
+    return std::nullopt;
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
+    int hi = hexValue(text[2 * i]);
+    int lo = hexValue(text[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      return std::nullopt;
+    }
+    out[i] = static_cast<uint8_t>((hi << 4) | lo);
+  }
+  return out;
+}
+
+std::string toHex(const uint8_t* data, size_t len) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (size_t i = 0; i < len; ++i) {
+    out.push_back(kDigits[data[i] >> 4]);
+    out.push_back(kDigits[data[i] & 0x0F]);
+  }
+  return out;
+}
+
+}  // namespace edgeplane
