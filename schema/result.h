@@ -17,7 +17,7 @@ struct Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
@@ -49,7 +49,11 @@ class [[nodiscard]] Result<void> {
   bool ok_ = true;
 };
 
-inline Error terminal(std::string message) { return Error{std::move(message), false}; }
-inline Error retryable(std::string message) { return Error{std::move(message), true}; }
+inline Error terminal(std::string message) {
+  return Error{std::move(message), false};
+}
+inline Error retryable(std::string message) {
+  return Error{std::move(message), true};
+}
 
 }  // namespace edgeplane

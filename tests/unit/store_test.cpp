@@ -1,1 +1,525 @@
+// Tests of the SQLite state store, each against a fresh temporary state directory.
+#include "schema/store.h"
+
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <fstream>
+#include <iterator>
+#include <string>
+
+namespace edgeplane {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RawCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+using RawDb = std::unique_ptr<sqlite3, RawCloser>;
+
+// A second, plain connection to the file, as another process (or the sqlite3 CLI) would have.
+RawDb rawOpen(const fs::path& db) {
+  sqlite3* raw = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(db.c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+  return RawDb(raw);
+}
+
+void rawExec(sqlite3* db, const char* sql) {
+  char* msg = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &msg), SQLITE_OK)
+      << sql << ": " << (msg != nullptr ? msg : "");
+  sqlite3_free(msg);
+}
+
+void rawExec(const fs::path& dbPath, const char* sql) {
+  rawExec(rawOpen(dbPath).get(), sql);
+}
+
+// The first column of the first row, as text ("" when there is no row).
+std::string rawQuery(const fs::path& dbPath, const char* sql) {
+  RawDb db = rawOpen(dbPath);
+  sqlite3_stmt* stmt = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db.get(), sql, -1, &stmt, nullptr), SQLITE_OK) << sql;
+  std::string out;
+  if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr) {
+    out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+  }
+  sqlite3_finalize(stmt);
+  return out;
+}
+
+std::string readFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+const std::string kHashA(64, 'a');
+const std::string kHashB(64, 'b');
+const std::string kHashC(64, 'c');
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "edgeplane-store-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    tmp_ = tmpl;
+    stateDir_ = tmp_ / "state";
+    dbPath_ = stateDir_ / "state.db";
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(tmp_, ec);
+  }
+
+  std::unique_ptr<Store> open(const StoreOptions& options = {}) {
+    auto store = Store::open(stateDir_, options);
+    EXPECT_TRUE(store.ok()) << (store.ok() ? "" : store.error().message);
+    return store.ok() ? std::move(store).value() : nullptr;
+  }
+
+  fs::path tmp_;
+  fs::path stateDir_;
+  fs::path dbPath_;
+};
+
+TEST_F(StoreTest, FreshOpenCreatesPrivateStoreInWalMode) {
+  ASSERT_FALSE(fs::exists(stateDir_));
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+
+  EXPECT_EQ(fs::status(stateDir_).permissions(), fs::perms::owner_all);
+  EXPECT_EQ(fs::status(dbPath_).permissions(), fs::perms::owner_read | fs::perms::owner_write);
+  const fs::path wal = dbPath_.string() + "-wal";
+  ASSERT_TRUE(fs::exists(wal));
+  EXPECT_EQ(fs::status(wal).permissions(), fs::perms::owner_read | fs::perms::owner_write);
+
+  EXPECT_EQ(rawQuery(dbPath_, "PRAGMA journal_mode"), "wal");
+  EXPECT_GE(Store::knownSchemaVersion(), 1);
+  EXPECT_EQ(store->schemaVersion(), Store::knownSchemaVersion());
+  EXPECT_EQ(rawQuery(dbPath_, "PRAGMA user_version"), std::to_string(Store::knownSchemaVersion()));
+  EXPECT_EQ(store->path(), dbPath_);
+
+  auto generation = store->latestGeneration();
+  ASSERT_TRUE(generation.ok());
+  EXPECT_EQ(*generation, 0);
+  auto runs = store->recentRuns(10);
+  ASSERT_TRUE(runs.ok());
+  EXPECT_TRUE(runs->empty());
+}
+
+TEST_F(StoreTest, ReopenKeepsDataAndAppliesNothing) {
+  int64_t runId = 0;
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    auto run = store->beginRun({"0123abcd", "https://git.example.com/edge.git main", 1000});
+    ASSERT_TRUE(run.ok()) << run.error().message;
+    runId = *run;
+    ASSERT_TRUE(store->putOwned("namespace", "tenant-a", R"({"uplink":"100.64.0.0/31"})", 1000));
+  }
+  const std::string schemaCookie = rawQuery(dbPath_, "PRAGMA schema_version");
+  const std::string userVersion = rawQuery(dbPath_, "PRAGMA user_version");
+
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->schemaVersion(), Store::knownSchemaVersion());
+  // schema_version counts every schema change: no migration ran again.
+  EXPECT_EQ(rawQuery(dbPath_, "PRAGMA schema_version"), schemaCookie);
+  EXPECT_EQ(rawQuery(dbPath_, "PRAGMA user_version"), userVersion);
+
+  auto runs = store->recentRuns(10);
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 1u);
+  EXPECT_EQ(runs->front().id, runId);
+  EXPECT_EQ(runs->front().commitId, "0123abcd");
+  auto owned = store->getOwned("namespace", "tenant-a");
+  ASSERT_TRUE(owned.ok());
+  ASSERT_TRUE(owned->has_value());
+  EXPECT_EQ((*owned)->data, R"({"uplink":"100.64.0.0/31"})");
+}
+
+TEST_F(StoreTest, RefusesNewerSchemaWithoutTouchingTheFile) {
+  ASSERT_NE(open(), nullptr);
+  const int newer = Store::knownSchemaVersion() + 1;
+  const std::string bump = "PRAGMA user_version = " + std::to_string(newer);
+  rawExec(dbPath_, bump.c_str());
+  const std::string before = readFile(dbPath_);
+  ASSERT_FALSE(before.empty());
+
+  auto store = Store::open(stateDir_);
+  ASSERT_FALSE(store.ok());
+  const Error& error = store.error();
+  EXPECT_FALSE(error.retryable);
+  EXPECT_TRUE(contains(error.message, dbPath_.string())) << error.message;
+  EXPECT_TRUE(contains(error.message, "schema version " + std::to_string(newer))) << error.message;
+  EXPECT_TRUE(contains(error.message, "(" + std::to_string(Store::knownSchemaVersion()) + ")"))
+      << error.message;
+  EXPECT_TRUE(contains(error.message, "--state-dir")) << error.message;
+
+  EXPECT_EQ(readFile(dbPath_), before);
+  EXPECT_EQ(rawQuery(dbPath_, "PRAGMA user_version"), std::to_string(newer));
+}
+
+TEST_F(StoreTest, OpenRefusesAStateDirThatIsAFile) {
+  std::ofstream(stateDir_) << "not a directory";
+  auto store = Store::open(stateDir_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_FALSE(store.error().retryable);
+  EXPECT_TRUE(contains(store.error().message, "not a directory")) << store.error().message;
+}
+
+TEST_F(StoreTest, RunsRoundTripWithOpsNewestFirst) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+
+  auto first = store->beginRun({"c0ffee", "git main", 1000});
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  const OpOutcome create{1, OpAction::Create, "namespace", "tenant-a", true, std::nullopt};
+  const OpOutcome update{2, OpAction::Update, "forward", "vm-ssh", false, "netlink: EPERM"};
+  const OpOutcome remove{3, OpAction::Delete, "site", "old-web", true, std::nullopt};
+  // Recorded out of plan order: runOps returns them by seq.
+  ASSERT_TRUE(store->recordOp(*first, update));
+  ASSERT_TRUE(store->recordOp(*first, create));
+  ASSERT_TRUE(store->recordOp(*first, remove));
+  const RunFinish finish{1500, RunResult::Partial, "1 added, 1 destroyed, 1 failed",
+                         RunCounts{1, 0, 1, 1}};
+  ASSERT_TRUE(store->finishRun(*first, finish));
+
+  auto second = store->beginRun({std::nullopt, "/etc/edgeplane/config", 2000});
+  ASSERT_TRUE(second.ok());
+  EXPECT_GT(*second, *first);
+
+  auto runs = store->recentRuns(10);
+  ASSERT_TRUE(runs.ok()) << runs.error().message;
+  ASSERT_EQ(runs->size(), 2u);
+  const ApplyRun& running = (*runs)[0];
+  EXPECT_EQ(running.id, *second);
+  EXPECT_EQ(running.commitId, std::nullopt);
+  EXPECT_EQ(running.configSource, "/etc/edgeplane/config");
+  EXPECT_EQ(running.startedAt, 2000);
+  EXPECT_EQ(running.finishedAt, std::nullopt);
+  EXPECT_EQ(running.result, RunResult::Running);
+  EXPECT_EQ(running.summary, "");
+  EXPECT_EQ(running.counts, RunCounts{});
+  const ApplyRun& done = (*runs)[1];
+  EXPECT_EQ(done.id, *first);
+  EXPECT_EQ(done.commitId, "c0ffee");
+  EXPECT_EQ(done.finishedAt, 1500);
+  EXPECT_EQ(done.result, RunResult::Partial);
+  EXPECT_EQ(done.summary, finish.summary);
+  EXPECT_EQ(done.counts, finish.counts);
+
+  auto limited = store->recentRuns(1);
+  ASSERT_TRUE(limited.ok());
+  ASSERT_EQ(limited->size(), 1u);
+  EXPECT_EQ(limited->front().id, *second);
+
+  auto ops = store->runOps(*first);
+  ASSERT_TRUE(ops.ok()) << ops.error().message;
+  EXPECT_EQ(*ops, (std::vector<OpOutcome>{create, update, remove}));
+  auto none = store->runOps(*second);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+
+  EXPECT_EQ(toString(RunResult::Refused), "refused");
+  EXPECT_EQ(toString(OpAction::Delete), "delete");
+}
+
+TEST_F(StoreTest, RunMisuseIsRejected) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  auto run = store->beginRun({std::nullopt, "dir", 1});
+  ASSERT_TRUE(run.ok());
+  const OpOutcome op{1, OpAction::Create, "namespace", "a", true, std::nullopt};
+  ASSERT_TRUE(store->recordOp(*run, op));
+
+  auto duplicate = store->recordOp(*run, op);
+  ASSERT_FALSE(duplicate.ok());
+  EXPECT_FALSE(duplicate.error().retryable);
+  EXPECT_FALSE(store->recordOp(*run + 100, op).ok());  // no such run: foreign key
+  EXPECT_FALSE(store->finishRun(*run + 100, {2, RunResult::Ok, "", {}}).ok());
+  EXPECT_FALSE(store->finishRun(*run, {2, RunResult::Running, "", {}}).ok());
+  EXPECT_FALSE(store->finishRun(*run, {2, RunResult::Ok, "", RunCounts{-1, 0, 0, 0}}).ok());
+}
+
+TEST_F(StoreTest, OwnedPutUpdateRemoveList) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->putOwned("namespace", "tenant-b", R"({"uplink":"100.64.0.2/31"})", 10));
+  ASSERT_TRUE(store->putOwned("namespace", "tenant-a", R"({"uplink":"100.64.0.0/31"})", 11));
+  ASSERT_TRUE(store->putOwned("link", "ep-tenant-a", "{}", 12));
+
+  auto all = store->listOwned(std::nullopt);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0], (OwnedResource{"link", "ep-tenant-a", "{}", 12}));
+  EXPECT_EQ((*all)[1].name, "tenant-a");
+  EXPECT_EQ((*all)[2].name, "tenant-b");
+  auto namespaces = store->listOwned("namespace");
+  ASSERT_TRUE(namespaces.ok());
+  ASSERT_EQ(namespaces->size(), 2u);
+
+  // An update bumps updated_at; a put of the same data is not a change.
+  ASSERT_TRUE(store->putOwned("namespace", "tenant-a", R"({"uplink":"100.64.0.4/31"})", 20));
+  ASSERT_TRUE(store->putOwned("namespace", "tenant-a", R"({"uplink":"100.64.0.4/31"})", 30));
+  auto got = store->getOwned("namespace", "tenant-a");
+  ASSERT_TRUE(got.ok());
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->data, R"({"uplink":"100.64.0.4/31"})");
+  EXPECT_EQ((*got)->updatedAt, 20);
+
+  auto missing = store->getOwned("namespace", "nope");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+
+  ASSERT_TRUE(store->removeOwned("namespace", "tenant-a"));
+  ASSERT_TRUE(store->removeOwned("namespace", "tenant-a"));  // absent: still fine
+  auto after = store->listOwned("namespace");
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ(after->front().name, "tenant-b");
+
+  auto bad = store->putOwned("namespace", "broken", "{not json", 40);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_FALSE(bad.error().retryable);
+  auto broken = store->getOwned("namespace", "broken");
+  ASSERT_TRUE(broken.ok());
+  EXPECT_FALSE(broken->has_value());
+
+  // An empty string_view (null data pointer) is stored as '', not NULL.
+  ASSERT_TRUE(store->putOwned("marker", std::string_view(), "[]", 50));
+  auto empty = store->getOwned("marker", "");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->has_value());
+}
+
+TEST_F(StoreTest, SnapshotGenerationsIncreaseAndSurvivePruning) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  auto empty = store->latestSnapshot();
+  ASSERT_TRUE(empty.ok());
+  EXPECT_FALSE(empty->has_value());
+
+  auto run = store->beginRun({std::nullopt, "dir", 1});
+  ASSERT_TRUE(run.ok());
+  int64_t previous = 0;
+  for (int i = 1; i <= 25; ++i) {
+    const std::string body = R"({"n":)" + std::to_string(i) + "}";
+    auto generation =
+        store->writeSnapshot(body, 100 + i, i == 25 ? std::optional(*run) : std::nullopt);
+    ASSERT_TRUE(generation.ok()) << generation.error().message;
+    EXPECT_GT(*generation, previous);
+    previous = *generation;
+  }
+  EXPECT_EQ(previous, 25);
+
+  auto latestGeneration = store->latestGeneration();
+  ASSERT_TRUE(latestGeneration.ok());
+  EXPECT_EQ(*latestGeneration, 25);
+  auto latest = store->latestSnapshot();
+  ASSERT_TRUE(latest.ok());
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->generation, 25);
+  EXPECT_EQ((*latest)->createdAt, 125);
+  EXPECT_EQ((*latest)->runId, *run);
+  EXPECT_EQ((*latest)->body, R"({"n":25})");
+  EXPECT_EQ(rawQuery(dbPath_, "SELECT count(*) FROM proxy_snapshots"), "20");
+  EXPECT_EQ(rawQuery(dbPath_, "SELECT min(generation) FROM proxy_snapshots"), "6");
+
+  // Even with every row gone, a generation number is never handed out twice.
+  rawExec(dbPath_, "DELETE FROM proxy_snapshots");
+  auto next = store->writeSnapshot("{}", 200, std::nullopt);
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(*next, 26);
+
+  auto bad = store->writeSnapshot("{oops", 300, std::nullopt);
+  ASSERT_FALSE(bad.ok());
+  auto unchanged = store->latestGeneration();
+  ASSERT_TRUE(unchanged.ok());
+  EXPECT_EQ(*unchanged, 26);
+}
+
+TEST_F(StoreTest, ApiKeySyncKeepsUsageOfKeptKeysOnly) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  std::string upperB = kHashB;
+  upperB[0] = 'B';
+  const ApiKeyRecord a{"k-a", "Ping worker #1", kHashA, {"ping", "pong"}, "worker", true};
+  const ApiKeyRecord b{"k-b", "Admin", upperB, {}, "admin", true};
+  const ApiKeyRecord c{"k-c", "Leaving", kHashC, {"we\"ird\\gw"}, "worker", true};
+  ASSERT_TRUE(store->syncApiKeys({c, a, b}, 100));
+
+  auto listed = store->listApiKeys();
+  ASSERT_TRUE(listed.ok()) << listed.error().message;
+  ASSERT_EQ(listed->size(), 3u);
+  EXPECT_EQ(static_cast<const ApiKeyRecord&>((*listed)[0]), a);
+  EXPECT_EQ((*listed)[0].updatedAt, 100);
+  EXPECT_EQ((*listed)[1].sha256, kHashB);  // stored lower-case
+  EXPECT_TRUE((*listed)[1].gateways.empty());
+  EXPECT_EQ((*listed)[2].gateways, std::vector<std::string>{"we\"ird\\gw"});
+
+  auto recorded = store->addUsage("k-a", 3, 150);
+  ASSERT_TRUE(recorded.ok()) << recorded.error().message;
+  EXPECT_TRUE(*recorded);
+  ASSERT_TRUE(store->addUsage("k-a", 2, 140));  // an older timestamp does not go back
+  ASSERT_TRUE(store->addUsage("k-b", 1, 160));
+  ASSERT_TRUE(store->addUsage("k-c", 7, 170));
+  auto unknown = store->addUsage("k-zz", 1, 180);
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_FALSE(*unknown);
+  EXPECT_FALSE(store->addUsage("k-a", -1, 180).ok());
+
+  // Re-sync: a unchanged, b changed, c removed, d added.
+  ApiKeyRecord b2 = b;
+  b2.enabled = false;
+  const ApiKeyRecord d{"k-d", "New", kHashC, {"ping"}, "worker", true};
+  ASSERT_TRUE(store->syncApiKeys({a, b2, d}, 200));
+
+  listed = store->listApiKeys();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 3u);
+  EXPECT_EQ((*listed)[0].id, "k-a");
+  EXPECT_EQ((*listed)[0].updatedAt, 100);
+  EXPECT_EQ((*listed)[1].id, "k-b");
+  EXPECT_FALSE((*listed)[1].enabled);
+  EXPECT_EQ((*listed)[1].updatedAt, 200);
+  EXPECT_EQ((*listed)[2].id, "k-d");
+
+  auto usageA = store->usage("k-a");
+  ASSERT_TRUE(usageA.ok());
+  ASSERT_TRUE(usageA->has_value());
+  EXPECT_EQ((*usageA)->requestCount, 5);
+  EXPECT_EQ((*usageA)->lastUsedAt, 150);
+  auto usageB = store->usage("k-b");
+  ASSERT_TRUE(usageB.ok());
+  ASSERT_TRUE(usageB->has_value());
+  EXPECT_EQ((*usageB)->requestCount, 1);
+  auto usageC = store->usage("k-c");
+  ASSERT_TRUE(usageC.ok());
+  EXPECT_FALSE(usageC->has_value());
+  auto usageD = store->usage("k-d");
+  ASSERT_TRUE(usageD.ok());
+  EXPECT_FALSE(usageD->has_value());  // never used
+
+  // Invalid input changes nothing.
+  EXPECT_FALSE(store->syncApiKeys({a, a}, 300).ok());
+  ApiKeyRecord badHash = d;
+  badHash.sha256 = "abc";
+  EXPECT_FALSE(store->syncApiKeys({badHash}, 300).ok());
+  listed = store->listApiKeys();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 3u);
+
+  ASSERT_TRUE(store->syncApiKeys({}, 400));
+  listed = store->listApiKeys();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_TRUE(listed->empty());
+  EXPECT_EQ(rawQuery(dbPath_, "SELECT count(*) FROM api_key_usage"), "0");
+}
+
+TEST_F(StoreTest, TrafficSinceFilters) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  const TrafficSample s1{"site/web", 100, 10, 20, 1};
+  const TrafficSample s2{"passthrough/secure", 200, 30, 40, 2};
+  const TrafficSample s3{"site/web", 300, 50, 60, 3};
+  ASSERT_TRUE(store->addTraffic(s3));
+  ASSERT_TRUE(store->addTraffic(s1));
+  ASSERT_TRUE(store->addTraffic(s2));
+
+  auto since = store->trafficSince(200);
+  ASSERT_TRUE(since.ok()) << since.error().message;
+  EXPECT_EQ(*since, (std::vector<TrafficSample>{s2, s3}));
+  auto none = store->trafficSince(301);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+
+  auto pruned = store->pruneTrafficBefore(200);
+  ASSERT_TRUE(pruned.ok());
+  EXPECT_EQ(*pruned, 1);
+  auto all = store->trafficSince(0);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(*all, (std::vector<TrafficSample>{s2, s3}));
+}
+
+TEST_F(StoreTest, RolledBackTransactionLeavesNothing) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  auto failed = store->transaction([&]() -> Result<void> {
+    if (auto r = store->putOwned("namespace", "tenant-a", "{}", 1); !r) {
+      return r;
+    }
+    if (auto r = store->writeSnapshot("{}", 1, std::nullopt); !r) {
+      return r.error();
+    }
+    if (auto r = store->beginRun({std::nullopt, "dir", 1}); !r) {
+      return r.error();
+    }
+    return terminal("driver failed");
+  });
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().message, "driver failed");
+
+  auto owned = store->listOwned(std::nullopt);
+  ASSERT_TRUE(owned.ok());
+  EXPECT_TRUE(owned->empty());
+  auto runs = store->recentRuns(10);
+  ASSERT_TRUE(runs.ok());
+  EXPECT_TRUE(runs->empty());
+  auto generation = store->latestGeneration();
+  ASSERT_TRUE(generation.ok());
+  EXPECT_EQ(*generation, 0);
+
+  // A committed transaction keeps everything; its value is passed through. The rolled-back
+  // one did not use up generation 1. An inner transaction that fails undoes only itself.
+  auto committed = store->transaction([&]() -> Result<int64_t> {
+    if (auto r = store->putOwned("namespace", "tenant-a", "{}", 2); !r) {
+      return r.error();
+    }
+    auto inner = store->transaction([&]() -> Result<void> {
+      if (auto r = store->putOwned("namespace", "tenant-b", "{}", 2); !r) {
+        return r;
+      }
+      return terminal("inner failed");
+    });
+    EXPECT_FALSE(inner.ok());
+    return store->writeSnapshot("{}", 2, std::nullopt);
+  });
+  ASSERT_TRUE(committed.ok()) << committed.error().message;
+  EXPECT_EQ(*committed, 1);
+  owned = store->listOwned(std::nullopt);
+  ASSERT_TRUE(owned.ok());
+  ASSERT_EQ(owned->size(), 1u);
+  EXPECT_EQ(owned->front().name, "tenant-a");
+}
+
+TEST_F(StoreTest, BusyDatabaseIsRetryable) {
+  StoreOptions options;
+  options.busyTimeout = std::chrono::milliseconds(20);
+  auto store = open(options);
+  ASSERT_NE(store, nullptr);
+
+  RawDb other = rawOpen(dbPath_);
+  rawExec(other.get(), "BEGIN IMMEDIATE");
+  auto busy = store->putOwned("namespace", "tenant-a", "{}", 1);
+  ASSERT_FALSE(busy.ok());
+  EXPECT_TRUE(busy.error().retryable) << busy.error().message;
+  auto busyTx = store->transaction([] { return Result<void>(); });
+  ASSERT_FALSE(busyTx.ok());
+  EXPECT_TRUE(busyTx.error().retryable);
+  // Readers are not blocked by a writer in WAL mode.
+  EXPECT_TRUE(store->listOwned(std::nullopt).ok());
+
+  rawExec(other.get(), "ROLLBACK");
+  EXPECT_TRUE(store->putOwned("namespace", "tenant-a", "{}", 1).ok());
+  EXPECT_TRUE(store->transaction([] { return Result<void>(); }).ok());
+}
+
+}  // namespace
+}  // namespace edgeplane

@@ -1,0 +1,245 @@
+// The state store: one SQLite database per host (apply history, owned resources, proxy snapshots,
+// API-key verifiers, usage, traffic).
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "schema/result.h"
+
+struct sqlite3;
+
+namespace edgeplane {
+
+// ---- apply history ----
+
+enum class RunResult : uint8_t { Running, Ok, Partial, Failed, Refused };
+enum class OpAction : uint8_t { Create, Update, Delete };
+
+// The stored spelling: "running", "ok", ... / "create", "update", "delete".
+std::string_view toString(RunResult r);
+std::string_view toString(OpAction a);
+
+struct RunStart {
+  std::optional<std::string> commitId;  // unset for a plain --config directory
+  std::string configSource;             // repository URL + ref, or the config directory
+  int64_t startedAt = 0;                // unix ms
+};
+
+struct RunCounts {
+  int64_t added = 0;
+  int64_t changed = 0;
+  int64_t destroyed = 0;
+  int64_t failed = 0;
+  auto operator<=>(const RunCounts&) const = default;
+};
+
+struct RunFinish {
+  int64_t finishedAt = 0;  // unix ms
+  RunResult result = RunResult::Ok;
+  std::string summary;
+  RunCounts counts;
+};
+
+struct ApplyRun {
+  int64_t id = 0;
+  std::optional<std::string> commitId;
+  std::string configSource;
+  int64_t startedAt = 0;
+  std::optional<int64_t> finishedAt;  // unset while running (or if the run died)
+  RunResult result = RunResult::Running;
+  std::string summary;
+  RunCounts counts;
+};
+
+// One plan operation's outcome. `seq` is the operation's position in the plan, unique per run.
+struct OpOutcome {
+  int64_t seq = 0;
+  OpAction action = OpAction::Create;
+  std::string kind;
+  std::string name;
+  bool ok = false;
+  std::optional<std::string> error;
+  auto operator<=>(const OpOutcome&) const = default;
+};
+
+// ---- owned resources, snapshots ----
+
+struct OwnedResource {
+  std::string kind;
+  std::string name;
+  std::string data;  // JSON, written and read by the reconciler
+  int64_t updatedAt = 0;
+  auto operator<=>(const OwnedResource&) const = default;
+};
+
+struct Snapshot {
+  int64_t generation = 0;  // strictly increasing, never reused
+  int64_t createdAt = 0;
+  std::optional<int64_t> runId;
+  std::string body;  // JSON
+};
+
+// ---- API keys, usage, traffic ----
+
+struct ApiKeyRecord {
+  std::string id;  // public id
+  std::string name;
+  std::string sha256;  // 64 hex digits: the verifier, never the key; stored lower-case
+  std::vector<std::string> gateways;
+  std::string role;  // "worker" | "admin"
+  bool enabled = true;
+  auto operator<=>(const ApiKeyRecord&) const = default;
+};
+
+struct StoredApiKey : ApiKeyRecord {
+  int64_t updatedAt = 0;  // when the record last changed (not when it was last synced)
+};
+
+struct ApiKeyUsage {
+  std::string keyId;
+  int64_t requestCount = 0;
+  std::optional<int64_t> lastUsedAt;
+};
+
+struct TrafficSample {
+  std::string route;
+  int64_t at = 0;  // unix ms
+  int64_t bytesIn = 0;
+  int64_t bytesOut = 0;
+  int64_t connections = 0;
+  auto operator<=>(const TrafficSample&) const = default;
+};
+
+struct StoreOptions {
+  std::chrono::milliseconds busyTimeout{5000};
+  int snapshotsKept = 20;  // proxy snapshots retained; older generations are pruned
+};
+
+// One connection to <stateDir>/state.db. Not thread-safe: each thread (and each process —
+// the reconciler and the proxy) opens its own Store; SQLite's WAL mode lets readers and one
+// writer proceed concurrently across them. Every method returns a Result; SQLITE_BUSY and
+// SQLITE_LOCKED errors are retryable, everything else is terminal. Times are unix
+// milliseconds passed in by the caller: the store reads no clock.
+class Store {
+ public:
+  // Creates stateDir (0700) and state.db (0600) if missing, enables WAL and foreign keys and
+  // applies pending schema migrations. A store written by a newer edgeplane is refused.
+  static Result<std::unique_ptr<Store>> open(const std::filesystem::path& stateDir,
+                                             const StoreOptions& options = {});
+
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+  Store(Store&&) = delete;
+  Store& operator=(Store&&) = delete;
+
+  int schemaVersion() const { return schemaVersion_; }
+  static int knownSchemaVersion();
+  const std::filesystem::path& path() const { return path_; }
+
+  // Runs `body` (a callable returning Result<T>) in one transaction: committed when it returns
+  // a value, rolled back when it returns an Error (which is passed through). Nests: an inner
+  // transaction is a savepoint, so its failure undoes only its own writes.
+  template <typename F>
+  requires std::invocable<F&> std::invoke_result_t<F&> transaction(F&& body);
+
+  // Apply history.
+  Result<int64_t> beginRun(const RunStart& start);
+  Result<void> recordOp(int64_t runId, const OpOutcome& op);
+  Result<void> finishRun(int64_t runId, const RunFinish& finish);
+  Result<std::vector<ApplyRun>> recentRuns(int limit) const;   // newest first
+  Result<std::vector<OpOutcome>> runOps(int64_t runId) const;  // by seq
+
+  // Resources edgeplane owns, and stable allocations, keyed by (kind, name).
+  Result<void> putOwned(std::string_view kind, std::string_view name, std::string_view dataJson,
+                        int64_t at);
+  Result<void> removeOwned(std::string_view kind, std::string_view name);  // absent is fine
+  Result<std::vector<OwnedResource>> listOwned(std::optional<std::string> kind) const;
+  Result<std::optional<OwnedResource>> getOwned(std::string_view kind, std::string_view name) const;
+
+  // Proxy snapshots. writeSnapshot returns the new generation and prunes old ones.
+  Result<int64_t> writeSnapshot(std::string_view bodyJson, int64_t at,
+                                std::optional<int64_t> runId);
+  Result<std::optional<Snapshot>> latestSnapshot() const;
+  Result<int64_t> latestGeneration() const;  // 0 when there is none
+
+  // API-key verifiers: after syncApiKeys the table equals `keys` (sorted by id when listed).
+  // Usage of kept keys is untouched; usage of removed keys is deleted with them.
+  Result<void> syncApiKeys(const std::vector<ApiKeyRecord>& keys, int64_t at);
+  Result<std::vector<StoredApiKey>> listApiKeys() const;
+  // Adds to a key's counters. Returns false (and records nothing) when the key is no longer
+  // known, e.g. a sync removed it since the proxy counted the requests.
+  Result<bool> addUsage(std::string_view keyId, int64_t requests, int64_t lastUsedAt);
+  Result<std::optional<ApiKeyUsage>> usage(std::string_view keyId) const;
+
+  // Traffic counters written by the proxy.
+  Result<void> addTraffic(const TrafficSample& sample);
+  Result<std::vector<TrafficSample>> trafficSince(int64_t at) const;  // at >= `at`, oldest first
+  Result<int64_t> pruneTrafficBefore(int64_t at);  // returns how many samples were deleted
+
+ private:
+  struct DbCloser {
+    void operator()(sqlite3* db) const;
+  };
+  // Rolls back a transaction the body left by throwing (bad_alloc): the store stays usable.
+  class TxGuard {
+   public:
+    explicit TxGuard(Store& store) : store_(store) {}
+    ~TxGuard() {
+      if (!done_) {
+        store_.rollbackTx();
+      }
+    }
+    TxGuard(const TxGuard&) = delete;
+    TxGuard& operator=(const TxGuard&) = delete;
+    void release() { done_ = true; }
+
+   private:
+    Store& store_;
+    bool done_ = false;
+  };
+
+  Store(std::filesystem::path path, std::unique_ptr<sqlite3, DbCloser> db,
+        const StoreOptions& options);
+  Result<void> configure();
+  Result<void> migrate();
+
+  Result<void> beginTx();
+  Result<void> commitTx();
+  void rollbackTx();
+
+  std::filesystem::path path_;
+  std::unique_ptr<sqlite3, DbCloser> db_;
+  StoreOptions options_;
+  int schemaVersion_ = 0;
+  int txDepth_ = 0;
+};
+
+template <typename F>
+requires std::invocable<F&> std::invoke_result_t<F&> Store::transaction(F&& body) {
+  if (auto begun = beginTx(); !begun) {
+    return begun.error();
+  }
+  TxGuard guard(*this);
+  auto result = body();
+  guard.release();
+  if (!result) {
+    rollbackTx();
+    return result;
+  }
+  if (auto committed = commitTx(); !committed) {
+    return committed.error();
+  }
+  return result;
+}
+
+}  // namespace edgeplane
