@@ -1,0 +1,267 @@
+// The executor: runs a Plan's ops in order, failing dependents of failed ops only.
+#include "reconciler/core/apply.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace edgeplane::core {
+
+size_t ApplyResult::failed() const {
+  return static_cast<size_t>(
+      std::count_if(ops.begin(), ops.end(), [](const OpResult& r) { return !r.ok; }));
+}
+
+namespace {
+
+std::string describe(const Op& op) {
+  return std::string(toString(op.kind)) + " " + op.name;
+}
+
+class Executor {
+ public:
+  Executor(const Plan& p, HostDriver& d) : p_(p), d_(d) { r_.ops.resize(p.ops.size()); }
+
+  ApplyResult run() {
+    // Pass 1: everything but nftables, in plan order.
+    for (size_t i = 0; i < p_.ops.size(); ++i) {
+      const Op& op = p_.ops[i];
+      if (op.kind == Kind::Forward || op.kind == Kind::NftTable) {
+        continue;
+      }
+      if (!depsOk(i)) {
+        continue;
+      }
+      finish(i, runOne(op));
+    }
+    // Pass 2: one sync per nftables scope, with what could be applied.
+    syncTables();
+    return std::move(r_);
+  }
+
+ private:
+  // Table ops run in pass 2, together with the forwards that depend on them, so only
+  // dependencies on other kinds are checked here.
+  bool depsOk(size_t i) {
+    for (size_t d : p_.ops[i].dependsOn) {
+      if (d < i && p_.ops[d].kind != Kind::NftTable && !r_.ops[d].ok) {
+        r_.ops[i] =
+            OpResult{false, "skipped: depends on " + describe(p_.ops[d]) + ", which failed"};
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void finish(size_t i, const Result<void>& r) {
+    r_.ops[i] = r.ok() ? OpResult{true, ""} : OpResult{false, r.error().message};
+  }
+
+  Result<void> runOne(const Op& op) {
+    switch (op.kind) {
+      case Kind::Namespace:
+        return op.action == Action::Delete ? d_.deleteNamespace(op.name)
+                                           : d_.createNamespace(op.name);
+      case Kind::Sysctl:
+        return d_.enableHostForwarding();
+      case Kind::Uplink:
+        if (op.action == Action::Delete) {
+          return d_.deleteUplink(op.name);
+        }
+        return d_.ensureUplink(p_.target.uplinks.at(op.scope));
+      case Kind::Route: {
+        auto route = std::find_if(
+            p_.target.routes.begin(), p_.target.routes.end(), [&](const RouteTarget& rt) {
+              return rt.ns == op.scope && op.name == rt.ns + " " + rt.destination.str();
+            });
+        if (op.action == Action::Delete || route == p_.target.routes.end()) {
+          auto dest = IpPrefix::parse(op.name.substr(op.scope.size() + 1));
+          if (!dest) {
+            return terminal("route op with a malformed name: " + op.name);
+          }
+          return d_.deleteRoute(op.scope, *dest);
+        }
+        return d_.replaceRoute(*route);
+      }
+      case Kind::NftTable:
+      case Kind::Forward:
+        break;
+    }
+    return terminal("unexpected op " + describe(op));
+  }
+
+  const ForwardTarget* targetForward(const std::string& name) const {
+    for (const auto& f : p_.target.forwards) {
+      if (f.name == name) {
+        return &f;
+      }
+    }
+    return nullptr;
+  }
+
+  void syncTables() {
+    // Scopes to sync: every scope a table or forward op touches.
+    std::map<std::string, std::vector<size_t>> opsByScope;  // scope -> ops that depend on it
+    std::set<std::string> deleteScopes;
+    for (size_t i = 0; i < p_.ops.size(); ++i) {
+      const Op& op = p_.ops[i];
+      if (op.kind == Kind::NftTable) {
+        if (op.action == Action::Delete) {
+          deleteScopes.insert(op.scope);
+        }
+        opsByScope[op.scope].push_back(i);
+      } else if (op.kind == Kind::Forward) {
+        opsByScope[""].push_back(i);
+        opsByScope[op.scope].push_back(i);
+        for (const auto& c : op.changes) {
+          if (c.field == "namespace" && !c.before.empty()) {
+            opsByScope[c.before].push_back(i);  // the namespace it moves away from
+          }
+        }
+      }
+    }
+    // Forwards that cannot be applied: a dependency failed. Their keys keep the old state.
+    std::set<std::string> blocked;  // forward names
+    for (size_t i = 0; i < p_.ops.size(); ++i) {
+      const Op& op = p_.ops[i];
+      if (op.kind == Kind::Forward && !depsOk(i)) {
+        blocked.insert(op.name);
+      }
+    }
+    for (const auto& [scope, ops] : opsByScope) {
+      Result<void> result;
+      const bool pruned = std::none_of(p_.target.namespaces.begin(), p_.target.namespaces.end(),
+                                       [&](const std::string& n) { return n == scope; });
+      auto tableOp = std::find_if(ops.begin(), ops.end(),
+                                  [&](size_t i) { return p_.ops[i].kind == Kind::NftTable; });
+      if (tableOp != ops.end() && !depsOk(*tableOp)) {
+        result = Error{r_.ops[*tableOp].error, false};
+      } else if (deleteScopes.count(scope) != 0) {
+        result = d_.deleteTable(scope);
+      } else if (!scope.empty() && pruned) {
+        result = Result<void>();  // the namespace (and its table) is being removed
+      } else {
+        NftTableView want = scope.empty() ? p_.target.hostTable() : p_.target.namespaceTable(scope);
+        if (!blocked.empty()) {
+          removeBlocked(scope, blocked, want);
+        }
+        result = d_.syncTable(scope, want);
+      }
+      for (size_t i : ops) {
+        const Op& op = p_.ops[i];
+        if (op.kind == Kind::Forward && blocked.count(op.name) != 0) {
+          continue;  // already failed with its dependency's reason
+        }
+        if (r_.ops[i].error.rfind("skipped:", 0) == 0) {
+          continue;
+        }
+        if (!result.ok()) {
+          r_.ops[i] = OpResult{false, result.error().message};
+        } else if (r_.ops[i].error.empty()) {
+          r_.ops[i] = OpResult{true, ""};
+        }
+      }
+    }
+  }
+
+  // Leaves the mappings of blocked forwards out of a scope's target: a new forward is not
+  // installed, and a changed one is withdrawn until its namespace or uplink is repaired
+  // (without them it could not carry traffic anyway).
+  void removeBlocked(const std::string& scope, const std::set<std::string>& blocked,
+                     NftTableView& want) {
+    for (const auto& name : blocked) {
+      const ForwardTarget* f = targetForward(name);
+      if (f == nullptr) {
+        continue;
+      }
+      want.mappings.erase(std::remove_if(want.mappings.begin(), want.mappings.end(),
+                                         [&](const PortMapping& m) {
+                                           return m.protocol == f->protocol &&
+                                                  m.port.first >= f->publicPort.first &&
+                                                  m.port.last <= f->publicPort.last &&
+                                                  (scope.empty() || f->ns == scope);
+                                         }),
+                          want.mappings.end());
+    }
+  }
+
+  const Plan& p_;
+  HostDriver& d_;
+  ApplyResult r_;
+};
+
+}  // namespace
+
+ApplyResult apply(const Plan& plan, HostDriver& driver) {
+  return Executor(plan, driver).run();
+}
+
+}  // namespace edgeplane::core
+
+namespace edgeplane::core {
+
+StoreView recordApplied(const Plan& plan, const ApplyResult& result, const StoreView& before) {
+  const Target& t = plan.target;
+  std::set<std::string> failed;   // "kind name" of failed creates/updates
+  std::set<std::string> deleted;  // "kind name" of successful deletes
+  std::set<std::string> keep;     // "kind name" of failed deletes
+  for (size_t i = 0; i < plan.ops.size(); ++i) {
+    const Op& op = plan.ops[i];
+    std::string key = std::string(toString(op.kind)) + " " + op.name;
+    bool ok = i < result.ops.size() && result.ops[i].ok;
+    if (op.action == Action::Delete) {
+      (ok ? deleted : keep).insert(key);
+    } else if (!ok) {
+      failed.insert(key);
+    }
+  }
+  StoreView out;
+  auto own = [&](std::string key) {
+    if (failed.count(key) == 0) {
+      out.applied.insert(std::move(key));
+    }
+  };
+  for (const auto& ns : t.namespaces) {
+    if (failed.count("namespace " + ns) != 0) {
+      continue;
+    }
+    own("namespace " + ns);
+    own("uplink " + ns);
+    own("nftables " + ns);
+  }
+  if (!t.namespaces.empty()) {
+    own("nftables host");
+  }
+  for (const auto& r : t.routes) {
+    own("route " + r.ns + " " + r.destination.str());
+  }
+  for (const auto& f : t.forwards) {
+    if (failed.count("forward " + f.name) == 0) {
+      out.applied.insert("forward " + f.name);
+      out.forwardNames[f.key()] = f.name;
+    }
+  }
+  for (const auto& key : keep) {
+    out.applied.insert(key);
+  }
+  // Allocations are what the target used (new ones included); a namespace whose delete
+  // failed keeps its /31 so nothing else takes it while it still exists.
+  for (const auto& [ns, u] : t.uplinks) {
+    if (out.applied.count("namespace " + ns) != 0) {
+      out.uplinkIndex[ns] = u.index;
+    }
+  }
+  for (const auto& [ns, idx] : before.uplinkIndex) {
+    if (keep.count("namespace " + ns) != 0 || keep.count("uplink " + ns) != 0) {
+      out.uplinkIndex[ns] = idx;
+    }
+  }
+  for (const auto& [key, name] : before.forwardNames) {
+    if (keep.count("forward " + name) != 0) {
+      out.forwardNames[key] = name;
+    }
+  }
+  return out;
+}
+
+}  // namespace edgeplane::core

@@ -1,0 +1,60 @@
+// Executes a Plan through a HostDriver: dependency-aware, one table sync per nftables scope.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "reconciler/core/plan.h"
+#include "schema/result.h"
+
+namespace edgeplane::core {
+
+// What apply needs from a host. The real implementation talks to the kernel
+// (reconciler/system/host_driver.h); the fake in tests/support mutates a HostState.
+class HostDriver {
+ public:
+  virtual ~HostDriver() = default;
+
+  virtual Result<HostState> observe() = 0;
+  virtual Result<void> createNamespace(const std::string& ns) = 0;
+  virtual Result<void> deleteNamespace(const std::string& ns) = 0;
+  virtual Result<void> enableHostForwarding() = 0;
+  // Converges the veth pair, its addresses, link state, the namespace's default route and
+  // its forwarding sysctl; recreates the pair if either end is missing.
+  virtual Result<void> ensureUplink(const UplinkTarget& uplink) = 0;
+  virtual Result<void> deleteUplink(const std::string& ns) = 0;
+  virtual Result<void> replaceRoute(const RouteTarget& route) = 0;
+  virtual Result<void> deleteRoute(const std::string& ns, const IpPrefix& destination) = 0;
+  // Makes edgeplane's table in `scope` ("" = host) hold exactly `table`, in one atomic batch:
+  // only the element changes when the skeleton is intact, the whole table otherwise.
+  virtual Result<void> syncTable(const std::string& scope, const NftTableView& table) = 0;
+  virtual Result<void> deleteTable(const std::string& scope) = 0;
+};
+
+struct OpResult {
+  bool ok = false;
+  std::string error;  // empty when ok
+};
+
+struct ApplyResult {
+  std::vector<OpResult> ops;  // parallel to Plan::ops
+  size_t failed() const;
+  bool ok() const { return failed() == 0; }
+};
+
+// Runs every op whose dependencies succeeded; an op whose dependency failed is failed with
+// "skipped: …" and the rest goes on. Forwards are applied as one table sync per scope after
+// namespaces, uplinks and routes, leaving the old mappings of any forward that could not be
+// applied in place.
+ApplyResult apply(const Plan& plan, HostDriver& driver);
+
+}  // namespace edgeplane::core
+
+namespace edgeplane::core {
+
+// The ownership view after an apply: every desired resource not failed counts as applied
+// (so adopted ones are owned from now on), deleted ones are forgotten, and resources whose
+// delete failed stay owned so the next run prunes them again.
+StoreView recordApplied(const Plan& plan, const ApplyResult& result, const StoreView& before);
+
+}  // namespace edgeplane::core

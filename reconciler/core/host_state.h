@@ -1,0 +1,91 @@
+// What the planner knows of a host: the observed kernel state and the store's ownership view.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "schema/model.h"
+#include "schema/net.h"
+
+namespace edgeplane::core {
+
+// Names edgeplane gives what it creates. Ownership is by these prefixes plus the store.
+inline constexpr std::string_view kNetnsPrefix = "ep-";      // /run/netns/ep-<namespace>
+inline constexpr std::string_view kHostLinkPrefix = "eph-";  // uplink, host end
+inline constexpr std::string_view kNsLinkPrefix = "epn-";    // uplink, namespace end
+inline constexpr std::string_view kWgLinkPrefix = "wg-";     // WireGuard interface
+inline constexpr std::string_view kTableName = "edgeplane";  // nftables table, family ip
+
+std::string netnsName(std::string_view ns);
+std::string hostLinkName(std::string_view ns);
+std::string nsLinkName(std::string_view ns);
+std::string wgLinkName(std::string_view ns);
+
+// One port mapping in an nftables map. Host table: public port range -> namespace uplink
+// address (port kept). Namespace table: public port -> target address and port.
+struct PortMapping {
+  Protocol protocol = Protocol::Tcp;
+  PortRange port;
+  IpAddress address;
+  std::optional<uint16_t> targetPort;
+  auto operator<=>(const PortMapping&) const = default;
+};
+
+struct NftTableView {
+  bool intact = true;  // chains and rules exactly as edgeplane builds them
+  std::vector<PortMapping> mappings;
+  bool operator==(const NftTableView&) const = default;
+};
+
+struct RouteView {
+  IpPrefix destination;
+  std::optional<IpAddress> via;
+  std::string device;
+  bool owned = false;    // carries edgeplane's route protocol
+  std::string protocol;  // "kernel", "static", "boot", "edgeplane", or a number
+  auto operator<=>(const RouteView&) const = default;
+};
+
+struct LinkView {
+  std::string name;
+  bool up = false;
+  std::vector<IpPrefix> addresses;
+  bool operator==(const LinkView&) const = default;
+};
+
+// What was observed inside one network namespace.
+struct NetnsView {
+  std::vector<LinkView> links;
+  std::vector<RouteView> routes;      // IPv4 main table
+  std::optional<NftTableView> table;  // edgeplane's table, if present
+  bool ipForward = false;
+
+  const LinkView* link(std::string_view name) const;
+  bool operator==(const NetnsView&) const = default;
+};
+
+// The observed host: its own namespace and every named namespace under /run/netns (foreign
+// ones included, with an empty view: edgeplane does not look inside what it does not own).
+struct HostState {
+  NetnsView host;
+  std::map<std::string, NetnsView, std::less<>> namespaces;  // by netns name
+  bool operator==(const HostState&) const = default;
+};
+
+// What the store says edgeplane owns and has allocated on this host.
+struct StoreView {
+  // Resources the last applies created and still own, as "<kind> <name>" (e.g.
+  // "namespace tenant-a", "forward vm-12-ssh"). A namespace with edgeplane's prefix that is
+  // not recorded here is not edgeplane's and is never deleted; a recorded resource that is
+  // missing or different is drift.
+  std::set<std::string, std::less<>> applied;
+  bool owns(std::string_view kind, std::string_view name) const;
+  std::map<std::string, uint32_t, std::less<>> uplinkIndex;      // tenant -> /31 index in the pool
+  std::map<std::string, std::string, std::less<>> forwardNames;  // "tcp/22012" -> forward name
+  bool operator==(const StoreView&) const = default;
+};
+
+}  // namespace edgeplane::core

@@ -1,0 +1,488 @@
+// The planner: compares the target with the observed host and emits ordered, typed ops.
+#include "reconciler/core/plan.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace edgeplane::core {
+
+bool StoreView::owns(std::string_view kind, std::string_view name) const {
+  return applied.count(std::string(kind) + " " + std::string(name)) != 0;
+}
+
+std::string_view toString(Action a) {
+  switch (a) {
+    case Action::Create:
+      return "create";
+    case Action::Update:
+      return "update";
+    case Action::Delete:
+      return "delete";
+  }
+  return "?";
+}
+
+std::string_view toString(Kind k) {
+  switch (k) {
+    case Kind::Namespace:
+      return "namespace";
+    case Kind::Sysctl:
+      return "sysctl";
+    case Kind::Uplink:
+      return "uplink";
+    case Kind::Route:
+      return "route";
+    case Kind::NftTable:
+      return "nftables";
+    case Kind::Forward:
+      return "forward";
+  }
+  return "?";
+}
+
+size_t Plan::count(Action a) const {
+  return static_cast<size_t>(
+      std::count_if(ops.begin(), ops.end(), [&](const Op& op) { return op.action == a; }));
+}
+
+namespace {
+
+constexpr size_t kNone = static_cast<size_t>(-1);
+
+Op makeOp(Action action, Kind kind, std::string name, std::string scope = "") {
+  Op op;
+  op.action = action;
+  op.kind = kind;
+  op.name = std::move(name);
+  op.scope = std::move(scope);
+  return op;
+}
+
+std::string prefixes(const std::vector<IpPrefix>& v) {
+  std::string out;
+  for (const auto& p : v) {
+    out += (out.empty() ? "" : ", ") + p.str();
+  }
+  return out.empty() ? "none" : out;
+}
+
+class Planner {
+ public:
+  Planner(const Target& t, const HostState& o, const StoreView& s, Plan& p)
+      : t_(t), o_(o), s_(s), p_(p) {}
+
+  void run() {
+    for (const auto& [addrNs, u] : t_.uplinks) {
+      nsByAddress_[u.nsAddress.address] = addrNs;
+    }
+    planForwardDeletes();
+    planRouteDeletes();
+    planPrune();
+    for (const auto& ns : t_.namespaces) {
+      planNamespace(ns);
+    }
+    planHostSysctl();
+    for (const auto& ns : t_.namespaces) {
+      planUplink(ns);
+    }
+    for (const auto& ns : t_.namespaces) {
+      planRoutes(ns);
+    }
+    planTables();
+    planForwards();
+    planTableElementDrift();
+  }
+
+ private:
+  size_t add(Op op) {
+    p_.ops.push_back(std::move(op));
+    return p_.ops.size() - 1;
+  }
+
+  static void dep(Op& op, size_t index) {
+    if (index != kNone) {
+      op.dependsOn.push_back(index);
+    }
+  }
+
+  size_t indexOf(const std::map<std::string, size_t, std::less<>>& m, std::string_view k) const {
+    auto it = m.find(k);
+    return it != m.end() ? it->second : kNone;
+  }
+
+  const NetnsView* view(std::string_view ns) const {
+    auto it = o_.namespaces.find(netnsName(ns));
+    return it != o_.namespaces.end() ? &it->second : nullptr;
+  }
+
+  bool desiredNs(std::string_view ns) const {
+    return std::find(t_.namespaces.begin(), t_.namespaces.end(), ns) != t_.namespaces.end();
+  }
+
+  std::string driftIf(bool owned, std::string what) const { return owned ? what : std::string(); }
+
+  // --- deletes, in reverse dependency order -------------------------------------------
+
+  void planForwardDeletes() {
+    if (!o_.host.table) {
+      return;
+    }
+    std::set<std::string> desired;
+    for (const auto& f : t_.forwards) {
+      desired.insert(f.key());
+    }
+    for (const auto& m : o_.host.table->mappings) {
+      std::string key = std::string(toString(m.protocol)) + "/" + m.port.str();
+      if (desired.count(key) != 0) {
+        continue;
+      }
+      auto name = s_.forwardNames.find(key);
+      Op op =
+          makeOp(Action::Delete, Kind::Forward, name != s_.forwardNames.end() ? name->second : key);
+      op.changes.push_back({"public_port", key, ""});
+      auto ns = observedNsOf(m.address);
+      op.changes.push_back({"namespace", ns, ""});
+      op.scope = ns;
+      touchedTables_.insert("");
+      touchedTables_.insert(ns);
+      add(std::move(op));
+    }
+  }
+
+  // The tenant whose uplink holds `addr`, as observed (falls back to the address).
+  std::string observedNsOf(const IpAddress& addr) const {
+    for (const auto& [netns, v] : o_.namespaces) {
+      for (const auto& l : v.links) {
+        for (const auto& a : l.addresses) {
+          if (a.address == addr && l.name.rfind(kNsLinkPrefix, 0) == 0) {
+            return l.name.substr(kNsLinkPrefix.size());
+          }
+        }
+      }
+    }
+    auto it = nsByAddress_.find(addr);
+    return it != nsByAddress_.end() ? it->second : addr.str();
+  }
+
+  void planRouteDeletes() {
+    for (const auto& ns : t_.namespaces) {
+      const NetnsView* v = view(ns);
+      if (v == nullptr) {
+        continue;
+      }
+      for (const auto& r : v->routes) {
+        if (!r.owned) {
+          if (r.protocol != "kernel") {
+            p_.foreign.push_back("route " + r.destination.str() +
+                                 (r.via ? " via " + r.via->str() : std::string()) +
+                                 " in namespace " + ns + " (proto " + r.protocol + ")");
+          }
+          continue;
+        }
+        if (r.destination.length == 0) {
+          continue;  // the uplink's default route
+        }
+        bool wanted = std::any_of(t_.routes.begin(), t_.routes.end(), [&](const RouteTarget& rt) {
+          return rt.ns == ns && rt.destination == r.destination;
+        });
+        if (!wanted) {
+          Op op = makeOp(Action::Delete, Kind::Route, ns + " " + r.destination.str(), ns);
+          op.changes.push_back({"via", r.via ? r.via->str() : "", ""});
+          add(std::move(op));
+        }
+      }
+    }
+  }
+
+  void planPrune() {
+    for (const auto& [netns, v] : o_.namespaces) {
+      std::string ns = netns.rfind(kNetnsPrefix, 0) == 0 ? netns.substr(kNetnsPrefix.size()) : "";
+      if (!ns.empty() && desiredNs(ns)) {
+        continue;
+      }
+      if (ns.empty() || !s_.owns("namespace", ns)) {
+        p_.foreign.push_back("namespace " + netns);
+        continue;
+      }
+      size_t uplinkOp = kNone;
+      if (o_.host.link(hostLinkName(ns)) != nullptr || v.link(nsLinkName(ns)) != nullptr) {
+        Op op = makeOp(Action::Delete, Kind::Uplink, ns, ns);
+        op.changes.push_back({"host_link", hostLinkName(ns), ""});
+        uplinkOp = add(std::move(op));
+      }
+      Op op = makeOp(Action::Delete, Kind::Namespace, ns, ns);
+      op.changes.push_back({"netns", netns, ""});
+      dep(op, uplinkOp);
+      add(std::move(op));
+    }
+  }
+
+  // --- creates and updates, in dependency order ---------------------------------------
+
+  void planNamespace(const std::string& ns) {
+    if (view(ns) != nullptr) {
+      return;
+    }
+    Op op = makeOp(Action::Create, Kind::Namespace, ns, ns);
+    op.changes.push_back({"netns", "", netnsName(ns)});
+    op.drift = driftIf(s_.owns("namespace", ns), "namespace was deleted outside edgeplane");
+    nsOps_[ns] = add(std::move(op));
+  }
+
+  void planHostSysctl() {
+    if (t_.namespaces.empty() || o_.host.ipForward) {
+      return;
+    }
+    Op op = makeOp(Action::Update, Kind::Sysctl, "host net.ipv4.ip_forward", "");
+    op.changes.push_back({"value", "0", "1"});
+    hostSysctlOp_ = add(std::move(op));
+  }
+
+  void planUplink(const std::string& ns) {
+    const UplinkTarget& u = t_.uplinks.at(ns);
+    const NetnsView* v = view(ns);
+    const LinkView* hl = o_.host.link(hostLinkName(ns));
+    const LinkView* nl = v != nullptr ? v->link(nsLinkName(ns)) : nullptr;
+    const bool owned = s_.owns("uplink", ns);
+    if (v == nullptr || hl == nullptr || nl == nullptr) {
+      Op op = makeOp(Action::Create, Kind::Uplink, ns, ns);
+      op.changes.push_back({"host", "", hostLinkName(ns) + " " + u.hostAddress.str()});
+      op.changes.push_back({"namespace", "", nsLinkName(ns) + " " + u.nsAddress.str()});
+      op.changes.push_back({"default_route", "", "via " + u.hostAddress.address.str()});
+      op.drift = driftIf(owned && v != nullptr, "uplink was deleted outside edgeplane");
+      dep(op, indexOf(nsOps_, ns));
+      dep(op, hostSysctlOp_);
+      uplinkOps_[ns] = add(std::move(op));
+      return;
+    }
+    Op op = makeOp(Action::Update, Kind::Uplink, ns, ns);
+    if (hl->addresses != std::vector<IpPrefix>{u.hostAddress}) {
+      op.changes.push_back({"host_address", prefixes(hl->addresses), u.hostAddress.str()});
+    }
+    if (nl->addresses != std::vector<IpPrefix>{u.nsAddress}) {
+      op.changes.push_back({"namespace_address", prefixes(nl->addresses), u.nsAddress.str()});
+    }
+    if (!hl->up || !nl->up) {
+      op.changes.push_back({"state", "down", "up"});
+    }
+    auto def = std::find_if(v->routes.begin(), v->routes.end(), [](const RouteView& r) {
+      return r.owned && r.destination.length == 0;
+    });
+    if (def == v->routes.end() || def->via != u.hostAddress.address) {
+      op.changes.push_back({"default_route",
+                            def == v->routes.end() ? "none" : "via " + def->via->str(),
+                            "via " + u.hostAddress.address.str()});
+    }
+    if (!v->ipForward) {
+      op.changes.push_back({"ip_forward", "0", "1"});
+    }
+    if (!op.changes.empty()) {
+      op.drift = driftIf(owned, "uplink changed outside edgeplane");
+      dep(op, hostSysctlOp_);
+      uplinkOps_[ns] = add(std::move(op));
+    }
+  }
+
+  void planRoutes(const std::string& ns) {
+    const NetnsView* v = view(ns);
+    for (const auto& rt : t_.routes) {
+      if (rt.ns != ns) {
+        continue;
+      }
+      const std::string name = ns + " " + rt.destination.str();
+      const RouteView* seen = nullptr;
+      if (v != nullptr) {
+        for (const auto& r : v->routes) {
+          if (r.owned && r.destination == rt.destination) {
+            seen = &r;
+          }
+        }
+      }
+      if (seen != nullptr && seen->via == rt.via) {
+        continue;
+      }
+      Op op = makeOp(seen == nullptr ? Action::Create : Action::Update, Kind::Route, name, ns);
+      op.changes.push_back(
+          {"via", seen == nullptr || !seen->via ? "" : seen->via->str(), rt.via.str()});
+      op.drift = driftIf(s_.owns("route", name) && v != nullptr,
+                         seen == nullptr ? "route was deleted outside edgeplane"
+                                         : "route changed outside edgeplane");
+      dep(op, indexOf(nsOps_, ns));
+      dep(op, indexOf(uplinkOps_, ns));
+      add(std::move(op));
+    }
+  }
+
+  void planTable(const std::string& scope, const std::optional<NftTableView>& seen,
+                 bool parentCreated, size_t parentOp) {
+    const std::string name = scope.empty() ? "host" : scope;
+    const NftTableView want = scope.empty() ? t_.hostTable() : t_.namespaceTable(scope);
+    if (seen && seen->intact) {
+      return;
+    }
+    Op op = makeOp(seen ? Action::Update : Action::Create, Kind::NftTable, name, scope);
+    if (seen) {
+      op.changes.push_back({"chains", "altered", "rebuilt"});
+      op.drift = "table " + std::string(kTableName) + " was changed outside edgeplane";
+    } else {
+      op.changes.push_back({"table", "", "ip " + std::string(kTableName)});
+      op.changes.push_back({"mappings", "", std::to_string(want.mappings.size())});
+      op.drift = driftIf(s_.owns("nftables", name) && !parentCreated,
+                         "table " + std::string(kTableName) + " was deleted outside edgeplane");
+    }
+    dep(op, parentOp);
+    tableOps_[scope] = add(std::move(op));
+  }
+
+  void planTables() {
+    if (!t_.namespaces.empty()) {
+      planTable("", o_.host.table, false, kNone);
+    } else if (o_.host.table) {
+      Op op = makeOp(Action::Delete, Kind::NftTable, "host", "");
+      op.changes.push_back({"table", "ip " + std::string(kTableName), ""});
+      add(std::move(op));
+    }
+    for (const auto& ns : t_.namespaces) {
+      const NetnsView* v = view(ns);
+      size_t nsOp = indexOf(nsOps_, ns);
+      planTable(ns, v != nullptr ? v->table : std::nullopt, nsOp != kNone, nsOp);
+    }
+  }
+
+  void planForwards() {
+    std::map<std::string, const PortMapping*> hostSeen;
+    if (o_.host.table) {
+      for (const auto& m : o_.host.table->mappings) {
+        hostSeen[std::string(toString(m.protocol)) + "/" + m.port.str()] = &m;
+      }
+    }
+    for (const auto& f : t_.forwards) {
+      const UplinkTarget& u = t_.uplinks.at(f.ns);
+      auto it = hostSeen.find(f.key());
+      Op op = makeOp(Action::Update, Kind::Forward, f.name, f.ns);
+      if (it == hostSeen.end()) {
+        op.action = Action::Create;
+        op.changes.push_back({"protocol", "", std::string(toString(f.protocol))});
+        op.changes.push_back({"public_port", "", f.publicPort.str()});
+        op.changes.push_back({"namespace", "", f.ns});
+        op.changes.push_back({"target", "", f.target.str()});
+        op.drift = driftIf(s_.owns("forward", f.name), "forward was removed outside edgeplane");
+      } else {
+        std::string seenNs = observedNsOf(it->second->address);
+        if (it->second->address != u.nsAddress.address) {
+          op.changes.push_back({"namespace", seenNs, f.ns});
+          touchedTables_.insert(seenNs);
+        }
+        std::string seenTarget = observedTarget(seenNs, f);
+        if (seenTarget != f.target.str()) {
+          op.changes.push_back({"target", seenTarget, f.target.str()});
+        }
+        if (op.changes.empty()) {
+          continue;
+        }
+        // The config did not move this forward if the store still has it as applied with
+        // the same key: then the difference is drift.
+        auto known = s_.forwardNames.find(f.key());
+        if (known != s_.forwardNames.end() && known->second == f.name &&
+            s_.owns("forward", f.name) && it->second->address == u.nsAddress.address) {
+          op.drift = "forward changed outside edgeplane";
+        }
+      }
+      touchedTables_.insert("");
+      touchedTables_.insert(f.ns);
+      dep(op, indexOf(nsOps_, f.ns));
+      dep(op, indexOf(uplinkOps_, f.ns));
+      dep(op, indexOf(tableOps_, ""));
+      dep(op, indexOf(tableOps_, f.ns));
+      add(std::move(op));
+    }
+  }
+
+  // How the forward's ports are mapped inside namespace `ns` now, as "addr:port" of the first
+  // port ("missing" if not, "inconsistent" if the range's ports disagree).
+  std::string observedTarget(const std::string& ns, const ForwardTarget& f) const {
+    const NetnsView* v = view(ns);
+    if (v == nullptr || !v->table) {
+      return "missing";
+    }
+    std::optional<Endpoint> first;
+    for (uint32_t p = f.publicPort.first; p <= f.publicPort.last; ++p) {
+      auto it = std::find_if(v->table->mappings.begin(), v->table->mappings.end(),
+                             [&](const PortMapping& m) {
+                               return m.protocol == f.protocol && m.port.first == p &&
+                                      m.port.last == p && m.targetPort;
+                             });
+      if (it == v->table->mappings.end()) {
+        return first ? "inconsistent" : "missing";
+      }
+      Endpoint e{it->address, static_cast<uint16_t>(*it->targetPort - (p - f.publicPort.first))};
+      if (!first) {
+        first = e;
+      } else if (*first != e) {
+        return "inconsistent";
+      }
+    }
+    return first ? first->str() : "missing";
+  }
+
+  // A table whose elements differ from the target although no forward op explains it (an
+  // element added or removed by hand) gets an op of its own, so plan and apply agree.
+  void planTableElementDrift() {
+    auto check = [&](const std::string& scope, const std::optional<NftTableView>& seen) {
+      if (!seen || !seen->intact || touchedTables_.count(scope) != 0) {
+        return;
+      }
+      const NftTableView want = scope.empty() ? t_.hostTable() : t_.namespaceTable(scope);
+      if (seen->mappings == want.mappings) {
+        return;
+      }
+      Op op = makeOp(Action::Update, Kind::NftTable, scope.empty() ? "host" : scope, scope);
+      size_t extra = 0;
+      size_t missing = 0;
+      for (const auto& m : seen->mappings) {
+        extra += std::count(want.mappings.begin(), want.mappings.end(), m) == 0 ? 1 : 0;
+      }
+      for (const auto& m : want.mappings) {
+        missing += std::count(seen->mappings.begin(), seen->mappings.end(), m) == 0 ? 1 : 0;
+      }
+      op.changes.push_back({"unexpected_elements", std::to_string(extra), "0"});
+      op.changes.push_back({"missing_elements", std::to_string(missing), "0"});
+      op.drift = "map elements changed outside edgeplane";
+      add(std::move(op));
+    };
+    if (!t_.namespaces.empty()) {
+      check("", o_.host.table);
+    }
+    for (const auto& ns : t_.namespaces) {
+      const NetnsView* v = view(ns);
+      if (v != nullptr) {
+        check(ns, v->table);
+      }
+    }
+  }
+
+  const Target& t_;
+  const HostState& o_;
+  const StoreView& s_;
+  Plan& p_;
+  std::map<IpAddress, std::string> nsByAddress_;
+  std::map<std::string, size_t, std::less<>> nsOps_;
+  std::map<std::string, size_t, std::less<>> uplinkOps_;
+  std::map<std::string, size_t, std::less<>> tableOps_;
+  std::set<std::string, std::less<>> touchedTables_;  // scopes whose elements an op changes
+  size_t hostSysctlOp_ = kNone;
+};
+
+}  // namespace
+
+Plan plan(const Target& target, const HostState& observed, const StoreView& store) {
+  Plan p;
+  p.host = target.host;
+  p.target = target;
+  Planner(target, observed, store, p).run();
+  std::sort(p.foreign.begin(), p.foreign.end());
+  return p;
+}
+
+}  // namespace edgeplane::core

@@ -1,0 +1,57 @@
+// plan(target, observed, store) -> Plan: typed operations in dependency order. Pure: no I/O.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "reconciler/core/host_state.h"
+#include "reconciler/core/target.h"
+
+namespace edgeplane::core {
+
+enum class Action : uint8_t { Create, Update, Delete };
+enum class Kind : uint8_t { Namespace, Sysctl, Uplink, Route, NftTable, Forward };
+
+std::string_view toString(Action a);
+std::string_view toString(Kind k);
+
+struct FieldChange {
+  std::string field;
+  std::string before;  // empty on create
+  std::string after;   // empty on delete
+  bool operator==(const FieldChange&) const = default;
+};
+
+struct Op {
+  Action action = Action::Create;
+  Kind kind = Kind::Namespace;
+  std::string name;   // tenant name, "host", "<tenant> <prefix>", or a forward's name
+  std::string scope;  // tenant namespace the op works in; empty for the host
+  std::vector<FieldChange> changes;
+  std::string drift;              // why an op exists although the config did not change
+  std::vector<size_t> dependsOn;  // indices into Plan::ops; a failed one fails this one
+  bool operator==(const Op&) const = default;
+};
+
+struct Plan {
+  std::string host;
+  std::vector<Op> ops;               // apply in this order
+  std::vector<std::string> foreign;  // seen and left alone
+  Target target;                     // what applying the ops converges to
+
+  size_t count(Action a) const;
+  bool empty() const { return ops.empty(); }
+};
+
+Plan plan(const Target& target, const HostState& observed, const StoreView& store);
+
+// Terraform-style text: one block per op, `+ ~ -`, changed fields, drift notes, foreign
+// resources, and the summary line. Never contains secrets (the model holds none).
+std::string renderText(const Plan& p);
+// {"host":…,"resource_changes":[{"action","kind","name","scope","changes":[…],"drift"}],
+//  "foreign":[…],"summary":{"add","change","destroy"}}
+std::string renderJson(const Plan& p);
+
+std::string jsonEscape(std::string_view s);
+
+}  // namespace edgeplane::core

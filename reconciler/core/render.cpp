@@ -1,0 +1,129 @@
+// Plan rendering: the Terraform-style text operators read and the JSON machines read.
+#include <string>
+
+#include "reconciler/core/plan.h"
+
+namespace edgeplane::core {
+namespace {
+
+char symbol(Action a) {
+  switch (a) {
+    case Action::Create:
+      return '+';
+    case Action::Update:
+      return '~';
+    case Action::Delete:
+      return '-';
+  }
+  return '?';
+}
+
+}  // namespace
+
+std::string jsonEscape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          static const char* hex = "0123456789abcdef";
+          out += "\\u00";
+          out += hex[(c >> 4) & 0xf];
+          out += hex[c & 0xf];
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+std::string renderText(const Plan& p) {
+  std::string out;
+  if (p.ops.empty()) {
+    out += "No changes. Host \"" + p.host + "\" matches the configuration.\n";
+  } else {
+    out += "edgeplane will perform the following actions on host \"" + p.host + "\":\n\n";
+    for (const auto& op : p.ops) {
+      out += "  ";
+      out += symbol(op.action);
+      out += " " + std::string(toString(op.kind)) + " " + op.name;
+      if (!op.drift.empty()) {
+        out += "  (drift: " + op.drift + ")";
+      }
+      out += "\n";
+      for (const auto& c : op.changes) {
+        out += "      " + c.field + ": ";
+        if (op.action == Action::Create) {
+          out += c.after;
+        } else if (op.action == Action::Delete) {
+          out += c.before;
+        } else {
+          out += (c.before.empty() ? "(none)" : c.before) + " → " +
+                 (c.after.empty() ? "(none)" : c.after);
+        }
+        out += "\n";
+      }
+    }
+  }
+  if (!p.foreign.empty()) {
+    out += "\nNot managed by edgeplane (seen, left alone):\n";
+    for (const auto& f : p.foreign) {
+      out += "  " + f + "\n";
+    }
+  }
+  out += "\nPlan: " + std::to_string(p.count(Action::Create)) + " to add, " +
+         std::to_string(p.count(Action::Update)) + " to change, " +
+         std::to_string(p.count(Action::Delete)) + " to destroy.\n";
+  return out;
+}
+
+std::string renderJson(const Plan& p) {
+  auto str = [](std::string_view s) { return "\"" + jsonEscape(s) + "\""; };
+  std::string out = "{\"host\":" + str(p.host) + ",\"resource_changes\":[";
+  for (size_t i = 0; i < p.ops.size(); ++i) {
+    const Op& op = p.ops[i];
+    out += i == 0 ? "" : ",";
+    out += "{\"action\":" + str(toString(op.action)) + ",\"kind\":" + str(toString(op.kind)) +
+           ",\"name\":" + str(op.name) + ",\"scope\":" + str(op.scope) + ",\"changes\":[";
+    for (size_t j = 0; j < op.changes.size(); ++j) {
+      const FieldChange& c = op.changes[j];
+      out += j == 0 ? "" : ",";
+      out += "{\"field\":" + str(c.field) +
+             ",\"before\":" + (c.before.empty() ? "null" : str(c.before)) +
+             ",\"after\":" + (c.after.empty() ? "null" : str(c.after)) + "}";
+    }
+    out += "],\"drift\":" + (op.drift.empty() ? std::string("null") : str(op.drift)) +
+           ",\"depends_on\":[";
+    for (size_t j = 0; j < op.dependsOn.size(); ++j) {
+      out += (j == 0 ? "" : ",") + std::to_string(op.dependsOn[j]);
+    }
+    out += "]}";
+  }
+  out += "],\"foreign\":[";
+  for (size_t i = 0; i < p.foreign.size(); ++i) {
+    out += (i == 0 ? "" : ",") + str(p.foreign[i]);
+  }
+  out += "],\"summary\":{\"add\":" + std::to_string(p.count(Action::Create)) +
+         ",\"change\":" + std::to_string(p.count(Action::Update)) +
+         ",\"destroy\":" + std::to_string(p.count(Action::Delete)) + "}}\n";
+  return out;
+}
+
+}  // namespace edgeplane::core

@@ -1,0 +1,142 @@
+// Desired state -> concrete target: names, /31 allocations, routes, nftables contents.
+#include "reconciler/core/target.h"
+
+#include <algorithm>
+#include <set>
+
+namespace edgeplane::core {
+
+std::string netnsName(std::string_view ns) {
+  return std::string(kNetnsPrefix) + std::string(ns);
+}
+std::string hostLinkName(std::string_view ns) {
+  return std::string(kHostLinkPrefix) + std::string(ns);
+}
+std::string nsLinkName(std::string_view ns) {
+  return std::string(kNsLinkPrefix) + std::string(ns);
+}
+std::string wgLinkName(std::string_view ns) {
+  return std::string(kWgLinkPrefix) + std::string(ns);
+}
+
+const LinkView* NetnsView::link(std::string_view name) const {
+  auto it =
+      std::find_if(links.begin(), links.end(), [&](const LinkView& l) { return l.name == name; });
+  return it != links.end() ? &*it : nullptr;
+}
+
+std::string ForwardTarget::key() const {
+  return std::string(toString(protocol)) + "/" + publicPort.str();
+}
+
+std::string ForwardTarget::describe() const {
+  return key() + " -> " + target.str() + " in " + ns;
+}
+
+NftTableView Target::hostTable() const {
+  NftTableView t;
+  for (const auto& f : forwards) {
+    auto up = uplinks.find(f.ns);
+    if (up == uplinks.end()) {
+      continue;
+    }
+    t.mappings.push_back(PortMapping{f.protocol, f.publicPort, up->second.nsAddress.address, {}});
+  }
+  std::sort(t.mappings.begin(), t.mappings.end());
+  return t;
+}
+
+NftTableView Target::namespaceTable(std::string_view ns) const {
+  NftTableView t;
+  for (const auto& f : forwards) {
+    if (f.ns != ns) {
+      continue;
+    }
+    for (uint32_t p = f.publicPort.first; p <= f.publicPort.last; ++p) {
+      auto port = static_cast<uint16_t>(p);
+      auto targetPort = static_cast<uint16_t>(f.target.port + (p - f.publicPort.first));
+      t.mappings.push_back(
+          PortMapping{f.protocol, PortRange{port, port}, f.target.address, targetPort});
+    }
+  }
+  std::sort(t.mappings.begin(), t.mappings.end());
+  return t;
+}
+
+Result<std::map<std::string, uint32_t, std::less<>>> allocateUplinks(
+    const std::vector<std::string>& namespaces,
+    const std::map<std::string, uint32_t, std::less<>>& existing, const IpPrefix& pool) {
+  const uint64_t capacity = (uint64_t{1} << (32 - pool.length)) / 2;
+  std::map<std::string, uint32_t, std::less<>> out;
+  std::set<uint32_t> used;
+  for (const auto& ns : namespaces) {
+    auto it = existing.find(ns);
+    if (it != existing.end() && it->second < capacity && used.count(it->second) == 0) {
+      out[ns] = it->second;
+      used.insert(it->second);
+    }
+  }
+  // Indices of namespaces still being pruned stay reserved until the store forgets them.
+  for (const auto& [ns, index] : existing) {
+    used.insert(index);
+  }
+  uint32_t next = 0;
+  for (const auto& ns : namespaces) {
+    if (out.count(ns) != 0) {
+      continue;
+    }
+    while (used.count(next) != 0) {
+      ++next;
+    }
+    if (next >= capacity) {
+      return terminal("uplink pool " + pool.str() + " is exhausted (" + std::to_string(capacity) +
+                      " /31 links)");
+    }
+    out[ns] = next;
+    used.insert(next);
+  }
+  return out;
+}
+
+Result<Target> buildTarget(const Desired& d, std::string_view host, const StoreView& store) {
+  Target t;
+  t.host = std::string(host);
+  IpPrefix pool = *IpPrefix::parse(kDefaultUplinkPool);
+  if (d.fleet && d.fleet->uplink_pool) {
+    pool = d.fleet->uplink_pool->network();
+  }
+  for (const auto& ns : d.namespaces) {
+    t.namespaces.push_back(ns.name);
+  }
+  std::sort(t.namespaces.begin(), t.namespaces.end());
+  auto alloc = allocateUplinks(t.namespaces, store.uplinkIndex, pool);
+  if (!alloc) {
+    return alloc.error();
+  }
+  for (const auto& [ns, index] : *alloc) {
+    uint32_t base = pool.address.v4HostOrder() + index * 2;
+    t.uplinks[ns] = UplinkTarget{ns, index, IpPrefix{IpAddress::v4(base), 31},
+                                 IpPrefix{IpAddress::v4(base + 1), 31}};
+  }
+  std::set<std::string, std::less<>> suspended;
+  for (const auto& ns : d.namespaces) {
+    if (ns.suspended) {
+      suspended.insert(ns.name);
+    }
+    for (const auto& r : ns.routes) {
+      t.routes.push_back(RouteTarget{ns.name, r.destination.network(), r.via});
+    }
+  }
+  for (const auto& f : d.forwards) {
+    if (suspended.count(f.namespace_name) != 0) {
+      continue;
+    }
+    t.forwards.push_back(
+        ForwardTarget{f.name, f.namespace_name, f.protocol, f.public_port, f.target});
+  }
+  std::sort(t.forwards.begin(), t.forwards.end(),
+            [](const ForwardTarget& a, const ForwardTarget& b) { return a.name < b.name; });
+  return t;
+}
+
+}  // namespace edgeplane::core

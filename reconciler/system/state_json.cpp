@@ -1,0 +1,296 @@
+// JSON codec for HostState + StoreView with Poco::JSON; strict about shapes and values.
+#include "reconciler/system/state_json.h"
+
+#include <Poco/Dynamic/Var.h>
+#include <Poco/Exception.h>
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+#include <Poco/JSON/Stringifier.h>
+
+#include <sstream>
+
+namespace edgeplane::sys {
+namespace {
+
+using Poco::JSON::Array;
+using Poco::JSON::Object;
+
+Object::Ptr viewToJson(const core::NetnsView& v) {
+  Object::Ptr o = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  Array::Ptr links = new Array;
+  for (const auto& l : v.links) {
+    Object::Ptr lo = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    lo->set("name", l.name);
+    lo->set("up", l.up);
+    Array::Ptr addrs = new Array;
+    for (const auto& a : l.addresses) {
+      addrs->add(a.str());
+    }
+    lo->set("addresses", addrs);
+    links->add(lo);
+  }
+  o->set("links", links);
+  Array::Ptr routes = new Array;
+  for (const auto& r : v.routes) {
+    Object::Ptr ro = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    ro->set("destination", r.destination.str());
+    if (r.via) {
+      ro->set("via", r.via->str());
+    }
+    ro->set("device", r.device);
+    ro->set("protocol", r.protocol);
+    ro->set("owned", r.owned);
+    routes->add(ro);
+  }
+  o->set("routes", routes);
+  if (v.table) {
+    Object::Ptr t = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    t->set("intact", v.table->intact);
+    Array::Ptr maps = new Array;
+    for (const auto& m : v.table->mappings) {
+      Object::Ptr mo = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+      mo->set("protocol", std::string(toString(m.protocol)));
+      mo->set("port", m.port.str());
+      mo->set("address", m.address.str());
+      if (m.targetPort) {
+        mo->set("target_port", static_cast<int>(*m.targetPort));
+      }
+      maps->add(mo);
+    }
+    t->set("mappings", maps);
+    o->set("table", t);
+  }
+  o->set("ip_forward", v.ipForward);
+  return o;
+}
+
+// Shape errors carry a JSON path so a hand-edited observed.json is easy to fix.
+struct Reader {
+  std::string error;
+
+  Object::Ptr object(const Object::Ptr& o, const std::string& key, const std::string& path,
+                     bool required) {
+    if (!o->has(key)) {
+      if (required) {
+        fail(path + "." + key + ": missing");
+      }
+      return nullptr;
+    }
+    Object::Ptr v = o->getObject(key);
+    if (!v) {
+      fail(path + "." + key + ": must be an object");
+    }
+    return v;
+  }
+  Array::Ptr array(const Object::Ptr& o, const std::string& key, const std::string& path) {
+    if (!o->has(key)) {
+      return new Array;
+    }
+    Array::Ptr v = o->getArray(key);
+    if (!v) {
+      fail(path + "." + key + ": must be an array");
+      return new Array;
+    }
+    return v;
+  }
+  std::string string(const Poco::Dynamic::Var& v, const std::string& path) {
+    if (!v.isString()) {
+      fail(path + ": must be a string");
+      return {};
+    }
+    return v.extract<std::string>();
+  }
+  bool boolean(const Object::Ptr& o, const std::string& key, const std::string& path, bool dflt) {
+    if (!o->has(key)) {
+      return dflt;
+    }
+    Poco::Dynamic::Var v = o->get(key);
+    if (!v.isBoolean()) {
+      fail(path + "." + key + ": must be true or false");
+      return dflt;
+    }
+    return v.extract<bool>();
+  }
+  template <typename T, typename Parse>
+  T parsed(const Poco::Dynamic::Var& v, const std::string& path, Parse parse,
+           std::string_view what) {
+    std::string s = string(v, path);
+    auto r = parse(s);
+    if (!r) {
+      fail(path + ": invalid " + std::string(what) + " \"" + s + "\"");
+      return T{};
+    }
+    return *r;
+  }
+  void fail(std::string message) {
+    if (error.empty()) {
+      error = std::move(message);
+    }
+  }
+
+  core::NetnsView view(const Object::Ptr& o, const std::string& path) {
+    core::NetnsView v;
+    Array::Ptr links = array(o, "links", path);
+    for (size_t i = 0; i < links->size(); ++i) {
+      std::string lp = path + ".links[" + std::to_string(i) + "]";
+      Object::Ptr lo = links->getObject(static_cast<unsigned>(i));
+      if (!lo) {
+        fail(lp + ": must be an object");
+        continue;
+      }
+      core::LinkView l;
+      l.name = string(lo->get("name"), lp + ".name");
+      l.up = boolean(lo, "up", lp, false);
+      Array::Ptr addrs = array(lo, "addresses", lp);
+      for (size_t j = 0; j < addrs->size(); ++j) {
+        l.addresses.push_back(parsed<IpPrefix>(addrs->get(static_cast<unsigned>(j)),
+                                               lp + ".addresses[" + std::to_string(j) + "]",
+                                               IpPrefix::parse, "prefix"));
+      }
+      v.links.push_back(std::move(l));
+    }
+    Array::Ptr routes = array(o, "routes", path);
+    for (size_t i = 0; i < routes->size(); ++i) {
+      std::string rp = path + ".routes[" + std::to_string(i) + "]";
+      Object::Ptr ro = routes->getObject(static_cast<unsigned>(i));
+      if (!ro) {
+        fail(rp + ": must be an object");
+        continue;
+      }
+      core::RouteView r;
+      r.destination =
+          parsed<IpPrefix>(ro->get("destination"), rp + ".destination", IpPrefix::parse, "prefix");
+      if (ro->has("via")) {
+        r.via = parsed<IpAddress>(ro->get("via"), rp + ".via", IpAddress::parse, "address");
+      }
+      if (ro->has("device")) {
+        r.device = string(ro->get("device"), rp + ".device");
+      }
+      r.protocol = ro->has("protocol") ? string(ro->get("protocol"), rp + ".protocol") : "static";
+      r.owned = boolean(ro, "owned", rp, false);
+      v.routes.push_back(std::move(r));
+    }
+    if (Object::Ptr t = object(o, "table", path, false)) {
+      core::NftTableView table;
+      table.intact = boolean(t, "intact", path + ".table", true);
+      Array::Ptr maps = array(t, "mappings", path + ".table");
+      for (size_t i = 0; i < maps->size(); ++i) {
+        std::string mp = path + ".table.mappings[" + std::to_string(i) + "]";
+        Object::Ptr mo = maps->getObject(static_cast<unsigned>(i));
+        if (!mo) {
+          fail(mp + ": must be an object");
+          continue;
+        }
+        core::PortMapping m;
+        std::string proto = string(mo->get("protocol"), mp + ".protocol");
+        if (proto != "tcp" && proto != "udp") {
+          fail(mp + ".protocol: must be tcp or udp");
+        }
+        m.protocol = proto == "udp" ? Protocol::Udp : Protocol::Tcp;
+        m.port = parsed<PortRange>(mo->get("port"), mp + ".port", PortRange::parse, "port range");
+        m.address =
+            parsed<IpAddress>(mo->get("address"), mp + ".address", IpAddress::parse, "address");
+        if (mo->has("target_port")) {
+          Poco::Dynamic::Var tp = mo->get("target_port");
+          if (!tp.isInteger() || tp.convert<int>() < 1 || tp.convert<int>() > 65535) {
+            fail(mp + ".target_port: must be a port number");
+          } else {
+            m.targetPort = static_cast<uint16_t>(tp.convert<int>());
+          }
+        }
+        table.mappings.push_back(m);
+      }
+      std::sort(table.mappings.begin(), table.mappings.end());
+      v.table = std::move(table);
+    }
+    v.ipForward = boolean(o, "ip_forward", path, false);
+    return v;
+  }
+};
+
+}  // namespace
+
+std::string toJson(const core::HostState& host, const core::StoreView& store) {
+  Object::Ptr root = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  root->set("host", viewToJson(host.host));
+  Object::Ptr namespaces = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  for (const auto& [name, v] : host.namespaces) {
+    namespaces->set(name, viewToJson(v));
+  }
+  root->set("namespaces", namespaces);
+  Object::Ptr s = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  Array::Ptr applied = new Array;
+  for (const auto& a : store.applied) {
+    applied->add(a);
+  }
+  s->set("applied", applied);
+  Object::Ptr uplinks = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  for (const auto& [ns, idx] : store.uplinkIndex) {
+    uplinks->set(ns, static_cast<int>(idx));
+  }
+  s->set("uplinks", uplinks);
+  Object::Ptr names = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  for (const auto& [key, name] : store.forwardNames) {
+    names->set(key, name);
+  }
+  s->set("forward_names", names);
+  root->set("store", s);
+  std::ostringstream out;
+  Poco::JSON::Stringifier::stringify(root, out, 2);
+  out << "\n";
+  return out.str();
+}
+
+Result<ObservedJson> observedFromJson(const std::string& text) {
+  Poco::Dynamic::Var parsed;
+  try {
+    Poco::JSON::Parser parser;
+    parsed = parser.parse(text);
+  } catch (const Poco::Exception& e) {
+    return terminal("observed state: " + e.displayText());
+  }
+  Object::Ptr root = parsed.type() == typeid(Object::Ptr) ? parsed.extract<Object::Ptr>() : nullptr;
+  if (!root) {
+    return terminal("observed state: the top level must be an object");
+  }
+  Reader r;
+  ObservedJson out;
+  if (Object::Ptr h = r.object(root, "host", "$", false)) {
+    out.host.host = r.view(h, "$.host");
+  }
+  if (Object::Ptr ns = r.object(root, "namespaces", "$", false)) {
+    for (const auto& name : ns->getNames()) {
+      Object::Ptr v = r.object(ns, name, "$.namespaces", true);
+      out.host.namespaces[name] = v ? r.view(v, "$.namespaces." + name) : core::NetnsView{};
+    }
+  }
+  if (Object::Ptr s = r.object(root, "store", "$", false)) {
+    Array::Ptr applied = r.array(s, "applied", "$.store");
+    for (size_t i = 0; i < applied->size(); ++i) {
+      out.store.applied.insert(r.string(applied->get(static_cast<unsigned>(i)),
+                                        "$.store.applied[" + std::to_string(i) + "]"));
+    }
+    if (Object::Ptr u = r.object(s, "uplinks", "$.store", false)) {
+      for (const auto& name : u->getNames()) {
+        Poco::Dynamic::Var v = u->get(name);
+        if (!v.isInteger() || v.convert<int64_t>() < 0) {
+          r.fail("$.store.uplinks." + name + ": must be a non-negative integer");
+          continue;
+        }
+        out.store.uplinkIndex[name] = static_cast<uint32_t>(v.convert<int64_t>());
+      }
+    }
+    if (Object::Ptr f = r.object(s, "forward_names", "$.store", false)) {
+      for (const auto& key : f->getNames()) {
+        out.store.forwardNames[key] = r.string(f->get(key), "$.store.forward_names." + key);
+      }
+    }
+  }
+  if (!r.error.empty()) {
+    return terminal("observed state: " + r.error);
+  }
+  return out;
+}
+
+}  // namespace edgeplane::sys

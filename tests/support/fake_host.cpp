@@ -1,0 +1,176 @@
+// In-memory HostDriver for unit tests of the planner and executor.
+#include "tests/support/fake_host.h"
+
+#include <algorithm>
+
+namespace edgeplane::testing {
+
+using core::LinkView;
+using core::NetnsView;
+
+Result<void> FakeHost::call(const std::string& what) {
+  calls.push_back(what);
+  if (failOn.count(what) != 0) {
+    return terminal(what + ": injected failure");
+  }
+  return {};
+}
+
+NetnsView* FakeHost::view(const std::string& scope) {
+  if (scope.empty()) {
+    return &state.host;
+  }
+  auto it = state.namespaces.find(core::netnsName(scope));
+  return it != state.namespaces.end() ? &it->second : nullptr;
+}
+
+Result<core::HostState> FakeHost::observe() {
+  return state;
+}
+
+Result<void> FakeHost::createNamespace(const std::string& ns) {
+  if (auto r = call("createNamespace " + ns); !r) {
+    return r;
+  }
+  if (state.namespaces.count(core::netnsName(ns)) != 0) {
+    return terminal("namespace exists");
+  }
+  state.namespaces[core::netnsName(ns)] = NetnsView{};
+  return {};
+}
+
+Result<void> FakeHost::deleteNamespace(const std::string& ns) {
+  if (auto r = call("deleteNamespace " + ns); !r) {
+    return r;
+  }
+  state.namespaces.erase(core::netnsName(ns));
+  auto& links = state.host.links;  // the veth pair dies with its namespace
+  links.erase(std::remove_if(links.begin(), links.end(),
+                             [&](const LinkView& l) { return l.name == core::hostLinkName(ns); }),
+              links.end());
+  return {};
+}
+
+Result<void> FakeHost::enableHostForwarding() {
+  if (auto r = call("enableHostForwarding"); !r) {
+    return r;
+  }
+  state.host.ipForward = true;
+  return {};
+}
+
+Result<void> FakeHost::ensureUplink(const core::UplinkTarget& u) {
+  if (auto r = call("ensureUplink " + u.ns); !r) {
+    return r;
+  }
+  NetnsView* v = view(u.ns);
+  if (v == nullptr) {
+    return terminal("no namespace " + u.ns);
+  }
+  auto setLink = [](NetnsView& nv, const std::string& name, const IpPrefix& addr) {
+    auto it = std::find_if(nv.links.begin(), nv.links.end(),
+                           [&](const LinkView& l) { return l.name == name; });
+    if (it == nv.links.end()) {
+      nv.links.push_back(LinkView{name, true, {addr}});
+    } else {
+      *it = LinkView{name, true, {addr}};
+    }
+  };
+  setLink(state.host, core::hostLinkName(u.ns), u.hostAddress);
+  setLink(*v, core::nsLinkName(u.ns), u.nsAddress);
+  auto& routes = v->routes;
+  routes.erase(std::remove_if(routes.begin(), routes.end(),
+                              [](const core::RouteView& r) { return r.destination.length == 0; }),
+               routes.end());
+  routes.push_back(core::RouteView{*IpPrefix::parse("0.0.0.0/0"), u.hostAddress.address,
+                                   core::nsLinkName(u.ns), true, "edgeplane"});
+  v->ipForward = true;
+  return {};
+}
+
+Result<void> FakeHost::deleteUplink(const std::string& ns) {
+  if (auto r = call("deleteUplink " + ns); !r) {
+    return r;
+  }
+  auto drop = [](std::vector<LinkView>& links, const std::string& name) {
+    links.erase(std::remove_if(links.begin(), links.end(),
+                               [&](const LinkView& l) { return l.name == name; }),
+                links.end());
+  };
+  drop(state.host.links, core::hostLinkName(ns));
+  if (NetnsView* v = view(ns)) {
+    drop(v->links, core::nsLinkName(ns));
+  }
+  return {};
+}
+
+Result<void> FakeHost::replaceRoute(const core::RouteTarget& rt) {
+  if (auto r = call("replaceRoute " + rt.ns + " " + rt.destination.str()); !r) {
+    return r;
+  }
+  NetnsView* v = view(rt.ns);
+  if (v == nullptr) {
+    return terminal("no namespace " + rt.ns);
+  }
+  auto& routes = v->routes;
+  routes.erase(std::remove_if(routes.begin(), routes.end(),
+                              [&](const core::RouteView& r) {
+                                return r.owned && r.destination == rt.destination;
+                              }),
+               routes.end());
+  routes.push_back(core::RouteView{rt.destination, rt.via, "", true, "edgeplane"});
+  return {};
+}
+
+Result<void> FakeHost::deleteRoute(const std::string& ns, const IpPrefix& destination) {
+  if (auto r = call("deleteRoute " + ns + " " + destination.str()); !r) {
+    return r;
+  }
+  if (NetnsView* v = view(ns)) {
+    auto& routes = v->routes;
+    routes.erase(std::remove_if(routes.begin(), routes.end(),
+                                [&](const core::RouteView& r) {
+                                  return r.owned && r.destination == destination;
+                                }),
+                 routes.end());
+  }
+  return {};
+}
+
+Result<void> FakeHost::syncTable(const std::string& scope, const core::NftTableView& table) {
+  if (auto r = call("syncTable " + (scope.empty() ? std::string("host") : scope)); !r) {
+    return r;
+  }
+  NetnsView* v = view(scope);
+  if (v == nullptr) {
+    return terminal("no namespace " + scope);
+  }
+  Sync s{scope};
+  if (!v->table || !v->table->intact) {
+    s.rebuilt = true;
+    s.added = table.mappings.size();
+  } else {
+    for (const auto& m : table.mappings) {
+      s.added += std::count(v->table->mappings.begin(), v->table->mappings.end(), m) == 0;
+    }
+    for (const auto& m : v->table->mappings) {
+      s.removed += std::count(table.mappings.begin(), table.mappings.end(), m) == 0;
+    }
+  }
+  syncs.push_back(s);
+  v->table = table;
+  v->table->intact = true;
+  return {};
+}
+
+Result<void> FakeHost::deleteTable(const std::string& scope) {
+  if (auto r = call("deleteTable " + (scope.empty() ? std::string("host") : scope)); !r) {
+    return r;
+  }
+  if (NetnsView* v = view(scope)) {
+    v->table.reset();
+  }
+  return {};
+}
+
+}  // namespace edgeplane::testing

@@ -1,0 +1,356 @@
+// Planner + executor against the in-memory host: order, idempotence, ownership, prune,
+// drift, partial failure, element-level forward changes.
+#include <gtest/gtest.h>
+
+#include "reconciler/core/apply.h"
+#include "reconciler/core/plan.h"
+#include "schema/loader.h"
+#include "schema/validate.h"
+#include "tests/support/fake_host.h"
+
+namespace edgeplane {
+namespace {
+
+using core::Action;
+using core::Kind;
+
+constexpr const char* kTwoTenants = R"(
+[fleet]
+uplink_pool = "100.64.0.0/24"
+
+[[namespace]]
+name = "a"
+[namespace.wireguard]
+address = ["10.50.0.1/24"]
+listen_port = 51820
+[[namespace.peer]]
+name = "p"
+public_key = "hxNcKbMd5XGTKrhhfFOCMyjhv1Q71Tno37EzayvVS2Y="
+allowed_ips = ["10.50.0.12/32", "10.60.0.0/16"]
+[[namespace.route]]
+destination = "10.60.0.0/16"
+via = "10.50.0.12"
+
+[[namespace]]
+name = "b"
+[namespace.wireguard]
+address = ["10.50.0.1/24"]
+listen_port = 51821
+[[namespace.peer]]
+name = "p"
+public_key = "wFxEcLX/lkRTNv1WYwDc7d2RK5LKQuKExFA7F1uGRl0="
+allowed_ips = ["10.50.0.12/32"]
+
+[[forward]]
+name = "a-ssh"
+namespace = "a"
+protocol = "tcp"
+public_port = 22001
+target = "10.50.0.12:22"
+
+[[forward]]
+name = "b-dns"
+namespace = "b"
+protocol = "udp"
+public_port = "5300-5301"
+target = "10.50.0.12:53"
+)";
+
+Desired load(const std::string& toml) {
+  Desired d;
+  Diagnostics diags;
+  loadDocument(toml, "t.toml", d, diags);
+  validate(d, diags);
+  EXPECT_TRUE(diags.empty()) << diags.format();
+  return d;
+}
+
+struct World {
+  explicit World(Desired d) : desired(std::move(d)) {}
+  Desired desired;
+  testing::FakeHost host;
+  core::StoreView store;
+
+  core::Plan plan() {
+    auto target = core::buildTarget(resolveFor(desired, "default"), "default", store);
+    EXPECT_TRUE(target.ok()) << (target.ok() ? "" : target.error().message);
+    return core::plan(*target, host.state, store);
+  }
+  core::ApplyResult apply() {
+    core::Plan p = plan();
+    core::ApplyResult r = core::apply(p, host);
+    store = core::recordApplied(p, r, store);
+    return r;
+  }
+};
+
+std::vector<std::string> opLines(const core::Plan& p) {
+  std::vector<std::string> out;
+  for (const auto& op : p.ops) {
+    out.push_back(std::string(toString(op.action)) + " " + std::string(toString(op.kind)) + " " +
+                  op.name);
+  }
+  return out;
+}
+
+TEST(Plan, FromEmptyHostCreatesEverythingInDependencyOrder) {
+  World w(load(kTwoTenants));
+  core::Plan p = w.plan();
+  EXPECT_EQ(opLines(p), (std::vector<std::string>{
+                            "create namespace a",
+                            "create namespace b",
+                            "update sysctl host net.ipv4.ip_forward",
+                            "create uplink a",
+                            "create uplink b",
+                            "create route a 10.60.0.0/16",
+                            "create nftables host",
+                            "create nftables a",
+                            "create nftables b",
+                            "create forward a-ssh",
+                            "create forward b-dns",
+                        }));
+  // The uplink of a depends on namespace a (op 0) and on forwarding (op 2).
+  EXPECT_EQ(p.ops[3].dependsOn, (std::vector<size_t>{0, 2}));
+  // The forward depends on its namespace, uplink and both tables.
+  EXPECT_EQ(p.ops[9].dependsOn, (std::vector<size_t>{0, 3, 6, 7}));
+  EXPECT_NE(core::renderText(p).find("Plan: 10 to add, 1 to change, 0 to destroy."),
+            std::string::npos);
+}
+
+TEST(Plan, UplinksGetStableSlash31sFromThePool) {
+  World w(load(kTwoTenants));
+  core::Plan p = w.plan();
+  EXPECT_EQ(p.target.uplinks.at("a").hostAddress.str(), "100.64.0.0/31");
+  EXPECT_EQ(p.target.uplinks.at("a").nsAddress.str(), "100.64.0.1/31");
+  EXPECT_EQ(p.target.uplinks.at("b").nsAddress.str(), "100.64.0.3/31");
+  ASSERT_TRUE(w.apply().ok());
+  // A namespace that sorts first does not move the existing allocations.
+  std::string more = std::string(kTwoTenants) + R"(
+[[namespace]]
+name = "0first"
+)";
+  w.desired = load(more);
+  core::Plan p2 = w.plan();
+  EXPECT_EQ(p2.target.uplinks.at("a").nsAddress.str(), "100.64.0.1/31");
+  EXPECT_EQ(p2.target.uplinks.at("b").nsAddress.str(), "100.64.0.3/31");
+  EXPECT_EQ(p2.target.uplinks.at("0first").nsAddress.str(), "100.64.0.5/31");
+}
+
+TEST(Plan, ApplyThenPlanIsEmpty) {
+  World w(load(kTwoTenants));
+  core::ApplyResult r = w.apply();
+  EXPECT_TRUE(r.ok());
+  core::Plan again = w.plan();
+  EXPECT_TRUE(again.empty()) << core::renderText(again);
+  EXPECT_NE(core::renderText(again).find("No changes."), std::string::npos);
+}
+
+TEST(Plan, ForwardRangeIsOneHostIntervalAndOneNamespaceElementPerPort) {
+  World w(load(kTwoTenants));
+  ASSERT_TRUE(w.apply().ok());
+  const auto& host = *w.host.state.host.table;
+  ASSERT_EQ(host.mappings.size(), 2u);
+  EXPECT_EQ(host.mappings[1].port.str(), "5300-5301");
+  EXPECT_EQ(host.mappings[1].address.str(), "100.64.0.3");
+  const auto& b = *w.host.state.namespaces.at("ep-b").table;
+  ASSERT_EQ(b.mappings.size(), 2u);
+  EXPECT_EQ(b.mappings[0].port.str(), "5300");
+  EXPECT_EQ(*b.mappings[0].targetPort, 53);
+  EXPECT_EQ(b.mappings[1].port.str(), "5301");
+  EXPECT_EQ(*b.mappings[1].targetPort, 54);
+}
+
+TEST(Plan, ForeignNamespacesAndRoutesAreListedAndLeftAlone) {
+  World w(load(kTwoTenants));
+  w.host.state.namespaces["blue"] = {};
+  w.host.state.namespaces["ep-stray"] = {};  // our prefix, but the store never created it
+  ASSERT_TRUE(w.apply().ok());
+  core::RouteView foreign{*IpPrefix::parse("192.168.7.0/24"), IpAddress::parse("100.64.0.0"),
+                          "epn-a", false, "static"};
+  w.host.state.namespaces["ep-a"].routes.push_back(foreign);
+  core::Plan p = w.plan();
+  EXPECT_TRUE(p.empty()) << core::renderText(p);
+  EXPECT_EQ(p.foreign, (std::vector<std::string>{
+                           "namespace blue",
+                           "namespace ep-stray",
+                           "route 192.168.7.0/24 via 100.64.0.0 in namespace a (proto static)",
+                       }));
+  ASSERT_TRUE(w.apply().ok());
+  EXPECT_EQ(w.host.state.namespaces.count("blue"), 1u);
+  EXPECT_EQ(w.host.state.namespaces.count("ep-stray"), 1u);
+  EXPECT_EQ(w.host.state.namespaces["ep-a"].routes.back(), foreign);
+  EXPECT_NE(core::renderText(p).find("Not managed by edgeplane (seen, left alone):"),
+            std::string::npos);
+}
+
+TEST(Plan, PruneRemovesOnlyWhatLeftTheConfig) {
+  World w(load(kTwoTenants));
+  ASSERT_TRUE(w.apply().ok());
+  // Drop namespace b and its forward.
+  std::string onlyA = kTwoTenants;
+  onlyA = onlyA.substr(0, onlyA.find("[[namespace]]\nname = \"b\"")) + R"(
+[[forward]]
+name = "a-ssh"
+namespace = "a"
+protocol = "tcp"
+public_port = 22001
+target = "10.50.0.12:22"
+)";
+  w.desired = load(onlyA);
+  core::Plan p = w.plan();
+  EXPECT_EQ(opLines(p), (std::vector<std::string>{
+                            "delete forward b-dns",
+                            "delete uplink b",
+                            "delete namespace b",
+                        }));
+  ASSERT_TRUE(w.apply().ok());
+  EXPECT_EQ(w.host.state.namespaces.count("ep-b"), 0u);
+  EXPECT_EQ(w.host.state.namespaces.count("ep-a"), 1u);
+  EXPECT_EQ(w.host.state.host.table->mappings.size(), 1u);
+  EXPECT_TRUE(w.plan().empty());
+  EXPECT_EQ(w.store.uplinkIndex.count("b"), 0u);
+}
+
+TEST(Plan, DriftIsShownAndRepaired) {
+  World w(load(kTwoTenants));
+  ASSERT_TRUE(w.apply().ok());
+  auto& a = w.host.state.namespaces["ep-a"];
+  a.routes.erase(
+      std::remove_if(a.routes.begin(), a.routes.end(),
+                     [](const core::RouteView& r) { return r.destination.length == 16; }),
+      a.routes.end());
+  a.table->intact = false;  // e.g. `nft flush chain ip edgeplane prerouting`
+  w.host.state.namespaces.erase("ep-b");
+  core::Plan p = w.plan();
+  std::string text = core::renderText(p);
+  EXPECT_NE(text.find("+ namespace b  (drift: namespace was deleted outside edgeplane)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("+ route a 10.60.0.0/16  (drift: route was deleted outside edgeplane)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("~ nftables a  (drift: table edgeplane was changed outside edgeplane)"),
+            std::string::npos)
+      << text;
+  ASSERT_TRUE(w.apply().ok());
+  EXPECT_TRUE(w.plan().empty()) << core::renderText(w.plan());
+}
+
+TEST(Plan, ElementAddedByHandIsDriftToo) {
+  World w(load(kTwoTenants));
+  ASSERT_TRUE(w.apply().ok());
+  w.host.state.namespaces["ep-a"].table->mappings.push_back(
+      core::PortMapping{Protocol::Tcp, {9999, 9999}, *IpAddress::parse("10.50.0.99"), 22});
+  core::Plan p = w.plan();
+  ASSERT_EQ(opLines(p), (std::vector<std::string>{"update nftables a"}));
+  EXPECT_EQ(p.ops[0].drift, "map elements changed outside edgeplane");
+  ASSERT_TRUE(w.apply().ok());
+  EXPECT_TRUE(w.plan().empty());
+}
+
+TEST(Plan, PartialFailureFailsDependentsOnlyAndIsRetriedNextRun) {
+  World w(load(kTwoTenants));
+  w.host.failOn.insert("createNamespace b");
+  core::Plan p = w.plan();
+  core::ApplyResult r = core::apply(p, w.host);
+  w.store = core::recordApplied(p, r, w.store);
+  std::vector<std::string> failed;
+  for (size_t i = 0; i < p.ops.size(); ++i) {
+    if (!r.ops[i].ok) {
+      failed.push_back(opLines(p)[i] + ": " + r.ops[i].error);
+    }
+  }
+  EXPECT_EQ(failed, (std::vector<std::string>{
+                        "create namespace b: createNamespace b: injected failure",
+                        "create uplink b: skipped: depends on namespace b, which failed",
+                        "create nftables b: skipped: depends on namespace b, which failed",
+                        "create forward b-dns: skipped: depends on namespace b, which failed",
+                    }));
+  // Tenant a is converged; the host table got a's forward but not b's.
+  EXPECT_EQ(w.host.state.namespaces.count("ep-a"), 1u);
+  ASSERT_TRUE(w.host.state.host.table.has_value());
+  EXPECT_EQ(w.host.state.host.table->mappings.size(), 1u);
+  EXPECT_FALSE(w.store.owns("namespace", "b"));
+  EXPECT_TRUE(w.store.owns("forward", "a-ssh"));
+  // Next run: only b's work remains.
+  w.host.failOn.clear();
+  EXPECT_EQ(opLines(w.plan()), (std::vector<std::string>{
+                                   "create namespace b",
+                                   "create uplink b",
+                                   "create nftables b",
+                                   "create forward b-dns",
+                               }));
+  ASSERT_TRUE(w.apply().ok());
+  EXPECT_TRUE(w.plan().empty());
+}
+
+TEST(Plan, ChangingOneForwardAmongManyIsOneElementChange) {
+  std::string toml = R"(
+[[namespace]]
+name = "a"
+[namespace.wireguard]
+address = ["10.50.0.1/24"]
+listen_port = 51820
+[[namespace.peer]]
+name = "p"
+public_key = "hxNcKbMd5XGTKrhhfFOCMyjhv1Q71Tno37EzayvVS2Y="
+allowed_ips = ["10.50.0.0/24"]
+)";
+  auto forwards = [&](int changed) {
+    std::string out = toml;
+    for (int i = 0; i < 100; ++i) {
+      out += "[[forward]]\nname = \"f" + std::to_string(i) + "\"\nnamespace = \"a\"\n" +
+             "protocol = \"tcp\"\npublic_port = " + std::to_string(20000 + i) +
+             "\ntarget = \"10.50.0." + std::to_string(i == changed ? 200 : 10 + i) + ":22\"\n";
+    }
+    return out;
+  };
+  World w(load(forwards(-1)));
+  ASSERT_TRUE(w.apply().ok());
+  w.desired = load(forwards(42));
+  core::Plan p = w.plan();
+  ASSERT_EQ(opLines(p), (std::vector<std::string>{"update forward f42"}));
+  EXPECT_EQ(p.ops[0].changes,
+            (std::vector<core::FieldChange>{{"target", "10.50.0.52:22", "10.50.0.200:22"}}));
+  w.host.syncs.clear();
+  ASSERT_TRUE(w.apply().ok());
+  ASSERT_EQ(w.host.syncs.size(), 2u);
+  EXPECT_EQ(w.host.syncs[0].scope, "");  // host: the interval still points at a's uplink
+  EXPECT_EQ(w.host.syncs[0].added + w.host.syncs[0].removed, 0u);
+  EXPECT_EQ(w.host.syncs[1].scope, "a");
+  EXPECT_EQ(w.host.syncs[1].added, 1u);
+  EXPECT_EQ(w.host.syncs[1].removed, 1u);
+  EXPECT_FALSE(w.host.syncs[1].rebuilt);
+}
+
+TEST(Plan, SuspendedNamespaceWithdrawsForwardsButStays) {
+  World w(load(kTwoTenants));
+  ASSERT_TRUE(w.apply().ok());
+  std::string suspended = kTwoTenants;
+  suspended.replace(suspended.find("name = \"b\"\n"), 11, "name = \"b\"\nsuspended = true\n");
+  w.desired = load(suspended);
+  EXPECT_EQ(opLines(w.plan()), (std::vector<std::string>{"delete forward b-dns"}));
+  ASSERT_TRUE(w.apply().ok());
+  EXPECT_EQ(w.host.state.namespaces.count("ep-b"), 1u);
+  EXPECT_TRUE(w.plan().empty());
+}
+
+TEST(Plan, JsonHasResourceChangesAndSummary) {
+  World w(load(kTwoTenants));
+  std::string json = core::renderJson(w.plan());
+  EXPECT_EQ(json.rfind("{\"host\":\"default\",\"resource_changes\":[{\"action\":\"create\","
+                       "\"kind\":\"namespace\",\"name\":\"a\",\"scope\":\"a\",\"changes\":[{"
+                       "\"field\":\"netns\",\"before\":null,\"after\":\"ep-a\"}],\"drift\":null,"
+                       "\"depends_on\":[]}",
+                       0),
+            0u)
+      << json;
+  EXPECT_NE(json.find("\"summary\":{\"add\":10,\"change\":1,\"destroy\":0}}"), std::string::npos);
+}
+
+TEST(Plan, JsonEscapesControlCharacters) {
+  EXPECT_EQ(core::jsonEscape("a\"b\\c\n\x01"), "a\\\"b\\\\c\\n\\u0001");
+}
+
+}  // namespace
+}  // namespace edgeplane
