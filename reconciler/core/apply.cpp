@@ -202,53 +202,55 @@ namespace edgeplane::core {
 
 StoreView recordApplied(const Plan& plan, const ApplyResult& result, const StoreView& before) {
   const Target& t = plan.target;
-  std::set<std::string> failed;   // "kind name" of failed creates/updates
-  std::set<std::string> deleted;  // "kind name" of successful deletes
-  std::set<std::string> keep;     // "kind name" of failed deletes
+  std::set<std::string> failed;  // "kind name" of failed creates/updates
+  std::set<std::string> keep;    // "kind name" of failed deletes
   for (size_t i = 0; i < plan.ops.size(); ++i) {
     const Op& op = plan.ops[i];
     std::string key = std::string(toString(op.kind)) + " " + op.name;
     bool ok = i < result.ops.size() && result.ops[i].ok;
-    if (op.action == Action::Delete) {
-      (ok ? deleted : keep).insert(key);
-    } else if (!ok) {
-      failed.insert(key);
+    if (!ok) {
+      (op.action == Action::Delete ? keep : failed).insert(key);
     }
   }
   StoreView out;
-  auto own = [&](std::string key) {
+  // A failed create/update keeps whatever was applied before (so drift stays drift).
+  auto own = [&](const std::string& key, std::string spec) {
     if (failed.count(key) == 0) {
-      out.applied.insert(std::move(key));
+      out.applied[key] = std::move(spec);
+    } else if (auto it = before.applied.find(key); it != before.applied.end()) {
+      out.applied[key] = it->second;
     }
   };
   for (const auto& ns : t.namespaces) {
     if (failed.count("namespace " + ns) != 0) {
       continue;
     }
-    own("namespace " + ns);
-    own("uplink " + ns);
-    own("nftables " + ns);
+    const UplinkTarget& u = t.uplinks.at(ns);
+    own("namespace " + ns, "");
+    own("uplink " + ns, u.nsAddress.str());
+    own("nftables " + ns, "");
+    out.uplinkIndex[ns] = u.index;
   }
   if (!t.namespaces.empty()) {
-    own("nftables host");
+    own("nftables host", "");
   }
   for (const auto& r : t.routes) {
-    own("route " + r.ns + " " + r.destination.str());
+    if (out.applied.count("namespace " + r.ns) != 0) {
+      own("route " + r.ns + " " + r.destination.str(), r.via.str());
+    }
   }
   for (const auto& f : t.forwards) {
-    if (failed.count("forward " + f.name) == 0) {
-      out.applied.insert("forward " + f.name);
+    std::string key = "forward " + f.name;
+    own(key, f.describe());
+    if (out.applied.count(key) != 0) {
       out.forwardNames[f.key()] = f.name;
     }
   }
+  // Resources whose delete failed stay owned, with their allocation, so the next run prunes
+  // them again and nothing else takes their /31 meanwhile.
   for (const auto& key : keep) {
-    out.applied.insert(key);
-  }
-  // Allocations are what the target used (new ones included); a namespace whose delete
-  // failed keeps its /31 so nothing else takes it while it still exists.
-  for (const auto& [ns, u] : t.uplinks) {
-    if (out.applied.count("namespace " + ns) != 0) {
-      out.uplinkIndex[ns] = u.index;
+    if (auto it = before.applied.find(key); it != before.applied.end()) {
+      out.applied[key] = it->second;
     }
   }
   for (const auto& [ns, idx] : before.uplinkIndex) {

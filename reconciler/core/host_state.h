@@ -77,12 +77,16 @@ struct HostState {
 
 // What the store says edgeplane owns and has allocated on this host.
 struct StoreView {
-  // Resources the last applies created and still own, as "<kind> <name>" (e.g.
-  // "namespace tenant-a", "forward vm-12-ssh"). A namespace with edgeplane's prefix that is
-  // not recorded here is not edgeplane's and is never deleted; a recorded resource that is
-  // missing or different is drift.
-  std::set<std::string, std::less<>> applied;
+  // Resources the last applies created and still own, keyed "<kind> <name>" (e.g.
+  // "namespace tenant-a", "forward vm-12-ssh"), each with the spec it was applied with
+  // (a forward's "tcp/22012 -> 10.50.0.12:22 in tenant-a", a route's via, an uplink's
+  // address). A namespace with edgeplane's prefix that is not recorded here is not
+  // edgeplane's and is never deleted. A live resource that differs from the spec it was
+  // applied with, while the config still asks for that spec, is drift.
+  std::map<std::string, std::string, std::less<>> applied;
   bool owns(std::string_view kind, std::string_view name) const;
+  // True when the resource was applied with exactly `spec`.
+  bool appliedAs(std::string_view kind, std::string_view name, std::string_view spec) const;
   std::map<std::string, uint32_t, std::less<>> uplinkIndex;      // tenant -> /31 index in the pool
   std::map<std::string, std::string, std::less<>> forwardNames;  // "tcp/22012" -> forward name
   bool operator==(const StoreView&) const = default;

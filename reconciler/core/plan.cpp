@@ -11,6 +11,12 @@ bool StoreView::owns(std::string_view kind, std::string_view name) const {
   return applied.count(std::string(kind) + " " + std::string(name)) != 0;
 }
 
+bool StoreView::appliedAs(std::string_view kind, std::string_view name,
+                          std::string_view spec) const {
+  auto it = applied.find(std::string(kind) + " " + std::string(name));
+  return it != applied.end() && it->second == spec;
+}
+
 std::string_view toString(Action a) {
   switch (a) {
     case Action::Create:
@@ -244,7 +250,7 @@ class Planner {
     const NetnsView* v = view(ns);
     const LinkView* hl = o_.host.link(hostLinkName(ns));
     const LinkView* nl = v != nullptr ? v->link(nsLinkName(ns)) : nullptr;
-    const bool owned = s_.owns("uplink", ns);
+    const bool owned = s_.appliedAs("uplink", ns, u.nsAddress.str());
     if (v == nullptr || hl == nullptr || nl == nullptr) {
       Op op = makeOp(Action::Create, Kind::Uplink, ns, ns);
       op.changes.push_back({"host", "", hostLinkName(ns) + " " + u.hostAddress.str()});
@@ -305,7 +311,7 @@ class Planner {
       Op op = makeOp(seen == nullptr ? Action::Create : Action::Update, Kind::Route, name, ns);
       op.changes.push_back(
           {"via", seen == nullptr || !seen->via ? "" : seen->via->str(), rt.via.str()});
-      op.drift = driftIf(s_.owns("route", name) && v != nullptr,
+      op.drift = driftIf(s_.appliedAs("route", name, rt.via.str()) && v != nullptr,
                          seen == nullptr ? "route was deleted outside edgeplane"
                                          : "route changed outside edgeplane");
       dep(op, indexOf(nsOps_, ns));
@@ -367,7 +373,8 @@ class Planner {
         op.changes.push_back({"public_port", "", f.publicPort.str()});
         op.changes.push_back({"namespace", "", f.ns});
         op.changes.push_back({"target", "", f.target.str()});
-        op.drift = driftIf(s_.owns("forward", f.name), "forward was removed outside edgeplane");
+        op.drift = driftIf(s_.appliedAs("forward", f.name, f.describe()),
+                           "forward was removed outside edgeplane");
       } else {
         std::string seenNs = observedNsOf(it->second->address);
         if (it->second->address != u.nsAddress.address) {
@@ -381,13 +388,9 @@ class Planner {
         if (op.changes.empty()) {
           continue;
         }
-        // The config did not move this forward if the store still has it as applied with
-        // the same key: then the difference is drift.
-        auto known = s_.forwardNames.find(f.key());
-        if (known != s_.forwardNames.end() && known->second == f.name &&
-            s_.owns("forward", f.name) && it->second->address == u.nsAddress.address) {
-          op.drift = "forward changed outside edgeplane";
-        }
+        // Applied exactly like this before: the config did not change, the host did.
+        op.drift = driftIf(s_.appliedAs("forward", f.name, f.describe()),
+                           "forward changed outside edgeplane");
       }
       touchedTables_.insert("");
       touchedTables_.insert(f.ns);

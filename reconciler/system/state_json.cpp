@@ -220,9 +220,9 @@ std::string toJson(const core::HostState& host, const core::StoreView& store) {
   }
   root->set("namespaces", namespaces);
   Object::Ptr s = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-  Array::Ptr applied = new Array;
-  for (const auto& a : store.applied) {
-    applied->add(a);
+  Object::Ptr applied = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  for (const auto& [key, spec] : store.applied) {
+    applied->set(key, spec);
   }
   s->set("applied", applied);
   Object::Ptr uplinks = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
@@ -266,10 +266,10 @@ Result<ObservedJson> observedFromJson(const std::string& text) {
     }
   }
   if (Object::Ptr s = r.object(root, "store", "$", false)) {
-    Array::Ptr applied = r.array(s, "applied", "$.store");
-    for (size_t i = 0; i < applied->size(); ++i) {
-      out.store.applied.insert(r.string(applied->get(static_cast<unsigned>(i)),
-                                        "$.store.applied[" + std::to_string(i) + "]"));
+    if (Object::Ptr a = r.object(s, "applied", "$.store", false)) {
+      for (const auto& key : a->getNames()) {
+        out.store.applied[key] = r.string(a->get(key), "$.store.applied." + key);
+      }
     }
     if (Object::Ptr u = r.object(s, "uplinks", "$.store", false)) {
       for (const auto& name : u->getNames()) {

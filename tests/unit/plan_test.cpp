@@ -312,6 +312,7 @@ allowed_ips = ["10.50.0.0/24"]
   ASSERT_EQ(opLines(p), (std::vector<std::string>{"update forward f42"}));
   EXPECT_EQ(p.ops[0].changes,
             (std::vector<core::FieldChange>{{"target", "10.50.0.52:22", "10.50.0.200:22"}}));
+  EXPECT_EQ(p.ops[0].drift, "");  // the config changed, not the host
   w.host.syncs.clear();
   ASSERT_TRUE(w.apply().ok());
   ASSERT_EQ(w.host.syncs.size(), 2u);
@@ -321,6 +322,21 @@ allowed_ips = ["10.50.0.0/24"]
   EXPECT_EQ(w.host.syncs[1].added, 1u);
   EXPECT_EQ(w.host.syncs[1].removed, 1u);
   EXPECT_FALSE(w.host.syncs[1].rebuilt);
+}
+
+TEST(Plan, ForwardChangedByHandIsDriftAndRepaired) {
+  World w(load(kTwoTenants));
+  ASSERT_TRUE(w.apply().ok());
+  auto& m = w.host.state.namespaces["ep-a"].table->mappings;
+  ASSERT_EQ(m.size(), 1u);
+  m[0].targetPort = 2222;
+  core::Plan p = w.plan();
+  ASSERT_EQ(opLines(p), (std::vector<std::string>{"update forward a-ssh"}));
+  EXPECT_EQ(p.ops[0].drift, "forward changed outside edgeplane");
+  EXPECT_EQ(p.ops[0].changes,
+            (std::vector<core::FieldChange>{{"target", "10.50.0.12:2222", "10.50.0.12:22"}}));
+  ASSERT_TRUE(w.apply().ok());
+  EXPECT_TRUE(w.plan().empty());
 }
 
 TEST(Plan, SuspendedNamespaceWithdrawsForwardsButStays) {
