@@ -1,6 +1,7 @@
 // The `edgeplane` command line: parses arguments, runs one command, logs once at the top.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "edgeplane_version.h"
+#include "reconciler/cli/commands.h"
 #include "schema/loader.h"
 #include "schema/validate.h"
 
@@ -20,11 +22,24 @@ constexpr const char* kUsage = R"(usage: edgeplane COMMAND [OPTIONS]
 
 commands:
   validate --config DIR [--host NAME]   check a desired-state directory; print every error
+  plan     --config DIR [--host NAME] [--state-dir DIR] [--json] [--detailed-exitcode]
+           [--offline [--observed FILE]]
+                                       show what apply would change, change nothing
+  apply    --config DIR [--host NAME] [--state-dir DIR] [--lock-timeout SECONDS]
+                                       converge this host to the config
+  status   [--state-dir DIR] [--json]  last run, owned resources, pending changes or drift
   version                              print the version
 
 options:
-  --config DIR    the config root: every *.toml below it is read and merged
-  --host NAME     summarise what host NAME would converge (default: the whole config)
+  --config DIR        the config root: every *.toml below it is read and merged
+  --host NAME         the [[host]] to converge (default: this machine's hostname, or
+                      "default" when the config declares no hosts)
+  --state-dir DIR     state directory (default: $EDGEPLANE_STATE_DIR or /var/lib/edgeplane)
+  --json              machine-readable output
+  --detailed-exitcode plan exits 0 with no changes, 2 with changes, 1 on error
+  --offline           plan without looking at this host: against an empty host, or the
+                      state saved by --observed FILE
+  --lock-timeout S    apply: give up after S seconds if another run holds the lock
 )";
 
 // --flag VALUE options and positional words, nothing cleverer.
@@ -39,7 +54,8 @@ struct Args {
   }
 };
 
-Args parseArgs(int argc, char** argv, const std::vector<std::string>& valueOptions) {
+Args parseArgs(int argc, char** argv, const std::vector<std::string>& valueOptions,
+               const std::vector<std::string>& flags) {
   Args a;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -57,7 +73,8 @@ Args parseArgs(int argc, char** argv, const std::vector<std::string>& valueOptio
         value = argv[++i];
       }
       if (std::find(valueOptions.begin(), valueOptions.end(), name) == valueOptions.end() &&
-          name != "help" && name != "version") {
+          std::find(flags.begin(), flags.end(), name) == flags.end() && name != "help" &&
+          name != "version") {
         a.errors.push_back("unknown option --" + name);
         continue;
       }
@@ -133,7 +150,8 @@ int cmdValidate(const Args& args) {
 }
 
 int run(int argc, char** argv) {
-  Args args = parseArgs(argc, argv, {"config", "host"});
+  Args args = parseArgs(argc, argv, {"config", "host", "state-dir", "observed", "lock-timeout"},
+                        {"json", "detailed-exitcode", "offline"});
   if (args.options.count("version") != 0 || args.command == "version") {
     std::cout << "edgeplane " << EDGEPLANE_VERSION << "\n";
     return 0;
@@ -150,6 +168,36 @@ int run(int argc, char** argv) {
   }
   if (args.command == "validate") {
     return cmdValidate(args);
+  }
+  if (args.command == "plan" || args.command == "apply" || args.command == "status") {
+    cli::Options o;
+    o.config = args.get("config");
+    o.host = args.get("host");
+    o.observed = args.get("observed");
+    o.json = args.options.count("json") != 0;
+    o.detailedExitcode = args.options.count("detailed-exitcode") != 0;
+    o.offline = args.options.count("offline") != 0;
+    const char* envState = std::getenv("EDGEPLANE_STATE_DIR");
+    o.stateDir =
+        args.get("state-dir")
+            .value_or(envState != nullptr && *envState != '\0' ? envState : "/var/lib/edgeplane");
+    if (auto t = args.get("lock-timeout")) {
+      char* end = nullptr;
+      long seconds = std::strtol(t->c_str(), &end, 10);
+      if (t->empty() || *end != '\0' || seconds < 0) {
+        std::cerr << "edgeplane " << args.command << ": --lock-timeout takes whole seconds\n";
+        return 1;
+      }
+      o.lockTimeout = std::chrono::seconds(seconds);
+    }
+    if (o.observed && !o.offline) {
+      std::cerr << "edgeplane plan: --observed goes with --offline\n";
+      return 1;
+    }
+    if (args.command == "plan") {
+      return cli::cmdPlan(o);
+    }
+    return args.command == "apply" ? cli::cmdApply(o) : cli::cmdStatus(o);
   }
   std::cerr << "edgeplane: unknown command '" << args.command << "'\n" << kUsage;
   return 1;

@@ -8,6 +8,7 @@
 #include <Poco/JSON/Parser.h>
 #include <Poco/JSON/Stringifier.h>
 
+#include <map>
 #include <sstream>
 
 namespace edgeplane::sys {
@@ -291,6 +292,62 @@ Result<ObservedJson> observedFromJson(const std::string& text) {
     return terminal("observed state: " + r.error);
   }
   return out;
+}
+
+Result<core::StoreView> storeViewFromOwned(const std::vector<OwnedResource>& rows) {
+  core::StoreView v;
+  for (const auto& row : rows) {
+    Object::Ptr data;
+    try {
+      Poco::JSON::Parser parser;
+      Poco::Dynamic::Var parsed = parser.parse(row.data);
+      if (parsed.type() == typeid(Object::Ptr)) {
+        data = parsed.extract<Object::Ptr>();
+      }
+    } catch (const Poco::Exception& e) {
+      return terminal("owned resource " + row.kind + " " + row.name + ": " + e.displayText());
+    }
+    if (!data) {
+      return terminal("owned resource " + row.kind + " " + row.name + ": data is not an object");
+    }
+    const std::string key = row.kind + " " + row.name;
+    v.applied[key] = data->optValue<std::string>("spec", "");
+    if (row.kind == "uplink" && data->has("index")) {
+      v.uplinkIndex[row.name] = static_cast<uint32_t>(data->getValue<int64_t>("index"));
+    }
+    if (row.kind == "forward" && data->has("key")) {
+      v.forwardNames[data->getValue<std::string>("key")] = row.name;
+    }
+  }
+  return v;
+}
+
+std::vector<OwnedResource> ownedFromStoreView(const core::StoreView& view, int64_t at) {
+  std::map<std::string, std::string> keyOfForward;
+  for (const auto& [key, name] : view.forwardNames) {
+    keyOfForward[name] = key;
+  }
+  std::vector<OwnedResource> rows;
+  for (const auto& [key, spec] : view.applied) {
+    auto space = key.find(' ');
+    OwnedResource row;
+    row.kind = key.substr(0, space);
+    row.name = space == std::string::npos ? std::string() : key.substr(space + 1);
+    Object::Ptr data = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    data->set("spec", spec);
+    if (row.kind == "uplink" && view.uplinkIndex.count(row.name) != 0) {
+      data->set("index", static_cast<int64_t>(view.uplinkIndex.at(row.name)));
+    }
+    if (row.kind == "forward" && keyOfForward.count(row.name) != 0) {
+      data->set("key", keyOfForward[row.name]);
+    }
+    std::ostringstream out;
+    Poco::JSON::Stringifier::stringify(data, out);
+    row.data = out.str();
+    row.updatedAt = at;
+    rows.push_back(std::move(row));
+  }
+  return rows;
 }
 
 }  // namespace edgeplane::sys

@@ -5,6 +5,7 @@
 
 #include "reconciler/core/host_state.h"
 #include "schema/result.h"
+#include "schema/store.h"
 
 namespace edgeplane::sys {
 
@@ -15,5 +16,10 @@ struct ObservedJson {
 
 std::string toJson(const core::HostState& host, const core::StoreView& store);
 Result<ObservedJson> observedFromJson(const std::string& text);
+
+// The ownership view kept in the store's owned_resources: one row per applied resource,
+// data = {"spec": …} plus "index" (uplinks) or "key" (forwards).
+Result<core::StoreView> storeViewFromOwned(const std::vector<OwnedResource>& rows);
+std::vector<OwnedResource> ownedFromStoreView(const core::StoreView& view, int64_t at);
 
 }  // namespace edgeplane::sys

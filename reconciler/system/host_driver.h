@@ -1,0 +1,38 @@
+// The real HostDriver: observes and converges a host through netns, rtnetlink and nftables.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "reconciler/core/apply.h"
+#include "reconciler/system/nft.h"
+
+namespace edgeplane::sys {
+
+class KernelHost : public core::HostDriver {
+ public:
+  // What one syncTable call sent, for tests and --verbose output.
+  struct TableSync {
+    std::string scope;
+    NftChange::Kind change = NftChange::Kind::None;
+    std::vector<NftBatchOp> ops;
+  };
+  const std::vector<TableSync>& tableSyncs() const { return syncs_; }
+
+  // Interface
+  Result<core::HostState> observe() override;
+  Result<void> createNamespace(const std::string& ns) override;
+  Result<void> deleteNamespace(const std::string& ns) override;
+  Result<void> enableHostForwarding() override;
+  Result<void> ensureUplink(const core::UplinkTarget& uplink) override;
+  Result<void> deleteUplink(const std::string& ns) override;
+  Result<void> replaceRoute(const core::RouteTarget& route) override;
+  Result<void> deleteRoute(const std::string& ns, const IpPrefix& destination) override;
+  Result<void> syncTable(const std::string& scope, const core::NftTableView& table) override;
+  Result<void> deleteTable(const std::string& scope) override;
+
+ private:
+  std::vector<TableSync> syncs_;
+};
+
+}  // namespace edgeplane::sys
