@@ -7,6 +7,7 @@
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Stringifier.h>
 
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -221,7 +222,35 @@ int cmdApply(const Options& o) {
   }
   core::Plan p = core::plan(*target, *observed, *view);
   std::cout << core::renderText(p);
-  core::ApplyResult result = core::apply(p, host);
+  std::vector<std::string> failOn;
+  if (const char* env = std::getenv("EDGEPLANE_FAIL_OPS"); env != nullptr && *env != '\0') {
+    std::stringstream list(env);
+    for (std::string item; std::getline(list, item, ',');) {
+      failOn.push_back(item);
+    }
+    std::cerr << "edgeplane apply: EDGEPLANE_FAIL_OPS is set: failing " << env << " on purpose\n";
+  }
+  sys::FaultInjectingHost driver(host, failOn);
+  core::ApplyResult result = core::apply(p, driver);
+  for (const auto& sync : host.tableSyncs()) {
+    if (sync.ops.empty()) {
+      continue;
+    }
+    size_t added = 0;
+    size_t removed = 0;
+    for (const auto& op : sync.ops) {
+      added += op.kind == sys::NftBatchOp::Kind::AddElement ? 1 : 0;
+      removed += op.kind == sys::NftBatchOp::Kind::DeleteElement ? 1 : 0;
+    }
+    std::cout << "nftables " << (sync.scope.empty() ? "host" : sync.scope) << ": "
+              << sys::toString(sync.change) << ", one batch of " << sync.ops.size() << " messages ("
+              << added << " elements added, " << removed << " removed)\n";
+    if (o.verbose) {
+      for (const auto& op : sync.ops) {
+        std::cout << "    " << op.str() << "\n";
+      }
+    }
+  }
 
   RunCounts counts;
   for (size_t i = 0; i < p.ops.size(); ++i) {

@@ -15,6 +15,7 @@ struct Options {
   bool json = false;
   bool detailedExitcode = false;
   bool offline = false;
+  bool verbose = false;  // apply: print every nftables batch message
   std::chrono::milliseconds lockTimeout{-1};  // negative: wait as long as it takes
 };
 

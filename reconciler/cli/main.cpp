@@ -25,7 +25,7 @@ commands:
   plan     --config DIR [--host NAME] [--state-dir DIR] [--json] [--detailed-exitcode]
            [--offline [--observed FILE]]
                                        show what apply would change, change nothing
-  apply    --config DIR [--host NAME] [--state-dir DIR] [--lock-timeout SECONDS]
+  apply    --config DIR [--host NAME] [--state-dir DIR] [--lock-timeout SECONDS] [--verbose]
                                        converge this host to the config
   status   [--state-dir DIR] [--json]  last run, owned resources, pending changes or drift
   version                              print the version
@@ -40,6 +40,7 @@ options:
   --offline           plan without looking at this host: against an empty host, or the
                       state saved by --observed FILE
   --lock-timeout S    apply: give up after S seconds if another run holds the lock
+  --verbose           apply: print every message of every nftables batch
 )";
 
 // --flag VALUE options and positional words, nothing cleverer.
@@ -151,7 +152,7 @@ int cmdValidate(const Args& args) {
 
 int run(int argc, char** argv) {
   Args args = parseArgs(argc, argv, {"config", "host", "state-dir", "observed", "lock-timeout"},
-                        {"json", "detailed-exitcode", "offline"});
+                        {"json", "detailed-exitcode", "offline", "verbose"});
   if (args.options.count("version") != 0 || args.command == "version") {
     std::cout << "edgeplane " << EDGEPLANE_VERSION << "\n";
     return 0;
@@ -177,6 +178,7 @@ int run(int argc, char** argv) {
     o.json = args.options.count("json") != 0;
     o.detailedExitcode = args.options.count("detailed-exitcode") != 0;
     o.offline = args.options.count("offline") != 0;
+    o.verbose = args.options.count("verbose") != 0;
     const char* envState = std::getenv("EDGEPLANE_STATE_DIR");
     o.stateDir =
         args.get("state-dir")

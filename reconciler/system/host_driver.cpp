@@ -296,4 +296,73 @@ Result<void> KernelHost::deleteTable(const std::string& scope) {
   return sock->send(buildDeleteTable());
 }
 
+bool FaultInjectingHost::fails(const std::string& call) const {
+  return std::find(failOn_.begin(), failOn_.end(), call) != failOn_.end();
+}
+
+namespace {
+Error injected(const std::string& call) {
+  return terminal(call + ": injected failure");
+}
+std::string scopeName(const std::string& scope) {
+  return scope.empty() ? "host" : scope;
+}
+}  // namespace
+
+Result<void> FaultInjectingHost::createNamespace(const std::string& ns) {
+  if (fails("createNamespace " + ns)) {
+    return injected("createNamespace " + ns);
+  }
+  return inner_.createNamespace(ns);
+}
+Result<void> FaultInjectingHost::deleteNamespace(const std::string& ns) {
+  if (fails("deleteNamespace " + ns)) {
+    return injected("deleteNamespace " + ns);
+  }
+  return inner_.deleteNamespace(ns);
+}
+Result<void> FaultInjectingHost::enableHostForwarding() {
+  if (fails("enableHostForwarding")) {
+    return injected("enableHostForwarding");
+  }
+  return inner_.enableHostForwarding();
+}
+Result<void> FaultInjectingHost::ensureUplink(const core::UplinkTarget& uplink) {
+  if (fails("ensureUplink " + uplink.ns)) {
+    return injected("ensureUplink " + uplink.ns);
+  }
+  return inner_.ensureUplink(uplink);
+}
+Result<void> FaultInjectingHost::deleteUplink(const std::string& ns) {
+  if (fails("deleteUplink " + ns)) {
+    return injected("deleteUplink " + ns);
+  }
+  return inner_.deleteUplink(ns);
+}
+Result<void> FaultInjectingHost::replaceRoute(const core::RouteTarget& route) {
+  if (fails("replaceRoute " + route.ns)) {
+    return injected("replaceRoute " + route.ns);
+  }
+  return inner_.replaceRoute(route);
+}
+Result<void> FaultInjectingHost::deleteRoute(const std::string& ns, const IpPrefix& destination) {
+  if (fails("deleteRoute " + ns)) {
+    return injected("deleteRoute " + ns);
+  }
+  return inner_.deleteRoute(ns, destination);
+}
+Result<void> FaultInjectingHost::syncTable(const std::string& scope,
+                                           const core::NftTableView& table) {
+  if (fails("syncTable " + scopeName(scope))) {
+    return injected("syncTable " + scopeName(scope));
+  }
+  return inner_.syncTable(scope, table);
+}
+Result<void> FaultInjectingHost::deleteTable(const std::string& scope) {
+  if (fails("deleteTable " + scopeName(scope))) {
+    return injected("deleteTable " + scopeName(scope));
+  }
+  return inner_.deleteTable(scope);
+}
+
 }  // namespace edgeplane::sys

@@ -35,4 +35,30 @@ class KernelHost : public core::HostDriver {
   std::vector<TableSync> syncs_;
 };
 
+// Wraps a HostDriver and fails the calls named in `failOn` ("createNamespace tenant-b",
+// "ensureUplink tenant-b", "syncTable host", …) before they reach it. For tests that need a
+// forced failure on a real host (EDGEPLANE_FAIL_OPS, comma-separated); never set in production.
+class FaultInjectingHost : public core::HostDriver {
+ public:
+  FaultInjectingHost(core::HostDriver& inner, std::vector<std::string> failOn)
+      : inner_(inner), failOn_(std::move(failOn)) {}
+
+  // Interface
+  Result<core::HostState> observe() override { return inner_.observe(); }
+  Result<void> createNamespace(const std::string& ns) override;
+  Result<void> deleteNamespace(const std::string& ns) override;
+  Result<void> enableHostForwarding() override;
+  Result<void> ensureUplink(const core::UplinkTarget& uplink) override;
+  Result<void> deleteUplink(const std::string& ns) override;
+  Result<void> replaceRoute(const core::RouteTarget& route) override;
+  Result<void> deleteRoute(const std::string& ns, const IpPrefix& destination) override;
+  Result<void> syncTable(const std::string& scope, const core::NftTableView& table) override;
+  Result<void> deleteTable(const std::string& scope) override;
+
+ private:
+  bool fails(const std::string& call) const;
+  core::HostDriver& inner_;
+  std::vector<std::string> failOn_;
+};
+
 }  // namespace edgeplane::sys
