@@ -2,6 +2,7 @@
 #include "reconciler/core/plan.h"
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -404,22 +405,19 @@ class Planner {
 
   // How the forward's ports are mapped inside namespace `ns` now, as "addr:port" of the first
   // port ("missing" if not, "inconsistent" if the range's ports disagree).
-  std::string observedTarget(const std::string& ns, const ForwardTarget& f) const {
-    const NetnsView* v = view(ns);
-    if (v == nullptr || !v->table) {
+  std::string observedTarget(const std::string& ns, const ForwardTarget& f) {
+    const auto* index = nsIndex(ns);
+    if (index == nullptr) {
       return "missing";
     }
     std::optional<Endpoint> first;
     for (uint32_t p = f.publicPort.first; p <= f.publicPort.last; ++p) {
-      auto it = std::find_if(v->table->mappings.begin(), v->table->mappings.end(),
-                             [&](const PortMapping& m) {
-                               return m.protocol == f.protocol && m.port.first == p &&
-                                      m.port.last == p && m.targetPort;
-                             });
-      if (it == v->table->mappings.end()) {
+      auto it = index->find({f.protocol, static_cast<uint16_t>(p)});
+      if (it == index->end()) {
         return first ? "inconsistent" : "missing";
       }
-      Endpoint e{it->address, static_cast<uint16_t>(*it->targetPort - (p - f.publicPort.first))};
+      Endpoint e{it->second->address,
+                 static_cast<uint16_t>(*it->second->targetPort - (p - f.publicPort.first))};
       if (!first) {
         first = e;
       } else if (*first != e) {
@@ -427,6 +425,26 @@ class Planner {
       }
     }
     return first ? first->str() : "missing";
+  }
+
+  // (protocol, port) -> mapping of a namespace's observed table, built once per namespace.
+  using PortIndex = std::map<std::pair<Protocol, uint16_t>, const PortMapping*>;
+  const PortIndex* nsIndex(const std::string& ns) {
+    auto cached = portIndex_.find(ns);
+    if (cached != portIndex_.end()) {
+      return &cached->second;
+    }
+    const NetnsView* v = view(ns);
+    if (v == nullptr || !v->table) {
+      return nullptr;
+    }
+    PortIndex& index = portIndex_[ns];
+    for (const auto& m : v->table->mappings) {
+      if (m.targetPort && m.port.first == m.port.last) {
+        index.emplace(std::make_pair(m.protocol, m.port.first), &m);
+      }
+    }
+    return &index;
   }
 
   // A table whose elements differ from the target although no forward op explains it (an
@@ -437,20 +455,20 @@ class Planner {
         return;
       }
       const NftTableView want = scope.empty() ? t_.hostTable() : t_.namespaceTable(scope);
-      if (seen->mappings == want.mappings) {
+      std::vector<PortMapping> seenSorted = seen->mappings;
+      std::sort(seenSorted.begin(), seenSorted.end());  // the target's list is sorted already
+      if (seenSorted == want.mappings) {
         return;
       }
       Op op = makeOp(Action::Update, Kind::NftTable, scope.empty() ? "host" : scope, scope);
-      size_t extra = 0;
-      size_t missing = 0;
-      for (const auto& m : seen->mappings) {
-        extra += std::count(want.mappings.begin(), want.mappings.end(), m) == 0 ? 1 : 0;
-      }
-      for (const auto& m : want.mappings) {
-        missing += std::count(seen->mappings.begin(), seen->mappings.end(), m) == 0 ? 1 : 0;
-      }
-      op.changes.push_back({"unexpected_elements", std::to_string(extra), "0"});
-      op.changes.push_back({"missing_elements", std::to_string(missing), "0"});
+      std::vector<PortMapping> extra;
+      std::vector<PortMapping> missing;
+      std::set_difference(seenSorted.begin(), seenSorted.end(), want.mappings.begin(),
+                          want.mappings.end(), std::back_inserter(extra));
+      std::set_difference(want.mappings.begin(), want.mappings.end(), seenSorted.begin(),
+                          seenSorted.end(), std::back_inserter(missing));
+      op.changes.push_back({"unexpected_elements", std::to_string(extra.size()), "0"});
+      op.changes.push_back({"missing_elements", std::to_string(missing.size()), "0"});
       op.drift = "map elements changed outside edgeplane";
       add(std::move(op));
     };
@@ -474,6 +492,7 @@ class Planner {
   std::map<std::string, size_t, std::less<>> uplinkOps_;
   std::map<std::string, size_t, std::less<>> tableOps_;
   std::set<std::string, std::less<>> touchedTables_;  // scopes whose elements an op changes
+  std::map<std::string, PortIndex, std::less<>> portIndex_;
   size_t hostSysctlOp_ = kNone;
 };
 
