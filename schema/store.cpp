@@ -117,10 +117,23 @@ struct IsOptional<std::optional<T>> : std::true_type {};
 // A prepared statement. Bind errors are remembered and reported by the first step().
 class Stmt {
  public:
-  explicit Stmt(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  ~Stmt() { sqlite3_finalize(stmt_); }
+  // A cached statement is reset for its next use instead of finalized.
+  explicit Stmt(sqlite3_stmt* stmt, bool cached = false) : stmt_(stmt), cached_(cached) {}
+  ~Stmt() {
+    if (stmt_ == nullptr) {
+      return;  // moved from
+    }
+    if (cached_) {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    } else {
+      sqlite3_finalize(stmt_);
+    }
+  }
   Stmt(Stmt&& other) noexcept
-      : stmt_(std::exchange(other.stmt_, nullptr)), bindRc_(other.bindRc_) {}
+      : stmt_(std::exchange(other.stmt_, nullptr)),
+        cached_(other.cached_),
+        bindRc_(other.bindRc_) {}
   Stmt& operator=(Stmt&&) = delete;
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
@@ -175,13 +188,16 @@ class Stmt {
   }
 
   sqlite3_stmt* stmt_;
+  bool cached_ = false;
   int bindRc_ = SQLITE_OK;
 };
 
 // The connection plus the path for error messages: the query helpers every method uses.
 class Conn {
  public:
-  Conn(sqlite3* db, const fs::path& path) : db_(db), path_(path) {}
+  Conn(sqlite3* db, const fs::path& path,
+       std::unordered_map<std::string, sqlite3_stmt*>* cache = nullptr)
+      : db_(db), path_(path), cache_(cache) {}
 
   Error error(std::string_view what, int rc) const {
     const int primary = rc & 0xff;
@@ -192,6 +208,24 @@ class Conn {
   }
 
   Result<Stmt> prepare(std::string_view what, std::string_view sql) const {
+    if (cache_ != nullptr) {
+      auto it = cache_->find(std::string(sql));
+      if (it != cache_->end() && sqlite3_stmt_busy(it->second) == 0) {
+        return Stmt(it->second, true);
+      }
+      if (it == cache_->end()) {
+        sqlite3_stmt* stmt = nullptr;
+        const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                                          SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+        if (rc != SQLITE_OK) {
+          sqlite3_finalize(stmt);
+          return error(what, rc);
+        }
+        cache_->emplace(std::string(sql), stmt);
+        return Stmt(stmt, true);
+      }
+      // In use further up the stack: fall through to a one-off statement.
+    }
     sqlite3_stmt* stmt = nullptr;
     const int rc =
         sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
@@ -280,6 +314,7 @@ class Conn {
  private:
   sqlite3* db_;
   const fs::path& path_;
+  std::unordered_map<std::string, sqlite3_stmt*>* cache_;
 };
 
 std::string errnoText() {
@@ -398,6 +433,10 @@ std::string_view toString(OpAction a) {
 }
 
 void Store::DbCloser::operator()(sqlite3* db) const {
+  // Finalize every statement still prepared (the cache's): close must not leave zombies.
+  while (sqlite3_stmt* stmt = sqlite3_next_stmt(db, nullptr)) {
+    sqlite3_finalize(stmt);
+  }
   sqlite3_close_v2(db);
 }
 
@@ -483,7 +522,7 @@ Result<void> Store::migrate() {
   if (schemaVersion_ == knownSchemaVersion()) {
     return {};  // the common case takes no write lock
   }
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   for (;;) {
     // The version is re-read under the write lock: another process may be migrating too.
     auto applied = transaction([&]() -> Result<bool> {
@@ -525,7 +564,7 @@ Result<void> Store::migrate() {
 // The outermost level takes the write lock up front (BEGIN IMMEDIATE): a deferred transaction
 // that later upgrades to a writer can fail with SQLITE_BUSY without waiting for the timeout.
 Result<void> Store::beginTx() {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   const char* sql = txDepth_ == 0 ? "BEGIN IMMEDIATE" : "SAVEPOINT edgeplane_tx";
   if (auto r = c.script("begin transaction", sql); !r) {
     return r;
@@ -535,7 +574,7 @@ Result<void> Store::beginTx() {
 }
 
 Result<void> Store::commitTx() {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   if (sqlite3_get_autocommit(db_.get()) != 0) {
     // SQLite already rolled everything back (e.g. after SQLITE_FULL or an I/O error).
     --txDepth_;
@@ -565,7 +604,7 @@ void Store::rollbackTx() {
 // ---- apply history ----
 
 Result<int64_t> Store::beginRun(const RunStart& start) {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   auto r = c.exec("begin run",
                   "INSERT INTO apply_runs (commit_id, config_source, started_at) "
                   "VALUES (?1, ?2, ?3)",
@@ -577,7 +616,7 @@ Result<int64_t> Store::beginRun(const RunStart& start) {
 }
 
 Result<void> Store::recordOp(int64_t runId, const OpOutcome& op) {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   auto r = c.exec("record operation",
                   "INSERT INTO apply_ops (run_id, seq, action, kind, name, ok, error) "
                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -593,7 +632,7 @@ Result<void> Store::finishRun(int64_t runId, const RunFinish& finish) {
     return terminal("state store " + path_.string() + ": finish run " + std::to_string(runId) +
                     ": a finished run needs a final result, not 'running'");
   }
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   auto r =
       c.exec("finish run",
              "UPDATE apply_runs SET finished_at = ?2, result = ?3, summary = ?4, "
@@ -611,7 +650,7 @@ Result<void> Store::finishRun(int64_t runId, const RunFinish& finish) {
 }
 
 Result<std::vector<ApplyRun>> Store::recentRuns(int limit) const {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   return c.query<ApplyRun>(
       "list runs",
       "SELECT id, commit_id, config_source, started_at, finished_at, result, summary, added, "
@@ -630,7 +669,7 @@ Result<std::vector<ApplyRun>> Store::recentRuns(int limit) const {
 }
 
 Result<std::vector<OpOutcome>> Store::runOps(int64_t runId) const {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   return c.query<OpOutcome>(
       "list run operations",
       "SELECT seq, action, kind, name, ok, error FROM apply_ops WHERE run_id = ?1 ORDER BY seq",
@@ -654,7 +693,7 @@ std::optional<OwnedResource> readOwned(const Stmt& s) {
 
 Result<void> Store::putOwned(std::string_view kind, std::string_view name,
                              std::string_view dataJson, int64_t at) {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   // updated_at records the last change, so an unchanged put writes nothing.
   auto r = c.exec("record owned resource",
                   "INSERT INTO owned_resources (kind, name, data, updated_at) "
@@ -669,7 +708,7 @@ Result<void> Store::putOwned(std::string_view kind, std::string_view name,
 }
 
 Result<void> Store::removeOwned(std::string_view kind, std::string_view name) {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   auto r = c.exec("remove owned resource",
                   "DELETE FROM owned_resources WHERE kind = ?1 AND name = ?2", kind, name);
   if (!r) {
@@ -679,7 +718,7 @@ Result<void> Store::removeOwned(std::string_view kind, std::string_view name) {
 }
 
 Result<std::vector<OwnedResource>> Store::listOwned(std::optional<std::string> kind) const {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   if (kind) {
     return c.query<OwnedResource>("list owned resources",
                                   "SELECT kind, name, data, updated_at FROM owned_resources "
@@ -693,7 +732,7 @@ Result<std::vector<OwnedResource>> Store::listOwned(std::optional<std::string> k
 
 Result<std::optional<OwnedResource>> Store::getOwned(std::string_view kind,
                                                      std::string_view name) const {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   return c.queryOne<OwnedResource>("read owned resource",
                                    "SELECT kind, name, data, updated_at FROM owned_resources "
                                    "WHERE kind = ?1 AND name = ?2",
@@ -704,7 +743,7 @@ Result<std::optional<OwnedResource>> Store::getOwned(std::string_view kind,
 
 Result<int64_t> Store::writeSnapshot(std::string_view bodyJson, int64_t at,
                                      std::optional<int64_t> runId) {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   return transaction([&]() -> Result<int64_t> {
     auto inserted = c.exec("write snapshot",
                            "INSERT INTO proxy_snapshots (created_at, run_id, body) "
@@ -728,7 +767,7 @@ Result<int64_t> Store::writeSnapshot(std::string_view bodyJson, int64_t at,
 }
 
 Result<std::optional<Snapshot>> Store::latestSnapshot() const {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   return c.queryOne<Snapshot>(
       "read latest snapshot",
       "SELECT generation, created_at, run_id, body FROM proxy_snapshots "
@@ -739,7 +778,7 @@ Result<std::optional<Snapshot>> Store::latestSnapshot() const {
 }
 
 Result<int64_t> Store::latestGeneration() const {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   return c.scalar("read latest generation",
                   "SELECT coalesce(max(generation), 0) FROM proxy_snapshots");
 }
@@ -761,7 +800,7 @@ Result<void> Store::syncApiKeys(const std::vector<ApiKeyRecord>& keys, int64_t a
                       ": sha256 must be 64 hex digits");
     }
   }
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   return transaction([&]() -> Result<void> {
     for (const ApiKeyRecord& key : keys) {
       // An upsert, never REPLACE: a REPLACE deletes the row and would cascade to its usage.
@@ -805,7 +844,7 @@ Result<void> Store::syncApiKeys(const std::vector<ApiKeyRecord>& keys, int64_t a
 }
 
 Result<std::vector<StoredApiKey>> Store::listApiKeys() const {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   // One row per (key, gateway); json_each decodes the array, in order.
   struct Row {
     StoredApiKey key;
@@ -845,7 +884,7 @@ Result<bool> Store::addUsage(std::string_view keyId, int64_t requests, int64_t l
   if (requests < 0) {
     return terminal("state store " + path_.string() + ": add usage: negative request count");
   }
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   // INSERT ... SELECT records nothing for an unknown key. The WHERE clause also keeps the
   // upsert's ON CONFLICT from being parsed as a join constraint.
   auto r = c.exec("add api key usage",
@@ -863,7 +902,7 @@ Result<bool> Store::addUsage(std::string_view keyId, int64_t requests, int64_t l
 }
 
 Result<std::optional<ApiKeyUsage>> Store::usage(std::string_view keyId) const {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   return c.queryOne<ApiKeyUsage>(
       "read api key usage",
       "SELECT key_id, request_count, last_used_at FROM api_key_usage WHERE key_id = ?1",
@@ -876,7 +915,7 @@ Result<std::optional<ApiKeyUsage>> Store::usage(std::string_view keyId) const {
 // ---- traffic ----
 
 Result<void> Store::addTraffic(const TrafficSample& sample) {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   auto r = c.exec("add traffic sample",
                   "INSERT INTO traffic_samples (route, at, bytes_in, bytes_out, connections) "
                   "VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -888,7 +927,7 @@ Result<void> Store::addTraffic(const TrafficSample& sample) {
 }
 
 Result<std::vector<TrafficSample>> Store::trafficSince(int64_t at) const {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   return c.query<TrafficSample>(
       "read traffic",
       "SELECT route, at, bytes_in, bytes_out, connections FROM traffic_samples "
@@ -901,7 +940,7 @@ Result<std::vector<TrafficSample>> Store::trafficSince(int64_t at) const {
 }
 
 Result<int64_t> Store::pruneTrafficBefore(int64_t at) {
-  const Conn c(db_.get(), path_);
+  const Conn c(db_.get(), path_, &statements_);
   return c.exec("prune traffic", "DELETE FROM traffic_samples WHERE at < ?1", at);
 }
 

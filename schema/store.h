@@ -11,11 +11,13 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include "schema/result.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace edgeplane {
 
@@ -222,6 +224,8 @@ class Store {
   StoreOptions options_;
   int schemaVersion_ = 0;
   int txDepth_ = 0;
+  // Prepared statements by SQL text, reused across calls (finalized by DbCloser).
+  mutable std::unordered_map<std::string, sqlite3_stmt*> statements_;
 };
 
 template <typename F>

@@ -252,13 +252,28 @@ int cmdApply(const Options& o) {
     }
   }
 
+  // Every op's outcome, in one transaction (a 10k-forward apply records 10k rows).
+  auto recorded = store.transaction([&]() -> Result<void> {
+    for (size_t i = 0; i < p.ops.size(); ++i) {
+      const core::Op& op = p.ops[i];
+      const core::OpResult& r = result.ops[i];
+      auto rec = store.recordOp(*run, OpOutcome{static_cast<int64_t>(i), storeAction(op.action),
+                                                std::string(core::toString(op.kind)), op.name, r.ok,
+                                                r.ok ? std::nullopt : std::optional(r.error)});
+      if (!rec) {
+        return rec;
+      }
+    }
+    return {};
+  });
+  if (!recorded) {
+    std::cerr << "edgeplane apply: recording the run's operations failed: "
+              << recorded.error().message << "\n";
+  }
   RunCounts counts;
   for (size_t i = 0; i < p.ops.size(); ++i) {
     const core::Op& op = p.ops[i];
     const core::OpResult& r = result.ops[i];
-    (void)store.recordOp(*run, OpOutcome{static_cast<int64_t>(i), storeAction(op.action),
-                                         std::string(core::toString(op.kind)), op.name, r.ok,
-                                         r.ok ? std::nullopt : std::optional(r.error)});
     if (!r.ok) {
       ++counts.failed;
       std::cerr << "error: " << core::toString(op.action) << " " << core::toString(op.kind) << " "
