@@ -233,6 +233,17 @@ int cmdApply(const Options& o) {
   sys::FaultInjectingHost driver(host, failOn);
   core::ApplyResult result = core::apply(p, driver);
   for (const auto& sync : host.tableSyncs()) {
+    if (sync.countersBeforeReset) {
+      // A rebuilt table starts its counters at zero: keep what they had counted.
+      const sys::NftCounters& c = *sync.countersBeforeReset;
+      const std::string scope = sync.scope.empty() ? "host" : sync.scope;
+      (void)store.addTraffic(
+          TrafficSample{"nftables:" + scope + ":dnat", nowMs(),
+                        static_cast<int64_t>(c.dnatTcp.bytes + c.dnatUdp.bytes), 0,
+                        static_cast<int64_t>(c.dnatTcp.packets + c.dnatUdp.packets)});
+      std::cout << "nftables " << scope << ": counters saved before the rebuild ("
+                << c.dnatTcp.packets + c.dnatUdp.packets << " forwarded connections)\n";
+    }
     if (sync.ops.empty()) {
       continue;
     }

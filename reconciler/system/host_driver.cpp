@@ -281,7 +281,11 @@ Result<void> KernelHost::syncTable(const std::string& scope, const core::NftTabl
   if (!batch) {
     return batch.error();
   }
-  syncs_.push_back(TableSync{scope, change.kind, batch->ops()});
+  TableSync sync{scope, change.kind, batch->ops(), std::nullopt};
+  if (change.kind == NftChange::Kind::ReplaceTable && *seen) {
+    sync.countersBeforeReset = (*seen)->counters;
+  }
+  syncs_.push_back(std::move(sync));
   if (batch->empty()) {
     return {};
   }

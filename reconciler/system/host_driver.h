@@ -16,6 +16,9 @@ class KernelHost : public core::HostDriver {
     std::string scope;
     NftChange::Kind change = NftChange::Kind::None;
     std::vector<NftBatchOp> ops;
+    // The rule counters as read just before a rebuild reset them (ReplaceTable only), so
+    // the caller can keep them.
+    std::optional<NftCounters> countersBeforeReset;
   };
   const std::vector<TableSync>& tableSyncs() const { return syncs_; }
 
