@@ -59,6 +59,13 @@ size_t editDistance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+// A key that was present but whose value was rejected (and reported) is also recorded in
+// Origin::fields as "<key>!", so that validation skips the checks built on that value instead
+// of repeating the error in other words (validate.cpp reads the same marker).
+std::string rejectedKey(std::string_view key) {
+  return std::string(key) + "!";
+}
+
 // Tracks which keys of a table were read, reports type errors and leftover (unknown) keys.
 class TableReader {
  public:
@@ -83,10 +90,15 @@ class TableReader {
     if (n->type() != want) {
       error(key, "'" + std::string(key) + "' must be " + std::string(typeName(want)) + ", not " +
                      std::string(typeName(n->type())));
+      reject(key);
       return nullptr;
     }
     return n;
   }
+
+  // Marks the value under `key` as rejected; the caller has reported why.
+  void reject(std::string_view key) { origin_.fields[rejectedKey(key)] = origin_.at(key); }
+  bool rejected(std::string_view key) const { return origin_.fields.count(rejectedKey(key)) != 0; }
 
   bool has(std::string_view key) const { return table_.contains(key); }
 
@@ -107,7 +119,13 @@ class TableReader {
   }
 
   void missing(std::string_view key) {
-    diags_.error(origin_.table, context_ + " is missing required key '" + std::string(key) + "'");
+    require(key, origin_.table, context_ + " is missing required key '" + std::string(key) + "'");
+  }
+
+  // Reports that `key` is needed, unless an unknown key turns out to be a misspelling of it:
+  // then the "did you mean" is the one error for the one mistake (see finish()).
+  void require(std::string_view key, const SourceLoc& loc, std::string message) {
+    required_.push_back(Required{std::string(key), loc, std::move(message)});
   }
 
   std::optional<std::string> str(std::string_view key, bool required = false) {
@@ -134,6 +152,7 @@ class TableReader {
     if (v < min || v > max) {
       error(key, "'" + std::string(key) + "' must be between " + std::to_string(min) + " and " +
                      std::to_string(max) + ", got " + std::to_string(v));
+      reject(key);
       return std::nullopt;
     }
     return v;
@@ -169,27 +188,40 @@ class TableReader {
       out.emplace_back(e.as_string()->get());
     }
     if (!ok) {
+      reject(key);
       return std::nullopt;
     }
     return out;
   }
 
+  // A table ([key]). A one-element array of tables ([[key]]) is reported but still read, so
+  // that what it holds is checked and what refers to it does not dangle.
   const toml::table* table(std::string_view key) {
-    const toml::node* n = get(key, toml::node_type::table);
+    const toml::node* n = raw(key);
+    if (n != nullptr && n->is_array_of_tables() && n->as_array()->size() == 1) {
+      error(key, "'" + std::string(key) + "' must be a table, not an array");
+      return n->as_array()->get(0)->as_table();
+    }
+    n = get(key, toml::node_type::table);
     return n != nullptr ? n->as_table() : nullptr;
   }
 
-  // An array of tables ([[key]]); a single table or scalar is a type error.
+  // An array of tables ([[key]]). A single table ([key]) is reported but still read, as one
+  // element, for the same reason as in table(); anything else is rejected.
   std::vector<const toml::table*> tables(std::string_view key) {
-    known_.insert(std::string(key));
     std::vector<const toml::table*> out;
-    const toml::node* n = table_.get(key);
-    if (n == nullptr) {
+    const toml::node* n = raw(key);
+    if (n == nullptr || (n->is_array() && n->as_array()->empty())) {
       return out;
     }
     if (!n->is_array_of_tables()) {
       error(key, "'" + std::string(key) + "' must be an array of tables ([[" + context_prefix() +
                      std::string(key) + "]]), not " + std::string(typeName(n->type())));
+      if (n->is_table()) {
+        out.push_back(n->as_table());
+      } else {
+        reject(key);
+      }
       return out;
     }
     for (const toml::node& e : *n->as_array()) {
@@ -203,8 +235,10 @@ class TableReader {
   }
   void errorAt(const SourceLoc& loc, std::string message) { diags_.error(loc, std::move(message)); }
 
-  // Reports every key that no getter asked for, with a suggestion when one is close.
+  // Reports every key that no getter asked for, with a suggestion when one is close, then the
+  // required keys that are missing and were not misspelt.
   void finish() {
+    std::set<std::string, std::less<>> suggested;
     for (auto&& [k, v] : table_) {
       std::string key(k.str());
       if (known_.count(key) != 0) {
@@ -222,14 +256,32 @@ class TableReader {
       }
       if (!best.empty()) {
         message += "; did you mean '" + best + "'?";
+        suggested.insert(best);
       }
       diags_.error(locOf(k.source(), file_), message);
     }
+    for (Required& r : required_) {
+      if (suggested.count(r.key) == 0) {
+        diags_.error(r.loc, std::move(r.message));
+      }
+    }
+    required_.clear();
   }
 
  private:
-  // "namespace." for a context like "[[namespace]]", so nested hints read [[namespace.peer]].
+  // A required key found missing, reported by finish() unless it was misspelt.
+  struct Required {
+    std::string key;
+    SourceLoc loc;
+    std::string message;
+  };
+
+  // "namespace." for a context like "[[namespace]]", so nested hints read [[namespace.peer]];
+  // nothing at the top level.
   std::string context_prefix() const {
+    if (context_.empty() || context_.front() != '[') {
+      return "";
+    }
     std::string c = context_;
     c.erase(std::remove_if(c.begin(), c.end(), [](char ch) { return ch == '[' || ch == ']'; }),
             c.end());
@@ -242,6 +294,7 @@ class TableReader {
   Diagnostics& diags_;
   Origin origin_;
   std::set<std::string, std::less<>> known_;
+  std::vector<Required> required_;
 };
 
 std::string quote(std::string_view s) {
@@ -260,11 +313,14 @@ std::optional<T> parsed(TableReader& r, std::string_view key, bool required, Par
   if (!v) {
     r.error(key,
             "invalid " + std::string(what) + " " + quote(*s) + " in '" + std::string(key) + "'");
+    r.reject(key);
   }
   return v;
 }
 
-// Parses every element of a string array with `parse`.
+// Parses every element of a string array with `parse`. Malformed elements are reported and
+// left out; the element locations are renumbered to match what is kept, so that a later error
+// about element i of the result points at the element it is about.
 template <typename T, typename Parse>
 std::vector<T> parsedList(TableReader& r, std::string_view key, bool required, Parse parse,
                           std::string_view what) {
@@ -273,14 +329,26 @@ std::vector<T> parsedList(TableReader& r, std::string_view key, bool required, P
   if (!list) {
     return out;
   }
+  std::vector<SourceLoc> kept;
   for (size_t i = 0; i < list->size(); ++i) {
+    const SourceLoc loc = r.origin().at(key, i);
     auto v = parse((*list)[i]);
     if (!v) {
-      r.errorAt(r.origin().at(key, i), "invalid " + std::string(what) + " " + quote((*list)[i]) +
-                                           " in '" + std::string(key) + "'");
+      r.errorAt(loc, "invalid " + std::string(what) + " " + quote((*list)[i]) + " in '" +
+                         std::string(key) + "'");
       continue;
     }
     out.push_back(*v);
+    kept.push_back(loc);
+  }
+  if (kept.size() != list->size()) {
+    r.reject(key);
+    for (size_t i = 0; i < list->size(); ++i) {
+      r.origin().fields.erase(Origin::elementKey(key, i));
+    }
+    for (size_t i = 0; i < kept.size(); ++i) {
+      r.origin().fields[Origin::elementKey(key, i)] = kept[i];
+    }
   }
   return out;
 }
@@ -300,6 +368,7 @@ std::optional<E> enumValue(TableReader& r, std::string_view key,
     allowed += (allowed.empty() ? "" : " | ") + std::string(name);
   }
   r.error(key, "'" + std::string(key) + "' must be one of " + allowed + ", got " + quote(*s));
+  r.reject(key);
   return std::nullopt;
 }
 
@@ -427,6 +496,10 @@ class Loader {
     for (const toml::table* rt : r.tables("route")) {
       ns.routes.push_back(loadRoute(*rt));
     }
+    if (!ns.peers.empty() && !r.has("wireguard")) {
+      r.require("wireguard", ns.peers.front().origin.table,
+                "namespace " + quote(ns.name) + " has peers but no [namespace.wireguard]");
+    }
     r.finish();
     ns.origin = std::move(r.origin());
     out_.namespaces.push_back(std::move(ns));
@@ -481,8 +554,8 @@ class Loader {
       rt.destination = *d;
       if (d->network() != *d) {
         r.error("destination", "destination " + quote(d->str()) +
-                                   " has host bits set; did you mean " +
-                                   quote(d->network().str()) + "?");
+                                   " has host bits set; did you mean " + quote(d->network().str()) +
+                                   "?");
       }
     }
     if (auto v = parsed<IpAddress>(r, "via", true, IpAddress::parse, "IP address")) {
@@ -513,6 +586,7 @@ class Loader {
         if (v < 1 || v > 65535) {
           r.error("public_port",
                   "'public_port' must be between 1 and 65535, got " + std::to_string(v));
+          r.reject("public_port");
         } else {
           f.public_port = PortRange{static_cast<uint16_t>(v), static_cast<uint16_t>(v)};
         }
@@ -523,10 +597,12 @@ class Loader {
         } else {
           r.error("public_port", "invalid port range " + quote(s) +
                                      " in 'public_port' (want 1-65535 or \"first-last\")");
+          r.reject("public_port");
         }
       } else {
         r.error("public_port", "'public_port' must be an integer or a \"first-last\" string, not " +
                                    std::string(typeName(n->type())));
+        r.reject("public_port");
       }
     }
     if (auto target = parsed<Endpoint>(r, "target", true, Endpoint::parse, "target (ip:port)")) {
@@ -555,6 +631,14 @@ class Loader {
             .value_or(Issuer::Acme);
     c.cert_file = r.str("cert_file");
     c.key_file = r.str("key_file");
+    if (c.issuer == Issuer::Files) {
+      for (const char* key : {"cert_file", "key_file"}) {
+        if (!r.has(key)) {
+          r.require(key, r.tableLoc(),
+                    "certificate " + quote(c.name) + " with issuer \"files\" needs '" + key + "'");
+        }
+      }
+    }
     r.finish();
     c.origin = std::move(r.origin());
     out_.certificates.push_back(std::move(c));
@@ -570,11 +654,15 @@ class Loader {
         !std::regex_match(*subdomain, std::regex("[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
                                                  "(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"))) {
       r.error("subdomain", "invalid subdomain " + quote(*subdomain) + " in 'subdomain'");
+      r.reject("subdomain");
+      subdomain.reset();
     }
     if (r.has("hostnames") && r.has("subdomain")) {
       r.error("subdomain", "set either 'hostnames' or 'subdomain', not both");
     } else if (!r.has("hostnames") && !r.has("subdomain")) {
-      r.errorAt(r.tableLoc(), r.context() + " needs 'hostnames' (or 'subdomain')");
+      r.require("hostnames", r.tableLoc(), r.context() + " needs 'hostnames' (or 'subdomain')");
+    } else if (r.isEmptyArray("hostnames")) {
+      r.error("hostnames", "'hostnames' must list at least one hostname");
     }
   }
 
@@ -613,7 +701,7 @@ class Loader {
                            .value_or(check.interval);
       check.timeout =
           parsed<Duration>(h, "timeout", false, parseDuration, "duration").value_or(check.timeout);
-      if (check.timeout >= check.interval) {
+      if (!h.rejected("interval") && !h.rejected("timeout") && check.timeout >= check.interval) {
         h.error("timeout", "health check timeout " + formatDuration(check.timeout) +
                                " must be shorter than its interval " +
                                formatDuration(check.interval));
@@ -654,7 +742,7 @@ class Loader {
     if (r.has("hostname") && r.has("subdomain")) {
       r.error("subdomain", "set either 'hostname' or 'subdomain', not both");
     } else if (!r.has("hostname") && !r.has("subdomain")) {
-      r.errorAt(r.tableLoc(), "[[gateway]] needs 'hostname' (or 'subdomain')");
+      r.require("hostname", r.tableLoc(), "[[gateway]] needs 'hostname' (or 'subdomain')");
     }
     g.hostname = hostname.value_or("");
     g.namespace_name = r.str("namespace", true).value_or("");
@@ -683,9 +771,10 @@ class Loader {
       ep.origin = std::move(er.origin());
       g.endpoints.push_back(std::move(ep));
     }
-    if (g.endpoints.empty()) {
-      r.errorAt(r.tableLoc(), "[[gateway]] " + quote(g.name) +
-                                  " has no [[gateway.endpoint]]; a gateway needs at least one");
+    if (g.endpoints.empty() && !r.rejected("endpoint")) {
+      r.require("endpoint", r.tableLoc(),
+                "[[gateway]] " + quote(g.name) +
+                    " has no [[gateway.endpoint]]; a gateway needs at least one");
     }
     r.finish();
     g.origin = std::move(r.origin());
@@ -731,14 +820,20 @@ namespace {
 void expandSubdomains(Desired& d, Diagnostics& diags) {
   const std::optional<std::string>& base =
       d.fleet ? d.fleet->base_domain : std::optional<std::string>{};
+  // A base_domain that was given but rejected has been reported already.
+  const bool baseRejected =
+      d.fleet && d.fleet->origin.fields.count(rejectedKey("base_domain")) != 0;
   auto expand = [&](const std::optional<std::string>& sub, const Origin& origin,
                     std::string_view kind, const std::string& name) -> std::optional<std::string> {
     if (!sub) {
       return std::nullopt;
     }
     if (!base) {
-      diags.error(origin.at("subdomain"), std::string(kind) + " " + quote(name) +
-                                              " uses 'subdomain' but [fleet] sets no base_domain");
+      if (!baseRejected) {
+        diags.error(origin.at("subdomain"),
+                    std::string(kind) + " " + quote(name) +
+                        " uses 'subdomain' but [fleet] sets no base_domain");
+      }
       return std::nullopt;
     }
     std::string full = *sub + "." + *base;
@@ -792,14 +887,21 @@ Desired loadDirectory(const std::filesystem::path& root, Diagnostics& diags) {
   fs::recursive_directory_iterator it(root, fs::directory_options::none, ec);
   for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     const fs::path& p = it->path();
-    // Hidden entries (.git and the like) are not config.
+    // Hidden entries (.git, editor lock files and the like) are not config.
+    std::error_code entryEc;
     if (p.filename().string().front() == '.') {
-      if (it->is_directory(ec)) {
+      if (it->is_directory(entryEc)) {
         it.disable_recursion_pending();
       }
       continue;
     }
-    if (p.extension() == ".toml" && it->is_regular_file(ec)) {
+    if (p.extension() != ".toml") {
+      continue;
+    }
+    // A *.toml that is a dangling symlink (or cannot be examined) is kept, to be reported as
+    // unreadable below: silently leaving a file out would withdraw what it declares.
+    const fs::file_status status = it->status(entryEc);
+    if (fs::is_regular_file(status) || status.type() == fs::file_type::not_found || entryEc) {
       files.push_back(p);
     }
   }

@@ -12,6 +12,17 @@ std::string quote(std::string_view s) {
   return "\"" + std::string(s) + "\"";
 }
 
+// Whether the loader rejected the value under `key` (it marks it "<key>!", see loader.cpp).
+// That value has been reported; checks built on it are skipped rather than repeat the error.
+bool rejected(const Origin& o, std::string_view key) {
+  return o.fields.count(std::string(key) + "!") != 0;
+}
+
+// Whether `key` was given and its value loaded.
+bool loaded(const Origin& o, std::string_view key) {
+  return o.fields.count(key) != 0 && !rejected(o, key);
+}
+
 std::string where(const SourceLoc& loc) {
   return loc.file + ":" + std::to_string(loc.line) + ":" + std::to_string(loc.column);
 }
@@ -59,7 +70,8 @@ class Validator {
     checkListenPorts();
     checkUplinkPool();
     for (const auto& f : d_.forwards) {
-      if (const Namespace* ns = namespaceRef(f.namespace_name, f.origin)) {
+      const Namespace* ns = namespaceRef(f.namespace_name, f.origin);
+      if (ns != nullptr && loaded(f.origin, "target")) {
         checkReachable(*ns, f.target, f.origin.at("target"), "target");
       }
     }
@@ -126,10 +138,6 @@ class Validator {
         }
       }
     }
-    if (!ns.wireguard && !ns.peers.empty()) {
-      diags_.error(ns.peers.front().origin.table,
-                   "namespace " + quote(ns.name) + " has peers but no [namespace.wireguard]");
-    }
     checkUnique(
         ns.peers, "peer", "name", [](const Peer& p) -> const std::string& { return p.name; },
         diags_);
@@ -153,21 +161,31 @@ class Validator {
         }
       }
     }
+    // Addresses or allowed_ips the loader rejected may be the ones a route needed.
+    const bool addressesKnown = !rejected(ns.origin, "wireguard") &&
+                                (!ns.wireguard || !rejected(ns.wireguard->origin, "address"));
     for (const auto& r : ns.routes) {
       bool onLink =
           ns.wireguard && std::any_of(ns.wireguard->address.begin(), ns.wireguard->address.end(),
                                       [&](const IpPrefix& a) { return a.contains(r.via); });
-      if (!onLink && r.origin.fields.count("via") != 0) {
+      if (!onLink && loaded(r.origin, "via") && addressesKnown) {
         diags_.error(r.origin.at("via"), "route via " + r.via.str() +
                                              " is not on a subnet of namespace " + quote(ns.name) +
                                              "'s wireguard address");
       }
-      if (r.origin.fields.count("destination") != 0 && !coveredByPeer(ns, r.destination)) {
+      if (loaded(r.origin, "destination") && peersKnown(ns) && !coveredByPeer(ns, r.destination)) {
         diags_.error(r.origin.at("destination"),
                      "route destination " + r.destination.str() +
                          " is not inside any peer's allowed_ips in namespace " + quote(ns.name));
       }
     }
+  }
+
+  // Whether every peer's allowed_ips loaded, so that "not inside any" can be trusted.
+  static bool peersKnown(const Namespace& ns) {
+    return !rejected(ns.origin, "peer") &&
+           std::all_of(ns.peers.begin(), ns.peers.end(),
+                       [](const Peer& p) { return loaded(p.origin, "allowed_ips"); });
   }
 
   static bool coveredByPeer(const Namespace& ns, const IpPrefix& p) {
@@ -184,10 +202,9 @@ class Validator {
   void checkReachable(const Namespace& ns, const Endpoint& e, const SourceLoc& loc,
                       std::string_view what) {
     IpPrefix host{e.address, static_cast<uint8_t>(e.address.bits())};
-    if (!coveredByPeer(ns, host)) {
+    if (peersKnown(ns) && !coveredByPeer(ns, host)) {
       diags_.error(loc, std::string(what) + " " + e.str() +
-                            " is not inside any peer's allowed_ips in namespace " +
-                            quote(ns.name));
+                            " is not inside any peer's allowed_ips in namespace " + quote(ns.name));
     }
   }
 
@@ -201,9 +218,13 @@ class Validator {
     }
   }
 
-  // The hosts a namespace lands on (the implicit single host when none are declared).
+  // The hosts a namespace lands on (the implicit single host when none are declared). None
+  // when its `hosts` was rejected: its placement is unknown, so it clashes with nothing.
   std::vector<std::string> hostsOf(const Namespace& ns) const {
     std::vector<std::string> out;
+    if (rejected(ns.origin, "hosts")) {
+      return out;
+    }
     for (const auto& h : targetHosts(d_)) {
       if (namespaceOnHost(ns, h)) {
         out.push_back(h);
@@ -276,7 +297,7 @@ class Validator {
   void checkForwardPorts() {
     std::vector<const Forward*> seen;
     for (const auto& f : d_.forwards) {
-      if (f.public_port.first == 0) {
+      if (f.public_port.first == 0 || !loaded(f.origin, "protocol")) {
         continue;
       }
       auto hosts = hostsOfNamespaceName(f.namespace_name);
@@ -298,23 +319,20 @@ class Validator {
     }
   }
 
+  // (That issuer "files" needs cert_file and key_file is checked by the loader, which can tell
+  // a missing key from a misspelt one.)
   void checkCertificate(const Certificate& c) {
+    if (c.domains.empty() && loaded(c.origin, "domains")) {
+      diags_.error(c.origin.at("domains"), "'domains' must list at least one domain");
+    }
+    if (rejected(c.origin, "issuer")) {
+      return;  // whatever was meant, the rules of some other issuer would only add noise
+    }
     const bool files = c.issuer == Issuer::Files;
-    if (files && !c.cert_file) {
-      diags_.error(c.origin.table,
-                   "certificate " + quote(c.name) + " with issuer \"files\" needs 'cert_file'");
-    }
-    if (files && !c.key_file) {
-      diags_.error(c.origin.table,
-                   "certificate " + quote(c.name) + " with issuer \"files\" needs 'key_file'");
-    }
     for (const char* key : {"cert_file", "key_file"}) {
       if (!files && c.origin.fields.count(key) != 0) {
         diags_.error(c.origin.at(key), "'" + std::string(key) + "' is only for issuer \"files\"");
       }
-    }
-    if (c.domains.empty() && c.origin.fields.count("domains") != 0) {
-      diags_.error(c.origin.at("domains"), "'domains' must list at least one domain");
     }
     if (c.issuer == Issuer::Acme) {
       for (size_t i = 0; i < c.domains.size(); ++i) {
@@ -325,7 +343,8 @@ class Validator {
                            "\"files\" for wildcard certificates");
         }
       }
-      if (!d_.fleet || !d_.fleet->acme_directory) {
+      if (!d_.fleet ||
+          (!d_.fleet->acme_directory && !rejected(d_.fleet->origin, "acme_directory"))) {
         diags_.error(c.origin.at("issuer"), "certificate " + quote(c.name) +
                                                 " uses issuer \"acme\" but [fleet] sets no "
                                                 "acme_directory");
@@ -358,9 +377,8 @@ class Validator {
       bool covered = std::any_of(cert->domains.begin(), cert->domains.end(),
                                  [&](const std::string& dom) { return domainCovers(dom, h); });
       if (!covered) {
-        diags_.error(
-            origin.at("certificate"),
-            "hostname " + quote(h) + " is not covered by certificate " + quote(certName));
+        diags_.error(origin.at("certificate"),
+                     "hostname " + quote(h) + " is not covered by certificate " + quote(certName));
       }
     }
   }
@@ -377,6 +395,10 @@ class Validator {
       auto hosts = hostsOfNamespaceName(ns);
       auto& list = claims[hostname];
       for (const Claim& c : list) {
+        if (c.route == route) {
+          diags_.error(loc, "hostname " + quote(hostname) + " is listed twice in " + route);
+          return;
+        }
         if (sharedHost(c.hosts, hosts)) {
           diags_.error(loc, "hostname " + quote(hostname) + " of " + route +
                                 " is already claimed by " + c.route);
