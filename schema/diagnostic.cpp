@@ -24,6 +24,15 @@ std::string formatDiagnostic(const Diagnostic& d) {
   return out + ": error: " + d.message;
 }
 
+std::string quote(std::string_view value) {
+  constexpr size_t kMax = 256;  // a DNS name (253) is never cut
+  if (value.size() <= kMax) {
+    return "\"" + std::string(value) + "\"";
+  }
+  return "\"" + std::string(value.substr(0, kMax)) + "…\" (" + std::to_string(value.size()) +
+         " bytes)";
+}
+
 std::string Diagnostics::format() const {
   std::string out;
   for (const auto& d : sorted()) {

@@ -30,4 +30,8 @@ class Diagnostics {
 
 std::string formatDiagnostic(const Diagnostic& d);
 
+// A user's value in double quotes for a message; very long values are cut (with their size)
+// so one bad value cannot flood the output.
+std::string quote(std::string_view value);
+
 }  // namespace edgeplane

@@ -59,13 +59,6 @@ size_t editDistance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-// A key that was present but whose value was rejected (and reported) is also recorded in
-// Origin::fields as "<key>!", so that validation skips the checks built on that value instead
-// of repeating the error in other words (validate.cpp reads the same marker).
-std::string rejectedKey(std::string_view key) {
-  return std::string(key) + "!";
-}
-
 // Tracks which keys of a table were read, reports type errors and leftover (unknown) keys.
 class TableReader {
  public:
@@ -97,8 +90,8 @@ class TableReader {
   }
 
   // Marks the value under `key` as rejected; the caller has reported why.
-  void reject(std::string_view key) { origin_.fields[rejectedKey(key)] = origin_.at(key); }
-  bool rejected(std::string_view key) const { return origin_.fields.count(rejectedKey(key)) != 0; }
+  void reject(std::string_view key) { origin_.rejected.insert(std::string(key)); }
+  bool rejected(std::string_view key) const { return origin_.isRejected(key); }
 
   bool has(std::string_view key) const { return table_.contains(key); }
 
@@ -297,8 +290,10 @@ class TableReader {
   std::vector<Required> required_;
 };
 
-std::string quote(std::string_view s) {
-  return "\"" + std::string(s) + "\"";
+// One or more DNS labels, checked label by label (a regex over repeated labels recurses per
+// label in libstdc++ and overflows the stack on a long enough value).
+bool validSubdomain(std::string_view s) {
+  return s.size() <= 200 && isValidDnsName(std::string(s) + ".invalid", false);
 }
 
 // Parses a required-or-optional string key with `parse`, reporting `what` on failure.
@@ -486,6 +481,10 @@ class Loader {
       r.error("name", "namespace name " + quote(ns.name) + " must match [a-z0-9-]{1,11}");
     }
     ns.hosts = r.strings("hosts");
+    if (ns.hosts && ns.hosts->empty() && r.isEmptyArray("hosts")) {
+      r.error("hosts", "'hosts' must name at least one host (leave it out for every host)");
+      r.reject("hosts");
+    }
     ns.suspended = r.boolean("suspended").value_or(false);
     if (const toml::table* wg = r.table("wireguard")) {
       ns.wireguard = loadWireGuard(*wg);
@@ -650,9 +649,7 @@ class Loader {
     hostnames = parsedList<std::string>(
         r, "hostnames", false, [](std::string_view s) { return dnsName(s, true); }, "hostname");
     subdomain = r.str("subdomain");
-    if (subdomain &&
-        !std::regex_match(*subdomain, std::regex("[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
-                                                 "(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"))) {
+    if (subdomain && !validSubdomain(*subdomain)) {
       r.error("subdomain", "invalid subdomain " + quote(*subdomain) + " in 'subdomain'");
       r.reject("subdomain");
       subdomain.reset();
@@ -821,8 +818,7 @@ void expandSubdomains(Desired& d, Diagnostics& diags) {
   const std::optional<std::string>& base =
       d.fleet ? d.fleet->base_domain : std::optional<std::string>{};
   // A base_domain that was given but rejected has been reported already.
-  const bool baseRejected =
-      d.fleet && d.fleet->origin.fields.count(rejectedKey("base_domain")) != 0;
+  const bool baseRejected = d.fleet && d.fleet->origin.isRejected("base_domain");
   auto expand = [&](const std::optional<std::string>& sub, const Origin& origin,
                     std::string_view kind, const std::string& name) -> std::optional<std::string> {
     if (!sub) {
@@ -863,8 +859,69 @@ void expandSubdomains(Desired& d, Diagnostics& diags) {
 
 }  // namespace
 
+namespace {
+
+// TOML allows non-ASCII only inside strings and comments. toml++ 3.3.0 reaches an
+// `unreachable` (undefined behaviour) on some non-ASCII code points elsewhere (upstream
+// issue #295, fixed after 3.3.0), so such bytes are found and reported before it parses.
+// Returns the 1-based line and column of the first one, if any.
+std::optional<std::pair<uint32_t, uint32_t>> nonAsciiOutsideStrings(std::string_view t) {
+  uint32_t line = 1;
+  uint32_t col = 1;
+  size_t i = 0;
+  auto advance = [&](size_t n) {
+    for (size_t k = 0; k < n && i < t.size(); ++k, ++i) {
+      if (t[i] == '\n') {
+        ++line;
+        col = 1;
+      } else if ((static_cast<unsigned char>(t[i]) & 0xC0) != 0x80) {
+        ++col;  // count characters, not UTF-8 continuation bytes
+      }
+    }
+  };
+  auto startsWith = [&](std::string_view s) { return t.substr(i, s.size()) == s; };
+  while (i < t.size()) {
+    const char c = t[i];
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      return std::make_pair(line, col);
+    }
+    if (c == '#') {  // comment: to the end of the line
+      while (i < t.size() && t[i] != '\n') {
+        advance(1);
+      }
+    } else if (startsWith("\"\"\"") || startsWith("'''")) {  // multi-line string
+      const std::string_view close = t.substr(i, 3);
+      const bool escapes = close[0] == '"';
+      advance(3);
+      while (i < t.size() && !startsWith(close)) {
+        advance(escapes && t[i] == '\\' ? 2 : 1);
+      }
+      advance(3);
+      while (i < t.size() && t[i] == close[0]) {  // up to two quotes may end the content
+        advance(1);
+      }
+    } else if (c == '"' || c == '\'') {  // single-line string; a newline ends it (an error
+      advance(1);                        // toml++ reports itself)
+      while (i < t.size() && t[i] != c && t[i] != '\n') {
+        advance(c == '"' && t[i] == '\\' ? 2 : 1);
+      }
+      advance(1);
+    } else {
+      advance(1);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 void loadDocument(std::string_view text, const std::string& displayName, Desired& out,
                   Diagnostics& diags) {
+  if (auto at = nonAsciiOutsideStrings(text)) {
+    diags.error(SourceLoc{displayName, at->first, at->second},
+                "non-ASCII character outside a string or comment");
+    return;
+  }
   toml::parse_result result = toml::parse(text, displayName);
   if (!result) {
     const toml::parse_error& err = result.error();

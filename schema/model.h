@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,12 +24,21 @@ struct SourceLoc {
 struct Origin {
   SourceLoc table;
   std::map<std::string, SourceLoc, std::less<>> fields;
+  // Keys that were present but whose value the loader rejected (and reported). Checks built
+  // on such a value are skipped instead of repeating the error in other words.
+  std::set<std::string, std::less<>> rejected;
+  bool isRejected(std::string_view key) const { return rejected.count(key) != 0; }
+  // Given, and its value loaded.
+  bool isLoaded(std::string_view key) const { return fields.count(key) != 0 && !isRejected(key); }
   // The key's location if known, else the table's.
   const SourceLoc& at(std::string_view key) const;
   // The location of element `index` of an array-valued key, else the key's.
   const SourceLoc& at(std::string_view key, size_t index) const;
   static std::string elementKey(std::string_view key, size_t index);
 };
+
+// The pool host<->namespace /31 uplinks come from when [fleet] sets no uplink_pool.
+inline constexpr std::string_view kDefaultUplinkPool = "100.64.0.0/16";
 
 struct Fleet {
   std::optional<std::string> base_domain;

@@ -8,19 +8,11 @@
 namespace edgeplane {
 namespace {
 
-std::string quote(std::string_view s) {
-  return "\"" + std::string(s) + "\"";
-}
-
-// Whether the loader rejected the value under `key` (it marks it "<key>!", see loader.cpp).
-// That value has been reported; checks built on it are skipped rather than repeat the error.
 bool rejected(const Origin& o, std::string_view key) {
-  return o.fields.count(std::string(key) + "!") != 0;
+  return o.isRejected(key);
 }
-
-// Whether `key` was given and its value loaded.
 bool loaded(const Origin& o, std::string_view key) {
-  return o.fields.count(key) != 0 && !rejected(o, key);
+  return o.isLoaded(key);
 }
 
 std::string where(const SourceLoc& loc) {
@@ -69,6 +61,7 @@ class Validator {
     }
     checkListenPorts();
     checkUplinkPool();
+    checkUplinkOverlap();
     for (const auto& f : d_.forwards) {
       const Namespace* ns = namespaceRef(f.namespace_name, f.origin);
       if (ns != nullptr && loaded(f.origin, "target")) {
@@ -76,6 +69,7 @@ class Validator {
       }
     }
     checkForwardPorts();
+    checkReservedPorts();
     for (const auto& c : d_.certificates) {
       checkCertificate(c);
     }
@@ -294,28 +288,140 @@ class Validator {
     }
   }
 
-  void checkForwardPorts() {
-    std::vector<const Forward*> seen;
+  // The uplink /31s (from uplink_pool, or its default) must not collide with a tenant's own
+  // addresses, or traffic for one would be routed to the other.
+  void checkUplinkOverlap() {
+    const bool explicitPool =
+        d_.fleet && d_.fleet->uplink_pool && loaded(d_.fleet->origin, "uplink_pool");
+    const IpPrefix pool =
+        explicitPool ? d_.fleet->uplink_pool->network() : *IpPrefix::parse(kDefaultUplinkPool);
+    const std::string name = explicitPool ? "uplink_pool " + quote(pool.str())
+                                          : "the default uplink_pool " + quote(pool.str());
+    for (const auto& ns : d_.namespaces) {
+      if (ns.wireguard) {
+        for (size_t i = 0; i < ns.wireguard->address.size(); ++i) {
+          const IpPrefix& a = ns.wireguard->address[i];
+          if (a.overlaps(pool)) {
+            diags_.error(ns.wireguard->origin.at("address", i),
+                         "wireguard address " + a.str() + " of namespace " + quote(ns.name) +
+                             " overlaps " + name + " (host<->namespace uplinks)");
+          }
+        }
+      }
+      for (const auto& p : ns.peers) {
+        for (size_t i = 0; i < p.allowed_ips.size(); ++i) {
+          const IpPrefix& a = p.allowed_ips[i];
+          if (a.overlaps(pool)) {
+            diags_.error(p.origin.at("allowed_ips", i), "allowed_ips " + a.str() + " of peer " +
+                                                            quote(p.name) + " overlaps " + name +
+                                                            " (host<->namespace uplinks)");
+          }
+        }
+      }
+    }
+  }
+
+  // Ports the host itself needs: the proxy's HTTP and HTTPS listeners (tcp/80, tcp/443) and
+  // every namespace's WireGuard listen_port (udp) on the hosts it runs on. A forward must not
+  // DNAT them away.
+  void checkReservedPorts() {
     for (const auto& f : d_.forwards) {
       if (f.public_port.first == 0 || !loaded(f.origin, "protocol")) {
         continue;
       }
-      auto hosts = hostsOfNamespaceName(f.namespace_name);
-      for (const Forward* other : seen) {
-        if (other->protocol != f.protocol || !other->public_port.overlaps(f.public_port)) {
+      const std::string port = std::string(toString(f.protocol)) + "/" + f.public_port.str() +
+                               " of forward " + quote(f.name);
+      if (f.protocol == Protocol::Tcp) {
+        for (uint16_t p : {uint16_t{80}, uint16_t{443}}) {
+          if (f.public_port.overlaps(PortRange{p, p})) {
+            diags_.error(f.origin.at("public_port"), "public port " + port + " takes tcp/" +
+                                                         std::to_string(p) +
+                                                         ", where edgeplane-proxy listens");
+          }
+        }
+        continue;
+      }
+      const Namespace* own = d_.findNamespace(f.namespace_name);
+      if (own == nullptr) {
+        continue;
+      }
+      const auto hosts = hostsOf(*own);
+      for (const auto& ns : d_.namespaces) {
+        if (!ns.wireguard || ns.wireguard->listen_port == 0) {
           continue;
         }
-        if (sharedHost(hostsOfNamespaceName(other->namespace_name), hosts)) {
-          diags_.error(f.origin.at("public_port"),
-                       "public port " + std::string(toString(f.protocol)) + "/" +
-                           f.public_port.str() + " of forward " + quote(f.name) +
-                           " overlaps forward " + quote(other->name) + " (" +
-                           std::string(toString(other->protocol)) + "/" + other->public_port.str() +
-                           ")");
-          break;
+        const uint16_t lp = ns.wireguard->listen_port;
+        if (!f.public_port.overlaps(PortRange{lp, lp})) {
+          continue;
+        }
+        if (auto host = sharedHost(hostsOf(ns), hosts)) {
+          diags_.error(f.origin.at("public_port"), "public port " + port + " takes udp/" +
+                                                       std::to_string(lp) +
+                                                       ", the WireGuard listen_port of namespace " +
+                                                       quote(ns.name) + " on host " + quote(*host));
         }
       }
-      seen.push_back(&f);
+    }
+  }
+
+  // Two forwards clash when protocol and public ports overlap on a host they share. A sweep
+  // over the forwards sorted by first port keeps this near-linear at 10k forwards; each clash
+  // is reported once, at the later forward, naming the earliest one it overlaps.
+  void checkForwardPorts() {
+    std::map<std::string, std::vector<std::string>, std::less<>> hostsByNamespace;
+    for (const auto& ns : d_.namespaces) {
+      hostsByNamespace.emplace(ns.name, hostsOf(ns));
+    }
+    const std::vector<std::string> none;
+    auto hosts = [&](const Forward& f) -> const std::vector<std::string>& {
+      auto it = hostsByNamespace.find(f.namespace_name);
+      return it != hostsByNamespace.end() ? it->second : none;
+    };
+    std::vector<size_t> order;
+    for (size_t i = 0; i < d_.forwards.size(); ++i) {
+      const Forward& f = d_.forwards[i];
+      if (f.public_port.first != 0 && loaded(f.origin, "protocol")) {
+        order.push_back(i);
+      }
+    }
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      const Forward& x = d_.forwards[a];
+      const Forward& y = d_.forwards[b];
+      return std::tie(x.protocol, x.public_port.first, a) <
+             std::tie(y.protocol, y.public_port.first, b);
+    });
+    std::map<size_t, size_t> firstClash;  // later forward -> earliest forward it overlaps
+    std::vector<size_t> active;           // same protocol, may still overlap what follows
+    for (size_t i : order) {
+      const Forward& f = d_.forwards[i];
+      active.erase(std::remove_if(active.begin(), active.end(),
+                                  [&](size_t a) {
+                                    const Forward& x = d_.forwards[a];
+                                    return x.protocol != f.protocol ||
+                                           x.public_port.last < f.public_port.first;
+                                  }),
+                   active.end());
+      for (size_t a : active) {
+        if (!sharedHost(hosts(d_.forwards[a]), hosts(f))) {
+          continue;
+        }
+        size_t later = std::max(a, i);
+        size_t earlier = std::min(a, i);
+        auto it = firstClash.find(later);
+        if (it == firstClash.end() || earlier < it->second) {
+          firstClash[later] = earlier;
+        }
+      }
+      active.push_back(i);
+    }
+    for (const auto& [later, earlier] : firstClash) {
+      const Forward& f = d_.forwards[later];
+      const Forward& other = d_.forwards[earlier];
+      diags_.error(f.origin.at("public_port"),
+                   "public port " + std::string(toString(f.protocol)) + "/" + f.public_port.str() +
+                       " of forward " + quote(f.name) + " overlaps forward " + quote(other.name) +
+                       " (" + std::string(toString(other.protocol)) + "/" +
+                       other.public_port.str() + ")");
     }
   }
 

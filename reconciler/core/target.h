@@ -11,8 +11,6 @@
 
 namespace edgeplane::core {
 
-inline constexpr std::string_view kDefaultUplinkPool = "100.64.0.0/16";
-
 struct UplinkTarget {
   std::string ns;
   uint32_t index = 0;    // which /31 of the pool

@@ -1972,3 +1972,52 @@ TEST(LoaderDirectory, SameInputSameOutput) {
 
 }  // namespace
 }  // namespace edgeplane
+
+namespace edgeplane {
+namespace {
+
+// toml++ 3.3.0 has undefined behaviour on some non-ASCII code points outside strings; the
+// loader screens them first (regression inputs in tests/fuzz/regressions/loader/).
+TEST(LoaderScreen, NonAsciiOutsideStringsIsReportedBeforeParsing) {
+  EXPECT_EQ(check("a = 1\xcc\xaa\n"),
+            "t.toml:1:6: error: non-ASCII character outside a string or comment\n");
+  EXPECT_EQ(check("\n\n  \xcc\xaa = 1\n"),
+            "t.toml:3:3: error: non-ASCII character outside a string or comment\n");
+}
+
+TEST(LoaderScreen, NonAsciiInStringsAndCommentsIsFine) {
+  EXPECT_EQ(
+      check("# caf\xc3\xa9\n[[certificate]]\nname = \"caf\xc3\xa9 \\\" \xc3\xbc\"  # \xc3\xa9\n"
+            "domains = ['a.example.com']\nissuer = \"self-signed\"\n"),
+      "");
+  EXPECT_EQ(check("[[api_key]]\nname = \"\"\"multi \"\" \xc3\xa9\nline\"\"\"\nid = 'abcd'\n"
+                  "sha256 = '" +
+                  std::string(64, 'a') + "'\ngateways = ['g']\n"),
+            "t.toml:6:13: error: gateway \"g\" is not defined\n");
+  EXPECT_EQ(check("x = '''lit \xc3\xa9 ''''\n"),
+            "t.toml:1:1: error: unknown key 'x' in the top level\n");
+}
+
+TEST(LoaderScreen, HugeSubdomainIsAnErrorNotAStackOverflow) {
+  // A regex over repeated labels recursed per label and overflowed the stack at ~15k labels.
+  std::string sub;
+  for (int i = 0; i < 16000; ++i) {
+    sub += i == 0 ? "a" : ".a";
+  }
+  std::string out =
+      check("[[site]]\nname = \"s\"\nsubdomain = \"" + sub +
+            "\"\nnamespace = \"x\"\nbackends = [\"10.0.0.1:80\"]\ncertificate = \"c\"\n");
+  EXPECT_NE(out.find("t.toml:3:13: error: invalid subdomain \"a.a.a."), std::string::npos) << out;
+  EXPECT_NE(out.find("…\" (31999 bytes) in 'subdomain'"), std::string::npos) << out;
+}
+
+TEST(DiagnosticQuote, LongValuesAreCutButDnsNamesAreNot) {
+  EXPECT_EQ(quote("abc"), "\"abc\"");
+  std::string name(253, 'a');
+  EXPECT_EQ(quote(name), "\"" + name + "\"");
+  std::string huge(1000, 'x');
+  EXPECT_EQ(quote(huge), "\"" + std::string(256, 'x') + "…\" (1000 bytes)");
+}
+
+}  // namespace
+}  // namespace edgeplane
