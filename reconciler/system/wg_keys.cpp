@@ -1,0 +1,296 @@
+// WireGuard keys with OpenSSL; key files written and read with strict modes, never logged.
+#include "reconciler/system/wg_keys.h"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+namespace edgeplane::sys {
+namespace {
+
+std::string errnoText(int err) {
+  return std::strerror(err);
+}
+
+std::string modeText(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+std::string parentOf(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) {
+    return ".";
+  }
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// A buffer that is wiped when it goes away: it holds key material.
+struct SecretBuffer {
+  char data[256] = {};
+  ~SecretBuffer() { OPENSSL_cleanse(data, sizeof(data)); }
+};
+
+struct FdCloser {
+  int fd = -1;
+  ~FdCloser() {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+};
+
+// Creates missing directories 0700 (chmod after mkdir, so the umask cannot loosen it). An
+// existing parent that others may write to is refused: they could swap the key file.
+Result<void> prepareParent(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) {
+      return terminal("key directory " + dir + " is not a directory");
+    }
+    if ((st.st_mode & 022) != 0) {
+      return terminal("key directory " + dir + " has mode " + modeText(st.st_mode) +
+                      ": it must not be writable by group or others (chmod 700 " + dir + ")");
+    }
+    return {};
+  }
+  if (errno != ENOENT) {
+    return terminal("key directory " + dir + ": " + errnoText(errno));
+  }
+  if (dir != "/" && dir != ".") {
+    if (auto r = prepareParent(parentOf(dir)); !r) {
+      return r;
+    }
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return terminal("create key directory " + dir + ": " + errnoText(errno));
+  }
+  if (::chmod(dir.c_str(), 0700) != 0) {
+    return terminal("chmod 700 " + dir + ": " + errnoText(errno));
+  }
+  return {};
+}
+
+Result<void> fsyncDir(const std::string& dir) {
+  FdCloser d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (d.fd < 0 || ::fsync(d.fd) != 0) {
+    return terminal("sync key directory " + dir + ": " + errnoText(errno));
+  }
+  return {};
+}
+
+// Writes base64 + "\n" to a new file (O_EXCL, 0600 regardless of umask) and syncs it.
+// Returns errno in `err` on failure.
+Result<void> writeNewKeyFile(const std::string& path, const WgKey& key, int& err) {
+  err = 0;
+  FdCloser f{::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
+  if (f.fd < 0) {
+    err = errno;
+    return terminal("create key file " + path + ": " + errnoText(err));
+  }
+  SecretBuffer text;
+  std::string b64 = key.base64();
+  std::memcpy(text.data, b64.data(), b64.size());
+  text.data[b64.size()] = '\n';
+  const size_t len = b64.size() + 1;
+  OPENSSL_cleanse(b64.data(), b64.size());
+  if (::fchmod(f.fd, 0600) != 0) {
+    err = errno;
+    ::unlink(path.c_str());
+    return terminal("chmod 600 " + path + ": " + errnoText(err));
+  }
+  size_t done = 0;
+  while (done < len) {
+    const ssize_t n = ::write(f.fd, text.data + done, len - done);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      err = n < 0 ? errno : EIO;
+      ::unlink(path.c_str());
+      return terminal("write key file " + path + ": " + errnoText(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(f.fd) != 0) {
+    err = errno;
+    ::unlink(path.c_str());
+    return terminal("sync key file " + path + ": " + errnoText(err));
+  }
+  return {};
+}
+
+// Returns ENOENT in `err` when the file does not exist (the caller decides what that means).
+Result<WgKey> readKeyFile(const std::string& path, int& err) {
+  err = 0;
+  FdCloser f{::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC)};
+  if (f.fd < 0) {
+    err = errno;
+    if (err == ELOOP) {
+      return terminal("key file " + path + " is a symbolic link; refusing to read it");
+    }
+    return terminal("open key file " + path + ": " + errnoText(err));
+  }
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0) {
+    err = errno;
+    return terminal("stat key file " + path + ": " + errnoText(err));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return terminal("key file " + path + " is not a regular file");
+  }
+  if (st.st_uid != ::geteuid()) {
+    return terminal("key file " + path + " is owned by uid " + std::to_string(st.st_uid) +
+                    ", not by uid " + std::to_string(::geteuid()) + " running edgeplane");
+  }
+  if ((st.st_mode & 077) != 0) {
+    return terminal("key file " + path + " has mode " + modeText(st.st_mode) +
+                    ": it must not be accessible by group or others (chmod 600 " + path + ")");
+  }
+  SecretBuffer text;
+  size_t len = 0;
+  while (len < sizeof(text.data)) {
+    const ssize_t n = ::read(f.fd, text.data + len, sizeof(text.data) - len);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      err = errno;
+      return terminal("read key file " + path + ": " + errnoText(err));
+    }
+    if (n == 0) {
+      break;
+    }
+    len += static_cast<size_t>(n);
+  }
+  // Exactly what `wg genkey` writes: 44 base64 characters and a newline (or none).
+  if (len == 45 && text.data[44] == '\n') {
+    len = 44;
+  }
+  std::optional<WgKey> key;
+  if (len == 44) {
+    key = WgKey::parseBase64(std::string_view(text.data, 44));
+  }
+  if (!key) {
+    return terminal("key file " + path +
+                    " does not hold a WireGuard key (base64 of 32 bytes and a newline)");
+  }
+  return *key;
+}
+
+Result<LoadedKey> withPublic(const WgKey& key, bool created) {
+  auto pub = publicKeyFor(key);
+  if (!pub) {
+    return pub.error();
+  }
+  return LoadedKey{key, *pub, created};
+}
+
+}  // namespace
+
+void clampPrivateKey(WgKey& key) {
+  key.bytes[0] &= 248;
+  key.bytes[31] &= 127;
+  key.bytes[31] |= 64;
+}
+
+Result<WgKey> generatePrivateKey() {
+  WgKey key;
+  if (RAND_priv_bytes(key.bytes.data(), static_cast<int>(key.bytes.size())) != 1) {
+    return terminal("generate WireGuard private key: the OpenSSL random generator failed");
+  }
+  clampPrivateKey(key);
+  return key;
+}
+
+Result<WgKey> publicKeyFor(const WgKey& privateKey) {
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, privateKey.bytes.data(),
+                                   privateKey.bytes.size()),
+      &EVP_PKEY_free);
+  if (!pkey) {
+    return terminal("derive WireGuard public key: OpenSSL rejected the X25519 private key");
+  }
+  WgKey pub;
+  size_t len = pub.bytes.size();
+  if (EVP_PKEY_get_raw_public_key(pkey.get(), pub.bytes.data(), &len) != 1 ||
+      len != pub.bytes.size()) {
+    return terminal("derive WireGuard public key: OpenSSL X25519 failed");
+  }
+  return pub;
+}
+
+Result<LoadedKey> loadOrCreateKey(const std::string& path, bool allowCreate) {
+  int err = 0;
+  auto key = readKeyFile(path, err);
+  if (key) {
+    return withPublic(*key, false);
+  }
+  if (err != ENOENT) {
+    return key.error();
+  }
+  if (!allowCreate) {
+    return terminal("WireGuard key file " + path +
+                    " is missing; a new key would change the interface's public key, so it is "
+                    "only generated on request (--rotate-key)");
+  }
+  if (auto r = prepareParent(parentOf(path)); !r) {
+    return r.error();
+  }
+  auto fresh = generatePrivateKey();
+  if (!fresh) {
+    return fresh.error();
+  }
+  if (auto w = writeNewKeyFile(path, *fresh, err); !w) {
+    if (err == EEXIST) {
+      // Someone created it between our read and our write: theirs wins.
+      auto again = readKeyFile(path, err);
+      if (!again) {
+        return again.error();
+      }
+      return withPublic(*again, false);
+    }
+    return w.error();
+  }
+  if (auto r = fsyncDir(parentOf(path)); !r) {
+    return r.error();
+  }
+  return withPublic(*fresh, true);
+}
+
+Result<LoadedKey> rotateKey(const std::string& path) {
+  const std::string dir = parentOf(path);
+  if (auto r = prepareParent(dir); !r) {
+    return r.error();
+  }
+  auto fresh = generatePrivateKey();
+  if (!fresh) {
+    return fresh.error();
+  }
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  ::unlink(tmp.c_str());  // a leftover of a crashed rotation by this pid
+  int err = 0;
+  if (auto w = writeNewKeyFile(tmp, *fresh, err); !w) {
+    return w.error();
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    err = errno;
+    ::unlink(tmp.c_str());
+    return terminal("replace key file " + path + ": " + errnoText(err));
+  }
+  if (auto r = fsyncDir(dir); !r) {
+    return r.error();
+  }
+  return withPublic(*fresh, true);
+}
+
+}  // namespace edgeplane::sys

@@ -1,0 +1,32 @@
+// WireGuard keys: X25519 generation and derivation (OpenSSL) and 0600 key files.
+#pragma once
+
+#include <string>
+
+#include "schema/net.h"
+#include "schema/result.h"
+
+namespace edgeplane::sys {
+
+// RFC 7748 clamping: clear the 3 low bits, clear the top bit, set bit 254.
+void clampPrivateKey(WgKey& key);
+// 32 bytes from the OpenSSL private DRBG, clamped.
+Result<WgKey> generatePrivateKey();
+// X25519(key, 9). The scalar is clamped on the way in, as X25519 requires.
+Result<WgKey> publicKeyFor(const WgKey& privateKey);
+
+struct LoadedKey {
+  WgKey privateKey;
+  WgKey publicKey;
+  bool created = false;  // the file did not exist and was written now
+};
+
+// Reads a private key file: base64 and a newline, a regular file owned by the effective user,
+// not group- or world-accessible. A missing file is generated (mode 0600, parent directory
+// created 0700) when allowCreate, else it is an error that says the key is missing. Errors
+// name the path and what is wrong, never the key.
+Result<LoadedKey> loadOrCreateKey(const std::string& path, bool allowCreate);
+// Replaces the key file with a new key atomically (temporary file, fsync, rename).
+Result<LoadedKey> rotateKey(const std::string& path);
+
+}  // namespace edgeplane::sys
