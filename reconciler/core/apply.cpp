@@ -83,6 +83,23 @@ class Executor {
         }
         return d_.replaceRoute(*route);
       }
+      case Kind::WireGuard:
+        if (op.action == Action::Delete) {
+          return d_.deleteWireGuard(op.scope);
+        }
+        return d_.ensureWireGuard(p_.target.wireguard.at(op.scope));
+      case Kind::Peer: {
+        // All peers of a namespace go in one sync; every peer op shares its outcome.
+        auto done = peerSyncs_.find(op.scope);
+        if (done == peerSyncs_.end()) {
+          auto wg = p_.target.wireguard.find(op.scope);
+          Result<void> r = wg == p_.target.wireguard.end()
+                               ? Result<void>(terminal("no WireGuard target for " + op.scope))
+                               : d_.syncPeers(wg->second);
+          done = peerSyncs_.emplace(op.scope, r).first;
+        }
+        return done->second;
+      }
       case Kind::NftTable:
       case Kind::Forward:
         break;
@@ -188,6 +205,7 @@ class Executor {
   const Plan& p_;
   HostDriver& d_;
   ApplyResult r_;
+  std::map<std::string, Result<void>> peerSyncs_;
 };
 
 }  // namespace
@@ -233,6 +251,15 @@ StoreView recordApplied(const Plan& plan, const ApplyResult& result, const Store
   }
   if (!t.namespaces.empty()) {
     own("nftables host", "");
+  }
+  for (const auto& [ns, wg] : t.wireguard) {
+    if (out.applied.count("namespace " + ns) == 0) {
+      continue;
+    }
+    own("wireguard " + ns, wg.describe());
+    for (const auto& p : wg.peers) {
+      own("peer " + ns + "/" + p.name, p.describe());
+    }
   }
   for (const auto& r : t.routes) {
     if (out.applied.count("namespace " + r.ns) != 0) {

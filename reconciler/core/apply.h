@@ -23,6 +23,12 @@ class HostDriver {
   // its forwarding sysctl; recreates the pair if either end is missing.
   virtual Result<void> ensureUplink(const UplinkTarget& uplink) = 0;
   virtual Result<void> deleteUplink(const std::string& ns) = 0;
+  // Converges the namespace's WireGuard interface: private key (kept in a 0600 file, made
+  // only when wg.allowNewKey), interface (restarted if dead), listen port, addresses, up.
+  virtual Result<void> ensureWireGuard(const WireGuardTarget& wg) = 0;
+  virtual Result<void> deleteWireGuard(const std::string& ns) = 0;
+  // Sends only the peers that differ (added, changed, removed), like `wg syncconf`.
+  virtual Result<void> syncPeers(const WireGuardTarget& wg) = 0;
   virtual Result<void> replaceRoute(const RouteTarget& route) = 0;
   virtual Result<void> deleteRoute(const std::string& ns, const IpPrefix& destination) = 0;
   // Makes edgeplane's table in `scope` ("" = host) hold exactly `table`, in one atomic batch:

@@ -49,6 +49,26 @@ struct RouteView {
   auto operator<=>(const RouteView&) const = default;
 };
 
+// One WireGuard peer as the interface reports it.
+struct PeerView {
+  WgKey publicKey;
+  std::optional<Endpoint> endpoint;
+  std::vector<IpPrefix> allowedIps;  // sorted networks
+  std::optional<uint16_t> keepalive;
+  std::optional<int64_t> lastHandshake;  // unix seconds; unset: never
+  uint64_t rxBytes = 0;
+  uint64_t txBytes = 0;
+  bool operator==(const PeerView&) const = default;
+};
+
+// A namespace's WireGuard interface, when it exists and answers (wireguard-go running).
+struct WireGuardView {
+  std::optional<WgKey> publicKey;
+  uint16_t listenPort = 0;
+  std::vector<PeerView> peers;
+  bool operator==(const WireGuardView&) const = default;
+};
+
 struct LinkView {
   std::string name;
   bool up = false;
@@ -62,6 +82,10 @@ struct NetnsView {
   std::vector<RouteView> routes;      // IPv4 main table
   std::optional<NftTableView> table;  // edgeplane's table, if present
   bool ipForward = false;
+  std::optional<WireGuardView> wireguard;  // wg-<namespace>, if alive
+  // The public key of the private key kept in <state-dir>/keys/<namespace>.key, if that file
+  // exists. The private key itself never enters this model.
+  std::optional<WgKey> storedPublicKey;
 
   const LinkView* link(std::string_view name) const;
   bool operator==(const NetnsView&) const = default;

@@ -38,6 +38,10 @@ std::string_view toString(Kind k) {
       return "sysctl";
     case Kind::Uplink:
       return "uplink";
+    case Kind::WireGuard:
+      return "wireguard";
+    case Kind::Peer:
+      return "peer";
     case Kind::Route:
       return "route";
     case Kind::NftTable:
@@ -92,6 +96,9 @@ class Planner {
     planHostSysctl();
     for (const auto& ns : t_.namespaces) {
       planUplink(ns);
+    }
+    for (const auto& ns : t_.namespaces) {
+      planWireGuard(ns);
     }
     for (const auto& ns : t_.namespaces) {
       planRoutes(ns);
@@ -212,10 +219,17 @@ class Planner {
         p_.foreign.push_back("namespace " + netns);
         continue;
       }
+      size_t wgOp = kNone;
+      if (v.wireguard || v.link(wgLinkName(ns)) != nullptr) {
+        Op op = makeOp(Action::Delete, Kind::WireGuard, ns, ns);
+        op.changes.push_back({"interface", wgLinkName(ns), ""});
+        wgOp = add(std::move(op));
+      }
       size_t uplinkOp = kNone;
       if (o_.host.link(hostLinkName(ns)) != nullptr || v.link(nsLinkName(ns)) != nullptr) {
         Op op = makeOp(Action::Delete, Kind::Uplink, ns, ns);
         op.changes.push_back({"host_link", hostLinkName(ns), ""});
+        dep(op, wgOp);
         uplinkOp = add(std::move(op));
       }
       Op op = makeOp(Action::Delete, Kind::Namespace, ns, ns);
@@ -317,6 +331,156 @@ class Planner {
                                          : "route changed outside edgeplane");
       dep(op, indexOf(nsOps_, ns));
       dep(op, indexOf(uplinkOps_, ns));
+      dep(op, indexOf(wgOps_, ns));
+      add(std::move(op));
+    }
+  }
+
+  static std::string joinPrefixes(const std::vector<IpPrefix>& v) {
+    std::string out;
+    for (const auto& p : v) {
+      out += (out.empty() ? "" : ", ") + p.str();
+    }
+    return out.empty() ? "none" : out;
+  }
+
+  // The namespace's WireGuard interface, then its peers one by one (like `wg syncconf`: an
+  // unchanged peer gets no op, so its session survives).
+  void planWireGuard(const std::string& ns) {
+    const NetnsView* v = view(ns);
+    auto it = t_.wireguard.find(ns);
+    if (it == t_.wireguard.end()) {
+      if (v != nullptr && (v->wireguard || v->link(wgLinkName(ns)) != nullptr) &&
+          s_.owns("wireguard", ns)) {
+        Op op = makeOp(Action::Delete, Kind::WireGuard, ns, ns);
+        op.changes.push_back({"interface", wgLinkName(ns), ""});
+        add(std::move(op));
+      }
+      return;
+    }
+    const WireGuardTarget& wt = it->second;
+    const bool owned = s_.owns("wireguard", ns);
+    const LinkView* link = v != nullptr ? v->link(wt.ifname) : nullptr;
+    const std::optional<WireGuardView> seen =
+        v != nullptr && link != nullptr ? v->wireguard : std::nullopt;
+    const std::optional<WgKey> stored = v != nullptr ? v->storedPublicKey : std::nullopt;
+    const bool keyLost = owned && !stored && !wt.rotateKey;
+    const std::string keyLostNote =
+        "the private key file is missing: the public key peers know would change; apply "
+        "refuses until it is restored or --rotate-key " +
+        ns + " is given";
+
+    Op op = makeOp(seen ? Action::Update : Action::Create, Kind::WireGuard, ns, ns);
+    if (!seen) {
+      op.changes.push_back({"interface", "", wt.ifname});
+      op.changes.push_back({"listen_port", "", std::to_string(wt.listenPort)});
+      op.changes.push_back({"address", "", joinPrefixes(wt.addresses)});
+      op.changes.push_back(
+          {"public_key", "", stored && !wt.rotateKey ? stored->base64() : "(generated on apply)"});
+      if (owned && v != nullptr) {
+        op.drift = "interface missing (wireguard-go not running?)";
+      }
+    } else {
+      if (seen->listenPort != wt.listenPort) {
+        op.changes.push_back(
+            {"listen_port", std::to_string(seen->listenPort), std::to_string(wt.listenPort)});
+      }
+      std::vector<IpPrefix> addrs = link->addresses;
+      std::sort(addrs.begin(), addrs.end());
+      if (addrs != wt.addresses) {
+        op.changes.push_back({"address", joinPrefixes(addrs), joinPrefixes(wt.addresses)});
+      }
+      if (!link->up) {
+        op.changes.push_back({"state", "down", "up"});
+      }
+      if (wt.rotateKey) {
+        op.changes.push_back({"public_key", seen->publicKey ? seen->publicKey->base64() : "",
+                              "(new key, generated on apply)"});
+      } else if (stored && seen->publicKey != stored) {
+        op.changes.push_back(
+            {"public_key", seen->publicKey ? seen->publicKey->base64() : "", stored->base64()});
+      }
+      if (!op.changes.empty() && s_.appliedAs("wireguard", ns, wt.describe())) {
+        op.drift = "interface changed outside edgeplane";
+      }
+    }
+    if (keyLost) {
+      op.changes.push_back({"private_key", "missing", "(refused)"});
+      op.drift = op.drift.empty() ? keyLostNote : op.drift + "; " + keyLostNote;
+    }
+    if (!seen || !op.changes.empty()) {
+      dep(op, indexOf(nsOps_, ns));
+      wgOps_[ns] = add(std::move(op));
+    }
+    planPeers(wt, seen);
+  }
+
+  void planPeers(const WireGuardTarget& wt, const std::optional<WireGuardView>& seen) {
+    const std::string& ns = wt.ns;
+    std::map<WgKey, const PeerView*> observed;
+    if (seen) {
+      for (const auto& p : seen->peers) {
+        observed[p.publicKey] = &p;
+      }
+    }
+    std::map<WgKey, std::string> desiredNames;
+    for (const auto& p : wt.peers) {
+      desiredNames[p.publicKey] = p.name;
+      const std::string name = ns + "/" + p.name;
+      auto o = observed.find(p.publicKey);
+      Op op = makeOp(Action::Update, Kind::Peer, name, ns);
+      if (o == observed.end()) {
+        op.action = Action::Create;
+        op.changes.push_back({"public_key", "", p.publicKey.base64()});
+        op.changes.push_back({"allowed_ips", "", joinPrefixes(p.allowedIps)});
+        if (p.endpoint) {
+          op.changes.push_back({"endpoint", "", p.endpoint->str()});
+        }
+        if (p.keepalive) {
+          op.changes.push_back({"persistent_keepalive", "", std::to_string(*p.keepalive)});
+        }
+        if (seen && s_.appliedAs("peer", name, p.describe())) {
+          op.drift = "peer was removed outside edgeplane";
+        }
+      } else {
+        const PeerView& pv = *o->second;
+        if (pv.allowedIps != p.allowedIps) {
+          op.changes.push_back(
+              {"allowed_ips", joinPrefixes(pv.allowedIps), joinPrefixes(p.allowedIps)});
+        }
+        // A configured IP endpoint is enforced; a DNS one is resolved by the driver, and an
+        // unset one lets the peer roam (as `wg syncconf` does).
+        if (p.endpoint && IpAddress::parse(p.endpoint->host)) {
+          const std::string want =
+              Endpoint{*IpAddress::parse(p.endpoint->host), p.endpoint->port}.str();
+          const std::string have = pv.endpoint ? pv.endpoint->str() : "";
+          if (have != want) {
+            op.changes.push_back({"endpoint", have, want});
+          }
+        }
+        if (pv.keepalive.value_or(0) != p.keepalive.value_or(0)) {
+          op.changes.push_back({"persistent_keepalive",
+                                pv.keepalive ? std::to_string(*pv.keepalive) : "",
+                                p.keepalive ? std::to_string(*p.keepalive) : ""});
+        }
+        if (op.changes.empty()) {
+          continue;
+        }
+        if (s_.appliedAs("peer", name, p.describe())) {
+          op.drift = "peer changed outside edgeplane";
+        }
+      }
+      dep(op, indexOf(nsOps_, ns));
+      dep(op, indexOf(wgOps_, ns));
+      add(std::move(op));
+    }
+    for (const auto& [key, pv] : observed) {
+      if (desiredNames.count(key) != 0) {
+        continue;
+      }
+      Op op = makeOp(Action::Delete, Kind::Peer, ns + "/" + key.base64(), ns);
+      op.changes.push_back({"allowed_ips", joinPrefixes(pv->allowedIps), ""});
+      dep(op, indexOf(wgOps_, ns));
       add(std::move(op));
     }
   }
@@ -490,6 +654,7 @@ class Planner {
   std::map<IpAddress, std::string> nsByAddress_;
   std::map<std::string, size_t, std::less<>> nsOps_;
   std::map<std::string, size_t, std::less<>> uplinkOps_;
+  std::map<std::string, size_t, std::less<>> wgOps_;
   std::map<std::string, size_t, std::less<>> tableOps_;
   std::set<std::string, std::less<>> touchedTables_;  // scopes whose elements an op changes
   std::map<std::string, PortIndex, std::less<>> portIndex_;

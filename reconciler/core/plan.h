@@ -10,7 +10,7 @@
 namespace edgeplane::core {
 
 enum class Action : uint8_t { Create, Update, Delete };
-enum class Kind : uint8_t { Namespace, Sysctl, Uplink, Route, NftTable, Forward };
+enum class Kind : uint8_t { Namespace, Sysctl, Uplink, WireGuard, Peer, Route, NftTable, Forward };
 
 std::string_view toString(Action a);
 std::string_view toString(Kind k);

@@ -98,7 +98,33 @@ Result<std::map<std::string, uint32_t, std::less<>>> allocateUplinks(
   return out;
 }
 
-Result<Target> buildTarget(const Desired& d, std::string_view host, const StoreView& store) {
+std::string PeerTarget::describe() const {
+  std::string out = publicKey.base64() + " allowed_ips=";
+  for (size_t i = 0; i < allowedIps.size(); ++i) {
+    out += (i == 0 ? "" : ",") + allowedIps[i].str();
+  }
+  if (endpoint) {
+    out += " endpoint=" + endpoint->str();
+  }
+  if (keepalive) {
+    out += " keepalive=" + std::to_string(*keepalive);
+  }
+  return out;
+}
+
+std::string WireGuardTarget::describe() const {
+  std::string out = ifname + " port=" + std::to_string(listenPort) + " address=";
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    out += (i == 0 ? "" : ",") + addresses[i].str();
+  }
+  if (mtu) {
+    out += " mtu=" + std::to_string(*mtu);
+  }
+  return out;
+}
+
+Result<Target> buildTarget(const Desired& d, std::string_view host, const StoreView& store,
+                           const std::set<std::string>& rotateKeys) {
   Target t;
   t.host = std::string(host);
   IpPrefix pool = *IpPrefix::parse(kDefaultUplinkPool);
@@ -122,6 +148,26 @@ Result<Target> buildTarget(const Desired& d, std::string_view host, const StoreV
   for (const auto& ns : d.namespaces) {
     if (ns.suspended) {
       suspended.insert(ns.name);
+    }
+    if (ns.wireguard) {
+      WireGuardTarget wg;
+      wg.ns = ns.name;
+      wg.ifname = wgLinkName(ns.name);
+      wg.listenPort = ns.wireguard->listen_port;
+      wg.addresses = ns.wireguard->address;
+      std::sort(wg.addresses.begin(), wg.addresses.end());
+      wg.mtu = ns.wireguard->mtu;
+      for (const auto& p : ns.peers) {
+        PeerTarget pt{p.name, p.public_key, {}, p.endpoint, p.persistent_keepalive};
+        for (const auto& a : p.allowed_ips) {
+          pt.allowedIps.push_back(a.network());
+        }
+        std::sort(pt.allowedIps.begin(), pt.allowedIps.end());
+        wg.peers.push_back(std::move(pt));
+      }
+      wg.rotateKey = rotateKeys.count(ns.name) != 0;
+      wg.allowNewKey = wg.rotateKey || !store.owns("wireguard", ns.name);
+      t.wireguard[ns.name] = std::move(wg);
     }
     for (const auto& r : ns.routes) {
       t.routes.push_back(RouteTarget{ns.name, r.destination.network(), r.via});

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -34,12 +35,35 @@ struct RouteTarget {
   IpAddress via;
 };
 
+struct PeerTarget {
+  std::string name;
+  WgKey publicKey;
+  std::vector<IpPrefix> allowedIps;  // sorted networks
+  std::optional<HostPort> endpoint;
+  std::optional<uint16_t> keepalive;
+  std::string describe() const;  // the spec recorded when applied (no secrets: none here)
+};
+
+struct WireGuardTarget {
+  std::string ns;
+  std::string ifname;
+  uint16_t listenPort = 0;
+  std::vector<IpPrefix> addresses;  // sorted
+  std::optional<uint16_t> mtu;
+  std::vector<PeerTarget> peers;
+  // A new private key may be made: the interface was never applied, or --rotate-key.
+  bool allowNewKey = true;
+  bool rotateKey = false;
+  std::string describe() const;
+};
+
 struct Target {
   std::string host;
   std::vector<std::string> namespaces;  // tenant names, sorted
   std::map<std::string, UplinkTarget, std::less<>> uplinks;
   std::vector<RouteTarget> routes;
   std::vector<ForwardTarget> forwards;  // active ones (suspended namespaces withdrawn)
+  std::map<std::string, WireGuardTarget, std::less<>> wireguard;  // by namespace
 
   // The full contents of edgeplane's nftables table in the host or a tenant namespace.
   NftTableView hostTable() const;
@@ -53,7 +77,8 @@ Result<std::map<std::string, uint32_t, std::less<>>> allocateUplinks(
     const std::map<std::string, uint32_t, std::less<>>& existing, const IpPrefix& pool);
 
 // Builds the target from the part of the desired state one host converges (resolveFor).
+// `rotateKeys`: namespaces whose WireGuard private key apply may replace (--rotate-key).
 Result<Target> buildTarget(const Desired& hostDesired, std::string_view host,
-                           const StoreView& store);
+                           const StoreView& store, const std::set<std::string>& rotateKeys = {});
 
 }  // namespace edgeplane::core

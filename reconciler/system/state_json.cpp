@@ -63,6 +63,40 @@ Object::Ptr viewToJson(const core::NetnsView& v) {
     o->set("table", t);
   }
   o->set("ip_forward", v.ipForward);
+  if (v.wireguard) {
+    Object::Ptr w = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    if (v.wireguard->publicKey) {
+      w->set("public_key", v.wireguard->publicKey->base64());
+    }
+    w->set("listen_port", static_cast<int>(v.wireguard->listenPort));
+    Array::Ptr peers = new Array;
+    for (const auto& p : v.wireguard->peers) {
+      Object::Ptr po = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+      po->set("public_key", p.publicKey.base64());
+      if (p.endpoint) {
+        po->set("endpoint", p.endpoint->str());
+      }
+      Array::Ptr ips = new Array;
+      for (const auto& a : p.allowedIps) {
+        ips->add(a.str());
+      }
+      po->set("allowed_ips", ips);
+      if (p.keepalive) {
+        po->set("persistent_keepalive", static_cast<int>(*p.keepalive));
+      }
+      if (p.lastHandshake) {
+        po->set("latest_handshake", *p.lastHandshake);
+      }
+      po->set("rx_bytes", p.rxBytes);
+      po->set("tx_bytes", p.txBytes);
+      peers->add(po);
+    }
+    w->set("peers", peers);
+    o->set("wireguard", w);
+  }
+  if (v.storedPublicKey) {
+    o->set("stored_public_key", v.storedPublicKey->base64());
+  }
   return o;
 }
 
@@ -206,6 +240,51 @@ struct Reader {
       v.table = std::move(table);
     }
     v.ipForward = boolean(o, "ip_forward", path, false);
+    if (Object::Ptr w = object(o, "wireguard", path, false)) {
+      const std::string wp = path + ".wireguard";
+      core::WireGuardView wg;
+      if (w->has("public_key")) {
+        wg.publicKey = parsed<WgKey>(w->get("public_key"), wp + ".public_key", WgKey::parseBase64,
+                                     "WireGuard key");
+      }
+      wg.listenPort = static_cast<uint16_t>(w->optValue<int>("listen_port", 0));
+      Array::Ptr peers = array(w, "peers", wp);
+      for (size_t i = 0; i < peers->size(); ++i) {
+        const std::string pp = wp + ".peers[" + std::to_string(i) + "]";
+        Object::Ptr po = peers->getObject(static_cast<unsigned>(i));
+        if (!po) {
+          fail(pp + ": must be an object");
+          continue;
+        }
+        core::PeerView pv;
+        pv.publicKey = parsed<WgKey>(po->get("public_key"), pp + ".public_key", WgKey::parseBase64,
+                                     "WireGuard key");
+        if (po->has("endpoint")) {
+          pv.endpoint =
+              parsed<Endpoint>(po->get("endpoint"), pp + ".endpoint", Endpoint::parse, "endpoint");
+        }
+        Array::Ptr ips = array(po, "allowed_ips", pp);
+        for (size_t j = 0; j < ips->size(); ++j) {
+          pv.allowedIps.push_back(parsed<IpPrefix>(ips->get(static_cast<unsigned>(j)),
+                                                   pp + ".allowed_ips", IpPrefix::parse, "prefix"));
+        }
+        std::sort(pv.allowedIps.begin(), pv.allowedIps.end());
+        if (po->has("persistent_keepalive")) {
+          pv.keepalive = static_cast<uint16_t>(po->getValue<int>("persistent_keepalive"));
+        }
+        if (po->has("latest_handshake")) {
+          pv.lastHandshake = po->getValue<int64_t>("latest_handshake");
+        }
+        pv.rxBytes = po->optValue<uint64_t>("rx_bytes", 0);
+        pv.txBytes = po->optValue<uint64_t>("tx_bytes", 0);
+        wg.peers.push_back(std::move(pv));
+      }
+      v.wireguard = std::move(wg);
+    }
+    if (o->has("stored_public_key")) {
+      v.storedPublicKey = parsed<WgKey>(o->get("stored_public_key"), path + ".stored_public_key",
+                                        WgKey::parseBase64, "WireGuard key");
+    }
     return v;
   }
 };

@@ -104,6 +104,104 @@ Result<void> FakeHost::deleteUplink(const std::string& ns) {
   return {};
 }
 
+Result<void> FakeHost::ensureWireGuard(const core::WireGuardTarget& wg) {
+  if (auto r = call("ensureWireGuard " + wg.ns); !r) {
+    return r;
+  }
+  NetnsView* v = view(wg.ns);
+  if (v == nullptr) {
+    return terminal("no namespace " + wg.ns);
+  }
+  if (keyFiles.count(wg.ns) == 0 && !wg.allowNewKey) {
+    return terminal("private key file for " + wg.ns + " is missing");
+  }
+  WgKey pub;
+  pub.bytes[0] = static_cast<uint8_t>(wg.ns.size());  // a stand-in; the fake has no crypto
+  if (wg.rotateKey) {
+    pub.bytes[1] = static_cast<uint8_t>(pub.bytes[1] + 1);
+  }
+  keyFiles.insert(wg.ns);
+  v->storedPublicKey = pub;
+  std::vector<core::PeerView> peers;
+  if (v->wireguard) {
+    peers = v->wireguard->peers;
+  }
+  v->wireguard = core::WireGuardView{pub, wg.listenPort, peers};
+  auto it = std::find_if(v->links.begin(), v->links.end(),
+                         [&](const LinkView& l) { return l.name == wg.ifname; });
+  if (it == v->links.end()) {
+    v->links.push_back(LinkView{wg.ifname, true, wg.addresses});
+  } else {
+    *it = LinkView{wg.ifname, true, wg.addresses};
+  }
+  return {};
+}
+
+Result<void> FakeHost::deleteWireGuard(const std::string& ns) {
+  if (auto r = call("deleteWireGuard " + ns); !r) {
+    return r;
+  }
+  if (NetnsView* v = view(ns)) {
+    v->wireguard.reset();
+    v->links.erase(
+        std::remove_if(v->links.begin(), v->links.end(),
+                       [&](const LinkView& l) { return l.name == core::wgLinkName(ns); }),
+        v->links.end());
+  }
+  return {};
+}
+
+Result<void> FakeHost::syncPeers(const core::WireGuardTarget& wg) {
+  if (auto r = call("syncPeers " + wg.ns); !r) {
+    return r;
+  }
+  NetnsView* v = view(wg.ns);
+  if (v == nullptr || !v->wireguard) {
+    return terminal("no WireGuard interface in " + wg.ns);
+  }
+  std::vector<std::string> touched;
+  std::vector<core::PeerView> next;
+  for (const auto& p : wg.peers) {
+    core::PeerView want{p.publicKey, std::nullopt, p.allowedIps, p.keepalive, std::nullopt, 0, 0};
+    if (p.endpoint) {
+      if (auto ip = IpAddress::parse(p.endpoint->host)) {
+        want.endpoint = Endpoint{*ip, p.endpoint->port};
+      }
+    }
+    auto it = std::find_if(v->wireguard->peers.begin(), v->wireguard->peers.end(),
+                           [&](const core::PeerView& x) { return x.publicKey == p.publicKey; });
+    if (it != v->wireguard->peers.end()) {
+      core::PeerView kept = *it;  // counters and handshake survive
+      bool same = kept.allowedIps == want.allowedIps &&
+                  kept.keepalive.value_or(0) == want.keepalive.value_or(0) &&
+                  (!want.endpoint || kept.endpoint == want.endpoint);
+      if (same) {
+        next.push_back(kept);
+        continue;
+      }
+      want.lastHandshake = kept.lastHandshake;
+      want.rxBytes = kept.rxBytes;
+      want.txBytes = kept.txBytes;
+      if (!want.endpoint) {
+        want.endpoint = kept.endpoint;
+      }
+    }
+    touched.push_back(p.name);
+    next.push_back(want);
+  }
+  for (const auto& x : v->wireguard->peers) {
+    bool desired = std::any_of(wg.peers.begin(), wg.peers.end(), [&](const core::PeerTarget& p) {
+      return p.publicKey == x.publicKey;
+    });
+    if (!desired) {
+      touched.push_back("-" + x.publicKey.base64());
+    }
+  }
+  v->wireguard->peers = next;
+  peerSyncs.push_back(touched);
+  return {};
+}
+
 Result<void> FakeHost::replaceRoute(const core::RouteTarget& rt) {
   if (auto r = call("replaceRoute " + rt.ns + " " + rt.destination.str()); !r) {
     return r;

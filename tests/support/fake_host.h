@@ -22,6 +22,9 @@ class FakeHost : public core::HostDriver {
     bool rebuilt = false;
   };
   std::vector<Sync> syncs;
+  // Per syncPeers call: the peers it touched, by name (unchanged peers are not touched).
+  std::vector<std::vector<std::string>> peerSyncs;
+  std::set<std::string, std::less<>> keyFiles;  // namespaces with a private key file
 
   // Interface
   Result<core::HostState> observe() override;
@@ -30,6 +33,9 @@ class FakeHost : public core::HostDriver {
   Result<void> enableHostForwarding() override;
   Result<void> ensureUplink(const core::UplinkTarget& uplink) override;
   Result<void> deleteUplink(const std::string& ns) override;
+  Result<void> ensureWireGuard(const core::WireGuardTarget& wg) override;
+  Result<void> deleteWireGuard(const std::string& ns) override;
+  Result<void> syncPeers(const core::WireGuardTarget& wg) override;
   Result<void> replaceRoute(const core::RouteTarget& route) override;
   Result<void> deleteRoute(const std::string& ns, const IpPrefix& destination) override;
   Result<void> syncTable(const std::string& scope, const core::NftTableView& table) override;

@@ -102,6 +102,10 @@ TEST(Plan, FromEmptyHostCreatesEverythingInDependencyOrder) {
                             "update sysctl host net.ipv4.ip_forward",
                             "create uplink a",
                             "create uplink b",
+                            "create wireguard a",
+                            "create peer a/p",
+                            "create wireguard b",
+                            "create peer b/p",
                             "create route a 10.60.0.0/16",
                             "create nftables host",
                             "create nftables a",
@@ -111,9 +115,11 @@ TEST(Plan, FromEmptyHostCreatesEverythingInDependencyOrder) {
                         }));
   // The uplink of a depends on namespace a (op 0) and on forwarding (op 2).
   EXPECT_EQ(p.ops[3].dependsOn, (std::vector<size_t>{0, 2}));
+  // The route depends on its namespace, uplink and WireGuard interface (its next hop).
+  EXPECT_EQ(p.ops[9].dependsOn, (std::vector<size_t>{0, 3, 5}));
   // The forward depends on its namespace, uplink and both tables.
-  EXPECT_EQ(p.ops[9].dependsOn, (std::vector<size_t>{0, 3, 6, 7}));
-  EXPECT_NE(core::renderText(p).find("Plan: 10 to add, 1 to change, 0 to destroy."),
+  EXPECT_EQ(p.ops[13].dependsOn, (std::vector<size_t>{0, 3, 10, 11}));
+  EXPECT_NE(core::renderText(p).find("Plan: 14 to add, 1 to change, 0 to destroy."),
             std::string::npos);
 }
 
@@ -200,6 +206,7 @@ target = "10.50.0.12:22"
   core::Plan p = w.plan();
   EXPECT_EQ(opLines(p), (std::vector<std::string>{
                             "delete forward b-dns",
+                            "delete wireguard b",
                             "delete uplink b",
                             "delete namespace b",
                         }));
@@ -263,6 +270,8 @@ TEST(Plan, PartialFailureFailsDependentsOnlyAndIsRetriedNextRun) {
   EXPECT_EQ(failed, (std::vector<std::string>{
                         "create namespace b: createNamespace b: injected failure",
                         "create uplink b: skipped: depends on namespace b, which failed",
+                        "create wireguard b: skipped: depends on namespace b, which failed",
+                        "create peer b/p: skipped: depends on namespace b, which failed",
                         "create nftables b: skipped: depends on namespace b, which failed",
                         "create forward b-dns: skipped: depends on namespace b, which failed",
                     }));
@@ -277,6 +286,8 @@ TEST(Plan, PartialFailureFailsDependentsOnlyAndIsRetriedNextRun) {
   EXPECT_EQ(opLines(w.plan()), (std::vector<std::string>{
                                    "create namespace b",
                                    "create uplink b",
+                                   "create wireguard b",
+                                   "create peer b/p",
                                    "create nftables b",
                                    "create forward b-dns",
                                }));
@@ -361,7 +372,103 @@ TEST(Plan, JsonHasResourceChangesAndSummary) {
                        0),
             0u)
       << json;
-  EXPECT_NE(json.find("\"summary\":{\"add\":10,\"change\":1,\"destroy\":0}}"), std::string::npos);
+  EXPECT_NE(json.find("\"summary\":{\"add\":14,\"change\":1,\"destroy\":0}}"), std::string::npos);
+}
+
+constexpr const char* kPeers = R"(
+[[namespace]]
+name = "a"
+[namespace.wireguard]
+address = ["10.50.0.1/24"]
+listen_port = 51820
+[[namespace.peer]]
+name = "p1"
+public_key = "hxNcKbMd5XGTKrhhfFOCMyjhv1Q71Tno37EzayvVS2Y="
+allowed_ips = ["10.50.0.11/32"]
+endpoint = "192.0.2.1:51821"
+[[namespace.peer]]
+name = "p2"
+public_key = "wFxEcLX/lkRTNv1WYwDc7d2RK5LKQuKExFA7F1uGRl0="
+allowed_ips = ["10.50.0.12/32"]
+endpoint = "192.0.2.2:51822"
+)";
+
+TEST(PlanWireGuard, ChangingOnePeerTouchesOnlyThatPeer) {
+  World w(load(kPeers));
+  ASSERT_TRUE(w.apply().ok());
+  auto& peers = w.host.state.namespaces["ep-a"].wireguard->peers;
+  peers[0].lastHandshake = 1700000000;  // as if p1 had a live session
+  peers[0].rxBytes = 4242;
+  std::string changed = kPeers;
+  changed.replace(changed.find("192.0.2.2:51822"), 15, "192.0.2.9:51822");
+  w.desired = load(changed);
+  core::Plan p = w.plan();
+  ASSERT_EQ(opLines(p), (std::vector<std::string>{"update peer a/p2"}));
+  EXPECT_EQ(p.ops[0].changes,
+            (std::vector<core::FieldChange>{{"endpoint", "192.0.2.2:51822", "192.0.2.9:51822"}}));
+  EXPECT_EQ(p.ops[0].drift, "");
+  w.host.peerSyncs.clear();
+  ASSERT_TRUE(w.apply().ok());
+  ASSERT_EQ(w.host.peerSyncs.size(), 1u);
+  EXPECT_EQ(w.host.peerSyncs[0], (std::vector<std::string>{"p2"}));
+  EXPECT_EQ(w.host.state.namespaces["ep-a"].wireguard->peers[0].lastHandshake, 1700000000);
+  EXPECT_EQ(w.host.state.namespaces["ep-a"].wireguard->peers[0].rxBytes, 4242u);
+  EXPECT_TRUE(w.plan().empty());
+}
+
+TEST(PlanWireGuard, PeerRemovedByHandAndDeadInterfaceAreDrift) {
+  World w(load(kPeers));
+  ASSERT_TRUE(w.apply().ok());
+  auto& wg = w.host.state.namespaces["ep-a"].wireguard;
+  wg->peers.erase(wg->peers.begin());  // `wg set wg-a peer … remove`
+  core::Plan p = w.plan();
+  ASSERT_EQ(opLines(p), (std::vector<std::string>{"create peer a/p1"}));
+  EXPECT_EQ(p.ops[0].drift, "peer was removed outside edgeplane");
+  ASSERT_TRUE(w.apply().ok());
+  EXPECT_TRUE(w.plan().empty());
+  wg.reset();  // wireguard-go killed: the interface is gone
+  auto& links = w.host.state.namespaces["ep-a"].links;
+  links.erase(std::remove_if(links.begin(), links.end(),
+                             [](const core::LinkView& l) { return l.name == "wg-a"; }),
+              links.end());
+  p = w.plan();
+  ASSERT_EQ(opLines(p), (std::vector<std::string>{"create wireguard a", "create peer a/p1",
+                                                  "create peer a/p2"}));
+  EXPECT_EQ(p.ops[0].drift, "interface missing (wireguard-go not running?)");
+  EXPECT_EQ(p.ops[1].drift, "");  // the whole interface is new: its peers are not separate drift
+  ASSERT_TRUE(w.apply().ok());
+  EXPECT_TRUE(w.plan().empty());
+}
+
+TEST(PlanWireGuard, LostKeyIsLoudAndRefusedWithoutRotate) {
+  World w(load(kPeers));
+  ASSERT_TRUE(w.apply().ok());
+  w.host.keyFiles.clear();
+  w.host.state.namespaces["ep-a"].storedPublicKey.reset();
+  core::Plan p = w.plan();
+  ASSERT_EQ(opLines(p), (std::vector<std::string>{"update wireguard a"}));
+  EXPECT_NE(p.ops[0].drift.find("the private key file is missing"), std::string::npos);
+  EXPECT_NE(p.ops[0].drift.find("--rotate-key a"), std::string::npos);
+  core::ApplyResult r = core::apply(p, w.host);
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.ops[0].error, "private key file for a is missing");
+  // With --rotate-key a, a new key is made and the plan says so.
+  auto target = core::buildTarget(resolveFor(w.desired, "default"), "default", w.store, {"a"});
+  ASSERT_TRUE(target.ok());
+  p = core::plan(*target, w.host.state, w.store);
+  ASSERT_EQ(opLines(p), (std::vector<std::string>{"update wireguard a"}));
+  EXPECT_EQ(p.ops[0].changes.back().after, "(new key, generated on apply)");
+  EXPECT_TRUE(core::apply(p, w.host).ok());
+}
+
+TEST(PlanWireGuard, RoamingPeerWithoutConfiguredEndpointIsNotDrift) {
+  std::string roaming = kPeers;
+  roaming.replace(roaming.find("endpoint = \"192.0.2.2:51822\"\n"), 30, "");
+  World w(load(roaming));
+  ASSERT_TRUE(w.apply().ok());
+  w.host.state.namespaces["ep-a"].wireguard->peers[1].endpoint =
+      *Endpoint::parse("198.51.100.77:40000");
+  EXPECT_TRUE(w.plan().empty()) << core::renderText(w.plan());
 }
 
 TEST(Plan, JsonEscapesControlCharacters) {
