@@ -19,6 +19,7 @@
 #include "reconciler/system/host_driver.h"
 #include "reconciler/system/lock.h"
 #include "reconciler/system/state_json.h"
+#include "reconciler/system/wg_keys.h"
 #include "schema/loader.h"
 #include "schema/store.h"
 #include "schema/validate.h"
@@ -118,6 +119,40 @@ OpAction storeAction(core::Action a) {
   return OpAction::Update;
 }
 
+sys::KernelHost makeHost(const Options& o) {
+  return sys::KernelHost(
+      o.stateDir, sys::parseBackendChoice(o.wireguardBackend).value_or(sys::WgBackendChoice::Auto));
+}
+
+// What operators hand to their peers: each namespace's public key and listen port. Only the
+// public half is derived from the key file; the private key is never printed.
+struct WgInfo {
+  std::string ns;
+  std::string publicKey;
+  std::string listenPort;
+};
+
+std::vector<WgInfo> wireguardInfo(const Options& o, const std::vector<OwnedResource>& owned) {
+  std::vector<WgInfo> out;
+  sys::KernelHost host = makeHost(o);
+  for (const auto& row : owned) {
+    if (row.kind != "wireguard") {
+      continue;
+    }
+    WgInfo info{row.name, "(key file missing)", "?"};
+    if (auto key = sys::loadOrCreateKey(host.keyPath(row.name), false)) {
+      info.publicKey = key->publicKey.base64();
+    }
+    auto at = row.data.find("port=");
+    if (at != std::string::npos) {
+      info.listenPort =
+          row.data.substr(at + 5, row.data.find_first_not_of("0123456789", at + 5) - (at + 5));
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
 std::string readFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream s;
@@ -158,7 +193,7 @@ int cmdPlan(const Options& o) {
       }
       view = std::move(*v);
     }
-    sys::KernelHost host;
+    sys::KernelHost host = makeHost(o);
     auto seen = host.observe();
     if (!seen) {
       std::cerr << "edgeplane plan: observing the host failed: " << seen.error().message
@@ -211,12 +246,13 @@ int cmdApply(const Options& o) {
   if (!view) {
     return fail(RunResult::Failed, view.error().message);
   }
-  sys::KernelHost host;
+  sys::KernelHost host = makeHost(o);
   auto observed = host.observe();
   if (!observed) {
     return fail(RunResult::Failed, "observing the host failed: " + observed.error().message);
   }
-  auto target = core::buildTarget(resolveFor(loaded->all, loaded->host), loaded->host, *view);
+  auto target =
+      core::buildTarget(resolveFor(loaded->all, loaded->host), loaded->host, *view, o.rotateKeys);
   if (!target) {
     return fail(RunResult::Refused, target.error().message);
   }
@@ -381,7 +417,7 @@ int cmdStatus(const Options& o) {
     Desired d = loadAndValidate(*po.config, diags);
     auto host = diags.empty() ? chooseHost(d, o.host) : Result<std::string>(terminal("invalid"));
     auto view = readStoreView(store);
-    sys::KernelHost kernel;
+    sys::KernelHost kernel = makeHost(o);
     auto seen = host && view ? kernel.observe() : Result<core::HostState>(terminal("skipped"));
     if (host && view && seen) {
       auto target = core::buildTarget(resolveFor(d, *host), *host, *view);
@@ -446,6 +482,15 @@ int cmdStatus(const Options& o) {
       dr->add(d);
     }
     root->set("pending", dr);
+    Array::Ptr wgs = new Array;
+    for (const auto& w : wireguardInfo(o, *owned)) {
+      Object::Ptr jo = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+      jo->set("namespace", w.ns);
+      jo->set("public_key", w.publicKey);
+      jo->set("listen_port", w.listenPort);
+      wgs->add(jo);
+    }
+    root->set("wireguard", wgs);
     if (!driftNote.empty()) {
       root->set("note", driftNote);
     }
@@ -463,6 +508,14 @@ int cmdStatus(const Options& o) {
     for (const auto& op : failedOps) {
       std::cout << "  failed: " << toString(op.action) << " " << op.kind << " " << op.name << ": "
                 << op.error.value_or("") << "\n";
+    }
+  }
+  auto wgs = wireguardInfo(o, *owned);
+  if (!wgs.empty()) {
+    std::cout << "\nWireGuard (give peers the public key and <host address>:<listen port>):\n";
+    for (const auto& w : wgs) {
+      std::cout << "  " << w.ns << ": public key " << w.publicKey << ", listen port "
+                << w.listenPort << "\n";
     }
   }
   std::cout << "\nResources owned (" << owned->size() << "):\n";

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <optional>
+#include <set>
 #include <string>
 
 namespace edgeplane::cli {
@@ -15,8 +16,10 @@ struct Options {
   bool json = false;
   bool detailedExitcode = false;
   bool offline = false;
-  bool verbose = false;  // apply: print every nftables batch message
+  bool verbose = false;                       // apply: print every nftables batch message
   std::chrono::milliseconds lockTimeout{-1};  // negative: wait as long as it takes
+  std::string wireguardBackend = "auto";      // auto | kernel | userspace
+  std::set<std::string> rotateKeys;           // apply --rotate-key NS[,NS…]
 };
 
 int cmdPlan(const Options& o);

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@ commands:
            [--offline [--observed FILE]]
                                        show what apply would change, change nothing
   apply    --config DIR [--host NAME] [--state-dir DIR] [--lock-timeout SECONDS] [--verbose]
+           [--wireguard-backend auto|kernel|userspace] [--rotate-key NS]
                                        converge this host to the config
   status   [--state-dir DIR] [--json]  last run, owned resources, pending changes or drift
   version                              print the version
@@ -41,6 +43,10 @@ options:
                       state saved by --observed FILE
   --lock-timeout S    apply: give up after S seconds if another run holds the lock
   --verbose           apply: print every message of every nftables batch
+  --wireguard-backend auto | kernel | userspace (wireguard-go); auto: kernel when the kernel
+                      can create WireGuard links
+  --rotate-key NS     apply: replace namespace NS's WireGuard private key (peers must be
+                      given the new public key); without it a lost key file is refused
 )";
 
 // --flag VALUE options and positional words, nothing cleverer.
@@ -151,7 +157,9 @@ int cmdValidate(const Args& args) {
 }
 
 int run(int argc, char** argv) {
-  Args args = parseArgs(argc, argv, {"config", "host", "state-dir", "observed", "lock-timeout"},
+  Args args = parseArgs(argc, argv,
+                        {"config", "host", "state-dir", "observed", "lock-timeout",
+                         "wireguard-backend", "rotate-key"},
                         {"json", "detailed-exitcode", "offline", "verbose"});
   if (args.options.count("version") != 0 || args.command == "version") {
     std::cout << "edgeplane " << EDGEPLANE_VERSION << "\n";
@@ -191,6 +199,19 @@ int run(int argc, char** argv) {
         return 1;
       }
       o.lockTimeout = std::chrono::seconds(seconds);
+    }
+    o.wireguardBackend = args.get("wireguard-backend").value_or("auto");
+    if (o.wireguardBackend != "auto" && o.wireguardBackend != "kernel" &&
+        o.wireguardBackend != "userspace") {
+      std::cerr << "edgeplane " << args.command
+                << ": --wireguard-backend is auto, kernel or userspace\n";
+      return 1;
+    }
+    if (auto r = args.get("rotate-key")) {
+      std::stringstream list(*r);
+      for (std::string ns; std::getline(list, ns, ',');) {
+        o.rotateKeys.insert(ns);
+      }
     }
     if (o.observed && !o.offline) {
       std::cerr << "edgeplane plan: --observed goes with --offline\n";

@@ -4,9 +4,11 @@
 #include <linux/rtnetlink.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "reconciler/system/netns.h"
 #include "reconciler/system/rtnl.h"
+#include "reconciler/system/wg_keys.h"
 
 namespace edgeplane::sys {
 namespace {
@@ -139,9 +141,190 @@ Result<core::HostState> KernelHost::observe() {
     if (!v) {
       return v.error();
     }
+    if (auto r = observeWireGuard(name, *v); !r) {
+      return r.error();
+    }
     h.namespaces[name] = std::move(*v);
   }
   return h;
+}
+
+std::string KernelHost::keyPath(const std::string& ns) const {
+  return stateDir_ + "/keys/" + ns + ".key";
+}
+
+Result<WgBackend*> KernelHost::wireguard() {
+  if (!wg_) {
+    WgEnv env;
+    env.stateDir = stateDir_;
+    auto backend = selectBackend(wgChoice_, env);
+    if (!backend) {
+      return backend.error();
+    }
+    wg_ = std::move(*backend);
+  }
+  return wg_.get();
+}
+
+// The interface (if it exists and answers) and the public key of the stored private key.
+Result<void> KernelHost::observeWireGuard(const std::string& netns, core::NetnsView& v) {
+  const std::string ns = netns.substr(core::kNetnsPrefix.size());
+  std::error_code ec;
+  if (std::filesystem::exists(keyPath(ns), ec)) {
+    auto key = loadOrCreateKey(keyPath(ns), false);
+    if (!key) {
+      return key.error();
+    }
+    v.storedPublicKey = key->publicKey;
+  }
+  const std::string ifname = core::wgLinkName(ns);
+  if (v.link(ifname) == nullptr) {
+    return {};
+  }
+  auto backend = wireguard();
+  if (!backend) {
+    return backend.error();
+  }
+  auto alive = (*backend)->interfaceAlive(ifname, netns);
+  if (!alive) {
+    return alive.error();
+  }
+  if (!*alive) {
+    return {};  // a link without its wireguard-go: planned as a missing interface
+  }
+  auto dev = (*backend)->getDevice(ifname, netns);
+  if (!dev) {
+    return dev.error();
+  }
+  core::WireGuardView wg;
+  wg.publicKey = dev->publicKey;
+  wg.listenPort = dev->listenPort.value_or(0);
+  for (const auto& p : dev->peers) {
+    core::PeerView pv{p.publicKey,     p.endpoint, {},       p.persistentKeepalive,
+                      p.lastHandshake, p.rxBytes,  p.txBytes};
+    for (const auto& a : p.allowedIps) {
+      pv.allowedIps.push_back(a.network());
+    }
+    std::sort(pv.allowedIps.begin(), pv.allowedIps.end());
+    if (pv.keepalive && *pv.keepalive == 0) {
+      pv.keepalive.reset();
+    }
+    wg.peers.push_back(std::move(pv));
+  }
+  v.wireguard = std::move(wg);
+  return {};
+}
+
+Result<void> KernelHost::ensureWireGuard(const core::WireGuardTarget& wt) {
+  const std::string netns = core::netnsName(wt.ns);
+  auto key =
+      wt.rotateKey ? rotateKey(keyPath(wt.ns)) : loadOrCreateKey(keyPath(wt.ns), wt.allowNewKey);
+  if (!key) {
+    return key.error();
+  }
+  auto backend = wireguard();
+  if (!backend) {
+    return backend.error();
+  }
+  auto alive = (*backend)->interfaceAlive(wt.ifname, netns);
+  if (!alive) {
+    return alive.error();
+  }
+  if (!*alive) {
+    if (auto gone = (*backend)->deleteInterface(wt.ifname, netns); !gone) {
+      return gone.error();
+    }
+    if (auto r = (*backend)->createInterface(wt.ifname, netns, wt.mtu); !r) {
+      return r;
+    }
+  }
+  WgSetRequest req;
+  req.ifname = wt.ifname;
+  req.netns = netns;
+  req.privateKey = key->privateKey;
+  req.listenPort = wt.listenPort;
+  if (auto r = (*backend)->setDevice(req); !r) {
+    return r;
+  }
+  auto rt = Rtnl::open(netns);
+  if (!rt) {
+    return rt.error();
+  }
+  auto seen = rt->link(wt.ifname);
+  if (!seen) {
+    return seen.error();
+  }
+  if (!*seen) {
+    return terminal("WireGuard interface " + wt.ifname + " vanished in " + netns);
+  }
+  for (const auto& a : (*seen)->addresses) {
+    bool wanted =
+        std::find(wt.addresses.begin(), wt.addresses.end(), a.prefix) != wt.addresses.end();
+    if (!wanted && a.scope != RT_SCOPE_LINK) {
+      if (auto r = ignoreAbsent(rt->removeAddress(wt.ifname, a.prefix)); !r) {
+        return r;
+      }
+    }
+  }
+  for (const auto& a : wt.addresses) {
+    if (auto r = rt->addAddress(wt.ifname, a); !r) {
+      return r;
+    }
+  }
+  if (wt.mtu) {
+    if (auto r = rt->setMtu(wt.ifname, *wt.mtu); !r) {
+      return r;
+    }
+  }
+  return rt->setUp(wt.ifname, true);
+}
+
+Result<void> KernelHost::deleteWireGuard(const std::string& ns) {
+  auto backend = wireguard();
+  if (!backend) {
+    return backend.error();
+  }
+  auto r = (*backend)->deleteInterface(core::wgLinkName(ns), core::netnsName(ns));
+  if (!r) {
+    return r.error();
+  }
+  return {};
+}
+
+Result<void> KernelHost::syncPeers(const core::WireGuardTarget& wt) {
+  const std::string netns = core::netnsName(wt.ns);
+  auto backend = wireguard();
+  if (!backend) {
+    return backend.error();
+  }
+  auto observed = (*backend)->getDevice(wt.ifname, netns);
+  if (!observed) {
+    return observed.error();
+  }
+  WgDevice desired;
+  desired.ifname = wt.ifname;
+  for (const auto& p : wt.peers) {
+    WgPeer peer;
+    peer.name = p.name;
+    peer.publicKey = p.publicKey;
+    peer.allowedIps = p.allowedIps;
+    peer.persistentKeepalive = p.keepalive;
+    if (p.endpoint) {
+      auto ep = resolveEndpoint(*p.endpoint);
+      if (!ep) {
+        return Error{"peer " + wt.ns + "/" + p.name + ": " + ep.error().message,
+                     ep.error().retryable};
+      }
+      peer.endpoint = *ep;
+    }
+    desired.peers.push_back(std::move(peer));
+  }
+  WgSetRequest req = diffPeers(*observed, desired);
+  if (req.empty()) {
+    return {};
+  }
+  req.netns = netns;
+  return (*backend)->setDevice(req);
 }
 
 Result<void> KernelHost::createNamespace(const std::string& ns) {
@@ -343,6 +526,25 @@ Result<void> FaultInjectingHost::deleteUplink(const std::string& ns) {
   }
   return inner_.deleteUplink(ns);
 }
+Result<void> FaultInjectingHost::ensureWireGuard(const core::WireGuardTarget& wg) {
+  if (fails("ensureWireGuard " + wg.ns)) {
+    return injected("ensureWireGuard " + wg.ns);
+  }
+  return inner_.ensureWireGuard(wg);
+}
+Result<void> FaultInjectingHost::deleteWireGuard(const std::string& ns) {
+  if (fails("deleteWireGuard " + ns)) {
+    return injected("deleteWireGuard " + ns);
+  }
+  return inner_.deleteWireGuard(ns);
+}
+Result<void> FaultInjectingHost::syncPeers(const core::WireGuardTarget& wg) {
+  if (fails("syncPeers " + wg.ns)) {
+    return injected("syncPeers " + wg.ns);
+  }
+  return inner_.syncPeers(wg);
+}
+
 Result<void> FaultInjectingHost::replaceRoute(const core::RouteTarget& route) {
   if (fails("replaceRoute " + route.ns)) {
     return injected("replaceRoute " + route.ns);

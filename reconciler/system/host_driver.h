@@ -4,13 +4,22 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+
 #include "reconciler/core/apply.h"
 #include "reconciler/system/nft.h"
+#include "reconciler/system/wireguard.h"
 
 namespace edgeplane::sys {
 
 class KernelHost : public core::HostDriver {
  public:
+  // `stateDir` holds keys/<namespace>.key (0600) and wireguard-go's pid and log files.
+  KernelHost(std::string stateDir, WgBackendChoice wireguard)
+      : stateDir_(std::move(stateDir)), wgChoice_(wireguard) {}
+
+  std::string keyPath(const std::string& ns) const;
+
   // What one syncTable call sent, for tests and --verbose output.
   struct TableSync {
     std::string scope;
@@ -29,12 +38,21 @@ class KernelHost : public core::HostDriver {
   Result<void> enableHostForwarding() override;
   Result<void> ensureUplink(const core::UplinkTarget& uplink) override;
   Result<void> deleteUplink(const std::string& ns) override;
+  Result<void> ensureWireGuard(const core::WireGuardTarget& wg) override;
+  Result<void> deleteWireGuard(const std::string& ns) override;
+  Result<void> syncPeers(const core::WireGuardTarget& wg) override;
   Result<void> replaceRoute(const core::RouteTarget& route) override;
   Result<void> deleteRoute(const std::string& ns, const IpPrefix& destination) override;
   Result<void> syncTable(const std::string& scope, const core::NftTableView& table) override;
   Result<void> deleteTable(const std::string& scope) override;
 
  private:
+  Result<WgBackend*> wireguard();
+  Result<void> observeWireGuard(const std::string& netns, core::NetnsView& v);
+
+  std::string stateDir_;
+  WgBackendChoice wgChoice_;
+  std::unique_ptr<WgBackend> wg_;
   std::vector<TableSync> syncs_;
 };
 
@@ -48,6 +66,9 @@ class FaultInjectingHost : public core::HostDriver {
 
   // Interface
   Result<core::HostState> observe() override { return inner_.observe(); }
+  Result<void> ensureWireGuard(const core::WireGuardTarget& wg) override;
+  Result<void> deleteWireGuard(const std::string& ns) override;
+  Result<void> syncPeers(const core::WireGuardTarget& wg) override;
   Result<void> createNamespace(const std::string& ns) override;
   Result<void> deleteNamespace(const std::string& ns) override;
   Result<void> enableHostForwarding() override;

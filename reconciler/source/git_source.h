@@ -1,0 +1,105 @@
+// The desired-state source: a bare libgit2 cache of the config repository, a ref pinned to a
+// commit.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "reconciler/source/sshsig.h"
+#include "schema/result.h"
+
+// Callers need no libgit2 header.
+struct git_repository;
+
+namespace edgeplane::source {
+
+struct SourceSpec {
+  // A local path (made absolute), file://, https:// or ssh:// (also scp-like user@host:path).
+  std::string url;
+  // A branch, a tag, or a full 40-hex commit id; "refs/heads/X" and "refs/tags/X" say which
+  // when a name is both.
+  std::string ref;
+  // ssh:// only: a private key file; without it the SSH agent is asked.
+  std::optional<std::filesystem::path> sshKey;
+};
+
+enum class RefKind { Branch, Tag, Commit };
+
+struct FetchResult {
+  std::string commitId;  // 40 lowercase hex
+  RefKind kind = RefKind::Branch;
+  std::string refName;  // what was resolved: "refs/remotes/origin/main", "refs/tags/v1", the id
+  std::string author;   // "Name <email>"
+  std::int64_t committerTime = 0;  // seconds since the epoch
+  std::string subject;
+};
+
+// Bounds on what one config tree may hold; more is an error, not a huge allocation.
+struct TreeLimits {
+  std::size_t maxFiles = 10000;
+  std::size_t maxTotalBytes = std::size_t{64} << 20;
+};
+
+class GitSource {
+ public:
+  // Opens the bare cache at `cacheDir` (`<state-dir>/source`), creating it (no network) if the
+  // directory is absent or empty, and points its "origin" at spec.url. A directory that holds
+  // something else is refused, never deleted.
+  static Result<GitSource> open(const std::filesystem::path& cacheDir, SourceSpec spec);
+
+  GitSource(GitSource&& other) noexcept;
+  GitSource& operator=(GitSource&& other) noexcept;
+  GitSource(const GitSource&) = delete;
+  GitSource& operator=(const GitSource&) = delete;
+  ~GitSource();
+
+  // Fetches every branch (to refs/remotes/origin/*) and tag, pruning what the remote deleted,
+  // then resolves the ref as resolve() does. A remote that cannot be reached is retryable and
+  // leaves the cache as it was; a ref that is not there is terminal.
+  Result<FetchResult> fetch();
+  // Resolves the ref against the cache as the last fetch left it (no network): a branch is the
+  // remote's branch, a tag is peeled to its commit, a full id must be in the cache.
+  Result<FetchResult> resolve() const;
+
+  // Every file under `path` ("" is the whole tree; "config" and "config/" are the same) at
+  // the commit, keyed by its '/'-separated path relative to `path`. Read from the object
+  // database: no working tree is involved, so uncommitted edits never show. A symlink or a
+  // submodule under `path` is an error rather than a file silently left out.
+  Result<std::map<std::string, std::string>> readTree(std::string_view commitId,
+                                                      std::string_view path,
+                                                      const TreeLimits& limits = {}) const;
+  // Writes readTree's files under `dest` (files 0644, directories 0755). The tree is built in
+  // "<dest>.tmp" and swapped in with one rename, so `dest` is always a whole tree.
+  Result<void> exportTree(std::string_view commitId, std::string_view path,
+                          const std::filesystem::path& dest) const;
+
+  // The commit's `gpgsig` header and the bytes it signs; nullopt when the commit is unsigned.
+  Result<std::optional<SshSignedCommit>> extractSignature(std::string_view commitId) const;
+  // The commit must carry an SSH signature, in namespace "git", by one of `signers`; validity
+  // times on a signer line are checked against the committer time, as git does.
+  Result<VerifiedSignature> verifyCommit(std::string_view commitId,
+                                         const std::vector<AllowedSigner>& signers) const;
+
+  const SourceSpec& spec() const { return spec_; }
+  const std::filesystem::path& cacheDir() const { return cacheDir_; }
+
+ private:
+  struct RepoFree {
+    void operator()(git_repository* repo) const;
+  };
+  GitSource(std::filesystem::path cacheDir, SourceSpec spec, git_repository* repo);
+  Result<FetchResult> resolveIn(bool afterFetch) const;
+
+  std::filesystem::path cacheDir_;
+  SourceSpec spec_;
+  std::unique_ptr<git_repository, RepoFree> repo_;
+};
+
+}  // namespace edgeplane::source

@@ -1,0 +1,74 @@
+// SSH signatures as git's gpg.format=ssh makes them: OpenSSH allowed_signers and SSHSIG.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schema/result.h"
+
+namespace edgeplane::source {
+
+// The namespace git signs commits and tags in (`ssh-keygen -Y sign -n git`).
+inline constexpr std::string_view kGitNamespace = "git";
+
+// What a commit's signature covers: the armored `gpgsig` header and the commit object
+// without it, byte for byte as git signed it.
+struct SshSignedCommit {
+  std::string signature;
+  std::string payload;
+};
+
+// One key line of an allowed_signers file (see ssh-keygen(1), "ALLOWED SIGNERS").
+struct AllowedSigner {
+  std::vector<std::string> principals;
+  // namespaces="…": a comma list of patterns (`*`, `?`, `!negation`); unset allows any.
+  std::optional<std::string> namespaces;
+  // valid-after / valid-before, in seconds since the epoch.
+  std::optional<std::int64_t> validAfter;
+  std::optional<std::int64_t> validBefore;
+  // A CA key: it vouches for certificates, which are not supported, so it matches nothing.
+  bool certAuthority = false;
+  std::string keyType;   // "ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa", …
+  std::string keyBlob;   // the public key in SSH wire form (the decoded base64)
+  std::size_t line = 0;  // 1-based, for messages
+};
+
+struct VerifiedSignature {
+  std::string principal;  // the first principal of the matching allowed_signers line
+  std::vector<std::string> principals;
+  std::string keyType;
+  std::string fingerprint;    // "SHA256:…", as `ssh-keygen -l` prints it
+  std::string hashAlgorithm;  // "sha256" or "sha512"
+  std::size_t signerLine = 0;
+};
+
+// Bounds on untrusted input; anything beyond is an error, never a large allocation.
+inline constexpr std::size_t kMaxAllowedSignersBytes = std::size_t{1} << 20;
+inline constexpr std::size_t kMaxAllowedSigners = 10000;
+inline constexpr std::size_t kMaxArmoredSignatureBytes = std::size_t{64} << 10;
+
+// Parses an allowed_signers file: `principals [options] keytype base64 [comment]` per line,
+// `#` comments and blank lines skipped. Strict, like OpenSSH: any malformed line, unknown
+// option or unsupported key type fails the whole file, naming the line. Supported keys:
+// ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa (2048 to 16384 bits).
+// Options: cert-authority, namespaces="…", valid-after="…", valid-before="…" (the time
+// forms YYYYMMDD[HHMM[SS]], a trailing Z for UTC, else local time, as OpenSSH reads them).
+Result<std::vector<AllowedSigner>> parseAllowedSigners(std::string_view text);
+
+// Verifies an armored SSHSIG (PROTOCOL.sshsig) over `payload` in namespace `ns`, and that the
+// signing key is an allowed signer for `ns` (and, if the line has validity times, at
+// `verifyTime`; without one such a line matches nothing). RSA keys must sign with
+// rsa-sha2-256/512. Every failure is terminal: a signature does not become valid later.
+Result<VerifiedSignature> verifySshSig(std::string_view armored, std::string_view payload,
+                                       std::string_view ns,
+                                       const std::vector<AllowedSigner>& signers,
+                                       std::optional<std::int64_t> verifyTime = std::nullopt);
+
+// "SHA256:" + unpadded base64 of the SHA-256 of a public key blob.
+std::string sshFingerprint(std::string_view keyBlob);
+
+}  // namespace edgeplane::source
