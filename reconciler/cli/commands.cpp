@@ -277,8 +277,10 @@ int cmdApply(const Options& o) {
           TrafficSample{"nftables:" + scope + ":dnat", nowMs(),
                         static_cast<int64_t>(c.dnatTcp.bytes + c.dnatUdp.bytes), 0,
                         static_cast<int64_t>(c.dnatTcp.packets + c.dnatUdp.packets)});
-      std::cout << "nftables " << scope << ": counters saved before the rebuild ("
-                << c.dnatTcp.packets + c.dnatUdp.packets << " forwarded connections)\n";
+      if (c.dnatTcp.packets + c.dnatUdp.packets != 0) {
+        std::cout << "nftables " << scope << ": counters saved before the rebuild ("
+                  << c.dnatTcp.packets + c.dnatUdp.packets << " forwarded connections)\n";
+      }
     }
     if (sync.ops.empty()) {
       continue;
