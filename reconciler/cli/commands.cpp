@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "reconciler/core/apply.h"
@@ -342,29 +343,34 @@ int cmdApply(const Options& o) {
     }
   }
   core::StoreView next = core::recordApplied(p, result, *view);
-  auto saved = store.transaction([&]() -> Result<void> {
-    auto old = store.listOwned(std::nullopt);
-    if (!old) {
-      return old.error();
-    }
-    auto rows = sys::ownedFromStoreView(next, nowMs());
-    for (const auto& row : *old) {
-      bool kept = std::any_of(rows.begin(), rows.end(), [&](const OwnedResource& r) {
-        return r.kind == row.kind && r.name == row.name;
-      });
-      if (!kept) {
-        if (auto r = store.removeOwned(row.kind, row.name); !r) {
+  // Ownership changes only when the view does: a no-op run writes nothing here.
+  Result<void> saved;
+  if (!(next == *view)) {
+    saved = store.transaction([&]() -> Result<void> {
+      auto old = store.listOwned(std::nullopt);
+      if (!old) {
+        return old.error();
+      }
+      auto rows = sys::ownedFromStoreView(next, nowMs());
+      std::set<std::pair<std::string, std::string>> kept;
+      for (const auto& r : rows) {
+        kept.emplace(r.kind, r.name);
+      }
+      for (const auto& row : *old) {
+        if (kept.count({row.kind, row.name}) == 0) {
+          if (auto r = store.removeOwned(row.kind, row.name); !r) {
+            return r;
+          }
+        }
+      }
+      for (const auto& row : rows) {
+        if (auto r = store.putOwned(row.kind, row.name, row.data, row.updatedAt); !r) {
           return r;
         }
       }
-    }
-    for (const auto& row : rows) {
-      if (auto r = store.putOwned(row.kind, row.name, row.data, row.updatedAt); !r) {
-        return r;
-      }
-    }
-    return {};
-  });
+      return {};
+    });
+  }
   if (!saved) {
     std::cerr << "edgeplane apply: recording what was applied failed: " << saved.error().message
               << "\n";
