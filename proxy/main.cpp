@@ -12,8 +12,7 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
-  std::fprintf(stderr,
-               "edgeplane-proxy %s: the data path is not implemented yet; use --version\n",
+  std::fprintf(stderr, "edgeplane-proxy %s: the data path is not implemented yet; use --version\n",
                EDGEPLANE_VERSION);
   return 1;
 }

@@ -181,7 +181,8 @@ Result<void> initCache(const fs::path& dir, const std::string& url) {
   }
   const fs::path tmp = dir.string() + ".init";
   fs::remove_all(tmp, ec);
-  git_repository_init_options opts = GIT_REPOSITORY_INIT_OPTIONS_INIT;
+  git_repository_init_options opts;
+  git_repository_init_options_init(&opts, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
   opts.flags =
       GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH | GIT_REPOSITORY_INIT_NO_REINIT;
   git_repository* raw = nullptr;
@@ -483,7 +484,8 @@ Result<FetchResult> GitSource::fetch() {
   // An in-memory remote, not the configured "origin": our refspecs whatever the cache's
   // config says, and no url.*.insteadOf rewriting. (It also keeps libgit2 1.5 off its config
   // glob path, which leaks PCRE2 match data on every entry that does not match.)
-  git_remote_create_options create = GIT_REMOTE_CREATE_OPTIONS_INIT;
+  git_remote_create_options create;
+  git_remote_create_options_init(&create, GIT_REMOTE_CREATE_OPTIONS_VERSION);
   create.repository = repo_.get();
   create.name = nullptr;
   create.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
@@ -495,7 +497,8 @@ Result<FetchResult> GitSource::fetch() {
   char* refspecList[] = {const_cast<char*>(kBranchSpec), const_cast<char*>(kTagSpec)};
   const git_strarray refspecs{refspecList, 2};
   CredentialState credentials{&spec_, 0};
-  git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
+  git_fetch_options opts;
+  git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
   opts.prune = GIT_FETCH_PRUNE;
   opts.update_fetchhead = 0;
   // The tag refspec fetches every tag; auto-following would only add non-forced updates.
@@ -628,7 +631,12 @@ Result<std::map<std::string, std::string>> GitSource::readTree(std::string_view 
 }
 
 Result<void> GitSource::exportTree(std::string_view commitId, std::string_view path,
-                                   const fs::path& dest) const {
+                                   const fs::path& destination) const {
+  // "dir/" names dir: the temporary tree must be its sibling, not inside it.
+  const fs::path dest = destination.has_filename() ? destination : destination.parent_path();
+  if (dest.empty()) {
+    return terminal("no destination directory for the config tree");
+  }
   auto files = readTree(commitId, path);
   if (!files) {
     return files.error();

@@ -75,10 +75,11 @@ class GitSource {
   Result<std::map<std::string, std::string>> readTree(std::string_view commitId,
                                                       std::string_view path,
                                                       const TreeLimits& limits = {}) const;
-  // Writes readTree's files under `dest` (files 0644, directories 0755). The tree is built in
-  // "<dest>.tmp" and swapped in with one rename, so `dest` is always a whole tree.
+  // Writes readTree's files under `destination` (files 0644, directories 0755). The tree is
+  // built in "<destination>.tmp" and swapped in with one rename (RENAME_EXCHANGE), so the
+  // destination always holds one whole tree, the old or the new.
   Result<void> exportTree(std::string_view commitId, std::string_view path,
-                          const std::filesystem::path& dest) const;
+                          const std::filesystem::path& destination) const;
 
   // The commit's `gpgsig` header and the bytes it signs; nullopt when the commit is unsigned.
   Result<std::optional<SshSignedCommit>> extractSignature(std::string_view commitId) const;

@@ -946,7 +946,10 @@ Result<VerifiedSignature> verifySshSig(std::string_view armored, std::string_vie
   if (!r.bytes(6, magic) || magic != "SSHSIG") {
     return terminal("malformed SSH signature: no SSHSIG preamble");
   }
-  if (!r.u32(version) || version != 1) {
+  if (!r.u32(version)) {
+    return terminal("malformed SSH signature: truncated");
+  }
+  if (version != 1) {
     return terminal("unsupported SSH signature version " + std::to_string(version));
   }
   if (!r.string(publicKey) || !r.string(sigNamespace) || !r.string(reserved) ||
