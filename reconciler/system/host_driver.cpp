@@ -488,87 +488,55 @@ bool FaultInjectingHost::fails(const std::string& call) const {
 }
 
 namespace {
-Error injected(const std::string& call) {
-  return terminal(call + ": injected failure");
-}
 std::string scopeName(const std::string& scope) {
   return scope.empty() ? "host" : scope;
 }
 }  // namespace
 
-Result<void> FaultInjectingHost::createNamespace(const std::string& ns) {
-  if (fails("createNamespace " + ns)) {
-    return injected("createNamespace " + ns);
+Result<void> FaultInjectingHost::guard(const std::string& call,
+                                       const std::function<Result<void>()>& next) {
+  if (fails(call)) {
+    return terminal(call + ": injected failure");
   }
-  return inner_.createNamespace(ns);
-}
-Result<void> FaultInjectingHost::deleteNamespace(const std::string& ns) {
-  if (fails("deleteNamespace " + ns)) {
-    return injected("deleteNamespace " + ns);
-  }
-  return inner_.deleteNamespace(ns);
-}
-Result<void> FaultInjectingHost::enableHostForwarding() {
-  if (fails("enableHostForwarding")) {
-    return injected("enableHostForwarding");
-  }
-  return inner_.enableHostForwarding();
-}
-Result<void> FaultInjectingHost::ensureUplink(const core::UplinkTarget& uplink) {
-  if (fails("ensureUplink " + uplink.ns)) {
-    return injected("ensureUplink " + uplink.ns);
-  }
-  return inner_.ensureUplink(uplink);
-}
-Result<void> FaultInjectingHost::deleteUplink(const std::string& ns) {
-  if (fails("deleteUplink " + ns)) {
-    return injected("deleteUplink " + ns);
-  }
-  return inner_.deleteUplink(ns);
-}
-Result<void> FaultInjectingHost::ensureWireGuard(const core::WireGuardTarget& wg) {
-  if (fails("ensureWireGuard " + wg.ns)) {
-    return injected("ensureWireGuard " + wg.ns);
-  }
-  return inner_.ensureWireGuard(wg);
-}
-Result<void> FaultInjectingHost::deleteWireGuard(const std::string& ns) {
-  if (fails("deleteWireGuard " + ns)) {
-    return injected("deleteWireGuard " + ns);
-  }
-  return inner_.deleteWireGuard(ns);
-}
-Result<void> FaultInjectingHost::syncPeers(const core::WireGuardTarget& wg) {
-  if (fails("syncPeers " + wg.ns)) {
-    return injected("syncPeers " + wg.ns);
-  }
-  return inner_.syncPeers(wg);
+  return next();
 }
 
+Result<void> FaultInjectingHost::createNamespace(const std::string& ns) {
+  return guard("createNamespace " + ns, [&] { return inner_.createNamespace(ns); });
+}
+Result<void> FaultInjectingHost::deleteNamespace(const std::string& ns) {
+  return guard("deleteNamespace " + ns, [&] { return inner_.deleteNamespace(ns); });
+}
+Result<void> FaultInjectingHost::enableHostForwarding() {
+  return guard("enableHostForwarding", [&] { return inner_.enableHostForwarding(); });
+}
+Result<void> FaultInjectingHost::ensureUplink(const core::UplinkTarget& uplink) {
+  return guard("ensureUplink " + uplink.ns, [&] { return inner_.ensureUplink(uplink); });
+}
+Result<void> FaultInjectingHost::deleteUplink(const std::string& ns) {
+  return guard("deleteUplink " + ns, [&] { return inner_.deleteUplink(ns); });
+}
+Result<void> FaultInjectingHost::ensureWireGuard(const core::WireGuardTarget& wg) {
+  return guard("ensureWireGuard " + wg.ns, [&] { return inner_.ensureWireGuard(wg); });
+}
+Result<void> FaultInjectingHost::deleteWireGuard(const std::string& ns) {
+  return guard("deleteWireGuard " + ns, [&] { return inner_.deleteWireGuard(ns); });
+}
+Result<void> FaultInjectingHost::syncPeers(const core::WireGuardTarget& wg) {
+  return guard("syncPeers " + wg.ns, [&] { return inner_.syncPeers(wg); });
+}
 Result<void> FaultInjectingHost::replaceRoute(const core::RouteTarget& route) {
-  if (fails("replaceRoute " + route.ns)) {
-    return injected("replaceRoute " + route.ns);
-  }
-  return inner_.replaceRoute(route);
+  return guard("replaceRoute " + route.ns, [&] { return inner_.replaceRoute(route); });
 }
 Result<void> FaultInjectingHost::deleteRoute(const std::string& ns, const IpPrefix& destination) {
-  if (fails("deleteRoute " + ns)) {
-    return injected("deleteRoute " + ns);
-  }
-  return inner_.deleteRoute(ns, destination);
+  return guard("deleteRoute " + ns, [&] { return inner_.deleteRoute(ns, destination); });
 }
 Result<void> FaultInjectingHost::syncTable(const std::string& scope,
                                            const core::NftTableView& table) {
-  if (fails("syncTable " + scopeName(scope))) {
-    return injected("syncTable " + scopeName(scope));
-  }
-  return inner_.syncTable(scope, table);
+  return guard("syncTable " + scopeName(scope), [&] { return inner_.syncTable(scope, table); });
 }
 Result<void> FaultInjectingHost::deleteTable(const std::string& scope) {
-  if (fails("deleteTable " + scopeName(scope))) {
-    return injected("deleteTable " + scopeName(scope));
-  }
-  return inner_.deleteTable(scope);
+  return guard("deleteTable " + scopeName(scope), [&] { return inner_.deleteTable(scope); });
 }
 
 }  // namespace edgeplane::sys

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include <functional>
 #include <memory>
 
 #include "reconciler/core/apply.h"
@@ -81,6 +82,7 @@ class FaultInjectingHost : public core::HostDriver {
 
  private:
   bool fails(const std::string& call) const;
+  Result<void> guard(const std::string& call, const std::function<Result<void>()>& next);
   core::HostDriver& inner_;
   std::vector<std::string> failOn_;
 };
