@@ -50,8 +50,9 @@ struct TreeLimits {
 class GitSource {
  public:
   // Opens the bare cache at `cacheDir` (`<state-dir>/source`), creating it (no network) if the
-  // directory is absent or empty, and points its "origin" at spec.url. A directory that holds
-  // something else is refused, never deleted.
+  // directory is absent or empty, and records spec.url as its remote.origin.url (for people
+  // inspecting it with git; fetch() uses spec.url as given, without url.*.insteadOf). A
+  // directory that holds something else is refused, never deleted. Bad specs are terminal.
   static Result<GitSource> open(const std::filesystem::path& cacheDir, SourceSpec spec);
 
   GitSource(GitSource&& other) noexcept;
@@ -62,7 +63,8 @@ class GitSource {
 
   // Fetches every branch (to refs/remotes/origin/*) and tag, pruning what the remote deleted,
   // then resolves the ref as resolve() does. A remote that cannot be reached is retryable and
-  // leaves the cache as it was; a ref that is not there is terminal.
+  // leaves the cache as it was; rejected credentials or certificates and a ref that is not
+  // there are terminal. libgit2 1.5 has no connect timeout: bound the run from outside.
   Result<FetchResult> fetch();
   // Resolves the ref against the cache as the last fetch left it (no network): a branch is the
   // remote's branch, a tag is peeled to its commit, a full id must be in the cache.
