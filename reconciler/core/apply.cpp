@@ -145,7 +145,9 @@ class Executor {
         blocked.insert(op.name);
       }
     }
-    for (const auto& [scope, ops] : opsByScope) {
+    for (const auto& entry : opsByScope) {
+      const std::string& scope = entry.first;  // clang 14 cannot capture structured bindings
+      const std::vector<size_t>& ops = entry.second;
       Result<void> result;
       const bool pruned = std::none_of(p_.target.namespaces.begin(), p_.target.namespaces.end(),
                                        [&](const std::string& n) { return n == scope; });
