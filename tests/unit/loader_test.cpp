@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "schema/validate.h"
+#include "tests/support/config_check.h"
 
 namespace edgeplane {
 namespace {
@@ -19,43 +20,10 @@ namespace fs = std::filesystem;
 constexpr std::string_view kKey1 = "hxNcKbMd5XGTKrhhfFOCMyjhv1Q71Tno37EzayvVS2Y=";
 constexpr std::string_view kKey2 = "wFxEcLX/lkRTNv1WYwDc7d2RK5LKQuKExFA7F1uGRl0=";
 
-// A valid namespace the cases below build on. It is exactly 10 lines, so the case under test
-// starts on line 11.
-constexpr std::string_view kBase = R"([[namespace]]
-name = "tenant-a"
-[namespace.wireguard]
-address = ["10.50.0.1/24"]
-listen_port = 51820
-[[namespace.peer]]
-name = "vm-1"
-public_key = "hxNcKbMd5XGTKrhhfFOCMyjhv1Q71Tno37EzayvVS2Y="
-allowed_ips = ["10.50.0.0/28"]
-# The case under test starts on line 11.
-)";
-
-std::string withBase(std::string_view rest) {
-  return std::string(kBase) + std::string(rest);
-}
-
-// Loads one document as t.toml and validates it: exactly what `edgeplane validate` would print.
-// Validation runs too so that a loader error is seen not to cascade into validator errors.
-std::string check(std::string_view toml) {
-  Desired d;
-  Diagnostics diags;
-  loadDocument(toml, "t.toml", d, diags);
-  validate(d, diags);
-  return diags.format();
-}
-
-// Loads and validates a document that must be clean, for the tests that inspect values.
-Desired loadClean(std::string_view toml) {
-  Desired d;
-  Diagnostics diags;
-  loadDocument(toml, "t.toml", d, diags);
-  validate(d, diags);
-  EXPECT_EQ(diags.format(), "");
-  return d;
-}
+using testing::check;
+using testing::kBase;
+using testing::loadClean;
+using testing::withBase;
 
 IpPrefix prefix(std::string_view s) {
   auto p = IpPrefix::parse(s);

@@ -11,47 +11,17 @@
 #include <string_view>
 
 #include "schema/loader.h"
+#include "tests/support/config_check.h"
 
 namespace edgeplane {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A valid namespace the cases below build on. It is exactly 10 lines, so the case under test
-// starts on line 11. Its one peer owns 10.50.0.0-10.50.0.15.
-constexpr std::string_view kBase = R"([[namespace]]
-name = "tenant-a"
-[namespace.wireguard]
-address = ["10.50.0.1/24"]
-listen_port = 51820
-[[namespace.peer]]
-name = "vm-1"
-public_key = "hxNcKbMd5XGTKrhhfFOCMyjhv1Q71Tno37EzayvVS2Y="
-allowed_ips = ["10.50.0.0/28"]
-# The case under test starts on line 11.
-)";
-
-std::string withBase(std::string_view rest) {
-  return std::string(kBase) + std::string(rest);
-}
-
-// Loads one document as t.toml and validates it: exactly what `edgeplane validate` prints.
-std::string check(std::string_view toml) {
-  Desired d;
-  Diagnostics diags;
-  loadDocument(toml, "t.toml", d, diags);
-  validate(d, diags);
-  return diags.format();
-}
-
-Desired loadClean(std::string_view toml) {
-  Desired d;
-  Diagnostics diags;
-  loadDocument(toml, "t.toml", d, diags);
-  validate(d, diags);
-  EXPECT_EQ(diags.format(), "");
-  return d;
-}
+using testing::check;
+using testing::kBase;
+using testing::loadClean;
+using testing::withBase;
 
 // Writes `files` into a fresh temporary config root, loads and validates it, and returns the
 // diagnostics with the root shown as "cfg".
