@@ -606,6 +606,11 @@ class Loader {
     }
     if (auto target = parsed<Endpoint>(r, "target", true, Endpoint::parse, "target (ip:port)")) {
       f.target = *target;
+      if (target->address.family != IpAddress::Family::V4) {
+        // The forwards' nftables tables are family ip: an IPv6 target could not be applied.
+        r.error("target", "forward target " + target->str() + " must be an IPv4 address");
+        r.reject("target");
+      }
       uint32_t span = f.public_port.last - f.public_port.first;
       if (f.public_port.first != 0 && uint32_t{target->port} + span > 65535) {
         r.error("target", "target port " + std::to_string(target->port) + " plus the " +
