@@ -18,6 +18,7 @@
 
 #include "reconciler/system/netns.h"
 #include "reconciler/system/nft.h"
+#include "tests/support/command.h"
 
 namespace edgeplane::sys {
 namespace {
@@ -227,24 +228,10 @@ class JsonReader {
 
 // ---- Running tools inside a namespace ----
 
-struct CommandResult {
-  int status = -1;
-  std::string out;
-};
+using testing::CommandResult;
 
 CommandResult run(const std::string& command) {
-  CommandResult r;
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) {
-    return r;
-  }
-  char buf[4096];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) {
-    r.out.append(buf, n);
-  }
-  r.status = ::pclose(p);
-  return r;
+  return testing::runCommand(command);
 }
 
 std::string in(const std::string& ns, const std::string& command) {
@@ -257,7 +244,7 @@ CommandResult nft(const std::string& ns, const std::string& args) {
 
 void sh(const std::string& ns, const std::string& command) {
   const CommandResult r = run(in(ns, command));
-  ASSERT_EQ(r.status, 0) << command << ": " << r.out;
+  ASSERT_EQ(r.status, 0) << command << ": " << r.output;
 }
 
 // Whitespace runs (line breaks included) as one space.
@@ -289,12 +276,12 @@ TableView viewOf(const std::string& ns, const std::string& family = "ip",
                  const std::string& name = "edgeplane") {
   TableView v;
   const CommandResult r = nft(ns, "-j list ruleset");
-  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.status, 0) << r.output;
   Json doc;
-  EXPECT_TRUE(JsonReader(r.out).parse(doc)) << r.out;
+  EXPECT_TRUE(JsonReader(r.output).parse(doc)) << r.output;
   const Json* list = doc.get("nftables");
   if (list == nullptr) {
-    ADD_FAILURE() << "no nftables array: " << r.out;
+    ADD_FAILURE() << "no nftables array: " << r.output;
     return v;
   }
   for (const Json& item : list->items) {
@@ -541,7 +528,7 @@ TEST_F(NftLab, HostTableIsExactlyTheDesiredOne) {
 
   // The readable form, as an operator sees it (nft wraps long lines as it likes).
   const CommandResult text = nft(ns, "list table ip edgeplane");
-  EXPECT_EQ(squeezed(text.out), squeezed(R"(table ip edgeplane {
+  EXPECT_EQ(squeezed(text.output), squeezed(R"(table ip edgeplane {
 	map fwd_tcp {
 		type inet_service : ipv4_addr
 		flags interval
@@ -600,13 +587,13 @@ TEST_F(NftLab, NamespaceTableIsExactlyTheDesiredOne) {
   EXPECT_EQ(v.rules, kNsRules);
 
   const CommandResult text = nft(ns, "list chain ip edgeplane postrouting");
-  EXPECT_NE(text.out.find("ct status dnat oifname != \"epn-*\" masquerade"), std::string::npos)
-      << text.out;
+  EXPECT_NE(text.output.find("ct status dnat oifname != \"epn-*\" masquerade"), std::string::npos)
+      << text.output;
   const CommandResult pre = nft(ns, "list chain ip edgeplane prerouting");
-  EXPECT_NE(pre.out.find(
+  EXPECT_NE(pre.output.find(
                 "tcp dport @fwd_tcp counter packets 0 bytes 0 dnat ip to tcp dport map @fwd_tcp"),
             std::string::npos)
-      << pre.out;
+      << pre.output;
 
   expectObserved(socket, nsDesired());
   EXPECT_EQ(converge(socket, nsDesired()), NftChange::Kind::None);
@@ -633,7 +620,7 @@ TEST_F(NftLab, OneChangedForwardAmongHundredIsOneDeleteAndOneAdd) {
         nsMapping(static_cast<uint16_t>(20000 + i), "10.50.0." + std::to_string(10 + i), 22));
   }
   EXPECT_EQ(converge(socket, desired), NftChange::Kind::CreateTable);
-  const std::string tableBefore = nft(ns, "-j list table ip edgeplane").out;
+  const std::string tableBefore = nft(ns, "-j list table ip edgeplane").output;
 
   const NftMapping old = desired.tcp[57];
   desired.tcp[57].address = *IpAddress::parse("10.50.1.200");
@@ -648,8 +635,8 @@ TEST_F(NftLab, OneChangedForwardAmongHundredIsOneDeleteAndOneAdd) {
   EXPECT_EQ(batch.ops()[1].mapping, desired.tcp[57]);
 
   const CommandResult elems = nft(ns, "list map ip edgeplane fwd_tcp");
-  EXPECT_NE(elems.out.find("20057 : 10.50.1.200 . 2200"), std::string::npos) << elems.out;
-  EXPECT_EQ(elems.out.find("10.50.0.67 . 22"), std::string::npos) << elems.out;
+  EXPECT_NE(elems.output.find("20057 : 10.50.1.200 . 2200"), std::string::npos) << elems.output;
+  EXPECT_EQ(elems.output.find("10.50.0.67 . 22"), std::string::npos) << elems.output;
   expectObserved(socket, desired);
   // Not a table rewrite: the table and chain handles are those of the first apply.
   const auto handles = [](const std::string& json) {
@@ -660,7 +647,7 @@ TEST_F(NftLab, OneChangedForwardAmongHundredIsOneDeleteAndOneAdd) {
     }
     return out;
   };
-  EXPECT_EQ(handles(nft(ns, "-j list table ip edgeplane").out), handles(tableBefore));
+  EXPECT_EQ(handles(nft(ns, "-j list table ip edgeplane").output), handles(tableBefore));
   EXPECT_EQ(converge(socket, desired), NftChange::Kind::None);
 }
 
@@ -712,7 +699,7 @@ TEST_F(NftLab, FlushedOrAlteredTableIsReplacedWhole) {
   for (const std::string& tamper : tamperings) {
     SCOPED_TRACE(tamper);
     const CommandResult r = nft(ns, "'" + tamper + "'");
-    ASSERT_EQ(r.status, 0) << r.out;
+    ASSERT_EQ(r.status, 0) << r.output;
     Result<std::optional<NftTableState>> observed = socket.observe();
     ASSERT_TRUE(observed.ok()) << observed.error().message;
     ASSERT_TRUE(observed->has_value());
@@ -782,9 +769,9 @@ TEST_F(NftLab, ForeignTablesAreLeftAlone) {
   std::fclose(f);
   const CommandResult loaded = nft(ns, "-f " + file);
   std::remove(file.c_str());
-  ASSERT_EQ(loaded.status, 0) << loaded.out;
+  ASSERT_EQ(loaded.status, 0) << loaded.output;
   const std::string before =
-      nft(ns, "list table ip foreign").out + nft(ns, "list table inet edgeplane").out;
+      nft(ns, "list table ip foreign").output + nft(ns, "list table inet edgeplane").output;
 
   NftSocket socket = open(ns);
   NftTableState desired = hostDesired();
@@ -797,7 +784,7 @@ TEST_F(NftLab, ForeignTablesAreLeftAlone) {
   EXPECT_EQ(converge(socket, std::nullopt), NftChange::Kind::DeleteTable);
 
   const std::string after =
-      nft(ns, "list table ip foreign").out + nft(ns, "list table inet edgeplane").out;
+      nft(ns, "list table ip foreign").output + nft(ns, "list table inet edgeplane").output;
   EXPECT_EQ(after, before);
   const TableView v = viewOf(ns);
   EXPECT_EQ(v.allTables, (std::vector<std::string>{"ip foreign", "inet edgeplane"}));
@@ -810,7 +797,7 @@ TEST_F(NftLab, KernelRejectionsNameTheObjectAndChangeNothing) {
   desired.role = NftRole::Host;
   desired.tcp = {hostMapping(100, 200, "100.64.0.1")};
   ASSERT_EQ(converge(socket, desired), NftChange::Kind::CreateTable);
-  const std::string before = nft(ns, "list ruleset").out;
+  const std::string before = nft(ns, "list ruleset").output;
 
   // An interval overlapping one already in the map: the kernel refuses it.
   NftElementDelta overlap;
@@ -841,7 +828,7 @@ TEST_F(NftLab, KernelRejectionsNameTheObjectAndChangeNothing) {
   EXPECT_NE(r.error().message.find("No such file or directory"), std::string::npos);
   std::printf("kernel rejection: %s\n", r.error().message.c_str());
 
-  EXPECT_EQ(nft(ns, "list ruleset").out, before);
+  EXPECT_EQ(nft(ns, "list ruleset").output, before);
   expectObserved(socket, desired);
 
   // The socket stays usable after rejected batches.

@@ -1,5 +1,6 @@
 // GitSource against repositories made by the real git in temporary directories (no network).
 #include "reconciler/source/git_source.h"
+#include "tests/support/command.h"
 
 #include <git2.h>
 #include <gtest/gtest.h>
@@ -22,33 +23,10 @@ namespace edgeplane::source {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::CommandResult;
+using testing::readFile;
+using testing::runCommand;
 using Files = std::map<std::string, std::string>;
-
-struct CommandResult {
-  int status = -1;
-  std::string output;
-};
-
-CommandResult runCommand(const std::string& command) {
-  CommandResult result;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) {
-    return result;
-  }
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) {
-    result.output.append(buf.data(), n);
-  }
-  const int raw = ::pclose(pipe);
-  result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return result;
-}
-
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 void writeFile(const fs::path& path, std::string_view content) {
   fs::create_directories(path.parent_path());

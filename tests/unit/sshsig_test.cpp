@@ -1,5 +1,6 @@
 // SSHSIG and allowed_signers against keys and signatures made by the real ssh-keygen.
 #include "reconciler/source/sshsig.h"
+#include "tests/support/command.h"
 
 #include <gtest/gtest.h>
 #include <stdio.h>
@@ -20,33 +21,9 @@ namespace edgeplane::source {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct CommandResult {
-  int status = -1;
-  std::string output;
-};
-
-// Runs a shell command, stdout and stderr together.
-CommandResult runCommand(const std::string& command) {
-  CommandResult result;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) {
-    return result;
-  }
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) {
-    result.output.append(buf.data(), n);
-  }
-  const int raw = ::pclose(pipe);
-  result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return result;
-}
-
-std::string readFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using testing::CommandResult;
+using testing::readFile;
+using testing::runCommand;
 
 void writeFile(const fs::path& path, std::string_view content) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
