@@ -135,19 +135,24 @@ struct WgInfo {
 
 std::vector<WgInfo> wireguardInfo(const Options& o, const std::vector<OwnedResource>& owned) {
   std::vector<WgInfo> out;
-  sys::KernelHost host = makeHost(o);
-  for (const auto& row : owned) {
-    if (row.kind != "wireguard") {
+  auto view = sys::storeViewFromOwned(owned);
+  if (!view) {
+    return out;
+  }
+  for (const auto& [key, spec] : view->applied) {
+    if (key.rfind("wireguard ", 0) != 0) {
       continue;
     }
-    WgInfo info{row.name, "(key file missing)", "?"};
-    if (auto key = sys::loadOrCreateKey(host.keyPath(row.name), false)) {
-      info.publicKey = key->publicKey.base64();
+    WgInfo info{key.substr(10), "(key file missing)", "?"};
+    if (auto k = sys::loadOrCreateKey(sys::wireguardKeyPath(o.stateDir, info.ns), false)) {
+      info.publicKey = k->publicKey.base64();
     }
-    auto at = row.data.find("port=");
-    if (at != std::string::npos) {
-      info.listenPort =
-          row.data.substr(at + 5, row.data.find_first_not_of("0123456789", at + 5) - (at + 5));
+    // The spec it was applied with: "wg-<ns> port=<listen port> address=…".
+    std::istringstream words(spec);
+    for (std::string word; words >> word;) {
+      if (word.rfind("port=", 0) == 0) {
+        info.listenPort = word.substr(5);
+      }
     }
     out.push_back(std::move(info));
   }

@@ -149,8 +149,8 @@ Result<core::HostState> KernelHost::observe() {
   return h;
 }
 
-std::string KernelHost::keyPath(const std::string& ns) const {
-  return stateDir_ + "/keys/" + ns + ".key";
+std::string wireguardKeyPath(const std::string& stateDir, const std::string& ns) {
+  return stateDir + "/keys/" + ns + ".key";
 }
 
 Result<WgBackend*> KernelHost::wireguard() {
@@ -170,8 +170,8 @@ Result<WgBackend*> KernelHost::wireguard() {
 Result<void> KernelHost::observeWireGuard(const std::string& netns, core::NetnsView& v) {
   const std::string ns = netns.substr(core::kNetnsPrefix.size());
   std::error_code ec;
-  if (std::filesystem::exists(keyPath(ns), ec)) {
-    auto key = loadOrCreateKey(keyPath(ns), false);
+  if (std::filesystem::exists(wireguardKeyPath(stateDir_, ns), ec)) {
+    auto key = loadOrCreateKey(wireguardKeyPath(stateDir_, ns), false);
     if (!key) {
       return key.error();
     }
@@ -217,8 +217,8 @@ Result<void> KernelHost::observeWireGuard(const std::string& netns, core::NetnsV
 
 Result<void> KernelHost::ensureWireGuard(const core::WireGuardTarget& wt) {
   const std::string netns = core::netnsName(wt.ns);
-  auto key =
-      wt.rotateKey ? rotateKey(keyPath(wt.ns)) : loadOrCreateKey(keyPath(wt.ns), wt.allowNewKey);
+  auto key = wt.rotateKey ? rotateKey(wireguardKeyPath(stateDir_, wt.ns))
+                          : loadOrCreateKey(wireguardKeyPath(stateDir_, wt.ns), wt.allowNewKey);
   if (!key) {
     return key.error();
   }

@@ -13,13 +13,14 @@
 
 namespace edgeplane::sys {
 
+// Where a namespace's WireGuard private key is kept: <state-dir>/keys/<namespace>.key (0600).
+std::string wireguardKeyPath(const std::string& stateDir, const std::string& ns);
+
 class KernelHost : public core::HostDriver {
  public:
   // `stateDir` holds keys/<namespace>.key (0600) and wireguard-go's pid and log files.
   KernelHost(std::string stateDir, WgBackendChoice wireguard)
       : stateDir_(std::move(stateDir)), wgChoice_(wireguard) {}
-
-  std::string keyPath(const std::string& ns) const;
 
   // What one syncTable call sent, for tests and --verbose output.
   struct TableSync {
