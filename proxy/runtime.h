@@ -1,0 +1,74 @@
+// What the proxy's control side (snapshot watcher, admin API) and its data path (the engine's
+// event loops) share: the active routing config, swapped atomically, and the counters.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/sni_router.h"
+#include "schema/snapshot.h"
+
+namespace edgeplane::proxy {
+
+// Per-route counters. One object per route key ("passthrough secure"), kept by the control
+// side across snapshot swaps, so a reload neither resets nor double-counts them.
+struct RouteStats {
+  std::atomic<uint64_t> connections{0};  // accepted and routed to this route
+  std::atomic<uint64_t> bytesIn{0};      // client -> backend
+  std::atomic<uint64_t> bytesOut{0};     // backend -> client
+  std::atomic<uint64_t> failures{0};     // no backend reachable, relay errors
+};
+
+// One route as the data path uses it. Immutable once published, except the round-robin cursor
+// and the counters.
+struct ActiveRoute {
+  SnapshotRoute spec;
+  std::shared_ptr<RouteStats> stats;
+  mutable std::atomic<uint32_t> cursor{0};  // round_robin: next backend index
+};
+
+// One snapshot generation, built by the control side, read by every worker. RouteId in the
+// table is the index into `routes`.
+struct ActiveConfig {
+  int64_t generation = 0;
+  std::shared_ptr<const RoutingTable> table;
+  std::vector<std::unique_ptr<ActiveRoute>> routes;
+  std::string json;  // the snapshot body as stored (served by GET /api/v1/config)
+};
+
+// Why a connection ended badly; stable snake_case names for metrics and the access log.
+enum class ErrorKind : uint8_t {
+  HelloMalformed,    // the ClientHello reader refused the bytes
+  HelloTimeout,      // no complete ClientHello within the hello timeout
+  NoRoute,           // SNI matched no route (or no SNI at all)
+  RouteUnsupported,  // a site/gateway route: TLS termination is not served yet
+  UpstreamConnect,   // every backend refused or timed out on connect
+  IdleTimeout,       // no bytes either way within the idle timeout
+  ConnectionLimit,   // accepted over the connection limit and closed at once
+  Relay,             // a read/write/splice error mid-stream
+  HttpMalformed,     // the :80 listener got a bad request head
+  kCount
+};
+inline constexpr size_t kErrorKinds = static_cast<size_t>(ErrorKind::kCount);
+std::string_view toString(ErrorKind kind);
+
+// Process-wide counters, exported by GET /metrics.
+struct Metrics {
+  std::atomic<uint64_t> connectionsOpen{0};
+  std::atomic<uint64_t> connectionsTotal{0};
+  std::atomic<uint64_t> bytesIn{0};
+  std::atomic<uint64_t> bytesOut{0};
+  std::atomic<uint64_t> reloads{0};
+  std::atomic<int64_t> generation{0};
+  std::array<std::atomic<uint64_t>, kErrorKinds> errors{};
+  void count(ErrorKind kind) { errors[static_cast<size_t>(kind)].fetch_add(1); }
+};
+
+}  // namespace edgeplane::proxy

@@ -1,0 +1,65 @@
+// The host-local agent file (/etc/edgeplane/agent.toml, never in Git): which repository, ref
+// and config root this host pulls, who it is, where its state lives, and how often it runs.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "schema/diagnostic.h"
+#include "schema/model.h"
+#include "schema/net.h"
+
+namespace edgeplane {
+
+inline constexpr std::string_view kDefaultAgentFile = "/etc/edgeplane/agent.toml";
+inline constexpr std::string_view kDefaultStateDir = "/var/lib/edgeplane";
+
+struct AgentSource {
+  // A local path, file://, https:// or ssh:// (also scp-like user@host:path).
+  std::string url;
+  // A branch, a tag or a full 40-hex commit id.
+  std::string ref = "main";
+  // The config root inside the repository; "" is the repository's top.
+  std::string path;
+  // ssh:// only: the deploy key; without it the SSH agent is asked.
+  std::optional<std::string> ssh_key;
+  // An OpenSSH allowed_signers file. Set: every commit applied must carry a valid SSH
+  // signature (namespace "git") by a key listed there.
+  std::optional<std::string> allowed_signers;
+  // How long one fetch may take before the run gives up on it (retryable).
+  Duration fetch_timeout{60000};
+};
+
+struct AgentWebhook {
+  // A loopback address:port ("127.0.0.1:9180", "[::1]:9180"); anything else is an error.
+  Endpoint listen;
+  // A file (0600) holding the HMAC-SHA256 shared secret; its text, trailing newline removed.
+  std::string secret_file;
+};
+
+struct AgentConfig {
+  std::string host;                         // default: this machine's hostname
+  std::string state_dir{kDefaultStateDir};  // default: /var/lib/edgeplane
+  AgentSource source;                       // [source], required
+  Duration interval{300000};                // [reconcile] interval, default 5m
+  Duration jitter{30000};                   // [reconcile] jitter, default 30s (± this)
+  std::string wireguard_backend = "auto";   // [wireguard] backend: auto|kernel|userspace
+  std::optional<std::string> proxy_admin;   // [proxy] admin: "unix:/path" or "ADDR:PORT"
+  std::optional<AgentWebhook> webhook;      // [webhook], optional
+  Origin origin;
+};
+
+// Reads and checks an agent file; every problem goes to `diags` as file:line:col, like the
+// desired state's. Unknown keys, wrong types, malformed durations/addresses, a missing
+// [source] url, a non-loopback webhook or admin TCP address, interval < 1s or jitter >=
+// interval are errors. Relative paths (allowed_signers, ssh_key, secret_file, a local source
+// url, state_dir) are taken relative to the agent file's directory.
+AgentConfig loadAgentConfig(const std::filesystem::path& file, Diagnostics& diags);
+
+// The same, from text already in memory (tests, fuzzing); `baseDir` anchors relative paths.
+AgentConfig loadAgentConfigText(std::string_view text, const std::string& displayName,
+                                const std::filesystem::path& baseDir, Diagnostics& diags);
+
+}  // namespace edgeplane

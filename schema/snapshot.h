@@ -1,0 +1,74 @@
+// The proxy's routing snapshot: what the reconciler hands edgeplane-proxy through the store.
+//
+// Built from the desired state resolved for one host (suspended namespaces left out), written
+// as JSON into the store with a new generation after the system operations of an apply, read
+// back by the proxy. The JSON form is the contract between the two programs; both sides use
+// this codec, and an unknown "version" is refused.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schema/model.h"
+#include "schema/net.h"
+#include "schema/result.h"
+
+namespace edgeplane {
+
+inline constexpr int kSnapshotVersion = 1;
+
+enum class RouteKind : uint8_t { Passthrough, Site, Gateway };
+std::string_view toString(RouteKind k);
+
+struct SnapshotEndpoint {  // a gateway endpoint
+  std::string path;
+  std::string method;
+  std::vector<Endpoint> backends;
+  Balance balance = Balance::RoundRobin;
+  auto operator<=>(const SnapshotEndpoint&) const = default;
+};
+
+struct SnapshotRoute {
+  RouteKind kind = RouteKind::Passthrough;
+  std::string name;                    // the passthrough/site/gateway name, unique per kind
+  std::vector<std::string> hostnames;  // lower-case; "*.x.y" wildcards allowed
+  std::string namespace_name;          // the tenant namespace ("tenant-a")
+  std::string netns;                   // its network namespace ("ep-tenant-a")
+  std::vector<Endpoint> backends;      // passthrough and site
+  Balance balance = Balance::RoundRobin;
+  ProxyProtocol proxy_protocol = ProxyProtocol::None;  // passthrough
+  std::optional<std::string> certificate;              // site and gateway
+  bool redirect_http = false;                          // site
+  std::optional<Duration> health_interval;             // site (health_check)
+  std::optional<Duration> health_timeout;
+  std::optional<std::string> health_path;
+  std::optional<std::string> rate_limit;    // gateway, as written ("100/minute")
+  std::vector<SnapshotEndpoint> endpoints;  // gateway
+  auto operator<=>(const SnapshotRoute&) const = default;
+
+  // "passthrough secure": unique across kinds; the key for traffic counters.
+  std::string key() const;
+};
+
+struct ProxySnapshot {
+  std::string host;
+  std::optional<std::string> commit;  // the config commit, when applied from Git
+  std::vector<SnapshotRoute> routes;  // sorted by (kind, name)
+  auto operator<=>(const ProxySnapshot&) const = default;
+};
+
+// The routes of `resolved` (a Desired already passed through resolveFor(all, host)), with
+// suspended namespaces' routes left out.
+ProxySnapshot buildSnapshot(const Desired& resolved, const std::string& host,
+                            std::optional<std::string> commit);
+
+// Canonical JSON (stable key order, no whitespace variance): equal snapshots give equal text,
+// so the reconciler can skip writing a generation that changes nothing.
+std::string snapshotToJson(const ProxySnapshot& s);
+// Strict: wrong types, missing keys, bad addresses or an unknown version are errors.
+Result<ProxySnapshot> snapshotFromJson(std::string_view json);
+
+}  // namespace edgeplane
