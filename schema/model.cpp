@@ -70,6 +70,10 @@ std::string_view toString(ApiKeyRole r) {
   return r == ApiKeyRole::Worker ? "worker" : "admin";
 }
 
+std::string netnsName(std::string_view ns) {
+  return std::string(kNetnsPrefix) + std::string(ns);
+}
+
 bool namespaceOnHost(const Namespace& ns, std::string_view host) {
   if (!ns.hosts) {
     return true;

@@ -195,6 +195,12 @@ std::string_view toString(Balance b);
 std::string_view toString(ProxyProtocol p);
 std::string_view toString(ApiKeyRole r);
 
+// The network namespace edgeplane creates for a tenant namespace: "ep-" + name
+// (/run/netns/ep-tenant-a). The one definition of the rule; the reconciler's drivers and
+// the proxy both name namespaces through it.
+inline constexpr std::string_view kNetnsPrefix = "ep-";
+std::string netnsName(std::string_view ns);
+
 // Whether a namespace is placed on `host` (no `hosts` list: every host).
 bool namespaceOnHost(const Namespace& ns, std::string_view host);
 

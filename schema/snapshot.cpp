@@ -1,2 +1,1137 @@
 // The proxy routing snapshot: built from the desired state, JSON codec (see snapshot.h).
 #include "schema/snapshot.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <set>
+#include <tuple>
+#include <utility>
+
+namespace edgeplane {
+
+std::string_view toString(RouteKind k) {
+  switch (k) {
+    case RouteKind::Passthrough:
+      return "passthrough";
+    case RouteKind::Site:
+      return "site";
+    case RouteKind::Gateway:
+      return "gateway";
+  }
+  return "?";
+}
+
+std::string SnapshotRoute::key() const {
+  return std::string(toString(kind)) + " " + name;
+}
+
+// ---- building ----
+
+namespace {
+
+std::string lowerAscii(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> lowerAll(const std::vector<std::string>& names) {
+  std::vector<std::string> out;
+  out.reserve(names.size());
+  for (const auto& n : names) {
+    out.push_back(lowerAscii(n));
+  }
+  return out;
+}
+
+// The namespace a route hangs off, if it is on this host and serving; nullptr otherwise.
+const Namespace* servingNamespace(const Desired& d, const std::string& name) {
+  const Namespace* ns = d.findNamespace(name);
+  return ns != nullptr && !ns->suspended ? ns : nullptr;
+}
+
+SnapshotRoute baseRoute(RouteKind kind, const std::string& name, const std::string& ns) {
+  SnapshotRoute r;
+  r.kind = kind;
+  r.name = name;
+  r.namespace_name = ns;
+  r.netns = netnsName(ns);
+  return r;
+}
+
+}  // namespace
+
+ProxySnapshot buildSnapshot(const Desired& resolved, const std::string& host,
+                            std::optional<std::string> commit) {
+  ProxySnapshot s;
+  s.host = host;
+  s.commit = std::move(commit);
+  for (const Passthrough& p : resolved.passthroughs) {
+    if (servingNamespace(resolved, p.namespace_name) == nullptr) {
+      continue;
+    }
+    SnapshotRoute r = baseRoute(RouteKind::Passthrough, p.name, p.namespace_name);
+    r.hostnames = lowerAll(p.hostnames);
+    r.backends = p.backends;
+    r.balance = p.balance;
+    r.proxy_protocol = p.proxy_protocol;
+    s.routes.push_back(std::move(r));
+  }
+  for (const Site& site : resolved.sites) {
+    if (servingNamespace(resolved, site.namespace_name) == nullptr) {
+      continue;
+    }
+    SnapshotRoute r = baseRoute(RouteKind::Site, site.name, site.namespace_name);
+    r.hostnames = lowerAll(site.hostnames);
+    r.backends = site.backends;
+    r.balance = site.balance;
+    r.certificate = site.certificate;
+    r.redirect_http = site.redirect_http;
+    if (site.health_check) {
+      r.health_interval = site.health_check->interval;
+      r.health_timeout = site.health_check->timeout;
+      r.health_path = site.health_check->path;
+    }
+    s.routes.push_back(std::move(r));
+  }
+  for (const Gateway& g : resolved.gateways) {
+    if (servingNamespace(resolved, g.namespace_name) == nullptr) {
+      continue;
+    }
+    SnapshotRoute r = baseRoute(RouteKind::Gateway, g.name, g.namespace_name);
+    r.hostnames = {lowerAscii(g.hostname)};
+    r.certificate = g.certificate;
+    if (g.rate_limit) {
+      r.rate_limit = g.rate_limit->str();
+    }
+    for (const GatewayEndpoint& e : g.endpoints) {
+      r.endpoints.push_back(SnapshotEndpoint{e.path, e.method, e.backends, e.balance});
+    }
+    s.routes.push_back(std::move(r));
+  }
+  std::sort(s.routes.begin(), s.routes.end(), [](const SnapshotRoute& a, const SnapshotRoute& b) {
+    return std::tie(a.kind, a.name) < std::tie(b.kind, b.name);
+  });
+  return s;
+}
+
+// ---- encoding ----
+
+namespace {
+
+// Appends `s` as a JSON string. One spelling per character, so the text is canonical: the
+// two-character escapes where JSON has them, \u00xx for the other control characters, every
+// other byte (UTF-8 included) as is.
+void appendString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (u < 0x20) {
+          out += "\\u00";
+          out.push_back(kHex[u >> 4]);
+          out.push_back(kHex[u & 0xf]);
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+// Writes one object's members in the order they are added.
+class ObjectWriter {
+ public:
+  explicit ObjectWriter(std::string& out) : out_(out) { out_.push_back('{'); }
+  ~ObjectWriter() { out_.push_back('}'); }
+  ObjectWriter(const ObjectWriter&) = delete;
+  ObjectWriter& operator=(const ObjectWriter&) = delete;
+
+  std::string& key(std::string_view k) {
+    if (!first_) {
+      out_.push_back(',');
+    }
+    first_ = false;
+    appendString(out_, k);
+    out_.push_back(':');
+    return out_;
+  }
+  void str(std::string_view k, std::string_view v) { appendString(key(k), v); }
+  void integer(std::string_view k, int64_t v) { key(k) += std::to_string(v); }
+  void boolean(std::string_view k, bool v) { key(k) += v ? "true" : "false"; }
+  void strings(std::string_view k, const std::vector<std::string>& v) {
+    std::string& o = key(k);
+    o.push_back('[');
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (i != 0) {
+        o.push_back(',');
+      }
+      appendString(o, v[i]);
+    }
+    o.push_back(']');
+  }
+  void endpoints(std::string_view k, const std::vector<Endpoint>& v) {
+    std::vector<std::string> text;
+    text.reserve(v.size());
+    for (const auto& e : v) {
+      text.push_back(e.str());
+    }
+    strings(k, text);
+  }
+
+ private:
+  std::string& out_;
+  bool first_ = true;
+};
+
+void writeRoute(std::string& out, const SnapshotRoute& r) {
+  ObjectWriter o(out);
+  o.str("kind", toString(r.kind));
+  o.str("name", r.name);
+  o.strings("hostnames", r.hostnames);
+  o.str("namespace", r.namespace_name);
+  o.str("netns", r.netns);
+  switch (r.kind) {
+    case RouteKind::Passthrough:
+      o.endpoints("backends", r.backends);
+      o.str("balance", toString(r.balance));
+      o.str("proxy_protocol", toString(r.proxy_protocol));
+      break;
+    case RouteKind::Site:
+      o.endpoints("backends", r.backends);
+      o.str("balance", toString(r.balance));
+      if (r.certificate) {
+        o.str("certificate", *r.certificate);
+      }
+      o.boolean("redirect_http", r.redirect_http);
+      if (r.health_path) {
+        o.str("health_path", *r.health_path);
+      }
+      if (r.health_interval) {
+        o.integer("health_interval_ms", r.health_interval->count());
+      }
+      if (r.health_timeout) {
+        o.integer("health_timeout_ms", r.health_timeout->count());
+      }
+      break;
+    case RouteKind::Gateway: {
+      if (r.certificate) {
+        o.str("certificate", *r.certificate);
+      }
+      if (r.rate_limit) {
+        o.str("rate_limit", *r.rate_limit);
+      }
+      std::string& a = o.key("endpoints");
+      a.push_back('[');
+      for (size_t i = 0; i < r.endpoints.size(); ++i) {
+        if (i != 0) {
+          a.push_back(',');
+        }
+        const SnapshotEndpoint& e = r.endpoints[i];
+        ObjectWriter eo(a);
+        eo.str("path", e.path);
+        eo.str("method", e.method);
+        eo.endpoints("backends", e.backends);
+        eo.str("balance", toString(e.balance));
+      }
+      a.push_back(']');
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+std::string snapshotToJson(const ProxySnapshot& s) {
+  std::string out;
+  {
+    ObjectWriter o(out);
+    o.integer("version", kSnapshotVersion);
+    o.str("host", s.host);
+    if (s.commit) {
+      o.str("commit", *s.commit);
+    }
+    std::string& a = o.key("routes");
+    a.push_back('[');
+    for (size_t i = 0; i < s.routes.size(); ++i) {
+      if (i != 0) {
+        a.push_back(',');
+      }
+      writeRoute(a, s.routes[i]);
+    }
+    a.push_back(']');
+  }
+  return out;
+}
+
+// ---- decoding: a strict JSON reader ----
+
+namespace {
+
+// The snapshot nests five levels deep; anything much deeper is not a snapshot, and the bound
+// keeps the recursive reader's stack small whatever the input.
+constexpr int kMaxDepth = 16;
+
+struct Json {
+  enum class Type : uint8_t { Null, Bool, Int, String, Array, Object };
+  Type type = Type::Null;
+  bool boolean = false;
+  int64_t integer = 0;
+  std::string string;
+  std::vector<Json> array;
+  // An object's members in document order, keys unique. Two vectors, not one of pairs: a
+  // std::pair cannot hold Json while Json is still incomplete.
+  std::vector<std::string> keys;
+  std::vector<Json> values;
+};
+
+std::string_view typeName(Json::Type t) {
+  switch (t) {
+    case Json::Type::Null:
+      return "null";
+    case Json::Type::Bool:
+      return "a boolean";
+    case Json::Type::Int:
+      return "an integer";
+    case Json::Type::String:
+      return "a string";
+    case Json::Type::Array:
+      return "an array";
+    case Json::Type::Object:
+      return "an object";
+  }
+  return "?";
+}
+
+// RFC 8259 JSON, with the limits of this format: numbers must be integers that fit int64
+// (the snapshot has no fractions, and a double would silently round a large one), strings
+// must be valid UTF-8, an object may not repeat a key (which of two values wins is not
+// something two programs agree on), nesting is bounded.
+class Reader {
+ public:
+  explicit Reader(std::string_view text) : text_(text) {}
+
+  bool document(Json& out) {
+    skipSpace();
+    if (!value(out, 0)) {
+      return false;
+    }
+    skipSpace();
+    if (pos_ != text_.size()) {
+      return fail("unexpected data after the JSON value");
+    }
+    return true;
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  bool fail(std::string_view what) {
+    error_ = "snapshot JSON, byte " + std::to_string(pos_) + ": " + std::string(what);
+    return false;
+  }
+  bool atEnd() const { return pos_ >= text_.size(); }
+  char peek() const { return text_[pos_]; }
+  void skipSpace() {
+    while (!atEnd() && (peek() == ' ' || peek() == '\t' || peek() == '\n' || peek() == '\r')) {
+      ++pos_;
+    }
+  }
+  bool literal(std::string_view word) {
+    if (text_.substr(pos_, word.size()) != word) {
+      return fail("invalid literal");
+    }
+    pos_ += word.size();
+    return true;
+  }
+
+  bool value(Json& out, int depth) {
+    if (atEnd()) {
+      return fail("unexpected end of input");
+    }
+    switch (peek()) {
+      case '{':
+        return object(out, depth + 1);
+      case '[':
+        return array(out, depth + 1);
+      case '"':
+        out.type = Json::Type::String;
+        return string(out.string);
+      case 't':
+        out.type = Json::Type::Bool;
+        out.boolean = true;
+        return literal("true");
+      case 'f':
+        out.type = Json::Type::Bool;
+        out.boolean = false;
+        return literal("false");
+      case 'n':
+        out.type = Json::Type::Null;
+        return literal("null");
+      default:
+        if (peek() == '-' || (peek() >= '0' && peek() <= '9')) {
+          out.type = Json::Type::Int;
+          return number(out.integer);
+        }
+        return fail("expected a JSON value");
+    }
+  }
+
+  bool object(Json& out, int depth) {
+    if (depth > kMaxDepth) {
+      return fail("nested too deeply");
+    }
+    out.type = Json::Type::Object;
+    ++pos_;  // '{'
+    skipSpace();
+    if (!atEnd() && peek() == '}') {
+      ++pos_;
+      return true;
+    }
+    std::set<std::string, std::less<>> keys;
+    for (;;) {
+      skipSpace();
+      if (atEnd() || peek() != '"') {
+        return fail("expected a string key");
+      }
+      const size_t keyAt = pos_;
+      std::string key;
+      if (!string(key)) {
+        return false;
+      }
+      if (!keys.insert(key).second) {
+        pos_ = keyAt;
+        return fail("duplicate key \"" + key + "\"");
+      }
+      skipSpace();
+      if (atEnd() || peek() != ':') {
+        return fail("expected ':'");
+      }
+      ++pos_;
+      skipSpace();
+      Json member;
+      if (!value(member, depth)) {
+        return false;
+      }
+      out.keys.push_back(std::move(key));
+      out.values.push_back(std::move(member));
+      skipSpace();
+      if (atEnd()) {
+        return fail("unterminated object");
+      }
+      if (peek() == ',') {
+        ++pos_;
+        continue;
+      }
+      if (peek() == '}') {
+        ++pos_;
+        return true;
+      }
+      return fail("expected ',' or '}'");
+    }
+  }
+
+  bool array(Json& out, int depth) {
+    if (depth > kMaxDepth) {
+      return fail("nested too deeply");
+    }
+    out.type = Json::Type::Array;
+    ++pos_;  // '['
+    skipSpace();
+    if (!atEnd() && peek() == ']') {
+      ++pos_;
+      return true;
+    }
+    for (;;) {
+      skipSpace();
+      Json element;
+      if (!value(element, depth)) {
+        return false;
+      }
+      out.array.push_back(std::move(element));
+      skipSpace();
+      if (atEnd()) {
+        return fail("unterminated array");
+      }
+      if (peek() == ',') {
+        ++pos_;
+        continue;
+      }
+      if (peek() == ']') {
+        ++pos_;
+        return true;
+      }
+      return fail("expected ',' or ']'");
+    }
+  }
+
+  bool number(int64_t& out) {
+    const size_t start = pos_;
+    const bool negative = peek() == '-';
+    if (negative) {
+      ++pos_;
+    }
+    if (atEnd() || peek() < '0' || peek() > '9') {
+      return fail("invalid number");
+    }
+    if (peek() == '0' && pos_ + 1 < text_.size() && text_[pos_ + 1] >= '0' &&
+        text_[pos_ + 1] <= '9') {
+      return fail("leading zero in a number");
+    }
+    // Accumulate negatively: the magnitude of INT64_MIN does not fit a positive int64.
+    int64_t v = 0;
+    constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+    while (!atEnd() && peek() >= '0' && peek() <= '9') {
+      const int digit = peek() - '0';
+      if (v < (kMin + digit) / 10) {
+        pos_ = start;
+        return fail("integer out of range");
+      }
+      v = v * 10 - digit;
+      ++pos_;
+    }
+    if (!atEnd() && (peek() == '.' || peek() == 'e' || peek() == 'E')) {
+      pos_ = start;
+      return fail("numbers must be integers");
+    }
+    if (!negative) {
+      if (v == kMin) {
+        pos_ = start;
+        return fail("integer out of range");
+      }
+      v = -v;
+    }
+    out = v;
+    return true;
+  }
+
+  static void appendUtf8(std::string& out, uint32_t cp) {
+    if (cp < 0x80) {
+      out.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      out.push_back(static_cast<char>(0xc0 | (cp >> 6)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+    } else if (cp < 0x10000) {
+      out.push_back(static_cast<char>(0xe0 | (cp >> 12)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+    } else {
+      out.push_back(static_cast<char>(0xf0 | (cp >> 18)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3f)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+    }
+  }
+
+  bool hex4(uint32_t& out) {
+    if (text_.size() - pos_ < 4) {
+      return fail("truncated \\u escape");
+    }
+    out = 0;
+    for (int i = 0; i < 4; ++i) {
+      const char c = text_[pos_ + i];
+      uint32_t d = 0;
+      if (c >= '0' && c <= '9') {
+        d = static_cast<uint32_t>(c - '0');
+      } else if (c >= 'a' && c <= 'f') {
+        d = static_cast<uint32_t>(c - 'a' + 10);
+      } else if (c >= 'A' && c <= 'F') {
+        d = static_cast<uint32_t>(c - 'A' + 10);
+      } else {
+        return fail("invalid \\u escape");
+      }
+      out = out * 16 + d;
+    }
+    pos_ += 4;
+    return true;
+  }
+
+  bool escape(std::string& out) {
+    ++pos_;  // '\\'
+    if (atEnd()) {
+      return fail("unterminated string");
+    }
+    const char c = peek();
+    ++pos_;
+    switch (c) {
+      case '"':
+      case '\\':
+      case '/':
+        out.push_back(c);
+        return true;
+      case 'b':
+        out.push_back('\b');
+        return true;
+      case 'f':
+        out.push_back('\f');
+        return true;
+      case 'n':
+        out.push_back('\n');
+        return true;
+      case 'r':
+        out.push_back('\r');
+        return true;
+      case 't':
+        out.push_back('\t');
+        return true;
+      case 'u':
+        break;
+      default:
+        --pos_;
+        return fail("invalid escape");
+    }
+    uint32_t cp = 0;
+    if (!hex4(cp)) {
+      return false;
+    }
+    if (cp >= 0xdc00 && cp <= 0xdfff) {
+      return fail("unpaired low surrogate");
+    }
+    if (cp >= 0xd800 && cp <= 0xdbff) {
+      if (text_.substr(pos_, 2) != "\\u") {
+        return fail("unpaired high surrogate");
+      }
+      pos_ += 2;
+      uint32_t low = 0;
+      if (!hex4(low)) {
+        return false;
+      }
+      if (low < 0xdc00 || low > 0xdfff) {
+        return fail("unpaired high surrogate");
+      }
+      cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+    }
+    appendUtf8(out, cp);
+    return true;
+  }
+
+  // One raw UTF-8 sequence starting at pos_ (RFC 3629: shortest form, no surrogates).
+  bool utf8(std::string& out) {
+    const auto b0 = static_cast<unsigned char>(peek());
+    size_t len = 0;
+    uint32_t cp = 0;
+    uint32_t min = 0;
+    if (b0 >= 0xc2 && b0 <= 0xdf) {
+      len = 2;
+      cp = b0 & 0x1f;
+      min = 0x80;
+    } else if (b0 >= 0xe0 && b0 <= 0xef) {
+      len = 3;
+      cp = b0 & 0x0f;
+      min = 0x800;
+    } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+      len = 4;
+      cp = b0 & 0x07;
+      min = 0x10000;
+    } else {
+      return fail("invalid UTF-8");
+    }
+    if (text_.size() - pos_ < len) {
+      return fail("invalid UTF-8");
+    }
+    for (size_t i = 1; i < len; ++i) {
+      const auto b = static_cast<unsigned char>(text_[pos_ + i]);
+      if ((b & 0xc0) != 0x80) {
+        return fail("invalid UTF-8");
+      }
+      cp = (cp << 6) | (b & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+      return fail("invalid UTF-8");
+    }
+    out.append(text_.substr(pos_, len));
+    pos_ += len;
+    return true;
+  }
+
+  bool string(std::string& out) {
+    ++pos_;  // '"'
+    for (;;) {
+      if (atEnd()) {
+        return fail("unterminated string");
+      }
+      const auto c = static_cast<unsigned char>(peek());
+      if (c == '"') {
+        ++pos_;
+        return true;
+      }
+      if (c == '\\') {
+        if (!escape(out)) {
+          return false;
+        }
+      } else if (c < 0x20) {
+        return fail("control character in a string");
+      } else if (c < 0x80) {
+        out.push_back(static_cast<char>(c));
+        ++pos_;
+      } else if (!utf8(out)) {
+        return false;
+      }
+    }
+  }
+
+  std::string_view text_;
+  size_t pos_ = 0;
+  std::string error_;
+};
+
+// ---- decoding: JSON values -> snapshot ----
+
+// Reads the members of one JSON object by key; whatever is left unread is an unknown key.
+// Errors name the JSON path ("routes[2].backends[0]").
+class Fields {
+ public:
+  Fields(const Json& obj, std::string where) : obj_(obj), where_(std::move(where)) {
+    used_.assign(obj.keys.size(), false);
+  }
+
+  const std::string& where() const { return where_; }
+  std::string at(std::string_view key) const {
+    return where_.empty() ? std::string(key) : where_ + "." + std::string(key);
+  }
+
+  // The member, marked read; nullptr when absent.
+  const Json* find(std::string_view key) {
+    for (size_t i = 0; i < obj_.keys.size(); ++i) {
+      if (obj_.keys[i] == key) {
+        used_[i] = true;
+        return &obj_.values[i];
+      }
+    }
+    return nullptr;
+  }
+
+  // The first member nobody read, if any.
+  std::optional<std::string> unknownKey() const {
+    for (size_t i = 0; i < obj_.keys.size(); ++i) {
+      if (!used_[i]) {
+        return obj_.keys[i];
+      }
+    }
+    return std::nullopt;
+  }
+
+ private:
+  const Json& obj_;
+  std::string where_;
+  std::vector<bool> used_;
+};
+
+class Decoder {
+ public:
+  Result<ProxySnapshot> snapshot(const Json& root) {
+    if (root.type != Json::Type::Object) {
+      return terminal("snapshot: the document must be a JSON object, not " +
+                      std::string(typeName(root.type)));
+    }
+    ProxySnapshot s;
+    Fields f(root, "");
+    // The version first: a newer snapshot is refused as such, not for its unknown keys.
+    int64_t version = 0;
+    if (!integer(f, "version", version)) {
+      return error();
+    }
+    if (version != kSnapshotVersion) {
+      return terminal("snapshot: version " + std::to_string(version) +
+                      " is not supported (this build reads version " +
+                      std::to_string(kSnapshotVersion) + ")");
+    }
+    if (!str(f, "host", s.host) || !checkText(f.at("host"), s.host, 253)) {
+      return error();
+    }
+    if (!optStr(f, "commit", s.commit) ||
+        (s.commit && !checkText(f.at("commit"), *s.commit, 128))) {
+      return error();
+    }
+    const Json* routes = nullptr;
+    if (!member(f, "routes", Json::Type::Array, routes)) {
+      return error();
+    }
+    if (!noUnknownKeys(f, "the snapshot")) {
+      return error();
+    }
+    std::set<std::string, std::less<>> hostnames;
+    for (size_t i = 0; i < routes->array.size(); ++i) {
+      const std::string where = "routes[" + std::to_string(i) + "]";
+      SnapshotRoute r;
+      if (!route(routes->array[i], where, r)) {
+        return error();
+      }
+      if (!s.routes.empty() &&
+          std::tie(s.routes.back().kind, s.routes.back().name) >= std::tie(r.kind, r.name)) {
+        return terminal("snapshot: " + where + ": route " + quote(r.key()) +
+                        (s.routes.back().key() == r.key() ? " appears twice"
+                                                          : " is out of (kind, name) order"));
+      }
+      for (const auto& h : r.hostnames) {
+        if (!hostnames.insert(h).second) {
+          return terminal("snapshot: " + where + ": hostname " + quote(h) +
+                          " is claimed by another route");
+        }
+      }
+      s.routes.push_back(std::move(r));
+    }
+    return s;
+  }
+
+ private:
+  static std::string quote(std::string_view s) {
+    std::string out;
+    appendString(out, s);
+    return out;
+  }
+  Error error() const { return terminal("snapshot: " + error_); }
+  // `where` is a JSON path; empty for the top-level object.
+  bool fail(const std::string& where, const std::string& what) {
+    error_ = where.empty() ? what : where + ": " + what;
+    return false;
+  }
+
+  // Required member of a given type.
+  bool member(Fields& f, std::string_view key, Json::Type type, const Json*& out) {
+    out = f.find(key);
+    if (out == nullptr) {
+      return fail(f.where(), "missing key \"" + std::string(key) + "\"");
+    }
+    if (out->type != type) {
+      return fail(f.at(key), "must be " + std::string(typeName(type)) + ", not " +
+                                 std::string(typeName(out->type)));
+    }
+    return true;
+  }
+  bool str(Fields& f, std::string_view key, std::string& out) {
+    const Json* v = nullptr;
+    if (!member(f, key, Json::Type::String, v)) {
+      return false;
+    }
+    out = v->string;
+    return true;
+  }
+  bool optStr(Fields& f, std::string_view key, std::optional<std::string>& out) {
+    if (f.find(key) == nullptr) {
+      return true;
+    }
+    std::string v;
+    if (!str(f, key, v)) {
+      return false;
+    }
+    out = std::move(v);
+    return true;
+  }
+  bool integer(Fields& f, std::string_view key, int64_t& out) {
+    const Json* v = nullptr;
+    if (!member(f, key, Json::Type::Int, v)) {
+      return false;
+    }
+    out = v->integer;
+    return true;
+  }
+  bool boolean(Fields& f, std::string_view key, bool& out) {
+    const Json* v = nullptr;
+    if (!member(f, key, Json::Type::Bool, v)) {
+      return false;
+    }
+    out = v->boolean;
+    return true;
+  }
+  bool noUnknownKeys(const Fields& f, std::string_view what) {
+    if (auto k = f.unknownKey()) {
+      return fail(f.where(), "unknown key " + quote(*k) + " in " + std::string(what));
+    }
+    return true;
+  }
+
+  // Non-empty, bounded, no control characters: names that end up in logs and metric labels.
+  bool checkText(const std::string& where, const std::string& v, size_t maxLen) {
+    if (v.empty()) {
+      return fail(where, "must not be empty");
+    }
+    if (v.size() > maxLen) {
+      return fail(where, "longer than " + std::to_string(maxLen) + " bytes");
+    }
+    for (char c : v) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+        return fail(where, "contains a control character");
+      }
+    }
+    return true;
+  }
+
+  bool stringArray(Fields& f, std::string_view key, std::vector<std::string>& out) {
+    const Json* a = nullptr;
+    if (!member(f, key, Json::Type::Array, a)) {
+      return false;
+    }
+    if (a->array.empty()) {
+      return fail(f.at(key), "must not be empty");
+    }
+    for (size_t i = 0; i < a->array.size(); ++i) {
+      const Json& e = a->array[i];
+      if (e.type != Json::Type::String) {
+        return fail(f.at(key) + "[" + std::to_string(i) + "]",
+                    "must be a string, not " + std::string(typeName(e.type)));
+      }
+      out.push_back(e.string);
+    }
+    return true;
+  }
+
+  bool backends(Fields& f, std::vector<Endpoint>& out) {
+    std::vector<std::string> text;
+    if (!stringArray(f, "backends", text)) {
+      return false;
+    }
+    for (size_t i = 0; i < text.size(); ++i) {
+      auto e = Endpoint::parse(text[i]);
+      if (!e || e->port == 0) {
+        return fail(f.at("backends") + "[" + std::to_string(i) + "]",
+                    quote(text[i]) + " is not an address:port");
+      }
+      out.push_back(*e);
+    }
+    return true;
+  }
+
+  bool hostnames(Fields& f, std::vector<std::string>& out) {
+    if (!stringArray(f, "hostnames", out)) {
+      return false;
+    }
+    std::set<std::string_view> seen;
+    for (size_t i = 0; i < out.size(); ++i) {
+      const std::string where = f.at("hostnames") + "[" + std::to_string(i) + "]";
+      const std::string& h = out[i];
+      // isValidDnsName takes lower-case labels only, which is what the proxy matches SNI in.
+      if (!isValidDnsName(h, true)) {
+        return fail(where, quote(h) + " is not a lower-case DNS name");
+      }
+      if (!seen.insert(h).second) {
+        return fail(where, quote(h) + " appears twice");
+      }
+    }
+    return true;
+  }
+
+  bool balance(Fields& f, Balance& out) {
+    std::string v;
+    if (!str(f, "balance", v)) {
+      return false;
+    }
+    if (v == toString(Balance::RoundRobin)) {
+      out = Balance::RoundRobin;
+    } else if (v == toString(Balance::Random)) {
+      out = Balance::Random;
+    } else {
+      return fail(f.at("balance"), quote(v) + " is not round_robin or random");
+    }
+    return true;
+  }
+
+  bool durationMs(Fields& f, std::string_view key, std::optional<Duration>& out) {
+    if (f.find(key) == nullptr) {
+      return true;
+    }
+    int64_t ms = 0;
+    if (!integer(f, key, ms)) {
+      return false;
+    }
+    // The loader's bounds: a positive duration of at most 7 days.
+    constexpr int64_t kMaxMs = int64_t{7} * 24 * 3600 * 1000;
+    if (ms < 1 || ms > kMaxMs) {
+      return fail(f.at(key), std::to_string(ms) + " is not between 1 and " +
+                                 std::to_string(kMaxMs) + " milliseconds");
+    }
+    out = Duration{ms};
+    return true;
+  }
+
+  bool namespaceName(Fields& f, SnapshotRoute& r) {
+    if (!str(f, "namespace", r.namespace_name) || !str(f, "netns", r.netns)) {
+      return false;
+    }
+    // The proxy opens /run/netns/<netns>: only the loader's namespace names, and only the
+    // netns name edgeplane derives from them, so a snapshot cannot point anywhere else.
+    const std::string& ns = r.namespace_name;
+    if (ns.empty() || ns.size() > 64 || !std::all_of(ns.begin(), ns.end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+        })) {
+      return fail(f.at("namespace"), quote(ns) + " is not a namespace name ([a-z0-9-]{1,64})");
+    }
+    if (r.netns != netnsName(ns)) {
+      return fail(f.at("netns"), quote(r.netns) + " is not the network namespace of " + quote(ns) +
+                                     " (" + quote(netnsName(ns)) + ")");
+    }
+    return true;
+  }
+
+  bool httpPath(const std::string& where, const std::string& path) {
+    if (path.empty() || path[0] != '/') {
+      return fail(where, quote(path) + " must start with '/'");
+    }
+    if (path.size() > 4096) {
+      return fail(where, "longer than 4096 bytes");
+    }
+    for (char c : path) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u <= 0x20 || u == 0x7f) {
+        return fail(where, "contains a space or control character");
+      }
+    }
+    return true;
+  }
+
+  bool endpoint(const Json& v, const std::string& where, SnapshotEndpoint& e) {
+    if (v.type != Json::Type::Object) {
+      return fail(where, "must be an object, not " + std::string(typeName(v.type)));
+    }
+    Fields f(v, where);
+    if (!str(f, "path", e.path) || !httpPath(f.at("path"), e.path)) {
+      return false;
+    }
+    static const std::set<std::string, std::less<>> kMethods = {"GET",   "HEAD",   "POST",   "PUT",
+                                                                "PATCH", "DELETE", "OPTIONS"};
+    if (!str(f, "method", e.method)) {
+      return false;
+    }
+    if (kMethods.count(e.method) == 0) {
+      return fail(f.at("method"), quote(e.method) + " is not an HTTP method");
+    }
+    return backends(f, e.backends) && balance(f, e.balance) && noUnknownKeys(f, "an endpoint");
+  }
+
+  bool route(const Json& v, const std::string& where, SnapshotRoute& r) {
+    if (v.type != Json::Type::Object) {
+      return fail(where, "must be an object, not " + std::string(typeName(v.type)));
+    }
+    Fields f(v, where);
+    std::string kind;
+    if (!str(f, "kind", kind)) {
+      return false;
+    }
+    if (kind == toString(RouteKind::Passthrough)) {
+      r.kind = RouteKind::Passthrough;
+    } else if (kind == toString(RouteKind::Site)) {
+      r.kind = RouteKind::Site;
+    } else if (kind == toString(RouteKind::Gateway)) {
+      r.kind = RouteKind::Gateway;
+    } else {
+      return fail(f.at("kind"), quote(kind) + " is not passthrough, site or gateway");
+    }
+    if (!str(f, "name", r.name) || !checkText(f.at("name"), r.name, 256) ||
+        !hostnames(f, r.hostnames) || !namespaceName(f, r)) {
+      return false;
+    }
+    switch (r.kind) {
+      case RouteKind::Passthrough: {
+        if (!backends(f, r.backends) || !balance(f, r.balance)) {
+          return false;
+        }
+        std::string pp;
+        if (!str(f, "proxy_protocol", pp)) {
+          return false;
+        }
+        if (pp == toString(ProxyProtocol::None)) {
+          r.proxy_protocol = ProxyProtocol::None;
+        } else if (pp == toString(ProxyProtocol::V1)) {
+          r.proxy_protocol = ProxyProtocol::V1;
+        } else if (pp == toString(ProxyProtocol::V2)) {
+          r.proxy_protocol = ProxyProtocol::V2;
+        } else {
+          return fail(f.at("proxy_protocol"), quote(pp) + " is not none, v1 or v2");
+        }
+        return noUnknownKeys(f, "a passthrough route");
+      }
+      case RouteKind::Site: {
+        std::string cert;
+        if (!backends(f, r.backends) || !balance(f, r.balance) || !str(f, "certificate", cert) ||
+            !checkText(f.at("certificate"), cert, 256) ||
+            !boolean(f, "redirect_http", r.redirect_http) ||
+            !optStr(f, "health_path", r.health_path) ||
+            (r.health_path && !httpPath(f.at("health_path"), *r.health_path)) ||
+            !durationMs(f, "health_interval_ms", r.health_interval) ||
+            !durationMs(f, "health_timeout_ms", r.health_timeout)) {
+          return false;
+        }
+        r.certificate = std::move(cert);
+        return noUnknownKeys(f, "a site route");
+      }
+      case RouteKind::Gateway: {
+        std::string cert;
+        if (!str(f, "certificate", cert) || !checkText(f.at("certificate"), cert, 256) ||
+            !optStr(f, "rate_limit", r.rate_limit)) {
+          return false;
+        }
+        r.certificate = std::move(cert);
+        if (r.rate_limit && !RateLimit::parse(*r.rate_limit)) {
+          return fail(f.at("rate_limit"), quote(*r.rate_limit) + " is not N/second|minute|hour");
+        }
+        const Json* eps = nullptr;
+        if (!member(f, "endpoints", Json::Type::Array, eps)) {
+          return false;
+        }
+        if (eps->array.empty()) {
+          return fail(f.at("endpoints"), "must not be empty");
+        }
+        std::set<std::pair<std::string, std::string>> seen;
+        for (size_t i = 0; i < eps->array.size(); ++i) {
+          const std::string at = f.at("endpoints") + "[" + std::to_string(i) + "]";
+          SnapshotEndpoint e;
+          if (!endpoint(eps->array[i], at, e)) {
+            return false;
+          }
+          if (!seen.emplace(e.method, e.path).second) {
+            return fail(at, e.method + " " + quote(e.path) + " appears twice");
+          }
+          r.endpoints.push_back(std::move(e));
+        }
+        return noUnknownKeys(f, "a gateway route");
+      }
+    }
+    return fail(where, "unknown kind");
+  }
+
+  std::string error_;
+};
+
+}  // namespace
+
+Result<ProxySnapshot> snapshotFromJson(std::string_view json) {
+  if (json.size() > kMaxSnapshotBytes) {
+    return terminal("snapshot: " + std::to_string(json.size()) + " bytes is over the limit of " +
+                    std::to_string(kMaxSnapshotBytes));
+  }
+  Json root;
+  Reader reader(json);
+  if (!reader.document(root)) {
+    return terminal(reader.error());
+  }
+  return Decoder().snapshot(root);
+}
+
+}  // namespace edgeplane

@@ -6,6 +6,7 @@
 // this codec, and an unknown "version" is refused.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -19,6 +20,8 @@
 namespace edgeplane {
 
 inline constexpr int kSnapshotVersion = 1;
+// snapshotFromJson refuses longer input: a few thousand routes take well under 2 MiB.
+inline constexpr size_t kMaxSnapshotBytes = size_t{32} << 20;
 
 enum class RouteKind : uint8_t { Passthrough, Site, Gateway };
 std::string_view toString(RouteKind k);
@@ -65,10 +68,22 @@ struct ProxySnapshot {
 ProxySnapshot buildSnapshot(const Desired& resolved, const std::string& host,
                             std::optional<std::string> commit);
 
-// Canonical JSON (stable key order, no whitespace variance): equal snapshots give equal text,
-// so the reconciler can skip writing a generation that changes nothing.
+// Canonical JSON (stable key order, no whitespace, integers only): equal snapshots give equal
+// text, so the reconciler can skip writing a generation that changes nothing.
+//   {"version":1,"host":"edge-1","commit":"<id>"(if set),"routes":[ROUTE,...]}
+// ROUTE starts with "kind","name","hostnames","namespace","netns", then per kind:
+//   passthrough: "backends":["10.0.0.1:443",...],"balance","proxy_protocol"
+//   site:        "backends","balance","certificate","redirect_http", and if set
+//                "health_path","health_interval_ms","health_timeout_ms"
+//   gateway:     "certificate","rate_limit"(if set),
+//                "endpoints":[{"path","method","backends","balance"},...]
+// Members a kind does not use are not written (and refused when read).
 std::string snapshotToJson(const ProxySnapshot& s);
-// Strict: wrong types, missing keys, bad addresses or an unknown version are errors.
+// Strict: a document over kMaxSnapshotBytes, invalid JSON (fractions, duplicate keys, bad
+// UTF-8 included), an unknown "version", missing or unknown keys, wrong types, bad addresses,
+// hostnames that are not lower-case DNS names, a netns other than netnsName(namespace),
+// routes out of (kind, name) order or repeated, and a hostname claimed by two routes are
+// errors (terminal, naming the JSON path).
 Result<ProxySnapshot> snapshotFromJson(std::string_view json);
 
 }  // namespace edgeplane

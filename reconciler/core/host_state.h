@@ -13,13 +13,13 @@
 namespace edgeplane::core {
 
 // Names edgeplane gives what it creates. Ownership is by these prefixes plus the store.
-inline constexpr std::string_view kNetnsPrefix = "ep-";      // /run/netns/ep-<namespace>
+using ::edgeplane::kNetnsPrefix;  // /run/netns/ep-<namespace> (schema/model.h)
 inline constexpr std::string_view kHostLinkPrefix = "eph-";  // uplink, host end
 inline constexpr std::string_view kNsLinkPrefix = "epn-";    // uplink, namespace end
 inline constexpr std::string_view kWgLinkPrefix = "wg-";     // WireGuard interface
 inline constexpr std::string_view kTableName = "edgeplane";  // nftables table, family ip
 
-std::string netnsName(std::string_view ns);
+using ::edgeplane::netnsName;
 std::string hostLinkName(std::string_view ns);
 std::string nsLinkName(std::string_view ns);
 std::string wgLinkName(std::string_view ns);

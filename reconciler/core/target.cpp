@@ -6,9 +6,6 @@
 
 namespace edgeplane::core {
 
-std::string netnsName(std::string_view ns) {
-  return std::string(kNetnsPrefix) + std::string(ns);
-}
 std::string hostLinkName(std::string_view ns) {
   return std::string(kHostLinkPrefix) + std::string(ns);
 }
