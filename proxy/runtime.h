@@ -65,6 +65,7 @@ struct Metrics {
   std::atomic<uint64_t> connectionsTotal{0};
   std::atomic<uint64_t> bytesIn{0};
   std::atomic<uint64_t> bytesOut{0};
+  std::atomic<uint64_t> backendAttemptFailures{0};  // one backend refused/timed out/no netns
   std::atomic<uint64_t> reloads{0};
   std::atomic<int64_t> generation{0};
   std::array<std::atomic<uint64_t>, kErrorKinds> errors{};
