@@ -1,18 +1,326 @@
-// edgeplane-proxy entry point. The data path arrives with the proxy issues; for now it
-// reports its version and refuses to pretend to serve traffic.
+// edgeplane-proxy entry point: command line, startup order, signals and the orderly shutdown.
+// The Engine serves the traffic; the Controller feeds it snapshots; the AdminServer answers.
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <filesystem>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <string_view>
 
 #include "edgeplane_version.h"
+#include "proxy/admin.h"
+#include "proxy/control.h"
+#include "proxy/engine.h"
+#include "schema/net.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+using namespace edgeplane;
+using namespace edgeplane::proxy;
+namespace fs = std::filesystem;
+
+constexpr const char* kUsage =
+    "usage: edgeplane-proxy [--state-dir DIR] [--https ADDR:PORT] [--http ADDR:PORT|off]\n"
+    "                       [--admin unix:PATH|ADDR:PORT] [--workers N] [--max-connections N]\n"
+    "                       [--hello-timeout D] [--idle-timeout D] [--connect-timeout D]\n"
+    "                       [--drain-timeout D] [--netns-dir DIR] [--no-access-log] [--version]\n"
+    "  defaults: --https 0.0.0.0:443 --http 0.0.0.0:80\n"
+    "            --admin unix:<state-dir>/proxy-admin.sock (loopback or unix only)\n"
+    "            --state-dir $EDGEPLANE_STATE_DIR, else /var/lib/edgeplane\n"
+    "            --netns-dir /run/netns (where the routes' network namespaces are named)\n"
+    "            --workers 0 (one per CPU), --drain-timeout 30s; durations like 5s or 500ms\n";
+
+struct Options {
+  fs::path stateDir;
+  EngineOptions engine;
+  std::optional<std::string> admin;  // unset: the unix socket in the state directory
+  std::chrono::milliseconds drainTimeout{30000};
+  bool version = false;
+};
+
+Result<Endpoint> parseListen(std::string_view flag, std::string_view value) {
+  auto endpoint = parseListenAddress(value);
+  if (!endpoint) {
+    return terminal(std::string(flag) + ": expected ADDR:PORT (an IP literal), got \"" +
+                    std::string(value) + "\"");
+  }
+  return *endpoint;
+}
+
+Result<std::chrono::milliseconds> parseTimeout(std::string_view flag, std::string_view value) {
+  auto d = parseDuration(value);
+  if (!d || d->count() <= 0) {
+    return terminal(std::string(flag) + ": expected a positive duration like 5s or 500ms, got \"" +
+                    std::string(value) + "\"");
+  }
+  return *d;
+}
+
+Result<uint64_t> parseCount(std::string_view flag, std::string_view value, uint64_t min,
+                            uint64_t max) {
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (ec != std::errc() || end != value.data() + value.size() || n < min || n > max) {
+    return terminal(std::string(flag) + ": expected an integer from " + std::to_string(min) +
+                    " to " + std::to_string(max) + ", got \"" + std::string(value) + "\"");
+  }
+  return n;
+}
+
+// One flag that takes a value.
+Result<void> applyValue(Options& o, std::optional<std::string>& stateDir, std::string_view flag,
+                        std::string_view v) {
+  auto set = [](auto parsed, auto& field) -> Result<void> {
+    if (!parsed) {
+      return parsed.error();
+    }
+    field = *parsed;
+    return {};
+  };
+  if (flag == "--state-dir") {
+    if (v.empty()) {
+      return terminal("--state-dir: empty path");
+    }
+    stateDir = std::string(v);
+    return {};
+  }
+  if (flag == "--https") {
+    return set(parseListen(flag, v), o.engine.https);
+  }
+  if (flag == "--http") {
+    if (v == "off") {
+      o.engine.http.reset();
+      return {};
+    }
+    return set(parseListen(flag, v), o.engine.http);
+  }
+  if (flag == "--admin") {
+    o.admin = std::string(v);
+    return {};
+  }
+  if (flag == "--netns-dir") {
+    if (v.empty()) {
+      return terminal("--netns-dir: empty path");
+    }
+    o.engine.netnsDir = std::string(v);
+    return {};
+  }
+  if (flag == "--workers") {
+    auto n = parseCount(flag, v, 0, 1024);
+    if (!n) {
+      return n.error();
+    }
+    o.engine.workers = static_cast<int>(*n);
+    return {};
+  }
+  if (flag == "--max-connections") {
+    auto n = parseCount(flag, v, 1, 10'000'000);
+    if (!n) {
+      return n.error();
+    }
+    o.engine.maxConnections = static_cast<size_t>(*n);
+    return {};
+  }
+  if (flag == "--hello-timeout") {
+    return set(parseTimeout(flag, v), o.engine.helloTimeout);
+  }
+  if (flag == "--idle-timeout") {
+    return set(parseTimeout(flag, v), o.engine.idleTimeout);
+  }
+  if (flag == "--connect-timeout") {
+    return set(parseTimeout(flag, v), o.engine.connectTimeout);
+  }
+  if (flag == "--drain-timeout") {
+    return set(parseTimeout(flag, v), o.drainTimeout);
+  }
+  return terminal("unknown argument \"" + std::string(flag) + "\"");
+}
+
+// "--flag value" and "--flag=value" alike.
+Result<Options> parseArgs(int argc, char** argv) {
+  Options o;
+  o.engine.https = *Endpoint::parse("0.0.0.0:443");
+  o.engine.http = *Endpoint::parse("0.0.0.0:80");
+  std::optional<std::string> stateDir;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--version") == 0) {
-      std::printf("edgeplane-proxy %s\n", EDGEPLANE_VERSION);
-      return 0;
+    std::string_view arg = argv[i];
+    std::string_view flag = arg;
+    std::optional<std::string_view> value;
+    if (size_t eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+      flag = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    }
+    if (flag == "--version" || flag == "--no-access-log") {
+      if (value) {
+        return terminal(std::string(flag) + " takes no value");
+      }
+      if (flag == "--version") {
+        o.version = true;
+      } else {
+        o.engine.accessLog = false;
+      }
+      continue;
+    }
+    static constexpr std::string_view kValueFlags[] = {
+        "--state-dir",       "--https",         "--http",
+        "--admin",           "--netns-dir",     "--workers",
+        "--max-connections", "--hello-timeout", "--idle-timeout",
+        "--connect-timeout", "--drain-timeout"};
+    if (std::find(std::begin(kValueFlags), std::end(kValueFlags), flag) == std::end(kValueFlags)) {
+      return terminal("unknown argument \"" + std::string(arg) + "\"");
+    }
+    if (!value) {
+      if (i + 1 >= argc) {
+        return terminal(std::string(flag) + " needs a value");
+      }
+      value = std::string_view(argv[++i]);
+    }
+    if (auto applied = applyValue(o, stateDir, flag, *value); !applied) {
+      return applied.error();
     }
   }
-  std::fprintf(stderr, "edgeplane-proxy %s: the data path is not implemented yet; use --version\n",
-               EDGEPLANE_VERSION);
+  if (!stateDir) {
+    const char* env = std::getenv("EDGEPLANE_STATE_DIR");
+    stateDir = env != nullptr && *env != '\0' ? env : "/var/lib/edgeplane";
+  }
+  o.stateDir = *stateDir;
+  return o;
+}
+
+void logLine(const std::string& line) {
+  std::fprintf(stderr, "edgeplane-proxy: %s\n", line.c_str());
+}
+
+int run(int argc, char** argv) {
+  // Before any thread exists, so that every thread inherits the mask and only sigwait below
+  // sees these signals.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto parsed = parseArgs(argc, argv);
+  if (!parsed) {
+    std::fprintf(stderr, "edgeplane-proxy: %s\n%s", parsed.error().message.c_str(), kUsage);
+    return 2;
+  }
+  Options& o = *parsed;
+  if (o.version) {
+    std::printf("edgeplane-proxy %s\n", EDGEPLANE_VERSION);
+    return 0;
+  }
+  auto admin =
+      AdminAddress::parse(o.admin.value_or("unix:" + (o.stateDir / "proxy-admin.sock").string()));
+  if (!admin) {
+    std::fprintf(stderr, "edgeplane-proxy: --admin: %s\n", admin.error().message.c_str());
+    return 2;
+  }
+
+  // The state directory holds the admin socket by default; the store inside it is the
+  // reconciler's to create (the controller opens it once it exists).
+  std::error_code ec;
+  if (!fs::exists(o.stateDir, ec)) {
+    if (!fs::create_directories(o.stateDir, ec)) {
+      logLine("cannot create the state directory " + o.stateDir.string() + ": " + ec.message());
+      return 1;
+    }
+    ::chmod(o.stateDir.c_str(), 0700);
+  }
+
+  Metrics metrics;
+  ControllerOptions controlOptions;
+  controlOptions.stateDir = o.stateDir;
+  Controller controller(controlOptions, metrics);
+  (void)controller.reload();  // a store problem is logged by the controller, once
+
+  // The admin socket first: it refuses to start next to a running proxy (a live socket)
+  // before any public port is taken.
+  auto server = AdminServer::start(*admin, controller, metrics);
+  if (!server) {
+    logLine(server.error().message);
+    return 1;
+  }
+
+  auto engine = Engine::start(o.engine, metrics);
+  if (!engine) {
+    logLine(engine.error().message);
+    return 1;
+  }
+  Engine& e = **engine;
+  controller.setSink(
+      [&e](std::shared_ptr<const ActiveConfig> config) { e.setConfig(std::move(config)); });
+
+  // One stable line the tests and the lab scripts parse; keep its shape.
+  Endpoint https = o.engine.https;
+  https.port = e.httpsPort();
+  std::string http = "off";
+  if (o.engine.http && e.httpPort()) {
+    Endpoint bound = *o.engine.http;
+    bound.port = *e.httpPort();
+    http = bound.str();
+  }
+  std::printf("edgeplane-proxy: listening https=%s http=%s admin=%s generation=%lld\n",
+              https.str().c_str(), http.c_str(), (*server)->address().c_str(),
+              static_cast<long long>(controller.current()->generation));
+  std::fflush(stdout);
+
+  controller.startWatcher();
+
+  int signal = 0;
+  for (;;) {
+    if (sigwait(&signals, &signal) != 0) {
+      continue;
+    }
+    if (signal == SIGHUP) {
+      ReloadOutcome r = controller.reload();
+      if (!r.changed && r.error.empty()) {
+        logLine("SIGHUP: generation " + std::to_string(r.active) + " is already the newest");
+      }
+      continue;
+    }
+    break;
+  }
+
+  logLine(std::string(signal == SIGINT ? "SIGINT" : "SIGTERM") +
+          ": no longer accepting; draining for up to " + std::to_string(o.drainTimeout.count()) +
+          " ms");
+  e.stopAccepting();
+  bool drained = e.drain(o.drainTimeout);
+  logLine(drained ? "all connections finished"
+                  : "drain timeout: closing " + std::to_string(metrics.connectionsOpen.load()) +
+                        " open connections");
+  controller.stopWatcher();  // joins the watcher and writes the last traffic deltas
+  server->reset();
+  engine->reset();
+  logLine("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Startup and shutdown run POCO and the standard library, which may throw (bad_alloc, a
+  // POCO exception at an edge): report it once and exit non-zero rather than abort.
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "edgeplane-proxy: fatal: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "edgeplane-proxy: fatal: unknown exception\n");
+  }
   return 1;
 }

@@ -1,0 +1,75 @@
+// The proxy's admin API (loopback or a unix socket only): config, traffic, metrics, reload.
+//
+//   GET  /api/v1/config             {"generation":N,"snapshot":<the stored snapshot JSON>|null}
+//   GET  /api/v1/traffic?since=S    {"since":S,"until":T,"routes":[{"route","bytes_in",
+//                                    "bytes_out","connections"}]} (S, T: unix seconds)
+//   GET  /metrics                   Prometheus text exposition format 0.0.4
+//   POST /api/v1/reload             {"generation":N,"changed":bool[,"refused_generation":G,
+//                                    "error":"..."]}: 200, or 503 if the store is unreadable
+// Anything else: 404 (unknown path) or 405 (known path, other method, with Allow).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "proxy/control.h"
+#include "proxy/runtime.h"
+#include "schema/net.h"
+#include "schema/result.h"
+
+namespace edgeplane::proxy {
+
+// A listening address "ADDR:PORT" (IP literal, IPv6 in brackets) where port 0 asks the kernel
+// for an ephemeral port (Endpoint::parse refuses port 0: it is no place to connect to).
+std::optional<Endpoint> parseListenAddress(std::string_view text);
+
+// "unix:/path/to.sock" or "127.0.0.1:9000" / "[::1]:9000". Anything not loopback is refused:
+// the API is unauthenticated, so only the host itself may reach it.
+struct AdminAddress {
+  std::optional<std::filesystem::path> unixPath;
+  Endpoint tcp;  // when unixPath is unset
+
+  static Result<AdminAddress> parse(std::string_view text);
+  std::string str() const;
+};
+
+// Prometheus text for the process counters, the active config's per-route counters and the
+// count of refused snapshots. Every ErrorKind appears, zero or not.
+std::string renderMetrics(const Metrics& metrics, const ActiveConfig& config, uint64_t refused);
+
+struct AdminResponse {
+  int status = 200;
+  std::string contentType = "application/json";
+  std::string body;
+  std::string allow;  // the Allow header of a 405
+};
+
+// One request, without any HTTP machinery: `target` is the request target ("/a/b?x=1").
+AdminResponse handleAdminRequest(Controller& controller, const Metrics& metrics,
+                                 std::string_view method, std::string_view target);
+
+class AdminServer {
+ public:
+  // Binds and starts serving on its own small thread pool. A unix socket path left over by a
+  // dead process is replaced; one with a live listener, or a non-socket file, is refused. The
+  // socket file is made 0600.
+  static Result<std::unique_ptr<AdminServer>> start(const AdminAddress& address,
+                                                    Controller& controller, const Metrics& metrics);
+  ~AdminServer();  // stops serving; removes the socket file
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  // The bound address, with the real port when 0 was asked: "unix:/p" or "127.0.0.1:40125".
+  const std::string& address() const;
+
+  struct Impl;
+
+ private:
+  explicit AdminServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace edgeplane::proxy

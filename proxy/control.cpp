@@ -1,0 +1,451 @@
+// The proxy's control side: snapshot -> ActiveConfig, the store watcher, traffic accounting.
+#include "proxy/control.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <unordered_map>
+#include <utility>
+
+namespace edgeplane::proxy {
+
+namespace fs = std::filesystem;
+
+std::shared_ptr<const ActiveConfig> emptyConfig() {
+  auto config = std::make_shared<ActiveConfig>();
+  std::vector<RouteTableIssue> issues;
+  config->table = RoutingTable::build({}, issues);
+  return config;
+}
+
+Result<std::shared_ptr<const ActiveConfig>> buildActiveConfig(const ProxySnapshot& snapshot,
+                                                              int64_t generation, std::string json,
+                                                              const ActiveConfig* previous) {
+  std::unordered_map<std::string, std::shared_ptr<RouteStats>> kept;
+  if (previous != nullptr) {
+    for (const auto& route : previous->routes) {
+      kept.emplace(route->spec.key(), route->stats);
+    }
+  }
+
+  auto config = std::make_shared<ActiveConfig>();
+  config->generation = generation;
+  config->json = std::move(json);
+  std::vector<std::string> problems;
+  std::set<std::string> keys;
+  std::vector<RouteHosts> hosts;
+  hosts.reserve(snapshot.routes.size());
+  for (const SnapshotRoute& spec : snapshot.routes) {
+    auto route = std::make_unique<ActiveRoute>();
+    route->spec = spec;
+    std::string key = spec.key();
+    if (!keys.insert(key).second) {
+      problems.push_back("route \"" + key + "\" appears twice");
+    }
+    auto found = kept.find(key);
+    route->stats = found != kept.end() ? found->second : std::make_shared<RouteStats>();
+    hosts.push_back(RouteHosts{static_cast<RouteId>(config->routes.size()), spec.hostnames});
+    config->routes.push_back(std::move(route));
+  }
+
+  std::vector<RouteTableIssue> issues;
+  config->table = RoutingTable::build(hosts, issues);
+  for (const RouteTableIssue& issue : issues) {
+    std::string key = issue.route < config->routes.size() ? config->routes[issue.route]->spec.key()
+                                                          : "route #" + std::to_string(issue.route);
+    problems.push_back("route \"" + key + "\" host name \"" + issue.hostname +
+                       "\": " + issue.reason);
+  }
+  if (!problems.empty()) {
+    std::string message;
+    for (const std::string& p : problems) {
+      message += message.empty() ? "" : "; ";
+      message += p;
+    }
+    return terminal(message);
+  }
+  return std::shared_ptr<const ActiveConfig>(std::move(config));
+}
+
+Controller::Controller(ControllerOptions options, Metrics& metrics)
+    : options_(std::move(options)), metrics_(metrics), current_(emptyConfig()) {}
+
+Controller::~Controller() {
+  // Joins only: the final flush belongs to an orderly stopWatcher() by the owner.
+  {
+    std::lock_guard lock(watchMu_);
+    stopping_ = true;
+  }
+  watchCv_.notify_all();
+  if (watcher_.joinable()) {
+    watcher_.join();
+  }
+}
+
+void Controller::setSink(Sink sink) {
+  std::lock_guard lock(mu_);
+  sink_ = std::move(sink);
+  if (sink_) {
+    sink_(current());
+  }
+}
+
+std::shared_ptr<const ActiveConfig> Controller::current() const {
+  std::lock_guard lock(cfgMu_);
+  return current_;
+}
+
+uint64_t Controller::refusedCount() const {
+  return refused_.load();
+}
+
+int64_t Controller::now() const {
+  if (options_.clock) {
+    return options_.clock();
+  }
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void Controller::log(std::string_view line) const {
+  if (options_.log) {
+    options_.log(line);
+    return;
+  }
+  std::fprintf(stderr, "edgeplane-proxy: %.*s\n", static_cast<int>(line.size()), line.data());
+}
+
+// The reconciler creates the store; the proxy only opens one that exists, so that starting
+// the proxy first neither races the reconciler's first migration nor leaves a root-owned
+// database behind in a directory meant for someone else.
+bool Controller::storeExists() const {
+  std::error_code ec;
+  return fs::exists(options_.stateDir / "state.db", ec);
+}
+
+Result<Store*> Controller::storeLocked() {
+  if (store_) {
+    return store_.get();
+  }
+  fs::path db = options_.stateDir / "state.db";
+  if (!storeExists()) {
+    return retryable("no state store at " + db.string() + " yet");
+  }
+  auto opened = Store::open(options_.stateDir, options_.store);
+  if (!opened) {
+    return opened.error();
+  }
+  store_ = std::move(opened.value());
+  if (!lastStoreError_.empty()) {
+    log("state store " + db.string() + " is readable again");
+    lastStoreError_.clear();
+  }
+  return store_.get();
+}
+
+// Logs a store problem once (until it changes or the store works again). A terminal error
+// drops the connection so the next attempt reopens the file (it may have been replaced).
+void Controller::storeFailedLocked(const Error& error, std::string_view what) {
+  std::string line = std::string(what) + ": " + error.message;
+  if (line != lastStoreError_) {
+    log(line);
+    lastStoreError_ = line;
+  }
+  if (!error.retryable) {
+    store_.reset();
+  }
+}
+
+void Controller::publishLocked(std::shared_ptr<const ActiveConfig> config) {
+  for (const auto& route : config->routes) {
+    bool known = std::any_of(tracked_.begin(), tracked_.end(),
+                             [&](const Tracked& t) { return t.stats == route->stats; });
+    if (!known) {
+      // Fresh stats start at zero, so everything counted on them is still to be flushed.
+      tracked_.push_back(Tracked{route->spec.key(), route->stats, 0, 0, 0});
+    }
+  }
+  metrics_.generation.store(config->generation);
+  {
+    std::lock_guard lock(cfgMu_);
+    current_ = config;
+  }
+  if (sink_) {
+    sink_(std::move(config));
+  }
+}
+
+ReloadOutcome Controller::reload() {
+  std::lock_guard lock(mu_);
+  return reloadLocked(false);
+}
+
+ReloadOutcome Controller::reloadLocked(bool fromWatcher) {
+  ReloadOutcome out;
+  int64_t active = current()->generation;
+  out.active = active;
+  bool first = !loadedOnce_;
+  loadedOnce_ = true;
+
+  auto store = storeLocked();
+  if (!store) {
+    // No store yet is the normal state before the first apply: not an error to log.
+    if (storeExists()) {
+      storeFailedLocked(store.error(), "cannot open the state store");
+    }
+    out.error = store.error().message;
+    out.storeError = true;
+    return out;
+  }
+  auto latest = (*store)->latestSnapshot();
+  if (!latest) {
+    storeFailedLocked(latest.error(), "cannot read the routing snapshot");
+    out.error = latest.error().message;
+    out.storeError = true;
+    return out;
+  }
+  if (!latest->has_value()) {
+    return out;
+  }
+  const Snapshot& snap = **latest;
+  if (snap.generation == active) {
+    return out;
+  }
+  if (refusedGeneration_ == snap.generation) {
+    out.refused = snap.generation;
+    out.error = refusedError_;
+    return out;
+  }
+
+  auto refuse = [&](const std::string& why) {
+    refusedGeneration_ = snap.generation;
+    refusedError_ = why;
+    refused_.fetch_add(1);
+    log("refused snapshot generation " + std::to_string(snap.generation) + ": " + why +
+        "; keeping generation " + std::to_string(active));
+    out.refused = snap.generation;
+    out.error = why;
+    return out;
+  };
+  auto decoded = snapshotFromJson(snap.body);
+  if (!decoded) {
+    return refuse(decoded.error().message);
+  }
+  auto previous = current();
+  auto built = buildActiveConfig(*decoded, snap.generation, snap.body, previous.get());
+  if (!built) {
+    return refuse(built.error().message);
+  }
+  publishLocked(std::move(built.value()));
+  if (!first) {
+    metrics_.reloads.fetch_add(1);
+  }
+  log("loaded snapshot generation " + std::to_string(snap.generation) + " (" +
+      std::to_string(decoded->routes.size()) + " routes" +
+      (fromWatcher ? ", noticed by polling" : "") + ")");
+  out.active = snap.generation;
+  out.changed = true;
+  return out;
+}
+
+void Controller::pollLocked() {
+  auto store = storeLocked();
+  if (!store) {
+    if (storeExists()) {
+      storeFailedLocked(store.error(), "cannot open the state store");
+    }
+    return;
+  }
+  auto generation = (*store)->latestGeneration();
+  if (!generation) {
+    storeFailedLocked(generation.error(), "cannot read the snapshot generation");
+    return;
+  }
+  if (*generation == 0 || *generation == current()->generation ||
+      refusedGeneration_ == *generation) {
+    return;
+  }
+  reloadLocked(true);
+}
+
+std::vector<Controller::Delta> Controller::pendingLocked() const {
+  std::vector<Delta> out;
+  for (const Tracked& t : tracked_) {
+    Delta d{t.key, t.stats->bytesIn.load() - t.bytesIn, t.stats->bytesOut.load() - t.bytesOut,
+            t.stats->connections.load() - t.connections};
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Result<size_t> Controller::flushTraffic() {
+  std::lock_guard lock(mu_);
+  // Read each counter once: what is written is exactly what is marked as flushed.
+  std::vector<Tracked> seen;
+  seen.reserve(tracked_.size());
+  std::map<std::string, Delta> byKey;
+  for (const Tracked& t : tracked_) {
+    Tracked now{t.key, t.stats, t.stats->bytesIn.load(), t.stats->bytesOut.load(),
+                t.stats->connections.load()};
+    Delta& d = byKey[t.key];
+    d.key = t.key;
+    d.bytesIn += now.bytesIn - t.bytesIn;
+    d.bytesOut += now.bytesOut - t.bytesOut;
+    d.connections += now.connections - t.connections;
+    seen.push_back(std::move(now));
+  }
+  std::vector<TrafficSample> samples;
+  int64_t at = now();
+  for (const auto& [key, d] : byKey) {
+    if (d.bytesIn == 0 && d.bytesOut == 0 && d.connections == 0) {
+      continue;
+    }
+    samples.push_back(TrafficSample{key, at, static_cast<int64_t>(d.bytesIn),
+                                    static_cast<int64_t>(d.bytesOut),
+                                    static_cast<int64_t>(d.connections)});
+  }
+  if (!samples.empty()) {
+    auto store = storeLocked();
+    if (!store) {
+      if (storeExists()) {
+        storeFailedLocked(store.error(), "cannot open the state store");
+      }
+      return store.error();
+    }
+    auto written = (*store)->transaction([&]() -> Result<void> {
+      for (const TrafficSample& s : samples) {
+        if (auto r = (*store)->addTraffic(s); !r) {
+          return r.error();
+        }
+      }
+      return {};
+    });
+    if (!written) {
+      storeFailedLocked(written.error(), "cannot write traffic samples");
+      return written.error();
+    }
+  }
+  tracked_ = std::move(seen);
+  // Stats of a removed route are dropped once flushed and no connection holds them anymore
+  // (the tracker's reference is the last one).
+  auto config = current();
+  std::erase_if(tracked_, [&](const Tracked& t) {
+    bool active = std::any_of(config->routes.begin(), config->routes.end(),
+                              [&](const auto& r) { return r->stats == t.stats; });
+    return !active && t.stats.use_count() == 1;
+  });
+  return samples.size();
+}
+
+Result<int64_t> Controller::pruneTraffic() {
+  std::lock_guard lock(mu_);
+  auto store = storeLocked();
+  if (!store) {
+    return store.error();
+  }
+  auto pruned = (*store)->pruneTrafficBefore(now() - options_.trafficRetention.count());
+  if (!pruned) {
+    storeFailedLocked(pruned.error(), "cannot prune traffic samples");
+  }
+  return pruned;
+}
+
+Result<std::vector<RouteTraffic>> Controller::trafficSince(int64_t sinceMs) {
+  std::lock_guard lock(mu_);
+  std::map<std::string, RouteTraffic> byKey;
+  auto store = storeLocked();
+  if (store) {
+    auto samples = (*store)->trafficSince(sinceMs);
+    if (!samples) {
+      storeFailedLocked(samples.error(), "cannot read traffic samples");
+      return samples.error();
+    }
+    for (const TrafficSample& s : *samples) {
+      RouteTraffic& t = byKey[s.route];
+      t.route = s.route;
+      t.bytesIn += s.bytesIn;
+      t.bytesOut += s.bytesOut;
+      t.connections += s.connections;
+    }
+  } else if (storeExists()) {
+    return store.error();
+  }
+  // The live deltas happened between the last flush and now, so they belong to any period
+  // that has started by now.
+  if (sinceMs <= now()) {
+    for (const Delta& d : pendingLocked()) {
+      if (d.bytesIn == 0 && d.bytesOut == 0 && d.connections == 0) {
+        continue;
+      }
+      RouteTraffic& t = byKey[d.key];
+      t.route = d.key;
+      t.bytesIn += static_cast<int64_t>(d.bytesIn);
+      t.bytesOut += static_cast<int64_t>(d.bytesOut);
+      t.connections += static_cast<int64_t>(d.connections);
+    }
+  }
+  std::vector<RouteTraffic> out;
+  out.reserve(byKey.size());
+  for (auto& [key, t] : byKey) {
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+void Controller::startWatcher() {
+  std::lock_guard lock(watchMu_);
+  if (watcher_.joinable()) {
+    return;
+  }
+  stopping_ = false;
+  watcher_ = std::thread([this] { watch(); });
+}
+
+void Controller::stopWatcher() {
+  {
+    std::lock_guard lock(watchMu_);
+    stopping_ = true;
+  }
+  watchCv_.notify_all();
+  if (watcher_.joinable()) {
+    watcher_.join();
+  }
+  if (auto flushed = flushTraffic(); !flushed) {
+    log("final traffic flush failed: " + flushed.error().message);
+  }
+}
+
+void Controller::watch() {
+  using Clock = std::chrono::steady_clock;
+  auto nextFlush = Clock::now() + options_.flushInterval;
+  auto nextPrune = Clock::now();  // once at start, then every pruneInterval
+  std::unique_lock lock(watchMu_);
+  while (!stopping_) {
+    watchCv_.wait_for(lock, options_.pollInterval, [&] { return stopping_; });
+    if (stopping_) {
+      break;
+    }
+    lock.unlock();
+    {
+      std::lock_guard storeLock(mu_);
+      pollLocked();
+    }
+    if (Clock::now() >= nextFlush) {
+      (void)flushTraffic();  // failures are logged once; the deltas stay pending
+      nextFlush = Clock::now() + options_.flushInterval;
+    }
+    if (Clock::now() >= nextPrune) {
+      bool exists = storeExists();
+      if (exists) {
+        (void)pruneTraffic();
+      }
+      // Without a store, try again at the next poll rather than in an hour.
+      nextPrune = exists ? Clock::now() + options_.pruneInterval : Clock::now();
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace edgeplane::proxy

@@ -1,0 +1,157 @@
+// The proxy's control side: snapshot -> ActiveConfig, the store watcher, traffic accounting.
+//
+// The reconciler writes a routing snapshot into the store with a new generation and then
+// notifies the proxy (POST /api/v1/reload); the Controller also polls the store's newest
+// generation, so a lost notice costs at most one poll interval. A snapshot that fails to
+// decode or to build a clean routing table is refused: the active config stays.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "proxy/runtime.h"
+#include "schema/result.h"
+#include "schema/snapshot.h"
+#include "schema/store.h"
+
+namespace edgeplane::proxy {
+
+// Generation 0: no routes, every server name is NoRoute. Served before any snapshot exists.
+std::shared_ptr<const ActiveConfig> emptyConfig();
+
+// The config for one snapshot generation. RouteStats are taken over from `previous` by route
+// key, so counters survive a reload; a new key gets fresh stats; a key absent from the
+// snapshot is dropped. An error (naming every problem) when two routes share a key or
+// RoutingTable::build reports issues.
+Result<std::shared_ptr<const ActiveConfig>> buildActiveConfig(const ProxySnapshot& snapshot,
+                                                              int64_t generation, std::string json,
+                                                              const ActiveConfig* previous);
+
+// Traffic of one route over some period.
+struct RouteTraffic {
+  std::string route;  // the route key ("passthrough secure")
+  int64_t bytesIn = 0;
+  int64_t bytesOut = 0;
+  int64_t connections = 0;
+  auto operator<=>(const RouteTraffic&) const = default;
+};
+
+struct ReloadOutcome {
+  int64_t active = 0;              // the generation active after the call
+  bool changed = false;            // a new generation was swapped in
+  std::optional<int64_t> refused;  // the newest generation in the store, refused
+  std::string error;               // why it was refused, or why the store could not be read
+  bool storeError = false;         // the store could not be read (retryable)
+};
+
+struct ControllerOptions {
+  std::filesystem::path stateDir;
+  StoreOptions store;  // busy timeout: how long a store call may wait for the reconciler
+  std::chrono::milliseconds pollInterval{500};
+  std::chrono::milliseconds flushInterval{10000};
+  std::chrono::milliseconds pruneInterval{std::chrono::hours(1)};
+  std::chrono::milliseconds trafficRetention{std::chrono::hours(24 * 30)};
+  std::function<int64_t()> clock;             // unix ms; the system clock when unset
+  std::function<void(std::string_view)> log;  // one line per event; stderr when unset
+};
+
+// Owns the active config and the proxy's connection to the store. Thread-safe: the watcher
+// thread, the admin API's threads and main call into it concurrently.
+class Controller {
+ public:
+  using Sink = std::function<void(std::shared_ptr<const ActiveConfig>)>;
+
+  Controller(ControllerOptions options, Metrics& metrics);
+  ~Controller();
+  Controller(const Controller&) = delete;
+  Controller& operator=(const Controller&) = delete;
+
+  // Receives the active config at once, then every config swapped in (the engine's
+  // setConfig). Atomic with respect to reloads: the sink never misses or reorders a swap.
+  void setSink(Sink sink);
+  std::shared_ptr<const ActiveConfig> current() const;
+
+  // Loads the newest generation in the store if it differs from the active one. A generation
+  // already refused is not decoded (nor logged, nor counted) again.
+  ReloadOutcome reload();
+
+  // The watcher thread: polls the newest generation every pollInterval, flushes traffic every
+  // flushInterval, prunes old traffic samples every pruneInterval. stopWatcher() joins it and
+  // flushes once more.
+  void startWatcher();
+  void stopWatcher();
+
+  // Writes the per-route deltas since the last successful flush (non-zero ones only) to the
+  // store, in one transaction. Returns how many samples were written. On failure the deltas
+  // stay pending for the next flush.
+  Result<size_t> flushTraffic();
+  // Deletes samples older than the retention. Returns how many.
+  Result<int64_t> pruneTraffic();
+
+  // Per-route traffic since `sinceMs` (unix ms): stored samples plus the deltas not flushed
+  // yet. Sorted by route key; routes without traffic left out.
+  Result<std::vector<RouteTraffic>> trafficSince(int64_t sinceMs);
+
+  uint64_t refusedCount() const;
+  int64_t now() const;
+
+ private:
+  // One RouteStats object being accounted: what was last flushed of it.
+  struct Tracked {
+    std::string key;
+    std::shared_ptr<RouteStats> stats;
+    uint64_t bytesIn = 0;
+    uint64_t bytesOut = 0;
+    uint64_t connections = 0;
+  };
+  struct Delta {
+    std::string key;
+    uint64_t bytesIn = 0;
+    uint64_t bytesOut = 0;
+    uint64_t connections = 0;
+  };
+
+  bool storeExists() const;
+  Result<Store*> storeLocked();
+  void storeFailedLocked(const Error& error, std::string_view what);
+  ReloadOutcome reloadLocked(bool fromWatcher);
+  void publishLocked(std::shared_ptr<const ActiveConfig> config);
+  std::vector<Delta> pendingLocked() const;
+  void pollLocked();
+  void watch();
+  void log(std::string_view line) const;
+
+  ControllerOptions options_;
+  Metrics& metrics_;
+
+  mutable std::mutex cfgMu_;  // guards current_ only, so readers never wait on the store
+  std::shared_ptr<const ActiveConfig> current_;
+
+  std::mutex mu_;  // everything below
+  Sink sink_;
+  std::unique_ptr<Store> store_;
+  std::string lastStoreError_;  // logged once until the store works again
+  bool loadedOnce_ = false;     // the first load is not a "reload"
+  std::optional<int64_t> refusedGeneration_;
+  std::string refusedError_;
+  std::atomic<uint64_t> refused_{0};
+  std::vector<Tracked> tracked_;
+
+  std::mutex watchMu_;
+  std::condition_variable watchCv_;
+  bool stopping_ = false;
+  std::thread watcher_;
+};
+
+}  // namespace edgeplane::proxy

@@ -1,0 +1,1177 @@
+// Tests of the proxy's control side: config builder, store watcher, traffic accounting, metrics
+// text, the admin API over real sockets, and the edgeplane-proxy binary end to end.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <mutex>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "proxy/admin.h"
+#include "proxy/control.h"
+#include "schema/snapshot.h"
+#include "schema/store.h"
+
+namespace edgeplane::proxy {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "ep-pctl-XXXXXX").string();
+    char* made = ::mkdtemp(tmpl.data());
+    EXPECT_NE(made, nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+SnapshotRoute passthrough(const std::string& name, std::vector<std::string> hosts,
+                          const std::string& ns = "tenant-a") {
+  SnapshotRoute r;
+  r.kind = RouteKind::Passthrough;
+  r.name = name;
+  r.hostnames = std::move(hosts);
+  r.namespace_name = ns;
+  r.netns = netnsName(ns);
+  r.backends = {*Endpoint::parse("10.50.0.12:443")};
+  return r;
+}
+
+ProxySnapshot snapshotOf(std::vector<SnapshotRoute> routes) {
+  ProxySnapshot s;
+  s.host = "edge-1";
+  s.routes = std::move(routes);
+  return s;
+}
+
+std::shared_ptr<const ActiveConfig> build(const ProxySnapshot& s, int64_t generation,
+                                          const ActiveConfig* previous) {
+  auto built = buildActiveConfig(s, generation, snapshotToJson(s), previous);
+  EXPECT_TRUE(built.ok()) << (built.ok() ? "" : built.error().message);
+  return built.ok() ? built.value() : nullptr;
+}
+
+const ActiveRoute* routeByKey(const ActiveConfig& c, const std::string& key) {
+  for (const auto& r : c.routes) {
+    if (r->spec.key() == key) {
+      return r.get();
+    }
+  }
+  return nullptr;
+}
+
+// The reconciler's side: a separate connection writing a snapshot generation.
+int64_t writeSnapshot(const fs::path& stateDir, const std::string& body) {
+  auto store = Store::open(stateDir);
+  EXPECT_TRUE(store.ok()) << (store.ok() ? "" : store.error().message);
+  auto generation = (*store)->writeSnapshot(body, 1'700'000'000'000, std::nullopt);
+  EXPECT_TRUE(generation.ok());
+  return generation.ok() ? *generation : -1;
+}
+
+std::vector<TrafficSample> storedTraffic(const fs::path& stateDir, int64_t since = 0) {
+  auto store = Store::open(stateDir);
+  EXPECT_TRUE(store.ok());
+  auto samples = (*store)->trafficSince(since);
+  EXPECT_TRUE(samples.ok());
+  return samples.ok() ? *samples : std::vector<TrafficSample>{};
+}
+
+// A Controller over a temp state dir with a settable clock and captured log lines.
+struct Fixture {
+  TempDir dir;
+  Metrics metrics;
+  std::atomic<int64_t> clock{1'700'000'000'000};
+  std::mutex logMu;
+  std::vector<std::string> logs;
+  std::vector<int64_t> published;  // generations the sink received
+  std::unique_ptr<Controller> controller;
+
+  explicit Fixture(std::chrono::milliseconds poll = 500ms) {
+    ControllerOptions o;
+    o.stateDir = dir.path();
+    o.pollInterval = poll;
+    o.clock = [this] { return clock.load(); };
+    o.log = [this](std::string_view line) {
+      std::lock_guard lock(logMu);
+      logs.emplace_back(line);
+    };
+    controller = std::make_unique<Controller>(o, metrics);
+    controller->setSink([this](const std::shared_ptr<const ActiveConfig>& c) {
+      std::lock_guard lock(logMu);
+      published.push_back(c->generation);
+    });
+  }
+  size_t logsContaining(const std::string& needle) {
+    std::lock_guard lock(logMu);
+    size_t n = 0;
+    for (const auto& l : logs) {
+      n += l.find(needle) != std::string::npos ? 1 : 0;
+    }
+    return n;
+  }
+};
+
+// ---- the config builder ----
+
+TEST(ActiveConfigBuilder, StatsFollowRouteKeysAcrossGenerations) {
+  auto s1 = snapshotOf({passthrough("alpha", {"a.example.com"}),
+                        passthrough("beta", {"b.example.com", "*.apps.example.com"})});
+  auto c1 = build(s1, 1, nullptr);
+  ASSERT_TRUE(c1);
+  ASSERT_EQ(c1->routes.size(), 2u);
+  EXPECT_EQ(c1->generation, 1);
+  EXPECT_EQ(c1->json, snapshotToJson(s1));
+  const ActiveRoute* alpha1 = routeByKey(*c1, "passthrough alpha");
+  ASSERT_NE(alpha1, nullptr);
+  alpha1->stats->bytesIn += 100;
+  alpha1->stats->connections += 3;
+  routeByKey(*c1, "passthrough beta")->stats->bytesOut += 7;
+
+  // The table's RouteIds index the routes vector.
+  auto id = c1->table->lookup("x.apps.example.com");
+  ASSERT_TRUE(id);
+  EXPECT_EQ(c1->routes[*id]->spec.key(), "passthrough beta");
+
+  // alpha kept (hostnames changed, same key), beta removed, gamma new.
+  auto s2 = snapshotOf(
+      {passthrough("alpha", {"a2.example.com"}), passthrough("gamma", {"g.example.com"})});
+  auto c2 = build(s2, 2, c1.get());
+  ASSERT_TRUE(c2);
+  const ActiveRoute* alpha2 = routeByKey(*c2, "passthrough alpha");
+  ASSERT_NE(alpha2, nullptr);
+  EXPECT_EQ(alpha2->stats, alpha1->stats);  // the same object, not a copy
+  EXPECT_EQ(alpha2->stats->bytesIn.load(), 100u);
+  EXPECT_EQ(alpha2->stats->connections.load(), 3u);
+  const ActiveRoute* gamma = routeByKey(*c2, "passthrough gamma");
+  ASSERT_NE(gamma, nullptr);
+  EXPECT_EQ(gamma->stats->bytesIn.load(), 0u);
+  EXPECT_EQ(gamma->stats->connections.load(), 0u);
+  EXPECT_EQ(routeByKey(*c2, "passthrough beta"), nullptr);
+  EXPECT_FALSE(c2->table->lookup("b.example.com"));
+  EXPECT_FALSE(c2->table->lookup("a.example.com"));
+  EXPECT_EQ(c2->routes[*c2->table->lookup("a2.example.com")]->spec.key(), "passthrough alpha");
+
+  // Same name, other kind: another key, so fresh stats.
+  SnapshotRoute site = passthrough("alpha", {"s.example.com"});
+  site.kind = RouteKind::Site;
+  auto c3 = build(snapshotOf({site}), 3, c2.get());
+  ASSERT_TRUE(c3);
+  EXPECT_NE(c3->routes[0]->stats, alpha1->stats);
+  EXPECT_EQ(c3->routes[0]->stats->bytesIn.load(), 0u);
+}
+
+TEST(ActiveConfigBuilder, RefusesRoutingTableIssuesAndDuplicateKeys) {
+  auto contested = snapshotOf(
+      {passthrough("one", {"same.example.com"}), passthrough("two", {"same.example.com"})});
+  auto r1 = buildActiveConfig(contested, 5, "{}", nullptr);
+  ASSERT_FALSE(r1.ok());
+  EXPECT_NE(r1.error().message.find("same.example.com"), std::string::npos) << r1.error().message;
+  EXPECT_NE(r1.error().message.find("passthrough two"), std::string::npos) << r1.error().message;
+
+  auto invalid = snapshotOf({passthrough("bad", {"not a host"})});
+  auto r2 = buildActiveConfig(invalid, 6, "{}", nullptr);
+  ASSERT_FALSE(r2.ok());
+  EXPECT_NE(r2.error().message.find("not a host"), std::string::npos) << r2.error().message;
+
+  auto twice =
+      snapshotOf({passthrough("dup", {"a.example.com"}), passthrough("dup", {"b.example.com"})});
+  auto r3 = buildActiveConfig(twice, 7, "{}", nullptr);
+  ASSERT_FALSE(r3.ok());
+  EXPECT_NE(r3.error().message.find("appears twice"), std::string::npos) << r3.error().message;
+}
+
+TEST(ActiveConfigBuilder, EmptyConfigRoutesNothing) {
+  auto c = emptyConfig();
+  EXPECT_EQ(c->generation, 0);
+  EXPECT_TRUE(c->routes.empty());
+  ASSERT_TRUE(c->table);
+  EXPECT_FALSE(c->table->lookup("anything.example.com"));
+}
+
+// ---- the controller and the store ----
+
+TEST(Controller, StartsWithoutAStoreAndDoesNotCreateOne) {
+  Fixture f;
+  ReloadOutcome o = f.controller->reload();
+  EXPECT_EQ(o.active, 0);
+  EXPECT_FALSE(o.changed);
+  EXPECT_TRUE(o.storeError);
+  EXPECT_EQ(f.controller->current()->generation, 0);
+  EXPECT_FALSE(fs::exists(f.dir.path() / "state.db"));
+  // A store without any snapshot yet: still generation 0, and no error.
+  ASSERT_TRUE(Store::open(f.dir.path()).ok());
+  ReloadOutcome o2 = f.controller->reload();
+  EXPECT_EQ(o2.active, 0);
+  EXPECT_FALSE(o2.storeError);
+  EXPECT_TRUE(o2.error.empty()) << o2.error;
+}
+
+TEST(Controller, LoadsRefusesAndKeepsTheOldConfig) {
+  Fixture f;
+  auto s1 = snapshotOf({passthrough("alpha", {"a.example.com"})});
+  int64_t g1 = writeSnapshot(f.dir.path(), snapshotToJson(s1));
+  ReloadOutcome first = f.controller->reload();
+  EXPECT_TRUE(first.changed);
+  EXPECT_EQ(first.active, g1);
+  EXPECT_EQ(f.metrics.generation.load(), g1);
+  EXPECT_EQ(f.metrics.reloads.load(), 0u);  // the startup load is not a reload
+  auto c1 = f.controller->current();
+  c1->routes[0]->stats->bytesIn += 42;
+
+  // JSON the strict decoder refuses (the store itself only takes valid JSON): refused,
+  // counted, logged once; the old config stays.
+  int64_t bad = writeSnapshot(f.dir.path(), "{\"version\":99,\"host\":\"edge-1\",\"routes\":[]}");
+  ReloadOutcome refused = f.controller->reload();
+  EXPECT_FALSE(refused.changed);
+  EXPECT_EQ(refused.active, g1);
+  ASSERT_TRUE(refused.refused);
+  EXPECT_EQ(*refused.refused, bad);
+  EXPECT_FALSE(refused.error.empty());
+  EXPECT_EQ(f.controller->current(), c1);
+  EXPECT_EQ(f.controller->refusedCount(), 1u);
+  EXPECT_EQ(f.logsContaining("refused snapshot generation " + std::to_string(bad)), 1u);
+  // Asking again neither re-counts nor re-logs it.
+  ReloadOutcome again = f.controller->reload();
+  EXPECT_EQ(again.refused, bad);
+  EXPECT_EQ(f.controller->refusedCount(), 1u);
+  EXPECT_EQ(f.logsContaining("refused snapshot generation " + std::to_string(bad)), 1u);
+
+  // Another bad generation is a new refusal (the builder's own refusals are tested above:
+  // the strict decoder already refuses the host name clashes the routing table would report).
+  int64_t bad2 = writeSnapshot(f.dir.path(), "{\"version\":1}");
+  ReloadOutcome refused2 = f.controller->reload();
+  EXPECT_EQ(refused2.refused, bad2);
+  EXPECT_EQ(f.controller->refusedCount(), 2u);
+  EXPECT_EQ(f.controller->current()->generation, g1);
+
+  // A good one after the bad ones is taken, and the stats survive.
+  auto s2 =
+      snapshotOf({passthrough("alpha", {"a.example.com"}), passthrough("beta", {"b.example.com"})});
+  int64_t g2 = writeSnapshot(f.dir.path(), snapshotToJson(s2));
+  ReloadOutcome ok = f.controller->reload();
+  EXPECT_TRUE(ok.changed);
+  EXPECT_EQ(ok.active, g2);
+  EXPECT_FALSE(ok.refused);
+  EXPECT_EQ(f.metrics.reloads.load(), 1u);
+  EXPECT_EQ(routeByKey(*f.controller->current(), "passthrough alpha")->stats->bytesIn.load(), 42u);
+  // Nothing newer: no change, no count.
+  ReloadOutcome same = f.controller->reload();
+  EXPECT_FALSE(same.changed);
+  EXPECT_EQ(same.active, g2);
+  EXPECT_EQ(f.metrics.reloads.load(), 1u);
+  std::lock_guard lock(f.logMu);
+  EXPECT_EQ(f.published, (std::vector<int64_t>{0, g1, g2}));  // 0: handed over by setSink
+}
+
+TEST(Controller, WatcherNoticesANewGenerationWithoutANotice) {
+  Fixture f(50ms);
+  ASSERT_TRUE(Store::open(f.dir.path()).ok());
+  f.controller->startWatcher();
+  int64_t g = writeSnapshot(f.dir.path(),
+                            snapshotToJson(snapshotOf({passthrough("w", {"w.example.com"})})));
+  auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (f.controller->current()->generation != g && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(f.controller->current()->generation, g);
+  EXPECT_EQ(f.logsContaining("noticed by polling"), 1u);
+
+  // A refused generation is logged once however many polls see it.
+  int64_t bad = writeSnapshot(f.dir.path(), "[]");
+  deadline = std::chrono::steady_clock::now() + 2s;
+  while (f.controller->refusedCount() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  std::this_thread::sleep_for(200ms);  // several more polls
+  EXPECT_EQ(f.controller->refusedCount(), 1u);
+  EXPECT_EQ(f.logsContaining("refused snapshot generation " + std::to_string(bad)), 1u);
+  EXPECT_EQ(f.controller->current()->generation, g);
+  f.controller->stopWatcher();
+}
+
+TEST(Controller, TrafficFlushWritesDeltasOnly) {
+  Fixture f;
+  auto s1 =
+      snapshotOf({passthrough("alpha", {"a.example.com"}), passthrough("beta", {"b.example.com"})});
+  writeSnapshot(f.dir.path(), snapshotToJson(s1));
+  ASSERT_TRUE(f.controller->reload().changed);
+  auto c1 = f.controller->current();
+  auto alpha = routeByKey(*c1, "passthrough alpha")->stats;
+  auto beta = routeByKey(*c1, "passthrough beta")->stats;
+
+  alpha->bytesIn += 1000;
+  alpha->bytesOut += 5000;
+  alpha->connections += 2;
+  f.clock = 1'700'000'010'000;
+  auto n1 = f.controller->flushTraffic();
+  ASSERT_TRUE(n1.ok()) << n1.error().message;
+  EXPECT_EQ(*n1, 1u);  // beta had nothing: no sample
+  EXPECT_EQ(storedTraffic(f.dir.path()),
+            (std::vector<TrafficSample>{{"passthrough alpha", 1'700'000'010'000, 1000, 5000, 2}}));
+
+  // Nothing new: nothing written.
+  f.clock = 1'700'000'020'000;
+  auto n2 = f.controller->flushTraffic();
+  ASSERT_TRUE(n2.ok());
+  EXPECT_EQ(*n2, 0u);
+
+  alpha->bytesIn += 1;
+  beta->connections += 1;
+  beta->bytesOut += 10;
+  f.clock = 1'700'000'030'000;
+  ASSERT_EQ(f.controller->flushTraffic().value(), 2u);
+  auto since = storedTraffic(f.dir.path(), 1'700'000'030'000);
+  EXPECT_EQ(since, (std::vector<TrafficSample>{{"passthrough alpha", 1'700'000'030'000, 1, 0, 0},
+                                               {"passthrough beta", 1'700'000'030'000, 0, 10, 1}}));
+
+  // beta is removed while a connection still holds its stats: its last bytes are still
+  // flushed, then it is forgotten once nothing holds it.
+  writeSnapshot(f.dir.path(),
+                snapshotToJson(snapshotOf({passthrough("alpha", {"a.example.com"})})));
+  ASSERT_TRUE(f.controller->reload().changed);
+  c1.reset();  // the old config is gone; `beta` is what a live connection would hold
+  beta->bytesIn += 77;
+  f.clock = 1'700'000'040'000;
+  ASSERT_EQ(f.controller->flushTraffic().value(), 1u);
+  EXPECT_EQ(storedTraffic(f.dir.path(), 1'700'000'040'000),
+            (std::vector<TrafficSample>{{"passthrough beta", 1'700'000'040'000, 77, 0, 0}}));
+  EXPECT_EQ(beta.use_count(), 2);  // still tracked: the connection is open
+  beta->bytesIn += 3;
+  std::weak_ptr<RouteStats> weak = beta;
+  beta.reset();  // the connection ends
+  f.clock = 1'700'000'050'000;
+  ASSERT_EQ(f.controller->flushTraffic().value(), 1u);
+  EXPECT_EQ(storedTraffic(f.dir.path(), 1'700'000'050'000),
+            (std::vector<TrafficSample>{{"passthrough beta", 1'700'000'050'000, 3, 0, 0}}));
+  EXPECT_TRUE(weak.expired());  // and then no longer tracked
+
+  // trafficSince: stored samples plus the live deltas, summed per route.
+  alpha->bytesIn += 9;
+  auto t = f.controller->trafficSince(1'700'000'000'000);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(*t, (std::vector<RouteTraffic>{{"passthrough alpha", 1010, 5000, 2},
+                                           {"passthrough beta", 80, 10, 1}}));
+  auto later = f.controller->trafficSince(1'700'000'035'000);
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(*later, (std::vector<RouteTraffic>{{"passthrough alpha", 9, 0, 0},
+                                               {"passthrough beta", 80, 0, 0}}));
+}
+
+TEST(Controller, TrafficStaysPendingWhileTheStoreIsBusyAndPrunesOldSamples) {
+  TempDir dir;
+  std::vector<std::string> logs;
+  std::atomic<int64_t> clock{1'700'000'000'000};
+  ControllerOptions o;
+  o.stateDir = dir.path();
+  o.store.busyTimeout = 50ms;
+  o.clock = [&clock] { return clock.load(); };
+  o.log = [&logs](std::string_view line) { logs.emplace_back(line); };
+  Metrics m;
+  Controller c(o, m);
+  writeSnapshot(dir.path(), snapshotToJson(snapshotOf({passthrough("a", {"a.example.com"})})));
+  ASSERT_TRUE(c.reload().changed);
+  auto stats = c.current()->routes[0]->stats;
+  stats->bytesIn += 5;
+  stats->connections += 1;
+
+  // Another process (the reconciler) holds the write lock: the flush fails after the busy
+  // timeout, logs once, and loses nothing.
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open((dir.path() / "state.db").c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  auto failed = c.flushTraffic();
+  ASSERT_FALSE(failed.ok());
+  EXPECT_TRUE(failed.error().retryable) << failed.error().message;
+  stats->bytesIn += 2;
+  EXPECT_FALSE(c.flushTraffic().ok());
+  EXPECT_EQ(std::count_if(
+                logs.begin(), logs.end(),
+                [](const std::string& l) { return l.starts_with("cannot write traffic samples"); }),
+            1);
+  auto pending = c.trafficSince(0);  // readers are not blocked (WAL)
+  ASSERT_TRUE(pending.ok()) << pending.error().message;
+  EXPECT_EQ(*pending, (std::vector<RouteTraffic>{{"passthrough a", 7, 0, 1}}));
+  ASSERT_EQ(sqlite3_exec(raw, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(raw);
+
+  clock = 1'700'000'010'000;
+  ASSERT_EQ(c.flushTraffic().value(), 1u);
+  EXPECT_EQ(storedTraffic(dir.path()),
+            (std::vector<TrafficSample>{{"passthrough a", 1'700'000'010'000, 7, 0, 1}}));
+
+  // Pruning: samples older than the retention (30 days) go, younger ones stay.
+  {
+    auto store = Store::open(dir.path());
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE(
+        (*store)->addTraffic({"passthrough x", clock - 31LL * 24 * 3600 * 1000, 1, 1, 1}).ok());
+    ASSERT_TRUE(
+        (*store)->addTraffic({"passthrough x", clock - 29LL * 24 * 3600 * 1000, 2, 2, 2}).ok());
+  }
+  auto pruned = c.pruneTraffic();
+  ASSERT_TRUE(pruned.ok()) << pruned.error().message;
+  EXPECT_EQ(*pruned, 1);
+  auto left = storedTraffic(dir.path());
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_EQ(left[0].bytesIn, 2);
+  EXPECT_EQ(left[1].route, "passthrough a");
+}
+
+// ---- metrics text ----
+
+struct ParsedMetrics {
+  std::map<std::string, std::string> types;  // family -> counter|gauge
+  std::map<std::string, double> samples;     // name{labels as written} -> value
+  std::vector<std::string> errors;
+};
+
+// A strict reader of the text exposition format subset we emit: every family has HELP then
+// TYPE before its samples; every sample belongs to the family just declared.
+ParsedMetrics parseMetrics(const std::string& text) {
+  ParsedMetrics p;
+  std::regex help(R"(^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) \S.*$)");
+  std::regex type(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge)$)");
+  std::regex sampleRe(
+      R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*")(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*")*\})? (-?[0-9]+(\.[0-9]+)?)$)");
+  std::string family;
+  std::string helped;
+  size_t start = 0;
+  if (text.empty() || text.back() != '\n') {
+    p.errors.push_back("does not end with a newline");
+  }
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    std::string line = text.substr(start, end - start);
+    start = end == std::string::npos ? text.size() : end + 1;
+    std::smatch m;
+    if (std::regex_match(line, m, help)) {
+      helped = m[1];
+    } else if (std::regex_match(line, m, type)) {
+      if (m[1] != helped) {
+        p.errors.push_back("TYPE without HELP: " + line);
+      }
+      family = m[1];
+      if (p.types.count(family) != 0) {
+        p.errors.push_back("family declared twice: " + family);
+      }
+      p.types[family] = m[2];
+    } else if (std::regex_match(line, m, sampleRe)) {
+      if (m[1] != family) {
+        p.errors.push_back("sample outside its family: " + line);
+      }
+      std::string key = line.substr(0, line.rfind(' '));
+      if (p.samples.count(key) != 0) {
+        p.errors.push_back("duplicate series: " + key);
+      }
+      p.samples[key] = std::stod(line.substr(line.rfind(' ') + 1));
+    } else {
+      p.errors.push_back("unparsable line: " + line);
+    }
+  }
+  return p;
+}
+
+TEST(MetricsText, ParsesBackWithEveryErrorKind) {
+  Metrics m;
+  m.connectionsOpen = 3;
+  m.connectionsTotal = 17;
+  m.bytesIn = 1234;
+  m.bytesOut = 5678;
+  m.reloads = 4;
+  m.backendAttemptFailures = 8;
+  m.generation = 9;
+  m.count(ErrorKind::NoRoute);
+  m.count(ErrorKind::NoRoute);
+  m.count(ErrorKind::HelloTimeout);
+  SnapshotRoute odd = passthrough("q", {"q.example.com"});
+  odd.name = "we\"ird\\name";  // label escaping (names are validated; the format must not care)
+  auto config = build(snapshotOf({passthrough("alpha", {"a.example.com"}), odd}), 9, nullptr);
+  ASSERT_TRUE(config);
+  config->routes[0]->stats->bytesIn = 10;
+  config->routes[0]->stats->bytesOut = 20;
+  config->routes[0]->stats->connections = 2;
+  config->routes[0]->stats->failures = 1;
+
+  ParsedMetrics p = parseMetrics(renderMetrics(m, *config, 6));
+  EXPECT_TRUE(p.errors.empty()) << ::testing::PrintToString(p.errors);
+  EXPECT_EQ(p.types["edgeplane_proxy_connections_open"], "gauge");
+  EXPECT_EQ(p.types["edgeplane_proxy_connections_total"], "counter");
+  EXPECT_EQ(p.types["edgeplane_proxy_snapshot_generation"], "gauge");
+  EXPECT_EQ(p.samples["edgeplane_proxy_connections_open"], 3);
+  EXPECT_EQ(p.samples["edgeplane_proxy_connections_total"], 17);
+  EXPECT_EQ(p.samples["edgeplane_proxy_bytes_total{direction=\"in\"}"], 1234);
+  EXPECT_EQ(p.samples["edgeplane_proxy_bytes_total{direction=\"out\"}"], 5678);
+  EXPECT_EQ(p.samples["edgeplane_proxy_reloads_total"], 4);
+  EXPECT_EQ(p.samples["edgeplane_proxy_backend_attempt_failures_total"], 8);
+  EXPECT_EQ(p.samples["edgeplane_proxy_snapshot_generation"], 9);
+  EXPECT_EQ(p.samples["edgeplane_proxy_snapshot_refused_total"], 6);
+  EXPECT_EQ(p.samples["edgeplane_proxy_routes"], 2);
+  for (size_t i = 0; i < kErrorKinds; ++i) {
+    auto kind = static_cast<ErrorKind>(i);
+    std::string key = "edgeplane_proxy_errors_total{kind=\"" + std::string(toString(kind)) + "\"}";
+    ASSERT_EQ(p.samples.count(key), 1u) << key;
+    double want = kind == ErrorKind::NoRoute ? 2 : kind == ErrorKind::HelloTimeout ? 1 : 0;
+    EXPECT_EQ(p.samples[key], want) << key;
+  }
+  EXPECT_EQ(p.samples["edgeplane_proxy_route_connections_total{route=\"passthrough alpha\"}"], 2);
+  EXPECT_EQ(
+      p.samples["edgeplane_proxy_route_bytes_total{route=\"passthrough alpha\",direction=\"in\"}"],
+      10);
+  EXPECT_EQ(
+      p.samples["edgeplane_proxy_route_bytes_total{route=\"passthrough alpha\",direction=\"out\"}"],
+      20);
+  EXPECT_EQ(p.samples["edgeplane_proxy_route_failures_total{route=\"passthrough alpha\"}"], 1);
+  EXPECT_EQ(p.samples.count(
+                "edgeplane_proxy_route_connections_total{route=\"passthrough we\\\"ird\\\\name\"}"),
+            1u);
+}
+
+// ---- the admin API over real sockets ----
+
+struct HttpReply {
+  int status = 0;
+  std::string head;
+  std::string body;
+};
+
+HttpReply httpCall(const sockaddr* addr, socklen_t len, const std::string& method,
+                   const std::string& target) {
+  HttpReply reply;
+  auto started = std::chrono::steady_clock::now();
+  int fd = ::socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  EXPECT_GE(fd, 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::connect(fd, addr, len) != 0) {
+    ADD_FAILURE() << "connect: " << std::strerror(errno);
+    ::close(fd);
+    return reply;
+  }
+  std::string req = method + " " + target +
+                    " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: "
+                    "0\r\n\r\n";
+  EXPECT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  std::string all;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      break;
+    }
+    all.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_LT(took, 2s) << method << " " << target << " took "
+                      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                      << " ms";
+  size_t split = all.find("\r\n\r\n");
+  reply.head = all.substr(0, split);
+  reply.body = split == std::string::npos ? "" : all.substr(split + 4);
+  if (all.starts_with("HTTP/1.")) {
+    reply.status = std::atoi(all.c_str() + 9);
+  }
+  return reply;
+}
+
+struct AdminClient {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+
+  HttpReply call(const std::string& method, const std::string& target) const {
+    return httpCall(reinterpret_cast<const sockaddr*>(&addr), len, method, target);
+  }
+
+  static AdminClient unixSocket(const fs::path& path) {
+    AdminClient c;
+    auto* un = reinterpret_cast<sockaddr_un*>(&c.addr);
+    un->sun_family = AF_UNIX;
+    std::strncpy(un->sun_path, path.c_str(), sizeof(un->sun_path) - 1);
+    c.len = sizeof(sockaddr_un);
+    return c;
+  }
+  static AdminClient loopback(uint16_t port) {
+    AdminClient c;
+    auto* in = reinterpret_cast<sockaddr_in*>(&c.addr);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(port);
+    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    c.len = sizeof(sockaddr_in);
+    return c;
+  }
+};
+
+TEST(AdminAddress, ListenAddressesMayAskForAnEphemeralPort) {
+  auto v4 = parseListenAddress("127.0.0.1:0");
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(v4->port, 0);
+  EXPECT_EQ(v4->address.str(), "127.0.0.1");
+  auto v6 = parseListenAddress("[::1]:0");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->port, 0);
+  EXPECT_EQ(parseListenAddress("0.0.0.0:443")->port, 443);
+  for (const char* bad : {"127.0.0.1:", ":0", "example.com:0", "127.0.0.1:65536", "::1:0"}) {
+    EXPECT_FALSE(parseListenAddress(bad)) << bad;
+  }
+}
+
+TEST(AdminAddress, ParsesAndRefusesNonLoopback) {
+  auto u = AdminAddress::parse("unix:/run/x.sock");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->unixPath, fs::path("/run/x.sock"));
+  EXPECT_EQ(u->str(), "unix:/run/x.sock");
+  auto t = AdminAddress::parse("127.0.0.2:9000");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->str(), "127.0.0.2:9000");
+  EXPECT_TRUE(AdminAddress::parse("[::1]:9000").ok());
+  for (const char* bad : {"0.0.0.0:9000", "10.0.0.1:80", "[::]:9000", "[fd00::1]:1"}) {
+    auto r = AdminAddress::parse(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message.find("not loopback"), std::string::npos) << r.error().message;
+  }
+  for (const char* bad : {"unix:", "localhost:9000", "9000", ""}) {
+    EXPECT_FALSE(AdminAddress::parse(bad).ok()) << bad;
+  }
+  EXPECT_FALSE(AdminAddress::parse("unix:/" + std::string(200, 'x')).ok());
+}
+
+void exerciseAdmin(Fixture& f, const AdminClient& client) {
+  // No snapshot yet.
+  HttpReply empty = client.call("GET", "/api/v1/config");
+  EXPECT_EQ(empty.status, 200);
+  EXPECT_EQ(empty.body, "{\"generation\":0,\"snapshot\":null}\n");
+
+  auto s = snapshotOf({passthrough("alpha", {"a.example.com"})});
+  int64_t g = writeSnapshot(f.dir.path(), snapshotToJson(s));
+  HttpReply reload = client.call("POST", "/api/v1/reload");
+  EXPECT_EQ(reload.status, 200);
+  EXPECT_EQ(reload.body, "{\"generation\":" + std::to_string(g) + ",\"changed\":true}\n");
+  HttpReply config = client.call("GET", "/api/v1/config");
+  EXPECT_EQ(config.status, 200);
+  EXPECT_NE(config.head.find("Content-Type: application/json"), std::string::npos);
+  EXPECT_EQ(config.body,
+            "{\"generation\":" + std::to_string(g) + ",\"snapshot\":" + snapshotToJson(s) + "}\n");
+
+  // A refused snapshot: still 200, the active generation, and why.
+  int64_t bad = writeSnapshot(f.dir.path(), "{\"version\":1,\"host\":7}");
+  HttpReply refused = client.call("POST", "/api/v1/reload");
+  EXPECT_EQ(refused.status, 200);
+  EXPECT_NE(refused.body.find("{\"generation\":" + std::to_string(g) +
+                              ",\"changed\":false,\"refused_generation\":" + std::to_string(bad) +
+                              ",\"error\":\""),
+            std::string::npos)
+      << refused.body;
+
+  // Traffic: a stored sample plus a live delta.
+  auto stats = f.controller->current()->routes[0]->stats;
+  stats->bytesIn += 100;
+  stats->connections += 1;
+  ASSERT_TRUE(f.controller->flushTraffic().ok());
+  stats->bytesOut += 50;
+  HttpReply traffic = client.call("GET", "/api/v1/traffic?since=1700000000");
+  EXPECT_EQ(traffic.status, 200);
+  EXPECT_EQ(traffic.body,
+            "{\"since\":1700000000,\"until\":1700000000,\"routes\":[{\"route\":\"passthrough "
+            "alpha\",\"bytes_in\":100,\"bytes_out\":50,\"connections\":1}]}\n");
+  HttpReply future = client.call("GET", "/api/v1/traffic?x=1&since=1800000000");
+  EXPECT_EQ(future.status, 200);
+  EXPECT_NE(future.body.find("\"routes\":[]"), std::string::npos) << future.body;
+  for (const char* badQuery :
+       {"/api/v1/traffic", "/api/v1/traffic?since=", "/api/v1/traffic?since=-1",
+        "/api/v1/traffic?since=12abc", "/api/v1/traffic?since=99999999999999999999"}) {
+    HttpReply r = client.call("GET", badQuery);
+    EXPECT_EQ(r.status, 400) << badQuery;
+    EXPECT_NE(r.body.find("\"error\":"), std::string::npos) << r.body;
+  }
+
+  HttpReply metrics = client.call("GET", "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.head.find("Content-Type: text/plain; version=0.0.4"), std::string::npos);
+  ParsedMetrics p = parseMetrics(metrics.body);
+  EXPECT_TRUE(p.errors.empty()) << ::testing::PrintToString(p.errors);
+  EXPECT_EQ(p.samples["edgeplane_proxy_snapshot_generation"], static_cast<double>(g));
+  EXPECT_EQ(p.samples["edgeplane_proxy_snapshot_refused_total"], 1);
+
+  HttpReply notFound = client.call("GET", "/api/v1/nothing");
+  EXPECT_EQ(notFound.status, 404);
+  HttpReply root = client.call("GET", "/");
+  EXPECT_EQ(root.status, 404);
+  HttpReply wrongMethod = client.call("DELETE", "/api/v1/config");
+  EXPECT_EQ(wrongMethod.status, 405);
+  EXPECT_NE(wrongMethod.head.find("Allow: GET"), std::string::npos) << wrongMethod.head;
+  HttpReply getReload = client.call("GET", "/api/v1/reload");
+  EXPECT_EQ(getReload.status, 405);
+  EXPECT_NE(getReload.head.find("Allow: POST"), std::string::npos) << getReload.head;
+  HttpReply postMetrics = client.call("POST", "/metrics");
+  EXPECT_EQ(postMetrics.status, 405);
+
+  // Garbage instead of HTTP: that connection fails, the server goes on.
+  {
+    int fd = ::socket(client.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&client.addr), client.len), 0);
+    std::string junk(70000, 'x');
+    (void)::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL);
+    ::close(fd);
+  }
+  EXPECT_EQ(client.call("GET", "/metrics").status, 200);
+}
+
+TEST(AdminServer, ServesOnAUnixSocket) {
+  Fixture f;
+  fs::path sock = f.dir.path() / "admin.sock";
+  // A stale socket file from a dead process is replaced.
+  {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    std::strncpy(un.sun_path, sock.c_str(), sizeof(un.sun_path) - 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&un), sizeof un), 0);
+    ::close(fd);
+  }
+  auto address = AdminAddress::parse("unix:" + sock.string());
+  ASSERT_TRUE(address.ok());
+  auto server = AdminServer::start(*address, *f.controller, f.metrics);
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  EXPECT_EQ((*server)->address(), "unix:" + sock.string());
+  struct stat st {};
+  ASSERT_EQ(::stat(sock.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  // A second server on the same live socket is refused, and leaves the first one alone.
+  auto second = AdminServer::start(*address, *f.controller, f.metrics);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.error().message.find("another process"), std::string::npos)
+      << second.error().message;
+
+  exerciseAdmin(f, AdminClient::unixSocket(sock));
+  server->reset();
+  EXPECT_FALSE(fs::exists(sock));  // removed on stop
+
+  // A regular file in the way is not replaced.
+  std::ofstream(sock) << "precious";
+  auto blocked = AdminServer::start(*address, *f.controller, f.metrics);
+  ASSERT_FALSE(blocked.ok());
+  EXPECT_NE(blocked.error().message.find("not a socket"), std::string::npos);
+  EXPECT_TRUE(fs::is_regular_file(sock));
+}
+
+TEST(AdminServer, ServesOnLoopbackTcp) {
+  Fixture f;
+  auto address = AdminAddress::parse("127.0.0.1:0");
+  ASSERT_TRUE(address.ok());
+  auto server = AdminServer::start(*address, *f.controller, f.metrics);
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  std::string bound = (*server)->address();
+  ASSERT_TRUE(bound.starts_with("127.0.0.1:")) << bound;
+  int port = std::stoi(bound.substr(10));
+  ASSERT_GT(port, 0);
+  exerciseAdmin(f, AdminClient::loopback(static_cast<uint16_t>(port)));
+}
+
+// ---- the binary ----
+
+#ifdef EDGEPLANE_PROXY_BIN
+
+struct Child {
+  pid_t pid = -1;
+  int out = -1;  // its stdout
+  ~Child() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+    if (out >= 0) {
+      ::close(out);
+    }
+  }
+};
+
+void spawnProxy(Child& c, const std::vector<std::string>& args, const fs::path& errFile) {
+  int pipeFds[2];
+  ASSERT_EQ(::pipe2(pipeFds, O_CLOEXEC), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::dup2(pipeFds[1], 1);
+    int err = ::open(errFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(err, 2);
+    std::vector<char*> argv;
+    std::string bin = EDGEPLANE_PROXY_BIN;
+    argv.push_back(bin.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) {
+      argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  ::close(pipeFds[1]);
+  c.pid = pid;
+  c.out = pipeFds[0];
+}
+
+// One line from the child's stdout within `timeout` ("" on timeout or EOF).
+std::string readLine(int fd, std::chrono::milliseconds timeout) {
+  std::string line;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    deadline - std::chrono::steady_clock::now())
+                                    .count());
+    if (::poll(&p, 1, std::max(left, 1)) <= 0) {
+      continue;
+    }
+    char ch = 0;
+    if (::read(fd, &ch, 1) != 1) {
+      break;
+    }
+    if (ch == '\n') {
+      return line;
+    }
+    line += ch;
+  }
+  return "";
+}
+
+std::string run(const std::string& command) {
+  std::string out;
+  FILE* p = ::popen(command.c_str(), "r");
+  if (p == nullptr) {
+    return out;
+  }
+  char buf[4096];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) {
+    out.append(buf, n);
+  }
+  ::pclose(p);
+  return out;
+}
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+int waitExit(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  return -1;
+}
+
+// A plain TCP backend on 127.0.0.1: takes one connection, reads what the proxy relays (a TLS
+// ClientHello), answers a fixed line and closes. Passthrough does not care that it is no TLS.
+class LineBackend {
+ public:
+  static constexpr std::string_view kAnswer = "hello-from-backend\n";
+
+  LineBackend() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in in{};
+    in.sin_family = AF_INET;
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&in), sizeof in), 0);
+    EXPECT_EQ(::listen(fd_, 4), 0);
+    socklen_t len = sizeof in;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&in), &len);
+    port_ = ntohs(in.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~LineBackend() {
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+    ::close(fd_);
+  }
+  uint16_t port() const { return port_; }
+  // Waits for the one connection to be over; returns the bytes received.
+  std::string received() {
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+    return received_;
+  }
+
+ private:
+  void serve() {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 15000) != 1) {
+      return;
+    }
+    int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) {
+      return;
+    }
+    timeval tv{5, 0};
+    ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[16384];
+    ssize_t n = ::recv(c, buf, sizeof buf, 0);
+    if (n > 0) {
+      received_.assign(buf, static_cast<size_t>(n));
+      (void)::send(c, kAnswer.data(), kAnswer.size(), MSG_NOSIGNAL);
+      ::shutdown(c, SHUT_WR);
+      while ((n = ::recv(c, buf, sizeof buf, 0)) > 0) {  // until the client is done
+        received_.append(buf, static_cast<size_t>(n));
+      }
+    }
+    ::close(c);
+  }
+
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::string received_;
+};
+
+struct TrafficLine {
+  int64_t bytesIn = -1;
+  int64_t bytesOut = -1;
+  int64_t connections = -1;
+};
+
+TrafficLine trafficOf(const std::string& json, const std::string& route) {
+  std::smatch m;
+  std::regex re("\"route\":\"" + route +
+                "\",\"bytes_in\":(\\d+),\"bytes_out\":(\\d+),\"connections\":(\\d+)");
+  TrafficLine t;
+  if (std::regex_search(json, m, re)) {
+    t = {std::stoll(m[1]), std::stoll(m[2]), std::stoll(m[3])};
+  }
+  return t;
+}
+
+TEST(ProxyBinary, StartsServesAdminNoticesSnapshotsAndStopsOnSigterm) {
+  TempDir dir;
+  fs::path sock = dir.path() / "a.sock";
+  // The route's namespace "ep-tenant-a" is the proxy's own: a link to its /proc/self/ns/net.
+  fs::path netnsDir = dir.path() / "netns";
+  fs::create_directories(netnsDir);
+  fs::create_symlink("/proc/self/ns/net", netnsDir / netnsName("tenant-a"));
+  Child child;
+  spawnProxy(
+      child,
+      {"--state-dir", dir.path().string(), "--https", "127.0.0.1:0", "--http", "127.0.0.1:0",
+       "--admin", "unix:" + sock.string(), "--workers", "2", "--netns-dir", netnsDir.string()},
+      dir.path() / "stderr.log");
+  std::string line = readLine(child.out, 20s);
+  std::smatch m;
+  std::regex startup(
+      R"(^edgeplane-proxy: listening https=127\.0\.0\.1:(\d+) http=127\.0\.0\.1:(\d+) admin=unix:(\S+) generation=(\d+)$)");
+  ASSERT_TRUE(std::regex_match(line, m, startup))
+      << "startup line: \"" << line << "\"\nstderr: " << slurp(dir.path() / "stderr.log");
+  int https = std::stoi(m[1]);
+  EXPECT_NE(https, 0);
+  EXPECT_NE(std::stoi(m[2]), 0);
+  EXPECT_EQ(m[3], sock.string());
+  EXPECT_EQ(m[4], "0");
+  EXPECT_FALSE(fs::exists(dir.path() / "state.db"));  // the proxy does not create the store
+
+  std::string curl = "curl --silent --show-error --max-time 5 --unix-socket " + sock.string();
+  EXPECT_EQ(run(curl + " http://localhost/api/v1/config"),
+            "{\"generation\":0,\"snapshot\":null}\n");
+
+  // Generation 0 routes nothing: a TLS client gets closed without an answer.
+  std::string resolve = " --resolve a.example.com:" + std::to_string(https) +
+                        ":127.0.0.1 https://a.example.com:" + std::to_string(https) + "/";
+  std::string tlsClient = "curl --silent --max-time 5 -o /dev/null -w '%{http_code}'" + resolve;
+  EXPECT_EQ(run(tlsClient), "000");
+
+  // A snapshot written straight into the store is noticed without any notice.
+  LineBackend backend;
+  SnapshotRoute route = passthrough("alpha", {"a.example.com"});
+  route.backends = {*Endpoint::parse("127.0.0.1:" + std::to_string(backend.port()))};
+  auto s = snapshotOf({route});
+  int64_t g = writeSnapshot(dir.path(), snapshotToJson(s));
+  auto written = std::chrono::steady_clock::now();
+  std::string config;
+  std::string want =
+      "{\"generation\":" + std::to_string(g) + ",\"snapshot\":" + snapshotToJson(s) + "}\n";
+  while (std::chrono::steady_clock::now() - written < 3s) {
+    config = run(curl + " http://localhost/api/v1/config");
+    if (config == want) {
+      break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  auto noticed = std::chrono::steady_clock::now() - written;
+  EXPECT_EQ(config, want);
+  EXPECT_LT(noticed, 1s) << std::chrono::duration_cast<std::chrono::milliseconds>(noticed).count()
+                         << " ms";
+
+  // Now the same client is relayed to the backend: its ClientHello arrives there raw.
+  EXPECT_EQ(run(tlsClient), "000");  // the backend answers no TLS, so curl gives up
+  std::string hello = backend.received();
+  ASSERT_GE(hello.size(), 5u);
+  EXPECT_EQ(static_cast<uint8_t>(hello[0]), 0x16);  // a TLS handshake record
+  EXPECT_NE(hello.find("a.example.com"), std::string::npos);
+
+  // Traffic and metrics, once the relay has ended.
+  TrafficLine t;
+  ParsedMetrics p;
+  std::string metrics;
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    metrics = run(curl + " http://localhost/metrics");
+    p = parseMetrics(metrics);
+    t = trafficOf(run(curl + " 'http://localhost/api/v1/traffic?since=0'"), "passthrough alpha");
+    if (p.samples["edgeplane_proxy_connections_open"] == 0 &&
+        t.bytesOut == static_cast<int64_t>(LineBackend::kAnswer.size())) {
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(t.connections, 1);
+  EXPECT_EQ(t.bytesIn, static_cast<int64_t>(hello.size()));
+  EXPECT_EQ(t.bytesOut, static_cast<int64_t>(LineBackend::kAnswer.size()));
+  EXPECT_TRUE(p.errors.empty()) << ::testing::PrintToString(p.errors);
+  EXPECT_EQ(p.samples["edgeplane_proxy_snapshot_generation"], static_cast<double>(g));
+  EXPECT_EQ(p.samples["edgeplane_proxy_reloads_total"], 1);
+  EXPECT_EQ(p.samples["edgeplane_proxy_errors_total{kind=\"no_route\"}"], 1) << metrics;
+  EXPECT_EQ(p.samples["edgeplane_proxy_route_connections_total{route=\"passthrough alpha\"}"], 1);
+  EXPECT_EQ(
+      p.samples["edgeplane_proxy_route_bytes_total{route=\"passthrough alpha\",direction=\"out\"}"],
+      static_cast<double>(LineBackend::kAnswer.size()));
+
+  EXPECT_EQ(run(curl + " -X POST http://localhost/api/v1/reload"),
+            "{\"generation\":" + std::to_string(g) + ",\"changed\":false}\n");
+  EXPECT_EQ(run(curl + " -o /dev/null -w '%{http_code}' http://localhost/nope"), "404");
+  EXPECT_EQ(run(curl + " -o /dev/null -w '%{http_code}' -X PUT http://localhost/metrics"), "405");
+
+  // A second proxy on the same admin socket refuses to start (and leaves the first alone).
+  {
+    Child second;
+    spawnProxy(second,
+               {"--state-dir", dir.path().string(), "--https", "127.0.0.1:0", "--http", "off",
+                "--admin", "unix:" + sock.string()},
+               dir.path() / "second.log");
+    EXPECT_EQ(waitExit(second.pid, 10s), 1);
+    second.pid = -1;
+    std::string secondErr = slurp(dir.path() / "second.log");
+    EXPECT_NE(secondErr.find("another process is serving"), std::string::npos) << secondErr;
+    EXPECT_EQ(run(curl + " -o /dev/null -w '%{http_code}' http://localhost/metrics"), "200");
+  }
+
+  ASSERT_EQ(::kill(child.pid, SIGTERM), 0);
+  int code = waitExit(child.pid, 20s);
+  child.pid = -1;
+  std::string err = slurp(dir.path() / "stderr.log");
+  EXPECT_EQ(code, 0) << err;
+  EXPECT_FALSE(fs::exists(sock));
+  EXPECT_NE(err.find("loaded snapshot generation " + std::to_string(g)), std::string::npos) << err;
+  EXPECT_NE(err.find("SIGTERM"), std::string::npos) << err;
+
+  // The traffic reached the store by the 10 s flush or the one at shutdown.
+  TrafficLine stored{0, 0, 0};
+  for (const TrafficSample& sample : storedTraffic(dir.path())) {
+    EXPECT_EQ(sample.route, "passthrough alpha");
+    stored.bytesIn += sample.bytesIn;
+    stored.bytesOut += sample.bytesOut;
+    stored.connections += sample.connections;
+  }
+  EXPECT_EQ(stored.connections, 1);
+  EXPECT_EQ(stored.bytesIn, static_cast<int64_t>(hello.size()));
+  EXPECT_EQ(stored.bytesOut, static_cast<int64_t>(LineBackend::kAnswer.size()));
+}
+
+TEST(ProxyBinary, HttpOffAndLoopbackAdminStopOnSigint) {
+  TempDir dir;
+  Child child;
+  spawnProxy(child,
+             {"--state-dir", dir.path().string(), "--https", "127.0.0.1:0", "--http", "off",
+              "--admin", "127.0.0.1:0", "--workers", "1", "--drain-timeout", "2s"},
+             dir.path() / "stderr.log");
+  std::string line = readLine(child.out, 20s);
+  std::smatch m;
+  std::regex startup(
+      R"(^edgeplane-proxy: listening https=127\.0\.0\.1:(\d+) http=off admin=127\.0\.0\.1:(\d+) generation=0$)");
+  ASSERT_TRUE(std::regex_match(line, m, startup))
+      << "startup line: \"" << line << "\"\nstderr: " << slurp(dir.path() / "stderr.log");
+  EXPECT_EQ(
+      run("curl --silent --max-time 5 http://127.0.0.1:" + std::string(m[2]) + "/api/v1/config"),
+      "{\"generation\":0,\"snapshot\":null}\n");
+  ASSERT_EQ(::kill(child.pid, SIGINT), 0);
+  int code = waitExit(child.pid, 20s);
+  child.pid = -1;
+  EXPECT_EQ(code, 0) << slurp(dir.path() / "stderr.log");
+}
+
+TEST(ProxyBinary, RefusesBadArguments) {
+  TempDir dir;
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {{"--admin", "0.0.0.0:9000"}, "not loopback"},
+      {{"--https", "example.com:443"}, "--https: expected ADDR:PORT"},
+      {{"--idle-timeout", "10"}, "--idle-timeout: expected a positive duration"},
+      {{"--workers", "-1"}, "--workers: expected an integer"},
+      {{"--frobnicate"}, "unknown argument"},
+      {{"--http"}, "--http needs a value"},
+  };
+  for (const Case& c : cases) {
+    Child child;
+    std::vector<std::string> args = {"--state-dir", dir.path().string()};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    spawnProxy(child, args, dir.path() / "stderr.log");
+    int code = waitExit(child.pid, 10s);
+    child.pid = -1;
+    EXPECT_EQ(code, 2) << c.message;
+    std::string err = slurp(dir.path() / "stderr.log");
+    EXPECT_NE(err.find(c.message), std::string::npos) << err;
+  }
+  Child version;
+  spawnProxy(version, {"--version"}, dir.path() / "stderr.log");
+  EXPECT_TRUE(readLine(version.out, 10s).starts_with("edgeplane-proxy "));
+  EXPECT_EQ(waitExit(version.pid, 10s), 0);
+  version.pid = -1;
+}
+
+#endif  // EDGEPLANE_PROXY_BIN
+
+}  // namespace
+}  // namespace edgeplane::proxy
