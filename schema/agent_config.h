@@ -17,13 +17,16 @@ inline constexpr std::string_view kDefaultAgentFile = "/etc/edgeplane/agent.toml
 inline constexpr std::string_view kDefaultStateDir = "/var/lib/edgeplane";
 
 struct AgentSource {
-  // A local path, file://, https:// or ssh:// (also scp-like user@host:path).
+  // A local path, file://, https:// or ssh:// (also scp-like user@host:path). A relative local
+  // path is anchored at the agent file's directory; git:// and http:// are refused (neither
+  // authenticated nor encrypted).
   std::string url;
-  // A branch, a tag or a full 40-hex commit id.
+  // A branch, a tag or a full 40-hex commit id ("refs/heads/X" or "refs/tags/X" when a name is
+  // both), checked with git's ref-name rules.
   std::string ref = "main";
   // The config root inside the repository; "" is the repository's top.
   std::string path;
-  // ssh:// only: the deploy key; without it the SSH agent is asked.
+  // ssh:// (or scp-like) only, else an error: the deploy key; without it the SSH agent is asked.
   std::optional<std::string> ssh_key;
   // An OpenSSH allowed_signers file. Set: every commit applied must carry a valid SSH
   // signature (namespace "git") by a key listed there.
@@ -40,14 +43,23 @@ struct AgentWebhook {
 };
 
 struct AgentConfig {
-  std::string host;                         // default: this machine's hostname
+  // Default: this machine's hostname, verbatim (unchecked). Given: lower-case letters, digits
+  // and inner hyphens, like a [[host]] name. origin.isLoaded("host") tells which.
+  std::string host;
   std::string state_dir{kDefaultStateDir};  // default: /var/lib/edgeplane
   AgentSource source;                       // [source], required
-  Duration interval{300000};                // [reconcile] interval, default 5m
-  Duration jitter{30000};                   // [reconcile] jitter, default 30s (± this)
-  std::string wireguard_backend = "auto";   // [wireguard] backend: auto|kernel|userspace
-  std::optional<std::string> proxy_admin;   // [proxy] admin: "unix:/path" or "ADDR:PORT"
-  std::optional<AgentWebhook> webhook;      // [webhook], optional
+  // [reconcile] interval (default 5m, at least 1s) and jitter (default 30s; each run moves by
+  // up to ± this; "0s" allowed; shorter than the interval).
+  Duration interval{300000};
+  Duration jitter{30000};
+  std::string wireguard_backend = "auto";  // [wireguard] backend: auto|kernel|userspace
+  // [proxy] admin: "unix:/absolute/path" or a loopback "ADDR:PORT" ("[::1]:PORT"). Always set
+  // after loading: when [proxy] is absent it is "unix:<state_dir>/proxy-admin.sock".
+  std::optional<std::string> proxy_admin;
+  std::optional<AgentWebhook> webhook;  // [webhook], optional; set only when it loaded clean
+  // origin.table is the file; origin.fields holds "host", "state_dir", and "TABLE.KEY" for the
+  // tables' keys ("source.url", "source.allowed_signers", "reconcile.interval",
+  // "webhook.secret_file", ...), so a later check (a missing key file) can point at its line.
   Origin origin;
 };
 
@@ -55,7 +67,10 @@ struct AgentConfig {
 // desired state's. Unknown keys, wrong types, malformed durations/addresses, a missing
 // [source] url, a non-loopback webhook or admin TCP address, interval < 1s or jitter >=
 // interval are errors. Relative paths (allowed_signers, ssh_key, secret_file, a local source
-// url, state_dir) are taken relative to the agent file's directory.
+// url, state_dir, a unix: admin socket) are taken relative to the agent file's directory;
+// every path in the result is absolute (lexically normalised) when the file's path is. The
+// files named are not opened here: whoever uses them reports a missing or unreadable one.
+// [source] path comes back normalised ("./config/" is "config", "." is "").
 AgentConfig loadAgentConfig(const std::filesystem::path& file, Diagnostics& diags);
 
 // The same, from text already in memory (tests, fuzzing); `baseDir` anchors relative paths.
