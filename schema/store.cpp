@@ -22,7 +22,7 @@ namespace {
 // a released migration is never edited. Each runs in one transaction together with the
 // user_version bump. foreign_keys cannot change inside a transaction, so a later migration
 // that rebuilds a referenced table must use PRAGMA defer_foreign_keys.
-constexpr std::array<const char*, 1> kMigrations = {
+constexpr std::array<const char*, 2> kMigrations = {
     R"sql(
 CREATE TABLE apply_runs (
   id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -92,6 +92,16 @@ CREATE TABLE traffic_samples (
   connections INTEGER NOT NULL CHECK (connections >= 0)
 );
 CREATE INDEX traffic_samples_at ON traffic_samples (at);
+)sql",
+    // 2: runs applied from Git say whose commit it was; `detail` keeps what a run could not
+    // fit in its summary line (every diagnostic of a refused config, a refusal's reason).
+    R"sql(
+ALTER TABLE apply_runs ADD COLUMN author TEXT;
+ALTER TABLE apply_runs ADD COLUMN subject TEXT;
+ALTER TABLE apply_runs ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+-- "The last good commit": the newest accepted run that came from Git.
+CREATE INDEX apply_runs_good_commit ON apply_runs (id)
+  WHERE commit_id IS NOT NULL AND result IN ('ok', 'partial');
 )sql",
 };
 
@@ -606,9 +616,9 @@ void Store::rollbackTx() {
 Result<int64_t> Store::beginRun(const RunStart& start) {
   const Conn c(db_.get(), path_, &statements_);
   auto r = c.exec("begin run",
-                  "INSERT INTO apply_runs (commit_id, config_source, started_at) "
-                  "VALUES (?1, ?2, ?3)",
-                  start.commitId, start.configSource, start.startedAt);
+                  "INSERT INTO apply_runs (commit_id, config_source, started_at, author, subject) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5)",
+                  start.commitId, start.configSource, start.startedAt, start.author, start.subject);
   if (!r) {
     return r.error();
   }
@@ -636,9 +646,9 @@ Result<void> Store::finishRun(int64_t runId, const RunFinish& finish) {
   auto r =
       c.exec("finish run",
              "UPDATE apply_runs SET finished_at = ?2, result = ?3, summary = ?4, "
-             "added = ?5, changed = ?6, destroyed = ?7, failed = ?8 WHERE id = ?1",
+             "added = ?5, changed = ?6, destroyed = ?7, failed = ?8, detail = ?9 WHERE id = ?1",
              runId, finish.finishedAt, toString(finish.result), finish.summary, finish.counts.added,
-             finish.counts.changed, finish.counts.destroyed, finish.counts.failed);
+             finish.counts.changed, finish.counts.destroyed, finish.counts.failed, finish.detail);
   if (!r) {
     return r.error();
   }
@@ -649,23 +659,40 @@ Result<void> Store::finishRun(int64_t runId, const RunFinish& finish) {
   return {};
 }
 
+namespace {
+constexpr std::string_view kRunColumns =
+    "SELECT id, commit_id, config_source, started_at, finished_at, result, summary, added, "
+    "changed, destroyed, failed, author, subject, detail FROM apply_runs ";
+
+std::optional<ApplyRun> readRun(const Stmt& s) {
+  auto result = parseEnum<RunResult>(kRunResultNames, s.text(5));
+  if (!result) {
+    return std::nullopt;
+  }
+  ApplyRun run{s.int64(0),    s.optText(1),
+               s.text(2),     s.int64(3),
+               s.optInt64(4), *result,
+               s.text(6),     RunCounts{s.int64(7), s.int64(8), s.int64(9), s.int64(10)}};
+  run.author = s.optText(11);
+  run.subject = s.optText(12);
+  run.detail = s.text(13);
+  return run;
+}
+}  // namespace
+
 Result<std::vector<ApplyRun>> Store::recentRuns(int limit) const {
   const Conn c(db_.get(), path_, &statements_);
-  return c.query<ApplyRun>(
-      "list runs",
-      "SELECT id, commit_id, config_source, started_at, finished_at, result, summary, added, "
-      "changed, destroyed, failed FROM apply_runs ORDER BY id DESC LIMIT ?1",
-      [](const Stmt& s) -> std::optional<ApplyRun> {
-        auto result = parseEnum<RunResult>(kRunResultNames, s.text(5));
-        if (!result) {
-          return std::nullopt;
-        }
-        return ApplyRun{s.int64(0),    s.optText(1),
-                        s.text(2),     s.int64(3),
-                        s.optInt64(4), *result,
-                        s.text(6),     RunCounts{s.int64(7), s.int64(8), s.int64(9), s.int64(10)}};
-      },
-      limit < 0 ? 0 : limit);
+  return c.query<ApplyRun>("list runs", std::string(kRunColumns) + "ORDER BY id DESC LIMIT ?1",
+                           readRun, limit < 0 ? 0 : limit);
+}
+
+Result<std::optional<ApplyRun>> Store::lastGoodCommitRun() const {
+  const Conn c(db_.get(), path_, &statements_);
+  return c.queryOne<ApplyRun>("find the last good commit",
+                              std::string(kRunColumns) +
+                                  "WHERE commit_id IS NOT NULL AND result IN ('ok', 'partial') "
+                                  "ORDER BY id DESC LIMIT 1",
+                              readRun);
 }
 
 Result<std::vector<OpOutcome>> Store::runOps(int64_t runId) const {

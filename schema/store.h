@@ -31,9 +31,11 @@ std::string_view toString(RunResult r);
 std::string_view toString(OpAction a);
 
 struct RunStart {
-  std::optional<std::string> commitId;  // unset for a plain --config directory
-  std::string configSource;             // repository URL + ref, or the config directory
-  int64_t startedAt = 0;                // unix ms
+  std::optional<std::string> commitId;   // unset for a plain --config directory
+  std::string configSource;              // repository URL + ref, or the config directory
+  int64_t startedAt = 0;                 // unix ms
+  std::optional<std::string> author{};   // the commit's author, "Name <email>"
+  std::optional<std::string> subject{};  // the commit message's first line
 };
 
 struct RunCounts {
@@ -49,6 +51,9 @@ struct RunFinish {
   RunResult result = RunResult::Ok;
   std::string summary;
   RunCounts counts;
+  // Everything the summary line cannot hold: all diagnostics of a refused config, why a
+  // commit or a fetch was refused. "" when there is nothing to add.
+  std::string detail{};
 };
 
 struct ApplyRun {
@@ -60,6 +65,9 @@ struct ApplyRun {
   RunResult result = RunResult::Running;
   std::string summary;
   RunCounts counts;
+  std::optional<std::string> author{};
+  std::optional<std::string> subject{};
+  std::string detail{};
 };
 
 // One plan operation's outcome. `seq` is the operation's position in the plan, unique per run.
@@ -158,7 +166,10 @@ class Store {
   Result<int64_t> beginRun(const RunStart& start);
   Result<void> recordOp(int64_t runId, const OpOutcome& op);
   Result<void> finishRun(int64_t runId, const RunFinish& finish);
-  Result<std::vector<ApplyRun>> recentRuns(int limit) const;   // newest first
+  Result<std::vector<ApplyRun>> recentRuns(int limit) const;  // newest first
+  // The newest run that applied a commit from Git (result ok or partial): the state the host
+  // was last converged to on purpose. nullopt when no commit was ever applied.
+  Result<std::optional<ApplyRun>> lastGoodCommitRun() const;
   Result<std::vector<OpOutcome>> runOps(int64_t runId) const;  // by seq
 
   // Resources edgeplane owns, and stable allocations, keyed by (kind, name).

@@ -1,6 +1,10 @@
-// plan / apply / status: load and validate, observe, plan, apply, record. Logs once, here.
+// plan / apply / status / history: the source (a directory or a Git commit), load and
+// validate, observe, plan, apply, publish, record. Logs once, here.
 #include "reconciler/cli/commands.h"
 
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <Poco/JSON/Array.h>
@@ -8,21 +12,24 @@
 #include <Poco/JSON/Stringifier.h>
 
 #include <cstdlib>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <set>
 #include <sstream>
 
+#include "reconciler/cli/fetch_child.h"
+#include "reconciler/cli/history.h"
+#include "reconciler/cli/publish.h"
 #include "reconciler/core/apply.h"
 #include "reconciler/core/plan.h"
+#include "reconciler/source/git_source.h"
 #include "reconciler/system/host_driver.h"
 #include "reconciler/system/lock.h"
 #include "reconciler/system/state_json.h"
 #include "reconciler/system/wg_keys.h"
 #include "schema/loader.h"
-#include "schema/store.h"
+#include "schema/snapshot.h"
 #include "schema/validate.h"
 
 namespace edgeplane::cli {
@@ -30,19 +37,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
+constexpr std::chrono::milliseconds kProxyNotifyTimeout{2000};
+
 int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-std::string isoTime(int64_t ms) {
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+std::string plural(size_t n, std::string_view one, std::string_view many) {
+  return std::to_string(n) + " " + std::string(n == 1 ? one : many);
 }
 
 struct Loaded {
@@ -50,18 +54,26 @@ struct Loaded {
   std::string host;
 };
 
-// The host this run converges: --host, else the machine's name if the config declares it,
-// else "default" for a config without [[host]].
-Result<std::string> chooseHost(const Desired& d, const std::optional<std::string>& flag) {
+// The host this run converges: --host, which must be declared; else the agent file's host
+// (for a config without [[host]] tables, "default"); else the machine's name if the config
+// declares it, or "default" for a config without [[host]].
+Result<std::string> chooseHost(const Desired& d, const Options& o) {
   auto hosts = targetHosts(d);
-  if (flag) {
-    if (std::find(hosts.begin(), hosts.end(), *flag) == hosts.end()) {
-      return terminal("host \"" + *flag + "\" is not declared in the config");
+  if (o.host) {
+    if (std::find(hosts.begin(), hosts.end(), *o.host) == hosts.end()) {
+      return terminal("host \"" + *o.host + "\" is not declared in the config");
     }
-    return *flag;
+    return *o.host;
   }
   if (d.hosts.empty()) {
     return std::string("default");
+  }
+  if (o.agentHost) {
+    if (std::find(hosts.begin(), hosts.end(), *o.agentHost) == hosts.end()) {
+      return terminal("the agent file's host \"" + *o.agentHost +
+                      "\" is not a declared [[host]] in the config");
+    }
+    return *o.agentHost;
   }
   char name[256] = {};
   ::gethostname(name, sizeof(name) - 1);
@@ -72,25 +84,43 @@ Result<std::string> chooseHost(const Desired& d, const std::optional<std::string
                   "\") is not a declared [[host]]; pass --host NAME");
 }
 
-// Loads and validates; prints every diagnostic. nullopt means "invalid, nothing applied".
-std::optional<Loaded> load(const std::string& command, const Options& o) {
-  if (!o.config) {
-    std::cerr << "edgeplane " << command << ": --config DIR is required\n";
-    return std::nullopt;
-  }
+// Loads and validates a directory. Diagnostics name files as `displayRoot/relative` (for an
+// exported commit: the path inside the repository, not the state directory's copy).
+struct LoadOutcome {
+  std::optional<Loaded> loaded;
+  std::string diagnostics;  // every diagnostic, one per line
+  size_t errors = 0;
+  std::string hostError;
+};
+
+LoadOutcome loadConfig(const fs::path& dir, const std::optional<std::string>& displayRoot,
+                       const Options& o) {
+  LoadOutcome out;
   Diagnostics diags;
-  Desired d = loadAndValidate(*o.config, diags);
+  Desired d = loadAndValidate(dir, diags);
   if (!diags.empty()) {
-    std::cerr << diags.format() << "edgeplane " << command << ": " << diags.sorted().size()
-              << " error(s) in " << *o.config << "; nothing applied\n";
-    return std::nullopt;
+    const std::string root = dir.lexically_normal().string();
+    for (Diagnostic diag : diags.sorted()) {
+      if (displayRoot) {
+        std::string& file = diag.loc.file;
+        if (file == root) {
+          file = displayRoot->empty() ? "." : *displayRoot;
+        } else if (file.starts_with(root + "/")) {
+          file = (displayRoot->empty() ? "" : *displayRoot + "/") + file.substr(root.size() + 1);
+        }
+      }
+      out.diagnostics += formatDiagnostic(diag) + "\n";
+      ++out.errors;
+    }
+    return out;
   }
-  auto host = chooseHost(d, o.host);
+  auto host = chooseHost(d, o);
   if (!host) {
-    std::cerr << "edgeplane " << command << ": " << host.error().message << "\n";
-    return std::nullopt;
+    out.hostError = host.error().message;
+    return out;
   }
-  return Loaded{std::move(d), *host};
+  out.loaded = Loaded{std::move(d), *host};
+  return out;
 }
 
 Result<core::StoreView> readStoreView(Store& store) {
@@ -166,13 +196,610 @@ std::string readFile(const std::string& path) {
   return s.str();
 }
 
+// ---- the Git source ----
+
+// How a Git run is recorded: the repository, the ref and the config root.
+std::string gitSourceText(const GitSettings& g) {
+  return g.url + " " + g.ref + (g.path.empty() ? "" : " " + g.path);
+}
+
+source::SourceSpec specOf(const GitSettings& g, std::optional<std::string> ref = std::nullopt) {
+  source::SourceSpec spec{g.url, ref.value_or(g.ref), std::nullopt};
+  if (g.sshKey) {
+    spec.sshKey = *g.sshKey;
+  }
+  return spec;
+}
+
+// The commit a Git run is about, as the store records it.
+struct CommitInfo {
+  std::string id;
+  std::string author;
+  std::string subject;
+};
+
+// The outcome of preparing a Git commit for apply: either a directory to load (with the
+// commit it holds) or a refusal/failure to record.
+struct Prepared {
+  std::optional<CommitInfo> commit;
+  std::optional<fs::path> configDir;  // set: go on and load this
+  std::optional<std::string> displayRoot;
+  RunResult result = RunResult::Ok;  // Refused or Failed when configDir is unset
+  std::string summary;
+  std::string detail;
+  bool retryable = false;
+  std::string note;  // printed before the plan (signature, fallback)
+};
+
+// Verifies the commit's signature when the source asks for it. Returns a refusal reason, or
+// nullopt when the commit may be applied (`note` then says who signed it).
+std::optional<std::string> checkSignature(const source::GitSource& src, const GitSettings& g,
+                                          const std::string& commit, std::string& note) {
+  if (!g.allowedSigners) {
+    return std::nullopt;
+  }
+  std::ifstream in(*g.allowedSigners, std::ios::binary);
+  if (!in) {
+    return "cannot read allowed_signers file " + *g.allowedSigners +
+           "; no commit is applied without it";
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  auto signers = source::parseAllowedSigners(text.str());
+  if (!signers) {
+    return *g.allowedSigners + ": " + signers.error().message;
+  }
+  auto verified = src.verifyCommit(commit, *signers);
+  if (!verified) {
+    // "commit <id>: signed by … which is not an allowed signer" -> without the id, which the
+    // summary names already.
+    std::string why = verified.error().message;
+    if (const std::string prefix = "commit " + commit; why.starts_with(prefix)) {
+      why = why.substr(prefix.size());
+      why = why.starts_with(": ") ? why.substr(2) : "it" + why;
+    }
+    return why + " (checked against allowed_signers " + *g.allowedSigners + ")";
+  }
+  note = "signature: good, by " + verified->principal + " (" + verified->keyType + " " +
+         verified->fingerprint + ")";
+  return std::nullopt;
+}
+
+// Exports `commit`'s config root into `dir` (atomic swap; see GitSource::exportTree).
+Result<void> exportCommit(const source::GitSource& src, const GitSettings& g,
+                          const std::string& commit, const fs::path& dir) {
+  return src.exportTree(commit, g.path, dir);
+}
+
+// Fetch (bounded), resolve, verify, export into <state-dir>/config.next. On a fetch failure,
+// the last good commit still in the cache is used instead (drift repair goes on while the
+// remote is away) and the run will be recorded as failed.
+Prepared prepareGit(const Options& o, Store& store) {
+  const GitSettings& g = *o.git;
+  Prepared p;
+  const fs::path cache = fs::path(o.stateDir) / "source";
+  auto opened = source::GitSource::open(cache, specOf(g));
+  if (!opened) {
+    p.result = RunResult::Failed;
+    p.summary = "source: " + opened.error().message;
+    p.retryable = opened.error().retryable;
+    return p;
+  }
+  std::optional<Error> fetchError;
+  if (auto fetched = fetchInChild(cache, opened->spec(), g.fetchTimeout,
+                                  o.fetchHelper.empty() ? defaultFetchHelper() : o.fetchHelper);
+      !fetched) {
+    fetchError = fetched.error();
+  }
+  std::optional<source::GitSource> src;
+  Result<source::FetchResult> resolved = terminal("unresolved");
+  if (!fetchError) {
+    // A fresh handle sees what the child wrote into the cache.
+    auto reopened = source::GitSource::open(cache, specOf(g));
+    if (!reopened) {
+      fetchError = reopened.error();
+    } else {
+      src.emplace(std::move(reopened).value());
+      resolved = src->resolve();
+      if (!resolved) {
+        fetchError = resolved.error();
+      }
+    }
+  }
+  if (fetchError) {
+    p.retryable = fetchError->retryable;
+    p.result = RunResult::Failed;
+    auto last = store.lastGoodCommitRun();
+    const bool sameSource = last && last->has_value() && (*last)->configSource == gitSourceText(g);
+    if (!sameSource) {
+      p.summary = fetchError->message;
+      p.detail =
+          "no commit from " + gitSourceText(g) + " was applied before; nothing to fall back to";
+      return p;
+    }
+    const ApplyRun& good = **last;
+    // A full commit id as the ref: resolve() finds it in the cache, no network.
+    auto pinned = source::GitSource::open(cache, specOf(g, *good.commitId));
+    if (pinned) {
+      resolved = pinned->resolve();
+    }
+    if (!pinned || !resolved) {
+      p.summary = fetchError->message;
+      p.detail = "the last good commit " + *good.commitId + " is no longer in the cache";
+      return p;
+    }
+    src.emplace(std::move(pinned).value());
+    p.note = "fetch failed: " + fetchError->message +
+             "\nreconciling against the last good commit " + shortCommit(good.commitId) +
+             " from the cache instead";
+    p.summary = fetchError->message;  // completed with what the fallback run did
+  }
+  p.commit = CommitInfo{resolved->commitId, resolved->author, resolved->subject};
+  const std::string& commit = resolved->commitId;
+  std::string signatureNote;
+  if (auto refusal = checkSignature(*src, g, commit, signatureNote)) {
+    p.result = RunResult::Refused;
+    p.summary = "commit " + shortCommit(commit) + " refused: " + firstLine(*refusal);
+    p.detail = "commit " + commit + " refused: " + *refusal;
+    p.retryable = false;
+    return p;
+  }
+  if (!signatureNote.empty()) {
+    p.note += (p.note.empty() ? "" : "\n") + signatureNote;
+    if (!fetchError) {
+      p.detail = signatureNote;
+    }
+  }
+  const fs::path next = fs::path(o.stateDir) / "config.next";
+  if (auto exported = exportCommit(*src, g, commit, next); !exported) {
+    p.result = exported.error().retryable ? RunResult::Failed : RunResult::Refused;
+    p.summary = "commit " + shortCommit(commit) + ": " + exported.error().message;
+    p.detail = exported.error().message;
+    p.retryable = exported.error().retryable;
+    return p;
+  }
+  p.configDir = next;
+  p.displayRoot = g.path;
+  if (fetchError) {
+    p.result = RunResult::Failed;
+  }
+  return p;
+}
+
+// The commit that was accepted is what <state-dir>/config holds afterwards (status's drift
+// check reads it).
+void promoteConfig(const Options& o, std::ostream& err) {
+  const fs::path next = fs::path(o.stateDir) / "config.next";
+  const fs::path live = fs::path(o.stateDir) / "config";
+  std::error_code ec;
+  if (!fs::exists(live, ec)) {
+    fs::rename(next, live, ec);
+  } else {
+    // Swap, then drop the old tree: readers of `config` never see a half-written one.
+    if (::renameat2(AT_FDCWD, next.c_str(), AT_FDCWD, live.c_str(), RENAME_EXCHANGE) != 0) {
+      ec = std::error_code(errno, std::system_category());
+    } else {
+      fs::remove_all(next, ec);
+    }
+  }
+  if (ec) {
+    err << "edgeplane apply: warning: could not keep the applied tree in " << live.string() << ": "
+        << ec.message() << "\n";
+  }
+}
+
+RunCounts countOutcomes(const core::Plan& p, const core::ApplyResult& result, std::ostream& err) {
+  RunCounts counts;
+  for (size_t i = 0; i < p.ops.size(); ++i) {
+    const core::Op& op = p.ops[i];
+    const core::OpResult& r = result.ops[i];
+    if (!r.ok) {
+      ++counts.failed;
+      err << "error: " << core::toString(op.action) << " " << core::toString(op.kind) << " "
+          << op.name << ": " << r.error << "\n";
+      continue;
+    }
+    switch (op.action) {
+      case core::Action::Create:
+        ++counts.added;
+        break;
+      case core::Action::Update:
+        ++counts.changed;
+        break;
+      case core::Action::Delete:
+        ++counts.destroyed;
+        break;
+    }
+  }
+  return counts;
+}
+
+std::string countsText(const RunCounts& c) {
+  return std::to_string(c.added) + " added, " + std::to_string(c.changed) + " changed, " +
+         std::to_string(c.destroyed) + " destroyed, " + std::to_string(c.failed) + " failed";
+}
+
+// Records the ops' outcomes and the ownership the apply leaves behind.
+Result<void> recordApply(Store& store, int64_t runId, const core::Plan& p,
+                         const core::ApplyResult& result, const core::StoreView& view,
+                         std::ostream& err) {
+  auto recorded = store.transaction([&]() -> Result<void> {
+    for (size_t i = 0; i < p.ops.size(); ++i) {
+      const core::Op& op = p.ops[i];
+      const core::OpResult& r = result.ops[i];
+      auto rec =
+          store.recordOp(runId, OpOutcome{static_cast<int64_t>(i), storeAction(op.action),
+                                          std::string(core::toString(op.kind)), op.name, r.ok,
+                                          r.ok ? std::nullopt : std::optional(r.error)});
+      if (!rec) {
+        return rec;
+      }
+    }
+    return {};
+  });
+  if (!recorded) {
+    err << "edgeplane apply: recording the run's operations failed: " << recorded.error().message
+        << "\n";
+  }
+  core::StoreView next = core::recordApplied(p, result, view);
+  // Ownership changes only when the view does: a no-op run writes nothing here.
+  if (next == view) {
+    return {};
+  }
+  return store.transaction([&]() -> Result<void> {
+    auto old = store.listOwned(std::nullopt);
+    if (!old) {
+      return old.error();
+    }
+    auto rows = sys::ownedFromStoreView(next, nowMs());
+    std::set<std::pair<std::string, std::string>> kept;
+    for (const auto& r : rows) {
+      kept.emplace(r.kind, r.name);
+    }
+    for (const auto& row : *old) {
+      if (kept.count({row.kind, row.name}) == 0) {
+        if (auto r = store.removeOwned(row.kind, row.name); !r) {
+          return r;
+        }
+      }
+    }
+    for (const auto& row : rows) {
+      if (auto r = store.putOwned(row.kind, row.name, row.data, row.updatedAt); !r) {
+        return r;
+      }
+    }
+    return {};
+  });
+}
+
+void printNftSyncs(const Options& o, Store& store, sys::KernelHost& host, std::ostream& out) {
+  for (const auto& sync : host.tableSyncs()) {
+    if (sync.countersBeforeReset) {
+      // A rebuilt table starts its counters at zero: keep what they had counted.
+      const sys::NftCounters& c = *sync.countersBeforeReset;
+      const std::string scope = sync.scope.empty() ? "host" : sync.scope;
+      (void)store.addTraffic(
+          TrafficSample{"nftables:" + scope + ":dnat", nowMs(),
+                        static_cast<int64_t>(c.dnatTcp.bytes + c.dnatUdp.bytes), 0,
+                        static_cast<int64_t>(c.dnatTcp.packets + c.dnatUdp.packets)});
+      if (c.dnatTcp.packets + c.dnatUdp.packets != 0) {
+        out << "nftables " << scope << ": counters saved before the rebuild ("
+            << c.dnatTcp.packets + c.dnatUdp.packets << " forwarded connections)\n";
+      }
+    }
+    if (sync.ops.empty()) {
+      continue;
+    }
+    size_t added = 0;
+    size_t removed = 0;
+    for (const auto& op : sync.ops) {
+      added += op.kind == sys::NftBatchOp::Kind::AddElement ? 1 : 0;
+      removed += op.kind == sys::NftBatchOp::Kind::DeleteElement ? 1 : 0;
+    }
+    out << "nftables " << (sync.scope.empty() ? "host" : sync.scope) << ": "
+        << sys::toString(sync.change) << ", one batch of " << sync.ops.size() << " messages ("
+        << added << " elements added, " << removed << " removed)\n";
+    if (o.verbose) {
+      for (const auto& op : sync.ops) {
+        out << "    " << op.str() << "\n";
+      }
+    }
+  }
+}
+
 }  // namespace
 
+RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) {
+  RunReport report;
+  const int64_t startedAt = nowMs();
+  auto lock = sys::StateLock::acquire(o.stateDir, o.lockTimeout, [&](long pid) {
+    err << "edgeplane apply: waiting for another run"
+        << (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()) << " to finish\n";
+  });
+  if (!lock) {
+    report.summary = lock.error().message;
+    report.retryable = lock.error().retryable;
+    err << "edgeplane apply: " << report.summary << "\n";
+    return report;
+  }
+  auto storeResult = Store::open(o.stateDir);
+  if (!storeResult) {
+    report.summary = storeResult.error().message;
+    report.retryable = storeResult.error().retryable;
+    err << "edgeplane apply: " << report.summary << "\n";
+    return report;
+  }
+  Store& store = **storeResult;
+
+  // The source: a directory as it is, or a Git commit exported into the state directory.
+  Prepared prep;
+  std::string configSource;
+  if (o.git) {
+    configSource = gitSourceText(*o.git);
+    prep = prepareGit(o, store);
+  } else if (o.config) {
+    configSource = fs::absolute(*o.config).lexically_normal().string();
+    prep.configDir = *o.config;
+  } else {
+    prep.result = RunResult::Failed;
+    prep.summary = "no source: pass --config DIR, --agent FILE or --source URL";
+  }
+  const bool fellBack = o.git && prep.configDir && prep.result == RunResult::Failed;
+  RunStart start{prep.commit ? std::optional(prep.commit->id) : std::nullopt, configSource,
+                 startedAt};
+  if (prep.commit) {
+    start.author = prep.commit->author;
+    start.subject = prep.commit->subject;
+    report.commit = prep.commit->id;
+    out << "source: " << configSource << ": commit " << shortCommit(prep.commit->id) << " \""
+        << prep.commit->subject << "\" by " << prep.commit->author << "\n";
+  }
+  if (!prep.note.empty()) {
+    (fellBack ? err : out) << prep.note << "\n";
+  }
+  auto run = store.beginRun(start);
+  if (!run) {
+    report.summary = run.error().message;
+    report.retryable = run.error().retryable;
+    err << "edgeplane apply: " << report.summary << "\n";
+    return report;
+  }
+  report.runId = *run;
+  auto finish = [&](RunResult result, const std::string& summary, const std::string& detail,
+                    RunCounts counts = {}) {
+    (void)store.finishRun(*run, RunFinish{nowMs(), result, summary, counts, detail});
+    report.result = result;
+    report.summary = summary;
+  };
+  if (!prep.configDir) {
+    report.retryable = prep.retryable;
+    finish(prep.result, prep.summary, prep.detail);
+    err << "edgeplane apply: " << prep.summary << "\n";
+    if (!prep.detail.empty() && prep.detail != prep.summary) {
+      err << prep.detail << "\n";
+    }
+    err << "edgeplane apply: nothing applied\n";
+    return report;
+  }
+
+  LoadOutcome loadedOutcome = loadConfig(*prep.configDir, prep.displayRoot, o);
+  if (!loadedOutcome.loaded) {
+    std::string what = prep.commit ? "commit " + shortCommit(prep.commit->id) : configSource;
+    std::string summary;
+    std::string detail;
+    if (loadedOutcome.errors != 0) {
+      summary = "the config at " + what + " does not validate (" +
+                plural(loadedOutcome.errors, "error", "errors") + ")";
+      detail = loadedOutcome.diagnostics;
+      err << loadedOutcome.diagnostics;
+    } else {
+      summary = loadedOutcome.hostError;
+      detail = loadedOutcome.hostError;
+    }
+    if (fellBack) {
+      summary = prep.summary + "; and the last good commit: " + summary;
+    }
+    report.retryable = fellBack;
+    finish(fellBack ? RunResult::Failed : RunResult::Refused, summary, detail);
+    err << "edgeplane apply: " << summary << "; nothing applied\n";
+    return report;
+  }
+  Loaded& loaded = *loadedOutcome.loaded;
+  if (o.git) {
+    promoteConfig(o, err);
+  }
+
+  auto view = readStoreView(store);
+  if (!view) {
+    finish(RunResult::Failed, view.error().message, "");
+    err << "edgeplane apply: " << view.error().message << "\n";
+    return report;
+  }
+  sys::KernelHost host = makeHost(o);
+  auto observed = host.observe();
+  if (!observed) {
+    const std::string why = "observing the host failed: " + observed.error().message;
+    report.retryable = true;
+    finish(RunResult::Failed, why, "");
+    err << "edgeplane apply: " << why << "\n";
+    return report;
+  }
+  const Desired resolved = resolveFor(loaded.all, loaded.host);
+  auto target = core::buildTarget(resolved, loaded.host, *view, o.rotateKeys);
+  if (!target) {
+    finish(RunResult::Refused, target.error().message, target.error().message);
+    err << "edgeplane apply: " << target.error().message << "\n";
+    return report;
+  }
+  core::Plan p = core::plan(*target, *observed, *view);
+  out << core::renderText(p);
+  std::vector<std::string> failOn;
+  if (const char* env = std::getenv("EDGEPLANE_FAIL_OPS"); env != nullptr && *env != '\0') {
+    std::stringstream list(env);
+    for (std::string item; std::getline(list, item, ',');) {
+      failOn.push_back(item);
+    }
+    err << "edgeplane apply: EDGEPLANE_FAIL_OPS is set: failing " << env << " on purpose\n";
+  }
+  sys::FaultInjectingHost driver(host, failOn);
+  core::ApplyResult result = core::apply(p, driver);
+  printNftSyncs(o, store, host, out);
+  Result<void> saved = recordApply(store, *run, p, result, *view, err);
+  if (!saved) {
+    err << "edgeplane apply: recording what was applied failed: " << saved.error().message << "\n";
+  }
+  RunCounts counts = countOutcomes(p, result, err);
+
+  // The proxy's routing table, after the system operations, as part of this run.
+  bool published = true;
+  auto snapshot =
+      publishSnapshot(store,
+                      buildSnapshot(resolved, loaded.host,
+                                    prep.commit ? std::optional(prep.commit->id) : std::nullopt),
+                      *run, nowMs());
+  if (!snapshot) {
+    published = false;
+    err << "edgeplane apply: proxy snapshot not written: " << snapshot.error().message << "\n";
+  } else if (snapshot->changed) {
+    out << "proxy snapshot: generation " << snapshot->generation << " ("
+        << plural(snapshot->routes, "route", "routes") << ")\n";
+    if (auto told = notifyProxy(o.proxyAdmin, kProxyNotifyTimeout); !told) {
+      err << "edgeplane apply: warning: the proxy was not told about generation "
+          << snapshot->generation << " (" << o.proxyAdmin << "): " << told.error().message
+          << "; it picks the snapshot up from the store\n";
+    }
+  } else {
+    out << "proxy snapshot: unchanged (generation " << snapshot->generation << ")\n";
+  }
+
+  std::string summary = countsText(counts);
+  RunResult outcome = counts.failed == 0 && published ? RunResult::Ok
+                      : counts.failed < static_cast<int64_t>(p.ops.size()) || p.ops.empty()
+                          ? RunResult::Partial
+                          : RunResult::Failed;
+  if (!published) {
+    summary += ", proxy snapshot not written";
+  }
+  std::string detail = prep.detail;
+  if (fellBack) {
+    outcome = RunResult::Failed;
+    report.retryable = true;
+    detail = "fetch failed: " + prep.summary + "\nreconciled against the last good commit " +
+             (prep.commit ? prep.commit->id : std::string("?")) + " from the cache: " + summary;
+    summary = "fetch failed (" + prep.summary + "); last good commit reconciled: " + summary;
+  }
+  finish(outcome, summary, detail, counts);
+  out << "\nApply " << (outcome == RunResult::Ok ? "complete" : "finished with errors")
+      << "! Resources: " << countsText(counts) << ".\n";
+  if (fellBack) {
+    err << "edgeplane apply: the fetch failed; the host was reconciled against the last good "
+           "commit "
+        << shortCommit(report.commit) << "\n";
+  }
+  if (!saved) {
+    report.result = RunResult::Failed;
+  }
+  return report;
+}
+
+int cmdApply(const Options& o) {
+  RunReport r = reconcileOnce(o, std::cout, std::cerr);
+  return r.runId != 0 && r.result == RunResult::Ok ? 0 : 1;
+}
+
 int cmdPlan(const Options& o) {
-  auto loaded = load("plan", o);
-  if (!loaded) {
+  std::optional<fs::path> configDir = o.config ? std::optional(fs::path(*o.config)) : std::nullopt;
+  std::optional<std::string> displayRoot;
+  std::optional<std::string> commit;
+  // Temporary directories of a Git plan, removed on the way out.
+  struct TempDirs {
+    std::vector<fs::path> dirs;
+    ~TempDirs() {
+      for (const auto& d : dirs) {
+        std::error_code ec;
+        fs::remove_all(d, ec);
+      }
+    }
+    Result<fs::path> make() {
+      std::string tmpl = (fs::temp_directory_path() / "edgeplane-plan-XXXXXX").string();
+      if (::mkdtemp(tmpl.data()) == nullptr) {
+        return terminal("cannot create a temporary directory: " +
+                        std::error_code(errno, std::system_category()).message());
+      }
+      dirs.emplace_back(tmpl);
+      return fs::path(tmpl);
+    }
+  } temps;
+  if (o.git) {
+    const GitSettings& g = *o.git;
+    // --offline plans touch nothing of this host: a throw-away cache. Otherwise the host's
+    // cache is reused (and updated), without the lock: a plan records nothing.
+    fs::path cache = fs::path(o.stateDir) / "source";
+    if (o.offline) {
+      auto t = temps.make();
+      if (!t) {
+        std::cerr << "edgeplane plan: " << t.error().message << "\n";
+        return 1;
+      }
+      cache = *t / "source";
+    }
+    auto opened = source::GitSource::open(cache, specOf(g));
+    if (!opened) {
+      std::cerr << "edgeplane plan: " << opened.error().message << "\n";
+      return 1;
+    }
+    if (auto fetched = fetchInChild(cache, opened->spec(), g.fetchTimeout,
+                                    o.fetchHelper.empty() ? defaultFetchHelper() : o.fetchHelper);
+        !fetched) {
+      std::cerr << "edgeplane plan: " << fetched.error().message << "\n";
+      return 1;
+    }
+    auto src = source::GitSource::open(cache, specOf(g));
+    auto resolved = src ? src->resolve() : Result<source::FetchResult>(src.error());
+    if (!resolved) {
+      std::cerr << "edgeplane plan: " << resolved.error().message << "\n";
+      return 1;
+    }
+    commit = resolved->commitId;
+    std::cerr << "source: " << gitSourceText(g) << ": commit " << shortCommit(commit) << " \""
+              << resolved->subject << "\" by " << resolved->author << "\n";
+    std::string note;
+    if (auto refusal = checkSignature(*src, g, resolved->commitId, note)) {
+      std::cerr << "edgeplane plan: apply would refuse commit " << shortCommit(commit) << ": "
+                << *refusal << "\n";
+      return 1;
+    }
+    if (!note.empty()) {
+      std::cerr << note << "\n";
+    }
+    auto t = temps.make();
+    if (!t) {
+      std::cerr << "edgeplane plan: " << t.error().message << "\n";
+      return 1;
+    }
+    configDir = *t / "config";
+    if (auto exported = exportCommit(*src, g, resolved->commitId, *configDir); !exported) {
+      std::cerr << "edgeplane plan: " << exported.error().message << "\n";
+      return 1;
+    }
+    displayRoot = g.path;
+  }
+  if (!configDir) {
+    std::cerr << "edgeplane plan: --config DIR, --agent FILE or --source URL is required\n";
     return 1;
   }
+  LoadOutcome loadedOutcome = loadConfig(*configDir, displayRoot, o);
+  if (!loadedOutcome.loaded) {
+    if (loadedOutcome.errors != 0) {
+      std::cerr << loadedOutcome.diagnostics << "edgeplane plan: " << loadedOutcome.errors
+                << " error(s) in " << (commit ? "commit " + shortCommit(commit) : *o.config)
+                << "; nothing applied\n";
+    } else {
+      std::cerr << "edgeplane plan: " << loadedOutcome.hostError << "\n";
+    }
+    return 1;
+  }
+  Loaded& loaded = *loadedOutcome.loaded;
   core::HostState observed;
   core::StoreView view;
   if (o.offline) {
@@ -208,7 +835,7 @@ int cmdPlan(const Options& o) {
     }
     observed = std::move(*seen);
   }
-  auto target = core::buildTarget(resolveFor(loaded->all, loaded->host), loaded->host, view);
+  auto target = core::buildTarget(resolveFor(loaded.all, loaded.host), loaded.host, view);
   if (!target) {
     std::cerr << "edgeplane plan: " << target.error().message << "\n";
     return 1;
@@ -218,178 +845,23 @@ int cmdPlan(const Options& o) {
   return o.detailedExitcode && !p.empty() ? 2 : 0;
 }
 
-int cmdApply(const Options& o) {
-  auto lock = sys::StateLock::acquire(o.stateDir, o.lockTimeout, [&](long pid) {
-    std::cerr << "edgeplane apply: waiting for another run"
-              << (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()) << " to finish\n";
-  });
-  if (!lock) {
-    std::cerr << "edgeplane apply: " << lock.error().message << "\n";
-    return 1;
-  }
-  auto storeResult = Store::open(o.stateDir);
+int cmdHistory(const Options& o) {
+  auto storeResult = openStoreIfPresent(o.stateDir);
   if (!storeResult) {
-    std::cerr << "edgeplane apply: " << storeResult.error().message << "\n";
+    std::cerr << "edgeplane history: " << storeResult.error().message << "\n";
     return 1;
   }
-  Store& store = **storeResult;
-  const std::string source = o.config ? fs::absolute(*o.config).lexically_normal().string() : "";
-  auto run = store.beginRun(RunStart{std::nullopt, source, nowMs()});
-  if (!run) {
-    std::cerr << "edgeplane apply: " << run.error().message << "\n";
-    return 1;
-  }
-  auto fail = [&](RunResult result, const std::string& why) {
-    (void)store.finishRun(*run, RunFinish{nowMs(), result, why, {}});
-    std::cerr << "edgeplane apply: " << why << "\n";
-    return 1;
-  };
-  auto loaded = load("apply", o);
-  if (!loaded) {
-    return fail(RunResult::Refused, "the config does not validate; nothing applied");
-  }
-  auto view = readStoreView(store);
-  if (!view) {
-    return fail(RunResult::Failed, view.error().message);
-  }
-  sys::KernelHost host = makeHost(o);
-  auto observed = host.observe();
-  if (!observed) {
-    return fail(RunResult::Failed, "observing the host failed: " + observed.error().message);
-  }
-  auto target =
-      core::buildTarget(resolveFor(loaded->all, loaded->host), loaded->host, *view, o.rotateKeys);
-  if (!target) {
-    return fail(RunResult::Refused, target.error().message);
-  }
-  core::Plan p = core::plan(*target, *observed, *view);
-  std::cout << core::renderText(p);
-  std::vector<std::string> failOn;
-  if (const char* env = std::getenv("EDGEPLANE_FAIL_OPS"); env != nullptr && *env != '\0') {
-    std::stringstream list(env);
-    for (std::string item; std::getline(list, item, ',');) {
-      failOn.push_back(item);
+  std::vector<ApplyRun> runs;
+  if (*storeResult) {
+    auto r = (*storeResult)->recentRuns(o.limit);
+    if (!r) {
+      std::cerr << "edgeplane history: " << r.error().message << "\n";
+      return 1;
     }
-    std::cerr << "edgeplane apply: EDGEPLANE_FAIL_OPS is set: failing " << env << " on purpose\n";
+    runs = std::move(*r);
   }
-  sys::FaultInjectingHost driver(host, failOn);
-  core::ApplyResult result = core::apply(p, driver);
-  for (const auto& sync : host.tableSyncs()) {
-    if (sync.countersBeforeReset) {
-      // A rebuilt table starts its counters at zero: keep what they had counted.
-      const sys::NftCounters& c = *sync.countersBeforeReset;
-      const std::string scope = sync.scope.empty() ? "host" : sync.scope;
-      (void)store.addTraffic(
-          TrafficSample{"nftables:" + scope + ":dnat", nowMs(),
-                        static_cast<int64_t>(c.dnatTcp.bytes + c.dnatUdp.bytes), 0,
-                        static_cast<int64_t>(c.dnatTcp.packets + c.dnatUdp.packets)});
-      if (c.dnatTcp.packets + c.dnatUdp.packets != 0) {
-        std::cout << "nftables " << scope << ": counters saved before the rebuild ("
-                  << c.dnatTcp.packets + c.dnatUdp.packets << " forwarded connections)\n";
-      }
-    }
-    if (sync.ops.empty()) {
-      continue;
-    }
-    size_t added = 0;
-    size_t removed = 0;
-    for (const auto& op : sync.ops) {
-      added += op.kind == sys::NftBatchOp::Kind::AddElement ? 1 : 0;
-      removed += op.kind == sys::NftBatchOp::Kind::DeleteElement ? 1 : 0;
-    }
-    std::cout << "nftables " << (sync.scope.empty() ? "host" : sync.scope) << ": "
-              << sys::toString(sync.change) << ", one batch of " << sync.ops.size() << " messages ("
-              << added << " elements added, " << removed << " removed)\n";
-    if (o.verbose) {
-      for (const auto& op : sync.ops) {
-        std::cout << "    " << op.str() << "\n";
-      }
-    }
-  }
-
-  // Every op's outcome, in one transaction (a 10k-forward apply records 10k rows).
-  auto recorded = store.transaction([&]() -> Result<void> {
-    for (size_t i = 0; i < p.ops.size(); ++i) {
-      const core::Op& op = p.ops[i];
-      const core::OpResult& r = result.ops[i];
-      auto rec = store.recordOp(*run, OpOutcome{static_cast<int64_t>(i), storeAction(op.action),
-                                                std::string(core::toString(op.kind)), op.name, r.ok,
-                                                r.ok ? std::nullopt : std::optional(r.error)});
-      if (!rec) {
-        return rec;
-      }
-    }
-    return {};
-  });
-  if (!recorded) {
-    std::cerr << "edgeplane apply: recording the run's operations failed: "
-              << recorded.error().message << "\n";
-  }
-  RunCounts counts;
-  for (size_t i = 0; i < p.ops.size(); ++i) {
-    const core::Op& op = p.ops[i];
-    const core::OpResult& r = result.ops[i];
-    if (!r.ok) {
-      ++counts.failed;
-      std::cerr << "error: " << core::toString(op.action) << " " << core::toString(op.kind) << " "
-                << op.name << ": " << r.error << "\n";
-      continue;
-    }
-    switch (op.action) {
-      case core::Action::Create:
-        ++counts.added;
-        break;
-      case core::Action::Update:
-        ++counts.changed;
-        break;
-      case core::Action::Delete:
-        ++counts.destroyed;
-        break;
-    }
-  }
-  core::StoreView next = core::recordApplied(p, result, *view);
-  // Ownership changes only when the view does: a no-op run writes nothing here.
-  Result<void> saved;
-  if (!(next == *view)) {
-    saved = store.transaction([&]() -> Result<void> {
-      auto old = store.listOwned(std::nullopt);
-      if (!old) {
-        return old.error();
-      }
-      auto rows = sys::ownedFromStoreView(next, nowMs());
-      std::set<std::pair<std::string, std::string>> kept;
-      for (const auto& r : rows) {
-        kept.emplace(r.kind, r.name);
-      }
-      for (const auto& row : *old) {
-        if (kept.count({row.kind, row.name}) == 0) {
-          if (auto r = store.removeOwned(row.kind, row.name); !r) {
-            return r;
-          }
-        }
-      }
-      for (const auto& row : rows) {
-        if (auto r = store.putOwned(row.kind, row.name, row.data, row.updatedAt); !r) {
-          return r;
-        }
-      }
-      return {};
-    });
-  }
-  if (!saved) {
-    std::cerr << "edgeplane apply: recording what was applied failed: " << saved.error().message
-              << "\n";
-  }
-  std::string summary = std::to_string(counts.added) + " added, " + std::to_string(counts.changed) +
-                        " changed, " + std::to_string(counts.destroyed) + " destroyed, " +
-                        std::to_string(counts.failed) + " failed";
-  RunResult outcome = counts.failed == 0                                   ? RunResult::Ok
-                      : counts.failed < static_cast<int64_t>(p.ops.size()) ? RunResult::Partial
-                                                                           : RunResult::Failed;
-  (void)store.finishRun(*run, RunFinish{nowMs(), outcome, summary, counts});
-  std::cout << "\nApply " << (counts.failed == 0 ? "complete" : "finished with errors")
-            << "! Resources: " << summary << ".\n";
-  return counts.failed == 0 && saved ? 0 : 1;
+  std::cout << (o.json ? renderHistoryJson(runs) : renderHistoryText(runs));
+  return 0;
 }
 
 int cmdStatus(const Options& o) {
@@ -399,15 +871,22 @@ int cmdStatus(const Options& o) {
     return 1;
   }
   if (!*storeResult) {
-    std::cout << (o.json ? "{\"last_run\":null,\"resources\":[],\"drift\":[]}\n"
-                         : "Nothing applied yet (no state in " + o.stateDir + ").\n");
+    std::cout << (o.json
+                      ? "{\"last_run\":null,\"last_good\":null,\"resources\":[],\"pending\":[]}\n"
+                      : "Nothing applied yet (no state in " + o.stateDir + ").\n");
     return 0;
   }
   Store& store = **storeResult;
   auto runs = store.recentRuns(1);
   auto owned = store.listOwned(std::nullopt);
-  if (!runs || !owned) {
-    std::cerr << "edgeplane status: " << (!runs ? runs.error() : owned.error()).message << "\n";
+  auto lastGood = store.lastGoodCommitRun();
+  if (!runs || !owned || !lastGood) {
+    std::cerr << "edgeplane status: "
+              << (!runs    ? runs.error()
+                  : !owned ? owned.error()
+                           : lastGood.error())
+                     .message
+              << "\n";
     return 1;
   }
   std::vector<OpOutcome> failedOps;
@@ -420,39 +899,55 @@ int cmdStatus(const Options& o) {
       }
     }
   }
-  // Drift: re-plan the last applied config against the live host, if both can be had.
+  // Drift: re-plan the last applied config against the live host, if both can be had. A Git
+  // run's accepted tree is kept in <state-dir>/config; a directory run names its directory.
   std::vector<std::string> drift;
   std::string driftNote;
-  if (!runs->empty() && !runs->front().configSource.empty()) {
-    Options po = o;
-    po.config = o.config ? o.config : std::optional(runs->front().configSource);
-    Diagnostics diags;
-    Desired d = loadAndValidate(*po.config, diags);
-    auto host = diags.empty() ? chooseHost(d, o.host) : Result<std::string>(terminal("invalid"));
-    auto view = readStoreView(store);
-    sys::KernelHost kernel = makeHost(o);
-    auto seen = host && view ? kernel.observe() : Result<core::HostState>(terminal("skipped"));
-    if (host && view && seen) {
-      auto target = core::buildTarget(resolveFor(d, *host), *host, *view);
-      if (target) {
-        core::Plan p = core::plan(*target, *seen, *view);
-        for (const auto& op : p.ops) {
-          drift.push_back(std::string(core::toString(op.action)) + " " +
-                          std::string(core::toString(op.kind)) + " " + op.name +
-                          (op.drift.empty() ? "" : " (drift: " + op.drift + ")"));
+  if (!runs->empty()) {
+    const ApplyRun& last = runs->front();
+    const fs::path kept = fs::path(o.stateDir) / "config";
+    std::optional<fs::path> dir;
+    std::error_code ec;
+    if (o.config) {
+      dir = *o.config;
+    } else if ((last.commitId || !fs::is_directory(last.configSource, ec)) &&
+               fs::is_directory(kept, ec)) {
+      dir = kept;
+    } else if (!last.configSource.empty()) {
+      dir = last.configSource;
+    }
+    if (dir) {
+      LoadOutcome lo = loadConfig(*dir, std::nullopt, o);
+      auto view = readStoreView(store);
+      sys::KernelHost kernel = makeHost(o);
+      auto seen = lo.loaded && view ? kernel.observe() : Result<core::HostState>(terminal("skip"));
+      if (lo.loaded && view && seen) {
+        auto target =
+            core::buildTarget(resolveFor(lo.loaded->all, lo.loaded->host), lo.loaded->host, *view);
+        if (target) {
+          core::Plan p = core::plan(*target, *seen, *view);
+          for (const auto& op : p.ops) {
+            drift.push_back(std::string(core::toString(op.action)) + " " +
+                            std::string(core::toString(op.kind)) + " " + op.name +
+                            (op.drift.empty() ? "" : " (drift: " + op.drift + ")"));
+          }
         }
+      } else {
+        driftNote = "drift not checked: " +
+                    (lo.errors != 0 ? std::string("the last applied config no longer validates")
+                     : !lo.loaded   ? lo.hostError
+                     : !view        ? view.error().message
+                                    : seen.error().message);
       }
-    } else {
-      driftNote = "drift not checked: " +
-                  (!diags.empty() ? std::string("the last applied config no longer validates")
-                   : !host        ? host.error().message
-                   : !view        ? view.error().message
-                                  : seen.error().message);
     }
   }
+  const bool refused = !runs->empty() && runs->front().result == RunResult::Refused;
   if (o.json) {
     using Poco::JSON::Array;
     using Poco::JSON::Object;
+    auto orNull = [](const std::optional<std::string>& s) {
+      return s ? Poco::Dynamic::Var(*s) : Poco::Dynamic::Var();
+    };
     Object::Ptr root = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
     if (runs->empty()) {
       root->set("last_run", Poco::Dynamic::Var());
@@ -464,7 +959,11 @@ int cmdStatus(const Options& o) {
       jr->set("started_at", isoTime(r.startedAt));
       jr->set("finished_at", r.finishedAt ? isoTime(*r.finishedAt) : std::string());
       jr->set("config", r.configSource);
+      jr->set("commit", orNull(r.commitId));
+      jr->set("author", orNull(r.author));
+      jr->set("subject", orNull(r.subject));
       jr->set("summary", r.summary);
+      jr->set("detail", r.detail);
       jr->set("added", r.counts.added);
       jr->set("changed", r.counts.changed);
       jr->set("destroyed", r.counts.destroyed);
@@ -480,6 +979,18 @@ int cmdStatus(const Options& o) {
       }
       jr->set("failed_ops", fo);
       root->set("last_run", jr);
+    }
+    if (lastGood->has_value()) {
+      const ApplyRun& g = **lastGood;
+      Object::Ptr jg = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+      jg->set("commit", orNull(g.commitId));
+      jg->set("run", g.id);
+      jg->set("applied_at", isoTime(g.startedAt));
+      jg->set("author", orNull(g.author));
+      jg->set("subject", orNull(g.subject));
+      root->set("last_good", jg);
+    } else {
+      root->set("last_good", Poco::Dynamic::Var());
     }
     Array::Ptr res = new Array;
     for (const auto& row : *owned) {
@@ -516,12 +1027,29 @@ int cmdStatus(const Options& o) {
   } else {
     const ApplyRun& r = runs->front();
     std::cout << "Last run #" << r.id << ": " << toString(r.result) << ", started "
-              << isoTime(r.startedAt) << ", config " << r.configSource << "\n  " << r.summary
-              << "\n";
+              << isoTime(r.startedAt) << ", config " << r.configSource << "\n";
+    if (r.commitId) {
+      std::cout << "  commit " << *r.commitId << " \"" << r.subject.value_or("") << "\" by "
+                << r.author.value_or("?") << "\n";
+    }
+    std::cout << "  " << r.summary << "\n";
     for (const auto& op : failedOps) {
       std::cout << "  failed: " << toString(op.action) << " " << op.kind << " " << op.name << ": "
                 << op.error.value_or("") << "\n";
     }
+    if (!r.detail.empty() && (refused || r.result == RunResult::Failed)) {
+      std::cout << (refused ? "  Refused, nothing applied:\n" : "  Detail:\n");
+      std::istringstream lines(r.detail);
+      for (std::string line; std::getline(lines, line);) {
+        std::cout << "    " << line << "\n";
+      }
+    }
+  }
+  if (lastGood->has_value()) {
+    const ApplyRun& g = **lastGood;
+    std::cout << "Last good commit: " << g.commitId.value_or("") << " (run #" << g.id << ", "
+              << isoTime(g.startedAt) << ", \"" << g.subject.value_or("") << "\" by "
+              << g.author.value_or("?") << ")\n";
   }
   auto wgs = wireguardInfo(o, *owned);
   if (!wgs.empty()) {

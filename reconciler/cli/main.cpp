@@ -7,12 +7,15 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "edgeplane_version.h"
 #include "reconciler/cli/commands.h"
+#include "reconciler/cli/fetch_child.h"
+#include "schema/agent_config.h"
 #include "schema/loader.h"
 #include "schema/validate.h"
 
@@ -23,30 +26,55 @@ constexpr const char* kUsage = R"(usage: edgeplane COMMAND [OPTIONS]
 
 commands:
   validate --config DIR [--host NAME]   check a desired-state directory; print every error
-  plan     --config DIR [--host NAME] [--state-dir DIR] [--json] [--detailed-exitcode]
+  plan     SOURCE [--host NAME] [--state-dir DIR] [--json] [--detailed-exitcode]
            [--offline [--observed FILE]]
                                        show what apply would change, change nothing
-  apply    --config DIR [--host NAME] [--state-dir DIR] [--lock-timeout SECONDS] [--verbose]
-           [--wireguard-backend auto|kernel|userspace] [--rotate-key NS]
-                                       converge this host to the config
-  status   [--state-dir DIR] [--json]  last run, owned resources, pending changes or drift
+  apply    SOURCE [--host NAME] [--state-dir DIR] [--lock-timeout SECONDS] [--verbose]
+           [--wireguard-backend auto|kernel|userspace] [--rotate-key NS] [--proxy-admin ADDR]
+                                       converge this host to the config and record the run
+  agent    [--agent FILE] [--proxy-admin ADDR] [SOURCE overrides]
+                                       reconcile at start, every interval ± jitter, and at once
+                                       when triggered (unix socket, optional webhook)
+  trigger  [--state-dir DIR] [--wait] [--timeout SECONDS]
+                                       ask the running agent to reconcile now; --wait: until
+                                       that run ends (exit 0 when it ended ok)
+  history  [--state-dir DIR] [--json] [--limit N]
+                                       recorded runs, newest first
+  status   [--state-dir DIR] [--json]  last run (and why it was refused), last good commit,
+                                       owned resources, pending changes or drift
   version                              print the version
 
+SOURCE is one of:
+  --config DIR        a plain directory: every *.toml below it is read and merged
+  --agent FILE        the agent file (default /etc/edgeplane/agent.toml when neither --config
+                      nor --source is given): its [source] repository, ref and path
+  --source URL [--ref REF] [--path P] [--allowed-signers FILE]
+                      a Git repository (local path, file://, https://, ssh://); these also
+                      override the agent file's values. REF: a branch, tag or full commit id
+                      (default main); P: the config root in the repository (default: the top)
+
 options:
-  --config DIR        the config root: every *.toml below it is read and merged
-  --host NAME         the [[host]] to converge (default: this machine's hostname, or
-                      "default" when the config declares no hosts)
-  --state-dir DIR     state directory (default: $EDGEPLANE_STATE_DIR or /var/lib/edgeplane)
+  --host NAME         the [[host]] to converge (default: the agent file's host, else this
+                      machine's hostname, or "default" when the config declares no hosts)
+  --state-dir DIR     state directory: this flag, else the agent file's state_dir, else
+                      $EDGEPLANE_STATE_DIR, else /var/lib/edgeplane
   --json              machine-readable output
   --detailed-exitcode plan exits 0 with no changes, 2 with changes, 1 on error
   --offline           plan without looking at this host: against an empty host, or the
-                      state saved by --observed FILE
+                      state saved by --observed FILE (a Git source is fetched into a
+                      temporary cache)
   --lock-timeout S    apply: give up after S seconds if another run holds the lock
   --verbose           apply: print every message of every nftables batch
   --wireguard-backend auto | kernel | userspace (wireguard-go); auto: kernel when the kernel
                       can create WireGuard links
   --rotate-key NS     apply: replace namespace NS's WireGuard private key (peers must be
                       given the new public key); without it a lost key file is refused
+  --proxy-admin ADDR  where the proxy is told about a new snapshot ("unix:/path" or
+                      "127.0.0.1:PORT"; default: the agent file's [proxy] admin, else
+                      unix:<state-dir>/proxy-admin.sock)
+  --limit N           history: at most N runs (default 20)
+  --wait              trigger: wait for the triggered run and exit with its outcome
+  --timeout S         trigger: give up after S seconds (default 10, with --wait 600)
 )";
 
 // --flag VALUE options and positional words, nothing cleverer.
@@ -156,11 +184,151 @@ int cmdValidate(const Args& args) {
   return 0;
 }
 
+// Whole seconds from a flag; nullopt (after saying why) when it is not one.
+std::optional<long> seconds(const Args& args, const std::string& name) {
+  auto t = args.get(name);
+  if (!t) {
+    return -1;
+  }
+  char* end = nullptr;
+  long value = std::strtol(t->c_str(), &end, 10);
+  if (t->empty() || *end != '\0' || value < 0) {
+    std::cerr << "edgeplane " << args.command << ": --" << name << " takes whole seconds\n";
+    return std::nullopt;
+  }
+  return value;
+}
+
+// Fills in the source, the state dir, the host and the agent's settings from the flags and
+// the agent file. Returns false (after printing why) when they do not make sense.
+bool resolveSource(const Args& args, cli::Options& o) {
+  const std::string& cmd = args.command;
+  const bool sourceCommand = cmd == "plan" || cmd == "apply" || cmd == "agent";
+  const bool overrides = args.get("ref") || args.get("path") || args.get("allowed-signers");
+  if (o.config && (args.get("agent") || args.get("source") || overrides)) {
+    std::cerr << "edgeplane " << cmd
+              << ": --config DIR is a plain directory; it does not go with --agent, --source, "
+                 "--ref, --path or --allowed-signers\n";
+    return false;
+  }
+  // The agent file: given, or the default one for a Git command without another source. For
+  // status, history and trigger the default file only tells the state dir and host, if present.
+  std::optional<std::string> agentPath = args.get("agent");
+  bool explicitAgent = agentPath.has_value();
+  if (!agentPath && !o.config) {
+    if (sourceCommand && !args.get("source")) {
+      agentPath = std::string(kDefaultAgentFile);
+      explicitAgent = true;
+    } else if (!sourceCommand && std::filesystem::exists(kDefaultAgentFile)) {
+      agentPath = std::string(kDefaultAgentFile);
+    }
+  }
+  std::optional<AgentConfig> agent;
+  if (agentPath) {
+    Diagnostics diags;
+    std::error_code ec;
+    if (!std::filesystem::exists(*agentPath, ec)) {
+      std::cerr << "edgeplane " << cmd << ": agent file " << *agentPath << " does not exist"
+                << (args.get("agent") ? "" : " (pass --config DIR, --source URL or --agent FILE)")
+                << "\n";
+      return false;
+    }
+    AgentConfig loaded = loadAgentConfig(*agentPath, diags);
+    if (!diags.empty()) {
+      std::cerr << diags.format();
+      if (explicitAgent) {
+        std::cerr << "edgeplane " << cmd << ": " << diags.sorted().size()
+                  << " error(s) in the agent file " << *agentPath << "\n";
+        return false;
+      }
+      std::cerr << "edgeplane " << cmd << ": ignoring the agent file " << *agentPath << "\n";
+    } else {
+      agent = std::move(loaded);
+      o.agentFile = *agentPath;
+    }
+  }
+
+  // State dir: --state-dir > the agent file's state_dir > $EDGEPLANE_STATE_DIR > default.
+  const char* envState = std::getenv("EDGEPLANE_STATE_DIR");
+  if (auto flag = args.get("state-dir")) {
+    o.stateDir = *flag;
+  } else if (agent && agent->origin.isLoaded("state_dir")) {
+    o.stateDir = agent->state_dir;
+  } else if (envState != nullptr && *envState != '\0') {
+    o.stateDir = envState;
+  } else {
+    o.stateDir = std::string(kDefaultStateDir);
+  }
+
+  if (agent) {
+    o.agentHost = agent->host;
+    if (!args.get("wireguard-backend")) {
+      o.wireguardBackend = agent->wireguard_backend;
+    }
+    o.interval = agent->interval;
+    o.jitter = agent->jitter;
+    if (agent->webhook) {
+      o.webhookListen = agent->webhook->listen.str();
+      o.webhookSecretFile = agent->webhook->secret_file;
+    }
+  }
+  if (auto flag = args.get("proxy-admin")) {
+    o.proxyAdmin = *flag;
+  } else if (agent && agent->origin.isLoaded("proxy.admin") && agent->proxy_admin) {
+    o.proxyAdmin = *agent->proxy_admin;
+  } else {
+    o.proxyAdmin = "unix:" + (std::filesystem::path(o.stateDir) / "proxy-admin.sock").string();
+  }
+
+  if (!sourceCommand || o.config) {
+    return true;
+  }
+  cli::GitSettings g;
+  if (agent && !args.get("source")) {
+    g.url = agent->source.url;
+    g.ref = agent->source.ref;
+    g.path = agent->source.path;
+    g.sshKey = agent->source.ssh_key;
+    g.allowedSigners = agent->source.allowed_signers;
+    g.fetchTimeout = agent->source.fetch_timeout;
+  } else if (auto url = args.get("source")) {
+    g.url = *url;
+    if (agent) {  // another repository: only the host-level settings carry over
+      g.fetchTimeout = agent->source.fetch_timeout;
+      g.sshKey = agent->source.ssh_key;
+    }
+  }
+  if (g.url.empty()) {
+    std::cerr << "edgeplane " << cmd << ": --config DIR, --source URL or --agent FILE is needed\n";
+    return false;
+  }
+  if (auto ref = args.get("ref")) {
+    g.ref = *ref;
+  }
+  if (auto path = args.get("path")) {
+    std::string p = std::filesystem::path(*path).lexically_normal().generic_string();
+    while (!p.empty() && p.back() == '/') {
+      p.pop_back();
+    }
+    g.path = p == "." ? "" : p;
+  }
+  if (auto signers = args.get("allowed-signers")) {
+    g.allowedSigners = std::filesystem::absolute(*signers).string();
+  }
+  o.git = std::move(g);
+  return true;
+}
+
 int run(int argc, char** argv) {
-  Args args = parseArgs(argc, argv,
-                        {"config", "host", "state-dir", "observed", "lock-timeout",
-                         "wireguard-backend", "rotate-key"},
-                        {"json", "detailed-exitcode", "offline", "verbose"});
+  // The bounded fetch's child (see fetch_child.h): not a user command.
+  if (argc >= 2 && std::string_view(argv[1]) == "__fetch") {
+    return cli::fetchChildMain(std::vector<std::string>(argv + 2, argv + argc));
+  }
+  Args args = parseArgs(
+      argc, argv,
+      {"config", "host", "state-dir", "observed", "lock-timeout", "wireguard-backend", "rotate-key",
+       "agent", "source", "ref", "path", "allowed-signers", "proxy-admin", "limit", "timeout"},
+      {"json", "detailed-exitcode", "offline", "verbose", "wait"});
   if (args.options.count("version") != 0 || args.command == "version") {
     std::cout << "edgeplane " << EDGEPLANE_VERSION << "\n";
     return 0;
@@ -178,52 +346,78 @@ int run(int argc, char** argv) {
   if (args.command == "validate") {
     return cmdValidate(args);
   }
-  if (args.command == "plan" || args.command == "apply" || args.command == "status") {
-    cli::Options o;
-    o.config = args.get("config");
-    o.host = args.get("host");
-    o.observed = args.get("observed");
-    o.json = args.options.count("json") != 0;
-    o.detailedExitcode = args.options.count("detailed-exitcode") != 0;
-    o.offline = args.options.count("offline") != 0;
-    o.verbose = args.options.count("verbose") != 0;
-    const char* envState = std::getenv("EDGEPLANE_STATE_DIR");
-    o.stateDir =
-        args.get("state-dir")
-            .value_or(envState != nullptr && *envState != '\0' ? envState : "/var/lib/edgeplane");
-    if (auto t = args.get("lock-timeout")) {
-      char* end = nullptr;
-      long seconds = std::strtol(t->c_str(), &end, 10);
-      if (t->empty() || *end != '\0' || seconds < 0) {
-        std::cerr << "edgeplane " << args.command << ": --lock-timeout takes whole seconds\n";
-        return 1;
-      }
-      o.lockTimeout = std::chrono::seconds(seconds);
-    }
-    o.wireguardBackend = args.get("wireguard-backend").value_or("auto");
-    if (o.wireguardBackend != "auto" && o.wireguardBackend != "kernel" &&
-        o.wireguardBackend != "userspace") {
-      std::cerr << "edgeplane " << args.command
-                << ": --wireguard-backend is auto, kernel or userspace\n";
-      return 1;
-    }
-    if (auto r = args.get("rotate-key")) {
-      std::stringstream list(*r);
-      for (std::string ns; std::getline(list, ns, ',');) {
-        o.rotateKeys.insert(ns);
-      }
-    }
-    if (o.observed && !o.offline) {
-      std::cerr << "edgeplane plan: --observed goes with --offline\n";
-      return 1;
-    }
-    if (args.command == "plan") {
-      return cli::cmdPlan(o);
-    }
-    return args.command == "apply" ? cli::cmdApply(o) : cli::cmdStatus(o);
+  static const std::set<std::string, std::less<>> kCommands = {"plan",    "apply", "status",
+                                                               "history", "agent", "trigger"};
+  if (kCommands.count(args.command) == 0) {
+    std::cerr << "edgeplane: unknown command '" << args.command << "'\n" << kUsage;
+    return 1;
   }
-  std::cerr << "edgeplane: unknown command '" << args.command << "'\n" << kUsage;
-  return 1;
+  cli::Options o;
+  o.config = args.get("config");
+  o.host = args.get("host");
+  o.observed = args.get("observed");
+  o.json = args.options.count("json") != 0;
+  o.detailedExitcode = args.options.count("detailed-exitcode") != 0;
+  o.offline = args.options.count("offline") != 0;
+  o.verbose = args.options.count("verbose") != 0;
+  o.wait = args.options.count("wait") != 0;
+  auto lockTimeout = seconds(args, "lock-timeout");
+  auto timeout = seconds(args, "timeout");
+  if (!lockTimeout || !timeout) {
+    return 1;
+  }
+  o.lockTimeout = *lockTimeout < 0 ? std::chrono::milliseconds(-1)
+                                   : std::chrono::milliseconds(*lockTimeout * 1000);
+  o.timeout =
+      *timeout < 0 ? std::chrono::milliseconds(-1) : std::chrono::milliseconds(*timeout * 1000);
+  if (auto limit = args.get("limit")) {
+    char* end = nullptr;
+    long n = std::strtol(limit->c_str(), &end, 10);
+    if (limit->empty() || *end != '\0' || n < 1 || n > 1000000) {
+      std::cerr << "edgeplane " << args.command << ": --limit takes a positive number\n";
+      return 1;
+    }
+    o.limit = static_cast<int>(n);
+  }
+  if (auto w = args.get("wireguard-backend")) {
+    o.wireguardBackend = *w;
+  }
+  if (auto r = args.get("rotate-key")) {
+    std::stringstream list(*r);
+    for (std::string ns; std::getline(list, ns, ',');) {
+      o.rotateKeys.insert(ns);
+    }
+  }
+  if (o.observed && !o.offline) {
+    std::cerr << "edgeplane plan: --observed goes with --offline\n";
+    return 1;
+  }
+  if (!resolveSource(args, o)) {
+    return 1;
+  }
+  if (o.wireguardBackend != "auto" && o.wireguardBackend != "kernel" &&
+      o.wireguardBackend != "userspace") {
+    std::cerr << "edgeplane " << args.command
+              << ": --wireguard-backend is auto, kernel or userspace\n";
+    return 1;
+  }
+  o.fetchHelper = cli::defaultFetchHelper();
+  if (args.command == "plan") {
+    return cli::cmdPlan(o);
+  }
+  if (args.command == "apply") {
+    return cli::cmdApply(o);
+  }
+  if (args.command == "agent") {
+    return cli::cmdAgent(o);
+  }
+  if (args.command == "trigger") {
+    return cli::cmdTrigger(o);
+  }
+  if (args.command == "history") {
+    return cli::cmdHistory(o);
+  }
+  return cli::cmdStatus(o);
 }
 
 }  // namespace

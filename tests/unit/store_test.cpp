@@ -248,6 +248,122 @@ TEST_F(StoreTest, RunMisuseIsRejected) {
   EXPECT_FALSE(store->finishRun(*run, {2, RunResult::Ok, "", RunCounts{-1, 0, 0, 0}}).ok());
 }
 
+TEST_F(StoreTest, GitRunsKeepAuthorSubjectAndDetail) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  const std::string commitA(40, 'a');
+  const std::string commitB(40, 'b');
+  auto good = store->beginRun({commitA, "file:///srv/edge.git main config", 1000,
+                               "Alice <alice@example.com>", "add tenant b"});
+  ASSERT_TRUE(good.ok()) << good.error().message;
+  ASSERT_TRUE(store->finishRun(*good, {1100, RunResult::Ok, "1 added", RunCounts{1, 0, 0, 0}, ""}));
+  const std::string diagnostics =
+      "config/a.toml:3:1: error: unknown key \"nmae\"\nconfig/b.toml:7:9: error: bad port\n";
+  auto refused = store->beginRun(
+      {commitB, "file:///srv/edge.git main config", 2000, "Mallory <m@example.com>", "break it"});
+  ASSERT_TRUE(refused.ok());
+  ASSERT_TRUE(store->finishRun(
+      *refused, {2100, RunResult::Refused, "the config does not validate", {}, diagnostics}));
+  auto plain = store->beginRun({std::nullopt, "/etc/edgeplane/config", 3000});
+  ASSERT_TRUE(plain.ok());
+  ASSERT_TRUE(store->finishRun(*plain, {3100, RunResult::Ok, "", {}}));
+
+  auto runs = store->recentRuns(10);
+  ASSERT_TRUE(runs.ok()) << runs.error().message;
+  ASSERT_EQ(runs->size(), 3u);
+  EXPECT_EQ((*runs)[0].author, std::nullopt);
+  EXPECT_EQ((*runs)[0].subject, std::nullopt);
+  EXPECT_EQ((*runs)[0].detail, "");
+  EXPECT_EQ((*runs)[1].commitId, commitB);
+  EXPECT_EQ((*runs)[1].author, "Mallory <m@example.com>");
+  EXPECT_EQ((*runs)[1].subject, "break it");
+  EXPECT_EQ((*runs)[1].result, RunResult::Refused);
+  EXPECT_EQ((*runs)[1].detail, diagnostics);
+  EXPECT_EQ((*runs)[2].author, "Alice <alice@example.com>");
+
+  // The last good commit skips the refused run and the run without a commit.
+  auto last = store->lastGoodCommitRun();
+  ASSERT_TRUE(last.ok()) << last.error().message;
+  ASSERT_TRUE(last->has_value());
+  EXPECT_EQ((*last)->id, *good);
+  EXPECT_EQ((*last)->commitId, commitA);
+  EXPECT_EQ((*last)->subject, "add tenant b");
+}
+
+TEST_F(StoreTest, LastGoodCommitIsNoneWithoutAnAcceptedCommit) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  auto empty = store->lastGoodCommitRun();
+  ASSERT_TRUE(empty.ok());
+  EXPECT_FALSE(empty->has_value());
+  auto failed = store->beginRun({std::string(40, 'c'), "repo main", 1});
+  ASSERT_TRUE(failed.ok());
+  ASSERT_TRUE(store->finishRun(*failed, {2, RunResult::Failed, "fetch failed", {}}));
+  auto running = store->beginRun({std::string(40, 'd'), "repo main", 3});
+  ASSERT_TRUE(running.ok());
+  auto none = store->lastGoodCommitRun();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+}
+
+// A store written by the first release (schema version 1) is upgraded in place: its runs are
+// kept and read back with empty author/subject/detail, and new runs carry the new columns.
+TEST_F(StoreTest, VersionOneStoreIsUpgraded) {
+  fs::create_directories(stateDir_);
+  std::ofstream(dbPath_).close();  // an empty file is an empty SQLite database
+  {
+    RawDb db = rawOpen(dbPath_);
+    // The frozen version-1 definition of the tables this migration touches.
+    rawExec(db.get(), R"sql(
+CREATE TABLE apply_runs (
+  id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  commit_id     TEXT,
+  config_source TEXT    NOT NULL,
+  started_at    INTEGER NOT NULL,
+  finished_at   INTEGER,
+  result        TEXT    NOT NULL DEFAULT 'running'
+                CHECK (result IN ('running', 'ok', 'partial', 'failed', 'refused')),
+  summary       TEXT    NOT NULL DEFAULT '',
+  added         INTEGER NOT NULL DEFAULT 0 CHECK (added >= 0),
+  changed       INTEGER NOT NULL DEFAULT 0 CHECK (changed >= 0),
+  destroyed     INTEGER NOT NULL DEFAULT 0 CHECK (destroyed >= 0),
+  failed        INTEGER NOT NULL DEFAULT 0 CHECK (failed >= 0)
+);
+INSERT INTO apply_runs (commit_id, config_source, started_at, finished_at, result, summary, added)
+  VALUES ('0123456789abcdef0123456789abcdef01234567', 'repo main', 10, 20, 'ok', '2 added', 2);
+PRAGMA user_version = 1;
+)sql");
+  }
+  ASSERT_EQ(rawQuery(dbPath_, "PRAGMA user_version"), "1");
+
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->schemaVersion(), Store::knownSchemaVersion());
+  EXPECT_GE(Store::knownSchemaVersion(), 2);
+  for (const char* column : {"author", "subject", "detail"}) {
+    const std::string sql =
+        std::string("SELECT count(*) FROM pragma_table_info('apply_runs') WHERE name = '") +
+        column + "'";
+    EXPECT_EQ(rawQuery(dbPath_, sql.c_str()), "1") << column;
+  }
+  auto runs = store->recentRuns(10);
+  ASSERT_TRUE(runs.ok()) << runs.error().message;
+  ASSERT_EQ(runs->size(), 1u);
+  EXPECT_EQ(runs->front().summary, "2 added");
+  EXPECT_EQ(runs->front().counts.added, 2);
+  EXPECT_EQ(runs->front().author, std::nullopt);
+  EXPECT_EQ(runs->front().detail, "");
+  auto last = store->lastGoodCommitRun();
+  ASSERT_TRUE(last.ok());
+  ASSERT_TRUE(last->has_value());
+  EXPECT_EQ((*last)->commitId, "0123456789abcdef0123456789abcdef01234567");
+
+  auto run = store->beginRun({std::nullopt, "dir", 30, "A <a@b>", "subject"});
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  ASSERT_TRUE(store->finishRun(*run, {40, RunResult::Refused, "", {}, "why"}));
+  EXPECT_EQ(rawQuery(dbPath_, "SELECT detail FROM apply_runs ORDER BY id DESC LIMIT 1"), "why");
+}
+
 TEST_F(StoreTest, OwnedPutUpdateRemoveList) {
   auto store = open();
   ASSERT_NE(store, nullptr);

@@ -1,0 +1,43 @@
+// A fetch with a deadline: libgit2 1.5 has no timeouts, so the fetch runs in a child process
+// (this executable re-run as `edgeplane __fetch …`) that is killed when the deadline passes.
+//
+// Why a process and not a thread: a thread stuck in connect() or in a stalled transfer cannot
+// be cancelled, and an abandoned one would keep writing into the cache (and holding its ref
+// locks) while the next run fetches into it. A child can be SIGKILLed at any moment; the
+// kernel closes its sockets, and the caller (holding the state lock, so the only writer)
+// removes the ref lock files a killed fetch left. The fetch writes objects first and moves
+// refs last, one ref at a time under its lock file, so a kill leaves either the old or the new
+// value of each ref, never a broken repository. exec (rather than a bare fork) gives the child
+// a clean process even when the parent runs threads (the agent's listeners).
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "reconciler/source/git_source.h"
+#include "schema/result.h"
+
+namespace edgeplane::cli {
+
+// The child's command line up to the arguments: normally {"/proc/self/exe"}; tests put a
+// stand-in here.
+std::vector<std::string> defaultFetchHelper();
+
+// Runs `helper… __fetch CACHE URL REF [SSH_KEY]` and waits at most `timeout`. The child's
+// verdict is passed through (retryable or terminal, with libgit2's message); a child that
+// runs out of time is killed and the fetch is a retryable error.
+Result<void> fetchInChild(const std::filesystem::path& cacheDir, const source::SourceSpec& spec,
+                          std::chrono::milliseconds timeout,
+                          const std::vector<std::string>& helper);
+
+// The child side: `edgeplane __fetch CACHE URL REF [SSH_KEY]`. Prints one line on stdout —
+// "ok <commit>", "retryable <message>" or "terminal <message>" — and returns the exit code.
+int fetchChildMain(const std::vector<std::string>& args);
+
+// Removes the lock files (`*.lock`) a killed fetch may have left under a cache directory.
+// Only safe for the holder of the state lock, the cache's only writer.
+void removeStaleGitLocks(const std::filesystem::path& cacheDir);
+
+}  // namespace edgeplane::cli

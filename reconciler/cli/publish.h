@@ -1,0 +1,35 @@
+// Hands the proxy its routing snapshot: a new store generation when it changed, then a nudge.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "schema/result.h"
+#include "schema/snapshot.h"
+#include "schema/store.h"
+
+namespace edgeplane::cli {
+
+struct Published {
+  int64_t generation = 0;  // the store's latest generation after the call
+  bool changed = false;    // false: the latest stored snapshot was already this one
+  size_t routes = 0;
+};
+
+// Writes the snapshot into the store in one transaction with a new generation — unless its
+// JSON equals the latest stored snapshot's, in which case nothing is written and the latest
+// generation is returned with changed=false. A snapshot the proxy's decoder would refuse is
+// not written either (terminal error): the proxy would keep serving the old one silently.
+Result<Published> publishSnapshot(Store& store, const ProxySnapshot& snapshot,
+                                  std::optional<int64_t> runId, int64_t nowMs);
+
+// Best effort: POST /api/v1/reload to the proxy's admin API ("unix:/path" or "ADDR:PORT",
+// IPv6 as "[::1]:PORT"), the whole exchange bounded by `timeout`; a 2xx answer is success.
+// An error (retryable, except for a malformed address) means only that the proxy was not
+// told; it polls the store anyway.
+Result<void> notifyProxy(const std::string& adminAddress, std::chrono::milliseconds timeout);
+
+}  // namespace edgeplane::cli

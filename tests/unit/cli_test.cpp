@@ -1,0 +1,556 @@
+// Tests of the CLI's own parts: webhook signatures and replies, the agent's schedule (jitter,
+// back-off, coalesced triggers), the trigger socket against a real socket, the bounded fetch,
+// and the history rendering.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/SocketAddress.h>
+
+#include <atomic>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "reconciler/cli/fetch_child.h"
+#include "reconciler/cli/history.h"
+#include "reconciler/cli/scheduler.h"
+#include "reconciler/cli/trigger_socket.h"
+#include "reconciler/cli/webhook.h"
+
+namespace edgeplane::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "edgeplane-cli-XXXXXX").string();
+    EXPECT_NE(::mkdtemp(tmpl.data()), nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+int sh(const std::string& command) {
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// ---- webhook signatures ----
+
+// RFC 4231, test case 2.
+constexpr const char* kRfcKey = "Jefe";
+constexpr const char* kRfcData = "what do ya want for nothing?";
+constexpr const char* kRfcMac = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+
+TEST(WebhookSignature, MatchesTheRfcVector) {
+  EXPECT_EQ(webhookSignature(kRfcKey, kRfcData), std::string("sha256=") + kRfcMac);
+}
+
+TEST(WebhookSignature, GoodSignatureIsAccepted) {
+  EXPECT_TRUE(verifyWebhookSignature(kRfcKey, kRfcData, std::string("sha256=") + kRfcMac));
+  const std::string body = R"({"ref":"refs/heads/main"})";
+  EXPECT_TRUE(verifyWebhookSignature("s3cret", body, webhookSignature("s3cret", body)));
+}
+
+TEST(WebhookSignature, BadMissingOrMalformedIsRefused) {
+  const std::string good = std::string("sha256=") + kRfcMac;
+  // Wrong secret, wrong body, one digit changed.
+  EXPECT_FALSE(verifyWebhookSignature("other", kRfcData, good));
+  EXPECT_FALSE(verifyWebhookSignature(kRfcKey, "what do ya want for nothing!", good));
+  std::string flipped = good;
+  flipped.back() = flipped.back() == '3' ? '4' : '3';
+  EXPECT_FALSE(verifyWebhookSignature(kRfcKey, kRfcData, flipped));
+  // Missing, empty, no prefix, other algorithm.
+  EXPECT_FALSE(verifyWebhookSignature(kRfcKey, kRfcData, std::nullopt));
+  EXPECT_FALSE(verifyWebhookSignature(kRfcKey, kRfcData, std::string()));
+  EXPECT_FALSE(verifyWebhookSignature(kRfcKey, kRfcData, std::string(kRfcMac)));
+  EXPECT_FALSE(verifyWebhookSignature(kRfcKey, kRfcData, std::string("sha1=") + kRfcMac));
+  // Wrong length: one digit short, one too many, and a prefix of the right digest.
+  EXPECT_FALSE(verifyWebhookSignature(kRfcKey, kRfcData, good.substr(0, good.size() - 1)));
+  EXPECT_FALSE(verifyWebhookSignature(kRfcKey, kRfcData, good + "0"));
+  EXPECT_FALSE(verifyWebhookSignature(kRfcKey, kRfcData, good.substr(0, 7 + 32)));
+  // Non-hex digits, and upper case (the wire form is lower case).
+  std::string nonHex = good;
+  nonHex[10] = 'g';
+  EXPECT_FALSE(verifyWebhookSignature(kRfcKey, kRfcData, nonHex));
+  std::string upper = good;
+  for (size_t i = 7; i < upper.size(); ++i) {
+    upper[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(upper[i])));
+  }
+  ASSERT_NE(upper, good);
+  EXPECT_FALSE(verifyWebhookSignature(kRfcKey, kRfcData, upper));
+}
+
+TEST(WebhookReplyTest, StatusCodes) {
+  int triggered = 0;
+  auto onTrigger = [&] { ++triggered; };
+  const std::string body = "{}";
+  const auto sig = std::optional(webhookSignature("k", body));
+  EXPECT_EQ(handleWebhook("POST", "/trigger", body, false, sig, "k", onTrigger).status, 202);
+  EXPECT_EQ(triggered, 1);
+  EXPECT_EQ(handleWebhook("POST", "/trigger", body, false, std::nullopt, "k", onTrigger).status,
+            401);
+  EXPECT_EQ(handleWebhook("POST", "/trigger", body, false,
+                          std::optional(webhookSignature("x", body)), "k", onTrigger)
+                .status,
+            401);
+  EXPECT_EQ(handleWebhook("GET", "/trigger", "", false, sig, "k", onTrigger).status, 405);
+  EXPECT_EQ(handleWebhook("PUT", "/trigger", body, false, sig, "k", onTrigger).status, 405);
+  EXPECT_EQ(handleWebhook("POST", "/other", body, false, sig, "k", onTrigger).status, 404);
+  EXPECT_EQ(handleWebhook("POST", "/", body, false, sig, "k", onTrigger).status, 404);
+  EXPECT_EQ(handleWebhook("POST", "/trigger", body, true, sig, "k", onTrigger).status, 413);
+  EXPECT_EQ(triggered, 1);  // only the authenticated request triggered
+}
+
+TEST(WebhookSecret, OwnerOnlyFileIsRequired) {
+  TempDir dir;
+  const fs::path file = dir.path() / "secret";
+  std::ofstream(file) << "topsecret\n";
+  ASSERT_EQ(::chmod(file.c_str(), 0644), 0);
+  auto open = readSecretFile(file);
+  ASSERT_FALSE(open.ok());
+  EXPECT_NE(open.error().message.find("0644"), std::string::npos) << open.error().message;
+  EXPECT_EQ(open.error().message.find("topsecret"), std::string::npos);
+  ASSERT_EQ(::chmod(file.c_str(), 0600), 0);
+  auto ok = readSecretFile(file);
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(*ok, "topsecret");
+  std::ofstream(file, std::ios::trunc) << "\n";
+  EXPECT_FALSE(readSecretFile(file).ok());
+  EXPECT_FALSE(readSecretFile(dir.path() / "missing").ok());
+  EXPECT_FALSE(readSecretFile(dir.path()).ok());
+}
+
+// The real server on a loopback port: the HTTP layer passes method, path, headers and body.
+TEST(WebhookServerTest, AnswersOverHttp) {
+  std::atomic<int> triggered{0};
+  // A port the kernel just handed out and that is free again (listen ports are 1-65535).
+  uint16_t free = 0;
+  {
+    Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
+    free = probe.address().port();
+  }
+  auto listen = Endpoint::parse("127.0.0.1:" + std::to_string(free));
+  ASSERT_TRUE(listen.has_value());
+  auto server = WebhookServer::start(*listen, "k", [&] { ++triggered; });
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  const uint16_t port = (*server)->port();
+  EXPECT_EQ(port, free);
+  auto post = [&](const std::string& method, const std::string& path, const std::string& body,
+                  const std::optional<std::string>& signature) {
+    Poco::Net::HTTPClientSession session("127.0.0.1", port);
+    session.setTimeout(Poco::Timespan(5, 0));
+    Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+    request.setContentLength(static_cast<std::streamsize>(body.size()));
+    if (signature) {
+      request.set(std::string(kSignatureHeader), *signature);
+    }
+    session.sendRequest(request) << body;
+    Poco::Net::HTTPResponse response;
+    session.receiveResponse(response);
+    return static_cast<int>(response.getStatus());
+  };
+  const std::string body = R"({"ref":"refs/heads/main"})";
+  EXPECT_EQ(post("POST", "/trigger", body, webhookSignature("k", body)), 202);
+  EXPECT_EQ(post("POST", "/trigger", body, webhookSignature("wrong", body)), 401);
+  EXPECT_EQ(post("POST", "/trigger", body, std::nullopt), 401);
+  EXPECT_EQ(post("GET", "/trigger", "", std::nullopt), 405);
+  EXPECT_EQ(post("POST", "/elsewhere", body, webhookSignature("k", body)), 404);
+  const std::string big(kMaxWebhookBody + 1, 'x');
+  EXPECT_EQ(post("POST", "/trigger", big, webhookSignature("k", big)), 413);
+  EXPECT_EQ(triggered.load(), 1);
+}
+
+// ---- the schedule ----
+
+TEST(Schedule, JitterStaysWithinBounds) {
+  const milliseconds interval(60000);
+  const milliseconds jitter(10000);
+  EXPECT_EQ(jittered(interval, jitter, 0.0), milliseconds(50000));
+  EXPECT_EQ(jittered(interval, jitter, 1.0), milliseconds(70000));
+  EXPECT_EQ(jittered(interval, jitter, 0.5), interval);
+  EXPECT_EQ(jittered(interval, milliseconds(0), 0.9), interval);
+  std::mt19937_64 rng(42);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  milliseconds lo = interval;
+  milliseconds hi = interval;
+  for (int i = 0; i < 10000; ++i) {
+    const milliseconds d = jittered(interval, jitter, u(rng));
+    ASSERT_GE(d, interval - jitter);
+    ASSERT_LE(d, interval + jitter);
+    lo = std::min(lo, d);
+    hi = std::max(hi, d);
+  }
+  // Uniform: both ends of the range are reached closely.
+  EXPECT_LT(lo, interval - jitter + milliseconds(100));
+  EXPECT_GT(hi, interval + jitter - milliseconds(100));
+  // Out-of-range draws are clamped; never below one second.
+  EXPECT_EQ(jittered(interval, jitter, -3.0), milliseconds(50000));
+  EXPECT_EQ(jittered(interval, jitter, 7.0), milliseconds(70000));
+  EXPECT_EQ(jittered(milliseconds(1000), milliseconds(900), 0.0), milliseconds(1000));
+}
+
+TEST(Schedule, BackoffDoublesFromFiveSecondsUpToTheInterval) {
+  const milliseconds interval(300000);
+  std::vector<int64_t> got;
+  for (int n = 1; n <= 9; ++n) {
+    got.push_back(backoff(n, interval).count() / 1000);
+  }
+  EXPECT_EQ(got, (std::vector<int64_t>{5, 10, 20, 40, 80, 160, 300, 300, 300}));
+  EXPECT_EQ(backoff(1, milliseconds(8000)), milliseconds(5000));
+  EXPECT_EQ(backoff(2, milliseconds(8000)), milliseconds(8000));
+  EXPECT_EQ(backoff(1000, milliseconds(8000)), milliseconds(8000));
+  // An interval shorter than the first step: the first step still applies.
+  EXPECT_EQ(backoff(3, milliseconds(1000)), milliseconds(5000));
+}
+
+TEST(Schedule, RunsAtStartThenEveryIntervalWithJitter) {
+  const auto t0 = Clock::time_point() + seconds(1000);
+  Scheduler s({seconds(60), seconds(10)}, t0);
+  EXPECT_TRUE(s.due(t0));
+  EXPECT_EQ(s.start(), 1u);
+  EXPECT_FALSE(s.due(t0));               // one at a time
+  s.finish(t0 + seconds(2), true, 0.0);  // jitter draw 0: interval - jitter
+  EXPECT_FALSE(s.due(t0 + seconds(2 + 49)));
+  EXPECT_TRUE(s.due(t0 + seconds(2 + 50)));
+  EXPECT_EQ(s.nextDue(), t0 + seconds(52));
+}
+
+TEST(Schedule, TriggersDuringARunCoalesceIntoOneFollowUp) {
+  const auto t0 = Clock::time_point() + seconds(1000);
+  Scheduler s({seconds(300), seconds(0)}, t0);
+  ASSERT_EQ(s.start(), 1u);
+  // Three triggers while run 1 is under way: all are served by run 2.
+  EXPECT_EQ(s.trigger(), 2u);
+  EXPECT_EQ(s.trigger(), 2u);
+  EXPECT_EQ(s.trigger(), 2u);
+  EXPECT_FALSE(s.due(t0 + seconds(1)));  // not while run 1 is running
+  s.finish(t0 + seconds(1), true, 0.5);
+  EXPECT_TRUE(s.due(t0 + seconds(1)));  // the follow-up, at once
+  EXPECT_EQ(s.start(), 2u);
+  s.finish(t0 + seconds(2), true, 0.5);
+  // One follow-up only: the next run is the periodic one.
+  EXPECT_FALSE(s.due(t0 + seconds(3)));
+  EXPECT_TRUE(s.due(t0 + seconds(302)));
+  // A trigger while idle runs at once, and its ticket is that run.
+  EXPECT_EQ(s.trigger(), 3u);
+  EXPECT_TRUE(s.due(t0 + seconds(4)));
+  EXPECT_EQ(s.start(), 3u);
+  EXPECT_EQ(s.runsStarted(), 3u);
+}
+
+TEST(Schedule, FailuresBackOffWhileTriggersStillRunAtOnce) {
+  const auto t0 = Clock::time_point() + seconds(1000);
+  Scheduler s({seconds(60), seconds(5)}, t0);
+  auto now = t0;
+  std::vector<int64_t> delays;
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(s.due(now));
+    s.start();
+    s.finish(now, false, 0.5);
+    delays.push_back(std::chrono::duration_cast<seconds>(s.nextDue() - now).count());
+    now = s.nextDue();
+  }
+  EXPECT_EQ(delays, (std::vector<int64_t>{5, 10, 20, 40, 60, 60}));
+  EXPECT_EQ(s.consecutiveFailures(), 6);
+  // A trigger does not wait for the back-off.
+  s.trigger();
+  EXPECT_TRUE(s.due(now - seconds(30)));
+  s.start();
+  s.finish(now, true, 1.0);  // success resets the back-off; next run at interval + jitter
+  EXPECT_EQ(s.consecutiveFailures(), 0);
+  EXPECT_EQ(s.nextDue(), now + seconds(65));
+}
+
+// ---- the trigger socket ----
+
+TEST(TriggerSocketTest, ProtocolOverARealSocket) {
+  TempDir dir;
+  const fs::path path = dir.path() / "agent.sock";
+  std::atomic<uint64_t> ticket{7};
+  std::atomic<int> triggers{0};
+  auto sock = TriggerSocket::listen(path, [&] {
+    ++triggers;
+    return ticket.load();
+  });
+  ASSERT_TRUE(sock.ok()) << sock.error().message;
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  auto accepted = requestTrigger(path, false, seconds(5));
+  ASSERT_TRUE(accepted.ok()) << accepted.error().message;
+  EXPECT_EQ(*accepted, "accepted");
+  EXPECT_EQ(triggers.load(), 1);
+
+  // A waiting client is answered when the run holding its ticket ends, not before.
+  std::optional<Result<std::string>> waited;
+  std::thread client([&] { waited = requestTrigger(path, true, seconds(10)); });
+  for (int i = 0; i < 500 && (*sock)->waiting() == 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_EQ((*sock)->waiting(), 1u);
+  (*sock)->complete(6, 41, RunResult::Ok);  // an earlier run: not this client's
+  EXPECT_EQ((*sock)->waiting(), 1u);
+  (*sock)->complete(7, 42, RunResult::Refused);
+  client.join();
+  ASSERT_TRUE(waited.has_value());
+  ASSERT_TRUE(waited->ok()) << waited->error().message;
+  EXPECT_EQ(**waited, "done 42 refused");
+  EXPECT_EQ((*sock)->waiting(), 0u);
+  EXPECT_EQ(triggers.load(), 2);
+
+  // Anything else is an error answer, and triggers nothing.
+  ASSERT_EQ(
+      sh("printf 'hello\\n' | python3 -c \"import socket,sys; s=socket.socket(socket.AF_UNIX);"
+         " s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read());"
+         " sys.exit(0 if s.recv(100).startswith(b'error ') else 1)\" " +
+         path.string()),
+      0);
+  EXPECT_EQ(triggers.load(), 2);
+
+  // A second agent on the same socket is refused while the first listens.
+  auto second = TriggerSocket::listen(path, [] { return uint64_t{1}; });
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.error().message.find("already"), std::string::npos) << second.error().message;
+
+  // Stopping answers waiting clients and removes the socket.
+  std::optional<Result<std::string>> stopped;
+  std::thread late([&] { stopped = requestTrigger(path, true, seconds(10)); });
+  for (int i = 0; i < 500 && (*sock)->waiting() == 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  sock->reset();
+  late.join();
+  ASSERT_TRUE(stopped.has_value() && stopped->ok());
+  EXPECT_EQ(**stopped, "error agent stopping");
+  EXPECT_FALSE(fs::exists(path));
+}
+
+TEST(TriggerSocketTest, NoAgentIsAClearErrorAndAStaleSocketIsReplaced) {
+  TempDir dir;
+  const fs::path path = dir.path() / "agent.sock";
+  auto none = requestTrigger(path, false, seconds(1));
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.error().message.find("no agent is listening"), std::string::npos);
+  // A socket file nobody listens on (an agent that was killed) is replaced.
+  ASSERT_EQ(
+      sh("python3 -c \"import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])\" " +
+         path.string()),
+      0);
+  ASSERT_TRUE(fs::is_socket(path));
+  auto stale = requestTrigger(path, false, seconds(1));
+  ASSERT_FALSE(stale.ok());
+  auto sock = TriggerSocket::listen(path, [] { return uint64_t{1}; });
+  ASSERT_TRUE(sock.ok()) << sock.error().message;
+  auto ok = requestTrigger(path, false, seconds(5));
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(*ok, "accepted");
+  // A regular file in the way is not deleted.
+  const fs::path file = dir.path() / "not-a-socket";
+  std::ofstream(file) << "x";
+  EXPECT_FALSE(TriggerSocket::listen(file, [] { return uint64_t{1}; }).ok());
+  EXPECT_TRUE(fs::exists(file));
+}
+
+// ---- the bounded fetch ----
+
+TEST(FetchInChild, AHungFetchIsKilledAtTheDeadline) {
+  TempDir dir;
+  const auto t0 = std::chrono::steady_clock::now();
+  // A stand-in that never answers (a fetch stuck on a dead server).
+  auto r = fetchInChild(dir.path() / "cache", {"https://example.invalid/x.git", "main", {}},
+                        milliseconds(300), {"/bin/sh", "-c", "exec sleep 30", "sh"});
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.error().retryable);
+  EXPECT_NE(r.error().message.find("no answer within 0.3 s"), std::string::npos)
+      << r.error().message;
+  EXPECT_LT(took, seconds(5));
+}
+
+TEST(FetchInChild, TheChildsVerdictIsPassedThrough) {
+  TempDir dir;
+  const source::SourceSpec spec{"https://example.invalid/x.git", "main", {}};
+  auto retry = fetchInChild(
+      dir.path(), spec, seconds(10),
+      {"/bin/sh", "-c", "echo 'retryable fetch x: connection refused'; exit 75", "sh"});
+  ASSERT_FALSE(retry.ok());
+  EXPECT_TRUE(retry.error().retryable);
+  EXPECT_EQ(retry.error().message, "fetch x: connection refused");
+  auto term = fetchInChild(dir.path(), spec, seconds(10),
+                           {"/bin/sh", "-c", "echo 'terminal ref main not found'; exit 1", "sh"});
+  ASSERT_FALSE(term.ok());
+  EXPECT_FALSE(term.error().retryable);
+  EXPECT_EQ(term.error().message, "ref main not found");
+  auto crashed = fetchInChild(dir.path(), spec, seconds(10), {"/bin/sh", "-c", "kill -9 $$", "sh"});
+  ASSERT_FALSE(crashed.ok());
+  EXPECT_TRUE(crashed.error().retryable);
+  EXPECT_NE(crashed.error().message.find("signal 9"), std::string::npos);
+  auto ok = fetchInChild(dir.path(), spec, seconds(10), {"/bin/sh", "-c", "echo 'ok abc'", "sh"});
+  EXPECT_TRUE(ok.ok());
+}
+
+#ifdef EDGEPLANE_BINARY
+// The real child (`edgeplane __fetch`) against a bare repository made by git.
+TEST(FetchInChild, RealFetchIntoTheCache) {
+  TempDir dir;
+  const fs::path repo = dir.path() / "origin.git";
+  const fs::path work = dir.path() / "work";
+  const std::string git = "git -c user.name=T -c user.email=t@example.com ";
+  ASSERT_EQ(
+      sh("git init -q --bare -b main " + repo.string() + " && git init -q -b main " +
+         work.string() + " && echo 'x = 1' > " + work.string() + "/a.toml && " + git + "-C " +
+         work.string() + " add -A && " + git + "-C " + work.string() + " commit -qm first && " +
+         git + "-C " + work.string() + " push -q " + repo.string() + " main"),
+      0);
+  const fs::path cache = dir.path() / "cache";
+  const source::SourceSpec spec{repo.string(), "main", {}};
+  ASSERT_TRUE(source::GitSource::open(cache, spec).ok());
+  auto fetched = fetchInChild(cache, spec, seconds(30), {EDGEPLANE_BINARY});
+  ASSERT_TRUE(fetched.ok()) << fetched.error().message;
+  auto src = source::GitSource::open(cache, spec);
+  ASSERT_TRUE(src.ok());
+  auto resolved = src->resolve();
+  ASSERT_TRUE(resolved.ok()) << resolved.error().message;
+  EXPECT_EQ(resolved->subject, "first");
+  EXPECT_EQ(resolved->author, "T <t@example.com>");
+  auto missing =
+      fetchInChild(cache, {repo.string(), "no-such-branch", {}}, seconds(30), {EDGEPLANE_BINARY});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_FALSE(missing.error().retryable);
+  EXPECT_NE(missing.error().message.find("no-such-branch"), std::string::npos)
+      << missing.error().message;
+}
+#endif
+
+TEST(FetchInChild, StaleLockFilesAreRemoved) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "refs/remotes/origin");
+  std::ofstream(dir.path() / "refs/remotes/origin/main.lock") << "x";
+  std::ofstream(dir.path() / "packed-refs.lock") << "x";
+  std::ofstream(dir.path() / "refs/remotes/origin/main") << "keep";
+  removeStaleGitLocks(dir.path());
+  EXPECT_FALSE(fs::exists(dir.path() / "refs/remotes/origin/main.lock"));
+  EXPECT_FALSE(fs::exists(dir.path() / "packed-refs.lock"));
+  EXPECT_TRUE(fs::exists(dir.path() / "refs/remotes/origin/main"));
+}
+
+// ---- history ----
+
+std::vector<ApplyRun> sampleRuns() {
+  ApplyRun refused;
+  refused.id = 12;
+  refused.commitId = "89abcdef0123456789abcdef0123456789abcdef";
+  refused.configSource = "file:///srv/edge.git main config";
+  refused.startedAt = 1764016262000;  // 2025-11-24T20:31:02Z
+  refused.finishedAt = 1764016262250;
+  refused.result = RunResult::Refused;
+  refused.summary = "the config at commit 89abcde does not validate (2 errors)";
+  refused.author = "Mallory <m@example.com>";
+  refused.subject = "break it";
+  refused.detail = "config/a.toml:3:1: error: unknown key\nconfig/b.toml:7:9: error: bad port\n";
+  ApplyRun ok;
+  ok.id = 11;
+  ok.commitId = "0123456789abcdef0123456789abcdef01234567";
+  ok.configSource = refused.configSource;
+  ok.startedAt = 1764016200000;
+  ok.finishedAt = 1764016201000;
+  ok.result = RunResult::Ok;
+  ok.summary = "2 added, 1 changed, 0 destroyed, 0 failed";
+  ok.counts = {2, 1, 0, 0};
+  ok.author = "Ada Operator <ada@example.com>";
+  ok.subject = "add tenant b";
+  ApplyRun dir;
+  dir.id = 3;
+  dir.configSource = "/etc/edgeplane/config";
+  dir.startedAt = 1764000000000;
+  dir.result = RunResult::Partial;
+  dir.counts = {1, 0, 0, 1};
+  return {refused, ok, dir};
+}
+
+TEST(History, TextShowsOneLinePerRunAndTheDetailsFirstLine) {
+  const std::string text = renderHistoryText(sampleRuns());
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(line);
+  }
+  ASSERT_EQ(lines.size(), 5u) << text;
+  EXPECT_EQ(lines[0].rfind("RUN", 0), 0u);
+  EXPECT_EQ(lines[1],
+            "12     89abcde  2025-11-24T20:31:02Z  refused      0     0     0     0  "
+            "Mallory <m@example.com>: break it");
+  EXPECT_EQ(lines[2], "       config/a.toml:3:1: error: unknown key");
+  EXPECT_EQ(lines[3],
+            "11     0123456  2025-11-24T20:30:00Z  ok           2     1     0     0  "
+            "Ada Operator <ada@example.com>: add tenant b");
+  EXPECT_EQ(lines[4],
+            "3      -        2025-11-24T16:00:00Z  partial      1     0     0     1  "
+            "/etc/edgeplane/config");
+  EXPECT_EQ(renderHistoryText({}), "No runs recorded.\n");
+}
+
+TEST(History, JsonHasEveryField) {
+  Poco::JSON::Parser parser;
+  auto parsed = parser.parse(renderHistoryJson(sampleRuns()));
+  auto list = parsed.extract<Poco::JSON::Array::Ptr>();
+  ASSERT_EQ(list->size(), 3u);
+  auto first = list->getObject(0);
+  EXPECT_EQ(first->getValue<int64_t>("id"), 12);
+  EXPECT_EQ(first->getValue<std::string>("commit"), "89abcdef0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(first->getValue<std::string>("commit_short"), "89abcde");
+  EXPECT_EQ(first->getValue<std::string>("result"), "refused");
+  EXPECT_EQ(first->getValue<std::string>("author"), "Mallory <m@example.com>");
+  EXPECT_EQ(first->getValue<std::string>("subject"), "break it");
+  EXPECT_EQ(first->getValue<std::string>("started_at"), "2025-11-24T20:31:02Z");
+  EXPECT_EQ(first->getValue<int64_t>("duration_ms"), 250);
+  EXPECT_EQ(first->getValue<std::string>("detail_first_line"),
+            "config/a.toml:3:1: error: unknown key");
+  EXPECT_EQ(first->getValue<std::string>("detail"), sampleRuns()[0].detail);
+  auto second = list->getObject(1);
+  EXPECT_EQ(second->getValue<int64_t>("added"), 2);
+  EXPECT_EQ(second->getValue<int64_t>("changed"), 1);
+  EXPECT_EQ(second->getValue<int64_t>("destroyed"), 0);
+  EXPECT_EQ(second->getValue<int64_t>("failed"), 0);
+  auto third = list->getObject(2);
+  EXPECT_TRUE(third->isNull("commit"));
+  EXPECT_TRUE(third->isNull("author"));
+  EXPECT_TRUE(third->isNull("finished_at"));
+  EXPECT_EQ(third->getValue<std::string>("config"), "/etc/edgeplane/config");
+  EXPECT_EQ(renderHistoryJson({}), "[]\n");
+}
+
+TEST(History, ShortCommitAndFirstLine) {
+  EXPECT_EQ(shortCommit(std::nullopt), "-");
+  EXPECT_EQ(shortCommit(std::string()), "-");
+  EXPECT_EQ(shortCommit(std::string("0123456789")), "0123456");
+  EXPECT_EQ(firstLine("a\nb"), "a");
+  EXPECT_EQ(firstLine("single"), "single");
+  EXPECT_EQ(firstLine(""), "");
+}
+
+}  // namespace
+}  // namespace edgeplane::cli

@@ -1,0 +1,424 @@
+// Tests of snapshot publishing (store generations) and the reload notice to the proxy's admin API.
+#include "reconciler/cli/publish.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace edgeplane::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "edgeplane-publish-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
+    }
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::unique_ptr<Store> openStore(const fs::path& dir) {
+  auto store = Store::open(dir / "state");
+  EXPECT_TRUE(store.ok()) << store.error().message;
+  return store.ok() ? std::move(store.value()) : nullptr;
+}
+
+ProxySnapshot sample() {
+  Desired d;
+  Namespace ns;
+  ns.name = "tenant-a";
+  d.namespaces = {ns};
+  Passthrough p;
+  p.name = "secure";
+  p.namespace_name = "tenant-a";
+  p.hostnames = {"secure.example.com"};
+  p.backends = {*Endpoint::parse("10.50.0.12:443")};
+  Site s;
+  s.name = "www";
+  s.namespace_name = "tenant-a";
+  s.hostnames = {"www.example.com"};
+  s.backends = {*Endpoint::parse("10.50.0.12:8080")};
+  s.certificate = "www";
+  d.passthroughs = {p};
+  d.sites = {s};
+  return buildSnapshot(d, "edge-1", std::nullopt);
+}
+
+// ---- publishSnapshot ----
+
+TEST(PublishSnapshot, WritesGenerationOneThenSkipsAnUnchangedSnapshot) {
+  TempDir dir;
+  auto store = openStore(dir.path());
+  ASSERT_NE(store, nullptr);
+  RunStart start;
+  start.configSource = "test";
+  start.startedAt = 1000;
+  auto run = store->beginRun(start);
+  ASSERT_TRUE(run.ok()) << run.error().message;
+
+  const ProxySnapshot s = sample();
+  auto first = publishSnapshot(*store, s, *run, 5000);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(first->generation, 1);
+  EXPECT_TRUE(first->changed);
+  EXPECT_EQ(first->routes, 2u);
+
+  auto latest = store->latestSnapshot();
+  ASSERT_TRUE(latest.ok()) << latest.error().message;
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->generation, 1);
+  EXPECT_EQ((*latest)->body, snapshotToJson(s));
+  EXPECT_EQ((*latest)->createdAt, 5000);
+  EXPECT_EQ((*latest)->runId, *run);
+  auto decoded = snapshotFromJson((*latest)->body);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  EXPECT_EQ(*decoded, s);
+
+  // The same snapshot again, later and from another run: nothing written.
+  auto again = publishSnapshot(*store, s, std::nullopt, 9000);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->generation, 1);
+  EXPECT_FALSE(again->changed);
+  EXPECT_EQ(again->routes, 2u);
+  auto stillLatest = store->latestSnapshot();
+  ASSERT_TRUE(stillLatest.ok() && stillLatest->has_value());
+  EXPECT_EQ((*stillLatest)->createdAt, 5000);
+  EXPECT_EQ((*stillLatest)->runId, *run);
+  auto generation = store->latestGeneration();
+  ASSERT_TRUE(generation.ok());
+  EXPECT_EQ(*generation, 1);
+}
+
+TEST(PublishSnapshot, ADifferentSnapshotGetsTheNextGeneration) {
+  TempDir dir;
+  auto store = openStore(dir.path());
+  ASSERT_NE(store, nullptr);
+  const ProxySnapshot a = sample();
+  ProxySnapshot b = a;
+  b.routes[0].backends.push_back(*Endpoint::parse("10.50.0.13:443"));
+
+  auto first = publishSnapshot(*store, a, std::nullopt, 1);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(first->generation, 1);
+  auto second = publishSnapshot(*store, b, std::nullopt, 2);
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ(second->generation, 2);
+  EXPECT_TRUE(second->changed);
+  auto latest = store->latestSnapshot();
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->body, snapshotToJson(b));
+
+  // Back to the first: it differs from the latest, so it is a new generation (3), not 1.
+  auto third = publishSnapshot(*store, a, std::nullopt, 3);
+  ASSERT_TRUE(third.ok()) << third.error().message;
+  EXPECT_EQ(third->generation, 3);
+  EXPECT_TRUE(third->changed);
+
+  // A new commit alone is a change too: the proxy reports which commit it serves.
+  ProxySnapshot c = a;
+  c.commit = "0123456789abcdef0123456789abcdef01234567";
+  auto fourth = publishSnapshot(*store, c, std::nullopt, 4);
+  ASSERT_TRUE(fourth.ok()) << fourth.error().message;
+  EXPECT_EQ(fourth->generation, 4);
+}
+
+TEST(PublishSnapshot, AnEmptyRoutingTableIsPublished) {
+  // Every route withdrawn (all tenants suspended) must reach the proxy like any change.
+  TempDir dir;
+  auto store = openStore(dir.path());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(publishSnapshot(*store, sample(), std::nullopt, 1).ok());
+  ProxySnapshot empty;
+  empty.host = "edge-1";
+  auto r = publishSnapshot(*store, empty, std::nullopt, 2);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->generation, 2);
+  EXPECT_TRUE(r->changed);
+  EXPECT_EQ(r->routes, 0u);
+}
+
+TEST(PublishSnapshot, ASnapshotTheProxyWouldRefuseIsNotWritten) {
+  TempDir dir;
+  auto store = openStore(dir.path());
+  ASSERT_NE(store, nullptr);
+  ProxySnapshot bad = sample();
+  bad.routes[0].hostnames = {"not a hostname"};
+  auto r = publishSnapshot(*store, bad, std::nullopt, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_FALSE(r.error().retryable);
+  EXPECT_NE(r.error().message.find("would be refused by the proxy"), std::string::npos)
+      << r.error().message;
+  EXPECT_NE(r.error().message.find("routes[0].hostnames[0]"), std::string::npos)
+      << r.error().message;
+  auto generation = store->latestGeneration();
+  ASSERT_TRUE(generation.ok());
+  EXPECT_EQ(*generation, 0);
+}
+
+// ---- notifyProxy against a tiny in-test HTTP server ----
+
+// Listens on a unix socket or 127.0.0.1:0; one thread serves connections one at a time: reads
+// the request head, records its first line, and answers `response` — or, when silent, keeps
+// the connection open without a word until the server is destroyed.
+class TestServer {
+ public:
+  enum class Kind { Unix, Tcp };
+  TestServer(Kind kind, const fs::path& dir, std::string response, bool silent = false,
+             bool accept = true)
+      : response_(std::move(response)), silent_(silent) {
+    EXPECT_EQ(::pipe2(stop_, O_CLOEXEC), 0);
+    if (kind == Kind::Unix) {
+      const std::string path = (dir / "admin.sock").string();
+      listen_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_un un{};
+      un.sun_family = AF_UNIX;
+      std::strncpy(un.sun_path, path.c_str(), sizeof(un.sun_path) - 1);
+      EXPECT_EQ(::bind(listen_, reinterpret_cast<sockaddr*>(&un), sizeof(un)), 0)
+          << std::strerror(errno);
+      address_ = "unix:" + path;
+    } else {
+      listen_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in in{};
+      in.sin_family = AF_INET;
+      in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      EXPECT_EQ(::bind(listen_, reinterpret_cast<sockaddr*>(&in), sizeof(in)), 0)
+          << std::strerror(errno);
+      socklen_t len = sizeof(in);
+      EXPECT_EQ(::getsockname(listen_, reinterpret_cast<sockaddr*>(&in), &len), 0);
+      address_ = "127.0.0.1:" + std::to_string(ntohs(in.sin_port));
+    }
+    EXPECT_EQ(::listen(listen_, 8), 0) << std::strerror(errno);
+    if (accept) {
+      thread_ = std::thread([this] { serve(); });
+    }
+  }
+  ~TestServer() {
+    (void)!::write(stop_[1], "x", 1);
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+    ::close(listen_);
+    ::close(stop_[0]);
+    ::close(stop_[1]);
+  }
+  TestServer(const TestServer&) = delete;
+  TestServer& operator=(const TestServer&) = delete;
+
+  const std::string& address() const { return address_; }
+  std::string head() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return head_;
+  }
+  std::string requestLine() const {
+    const std::string h = head();
+    return h.substr(0, h.find("\r\n"));
+  }
+  int connections() const { return connections_.load(); }
+
+ private:
+  // Waits for fd or the stop pipe; false when stopping (or after 10 s, so a test never hangs).
+  bool wait(int fd) const {
+    pollfd p[2] = {{fd, POLLIN, 0}, {stop_[0], POLLIN, 0}};
+    return ::poll(p, 2, 10000) > 0 && (p[1].revents & POLLIN) == 0;
+  }
+
+  void serve() {
+    while (wait(listen_)) {
+      const int c = ::accept4(listen_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) {
+        continue;
+      }
+      ++connections_;
+      std::string got;
+      char buf[512];
+      while (got.find("\r\n\r\n") == std::string::npos && wait(c)) {
+        const ssize_t n = ::read(c, buf, sizeof(buf));
+        if (n <= 0) {
+          break;
+        }
+        got.append(buf, static_cast<size_t>(n));
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        head_ = got;
+      }
+      if (silent_) {
+        (void)wait(c);  // until the test is over
+      } else {
+        (void)!::send(c, response_.data(), response_.size(), MSG_NOSIGNAL);
+      }
+      ::close(c);
+    }
+  }
+
+  std::string response_;
+  bool silent_;
+  int listen_ = -1;
+  int stop_[2] = {-1, -1};
+  std::string address_;
+  std::thread thread_;
+  mutable std::mutex mu_;
+  std::string head_;
+  std::atomic<int> connections_{0};
+};
+
+constexpr std::string_view kOk = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+class NotifyProxy : public ::testing::TestWithParam<TestServer::Kind> {
+ protected:
+  TempDir dir_;
+};
+
+TEST_P(NotifyProxy, PostsReloadAndAcceptsA2xx) {
+  TestServer server(GetParam(), dir_.path(), std::string(kOk));
+  auto r = notifyProxy(server.address(), 2000ms);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(server.requestLine(), "POST /api/v1/reload HTTP/1.1");
+  const std::string head = server.head();
+  EXPECT_NE(head.find("\r\nContent-Length: 0\r\n"), std::string::npos) << head;
+  const std::string host = GetParam() == TestServer::Kind::Unix ? "localhost" : server.address();
+  EXPECT_NE(head.find("\r\nHost: " + host + "\r\n"), std::string::npos) << head;
+  EXPECT_EQ(server.connections(), 1);
+}
+
+TEST_P(NotifyProxy, A204WithoutReasonIsSuccessToo) {
+  TestServer server(GetParam(), dir_.path(), "HTTP/1.0 204\r\n\r\n");
+  auto r = notifyProxy(server.address(), 2000ms);
+  EXPECT_TRUE(r.ok()) << r.error().message;
+}
+
+TEST_P(NotifyProxy, ANon2xxAnswerIsAnError) {
+  TestServer server(GetParam(), dir_.path(),
+                    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+  auto r = notifyProxy(server.address(), 2000ms);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.error().retryable);
+  EXPECT_NE(r.error().message.find("answered \"503 Service Unavailable\""), std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(server.requestLine(), "POST /api/v1/reload HTTP/1.1");
+}
+
+TEST_P(NotifyProxy, SomethingOtherThanHttpIsAnError) {
+  TestServer server(GetParam(), dir_.path(), std::string("SSH-2.0-OpenSSH\x01\r\n", 18));
+  auto r = notifyProxy(server.address(), 2000ms);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("not an HTTP answer: \"SSH-2.0-OpenSSH?\""), std::string::npos)
+      << r.error().message;
+}
+
+TEST_P(NotifyProxy, AConnectionClosedWithoutAnswerIsAnError) {
+  TestServer server(GetParam(), dir_.path(), "");
+  auto r = notifyProxy(server.address(), 2000ms);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("closed without an answer"), std::string::npos)
+      << r.error().message;
+}
+
+TEST_P(NotifyProxy, AServerThatNeverAnswersTimesOut) {
+  TestServer server(GetParam(), dir_.path(), "", /*silent=*/true);
+  const auto start = Clock::now();
+  auto r = notifyProxy(server.address(), 300ms);
+  const auto took = Clock::now() - start;
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.error().retryable);
+  EXPECT_NE(r.error().message.find("no answer within 300 ms"), std::string::npos)
+      << r.error().message;
+  EXPECT_GE(took, 290ms);
+  EXPECT_LT(took, 2500ms);
+  EXPECT_EQ(server.requestLine(), "POST /api/v1/reload HTTP/1.1");  // it was sent
+}
+
+TEST_P(NotifyProxy, AServerThatNeverAcceptsTimesOut) {
+  // Listening, never accepting: the kernel completes the connection from the backlog.
+  TestServer server(GetParam(), dir_.path(), "", /*silent=*/false, /*accept=*/false);
+  const auto start = Clock::now();
+  auto r = notifyProxy(server.address(), 300ms);
+  const auto took = Clock::now() - start;
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("no answer within 300 ms"), std::string::npos)
+      << r.error().message;
+  EXPECT_LT(took, 2500ms);
+}
+
+INSTANTIATE_TEST_SUITE_P(UnixAndTcp, NotifyProxy,
+                         ::testing::Values(TestServer::Kind::Unix, TestServer::Kind::Tcp),
+                         [](const auto& param) {
+                           return param.param == TestServer::Kind::Unix ? "Unix" : "Tcp";
+                         });
+
+TEST(NotifyProxyNothingListening, UnixSocketPathAbsent) {
+  TempDir dir;
+  const auto start = Clock::now();
+  auto r = notifyProxy("unix:" + (dir.path() / "no.sock").string(), 2000ms);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.error().retryable);
+  EXPECT_NE(r.error().message.find("connect: No such file or directory"), std::string::npos)
+      << r.error().message;
+  EXPECT_LT(Clock::now() - start, 1000ms);
+}
+
+TEST(NotifyProxyNothingListening, TcpPortClosed) {
+  // A port that was just free: bound, never listened on, so connects are refused.
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in in{};
+  in.sin_family = AF_INET;
+  in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&in), sizeof(in)), 0);
+  socklen_t len = sizeof(in);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&in), &len), 0);
+  const std::string address = "127.0.0.1:" + std::to_string(ntohs(in.sin_port));
+  const auto start = Clock::now();
+  auto r = notifyProxy(address, 2000ms);
+  ::close(fd);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.error().retryable);
+  EXPECT_NE(r.error().message.find("connect: Connection refused"), std::string::npos)
+      << r.error().message;
+  EXPECT_LT(Clock::now() - start, 1000ms);
+}
+
+TEST(NotifyProxyAddress, MalformedAddressesAreTerminalErrors) {
+  for (const std::string& address :
+       std::vector<std::string>{"", "localhost:8080", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536",
+                                "unix:", "unix:/" + std::string(200, 'x'), "tcp://127.0.0.1:80"}) {
+    auto r = notifyProxy(address, 100ms);
+    ASSERT_FALSE(r.ok()) << address;
+    EXPECT_FALSE(r.error().retryable) << address;
+    EXPECT_NE(r.error().message.find("proxy admin address"), std::string::npos)
+        << r.error().message;
+  }
+}
+
+}  // namespace
+}  // namespace edgeplane::cli
