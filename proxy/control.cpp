@@ -282,6 +282,21 @@ std::vector<Controller::Delta> Controller::pendingLocked() const {
 
 Result<size_t> Controller::flushTraffic() {
   std::lock_guard lock(mu_);
+  // Which stats of removed routes nothing holds any more is decided BEFORE the counters are
+  // read: once no connection holds them, nothing can add to them, so the values read below
+  // are final and dropping them after this write loses nothing. (Deciding after the write
+  // lost the last bytes of a connection that ended while the write was under way.)
+  auto config = current();
+  std::vector<bool> finished(tracked_.size());
+  for (size_t i = 0; i < tracked_.size(); ++i) {
+    const Tracked& t = tracked_[i];
+    bool active = std::any_of(config->routes.begin(), config->routes.end(),
+                              [&](const auto& r) { return r->stats == t.stats; });
+    finished[i] = !active && t.stats.use_count() == 1;
+  }
+  // use_count() is a relaxed load: pair it with the release of the last holder's reference so
+  // that holder's final counter updates are visible to the loads below.
+  std::atomic_thread_fence(std::memory_order_acquire);
   // Read each counter once: what is written is exactly what is marked as flushed.
   std::vector<Tracked> seen;
   seen.reserve(tracked_.size());
@@ -327,15 +342,14 @@ Result<size_t> Controller::flushTraffic() {
       return written.error();
     }
   }
-  tracked_ = std::move(seen);
   // Stats of a removed route are dropped once flushed and no connection holds them anymore
-  // (the tracker's reference is the last one).
-  auto config = current();
-  std::erase_if(tracked_, [&](const Tracked& t) {
-    bool active = std::any_of(config->routes.begin(), config->routes.end(),
-                              [&](const auto& r) { return r->stats == t.stats; });
-    return !active && t.stats.use_count() == 1;
-  });
+  // (the tracker's reference was the last one before the counters were read).
+  tracked_.clear();
+  for (size_t i = 0; i < seen.size(); ++i) {
+    if (!finished[i]) {
+      tracked_.push_back(std::move(seen[i]));
+    }
+  }
   return samples.size();
 }
 

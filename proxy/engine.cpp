@@ -69,6 +69,7 @@ constexpr int64_t kHttpLingerMs = 1000;
 constexpr size_t kHttpLingerMaxBytes = size_t{64} * 1024;
 constexpr size_t kMaxLogLine = 1024;
 constexpr int64_t kNetnsSweepMs = 1000;
+constexpr int64_t kAcceptPauseMs = 100;  // listeners unwatched after an EMFILE we cannot shed
 
 // epoll_event.data.u64: a Conn pointer (8-aligned) with the socket's role in the low bits.
 enum Tag : uint64_t {
@@ -275,7 +276,8 @@ class Worker {
   std::atomic<bool> stopAcceptRequested{false};
   bool stopAcceptDone = false;  // guarded by shared_.mu
   std::atomic<uint64_t> closeAllRequested{0};
-  uint64_t closeAllDone = 0;  // guarded by shared_.mu
+  uint64_t closeAllDone = 0;   // guarded by shared_.mu
+  size_t closedByCommand = 0;  // guarded by shared_.mu: connections cut by closeAll requests
   std::atomic<bool> stopRequested{false};
 
  private:
@@ -283,7 +285,9 @@ class Worker {
   void handleCommands();
   void onEvent(uint64_t data, uint32_t events);
   void acceptBatch(int listener, bool http);
-  void shedOneConnection(int listener);
+  bool shedOneConnection(int listener);
+  void pauseAccepting();
+  void resumeAccepting();
 
   // HTTPS (passthrough) path.
   void readHello(Conn* c);
@@ -316,7 +320,7 @@ class Worker {
 
   void addReady(Conn* c);
   void finish(Conn* c, Outcome outcome);
-  void closeAll(Outcome outcome);
+  size_t closeAll(Outcome outcome);
   void closeListeners();
   void logAccess(const Conn* c, Outcome outcome);
   std::shared_ptr<const ActiveConfig> currentConfig();
@@ -328,7 +332,8 @@ class Worker {
   int wake_ = -1;
   int httpsListener_ = -1;
   int httpListener_ = -1;
-  int reserveFd_ = -1;  // spare fd released to shed a connection at EMFILE
+  int reserveFd_ = -1;           // spare fd released to shed a connection at EMFILE
+  int64_t acceptResumeMs_ = -1;  // >= 0: the listeners are out of the epoll set until then
   int64_t now_ = 0;
   int64_t lastSweepMs_ = 0;
   uint64_t rng_ = 0;
@@ -438,7 +443,7 @@ void Worker::loop() {
     int timeout = -1;
     if (!ready_.empty()) {
       timeout = 0;
-    } else if (timerCount_ > 0) {
+    } else if (timerCount_ > 0 || acceptResumeMs_ >= 0) {
       timeout = static_cast<int>(kTickMs);
     } else if (!netns_->empty()) {
       timeout = static_cast<int>(kNetnsSweepMs);  // so a deleted namespace is let go of
@@ -460,6 +465,9 @@ void Worker::loop() {
       readyNow_.clear();
     }
     advanceTimers();
+    if (acceptResumeMs_ >= 0 && now_ >= acceptResumeMs_) {
+      resumeAccepting();
+    }
     if (now_ - lastSweepMs_ >= kNetnsSweepMs) {
       lastSweepMs_ = now_;
       netns_->sweep();
@@ -488,14 +496,16 @@ void Worker::handleCommands() {
   if (stopAccept) {
     closeListeners();
   }
+  size_t cut = 0;
   if (closeReq != closeAllHandled_) {
-    closeAll(Outcome::shutdown());
+    cut = closeAll(Outcome::shutdown());
   }
   stopAcceptHandled_ = stopAccept;
   closeAllHandled_ = closeReq;
   std::lock_guard lock(shared_.mu);
   stopAcceptDone = stopAccept;
   closeAllDone = closeReq;
+  closedByCommand += cut;
   shared_.cv.notify_all();
 }
 
@@ -594,8 +604,11 @@ void Worker::acceptBatch(int listener, bool http) {
         continue;
       }
       if (errno == EMFILE || errno == ENFILE) {
-        shedOneConnection(listener);
-        continue;
+        if (shedOneConnection(listener)) {
+          continue;
+        }
+        pauseAccepting();
+        return;
       }
       return;  // EAGAIN, or ENOBUFS/ENOMEM: retried on the next wake-up
     }
@@ -654,19 +667,57 @@ void Worker::acceptBatch(int listener, bool http) {
 }
 
 // Out of file descriptors: accept and drop one pending connection using the reserve fd, so
-// the level-triggered listener does not spin, and the client is told at once.
-void Worker::shedOneConnection(int listener) {
-  shared_.metrics->count(ErrorKind::ConnectionLimit);
+// the level-triggered listener does not spin, and the client is told at once. False when no
+// connection could be shed: the reserve is gone (the fd table is shared by every worker, so
+// another thread may take the number we free) and cannot be reopened, or the accept into it
+// failed anyway.
+bool Worker::shedOneConnection(int listener) {
   if (reserveFd_ < 0) {
-    return;
+    reserveFd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (reserveFd_ < 0) {
+      return false;
+    }
   }
   ::close(reserveFd_);
   int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
   if (fd >= 0) {
     setLingerZero(fd);
     ::close(fd);
+    shared_.metrics->count(ErrorKind::ConnectionLimit);
   }
   reserveFd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return fd >= 0;
+}
+
+// Nothing could be shed: a level-triggered listener would wake us at once, forever, while the
+// process is out of fds. Stop watching the listeners for kAcceptPauseMs instead; pending
+// clients wait in the backlog (and are served when fds are back) rather than being spun on.
+// Counted once per pause as ConnectionLimit, so the condition shows in the metrics.
+void Worker::pauseAccepting() {
+  if (acceptResumeMs_ >= 0) {
+    return;
+  }
+  shared_.metrics->count(ErrorKind::ConnectionLimit);
+  for (int fd : {httpsListener_, httpListener_}) {
+    if (fd >= 0) {
+      ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
+    }
+  }
+  acceptResumeMs_ = now_ + kAcceptPauseMs;
+}
+
+void Worker::resumeAccepting() {
+  acceptResumeMs_ = -1;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  if (httpsListener_ >= 0) {
+    ev.data.u64 = kHttpsListener;
+    ::epoll_ctl(epoll_, EPOLL_CTL_ADD, httpsListener_, &ev);
+  }
+  if (httpListener_ >= 0) {
+    ev.data.u64 = kHttpListener;
+    ::epoll_ctl(epoll_, EPOLL_CTL_ADD, httpListener_, &ev);
+  }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1357,10 +1408,13 @@ void Worker::finish(Conn* c, Outcome outcome) {
   graveyard_.push_back(c);
 }
 
-void Worker::closeAll(Outcome outcome) {
+size_t Worker::closeAll(Outcome outcome) {
+  size_t n = 0;
   while (all_ != nullptr) {
     finish(all_, outcome);
+    ++n;
   }
+  return n;
 }
 
 void Worker::logAccess(const Conn* c, Outcome outcome) {
@@ -1492,7 +1546,8 @@ Result<std::vector<int>> openListeners(const Endpoint& address, int count, uint1
 
 }  // namespace
 
-Result<std::unique_ptr<Engine>> Engine::start(const EngineOptions& options, Metrics& metrics) {
+Result<std::unique_ptr<Engine>> Engine::start(const EngineOptions& options, Metrics& metrics,
+                                              std::shared_ptr<const ActiveConfig> config) {
   if (options.bufferBytes < kMinBufferBytes || options.bufferBytes > (1u << 20)) {
     return terminal("buffer size must be between 16 KiB and 1 MiB");
   }
@@ -1517,6 +1572,7 @@ Result<std::unique_ptr<Engine>> Engine::start(const EngineOptions& options, Metr
   Shared& shared = *engine->shared_;
   shared.options = options;
   shared.metrics = &metrics;
+  shared.config.store(std::move(config), std::memory_order_release);
 
   uint16_t boundHttps = 0;
   Result<std::vector<int>> https = openListeners(options.https, workers, boundHttps);
@@ -1620,8 +1676,11 @@ void Engine::stopAccepting() {
   s.acceptStopped = true;
 }
 
-bool Engine::drain(std::chrono::milliseconds timeout) {
+bool Engine::drain(std::chrono::milliseconds timeout, size_t* cut) {
   Shared& s = *shared_;
+  if (cut != nullptr) {
+    *cut = 0;
+  }
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (s.open.load(std::memory_order_relaxed) > 0 &&
          std::chrono::steady_clock::now() < deadline) {
@@ -1631,6 +1690,13 @@ bool Engine::drain(std::chrono::milliseconds timeout) {
     return true;
   }
   std::vector<uint64_t> targets;
+  size_t closedBefore = 0;
+  {
+    std::lock_guard lock(s.mu);
+    for (auto& w : s.workers) {
+      closedBefore += w->closedByCommand;
+    }
+  }
   for (auto& w : s.workers) {
     targets.push_back(w->closeAllRequested.fetch_add(1, std::memory_order_acq_rel) + 1);
     w->wake();
@@ -1644,6 +1710,13 @@ bool Engine::drain(std::chrono::milliseconds timeout) {
     }
     return true;
   });
+  if (cut != nullptr) {
+    size_t closed = 0;
+    for (auto& w : s.workers) {
+      closed += w->closedByCommand;
+    }
+    *cut = closed - closedBefore;
+  }
   return false;
 }
 

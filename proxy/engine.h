@@ -30,8 +30,10 @@
 // not complete within helloTimeout counts as HelloTimeout; a 400 answer as HttpMalformed. A
 // reset or socket error mid-relay (from either side) is Relay, also counted in the route's
 // RouteStats.failures, as is UpstreamConnect. Metrics.backendAttemptFailures counts every
-// failed backend attempt, including those a later backend made up for. The Metrics object
-// must outlive the Engine.
+// failed backend attempt, including those a later backend made up for. Out of file
+// descriptors, ConnectionLimit counts each pending client reset to make room, and once each
+// time a worker stops watching its listeners for 100 ms because it could not make room (the
+// clients then wait in the backlog). The Metrics object must outlive the Engine.
 #pragma once
 
 #include <chrono>
@@ -69,7 +71,12 @@ class Engine {
  public:
   // Binds the listeners (port 0: an ephemeral port shared by all workers) and starts the
   // workers. Fails with a clear message when an address cannot be bound or options are bad.
-  static Result<std::unique_ptr<Engine>> start(const EngineOptions& options, Metrics& metrics);
+  // `config` is published before any worker runs: connections that reach the listeners'
+  // backlog the moment they are bound (a restart under load) are routed with it, not closed
+  // as NoRoute for lack of a config.
+  static Result<std::unique_ptr<Engine>> start(
+      const EngineOptions& options, Metrics& metrics,
+      std::shared_ptr<const ActiveConfig> config = nullptr);
 
   // Publishes a config for new connections (thread-safe; nullptr = no routes at all).
   void setConfig(std::shared_ptr<const ActiveConfig> config);
@@ -86,8 +93,9 @@ class Engine {
   // attempts are refused from then on; open connections go on. Idempotent.
   void stopAccepting();
   // Waits up to `timeout` for open connections to end by themselves; then closes the rest
-  // (outcome "shutdown"). True if none had to be cut. Call after stopAccepting().
-  bool drain(std::chrono::milliseconds timeout);
+  // (outcome "shutdown"). True if none had to be cut. Call after stopAccepting(). `cut`, if
+  // given, receives how many were closed (openConnections() is 0 by the time this returns).
+  bool drain(std::chrono::milliseconds timeout, size_t* cut = nullptr);
 
   ~Engine();
   Engine(const Engine&) = delete;

@@ -255,7 +255,9 @@ int run(int argc, char** argv) {
     return 1;
   }
 
-  auto engine = Engine::start(o.engine, metrics);
+  // With the config loaded above, so the first connections (already queued when the
+  // listeners are bound, on a restart under load) are routed rather than closed as no_route.
+  auto engine = Engine::start(o.engine, metrics, controller.current());
   if (!engine) {
     logLine(engine.error().message);
     return 1;
@@ -299,10 +301,11 @@ int run(int argc, char** argv) {
           ": no longer accepting; draining for up to " + std::to_string(o.drainTimeout.count()) +
           " ms");
   e.stopAccepting();
-  bool drained = e.drain(o.drainTimeout);
+  // The count comes from the drain itself: by the time it returns, none are open any more.
+  size_t cut = 0;
+  bool drained = e.drain(o.drainTimeout, &cut);
   logLine(drained ? "all connections finished"
-                  : "drain timeout: closing " + std::to_string(metrics.connectionsOpen.load()) +
-                        " open connections");
+                  : "drain timeout: closed " + std::to_string(cut) + " open connections");
   controller.stopWatcher();  // joins the watcher and writes the last traffic deltas
   server->reset();
   engine->reset();

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -476,6 +477,28 @@ TEST_F(EngineTest, NoConfigMeansNoRoute) {
   EXPECT_TRUE(eventually([&] { return errors(metrics_, ErrorKind::NoRoute) == 1; }));
 }
 
+// Regression: the proxy bound its listeners and ran its workers before it could hand them the
+// config it had already loaded, so connections queued at startup were closed as no_route. The
+// config given to start() is in place before the first accept; no setConfig() here.
+TEST_F(EngineTest, ConfigGivenAtStartRoutesTheFirstConnections) {
+  Bytes hello = clientHello("a.example.com");
+  Backend a(namedEcho("A", hello.size()));
+  EngineOptions o;
+  o.https = loopbackAnyPort();
+  o.workers = 2;
+  o.accessLog = false;
+  auto started =
+      Engine::start(o, metrics_, makeConfig({{"a", {"a.example.com"}, {a.endpoint()}}}, 7));
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  engine_ = std::move(started.value());
+  ASSERT_NE(engine_->config(), nullptr);
+  EXPECT_EQ(engine_->config()->generation, 7);
+  Fd c = client();
+  ASSERT_TRUE(sendAll(c.fd, hello));
+  EXPECT_EQ(str(readExactly(c.fd, 1)), "A");
+  EXPECT_EQ(errors(metrics_, ErrorKind::NoRoute), 0u);
+}
+
 TEST_F(EngineTest, GarbageClosedWhileAnotherClientIsServed) {
   Bytes hello = clientHello("a.example.com");
   Backend a(namedEcho("A", hello.size()));
@@ -903,6 +926,53 @@ TEST_F(EngineTest, ConnectionLimit) {
   EXPECT_EQ(str(readExactly(c4.fd, 1)), "A");
 }
 
+// Regression: out of file descriptors, the worker shed a pending connection by closing its
+// reserve fd and accepting into it; when the accept still failed (another thread of the process
+// took the freed fd, or the freed number was above the limit) the reserve was lost for good, and
+// from then on the level-triggered listener spun the worker at 100% CPU, counting 64
+// connection_limit errors per turn. Now it stops watching the listener for a moment instead,
+// and the waiting client is served once descriptors are free again.
+TEST_F(EngineTest, OutOfFileDescriptorsPausesAcceptingInsteadOfSpinning) {
+  Bytes hello = clientHello("a.example.com");
+  Backend a(namedEcho("A", hello.size()));
+  // A free slot below every fd the engine opens (its reserve among them), so that the reserve,
+  // once closed, is above the lowered limit and cannot be accepted into or reopened.
+  Fd hole(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  ASSERT_GE(hole.fd, 0);
+  EngineOptions o;
+  o.workers = 1;
+  start(o);
+  engine_->setConfig(makeConfig({{"a", {"a.example.com"}, {a.endpoint()}}}));
+  Fd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_GE(c.fd, 0);
+  hole.reset();
+  int lowestFree = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(lowestFree, 0);
+  ::close(lowestFree);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(lowestFree);  // no new fd anywhere in this process
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(engine_->httpsPort());
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int connected = ::connect(c.fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin);
+  bool sent = connected == 0 && sendAll(c.fd, hello);
+  std::this_thread::sleep_for(400ms);
+  uint64_t refused = errors(metrics_, ErrorKind::ConnectionLimit);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  ASSERT_EQ(connected, 0);
+  ASSERT_TRUE(sent);
+  // One count per pause (100 ms), not tens of thousands of spins.
+  EXPECT_LE(refused, 10u);
+  // The client waited in the backlog and is served now.
+  setTimeouts(c.fd, 5s);
+  EXPECT_EQ(str(readExactly(c.fd, 1)), "A");
+}
+
 TEST_F(EngineTest, StopAcceptingAndDrain) {
   Bytes hello = clientHello("a.example.com");
   Backend a(namedEcho("A", hello.size()));
@@ -921,11 +991,16 @@ TEST_F(EngineTest, StopAcceptingAndDrain) {
   EXPECT_EQ(str(readExactly(ends.fd, 1)), "z");
   ends.reset();
   auto begin = std::chrono::steady_clock::now();
-  EXPECT_FALSE(engine_->drain(300ms));  // `lingers` never ends by itself
+  // Regression: the proxy logged "closing N" from the open count read after the drain had
+  // already cut them all (always 0); the drain now says how many it cut.
+  size_t cut = 99;
+  EXPECT_FALSE(engine_->drain(300ms, &cut));  // `lingers` never ends by itself
   EXPECT_GE(std::chrono::steady_clock::now() - begin, 280ms);
+  EXPECT_EQ(cut, 1u);
   EXPECT_EQ(engine_->openConnections(), 0u);
   EXPECT_TRUE(closedWithoutData(lingers.fd));
-  EXPECT_TRUE(engine_->drain(100ms));  // nothing left
+  EXPECT_TRUE(engine_->drain(100ms, &cut));  // nothing left
+  EXPECT_EQ(cut, 0u);
 }
 
 TEST_F(EngineTest, DrainReturnsTrueWhenConnectionsEndByThemselves) {

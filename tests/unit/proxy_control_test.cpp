@@ -21,12 +21,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <mutex>
 #include <regex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "proxy/admin.h"
@@ -389,6 +391,56 @@ TEST(Controller, TrafficFlushWritesDeltasOnly) {
   ASSERT_TRUE(later.ok());
   EXPECT_EQ(*later, (std::vector<RouteTraffic>{{"passthrough alpha", 9, 0, 0},
                                                {"passthrough beta", 80, 0, 0}}));
+}
+
+// Regression: a removed route's last connection ending while a flush is writing (after the
+// flush read the counters, before it decided to forget the stats) lost that connection's final
+// bytes: the stats were dropped as "no longer held" with the new bytes never written. The
+// clock, which the flush reads in between, stands in for the worker finishing at that moment.
+TEST(Controller, TrafficOfAConnectionEndingDuringAFlushIsNotLost) {
+  TempDir dir;
+  std::atomic<int64_t> clock{1'700'000'000'000};
+  std::function<void()> duringFlush;
+  ControllerOptions o;
+  o.stateDir = dir.path();
+  o.clock = [&] {
+    if (duringFlush) {
+      std::exchange(duringFlush, nullptr)();
+    }
+    return clock.load();
+  };
+  o.log = [](std::string_view) {};
+  Metrics m;
+  Controller c(o, m);
+  writeSnapshot(dir.path(), snapshotToJson(snapshotOf({passthrough("a", {"a.example.com"}),
+                                                       passthrough("b", {"b.example.com"})})));
+  ASSERT_TRUE(c.reload().changed);
+  // What a live connection on route b holds: its config (and through it b's stats).
+  std::shared_ptr<const ActiveConfig> connection = c.current();
+  std::shared_ptr<RouteStats> b = routeByKey(*connection, "passthrough b")->stats;
+  std::weak_ptr<RouteStats> weakB = b;
+  b.reset();
+  weakB.lock()->bytesIn += 10;
+  // Route b is removed; the connection goes on.
+  writeSnapshot(dir.path(), snapshotToJson(snapshotOf({passthrough("a", {"a.example.com"})})));
+  ASSERT_TRUE(c.reload().changed);
+
+  // The connection relays its last 5 bytes and ends while the flush is under way.
+  duringFlush = [&] {
+    weakB.lock()->bytesIn += 5;
+    connection.reset();
+  };
+  clock = 1'700'000'010'000;
+  ASSERT_EQ(c.flushTraffic().value(), 1u);
+  clock = 1'700'000'020'000;
+  ASSERT_TRUE(c.flushTraffic().ok());
+  int64_t total = 0;
+  for (const TrafficSample& s : storedTraffic(dir.path())) {
+    EXPECT_EQ(s.route, "passthrough b");
+    total += s.bytesIn;
+  }
+  EXPECT_EQ(total, 15);
+  EXPECT_TRUE(weakB.expired());  // and forgotten once those bytes are written
 }
 
 TEST(Controller, TrafficStaysPendingWhileTheStoreIsBusyAndPrunesOldSamples) {
