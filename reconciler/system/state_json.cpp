@@ -334,6 +334,18 @@ Result<ObservedJson> observedFromJson(const std::string& text) {
   if (!root) {
     return terminal("observed state: the top level must be an object");
   }
+  // A saved `edgeplane status --json` carries the observation under "observed".
+  if (root->has("observed")) {
+    Poco::Dynamic::Var inner = root->get("observed");
+    root = inner.type() == typeid(Object::Ptr) ? inner.extract<Object::Ptr>() : nullptr;
+    if (!root) {
+      return terminal("observed state: \"observed\" must be an object");
+    }
+  } else if (root->has("last_run")) {
+    return terminal(
+        "observed state: this `status --json` has no \"observed\" member (the host could not "
+        "be observed when it was saved)");
+  }
   Reader r;
   ObservedJson out;
   if (Object::Ptr h = r.object(root, "host", "$", false)) {
