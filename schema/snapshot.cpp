@@ -1,6 +1,8 @@
 // The proxy routing snapshot: built from the desired state, JSON codec (see snapshot.h).
 #include "schema/snapshot.h"
 
+#include "schema/json_text.h"
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -127,46 +129,6 @@ namespace {
 // Appends `s` as a JSON string. One spelling per character, so the text is canonical: the
 // two-character escapes where JSON has them, \u00xx for the other control characters, every
 // other byte (UTF-8 included) as is.
-void appendString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (u < 0x20) {
-          out += "\\u00";
-          out.push_back(kHex[u >> 4]);
-          out.push_back(kHex[u & 0xf]);
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
-
 // Writes one object's members in the order they are added.
 class ObjectWriter {
  public:
@@ -180,11 +142,11 @@ class ObjectWriter {
       out_.push_back(',');
     }
     first_ = false;
-    appendString(out_, k);
+    appendJsonString(out_, k);
     out_.push_back(':');
     return out_;
   }
-  void str(std::string_view k, std::string_view v) { appendString(key(k), v); }
+  void str(std::string_view k, std::string_view v) { appendJsonString(key(k), v); }
   void integer(std::string_view k, int64_t v) { key(k) += std::to_string(v); }
   void boolean(std::string_view k, bool v) { key(k) += v ? "true" : "false"; }
   void strings(std::string_view k, const std::vector<std::string>& v) {
@@ -194,7 +156,7 @@ class ObjectWriter {
       if (i != 0) {
         o.push_back(',');
       }
-      appendString(o, v[i]);
+      appendJsonString(o, v[i]);
     }
     o.push_back(']');
   }
@@ -804,7 +766,7 @@ class Decoder {
  private:
   static std::string quote(std::string_view s) {
     std::string out;
-    appendString(out, s);
+    appendJsonString(out, s);
     return out;
   }
   Error error() const { return terminal("snapshot: " + error_); }

@@ -2,6 +2,7 @@
 #include <string>
 
 #include "reconciler/core/plan.h"
+#include "schema/json_text.h"
 
 namespace edgeplane::core {
 namespace {
@@ -21,37 +22,9 @@ char symbol(Action a) {
 }  // namespace
 
 std::string jsonEscape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          static const char* hex = "0123456789abcdef";
-          out += "\\u00";
-          out += hex[(c >> 4) & 0xf];
-          out += hex[c & 0xf];
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
+  std::string quoted;
+  appendJsonString(quoted, s);
+  return quoted.substr(1, quoted.size() - 2);
 }
 
 std::string renderText(const Plan& p) {
