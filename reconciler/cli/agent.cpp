@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "reconciler/cli/commands.h"
+#include "reconciler/cli/fetch_child.h"
 #include "reconciler/cli/history.h"
 #include "reconciler/cli/scheduler.h"
 #include "reconciler/cli/trigger_socket.h"
@@ -92,9 +93,9 @@ int cmdAgent(const Options& given) {
   });
 
   std::cerr << "edgeplane agent: started: "
-            << (o.git ? o.git->url + " " + o.git->ref : o.config.value_or("?")) << ", every "
-            << o.interval.count() / 1000 << " s ± " << o.jitter.count() / 1000 << " s, trigger "
-            << (fs::path(o.stateDir) / kAgentSocketName).string()
+            << (o.git ? redactUrl(o.git->url) + " " + o.git->ref : o.config.value_or("?"))
+            << ", every " << o.interval.count() / 1000 << " s ± " << o.jitter.count() / 1000
+            << " s, trigger " << (fs::path(o.stateDir) / kAgentSocketName).string()
             << (webhook ? ", webhook " + *o.webhookListen : std::string()) << "\n";
 
   std::mt19937_64 rng(std::random_device{}());

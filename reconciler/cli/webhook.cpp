@@ -6,24 +6,30 @@
 #include <openssl/hmac.h>
 #include <sys/stat.h>
 
-#include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServer.h>
-#include <Poco/Net/HTTPServerParams.h>
-#include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
+#include <Poco/Net/StreamSocket.h>
+#include <Poco/Net/TCPServer.h>
+#include <Poco/Net/TCPServerConnection.h>
+#include <Poco/Net/TCPServerConnectionFactory.h>
+#include <Poco/Net/TCPServerParams.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 namespace edgeplane::cli {
 
 namespace {
+
+using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kPrefix = "sha256=";
 constexpr char kHex[] = "0123456789abcdef";
@@ -125,84 +131,242 @@ WebhookReply handleWebhook(std::string_view method, std::string_view path, std::
   return {202, "accepted\n"};
 }
 
-// ---- the POCO server ----
+// ---- the server ----
+//
+// A plain TCP server (POCO's) that reads each request itself, against one deadline for the whole
+// request: POCO's HTTPServer only bounds each read, so a client trickling a byte every few
+// seconds would hold one of its threads for ever, and two such clients would silence the
+// webhook. Here a request that is not complete within kRequestDeadline is dropped.
 
 namespace {
 
-class TriggerHandler : public Poco::Net::HTTPRequestHandler {
+constexpr std::chrono::milliseconds kRequestDeadline{5000};
+constexpr size_t kMaxHead = 8192;
+constexpr int kMaxConnections = 4;
+
+// What the connections share with the server; kept alive by each connection, so a connection
+// still winding down never reads a destroyed secret.
+struct Shared {
+  std::string secret;
+  std::mutex mu;                    // guards onTrigger, which the server clears when it stops
+  std::function<void()> onTrigger;  // points into the agent
+  std::atomic<bool> stopping{false};
+
+  void trigger() {
+    std::lock_guard lock(mu);
+    if (onTrigger) {
+      onTrigger();
+    }
+  }
+};
+
+std::string_view reason(int status) {
+  switch (status) {
+    case 202:
+      return "Accepted";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 411:
+      return "Length Required";
+    case 413:
+      return "Payload Too Large";
+    default:
+      return "Error";
+  }
+}
+
+class TriggerConnection : public Poco::Net::TCPServerConnection {
  public:
-  TriggerHandler(const std::string& secret, const std::function<void()>& onTrigger)
-      : secret_(secret), onTrigger_(onTrigger) {}
+  TriggerConnection(const Poco::Net::StreamSocket& socket, std::shared_ptr<Shared> shared)
+      : Poco::Net::TCPServerConnection(socket), shared_(std::move(shared)) {}
 
   // Interface
-  void handleRequest(Poco::Net::HTTPServerRequest& request,
-                     Poco::Net::HTTPServerResponse& response) override {
+  void run() override {
+    try {
+      serve();
+    } catch (const Poco::Exception&) {
+      // A client that went away or a broken socket: nothing to answer.
+    } catch (const std::exception&) {
+    }
+  }
+
+ private:
+  // Reads more bytes into `data` before the deadline; false on timeout, EOF, stop or error.
+  bool readMore(std::string& data, Clock::time_point deadline) {
+    Poco::Net::StreamSocket& s = socket();
+    for (;;) {
+      if (shared_->stopping.load()) {
+        return false;
+      }
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) {
+        return false;
+      }
+      // Short slices, so that a stopping server is not kept waiting.
+      const auto slice = std::min<int64_t>(left.count(), 100);
+      if (!s.poll(Poco::Timespan(slice * 1000), Poco::Net::Socket::SELECT_READ)) {
+        continue;
+      }
+      char buf[2048];
+      const int n = s.receiveBytes(buf, sizeof(buf));
+      if (n <= 0) {
+        return false;
+      }
+      data.append(buf, static_cast<size_t>(n));
+      return true;
+    }
+  }
+
+  void reply(const WebhookReply& r) {
+    std::string out =
+        "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(reason(r.status)) +
+        "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(r.body.size()) +
+        "\r\nConnection: close\r\n";
+    if (r.status == 405) {
+      out += "Allow: POST\r\n";
+    }
+    out += "\r\n" + r.body;
+    Poco::Net::StreamSocket& s = socket();
+    s.setSendTimeout(Poco::Timespan(2, 0));
+    s.sendBytes(out.data(), static_cast<int>(out.size()));
+    s.shutdownSend();
+  }
+
+  void serve() {
+    const auto deadline = Clock::now() + kRequestDeadline;
+    std::string data;
+    // Where the head ends and the body starts: CRLF CRLF, or bare LF LF from lax clients.
+    size_t headEnd = std::string::npos;
+    size_t bodyStart = 0;
+    auto findHeadEnd = [&] {
+      const size_t crlf = data.find("\r\n\r\n");
+      const size_t lf = data.find("\n\n");
+      if (crlf != std::string::npos && (lf == std::string::npos || crlf < lf)) {
+        headEnd = crlf;
+        bodyStart = crlf + 4;
+      } else if (lf != std::string::npos) {
+        headEnd = lf;
+        bodyStart = lf + 2;
+      }
+      return headEnd != std::string::npos;
+    };
+    while (!findHeadEnd()) {
+      if (data.size() > kMaxHead) {
+        reply({400, "request head larger than " + std::to_string(kMaxHead) + " bytes\n"});
+        return;
+      }
+      if (!readMore(data, deadline)) {
+        if (!data.empty() && !shared_->stopping.load()) {
+          reply({408, "request not complete within " +
+                          std::to_string(kRequestDeadline.count() / 1000) + " s\n"});
+        }
+        return;
+      }
+    }
+    Poco::Net::HTTPRequest request;
+    {
+      std::istringstream head(data.substr(0, bodyStart));
+      try {
+        request.read(head);
+      } catch (const Poco::Exception&) {
+        reply({400, "malformed request\n"});
+        return;
+      }
+    }
     std::string path = request.getURI();
     if (auto q = path.find('?'); q != std::string::npos) {
       path.resize(q);
     }
-    std::string body;
-    bool tooLarge = request.hasContentLength() &&
-                    request.getContentLength64() > static_cast<int64_t>(kMaxWebhookBody);
-    if (!tooLarge && request.getMethod() == "POST" && path == "/trigger") {
-      // Read at most one byte more than allowed: enough to know it is too much.
-      std::istream& in = request.stream();
-      std::array<char, kMaxWebhookBody + 1> buf{};
-      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-      const auto n = static_cast<size_t>(in.gcount());
-      tooLarge = n > kMaxWebhookBody;
-      body.assign(buf.data(), std::min(n, kMaxWebhookBody));
+    std::string body = data.substr(bodyStart);
+    bool tooLarge = false;
+    if (request.getMethod() == "POST" && path == "/trigger") {
+      if (request.getChunkedTransferEncoding()) {
+        reply({411, "send the body with a Content-Length\n"});
+        return;
+      }
+      const int64_t length = request.hasContentLength() ? request.getContentLength64() : 0;
+      tooLarge = length > static_cast<int64_t>(kMaxWebhookBody);
+      while (!tooLarge && body.size() < static_cast<size_t>(length)) {
+        if (!readMore(body, deadline)) {
+          if (!shared_->stopping.load()) {
+            reply({408, "request not complete within " +
+                            std::to_string(kRequestDeadline.count() / 1000) + " s\n"});
+          }
+          return;
+        }
+      }
+      if (!tooLarge) {
+        body.resize(static_cast<size_t>(length));
+      }
+    }
+    if (tooLarge) {
+      body.clear();
     }
     std::optional<std::string> signature;
     if (request.has(std::string(kSignatureHeader))) {
       signature = request.get(std::string(kSignatureHeader));
     }
-    const WebhookReply reply =
-        handleWebhook(request.getMethod(), path, body, tooLarge, signature, secret_, onTrigger_);
-    response.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(reply.status));
-    response.setContentType("text/plain");
-    response.setKeepAlive(false);
-    if (reply.status == 405) {
-      response.set("Allow", "POST");
+    reply(handleWebhook(request.getMethod(), path, body, tooLarge, signature, shared_->secret,
+                        [this] { shared_->trigger(); }));
+    if (tooLarge) {
+      // Closing with the body unread would reset the connection under the client before it
+      // reads the 413; take (and drop) a bounded amount of it first.
+      std::string rest;
+      const auto drainUntil = std::min(deadline, Clock::now() + std::chrono::seconds(1));
+      while (rest.size() < 64 * 1024 && readMore(rest, drainUntil)) {
+      }
     }
-    response.sendBuffer(reply.body.data(), reply.body.size());
   }
 
- private:
-  const std::string& secret_;
-  const std::function<void()>& onTrigger_;
+  std::shared_ptr<Shared> shared_;
 };
 
-class TriggerFactory : public Poco::Net::HTTPRequestHandlerFactory {
+class TriggerFactory : public Poco::Net::TCPServerConnectionFactory {
  public:
-  TriggerFactory(const std::string& secret, const std::function<void()>& onTrigger)
-      : secret_(secret), onTrigger_(onTrigger) {}
+  explicit TriggerFactory(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
   // Interface
-  Poco::Net::HTTPRequestHandler* createRequestHandler(
-      const Poco::Net::HTTPServerRequest&) override {
-    return new TriggerHandler(secret_, onTrigger_);
+  Poco::Net::TCPServerConnection* createConnection(const Poco::Net::StreamSocket& socket) override {
+    return new TriggerConnection(socket, shared_);
   }
 
  private:
-  const std::string& secret_;
-  const std::function<void()>& onTrigger_;
+  std::shared_ptr<Shared> shared_;
 };
 
 }  // namespace
 
 struct WebhookServer::Impl {
-  std::string secret;
-  std::function<void()> onTrigger;
-  std::unique_ptr<Poco::Net::HTTPServer> server;
+  std::shared_ptr<Shared> shared;
+  std::unique_ptr<Poco::Net::TCPServer> server;
   uint16_t port = 0;
 };
 
 WebhookServer::WebhookServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 WebhookServer::~WebhookServer() {
-  if (impl_ && impl_->server) {
-    impl_->server->stopAll(true);
+  if (!impl_ || !impl_->server) {
+    return;
   }
+  impl_->shared->stopping = true;
+  impl_->server->stop();
+  // onTrigger points into the agent: no connection may still be able to call it after this
+  // returns. Each one ends within a read slice once `stopping` is set; the bound is a backstop.
+  const auto until = Clock::now() + kRequestDeadline + std::chrono::seconds(2);
+  while (impl_->server->currentConnections() > 0 && Clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  // A connection the dispatcher picked up just before the stop finds nothing to call.
+  std::lock_guard lock(impl_->shared->mu);
+  impl_->shared->onTrigger = nullptr;
 }
 
 uint16_t WebhookServer::port() const {
@@ -213,21 +377,19 @@ Result<std::unique_ptr<WebhookServer>> WebhookServer::start(const Endpoint& list
                                                             std::string secret,
                                                             std::function<void()> onTrigger) {
   auto impl = std::make_unique<Impl>();
-  impl->secret = std::move(secret);
-  impl->onTrigger = std::move(onTrigger);
+  impl->shared = std::make_shared<Shared>();
+  impl->shared->secret = std::move(secret);
+  impl->shared->onTrigger = std::move(onTrigger);
   try {
     Poco::Net::ServerSocket socket;
     socket.bind(Poco::Net::SocketAddress(listen.str()), true);
     socket.listen(16);
     impl->port = socket.address().port();
-    auto* params = new Poco::Net::HTTPServerParams;
-    params->setMaxThreads(2);
+    auto* params = new Poco::Net::TCPServerParams;
+    params->setMaxThreads(kMaxConnections);
     params->setMaxQueued(16);
-    params->setTimeout(Poco::Timespan(5, 0));
-    params->setKeepAlive(false);
-    params->setMaxKeepAliveRequests(1);
-    impl->server = std::make_unique<Poco::Net::HTTPServer>(
-        new TriggerFactory(impl->secret, impl->onTrigger), socket, params);
+    impl->server =
+        std::make_unique<Poco::Net::TCPServer>(new TriggerFactory(impl->shared), socket, params);
     impl->server->start();
   } catch (const Poco::Exception& e) {
     return retryable("webhook: cannot listen on " + listen.str() + ": " + e.displayText());

@@ -39,7 +39,9 @@ WebhookReply handleWebhook(std::string_view method, std::string_view path, std::
                            bool bodyTooLarge, const std::optional<std::string>& signature,
                            std::string_view secret, const std::function<void()>& onTrigger);
 
-// A small HTTP server (POCO) on `listen`. The secret stays in memory, never logged.
+// A small HTTP server on `listen` (POCO's TCP server, requests read here): each request must
+// arrive whole within 5 s (head at most 8 KiB, a body only with a Content-Length), else it is
+// dropped, so slow clients cannot hold the trigger up. The secret stays in memory, never logged.
 class WebhookServer {
  public:
   static Result<std::unique_ptr<WebhookServer>> start(const Endpoint& listen, std::string secret,
