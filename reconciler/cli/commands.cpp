@@ -9,6 +9,7 @@
 
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
 #include <Poco/JSON/Stringifier.h>
 
 #include <cstdlib>
@@ -200,7 +201,7 @@ std::string readFile(const std::string& path) {
 
 // How a Git run is recorded: the repository, the ref and the config root.
 std::string gitSourceText(const GitSettings& g) {
-  return g.url + " " + g.ref + (g.path.empty() ? "" : " " + g.path);
+  return redactUrl(g.url) + " " + g.ref + (g.path.empty() ? "" : " " + g.path);
 }
 
 source::SourceSpec specOf(const GitSettings& g, std::optional<std::string> ref = std::nullopt) {
@@ -530,6 +531,19 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
     return report;
   }
   Store& store = **storeResult;
+  // Runs are begun only under the lock, which this process now holds: one still "running" was
+  // cut short (the process killed, the host restarted). Said so, rather than running for ever.
+  if (auto recent = store.recentRuns(50)) {
+    for (const ApplyRun& r : *recent) {
+      if (r.result == RunResult::Running) {
+        (void)store.finishRun(
+            r.id, RunFinish{nowMs(), RunResult::Failed,
+                            "interrupted: the process ended before the run finished (killed, "
+                            "or the host restarted); what it applied is observed again now",
+                            r.counts, ""});
+      }
+    }
+  }
 
   // The source: a directory as it is, or a Git commit exported into the state directory.
   Prepared prep;
@@ -537,6 +551,10 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   if (o.git) {
     configSource = gitSourceText(*o.git);
     prep = prepareGit(o, store);
+    // A password in the url (https credentials) is never printed nor recorded.
+    for (std::string* text : {&prep.summary, &prep.detail, &prep.note}) {
+      *text = scrubCredentials(std::move(*text), o.git->url);
+    }
   } else if (o.config) {
     configSource = fs::absolute(*o.config).lexically_normal().string();
     prep.configDir = *o.config;
@@ -605,9 +623,6 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
     return report;
   }
   Loaded& loaded = *loadedOutcome.loaded;
-  if (o.git) {
-    promoteConfig(o, err);
-  }
 
   auto view = readStoreView(store);
   if (!view) {
@@ -630,6 +645,10 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
     finish(RunResult::Refused, target.error().message, target.error().message);
     err << "edgeplane apply: " << target.error().message << "\n";
     return report;
+  }
+  // Only a tree that is about to be applied replaces the kept one (status's drift check).
+  if (o.git) {
+    promoteConfig(o, err);
   }
   core::Plan p = core::plan(*target, *observed, *view);
   out << core::renderText(p);
@@ -679,6 +698,9 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
                           : RunResult::Failed;
   if (!published) {
     summary += ", proxy snapshot not written";
+  } else if (snapshot->changed) {
+    // A change that lives only in the proxy (a hostname) shows in the one-line run log too.
+    summary += ", proxy snapshot generation " + std::to_string(snapshot->generation);
   }
   std::string detail = prep.detail;
   if (fellBack) {
@@ -733,8 +755,23 @@ int cmdPlan(const Options& o) {
   if (o.git) {
     const GitSettings& g = *o.git;
     // --offline plans touch nothing of this host: a throw-away cache. Otherwise the host's
-    // cache is reused (and updated), without the lock: a plan records nothing.
+    // cache is reused (and updated) under the state lock, held until the commit is exported
+    // (the end of this block): the cache has one writer at a time (a fetch that times out
+    // removes the ref lock files it finds, which would break a concurrent agent's fetch).
     fs::path cache = fs::path(o.stateDir) / "source";
+    std::optional<sys::StateLock> cacheLock;
+    if (!o.offline) {
+      auto lock = sys::StateLock::acquire(o.stateDir, o.lockTimeout, [](long pid) {
+        std::cerr << "edgeplane plan: waiting for another run"
+                  << (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string())
+                  << " to finish with the source cache\n";
+      });
+      if (!lock) {
+        std::cerr << "edgeplane plan: " << lock.error().message << "\n";
+        return 1;
+      }
+      cacheLock.emplace(std::move(lock).value());
+    }
     if (o.offline) {
       auto t = temps.make();
       if (!t) {
@@ -745,19 +782,19 @@ int cmdPlan(const Options& o) {
     }
     auto opened = source::GitSource::open(cache, specOf(g));
     if (!opened) {
-      std::cerr << "edgeplane plan: " << opened.error().message << "\n";
+      std::cerr << "edgeplane plan: " << scrubCredentials(opened.error().message, g.url) << "\n";
       return 1;
     }
     if (auto fetched = fetchInChild(cache, opened->spec(), g.fetchTimeout,
                                     o.fetchHelper.empty() ? defaultFetchHelper() : o.fetchHelper);
         !fetched) {
-      std::cerr << "edgeplane plan: " << fetched.error().message << "\n";
+      std::cerr << "edgeplane plan: " << scrubCredentials(fetched.error().message, g.url) << "\n";
       return 1;
     }
     auto src = source::GitSource::open(cache, specOf(g));
     auto resolved = src ? src->resolve() : Result<source::FetchResult>(src.error());
     if (!resolved) {
-      std::cerr << "edgeplane plan: " << resolved.error().message << "\n";
+      std::cerr << "edgeplane plan: " << scrubCredentials(resolved.error().message, g.url) << "\n";
       return 1;
     }
     commit = resolved->commitId;
@@ -903,6 +940,7 @@ int cmdStatus(const Options& o) {
   // run's accepted tree is kept in <state-dir>/config; a directory run names its directory.
   std::vector<std::string> drift;
   std::string driftNote;
+  std::string observedJson;  // the host as seen now, for `plan --offline --observed`
   if (!runs->empty()) {
     const ApplyRun& last = runs->front();
     const fs::path kept = fs::path(o.stateDir) / "config";
@@ -920,7 +958,10 @@ int cmdStatus(const Options& o) {
       LoadOutcome lo = loadConfig(*dir, std::nullopt, o);
       auto view = readStoreView(store);
       sys::KernelHost kernel = makeHost(o);
-      auto seen = lo.loaded && view ? kernel.observe() : Result<core::HostState>(terminal("skip"));
+      auto seen = view ? kernel.observe() : Result<core::HostState>(terminal("skip"));
+      if (view && seen) {
+        observedJson = sys::toJson(*seen, *view);
+      }
       if (lo.loaded && view && seen) {
         auto target =
             core::buildTarget(resolveFor(lo.loaded->all, lo.loaded->host), lo.loaded->host, *view);
@@ -931,6 +972,9 @@ int cmdStatus(const Options& o) {
                             std::string(core::toString(op.kind)) + " " + op.name +
                             (op.drift.empty() ? "" : " (drift: " + op.drift + ")"));
           }
+        } else {
+          // Not "in sync": nothing could be compared.
+          driftNote = "drift not checked: " + target.error().message;
         }
       } else {
         driftNote = "drift not checked: " +
@@ -1006,6 +1050,9 @@ int cmdStatus(const Options& o) {
       dr->add(d);
     }
     root->set("pending", dr);
+    if (!observedJson.empty()) {
+      root->set("observed", Poco::JSON::Parser().parse(observedJson));
+    }
     Array::Ptr wgs = new Array;
     for (const auto& w : wireguardInfo(o, *owned)) {
       Object::Ptr jo = new Object(Poco::JSON_PRESERVE_KEY_ORDER);

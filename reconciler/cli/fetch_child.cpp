@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <thread>
 
 namespace edgeplane::cli {
 
@@ -35,7 +37,56 @@ void killAndReap(pid_t pid) {
   }
 }
 
+// The password of the url's userinfo ("scheme://user:PASSWORD@host…"); empty when none.
+// Returns its offset and length in `url`.
+std::pair<size_t, size_t> passwordSpan(std::string_view url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) {
+    return {0, 0};
+  }
+  const size_t start = scheme + 3;
+  const size_t end = std::min(url.find_first_of("/?#", start), url.size());
+  const std::string_view authority = url.substr(start, end - start);
+  const size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) {
+    return {0, 0};
+  }
+  const size_t colon = authority.substr(0, at).find(':');
+  if (colon == std::string_view::npos || colon + 1 == at) {
+    return {0, 0};
+  }
+  return {start + colon + 1, at - colon - 1};
+}
+
+void replaceAll(std::string& text, std::string_view what, std::string_view with) {
+  if (what.empty()) {
+    return;
+  }
+  for (size_t at = text.find(what); at != std::string::npos;
+       at = text.find(what, at + with.size())) {
+    text.replace(at, what.size(), with);
+  }
+}
+
 }  // namespace
+
+std::string redactUrl(std::string_view url) {
+  const auto [at, len] = passwordSpan(url);
+  if (len == 0) {
+    return std::string(url);
+  }
+  return std::string(url.substr(0, at)) + "***" + std::string(url.substr(at + len));
+}
+
+std::string scrubCredentials(std::string text, std::string_view url) {
+  const auto [at, len] = passwordSpan(url);
+  if (len == 0) {
+    return text;
+  }
+  replaceAll(text, url, redactUrl(url));
+  replaceAll(text, url.substr(at, len), "***");
+  return text;
+}
 
 std::vector<std::string> defaultFetchHelper() {
   return {"/proc/self/exe"};
@@ -58,17 +109,32 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
   if (helper.empty()) {
     return terminal("fetch: no helper command");
   }
+  // A url with a password goes to the child in its environment (readable by its owner only),
+  // not on its command line (readable by everyone).
+  const bool secretUrl = passwordSpan(spec.url).second != 0;
   std::vector<std::string> args = helper;
-  args.insert(args.end(), {"__fetch", cacheDir.string(), spec.url, spec.ref});
+  args.insert(args.end(), {"__fetch", cacheDir.string(), secretUrl ? "-" : spec.url, spec.ref});
   if (spec.sshKey) {
     args.push_back(spec.sshKey->string());
   }
+  const std::string shownUrl = redactUrl(spec.url);
   // Everything the child needs is built before fork: after it, only async-signal-safe calls.
   std::vector<char*> argv;
   for (auto& a : args) {
     argv.push_back(a.data());
   }
   argv.push_back(nullptr);
+  std::string urlVar = std::string(kFetchUrlEnv) + "=" + spec.url;
+  std::vector<char*> envp;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    if (!std::string_view(*e).starts_with(std::string(kFetchUrlEnv) + "=")) {
+      envp.push_back(*e);
+    }
+  }
+  if (secretUrl) {
+    envp.push_back(urlVar.data());
+  }
+  envp.push_back(nullptr);
 
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
@@ -92,7 +158,7 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);  // the agent blocks SIGTERM for its sigwait
     ::dup2(fds[1], STDOUT_FILENO);               // dup2 clears O_CLOEXEC on the copy
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
   ::close(fds[1]);
@@ -132,14 +198,27 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
   if (timedOut) {
     killAndReap(pid);
     removeStaleGitLocks(cacheDir);
-    return retryable("fetch " + spec.url + ": no answer within " + secondsText(timeout) +
+    return retryable("fetch " + shownUrl + ": no answer within " + secondsText(timeout) +
                      " (source fetch_timeout); the fetch was stopped");
   }
+  // EOF (or a failed poll/read) does not mean the child has exited: it may have closed its
+  // stdout and still hang. The deadline holds for the wait too.
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) {
+  for (;;) {
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      break;
+    }
+    if (r < 0 && errno != EINTR) {
       return retryable(std::string("fetch: waitpid: ") + std::strerror(errno));
     }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      killAndReap(pid);
+      removeStaleGitLocks(cacheDir);
+      return retryable("fetch " + shownUrl + ": the fetch did not end within " +
+                       secondsText(timeout) + " (source fetch_timeout); it was stopped");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   if (auto nl = output.find('\n'); nl != std::string::npos) {
     output.resize(nl);
@@ -155,10 +234,10 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
   }
   if (WIFSIGNALED(status)) {
     removeStaleGitLocks(cacheDir);
-    return retryable("fetch " + spec.url + ": the fetch process was killed by signal " +
+    return retryable("fetch " + shownUrl + ": the fetch process was killed by signal " +
                      std::to_string(WTERMSIG(status)));
   }
-  return retryable("fetch " + spec.url + ": the fetch process failed (exit status " +
+  return retryable("fetch " + shownUrl + ": the fetch process failed (exit status " +
                    std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
 }
 
@@ -167,7 +246,16 @@ int fetchChildMain(const std::vector<std::string>& args) {
     std::cout << "terminal usage: __fetch CACHE URL REF [SSH_KEY]\n";
     return kExitTerminal;
   }
-  source::SourceSpec spec{args[1], args[2], std::nullopt};
+  std::string url = args[1];
+  if (url == "-") {
+    const char* fromEnv = std::getenv(kFetchUrlEnv);
+    if (fromEnv == nullptr || *fromEnv == '\0') {
+      std::cout << "terminal __fetch: url \"-\" but " << kFetchUrlEnv << " is not set\n";
+      return kExitTerminal;
+    }
+    url = fromEnv;
+  }
+  source::SourceSpec spec{url, args[2], std::nullopt};
   if (args.size() == 4) {
     spec.sshKey = args[3];
   }
@@ -175,7 +263,7 @@ int fetchChildMain(const std::vector<std::string>& args) {
   std::string local = spec.url.starts_with("file://") ? spec.url.substr(7) : spec.url;
   std::error_code ec;
   if (local.starts_with("/") && !fs::exists(local, ec)) {
-    std::cout << "retryable fetch " << spec.url << ": no repository at " << local
+    std::cout << "retryable fetch " << redactUrl(spec.url) << ": no repository at " << local
               << " (moved or removed?)\n";
     return kExitRetryable;
   }
@@ -183,7 +271,7 @@ int fetchChildMain(const std::vector<std::string>& args) {
   Result<source::FetchResult> fetched =
       src ? src->fetch() : Result<source::FetchResult>(src.error());
   if (!fetched) {
-    std::string message = fetched.error().message;
+    std::string message = scrubCredentials(fetched.error().message, spec.url);
     for (char& c : message) {
       if (c == '\n' || c == '\r') {
         c = ' ';

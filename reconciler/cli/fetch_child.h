@@ -14,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "reconciler/source/git_source.h"
@@ -25,9 +26,10 @@ namespace edgeplane::cli {
 // stand-in here.
 std::vector<std::string> defaultFetchHelper();
 
-// Runs `helper… __fetch CACHE URL REF [SSH_KEY]` and waits at most `timeout`. The child's
-// verdict is passed through (retryable or terminal, with libgit2's message); a child that
-// runs out of time is killed and the fetch is a retryable error.
+// Runs `helper… __fetch CACHE URL REF [SSH_KEY]` (URL "-" and the url in kFetchUrlEnv when it
+// holds a password) and waits at most `timeout`. The child's verdict is passed through
+// (retryable or terminal, with libgit2's message); a child that runs out of time is killed and
+// the fetch is a retryable error.
 Result<void> fetchInChild(const std::filesystem::path& cacheDir, const source::SourceSpec& spec,
                           std::chrono::milliseconds timeout,
                           const std::vector<std::string>& helper);
@@ -35,6 +37,16 @@ Result<void> fetchInChild(const std::filesystem::path& cacheDir, const source::S
 // The child side: `edgeplane __fetch CACHE URL REF [SSH_KEY]`. Prints one line on stdout —
 // "ok <commit>", "retryable <message>" or "terminal <message>" — and returns the exit code.
 int fetchChildMain(const std::vector<std::string>& args);
+
+// The url with the password of its userinfo ("https://user:TOKEN@host/…", the way libgit2 takes
+// https credentials) replaced by "***": what logs, the store and argv may show.
+std::string redactUrl(std::string_view url);
+// `text` with every occurrence of `url` redacted and of its password replaced by "***".
+std::string scrubCredentials(std::string text, std::string_view url);
+
+// The child's environment variable that carries a url holding a password; argv (readable by
+// every user in /proc) then holds "-" in its place.
+inline constexpr const char* kFetchUrlEnv = "EDGEPLANE_FETCH_URL";
 
 // Removes the lock files (`*.lock`) a killed fetch may have left under a cache directory.
 // Only safe for the holder of the state lock, the cache's only writer.

@@ -14,6 +14,7 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
+#include <Poco/Net/StreamSocket.h>
 
 #include <atomic>
 #include <fstream>
@@ -25,6 +26,7 @@
 #include "reconciler/cli/scheduler.h"
 #include "reconciler/cli/trigger_socket.h"
 #include "reconciler/cli/webhook.h"
+#include "reconciler/system/lock.h"
 
 namespace edgeplane::cli {
 namespace {
@@ -179,6 +181,134 @@ TEST(WebhookServerTest, AnswersOverHttp) {
   const std::string big(kMaxWebhookBody + 1, 'x');
   EXPECT_EQ(post("POST", "/trigger", big, webhookSignature("k", big)), 413);
   EXPECT_EQ(triggered.load(), 1);
+}
+
+// Clients that connect and then stall, or trickle a byte at a time, neither hold the webhook
+// up for the others nor stay connected past the request deadline (5 s for a whole request).
+TEST(WebhookServerTest, SlowClientsDoNotBlockTriggers) {
+  std::atomic<int> triggered{0};
+  uint16_t free = 0;
+  {
+    Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
+    free = probe.address().port();
+  }
+  auto listen = Endpoint::parse("127.0.0.1:" + std::to_string(free));
+  ASSERT_TRUE(listen.has_value());
+  auto server = WebhookServer::start(*listen, "k", [&] { ++triggered; });
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  const Poco::Net::SocketAddress at("127.0.0.1", (*server)->port());
+
+  // One client that says nothing, two that trickle a header byte every 200 ms.
+  Poco::Net::StreamSocket idle(at);
+  std::atomic<int64_t> cutOffMs[2] = {-1, -1};
+  std::vector<std::thread> tricklers;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 2; ++i) {
+    tricklers.emplace_back([&, i] {
+      Poco::Net::StreamSocket s(at);
+      const std::string start = "POST /trigger HTTP/1.1\r\nX-Slow: ";
+      s.sendBytes(start.data(), static_cast<int>(start.size()));
+      while (std::chrono::steady_clock::now() - t0 < seconds(10)) {
+        if (s.poll(Poco::Timespan(0, 200000), Poco::Net::Socket::SELECT_READ)) {
+          break;  // an answer (408) or the close
+        }
+        try {
+          s.sendBytes("a", 1);
+        } catch (const Poco::Exception&) {
+          break;
+        }
+      }
+      cutOffMs[i] =
+          std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    });
+  }
+  std::this_thread::sleep_for(milliseconds(300));
+
+  // A good request meanwhile is answered at once.
+  const std::string body = "0123456789abcdef0123456789abcdef01234567";
+  Poco::Net::HTTPClientSession session("127.0.0.1", (*server)->port());
+  session.setTimeout(Poco::Timespan(3, 0));
+  Poco::Net::HTTPRequest request("POST", "/trigger", Poco::Net::HTTPMessage::HTTP_1_1);
+  request.setContentLength(static_cast<std::streamsize>(body.size()));
+  request.set(std::string(kSignatureHeader), webhookSignature("k", body));
+  const auto asked = std::chrono::steady_clock::now();
+  int status = 0;
+  try {
+    session.sendRequest(request) << body;
+    Poco::Net::HTTPResponse response;
+    session.receiveResponse(response);
+    status = static_cast<int>(response.getStatus());
+  } catch (const Poco::Exception& e) {
+    ADD_FAILURE() << "the good request got no answer: " << e.displayText();
+  }
+  EXPECT_EQ(status, 202);
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, seconds(2));
+  EXPECT_EQ(triggered.load(), 1);
+
+  for (auto& t : tricklers) {
+    t.join();
+  }
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_GE(cutOffMs[i].load(), 4000) << "trickler " << i;
+    EXPECT_LT(cutOffMs[i].load(), 8000) << "trickler " << i << " was not cut off at the deadline";
+  }
+  // The silent one is closed too.
+  char c = 0;
+  EXPECT_TRUE(idle.poll(Poco::Timespan(3, 0), Poco::Net::Socket::SELECT_READ));
+  EXPECT_EQ(idle.receiveBytes(&c, 1), 0);
+  EXPECT_EQ(triggered.load(), 1);
+}
+
+// The request reader's edges, over raw sockets: a bare-LF head, an oversized head, a chunked
+// body, garbage, and a body sent after the head in pieces.
+TEST(WebhookServerTest, RawRequestsGetTheRightStatus) {
+  std::atomic<int> triggered{0};
+  uint16_t free = 0;
+  {
+    Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
+    free = probe.address().port();
+  }
+  auto listen = Endpoint::parse("127.0.0.1:" + std::to_string(free));
+  ASSERT_TRUE(listen.has_value());
+  auto server = WebhookServer::start(*listen, "k", [&] { ++triggered; });
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  const Poco::Net::SocketAddress at("127.0.0.1", (*server)->port());
+  auto exchange = [&](const std::vector<std::string>& pieces) {
+    Poco::Net::StreamSocket s(at);
+    s.setReceiveTimeout(Poco::Timespan(8, 0));
+    for (const auto& piece : pieces) {
+      s.sendBytes(piece.data(), static_cast<int>(piece.size()));
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    std::string answer;
+    char buf[512];
+    for (int n = 0; (n = s.receiveBytes(buf, sizeof(buf))) > 0;) {
+      answer.append(buf, static_cast<size_t>(n));
+    }
+    return answer.substr(0, answer.find("\r\n"));
+  };
+  const std::string body = "0123456789abcdef0123456789abcdef01234567";
+  const std::string sig = webhookSignature("k", body);
+  const std::string head =
+      "POST /trigger HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n" + std::string(kSignatureHeader) + ": " + sig + "\r\n\r\n";
+  EXPECT_EQ(exchange({head.substr(0, 10), head.substr(10), body.substr(0, 7), body.substr(7)}),
+            "HTTP/1.1 202 Accepted");
+  EXPECT_EQ(triggered.load(), 1);
+  EXPECT_EQ(exchange({"POST /trigger HTTP/1.1\nContent-Length: " + std::to_string(body.size()) +
+                      "\n" + std::string(kSignatureHeader) + ": " + sig + "\n\n" + body}),
+            "HTTP/1.1 202 Accepted");
+  EXPECT_EQ(triggered.load(), 2);
+  EXPECT_EQ(exchange({"POST /trigger HTTP/1.1\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n"}),
+            "HTTP/1.1 400 Bad Request");
+  EXPECT_EQ(exchange({"POST /trigger HTTP/1.1\r\nTransfer-Encoding: chunked\r\n" +
+                      std::string(kSignatureHeader) + ": " + sig + "\r\n\r\n28\r\n" + body +
+                      "\r\n0\r\n\r\n"}),
+            "HTTP/1.1 411 Length Required");
+  EXPECT_TRUE(exchange({"\x16\x03\x01 not http at all\r\n\r\n"}).starts_with("HTTP/1.1 4"));
+  EXPECT_EQ(exchange({"POST /trigger HTTP/1.1\r\nContent-Length: 99999\r\n\r\n"}),
+            "HTTP/1.1 413 Payload Too Large");
+  EXPECT_EQ(triggered.load(), 2);
 }
 
 // ---- the schedule ----
@@ -390,6 +520,20 @@ TEST(FetchInChild, AHungFetchIsKilledAtTheDeadline) {
   EXPECT_LT(took, seconds(5));
 }
 
+TEST(FetchInChild, AChildThatClosesItsOutputAndHangsIsKilledAtTheDeadline) {
+  TempDir dir;
+  const auto t0 = std::chrono::steady_clock::now();
+  // EOF on the pipe is not the end of the child: it must still be bounded by the deadline.
+  auto r = fetchInChild(dir.path() / "cache", {"https://example.invalid/x.git", "main", {}},
+                        milliseconds(300), {"/bin/sh", "-c", "exec 1>&-; exec sleep 30", "sh"});
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.error().retryable);
+  EXPECT_NE(r.error().message.find("did not end within 0.3 s"), std::string::npos)
+      << r.error().message;
+  EXPECT_LT(took, seconds(5));
+}
+
 TEST(FetchInChild, TheChildsVerdictIsPassedThrough) {
   TempDir dir;
   const source::SourceSpec spec{"https://example.invalid/x.git", "main", {}};
@@ -443,7 +587,72 @@ TEST(FetchInChild, RealFetchIntoTheCache) {
   EXPECT_NE(missing.error().message.find("no-such-branch"), std::string::npos)
       << missing.error().message;
 }
+
+// `plan` fetches into the host's cache only under the state lock: while a run (here, this
+// test) holds it, a plan with --lock-timeout gives up without touching <state-dir>/source.
+TEST(PlanFromGit, TheHostCacheIsOnlyWrittenUnderTheStateLock) {
+  TempDir dir;
+  const fs::path repo = dir.path() / "origin.git";
+  const fs::path work = dir.path() / "work";
+  const fs::path state = dir.path() / "state";
+  const std::string git = "git -c user.name=T -c user.email=t@example.com ";
+  ASSERT_EQ(
+      sh("git init -q --bare -b main " + repo.string() + " && git init -q -b main " +
+         work.string() + " && touch " + work.string() + "/empty.toml && " + git + "-C " +
+         work.string() + " add -A && " + git + "-C " + work.string() + " commit -qm first && " +
+         git + "-C " + work.string() + " push -q " + repo.string() + " main"),
+      0);
+  const std::string plan = std::string(EDGEPLANE_BINARY) + " plan --source " + repo.string() +
+                           " --state-dir " + state.string() + " --lock-timeout 1 >" +
+                           (dir.path() / "out").string() + " 2>&1";
+  {
+    auto held = sys::StateLock::acquire(state, milliseconds(0), [](long) {});
+    ASSERT_TRUE(held.ok()) << held.error().message;
+    EXPECT_NE(sh(plan), 0);
+    std::ifstream in(dir.path() / "out");
+    const std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(out.find("holds"), std::string::npos) << out;
+    EXPECT_FALSE(fs::exists(state / "source")) << "plan wrote the cache without the lock";
+  }
+  (void)sh(plan);  // the lock is free: the plan fetches (observing this host may still fail)
+  EXPECT_TRUE(fs::exists(state / "source" / "HEAD"));
+}
 #endif
+
+// An https url with a token (how libgit2 takes https credentials) is shown redacted, and the
+// child gets it in its environment, not on its command line, which every user can read.
+TEST(FetchInChild, AUrlPasswordIsNeverOnTheCommandLineNorInMessages) {
+  EXPECT_EQ(redactUrl("https://deploy:s3cr3tT0ken@git.example.com/edge.git"),
+            "https://deploy:***@git.example.com/edge.git");
+  EXPECT_EQ(redactUrl("https://git.example.com/edge.git"), "https://git.example.com/edge.git");
+  EXPECT_EQ(redactUrl("ssh://git@git.example.com/edge.git"), "ssh://git@git.example.com/edge.git");
+  EXPECT_EQ(redactUrl("git@git.example.com:edge.git"), "git@git.example.com:edge.git");
+  EXPECT_EQ(redactUrl("/srv/git/a:b@c.git"), "/srv/git/a:b@c.git");
+  EXPECT_EQ(redactUrl("https://h.example/p?q=a:b@c"), "https://h.example/p?q=a:b@c");
+  const std::string url = "https://deploy:s3cr3tT0ken@git.example.com/edge.git";
+  EXPECT_EQ(scrubCredentials("fetch " + url + ": 401; token s3cr3tT0ken refused", url),
+            "fetch https://deploy:***@git.example.com/edge.git: 401; token *** refused");
+
+  TempDir dir;
+  // The stand-in answers with its own command line and the environment variable.
+  auto r = fetchInChild(
+      dir.path(), {url, "main", {}}, seconds(10),
+      {"/bin/sh", "-c", "printf 'terminal %s|%s\\n' \"$*\" \"$EDGEPLANE_FETCH_URL\"", "sh"});
+  ASSERT_FALSE(r.ok());
+  const std::string& m = r.error().message;
+  const std::string argv = m.substr(0, m.find('|'));
+  EXPECT_EQ(argv.find("s3cr3tT0ken"), std::string::npos) << m;
+  EXPECT_NE(argv.find("__fetch"), std::string::npos) << m;
+  EXPECT_EQ(m.substr(m.find('|') + 1), url);
+  // Without a password the url stays on the command line and nothing extra is set.
+  auto plain = fetchInChild(
+      dir.path(), {"https://git.example.com/edge.git", "main", {}}, seconds(10),
+      {"/bin/sh", "-c", "printf 'terminal %s|%s\\n' \"$*\" \"$EDGEPLANE_FETCH_URL\"", "sh"});
+  ASSERT_FALSE(plain.ok());
+  EXPECT_NE(plain.error().message.find("https://git.example.com/edge.git main|"), std::string::npos)
+      << plain.error().message;
+  EXPECT_TRUE(plain.error().message.ends_with("|")) << plain.error().message;
+}
 
 TEST(FetchInChild, StaleLockFilesAreRemoved) {
   TempDir dir;
