@@ -27,6 +27,7 @@
 #include "reconciler/cli/trigger_socket.h"
 #include "reconciler/cli/webhook.h"
 #include "reconciler/system/lock.h"
+#include "tests/support/temp_dir.h"
 
 namespace edgeplane::cli {
 namespace {
@@ -35,22 +36,7 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "edgeplane-cli-XXXXXX").string();
-    EXPECT_NE(::mkdtemp(tmpl.data()), nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using testing::TempDir;
 
 int sh(const std::string& command) {
   const int status = std::system(command.c_str());

@@ -35,6 +35,7 @@
 #include "proxy/control.h"
 #include "schema/snapshot.h"
 #include "schema/store.h"
+#include "tests/support/temp_dir.h"
 
 namespace edgeplane::proxy {
 namespace {
@@ -42,23 +43,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "ep-pctl-XXXXXX").string();
-    char* made = ::mkdtemp(tmpl.data());
-    EXPECT_NE(made, nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using testing::TempDir;
 
 SnapshotRoute passthrough(const std::string& name, std::vector<std::string> hosts,
                           const std::string& ns = "tenant-a") {
