@@ -108,28 +108,6 @@ IpAddress masked(const IpAddress& address, int length) {
   return out;
 }
 
-constexpr char kBase64Alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') {
-    return c - 'A';
-  }
-  if (c >= 'a' && c <= 'z') {
-    return c - 'a' + 26;
-  }
-  if (isDigit(c)) {
-    return c - '0' + 52;
-  }
-  if (c == '+') {
-    return 62;
-  }
-  if (c == '/') {
-    return 63;
-  }
-  return -1;
-}
-
 int hexValue(char c) {
   if (isDigit(c)) {
     return c - '0';
@@ -489,55 +467,122 @@ bool isValidDnsName(std::string_view name, bool allowWildcard) {
   return false;
 }
 
-// WgKey
+// Base64, WgKey
+
+namespace {
+constexpr std::string_view kBase64Alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int base64Value(char c) {
+  if (c >= 'A' && c <= 'Z') {
+    return c - 'A';
+  }
+  if (c >= 'a' && c <= 'z') {
+    return c - 'a' + 26;
+  }
+  if (c >= '0' && c <= '9') {
+    return c - '0' + 52;
+  }
+  if (c == '+') {
+    return 62;
+  }
+  if (c == '/') {
+    return 63;
+  }
+  return -1;
+}
+
+}  // namespace
+
+bool isBase64Char(char c) {
+  return base64Value(c) >= 0;
+}
+
+std::optional<std::string> decodeBase64(std::string_view in) {
+  if (in.empty() || in.size() % 4 != 0) {
+    return std::nullopt;
+  }
+  size_t pad = 0;
+  if (in.back() == '=') {
+    pad = in[in.size() - 2] == '=' ? 2 : 1;
+  }
+  std::string out;
+  out.reserve(in.size() / 4 * 3);
+  for (size_t i = 0; i < in.size(); i += 4) {
+    const bool last = i + 4 == in.size();
+    int v[4];
+    for (size_t j = 0; j < 4; ++j) {
+      const bool padSlot = last && j >= 4 - pad;
+      v[j] = padSlot ? (in[i + j] == '=' ? 0 : -1) : base64Value(in[i + j]);
+      if (v[j] < 0) {
+        return std::nullopt;
+      }
+    }
+    const std::uint32_t n =
+        (static_cast<std::uint32_t>(v[0]) << 18) | (static_cast<std::uint32_t>(v[1]) << 12) |
+        (static_cast<std::uint32_t>(v[2]) << 6) | static_cast<std::uint32_t>(v[3]);
+    out.push_back(static_cast<char>((n >> 16) & 0xff));
+    if (last && pad == 2) {
+      if ((n & 0xffff) != 0) {
+        return std::nullopt;
+      }
+      break;
+    }
+    out.push_back(static_cast<char>((n >> 8) & 0xff));
+    if (last && pad == 1) {
+      if ((n & 0xff) != 0) {
+        return std::nullopt;
+      }
+      break;
+    }
+    out.push_back(static_cast<char>(n & 0xff));
+  }
+  return out;
+}
+
+std::string encodeBase64(std::string_view in, bool pad) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  auto byte = [&](size_t k) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(in[k]));
+  };
+  for (; i + 3 <= in.size(); i += 3) {
+    const std::uint32_t n = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
+    out.push_back(kBase64Alphabet[(n >> 18) & 63]);
+    out.push_back(kBase64Alphabet[(n >> 12) & 63]);
+    out.push_back(kBase64Alphabet[(n >> 6) & 63]);
+    out.push_back(kBase64Alphabet[n & 63]);
+  }
+  if (in.size() - i == 1) {
+    const std::uint32_t n = byte(i) << 16;
+    out.push_back(kBase64Alphabet[(n >> 18) & 63]);
+    out.push_back(kBase64Alphabet[(n >> 12) & 63]);
+  } else if (in.size() - i == 2) {
+    const std::uint32_t n = (byte(i) << 16) | (byte(i + 1) << 8);
+    out.push_back(kBase64Alphabet[(n >> 18) & 63]);
+    out.push_back(kBase64Alphabet[(n >> 12) & 63]);
+    out.push_back(kBase64Alphabet[(n >> 6) & 63]);
+  }
+  if (pad) {
+    out.append((3 - in.size() % 3) % 3, '=');
+  }
+  return out;
+}
 
 std::optional<WgKey> WgKey::parseBase64(std::string_view text) {
-  if (text.size() != 44 || text[43] != '=') {
+  // 44 characters ending in one '=': 32 bytes, the 2 unused bits zero (one key, one spelling).
+  auto bytes = text.size() == 44 ? decodeBase64(text) : std::nullopt;
+  if (!bytes || bytes->size() != 32) {
     return std::nullopt;
   }
-  // 43 significant characters carry 258 bits; the 32-byte key uses 256 of them.
   WgKey key;
-  uint32_t acc = 0;
-  int accBits = 0;
-  size_t out = 0;
-  for (size_t i = 0; i < 43; ++i) {
-    int v = base64Value(text[i]);
-    if (v < 0) {
-      return std::nullopt;
-    }
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    accBits += 6;
-    if (accBits >= 8) {
-      accBits -= 8;
-      key.bytes[out++] = static_cast<uint8_t>(acc >> accBits);
-      acc &= (1u << accBits) - 1;
-    }
-  }
-  // Exactly 32 bytes came out and 2 bits are left over: they must be zero, so that one key
-  // has one spelling.
-  if (out != key.bytes.size() || acc != 0) {
-    return std::nullopt;
-  }
+  std::memcpy(key.bytes.data(), bytes->data(), key.bytes.size());
   return key;
 }
 
 std::string WgKey::base64() const {
-  std::string out;
-  out.reserve(44);
-  uint32_t acc = 0;
-  int accBits = 0;
-  for (uint8_t b : bytes) {
-    acc = (acc << 8) | b;
-    accBits += 8;
-    while (accBits >= 6) {
-      accBits -= 6;
-      out.push_back(kBase64Alphabet[(acc >> accBits) & 0x3F]);
-    }
-    acc &= (1u << accBits) - 1;
-  }
-  out.push_back(kBase64Alphabet[(acc << (6 - accBits)) & 0x3F]);  // 4 bits left, pad with 0s
-  out.push_back('=');
-  return out;
+  return encodeBase64(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 // Hex

@@ -88,6 +88,12 @@ struct RateLimit {
 // A DNS name (RFC 1123 labels); with allowWildcard, one leading "*." label is allowed.
 bool isValidDnsName(std::string_view name, bool allowWildcard);
 
+// Standard base64 (RFC 4648), canonical only: padded, no whitespace, unused bits zero -
+// exactly what an encoder produces, so one value has one spelling.
+bool isBase64Char(char c);
+std::optional<std::string> decodeBase64(std::string_view text);
+std::string encodeBase64(std::string_view bytes, bool pad = true);
+
 // A 32-byte WireGuard key in standard base64 (44 characters ending in '=').
 struct WgKey {
   std::array<uint8_t, 32> bytes{};

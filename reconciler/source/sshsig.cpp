@@ -19,102 +19,10 @@
 #include <memory>
 #include <utility>
 
+#include "schema/net.h"
+
 namespace edgeplane::source {
 namespace {
-
-// --- Base64 (RFC 4648), canonical only ---
-
-constexpr std::string_view kB64Alphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int b64Value(char c) {
-  if (c >= 'A' && c <= 'Z') {
-    return c - 'A';
-  }
-  if (c >= 'a' && c <= 'z') {
-    return c - 'a' + 26;
-  }
-  if (c >= '0' && c <= '9') {
-    return c - '0' + 52;
-  }
-  if (c == '+') {
-    return 62;
-  }
-  if (c == '/') {
-    return 63;
-  }
-  return -1;
-}
-
-// Padded, no whitespace, unused bits zero: exactly what an encoder produces.
-std::optional<std::string> b64Decode(std::string_view in) {
-  if (in.empty() || in.size() % 4 != 0) {
-    return std::nullopt;
-  }
-  size_t pad = 0;
-  if (in.back() == '=') {
-    pad = in[in.size() - 2] == '=' ? 2 : 1;
-  }
-  std::string out;
-  out.reserve(in.size() / 4 * 3);
-  for (size_t i = 0; i < in.size(); i += 4) {
-    const bool last = i + 4 == in.size();
-    int v[4];
-    for (size_t j = 0; j < 4; ++j) {
-      const bool padSlot = last && j >= 4 - pad;
-      v[j] = padSlot ? (in[i + j] == '=' ? 0 : -1) : b64Value(in[i + j]);
-      if (v[j] < 0) {
-        return std::nullopt;
-      }
-    }
-    const std::uint32_t n =
-        (static_cast<std::uint32_t>(v[0]) << 18) | (static_cast<std::uint32_t>(v[1]) << 12) |
-        (static_cast<std::uint32_t>(v[2]) << 6) | static_cast<std::uint32_t>(v[3]);
-    out.push_back(static_cast<char>((n >> 16) & 0xff));
-    if (last && pad == 2) {
-      if ((n & 0xffff) != 0) {
-        return std::nullopt;
-      }
-      break;
-    }
-    out.push_back(static_cast<char>((n >> 8) & 0xff));
-    if (last && pad == 1) {
-      if ((n & 0xff) != 0) {
-        return std::nullopt;
-      }
-      break;
-    }
-    out.push_back(static_cast<char>(n & 0xff));
-  }
-  return out;
-}
-
-std::string b64EncodeUnpadded(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  auto byte = [&](size_t k) {
-    return static_cast<std::uint32_t>(static_cast<unsigned char>(in[k]));
-  };
-  for (; i + 3 <= in.size(); i += 3) {
-    const std::uint32_t n = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
-    out.push_back(kB64Alphabet[(n >> 18) & 63]);
-    out.push_back(kB64Alphabet[(n >> 12) & 63]);
-    out.push_back(kB64Alphabet[(n >> 6) & 63]);
-    out.push_back(kB64Alphabet[n & 63]);
-  }
-  if (in.size() - i == 1) {
-    const std::uint32_t n = byte(i) << 16;
-    out.push_back(kB64Alphabet[(n >> 18) & 63]);
-    out.push_back(kB64Alphabet[(n >> 12) & 63]);
-  } else if (in.size() - i == 2) {
-    const std::uint32_t n = (byte(i) << 16) | (byte(i + 1) << 8);
-    out.push_back(kB64Alphabet[(n >> 18) & 63]);
-    out.push_back(kB64Alphabet[(n >> 12) & 63]);
-    out.push_back(kB64Alphabet[(n >> 6) & 63]);
-  }
-  return out;
-}
 
 // --- SSH wire format (RFC 4251 section 5) ---
 
@@ -526,7 +434,7 @@ Result<std::string> dearmor(std::string_view text) {
       return terminal("malformed SSH signature: empty line in the armor");
     }
     for (char c : line) {
-      if (b64Value(c) < 0 && c != '=') {
+      if (!isBase64Char(c) && c != '=') {
         return terminal("malformed SSH signature: invalid base64 character");
       }
     }
@@ -540,7 +448,7 @@ Result<std::string> dearmor(std::string_view text) {
       return terminal("malformed SSH signature: text after the end line");
     }
   }
-  auto blob = b64Decode(b64);
+  auto blob = decodeBase64(b64);
   if (!blob) {
     return terminal("malformed SSH signature: invalid base64");
   }
@@ -863,7 +771,7 @@ Result<AllowedSigner> parseSignerLine(std::string_view line, size_t lineNo) {
   if (b64.empty()) {
     return bad("missing key data");
   }
-  auto blob = b64Decode(b64);
+  auto blob = decodeBase64(b64);
   if (!blob) {
     return bad("key data is not valid base64");
   }
@@ -890,7 +798,7 @@ std::string sshFingerprint(std::string_view keyBlob) {
     return "SHA256:?";
   }
   return "SHA256:" +
-         b64EncodeUnpadded(std::string_view(reinterpret_cast<const char*>(digest), len));
+         encodeBase64(std::string_view(reinterpret_cast<const char*>(digest), len), false);
 }
 
 Result<std::vector<AllowedSigner>> parseAllowedSigners(std::string_view text) {

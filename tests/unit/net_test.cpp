@@ -725,6 +725,32 @@ TEST(NetDnsName, Wildcards) {
 
 // WgKey
 
+TEST(NetBase64, RoundTripsEveryTailLengthAndRefusesNonCanonicalText) {
+  // RFC 4648 section 10 test vectors, padded and not.
+  const std::pair<std::string, std::string> vectors[] = {{"", ""},
+                                                         {"f", "Zg=="},
+                                                         {"fo", "Zm8="},
+                                                         {"foo", "Zm9v"},
+                                                         {"foob", "Zm9vYg=="},
+                                                         {"fooba", "Zm9vYmE="},
+                                                         {"foobar", "Zm9vYmFy"}};
+  for (const auto& [plain, encoded] : vectors) {
+    EXPECT_EQ(encodeBase64(plain), encoded);
+    std::string unpadded = encoded.substr(0, encoded.find('='));
+    EXPECT_EQ(encodeBase64(plain, false), unpadded);
+    if (!encoded.empty()) {
+      EXPECT_EQ(decodeBase64(encoded), plain) << encoded;
+    }
+  }
+  EXPECT_EQ(decodeBase64(""), std::nullopt);          // nothing is not a value
+  EXPECT_EQ(decodeBase64("Zg="), std::nullopt);       // not a multiple of 4
+  EXPECT_EQ(decodeBase64("Zh=="), std::nullopt);      // unused bits set
+  EXPECT_EQ(decodeBase64("Zm9=Yg=="), std::nullopt);  // padding inside
+  EXPECT_EQ(decodeBase64("Zm9 Yg=="), std::nullopt);  // whitespace
+  EXPECT_TRUE(isBase64Char('+'));
+  EXPECT_FALSE(isBase64Char('='));
+}
+
 TEST(NetWgKey, ParsesAndReencodes) {
   const std::string text = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
   ASSERT_EQ(text.size(), 44u);
