@@ -467,6 +467,45 @@ bool isValidDnsName(std::string_view name, bool allowWildcard) {
   return false;
 }
 
+// Socket addresses
+
+socklen_t toSockaddr(const Endpoint& e, sockaddr_storage& ss) {
+  std::memset(&ss, 0, sizeof ss);
+  if (e.address.family == IpAddress::Family::V4) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(e.port);
+    std::memcpy(&sin->sin_addr, e.address.bytes.data(), 4);
+    return sizeof(sockaddr_in);
+  }
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  sin6->sin6_family = AF_INET6;
+  sin6->sin6_port = htons(e.port);
+  std::memcpy(&sin6->sin6_addr, e.address.bytes.data(), 16);
+  return sizeof(sockaddr_in6);
+}
+
+Endpoint fromSockaddr(const sockaddr_storage& ss) {
+  Endpoint e;
+  if (ss.ss_family == AF_INET) {
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
+    e.address.family = IpAddress::Family::V4;
+    std::memcpy(e.address.bytes.data(), &sin->sin_addr, 4);
+    e.port = ntohs(sin->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    e.port = ntohs(sin6->sin6_port);
+    if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+      e.address.family = IpAddress::Family::V4;
+      std::memcpy(e.address.bytes.data(), sin6->sin6_addr.s6_addr + 12, 4);
+    } else {
+      e.address.family = IpAddress::Family::V6;
+      std::memcpy(e.address.bytes.data(), &sin6->sin6_addr, 16);
+    }
+  }
+  return e;
+}
+
 // Base64, WgKey
 
 namespace {

@@ -1,6 +1,8 @@
 // Value types for addresses, prefixes, ports and durations, with strict parsers (libc only).
 #pragma once
 
+#include <sys/socket.h>
+
 #include <array>
 #include <chrono>
 #include <compare>
@@ -87,6 +89,12 @@ struct RateLimit {
 
 // A DNS name (RFC 1123 labels); with allowWildcard, one leading "*." label is allowed.
 bool isValidDnsName(std::string_view name, bool allowWildcard);
+
+// Endpoint <-> socket address. toSockaddr fills `ss` and returns the length to pass to
+// bind/connect; fromSockaddr reads AF_INET/AF_INET6 (an IPv4-mapped IPv6 address comes back
+// as IPv4) and returns a zero Endpoint for any other family.
+socklen_t toSockaddr(const Endpoint& e, sockaddr_storage& ss);
+Endpoint fromSockaddr(const sockaddr_storage& ss);
 
 // Standard base64 (RFC 4648), canonical only: padded, no whitespace, unused bits zero -
 // exactly what an encoder produces, so one value has one spelling.

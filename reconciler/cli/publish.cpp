@@ -123,21 +123,7 @@ Result<Target> parseAdminAddress(const std::string& address) {
   if (!ep || ep->port == 0) {
     return terminal("proxy admin address \"" + address + "\" is neither unix:/PATH nor ADDR:PORT");
   }
-  if (ep->address.family == IpAddress::Family::V4) {
-    sockaddr_in in{};
-    in.sin_family = AF_INET;
-    in.sin_port = htons(ep->port);
-    std::memcpy(&in.sin_addr, ep->address.bytes.data(), 4);
-    std::memcpy(&t.addr, &in, sizeof(in));
-    t.len = sizeof(in);
-  } else {
-    sockaddr_in6 in6{};
-    in6.sin6_family = AF_INET6;
-    in6.sin6_port = htons(ep->port);
-    std::memcpy(&in6.sin6_addr, ep->address.bytes.data(), 16);
-    std::memcpy(&t.addr, &in6, sizeof(in6));
-    t.len = sizeof(in6);
-  }
+  t.len = toSockaddr(*ep, t.addr);
   t.host = ep->str();
   return t;
 }

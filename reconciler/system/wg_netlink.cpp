@@ -97,18 +97,9 @@ bool putKey(nl_msg* msg, int type, const WgKey& key) {
 }
 
 bool putEndpoint(nl_msg* msg, int type, const Endpoint& ep) {
-  if (ep.address.family == IpAddress::Family::V4) {
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(ep.port);
-    std::memcpy(&sa.sin_addr, ep.address.bytes.data(), 4);
-    return nla_put(msg, type, sizeof(sa), &sa) >= 0;
-  }
-  sockaddr_in6 sa{};
-  sa.sin6_family = AF_INET6;
-  sa.sin6_port = htons(ep.port);
-  std::memcpy(&sa.sin6_addr, ep.address.bytes.data(), 16);
-  return nla_put(msg, type, sizeof(sa), &sa) >= 0;
+  sockaddr_storage ss{};
+  const socklen_t len = toSockaddr(ep, ss);
+  return nla_put(msg, type, static_cast<int>(len), &ss) >= 0;
 }
 
 bool putAllowedIp(nl_msg* msg, const IpPrefix& prefix) {
