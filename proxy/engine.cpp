@@ -87,44 +87,6 @@ int64_t monotonicMs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-socklen_t toSockaddr(const Endpoint& e, sockaddr_storage& ss) {
-  std::memset(&ss, 0, sizeof ss);
-  if (e.address.family == IpAddress::Family::V4) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(e.port);
-    std::memcpy(&sin->sin_addr, e.address.bytes.data(), 4);
-    return sizeof(sockaddr_in);
-  }
-  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  sin6->sin6_family = AF_INET6;
-  sin6->sin6_port = htons(e.port);
-  std::memcpy(&sin6->sin6_addr, e.address.bytes.data(), 16);
-  return sizeof(sockaddr_in6);
-}
-
-// IPv4-mapped IPv6 (a dual-stack listener) comes back as IPv4, for logs and PROXY headers.
-Endpoint fromSockaddr(const sockaddr_storage& ss) {
-  Endpoint e;
-  if (ss.ss_family == AF_INET) {
-    const auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
-    e.address.family = IpAddress::Family::V4;
-    std::memcpy(e.address.bytes.data(), &sin->sin_addr, 4);
-    e.port = ntohs(sin->sin_port);
-  } else if (ss.ss_family == AF_INET6) {
-    const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-    e.port = ntohs(sin6->sin6_port);
-    if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-      e.address.family = IpAddress::Family::V4;
-      std::memcpy(e.address.bytes.data(), sin6->sin6_addr.s6_addr + 12, 4);
-    } else {
-      e.address.family = IpAddress::Family::V6;
-      std::memcpy(e.address.bytes.data(), &sin6->sin6_addr, 16);
-    }
-  }
-  return e;
-}
-
 // "ip:port" / "[v6]:port" without allocating.
 void formatEndpoint(const Endpoint& e, char* out, size_t size) {
   char ip[INET6_ADDRSTRLEN] = "?";
@@ -300,6 +262,7 @@ class Worker {
   void onConnected(Conn* c);
   void pump(Conn* c);
   void pumpOrFail(Conn* c, uint32_t events);
+  static bool closingReset(const Conn* c, bool socketError);
   bool sendPreamble(Conn* c);
   Flow pumpDirection(Conn* c, Direction& d, uint64_t& moved);
   bool acquirePipe(Direction& d);
@@ -1127,7 +1090,7 @@ void Worker::pump(Conn* c) {
     }
   }
   if (a == Flow::Error || b == Flow::Error) {
-    finish(c, Outcome::fail(ErrorKind::Relay));
+    finish(c, closingReset(c, false) ? Outcome::ok() : Outcome::fail(ErrorKind::Relay));
     return;
   }
   if (c->up.shut && c->down.shut) {
@@ -1146,8 +1109,16 @@ void Worker::pump(Conn* c) {
 void Worker::pumpOrFail(Conn* c, uint32_t events) {
   pump(c);
   if (!c->closed && (events & EPOLLERR) != 0) {
-    finish(c, Outcome::fail(ErrorKind::Relay));
+    finish(c, closingReset(c, true) ? Outcome::ok() : Outcome::fail(ErrorKind::Relay));
   }
+}
+
+// A reset (or a write to a peer that reset) once one side has already ended its stream with
+// a FIN is how many peers finish: the last bytes (typically a TLS close_notify) cross the
+// other's close. That is the end of the connection, not a relay error.
+bool Worker::closingReset(const Conn* c, bool socketError) {
+  const bool oneSideEnded = c->up.srcEof || c->down.srcEof;
+  return oneSideEnded && (socketError || c->savedErrno == EPIPE || c->savedErrno == ECONNRESET);
 }
 
 void Worker::addReady(Conn* c) {
