@@ -26,11 +26,26 @@ struct RouteStats {
   std::atomic<uint64_t> failures{0};     // no backend reachable, relay errors
 };
 
+// One backend's health, shared by the prober (proxy/health) and the workers. Keyed by
+// (netns, backend address) on the control side and carried across snapshot generations, so a
+// reload neither resets a down backend to up nor forgets its counters. Workers only read `up`
+// and report connect failures (passive marking); the prober owns every other transition.
+struct BackendHealth {
+  std::atomic<bool> up{true};                // no health_check: always true
+  std::atomic<uint32_t> passiveFailures{0};  // consecutive connect failures from workers
+  std::atomic<int64_t> changedAtMs{0};       // wall clock of the last up/down change
+  void connectFailed() { passiveFailures.fetch_add(1, std::memory_order_relaxed); }
+  void connectSucceeded() { passiveFailures.store(0, std::memory_order_relaxed); }
+};
+
 // One route as the data path uses it. Immutable once published, except the round-robin cursor
 // and the counters.
 struct ActiveRoute {
   SnapshotRoute spec;
   std::shared_ptr<RouteStats> stats;
+  // Parallel to spec.backends (sites, passthroughs) or, for a gateway, to the backends of
+  // spec.endpoints flattened in order. Filled by the control side; never empty entries.
+  std::vector<std::shared_ptr<BackendHealth>> health;
   mutable std::atomic<uint32_t> cursor{0};  // round_robin: next backend index
 };
 

@@ -19,6 +19,7 @@
 
 namespace edgeplane {
 
+// The codec moves to 2 with certificates (name, fingerprint, files) and the health thresholds.
 inline constexpr int kSnapshotVersion = 1;
 // snapshotFromJson refuses longer input: a few thousand routes take well under 2 MiB.
 inline constexpr size_t kMaxSnapshotBytes = size_t{32} << 20;
@@ -48,18 +49,37 @@ struct SnapshotRoute {
   std::optional<Duration> health_interval;             // site (health_check)
   std::optional<Duration> health_timeout;
   std::optional<std::string> health_path;
-  std::optional<std::string> rate_limit;    // gateway, as written ("100/minute")
-  std::vector<SnapshotEndpoint> endpoints;  // gateway
+  std::optional<uint32_t> health_healthy_threshold;    // consecutive passes to come up (2)
+  std::optional<uint32_t> health_unhealthy_threshold;  // consecutive failures to go down (3)
+  std::optional<std::string> health_expect_status;     // "200-399"
+  std::optional<std::string> rate_limit;               // gateway, as written ("100/minute")
+  std::vector<SnapshotEndpoint> endpoints;             // gateway
   auto operator<=>(const SnapshotRoute&) const = default;
 
   // "passthrough secure": unique across kinds; the key for traffic counters.
   std::string key() const;
 };
 
+// A certificate the proxy terminates TLS with, as materialised on the host by the reconciler
+// (self-signed: generated under <state-dir>/certs; files: the operator's paths). The key
+// itself never enters the snapshot (the admin API serves it), only the path of its 0600 file.
+// A route names its certificate by `name`; the proxy reloads a certificate only when its
+// fingerprint changed.
+struct SnapshotCertificate {
+  std::string name;                  // the [[certificate]] name (or a placeholder's name)
+  std::string fingerprint;           // lower-case hex SHA-256 of the leaf certificate's DER
+  std::string cert_file;             // PEM: leaf first, then the chain
+  std::string key_file;              // PEM private key, 0600
+  std::vector<std::string> domains;  // as in the certificate's SANs
+  int64_t not_after = 0;             // unix seconds
+  auto operator<=>(const SnapshotCertificate&) const = default;
+};
+
 struct ProxySnapshot {
   std::string host;
-  std::optional<std::string> commit;  // the config commit, when applied from Git
-  std::vector<SnapshotRoute> routes;  // sorted by (kind, name)
+  std::optional<std::string> commit;              // the config commit, when applied from Git
+  std::vector<SnapshotRoute> routes;              // sorted by (kind, name)
+  std::vector<SnapshotCertificate> certificates;  // sorted by name; every route's is here
   auto operator<=>(const ProxySnapshot&) const = default;
 };
 
