@@ -17,6 +17,10 @@
 
 namespace edgeplane::proxy {
 
+namespace tls {
+class ContextSet;  // proxy/tls/context.h: one SSL_CTX per snapshot certificate
+}
+
 // Per-route counters. One object per route key ("passthrough secure"), kept by the control
 // side across snapshot swaps, so a reload neither resets nor double-counts them.
 struct RouteStats {
@@ -55,6 +59,9 @@ struct ActiveConfig {
   int64_t generation = 0;
   std::shared_ptr<const RoutingTable> table;
   std::vector<std::unique_ptr<ActiveRoute>> routes;
+  // The certificates of this generation, loaded; an unchanged fingerprint reuses the previous
+  // generation's SSL_CTX. nullptr when the snapshot has no certificates.
+  std::shared_ptr<const tls::ContextSet> tls;
   std::string json;  // the snapshot body as stored (served by GET /api/v1/config)
 };
 
