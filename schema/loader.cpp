@@ -370,6 +370,22 @@ class Loader {
                                " must be shorter than its interval " +
                                formatDuration(check.interval));
       }
+      if (auto n = h.integer("healthy_threshold", 1, 100)) {
+        check.healthy_threshold = static_cast<uint32_t>(*n);
+      }
+      if (auto n = h.integer("unhealthy_threshold", 1, 100)) {
+        check.unhealthy_threshold = static_cast<uint32_t>(*n);
+      }
+      if (auto status = h.str("expect_status")) {
+        if (isValidStatusRange(*status)) {
+          check.expect_status = *status;
+        } else {
+          h.error("expect_status", "invalid status " + quote(*status) +
+                                       " in 'expect_status' (want a status or a range like "
+                                       "\"200-399\", within 100-599)");
+          h.reject("expect_status");
+        }
+      }
       h.finish();
       s.health_check = check;
     }

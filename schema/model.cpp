@@ -137,4 +137,22 @@ Desired resolveFor(const Desired& all, std::string_view host) {
   return out;
 }
 
+bool isValidStatusRange(std::string_view s) {
+  auto status = [](std::string_view t) -> std::optional<int> {
+    if (t.size() != 3 ||
+        !std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return std::nullopt;
+    }
+    const int v = (t[0] - '0') * 100 + (t[1] - '0') * 10 + (t[2] - '0');
+    return v >= 100 && v <= 599 ? std::optional(v) : std::nullopt;
+  };
+  const size_t dash = s.find('-');
+  if (dash == std::string_view::npos) {
+    return status(s).has_value();
+  }
+  auto first = status(s.substr(0, dash));
+  auto last = status(s.substr(dash + 1));
+  return first && last && *first <= *last;
+}
+
 }  // namespace edgeplane

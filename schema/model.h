@@ -113,7 +113,13 @@ struct HealthCheck {
   std::string path = "/";
   Duration interval{10000};
   Duration timeout{2000};
+  uint32_t healthy_threshold = 2;         // consecutive passes before a backend gets traffic again
+  uint32_t unhealthy_threshold = 3;       // consecutive failures before it is taken out
+  std::string expect_status = "200-399";  // a status ("204") or a range ("200-399")
 };
+
+// "200" or "200-399" within 100-599, first <= last.
+bool isValidStatusRange(std::string_view s);
 
 struct Site {
   std::string name;

@@ -1,6 +1,7 @@
 // The proxy routing snapshot: built from the desired state, JSON codec (see snapshot.h).
 #include "schema/snapshot.h"
 
+#include "schema/json_reader.h"
 #include "schema/json_text.h"
 
 #include <algorithm>
@@ -98,6 +99,9 @@ ProxySnapshot buildSnapshot(const Desired& resolved, const std::string& host,
       r.health_interval = site.health_check->interval;
       r.health_timeout = site.health_check->timeout;
       r.health_path = site.health_check->path;
+      r.health_healthy_threshold = site.health_check->healthy_threshold;
+      r.health_unhealthy_threshold = site.health_check->unhealthy_threshold;
+      r.health_expect_status = site.health_check->expect_status;
     }
     s.routes.push_back(std::move(r));
   }
@@ -203,6 +207,15 @@ void writeRoute(std::string& out, const SnapshotRoute& r) {
       if (r.health_timeout) {
         o.integer("health_timeout_ms", r.health_timeout->count());
       }
+      if (r.health_healthy_threshold) {
+        o.integer("health_healthy_threshold", *r.health_healthy_threshold);
+      }
+      if (r.health_unhealthy_threshold) {
+        o.integer("health_unhealthy_threshold", *r.health_unhealthy_threshold);
+      }
+      if (r.health_expect_status) {
+        o.str("health_expect_status", *r.health_expect_status);
+      }
       break;
     case RouteKind::Gateway: {
       if (r.certificate) {
@@ -230,6 +243,16 @@ void writeRoute(std::string& out, const SnapshotRoute& r) {
   }
 }
 
+void writeCertificate(std::string& out, const SnapshotCertificate& c) {
+  ObjectWriter o(out);
+  o.str("name", c.name);
+  o.str("fingerprint", c.fingerprint);
+  o.str("cert_file", c.cert_file);
+  o.str("key_file", c.key_file);
+  o.strings("domains", c.domains);
+  o.integer("not_after", c.not_after);
+}
+
 }  // namespace
 
 std::string snapshotToJson(const ProxySnapshot& s) {
@@ -250,421 +273,25 @@ std::string snapshotToJson(const ProxySnapshot& s) {
       writeRoute(a, s.routes[i]);
     }
     a.push_back(']');
+    std::string& c = o.key("certificates");
+    c.push_back('[');
+    for (size_t i = 0; i < s.certificates.size(); ++i) {
+      if (i != 0) {
+        c.push_back(',');
+      }
+      writeCertificate(c, s.certificates[i]);
+    }
+    c.push_back(']');
   }
   return out;
 }
 
-// ---- decoding: a strict JSON reader ----
+// ---- decoding: JSON values -> snapshot ----
 
 namespace {
 
-// The snapshot nests five levels deep; anything much deeper is not a snapshot, and the bound
-// keeps the recursive reader's stack small whatever the input.
-constexpr int kMaxDepth = 16;
-
-struct Json {
-  enum class Type : uint8_t { Null, Bool, Int, String, Array, Object };
-  Type type = Type::Null;
-  bool boolean = false;
-  int64_t integer = 0;
-  std::string string;
-  std::vector<Json> array;
-  // An object's members in document order, keys unique. Two vectors, not one of pairs: a
-  // std::pair cannot hold Json while Json is still incomplete.
-  std::vector<std::string> keys;
-  std::vector<Json> values;
-};
-
-std::string_view typeName(Json::Type t) {
-  switch (t) {
-    case Json::Type::Null:
-      return "null";
-    case Json::Type::Bool:
-      return "a boolean";
-    case Json::Type::Int:
-      return "an integer";
-    case Json::Type::String:
-      return "a string";
-    case Json::Type::Array:
-      return "an array";
-    case Json::Type::Object:
-      return "an object";
-  }
-  return "?";
-}
-
-// RFC 8259 JSON, with the limits of this format: numbers must be integers that fit int64
-// (the snapshot has no fractions, and a double would silently round a large one), strings
-// must be valid UTF-8, an object may not repeat a key (which of two values wins is not
-// something two programs agree on), nesting is bounded.
-class Reader {
- public:
-  explicit Reader(std::string_view text) : text_(text) {}
-
-  bool document(Json& out) {
-    skipSpace();
-    if (!value(out, 0)) {
-      return false;
-    }
-    skipSpace();
-    if (pos_ != text_.size()) {
-      return fail("unexpected data after the JSON value");
-    }
-    return true;
-  }
-  const std::string& error() const { return error_; }
-
- private:
-  bool fail(std::string_view what) {
-    error_ = "snapshot JSON, byte " + std::to_string(pos_) + ": " + std::string(what);
-    return false;
-  }
-  bool atEnd() const { return pos_ >= text_.size(); }
-  char peek() const { return text_[pos_]; }
-  void skipSpace() {
-    while (!atEnd() && (peek() == ' ' || peek() == '\t' || peek() == '\n' || peek() == '\r')) {
-      ++pos_;
-    }
-  }
-  bool literal(std::string_view word) {
-    if (text_.substr(pos_, word.size()) != word) {
-      return fail("invalid literal");
-    }
-    pos_ += word.size();
-    return true;
-  }
-
-  bool value(Json& out, int depth) {
-    if (atEnd()) {
-      return fail("unexpected end of input");
-    }
-    switch (peek()) {
-      case '{':
-        return object(out, depth + 1);
-      case '[':
-        return array(out, depth + 1);
-      case '"':
-        out.type = Json::Type::String;
-        return string(out.string);
-      case 't':
-        out.type = Json::Type::Bool;
-        out.boolean = true;
-        return literal("true");
-      case 'f':
-        out.type = Json::Type::Bool;
-        out.boolean = false;
-        return literal("false");
-      case 'n':
-        out.type = Json::Type::Null;
-        return literal("null");
-      default:
-        if (peek() == '-' || (peek() >= '0' && peek() <= '9')) {
-          out.type = Json::Type::Int;
-          return number(out.integer);
-        }
-        return fail("expected a JSON value");
-    }
-  }
-
-  bool object(Json& out, int depth) {
-    if (depth > kMaxDepth) {
-      return fail("nested too deeply");
-    }
-    out.type = Json::Type::Object;
-    ++pos_;  // '{'
-    skipSpace();
-    if (!atEnd() && peek() == '}') {
-      ++pos_;
-      return true;
-    }
-    std::set<std::string, std::less<>> keys;
-    for (;;) {
-      skipSpace();
-      if (atEnd() || peek() != '"') {
-        return fail("expected a string key");
-      }
-      const size_t keyAt = pos_;
-      std::string key;
-      if (!string(key)) {
-        return false;
-      }
-      if (!keys.insert(key).second) {
-        pos_ = keyAt;
-        return fail("duplicate key \"" + key + "\"");
-      }
-      skipSpace();
-      if (atEnd() || peek() != ':') {
-        return fail("expected ':'");
-      }
-      ++pos_;
-      skipSpace();
-      Json member;
-      if (!value(member, depth)) {
-        return false;
-      }
-      out.keys.push_back(std::move(key));
-      out.values.push_back(std::move(member));
-      skipSpace();
-      if (atEnd()) {
-        return fail("unterminated object");
-      }
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() == '}') {
-        ++pos_;
-        return true;
-      }
-      return fail("expected ',' or '}'");
-    }
-  }
-
-  bool array(Json& out, int depth) {
-    if (depth > kMaxDepth) {
-      return fail("nested too deeply");
-    }
-    out.type = Json::Type::Array;
-    ++pos_;  // '['
-    skipSpace();
-    if (!atEnd() && peek() == ']') {
-      ++pos_;
-      return true;
-    }
-    for (;;) {
-      skipSpace();
-      Json element;
-      if (!value(element, depth)) {
-        return false;
-      }
-      out.array.push_back(std::move(element));
-      skipSpace();
-      if (atEnd()) {
-        return fail("unterminated array");
-      }
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() == ']') {
-        ++pos_;
-        return true;
-      }
-      return fail("expected ',' or ']'");
-    }
-  }
-
-  bool number(int64_t& out) {
-    const size_t start = pos_;
-    const bool negative = peek() == '-';
-    if (negative) {
-      ++pos_;
-    }
-    if (atEnd() || peek() < '0' || peek() > '9') {
-      return fail("invalid number");
-    }
-    if (peek() == '0' && pos_ + 1 < text_.size() && text_[pos_ + 1] >= '0' &&
-        text_[pos_ + 1] <= '9') {
-      return fail("leading zero in a number");
-    }
-    // Accumulate negatively: the magnitude of INT64_MIN does not fit a positive int64.
-    int64_t v = 0;
-    constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
-    while (!atEnd() && peek() >= '0' && peek() <= '9') {
-      const int digit = peek() - '0';
-      if (v < (kMin + digit) / 10) {
-        pos_ = start;
-        return fail("integer out of range");
-      }
-      v = v * 10 - digit;
-      ++pos_;
-    }
-    if (!atEnd() && (peek() == '.' || peek() == 'e' || peek() == 'E')) {
-      pos_ = start;
-      return fail("numbers must be integers");
-    }
-    if (!negative) {
-      if (v == kMin) {
-        pos_ = start;
-        return fail("integer out of range");
-      }
-      v = -v;
-    }
-    out = v;
-    return true;
-  }
-
-  static void appendUtf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out.push_back(static_cast<char>(0xc0 | (cp >> 6)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-    } else if (cp < 0x10000) {
-      out.push_back(static_cast<char>(0xe0 | (cp >> 12)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-    } else {
-      out.push_back(static_cast<char>(0xf0 | (cp >> 18)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3f)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-    }
-  }
-
-  bool hex4(uint32_t& out) {
-    if (text_.size() - pos_ < 4) {
-      return fail("truncated \\u escape");
-    }
-    out = 0;
-    for (int i = 0; i < 4; ++i) {
-      const char c = text_[pos_ + i];
-      uint32_t d = 0;
-      if (c >= '0' && c <= '9') {
-        d = static_cast<uint32_t>(c - '0');
-      } else if (c >= 'a' && c <= 'f') {
-        d = static_cast<uint32_t>(c - 'a' + 10);
-      } else if (c >= 'A' && c <= 'F') {
-        d = static_cast<uint32_t>(c - 'A' + 10);
-      } else {
-        return fail("invalid \\u escape");
-      }
-      out = out * 16 + d;
-    }
-    pos_ += 4;
-    return true;
-  }
-
-  bool escape(std::string& out) {
-    ++pos_;  // '\\'
-    if (atEnd()) {
-      return fail("unterminated string");
-    }
-    const char c = peek();
-    ++pos_;
-    switch (c) {
-      case '"':
-      case '\\':
-      case '/':
-        out.push_back(c);
-        return true;
-      case 'b':
-        out.push_back('\b');
-        return true;
-      case 'f':
-        out.push_back('\f');
-        return true;
-      case 'n':
-        out.push_back('\n');
-        return true;
-      case 'r':
-        out.push_back('\r');
-        return true;
-      case 't':
-        out.push_back('\t');
-        return true;
-      case 'u':
-        break;
-      default:
-        --pos_;
-        return fail("invalid escape");
-    }
-    uint32_t cp = 0;
-    if (!hex4(cp)) {
-      return false;
-    }
-    if (cp >= 0xdc00 && cp <= 0xdfff) {
-      return fail("unpaired low surrogate");
-    }
-    if (cp >= 0xd800 && cp <= 0xdbff) {
-      if (text_.substr(pos_, 2) != "\\u") {
-        return fail("unpaired high surrogate");
-      }
-      pos_ += 2;
-      uint32_t low = 0;
-      if (!hex4(low)) {
-        return false;
-      }
-      if (low < 0xdc00 || low > 0xdfff) {
-        return fail("unpaired high surrogate");
-      }
-      cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
-    }
-    appendUtf8(out, cp);
-    return true;
-  }
-
-  // One raw UTF-8 sequence starting at pos_ (RFC 3629: shortest form, no surrogates).
-  bool utf8(std::string& out) {
-    const auto b0 = static_cast<unsigned char>(peek());
-    size_t len = 0;
-    uint32_t cp = 0;
-    uint32_t min = 0;
-    if (b0 >= 0xc2 && b0 <= 0xdf) {
-      len = 2;
-      cp = b0 & 0x1f;
-      min = 0x80;
-    } else if (b0 >= 0xe0 && b0 <= 0xef) {
-      len = 3;
-      cp = b0 & 0x0f;
-      min = 0x800;
-    } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-      len = 4;
-      cp = b0 & 0x07;
-      min = 0x10000;
-    } else {
-      return fail("invalid UTF-8");
-    }
-    if (text_.size() - pos_ < len) {
-      return fail("invalid UTF-8");
-    }
-    for (size_t i = 1; i < len; ++i) {
-      const auto b = static_cast<unsigned char>(text_[pos_ + i]);
-      if ((b & 0xc0) != 0x80) {
-        return fail("invalid UTF-8");
-      }
-      cp = (cp << 6) | (b & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-      return fail("invalid UTF-8");
-    }
-    out.append(text_.substr(pos_, len));
-    pos_ += len;
-    return true;
-  }
-
-  bool string(std::string& out) {
-    ++pos_;  // '"'
-    for (;;) {
-      if (atEnd()) {
-        return fail("unterminated string");
-      }
-      const auto c = static_cast<unsigned char>(peek());
-      if (c == '"') {
-        ++pos_;
-        return true;
-      }
-      if (c == '\\') {
-        if (!escape(out)) {
-          return false;
-        }
-      } else if (c < 0x20) {
-        return fail("control character in a string");
-      } else if (c < 0x80) {
-        out.push_back(static_cast<char>(c));
-        ++pos_;
-      } else if (!utf8(out)) {
-        return false;
-      }
-    }
-  }
-
-  std::string_view text_;
-  size_t pos_ = 0;
-  std::string error_;
-};
-
-// ---- decoding: JSON values -> snapshot ----
+using strict_json::Json;
+using strict_json::typeName;
 
 // Reads the members of one JSON object by key; whatever is left unread is an unknown key.
 // Errors name the JSON path ("routes[2].backends[0]").
@@ -706,6 +333,12 @@ class Fields {
   std::vector<bool> used_;
 };
 
+// Heterogeneous ordering for looking a route's certificate up in the sorted list.
+struct CertificateByName {
+  bool operator()(const SnapshotCertificate& a, const std::string& b) const { return a.name < b; }
+  bool operator()(const std::string& a, const SnapshotCertificate& b) const { return a < b.name; }
+};
+
 class Decoder {
  public:
   Result<ProxySnapshot> snapshot(const Json& root) {
@@ -733,11 +366,26 @@ class Decoder {
       return error();
     }
     const Json* routes = nullptr;
-    if (!member(f, "routes", Json::Type::Array, routes)) {
+    const Json* certs = nullptr;
+    if (!member(f, "routes", Json::Type::Array, routes) ||
+        !member(f, "certificates", Json::Type::Array, certs)) {
       return error();
     }
     if (!noUnknownKeys(f, "the snapshot")) {
       return error();
+    }
+    for (size_t i = 0; i < certs->array.size(); ++i) {
+      const std::string where = "certificates[" + std::to_string(i) + "]";
+      SnapshotCertificate c;
+      if (!certificate(certs->array[i], where, c)) {
+        return error();
+      }
+      if (!s.certificates.empty() && s.certificates.back().name >= c.name) {
+        return terminal(
+            "snapshot: " + where + ": certificate " + quote(c.name) +
+            (s.certificates.back().name == c.name ? " appears twice" : " is out of name order"));
+      }
+      s.certificates.push_back(std::move(c));
     }
     std::set<std::string, std::less<>> hostnames;
     for (size_t i = 0; i < routes->array.size(); ++i) {
@@ -751,6 +399,11 @@ class Decoder {
         return terminal("snapshot: " + where + ": route " + quote(r.key()) +
                         (s.routes.back().key() == r.key() ? " appears twice"
                                                           : " is out of (kind, name) order"));
+      }
+      if (r.certificate && !std::binary_search(s.certificates.begin(), s.certificates.end(),
+                                               *r.certificate, CertificateByName{})) {
+        return terminal("snapshot: " + where + ".certificate: " + quote(*r.certificate) +
+                        " is not in \"certificates\"");
       }
       for (const auto& h : r.hostnames) {
         if (!hostnames.insert(h).second) {
@@ -987,6 +640,68 @@ class Decoder {
     return backends(f, e.backends) && balance(f, e.balance) && noUnknownKeys(f, "an endpoint");
   }
 
+  // An absolute path without control characters: the proxy opens it as is.
+  bool filePath(Fields& f, std::string_view key, std::string& out) {
+    if (!str(f, key, out) || !checkText(f.at(key), out, 4096)) {
+      return false;
+    }
+    if (out[0] != '/') {
+      return fail(f.at(key), quote(out) + " is not an absolute path");
+    }
+    return true;
+  }
+
+  bool certificate(const Json& v, const std::string& where, SnapshotCertificate& c) {
+    if (v.type != Json::Type::Object) {
+      return fail(where, "must be an object, not " + std::string(typeName(v.type)));
+    }
+    Fields f(v, where);
+    if (!str(f, "name", c.name) || !checkText(f.at("name"), c.name, 256) ||
+        !str(f, "fingerprint", c.fingerprint)) {
+      return false;
+    }
+    const bool hex = c.fingerprint.size() == 64 &&
+                     std::all_of(c.fingerprint.begin(), c.fingerprint.end(), [](char ch) {
+                       return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+                     });
+    if (!hex) {
+      return fail(f.at("fingerprint"), "must be 64 lower-case hex digits (SHA-256)");
+    }
+    if (!filePath(f, "cert_file", c.cert_file) || !filePath(f, "key_file", c.key_file) ||
+        !stringArray(f, "domains", c.domains) || !integer(f, "not_after", c.not_after)) {
+      return false;
+    }
+    std::set<std::string_view> seen;
+    for (size_t i = 0; i < c.domains.size(); ++i) {
+      const std::string at = f.at("domains") + "[" + std::to_string(i) + "]";
+      if (!isValidDnsName(c.domains[i], true)) {
+        return fail(at, quote(c.domains[i]) + " is not a lower-case DNS name");
+      }
+      if (!seen.insert(c.domains[i]).second) {
+        return fail(at, quote(c.domains[i]) + " appears twice");
+      }
+    }
+    if (c.not_after <= 0) {
+      return fail(f.at("not_after"), "must be a positive unix time");
+    }
+    return noUnknownKeys(f, "a certificate");
+  }
+
+  bool threshold(Fields& f, std::string_view key, std::optional<uint32_t>& out) {
+    if (f.find(key) == nullptr) {
+      return true;
+    }
+    int64_t v = 0;
+    if (!integer(f, key, v)) {
+      return false;
+    }
+    if (v < 1 || v > 100) {
+      return fail(f.at(key), std::to_string(v) + " is not between 1 and 100");
+    }
+    out = static_cast<uint32_t>(v);
+    return true;
+  }
+
   bool route(const Json& v, const std::string& where, SnapshotRoute& r) {
     if (v.type != Json::Type::Object) {
       return fail(where, "must be an object, not " + std::string(typeName(v.type)));
@@ -1037,8 +752,15 @@ class Decoder {
             !optStr(f, "health_path", r.health_path) ||
             (r.health_path && !httpPath(f.at("health_path"), *r.health_path)) ||
             !durationMs(f, "health_interval_ms", r.health_interval) ||
-            !durationMs(f, "health_timeout_ms", r.health_timeout)) {
+            !durationMs(f, "health_timeout_ms", r.health_timeout) ||
+            !threshold(f, "health_healthy_threshold", r.health_healthy_threshold) ||
+            !threshold(f, "health_unhealthy_threshold", r.health_unhealthy_threshold) ||
+            !optStr(f, "health_expect_status", r.health_expect_status)) {
           return false;
+        }
+        if (r.health_expect_status && !isValidStatusRange(*r.health_expect_status)) {
+          return fail(f.at("health_expect_status"),
+                      quote(*r.health_expect_status) + " is not a status or range in 100-599");
         }
         r.certificate = std::move(cert);
         return noUnknownKeys(f, "a site route");
@@ -1089,9 +811,9 @@ Result<ProxySnapshot> snapshotFromJson(std::string_view json) {
                     std::to_string(kMaxSnapshotBytes));
   }
   Json root;
-  Reader reader(json);
-  if (!reader.document(root)) {
-    return terminal(reader.error());
+  std::string error;
+  if (!strict_json::parse(json, root, error)) {
+    return terminal(error);
   }
   return Decoder().snapshot(root);
 }

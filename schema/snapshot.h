@@ -19,8 +19,8 @@
 
 namespace edgeplane {
 
-// The codec moves to 2 with certificates (name, fingerprint, files) and the health thresholds.
-inline constexpr int kSnapshotVersion = 1;
+// 2: certificates (name, fingerprint, files) and the health thresholds.
+inline constexpr int kSnapshotVersion = 2;
 // snapshotFromJson refuses longer input: a few thousand routes take well under 2 MiB.
 inline constexpr size_t kMaxSnapshotBytes = size_t{32} << 20;
 
@@ -84,25 +84,31 @@ struct ProxySnapshot {
 };
 
 // The routes of `resolved` (a Desired already passed through resolveFor(all, host)), with
-// suspended namespaces' routes left out.
+// suspended namespaces' routes left out. `certificates` stays empty: only the reconciler knows
+// what it materialised on the host, and fills it in before publishing.
 ProxySnapshot buildSnapshot(const Desired& resolved, const std::string& host,
                             std::optional<std::string> commit);
 
 // Canonical JSON (stable key order, no whitespace, integers only): equal snapshots give equal
 // text, so the reconciler can skip writing a generation that changes nothing.
-//   {"version":1,"host":"edge-1","commit":"<id>"(if set),"routes":[ROUTE,...]}
+//   {"version":2,"host":"edge-1","commit":"<id>"(if set),"routes":[ROUTE,...],
+//    "certificates":[CERT,...]}
 // ROUTE starts with "kind","name","hostnames","namespace","netns", then per kind:
 //   passthrough: "backends":["10.0.0.1:443",...],"balance","proxy_protocol"
 //   site:        "backends","balance","certificate","redirect_http", and if set
-//                "health_path","health_interval_ms","health_timeout_ms"
+//                "health_path","health_interval_ms","health_timeout_ms",
+//                "health_healthy_threshold","health_unhealthy_threshold","health_expect_status"
 //   gateway:     "certificate","rate_limit"(if set),
 //                "endpoints":[{"path","method","backends","balance"},...]
+// CERT: {"name","fingerprint","cert_file","key_file","domains":[…],"not_after"}
 // Members a kind does not use are not written (and refused when read).
 std::string snapshotToJson(const ProxySnapshot& s);
 // Strict: a document over kMaxSnapshotBytes, invalid JSON (fractions, duplicate keys, bad
 // UTF-8 included), an unknown "version", missing or unknown keys, wrong types, bad addresses,
 // hostnames that are not lower-case DNS names, a netns other than netnsName(namespace),
-// routes out of (kind, name) order or repeated, and a hostname claimed by two routes are
+// routes out of (kind, name) order or repeated, a hostname claimed by two routes,
+// certificates out of name order or repeated, a fingerprint that is not 64 lower-case hex
+// digits, a relative file path, and a route naming a certificate that is not in the list are
 // errors (terminal, naming the JSON path).
 Result<ProxySnapshot> snapshotFromJson(std::string_view json);
 

@@ -341,6 +341,58 @@ health_check = {}
   EXPECT_EQ(d.sites[0].health_check->timeout, std::chrono::seconds(2));
 }
 
+TEST(Loader, HealthCheckThresholdsAndExpectedStatus) {
+  Desired d = loadClean(withBase(R"([[certificate]]
+name = "web"
+domains = ["a.example.com"]
+issuer = "self-signed"
+[[site]]
+name = "web"
+hostnames = ["a.example.com"]
+namespace = "tenant-a"
+backends = ["10.50.0.12:8080"]
+certificate = "web"
+health_check = { healthy_threshold = 1, unhealthy_threshold = 100, expect_status = "204" }
+)"));
+  const HealthCheck& h = d.sites.at(0).health_check.value();
+  EXPECT_EQ(h.healthy_threshold, 1u);
+  EXPECT_EQ(h.unhealthy_threshold, 100u);
+  EXPECT_EQ(h.expect_status, "204");
+  const HealthCheck defaults;
+  EXPECT_EQ(defaults.healthy_threshold, 2u);
+  EXPECT_EQ(defaults.unhealthy_threshold, 3u);
+  EXPECT_EQ(defaults.expect_status, "200-399");
+}
+
+TEST(Loader, StatusRanges) {
+  for (const char* good : {"200", "100", "599", "200-399", "204-204", "100-599"}) {
+    EXPECT_TRUE(isValidStatusRange(good)) << good;
+  }
+  for (const char* bad : {"", "99", "600", "2xx", "200-", "-200", "399-200", "200-600", "0200",
+                          "200-399-400", " 200", "200 - 399"}) {
+    EXPECT_FALSE(isValidStatusRange(bad)) << bad;
+  }
+}
+
+TEST(Loader, HealthCheckBadThresholdsAndStatusArePointedAt) {
+  EXPECT_EQ(check(withBase(R"([[certificate]]
+name = "web"
+domains = ["a.example.com"]
+issuer = "self-signed"
+[[site]]
+name = "web"
+hostnames = ["a.example.com"]
+namespace = "tenant-a"
+backends = ["10.50.0.12:8080"]
+certificate = "web"
+health_check = { healthy_threshold = 0, unhealthy_threshold = 101, expect_status = "600" }
+)")),
+            "t.toml:21:38: error: 'healthy_threshold' must be between 1 and 100, got 0\n"
+            "t.toml:21:63: error: 'unhealthy_threshold' must be between 1 and 100, got 101\n"
+            "t.toml:21:84: error: invalid status \"600\" in 'expect_status' (want a status or a "
+            "range like \"200-399\", within 100-599)\n");
+}
+
 TEST(Loader, Passthroughs) {
   Desired d = loadClean(withBase(R"([[passthrough]]
 name = "v1"

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,25 @@ std::string replaced(std::string text, std::string_view from, std::string_view t
     text.replace(at, from.size(), to);
   }
   return text;
+}
+
+// The certificates a route names, as the reconciler would list them (made-up files).
+ProxySnapshot withCertificates(ProxySnapshot s) {
+  std::set<std::string> names;
+  for (const auto& r : s.routes) {
+    if (r.certificate) {
+      names.insert(*r.certificate);
+    }
+  }
+  for (const auto& n : names) {
+    s.certificates.push_back(SnapshotCertificate{n,
+                                                 std::string(64, 'a'),
+                                                 "/certs/" + n + "/cert.pem",
+                                                 "/certs/" + n + "/key.pem",
+                                                 {"x.example.com"},
+                                                 1900000000});
+  }
+  return s;
 }
 
 // ---- building from examples/full ----
@@ -134,14 +154,16 @@ TEST(SnapshotBuild, FullExampleEdge1HasOnlyItsNamespacesRoutes) {
 TEST(SnapshotBuild, FullExampleRoundTripsAndIsCanonical) {
   const Desired all = fullExample();
   for (const char* host : {"edge-1", "edge-2"}) {
-    const ProxySnapshot s = buildSnapshot(resolveFor(all, host), host, "cafe");
+    const ProxySnapshot s = withCertificates(buildSnapshot(resolveFor(all, host), host, "cafe"));
     const std::string text = snapshotToJson(s);
     auto back = snapshotFromJson(text);
     ASSERT_TRUE(back.ok()) << host << ": " << back.error().message << "\n" << text;
     EXPECT_EQ(*back, s) << host;
     EXPECT_EQ(snapshotToJson(*back), text) << host;
     // Building again from a fresh load gives byte-identical text.
-    EXPECT_EQ(snapshotToJson(buildSnapshot(resolveFor(fullExample(), host), host, "cafe")), text);
+    EXPECT_EQ(snapshotToJson(
+                  withCertificates(buildSnapshot(resolveFor(fullExample(), host), host, "cafe"))),
+              text);
   }
 }
 
@@ -236,6 +258,27 @@ TEST(SnapshotBuild, HostnamesLowerCasedAndRoutesSortedByKindThenName) {
   EXPECT_EQ(snapshotToJson(buildSnapshot(r, "h", std::nullopt)), snapshotToJson(s));
 }
 
+TEST(SnapshotBuild, HealthThresholdsOnlyWithAHealthCheck) {
+  Desired d;
+  d.namespaces = {ns("t")};
+  Site checked = site("a", "t", {"a.example.com"});
+  checked.health_check = HealthCheck{};
+  checked.health_check->healthy_threshold = 5;
+  checked.health_check->unhealthy_threshold = 1;
+  checked.health_check->expect_status = "204";
+  Site plain = site("b", "t", {"b.example.com"});
+  d.sites = {checked, plain};
+  const ProxySnapshot s = buildSnapshot(d, "h", std::nullopt);
+  ASSERT_EQ(s.routes.size(), 2u);
+  EXPECT_EQ(s.routes[0].health_healthy_threshold, 5u);
+  EXPECT_EQ(s.routes[0].health_unhealthy_threshold, 1u);
+  EXPECT_EQ(s.routes[0].health_expect_status, "204");
+  EXPECT_FALSE(s.routes[1].health_healthy_threshold.has_value());
+  EXPECT_FALSE(s.routes[1].health_unhealthy_threshold.has_value());
+  EXPECT_FALSE(s.routes[1].health_expect_status.has_value());
+  EXPECT_TRUE(s.certificates.empty());  // the reconciler fills them in
+}
+
 TEST(SnapshotBuild, NetnsNameFollowsTheReconcilersRule) {
   EXPECT_EQ(netnsName("tenant-a"), "ep-tenant-a");
   EXPECT_EQ(std::string(kNetnsPrefix) + "x", netnsName("x"));
@@ -265,11 +308,25 @@ ProxySnapshot sample() {
   d.passthroughs = {p};
   d.sites = {s};
   d.gateways = {g};
-  return buildSnapshot(d, "edge-1", "abc123");
+  ProxySnapshot out = buildSnapshot(d, "edge-1", "abc123");
+  out.certificates = {
+      SnapshotCertificate{"c",
+                          "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0",
+                          "/var/lib/edgeplane/certs/c/cert.pem",
+                          "/var/lib/edgeplane/certs/c/key.pem",
+                          {"www.example.com", "*.example.com"},
+                          1790000000},
+      SnapshotCertificate{"g",
+                          std::string(64, 'f'),
+                          "/etc/tls/g.pem",
+                          "/etc/tls/g.key",
+                          {"manager.example.com"},
+                          1800000000}};
+  return out;
 }
 
 constexpr std::string_view kSampleJson =
-    R"({"version":1,"host":"edge-1","commit":"abc123","routes":[)"
+    R"({"version":2,"host":"edge-1","commit":"abc123","routes":[)"
     R"({"kind":"passthrough","name":"secure","hostnames":["secure.example.com",)"
     R"("*.apps.example.com"],"namespace":"tenant-a","netns":"ep-tenant-a",)"
     R"("backends":["10.50.0.12:443","[fd00::1]:8443"],"balance":"random",)"
@@ -277,12 +334,21 @@ constexpr std::string_view kSampleJson =
     R"({"kind":"site","name":"web \"main\"","hostnames":["www.example.com"],)"
     R"("namespace":"tenant-a","netns":"ep-tenant-a","backends":["10.0.0.2:8080"],)"
     R"("balance":"round_robin","certificate":"c","redirect_http":true,"health_path":"/healthz",)"
-    R"("health_interval_ms":10000,"health_timeout_ms":1500},)"
+    R"("health_interval_ms":10000,"health_timeout_ms":1500,"health_healthy_threshold":2,)"
+    R"("health_unhealthy_threshold":3,"health_expect_status":"200-399"},)"
     R"({"kind":"gateway","name":"ping","hostnames":["manager.example.com"],)"
     R"("namespace":"tenant-a","netns":"ep-tenant-a","certificate":"g",)"
     R"("rate_limit":"100/minute","endpoints":[{"path":"/x","method":"POST",)"
     R"("backends":["10.0.0.3:9000"],"balance":"round_robin"},{"path":"/y","method":"GET",)"
-    R"("backends":["10.0.0.4:9001","10.0.0.5:9001"],"balance":"random"}]}]})";
+    R"("backends":["10.0.0.4:9001","10.0.0.5:9001"],"balance":"random"}]}],)"
+    R"("certificates":[{"name":"c","fingerprint":)"
+    R"("0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0",)"
+    R"("cert_file":"/var/lib/edgeplane/certs/c/cert.pem",)"
+    R"("key_file":"/var/lib/edgeplane/certs/c/key.pem",)"
+    R"("domains":["www.example.com","*.example.com"],"not_after":1790000000},)"
+    R"({"name":"g","fingerprint":"ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",)"
+    R"("cert_file":"/etc/tls/g.pem","key_file":"/etc/tls/g.key",)"
+    R"("domains":["manager.example.com"],"not_after":1800000000}]})";
 
 TEST(SnapshotJson, CanonicalTextIsExactlyThis) {
   EXPECT_EQ(snapshotToJson(sample()), kSampleJson);
@@ -299,7 +365,7 @@ TEST(SnapshotJson, RoundTripsEveryMember) {
 TEST(SnapshotJson, EmptySnapshotRoundTrips) {
   ProxySnapshot s;
   s.host = "edge-9";
-  EXPECT_EQ(snapshotToJson(s), R"({"version":1,"host":"edge-9","routes":[]})");
+  EXPECT_EQ(snapshotToJson(s), R"({"version":2,"host":"edge-9","routes":[],"certificates":[]})");
   auto back = snapshotFromJson(snapshotToJson(s));
   ASSERT_TRUE(back.ok()) << back.error().message;
   EXPECT_EQ(*back, s);
@@ -339,7 +405,7 @@ TEST(SnapshotJson, DecoderAcceptsWhitespaceAndEscapesButEncoderIsCanonical) {
     ASSERT_NE(at, std::string::npos) << from;
     spaced.replace(at, from.size(), to);
   };
-  replace(R"({"version":1,)", " {\n  \"version\" : 1 ,\r\n\t");
+  replace(R"({"version":2,)", " {\n  \"version\" : 2 ,\r\n\t");
   replace(R"("commit":"abc123")", R"("commit":"ab\u0063\/\ud83d\ude42")");
   auto back = snapshotFromJson(spaced);
   ASSERT_TRUE(back.ok()) << back.error().message;
@@ -365,14 +431,35 @@ std::string mutate(std::string_view from, std::string_view to) {
   return replaced(std::string(kSampleJson), from, to);
 }
 
+constexpr std::string_view kCertC =
+    R"({"name":"c","fingerprint":"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",)"
+    R"("cert_file":"/var/lib/edgeplane/certs/c/cert.pem",)"
+    R"("key_file":"/var/lib/edgeplane/certs/c/key.pem","domains":["a.example.com"],)"
+    R"("not_after":1900000000})";
+
+std::string withRoutesAndCerts(std::string_view routes, std::string_view certs) {
+  return R"({"version":2,"host":"h","routes":[)" + std::string(routes) + R"(],"certificates":[)" +
+         std::string(certs) + "]}";
+}
+
+// Routes may name certificate "c" or "g"; both are listed.
 std::string withRoutes(std::string_view routes) {
-  return R"({"version":1,"host":"h","routes":[)" + std::string(routes) + "]}";
+  const std::string g = replaced(std::string(kCertC), R"("name":"c")", R"("name":"g")");
+  return withRoutesAndCerts(routes, std::string(kCertC) + "," + g);
+}
+
+std::string withCert(std::string_view from, std::string_view to) {
+  return withRoutesAndCerts("", replaced(std::string(kCertC), from, to));
 }
 
 constexpr std::string_view kPass =
     R"({"kind":"passthrough","name":"p","hostnames":["a.example.com"],"namespace":"t",)"
     R"("netns":"ep-t","backends":["10.0.0.1:443"],"balance":"round_robin",)"
     R"("proxy_protocol":"none"})";
+
+constexpr std::string_view kSite =
+    R"({"kind":"site","name":"s","hostnames":["s.example.com"],"namespace":"t","netns":"ep-t",)"
+    R"("backends":["10.0.0.1:80"],"balance":"random","certificate":"c","redirect_http":false})";
 
 std::vector<BadCase> badCases() {
   const std::string pass(kPass);
@@ -386,20 +473,20 @@ std::vector<BadCase> badCases() {
       {"bad literal", R"({"version":tru})", "invalid literal"},
       {"trailing data", withRoutes("") + "x", "unexpected data after the JSON value"},
       {"two documents", withRoutes("") + withRoutes(""), "unexpected data"},
-      {"fraction", R"({"version":1.0})", "numbers must be integers"},
-      {"exponent", R"({"version":1e0})", "numbers must be integers"},
+      {"fraction", R"({"version":2.0})", "numbers must be integers"},
+      {"exponent", R"({"version":2e0})", "numbers must be integers"},
       {"int64 overflow", R"({"version":9223372036854775808})", "integer out of range"},
       {"int64 underflow", R"({"version":-9223372036854775809})", "integer out of range"},
       {"leading zero", R"({"version":01})", "leading zero"},
       {"minus alone", R"({"version":-})", "invalid number"},
-      {"duplicate key", R"({"version":1,"version":1,"host":"h","routes":[]})",
+      {"duplicate key", R"({"version":2,"version":2,"host":"h","routes":[]})",
        "duplicate key \"version\""},
       {"key not a string", R"({version:1})", "expected a string key"},
       {"missing colon", R"({"version" 1})", "expected ':'"},
-      {"bad object separator", R"({"version":1;"host":"h"})", "expected ',' or '}'"},
+      {"bad object separator", R"({"version":2;"host":"h"})", "expected ',' or '}'"},
       {"bad array separator", withRoutes(pass + ";" + pass), "expected ',' or ']'"},
-      {"unterminated object", R"({"version":1)", "unterminated object"},
-      {"unterminated array", R"({"version":1,"host":"h","routes":[)", "unexpected end of input"},
+      {"unterminated object", R"({"version":2)", "unterminated object"},
+      {"unterminated array", R"({"version":2,"host":"h","routes":[)", "unexpected end of input"},
       {"unterminated array after element", R"({"routes":[1)", "unterminated array"},
       {"unterminated string", R"({"version)", "unterminated string"},
       {"raw control character", "{\"host\":\"a\nb\"}", "control character in a string"},
@@ -420,21 +507,26 @@ std::vector<BadCase> badCases() {
       {"missing version", R"({"host":"h","routes":[]})", "snapshot: missing key \"version\""},
       {"version as string", R"({"version":"1","host":"h","routes":[]})",
        "version: must be an integer, not a string"},
-      {"newer version", R"({"version":2,"host":"h","routes":[],"new":1})",
-       "version 2 is not supported (this build reads version 1)"},
+      {"newer version", R"({"version":3,"host":"h","routes":[],"new":1})",
+       "version 3 is not supported (this build reads version 2)"},
+      {"version 1 (no certificates)", R"({"version":1,"host":"h","routes":[]})",
+       "version 1 is not supported (this build reads version 2)"},
       {"version zero", R"({"version":0,"host":"h","routes":[]})", "version 0 is not supported"},
-      {"missing host", R"({"version":1,"routes":[]})", "missing key \"host\""},
-      {"empty host", R"({"version":1,"host":"","routes":[]})", "host: must not be empty"},
-      {"host with a control character", R"({"version":1,"host":"a\u0001","routes":[]})",
+      {"missing host", R"({"version":2,"routes":[]})", "missing key \"host\""},
+      {"empty host", R"({"version":2,"host":"","routes":[]})", "host: must not be empty"},
+      {"host with a control character", R"({"version":2,"host":"a\u0001","routes":[]})",
        "host: contains a control character"},
-      {"host too long", R"({"version":1,"host":")" + std::string(254, 'a') + R"(","routes":[]})",
+      {"host too long", R"({"version":2,"host":")" + std::string(254, 'a') + R"(","routes":[]})",
        "host: longer than 253 bytes"},
       {"commit not a string", mutate(R"("commit":"abc123")", R"("commit":null)"),
        "commit: must be a string, not null"},
-      {"missing routes", R"({"version":1,"host":"h"})", "snapshot: missing key \"routes\""},
-      {"routes not an array", R"({"version":1,"host":"h","routes":{}})",
+      {"missing routes", R"({"version":2,"host":"h"})", "snapshot: missing key \"routes\""},
+      {"routes not an array", R"({"version":2,"host":"h","routes":{}})",
        "routes: must be an array, not an object"},
-      {"unknown top-level key", R"({"version":1,"host":"h","routes":[],"extra":true})",
+      {"missing certificates", R"({"version":2,"host":"h","routes":[]})",
+       "snapshot: missing key \"certificates\""},
+      {"unknown top-level key",
+       R"({"version":2,"host":"h","routes":[],"certificates":[],"extra":true})",
        "snapshot: unknown key \"extra\" in the snapshot"},
       // routes
       {"route not an object", withRoutes("1"), "routes[0]: must be an object, not an integer"},
@@ -527,6 +619,57 @@ std::vector<BadCase> badCases() {
       {"gateway with backends",
        mutate(R"("certificate":"g",)", R"("certificate":"g","backends":["10.0.0.1:1"],)"),
        "unknown key \"backends\" in a gateway route"},
+      // certificates
+      {"certificates not an array", R"({"version":2,"host":"h","routes":[],"certificates":{}})",
+       "certificates: must be an array, not an object"},
+      {"certificate not an object", withRoutesAndCerts("", "1"),
+       "certificates[0]: must be an object, not an integer"},
+      {"certificate missing fingerprint",
+       withCert(
+           R"("fingerprint":"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",)",
+           ""),
+       "certificates[0]: missing key \"fingerprint\""},
+      {"fingerprint upper-case hex", withCert("aabbccddeeff001122", "AABBCCDDEEFF001122"),
+       "certificates[0].fingerprint: must be 64 lower-case hex digits"},
+      {"fingerprint too short", withCert("ccddeeff\"", "ccddee\""),
+       "certificates[0].fingerprint: must be 64 lower-case hex digits"},
+      {"cert_file relative", withCert("\"/var/lib/edgeplane/certs/c/cert.pem\"", "\"cert.pem\""),
+       "certificates[0].cert_file: \"cert.pem\" is not an absolute path"},
+      {"key_file empty", withCert("\"/var/lib/edgeplane/certs/c/key.pem\"", "\"\""),
+       "certificates[0].key_file: must not be empty"},
+      {"domains empty", withCert(R"(["a.example.com"])", "[]"),
+       "certificates[0].domains: must not be empty"},
+      {"domain not a DNS name", withCert("a.example.com", "a_b.example.com"),
+       "certificates[0].domains[0]: \"a_b.example.com\" is not a lower-case DNS name"},
+      {"domain twice", withCert(R"(["a.example.com"])", R"(["a.example.com","a.example.com"])"),
+       "certificates[0].domains[1]: \"a.example.com\" appears twice"},
+      {"not_after as text", withCert("1900000000", "\"2030-01-01\""),
+       "certificates[0].not_after: must be an integer, not a string"},
+      {"not_after zero", withCert("1900000000", "0"),
+       "certificates[0].not_after: must be a positive unix time"},
+      {"certificate unknown key", withCert("1900000000}", "1900000000,\"key\":\"PEM\"}"),
+       "unknown key \"key\" in a certificate"},
+      {"certificate twice", withRoutesAndCerts("", std::string(kCertC) + "," + std::string(kCertC)),
+       "certificates[1]: certificate \"c\" appears twice"},
+      {"certificates out of order",
+       withRoutesAndCerts("", replaced(std::string(kCertC), R"("name":"c")", R"("name":"z")") +
+                                  "," + std::string(kCertC)),
+       "certificates[1]: certificate \"c\" is out of name order"},
+      {"route names a certificate not in the list",
+       withRoutesAndCerts(
+           replaced(std::string(kSite), R"("certificate":"c")", R"("certificate":"missing")"),
+           kCertC),
+       "routes[0].certificate: \"missing\" is not in \"certificates\""},
+      {"site health threshold zero",
+       mutate(R"("health_healthy_threshold":2)", R"("health_healthy_threshold":0)"),
+       "routes[1].health_healthy_threshold: 0 is not between 1 and 100"},
+      {"site unhealthy threshold too big",
+       mutate(R"("health_unhealthy_threshold":3)", R"("health_unhealthy_threshold":101)"),
+       "routes[1].health_unhealthy_threshold: 101 is not between 1 and 100"},
+      {"site expect_status bad range", mutate(R"("200-399")", R"("399-200")"),
+       "routes[1].health_expect_status: \"399-200\" is not a status or range in 100-599"},
+      {"site expect_status out of range", mutate(R"("200-399")", R"("600")"),
+       "is not a status or range in 100-599"},
       // across routes
       {"routes out of order",
        withRoutes(R"({"kind":"site","name":"s","hostnames":["s.example.com"],)"
