@@ -25,6 +25,7 @@
 #include "reconciler/core/apply.h"
 #include "reconciler/core/plan.h"
 #include "reconciler/source/git_source.h"
+#include "reconciler/system/certs.h"
 #include "reconciler/system/host_driver.h"
 #include "reconciler/system/lock.h"
 #include "reconciler/system/state_json.h"
@@ -129,7 +130,28 @@ Result<core::StoreView> readStoreView(Store& store) {
   if (!rows) {
     return rows.error();
   }
-  return sys::storeViewFromOwned(*rows);
+  auto view = sys::storeViewFromOwned(*rows);
+  if (!view) {
+    return view;
+  }
+  // The routes the proxy serves now: what route ops are diffed against. A stored snapshot of
+  // an older codec version is treated as none (every route plans as added, and is rewritten).
+  auto latest = store.latestSnapshot();
+  if (!latest) {
+    return latest.error();
+  }
+  if (latest->has_value()) {
+    if (auto decoded = snapshotFromJson((*latest)->body)) {
+      view->snapshot = std::move(*decoded);
+    }
+  }
+  return view;
+}
+
+// Observes the certificates the target uses (and every generated one) into `observed`.
+Result<void> observeCertificates(const Options& o, const core::Target& target,
+                                 core::HostState& observed) {
+  return sys::CertStore(o.stateDir).observe(target.certificates, observed);
 }
 
 Result<std::unique_ptr<Store>> openStoreIfPresent(const std::string& stateDir) {
@@ -183,6 +205,37 @@ std::vector<WgInfo> wireguardInfo(const Options& o, const std::vector<OwnedResou
     for (std::string word; words >> word;) {
       if (word.rfind("port=", 0) == 0) {
         info.listenPort = word.substr(5);
+      }
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+// The certificates the proxy serves now (the latest snapshot), with the issuer the apply
+// recorded ("self-signed", "files", "placeholder (acme pending)").
+struct CertInfo {
+  SnapshotCertificate cert;
+  std::string issuer;
+};
+
+std::vector<CertInfo> certificateInfo(Store& store, const std::vector<OwnedResource>& owned) {
+  std::vector<CertInfo> out;
+  auto latest = store.latestSnapshot();
+  if (!latest || !latest->has_value()) {
+    return out;
+  }
+  auto decoded = snapshotFromJson((*latest)->body);
+  if (!decoded) {
+    return out;
+  }
+  auto view = sys::storeViewFromOwned(owned);
+  for (const auto& c : decoded->certificates) {
+    CertInfo info{c, "?"};
+    if (view) {
+      if (auto it = view->applied.find("certificate " + c.name); it != view->applied.end()) {
+        const std::string kind = it->second.substr(0, it->second.find(' '));
+        info.issuer = kind == "placeholder" ? "placeholder (acme pending)" : kind;
       }
     }
     out.push_back(std::move(info));
@@ -650,6 +703,13 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   if (o.git) {
     promoteConfig(o, err);
   }
+  if (auto certs = observeCertificates(o, *target, *observed); !certs) {
+    const std::string why = "observing certificates failed: " + certs.error().message;
+    report.retryable = true;
+    finish(RunResult::Failed, why, "");
+    err << "edgeplane apply: " << why << "\n";
+    return report;
+  }
   core::Plan p = core::plan(*target, *observed, *view);
   out << core::renderText(p);
   std::vector<std::string> failOn;
@@ -661,7 +721,8 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
     err << "edgeplane apply: EDGEPLANE_FAIL_OPS is set: failing " << env << " on purpose\n";
   }
   sys::FaultInjectingHost driver(host, failOn);
-  core::ApplyResult result = core::apply(p, driver);
+  sys::CertStore certStore(o.stateDir);
+  core::ApplyResult result = core::apply(p, driver, &certStore);
   printNftSyncs(o, store, host, out);
   Result<void> saved = recordApply(store, *run, p, result, *view, err);
   if (!saved) {
@@ -671,11 +732,13 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
 
   // The proxy's routing table, after the system operations, as part of this run.
   bool published = true;
-  auto snapshot =
-      publishSnapshot(store,
-                      buildSnapshot(resolved, loaded.host,
-                                    prep.commit ? std::optional(prep.commit->id) : std::nullopt),
-                      *run, nowMs());
+  std::vector<std::string> leftOut;
+  ProxySnapshot proxy = core::snapshotAfter(p, result, *observed, leftOut);
+  proxy.commit = prep.commit ? std::optional(prep.commit->id) : std::nullopt;
+  for (const auto& why : leftOut) {
+    err << "edgeplane apply: route left out of the proxy snapshot: " << why << "\n";
+  }
+  auto snapshot = publishSnapshot(store, proxy, *run, nowMs());
   if (!snapshot) {
     published = false;
     err << "edgeplane apply: proxy snapshot not written: " << snapshot.error().message << "\n";
@@ -692,7 +755,10 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   }
 
   std::string summary = countsText(counts);
-  RunResult outcome = counts.failed == 0 && published ? RunResult::Ok
+  if (!leftOut.empty()) {
+    summary += ", " + plural(leftOut.size(), "route", "routes") + " left out";
+  }
+  RunResult outcome = counts.failed == 0 && published && leftOut.empty() ? RunResult::Ok
                       : counts.failed < static_cast<int64_t>(p.ops.size()) || p.ops.empty()
                           ? RunResult::Partial
                           : RunResult::Failed;
@@ -703,6 +769,9 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
     summary += ", proxy snapshot generation " + std::to_string(snapshot->generation);
   }
   std::string detail = prep.detail;
+  for (const auto& why : leftOut) {
+    detail += (detail.empty() ? "" : "\n") + ("left out of the proxy snapshot: " + why);
+  }
   if (fellBack) {
     outcome = RunResult::Failed;
     report.retryable = true;
@@ -877,6 +946,13 @@ int cmdPlan(const Options& o) {
     std::cerr << "edgeplane plan: " << target.error().message << "\n";
     return 1;
   }
+  if (!o.offline) {
+    if (auto certs = observeCertificates(o, *target, observed); !certs) {
+      std::cerr << "edgeplane plan: observing certificates failed: " << certs.error().message
+                << "\n";
+      return 1;
+    }
+  }
   core::Plan p = core::plan(*target, observed, view);
   std::cout << (o.json ? core::renderJson(p) : core::renderText(p));
   return o.detailedExitcode && !p.empty() ? 2 : 0;
@@ -966,6 +1042,7 @@ int cmdStatus(const Options& o) {
         auto target =
             core::buildTarget(resolveFor(lo.loaded->all, lo.loaded->host), lo.loaded->host, *view);
         if (target) {
+          (void)observeCertificates(o, *target, *seen);
           core::Plan p = core::plan(*target, *seen, *view);
           for (const auto& op : p.ops) {
             drift.push_back(std::string(core::toString(op.action)) + " " +
@@ -1062,6 +1139,22 @@ int cmdStatus(const Options& o) {
       wgs->add(jo);
     }
     root->set("wireguard", wgs);
+    Array::Ptr certs = new Array;
+    for (const auto& c : certificateInfo(store, *owned)) {
+      Object::Ptr jo = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+      jo->set("name", c.cert.name);
+      jo->set("issuer", c.issuer);
+      Array::Ptr domains = new Array;
+      for (const auto& d : c.cert.domains) {
+        domains->add(d);
+      }
+      jo->set("domains", domains);
+      jo->set("not_after", isoTime(c.cert.not_after * 1000));
+      jo->set("fingerprint", c.cert.fingerprint);
+      jo->set("cert_file", c.cert.cert_file);
+      certs->add(jo);
+    }
+    root->set("certificates", certs);
     if (!driftNote.empty()) {
       root->set("note", driftNote);
     }
@@ -1104,6 +1197,18 @@ int cmdStatus(const Options& o) {
     for (const auto& w : wgs) {
       std::cout << "  " << w.ns << ": public key " << w.publicKey << ", listen port "
                 << w.listenPort << "\n";
+    }
+  }
+  auto certs = certificateInfo(store, *owned);
+  if (!certs.empty()) {
+    std::cout << "\nCertificates served by the proxy:\n";
+    for (const auto& c : certs) {
+      std::string domains;
+      for (const auto& d : c.cert.domains) {
+        domains += (domains.empty() ? "" : ", ") + d;
+      }
+      std::cout << "  " << c.cert.name << ": " << c.issuer << ", " << domains << ", not after "
+                << isoTime(c.cert.not_after * 1000) << ", sha256 " << c.cert.fingerprint << "\n";
     }
   }
   std::cout << "\nResources owned (" << owned->size() << "):\n";

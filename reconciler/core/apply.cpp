@@ -20,7 +20,9 @@ std::string describe(const Op& op) {
 
 class Executor {
  public:
-  Executor(const Plan& p, HostDriver& d) : p_(p), d_(d) { r_.ops.resize(p.ops.size()); }
+  Executor(const Plan& p, HostDriver& d, CertDriver* c) : p_(p), d_(d), c_(c) {
+    r_.ops.resize(p.ops.size());
+  }
 
   ApplyResult run() {
     // Pass 1: everything but nftables, in plan order.
@@ -100,11 +102,42 @@ class Executor {
         }
         return done->second;
       }
+      case Kind::Certificate:
+        return runCertificate(op);
+      case Kind::Site:
+      case Kind::Passthrough:
+      case Kind::Gateway:
+        return {};  // published with the snapshot after the ops (snapshotAfter)
       case Kind::NftTable:
       case Kind::Forward:
         break;
     }
     return terminal("unexpected op " + describe(op));
+  }
+
+  Result<void> runCertificate(const Op& op) {
+    if (!op.error.empty()) {
+      return terminal(op.error);
+    }
+    if (c_ == nullptr) {
+      return terminal("no certificate driver");
+    }
+    if (op.action == Action::Delete) {
+      return c_->remove(op.name);
+    }
+    const CertTarget* target = p_.target.certificate(op.name);
+    if (target == nullptr) {
+      return terminal("no certificate target for " + op.name);
+    }
+    auto view = target->generated() ? c_->issue(*target) : c_->read(*target);
+    if (!view) {
+      return view.error();
+    }
+    if (!view->error.empty()) {
+      return terminal(view->error);
+    }
+    r_.certificates[op.name] = std::move(*view);
+    return {};
   }
 
   const ForwardTarget* targetForward(const std::string& name) const {
@@ -206,14 +239,15 @@ class Executor {
 
   const Plan& p_;
   HostDriver& d_;
+  CertDriver* c_;
   ApplyResult r_;
   std::map<std::string, Result<void>> peerSyncs_;
 };
 
 }  // namespace
 
-ApplyResult apply(const Plan& plan, HostDriver& driver) {
-  return Executor(plan, driver).run();
+ApplyResult apply(const Plan& plan, HostDriver& driver, CertDriver* certs) {
+  return Executor(plan, driver, certs).run();
 }
 
 }  // namespace edgeplane::core
@@ -274,6 +308,9 @@ StoreView recordApplied(const Plan& plan, const ApplyResult& result, const Store
     if (out.applied.count(key) != 0) {
       out.forwardNames[f.key()] = f.name;
     }
+  }
+  for (const auto& c : t.certificates) {
+    own("certificate " + c.name, c.describe());
   }
   // Resources whose delete failed stay owned, with their allocation, so the next run prunes
   // them again and nothing else takes their /31 meanwhile.

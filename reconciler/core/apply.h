@@ -1,6 +1,7 @@
 // Executes a Plan through a HostDriver: dependency-aware, one table sync per nftables scope.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,20 @@ class HostDriver {
   virtual Result<void> deleteTable(const std::string& scope) = 0;
 };
 
+// What apply needs to materialise certificates. The real one writes under
+// <state-dir>/certs with OpenSSL (reconciler/system/certs.h); tests use an in-memory fake.
+class CertDriver {
+ public:
+  virtual ~CertDriver() = default;
+  // Generates a fresh key and certificate for a generated target (self-signed or a
+  // placeholder) and swaps them in atomically; returns what is now on disk.
+  virtual Result<CertView> issue(const CertTarget& cert) = 0;
+  // Reads a "files" certificate again (it may have changed since observe).
+  virtual Result<CertView> read(const CertTarget& cert) = 0;
+  // Removes a generated certificate's files.
+  virtual Result<void> remove(const std::string& name) = 0;
+};
+
 struct OpResult {
   bool ok = false;
   std::string error;  // empty when ok
@@ -44,6 +59,8 @@ struct OpResult {
 
 struct ApplyResult {
   std::vector<OpResult> ops;  // parallel to Plan::ops
+  // Certificates as a successful op left them (issued, or "files" read again), by name.
+  std::map<std::string, CertView, std::less<>> certificates;
   size_t failed() const;
   bool ok() const { return failed() == 0; }
 };
@@ -52,7 +69,16 @@ struct ApplyResult {
 // "skipped: …" and the rest goes on. Forwards are applied as one table sync per scope after
 // namespaces, uplinks and routes, leaving the old mappings of any forward that could not be
 // applied in place.
-ApplyResult apply(const Plan& plan, HostDriver& driver);
+// Certificate ops go to `certs` (nullptr: they fail, "no certificate driver"); route ops only
+// record that the snapshot should change, and succeed when their dependencies did.
+ApplyResult apply(const Plan& plan, HostDriver& driver, CertDriver* certs = nullptr);
+
+// The proxy snapshot an apply leaves: the target's routes, except those whose certificate
+// is not usable now (its op failed, or its files have an error), each with the reason in
+// `leftOut` ("site shop: certificate shop: key does not match"); and the certificates the
+// remaining routes name, from `result` or else as observed. Sorted as the codec wants.
+ProxySnapshot snapshotAfter(const Plan& plan, const ApplyResult& result, const HostState& observed,
+                            std::vector<std::string>& leftOut);
 
 }  // namespace edgeplane::core
 

@@ -9,6 +9,7 @@
 
 #include "schema/model.h"
 #include "schema/net.h"
+#include "schema/snapshot.h"
 
 namespace edgeplane::core {
 
@@ -91,11 +92,30 @@ struct NetnsView {
   bool operator==(const NetnsView&) const = default;
 };
 
+// A certificate as found on the host (reconciler/system/certs.h reads it): one edgeplane
+// generated under <state-dir>/certs/<name>/ (self-signed, or an ACME placeholder), or the
+// operator's files (issuer "files"). Facts only; the planner judges them. The private key
+// never enters this model, only whether it matches the certificate.
+struct CertView {
+  std::string certFile;
+  std::string keyFile;
+  std::string fingerprint;           // lower-case hex SHA-256 of the leaf certificate's DER
+  std::vector<std::string> domains;  // the leaf's DNS SANs, lower-case, sorted
+  int64_t notBefore = 0;             // unix seconds
+  int64_t notAfter = 0;
+  // Why the files cannot be used (unreadable, not PEM, the key does not match), or empty.
+  std::string error;
+  bool operator==(const CertView&) const = default;
+};
+
 // The observed host: its own namespace and every named namespace under /run/netns (foreign
 // ones included, with an empty view: edgeplane does not look inside what it does not own).
 struct HostState {
   NetnsView host;
-  std::map<std::string, NetnsView, std::less<>> namespaces;  // by netns name
+  std::map<std::string, NetnsView, std::less<>> namespaces;     // by netns name
+  std::map<std::string, CertView, std::less<>> generatedCerts;  // <state-dir>/certs/<name>
+  std::map<std::string, CertView, std::less<>> fileCerts;       // issuer "files", by name
+  int64_t now = 0;  // unix seconds when observed: the planner's only clock
   bool operator==(const HostState&) const = default;
 };
 
@@ -113,6 +133,9 @@ struct StoreView {
   bool appliedAs(std::string_view kind, std::string_view name, std::string_view spec) const;
   std::map<std::string, uint32_t, std::less<>> uplinkIndex;      // tenant -> /31 index in the pool
   std::map<std::string, std::string, std::less<>> forwardNames;  // "tcp/22012" -> forward name
+  // The proxy snapshot last published (the store's latest generation): the routes and
+  // certificates the proxy serves now. Unset: none was ever written.
+  std::optional<ProxySnapshot> snapshot;
   bool operator==(const StoreView&) const = default;
 };
 

@@ -48,6 +48,14 @@ std::string_view toString(Kind k) {
       return "nftables";
     case Kind::Forward:
       return "forward";
+    case Kind::Certificate:
+      return "certificate";
+    case Kind::Site:
+      return "site";
+    case Kind::Passthrough:
+      return "passthrough";
+    case Kind::Gateway:
+      return "gateway";
   }
   return "?";
 }
@@ -668,6 +676,7 @@ Plan plan(const Target& target, const HostState& observed, const StoreView& stor
   p.host = target.host;
   p.target = target;
   Planner(target, observed, store, p).run();
+  planProxy(target, observed, store, p);
   std::sort(p.foreign.begin(), p.foreign.end());
   return p;
 }

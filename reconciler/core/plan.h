@@ -10,7 +10,20 @@
 namespace edgeplane::core {
 
 enum class Action : uint8_t { Create, Update, Delete };
-enum class Kind : uint8_t { Namespace, Sysctl, Uplink, WireGuard, Peer, Route, NftTable, Forward };
+enum class Kind : uint8_t {
+  Namespace,
+  Sysctl,
+  Uplink,
+  WireGuard,
+  Peer,
+  Route,
+  NftTable,
+  Forward,
+  Certificate,
+  Site,  // the proxy's routes: diffed against the last published snapshot
+  Passthrough,
+  Gateway,
+};
 
 std::string_view toString(Action a);
 std::string_view toString(Kind k);
@@ -28,7 +41,11 @@ struct Op {
   std::string name;   // tenant name, "host", "<tenant> <prefix>", or a forward's name
   std::string scope;  // tenant namespace the op works in; empty for the host
   std::vector<FieldChange> changes;
-  std::string drift;              // why an op exists although the config did not change
+  std::string drift;    // why an op exists although the config did not change
+  std::string summary;  // one line for the header: "self-signed, 2 domains"
+  // Known to fail before anything runs (a "files" certificate that does not parse, match its
+  // key or cover its domains): shown in the plan, and apply fails the op with it.
+  std::string error;
   std::vector<size_t> dependsOn;  // indices into Plan::ops; a failed one fails this one
   bool operator==(const Op&) const = default;
 };
@@ -45,10 +62,15 @@ struct Plan {
 
 Plan plan(const Target& target, const HostState& observed, const StoreView& store);
 
+// The certificate and proxy route ops (plan_proxy.cpp), appended after the system ops:
+// certificates are materialised before the snapshot that names them is published.
+void planProxy(const Target& target, const HostState& observed, const StoreView& store, Plan& p);
+
 // Terraform-style text: one block per op, `+ ~ -`, changed fields, drift notes, foreign
 // resources, and the summary line. Never contains secrets (the model holds none).
 std::string renderText(const Plan& p);
-// {"host":…,"resource_changes":[{"action","kind","name","scope","changes":[…],"drift"}],
+// {"host":…,"resource_changes":[{"action","kind","name","scope","summary","changes":[…],
+//  "drift","error","depends_on"}],
 //  "foreign":[…],"summary":{"add","change","destroy"}}
 std::string renderJson(const Plan& p);
 

@@ -37,6 +37,9 @@ std::string renderText(const Plan& p) {
       out += "  ";
       out += symbol(op.action);
       out += " " + std::string(toString(op.kind)) + " " + op.name;
+      if (!op.summary.empty()) {
+        out += " (" + op.summary + ")";
+      }
       if (!op.drift.empty()) {
         out += "  (drift: " + op.drift + ")";
       }
@@ -52,6 +55,9 @@ std::string renderText(const Plan& p) {
                  (c.after.empty() ? "(none)" : c.after);
         }
         out += "\n";
+      }
+      if (!op.error.empty()) {
+        out += "      error: " + op.error + "\n";
       }
     }
   }
@@ -74,7 +80,9 @@ std::string renderJson(const Plan& p) {
     const Op& op = p.ops[i];
     out += i == 0 ? "" : ",";
     out += "{\"action\":" + str(toString(op.action)) + ",\"kind\":" + str(toString(op.kind)) +
-           ",\"name\":" + str(op.name) + ",\"scope\":" + str(op.scope) + ",\"changes\":[";
+           ",\"name\":" + str(op.name) + ",\"scope\":" + str(op.scope) +
+           ",\"summary\":" + (op.summary.empty() ? std::string("null") : str(op.summary)) +
+           ",\"changes\":[";
     for (size_t j = 0; j < op.changes.size(); ++j) {
       const FieldChange& c = op.changes[j];
       out += j == 0 ? "" : ",";
@@ -83,6 +91,7 @@ std::string renderJson(const Plan& p) {
              ",\"after\":" + (c.after.empty() ? "null" : str(c.after)) + "}";
     }
     out += "],\"drift\":" + (op.drift.empty() ? std::string("null") : str(op.drift)) +
+           ",\"error\":" + (op.error.empty() ? std::string("null") : str(op.error)) +
            ",\"depends_on\":[";
     for (size_t j = 0; j < op.dependsOn.size(); ++j) {
       out += (j == 0 ? "" : ",") + std::to_string(op.dependsOn[j]);

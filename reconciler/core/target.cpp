@@ -120,6 +120,113 @@ std::string WireGuardTarget::describe() const {
   return out;
 }
 
+std::string_view toString(CertSource s) {
+  switch (s) {
+    case CertSource::SelfSigned:
+      return "self-signed";
+    case CertSource::Files:
+      return "files";
+    case CertSource::Placeholder:
+      return "placeholder (acme pending)";
+  }
+  return "?";
+}
+
+std::string CertTarget::describe() const {
+  std::string out =
+      source == CertSource::Placeholder ? "placeholder" : std::string(toString(source));
+  out += " ";
+  for (size_t i = 0; i < domains.size(); ++i) {
+    out += (i == 0 ? "" : ",") + domains[i];
+  }
+  if (source == CertSource::Files) {
+    out += " cert=" + certFile + " key=" + keyFile;
+  }
+  return out;
+}
+
+bool certCovers(const std::vector<std::string>& sans, std::string_view domain) {
+  for (const auto& san : sans) {
+    if (san == domain) {
+      return true;
+    }
+    // "*.example.com" covers "a.example.com", not "example.com" nor "a.b.example.com".
+    if (san.rfind("*.", 0) == 0) {
+      const size_t dot = domain.find('.');
+      if (dot != std::string_view::npos && dot != 0 && domain.substr(dot) == san.substr(1)) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+const CertTarget* Target::certificate(std::string_view name) const {
+  for (const auto& c : certificates) {
+    if (c.name == name) {
+      return &c;
+    }
+  }
+  return nullptr;
+}
+
+namespace {
+
+// How a certificate is materialised on this host. The ACME issue replaces the Placeholder arm.
+CertSource certSourceOf(const Certificate& c) {
+  switch (c.issuer) {
+    case Issuer::SelfSigned:
+      return CertSource::SelfSigned;
+    case Issuer::Files:
+      return CertSource::Files;
+    case Issuer::Acme:
+      return CertSource::Placeholder;
+  }
+  return CertSource::Placeholder;
+}
+
+std::string lowerAscii(std::string s) {
+  for (char& c : s) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return s;
+}
+
+// The certificates the served routes name, as targets.
+std::vector<CertTarget> certTargets(const Desired& d, const ProxySnapshot& proxy) {
+  std::set<std::string, std::less<>> used;
+  for (const auto& r : proxy.routes) {
+    if (r.certificate) {
+      used.insert(*r.certificate);
+    }
+  }
+  std::vector<CertTarget> out;
+  for (const auto& name : used) {
+    const Certificate* c = d.findCertificate(name);
+    if (c == nullptr) {
+      continue;  // the validator refuses a dangling name; nothing to materialise
+    }
+    CertTarget ct;
+    ct.name = c->name;
+    ct.source = certSourceOf(*c);
+    for (const auto& dom : c->domains) {
+      ct.domains.push_back(lowerAscii(dom));
+    }
+    std::sort(ct.domains.begin(), ct.domains.end());
+    ct.domains.erase(std::unique(ct.domains.begin(), ct.domains.end()), ct.domains.end());
+    if (ct.source == CertSource::Files) {
+      ct.certFile = c->cert_file.value_or("");
+      ct.keyFile = c->key_file.value_or("");
+    }
+    out.push_back(std::move(ct));
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<Target> buildTarget(const Desired& d, std::string_view host, const StoreView& store,
                            const std::set<std::string>& rotateKeys) {
   Target t;
@@ -179,6 +286,8 @@ Result<Target> buildTarget(const Desired& d, std::string_view host, const StoreV
   }
   std::sort(t.forwards.begin(), t.forwards.end(),
             [](const ForwardTarget& a, const ForwardTarget& b) { return a.name < b.name; });
+  t.proxy = buildSnapshot(d, t.host, std::nullopt);
+  t.certificates = certTargets(d, t.proxy);
   return t;
 }
 

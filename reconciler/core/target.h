@@ -9,6 +9,7 @@
 #include "reconciler/core/host_state.h"
 #include "schema/model.h"
 #include "schema/result.h"
+#include "schema/snapshot.h"
 
 namespace edgeplane::core {
 
@@ -57,6 +58,26 @@ struct WireGuardTarget {
   std::string describe() const;
 };
 
+// Where a certificate comes from on this host. Placeholder: issuer "acme" until the ACME
+// client exists, a self-signed certificate for the same domains so the route is served; the
+// one place that decides it is certSourceOf() (target.cpp).
+enum class CertSource : uint8_t { SelfSigned, Files, Placeholder };
+std::string_view toString(CertSource s);  // "self-signed", "files", "placeholder (acme pending)"
+
+struct CertTarget {
+  std::string name;
+  CertSource source = CertSource::SelfSigned;
+  std::vector<std::string> domains;  // lower-case, sorted
+  std::string certFile;              // files: the operator's paths; empty otherwise
+  std::string keyFile;
+  bool generated() const { return source != CertSource::Files; }
+  std::string describe() const;  // the spec recorded when applied: "self-signed a.com,b.com"
+};
+
+// Whether a certificate's SANs cover `domain` (exactly, or by a "*.parent" wildcard one label
+// deep).
+bool certCovers(const std::vector<std::string>& sans, std::string_view domain);
+
 struct Target {
   std::string host;
   std::vector<std::string> namespaces;  // tenant names, sorted
@@ -64,6 +85,11 @@ struct Target {
   std::vector<RouteTarget> routes;
   std::vector<ForwardTarget> forwards;  // active ones (suspended namespaces withdrawn)
   std::map<std::string, WireGuardTarget, std::less<>> wireguard;  // by namespace
+  std::vector<CertTarget> certificates;  // sorted by name: those the routes here use
+  // The proxy's routes (suspended namespaces withdrawn); its certificates are filled in from
+  // what apply materialised (snapshotAfter, apply.h).
+  ProxySnapshot proxy;
+  const CertTarget* certificate(std::string_view name) const;
 
   // The full contents of edgeplane's nftables table in the host or a tenant namespace.
   NftTableView hostTable() const;

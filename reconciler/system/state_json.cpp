@@ -1,6 +1,8 @@
 // JSON codec for HostState + StoreView with Poco::JSON; strict about shapes and values.
 #include "reconciler/system/state_json.h"
 
+#include "schema/snapshot.h"
+
 #include <Poco/Dynamic/Var.h>
 #include <Poco/Exception.h>
 #include <Poco/JSON/Array.h>
@@ -289,6 +291,71 @@ struct Reader {
   }
 };
 
+Object::Ptr certToJson(const core::CertView& c) {
+  Object::Ptr o = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  o->set("cert_file", c.certFile);
+  o->set("key_file", c.keyFile);
+  o->set("fingerprint", c.fingerprint);
+  Poco::JSON::Array::Ptr domains = new Poco::JSON::Array;
+  for (const auto& d : c.domains) {
+    domains->add(d);
+  }
+  o->set("domains", domains);
+  o->set("not_before", c.notBefore);
+  o->set("not_after", c.notAfter);
+  if (!c.error.empty()) {
+    o->set("error", c.error);
+  }
+  return o;
+}
+
+Result<core::CertView> certFromJson(const Object::Ptr& o, const std::string& path) {
+  core::CertView c;
+  try {
+    c.certFile = o->optValue<std::string>("cert_file", "");
+    c.keyFile = o->optValue<std::string>("key_file", "");
+    c.fingerprint = o->optValue<std::string>("fingerprint", "");
+    if (Poco::JSON::Array::Ptr d = o->getArray("domains")) {
+      for (size_t i = 0; i < d->size(); ++i) {
+        c.domains.push_back(d->getElement<std::string>(static_cast<unsigned>(i)));
+      }
+    }
+    c.notBefore = o->optValue<int64_t>("not_before", 0);
+    c.notAfter = o->optValue<int64_t>("not_after", 0);
+    c.error = o->optValue<std::string>("error", "");
+  } catch (const Poco::Exception& e) {
+    return terminal(path + ": " + e.displayText());
+  }
+  return c;
+}
+
+Result<void> certsFromJson(const Object::Ptr& root, core::HostState& host) {
+  Object::Ptr certs = root->getObject("certificates");
+  if (!certs) {
+    return {};
+  }
+  for (const char* group : {"generated", "files"}) {
+    Object::Ptr g = certs->getObject(group);
+    if (!g) {
+      continue;
+    }
+    auto& into = std::string(group) == "generated" ? host.generatedCerts : host.fileCerts;
+    for (const auto& name : g->getNames()) {
+      const std::string path = "$.certificates." + std::string(group) + "." + name;
+      Object::Ptr o = g->getObject(name);
+      if (!o) {
+        return terminal(path + ": must be an object");
+      }
+      auto c = certFromJson(o, path);
+      if (!c) {
+        return c.error();
+      }
+      into[name] = std::move(*c);
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 std::string toJson(const core::HostState& host, const core::StoreView& store) {
@@ -299,6 +366,23 @@ std::string toJson(const core::HostState& host, const core::StoreView& store) {
     namespaces->set(name, viewToJson(v));
   }
   root->set("namespaces", namespaces);
+  if (host.now != 0) {
+    root->set("now", host.now);
+  }
+  if (!host.generatedCerts.empty() || !host.fileCerts.empty()) {
+    Object::Ptr certs = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    Object::Ptr generated = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    for (const auto& [name, c] : host.generatedCerts) {
+      generated->set(name, certToJson(c));
+    }
+    Object::Ptr files = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    for (const auto& [name, c] : host.fileCerts) {
+      files->set(name, certToJson(c));
+    }
+    certs->set("generated", generated);
+    certs->set("files", files);
+    root->set("certificates", certs);
+  }
   Object::Ptr s = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
   Object::Ptr applied = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
   for (const auto& [key, spec] : store.applied) {
@@ -315,6 +399,9 @@ std::string toJson(const core::HostState& host, const core::StoreView& store) {
     names->set(key, name);
   }
   s->set("forward_names", names);
+  if (store.snapshot) {
+    s->set("snapshot", Poco::JSON::Parser().parse(snapshotToJson(*store.snapshot)));
+  }
   root->set("store", s);
   std::ostringstream out;
   Poco::JSON::Stringifier::stringify(root, out, 2);
@@ -381,6 +468,26 @@ Result<ObservedJson> observedFromJson(const std::string& text) {
   }
   if (!r.error.empty()) {
     return terminal("observed state: " + r.error);
+  }
+  if (root->has("now")) {
+    Poco::Dynamic::Var now = root->get("now");
+    if (!now.isInteger()) {
+      return terminal("observed state: $.now: must be an integer (unix seconds)");
+    }
+    out.host.now = now.convert<int64_t>();
+  }
+  if (auto certs = certsFromJson(root, out.host); !certs) {
+    return terminal("observed state: " + certs.error().message);
+  }
+  // The last published proxy snapshot, in the snapshot codec's own form.
+  if (Object::Ptr s = root->getObject("store"); s && s->has("snapshot")) {
+    std::ostringstream snapshotText;
+    Poco::JSON::Stringifier::stringify(s->get("snapshot"), snapshotText);
+    auto snapshot = snapshotFromJson(snapshotText.str());
+    if (!snapshot) {
+      return terminal("observed state: $.store.snapshot: " + snapshot.error().message);
+    }
+    out.store.snapshot = std::move(*snapshot);
   }
   return out;
 }

@@ -366,9 +366,9 @@ TEST(Plan, JsonHasResourceChangesAndSummary) {
   World w(load(kTwoTenants));
   std::string json = core::renderJson(w.plan());
   EXPECT_EQ(json.rfind("{\"host\":\"default\",\"resource_changes\":[{\"action\":\"create\","
-                       "\"kind\":\"namespace\",\"name\":\"a\",\"scope\":\"a\",\"changes\":[{"
-                       "\"field\":\"netns\",\"before\":null,\"after\":\"ep-a\"}],\"drift\":null,"
-                       "\"depends_on\":[]}",
+                       "\"kind\":\"namespace\",\"name\":\"a\",\"scope\":\"a\",\"summary\":null,"
+                       "\"changes\":[{\"field\":\"netns\",\"before\":null,\"after\":\"ep-a\"}],"
+                       "\"drift\":null,\"error\":null,\"depends_on\":[]}",
                        0),
             0u)
       << json;

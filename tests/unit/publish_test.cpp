@@ -54,7 +54,14 @@ ProxySnapshot sample() {
   s.certificate = "www";
   d.passthroughs = {p};
   d.sites = {s};
-  return buildSnapshot(d, "edge-1", std::nullopt);
+  ProxySnapshot out = buildSnapshot(d, "edge-1", std::nullopt);
+  out.certificates = {SnapshotCertificate{"www",
+                                          std::string(64, 'a'),
+                                          "/var/lib/edgeplane/certs/www/1/cert.pem",
+                                          "/var/lib/edgeplane/certs/www/1/key.pem",
+                                          {"www.example.com"},
+                                          1900000000}};
+  return out;
 }
 
 // ---- publishSnapshot ----

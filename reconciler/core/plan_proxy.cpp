@@ -1,0 +1,431 @@
+// The planner's proxy half: certificates (from observed facts) and the proxy's routes (diffed
+// against the last published snapshot). Pure, like the rest of plan().
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "reconciler/core/plan.h"
+
+namespace edgeplane::core {
+namespace {
+
+constexpr int64_t kDay = 86400;
+
+std::string join(const std::vector<std::string>& v, std::string_view sep = ", ") {
+  std::string out;
+  for (const auto& s : v) {
+    out += (out.empty() ? "" : std::string(sep)) + s;
+  }
+  return out;
+}
+
+std::string plural(size_t n, std::string_view one) {
+  return std::to_string(n) + " " + std::string(one) + (n == 1 ? "" : "s");
+}
+
+// "+ a, - b": what is added to and removed from a list.
+std::string listDelta(std::vector<std::string> before, std::vector<std::string> after) {
+  std::sort(before.begin(), before.end());
+  std::sort(after.begin(), after.end());
+  std::vector<std::string> parts;
+  for (const auto& a : after) {
+    if (!std::binary_search(before.begin(), before.end(), a)) {
+      parts.push_back("+ " + a);
+    }
+  }
+  for (const auto& b : before) {
+    if (!std::binary_search(after.begin(), after.end(), b)) {
+      parts.push_back("- " + b);
+    }
+  }
+  return join(parts);
+}
+
+std::string expiresIn(int64_t notAfter, int64_t now) {
+  const int64_t left = notAfter - now;
+  if (left < 0) {
+    return "expired " + plural(static_cast<size_t>((-left) / kDay), "day") + " ago";
+  }
+  return "expires in " + plural(static_cast<size_t>(left / kDay), "day");
+}
+
+// A generated certificate is renewed when a third of its lifetime is left.
+bool dueForRenewal(const CertView& v, int64_t now) {
+  const int64_t lifetime = std::max<int64_t>(v.notAfter - v.notBefore, 0);
+  return v.notAfter - now <= lifetime / 3;
+}
+
+std::string backendsText(const std::vector<Endpoint>& v) {
+  std::vector<std::string> s;
+  for (const auto& e : v) {
+    s.push_back(e.str());
+  }
+  return join(s);
+}
+
+std::string healthText(const SnapshotRoute& r) {
+  if (!r.health_path) {
+    return "";
+  }
+  return *r.health_path + " every " + formatDuration(r.health_interval.value_or(Duration{})) +
+         " timeout " + formatDuration(r.health_timeout.value_or(Duration{})) + " up " +
+         std::to_string(r.health_healthy_threshold.value_or(0)) + " down " +
+         std::to_string(r.health_unhealthy_threshold.value_or(0)) + " expect " +
+         r.health_expect_status.value_or("");
+}
+
+std::string endpointsText(const SnapshotRoute& r) {
+  std::vector<std::string> s;
+  for (const auto& e : r.endpoints) {
+    s.push_back(e.method + " " + e.path + " → " + backendsText(e.backends) + " (" +
+                std::string(toString(e.balance)) + ")");
+  }
+  return join(s, "; ");
+}
+
+// The route's fields as (name, text) pairs; a field a kind does not use is left out.
+std::vector<std::pair<std::string, std::string>> routeFields(const SnapshotRoute& r) {
+  std::vector<std::pair<std::string, std::string>> f;
+  f.emplace_back("hostnames", join(r.hostnames));
+  f.emplace_back("namespace", r.namespace_name);
+  if (r.kind != RouteKind::Gateway) {
+    f.emplace_back("backends", backendsText(r.backends));
+    f.emplace_back("balance", std::string(toString(r.balance)));
+  }
+  if (r.kind == RouteKind::Passthrough) {
+    f.emplace_back("proxy_protocol", std::string(toString(r.proxy_protocol)));
+  }
+  if (r.certificate) {
+    f.emplace_back("certificate", *r.certificate);
+  }
+  if (r.kind == RouteKind::Site) {
+    f.emplace_back("redirect_http", r.redirect_http ? "true" : "false");
+    if (r.health_path) {
+      f.emplace_back("health_check", healthText(r));
+    }
+  }
+  if (r.kind == RouteKind::Gateway) {
+    if (r.rate_limit) {
+      f.emplace_back("rate_limit", *r.rate_limit);
+    }
+    f.emplace_back("endpoints", endpointsText(r));
+  }
+  return f;
+}
+
+Kind kindOf(RouteKind k) {
+  switch (k) {
+    case RouteKind::Site:
+      return Kind::Site;
+    case RouteKind::Passthrough:
+      return Kind::Passthrough;
+    case RouteKind::Gateway:
+      return Kind::Gateway;
+  }
+  return Kind::Site;
+}
+
+// "shop.example.net → 2 backends in blue"
+std::string routeSummary(const SnapshotRoute& r) {
+  std::string where = r.hostnames.empty() ? "?" : r.hostnames.front();
+  if (r.hostnames.size() > 1) {
+    where += " +" + std::to_string(r.hostnames.size() - 1);
+  }
+  const std::string to = r.kind == RouteKind::Gateway ? plural(r.endpoints.size(), "endpoint")
+                                                      : plural(r.backends.size(), "backend");
+  return where + " → " + to + " in " + r.namespace_name;
+}
+
+class ProxyPlanner {
+ public:
+  ProxyPlanner(const Target& t, const HostState& o, const StoreView& s, Plan& p)
+      : t_(t), o_(o), s_(s), p_(p) {}
+
+  void run() {
+    for (const auto& c : t_.certificates) {
+      planCertificate(c);
+    }
+    for (const auto& r : t_.proxy.routes) {
+      planRoute(r);
+    }
+    planRouteDeletes();
+    planCertificateDeletes();
+  }
+
+ private:
+  const SnapshotCertificate* appliedCert(std::string_view name) const {
+    if (!s_.snapshot) {
+      return nullptr;
+    }
+    for (const auto& c : s_.snapshot->certificates) {
+      if (c.name == name) {
+        return &c;
+      }
+    }
+    return nullptr;
+  }
+
+  const SnapshotRoute* appliedRoute(RouteKind kind, std::string_view name) const {
+    if (!s_.snapshot) {
+      return nullptr;
+    }
+    for (const auto& r : s_.snapshot->routes) {
+      if (r.kind == kind && r.name == name) {
+        return &r;
+      }
+    }
+    return nullptr;
+  }
+
+  // The routes that name certificate `name`, as "site shop, gateway ping".
+  std::string routesUsing(std::string_view name) const {
+    std::vector<std::string> keys;
+    for (const auto& r : t_.proxy.routes) {
+      if (r.certificate == name) {
+        keys.push_back(r.key());
+      }
+    }
+    return join(keys);
+  }
+
+  static Op certOp(Action a, const CertTarget& c, std::string summary) {
+    Op op;
+    op.action = a;
+    op.kind = Kind::Certificate;
+    op.name = c.name;
+    op.summary = std::move(summary);
+    return op;
+  }
+
+  void add(Op op) {
+    const std::string name = op.name;
+    const bool failing = !op.error.empty();
+    const bool create = op.action == Action::Create;
+    p_.ops.push_back(std::move(op));
+    if (failing) {
+      failingCerts_.insert(name);
+    }
+    if (create || failing) {
+      certOps_[name] = p_.ops.size() - 1;
+    }
+  }
+
+  void planCertificate(const CertTarget& c) {
+    if (c.source == CertSource::Files) {
+      planFilesCertificate(c);
+      return;
+    }
+    const std::string what = std::string(toString(c.source));
+    auto seen = o_.generatedCerts.find(c.name);
+    if (seen == o_.generatedCerts.end()) {
+      Op op = certOp(Action::Create, c, what + ", " + plural(c.domains.size(), "domain"));
+      op.changes.push_back({"domains", "", join(c.domains)});
+      add(std::move(op));
+      return;
+    }
+    const CertView& v = seen->second;
+    if (!v.error.empty()) {
+      Op op = certOp(Action::Update, c, "re-issue: " + v.error);
+      op.changes.push_back({"domains", "", join(c.domains)});
+      add(std::move(op));
+      return;
+    }
+    if (v.domains != c.domains) {
+      Op op = certOp(Action::Update, c, "domains: " + listDelta(v.domains, c.domains));
+      op.changes.push_back({"domains", join(v.domains), join(c.domains)});
+      add(std::move(op));
+      return;
+    }
+    if (dueForRenewal(v, o_.now)) {
+      Op op = certOp(Action::Update, c, "renew: " + expiresIn(v.notAfter, o_.now));
+      op.changes.push_back({"fingerprint", v.fingerprint, "(new, generated on apply)"});
+      add(std::move(op));
+    }
+  }
+
+  void planFilesCertificate(const CertTarget& c) {
+    const SnapshotCertificate* applied = appliedCert(c.name);
+    auto seen = o_.fileCerts.find(c.name);
+    if (seen == o_.fileCerts.end()) {
+      // Not observed (plan --offline): read on apply.
+      Op op = certOp(Action::Create, c, "files, " + plural(c.domains.size(), "domain"));
+      op.changes.push_back({"cert_file", "", c.certFile});
+      op.changes.push_back({"fingerprint", "", "(read on apply)"});
+      add(std::move(op));
+      return;
+    }
+    const CertView& v = seen->second;
+    std::string error = v.error;
+    if (error.empty()) {
+      std::vector<std::string> uncovered;
+      for (const auto& d : c.domains) {
+        if (!certCovers(v.domains, d)) {
+          uncovered.push_back(d);
+        }
+      }
+      if (!uncovered.empty()) {
+        error = c.certFile + " does not cover " + join(uncovered) + " (it has " +
+                (v.domains.empty() ? std::string("no DNS names") : join(v.domains)) + ")";
+      }
+    }
+    if (!error.empty()) {
+      Op op = certOp(applied != nullptr ? Action::Update : Action::Create, c, "files: error");
+      op.changes.push_back({"routes_left_out", "", routesUsing(c.name)});
+      op.error = error;
+      add(std::move(op));
+      return;
+    }
+    if (applied == nullptr) {
+      Op op = certOp(Action::Create, c, "files, " + plural(c.domains.size(), "domain"));
+      op.changes.push_back({"cert_file", "", c.certFile});
+      op.changes.push_back({"fingerprint", "", v.fingerprint});
+      add(std::move(op));
+      return;
+    }
+    if (applied->fingerprint != v.fingerprint) {
+      Op op = certOp(Action::Update, c,
+                     "files: new fingerprint " + v.fingerprint.substr(0, 16) + "…, " +
+                         expiresIn(v.notAfter, o_.now));
+      op.changes.push_back({"fingerprint", applied->fingerprint, v.fingerprint});
+      add(std::move(op));
+    } else if (applied->cert_file != v.certFile || applied->key_file != v.keyFile) {
+      Op op = certOp(Action::Update, c, "files: moved");
+      op.changes.push_back({"cert_file", applied->cert_file, v.certFile});
+      op.changes.push_back({"key_file", applied->key_file, v.keyFile});
+      add(std::move(op));
+    }
+  }
+
+  size_t nsOp(const std::string& ns) const {
+    for (size_t i = 0; i < p_.ops.size(); ++i) {
+      const Op& op = p_.ops[i];
+      if (op.kind == Kind::Namespace && op.action == Action::Create && op.name == ns) {
+        return i;
+      }
+    }
+    return static_cast<size_t>(-1);
+  }
+
+  void planRoute(const SnapshotRoute& r) {
+    const SnapshotRoute* applied = appliedRoute(r.kind, r.name);
+    Op op;
+    op.kind = kindOf(r.kind);
+    op.name = r.name;
+    op.scope = r.namespace_name;
+    if (r.certificate && failingCerts_.count(*r.certificate) != 0) {
+      // Its certificate cannot be used: the route is left out of the snapshot.
+      if (applied != nullptr) {
+        op.action = Action::Delete;
+        op.summary = "withdrawn: certificate " + *r.certificate + " has an error";
+        op.changes.push_back({"hostnames", join(applied->hostnames), ""});
+        p_.ops.push_back(std::move(op));
+      }
+      return;
+    }
+    if (applied == nullptr) {
+      op.action = Action::Create;
+      op.summary = routeSummary(r);
+      for (auto& [field, text] : routeFields(r)) {
+        op.changes.push_back({field, "", text});
+      }
+    } else if (*applied != r) {
+      op.action = Action::Update;
+      diffRoute(*applied, r, op);
+    } else {
+      return;
+    }
+    if (size_t ns = nsOp(r.namespace_name); ns != static_cast<size_t>(-1)) {
+      op.dependsOn.push_back(ns);
+    }
+    if (r.certificate) {
+      if (auto it = certOps_.find(*r.certificate); it != certOps_.end()) {
+        op.dependsOn.push_back(it->second);
+      }
+    }
+    p_.ops.push_back(std::move(op));
+  }
+
+  // Every field that differs, in the route's field order (then fields it no longer has).
+  static void diffRoute(const SnapshotRoute& before, const SnapshotRoute& after, Op& op) {
+    const auto was = routeFields(before);
+    const auto now = routeFields(after);
+    auto find = [](const auto& fields, const std::string& name) -> const std::string* {
+      for (const auto& [f, text] : fields) {
+        if (f == name) {
+          return &text;
+        }
+      }
+      return nullptr;
+    };
+    std::vector<std::string> parts;
+    for (const auto& [field, text] : now) {
+      const std::string* old = find(was, field);
+      if (old != nullptr && *old == text) {
+        continue;
+      }
+      op.changes.push_back({field, old != nullptr ? *old : "", text});
+      parts.push_back(field + ": " +
+                      (field == "hostnames" ? listDelta(before.hostnames, after.hostnames)
+                                            : (old != nullptr ? *old : "(none)") + " → " + text));
+    }
+    for (const auto& [field, text] : was) {
+      if (find(now, field) == nullptr) {
+        op.changes.push_back({field, text, ""});
+        parts.push_back(field + ": removed");
+      }
+    }
+    op.summary = join(parts, "; ");
+  }
+
+  void planRouteDeletes() {
+    if (!s_.snapshot) {
+      return;
+    }
+    for (const auto& r : s_.snapshot->routes) {
+      const bool wanted =
+          std::any_of(t_.proxy.routes.begin(), t_.proxy.routes.end(),
+                      [&](const SnapshotRoute& w) { return w.kind == r.kind && w.name == r.name; });
+      if (wanted) {
+        continue;
+      }
+      Op op;
+      op.action = Action::Delete;
+      op.kind = kindOf(r.kind);
+      op.name = r.name;
+      op.scope = r.namespace_name;
+      op.changes.push_back({"hostnames", join(r.hostnames), ""});
+      p_.ops.push_back(std::move(op));
+    }
+  }
+
+  // Generated files no served route needs any more; removed after the routes stop naming them.
+  void planCertificateDeletes() {
+    for (const auto& [name, v] : o_.generatedCerts) {
+      const CertTarget* c = t_.certificate(name);
+      if (c != nullptr) {
+        continue;
+      }
+      Op op;
+      op.action = Action::Delete;
+      op.kind = Kind::Certificate;
+      op.name = name;
+      op.changes.push_back({"cert_file", v.certFile, ""});
+      p_.ops.push_back(std::move(op));
+    }
+  }
+
+  const Target& t_;
+  const HostState& o_;
+  const StoreView& s_;
+  Plan& p_;
+  std::map<std::string, size_t, std::less<>> certOps_;  // creates and failing ones
+  std::set<std::string, std::less<>> failingCerts_;
+};
+
+}  // namespace
+
+void planProxy(const Target& target, const HostState& observed, const StoreView& store, Plan& p) {
+  ProxyPlanner(target, observed, store, p).run();
+}
+
+}  // namespace edgeplane::core

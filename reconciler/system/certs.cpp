@@ -1,0 +1,410 @@
+// Certificates on the host with OpenSSL: read a PEM pair, issue a self-signed P-256 one.
+#include "reconciler/system/certs.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <regex>
+#include <system_error>
+
+#include "schema/net.h"
+
+namespace edgeplane::sys {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int64_t kDay = 86400;
+constexpr const char* kCurrent = "current";
+
+template <typename T, void (*Free)(T*)>
+struct Deleter {
+  void operator()(T* p) const { Free(p); }
+};
+using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
+using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
+using NamesPtr = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
+
+std::string errnoText(int err) {
+  return std::error_code(err, std::system_category()).message();
+}
+
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+};
+
+// A name used as a directory name under certs/: no separators, no dot files.
+bool safeName(const std::string& name) {
+  static const std::regex re("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+  return std::regex_match(name, re);
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  });
+  return s;
+}
+
+int64_t unixTime(const ASN1_TIME* t) {
+  struct tm tm {};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
+    return 0;
+  }
+  return static_cast<int64_t>(::timegm(&tm));
+}
+
+std::vector<std::string> dnsNames(X509* cert) {
+  std::vector<std::string> out;
+  NamesPtr names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+  if (!names) {
+    return out;
+  }
+  for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
+    const GENERAL_NAME* n = sk_GENERAL_NAME_value(names.get(), i);
+    if (n->type != GEN_DNS) {
+      continue;
+    }
+    const ASN1_IA5STRING* s = n->d.dNSName;
+    out.push_back(lower(std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                                    static_cast<size_t>(ASN1_STRING_length(s)))));
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+Result<std::string> fingerprintOf(X509* cert) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(cert, EVP_sha256(), md, &len) != 1) {
+    return terminal("cannot compute the certificate's SHA-256");
+  }
+  return toHex(md, len);
+}
+
+// Writes `data` to `path`.tmp (mode, O_EXCL), fsyncs it and renames it over `path`.
+Result<void> writeAtomic(const std::string& path, const std::string& data, mode_t mode) {
+  const std::string tmp = path + ".tmp";
+  ::unlink(tmp.c_str());
+  Fd f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)};
+  if (f.fd < 0) {
+    return terminal("create " + tmp + ": " + errnoText(errno));
+  }
+  if (::fchmod(f.fd, mode) != 0) {
+    return terminal("chmod " + tmp + ": " + errnoText(errno));
+  }
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(f.fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      const int err = n < 0 ? errno : EIO;
+      ::unlink(tmp.c_str());
+      return terminal("write " + tmp + ": " + errnoText(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(f.fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return terminal("write " + path + ": " + errnoText(err));
+  }
+  return {};
+}
+
+Result<void> fsyncDir(const std::string& dir) {
+  Fd d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (d.fd < 0 || ::fsync(d.fd) != 0) {
+    return terminal("sync directory " + dir + ": " + errnoText(errno));
+  }
+  return {};
+}
+
+Result<void> makeDir(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    return terminal("create " + dir + ": " + ec.message());
+  }
+  if (::chmod(dir.c_str(), 0700) != 0) {
+    return terminal("chmod 700 " + dir + ": " + errnoText(errno));
+  }
+  return {};
+}
+
+std::string pem(int (*write)(BIO*, void*), void* what) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || write(bio.get(), what) != 1) {
+    return "";
+  }
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(len));
+}
+
+int writeCertPem(BIO* b, void* c) {
+  return PEM_write_bio_X509(b, static_cast<X509*>(c));
+}
+int writeKeyPem(BIO* b, void* k) {
+  return PEM_write_bio_PrivateKey(b, static_cast<EVP_PKEY*>(k), nullptr, nullptr, 0, nullptr,
+                                  nullptr);
+}
+
+bool addExtension(X509* cert, int nid, const std::string& value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+  if (ext == nullptr) {
+    return false;
+  }
+  const bool ok = X509_add_ext(cert, ext, -1) == 1;
+  X509_EXTENSION_free(ext);
+  return ok;
+}
+
+// A P-256 key and a self-signed certificate for `domains` (CN = the first), valid from `now`
+// for kGeneratedCertDays, with a random 128-bit serial (its hex in `serialHex`).
+Result<std::pair<X509Ptr, PkeyPtr>> generate(const std::vector<std::string>& domains, int64_t now,
+                                             std::string& serialHex) {
+  PkeyPtr key(EVP_EC_gen("P-256"));
+  X509Ptr cert(X509_new());
+  if (!key || !cert) {
+    return terminal("OpenSSL could not generate a P-256 key");
+  }
+  unsigned char serial[16];
+  if (RAND_bytes(serial, sizeof(serial)) != 1) {
+    return terminal("OpenSSL's random generator failed");
+  }
+  serial[0] &= 0x7f;  // a positive INTEGER
+  serial[0] |= 0x01;  // and no leading zero byte to strip
+  serialHex = toHex(serial, sizeof(serial));
+  BIGNUM* bn = BN_bin2bn(serial, sizeof(serial), nullptr);
+  const bool serialOk = bn != nullptr && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get()));
+  BN_free(bn);
+  time_t from = static_cast<time_t>(now);
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  const auto* cn = reinterpret_cast<const unsigned char*>(domains.front().c_str());
+  std::string san;
+  for (const auto& d : domains) {
+    san += (san.empty() ? "DNS:" : ",DNS:") + d;
+  }
+  const bool ok = serialOk && X509_set_version(cert.get(), 2) == 1 &&
+                  X509_time_adj_ex(X509_getm_notBefore(cert.get()), 0, 0, &from) &&
+                  X509_time_adj_ex(X509_getm_notAfter(cert.get()),
+                                   static_cast<int>(kGeneratedCertDays), 0, &from) &&
+                  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, cn, -1, -1, 0) == 1 &&
+                  X509_set_issuer_name(cert.get(), name) == 1 &&
+                  X509_set_pubkey(cert.get(), key.get()) == 1 &&
+                  addExtension(cert.get(), NID_subject_alt_name, san) &&
+                  addExtension(cert.get(), NID_basic_constraints, "critical,CA:FALSE") &&
+                  addExtension(cert.get(), NID_key_usage, "critical,digitalSignature") &&
+                  addExtension(cert.get(), NID_ext_key_usage, "serverAuth") &&
+                  X509_sign(cert.get(), key.get(), EVP_sha256()) > 0;
+  if (!ok) {
+    return terminal("OpenSSL could not build the certificate for " + domains.front());
+  }
+  return std::make_pair(std::move(cert), std::move(key));
+}
+
+}  // namespace
+
+core::CertView readCertPair(const std::string& certFile, const std::string& keyFile) {
+  core::CertView v;
+  v.certFile = certFile;
+  v.keyFile = keyFile;
+  BioPtr cb(BIO_new_file(certFile.c_str(), "r"));
+  if (!cb) {
+    v.error = "cannot read " + certFile + ": " + errnoText(errno);
+    return v;
+  }
+  X509Ptr cert(PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr));
+  if (!cert) {
+    v.error = certFile + " is not a PEM certificate";
+    return v;
+  }
+  auto fp = fingerprintOf(cert.get());
+  if (!fp) {
+    v.error = fp.error().message;
+    return v;
+  }
+  v.fingerprint = *fp;
+  v.domains = dnsNames(cert.get());
+  v.notBefore = unixTime(X509_get0_notBefore(cert.get()));
+  v.notAfter = unixTime(X509_get0_notAfter(cert.get()));
+  BioPtr kb(BIO_new_file(keyFile.c_str(), "r"));
+  if (!kb) {
+    v.error = "cannot read " + keyFile + ": " + errnoText(errno);
+    return v;
+  }
+  // No passphrase callback: an encrypted key is refused rather than prompting.
+  PkeyPtr key(PEM_read_bio_PrivateKey(
+      kb.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr));
+  if (!key) {
+    v.error = keyFile + " is not an unencrypted PEM private key";
+    return v;
+  }
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    v.error = keyFile + " does not match the certificate in " + certFile;
+  }
+  return v;
+}
+
+CertStore::CertStore(std::string stateDir, int64_t now)
+    : stateDir_(std::move(stateDir)), now_(now) {}
+
+int64_t CertStore::now() const {
+  if (now_ != 0) {
+    return now_;
+  }
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string CertStore::certDir(const std::string& name) const {
+  return (fs::path(stateDir_) / "certs" / name).string();
+}
+
+Result<void> CertStore::observe(const std::vector<core::CertTarget>& targets,
+                                core::HostState& into) const {
+  into.now = now();
+  const fs::path root = fs::path(stateDir_) / "certs";
+  std::error_code ec;
+  if (fs::is_directory(root, ec)) {
+    for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (!safeName(name) || !it->is_directory()) {
+        continue;
+      }
+      std::error_code linkEc;
+      const fs::path gen = fs::read_symlink(it->path() / kCurrent, linkEc);
+      core::CertView v;
+      if (linkEc || gen.has_parent_path()) {
+        v.certFile = (it->path() / kCurrent / "cert.pem").string();
+        v.keyFile = (it->path() / kCurrent / "key.pem").string();
+        v.error = "no current generation";
+      } else {
+        v = readCertPair((it->path() / gen / "cert.pem").string(),
+                         (it->path() / gen / "key.pem").string());
+      }
+      into.generatedCerts[name] = std::move(v);
+    }
+    if (ec) {
+      return terminal("read " + root.string() + ": " + ec.message());
+    }
+  }
+  for (const auto& t : targets) {
+    if (t.source == core::CertSource::Files) {
+      into.fileCerts[t.name] = readCertPair(t.certFile, t.keyFile);
+    }
+  }
+  return {};
+}
+
+Result<core::CertView> CertStore::issue(const core::CertTarget& cert) {
+  if (!safeName(cert.name)) {
+    return terminal("certificate name \"" + cert.name +
+                    "\" cannot name a directory (want [A-Za-z0-9][A-Za-z0-9._-]*)");
+  }
+  if (cert.domains.empty()) {
+    return terminal("certificate " + cert.name + " has no domains");
+  }
+  const std::string dir = certDir(cert.name);
+  std::string serial;
+  auto made = generate(cert.domains, now(), serial);
+  if (!made) {
+    return made.error();
+  }
+  const std::string gen = serial.substr(0, 16);
+  const std::string genDir = dir + "/" + gen;
+  if (auto r = makeDir(genDir); !r) {
+    return r.error();
+  }
+  std::string keyPem = pem(writeKeyPem, made->second.get());
+  const std::string certPem = pem(writeCertPem, made->first.get());
+  if (keyPem.empty() || certPem.empty()) {
+    return terminal("OpenSSL could not encode the certificate for " + cert.name);
+  }
+  auto keyWritten = writeAtomic(genDir + "/key.pem", keyPem, 0600);
+  OPENSSL_cleanse(keyPem.data(), keyPem.size());
+  if (!keyWritten) {
+    return keyWritten.error();
+  }
+  if (auto r = writeAtomic(genDir + "/cert.pem", certPem, 0644); !r) {
+    return r.error();
+  }
+  if (auto r = fsyncDir(genDir); !r) {
+    return r.error();
+  }
+  // The switch: one rename of a symlink.
+  std::error_code ec;
+  const fs::path link = fs::path(dir) / kCurrent;
+  const fs::path previous = fs::read_symlink(link, ec);
+  const std::string tmpLink = dir + "/current.tmp";
+  ::unlink(tmpLink.c_str());
+  if (::symlink(gen.c_str(), tmpLink.c_str()) != 0 ||
+      ::rename(tmpLink.c_str(), link.c_str()) != 0) {
+    return terminal("switch " + link.string() + ": " + errnoText(errno));
+  }
+  if (auto r = fsyncDir(dir); !r) {
+    return r.error();
+  }
+  // Keep the new and the previous generation; older ones no snapshot names any more.
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string entry = it->path().filename().string();
+    if (entry != gen && entry != previous.string() && entry != kCurrent && it->is_directory() &&
+        !it->is_symlink()) {
+      std::error_code rmEc;
+      fs::remove_all(it->path(), rmEc);
+    }
+  }
+  core::CertView v = readCertPair(genDir + "/cert.pem", genDir + "/key.pem");
+  if (!v.error.empty()) {
+    return terminal("the certificate just written for " + cert.name +
+                    " does not read back: " + v.error);
+  }
+  return v;
+}
+
+Result<core::CertView> CertStore::read(const core::CertTarget& cert) {
+  return readCertPair(cert.certFile, cert.keyFile);
+}
+
+Result<void> CertStore::remove(const std::string& name) {
+  if (!safeName(name)) {
+    return terminal("certificate name \"" + name + "\" cannot name a directory");
+  }
+  std::error_code ec;
+  fs::remove_all(certDir(name), ec);
+  if (ec) {
+    return terminal("remove " + certDir(name) + ": " + ec.message());
+  }
+  return {};
+}
+
+}  // namespace edgeplane::sys

@@ -1,0 +1,53 @@
+// The certificate driver: observes and materialises the TLS certificates the proxy serves.
+//
+// Generated certificates (issuer "self-signed", and the ACME placeholder) live under
+// <state-dir>/certs/<name>/: each issue writes a new generation directory <serial>/ holding
+// cert.pem and key.pem (0600, written to a temp file, fsynced, renamed), then swaps the
+// `current` symlink to it in one rename. The snapshot names the generation's files, so the
+// proxy never sees a certificate with another generation's key; the previous generation is
+// kept for a proxy still on the last snapshot, older ones are removed. Keys are never
+// printed nor logged.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "reconciler/core/apply.h"
+#include "reconciler/core/host_state.h"
+#include "reconciler/core/target.h"
+#include "schema/result.h"
+
+namespace edgeplane::sys {
+
+// Lifetime of a generated certificate.
+inline constexpr int64_t kGeneratedCertDays = 90;
+
+// Reads a PEM certificate (leaf first) and its PEM private key: fingerprint, DNS SANs,
+// validity, and whether the key matches. What is wrong goes to CertView::error (never the
+// key's bytes); only the absence of an answer is an Error.
+core::CertView readCertPair(const std::string& certFile, const std::string& keyFile);
+
+class CertStore : public core::CertDriver {
+ public:
+  // `now` is the clock for issuing (unix seconds); 0: the system clock.
+  explicit CertStore(std::string stateDir, int64_t now = 0);
+
+  // Every generated certificate under <state-dir>/certs, and each "files" target's files.
+  // Fills `into.generatedCerts`, `into.fileCerts` and `into.now`.
+  Result<void> observe(const std::vector<core::CertTarget>& targets, core::HostState& into) const;
+
+  // Interface
+  Result<core::CertView> issue(const core::CertTarget& cert) override;
+  Result<core::CertView> read(const core::CertTarget& cert) override;
+  Result<void> remove(const std::string& name) override;
+
+  std::string certDir(const std::string& name) const;  // <state-dir>/certs/<name>
+
+ private:
+  int64_t now() const;
+
+  std::string stateDir_;
+  int64_t now_;
+};
+
+}  // namespace edgeplane::sys
