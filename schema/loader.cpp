@@ -297,6 +297,14 @@ class Loader {
             .value_or(Issuer::Acme);
     c.cert_file = r.str("cert_file");
     c.key_file = r.str("key_file");
+    c.renew_before = parsed<Duration>(
+        r, "renew_before", false,
+        [](std::string_view s) { return parseDurationUpTo(s, kMaxRenewBefore); },
+        "duration (at most 1440h)");
+    if (c.renew_before && c.issuer == Issuer::Files) {
+      r.error("renew_before",
+              "'renew_before' is not for issuer \"files\": edgeplane does not renew those");
+    }
     if (c.issuer == Issuer::Files) {
       for (const char* key : {"cert_file", "key_file"}) {
         if (!r.has(key)) {

@@ -104,8 +104,14 @@ struct Certificate {
   Issuer issuer = Issuer::Acme;
   std::optional<std::string> cert_file;
   std::optional<std::string> key_file;
+  // Renew when this much validity is left; unset: when a third of the lifetime is left.
+  std::optional<Duration> renew_before;
   Origin origin;
 };
+
+// The longest renew_before: generated certificates live 90 days, and one renewed with 60
+// days left is renewed about monthly.
+inline constexpr Duration kMaxRenewBefore{int64_t{60} * 24 * 3600 * 1000};
 
 enum class Balance : uint8_t { RoundRobin, Random };
 

@@ -341,6 +341,10 @@ constexpr int64_t kMaxDurationMs = 7 * 24 * kMsPerHour;
 }  // namespace
 
 std::optional<Duration> parseDuration(std::string_view text) {
+  return parseDurationUpTo(text, Duration{kMaxDurationMs});
+}
+
+std::optional<Duration> parseDurationUpTo(std::string_view text, Duration max) {
   size_t unitStart = 0;
   while (unitStart < text.size() && isDigit(text[unitStart])) {
     ++unitStart;
@@ -364,7 +368,7 @@ std::optional<Duration> parseDuration(std::string_view text) {
     return std::nullopt;
   }
   int64_t ms = static_cast<int64_t>(*count) * scale;
-  if (ms > kMaxDurationMs) {
+  if (ms > max.count()) {
     return std::nullopt;
   }
   return Duration{ms};

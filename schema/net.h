@@ -75,6 +75,9 @@ struct PortRange {
 using Duration = std::chrono::milliseconds;
 // "500ms", "10s", "5m", "1h"; a bare number is rejected (the unit is not guessable).
 std::optional<Duration> parseDuration(std::string_view text);
+// The same with another upper bound (a certificate's renew_before runs to weeks). `max` is at
+// most 9'999'999'999 hours' worth, so no step overflows.
+std::optional<Duration> parseDurationUpTo(std::string_view text, Duration max);
 std::string formatDuration(Duration d);
 
 // "100/minute": `count` requests per `period`.

@@ -1035,15 +1035,21 @@ int cmdStatus(const Options& o) {
       auto view = readStoreView(store);
       sys::KernelHost kernel = makeHost(o);
       auto seen = view ? kernel.observe() : Result<core::HostState>(terminal("skip"));
+      std::optional<Result<core::Target>> target;
+      if (lo.loaded && view && seen) {
+        target =
+            core::buildTarget(resolveFor(lo.loaded->all, lo.loaded->host), lo.loaded->host, *view);
+      }
       if (view && seen) {
+        // The certificates too, so `plan --offline --observed` from this output agrees.
+        const std::vector<core::CertTarget> none;
+        (void)sys::CertStore(o.stateDir)
+            .observe(target && *target ? (*target)->certificates : none, *seen);
         observedJson = sys::toJson(*seen, *view);
       }
-      if (lo.loaded && view && seen) {
-        auto target =
-            core::buildTarget(resolveFor(lo.loaded->all, lo.loaded->host), lo.loaded->host, *view);
-        if (target) {
-          (void)observeCertificates(o, *target, *seen);
-          core::Plan p = core::plan(*target, *seen, *view);
+      if (target) {
+        if (*target) {
+          core::Plan p = core::plan(**target, *seen, *view);
           for (const auto& op : p.ops) {
             drift.push_back(std::string(core::toString(op.action)) + " " +
                             std::string(core::toString(op.kind)) + " " + op.name +
@@ -1051,7 +1057,7 @@ int cmdStatus(const Options& o) {
           }
         } else {
           // Not "in sync": nothing could be compared.
-          driftNote = "drift not checked: " + target.error().message;
+          driftNote = "drift not checked: " + target->error().message;
         }
       } else {
         driftNote = "drift not checked: " +

@@ -49,10 +49,13 @@ std::string expiresIn(int64_t notAfter, int64_t now) {
   return "expires in " + plural(static_cast<size_t>(left / kDay), "day");
 }
 
-// A generated certificate is renewed when a third of its lifetime is left.
-bool dueForRenewal(const CertView& v, int64_t now) {
+// A generated certificate is renewed when renew_before is left, or else a third of its
+// lifetime. A renew_before as long as the lifetime would renew on every run: a third, then.
+bool dueForRenewal(const CertView& v, const CertTarget& c, int64_t now) {
   const int64_t lifetime = std::max<int64_t>(v.notAfter - v.notBefore, 0);
-  return v.notAfter - now <= lifetime / 3;
+  const int64_t threshold =
+      c.renewBefore && *c.renewBefore < lifetime ? *c.renewBefore : lifetime / 3;
+  return v.notAfter - now <= threshold;
 }
 
 std::string backendsText(const std::vector<Endpoint>& v) {
@@ -236,7 +239,7 @@ class ProxyPlanner {
       add(std::move(op));
       return;
     }
-    if (dueForRenewal(v, o_.now)) {
+    if (dueForRenewal(v, c, o_.now)) {
       Op op = certOp(Action::Update, c, "renew: " + expiresIn(v.notAfter, o_.now));
       op.changes.push_back({"fingerprint", v.fingerprint, "(new, generated on apply)"});
       add(std::move(op));

@@ -216,6 +216,9 @@ std::vector<CertTarget> certTargets(const Desired& d, const ProxySnapshot& proxy
     }
     std::sort(ct.domains.begin(), ct.domains.end());
     ct.domains.erase(std::unique(ct.domains.begin(), ct.domains.end()), ct.domains.end());
+    if (c->renew_before) {
+      ct.renewBefore = c->renew_before->count() / 1000;
+    }
     if (ct.source == CertSource::Files) {
       ct.certFile = c->cert_file.value_or("");
       ct.keyFile = c->key_file.value_or("");

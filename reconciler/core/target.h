@@ -70,6 +70,7 @@ struct CertTarget {
   std::vector<std::string> domains;  // lower-case, sorted
   std::string certFile;              // files: the operator's paths; empty otherwise
   std::string keyFile;
+  std::optional<int64_t> renewBefore;  // seconds; unset: a third of the lifetime
   bool generated() const { return source != CertSource::Files; }
   std::string describe() const;  // the spec recorded when applied: "self-signed a.com,b.com"
 };

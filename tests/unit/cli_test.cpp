@@ -603,6 +603,41 @@ TEST(PlanFromGit, TheHostCacheIsOnlyWrittenUnderTheStateLock) {
   (void)sh(plan);  // the lock is free: the plan fetches (observing this host may still fail)
   EXPECT_TRUE(fs::exists(state / "source" / "HEAD"));
 }
+
+// A change only the proxy sees (a hostname added to a passthrough) is a plan change: exit 2
+// with --detailed-exitcode, a resource in --json. The golden demo-converged case is the host.
+TEST(PlanRoutes, AHostnameAddedToAPassthroughIsAChange) {
+  TempDir dir;
+  const fs::path golden = fs::path(__FILE__).parent_path().parent_path() / "golden";
+  const fs::path config = dir.path() / "config";
+  fs::copy(golden / "demo-converged" / "desired", config);
+  const std::string base = std::string(EDGEPLANE_BINARY) + " plan --offline --observed " +
+                           (golden / "demo-converged" / "observed.json").string() +
+                           " --detailed-exitcode --config " + config.string();
+  const std::string out = (dir.path() / "out").string();
+  EXPECT_EQ(sh(base + " >" + out), 0);  // converged
+  {
+    std::ifstream in(config / "tenant-b.toml");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string from = R"(hostnames = ["secure.gw.example.com"])";
+    ASSERT_NE(text.find(from), std::string::npos);
+    text.replace(text.find(from), from.size(),
+                 R"(hostnames = ["secure.gw.example.com", "vault.gw.example.com"])");
+    std::ofstream(config / "tenant-b.toml") << text;
+  }
+  EXPECT_EQ(sh(base + " >" + out), 2);
+  std::ifstream text(out);
+  const std::string plan((std::istreambuf_iterator<char>(text)), std::istreambuf_iterator<char>());
+  EXPECT_NE(plan.find("~ passthrough secure (hostnames: + vault.gw.example.com)"),
+            std::string::npos)
+      << plan;
+  EXPECT_NE(plan.find("Plan: 0 to add, 1 to change, 0 to destroy."), std::string::npos) << plan;
+  EXPECT_EQ(sh(base + " --json >" + out), 2);
+  std::ifstream json(out);
+  const std::string j((std::istreambuf_iterator<char>(json)), std::istreambuf_iterator<char>());
+  EXPECT_NE(j.find(R"("action":"update","kind":"passthrough","name":"secure")"), std::string::npos)
+      << j;
+}
 #endif
 
 // An https url with a token (how libgit2 takes https credentials) is shown redacted, and the

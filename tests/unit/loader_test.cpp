@@ -364,6 +364,37 @@ health_check = { healthy_threshold = 1, unhealthy_threshold = 100, expect_status
   EXPECT_EQ(defaults.expect_status, "200-399");
 }
 
+TEST(Loader, CertificateRenewBefore) {
+  Desired d = loadClean(R"([[certificate]]
+name = "a"
+domains = ["a.example.com"]
+issuer = "self-signed"
+renew_before = "720h"
+[[certificate]]
+name = "b"
+domains = ["b.example.com"]
+issuer = "self-signed"
+)");
+  EXPECT_EQ(d.certificates.at(0).renew_before, std::chrono::hours(720));
+  EXPECT_FALSE(d.certificates.at(1).renew_before.has_value());
+  EXPECT_EQ(check(R"([[certificate]]
+name = "a"
+domains = ["a.example.com"]
+issuer = "self-signed"
+renew_before = "1441h"
+[[certificate]]
+name = "b"
+domains = ["b.example.com"]
+issuer = "files"
+cert_file = "/etc/b.pem"
+key_file = "/etc/b.key"
+renew_before = "24h"
+)"),
+            "t.toml:5:16: error: invalid duration (at most 1440h) \"1441h\" in 'renew_before'\n"
+            "t.toml:12:16: error: 'renew_before' is not for issuer \"files\": edgeplane does "
+            "not renew those\n");
+}
+
 TEST(Loader, StatusRanges) {
   for (const char* good : {"200", "100", "599", "200-399", "204-204", "100-599"}) {
     EXPECT_TRUE(isValidStatusRange(good)) << good;

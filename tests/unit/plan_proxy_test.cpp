@@ -122,6 +122,23 @@ TEST(PlanProxy, GeneratedCertificateRenewsWhenAThirdOfItsLifetimeIsLeft) {
             (std::vector<std::string>{"~ certificate shop (renew: expired 2 days ago)"}));
 }
 
+TEST(PlanProxy, RenewBeforeMovesTheThreshold) {
+  Case c;
+  c.target.certificates = {certTarget("shop", core::CertSource::SelfSigned, {"shop.example.net"})};
+  c.target.certificates[0].renewBefore = 45 * kDay;
+  const int64_t lifetime = 90 * kDay;
+  c.observed.generatedCerts["shop"] =
+      view({"shop.example.net"}, kNow + 46 * kDay - lifetime, kNow + 46 * kDay);
+  EXPECT_TRUE(c.plan().empty());
+  c.observed.generatedCerts["shop"] =
+      view({"shop.example.net"}, kNow + 44 * kDay - lifetime, kNow + 44 * kDay);
+  EXPECT_EQ(lines(c.plan()),
+            (std::vector<std::string>{"~ certificate shop (renew: expires in 44 days)"}));
+  // As long as the lifetime: a third of it instead, not a renewal on every run.
+  c.target.certificates[0].renewBefore = lifetime;
+  EXPECT_TRUE(c.plan().empty());
+}
+
 TEST(PlanProxy, DomainsChangingReissuesAndUnusedGeneratedFilesAreRemoved) {
   Case c;
   c.target.certificates = {
