@@ -28,7 +28,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int64_t kDay = 86400;
 constexpr const char* kCurrent = "current";
 
 template <typename T, void (*Free)(T*)>
