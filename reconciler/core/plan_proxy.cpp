@@ -1,5 +1,6 @@
-// The planner's proxy half: certificates (from observed facts) and the proxy's routes (diffed
-// against the last published snapshot). Pure, like the rest of plan().
+// The planner's proxy half: certificate ops from observed facts, route ops from the snapshot.
+//
+// Routes are diffed against the last published snapshot. Pure, like the rest of plan().
 #include <algorithm>
 #include <map>
 #include <set>

@@ -1,6 +1,6 @@
-// The proxy snapshot an apply leaves: routes whose certificate is usable, and those
-// certificates as they are on disk now. Pure: everything comes from the plan, the result and
-// the observation.
+// The proxy snapshot an apply leaves: routes whose certificate is usable, and those certificates.
+//
+// Pure: everything comes from the plan, the result and the observation.
 #include <algorithm>
 #include <map>
 
