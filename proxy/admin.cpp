@@ -21,6 +21,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <limits>
 
@@ -142,6 +143,39 @@ AdminResponse trafficResponse(Controller& controller, std::string_view query) {
   return r;
 }
 
+// RFC 3339 in UTC, to the second: "2026-12-02T21:05:00Z".
+std::string rfc3339(int64_t unixMs) {
+  time_t seconds = static_cast<time_t>(unixMs / 1000);
+  std::tm tm{};
+  ::gmtime_r(&seconds, &tm);
+  char buf[32];
+  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return std::string(buf, n);
+}
+
+AdminResponse backendsResponse(Controller& controller) {
+  auto config = controller.current();
+  AdminResponse r;
+  r.body = "[";
+  for (const health::BackendStatus& b : controller.health().describe(*config)) {
+    r.body += r.body.size() == 1 ? "{\"route\":" : ",{\"route\":";
+    appendJsonString(r.body, b.route);
+    r.body += ",\"netns\":";
+    appendJsonString(r.body, b.netns);
+    r.body += ",\"backend\":";
+    appendJsonString(r.body, b.backend);
+    r.body += std::string(",\"up\":") + (b.up ? "true" : "false") +
+              ",\"checked\":" + (b.checked ? "true" : "false") + ",\"last_change\":";
+    appendJsonString(r.body, rfc3339(b.lastChangeMs));
+    r.body +=
+        ",\"consecutive_failures\":" + std::to_string(b.consecutiveFailures) + ",\"last_error\":";
+    appendJsonString(r.body, b.lastError);
+    r.body += "}";
+  }
+  r.body += "]\n";
+  return r;
+}
+
 AdminResponse reloadResponse(Controller& controller) {
   ReloadOutcome o = controller.reload();
   AdminResponse r;
@@ -260,6 +294,20 @@ std::string renderMetrics(const Metrics& m, const ActiveConfig& config, uint64_t
     std::string labels = "route=\"" + labelValue(route->spec.key()) + "\"";
     sample(out, "edgeplane_proxy_route_failures_total", labels, route->stats->failures.load());
   }
+  family(out, "edgeplane_proxy_backend_up", "gauge",
+         "1 when the backend gets traffic (its health check passes, or it has none), else 0.");
+  for (const auto& route : config.routes) {
+    auto keys = health::healthKeys(route->spec);
+    if (!keys || keys->size() != route->health.size()) {
+      continue;  // a config built without health entries
+    }
+    std::string labels = "route=\"" + labelValue(route->spec.key()) + "\",backend=\"";
+    for (size_t i = 0; i < keys->size(); ++i) {
+      sample(out, "edgeplane_proxy_backend_up",
+             labels + labelValue((*keys)[i].backend.str()) + "\"",
+             route->health[i]->up.load() ? 1 : 0);
+    }
+  }
   return out;
 }
 
@@ -285,6 +333,12 @@ AdminResponse handleAdminRequest(Controller& controller, const Metrics& metrics,
       return methodNotAllowed("GET");
     }
     return trafficResponse(controller, query);
+  }
+  if (path == "/api/v1/backends") {
+    if (method != "GET") {
+      return methodNotAllowed("GET");
+    }
+    return backendsResponse(controller);
   }
   if (path == "/metrics") {
     if (method != "GET") {

@@ -3,6 +3,9 @@
 //   GET  /api/v1/config             {"generation":N,"snapshot":<the stored snapshot JSON>|null}
 //   GET  /api/v1/traffic?since=S    {"since":S,"until":T,"routes":[{"route","bytes_in",
 //                                    "bytes_out","connections"}]} (S, T: unix seconds)
+//   GET  /api/v1/backends           [{"route","netns","backend","up","checked","last_change"
+//                                    (RFC 3339, UTC),"consecutive_failures","last_error"}]
+//                                    per route of the active config, per backend in order
 //   GET  /metrics                   Prometheus text exposition format 0.0.4
 //   POST /api/v1/reload             {"generation":N,"changed":bool[,"refused_generation":G,
 //                                    "error":"..."]}: 200, or 503 if the store is unreadable
