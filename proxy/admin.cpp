@@ -24,6 +24,7 @@
 #include <ctime>
 #include <exception>
 #include <limits>
+#include <set>
 
 namespace edgeplane::proxy {
 
@@ -153,29 +154,6 @@ std::string rfc3339(int64_t unixMs) {
   return std::string(buf, n);
 }
 
-AdminResponse backendsResponse(Controller& controller) {
-  auto config = controller.current();
-  AdminResponse r;
-  r.body = "[";
-  for (const health::BackendStatus& b : controller.health().describe(*config)) {
-    r.body += r.body.size() == 1 ? "{\"route\":" : ",{\"route\":";
-    appendJsonString(r.body, b.route);
-    r.body += ",\"netns\":";
-    appendJsonString(r.body, b.netns);
-    r.body += ",\"backend\":";
-    appendJsonString(r.body, b.backend);
-    r.body += std::string(",\"up\":") + (b.up ? "true" : "false") +
-              ",\"checked\":" + (b.checked ? "true" : "false") + ",\"last_change\":";
-    appendJsonString(r.body, rfc3339(b.lastChangeMs));
-    r.body +=
-        ",\"consecutive_failures\":" + std::to_string(b.consecutiveFailures) + ",\"last_error\":";
-    appendJsonString(r.body, b.lastError);
-    r.body += "}";
-  }
-  r.body += "]\n";
-  return r;
-}
-
 AdminResponse reloadResponse(Controller& controller) {
   ReloadOutcome o = controller.reload();
   AdminResponse r;
@@ -302,12 +280,37 @@ std::string renderMetrics(const Metrics& m, const ActiveConfig& config, uint64_t
       continue;  // a config built without health entries
     }
     std::string labels = "route=\"" + labelValue(route->spec.key()) + "\",backend=\"";
+    std::set<Endpoint> seen;  // a gateway may list one backend under several endpoints
     for (size_t i = 0; i < keys->size(); ++i) {
+      if (!seen.insert((*keys)[i].backend).second) {
+        continue;
+      }
       sample(out, "edgeplane_proxy_backend_up",
              labels + labelValue((*keys)[i].backend.str()) + "\"",
              route->health[i]->up.load() ? 1 : 0);
     }
   }
+  return out;
+}
+
+std::string renderBackends(const health::HealthRegistry& registry, const ActiveConfig& config) {
+  std::string out = "[";
+  for (const health::BackendStatus& b : registry.describe(config)) {
+    out += out.size() == 1 ? "{\"route\":" : ",{\"route\":";
+    appendJsonString(out, b.route);
+    out += ",\"netns\":";
+    appendJsonString(out, b.netns);
+    out += ",\"backend\":";
+    appendJsonString(out, b.backend);
+    out += std::string(",\"up\":") + (b.up ? "true" : "false") +
+           ",\"checked\":" + (b.checked ? "true" : "false") + ",\"last_change\":";
+    appendJsonString(out, rfc3339(b.lastChangeMs));
+    out +=
+        ",\"consecutive_failures\":" + std::to_string(b.consecutiveFailures) + ",\"last_error\":";
+    appendJsonString(out, b.lastError);
+    out += "}";
+  }
+  out += "]\n";
   return out;
 }
 
@@ -338,7 +341,9 @@ AdminResponse handleAdminRequest(Controller& controller, const Metrics& metrics,
     if (method != "GET") {
       return methodNotAllowed("GET");
     }
-    return backendsResponse(controller);
+    AdminResponse r;
+    r.body = renderBackends(controller.health(), *controller.current());
+    return r;
   }
   if (path == "/metrics") {
     if (method != "GET") {

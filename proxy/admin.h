@@ -43,6 +43,9 @@ struct AdminAddress {
 // count of refused snapshots. Every ErrorKind appears, zero or not.
 std::string renderMetrics(const Metrics& metrics, const ActiveConfig& config, uint64_t refused);
 
+// The JSON array of GET /api/v1/backends for `config` (see the table above).
+std::string renderBackends(const health::HealthRegistry& registry, const ActiveConfig& config);
+
 struct AdminResponse {
   int status = 200;
   std::string contentType = "application/json";
