@@ -268,6 +268,11 @@ std::optional<ProbeResult> Prober::Loop::advance(Probe& probe, uint32_t events) 
       return fail("connect: " + errnoText(err));
     }
     if ((events & EPOLLOUT) == 0) {
+      // A hang-up without an error would otherwise wake this level-triggered loop until the
+      // timeout.
+      if ((events & (EPOLLHUP | EPOLLERR)) != 0) {
+        return fail("connect: connection closed");
+      }
       return std::nullopt;
     }
     probe.phase = Phase::Sending;

@@ -32,7 +32,7 @@ using Ms = std::chrono::milliseconds;
 constexpr Ms kInterval = 100ms;
 constexpr Ms kTimeout = 200ms;
 // What a loaded CI machine (2 cores, several builds) may add to a bound: scheduling, not logic.
-constexpr Ms kSlack = 300ms;
+constexpr Ms kSlack = 500ms;
 
 // A tiny HTTP server: answers every request with `status` (0: accepts and never answers;
 // -1: 8 KiB without a newline), in its own thread. close() makes the port refuse connections;
@@ -431,14 +431,15 @@ TEST(Prober, AtMostMaxInFlightProbesRunAtOnce) {
   TestBackend first(0);
   TestBackend second(0);
   Harness h;
-  auto config = h.attach({site("shop", {first.endpoint(), second.endpoint()}, 300ms)}, 1);
+  auto config = h.attach({site("shop", {first.endpoint(), second.endpoint()}, 500ms)}, 1);
   ProberOptions options;
   options.maxInFlight = 1;
   h.start(config, options);
   ASSERT_TRUE(waitFor([&] { return first.accepted() >= 1 && second.accepted() >= 1; }, 5s));
   // Both were due at once; the second had to wait for the first one's timeout.
   auto gap = first.acceptTimes()[0] - second.acceptTimes()[0];
-  EXPECT_GE(std::chrono::abs(std::chrono::duration_cast<Ms>(gap)), 250ms);
+  // (The margin is for the test servers' own accept delay under load.)
+  EXPECT_GE(std::chrono::abs(std::chrono::duration_cast<Ms>(gap)), 300ms);
 }
 
 TEST(Prober, StopsPromptlyWithProbesInFlight) {
