@@ -2,15 +2,21 @@
 // test: up, down by refusal, by status, by timeout, by garbage, back up, passive marking, config
 // swaps, the in-flight bound and a clean stop. Every wait polls with a deadline.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -37,16 +43,28 @@ constexpr Ms kSlack = 500ms;
 // A tiny HTTP server: answers every request with `status` (0: accepts and never answers;
 // -1: 8 KiB without a newline), in its own thread. close() makes the port refuse connections;
 // reopen() listens on the same port again.
+//
+// With `netnsLink`, the server thread first moves into a new network namespace of its own (lo
+// up) listening on `port` there, and `netnsLink` becomes a symlink to that namespace - a
+// stand-in for /run/netns/NAME. Needs CAP_SYS_ADMIN.
 class TestBackend {
  public:
-  explicit TestBackend(int status) : status_(status) {
+  explicit TestBackend(int status, std::string netnsLink = {}, uint16_t port = 0)
+      : status_(status), netnsLink_(std::move(netnsLink)), port_(port) {
     std::unique_lock lock(mu_);
     thread_ = std::thread([this] { loop(); });
-    cv_.wait(lock, [this] { return port_ != 0 || failed_; });
+    cv_.wait(lock, [this] { return listenFd_ >= 0 || failed_; });
   }
   ~TestBackend() {
     stopping_ = true;
     thread_.join();
+    if (nsFd_ >= 0) {
+      ::close(nsFd_);
+    }
+  }
+  bool ok() {
+    std::lock_guard lock(mu_);
+    return !failed_;
   }
 
   Endpoint endpoint() const { return Endpoint{IpAddress::v4(INADDR_LOOPBACK), port_}; }
@@ -128,7 +146,30 @@ class TestBackend {
     ::close(fd);
   }
 
+  // On the server thread: a new network namespace for this thread only, its lo up.
+  bool enterOwnNamespace() {
+    if (::unshare(CLONE_NEWNET) != 0) {
+      return false;
+    }
+    nsFd_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    int ctl = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+    bool up = ::ioctl(ctl, SIOCGIFFLAGS, &ifr) == 0;
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+    up = up && ::ioctl(ctl, SIOCSIFFLAGS, &ifr) == 0;
+    ::close(ctl);
+    std::string target = "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(nsFd_);
+    return up && nsFd_ >= 0 && ::symlink(target.c_str(), netnsLink_.c_str()) == 0;
+  }
+
   void loop() {
+    if (!netnsLink_.empty() && !enterOwnNamespace()) {
+      std::lock_guard lock(mu_);
+      failed_ = true;
+      cv_.notify_all();
+      return;
+    }
     while (!stopping_) {
       int fd = -1;
       {
@@ -165,6 +206,8 @@ class TestBackend {
   }
 
   std::atomic<int> status_;
+  const std::string netnsLink_;
+  int nsFd_ = -1;
   std::atomic<bool> stopping_{false};
   std::atomic<int> accepted_{0};
   std::mutex mu_;
@@ -172,7 +215,7 @@ class TestBackend {
   bool wantOpen_ = true;
   bool failed_ = false;
   int listenFd_ = -1;
-  uint16_t port_ = 0;
+  uint16_t port_;
   std::string lastRequest_;
   std::vector<Clock::time_point> acceptTimes_;
   std::vector<int> held_;
@@ -274,8 +317,8 @@ TEST(Prober, UpStaysUpGoesDownWhenStoppedAndComesBackAfterTheThreshold) {
   EXPECT_TRUE(h.eventsOf(backend.endpoint()).empty());
 
   // Stopped: down within interval x unhealthy_threshold + timeout.
-  backend.close();
   auto stopped = Clock::now();
+  backend.close();
   ASSERT_TRUE(waitFor([&] { return !health->up.load(); }, 5s));
   EXPECT_LE(since(stopped), kInterval * 3 + kTimeout + kSlack);
   auto events = h.eventsOf(backend.endpoint());
@@ -285,8 +328,8 @@ TEST(Prober, UpStaysUpGoesDownWhenStoppedAndComesBackAfterTheThreshold) {
   EXPECT_EQ(events[0].reason, "connect: Connection refused");
 
   // Started again: up after healthy_threshold (2) passes, so not before one interval.
+  auto restarted = Clock::now();  // before: a probe may connect as soon as it listens
   backend.reopen();
-  auto restarted = Clock::now();
   ASSERT_TRUE(waitFor([&] { return health->up.load(); }, 5s));
   EXPECT_GE(since(restarted), kInterval);
   EXPECT_LE(since(restarted), kInterval * 3 + kSlack);
@@ -469,6 +512,37 @@ TEST(Prober, RoutesWithoutAHealthCheckAreNotProbed) {
   ASSERT_TRUE(waitFor([&] { return checked.accepted() >= 3; }, 3s));
   EXPECT_EQ(backend.accepted(), 0);
   EXPECT_TRUE(config->routes[0]->health[0]->up.load());
+}
+
+// Two tenants, the same backend address, each in its own namespace: each probe reaches its own
+// tenant's server. Creates network namespaces, so it runs in the lab (lab.health_netns).
+TEST(Prober, ProbesFromInsideEachRoutesNamespace) {
+  if (std::getenv("EDGEPLANE_LAB") == nullptr) {
+    GTEST_SKIP() << "creates network namespaces: run in the lab (ctest -L lab)";
+  }
+  testing::TempDir dir;
+  constexpr uint16_t kPort = 8080;
+  TestBackend blue(200, (dir.path() / "ep-blue").string(), kPort);
+  TestBackend green(503, (dir.path() / "ep-green").string(), kPort);
+  ASSERT_TRUE(blue.ok());
+  ASSERT_TRUE(green.ok());
+  Endpoint same = *Endpoint::parse("127.0.0.1:8080");
+  SnapshotRoute b = site("blue", {same});
+  b.netns = "ep-blue";
+  SnapshotRoute g = site("green", {same});
+  g.netns = "ep-green";
+  Harness h;
+  auto config = h.attach({b, g}, 1);
+  ProberOptions options;
+  options.netnsDir = dir.path().string();
+  h.start(config, options);
+  ASSERT_TRUE(waitFor([&] { return !config->routes[1]->health[0]->up.load(); }, 5s));
+  ASSERT_TRUE(waitFor([&] { return blue.accepted() >= 3; }, 3s));
+  EXPECT_TRUE(config->routes[0]->health[0]->up.load());
+  EXPECT_EQ(h.entry(*config->routes[1], 0)->state().lastError, "status 503 (expected 200-399)");
+  EXPECT_NE(blue.lastRequest().find("Host: blue.example.com\r\n"), std::string::npos);
+  EXPECT_NE(green.lastRequest().find("Host: green.example.com\r\n"), std::string::npos);
+  h.prober->stop();
 }
 
 }  // namespace
