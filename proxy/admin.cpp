@@ -21,8 +21,10 @@
 
 #include <charconv>
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <limits>
+#include <set>
 
 namespace edgeplane::proxy {
 
@@ -140,6 +142,16 @@ AdminResponse trafficResponse(Controller& controller, std::string_view query) {
   }
   r.body += "]}\n";
   return r;
+}
+
+// RFC 3339 in UTC, to the second: "2026-12-02T21:05:00Z".
+std::string rfc3339(int64_t unixMs) {
+  time_t seconds = static_cast<time_t>(unixMs / 1000);
+  std::tm tm{};
+  ::gmtime_r(&seconds, &tm);
+  char buf[32];
+  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return std::string(buf, n);
 }
 
 AdminResponse reloadResponse(Controller& controller) {
@@ -260,6 +272,45 @@ std::string renderMetrics(const Metrics& m, const ActiveConfig& config, uint64_t
     std::string labels = "route=\"" + labelValue(route->spec.key()) + "\"";
     sample(out, "edgeplane_proxy_route_failures_total", labels, route->stats->failures.load());
   }
+  family(out, "edgeplane_proxy_backend_up", "gauge",
+         "1 when the backend gets traffic (its health check passes, or it has none), else 0.");
+  for (const auto& route : config.routes) {
+    auto keys = health::healthKeys(route->spec);
+    if (!keys || keys->size() != route->health.size()) {
+      continue;  // a config built without health entries
+    }
+    std::string labels = "route=\"" + labelValue(route->spec.key()) + "\",backend=\"";
+    std::set<Endpoint> seen;  // a gateway may list one backend under several endpoints
+    for (size_t i = 0; i < keys->size(); ++i) {
+      if (!seen.insert((*keys)[i].backend).second) {
+        continue;
+      }
+      sample(out, "edgeplane_proxy_backend_up",
+             labels + labelValue((*keys)[i].backend.str()) + "\"",
+             route->health[i]->up.load() ? 1 : 0);
+    }
+  }
+  return out;
+}
+
+std::string renderBackends(const health::HealthRegistry& registry, const ActiveConfig& config) {
+  std::string out = "[";
+  for (const health::BackendStatus& b : registry.describe(config)) {
+    out += out.size() == 1 ? "{\"route\":" : ",{\"route\":";
+    appendJsonString(out, b.route);
+    out += ",\"netns\":";
+    appendJsonString(out, b.netns);
+    out += ",\"backend\":";
+    appendJsonString(out, b.backend);
+    out += std::string(",\"up\":") + (b.up ? "true" : "false") +
+           ",\"checked\":" + (b.checked ? "true" : "false") + ",\"last_change\":";
+    appendJsonString(out, rfc3339(b.lastChangeMs));
+    out +=
+        ",\"consecutive_failures\":" + std::to_string(b.consecutiveFailures) + ",\"last_error\":";
+    appendJsonString(out, b.lastError);
+    out += "}";
+  }
+  out += "]\n";
   return out;
 }
 
@@ -285,6 +336,14 @@ AdminResponse handleAdminRequest(Controller& controller, const Metrics& metrics,
       return methodNotAllowed("GET");
     }
     return trafficResponse(controller, query);
+  }
+  if (path == "/api/v1/backends") {
+    if (method != "GET") {
+      return methodNotAllowed("GET");
+    }
+    AdminResponse r;
+    r.body = renderBackends(controller.health(), *controller.current());
+    return r;
   }
   if (path == "/metrics") {
     if (method != "GET") {

@@ -3,6 +3,9 @@
 //   GET  /api/v1/config             {"generation":N,"snapshot":<the stored snapshot JSON>|null}
 //   GET  /api/v1/traffic?since=S    {"since":S,"until":T,"routes":[{"route","bytes_in",
 //                                    "bytes_out","connections"}]} (S, T: unix seconds)
+//   GET  /api/v1/backends           [{"route","netns","backend","up","checked","last_change"
+//                                    (RFC 3339, UTC),"consecutive_failures","last_error"}]
+//                                    per route of the active config, per backend in order
 //   GET  /metrics                   Prometheus text exposition format 0.0.4
 //   POST /api/v1/reload             {"generation":N,"changed":bool[,"refused_generation":G,
 //                                    "error":"..."]}: 200, or 503 if the store is unreadable
@@ -39,6 +42,9 @@ struct AdminAddress {
 // Prometheus text for the process counters, the active config's per-route counters and the
 // count of refused snapshots. Every ErrorKind appears, zero or not.
 std::string renderMetrics(const Metrics& metrics, const ActiveConfig& config, uint64_t refused);
+
+// The JSON array of GET /api/v1/backends for `config` (see the table above).
+std::string renderBackends(const health::HealthRegistry& registry, const ActiveConfig& config);
 
 struct AdminResponse {
   int status = 200;

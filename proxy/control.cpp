@@ -21,7 +21,8 @@ std::shared_ptr<const ActiveConfig> emptyConfig() {
 
 Result<std::shared_ptr<const ActiveConfig>> buildActiveConfig(const ProxySnapshot& snapshot,
                                                               int64_t generation, std::string json,
-                                                              const ActiveConfig* previous) {
+                                                              const ActiveConfig* previous,
+                                                              health::HealthRegistry* health) {
   std::unordered_map<std::string, std::shared_ptr<RouteStats>> kept;
   if (previous != nullptr) {
     for (const auto& route : previous->routes) {
@@ -65,11 +66,20 @@ Result<std::shared_ptr<const ActiveConfig>> buildActiveConfig(const ProxySnapsho
     }
     return terminal(message);
   }
+  // Last: attach() drops the registry's entries this config does not use.
+  if (health != nullptr) {
+    if (auto attached = health->attach(*config); !attached) {
+      return attached.error();
+    }
+  }
   return std::shared_ptr<const ActiveConfig>(std::move(config));
 }
 
 Controller::Controller(ControllerOptions options, Metrics& metrics)
-    : options_(std::move(options)), metrics_(metrics), current_(emptyConfig()) {}
+    : options_(std::move(options)),
+      metrics_(metrics),
+      health_([this] { return now(); }),
+      current_(emptyConfig()) {}
 
 Controller::~Controller() {
   // Joins only: the final flush belongs to an orderly stopWatcher() by the owner.
@@ -234,7 +244,7 @@ ReloadOutcome Controller::reloadLocked(bool fromWatcher) {
     return refuse(decoded.error().message);
   }
   auto previous = current();
-  auto built = buildActiveConfig(*decoded, snap.generation, snap.body, previous.get());
+  auto built = buildActiveConfig(*decoded, snap.generation, snap.body, previous.get(), &health_);
   if (!built) {
     return refuse(built.error().message);
   }

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/health/registry.h"
 #include "proxy/runtime.h"
 #include "schema/result.h"
 #include "schema/snapshot.h"
@@ -33,10 +34,12 @@ std::shared_ptr<const ActiveConfig> emptyConfig();
 // The config for one snapshot generation. RouteStats are taken over from `previous` by route
 // key, so counters survive a reload; a new key gets fresh stats; a key absent from the
 // snapshot is dropped. An error (naming every problem) when two routes share a key or
-// RoutingTable::build reports issues.
-Result<std::shared_ptr<const ActiveConfig>> buildActiveConfig(const ProxySnapshot& snapshot,
-                                                              int64_t generation, std::string json,
-                                                              const ActiveConfig* previous);
+// RoutingTable::build reports issues. With `health`, every route's backend health is attached
+// from it (carried across generations by key), once the config is otherwise valid; a
+// malformed health check is an error too.
+Result<std::shared_ptr<const ActiveConfig>> buildActiveConfig(
+    const ProxySnapshot& snapshot, int64_t generation, std::string json,
+    const ActiveConfig* previous, health::HealthRegistry* health = nullptr);
 
 // Traffic of one route over some period.
 struct RouteTraffic {
@@ -105,6 +108,8 @@ class Controller {
 
   uint64_t refusedCount() const;
   int64_t now() const;
+  // The backend health of the configs this controller builds (the prober and the admin API).
+  health::HealthRegistry& health() { return health_; }
 
  private:
   // One RouteStats object being accounted: what was last flushed of it.
@@ -134,6 +139,7 @@ class Controller {
 
   ControllerOptions options_;
   Metrics& metrics_;
+  health::HealthRegistry health_;
 
   mutable std::mutex cfgMu_;  // guards current_ only, so readers never wait on the store
   std::shared_ptr<const ActiveConfig> current_;

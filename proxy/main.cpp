@@ -22,6 +22,7 @@
 #include "proxy/admin.h"
 #include "proxy/control.h"
 #include "proxy/engine.h"
+#include "proxy/health/prober.h"
 #include "schema/net.h"
 
 namespace {
@@ -263,8 +264,22 @@ int run(int argc, char** argv) {
     return 1;
   }
   Engine& e = **engine;
-  controller.setSink(
-      [&e](std::shared_ptr<const ActiveConfig> config) { e.setConfig(std::move(config)); });
+  // Health checks follow the same configs as the engine; transitions are logged here, once.
+  health::ProberOptions proberOptions;
+  proberOptions.netnsDir = o.engine.netnsDir;
+  proberOptions.onEvent = [](const health::HealthEvent& event) {
+    logLine(health::formatEvent(event));
+  };
+  auto prober = health::Prober::start(controller.health(), proberOptions, controller.current());
+  if (!prober) {
+    logLine(prober.error().message);
+    return 1;
+  }
+  health::Prober& p = **prober;
+  controller.setSink([&e, &p](std::shared_ptr<const ActiveConfig> config) {
+    p.setConfig(config);
+    e.setConfig(std::move(config));
+  });
 
   // One stable line the tests and the lab scripts parse; keep its shape.
   Endpoint https = o.engine.https;
@@ -306,6 +321,7 @@ int run(int argc, char** argv) {
   bool drained = e.drain(o.drainTimeout, &cut);
   logLine(drained ? "all connections finished"
                   : "drain timeout: closed " + std::to_string(cut) + " open connections");
+  p.stop();                  // joins the prober; its probes in flight are closed
   controller.stopWatcher();  // joins the watcher and writes the last traffic deltas
   server->reset();
   engine->reset();

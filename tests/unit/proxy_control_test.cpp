@@ -209,6 +209,71 @@ TEST(ActiveConfigBuilder, EmptyConfigRoutesNothing) {
   EXPECT_FALSE(c->table->lookup("anything.example.com"));
 }
 
+SnapshotRoute checkedSite(const std::string& name, std::vector<std::string> backends) {
+  SnapshotRoute r = passthrough(name, {name + ".example.com"});
+  r.kind = RouteKind::Site;
+  r.certificate = name;
+  r.backends.clear();
+  for (const std::string& b : backends) {
+    r.backends.push_back(*Endpoint::parse(b));
+  }
+  r.health_path = "/healthz";
+  r.health_interval = std::chrono::milliseconds(10000);
+  r.health_timeout = std::chrono::milliseconds(2000);
+  return r;
+}
+
+std::shared_ptr<health::HealthEntry> entryOf(const health::HealthRegistry& registry,
+                                             const ActiveRoute& route, size_t i) {
+  auto keys = health::healthKeys(route.spec);
+  EXPECT_TRUE(keys.ok());
+  return keys.ok() && i < keys->size() ? registry.find((*keys)[i]) : nullptr;
+}
+
+TEST(ActiveConfigBuilder, BackendHealthFollowsKeysAcrossGenerations) {
+  int64_t now = 1'700'000'000'000;
+  health::HealthRegistry registry([&] { return now; });
+  auto s1 = snapshotOf({checkedSite("shop", {"10.50.0.12:8080", "10.50.0.13:8080"})});
+  auto c1 = buildActiveConfig(s1, 1, "{}", nullptr, &registry);
+  ASSERT_TRUE(c1.ok()) << c1.error().message;
+  const ActiveRoute& shop1 = *(*c1)->routes[0];
+  ASSERT_EQ(shop1.health.size(), 2u);
+  EXPECT_TRUE(shop1.health[0]->up.load());
+  auto down = entryOf(registry, shop1, 1);
+  ASSERT_NE(down, nullptr);
+  for (int i = 0; i < 3; ++i) {
+    down->record(health::ProbeResult{false, "connect: Connection refused"}, now);
+  }
+  ASSERT_FALSE(shop1.health[1]->up.load());
+
+  // Generation 2: shop keeps its backends (their state too); a passthrough joins, unchecked.
+  auto s2 = snapshotOf({passthrough("alpha", {"a.example.com"}),
+                        checkedSite("shop", {"10.50.0.13:8080", "10.50.0.12:8080"})});
+  auto c2 = buildActiveConfig(s2, 2, "{}", c1->get(), &registry);
+  ASSERT_TRUE(c2.ok()) << c2.error().message;
+  const ActiveRoute& shop2 = *routeByKey(**c2, "site shop");
+  EXPECT_EQ(shop2.health[0], shop1.health[1]);
+  EXPECT_FALSE(shop2.health[0]->up.load());
+  EXPECT_EQ(shop2.health[1], shop1.health[0]);
+  EXPECT_EQ(routeByKey(**c2, "passthrough alpha")->health.size(), 1u);
+  EXPECT_EQ(registry.size(), 3u);
+
+  // A malformed check refuses the snapshot and leaves the registry as it was.
+  SnapshotRoute bad = checkedSite("zeta", {"10.50.0.14:8080"});
+  bad.health_expect_status = "200-100";
+  auto c3 = buildActiveConfig(snapshotOf({bad}), 3, "{}", c2->get(), &registry);
+  ASSERT_FALSE(c3.ok());
+  EXPECT_NE(c3.error().message.find("route \"site zeta\" health check"), std::string::npos)
+      << c3.error().message;
+  EXPECT_EQ(registry.size(), 3u);
+  EXPECT_EQ(entryOf(registry, shop2, 0), down);
+
+  // Without a registry (the builder's other users) nothing is attached.
+  auto plain = buildActiveConfig(s2, 4, "{}", nullptr);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE((*plain)->routes[0]->health.empty());
+}
+
 // ---- the controller and the store ----
 
 TEST(Controller, StartsWithoutAStoreAndDoesNotCreateOne) {
@@ -603,6 +668,59 @@ TEST(MetricsText, ParsesBackWithEveryErrorKind) {
             1u);
 }
 
+TEST(BackendHealthApi, ListsEveryBackendAndExportsTheUpGauge) {
+  int64_t now = 1'700'000'000'000;
+  health::HealthRegistry registry([&] { return now; });
+  SnapshotRoute gateway = passthrough("ping", {"m.example.com"});
+  gateway.kind = RouteKind::Gateway;
+  gateway.backends.clear();
+  gateway.endpoints = {
+      SnapshotEndpoint{"/t", "GET", {*Endpoint::parse("10.50.0.5:80")}, Balance::RoundRobin},
+      SnapshotEndpoint{"/r", "POST", {*Endpoint::parse("10.50.0.5:80")}, Balance::RoundRobin}};
+  auto s = snapshotOf({gateway, checkedSite("shop", {"10.50.0.12:8080", "[fd00::7]:8080"})});
+  auto built = buildActiveConfig(s, 1, "{}", nullptr, &registry);
+  ASSERT_TRUE(built.ok()) << built.error().message;
+  const ActiveConfig& config = **built;
+  now += 61'000;
+  auto entry = entryOf(registry, *config.routes[1], 0);
+  ASSERT_NE(entry, nullptr);
+  for (int i = 0; i < 3; ++i) {
+    entry->record(health::ProbeResult{false, "status 500 (expected 200-399)"}, now);
+  }
+  entryOf(registry, *config.routes[1], 1)->record(health::ProbeResult{true, {}}, now);
+
+  EXPECT_EQ(renderBackends(registry, config),
+            "[{\"route\":\"gateway ping\",\"netns\":\"ep-tenant-a\",\"backend\":\"10.50.0.5:80\","
+            "\"up\":true,\"checked\":false,\"last_change\":\"2023-11-14T22:13:20Z\","
+            "\"consecutive_failures\":0,\"last_error\":\"\"},"
+            "{\"route\":\"gateway ping\",\"netns\":\"ep-tenant-a\",\"backend\":\"10.50.0.5:80\","
+            "\"up\":true,\"checked\":false,\"last_change\":\"2023-11-14T22:13:20Z\","
+            "\"consecutive_failures\":0,\"last_error\":\"\"},"
+            "{\"route\":\"site shop\",\"netns\":\"ep-tenant-a\",\"backend\":\"10.50.0.12:8080\","
+            "\"up\":false,\"checked\":true,\"last_change\":\"2023-11-14T22:14:21Z\","
+            "\"consecutive_failures\":3,\"last_error\":\"status 500 (expected 200-399)\"},"
+            "{\"route\":\"site shop\",\"netns\":\"ep-tenant-a\",\"backend\":\"[fd00::7]:8080\","
+            "\"up\":true,\"checked\":true,\"last_change\":\"2023-11-14T22:13:20Z\","
+            "\"consecutive_failures\":0,\"last_error\":\"\"}]\n");
+
+  Metrics m;
+  ParsedMetrics p = parseMetrics(renderMetrics(m, config, 0));
+  EXPECT_TRUE(p.errors.empty()) << ::testing::PrintToString(p.errors);
+  EXPECT_EQ(p.types["edgeplane_proxy_backend_up"], "gauge");
+  // The gateway's backend once, though two endpoints list it.
+  EXPECT_EQ(
+      p.samples["edgeplane_proxy_backend_up{route=\"gateway ping\",backend=\"10.50.0.5:80\"}"], 1);
+  EXPECT_EQ(
+      p.samples["edgeplane_proxy_backend_up{route=\"site shop\",backend=\"10.50.0.12:8080\"}"], 0);
+  EXPECT_EQ(p.samples["edgeplane_proxy_backend_up{route=\"site shop\",backend=\"[fd00::7]:8080\"}"],
+            1);
+  size_t series = 0;
+  for (const auto& [key, value] : p.samples) {
+    series += key.starts_with("edgeplane_proxy_backend_up{") ? 1 : 0;
+  }
+  EXPECT_EQ(series, 3u);
+}
+
 // ---- the admin API over real sockets ----
 
 struct HttpReply {
@@ -768,6 +886,18 @@ void exerciseAdmin(Fixture& f, const AdminClient& client) {
   EXPECT_TRUE(p.errors.empty()) << ::testing::PrintToString(p.errors);
   EXPECT_EQ(p.samples["edgeplane_proxy_snapshot_generation"], static_cast<double>(g));
   EXPECT_EQ(p.samples["edgeplane_proxy_snapshot_refused_total"], 1);
+
+  // The backends of the active config (a passthrough: no health check, always up).
+  HttpReply backends = client.call("GET", "/api/v1/backends");
+  EXPECT_EQ(backends.status, 200);
+  EXPECT_EQ(backends.body,
+            "[{\"route\":\"passthrough alpha\",\"netns\":\"ep-tenant-a\",\"backend\":"
+            "\"10.50.0.12:443\",\"up\":true,\"checked\":false,\"last_change\":"
+            "\"2023-11-14T22:13:20Z\",\"consecutive_failures\":0,\"last_error\":\"\"}]\n");
+  EXPECT_EQ(p.samples["edgeplane_proxy_backend_up{route=\"passthrough alpha\",backend=\"10.50.0.12:"
+                      "443\"}"],
+            1);
+  EXPECT_EQ(client.call("POST", "/api/v1/backends").status, 405);
 
   HttpReply notFound = client.call("GET", "/api/v1/nothing");
   EXPECT_EQ(notFound.status, 404);
