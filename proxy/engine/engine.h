@@ -62,6 +62,15 @@ struct EngineOptions {
   std::chrono::milliseconds helloTimeout{5000};
   std::chrono::milliseconds connectTimeout{3000};  // per backend attempt
   std::chrono::milliseconds idleTimeout{300000};   // no bytes either way
+  // Terminated HTTP (proxy/handlers/https.h): a request head within headerTimeout of its first
+  // byte (else 408), the next request within keepAliveTimeout (else the connection closes),
+  // the response head within responseTimeout of the request being sent (else 504).
+  std::chrono::milliseconds headerTimeout{10000};
+  std::chrono::milliseconds keepAliveTimeout{60000};
+  std::chrono::milliseconds responseTimeout{60000};
+  // Idle upstream connections kept per backend per worker, and for how long.
+  size_t upstreamIdlePerBackend = 32;
+  std::chrono::milliseconds upstreamIdleTimeout{30000};
   // >= 16 KiB: the copy buffer per direction (copy fallback) and the pipe size for splice
   // (pipes are never made smaller than the kernel's default 64 KiB, see engine.cpp).
   size_t bufferBytes = 16384;

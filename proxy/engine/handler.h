@@ -17,6 +17,7 @@
 // does not deliver events, timers or turns to them once finished/retired.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -210,7 +211,7 @@ class Protocol {
 enum class Entry : uint8_t { Passthrough, Terminate, PlainHttp, kCount };
 
 struct Protocols {
-  std::unique_ptr<Protocol> entries[static_cast<size_t>(Entry::kCount)];
+  std::array<std::unique_ptr<Protocol>, static_cast<size_t>(Entry::kCount)> entries;
   Protocol* get(Entry e) const { return entries[static_cast<size_t>(e)].get(); }
 };
 

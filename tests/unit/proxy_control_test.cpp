@@ -507,7 +507,7 @@ struct ParsedMetrics {
 ParsedMetrics parseMetrics(const std::string& text) {
   ParsedMetrics p;
   std::regex help(R"(^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) \S.*$)");
-  std::regex type(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge)$)");
+  std::regex type(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram)$)");
   std::regex sampleRe(
       R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*")(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*")*\})? (-?[0-9]+(\.[0-9]+)?)$)");
   std::string family;
@@ -533,7 +533,10 @@ ParsedMetrics parseMetrics(const std::string& text) {
       }
       p.types[family] = m[2];
     } else if (std::regex_match(line, m, sampleRe)) {
-      if (m[1] != family) {
+      bool histogramPart =
+          p.types[family] == "histogram" &&
+          (m[1] == family + "_bucket" || m[1] == family + "_sum" || m[1] == family + "_count");
+      if (m[1] != family && !histogramPart) {
         p.errors.push_back("sample outside its family: " + line);
       }
       std::string key = line.substr(0, line.rfind(' '));
@@ -601,6 +604,42 @@ TEST(MetricsText, ParsesBackWithEveryErrorKind) {
   EXPECT_EQ(p.samples.count(
                 "edgeplane_proxy_route_connections_total{route=\"passthrough we\\\"ird\\\\name\"}"),
             1u);
+}
+
+// The https handler's per-request series, for terminated routes only.
+TEST(MetricsText, TerminatedRoutesHaveRequestSeries) {
+  Metrics m;
+  SnapshotRoute web = passthrough("web", {"web.example.com"});
+  web.kind = RouteKind::Site;
+  auto config = build(snapshotOf({web, passthrough("raw", {"raw.example.com"})}), 1, nullptr);
+  ASSERT_TRUE(config);
+  RouteStats& s = *config->routes[0]->stats;
+  s.observeRequest(200, 3);
+  s.observeRequest(204, 40);
+  s.observeRequest(502, 20000);
+  s.upstreamConnectErrors = 2;
+  ParsedMetrics p = parseMetrics(renderMetrics(m, *config, 0));
+  EXPECT_TRUE(p.errors.empty()) << ::testing::PrintToString(p.errors);
+  const std::string route = "route=\"site web\"";
+  EXPECT_EQ(p.types["edgeplane_proxy_route_http_request_duration_seconds"], "histogram");
+  EXPECT_EQ(p.samples["edgeplane_proxy_route_http_responses_total{" + route + ",class=\"2xx\"}"],
+            2);
+  EXPECT_EQ(p.samples["edgeplane_proxy_route_http_responses_total{" + route + ",class=\"5xx\"}"],
+            1);
+  const std::string bucket = "edgeplane_proxy_route_http_request_duration_seconds_bucket{" + route;
+  EXPECT_EQ(p.samples[bucket + ",le=\"0.005\"}"], 1);
+  EXPECT_EQ(p.samples[bucket + ",le=\"0.05\"}"], 2);
+  EXPECT_EQ(p.samples[bucket + ",le=\"10\"}"], 2);
+  EXPECT_EQ(p.samples[bucket + ",le=\"+Inf\"}"], 3);
+  EXPECT_EQ(p.samples["edgeplane_proxy_route_http_request_duration_seconds_count{" + route + "}"],
+            3);
+  EXPECT_DOUBLE_EQ(
+      p.samples["edgeplane_proxy_route_http_request_duration_seconds_sum{" + route + "}"], 20.043);
+  EXPECT_EQ(p.samples["edgeplane_proxy_route_upstream_connect_errors_total{" + route + "}"], 2);
+  EXPECT_EQ(
+      p.samples.count("edgeplane_proxy_route_upstream_connect_errors_total{route=\"passthrough "
+                      "raw\"}"),
+      0u);
 }
 
 // ---- the admin API over real sockets ----
