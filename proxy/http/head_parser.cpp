@@ -26,6 +26,29 @@ LineScan scanLine(std::span<const char> buf, size_t at) {
 
 namespace {
 
+// "Content_Length", "Transfer_Encoding", "Host" with underscores: some backends (CGI-style
+// environments) fold '_' and '-' together and would read them as the real field, which the
+// proxy did not check. Refused rather than forwarded (nginx drops them by default).
+bool isFramingLookalike(std::string_view name) {
+  if (name.find('_') == std::string_view::npos) {
+    return false;
+  }
+  for (std::string_view real : {"content-length", "transfer-encoding", "host"}) {
+    if (name.size() != real.size()) {
+      continue;
+    }
+    bool same = true;
+    for (size_t i = 0; i < name.size() && same; ++i) {
+      char c = name[i] == '_' ? '-' : asciiLower(name[i]);
+      same = c == real[i];
+    }
+    if (same) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // One complete, non-empty field line (CRLF excluded).
 ParseResult parseFieldLine(std::string_view line, HeaderField& field) {
   if (isOws(line.front())) {
@@ -38,6 +61,9 @@ ParseResult parseFieldLine(std::string_view line, HeaderField& field) {
   std::string_view name = line.substr(0, colon);
   if (!isToken(name)) {
     return ParseResult::error(400, "invalid field name");
+  }
+  if (isFramingLookalike(name)) {
+    return ParseResult::error(400, "underscore in a framing field name");
   }
   std::string_view value = trimOws(line.substr(colon + 1));
   for (char c : value) {

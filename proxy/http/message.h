@@ -10,6 +10,9 @@
 // the size limits are checked on partial lines too). A head fills `headers` (reserve()d once
 // to Limits::maxFields, reused across calls), nothing else is allocated.
 //
+// Cost: each call rescans from the first byte, so a head that trickles in costs
+// O(bytes so far) per call, bounded by the limits (at most ~40 KiB scanned per call).
+//
 // Decisions (where RFC 9112 leaves a choice, the strict one; every refusal closes the
 // connection, ParseResult::close is always true for errors):
 //  - Leading empty lines (CRLF) before the request line are skipped (RFC 9112 2.2 SHOULD);
@@ -23,7 +26,9 @@
 //  - Fields: `token ":" OWS value OWS CRLF`. Whitespace before the colon, obs-fold (a line
 //    starting with SP/HTAB), an empty name, CTLs (NUL, CR, DEL, ...) other than HTAB in a
 //    value -> 400. Header block (after the request line, up to and including the final CRLF)
-//    over maxHeaderBytes or more than maxFields fields -> 431.
+//    over maxHeaderBytes or more than maxFields fields -> 431. A name that reads as
+//    Content-Length, Transfer-Encoding or Host once '_' is taken for '-' ("Content_Length")
+//    -> 400: backends that fold them would see framing the proxy never checked.
 //  - Host: exactly one, a valid uri-host[:port]; missing in HTTP/1.1 -> 400. With an
 //    absolute-form target the authority is the host and a Host field must agree with it.
 //  - Content-Length: 1*DIGIT, a list of identical values ("5, 5", or repeated fields) is one

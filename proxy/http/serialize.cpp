@@ -85,7 +85,7 @@ void appendForwardedValue(std::string& out, std::string_view value, bool bracket
   out.push_back('"');
 }
 
-void appendForwarded(std::string& out, const RequestHead& head,
+void appendForwarded(std::string& out, const RequestHead& head, std::string_view host,
                      const UpstreamRequestOptions& options) {
   out.append("Forwarded: ");
   for (const HeaderField& f : head.headers) {
@@ -97,9 +97,9 @@ void appendForwarded(std::string& out, const RequestHead& head,
   appendForwardedValue(out, options.clientIp, options.clientIp.find(':') != std::string_view::npos);
   out.append(";proto=");
   appendForwardedValue(out, options.proto, false);
-  if (!head.host.empty()) {
+  if (!host.empty()) {
     out.append(";host=");
-    appendForwardedValue(out, head.host, false);
+    appendForwardedValue(out, host, false);
   }
   out.append("\r\n");
 }
@@ -128,9 +128,10 @@ bool isHopByHop(std::string_view name) {
 
 void writeUpstreamRequest(const RequestHead& head, const UpstreamRequestOptions& options,
                           std::string& out) {
+  std::string_view host = options.host.empty() ? head.host : options.host;
   out.append(head.method).append(" ").append(head.originTarget).append(" HTTP/1.1\r\n");
-  if (!head.host.empty()) {
-    appendField(out, "Host", head.host);
+  if (!host.empty()) {
+    appendField(out, "Host", host);
   }
   for (const HeaderField& f : head.headers) {
     if (dropFromMessage(head.headers, f.name, options.dropHeaders) ||
@@ -143,10 +144,10 @@ void writeUpstreamRequest(const RequestHead& head, const UpstreamRequestOptions&
   }
   appendJoined(out, head.headers, "X-Forwarded-For", "", options.clientIp, "");
   appendField(out, "X-Forwarded-Proto", options.proto);
-  if (!head.host.empty()) {
-    appendField(out, "X-Forwarded-Host", head.host);
+  if (!host.empty()) {
+    appendField(out, "X-Forwarded-Host", host);
   }
-  appendForwarded(out, head, options);
+  appendForwarded(out, head, host, options);
   appendAdded(out, options.addHeaders);
   appendFraming(out, head.framing, head.contentLength);
   if (options.forwardUpgrade && !head.upgrade.empty()) {

@@ -33,6 +33,9 @@ namespace edgeplane::proxy::http {
 struct UpstreamRequestOptions {
   std::string_view clientIp;  // textual IPv4 or IPv6 address, no port
   std::string_view proto = "https";
+  // The Host to send; "" means head.host. Set it for an HTTP/1.0 request without Host (the
+  // TLS server name), so that the HTTP/1.1 request upstream has one.
+  std::string_view host;
   bool forwardUpgrade = false;  // true: pass head.upgrade on (WebSocket)
   bool close = false;           // true: ask the upstream to close after this exchange
   std::span<const std::string_view> dropHeaders;  // e.g. "Authorization" for the gateway

@@ -183,6 +183,9 @@ TEST(HttpRequest, FieldSyntax) {
   EXPECT_EQ(status(withHeaders("X: a\rb\r\n")), 400);     // bare CR
   EXPECT_EQ(status(withHeaders("X: a\nY: b\r\n")), 400);  // bare LF
   EXPECT_EQ(status("GET / HTTP/1.1\r\nHost: a\r\n\n"), 400);
+  EXPECT_EQ(status(withHeaders("Content_Length: 5\r\n")), 400);
+  EXPECT_EQ(status(withHeaders("transfer_encoding: chunked\r\n")), 400);
+  EXPECT_EQ(status(withHeaders("X_Host: a\r\n")), 0);       // other underscores pass
   EXPECT_EQ(status(withHeaders("X: caf\xC3\xA9\r\n")), 0);  // obs-text is allowed
   EXPECT_EQ(status(withHeaders("X: a\tb\r\n")), 0);
 }

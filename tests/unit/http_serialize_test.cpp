@@ -108,6 +108,18 @@ TEST(HttpSerialize, UpstreamRequestFramingAndUpgrade) {
   EXPECT_EQ(parsed(forwarded).upgrade, "websocket");
 }
 
+TEST(HttpSerialize, UpstreamRequestHostForAnHttp10RequestWithoutHost) {
+  UpstreamRequestOptions options;
+  options.clientIp = "10.0.0.1";
+  options.host = "sni.example";
+  std::string out = upstream("GET / HTTP/1.0\r\n\r\n", options);
+  EXPECT_EQ(out,
+            "GET / HTTP/1.1\r\nHost: sni.example\r\nX-Forwarded-For: 10.0.0.1\r\n"
+            "X-Forwarded-Proto: https\r\nX-Forwarded-Host: sni.example\r\n"
+            "Forwarded: for=10.0.0.1;proto=https;host=sni.example\r\n\r\n");
+  EXPECT_EQ(parsed(out).host, "sni.example");
+}
+
 TEST(HttpSerialize, ClientResponse) {
   ResponseHead head;
   std::string_view s =
