@@ -32,7 +32,7 @@
 //  - Host: exactly one, a valid uri-host[:port]; missing in HTTP/1.1 -> 400. With an
 //    absolute-form target the authority is the host and a Host field must agree with it.
 //  - Content-Length: 1*DIGIT, a list of identical values ("5, 5", or repeated fields) is one
-//    value; differing values, a sign, empty elements or a value over 2^53 -> 400.
+//    value; differing values, a sign, empty elements or more than 15 digits -> 400.
 //  - Transfer-Encoding: accepted only as the single coding `chunked` (case-insensitive,
 //    OWS around it allowed as the list grammar says; several fields are one list). Both TE and
 //    CL -> 400. TE in an HTTP/1.0 request -> 400. `gzip, chunked` (valid, other coding
@@ -41,6 +41,8 @@
 //  - Expect: `100-continue` sets expectContinue; any other expectation -> 417.
 //  - Responses: the same field rules; every error is reported as 502 (the handler's answer to
 //    a bad upstream). A missing SP after the status code ("HTTP/1.1 200\r\n") is accepted.
+//    Transfer-Encoding other than `chunked` is refused here too (RFC 9112 would read such a
+//    body until close; the proxy would then forward a coding it cannot frame).
 //    Framing: HEAD requests and 1xx/204/304 have none; 101 is a protocol switch; chunked TE;
 //    Content-Length; otherwise the body runs until the upstream closes.
 #pragma once
