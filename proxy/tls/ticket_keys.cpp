@@ -106,6 +106,12 @@ void TicketKeys::rotateIfDue(int64_t now) {
   bool due = keys_.empty() || keys_.front().retiredAt != 0 ||
              now - keys_.front().createdAt >= options_.rotateEvery.count();
   if (due) {
+    // Retired when it fell due, not when noticed: every callback rotates first, so no ticket
+    // was issued with it after that moment, and its decrypting life counts from then.
+    if (!keys_.empty() && keys_.front().retiredAt == 0) {
+      keys_.front().retiredAt =
+          std::min(now, keys_.front().createdAt + options_.rotateEvery.count());
+    }
     mintLocked(now);
   }
   // A retired key decrypts for one ticket lifetime after it stopped issuing, then goes.
