@@ -7,11 +7,8 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include <cstring>
 #include <filesystem>
@@ -25,6 +22,7 @@
 #include "proxy/tls/ticket_keys.h"
 #include "schema/net.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_cert.h"
 
 namespace edgeplane::proxy::tls {
 namespace {
@@ -33,59 +31,10 @@ using Io = ServerStream::Io;
 
 // ---- certificates made in the test ---------------------------------------------------------
 
-struct KeyPair {
-  std::string certPem;
-  std::string keyPem;
-  std::string fingerprint;  // hex SHA-256 of the leaf DER
-};
+using KeyPair = testing::TestCertificate;
 
-std::string bioText(BIO* bio) {
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio, &data);
-  return std::string(data, static_cast<size_t>(len));
-}
-
-// A self-signed ECDSA P-256 certificate for `domains` (the first is the CN).
 KeyPair makeCertificate(const std::vector<std::string>& domains) {
-  KeyPair out;
-  EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
-  X509* cert = X509_new();
-  X509_set_version(cert, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(cert), static_cast<long>(::random() & 0x7fffffff));
-  X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
-  X509_NAME* name = X509_get_subject_name(cert);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(domains[0].c_str()), -1, -1, 0);
-  X509_set_issuer_name(cert, name);
-  X509_set_pubkey(cert, key);
-  std::string san;
-  for (const std::string& d : domains) {
-    san += (san.empty() ? "DNS:" : ",DNS:") + d;
-  }
-  X509V3_CTX v3;
-  X509V3_set_ctx_nodb(&v3);
-  X509V3_set_ctx(&v3, cert, cert, nullptr, nullptr, 0);
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name, san.c_str());
-  X509_add_ext(cert, ext, -1);
-  X509_EXTENSION_free(ext);
-  X509_sign(cert, key, EVP_sha256());
-
-  BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(bio, cert);
-  out.certPem = bioText(bio);
-  BIO_free(bio);
-  bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
-  out.keyPem = bioText(bio);
-  BIO_free(bio);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  X509_digest(cert, EVP_sha256(), md, &len);
-  out.fingerprint = toHex(md, len);
-  X509_free(cert);
-  EVP_PKEY_free(key);
-  return out;
+  return testing::makeTestCertificate(domains);
 }
 
 void writeFile(const std::filesystem::path& path, const std::string& text) {
