@@ -282,6 +282,10 @@ std::string renderMetrics(const Metrics& m, const ActiveConfig& config, uint64_t
   family(out, "edgeplane_proxy_reloads_total", "counter",
          "Routing snapshots swapped in after the one loaded at startup.");
   sample(out, "edgeplane_proxy_reloads_total", "", m.reloads.load());
+  family(out, "edgeplane_proxy_tls_certificate_errors_total", "counter",
+         "Certificates left out of a snapshot generation (unreadable, not PEM, key mismatch, "
+         "fingerprint mismatch); their routes cannot terminate TLS.");
+  sample(out, "edgeplane_proxy_tls_certificate_errors_total", "", m.tlsCertificateErrors.load());
   family(out, "edgeplane_proxy_snapshot_refused_total", "counter",
          "Routing snapshots refused (undecodable or with routing table issues).");
   sample(out, "edgeplane_proxy_snapshot_refused_total", "", refused);

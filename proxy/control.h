@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "proxy/runtime.h"
+#include "proxy/tls/ticket_keys.h"
 #include "schema/result.h"
 #include "schema/snapshot.h"
 #include "schema/store.h"
@@ -34,9 +35,15 @@ std::shared_ptr<const ActiveConfig> emptyConfig();
 // key, so counters survive a reload; a new key gets fresh stats; a key absent from the
 // snapshot is dropped. An error (naming every problem) when two routes share a key or
 // RoutingTable::build reports issues.
-Result<std::shared_ptr<const ActiveConfig>> buildActiveConfig(const ProxySnapshot& snapshot,
-                                                              int64_t generation, std::string json,
-                                                              const ActiveConfig* previous);
+// TLS: the snapshot's certificates are loaded by tls::ContextSet::build (unchanged ones keep
+// `previous`'s SSL_CTX) with `ticketKeys` (nullptr: the previous generation's, else fresh
+// ones); `tls` stays nullptr without certificates. A certificate that fails is left out, not
+// fatal: its "NAME: reason" goes to `tlsErrors` (may be nullptr) for the caller to log and
+// count.
+Result<std::shared_ptr<const ActiveConfig>> buildActiveConfig(
+    const ProxySnapshot& snapshot, int64_t generation, std::string json,
+    const ActiveConfig* previous, std::shared_ptr<tls::TicketKeys> ticketKeys = nullptr,
+    std::vector<std::string>* tlsErrors = nullptr);
 
 // Traffic of one route over some period.
 struct RouteTraffic {
@@ -147,6 +154,8 @@ class Controller {
   std::string refusedError_;
   std::atomic<uint64_t> refused_{0};
   std::vector<Tracked> tracked_;
+  // One key set for the process's life: tickets resume across snapshot generations.
+  std::shared_ptr<tls::TicketKeys> ticketKeys_ = tls::TicketKeys::create();
 
   std::mutex watchMu_;
   std::condition_variable watchCv_;

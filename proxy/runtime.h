@@ -103,6 +103,7 @@ struct Metrics {
   std::atomic<uint64_t> bytesOut{0};
   std::atomic<uint64_t> backendAttemptFailures{0};  // one backend refused/timed out/no netns
   std::atomic<uint64_t> reloads{0};
+  std::atomic<uint64_t> tlsCertificateErrors{0};  // certificates left out of a generation
   std::atomic<int64_t> generation{0};
   std::array<std::atomic<uint64_t>, kErrorKinds> errors{};
   void count(ErrorKind kind) { errors[static_cast<size_t>(kind)].fetch_add(1); }

@@ -33,6 +33,7 @@
 
 #include "proxy/admin.h"
 #include "proxy/control.h"
+#include "proxy/tls/context.h"
 #include "schema/snapshot.h"
 #include "schema/store.h"
 #include "tests/support/temp_dir.h"
@@ -199,6 +200,31 @@ TEST(ActiveConfigBuilder, RefusesRoutingTableIssuesAndDuplicateKeys) {
   auto r3 = buildActiveConfig(twice, 7, "{}", nullptr);
   ASSERT_FALSE(r3.ok());
   EXPECT_NE(r3.error().message.find("appears twice"), std::string::npos) << r3.error().message;
+}
+
+// Certificate loading itself is tls_tests' subject; here: a broken certificate is reported
+// per name and does not refuse the snapshot, and no certificates means no TLS set.
+TEST(ActiveConfigBuilder, ReportsCertificatesLeftOutWithoutRefusing) {
+  TempDir dir;
+  auto s = snapshotOf({passthrough("alpha", {"a.example.com"})});
+  auto none = build(s, 1, nullptr);
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->tls, nullptr);
+
+  SnapshotCertificate cert;
+  cert.name = "web";
+  cert.fingerprint = std::string(64, 'a');
+  cert.cert_file = (dir.path() / "web.crt").string();
+  cert.key_file = (dir.path() / "web.key").string();
+  s.certificates = {cert};
+  std::vector<std::string> errors;
+  auto built = buildActiveConfig(s, 2, "{}", none.get(), nullptr, &errors);
+  ASSERT_TRUE(built.ok()) << built.error().message;
+  ASSERT_NE(built.value()->tls, nullptr);
+  EXPECT_EQ(built.value()->tls->size(), 0u);
+  EXPECT_EQ(built.value()->tls->find("web"), nullptr);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].rfind("web: " + cert.cert_file, 0), 0u) << errors[0];
 }
 
 TEST(ActiveConfigBuilder, EmptyConfigRoutesNothing) {
@@ -558,6 +584,7 @@ TEST(MetricsText, ParsesBackWithEveryErrorKind) {
   m.bytesIn = 1234;
   m.bytesOut = 5678;
   m.reloads = 4;
+  m.tlsCertificateErrors = 2;
   m.backendAttemptFailures = 8;
   m.generation = 9;
   m.count(ErrorKind::NoRoute);
@@ -582,6 +609,8 @@ TEST(MetricsText, ParsesBackWithEveryErrorKind) {
   EXPECT_EQ(p.samples["edgeplane_proxy_bytes_total{direction=\"in\"}"], 1234);
   EXPECT_EQ(p.samples["edgeplane_proxy_bytes_total{direction=\"out\"}"], 5678);
   EXPECT_EQ(p.samples["edgeplane_proxy_reloads_total"], 4);
+  EXPECT_EQ(p.types["edgeplane_proxy_tls_certificate_errors_total"], "counter");
+  EXPECT_EQ(p.samples["edgeplane_proxy_tls_certificate_errors_total"], 2);
   EXPECT_EQ(p.samples["edgeplane_proxy_backend_attempt_failures_total"], 8);
   EXPECT_EQ(p.samples["edgeplane_proxy_snapshot_generation"], 9);
   EXPECT_EQ(p.samples["edgeplane_proxy_snapshot_refused_total"], 6);
