@@ -10,6 +10,7 @@
 #include <string>
 
 #include "proxy/engine/access_log.h"
+#include "proxy/http/message.h"
 #include "proxy/http_redirect.h"
 
 namespace edgeplane::proxy {
@@ -18,6 +19,8 @@ namespace {
 
 constexpr int64_t kLingerMs = 1000;
 constexpr size_t kLingerMaxBytes = size_t{64} * 1024;
+// One parser for the proxy: the codec's, within this listener's smaller head budget.
+const http::Limits kLimits{kMaxHttpHead, kMaxHttpHead, 100};
 
 class Http80Handler final : public Handler {
  public:
@@ -33,7 +36,8 @@ class Http80Handler final : public Handler {
   enum class Phase : uint8_t { Read, Write, Linger };
 
   void read();
-  void answer(size_t headEnd);
+  void answer(const http::RequestHead& req);
+  void answerBadRequest();
   void write();
   void linger();
   Outcome outcome() const {
@@ -104,19 +108,21 @@ void Http80Handler::read() {
   while (readable_) {
     size_t have = head_.size();
     if (have >= kMaxHttpHead) {
-      status_ = 400;  // no end of head within the limit
-      phase_ = Phase::Write;
-      response_.assign(httpBadRequestResponse());
-      write();
+      answerBadRequest();  // no end of head within the limit
       return;
     }
     ssize_t n =
         ::recv(conn().fd(), scratch.data(), std::min(scratch.size(), kMaxHttpHead - have), 0);
     if (n > 0) {
       head_.append(reinterpret_cast<const char*>(scratch.data()), static_cast<size_t>(n));
-      size_t end = findHttpHeadEnd(head_, have);
-      if (end > 0) {
-        answer(end);
+      http::RequestHead req;
+      http::ParseResult r = http::parseRequestHead(head_, req, kLimits);
+      if (r.status == http::ParseStatus::Done) {
+        answer(req);
+        return;
+      }
+      if (r.status == http::ParseStatus::Error) {
+        answerBadRequest();  // whatever the codec's status: this listener only redirects
         return;
       }
       continue;
@@ -131,21 +137,25 @@ void Http80Handler::read() {
   }
 }
 
-void Http80Handler::answer(size_t headEnd) {
-  HttpHead head;
-  if (!parseHttpHead(std::string_view(head_).substr(0, headEnd), head)) {
-    status_ = 400;
-    response_.assign(httpBadRequestResponse());
+void Http80Handler::answerBadRequest() {
+  status_ = 400;
+  response_.assign(httpBadRequestResponse());
+  std::string().swap(head_);
+  phase_ = Phase::Write;
+  write();
+}
+
+void Http80Handler::answer(const http::RequestHead& req) {
+  std::string host = redirectHost(req.host);
+  conn().serverName() = host.empty() ? std::string(req.host) : host;
+  std::shared_ptr<const ActiveConfig> config = ctx().currentConfig();
+  bool known = !host.empty() && config && config->table && config->table->lookup(host);
+  if (known && req.targetForm != http::TargetForm::Asterisk) {
+    status_ = 308;
+    response_ = httpRedirectResponse(host, req.originTarget);
   } else {
-    conn().serverName() = head.host;
-    std::shared_ptr<const ActiveConfig> config = ctx().currentConfig();
-    if (config && config->table && config->table->lookup(head.host)) {
-      status_ = 308;
-      response_ = httpRedirectResponse(head);
-    } else {
-      status_ = 404;
-      response_.assign(httpNotFoundResponse());
-    }
+    status_ = 404;
+    response_.assign(httpNotFoundResponse());
   }
   std::string().swap(head_);
   phase_ = Phase::Write;
