@@ -482,6 +482,21 @@ TEST_F(HttpsTest, ReloadPerRequestAndAccessLog) {
   EXPECT_EQ(text.find("secret"), std::string::npos) << "the query is not logged";
 }
 
+TEST_F(HttpsTest, IdleKeepAliveConnectionsEnd) {
+  TestBackend backend(named("shop"));
+  EngineOptions o;
+  o.keepAliveTimeout = 200ms;
+  start(o);
+  configure({{"shop", {"shop.example.test"}, {backend.endpoint()}}});
+  auto c = client("shop.example.test");
+  ASSERT_TRUE(c->write(get("shop.example.test")));
+  ASSERT_TRUE(c->readResponse());
+  auto begin = std::chrono::steady_clock::now();
+  EXPECT_TRUE(c->closedByPeer());
+  EXPECT_GE(std::chrono::steady_clock::now() - begin, 150ms);
+  EXPECT_TRUE(testing::eventually([&] { return engine_->openConnections() == 0; }));
+}
+
 TEST_F(HttpsTest, MissingCertificateClosesTheConnection) {
   start();
   configure({{"shop", {"shop.example.test"}, {refusedEndpoint()}, "nonexistent"}});
