@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <exception>
@@ -217,6 +218,58 @@ std::string AdminAddress::str() const {
   return unixPath ? "unix:" + unixPath->string() : tcp.str();
 }
 
+// The terminated routes' per-request series (the https handler's RouteStats fields).
+void renderHttpRouteMetrics(std::string& out, const ActiveConfig& config) {
+  family(out, "edgeplane_proxy_route_http_responses_total", "counter",
+         "HTTP responses of each terminated route, by status class.");
+  for (const auto& route : config.routes) {
+    if (route->spec.kind == RouteKind::Passthrough) {
+      continue;
+    }
+    std::string labels = "route=\"" + labelValue(route->spec.key()) + "\"";
+    for (size_t i = 0; i < route->stats->responses.size(); ++i) {
+      sample(out, "edgeplane_proxy_route_http_responses_total",
+             labels + ",class=\"" + std::to_string(i + 1) + "xx\"",
+             route->stats->responses[i].load());
+    }
+  }
+  family(out, "edgeplane_proxy_route_http_request_duration_seconds", "histogram",
+         "Time from a request head to its response's last byte, per terminated route.");
+  for (const auto& route : config.routes) {
+    if (route->spec.kind == RouteKind::Passthrough) {
+      continue;
+    }
+    const RouteStats& st = *route->stats;
+    std::string labels = "route=\"" + labelValue(route->spec.key()) + "\"";
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < st.durationBuckets.size(); ++i) {
+      cumulative += st.durationBuckets[i].load();
+      char le[32];
+      if (i < RouteStats::kDurationBucketsMs.size()) {
+        std::snprintf(le, sizeof le, "%g", RouteStats::kDurationBucketsMs[i] / 1000.0);
+      } else {
+        std::snprintf(le, sizeof le, "+Inf");
+      }
+      sample(out, "edgeplane_proxy_route_http_request_duration_seconds_bucket",
+             labels + ",le=\"" + le + "\"", cumulative);
+    }
+    char sum[32];
+    std::snprintf(sum, sizeof sum, "%.3f", static_cast<double>(st.durationMsSum.load()) / 1000);
+    out += "edgeplane_proxy_route_http_request_duration_seconds_sum{" + labels + "} " + sum + "\n";
+    sample(out, "edgeplane_proxy_route_http_request_duration_seconds_count", labels, cumulative);
+  }
+  family(out, "edgeplane_proxy_route_upstream_connect_errors_total", "counter",
+         "Failed backend connects of each terminated route (every attempt).");
+  for (const auto& route : config.routes) {
+    if (route->spec.kind == RouteKind::Passthrough) {
+      continue;
+    }
+    std::string labels = "route=\"" + labelValue(route->spec.key()) + "\"";
+    sample(out, "edgeplane_proxy_route_upstream_connect_errors_total", labels,
+           route->stats->upstreamConnectErrors.load());
+  }
+}
+
 std::string renderMetrics(const Metrics& m, const ActiveConfig& config, uint64_t refused) {
   std::string out;
   out.reserve(4096);
@@ -241,6 +294,10 @@ std::string renderMetrics(const Metrics& m, const ActiveConfig& config, uint64_t
   family(out, "edgeplane_proxy_reloads_total", "counter",
          "Routing snapshots swapped in after the one loaded at startup.");
   sample(out, "edgeplane_proxy_reloads_total", "", m.reloads.load());
+  family(out, "edgeplane_proxy_tls_certificate_errors_total", "counter",
+         "Certificates left out of a snapshot generation (unreadable, not PEM, key mismatch, "
+         "fingerprint mismatch); their routes cannot terminate TLS.");
+  sample(out, "edgeplane_proxy_tls_certificate_errors_total", "", m.tlsCertificateErrors.load());
   family(out, "edgeplane_proxy_snapshot_refused_total", "counter",
          "Routing snapshots refused (undecodable or with routing table issues).");
   sample(out, "edgeplane_proxy_snapshot_refused_total", "", refused);
@@ -272,6 +329,7 @@ std::string renderMetrics(const Metrics& m, const ActiveConfig& config, uint64_t
     std::string labels = "route=\"" + labelValue(route->spec.key()) + "\"";
     sample(out, "edgeplane_proxy_route_failures_total", labels, route->stats->failures.load());
   }
+  renderHttpRouteMetrics(out, config);
   family(out, "edgeplane_proxy_backend_up", "gauge",
          "1 when the backend gets traffic (its health check passes, or it has none), else 0.");
   for (const auto& route : config.routes) {

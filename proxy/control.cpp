@@ -8,6 +8,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "proxy/tls/context.h"
+
 namespace edgeplane::proxy {
 
 namespace fs = std::filesystem;
@@ -19,10 +21,10 @@ std::shared_ptr<const ActiveConfig> emptyConfig() {
   return config;
 }
 
-Result<std::shared_ptr<const ActiveConfig>> buildActiveConfig(const ProxySnapshot& snapshot,
-                                                              int64_t generation, std::string json,
-                                                              const ActiveConfig* previous,
-                                                              health::HealthRegistry* health) {
+Result<std::shared_ptr<const ActiveConfig>> buildActiveConfig(
+    const ProxySnapshot& snapshot, int64_t generation, std::string json,
+    const ActiveConfig* previous, health::HealthRegistry* health,
+    std::shared_ptr<tls::TicketKeys> ticketKeys, std::vector<std::string>* tlsErrors) {
   std::unordered_map<std::string, std::shared_ptr<RouteStats>> kept;
   if (previous != nullptr) {
     for (const auto& route : previous->routes) {
@@ -65,6 +67,12 @@ Result<std::shared_ptr<const ActiveConfig>> buildActiveConfig(const ProxySnapsho
       message += p;
     }
     return terminal(message);
+  }
+  // Loaded only for a config that will be published: reading keys is not free.
+  if (!snapshot.certificates.empty()) {
+    config->tls = tls::ContextSet::build(snapshot.certificates,
+                                         previous != nullptr ? previous->tls.get() : nullptr,
+                                         std::move(ticketKeys), tlsErrors);
   }
   // Last: attach() drops the registry's entries this config does not use.
   if (health != nullptr) {
@@ -244,11 +252,19 @@ ReloadOutcome Controller::reloadLocked(bool fromWatcher) {
     return refuse(decoded.error().message);
   }
   auto previous = current();
-  auto built = buildActiveConfig(*decoded, snap.generation, snap.body, previous.get(), &health_);
+  std::vector<std::string> tlsErrors;
+  auto built = buildActiveConfig(*decoded, snap.generation, snap.body, previous.get(), &health_,
+                                 ticketKeys_, &tlsErrors);
   if (!built) {
     return refuse(built.error().message);
   }
   publishLocked(std::move(built.value()));
+  // Once per generation: a refused or unchanged generation is not built again.
+  for (const std::string& e : tlsErrors) {
+    log("snapshot generation " + std::to_string(snap.generation) + ": certificate " + e +
+        "; its routes cannot terminate TLS");
+  }
+  metrics_.tlsCertificateErrors.fetch_add(tlsErrors.size());
   if (!first) {
     metrics_.reloads.fetch_add(1);
   }

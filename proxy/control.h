@@ -22,6 +22,7 @@
 
 #include "proxy/health/registry.h"
 #include "proxy/runtime.h"
+#include "proxy/tls/ticket_keys.h"
 #include "schema/result.h"
 #include "schema/snapshot.h"
 #include "schema/store.h"
@@ -37,9 +38,16 @@ std::shared_ptr<const ActiveConfig> emptyConfig();
 // RoutingTable::build reports issues. With `health`, every route's backend health is attached
 // from it (carried across generations by key), once the config is otherwise valid; a
 // malformed health check is an error too.
+// TLS: the snapshot's certificates are loaded by tls::ContextSet::build (unchanged ones keep
+// `previous`'s SSL_CTX) with `ticketKeys` (nullptr: the previous generation's, else fresh
+// ones); `tls` stays nullptr without certificates. A certificate that fails is left out, not
+// fatal: its "NAME: reason" goes to `tlsErrors` (may be nullptr) for the caller to log and
+// count.
 Result<std::shared_ptr<const ActiveConfig>> buildActiveConfig(
     const ProxySnapshot& snapshot, int64_t generation, std::string json,
-    const ActiveConfig* previous, health::HealthRegistry* health = nullptr);
+    const ActiveConfig* previous, health::HealthRegistry* health = nullptr,
+    std::shared_ptr<tls::TicketKeys> ticketKeys = nullptr,
+    std::vector<std::string>* tlsErrors = nullptr);
 
 // Traffic of one route over some period.
 struct RouteTraffic {
@@ -153,6 +161,8 @@ class Controller {
   std::string refusedError_;
   std::atomic<uint64_t> refused_{0};
   std::vector<Tracked> tracked_;
+  // One key set for the process's life: tickets resume across snapshot generations.
+  std::shared_ptr<tls::TicketKeys> ticketKeys_ = tls::TicketKeys::create();
 
   std::mutex watchMu_;
   std::condition_variable watchCv_;

@@ -1,11 +1,6 @@
-// The :80 listener's request-head reader: strict HTTP/1.x head parsing for the HTTPS redirect.
-//
-// Only what a redirect needs is accepted, and nothing ambiguous: a request line
-// `METHOD SP origin-form SP HTTP/1.0|1.1 CRLF`, header fields `name: value CRLF` (no obs-fold,
-// no bare LF, no control characters), exactly one Host field, then an empty line. The engine
-// reads up to kMaxHttpHead bytes, finds the end of the head and calls parseHttpHead once; it
-// then answers 308 to https://<host><target> when the host has a route, 404 otherwise, 400 on
-// any parse error, always with `Connection: close`. No exceptions, no I/O.
+// The :80 listener's answers: the 308 to HTTPS, 404 and 400, always with `Connection: close`.
+// The request head itself is parsed by the one HTTP/1.1 codec (proxy/http/message.h); see
+// proxy/handlers/http80.h for the listener's behaviour. No exceptions, no I/O.
 #pragma once
 
 #include <cstddef>
@@ -14,21 +9,16 @@
 
 namespace edgeplane::proxy {
 
+// The most the :80 listener reads for a request head (no end of head within it: 400).
 inline constexpr size_t kMaxHttpHead = 8192;
 
-struct HttpHead {
-  std::string host;    // lower-case, port and one trailing dot removed ("example.com")
-  std::string target;  // the origin-form request target, path and query ("/a?b=c")
-};
+// A Host value as a routing-table key: lower-case, the port and one trailing dot removed
+// ("Example.COM.:8080" -> "example.com"). "" for an IP literal in brackets.
+std::string redirectHost(std::string_view host);
 
-// `head` is everything up to and including the CRLF CRLF that ends it. False if malformed.
-bool parseHttpHead(std::string_view head, HttpHead& out);
-
-// Where the head ends (one past the blank line's LF) in the bytes read so far; 0 if not yet.
-size_t findHttpHeadEnd(std::string_view data, size_t searchFrom = 0);
-
-// The complete responses the listener sends (status line, headers, short body).
-std::string httpRedirectResponse(const HttpHead& head);
+// 308 to https://<host><target>; `host` from redirectHost() and known to the routing table
+// (so a plain DNS name), `target` the origin-form path and query (the codec checked it).
+std::string httpRedirectResponse(std::string_view host, std::string_view target);
 std::string_view httpNotFoundResponse();
 std::string_view httpBadRequestResponse();
 

@@ -28,6 +28,17 @@ struct RouteStats {
   std::atomic<uint64_t> bytesIn{0};      // client -> backend
   std::atomic<uint64_t> bytesOut{0};     // backend -> client
   std::atomic<uint64_t> failures{0};     // no backend reachable, relay errors
+
+  // Terminated routes (site, gateway): per HTTP request.
+  static constexpr std::array<uint32_t, 10> kDurationBucketsMs{5,   10,  25,   50,   100,
+                                                               250, 500, 1000, 2500, 10000};
+  std::array<std::atomic<uint64_t>, 5> responses{};  // by status class: [0] 1xx .. [4] 5xx
+  // Request durations (head received to response sent), per bucket (not cumulative); the
+  // last entry counts those above the largest bound.
+  std::array<std::atomic<uint64_t>, kDurationBucketsMs.size() + 1> durationBuckets{};
+  std::atomic<uint64_t> durationMsSum{0};
+  std::atomic<uint64_t> upstreamConnectErrors{0};  // failed backend connects (each attempt)
+  void observeRequest(int status, int64_t ms);
 };
 
 // One backend's health, shared by the prober (proxy/health) and the workers. Keyed by
@@ -70,12 +81,15 @@ enum class ErrorKind : uint8_t {
   HelloMalformed,    // the ClientHello reader refused the bytes
   HelloTimeout,      // no complete ClientHello within the hello timeout
   NoRoute,           // SNI matched no route (or no SNI at all)
-  RouteUnsupported,  // a site/gateway route: TLS termination is not served yet
+  RouteUnsupported,  // a route kind this build does not serve
   UpstreamConnect,   // every backend refused or timed out on connect
   IdleTimeout,       // no bytes either way within the idle timeout
   ConnectionLimit,   // accepted over the connection limit and closed at once
   Relay,             // a read/write/splice error mid-stream
   HttpMalformed,     // the :80 listener got a bad request head
+  TlsCertificate,    // a terminated route whose certificate is not loaded
+  TlsHandshake,      // the TLS handshake failed or did not finish within the hello timeout
+  UpstreamTimeout,   // no response head from the backend within the response timeout (504)
   kCount
 };
 inline constexpr size_t kErrorKinds = static_cast<size_t>(ErrorKind::kCount);
@@ -89,6 +103,7 @@ struct Metrics {
   std::atomic<uint64_t> bytesOut{0};
   std::atomic<uint64_t> backendAttemptFailures{0};  // one backend refused/timed out/no netns
   std::atomic<uint64_t> reloads{0};
+  std::atomic<uint64_t> tlsCertificateErrors{0};  // certificates left out of a generation
   std::atomic<int64_t> generation{0};
   std::array<std::atomic<uint64_t>, kErrorKinds> errors{};
   void count(ErrorKind kind) { errors[static_cast<size_t>(kind)].fetch_add(1); }

@@ -31,7 +31,6 @@
 #include <thread>
 #include <vector>
 
-#include "proxy/http_redirect.h"
 #include "proxy/netns_socket.h"
 #include "proxy/proxy_protocol.h"
 #include "proxy/sni_router.h"
@@ -868,7 +867,8 @@ TEST_F(EngineTest, ConfigSwapKeepsOpenConnections) {
   EXPECT_EQ(two.accepts(), 1);
 }
 
-TEST_F(EngineTest, RouteKindsWithoutAHandlerAreRefused) {
+// Site routes go to the https handler; one whose certificate is not loaded is refused.
+TEST_F(EngineTest, SiteWithoutItsCertificateIsRefused) {
   Backend a(namedEcho("A", 0));
   start();
   engine_->setConfig(makeConfig(
@@ -876,7 +876,7 @@ TEST_F(EngineTest, RouteKindsWithoutAHandlerAreRefused) {
   Fd c = client();
   ASSERT_TRUE(sendAll(c.fd, clientHello("web.example.com")));
   EXPECT_TRUE(closedWithoutData(c.fd));
-  EXPECT_TRUE(eventually([&] { return errors(metrics_, ErrorKind::RouteUnsupported) == 1; }));
+  EXPECT_TRUE(eventually([&] { return errors(metrics_, ErrorKind::TlsCertificate) == 1; }));
   EXPECT_EQ(a.accepts(), 0);
 }
 
@@ -1155,39 +1155,6 @@ TEST_F(EngineTest, BadOptionsAndBusyPortAreClearErrors) {
   EXPECT_NE(r.error().message.find("bind 127.0.0.1:" + std::to_string(held.port)),
             std::string::npos)
       << r.error().message;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The :80 head parser on its own.
-
-TEST(HttpHead, StrictParsing) {
-  HttpHead h;
-  EXPECT_TRUE(parseHttpHead("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", h));
-  EXPECT_EQ(h.host, "example.com");
-  EXPECT_EQ(h.target, "/");
-  EXPECT_TRUE(parseHttpHead("GET /a HTTP/1.1\r\nhost:Example.COM.:8080 \r\n\r\n", h));
-  EXPECT_EQ(h.host, "example.com");
-  EXPECT_TRUE(parseHttpHead("GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", h));
-  for (std::string_view bad : {
-           "GET / HTTP/1.1\r\n\r\n",                                // no Host
-           "GET / HTTP/1.1\nHost: a.com\n\n",                       // bare LF
-           "GET / HTTP/1.1\r\nHost: a.com\r\n folded\r\n\r\n",      // obs-fold
-           "GET / HTTP/1.1\r\nHost : a.com\r\n\r\n",                // space before colon
-           "GET / HTTP/2.0\r\nHost: a.com\r\n\r\n",                 // version
-           "GET http://a.com/ HTTP/1.1\r\nHost: a.com\r\n\r\n",     // absolute-form
-           "GET /a b HTTP/1.1\r\nHost: a.com\r\n\r\n",              // space in target
-           "GET / HTTP/1.1\r\nHost: a_b.com\r\n\r\n",               // not a DNS name
-           "GET / HTTP/1.1\r\nHost: a.com:99999\r\n\r\n",           // port
-           "GET / HTTP/1.1\r\nHost: a.com\r\nX: a\x01b\r\n\r\n",    // control char
-           "GET / HTTP/1.1\r\nHost: a.com\r\nHost: a.com\r\n\r\n",  // two Hosts
-           " GET / HTTP/1.1\r\nHost: a.com\r\n\r\n",                // leading space
-       }) {
-    EXPECT_FALSE(parseHttpHead(bad, h)) << bad;
-  }
-  EXPECT_EQ(findHttpHeadEnd("GET / HTTP/1.1\r\nHost: a\r\n\r\nbody"), 27u);
-  EXPECT_EQ(findHttpHeadEnd("GET / HTTP/1.1\r\nHost: a\r\n\r"), 0u);
-  // Resumed search finds a terminator split across reads.
-  EXPECT_EQ(findHttpHeadEnd("ab\r\n\r\n", 4), 6u);
 }
 
 // ---------------------------------------------------------------------------------------------

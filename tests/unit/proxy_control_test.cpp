@@ -33,6 +33,7 @@
 
 #include "proxy/admin.h"
 #include "proxy/control.h"
+#include "proxy/tls/context.h"
 #include "schema/snapshot.h"
 #include "schema/store.h"
 #include "tests/support/temp_dir.h"
@@ -199,6 +200,31 @@ TEST(ActiveConfigBuilder, RefusesRoutingTableIssuesAndDuplicateKeys) {
   auto r3 = buildActiveConfig(twice, 7, "{}", nullptr);
   ASSERT_FALSE(r3.ok());
   EXPECT_NE(r3.error().message.find("appears twice"), std::string::npos) << r3.error().message;
+}
+
+// Certificate loading itself is tls_tests' subject; here: a broken certificate is reported
+// per name and does not refuse the snapshot, and no certificates means no TLS set.
+TEST(ActiveConfigBuilder, ReportsCertificatesLeftOutWithoutRefusing) {
+  TempDir dir;
+  auto s = snapshotOf({passthrough("alpha", {"a.example.com"})});
+  auto none = build(s, 1, nullptr);
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->tls, nullptr);
+
+  SnapshotCertificate cert;
+  cert.name = "web";
+  cert.fingerprint = std::string(64, 'a');
+  cert.cert_file = (dir.path() / "web.crt").string();
+  cert.key_file = (dir.path() / "web.key").string();
+  s.certificates = {cert};
+  std::vector<std::string> errors;
+  auto built = buildActiveConfig(s, 2, "{}", none.get(), nullptr, nullptr, &errors);
+  ASSERT_TRUE(built.ok()) << built.error().message;
+  ASSERT_NE(built.value()->tls, nullptr);
+  EXPECT_EQ(built.value()->tls->size(), 0u);
+  EXPECT_EQ(built.value()->tls->find("web"), nullptr);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].rfind("web: " + cert.cert_file, 0), 0u) << errors[0];
 }
 
 TEST(ActiveConfigBuilder, EmptyConfigRoutesNothing) {
@@ -572,7 +598,7 @@ struct ParsedMetrics {
 ParsedMetrics parseMetrics(const std::string& text) {
   ParsedMetrics p;
   std::regex help(R"(^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) \S.*$)");
-  std::regex type(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge)$)");
+  std::regex type(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram)$)");
   std::regex sampleRe(
       R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*")(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*")*\})? (-?[0-9]+(\.[0-9]+)?)$)");
   std::string family;
@@ -598,7 +624,10 @@ ParsedMetrics parseMetrics(const std::string& text) {
       }
       p.types[family] = m[2];
     } else if (std::regex_match(line, m, sampleRe)) {
-      if (m[1] != family) {
+      bool histogramPart =
+          p.types[family] == "histogram" &&
+          (m[1] == family + "_bucket" || m[1] == family + "_sum" || m[1] == family + "_count");
+      if (m[1] != family && !histogramPart) {
         p.errors.push_back("sample outside its family: " + line);
       }
       std::string key = line.substr(0, line.rfind(' '));
@@ -620,6 +649,7 @@ TEST(MetricsText, ParsesBackWithEveryErrorKind) {
   m.bytesIn = 1234;
   m.bytesOut = 5678;
   m.reloads = 4;
+  m.tlsCertificateErrors = 2;
   m.backendAttemptFailures = 8;
   m.generation = 9;
   m.count(ErrorKind::NoRoute);
@@ -644,6 +674,8 @@ TEST(MetricsText, ParsesBackWithEveryErrorKind) {
   EXPECT_EQ(p.samples["edgeplane_proxy_bytes_total{direction=\"in\"}"], 1234);
   EXPECT_EQ(p.samples["edgeplane_proxy_bytes_total{direction=\"out\"}"], 5678);
   EXPECT_EQ(p.samples["edgeplane_proxy_reloads_total"], 4);
+  EXPECT_EQ(p.types["edgeplane_proxy_tls_certificate_errors_total"], "counter");
+  EXPECT_EQ(p.samples["edgeplane_proxy_tls_certificate_errors_total"], 2);
   EXPECT_EQ(p.samples["edgeplane_proxy_backend_attempt_failures_total"], 8);
   EXPECT_EQ(p.samples["edgeplane_proxy_snapshot_generation"], 9);
   EXPECT_EQ(p.samples["edgeplane_proxy_snapshot_refused_total"], 6);
@@ -719,6 +751,42 @@ TEST(BackendHealthApi, ListsEveryBackendAndExportsTheUpGauge) {
     series += key.starts_with("edgeplane_proxy_backend_up{") ? 1 : 0;
   }
   EXPECT_EQ(series, 3u);
+}
+
+// The https handler's per-request series, for terminated routes only.
+TEST(MetricsText, TerminatedRoutesHaveRequestSeries) {
+  Metrics m;
+  SnapshotRoute web = passthrough("web", {"web.example.com"});
+  web.kind = RouteKind::Site;
+  auto config = build(snapshotOf({web, passthrough("raw", {"raw.example.com"})}), 1, nullptr);
+  ASSERT_TRUE(config);
+  RouteStats& s = *config->routes[0]->stats;
+  s.observeRequest(200, 3);
+  s.observeRequest(204, 40);
+  s.observeRequest(502, 20000);
+  s.upstreamConnectErrors = 2;
+  ParsedMetrics p = parseMetrics(renderMetrics(m, *config, 0));
+  EXPECT_TRUE(p.errors.empty()) << ::testing::PrintToString(p.errors);
+  const std::string route = "route=\"site web\"";
+  EXPECT_EQ(p.types["edgeplane_proxy_route_http_request_duration_seconds"], "histogram");
+  EXPECT_EQ(p.samples["edgeplane_proxy_route_http_responses_total{" + route + ",class=\"2xx\"}"],
+            2);
+  EXPECT_EQ(p.samples["edgeplane_proxy_route_http_responses_total{" + route + ",class=\"5xx\"}"],
+            1);
+  const std::string bucket = "edgeplane_proxy_route_http_request_duration_seconds_bucket{" + route;
+  EXPECT_EQ(p.samples[bucket + ",le=\"0.005\"}"], 1);
+  EXPECT_EQ(p.samples[bucket + ",le=\"0.05\"}"], 2);
+  EXPECT_EQ(p.samples[bucket + ",le=\"10\"}"], 2);
+  EXPECT_EQ(p.samples[bucket + ",le=\"+Inf\"}"], 3);
+  EXPECT_EQ(p.samples["edgeplane_proxy_route_http_request_duration_seconds_count{" + route + "}"],
+            3);
+  EXPECT_DOUBLE_EQ(
+      p.samples["edgeplane_proxy_route_http_request_duration_seconds_sum{" + route + "}"], 20.043);
+  EXPECT_EQ(p.samples["edgeplane_proxy_route_upstream_connect_errors_total{" + route + "}"], 2);
+  EXPECT_EQ(
+      p.samples.count("edgeplane_proxy_route_upstream_connect_errors_total{route=\"passthrough "
+                      "raw\"}"),
+      0u);
 }
 
 // ---- the admin API over real sockets ----

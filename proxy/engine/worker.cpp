@@ -1,0 +1,569 @@
+// The worker loop: epoll, accepting, the ClientHello and SNI routing, dispatch, closing.
+#include "proxy/engine/worker.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <new>
+
+#include "proxy/clienthello.h"
+#include "proxy/engine/access_log.h"
+#include "proxy/engine/listeners.h"
+#include "proxy/engine/shared.h"
+#include "proxy/netns_socket.h"
+
+namespace edgeplane::proxy {
+
+namespace {
+
+constexpr int kMaxEvents = 256;
+constexpr int kAcceptBatch = 64;
+constexpr size_t kMinScratchBytes = 16384;
+constexpr int64_t kNetnsSweepMs = 1000;
+constexpr int64_t kAcceptPauseMs = 100;  // listeners unwatched after an EMFILE we cannot shed
+constexpr uint64_t kTagMask = 7;
+// Tags of the worker's own fds (null target pointer).
+constexpr uint64_t kHttpsListener = 0;
+constexpr uint64_t kHttpListener = 1;
+constexpr uint64_t kWake = 2;
+
+int64_t monotonicMs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------
+// Connection: the engine's own target until a handler takes over.
+
+void Connection::finish(Outcome outcome) {
+  worker_->finish(this, outcome);
+}
+
+void Connection::onIo(uint32_t tag, uint32_t events) {
+  if (handler_) {
+    handler_->onIo(tag, events);
+    return;
+  }
+  readable_ |= (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+  writable_ |= (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
+  worker_->readHello(this);
+}
+
+void Connection::onTimer() {
+  finish(Outcome::fail(ErrorKind::HelloTimeout));
+}
+
+void Connection::onReady() {}
+
+namespace engine_detail {
+
+Worker::~Worker() {
+  closeAll(Outcome::shutdown());
+  for (auto& p : protocols_.entries) {
+    if (p) {
+      p->shutdown();
+    }
+  }
+  freeRetired();
+  for (Connection* c : deadConnections_) {
+    delete c;
+  }
+  deadConnections_.clear();
+  graveyard_.clear();
+  closeListeners();
+  for (auto [r, w] : pipePool_) {
+    ::close(r);
+    ::close(w);
+  }
+  for (int fd : {reserveFd_, wake_, epoll_}) {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+}
+
+const EngineOptions& Worker::options() const {
+  return shared_.options;
+}
+
+Metrics& Worker::metrics() {
+  return *shared_.metrics;
+}
+
+std::string Worker::setup(int httpsListener, int httpListener) {
+  httpsListener_ = httpsListener;
+  httpListener_ = httpListener;
+  epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_ < 0) {
+    return "epoll_create1: " + errnoText(errno);
+  }
+  wake_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_ < 0) {
+    return "eventfd: " + errnoText(errno);
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kWake;
+  if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &ev) != 0) {
+    return "epoll_ctl: " + errnoText(errno);
+  }
+  ev.data.u64 = kHttpsListener;
+  if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, httpsListener_, &ev) != 0) {
+    return "epoll_ctl: " + errnoText(errno);
+  }
+  if (httpListener_ >= 0) {
+    ev.data.u64 = kHttpListener;
+    if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, httpListener_, &ev) != 0) {
+      return "epoll_ctl: " + errnoText(errno);
+    }
+  }
+  reserveFd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  scratch_.resize(std::max(shared_.options.bufferBytes, kMinScratchBytes));
+  rng_ = (static_cast<uint64_t>(monotonicMs()) << 8) ^ (0x9E3779B97F4A7C15ull * (index_ + 1));
+  now_ = monotonicMs();
+  timers_.start(now_);
+  protocols_ = defaultProtocols(*this);
+  return {};
+}
+
+void Worker::run(std::latch& started, std::string& initError) {
+  char name[16];
+  std::snprintf(name, sizeof name, "ep-worker-%d", index_);
+  ::pthread_setname_np(::pthread_self(), name);  // for top -H, perf and gdb
+  netns_ = std::make_unique<NetnsSocketFactory>(shared_.options.netnsDir);
+  int rc = netns_->init();
+  if (rc != 0) {
+    initError = "open /proc/thread-self/ns/net: " + errnoText(-rc);
+  }
+  started.count_down();
+  if (rc != 0) {
+    return;
+  }
+  loop();
+}
+
+void Worker::wake() {
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_, &one, sizeof one);
+}
+
+void Worker::loop() {
+  std::array<epoll_event, kMaxEvents> events{};
+  while (!stopRequested.load(std::memory_order_acquire)) {
+    int timeout = -1;
+    if (!ready_.empty()) {
+      timeout = 0;
+    } else if (timers_.size() > 0 || acceptResumeMs_ >= 0) {
+      timeout = static_cast<int>(TimerWheel::kTickMs);
+    } else if (!netns_->empty()) {
+      timeout = static_cast<int>(kNetnsSweepMs);  // so a deleted namespace is let go of
+    }
+    int n = ::epoll_wait(epoll_, events.data(), kMaxEvents, timeout);
+    now_ = monotonicMs();
+    for (int i = 0; i < n; ++i) {
+      onEvent(events[i].data.u64, events[i].events);
+    }
+    runReady();
+    timers_.advance(now_, expired_);
+    for (EventTarget* t : expired_) {
+      if (!t->retired_) {
+        t->onTimer();
+      }
+    }
+    expired_.clear();
+    if (acceptResumeMs_ >= 0 && now_ >= acceptResumeMs_) {
+      resumeAccepting();
+    }
+    if (now_ - lastSweepMs_ >= kNetnsSweepMs) {
+      lastSweepMs_ = now_;
+      netns_->sweep();
+      for (auto& p : protocols_.entries) {
+        if (p) {
+          p->sweep();
+        }
+      }
+    }
+    freeRetired();
+    handleCommands();
+  }
+}
+
+// Targets with work left over from their budget, after everyone else had a turn.
+void Worker::runReady() {
+  if (ready_.empty()) {
+    return;
+  }
+  readyNow_.swap(ready_);
+  for (EventTarget* t : readyNow_) {
+    t->inReady_ = false;
+    if (!t->retired_) {
+      t->onReady();
+    }
+  }
+  readyNow_.clear();
+}
+
+// A finished target still on the ready list is freed once that list let go of it.
+void Worker::freeRetired() {
+  size_t keep = 0;
+  for (Connection* c : deadConnections_) {
+    if (c->inReady_ || (c->handler_ && c->handler_->inReady_)) {
+      deadConnections_[keep++] = c;
+    } else {
+      delete c;
+    }
+  }
+  deadConnections_.resize(keep);
+  keep = 0;
+  for (auto& t : graveyard_) {
+    if (t->inReady_) {
+      graveyard_[keep++] = std::move(t);
+    }
+  }
+  graveyard_.resize(keep);
+}
+
+// Two atomic loads per loop iteration; the mutex only when a command is pending.
+void Worker::handleCommands() {
+  bool stopAccept = stopAcceptRequested.load(std::memory_order_acquire);
+  uint64_t closeReq = closeAllRequested.load(std::memory_order_acquire);
+  if (stopAccept == stopAcceptHandled_ && closeReq == closeAllHandled_) {
+    return;
+  }
+  bool drainNow = stopAccept && !stopAcceptHandled_;
+  if (stopAccept) {
+    closeListeners();
+  }
+  stopAcceptHandled_ = stopAccept;
+  if (drainNow) {
+    // Handlers may finish (idle keep-alive connections do): walk a snapshot of the list.
+    std::vector<Connection*> open;
+    for (Connection* c = all_; c != nullptr; c = c->aNext_) {
+      open.push_back(c);
+    }
+    for (Connection* c : open) {
+      if (!c->retired_ && c->handler_) {
+        c->handler_->onDrain();
+      }
+    }
+  }
+  size_t cut = 0;
+  if (closeReq != closeAllHandled_) {
+    cut = closeAll(Outcome::shutdown());
+  }
+  closeAllHandled_ = closeReq;
+  std::lock_guard lock(shared_.mu);
+  stopAcceptDone = stopAccept;
+  closeAllDone = closeReq;
+  closedByCommand += cut;
+  shared_.cv.notify_all();
+}
+
+void Worker::closeListeners() {
+  for (int* fd : {&httpsListener_, &httpListener_}) {
+    if (*fd >= 0) {
+      ::close(*fd);
+      *fd = -1;
+    }
+  }
+}
+
+void Worker::onEvent(uint64_t data, uint32_t events) {
+  auto tag = static_cast<uint32_t>(data & kTagMask);
+  // The tag packing is what lets one epoll_data word name both the target and the socket.
+  auto* t = reinterpret_cast<EventTarget*>(data & ~kTagMask);  // NOLINT(performance-no-int-to-ptr)
+  if (t != nullptr) {
+    if (!t->retired_) {
+      t->onIo(tag, events);  // else closed earlier in this batch
+    }
+    return;
+  }
+  if (tag == kWake) {
+    uint64_t v = 0;
+    [[maybe_unused]] ssize_t n = ::read(wake_, &v, sizeof v);
+  } else if (tag == kHttpsListener && httpsListener_ >= 0) {
+    acceptBatch(httpsListener_, false);
+  } else if (tag == kHttpListener && httpListener_ >= 0) {
+    acceptBatch(httpListener_, true);
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// Accepting
+
+void Worker::acceptBatch(int listener, bool http) {
+  Metrics& m = *shared_.metrics;
+  const EngineOptions& o = shared_.options;
+  for (int i = 0; i < kAcceptBatch; ++i) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int fd =
+        ::accept4(listener, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) {
+        continue;
+      }
+      if (errno == EMFILE || errno == ENFILE) {
+        if (shedOneConnection(listener)) {
+          continue;
+        }
+        pauseAccepting();
+        return;
+      }
+      return;  // EAGAIN, or ENOBUFS/ENOMEM: retried on the next wake-up
+    }
+    m.connectionsTotal.fetch_add(1, std::memory_order_relaxed);
+    if (shared_.open.fetch_add(1, std::memory_order_relaxed) >= o.maxConnections) {
+      shared_.open.fetch_sub(1, std::memory_order_relaxed);
+      refuseOverLimit(fd, ss, http);
+      continue;
+    }
+    auto* c = new (std::nothrow) Connection;
+    if (c == nullptr) {
+      shared_.open.fetch_sub(1, std::memory_order_relaxed);
+      m.count(ErrorKind::ConnectionLimit);
+      ::close(fd);
+      continue;
+    }
+    m.connectionsOpen.fetch_add(1, std::memory_order_relaxed);
+    setNoDelay(fd);
+    c->ctx_ = this;
+    c->worker_ = this;
+    c->http_ = http;
+    c->fd_ = fd;
+    c->client_ = fromSockaddr(ss);
+    c->startMs_ = now_;
+    c->aNext_ = all_;
+    if (all_ != nullptr) {
+      all_->aPrev_ = c;
+    }
+    all_ = c;
+    if (!watch(fd, c, kClientTag, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)) {
+      finish(c, Outcome::fail(ErrorKind::ConnectionLimit));
+      continue;
+    }
+    if (http) {
+      dispatch(c, Entry::PlainHttp);
+    } else {
+      c->parser_ = std::make_unique<ClientHelloParser>();
+      schedule(c, now_ + o.helloTimeout.count());
+    }
+  }
+}
+
+void Worker::refuseOverLimit(int fd, const sockaddr_storage& ss, bool http) {
+  shared_.metrics->count(ErrorKind::ConnectionLimit);
+  if (shared_.options.accessLog) {
+    char client[64];
+    formatEndpoint(fromSockaddr(ss), client, sizeof client);
+    char line[160];
+    int n = std::snprintf(line, sizeof line, "access%s client=%s outcome=connection_limit\n",
+                          http ? "-http" : "", client);
+    writeLogLine(*this, line, sizeof line, n);
+  }
+  setLingerZero(fd);
+  ::close(fd);
+}
+
+// Out of file descriptors: accept and drop one pending connection using the reserve fd, so
+// the level-triggered listener does not spin, and the client is told at once. False when no
+// connection could be shed: the reserve is gone (the fd table is shared by every worker, so
+// another thread may take the number we free) and cannot be reopened, or the accept into it
+// failed anyway.
+bool Worker::shedOneConnection(int listener) {
+  if (reserveFd_ < 0) {
+    reserveFd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (reserveFd_ < 0) {
+      return false;
+    }
+  }
+  ::close(reserveFd_);
+  int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd >= 0) {
+    setLingerZero(fd);
+    ::close(fd);
+    shared_.metrics->count(ErrorKind::ConnectionLimit);
+  }
+  reserveFd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return fd >= 0;
+}
+
+// Nothing could be shed: a level-triggered listener would wake us at once, forever, while the
+// process is out of fds. Stop watching the listeners for kAcceptPauseMs instead; pending
+// clients wait in the backlog (and are served when fds are back) rather than being spun on.
+// Counted once per pause as ConnectionLimit, so the condition shows in the metrics.
+void Worker::pauseAccepting() {
+  if (acceptResumeMs_ >= 0) {
+    return;
+  }
+  shared_.metrics->count(ErrorKind::ConnectionLimit);
+  for (int fd : {httpsListener_, httpListener_}) {
+    if (fd >= 0) {
+      ::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd, nullptr);
+    }
+  }
+  acceptResumeMs_ = now_ + kAcceptPauseMs;
+}
+
+void Worker::resumeAccepting() {
+  acceptResumeMs_ = -1;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  if (httpsListener_ >= 0) {
+    ev.data.u64 = kHttpsListener;
+    ::epoll_ctl(epoll_, EPOLL_CTL_ADD, httpsListener_, &ev);
+  }
+  if (httpListener_ >= 0) {
+    ev.data.u64 = kHttpListener;
+    ::epoll_ctl(epoll_, EPOLL_CTL_ADD, httpListener_, &ev);
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// ClientHello and routing
+
+void Worker::readHello(Connection* c) {
+  const size_t cap = ClientHelloParser::kDefaultMaxBytes;
+  while (c->readable_) {
+    size_t have = c->hello_.size();
+    // The parser refuses more than `cap` bytes; read at most one byte past it so an
+    // oversized hello is seen as such (anything after a complete hello is kept for replay).
+    size_t want = std::min(scratch_.size(), cap + 1 - std::min(have, cap));
+    ssize_t n = ::recv(c->fd_, scratch_.data(), want, 0);
+    if (n > 0) {
+      c->hello_.insert(c->hello_.end(), scratch_.data(), scratch_.data() + n);
+      auto r = c->parser_->feed(
+          std::span<const uint8_t>(c->hello_.data() + have, static_cast<size_t>(n)));
+      if (r.status == ClientHelloParser::Status::Done) {
+        routeHello(c);
+        return;
+      }
+      if (r.status == ClientHelloParser::Status::Error) {
+        finish(c, Outcome::fail(ErrorKind::HelloMalformed));
+        return;
+      }
+      continue;
+    }
+    if (n == 0) {
+      finish(c, have == 0 ? Outcome::empty() : Outcome::fail(ErrorKind::HelloMalformed));
+      return;
+    }
+    if (errno == EAGAIN) {
+      c->readable_ = false;
+      return;
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    // Reset mid-hello: a truncated hello if anything came, else just a client that left.
+    finish(c, have == 0 ? Outcome::empty() : Outcome::fail(ErrorKind::HelloMalformed));
+    return;
+  }
+}
+
+void Worker::routeHello(Connection* c) {
+  const ClientHello& hello = c->parser_->hello();
+  if (hello.sni) {
+    c->sni_ = *hello.sni;
+  }
+  c->parser_.reset();  // its reassembly buffer is not needed any more
+  std::shared_ptr<const ActiveConfig> config = currentConfig();
+  if (c->sni_.empty() || !config || !config->table) {
+    finish(c, Outcome::fail(ErrorKind::NoRoute));
+    return;
+  }
+  std::optional<RouteId> id = config->table->lookup(c->sni_);
+  if (!id || *id >= config->routes.size() || !config->routes[*id]) {
+    finish(c, Outcome::fail(ErrorKind::NoRoute));
+    return;
+  }
+  c->route_ = config->routes[*id].get();
+  c->config_ = std::move(config);
+  if (c->route_->stats) {
+    c->route_->stats->connections.fetch_add(1, std::memory_order_relaxed);
+  }
+  unschedule(c);
+  dispatch(c,
+           c->route_->spec.kind == RouteKind::Passthrough ? Entry::Passthrough : Entry::Terminate);
+}
+
+// The one place a connection gets its handler; a protocol the build does not serve (yet)
+// closes the connection as RouteUnsupported.
+void Worker::dispatch(Connection* c, Entry entry) {
+  Protocol* protocol = protocols_.get(entry);
+  std::unique_ptr<Handler> handler = protocol != nullptr ? protocol->create(*c) : nullptr;
+  if (!handler) {
+    finish(c, Outcome::fail(ErrorKind::RouteUnsupported));
+    return;
+  }
+  c->handler_ = std::move(handler);
+  c->handler_->start();
+}
+
+// ------------------------------------------------------------------------------------------
+// Closing
+
+void Worker::finish(Connection* c, Outcome outcome) {
+  if (c->retired_) {
+    return;
+  }
+  c->retired_ = true;
+  unschedule(c);
+  Metrics& m = *shared_.metrics;
+  if (outcome.kind == Outcome::Error) {
+    m.count(outcome.error);
+    bool routeFailure =
+        outcome.error == ErrorKind::UpstreamConnect || outcome.error == ErrorKind::Relay;
+    if (routeFailure && c->route_ != nullptr && c->route_->stats) {
+      c->route_->stats->failures.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (c->handler_) {
+    c->handler_->retired_ = true;
+    unschedule(c->handler_.get());
+    c->handler_->onClose(outcome);
+  } else if (!c->http_) {
+    logConnection(*c, nullptr, 0, 0, outcome);
+  }
+  if (c->fd_ >= 0) {
+    ::close(c->fd_);
+    c->fd_ = -1;
+  }
+  shared_.open.fetch_sub(1, std::memory_order_relaxed);
+  m.connectionsOpen.fetch_sub(1, std::memory_order_relaxed);
+  if (c->aPrev_ != nullptr) {
+    c->aPrev_->aNext_ = c->aNext_;
+  } else {
+    all_ = c->aNext_;
+  }
+  if (c->aNext_ != nullptr) {
+    c->aNext_->aPrev_ = c->aPrev_;
+  }
+  c->aPrev_ = nullptr;
+  c->aNext_ = nullptr;
+  deadConnections_.push_back(c);
+}
+
+size_t Worker::closeAll(Outcome outcome) {
+  size_t n = 0;
+  while (all_ != nullptr) {
+    finish(all_, outcome);
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace engine_detail
+}  // namespace edgeplane::proxy

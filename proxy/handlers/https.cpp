@@ -1,0 +1,600 @@
+// The https handler's client side: TLS, request heads, routing by Host, errors, the log.
+#include "proxy/handlers/https.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "proxy/engine/access_log.h"
+#include "proxy/handlers/https_handler.h"
+#include "proxy/http/serialize.h"
+#include "proxy/tls/context.h"
+
+namespace edgeplane::proxy {
+
+namespace {
+
+using Io = tls::ServerStream::Io;
+
+constexpr int kPumpBudget = 16;      // steps per turn
+constexpr size_t kInBuffer = 49152;  // > the head limits (8 KiB line + 32 KiB fields)
+constexpr int64_t kLingerMs = 1000;
+constexpr size_t kLingerMaxBytes = size_t{256} * 1024;
+
+// How a connection that answered `status` and closed counts.
+Outcome errorOutcome(int status) {
+  switch (status) {
+    case 408:
+      return Outcome::fail(ErrorKind::IdleTimeout);
+    case 421:
+      return Outcome::fail(ErrorKind::NoRoute);
+    case 502:
+    case 503:
+      return Outcome::fail(ErrorKind::UpstreamConnect);
+    case 504:
+      return Outcome::fail(ErrorKind::UpstreamTimeout);
+    default:
+      return Outcome::fail(ErrorKind::HttpMalformed);  // the codec's refusals
+  }
+}
+
+bool isIdempotent(std::string_view m) {
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
+}
+
+}  // namespace
+
+size_t ByteBuffer::room() {
+  if (begin_ > 0 && (begin_ == end_ || end_ == bytes_.size())) {
+    std::memmove(bytes_.data(), bytes_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  return bytes_.size() - end_;
+}
+
+void ByteBuffer::consume(size_t n) {
+  begin_ += n;
+  if (begin_ == end_) {
+    begin_ = end_ = 0;
+  }
+}
+
+std::unique_ptr<Handler> HttpsProtocol::create(Connection& conn) {
+  return std::make_unique<HttpsHandler>(conn, *this);
+}
+
+std::unique_ptr<Protocol> makeHttpsProtocol(Context& ctx, RequestFilter* filter) {
+  return std::make_unique<HttpsProtocol>(ctx, filter);
+}
+
+void HttpsHandler::start() {
+  const ActiveRoute* route = conn().route();
+  const std::shared_ptr<const ActiveConfig>& config = conn().config();
+  SSL_CTX* sslCtx = nullptr;
+  if (route->spec.certificate && config->tls) {
+    certName_ = *route->spec.certificate;
+    sslCtx = config->tls->find(certName_);
+  }
+  if (sslCtx == nullptr) {
+    conn().finish(Outcome::fail(ErrorKind::TlsCertificate));
+    return;
+  }
+  tls_ = tls::ServerStream::create(sslCtx, conn().fd(), std::move(conn().hello()));
+  if (!tls_) {
+    conn().finish(Outcome::fail(ErrorKind::TlsHandshake));
+    return;
+  }
+  clientReadable_ = conn().readable();
+  clientWritable_ = conn().writable();
+  stateSinceMs_ = conn().startMs();
+  lastActivityMs_ = ctx().now();
+  pump();
+}
+
+void HttpsHandler::onIo(uint32_t tag, uint32_t events) {
+  bool readable = (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+  bool writable = (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
+  if (tag == kClientTag) {
+    clientReadable_ |= readable;
+    clientWritable_ |= writable;
+  } else {
+    if (upConnecting_) {
+      onConnectEvent(events);
+      if (conn().finished()) {
+        return;
+      }
+    }
+    upReadable_ |= readable;
+    upWritable_ |= writable;
+  }
+  pump();
+}
+
+// Steps until nothing moves; a busy connection yields after kPumpBudget steps.
+void HttpsHandler::pump() {
+  for (int i = 0; i < kPumpBudget; ++i) {
+    if (conn().finished()) {
+      return;
+    }
+    if (!step()) {
+      if (!conn().finished()) {
+        armTimer();
+      }
+      return;
+    }
+    lastActivityMs_ = ctx().now();
+  }
+  if (!conn().finished()) {
+    armTimer();
+    ctx().markReady(this);
+  }
+}
+
+// One round over both sides; true if anything moved.
+bool HttpsHandler::step() {
+  switch (state_) {
+    case State::Handshake:
+      return handshake();
+    case State::Linger:
+      return linger();
+    default:
+      break;
+  }
+  bool moved = flushClient();
+  if (conn().finished()) {
+    return false;
+  }
+  if (state_ == State::Closing) {
+    if (cout_.empty()) {
+      startClosing();
+      return true;
+    }
+    return moved;
+  }
+  moved |= readClient();
+  if (conn().finished()) {
+    return false;
+  }
+  switch (state_) {
+    case State::Idle:
+      moved |= processIdle();
+      break;
+    case State::Head:
+      moved |= processHead();
+      break;
+    case State::Exchange:
+      moved |= forwardRequestBody();
+      if (!conn().finished() && state_ == State::Exchange) {
+        moved |= flushUpstream();
+      }
+      if (!conn().finished() && state_ == State::Exchange) {
+        moved |= readUpstream();
+      }
+      if (!conn().finished() && state_ == State::Exchange) {
+        moved |= processResponse();
+      }
+      break;
+    case State::Tunnel:
+      moved |= tunnel();
+      break;
+    default:
+      break;
+  }
+  return moved && !conn().finished();
+}
+
+bool HttpsHandler::handshake() {
+  switch (tls_->handshake()) {
+    case Io::Ok:
+      state_ = State::Idle;
+      stateSinceMs_ = ctx().now();
+      cin_.reserve(kInBuffer);
+      return true;
+    case Io::WantRead:
+      clientReadable_ = false;
+      return false;
+    case Io::WantWrite:
+      clientWritable_ = false;
+      return false;
+    case Io::Eof:
+    case Io::Error:
+      break;
+  }
+  conn().finish(Outcome::fail(ErrorKind::TlsHandshake));
+  return false;
+}
+
+bool HttpsHandler::flushClient() {
+  bool moved = false;
+  while (!cout_.empty() && clientWritable_) {
+    size_t n = 0;
+    Io r = tls_->write(reinterpret_cast<const uint8_t*>(cout_.bytes.data() + cout_.sent),
+                       cout_.size(), &n);
+    if (r == Io::Ok) {
+      cout_.sent += n;
+      out_ += n;
+      moved = true;
+      continue;
+    }
+    if (r == Io::WantWrite) {
+      clientWritable_ = false;
+    } else if (r == Io::WantRead) {
+      clientReadable_ = false;
+    } else {
+      logRequest(Outcome::fail(ErrorKind::Relay));
+      conn().finish(Outcome::fail(ErrorKind::Relay));
+      return false;
+    }
+    break;
+  }
+  cout_.clearIfDone();
+  return moved;
+}
+
+bool HttpsHandler::wantClientBytes() {
+  switch (state_) {
+    case State::Idle:
+    case State::Head:
+    case State::Tunnel:
+      return true;
+    case State::Exchange:
+      return !reqBodyDone_;
+    default:
+      return false;
+  }
+}
+
+bool HttpsHandler::readClient() {
+  bool moved = false;
+  while (!clientEof_ && wantClientBytes() && (clientReadable_ || tls_->pending() > 0)) {
+    size_t room = cin_.room();
+    if (room == 0) {
+      break;
+    }
+    size_t n = 0;
+    Io r = tls_->read(reinterpret_cast<uint8_t*>(cin_.tail()), room, &n);
+    if (r == Io::Ok) {
+      cin_.produced(n);
+      moved = true;
+      continue;
+    }
+    if (r == Io::WantRead) {
+      clientReadable_ = false;
+    } else if (r == Io::WantWrite) {
+      clientWritable_ = false;
+    } else {
+      clientEof_ = true;  // Eof, or an error: no more client bytes either way
+      moved = true;
+    }
+    break;
+  }
+  return moved;
+}
+
+bool HttpsHandler::processIdle() {
+  if (!cin_.empty()) {
+    state_ = State::Head;
+    stateSinceMs_ = ctx().now();
+    return true;
+  }
+  if (clientEof_ || closeAfter_) {
+    startClosing();  // the client ended its keep-alive connection, or we are draining
+    return true;
+  }
+  return false;
+}
+
+bool HttpsHandler::processHead() {
+  http::Limits limits;
+  http::ParseResult r = http::parseRequestHead(cin_.data(), req_, limits);
+  if (r.status == http::ParseStatus::NeedMore) {
+    if (clientEof_) {
+      closeOutcome_ = Outcome::fail(ErrorKind::HttpMalformed);
+      startClosing();
+      return true;
+    }
+    return false;
+  }
+  if (r.status == http::ParseStatus::Error) {
+    in_ = cin_.size();
+    method_ = "-";  // logged without a method, host or path: the head is not trusted
+    host_.clear();
+    path_.clear();
+    answerError(r.code, r.reason);
+    return true;
+  }
+  startRequest(r.length);
+  return true;
+}
+
+// The head is complete: route it, filter it, forward it.
+void HttpsHandler::startRequest(size_t headLength) {
+  anyRequest_ = true;
+  method_.assign(req_.method);
+  host_.assign(req_.host);
+  path_.assign(req_.path);
+  in_ = headLength;
+  out_ = 0;
+  reqConfig_ = ctx().currentConfig();
+  route_ = resolveHost(reqConfig_);
+  if (route_ == nullptr) {
+    answerError(421, "Misdirected Request\n");
+    return;
+  }
+  if (protocol_.filter_ != nullptr) {
+    int status = protocol_.filter_->check(req_, *route_, conn().client());
+    if (status != 0) {
+      answerError(status, "");
+      closeOutcome_ = Outcome::ok();  // a refusal by policy, not a failure
+      return;
+    }
+  }
+  reqFraming_ = req_.framing;
+  reqRemaining_ = req_.framing == http::BodyFraming::ContentLength ? req_.contentLength : 0;
+  reqBodyDone_ = reqFraming_ == http::BodyFraming::None ||
+                 (reqFraming_ == http::BodyFraming::ContentLength && reqRemaining_ == 0);
+  reqChunks_.reset();
+  sentMs_ = ctx().now();
+  reqKeepAlive_ = req_.keepAlive;
+  http10_ = req_.version == http::Version::Http10;
+  upgrade_ = !req_.upgrade.empty();
+  retryable_ = isIdempotent(method_) && reqFraming_ == http::BodyFraming::None && !upgrade_;
+  char ip[64];
+  formatEndpoint(conn().client(), ip, sizeof ip);
+  std::string_view clientIp(ip);
+  clientIp = clientIp.substr(0, clientIp.rfind(':'));
+  if (clientIp.size() >= 2 && clientIp.front() == '[') {
+    clientIp = clientIp.substr(1, clientIp.size() - 2);
+  }
+  http::UpstreamRequestOptions options;
+  options.clientIp = clientIp;
+  options.forwardUpgrade = upgrade_;
+  headBytes_.clear();
+  http::writeUpstreamRequest(req_, options, headBytes_);
+  cin_.consume(headLength);  // req_'s views die here
+  state_ = State::Exchange;
+  stateSinceMs_ = ctx().now();
+  resp_ = Resp::Head;
+  respStarted_ = false;
+  status_ = 0;
+  tried_ = 0;
+  chooseBackend();
+}
+
+// The route for the request's Host: a site or gateway in `config` whose certificate is the
+// one this connection was terminated with; else null (421).
+const ActiveRoute* HttpsHandler::resolveHost(const std::shared_ptr<const ActiveConfig>& config) {
+  if (!config || !config->table) {
+    return nullptr;
+  }
+  std::string_view host = host_;
+  if (host.empty() || host.front() == '[') {
+    return nullptr;  // IP literals name no route
+  }
+  size_t colon = host.rfind(':');
+  if (colon != std::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  std::optional<RouteId> id = config->table->lookup(host);
+  if (!id || *id >= config->routes.size() || !config->routes[*id]) {
+    return nullptr;
+  }
+  const ActiveRoute* route = config->routes[*id].get();
+  if (route->spec.kind == RouteKind::Passthrough || route->spec.certificate != certName_) {
+    return nullptr;
+  }
+  return route;
+}
+
+// A complete error answer, then the connection ends.
+void HttpsHandler::answerError(int status, std::string_view body) {
+  status_ = status;
+  std::string text;
+  if (body.empty()) {
+    text.assign(http::reasonPhrase(status)).push_back('\n');
+    body = text;
+  }
+  http::writeSimpleResponse(status, body, true, {}, cout_.bytes);
+  if (route_ != nullptr && route_->stats) {
+    route_->stats->observeRequest(status, ctx().now() - stateSinceMs_);
+  }
+  closeOutcome_ = errorOutcome(status);
+  closeUpstream(false);
+  state_ = State::Closing;
+  stateSinceMs_ = ctx().now();
+}
+
+// The request's line; only once per request.
+void HttpsHandler::logRequest(Outcome outcome) {
+  if (method_.empty() || !ctx().options().accessLog) {
+    method_.clear();
+    return;
+  }
+  char client[64];
+  formatEndpoint(conn().client(), client, sizeof client);
+  char backend[64] = "-";
+  if (route_ != nullptr && backend_ >= 0) {
+    formatEndpoint(backends()[static_cast<size_t>(backend_)], backend, sizeof backend);
+  }
+  std::string_view kind = route_ != nullptr ? toString(route_->spec.kind) : "";
+  std::string_view name = route_ != nullptr ? std::string_view(route_->spec.name) : "-";
+  std::string_view result = outcomeName(outcome);
+  char line[kMaxLogLine];
+  int n = std::snprintf(
+      line, sizeof line,
+      "access-https client=%s host=%s method=%s path=%s status=%d in=%llu out=%llu ms=%lld "
+      "route=\"%.*s%s%.*s\" backend=%s outcome=%.*s\n",
+      client, host_.empty() ? "-" : host_.c_str(), method_.c_str(),
+      path_.empty() ? "-" : path_.c_str(), status_, static_cast<unsigned long long>(in_),
+      static_cast<unsigned long long>(out_), static_cast<long long>(ctx().now() - stateSinceMs_),
+      static_cast<int>(kind.size()), kind.data(), kind.empty() ? "" : " ",
+      static_cast<int>(name.size()), name.data(), backend, static_cast<int>(result.size()),
+      result.data());
+  writeLogLine(ctx(), line, sizeof line, n);
+  method_.clear();
+}
+
+// The response went out completely (and the request came in completely): next request, or
+// the end of the connection.
+void HttpsHandler::completeExchange() {
+  Metrics& m = ctx().metrics();
+  m.bytesIn.fetch_add(in_, std::memory_order_relaxed);
+  m.bytesOut.fetch_add(out_, std::memory_order_relaxed);
+  if (RouteStats* s = route_->stats.get()) {
+    s->bytesIn.fetch_add(in_, std::memory_order_relaxed);
+    s->bytesOut.fetch_add(out_, std::memory_order_relaxed);
+    s->observeRequest(status_, ctx().now() - stateSinceMs_);
+  }
+  logRequest(Outcome::ok());
+  bool reusable = respHead_.keepAlive && respFraming_ != http::BodyFraming::UntilClose &&
+                  uin_.empty() && !upEof_;
+  closeUpstream(reusable);
+  if (respClose_) {
+    startClosing();
+    return;
+  }
+  resetRequest();
+  state_ = State::Idle;
+  stateSinceMs_ = ctx().now();
+}
+
+void HttpsHandler::resetRequest() {
+  reqConfig_.reset();
+  route_ = nullptr;
+  backend_ = -1;
+  in_ = out_ = 0;
+  status_ = 0;
+  uin_.clear();
+  uout_ = OutQueue{};
+}
+
+// close_notify (best effort), our FIN, then read what the client still sends until it closes:
+// closing with unread bytes would reset the connection and could destroy the answer.
+void HttpsHandler::startClosing() {
+  logRequest(closeOutcome_);
+  closeUpstream(false);
+  tls_->shutdown();
+  ::shutdown(conn().fd(), SHUT_WR);
+  state_ = State::Linger;
+  stateSinceMs_ = ctx().now();
+  clientReadable_ = true;
+}
+
+bool HttpsHandler::linger() {
+  std::span<uint8_t> scratch = ctx().scratch();
+  size_t total = 0;
+  while (clientReadable_) {
+    ssize_t n = ::recv(conn().fd(), scratch.data(), scratch.size(), 0);
+    if (n > 0) {
+      total += static_cast<size_t>(n);
+      if (total > kLingerMaxBytes) {
+        break;
+      }
+      continue;
+    }
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0 && errno == EAGAIN) {
+      clientReadable_ = false;
+      return false;
+    }
+    break;
+  }
+  conn().finish(closeOutcome_);
+  return false;
+}
+
+void HttpsHandler::armTimer() {
+  const EngineOptions& o = ctx().options();
+  int64_t deadline = 0;
+  switch (state_) {
+    case State::Handshake:
+      deadline = conn().startMs() + o.helloTimeout.count();
+      break;
+    case State::Idle:
+      deadline = stateSinceMs_ + o.keepAliveTimeout.count();
+      break;
+    case State::Head:
+      deadline = stateSinceMs_ + o.headerTimeout.count();
+      break;
+    case State::Exchange:
+      if (upConnecting_) {
+        deadline = attemptMs_ + o.connectTimeout.count();
+      } else if (resp_ == Resp::Head && reqBodyDone_) {
+        deadline = std::max(attemptMs_, sentMs_) + o.responseTimeout.count();
+      } else {
+        deadline = lastActivityMs_ + o.idleTimeout.count();
+      }
+      break;
+    case State::Tunnel:
+      deadline = lastActivityMs_ + o.idleTimeout.count();
+      break;
+    case State::Closing:
+    case State::Linger:
+      deadline = stateSinceMs_ + kLingerMs;
+      break;
+  }
+  ctx().schedule(this, deadline);
+}
+
+void HttpsHandler::onTimer() {
+  switch (state_) {
+    case State::Handshake:
+      conn().finish(Outcome::fail(ErrorKind::TlsHandshake));
+      return;
+    case State::Idle:
+      startClosing();
+      break;
+    case State::Head:
+      method_ = "-";
+      answerError(408, "");
+      break;
+    case State::Exchange:
+      if (upConnecting_) {
+        upstreamFailed(true);
+      } else if (resp_ == Resp::Head && reqBodyDone_ && !respStarted_) {
+        answerError(504, "Gateway Timeout\n");
+      } else if (ctx().now() < lastActivityMs_ + ctx().options().idleTimeout.count()) {
+        break;  // bytes moved since the timer was set: pump() re-arms it
+      } else {
+        logRequest(Outcome::fail(ErrorKind::IdleTimeout));
+        conn().finish(Outcome::fail(ErrorKind::IdleTimeout));
+        return;
+      }
+      break;
+    case State::Tunnel:
+      conn().finish(Outcome::fail(ErrorKind::IdleTimeout));
+      return;
+    case State::Closing:
+    case State::Linger:
+      conn().finish(closeOutcome_);
+      return;
+  }
+  pump();
+}
+
+void HttpsHandler::onDrain() {
+  closeAfter_ = true;
+  if (state_ == State::Idle && cin_.empty()) {
+    startClosing();
+    pump();
+  }
+}
+
+void HttpsHandler::onClose(Outcome outcome) {
+  logRequest(outcome);
+  closeUpstream(false);
+  if (!anyRequest_ && outcome.kind == Outcome::Error) {
+    logConnection(conn(), nullptr, 0, 0, outcome);
+  }
+  tls_.reset();
+}
+
+}  // namespace edgeplane::proxy

@@ -1,0 +1,178 @@
+// The https handler's state (internal to proxy/handlers; see https.h for the behaviour).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "proxy/engine/handler.h"
+#include "proxy/handlers/https.h"
+#include "proxy/handlers/upstream_pool.h"
+#include "proxy/http/chunked.h"
+#include "proxy/http/message.h"
+#include "proxy/tls/stream.h"
+
+namespace edgeplane::proxy {
+
+// A fixed-capacity byte buffer read into at the tail and consumed at the head.
+class ByteBuffer {
+ public:
+  // Allocates the buffer on first use (an idle connection between requests keeps its own).
+  void reserve(size_t capacity) {
+    if (bytes_.size() < capacity) {
+      bytes_.resize(capacity);
+    }
+  }
+  std::span<const char> data() const { return {bytes_.data() + begin_, end_ - begin_}; }
+  size_t size() const { return end_ - begin_; }
+  bool empty() const { return begin_ == end_; }
+  // Room at the tail, after moving the unread bytes to the front if that makes more.
+  size_t room();
+  char* tail() { return bytes_.data() + end_; }
+  void produced(size_t n) { end_ += n; }
+  void consume(size_t n);
+  void clear() { begin_ = end_ = 0; }
+
+ private:
+  std::vector<char> bytes_;
+  size_t begin_ = 0;
+  size_t end_ = 0;
+};
+
+// Bytes queued for one socket, written from `sent`.
+struct OutQueue {
+  std::string bytes;
+  size_t sent = 0;
+  bool empty() const { return sent == bytes.size(); }
+  size_t size() const { return bytes.size() - sent; }
+  void clearIfDone() {
+    if (sent == bytes.size()) {
+      bytes.clear();
+      sent = 0;
+    }
+  }
+};
+
+class HttpsProtocol final : public Protocol {
+ public:
+  HttpsProtocol(Context& ctx, RequestFilter* filter) : pool_(ctx), filter_(filter) {}
+  std::unique_ptr<Handler> create(Connection& conn) override;
+  void shutdown() override { pool_.clear(); }
+
+  UpstreamPool pool_;
+  RequestFilter* filter_;
+};
+
+class HttpsHandler final : public Handler {
+ public:
+  HttpsHandler(Connection& conn, HttpsProtocol& protocol) : Handler(conn), protocol_(protocol) {}
+
+  // Interface
+  void start() override;
+  void onIo(uint32_t tag, uint32_t events) override;
+  void onTimer() override;
+  void onReady() override { pump(); }
+  void onClose(Outcome outcome) override;
+  void onDrain() override;
+
+  static constexpr uint32_t kUpstreamTag = 1;
+
+ private:
+  enum class State : uint8_t { Handshake, Idle, Head, Exchange, Tunnel, Closing, Linger };
+  enum class Resp : uint8_t { Head, Body, Done };
+
+  // https.cpp: the client side.
+  void pump();
+  bool step();
+  bool handshake();
+  bool flushClient();
+  bool readClient();
+  bool wantClientBytes();
+  bool processIdle();
+  bool processHead();
+  void startRequest(size_t headLength);
+  const ActiveRoute* resolveHost(const std::shared_ptr<const ActiveConfig>& config);
+  void answerError(int status, std::string_view body);
+  void logRequest(Outcome outcome);
+  void completeExchange();
+  void startClosing();
+  bool linger();
+  void armTimer();
+  void resetRequest();
+
+  // https_upstream.cpp: backends and the exchange.
+  void chooseBackend();
+  void connectNext();
+  void onConnectEvent(uint32_t events);
+  void upstreamFailed(bool connectFailure);
+  void closeUpstream(bool reusable);
+  bool flushUpstream();
+  bool readUpstream();
+  bool forwardRequestBody();
+  bool processResponse();
+  bool responseHead();
+  bool forwardResponseBody();
+  bool tunnel();
+  bool backendUp(size_t index) const;
+  const std::vector<Endpoint>& backends() const;
+
+  HttpsProtocol& protocol_;
+  std::unique_ptr<tls::ServerStream> tls_;
+  std::string certName_;
+  State state_ = State::Handshake;
+  Outcome closeOutcome_;
+  bool clientReadable_ = false;
+  bool clientWritable_ = false;
+  bool clientEof_ = false;
+  bool closeAfter_ = false;  // the next response ends the connection (drain)
+  bool anyRequest_ = false;
+  int64_t stateSinceMs_ = 0;
+  int64_t lastActivityMs_ = 0;
+  ByteBuffer cin_;  // decrypted client bytes
+  OutQueue cout_;   // plaintext for the client
+
+  // The request in flight.
+  http::RequestHead req_;
+  std::shared_ptr<const ActiveConfig> reqConfig_;
+  const ActiveRoute* route_ = nullptr;
+  std::string method_, host_, path_;
+  http::BodyFraming reqFraming_ = http::BodyFraming::None;
+  uint64_t reqRemaining_ = 0;
+  http::ChunkedDecoder reqChunks_;
+  bool reqBodyDone_ = true;
+  bool reqKeepAlive_ = true;
+  bool http10_ = false;
+  bool upgrade_ = false;
+  bool retryable_ = false;  // idempotent, no body
+  uint64_t in_ = 0;
+  uint64_t out_ = 0;
+  int status_ = 0;
+  std::string headBytes_;  // the upstream request head, kept for a retry
+
+  // The upstream side.
+  int up_ = -1;
+  bool upConnecting_ = false;
+  bool upReadable_ = false;
+  bool upWritable_ = false;
+  bool upEof_ = false;
+  bool upReused_ = false;
+  int64_t attemptMs_ = 0;
+  int64_t sentMs_ = 0;  // the request body was complete (the response timeout runs from here)
+  int backend_ = -1;
+  uint32_t firstBackend_ = 0;
+  uint32_t tried_ = 0;
+  OutQueue uout_;
+  ByteBuffer uin_;
+  Resp resp_ = Resp::Head;
+  http::ResponseHead respHead_;
+  http::BodyFraming respFraming_ = http::BodyFraming::None;
+  uint64_t respRemaining_ = 0;
+  http::ChunkedDecoder respChunks_;
+  bool respStarted_ = false;
+  bool respClose_ = false;
+  bool dechunk_ = false;  // a chunked response to an HTTP/1.0 client: data only, then close
+};
+
+}  // namespace edgeplane::proxy

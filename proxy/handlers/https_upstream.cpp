@@ -1,0 +1,450 @@
+// The https handler's upstream side: backend choice, pooled and new connections, failover,
+// the request body, the response, and upgraded (tunnelled) connections.
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "proxy/engine/listeners.h"
+#include "proxy/handlers/https_handler.h"
+#include "proxy/http/serialize.h"
+
+namespace edgeplane::proxy {
+
+namespace {
+
+constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+constexpr size_t kUpstreamBuffer = 49152;  // > the response head limits
+
+// Appends what a chunked body's next bytes hold up to the end of the body; false on a framing
+// error. `done` is set at the end of the last chunk's trailers. Verbatim (the framing stays
+// chunked), or only the data bytes when `dataOnly` (re-framed as until-close for HTTP/1.0).
+bool moveChunked(ByteBuffer& from, std::string& to, http::ChunkedDecoder& decoder, bool& done,
+                 uint64_t& moved, bool dataOnly = false) {
+  while (!from.empty() && !done) {
+    std::span<const char> in = from.data();
+    http::ChunkedDecoder::Step s = decoder.feed(in);
+    if (s.status == http::ChunkedDecoder::Status::Error) {
+      return false;
+    }
+    if (!dataOnly) {
+      to.append(in.data(), s.consumed);
+    } else if (s.dataLength > 0) {
+      to.append(in.data() + s.dataOffset, s.dataLength);
+    }
+    from.consume(s.consumed);
+    moved += s.consumed;
+    done = s.status == http::ChunkedDecoder::Status::Done;
+    if (s.consumed == 0) {
+      break;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+const std::vector<Endpoint>& HttpsHandler::backends() const {
+  // A gateway's backends per endpoint come with its filter; until then its first endpoint's.
+  if (route_->spec.kind == RouteKind::Gateway && !route_->spec.endpoints.empty()) {
+    return route_->spec.endpoints.front().backends;
+  }
+  return route_->spec.backends;
+}
+
+bool HttpsHandler::backendUp(size_t index) const {
+  return index >= route_->health.size() || !route_->health[index] ||
+         route_->health[index]->up.load(std::memory_order_relaxed);
+}
+
+void HttpsHandler::chooseBackend() {
+  const std::vector<Endpoint>& list = backends();
+  auto n = static_cast<uint32_t>(list.size());
+  bool anyUp = false;
+  for (size_t i = 0; i < n && !anyUp; ++i) {
+    anyUp = backendUp(i);
+  }
+  if (!anyUp) {
+    answerError(503, "No healthy backends available\n");
+    return;
+  }
+  if (route_->spec.balance == Balance::Random) {
+    firstBackend_ = ctx().random() % n;
+  } else {
+    firstBackend_ = route_->cursor.fetch_add(1, std::memory_order_relaxed) % n;
+  }
+  tried_ = 0;
+  connectNext();
+}
+
+// The next healthy backend not tried yet: an idle pooled connection to it, else a new one.
+void HttpsHandler::connectNext() {
+  const std::vector<Endpoint>& list = backends();
+  auto n = static_cast<uint32_t>(list.size());
+  const std::string& netns = route_->spec.netns;
+  while (tried_ < n) {
+    auto index = static_cast<int>((firstBackend_ + tried_) % n);
+    ++tried_;
+    if (!backendUp(static_cast<size_t>(index))) {
+      continue;
+    }
+    backend_ = index;
+    const Endpoint& be = list[static_cast<size_t>(index)];
+    attemptMs_ = ctx().now();
+    upEof_ = false;
+    upReadable_ = false;
+    uin_.clear();
+    uin_.reserve(kUpstreamBuffer);
+    uout_ = OutQueue{headBytes_, 0};
+    int fd = protocol_.pool_.take(netns, be, this, kUpstreamTag);
+    if (fd >= 0) {
+      up_ = fd;
+      upReused_ = true;
+      upConnecting_ = false;
+      upWritable_ = true;
+      return;
+    }
+    upReused_ = false;
+    fd = ctx().upstreamSocket(netns,
+                              be.address.family == IpAddress::Family::V4 ? AF_INET : AF_INET6);
+    int rc = -1;
+    if (fd >= 0) {
+      setNoDelay(fd);
+      sockaddr_storage ss{};
+      socklen_t len = toSockaddr(be, ss);
+      rc = ::connect(fd, reinterpret_cast<sockaddr*>(&ss), len);
+      if ((rc != 0 && errno != EINPROGRESS) ||
+          !ctx().watch(fd, this, kUpstreamTag, kSocketEvents)) {
+        ::close(fd);
+        fd = -1;
+      }
+    }
+    if (fd < 0) {
+      up_ = -1;
+      upstreamFailed(true);
+      return;
+    }
+    up_ = fd;
+    upConnecting_ = rc != 0;
+    upWritable_ = rc == 0;
+    return;
+  }
+  answerError(502, "Bad Gateway\n");
+}
+
+void HttpsHandler::onConnectEvent(uint32_t events) {
+  if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0) {
+    return;
+  }
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(up_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+    err = errno;
+  }
+  if (err != 0 || (events & (EPOLLERR | EPOLLHUP)) != 0) {
+    upstreamFailed(true);
+    return;
+  }
+  upConnecting_ = false;
+  size_t index = static_cast<size_t>(backend_);
+  if (index < route_->health.size() && route_->health[index]) {
+    route_->health[index]->connectSucceeded();
+  }
+}
+
+// A backend attempt failed. Connect failures (nothing of the request sent) try the next
+// backend; a reused pooled connection that failed before any response byte retries an
+// idempotent request without a body; anything else is a 502 or, mid-response, the end.
+void HttpsHandler::upstreamFailed(bool connectFailure) {
+  if (connectFailure) {
+    ctx().metrics().backendAttemptFailures.fetch_add(1, std::memory_order_relaxed);
+    if (RouteStats* s = route_->stats.get()) {
+      s->upstreamConnectErrors.fetch_add(1, std::memory_order_relaxed);
+    }
+    size_t index = static_cast<size_t>(backend_);
+    if (index < route_->health.size() && route_->health[index]) {
+      route_->health[index]->connectFailed();
+    }
+    closeUpstream(false);
+    connectNext();
+    return;
+  }
+  bool retry = upReused_ && retryable_ && !respStarted_;
+  closeUpstream(false);
+  if (retry) {
+    --tried_;  // the same backend again, on another pooled or a new connection
+    connectNext();
+    return;
+  }
+  if (!respStarted_) {
+    answerError(502, "Bad Gateway\n");
+    return;
+  }
+  logRequest(Outcome::fail(ErrorKind::Relay));
+  conn().finish(Outcome::fail(ErrorKind::Relay));
+}
+
+void HttpsHandler::closeUpstream(bool reusable) {
+  if (up_ < 0) {
+    return;
+  }
+  if (reusable && route_ != nullptr && backend_ >= 0) {
+    protocol_.pool_.put(route_->spec.netns, backends()[static_cast<size_t>(backend_)], up_);
+  } else {
+    ::close(up_);  // also leaves the epoll set
+  }
+  up_ = -1;
+  upConnecting_ = false;
+  upReadable_ = false;
+  upWritable_ = false;
+}
+
+bool HttpsHandler::flushUpstream() {
+  bool moved = false;
+  while (up_ >= 0 && !upConnecting_ && upWritable_ && !uout_.empty()) {
+    ssize_t n = ::send(up_, uout_.bytes.data() + uout_.sent, uout_.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      uout_.sent += static_cast<size_t>(n);
+      moved = true;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0 && errno == EAGAIN) {
+      upWritable_ = false;
+      break;
+    }
+    upstreamFailed(false);
+    return false;
+  }
+  uout_.clearIfDone();
+  return moved;
+}
+
+bool HttpsHandler::readUpstream() {
+  bool moved = false;
+  while (up_ >= 0 && !upConnecting_ && upReadable_ && !upEof_ && resp_ != Resp::Done) {
+    if (uin_.room() == 0) {
+      break;
+    }
+    ssize_t n = ::recv(up_, uin_.tail(), uin_.room(), 0);
+    if (n > 0) {
+      uin_.produced(static_cast<size_t>(n));
+      respStarted_ = true;
+      moved = true;
+      continue;
+    }
+    if (n == 0) {
+      upEof_ = true;
+      moved = true;
+      break;
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    if (errno == EAGAIN) {
+      upReadable_ = false;
+      break;
+    }
+    upstreamFailed(false);  // a reset: what was received already is still relayed
+    return false;
+  }
+  return moved;
+}
+
+// Moves request body bytes to the upstream queue once the head (and the bytes before) went.
+bool HttpsHandler::forwardRequestBody() {
+  if (reqBodyDone_ || up_ < 0 || upConnecting_ || !uout_.empty()) {
+    return false;
+  }
+  uint64_t moved = 0;
+  if (reqFraming_ == http::BodyFraming::ContentLength) {
+    size_t k = static_cast<size_t>(std::min<uint64_t>(cin_.size(), reqRemaining_));
+    uout_.bytes.append(cin_.data().data(), k);
+    cin_.consume(k);
+    reqRemaining_ -= k;
+    moved = k;
+    reqBodyDone_ = reqRemaining_ == 0;
+    if (reqBodyDone_) {
+      sentMs_ = ctx().now();
+    }
+  } else if (moveChunked(cin_, uout_.bytes, reqChunks_, reqBodyDone_, moved)) {
+    if (reqBodyDone_) {
+      sentMs_ = ctx().now();
+    }
+  } else {
+    in_ += moved;
+    if (respStarted_) {
+      logRequest(Outcome::fail(ErrorKind::HttpMalformed));
+      conn().finish(Outcome::fail(ErrorKind::HttpMalformed));
+    } else {
+      answerError(400, "Bad Request\n");
+    }
+    return true;
+  }
+  in_ += moved;
+  if (!reqBodyDone_ && clientEof_ && cin_.empty()) {
+    logRequest(Outcome::fail(ErrorKind::Relay));  // the client left mid-body
+    conn().finish(Outcome::fail(ErrorKind::Relay));
+    return false;
+  }
+  return moved > 0;
+}
+
+bool HttpsHandler::processResponse() {
+  bool moved = false;
+  if (resp_ == Resp::Head) {
+    moved = responseHead();
+  }
+  if (state_ == State::Exchange && resp_ == Resp::Body) {
+    moved |= forwardResponseBody();
+  }
+  if (state_ == State::Exchange && resp_ == Resp::Done && cout_.empty() && !conn().finished()) {
+    completeExchange();
+    return true;
+  }
+  return moved;
+}
+
+bool HttpsHandler::responseHead() {
+  if (uin_.empty()) {
+    if (upEof_) {
+      upstreamFailed(false);  // closed without a byte of response
+      return true;
+    }
+    return false;
+  }
+  http::Limits limits;
+  http::ParseResult r = http::parseResponseHead(uin_.data(), respHead_, limits, method_);
+  if (r.status == http::ParseStatus::NeedMore) {
+    if (upEof_ || uin_.room() == 0) {
+      answerError(502, "Bad Gateway\n");
+      return true;
+    }
+    return false;
+  }
+  if (r.status == http::ParseStatus::Error) {
+    answerError(502, "Bad Gateway\n");
+    return true;
+  }
+  int status = respHead_.status;
+  if (status == 101 && !upgrade_) {
+    answerError(502, "Bad Gateway\n");
+    return true;
+  }
+  if (status < 200 && status != 101) {
+    http::writeClientResponse(respHead_, {}, cout_.bytes);  // 100 Continue and friends
+    uin_.consume(r.length);
+    return true;
+  }
+  status_ = status;
+  respFraming_ = respHead_.framing;
+  respRemaining_ = respHead_.contentLength;
+  respChunks_.reset();
+  // An HTTP/1.0 client cannot read chunked: it gets the data bytes until we close.
+  dechunk_ = http10_ && respFraming_ == http::BodyFraming::Chunked;
+  respClose_ = closeAfter_ || ctx().draining() || !reqKeepAlive_ || !reqBodyDone_ ||
+               respFraming_ == http::BodyFraming::UntilClose || dechunk_;
+  http::ClientResponseOptions options;
+  options.close = respClose_;
+  options.forwardUpgrade = status == 101;
+  if (dechunk_) {
+    respHead_.framing = http::BodyFraming::UntilClose;
+  }
+  http::writeClientResponse(respHead_, options, cout_.bytes);
+  uin_.consume(r.length);
+  if (status == 101) {
+    if (RouteStats* s = route_->stats.get()) {
+      s->observeRequest(status, ctx().now() - stateSinceMs_);
+    }
+    state_ = State::Tunnel;
+    resp_ = Resp::Body;
+    reqBodyDone_ = true;
+    return true;
+  }
+  bool empty = respFraming_ == http::BodyFraming::None ||
+               (respFraming_ == http::BodyFraming::ContentLength && respRemaining_ == 0);
+  resp_ = empty ? Resp::Done : Resp::Body;
+  return true;
+}
+
+bool HttpsHandler::forwardResponseBody() {
+  if (!cout_.empty()) {
+    return false;  // the client has not taken the last bytes yet
+  }
+  uint64_t moved = 0;
+  bool done = false;
+  switch (respFraming_) {
+    case http::BodyFraming::ContentLength: {
+      size_t k = static_cast<size_t>(std::min<uint64_t>(uin_.size(), respRemaining_));
+      cout_.bytes.append(uin_.data().data(), k);
+      uin_.consume(k);
+      respRemaining_ -= k;
+      moved = k;
+      done = respRemaining_ == 0;
+      break;
+    }
+    case http::BodyFraming::Chunked:
+      if (!moveChunked(uin_, cout_.bytes, respChunks_, done, moved, dechunk_)) {
+        logRequest(Outcome::fail(ErrorKind::Relay));
+        conn().finish(Outcome::fail(ErrorKind::Relay));
+        return false;
+      }
+      break;
+    case http::BodyFraming::UntilClose:
+      moved = uin_.size();
+      cout_.bytes.append(uin_.data().data(), uin_.size());
+      uin_.clear();
+      done = upEof_;
+      break;
+    case http::BodyFraming::None:
+      done = true;
+      break;
+  }
+  if (done) {
+    resp_ = Resp::Done;
+  } else if (upEof_ && uin_.empty()) {
+    logRequest(Outcome::fail(ErrorKind::Relay));  // the backend cut the body short
+    conn().finish(Outcome::fail(ErrorKind::Relay));
+    return false;
+  }
+  return moved > 0 || done;
+}
+
+// After a 101: raw bytes both ways (TLS to the client, plain to the backend) until one ends.
+bool HttpsHandler::tunnel() {
+  bool moved = false;
+  if (uout_.empty() && !cin_.empty()) {
+    in_ += cin_.size();
+    uout_.bytes.append(cin_.data().data(), cin_.size());
+    cin_.clear();
+    moved = true;
+  }
+  moved |= flushUpstream();
+  if (conn().finished()) {
+    return false;
+  }
+  moved |= readUpstream();
+  if (conn().finished()) {
+    return false;
+  }
+  if (cout_.empty() && !uin_.empty()) {
+    cout_.bytes.append(uin_.data().data(), uin_.size());
+    uin_.clear();
+    moved = true;
+  }
+  bool clientDone = clientEof_ && cin_.empty() && uout_.empty();
+  bool upstreamDone = upEof_ && uin_.empty() && cout_.empty();
+  if (clientDone || upstreamDone) {
+    closeOutcome_ = Outcome::ok();
+    startClosing();
+    return true;
+  }
+  return moved;
+}
+
+}  // namespace edgeplane::proxy

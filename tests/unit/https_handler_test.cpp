@@ -1,0 +1,509 @@
+// The https handler in-process: TLS termination on 127.0.0.1:0 with a self-signed certificate,
+// plain-HTTP backends in the test, a blocking OpenSSL client.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/https_fixture.h"
+
+namespace edgeplane::proxy {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::BackendRequest;
+using testing::ClientResponse;
+using testing::keepAliveBackend;
+using testing::okResponse;
+using testing::sendBytes;
+using testing::TestBackend;
+using testing::TlsClient;
+using testing_https::get;
+using testing_https::HttpsTest;
+using testing_https::refusedEndpoint;
+
+// A backend that names itself and echoes what it got.
+TestBackend::Handler named(const std::string& name) {
+  return keepAliveBackend([name](const BackendRequest& r) {
+    return okResponse(name + " " + r.method + " " + r.target + "\n" + r.head);
+  });
+}
+
+TEST_F(HttpsTest, RoutesByHostOnOneConnectionAndReusesUpstreams) {
+  TestBackend shop(named("shop"));
+  TestBackend blog(named("blog"));
+  start();
+  auto config = configure({{"shop", {"shop.example.test"}, {shop.endpoint()}},
+                           {"blog", {"blog.example.test"}, {blog.endpoint()}}});
+  auto c = client("shop.example.test");
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(c->write(get("shop.example.test", "/p?q=1")));
+    auto r = c->readResponse();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body.rfind("shop GET /p?q=1\n", 0), 0u) << r->body;
+    EXPECT_NE(r->body.find("X-Forwarded-For: 127.0.0.1\r\n"), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find("X-Forwarded-Proto: https\r\n"), std::string::npos);
+    EXPECT_NE(r->body.find("X-Forwarded-Host: shop.example.test\r\n"), std::string::npos);
+    // Another site on the same certificate, same connection.
+    ASSERT_TRUE(c->write(get("blog.example.test:443")));
+    r = c->readResponse();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->body.rfind("blog GET /\n", 0), 0u) << r->body;
+  }
+  // A second client connection reuses the pooled upstream connections too.
+  auto c2 = client("blog.example.test");
+  ASSERT_TRUE(c2->write(get("shop.example.test")));
+  ASSERT_TRUE(c2->readResponse());
+  EXPECT_EQ(shop.accepts(), 1);
+  EXPECT_EQ(blog.accepts(), 1);
+  EXPECT_TRUE(testing::eventually([&] {
+    return config->routes[0]->stats->responses[1].load() == 4 &&  // 2xx
+           config->routes[1]->stats->responses[1].load() == 3;
+  }));
+}
+
+TEST_F(HttpsTest, MisdirectedRequestsGet421AndClose) {
+  TestBackend shop(named("shop"));
+  TestBackend other(named("other"));
+  start();
+  configure({{"shop", {"shop.example.test"}, {shop.endpoint()}},
+             {"other", {"other.example.test"}, {other.endpoint()}, "second"}});
+  for (std::string host : {"other.example.test", "unknown.example.test", "127.0.0.1"}) {
+    auto c = client("shop.example.test");
+    ASSERT_TRUE(c->write(get(host)));
+    auto r = c->readResponse();
+    ASSERT_TRUE(r) << host;
+    EXPECT_EQ(r->status, 421) << host;
+    EXPECT_EQ(r->header("connection"), "close");
+    EXPECT_TRUE(c->closedByPeer());
+  }
+  EXPECT_EQ(other.accepts(), 0);
+  EXPECT_EQ(shop.accepts(), 0);
+}
+
+TEST_F(HttpsTest, FailsOverToTheNextBackend) {
+  TestBackend good(named("good"));
+  start();
+  auto config = configure({{"shop",
+                            {"shop.example.test"},
+                            {refusedEndpoint(), good.endpoint()},
+                            "main",
+                            {true, true}}});
+  auto c = client("shop.example.test");
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(c->write(get("shop.example.test")));
+    auto r = c->readResponse();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+  }
+  EXPECT_GE(config->routes[0]->stats->upstreamConnectErrors.load(), 1u);
+  EXPECT_GE(config->routes[0]->health[0]->passiveFailures.load(), 1u);
+  EXPECT_EQ(config->routes[0]->health[1]->passiveFailures.load(), 0u);
+}
+
+// A pooled connection the backend drops on its next request: an idempotent request without a
+// body is retried on a new connection; a POST is not (it may have been acted on): 502.
+TEST_F(HttpsTest, RetriesOnlyIdempotentRequestsOnADeadPooledConnection) {
+  TestBackend flaky([](int fd) {
+    std::string buffer;
+    int served = 0;
+    while (auto req = testing::readBackendRequest(fd, buffer)) {
+      if (++served == 2) {
+        return;  // closes without answering the second request on this connection
+      }
+      sendBytes(fd, okResponse("fine"));
+    }
+  });
+  start();
+  configure({{"shop", {"shop.example.test"}, {flaky.endpoint()}}});
+  auto c = client("shop.example.test");
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(c->write(get("shop.example.test")));
+    auto r = c->readResponse();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+  }
+  EXPECT_EQ(flaky.accepts(), 2);
+  ASSERT_TRUE(
+      c->write("POST /x HTTP/1.1\r\nHost: shop.example.test\r\nContent-Length: 1\r\n\r\nx"));
+  auto r = c->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 502);
+  EXPECT_EQ(flaky.accepts(), 2);
+}
+
+TEST_F(HttpsTest, Answers502503And504) {
+  TestBackend silent([](int fd) {
+    std::string buffer;
+    testing::readBackendRequest(fd, buffer);
+    std::this_thread::sleep_for(1500ms);  // no answer within the response timeout
+  });
+  EngineOptions o;
+  o.responseTimeout = 300ms;
+  start(o);
+  configure({{"down", {"shop.example.test"}, {refusedEndpoint(), refusedEndpoint()}},
+             {"sick", {"blog.example.test"}, {silent.endpoint()}, "main", {false}},
+             {"slow", {"ws.example.test"}, {silent.endpoint()}}});
+  struct Case {
+    std::string host;
+    int status;
+  };
+  for (const Case& k : {Case{"shop.example.test", 502}, Case{"blog.example.test", 503},
+                        Case{"ws.example.test", 504}}) {
+    auto c = client("shop.example.test");
+    ASSERT_TRUE(c->write(get(k.host)));
+    auto r = c->readResponse();
+    ASSERT_TRUE(r) << k.host;
+    EXPECT_EQ(r->status, k.status) << k.host;
+    EXPECT_FALSE(r->body.empty());
+    EXPECT_TRUE(c->closedByPeer());
+  }
+  EXPECT_TRUE(testing::eventually([&] { return errors(ErrorKind::UpstreamTimeout) == 1; }));
+}
+
+TEST_F(HttpsTest, ChunkedBothWaysAndUntilClose) {
+  TestBackend echo([](int fd) {
+    std::string buffer;
+    while (auto req = testing::readBackendRequest(fd, buffer)) {
+      if (req->target == "/close") {
+        sendBytes(fd, "HTTP/1.1 200 OK\r\n\r\nuntil-close body");
+        return;
+      }
+      std::string out = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+      for (char ch : req->body) {  // one chunk per byte
+        out += "1\r\n" + std::string(1, ch) + "\r\n";
+      }
+      out += "0\r\n\r\n";
+      sendBytes(fd, out);
+    }
+  });
+  start();
+  configure({{"shop", {"shop.example.test"}, {echo.endpoint()}}});
+  auto c = client("shop.example.test");
+  ASSERT_TRUE(c->write(
+      "POST /echo HTTP/1.1\r\nHost: shop.example.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n"));
+  auto r = c->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->header("transfer-encoding"), "chunked");
+  EXPECT_EQ(r->body, "hello world");
+  // An HTTP/1.0 client gets the chunked body's data, delimited by our close.
+  auto old = client("shop.example.test");
+  ASSERT_TRUE(
+      old->write("POST /echo HTTP/1.0\r\nHost: shop.example.test\r\nContent-Length: 3\r\n"
+                 "Connection: keep-alive\r\n\r\nabc"));
+  r = old->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->header("transfer-encoding"), "");
+  EXPECT_EQ(r->header("connection"), "close");
+  EXPECT_EQ(r->body, "abc");
+  ASSERT_TRUE(c->write(get("shop.example.test", "/close")));
+  r = c->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->header("connection"), "close");
+  EXPECT_EQ(r->body, "until-close body");
+}
+
+TEST_F(HttpsTest, ExpectContinueIsRelayed) {
+  TestBackend backend([](int fd) {
+    std::string buffer;
+    auto req = testing::readBackendRequest(fd, buffer, [fd](const BackendRequest& head) {
+      if (head.expectContinue) {
+        sendBytes(fd, "HTTP/1.1 100 Continue\r\n\r\n");
+      }
+    });
+    if (req) {
+      sendBytes(fd, okResponse("got " + req->body));
+    }
+  });
+  start();
+  configure({{"shop", {"shop.example.test"}, {backend.endpoint()}}});
+  auto c = client("shop.example.test");
+  ASSERT_TRUE(
+      c->write("PUT /x HTTP/1.1\r\nHost: shop.example.test\r\nContent-Length: 4\r\n"
+               "Expect: 100-continue\r\n\r\n"));
+  auto interim = c->readResponse();
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->status, 100);
+  ASSERT_TRUE(c->write("body"));
+  auto r = c->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "got body");
+}
+
+TEST_F(HttpsTest, HeadNoContentAndNotModifiedKeepTheFraming) {
+  TestBackend backend(keepAliveBackend([](const BackendRequest& r) -> std::string {
+    if (r.method == "HEAD") {
+      return "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n";
+    }
+    if (r.target == "/204") {
+      return "HTTP/1.1 204 No Content\r\n\r\n";
+    }
+    if (r.target == "/304") {
+      return "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n";
+    }
+    return okResponse("after");
+  }));
+  start();
+  configure({{"shop", {"shop.example.test"}, {backend.endpoint()}}});
+  auto c = client("shop.example.test");
+  ASSERT_TRUE(c->write("HEAD / HTTP/1.1\r\nHost: shop.example.test\r\n\r\n"));
+  auto r = c->readResponse(true);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->header("content-length"), "1234");
+  for (std::string path : {"/204", "/304"}) {
+    ASSERT_TRUE(c->write(get("shop.example.test", path)));
+    r = c->readResponse();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, std::stoi(path.substr(1)));
+  }
+  ASSERT_TRUE(c->write(get("shop.example.test")));
+  r = c->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "after");  // the connection's framing survived all three
+  EXPECT_TRUE(c->buffered().empty());
+  EXPECT_EQ(backend.accepts(), 1);
+}
+
+TEST_F(HttpsTest, UpgradeRelaysBothWays) {
+  TestBackend backend([](int fd) {
+    std::string buffer;
+    auto req = testing::readBackendRequest(fd, buffer);
+    if (!req || !req->upgrade) {
+      sendBytes(fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
+    sendBytes(fd,
+              "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+              "Connection: Upgrade\r\n\r\n");
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+      std::string echo = "echo:" + std::string(buf, static_cast<size_t>(n));
+      sendBytes(fd, echo);
+    }
+  });
+  start();
+  configure({{"ws", {"ws.example.test"}, {backend.endpoint()}}});
+  auto c = client("ws.example.test");
+  ASSERT_TRUE(
+      c->write("GET /chat HTTP/1.1\r\nHost: ws.example.test\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: x\r\n\r\n"));
+  auto r = c->readResponse(true);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 101);
+  EXPECT_EQ(r->header("upgrade"), "websocket");
+  for (std::string msg : {"one", "two"}) {
+    ASSERT_TRUE(c->write(msg));
+    std::string want = "echo:" + msg;
+    while (c->buffered().size() < want.size() && c->fill()) {
+    }
+    EXPECT_EQ(c->buffered(), want);
+    c->buffered().clear();
+  }
+}
+
+// FNV-1a over a stream.
+struct Checksum {
+  uint64_t h = 1469598103934665603ull;
+  uint64_t n = 0;
+  void add(std::string_view s) {
+    for (char ch : s) {
+      h = (h ^ static_cast<uint8_t>(ch)) * 1099511628211ull;
+    }
+    n += s.size();
+  }
+};
+
+std::string pattern(size_t offset, size_t len) {
+  std::string s(len, '\0');
+  for (size_t i = 0; i < len; ++i) {
+    s[i] = static_cast<char>((offset + i) * 2654435761u >> 13);
+  }
+  return s;
+}
+
+TEST_F(HttpsTest, SixtyFourMiBUploadAndDownload) {
+  constexpr size_t kSize = size_t{64} << 20;
+  TestBackend backend([&](int fd) {
+    std::string buffer;
+    Checksum sum;
+    auto req = testing::readBackendRequest(fd, buffer, {}, [&](std::string_view s) { sum.add(s); });
+    if (!req) {
+      return;
+    }
+    if (req->method == "POST") {
+      sendBytes(fd, okResponse(std::to_string(sum.n) + " " + std::to_string(sum.h)));
+      return;
+    }
+    sendBytes(fd, "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(kSize) + "\r\n\r\n");
+    for (size_t at = 0; at < kSize; at += 1 << 20) {
+      if (!sendBytes(fd, pattern(at, 1 << 20))) {
+        return;
+      }
+    }
+  });
+  start();
+  configure({{"shop", {"shop.example.test"}, {backend.endpoint()}}});
+  Checksum expected;
+  for (size_t at = 0; at < kSize; at += 1 << 20) {
+    expected.add(pattern(at, 1 << 20));
+  }
+  auto c = client("shop.example.test");
+  ASSERT_TRUE(c->write("POST /up HTTP/1.1\r\nHost: shop.example.test\r\nContent-Length: " +
+                       std::to_string(kSize) + "\r\n\r\n"));
+  for (size_t at = 0; at < kSize; at += 1 << 20) {
+    ASSERT_TRUE(c->write(pattern(at, 1 << 20)));
+  }
+  auto r = c->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, std::to_string(kSize) + " " + std::to_string(expected.h));
+
+  ASSERT_TRUE(c->write(get("shop.example.test", "/down")));
+  Checksum got;
+  r = c->readResponse(false, [&](std::string_view s) { got.add(s); });
+  ASSERT_TRUE(r);
+  EXPECT_EQ(got.n, kSize);
+  EXPECT_EQ(got.h, expected.h);
+}
+
+TEST_F(HttpsTest, DrainClosesIdleAndEndsBusyConnectionsAfterTheirResponse) {
+  std::atomic<bool> release{false};
+  TestBackend backend(keepAliveBackend([&](const BackendRequest& r) {
+    if (r.target == "/slow") {
+      while (!release) {
+        std::this_thread::sleep_for(5ms);
+      }
+    }
+    return okResponse("ok");
+  }));
+  start();
+  configure({{"shop", {"shop.example.test"}, {backend.endpoint()}}});
+  auto idle = client("shop.example.test");
+  ASSERT_TRUE(idle->write(get("shop.example.test")));
+  ASSERT_TRUE(idle->readResponse());
+  auto busy = client("shop.example.test");
+  ASSERT_TRUE(busy->write(get("shop.example.test", "/slow")));
+  std::this_thread::sleep_for(100ms);
+  engine_->stopAccepting();
+  EXPECT_TRUE(idle->closedByPeer());
+  release = true;
+  auto r = busy->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->header("connection"), "close");
+  EXPECT_TRUE(busy->closedByPeer());
+  EXPECT_TRUE(engine_->drain(5s));
+}
+
+TEST_F(HttpsTest, HeadLimitsAndTimeouts) {
+  TestBackend backend(named("shop"));
+  EngineOptions o;
+  o.headerTimeout = 300ms;
+  start(o);
+  configure({{"shop", {"shop.example.test"}, {backend.endpoint()}}});
+  auto slow = client("shop.example.test");
+  ASSERT_TRUE(slow->write("GET / HTTP/1.1\r\nHost: shop"));
+  auto r = slow->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 408);
+  auto longLine = client("shop.example.test");
+  ASSERT_TRUE(longLine->write("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\n"));
+  r = longLine->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 414);
+  auto many = client("shop.example.test");
+  std::string head = "GET / HTTP/1.1\r\nHost: shop.example.test\r\n";
+  for (int i = 0; i < 101; ++i) {
+    head += "X-F" + std::to_string(i) + ": v\r\n";
+  }
+  ASSERT_TRUE(many->write(head + "\r\n"));
+  r = many->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 431);
+  EXPECT_TRUE(many->closedByPeer());
+  EXPECT_EQ(backend.accepts(), 0);
+}
+
+// A reload applies from the next request of a keep-alive connection; the request in flight
+// finishes on the generation it started with. One access-log line per request.
+TEST_F(HttpsTest, ReloadPerRequestAndAccessLog) {
+  std::atomic<bool> release{false};
+  TestBackend one(keepAliveBackend([&](const BackendRequest& r) {
+    while (r.target == "/slow" && !release) {
+      std::this_thread::sleep_for(5ms);
+    }
+    return okResponse("one");
+  }));
+  TestBackend two(named("two"));
+  char path[] = "/tmp/https-test-log-XXXXXX";
+  int log = ::mkstemp(path);
+  ::unlink(path);
+  int saved = ::dup(2);
+  ::dup2(log, 2);
+  accessLog_ = true;
+  start();
+  configure({{"shop", {"shop.example.test"}, {one.endpoint()}}});
+  auto c = client("shop.example.test");
+  ASSERT_TRUE(c->write(get("shop.example.test", "/slow?secret=1")));
+  std::this_thread::sleep_for(50ms);
+  configure({{"shop", {"shop.example.test"}, {two.endpoint()}}});
+  release = true;
+  auto r = c->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "one");
+  ASSERT_TRUE(c->write(get("shop.example.test")));
+  r = c->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body.rfind("two", 0), 0u);
+  c.reset();
+  engine_.reset();
+  ::dup2(saved, 2);
+  ::close(saved);
+  std::string text(16384, '\0');
+  ssize_t n = ::pread(log, text.data(), text.size(), 0);
+  ::close(log);
+  text.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  std::string want = "access-https client=127.0.0.1:";
+  EXPECT_NE(text.find(want), std::string::npos) << text;
+  want = " host=shop.example.test method=GET path=/slow status=200 in=";
+  EXPECT_NE(text.find(want), std::string::npos) << text;
+  want = "route=\"site shop\" backend=127.0.0.1:" + std::to_string(one.endpoint().port) +
+         " outcome=ok\n";
+  EXPECT_NE(text.find(want), std::string::npos) << text;
+  want = "backend=127.0.0.1:" + std::to_string(two.endpoint().port) + " outcome=ok\n";
+  EXPECT_NE(text.find(want), std::string::npos) << text;
+  EXPECT_EQ(text.find("secret"), std::string::npos) << "the query is not logged";
+}
+
+TEST_F(HttpsTest, IdleKeepAliveConnectionsEnd) {
+  TestBackend backend(named("shop"));
+  EngineOptions o;
+  o.keepAliveTimeout = 200ms;
+  start(o);
+  configure({{"shop", {"shop.example.test"}, {backend.endpoint()}}});
+  auto c = client("shop.example.test");
+  ASSERT_TRUE(c->write(get("shop.example.test")));
+  ASSERT_TRUE(c->readResponse());
+  auto begin = std::chrono::steady_clock::now();
+  EXPECT_TRUE(c->closedByPeer());
+  EXPECT_GE(std::chrono::steady_clock::now() - begin, 150ms);
+  EXPECT_TRUE(testing::eventually([&] { return engine_->openConnections() == 0; }));
+}
+
+TEST_F(HttpsTest, MissingCertificateClosesTheConnection) {
+  start();
+  configure({{"shop", {"shop.example.test"}, {refusedEndpoint()}, "nonexistent"}});
+  TlsClient c(engine_->httpsPort(), "shop.example.test");
+  EXPECT_FALSE(c.connected());
+  EXPECT_TRUE(testing::eventually([&] { return errors(ErrorKind::TlsCertificate) == 1; }));
+}
+
+}  // namespace
+}  // namespace edgeplane::proxy
