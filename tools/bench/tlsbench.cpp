@@ -1,19 +1,27 @@
-// tlsbench: the TLS backend and load client of tools/bench/passthrough (bulk throughput,
-// closed-loop connection rate, open-loop handshake latency, idle connections), on OpenSSL
-// with non-blocking sockets and epoll, so one small tool drives every proxy the same way.
+// tlsbench: the backends and load client of tools/bench/passthrough and tools/bench/https-sites
+// (bulk throughput, closed-loop connection rate, open-loop latency, idle connections), on
+// OpenSSL with non-blocking sockets and epoll, so one small tool drives every proxy the same way.
 //
-//   tlsbench server  --listen IP:PORT --cert FILE --key FILE [--threads N]
+//   tlsbench server     --listen IP:PORT --cert FILE --key FILE [--threads N]   (TLS backend)
+//   tlsbench httpserver --listen IP:PORT [--threads N]          (plain HTTP/1.1 backend)
 //   tlsbench bulk    --connect IP:PORT --sni NAME --bytes N [--max-seconds S]
+//                    [--http download|upload]
 //   tlsbench rate    --connect IP:PORT --sni NAME --concurrency C --seconds S [--threads T]
-//   tlsbench latency --connect IP:PORT --sni NAME --rate R --seconds S
-//   tlsbench idle    --connect IP:PORT --sni NAME --count N
+//                    [--http PATH]
+//   tlsbench latency --connect IP:PORT --sni NAME --rate R --seconds S [--http PATH --conns N]
+//   tlsbench idle    --connect IP:PORT --sni NAME --count N [--http PATH]
+//   every client mode: [--plain 1] (plain TCP instead of TLS: the direct HTTP reference)
 //
-// Wire protocol after the handshake (client -> server, one line): "P\n" is answered with
-// "pong\n"; "S <n>\n" is answered with n bytes. Every handshake is a full one: the server
-// issues no tickets and the client caches no sessions. Each client mode prints one line of
-// key=value figures on stdout; `idle` prints it once every connection is open, then holds
-// them until its stdin reaches EOF and prints how many were still open. `cpu_s` is the
-// client's own CPU time for the run.
+// Wire protocol after the handshake (client -> `server`, one line): "P\n" is answered with
+// "pong\n"; "S <n>\n" is answered with n bytes. With --http the client speaks HTTP/1.1 to
+// `httpserver` (or a proxy in front of it) instead, Host = the SNI: bulk downloads
+// GET /big?bytes=N or POSTs N bytes to /upload; rate sends one "GET PATH" with
+// "Connection: close" per connection; latency measures requests (not handshakes) on --conns
+// keep-alive connections opened beforehand; idle does one keep-alive request per connection
+// before holding it. Every handshake is a full one: the client caches no sessions. Each client
+// mode prints one line of key=value figures on stdout; `idle` prints it once every connection
+// is open, then holds them until its stdin reaches EOF and prints how many were still open.
+// `cpu_s` is the client's own CPU time for the run.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
