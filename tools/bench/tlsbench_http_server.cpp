@@ -4,6 +4,8 @@
 //   GET /1k                 -> 200, 1024 bytes
 //   GET /big?bytes=N        -> 200, N bytes (streamed from one buffer)
 //   POST|PUT /upload        -> reads and discards the Content-Length body, 200 with the count
+//   GET /accepted           -> 200, how many connections it has accepted so far (shows the
+//                              benchmark whether a proxy reuses its upstream connections)
 //   anything else           -> 404
 // Keep-alive unless the request says "Connection: close"; requests may be pipelined. Chunked
 // request bodies are refused (411): every client of the benchmark sends Content-Length.
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -25,6 +28,8 @@ namespace tlsbench {
 namespace {
 
 constexpr size_t kMaxHead = 16 * 1024;
+
+std::atomic<uint64_t> accepted{0};
 
 struct HttpConn {
   int fd = -1;
@@ -71,6 +76,9 @@ void startRequest(HttpConn& c, std::string_view head) {
   } else if (method == "GET" && target.starts_with("/big?bytes=")) {
     c.stream = std::strtoull(std::string(target.substr(11)).c_str(), nullptr, 10);
     c.out = responseHead("200 OK", c.stream);
+  } else if (method == "GET" && target == "/accepted") {
+    std::string count = std::to_string(accepted.load());
+    c.out = responseHead("200 OK", count.size()) + count;
   } else if ((method == "POST" || method == "PUT") && target == "/upload") {
     c.discard = body;
     c.bodyTotal = body;  // the answer follows once the body is in
@@ -203,6 +211,7 @@ void httpServerThread(sockaddr_in addr) {
           break;
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        accepted.fetch_add(1, std::memory_order_relaxed);
         c = new HttpConn;
         c->fd = fd;
         drive(c);
