@@ -24,6 +24,9 @@ using Io = tls::ServerStream::Io;
 constexpr int kPumpBudget = 16;      // steps per turn
 constexpr size_t kInBuffer = 49152;  // > the head limits (8 KiB line + 32 KiB fields)
 constexpr int64_t kLingerMs = 1000;
+// Draining: how long an idle keep-alive connection stays open for a request already on its
+// way (answered with Connection: close) before it is closed.
+constexpr int64_t kDrainIdleGraceMs = 1000;
 constexpr size_t kLingerMaxBytes = size_t{256} * 1024;
 
 // How a connection that answered `status` and closed counts.
@@ -283,8 +286,8 @@ bool HttpsHandler::processIdle() {
     stateSinceMs_ = ctx().now();
     return true;
   }
-  if (clientEof_ || closeAfter_) {
-    startClosing();  // the client ended its keep-alive connection, or we are draining
+  if (clientEof_ || (closeAfter_ && ctx().now() >= drainSinceMs_ + kDrainIdleGraceMs)) {
+    startClosing();  // the client ended its keep-alive connection, or the drain grace is over
     return true;
   }
   return false;
@@ -520,6 +523,9 @@ void HttpsHandler::armTimer() {
       break;
     case State::Idle:
       deadline = stateSinceMs_ + o.keepAliveTimeout.count();
+      if (closeAfter_) {
+        deadline = std::min(deadline, drainSinceMs_ + kDrainIdleGraceMs);
+      }
       break;
     case State::Head:
       deadline = stateSinceMs_ + o.headerTimeout.count();
@@ -580,11 +586,13 @@ void HttpsHandler::onTimer() {
   pump();
 }
 
+// A busy connection ends after its exchange (the response says Connection: close); an idle one
+// after kDrainIdleGraceMs, unless a request arrives first.
 void HttpsHandler::onDrain() {
   closeAfter_ = true;
-  if (state_ == State::Idle && cin_.empty()) {
-    startClosing();
-    pump();
+  drainSinceMs_ = ctx().now();
+  if (state_ == State::Idle) {
+    armTimer();
   }
 }
 

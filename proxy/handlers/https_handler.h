@@ -127,6 +127,7 @@ class HttpsHandler final : public Handler {
   bool clientWritable_ = false;
   bool clientEof_ = false;
   bool closeAfter_ = false;  // the next response ends the connection (drain)
+  int64_t drainSinceMs_ = 0;  // when onDrain() came (closeAfter_)
   bool anyRequest_ = false;
   int64_t stateSinceMs_ = 0;
   int64_t lastActivityMs_ = 0;

@@ -373,7 +373,10 @@ TEST_F(HttpsTest, SixtyFourMiBUploadAndDownload) {
   EXPECT_EQ(got.h, expected.h);
 }
 
-TEST_F(HttpsTest, DrainClosesIdleAndEndsBusyConnectionsAfterTheirResponse) {
+// Draining: a busy connection ends after its response (Connection: close); an idle one is
+// served once more if a request comes within the grace (it may already be on its way), else
+// closed after it.
+TEST_F(HttpsTest, DrainEndsIdleConnectionsAfterAGraceAndBusyOnesAfterTheirResponse) {
   std::atomic<bool> release{false};
   TestBackend backend(keepAliveBackend([&](const BackendRequest& r) {
     if (r.target == "/slow") {
@@ -383,16 +386,31 @@ TEST_F(HttpsTest, DrainClosesIdleAndEndsBusyConnectionsAfterTheirResponse) {
     }
     return okResponse("ok");
   }));
+  struct ReleaseOnExit {  // a failed ASSERT must not leave the backend blocked
+    std::atomic<bool>& release;
+    ~ReleaseOnExit() { release = true; }
+  } releaseOnExit{release};
   start();
   configure({{"shop", {"shop.example.test"}, {backend.endpoint()}}});
   auto idle = client("shop.example.test");
   ASSERT_TRUE(idle->write(get("shop.example.test")));
   ASSERT_TRUE(idle->readResponse());
+  auto late = client("shop.example.test");
+  ASSERT_TRUE(late->write(get("shop.example.test")));
+  ASSERT_TRUE(late->readResponse());
   auto busy = client("shop.example.test");
   ASSERT_TRUE(busy->write(get("shop.example.test", "/slow")));
   std::this_thread::sleep_for(100ms);
   engine_->stopAccepting();
-  EXPECT_TRUE(idle->closedByPeer());
+  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(late->write(get("shop.example.test")));
+  auto lr = late->readResponse();
+  ASSERT_TRUE(lr);
+  EXPECT_EQ(lr->status, 200);
+  EXPECT_EQ(lr->header("connection"), "close");
+  EXPECT_TRUE(late->closedByPeer());
+  EXPECT_FALSE(idle->closedWithin(300ms));  // still inside the grace
+  EXPECT_TRUE(idle->closedWithin(2000ms));
   release = true;
   auto r = busy->readResponse();
   ASSERT_TRUE(r);
