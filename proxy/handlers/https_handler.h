@@ -126,7 +126,7 @@ class HttpsHandler final : public Handler {
   bool clientReadable_ = false;
   bool clientWritable_ = false;
   bool clientEof_ = false;
-  bool closeAfter_ = false;  // the next response ends the connection (drain)
+  bool closeAfter_ = false;   // the next response ends the connection (drain)
   int64_t drainSinceMs_ = 0;  // when onDrain() came (closeAfter_)
   bool anyRequest_ = false;
   int64_t stateSinceMs_ = 0;
