@@ -208,7 +208,21 @@ class Protocol {
 };
 
 // Which protocol gets a connection: by listener (:80) or by the route kind behind the SNI.
-enum class Entry : uint8_t { Passthrough, Terminate, PlainHttp, kCount };
+// Terminate serves sites; Gateway has no protocol until the API-key check exists (its
+// connections close as route_unsupported: a gateway is never served unauthenticated).
+enum class Entry : uint8_t { Passthrough, Terminate, Gateway, PlainHttp, kCount };
+
+inline Entry entryFor(RouteKind kind) {
+  switch (kind) {
+    case RouteKind::Passthrough:
+      return Entry::Passthrough;
+    case RouteKind::Gateway:
+      return Entry::Gateway;
+    case RouteKind::Site:
+      break;
+  }
+  return Entry::Terminate;
+}
 
 struct Protocols {
   std::array<std::unique_ptr<Protocol>, static_cast<size_t>(Entry::kCount)> entries;

@@ -495,8 +495,7 @@ void Worker::routeHello(Connection* c) {
     c->route_->stats->connections.fetch_add(1, std::memory_order_relaxed);
   }
   unschedule(c);
-  dispatch(c,
-           c->route_->spec.kind == RouteKind::Passthrough ? Entry::Passthrough : Entry::Terminate);
+  dispatch(c, entryFor(c->route_->spec.kind));
 }
 
 // The one place a connection gets its handler; a protocol the build does not serve (yet)

@@ -36,6 +36,7 @@ class Http80Handler final : public Handler {
   enum class Phase : uint8_t { Read, Write, Linger };
 
   void read();
+  static bool redirects(const ActiveConfig* config, const std::string& host);
   void answer(const http::RequestHead& req);
   void answerBadRequest();
   void write();
@@ -145,12 +146,25 @@ void Http80Handler::answerBadRequest() {
   write();
 }
 
+// A host of a passthrough or a gateway (HTTPS is all they serve), or of a site that says
+// redirect_http = true.
+bool Http80Handler::redirects(const ActiveConfig* config, const std::string& host) {
+  if (host.empty() || config == nullptr || !config->table) {
+    return false;
+  }
+  std::optional<RouteId> id = config->table->lookup(host);
+  if (!id || *id >= config->routes.size() || !config->routes[*id]) {
+    return false;
+  }
+  const SnapshotRoute& spec = config->routes[*id]->spec;
+  return spec.kind != RouteKind::Site || spec.redirect_http;
+}
+
 void Http80Handler::answer(const http::RequestHead& req) {
   std::string host = redirectHost(req.host);
   conn().serverName() = host.empty() ? std::string(req.host) : host;
   std::shared_ptr<const ActiveConfig> config = ctx().currentConfig();
-  bool known = !host.empty() && config && config->table && config->table->lookup(host);
-  if (known && req.targetForm != http::TargetForm::Asterisk) {
+  if (redirects(config.get(), host) && req.targetForm != http::TargetForm::Asterisk) {
     status_ = 308;
     response_ = httpRedirectResponse(host, req.originTarget);
   } else {

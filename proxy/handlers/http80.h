@@ -1,8 +1,8 @@
 // The :80 listener's handler: reads one request head (the proxy/http codec, at most
 // kMaxHttpHead bytes, within the hello timeout), answers 308 to https://<host><target> when
-// the host has a route, 404 otherwise, 400 for any head the codec refuses, always with
-// `Connection: close`; then half-closes and lingers briefly so the client reads the answer
-// before our close. ACME HTTP-01 answers plug in here.
+// the host is a passthrough's or gateway's, or a site's with redirect_http = true; 404 otherwise,
+// 400 for any head the codec refuses, always with `Connection: close`; then half-closes and lingers
+// briefly so the client reads the answer before our close. ACME HTTP-01 answers plug in here.
 //
 // Access log: access-http client=IP:PORT host=NAME status=N ms=N outcome=OUTCOME
 // A head not complete within helloTimeout counts as HelloTimeout; a 400 as HttpMalformed.

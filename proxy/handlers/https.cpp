@@ -389,7 +389,11 @@ const ActiveRoute* HttpsHandler::resolveHost(const std::shared_ptr<const ActiveC
     return nullptr;
   }
   const ActiveRoute* route = config->routes[*id].get();
-  if (route->spec.kind == RouteKind::Passthrough || route->spec.certificate != certName_) {
+  // Same certificate and same kind as the route the SNI chose: a site's connection never
+  // reaches a gateway's backends (nor a passthrough's).
+  const ActiveRoute* chosen = conn().route();
+  if (chosen == nullptr || route->spec.kind != chosen->spec.kind ||
+      route->spec.certificate != certName_) {
     return nullptr;
   }
   return route;

@@ -32,7 +32,8 @@ struct Site {
   std::vector<std::string> hosts;
   std::vector<Endpoint> backends;
   std::string certificate = "main";
-  std::vector<bool> up;  // health, parallel to backends; empty: no health entries
+  std::vector<bool> up;              // health, parallel to backends; empty: no health entries
+  RouteKind kind = RouteKind::Site;  // Gateway: one endpoint "/" over `backends`
 };
 
 // A port with nothing listening: connects are refused.
@@ -81,8 +82,12 @@ class HttpsTest : public ::testing::Test {
     std::vector<RouteHosts> hosts;
     for (size_t i = 0; i < sites.size(); ++i) {
       auto route = std::make_unique<ActiveRoute>();
-      route->spec.kind = RouteKind::Site;
+      route->spec.kind = sites[i].kind;
       route->spec.name = sites[i].name;
+      if (sites[i].kind == RouteKind::Gateway) {
+        route->spec.endpoints = {
+            SnapshotEndpoint{"/", "GET", sites[i].backends, Balance::RoundRobin}};
+      }
       route->spec.hostnames = sites[i].hosts;
       route->spec.backends = sites[i].backends;
       route->spec.certificate = sites[i].certificate;

@@ -313,6 +313,7 @@ struct RouteDef {
   RouteKind kind = RouteKind::Passthrough;
   std::string netns;
   Balance balance = Balance::RoundRobin;
+  bool redirectHttp = false;  // sites
 };
 
 std::shared_ptr<const ActiveConfig> makeConfig(const std::vector<RouteDef>& defs,
@@ -329,6 +330,7 @@ std::shared_ptr<const ActiveConfig> makeConfig(const std::vector<RouteDef>& defs
     route->spec.backends = defs[i].backends;
     route->spec.balance = defs[i].balance;
     route->spec.proxy_protocol = defs[i].proxyProtocol;
+    route->spec.redirect_http = defs[i].redirectHttp;
     route->stats = std::make_shared<RouteStats>();
     config->routes.push_back(std::move(route));
     hosts.push_back({static_cast<RouteId>(i), defs[i].hosts});
@@ -1088,6 +1090,28 @@ TEST_F(EngineTest, HttpListenerRedirectsKnownHosts) {
   r = request("POST / HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 5\r\n\r\nhello");
   EXPECT_TRUE(r.starts_with("HTTP/1.1 308 ")) << r;
   EXPECT_TRUE(eventually([&] { return errors(metrics_, ErrorKind::HttpMalformed) == 2; }));
+}
+
+// A site's names are redirected only with redirect_http = true; a site without it serves
+// nothing on :80 (404), as nginx would with no server block for the name.
+TEST_F(EngineTest, HttpListenerRedirectsOnlySitesThatAskForIt) {
+  EngineOptions o;
+  o.http = loopbackAnyPort();
+  start(o);
+  RouteDef on{"on", {"on.example.com"}, {}, ProxyProtocol::None, RouteKind::Site};
+  on.redirectHttp = true;
+  RouteDef off{"off", {"off.example.com"}, {}, ProxyProtocol::None, RouteKind::Site};
+  engine_->setConfig(makeConfig({on, off}));
+  auto request = [&](std::string_view host) {
+    Fd c = connectTo(*engine_->httpPort());
+    EXPECT_TRUE(sendAll(c.fd, "GET /p HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n"));
+    return readToEof(c.fd).value_or("<reset>");
+  };
+  std::string r = request("on.example.com");
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 308 ")) << r;
+  EXPECT_NE(r.find("\r\nLocation: https://on.example.com/p\r\n"), std::string::npos) << r;
+  r = request("off.example.com");
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 404 ")) << r;
 }
 
 TEST_F(EngineTest, Ipv6ListenerAndClient) {

@@ -523,5 +523,30 @@ TEST_F(HttpsTest, MissingCertificateClosesTheConnection) {
   EXPECT_TRUE(testing::eventually([&] { return errors(ErrorKind::TlsCertificate) == 1; }));
 }
 
+// A gateway authenticates every request (API keys); until this build has that check, its
+// hostnames are served by nothing: not by SNI, not by Host through a site's connection.
+TEST_F(HttpsTest, GatewaysAreNotServedWithoutTheirAuthentication) {
+  TestBackend shop(named("shop"));
+  TestBackend internal(named("internal"));
+  start();
+  testing_https::Site gateway{"ping", {"ws.example.test"}, {internal.endpoint()}};
+  gateway.kind = RouteKind::Gateway;
+  configure({{"shop", {"shop.example.test"}, {shop.endpoint()}}, gateway});
+  {
+    TlsClient c(engine_->httpsPort(), "ws.example.test");
+    if (c.connected()) {
+      ASSERT_TRUE(c.write(get("ws.example.test")) || true);
+      EXPECT_FALSE(c.readResponse());
+    }
+  }
+  EXPECT_TRUE(testing::eventually([&] { return errors(ErrorKind::RouteUnsupported) == 1; }));
+  auto c = client("shop.example.test");
+  ASSERT_TRUE(c->write(get("ws.example.test")));
+  auto r = c->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 421);
+  EXPECT_EQ(internal.accepts(), 0);
+}
+
 }  // namespace
 }  // namespace edgeplane::proxy
