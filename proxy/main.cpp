@@ -35,12 +35,16 @@ constexpr const char* kUsage =
     "usage: edgeplane-proxy [--state-dir DIR] [--https ADDR:PORT] [--http ADDR:PORT|off]\n"
     "                       [--admin unix:PATH|ADDR:PORT] [--workers N] [--max-connections N]\n"
     "                       [--hello-timeout D] [--idle-timeout D] [--connect-timeout D]\n"
+    "                       [--header-timeout D] [--keep-alive-timeout D] [--response-timeout D]\n"
     "                       [--drain-timeout D] [--netns-dir DIR] [--no-access-log] [--version]\n"
     "  defaults: --https 0.0.0.0:443 --http 0.0.0.0:80\n"
     "            --admin unix:<state-dir>/proxy-admin.sock (loopback or unix only)\n"
     "            --state-dir $EDGEPLANE_STATE_DIR, else /var/lib/edgeplane\n"
     "            --netns-dir /run/netns (where the routes' network namespaces are named)\n"
-    "            --workers 0 (one per CPU), --drain-timeout 30s; durations like 5s or 500ms\n";
+    "            --workers 0 (one per CPU), --drain-timeout 30s; durations like 5s or 500ms\n"
+    "            --hello-timeout 5s, --connect-timeout 3s, --idle-timeout 5m (no bytes moved)\n"
+    "            sites: --header-timeout 10s (request head), --keep-alive-timeout 60s (idle\n"
+    "            between requests), --response-timeout 60s (backend's response head)\n";
 
 struct Options {
   fs::path stateDir;
@@ -142,6 +146,15 @@ Result<void> applyValue(Options& o, std::optional<std::string>& stateDir, std::s
   if (flag == "--connect-timeout") {
     return set(parseTimeout(flag, v), o.engine.connectTimeout);
   }
+  if (flag == "--header-timeout") {
+    return set(parseTimeout(flag, v), o.engine.headerTimeout);
+  }
+  if (flag == "--keep-alive-timeout") {
+    return set(parseTimeout(flag, v), o.engine.keepAliveTimeout);
+  }
+  if (flag == "--response-timeout") {
+    return set(parseTimeout(flag, v), o.engine.responseTimeout);
+  }
   if (flag == "--drain-timeout") {
     return set(parseTimeout(flag, v), o.drainTimeout);
   }
@@ -173,11 +186,20 @@ Result<Options> parseArgs(int argc, char** argv) {
       }
       continue;
     }
-    static constexpr std::string_view kValueFlags[] = {
-        "--state-dir",       "--https",         "--http",
-        "--admin",           "--netns-dir",     "--workers",
-        "--max-connections", "--hello-timeout", "--idle-timeout",
-        "--connect-timeout", "--drain-timeout"};
+    static constexpr std::string_view kValueFlags[] = {"--state-dir",
+                                                       "--https",
+                                                       "--http",
+                                                       "--admin",
+                                                       "--netns-dir",
+                                                       "--workers",
+                                                       "--max-connections",
+                                                       "--hello-timeout",
+                                                       "--idle-timeout",
+                                                       "--connect-timeout",
+                                                       "--drain-timeout",
+                                                       "--header-timeout",
+                                                       "--keep-alive-timeout",
+                                                       "--response-timeout"};
     if (std::find(std::begin(kValueFlags), std::end(kValueFlags), flag) == std::end(kValueFlags)) {
       return terminal("unknown argument \"" + std::string(arg) + "\"");
     }

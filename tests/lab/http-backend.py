@@ -12,6 +12,7 @@ Endpoints (keep-alive, HTTP/1.1):
   GET  /chunked?n=K   K chunks of "chunk-I\\n" (Transfer-Encoding: chunked)
   POST|PUT /upload    reads the body (Content-Length or chunked), answers "len=N sha256=HEX"
   GET  /status?code=C an empty answer with that status (204, 304, 500, …)
+  GET  /sleep?ms=N    200 "slept" after N ms (at most 30 s)
 Each request is logged to --log as one line: "NAME METHOD PATH conn=N".
 """
 import argparse
@@ -106,6 +107,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send(200, body, [("Content-Type", "text/plain")])
         elif url.path == "/healthz":
             self._send(200, b"ok\n")
+        elif url.path == "/sleep":
+            time.sleep(min(int(q.get("ms", "0")), 30000) / 1000)
+            self._send(200, b"slept\n")
         elif url.path == "/big":
             n = int(q.get("bytes", "0"))
             self.send_response(200)
