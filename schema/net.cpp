@@ -108,19 +108,6 @@ IpAddress masked(const IpAddress& address, int length) {
   return out;
 }
 
-int hexValue(char c) {
-  if (isDigit(c)) {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 bool isDnsLabel(std::string_view label) {
   if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
     return false;
@@ -135,6 +122,19 @@ bool isDnsLabel(std::string_view label) {
 }
 
 }  // namespace
+
+int hexValue(char c) {
+  if (isDigit(c)) {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
 
 // IpAddress
 

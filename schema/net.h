@@ -114,7 +114,8 @@ struct WgKey {
   auto operator<=>(const WgKey&) const = default;
 };
 
-// Hex helpers for digests.
+// Hex helpers for digests. hexValue: a hex digit's value (either case), -1 for any other byte.
+int hexValue(char c);
 std::optional<std::array<uint8_t, 32>> parseHex32(std::string_view text);
 std::string toHex(const uint8_t* data, size_t len);
 

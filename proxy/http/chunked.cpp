@@ -4,20 +4,10 @@
 #include <algorithm>
 
 #include "proxy/http/syntax.h"
+#include "schema/net.h"
 
 namespace edgeplane::proxy::http {
 namespace {
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  char l = asciiLower(c);
-  if (l >= 'a' && l <= 'f') {
-    return l - 'a' + 10;
-  }
-  return -1;
-}
 
 // qdtext (RFC 9110 5.6.4) less the quote and backslash, handled by the caller.
 bool isQdText(char c) {

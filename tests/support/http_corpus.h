@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "schema/net.h"
+
 namespace edgeplane::testing {
 
 struct HttpCorpusCase {
@@ -22,19 +24,6 @@ struct HttpCorpusCase {
   bool close = false;
   std::string bytes;
 };
-
-inline int corpusHexDigit(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
 
 // Decodes the escaped bytes of a case; nullopt on a malformed escape.
 inline std::optional<std::string> unescapeCorpus(std::string_view in) {
@@ -64,11 +53,10 @@ inline std::optional<std::string> unescapeCorpus(std::string_view in) {
         out.push_back('\\');
         break;
       case 'x':
-        if (i + 2 >= in.size() || corpusHexDigit(in[i + 1]) < 0 || corpusHexDigit(in[i + 2]) < 0) {
+        if (i + 2 >= in.size() || hexValue(in[i + 1]) < 0 || hexValue(in[i + 2]) < 0) {
           return std::nullopt;
         }
-        out.push_back(
-            static_cast<char>(corpusHexDigit(in[i + 1]) * 16 + corpusHexDigit(in[i + 2])));
+        out.push_back(static_cast<char>(hexValue(in[i + 1]) * 16 + hexValue(in[i + 2])));
         i += 2;
         break;
       case 'R': {

@@ -2,131 +2,19 @@
 // as the proxy would: head, then body, request after request, until an error or a close.
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <filesystem>
-#include <fstream>
-#include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "proxy/http/chunked.h"
 #include "proxy/http/message.h"
+#include "tests/support/http_corpus.h"
 
 namespace edgeplane::proxy::http {
 namespace {
 
-struct CorpusCase {
-  std::string name;
-  std::string description;
-  std::vector<std::string> expect;
-  bool close = false;
-  std::string bytes;
-};
-
-int hexDigit(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
-// Decodes the escaped bytes of a case; nullopt on a malformed escape.
-std::optional<std::string> unescape(std::string_view in) {
-  std::string out;
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '\\') {
-      out.push_back(in[i]);
-      continue;
-    }
-    if (++i == in.size()) {
-      return std::nullopt;
-    }
-    switch (in[i]) {
-      case 'r':
-        out.push_back('\r');
-        break;
-      case 'n':
-        out.push_back('\n');
-        break;
-      case 't':
-        out.push_back('\t');
-        break;
-      case '0':
-        out.push_back('\0');
-        break;
-      case '\\':
-        out.push_back('\\');
-        break;
-      case 'x': {
-        if (i + 2 >= in.size() || hexDigit(in[i + 1]) < 0 || hexDigit(in[i + 2]) < 0) {
-          return std::nullopt;
-        }
-        out.push_back(static_cast<char>(hexDigit(in[i + 1]) * 16 + hexDigit(in[i + 2])));
-        i += 2;
-        break;
-      }
-      case 'R': {
-        size_t countEnd = in.find("}{", i);
-        size_t textEnd = in.find('}', countEnd + 2);
-        if (i + 1 >= in.size() || in[i + 1] != '{' || countEnd == std::string_view::npos ||
-            textEnd == std::string_view::npos) {
-          return std::nullopt;
-        }
-        int count = std::stoi(std::string(in.substr(i + 2, countEnd - i - 2)));
-        std::optional<std::string> text = unescape(in.substr(countEnd + 2, textEnd - countEnd - 2));
-        if (!text) {
-          return std::nullopt;
-        }
-        for (int n = 0; n < count; ++n) {
-          out += *text;
-        }
-        i = textEnd;
-        break;
-      }
-      default:
-        return std::nullopt;
-    }
-  }
-  return out;
-}
-
-CorpusCase loadCase(const std::filesystem::path& path) {
-  CorpusCase c;
-  c.name = path.filename().string();
-  std::ifstream file(path, std::ios::binary);
-  std::string line;
-  bool inBytes = false;
-  std::string escaped;
-  while (std::getline(file, line)) {
-    if (inBytes) {
-      escaped += line;  // literal newlines are not part of the bytes
-    } else if (line == "--") {
-      inBytes = true;
-    } else if (line.starts_with("# ")) {
-      c.description = line.substr(2);
-    } else if (line.starts_with("expect: ")) {
-      std::istringstream verdicts(line.substr(8));
-      for (std::string v; verdicts >> v;) {
-        c.expect.push_back(v);
-      }
-    } else if (line == "close: yes" || line == "close: no") {
-      c.close = line == "close: yes";
-    } else {
-      ADD_FAILURE() << c.name << ": unknown header line: " << line;
-    }
-  }
-  std::optional<std::string> bytes = unescape(escaped);
-  EXPECT_TRUE(bytes.has_value()) << c.name << ": malformed escape";
-  c.bytes = bytes.value_or("");
-  return c;
-}
+using edgeplane::testing::HttpCorpusCase;
+using edgeplane::testing::loadCorpus;
+using edgeplane::testing::unescapeCorpus;
 
 struct Replay {
   std::vector<std::string> verdicts;
@@ -185,16 +73,9 @@ Replay replay(std::string_view bytes) {
 }
 
 TEST(HttpCorpus, EveryCaseGetsItsVerdict) {
-  std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::directory_iterator(EDGEPLANE_HTTP_CORPUS_DIR)) {
-    if (entry.path().extension() == ".http") {
-      files.push_back(entry.path());
-    }
-  }
-  std::sort(files.begin(), files.end());
-  ASSERT_GE(files.size(), 35u);
-  for (const auto& path : files) {
-    CorpusCase c = loadCase(path);
+  std::vector<HttpCorpusCase> cases = loadCorpus(EDGEPLANE_HTTP_CORPUS_DIR);
+  ASSERT_GE(cases.size(), 35u);
+  for (const HttpCorpusCase& c : cases) {
     ASSERT_FALSE(c.description.empty()) << c.name;
     ASSERT_FALSE(c.expect.empty()) << c.name;
     Replay r = replay(c.bytes);
@@ -205,10 +86,10 @@ TEST(HttpCorpus, EveryCaseGetsItsVerdict) {
 }
 
 TEST(HttpCorpus, EscapesDecode) {
-  EXPECT_EQ(unescape("a\\r\\n\\t\\0\\\\\\x41"), std::string("a\r\n\t\0\\A", 7));
-  EXPECT_EQ(unescape("\\R{3}{ab\\x7d}"), "ab}ab}ab}");
-  EXPECT_FALSE(unescape("\\q").has_value());
-  EXPECT_FALSE(unescape("\\x4").has_value());
+  EXPECT_EQ(unescapeCorpus("a\\r\\n\\t\\0\\\\\\x41"), std::string("a\r\n\t\0\\A", 7));
+  EXPECT_EQ(unescapeCorpus("\\R{3}{ab\\x7d}"), "ab}ab}ab}");
+  EXPECT_FALSE(unescapeCorpus("\\q").has_value());
+  EXPECT_FALSE(unescapeCorpus("\\x4").has_value());
 }
 
 }  // namespace
