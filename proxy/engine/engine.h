@@ -69,7 +69,7 @@ struct EngineOptions {
   std::chrono::milliseconds keepAliveTimeout{60000};
   std::chrono::milliseconds responseTimeout{60000};
   // Idle upstream connections kept per backend per worker, and for how long.
-  size_t upstreamIdlePerBackend = 32;
+  size_t upstreamIdlePerBackend = 64;
   std::chrono::milliseconds upstreamIdleTimeout{30000};
   // >= 16 KiB: the copy buffer per direction (copy fallback) and the pipe size for splice
   // (pipes are never made smaller than the kernel's default 64 KiB, see engine.cpp).

@@ -22,7 +22,6 @@ namespace {
 using Io = tls::ServerStream::Io;
 
 constexpr int kPumpBudget = 16;      // steps per turn
-constexpr size_t kInBuffer = 49152;  // > the head limits (8 KiB line + 32 KiB fields)
 constexpr int64_t kLingerMs = 1000;
 // Draining: how long an idle keep-alive connection stays open for a request already on its
 // way (answered with Connection: close) before it is closed.
@@ -53,12 +52,15 @@ bool isIdempotent(std::string_view m) {
 }  // namespace
 
 size_t ByteBuffer::room() {
-  if (begin_ > 0 && (begin_ == end_ || end_ == bytes_.size())) {
-    std::memmove(bytes_.data(), bytes_.data() + begin_, end_ - begin_);
+  if (!bytes_) {
+    return 0;
+  }
+  if (begin_ > 0 && (begin_ == end_ || end_ == BufferCache::kBufferBytes)) {
+    std::memmove(bytes_.get(), bytes_.get() + begin_, end_ - begin_);
     end_ -= begin_;
     begin_ = 0;
   }
-  return bytes_.size() - end_;
+  return BufferCache::kBufferBytes - end_;
 }
 
 void ByteBuffer::consume(size_t n) {
@@ -197,7 +199,6 @@ bool HttpsHandler::handshake() {
     case Io::Ok:
       state_ = State::Idle;
       stateSinceMs_ = ctx().now();
-      cin_.reserve(kInBuffer);
       return true;
     case Io::WantRead:
       clientReadable_ = false;
@@ -256,6 +257,7 @@ bool HttpsHandler::wantClientBytes() {
 bool HttpsHandler::readClient() {
   bool moved = false;
   while (!clientEof_ && wantClientBytes() && (clientReadable_ || tls_->pending() > 0)) {
+    cin_.acquire(protocol_.buffers_);
     size_t room = cin_.room();
     if (room == 0) {
       break;
@@ -469,6 +471,23 @@ void HttpsHandler::completeExchange() {
   resetRequest();
   state_ = State::Idle;
   stateSinceMs_ = ctx().now();
+  releaseIdleMemory();
+}
+
+// Between requests a connection keeps no buffer it does not need (the next request's bytes
+// may already be in cin_: pipelining). The heads point into the buffers: reset first.
+void HttpsHandler::releaseIdleMemory() {
+  req_ = http::RequestHead{};
+  respHead_ = http::ResponseHead{};
+  if (cin_.empty()) {
+    cin_.release(protocol_.buffers_);
+  }
+  if (cout_.empty()) {
+    cout_ = OutQueue{};
+  }
+  uin_.release(protocol_.buffers_);
+  uout_ = OutQueue{};
+  std::string().swap(headBytes_);
 }
 
 void HttpsHandler::resetRequest() {
@@ -607,6 +626,8 @@ void HttpsHandler::onClose(Outcome outcome) {
     logConnection(conn(), nullptr, 0, 0, outcome);
   }
   tls_.reset();
+  cin_.release(protocol_.buffers_);
+  uin_.release(protocol_.buffers_);
 }
 
 }  // namespace edgeplane::proxy

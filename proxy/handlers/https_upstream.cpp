@@ -17,7 +17,6 @@ namespace edgeplane::proxy {
 namespace {
 
 constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-constexpr size_t kUpstreamBuffer = 49152;  // > the response head limits
 
 // Appends what a chunked body's next bytes hold up to the end of the body; false on a framing
 // error. `done` is set at the end of the last chunk's trailers. Verbatim (the framing stays
@@ -97,7 +96,7 @@ void HttpsHandler::connectNext() {
     upEof_ = false;
     upReadable_ = false;
     uin_.clear();
-    uin_.reserve(kUpstreamBuffer);
+    uin_.acquire(protocol_.buffers_);
     uout_ = OutQueue{headBytes_, 0};
     int fd = protocol_.pool_.take(netns, be, this, kUpstreamTag);
     if (fd >= 0) {
