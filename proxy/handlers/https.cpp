@@ -21,7 +21,7 @@ namespace {
 
 using Io = tls::ServerStream::Io;
 
-constexpr int kPumpBudget = 16;      // steps per turn
+constexpr int kPumpBudget = 16;  // steps per turn
 constexpr int64_t kLingerMs = 1000;
 // Draining: how long an idle keep-alive connection stays open for a request already on its
 // way (answered with Connection: close) before it is closed.
@@ -105,7 +105,11 @@ void HttpsHandler::start() {
 void HttpsHandler::onIo(uint32_t tag, uint32_t events) {
   bool readable = (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
   bool writable = (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
+  bool hup = (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
   if (tag == kClientTag) {
+    if (readable && tls_) {
+      tls_->readable(hup);
+    }
     clientReadable_ |= readable;
     clientWritable_ |= writable;
   } else {
@@ -116,6 +120,7 @@ void HttpsHandler::onIo(uint32_t tag, uint32_t events) {
       }
     }
     upReadable_ |= readable;
+    upHup_ = upHup_ || hup;
     upWritable_ |= writable;
   }
   pump();

@@ -184,11 +184,13 @@ class HttpsHandler final : public Handler {
   std::string headBytes_;  // the upstream request head, kept for a retry
 
   // The upstream side.
-  int up_ = -1;
+  UpstreamLink* link_ = nullptr;  // the upstream connection (the pool owns it)
+  int up_ = -1;                   // its fd
   bool upConnecting_ = false;
   bool upReadable_ = false;
   bool upWritable_ = false;
   bool upEof_ = false;
+  bool upHup_ = false;  // EPOLLRDHUP/HUP/ERR seen: read until EOF, a short read proves nothing
   bool upReused_ = false;
   int64_t attemptMs_ = 0;
   int64_t sentMs_ = 0;  // the request body was complete (the response timeout runs from here)

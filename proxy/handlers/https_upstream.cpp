@@ -16,8 +16,6 @@ namespace edgeplane::proxy {
 
 namespace {
 
-constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-
 // Appends what a chunked body's next bytes hold up to the end of the body; false on a framing
 // error. `done` is set at the end of the last chunk's trailers. Verbatim (the framing stays
 // chunked), or only the data bytes when `dataOnly` (re-framed as until-close for HTTP/1.0).
@@ -94,34 +92,35 @@ void HttpsHandler::connectNext() {
     const Endpoint& be = list[static_cast<size_t>(index)];
     attemptMs_ = ctx().now();
     upEof_ = false;
+    upHup_ = false;
     upReadable_ = false;
     uin_.clear();
     uin_.acquire(protocol_.buffers_);
     uout_ = OutQueue{headBytes_, 0};
-    int fd = protocol_.pool_.take(netns, be, this, kUpstreamTag);
-    if (fd >= 0) {
-      up_ = fd;
+    link_ = protocol_.pool_.take(netns, be, this, kUpstreamTag);
+    if (link_ != nullptr) {
+      up_ = link_->fd();
       upReused_ = true;
       upConnecting_ = false;
       upWritable_ = true;
       return;
     }
     upReused_ = false;
-    fd = ctx().upstreamSocket(netns,
-                              be.address.family == IpAddress::Family::V4 ? AF_INET : AF_INET6);
+    int fd = ctx().upstreamSocket(netns,
+                                  be.address.family == IpAddress::Family::V4 ? AF_INET : AF_INET6);
     int rc = -1;
     if (fd >= 0) {
       setNoDelay(fd);
       sockaddr_storage ss{};
       socklen_t len = toSockaddr(be, ss);
       rc = ::connect(fd, reinterpret_cast<sockaddr*>(&ss), len);
-      if ((rc != 0 && errno != EINPROGRESS) ||
-          !ctx().watch(fd, this, kUpstreamTag, kSocketEvents)) {
+      if (rc != 0 && errno != EINPROGRESS) {
         ::close(fd);
         fd = -1;
       }
     }
-    if (fd < 0) {
+    link_ = fd >= 0 ? protocol_.pool_.adopt(netns, be, fd, this, kUpstreamTag) : nullptr;
+    if (link_ == nullptr) {
       up_ = -1;
       upstreamFailed(true);
       return;
@@ -187,14 +186,11 @@ void HttpsHandler::upstreamFailed(bool connectFailure) {
 }
 
 void HttpsHandler::closeUpstream(bool reusable) {
-  if (up_ < 0) {
+  if (link_ == nullptr) {
     return;
   }
-  if (reusable && route_ != nullptr && backend_ >= 0) {
-    protocol_.pool_.put(route_->spec.netns, backends()[static_cast<size_t>(backend_)], up_);
-  } else {
-    ::close(up_);  // also leaves the epoll set
-  }
+  protocol_.pool_.release(link_, reusable);
+  link_ = nullptr;
   up_ = -1;
   upConnecting_ = false;
   upReadable_ = false;
@@ -230,11 +226,16 @@ bool HttpsHandler::readUpstream() {
     if (uin_.room() == 0) {
       break;
     }
-    ssize_t n = ::recv(up_, uin_.tail(), uin_.room(), 0);
+    size_t room = uin_.room();
+    ssize_t n = ::recv(up_, uin_.tail(), room, 0);
     if (n > 0) {
       uin_.produced(static_cast<size_t>(n));
       respStarted_ = true;
       moved = true;
+      if (static_cast<size_t>(n) < room && !upHup_) {
+        upReadable_ = false;  // a short read emptied the socket: the next bytes bring an event
+        break;
+      }
       continue;
     }
     if (n == 0) {

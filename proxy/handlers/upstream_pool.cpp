@@ -1,103 +1,118 @@
-// The per-worker idle upstream connection pool (see upstream_pool.h).
+// Per-worker upstream connections and their idle pool (see upstream_pool.h).
 #include "proxy/handlers/upstream_pool.h"
 
 #include <sys/epoll.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <memory>
 
 namespace edgeplane::proxy {
 
-constexpr uint32_t kIdleEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
-constexpr uint32_t kActiveEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+constexpr uint32_t kLinkEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
-// One idle socket; the epoll target while it waits.
-class UpstreamPool::Entry final : public EventTarget {
- public:
-  Entry(UpstreamPool& pool, std::string key, int fd) : pool_(pool), key_(std::move(key)), fd_(fd) {}
+void UpstreamLink::onIo(uint32_t /*tag*/, uint32_t events) {
+  if (owner_ != nullptr) {
+    owner_->onIo(ownerTag_, events);
+  } else if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
+    pool_.close(this);  // idle: the backend closed, or sent bytes nobody asked for
+  }
+}
 
-  // Interface
-  void onIo(uint32_t, uint32_t) override { pool_.drop(this); }
-  void onTimer() override { pool_.drop(this); }
-
-  UpstreamPool& pool_;
-  std::string key_;
-  int fd_;
-};
+void UpstreamLink::onTimer() {
+  if (owner_ == nullptr) {
+    pool_.close(this);  // idle for upstreamIdleTimeout
+  }
+}
 
 UpstreamPool::~UpstreamPool() {
   clear();
 }
 
-std::string UpstreamPool::key(std::string_view netns, const Endpoint& backend) {
-  std::string k(netns);
-  k.push_back('|');
-  k += backend.str();
-  return k;
+std::vector<UpstreamLink*>* UpstreamPool::idleList(std::string_view netns,
+                                                   const Endpoint& backend) {
+  auto byNetns = idle_by_netns_.find(netns);
+  if (byNetns == idle_by_netns_.end()) {
+    return nullptr;
+  }
+  auto byBackend = byNetns->second.find(backend);
+  return byBackend == byNetns->second.end() ? nullptr : &byBackend->second;
 }
 
-int UpstreamPool::take(std::string_view netns, const Endpoint& backend, EventTarget* target,
-                       uint32_t tag) {
-  auto it = idleByKey_.find(key(netns, backend));
-  while (it != idleByKey_.end() && !it->second.empty()) {
-    Entry* e = it->second.back();  // the most recently used: the least likely to be closed
-    it->second.pop_back();
-    --idle_;
-    int fd = e->fd_;
-    e->fd_ = -1;
-    ctx_.retire(std::unique_ptr<EventTarget>(e));
-    if (ctx_.rewatch(fd, target, tag, kActiveEvents)) {
-      ++reused_;
-      return fd;
-    }
+UpstreamLink* UpstreamPool::adopt(std::string_view netns, const Endpoint& backend, int fd,
+                                  EventTarget* owner, uint32_t tag) {
+  auto* link = new UpstreamLink(*this, std::string(netns), backend, fd);
+  link->owner_ = owner;
+  link->ownerTag_ = tag;
+  if (!ctx_.watch(fd, link, 0, kLinkEvents)) {
     ::close(fd);
+    delete link;
+    return nullptr;
   }
-  return -1;
+  return link;
 }
 
-void UpstreamPool::put(std::string_view netns, const Endpoint& backend, int fd) {
-  const EngineOptions& o = ctx_.options();
-  std::string k = key(netns, backend);
-  std::vector<Entry*>& list = idleByKey_[k];
-  if (ctx_.draining() || list.size() >= o.upstreamIdlePerBackend) {
-    ::close(fd);
-    return;
+UpstreamLink* UpstreamPool::take(std::string_view netns, const Endpoint& backend,
+                                 EventTarget* owner, uint32_t tag) {
+  std::vector<UpstreamLink*>* list = idleList(netns, backend);
+  if (list == nullptr || list->empty()) {
+    return nullptr;
   }
-  auto* e = new Entry(*this, std::move(k), fd);
-  if (!ctx_.rewatch(fd, e, 0, kIdleEvents)) {
-    ::close(fd);
-    delete e;
-    return;
-  }
-  ctx_.schedule(e, ctx_.now() + o.upstreamIdleTimeout.count());
-  list.push_back(e);
-  ++idle_;
-}
-
-void UpstreamPool::drop(Entry* e) {
-  auto it = idleByKey_.find(e->key_);
-  if (it != idleByKey_.end()) {
-    auto& list = it->second;
-    list.erase(std::remove(list.begin(), list.end(), e), list.end());
-    if (list.empty()) {
-      idleByKey_.erase(it);
-    }
-  }
+  UpstreamLink* link = list->back();  // the most recently used: the least likely to be closed
+  list->pop_back();
   --idle_;
-  ::close(e->fd_);  // also leaves the epoll set
-  e->fd_ = -1;
-  ctx_.retire(std::unique_ptr<EventTarget>(e));
+  ctx_.unschedule(link);
+  link->owner_ = owner;
+  link->ownerTag_ = tag;
+  ++reused_;
+  return link;
+}
+
+void UpstreamPool::release(UpstreamLink* link, bool reusable) {
+  link->owner_ = nullptr;
+  const EngineOptions& o = ctx_.options();
+  if (!reusable || ctx_.draining()) {
+    close(link);
+    return;
+  }
+  std::vector<UpstreamLink*>& list = idle_by_netns_[link->netns_][link->backend_];
+  if (list.size() >= o.upstreamIdlePerBackend) {
+    close(link);
+    return;
+  }
+  list.push_back(link);
+  ++idle_;
+  ctx_.schedule(link, ctx_.now() + o.upstreamIdleTimeout.count());
+}
+
+void UpstreamPool::close(UpstreamLink* link) {
+  if (link->owner_ == nullptr) {
+    if (std::vector<UpstreamLink*>* list = idleList(link->netns_, link->backend_)) {
+      auto it = std::find(list->begin(), list->end(), link);
+      if (it != list->end()) {
+        list->erase(it);
+        --idle_;
+      }
+    }
+  }
+  ::close(link->fd_);  // also leaves the epoll set
+  link->fd_ = -1;
+  link->owner_ = nullptr;
+  ctx_.unschedule(link);
+  ctx_.retire(std::unique_ptr<EventTarget>(link));
 }
 
 void UpstreamPool::clear() {
-  for (auto& [k, list] : idleByKey_) {
-    for (Entry* e : list) {
-      ::close(e->fd_);
-      ctx_.unschedule(e);
-      delete e;
+  for (auto& [netns, byBackend] : idle_by_netns_) {
+    for (auto& [backend, list] : byBackend) {
+      for (UpstreamLink* link : list) {
+        ::close(link->fd_);
+        ctx_.unschedule(link);
+        delete link;
+      }
     }
   }
-  idleByKey_.clear();
+  idle_by_netns_.clear();
   idle_ = 0;
 }
 

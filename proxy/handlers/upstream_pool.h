@@ -1,18 +1,21 @@
-// Per-worker pool of idle upstream (backend) connections for the HTTP handlers.
+// Per-worker upstream (backend) connections for the HTTP handlers, and the pool of idle ones.
 //
-// Keyed by (route namespace, backend endpoint): a connection made in a tenant's namespace is
-// only ever reused for the same namespace and address, so tenants that reuse private
-// addresses stay apart. At most `maxIdlePerBackend` idle sockets per key, each dropped after
-// `idleTimeout`. An idle socket stays in the worker's epoll with its pool entry as the target:
-// any event on it (the backend closed, or sent bytes nobody asked for) drops it, so a dead
-// socket is seldom handed out. Taking one re-targets its epoll registration to the taker.
+// Every upstream connection is an UpstreamLink, registered with the worker's epoll once, when
+// it is made (edge-triggered IN|OUT|RDHUP); its events go to the handler that owns it, so
+// taking an idle connection or giving it back costs no epoll_ctl. Idle links are keyed by
+// (route namespace, backend endpoint): a connection made in a tenant's namespace is only ever
+// reused for the same namespace and address, so tenants that reuse private addresses stay
+// apart. At most `upstreamIdlePerBackend` idle links per key, each closed after
+// `upstreamIdleTimeout`; any event on an idle link (the backend closed, or sent bytes nobody
+// asked for) closes it, so a dead socket is seldom handed out.
 //
 // Not thread-safe: one pool per worker.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
+#include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -22,6 +25,30 @@
 
 namespace edgeplane::proxy {
 
+class UpstreamPool;
+
+// One upstream connection; owned by the pool, used by one handler at a time.
+class UpstreamLink final : public EventTarget {
+ public:
+  int fd() const { return fd_; }
+
+  // Interface
+  void onIo(uint32_t tag, uint32_t events) override;
+  void onTimer() override;
+
+ private:
+  friend class UpstreamPool;
+  UpstreamLink(UpstreamPool& pool, std::string netns, const Endpoint& backend, int fd)
+      : pool_(pool), netns_(std::move(netns)), backend_(backend), fd_(fd) {}
+
+  UpstreamPool& pool_;
+  std::string netns_;
+  Endpoint backend_;
+  int fd_;
+  EventTarget* owner_ = nullptr;  // nullptr: idle in the pool
+  uint32_t ownerTag_ = 0;
+};
+
 class UpstreamPool {
  public:
   explicit UpstreamPool(Context& ctx) : ctx_(ctx) {}
@@ -29,26 +56,35 @@ class UpstreamPool {
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
-  // An idle connected socket for the key, now registered with `target`/`tag` (edge-triggered
-  // IN|OUT|RDHUP), or -1.
-  int take(std::string_view netns, const Endpoint& backend, EventTarget* target, uint32_t tag);
-  // Gives a healthy idle socket back (the caller read its response completely); closed
-  // instead when the key is full or the worker is draining.
-  void put(std::string_view netns, const Endpoint& backend, int fd);
-  // Closes every idle socket (worker shutdown).
+  // A new connection to `backend` in `netns`: `fd` (connect() started) is registered with the
+  // worker's epoll for `owner`/`tag`. nullptr (and `fd` closed) if epoll refuses it.
+  UpstreamLink* adopt(std::string_view netns, const Endpoint& backend, int fd, EventTarget* owner,
+                      uint32_t tag);
+  // An idle connection for the key, now owned by `owner`/`tag`, or nullptr.
+  UpstreamLink* take(std::string_view netns, const Endpoint& backend, EventTarget* owner,
+                     uint32_t tag);
+  // The owner is done with `link`: idle again when `reusable` (the response was read
+  // completely) and the key has room and the worker is not draining, else closed.
+  void release(UpstreamLink* link, bool reusable);
+  // Closes every idle link (worker shutdown: no owner is left).
   void clear();
 
   size_t idleCount() const { return idle_; }
   uint64_t reused() const { return reused_; }
 
  private:
-  class Entry;
-  friend class Entry;
-  static std::string key(std::string_view netns, const Endpoint& backend);
-  void drop(Entry* entry);
+  friend class UpstreamLink;
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using Idle = std::map<Endpoint, std::vector<UpstreamLink*>>;
+
+  void close(UpstreamLink* link);  // closes and retires; removes it from the idle lists
+  std::vector<UpstreamLink*>* idleList(std::string_view netns, const Endpoint& backend);
 
   Context& ctx_;
-  std::unordered_map<std::string, std::vector<Entry*>> idleByKey_;
+  std::unordered_map<std::string, Idle, NameHash, std::equal_to<>> idle_by_netns_;
   size_t idle_ = 0;
   uint64_t reused_ = 0;
 };

@@ -41,10 +41,17 @@ int bioRead(BIO* bio, char* data, size_t len, size_t* done) {
     *done = take;
     return 1;
   }
+  if (t->drained) {  // a short read emptied the socket; the next edge clears this
+    BIO_set_retry_read(bio);
+    return 0;
+  }
   while (true) {
     ssize_t n = ::recv(t->fd, data, len, 0);
     if (n > 0) {
       *done = static_cast<size_t>(n);
+      // A stream socket returns all it holds: a short read saves the recv() that would only
+      // say EAGAIN (with edge-triggered epoll the next bytes bring a new event).
+      t->drained = static_cast<size_t>(n) < len && !t->hup;
       return 1;
     }
     if (n == 0) {
@@ -159,6 +166,7 @@ std::unique_ptr<ServerStream> ServerStream::create(SSL_CTX* ctx, int fd,
   BIO_set_data(bio, &stream->transport_);
   SSL_set_bio(stream->ssl_, bio, bio);  // one reference, owned by the SSL
   SSL_set_accept_state(stream->ssl_);
+  SSL_set_read_ahead(stream->ssl_, 1);  // one recv() per socket read, not one per record part
   return stream;
 }
 
@@ -279,6 +287,9 @@ bool ServerStream::handshakeDone() const {
 
 size_t ServerStream::pending() const {
   size_t buffered = static_cast<size_t>(std::max(SSL_pending(ssl_), 0));
+  if (buffered == 0 && SSL_has_pending(ssl_) == 1) {
+    buffered = 1;  // read-ahead holds record bytes not decrypted yet: at least one byte
+  }
   return buffered + (transport_.replay.size() - transport_.replayOffset);
 }
 

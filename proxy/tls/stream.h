@@ -50,6 +50,14 @@ class ServerStream {
   // SSL plus replay bytes not consumed yet. A level-triggered loop that stops reading while
   // pending() > 0 must read again without waiting for epoll.
   size_t pending() const;
+  // The socket signalled readability (edge-triggered epoll): recv() again. After a short
+  // recv() the stream does not touch the socket again until this is called; a caller that
+  // polls instead calls it before each read. `hup`: the event
+  // carried EPOLLRDHUP/HUP/ERR, after which a short read no longer proves the socket empty.
+  void readable(bool hup) {
+    transport_.drained = false;
+    transport_.hup = transport_.hup || hup;
+  }
   std::string_view alpn() const;     // "" when none was negotiated
   std::string_view version() const;  // "TLSv1.3", "TLSv1.2"; "" before the handshake
   bool resumed() const;              // the session was resumed from a ticket
@@ -60,8 +68,10 @@ class ServerStream {
     int fd = -1;
     std::vector<uint8_t> replay;
     size_t replayOffset = 0;
-    bool sawFin = false;  // recv() returned 0
-    int lastErrno = 0;    // recv()/send() failed with this
+    bool sawFin = false;   // recv() returned 0
+    int lastErrno = 0;     // recv()/send() failed with this
+    bool drained = false;  // a short recv() emptied the socket: no recv() until readable()
+    bool hup = false;      // the peer's FIN or an error was signalled: always recv()
   };
 
  private:

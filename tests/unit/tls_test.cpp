@@ -135,6 +135,7 @@ class Connection {
   bool handshake() {
     bool clientDone = false;
     for (int round = 0; round < 100; ++round) {
+      server_->readable(false);  // polled, not edge-triggered: always try the socket
       serverIo_ = server_->handshake();
       if (!clientDone) {
         ERR_clear_error();
@@ -250,6 +251,7 @@ class Connection {
   // One server read of up to 4 KiB, then everything pending() says is buffered.
   Io serverRead(std::string& received) {
     uint8_t buf[4096];
+    server_->readable(false);  // polled, not edge-triggered: always try the socket
     while (true) {
       size_t n = 0;
       Io io = server_->read(buf, sizeof buf, &n);
