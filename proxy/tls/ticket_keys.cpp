@@ -35,6 +35,13 @@ int ticketKeyCallback(SSL* ssl, unsigned char keyName[16], unsigned char iv[EVP_
   return (*slot)->ticketCallback(keyName, iv, cipher, mac, enc);
 }
 
+// AES-256-CBC fetched once for the process (never freed): EVP_aes_256_cbc() in an init call
+// makes OpenSSL 3 look the algorithm up again on every ticket.
+const EVP_CIPHER* ticketCipher() {
+  static EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+  return cipher;
+}
+
 void wipe(std::array<unsigned char, 32>& bytes) {
   OPENSSL_cleanse(bytes.data(), bytes.size());
 }
@@ -149,7 +156,8 @@ int TicketKeys::ticketCallback(unsigned char keyName[16], unsigned char* iv, EVP
       return -1;
     }
     std::memcpy(keyName, key.name.data(), key.name.size());
-    if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv) != 1 ||
+    if (ticketCipher() == nullptr ||
+        EVP_EncryptInit_ex2(cipher, ticketCipher(), key.aes.data(), iv, nullptr) != 1 ||
         !setMacKey(mac, key.hmac)) {
       return -1;
     }
@@ -161,8 +169,8 @@ int TicketKeys::ticketCallback(unsigned char keyName[16], unsigned char* iv, EVP
   if (found == keys_.end()) {
     return 0;  // unknown or aged out: a full handshake
   }
-  if (!setMacKey(mac, found->hmac) ||
-      EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, found->aes.data(), iv) != 1) {
+  if (!setMacKey(mac, found->hmac) || ticketCipher() == nullptr ||
+      EVP_DecryptInit_ex2(cipher, ticketCipher(), found->aes.data(), iv, nullptr) != 1) {
     return -1;
   }
   return found->retiredAt == 0 ? 1 : 2;
