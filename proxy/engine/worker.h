@@ -79,6 +79,7 @@ class Worker final : public Context {
   void loop();
   void runReady();
   void freeRetired();
+  void sweep();
   void handleCommands();
   void onEvent(uint64_t data, uint32_t events);
   void acceptBatch(int listener, bool http);

@@ -18,11 +18,12 @@ namespace edgeplane::proxy {
 
 // The per-worker cache of I/O buffers (kBufferBytes each): a request takes one or two, an
 // idle keep-alive connection none. Reuse spares the allocator and the page faults of a fresh
-// 48 KiB block per request; the cache keeps at most kKeep.
+// 48 KiB block per request; the cache keeps at most kKeep (768 KiB), so a burst of
+// concurrent requests does not leave its buffers held for good.
 class BufferCache {
  public:
   static constexpr size_t kBufferBytes = 49152;  // > the head limits (8 KiB line + 32 KiB fields)
-  static constexpr size_t kKeep = 128;
+  static constexpr size_t kKeep = 16;
   std::unique_ptr<char[]> get() {
     if (free_.empty()) {
       return std::unique_ptr<char[]>(new char[kBufferBytes]);  // not zeroed: never read unset

@@ -279,8 +279,9 @@ TEST(HttpRequest, ConnectionExpectAndUpgrade) {
   ASSERT_EQ(parse("POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", head).status,
             ParseStatus::Done);
   EXPECT_FALSE(head.expectContinue);
-  ASSERT_EQ(parse(withHeaders("Connection: Upgrade\r\nUpgrade: websocket\r\n"), head).status,
-            ParseStatus::Done);
+  // The head's views point into the bytes parsed: keep them alive while reading it.
+  const std::string upgrade = withHeaders("Connection: Upgrade\r\nUpgrade: websocket\r\n");
+  ASSERT_EQ(parse(upgrade, head).status, ParseStatus::Done);
   EXPECT_EQ(head.upgrade, "websocket");
   ASSERT_EQ(parse(withHeaders("Upgrade: websocket\r\n"), head).status, ParseStatus::Done);
   EXPECT_EQ(head.upgrade, "");  // without the Connection token it is not an upgrade
