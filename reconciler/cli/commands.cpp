@@ -1,6 +1,7 @@
 // plan / apply / status / history: the source (a directory or a Git commit), load and
 // validate, observe, plan, apply, publish, record. Logs once, here.
 #include "reconciler/cli/commands.h"
+#include "reconciler/cli/command_support.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -51,11 +52,6 @@ std::string plural(size_t n, std::string_view one, std::string_view many) {
   return std::to_string(n) + " " + std::string(n == 1 ? one : many);
 }
 
-struct Loaded {
-  Desired all;
-  std::string host;
-};
-
 // The host this run converges: --host, which must be declared; else the agent file's host
 // (for a config without [[host]] tables, "default"); else the machine's name if the config
 // declares it, or "default" for a config without [[host]].
@@ -86,14 +82,7 @@ Result<std::string> chooseHost(const Desired& d, const Options& o) {
                   "\") is not a declared [[host]]; pass --host NAME");
 }
 
-// Loads and validates a directory. Diagnostics name files as `displayRoot/relative` (for an
-// exported commit: the path inside the repository, not the state directory's copy).
-struct LoadOutcome {
-  std::optional<Loaded> loaded;
-  std::string diagnostics;  // every diagnostic, one per line
-  size_t errors = 0;
-  std::string hostError;
-};
+}  // namespace
 
 LoadOutcome loadConfig(const fs::path& dir, const std::optional<std::string>& displayRoot,
                        const Options& o) {
@@ -148,11 +137,15 @@ Result<core::StoreView> readStoreView(Store& store) {
   return view;
 }
 
+namespace {
+
 // Observes the certificates the target uses (and every generated one) into `observed`.
 Result<void> observeCertificates(const Options& o, const core::Target& target,
                                  core::HostState& observed) {
   return sys::CertStore(o.stateDir).observe(target.certificates, observed);
 }
+
+}  // namespace
 
 Result<std::unique_ptr<Store>> openStoreIfPresent(const std::string& stateDir) {
   if (!fs::exists(fs::path(stateDir) / "state.db")) {
@@ -160,6 +153,8 @@ Result<std::unique_ptr<Store>> openStoreIfPresent(const std::string& stateDir) {
   }
   return Store::open(stateDir);
 }
+
+namespace {
 
 OpAction storeAction(core::Action a) {
   switch (a) {
@@ -173,75 +168,14 @@ OpAction storeAction(core::Action a) {
   return OpAction::Update;
 }
 
+}  // namespace
+
 sys::KernelHost makeHost(const Options& o) {
   return sys::KernelHost(
       o.stateDir, sys::parseBackendChoice(o.wireguardBackend).value_or(sys::WgBackendChoice::Auto));
 }
 
-// What operators hand to their peers: each namespace's public key and listen port. Only the
-// public half is derived from the key file; the private key is never printed.
-struct WgInfo {
-  std::string ns;
-  std::string publicKey;
-  std::string listenPort;
-};
-
-std::vector<WgInfo> wireguardInfo(const Options& o, const std::vector<OwnedResource>& owned) {
-  std::vector<WgInfo> out;
-  auto view = sys::storeViewFromOwned(owned);
-  if (!view) {
-    return out;
-  }
-  for (const auto& [key, spec] : view->applied) {
-    if (key.rfind("wireguard ", 0) != 0) {
-      continue;
-    }
-    WgInfo info{key.substr(10), "(key file missing)", "?"};
-    if (auto k = sys::loadOrCreateKey(sys::wireguardKeyPath(o.stateDir, info.ns), false)) {
-      info.publicKey = k->publicKey.base64();
-    }
-    // The spec it was applied with: "wg-<ns> port=<listen port> address=…".
-    std::istringstream words(spec);
-    for (std::string word; words >> word;) {
-      if (word.rfind("port=", 0) == 0) {
-        info.listenPort = word.substr(5);
-      }
-    }
-    out.push_back(std::move(info));
-  }
-  return out;
-}
-
-// The certificates the proxy serves now (the latest snapshot), with the issuer the apply
-// recorded ("self-signed", "files", "placeholder (acme pending)").
-struct CertInfo {
-  SnapshotCertificate cert;
-  std::string issuer;
-};
-
-std::vector<CertInfo> certificateInfo(Store& store, const std::vector<OwnedResource>& owned) {
-  std::vector<CertInfo> out;
-  auto latest = store.latestSnapshot();
-  if (!latest || !latest->has_value()) {
-    return out;
-  }
-  auto decoded = snapshotFromJson((*latest)->body);
-  if (!decoded) {
-    return out;
-  }
-  auto view = sys::storeViewFromOwned(owned);
-  for (const auto& c : decoded->certificates) {
-    CertInfo info{c, "?"};
-    if (view) {
-      if (auto it = view->applied.find("certificate " + c.name); it != view->applied.end()) {
-        const std::string kind = it->second.substr(0, it->second.find(' '));
-        info.issuer = kind == "placeholder" ? "placeholder (acme pending)" : kind;
-      }
-    }
-    out.push_back(std::move(info));
-  }
-  return out;
-}
+namespace {
 
 std::string readFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -956,282 +890,6 @@ int cmdPlan(const Options& o) {
   core::Plan p = core::plan(*target, observed, view);
   std::cout << (o.json ? core::renderJson(p) : core::renderText(p));
   return o.detailedExitcode && !p.empty() ? 2 : 0;
-}
-
-int cmdHistory(const Options& o) {
-  auto storeResult = openStoreIfPresent(o.stateDir);
-  if (!storeResult) {
-    std::cerr << "edgeplane history: " << storeResult.error().message << "\n";
-    return 1;
-  }
-  std::vector<ApplyRun> runs;
-  if (*storeResult) {
-    auto r = (*storeResult)->recentRuns(o.limit);
-    if (!r) {
-      std::cerr << "edgeplane history: " << r.error().message << "\n";
-      return 1;
-    }
-    runs = std::move(*r);
-  }
-  std::cout << (o.json ? renderHistoryJson(runs) : renderHistoryText(runs));
-  return 0;
-}
-
-int cmdStatus(const Options& o) {
-  auto storeResult = openStoreIfPresent(o.stateDir);
-  if (!storeResult) {
-    std::cerr << "edgeplane status: " << storeResult.error().message << "\n";
-    return 1;
-  }
-  if (!*storeResult) {
-    std::cout << (o.json
-                      ? "{\"last_run\":null,\"last_good\":null,\"resources\":[],\"pending\":[]}\n"
-                      : "Nothing applied yet (no state in " + o.stateDir + ").\n");
-    return 0;
-  }
-  Store& store = **storeResult;
-  auto runs = store.recentRuns(1);
-  auto owned = store.listOwned(std::nullopt);
-  auto lastGood = store.lastGoodCommitRun();
-  if (!runs || !owned || !lastGood) {
-    std::cerr << "edgeplane status: "
-              << (!runs    ? runs.error()
-                  : !owned ? owned.error()
-                           : lastGood.error())
-                     .message
-              << "\n";
-    return 1;
-  }
-  std::vector<OpOutcome> failedOps;
-  if (!runs->empty()) {
-    if (auto ops = store.runOps(runs->front().id)) {
-      for (const auto& op : *ops) {
-        if (!op.ok) {
-          failedOps.push_back(op);
-        }
-      }
-    }
-  }
-  // Drift: re-plan the last applied config against the live host, if both can be had. A Git
-  // run's accepted tree is kept in <state-dir>/config; a directory run names its directory.
-  std::vector<std::string> drift;
-  std::string driftNote;
-  std::string observedJson;  // the host as seen now, for `plan --offline --observed`
-  if (!runs->empty()) {
-    const ApplyRun& last = runs->front();
-    const fs::path kept = fs::path(o.stateDir) / "config";
-    std::optional<fs::path> dir;
-    std::error_code ec;
-    if (o.config) {
-      dir = *o.config;
-    } else if ((last.commitId || !fs::is_directory(last.configSource, ec)) &&
-               fs::is_directory(kept, ec)) {
-      dir = kept;
-    } else if (!last.configSource.empty()) {
-      dir = last.configSource;
-    }
-    if (dir) {
-      LoadOutcome lo = loadConfig(*dir, std::nullopt, o);
-      auto view = readStoreView(store);
-      sys::KernelHost kernel = makeHost(o);
-      auto seen = view ? kernel.observe() : Result<core::HostState>(terminal("skip"));
-      std::optional<Result<core::Target>> target;
-      if (lo.loaded && view && seen) {
-        target =
-            core::buildTarget(resolveFor(lo.loaded->all, lo.loaded->host), lo.loaded->host, *view);
-      }
-      if (view && seen) {
-        // The certificates too, so `plan --offline --observed` from this output agrees.
-        const std::vector<core::CertTarget> none;
-        (void)sys::CertStore(o.stateDir)
-            .observe(target && *target ? (*target)->certificates : none, *seen);
-        observedJson = sys::toJson(*seen, *view);
-      }
-      if (target) {
-        if (*target) {
-          core::Plan p = core::plan(**target, *seen, *view);
-          for (const auto& op : p.ops) {
-            drift.push_back(std::string(core::toString(op.action)) + " " +
-                            std::string(core::toString(op.kind)) + " " + op.name +
-                            (op.drift.empty() ? "" : " (drift: " + op.drift + ")"));
-          }
-        } else {
-          // Not "in sync": nothing could be compared.
-          driftNote = "drift not checked: " + target->error().message;
-        }
-      } else {
-        driftNote = "drift not checked: " +
-                    (lo.errors != 0 ? std::string("the last applied config no longer validates")
-                     : !lo.loaded   ? lo.hostError
-                     : !view        ? view.error().message
-                                    : seen.error().message);
-      }
-    }
-  }
-  const bool refused = !runs->empty() && runs->front().result == RunResult::Refused;
-  if (o.json) {
-    using Poco::JSON::Array;
-    using Poco::JSON::Object;
-    auto orNull = [](const std::optional<std::string>& s) {
-      return s ? Poco::Dynamic::Var(*s) : Poco::Dynamic::Var();
-    };
-    Object::Ptr root = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-    if (runs->empty()) {
-      root->set("last_run", Poco::Dynamic::Var());
-    } else {
-      const ApplyRun& r = runs->front();
-      Object::Ptr jr = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-      jr->set("id", r.id);
-      jr->set("result", std::string(toString(r.result)));
-      jr->set("started_at", isoTime(r.startedAt));
-      jr->set("finished_at", r.finishedAt ? isoTime(*r.finishedAt) : std::string());
-      jr->set("config", r.configSource);
-      jr->set("commit", orNull(r.commitId));
-      jr->set("author", orNull(r.author));
-      jr->set("subject", orNull(r.subject));
-      jr->set("summary", r.summary);
-      jr->set("detail", r.detail);
-      jr->set("added", r.counts.added);
-      jr->set("changed", r.counts.changed);
-      jr->set("destroyed", r.counts.destroyed);
-      jr->set("failed", r.counts.failed);
-      Array::Ptr fo = new Array;
-      for (const auto& op : failedOps) {
-        Object::Ptr jo = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-        jo->set("action", std::string(toString(op.action)));
-        jo->set("kind", op.kind);
-        jo->set("name", op.name);
-        jo->set("error", op.error.value_or(""));
-        fo->add(jo);
-      }
-      jr->set("failed_ops", fo);
-      root->set("last_run", jr);
-    }
-    if (lastGood->has_value()) {
-      const ApplyRun& g = **lastGood;
-      Object::Ptr jg = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-      jg->set("commit", orNull(g.commitId));
-      jg->set("run", g.id);
-      jg->set("applied_at", isoTime(g.startedAt));
-      jg->set("author", orNull(g.author));
-      jg->set("subject", orNull(g.subject));
-      root->set("last_good", jg);
-    } else {
-      root->set("last_good", Poco::Dynamic::Var());
-    }
-    Array::Ptr res = new Array;
-    for (const auto& row : *owned) {
-      Object::Ptr jo = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-      jo->set("kind", row.kind);
-      jo->set("name", row.name);
-      jo->set("data", row.data);
-      res->add(jo);
-    }
-    root->set("resources", res);
-    Array::Ptr dr = new Array;
-    for (const auto& d : drift) {
-      dr->add(d);
-    }
-    root->set("pending", dr);
-    if (!observedJson.empty()) {
-      root->set("observed", Poco::JSON::Parser().parse(observedJson));
-    }
-    Array::Ptr wgs = new Array;
-    for (const auto& w : wireguardInfo(o, *owned)) {
-      Object::Ptr jo = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-      jo->set("namespace", w.ns);
-      jo->set("public_key", w.publicKey);
-      jo->set("listen_port", w.listenPort);
-      wgs->add(jo);
-    }
-    root->set("wireguard", wgs);
-    Array::Ptr certs = new Array;
-    for (const auto& c : certificateInfo(store, *owned)) {
-      Object::Ptr jo = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-      jo->set("name", c.cert.name);
-      jo->set("issuer", c.issuer);
-      Array::Ptr domains = new Array;
-      for (const auto& d : c.cert.domains) {
-        domains->add(d);
-      }
-      jo->set("domains", domains);
-      jo->set("not_after", isoTime(c.cert.not_after * 1000));
-      jo->set("fingerprint", c.cert.fingerprint);
-      jo->set("cert_file", c.cert.cert_file);
-      certs->add(jo);
-    }
-    root->set("certificates", certs);
-    if (!driftNote.empty()) {
-      root->set("note", driftNote);
-    }
-    Poco::JSON::Stringifier::stringify(root, std::cout, 2);
-    std::cout << "\n";
-    return 0;
-  }
-  if (runs->empty()) {
-    std::cout << "No apply run recorded yet.\n";
-  } else {
-    const ApplyRun& r = runs->front();
-    std::cout << "Last run #" << r.id << ": " << toString(r.result) << ", started "
-              << isoTime(r.startedAt) << ", config " << r.configSource << "\n";
-    if (r.commitId) {
-      std::cout << "  commit " << *r.commitId << " \"" << r.subject.value_or("") << "\" by "
-                << r.author.value_or("?") << "\n";
-    }
-    std::cout << "  " << r.summary << "\n";
-    for (const auto& op : failedOps) {
-      std::cout << "  failed: " << toString(op.action) << " " << op.kind << " " << op.name << ": "
-                << op.error.value_or("") << "\n";
-    }
-    if (!r.detail.empty() && (refused || r.result == RunResult::Failed)) {
-      std::cout << (refused ? "  Refused, nothing applied:\n" : "  Detail:\n");
-      std::istringstream lines(r.detail);
-      for (std::string line; std::getline(lines, line);) {
-        std::cout << "    " << line << "\n";
-      }
-    }
-  }
-  if (lastGood->has_value()) {
-    const ApplyRun& g = **lastGood;
-    std::cout << "Last good commit: " << g.commitId.value_or("") << " (run #" << g.id << ", "
-              << isoTime(g.startedAt) << ", \"" << g.subject.value_or("") << "\" by "
-              << g.author.value_or("?") << ")\n";
-  }
-  auto wgs = wireguardInfo(o, *owned);
-  if (!wgs.empty()) {
-    std::cout << "\nWireGuard (give peers the public key and <host address>:<listen port>):\n";
-    for (const auto& w : wgs) {
-      std::cout << "  " << w.ns << ": public key " << w.publicKey << ", listen port "
-                << w.listenPort << "\n";
-    }
-  }
-  auto certs = certificateInfo(store, *owned);
-  if (!certs.empty()) {
-    std::cout << "\nCertificates served by the proxy:\n";
-    for (const auto& c : certs) {
-      std::string domains;
-      for (const auto& d : c.cert.domains) {
-        domains += (domains.empty() ? "" : ", ") + d;
-      }
-      std::cout << "  " << c.cert.name << ": " << c.issuer << ", " << domains << ", not after "
-                << isoTime(c.cert.not_after * 1000) << ", sha256 " << c.cert.fingerprint << "\n";
-    }
-  }
-  std::cout << "\nResources owned (" << owned->size() << "):\n";
-  for (const auto& row : *owned) {
-    std::cout << "  " << row.kind << " " << row.name << "\n";
-  }
-  if (!driftNote.empty()) {
-    std::cout << "\n" << driftNote << "\n";
-  } else if (drift.empty()) {
-    std::cout << "\nIn sync: the host matches the last applied config.\n";
-  } else {
-    std::cout << "\nPending changes (" << drift.size() << "):\n";
-    for (const auto& d : drift) {
-      std::cout << "  " << d << "\n";
-    }
-  }
-  return 0;
 }
 
 }  // namespace edgeplane::cli

@@ -1,0 +1,44 @@
+// What the `edgeplane` commands share (commands.cpp, status.cpp): loading a config directory,
+// the store and the store's view of the host, the kernel host. Not a public interface.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "reconciler/cli/commands.h"
+#include "reconciler/core/host_state.h"
+#include "reconciler/system/host_driver.h"
+#include "schema/model.h"
+#include "schema/result.h"
+#include "schema/store.h"
+
+namespace edgeplane::cli {
+
+struct Loaded {
+  Desired all;
+  std::string host;
+};
+
+// Loads and validates a directory. Diagnostics name files as `displayRoot/relative` (for an
+// exported commit: the path inside the repository, not the state directory's copy).
+struct LoadOutcome {
+  std::optional<Loaded> loaded;
+  std::string diagnostics;  // every diagnostic, one per line
+  size_t errors = 0;
+  std::string hostError;
+};
+LoadOutcome loadConfig(const std::filesystem::path& dir,
+                       const std::optional<std::string>& displayRoot, const Options& o);
+
+// What edgeplane owns on the host, with the routes the proxy serves now (the latest snapshot;
+// one of an older codec version counts as none).
+Result<core::StoreView> readStoreView(Store& store);
+
+// The store in `stateDir`, or nullptr when nothing was ever applied there.
+Result<std::unique_ptr<Store>> openStoreIfPresent(const std::string& stateDir);
+
+sys::KernelHost makeHost(const Options& o);
+
+}  // namespace edgeplane::cli
