@@ -1,0 +1,188 @@
+// A Git run's source (see git_run.h).
+#include "reconciler/cli/git_run.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "reconciler/cli/fetch_child.h"
+#include "reconciler/cli/history.h"
+
+namespace edgeplane::cli {
+
+namespace fs = std::filesystem;
+
+// How a Git run is recorded: the repository, the ref and the config root.
+std::string gitSourceText(const GitSettings& g) {
+  return redactUrl(g.url) + " " + g.ref + (g.path.empty() ? "" : " " + g.path);
+}
+
+source::SourceSpec specOf(const GitSettings& g, std::optional<std::string> ref) {
+  source::SourceSpec spec{g.url, ref.value_or(g.ref), std::nullopt};
+  if (g.sshKey) {
+    spec.sshKey = *g.sshKey;
+  }
+  return spec;
+}
+
+// Verifies the commit's signature when the source asks for it. Returns a refusal reason, or
+// nullopt when the commit may be applied (`note` then says who signed it).
+std::optional<std::string> checkSignature(const source::GitSource& src, const GitSettings& g,
+                                          const std::string& commit, std::string& note) {
+  if (!g.allowedSigners) {
+    return std::nullopt;
+  }
+  std::ifstream in(*g.allowedSigners, std::ios::binary);
+  if (!in) {
+    return "cannot read allowed_signers file " + *g.allowedSigners +
+           "; no commit is applied without it";
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  auto signers = source::parseAllowedSigners(text.str());
+  if (!signers) {
+    return *g.allowedSigners + ": " + signers.error().message;
+  }
+  auto verified = src.verifyCommit(commit, *signers);
+  if (!verified) {
+    // "commit <id>: signed by … which is not an allowed signer" -> without the id, which the
+    // summary names already.
+    std::string why = verified.error().message;
+    if (const std::string prefix = "commit " + commit; why.starts_with(prefix)) {
+      why = why.substr(prefix.size());
+      why = why.starts_with(": ") ? why.substr(2) : "it" + why;
+    }
+    return why + " (checked against allowed_signers " + *g.allowedSigners + ")";
+  }
+  note = "signature: good, by " + verified->principal + " (" + verified->keyType + " " +
+         verified->fingerprint + ")";
+  return std::nullopt;
+}
+
+// Exports `commit`'s config root into `dir` (atomic swap; see GitSource::exportTree).
+Result<void> exportCommit(const source::GitSource& src, const GitSettings& g,
+                          const std::string& commit, const fs::path& dir) {
+  return src.exportTree(commit, g.path, dir);
+}
+
+// Fetch (bounded), resolve, verify, export into <state-dir>/config.next. On a fetch failure,
+// the last good commit still in the cache is used instead (drift repair goes on while the
+// remote is away) and the run will be recorded as failed.
+Prepared prepareGit(const Options& o, Store& store) {
+  const GitSettings& g = *o.git;
+  Prepared p;
+  const fs::path cache = fs::path(o.stateDir) / "source";
+  auto opened = source::GitSource::open(cache, specOf(g));
+  if (!opened) {
+    p.result = RunResult::Failed;
+    p.summary = "source: " + opened.error().message;
+    p.retryable = opened.error().retryable;
+    return p;
+  }
+  std::optional<Error> fetchError;
+  if (auto fetched = fetchInChild(cache, opened->spec(), g.fetchTimeout,
+                                  o.fetchHelper.empty() ? defaultFetchHelper() : o.fetchHelper);
+      !fetched) {
+    fetchError = fetched.error();
+  }
+  std::optional<source::GitSource> src;
+  Result<source::FetchResult> resolved = terminal("unresolved");
+  if (!fetchError) {
+    // A fresh handle sees what the child wrote into the cache.
+    auto reopened = source::GitSource::open(cache, specOf(g));
+    if (!reopened) {
+      fetchError = reopened.error();
+    } else {
+      src.emplace(std::move(reopened).value());
+      resolved = src->resolve();
+      if (!resolved) {
+        fetchError = resolved.error();
+      }
+    }
+  }
+  if (fetchError) {
+    p.retryable = fetchError->retryable;
+    p.result = RunResult::Failed;
+    auto last = store.lastGoodCommitRun();
+    const bool sameSource = last && last->has_value() && (*last)->configSource == gitSourceText(g);
+    if (!sameSource) {
+      p.summary = fetchError->message;
+      p.detail =
+          "no commit from " + gitSourceText(g) + " was applied before; nothing to fall back to";
+      return p;
+    }
+    const ApplyRun& good = **last;
+    // A full commit id as the ref: resolve() finds it in the cache, no network.
+    auto pinned = source::GitSource::open(cache, specOf(g, *good.commitId));
+    if (pinned) {
+      resolved = pinned->resolve();
+    }
+    if (!pinned || !resolved) {
+      p.summary = fetchError->message;
+      p.detail = "the last good commit " + *good.commitId + " is no longer in the cache";
+      return p;
+    }
+    src.emplace(std::move(pinned).value());
+    p.note = "fetch failed: " + fetchError->message +
+             "\nreconciling against the last good commit " + shortCommit(good.commitId) +
+             " from the cache instead";
+    p.summary = fetchError->message;  // completed with what the fallback run did
+  }
+  p.commit = CommitInfo{resolved->commitId, resolved->author, resolved->subject};
+  const std::string& commit = resolved->commitId;
+  std::string signatureNote;
+  if (auto refusal = checkSignature(*src, g, commit, signatureNote)) {
+    p.result = RunResult::Refused;
+    p.summary = "commit " + shortCommit(commit) + " refused: " + firstLine(*refusal);
+    p.detail = "commit " + commit + " refused: " + *refusal;
+    p.retryable = false;
+    return p;
+  }
+  if (!signatureNote.empty()) {
+    p.note += (p.note.empty() ? "" : "\n") + signatureNote;
+    if (!fetchError) {
+      p.detail = signatureNote;
+    }
+  }
+  const fs::path next = fs::path(o.stateDir) / "config.next";
+  if (auto exported = exportCommit(*src, g, commit, next); !exported) {
+    p.result = exported.error().retryable ? RunResult::Failed : RunResult::Refused;
+    p.summary = "commit " + shortCommit(commit) + ": " + exported.error().message;
+    p.detail = exported.error().message;
+    p.retryable = exported.error().retryable;
+    return p;
+  }
+  p.configDir = next;
+  p.displayRoot = g.path;
+  if (fetchError) {
+    p.result = RunResult::Failed;
+  }
+  return p;
+}
+
+// The commit that was accepted is what <state-dir>/config holds afterwards (status's drift
+// check reads it).
+void promoteConfig(const Options& o, std::ostream& err) {
+  const fs::path next = fs::path(o.stateDir) / "config.next";
+  const fs::path live = fs::path(o.stateDir) / "config";
+  std::error_code ec;
+  if (!fs::exists(live, ec)) {
+    fs::rename(next, live, ec);
+  } else {
+    // Swap, then drop the old tree: readers of `config` never see a half-written one.
+    if (::renameat2(AT_FDCWD, next.c_str(), AT_FDCWD, live.c_str(), RENAME_EXCHANGE) != 0) {
+      ec = std::error_code(errno, std::system_category());
+    } else {
+      fs::remove_all(next, ec);
+    }
+  }
+  if (ec) {
+    err << "edgeplane apply: warning: could not keep the applied tree in " << live.string() << ": "
+        << ec.message() << "\n";
+  }
+}
+
+}  // namespace edgeplane::cli

@@ -1,0 +1,59 @@
+// A Git run's source: the commit to apply fetched (in a bounded child), resolved, its
+// signature checked and its config root exported for loading; the accepted tree kept.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "reconciler/cli/commands.h"
+#include "reconciler/source/git_source.h"
+#include "schema/store.h"
+
+namespace edgeplane::cli {
+
+// The commit a Git run is about, as the store records it.
+struct CommitInfo {
+  std::string id;
+  std::string author;
+  std::string subject;
+};
+
+// The outcome of preparing a Git commit for apply: either a directory to load (with the
+// commit it holds) or a refusal/failure to record.
+struct Prepared {
+  std::optional<CommitInfo> commit;
+  std::optional<std::filesystem::path> configDir;  // set: go on and load this
+  std::optional<std::string> displayRoot;
+  RunResult result = RunResult::Ok;  // Refused or Failed when configDir is unset
+  std::string summary;
+  std::string detail;
+  bool retryable = false;
+  std::string note;  // printed before the plan (signature, fallback)
+};
+
+// How a Git run is recorded: the repository, the ref and the config root.
+std::string gitSourceText(const GitSettings& g);
+
+source::SourceSpec specOf(const GitSettings& g, std::optional<std::string> ref = std::nullopt);
+
+// Verifies the commit's signature when the source asks for it. Returns a refusal reason, or
+// nullopt when the commit may be applied (`note` then says who signed it).
+std::optional<std::string> checkSignature(const source::GitSource& src, const GitSettings& g,
+                                          const std::string& commit, std::string& note);
+
+// Exports `commit`'s config root into `dir` (atomic swap; see GitSource::exportTree).
+Result<void> exportCommit(const source::GitSource& src, const GitSettings& g,
+                          const std::string& commit, const std::filesystem::path& dir);
+
+// Fetch (bounded), resolve, verify, export into <state-dir>/config.next. On a fetch failure,
+// the last good commit still in the cache is used instead (drift repair goes on while the
+// remote is away) and the run will be recorded as failed.
+Prepared prepareGit(const Options& o, Store& store);
+
+// The commit that was accepted is what <state-dir>/config holds afterwards (status's drift
+// check reads it).
+void promoteConfig(const Options& o, std::ostream& err);
+
+}  // namespace edgeplane::cli
