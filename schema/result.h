@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <system_error>
 #include <utility>
 #include <variant>
 
@@ -54,6 +55,11 @@ inline Error terminal(std::string message) {
 }
 inline Error retryable(std::string message) {
   return Error{std::move(message), true};
+}
+
+// The text of an errno value ("No such file or directory"), for error messages.
+inline std::string errnoText(int err) {
+  return std::error_code(err, std::system_category()).message();
 }
 
 }  // namespace edgeplane

@@ -327,10 +327,6 @@ class Conn {
   std::unordered_map<std::string, sqlite3_stmt*>* cache_;
 };
 
-std::string errnoText() {
-  return std::error_code(errno, std::system_category()).message();
-}
-
 Error newerSchema(const fs::path& path, int64_t found) {
   return terminal("state store " + path.string() + " has schema version " + std::to_string(found) +
                   ", newer than this edgeplane knows (" +
@@ -361,10 +357,10 @@ Result<void> ensurePrivateDir(fs::path dir) {
     if (errno == EEXIST && fs::is_directory(dir, ec)) {
       return {};  // created concurrently
     }
-    return terminal("cannot create state directory " + dir.string() + ": " + errnoText());
+    return terminal("cannot create state directory " + dir.string() + ": " + errnoText(errno));
   }
   if (::chmod(dir.c_str(), 0700) != 0) {  // exactly 0700 whatever the umask
-    return terminal("cannot chmod state directory " + dir.string() + ": " + errnoText());
+    return terminal("cannot chmod state directory " + dir.string() + ": " + errnoText(errno));
   }
   return {};
 }
@@ -377,10 +373,10 @@ Result<void> ensurePrivateFile(const fs::path& path) {
     if (errno == EEXIST) {
       return {};
     }
-    return terminal("cannot create state store " + path.string() + ": " + errnoText());
+    return terminal("cannot create state store " + path.string() + ": " + errnoText(errno));
   }
   const int rc = ::fchmod(fd, 0600);
-  const std::string why = rc != 0 ? errnoText() : std::string();
+  const std::string why = rc != 0 ? errnoText(errno) : std::string();
   ::close(fd);
   if (rc != 0) {
     return terminal("cannot chmod state store " + path.string() + ": " + why);

@@ -82,9 +82,4 @@ void setLingerZero(int fd) {
   ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
 }
 
-std::string errnoText(int err) {
-  char buf[128];
-  return std::string(::strerror_r(err, buf, sizeof buf));
-}
-
 }  // namespace edgeplane::proxy

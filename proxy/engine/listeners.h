@@ -18,6 +18,5 @@ Result<std::vector<int>> openListeners(const Endpoint& address, int count, uint1
 void setNoDelay(int fd);
 // An abortive close (RST) on close(): for connections refused at once (no TIME_WAIT).
 void setLingerZero(int fd);
-std::string errnoText(int err);
 
 }  // namespace edgeplane::proxy

@@ -30,11 +30,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kSweepEvery = std::chrono::seconds(1);
 constexpr int kEventBatch = 64;
 
-std::string errnoText(int err) {
-  // std::error_code's message is thread-safe, unlike strerror.
-  return std::error_code(err, std::generic_category()).message();
-}
-
 enum class Phase : uint8_t { Connecting, Sending, Reading };
 
 std::string_view phaseText(Phase p) {

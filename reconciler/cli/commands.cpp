@@ -557,8 +557,7 @@ int cmdPlan(const Options& o) {
     Result<fs::path> make() {
       std::string tmpl = (fs::temp_directory_path() / "edgeplane-plan-XXXXXX").string();
       if (::mkdtemp(tmpl.data()) == nullptr) {
-        return terminal("cannot create a temporary directory: " +
-                        std::error_code(errno, std::system_category()).message());
+        return terminal("cannot create a temporary directory: " + errnoText(errno));
       }
       dirs.emplace_back(tmpl);
       return fs::path(tmpl);

@@ -60,10 +60,6 @@ class Fd {
 
 using Clock = std::chrono::steady_clock;
 
-std::string errnoText(int err) {
-  return std::strerror(err);
-}
-
 // A peer's bytes for a message: at most 80, anything unprintable as '?'.
 std::string printable(std::string_view s) {
   std::string out(s.substr(0, 80));

@@ -24,10 +24,6 @@ constexpr size_t kMaxWaiters = 64;
 constexpr size_t kMaxRequest = 64;
 constexpr std::chrono::milliseconds kRequestTimeout{2000};
 
-std::string errnoText() {
-  return std::strerror(errno);
-}
-
 Result<sockaddr_un> socketAddress(const fs::path& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -232,7 +228,7 @@ Result<std::unique_ptr<TriggerSocket>> TriggerSocket::listen(const fs::path& pat
   impl->onTrigger = std::move(onTrigger);
   impl->listenFd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (impl->listenFd < 0) {
-    return terminal("socket: " + errnoText());
+    return terminal("socket: " + errnoText(errno));
   }
   // Created 0600 from the start: the umask is process-wide, but this runs before any other
   // thread exists in the agent, and fchmod cannot apply to a socket's file.
@@ -246,14 +242,14 @@ Result<std::unique_ptr<TriggerSocket>> TriggerSocket::listen(const fs::path& pat
     return terminal("cannot listen on " + path.string() + ": " + std::strerror(bindErr));
   }
   if (::chmod(path.c_str(), 0600) != 0 || ::listen(impl->listenFd, 16) != 0) {
-    const std::string why = errnoText();
+    const std::string why = errnoText(errno);
     ::close(impl->listenFd);
     fs::remove(path, ec);
     return terminal("cannot listen on " + path.string() + ": " + why);
   }
   int wake[2];
   if (::pipe2(wake, O_CLOEXEC) != 0) {
-    const std::string why = errnoText();
+    const std::string why = errnoText(errno);
     ::close(impl->listenFd);
     fs::remove(path, ec);
     return terminal("pipe: " + why);
@@ -273,7 +269,7 @@ Result<std::string> requestTrigger(const fs::path& path, bool wait,
   }
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    return terminal("socket: " + errnoText());
+    return terminal("socket: " + errnoText(errno));
   }
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(sockaddr_un)) != 0) {
     const int err = errno;

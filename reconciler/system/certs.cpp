@@ -1,6 +1,8 @@
 // Certificates on the host with OpenSSL: read a PEM pair, issue a self-signed P-256 one.
 #include "reconciler/system/certs.h"
 
+#include "reconciler/system/file_write.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -38,19 +40,6 @@ using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
 using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
 using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
 using NamesPtr = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
-
-std::string errnoText(int err) {
-  return std::error_code(err, std::system_category()).message();
-}
-
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
-};
 
 // A name used as a directory name under certs/: no separators, no dot files.
 bool safeName(const std::string& name) {
@@ -101,46 +90,6 @@ Result<std::string> fingerprintOf(X509* cert) {
     return terminal("cannot compute the certificate's SHA-256");
   }
   return toHex(md, len);
-}
-
-// Writes `data` to `path`.tmp (mode, O_EXCL), fsyncs it and renames it over `path`.
-Result<void> writeAtomic(const std::string& path, const std::string& data, mode_t mode) {
-  const std::string tmp = path + ".tmp";
-  ::unlink(tmp.c_str());
-  Fd f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)};
-  if (f.fd < 0) {
-    return terminal("create " + tmp + ": " + errnoText(errno));
-  }
-  if (::fchmod(f.fd, mode) != 0) {
-    return terminal("chmod " + tmp + ": " + errnoText(errno));
-  }
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(f.fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      const int err = n < 0 ? errno : EIO;
-      ::unlink(tmp.c_str());
-      return terminal("write " + tmp + ": " + errnoText(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(f.fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return terminal("write " + path + ": " + errnoText(err));
-  }
-  return {};
-}
-
-Result<void> fsyncDir(const std::string& dir) {
-  Fd d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-  if (d.fd < 0 || ::fsync(d.fd) != 0) {
-    return terminal("sync directory " + dir + ": " + errnoText(errno));
-  }
-  return {};
 }
 
 Result<void> makeDir(const std::string& dir) {
@@ -349,12 +298,12 @@ Result<core::CertView> CertStore::issue(const core::CertTarget& cert) {
   if (keyPem.empty() || certPem.empty()) {
     return terminal("OpenSSL could not encode the certificate for " + cert.name);
   }
-  auto keyWritten = writeAtomic(genDir + "/key.pem", keyPem, 0600);
+  auto keyWritten = replaceFile(genDir + "/key.pem", genDir + "/key.pem.tmp", keyPem, 0600);
   OPENSSL_cleanse(keyPem.data(), keyPem.size());
   if (!keyWritten) {
     return keyWritten.error();
   }
-  if (auto r = writeAtomic(genDir + "/cert.pem", certPem, 0644); !r) {
+  if (auto r = replaceFile(genDir + "/cert.pem", genDir + "/cert.pem.tmp", certPem, 0644); !r) {
     return r.error();
   }
   if (auto r = fsyncDir(genDir); !r) {

@@ -21,10 +21,6 @@
 namespace edgeplane::sys {
 namespace {
 
-std::string errnoText(int err) {
-  return std::strerror(err);
-}
-
 bool validName(std::string_view name) {
   return !name.empty() && name.size() <= 64 && name != "." && name != ".." &&
          name.find('/') == std::string_view::npos;

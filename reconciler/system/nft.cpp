@@ -58,10 +58,6 @@ constexpr int32_t kPrioSrcNat = 100;   // NF_IP_PRI_NAT_SRC
 constexpr size_t kScratchSize = 16384;  // more than any single message we build
 constexpr size_t kReceiveSize = 65536;
 
-std::string errnoText(int err) {
-  return std::strerror(err);
-}
-
 bool retryableErrno(int err) {
   return err == EAGAIN || err == EBUSY || err == EINTR || err == ENOBUFS || err == ENOMEM ||
          err == ETIMEDOUT || err == ERESTART;

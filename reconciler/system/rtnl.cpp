@@ -43,10 +43,6 @@ constexpr int kDumpAttempts = 3;
 // From <linux/if.h>, which cannot be included together with <net/if.h>.
 constexpr unsigned kIffLowerUp = 1U << 16;
 
-std::string errnoText(int err) {
-  return std::strerror(err);
-}
-
 bool retryableErrno(int err) {
   return err == EAGAIN || err == EBUSY || err == EINTR || err == ENOBUFS || err == ENOMEM;
 }

@@ -1,6 +1,8 @@
 // WireGuard keys with OpenSSL; key files written and read with strict modes, never logged.
 #include "reconciler/system/wg_keys.h"
 
+#include "reconciler/system/file_write.h"
+
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -15,10 +17,6 @@
 
 namespace edgeplane::sys {
 namespace {
-
-std::string errnoText(int err) {
-  return std::strerror(err);
-}
 
 std::string modeText(mode_t mode) {
   char buf[8];
@@ -80,53 +78,16 @@ Result<void> prepareParent(const std::string& dir) {
   return {};
 }
 
-Result<void> fsyncDir(const std::string& dir) {
-  FdCloser d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-  if (d.fd < 0 || ::fsync(d.fd) != 0) {
-    return terminal("sync key directory " + dir + ": " + errnoText(errno));
-  }
-  return {};
-}
-
 // Writes base64 + "\n" to a new file (O_EXCL, 0600 regardless of umask) and syncs it.
 // Returns errno in `err` on failure.
 Result<void> writeNewKeyFile(const std::string& path, const WgKey& key, int& err) {
-  err = 0;
-  FdCloser f{::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
-  if (f.fd < 0) {
-    err = errno;
-    return terminal("create key file " + path + ": " + errnoText(err));
-  }
   SecretBuffer text;
   std::string b64 = key.base64();
   std::memcpy(text.data, b64.data(), b64.size());
   text.data[b64.size()] = '\n';
   const size_t len = b64.size() + 1;
   OPENSSL_cleanse(b64.data(), b64.size());
-  if (::fchmod(f.fd, 0600) != 0) {
-    err = errno;
-    ::unlink(path.c_str());
-    return terminal("chmod 600 " + path + ": " + errnoText(err));
-  }
-  size_t done = 0;
-  while (done < len) {
-    const ssize_t n = ::write(f.fd, text.data + done, len - done);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      err = n < 0 ? errno : EIO;
-      ::unlink(path.c_str());
-      return terminal("write key file " + path + ": " + errnoText(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(f.fd) != 0) {
-    err = errno;
-    ::unlink(path.c_str());
-    return terminal("sync key file " + path + ": " + errnoText(err));
-  }
-  return {};
+  return writeNewFile(path, std::string_view(text.data, len), 0600, &err);
 }
 
 // Returns ENOENT in `err` when the file does not exist (the caller decides what that means).

@@ -30,10 +30,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-std::string errnoText(int err) {
-  return std::strerror(err);
-}
-
 std::string where(std::string_view netns) {
   return netns.empty() ? std::string() : " in namespace " + std::string(netns);
 }

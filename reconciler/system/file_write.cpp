@@ -1,0 +1,84 @@
+// Crash-safe file writes (see file_write.h).
+#include "reconciler/system/file_write.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace edgeplane::sys {
+namespace {
+
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+};
+
+Result<void> fail(const std::string& what, const std::string& path, int e, int* err) {
+  ::unlink(path.c_str());
+  if (err != nullptr) {
+    *err = e;
+  }
+  return terminal(what + " " + path + ": " + errnoText(e));
+}
+
+}  // namespace
+
+Result<void> writeNewFile(const std::string& path, std::string_view data, mode_t mode, int* err) {
+  if (err != nullptr) {
+    *err = 0;
+  }
+  Fd f{::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)};
+  if (f.fd < 0) {
+    const int e = errno;
+    if (err != nullptr) {
+      *err = e;
+    }
+    return terminal("create " + path + ": " + errnoText(e));  // not ours: left alone
+  }
+  if (::fchmod(f.fd, mode) != 0) {
+    return fail("chmod", path, errno, err);
+  }
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(f.fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return fail("write", path, n < 0 ? errno : EIO, err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(f.fd) != 0) {
+    return fail("sync", path, errno, err);
+  }
+  return {};
+}
+
+Result<void> replaceFile(const std::string& path, const std::string& tmp, std::string_view data,
+                         mode_t mode) {
+  ::unlink(tmp.c_str());
+  if (auto w = writeNewFile(tmp, data, mode); !w) {
+    return w;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return fail("replace", tmp, errno, nullptr);
+  }
+  return {};
+}
+
+Result<void> fsyncDir(const std::string& dir) {
+  Fd d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (d.fd < 0 || ::fsync(d.fd) != 0) {
+    return terminal("sync directory " + dir + ": " + errnoText(errno));
+  }
+  return {};
+}
+
+}  // namespace edgeplane::sys
