@@ -39,6 +39,21 @@ std::vector<UpstreamLink*>* UpstreamPool::idleList(std::string_view netns,
   return byBackend == byNetns->second.end() ? nullptr : &byBackend->second;
 }
 
+// Keys whose last idle link went are dropped: backends come and go with the config.
+void UpstreamPool::forgetIfEmpty(std::string_view netns, const Endpoint& backend) {
+  auto byNetns = idle_by_netns_.find(netns);
+  if (byNetns == idle_by_netns_.end()) {
+    return;
+  }
+  auto byBackend = byNetns->second.find(backend);
+  if (byBackend != byNetns->second.end() && byBackend->second.empty()) {
+    byNetns->second.erase(byBackend);
+  }
+  if (byNetns->second.empty()) {
+    idle_by_netns_.erase(byNetns);
+  }
+}
+
 UpstreamLink* UpstreamPool::adopt(std::string_view netns, const Endpoint& backend, int fd,
                                   EventTarget* owner, uint32_t tag) {
   auto* link = new UpstreamLink(*this, std::string(netns), backend, fd);
@@ -55,11 +70,12 @@ UpstreamLink* UpstreamPool::adopt(std::string_view netns, const Endpoint& backen
 UpstreamLink* UpstreamPool::take(std::string_view netns, const Endpoint& backend,
                                  EventTarget* owner, uint32_t tag) {
   std::vector<UpstreamLink*>* list = idleList(netns, backend);
-  if (list == nullptr || list->empty()) {
+  if (list == nullptr) {
     return nullptr;
   }
   UpstreamLink* link = list->back();  // the most recently used: the least likely to be closed
   list->pop_back();
+  forgetIfEmpty(netns, backend);
   --idle_;
   ctx_.unschedule(link);
   link->owner_ = owner;
@@ -92,6 +108,7 @@ void UpstreamPool::close(UpstreamLink* link) {
       if (it != list->end()) {
         list->erase(it);
         --idle_;
+        forgetIfEmpty(link->netns_, link->backend_);
       }
     }
   }

@@ -82,6 +82,7 @@ class UpstreamPool {
 
   void close(UpstreamLink* link);  // closes and retires; removes it from the idle lists
   std::vector<UpstreamLink*>* idleList(std::string_view netns, const Endpoint& backend);
+  void forgetIfEmpty(std::string_view netns, const Endpoint& backend);
 
   Context& ctx_;
   std::unordered_map<std::string, Idle, NameHash, std::equal_to<>> idle_by_netns_;
