@@ -137,7 +137,7 @@ Desired resolveFor(const Desired& all, std::string_view host) {
   return out;
 }
 
-bool isValidStatusRange(std::string_view s) {
+std::optional<std::pair<int, int>> parseStatusRange(std::string_view s) {
   auto status = [](std::string_view t) -> std::optional<int> {
     if (t.size() != 3 ||
         !std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; })) {
@@ -148,11 +148,15 @@ bool isValidStatusRange(std::string_view s) {
   };
   const size_t dash = s.find('-');
   if (dash == std::string_view::npos) {
-    return status(s).has_value();
+    auto only = status(s);
+    return only ? std::optional(std::pair(*only, *only)) : std::nullopt;
   }
   auto first = status(s.substr(0, dash));
   auto last = status(s.substr(dash + 1));
-  return first && last && *first <= *last;
+  if (!first || !last || *first > *last) {
+    return std::nullopt;
+  }
+  return std::pair(*first, *last);
 }
 
 }  // namespace edgeplane

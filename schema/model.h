@@ -124,8 +124,11 @@ struct HealthCheck {
   std::string expect_status = "200-399";  // a status ("204") or a range ("200-399")
 };
 
-// "200" or "200-399" within 100-599, first <= last.
-bool isValidStatusRange(std::string_view s);
+// "200" or "200-399" within 100-599, first <= last: {first, last}, else nullopt.
+std::optional<std::pair<int, int>> parseStatusRange(std::string_view s);
+inline bool isValidStatusRange(std::string_view s) {
+  return parseStatusRange(s).has_value();
+}
 
 struct Site {
   std::string name;

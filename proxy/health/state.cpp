@@ -1,23 +1,12 @@
 // Health check specs, expect_status ranges and the per-backend state machine (see state.h).
 #include "proxy/health/state.h"
 
-#include <charconv>
+#include "proxy/http/head_parser.h"
+#include "schema/model.h"
 
 namespace edgeplane::proxy::health {
 
 namespace {
-
-std::optional<uint16_t> statusCode(std::string_view text) {
-  if (text.size() != 3) {
-    return std::nullopt;
-  }
-  unsigned value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < 100 || value > 599) {
-    return std::nullopt;
-  }
-  return static_cast<uint16_t>(value);
-}
 
 // Bytes that would break the request line or the Host header we write.
 bool requestSafe(std::string_view s) {
@@ -33,27 +22,12 @@ bool requestSafe(std::string_view s) {
 }  // namespace
 
 Result<ExpectStatus> ExpectStatus::parse(std::string_view text) {
-  auto bad = [&](std::string_view why) {
+  auto range = parseStatusRange(text);
+  if (!range) {
     return terminal("expect_status \"" + std::string(text.substr(0, 32)) +
-                    "\": " + std::string(why));
-  };
-  size_t dash = text.find('-');
-  auto low = statusCode(text.substr(0, dash));
-  if (!low) {
-    return bad("expected a status code 100-599 or a range like 200-399");
+                    "\": expected a status code 100-599 or a range like 200-399");
   }
-  ExpectStatus e{*low, *low};
-  if (dash != std::string_view::npos) {
-    auto high = statusCode(text.substr(dash + 1));
-    if (!high) {
-      return bad("expected a status code 100-599 or a range like 200-399");
-    }
-    if (*high < *low) {
-      return bad("the range is empty (its end is below its start)");
-    }
-    e.high = *high;
-  }
-  return e;
+  return ExpectStatus{static_cast<uint16_t>(range->first), static_cast<uint16_t>(range->second)};
 }
 
 std::string ExpectStatus::str() const {
@@ -151,18 +125,11 @@ std::string_view toString(Transition t) {
 }
 
 std::optional<int> parseStatusLine(std::string_view line) {
-  // "HTTP/1.x SP 3DIGIT [SP reason]"; HTTP/1.0 servers answer probes too.
-  if (line.size() < 12 || !line.starts_with("HTTP/1.") || line[8] != ' ') {
+  http::ResponseHead head;  // HTTP/1.0 servers answer probes too
+  if (http::parseStatusLine(line, head).status != http::ParseStatus::Done) {
     return std::nullopt;
   }
-  if (line[7] != '0' && line[7] != '1') {
-    return std::nullopt;
-  }
-  auto code = statusCode(line.substr(9, 3));
-  if (!code || (line.size() > 12 && line[12] != ' ')) {
-    return std::nullopt;
-  }
-  return *code;
+  return head.status;
 }
 
 }  // namespace edgeplane::proxy::health

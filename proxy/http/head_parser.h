@@ -44,4 +44,8 @@ ConnectionFacts connectionFacts(std::span<const HeaderField> headers, Version ve
 // "HTTP/1.0" or "HTTP/1.1"; another HTTP/d.d -> 505; anything else -> 400.
 ParseResult parseVersion(std::string_view text, Version& out);
 
+// `HTTP/d.d SP 3DIGIT [SP reason]` (CRLF excluded): the status line of a response (status
+// 100-599, no control bytes in the reason) into out.version, out.status, out.reason.
+ParseResult parseStatusLine(std::string_view line, ResponseHead& out);
+
 }  // namespace edgeplane::proxy::http

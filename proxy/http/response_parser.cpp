@@ -7,9 +7,7 @@
 #include "proxy/http/syntax.h"
 
 namespace edgeplane::proxy::http {
-namespace {
 
-// `HTTP/d.d SP 3DIGIT [SP reason]` (CRLF excluded).
 ParseResult parseStatusLine(std::string_view line, ResponseHead& out) {
   if (line.size() < 12 || line[8] != ' ') {
     return ParseResult::error(400, "malformed status line");
@@ -41,6 +39,8 @@ ParseResult parseStatusLine(std::string_view line, ResponseHead& out) {
   }
   return ParseResult::done(0);
 }
+
+namespace {
 
 ParseResult deriveResponseFacts(ResponseHead& out, std::string_view requestMethod) {
   MessageFraming framing;
