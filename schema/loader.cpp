@@ -482,14 +482,23 @@ class Loader {
                                                  "digest (want 64 hex digits)")) {
       k.sha256 = *d;
     }
-    k.gateways = r.strings("gateways", true).value_or(std::vector<std::string>{});
+    k.gateways = r.strings("gateways", false).value_or(std::vector<std::string>{});
     if (r.has("gateways") && k.gateways.empty() && r.isEmptyArray("gateways")) {
       r.error("gateways", "'gateways' must name at least one gateway");
+    }
+    k.endpoints = r.strings("endpoints", false).value_or(std::vector<std::string>{});
+    if (r.has("endpoints") && k.endpoints.empty() && r.isEmptyArray("endpoints")) {
+      r.error("endpoints", "'endpoints' must name at least one endpoint path (omit it for all)");
     }
     k.role = enumValue<ApiKeyRole>(r, "role",
                                    {{"worker", ApiKeyRole::Worker}, {"admin", ApiKeyRole::Admin}})
                  .value_or(ApiKeyRole::Worker);
     k.enabled = r.boolean("enabled").value_or(true);
+    if (!r.has("gateways") && k.role != ApiKeyRole::Admin) {
+      r.require("gateways", r.tableLoc(),
+                "[[api_key]] is missing required key 'gateways' (only role = \"admin\" may omit "
+                "it: every gateway)");
+    }
     r.finish();
     k.origin = std::move(r.origin());
     out_.api_keys.push_back(std::move(k));

@@ -128,7 +128,9 @@ Desired resolveFor(const Desired& all, std::string_view host) {
     }
   }
   for (const auto& k : all.api_keys) {
-    bool used = std::any_of(k.gateways.begin(), k.gateways.end(),
+    // An admin key without `gateways` serves every gateway: it goes wherever one is.
+    bool used = (k.gateways.empty() && !gateways.empty()) ||
+                std::any_of(k.gateways.begin(), k.gateways.end(),
                             [&](const std::string& g) { return gateways.count(g) != 0; });
     if (used) {
       out.api_keys.push_back(k);

@@ -179,9 +179,10 @@ enum class ApiKeyRole : uint8_t { Worker, Admin };
 
 struct ApiKey {
   std::string name;
-  std::string id;                    // public part
-  std::array<uint8_t, 32> sha256{};  // digest of the whole key; the key is never here
-  std::vector<std::string> gateways;
+  std::string id;                      // public part
+  std::array<uint8_t, 32> sha256{};    // digest of the whole key; the key is never here
+  std::vector<std::string> gateways;   // empty: every gateway (role admin only)
+  std::vector<std::string> endpoints;  // empty: every endpoint of its gateways
   ApiKeyRole role = ApiKeyRole::Worker;
   bool enabled = true;
   Origin origin;

@@ -5,6 +5,7 @@
 #include "schema/json_text.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <limits>
 #include <set>
@@ -123,6 +124,27 @@ ProxySnapshot buildSnapshot(const Desired& resolved, const std::string& host,
   std::sort(s.routes.begin(), s.routes.end(), [](const SnapshotRoute& a, const SnapshotRoute& b) {
     return std::tie(a.kind, a.name) < std::tie(b.kind, b.name);
   });
+  std::set<std::string, std::less<>> served;
+  for (const SnapshotRoute& r : s.routes) {
+    if (r.kind == RouteKind::Gateway) {
+      served.insert(r.name);
+    }
+  }
+  for (const ApiKey& k : resolved.api_keys) {
+    SnapshotApiKey key{k.id,   k.name,   toHex(k.sha256.data(), k.sha256.size()), {}, k.endpoints,
+                       k.role, k.enabled};
+    for (const std::string& g : k.gateways) {
+      if (served.contains(g)) {
+        key.gateways.push_back(g);
+      }
+    }
+    if ((key.gateways.empty() && !k.gateways.empty()) || served.empty()) {
+      continue;  // none of its gateways is served here
+    }
+    s.api_keys.push_back(std::move(key));
+  }
+  std::sort(s.api_keys.begin(), s.api_keys.end(),
+            [](const SnapshotApiKey& a, const SnapshotApiKey& b) { return a.id < b.id; });
   return s;
 }
 
@@ -253,6 +275,17 @@ void writeCertificate(std::string& out, const SnapshotCertificate& c) {
   o.integer("not_after", c.not_after);
 }
 
+void writeApiKey(std::string& out, const SnapshotApiKey& k) {
+  ObjectWriter o(out);
+  o.str("id", k.id);
+  o.str("name", k.name);
+  o.str("sha256", k.sha256);
+  o.strings("gateways", k.gateways);
+  o.strings("endpoints", k.endpoints);
+  o.str("role", toString(k.role));
+  o.boolean("enabled", k.enabled);
+}
+
 }  // namespace
 
 std::string snapshotToJson(const ProxySnapshot& s) {
@@ -282,6 +315,15 @@ std::string snapshotToJson(const ProxySnapshot& s) {
       writeCertificate(c, s.certificates[i]);
     }
     c.push_back(']');
+    std::string& k = o.key("api_keys");
+    k.push_back('[');
+    for (size_t i = 0; i < s.api_keys.size(); ++i) {
+      if (i != 0) {
+        k.push_back(',');
+      }
+      writeApiKey(k, s.api_keys[i]);
+    }
+    k.push_back(']');
   }
   return out;
 }
@@ -353,7 +395,9 @@ class Decoder {
     if (!integer(f, "version", version)) {
       return error();
     }
-    if (version != kSnapshotVersion) {
+    // Version 2 (no API keys) is still read: the snapshot a host stored before an upgrade
+    // keeps serving until the reconciler publishes the next one.
+    if (version != kSnapshotVersion && version != 2) {
       return terminal("snapshot: version " + std::to_string(version) +
                       " is not supported (this build reads version " +
                       std::to_string(kSnapshotVersion) + ")");
@@ -367,8 +411,10 @@ class Decoder {
     }
     const Json* routes = nullptr;
     const Json* certs = nullptr;
+    const Json* keys = nullptr;
     if (!member(f, "routes", Json::Type::Array, routes) ||
-        !member(f, "certificates", Json::Type::Array, certs)) {
+        !member(f, "certificates", Json::Type::Array, certs) ||
+        (version >= 3 && !member(f, "api_keys", Json::Type::Array, keys))) {
       return error();
     }
     if (!noUnknownKeys(f, "the snapshot")) {
@@ -412,6 +458,24 @@ class Decoder {
         }
       }
       s.routes.push_back(std::move(r));
+    }
+    std::set<std::string, std::less<>> gateways;
+    for (const SnapshotRoute& r : s.routes) {
+      if (r.kind == RouteKind::Gateway) {
+        gateways.insert(r.name);
+      }
+    }
+    for (size_t i = 0; keys != nullptr && i < keys->array.size(); ++i) {
+      const std::string where = "api_keys[" + std::to_string(i) + "]";
+      SnapshotApiKey k;
+      if (!apiKey(keys->array[i], where, gateways, k)) {
+        return error();
+      }
+      if (!s.api_keys.empty() && s.api_keys.back().id >= k.id) {
+        return terminal("snapshot: " + where + ": key " + quote(k.id) +
+                        (s.api_keys.back().id == k.id ? " appears twice" : " is out of id order"));
+      }
+      s.api_keys.push_back(std::move(k));
     }
     return s;
   }
@@ -499,12 +563,13 @@ class Decoder {
     return true;
   }
 
-  bool stringArray(Fields& f, std::string_view key, std::vector<std::string>& out) {
+  bool stringArray(Fields& f, std::string_view key, std::vector<std::string>& out,
+                   bool mayBeEmpty = false) {
     const Json* a = nullptr;
     if (!member(f, key, Json::Type::Array, a)) {
       return false;
     }
-    if (a->array.empty()) {
+    if (a->array.empty() && !mayBeEmpty) {
       return fail(f.at(key), "must not be empty");
     }
     for (size_t i = 0; i < a->array.size(); ++i) {
@@ -685,6 +750,60 @@ class Decoder {
       return fail(f.at("not_after"), "must be a positive unix time");
     }
     return noUnknownKeys(f, "a certificate");
+  }
+
+  bool apiKey(const Json& v, const std::string& where,
+              const std::set<std::string, std::less<>>& gateways, SnapshotApiKey& k) {
+    if (v.type != Json::Type::Object) {
+      return fail(where, "must be an object, not " + std::string(typeName(v.type)));
+    }
+    Fields f(v, where);
+    if (!str(f, "id", k.id) || !str(f, "name", k.name) || !checkText(f.at("name"), k.name, 256) ||
+        !str(f, "sha256", k.sha256)) {
+      return false;
+    }
+    const bool idOk =
+        k.id.size() >= 4 && k.id.size() <= 64 && std::all_of(k.id.begin(), k.id.end(), [](char ch) {
+          return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '_' || ch == '-';
+        });
+    if (!idOk) {
+      return fail(f.at("id"), quote(k.id) + " is not 4 to 64 of [A-Za-z0-9_-]");
+    }
+    if (!parseHex32(k.sha256) || k.sha256.size() != 64 ||
+        !std::all_of(k.sha256.begin(), k.sha256.end(),
+                     [](char ch) { return !(ch >= 'A' && ch <= 'F'); })) {
+      return fail(f.at("sha256"), "must be 64 lower-case hex digits (SHA-256)");
+    }
+    if (!stringArray(f, "gateways", k.gateways, true) ||
+        !stringArray(f, "endpoints", k.endpoints, true)) {
+      return false;
+    }
+    for (size_t i = 0; i < k.gateways.size(); ++i) {
+      if (!gateways.contains(k.gateways[i])) {
+        return fail(f.at("gateways") + "[" + std::to_string(i) + "]",
+                    quote(k.gateways[i]) + " is not a gateway route");
+      }
+    }
+    for (size_t i = 0; i < k.endpoints.size(); ++i) {
+      if (!httpPath(f.at("endpoints") + "[" + std::to_string(i) + "]", k.endpoints[i])) {
+        return false;
+      }
+    }
+    std::string role;
+    if (!str(f, "role", role)) {
+      return false;
+    }
+    if (role == "worker") {
+      k.role = ApiKeyRole::Worker;
+    } else if (role == "admin") {
+      k.role = ApiKeyRole::Admin;
+    } else {
+      return fail(f.at("role"), quote(role) + " is not \"worker\" or \"admin\"");
+    }
+    if (k.role == ApiKeyRole::Worker && k.gateways.empty()) {
+      return fail(f.at("gateways"), "a worker key must name its gateways");
+    }
+    return boolean(f, "enabled", k.enabled) && noUnknownKeys(f, "an API key");
   }
 
   bool threshold(Fields& f, std::string_view key, std::optional<uint32_t>& out) {

@@ -20,7 +20,8 @@
 namespace edgeplane {
 
 // 2: certificates (name, fingerprint, files) and the health thresholds.
-inline constexpr int kSnapshotVersion = 2;
+// 3: the API keys of the host's gateways (verifiers only).
+inline constexpr int kSnapshotVersion = 3;
 // snapshotFromJson refuses longer input: a few thousand routes take well under 2 MiB.
 inline constexpr size_t kMaxSnapshotBytes = size_t{32} << 20;
 
@@ -75,24 +76,38 @@ struct SnapshotCertificate {
   auto operator<=>(const SnapshotCertificate&) const = default;
 };
 
+// An API key of the host's gateways: its verifier, never the key (see schema/api_key.h).
+struct SnapshotApiKey {
+  std::string id;
+  std::string name;
+  std::string sha256;                  // 64 lower-case hex digits
+  std::vector<std::string> gateways;   // gateway route names; empty: every gateway (admin)
+  std::vector<std::string> endpoints;  // paths; empty: every endpoint of those gateways
+  ApiKeyRole role = ApiKeyRole::Worker;
+  bool enabled = true;
+  auto operator<=>(const SnapshotApiKey&) const = default;
+};
+
 struct ProxySnapshot {
   std::string host;
   std::optional<std::string> commit;              // the config commit, when applied from Git
   std::vector<SnapshotRoute> routes;              // sorted by (kind, name)
   std::vector<SnapshotCertificate> certificates;  // sorted by name; every route's is here
+  std::vector<SnapshotApiKey> api_keys;           // sorted by id
   auto operator<=>(const ProxySnapshot&) const = default;
 };
 
 // The routes of `resolved` (a Desired already passed through resolveFor(all, host)), with
-// suspended namespaces' routes left out. `certificates` stays empty: only the reconciler knows
-// what it materialised on the host, and fills it in before publishing.
+// suspended namespaces' routes left out, and the API keys of the gateways that remain (a key's
+// `gateways` cut down to those; a key left with none is left out). `certificates` stays empty: only
+// the reconciler knows what it materialised on the host, and fills it in before publishing.
 ProxySnapshot buildSnapshot(const Desired& resolved, const std::string& host,
                             std::optional<std::string> commit);
 
 // Canonical JSON (stable key order, no whitespace, integers only): equal snapshots give equal
 // text, so the reconciler can skip writing a generation that changes nothing.
 //   {"version":2,"host":"edge-1","commit":"<id>"(if set),"routes":[ROUTE,...],
-//    "certificates":[CERT,...]}
+//    "certificates":[CERT,...],"api_keys":[KEY,...]}
 // ROUTE starts with "kind","name","hostnames","namespace","netns", then per kind:
 //   passthrough: "backends":["10.0.0.1:443",...],"balance","proxy_protocol"
 //   site:        "backends","balance","certificate","redirect_http", and if set
@@ -101,15 +116,18 @@ ProxySnapshot buildSnapshot(const Desired& resolved, const std::string& host,
 //   gateway:     "certificate","rate_limit"(if set),
 //                "endpoints":[{"path","method","backends","balance"},...]
 // CERT: {"name","fingerprint","cert_file","key_file","domains":[…],"not_after"}
+// KEY:  {"id","name","sha256","gateways":[…],"endpoints":[…],"role","enabled"}
 // Members a kind does not use are not written (and refused when read).
 std::string snapshotToJson(const ProxySnapshot& s);
 // Strict: a document over kMaxSnapshotBytes, invalid JSON (fractions, duplicate keys, bad
-// UTF-8 included), an unknown "version", missing or unknown keys, wrong types, bad addresses,
-// hostnames that are not lower-case DNS names, a netns other than netnsName(namespace),
-// routes out of (kind, name) order or repeated, a hostname claimed by two routes,
-// certificates out of name order or repeated, a fingerprint that is not 64 lower-case hex
-// digits, a relative file path, and a route naming a certificate that is not in the list are
-// errors (terminal, naming the JSON path).
+// UTF-8 included), a "version" other than 3 or 2 (2: no "api_keys", read as none), missing or
+// unknown keys, wrong types, bad addresses, hostnames that are not lower-case DNS names, a netns
+// other than netnsName(namespace), routes out of (kind, name) order or repeated, a hostname claimed
+// by two routes, certificates out of name order or repeated, a fingerprint that is not 64
+// lower-case hex digits, a relative file path, a route naming a certificate that is not in the
+// list, keys out of id order or repeated, a key id outside [A-Za-z0-9_-]{4,64}, a key naming a
+// gateway that is not a gateway route, and a worker key without gateways are errors (terminal,
+// naming the JSON path).
 Result<ProxySnapshot> snapshotFromJson(std::string_view json);
 
 }  // namespace edgeplane

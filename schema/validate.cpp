@@ -100,12 +100,7 @@ class Validator {
     }
     checkHostnames();
     for (const auto& k : d_.api_keys) {
-      for (size_t i = 0; i < k.gateways.size(); ++i) {
-        if (d_.findGateway(k.gateways[i]) == nullptr) {
-          diags_.error(k.origin.at("gateways", i),
-                       "gateway " + quote(k.gateways[i]) + " is not defined");
-        }
-      }
+      checkApiKey(k);
     }
   }
 
@@ -119,6 +114,33 @@ class Validator {
       diags_.error(origin.at("namespace"), "namespace " + quote(name) + " is not defined");
     }
     return ns;
+  }
+
+  // Its gateways exist; each scoped endpoint is a path of one of them (of any gateway for an
+  // admin key without `gateways`).
+  void checkApiKey(const ApiKey& k) {
+    for (size_t i = 0; i < k.gateways.size(); ++i) {
+      if (d_.findGateway(k.gateways[i]) == nullptr) {
+        diags_.error(k.origin.at("gateways", i),
+                     "gateway " + quote(k.gateways[i]) + " is not defined");
+      }
+    }
+    for (size_t i = 0; i < k.endpoints.size(); ++i) {
+      bool found = false;
+      for (const auto& g : d_.gateways) {
+        bool mine = k.gateways.empty() ||
+                    std::find(k.gateways.begin(), k.gateways.end(), g.name) != k.gateways.end();
+        for (const auto& ep : g.endpoints) {
+          found = found || (mine && ep.path == k.endpoints[i]);
+        }
+      }
+      if (!found) {
+        diags_.error(k.origin.at("endpoints", i),
+                     "endpoint " + quote(k.endpoints[i]) + " is not a path of " +
+                         (k.gateways.empty() ? std::string("any gateway")
+                                             : std::string("the key's gateways")));
+      }
+    }
   }
 
   void checkNamespace(const Namespace& ns) {

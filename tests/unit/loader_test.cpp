@@ -854,7 +854,8 @@ TEST(Loader, MissingApiKeyKeys) {
   EXPECT_EQ(check(R"([[api_key]]
 name = "worker"
 )"),
-            "t.toml:1:1: error: [[api_key]] is missing required key 'gateways'\n"
+            "t.toml:1:1: error: [[api_key]] is missing required key 'gateways' (only role = "
+            "\"admin\" may omit it: every gateway)\n"
             "t.toml:1:1: error: [[api_key]] is missing required key 'id'\n"
             "t.toml:1:1: error: [[api_key]] is missing required key 'sha256'\n");
 }

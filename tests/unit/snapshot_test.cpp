@@ -322,11 +322,20 @@ ProxySnapshot sample() {
                           "/etc/tls/g.key",
                           {"manager.example.com"},
                           1800000000}};
+  out.api_keys = {
+      SnapshotApiKey{"admin-1", "Ops", std::string(64, 'a'), {}, {}, ApiKeyRole::Admin, true},
+      SnapshotApiKey{"k7Hq2xPz",
+                     "Worker \"1\"",
+                     std::string(64, '0'),
+                     {"ping"},
+                     {"/x"},
+                     ApiKeyRole::Worker,
+                     false}};
   return out;
 }
 
 constexpr std::string_view kSampleJson =
-    R"({"version":2,"host":"edge-1","commit":"abc123","routes":[)"
+    R"({"version":3,"host":"edge-1","commit":"abc123","routes":[)"
     R"({"kind":"passthrough","name":"secure","hostnames":["secure.example.com",)"
     R"("*.apps.example.com"],"namespace":"tenant-a","netns":"ep-tenant-a",)"
     R"("backends":["10.50.0.12:443","[fd00::1]:8443"],"balance":"random",)"
@@ -348,7 +357,13 @@ constexpr std::string_view kSampleJson =
     R"("domains":["www.example.com","*.example.com"],"not_after":1790000000},)"
     R"({"name":"g","fingerprint":"ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",)"
     R"("cert_file":"/etc/tls/g.pem","key_file":"/etc/tls/g.key",)"
-    R"("domains":["manager.example.com"],"not_after":1800000000}]})";
+    R"("domains":["manager.example.com"],"not_after":1800000000}],)"
+    R"("api_keys":[{"id":"admin-1","name":"Ops",)"
+    R"("sha256":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",)"
+    R"("gateways":[],"endpoints":[],"role":"admin","enabled":true},)"
+    R"({"id":"k7Hq2xPz","name":"Worker \"1\"",)"
+    R"("sha256":"0000000000000000000000000000000000000000000000000000000000000000",)"
+    R"("gateways":["ping"],"endpoints":["/x"],"role":"worker","enabled":false}]})";
 
 TEST(SnapshotJson, CanonicalTextIsExactlyThis) {
   EXPECT_EQ(snapshotToJson(sample()), kSampleJson);
@@ -365,7 +380,8 @@ TEST(SnapshotJson, RoundTripsEveryMember) {
 TEST(SnapshotJson, EmptySnapshotRoundTrips) {
   ProxySnapshot s;
   s.host = "edge-9";
-  EXPECT_EQ(snapshotToJson(s), R"({"version":2,"host":"edge-9","routes":[],"certificates":[]})");
+  EXPECT_EQ(snapshotToJson(s),
+            R"({"version":3,"host":"edge-9","routes":[],"certificates":[],"api_keys":[]})");
   auto back = snapshotFromJson(snapshotToJson(s));
   ASSERT_TRUE(back.ok()) << back.error().message;
   EXPECT_EQ(*back, s);
@@ -405,7 +421,7 @@ TEST(SnapshotJson, DecoderAcceptsWhitespaceAndEscapesButEncoderIsCanonical) {
     ASSERT_NE(at, std::string::npos) << from;
     spaced.replace(at, from.size(), to);
   };
-  replace(R"({"version":2,)", " {\n  \"version\" : 2 ,\r\n\t");
+  replace(R"({"version":3,)", " {\n  \"version\" : 3 ,\r\n\t");
   replace(R"("commit":"abc123")", R"("commit":"ab\u0063\/\ud83d\ude42")");
   auto back = snapshotFromJson(spaced);
   ASSERT_TRUE(back.ok()) << back.error().message;
@@ -438,8 +454,8 @@ constexpr std::string_view kCertC =
     R"("not_after":1900000000})";
 
 std::string withRoutesAndCerts(std::string_view routes, std::string_view certs) {
-  return R"({"version":2,"host":"h","routes":[)" + std::string(routes) + R"(],"certificates":[)" +
-         std::string(certs) + "]}";
+  return R"({"version":3,"host":"h","routes":[)" + std::string(routes) + R"(],"certificates":[)" +
+         std::string(certs) + R"(],"api_keys":[]})";
 }
 
 // Routes may name certificate "c" or "g"; both are listed.
@@ -507,12 +523,39 @@ std::vector<BadCase> badCases() {
       {"missing version", R"({"host":"h","routes":[]})", "snapshot: missing key \"version\""},
       {"version as string", R"({"version":"1","host":"h","routes":[]})",
        "version: must be an integer, not a string"},
-      {"newer version", R"({"version":3,"host":"h","routes":[],"new":1})",
-       "version 3 is not supported (this build reads version 2)"},
+      {"newer version", R"({"version":4,"host":"h","routes":[],"new":1})",
+       "version 4 is not supported (this build reads version 3)"},
       {"version 1 (no certificates)", R"({"version":1,"host":"h","routes":[]})",
-       "version 1 is not supported (this build reads version 2)"},
+       "version 1 is not supported (this build reads version 3)"},
+      {"version 2 with api_keys",
+       R"({"version":2,"host":"h","routes":[],"certificates":[],"api_keys":[]})",
+       "unknown key \"api_keys\""},
+      {"version 3 without api_keys", R"({"version":3,"host":"h","routes":[],"certificates":[]})",
+       "missing key \"api_keys\""},
+      // API keys
+      {"key id too short", mutate(R"("id":"admin-1")", R"("id":"ad")"),
+       "api_keys[0].id: \"ad\" is not 4 to 64 of [A-Za-z0-9_-]"},
+      {"key id with a dot", mutate(R"("id":"admin-1")", R"("id":"adm.n")"), "is not 4 to 64"},
+      {"key digest upper-case", mutate(R"("sha256":"aaaa)", R"("sha256":"AAaa)"),
+       "api_keys[0].sha256: must be 64 lower-case hex digits"},
+      {"key digest short", mutate(R"("sha256":"aaaa)", R"("sha256":"aaa)"),
+       "api_keys[0].sha256: must be 64 lower-case hex digits"},
+      {"key for an unknown gateway", mutate(R"("gateways":["ping"])", R"("gateways":["pong"])"),
+       "api_keys[1].gateways[0]: \"pong\" is not a gateway route"},
+      {"worker key without gateways", mutate(R"("gateways":["ping"])", R"("gateways":[])"),
+       "api_keys[1].gateways: a worker key must name its gateways"},
+      {"key endpoint not a path", mutate(R"("endpoints":["/x"])", R"("endpoints":["x"])"),
+       "api_keys[1].endpoints[0]: \"x\" must start with '/'"},
+      {"key role unknown", mutate(R"("role":"admin")", R"("role":"root")"),
+       "api_keys[0].role: \"root\" is not \"worker\" or \"admin\""},
+      {"keys out of order", mutate(R"("id":"k7Hq2xPz")", R"("id":"Aaaa")"),
+       "api_keys[1]: key \"Aaaa\" is out of id order"},
+      {"key twice", mutate(R"("id":"k7Hq2xPz")", R"("id":"admin-1")"),
+       "api_keys[1]: key \"admin-1\" appears twice"},
+      {"key member unknown", mutate(R"("enabled":true)", R"("enabled":true,"key":"ep_x")"),
+       "unknown key \"key\""},
       {"version zero", R"({"version":0,"host":"h","routes":[]})", "version 0 is not supported"},
-      {"missing host", R"({"version":2,"routes":[]})", "missing key \"host\""},
+      {"missing host", R"({"version":3,"routes":[]})", "missing key \"host\""},
       {"empty host", R"({"version":2,"host":"","routes":[]})", "host: must not be empty"},
       {"host with a control character", R"({"version":2,"host":"a\u0001","routes":[]})",
        "host: contains a control character"},
@@ -698,6 +741,44 @@ TEST(SnapshotJson, EveryDecoderErrorIsReportedClearly) {
     EXPECT_EQ(r.error().message.rfind("snapshot", 0), 0u) << c.name << ": " << r.error().message;
     EXPECT_FALSE(r.error().retryable) << c.name;
   }
+}
+
+// A host upgraded from a build that wrote version 2 keeps serving its stored snapshot.
+TEST(SnapshotJson, Version2WithoutKeysIsStillRead) {
+  ProxySnapshot s = sample();
+  s.api_keys.clear();
+  std::string v2 = replaced(snapshotToJson(s), R"({"version":3,)", R"({"version":2,)");
+  v2 = replaced(v2, R"(,"api_keys":[])", "");
+  auto back = snapshotFromJson(v2);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(*back, s);
+}
+
+// Keys follow their gateways: a key whose gateways are all elsewhere is left out; an admin key
+// without gateways goes wherever a gateway is.
+TEST(SnapshotBuild, ApiKeysFollowTheGatewaysServedHere) {
+  Desired d;
+  d.namespaces = {ns("tenant-a")};
+  Gateway g = gateway("ping", "tenant-a", "manager.example.com");
+  d.gateways = {g};
+  ApiKey mine{"w1", "k1111", {}, {"ping", "elsewhere"}, {}, ApiKeyRole::Worker, true, {}};
+  ApiKey other{"w2", "k2222", {}, {"elsewhere"}, {}, ApiKeyRole::Worker, true, {}};
+  ApiKey admin{"a", "k0000", {}, {}, {}, ApiKeyRole::Admin, true, {}};
+  mine.sha256.fill(0xab);
+  d.api_keys = {other, mine, admin};
+  ProxySnapshot s = buildSnapshot(d, "edge-1", std::nullopt);
+  ASSERT_EQ(s.api_keys.size(), 2u);
+  EXPECT_EQ(s.api_keys[0].id, "k0000");
+  EXPECT_TRUE(s.api_keys[0].gateways.empty());
+  EXPECT_EQ(s.api_keys[1].id, "k1111");
+  EXPECT_EQ(s.api_keys[1].gateways, std::vector<std::string>{"ping"});
+  std::string abs;
+  for (int i = 0; i < 32; ++i) {
+    abs += "ab";
+  }
+  EXPECT_EQ(s.api_keys[1].sha256, abs);
+  d.gateways.clear();
+  EXPECT_TRUE(buildSnapshot(d, "edge-1", std::nullopt).api_keys.empty());
 }
 
 TEST(SnapshotJson, OversizedInputIsRefusedBeforeParsing) {

@@ -313,6 +313,31 @@ gateways = ["ping", "pong"]
             "t.toml:28:21: error: gateway \"pong\" is not defined\n");
 }
 
+TEST(Validate, ApiKeyEndpointsMustBePathsOfItsGateways) {
+  const std::string head = kWithGateway + R"([[api_key]]
+name = "worker"
+id = "k7Hq2xPz"
+sha256 = "c48a01f49fd0f2cc404bc3cbbc80e91457a3d41bb429a695243de4c61794155c"
+)";
+  EXPECT_EQ(check(head + R"(gateways = ["ping"]
+endpoints = ["/ping"]
+)"),
+            "");
+  EXPECT_EQ(check(head + R"(gateways = ["ping"]
+endpoints = ["/ping", "/nope"]
+)"),
+            "t.toml:29:23: error: endpoint \"/nope\" is not a path of the key's gateways\n");
+  // An admin key without gateways: all of them, so its endpoints may be any gateway's.
+  EXPECT_EQ(check(head + R"(role = "admin"
+endpoints = ["/ping"]
+)"),
+            "");
+  EXPECT_EQ(check(head + R"(role = "admin"
+endpoints = ["/nope"]
+)"),
+            "t.toml:29:14: error: endpoint \"/nope\" is not a path of any gateway\n");
+}
+
 TEST(Validate, NamespaceOnUnknownHost) {
   EXPECT_EQ(check(R"([[host]]
 name = "edge-1"
