@@ -36,6 +36,9 @@ LoadOutcome loadConfig(const std::filesystem::path& dir,
 // one of an older codec version counts as none).
 Result<core::StoreView> readStoreView(Store& store);
 
+// The wall clock, unix milliseconds (what the store records).
+int64_t nowMs();
+
 // The store in `stateDir`, or nullptr when nothing was ever applied there.
 Result<std::unique_ptr<Store>> openStoreIfPresent(const std::string& stateDir);
 

@@ -43,12 +43,6 @@ namespace fs = std::filesystem;
 
 constexpr std::chrono::milliseconds kProxyNotifyTimeout{2000};
 
-int64_t nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string plural(size_t n, std::string_view one, std::string_view many) {
   return std::to_string(n) + " " + std::string(n == 1 ? one : many);
 }
@@ -115,6 +109,12 @@ LoadOutcome loadConfig(const fs::path& dir, const std::optional<std::string>& di
   return out;
 }
 
+int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 Result<core::StoreView> readStoreView(Store& store) {
   auto rows = store.listOwned(std::nullopt);
   if (!rows) {
@@ -134,6 +134,13 @@ Result<core::StoreView> readStoreView(Store& store) {
     if (auto decoded = snapshotFromJson((*latest)->body)) {
       view->snapshot = std::move(*decoded);
     }
+  }
+  auto blocks = store.listApiKeyBlocks();
+  if (!blocks) {
+    return blocks.error();
+  }
+  for (const ApiKeyBlock& b : *blocks) {
+    view->blockedApiKeys.insert(b.keyId);
   }
   return view;
 }
@@ -496,15 +503,27 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   } else {
     out << "proxy snapshot: unchanged (generation " << snapshot->generation << ")\n";
   }
+  // The API keys table follows the snapshot the proxy serves (usage, `apikey list`).
+  bool keysSynced = false;
+  if (published) {
+    auto synced = publishApiKeys(store, proxy, proxy.commit, nowMs());
+    keysSynced = synced.ok();
+    if (!synced) {
+      err << "edgeplane apply: API keys not synced: " << synced.error().message << "\n";
+    }
+  }
 
   std::string summary = countsText(counts);
   if (!leftOut.empty()) {
     summary += ", " + plural(leftOut.size(), "route", "routes") + " left out";
   }
-  RunResult outcome = counts.failed == 0 && published && leftOut.empty() ? RunResult::Ok
-                      : counts.failed < static_cast<int64_t>(p.ops.size()) || p.ops.empty()
-                          ? RunResult::Partial
-                          : RunResult::Failed;
+  RunResult outcome =
+      counts.failed == 0 && published && keysSynced && leftOut.empty()      ? RunResult::Ok
+      : counts.failed < static_cast<int64_t>(p.ops.size()) || p.ops.empty() ? RunResult::Partial
+                                                                            : RunResult::Failed;
+  if (published && !keysSynced) {
+    summary += ", API keys not synced";
+  }
   if (!published) {
     summary += ", proxy snapshot not written";
   } else if (snapshot->changed) {

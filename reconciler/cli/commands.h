@@ -1,4 +1,4 @@
-// The reconciler's commands (plan, apply, status, history, agent, trigger) behind the
+// The reconciler's commands (plan, apply, status, history, agent, trigger, apikey) behind the
 // `edgeplane` command line.
 #pragma once
 
@@ -23,6 +23,16 @@ struct GitSettings {
   std::optional<std::string> sshKey;
   std::optional<std::string> allowedSigners;
   std::chrono::milliseconds fetchTimeout{60000};
+};
+
+// `edgeplane apikey ACTION [ID]` and its flags.
+struct ApiKeyArgs {
+  std::string action;             // new | list | block | unblock
+  std::optional<std::string> id;  // block, unblock
+  std::optional<std::string> name;
+  std::vector<std::string> gateways;   // --gateway, repeatable
+  std::vector<std::string> endpoints;  // --endpoint, repeatable
+  std::optional<std::string> role;     // worker (default) | admin
 };
 
 struct Options {
@@ -57,6 +67,7 @@ struct Options {
   std::chrono::milliseconds timeout{-1};  // negative: the command's default
   // The bounded fetch's child command (tests replace it).
   std::vector<std::string> fetchHelper;
+  ApiKeyArgs apikey;
 };
 
 // What one reconcile run did, for `apply`'s exit code and the agent's log line.
@@ -78,5 +89,13 @@ int cmdStatus(const Options& o);
 int cmdHistory(const Options& o);
 int cmdAgent(const Options& o);
 int cmdTrigger(const Options& o);
+// apikey new | list | block | unblock (apikey.cpp). Exit 2 for usage errors.
+int cmdApiKey(const Options& o);
+
+// The [[api_key]] stanza `apikey new` prints for the config repository: name (TOML-escaped),
+// id, sha256, gateways, endpoints (when scoped), role, enabled = true.
+std::string apiKeyStanza(const std::string& name, const std::string& id, const std::string& sha256,
+                         const std::vector<std::string>& gateways,
+                         const std::vector<std::string>& endpoints, const std::string& role);
 
 }  // namespace edgeplane::cli

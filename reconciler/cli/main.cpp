@@ -41,7 +41,13 @@ commands:
   history  [--state-dir DIR] [--json] [--limit N]
                                        recorded runs, newest first
   status   [--state-dir DIR] [--json]  last run (and why it was refused), last good commit,
-                                       owned resources, pending changes or drift
+                                       owned resources, blocked API keys, pending changes or drift
+  apikey   new --name NAME [--gateway G]... [--role worker|admin] [--endpoint PATH]... [--json]
+           list [--state-dir DIR] [--json]
+           block ID | unblock ID [--state-dir DIR] [--proxy-admin ADDR]
+                                       worker-gateway API keys: a new key (shown once) and its
+                                       [[api_key]] stanza; the applied keys and their usage; a
+                                       block on this host (`edgeplane apikey --help`)
   version                              print the version
 
 SOURCE is one of:
@@ -80,7 +86,9 @@ options:
 // --flag VALUE options and positional words, nothing cleverer.
 struct Args {
   std::string command;
-  std::map<std::string, std::string, std::less<>> options;
+  std::vector<std::string> words;  // after the command: apikey's action and ID
+  std::map<std::string, std::string, std::less<>> options;                // the last value of each
+  std::map<std::string, std::vector<std::string>, std::less<>> repeated;  // every value
   std::vector<std::string> errors;
 
   std::optional<std::string> get(std::string_view name) const {
@@ -114,8 +122,11 @@ Args parseArgs(int argc, char** argv, const std::vector<std::string>& valueOptio
         continue;
       }
       a.options[name] = value;
+      a.repeated[name].push_back(value);
     } else if (a.command.empty()) {
       a.command = arg;
+    } else if (a.command == "apikey" && a.words.size() < 2) {
+      a.words.push_back(arg);
     } else {
       a.errors.push_back("unexpected argument '" + arg + "'");
     }
@@ -324,14 +335,21 @@ int run(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "__fetch") {
     return cli::fetchChildMain(std::vector<std::string>(argv + 2, argv + argc));
   }
-  Args args = parseArgs(
-      argc, argv,
-      {"config", "host", "state-dir", "observed", "lock-timeout", "wireguard-backend", "rotate-key",
-       "agent", "source", "ref", "path", "allowed-signers", "proxy-admin", "limit", "timeout"},
-      {"json", "detailed-exitcode", "offline", "verbose", "wait"});
+  Args args =
+      parseArgs(argc, argv,
+                {"config", "host", "state-dir", "observed", "lock-timeout", "wireguard-backend",
+                 "rotate-key", "agent", "source", "ref", "path", "allowed-signers", "proxy-admin",
+                 "limit", "timeout", "name", "gateway", "role", "endpoint"},
+                {"json", "detailed-exitcode", "offline", "verbose", "wait"});
   if (args.options.count("version") != 0 || args.command == "version") {
     std::cout << "edgeplane " << EDGEPLANE_VERSION << "\n";
     return 0;
+  }
+  if (args.command == "apikey" &&
+      (args.options.count("help") != 0 || args.words.empty() || args.words.front() == "help")) {
+    cli::Options o;
+    o.apikey.action = args.words.empty() && args.options.count("help") == 0 ? "" : "help";
+    return cli::cmdApiKey(o);
   }
   if (args.options.count("help") != 0 || args.command.empty() || args.command == "help") {
     std::cout << kUsage;
@@ -341,13 +359,13 @@ int run(int argc, char** argv) {
     for (const auto& e : args.errors) {
       std::cerr << "edgeplane " << args.command << ": " << e << "\n";
     }
-    return 1;
+    return args.command == "apikey" ? 2 : 1;
   }
   if (args.command == "validate") {
     return cmdValidate(args);
   }
-  static const std::set<std::string, std::less<>> kCommands = {"plan",    "apply", "status",
-                                                               "history", "agent", "trigger"};
+  static const std::set<std::string, std::less<>> kCommands = {
+      "plan", "apply", "status", "history", "agent", "trigger", "apikey"};
   if (kCommands.count(args.command) == 0) {
     std::cerr << "edgeplane: unknown command '" << args.command << "'\n" << kUsage;
     return 1;
@@ -402,6 +420,20 @@ int run(int argc, char** argv) {
     return 1;
   }
   o.fetchHelper = cli::defaultFetchHelper();
+  if (args.command == "apikey") {
+    o.apikey.action = args.words.at(0);
+    if (args.words.size() > 1) {
+      o.apikey.id = args.words[1];
+    }
+    o.apikey.name = args.get("name");
+    o.apikey.role = args.get("role");
+    for (const char* name : {"gateway", "endpoint"}) {
+      if (auto it = args.repeated.find(name); it != args.repeated.end()) {
+        (std::string_view(name) == "gateway" ? o.apikey.gateways : o.apikey.endpoints) = it->second;
+      }
+    }
+    return cli::cmdApiKey(o);
+  }
   if (args.command == "plan") {
     return cli::cmdPlan(o);
   }

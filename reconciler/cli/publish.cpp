@@ -39,6 +39,21 @@ Result<Published> publishSnapshot(Store& store, const ProxySnapshot& snapshot,
   });
 }
 
+std::vector<ApiKeyRecord> apiKeyRecords(const ProxySnapshot& snapshot) {
+  std::vector<ApiKeyRecord> out;
+  for (const SnapshotApiKey& k : snapshot.api_keys) {
+    ApiKeyRecord r{k.id, k.name, k.sha256, k.gateways, std::string(toString(k.role)), k.enabled};
+    r.endpoints = k.endpoints;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<void> publishApiKeys(Store& store, const ProxySnapshot& snapshot,
+                            std::optional<std::string> commit, int64_t nowMs) {
+  return store.syncApiKeys(apiKeyRecords(snapshot), nowMs, std::move(commit));
+}
+
 namespace {
 
 // Owns one socket descriptor.

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "schema/result.h"
 #include "schema/snapshot.h"
@@ -25,6 +26,14 @@ struct Published {
 // not written either (terminal error): the proxy would keep serving the old one silently.
 Result<Published> publishSnapshot(Store& store, const ProxySnapshot& snapshot,
                                   std::optional<int64_t> runId, int64_t nowMs);
+
+// The snapshot's API keys as the store's api_keys table keeps them (verifiers only).
+std::vector<ApiKeyRecord> apiKeyRecords(const ProxySnapshot& snapshot);
+
+// Makes the store's api_keys table the snapshot's keys (after the snapshot is published, as
+// DESIGN orders it), ids new to the table first seen at `commit` and `nowMs`.
+Result<void> publishApiKeys(Store& store, const ProxySnapshot& snapshot,
+                            std::optional<std::string> commit, int64_t nowMs);
 
 // Best effort: POST /api/v1/reload to the proxy's admin API ("unix:/path" or "ADDR:PORT",
 // IPv6 as "[::1]:PORT"), the whole exchange bounded by `timeout`; a 2xx answer is success.

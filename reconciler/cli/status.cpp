@@ -101,6 +101,7 @@ struct Status {
   std::string observedJson;          // the host as seen now, for `plan --offline --observed`
   std::vector<WgInfo> wireguard;
   std::vector<CertInfo> certificates;
+  std::vector<ApiKeyBlock> blockedKeys;
 };
 
 // The config the last run applied: --config; a Git run's accepted tree, kept in
@@ -250,6 +251,14 @@ void printStatusJson(const Status& st) {
     certs->add(jo);
   }
   root->set("certificates", certs);
+  Array::Ptr blocked = new Array;
+  for (const auto& b : st.blockedKeys) {
+    Object::Ptr jo = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    jo->set("id", b.keyId);
+    jo->set("blocked_at", isoTime(b.blockedAt));
+    blocked->add(jo);
+  }
+  root->set("blocked_api_keys", blocked);
   if (!st.driftNote.empty()) {
     root->set("note", st.driftNote);
   }
@@ -308,6 +317,12 @@ void printStatusText(const Status& st) {
                 << isoTime(c.cert.not_after * 1000) << ", sha256 " << c.cert.fingerprint << "\n";
     }
   }
+  if (!st.blockedKeys.empty()) {
+    std::cout << "\nAPI keys blocked on this host (lift with: edgeplane apikey unblock ID):\n";
+    for (const auto& b : st.blockedKeys) {
+      std::cout << "  " << b.keyId << " since " << isoTime(b.blockedAt) << "\n";
+    }
+  }
   std::cout << "\nResources owned (" << st.owned.size() << "):\n";
   for (const auto& row : st.owned) {
     std::cout << "  " << row.kind << " " << row.name << "\n";
@@ -352,9 +367,9 @@ int cmdStatus(const Options& o) {
     return 1;
   }
   if (!*storeResult) {
-    std::cout << (o.json
-                      ? "{\"last_run\":null,\"last_good\":null,\"resources\":[],\"pending\":[]}\n"
-                      : "Nothing applied yet (no state in " + o.stateDir + ").\n");
+    std::cout << (o.json ? "{\"last_run\":null,\"last_good\":null,\"resources\":[],\"pending\":[],"
+                           "\"blocked_api_keys\":[]}\n"
+                         : "Nothing applied yet (no state in " + o.stateDir + ").\n");
     return 0;
   }
   Store& store = **storeResult;
@@ -388,6 +403,9 @@ int cmdStatus(const Options& o) {
   }
   st.wireguard = wireguardInfo(o, st.owned);
   st.certificates = certificateInfo(store, st.owned);
+  if (auto blocks = store.listApiKeyBlocks()) {
+    st.blockedKeys = std::move(*blocks);
+  }
   if (o.json) {
     printStatusJson(st);
   } else {

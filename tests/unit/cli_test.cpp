@@ -608,7 +608,7 @@ TEST(PlanFromGit, TheHostCacheIsOnlyWrittenUnderTheStateLock) {
 // with --detailed-exitcode, a resource in --json. The golden demo-converged case is the host.
 TEST(PlanRoutes, AHostnameAddedToAPassthroughIsAChange) {
   TempDir dir;
-  const fs::path golden = fs::path(__FILE__).parent_path().parent_path() / "golden";
+  const fs::path golden = fs::path(EDGEPLANE_SOURCE_DIR) / "tests" / "golden";
   const fs::path config = dir.path() / "config";
   fs::copy(golden / "demo-converged" / "desired", config);
   const std::string base = std::string(EDGEPLANE_BINARY) + " plan --offline --observed " +

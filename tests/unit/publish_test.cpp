@@ -64,6 +64,34 @@ ProxySnapshot sample() {
   return out;
 }
 
+// ---- publishApiKeys ----
+
+// The api_keys table follows the snapshot's keys, each first seen at the commit that brought it.
+TEST(PublishApiKeys, TheTableFollowsTheSnapshotAndKeepsFirstSeen) {
+  TempDir dir;
+  auto store = openStore(dir.path());
+  ASSERT_NE(store, nullptr);
+  ProxySnapshot s;
+  SnapshotApiKey worker{"k7Hq2xPz",         "Ping", std::string(64, 'a'), {"ping"}, {"/api/r"},
+                        ApiKeyRole::Worker, true};
+  SnapshotApiKey admin{"admin001", "Admin", std::string(64, 'b'), {}, {}, ApiKeyRole::Admin, false};
+  s.api_keys = {admin, worker};
+  ASSERT_TRUE(publishApiKeys(*store, s, std::string("c1"), 100));
+  s.api_keys = {worker};
+  ASSERT_TRUE(publishApiKeys(*store, s, std::string("c2"), 200));
+  auto keys = store->listApiKeys();
+  ASSERT_TRUE(keys.ok()) << keys.error().message;
+  ASSERT_EQ(keys->size(), 1u);
+  ApiKeyRecord expected{"k7Hq2xPz", "Ping", std::string(64, 'a'), {"ping"}, "worker", true};
+  expected.endpoints = {"/api/r"};
+  EXPECT_EQ(static_cast<const ApiKeyRecord&>(keys->front()), expected);
+  EXPECT_EQ(keys->front().firstSeenCommit, "c1");
+  EXPECT_EQ(apiKeyRecords(ProxySnapshot{}), std::vector<ApiKeyRecord>{});
+  s.api_keys = {admin};
+  EXPECT_EQ(apiKeyRecords(s).front().role, "admin");
+  EXPECT_FALSE(apiKeyRecords(s).front().enabled);
+}
+
 // ---- publishSnapshot ----
 
 TEST(PublishSnapshot, WritesGenerationOneThenSkipsAnUnchangedSnapshot) {

@@ -17,9 +17,9 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// CMake compiles with absolute source paths, so the examples are found from this file.
+// By absolute path: __FILE__ is relative under CCACHE_BASEDIR, and ctest runs from build/tests.
 fs::path examplesDir() {
-  return fs::path(__FILE__).parent_path().parent_path().parent_path() / "examples";
+  return fs::path(EDGEPLANE_EXAMPLES_DIR);
 }
 
 Desired fullExample() {
