@@ -1,6 +1,8 @@
 // The proxy's admin API: request handling (plain functions) and the POCO HTTP server around it.
 #include "proxy/admin.h"
 
+#include "proxy/gateway/config.h"
+
 #include "schema/json_text.h"
 
 #include <Poco/Exception.h>
@@ -218,6 +220,21 @@ std::string AdminAddress::str() const {
   return unixPath ? "unix:" + unixPath->string() : tcp.str();
 }
 
+// The worker gateway's requests by gateway, API key id ("" for the refused ones: missing or
+// invalid keys, rate limited) and status code, since the proxy started.
+void renderGatewayMetrics(std::string& out, gateway::Runtime& runtime) {
+  runtime.collect();
+  family(out, "edgeplane_gateway_requests_total", "counter",
+         "Worker gateway requests by gateway, API key id (empty: not authenticated) and status.");
+  for (const auto& [key, count] : runtime.totals()) {
+    const auto& [gw, keyId, code] = key;
+    sample(out, "edgeplane_gateway_requests_total",
+           "gateway=\"" + labelValue(gw) + "\",key_id=\"" + labelValue(keyId) + "\",code=\"" +
+               std::to_string(code) + "\"",
+           count);
+  }
+}
+
 // The terminated routes' per-request series (the https handler's RouteStats fields).
 void renderHttpRouteMetrics(std::string& out, const ActiveConfig& config) {
   family(out, "edgeplane_proxy_route_http_responses_total", "counter",
@@ -306,6 +323,9 @@ std::string renderMetrics(const Metrics& m, const ActiveConfig& config, uint64_t
   sample(out, "edgeplane_proxy_snapshot_generation", "", m.generation.load());
   family(out, "edgeplane_proxy_routes", "gauge", "Routes in the active snapshot.");
   sample(out, "edgeplane_proxy_routes", "", config.routes.size());
+  if (config.gateway) {
+    renderGatewayMetrics(out, config.gateway->runtime());
+  }
 
   family(out, "edgeplane_proxy_route_connections_total", "counter",
          "Connections routed to each active route.");
@@ -410,6 +430,18 @@ AdminResponse handleAdminRequest(Controller& controller, const Metrics& metrics,
     AdminResponse r;
     r.contentType = "text/plain; version=0.0.4; charset=utf-8";
     r.body = renderMetrics(metrics, *controller.current(), controller.refusedCount());
+    return r;
+  }
+  if (path == "/api/v1/apikeys") {
+    if (method != "GET") {
+      return methodNotAllowed("GET");
+    }
+    auto keys = controller.apiKeysJson();
+    if (!keys) {
+      return errorResponse(503, "API key usage unavailable: " + keys.error().message);
+    }
+    AdminResponse r;
+    r.body = std::move(*keys) + "\n";
     return r;
   }
   if (path == "/api/v1/reload") {

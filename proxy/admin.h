@@ -1,4 +1,4 @@
-// The proxy's admin API (loopback or a unix socket only): config, traffic, metrics, reload.
+// The proxy's admin API (loopback or a unix socket only): config, traffic, keys, metrics, reload.
 //
 //   GET  /api/v1/config             {"generation":N,"snapshot":<the stored snapshot JSON>|null}
 //   GET  /api/v1/traffic?since=S    {"since":S,"until":T,"routes":[{"route","bytes_in",
@@ -6,6 +6,10 @@
 //   GET  /api/v1/backends           [{"route","netns","backend","up","checked","last_change"
 //                                    (RFC 3339, UTC),"consecutive_failures","last_error"}]
 //                                    per route of the active config, per backend in order
+//   GET  /api/v1/apikeys            [{"id","name","gateways","role","enabled","blocked",
+//                                    "request_count","last_used_at" (unix ms|null),"last_ip",
+//                                    "responses":{"1xx".."5xx"}}] per key of the active config
+//                                    (usage flushed to the store first); never a key or digest
 //   GET  /metrics                   Prometheus text exposition format 0.0.4
 //   POST /api/v1/reload             {"generation":N,"changed":bool[,"refused_generation":G,
 //                                    "error":"..."]}: 200, or 503 if the store is unreadable

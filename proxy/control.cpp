@@ -19,6 +19,7 @@ std::shared_ptr<const ActiveConfig> emptyConfig() {
   auto config = std::make_shared<ActiveConfig>();
   std::vector<RouteTableIssue> issues;
   config->table = RoutingTable::build({}, issues);
+  config->gateway = gateway::GatewayConfig::build(*config, {}, nullptr);
   return config;
 }
 
@@ -223,6 +224,7 @@ ReloadOutcome Controller::reloadLocked(bool fromWatcher) {
     out.storeError = true;
     return out;
   }
+  refreshBlocksLocked(**store);
   auto latest = (*store)->latestSnapshot();
   if (!latest) {
     storeFailedLocked(latest.error(), "cannot read the routing snapshot");
@@ -295,6 +297,7 @@ void Controller::pollLocked() {
     storeFailedLocked(generation.error(), "cannot read the snapshot generation");
     return;
   }
+  refreshBlocksLocked(**store);
   if (*generation == 0 || *generation == current()->generation ||
       refusedGeneration_ == *generation) {
     return;
@@ -461,6 +464,9 @@ void Controller::stopWatcher() {
   if (auto flushed = flushTraffic(); !flushed) {
     log("final traffic flush failed: " + flushed.error().message);
   }
+  if (auto flushed = flushUsage(); !flushed) {
+    log("final API key usage flush failed: " + flushed.error().message);
+  }
 }
 
 void Controller::watch() {
@@ -480,6 +486,11 @@ void Controller::watch() {
     }
     if (Clock::now() >= nextFlush) {
       (void)flushTraffic();  // failures are logged once; the deltas stay pending
+      (void)flushUsage();
+      // Clients whose rate-limit allowance is whole again are forgotten (the filter's clock).
+      gatewayRuntime().limiter.purge(
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch())
+              .count());
       nextFlush = Clock::now() + options_.flushInterval;
     }
     if (Clock::now() >= nextPrune) {

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/gateway/usage.h"
 #include "proxy/health/registry.h"
 #include "proxy/runtime.h"
 #include "proxy/tls/ticket_keys.h"
@@ -114,6 +115,17 @@ class Controller {
   // yet. Sorted by route key; routes without traffic left out.
   Result<std::vector<RouteTraffic>> trafficSince(int64_t sinceMs);
 
+  // The worker gateway (gateway_control.cpp). flushUsage(): the API-key usage the workers
+  // counted since the last successful flush, into the store in one transaction (returns how
+  // many keys); on failure the counts stay pending. The watcher calls it every
+  // flushInterval and stopWatcher() once more.
+  Result<size_t> flushUsage();
+  // GET /api/v1/apikeys: the keys of the active config (never a digest) with their usage
+  // (stored plus pending) and whether they are blocked; a JSON array.
+  Result<std::string> apiKeysJson();
+  // The gateway runtime of the active config (rate limiter, usage, blocks).
+  gateway::Runtime& gatewayRuntime() const;
+
   uint64_t refusedCount() const;
   int64_t now() const;
   // The backend health of the configs this controller builds (the prober and the admin API).
@@ -139,6 +151,10 @@ class Controller {
   Result<Store*> storeLocked();
   void storeFailedLocked(const Error& error, std::string_view what);
   ReloadOutcome reloadLocked(bool fromWatcher);
+  // Reads the keys blocked on this host from the store into the gateway runtime and the
+  // active config's keys (`edgeplane apikey block`: at the next poll or reload notice).
+  void refreshBlocksLocked(Store& store);
+  Result<size_t> flushUsageLocked();
   void publishLocked(std::shared_ptr<const ActiveConfig> config);
   std::vector<Delta> pendingLocked() const;
   void pollLocked();
