@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "proxy/gateway/config.h"
 #include "proxy/tls/context.h"
 
 namespace edgeplane::proxy {
@@ -80,6 +81,11 @@ Result<std::shared_ptr<const ActiveConfig>> buildActiveConfig(
       return attached.error();
     }
   }
+  // After health: the endpoints take their slices of it. The runtime (rate limits, usage,
+  // blocked keys) lives as long as the process.
+  config->gateway = gateway::GatewayConfig::build(
+      *config, snapshot.api_keys,
+      previous != nullptr && previous->gateway ? previous->gateway->runtimePtr() : nullptr);
   return std::shared_ptr<const ActiveConfig>(std::move(config));
 }
 

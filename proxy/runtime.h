@@ -20,6 +20,9 @@ namespace edgeplane::proxy {
 namespace tls {
 class ContextSet;  // proxy/tls/context.h: one SSL_CTX per snapshot certificate
 }
+namespace gateway {
+class GatewayConfig;  // proxy/gateway/config.h: the gateways and API keys of a generation
+}
 
 // Per-route counters. One object per route key ("passthrough secure"), kept by the control
 // side across snapshot swaps, so a reload neither resets nor double-counts them.
@@ -74,6 +77,8 @@ struct ActiveConfig {
   // generation's SSL_CTX. nullptr when the snapshot has no certificates.
   std::shared_ptr<const tls::ContextSet> tls;
   std::string json;  // the snapshot body as stored (served by GET /api/v1/config)
+  // The gateways' endpoints and API keys; nullptr only for the empty config (generation 0).
+  std::shared_ptr<const gateway::GatewayConfig> gateway;
 };
 
 // Why a connection ended badly; stable snake_case names for metrics and the access log.

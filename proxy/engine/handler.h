@@ -208,8 +208,9 @@ class Protocol {
 };
 
 // Which protocol gets a connection: by listener (:80) or by the route kind behind the SNI.
-// Terminate serves sites; Gateway has no protocol until the API-key check exists (its
-// connections close as route_unsupported: a gateway is never served unauthenticated).
+// Terminate serves sites; Gateway the same TLS-terminating proxy behind the API-key filter
+// (proxy/gateway). A set without a Gateway protocol closes gateway connections as
+// route_unsupported: a gateway is never served unauthenticated.
 enum class Entry : uint8_t { Passthrough, Terminate, Gateway, PlainHttp, kCount };
 
 inline Entry entryFor(RouteKind kind) {

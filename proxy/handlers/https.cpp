@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -74,8 +75,8 @@ std::unique_ptr<Handler> HttpsProtocol::create(Connection& conn) {
   return std::make_unique<HttpsHandler>(conn, *this);
 }
 
-std::unique_ptr<Protocol> makeHttpsProtocol(Context& ctx, RequestFilter* filter) {
-  return std::make_unique<HttpsProtocol>(ctx, filter);
+std::unique_ptr<Protocol> makeHttpsProtocol(Context& ctx, std::unique_ptr<RequestFilter> filter) {
+  return std::make_unique<HttpsProtocol>(ctx, std::move(filter));
 }
 
 void HttpsHandler::start() {
@@ -337,11 +338,15 @@ void HttpsHandler::startRequest(size_t headLength) {
     answerError(421, "Misdirected Request\n");
     return;
   }
+  verdict_.reset();
+  verdict_.choice =
+      BackendChoice{&route_->spec.backends, route_->health, &route_->cursor, route_->spec.balance};
   if (protocol_.filter_ != nullptr) {
-    int status = protocol_.filter_->check(req_, *route_, conn().client());
-    if (status != 0) {
-      answerError(status, "");
-      closeOutcome_ = Outcome::ok();  // a refusal by policy, not a failure
+    filterPending_ = true;
+    protocol_.filter_->check(req_, *reqConfig_, *route_, conn().client(), verdict_);
+    if (verdict_.status != 0) {
+      answerError(verdict_.status, verdict_.body);
+      closeOutcome_ = Outcome::ok();  // an answer by policy, not a failure
       return;
     }
   }
@@ -365,6 +370,8 @@ void HttpsHandler::startRequest(size_t headLength) {
   http::UpstreamRequestOptions options;
   options.clientIp = clientIp;
   options.forwardUpgrade = upgrade_;
+  options.dropHeaders = verdict_.drop;
+  options.addHeaders = std::span<const http::HeaderField>(verdict_.add.data(), verdict_.addCount);
   headBytes_.clear();
   http::writeUpstreamRequest(req_, options, headBytes_);
   cin_.consume(headLength);  // req_'s views die here
@@ -414,7 +421,28 @@ void HttpsHandler::answerError(int status, std::string_view body) {
     text.assign(http::reasonPhrase(status)).push_back('\n');
     body = text;
   }
-  http::writeSimpleResponse(status, body, true, {}, cout_.bytes);
+  std::string json;
+  if (verdict_.jsonErrors && status >= 500) {
+    json.assign(R"({"error":")");
+    for (char c : http::reasonPhrase(status)) {
+      json.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    }
+    if (status == 503) {
+      json.assign(R"({"error":"no healthy backends available)");
+    }
+    json.append("\"}\n");
+    body = json;
+    verdict_.headers.clear();
+    verdict_.headers.emplace_back("Content-Type", "application/json");
+  }
+  std::vector<http::HeaderField> extra;
+  if (!verdict_.headers.empty()) {
+    extra.reserve(verdict_.headers.size());
+    for (const auto& [name, value] : verdict_.headers) {
+      extra.push_back(http::HeaderField{name, value});
+    }
+  }
+  http::writeSimpleResponse(status, body, true, extra, cout_.bytes);
   if (route_ != nullptr && route_->stats) {
     route_->stats->observeRequest(status, ctx().now() - stateSinceMs_);
   }
@@ -426,6 +454,7 @@ void HttpsHandler::answerError(int status, std::string_view body) {
 
 // The request's line; only once per request.
 void HttpsHandler::logRequest(Outcome outcome) {
+  filterFinished();
   if (method_.empty() || !ctx().options().accessLog) {
     method_.clear();
     return;
@@ -452,6 +481,13 @@ void HttpsHandler::logRequest(Outcome outcome) {
       result.data());
   writeLogLine(ctx(), line, sizeof line, n);
   method_.clear();
+}
+
+void HttpsHandler::filterFinished() {
+  if (filterPending_) {
+    filterPending_ = false;
+    protocol_.filter_->finished(verdict_, conn().client(), status_);
+  }
 }
 
 // The response went out completely (and the request came in completely): next request, or
@@ -496,6 +532,7 @@ void HttpsHandler::releaseIdleMemory() {
 }
 
 void HttpsHandler::resetRequest() {
+  verdict_.reset();
   reqConfig_.reset();
   route_ = nullptr;
   backend_ = -1;

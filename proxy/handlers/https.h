@@ -32,27 +32,74 @@
 // `access client=...` line instead.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <memory>
+#include <span>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "proxy/engine/handler.h"
+#include "proxy/http/message.h"
 
 namespace edgeplane::proxy {
 
-namespace http {
-struct RequestHead;
-}
+// The backends a request may go to: a site's, or the gateway endpoint the filter chose.
+struct BackendChoice {
+  const std::vector<Endpoint>* backends = nullptr;
+  // Parallel to *backends (a missing entry counts as up).
+  std::span<const std::shared_ptr<BackendHealth>> health;
+  std::atomic<uint32_t>* cursor = nullptr;  // round_robin position
+  Balance balance = Balance::RoundRobin;
+};
+
+// What a RequestFilter decided for one request. Reset by the handler before each check.
+struct FilterVerdict {
+  int status = 0;  // 0: forward; else answer with this status and close the connection
+  // The answer (status != 0): body ("" = the reason phrase) and extra header fields; a
+  // Content-Type among them replaces the default text/plain.
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // Forwarding (status == 0): the backends (unset: the route's), fields to add to the
+  // upstream request (views into the config the request holds) and fields to drop.
+  BackendChoice choice;
+  std::array<http::HeaderField, 2> add{};
+  size_t addCount = 0;
+  std::span<const std::string_view> drop;  // field names not to forward (static storage)
+  // Errors the handler answers itself afterwards (502, 503, 504) as a JSON body
+  // {"error":"bad gateway"} instead of text.
+  bool jsonErrors = false;
+  // The filter's own bookkeeping for finished() (pointers into the request's config).
+  const void* subject = nullptr;
+  const void* scope = nullptr;
+
+  void reset() {
+    status = 0;
+    body.clear();
+    headers.clear();
+    choice = BackendChoice{};
+    addCount = 0;
+    drop = {};
+    jsonErrors = false;
+    subject = scope = nullptr;
+  }
+};
 
 // A per-request check after routing, before a backend is chosen (gateway: API keys, rate
-// limits). Returns 0 to let the request through, else the status to answer with (and close).
+// limits, endpoint routing). One instance per worker thread. finished() is called once for
+// every request check() saw, with the status it ended with (0: no response was sent).
 class RequestFilter {
  public:
   virtual ~RequestFilter() = default;
-  virtual int check(const http::RequestHead& head, const ActiveRoute& route,
-                    const Endpoint& client) = 0;
+  virtual void check(const http::RequestHead& head, const ActiveConfig& config,
+                     const ActiveRoute& route, const Endpoint& client, FilterVerdict& verdict) = 0;
+  virtual void finished(const FilterVerdict& verdict, const Endpoint& client, int status) = 0;
 };
 
-// `filter` may be null (sites only); it must outlive the protocol.
-std::unique_ptr<Protocol> makeHttpsProtocol(Context& ctx, RequestFilter* filter = nullptr);
+// `filter` may be null (sites).
+std::unique_ptr<Protocol> makeHttpsProtocol(Context& ctx,
+                                            std::unique_ptr<RequestFilter> filter = nullptr);
 
 }  // namespace edgeplane::proxy

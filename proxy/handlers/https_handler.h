@@ -87,13 +87,14 @@ struct OutQueue {
 
 class HttpsProtocol final : public Protocol {
  public:
-  HttpsProtocol(Context& ctx, RequestFilter* filter) : pool_(ctx), filter_(filter) {}
+  HttpsProtocol(Context& ctx, std::unique_ptr<RequestFilter> filter)
+      : pool_(ctx), filter_(std::move(filter)) {}
   std::unique_ptr<Handler> create(Connection& conn) override;
   void shutdown() override { pool_.clear(); }
 
   UpstreamPool pool_;
   BufferCache buffers_;
-  RequestFilter* filter_;
+  std::unique_ptr<RequestFilter> filter_;
 };
 
 class HttpsHandler final : public Handler {
@@ -148,7 +149,8 @@ class HttpsHandler final : public Handler {
   bool forwardResponseBody();
   bool tunnel();
   bool backendUp(size_t index) const;
-  const std::vector<Endpoint>& backends() const;
+  const std::vector<Endpoint>& backends() const { return *verdict_.choice.backends; }
+  void filterFinished();
 
   HttpsProtocol& protocol_;
   std::unique_ptr<tls::ServerStream> tls_;
@@ -170,6 +172,8 @@ class HttpsHandler final : public Handler {
   http::RequestHead req_;
   std::shared_ptr<const ActiveConfig> reqConfig_;
   const ActiveRoute* route_ = nullptr;
+  FilterVerdict verdict_;       // the filter's decision; verdict_.choice: the backends
+  bool filterPending_ = false;  // the filter saw this request: finished() is owed
   std::string method_, host_, path_;
   http::BodyFraming reqFraming_ = http::BodyFraming::None;
   uint64_t reqRemaining_ = 0;

@@ -44,17 +44,10 @@ bool moveChunked(ByteBuffer& from, std::string& to, http::ChunkedDecoder& decode
 
 }  // namespace
 
-const std::vector<Endpoint>& HttpsHandler::backends() const {
-  // A gateway's backends per endpoint come with its filter; until then its first endpoint's.
-  if (route_->spec.kind == RouteKind::Gateway && !route_->spec.endpoints.empty()) {
-    return route_->spec.endpoints.front().backends;
-  }
-  return route_->spec.backends;
-}
-
 bool HttpsHandler::backendUp(size_t index) const {
-  return index >= route_->health.size() || !route_->health[index] ||
-         route_->health[index]->up.load(std::memory_order_relaxed);
+  const auto& health = verdict_.choice.health;
+  return index >= health.size() || !health[index] ||
+         health[index]->up.load(std::memory_order_relaxed);
 }
 
 void HttpsHandler::chooseBackend() {
@@ -68,10 +61,10 @@ void HttpsHandler::chooseBackend() {
     answerError(503, "No healthy backends available\n");
     return;
   }
-  if (route_->spec.balance == Balance::Random) {
+  if (verdict_.choice.balance == Balance::Random) {
     firstBackend_ = ctx().random() % n;
   } else {
-    firstBackend_ = route_->cursor.fetch_add(1, std::memory_order_relaxed) % n;
+    firstBackend_ = verdict_.choice.cursor->fetch_add(1, std::memory_order_relaxed) % n;
   }
   tried_ = 0;
   connectNext();
@@ -148,8 +141,8 @@ void HttpsHandler::onConnectEvent(uint32_t events) {
   }
   upConnecting_ = false;
   size_t index = static_cast<size_t>(backend_);
-  if (index < route_->health.size() && route_->health[index]) {
-    route_->health[index]->connectSucceeded();
+  if (index < verdict_.choice.health.size() && verdict_.choice.health[index]) {
+    verdict_.choice.health[index]->connectSucceeded();
   }
 }
 
@@ -163,8 +156,8 @@ void HttpsHandler::upstreamFailed(bool connectFailure) {
       s->upstreamConnectErrors.fetch_add(1, std::memory_order_relaxed);
     }
     size_t index = static_cast<size_t>(backend_);
-    if (index < route_->health.size() && route_->health[index]) {
-      route_->health[index]->connectFailed();
+    if (index < verdict_.choice.health.size() && verdict_.choice.health[index]) {
+      verdict_.choice.health[index]->connectFailed();
     }
     closeUpstream(false);
     connectNext();

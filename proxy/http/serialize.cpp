@@ -1,6 +1,7 @@
 // The proxy's head serializers (see serialize.h for what each writes and drops).
 #include "proxy/http/serialize.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "proxy/http/syntax.h"
@@ -193,7 +194,12 @@ void writeSimpleResponse(int status, std::string_view body, bool close,
   out.append("HTTP/1.1 ");
   appendNumber(out, static_cast<uint64_t>(status));
   out.append(" ").append(reasonPhrase(status)).append("\r\n");
-  appendField(out, "Content-Type", "text/plain; charset=utf-8");
+  bool typed = std::any_of(extraHeaders.begin(), extraHeaders.end(), [](const HeaderField& f) {
+    return equalsIgnoreCase(f.name, "Content-Type");
+  });
+  if (!typed) {
+    appendField(out, "Content-Type", "text/plain; charset=utf-8");
+  }
   out.append("Content-Length: ");
   appendNumber(out, body.size());
   out.append("\r\n");

@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "proxy/engine.h"
+#include "proxy/gateway/config.h"
 #include "proxy/sni_router.h"
 #include "proxy/tls/context.h"
 #include "tests/support/https_peers.h"
@@ -33,7 +35,9 @@ struct Site {
   std::vector<Endpoint> backends;
   std::string certificate = "main";
   std::vector<bool> up;              // health, parallel to backends; empty: no health entries
-  RouteKind kind = RouteKind::Site;  // Gateway: one endpoint "/" over `backends`
+  RouteKind kind = RouteKind::Site;  // Gateway: `endpoints`, else one endpoint "/" over `backends`
+  std::vector<SnapshotEndpoint> endpoints;
+  std::optional<std::string> rateLimit;  // gateway
 };
 
 // A port with nothing listening: connects are refused.
@@ -85,8 +89,12 @@ class HttpsTest : public ::testing::Test {
       route->spec.kind = sites[i].kind;
       route->spec.name = sites[i].name;
       if (sites[i].kind == RouteKind::Gateway) {
-        route->spec.endpoints = {
-            SnapshotEndpoint{"/", "GET", sites[i].backends, Balance::RoundRobin}};
+        route->spec.endpoints = sites[i].endpoints;
+        if (route->spec.endpoints.empty()) {
+          route->spec.endpoints = {
+              SnapshotEndpoint{"/", "GET", sites[i].backends, Balance::RoundRobin}};
+        }
+        route->spec.rate_limit = sites[i].rateLimit;
       }
       route->spec.hostnames = sites[i].hosts;
       route->spec.backends = sites[i].backends;
@@ -102,6 +110,9 @@ class HttpsTest : public ::testing::Test {
     std::vector<RouteTableIssue> issues;
     config->table = RoutingTable::build(hosts, issues);
     config->tls = contexts_;
+    auto gateways = gateway::GatewayConfig::build(*config, apiKeys_, gatewayRuntime_);
+    gatewayRuntime_ = gateways->runtimePtr();
+    config->gateway = std::move(gateways);
     engine_->setConfig(config);
     return config;
   }
@@ -121,6 +132,8 @@ class HttpsTest : public ::testing::Test {
   std::unique_ptr<Engine> engine_;
   int64_t generation_ = 0;
   bool accessLog_ = false;
+  std::vector<SnapshotApiKey> apiKeys_;  // the gateways' keys, for configure()
+  std::shared_ptr<gateway::Runtime> gatewayRuntime_;
 };
 
 }  // namespace edgeplane::proxy::testing_https

@@ -1,0 +1,263 @@
+// See filter.h.
+#include "proxy/gateway/filter.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include <string>
+#include <utility>
+
+#include "proxy/gateway/config.h"
+#include "proxy/http/syntax.h"
+#include "schema/json_text.h"
+
+namespace edgeplane::proxy::gateway {
+
+namespace {
+
+int64_t clockUs(clockid_t id) {
+  timespec ts{};
+  clock_gettime(id, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+void writeStderr(std::string_view line) {
+  std::string text(line);
+  text.push_back('\n');
+  [[maybe_unused]] ssize_t w = ::write(2, text.data(), text.size());
+}
+
+enum class Auth : uint8_t { Missing, Invalid };
+
+// The token of exactly one `Authorization: Bearer <token>` field; nullopt: missing (no field),
+// or "" for anything malformed (several fields, another scheme, no token).
+std::optional<std::string_view> bearerToken(const http::RequestHead& head) {
+  std::optional<std::string_view> token;
+  for (const http::HeaderField& f : head.headers) {
+    if (!http::equalsIgnoreCase(f.name, "Authorization")) {
+      continue;
+    }
+    if (token) {
+      return std::string_view();
+    }
+    std::string_view v = f.value;
+    constexpr std::string_view kScheme = "bearer";
+    if (v.size() <= kScheme.size() ||
+        !http::equalsIgnoreCase(v.substr(0, kScheme.size()), kScheme) ||
+        (v[kScheme.size()] != ' ' && v[kScheme.size()] != '\t')) {
+      token = std::string_view();
+      continue;
+    }
+    v.remove_prefix(kScheme.size());
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) {
+      v.remove_prefix(1);
+    }
+    token = v;
+  }
+  return token;
+}
+
+void appendStats(std::string& out, const GatewayEntry& g) {
+  size_t backends = 0;
+  size_t healthy = 0;
+  out += R"({"gateway":)";
+  appendJsonString(out, g.route->spec.name);
+  out += R"(,"endpoints":[)";
+  for (size_t i = 0; i < g.endpoints.size(); ++i) {
+    const EndpointEntry& e = *g.endpoints[i];
+    out += i == 0 ? "{" : ",{";
+    out += R"("path":)";
+    appendJsonString(out, e.spec->path);
+    out += R"(,"method":)";
+    appendJsonString(out, e.spec->method);
+    std::string all = "[";
+    std::string up = "[";
+    size_t upCount = 0;
+    for (size_t b = 0; b < e.spec->backends.size(); ++b) {
+      const std::string text = e.spec->backends[b].str();
+      all += b == 0 ? "" : ",";
+      appendJsonString(all, text);
+      bool isUp =
+          b >= e.health.size() || !e.health[b] || e.health[b]->up.load(std::memory_order_relaxed);
+      if (isUp) {
+        up += upCount++ == 0 ? "" : ",";
+        appendJsonString(up, text);
+      }
+    }
+    backends += e.spec->backends.size();
+    healthy += upCount;
+    out += R"(,"backends":)" + all + R"(],"healthy_backends":)" + up + "]}";
+  }
+  out += R"(],"totals":{"endpoints":)" + std::to_string(g.endpoints.size()) + R"(,"backends":)" +
+         std::to_string(backends) + R"(,"healthy_backends":)" + std::to_string(healthy) + "}}\n";
+}
+
+class GatewayFilter final : public RequestFilter {
+ public:
+  GatewayFilter(std::function<void(std::string_view)> log, FilterClock clock)
+      : log_(log ? std::move(log) : writeStderr), clock_(std::move(clock)) {
+    if (!clock_.monotonicUs) {
+      clock_.monotonicUs = [] { return clockUs(CLOCK_MONOTONIC); };
+    }
+    if (!clock_.wallMs) {
+      clock_.wallMs = [] { return clockUs(CLOCK_REALTIME) / 1000; };
+    }
+  }
+
+  void check(const http::RequestHead& head, const ActiveConfig& config, const ActiveRoute& route,
+             const Endpoint& client, FilterVerdict& v) override;
+  void finished(const FilterVerdict& v, const Endpoint& client, int status) override;
+
+ private:
+  void answer(FilterVerdict& v, int status, std::string_view error) const;
+  void refuse(FilterVerdict& v, Auth why, const Endpoint& client);
+  void logLine(std::string_view event, std::string_view detail, const Endpoint& client);
+
+  std::function<void(std::string_view)> log_;
+  FilterClock clock_;
+  Runtime* runtime_ = nullptr;  // the runtime shard_ belongs to
+  std::shared_ptr<UsageShard> shard_;
+  std::string line_;
+};
+
+void GatewayFilter::answer(FilterVerdict& v, int status, std::string_view error) const {
+  v.status = status;
+  v.body.assign(R"({"error":)");
+  appendJsonString(v.body, error);
+  v.body.append("}\n");
+  v.headers.emplace_back("Content-Type", "application/json");
+}
+
+void GatewayFilter::logLine(std::string_view event, std::string_view detail,
+                            const Endpoint& client) {
+  line_.assign(event).append(detail).append(client.address.str());
+  log_(line_);
+}
+
+void GatewayFilter::refuse(FilterVerdict& v, Auth why, const Endpoint& client) {
+  if (why == Auth::Missing) {
+    answer(v, 401, "missing API key");
+    v.headers.emplace_back("WWW-Authenticate", "Bearer");
+    logLine("API_KEY_MISSING: ", "Request from IP ", client);
+  } else {
+    answer(v, 401, "invalid API key");
+    v.headers.emplace_back("WWW-Authenticate", R"(Bearer error="invalid_token")");
+    logLine("API_KEY_INVALID: ", "Failed auth from IP ", client);
+  }
+}
+
+void GatewayFilter::check(const http::RequestHead& head, const ActiveConfig& config,
+                          const ActiveRoute& route, const Endpoint& client, FilterVerdict& v) {
+  v.jsonErrors = true;
+  const GatewayConfig* gateways = config.gateway.get();
+  const GatewayEntry* g = gateways != nullptr ? gateways->find(&route) : nullptr;
+  if (g == nullptr) {
+    answer(v, 404, "not found");  // not a gateway route: nothing here is served unauthenticated
+    return;
+  }
+  if (runtime_ != &gateways->runtime()) {
+    runtime_ = &gateways->runtime();
+    shard_ = runtime_->addShard();
+  }
+  v.scope = g;
+  if (g->limit) {
+    RateLimiter::Decision d =
+        runtime_->limiter.admit(g->scope, client.address, *g->limit, clock_.monotonicUs());
+    if (!d.allowed) {
+      answer(v, 429, "rate limit exceeded");
+      v.headers.emplace_back("Retry-After", std::to_string((d.retryAfterUs + 999999) / 1000000));
+      logLine("RATE_LIMITED: ", "from IP ", client);
+      return;
+    }
+  }
+  std::optional<std::string_view> token = bearerToken(head);
+  if (!token) {
+    refuse(v, Auth::Missing, client);
+    return;
+  }
+  std::optional<std::string_view> id = apiKeyId(*token);
+  const KeyEntry* key = id ? gateways->findKey(*id) : nullptr;
+  // The digest is computed whatever the id: the time taken does not say which ids exist.
+  const ApiKeyDigest digest = apiKeyDigest(*token);
+  if (key == nullptr || !digestsEqual(digest, key->digest) || !key->spec.enabled ||
+      key->blocked.load(std::memory_order_relaxed) || !key->mayCall(route.spec.name)) {
+    refuse(v, Auth::Invalid, client);
+    return;
+  }
+  if (head.path == kStatsPath && head.method == "GET") {
+    if (key->spec.role != ApiKeyRole::Admin) {
+      refuse(v, Auth::Invalid, client);
+      return;
+    }
+    v.status = 200;
+    v.subject = key;
+    v.body.clear();
+    appendStats(v.body, *g);
+    v.headers.emplace_back("Content-Type", "application/json");
+    return;
+  }
+  std::vector<const EndpointEntry*> candidates = g->match(head.path);
+  if (candidates.empty()) {
+    answer(v, 404, "no such endpoint");
+    v.subject = key;
+    return;
+  }
+  const EndpointEntry* chosen = nullptr;
+  std::string allow;
+  for (const EndpointEntry* e : candidates) {
+    if (e->spec->method == head.method) {
+      chosen = e;
+    }
+    allow.append(allow.empty() ? "" : ", ").append(e->spec->method);
+  }
+  if (chosen == nullptr) {
+    answer(v, 405, "method not allowed");
+    v.headers.emplace_back("Allow", allow);
+    v.subject = key;
+    return;
+  }
+  if (!key->mayUse(chosen->spec->path)) {
+    refuse(v, Auth::Invalid, client);
+    return;
+  }
+  v.subject = key;
+  v.choice = BackendChoice{&chosen->spec->backends, chosen->health, &chosen->cursor,
+                           chosen->spec->balance};
+  // The credential stays here; a client cannot pose as another key to the backend.
+  static constexpr std::string_view kDrop[] = {"Authorization", "X-Edgeplane-Key-Id",
+                                               "X-Edgeplane-Key-Name"};
+  v.drop = kDrop;
+  v.add[0] = http::HeaderField{"X-Edgeplane-Key-Id", key->spec.id};
+  v.add[1] = http::HeaderField{"X-Edgeplane-Key-Name", key->spec.name};
+  v.addCount = 2;
+  line_.assign("API_KEY_AUTH: ")
+      .append(key->spec.name)
+      .append(" (type: ")
+      .append(route.spec.name)
+      .append(") from IP ")
+      .append(client.address.str());
+  log_(line_);
+}
+
+void GatewayFilter::finished(const FilterVerdict& v, const Endpoint& client, int status) {
+  const auto* g = static_cast<const GatewayEntry*>(v.scope);
+  if (g == nullptr || shard_ == nullptr || status == 0) {
+    return;
+  }
+  const auto* key = static_cast<const KeyEntry*>(v.subject);
+  shard_->record(g->route->spec.name, key != nullptr ? std::string_view(key->spec.id) : "",
+                 client.address, status, clock_.wallMs());
+}
+
+}  // namespace
+
+std::unique_ptr<RequestFilter> makeGatewayFilter(std::function<void(std::string_view)> log,
+                                                 FilterClock clock) {
+  return std::make_unique<GatewayFilter>(std::move(log), std::move(clock));
+}
+
+std::unique_ptr<Protocol> makeGatewayProtocol(Context& ctx) {
+  return makeHttpsProtocol(ctx, makeGatewayFilter());
+}
+
+}  // namespace edgeplane::proxy::gateway
