@@ -474,7 +474,7 @@ class Loader {
     ApiKey k;
     k.name = requiredName(r);
     k.id = r.str("id", true).value_or("");
-    if (r.has("id") && !std::regex_match(k.id, std::regex("[A-Za-z0-9_-]{4,64}"))) {
+    if (r.has("id") && !isValidApiKeyId(k.id)) {
       r.error("id", "API key id " + quote(k.id) +
                         " must be 4 to 64 characters of letters, digits, '_' or '-'");
     }

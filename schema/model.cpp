@@ -70,6 +70,13 @@ std::string_view toString(ApiKeyRole r) {
   return r == ApiKeyRole::Worker ? "worker" : "admin";
 }
 
+bool isValidApiKeyId(std::string_view id) {
+  return id.size() >= 4 && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+           return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-';
+         });
+}
+
 std::string netnsName(std::string_view ns) {
   return std::string(kNetnsPrefix) + std::string(ns);
 }

@@ -211,6 +211,9 @@ std::string_view toString(Balance b);
 std::string_view toString(ProxyProtocol p);
 std::string_view toString(ApiKeyRole r);
 
+// An API key's public id: 4 to 64 of [A-Za-z0-9_-] (see schema/api_key.h).
+bool isValidApiKeyId(std::string_view id);
+
 // The network namespace edgeplane creates for a tenant namespace: "ep-" + name
 // (/run/netns/ep-tenant-a). The one definition of the rule; the reconciler's drivers and
 // the proxy both name namespaces through it.

@@ -12,17 +12,22 @@
 #include <system_error>
 #include <utility>
 
+#include "schema/store_sql.h"
+
 namespace edgeplane {
 
 namespace fs = std::filesystem;
 
 namespace {
 
+using store_sql::Conn;
+using store_sql::Stmt;
+
 // Migrations in order: kMigrations[i] takes the schema from version i to i + 1. Append only;
 // a released migration is never edited. Each runs in one transaction together with the
 // user_version bump. foreign_keys cannot change inside a transaction, so a later migration
 // that rebuilds a referenced table must use PRAGMA defer_foreign_keys.
-constexpr std::array<const char*, 2> kMigrations = {
+constexpr std::array<const char*, 3> kMigrations = {
     R"sql(
 CREATE TABLE apply_runs (
   id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -103,6 +108,38 @@ ALTER TABLE apply_runs ADD COLUMN detail TEXT NOT NULL DEFAULT '';
 CREATE INDEX apply_runs_good_commit ON apply_runs (id)
   WHERE commit_id IS NOT NULL AND result IN ('ok', 'partial');
 )sql",
+    // 3: API keys get their endpoint scope and when (and at which commit) they were first
+    // seen; usage counts responses by status class and the last client address, and is kept
+    // for ids the api_keys table does not know yet (the proxy may count before the
+    // reconciler syncs), so its foreign key goes; blocks are the host's own, not config.
+    R"sql(
+ALTER TABLE api_keys ADD COLUMN endpoints TEXT NOT NULL DEFAULT '[]'
+  CHECK (json_valid(endpoints) AND json_type(endpoints) = 'array');
+ALTER TABLE api_keys ADD COLUMN first_seen_commit TEXT;
+ALTER TABLE api_keys ADD COLUMN first_seen_at INTEGER NOT NULL DEFAULT 0;
+UPDATE api_keys SET first_seen_at = updated_at;
+
+CREATE TABLE api_key_usage_v3 (
+  key_id        TEXT    NOT NULL PRIMARY KEY CHECK (length(key_id) > 0),
+  request_count INTEGER NOT NULL DEFAULT 0 CHECK (request_count >= 0),
+  last_used_at  INTEGER,
+  last_ip       TEXT,
+  responses_1xx INTEGER NOT NULL DEFAULT 0 CHECK (responses_1xx >= 0),
+  responses_2xx INTEGER NOT NULL DEFAULT 0 CHECK (responses_2xx >= 0),
+  responses_3xx INTEGER NOT NULL DEFAULT 0 CHECK (responses_3xx >= 0),
+  responses_4xx INTEGER NOT NULL DEFAULT 0 CHECK (responses_4xx >= 0),
+  responses_5xx INTEGER NOT NULL DEFAULT 0 CHECK (responses_5xx >= 0)
+) WITHOUT ROWID;
+INSERT INTO api_key_usage_v3 (key_id, request_count, last_used_at)
+  SELECT key_id, request_count, last_used_at FROM api_key_usage;
+DROP TABLE api_key_usage;
+ALTER TABLE api_key_usage_v3 RENAME TO api_key_usage;
+
+CREATE TABLE api_key_blocks (
+  key_id     TEXT    NOT NULL PRIMARY KEY CHECK (length(key_id) BETWEEN 4 AND 64),
+  blocked_at INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql",
 };
 
 constexpr std::array<std::string_view, 5> kRunResultNames = {"running", "ok", "partial", "failed",
@@ -118,214 +155,6 @@ std::optional<Enum> parseEnum(const std::array<std::string_view, N>& names, std:
   }
   return std::nullopt;
 }
-
-template <typename T>
-struct IsOptional : std::false_type {};
-template <typename T>
-struct IsOptional<std::optional<T>> : std::true_type {};
-
-// A prepared statement. Bind errors are remembered and reported by the first step().
-class Stmt {
- public:
-  // A cached statement is reset for its next use instead of finalized.
-  explicit Stmt(sqlite3_stmt* stmt, bool cached = false) : stmt_(stmt), cached_(cached) {}
-  ~Stmt() {
-    if (stmt_ == nullptr) {
-      return;  // moved from
-    }
-    if (cached_) {
-      sqlite3_reset(stmt_);
-      sqlite3_clear_bindings(stmt_);
-    } else {
-      sqlite3_finalize(stmt_);
-    }
-  }
-  Stmt(Stmt&& other) noexcept
-      : stmt_(std::exchange(other.stmt_, nullptr)),
-        cached_(other.cached_),
-        bindRc_(other.bindRc_) {}
-  Stmt& operator=(Stmt&&) = delete;
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  // Binds the arguments to ?1, ?2, ... in order.
-  template <typename... Args>
-  void bindAll(const Args&... args) {
-    int index = 0;
-    (bind(++index, args), ...);
-  }
-
-  // SQLITE_ROW, SQLITE_DONE or an error code.
-  int step() { return bindRc_ != SQLITE_OK ? bindRc_ : sqlite3_step(stmt_); }
-
-  int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
-  bool isNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-  std::string text(int col) const {
-    const unsigned char* p = sqlite3_column_text(stmt_, col);
-    const int n = sqlite3_column_bytes(stmt_, col);
-    return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p), n);
-  }
-  std::optional<std::string> optText(int col) const {
-    return isNull(col) ? std::nullopt : std::optional(text(col));
-  }
-  std::optional<int64_t> optInt64(int col) const {
-    return isNull(col) ? std::nullopt : std::optional(int64(col));
-  }
-
- private:
-  template <typename T>
-  void bind(int index, const T& value) {
-    int rc = SQLITE_OK;
-    if constexpr (std::is_same_v<T, std::nullopt_t>) {
-      rc = sqlite3_bind_null(stmt_, index);
-    } else if constexpr (IsOptional<T>::value) {
-      if (value) {
-        bind(index, *value);
-      } else {
-        rc = sqlite3_bind_null(stmt_, index);
-      }
-    } else if constexpr (std::is_integral_v<T>) {
-      rc = sqlite3_bind_int64(stmt_, index, static_cast<sqlite3_int64>(value));
-    } else {
-      const std::string_view sv(value);
-      // An empty view may have a null data(), which SQLite would bind as NULL, not ''.
-      rc = sqlite3_bind_text64(stmt_, index, sv.data() != nullptr ? sv.data() : "", sv.size(),
-                               SQLITE_TRANSIENT, SQLITE_UTF8);
-    }
-    if (bindRc_ == SQLITE_OK) {
-      bindRc_ = rc;
-    }
-  }
-
-  sqlite3_stmt* stmt_;
-  bool cached_ = false;
-  int bindRc_ = SQLITE_OK;
-};
-
-// The connection plus the path for error messages: the query helpers every method uses.
-class Conn {
- public:
-  Conn(sqlite3* db, const fs::path& path,
-       std::unordered_map<std::string, sqlite3_stmt*>* cache = nullptr)
-      : db_(db), path_(path), cache_(cache) {}
-
-  Error error(std::string_view what, int rc) const {
-    const int primary = rc & 0xff;
-    const char* detail =
-        sqlite3_errcode(db_) != SQLITE_OK ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
-    return Error{"state store " + path_.string() + ": " + std::string(what) + ": " + detail,
-                 primary == SQLITE_BUSY || primary == SQLITE_LOCKED};
-  }
-
-  Result<Stmt> prepare(std::string_view what, std::string_view sql) const {
-    if (cache_ != nullptr) {
-      auto it = cache_->find(std::string(sql));
-      if (it != cache_->end() && sqlite3_stmt_busy(it->second) == 0) {
-        return Stmt(it->second, true);
-      }
-      if (it == cache_->end()) {
-        sqlite3_stmt* stmt = nullptr;
-        const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
-                                          SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
-        if (rc != SQLITE_OK) {
-          sqlite3_finalize(stmt);
-          return error(what, rc);
-        }
-        cache_->emplace(std::string(sql), stmt);
-        return Stmt(stmt, true);
-      }
-      // In use further up the stack: fall through to a one-off statement.
-    }
-    sqlite3_stmt* stmt = nullptr;
-    const int rc =
-        sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
-    if (rc != SQLITE_OK) {
-      sqlite3_finalize(stmt);
-      return error(what, rc);
-    }
-    return Stmt(stmt);
-  }
-
-  // A statement without result rows; returns the number of rows it changed.
-  template <typename... Args>
-  Result<int64_t> exec(std::string_view what, std::string_view sql, const Args&... args) const {
-    auto stmt = prepare(what, sql);
-    if (!stmt) {
-      return stmt.error();
-    }
-    stmt->bindAll(args...);
-    const int rc = stmt->step();
-    if (rc != SQLITE_DONE) {
-      return error(what, rc);
-    }
-    return static_cast<int64_t>(sqlite3_changes(db_));
-  }
-
-  // Parameterless SQL, possibly several statements (migrations, transaction control).
-  Result<void> script(std::string_view what, const char* sql) const {
-    const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
-    if (rc != SQLITE_OK) {
-      return error(what, rc);
-    }
-    return {};
-  }
-
-  // Every row, converted by `read` (Stmt -> std::optional<Row>; nullopt: a malformed row).
-  template <typename Row, typename Read, typename... Args>
-  Result<std::vector<Row>> query(std::string_view what, std::string_view sql, Read read,
-                                 const Args&... args) const {
-    auto stmt = prepare(what, sql);
-    if (!stmt) {
-      return stmt.error();
-    }
-    stmt->bindAll(args...);
-    std::vector<Row> rows;
-    for (;;) {
-      const int rc = stmt->step();
-      if (rc == SQLITE_DONE) {
-        return rows;
-      }
-      if (rc != SQLITE_ROW) {
-        return error(what, rc);
-      }
-      std::optional<Row> row = read(*stmt);
-      if (!row) {
-        return terminal("state store " + path_.string() + ": " + std::string(what) +
-                        ": unexpected value in the database");
-      }
-      rows.push_back(std::move(*row));
-    }
-  }
-
-  template <typename Row, typename Read, typename... Args>
-  Result<std::optional<Row>> queryOne(std::string_view what, std::string_view sql, Read read,
-                                      const Args&... args) const {
-    auto rows = query<Row>(what, sql, read, args...);
-    if (!rows) {
-      return rows.error();
-    }
-    if (rows->empty()) {
-      return std::optional<Row>();
-    }
-    return std::optional<Row>(std::move(rows->front()));
-  }
-
-  Result<int64_t> scalar(std::string_view what, std::string_view sql) const {
-    auto row =
-        queryOne<int64_t>(what, sql, [](const Stmt& s) { return std::optional(s.int64(0)); });
-    if (!row) {
-      return row.error();
-    }
-    return row->value_or(0);
-  }
-
-  sqlite3* db() const { return db_; }
-
- private:
-  sqlite3* db_;
-  const fs::path& path_;
-  std::unordered_map<std::string, sqlite3_stmt*>* cache_;
-};
 
 Error newerSchema(const fs::path& path, int64_t found) {
   return terminal("state store " + path.string() + " has schema version " + std::to_string(found) +
@@ -382,47 +211,6 @@ Result<void> ensurePrivateFile(const fs::path& path) {
     return terminal("cannot chmod state store " + path.string() + ": " + why);
   }
   return {};
-}
-
-// JSON array of strings. The items are names; escaping covers what JSON requires.
-std::string jsonStringArray(const std::vector<std::string>& items) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "[";
-  for (const std::string& item : items) {
-    if (out.size() > 1) {
-      out += ',';
-    }
-    out += '"';
-    for (const char c : item) {
-      const auto u = static_cast<unsigned char>(c);
-      if (c == '"' || c == '\\') {
-        out += '\\';
-        out += c;
-      } else if (u < 0x20) {
-        out += "\\u00";
-        out += kHex[u >> 4];
-        out += kHex[u & 0xf];
-      } else {
-        out += c;
-      }
-    }
-    out += '"';
-  }
-  out += ']';
-  return out;
-}
-
-bool isHex64(std::string_view s) {
-  if (s.size() != 64) {
-    return false;
-  }
-  for (const char c : s) {
-    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-    if (!hex) {
-      return false;
-    }
-  }
-  return true;
 }
 
 Result<int64_t> userVersion(const Conn& c) {
@@ -804,135 +592,6 @@ Result<int64_t> Store::latestGeneration() const {
   const Conn c(db_.get(), path_, &statements_);
   return c.scalar("read latest generation",
                   "SELECT coalesce(max(generation), 0) FROM proxy_snapshots");
-}
-
-// ---- API keys and usage ----
-
-Result<void> Store::syncApiKeys(const std::vector<ApiKeyRecord>& keys, int64_t at) {
-  std::set<std::string, std::less<>> wanted;
-  for (const ApiKeyRecord& key : keys) {
-    if (key.id.empty()) {
-      return terminal("state store " + path_.string() + ": sync api keys: empty key id");
-    }
-    if (!wanted.insert(key.id).second) {
-      return terminal("state store " + path_.string() + ": sync api keys: duplicate key id " +
-                      key.id);
-    }
-    if (!isHex64(key.sha256)) {
-      return terminal("state store " + path_.string() + ": sync api keys: key " + key.id +
-                      ": sha256 must be 64 hex digits");
-    }
-  }
-  const Conn c(db_.get(), path_, &statements_);
-  return transaction([&]() -> Result<void> {
-    for (const ApiKeyRecord& key : keys) {
-      // An upsert, never REPLACE: a REPLACE deletes the row and would cascade to its usage.
-      auto r = c.exec("sync api keys",
-                      "INSERT INTO api_keys (id, name, sha256, gateways, role, enabled, "
-                      "updated_at) VALUES (?1, ?2, lower(?3), ?4, ?5, ?6, ?7) "
-                      "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
-                      "sha256 = excluded.sha256, gateways = excluded.gateways, "
-                      "role = excluded.role, enabled = excluded.enabled, "
-                      "updated_at = excluded.updated_at "
-                      "WHERE name IS NOT excluded.name OR sha256 IS NOT excluded.sha256 "
-                      "OR gateways IS NOT excluded.gateways OR role IS NOT excluded.role "
-                      "OR enabled IS NOT excluded.enabled",
-                      key.id, key.name, key.sha256, jsonStringArray(key.gateways), key.role,
-                      key.enabled, at);
-      if (!r) {
-        return r.error();
-      }
-    }
-    auto existing = c.query<std::string>("sync api keys", "SELECT id FROM api_keys",
-                                         [](const Stmt& s) { return std::optional(s.text(0)); });
-    if (!existing) {
-      return existing.error();
-    }
-    for (const std::string& id : *existing) {
-      if (wanted.contains(id)) {
-        continue;
-      }
-      if (auto r = c.exec("sync api keys", "DELETE FROM api_keys WHERE id = ?1", id); !r) {
-        return r.error();
-      }
-    }
-    // The foreign key cascades already; this also catches rows orphaned by outside edits.
-    auto r = c.exec("sync api keys",
-                    "DELETE FROM api_key_usage WHERE key_id NOT IN (SELECT id FROM api_keys)");
-    if (!r) {
-      return r.error();
-    }
-    return {};
-  });
-}
-
-Result<std::vector<StoredApiKey>> Store::listApiKeys() const {
-  const Conn c(db_.get(), path_, &statements_);
-  // One row per (key, gateway); json_each decodes the array, in order.
-  struct Row {
-    StoredApiKey key;
-    std::optional<std::string> gateway;
-  };
-  auto rows =
-      c.query<Row>("list api keys",
-                   "SELECT k.id, k.name, k.sha256, k.role, k.enabled, k.updated_at, g.value "
-                   "FROM api_keys AS k LEFT JOIN json_each(k.gateways) AS g ORDER BY k.id, g.key",
-                   [](const Stmt& s) {
-                     Row row;
-                     row.key.id = s.text(0);
-                     row.key.name = s.text(1);
-                     row.key.sha256 = s.text(2);
-                     row.key.role = s.text(3);
-                     row.key.enabled = s.int64(4) != 0;
-                     row.key.updatedAt = s.int64(5);
-                     row.gateway = s.optText(6);
-                     return std::optional(std::move(row));
-                   });
-  if (!rows) {
-    return rows.error();
-  }
-  std::vector<StoredApiKey> keys;
-  for (Row& row : *rows) {
-    if (keys.empty() || keys.back().id != row.key.id) {
-      keys.push_back(std::move(row.key));
-    }
-    if (row.gateway) {
-      keys.back().gateways.push_back(std::move(*row.gateway));
-    }
-  }
-  return keys;
-}
-
-Result<bool> Store::addUsage(std::string_view keyId, int64_t requests, int64_t lastUsedAt) {
-  if (requests < 0) {
-    return terminal("state store " + path_.string() + ": add usage: negative request count");
-  }
-  const Conn c(db_.get(), path_, &statements_);
-  // INSERT ... SELECT records nothing for an unknown key. The WHERE clause also keeps the
-  // upsert's ON CONFLICT from being parsed as a join constraint.
-  auto r = c.exec("add api key usage",
-                  "INSERT INTO api_key_usage (key_id, request_count, last_used_at) "
-                  "SELECT id, ?2, ?3 FROM api_keys WHERE id = ?1 "
-                  "ON CONFLICT (key_id) DO UPDATE SET "
-                  "request_count = request_count + excluded.request_count, "
-                  "last_used_at = max(coalesce(last_used_at, excluded.last_used_at), "
-                  "excluded.last_used_at)",
-                  keyId, requests, lastUsedAt);
-  if (!r) {
-    return r.error();
-  }
-  return *r > 0;
-}
-
-Result<std::optional<ApiKeyUsage>> Store::usage(std::string_view keyId) const {
-  const Conn c(db_.get(), path_, &statements_);
-  return c.queryOne<ApiKeyUsage>(
-      "read api key usage",
-      "SELECT key_id, request_count, last_used_at FROM api_key_usage WHERE key_id = ?1",
-      [](const Stmt& s) {
-        return std::optional(ApiKeyUsage{s.text(0), s.int64(1), s.optInt64(2)});
-      },
-      keyId);
 }
 
 // ---- traffic ----

@@ -2,6 +2,7 @@
 // API-key verifiers, usage, traffic).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <concepts>
 #include <cstdint>
@@ -104,20 +105,43 @@ struct ApiKeyRecord {
   std::string id;  // public id
   std::string name;
   std::string sha256;  // 64 hex digits: the verifier, never the key; stored lower-case
-  std::vector<std::string> gateways;
-  std::string role;  // "worker" | "admin"
+  std::vector<std::string> gateways;  // empty: every gateway (an admin key)
+  std::string role;                   // "worker" | "admin"
   bool enabled = true;
+  std::vector<std::string> endpoints{};  // paths; empty: every endpoint of its gateways
   auto operator<=>(const ApiKeyRecord&) const = default;
 };
 
 struct StoredApiKey : ApiKeyRecord {
   int64_t updatedAt = 0;  // when the record last changed (not when it was last synced)
+  // When the id was first synced, and the commit that sync applied; never changed after.
+  std::optional<std::string> firstSeenCommit;
+  int64_t firstSeenAt = 0;
 };
 
 struct ApiKeyUsage {
   std::string keyId;
   int64_t requestCount = 0;
   std::optional<int64_t> lastUsedAt;
+  std::optional<std::string> lastIp;
+  std::array<int64_t, 5> responses{};  // by status class: [0] 1xx … [4] 5xx
+  auto operator<=>(const ApiKeyUsage&) const = default;
+};
+
+// What the proxy counted for one key since its last flush.
+struct UsageDelta {
+  std::string keyId;
+  int64_t requests = 0;
+  int64_t lastUsedAt = 0;              // unix ms; 0: unknown (the stored value is kept)
+  std::string lastIp;                  // "": unknown (the stored value is kept)
+  std::array<int64_t, 5> responses{};  // by status class: [0] 1xx … [4] 5xx
+};
+
+// A key refused on this host whatever the config says (`edgeplane apikey block`).
+struct ApiKeyBlock {
+  std::string keyId;
+  int64_t blockedAt = 0;  // unix ms
+  auto operator<=>(const ApiKeyBlock&) const = default;
 };
 
 struct TrafficSample {
@@ -186,13 +210,23 @@ class Store {
   Result<int64_t> latestGeneration() const;  // 0 when there is none
 
   // API-key verifiers: after syncApiKeys the table equals `keys` (sorted by id when listed).
-  // Usage of kept keys is untouched; usage of removed keys is deleted with them.
-  Result<void> syncApiKeys(const std::vector<ApiKeyRecord>& keys, int64_t at);
+  // A newly inserted id records `at` and `commit` as first seen; later syncs keep them.
+  // Usage of kept keys is untouched; usage of ids no longer configured is deleted.
+  Result<void> syncApiKeys(const std::vector<ApiKeyRecord>& keys, int64_t at,
+                           std::optional<std::string> commit = std::nullopt);
   Result<std::vector<StoredApiKey>> listApiKeys() const;
-  // Adds to a key's counters. Returns false (and records nothing) when the key is no longer
-  // known, e.g. a sync removed it since the proxy counted the requests.
-  Result<bool> addUsage(std::string_view keyId, int64_t requests, int64_t lastUsedAt);
+  // Adds the proxy's counts in one transaction, also for ids api_keys does not know (yet):
+  // counts add up, last_used_at is the newest, last_ip comes with the newest last_used_at.
+  // Returns how many deltas were recorded (all of them, or an error and none).
+  Result<int64_t> addUsageBatch(const std::vector<UsageDelta>& deltas);
   Result<std::optional<ApiKeyUsage>> usage(std::string_view keyId) const;
+  Result<std::vector<ApiKeyUsage>> listUsage() const;  // by key id
+
+  // Blocks: kept across restarts and syncs, whatever the config says. The id must be 4 to 64
+  // of [A-Za-z0-9_-]. block: false when it was blocked already; unblock: false when not.
+  Result<bool> blockApiKey(std::string_view keyId, int64_t at);
+  Result<bool> unblockApiKey(std::string_view keyId);
+  Result<std::vector<ApiKeyBlock>> listApiKeyBlocks() const;  // by key id
 
   // Traffic counters written by the proxy.
   Result<void> addTraffic(const TrafficSample& sample);

@@ -107,6 +107,7 @@ class Executor {
       case Kind::Site:
       case Kind::Passthrough:
       case Kind::Gateway:
+      case Kind::ApiKey:
         return {};  // published with the snapshot after the ops (snapshotAfter)
       case Kind::NftTable:
       case Kind::Forward:

@@ -136,6 +136,8 @@ struct StoreView {
   // The proxy snapshot last published (the store's latest generation): the routes and
   // certificates the proxy serves now. Unset: none was ever written.
   std::optional<ProxySnapshot> snapshot;
+  // API key ids blocked on this host (`edgeplane apikey block`), whatever the config says.
+  std::set<std::string, std::less<>> blockedApiKeys;
   bool operator==(const StoreView&) const = default;
 };
 

@@ -56,6 +56,8 @@ std::string_view toString(Kind k) {
       return "passthrough";
     case Kind::Gateway:
       return "gateway";
+    case Kind::ApiKey:
+      return "api_key";
   }
   return "?";
 }

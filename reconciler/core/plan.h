@@ -23,6 +23,7 @@ enum class Kind : uint8_t {
   Site,  // the proxy's routes: diffed against the last published snapshot
   Passthrough,
   Gateway,
+  ApiKey,  // the gateways' API keys: diffed against the last published snapshot's
 };
 
 std::string_view toString(Action a);
@@ -54,7 +55,10 @@ struct Plan {
   std::string host;
   std::vector<Op> ops;               // apply in this order
   std::vector<std::string> foreign;  // seen and left alone
-  Target target;                     // what applying the ops converges to
+  // Facts about the host an operator should know, that no op changes ("api_key k is blocked
+  // on this host …"). Not changes: a plan with notes only is empty.
+  std::vector<std::string> notes;
+  Target target;  // what applying the ops converges to
 
   size_t count(Action a) const;
   bool empty() const { return ops.empty(); }
@@ -71,7 +75,7 @@ void planProxy(const Target& target, const HostState& observed, const StoreView&
 std::string renderText(const Plan& p);
 // {"host":…,"resource_changes":[{"action","kind","name","scope","summary","changes":[…],
 //  "drift","error","depends_on"}],
-//  "foreign":[…],"summary":{"add","change","destroy"}}
+//  "foreign":[…],"notes":[…],"summary":{"add","change","destroy"}}
 std::string renderJson(const Plan& p);
 
 std::string jsonEscape(std::string_view s);

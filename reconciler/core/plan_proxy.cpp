@@ -154,6 +154,7 @@ class ProxyPlanner {
     }
     planRouteDeletes();
     planCertificateDeletes();
+    planApiKeys();
   }
 
  private:
@@ -416,6 +417,95 @@ class ProxyPlanner {
       op.changes.push_back({"cert_file", v.certFile, ""});
       p_.ops.push_back(std::move(op));
     }
+  }
+
+  // API keys: diffed against the applied snapshot's, like routes. Digests are never shown.
+  void planApiKeys() {
+    static const std::vector<SnapshotApiKey> kNone;
+    const auto& applied = s_.snapshot ? s_.snapshot->api_keys : kNone;
+    for (const auto& k : t_.proxy.api_keys) {
+      auto was = std::find_if(applied.begin(), applied.end(),
+                              [&](const SnapshotApiKey& a) { return a.id == k.id; });
+      if (was == applied.end()) {
+        Op op = keyOp(Action::Create, k.id, k.name);
+        for (auto& [field, text] : keyFields(k)) {
+          op.changes.push_back({field, "", text});
+        }
+        p_.ops.push_back(std::move(op));
+      } else if (*was != k) {
+        p_.ops.push_back(diffKey(*was, k));
+      }
+    }
+    for (const auto& a : applied) {
+      const bool wanted = std::any_of(t_.proxy.api_keys.begin(), t_.proxy.api_keys.end(),
+                                      [&](const SnapshotApiKey& k) { return k.id == a.id; });
+      if (!wanted) {
+        Op op = keyOp(Action::Delete, a.id, a.name);
+        op.changes.push_back({"name", a.name, ""});
+        p_.ops.push_back(std::move(op));
+      }
+    }
+    for (const auto& id : s_.blockedApiKeys) {
+      p_.notes.push_back("api_key " + id + " is blocked on this host (edgeplane apikey unblock " +
+                         id + ")");
+    }
+  }
+
+  static Op keyOp(Action a, const std::string& id, std::string summary) {
+    Op op;
+    op.action = a;
+    op.kind = Kind::ApiKey;
+    op.name = id;
+    op.summary = std::move(summary);
+    return op;
+  }
+
+  // The key's fields as (name, text) pairs, without its digest.
+  static std::vector<std::pair<std::string, std::string>> keyFields(const SnapshotApiKey& k) {
+    std::vector<std::pair<std::string, std::string>> f;
+    f.emplace_back("name", k.name);
+    f.emplace_back("gateways", k.gateways.empty() ? "all" : join(k.gateways));  // admin
+    if (!k.endpoints.empty()) {
+      f.emplace_back("endpoints", join(k.endpoints));
+    }
+    f.emplace_back("role", std::string(toString(k.role)));
+    f.emplace_back("enabled", k.enabled ? "true" : "false");
+    return f;
+  }
+
+  static Op diffKey(const SnapshotApiKey& before, const SnapshotApiKey& after) {
+    Op op = keyOp(Action::Update, after.id, "");
+    std::vector<std::string> parts;
+    auto field = [&](const std::string& name, const std::string& was, const std::string& now,
+                     const std::string& shown) {
+      if (was != now) {
+        op.changes.push_back({name, was, now});
+        parts.push_back(name + ": " + shown);
+      }
+    };
+    field("name", before.name, after.name, before.name + " → " + after.name);
+    const std::string enabledWas = before.enabled ? "true" : "false";
+    const std::string enabledNow = after.enabled ? "true" : "false";
+    field("enabled", enabledWas, enabledNow, enabledWas + " → " + enabledNow);
+    // An empty list means all: "all → ping" reads better than "+ ping" then.
+    auto list = [&](const std::string& name, const std::vector<std::string>& was,
+                    const std::vector<std::string>& now) {
+      const std::string wasText = was.empty() ? "all" : join(was);
+      const std::string nowText = now.empty() ? "all" : join(now);
+      field(name, wasText, nowText,
+            was.empty() || now.empty() ? wasText + " → " + nowText : listDelta(was, now));
+    };
+    list("gateways", before.gateways, after.gateways);
+    list("endpoints", before.endpoints, after.endpoints);
+    const std::string roleWas(toString(before.role));
+    const std::string roleNow(toString(after.role));
+    field("role", roleWas, roleNow, roleWas + " → " + roleNow);
+    if (before.sha256 != after.sha256) {
+      op.changes.push_back({"sha256", "(previous digest)", "(new digest)"});
+      parts.push_back("sha256: changed");
+    }
+    op.summary = join(parts, "; ");
+    return op;
   }
 
   const Target& t_;

@@ -67,6 +67,12 @@ std::string renderText(const Plan& p) {
       out += "  " + f + "\n";
     }
   }
+  if (!p.notes.empty()) {
+    out += "\n";
+    for (const auto& n : p.notes) {
+      out += "note: " + n + "\n";
+    }
+  }
   out += "\nPlan: " + std::to_string(p.count(Action::Create)) + " to add, " +
          std::to_string(p.count(Action::Update)) + " to change, " +
          std::to_string(p.count(Action::Delete)) + " to destroy.\n";
@@ -101,6 +107,10 @@ std::string renderJson(const Plan& p) {
   out += "],\"foreign\":[";
   for (size_t i = 0; i < p.foreign.size(); ++i) {
     out += (i == 0 ? "" : ",") + str(p.foreign[i]);
+  }
+  out += "],\"notes\":[";
+  for (size_t i = 0; i < p.notes.size(); ++i) {
+    out += (i == 0 ? "" : ",") + str(p.notes[i]);
   }
   out += "],\"summary\":{\"add\":" + std::to_string(p.count(Action::Create)) +
          ",\"change\":" + std::to_string(p.count(Action::Update)) +

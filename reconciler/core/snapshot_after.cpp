@@ -89,6 +89,23 @@ ProxySnapshot snapshotAfter(const Plan& plan, const ApplyResult& result, const H
   for (auto& [name, c] : named) {
     s.certificates.push_back(std::move(c));
   }
+  // Keys name only the gateways served (the proxy's decoder refuses a key naming another),
+  // and go when none of theirs is left, as in buildSnapshot.
+  auto served = [&](const std::string& g) {
+    return std::any_of(s.routes.begin(), s.routes.end(), [&](const SnapshotRoute& r) {
+      return r.kind == RouteKind::Gateway && (g.empty() || r.name == g);
+    });
+  };
+  std::vector<SnapshotApiKey> keys;
+  for (SnapshotApiKey k : s.api_keys) {
+    const bool scoped = !k.gateways.empty();
+    std::erase_if(k.gateways, [&](const std::string& g) { return !served(g); });
+    if ((scoped && k.gateways.empty()) || !served("")) {
+      continue;
+    }
+    keys.push_back(std::move(k));
+  }
+  s.api_keys = std::move(keys);
   return s;
 }
 

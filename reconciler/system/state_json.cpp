@@ -402,6 +402,13 @@ std::string toJson(const core::HostState& host, const core::StoreView& store) {
   if (store.snapshot) {
     s->set("snapshot", Poco::JSON::Parser().parse(snapshotToJson(*store.snapshot)));
   }
+  if (!store.blockedApiKeys.empty()) {  // left out when empty, as older outputs have it
+    Poco::JSON::Array::Ptr blocked = new Poco::JSON::Array;
+    for (const auto& id : store.blockedApiKeys) {
+      blocked->add(id);
+    }
+    s->set("blocked_api_keys", blocked);
+  }
   root->set("store", s);
   std::ostringstream out;
   Poco::JSON::Stringifier::stringify(root, out, 2);
@@ -464,6 +471,15 @@ Result<ObservedJson> observedFromJson(const std::string& text) {
       for (const auto& key : f->getNames()) {
         out.store.forwardNames[key] = r.string(f->get(key), "$.store.forward_names." + key);
       }
+    }
+    if (Poco::JSON::Array::Ptr b = s->getArray("blocked_api_keys")) {
+      for (size_t i = 0; i < b->size(); ++i) {
+        out.store.blockedApiKeys.insert(
+            r.string(b->get(static_cast<unsigned>(i)),
+                     "$.store.blocked_api_keys[" + std::to_string(i) + "]"));
+      }
+    } else if (s->has("blocked_api_keys")) {
+      r.fail("$.store.blocked_api_keys: must be an array of key ids");
     }
   }
   if (!r.error.empty()) {

@@ -36,6 +36,30 @@ SnapshotRoute passRoute(std::string name, std::vector<std::string> hosts) {
   return r;
 }
 
+SnapshotRoute gatewayRoute(std::string name) {
+  SnapshotRoute r;
+  r.kind = RouteKind::Gateway;
+  r.name = std::move(name);
+  r.hostnames = {r.name + ".example.net"};
+  r.namespace_name = "blue";
+  r.netns = netnsName("blue");
+  r.certificate = r.name;
+  r.rate_limit = "100/minute";
+  for (const char* path : {"/api/a", "/api/b"}) {
+    r.endpoints.push_back({path, "GET", {*Endpoint::parse("10.0.0.5:8080")}});
+  }
+  return r;
+}
+
+SnapshotApiKey apiKey(std::string id, std::vector<std::string> gateways, char digit = 'a') {
+  SnapshotApiKey k;
+  k.id = std::move(id);
+  k.name = "External Ping Worker #1";
+  k.sha256 = std::string(64, digit);
+  k.gateways = std::move(gateways);
+  return k;
+}
+
 core::CertTarget certTarget(std::string name, core::CertSource source,
                             std::vector<std::string> domains) {
   core::CertTarget c;
@@ -240,6 +264,110 @@ TEST(PlanProxy, RouteChangesAreDiffedAgainstThePublishedSnapshot) {
   // Converged: no ops.
   c.store.snapshot->routes = c.target.proxy.routes;
   EXPECT_TRUE(c.plan().empty());
+}
+
+TEST(PlanProxy, GatewaysAreDiffedLikeOtherRoutes) {
+  Case c;
+  SnapshotRoute changed = gatewayRoute("ping");
+  changed.rate_limit = "10/second";
+  c.target.proxy.routes = {changed, gatewayRoute("pong")};
+  ProxySnapshot applied;
+  applied.routes = {gatewayRoute("ping"), gatewayRoute("old")};
+  c.store.snapshot = applied;
+  EXPECT_EQ(lines(c.plan()),
+            (std::vector<std::string>{"~ gateway ping (rate_limit: 100/minute → 10/second)",
+                                      "+ gateway pong (pong.example.net → 2 endpoints in blue)",
+                                      "- gateway old"}));
+}
+
+TEST(PlanProxy, ApiKeysAreDiffedWithoutEverShowingADigest) {
+  Case c;
+  c.target.proxy.routes = {gatewayRoute("ping")};
+  SnapshotApiKey disabled = apiKey("k7Hq2xPz", {"ping"});
+  disabled.enabled = false;
+  SnapshotApiKey rekeyed = apiKey("rekeyed1", {"ping"}, 'c');
+  rekeyed.endpoints = {"/api/a"};
+  SnapshotApiKey admin = apiKey("admin001", {});
+  admin.role = ApiKeyRole::Admin;
+  c.target.proxy.api_keys = {admin, disabled, apiKey("newkey01", {"ping"}), rekeyed};
+  ProxySnapshot applied;
+  applied.routes = {gatewayRoute("ping")};
+  applied.api_keys = {admin, apiKey("gone0001", {"ping"}), apiKey("k7Hq2xPz", {"ping"}),
+                      apiKey("rekeyed1", {"ping"}, 'b')};
+  c.store.snapshot = applied;
+  c.store.blockedApiKeys = {"k7Hq2xPz"};
+  const core::Plan p = c.plan();
+  EXPECT_EQ(lines(p), (std::vector<std::string>{
+                          "~ api_key k7Hq2xPz (enabled: true → false)",
+                          "+ api_key newkey01 (External Ping Worker #1)",
+                          "~ api_key rekeyed1 (endpoints: all → /api/a; sha256: changed)",
+                          "- api_key gone0001 (External Ping Worker #1)"}));
+  const std::string text = core::renderText(p);
+  const std::string json = core::renderJson(p);
+  for (char digit : {'a', 'b', 'c'}) {
+    EXPECT_EQ(text.find(std::string(64, digit)), std::string::npos) << text;
+    EXPECT_EQ(json.find(std::string(64, digit)), std::string::npos) << json;
+  }
+  EXPECT_NE(text.find("      gateways: ping\n      role: worker\n      enabled: true\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("\nnote: api_key k7Hq2xPz is blocked on this host (edgeplane apikey "
+                      "unblock k7Hq2xPz)\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(json.find(R"x("notes":["api_key k7Hq2xPz is blocked on this host (edgeplane )x"
+                      R"x(apikey unblock k7Hq2xPz)"])x"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find(R"({"action":"update","kind":"api_key","name":"rekeyed1")"),
+            std::string::npos)
+      << json;
+
+  // Converged but blocked: no changes, the note stays.
+  c.store.snapshot->api_keys = c.target.proxy.api_keys;
+  const core::Plan converged = c.plan();
+  EXPECT_TRUE(converged.empty());
+  EXPECT_EQ(converged.notes.size(), 1u);
+  // Each field of a key is a change of its own.
+  SnapshotApiKey renamed = disabled;
+  renamed.name = "Renamed";
+  renamed.role = ApiKeyRole::Admin;
+  renamed.gateways = {};
+  c.target.proxy.api_keys[1] = renamed;
+  EXPECT_EQ(lines(c.plan()),
+            (std::vector<std::string>{"~ api_key k7Hq2xPz (name: External Ping Worker #1 → "
+                                      "Renamed; gateways: ping → all; role: worker → admin)"}));
+}
+
+// A gateway left out of the snapshot (its certificate is not usable) takes its keys' claims
+// on it along: the proxy's decoder refuses a key naming a gateway that is not served.
+TEST(PlanProxy, KeysOfAGatewayLeftOutAreLeftOutToo) {
+  core::Plan p;
+  p.target.proxy.host = "h";
+  // ping's certificate was never materialised; pong's is on disk.
+  p.target.certificates = {certTarget("ping", core::CertSource::Files, {"ping.example.net"}),
+                           certTarget("pong", core::CertSource::Files, {"pong.example.net"})};
+  core::HostState observed;
+  observed.fileCerts["pong"] = view({"pong.example.net"}, 0, kNow + kDay);
+  p.target.proxy.routes = {gatewayRoute("ping"), gatewayRoute("pong")};
+  SnapshotApiKey admin = apiKey("admin001", {});
+  admin.role = ApiKeyRole::Admin;
+  p.target.proxy.api_keys = {admin, apiKey("both0001", {"ping", "pong"}),
+                             apiKey("ping0001", {"ping"})};
+  std::vector<std::string> leftOut;
+  const ProxySnapshot s = core::snapshotAfter(p, core::ApplyResult{}, observed, leftOut);
+  ASSERT_EQ(leftOut.size(), 1u);
+  ASSERT_EQ(s.api_keys.size(), 2u);
+  EXPECT_EQ(s.api_keys[0].id, "admin001");
+  EXPECT_EQ(s.api_keys[1].id, "both0001");
+  EXPECT_EQ(s.api_keys[1].gateways, std::vector<std::string>{"pong"});
+  auto decoded = snapshotFromJson(snapshotToJson(s));
+  EXPECT_TRUE(decoded.ok()) << decoded.error().message;
+
+  // No gateway left at all: no keys.
+  p.target.proxy.routes = {gatewayRoute("ping")};
+  leftOut.clear();
+  EXPECT_TRUE(core::snapshotAfter(p, core::ApplyResult{}, observed, leftOut).api_keys.empty());
 }
 
 TEST(PlanProxy, WildcardCoverage) {

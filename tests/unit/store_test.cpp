@@ -306,6 +306,24 @@ TEST_F(StoreTest, LastGoodCommitIsNoneWithoutAnAcceptedCommit) {
   EXPECT_FALSE(none->has_value());
 }
 
+// The frozen version-1 (and 2) definition of the API-key tables, which migration 3 rebuilds.
+constexpr const char* kApiKeyTablesV1 = R"sql(
+CREATE TABLE api_keys (
+  id         TEXT    NOT NULL PRIMARY KEY CHECK (length(id) > 0),
+  name       TEXT    NOT NULL,
+  sha256     TEXT    NOT NULL CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
+  gateways   TEXT    NOT NULL CHECK (json_valid(gateways) AND json_type(gateways) = 'array'),
+  role       TEXT    NOT NULL,
+  enabled    INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE api_key_usage (
+  key_id        TEXT    NOT NULL PRIMARY KEY REFERENCES api_keys (id) ON DELETE CASCADE,
+  request_count INTEGER NOT NULL DEFAULT 0 CHECK (request_count >= 0),
+  last_used_at  INTEGER
+) WITHOUT ROWID;
+)sql";
+
 // A store written by the first release (schema version 1) is upgraded in place: its runs are
 // kept and read back with empty author/subject/detail, and new runs carry the new columns.
 TEST_F(StoreTest, VersionOneStoreIsUpgraded) {
@@ -333,6 +351,7 @@ INSERT INTO apply_runs (commit_id, config_source, started_at, finished_at, resul
   VALUES ('0123456789abcdef0123456789abcdef01234567', 'repo main', 10, 20, 'ok', '2 added', 2);
 PRAGMA user_version = 1;
 )sql");
+    rawExec(db.get(), kApiKeyTablesV1);
   }
   ASSERT_EQ(rawQuery(dbPath_, "PRAGMA user_version"), "1");
 
@@ -362,6 +381,46 @@ PRAGMA user_version = 1;
   ASSERT_TRUE(run.ok()) << run.error().message;
   ASSERT_TRUE(store->finishRun(*run, {40, RunResult::Refused, "", {}, "why"}));
   EXPECT_EQ(rawQuery(dbPath_, "SELECT detail FROM apply_runs ORDER BY id DESC LIMIT 1"), "why");
+}
+
+// A version-2 store keeps its keys and their usage: first seen is taken from updated_at, the
+// usage table loses its foreign key (counts for unknown ids are kept), blocks start empty.
+TEST_F(StoreTest, VersionTwoStoreIsUpgraded) {
+  fs::create_directories(stateDir_);
+  std::ofstream(dbPath_).close();
+  {
+    RawDb db = rawOpen(dbPath_);
+    rawExec(db.get(), kApiKeyTablesV1);
+    rawExec(db.get(), R"sql(
+INSERT INTO api_keys VALUES ('k7Hq2xPz', 'Old',
+  'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', '["ping"]', 'worker', 1, 42);
+INSERT INTO api_key_usage VALUES ('k7Hq2xPz', 9, 77);
+PRAGMA user_version = 2;
+)sql");
+  }
+  ASSERT_EQ(rawQuery(dbPath_, "PRAGMA user_version"), "2");
+
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->schemaVersion(), Store::knownSchemaVersion());
+  auto keys = store->listApiKeys();
+  ASSERT_TRUE(keys.ok()) << keys.error().message;
+  ASSERT_EQ(keys->size(), 1u);
+  EXPECT_EQ(keys->front().name, "Old");
+  EXPECT_TRUE(keys->front().endpoints.empty());
+  EXPECT_EQ(keys->front().firstSeenAt, 42);
+  EXPECT_EQ(keys->front().firstSeenCommit, std::nullopt);
+  auto used = store->usage("k7Hq2xPz");
+  ASSERT_TRUE(used.ok()) << used.error().message;
+  ASSERT_TRUE(used->has_value());
+  EXPECT_EQ((*used)->requestCount, 9);
+  EXPECT_EQ((*used)->lastUsedAt, 77);
+  ASSERT_TRUE(store->addUsageBatch({{"notYetKnown", 1, 80, "192.0.2.9", {}}}));
+  EXPECT_EQ(rawQuery(dbPath_, "SELECT count(*) FROM pragma_foreign_key_list('api_key_usage')"),
+            "0");
+  auto blocks = store->listApiKeyBlocks();
+  ASSERT_TRUE(blocks.ok()) << blocks.error().message;
+  EXPECT_TRUE(blocks->empty());
 }
 
 TEST_F(StoreTest, OwnedPutUpdateRemoveList) {
@@ -480,16 +539,20 @@ TEST_F(StoreTest, ApiKeySyncKeepsUsageOfKeptKeysOnly) {
   EXPECT_TRUE((*listed)[1].gateways.empty());
   EXPECT_EQ((*listed)[2].gateways, std::vector<std::string>{"we\"ird\\gw"});
 
-  auto recorded = store->addUsage("k-a", 3, 150);
+  auto recorded = store->addUsageBatch({{"k-a", 3, 150, "192.0.2.1", {0, 3, 0, 0, 0}}});
   ASSERT_TRUE(recorded.ok()) << recorded.error().message;
-  EXPECT_TRUE(*recorded);
-  ASSERT_TRUE(store->addUsage("k-a", 2, 140));  // an older timestamp does not go back
-  ASSERT_TRUE(store->addUsage("k-b", 1, 160));
-  ASSERT_TRUE(store->addUsage("k-c", 7, 170));
-  auto unknown = store->addUsage("k-zz", 1, 180);
+  EXPECT_EQ(*recorded, 1);
+  // An older timestamp does not go back; an unknown id is counted too (until the next sync).
+  auto more = store->addUsageBatch({{"k-a", 2, 140, "192.0.2.2", {}},
+                                    {"k-b", 1, 160, "", {}},
+                                    {"k-c", 7, 170, "", {}},
+                                    {"k-zz", 1, 180, "", {}}});
+  ASSERT_TRUE(more.ok()) << more.error().message;
+  EXPECT_EQ(*more, 4);
+  auto unknown = store->usage("k-zz");
   ASSERT_TRUE(unknown.ok());
-  EXPECT_FALSE(*unknown);
-  EXPECT_FALSE(store->addUsage("k-a", -1, 180).ok());
+  ASSERT_TRUE(unknown->has_value());
+  EXPECT_EQ((*unknown)->requestCount, 1);
 
   // Re-sync: a unchanged, b changed, c removed, d added.
   ApiKeyRecord b2 = b;
@@ -512,6 +575,7 @@ TEST_F(StoreTest, ApiKeySyncKeepsUsageOfKeptKeysOnly) {
   ASSERT_TRUE(usageA->has_value());
   EXPECT_EQ((*usageA)->requestCount, 5);
   EXPECT_EQ((*usageA)->lastUsedAt, 150);
+  EXPECT_EQ((*usageA)->lastIp, "192.0.2.1");  // the newest use's address
   auto usageB = store->usage("k-b");
   ASSERT_TRUE(usageB.ok());
   ASSERT_TRUE(usageB->has_value());
@@ -522,6 +586,9 @@ TEST_F(StoreTest, ApiKeySyncKeepsUsageOfKeptKeysOnly) {
   auto usageD = store->usage("k-d");
   ASSERT_TRUE(usageD.ok());
   EXPECT_FALSE(usageD->has_value());  // never used
+  auto usageZ = store->usage("k-zz");
+  ASSERT_TRUE(usageZ.ok());
+  EXPECT_FALSE(usageZ->has_value());  // not configured: dropped by the sync
 
   // Invalid input changes nothing.
   EXPECT_FALSE(store->syncApiKeys({a, a}, 300).ok());
@@ -537,6 +604,117 @@ TEST_F(StoreTest, ApiKeySyncKeepsUsageOfKeptKeysOnly) {
   ASSERT_TRUE(listed.ok());
   EXPECT_TRUE(listed->empty());
   EXPECT_EQ(rawQuery(dbPath_, "SELECT count(*) FROM api_key_usage"), "0");
+}
+
+TEST_F(StoreTest, ApiKeyFirstSeenAndEndpointsSurviveResyncs) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  ApiKeyRecord a{"k7Hq2xPz", "Worker", kHashA, {"ping"}, "worker", true};
+  a.endpoints = {"/api/gateway/result", "/api/gateway/target"};
+  ASSERT_TRUE(store->syncApiKeys({a}, 100, std::string("c0ffee00c0ffee00")));
+  ApiKeyRecord a2 = a;
+  a2.enabled = false;
+  a2.endpoints = {"/api/gateway/target"};
+  const ApiKeyRecord b{"adminKey", "Admin", kHashB, {}, "admin", true};
+  ASSERT_TRUE(store->syncApiKeys({a2, b}, 200, std::string("deadbeefdeadbeef")));
+  ASSERT_TRUE(store->syncApiKeys({a2, b}, 300));  // a plain directory: no commit
+
+  auto listed = store->listApiKeys();
+  ASSERT_TRUE(listed.ok()) << listed.error().message;
+  ASSERT_EQ(listed->size(), 2u);
+  const StoredApiKey& k = (*listed)[1];
+  EXPECT_EQ(k.id, "k7Hq2xPz");
+  EXPECT_EQ(k.endpoints, std::vector<std::string>{"/api/gateway/target"});
+  EXPECT_EQ(k.gateways, std::vector<std::string>{"ping"});
+  EXPECT_FALSE(k.enabled);
+  EXPECT_EQ(k.updatedAt, 200);
+  EXPECT_EQ(k.firstSeenCommit, "c0ffee00c0ffee00");
+  EXPECT_EQ(k.firstSeenAt, 100);
+  EXPECT_EQ((*listed)[0].id, "adminKey");
+  EXPECT_TRUE((*listed)[0].endpoints.empty());
+  EXPECT_EQ((*listed)[0].firstSeenCommit, "deadbeefdeadbeef");
+  EXPECT_EQ((*listed)[0].firstSeenAt, 200);
+
+  // Removed and configured again: seen anew.
+  ASSERT_TRUE(store->syncApiKeys({b}, 400));
+  ASSERT_TRUE(store->syncApiKeys({a, b}, 500));
+  listed = store->listApiKeys();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ((*listed)[1].firstSeenCommit, std::nullopt);
+  EXPECT_EQ((*listed)[1].firstSeenAt, 500);
+  EXPECT_EQ((*listed)[1].endpoints, a.endpoints);
+}
+
+TEST_F(StoreTest, UsageBatchAddsUpKeepsNewestIpAndIsAllOrNothing) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  auto first = store->addUsageBatch({{"k-a", 2, 1000, "198.51.100.7", {0, 1, 0, 1, 0}},
+                                     {"k-b", 1, 0, "", {0, 0, 0, 0, 1}},
+                                     {"k-a", 1, 900, "198.51.100.8", {0, 1, 0, 0, 0}}});
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(*first, 3);
+  auto second = store->addUsageBatch({{"k-a", 4, 2000, "2001:db8::1", {1, 1, 1, 0, 1}}});
+  ASSERT_TRUE(second.ok());
+
+  auto all = store->listUsage();
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  ASSERT_EQ(all->size(), 2u);
+  const ApiKeyUsage& a = (*all)[0];
+  EXPECT_EQ(a.keyId, "k-a");
+  EXPECT_EQ(a.requestCount, 7);
+  EXPECT_EQ(a.lastUsedAt, 2000);
+  EXPECT_EQ(a.lastIp, "2001:db8::1");
+  EXPECT_EQ(a.responses, (std::array<int64_t, 5>{1, 3, 1, 1, 1}));
+  const ApiKeyUsage& b = (*all)[1];
+  EXPECT_EQ(b.keyId, "k-b");
+  EXPECT_EQ(b.lastUsedAt, std::nullopt);  // 0: unknown
+  EXPECT_EQ(b.lastIp, std::nullopt);      // "": unknown
+  EXPECT_EQ(b.responses[4], 1);
+
+  // One bad delta: nothing of the batch is recorded.
+  EXPECT_FALSE(store->addUsageBatch({{"k-a", 1, 3000, "", {}}, {"k-c", -1, 3000, "", {}}}).ok());
+  EXPECT_FALSE(store->addUsageBatch({{"", 1, 3000, "", {}}}).ok());
+  auto after = store->listUsage();
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(*after, *all);
+  auto none = store->addUsageBatch({});
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, 0);
+}
+
+TEST_F(StoreTest, BlocksSurviveSyncsAndReopen) {
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    auto blocked = store->blockApiKey("k7Hq2xPz", 100);
+    ASSERT_TRUE(blocked.ok()) << blocked.error().message;
+    EXPECT_TRUE(*blocked);
+    auto again = store->blockApiKey("k7Hq2xPz", 200);
+    ASSERT_TRUE(again.ok());
+    EXPECT_FALSE(*again);
+    ASSERT_TRUE(store->blockApiKey("another_key-1", 300));
+    auto bad = store->blockApiKey("no", 300);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_TRUE(contains(bad.error().message, "\"no\" is not an API key id"))
+        << bad.error().message;
+    EXPECT_FALSE(store->blockApiKey("has space", 300).ok());
+    EXPECT_FALSE(store->unblockApiKey(std::string(65, 'a')).ok());
+    ASSERT_TRUE(store->syncApiKeys({}, 400));  // blocks are not config
+  }
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  auto listed = store->listApiKeyBlocks();
+  ASSERT_TRUE(listed.ok()) << listed.error().message;
+  EXPECT_EQ(*listed, (std::vector<ApiKeyBlock>{{"another_key-1", 300}, {"k7Hq2xPz", 100}}));
+  auto lifted = store->unblockApiKey("k7Hq2xPz");
+  ASSERT_TRUE(lifted.ok());
+  EXPECT_TRUE(*lifted);
+  auto notBlocked = store->unblockApiKey("k7Hq2xPz");
+  ASSERT_TRUE(notBlocked.ok());
+  EXPECT_FALSE(*notBlocked);
+  listed = store->listApiKeyBlocks();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 1u);
 }
 
 TEST_F(StoreTest, TrafficSinceFilters) {
