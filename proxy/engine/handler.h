@@ -119,6 +119,10 @@ class Context {
   virtual uint32_t random() = 0;
   // One access-log record (ends with '\n'); no-op when the access log is off.
   virtual void accessLog(std::string_view line) = 0;
+  // One event record for operators and their tools (e.g. the gateway's API_KEY_* lines for
+  // fail2ban; ends with '\n'), written whatever the access-log setting. Buffered: the
+  // worker writes what one loop iteration logged with one write(2) at its end.
+  virtual void eventLog(std::string_view line) = 0;
 };
 
 // A client connection: engine-owned, from accept to finish.

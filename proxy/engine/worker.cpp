@@ -191,8 +191,12 @@ void Worker::loop() {
       sweep();
     }
     freeRetired();
+    if (!eventLog_.empty()) {
+      flushEventLog();
+    }
     handleCommands();
   }
+  flushEventLog();
 }
 
 // Targets with work left over from their budget, after everyone else had a turn.

@@ -70,6 +70,7 @@ class Worker final : public Context {
   std::span<uint8_t> scratch() override { return scratch_; }
   uint32_t random() override;
   void accessLog(std::string_view line) override;
+  void eventLog(std::string_view line) override;
 
   // Connection's side of the seam.
   void readHello(Connection* c);
@@ -77,6 +78,7 @@ class Worker final : public Context {
 
  private:
   void loop();
+  void flushEventLog();
   void runReady();
   void freeRetired();
   void sweep();
@@ -111,6 +113,8 @@ class Worker final : public Context {
   std::vector<std::pair<int, int>> pipePool_;
   size_t pipeSize_ = 0;
   std::vector<uint8_t> scratch_;
+  std::string eventLog_;  // eventLog() records of this loop iteration
+  static constexpr size_t kEventLogFlushBytes = 16384;
 
   std::shared_ptr<const ActiveConfig> config_;
   uint64_t configVersion_ = 0;

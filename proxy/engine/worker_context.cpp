@@ -9,6 +9,8 @@
 #include "proxy/engine/shared.h"
 #include "proxy/engine/worker.h"
 
+#include <cerrno>
+
 namespace edgeplane::proxy::engine_detail {
 
 namespace {
@@ -126,6 +128,28 @@ void Worker::accessLog(std::string_view line) {
   if (shared_.options.accessLog) {
     [[maybe_unused]] ssize_t w = ::write(2, line.data(), line.size());
   }
+}
+
+void Worker::eventLog(std::string_view line) {
+  eventLog_.append(line);
+  if (eventLog_.size() >= kEventLogFlushBytes) {
+    flushEventLog();
+  }
+}
+
+void Worker::flushEventLog() {
+  size_t done = 0;
+  while (done < eventLog_.size()) {
+    ssize_t w = ::write(2, eventLog_.data() + done, eventLog_.size() - done);
+    if (w < 0 && errno == EINTR) {
+      continue;
+    }
+    if (w <= 0) {
+      break;  // stderr is gone or full: the records are dropped, the data path goes on
+    }
+    done += static_cast<size_t>(w);
+  }
+  eventLog_.clear();
 }
 
 }  // namespace edgeplane::proxy::engine_detail

@@ -2,7 +2,6 @@
 #include "proxy/gateway/filter.h"
 
 #include <time.h>
-#include <unistd.h>
 
 #include <string>
 #include <utility>
@@ -19,12 +18,6 @@ int64_t clockUs(clockid_t id) {
   timespec ts{};
   clock_gettime(id, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
-}
-
-void writeStderr(std::string_view line) {
-  std::string text(line);
-  text.push_back('\n');
-  [[maybe_unused]] ssize_t w = ::write(2, text.data(), text.size());
 }
 
 enum class Auth : uint8_t { Missing, Invalid };
@@ -95,7 +88,7 @@ void appendStats(std::string& out, const GatewayEntry& g) {
 class GatewayFilter final : public RequestFilter {
  public:
   GatewayFilter(std::function<void(std::string_view)> log, FilterClock clock)
-      : log_(log ? std::move(log) : writeStderr), clock_(std::move(clock)) {
+      : log_(std::move(log)), clock_(std::move(clock)) {
     if (!clock_.monotonicUs) {
       clock_.monotonicUs = [] { return clockUs(CLOCK_MONOTONIC); };
     }
@@ -130,7 +123,7 @@ void GatewayFilter::answer(FilterVerdict& v, int status, std::string_view error)
 
 void GatewayFilter::logLine(std::string_view event, std::string_view detail,
                             const Endpoint& client) {
-  line_.assign(event).append(detail).append(client.address.str());
+  line_.assign(event).append(detail).append(client.address.str()).push_back('\n');
   log_(line_);
 }
 
@@ -235,7 +228,8 @@ void GatewayFilter::check(const http::RequestHead& head, const ActiveConfig& con
       .append(" (type: ")
       .append(route.spec.name)
       .append(") from IP ")
-      .append(client.address.str());
+      .append(client.address.str())
+      .push_back('\n');
   log_(line_);
 }
 
@@ -257,7 +251,8 @@ std::unique_ptr<RequestFilter> makeGatewayFilter(std::function<void(std::string_
 }
 
 std::unique_ptr<Protocol> makeGatewayProtocol(Context& ctx) {
-  return makeHttpsProtocol(ctx, makeGatewayFilter());
+  return makeHttpsProtocol(
+      ctx, makeGatewayFilter([&ctx](std::string_view line) { ctx.eventLog(line); }));
 }
 
 }  // namespace edgeplane::proxy::gateway

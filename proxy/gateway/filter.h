@@ -32,12 +32,13 @@ struct FilterClock {
   std::function<int64_t()> wallMs;       // last_used_at
 };
 
-// `log` receives each API_KEY_* / RATE_LIMITED line (no newline); default: one write(2) to
-// stderr per line. Default clocks: CLOCK_MONOTONIC and CLOCK_REALTIME.
-std::unique_ptr<RequestFilter> makeGatewayFilter(
-    std::function<void(std::string_view)> log = nullptr, FilterClock clock = {});
+// `log` receives each API_KEY_* / RATE_LIMITED line (ending in '\n'). Default clocks:
+// CLOCK_MONOTONIC and CLOCK_REALTIME.
+std::unique_ptr<RequestFilter> makeGatewayFilter(std::function<void(std::string_view)> log,
+                                                 FilterClock clock = {});
 
-// The TLS-terminating HTTP protocol with the gateway filter: what Entry::Gateway serves.
+// The TLS-terminating HTTP protocol with the gateway filter: what Entry::Gateway serves. Its
+// lines go to the worker's event log (Context::eventLog).
 std::unique_ptr<Protocol> makeGatewayProtocol(Context& ctx);
 
 }  // namespace edgeplane::proxy::gateway
