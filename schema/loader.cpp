@@ -352,16 +352,9 @@ class Loader {
         .value_or(Balance::RoundRobin);
   }
 
-  void loadSite(const toml::table& t) {
-    TableReader r = reader(t, "[[site]]");
-    Site s;
-    s.name = requiredName(r);
-    loadHostnames(r, s.hostnames, s.subdomain);
-    s.namespace_name = r.str("namespace", true).value_or("");
-    s.backends = backends(r);
-    s.balance = balance(r);
-    s.certificate = r.str("certificate", true).value_or("");
-    s.redirect_http = r.boolean("redirect_http").value_or(false);
+  // health_check = { ... } of a [[site]] or a [[gateway.endpoint]]: unset keys take the
+  // HealthCheck defaults.
+  std::optional<HealthCheck> healthCheck(TableReader& r) {
     if (const toml::table* hc = r.table("health_check")) {
       TableReader h = reader(*hc, "'health_check'");
       HealthCheck check;
@@ -395,8 +388,22 @@ class Loader {
         }
       }
       h.finish();
-      s.health_check = check;
+      return check;
     }
+    return std::nullopt;
+  }
+
+  void loadSite(const toml::table& t) {
+    TableReader r = reader(t, "[[site]]");
+    Site s;
+    s.name = requiredName(r);
+    loadHostnames(r, s.hostnames, s.subdomain);
+    s.namespace_name = r.str("namespace", true).value_or("");
+    s.backends = backends(r);
+    s.balance = balance(r);
+    s.certificate = r.str("certificate", true).value_or("");
+    s.redirect_http = r.boolean("redirect_http").value_or(false);
+    s.health_check = healthCheck(r);
     r.finish();
     s.origin = std::move(r.origin());
     out_.sites.push_back(std::move(s));
@@ -455,6 +462,7 @@ class Loader {
       }
       ep.backends = backends(er);
       ep.balance = balance(er);
+      ep.health_check = healthCheck(er);
       er.finish();
       ep.origin = std::move(er.origin());
       g.endpoints.push_back(std::move(ep));

@@ -161,6 +161,7 @@ struct GatewayEndpoint {
   std::string method;
   std::vector<Endpoint> backends;
   Balance balance = Balance::RoundRobin;
+  std::optional<HealthCheck> health_check;  // as a [[site]]'s, for this endpoint's backends
   Origin origin;
 };
 

@@ -68,6 +68,19 @@ SnapshotRoute baseRoute(RouteKind kind, const std::string& name, const std::stri
   return r;
 }
 
+// The health_* fields of a site route or a gateway endpoint (the same names in both).
+template <typename T>
+void setHealth(T& out, const std::optional<HealthCheck>& check) {
+  if (check) {
+    out.health_interval = check->interval;
+    out.health_timeout = check->timeout;
+    out.health_path = check->path;
+    out.health_healthy_threshold = check->healthy_threshold;
+    out.health_unhealthy_threshold = check->unhealthy_threshold;
+    out.health_expect_status = check->expect_status;
+  }
+}
+
 }  // namespace
 
 ProxySnapshot buildSnapshot(const Desired& resolved, const std::string& host,
@@ -96,14 +109,7 @@ ProxySnapshot buildSnapshot(const Desired& resolved, const std::string& host,
     r.balance = site.balance;
     r.certificate = site.certificate;
     r.redirect_http = site.redirect_http;
-    if (site.health_check) {
-      r.health_interval = site.health_check->interval;
-      r.health_timeout = site.health_check->timeout;
-      r.health_path = site.health_check->path;
-      r.health_healthy_threshold = site.health_check->healthy_threshold;
-      r.health_unhealthy_threshold = site.health_check->unhealthy_threshold;
-      r.health_expect_status = site.health_check->expect_status;
-    }
+    setHealth(r, site.health_check);
     s.routes.push_back(std::move(r));
   }
   for (const Gateway& g : resolved.gateways) {
@@ -117,7 +123,9 @@ ProxySnapshot buildSnapshot(const Desired& resolved, const std::string& host,
       r.rate_limit = g.rate_limit->str();
     }
     for (const GatewayEndpoint& e : g.endpoints) {
-      r.endpoints.push_back(SnapshotEndpoint{e.path, e.method, e.backends, e.balance});
+      SnapshotEndpoint ep{e.path, e.method, e.backends, e.balance};
+      setHealth(ep, e.health_check);
+      r.endpoints.push_back(std::move(ep));
     }
     s.routes.push_back(std::move(r));
   }
@@ -200,6 +208,29 @@ class ObjectWriter {
   bool first_ = true;
 };
 
+// The health_* members of a site route or a gateway endpoint, each only when set.
+template <typename T>
+void writeHealth(ObjectWriter& o, const T& r) {
+  if (r.health_path) {
+    o.str("health_path", *r.health_path);
+  }
+  if (r.health_interval) {
+    o.integer("health_interval_ms", r.health_interval->count());
+  }
+  if (r.health_timeout) {
+    o.integer("health_timeout_ms", r.health_timeout->count());
+  }
+  if (r.health_healthy_threshold) {
+    o.integer("health_healthy_threshold", *r.health_healthy_threshold);
+  }
+  if (r.health_unhealthy_threshold) {
+    o.integer("health_unhealthy_threshold", *r.health_unhealthy_threshold);
+  }
+  if (r.health_expect_status) {
+    o.str("health_expect_status", *r.health_expect_status);
+  }
+}
+
 void writeRoute(std::string& out, const SnapshotRoute& r) {
   ObjectWriter o(out);
   o.str("kind", toString(r.kind));
@@ -220,24 +251,7 @@ void writeRoute(std::string& out, const SnapshotRoute& r) {
         o.str("certificate", *r.certificate);
       }
       o.boolean("redirect_http", r.redirect_http);
-      if (r.health_path) {
-        o.str("health_path", *r.health_path);
-      }
-      if (r.health_interval) {
-        o.integer("health_interval_ms", r.health_interval->count());
-      }
-      if (r.health_timeout) {
-        o.integer("health_timeout_ms", r.health_timeout->count());
-      }
-      if (r.health_healthy_threshold) {
-        o.integer("health_healthy_threshold", *r.health_healthy_threshold);
-      }
-      if (r.health_unhealthy_threshold) {
-        o.integer("health_unhealthy_threshold", *r.health_unhealthy_threshold);
-      }
-      if (r.health_expect_status) {
-        o.str("health_expect_status", *r.health_expect_status);
-      }
+      writeHealth(o, r);
       break;
     case RouteKind::Gateway: {
       if (r.certificate) {
@@ -258,6 +272,7 @@ void writeRoute(std::string& out, const SnapshotRoute& r) {
         eo.str("method", e.method);
         eo.endpoints("backends", e.backends);
         eo.str("balance", toString(e.balance));
+        writeHealth(eo, e);
       }
       a.push_back(']');
       break;
@@ -402,6 +417,7 @@ class Decoder {
                       " is not supported (this build reads version " +
                       std::to_string(kSnapshotVersion) + ")");
     }
+    version_ = version;
     if (!str(f, "host", s.host) || !checkText(f.at("host"), s.host, 253)) {
       return error();
     }
@@ -702,7 +718,9 @@ class Decoder {
     if (kMethods.count(e.method) == 0) {
       return fail(f.at("method"), quote(e.method) + " is not an HTTP method");
     }
-    return backends(f, e.backends) && balance(f, e.balance) && noUnknownKeys(f, "an endpoint");
+    // Version 2 had no endpoint health checks: there they are unknown keys.
+    return backends(f, e.backends) && balance(f, e.balance) && (version_ < 3 || health(f, e)) &&
+           noUnknownKeys(f, "an endpoint");
   }
 
   // An absolute path without control characters: the proxy opens it as is.
@@ -821,6 +839,25 @@ class Decoder {
     return true;
   }
 
+  // The optional health_* members of a site route or a gateway endpoint.
+  template <typename T>
+  bool health(Fields& f, T& r) {
+    if (!optStr(f, "health_path", r.health_path) ||
+        (r.health_path && !httpPath(f.at("health_path"), *r.health_path)) ||
+        !durationMs(f, "health_interval_ms", r.health_interval) ||
+        !durationMs(f, "health_timeout_ms", r.health_timeout) ||
+        !threshold(f, "health_healthy_threshold", r.health_healthy_threshold) ||
+        !threshold(f, "health_unhealthy_threshold", r.health_unhealthy_threshold) ||
+        !optStr(f, "health_expect_status", r.health_expect_status)) {
+      return false;
+    }
+    if (r.health_expect_status && !isValidStatusRange(*r.health_expect_status)) {
+      return fail(f.at("health_expect_status"),
+                  quote(*r.health_expect_status) + " is not a status or range in 100-599");
+    }
+    return true;
+  }
+
   bool route(const Json& v, const std::string& where, SnapshotRoute& r) {
     if (v.type != Json::Type::Object) {
       return fail(where, "must be an object, not " + std::string(typeName(v.type)));
@@ -867,19 +904,8 @@ class Decoder {
         std::string cert;
         if (!backends(f, r.backends) || !balance(f, r.balance) || !str(f, "certificate", cert) ||
             !checkText(f.at("certificate"), cert, 256) ||
-            !boolean(f, "redirect_http", r.redirect_http) ||
-            !optStr(f, "health_path", r.health_path) ||
-            (r.health_path && !httpPath(f.at("health_path"), *r.health_path)) ||
-            !durationMs(f, "health_interval_ms", r.health_interval) ||
-            !durationMs(f, "health_timeout_ms", r.health_timeout) ||
-            !threshold(f, "health_healthy_threshold", r.health_healthy_threshold) ||
-            !threshold(f, "health_unhealthy_threshold", r.health_unhealthy_threshold) ||
-            !optStr(f, "health_expect_status", r.health_expect_status)) {
+            !boolean(f, "redirect_http", r.redirect_http) || !health(f, r)) {
           return false;
-        }
-        if (r.health_expect_status && !isValidStatusRange(*r.health_expect_status)) {
-          return fail(f.at("health_expect_status"),
-                      quote(*r.health_expect_status) + " is not a status or range in 100-599");
         }
         r.certificate = std::move(cert);
         return noUnknownKeys(f, "a site route");
@@ -920,6 +946,7 @@ class Decoder {
   }
 
   std::string error_;
+  int64_t version_ = kSnapshotVersion;  // of the document being read
 };
 
 }  // namespace

@@ -20,7 +20,7 @@
 namespace edgeplane {
 
 // 2: certificates (name, fingerprint, files) and the health thresholds.
-// 3: the API keys of the host's gateways (verifiers only).
+// 3: the API keys of the host's gateways (verifiers only), the gateway endpoints' health checks.
 inline constexpr int kSnapshotVersion = 3;
 // snapshotFromJson refuses longer input: a few thousand routes take well under 2 MiB.
 inline constexpr size_t kMaxSnapshotBytes = size_t{32} << 20;
@@ -33,6 +33,15 @@ struct SnapshotEndpoint {  // a gateway endpoint
   std::string method;
   std::vector<Endpoint> backends;
   Balance balance = Balance::RoundRobin;
+  // Its health_check, for its backends: the same fields, with the same meaning, as a site
+  // route's (SnapshotRoute::health_*). Initialised, so that {path, method, backends, balance}
+  // stays a complete initialiser.
+  std::optional<Duration> health_interval = std::nullopt;
+  std::optional<Duration> health_timeout = std::nullopt;
+  std::optional<std::string> health_path = std::nullopt;
+  std::optional<uint32_t> health_healthy_threshold = std::nullopt;
+  std::optional<uint32_t> health_unhealthy_threshold = std::nullopt;
+  std::optional<std::string> health_expect_status = std::nullopt;
   auto operator<=>(const SnapshotEndpoint&) const = default;
 };
 
@@ -106,7 +115,7 @@ ProxySnapshot buildSnapshot(const Desired& resolved, const std::string& host,
 
 // Canonical JSON (stable key order, no whitespace, integers only): equal snapshots give equal
 // text, so the reconciler can skip writing a generation that changes nothing.
-//   {"version":2,"host":"edge-1","commit":"<id>"(if set),"routes":[ROUTE,...],
+//   {"version":3,"host":"edge-1","commit":"<id>"(if set),"routes":[ROUTE,...],
 //    "certificates":[CERT,...],"api_keys":[KEY,...]}
 // ROUTE starts with "kind","name","hostnames","namespace","netns", then per kind:
 //   passthrough: "backends":["10.0.0.1:443",...],"balance","proxy_protocol"
@@ -114,7 +123,8 @@ ProxySnapshot buildSnapshot(const Desired& resolved, const std::string& host,
 //                "health_path","health_interval_ms","health_timeout_ms",
 //                "health_healthy_threshold","health_unhealthy_threshold","health_expect_status"
 //   gateway:     "certificate","rate_limit"(if set),
-//                "endpoints":[{"path","method","backends","balance"},...]
+//                "endpoints":[{"path","method","backends","balance", and if set the six
+//                "health_*" members of a site},...]
 // CERT: {"name","fingerprint","cert_file","key_file","domains":[…],"not_after"}
 // KEY:  {"id","name","sha256","gateways":[…],"endpoints":[…],"role","enabled"}
 // Members a kind does not use are not written (and refused when read).

@@ -7,24 +7,26 @@
 namespace edgeplane::proxy::health {
 
 Result<std::vector<HealthKey>> healthKeys(const SnapshotRoute& route) {
+  std::vector<HealthKey> keys;
+  if (route.kind == RouteKind::Gateway) {
+    // Each endpoint's backends are probed with the endpoint's own health check.
+    for (const SnapshotEndpoint& endpoint : route.endpoints) {
+      auto spec = HealthSpec::of(route, endpoint);
+      if (!spec) {
+        return spec.error();
+      }
+      for (const Endpoint& backend : endpoint.backends) {
+        keys.push_back(HealthKey{route.netns, backend, *spec});
+      }
+    }
+    return keys;
+  }
   auto spec = HealthSpec::of(route);
   if (!spec) {
     return spec.error();
   }
-  std::vector<HealthKey> keys;
-  auto add = [&](const Endpoint& backend) {
+  for (const Endpoint& backend : route.backends) {
     keys.push_back(HealthKey{route.netns, backend, *spec});
-  };
-  if (route.kind == RouteKind::Gateway) {
-    for (const SnapshotEndpoint& endpoint : route.endpoints) {
-      for (const Endpoint& backend : endpoint.backends) {
-        add(backend);
-      }
-    }
-  } else {
-    for (const Endpoint& backend : route.backends) {
-      add(backend);
-    }
   }
   return keys;
 }

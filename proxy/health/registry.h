@@ -38,8 +38,9 @@ struct HealthKey {
 };
 
 // The keys of a route's backends, parallel to ActiveRoute::health: spec.backends for sites and
-// passthroughs, the endpoints' backends flattened in order for gateways. An error when the
-// route's health check is malformed (HealthSpec::of).
+// passthroughs with the route's health check, the endpoints' backends flattened in order for
+// gateways, each with its endpoint's health check. An error when a health check is malformed
+// (HealthSpec::of).
 Result<std::vector<HealthKey>> healthKeys(const SnapshotRoute& route);
 
 // One backend's health. `health()` is what the workers see; the state machine behind it is

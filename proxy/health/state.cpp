@@ -34,15 +34,20 @@ std::string ExpectStatus::str() const {
   return low == high ? std::to_string(low) : std::to_string(low) + "-" + std::to_string(high);
 }
 
-Result<std::optional<HealthSpec>> HealthSpec::of(const SnapshotRoute& route) {
-  if (!route.health_path && !route.health_interval && !route.health_timeout &&
-      !route.health_healthy_threshold && !route.health_unhealthy_threshold &&
-      !route.health_expect_status) {
+namespace {
+
+// From the health_* fields of a site route or a gateway endpoint (the same names in both);
+// `where` opens the error messages.
+template <typename T>
+Result<std::optional<HealthSpec>> specOf(const T& fields, const SnapshotRoute& route,
+                                         const std::string& where) {
+  if (!fields.health_path && !fields.health_interval && !fields.health_timeout &&
+      !fields.health_healthy_threshold && !fields.health_unhealthy_threshold &&
+      !fields.health_expect_status) {
     return std::optional<HealthSpec>();
   }
-  std::string where = "route \"" + route.key() + "\" health check: ";
   HealthSpec spec;
-  spec.path = route.health_path.value_or("/");
+  spec.path = fields.health_path.value_or("/");
   if (!requestSafe(spec.path) || spec.path.front() != '/') {
     return terminal(where + "the path must start with '/' and hold no spaces or controls");
   }
@@ -56,24 +61,37 @@ Result<std::optional<HealthSpec>> HealthSpec::of(const SnapshotRoute& route) {
   if (!spec.host.empty() && !requestSafe(spec.host)) {
     return terminal(where + "the host name holds spaces or controls");
   }
-  spec.interval = route.health_interval.value_or(kDefaultInterval);
-  spec.timeout = route.health_timeout.value_or(kDefaultTimeout);
+  spec.interval = fields.health_interval.value_or(kDefaultInterval);
+  spec.timeout = fields.health_timeout.value_or(kDefaultTimeout);
   if (spec.interval.count() <= 0 || spec.timeout.count() <= 0) {
     return terminal(where + "interval and timeout must be positive");
   }
-  spec.healthyThreshold = route.health_healthy_threshold.value_or(kDefaultHealthyThreshold);
-  spec.unhealthyThreshold = route.health_unhealthy_threshold.value_or(kDefaultUnhealthyThreshold);
+  spec.healthyThreshold = fields.health_healthy_threshold.value_or(kDefaultHealthyThreshold);
+  spec.unhealthyThreshold = fields.health_unhealthy_threshold.value_or(kDefaultUnhealthyThreshold);
   if (spec.healthyThreshold == 0 || spec.unhealthyThreshold == 0) {
     return terminal(where + "thresholds must be at least 1");
   }
-  if (route.health_expect_status) {
-    auto expect = ExpectStatus::parse(*route.health_expect_status);
+  if (fields.health_expect_status) {
+    auto expect = ExpectStatus::parse(*fields.health_expect_status);
     if (!expect) {
       return terminal(where + expect.error().message);
     }
     spec.expect = *expect;
   }
   return std::optional<HealthSpec>(std::move(spec));
+}
+
+}  // namespace
+
+Result<std::optional<HealthSpec>> HealthSpec::of(const SnapshotRoute& route) {
+  return specOf(route, route, "route \"" + route.key() + "\" health check: ");
+}
+
+Result<std::optional<HealthSpec>> HealthSpec::of(const SnapshotRoute& route,
+                                                 const SnapshotEndpoint& endpoint) {
+  return specOf(endpoint, route,
+                "route \"" + route.key() + "\" endpoint " + endpoint.method + " " + endpoint.path +
+                    " health check: ");
 }
 
 Transition HealthState::record(const HealthSpec& spec, const ProbeResult& result, int64_t nowMs) {

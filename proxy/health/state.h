@@ -53,6 +53,10 @@ struct HealthSpec {
   // error for a bad expect_status, a zero threshold, interval or timeout, or a path/host that
   // would not make a well-formed request line.
   static Result<std::optional<HealthSpec>> of(const SnapshotRoute& route);
+  // The same for the backends of one endpoint of a gateway route: the endpoint's health_*
+  // fields, the route's host.
+  static Result<std::optional<HealthSpec>> of(const SnapshotRoute& route,
+                                              const SnapshotEndpoint& endpoint);
 };
 
 // One probe's outcome, as the prober judged it.

@@ -67,7 +67,9 @@ std::string backendsText(const std::vector<Endpoint>& v) {
   return join(s);
 }
 
-std::string healthText(const SnapshotRoute& r) {
+// The health check of a site route or a gateway endpoint (the same health_* fields in both).
+template <typename T>
+std::string healthText(const T& r) {
   if (!r.health_path) {
     return "";
   }
@@ -81,8 +83,10 @@ std::string healthText(const SnapshotRoute& r) {
 std::string endpointsText(const SnapshotRoute& r) {
   std::vector<std::string> s;
   for (const auto& e : r.endpoints) {
+    // An endpoint's health check is part of its text, so changing it changes "endpoints".
     s.push_back(e.method + " " + e.path + " → " + backendsText(e.backends) + " (" +
-                std::string(toString(e.balance)) + ")");
+                std::string(toString(e.balance)) +
+                (e.health_path ? ", health_check " + healthText(e) : "") + ")");
   }
   return join(s, "; ");
 }

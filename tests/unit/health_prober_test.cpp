@@ -514,6 +514,50 @@ TEST(Prober, RoutesWithoutAHealthCheckAreNotProbed) {
   EXPECT_TRUE(config->routes[0]->health[0]->up.load());
 }
 
+// A gateway: the endpoint with a health_check has its backends probed with its own spec (path,
+// expect_status, thresholds, the gateway's Host), and one that fails goes down; the endpoint
+// without one is never probed.
+TEST(Prober, GatewayEndpointBackendsAreProbedWithTheEndpointsCheck) {
+  TestBackend good(204);
+  TestBackend failing(200);  // 200 is outside the endpoint's expect_status
+  TestBackend unchecked(500);
+  SnapshotRoute gateway;
+  gateway.kind = RouteKind::Gateway;
+  gateway.name = "ping";
+  gateway.hostnames = {"manager.example.com"};
+  SnapshotEndpoint target{"/t", "GET", {good.endpoint(), failing.endpoint()}};
+  target.health_path = "/ready";
+  target.health_interval = kInterval;
+  target.health_timeout = kTimeout;
+  target.health_unhealthy_threshold = 2;
+  target.health_expect_status = "204";
+  gateway.endpoints = {target, SnapshotEndpoint{"/r", "POST", {unchecked.endpoint()}}};
+  Harness h;
+  auto config = h.attach({gateway}, 1);
+  const auto& health = config->routes[0]->health;
+  ASSERT_EQ(health.size(), 3u);
+  auto started = Clock::now();
+  h.start(config);
+
+  ASSERT_TRUE(waitFor([&] { return !health[1]->up.load(); }, 5s));
+  EXPECT_LE(since(started), kInterval * 2 + kTimeout + kSlack);
+  EXPECT_EQ(h.entry(*config->routes[0], 1)->state().lastError, "status 200 (expected 204)");
+  auto events = h.eventsOf(failing.endpoint());
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].route, "gateway ping");
+  EXPECT_FALSE(events[0].up);
+  EXPECT_EQ(failing.lastRequest(),
+            "GET /ready HTTP/1.1\r\nHost: manager.example.com\r\nUser-Agent: edgeplane-health/1\r\n"
+            "Connection: close\r\n\r\n");
+
+  ASSERT_TRUE(waitFor([&] { return good.accepted() >= 3; }, 3s));
+  EXPECT_TRUE(health[0]->up.load());
+  EXPECT_TRUE(h.entry(*config->routes[0], 0)->state().checked);
+  EXPECT_EQ(unchecked.accepted(), 0);
+  EXPECT_TRUE(health[2]->up.load());
+  h.prober->stop();
+}
+
 // Two tenants, the same backend address, each in its own namespace: each probe reaches its own
 // tenant's server. Creates network namespaces, so it runs in the lab (lab.health_netns).
 TEST(Prober, ProbesFromInsideEachRoutesNamespace) {

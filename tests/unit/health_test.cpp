@@ -157,6 +157,46 @@ TEST(HealthSpec, RefusesBadChecks) {
   refused([](SnapshotRoute& r) { r.hostnames = {"a b"}; }, "host name");
 }
 
+// A gateway endpoint's spec: its own health_* fields, the route's host.
+TEST(HealthSpec, GatewayEndpointFields) {
+  SnapshotRoute gateway;
+  gateway.kind = RouteKind::Gateway;
+  gateway.name = "ping";
+  gateway.hostnames = {"manager.example.com"};
+  SnapshotEndpoint plain{"/r", "POST", {ep("10.0.0.5:80")}};
+  auto absent = HealthSpec::of(gateway, plain);
+  ASSERT_TRUE(absent.ok());
+  EXPECT_FALSE(absent->has_value());
+
+  SnapshotEndpoint checked{"/t", "GET", {ep("10.0.0.5:80")}};
+  checked.health_path = "/ready";
+  checked.health_interval = 5000ms;
+  checked.health_timeout = 700ms;
+  checked.health_healthy_threshold = 1;
+  checked.health_unhealthy_threshold = 5;
+  checked.health_expect_status = "204";
+  auto spec = HealthSpec::of(gateway, checked);
+  ASSERT_TRUE(spec.ok()) << spec.error().message;
+  ASSERT_TRUE(spec->has_value());
+  EXPECT_EQ(**spec, (HealthSpec{"/ready", "manager.example.com", 5000ms, 700ms, 1, 5,
+                                ExpectStatus{204, 204}}));
+
+  SnapshotEndpoint onlyPath{"/t", "GET", {ep("10.0.0.5:80")}};
+  onlyPath.health_path = "/";
+  auto defaults = HealthSpec::of(gateway, onlyPath);
+  ASSERT_TRUE(defaults.ok() && defaults->has_value());
+  EXPECT_EQ(**defaults, (HealthSpec{"/", "manager.example.com", kDefaultInterval, kDefaultTimeout,
+                                    2, 3, ExpectStatus{200, 399}}));
+
+  checked.health_expect_status = "2xx";
+  auto bad = HealthSpec::of(gateway, checked);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("route \"gateway ping\" endpoint GET /t health check: "
+                                     "expect_status \"2xx\""),
+            std::string::npos)
+      << bad.error().message;
+}
+
 TEST(StatusLine, ParsesOnlyWellFormedLines) {
   EXPECT_EQ(parseStatusLine("HTTP/1.1 200 OK"), 200);
   EXPECT_EQ(parseStatusLine("HTTP/1.0 503 Service Unavailable"), 503);
@@ -294,8 +334,8 @@ TEST(HealthRegistry, SameBackendInTwoNamespacesIsTwoEntries) {
   EXPECT_EQ(registry.size(), 2u);
 }
 
-TEST(HealthRegistry, GatewaysFlattenEndpointsAndUncheckedRoutesAreAlwaysUp) {
-  HealthRegistry registry([] { return int64_t{1}; });
+// Gateway "ping" in ep-a: GET /t on .5 and .6, POST /r on .5 again, no health checks.
+SnapshotRoute pingGateway() {
   SnapshotRoute gateway;
   gateway.kind = RouteKind::Gateway;
   gateway.name = "ping";
@@ -303,6 +343,12 @@ TEST(HealthRegistry, GatewaysFlattenEndpointsAndUncheckedRoutesAreAlwaysUp) {
   gateway.netns = "ep-a";
   gateway.endpoints = {SnapshotEndpoint{"/t", "GET", {ep("10.0.0.5:80"), ep("10.0.0.6:80")}},
                        SnapshotEndpoint{"/r", "POST", {ep("10.0.0.5:80")}}};
+  return gateway;
+}
+
+TEST(HealthRegistry, GatewaysFlattenEndpointsAndUncheckedRoutesAreAlwaysUp) {
+  HealthRegistry registry([] { return int64_t{1}; });
+  SnapshotRoute gateway = pingGateway();
   SnapshotRoute pass;
   pass.kind = RouteKind::Passthrough;
   pass.name = "secure";
@@ -333,6 +379,66 @@ TEST(HealthRegistry, GatewaysFlattenEndpointsAndUncheckedRoutesAreAlwaysUp) {
   EXPECT_EQ(rows[3].netns, "ep-a");
   EXPECT_FALSE(rows[3].checked);
   EXPECT_TRUE(rows[3].up);
+}
+
+// Two endpoints, one with a health check: its backends get the endpoint's spec (and are probed,
+// and passively marked), the other's none; a backend under both is two entries, in the
+// flattened order gateway/config.cpp slices per endpoint.
+TEST(HealthRegistry, GatewayEndpointsCarryTheirOwnHealthCheck) {
+  HealthRegistry registry([] { return int64_t{1}; });
+  SnapshotRoute gateway = pingGateway();
+  gateway.endpoints[0].health_path = "/ready";
+  gateway.endpoints[0].health_unhealthy_threshold = 2;
+  auto keys = healthKeys(gateway);
+  ASSERT_TRUE(keys.ok()) << keys.error().message;
+  ASSERT_EQ(keys->size(), 3u);
+  const HealthSpec spec{"/ready", "manager.example.com", kDefaultInterval, kDefaultTimeout, 2,
+                        2,        ExpectStatus{}};
+  EXPECT_EQ((*keys)[0], (HealthKey{"ep-a", ep("10.0.0.5:80"), spec}));
+  EXPECT_EQ((*keys)[1], (HealthKey{"ep-a", ep("10.0.0.6:80"), spec}));
+  EXPECT_EQ((*keys)[2], (HealthKey{"ep-a", ep("10.0.0.5:80"), std::nullopt}));
+
+  auto config = configOf({gateway});
+  ASSERT_TRUE(registry.attach(*config).ok());
+  const auto& g = config->routes[0]->health;
+  ASSERT_EQ(g.size(), 3u);
+  EXPECT_NE(g[0], g[2]);  // same backend, another check
+  EXPECT_EQ(registry.size(), 3u);
+
+  // Passive marking works for the checked endpoint's backends, not for the other's.
+  auto checked = registry.find((*keys)[0]);
+  ASSERT_NE(checked, nullptr);
+  EXPECT_EQ(checked->route(), "gateway ping");
+  g[0]->passiveFailures = 2;
+  EXPECT_EQ(checked->markPassive(5), Transition::Down);
+  EXPECT_FALSE(g[0]->up.load());
+  auto unchecked = registry.find((*keys)[2]);
+  ASSERT_NE(unchecked, nullptr);
+  g[2]->passiveFailures = 100;
+  EXPECT_EQ(unchecked->markPassive(5), Transition::None);
+  EXPECT_TRUE(g[2]->up.load());
+
+  // GET /api/v1/backends: one row per place, the checked ones as such.
+  EXPECT_EQ(checked->record(ProbeResult{false, "status 500"}, 6), Transition::None);
+  auto rows = registry.describe(*config);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].backend, "10.0.0.5:80");
+  EXPECT_FALSE(rows[0].up);
+  EXPECT_TRUE(rows[0].checked);
+  EXPECT_EQ(rows[0].lastError, "status 500");
+  EXPECT_TRUE(rows[1].up);
+  EXPECT_FALSE(rows[1].checked);  // not probed yet
+  EXPECT_EQ(rows[2].backend, "10.0.0.5:80");
+  EXPECT_TRUE(rows[2].up);
+  EXPECT_FALSE(rows[2].checked);
+
+  // A malformed endpoint check refuses the whole config.
+  gateway.endpoints[1].health_healthy_threshold = 0;
+  auto refused = configOf({gateway});
+  auto attached = registry.attach(*refused);
+  ASSERT_FALSE(attached.ok());
+  EXPECT_NE(attached.error().message.find("endpoint POST /r health check"), std::string::npos)
+      << attached.error().message;
 }
 
 TEST(HealthRegistry, ARefusedCheckChangesNothing) {

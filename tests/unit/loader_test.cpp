@@ -535,6 +535,96 @@ backends = ["10.50.0.5:8080"]
   EXPECT_FALSE(d.gateways.at(0).rate_limit.has_value());
 }
 
+// A [[gateway.endpoint]] takes a site's health_check: the same keys, defaults and checks.
+TEST(Loader, GatewayEndpointHealthCheck) {
+  Desired d = loadClean(withBase(R"([[certificate]]
+name = "manager"
+domains = ["manager.example.com"]
+issuer = "self-signed"
+[[gateway]]
+name = "ping"
+hostname = "manager.example.com"
+namespace = "tenant-a"
+certificate = "manager"
+[[gateway.endpoint]]
+path = "/api/gateway/target"
+method = "GET"
+backends = ["10.50.0.5:8080"]
+health_check = { path = "/healthz", interval = "5s", timeout = "1s", healthy_threshold = 1, unhealthy_threshold = 4, expect_status = "204" }
+[[gateway.endpoint]]
+path = "/api/gateway/result"
+method = "POST"
+backends = ["10.50.0.10:9090"]
+[[gateway.endpoint]]
+path = "/api/gateway/status"
+method = "GET"
+backends = ["10.50.0.10:9090"]
+health_check = {}
+)"));
+  const Gateway& g = d.gateways.at(0);
+  ASSERT_EQ(g.endpoints.size(), 3u);
+  ASSERT_TRUE(g.endpoints[0].health_check.has_value());
+  const HealthCheck& h = *g.endpoints[0].health_check;
+  EXPECT_EQ(h.path, "/healthz");
+  EXPECT_EQ(h.interval, std::chrono::seconds(5));
+  EXPECT_EQ(h.timeout, std::chrono::seconds(1));
+  EXPECT_EQ(h.healthy_threshold, 1u);
+  EXPECT_EQ(h.unhealthy_threshold, 4u);
+  EXPECT_EQ(h.expect_status, "204");
+  EXPECT_EQ(g.endpoints[0].origin.at("health_check"), (SourceLoc{"t.toml", 24, 16}));
+  EXPECT_FALSE(g.endpoints[1].health_check.has_value());
+  ASSERT_TRUE(g.endpoints[2].health_check.has_value());
+  const HealthCheck defaults;
+  EXPECT_EQ(g.endpoints[2].health_check->path, defaults.path);
+  EXPECT_EQ(g.endpoints[2].health_check->interval, defaults.interval);
+  EXPECT_EQ(g.endpoints[2].health_check->timeout, defaults.timeout);
+  EXPECT_EQ(g.endpoints[2].health_check->healthy_threshold, defaults.healthy_threshold);
+  EXPECT_EQ(g.endpoints[2].health_check->unhealthy_threshold, defaults.unhealthy_threshold);
+  EXPECT_EQ(g.endpoints[2].health_check->expect_status, defaults.expect_status);
+}
+
+// Every error of a site's health_check, from an endpoint's, with its position.
+TEST(Loader, GatewayEndpointHealthCheckErrorsArePointedAt) {
+  const std::string head = R"([[certificate]]
+name = "manager"
+domains = ["manager.example.com"]
+issuer = "self-signed"
+[[gateway]]
+name = "ping"
+hostname = "manager.example.com"
+namespace = "tenant-a"
+certificate = "manager"
+[[gateway.endpoint]]
+path = "/ping"
+method = "GET"
+backends = ["10.50.0.5:8080"]
+)";
+  EXPECT_EQ(check(withBase(head + R"(health_check = { path = "healthz", intervall = "5s" }
+)")),
+            "t.toml:24:25: error: health check path \"healthz\" must start with '/'\n"
+            "t.toml:24:36: error: unknown key 'intervall' in 'health_check'; did you mean "
+            "'interval'?\n");
+  EXPECT_EQ(check(withBase(head + R"(health_check = { interval = "5s", timeout = "5000ms" }
+)")),
+            "t.toml:24:45: error: health check timeout 5s must be shorter than its interval 5s\n");
+  EXPECT_EQ(check(withBase(head + R"(health_check = { interval = "10", timeout = "2x" }
+)")),
+            "t.toml:24:29: error: invalid duration \"10\" in 'interval'\n"
+            "t.toml:24:45: error: invalid duration \"2x\" in 'timeout'\n");
+  EXPECT_EQ(
+      check(withBase(
+          head +
+          R"(health_check = { healthy_threshold = 0, unhealthy_threshold = 101, expect_status = "600" }
+)")),
+      "t.toml:24:38: error: 'healthy_threshold' must be between 1 and 100, got 0\n"
+      "t.toml:24:63: error: 'unhealthy_threshold' must be between 1 and 100, got 101\n"
+      "t.toml:24:84: error: invalid status \"600\" in 'expect_status' (want a status or a "
+      "range like \"200-399\", within 100-599)\n");
+  EXPECT_EQ(check(withBase(head + R"(health_check = "/healthz"
+)")),
+            "t.toml:24:16: error: 'health_check' must be a table, not a string\n");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Syntax, keys and types.
 

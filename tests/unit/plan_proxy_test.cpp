@@ -280,6 +280,53 @@ TEST(PlanProxy, GatewaysAreDiffedLikeOtherRoutes) {
                                       "- gateway old"}));
 }
 
+// An endpoint's health_check is part of the endpoints text: added, changed or removed, it
+// shows as an "endpoints" change (a site's shows as its own "health_check" field).
+TEST(PlanProxy, GatewayEndpointHealthCheckChangesShow) {
+  auto withCheck = [](std::string interval) {
+    SnapshotRoute r = gatewayRoute("ping");
+    SnapshotEndpoint& e = r.endpoints[0];
+    e.health_path = "/ready";
+    e.health_interval = Duration{std::stoll(interval)};
+    e.health_timeout = Duration{1000};
+    e.health_healthy_threshold = 2;
+    e.health_unhealthy_threshold = 3;
+    e.health_expect_status = "204";
+    return r;
+  };
+  const std::string plain = "GET /api/a → 10.0.0.5:8080 (round_robin)";
+  const std::string rest = "; GET /api/b → 10.0.0.5:8080 (round_robin)";
+  const std::string every5s =
+      "GET /api/a → 10.0.0.5:8080 (round_robin, health_check /ready "
+      "every 5s timeout 1s up 2 down 3 expect 204)";
+  const std::string every10s =
+      "GET /api/a → 10.0.0.5:8080 (round_robin, health_check /ready "
+      "every 10s timeout 1s up 2 down 3 expect 204)";
+
+  Case c;
+  c.target.proxy.routes = {withCheck("5000")};
+  ProxySnapshot applied;
+  applied.routes = {gatewayRoute("ping")};
+  c.store.snapshot = applied;
+  core::Plan added = c.plan();
+  EXPECT_EQ(lines(added), (std::vector<std::string>{"~ gateway ping (endpoints: " + plain + rest +
+                                                    " → " + every5s + rest + ")"}));
+  ASSERT_EQ(added.ops.size(), 1u);
+  ASSERT_EQ(added.ops[0].changes.size(), 1u);
+  EXPECT_EQ(added.ops[0].changes[0].field, "endpoints");
+
+  c.store.snapshot->routes = {withCheck("10000")};
+  EXPECT_EQ(lines(c.plan()), (std::vector<std::string>{"~ gateway ping (endpoints: " + every10s +
+                                                       rest + " → " + every5s + rest + ")"}));
+
+  c.target.proxy.routes = {gatewayRoute("ping")};
+  EXPECT_EQ(lines(c.plan()), (std::vector<std::string>{"~ gateway ping (endpoints: " + every10s +
+                                                       rest + " → " + plain + rest + ")"}));
+
+  c.store.snapshot->routes = c.target.proxy.routes;
+  EXPECT_TRUE(c.plan().empty());
+}
+
 TEST(PlanProxy, ApiKeysAreDiffedWithoutEverShowingADigest) {
   Case c;
   c.target.proxy.routes = {gatewayRoute("ping")};

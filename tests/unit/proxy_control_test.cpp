@@ -33,6 +33,7 @@
 
 #include "proxy/admin.h"
 #include "proxy/control.h"
+#include "proxy/gateway/config.h"
 #include "proxy/tls/context.h"
 #include "schema/snapshot.h"
 #include "schema/store.h"
@@ -700,15 +701,21 @@ TEST(MetricsText, ParsesBackWithEveryErrorKind) {
             1u);
 }
 
-TEST(BackendHealthApi, ListsEveryBackendAndExportsTheUpGauge) {
-  int64_t now = 1'700'000'000'000;
-  health::HealthRegistry registry([&] { return now; });
+// Gateway "ping": GET /t and POST /r, both on 10.50.0.5:80, no health checks.
+SnapshotRoute pingGateway() {
   SnapshotRoute gateway = passthrough("ping", {"m.example.com"});
   gateway.kind = RouteKind::Gateway;
   gateway.backends.clear();
   gateway.endpoints = {
       SnapshotEndpoint{"/t", "GET", {*Endpoint::parse("10.50.0.5:80")}, Balance::RoundRobin},
       SnapshotEndpoint{"/r", "POST", {*Endpoint::parse("10.50.0.5:80")}, Balance::RoundRobin}};
+  return gateway;
+}
+
+TEST(BackendHealthApi, ListsEveryBackendAndExportsTheUpGauge) {
+  int64_t now = 1'700'000'000'000;
+  health::HealthRegistry registry([&] { return now; });
+  SnapshotRoute gateway = pingGateway();
   auto s = snapshotOf({gateway, checkedSite("shop", {"10.50.0.12:8080", "[fd00::7]:8080"})});
   auto built = buildActiveConfig(s, 1, "{}", nullptr, &registry);
   ASSERT_TRUE(built.ok()) << built.error().message;
@@ -751,6 +758,54 @@ TEST(BackendHealthApi, ListsEveryBackendAndExportsTheUpGauge) {
     series += key.starts_with("edgeplane_proxy_backend_up{") ? 1 : 0;
   }
   EXPECT_EQ(series, 3u);
+}
+
+// A gateway endpoint with a health_check: its backends are checked with the endpoint's spec
+// (down after failed probes, in the gateway's per-endpoint slice too), the other endpoint's are
+// not, and GET /api/v1/backends shows which is which.
+TEST(BackendHealthApi, GatewayEndpointWithAHealthCheck) {
+  int64_t now = 1'700'000'000'000;
+  health::HealthRegistry registry([&] { return now; });
+  SnapshotRoute gateway = pingGateway();
+  gateway.endpoints[0].health_path = "/ready";
+  gateway.endpoints[0].health_unhealthy_threshold = 2;
+  auto built = buildActiveConfig(snapshotOf({gateway}), 1, "{}", nullptr, &registry);
+  ASSERT_TRUE(built.ok()) << built.error().message;
+  const ActiveConfig& config = **built;
+  const ActiveRoute& route = *config.routes[0];
+  ASSERT_EQ(route.health.size(), 2u);
+  auto checked = entryOf(registry, route, 0);
+  auto unchecked = entryOf(registry, route, 1);
+  ASSERT_NE(checked, nullptr);
+  ASSERT_NE(unchecked, nullptr);
+  ASSERT_TRUE(checked->key().spec.has_value());
+  EXPECT_EQ(checked->key().spec->path, "/ready");
+  EXPECT_EQ(checked->key().spec->host, "m.example.com");
+  EXPECT_FALSE(unchecked->key().spec.has_value());
+  now += 1'000;
+  for (int i = 0; i < 2; ++i) {
+    checked->record(health::ProbeResult{false, "status 500 (expected 200-399)"}, now);
+  }
+  EXPECT_FALSE(route.health[0]->up.load());
+  EXPECT_TRUE(route.health[1]->up.load());
+
+  // The gateway sees it per endpoint: /t has no healthy backend left, /r has its one.
+  ASSERT_NE(config.gateway, nullptr);
+  const gateway::GatewayEntry* g = config.gateway->find(&route);
+  ASSERT_NE(g, nullptr);
+  ASSERT_EQ(g->endpoints.size(), 2u);
+  ASSERT_EQ(g->endpoints[0]->health.size(), 1u);
+  EXPECT_FALSE(g->endpoints[0]->health[0]->up.load());
+  ASSERT_EQ(g->endpoints[1]->health.size(), 1u);
+  EXPECT_TRUE(g->endpoints[1]->health[0]->up.load());
+
+  EXPECT_EQ(renderBackends(registry, config),
+            "[{\"route\":\"gateway ping\",\"netns\":\"ep-tenant-a\",\"backend\":\"10.50.0.5:80\","
+            "\"up\":false,\"checked\":true,\"last_change\":\"2023-11-14T22:13:21Z\","
+            "\"consecutive_failures\":2,\"last_error\":\"status 500 (expected 200-399)\"},"
+            "{\"route\":\"gateway ping\",\"netns\":\"ep-tenant-a\",\"backend\":\"10.50.0.5:80\","
+            "\"up\":true,\"checked\":false,\"last_change\":\"2023-11-14T22:13:20Z\","
+            "\"consecutive_failures\":0,\"last_error\":\"\"}]\n");
 }
 
 // The https handler's per-request series, for terminated routes only.

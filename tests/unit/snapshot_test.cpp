@@ -136,7 +136,18 @@ TEST(SnapshotBuild, FullExampleEdge2HasEveryRouteKindSorted) {
   EXPECT_EQ(ping->endpoints[0].method, "GET");
   EXPECT_EQ(ping->endpoints[0].backends,
             (std::vector<Endpoint>{ep("10.51.0.5:8080"), ep("10.51.0.6:8080")}));
+  // The first endpoint's health_check, every field written; the second has none.
+  EXPECT_EQ(ping->endpoints[0].health_path, "/healthz");
+  EXPECT_EQ(ping->endpoints[0].health_interval, Duration{5s});
+  EXPECT_EQ(ping->endpoints[0].health_timeout, Duration{1s});
+  EXPECT_EQ(ping->endpoints[0].health_healthy_threshold, 2u);
+  EXPECT_EQ(ping->endpoints[0].health_unhealthy_threshold, 3u);
+  EXPECT_EQ(ping->endpoints[0].health_expect_status, "200");
   EXPECT_EQ(ping->endpoints[1].method, "POST");
+  EXPECT_FALSE(ping->endpoints[1].health_path.has_value());
+  EXPECT_FALSE(ping->endpoints[1].health_interval.has_value());
+  EXPECT_FALSE(ping->endpoints[1].health_expect_status.has_value());
+  EXPECT_FALSE(ping->health_path.has_value());  // a gateway route has none of its own
   EXPECT_TRUE(ping->backends.empty());
 }
 
@@ -299,6 +310,7 @@ ProxySnapshot sample() {
   s.health_check = HealthCheck{"/healthz", Duration{10s}, Duration{1500ms}};
   Gateway g = gateway("ping", "tenant-a", "manager.example.com");
   g.rate_limit = RateLimit::parse("100/minute");
+  g.endpoints[0].health_check = HealthCheck{"/ready", Duration{5s}, Duration{500ms}, 1, 4, "204"};
   GatewayEndpoint e2;
   e2.path = "/y";
   e2.method = "GET";
@@ -348,7 +360,9 @@ constexpr std::string_view kSampleJson =
     R"({"kind":"gateway","name":"ping","hostnames":["manager.example.com"],)"
     R"("namespace":"tenant-a","netns":"ep-tenant-a","certificate":"g",)"
     R"("rate_limit":"100/minute","endpoints":[{"path":"/x","method":"POST",)"
-    R"("backends":["10.0.0.3:9000"],"balance":"round_robin"},{"path":"/y","method":"GET",)"
+    R"("backends":["10.0.0.3:9000"],"balance":"round_robin","health_path":"/ready",)"
+    R"("health_interval_ms":5000,"health_timeout_ms":500,"health_healthy_threshold":1,)"
+    R"("health_unhealthy_threshold":4,"health_expect_status":"204"},{"path":"/y","method":"GET",)"
     R"("backends":["10.0.0.4:9001","10.0.0.5:9001"],"balance":"random"}]}],)"
     R"("certificates":[{"name":"c","fingerprint":)"
     R"("0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0",)"
@@ -482,6 +496,9 @@ std::vector<BadCase> badCases() {
   auto passWith = [&](std::string_view from, std::string_view to) {
     return withRoutes(replaced(pass, from, to));
   };
+  // The sample as version 2 would have it, but for its endpoint's health check.
+  std::string v2 = mutate(R"({"version":3,)", R"({"version":2,)");
+  v2 = v2.substr(0, v2.find(R"(,"api_keys":)")) + "}";
   return {
       // JSON syntax and the reader's limits
       {"empty", "", "unexpected end of input"},
@@ -659,6 +676,42 @@ std::vector<BadCase> badCases() {
       {"gateway endpoint unknown key",
        mutate(R"("balance":"random"})", R"("balance":"random","weight":1})"),
        "unknown key \"weight\" in an endpoint"},
+      {"gateway endpoint health_path relative",
+       mutate(R"("health_path":"/ready")", R"("health_path":"ready")"),
+       "routes[2].endpoints[0].health_path: \"ready\" must start with '/'"},
+      {"gateway endpoint health_path with a space",
+       mutate(R"("health_path":"/ready")", R"("health_path":"/re ady")"),
+       "routes[2].endpoints[0].health_path: contains a space or control character"},
+      {"gateway endpoint health_path not a string",
+       mutate(R"("health_path":"/ready")", R"("health_path":1)"),
+       "routes[2].endpoints[0].health_path: must be a string, not an integer"},
+      {"gateway endpoint health interval zero",
+       mutate(R"("health_interval_ms":5000)", R"("health_interval_ms":0)"),
+       "routes[2].endpoints[0].health_interval_ms: 0 is not between 1 and 604800000 milliseconds"},
+      {"gateway endpoint health timeout over 7 days",
+       mutate(R"("health_timeout_ms":500)", R"("health_timeout_ms":604800001)"),
+       "routes[2].endpoints[0].health_timeout_ms: 604800001 is not between"},
+      {"gateway endpoint health interval as text",
+       mutate(R"("health_interval_ms":5000)", R"("health_interval_ms":"5s")"),
+       "routes[2].endpoints[0].health_interval_ms: must be an integer, not a string"},
+      {"gateway endpoint health threshold zero",
+       mutate(R"("health_healthy_threshold":1)", R"("health_healthy_threshold":0)"),
+       "routes[2].endpoints[0].health_healthy_threshold: 0 is not between 1 and 100"},
+      {"gateway endpoint unhealthy threshold too big",
+       mutate(R"("health_unhealthy_threshold":4)", R"("health_unhealthy_threshold":101)"),
+       "routes[2].endpoints[0].health_unhealthy_threshold: 101 is not between 1 and 100"},
+      {"gateway endpoint expect_status bad range",
+       mutate(R"("health_expect_status":"204")", R"("health_expect_status":"299-200")"),
+       "routes[2].endpoints[0].health_expect_status: \"299-200\" is not a status or range in "
+       "100-599"},
+      {"gateway endpoint health key misspelt",
+       mutate(R"("health_timeout_ms":500)", R"("health_timeout":500)"),
+       "unknown key \"health_timeout\" in an endpoint"},
+      {"gateway route with a health check of its own",
+       mutate(R"("certificate":"g",)", R"("certificate":"g","health_path":"/ready",)"),
+       "unknown key \"health_path\" in a gateway route"},
+      {"version 2 endpoint with a health check", v2,
+       "routes[2].endpoints[0]: unknown key \"health_path\" in an endpoint"},
       {"gateway with backends",
        mutate(R"("certificate":"g",)", R"("certificate":"g","backends":["10.0.0.1:1"],)"),
        "unknown key \"backends\" in a gateway route"},
@@ -747,6 +800,11 @@ TEST(SnapshotJson, EveryDecoderErrorIsReportedClearly) {
 TEST(SnapshotJson, Version2WithoutKeysIsStillRead) {
   ProxySnapshot s = sample();
   s.api_keys.clear();
+  for (SnapshotRoute& r : s.routes) {
+    for (SnapshotEndpoint& e : r.endpoints) {  // version 2 had no endpoint health checks
+      e = SnapshotEndpoint{e.path, e.method, e.backends, e.balance};
+    }
+  }
   std::string v2 = replaced(snapshotToJson(s), R"({"version":3,)", R"({"version":2,)");
   v2 = replaced(v2, R"(,"api_keys":[])", "");
   auto back = snapshotFromJson(v2);

@@ -368,6 +368,31 @@ issuer = "self-signed"
             "");
 }
 
+// A gateway endpoint's health_check goes through load and validation as a site's does: a good
+// one is clean, a bad one is reported at its file:line:col among the other files.
+TEST(Validate, GatewayEndpointHealthCheckAcrossFiles) {
+  const std::map<std::string, std::string> rest = {{"certs.toml", R"([[certificate]]
+name = "manager"
+domains = ["*.example.com"]
+issuer = "self-signed"
+)"},
+                                                   {"ns.toml", std::string(kBase)}};
+  auto with = [&](std::string_view check) {
+    auto files = rest;
+    files["z/gateway.toml"] = gateway("a.example.com") + std::string(check);
+    return files;
+  };
+  EXPECT_EQ(checkFiles(with(R"(health_check = { path = "/healthz", expect_status = "204" }
+)")),
+            "");
+  EXPECT_EQ(checkFiles(with(R"(health_check = { timeout = "10s", expect_status = "2xx" }
+)")),
+            "cfg/z/gateway.toml:10:28: error: health check timeout 10s must be shorter than its "
+            "interval 10s\n"
+            "cfg/z/gateway.toml:10:51: error: invalid status \"2xx\" in 'expect_status' (want a "
+            "status or a range like \"200-399\", within 100-599)\n");
+}
+
 // ---------------------------------------------------------------------------------------------
 // One hostname, one route per host.
 
