@@ -801,6 +801,55 @@ std::string sshFingerprint(std::string_view keyBlob) {
          encodeBase64(std::string_view(reinterpret_cast<const char*>(digest), len), false);
 }
 
+Result<std::optional<SshSignedCommit>> splitSignedCommit(std::string_view object) {
+  if (object.size() > kMaxCommitObjectBytes) {
+    return terminal("the commit object is larger than " + std::to_string(kMaxCommitObjectBytes) +
+                    " bytes");
+  }
+  constexpr std::string_view kKey = "gpgsig";
+  std::string signature;
+  std::string payload;
+  bool saw = false;
+  bool inSignature = false;  // continuation lines belong to the gpgsig header
+  bool inOther = false;      // ... or to another gpgsig… header, left out like it
+  while (!object.empty()) {
+    const size_t nl = object.find('\n');
+    const size_t len = nl == std::string_view::npos ? object.size() : nl + 1;
+    const std::string_view line = object.substr(0, len);
+    if (line.front() == '\n') {
+      payload.append(object);  // the blank line and the message, whatever they hold
+      break;
+    }
+    object.remove_prefix(len);
+    if ((inSignature || inOther) && line.front() == ' ') {
+      if (inSignature) {
+        signature.append(line.substr(1));
+      }
+      continue;
+    }
+    inSignature = false;
+    inOther = false;
+    if (line.starts_with(kKey) && line.size() > kKey.size() && line[kKey.size()] == ' ') {
+      if (saw) {
+        return terminal("more than one gpgsig header; git would join them into one signature");
+      }
+      saw = true;
+      inSignature = true;
+      signature.append(line.substr(kKey.size() + 1));
+      continue;
+    }
+    if (line.starts_with(kKey)) {
+      inOther = true;
+      continue;
+    }
+    payload.append(line);
+  }
+  if (!saw) {
+    return std::optional<SshSignedCommit>();
+  }
+  return std::optional<SshSignedCommit>(SshSignedCommit{std::move(signature), std::move(payload)});
+}
+
 Result<std::vector<AllowedSigner>> parseAllowedSigners(std::string_view text) {
   if (text.size() > kMaxAllowedSignersBytes) {
     return terminal("allowed_signers is larger than " + std::to_string(kMaxAllowedSignersBytes) +

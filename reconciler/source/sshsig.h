@@ -22,6 +22,19 @@ struct SshSignedCommit {
   std::string payload;
 };
 
+// Bound on a commit object read for its signature; git itself has none, a config commit is small.
+inline constexpr std::size_t kMaxCommitObjectBytes = std::size_t{1} << 20;
+
+// Takes a raw commit object apart as git does (commit.c, parse_buffer_signed_by_header), so
+// that what verifies here is what `git verify-commit` calls signed: only the header counts, up
+// to the first blank line; the header whose key is exactly `gpgsig` and its continuation lines
+// (a leading space) are the signature, and the payload is the object without them. Other
+// `gpgsig…` headers (`gpgsig-sha256`, made over the SHA-256 form of the commit) are no
+// signature here and are left out of the payload, as git leaves them out; any other header
+// (`xgpgsig`) is payload. A second `gpgsig` header is refused, where git would join them.
+// nullopt: the commit is unsigned.
+Result<std::optional<SshSignedCommit>> splitSignedCommit(std::string_view object);
+
 // One key line of an allowed_signers file (see ssh-keygen(1), "ALLOWED SIGNERS").
 struct AllowedSigner {
   std::vector<std::string> principals;

@@ -603,5 +603,38 @@ TEST(SshFingerprint, IsUnpaddedBase64OfSha256) {
   EXPECT_EQ(sshFingerprint(""), "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU");
 }
 
+// --- Commit objects taken apart as git does (the end-to-end cases are in git_source_test) ---
+
+TEST(SplitSignedCommit, FollowsGitsHeaderRules) {
+  const std::string head =
+      "tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n"
+      "author A <a@x> 1700000000 +0000\n"
+      "committer A <a@x> 1700000000 +0000\n";
+  const std::string sig =
+      "gpgsig -----BEGIN SSH SIGNATURE-----\n AAAA\n -----END SSH SIGNATURE-----\n";
+  // Other gpgsig... headers, with their continuations, are left out of the payload as git
+  // does; other headers' continuation lines (a mergetag) stay in it.
+  const std::string other = "gpgsig-sha256 -----BEGIN SSH SIGNATURE-----\n BBBB\n";
+  const std::string mergetag = "mergetag object 1234\n type commit\n";
+  auto split = splitSignedCommit(head + other + sig + mergetag + "\nmsg\ngpgsig x\n y\n");
+  ASSERT_TRUE(split.ok()) << split.error().message;
+  ASSERT_TRUE(split->has_value());
+  EXPECT_EQ((*split)->signature,
+            "-----BEGIN SSH SIGNATURE-----\nAAAA\n-----END SSH SIGNATURE-----\n");
+  EXPECT_EQ((*split)->payload, head + mergetag + "\nmsg\ngpgsig x\n y\n");
+  // No message, no final newline.
+  auto bare = splitSignedCommit(head + sig.substr(0, sig.size() - 1));
+  ASSERT_TRUE(bare.ok() && bare->has_value());
+  EXPECT_EQ((*bare)->payload, head);
+  // Unsigned, whatever the message holds.
+  auto none = splitSignedCommit(head + "\n" + sig);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  auto twice = splitSignedCommit(head + sig + "gpgsig second\n\nmsg\n");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_TRUE(contains(twice.error().message, "more than one gpgsig header"));
+  EXPECT_FALSE(splitSignedCommit(std::string(kMaxCommitObjectBytes + 1, 'x')).ok());
+}
+
 }  // namespace
 }  // namespace edgeplane::source
