@@ -45,7 +45,9 @@ struct AllowedSigner {
   std::optional<std::int64_t> validBefore;
   // A CA key: it vouches for certificates, which are not supported, so it matches nothing.
   bool certAuthority = false;
-  std::string keyType;   // "ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa", …
+  // no-touch-required: a security key's signature need not attest user presence.
+  bool noTouchRequired = false;
+  std::string keyType;   // "ssh-ed25519", "sk-ssh-ed25519@openssh.com", "ssh-rsa", …
   std::string keyBlob;   // the public key in SSH wire form (the decoded base64)
   std::size_t line = 0;  // 1-based, for messages
 };
@@ -65,12 +67,18 @@ inline constexpr std::size_t kMaxAllowedSigners = 10000;
 inline constexpr std::size_t kMaxArmoredSignatureBytes = std::size_t{64} << 10;
 
 // Parses an allowed_signers file: `principals [options] keytype base64 [comment]` per line,
-// `#` comments and blank lines skipped. Strict, like OpenSSH: any malformed line, unknown
-// option or unsupported key type fails the whole file, naming the line. Supported keys:
-// ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa (2048 to 16384 bits).
+// `#` comments and blank lines skipped. Strict, like OpenSSH: any malformed line or unknown
+// option fails the whole file, naming the line. Supported keys: ssh-ed25519,
+// ecdsa-sha2-nistp256/384/521, ssh-rsa (2048 to 16384 bits), and the security keys
+// sk-ssh-ed25519@openssh.com and sk-ecdsa-sha2-nistp256@openssh.com. A well-formed line of
+// another key type (ssh-dss, certificates, …) is skipped, with a warning in `warnings` if
+// given, so that one such signer does not refuse every commit.
 // Options: cert-authority, namespaces="…", valid-after="…", valid-before="…" (the time
-// forms YYYYMMDD[HHMM[SS]], a trailing Z for UTC, else local time, as OpenSSH reads them).
-Result<std::vector<AllowedSigner>> parseAllowedSigners(std::string_view text);
+// forms YYYYMMDD[HHMM[SS]], a trailing Z for UTC, else local time, as OpenSSH reads them),
+// no-touch-required (a security key's signature need not attest user presence, which is
+// otherwise required, as ssh-keygen asks for it by default).
+Result<std::vector<AllowedSigner>> parseAllowedSigners(
+    std::string_view text, std::vector<std::string>* warnings = nullptr);
 
 // Verifies an armored SSHSIG (PROTOCOL.sshsig) over `payload` in namespace `ns`, and that the
 // signing key is an allowed signer for `ns` (and, if the line has validity times, at
