@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "reconciler/cli/fetch_child.h"
 #include "reconciler/cli/history.h"
@@ -42,9 +44,15 @@ std::optional<std::string> checkSignature(const source::GitSource& src, const Gi
   }
   std::ostringstream text;
   text << in.rdbuf();
-  auto signers = source::parseAllowedSigners(text.str());
+  std::vector<std::string> warnings;
+  auto signers = source::parseAllowedSigners(text.str(), &warnings);
   if (!signers) {
     return *g.allowedSigners + ": " + signers.error().message;
+  }
+  // Lines skipped for a key type that is not supported: "allowed_signers:3: ..." -> the path.
+  std::string skipped;
+  for (const std::string& w : warnings) {
+    skipped += "\nwarning: " + *g.allowedSigners + w.substr(w.find(':'));
   }
   auto verified = src.verifyCommit(commit, *signers);
   if (!verified) {
@@ -55,10 +63,10 @@ std::optional<std::string> checkSignature(const source::GitSource& src, const Gi
       why = why.substr(prefix.size());
       why = why.starts_with(": ") ? why.substr(2) : "it" + why;
     }
-    return why + " (checked against allowed_signers " + *g.allowedSigners + ")";
+    return why + " (checked against allowed_signers " + *g.allowedSigners + ")" + skipped;
   }
   note = "signature: good, by " + verified->principal + " (" + verified->keyType + " " +
-         verified->fingerprint + ")";
+         verified->fingerprint + ")" + skipped;
   return std::nullopt;
 }
 

@@ -53,6 +53,8 @@ using Object = GitPtr<git_object, git_object_free>;
 using Reference = GitPtr<git_reference, git_reference_free>;
 using Remote = GitPtr<git_remote, git_remote_free>;
 using Config = GitPtr<git_config, git_config_free>;
+using Odb = GitPtr<git_odb, git_odb_free>;
+using OdbObject = GitPtr<git_odb_object, git_odb_object_free>;
 
 struct BufFree {
   void operator()(git_buf* b) const { git_buf_dispose(b); }
@@ -686,23 +688,40 @@ Result<std::optional<SshSignedCommit>> GitSource::extractSignature(
   if (!commit) {
     return commit.error();
   }
-  git_oid oid = *git_commit_id(commit->get());
-  git_buf signature = GIT_BUF_INIT;
-  git_buf payload = GIT_BUF_INIT;
-  std::unique_ptr<git_buf, BufFree> signatureGuard(&signature);
-  std::unique_ptr<git_buf, BufFree> payloadGuard(&payload);
-  const int rc = git_commit_extract_signature(&signature, &payload, repo_.get(), &oid, nullptr);
-  if (rc == GIT_ENOTFOUND) {
-    return std::optional<SshSignedCommit>();
-  }
-  if (rc != 0) {
-    return terminal("cannot read the signature of " + std::string(commitId) + ": " +
+  // The object as stored, taken apart by splitSignedCommit as git does it, not by
+  // git_commit_extract_signature: libgit2 1.5 takes `gpgsig` lines from anywhere in the
+  // object, the message included, so a signature moved out of the header still verified.
+  git_odb* odbRaw = nullptr;
+  if (git_repository_odb(&odbRaw, repo_.get()) != 0) {
+    return terminal("cannot open the object database of the cache of " + spec_.url + ": " +
                     lastGitError());
   }
-  SshSignedCommit out;
-  out.signature.assign(signature.ptr, signature.size);
-  out.payload.assign(payload.ptr, payload.size);
-  return std::optional<SshSignedCommit>(std::move(out));
+  const Odb odb(odbRaw);
+  const git_oid* oid = git_commit_id(commit->get());
+  size_t size = 0;
+  git_object_t type = GIT_OBJECT_INVALID;
+  if (git_odb_read_header(&size, &type, odb.get(), oid) != 0) {
+    return terminal("cannot read " + std::string(commitId) + ": " + lastGitError());
+  }
+  if (size > kMaxCommitObjectBytes) {
+    return terminal("commit " + std::string(commitId) + " is larger than " +
+                    std::to_string(kMaxCommitObjectBytes) + " bytes");
+  }
+  git_odb_object* objectRaw = nullptr;
+  if (git_odb_read(&objectRaw, odb.get(), oid) != 0) {
+    return terminal("cannot read " + std::string(commitId) + ": " + lastGitError());
+  }
+  const OdbObject object(objectRaw);
+  if (git_odb_object_type(object.get()) != GIT_OBJECT_COMMIT) {
+    return terminal(std::string(commitId) + " is not a commit");
+  }
+  auto split = splitSignedCommit(
+      std::string_view(static_cast<const char*>(git_odb_object_data(object.get())),
+                       git_odb_object_size(object.get())));
+  if (!split) {
+    return terminal("commit " + std::string(commitId) + ": " + split.error().message);
+  }
+  return split;
 }
 
 Result<VerifiedSignature> GitSource::verifyCommit(std::string_view commitId,

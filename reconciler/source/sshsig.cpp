@@ -141,7 +141,14 @@ Error cryptoError(std::string message) {
 
 // --- Public keys ---
 
-enum class KeyKind { Ed25519, Ecdsa, Rsa };
+// The Sk kinds are FIDO security keys (OpenSSH PROTOCOL.u2f): an Ed25519 or P-256 key bound
+// to an application string, whose signatures also cover the authenticator's flags and counter.
+enum class KeyKind { Ed25519, Ecdsa, Rsa, Ed25519Sk, EcdsaSk };
+
+constexpr std::string_view kEd25519SkType = "sk-ssh-ed25519@openssh.com";
+constexpr std::string_view kEcdsaSkType = "sk-ecdsa-sha2-nistp256@openssh.com";
+// PROTOCOL.u2f: the authenticator saw a touch. ssh-keygen asks for it by default.
+constexpr std::uint8_t kSkUserPresent = 0x01;
 
 struct Curve {
   std::string_view keyType;
@@ -168,11 +175,19 @@ struct PublicKey {
   std::string_view material;  // ed25519: 32 bytes; ecdsa: the point
   std::string_view rsaE;      // magnitudes
   std::string_view rsaN;
+  std::string_view application;  // security keys: "ssh:" unless chosen otherwise
   Pkey pkey;
 };
 
+// What a security key's signature says besides the signature itself.
+struct SkSignature {
+  std::uint8_t flags = 0;
+  std::uint32_t counter = 0;
+};
+
 bool isSupportedKeyType(std::string_view type) {
-  if (type == "ssh-ed25519" || type == "ssh-rsa") {
+  if (type == "ssh-ed25519" || type == "ssh-rsa" || type == kEd25519SkType ||
+      type == kEcdsaSkType) {
     return true;
   }
   for (const Curve& c : kCurves) {
@@ -244,10 +259,13 @@ Result<PublicKey> parsePublicKey(std::string_view blob) {
   }
   PublicKey key;
   key.type = std::string(type);
-  if (type == "ssh-ed25519") {
-    key.kind = KeyKind::Ed25519;
-    if (!r.string(key.material) || key.material.size() != 32 || !r.done()) {
-      return terminal("malformed ssh-ed25519 public key");
+  // A security key's blob is the plain key's with its application string after it.
+  const bool ed25519Sk = type == kEd25519SkType;
+  if (type == "ssh-ed25519" || ed25519Sk) {
+    key.kind = ed25519Sk ? KeyKind::Ed25519Sk : KeyKind::Ed25519;
+    if (!r.string(key.material) || key.material.size() != 32 ||
+        (ed25519Sk && !r.string(key.application)) || !r.done()) {
+      return terminal("malformed " + key.type + " public key");
     }
     auto pkey = ed25519Pkey(key.material);
     if (!pkey) {
@@ -256,15 +274,18 @@ Result<PublicKey> parsePublicKey(std::string_view blob) {
     key.pkey = std::move(pkey).value();
     return key;
   }
+  const bool ecdsaSk = type == kEcdsaSkType;
   for (const Curve& c : kCurves) {
-    if (type != c.keyType) {
+    // nistp256 is the only curve of security keys.
+    if (type != c.keyType && !(ecdsaSk && &c == &kCurves[0])) {
       continue;
     }
-    key.kind = KeyKind::Ecdsa;
+    key.kind = ecdsaSk ? KeyKind::EcdsaSk : KeyKind::Ecdsa;
     key.curve = &c;
     std::string_view curveName;
     if (!r.string(curveName) || curveName != c.sshName || !r.string(key.material) ||
-        key.material.size() != c.pointBytes || key.material[0] != 0x04 || !r.done()) {
+        key.material.size() != c.pointBytes || key.material[0] != 0x04 ||
+        (ecdsaSk && !r.string(key.application)) || !r.done()) {
       return terminal("malformed " + key.type + " public key");
     }
     auto pkey = ecdsaPkey(c, key.material);
@@ -305,26 +326,69 @@ Result<PublicKey> parsePublicKey(std::string_view blob) {
   return terminal("unsupported key type '" + key.type + "'");
 }
 
+std::string sha256Of(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr) != 1) {
+    ERR_clear_error();
+    return {};
+  }
+  return std::string(reinterpret_cast<const char*>(digest), len);
+}
+
 // Verifies an SSH signature blob (string algorithm, string signature) made by `key` over
-// `data` (RFC 8709 section 6, RFC 5656 section 3.1.2, RFC 8332 section 3).
-Result<void> verifyWithKey(const PublicKey& key, std::string_view sigBlob, std::string_view data) {
+// `data` (RFC 8709 section 6, RFC 5656 section 3.1.2, RFC 8332 section 3). A security key's
+// blob also carries byte flags and uint32 counter, and what the authenticator signed is
+// sha256(application) || flags || counter || sha256(data) (PROTOCOL.u2f, "Signatures"); its
+// flags and counter are returned for the caller to judge.
+Result<std::optional<SkSignature>> verifyWithKey(const PublicKey& key, std::string_view sigBlob,
+                                                 std::string_view data) {
+  const bool sk = key.kind == KeyKind::Ed25519Sk || key.kind == KeyKind::EcdsaSk;
   WireReader r(sigBlob);
   std::string_view algorithm;
   std::string_view sig;
-  if (!r.string(algorithm) || !r.string(sig) || !r.done()) {
+  if (!r.string(algorithm) || !r.string(sig)) {
+    return terminal("malformed signature blob");
+  }
+  std::optional<SkSignature> skSig;
+  std::string u2fData;
+  if (sk) {
+    std::string_view flags;
+    SkSignature details;
+    if (!r.bytes(1, flags) || !r.u32(details.counter)) {
+      return terminal("malformed " + key.type + " signature");
+    }
+    details.flags = static_cast<std::uint8_t>(flags[0]);
+    const std::string appHash = sha256Of(key.application);
+    const std::string dataHash = sha256Of(data);
+    if (appHash.empty() || dataHash.empty()) {
+      return cryptoError("cannot hash the signed content");
+    }
+    u2fData = appHash;
+    u2fData.append(flags);
+    for (int shift = 24; shift >= 0; shift -= 8) {
+      u2fData.push_back(static_cast<char>((details.counter >> shift) & 0xff));
+    }
+    u2fData.append(dataHash);
+    data = u2fData;
+    skSig = details;
+  }
+  if (!r.done()) {
     return terminal("malformed signature blob");
   }
   const EVP_MD* md = nullptr;
   std::string der;  // the signature as OpenSSL wants it
   switch (key.kind) {
     case KeyKind::Ed25519:
-      if (algorithm != "ssh-ed25519" || sig.size() != 64) {
-        return terminal("malformed ssh-ed25519 signature");
+    case KeyKind::Ed25519Sk:
+      if (algorithm != key.type || sig.size() != 64) {
+        return terminal("malformed " + key.type + " signature");
       }
       der = std::string(sig);
       break;
-    case KeyKind::Ecdsa: {
-      if (algorithm != key.curve->keyType) {
+    case KeyKind::Ecdsa:
+    case KeyKind::EcdsaSk: {
+      if (algorithm != key.type) {
         return terminal("signature algorithm '" + std::string(algorithm) + "' does not match its " +
                         key.type + " key");
       }
@@ -387,7 +451,7 @@ Result<void> verifyWithKey(const PublicKey& key, std::string_view sigBlob, std::
   if (EVP_DigestVerify(ctx.get(), bytesOf(der), der.size(), bytesOf(data), data.size()) != 1) {
     return cryptoError("signature does not match the signed content (changed after signing?)");
   }
-  return {};
+  return skSig;
 }
 
 // --- Armor ---
@@ -628,6 +692,9 @@ std::optional<std::string> parseOptions(std::string_view opts, AllowedSigner& si
     if (iequalsPrefix(opts, "cert-authority")) {
       opts.remove_prefix(std::string_view("cert-authority").size());
       signer.certAuthority = true;
+    } else if (iequalsPrefix(opts, "no-touch-required")) {
+      opts.remove_prefix(std::string_view("no-touch-required").size());
+      signer.noTouchRequired = true;
     } else if (iequalsPrefix(opts, "namespaces=")) {
       opts.remove_prefix(std::string_view("namespaces=").size());
       if (signer.namespaces) {
@@ -675,7 +742,7 @@ std::optional<std::string> parseOptions(std::string_view opts, AllowedSigner& si
   return std::nullopt;
 }
 
-// A key type we do not verify (ssh-dss, security keys, certificates, ...). No option name
+// A key type we do not verify (ssh-dss, certificates, a newer OpenSSH's, ...). No option name
 // looks like this, so the token cannot have been meant as options.
 bool isOtherKeyType(std::string_view token) {
   return token.find_first_of("=\"") == std::string_view::npos &&
@@ -705,7 +772,20 @@ std::optional<std::string_view> takeOptions(std::string_view& s) {
   return opts;
 }
 
-Result<AllowedSigner> parseSignerLine(std::string_view line, size_t lineNo) {
+// The type named first in a key blob, if it has one.
+std::optional<std::string_view> blobKeyType(std::string_view blob) {
+  WireReader r(blob);
+  std::string_view type;
+  if (!r.string(type)) {
+    return std::nullopt;
+  }
+  return type;
+}
+
+// nullopt: a well-formed line of a key type we cannot verify, skipped with a warning so that
+// one such signer (a type from a newer OpenSSH, say) does not lock every other one out.
+Result<std::optional<AllowedSigner>> parseSignerLine(std::string_view line, size_t lineNo,
+                                                     std::vector<std::string>* warnings) {
   auto bad = [lineNo](const std::string& why) {
     return terminal("allowed_signers:" + std::to_string(lineNo) + ": " + why);
   };
@@ -763,9 +843,6 @@ Result<AllowedSigner> parseSignerLine(std::string_view line, size_t lineNo) {
       return bad("missing key");
     }
   }
-  if (!isSupportedKeyType(keyType)) {
-    return bad("unsupported key type '" + std::string(keyType) + "'");
-  }
   skipSpace(rest);
   const std::string_view b64 = takeToken(rest);
   if (b64.empty()) {
@@ -774,6 +851,16 @@ Result<AllowedSigner> parseSignerLine(std::string_view line, size_t lineNo) {
   auto blob = decodeBase64(b64);
   if (!blob) {
     return bad("key data is not valid base64");
+  }
+  if (!isSupportedKeyType(keyType)) {
+    if (blobKeyType(*blob) != keyType) {
+      return bad("key data is not a " + std::string(keyType) + " key");
+    }
+    if (warnings != nullptr) {
+      warnings->push_back("allowed_signers:" + std::to_string(lineNo) + ": key type '" +
+                          std::string(keyType) + "' is not supported; the line is skipped");
+    }
+    return std::optional<AllowedSigner>();
   }
   auto key = parsePublicKey(*blob);
   if (!key) {
@@ -785,7 +872,7 @@ Result<AllowedSigner> parseSignerLine(std::string_view line, size_t lineNo) {
   signer.keyType = std::string(keyType);
   signer.keyBlob = std::move(*blob);
   // What is left, if anything, is a comment.
-  return signer;
+  return std::optional<AllowedSigner>(std::move(signer));
 }
 
 }  // namespace
@@ -801,7 +888,57 @@ std::string sshFingerprint(std::string_view keyBlob) {
          encodeBase64(std::string_view(reinterpret_cast<const char*>(digest), len), false);
 }
 
-Result<std::vector<AllowedSigner>> parseAllowedSigners(std::string_view text) {
+Result<std::optional<SshSignedCommit>> splitSignedCommit(std::string_view object) {
+  if (object.size() > kMaxCommitObjectBytes) {
+    return terminal("the commit object is larger than " + std::to_string(kMaxCommitObjectBytes) +
+                    " bytes");
+  }
+  constexpr std::string_view kKey = "gpgsig";
+  std::string signature;
+  std::string payload;
+  bool saw = false;
+  bool inSignature = false;  // continuation lines belong to the gpgsig header
+  bool inOther = false;      // ... or to another gpgsig… header, left out like it
+  while (!object.empty()) {
+    const size_t nl = object.find('\n');
+    const size_t len = nl == std::string_view::npos ? object.size() : nl + 1;
+    const std::string_view line = object.substr(0, len);
+    if (line.front() == '\n') {
+      payload.append(object);  // the blank line and the message, whatever they hold
+      break;
+    }
+    object.remove_prefix(len);
+    if ((inSignature || inOther) && line.front() == ' ') {
+      if (inSignature) {
+        signature.append(line.substr(1));
+      }
+      continue;
+    }
+    inSignature = false;
+    inOther = false;
+    if (line.starts_with(kKey) && line.size() > kKey.size() && line[kKey.size()] == ' ') {
+      if (saw) {
+        return terminal("more than one gpgsig header; git would join them into one signature");
+      }
+      saw = true;
+      inSignature = true;
+      signature.append(line.substr(kKey.size() + 1));
+      continue;
+    }
+    if (line.starts_with(kKey)) {
+      inOther = true;
+      continue;
+    }
+    payload.append(line);
+  }
+  if (!saw) {
+    return std::optional<SshSignedCommit>();
+  }
+  return std::optional<SshSignedCommit>(SshSignedCommit{std::move(signature), std::move(payload)});
+}
+
+Result<std::vector<AllowedSigner>> parseAllowedSigners(std::string_view text,
+                                                       std::vector<std::string>* warnings) {
   if (text.size() > kMaxAllowedSignersBytes) {
     return terminal("allowed_signers is larger than " + std::to_string(kMaxAllowedSignersBytes) +
                     " bytes");
@@ -822,11 +959,13 @@ Result<std::vector<AllowedSigner>> parseAllowedSigners(std::string_view text) {
       return terminal("allowed_signers has more than " + std::to_string(kMaxAllowedSigners) +
                       " keys");
     }
-    auto signer = parseSignerLine(line, lineNo);
+    auto signer = parseSignerLine(line, lineNo, warnings);
     if (!signer) {
       return signer.error();
     }
-    signers.push_back(std::move(signer).value());
+    if (signer->has_value()) {
+      signers.push_back(std::move(**signer));
+    }
   }
   return signers;
 }
@@ -895,8 +1034,9 @@ Result<VerifiedSignature> verifySshSig(std::string_view armored, std::string_vie
   putString(signedData, reserved);
   putString(signedData, hashAlgorithm);
   putString(signedData, std::string_view(reinterpret_cast<const char*>(digest), digestLen));
-  if (auto ok = verifyWithKey(*key, signature, signedData); !ok) {
-    return ok.error();
+  auto sk = verifyWithKey(*key, signature, signedData);
+  if (!sk) {
+    return sk.error();
   }
 
   const std::string fingerprint = sshFingerprint(publicKey);
@@ -910,6 +1050,13 @@ Result<VerifiedSignature> verifySshSig(std::string_view armored, std::string_vie
     if (signer.namespaces && matchPatternList(ns, *signer.namespaces) != 1) {
       if (refusal.empty()) {
         refusal = who + " may not sign namespace '" + std::string(ns) + "'";
+      }
+      continue;
+    }
+    if (*sk && ((*sk)->flags & kSkUserPresent) == 0 && !signer.noTouchRequired) {
+      if (refusal.empty()) {
+        refusal = who + " needs user presence (a touch of the security key), which the " +
+                  "signature does not attest; the line's no-touch-required option waives it";
       }
       continue;
     }

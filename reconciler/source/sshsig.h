@@ -22,6 +22,19 @@ struct SshSignedCommit {
   std::string payload;
 };
 
+// Bound on a commit object read for its signature; git itself has none, a config commit is small.
+inline constexpr std::size_t kMaxCommitObjectBytes = std::size_t{1} << 20;
+
+// Takes a raw commit object apart as git does (commit.c, parse_buffer_signed_by_header), so
+// that what verifies here is what `git verify-commit` calls signed: only the header counts, up
+// to the first blank line; the header whose key is exactly `gpgsig` and its continuation lines
+// (a leading space) are the signature, and the payload is the object without them. Other
+// `gpgsig…` headers (`gpgsig-sha256`, made over the SHA-256 form of the commit) are no
+// signature here and are left out of the payload, as git leaves them out; any other header
+// (`xgpgsig`) is payload. A second `gpgsig` header is refused, where git would join them.
+// nullopt: the commit is unsigned.
+Result<std::optional<SshSignedCommit>> splitSignedCommit(std::string_view object);
+
 // One key line of an allowed_signers file (see ssh-keygen(1), "ALLOWED SIGNERS").
 struct AllowedSigner {
   std::vector<std::string> principals;
@@ -32,7 +45,9 @@ struct AllowedSigner {
   std::optional<std::int64_t> validBefore;
   // A CA key: it vouches for certificates, which are not supported, so it matches nothing.
   bool certAuthority = false;
-  std::string keyType;   // "ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa", …
+  // no-touch-required: a security key's signature need not attest user presence.
+  bool noTouchRequired = false;
+  std::string keyType;   // "ssh-ed25519", "sk-ssh-ed25519@openssh.com", "ssh-rsa", …
   std::string keyBlob;   // the public key in SSH wire form (the decoded base64)
   std::size_t line = 0;  // 1-based, for messages
 };
@@ -52,12 +67,18 @@ inline constexpr std::size_t kMaxAllowedSigners = 10000;
 inline constexpr std::size_t kMaxArmoredSignatureBytes = std::size_t{64} << 10;
 
 // Parses an allowed_signers file: `principals [options] keytype base64 [comment]` per line,
-// `#` comments and blank lines skipped. Strict, like OpenSSH: any malformed line, unknown
-// option or unsupported key type fails the whole file, naming the line. Supported keys:
-// ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa (2048 to 16384 bits).
+// `#` comments and blank lines skipped. Strict, like OpenSSH: any malformed line or unknown
+// option fails the whole file, naming the line. Supported keys: ssh-ed25519,
+// ecdsa-sha2-nistp256/384/521, ssh-rsa (2048 to 16384 bits), and the security keys
+// sk-ssh-ed25519@openssh.com and sk-ecdsa-sha2-nistp256@openssh.com. A well-formed line of
+// another key type (ssh-dss, certificates, …) is skipped, with a warning in `warnings` if
+// given, so that one such signer does not refuse every commit.
 // Options: cert-authority, namespaces="…", valid-after="…", valid-before="…" (the time
-// forms YYYYMMDD[HHMM[SS]], a trailing Z for UTC, else local time, as OpenSSH reads them).
-Result<std::vector<AllowedSigner>> parseAllowedSigners(std::string_view text);
+// forms YYYYMMDD[HHMM[SS]], a trailing Z for UTC, else local time, as OpenSSH reads them),
+// no-touch-required (a security key's signature need not attest user presence, which is
+// otherwise required, as ssh-keygen asks for it by default).
+Result<std::vector<AllowedSigner>> parseAllowedSigners(
+    std::string_view text, std::vector<std::string>* warnings = nullptr);
 
 // Verifies an armored SSHSIG (PROTOCOL.sshsig) over `payload` in namespace `ns`, and that the
 // signing key is an allowed signer for `ns` (and, if the line has validity times, at

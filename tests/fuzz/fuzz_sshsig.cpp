@@ -1,7 +1,9 @@
 // libFuzzer target: untrusted SSH signatures and allowed_signers files through the strict parsers.
 //
 // The first byte picks the mode:
-//   even: the rest is `armored signature` NUL `payload`, verified in namespace "git" against
+//   2 mod 4: the rest is a raw commit object, taken apart as git does (splitSignedCommit) and
+//         its signature, if any, verified over its payload;
+//   other even: the rest is `armored signature` NUL `payload`, verified in namespace "git" against
 //         the built-in signers below (the seed corpus holds real signatures by their keys, so
 //         the fuzzer starts from inputs that verify);
 //   odd:  the rest is an allowed_signers file; if it parses, a real signature is checked
@@ -79,6 +81,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const bool signersMode = (data[0] & 1) != 0;
   const std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
+  if (data[0] % 4 == 2) {
+    auto split = splitSignedCommit(rest);
+    if (split.ok() && split->has_value()) {
+      // The payload is the object less the signature's lines, never more.
+      check((*split)->payload.size() + (*split)->signature.size() <= rest.size());
+      checkVerified(verifySshSig((*split)->signature, (*split)->payload, kGitNamespace,
+                                 builtinSigners(), 1700000000));
+    }
+    return 0;
+  }
   if (!signersMode) {
     const size_t nul = rest.find('\0');
     const std::string_view armored = rest.substr(0, nul);

@@ -138,6 +138,25 @@ class GitSourceTest : public ::testing::Test {
     return result.ok() ? result.value() : FetchResult{};
   }
 
+  // Writes `raw` as a commit object into the remote and points main at it, as a hostile
+  // server or pusher could: libgit2's odb takes the bytes unchecked, unlike git's fsck.
+  std::string writeRawCommit(const std::string& raw) {
+    git_repository* repo = nullptr;
+    EXPECT_EQ(git_repository_open_bare(&repo, bare_.c_str()), 0);
+    git_odb* odb = nullptr;
+    EXPECT_EQ(git_repository_odb(&odb, repo), 0);
+    git_oid oid{};
+    EXPECT_EQ(git_odb_write(&oid, odb, raw.data(), raw.size(), GIT_OBJECT_COMMIT), 0);
+    git_reference* ref = nullptr;
+    EXPECT_EQ(git_reference_create(&ref, repo, "refs/heads/main", &oid, 1, "test"), 0);
+    git_reference_free(ref);
+    git_odb_free(odb);
+    git_repository_free(repo);
+    char hex[GIT_OID_HEXSZ + 1] = {};
+    git_oid_tostr(hex, sizeof hex, &oid);
+    return hex;
+  }
+
   std::string makeKey(const std::string& name) {
     const fs::path key = root_ / name;
     const CommandResult r =
@@ -587,6 +606,91 @@ TEST_F(GitSourceTest, VerifiesCommitsSignedByGit) {
   ASSERT_FALSE(refusedTampered.ok());
   EXPECT_TRUE(contains(refusedTampered.error().message, "does not match"))
       << refusedTampered.error().message;
+}
+
+// A signed commit taken apart: the header without its signature, the `gpgsig` header with its
+// continuation lines, and the message.
+struct SignedParts {
+  std::string header;  // every header line but the signature's, each ending in '\n'
+  std::string gpgsig;  // "gpgsig -----BEGIN SSH SIGNATURE-----\n ...\n -----END ...\n"
+  std::string message;
+};
+
+SignedParts splitSigned(const std::string& raw) {
+  SignedParts parts;
+  const size_t headerEnd = raw.find("\n\n") + 1;
+  parts.message = raw.substr(headerEnd + 1);
+  const size_t sigStart = raw.find("\ngpgsig ") + 1;
+  size_t sigEnd = raw.find('\n', sigStart) + 1;
+  while (sigEnd < headerEnd && raw[sigEnd] == ' ') {
+    sigEnd = raw.find('\n', sigEnd) + 1;
+  }
+  parts.gpgsig = raw.substr(sigStart, sigEnd - sigStart);
+  parts.header = raw.substr(0, sigStart) + raw.substr(sigEnd, headerEnd - sigEnd);
+  return parts;
+}
+
+TEST_F(GitSourceTest, TakesTheSignatureFromTheCommitHeaderOnly) {
+  const std::string alice = makeKey("alice");
+  auto allowed = parseAllowedSigners("alice@example.com " + readFile(alice + ".pub"));
+  ASSERT_TRUE(allowed.ok()) << allowed.error().message;
+  writeFile(root_ / "allowed_signers", "alice@example.com " + readFile(alice + ".pub"));
+  const std::string signedId = commit(kConfig, "signed", alice);
+  const std::string raw = git(work_, "cat-file commit " + signedId) + "\n";
+  const std::string quotingId =
+      commit({{"config/q.toml", "\n"}}, "quoting\n\ngpgsig quoted\n trailer\nend", alice);
+  const SignedParts parts = splitSigned(raw);
+  ASSERT_TRUE(parts.gpgsig.starts_with("gpgsig -----BEGIN SSH SIGNATURE-----\n")) << raw;
+  ASSERT_EQ(parts.message, "signed\n");
+  auto source = open(bare_.string(), "main");
+  ASSERT_TRUE(source.ok());
+
+  // Each commit is written to the remote, fetched, and judged by us and by git alike.
+  auto check = [&](const std::string& name, const std::string& object, bool gitAccepts,
+                   const std::string& refusal) {
+    SCOPED_TRACE(name + ":\n" + object);
+    const std::string id = writeRawCommit(object);
+    auto fetched = source->fetch();
+    ASSERT_TRUE(fetched.ok()) << fetched.error().message;
+    ASSERT_EQ(fetched->commitId, id);
+    git(work_, "fetch -q origin");
+    const CommandResult byGit =
+        tryGit(work_, "-c gpg.ssh.allowedSignersFile=" + (root_ / "allowed_signers").string() +
+                          " verify-commit " + id);
+    EXPECT_EQ(byGit.status == 0, gitAccepts) << byGit.output;
+    auto verified = source->verifyCommit(id, *allowed);
+    if (refusal.empty()) {
+      EXPECT_TRUE(verified.ok()) << verified.error().message;
+      auto extracted = source->extractSignature(id);
+      ASSERT_TRUE(extracted.ok() && extracted->has_value());
+      const SignedParts expected = splitSigned(object);
+      EXPECT_TRUE((*extracted)->signature.starts_with("-----BEGIN SSH SIGNATURE-----\nU1NI"));
+      EXPECT_TRUE(contains((*extracted)->signature, "\n-----END SSH SIGNATURE-----"));
+      EXPECT_EQ((*extracted)->payload, expected.header + "\n" + expected.message);
+      return;
+    }
+    ASSERT_FALSE(verified.ok()) << "signature: good";
+    EXPECT_TRUE(contains(verified.error().message, refusal)) << verified.error().message;
+    EXPECT_FALSE(verified.error().retryable);
+  };
+
+  check("as git signed it", parts.header + parts.gpgsig + "\n" + parts.message, true, "");
+  // The message may quote a gpgsig line; it is not the signature and is signed like the rest.
+  const std::string quoting = git(work_, "cat-file commit " + quotingId) + "\n";
+  ASSERT_TRUE(contains(quoting, "\n\nquoting\n\ngpgsig quoted\n trailer\nend\n")) << quoting;
+  check("a gpgsig line in the message", quoting, true, "");
+  // The signature moved out of the header into the message: git sees an unsigned commit.
+  check("signature moved into the message", parts.header + "\n" + parts.gpgsig + parts.message,
+        false, "is not signed");
+  // Two: git joins them and ssh-keygen reads the first armor only; which one was meant is
+  // ambiguous, so it is refused.
+  check("two gpgsig headers", parts.header + parts.gpgsig + parts.gpgsig + "\n" + parts.message,
+        true, "more than one gpgsig header");
+  // Other header keys are not the signature, however close the name.
+  for (const std::string key : {"gpgsig-sha256", "xgpgsig", "gpgsigx"}) {
+    check(key, parts.header + key + parts.gpgsig.substr(6) + "\n" + parts.message, false,
+          "is not signed");
+  }
 }
 
 TEST_F(GitSourceTest, SignerValidityIsCheckedAtTheCommitTime) {
