@@ -94,19 +94,17 @@ TEST(WebhookReplyTest, StatusCodes) {
   auto onTrigger = [&] { ++triggered; };
   const std::string body = "{}";
   const auto sig = std::optional(webhookSignature("k", body));
-  EXPECT_EQ(handleWebhook("POST", "/trigger", body, false, sig, "k", onTrigger).status, 202);
+  EXPECT_EQ(handleWebhook("POST", "/trigger", body, sig, "k", onTrigger).status, 202);
   EXPECT_EQ(triggered, 1);
-  EXPECT_EQ(handleWebhook("POST", "/trigger", body, false, std::nullopt, "k", onTrigger).status,
-            401);
-  EXPECT_EQ(handleWebhook("POST", "/trigger", body, false,
-                          std::optional(webhookSignature("x", body)), "k", onTrigger)
+  EXPECT_EQ(handleWebhook("POST", "/trigger", body, std::nullopt, "k", onTrigger).status, 401);
+  EXPECT_EQ(handleWebhook("POST", "/trigger", body, std::optional(webhookSignature("x", body)), "k",
+                          onTrigger)
                 .status,
             401);
-  EXPECT_EQ(handleWebhook("GET", "/trigger", "", false, sig, "k", onTrigger).status, 405);
-  EXPECT_EQ(handleWebhook("PUT", "/trigger", body, false, sig, "k", onTrigger).status, 405);
-  EXPECT_EQ(handleWebhook("POST", "/other", body, false, sig, "k", onTrigger).status, 404);
-  EXPECT_EQ(handleWebhook("POST", "/", body, false, sig, "k", onTrigger).status, 404);
-  EXPECT_EQ(handleWebhook("POST", "/trigger", body, true, sig, "k", onTrigger).status, 413);
+  EXPECT_EQ(handleWebhook("GET", "/trigger", "", sig, "k", onTrigger).status, 405);
+  EXPECT_EQ(handleWebhook("PUT", "/trigger", body, sig, "k", onTrigger).status, 405);
+  EXPECT_EQ(handleWebhook("POST", "/other", body, sig, "k", onTrigger).status, 404);
+  EXPECT_EQ(handleWebhook("POST", "/", body, sig, "k", onTrigger).status, 404);
   EXPECT_EQ(triggered, 1);  // only the authenticated request triggered
 }
 
@@ -127,6 +125,21 @@ TEST(WebhookSecret, OwnerOnlyFileIsRequired) {
   EXPECT_FALSE(readSecretFile(file).ok());
   EXPECT_FALSE(readSecretFile(dir.path() / "missing").ok());
   EXPECT_FALSE(readSecretFile(dir.path()).ok());
+}
+
+// A webhook server with secret "k" on a loopback port the kernel just handed out and that is
+// free again (listen ports are 1-65535: not port 0), counting its triggers.
+Result<std::unique_ptr<WebhookServer>> startWebhookServer(std::atomic<int>& triggered) {
+  uint16_t free = 0;
+  {
+    Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
+    free = probe.address().port();
+  }
+  auto listen = Endpoint::parse("127.0.0.1:" + std::to_string(free));
+  if (!listen) {
+    return terminal("no listen address for port " + std::to_string(free));
+  }
+  return WebhookServer::start(*listen, "k", [&triggered] { ++triggered; });
 }
 
 // The real server on a loopback port: the HTTP layer passes method, path, headers and body.
@@ -173,14 +186,7 @@ TEST(WebhookServerTest, AnswersOverHttp) {
 // up for the others nor stay connected past the request deadline (5 s for a whole request).
 TEST(WebhookServerTest, SlowClientsDoNotBlockTriggers) {
   std::atomic<int> triggered{0};
-  uint16_t free = 0;
-  {
-    Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
-    free = probe.address().port();
-  }
-  auto listen = Endpoint::parse("127.0.0.1:" + std::to_string(free));
-  ASSERT_TRUE(listen.has_value());
-  auto server = WebhookServer::start(*listen, "k", [&] { ++triggered; });
+  auto server = startWebhookServer(triggered);
   ASSERT_TRUE(server.ok()) << server.error().message;
   const Poco::Net::SocketAddress at("127.0.0.1", (*server)->port());
 
@@ -249,14 +255,7 @@ TEST(WebhookServerTest, SlowClientsDoNotBlockTriggers) {
 // body, garbage, and a body sent after the head in pieces.
 TEST(WebhookServerTest, RawRequestsGetTheRightStatus) {
   std::atomic<int> triggered{0};
-  uint16_t free = 0;
-  {
-    Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
-    free = probe.address().port();
-  }
-  auto listen = Endpoint::parse("127.0.0.1:" + std::to_string(free));
-  ASSERT_TRUE(listen.has_value());
-  auto server = WebhookServer::start(*listen, "k", [&] { ++triggered; });
+  auto server = startWebhookServer(triggered);
   ASSERT_TRUE(server.ok()) << server.error().message;
   const Poco::Net::SocketAddress at("127.0.0.1", (*server)->port());
   auto exchange = [&](const std::vector<std::string>& pieces) {
@@ -295,6 +294,65 @@ TEST(WebhookServerTest, RawRequestsGetTheRightStatus) {
   EXPECT_EQ(exchange({"POST /trigger HTTP/1.1\r\nContent-Length: 99999\r\n\r\n"}),
             "HTTP/1.1 413 Payload Too Large");
   EXPECT_EQ(triggered.load(), 2);
+}
+
+// Finding 1 of issue 13: a negative, malformed or over-limit Content-Length is refused before
+// any of the body is read, and however much a client sends, the server never holds more than
+// the head and body limits (a length of -1 once made it buffer all of it for 5 s).
+TEST(WebhookServerTest, BadContentLengthIsRefusedBeforeReadingTheBody) {
+  std::atomic<int> triggered{0};
+  auto server = startWebhookServer(triggered);
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  const Poco::Net::SocketAddress at("127.0.0.1", (*server)->port());
+  const std::string sig = webhookSignature("k", "x");
+  // Sends the head, then `flood` bytes from another thread while this one reads the answer.
+  auto exchange = [&](const std::string& lengthHeaders, size_t flood) {
+    Poco::Net::StreamSocket s(at);
+    s.setReceiveTimeout(Poco::Timespan(8, 0));
+    s.setSendTimeout(Poco::Timespan(3, 0));
+    const std::string head = "POST /trigger HTTP/1.1\r\nHost: x\r\n" + lengthHeaders +
+                             std::string(kSignatureHeader) + ": " + sig + "\r\n\r\n";
+    s.sendBytes(head.data(), static_cast<int>(head.size()));
+    std::thread sender([&s, flood] {
+      const std::string chunk(16 * 1024, 'z');
+      try {
+        for (size_t sent = 0; sent < flood; sent += chunk.size()) {
+          s.sendBytes(chunk.data(), static_cast<int>(chunk.size()));
+        }
+      } catch (const Poco::Exception&) {
+        // The server closed the connection: what it should do.
+      }
+    });
+    std::string answer;
+    char buf[512];
+    try {
+      for (int n = 0; (n = s.receiveBytes(buf, sizeof(buf))) > 0;) {
+        answer.append(buf, static_cast<size_t>(n));
+      }
+    } catch (const Poco::Exception&) {
+    }
+    sender.join();
+    return answer.substr(0, answer.find("\r\n"));
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(exchange("Content-Length: -1\r\n", 4 << 20), "HTTP/1.1 400 Bad Request");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(3))
+      << "answered at the request deadline, not at once";
+  EXPECT_LE((*server)->largestRequest(), 8192 + kMaxWebhookBody) << "the server buffered the flood";
+  for (const char* bad :
+       {"Content-Length: abc\r\n", "Content-Length: +40\r\n", "Content-Length: 4 0\r\n",
+        "Content-Length: 0x10\r\n", "Content-Length: \r\n",
+        "Content-Length: 40\r\nContent-Length: 41\r\n", "Content-Length: 40, 41\r\n"}) {
+    EXPECT_EQ(exchange(bad, 64 << 10), "HTTP/1.1 400 Bad Request") << bad;
+  }
+  for (const char* huge : {"Content-Length: 5000\r\n", "Content-Length: 18446744073709551615\r\n",
+                           "Content-Length: 99999999999999999999999999\r\n"}) {
+    EXPECT_EQ(exchange(huge, 1 << 20), "HTTP/1.1 413 Payload Too Large") << huge;
+  }
+  EXPECT_EQ(exchange("Transfer-Encoding: chunked\r\nContent-Length: 40\r\n", 64 << 10),
+            "HTTP/1.1 411 Length Required");
+  EXPECT_LE((*server)->largestRequest(), 8192 + kMaxWebhookBody) << "the server buffered the flood";
+  EXPECT_EQ(triggered.load(), 0);
 }
 
 // ---- the schedule ----
