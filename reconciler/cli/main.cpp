@@ -15,6 +15,7 @@
 #include "edgeplane_version.h"
 #include "reconciler/cli/commands.h"
 #include "reconciler/cli/fetch_child.h"
+#include "reconciler/cli/terminal_out.h"
 #include "schema/agent_config.h"
 #include "schema/loader.h"
 #include "schema/validate.h"
@@ -341,6 +342,14 @@ int run(int argc, char** argv) {
                  "rotate-key", "agent", "source", "ref", "path", "allowed-signers", "proxy-admin",
                  "limit", "timeout", "name", "gateway", "role", "endpoint"},
                 {"json", "detailed-exitcode", "offline", "verbose", "wait"});
+  // Human output, on stdout and stderr alike, goes through one escaping filter: no commit
+  // author or subject, refusal detail, key name or peer's message can drive the terminal
+  // (issue 13, finding 8). JSON on stdout is escaped by its encoder instead.
+  cli::TerminalSafeStream safeErr(std::cerr);
+  std::optional<cli::TerminalSafeStream> safeOut;
+  if (args.options.count("json") == 0) {
+    safeOut.emplace(std::cout);
+  }
   if (args.options.count("version") != 0 || args.command == "version") {
     std::cout << "edgeplane " << EDGEPLANE_VERSION << "\n";
     return 0;

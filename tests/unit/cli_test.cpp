@@ -19,14 +19,19 @@
 #include <atomic>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "reconciler/cli/fetch_child.h"
 #include "reconciler/cli/history.h"
 #include "reconciler/cli/scheduler.h"
+#include "reconciler/cli/terminal_out.h"
 #include "reconciler/cli/trigger_socket.h"
 #include "reconciler/cli/webhook.h"
 #include "reconciler/system/lock.h"
+#include "schema/store.h"
+#include "schema/terminal_text.h"
+#include "tests/support/command.h"
 #include "tests/support/temp_dir.h"
 
 namespace edgeplane::cli {
@@ -838,6 +843,116 @@ TEST(History, ShortCommitAndFirstLine) {
   EXPECT_EQ(firstLine("a\nb"), "a");
   EXPECT_EQ(firstLine("single"), "single");
   EXPECT_EQ(firstLine(""), "");
+}
+
+// ---- human output (issue 13, finding 8) ----
+
+TEST(TerminalText, ControlsAndInvalidUtf8AreEscapedAndUtf8TextIsKept) {
+  EXPECT_EQ(terminalText("plain ASCII, ok"), "plain ASCII, ok");
+  EXPECT_EQ(terminalText("Zoë Ünal – 東京 🚀"), "Zoë Ünal – 東京 🚀");
+  EXPECT_EQ(terminalText("\x1b[2J\x1b]0;x\x07"), "\\x1b[2J\\x1b]0;x\\x07");
+  EXPECT_EQ(terminalText("a\nb\tc\rd\x7f"), "a\\x0ab\\x09c\\x0dd\\x7f");
+  EXPECT_EQ(terminalLines("a\nb\x1b"), "a\nb\\x1b");
+  EXPECT_EQ(terminalText("\xc2\x9b"
+                         "31m \xc2\x80 \xc2\xa0"),
+            "\\u009b31m \\u0080 \xc2\xa0");
+  EXPECT_EQ(terminalText(std::string("nul\0!", 5)), "nul\\x00!");
+  // Stray, truncated, overlong, surrogate and out-of-range sequences: byte by byte.
+  EXPECT_EQ(terminalText("\xff\x80"), "\\xff\\x80");
+  EXPECT_EQ(terminalText("\xe6\x9d"), "\\xe6\\x9d");
+  EXPECT_EQ(terminalText("\xc0\xaf \xe0\x80\xaf"), "\\xc0\\xaf \\xe0\\x80\\xaf");
+  EXPECT_EQ(terminalText("\xed\xa0\x80"), "\\xed\\xa0\\x80");
+  EXPECT_EQ(terminalText("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");
+  EXPECT_EQ(terminalText(terminalText("\x1b\xff")), terminalText("\x1b\xff"));
+  EXPECT_EQ(incompleteUtf8Tail("ab\xe6\x9d"), 2u);
+  EXPECT_EQ(incompleteUtf8Tail("ab\xe6\x9d\xb1"), 0u);
+  EXPECT_EQ(incompleteUtf8Tail("ab\xed\xa0"), 0u);  // a surrogate never completes
+  EXPECT_EQ(incompleteUtf8Tail("ab\xff"), 0u);
+}
+
+TEST(TerminalText, TheStreamFilterHoldsASplitCharacterBack) {
+  std::ostringstream sink;
+  {
+    TerminalSafeBuf buf(sink.rdbuf());
+    std::ostream out(&buf);
+    out << "東" << std::string("\xe4\xba") << std::flush;
+    out << "\xac\x1b[0m" << '\n' << "\xe4";
+  }
+  EXPECT_EQ(sink.str(), "東京\\x1b[0m\n\\xe4");
+}
+
+// A commit whose author and subject carry terminal escapes: plan, history and status show
+// them escaped, in text and in JSON; no raw control byte reaches the terminal.
+TEST(HumanOutput, CommitMetadataCannotDriveTheTerminal) {
+  TempDir dir;
+  const fs::path repo = dir.path() / "origin.git";
+  const fs::path work = dir.path() / "work";
+  const fs::path state = dir.path() / "state";
+  const std::string evil =
+      "\x1b[2J\x1b]0;owned\x07\xc2\x9b"
+      "31m\x7f\xff";
+  std::ofstream(dir.path() / "author", std::ios::binary) << "Eve" << evil;
+  std::ofstream(dir.path() / "message", std::ios::binary) << "subject" << evil << "\n";
+  ASSERT_EQ(sh("git init -q --bare -b main " + repo.string() + " && git init -q -b main " +
+               work.string() + " && touch " + work.string() + "/empty.toml && git -C " +
+               work.string() + " add -A && GIT_AUTHOR_NAME=\"$(cat " +
+               (dir.path() / "author").string() + ")\" git -c user.name=T " +
+               "-c user.email=t@example.com -c i18n.commitEncoding=UTF-8 -C " + work.string() +
+               " commit -q --cleanup=verbatim -F " + (dir.path() / "message").string() +
+               " 2>/dev/null && git -C " + work.string() + " push -q " + repo.string() + " main"),
+            0);
+  auto rawControl = [](const std::string& text) {
+    for (size_t i = 0; i < text.size(); ++i) {
+      const auto c = static_cast<unsigned char>(text[i]);
+      if ((c < 0x20 && c != '\n') || c == 0x7f || c == 0xff ||
+          (c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) < 0xa0)) {
+        return true;
+      }
+    }
+    return false;
+  };
+  const std::string bin = EDGEPLANE_BINARY;
+  const auto plan = testing::runCommand(bin + " plan --offline --source " + repo.string());
+  EXPECT_NE(plan.output.find("subject\\x1b[2J\\x1b]0;owned\\x07\\u009b31m\\x7f"), std::string::npos)
+      << plan.output;
+  EXPECT_FALSE(rawControl(plan.output)) << plan.output;
+
+  // The store as a run of that commit left it (apply itself needs a real host).
+  {
+    auto store = Store::open(state);
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    RunStart start{std::string(40, 'a'), repo.string() + "#main", 1764016200000};
+    start.author = "Eve" + evil + " <e@example.com>";
+    start.subject = "subject" + evil;
+    auto run = (*store)->beginRun(start);
+    ASSERT_TRUE(run.ok()) << run.error().message;
+    ASSERT_TRUE((*store)
+                    ->finishRun(*run, RunFinish{1764016201000,
+                                                RunResult::Refused,
+                                                "commit refused: signer" + evil,
+                                                {},
+                                                "detail" + evil + "\nsecond line" + evil})
+                    .ok());
+  }
+  for (const std::string command : {"history", "status"}) {
+    const auto shown = testing::runCommand(bin + " " + command + " --state-dir " + state.string());
+    EXPECT_FALSE(rawControl(shown.output)) << command << ":\n" << shown.output;
+    EXPECT_NE(shown.output.find("Eve"), std::string::npos) << command << ":\n" << shown.output;
+  }
+  // JSON: the encoder escapes C0 controls (DEL, C1 and invalid UTF-8 are left to the reader).
+  for (const std::string command : {"history --json", "status --json"}) {
+    const auto shown = testing::runCommand(bin + " " + command + " --state-dir " + state.string());
+    EXPECT_EQ(shown.output.find_first_of(std::string("\x1b\x07", 2)), std::string::npos)
+        << command << ":\n"
+        << shown.output;
+    EXPECT_NE(shown.output.find("Eve\\u001B[2J"), std::string::npos) << shown.output;
+  }
+  const auto history = testing::runCommand(bin + " history --state-dir " + state.string());
+  EXPECT_NE(history.output.find("Eve\\x1b[2J\\x1b]0;owned\\x07\\u009b31m\\x7f\\xff <e@"),
+            std::string::npos)
+      << history.output;
+  const auto status = testing::runCommand(bin + " status --state-dir " + state.string());
+  EXPECT_NE(status.output.find("    second line\\x1b[2J"), std::string::npos) << status.output;
 }
 
 }  // namespace
