@@ -955,5 +955,103 @@ TEST(HumanOutput, CommitMetadataCannotDriveTheTerminal) {
   EXPECT_NE(status.output.find("    second line\\x1b[2J"), std::string::npos) << status.output;
 }
 
+// ---- the command line (issue 13, finding 5) ----
+
+// Each option belongs to the commands that use it: any other command refuses it, with a usage
+// error (exit 2) naming its owners, before doing anything (`agent --rotate-key NS` once rotated
+// the key on every run).
+TEST(CommandLine, AnOptionIsRefusedByTheCommandsItDoesNotBelongTo) {
+  TempDir dir;
+  const fs::path state = dir.path() / "state";
+  const std::string bin = "timeout 10 " + std::string(EDGEPLANE_BINARY) + " ";
+  const std::string config = " --config " + (dir.path() / "config").string();
+  fs::create_directories(dir.path() / "config");
+  const std::string stateDir = " --state-dir " + state.string();
+  const std::string json = "(it belongs to: plan, history, status, apikey new, apikey list)";
+  const std::pair<std::string, std::string> cases[] = {
+      {"agent --rotate-key tenant-a" + config + stateDir,
+       "edgeplane agent: --rotate-key is not an option of agent (it belongs to: apply)"},
+      {"validate --json" + config,
+       "edgeplane validate: --json is not an option of validate " + json},
+      {"apply --json" + config + stateDir,
+       "edgeplane apply: --json is not an option of apply " + json},
+      {"trigger --json" + stateDir,
+       "edgeplane trigger: --json is not an option of trigger " + json},
+      {"validate --rotate-key x" + config,
+       "edgeplane validate: --rotate-key is not an option of validate (it belongs to: apply)"},
+      {"history --wait" + stateDir,
+       "edgeplane history: --wait is not an option of history (it belongs to: trigger)"},
+      {"apikey list --name x" + stateDir,
+       "edgeplane apikey: --name is not an option of apikey list (it belongs to: apikey new)"},
+      {"status --verbose" + stateDir,
+       "edgeplane status: --verbose is not an option of status (it belongs to: apply)"},
+      {"plan --json=yes" + config, "edgeplane plan: option --json takes no value"},
+      {"status --frobnicate" + stateDir, "edgeplane status: unknown option --frobnicate"},
+      {"frobnicate", "edgeplane: unknown command 'frobnicate'"},
+  };
+  for (const auto& [args, error] : cases) {
+    const auto r = testing::runCommand(bin + args);
+    EXPECT_EQ(r.status, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(error), std::string::npos) << args << "\n" << r.output;
+  }
+  EXPECT_FALSE(fs::exists(state / "state.db")) << "a refused command line ran anyway";
+  // plan --detailed-exitcode says "changes" with 2: a usage error is 1 there.
+  EXPECT_EQ(testing::runCommand(bin + "plan --detailed-exitcode --verbose" + config).status, 1);
+}
+
+// The documented command lines still parse: each reaches its command (which may then fail for
+// want of a host, an agent or a repository, but not with a usage error).
+TEST(CommandLine, DocumentedCommandLinesAreAccepted) {
+  TempDir dir;
+  const std::string bin = "timeout 20 " + std::string(EDGEPLANE_BINARY) + " ";
+  const std::string config = (dir.path() / "config").string();
+  const std::string state = (dir.path() / "state").string();
+  fs::create_directories(config);
+  std::ofstream(dir.path() / "config" / "empty.toml") << "";
+  const std::string lines[] = {
+      "validate --config " + config,
+      "validate --config " + config + " --host default",
+      "plan --config " + config + " --offline --json --detailed-exitcode",
+      "plan --config " + config + " --offline --observed /nonexistent --host h --state-dir " +
+          state,
+      "history --state-dir " + state + " --json --limit 3",
+      "status --state-dir " + state + " --json",
+      "trigger --state-dir " + state + " --wait --timeout 1",
+      "apikey new --name W --gateway ping --json",
+      "apikey list --state-dir " + state + " --json",
+      "version",
+      "--version",
+  };
+  for (const std::string& line : lines) {
+    const auto r = testing::runCommand(bin + line);
+    EXPECT_NE(r.status, 2) << line << "\n" << r.output;
+    EXPECT_EQ(r.output.find("not an option of"), std::string::npos) << line << "\n" << r.output;
+    EXPECT_EQ(r.output.find("unknown option"), std::string::npos) << line << "\n" << r.output;
+  }
+}
+
+// `edgeplane CMD --help` (or -h) prints CMD's part of the usage: its synopsis and its options.
+TEST(CommandLine, CommandHelpShowsThatCommandsOptions) {
+  const std::string bin = std::string(EDGEPLANE_BINARY) + " ";
+  const auto apply = testing::runCommand(bin + "apply --help");
+  EXPECT_EQ(apply.status, 0) << apply.output;
+  EXPECT_NE(apply.output.find("  apply    SOURCE"), std::string::npos) << apply.output;
+  EXPECT_NE(apply.output.find("--rotate-key NS     apply:"), std::string::npos) << apply.output;
+  EXPECT_NE(apply.output.find("SOURCE is one of:"), std::string::npos) << apply.output;
+  EXPECT_EQ(apply.output.find("--limit N"), std::string::npos) << apply.output;
+  EXPECT_EQ(apply.output.find("  plan "), std::string::npos) << apply.output;
+  const auto history = testing::runCommand(bin + "history -h");
+  EXPECT_EQ(history.status, 0) << history.output;
+  EXPECT_NE(history.output.find("--limit N"), std::string::npos) << history.output;
+  EXPECT_EQ(history.output.find("--rotate-key"), std::string::npos) << history.output;
+  EXPECT_EQ(history.output.find("SOURCE is one of:"), std::string::npos) << history.output;
+  const auto apikey = testing::runCommand(bin + "apikey -h");
+  EXPECT_EQ(apikey.status, 0) << apikey.output;
+  EXPECT_NE(apikey.output.find("block ID"), std::string::npos) << apikey.output;
+  const auto all = testing::runCommand(bin + "--help");
+  EXPECT_EQ(all.status, 0);
+  EXPECT_NE(all.output.find("commands:"), std::string::npos) << all.output;
+}
+
 }  // namespace
 }  // namespace edgeplane::cli
