@@ -327,6 +327,10 @@ std::string apiKeyStanza(const std::string& name, const std::string& id, const s
   return out + "role = " + quotedText(role) + "\nenabled = true\n";
 }
 
+std::string_view apiKeyUsage() {
+  return kApiKeyUsage;
+}
+
 int cmdApiKey(const Options& o) {
   const std::string& action = o.apikey.action;
   if (action == "new") {
@@ -337,10 +341,6 @@ int cmdApiKey(const Options& o) {
   }
   if (action == "block" || action == "unblock") {
     return cmdBlock(o, action == "block");
-  }
-  if (action == "help") {
-    std::cout << kApiKeyUsage;
-    return 0;
   }
   std::cerr << (action.empty() ? "edgeplane apikey: which action?\n"
                                : "edgeplane apikey: unknown action '" + action + "'\n")

@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "schema/store.h"
@@ -91,6 +92,8 @@ int cmdAgent(const Options& o);
 int cmdTrigger(const Options& o);
 // apikey new | list | block | unblock (apikey.cpp). Exit 2 for usage errors.
 int cmdApiKey(const Options& o);
+// What `edgeplane apikey --help` prints.
+std::string_view apiKeyUsage();
 
 // The [[api_key]] stanza `apikey new` prints for the config repository: name (TOML-escaped),
 // id, sha256, gateways, endpoints (when scoped), role, enabled = true.

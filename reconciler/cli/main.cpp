@@ -15,12 +15,17 @@
 #include "edgeplane_version.h"
 #include "reconciler/cli/commands.h"
 #include "reconciler/cli/fetch_child.h"
+#include "reconciler/cli/terminal_out.h"
 #include "schema/agent_config.h"
 #include "schema/loader.h"
 #include "schema/validate.h"
 
 namespace edgeplane {
 namespace {
+
+// Exit status of a command line that does not make sense (a missing, unknown or misplaced
+// option); 1 is a command that failed.
+constexpr int kUsageError = 2;
 
 constexpr const char* kUsage = R"(usage: edgeplane COMMAND [OPTIONS]
 
@@ -69,7 +74,7 @@ options:
   --offline           plan without looking at this host: against an empty host, or the
                       state saved by --observed FILE (a Git source is fetched into a
                       temporary cache)
-  --lock-timeout S    apply: give up after S seconds if another run holds the lock
+  --lock-timeout S    plan, apply, agent: give up after S seconds if another run holds the lock
   --verbose           apply: print every message of every nftables batch
   --wireguard-backend auto | kernel | userspace (wireguard-go); auto: kernel when the kernel
                       can create WireGuard links
@@ -83,6 +88,137 @@ options:
   --timeout S         trigger: give up after S seconds (default 10, with --wait 600)
 )";
 
+// ---- which options each command takes ----
+//
+// Every option belongs to the commands listed for it, and a command refuses every other one
+// (issue 13, finding 5: `agent --rotate-key NS` once rotated the key on every run). A new
+// option is a row in kOptions and its name in the rows of the commands that take it; its help
+// is its entry under "options:" in kUsage, which `edgeplane CMD --help` shows for CMD.
+
+struct OptionSpec {
+  std::string_view name;
+  bool takesValue;
+};
+
+constexpr OptionSpec kOptions[] = {
+    {"config", true},
+    {"agent", true},
+    {"source", true},
+    {"ref", true},
+    {"path", true},
+    {"allowed-signers", true},
+    {"host", true},
+    {"state-dir", true},
+    {"json", false},
+    {"detailed-exitcode", false},
+    {"offline", false},
+    {"observed", true},
+    {"lock-timeout", true},
+    {"verbose", false},
+    {"wireguard-backend", true},
+    {"rotate-key", true},
+    {"proxy-admin", true},
+    {"limit", true},
+    {"wait", false},
+    {"timeout", true},
+    {"name", true},
+    {"gateway", true},
+    {"role", true},
+    {"endpoint", true},
+};
+
+struct CommandSpec {
+  std::string_view name;  // apikey's actions are commands of their own here: "apikey new"
+  std::vector<std::string_view> options;
+};
+
+// SOURCE: a plain directory or the Git source (see kUsage).
+#define EDGEPLANE_SOURCE_OPTIONS "config", "agent", "source", "ref", "path", "allowed-signers"
+
+const std::vector<CommandSpec>& commandTable() {
+  static const std::vector<CommandSpec> table = {
+      {"validate", {"config", "host"}},
+      {"plan",
+       {EDGEPLANE_SOURCE_OPTIONS, "host", "state-dir", "json", "detailed-exitcode", "offline",
+        "observed", "lock-timeout", "wireguard-backend"}},
+      {"apply",
+       {EDGEPLANE_SOURCE_OPTIONS, "host", "state-dir", "lock-timeout", "verbose",
+        "wireguard-backend", "rotate-key", "proxy-admin"}},
+      {"agent",
+       {EDGEPLANE_SOURCE_OPTIONS, "host", "state-dir", "lock-timeout", "wireguard-backend",
+        "proxy-admin"}},
+      // status, history, trigger and apikey take --agent for the state dir (and status for the
+      // host) it names.
+      {"trigger", {"agent", "state-dir", "wait", "timeout"}},
+      {"history", {"agent", "state-dir", "json", "limit"}},
+      {"status", {"agent", "config", "host", "state-dir", "json", "wireguard-backend"}},
+      {"apikey", {}},
+      {"apikey new", {"name", "gateway", "role", "endpoint", "json"}},
+      {"apikey list", {"agent", "state-dir", "json"}},
+      {"apikey block", {"agent", "state-dir", "proxy-admin"}},
+      {"apikey unblock", {"agent", "state-dir", "proxy-admin"}},
+      {"version", {}},
+  };
+  return table;
+}
+
+#undef EDGEPLANE_SOURCE_OPTIONS
+
+const CommandSpec* findCommand(std::string_view name) {
+  for (const CommandSpec& c : commandTable()) {
+    if (c.name == name) {
+      return &c;
+    }
+  }
+  return nullptr;
+}
+
+bool takes(const CommandSpec& command, std::string_view option) {
+  return std::find(command.options.begin(), command.options.end(), option) != command.options.end();
+}
+
+// `edgeplane CMD --help`: CMD's entries of kUsage (its synopsis, SOURCE when it takes one, and
+// its options), cut from the one usage text so that the two never disagree. An entry is a line
+// indented by two spaces and the lines indented deeper that follow it.
+std::string commandUsage(const CommandSpec& command) {
+  if (command.name.starts_with("apikey")) {
+    return std::string(cli::apiKeyUsage());
+  }
+  enum class Section { kNone, kCommands, kSource, kOptionList } section = Section::kNone;
+  std::string synopsis;
+  std::string source;
+  std::string options;
+  bool keep = false;
+  std::istringstream text(kUsage);
+  for (std::string line; std::getline(text, line);) {
+    if (line == "commands:") {
+      section = Section::kCommands;
+    } else if (line.starts_with("SOURCE is")) {
+      section = Section::kSource;
+    } else if (line == "options:") {
+      section = Section::kOptionList;
+    }
+    if (section == Section::kSource) {
+      source += takes(command, "source") && !line.empty() ? line + "\n" : "";
+      continue;
+    }
+    if (!line.starts_with("  ")) {
+      continue;
+    }
+    if (line[2] != ' ') {  // an entry begins
+      const std::string word = line.substr(2, line.find(' ', 2) - 2);
+      keep = section == Section::kCommands
+                 ? word == command.name
+                 : word.starts_with("--") && takes(command, word.substr(2));
+    }
+    if (keep) {
+      (section == Section::kCommands ? synopsis : options) += line + "\n";
+    }
+  }
+  return "usage:\n" + synopsis + (source.empty() ? "" : "\n" + source) +
+         (options.empty() ? "" : "\noptions:\n" + options);
+}
+
 // --flag VALUE options and positional words, nothing cleverer.
 struct Args {
   std::string command;
@@ -90,39 +226,55 @@ struct Args {
   std::map<std::string, std::string, std::less<>> options;                // the last value of each
   std::map<std::string, std::vector<std::string>, std::less<>> repeated;  // every value
   std::vector<std::string> errors;
+  bool help = false;     // --help, -h, `help` (as the command, or as apikey's action)
+  bool version = false;  // --version
 
   std::optional<std::string> get(std::string_view name) const {
     auto it = options.find(name);
     return it != options.end() ? std::optional<std::string>(it->second) : std::nullopt;
   }
+  // The row of commandTable() that applies: "apikey new" for apikey's actions.
+  std::string spec() const {
+    return command == "apikey" && !words.empty() ? "apikey " + words.front() : command;
+  }
 };
 
-Args parseArgs(int argc, char** argv, const std::vector<std::string>& valueOptions,
-               const std::vector<std::string>& flags) {
+Args parseArgs(int argc, char** argv) {
   Args a;
+  std::vector<std::string> given;  // the options given, in order
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg.rfind("--", 0) == 0) {
+    if (arg == "--help" || arg == "-h") {
+      a.help = true;
+    } else if (arg == "--version") {
+      a.version = true;
+    } else if (arg.rfind("--", 0) == 0) {
       std::string name = arg.substr(2);
-      std::string value;
+      std::optional<std::string> value;
       if (auto eq = name.find('='); eq != std::string::npos) {
         value = name.substr(eq + 1);
         name = name.substr(0, eq);
-      } else if (std::find(valueOptions.begin(), valueOptions.end(), name) != valueOptions.end()) {
+      }
+      const auto* spec = std::find_if(std::begin(kOptions), std::end(kOptions),
+                                      [&](const OptionSpec& o) { return o.name == name; });
+      if (spec == std::end(kOptions)) {
+        a.errors.push_back("unknown option --" + name);
+        continue;
+      }
+      if (!spec->takesValue && value) {
+        a.errors.push_back("option --" + name + " takes no value");
+        continue;
+      }
+      if (spec->takesValue && !value) {
         if (i + 1 >= argc) {
           a.errors.push_back("option --" + name + " needs a value");
           continue;
         }
         value = argv[++i];
       }
-      if (std::find(valueOptions.begin(), valueOptions.end(), name) == valueOptions.end() &&
-          std::find(flags.begin(), flags.end(), name) == flags.end() && name != "help" &&
-          name != "version") {
-        a.errors.push_back("unknown option --" + name);
-        continue;
-      }
-      a.options[name] = value;
-      a.repeated[name].push_back(value);
+      a.options[name] = value.value_or("");
+      a.repeated[name].push_back(value.value_or(""));
+      given.push_back(name);
     } else if (a.command.empty()) {
       a.command = arg;
     } else if (a.command == "apikey" && a.words.size() < 2) {
@@ -130,6 +282,29 @@ Args parseArgs(int argc, char** argv, const std::vector<std::string>& valueOptio
     } else {
       a.errors.push_back("unexpected argument '" + arg + "'");
     }
+  }
+  if (a.command == "help" || (a.command == "apikey" && !a.words.empty() && a.words[0] == "help")) {
+    a.help = true;
+    a.command = a.command == "help" ? "" : a.command;
+    a.words.clear();
+  }
+  const CommandSpec* command = findCommand(a.spec());
+  if (command == nullptr) {
+    return a;  // an unknown command (or apikey action) is reported as such
+  }
+  std::set<std::string, std::less<>> reported;
+  for (const std::string& name : given) {
+    if (takes(*command, name) || !reported.insert(name).second) {
+      continue;
+    }
+    std::string owners;
+    for (const CommandSpec& c : commandTable()) {
+      if (takes(c, name)) {
+        owners += (owners.empty() ? "" : ", ") + std::string(c.name);
+      }
+    }
+    a.errors.push_back("--" + name + " is not an option of " + a.spec() +
+                       " (it belongs to: " + owners + ")");
   }
   return a;
 }
@@ -171,7 +346,7 @@ int cmdValidate(const Args& args) {
   auto config = args.get("config");
   if (!config || config->empty()) {
     std::cerr << "edgeplane validate: --config DIR is required\n";
-    return 1;
+    return kUsageError;
   }
   Diagnostics diags;
   Desired d = loadAndValidate(*config, diags);
@@ -335,40 +510,50 @@ int run(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "__fetch") {
     return cli::fetchChildMain(std::vector<std::string>(argv + 2, argv + argc));
   }
-  Args args =
-      parseArgs(argc, argv,
-                {"config", "host", "state-dir", "observed", "lock-timeout", "wireguard-backend",
-                 "rotate-key", "agent", "source", "ref", "path", "allowed-signers", "proxy-admin",
-                 "limit", "timeout", "name", "gateway", "role", "endpoint"},
-                {"json", "detailed-exitcode", "offline", "verbose", "wait"});
-  if (args.options.count("version") != 0 || args.command == "version") {
+  Args args = parseArgs(argc, argv);
+  // Human output, on stdout and stderr alike, goes through one escaping filter: no commit
+  // author or subject, refusal detail, key name or peer's message can drive the terminal
+  // (issue 13, finding 8). JSON on stdout is escaped by its encoder instead.
+  cli::TerminalSafeStream safeErr(std::cerr);
+  std::optional<cli::TerminalSafeStream> safeOut;
+  if (args.options.count("json") == 0) {
+    safeOut.emplace(std::cout);
+  }
+  if (args.version || args.command == "version") {
     std::cout << "edgeplane " << EDGEPLANE_VERSION << "\n";
     return 0;
   }
-  if (args.command == "apikey" &&
-      (args.options.count("help") != 0 || args.words.empty() || args.words.front() == "help")) {
-    cli::Options o;
-    o.apikey.action = args.words.empty() && args.options.count("help") == 0 ? "" : "help";
-    return cli::cmdApiKey(o);
-  }
-  if (args.options.count("help") != 0 || args.command.empty() || args.command == "help") {
+  if (args.help && args.command.empty()) {
     std::cout << kUsage;
-    return args.command.empty() && args.options.count("help") == 0 ? 1 : 0;
+    return 0;
   }
+  if (args.command.empty()) {
+    std::cerr << kUsage;
+    return kUsageError;
+  }
+  const CommandSpec* command = findCommand(args.command);
+  if (command == nullptr) {
+    std::cerr << "edgeplane: unknown command '" << args.command << "' (see edgeplane --help)\n";
+    return kUsageError;
+  }
+  if (args.help) {
+    std::cout << commandUsage(*command);
+    return 0;
+  }
+  // A plan with --detailed-exitcode says "changes" with 2: a usage error is an error there.
+  const int usageError =
+      args.command == "plan" && args.options.count("detailed-exitcode") != 0 ? 1 : kUsageError;
   if (!args.errors.empty()) {
     for (const auto& e : args.errors) {
       std::cerr << "edgeplane " << args.command << ": " << e << "\n";
     }
-    return args.command == "apikey" ? 2 : 1;
+    return usageError;
+  }
+  if (args.command == "apikey" && args.words.empty()) {
+    return cli::cmdApiKey(cli::Options{});  // "which action?" and the usage
   }
   if (args.command == "validate") {
     return cmdValidate(args);
-  }
-  static const std::set<std::string, std::less<>> kCommands = {
-      "plan", "apply", "status", "history", "agent", "trigger", "apikey"};
-  if (kCommands.count(args.command) == 0) {
-    std::cerr << "edgeplane: unknown command '" << args.command << "'\n" << kUsage;
-    return 1;
   }
   cli::Options o;
   o.config = args.get("config");
@@ -382,7 +567,7 @@ int run(int argc, char** argv) {
   auto lockTimeout = seconds(args, "lock-timeout");
   auto timeout = seconds(args, "timeout");
   if (!lockTimeout || !timeout) {
-    return 1;
+    return usageError;
   }
   o.lockTimeout = *lockTimeout < 0 ? std::chrono::milliseconds(-1)
                                    : std::chrono::milliseconds(*lockTimeout * 1000);
@@ -393,7 +578,7 @@ int run(int argc, char** argv) {
     long n = std::strtol(limit->c_str(), &end, 10);
     if (limit->empty() || *end != '\0' || n < 1 || n > 1000000) {
       std::cerr << "edgeplane " << args.command << ": --limit takes a positive number\n";
-      return 1;
+      return usageError;
     }
     o.limit = static_cast<int>(n);
   }
@@ -408,7 +593,7 @@ int run(int argc, char** argv) {
   }
   if (o.observed && !o.offline) {
     std::cerr << "edgeplane plan: --observed goes with --offline\n";
-    return 1;
+    return usageError;
   }
   if (!resolveSource(args, o)) {
     return 1;
@@ -417,11 +602,11 @@ int run(int argc, char** argv) {
       o.wireguardBackend != "userspace") {
     std::cerr << "edgeplane " << args.command
               << ": --wireguard-backend is auto, kernel or userspace\n";
-    return 1;
+    return usageError;
   }
   o.fetchHelper = cli::defaultFetchHelper();
   if (args.command == "apikey") {
-    o.apikey.action = args.words.at(0);
+    o.apikey.action = args.words.empty() ? "" : args.words[0];
     if (args.words.size() > 1) {
       o.apikey.id = args.words[1];
     }

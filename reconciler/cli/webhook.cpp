@@ -14,6 +14,7 @@
 #include <Poco/Net/TCPServerConnection.h>
 #include <Poco/Net/TCPServerConnectionFactory.h>
 #include <Poco/Net/TCPServerParams.h>
+#include <Poco/String.h>
 
 #include <array>
 #include <atomic>
@@ -24,6 +25,7 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <variant>
 
 namespace edgeplane::cli {
 
@@ -113,16 +115,13 @@ Result<std::string> readSecretFile(const std::filesystem::path& file) {
 }
 
 WebhookReply handleWebhook(std::string_view method, std::string_view path, std::string_view body,
-                           bool bodyTooLarge, const std::optional<std::string>& signature,
-                           std::string_view secret, const std::function<void()>& onTrigger) {
+                           const std::optional<std::string>& signature, std::string_view secret,
+                           const std::function<void()>& onTrigger) {
   if (path != "/trigger") {
     return {404, "not found\n"};
   }
   if (method != "POST") {
     return {405, "method not allowed: POST /trigger\n"};
-  }
-  if (bodyTooLarge) {
-    return {413, "body larger than 4096 bytes\n"};
   }
   if (!verifyWebhookSignature(secret, body, signature)) {
     return {401, "bad or missing " + std::string(kSignatureHeader) + "\n"};
@@ -151,6 +150,13 @@ struct Shared {
   std::mutex mu;                    // guards onTrigger, which the server clears when it stops
   std::function<void()> onTrigger;  // points into the agent
   std::atomic<bool> stopping{false};
+  std::atomic<size_t> largestRequest{0};  // see WebhookServer::largestRequest
+
+  void held(size_t bytes) {
+    size_t seen = largestRequest.load();
+    while (bytes > seen && !largestRequest.compare_exchange_weak(seen, bytes)) {
+    }
+  }
 
   void trigger() {
     std::lock_guard lock(mu);
@@ -159,6 +165,38 @@ struct Shared {
     }
   }
 };
+
+// The body's length from the head, or the answer refusing the request. One Content-Length
+// (repeats must agree) of decimal digits only, at most kMaxWebhookBody: POCO's parser takes
+// "-1" and "+5", and a negative length once made the reader take whatever came for the
+// whole deadline. No Transfer-Encoding: a body comes with its length or not at all.
+std::variant<size_t, WebhookReply> bodyLength(const Poco::Net::HTTPRequest& request) {
+  if (request.has(Poco::Net::HTTPMessage::TRANSFER_ENCODING)) {
+    return WebhookReply{411, "send the body with a Content-Length\n"};
+  }
+  std::optional<std::string> value;
+  for (auto it = request.find(Poco::Net::HTTPMessage::CONTENT_LENGTH);
+       it != request.end() &&
+       Poco::icompare(it->first, Poco::Net::HTTPMessage::CONTENT_LENGTH) == 0;
+       ++it) {
+    if (value && *value != it->second) {
+      return WebhookReply{400, "conflicting Content-Length headers\n"};
+    }
+    value = it->second;
+  }
+  if (!value) {
+    return size_t{0};
+  }
+  if (value->empty() || value->find_first_not_of("0123456789") != std::string::npos) {
+    return WebhookReply{400, "Content-Length is not a number of bytes\n"};
+  }
+  const size_t digits = value->find_first_not_of('0');
+  if (digits != std::string::npos &&
+      (value->size() - digits > 5 || std::stoul(value->substr(digits)) > kMaxWebhookBody)) {
+    return WebhookReply{413, "body larger than " + std::to_string(kMaxWebhookBody) + " bytes\n"};
+  }
+  return digits == std::string::npos ? size_t{0} : std::stoul(value->substr(digits));
+}
 
 std::string_view reason(int status) {
   switch (status) {
@@ -199,8 +237,9 @@ class TriggerConnection : public Poco::Net::TCPServerConnection {
   }
 
  private:
-  // Reads more bytes into `data` before the deadline; false on timeout, EOF, stop or error.
-  bool readMore(std::string& data, Clock::time_point deadline) {
+  // Reads more bytes into `data`, at most `max`, before the deadline; false on timeout, EOF,
+  // stop or error.
+  bool readMore(std::string& data, size_t max, Clock::time_point deadline) {
     Poco::Net::StreamSocket& s = socket();
     for (;;) {
       if (shared_->stopping.load()) {
@@ -217,12 +256,23 @@ class TriggerConnection : public Poco::Net::TCPServerConnection {
         continue;
       }
       char buf[2048];
-      const int n = s.receiveBytes(buf, sizeof(buf));
+      const int n = s.receiveBytes(buf, static_cast<int>(std::min(sizeof(buf), max)));
       if (n <= 0) {
         return false;
       }
       data.append(buf, static_cast<size_t>(n));
+      shared_->held(data.size());
       return true;
+    }
+  }
+
+  // Takes (and drops) a bounded amount of what the client still sends, so that closing with
+  // it unread does not reset the connection under the client before it reads the answer.
+  void drain(Clock::time_point deadline) {
+    const auto until = std::min(deadline, Clock::now() + std::chrono::seconds(1));
+    std::string buf;
+    for (size_t dropped = 0; dropped < 64 * 1024 && readMore(buf, 2048, until); buf.clear()) {
+      dropped += buf.size();
     }
   }
 
@@ -264,7 +314,7 @@ class TriggerConnection : public Poco::Net::TCPServerConnection {
         reply({400, "request head larger than " + std::to_string(kMaxHead) + " bytes\n"});
         return;
       }
-      if (!readMore(data, deadline)) {
+      if (!readMore(data, kMaxHead + 1 - data.size(), deadline)) {
         if (!data.empty() && !shared_->stopping.load()) {
           reply({408, "request not complete within " +
                           std::to_string(kRequestDeadline.count() / 1000) + " s\n"});
@@ -286,17 +336,19 @@ class TriggerConnection : public Poco::Net::TCPServerConnection {
     if (auto q = path.find('?'); q != std::string::npos) {
       path.resize(q);
     }
-    std::string body = data.substr(bodyStart);
-    bool tooLarge = false;
+    // The length is checked before any of the body is read, and no more than it is held.
+    const auto length = bodyLength(request);
+    if (const auto* refused = std::get_if<WebhookReply>(&length)) {
+      reply(*refused);
+      drain(deadline);
+      return;
+    }
+    const size_t want = std::get<size_t>(length);
+    std::string body = data.substr(bodyStart, want);
+    data = std::string();
     if (request.getMethod() == "POST" && path == "/trigger") {
-      if (request.getChunkedTransferEncoding()) {
-        reply({411, "send the body with a Content-Length\n"});
-        return;
-      }
-      const int64_t length = request.hasContentLength() ? request.getContentLength64() : 0;
-      tooLarge = length > static_cast<int64_t>(kMaxWebhookBody);
-      while (!tooLarge && body.size() < static_cast<size_t>(length)) {
-        if (!readMore(body, deadline)) {
+      while (body.size() < want) {
+        if (!readMore(body, want - body.size(), deadline)) {
           if (!shared_->stopping.load()) {
             reply({408, "request not complete within " +
                             std::to_string(kRequestDeadline.count() / 1000) + " s\n"});
@@ -304,27 +356,13 @@ class TriggerConnection : public Poco::Net::TCPServerConnection {
           return;
         }
       }
-      if (!tooLarge) {
-        body.resize(static_cast<size_t>(length));
-      }
-    }
-    if (tooLarge) {
-      body.clear();
     }
     std::optional<std::string> signature;
     if (request.has(std::string(kSignatureHeader))) {
       signature = request.get(std::string(kSignatureHeader));
     }
-    reply(handleWebhook(request.getMethod(), path, body, tooLarge, signature, shared_->secret,
+    reply(handleWebhook(request.getMethod(), path, body, signature, shared_->secret,
                         [this] { shared_->trigger(); }));
-    if (tooLarge) {
-      // Closing with the body unread would reset the connection under the client before it
-      // reads the 413; take (and drop) a bounded amount of it first.
-      std::string rest;
-      const auto drainUntil = std::min(deadline, Clock::now() + std::chrono::seconds(1));
-      while (rest.size() < 64 * 1024 && readMore(rest, drainUntil)) {
-      }
-    }
   }
 
   std::shared_ptr<Shared> shared_;
@@ -371,6 +409,10 @@ WebhookServer::~WebhookServer() {
 
 uint16_t WebhookServer::port() const {
   return impl_->port;
+}
+
+size_t WebhookServer::largestRequest() const {
+  return impl_->shared->largestRequest.load();
 }
 
 Result<std::unique_ptr<WebhookServer>> WebhookServer::start(const Endpoint& listen,

@@ -36,12 +36,15 @@ struct WebhookReply {
   std::string body;
 };
 WebhookReply handleWebhook(std::string_view method, std::string_view path, std::string_view body,
-                           bool bodyTooLarge, const std::optional<std::string>& signature,
-                           std::string_view secret, const std::function<void()>& onTrigger);
+                           const std::optional<std::string>& signature, std::string_view secret,
+                           const std::function<void()>& onTrigger);
 
 // A small HTTP server on `listen` (POCO's TCP server, requests read here): each request must
 // arrive whole within 5 s (head at most 8 KiB, a body only with a Content-Length), else it is
-// dropped, so slow clients cannot hold the trigger up. The secret stays in memory, never logged.
+// dropped, so slow clients cannot hold the trigger up. A Content-Length that is not one decimal
+// number (400) or is over kMaxWebhookBody (413) is refused before any of the body is read, and
+// no more than the head and the announced length is ever held. The secret stays in memory, never
+// logged.
 class WebhookServer {
  public:
   static Result<std::unique_ptr<WebhookServer>> start(const Endpoint& listen, std::string secret,
@@ -50,6 +53,9 @@ class WebhookServer {
   WebhookServer(const WebhookServer&) = delete;
   WebhookServer& operator=(const WebhookServer&) = delete;
   uint16_t port() const;  // the bound port (listen.port, or the kernel's pick for port 0)
+  // The most bytes of one request (head and body) the server has held so far; for tests of
+  // the limits.
+  size_t largestRequest() const;
 
   struct Impl;
 

@@ -134,9 +134,10 @@ struct AppliedHost {
     EXPECT_TRUE(publishApiKeys(**store, snapshot, commit, 1000).ok());
     EXPECT_TRUE((*store)->addUsageBatch({{key.id, 3, 1764547200000, "198.51.100.7", {}}}).ok());
   }
-  std::string stateArgs() const {
-    return " --state-dir " + state.string() +
-           " --proxy-admin unix:" + (dir.path() / "no-proxy.sock").string();
+  std::string stateArgs() const { return " --state-dir " + state.string(); }
+  // block and unblock also tell the proxy: not this host's (there is none).
+  std::string blockArgs() const {
+    return stateArgs() + " --proxy-admin unix:" + (dir.path() / "no-proxy.sock").string();
   }
 };
 
@@ -172,16 +173,16 @@ TEST(ApiKeyCli, ListShowsTheAppliedKeysWithUsageAndNoSecret) {
 
 TEST(ApiKeyCli, BlockIsStoredShownAndLifted) {
   AppliedHost h;
-  Ran block = edgeplane(h.dir, "apikey block " + h.key.id + h.stateArgs());
+  Ran block = edgeplane(h.dir, "apikey block " + h.key.id + h.blockArgs());
   EXPECT_EQ(block.rc, 0) << block.err;  // the proxy is not there: said, not an error
   EXPECT_EQ(block.out, "blocked " + h.key.id +
                            " on this host; lift with: edgeplane apikey unblock " + h.key.id + "\n");
   EXPECT_TRUE(has(block.err, "the proxy was not told")) << block.err;
   EXPECT_FALSE(has(block.err, "warning"));  // the key is in the applied config
-  Ran again = edgeplane(h.dir, "apikey block " + h.key.id + h.stateArgs());
+  Ran again = edgeplane(h.dir, "apikey block " + h.key.id + h.blockArgs());
   EXPECT_EQ(again.rc, 0);
   EXPECT_TRUE(has(again.out, "was already blocked")) << again.out;
-  Ran stranger = edgeplane(h.dir, "apikey block notInConfig" + h.stateArgs());
+  Ran stranger = edgeplane(h.dir, "apikey block notInConfig" + h.blockArgs());
   EXPECT_EQ(stranger.rc, 0);
   EXPECT_TRUE(has(stranger.err, "warning: the applied config has no API key notInConfig"))
       << stranger.err;
@@ -203,10 +204,10 @@ TEST(ApiKeyCli, BlockIsStoredShownAndLifted) {
   EXPECT_EQ(ids, (std::set<std::string>{h.key.id, "notInConfig"}));
   EXPECT_FALSE(has(statusJson.out, h.secret));
 
-  Ran unblock = edgeplane(h.dir, "apikey unblock " + h.key.id + h.stateArgs());
+  Ran unblock = edgeplane(h.dir, "apikey unblock " + h.key.id + h.blockArgs());
   EXPECT_EQ(unblock.rc, 0);
   EXPECT_EQ(unblock.out, "unblocked " + h.key.id + " on this host\n");
-  Ran notBlocked = edgeplane(h.dir, "apikey unblock " + h.key.id + h.stateArgs());
+  Ran notBlocked = edgeplane(h.dir, "apikey unblock " + h.key.id + h.blockArgs());
   EXPECT_TRUE(has(notBlocked.out, "was not blocked")) << notBlocked.out;
   list = edgeplane(h.dir, "apikey list --json" + h.stateArgs());
   EXPECT_TRUE(has(list.out, "\"blocked\":false")) << list.out;

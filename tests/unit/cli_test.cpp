@@ -19,14 +19,19 @@
 #include <atomic>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "reconciler/cli/fetch_child.h"
 #include "reconciler/cli/history.h"
 #include "reconciler/cli/scheduler.h"
+#include "reconciler/cli/terminal_out.h"
 #include "reconciler/cli/trigger_socket.h"
 #include "reconciler/cli/webhook.h"
 #include "reconciler/system/lock.h"
+#include "schema/store.h"
+#include "schema/terminal_text.h"
+#include "tests/support/command.h"
 #include "tests/support/temp_dir.h"
 
 namespace edgeplane::cli {
@@ -94,19 +99,17 @@ TEST(WebhookReplyTest, StatusCodes) {
   auto onTrigger = [&] { ++triggered; };
   const std::string body = "{}";
   const auto sig = std::optional(webhookSignature("k", body));
-  EXPECT_EQ(handleWebhook("POST", "/trigger", body, false, sig, "k", onTrigger).status, 202);
+  EXPECT_EQ(handleWebhook("POST", "/trigger", body, sig, "k", onTrigger).status, 202);
   EXPECT_EQ(triggered, 1);
-  EXPECT_EQ(handleWebhook("POST", "/trigger", body, false, std::nullopt, "k", onTrigger).status,
-            401);
-  EXPECT_EQ(handleWebhook("POST", "/trigger", body, false,
-                          std::optional(webhookSignature("x", body)), "k", onTrigger)
+  EXPECT_EQ(handleWebhook("POST", "/trigger", body, std::nullopt, "k", onTrigger).status, 401);
+  EXPECT_EQ(handleWebhook("POST", "/trigger", body, std::optional(webhookSignature("x", body)), "k",
+                          onTrigger)
                 .status,
             401);
-  EXPECT_EQ(handleWebhook("GET", "/trigger", "", false, sig, "k", onTrigger).status, 405);
-  EXPECT_EQ(handleWebhook("PUT", "/trigger", body, false, sig, "k", onTrigger).status, 405);
-  EXPECT_EQ(handleWebhook("POST", "/other", body, false, sig, "k", onTrigger).status, 404);
-  EXPECT_EQ(handleWebhook("POST", "/", body, false, sig, "k", onTrigger).status, 404);
-  EXPECT_EQ(handleWebhook("POST", "/trigger", body, true, sig, "k", onTrigger).status, 413);
+  EXPECT_EQ(handleWebhook("GET", "/trigger", "", sig, "k", onTrigger).status, 405);
+  EXPECT_EQ(handleWebhook("PUT", "/trigger", body, sig, "k", onTrigger).status, 405);
+  EXPECT_EQ(handleWebhook("POST", "/other", body, sig, "k", onTrigger).status, 404);
+  EXPECT_EQ(handleWebhook("POST", "/", body, sig, "k", onTrigger).status, 404);
   EXPECT_EQ(triggered, 1);  // only the authenticated request triggered
 }
 
@@ -127,6 +130,21 @@ TEST(WebhookSecret, OwnerOnlyFileIsRequired) {
   EXPECT_FALSE(readSecretFile(file).ok());
   EXPECT_FALSE(readSecretFile(dir.path() / "missing").ok());
   EXPECT_FALSE(readSecretFile(dir.path()).ok());
+}
+
+// A webhook server with secret "k" on a loopback port the kernel just handed out and that is
+// free again (listen ports are 1-65535: not port 0), counting its triggers.
+Result<std::unique_ptr<WebhookServer>> startWebhookServer(std::atomic<int>& triggered) {
+  uint16_t free = 0;
+  {
+    Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
+    free = probe.address().port();
+  }
+  auto listen = Endpoint::parse("127.0.0.1:" + std::to_string(free));
+  if (!listen) {
+    return terminal("no listen address for port " + std::to_string(free));
+  }
+  return WebhookServer::start(*listen, "k", [&triggered] { ++triggered; });
 }
 
 // The real server on a loopback port: the HTTP layer passes method, path, headers and body.
@@ -173,14 +191,7 @@ TEST(WebhookServerTest, AnswersOverHttp) {
 // up for the others nor stay connected past the request deadline (5 s for a whole request).
 TEST(WebhookServerTest, SlowClientsDoNotBlockTriggers) {
   std::atomic<int> triggered{0};
-  uint16_t free = 0;
-  {
-    Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
-    free = probe.address().port();
-  }
-  auto listen = Endpoint::parse("127.0.0.1:" + std::to_string(free));
-  ASSERT_TRUE(listen.has_value());
-  auto server = WebhookServer::start(*listen, "k", [&] { ++triggered; });
+  auto server = startWebhookServer(triggered);
   ASSERT_TRUE(server.ok()) << server.error().message;
   const Poco::Net::SocketAddress at("127.0.0.1", (*server)->port());
 
@@ -249,14 +260,7 @@ TEST(WebhookServerTest, SlowClientsDoNotBlockTriggers) {
 // body, garbage, and a body sent after the head in pieces.
 TEST(WebhookServerTest, RawRequestsGetTheRightStatus) {
   std::atomic<int> triggered{0};
-  uint16_t free = 0;
-  {
-    Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
-    free = probe.address().port();
-  }
-  auto listen = Endpoint::parse("127.0.0.1:" + std::to_string(free));
-  ASSERT_TRUE(listen.has_value());
-  auto server = WebhookServer::start(*listen, "k", [&] { ++triggered; });
+  auto server = startWebhookServer(triggered);
   ASSERT_TRUE(server.ok()) << server.error().message;
   const Poco::Net::SocketAddress at("127.0.0.1", (*server)->port());
   auto exchange = [&](const std::vector<std::string>& pieces) {
@@ -295,6 +299,65 @@ TEST(WebhookServerTest, RawRequestsGetTheRightStatus) {
   EXPECT_EQ(exchange({"POST /trigger HTTP/1.1\r\nContent-Length: 99999\r\n\r\n"}),
             "HTTP/1.1 413 Payload Too Large");
   EXPECT_EQ(triggered.load(), 2);
+}
+
+// Finding 1 of issue 13: a negative, malformed or over-limit Content-Length is refused before
+// any of the body is read, and however much a client sends, the server never holds more than
+// the head and body limits (a length of -1 once made it buffer all of it for 5 s).
+TEST(WebhookServerTest, BadContentLengthIsRefusedBeforeReadingTheBody) {
+  std::atomic<int> triggered{0};
+  auto server = startWebhookServer(triggered);
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  const Poco::Net::SocketAddress at("127.0.0.1", (*server)->port());
+  const std::string sig = webhookSignature("k", "x");
+  // Sends the head, then `flood` bytes from another thread while this one reads the answer.
+  auto exchange = [&](const std::string& lengthHeaders, size_t flood) {
+    Poco::Net::StreamSocket s(at);
+    s.setReceiveTimeout(Poco::Timespan(8, 0));
+    s.setSendTimeout(Poco::Timespan(3, 0));
+    const std::string head = "POST /trigger HTTP/1.1\r\nHost: x\r\n" + lengthHeaders +
+                             std::string(kSignatureHeader) + ": " + sig + "\r\n\r\n";
+    s.sendBytes(head.data(), static_cast<int>(head.size()));
+    std::thread sender([&s, flood] {
+      const std::string chunk(16 * 1024, 'z');
+      try {
+        for (size_t sent = 0; sent < flood; sent += chunk.size()) {
+          s.sendBytes(chunk.data(), static_cast<int>(chunk.size()));
+        }
+      } catch (const Poco::Exception&) {
+        // The server closed the connection: what it should do.
+      }
+    });
+    std::string answer;
+    char buf[512];
+    try {
+      for (int n = 0; (n = s.receiveBytes(buf, sizeof(buf))) > 0;) {
+        answer.append(buf, static_cast<size_t>(n));
+      }
+    } catch (const Poco::Exception&) {
+    }
+    sender.join();
+    return answer.substr(0, answer.find("\r\n"));
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(exchange("Content-Length: -1\r\n", 4 << 20), "HTTP/1.1 400 Bad Request");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(3))
+      << "answered at the request deadline, not at once";
+  EXPECT_LE((*server)->largestRequest(), 8192 + kMaxWebhookBody) << "the server buffered the flood";
+  for (const char* bad :
+       {"Content-Length: abc\r\n", "Content-Length: +40\r\n", "Content-Length: 4 0\r\n",
+        "Content-Length: 0x10\r\n", "Content-Length: \r\n",
+        "Content-Length: 40\r\nContent-Length: 41\r\n", "Content-Length: 40, 41\r\n"}) {
+    EXPECT_EQ(exchange(bad, 64 << 10), "HTTP/1.1 400 Bad Request") << bad;
+  }
+  for (const char* huge : {"Content-Length: 5000\r\n", "Content-Length: 18446744073709551615\r\n",
+                           "Content-Length: 99999999999999999999999999\r\n"}) {
+    EXPECT_EQ(exchange(huge, 1 << 20), "HTTP/1.1 413 Payload Too Large") << huge;
+  }
+  EXPECT_EQ(exchange("Transfer-Encoding: chunked\r\nContent-Length: 40\r\n", 64 << 10),
+            "HTTP/1.1 411 Length Required");
+  EXPECT_LE((*server)->largestRequest(), 8192 + kMaxWebhookBody) << "the server buffered the flood";
+  EXPECT_EQ(triggered.load(), 0);
 }
 
 // ---- the schedule ----
@@ -780,6 +843,214 @@ TEST(History, ShortCommitAndFirstLine) {
   EXPECT_EQ(firstLine("a\nb"), "a");
   EXPECT_EQ(firstLine("single"), "single");
   EXPECT_EQ(firstLine(""), "");
+}
+
+// ---- human output (issue 13, finding 8) ----
+
+TEST(TerminalText, ControlsAndInvalidUtf8AreEscapedAndUtf8TextIsKept) {
+  EXPECT_EQ(terminalText("plain ASCII, ok"), "plain ASCII, ok");
+  EXPECT_EQ(terminalText("Zoë Ünal – 東京 🚀"), "Zoë Ünal – 東京 🚀");
+  EXPECT_EQ(terminalText("\x1b[2J\x1b]0;x\x07"), "\\x1b[2J\\x1b]0;x\\x07");
+  EXPECT_EQ(terminalText("a\nb\tc\rd\x7f"), "a\\x0ab\\x09c\\x0dd\\x7f");
+  EXPECT_EQ(terminalLines("a\nb\x1b"), "a\nb\\x1b");
+  EXPECT_EQ(terminalText("\xc2\x9b"
+                         "31m \xc2\x80 \xc2\xa0"),
+            "\\u009b31m \\u0080 \xc2\xa0");
+  EXPECT_EQ(terminalText(std::string("nul\0!", 5)), "nul\\x00!");
+  // Stray, truncated, overlong, surrogate and out-of-range sequences: byte by byte.
+  EXPECT_EQ(terminalText("\xff\x80"), "\\xff\\x80");
+  EXPECT_EQ(terminalText("\xe6\x9d"), "\\xe6\\x9d");
+  EXPECT_EQ(terminalText("\xc0\xaf \xe0\x80\xaf"), "\\xc0\\xaf \\xe0\\x80\\xaf");
+  EXPECT_EQ(terminalText("\xed\xa0\x80"), "\\xed\\xa0\\x80");
+  EXPECT_EQ(terminalText("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");
+  EXPECT_EQ(terminalText(terminalText("\x1b\xff")), terminalText("\x1b\xff"));
+  EXPECT_EQ(incompleteUtf8Tail("ab\xe6\x9d"), 2u);
+  EXPECT_EQ(incompleteUtf8Tail("ab\xe6\x9d\xb1"), 0u);
+  EXPECT_EQ(incompleteUtf8Tail("ab\xed\xa0"), 0u);  // a surrogate never completes
+  EXPECT_EQ(incompleteUtf8Tail("ab\xff"), 0u);
+}
+
+TEST(TerminalText, TheStreamFilterHoldsASplitCharacterBack) {
+  std::ostringstream sink;
+  {
+    TerminalSafeBuf buf(sink.rdbuf());
+    std::ostream out(&buf);
+    out << "東" << std::string("\xe4\xba") << std::flush;
+    out << "\xac\x1b[0m" << '\n' << "\xe4";
+  }
+  EXPECT_EQ(sink.str(), "東京\\x1b[0m\n\\xe4");
+}
+
+// A commit whose author and subject carry terminal escapes: plan, history and status show
+// them escaped, in text and in JSON; no raw control byte reaches the terminal.
+TEST(HumanOutput, CommitMetadataCannotDriveTheTerminal) {
+  TempDir dir;
+  const fs::path repo = dir.path() / "origin.git";
+  const fs::path work = dir.path() / "work";
+  const fs::path state = dir.path() / "state";
+  const std::string evil =
+      "\x1b[2J\x1b]0;owned\x07\xc2\x9b"
+      "31m\x7f\xff";
+  std::ofstream(dir.path() / "author", std::ios::binary) << "Eve" << evil;
+  std::ofstream(dir.path() / "message", std::ios::binary) << "subject" << evil << "\n";
+  ASSERT_EQ(sh("git init -q --bare -b main " + repo.string() + " && git init -q -b main " +
+               work.string() + " && touch " + work.string() + "/empty.toml && git -C " +
+               work.string() + " add -A && GIT_AUTHOR_NAME=\"$(cat " +
+               (dir.path() / "author").string() + ")\" git -c user.name=T " +
+               "-c user.email=t@example.com -c i18n.commitEncoding=UTF-8 -C " + work.string() +
+               " commit -q --cleanup=verbatim -F " + (dir.path() / "message").string() +
+               " 2>/dev/null && git -C " + work.string() + " push -q " + repo.string() + " main"),
+            0);
+  auto rawControl = [](const std::string& text) {
+    for (size_t i = 0; i < text.size(); ++i) {
+      const auto c = static_cast<unsigned char>(text[i]);
+      if ((c < 0x20 && c != '\n') || c == 0x7f || c == 0xff ||
+          (c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) < 0xa0)) {
+        return true;
+      }
+    }
+    return false;
+  };
+  const std::string bin = EDGEPLANE_BINARY;
+  const auto plan = testing::runCommand(bin + " plan --offline --source " + repo.string());
+  EXPECT_NE(plan.output.find("subject\\x1b[2J\\x1b]0;owned\\x07\\u009b31m\\x7f"), std::string::npos)
+      << plan.output;
+  EXPECT_FALSE(rawControl(plan.output)) << plan.output;
+
+  // The store as a run of that commit left it (apply itself needs a real host).
+  {
+    auto store = Store::open(state);
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    RunStart start{std::string(40, 'a'), repo.string() + "#main", 1764016200000};
+    start.author = "Eve" + evil + " <e@example.com>";
+    start.subject = "subject" + evil;
+    auto run = (*store)->beginRun(start);
+    ASSERT_TRUE(run.ok()) << run.error().message;
+    ASSERT_TRUE((*store)
+                    ->finishRun(*run, RunFinish{1764016201000,
+                                                RunResult::Refused,
+                                                "commit refused: signer" + evil,
+                                                {},
+                                                "detail" + evil + "\nsecond line" + evil})
+                    .ok());
+  }
+  for (const std::string command : {"history", "status"}) {
+    const auto shown = testing::runCommand(bin + " " + command + " --state-dir " + state.string());
+    EXPECT_FALSE(rawControl(shown.output)) << command << ":\n" << shown.output;
+    EXPECT_NE(shown.output.find("Eve"), std::string::npos) << command << ":\n" << shown.output;
+  }
+  // JSON: the encoder escapes C0 controls (DEL, C1 and invalid UTF-8 are left to the reader).
+  for (const std::string command : {"history --json", "status --json"}) {
+    const auto shown = testing::runCommand(bin + " " + command + " --state-dir " + state.string());
+    EXPECT_EQ(shown.output.find_first_of(std::string("\x1b\x07", 2)), std::string::npos)
+        << command << ":\n"
+        << shown.output;
+    EXPECT_NE(shown.output.find("Eve\\u001B[2J"), std::string::npos) << shown.output;
+  }
+  const auto history = testing::runCommand(bin + " history --state-dir " + state.string());
+  EXPECT_NE(history.output.find("Eve\\x1b[2J\\x1b]0;owned\\x07\\u009b31m\\x7f\\xff <e@"),
+            std::string::npos)
+      << history.output;
+  const auto status = testing::runCommand(bin + " status --state-dir " + state.string());
+  EXPECT_NE(status.output.find("    second line\\x1b[2J"), std::string::npos) << status.output;
+}
+
+// ---- the command line (issue 13, finding 5) ----
+
+// Each option belongs to the commands that use it: any other command refuses it, with a usage
+// error (exit 2) naming its owners, before doing anything (`agent --rotate-key NS` once rotated
+// the key on every run).
+TEST(CommandLine, AnOptionIsRefusedByTheCommandsItDoesNotBelongTo) {
+  TempDir dir;
+  const fs::path state = dir.path() / "state";
+  const std::string bin = "timeout 10 " + std::string(EDGEPLANE_BINARY) + " ";
+  const std::string config = " --config " + (dir.path() / "config").string();
+  fs::create_directories(dir.path() / "config");
+  const std::string stateDir = " --state-dir " + state.string();
+  const std::string json = "(it belongs to: plan, history, status, apikey new, apikey list)";
+  const std::pair<std::string, std::string> cases[] = {
+      {"agent --rotate-key tenant-a" + config + stateDir,
+       "edgeplane agent: --rotate-key is not an option of agent (it belongs to: apply)"},
+      {"validate --json" + config,
+       "edgeplane validate: --json is not an option of validate " + json},
+      {"apply --json" + config + stateDir,
+       "edgeplane apply: --json is not an option of apply " + json},
+      {"trigger --json" + stateDir,
+       "edgeplane trigger: --json is not an option of trigger " + json},
+      {"validate --rotate-key x" + config,
+       "edgeplane validate: --rotate-key is not an option of validate (it belongs to: apply)"},
+      {"history --wait" + stateDir,
+       "edgeplane history: --wait is not an option of history (it belongs to: trigger)"},
+      {"apikey list --name x" + stateDir,
+       "edgeplane apikey: --name is not an option of apikey list (it belongs to: apikey new)"},
+      {"status --verbose" + stateDir,
+       "edgeplane status: --verbose is not an option of status (it belongs to: apply)"},
+      {"plan --json=yes" + config, "edgeplane plan: option --json takes no value"},
+      {"status --frobnicate" + stateDir, "edgeplane status: unknown option --frobnicate"},
+      {"frobnicate", "edgeplane: unknown command 'frobnicate'"},
+  };
+  for (const auto& [args, error] : cases) {
+    const auto r = testing::runCommand(bin + args);
+    EXPECT_EQ(r.status, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(error), std::string::npos) << args << "\n" << r.output;
+  }
+  EXPECT_FALSE(fs::exists(state / "state.db")) << "a refused command line ran anyway";
+  // plan --detailed-exitcode says "changes" with 2: a usage error is 1 there.
+  EXPECT_EQ(testing::runCommand(bin + "plan --detailed-exitcode --verbose" + config).status, 1);
+}
+
+// The documented command lines still parse: each reaches its command (which may then fail for
+// want of a host, an agent or a repository, but not with a usage error).
+TEST(CommandLine, DocumentedCommandLinesAreAccepted) {
+  TempDir dir;
+  const std::string bin = "timeout 20 " + std::string(EDGEPLANE_BINARY) + " ";
+  const std::string config = (dir.path() / "config").string();
+  const std::string state = (dir.path() / "state").string();
+  fs::create_directories(config);
+  std::ofstream(dir.path() / "config" / "empty.toml") << "";
+  const std::string lines[] = {
+      "validate --config " + config,
+      "validate --config " + config + " --host default",
+      "plan --config " + config + " --offline --json --detailed-exitcode",
+      "plan --config " + config + " --offline --observed /nonexistent --host h --state-dir " +
+          state,
+      "history --state-dir " + state + " --json --limit 3",
+      "status --state-dir " + state + " --json",
+      "trigger --state-dir " + state + " --wait --timeout 1",
+      "apikey new --name W --gateway ping --json",
+      "apikey list --state-dir " + state + " --json",
+      "version",
+      "--version",
+  };
+  for (const std::string& line : lines) {
+    const auto r = testing::runCommand(bin + line);
+    EXPECT_NE(r.status, 2) << line << "\n" << r.output;
+    EXPECT_EQ(r.output.find("not an option of"), std::string::npos) << line << "\n" << r.output;
+    EXPECT_EQ(r.output.find("unknown option"), std::string::npos) << line << "\n" << r.output;
+  }
+}
+
+// `edgeplane CMD --help` (or -h) prints CMD's part of the usage: its synopsis and its options.
+TEST(CommandLine, CommandHelpShowsThatCommandsOptions) {
+  const std::string bin = std::string(EDGEPLANE_BINARY) + " ";
+  const auto apply = testing::runCommand(bin + "apply --help");
+  EXPECT_EQ(apply.status, 0) << apply.output;
+  EXPECT_NE(apply.output.find("  apply    SOURCE"), std::string::npos) << apply.output;
+  EXPECT_NE(apply.output.find("--rotate-key NS     apply:"), std::string::npos) << apply.output;
+  EXPECT_NE(apply.output.find("SOURCE is one of:"), std::string::npos) << apply.output;
+  EXPECT_EQ(apply.output.find("--limit N"), std::string::npos) << apply.output;
+  EXPECT_EQ(apply.output.find("  plan "), std::string::npos) << apply.output;
+  const auto history = testing::runCommand(bin + "history -h");
+  EXPECT_EQ(history.status, 0) << history.output;
+  EXPECT_NE(history.output.find("--limit N"), std::string::npos) << history.output;
+  EXPECT_EQ(history.output.find("--rotate-key"), std::string::npos) << history.output;
+  EXPECT_EQ(history.output.find("SOURCE is one of:"), std::string::npos) << history.output;
+  const auto apikey = testing::runCommand(bin + "apikey -h");
+  EXPECT_EQ(apikey.status, 0) << apikey.output;
+  EXPECT_NE(apikey.output.find("block ID"), std::string::npos) << apikey.output;
+  const auto all = testing::runCommand(bin + "--help");
+  EXPECT_EQ(all.status, 0);
+  EXPECT_NE(all.output.find("commands:"), std::string::npos) << all.output;
 }
 
 }  // namespace
