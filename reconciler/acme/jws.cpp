@@ -12,21 +12,18 @@
 
 #include <algorithm>
 
+#include "schema/c_ptr.h"
 #include "schema/json_text.h"
 #include "schema/net.h"
 
 namespace edgeplane::acme {
 namespace {
 
-template <typename T, void (*Free)(T*)>
-struct Deleter {
-  void operator()(T* p) const { Free(p); }
-};
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
-using BnPtr = std::unique_ptr<BIGNUM, Deleter<BIGNUM, BN_free>>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
-using SigPtr = std::unique_ptr<ECDSA_SIG, Deleter<ECDSA_SIG, ECDSA_SIG_free>>;
-using ReqPtr = std::unique_ptr<X509_REQ, Deleter<X509_REQ, X509_REQ_free>>;
+using BioPtr = CPtr<BIO, BIO_free_all>;
+using BnPtr = CPtr<BIGNUM, BN_free>;
+using MdCtxPtr = CPtr<EVP_MD_CTX, EVP_MD_CTX_free>;
+using SigPtr = CPtr<ECDSA_SIG, ECDSA_SIG_free>;
+using ReqPtr = CPtr<X509_REQ, X509_REQ_free>;
 using ExtsPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), void (*)(STACK_OF(X509_EXTENSION)*)>;
 
 bool isP256(EVP_PKEY* key) {

@@ -60,7 +60,8 @@ std::vector<WgInfo> wireguardInfo(const Options& o, const std::vector<OwnedResou
 }
 
 // The certificates the proxy serves now (the latest snapshot), with the issuer the apply
-// recorded ("self-signed", "files", "placeholder (acme pending)").
+// recorded ("self-signed", "files", "acme"; "placeholder (acme pending)" from before the ACME
+// client).
 struct CertInfo {
   SnapshotCertificate cert;
   std::string issuer;
