@@ -86,6 +86,10 @@ std::vector<CertInfo> certificateInfo(Store& store, const std::vector<OwnedResou
         info.issuer = kind == "placeholder" ? "placeholder (acme pending)" : kind;
       }
     }
+    // An ACME certificate not issued yet: the self-signed placeholder is what is served.
+    if (info.issuer == "acme" && sys::readCertPair(c.cert_file, c.key_file).selfIssued) {
+      info.issuer = "acme (pending: placeholder served)";
+    }
     out.push_back(std::move(info));
   }
   return out;
