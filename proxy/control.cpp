@@ -225,6 +225,7 @@ ReloadOutcome Controller::reloadLocked(bool fromWatcher) {
     return out;
   }
   refreshBlocksLocked(**store);
+  refreshChallengesLocked(**store);
   auto latest = (*store)->latestSnapshot();
   if (!latest) {
     storeFailedLocked(latest.error(), "cannot read the routing snapshot");
@@ -298,11 +299,36 @@ void Controller::pollLocked() {
     return;
   }
   refreshBlocksLocked(**store);
+  refreshChallengesLocked(**store);
   if (*generation == 0 || *generation == current()->generation ||
       refusedGeneration_ == *generation) {
     return;
   }
   reloadLocked(true);
+}
+
+void Controller::refreshChallengesLocked(Store& store) {
+  if (!options_.acmeChallenges) {
+    return;
+  }
+  auto listed = store.listAcmeChallenges();
+  if (!listed) {
+    // Not storeFailedLocked (see refreshBlocksLocked): the answers in force stay.
+    std::string line = "cannot read the pending ACME challenges: " + listed.error().message;
+    if (line != lastStoreError_) {
+      log(line);
+      lastStoreError_ = line;
+    }
+    return;
+  }
+  AcmeChallengeBoard::Map answers;
+  for (AcmeChallenge& c : *listed) {
+    answers.emplace(std::move(c.token), std::move(c.keyAuthorization));
+  }
+  const size_t count = answers.size();
+  if (options_.acmeChallenges->replace(std::move(answers))) {
+    log("pending ACME HTTP-01 challenges: " + std::to_string(count));
+  }
 }
 
 std::vector<Controller::Delta> Controller::pendingLocked() const {

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/acme_challenges.h"
 #include "proxy/gateway/usage.h"
 #include "proxy/health/registry.h"
 #include "proxy/runtime.h"
@@ -76,6 +77,9 @@ struct ControllerOptions {
   std::chrono::milliseconds trafficRetention{std::chrono::hours(24 * 30)};
   std::function<int64_t()> clock;             // unix ms; the system clock when unset
   std::function<void(std::string_view)> log;  // one line per event; stderr when unset
+  // Refreshed from the store's pending ACME HTTP-01 answers on every poll and reload (the
+  // engine's :80 listener serves them); nullptr: not read.
+  std::shared_ptr<AcmeChallengeBoard> acmeChallenges;
 };
 
 // Owns the active config and the proxy's connection to the store. Thread-safe: the watcher
@@ -154,6 +158,8 @@ class Controller {
   // Reads the keys blocked on this host from the store into the gateway runtime and the
   // active config's keys (`edgeplane apikey block`: at the next poll or reload notice).
   void refreshBlocksLocked(Store& store);
+  // Reads the pending ACME HTTP-01 answers into options_.acmeChallenges.
+  void refreshChallengesLocked(Store& store);
   Result<size_t> flushUsageLocked();
   void publishLocked(std::shared_ptr<const ActiveConfig> config);
   std::vector<Delta> pendingLocked() const;

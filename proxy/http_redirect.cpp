@@ -33,6 +33,16 @@ std::string httpRedirectResponse(std::string_view host, std::string_view target)
   return r;
 }
 
+std::string httpChallengeResponse(std::string_view keyAuthorization, bool head) {
+  std::string r = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ";
+  r += std::to_string(keyAuthorization.size());
+  r += "\r\nConnection: close\r\n\r\n";
+  if (!head) {
+    r += keyAuthorization;
+  }
+  return r;
+}
+
 std::string_view httpNotFoundResponse() {
   return "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n"
          "Connection: close\r\n\r\nnot found\n";

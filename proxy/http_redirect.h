@@ -20,6 +20,8 @@ std::string redirectHost(std::string_view host);
 // (so a plain DNS name), `target` the origin-form path and query (the codec checked it).
 std::string httpRedirectResponse(std::string_view host, std::string_view target);
 std::string_view httpNotFoundResponse();
+// 200 with an ACME HTTP-01 key authorization as the body (HEAD: the head only).
+std::string httpChallengeResponse(std::string_view keyAuthorization, bool head);
 std::string_view httpBadRequestResponse();
 
 }  // namespace edgeplane::proxy

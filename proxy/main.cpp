@@ -267,6 +267,9 @@ int run(int argc, char** argv) {
   Metrics metrics;
   ControllerOptions controlOptions;
   controlOptions.stateDir = o.stateDir;
+  auto challenges = std::make_shared<AcmeChallengeBoard>();
+  controlOptions.acmeChallenges = challenges;
+  o.engine.acmeChallenges = challenges;
   Controller controller(controlOptions, metrics);
   (void)controller.reload();  // a store problem is logged by the controller, once
 

@@ -113,6 +113,17 @@ class Loader {
                 "invalid e-mail address " + quote(*f.acme_email) + " in 'acme_email'");
       }
     }
+    f.acme_ca_roots = r.str("acme_ca_roots");
+    if (f.acme_ca_roots && (f.acme_ca_roots->empty() || f.acme_ca_roots->front() != '/')) {
+      r.error("acme_ca_roots", "'acme_ca_roots' must be an absolute path (a PEM file on the host)");
+    }
+    f.acme_timeout = parsed<Duration>(
+        r, "acme_timeout", false,
+        [](std::string_view s) -> std::optional<Duration> {
+          auto d = parseDurationUpTo(s, kMaxAcmeTimeout);
+          return d && d->count() >= 1000 ? d : std::nullopt;
+        },
+        "duration (1s to 1h)");
     f.uplink_pool = parsed<IpPrefix>(r, "uplink_pool", false, IpPrefix::parse, "CIDR");
     r.finish();
     f.origin = std::move(r.origin());

@@ -40,10 +40,21 @@ struct Origin {
 // The pool host<->namespace /31 uplinks come from when [fleet] sets no uplink_pool.
 inline constexpr std::string_view kDefaultUplinkPool = "100.64.0.0/16";
 
+// [fleet] acme_directory when unset: Let's Encrypt's production directory.
+inline constexpr std::string_view kDefaultAcmeDirectory =
+    "https://acme-v02.api.letsencrypt.org/directory";
+inline constexpr Duration kDefaultAcmeTimeout{90000};
+inline constexpr Duration kMaxAcmeTimeout{int64_t{3600} * 1000};
+
 struct Fleet {
   std::optional<std::string> base_domain;
   std::optional<std::string> acme_directory;
   std::optional<std::string> acme_email;
+  // A PEM file on the host the ACME client trusts the CA's API with (a private CA, Pebble in
+  // the tests); unset: the system's roots.
+  std::optional<std::string> acme_ca_roots;
+  // The budget of one run's ACME orders (after its first snapshot); unset: kDefaultAcmeTimeout.
+  std::optional<Duration> acme_timeout;
   std::optional<IpPrefix> uplink_pool;
   Origin origin;
 };

@@ -27,7 +27,7 @@ using store_sql::Stmt;
 // a released migration is never edited. Each runs in one transaction together with the
 // user_version bump. foreign_keys cannot change inside a transaction, so a later migration
 // that rebuilds a referenced table must use PRAGMA defer_foreign_keys.
-constexpr std::array<const char*, 3> kMigrations = {
+constexpr std::array<const char*, 4> kMigrations = {
     R"sql(
 CREATE TABLE apply_runs (
   id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -138,6 +138,16 @@ ALTER TABLE api_key_usage_v3 RENAME TO api_key_usage;
 CREATE TABLE api_key_blocks (
   key_id     TEXT    NOT NULL PRIMARY KEY CHECK (length(key_id) BETWEEN 4 AND 64),
   blocked_at INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql",
+    // 4: pending ACME HTTP-01 answers, written by the reconciler while an order runs and
+    // served by the proxy's :80 listener.
+    R"sql(
+CREATE TABLE acme_challenges (
+  token             TEXT    NOT NULL PRIMARY KEY CHECK (length(token) BETWEEN 1 AND 256),
+  domain            TEXT    NOT NULL CHECK (length(domain) > 0),
+  key_authorization TEXT    NOT NULL CHECK (length(key_authorization) > 0),
+  created_at        INTEGER NOT NULL
 ) WITHOUT ROWID;
 )sql",
 };

@@ -144,6 +144,16 @@ struct ApiKeyBlock {
   auto operator<=>(const ApiKeyBlock&) const = default;
 };
 
+// A pending ACME HTTP-01 answer: GET /.well-known/acme-challenge/<token> on :80 returns
+// keyAuthorization while the reconciler's order runs.
+struct AcmeChallenge {
+  std::string token;  // base64url, as the CA gave it
+  std::string domain;
+  std::string keyAuthorization;
+  int64_t createdAt = 0;  // unix ms
+  auto operator<=>(const AcmeChallenge&) const = default;
+};
+
 struct TrafficSample {
   std::string route;
   int64_t at = 0;  // unix ms
@@ -227,6 +237,12 @@ class Store {
   Result<bool> blockApiKey(std::string_view keyId, int64_t at);
   Result<bool> unblockApiKey(std::string_view keyId);
   Result<std::vector<ApiKeyBlock>> listApiKeyBlocks() const;  // by key id
+
+  // ACME HTTP-01 answers (store_acme.cpp): put replaces a token's answer; remove deletes the
+  // given tokens (absent ones are no error); list is by token.
+  Result<void> putAcmeChallenge(const AcmeChallenge& challenge);
+  Result<void> removeAcmeChallenges(const std::vector<std::string>& tokens);
+  Result<std::vector<AcmeChallenge>> listAcmeChallenges() const;
 
   // Traffic counters written by the proxy.
   Result<void> addTraffic(const TrafficSample& sample);

@@ -471,12 +471,6 @@ class Validator {
                            "\"files\" for wildcard certificates");
         }
       }
-      if (!d_.fleet ||
-          (!d_.fleet->acme_directory && !rejected(d_.fleet->origin, "acme_directory"))) {
-        diags_.error(c.origin.at("issuer"), "certificate " + quote(c.name) +
-                                                " uses issuer \"acme\" but [fleet] sets no "
-                                                "acme_directory");
-      }
     }
   }
 

@@ -46,6 +46,7 @@
 #include <optional>
 #include <string>
 
+#include "proxy/acme_challenges.h"
 #include "proxy/runtime.h"
 #include "schema/net.h"
 #include "schema/result.h"
@@ -77,6 +78,9 @@ struct EngineOptions {
   bool splice = true;  // false: relay by read/write copies only (debugging, odd kernels)
   std::string netnsDir = "/run/netns";
   bool accessLog = true;  // one line per connection to stderr
+  // The pending ACME HTTP-01 answers the :80 listener serves (the controller refreshes
+  // them); nullptr: none.
+  std::shared_ptr<const AcmeChallengeBoard> acmeChallenges;
 };
 
 class Engine {

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <string>
 
+#include "proxy/acme_challenges.h"
 #include "proxy/engine/access_log.h"
 #include "proxy/http/message.h"
 #include "proxy/http_redirect.h"
@@ -164,7 +165,20 @@ void Http80Handler::answer(const http::RequestHead& req) {
   std::string host = redirectHost(req.host);
   conn().serverName() = host.empty() ? std::string(req.host) : host;
   std::shared_ptr<const ActiveConfig> config = ctx().currentConfig();
-  if (redirects(config.get(), host) && req.targetForm != http::TargetForm::Asterisk) {
+  // ACME HTTP-01 before any redirect: the CA follows redirects, but the answer must not
+  // depend on the HTTPS side of a name whose certificate is being issued.
+  std::optional<std::string> keyAuth;
+  const AcmeChallengeBoard* board = ctx().options().acmeChallenges.get();
+  if (board != nullptr && (req.method == "GET" || req.method == "HEAD")) {
+    std::string_view token = acmeChallengeToken(req.originTarget);
+    if (!token.empty()) {
+      keyAuth = board->lookup(token);
+    }
+  }
+  if (keyAuth) {
+    status_ = 200;
+    response_ = httpChallengeResponse(*keyAuth, req.method == "HEAD");
+  } else if (redirects(config.get(), host) && req.targetForm != http::TargetForm::Asterisk) {
     status_ = 308;
     response_ = httpRedirectResponse(host, req.originTarget);
   } else {

@@ -21,6 +21,7 @@
 #include <set>
 #include <sstream>
 
+#include "reconciler/cli/acme_orders.h"
 #include "reconciler/cli/fetch_child.h"
 #include "reconciler/cli/history.h"
 #include "reconciler/cli/publish.h"
@@ -151,6 +152,24 @@ namespace {
 Result<void> observeCertificates(const Options& o, const core::Target& target,
                                  core::HostState& observed) {
   return sys::CertStore(o.stateDir).observe(target.certificates, observed);
+}
+
+// The run's ACME step: the due orders of `target` against [fleet]'s CA, within acme_timeout.
+AcmeOrders orderAcmeCertificates(const Options& o, const Desired& all, const core::Target& target,
+                                 Store& store, sys::CertStore& certs, core::ApplyResult& result) {
+  const Fleet fleet = all.fleet.value_or(Fleet{});
+  acme::ClientSettings settings{fleet.acme_directory.value_or(std::string(kDefaultAcmeDirectory)),
+                                fleet.acme_email, fleet.acme_ca_roots.value_or(""), o.stateDir};
+  auto client = acme::makeAcmeClient(std::move(settings));
+  StoreChallengeSink sink(store, [&o] { (void)notifyProxy(o.proxyAdmin, kProxyNotifyTimeout); });
+  const auto deadline =
+      std::chrono::steady_clock::now() + fleet.acme_timeout.value_or(kDefaultAcmeTimeout);
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  return runAcmeOrders(
+      target, certs, *client, sink, deadline, now, result,
+      [](const std::string& line) { std::cerr << "edgeplane apply: " << line << "\n"; });
 }
 
 }  // namespace
@@ -513,12 +532,48 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
     }
   }
 
+  // ACME orders, after the kernel operations and the first snapshot; what is issued is
+  // published with a second snapshot. A failed order keeps the certificate in place.
+  AcmeOrders orders;
+  if (published) {
+    orders = orderAcmeCertificates(o, loaded.all, *target, store, certStore, result);
+    if (!orders.issued.empty()) {
+      std::string issued;
+      for (const auto& name : orders.issued) {
+        issued += (issued.empty() ? "" : ", ") + name;
+      }
+      std::vector<std::string> leftOutAgain;
+      ProxySnapshot again = core::snapshotAfter(p, result, *observed, leftOutAgain);
+      again.commit = proxy.commit;
+      auto republished = publishSnapshot(store, again, *run, nowMs());
+      if (!republished) {
+        err << "edgeplane apply: proxy snapshot with the new certificates not written: "
+            << republished.error().message << "\n";
+        orders.failed.push_back("the snapshot with " + issued +
+                                " not written: " + republished.error().message);
+      } else if (republished->changed) {
+        out << "proxy snapshot: generation " << republished->generation
+            << " (certificates issued: " << issued << ")\n";
+        if (auto told = notifyProxy(o.proxyAdmin, kProxyNotifyTimeout); !told) {
+          err << "edgeplane apply: warning: the proxy was not told about generation "
+              << republished->generation << " (" << o.proxyAdmin << "): " << told.error().message
+              << "; it picks the snapshot up from the store\n";
+        }
+        snapshot = republished;
+      }
+    }
+  }
+
   std::string summary = countsText(counts);
+  if (!orders.failed.empty()) {
+    summary += ", " + plural(orders.failed.size(), "ACME order", "ACME orders") + " failed";
+  }
   if (!leftOut.empty()) {
     summary += ", " + plural(leftOut.size(), "route", "routes") + " left out";
   }
   RunResult outcome =
-      counts.failed == 0 && published && keysSynced && leftOut.empty()      ? RunResult::Ok
+      counts.failed == 0 && published && keysSynced && leftOut.empty() && orders.failed.empty()
+          ? RunResult::Ok
       : counts.failed < static_cast<int64_t>(p.ops.size()) || p.ops.empty() ? RunResult::Partial
                                                                             : RunResult::Failed;
   if (published && !keysSynced) {
@@ -533,6 +588,9 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   std::string detail = prep.detail;
   for (const auto& why : leftOut) {
     detail += (detail.empty() ? "" : "\n") + ("left out of the proxy snapshot: " + why);
+  }
+  for (const auto& why : orders.failed) {
+    detail += (detail.empty() ? "" : "\n") + ("ACME order failed: " + why);
   }
   if (fellBack) {
     outcome = RunResult::Failed;

@@ -60,7 +60,8 @@ std::vector<WgInfo> wireguardInfo(const Options& o, const std::vector<OwnedResou
 }
 
 // The certificates the proxy serves now (the latest snapshot), with the issuer the apply
-// recorded ("self-signed", "files", "placeholder (acme pending)").
+// recorded ("self-signed", "files", "acme"; "placeholder (acme pending)" from before the ACME
+// client).
 struct CertInfo {
   SnapshotCertificate cert;
   std::string issuer;
@@ -84,6 +85,10 @@ std::vector<CertInfo> certificateInfo(Store& store, const std::vector<OwnedResou
         const std::string kind = it->second.substr(0, it->second.find(' '));
         info.issuer = kind == "placeholder" ? "placeholder (acme pending)" : kind;
       }
+    }
+    // An ACME certificate not issued yet: the self-signed placeholder is what is served.
+    if (info.issuer == "acme" && sys::readCertPair(c.cert_file, c.key_file).selfIssued) {
+      info.issuer = "acme (pending: placeholder served)";
     }
     out.push_back(std::move(info));
   }

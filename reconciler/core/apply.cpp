@@ -130,6 +130,9 @@ class Executor {
     if (target == nullptr) {
       return terminal("no certificate target for " + op.name);
     }
+    if (target->source == CertSource::Acme && !op.placeholder) {
+      return {};  // the certificate in place is served until the order after the snapshot
+    }
     auto view = target->generated() ? c_->issue(*target) : c_->read(*target);
     if (!view) {
       return view.error();

@@ -103,6 +103,7 @@ struct CertView {
   std::vector<std::string> domains;  // the leaf's DNS SANs, lower-case, sorted
   int64_t notBefore = 0;             // unix seconds
   int64_t notAfter = 0;
+  bool selfIssued = false;  // issuer == subject: self-signed, or the ACME placeholder
   // Why the files cannot be used (unreadable, not PEM, the key does not match), or empty.
   std::string error;
   bool operator==(const CertView&) const = default;

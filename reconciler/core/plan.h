@@ -48,6 +48,9 @@ struct Op {
   // key or cover its domains): shown in the plan, and apply fails the op with it.
   std::string error;
   std::vector<size_t> dependsOn;  // indices into Plan::ops; a failed one fails this one
+  // An ACME certificate op: true when apply must first put the self-signed placeholder in
+  // place (there is no usable certificate); the order itself runs after the first snapshot.
+  bool placeholder = false;
   bool operator==(const Op&) const = default;
 };
 

@@ -226,9 +226,11 @@ class ProxyPlanner {
     }
     const std::string what = std::string(toString(c.source));
     auto seen = o_.generatedCerts.find(c.name);
+    const bool acme = c.source == CertSource::Acme;
     if (seen == o_.generatedCerts.end()) {
       Op op = certOp(Action::Create, c, what + ", " + plural(c.domains.size(), "domain"));
       op.changes.push_back({"domains", "", join(c.domains)});
+      op.placeholder = acme;
       add(std::move(op));
       return;
     }
@@ -236,7 +238,19 @@ class ProxyPlanner {
     if (!v.error.empty()) {
       Op op = certOp(Action::Update, c, "re-issue: " + v.error);
       op.changes.push_back({"domains", "", join(c.domains)});
+      op.placeholder = acme;
       add(std::move(op));
+      return;
+    }
+    if (acme) {
+      if (auto why = acmeOrderDue(c, &v, o_.now)) {
+        Op op = certOp(Action::Update, c, "acme: " + *why);
+        if (v.domains != c.domains) {
+          op.changes.push_back({"domains", join(v.domains), join(c.domains)});
+        }
+        op.changes.push_back({"fingerprint", v.fingerprint, "(new, ordered on apply)"});
+        add(std::move(op));
+      }
       return;
     }
     if (v.domains != c.domains) {

@@ -126,15 +126,14 @@ std::string_view toString(CertSource s) {
       return "self-signed";
     case CertSource::Files:
       return "files";
-    case CertSource::Placeholder:
-      return "placeholder (acme pending)";
+    case CertSource::Acme:
+      return "acme http-01";
   }
   return "?";
 }
 
 std::string CertTarget::describe() const {
-  std::string out =
-      source == CertSource::Placeholder ? "placeholder" : std::string(toString(source));
+  std::string out = source == CertSource::Acme ? "acme" : std::string(toString(source));
   out += " ";
   for (size_t i = 0; i < domains.size(); ++i) {
     out += (i == 0 ? "" : ",") + domains[i];
@@ -143,6 +142,30 @@ std::string CertTarget::describe() const {
     out += " cert=" + certFile + " key=" + keyFile;
   }
   return out;
+}
+
+std::optional<std::string> acmeOrderDue(const CertTarget& c, const CertView* v, int64_t now) {
+  if (v == nullptr) {
+    return "no certificate yet";
+  }
+  if (!v->error.empty()) {
+    return "the certificate on disk cannot be used: " + v->error;
+  }
+  if (v->selfIssued) {
+    return "the placeholder is served until the first certificate";
+  }
+  if (v->domains != c.domains) {
+    return "its domains changed";
+  }
+  const int64_t left = v->notAfter - now;
+  const int64_t threshold =
+      c.renewBefore ? *c.renewBefore : std::max<int64_t>(v->notAfter - v->notBefore, 0) / 3;
+  if (left <= threshold) {
+    return left <= 0 ? std::string("renew: expired")
+                     : "renew: " + std::to_string(left / 3600) + "h left" +
+                           (c.renewBefore ? " (renew_before)" : " (a third of its lifetime)");
+  }
+  return std::nullopt;
 }
 
 bool certCovers(const std::vector<std::string>& sans, std::string_view domain) {
@@ -172,7 +195,7 @@ const CertTarget* Target::certificate(std::string_view name) const {
 
 namespace {
 
-// How a certificate is materialised on this host. The ACME issue replaces the Placeholder arm.
+// How a certificate is materialised on this host.
 CertSource certSourceOf(const Certificate& c) {
   switch (c.issuer) {
     case Issuer::SelfSigned:
@@ -180,9 +203,9 @@ CertSource certSourceOf(const Certificate& c) {
     case Issuer::Files:
       return CertSource::Files;
     case Issuer::Acme:
-      return CertSource::Placeholder;
+      return CertSource::Acme;
   }
-  return CertSource::Placeholder;
+  return CertSource::Acme;
 }
 
 std::string lowerAscii(std::string s) {

@@ -58,11 +58,11 @@ struct WireGuardTarget {
   std::string describe() const;
 };
 
-// Where a certificate comes from on this host. Placeholder: issuer "acme" until the ACME
-// client exists, a self-signed certificate for the same domains so the route is served; the
-// one place that decides it is certSourceOf() (target.cpp).
-enum class CertSource : uint8_t { SelfSigned, Files, Placeholder };
-std::string_view toString(CertSource s);  // "self-signed", "files", "placeholder (acme pending)"
+// Where a certificate comes from on this host; the one place that decides it is certSourceOf()
+// (target.cpp). Acme: ordered after the run's first snapshot (HTTP-01); until the first one is
+// issued, a self-signed placeholder for the same domains is served.
+enum class CertSource : uint8_t { SelfSigned, Files, Acme };
+std::string_view toString(CertSource s);  // "self-signed", "files", "acme http-01"
 
 struct CertTarget {
   std::string name;
@@ -71,9 +71,15 @@ struct CertTarget {
   std::string certFile;              // files: the operator's paths; empty otherwise
   std::string keyFile;
   std::optional<int64_t> renewBefore;  // seconds; unset: a third of the lifetime
+  // Under <state-dir>/certs (self-signed, the ACME placeholder and ACME certificates).
   bool generated() const { return source != CertSource::Files; }
   std::string describe() const;  // the spec recorded when applied: "self-signed a.com,b.com"
 };
+
+// Why an ACME certificate should be ordered now, or nullopt: there is none yet (or it cannot
+// be read), the placeholder is served (self-issued), its domains differ, or its renewal is due
+// (renewBefore when set, even longer than the lifetime; else a third of the lifetime left).
+std::optional<std::string> acmeOrderDue(const CertTarget& c, const CertView* v, int64_t now);
 
 // Whether a certificate's SANs cover `domain` (exactly, or by a "*.parent" wildcard one label
 // deep).

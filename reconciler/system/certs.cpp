@@ -23,6 +23,7 @@
 #include <regex>
 #include <system_error>
 
+#include "schema/c_ptr.h"
 #include "schema/net.h"
 
 namespace edgeplane::sys {
@@ -32,14 +33,10 @@ namespace fs = std::filesystem;
 
 constexpr const char* kCurrent = "current";
 
-template <typename T, void (*Free)(T*)>
-struct Deleter {
-  void operator()(T* p) const { Free(p); }
-};
-using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
-using NamesPtr = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
+using X509Ptr = CPtr<X509, X509_free>;
+using PkeyPtr = CPtr<EVP_PKEY, EVP_PKEY_free>;
+using BioPtr = CPtr<BIO, BIO_free_all>;
+using NamesPtr = CPtr<GENERAL_NAMES, GENERAL_NAMES_free>;
 
 // A name used as a directory name under certs/: no separators, no dot files.
 bool safeName(const std::string& name) {
@@ -204,6 +201,8 @@ core::CertView readCertPair(const std::string& certFile, const std::string& keyF
   v.domains = dnsNames(cert.get());
   v.notBefore = unixTime(X509_get0_notBefore(cert.get()));
   v.notAfter = unixTime(X509_get0_notAfter(cert.get()));
+  v.selfIssued =
+      X509_NAME_cmp(X509_get_subject_name(cert.get()), X509_get_issuer_name(cert.get())) == 0;
   BioPtr kb(BIO_new_file(keyFile.c_str(), "r"));
   if (!kb) {
     v.error = "cannot read " + keyFile + ": " + errnoText(errno);
@@ -282,21 +281,36 @@ Result<core::CertView> CertStore::issue(const core::CertTarget& cert) {
   if (cert.domains.empty()) {
     return terminal("certificate " + cert.name + " has no domains");
   }
-  const std::string dir = certDir(cert.name);
   std::string serial;
   auto made = generate(cert.domains, now(), serial);
   if (!made) {
     return made.error();
   }
-  const std::string gen = serial.substr(0, 16);
-  const std::string genDir = dir + "/" + gen;
-  if (auto r = makeDir(genDir); !r) {
-    return r.error();
-  }
   std::string keyPem = pem(writeKeyPem, made->second.get());
   const std::string certPem = pem(writeCertPem, made->first.get());
   if (keyPem.empty() || certPem.empty()) {
     return terminal("OpenSSL could not encode the certificate for " + cert.name);
+  }
+  return install(cert.name, certPem, std::move(keyPem));
+}
+
+Result<core::CertView> CertStore::install(const std::string& name, const std::string& certPem,
+                                          std::string keyPem) {
+  if (!safeName(name)) {
+    OPENSSL_cleanse(keyPem.data(), keyPem.size());
+    return terminal("certificate name \"" + name + "\" cannot name a directory");
+  }
+  const std::string dir = certDir(name);
+  unsigned char rnd[8];
+  if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+    OPENSSL_cleanse(keyPem.data(), keyPem.size());
+    return terminal("OpenSSL's random generator failed");
+  }
+  const std::string gen = toHex(rnd, sizeof(rnd));
+  const std::string genDir = dir + "/" + gen;
+  if (auto r = makeDir(genDir); !r) {
+    OPENSSL_cleanse(keyPem.data(), keyPem.size());
+    return r.error();
   }
   auto keyWritten = replaceFile(genDir + "/key.pem", genDir + "/key.pem.tmp", keyPem, 0600);
   OPENSSL_cleanse(keyPem.data(), keyPem.size());
@@ -333,8 +347,7 @@ Result<core::CertView> CertStore::issue(const core::CertTarget& cert) {
   }
   core::CertView v = readCertPair(genDir + "/cert.pem", genDir + "/key.pem");
   if (!v.error.empty()) {
-    return terminal("the certificate just written for " + cert.name +
-                    " does not read back: " + v.error);
+    return terminal("the certificate just written for " + name + " does not read back: " + v.error);
   }
   return v;
 }

@@ -1,12 +1,12 @@
 // The certificate driver: observes and materialises the TLS certificates the proxy serves.
 //
-// Generated certificates (issuer "self-signed", and the ACME placeholder) live under
-// <state-dir>/certs/<name>/: each issue writes a new generation directory <serial>/ holding
-// cert.pem and key.pem (0600, written to a temp file, fsynced, renamed), then swaps the
-// `current` symlink to it in one rename. The snapshot names the generation's files, so the
-// proxy never sees a certificate with another generation's key; the previous generation is
-// kept for a proxy still on the last snapshot, older ones are removed. Keys are never
-// printed nor logged.
+// Generated certificates (issuer "self-signed", the ACME placeholder and ACME certificates)
+// live under <state-dir>/certs/<name>/: each issue or install writes a new generation directory
+// (16 random hex digits) holding cert.pem and key.pem (0600, written to a temp file, fsynced,
+// renamed), then swaps the `current` symlink to it in one rename. The snapshot names the
+// generation's files, so the proxy never sees a certificate with another generation's key; the
+// previous generation is kept for a proxy still on the last snapshot, older ones are removed. Keys
+// are never printed nor logged.
 #pragma once
 
 #include <string>
@@ -38,6 +38,11 @@ class CertStore : public core::CertDriver {
 
   // Interface
   Result<core::CertView> issue(const core::CertTarget& cert) override;
+  // Writes `certPem` (a chain, leaf first) and its key as a new generation of certificate
+  // `name` and switches `current` to it (an issued ACME certificate); the key is wiped from
+  // memory after.
+  Result<core::CertView> install(const std::string& name, const std::string& certPem,
+                                 std::string keyPem);
   Result<core::CertView> read(const core::CertTarget& cert) override;
   Result<void> remove(const std::string& name) override;
 

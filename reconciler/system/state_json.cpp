@@ -303,6 +303,9 @@ Object::Ptr certToJson(const core::CertView& c) {
   o->set("domains", domains);
   o->set("not_before", c.notBefore);
   o->set("not_after", c.notAfter);
+  if (c.selfIssued) {
+    o->set("self_issued", true);
+  }
   if (!c.error.empty()) {
     o->set("error", c.error);
   }
@@ -322,6 +325,7 @@ Result<core::CertView> certFromJson(const Object::Ptr& o, const std::string& pat
     }
     c.notBefore = o->optValue<int64_t>("not_before", 0);
     c.notAfter = o->optValue<int64_t>("not_after", 0);
+    c.selfIssued = o->optValue<bool>("self_issued", false);
     c.error = o->optValue<std::string>("error", "");
   } catch (const Poco::Exception& e) {
     return terminal(path + ": " + e.displayText());

@@ -1092,6 +1092,52 @@ TEST_F(EngineTest, HttpListenerRedirectsKnownHosts) {
   EXPECT_TRUE(eventually([&] { return errors(metrics_, ErrorKind::HttpMalformed) == 2; }));
 }
 
+// ACME HTTP-01: a pending token is answered before any redirect, for any Host; an unknown
+// token or another method falls through to the redirect (or 404).
+TEST_F(EngineTest, HttpListenerAnswersAcmeChallengesBeforeRedirects) {
+  EngineOptions o;
+  o.http = loopbackAnyPort();
+  auto board = std::make_shared<AcmeChallengeBoard>();
+  o.acmeChallenges = board;
+  start(o);
+  engine_->setConfig(makeConfig({{"a", {"a.example.com"}, {}}}));
+  auto request = [&](std::string_view req) {
+    Fd c = connectTo(*engine_->httpPort());
+    EXPECT_TRUE(sendAll(c.fd, req));
+    return readToEof(c.fd).value_or("<reset>");
+  };
+  const std::string get =
+      "GET /.well-known/acme-challenge/tok_1-A HTTP/1.1\r\nHost: a.example.com\r\n\r\n";
+  std::string r = request(get);
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 308 ")) << r;  // not pending (yet)
+  EXPECT_TRUE(board->replace({{"tok_1-A", "tok_1-A.thumbprint"}}));
+  EXPECT_FALSE(board->replace({{"tok_1-A", "tok_1-A.thumbprint"}}));
+  r = request(get);
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 200 OK\r\n")) << r;
+  EXPECT_TRUE(r.ends_with("\r\nContent-Length: 18\r\nConnection: close\r\n\r\ntok_1-A.thumbprint"))
+      << r;
+  r = request("HEAD /.well-known/acme-challenge/tok_1-A HTTP/1.1\r\nHost: new.example.com\r\n\r\n");
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 200 OK\r\n")) << r;
+  EXPECT_TRUE(r.ends_with("\r\n\r\n")) << r;
+  r = request("GET /.well-known/acme-challenge/tok_1-B HTTP/1.1\r\nHost: x.example.com\r\n\r\n");
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 404 ")) << r;
+  r = request("POST /.well-known/acme-challenge/tok_1-A HTTP/1.1\r\nHost: a.example.com\r\n\r\n");
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 308 ")) << r;
+  EXPECT_TRUE(board->replace({}));
+  r = request(get);
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 308 ")) << r;
+}
+
+TEST(AcmeChallengeToken, OnlyBase64urlTokensInTheWellKnownPath) {
+  EXPECT_EQ(acmeChallengeToken("/.well-known/acme-challenge/aB-_9"), "aB-_9");
+  EXPECT_EQ(acmeChallengeToken("/.well-known/acme-challenge/"), "");
+  EXPECT_EQ(acmeChallengeToken("/.well-known/acme-challenge/a?b=1"), "");
+  EXPECT_EQ(acmeChallengeToken("/.well-known/acme-challenge/a/b"), "");
+  EXPECT_EQ(acmeChallengeToken("/.well-known/acme-challenge/a%2e"), "");
+  EXPECT_EQ(acmeChallengeToken("/x/.well-known/acme-challenge/a"), "");
+  EXPECT_EQ(acmeChallengeToken("/.well-known/acme-challenge/" + std::string(257, 'a')), "");
+}
+
 // A site's names are redirected only with redirect_http = true; a site without it serves
 // nothing on :80 (404), as nginx would with no server block for the name.
 TEST_F(EngineTest, HttpListenerRedirectsOnlySitesThatAskForIt) {

@@ -113,12 +113,12 @@ TEST(PlanProxy, NothingObservedPlansEveryCertificateAndRouteAsAdded) {
   Case c;
   c.target.certificates = {
       certTarget("shop", core::CertSource::SelfSigned, {"a.example.net", "shop.example.net"}),
-      certTarget("vault", core::CertSource::Placeholder, {"vault.example.net"})};
+      certTarget("vault", core::CertSource::Acme, {"vault.example.net"})};
   c.target.proxy.routes = {passRoute("secure", {"secure.example.net"}),
                            siteRoute("shop", "shop", {"shop.example.net"})};
   EXPECT_EQ(lines(c.plan()), (std::vector<std::string>{
                                  "+ certificate shop (self-signed, 2 domains)",
-                                 "+ certificate vault (placeholder (acme pending), 1 domain)",
+                                 "+ certificate vault (acme http-01, 1 domain)",
                                  "+ passthrough secure (secure.example.net → 1 backend in blue)",
                                  "+ site shop (shop.example.net → 2 backends in blue)"}));
   // The site waits for its certificate.
@@ -144,6 +144,41 @@ TEST(PlanProxy, GeneratedCertificateRenewsWhenAThirdOfItsLifetimeIsLeft) {
       view({"shop.example.net"}, kNow - 2 * kDay - lifetime, kNow - 2 * kDay);
   EXPECT_EQ(lines(c.plan()),
             (std::vector<std::string>{"~ certificate shop (renew: expired 2 days ago)"}));
+}
+
+// ACME: a placeholder until the first order, which runs after the snapshot; an issued
+// certificate is re-ordered when its domains change or its renewal is due, and renew_before
+// longer than the lifetime means every run (a forced renewal).
+TEST(PlanProxy, AcmeCertificateIsOrderedUntilIssuedThenRenewed) {
+  Case c;
+  c.target.certificates = {certTarget("shop", core::CertSource::Acme, {"shop.example.net"})};
+  core::Plan p = c.plan();
+  ASSERT_EQ(p.ops.size(), 1U);
+  EXPECT_TRUE(p.ops[0].placeholder);
+  const int64_t lifetime = 90 * kDay;
+  core::CertView placeholder = view({"shop.example.net"}, kNow, kNow + lifetime);
+  placeholder.selfIssued = true;
+  c.observed.generatedCerts["shop"] = placeholder;
+  p = c.plan();
+  EXPECT_EQ(lines(p), (std::vector<std::string>{
+                          "~ certificate shop (acme: the placeholder is served until the first "
+                          "certificate)"}));
+  EXPECT_FALSE(p.ops[0].placeholder);  // the placeholder in place stays until the order
+  c.observed.generatedCerts["shop"] = view({"shop.example.net"}, kNow, kNow + lifetime);
+  EXPECT_TRUE(c.plan().empty());
+  c.observed.generatedCerts["shop"] =
+      view({"shop.example.net"}, kNow + 29 * kDay - lifetime, kNow + 29 * kDay);
+  EXPECT_EQ(lines(c.plan()),
+            (std::vector<std::string>{"~ certificate shop (acme: renew: 696h left (a third of its "
+                                      "lifetime))"}));
+  c.observed.generatedCerts["shop"] = view({"old.example.net"}, kNow, kNow + lifetime);
+  EXPECT_EQ(lines(c.plan()),
+            (std::vector<std::string>{"~ certificate shop (acme: its domains changed)"}));
+  c.observed.generatedCerts["shop"] = view({"shop.example.net"}, kNow, kNow + lifetime);
+  c.target.certificates[0].renewBefore = lifetime + kDay;
+  EXPECT_EQ(
+      lines(c.plan()),
+      (std::vector<std::string>{"~ certificate shop (acme: renew: 2160h left (renew_before))"}));
 }
 
 TEST(PlanProxy, RenewBeforeMovesTheThreshold) {

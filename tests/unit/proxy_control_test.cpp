@@ -109,9 +109,12 @@ struct Fixture {
   std::vector<int64_t> published;  // generations the sink received
   std::unique_ptr<Controller> controller;
 
+  std::shared_ptr<AcmeChallengeBoard> challenges = std::make_shared<AcmeChallengeBoard>();
+
   explicit Fixture(std::chrono::milliseconds poll = 500ms) {
     ControllerOptions o;
     o.stateDir = dir.path();
+    o.acmeChallenges = challenges;
     o.pollInterval = poll;
     o.clock = [this] { return clock.load(); };
     o.log = [this](std::string_view line) {
@@ -317,6 +320,22 @@ TEST(Controller, StartsWithoutAStoreAndDoesNotCreateOne) {
   EXPECT_EQ(o2.active, 0);
   EXPECT_FALSE(o2.storeError);
   EXPECT_TRUE(o2.error.empty()) << o2.error;
+}
+
+// ACME HTTP-01 answers follow the store on every reload notice (and poll), with or without
+// a new snapshot generation.
+TEST(Controller, ReloadReadsThePendingAcmeChallenges) {
+  Fixture f;
+  auto store = Store::open(f.dir.path());
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->putAcmeChallenge({"tok-1", "a.example.com", "tok-1.thumb", 1}));
+  (void)f.controller->reload();
+  EXPECT_EQ(f.challenges->lookup("tok-1"), "tok-1.thumb");
+  EXPECT_EQ(f.logsContaining("pending ACME HTTP-01 challenges: 1"), 1U);
+  ASSERT_TRUE((*store)->removeAcmeChallenges({"tok-1"}));
+  (void)f.controller->reload();
+  EXPECT_FALSE(f.challenges->lookup("tok-1").has_value());
+  EXPECT_EQ(f.challenges->size(), 0U);
 }
 
 TEST(Controller, LoadsRefusesAndKeepsTheOldConfig) {

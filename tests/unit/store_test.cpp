@@ -815,5 +815,24 @@ TEST_F(StoreTest, BusyDatabaseIsRetryable) {
   EXPECT_TRUE(store->transaction([] { return Result<void>(); }).ok());
 }
 
+TEST_F(StoreTest, AcmeChallengesPutReplaceListRemove) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->putAcmeChallenge({"tok-B", "b.example.com", "tok-B.thumb", 10}));
+  ASSERT_TRUE(store->putAcmeChallenge({"tok-A", "a.example.com", "old", 20}));
+  ASSERT_TRUE(store->putAcmeChallenge({"tok-A", "a.example.com", "tok-A.thumb", 30}));
+  auto listed = store->listAcmeChallenges();
+  ASSERT_TRUE(listed.ok()) << listed.error().message;
+  ASSERT_EQ(listed->size(), 2U);
+  EXPECT_EQ((*listed)[0], (AcmeChallenge{"tok-A", "a.example.com", "tok-A.thumb", 30}));
+  EXPECT_EQ((*listed)[1].token, "tok-B");
+  EXPECT_FALSE(store->putAcmeChallenge({"", "a.example.com", "x", 1}).ok());
+  ASSERT_TRUE(store->removeAcmeChallenges({"tok-A", "never-there"}));
+  listed = store->listAcmeChallenges();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1U);
+  EXPECT_EQ((*listed)[0].token, "tok-B");
+}
+
 }  // namespace
 }  // namespace edgeplane

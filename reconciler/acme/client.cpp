@@ -1,0 +1,536 @@
+// The RFC 8555 client over HTTPS with POCO (see client.h): directory, nonces, account,
+// order, HTTP-01 authorizations, finalize, polling, chain download.
+#include "reconciler/acme/client.h"
+
+#include <sys/stat.h>
+
+#include <Poco/Exception.h>
+#include <Poco/Net/Context.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/Net/SSLManager.h>
+#include <Poco/StreamCopier.h>
+#include <Poco/URI.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "reconciler/acme/jws.h"
+#include "reconciler/system/file_write.h"
+#include "schema/json_reader.h"
+#include "schema/json_text.h"
+#include "schema/net.h"
+
+namespace edgeplane::acme {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using strict_json::Json;
+
+constexpr int kBadNonceRetries = 5;
+constexpr std::chrono::seconds kMaxRequest{30};
+constexpr std::chrono::seconds kMaxRetryAfter{60};
+constexpr std::chrono::milliseconds kDefaultPoll{500};
+constexpr size_t kMaxBody = size_t{1} << 20;
+
+const Json* member(const Json& j, std::string_view key) {
+  if (j.type != Json::Type::Object) {
+    return nullptr;
+  }
+  for (size_t i = 0; i < j.keys.size(); ++i) {
+    if (j.keys[i] == key) {
+      return &j.values[i];
+    }
+  }
+  return nullptr;
+}
+
+std::string str(const Json& j, std::string_view key) {
+  const Json* m = member(j, key);
+  return m != nullptr && m->type == Json::Type::String ? m->string : std::string();
+}
+
+struct Response {
+  int status = 0;
+  std::string body;
+  std::string contentType;
+  std::string location;
+  std::string nonce;
+  std::optional<std::chrono::seconds> retryAfter;
+};
+
+// "urn:ietf:params:acme:error:badNonce: detail" from a problem document, else the status.
+std::string problemText(const Response& r, const std::string& what) {
+  Json j;
+  std::string parseError;
+  if (r.contentType.rfind("application/problem+json", 0) == 0 &&
+      strict_json::parse(r.body, j, parseError)) {
+    std::string out = what + ": " + str(j, "type");
+    const std::string detail = str(j, "detail");
+    if (!detail.empty()) {
+      out += ": " + detail;
+    }
+    return out;
+  }
+  return what + ": HTTP " + std::to_string(r.status);
+}
+
+bool problemIs(const Response& r, std::string_view type) {
+  Json j;
+  std::string e;
+  return r.contentType.rfind("application/problem+json", 0) == 0 &&
+         strict_json::parse(r.body, j, e) &&
+         str(j, "type") == "urn:ietf:params:acme:error:" + std::string(type);
+}
+
+Error failure(const Response& r, const std::string& what) {
+  const bool again = r.status >= 500 || r.status == 429 || problemIs(r, "rateLimited");
+  Error e = again ? retryable(problemText(r, what)) : terminal(problemText(r, what));
+  return e;
+}
+
+std::optional<std::chrono::seconds> parseRetryAfter(const std::string& v) {
+  if (v.empty() || v.size() > 9 ||
+      !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;  // an HTTP-date is not worth honouring over the default poll
+  }
+  return std::min(std::chrono::seconds(std::stoll(v)), kMaxRetryAfter);
+}
+
+class Client final : public CertificateIssuer {
+ public:
+  explicit Client(ClientSettings s) : s_(std::move(s)) {}
+
+  // Interface
+  Result<Issued> obtain(const std::vector<std::string>& domains, ChallengeSink& sink,
+                        Clock::time_point deadline) override;
+
+ private:
+  Result<Response> http(const std::string& method, const std::string& url, const std::string& body);
+  Result<void> loadDirectory();
+  Result<void> freshNonce();
+  // A JWS POST (payload nullopt: POST-as-GET), retried on badNonce with the nonce it brought.
+  Result<Response> post(const std::string& url, const std::optional<std::string>& payload,
+                        const std::string& what);
+  Result<void> loadAccount();
+  Result<Json> parse(const Response& r, const std::string& what) const;
+  // POST-as-GET `url` until its status leaves `pending` (and `processing`).
+  Result<Json> poll(const std::string& url, const std::string& what);
+  Result<void> sleepFor(std::chrono::milliseconds d, const std::string& what) const;
+
+  ClientSettings s_;
+  Clock::time_point deadline_;
+  std::string newNonceUrl_;
+  std::string newAccountUrl_;
+  std::string newOrderUrl_;
+  std::string nonce_;
+  std::string kid_;
+  Pkey account_;
+  Poco::Net::Context::Ptr tls_;
+};
+
+Result<Response> Client::http(const std::string& method, const std::string& url,
+                              const std::string& body) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now());
+  if (left.count() <= 0) {
+    return retryable(method + " " + url + ": the order's time budget is spent");
+  }
+  try {
+    Poco::URI uri(url);
+    std::unique_ptr<Poco::Net::HTTPClientSession> session;
+    if (uri.getScheme() == "https") {
+      if (!tls_) {
+        tls_ = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", s_.caRoots,
+                                      Poco::Net::Context::VERIFY_RELAXED, 9, s_.caRoots.empty());
+      }
+      session = std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), tls_);
+    } else if (uri.getScheme() == "http") {
+      session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
+    } else {
+      return terminal("not an http(s) URL: " + url);
+    }
+    const auto budget = std::min<std::chrono::milliseconds>(left, kMaxRequest);
+    session->setTimeout(Poco::Timespan(budget.count() * 1000));
+    Poco::Net::HTTPRequest req(method, uri.getPathAndQuery(), Poco::Net::HTTPMessage::HTTP_1_1);
+    req.set("User-Agent", "edgeplane-acme");
+    if (method == Poco::Net::HTTPRequest::HTTP_POST) {
+      req.setContentType("application/jose+json");
+      req.setContentLength(static_cast<std::streamsize>(body.size()));
+    }
+    session->sendRequest(req) << body;
+    Poco::Net::HTTPResponse res;
+    std::istream& in = session->receiveResponse(res);
+    Response out;
+    out.status = static_cast<int>(res.getStatus());
+    out.contentType = res.getContentType();
+    out.location = res.get("Location", "");
+    out.nonce = res.get("Replay-Nonce", "");
+    out.retryAfter = parseRetryAfter(res.get("Retry-After", ""));
+    char buf[8192];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+      out.body.append(buf, static_cast<size_t>(in.gcount()));
+      if (out.body.size() > kMaxBody) {
+        return terminal(method + " " + url + ": response larger than 1 MiB");
+      }
+    }
+    if (!out.nonce.empty()) {
+      nonce_ = out.nonce;
+    }
+    return out;
+  } catch (const Poco::Exception& e) {
+    return retryable(method + " " + url + ": " + e.displayText());
+  } catch (const std::exception& e) {
+    return retryable(method + " " + url + ": " + e.what());
+  }
+}
+
+Result<Json> Client::parse(const Response& r, const std::string& what) const {
+  Json j;
+  std::string error;
+  if (!strict_json::parse(r.body, j, error) || j.type != Json::Type::Object) {
+    return terminal(what + ": the CA's answer is not a JSON object" +
+                    (error.empty() ? std::string() : " (" + error + ")"));
+  }
+  return j;
+}
+
+Result<void> Client::loadDirectory() {
+  auto r = http(Poco::Net::HTTPRequest::HTTP_GET, s_.directory, "");
+  if (!r) {
+    return r.error();
+  }
+  if (r->status != 200) {
+    return failure(*r, "directory " + s_.directory);
+  }
+  auto j = parse(*r, "directory " + s_.directory);
+  if (!j) {
+    return j.error();
+  }
+  newNonceUrl_ = str(*j, "newNonce");
+  newAccountUrl_ = str(*j, "newAccount");
+  newOrderUrl_ = str(*j, "newOrder");
+  if (newNonceUrl_.empty() || newAccountUrl_.empty() || newOrderUrl_.empty()) {
+    return terminal("directory " + s_.directory + " lacks newNonce, newAccount or newOrder");
+  }
+  return {};
+}
+
+Result<void> Client::freshNonce() {
+  auto r = http(Poco::Net::HTTPRequest::HTTP_HEAD, newNonceUrl_, "");
+  if (!r) {
+    return r.error();
+  }
+  if (r->nonce.empty()) {
+    return failure(*r, "newNonce gave no Replay-Nonce");
+  }
+  return {};
+}
+
+Result<Response> Client::post(const std::string& url, const std::optional<std::string>& payload,
+                              const std::string& what) {
+  for (int attempt = 0;; ++attempt) {
+    if (nonce_.empty()) {
+      if (auto n = freshNonce(); !n) {
+        return n.error();
+      }
+    }
+    auto header = protectedHeader(account_.get(), kid_, nonce_, url);
+    if (!header) {
+      return header.error();
+    }
+    auto jws = signJws(account_.get(), *header, payload.value_or(""));
+    if (!jws) {
+      return jws.error();
+    }
+    nonce_.clear();  // used; the response brings the next one
+    auto r = http(Poco::Net::HTTPRequest::HTTP_POST, url, *jws);
+    if (!r) {
+      return r.error();
+    }
+    // RFC 8555 section 6.5: a badNonce is retried with the nonce its answer carries.
+    if (r->status == 400 && problemIs(*r, "badNonce") && attempt < kBadNonceRetries) {
+      continue;
+    }
+    if (r->status >= 400) {
+      return failure(*r, what);
+    }
+    return r;
+  }
+}
+
+Result<void> Client::loadAccount() {
+  const std::string path = accountKeyPath(s_);
+  std::ifstream in(path);
+  if (in) {
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto key = readP256Pem(ss.str());
+    if (!key) {
+      return terminal(path + ": " + key.error().message);
+    }
+    account_ = std::move(key).value();
+  } else {
+    auto key = generateP256();
+    if (!key) {
+      return key.error();
+    }
+    auto pem = privateKeyPem(key->get());
+    if (!pem) {
+      return pem.error();
+    }
+    const fs::path dir = fs::path(path).parent_path();
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec || ::chmod(dir.c_str(), 0700) != 0) {
+      return terminal("create " + dir.string() + ": " + (ec ? ec.message() : errnoText(errno)));
+    }
+    auto written = sys::replaceFile(path, path + ".tmp", *pem, 0600);
+    std::fill(pem->begin(), pem->end(), '\0');
+    if (!written) {
+      return written.error();
+    }
+    if (auto synced = sys::fsyncDir(dir.string()); !synced) {
+      return synced.error();
+    }
+    account_ = std::move(key).value();
+  }
+  // newAccount with an existing key returns that account (200) and its URL.
+  std::string payload = R"({"termsOfServiceAgreed":true)";
+  if (s_.email) {
+    payload += R"(,"contact":[)";
+    appendJsonString(payload, "mailto:" + *s_.email);
+    payload += "]";
+  }
+  payload += "}";
+  kid_.clear();
+  auto r = post(newAccountUrl_, payload, "newAccount");
+  if (!r) {
+    return r.error();
+  }
+  if (r->location.empty()) {
+    return terminal("newAccount: the CA gave no account URL");
+  }
+  kid_ = r->location;
+  return {};
+}
+
+Result<void> Client::sleepFor(std::chrono::milliseconds d, const std::string& what) const {
+  if (Clock::now() + d >= deadline_) {
+    return retryable(what + ": not done within the order's time budget");
+  }
+  std::this_thread::sleep_for(d);
+  return {};
+}
+
+Result<Json> Client::poll(const std::string& url, const std::string& what) {
+  for (;;) {
+    auto r = post(url, std::nullopt, what);
+    if (!r) {
+      return r.error();
+    }
+    auto j = parse(*r, what);
+    if (!j) {
+      return j.error();
+    }
+    const std::string status = str(*j, "status");
+    if (status != "pending" && status != "processing") {
+      return j;
+    }
+    const auto wait = r->retryAfter ? std::chrono::milliseconds(*r->retryAfter) : kDefaultPoll;
+    if (auto slept = sleepFor(std::max(wait, kDefaultPoll), what + " (" + status + ")"); !slept) {
+      return slept.error();
+    }
+  }
+}
+
+// Why an authorization or order failed: its challenge's or its own error, as the CA put it.
+std::string errorOf(const Json& j) {
+  auto text = [](const Json& e) {
+    std::string out = str(e, "type");
+    const std::string detail = str(e, "detail");
+    return detail.empty() ? out : out + ": " + detail;
+  };
+  if (const Json* e = member(j, "error"); e != nullptr) {
+    return text(*e);
+  }
+  if (const Json* cs = member(j, "challenges"); cs != nullptr && cs->type == Json::Type::Array) {
+    for (const Json& c : cs->array) {
+      if (const Json* e = member(c, "error"); e != nullptr) {
+        return text(*e);
+      }
+    }
+  }
+  return "status " + str(j, "status");
+}
+
+Result<Issued> Client::obtain(const std::vector<std::string>& domains, ChallengeSink& sink,
+                              Clock::time_point deadline) {
+  deadline_ = deadline;
+  nonce_.clear();
+  if (auto d = loadDirectory(); !d) {
+    return d.error();
+  }
+  if (auto a = loadAccount(); !a) {
+    return a.error();
+  }
+  std::string payload = R"({"identifiers":[)";
+  for (size_t i = 0; i < domains.size(); ++i) {
+    payload += i == 0 ? R"({"type":"dns","value":)" : R"(,{"type":"dns","value":)";
+    appendJsonString(payload, domains[i]);
+    payload += "}";
+  }
+  payload += "]}";
+  auto created = post(newOrderUrl_, payload, "newOrder");
+  if (!created) {
+    return created.error();
+  }
+  const std::string orderUrl = created->location;
+  auto order = parse(*created, "newOrder");
+  if (!order) {
+    return order.error();
+  }
+  if (orderUrl.empty()) {
+    return terminal("newOrder: the CA gave no order URL");
+  }
+  // Authorizations: publish every HTTP-01 answer, then tell the CA, then wait.
+  std::vector<std::string> tokens;
+  struct Withdraw {
+    ChallengeSink& sink;
+    std::vector<std::string>& tokens;
+    ~Withdraw() {
+      if (!tokens.empty()) {
+        sink.withdraw(tokens);
+      }
+    }
+  } withdraw{sink, tokens};
+  const Json* authzs = member(*order, "authorizations");
+  if (authzs == nullptr || authzs->type != Json::Type::Array) {
+    return terminal("newOrder: no authorizations in the order");
+  }
+  std::vector<std::string> pending;
+  for (const Json& a : authzs->array) {
+    if (a.type != Json::Type::String) {
+      return terminal("newOrder: an authorization URL is not a string");
+    }
+    auto r = post(a.string, std::nullopt, "authorization");
+    if (!r) {
+      return r.error();
+    }
+    auto authz = parse(*r, "authorization " + a.string);
+    if (!authz) {
+      return authz.error();
+    }
+    const std::string status = str(*authz, "status");
+    const Json* ident = member(*authz, "identifier");
+    const std::string domain = ident != nullptr ? str(*ident, "value") : "";
+    if (status == "valid") {
+      continue;
+    }
+    if (status != "pending") {
+      return terminal("authorization for " + domain + ": " + errorOf(*authz));
+    }
+    const Json* cs = member(*authz, "challenges");
+    const Json* http01 = nullptr;
+    for (size_t i = 0; cs != nullptr && cs->type == Json::Type::Array && i < cs->array.size();
+         ++i) {
+      if (str(cs->array[i], "type") == "http-01") {
+        http01 = &cs->array[i];
+      }
+    }
+    if (http01 == nullptr) {
+      return terminal("authorization for " + domain + ": the CA offers no http-01 challenge");
+    }
+    const std::string token = str(*http01, "token");
+    const std::string url = str(*http01, "url");
+    // RFC 8555 section 8.3: the token is base64url, so it is safe in a path and a store key.
+    if (token.empty() || url.empty() || !std::all_of(token.begin(), token.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
+        })) {
+      return terminal("authorization for " + domain + ": malformed http-01 challenge");
+    }
+    auto keyAuth = keyAuthorization(token, account_.get());
+    if (!keyAuth) {
+      return keyAuth.error();
+    }
+    if (auto p = sink.publish(domain, token, *keyAuth); !p) {
+      return p.error();
+    }
+    tokens.push_back(token);
+    if (auto r2 = post(url, "{}", "challenge for " + domain); !r2) {
+      return r2.error();
+    }
+    pending.push_back(a.string);
+  }
+  for (const std::string& a : pending) {
+    auto authz = poll(a, "authorization");
+    if (!authz) {
+      return authz.error();
+    }
+    if (str(*authz, "status") != "valid") {
+      const Json* ident = member(*authz, "identifier");
+      return terminal("authorization for " + (ident != nullptr ? str(*ident, "value") : a) + ": " +
+                      errorOf(*authz));
+    }
+  }
+  sink.withdraw(tokens);
+  tokens.clear();
+
+  // Finalize with a CSR from a fresh key; then wait for the certificate.
+  auto key = generateP256();
+  if (!key) {
+    return key.error();
+  }
+  auto csr = buildCsr(key->get(), domains);
+  if (!csr) {
+    return csr.error();
+  }
+  auto finalized =
+      post(str(*order, "finalize"), R"({"csr":")" + base64url(*csr) + R"("})", "finalize");
+  if (!finalized) {
+    return finalized.error();
+  }
+  auto done = poll(orderUrl, "order");
+  if (!done) {
+    return done.error();
+  }
+  if (str(*done, "status") != "valid" || str(*done, "certificate").empty()) {
+    return terminal("order " + orderUrl + ": " + errorOf(*done));
+  }
+  auto cert = post(str(*done, "certificate"), std::nullopt, "certificate download");
+  if (!cert) {
+    return cert.error();
+  }
+  if (cert->body.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return terminal("certificate download: not a PEM chain");
+  }
+  auto keyPem = privateKeyPem(key->get());
+  if (!keyPem) {
+    return keyPem.error();
+  }
+  return Issued{cert->body, std::move(keyPem).value()};
+}
+
+}  // namespace
+
+std::string accountKeyPath(const ClientSettings& s) {
+  const std::string id = s.directory + "\n" + s.email.value_or("");
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(id.data()), id.size(), md);
+  return (fs::path(s.stateDir) / "acme" / "accounts" / toHex(md, 8) / "key.pem").string();
+}
+
+std::unique_ptr<CertificateIssuer> makeAcmeClient(ClientSettings settings) {
+  static std::once_flag once;
+  std::call_once(once, [] { Poco::Net::initializeSSL(); });
+  return std::make_unique<Client>(std::move(settings));
+}
+
+}  // namespace edgeplane::acme

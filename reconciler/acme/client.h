@@ -1,0 +1,56 @@
+// The ACME client behind an interface: what apply needs to obtain a certificate, the real RFC
+// 8555 implementation over HTTPS (client.cpp), and a fake for tests (tests/support).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "schema/result.h"
+
+namespace edgeplane::acme {
+
+// Where pending HTTP-01 answers go while an order runs: the store, which the proxy's :80
+// listener reads (token -> key authorization).
+class ChallengeSink {
+ public:
+  virtual ~ChallengeSink() = default;
+  virtual Result<void> publish(const std::string& domain, const std::string& token,
+                               const std::string& keyAuthorization) = 0;
+  // Called once the authorizations are settled, valid or not; best effort.
+  virtual void withdraw(const std::vector<std::string>& tokens) = 0;
+};
+
+// A certificate as the CA issued it: the PEM chain (leaf first) and its fresh private key.
+struct Issued {
+  std::string chainPem;
+  std::string keyPem;  // PKCS#8 PEM; never logged
+};
+
+class CertificateIssuer {
+ public:
+  virtual ~CertificateIssuer() = default;
+  // Runs one order for `domains` (HTTP-01) to its end or until `deadline`. An error carries
+  // the CA's problem document ("urn:ietf:params:acme:error:…: detail") when there was one;
+  // retryable when another run may well succeed (timeouts, network, 5xx, rate limits).
+  virtual Result<Issued> obtain(const std::vector<std::string>& domains, ChallengeSink& sink,
+                                std::chrono::steady_clock::time_point deadline) = 0;
+};
+
+struct ClientSettings {
+  std::string directory;             // the directory URL
+  std::optional<std::string> email;  // the account's contact
+  std::string caRoots;               // a PEM file the CA's API is trusted with; "": system roots
+  std::string stateDir;              // the account key lives under <state-dir>/acme/accounts/
+};
+
+// The account key's file for (directory, email): <state-dir>/acme/accounts/<16 hex of
+// SHA-256("directory\nemail")>/key.pem.
+std::string accountKeyPath(const ClientSettings& s);
+
+// The RFC 8555 client (HTTP-01 only, for now).
+std::unique_ptr<CertificateIssuer> makeAcmeClient(ClientSettings settings);
+
+}  // namespace edgeplane::acme
