@@ -534,6 +534,9 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   for (const auto& why : leftOut) {
     detail += (detail.empty() ? "" : "\n") + ("left out of the proxy snapshot: " + why);
   }
+  if (prep.rollback) {
+    summary = "rollback (the override is set): " + summary;
+  }
   if (fellBack) {
     outcome = RunResult::Failed;
     report.retryable = true;
@@ -544,6 +547,10 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   finish(outcome, summary, detail, counts);
   out << "\nApply " << (outcome == RunResult::Ok ? "complete" : "finished with errors")
       << "! Resources: " << countsText(counts) << ".\n";
+  if (prep.rollback) {
+    out << "This run was a rollback, applied because the rollback override is set: "
+        << *prep.rollback << "\n";
+  }
   if (fellBack) {
     err << "edgeplane apply: the fetch failed; the host was reconciled against the last good "
            "commit "
@@ -638,6 +645,30 @@ int cmdPlan(const Options& o) {
     }
     if (!note.empty()) {
       std::cerr << note << "\n";
+    }
+    // The anti-rollback rules, against the history this host's store records.
+    if (!o.offline) {
+      auto store = openStoreIfPresent(o.stateDir);
+      if (!store) {
+        std::cerr << "edgeplane plan: " << store.error().message << "\n";
+        return 1;
+      }
+      if (*store) {
+        auto history = checkCommitHistory(*src, g, *resolved, **store, nowMs() / 1000);
+        if (!history) {
+          std::cerr << "edgeplane plan: reading the last applied commit failed: "
+                    << history.error().message << "\n";
+          return 1;
+        }
+        if (history->refusal) {
+          std::cerr << "edgeplane plan: apply would refuse commit " << shortCommit(commit) << ": "
+                    << *history->refusal << "\n";
+          return 1;
+        }
+        if (history->rollback) {
+          std::cerr << "rollback: " << *history->rollback << "\n";
+        }
+      }
     }
     auto t = temps.make();
     if (!t) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -62,6 +63,84 @@ std::optional<std::string> checkSignature(const source::GitSource& src, const Gi
   return std::nullopt;
 }
 
+namespace {
+
+std::string dated(std::int64_t seconds) {
+  return isoTime(seconds * 1000);
+}
+
+constexpr const char* kHowToRollBack =
+    "to roll back on purpose: `edgeplane apply --allow-rollback`, or allow_rollback = true in "
+    "the agent file's [source] for the time of the rollback";
+
+}  // namespace
+
+HistoryVerdict checkHistory(const HistoryPoint& next, const std::optional<HistoryPoint>& last,
+                            const Result<bool>& descends, std::int64_t nowSeconds,
+                            bool allowRollback) {
+  HistoryVerdict v;
+  // A commit dated ahead of the clock would make every later (correctly dated) commit look
+  // older than it: no override for it.
+  if (next.committerTime && *next.committerTime > nowSeconds + kMaxCommitterSkewSeconds) {
+    v.refusal = "commit " + next.id + " is dated " + dated(*next.committerTime) +
+                ", in the future: this host's clock says " + dated(nowSeconds) + " and allows " +
+                std::to_string(kMaxCommitterSkewSeconds / 60) +
+                " minutes of skew; check the committer's clock (the rollback override does not "
+                "apply to this)";
+    v.summary = "dated " + dated(*next.committerTime) + ", in the future";
+    return v;
+  }
+  if (!last || last->id == next.id) {
+    return v;
+  }
+  std::string why;
+  std::string summary;
+  const std::string lastShort = shortCommit(last->id);
+  if (!descends) {
+    why = "commit " + next.id + " cannot be checked against the last applied commit " + last->id +
+          ": " + descends.error().message;
+    summary = "cannot be checked against the last applied commit " + lastShort;
+  } else if (!descends.value()) {
+    why = "commit " + next.id + " does not descend from the last applied commit " + last->id +
+          " (a force-push back in history, or a commit of another branch)";
+    summary = "does not descend from the last applied commit " + lastShort;
+  } else if (next.committerTime && last->committerTime &&
+             *next.committerTime < *last->committerTime) {
+    // The committer time is the signer's to choose; going back in it is going back.
+    why = "commit " + next.id + " is dated " + dated(*next.committerTime) +
+          ", before the last applied commit " + last->id + " (" + dated(*last->committerTime) + ")";
+    summary = "dated before the last applied commit " + lastShort;
+  } else {
+    return v;
+  }
+  if (allowRollback) {
+    v.rollback = why + "; applied anyway: the rollback override is set";
+    return v;
+  }
+  v.refusal = why + "\n" + kHowToRollBack;
+  v.summary = summary;
+  return v;
+}
+
+Result<HistoryVerdict> checkCommitHistory(const source::GitSource& src, const GitSettings& g,
+                                          const source::FetchResult& commit, const Store& store,
+                                          std::int64_t nowSeconds) {
+  const HistoryPoint next{commit.commitId, commit.committerTime};
+  auto last = store.lastGoodCommitRun();
+  if (!last) {
+    return last.error();
+  }
+  if (!last->has_value() || !(*last)->commitId) {
+    return checkHistory(next, std::nullopt, true, nowSeconds, g.allowRollback);
+  }
+  HistoryPoint lastPoint{*(*last)->commitId, std::nullopt};
+  if (auto described = src.describeCommit(lastPoint.id)) {
+    lastPoint.committerTime = described->committerTime;
+  }
+  return checkHistory(next, lastPoint, src.descendsFrom(next.id, lastPoint.id), nowSeconds,
+                      g.allowRollback);
+}
+
 // Exports `commit`'s config root into `dir` (atomic swap; see GitSource::exportTree).
 Result<void> exportCommit(const source::GitSource& src, const GitSettings& g,
                           const std::string& commit, const fs::path& dir) {
@@ -72,6 +151,13 @@ Result<void> exportCommit(const source::GitSource& src, const GitSettings& g,
 // the last good commit still in the cache is used instead (drift repair goes on while the
 // remote is away) and the run will be recorded as failed.
 Prepared prepareGit(const Options& o, Store& store) {
+  return prepareGit(o, store,
+                    std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count());
+}
+
+Prepared prepareGit(const Options& o, Store& store, std::int64_t nowSeconds) {
   const GitSettings& g = *o.git;
   Prepared p;
   const fs::path cache = fs::path(o.stateDir) / "source";
@@ -146,6 +232,25 @@ Prepared prepareGit(const Options& o, Store& store) {
     if (!fetchError) {
       p.detail = signatureNote;
     }
+  }
+  auto history = checkCommitHistory(*src, g, *resolved, store, nowSeconds);
+  if (!history) {
+    p.result = RunResult::Failed;
+    p.summary = "reading the last applied commit failed: " + history.error().message;
+    p.retryable = history.error().retryable;
+    return p;
+  }
+  if (history->refusal) {
+    p.result = RunResult::Refused;
+    p.summary = "commit " + shortCommit(commit) + " refused: " + history->summary;
+    p.detail = *history->refusal;
+    p.retryable = false;
+    return p;
+  }
+  if (history->rollback) {
+    p.rollback = *history->rollback;
+    p.note += (p.note.empty() ? "" : "\n") + ("rollback: " + *history->rollback);
+    p.detail += (p.detail.empty() ? "" : "\n") + ("rollback: " + *history->rollback);
   }
   const fs::path next = fs::path(o.stateDir) / "config.next";
   if (auto exported = exportCommit(*src, g, commit, next); !exported) {

@@ -71,6 +71,8 @@ options:
                       temporary cache)
   --lock-timeout S    apply: give up after S seconds if another run holds the lock
   --verbose           apply: print every message of every nftables batch
+  --allow-rollback    apply a commit that does not descend from the last applied one (or is
+                      dated before it); the run is recorded as a rollback
   --wireguard-backend auto | kernel | userspace (wireguard-go); auto: kernel when the kernel
                       can create WireGuard links
   --rotate-key NS     apply: replace namespace NS's WireGuard private key (peers must be
@@ -326,6 +328,8 @@ bool resolveSource(const Args& args, cli::Options& o) {
   if (auto signers = args.get("allowed-signers")) {
     g.allowedSigners = std::filesystem::absolute(*signers).string();
   }
+  g.allowRollback = (agent && !args.get("source") && agent->source.allow_rollback) ||
+                    args.options.count("allow-rollback") != 0;
   o.git = std::move(g);
   return true;
 }
@@ -340,7 +344,7 @@ int run(int argc, char** argv) {
                 {"config", "host", "state-dir", "observed", "lock-timeout", "wireguard-backend",
                  "rotate-key", "agent", "source", "ref", "path", "allowed-signers", "proxy-admin",
                  "limit", "timeout", "name", "gateway", "role", "endpoint"},
-                {"json", "detailed-exitcode", "offline", "verbose", "wait"});
+                {"json", "detailed-exitcode", "offline", "verbose", "wait", "allow-rollback"});
   if (args.options.count("version") != 0 || args.command == "version") {
     std::cout << "edgeplane " << EDGEPLANE_VERSION << "\n";
     return 0;
