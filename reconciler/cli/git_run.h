@@ -34,6 +34,11 @@ struct Prepared {
   std::string note;  // printed before the plan (signature, fallback)
   // Set when the commit was let through by the rollback override: what the override allowed.
   std::optional<std::string> rollback;
+  // The head commit cannot be applied (the fetch failed, or it was refused) and configDir holds
+  // the last good commit instead: drift repair goes on; the run is recorded as `result` says.
+  bool fallback = false;
+  // The commit whose tree configDir holds (the proxy snapshot's commit).
+  std::optional<std::string> appliedCommit;
 };
 
 // How a Git run is recorded: the repository, the ref and the config root.
@@ -79,13 +84,24 @@ Result<HistoryVerdict> checkCommitHistory(const source::GitSource& src, const Gi
                                           const source::FetchResult& commit, const Store& store,
                                           std::int64_t nowSeconds);
 
+// What a run falls back to when the head commit cannot be applied (the fetch failed, or the
+// commit was refused): the last good commit of this source, from the cache (no network), so
+// drift repair goes on. An error says why there is none.
+struct LastGood {
+  source::GitSource src;
+  source::FetchResult commit;
+};
+Result<LastGood> lastGoodFromCache(const std::filesystem::path& cache, const GitSettings& g,
+                                   Store& store);
+
 // Exports `commit`'s config root into `dir` (atomic swap; see GitSource::exportTree).
 Result<void> exportCommit(const source::GitSource& src, const GitSettings& g,
                           const std::string& commit, const std::filesystem::path& dir);
 
 // Fetch (bounded), resolve, verify, export into <state-dir>/config.next. On a fetch failure,
-// the last good commit still in the cache is used instead (drift repair goes on while the
-// remote is away) and the run will be recorded as failed.
+// or when the head commit is refused, the last good commit still in the cache is exported
+// instead (drift repair goes on while the remote is away or serves a commit that cannot be
+// applied) and the run will be recorded as failed or refused.
 // The commit must pass checkSignature and checkCommitHistory (at `nowSeconds`, this host's
 // clock unless a test says otherwise).
 Prepared prepareGit(const Options& o, Store& store, std::int64_t nowSeconds);

@@ -736,6 +736,16 @@ class GitRunTest : public ::testing::Test {
     recordApplied(o, p.commit->id);
   }
 
+  // c1 and c2 committed, c2 applied, then main force-pushed back to c1: {c1, c2}.
+  std::pair<std::string, std::string> appliedThenForcePushedBack() {
+    const std::string c1 = commit("# one\n");
+    const std::string c2 = commit("# two\n");
+    applied(options());
+    git("reset -q --hard " + c1);
+    git("push -q --force " + repo_.string() + " HEAD:main");
+    return {c1, c2};
+  }
+
   TempDir dir_;
   fs::path repo_ = dir_.path() / "origin.git";
   fs::path work_ = dir_.path() / "work";
@@ -746,11 +756,7 @@ class GitRunTest : public ::testing::Test {
 // A force-push back to an older commit is refused, naming both commits; the override lets it
 // through and says it was a rollback.
 TEST_F(GitRunTest, AForcePushToAnOlderCommitIsRefused) {
-  const std::string c1 = commit("# one\n");
-  const std::string c2 = commit("# two\n");
-  applied(options());
-  git("reset -q --hard " + c1);
-  git("push -q --force " + repo_.string() + " HEAD:main");
+  const auto [c1, c2] = appliedThenForcePushedBack();
   Prepared p = prepareGit(options(), *store_);
   EXPECT_EQ(p.result, RunResult::Refused);
   ASSERT_TRUE(p.commit);
@@ -813,6 +819,29 @@ TEST_F(GitRunTest, CommitterTimesBeforeTheLastAppliedOrInTheFutureAreRefused) {
   EXPECT_NE(f.detail.find("commit " + future + " is dated 2099-01-01T00:00:00Z, in the future"),
             std::string::npos)
       << f.detail;
+}
+
+// A refused head commit does not stop drift repair: the run is about the refused commit (and
+// recorded refused), while the tree to reconcile is the last good commit's, from the cache.
+TEST_F(GitRunTest, ARefusedCommitFallsBackToTheLastGoodCommit) {
+  const auto [c1, c2] = appliedThenForcePushedBack();
+  Prepared p = prepareGit(options(), *store_);
+  EXPECT_EQ(p.result, RunResult::Refused);
+  ASSERT_TRUE(p.commit);
+  EXPECT_EQ(p.commit->id, c1);
+  ASSERT_TRUE(p.configDir) << p.summary << "\n" << p.detail;
+  EXPECT_EQ(edgeplane::testing::readFile(*p.configDir / "fleet.toml"), "# two\n");
+  EXPECT_EQ(p.appliedCommit, c2);
+  EXPECT_TRUE(p.fallback);
+  EXPECT_NE(p.note.find("reconciling against the last good commit " + c2.substr(0, 7)),
+            std::string::npos)
+      << p.note;
+  // Without a last good commit of this source there is nothing to fall back to.
+  Options other = options();
+  other.git->path = "elsewhere";
+  Prepared none = prepareGit(other, *store_);
+  EXPECT_EQ(none.result, RunResult::Refused);
+  EXPECT_FALSE(none.configDir);
 }
 #endif
 
