@@ -228,6 +228,7 @@ class AgentLoader {
     if (auto d = parsed<Duration>(r, "fetch_timeout", false, parseDuration, "duration")) {
       s.fetch_timeout = *d;
     }
+    s.allow_rollback = r.boolean("allow_rollback").value_or(false);
     finish(r, "source");
   }
 

@@ -33,6 +33,10 @@ struct AgentSource {
   std::optional<std::string> allowed_signers;
   // How long one fetch may take before the run gives up on it (retryable).
   Duration fetch_timeout{60000};
+  // The anti-rollback override, set for the time of a deliberate rollback: a commit that does
+  // not descend from the last applied one (or is dated before it) is applied, and the run is
+  // recorded as a rollback. Default false: such a commit is refused.
+  bool allow_rollback = false;
 };
 
 struct AgentWebhook {

@@ -384,7 +384,10 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
     prep.result = RunResult::Failed;
     prep.summary = "no source: pass --config DIR, --agent FILE or --source URL";
   }
-  const bool fellBack = o.git && prep.configDir && prep.result == RunResult::Failed;
+  // The head commit could not be applied (the fetch failed: recorded failed; or it was
+  // refused: recorded refused) and the last good commit is reconciled instead.
+  const bool fellBack = o.git && prep.configDir && prep.fallback;
+  const bool fetchFellBack = fellBack && prep.result == RunResult::Failed;
   RunStart start{prep.commit ? std::optional(prep.commit->id) : std::nullopt, configSource,
                  startedAt};
   if (prep.commit) {
@@ -424,7 +427,8 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
 
   LoadOutcome loadedOutcome = loadConfig(*prep.configDir, prep.displayRoot, o);
   if (!loadedOutcome.loaded) {
-    std::string what = prep.commit ? "commit " + shortCommit(prep.commit->id) : configSource;
+    std::string what =
+        prep.appliedCommit ? "commit " + shortCommit(prep.appliedCommit) : configSource;
     std::string summary;
     std::string detail;
     if (loadedOutcome.errors != 0) {
@@ -439,8 +443,8 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
     if (fellBack) {
       summary = prep.summary + "; and the last good commit: " + summary;
     }
-    report.retryable = fellBack;
-    finish(fellBack ? RunResult::Failed : RunResult::Refused, summary, detail);
+    report.retryable = fetchFellBack;
+    finish(fellBack ? prep.result : RunResult::Refused, summary, detail);
     err << "edgeplane apply: " << summary << "; nothing applied\n";
     return report;
   }
@@ -503,7 +507,7 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   bool published = true;
   std::vector<std::string> leftOut;
   ProxySnapshot proxy = core::snapshotAfter(p, result, *observed, leftOut);
-  proxy.commit = prep.commit ? std::optional(prep.commit->id) : std::nullopt;
+  proxy.commit = prep.appliedCommit;
   for (const auto& why : leftOut) {
     err << "edgeplane apply: route left out of the proxy snapshot: " << why << "\n";
   }
@@ -592,20 +596,37 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   for (const auto& why : orders.failed) {
     detail += (detail.empty() ? "" : "\n") + ("ACME order failed: " + why);
   }
-  if (fellBack) {
+  if (prep.rollback) {
+    summary = "rollback (the override is set): " + summary;
+  }
+  if (fetchFellBack) {
     outcome = RunResult::Failed;
     report.retryable = true;
     detail = "fetch failed: " + prep.summary + "\nreconciled against the last good commit " +
-             (prep.commit ? prep.commit->id : std::string("?")) + " from the cache: " + summary;
+             prep.appliedCommit.value_or("?") + " from the cache: " + summary;
     summary = "fetch failed (" + prep.summary + "); last good commit reconciled: " + summary;
+  } else if (fellBack) {
+    outcome = RunResult::Refused;
+    detail = prep.detail + "\nreconciled against the last good commit " +
+             prep.appliedCommit.value_or("?") + " from the cache: " + summary;
+    summary = prep.summary + "; last good commit " + shortCommit(prep.appliedCommit) +
+              " reconciled: " + summary;
   }
   finish(outcome, summary, detail, counts);
   out << "\nApply " << (outcome == RunResult::Ok ? "complete" : "finished with errors")
       << "! Resources: " << countsText(counts) << ".\n";
-  if (fellBack) {
+  if (prep.rollback) {
+    out << "This run was a rollback, applied because the rollback override is set: "
+        << *prep.rollback << "\n";
+  }
+  if (fetchFellBack) {
     err << "edgeplane apply: the fetch failed; the host was reconciled against the last good "
            "commit "
-        << shortCommit(report.commit) << "\n";
+        << shortCommit(prep.appliedCommit) << "\n";
+  } else if (fellBack) {
+    err << "edgeplane apply: commit " << shortCommit(report.commit)
+        << " was refused; the host was reconciled against the last good commit "
+        << shortCommit(prep.appliedCommit) << "\n";
   }
   if (!saved) {
     report.result = RunResult::Failed;
@@ -622,6 +643,7 @@ int cmdPlan(const Options& o) {
   std::optional<fs::path> configDir = o.config ? std::optional(fs::path(*o.config)) : std::nullopt;
   std::optional<std::string> displayRoot;
   std::optional<std::string> commit;
+  bool refused = false;  // the head commit would be refused: planned against the last good one
   // Temporary directories of a Git plan, removed on the way out.
   struct TempDirs {
     std::vector<fs::path> dirs;
@@ -689,13 +711,54 @@ int cmdPlan(const Options& o) {
     std::cerr << "source: " << gitSourceText(g) << ": commit " << shortCommit(commit) << " \""
               << resolved->subject << "\" by " << resolved->author << "\n";
     std::string note;
-    if (auto refusal = checkSignature(*src, g, resolved->commitId, note)) {
-      std::cerr << "edgeplane plan: apply would refuse commit " << shortCommit(commit) << ": "
-                << *refusal << "\n";
-      return 1;
-    }
+    std::optional<std::string> refusal = checkSignature(*src, g, resolved->commitId, note);
     if (!note.empty()) {
       std::cerr << note << "\n";
+    }
+    // The anti-rollback rules, against the history this host's store records.
+    std::unique_ptr<Store> store;
+    if (!o.offline) {
+      auto present = openStoreIfPresent(o.stateDir);
+      if (!present) {
+        std::cerr << "edgeplane plan: " << present.error().message << "\n";
+        return 1;
+      }
+      store = std::move(present).value();
+    }
+    if (store && !refusal) {
+      auto history = checkCommitHistory(*src, g, *resolved, *store, nowMs() / 1000);
+      if (!history) {
+        std::cerr << "edgeplane plan: reading the last applied commit failed: "
+                  << history.error().message << "\n";
+        return 1;
+      }
+      refusal = history->refusal;
+      if (history->rollback) {
+        std::cerr << "rollback: " << *history->rollback << "\n";
+      }
+    }
+    // What apply does with a refused commit: reconcile against the last good one.
+    const source::GitSource* from = &*src;
+    std::string exported = resolved->commitId;
+    std::optional<LastGood> good;
+    if (refusal) {
+      std::cerr << "edgeplane plan: apply would refuse commit " << shortCommit(commit) << ": "
+                << *refusal << "\n";
+      if (!store) {
+        return 1;
+      }
+      auto last = lastGoodFromCache(cache, g, *store);
+      std::string ignored;
+      if (!last || checkSignature(last->src, g, last->commit.commitId, ignored)) {
+        return 1;
+      }
+      good.emplace(std::move(last).value());
+      from = &good->src;
+      exported = good->commit.commitId;
+      commit = exported;
+      refused = true;
+      std::cerr << "edgeplane plan: apply would reconcile against the last good commit "
+                << shortCommit(exported) << " instead:\n";
     }
     auto t = temps.make();
     if (!t) {
@@ -703,8 +766,8 @@ int cmdPlan(const Options& o) {
       return 1;
     }
     configDir = *t / "config";
-    if (auto exported = exportCommit(*src, g, resolved->commitId, *configDir); !exported) {
-      std::cerr << "edgeplane plan: " << exported.error().message << "\n";
+    if (auto written = exportCommit(*from, g, exported, *configDir); !written) {
+      std::cerr << "edgeplane plan: " << written.error().message << "\n";
       return 1;
     }
     displayRoot = g.path;
@@ -774,6 +837,9 @@ int cmdPlan(const Options& o) {
   }
   core::Plan p = core::plan(*target, observed, view);
   std::cout << (o.json ? core::renderJson(p) : core::renderText(p));
+  if (refused) {
+    return 1;
+  }
   return o.detailedExitcode && !p.empty() ? 2 : 0;
 }
 

@@ -24,6 +24,10 @@ struct GitSettings {
   std::optional<std::string> sshKey;
   std::optional<std::string> allowedSigners;
   std::chrono::milliseconds fetchTimeout{60000};
+  // The anti-rollback override (`apply --allow-rollback`, the agent file's [source]
+  // allow_rollback): a commit that does not descend from the last applied one, or is dated
+  // before it, is applied anyway, and the run says it was a rollback.
+  bool allowRollback = false;
 };
 
 // `edgeplane apikey ACTION [ID]` and its flags.

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -70,6 +71,84 @@ std::optional<std::string> checkSignature(const source::GitSource& src, const Gi
   return std::nullopt;
 }
 
+namespace {
+
+std::string dated(std::int64_t seconds) {
+  return isoTime(seconds * 1000);
+}
+
+constexpr const char* kHowToRollBack =
+    "to roll back on purpose: `edgeplane apply --allow-rollback`, or allow_rollback = true in "
+    "the agent file's [source] for the time of the rollback";
+
+}  // namespace
+
+HistoryVerdict checkHistory(const HistoryPoint& next, const std::optional<HistoryPoint>& last,
+                            const Result<bool>& descends, std::int64_t nowSeconds,
+                            bool allowRollback) {
+  HistoryVerdict v;
+  // A commit dated ahead of the clock would make every later (correctly dated) commit look
+  // older than it: no override for it.
+  if (next.committerTime && *next.committerTime > nowSeconds + kMaxCommitterSkewSeconds) {
+    v.refusal = "commit " + next.id + " is dated " + dated(*next.committerTime) +
+                ", in the future: this host's clock says " + dated(nowSeconds) + " and allows " +
+                std::to_string(kMaxCommitterSkewSeconds / 60) +
+                " minutes of skew; check the committer's clock (the rollback override does not "
+                "apply to this)";
+    v.summary = "dated " + dated(*next.committerTime) + ", in the future";
+    return v;
+  }
+  if (!last || last->id == next.id) {
+    return v;
+  }
+  std::string why;
+  std::string summary;
+  const std::string lastShort = shortCommit(last->id);
+  if (!descends) {
+    why = "commit " + next.id + " cannot be checked against the last applied commit " + last->id +
+          ": " + descends.error().message;
+    summary = "cannot be checked against the last applied commit " + lastShort;
+  } else if (!descends.value()) {
+    why = "commit " + next.id + " does not descend from the last applied commit " + last->id +
+          " (a force-push back in history, or a commit of another branch)";
+    summary = "does not descend from the last applied commit " + lastShort;
+  } else if (next.committerTime && last->committerTime &&
+             *next.committerTime < *last->committerTime) {
+    // The committer time is the signer's to choose; going back in it is going back.
+    why = "commit " + next.id + " is dated " + dated(*next.committerTime) +
+          ", before the last applied commit " + last->id + " (" + dated(*last->committerTime) + ")";
+    summary = "dated before the last applied commit " + lastShort;
+  } else {
+    return v;
+  }
+  if (allowRollback) {
+    v.rollback = why + "; applied anyway: the rollback override is set";
+    return v;
+  }
+  v.refusal = why + "\n" + kHowToRollBack;
+  v.summary = summary;
+  return v;
+}
+
+Result<HistoryVerdict> checkCommitHistory(const source::GitSource& src, const GitSettings& g,
+                                          const source::FetchResult& commit, const Store& store,
+                                          std::int64_t nowSeconds) {
+  const HistoryPoint next{commit.commitId, commit.committerTime};
+  auto last = store.lastGoodCommitRun();
+  if (!last) {
+    return last.error();
+  }
+  if (!last->has_value() || !(*last)->commitId) {
+    return checkHistory(next, std::nullopt, true, nowSeconds, g.allowRollback);
+  }
+  HistoryPoint lastPoint{*(*last)->commitId, std::nullopt};
+  if (auto described = src.describeCommit(lastPoint.id)) {
+    lastPoint.committerTime = described->committerTime;
+  }
+  return checkHistory(next, lastPoint, src.descendsFrom(next.id, lastPoint.id), nowSeconds,
+                      g.allowRollback);
+}
+
 // Exports `commit`'s config root into `dir` (atomic swap; see GitSource::exportTree).
 Result<void> exportCommit(const source::GitSource& src, const GitSettings& g,
                           const std::string& commit, const fs::path& dir) {
@@ -80,6 +159,32 @@ Result<void> exportCommit(const source::GitSource& src, const GitSettings& g,
 // the last good commit still in the cache is used instead (drift repair goes on while the
 // remote is away) and the run will be recorded as failed.
 Prepared prepareGit(const Options& o, Store& store) {
+  return prepareGit(o, store,
+                    std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count());
+}
+
+Result<LastGood> lastGoodFromCache(const fs::path& cache, const GitSettings& g, Store& store) {
+  auto last = store.lastGoodCommitRun();
+  if (!last) {
+    return last.error();
+  }
+  if (!last->has_value() || !(*last)->commitId || (*last)->configSource != gitSourceText(g)) {
+    return terminal("no commit from " + gitSourceText(g) +
+                    " was applied before; nothing to fall back to");
+  }
+  const std::string& id = *(*last)->commitId;
+  // A full commit id as the ref: resolve() finds it in the cache, no network.
+  auto pinned = source::GitSource::open(cache, specOf(g, id));
+  auto resolved = pinned ? pinned->resolve() : Result<source::FetchResult>(pinned.error());
+  if (!pinned || !resolved) {
+    return terminal("the last good commit " + id + " is no longer in the cache");
+  }
+  return LastGood{std::move(pinned).value(), std::move(resolved).value()};
+}
+
+Prepared prepareGit(const Options& o, Store& store, std::int64_t nowSeconds) {
   const GitSettings& g = *o.git;
   Prepared p;
   const fs::path cache = fs::path(o.stateDir) / "source";
@@ -114,60 +219,92 @@ Prepared prepareGit(const Options& o, Store& store) {
   if (fetchError) {
     p.retryable = fetchError->retryable;
     p.result = RunResult::Failed;
-    auto last = store.lastGoodCommitRun();
-    const bool sameSource = last && last->has_value() && (*last)->configSource == gitSourceText(g);
-    if (!sameSource) {
-      p.summary = fetchError->message;
-      p.detail =
-          "no commit from " + gitSourceText(g) + " was applied before; nothing to fall back to";
-      return p;
-    }
-    const ApplyRun& good = **last;
-    // A full commit id as the ref: resolve() finds it in the cache, no network.
-    auto pinned = source::GitSource::open(cache, specOf(g, *good.commitId));
-    if (pinned) {
-      resolved = pinned->resolve();
-    }
-    if (!pinned || !resolved) {
-      p.summary = fetchError->message;
-      p.detail = "the last good commit " + *good.commitId + " is no longer in the cache";
-      return p;
-    }
-    src.emplace(std::move(pinned).value());
-    p.note = "fetch failed: " + fetchError->message +
-             "\nreconciling against the last good commit " + shortCommit(good.commitId) +
-             " from the cache instead";
     p.summary = fetchError->message;  // completed with what the fallback run did
+    auto good = lastGoodFromCache(cache, g, store);
+    if (!good) {
+      p.detail = good.error().message;
+      return p;
+    }
+    src.emplace(std::move(good->src));
+    resolved = std::move(good->commit);
+    p.fallback = true;
+    p.note = "fetch failed: " + fetchError->message +
+             "\nreconciling against the last good commit " + shortCommit(resolved->commitId) +
+             " from the cache instead";
   }
   p.commit = CommitInfo{resolved->commitId, resolved->author, resolved->subject};
-  const std::string& commit = resolved->commitId;
+  const std::string commit = resolved->commitId;
   std::string signatureNote;
   if (auto refusal = checkSignature(*src, g, commit, signatureNote)) {
     p.result = RunResult::Refused;
     p.summary = "commit " + shortCommit(commit) + " refused: " + firstLine(*refusal);
     p.detail = "commit " + commit + " refused: " + *refusal;
-    p.retryable = false;
-    return p;
-  }
-  if (!signatureNote.empty()) {
-    p.note += (p.note.empty() ? "" : "\n") + signatureNote;
-    if (!fetchError) {
-      p.detail = signatureNote;
+  } else {
+    if (!signatureNote.empty()) {
+      p.note += (p.note.empty() ? "" : "\n") + signatureNote;
+      if (!fetchError) {
+        p.detail = signatureNote;
+      }
+    }
+    auto history = checkCommitHistory(*src, g, *resolved, store, nowSeconds);
+    if (!history) {
+      p.result = RunResult::Failed;
+      p.summary = "reading the last applied commit failed: " + history.error().message;
+      p.retryable = history.error().retryable;
+      return p;
+    }
+    if (history->refusal) {
+      p.result = RunResult::Refused;
+      p.summary = "commit " + shortCommit(commit) + " refused: " + history->summary;
+      p.detail = *history->refusal;
+    } else if (history->rollback) {
+      p.rollback = *history->rollback;
+      p.note += (p.note.empty() ? "" : "\n") + ("rollback: " + *history->rollback);
+      p.detail += (p.detail.empty() ? "" : "\n") + ("rollback: " + *history->rollback);
     }
   }
+  std::string exported = commit;
+  if (p.result == RunResult::Refused) {
+    p.retryable = false;
+    if (p.fallback) {
+      return p;  // the last good commit itself is refused now (allowed_signers changed)
+    }
+    // A refused commit leaves the host reconciled against the last good one: drift repair
+    // goes on, as it does while the remote is away, and the run is recorded refused.
+    auto good = lastGoodFromCache(cache, g, store);
+    if (!good) {
+      return p;
+    }
+    std::string ignored;
+    if (auto refusal = checkSignature(good->src, g, good->commit.commitId, ignored)) {
+      p.detail += "\nthe last good commit " + good->commit.commitId +
+                  " is refused too: " + *refusal + "; nothing applied";
+      return p;
+    }
+    src.emplace(std::move(good->src));
+    exported = good->commit.commitId;
+    p.fallback = true;
+    p.note = p.detail + "\nreconciling against the last good commit " + shortCommit(exported) +
+             " from the cache instead";
+  }
   const fs::path next = fs::path(o.stateDir) / "config.next";
-  if (auto exported = exportCommit(*src, g, commit, next); !exported) {
-    p.result = exported.error().retryable ? RunResult::Failed : RunResult::Refused;
-    p.summary = "commit " + shortCommit(commit) + ": " + exported.error().message;
-    p.detail = exported.error().message;
-    p.retryable = exported.error().retryable;
+  if (auto written = exportCommit(*src, g, exported, next); !written) {
+    if (p.result == RunResult::Refused) {
+      p.detail += "\nthe last good commit " + exported +
+                  " could not be exported: " + written.error().message + "; nothing applied";
+      p.fallback = false;
+      return p;
+    }
+    p.result = written.error().retryable ? RunResult::Failed : RunResult::Refused;
+    p.summary = "commit " + shortCommit(exported) + ": " + written.error().message;
+    p.detail = written.error().message;
+    p.retryable = written.error().retryable;
+    p.fallback = false;
     return p;
   }
   p.configDir = next;
+  p.appliedCommit = exported;
   p.displayRoot = g.path;
-  if (fetchError) {
-    p.result = RunResult::Failed;
-  }
   return p;
 }
 

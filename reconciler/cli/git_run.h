@@ -2,6 +2,7 @@
 // signature checked and its config root exported for loading; the accepted tree kept.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <ostream>
@@ -31,6 +32,13 @@ struct Prepared {
   std::string detail;
   bool retryable = false;
   std::string note;  // printed before the plan (signature, fallback)
+  // Set when the commit was let through by the rollback override: what the override allowed.
+  std::optional<std::string> rollback;
+  // The head commit cannot be applied (the fetch failed, or it was refused) and configDir holds
+  // the last good commit instead: drift repair goes on; the run is recorded as `result` says.
+  bool fallback = false;
+  // The commit whose tree configDir holds (the proxy snapshot's commit).
+  std::optional<std::string> appliedCommit;
 };
 
 // How a Git run is recorded: the repository, the ref and the config root.
@@ -43,13 +51,60 @@ source::SourceSpec specOf(const GitSettings& g, std::optional<std::string> ref =
 std::optional<std::string> checkSignature(const source::GitSource& src, const GitSettings& g,
                                           const std::string& commit, std::string& note);
 
+// Anti-rollback: how far ahead of this host's clock a committer time may be.
+inline constexpr std::int64_t kMaxCommitterSkewSeconds = 5 * 60;
+
+// A commit as the anti-rollback rules see it; the time is unset when it cannot be read (the
+// last applied commit is no longer in the cache).
+struct HistoryPoint {
+  std::string id;
+  std::optional<std::int64_t> committerTime;  // seconds since the epoch
+};
+
+// What the anti-rollback rules say of a commit: refused (why, in full and in one line), or
+// accepted, possibly only thanks to the rollback override (`rollback` then says what it let
+// through).
+struct HistoryVerdict {
+  std::optional<std::string> refusal;
+  std::string summary;
+  std::optional<std::string> rollback;
+};
+
+// The rules, with no I/O and no clock of their own: `next` must be `last` or descend from it
+// (`descends`; an error when that cannot be told) and not be dated before it, unless
+// `allowRollback`; and never be dated more than kMaxCommitterSkewSeconds after `nowSeconds`.
+// Without a last applied commit only the clock rule applies.
+HistoryVerdict checkHistory(const HistoryPoint& next, const std::optional<HistoryPoint>& last,
+                            const Result<bool>& descends, std::int64_t nowSeconds,
+                            bool allowRollback);
+
+// checkHistory for `commit` against the last applied commit the store records (any source:
+// it is the host's history), read from the cache of `src`.
+Result<HistoryVerdict> checkCommitHistory(const source::GitSource& src, const GitSettings& g,
+                                          const source::FetchResult& commit, const Store& store,
+                                          std::int64_t nowSeconds);
+
+// What a run falls back to when the head commit cannot be applied (the fetch failed, or the
+// commit was refused): the last good commit of this source, from the cache (no network), so
+// drift repair goes on. An error says why there is none.
+struct LastGood {
+  source::GitSource src;
+  source::FetchResult commit;
+};
+Result<LastGood> lastGoodFromCache(const std::filesystem::path& cache, const GitSettings& g,
+                                   Store& store);
+
 // Exports `commit`'s config root into `dir` (atomic swap; see GitSource::exportTree).
 Result<void> exportCommit(const source::GitSource& src, const GitSettings& g,
                           const std::string& commit, const std::filesystem::path& dir);
 
 // Fetch (bounded), resolve, verify, export into <state-dir>/config.next. On a fetch failure,
-// the last good commit still in the cache is used instead (drift repair goes on while the
-// remote is away) and the run will be recorded as failed.
+// or when the head commit is refused, the last good commit still in the cache is exported
+// instead (drift repair goes on while the remote is away or serves a commit that cannot be
+// applied) and the run will be recorded as failed or refused.
+// The commit must pass checkSignature and checkCommitHistory (at `nowSeconds`, this host's
+// clock unless a test says otherwise).
+Prepared prepareGit(const Options& o, Store& store, std::int64_t nowSeconds);
 Prepared prepareGit(const Options& o, Store& store);
 
 // The commit that was accepted is what <state-dir>/config holds afterwards (status's drift

@@ -76,6 +76,8 @@ options:
                       temporary cache)
   --lock-timeout S    plan, apply, agent: give up after S seconds if another run holds the lock
   --verbose           apply: print every message of every nftables batch
+  --allow-rollback    plan, apply: take a commit that does not descend from the last applied
+                      one (or is dated before it); the run is recorded as a rollback
   --wireguard-backend auto | kernel | userspace (wireguard-go); auto: kernel when the kernel
                       can create WireGuard links
   --rotate-key NS     apply: replace namespace NS's WireGuard private key (peers must be
@@ -117,6 +119,7 @@ constexpr OptionSpec kOptions[] = {
     {"verbose", false},
     {"wireguard-backend", true},
     {"rotate-key", true},
+    {"allow-rollback", false},
     {"proxy-admin", true},
     {"limit", true},
     {"wait", false},
@@ -140,10 +143,10 @@ const std::vector<CommandSpec>& commandTable() {
       {"validate", {"config", "host"}},
       {"plan",
        {EDGEPLANE_SOURCE_OPTIONS, "host", "state-dir", "json", "detailed-exitcode", "offline",
-        "observed", "lock-timeout", "wireguard-backend"}},
+        "observed", "lock-timeout", "wireguard-backend", "allow-rollback"}},
       {"apply",
        {EDGEPLANE_SOURCE_OPTIONS, "host", "state-dir", "lock-timeout", "verbose",
-        "wireguard-backend", "rotate-key", "proxy-admin"}},
+        "wireguard-backend", "rotate-key", "proxy-admin", "allow-rollback"}},
       {"agent",
        {EDGEPLANE_SOURCE_OPTIONS, "host", "state-dir", "lock-timeout", "wireguard-backend",
         "proxy-admin"}},
@@ -501,6 +504,8 @@ bool resolveSource(const Args& args, cli::Options& o) {
   if (auto signers = args.get("allowed-signers")) {
     g.allowedSigners = std::filesystem::absolute(*signers).string();
   }
+  g.allowRollback = (agent && !args.get("source") && agent->source.allow_rollback) ||
+                    args.options.count("allow-rollback") != 0;
   o.git = std::move(g);
   return true;
 }

@@ -724,6 +724,36 @@ Result<std::optional<SshSignedCommit>> GitSource::extractSignature(
   return split;
 }
 
+Result<FetchResult> GitSource::describeCommit(std::string_view commitId) const {
+  auto commit = lookupCommit(repo_.get(), commitId, "the cache of " + spec_.url);
+  if (!commit) {
+    return commit.error();
+  }
+  return describe(commit->get(), RefKind::Commit, std::string(commitId));
+}
+
+Result<bool> GitSource::descendsFrom(std::string_view commitId, std::string_view ancestorId) const {
+  const std::string where = "the cache of " + spec_.url;
+  auto commit = lookupCommit(repo_.get(), commitId, where);
+  if (!commit) {
+    return commit.error();
+  }
+  auto ancestor = lookupCommit(repo_.get(), ancestorId, where);
+  if (!ancestor) {
+    return ancestor.error();
+  }
+  if (git_oid_equal(git_commit_id(commit->get()), git_commit_id(ancestor->get())) != 0) {
+    return true;
+  }
+  const int rc = git_graph_descendant_of(repo_.get(), git_commit_id(commit->get()),
+                                         git_commit_id(ancestor->get()));
+  if (rc < 0) {
+    return terminal("cannot tell whether " + std::string(commitId) + " descends from " +
+                    std::string(ancestorId) + ": " + lastGitError());
+  }
+  return rc == 1;
+}
+
 Result<VerifiedSignature> GitSource::verifyCommit(std::string_view commitId,
                                                   const std::vector<AllowedSigner>& signers) const {
   auto commit = lookupCommit(repo_.get(), commitId, "the cache of " + spec_.url);

@@ -83,6 +83,13 @@ class GitSource {
   Result<void> exportTree(std::string_view commitId, std::string_view path,
                           const std::filesystem::path& destination) const;
 
+  // The commit `commitId` (a full id) as it is in the cache, described as resolve() does; an
+  // id the cache does not hold is a terminal error.
+  Result<FetchResult> describeCommit(std::string_view commitId) const;
+  // Whether `commitId` is `ancestorId` or descends from it (git_graph_descendant_of): the
+  // anti-rollback check. Either one missing from the cache is a terminal error.
+  Result<bool> descendsFrom(std::string_view commitId, std::string_view ancestorId) const;
+
   // The commit's `gpgsig` header and the bytes it signs; nullopt when the commit is unsigned.
   Result<std::optional<SshSignedCommit>> extractSignature(std::string_view commitId) const;
   // The commit must carry an SSH signature, in namespace "git", by one of `signers`; validity

@@ -112,11 +112,20 @@ TEST(AgentConfig, Defaults) {
   EXPECT_FALSE(c.source.ssh_key.has_value());
   EXPECT_FALSE(c.source.allowed_signers.has_value());
   EXPECT_EQ(c.source.fetch_timeout, milliseconds(60000));
+  EXPECT_FALSE(c.source.allow_rollback);
   EXPECT_EQ(c.interval, milliseconds(300000));
   EXPECT_EQ(c.jitter, milliseconds(30000));
   EXPECT_EQ(c.wireguard_backend, "auto");
   EXPECT_EQ(c.proxy_admin, "unix:/var/lib/edgeplane/proxy-admin.sock");
   EXPECT_FALSE(c.webhook.has_value());
+}
+
+// The anti-rollback override, for the time of a rollback; a boolean only.
+TEST(AgentConfig, AllowRollback) {
+  EXPECT_TRUE(loadClean(withSource("allow_rollback = true\n")).source.allow_rollback);
+  EXPECT_FALSE(loadClean(withSource("allow_rollback = false\n")).source.allow_rollback);
+  EXPECT_EQ(check(withSource("allow_rollback = \"yes\"\n")),
+            "agent.toml:3:18: error: 'allow_rollback' must be a boolean, not a string\n");
 }
 
 TEST(AgentConfig, ProxyAdminDefaultFollowsTheStateDir) {
@@ -226,6 +235,8 @@ TEST(AgentConfig, ExampleFileLoadsClean) {
   EXPECT_EQ(c.source.ref, "main");
   EXPECT_EQ(c.source.path, "config");  // where tools/demo commits examples/demo
   EXPECT_TRUE(c.source.allowed_signers.has_value());
+  EXPECT_FALSE(c.source.allow_rollback);  // documented there, left off
+  EXPECT_TRUE(c.origin.isLoaded("source.allow_rollback"));
   EXPECT_TRUE(c.webhook.has_value());
   EXPECT_EQ(c.proxy_admin, "unix:/var/lib/edgeplane/proxy-admin.sock");
 }

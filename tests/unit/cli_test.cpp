@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "reconciler/cli/fetch_child.h"
+#include "reconciler/cli/git_run.h"
 #include "reconciler/cli/history.h"
 #include "reconciler/cli/scheduler.h"
 #include "reconciler/cli/terminal_out.h"
@@ -700,6 +701,209 @@ TEST(PlanRoutes, AHostnameAddedToAPassthroughIsAChange) {
   const std::string j((std::istreambuf_iterator<char>(json)), std::istreambuf_iterator<char>());
   EXPECT_NE(j.find(R"("action":"update","kind":"passthrough","name":"secure")"), std::string::npos)
       << j;
+}
+
+// The rules alone, with an injected clock: the skew bound, equality, descent, dates.
+TEST(CheckHistory, RulesWithAnInjectedClock) {
+  const std::string a(40, 'a');
+  const std::string b(40, 'b');
+  const int64_t now = 1'800'000'000;
+  const Result<bool> yes = true;
+  const Result<bool> no = false;
+  // The clock rule, also without a last applied commit.
+  EXPECT_FALSE(
+      checkHistory({a, now + kMaxCommitterSkewSeconds}, std::nullopt, yes, now, false).refusal);
+  auto ahead = checkHistory({a, now + kMaxCommitterSkewSeconds + 1}, std::nullopt, yes, now, true);
+  ASSERT_TRUE(ahead.refusal);
+  EXPECT_NE(ahead.refusal->find("in the future"), std::string::npos) << *ahead.refusal;
+  // The same commit again: nothing to check.
+  EXPECT_FALSE(checkHistory({a, now}, HistoryPoint{a, now}, no, now, false).refusal);
+  // Not a descendant; a descendant dated before; either let through by the override.
+  auto behind = checkHistory({a, now}, HistoryPoint{b, now}, no, now, false);
+  ASSERT_TRUE(behind.refusal);
+  EXPECT_EQ(behind.summary, "does not descend from the last applied commit bbbbbbb");
+  auto older = checkHistory({a, now - 60}, HistoryPoint{b, now}, yes, now, false);
+  ASSERT_TRUE(older.refusal);
+  EXPECT_EQ(older.summary, "dated before the last applied commit bbbbbbb");
+  EXPECT_FALSE(checkHistory({a, now}, HistoryPoint{b, now}, yes, now, false).refusal);
+  auto allowed = checkHistory({a, now - 60}, HistoryPoint{b, now}, no, now, true);
+  EXPECT_FALSE(allowed.refusal);
+  ASSERT_TRUE(allowed.rollback);
+  EXPECT_NE(allowed.rollback->find(b), std::string::npos);
+  // Descent that cannot be told (the last applied commit gone from the cache) is refused.
+  auto unknown =
+      checkHistory({a, now}, HistoryPoint{b, std::nullopt}, terminal("not found"), now, false);
+  ASSERT_TRUE(unknown.refusal);
+  EXPECT_NE(unknown.refusal->find("not found"), std::string::npos);
+}
+
+// ---- anti-rollback: prepareGit against a repository made by git (no host is touched) ----
+
+class GitRunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(sh("git init -q --bare -b main " + repo_.string() + " && git init -q -b main " +
+                 work_.string()),
+              0);
+    auto store = Store::open(state_.string());
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    store_ = std::move(store).value();
+  }
+
+  // Runs git in the work tree; its output, trimmed.
+  std::string git(const std::string& args, const std::string& env = "") {
+    auto r = edgeplane::testing::runCommand(
+        env + " git -c user.name=T -c user.email=t@example.com -C " + work_.string() + " " + args);
+    EXPECT_EQ(r.status, 0) << args << ": " << r.output;
+    while (!r.output.empty() && r.output.back() == '\n') {
+      r.output.pop_back();
+    }
+    return r.output;
+  }
+  // Commits config/fleet.toml with `text` (committer date `date` when given) and pushes the
+  // branch to the origin, forced; returns the commit id.
+  std::string commit(const std::string& text, const std::string& date = "") {
+    fs::create_directories(work_ / "config");
+    std::ofstream(work_ / "config" / "fleet.toml") << text;
+    git("add -A");
+    const std::string env = date.empty() ? "" : "GIT_COMMITTER_DATE='" + date + "'";
+    git("commit -q --allow-empty -m '" + text + "'", env);
+    git("push -q --force " + repo_.string() + " HEAD:" + branch());
+    return git("rev-parse HEAD");
+  }
+  std::string branch() { return git("rev-parse --abbrev-ref HEAD"); }
+
+  Options options(const std::string& ref = "main") {
+    Options o;
+    o.stateDir = state_.string();
+    GitSettings g;
+    g.url = repo_.string();
+    g.ref = ref;
+    g.path = "config";
+    o.git = g;
+    o.fetchHelper = {EDGEPLANE_BINARY};
+    return o;
+  }
+  // What apply records once it applied `commit` (prepared from `o`).
+  void recordApplied(const Options& o, const std::string& commit) {
+    auto run = store_->beginRun(RunStart{commit, gitSourceText(*o.git), 1});
+    ASSERT_TRUE(run.ok());
+    ASSERT_TRUE(store_->finishRun(*run, RunFinish{2, RunResult::Ok, "applied", {}, ""}).ok());
+  }
+  // Prepares `o` and records its commit applied; the commit must be accepted.
+  void applied(const Options& o) {
+    Prepared p = prepareGit(o, *store_);
+    ASSERT_TRUE(p.configDir) << p.summary << "\n" << p.detail;
+    ASSERT_TRUE(p.commit);
+    recordApplied(o, p.commit->id);
+  }
+
+  // c1 and c2 committed, c2 applied, then main force-pushed back to c1: {c1, c2}.
+  std::pair<std::string, std::string> appliedThenForcePushedBack() {
+    const std::string c1 = commit("# one\n");
+    const std::string c2 = commit("# two\n");
+    applied(options());
+    git("reset -q --hard " + c1);
+    git("push -q --force " + repo_.string() + " HEAD:main");
+    return {c1, c2};
+  }
+
+  TempDir dir_;
+  fs::path repo_ = dir_.path() / "origin.git";
+  fs::path work_ = dir_.path() / "work";
+  fs::path state_ = dir_.path() / "state";
+  std::unique_ptr<Store> store_;
+};
+
+// A force-push back to an older commit is refused, naming both commits; the override lets it
+// through and says it was a rollback.
+TEST_F(GitRunTest, AForcePushToAnOlderCommitIsRefused) {
+  const auto [c1, c2] = appliedThenForcePushedBack();
+  Prepared p = prepareGit(options(), *store_);
+  EXPECT_EQ(p.result, RunResult::Refused);
+  ASSERT_TRUE(p.commit);
+  EXPECT_EQ(p.commit->id, c1);
+  EXPECT_NE(p.detail.find("commit " + c1 + " does not descend from the last applied commit " + c2),
+            std::string::npos)
+      << p.detail;
+  EXPECT_NE(p.detail.find("allow_rollback"), std::string::npos) << p.detail;
+  EXPECT_NE(p.summary.find("refused"), std::string::npos) << p.summary;
+  EXPECT_FALSE(p.rollback);
+
+  Options allow = options();
+  allow.git->allowRollback = true;
+  Prepared rolled = prepareGit(allow, *store_);
+  EXPECT_TRUE(rolled.configDir) << rolled.summary;
+  EXPECT_EQ(rolled.result, RunResult::Ok);
+  ASSERT_TRUE(rolled.rollback);
+  EXPECT_NE(rolled.rollback->find(c2), std::string::npos) << *rolled.rollback;
+  EXPECT_NE(rolled.note.find("rollback"), std::string::npos) << rolled.note;
+}
+
+// A commit of another branch (not a descendant of the last applied one) is refused too.
+TEST_F(GitRunTest, ACommitFromAnotherBranchIsRefused) {
+  const std::string c1 = commit("# one\n");
+  commit("# two\n");
+  applied(options());
+  git("checkout -q -b other " + c1);
+  const std::string side = commit("# side\n");
+  Prepared p = prepareGit(options("other"), *store_);
+  EXPECT_EQ(p.result, RunResult::Refused) << p.summary;
+  EXPECT_NE(p.detail.find("commit " + side + " does not descend from the last applied commit"),
+            std::string::npos)
+      << p.detail;
+  // Moving forward is fine: the same commit again, then a descendant.
+  git("checkout -q main");
+  EXPECT_TRUE(prepareGit(options(), *store_).configDir);
+  commit("# three\n");
+  EXPECT_TRUE(prepareGit(options(), *store_).configDir);
+}
+
+// The signer picks the committer time: a descendant dated before the last applied commit is
+// refused (valid-before cannot be dodged by back-dating), as is one far in the future.
+TEST_F(GitRunTest, CommitterTimesBeforeTheLastAppliedOrInTheFutureAreRefused) {
+  const std::string c1 = commit("# one\n", "2026-01-01T00:00:00Z");
+  applied(options());
+  const std::string old = commit("# back-dated\n", "2025-06-01T00:00:00Z");
+  Prepared p = prepareGit(options(), *store_);
+  EXPECT_EQ(p.result, RunResult::Refused) << p.summary;
+  EXPECT_NE(p.detail.find("commit " + old +
+                          " is dated 2025-06-01T00:00:00Z, before the last "
+                          "applied commit " +
+                          c1 + " (2026-01-01T00:00:00Z)"),
+            std::string::npos)
+      << p.detail;
+  const std::string future = commit("# from the future\n", "2099-01-01T00:00:00Z");
+  Options allow = options();
+  allow.git->allowRollback = true;  // no override for a clock that far ahead
+  Prepared f = prepareGit(allow, *store_);
+  EXPECT_EQ(f.result, RunResult::Refused) << f.summary;
+  EXPECT_NE(f.detail.find("commit " + future + " is dated 2099-01-01T00:00:00Z, in the future"),
+            std::string::npos)
+      << f.detail;
+}
+
+// A refused head commit does not stop drift repair: the run is about the refused commit (and
+// recorded refused), while the tree to reconcile is the last good commit's, from the cache.
+TEST_F(GitRunTest, ARefusedCommitFallsBackToTheLastGoodCommit) {
+  const auto [c1, c2] = appliedThenForcePushedBack();
+  Prepared p = prepareGit(options(), *store_);
+  EXPECT_EQ(p.result, RunResult::Refused);
+  ASSERT_TRUE(p.commit);
+  EXPECT_EQ(p.commit->id, c1);
+  ASSERT_TRUE(p.configDir) << p.summary << "\n" << p.detail;
+  EXPECT_EQ(edgeplane::testing::readFile(*p.configDir / "fleet.toml"), "# two\n");
+  EXPECT_EQ(p.appliedCommit, c2);
+  EXPECT_TRUE(p.fallback);
+  EXPECT_NE(p.note.find("reconciling against the last good commit " + c2.substr(0, 7)),
+            std::string::npos)
+      << p.note;
+  // Without a last good commit of this source there is nothing to fall back to.
+  Options other = options();
+  other.git->path = "elsewhere";
+  Prepared none = prepareGit(other, *store_);
+  EXPECT_EQ(none.result, RunResult::Refused);
+  EXPECT_FALSE(none.configDir);
 }
 #endif
 
