@@ -1,7 +1,7 @@
 // TOML -> Desired: reads every file of a config root with toml++, keeping file:line:col.
 #include "schema/loader.h"
 
-#include <toml++/toml.h>
+#include "schema/toml_include.h"
 
 #include <algorithm>
 #include <fstream>

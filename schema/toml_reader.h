@@ -3,7 +3,7 @@
 // includes toml++, which only schema compiles against).
 #pragma once
 
-#include <toml++/toml.h>
+#include "schema/toml_include.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -369,7 +369,10 @@ std::optional<E> enumValue(TableReader& r, std::string_view key,
 
 // TOML allows non-ASCII only inside strings and comments. toml++ 3.3.0 reaches an
 // `unreachable` (undefined behaviour) on some non-ASCII code points elsewhere (upstream
-// issue #295, fixed after 3.3.0), so such bytes are found and reported before it parses.
+// issue #295, fixed after 3.3.0), so such bytes are found and reported before it parses,
+// with a clear position. This scanner's idea of a string can differ from the parser's
+// (`a =1'` is a bad number to toml++, not a literal string), so the root fix is in
+// schema/toml_include.h; this stays for its error message.
 // Returns the 1-based line and column of the first one, if any.
 inline std::optional<std::pair<uint32_t, uint32_t>> nonAsciiOutsideStrings(std::string_view t) {
   uint32_t line = 1;

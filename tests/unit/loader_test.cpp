@@ -2151,6 +2151,14 @@ TEST(LoaderScreen, NonAsciiInStringsAndCommentsIsFine) {
             "t.toml:1:1: error: unknown key 'x' in the top level\n");
 }
 
+// The screen's idea of a string is not the parser's: to toml++ `1'` is a bad number, so the
+// code point after it reached the unreachable in toml++'s whitespace table anyway (fuzz_loader,
+// regression tomlpp-unreachable-nonascii-after-quote). Under UBSan this aborted.
+TEST(LoaderScreen, NonAsciiAfterAQuoteTheParserDoesNotTakeAsAStringIsAnError) {
+  EXPECT_EQ(check("a =1'\xcc\xaa\n"),
+            "t.toml:1:5: error: Error while parsing decimal integer: expected digit, saw '''\n");
+}
+
 TEST(LoaderScreen, HugeSubdomainIsAnErrorNotAStackOverflow) {
   // A regex over repeated labels recursed per label and overflowed the stack at ~15k labels.
   std::string sub;
