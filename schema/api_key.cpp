@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "schema/model.h"
 #include "schema/net.h"
 
 namespace edgeplane {
@@ -13,11 +14,6 @@ namespace {
 
 constexpr std::string_view kIdAlphabet =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-bool idChar(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '-';
-}
 
 bool lowerHex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -61,10 +57,8 @@ std::optional<std::string_view> apiKeyId(std::string_view key) {
   }
   std::string_view id = key.substr(0, dot);
   std::string_view secret = key.substr(dot + 1);
-  for (char c : id) {
-    if (!idChar(c)) {
-      return std::nullopt;
-    }
+  if (!isValidApiKeyId(id)) {
+    return std::nullopt;
   }
   if (secret.size() != 2 * kApiKeySecretBytes) {
     return std::nullopt;

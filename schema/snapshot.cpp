@@ -780,11 +780,7 @@ class Decoder {
         !str(f, "sha256", k.sha256)) {
       return false;
     }
-    const bool idOk =
-        k.id.size() >= 4 && k.id.size() <= 64 && std::all_of(k.id.begin(), k.id.end(), [](char ch) {
-          return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '_' || ch == '-';
-        });
-    if (!idOk) {
+    if (!isValidApiKeyId(k.id)) {
       return fail(f.at("id"), quote(k.id) + " is not 4 to 64 of [A-Za-z0-9_-]");
     }
     if (!parseHex32(k.sha256) || k.sha256.size() != 64 ||
