@@ -804,13 +804,9 @@ std::optional<pid_t> UapiBackend::socketOwner(std::string_view ifname) const {
 
 std::optional<pid_t> UapiBackend::runningPid(std::string_view ifname) const {
   // The pid file: "<pid> <start time>\n" (the start time guards against a reused pid).
-  const std::string path = pidFilePath(ifname);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
-  if (fd >= 0) {
-    char buf[64];
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
-    ::close(fd);
-    std::string_view text(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  auto stored = readOwnFile(pidFilePath(ifname));  // a symlink there counts as no record
+  if (stored && *stored) {
+    std::string_view text = **stored;
     if (!text.empty() && text.back() == '\n') {
       text.remove_suffix(1);
     }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "reconciler/system/file_write.h"
 #include "reconciler/system/lock.h"
 #include "schema/mode_text.h"
 #include "schema/store.h"
@@ -130,6 +131,33 @@ TEST_F(StateDirTrust, TheHolderPidReplacesALongerOneWithoutTruncating) {
   auto lock = lockNow(state_);
   ASSERT_TRUE(lock.ok()) << lock.error().message;
   EXPECT_EQ(std::stol(readAll(state_ / "lock")), static_cast<long>(::getpid()));
+}
+
+// Files of edgeplane's own in the state directory (the ACME account key) are read without
+// following a symbolic link; a missing one is not an error, a FIFO does not hang the read.
+TEST_F(StateDirTrust, OwnFilesAreReadWithoutFollowingSymlinks) {
+  const fs::path own = state_ / "key.pem";
+  std::ofstream(own) << "secret\n";
+  auto read = readOwnFile(own.string());
+  ASSERT_TRUE(read.ok()) << read.error().message;
+  ASSERT_TRUE(read->has_value());
+  EXPECT_EQ(**read, "secret\n");
+
+  auto missing = readOwnFile((state_ / "absent").string());
+  ASSERT_TRUE(missing.ok()) << missing.error().message;
+  EXPECT_FALSE(missing->has_value());
+
+  const fs::path victim = tmp_.path() / "victim";
+  std::ofstream(victim) << "not edgeplane's\n";
+  const fs::path link = state_ / "link.pem";
+  ASSERT_EQ(::symlink(victim.c_str(), link.c_str()), 0);
+  const std::string why = refusal(readOwnFile(link.string()));
+  EXPECT_TRUE(contains(why, link.string())) << why;
+  EXPECT_TRUE(contains(why, "symbolic link")) << why;
+
+  const fs::path fifo = state_ / "fifo.pem";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_TRUE(contains(refusal(readOwnFile(fifo.string())), "not a regular file"));
 }
 
 }  // namespace
