@@ -12,6 +12,7 @@
 #include <system_error>
 #include <utility>
 
+#include "schema/mode_text.h"
 #include "schema/store_sql.h"
 
 namespace edgeplane {
@@ -173,19 +174,38 @@ Error newerSchema(const fs::path& path, int64_t found) {
                   "); upgrade edgeplane or use another --state-dir");
 }
 
-// Creates the state directory owner-only if missing; an existing one is left as it is.
-Result<void> ensurePrivateDir(fs::path dir) {
+// An existing state directory: ours alone, or refused.
+Result<void> checkStateDir(const fs::path& dir, const struct stat& st) {
+  if (!S_ISDIR(st.st_mode)) {
+    return terminal("state directory " + dir.string() + " is not a directory");
+  }
+  if (st.st_uid != ::geteuid()) {
+    return terminal("state directory " + dir.string() + " is owned by uid " +
+                    std::to_string(st.st_uid) + ", not by uid " + std::to_string(::geteuid()) +
+                    " running edgeplane; refusing it (chown it, or use another --state-dir)");
+  }
+  if ((st.st_mode & 022) != 0) {
+    return terminal("state directory " + dir.string() + " has mode " + modeText(st.st_mode) +
+                    ": it must not be writable by group or others (chmod 700 " + dir.string() +
+                    ")");
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<void> ensureStateDir(fs::path dir) {
   if (!dir.has_filename() && dir.has_parent_path()) {
     dir = dir.parent_path();  // "state/" -> "state"
   }
-  std::error_code ec;
-  const fs::file_status st = fs::status(dir, ec);
-  if (fs::exists(st)) {
-    if (!fs::is_directory(st)) {
-      return terminal("state directory " + dir.string() + " is not a directory");
-    }
-    return {};
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0) {
+    return checkStateDir(dir, st);
   }
+  if (errno != ENOENT) {
+    return terminal("state directory " + dir.string() + ": " + errnoText(errno));
+  }
+  std::error_code ec;
   if (dir.has_parent_path()) {
     fs::create_directories(dir.parent_path(), ec);
     if (ec) {
@@ -193,10 +213,11 @@ Result<void> ensurePrivateDir(fs::path dir) {
     }
   }
   if (::mkdir(dir.c_str(), 0700) != 0) {
-    if (errno == EEXIST && fs::is_directory(dir, ec)) {
-      return {};  // created concurrently
+    const int err = errno;
+    if (err == EEXIST && ::stat(dir.c_str(), &st) == 0) {
+      return checkStateDir(dir, st);  // created concurrently
     }
-    return terminal("cannot create state directory " + dir.string() + ": " + errnoText(errno));
+    return terminal("cannot create state directory " + dir.string() + ": " + errnoText(err));
   }
   if (::chmod(dir.c_str(), 0700) != 0) {  // exactly 0700 whatever the umask
     return terminal("cannot chmod state directory " + dir.string() + ": " + errnoText(errno));
@@ -204,13 +225,15 @@ Result<void> ensurePrivateDir(fs::path dir) {
   return {};
 }
 
+namespace {
+
 // Creates the database file 0600 before SQLite does (it would use 0644 & ~umask); the WAL and
 // shared-memory files SQLite adds later copy the database file's mode.
 Result<void> ensurePrivateFile(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
     if (errno == EEXIST) {
-      return {};
+      return {};  // SQLite opens it with SQLITE_OPEN_NOFOLLOW: a symbolic link is refused there
     }
     return terminal("cannot create state store " + path.string() + ": " + errnoText(errno));
   }
@@ -254,7 +277,7 @@ Store::Store(fs::path path, std::unique_ptr<sqlite3, DbCloser> db, const StoreOp
 Store::~Store() = default;
 
 Result<std::unique_ptr<Store>> Store::open(const fs::path& stateDir, const StoreOptions& options) {
-  if (auto made = ensurePrivateDir(stateDir); !made) {
+  if (auto made = ensureStateDir(stateDir); !made) {
     return made.error();
   }
   fs::path dbPath = stateDir / "state.db";
@@ -263,7 +286,8 @@ Result<std::unique_ptr<Store>> Store::open(const fs::path& stateDir, const Store
   }
   sqlite3* raw = nullptr;
   const int rc =
-      sqlite3_open_v2(dbPath.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+      sqlite3_open_v2(dbPath.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, nullptr);
   std::unique_ptr<sqlite3, DbCloser> db(raw);  // allocated even when the open failed
   if (rc != SQLITE_OK) {
     const char* detail = raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);

@@ -163,6 +163,11 @@ struct TrafficSample {
   auto operator<=>(const TrafficSample&) const = default;
 };
 
+// Creates the state directory owner-only (0700) if missing. An existing one must be a
+// directory owned by the effective user and not writable by group or others: whoever can
+// write there can swap the store, the keys or the lock. Errors name the path and what is wrong.
+Result<void> ensureStateDir(std::filesystem::path dir);
+
 struct StoreOptions {
   std::chrono::milliseconds busyTimeout{5000};
   int snapshotsKept = 20;  // proxy snapshots retained; older generations are pruned

@@ -17,9 +17,7 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
 #include "reconciler/acme/jws.h"
@@ -268,11 +266,14 @@ Result<Response> Client::post(const std::string& url, const std::optional<std::s
 
 Result<void> Client::loadAccount() {
   const std::string path = accountKeyPath(s_);
-  std::ifstream in(path);
-  if (in) {
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto key = readP256Pem(ss.str());
+  // A key that exists but cannot be read is an error, not a reason to make a new account.
+  auto stored = sys::readOwnFile(path);
+  if (!stored) {
+    return stored.error();
+  }
+  if (*stored) {
+    auto key = readP256Pem(**stored);
+    std::fill((*stored)->begin(), (*stored)->end(), '\0');
     if (!key) {
       return terminal(path + ": " + key.error().message);
     }

@@ -44,8 +44,10 @@ std::vector<WgInfo> wireguardInfo(const Options& o, const std::vector<OwnedResou
       continue;
     }
     WgInfo info{key.substr(10), "(key file missing)", "?"};
-    if (auto k = sys::loadOrCreateKey(sys::wireguardKeyPath(o.stateDir, info.ns), false)) {
-      info.publicKey = k->publicKey.base64();
+    if (auto k = sys::loadKey(sys::wireguardKeyPath(o.stateDir, info.ns)); !k) {
+      info.publicKey = "(key file unusable: " + k.error().message + ")";
+    } else if (*k) {
+      info.publicKey = (*k)->publicKey.base64();
     }
     // The spec it was applied with: "wg-<ns> port=<listen port> address=…".
     std::istringstream words(spec);
@@ -149,6 +151,7 @@ void checkDrift(const Options& o, Store& store, const fs::path& dir, Status& st)
       for (const auto& op : p.ops) {
         st.drift.push_back(std::string(core::toString(op.action)) + " " +
                            std::string(core::toString(op.kind)) + " " + op.name +
+                           (op.error.empty() ? "" : ": fails: " + op.error) +
                            (op.drift.empty() ? "" : " (drift: " + op.drift + ")"));
       }
     } else {

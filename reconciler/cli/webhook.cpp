@@ -27,6 +27,8 @@
 #include <thread>
 #include <variant>
 
+#include "schema/mode_text.h"
+
 namespace edgeplane::cli {
 
 namespace {
@@ -93,9 +95,8 @@ Result<std::string> readSecretFile(const std::filesystem::path& file) {
     return terminal("webhook secret file " + file.string() + " is not a regular file");
   }
   if ((st.st_mode & 0077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return terminal("webhook secret file " + file.string() + " has mode " + mode +
+    return terminal("webhook secret file " + file.string() + " has mode " +
+                    modeText(st.st_mode & 07777) +
                     "; it must be readable by its owner only (chmod 600)");
   }
   std::ifstream in(file, std::ios::binary);

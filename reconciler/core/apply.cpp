@@ -34,7 +34,9 @@ class Executor {
       if (!depsOk(i)) {
         continue;
       }
-      finish(i, runOne(op));
+      // Known to fail before anything runs (an unobservable namespace, an unusable key file,
+      // a "files" certificate that does not parse): the driver is not called.
+      finish(i, op.error.empty() ? runOne(op) : Result<void>(terminal(op.error)));
     }
     // Pass 2: one sync per nftables scope, with what could be applied.
     syncTables();
@@ -117,9 +119,6 @@ class Executor {
   }
 
   Result<void> runCertificate(const Op& op) {
-    if (!op.error.empty()) {
-      return terminal(op.error);
-    }
     if (c_ == nullptr) {
       return terminal("no certificate driver");
     }
@@ -190,16 +189,23 @@ class Executor {
                                        [&](const std::string& n) { return n == scope; });
       auto tableOp = std::find_if(ops.begin(), ops.end(),
                                   [&](size_t i) { return p_.ops[i].kind == Kind::NftTable; });
+      const bool unobservable =
+          std::find(p_.unobservable.begin(), p_.unobservable.end(), scope) != p_.unobservable.end();
       if (tableOp != ops.end() && !depsOk(*tableOp)) {
         result = Error{r_.ops[*tableOp].error, false};
+      } else if (unobservable) {
+        result = terminal("skipped: namespace " + scope + " cannot be observed");
       } else if (deleteScopes.count(scope) != 0) {
         result = d_.deleteTable(scope);
       } else if (!scope.empty() && pruned) {
         result = Result<void>();  // the namespace (and its table) is being removed
       } else {
-        NftTableView want = scope.empty() ? p_.target.hostTable() : p_.target.namespaceTable(scope);
+        NftTableView want = scope.empty() ? p_.hostTable() : p_.target.namespaceTable(scope);
         if (!blocked.empty()) {
           removeBlocked(scope, blocked, want);
+        }
+        if (scope.empty()) {
+          keepHeld(want);
         }
         result = d_.syncTable(scope, want);
       }
@@ -241,6 +247,17 @@ class Executor {
     }
   }
 
+  // The host mappings into unobservable namespaces stay as observed, also when a blocked
+  // forward's ports were just taken out.
+  void keepHeld(NftTableView& want) const {
+    for (const auto& m : p_.heldHostMappings) {
+      if (std::find(want.mappings.begin(), want.mappings.end(), m) == want.mappings.end()) {
+        want.mappings.push_back(m);
+      }
+    }
+    std::sort(want.mappings.begin(), want.mappings.end());
+  }
+
   const Plan& p_;
   HostDriver& d_;
   CertDriver* c_;
@@ -279,8 +296,29 @@ StoreView recordApplied(const Plan& plan, const ApplyResult& result, const Store
       out.applied[key] = it->second;
     }
   };
+  // A namespace whose own op failed (it could not be created, or not even observed) keeps all
+  // it owned before, unchanged: forgetting its WireGuard would let a later run make a new key,
+  // forgetting its uplink index would give its /31 away.
+  std::set<std::string> held;
+  auto carry = [&](const std::string& prefix, bool exact) {
+    for (auto it = before.applied.lower_bound(prefix);
+         it != before.applied.end() && it->first.starts_with(prefix); ++it) {
+      if (!exact || it->first == prefix) {
+        out.applied[it->first] = it->second;
+      }
+    }
+  };
   for (const auto& ns : t.namespaces) {
     if (failed.count("namespace " + ns) != 0) {
+      held.insert(ns);
+      for (const char* kind : {"namespace ", "uplink ", "nftables ", "wireguard "}) {
+        carry(kind + ns, true);
+      }
+      carry("peer " + ns + "/", false);
+      carry("route " + ns + " ", false);
+      if (auto it = before.uplinkIndex.find(ns); it != before.uplinkIndex.end()) {
+        out.uplinkIndex[ns] = it->second;
+      }
       continue;
     }
     const UplinkTarget& u = t.uplinks.at(ns);
@@ -293,7 +331,7 @@ StoreView recordApplied(const Plan& plan, const ApplyResult& result, const Store
     own("nftables host", "");
   }
   for (const auto& [ns, wg] : t.wireguard) {
-    if (out.applied.count("namespace " + ns) == 0) {
+    if (out.applied.count("namespace " + ns) == 0 || held.count(ns) != 0) {
       continue;
     }
     own("wireguard " + ns, wg.describe());
@@ -302,12 +340,30 @@ StoreView recordApplied(const Plan& plan, const ApplyResult& result, const Store
     }
   }
   for (const auto& r : t.routes) {
-    if (out.applied.count("namespace " + r.ns) != 0) {
+    if (out.applied.count("namespace " + r.ns) != 0 && held.count(r.ns) == 0) {
       own("route " + r.ns + " " + r.destination.str(), r.via.str());
+    }
+  }
+  // The forwards whose host mappings were held as observed (their namespace could not be
+  // observed) stay owned under their names, also those that left the config meanwhile.
+  for (const auto& m : plan.heldHostMappings) {
+    const std::string port = std::string(toString(m.protocol)) + "/" + m.port.str();
+    if (auto it = before.forwardNames.find(port); it != before.forwardNames.end()) {
+      carry("forward " + it->second, true);
+      out.forwardNames[port] = it->second;
     }
   }
   for (const auto& f : t.forwards) {
     std::string key = "forward " + f.name;
+    if (held.count(f.ns) != 0) {
+      carry(key, true);
+      for (const auto& [port, name] : before.forwardNames) {
+        if (name == f.name) {
+          out.forwardNames[port] = name;
+        }
+      }
+      continue;
+    }
     own(key, f.describe());
     if (out.applied.count(key) != 0) {
       out.forwardNames[f.key()] = f.name;

@@ -87,6 +87,14 @@ struct NetnsView {
   // The public key of the private key kept in <state-dir>/keys/<namespace>.key, if that file
   // exists. The private key itself never enters this model.
   std::optional<WgKey> storedPublicKey;
+  // Why that key file exists but cannot be used (unreadable, not a key, a loose mode), or
+  // empty. Such a key is never replaced on edgeplane's own: the namespace's WireGuard ops are
+  // refused until the file is repaired or --rotate-key is given.
+  std::string keyError;
+  // Why edgeplane could not look into this namespace (its /run/netns entry cannot be entered,
+  // a read inside failed), or empty. Nothing else of the view is known then, and its
+  // operations fail alone: every other namespace still converges.
+  std::string unobservable;
 
   const LinkView* link(std::string_view name) const;
   bool operator==(const NetnsView&) const = default;

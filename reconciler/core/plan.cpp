@@ -67,6 +67,28 @@ size_t Plan::count(Action a) const {
       std::count_if(ops.begin(), ops.end(), [&](const Op& op) { return op.action == a; }));
 }
 
+size_t Plan::failing() const {
+  return static_cast<size_t>(
+      std::count_if(ops.begin(), ops.end(), [](const Op& op) { return !op.error.empty(); }));
+}
+
+NftTableView Plan::hostTable() const {
+  NftTableView t = target.hostTable();
+  std::set<IpAddress> held;
+  for (const auto& ns : unobservable) {
+    if (auto u = target.uplinks.find(ns); u != target.uplinks.end()) {
+      held.insert(u->second.nsAddress.address);
+    }
+  }
+  if (held.empty()) {
+    return t;
+  }
+  std::erase_if(t.mappings, [&](const PortMapping& m) { return held.count(m.address) != 0; });
+  t.mappings.insert(t.mappings.end(), heldHostMappings.begin(), heldHostMappings.end());
+  std::sort(t.mappings.begin(), t.mappings.end());
+  return t;
+}
+
 namespace {
 
 constexpr size_t kNone = static_cast<size_t>(-1);
@@ -97,6 +119,7 @@ class Planner {
     for (const auto& [addrNs, u] : t_.uplinks) {
       nsByAddress_[u.nsAddress.address] = addrNs;
     }
+    holdUnobservable();
     planForwardDeletes();
     planRouteDeletes();
     planPrune();
@@ -104,14 +127,22 @@ class Planner {
       planNamespace(ns);
     }
     planHostSysctl();
+    // An unobservable namespace gets its one failing op (planNamespace) and nothing else: what
+    // is inside it is unknown, so nothing is planned against it.
     for (const auto& ns : t_.namespaces) {
-      planUplink(ns);
+      if (!unobservable(ns)) {
+        planUplink(ns);
+      }
     }
     for (const auto& ns : t_.namespaces) {
-      planWireGuard(ns);
+      if (!unobservable(ns)) {
+        planWireGuard(ns);
+      }
     }
     for (const auto& ns : t_.namespaces) {
-      planRoutes(ns);
+      if (!unobservable(ns)) {
+        planRoutes(ns);
+      }
     }
     planTables();
     planForwards();
@@ -140,6 +171,31 @@ class Planner {
     return it != o_.namespaces.end() ? &it->second : nullptr;
   }
 
+  // Whether tenant `ns` has a view that says it could not be observed.
+  bool unobservable(std::string_view ns) const {
+    const NetnsView* v = view(ns);
+    return v != nullptr && !v->unobservable.empty();
+  }
+
+  // The host mappings into desired namespaces that cannot be observed stay as they are.
+  void holdUnobservable() {
+    for (const auto& ns : t_.namespaces) {
+      if (!unobservable(ns)) {
+        continue;
+      }
+      p_.unobservable.push_back(ns);
+      if (!o_.host.table) {
+        continue;
+      }
+      const IpAddress& address = t_.uplinks.at(ns).nsAddress.address;
+      for (const auto& m : o_.host.table->mappings) {
+        if (m.address == address) {
+          p_.heldHostMappings.push_back(m);
+        }
+      }
+    }
+  }
+
   bool desiredNs(std::string_view ns) const {
     return std::find(t_.namespaces.begin(), t_.namespaces.end(), ns) != t_.namespaces.end();
   }
@@ -161,11 +217,14 @@ class Planner {
       if (desired.count(key) != 0) {
         continue;
       }
+      auto ns = observedNsOf(m.address);
+      if (desiredNs(ns) && unobservable(ns)) {
+        continue;  // held as observed until its namespace can be looked into
+      }
       auto name = s_.forwardNames.find(key);
       Op op =
           makeOp(Action::Delete, Kind::Forward, name != s_.forwardNames.end() ? name->second : key);
       op.changes.push_back({"public_port", key, ""});
-      auto ns = observedNsOf(m.address);
       op.changes.push_back({"namespace", ns, ""});
       op.scope = ns;
       touchedTables_.insert("");
@@ -226,7 +285,17 @@ class Planner {
         continue;
       }
       if (ns.empty() || !s_.owns("namespace", ns)) {
-        p_.foreign.push_back("namespace " + netns);
+        p_.foreign.push_back(
+            "namespace " + netns +
+            (v.unobservable.empty() ? "" : " (cannot observe: " + v.unobservable + ")"));
+        continue;
+      }
+      if (!v.unobservable.empty()) {
+        // Its links and WireGuard are unknown: nothing of it is removed blindly.
+        Op op = makeOp(Action::Delete, Kind::Namespace, ns, ns);
+        op.changes.push_back({"netns", netns, ""});
+        op.error = "cannot observe: " + v.unobservable;
+        add(std::move(op));
         continue;
       }
       size_t wgOp = kNone;
@@ -252,6 +321,12 @@ class Planner {
   // --- creates and updates, in dependency order ---------------------------------------
 
   void planNamespace(const std::string& ns) {
+    if (unobservable(ns)) {
+      Op op = makeOp(Action::Update, Kind::Namespace, ns, ns);
+      op.error = "cannot observe: " + view(ns)->unobservable;
+      nsOps_[ns] = add(std::move(op));
+      return;
+    }
     if (view(ns) != nullptr) {
       return;
     }
@@ -374,7 +449,10 @@ class Planner {
     const std::optional<WireGuardView> seen =
         v != nullptr && link != nullptr ? v->wireguard : std::nullopt;
     const std::optional<WgKey> stored = v != nullptr ? v->storedPublicKey : std::nullopt;
-    const bool keyLost = owned && !stored && !wt.rotateKey;
+    // A key file that exists but cannot be read is never replaced on edgeplane's own: a new
+    // key would change the public key every peer knows.
+    const bool keyUnusable = v != nullptr && !v->keyError.empty() && !wt.rotateKey;
+    const bool keyLost = owned && !stored && !wt.rotateKey && !keyUnusable;
     const std::string keyLostNote =
         "the private key file is missing: the public key peers know would change; apply "
         "refuses until it is restored or --rotate-key " +
@@ -385,8 +463,10 @@ class Planner {
       op.changes.push_back({"interface", "", wt.ifname});
       op.changes.push_back({"listen_port", "", std::to_string(wt.listenPort)});
       op.changes.push_back({"address", "", joinPrefixes(wt.addresses)});
-      op.changes.push_back(
-          {"public_key", "", stored && !wt.rotateKey ? stored->base64() : "(generated on apply)"});
+      op.changes.push_back({"public_key", "",
+                            keyUnusable               ? "(the key file is unusable)"
+                            : stored && !wt.rotateKey ? stored->base64()
+                                                      : "(generated on apply)"});
       if (owned && v != nullptr) {
         op.drift = "interface missing (wireguard-go not running?)";
       }
@@ -418,7 +498,13 @@ class Planner {
       op.changes.push_back({"private_key", "missing", "(refused)"});
       op.drift = op.drift.empty() ? keyLostNote : op.drift + "; " + keyLostNote;
     }
-    if (!seen || !op.changes.empty()) {
+    if (keyUnusable) {
+      op.error = v->keyError +
+                 "; the namespace's WireGuard is left as it is: repair the file, or "
+                 "replace the key with --rotate-key " +
+                 ns + " (peers must then learn the new public key)";
+    }
+    if (!seen || !op.changes.empty() || keyUnusable) {
       dep(op, indexOf(nsOps_, ns));
       wgOps_[ns] = add(std::move(op));
     }
@@ -525,6 +611,9 @@ class Planner {
       add(std::move(op));
     }
     for (const auto& ns : t_.namespaces) {
+      if (unobservable(ns)) {
+        continue;
+      }
       const NetnsView* v = view(ns);
       size_t nsOp = indexOf(nsOps_, ns);
       planTable(ns, v != nullptr ? v->table : std::nullopt, nsOp != kNone, nsOp);
@@ -541,6 +630,10 @@ class Planner {
     for (const auto& f : t_.forwards) {
       const UplinkTarget& u = t_.uplinks.at(f.ns);
       auto it = hostSeen.find(f.key());
+      if (it != hostSeen.end() && it->second->address == u.nsAddress.address &&
+          unobservable(f.ns)) {
+        continue;  // held: what its namespace maps it to cannot be seen
+      }
       Op op = makeOp(Action::Update, Kind::Forward, f.name, f.ns);
       if (it == hostSeen.end()) {
         op.action = Action::Create;
@@ -555,6 +648,7 @@ class Planner {
         if (it->second->address != u.nsAddress.address) {
           op.changes.push_back({"namespace", seenNs, f.ns});
           touchedTables_.insert(seenNs);
+          dep(op, unobservable(seenNs) ? indexOf(nsOps_, seenNs) : kNone);  // held there
         }
         std::string seenTarget = observedTarget(seenNs, f);
         if (seenTarget != f.target.str()) {
@@ -628,7 +722,7 @@ class Planner {
       if (!seen || !seen->intact || touchedTables_.count(scope) != 0) {
         return;
       }
-      const NftTableView want = scope.empty() ? t_.hostTable() : t_.namespaceTable(scope);
+      const NftTableView want = scope.empty() ? p_.hostTable() : t_.namespaceTable(scope);
       std::vector<PortMapping> seenSorted = seen->mappings;
       std::sort(seenSorted.begin(), seenSorted.end());  // the target's list is sorted already
       if (seenSorted == want.mappings) {
@@ -651,7 +745,7 @@ class Planner {
     }
     for (const auto& ns : t_.namespaces) {
       const NetnsView* v = view(ns);
-      if (v != nullptr) {
+      if (v != nullptr && !unobservable(ns)) {
         check(ns, v->table);
       }
     }

@@ -62,8 +62,18 @@ struct Plan {
   // on this host …"). Not changes: a plan with notes only is empty.
   std::vector<std::string> notes;
   Target target;  // what applying the ops converges to
+  // Desired namespaces that could not be observed (NetnsView::unobservable): their one op fails
+  // with the reason and its dependents are skipped. The host table's mappings into them are
+  // kept exactly as observed (`heldHostMappings`), so their traffic is not cut meanwhile.
+  std::vector<std::string> unobservable;
+  std::vector<PortMapping> heldHostMappings;
 
   size_t count(Action a) const;
+  // Ops known to fail before anything runs (Op::error).
+  size_t failing() const;
+  // What the host's nftables table converges to: the target's, except that the mappings into
+  // unobservable namespaces stay as observed.
+  NftTableView hostTable() const;
   bool empty() const { return ops.empty(); }
 };
 

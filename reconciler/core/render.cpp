@@ -34,9 +34,13 @@ std::string renderText(const Plan& p) {
   } else {
     out += "edgeplane will perform the following actions on host \"" + p.host + "\":\n\n";
     for (const auto& op : p.ops) {
+      // An op known to fail is marked `!` and says why on its first line.
       out += "  ";
-      out += symbol(op.action);
+      out += op.error.empty() ? symbol(op.action) : '!';
       out += " " + std::string(toString(op.kind)) + " " + op.name;
+      if (!op.error.empty()) {
+        out += ": " + op.error;
+      }
       if (!op.summary.empty()) {
         out += " (" + op.summary + ")";
       }
@@ -56,9 +60,6 @@ std::string renderText(const Plan& p) {
         }
         out += "\n";
       }
-      if (!op.error.empty()) {
-        out += "      error: " + op.error + "\n";
-      }
     }
   }
   if (!p.foreign.empty()) {
@@ -75,7 +76,10 @@ std::string renderText(const Plan& p) {
   }
   out += "\nPlan: " + std::to_string(p.count(Action::Create)) + " to add, " +
          std::to_string(p.count(Action::Update)) + " to change, " +
-         std::to_string(p.count(Action::Delete)) + " to destroy.\n";
+         std::to_string(p.count(Action::Delete)) + " to destroy" +
+         (p.failing() == 0 ? std::string()
+                           : "; " + std::to_string(p.failing()) + " will fail (marked !)") +
+         ".\n";
   return out;
 }
 

@@ -73,6 +73,42 @@ Result<void> replaceFile(const std::string& path, const std::string& tmp, std::s
   return {};
 }
 
+Result<std::optional<std::string>> readOwnFile(const std::string& path) {
+  // O_NONBLOCK: a FIFO planted here must not hang the run (it is refused below).
+  Fd f{::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)};
+  if (f.fd < 0) {
+    if (errno == ENOENT) {
+      return std::optional<std::string>();
+    }
+    if (errno == ELOOP) {
+      return terminal(path + " is a symbolic link; refusing to read it");
+    }
+    return terminal("open " + path + ": " + errnoText(errno));
+  }
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0) {
+    return terminal("stat " + path + ": " + errnoText(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return terminal(path + " is not a regular file");
+  }
+  std::string data;
+  char buf[4096];
+  while (true) {
+    const ssize_t n = ::read(f.fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return terminal("read " + path + ": " + errnoText(errno));
+    }
+    if (n == 0) {
+      return std::optional<std::string>(std::move(data));
+    }
+    data.append(buf, static_cast<size_t>(n));
+  }
+}
+
 Result<void> fsyncDir(const std::string& dir) {
   Fd d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (d.fd < 0 || ::fsync(d.fd) != 0) {

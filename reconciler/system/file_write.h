@@ -1,9 +1,11 @@
 // Files that must be whole or absent after a crash (private keys, certificates): created
-// exclusively with an exact mode, synced, and put in place by rename.
+// exclusively with an exact mode, synced, and put in place by rename; read back without
+// following a symbolic link.
 #pragma once
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,6 +22,11 @@ Result<void> writeNewFile(const std::string& path, std::string_view data, mode_t
 // the old contents or the new, never a part.
 Result<void> replaceFile(const std::string& path, const std::string& tmp, std::string_view data,
                          mode_t mode);
+
+// The contents of a file edgeplane keeps for itself (in the state directory), opened with
+// O_NOFOLLOW; nullopt when it does not exist. A symbolic link or anything but a regular file
+// is an error naming the path.
+Result<std::optional<std::string>> readOwnFile(const std::string& path);
 
 // fsync of a directory, after creating or renaming in it.
 Result<void> fsyncDir(const std::string& dir);

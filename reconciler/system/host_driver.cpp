@@ -4,7 +4,6 @@
 #include <linux/rtnetlink.h>
 
 #include <algorithm>
-#include <filesystem>
 
 #include "reconciler/system/netns.h"
 #include "reconciler/system/rtnl.h"
@@ -137,12 +136,15 @@ Result<core::HostState> KernelHost::observe() {
       h.namespaces[name] = core::NetnsView{};  // foreign: seen by name, not looked into
       continue;
     }
+    // One namespace that cannot be looked into (a stale /run/netns entry, a wireguard-go that
+    // does not answer) fails its own operations only, as the planner decides from the reason.
     auto v = observeNetns(name, true);
-    if (!v) {
-      return v.error();
-    }
-    if (auto r = observeWireGuard(name, *v); !r) {
-      return r.error();
+    Result<void> wg = v ? observeWireGuard(name, *v) : Result<void>(v.error());
+    if (!wg) {
+      core::NetnsView unseen;
+      unseen.unobservable = wg.error().message;
+      h.namespaces[name] = std::move(unseen);
+      continue;
     }
     h.namespaces[name] = std::move(*v);
   }
@@ -169,13 +171,10 @@ Result<WgBackend*> KernelHost::wireguard() {
 // The interface (if it exists and answers) and the public key of the stored private key.
 Result<void> KernelHost::observeWireGuard(const std::string& netns, core::NetnsView& v) {
   const std::string ns = netns.substr(core::kNetnsPrefix.size());
-  std::error_code ec;
-  if (std::filesystem::exists(wireguardKeyPath(stateDir_, ns), ec)) {
-    auto key = loadOrCreateKey(wireguardKeyPath(stateDir_, ns), false);
-    if (!key) {
-      return key.error();
-    }
-    v.storedPublicKey = key->publicKey;
+  if (auto key = loadKey(wireguardKeyPath(stateDir_, ns)); !key) {
+    v.keyError = key.error().message;  // refused by the planner, never replaced
+  } else if (*key) {
+    v.storedPublicKey = (*key)->publicKey;
   }
   const std::string ifname = core::wgLinkName(ns);
   if (v.link(ifname) == nullptr) {

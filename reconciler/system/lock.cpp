@@ -7,22 +7,39 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
+
+#include "schema/store.h"
 
 namespace edgeplane::sys {
 
 Result<StateLock> StateLock::acquire(const std::filesystem::path& stateDir,
                                      std::chrono::milliseconds timeout,
                                      const std::function<void(long holderPid)>& onWait) {
-  std::error_code ec;
-  std::filesystem::create_directories(stateDir, ec);
-  ::chmod(stateDir.c_str(), 0700);
+  if (auto dir = ensureStateDir(stateDir); !dir) {
+    return dir.error();
+  }
   const std::string path = (stateDir / "lock").string();
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  // Never through a symbolic link, never truncated: the file is only ever ours.
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
   if (fd < 0) {
-    return terminal("open " + path + ": " + std::strerror(errno));
+    const int err = errno;
+    if (err == ELOOP) {
+      return terminal("lock file " + path + " is a symbolic link; refusing it (remove it)");
+    }
+    return terminal("open lock file " + path + ": " + errnoText(err));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
+    const std::string why = !S_ISREG(st.st_mode)
+                                ? "is not a regular file"
+                                : "is owned by uid " + std::to_string(st.st_uid) + ", not by uid " +
+                                      std::to_string(::geteuid());
+    ::close(fd);
+    return terminal("lock file " + path + " " + why + "; refusing it (remove it)");
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   bool told = false;
@@ -30,7 +47,7 @@ Result<StateLock> StateLock::acquire(const std::filesystem::path& stateDir,
     if (errno != EWOULDBLOCK) {
       int err = errno;
       ::close(fd);
-      return terminal("lock " + path + ": " + std::strerror(err));
+      return terminal("lock " + path + ": " + errnoText(err));
     }
     if (!told) {
       char buf[32] = {};
@@ -45,10 +62,11 @@ Result<StateLock> StateLock::acquire(const std::filesystem::path& stateDir,
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
-    // The pid is only a hint for whoever waits; the lock itself is held.
-  }
+  // Fixed width, so the previous holder's longer pid is overwritten without a truncate, and a
+  // waiter never reads an empty file. The pid is only a hint for whoever waits.
+  char pid[24];
+  const int n = std::snprintf(pid, sizeof(pid), "%-20ld\n", static_cast<long>(::getpid()));
+  (void)::pwrite(fd, pid, static_cast<size_t>(n), 0);
   return StateLock(fd);
 }
 

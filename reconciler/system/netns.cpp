@@ -21,6 +21,9 @@
 namespace edgeplane::sys {
 namespace {
 
+// A namespace being created is bound here first (createNamedNetns); never listed.
+constexpr std::string_view kNetnsTempPrefix = ".edgeplane-new-";
+
 bool validName(std::string_view name) {
   return !name.empty() && name.size() <= 64 && name != "." && name != ".." &&
          name.find('/') == std::string_view::npos;
@@ -91,12 +94,27 @@ Result<void> createNamedNetns(std::string_view name) {
     return r;
   }
   const std::string path = netnsPath(name);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
-  if (fd < 0) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
     return terminal("create namespace " + std::string(name) + ": " + path + ": " +
-                    errnoText(errno));
+                    errnoText(EEXIST));
+  }
+  // The namespace is made on a placeholder under a temporary name, and only a working one is
+  // bound under its real name: a run that dies half-way leaves no empty file there, which
+  // would be a namespace nobody can enter. (A mount point cannot be renamed, nor moved out of
+  // the shared /run/netns, so it is bound a second time and the temporary one is dropped.)
+  const std::string tmp = netnsPath(std::string(kNetnsTempPrefix) + std::string(name));
+  ::umount2(tmp.c_str(), MNT_DETACH);  // a leftover of a run that died here
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0);
+  if (fd < 0) {
+    return terminal("create namespace " + std::string(name) + ": " + tmp + ": " + errnoText(errno));
   }
   ::close(fd);
+  auto dropTemp = [&] {
+    ::umount2(tmp.c_str(), MNT_DETACH);
+    ::unlink(tmp.c_str());
+  };
 
   // unshare() moves the calling thread, so do it on a short-lived thread of our own: the
   // caller's namespace is never disturbed, and the new netns lives on in the bind mount.
@@ -107,7 +125,7 @@ Result<void> createNamedNetns(std::string_view name) {
       return;
     }
     const std::string self = "/proc/self/task/" + std::to_string(::syscall(SYS_gettid)) + "/ns/net";
-    if (::mount(self.c_str(), path.c_str(), "none", MS_BIND, nullptr) != 0) {
+    if (::mount(self.c_str(), tmp.c_str(), "none", MS_BIND, nullptr) != 0) {
       result = terminal("bind namespace " + std::string(name) + ": " + errnoText(errno));
       return;
     }
@@ -115,10 +133,24 @@ Result<void> createNamedNetns(std::string_view name) {
   });
   worker.join();
   if (!result) {
-    ::umount2(path.c_str(), MNT_DETACH);
-    ::unlink(path.c_str());
+    dropTemp();
+    return result;
   }
-  return result;
+  fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0);
+  if (fd < 0) {
+    const int err = errno;
+    dropTemp();
+    return terminal("create namespace " + std::string(name) + ": " + path + ": " + errnoText(err));
+  }
+  ::close(fd);
+  if (::mount(tmp.c_str(), path.c_str(), "none", MS_BIND, nullptr) != 0) {
+    const int err = errno;
+    ::unlink(path.c_str());
+    dropTemp();
+    return terminal("bind namespace " + std::string(name) + ": " + errnoText(err));
+  }
+  dropTemp();
+  return {};
 }
 
 Result<void> deleteNamedNetns(std::string_view name) {
@@ -146,7 +178,7 @@ std::vector<std::string> listNamedNetns() {
   }
   while (const dirent* e = ::readdir(dir)) {
     std::string_view n = e->d_name;
-    if (n != "." && n != "..") {
+    if (n != "." && n != ".." && !n.starts_with(kNetnsTempPrefix)) {
       names.emplace_back(n);
     }
   }

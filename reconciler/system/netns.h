@@ -14,8 +14,9 @@ namespace edgeplane::sys {
 std::string netnsDir();
 std::string netnsPath(std::string_view name);
 
-// Creates /run/netns/NAME bound to a new network namespace with loopback up. Fails if it
-// exists.
+// Creates /run/netns/NAME bound to a new network namespace with loopback up. The namespace is
+// made under a temporary name first, so a run that dies half-way never leaves an empty NAME
+// (which nobody could enter). Fails if NAME exists.
 Result<void> createNamedNetns(std::string_view name);
 // Unmounts and removes /run/netns/NAME. Processes still inside keep the namespace alive.
 Result<void> deleteNamedNetns(std::string_view name);

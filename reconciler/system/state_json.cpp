@@ -99,6 +99,12 @@ Object::Ptr viewToJson(const core::NetnsView& v) {
   if (v.storedPublicKey) {
     o->set("stored_public_key", v.storedPublicKey->base64());
   }
+  if (!v.keyError.empty()) {
+    o->set("key_error", v.keyError);
+  }
+  if (!v.unobservable.empty()) {
+    o->set("unobservable", v.unobservable);
+  }
   return o;
 }
 
@@ -287,6 +293,8 @@ struct Reader {
       v.storedPublicKey = parsed<WgKey>(o->get("stored_public_key"), path + ".stored_public_key",
                                         WgKey::parseBase64, "WireGuard key");
     }
+    v.keyError = o->optValue<std::string>("key_error", "");
+    v.unobservable = o->optValue<std::string>("unobservable", "");
     return v;
   }
 };

@@ -2,6 +2,7 @@
 #include "reconciler/system/wg_keys.h"
 
 #include "reconciler/system/file_write.h"
+#include "schema/mode_text.h"
 
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -11,18 +12,11 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <memory>
 
 namespace edgeplane::sys {
 namespace {
-
-std::string modeText(mode_t mode) {
-  char buf[8];
-  std::snprintf(buf, sizeof(buf), "%04o", static_cast<unsigned>(mode & 07777));
-  return buf;
-}
 
 std::string parentOf(const std::string& path) {
   const size_t slash = path.find_last_of('/');
@@ -190,39 +184,61 @@ Result<WgKey> publicKeyFor(const WgKey& privateKey) {
   return pub;
 }
 
-Result<LoadedKey> loadOrCreateKey(const std::string& path, bool allowCreate) {
+Result<std::optional<LoadedKey>> loadKey(const std::string& path) {
   int err = 0;
   auto key = readKeyFile(path, err);
-  if (key) {
-    return withPublic(*key, false);
-  }
-  if (err != ENOENT) {
+  if (!key) {
+    if (err == ENOENT) {
+      return std::optional<LoadedKey>();
+    }
     return key.error();
+  }
+  auto loaded = withPublic(*key, false);
+  if (!loaded) {
+    return loaded.error();
+  }
+  return std::optional<LoadedKey>(*loaded);
+}
+
+Result<LoadedKey> loadOrCreateKey(const std::string& path, bool allowCreate) {
+  auto stored = loadKey(path);
+  if (!stored) {
+    return stored.error();
+  }
+  if (*stored) {
+    return **stored;
   }
   if (!allowCreate) {
     return terminal("WireGuard key file " + path +
                     " is missing; a new key would change the interface's public key, so it is "
                     "only generated on request (--rotate-key)");
   }
-  if (auto r = prepareParent(parentOf(path)); !r) {
+  const std::string dir = parentOf(path);
+  if (auto r = prepareParent(dir); !r) {
     return r.error();
   }
   auto fresh = generatePrivateKey();
   if (!fresh) {
     return fresh.error();
   }
-  if (auto w = writeNewKeyFile(path, *fresh, err); !w) {
-    if (err == EEXIST) {
-      // Someone created it between our read and our write: theirs wins.
-      auto again = readKeyFile(path, err);
-      if (!again) {
-        return again.error();
-      }
-      return withPublic(*again, false);
-    }
+  // Written whole under a temporary name, then linked into place: a crash leaves the key file
+  // absent or complete, never empty. link() never replaces: a file made meanwhile wins.
+  const std::string tmp = path + ".new." + std::to_string(::getpid());
+  ::unlink(tmp.c_str());  // a leftover of a crashed run by this pid
+  int err = 0;
+  if (auto w = writeNewKeyFile(tmp, *fresh, err); !w) {
     return w.error();
   }
-  if (auto r = fsyncDir(parentOf(path)); !r) {
+  const bool linked = ::link(tmp.c_str(), path.c_str()) == 0;
+  err = errno;
+  ::unlink(tmp.c_str());
+  if (!linked) {
+    if (err == EEXIST) {
+      return loadOrCreateKey(path, false);  // someone created it between our read and now
+    }
+    return terminal("create key file " + path + ": " + errnoText(err));
+  }
+  if (auto r = fsyncDir(dir); !r) {
     return r.error();
   }
   return withPublic(*fresh, true);

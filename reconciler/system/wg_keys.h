@@ -1,6 +1,7 @@
 // WireGuard keys: X25519 generation and derivation (OpenSSL) and 0600 key files.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "schema/net.h"
@@ -21,10 +22,13 @@ struct LoadedKey {
   bool created = false;  // the file did not exist and was written now
 };
 
+// Reads a private key file (as loadOrCreateKey does); a missing one is nullopt, not an error.
+Result<std::optional<LoadedKey>> loadKey(const std::string& path);
 // Reads a private key file: base64 and a newline, a regular file owned by the effective user,
 // not group- or world-accessible. A missing file is generated (mode 0600, parent directory
-// created 0700) when allowCreate, else it is an error that says the key is missing. Errors
-// name the path and what is wrong, never the key.
+// created 0700; written to a temporary file, synced, then linked into place) when allowCreate,
+// else it is an error that says the key is missing. A file that exists but cannot be used is
+// an error and is never replaced. Errors name the path and what is wrong, never the key.
 Result<LoadedKey> loadOrCreateKey(const std::string& path, bool allowCreate);
 // Replaces the key file with a new key atomically (temporary file, fsync, rename).
 Result<LoadedKey> rotateKey(const std::string& path);

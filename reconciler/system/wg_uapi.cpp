@@ -19,6 +19,7 @@
 #include <set>
 #include <thread>
 
+#include "reconciler/system/file_write.h"
 #include "reconciler/system/wg_keys.h"
 #include "reconciler/system/wg_netlink.h"
 
@@ -215,28 +216,10 @@ Result<void> mkdirPrivate(const std::string& dir) {
   return {};
 }
 
-Result<void> writeFileAtomic(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return terminal("write " + tmp + ": " + errnoText(errno));
-  }
-  const bool ok =
-      ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
-  const int err = errno;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = ok ? errno : err;
-    ::unlink(tmp.c_str());
-    return terminal("write " + path + ": " + errnoText(e));
-  }
-  return {};
-}
-
 // The last non-empty line of a log file, for error messages (wireguard-go's logs hold no
 // keys).
 std::string lastLogLine(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     return {};
   }
@@ -821,13 +804,9 @@ std::optional<pid_t> UapiBackend::socketOwner(std::string_view ifname) const {
 
 std::optional<pid_t> UapiBackend::runningPid(std::string_view ifname) const {
   // The pid file: "<pid> <start time>\n" (the start time guards against a reused pid).
-  const std::string path = pidFilePath(ifname);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    char buf[64];
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
-    ::close(fd);
-    std::string_view text(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  auto stored = readOwnFile(pidFilePath(ifname));  // a symlink there counts as no record
+  if (stored && *stored) {
+    std::string_view text = **stored;
     if (!text.empty() && text.back() == '\n') {
       text.remove_suffix(1);
     }
@@ -960,7 +939,8 @@ Result<void> UapiBackend::createInterface(std::string_view ifname, std::string_v
   if (::stat(logPath.c_str(), &logStat) == 0 && logStat.st_size > (1 << 20)) {
     ::rename(logPath.c_str(), (logPath + ".old").c_str());
   }
-  const int logFd = ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  const int logFd = ::open(logPath.c_str(),
+                           O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
   if (logFd < 0) {
     return terminal(what + ": open " + logPath + ": " + errnoText(errno));
   }
@@ -1033,8 +1013,9 @@ Result<void> UapiBackend::createInterface(std::string_view ifname, std::string_v
     (void)::waitpid(pid, &status, 0);
     return terminal(what + ": wireguard-go exited at once: " + lastLogLine(logPath));
   }
-  if (auto r = writeFileAtomic(pidFilePath(ifname),
-                               std::to_string(pid) + " " + std::to_string(st->startTime) + "\n");
+  const std::string pidFile = pidFilePath(ifname);
+  if (auto r = replaceFile(pidFile, pidFile + ".tmp",
+                           std::to_string(pid) + " " + std::to_string(st->startTime) + "\n", 0600);
       !r) {
     return fail(r.error());
   }

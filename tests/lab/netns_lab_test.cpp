@@ -412,6 +412,25 @@ TEST_F(NetnsLab, CreateListDelete) {
   }
 }
 
+// A namespace is made under a temporary name and bound under its own only once it works: the
+// directory never holds a half-made entry, and a temporary one a crashed run left behind is
+// neither listed nor in the way.
+TEST_F(NetnsLab, CreateGoesThroughATemporaryNameAndCleansUpALeftover) {
+  const std::string leftover = netnsDir() + "/.edgeplane-new-ep-c";
+  const int fd = ::open(leftover.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ::close(fd);
+  EXPECT_EQ(listNamedNetns(), std::vector<std::string>{});
+  ASSERT_NO_FATAL_FAILURE(makeNetns("ep-c"));
+  EXPECT_EQ(listNamedNetns(), (std::vector<std::string>{"ep-c"}));
+  struct stat st {};
+  EXPECT_NE(::lstat(leftover.c_str(), &st), 0) << "the leftover is still there";
+  Rtnl inside = take(Rtnl::open("ep-c"));  // and the entry is a namespace one can enter
+  auto lo = take(inside.link("lo"));
+  ASSERT_TRUE(lo.has_value());
+  EXPECT_TRUE(lo->up);
+}
+
 TEST_F(NetnsLab, LoopbackIsUpInside) {
   ASSERT_NO_FATAL_FAILURE(makeNetns("ep-lo"));
   Json links = ipJson("-n ep-lo link show");

@@ -243,7 +243,8 @@ TEST(PlanProxy, FilesFingerprintChangeAndErrorsIsolateTheirRoutes) {
                           "~ certificate bad (files: error)",
                           "- site bad (withdrawn: certificate bad has an error)"}));
   EXPECT_NE(p.ops[1].error.find("does not cover bad.example.net"), std::string::npos);
-  EXPECT_NE(core::renderText(p).find("      error: "), std::string::npos);
+  EXPECT_NE(core::renderText(p).find("  ! certificate bad: "), std::string::npos)
+      << core::renderText(p);
 
   // Apply: the broken certificate's op fails, its route is left out, the other one stays.
   struct NoHost : core::HostDriver {

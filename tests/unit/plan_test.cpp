@@ -2,6 +2,8 @@
 // drift, partial failure, element-level forward changes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "reconciler/core/apply.h"
 #include "reconciler/core/plan.h"
 #include "schema/loader.h"
@@ -469,6 +471,166 @@ TEST(PlanWireGuard, RoamingPeerWithoutConfiguredEndpointIsNotDrift) {
   w.host.state.namespaces["ep-a"].wireguard->peers[1].endpoint =
       *Endpoint::parse("198.51.100.77:40000");
   EXPECT_TRUE(w.plan().empty()) << core::renderText(w.plan());
+}
+
+// --- failure isolation: a namespace that cannot be observed, a key file that cannot be read --
+
+// The ops of `r` that failed, as "<op>: <error>".
+std::vector<std::string> failures(const core::Plan& p, const core::ApplyResult& r) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < p.ops.size(); ++i) {
+    if (!r.ops[i].ok) {
+      out.push_back(opLines(p)[i] + ": " + r.ops[i].error);
+    }
+  }
+  return out;
+}
+
+bool calledFor(const testing::FakeHost& h, const std::string& ns) {
+  return std::any_of(h.calls.begin(), h.calls.end(), [&](const std::string& c) {
+    return c.size() > ns.size() &&
+           c.compare(c.size() - ns.size() - 1, std::string::npos, " " + ns) == 0;
+  });
+}
+
+constexpr const char* kCannotEnter = "enter namespace ep-b: Invalid argument";
+
+// `: > /run/netns/ep-b` on a converged host: b's one op fails with the reason, its forwards
+// stay mapped as they are, and a still converges (a new forward there is applied).
+TEST(PlanIsolation, AnUnobservableNamespaceFailsAloneAndTheOthersConverge) {
+  World w(load(kTwoTenants));
+  ASSERT_TRUE(w.apply().ok());
+  const core::NetnsView b = w.host.state.namespaces["ep-b"];
+  const std::vector<core::PortMapping> hostBefore = w.host.state.host.table->mappings;
+  w.host.state.namespaces["ep-b"] = core::NetnsView{};
+  w.host.state.namespaces["ep-b"].unobservable = kCannotEnter;
+
+  // a gets a new forward; b gets one too and loses b-dns from the config.
+  std::string toml = kTwoTenants;
+  toml.replace(toml.find("[[forward]]\nname = \"b-dns\""), std::string::npos, R"([[forward]]
+name = "a-web"
+namespace = "a"
+protocol = "tcp"
+public_port = 8001
+target = "10.50.0.12:80"
+
+[[forward]]
+name = "b-web"
+namespace = "b"
+protocol = "tcp"
+public_port = 8002
+target = "10.50.0.12:80"
+)");
+  w.desired = load(toml);
+  core::Plan p = w.plan();
+  EXPECT_EQ(opLines(p), (std::vector<std::string>{"update namespace b", "create forward a-web",
+                                                  "create forward b-web"}));
+  EXPECT_EQ(p.ops[0].error, std::string("cannot observe: ") + kCannotEnter);
+  EXPECT_NE(core::renderText(p).find("  ! namespace b: cannot observe: enter namespace ep-b: "
+                                     "Invalid argument\n"),
+            std::string::npos)
+      << core::renderText(p);
+  EXPECT_NE(core::renderText(p).find("1 will fail"), std::string::npos) << core::renderText(p);
+
+  w.host.calls.clear();
+  core::ApplyResult r = core::apply(p, w.host);
+  w.store = core::recordApplied(p, r, w.store);
+  EXPECT_EQ(failures(p, r), (std::vector<std::string>{
+                                "update namespace b: cannot observe: enter namespace ep-b: "
+                                "Invalid argument",
+                                "create forward b-web: skipped: depends on namespace b, which "
+                                "failed",
+                            }));
+  EXPECT_FALSE(calledFor(w.host, "b")) << "the driver was sent into b";
+  // The host table: a-web added, b's mappings (b-dns, no longer in the config) left as they
+  // were, b-web not installed.
+  std::vector<core::PortMapping> want = hostBefore;
+  want.push_back(core::PortMapping{
+      Protocol::Tcp, {8001, 8001}, *IpAddress::parse("100.64.0.1"), std::nullopt});
+  std::sort(want.begin(), want.end());
+  ASSERT_TRUE(w.host.state.host.table.has_value());
+  EXPECT_EQ(w.host.state.host.table->mappings, want);
+  // b is still owned with all it had: its WireGuard key is never taken for a new one.
+  for (const char* key : {"namespace b", "uplink b", "wireguard b", "peer b/p", "forward b-dns"}) {
+    EXPECT_EQ(w.store.applied.count(key), 1u) << key;
+  }
+  EXPECT_EQ(w.store.uplinkIndex.count("b"), 1u);
+  EXPECT_EQ(opLines(w.plan()),
+            (std::vector<std::string>{"update namespace b", "create forward b-web"}));
+
+  // Repaired: b converges (b-web in, b-dns out), then nothing is left to do.
+  w.host.state.namespaces["ep-b"] = b;
+  EXPECT_EQ(opLines(w.plan()),
+            (std::vector<std::string>{"delete forward b-dns", "create forward b-web"}));
+  ASSERT_TRUE(w.apply().ok());
+  EXPECT_TRUE(w.plan().empty()) << core::renderText(w.plan());
+}
+
+TEST(PlanIsolation, AnUnobservableNamespaceLeftInTheConfigIsNotPrunedBlindly) {
+  World w(load(kTwoTenants));
+  ASSERT_TRUE(w.apply().ok());
+  std::string toml = kTwoTenants;
+  toml.erase(toml.find("[[namespace]]\nname = \"b\""),
+             toml.find("[[forward]]") - toml.find("[[namespace]]\nname = \"b\""));
+  toml.erase(toml.find("[[forward]]\nname = \"b-dns\""));
+  w.desired = load(toml);
+  w.host.state.namespaces["ep-b"] = core::NetnsView{};
+  w.host.state.namespaces["ep-b"].unobservable = kCannotEnter;
+  core::Plan p = w.plan();
+  ASSERT_EQ(opLines(p), (std::vector<std::string>{"delete forward b-dns", "delete namespace b"}));
+  EXPECT_EQ(p.ops[1].error, std::string("cannot observe: ") + kCannotEnter);
+  w.host.calls.clear();
+  core::ApplyResult r = core::apply(p, w.host);
+  w.store = core::recordApplied(p, r, w.store);
+  EXPECT_EQ(failures(p, r), (std::vector<std::string>{"delete namespace b: cannot observe: enter "
+                                                      "namespace ep-b: Invalid argument"}));
+  EXPECT_EQ(std::count(w.host.calls.begin(), w.host.calls.end(), "deleteNamespace b"), 0);
+  EXPECT_EQ(std::count(w.host.calls.begin(), w.host.calls.end(), "deleteUplink b"), 0);
+  EXPECT_TRUE(w.store.owns("namespace", "b"));
+}
+
+TEST(PlanIsolation, AForeignUnobservableNamespaceIsListedWithItsReasonAndBlocksNothing) {
+  World w(load(kTwoTenants));
+  w.host.state.namespaces["ep-zzz"].unobservable = "enter namespace ep-zzz: Invalid argument";
+  core::Plan p = w.plan();
+  EXPECT_EQ(p.foreign, (std::vector<std::string>{"namespace ep-zzz (cannot observe: enter "
+                                                 "namespace ep-zzz: Invalid argument)"}));
+  EXPECT_TRUE(
+      std::all_of(p.ops.begin(), p.ops.end(), [](const core::Op& op) { return op.error.empty(); }));
+  EXPECT_TRUE(w.apply().ok());
+  EXPECT_TRUE(w.plan().empty());
+}
+
+// An empty keys/a.key: a's WireGuard ops are refused with the file's error (no new key is
+// made over it), a's other work and all of b still apply.
+TEST(PlanIsolation, AnUnusableKeyFileRefusesOnlyThatNamespacesWireGuard) {
+  World w(load(kTwoTenants));
+  ASSERT_TRUE(w.apply().ok());
+  const std::string keyError =
+      "key file /var/lib/edgeplane/keys/a.key does not hold a WireGuard key (base64 of 32 bytes "
+      "and a newline)";
+  w.host.state.namespaces["ep-a"].storedPublicKey.reset();
+  w.host.state.namespaces["ep-a"].keyError = keyError;
+  std::string toml = kTwoTenants;
+  toml.replace(toml.find("allowed_ips = [\"10.50.0.12/32\"]\n"), 31,
+               "allowed_ips = [\"10.50.0.12/32\"]\npersistent_keepalive = 25\n");  // b's peer
+  toml.replace(toml.find("target = \"10.50.0.12:22\""), 24, "target = \"10.60.0.14:22\"");
+  w.desired = load(toml);
+  core::Plan p = w.plan();
+  ASSERT_EQ(opLines(p), (std::vector<std::string>{"update wireguard a", "update peer b/p",
+                                                  "update forward a-ssh"}));
+  EXPECT_EQ(p.ops[0].error.rfind(keyError + "; ", 0), 0u) << p.ops[0].error;
+  EXPECT_NE(p.ops[0].error.find("--rotate-key a"), std::string::npos) << p.ops[0].error;
+  EXPECT_EQ(p.ops[0].drift.find("missing"), std::string::npos) << p.ops[0].drift;
+  w.host.calls.clear();
+  core::ApplyResult r = core::apply(p, w.host);
+  w.store = core::recordApplied(p, r, w.store);
+  ASSERT_EQ(failures(p, r).size(), 1u);
+  EXPECT_EQ(failures(p, r)[0].rfind("update wireguard a: " + keyError, 0), 0u);
+  EXPECT_EQ(std::count(w.host.calls.begin(), w.host.calls.end(), "ensureWireGuard a"), 0);
+  EXPECT_TRUE(w.store.owns("wireguard", "a"));
+  // The refusal stays until the file is repaired.
+  EXPECT_EQ(opLines(w.plan()), (std::vector<std::string>{"update wireguard a"}));
 }
 
 TEST(Plan, JsonEscapesControlCharacters) {

@@ -8,11 +8,14 @@
 #include <netlink/genl/genl.h>
 #include <netlink/msg.h>
 #include <openssl/evp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -378,6 +381,48 @@ TEST_F(WgKeyFile, RotateReplacesTheKeyAtomicallyWith0600) {
     ++files;
   }
   EXPECT_EQ(files, 1u);  // no temporary left behind
+}
+
+// A run killed while writing a new key (here by SIGXFSZ past a 10-byte file size limit) leaves
+// no key file at all: not a truncated one that every later run would refuse as corrupt.
+TEST_F(WgKeyFile, ARunKilledWhileCreatingTheKeyLeavesNoPartialKeyFile) {
+  const std::string path = dir_ + "/keys/tenant-a.key";
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const rlimit none{0, 0};
+    const rlimit small{10, 10};
+    ::setrlimit(RLIMIT_CORE, &none);
+    ::setrlimit(RLIMIT_FSIZE, &small);
+    (void)loadOrCreateKey(path, true);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ) << "status " << status;
+  EXPECT_FALSE(std::filesystem::exists(path))
+      << "a partial key file: " << contents(path).size() << " bytes";
+  LoadedKey k = take(loadOrCreateKey(path, true));  // the next run makes a whole one
+  EXPECT_TRUE(k.created);
+  EXPECT_EQ(contents(path), k.privateKey.base64() + "\n");
+}
+
+// An existing key file that cannot be used is an error and is never replaced, even when a
+// new key would be allowed: peers know the public key of the key that was there.
+TEST_F(WgKeyFile, AnEmptyKeyFileIsRefusedNotReplaced) {
+  const std::string path = dir_ + "/k";
+  ASSERT_EQ(::close(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600)), 0);
+  auto r = loadOrCreateKey(path, true);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find(path + " does not hold a WireGuard key"), std::string::npos)
+      << r.error().message;
+  auto l = loadKey(path);
+  ASSERT_FALSE(l.ok());
+  EXPECT_EQ(l.error().message, r.error().message);
+  EXPECT_EQ(contents(path), "");
+  auto missing = loadKey(dir_ + "/absent");
+  ASSERT_TRUE(missing.ok()) << missing.error().message;
+  EXPECT_FALSE(missing->has_value());
 }
 
 // =============================== diff ===============================
