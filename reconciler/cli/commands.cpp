@@ -5,6 +5,7 @@
 #include "reconciler/cli/git_run.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -43,6 +44,34 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::chrono::milliseconds kProxyNotifyTimeout{2000};
+
+// A test hook for lab.crash_e2e: the run's steps that change the host or the store, counted
+// from 1 (the executor's driver calls, then the store writes after them); at the chosen one the
+// process SIGKILLs itself, as a crash or `kill -9` there would.
+class CrashPoint {
+ public:
+  explicit CrashPoint(std::ostream& err) : err_(err) {
+    // EDGEPLANE_TEST_CRASH_BEFORE_OP=N: die right before step N; unset, empty or 0: never.
+    if (const char* env = std::getenv("EDGEPLANE_TEST_CRASH_BEFORE_OP"); env != nullptr) {
+      at_ = std::strtol(env, nullptr, 10);
+    }
+  }
+
+  void before(const std::string& what) {
+    if (at_ <= 0 || ++count_ != at_) {
+      return;
+    }
+    err_ << "edgeplane apply: EDGEPLANE_TEST_CRASH_BEFORE_OP=" << at_ << ": killed before " << what
+         << "\n"
+         << std::flush;
+    ::raise(SIGKILL);
+  }
+
+ private:
+  std::ostream& err_;
+  long at_ = 0;
+  long count_ = 0;
+};
 
 std::string plural(size_t n, std::string_view one, std::string_view many) {
   return std::to_string(n) + " " + std::string(n == 1 ? one : many);
@@ -245,7 +274,8 @@ std::string countsText(const RunCounts& c) {
 // Records the ops' outcomes and the ownership the apply leaves behind.
 Result<void> recordApply(Store& store, int64_t runId, const core::Plan& p,
                          const core::ApplyResult& result, const core::StoreView& view,
-                         std::ostream& err) {
+                         std::ostream& err, CrashPoint& crash) {
+  crash.before("recording the operations");
   auto recorded = store.transaction([&]() -> Result<void> {
     for (size_t i = 0; i < p.ops.size(); ++i) {
       const core::Op& op = p.ops[i];
@@ -269,6 +299,7 @@ Result<void> recordApply(Store& store, int64_t runId, const core::Plan& p,
   if (next == view) {
     return {};
   }
+  crash.before("recording ownership");
   return store.transaction([&]() -> Result<void> {
     auto old = store.listOwned(std::nullopt);
     if (!old) {
@@ -495,9 +526,11 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   }
   sys::FaultInjectingHost driver(host, failOn);
   sys::CertStore certStore(o.stateDir);
-  core::ApplyResult result = core::apply(p, driver, &certStore);
+  CrashPoint crash(err);
+  core::ApplyResult result =
+      core::apply(p, driver, &certStore, [&](const std::string& what) { crash.before(what); });
   printNftSyncs(o, store, host, out);
-  Result<void> saved = recordApply(store, *run, p, result, *view, err);
+  Result<void> saved = recordApply(store, *run, p, result, *view, err, crash);
   if (!saved) {
     err << "edgeplane apply: recording what was applied failed: " << saved.error().message << "\n";
   }
@@ -511,6 +544,7 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   for (const auto& why : leftOut) {
     err << "edgeplane apply: route left out of the proxy snapshot: " << why << "\n";
   }
+  crash.before("publishing the proxy snapshot");
   auto snapshot = publishSnapshot(store, proxy, *run, nowMs());
   if (!snapshot) {
     published = false;
@@ -529,6 +563,7 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   // The API keys table follows the snapshot the proxy serves (usage, `apikey list`).
   bool keysSynced = false;
   if (published) {
+    crash.before("publishing the API keys");
     auto synced = publishApiKeys(store, proxy, proxy.commit, nowMs());
     keysSynced = synced.ok();
     if (!synced) {
@@ -612,6 +647,7 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
     summary = prep.summary + "; last good commit " + shortCommit(prep.appliedCommit) +
               " reconciled: " + summary;
   }
+  crash.before("recording the run's end");
   finish(outcome, summary, detail, counts);
   out << "\nApply " << (outcome == RunResult::Ok ? "complete" : "finished with errors")
       << "! Resources: " << countsText(counts) << ".\n";

@@ -1,6 +1,7 @@
 // Executes a Plan through a HostDriver: dependency-aware, one table sync per nftables scope.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -71,7 +72,12 @@ struct ApplyResult {
 // applied in place.
 // Certificate ops go to `certs` (nullptr: they fail, "no certificate driver"); route ops only
 // record that the snapshot should change, and succeed when their dependencies did.
-ApplyResult apply(const Plan& plan, HostDriver& driver, CertDriver* certs = nullptr);
+// `beforeStep`, when set, is called right before each call that changes the host (a driver
+// call), with what it is ("uplink tenant-a", "nftables sync host"): the crash tests stop a run
+// there.
+using BeforeStep = std::function<void(const std::string& what)>;
+ApplyResult apply(const Plan& plan, HostDriver& driver, CertDriver* certs = nullptr,
+                  const BeforeStep& beforeStep = {});
 
 // The proxy snapshot an apply leaves: the target's routes, except those whose certificate
 // is not usable now (its op failed, or its files have an error), each with the reason in
