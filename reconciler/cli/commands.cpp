@@ -271,35 +271,8 @@ std::string countsText(const RunCounts& c) {
          std::to_string(c.destroyed) + " destroyed, " + std::to_string(c.failed) + " failed";
 }
 
-// Records the ops' outcomes and the ownership the apply leaves behind.
-Result<void> recordApply(Store& store, int64_t runId, const core::Plan& p,
-                         const core::ApplyResult& result, const core::StoreView& view,
-                         std::ostream& err, CrashPoint& crash) {
-  crash.before("recording the operations");
-  auto recorded = store.transaction([&]() -> Result<void> {
-    for (size_t i = 0; i < p.ops.size(); ++i) {
-      const core::Op& op = p.ops[i];
-      const core::OpResult& r = result.ops[i];
-      auto rec =
-          store.recordOp(runId, OpOutcome{static_cast<int64_t>(i), storeAction(op.action),
-                                          std::string(core::toString(op.kind)), op.name, r.ok,
-                                          r.ok ? std::nullopt : std::optional(r.error)});
-      if (!rec) {
-        return rec;
-      }
-    }
-    return {};
-  });
-  if (!recorded) {
-    err << "edgeplane apply: recording the run's operations failed: " << recorded.error().message
-        << "\n";
-  }
-  core::StoreView next = core::recordApplied(p, result, view);
-  // Ownership changes only when the view does: a no-op run writes nothing here.
-  if (next == view) {
-    return {};
-  }
-  crash.before("recording ownership");
+// Makes the store's owned resources exactly `next`, in one transaction.
+Result<void> writeOwnership(Store& store, const core::StoreView& next) {
   return store.transaction([&]() -> Result<void> {
     auto old = store.listOwned(std::nullopt);
     if (!old) {
@@ -324,6 +297,40 @@ Result<void> recordApply(Store& store, int64_t runId, const core::Plan& p,
     }
     return {};
   });
+}
+
+// Records the ops' outcomes and the ownership the apply leaves behind: recordApplied on `view`
+// (as the run found the store), written over `written` (what the store holds now, with the
+// intent recorded before the ops).
+Result<void> recordApply(Store& store, int64_t runId, const core::Plan& p,
+                         const core::ApplyResult& result, const core::StoreView& view,
+                         const core::StoreView& written, std::ostream& err, CrashPoint& crash) {
+  crash.before("recording the operations");
+  auto recorded = store.transaction([&]() -> Result<void> {
+    for (size_t i = 0; i < p.ops.size(); ++i) {
+      const core::Op& op = p.ops[i];
+      const core::OpResult& r = result.ops[i];
+      auto rec =
+          store.recordOp(runId, OpOutcome{static_cast<int64_t>(i), storeAction(op.action),
+                                          std::string(core::toString(op.kind)), op.name, r.ok,
+                                          r.ok ? std::nullopt : std::optional(r.error)});
+      if (!rec) {
+        return rec;
+      }
+    }
+    return {};
+  });
+  if (!recorded) {
+    err << "edgeplane apply: recording the run's operations failed: " << recorded.error().message
+        << "\n";
+  }
+  core::StoreView next = core::recordApplied(p, result, view);
+  // Ownership changes only when the view does: a no-op run writes nothing here.
+  if (next == written) {
+    return {};
+  }
+  crash.before("recording ownership");
+  return writeOwnership(store, next);
 }
 
 void printNftSyncs(const Options& o, Store& store, sys::KernelHost& host, std::ostream& out) {
@@ -527,10 +534,23 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   sys::FaultInjectingHost driver(host, failOn);
   sys::CertStore certStore(o.stateDir);
   CrashPoint crash(err);
+  // Write-ahead: the namespaces about to be made are owned before they exist, so a run killed
+  // midway leaves nothing edgeplane made that a later run would take for a foreign namespace.
+  const core::StoreView intent = core::recordIntent(p, *view);
+  if (intent != *view) {
+    if (auto r = writeOwnership(store, intent); !r) {
+      const std::string why =
+          "recording the namespaces about to be made failed: " + r.error().message;
+      report.retryable = r.error().retryable;
+      finish(RunResult::Failed, why, "");
+      err << "edgeplane apply: " << why << "; nothing applied\n";
+      return report;
+    }
+  }
   core::ApplyResult result =
       core::apply(p, driver, &certStore, [&](const std::string& what) { crash.before(what); });
   printNftSyncs(o, store, host, out);
-  Result<void> saved = recordApply(store, *run, p, result, *view, err, crash);
+  Result<void> saved = recordApply(store, *run, p, result, *view, intent, err, crash);
   if (!saved) {
     err << "edgeplane apply: recording what was applied failed: " << saved.error().message << "\n";
   }

@@ -361,4 +361,19 @@ StoreView recordApplied(const Plan& plan, const ApplyResult& result, const Store
   return out;
 }
 
+StoreView recordIntent(const Plan& plan, const StoreView& before) {
+  StoreView out = before;
+  for (const Op& op : plan.ops) {
+    if (op.action != Action::Create || op.kind != Kind::Namespace) {
+      continue;
+    }
+    out.applied.emplace("namespace " + op.name, kPendingSpec);
+    out.applied.emplace("uplink " + op.name, kPendingSpec);
+    if (auto u = plan.target.uplinks.find(op.name); u != plan.target.uplinks.end()) {
+      out.uplinkIndex.emplace(op.name, u->second.index);
+    }
+  }
+  return out;
+}
+
 }  // namespace edgeplane::core

@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "reconciler/core/plan.h"
@@ -94,5 +95,14 @@ namespace edgeplane::core {
 // (so adopted ones are owned from now on), deleted ones are forgotten, and resources whose
 // delete failed stay owned so the next run prunes them again.
 StoreView recordApplied(const Plan& plan, const ApplyResult& result, const StoreView& before);
+
+// The spec an intended resource is recorded with until its create is known to have succeeded.
+inline constexpr std::string_view kPendingSpec = "pending";
+
+// The ownership to record before the ops run (write-ahead): `before` plus every namespace the
+// plan creates, with its uplink's /31, as kPendingSpec. A run killed after creating a namespace
+// and before recordApplied leaves it owned, so the next run prunes it if it is no longer wanted
+// (instead of taking it for a foreign one for ever, its /31 free for another tenant).
+StoreView recordIntent(const Plan& plan, const StoreView& before);
 
 }  // namespace edgeplane::core
