@@ -5,6 +5,7 @@
 #include "reconciler/cli/git_run.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -43,6 +44,34 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::chrono::milliseconds kProxyNotifyTimeout{2000};
+
+// A test hook for lab.crash_e2e: the run's steps that change the host or the store, counted
+// from 1 (the executor's driver calls, then the store writes after them); at the chosen one the
+// process SIGKILLs itself, as a crash or `kill -9` there would.
+class CrashPoint {
+ public:
+  explicit CrashPoint(std::ostream& err) : err_(err) {
+    // EDGEPLANE_TEST_CRASH_BEFORE_OP=N: die right before step N; unset, empty or 0: never.
+    if (const char* env = std::getenv("EDGEPLANE_TEST_CRASH_BEFORE_OP"); env != nullptr) {
+      at_ = std::strtol(env, nullptr, 10);
+    }
+  }
+
+  void before(const std::string& what) {
+    if (at_ <= 0 || ++count_ != at_) {
+      return;
+    }
+    err_ << "edgeplane apply: EDGEPLANE_TEST_CRASH_BEFORE_OP=" << at_ << ": killed before " << what
+         << "\n"
+         << std::flush;
+    ::raise(SIGKILL);
+  }
+
+ private:
+  std::ostream& err_;
+  long at_ = 0;
+  long count_ = 0;
+};
 
 std::string plural(size_t n, std::string_view one, std::string_view many) {
   return std::to_string(n) + " " + std::string(n == 1 ? one : many);
@@ -242,33 +271,8 @@ std::string countsText(const RunCounts& c) {
          std::to_string(c.destroyed) + " destroyed, " + std::to_string(c.failed) + " failed";
 }
 
-// Records the ops' outcomes and the ownership the apply leaves behind.
-Result<void> recordApply(Store& store, int64_t runId, const core::Plan& p,
-                         const core::ApplyResult& result, const core::StoreView& view,
-                         std::ostream& err) {
-  auto recorded = store.transaction([&]() -> Result<void> {
-    for (size_t i = 0; i < p.ops.size(); ++i) {
-      const core::Op& op = p.ops[i];
-      const core::OpResult& r = result.ops[i];
-      auto rec =
-          store.recordOp(runId, OpOutcome{static_cast<int64_t>(i), storeAction(op.action),
-                                          std::string(core::toString(op.kind)), op.name, r.ok,
-                                          r.ok ? std::nullopt : std::optional(r.error)});
-      if (!rec) {
-        return rec;
-      }
-    }
-    return {};
-  });
-  if (!recorded) {
-    err << "edgeplane apply: recording the run's operations failed: " << recorded.error().message
-        << "\n";
-  }
-  core::StoreView next = core::recordApplied(p, result, view);
-  // Ownership changes only when the view does: a no-op run writes nothing here.
-  if (next == view) {
-    return {};
-  }
+// Makes the store's owned resources exactly `next`, in one transaction.
+Result<void> writeOwnership(Store& store, const core::StoreView& next) {
   return store.transaction([&]() -> Result<void> {
     auto old = store.listOwned(std::nullopt);
     if (!old) {
@@ -293,6 +297,40 @@ Result<void> recordApply(Store& store, int64_t runId, const core::Plan& p,
     }
     return {};
   });
+}
+
+// Records the ops' outcomes and the ownership the apply leaves behind: recordApplied on `view`
+// (as the run found the store), written over `written` (what the store holds now, with the
+// intent recorded before the ops).
+Result<void> recordApply(Store& store, int64_t runId, const core::Plan& p,
+                         const core::ApplyResult& result, const core::StoreView& view,
+                         const core::StoreView& written, std::ostream& err, CrashPoint& crash) {
+  crash.before("recording the operations");
+  auto recorded = store.transaction([&]() -> Result<void> {
+    for (size_t i = 0; i < p.ops.size(); ++i) {
+      const core::Op& op = p.ops[i];
+      const core::OpResult& r = result.ops[i];
+      auto rec =
+          store.recordOp(runId, OpOutcome{static_cast<int64_t>(i), storeAction(op.action),
+                                          std::string(core::toString(op.kind)), op.name, r.ok,
+                                          r.ok ? std::nullopt : std::optional(r.error)});
+      if (!rec) {
+        return rec;
+      }
+    }
+    return {};
+  });
+  if (!recorded) {
+    err << "edgeplane apply: recording the run's operations failed: " << recorded.error().message
+        << "\n";
+  }
+  core::StoreView next = core::recordApplied(p, result, view);
+  // Ownership changes only when the view does: a no-op run writes nothing here.
+  if (next == written) {
+    return {};
+  }
+  crash.before("recording ownership");
+  return writeOwnership(store, next);
 }
 
 void printNftSyncs(const Options& o, Store& store, sys::KernelHost& host, std::ostream& out) {
@@ -495,9 +533,24 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   }
   sys::FaultInjectingHost driver(host, failOn);
   sys::CertStore certStore(o.stateDir);
-  core::ApplyResult result = core::apply(p, driver, &certStore);
+  CrashPoint crash(err);
+  // Write-ahead: the namespaces about to be made are owned before they exist, so a run killed
+  // midway leaves nothing edgeplane made that a later run would take for a foreign namespace.
+  const core::StoreView intent = core::recordIntent(p, *view);
+  if (intent != *view) {
+    if (auto r = writeOwnership(store, intent); !r) {
+      const std::string why =
+          "recording the namespaces about to be made failed: " + r.error().message;
+      report.retryable = r.error().retryable;
+      finish(RunResult::Failed, why, "");
+      err << "edgeplane apply: " << why << "; nothing applied\n";
+      return report;
+    }
+  }
+  core::ApplyResult result =
+      core::apply(p, driver, &certStore, [&](const std::string& what) { crash.before(what); });
   printNftSyncs(o, store, host, out);
-  Result<void> saved = recordApply(store, *run, p, result, *view, err);
+  Result<void> saved = recordApply(store, *run, p, result, *view, intent, err, crash);
   if (!saved) {
     err << "edgeplane apply: recording what was applied failed: " << saved.error().message << "\n";
   }
@@ -511,6 +564,7 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   for (const auto& why : leftOut) {
     err << "edgeplane apply: route left out of the proxy snapshot: " << why << "\n";
   }
+  crash.before("publishing the proxy snapshot");
   auto snapshot = publishSnapshot(store, proxy, *run, nowMs());
   if (!snapshot) {
     published = false;
@@ -529,6 +583,7 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   // The API keys table follows the snapshot the proxy serves (usage, `apikey list`).
   bool keysSynced = false;
   if (published) {
+    crash.before("publishing the API keys");
     auto synced = publishApiKeys(store, proxy, proxy.commit, nowMs());
     keysSynced = synced.ok();
     if (!synced) {
@@ -612,6 +667,7 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
     summary = prep.summary + "; last good commit " + shortCommit(prep.appliedCommit) +
               " reconciled: " + summary;
   }
+  crash.before("recording the run's end");
   finish(outcome, summary, detail, counts);
   out << "\nApply " << (outcome == RunResult::Ok ? "complete" : "finished with errors")
       << "! Resources: " << countsText(counts) << ".\n";

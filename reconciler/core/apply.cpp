@@ -20,7 +20,8 @@ std::string describe(const Op& op) {
 
 class Executor {
  public:
-  Executor(const Plan& p, HostDriver& d, CertDriver* c) : p_(p), d_(d), c_(c) {
+  Executor(const Plan& p, HostDriver& d, CertDriver* c, const BeforeStep& before)
+      : p_(p), d_(d), c_(c), before_(before) {
     r_.ops.resize(p.ops.size());
   }
 
@@ -61,14 +62,24 @@ class Executor {
     r_.ops[i] = r.ok() ? OpResult{true, ""} : OpResult{false, r.error().message};
   }
 
+  // Announces a driver call to the caller's hook (the crash tests).
+  void step(const std::string& what) const {
+    if (before_) {
+      before_(what);
+    }
+  }
+
   Result<void> runOne(const Op& op) {
     switch (op.kind) {
       case Kind::Namespace:
+        step(describe(op));
         return op.action == Action::Delete ? d_.deleteNamespace(op.name)
                                            : d_.createNamespace(op.name);
       case Kind::Sysctl:
+        step(describe(op));
         return d_.enableHostForwarding();
       case Kind::Uplink:
+        step(describe(op));
         if (op.action == Action::Delete) {
           return d_.deleteUplink(op.name);
         }
@@ -83,11 +94,14 @@ class Executor {
           if (!dest) {
             return terminal("route op with a malformed name: " + op.name);
           }
+          step(describe(op));
           return d_.deleteRoute(op.scope, *dest);
         }
+        step(describe(op));
         return d_.replaceRoute(*route);
       }
       case Kind::WireGuard:
+        step(describe(op));
         if (op.action == Action::Delete) {
           return d_.deleteWireGuard(op.scope);
         }
@@ -97,6 +111,9 @@ class Executor {
         auto done = peerSyncs_.find(op.scope);
         if (done == peerSyncs_.end()) {
           auto wg = p_.target.wireguard.find(op.scope);
+          if (wg != p_.target.wireguard.end()) {
+            step("peers " + op.scope);
+          }
           Result<void> r = wg == p_.target.wireguard.end()
                                ? Result<void>(terminal("no WireGuard target for " + op.scope))
                                : d_.syncPeers(wg->second);
@@ -123,6 +140,7 @@ class Executor {
       return terminal("no certificate driver");
     }
     if (op.action == Action::Delete) {
+      step(describe(op));
       return c_->remove(op.name);
     }
     const CertTarget* target = p_.target.certificate(op.name);
@@ -132,6 +150,7 @@ class Executor {
     if (target->source == CertSource::Acme && !op.placeholder) {
       return {};  // the certificate in place is served until the order after the snapshot
     }
+    step(describe(op));
     auto view = target->generated() ? c_->issue(*target) : c_->read(*target);
     if (!view) {
       return view.error();
@@ -196,6 +215,7 @@ class Executor {
       } else if (unobservable) {
         result = terminal("skipped: namespace " + scope + " cannot be observed");
       } else if (deleteScopes.count(scope) != 0) {
+        step("nftables delete " + scopeName(scope));
         result = d_.deleteTable(scope);
       } else if (!scope.empty() && pruned) {
         result = Result<void>();  // the namespace (and its table) is being removed
@@ -207,6 +227,7 @@ class Executor {
         if (scope.empty()) {
           keepHeld(want);
         }
+        step("nftables sync " + scopeName(scope));
         result = d_.syncTable(scope, want);
       }
       for (size_t i : ops) {
@@ -258,17 +279,21 @@ class Executor {
     std::sort(want.mappings.begin(), want.mappings.end());
   }
 
+  static std::string scopeName(const std::string& scope) { return scope.empty() ? "host" : scope; }
+
   const Plan& p_;
   HostDriver& d_;
   CertDriver* c_;
+  const BeforeStep& before_;
   ApplyResult r_;
   std::map<std::string, Result<void>> peerSyncs_;
 };
 
 }  // namespace
 
-ApplyResult apply(const Plan& plan, HostDriver& driver, CertDriver* certs) {
-  return Executor(plan, driver, certs).run();
+ApplyResult apply(const Plan& plan, HostDriver& driver, CertDriver* certs,
+                  const BeforeStep& beforeStep) {
+  return Executor(plan, driver, certs, beforeStep).run();
 }
 
 }  // namespace edgeplane::core
@@ -387,6 +412,21 @@ StoreView recordApplied(const Plan& plan, const ApplyResult& result, const Store
   for (const auto& [key, name] : before.forwardNames) {
     if (keep.count("forward " + name) != 0) {
       out.forwardNames[key] = name;
+    }
+  }
+  return out;
+}
+
+StoreView recordIntent(const Plan& plan, const StoreView& before) {
+  StoreView out = before;
+  for (const Op& op : plan.ops) {
+    if (op.action != Action::Create || op.kind != Kind::Namespace) {
+      continue;
+    }
+    out.applied.emplace("namespace " + op.name, kPendingSpec);
+    out.applied.emplace("uplink " + op.name, kPendingSpec);
+    if (auto u = plan.target.uplinks.find(op.name); u != plan.target.uplinks.end()) {
+      out.uplinkIndex.emplace(op.name, u->second.index);
     }
   }
   return out;

@@ -1,8 +1,10 @@
 // Executes a Plan through a HostDriver: dependency-aware, one table sync per nftables scope.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "reconciler/core/plan.h"
@@ -71,7 +73,12 @@ struct ApplyResult {
 // applied in place.
 // Certificate ops go to `certs` (nullptr: they fail, "no certificate driver"); route ops only
 // record that the snapshot should change, and succeed when their dependencies did.
-ApplyResult apply(const Plan& plan, HostDriver& driver, CertDriver* certs = nullptr);
+// `beforeStep`, when set, is called right before each call that changes the host (a driver
+// call), with what it is ("uplink tenant-a", "nftables sync host"): the crash tests stop a run
+// there.
+using BeforeStep = std::function<void(const std::string& what)>;
+ApplyResult apply(const Plan& plan, HostDriver& driver, CertDriver* certs = nullptr,
+                  const BeforeStep& beforeStep = {});
 
 // The proxy snapshot an apply leaves: the target's routes, except those whose certificate
 // is not usable now (its op failed, or its files have an error), each with the reason in
@@ -88,5 +95,14 @@ namespace edgeplane::core {
 // (so adopted ones are owned from now on), deleted ones are forgotten, and resources whose
 // delete failed stay owned so the next run prunes them again.
 StoreView recordApplied(const Plan& plan, const ApplyResult& result, const StoreView& before);
+
+// The spec an intended resource is recorded with until its create is known to have succeeded.
+inline constexpr std::string_view kPendingSpec = "pending";
+
+// The ownership to record before the ops run (write-ahead): `before` plus every namespace the
+// plan creates, with its uplink's /31, as kPendingSpec. A run killed after creating a namespace
+// and before recordApplied leaves it owned, so the next run prunes it if it is no longer wanted
+// (instead of taking it for a foreign one for ever, its /31 free for another tenant).
+StoreView recordIntent(const Plan& plan, const StoreView& before);
 
 }  // namespace edgeplane::core

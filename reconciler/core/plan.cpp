@@ -332,7 +332,9 @@ class Planner {
     }
     Op op = makeOp(Action::Create, Kind::Namespace, ns, ns);
     op.changes.push_back({"netns", "", netnsName(ns)});
-    op.drift = driftIf(s_.owns("namespace", ns), "namespace was deleted outside edgeplane");
+    // Only one that was made (not one a killed run meant to make: kPendingSpec) is drift.
+    op.drift =
+        driftIf(s_.appliedAs("namespace", ns, ""), "namespace was deleted outside edgeplane");
     nsOps_[ns] = add(std::move(op));
   }
 

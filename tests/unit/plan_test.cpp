@@ -191,12 +191,10 @@ TEST(Plan, ForeignNamespacesAndRoutesAreListedAndLeftAlone) {
             std::string::npos);
 }
 
-TEST(Plan, PruneRemovesOnlyWhatLeftTheConfig) {
-  World w(load(kTwoTenants));
-  ASSERT_TRUE(w.apply().ok());
-  // Drop namespace b and its forward.
+// The config without namespace b (and its forward).
+std::string onlyTenantA() {
   std::string onlyA = kTwoTenants;
-  onlyA = onlyA.substr(0, onlyA.find("[[namespace]]\nname = \"b\"")) + R"(
+  return onlyA.substr(0, onlyA.find("[[namespace]]\nname = \"b\"")) + R"(
 [[forward]]
 name = "a-ssh"
 namespace = "a"
@@ -204,7 +202,12 @@ protocol = "tcp"
 public_port = 22001
 target = "10.50.0.12:22"
 )";
-  w.desired = load(onlyA);
+}
+
+TEST(Plan, PruneRemovesOnlyWhatLeftTheConfig) {
+  World w(load(kTwoTenants));
+  ASSERT_TRUE(w.apply().ok());
+  w.desired = load(onlyTenantA());
   core::Plan p = w.plan();
   EXPECT_EQ(opLines(p), (std::vector<std::string>{
                             "delete forward b-dns",
@@ -218,6 +221,72 @@ target = "10.50.0.12:22"
   EXPECT_EQ(w.host.state.host.table->mappings.size(), 1u);
   EXPECT_TRUE(w.plan().empty());
   EXPECT_EQ(w.store.uplinkIndex.count("b"), 0u);
+}
+
+// A run killed (SIGKILL: no unwinding, nothing recorded after) right before step `killAt` of
+// its driver calls: the host keeps what the steps before it did, the store what was written
+// before the ops (the intent).
+void applyKilledBefore(World& w, const std::string& killAt) {
+  struct Killed {};
+  core::Plan p = w.plan();
+  w.store = core::recordIntent(p, w.store);
+  try {
+    core::apply(p, w.host, nullptr, [&](const std::string& what) {
+      if (what == killAt) {
+        throw Killed{};
+      }
+    });
+    FAIL() << "no step " << killAt;
+  } catch (const Killed&) {
+  }
+}
+
+TEST(Plan, ANamespaceMadeByAKilledRunIsPrunedWhenNoLongerWanted) {
+  World w(load(onlyTenantA()));
+  ASSERT_TRUE(w.apply().ok());
+  w.desired = load(kTwoTenants);
+  applyKilledBefore(w, "nftables sync host");
+  ASSERT_EQ(w.host.state.namespaces.count("ep-b"), 1u);
+  // The operator goes back to the config without b: what the killed run made goes.
+  w.desired = load(onlyTenantA());
+  core::Plan p = w.plan();
+  EXPECT_EQ(opLines(p), (std::vector<std::string>{
+                            "delete wireguard b",
+                            "delete uplink b",
+                            "delete namespace b",
+                        }))
+      << core::renderText(p);
+  ASSERT_TRUE(w.apply().ok());
+  EXPECT_EQ(w.host.state.namespaces.count("ep-b"), 0u);
+  EXPECT_TRUE(w.plan().empty());
+  EXPECT_FALSE(w.store.owns("namespace", "b"));
+  EXPECT_EQ(w.store.uplinkIndex.count("b"), 0u);
+}
+
+TEST(Plan, AKilledRunsPendingNamespaceIsMadeWithoutDriftOrForgotten) {
+  // Killed before b was made: b is still wanted, so it is made, and that is not drift.
+  World w(load(kTwoTenants));
+  applyKilledBefore(w, "namespace b");
+  EXPECT_EQ(w.store.uplinkIndex.count("b"), 1u) << "b's /31 is reserved";
+  core::Plan p = w.plan();
+  std::string text = core::renderText(p);
+  EXPECT_NE(text.find("+ namespace b\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("drift"), std::string::npos) << text;
+  ASSERT_TRUE(w.apply().ok());
+  EXPECT_TRUE(w.plan().empty());
+  EXPECT_TRUE(w.store.appliedAs("namespace", "b", ""));
+
+  // Killed before b was made, and b is no longer wanted: nothing to delete, nothing kept.
+  World v(load(onlyTenantA()));
+  ASSERT_TRUE(v.apply().ok());
+  v.desired = load(kTwoTenants);
+  applyKilledBefore(v, "namespace b");
+  v.desired = load(onlyTenantA());
+  EXPECT_TRUE(v.plan().empty()) << core::renderText(v.plan());
+  ASSERT_TRUE(v.apply().ok());
+  EXPECT_FALSE(v.store.owns("namespace", "b"));
+  EXPECT_FALSE(v.store.owns("uplink", "b"));
+  EXPECT_EQ(v.store.uplinkIndex.count("b"), 0u);
 }
 
 TEST(Plan, DriftIsShownAndRepaired) {
