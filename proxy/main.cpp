@@ -34,6 +34,7 @@ namespace fs = std::filesystem;
 constexpr const char* kUsage =
     "usage: edgeplane-proxy [--state-dir DIR] [--https ADDR:PORT] [--http ADDR:PORT|off]\n"
     "                       [--admin unix:PATH|ADDR:PORT] [--workers N] [--max-connections N]\n"
+    "                       [--max-connections-per-ip N] [--max-pending-hellos-per-ip N]\n"
     "                       [--hello-timeout D] [--idle-timeout D] [--connect-timeout D]\n"
     "                       [--header-timeout D] [--keep-alive-timeout D] [--response-timeout D]\n"
     "                       [--drain-timeout D] [--netns-dir DIR] [--no-access-log] [--version]\n"
@@ -42,6 +43,10 @@ constexpr const char* kUsage =
     "            --state-dir $EDGEPLANE_STATE_DIR, else /var/lib/edgeplane\n"
     "            --netns-dir /run/netns (where the routes' network namespaces are named)\n"
     "            --workers 0 (one per CPU), --drain-timeout 30s; durations like 5s or 500ms\n"
+    "            --max-connections 20000 (the whole process)\n"
+    "            --max-connections-per-ip 1000, --max-pending-hellos-per-ip 100 (:443\n"
+    "            connections still in their ClientHello): per client IPv4 address or IPv6\n"
+    "            /64; a connection over a cap is reset at accept; 0 turns a cap off\n"
     "            --hello-timeout 5s, --connect-timeout 3s, --idle-timeout 5m (no bytes moved)\n"
     "            sites: --header-timeout 10s (request head), --keep-alive-timeout 60s (idle\n"
     "            between requests), --response-timeout 60s (backend's response head)\n";
@@ -137,6 +142,15 @@ Result<void> applyValue(Options& o, std::optional<std::string>& stateDir, std::s
     o.engine.maxConnections = static_cast<size_t>(*n);
     return {};
   }
+  if (flag == "--max-connections-per-ip" || flag == "--max-pending-hellos-per-ip") {
+    auto n = parseCount(flag, v, 0, 10'000'000);
+    if (!n) {
+      return n.error();
+    }
+    (flag == "--max-connections-per-ip" ? o.engine.maxConnectionsPerIp
+                                        : o.engine.maxPendingHellosPerIp) = static_cast<size_t>(*n);
+    return {};
+  }
   if (flag == "--hello-timeout") {
     return set(parseTimeout(flag, v), o.engine.helloTimeout);
   }
@@ -193,6 +207,8 @@ Result<Options> parseArgs(int argc, char** argv) {
                                                        "--netns-dir",
                                                        "--workers",
                                                        "--max-connections",
+                                                       "--max-connections-per-ip",
+                                                       "--max-pending-hellos-per-ip",
                                                        "--hello-timeout",
                                                        "--idle-timeout",
                                                        "--connect-timeout",
