@@ -30,6 +30,7 @@
 #include "reconciler/cli/trigger_socket.h"
 #include "reconciler/cli/webhook.h"
 #include "reconciler/system/lock.h"
+#include "schema/secret_file.h"
 #include "schema/store.h"
 #include "schema/terminal_text.h"
 #include "tests/support/command.h"
@@ -119,18 +120,18 @@ TEST(WebhookSecret, OwnerOnlyFileIsRequired) {
   const fs::path file = dir.path() / "secret";
   std::ofstream(file) << "topsecret\n";
   ASSERT_EQ(::chmod(file.c_str(), 0644), 0);
-  auto open = readSecretFile(file);
+  auto open = readSecretFile(file, "webhook secret file");
   ASSERT_FALSE(open.ok());
   EXPECT_NE(open.error().message.find("0644"), std::string::npos) << open.error().message;
   EXPECT_EQ(open.error().message.find("topsecret"), std::string::npos);
   ASSERT_EQ(::chmod(file.c_str(), 0600), 0);
-  auto ok = readSecretFile(file);
+  auto ok = readSecretFile(file, "webhook secret file");
   ASSERT_TRUE(ok.ok()) << ok.error().message;
   EXPECT_EQ(*ok, "topsecret");
   std::ofstream(file, std::ios::trunc) << "\n";
-  EXPECT_FALSE(readSecretFile(file).ok());
-  EXPECT_FALSE(readSecretFile(dir.path() / "missing").ok());
-  EXPECT_FALSE(readSecretFile(dir.path()).ok());
+  EXPECT_FALSE(readSecretFile(file, "webhook secret file").ok());
+  EXPECT_FALSE(readSecretFile(dir.path() / "missing", "webhook secret file").ok());
+  EXPECT_FALSE(readSecretFile(dir.path(), "webhook secret file").ok());
 }
 
 // A webhook server with secret "k" on a loopback port the kernel just handed out and that is
