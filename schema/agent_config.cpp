@@ -164,6 +164,7 @@ class AgentLoader {
       if (auto admin = p.str("admin")) {
         out_.proxy_admin = adminAddress(p, *admin);
       }
+      out_.proxy_admin_token_file = nonEmptyPath(p, "admin_token_file");
       finish(p, "proxy");
     }
     if (const toml::table* t = r.table("webhook")) {

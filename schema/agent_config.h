@@ -60,6 +60,9 @@ struct AgentConfig {
   // [proxy] admin: "unix:/absolute/path" or a loopback "ADDR:PORT" ("[::1]:PORT"). Always set
   // after loading: when [proxy] is absent it is "unix:<state_dir>/proxy-admin.sock".
   std::optional<std::string> proxy_admin;
+  // [proxy] admin_token_file: the proxy's --admin-token-file (0600), sent as
+  // `Authorization: Bearer` when admin is a TCP address.
+  std::optional<std::string> proxy_admin_token_file;
   std::optional<AgentWebhook> webhook;  // [webhook], optional; set only when it loaded clean
   // origin.table is the file; origin.fields holds "host", "state_dir", and "TABLE.KEY" for the
   // tables' keys ("source.url", "source.allowed_signers", "reconcile.interval",

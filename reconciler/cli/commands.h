@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <iosfwd>
 #include <optional>
 #include <set>
@@ -60,6 +61,8 @@ struct Options {
   // Where the proxy is told about a new snapshot: --proxy-admin, else the agent file's
   // [proxy] admin, else unix:<state-dir>/proxy-admin.sock.
   std::string proxyAdmin;
+  // The agent file's [proxy] admin_token_file: sent as a bearer token to a TCP proxyAdmin.
+  std::optional<std::filesystem::path> proxyAdminTokenFile;
   // history
   int limit = 20;
   // agent: reconcile interval and jitter; the webhook (from the agent file).

@@ -461,6 +461,9 @@ bool resolveSource(const Args& args, cli::Options& o) {
       o.webhookSecretFile = agent->webhook->secret_file;
     }
   }
+  if (agent && agent->proxy_admin_token_file) {
+    o.proxyAdminTokenFile = *agent->proxy_admin_token_file;
+  }
   if (auto flag = args.get("proxy-admin")) {
     o.proxyAdmin = *flag;
   } else if (agent && agent->origin.isLoaded("proxy.admin") && agent->proxy_admin) {

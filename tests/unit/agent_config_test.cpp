@@ -76,6 +76,7 @@ jitter = "30s"
 backend = "userspace"
 [proxy]
 admin = "127.0.0.1:9190"
+admin_token_file = "proxy-admin.token"
 [webhook]
 listen = "127.0.0.1:9180"
 secret_file = "/etc/edgeplane/webhook.secret"
@@ -92,13 +93,15 @@ secret_file = "/etc/edgeplane/webhook.secret"
   EXPECT_EQ(c.jitter, milliseconds(30000));
   EXPECT_EQ(c.wireguard_backend, "userspace");
   EXPECT_EQ(c.proxy_admin, "127.0.0.1:9190");
+  EXPECT_EQ(c.proxy_admin_token_file, "/etc/edgeplane/proxy-admin.token");
   ASSERT_TRUE(c.webhook.has_value());
   EXPECT_EQ(c.webhook->listen, endpoint("127.0.0.1:9180"));
   EXPECT_EQ(c.webhook->secret_file, "/etc/edgeplane/webhook.secret");
   // Locations for later checks (a signers file that is missing, say).
   EXPECT_TRUE(c.origin.isLoaded("host"));
   EXPECT_EQ(c.origin.at("source.allowed_signers"), (SourceLoc{"agent.toml", 8, 19}));
-  EXPECT_EQ(c.origin.at("webhook.secret_file"), (SourceLoc{"agent.toml", 19, 15}));
+  EXPECT_EQ(c.origin.at("webhook.secret_file"), (SourceLoc{"agent.toml", 20, 15}));
+  EXPECT_EQ(c.origin.at("proxy.admin_token_file"), (SourceLoc{"agent.toml", 17, 20}));
   EXPECT_EQ(c.origin.at("reconcile.interval"), (SourceLoc{"agent.toml", 11, 12}));
 }
 
