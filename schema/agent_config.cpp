@@ -229,6 +229,9 @@ class AgentLoader {
     if (auto d = parsed<Duration>(r, "fetch_timeout", false, parseDuration, "duration")) {
       s.fetch_timeout = *d;
     }
+    if (auto n = r.integer("fetch_max_size", int64_t{1} << 20, int64_t{1} << 40)) {
+      s.fetch_max_size = static_cast<std::uint64_t>(*n);
+    }
     s.allow_rollback = r.boolean("allow_rollback").value_or(false);
     finish(r, "source");
   }

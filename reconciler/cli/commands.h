@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "schema/agent_config.h"
 #include "schema/store.h"
 
 namespace edgeplane::cli {
@@ -25,6 +26,7 @@ struct GitSettings {
   std::optional<std::string> sshKey;
   std::optional<std::string> allowedSigners;
   std::chrono::milliseconds fetchTimeout{60000};
+  std::uint64_t fetchMaxSize = kDefaultFetchMaxSize;  // [source] fetch_max_size
   // The anti-rollback override (`apply --allow-rollback`, the agent file's [source]
   // allow_rollback): a commit that does not descend from the last applied one, or is dated
   // before it, is applied anyway, and the run says it was a rollback.

@@ -89,6 +89,7 @@ secret_file = "/etc/edgeplane/webhook.secret"
   EXPECT_EQ(c.source.ssh_key, "/etc/edgeplane/deploy_key");
   EXPECT_EQ(c.source.allowed_signers, "/etc/edgeplane/allowed_signers");
   EXPECT_EQ(c.source.fetch_timeout, milliseconds(60000));
+  EXPECT_EQ(c.source.fetch_max_size, kDefaultFetchMaxSize);
   EXPECT_EQ(c.interval, milliseconds(300000));
   EXPECT_EQ(c.jitter, milliseconds(30000));
   EXPECT_EQ(c.wireguard_backend, "userspace");
@@ -340,6 +341,15 @@ jitter = "-1s"
             "agent.toml:3:17: error: invalid duration \"60\" in 'fetch_timeout'\n"
             "agent.toml:5:12: error: invalid duration \"5 minutes\" in 'interval'\n"
             "agent.toml:6:10: error: invalid duration \"-1s\" in 'jitter'\n");
+}
+
+TEST(AgentConfig, FetchMaxSize) {
+  EXPECT_EQ(loadClean(withSource("fetch_max_size = 1048576\n")).source.fetch_max_size, 1048576u);
+  EXPECT_EQ(check(withSource("fetch_max_size = 1000\n")),
+            "agent.toml:3:18: error: 'fetch_max_size' must be between 1048576 and "
+            "1099511627776, got 1000\n");
+  EXPECT_EQ(check(withSource("fetch_max_size = \"512MiB\"\n")),
+            "agent.toml:3:18: error: 'fetch_max_size' must be an integer, not a string\n");
 }
 
 TEST(AgentConfig, IntervalAtLeastOneSecond) {

@@ -639,6 +639,56 @@ TEST(FetchInChild, RealFetchIntoTheCache) {
       << missing.error().message;
 }
 
+// A remote that sends more than fetch_max_size: the fetch fails with a terminal error that
+// says so, the partial pack is not kept, and the cache still resolves to the commit before.
+TEST(FetchInChild, AFetchOverFetchMaxSizeFailsAndKeepsTheLastCommit) {
+  TempDir dir;
+  const fs::path repo = dir.path() / "origin.git";
+  const fs::path work = dir.path() / "work";
+  const std::string git = "git -c user.name=T -c user.email=t@example.com -C " + work.string();
+  ASSERT_EQ(sh("git init -q --bare -b main " + repo.string() + " && git init -q -b main " +
+               work.string() + " && echo 'x = 1' > " + work.string() + "/a.toml && " + git +
+               " add -A && " + git + " commit -qm first && " + git + " push -q " + repo.string() +
+               " main"),
+            0);
+  const fs::path cache = dir.path() / "cache";
+  source::SourceSpec spec{repo.string(), "main", {}};
+  spec.fetchMaxSize = 1 << 20;
+  ASSERT_TRUE(source::GitSource::open(cache, spec).ok());
+  auto first = fetchInChild(cache, spec, seconds(30), {EDGEPLANE_BINARY});
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  // 3 MiB that do not compress.
+  ASSERT_EQ(
+      sh("head -c 3145728 /dev/urandom > " + work.string() + "/big.bin && " + git + " add -A && " +
+         git + " commit -qm second && " + git + " push -q " + repo.string() + " main"),
+      0);
+  auto big = fetchInChild(cache, spec, seconds(30), {EDGEPLANE_BINARY});
+  ASSERT_FALSE(big.ok());
+  EXPECT_FALSE(big.error().retryable);
+  EXPECT_NE(big.error().message.find("fetch exceeded fetch_max_size (1048576 bytes)"),
+            std::string::npos)
+      << big.error().message;
+  auto src = source::GitSource::open(cache, spec);
+  ASSERT_TRUE(src.ok());
+  auto resolved = src->resolve();
+  ASSERT_TRUE(resolved.ok()) << resolved.error().message;
+  EXPECT_EQ(resolved->subject, "first");
+  uintmax_t packed = 0;
+  for (const auto& e : fs::recursive_directory_iterator(cache / "objects")) {
+    if (e.is_regular_file()) {
+      packed += e.file_size();
+    }
+  }
+  EXPECT_LT(packed, 1u << 20) << "the aborted download was kept";
+  // A cap above the repository's size lets the same fetch through.
+  spec.fetchMaxSize = 16 << 20;
+  auto fits = fetchInChild(cache, spec, seconds(30), {EDGEPLANE_BINARY});
+  ASSERT_TRUE(fits.ok()) << fits.error().message;
+  auto after = source::GitSource::open(cache, spec);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->resolve()->subject, "second");
+}
+
 // `plan` fetches into the host's cache only under the state lock: while a run (here, this
 // test) holds it, a plan with --lock-timeout gives up without touching <state-dir>/source.
 TEST(PlanFromGit, TheHostCacheIsOnlyWrittenUnderTheStateLock) {
@@ -938,7 +988,8 @@ TEST(FetchInChild, AUrlPasswordIsNeverOnTheCommandLineNorInMessages) {
       dir.path(), {"https://git.example.com/edge.git", "main", {}}, seconds(10),
       {"/bin/sh", "-c", "printf 'terminal %s|%s\\n' \"$*\" \"$EDGEPLANE_FETCH_URL\"", "sh"});
   ASSERT_FALSE(plain.ok());
-  EXPECT_NE(plain.error().message.find("https://git.example.com/edge.git main|"), std::string::npos)
+  EXPECT_NE(plain.error().message.find("https://git.example.com/edge.git main 536870912|"),
+            std::string::npos)
       << plain.error().message;
   EXPECT_TRUE(plain.error().message.ends_with("|")) << plain.error().message;
 }
