@@ -1,6 +1,8 @@
 // The bounded fetch: a child process per fetch, killed at the deadline (see fetch_child.h).
 #include "reconciler/cli/fetch_child.h"
 
+#include "reconciler/cli/fetch_confine.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -244,6 +246,10 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
 }
 
 int fetchChildMain(const std::vector<std::string>& args) {
+  if (auto confined = confineFetchProcess(); !confined) {
+    std::cout << "retryable __fetch: " << confined.error().message << "\n";
+    return kExitRetryable;
+  }
   uint64_t maxSize = 0;
   if (args.size() < 4 || args.size() > 5 ||
       std::from_chars(args[3].data(), args[3].data() + args[3].size(), maxSize).ptr !=

@@ -34,9 +34,10 @@ Result<void> fetchInChild(const std::filesystem::path& cacheDir, const source::S
                           std::chrono::milliseconds timeout,
                           const std::vector<std::string>& helper);
 
-// The child side: `edgeplane __fetch CACHE URL REF MAX_BYTES [SSH_KEY]`. Prints one line on
-// stdout — "ok <commit>", "retryable <message>" or "terminal <message>" — and returns the exit
-// code.
+// The child side: `edgeplane __fetch CACHE URL REF MAX_BYTES [SSH_KEY]`. First confines itself
+// (fetch_confine.h: no capabilities, no_new_privs, a seccomp filter); then fetches. Prints one
+// line on stdout — "ok <commit>", "retryable <message>" or "terminal <message>" — and returns
+// the exit code.
 int fetchChildMain(const std::vector<std::string>& args);
 
 // The url with the password of its userinfo ("https://user:TOKEN@host/…", the way libgit2 takes

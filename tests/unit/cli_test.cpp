@@ -2,7 +2,11 @@
 // back-off, coalesced triggers), the trigger socket against a real socket, the bounded fetch,
 // and the history rendering.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -23,6 +27,7 @@
 #include <thread>
 
 #include "reconciler/cli/fetch_child.h"
+#include "reconciler/cli/fetch_confine.h"
 #include "reconciler/cli/git_run.h"
 #include "reconciler/cli/history.h"
 #include "reconciler/cli/scheduler.h"
@@ -605,6 +610,68 @@ TEST(FetchInChild, TheChildsVerdictIsPassedThrough) {
   EXPECT_NE(crashed.error().message.find("signal 9"), std::string::npos);
   auto ok = fetchInChild(dir.path(), spec, seconds(10), {"/bin/sh", "-c", "echo 'ok abc'", "sh"});
   EXPECT_TRUE(ok.ok());
+}
+
+// What the fetch child runs under once confineFetchProcess() returned (it is the first thing
+// `edgeplane __fetch` does): no capabilities at all, no_new_privs, a seccomp filter, and the
+// calls a fetch never needs fail with EPERM. In a forked child, as the confinement is for good.
+TEST(FetchConfine, NoCapabilitiesNoNewPrivsAndASeccompFilter) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string report;
+    if (auto confined = confineFetchProcess(); !confined) {
+      report = "error " + confined.error().message + "\n";
+    } else {
+      std::ifstream status("/proc/self/status");
+      for (std::string line; std::getline(status, line);) {
+        if (line.starts_with("Cap") || line.starts_with("NoNewPrivs") ||
+            line.starts_with("Seccomp:")) {
+          report += line + "\n";
+        }
+      }
+      errno = 0;
+      report += "unshare=" + std::to_string(::unshare(CLONE_NEWNS) == 0 ? 0 : errno) + "\n";
+      report += "unshare_user=" + std::to_string(::unshare(CLONE_NEWUSER) == 0 ? 0 : errno) + "\n";
+      report +=
+          "mount=" + std::to_string(::mount("none", "/mnt", "tmpfs", 0, nullptr) == 0 ? 0 : errno) +
+          "\n";
+      report += "ptrace=" +
+                std::to_string(::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) == 0 ? 0 : errno) +
+                "\n";
+      // What a fetch does still works: files and sockets.
+      const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      report += "socket=" + std::to_string(s >= 0 ? 0 : errno) + "\n";
+    }
+    (void)!::write(fds[1], report.data(), report.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string report;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) {
+    report.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << report;
+  ASSERT_FALSE(report.starts_with("error")) << report;
+  for (const char* want :
+       {"CapInh:\t0000000000000000\n", "CapPrm:\t0000000000000000\n", "CapEff:\t0000000000000000\n",
+        "CapAmb:\t0000000000000000\n", "NoNewPrivs:\t1\n", "Seccomp:\t2\n", "unshare=1\n",
+        "unshare_user=1\n", "mount=1\n", "socket=0\n"}) {
+    EXPECT_NE(report.find(want), std::string::npos) << want << " in:\n" << report;
+  }
+#if !defined(__SANITIZE_ADDRESS__)  // ASan builds leave ptrace to LeakSanitizer (fetch_confine)
+  EXPECT_NE(report.find("ptrace=1\n"), std::string::npos) << report;
+#endif
+  if (::geteuid() == 0) {  // only root may shrink the bounding set
+    EXPECT_NE(report.find("CapBnd:\t0000000000000000\n"), std::string::npos) << report;
+  }
 }
 
 #ifdef EDGEPLANE_BINARY
