@@ -11,9 +11,12 @@
 #include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
+#include <Poco/Net/SocketImpl.h>
+#include <Poco/String.h>
 #include <Poco/ThreadPool.h>
 #include <errno.h>
 #include <sys/socket.h>
@@ -27,7 +30,6 @@
 #include <ctime>
 #include <exception>
 #include <limits>
-#include <set>
 
 namespace edgeplane::proxy {
 
@@ -45,37 +47,6 @@ bool isLoopback(const IpAddress& a) {
     }
   }
   return a.bytes[15] == 1;
-}
-
-// Prometheus label values escape backslash, double quote and newline.
-std::string labelValue(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-void family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
-  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
-  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
-}
-
-template <typename T>
-void sample(std::string& out, std::string_view name, std::string_view labels, T value) {
-  out.append(name);
-  if (!labels.empty()) {
-    out.append("{").append(labels).append("}");
-  }
-  out.append(" ").append(std::to_string(value)).append("\n");
 }
 
 AdminResponse errorResponse(int status, std::string_view message) {
@@ -209,8 +180,8 @@ Result<AdminAddress> AdminAddress::parse(std::string_view text) {
   }
   if (!isLoopback(endpoint->address)) {
     return terminal("admin address " + std::string(text) +
-                    " is not loopback: the admin API has no authentication, so it listens "
-                    "only on 127.0.0.0/8, ::1 or a unix socket");
+                    " is not loopback: the admin API listens only on 127.0.0.0/8, ::1 or a "
+                    "unix socket");
   }
   a.tcp = *endpoint;
   return a;
@@ -218,157 +189,6 @@ Result<AdminAddress> AdminAddress::parse(std::string_view text) {
 
 std::string AdminAddress::str() const {
   return unixPath ? "unix:" + unixPath->string() : tcp.str();
-}
-
-// The worker gateway's requests by gateway, API key id ("" for the refused ones: missing or
-// invalid keys, rate limited) and status code, since the proxy started.
-void renderGatewayMetrics(std::string& out, gateway::Runtime& runtime) {
-  runtime.collect();
-  family(out, "edgeplane_gateway_requests_total", "counter",
-         "Worker gateway requests by gateway, API key id (empty: not authenticated) and status.");
-  for (const auto& [key, count] : runtime.totals()) {
-    const auto& [gw, keyId, code] = key;
-    sample(out, "edgeplane_gateway_requests_total",
-           "gateway=\"" + labelValue(gw) + "\",key_id=\"" + labelValue(keyId) + "\",code=\"" +
-               std::to_string(code) + "\"",
-           count);
-  }
-}
-
-// The terminated routes' per-request series (the https handler's RouteStats fields).
-void renderHttpRouteMetrics(std::string& out, const ActiveConfig& config) {
-  family(out, "edgeplane_proxy_route_http_responses_total", "counter",
-         "HTTP responses of each terminated route, by status class.");
-  for (const auto& route : config.routes) {
-    if (route->spec.kind == RouteKind::Passthrough) {
-      continue;
-    }
-    std::string labels = "route=\"" + labelValue(route->spec.key()) + "\"";
-    for (size_t i = 0; i < route->stats->responses.size(); ++i) {
-      sample(out, "edgeplane_proxy_route_http_responses_total",
-             labels + ",class=\"" + std::to_string(i + 1) + "xx\"",
-             route->stats->responses[i].load());
-    }
-  }
-  family(out, "edgeplane_proxy_route_http_request_duration_seconds", "histogram",
-         "Time from a request head to its response's last byte, per terminated route.");
-  for (const auto& route : config.routes) {
-    if (route->spec.kind == RouteKind::Passthrough) {
-      continue;
-    }
-    const RouteStats& st = *route->stats;
-    std::string labels = "route=\"" + labelValue(route->spec.key()) + "\"";
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < st.durationBuckets.size(); ++i) {
-      cumulative += st.durationBuckets[i].load();
-      char le[32];
-      if (i < RouteStats::kDurationBucketsMs.size()) {
-        std::snprintf(le, sizeof le, "%g", RouteStats::kDurationBucketsMs[i] / 1000.0);
-      } else {
-        std::snprintf(le, sizeof le, "+Inf");
-      }
-      sample(out, "edgeplane_proxy_route_http_request_duration_seconds_bucket",
-             labels + ",le=\"" + le + "\"", cumulative);
-    }
-    char sum[32];
-    std::snprintf(sum, sizeof sum, "%.3f", static_cast<double>(st.durationMsSum.load()) / 1000);
-    out += "edgeplane_proxy_route_http_request_duration_seconds_sum{" + labels + "} " + sum + "\n";
-    sample(out, "edgeplane_proxy_route_http_request_duration_seconds_count", labels, cumulative);
-  }
-  family(out, "edgeplane_proxy_route_upstream_connect_errors_total", "counter",
-         "Failed backend connects of each terminated route (every attempt).");
-  for (const auto& route : config.routes) {
-    if (route->spec.kind == RouteKind::Passthrough) {
-      continue;
-    }
-    std::string labels = "route=\"" + labelValue(route->spec.key()) + "\"";
-    sample(out, "edgeplane_proxy_route_upstream_connect_errors_total", labels,
-           route->stats->upstreamConnectErrors.load());
-  }
-}
-
-std::string renderMetrics(const Metrics& m, const ActiveConfig& config, uint64_t refused) {
-  std::string out;
-  out.reserve(4096);
-  family(out, "edgeplane_proxy_connections_open", "gauge", "Client connections open now.");
-  sample(out, "edgeplane_proxy_connections_open", "", m.connectionsOpen.load());
-  family(out, "edgeplane_proxy_connections_total", "counter", "Client connections accepted.");
-  sample(out, "edgeplane_proxy_connections_total", "", m.connectionsTotal.load());
-  family(out, "edgeplane_proxy_bytes_total", "counter",
-         "Bytes relayed; in: client to backend, out: backend to client.");
-  sample(out, "edgeplane_proxy_bytes_total", "direction=\"in\"", m.bytesIn.load());
-  sample(out, "edgeplane_proxy_bytes_total", "direction=\"out\"", m.bytesOut.load());
-  family(out, "edgeplane_proxy_backend_attempt_failures_total", "counter",
-         "Backend connect attempts that failed (refused, timed out, no namespace); the "
-         "connection may still have reached another backend.");
-  sample(out, "edgeplane_proxy_backend_attempt_failures_total", "",
-         m.backendAttemptFailures.load());
-  family(out, "edgeplane_proxy_errors_total", "counter", "Connections that ended badly, by kind.");
-  for (size_t i = 0; i < kErrorKinds; ++i) {
-    std::string labels = "kind=\"" + labelValue(toString(static_cast<ErrorKind>(i))) + "\"";
-    sample(out, "edgeplane_proxy_errors_total", labels, m.errors[i].load());
-  }
-  family(out, "edgeplane_proxy_reloads_total", "counter",
-         "Routing snapshots swapped in after the one loaded at startup.");
-  sample(out, "edgeplane_proxy_reloads_total", "", m.reloads.load());
-  family(out, "edgeplane_proxy_tls_certificate_errors_total", "counter",
-         "Certificates left out of a snapshot generation (unreadable, not PEM, key mismatch, "
-         "fingerprint mismatch); their routes cannot terminate TLS.");
-  sample(out, "edgeplane_proxy_tls_certificate_errors_total", "", m.tlsCertificateErrors.load());
-  family(out, "edgeplane_proxy_snapshot_refused_total", "counter",
-         "Routing snapshots refused (undecodable or with routing table issues).");
-  sample(out, "edgeplane_proxy_snapshot_refused_total", "", refused);
-  family(out, "edgeplane_proxy_snapshot_generation", "gauge",
-         "Generation of the active routing snapshot (0: none yet).");
-  sample(out, "edgeplane_proxy_snapshot_generation", "", m.generation.load());
-  family(out, "edgeplane_proxy_routes", "gauge", "Routes in the active snapshot.");
-  sample(out, "edgeplane_proxy_routes", "", config.routes.size());
-  if (config.gateway) {
-    renderGatewayMetrics(out, config.gateway->runtime());
-  }
-
-  family(out, "edgeplane_proxy_route_connections_total", "counter",
-         "Connections routed to each active route.");
-  for (const auto& route : config.routes) {
-    std::string labels = "route=\"" + labelValue(route->spec.key()) + "\"";
-    sample(out, "edgeplane_proxy_route_connections_total", labels,
-           route->stats->connections.load());
-  }
-  family(out, "edgeplane_proxy_route_bytes_total", "counter",
-         "Bytes relayed for each active route; in: client to backend, out: backend to client.");
-  for (const auto& route : config.routes) {
-    std::string labels = "route=\"" + labelValue(route->spec.key()) + "\"";
-    sample(out, "edgeplane_proxy_route_bytes_total", labels + ",direction=\"in\"",
-           route->stats->bytesIn.load());
-    sample(out, "edgeplane_proxy_route_bytes_total", labels + ",direction=\"out\"",
-           route->stats->bytesOut.load());
-  }
-  family(out, "edgeplane_proxy_route_failures_total", "counter",
-         "Connections of each active route that reached no backend or failed mid-relay.");
-  for (const auto& route : config.routes) {
-    std::string labels = "route=\"" + labelValue(route->spec.key()) + "\"";
-    sample(out, "edgeplane_proxy_route_failures_total", labels, route->stats->failures.load());
-  }
-  renderHttpRouteMetrics(out, config);
-  family(out, "edgeplane_proxy_backend_up", "gauge",
-         "1 when the backend gets traffic (its health check passes, or it has none), else 0.");
-  for (const auto& route : config.routes) {
-    auto keys = health::healthKeys(route->spec);
-    if (!keys || keys->size() != route->health.size()) {
-      continue;  // a config built without health entries
-    }
-    std::string labels = "route=\"" + labelValue(route->spec.key()) + "\",backend=\"";
-    std::set<Endpoint> seen;  // a gateway may list one backend under several endpoints
-    for (size_t i = 0; i < keys->size(); ++i) {
-      if (!seen.insert((*keys)[i].backend).second) {
-        continue;
-      }
-      sample(out, "edgeplane_proxy_backend_up",
-             labels + labelValue((*keys)[i].backend.str()) + "\"",
-             route->health[i]->up.load() ? 1 : 0);
-    }
-  }
-  return out;
 }
 
 std::string renderBackends(const health::HealthRegistry& registry, const ActiveConfig& config) {
@@ -457,17 +277,51 @@ AdminResponse handleAdminRequest(Controller& controller, const Metrics& metrics,
 
 namespace {
 
+// The request's one Authorization value; nullopt when there is none or more than one.
+std::optional<std::string> authorizationOf(const Poco::Net::HTTPServerRequest& request) {
+  std::optional<std::string> value;
+  for (auto it = request.find("Authorization");
+       it != request.end() && Poco::icompare(it->first, "Authorization") == 0; ++it) {
+    if (value) {
+      return std::nullopt;
+    }
+    value = it->second;
+  }
+  return value;
+}
+
+// 0, or the status that refuses the request (see admin_access.h).
+int admit(Poco::Net::HTTPServerRequest& request, const AdminAccess& access, bool unixSocket) {
+  std::optional<PeerCredentials> peer;
+  if (unixSocket) {
+    auto* impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl*>(&request);
+    if (impl != nullptr) {
+      peer = peerCredentials(impl->socket().impl()->sockfd());
+    }
+  }
+  std::optional<std::string> authorization = authorizationOf(request);
+  return admitAdminRequest(access, unixSocket, authorization, peer);
+}
+
 class Handler : public Poco::Net::HTTPRequestHandler {
  public:
-  Handler(Controller& controller, const Metrics& metrics)
-      : controller_(controller), metrics_(metrics) {}
+  Handler(Controller& controller, const Metrics& metrics, const AdminAccess& access,
+          bool unixSocket)
+      : controller_(controller), metrics_(metrics), access_(access), unixSocket_(unixSocket) {}
 
   // Interface
   void handleRequest(Poco::Net::HTTPServerRequest& request,
                      Poco::Net::HTTPServerResponse& response) override {
     AdminResponse r;
     try {
-      r = handleAdminRequest(controller_, metrics_, request.getMethod(), request.getURI());
+      int refused = admit(request, access_, unixSocket_);
+      if (refused == 401) {
+        r = errorResponse(401, "a valid Authorization: Bearer <admin token> is required");
+      } else if (refused != 0) {
+        r = errorResponse(refused, "this user may not use the admin API");
+      } else {
+        r = handleAdminRequest(controller_, metrics_, request.getMethod(), request.getURI());
+      }
     } catch (const std::exception& e) {
       r = errorResponse(500, std::string("internal error: ") + e.what());
     }
@@ -479,6 +333,9 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       if (!r.allow.empty()) {
         response.set("Allow", r.allow);
       }
+      if (r.status == 401) {
+        response.set("WWW-Authenticate", "Bearer");
+      }
       response.send().write(r.body.data(), static_cast<std::streamsize>(r.body.size()));
     } catch (...) {
       // The client went away; nothing to tell it.
@@ -488,22 +345,26 @@ class Handler : public Poco::Net::HTTPRequestHandler {
  private:
   Controller& controller_;
   const Metrics& metrics_;
+  const AdminAccess& access_;
+  bool unixSocket_;
 };
 
 class Factory : public Poco::Net::HTTPRequestHandlerFactory {
  public:
-  Factory(Controller& controller, const Metrics& metrics)
-      : controller_(controller), metrics_(metrics) {}
+  Factory(Controller& controller, const Metrics& metrics, AdminAccess access, bool unixSocket)
+      : controller_(controller), metrics_(metrics), access_(access), unixSocket_(unixSocket) {}
 
   // Interface
   Poco::Net::HTTPRequestHandler* createRequestHandler(
       const Poco::Net::HTTPServerRequest&) override {
-    return new Handler(controller_, metrics_);
+    return new Handler(controller_, metrics_, access_, unixSocket_);
   }
 
  private:
   Controller& controller_;
   const Metrics& metrics_;
+  AdminAccess access_;
+  bool unixSocket_;
 };
 
 // A socket file at `path`: stale (its process died) -> removed; live or not a socket -> error.
@@ -570,7 +431,12 @@ const std::string& AdminServer::address() const {
 
 Result<std::unique_ptr<AdminServer>> AdminServer::start(const AdminAddress& address,
                                                         Controller& controller,
-                                                        const Metrics& metrics) {
+                                                        const Metrics& metrics,
+                                                        const AdminAccess& access) {
+  if (!address.unixPath && !access.token) {
+    return terminal("admin address " + address.str() +
+                    " is TCP: it needs --admin-token-file (any local user can reach it)");
+  }
   auto impl = std::make_unique<Impl>();
   try {
     Poco::Net::ServerSocket socket;
@@ -582,11 +448,15 @@ Result<std::unique_ptr<AdminServer>> AdminServer::start(const AdminAddress& addr
                                            address.unixPath->string()),
                   false);
       impl->socketPath = *address.unixPath;
-      if (::chmod(address.unixPath->c_str(), 0600) != 0) {
+      // The group may connect only when it is allowed; SO_PEERCRED checks each peer anyway.
+      const char* mode = access.allowedGid ? "0660" : "0600";
+      if ((access.allowedGid &&
+           ::chown(address.unixPath->c_str(), static_cast<uid_t>(-1), *access.allowedGid) != 0) ||
+          ::chmod(address.unixPath->c_str(), access.allowedGid ? 0660 : 0600) != 0) {
         int err = errno;
         ::unlink(address.unixPath->c_str());
-        return terminal("cannot make " + address.unixPath->string() +
-                        " 0600: " + std::strerror(err));
+        return terminal("cannot make " + address.unixPath->string() + " " + mode + ": " +
+                        std::strerror(err));
       }
       impl->address = address.str();
     } else {
@@ -604,8 +474,9 @@ Result<std::unique_ptr<AdminServer>> AdminServer::start(const AdminAddress& addr
     params->setTimeout(Poco::Timespan(5, 0));
     // An idle dispatcher thread waits this long for work, and stopping waits for it.
     params->setThreadIdleTime(Poco::Timespan(0, 500000));
-    impl->server = std::make_unique<Poco::Net::HTTPServer>(new Factory(controller, metrics),
-                                                           impl->pool, socket, params);
+    impl->server = std::make_unique<Poco::Net::HTTPServer>(
+        new Factory(controller, metrics, access, address.unixPath.has_value()), impl->pool, socket,
+        params);
     impl->server->start();
   } catch (const Poco::Exception& e) {
     if (impl->socketPath) {

@@ -14,6 +14,9 @@
 //   POST /api/v1/reload             {"generation":N,"changed":bool[,"refused_generation":G,
 //                                    "error":"..."]}: 200, or 503 if the store is unreadable
 // Anything else: 404 (unknown path) or 405 (known path, other method, with Allow).
+// Before any of that, admission (admin_access.h): on TCP a request without the right
+// `Authorization: Bearer <token>` gets 401 (with `WWW-Authenticate: Bearer`); on the unix
+// socket a peer that is not root, the proxy's user or the allowed group gets 403.
 #pragma once
 
 #include <filesystem>
@@ -22,6 +25,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/admin_access.h"
 #include "proxy/control.h"
 #include "proxy/runtime.h"
 #include "schema/net.h"
@@ -34,7 +38,7 @@ namespace edgeplane::proxy {
 std::optional<Endpoint> parseListenAddress(std::string_view text);
 
 // "unix:/path/to.sock" or "127.0.0.1:9000" / "[::1]:9000". Anything not loopback is refused:
-// the API is unauthenticated, so only the host itself may reach it.
+// only the host itself may reach the API (a token guards it from the host's other users).
 struct AdminAddress {
   std::optional<std::filesystem::path> unixPath;
   Endpoint tcp;  // when unixPath is unset
@@ -65,9 +69,11 @@ class AdminServer {
  public:
   // Binds and starts serving on its own small thread pool. A unix socket path left over by a
   // dead process is replaced; one with a live listener, or a non-socket file, is refused. The
-  // socket file is made 0600.
+  // socket file is made 0600, or 0660 owned by access.allowedGid when set. A TCP address
+  // without access.token is refused: it would serve no one.
   static Result<std::unique_ptr<AdminServer>> start(const AdminAddress& address,
-                                                    Controller& controller, const Metrics& metrics);
+                                                    Controller& controller, const Metrics& metrics,
+                                                    const AdminAccess& access);
   ~AdminServer();  // stops serving; removes the socket file
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;

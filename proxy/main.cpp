@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -34,14 +35,24 @@ namespace fs = std::filesystem;
 constexpr const char* kUsage =
     "usage: edgeplane-proxy [--state-dir DIR] [--https ADDR:PORT] [--http ADDR:PORT|off]\n"
     "                       [--admin unix:PATH|ADDR:PORT] [--workers N] [--max-connections N]\n"
+    "                       [--max-connections-per-ip N] [--max-pending-hellos-per-ip N]\n"
+    "                       [--admin-token-file FILE] [--admin-allow-gid GID]\n"
     "                       [--hello-timeout D] [--idle-timeout D] [--connect-timeout D]\n"
     "                       [--header-timeout D] [--keep-alive-timeout D] [--response-timeout D]\n"
     "                       [--drain-timeout D] [--netns-dir DIR] [--no-access-log] [--version]\n"
     "  defaults: --https 0.0.0.0:443 --http 0.0.0.0:80\n"
-    "            --admin unix:<state-dir>/proxy-admin.sock (loopback or unix only)\n"
+    "            --admin unix:<state-dir>/proxy-admin.sock (loopback or unix only); on the\n"
+    "            unix socket only root and the proxy's own user may talk to it, and with\n"
+    "            --admin-allow-gid GID that group too (the socket becomes 0660, that group's);\n"
+    "            a TCP --admin needs --admin-token-file FILE (mode 0600, >= 16 characters):\n"
+    "            every request carries Authorization: Bearer <its text>, else 401\n"
     "            --state-dir $EDGEPLANE_STATE_DIR, else /var/lib/edgeplane\n"
     "            --netns-dir /run/netns (where the routes' network namespaces are named)\n"
     "            --workers 0 (one per CPU), --drain-timeout 30s; durations like 5s or 500ms\n"
+    "            --max-connections 20000 (the whole process)\n"
+    "            --max-connections-per-ip 1000, --max-pending-hellos-per-ip 100 (:443\n"
+    "            connections still in their ClientHello): per client IPv4 address or IPv6\n"
+    "            /64; a connection over a cap is reset at accept; 0 turns a cap off\n"
     "            --hello-timeout 5s, --connect-timeout 3s, --idle-timeout 5m (no bytes moved)\n"
     "            sites: --header-timeout 10s (request head), --keep-alive-timeout 60s (idle\n"
     "            between requests), --response-timeout 60s (backend's response head)\n";
@@ -50,6 +61,8 @@ struct Options {
   fs::path stateDir;
   EngineOptions engine;
   std::optional<std::string> admin;  // unset: the unix socket in the state directory
+  std::optional<fs::path> adminTokenFile;
+  std::optional<gid_t> adminAllowGid;
   std::chrono::milliseconds drainTimeout{30000};
   bool version = false;
 };
@@ -114,6 +127,21 @@ Result<void> applyValue(Options& o, std::optional<std::string>& stateDir, std::s
     o.admin = std::string(v);
     return {};
   }
+  if (flag == "--admin-token-file") {
+    if (v.empty()) {
+      return terminal("--admin-token-file: empty path");
+    }
+    o.adminTokenFile = fs::path(v);
+    return {};
+  }
+  if (flag == "--admin-allow-gid") {
+    auto n = parseCount(flag, v, 0, 0xFFFFFFFEu);
+    if (!n) {
+      return n.error();
+    }
+    o.adminAllowGid = static_cast<gid_t>(*n);
+    return {};
+  }
   if (flag == "--netns-dir") {
     if (v.empty()) {
       return terminal("--netns-dir: empty path");
@@ -135,6 +163,15 @@ Result<void> applyValue(Options& o, std::optional<std::string>& stateDir, std::s
       return n.error();
     }
     o.engine.maxConnections = static_cast<size_t>(*n);
+    return {};
+  }
+  if (flag == "--max-connections-per-ip" || flag == "--max-pending-hellos-per-ip") {
+    auto n = parseCount(flag, v, 0, 10'000'000);
+    if (!n) {
+      return n.error();
+    }
+    (flag == "--max-connections-per-ip" ? o.engine.maxConnectionsPerIp
+                                        : o.engine.maxPendingHellosPerIp) = static_cast<size_t>(*n);
     return {};
   }
   if (flag == "--hello-timeout") {
@@ -190,9 +227,13 @@ Result<Options> parseArgs(int argc, char** argv) {
                                                        "--https",
                                                        "--http",
                                                        "--admin",
+                                                       "--admin-token-file",
+                                                       "--admin-allow-gid",
                                                        "--netns-dir",
                                                        "--workers",
                                                        "--max-connections",
+                                                       "--max-connections-per-ip",
+                                                       "--max-pending-hellos-per-ip",
                                                        "--hello-timeout",
                                                        "--idle-timeout",
                                                        "--connect-timeout",
@@ -219,6 +260,37 @@ Result<Options> parseArgs(int argc, char** argv) {
   }
   o.stateDir = *stateDir;
   return o;
+}
+
+// Who may use the admin API: a TCP address needs the token file, the unix socket checks peers.
+Result<AdminAccess> adminAccess(const Options& o, const AdminAddress& admin) {
+  AdminAccess access;
+  access.ownUid = ::geteuid();
+  if (admin.unixPath) {
+    if (o.adminTokenFile) {
+      return terminal(
+          "--admin-token-file is for a TCP --admin address; the unix socket checks "
+          "its peer's user instead (see --admin-allow-gid)");
+    }
+    access.allowedGid = o.adminAllowGid;
+    return access;
+  }
+  if (o.adminAllowGid) {
+    return terminal(
+        "--admin-allow-gid is for the unix socket; a TCP --admin address is "
+        "guarded by --admin-token-file");
+  }
+  if (!o.adminTokenFile) {
+    return terminal("--admin " + admin.str() +
+                    " is TCP, which every local user can reach: give --admin-token-file FILE "
+                    "(mode 0600), or use a unix socket");
+  }
+  auto token = loadAdminToken(*o.adminTokenFile);
+  if (!token) {
+    return token.error();
+  }
+  access.token = *token;
+  return access;
 }
 
 void logLine(const std::string& line) {
@@ -252,6 +324,11 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "edgeplane-proxy: --admin: %s\n", admin.error().message.c_str());
     return 2;
   }
+  auto access = adminAccess(o, *admin);
+  if (!access) {
+    std::fprintf(stderr, "edgeplane-proxy: %s\n", access.error().message.c_str());
+    return 2;
+  }
 
   // The state directory holds the admin socket by default; the store inside it is the
   // reconciler's to create (the controller opens it once it exists).
@@ -275,7 +352,7 @@ int run(int argc, char** argv) {
 
   // The admin socket first: it refuses to start next to a running proxy (a live socket)
   // before any public port is taken.
-  auto server = AdminServer::start(*admin, controller, metrics);
+  auto server = AdminServer::start(*admin, controller, metrics, *access);
   if (!server) {
     logLine(server.error().message);
     return 1;

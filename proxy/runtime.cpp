@@ -19,6 +19,10 @@ std::string_view toString(ErrorKind kind) {
       return "idle_timeout";
     case ErrorKind::ConnectionLimit:
       return "connection_limit";
+    case ErrorKind::IpConnectionLimit:
+      return "ip_connection_limit";
+    case ErrorKind::IpHelloLimit:
+      return "ip_hello_limit";
     case ErrorKind::Relay:
       return "relay";
     case ErrorKind::HttpMalformed:

@@ -83,18 +83,20 @@ struct ActiveConfig {
 
 // Why a connection ended badly; stable snake_case names for metrics and the access log.
 enum class ErrorKind : uint8_t {
-  HelloMalformed,    // the ClientHello reader refused the bytes
-  HelloTimeout,      // no complete ClientHello within the hello timeout
-  NoRoute,           // SNI matched no route (or no SNI at all)
-  RouteUnsupported,  // a route kind this build does not serve
-  UpstreamConnect,   // every backend refused or timed out on connect
-  IdleTimeout,       // no bytes either way within the idle timeout
-  ConnectionLimit,   // accepted over the connection limit and closed at once
-  Relay,             // a read/write/splice error mid-stream
-  HttpMalformed,     // the :80 listener got a bad request head
-  TlsCertificate,    // a terminated route whose certificate is not loaded
-  TlsHandshake,      // the TLS handshake failed or did not finish within the hello timeout
-  UpstreamTimeout,   // no response head from the backend within the response timeout (504)
+  HelloMalformed,     // the ClientHello reader refused the bytes
+  HelloTimeout,       // no complete ClientHello within the hello timeout
+  NoRoute,            // SNI matched no route (or no SNI at all)
+  RouteUnsupported,   // a route kind this build does not serve
+  UpstreamConnect,    // every backend refused or timed out on connect
+  IdleTimeout,        // no bytes either way within the idle timeout
+  ConnectionLimit,    // accepted over the connection limit and closed at once
+  IpConnectionLimit,  // accepted over the per-source connection limit and closed at once
+  IpHelloLimit,       // accepted while its source had too many pending hellos; closed at once
+  Relay,              // a read/write/splice error mid-stream
+  HttpMalformed,      // the :80 listener got a bad request head
+  TlsCertificate,     // a terminated route whose certificate is not loaded
+  TlsHandshake,       // the TLS handshake failed or did not finish within the hello timeout
+  UpstreamTimeout,    // no response head from the backend within the response timeout (504)
   kCount
 };
 inline constexpr size_t kErrorKinds = static_cast<size_t>(ErrorKind::kCount);

@@ -164,6 +164,7 @@ class AgentLoader {
       if (auto admin = p.str("admin")) {
         out_.proxy_admin = adminAddress(p, *admin);
       }
+      out_.proxy_admin_token_file = nonEmptyPath(p, "admin_token_file");
       finish(p, "proxy");
     }
     if (const toml::table* t = r.table("webhook")) {
@@ -227,6 +228,9 @@ class AgentLoader {
     s.allowed_signers = nonEmptyPath(r, "allowed_signers");
     if (auto d = parsed<Duration>(r, "fetch_timeout", false, parseDuration, "duration")) {
       s.fetch_timeout = *d;
+    }
+    if (auto n = r.integer("fetch_max_size", int64_t{1} << 20, int64_t{1} << 40)) {
+      s.fetch_max_size = static_cast<std::uint64_t>(*n);
     }
     s.allow_rollback = r.boolean("allow_rollback").value_or(false);
     finish(r, "source");

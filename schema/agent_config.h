@@ -2,6 +2,7 @@
 // and config root this host pulls, who it is, where its state lives, and how often it runs.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -15,6 +16,9 @@ namespace edgeplane {
 
 inline constexpr std::string_view kDefaultAgentFile = "/etc/edgeplane/agent.toml";
 inline constexpr std::string_view kDefaultStateDir = "/var/lib/edgeplane";
+
+// [source] fetch_max_size when the agent file does not say (and for --source runs).
+inline constexpr std::uint64_t kDefaultFetchMaxSize = std::uint64_t{512} << 20;
 
 struct AgentSource {
   // A local path, file://, https:// or ssh:// (also scp-like user@host:path). A relative local
@@ -33,6 +37,9 @@ struct AgentSource {
   std::optional<std::string> allowed_signers;
   // How long one fetch may take before the run gives up on it (retryable).
   Duration fetch_timeout{60000};
+  // The most bytes one fetch may receive (packs as sent); more aborts the fetch and the
+  // cache stays as it was. An integer, at least 1 MiB; default 512 MiB.
+  std::uint64_t fetch_max_size = kDefaultFetchMaxSize;
   // The anti-rollback override, set for the time of a deliberate rollback: a commit that does
   // not descend from the last applied one (or is dated before it) is applied, and the run is
   // recorded as a rollback. Default false: such a commit is refused.
@@ -60,6 +67,9 @@ struct AgentConfig {
   // [proxy] admin: "unix:/absolute/path" or a loopback "ADDR:PORT" ("[::1]:PORT"). Always set
   // after loading: when [proxy] is absent it is "unix:<state_dir>/proxy-admin.sock".
   std::optional<std::string> proxy_admin;
+  // [proxy] admin_token_file: the proxy's --admin-token-file (0600), sent as
+  // `Authorization: Bearer` when admin is a TCP address.
+  std::optional<std::string> proxy_admin_token_file;
   std::optional<AgentWebhook> webhook;  // [webhook], optional; set only when it loaded clean
   // origin.table is the file; origin.fields holds "host", "state_dir", and "TABLE.KEY" for the
   // tables' keys ("source.url", "source.allowed_signers", "reconcile.interval",

@@ -47,6 +47,10 @@ Result<std::unique_ptr<Engine>> Engine::start(const EngineOptions& options, Metr
   Shared& shared = *engine->shared_;
   shared.options = options;
   shared.metrics = &metrics;
+  if (options.maxConnectionsPerIp != 0 || options.maxPendingHellosPerIp != 0) {
+    shared.sources =
+        std::make_unique<SourceLimits>(options.maxConnectionsPerIp, options.maxPendingHellosPerIp);
+  }
   shared.config.store(std::move(config), std::memory_order_release);
 
   uint16_t boundHttps = 0;

@@ -36,7 +36,8 @@
 // failed backend attempt, including those a later backend made up for. Out of file
 // descriptors, ConnectionLimit counts each pending client reset to make room, and once each
 // time a worker stops watching its listeners for 100 ms because it could not make room (the
-// clients then wait in the backlog). The Metrics object must outlive the Engine.
+// clients then wait in the backlog). A source over its per-IP cap is refused the same way and
+// counted as IpConnectionLimit or IpHelloLimit. The Metrics object must outlive the Engine.
 #pragma once
 
 #include <chrono>
@@ -58,6 +59,11 @@ struct EngineOptions {
   std::optional<Endpoint> http;      // :80 redirect listener; absent = none
   int workers = 0;                   // 0: one per online CPU
   size_t maxConnections = 20000;     // both listeners; above it: accepted and reset at once
+  // Per client source (an IPv4 address or an IPv6 /64, see source_limits.h), both listeners:
+  // open connections, and :443 connections still in their ClientHello. Above either: accepted
+  // and reset at once. 0: no cap.
+  size_t maxConnectionsPerIp = 1000;
+  size_t maxPendingHellosPerIp = 100;
   // The whole ClientHello (or :80 request head) within this, from accept; bytes trickling in
   // do not extend it (slowloris).
   std::chrono::milliseconds helloTimeout{5000};

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "proxy/engine/engine.h"
+#include "proxy/engine/source_limits.h"
 #include "proxy/runtime.h"
 #include "schema/net.h"
 
@@ -165,6 +166,11 @@ class Connection final : public EventTarget {
   Endpoint client_;
   int64_t startMs_ = 0;
   bool http_ = false;  // accepted on the :80 listener
+  // Holds a slot in the engine's per-source table (and a pending-hello slot until the hello
+  // is complete).
+  bool sourceCounted_ = false;
+  bool helloCounted_ = false;
+  SourceKey source_;
   bool readable_ = false;
   bool writable_ = true;  // a new socket has room; the first EAGAIN says otherwise
   std::string sni_;

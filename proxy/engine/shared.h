@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "proxy/engine/engine.h"
+#include "proxy/engine/source_limits.h"
 #include "proxy/engine/worker.h"
 
 namespace edgeplane::proxy {
@@ -21,6 +22,7 @@ struct Engine::Shared {
   std::atomic<std::shared_ptr<const ActiveConfig>> config;
   std::atomic<uint64_t> configVersion{1};
   std::atomic<size_t> open{0};
+  std::unique_ptr<SourceLimits> sources;  // nullptr: no per-IP cap
   uint16_t httpsPort = 0;
   std::optional<uint16_t> httpPort;
   std::vector<std::unique_ptr<engine_detail::Worker>> workers;

@@ -338,23 +338,41 @@ void Worker::acceptBatch(int listener, bool http) {
     m.connectionsTotal.fetch_add(1, std::memory_order_relaxed);
     if (shared_.open.fetch_add(1, std::memory_order_relaxed) >= o.maxConnections) {
       shared_.open.fetch_sub(1, std::memory_order_relaxed);
-      refuseOverLimit(fd, ss, http);
+      refuseOverLimit(fd, ss, http, ErrorKind::ConnectionLimit);
       continue;
+    }
+    Endpoint client = fromSockaddr(ss);
+    SourceKey source = SourceKey::of(client.address);
+    if (shared_.sources) {
+      SourceVerdict verdict = shared_.sources->admit(source, !http);
+      if (verdict != SourceVerdict::Admitted) {
+        shared_.open.fetch_sub(1, std::memory_order_relaxed);
+        refuseOverLimit(fd, ss, http,
+                        verdict == SourceVerdict::TooManyHellos ? ErrorKind::IpHelloLimit
+                                                                : ErrorKind::IpConnectionLimit);
+        continue;
+      }
     }
     auto* c = new (std::nothrow) Connection;
     if (c == nullptr) {
       shared_.open.fetch_sub(1, std::memory_order_relaxed);
+      if (shared_.sources) {
+        shared_.sources->release(source, !http);
+      }
       m.count(ErrorKind::ConnectionLimit);
       ::close(fd);
       continue;
     }
+    c->sourceCounted_ = shared_.sources != nullptr;
+    c->helloCounted_ = c->sourceCounted_ && !http;
+    c->source_ = source;
     m.connectionsOpen.fetch_add(1, std::memory_order_relaxed);
     setNoDelay(fd);
     c->ctx_ = this;
     c->worker_ = this;
     c->http_ = http;
     c->fd_ = fd;
-    c->client_ = fromSockaddr(ss);
+    c->client_ = client;
     c->startMs_ = now_;
     c->aNext_ = all_;
     if (all_ != nullptr) {
@@ -374,14 +392,16 @@ void Worker::acceptBatch(int listener, bool http) {
   }
 }
 
-void Worker::refuseOverLimit(int fd, const sockaddr_storage& ss, bool http) {
-  shared_.metrics->count(ErrorKind::ConnectionLimit);
+void Worker::refuseOverLimit(int fd, const sockaddr_storage& ss, bool http, ErrorKind kind) {
+  shared_.metrics->count(kind);
   if (shared_.options.accessLog) {
     char client[64];
     formatEndpoint(fromSockaddr(ss), client, sizeof client);
     char line[160];
-    int n = std::snprintf(line, sizeof line, "access%s client=%s outcome=connection_limit\n",
-                          http ? "-http" : "", client);
+    std::string_view outcome = toString(kind);
+    int n =
+        std::snprintf(line, sizeof line, "access%s client=%s outcome=%.*s\n", http ? "-http" : "",
+                      client, static_cast<int>(outcome.size()), outcome.data());
     writeLogLine(*this, line, sizeof line, n);
   }
   setLingerZero(fd);
@@ -485,6 +505,10 @@ void Worker::readHello(Connection* c) {
 }
 
 void Worker::routeHello(Connection* c) {
+  if (c->helloCounted_) {
+    c->helloCounted_ = false;
+    shared_.sources->helloDone(c->source_);
+  }
   const ClientHello& hello = c->parser_->hello();
   if (hello.sni) {
     c->sni_ = *hello.sni;
@@ -552,6 +576,11 @@ void Worker::finish(Connection* c, Outcome outcome) {
     c->fd_ = -1;
   }
   shared_.open.fetch_sub(1, std::memory_order_relaxed);
+  if (c->sourceCounted_) {
+    shared_.sources->release(c->source_, c->helloCounted_);
+    c->sourceCounted_ = false;
+    c->helloCounted_ = false;
+  }
   m.connectionsOpen.fetch_sub(1, std::memory_order_relaxed);
   if (c->aPrev_ != nullptr) {
     c->aPrev_->aNext_ = c->aNext_;

@@ -85,7 +85,7 @@ class Worker final : public Context {
   void handleCommands();
   void onEvent(uint64_t data, uint32_t events);
   void acceptBatch(int listener, bool http);
-  void refuseOverLimit(int fd, const sockaddr_storage& ss, bool http);
+  void refuseOverLimit(int fd, const sockaddr_storage& ss, bool http, ErrorKind kind);
   bool shedOneConnection(int listener);
   void pauseAccepting();
   void resumeAccepting();

@@ -33,19 +33,7 @@ std::optional<std::string_view> bearerToken(const http::RequestHead& head) {
     if (token) {
       return std::string_view();
     }
-    std::string_view v = f.value;
-    constexpr std::string_view kScheme = "bearer";
-    if (v.size() <= kScheme.size() ||
-        !http::equalsIgnoreCase(v.substr(0, kScheme.size()), kScheme) ||
-        (v[kScheme.size()] != ' ' && v[kScheme.size()] != '\t')) {
-      token = std::string_view();
-      continue;
-    }
-    v.remove_prefix(kScheme.size());
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) {
-      v.remove_prefix(1);
-    }
-    token = v;
+    token = http::bearerCredentials(f.value);
   }
   return token;
 }

@@ -84,6 +84,18 @@ constexpr std::string_view trimOws(std::string_view s) {
   return s;
 }
 
+// The token of an `Authorization` field value of the Bearer scheme (RFC 6750 2.1: "Bearer",
+// any case, then spaces or tabs, then the token); "" for another scheme or no token.
+constexpr std::string_view bearerCredentials(std::string_view value) {
+  constexpr std::string_view kScheme = "bearer";
+  if (value.size() <= kScheme.size() ||
+      !equalsIgnoreCase(value.substr(0, kScheme.size()), kScheme) ||
+      !isOws(value[kScheme.size()])) {
+    return {};
+  }
+  return trimOws(value.substr(kScheme.size()));
+}
+
 // Iterates the elements of a comma-separated list field value (RFC 9110 5.6.1), OWS trimmed.
 // Empty elements ("a,,b", a leading or trailing comma) are reported as empty views so that a
 // caller may refuse them where the grammar wants 1#element.

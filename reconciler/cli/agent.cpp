@@ -15,6 +15,7 @@
 #include "reconciler/cli/scheduler.h"
 #include "reconciler/cli/trigger_socket.h"
 #include "reconciler/cli/webhook.h"
+#include "schema/secret_file.h"
 
 namespace edgeplane::cli {
 
@@ -71,7 +72,7 @@ int cmdAgent(const Options& given) {
       std::cerr << "edgeplane agent: webhook: bad listen address " << *o.webhookListen << "\n";
       return 1;
     }
-    auto secret = readSecretFile(*o.webhookSecretFile);
+    auto secret = readSecretFile(*o.webhookSecretFile, "webhook secret file");
     if (!secret) {
       std::cerr << "edgeplane agent: " << secret.error().message << "\n";
       return 1;

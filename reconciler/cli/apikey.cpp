@@ -304,7 +304,7 @@ int cmdBlock(const Options& o, bool block) {
   std::cout << (block ? "blocked " + id + " on this host; lift with: edgeplane apikey unblock " + id
                       : "unblocked " + id + " on this host")
             << "\n";
-  if (auto told = notifyProxy(o.proxyAdmin, kNotifyTimeout); !told) {
+  if (auto told = notifyProxy(o.proxyAdmin, kNotifyTimeout, o.proxyAdminTokenFile); !told) {
     std::cerr << cmd << "the proxy was not told (" << o.proxyAdmin << "): " << told.error().message
               << "; it picks the " << verb << " up from the store within a second\n";
   }

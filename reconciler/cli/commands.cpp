@@ -190,7 +190,8 @@ AcmeOrders orderAcmeCertificates(const Options& o, const Desired& all, const cor
   acme::ClientSettings settings{fleet.acme_directory.value_or(std::string(kDefaultAcmeDirectory)),
                                 fleet.acme_email, fleet.acme_ca_roots.value_or(""), o.stateDir};
   auto client = acme::makeAcmeClient(std::move(settings));
-  StoreChallengeSink sink(store, [&o] { (void)notifyProxy(o.proxyAdmin, kProxyNotifyTimeout); });
+  StoreChallengeSink sink(
+      store, [&o] { (void)notifyProxy(o.proxyAdmin, kProxyNotifyTimeout, o.proxyAdminTokenFile); });
   const auto deadline =
       std::chrono::steady_clock::now() + fleet.acme_timeout.value_or(kDefaultAcmeTimeout);
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
@@ -572,7 +573,7 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   } else if (snapshot->changed) {
     out << "proxy snapshot: generation " << snapshot->generation << " ("
         << plural(snapshot->routes, "route", "routes") << ")\n";
-    if (auto told = notifyProxy(o.proxyAdmin, kProxyNotifyTimeout); !told) {
+    if (auto told = notifyProxy(o.proxyAdmin, kProxyNotifyTimeout, o.proxyAdminTokenFile); !told) {
       err << "edgeplane apply: warning: the proxy was not told about generation "
           << snapshot->generation << " (" << o.proxyAdmin << "): " << told.error().message
           << "; it picks the snapshot up from the store\n";
@@ -613,7 +614,8 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
       } else if (republished->changed) {
         out << "proxy snapshot: generation " << republished->generation
             << " (certificates issued: " << issued << ")\n";
-        if (auto told = notifyProxy(o.proxyAdmin, kProxyNotifyTimeout); !told) {
+        if (auto told = notifyProxy(o.proxyAdmin, kProxyNotifyTimeout, o.proxyAdminTokenFile);
+            !told) {
           err << "edgeplane apply: warning: the proxy was not told about generation "
               << republished->generation << " (" << o.proxyAdmin << "): " << told.error().message
               << "; it picks the snapshot up from the store\n";

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <iosfwd>
 #include <optional>
 #include <set>
@@ -11,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "schema/agent_config.h"
 #include "schema/store.h"
 
 namespace edgeplane::cli {
@@ -24,6 +26,7 @@ struct GitSettings {
   std::optional<std::string> sshKey;
   std::optional<std::string> allowedSigners;
   std::chrono::milliseconds fetchTimeout{60000};
+  std::uint64_t fetchMaxSize = kDefaultFetchMaxSize;  // [source] fetch_max_size
   // The anti-rollback override (`apply --allow-rollback`, the agent file's [source]
   // allow_rollback): a commit that does not descend from the last applied one, or is dated
   // before it, is applied anyway, and the run says it was a rollback.
@@ -60,6 +63,8 @@ struct Options {
   // Where the proxy is told about a new snapshot: --proxy-admin, else the agent file's
   // [proxy] admin, else unix:<state-dir>/proxy-admin.sock.
   std::string proxyAdmin;
+  // The agent file's [proxy] admin_token_file: sent as a bearer token to a TCP proxyAdmin.
+  std::optional<std::filesystem::path> proxyAdminTokenFile;
   // history
   int limit = 20;
   // agent: reconcile interval and jitter; the webhook (from the agent file).

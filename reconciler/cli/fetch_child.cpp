@@ -1,6 +1,8 @@
 // The bounded fetch: a child process per fetch, killed at the deadline (see fetch_child.h).
 #include "reconciler/cli/fetch_child.h"
 
+#include "reconciler/cli/fetch_confine.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -9,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -113,7 +116,8 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
   // not on its command line (readable by everyone).
   const bool secretUrl = passwordSpan(spec.url).second != 0;
   std::vector<std::string> args = helper;
-  args.insert(args.end(), {"__fetch", cacheDir.string(), secretUrl ? "-" : spec.url, spec.ref});
+  args.insert(args.end(), {"__fetch", cacheDir.string(), secretUrl ? "-" : spec.url, spec.ref,
+                           std::to_string(spec.fetchMaxSize)});
   if (spec.sshKey) {
     args.push_back(spec.sshKey->string());
   }
@@ -242,8 +246,16 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
 }
 
 int fetchChildMain(const std::vector<std::string>& args) {
-  if (args.size() < 3 || args.size() > 4) {
-    std::cout << "terminal usage: __fetch CACHE URL REF [SSH_KEY]\n";
+  if (auto confined = confineFetchProcess(); !confined) {
+    std::cout << "retryable __fetch: " << confined.error().message << "\n";
+    return kExitRetryable;
+  }
+  uint64_t maxSize = 0;
+  if (args.size() < 4 || args.size() > 5 ||
+      std::from_chars(args[3].data(), args[3].data() + args[3].size(), maxSize).ptr !=
+          args[3].data() + args[3].size() ||
+      maxSize == 0) {
+    std::cout << "terminal usage: __fetch CACHE URL REF MAX_BYTES [SSH_KEY]\n";
     return kExitTerminal;
   }
   std::string url = args[1];
@@ -256,8 +268,9 @@ int fetchChildMain(const std::vector<std::string>& args) {
     url = fromEnv;
   }
   source::SourceSpec spec{url, args[2], std::nullopt};
-  if (args.size() == 4) {
-    spec.sshKey = args[3];
+  spec.fetchMaxSize = maxSize;
+  if (args.size() == 5) {
+    spec.sshKey = args[4];
   }
   // libgit2 calls a local repository that is not there an "unsupported URL protocol".
   std::string local = spec.url.starts_with("file://") ? spec.url.substr(7) : spec.url;

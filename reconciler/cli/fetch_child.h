@@ -26,16 +26,18 @@ namespace edgeplane::cli {
 // stand-in here.
 std::vector<std::string> defaultFetchHelper();
 
-// Runs `helper… __fetch CACHE URL REF [SSH_KEY]` (URL "-" and the url in kFetchUrlEnv when it
-// holds a password) and waits at most `timeout`. The child's verdict is passed through
-// (retryable or terminal, with libgit2's message); a child that runs out of time is killed and
-// the fetch is a retryable error.
+// Runs `helper… __fetch CACHE URL REF MAX_BYTES [SSH_KEY]` (MAX_BYTES: spec.fetchMaxSize; URL
+// "-" and the url in kFetchUrlEnv when it holds a password) and waits at most `timeout`. The
+// child's verdict is passed through (retryable or terminal, with libgit2's message); a child
+// that runs out of time is killed and the fetch is a retryable error.
 Result<void> fetchInChild(const std::filesystem::path& cacheDir, const source::SourceSpec& spec,
                           std::chrono::milliseconds timeout,
                           const std::vector<std::string>& helper);
 
-// The child side: `edgeplane __fetch CACHE URL REF [SSH_KEY]`. Prints one line on stdout —
-// "ok <commit>", "retryable <message>" or "terminal <message>" — and returns the exit code.
+// The child side: `edgeplane __fetch CACHE URL REF MAX_BYTES [SSH_KEY]`. First confines itself
+// (fetch_confine.h: no capabilities, no_new_privs, a seccomp filter); then fetches. Prints one
+// line on stdout — "ok <commit>", "retryable <message>" or "terminal <message>" — and returns
+// the exit code.
 int fetchChildMain(const std::vector<std::string>& args);
 
 // The url with the password of its userinfo ("https://user:TOKEN@host/…", the way libgit2 takes

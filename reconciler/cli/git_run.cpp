@@ -25,6 +25,7 @@ std::string gitSourceText(const GitSettings& g) {
 
 source::SourceSpec specOf(const GitSettings& g, std::optional<std::string> ref) {
   source::SourceSpec spec{g.url, ref.value_or(g.ref), std::nullopt};
+  spec.fetchMaxSize = g.fetchMaxSize;
   if (g.sshKey) {
     spec.sshKey = *g.sshKey;
   }

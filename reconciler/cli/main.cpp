@@ -461,6 +461,9 @@ bool resolveSource(const Args& args, cli::Options& o) {
       o.webhookSecretFile = agent->webhook->secret_file;
     }
   }
+  if (agent && agent->proxy_admin_token_file) {
+    o.proxyAdminTokenFile = *agent->proxy_admin_token_file;
+  }
   if (auto flag = args.get("proxy-admin")) {
     o.proxyAdmin = *flag;
   } else if (agent && agent->origin.isLoaded("proxy.admin") && agent->proxy_admin) {
@@ -480,10 +483,12 @@ bool resolveSource(const Args& args, cli::Options& o) {
     g.sshKey = agent->source.ssh_key;
     g.allowedSigners = agent->source.allowed_signers;
     g.fetchTimeout = agent->source.fetch_timeout;
+    g.fetchMaxSize = agent->source.fetch_max_size;
   } else if (auto url = args.get("source")) {
     g.url = *url;
     if (agent) {  // another repository: only the host-level settings carry over
       g.fetchTimeout = agent->source.fetch_timeout;
+      g.fetchMaxSize = agent->source.fetch_max_size;
       g.sshKey = agent->source.ssh_key;
     }
   }

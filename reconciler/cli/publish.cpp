@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "schema/net.h"
+#include "schema/secret_file.h"
 
 namespace edgeplane::cli {
 
@@ -141,10 +142,19 @@ Result<Target> parseAdminAddress(const std::string& address) {
 
 }  // namespace
 
-Result<void> notifyProxy(const std::string& adminAddress, std::chrono::milliseconds timeout) {
+Result<void> notifyProxy(const std::string& adminAddress, std::chrono::milliseconds timeout,
+                         const std::optional<std::filesystem::path>& tokenFile) {
   auto target = parseAdminAddress(adminAddress);
   if (!target) {
     return target.error();
+  }
+  std::string authorization;
+  if (tokenFile) {
+    auto token = readSecretFile(*tokenFile, "proxy admin token file");
+    if (!token) {
+      return token.error();
+    }
+    authorization = "Authorization: Bearer " + *token + "\r\n";
   }
   const auto deadline = Clock::now() + timeout;
   const std::string where = "proxy admin at " + adminAddress;
@@ -178,7 +188,7 @@ Result<void> notifyProxy(const std::string& adminAddress, std::chrono::milliseco
   }
 
   const std::string request = "POST /api/v1/reload HTTP/1.1\r\nHost: " + target->host +
-                              "\r\nUser-Agent: edgeplane\r\nContent-Length: 0\r\n"
+                              "\r\nUser-Agent: edgeplane\r\nContent-Length: 0\r\n" + authorization +
                               "Connection: close\r\n\r\n";
   size_t sent = 0;
   while (sent < request.size()) {

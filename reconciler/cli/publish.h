@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,8 +38,10 @@ Result<void> publishApiKeys(Store& store, const ProxySnapshot& snapshot,
 
 // Best effort: POST /api/v1/reload to the proxy's admin API ("unix:/path" or "ADDR:PORT",
 // IPv6 as "[::1]:PORT"), the whole exchange bounded by `timeout`; a 2xx answer is success.
-// An error (retryable, except for a malformed address) means only that the proxy was not
-// told; it polls the store anyway.
-Result<void> notifyProxy(const std::string& adminAddress, std::chrono::milliseconds timeout);
+// With `tokenFile` (owner-only) its text goes along as `Authorization: Bearer`, as a TCP
+// admin address requires. An error (retryable, except for a malformed address or an
+// unusable token file) means only that the proxy was not told; it polls the store anyway.
+Result<void> notifyProxy(const std::string& adminAddress, std::chrono::milliseconds timeout,
+                         const std::optional<std::filesystem::path>& tokenFile = std::nullopt);
 
 }  // namespace edgeplane::cli

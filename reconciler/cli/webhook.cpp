@@ -4,7 +4,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <sys/stat.h>
 
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/ServerSocket.h>
@@ -21,13 +20,10 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <mutex>
-#include <sstream>
 #include <thread>
 #include <variant>
 
-#include "schema/mode_text.h"
 
 namespace edgeplane::cli {
 
@@ -84,35 +80,6 @@ bool verifyWebhookSignature(std::string_view secret, std::string_view body,
   }
   const auto want = hmacSha256(secret, body);
   return CRYPTO_memcmp(given.data(), want.data(), want.size()) == 0;
-}
-
-Result<std::string> readSecretFile(const std::filesystem::path& file) {
-  struct stat st {};
-  if (::stat(file.c_str(), &st) != 0) {
-    return terminal("webhook secret file " + file.string() + ": " + std::strerror(errno));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return terminal("webhook secret file " + file.string() + " is not a regular file");
-  }
-  if ((st.st_mode & 0077) != 0) {
-    return terminal("webhook secret file " + file.string() + " has mode " +
-                    modeText(st.st_mode & 07777) +
-                    "; it must be readable by its owner only (chmod 600)");
-  }
-  std::ifstream in(file, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (!in) {
-    return terminal("webhook secret file " + file.string() + ": cannot read it");
-  }
-  std::string secret = text.str();
-  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) {
-    secret.pop_back();
-  }
-  if (secret.empty()) {
-    return terminal("webhook secret file " + file.string() + " is empty");
-  }
-  return secret;
 }
 
 WebhookReply handleWebhook(std::string_view method, std::string_view path, std::string_view body,

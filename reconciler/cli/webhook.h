@@ -25,10 +25,6 @@ std::string webhookSignature(std::string_view secret, std::string_view body);
 bool verifyWebhookSignature(std::string_view secret, std::string_view body,
                             const std::optional<std::string>& header);
 
-// The secret file's text without its trailing newline. Refused unless it is a regular file
-// that only its owner may read or write (0600 or stricter), and not empty.
-Result<std::string> readSecretFile(const std::filesystem::path& file);
-
 // What the server answers a request (status and body); pure, so it can be tested without a
 // socket. `onTrigger` runs only for an authenticated POST /trigger.
 struct WebhookReply {

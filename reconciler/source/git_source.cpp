@@ -206,10 +206,25 @@ Result<void> initCache(const fs::path& dir, const std::string& url) {
   return {};
 }
 
+// The fetch callbacks' payload (libgit2 passes one for all of them).
 struct CredentialState {
   const SourceSpec* spec = nullptr;
   int calls = 0;
+  std::uint64_t maxBytes = 0;  // capTransfer: the most the remote may send
+  bool oversized = false;      // capTransfer aborted the fetch
 };
+
+// Stops the download once the remote has sent more than the cap; a non-zero return makes
+// git_remote_fetch fail (GIT_EUSER) before any ref is updated.
+int capTransfer(const git_indexer_progress* stats, void* payload) {
+  auto* state = static_cast<CredentialState*>(payload);
+  if (stats->received_bytes > state->maxBytes) {
+    state->oversized = true;
+    git_error_set_str(GIT_ERROR_NET, "fetch_max_size exceeded");
+    return -1;
+  }
+  return 0;
+}
 
 // Asked again after every refusal; one offer of each kind, then give up rather than loop.
 int acquireCredential(git_credential** out, const char* /*url*/, const char* usernameFromUrl,
@@ -498,7 +513,7 @@ Result<FetchResult> GitSource::fetch() {
   Remote remote(raw);
   char* refspecList[] = {const_cast<char*>(kBranchSpec), const_cast<char*>(kTagSpec)};
   const git_strarray refspecs{refspecList, 2};
-  CredentialState credentials{&spec_, 0};
+  CredentialState credentials{&spec_, 0, spec_.fetchMaxSize, false};
   git_fetch_options opts;
   git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
   opts.prune = GIT_FETCH_PRUNE;
@@ -506,8 +521,14 @@ Result<FetchResult> GitSource::fetch() {
   // The tag refspec fetches every tag; auto-following would only add non-forced updates.
   opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
   opts.callbacks.credentials = acquireCredential;
+  opts.callbacks.transfer_progress = capTransfer;
   opts.callbacks.payload = &credentials;
   const int rc = git_remote_fetch(remote.get(), &refspecs, &opts, "edgeplane: fetch");
+  if (credentials.oversized) {
+    // Aborted from capTransfer: the indexer dropped its partial pack and no ref was moved.
+    return terminal("fetch " + spec_.url + ": fetch exceeded fetch_max_size (" +
+                    std::to_string(spec_.fetchMaxSize) + " bytes)");
+  }
   if (rc != 0) {
     const std::string message = "fetch " + spec_.url + ": " + lastGitError();
     // Credentials and certificates do not fix themselves; everything else (no route, a

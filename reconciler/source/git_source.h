@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "reconciler/source/sshsig.h"
+#include "schema/agent_config.h"
 #include "schema/result.h"
 
 // Callers need no libgit2 header.
@@ -28,6 +29,9 @@ struct SourceSpec {
   std::string ref;
   // ssh:// only: a private key file; without it the SSH agent is asked.
   std::optional<std::filesystem::path> sshKey;
+  // fetch() aborts once the remote has sent more than this many bytes (agent.toml [source]
+  // fetch_max_size): a remote cannot fill the disk, and the cache keeps its last state.
+  std::uint64_t fetchMaxSize = kDefaultFetchMaxSize;
 };
 
 enum class RefKind { Branch, Tag, Commit };
@@ -64,7 +68,9 @@ class GitSource {
   // Fetches every branch (to refs/remotes/origin/*) and tag, pruning what the remote deleted,
   // then resolves the ref as resolve() does. A remote that cannot be reached is retryable and
   // leaves the cache as it was; rejected credentials or certificates and a ref that is not
-  // there are terminal. libgit2 1.5 has no connect timeout: bound the run from outside.
+  // there are terminal, and so is a remote that sends more than spec.fetchMaxSize bytes ("fetch
+  // exceeded fetch_max_size (N bytes)"; the pack is discarded, no ref moves). libgit2 1.5 has
+  // no connect timeout: bound the run from outside.
   Result<FetchResult> fetch();
   // Resolves the ref against the cache as the last fetch left it (no network): a branch is the
   // remote's branch, a tag is peeled to its commit, a full id must be in the cache.

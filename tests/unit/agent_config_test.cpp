@@ -76,6 +76,7 @@ jitter = "30s"
 backend = "userspace"
 [proxy]
 admin = "127.0.0.1:9190"
+admin_token_file = "proxy-admin.token"
 [webhook]
 listen = "127.0.0.1:9180"
 secret_file = "/etc/edgeplane/webhook.secret"
@@ -88,17 +89,20 @@ secret_file = "/etc/edgeplane/webhook.secret"
   EXPECT_EQ(c.source.ssh_key, "/etc/edgeplane/deploy_key");
   EXPECT_EQ(c.source.allowed_signers, "/etc/edgeplane/allowed_signers");
   EXPECT_EQ(c.source.fetch_timeout, milliseconds(60000));
+  EXPECT_EQ(c.source.fetch_max_size, kDefaultFetchMaxSize);
   EXPECT_EQ(c.interval, milliseconds(300000));
   EXPECT_EQ(c.jitter, milliseconds(30000));
   EXPECT_EQ(c.wireguard_backend, "userspace");
   EXPECT_EQ(c.proxy_admin, "127.0.0.1:9190");
+  EXPECT_EQ(c.proxy_admin_token_file, "/etc/edgeplane/proxy-admin.token");
   ASSERT_TRUE(c.webhook.has_value());
   EXPECT_EQ(c.webhook->listen, endpoint("127.0.0.1:9180"));
   EXPECT_EQ(c.webhook->secret_file, "/etc/edgeplane/webhook.secret");
   // Locations for later checks (a signers file that is missing, say).
   EXPECT_TRUE(c.origin.isLoaded("host"));
   EXPECT_EQ(c.origin.at("source.allowed_signers"), (SourceLoc{"agent.toml", 8, 19}));
-  EXPECT_EQ(c.origin.at("webhook.secret_file"), (SourceLoc{"agent.toml", 19, 15}));
+  EXPECT_EQ(c.origin.at("webhook.secret_file"), (SourceLoc{"agent.toml", 20, 15}));
+  EXPECT_EQ(c.origin.at("proxy.admin_token_file"), (SourceLoc{"agent.toml", 17, 20}));
   EXPECT_EQ(c.origin.at("reconcile.interval"), (SourceLoc{"agent.toml", 11, 12}));
 }
 
@@ -337,6 +341,15 @@ jitter = "-1s"
             "agent.toml:3:17: error: invalid duration \"60\" in 'fetch_timeout'\n"
             "agent.toml:5:12: error: invalid duration \"5 minutes\" in 'interval'\n"
             "agent.toml:6:10: error: invalid duration \"-1s\" in 'jitter'\n");
+}
+
+TEST(AgentConfig, FetchMaxSize) {
+  EXPECT_EQ(loadClean(withSource("fetch_max_size = 1048576\n")).source.fetch_max_size, 1048576u);
+  EXPECT_EQ(check(withSource("fetch_max_size = 1000\n")),
+            "agent.toml:3:18: error: 'fetch_max_size' must be between 1048576 and "
+            "1099511627776, got 1000\n");
+  EXPECT_EQ(check(withSource("fetch_max_size = \"512MiB\"\n")),
+            "agent.toml:3:18: error: 'fetch_max_size' must be an integer, not a string\n");
 }
 
 TEST(AgentConfig, IntervalAtLeastOneSecond) {

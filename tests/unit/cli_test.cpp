@@ -2,7 +2,11 @@
 // back-off, coalesced triggers), the trigger socket against a real socket, the bounded fetch,
 // and the history rendering.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -23,6 +27,7 @@
 #include <thread>
 
 #include "reconciler/cli/fetch_child.h"
+#include "reconciler/cli/fetch_confine.h"
 #include "reconciler/cli/git_run.h"
 #include "reconciler/cli/history.h"
 #include "reconciler/cli/scheduler.h"
@@ -30,6 +35,7 @@
 #include "reconciler/cli/trigger_socket.h"
 #include "reconciler/cli/webhook.h"
 #include "reconciler/system/lock.h"
+#include "schema/secret_file.h"
 #include "schema/store.h"
 #include "schema/terminal_text.h"
 #include "tests/support/command.h"
@@ -119,18 +125,18 @@ TEST(WebhookSecret, OwnerOnlyFileIsRequired) {
   const fs::path file = dir.path() / "secret";
   std::ofstream(file) << "topsecret\n";
   ASSERT_EQ(::chmod(file.c_str(), 0644), 0);
-  auto open = readSecretFile(file);
+  auto open = readSecretFile(file, "webhook secret file");
   ASSERT_FALSE(open.ok());
   EXPECT_NE(open.error().message.find("0644"), std::string::npos) << open.error().message;
   EXPECT_EQ(open.error().message.find("topsecret"), std::string::npos);
   ASSERT_EQ(::chmod(file.c_str(), 0600), 0);
-  auto ok = readSecretFile(file);
+  auto ok = readSecretFile(file, "webhook secret file");
   ASSERT_TRUE(ok.ok()) << ok.error().message;
   EXPECT_EQ(*ok, "topsecret");
   std::ofstream(file, std::ios::trunc) << "\n";
-  EXPECT_FALSE(readSecretFile(file).ok());
-  EXPECT_FALSE(readSecretFile(dir.path() / "missing").ok());
-  EXPECT_FALSE(readSecretFile(dir.path()).ok());
+  EXPECT_FALSE(readSecretFile(file, "webhook secret file").ok());
+  EXPECT_FALSE(readSecretFile(dir.path() / "missing", "webhook secret file").ok());
+  EXPECT_FALSE(readSecretFile(dir.path(), "webhook secret file").ok());
 }
 
 // A webhook server with secret "k" on a loopback port the kernel just handed out and that is
@@ -606,6 +612,68 @@ TEST(FetchInChild, TheChildsVerdictIsPassedThrough) {
   EXPECT_TRUE(ok.ok());
 }
 
+// What the fetch child runs under once confineFetchProcess() returned (it is the first thing
+// `edgeplane __fetch` does): no capabilities at all, no_new_privs, a seccomp filter, and the
+// calls a fetch never needs fail with EPERM. In a forked child, as the confinement is for good.
+TEST(FetchConfine, NoCapabilitiesNoNewPrivsAndASeccompFilter) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string report;
+    if (auto confined = confineFetchProcess(); !confined) {
+      report = "error " + confined.error().message + "\n";
+    } else {
+      std::ifstream status("/proc/self/status");
+      for (std::string line; std::getline(status, line);) {
+        if (line.starts_with("Cap") || line.starts_with("NoNewPrivs") ||
+            line.starts_with("Seccomp:")) {
+          report += line + "\n";
+        }
+      }
+      errno = 0;
+      report += "unshare=" + std::to_string(::unshare(CLONE_NEWNS) == 0 ? 0 : errno) + "\n";
+      report += "unshare_user=" + std::to_string(::unshare(CLONE_NEWUSER) == 0 ? 0 : errno) + "\n";
+      report +=
+          "mount=" + std::to_string(::mount("none", "/mnt", "tmpfs", 0, nullptr) == 0 ? 0 : errno) +
+          "\n";
+      report += "ptrace=" +
+                std::to_string(::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) == 0 ? 0 : errno) +
+                "\n";
+      // What a fetch does still works: files and sockets.
+      const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      report += "socket=" + std::to_string(s >= 0 ? 0 : errno) + "\n";
+    }
+    (void)!::write(fds[1], report.data(), report.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string report;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) {
+    report.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << report;
+  ASSERT_FALSE(report.starts_with("error")) << report;
+  for (const char* want :
+       {"CapInh:\t0000000000000000\n", "CapPrm:\t0000000000000000\n", "CapEff:\t0000000000000000\n",
+        "CapAmb:\t0000000000000000\n", "NoNewPrivs:\t1\n", "Seccomp:\t2\n", "unshare=1\n",
+        "unshare_user=1\n", "mount=1\n", "socket=0\n"}) {
+    EXPECT_NE(report.find(want), std::string::npos) << want << " in:\n" << report;
+  }
+#if !defined(__SANITIZE_ADDRESS__)  // ASan builds leave ptrace to LeakSanitizer (fetch_confine)
+  EXPECT_NE(report.find("ptrace=1\n"), std::string::npos) << report;
+#endif
+  if (::geteuid() == 0) {  // only root may shrink the bounding set
+    EXPECT_NE(report.find("CapBnd:\t0000000000000000\n"), std::string::npos) << report;
+  }
+}
+
 #ifdef EDGEPLANE_BINARY
 // The real child (`edgeplane __fetch`) against a bare repository made by git.
 TEST(FetchInChild, RealFetchIntoTheCache) {
@@ -636,6 +704,56 @@ TEST(FetchInChild, RealFetchIntoTheCache) {
   EXPECT_FALSE(missing.error().retryable);
   EXPECT_NE(missing.error().message.find("no-such-branch"), std::string::npos)
       << missing.error().message;
+}
+
+// A remote that sends more than fetch_max_size: the fetch fails with a terminal error that
+// says so, the partial pack is not kept, and the cache still resolves to the commit before.
+TEST(FetchInChild, AFetchOverFetchMaxSizeFailsAndKeepsTheLastCommit) {
+  TempDir dir;
+  const fs::path repo = dir.path() / "origin.git";
+  const fs::path work = dir.path() / "work";
+  const std::string git = "git -c user.name=T -c user.email=t@example.com -C " + work.string();
+  ASSERT_EQ(sh("git init -q --bare -b main " + repo.string() + " && git init -q -b main " +
+               work.string() + " && echo 'x = 1' > " + work.string() + "/a.toml && " + git +
+               " add -A && " + git + " commit -qm first && " + git + " push -q " + repo.string() +
+               " main"),
+            0);
+  const fs::path cache = dir.path() / "cache";
+  source::SourceSpec spec{repo.string(), "main", {}};
+  spec.fetchMaxSize = 1 << 20;
+  ASSERT_TRUE(source::GitSource::open(cache, spec).ok());
+  auto first = fetchInChild(cache, spec, seconds(30), {EDGEPLANE_BINARY});
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  // 3 MiB that do not compress.
+  ASSERT_EQ(
+      sh("head -c 3145728 /dev/urandom > " + work.string() + "/big.bin && " + git + " add -A && " +
+         git + " commit -qm second && " + git + " push -q " + repo.string() + " main"),
+      0);
+  auto big = fetchInChild(cache, spec, seconds(30), {EDGEPLANE_BINARY});
+  ASSERT_FALSE(big.ok());
+  EXPECT_FALSE(big.error().retryable);
+  EXPECT_NE(big.error().message.find("fetch exceeded fetch_max_size (1048576 bytes)"),
+            std::string::npos)
+      << big.error().message;
+  auto src = source::GitSource::open(cache, spec);
+  ASSERT_TRUE(src.ok());
+  auto resolved = src->resolve();
+  ASSERT_TRUE(resolved.ok()) << resolved.error().message;
+  EXPECT_EQ(resolved->subject, "first");
+  uintmax_t packed = 0;
+  for (const auto& e : fs::recursive_directory_iterator(cache / "objects")) {
+    if (e.is_regular_file()) {
+      packed += e.file_size();
+    }
+  }
+  EXPECT_LT(packed, 1u << 20) << "the aborted download was kept";
+  // A cap above the repository's size lets the same fetch through.
+  spec.fetchMaxSize = 16 << 20;
+  auto fits = fetchInChild(cache, spec, seconds(30), {EDGEPLANE_BINARY});
+  ASSERT_TRUE(fits.ok()) << fits.error().message;
+  auto after = source::GitSource::open(cache, spec);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->resolve()->subject, "second");
 }
 
 // `plan` fetches into the host's cache only under the state lock: while a run (here, this
@@ -937,7 +1055,8 @@ TEST(FetchInChild, AUrlPasswordIsNeverOnTheCommandLineNorInMessages) {
       dir.path(), {"https://git.example.com/edge.git", "main", {}}, seconds(10),
       {"/bin/sh", "-c", "printf 'terminal %s|%s\\n' \"$*\" \"$EDGEPLANE_FETCH_URL\"", "sh"});
   ASSERT_FALSE(plain.ok());
-  EXPECT_NE(plain.error().message.find("https://git.example.com/edge.git main|"), std::string::npos)
+  EXPECT_NE(plain.error().message.find("https://git.example.com/edge.git main 536870912|"),
+            std::string::npos)
       << plain.error().message;
   EXPECT_TRUE(plain.error().message.ends_with("|")) << plain.error().message;
 }

@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/engine/source_limits.h"
 #include "proxy/netns_socket.h"
 #include "proxy/proxy_protocol.h"
 #include "proxy/sni_router.h"
@@ -109,8 +110,17 @@ void setTimeouts(int fd, std::chrono::milliseconds t) {
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-Fd connectTo(uint16_t port, std::chrono::milliseconds timeout = 10s) {
+// `from`: the source address to bind first (nullptr: the kernel's choice).
+Fd connectTo(uint16_t port, std::chrono::milliseconds timeout = 10s, const char* from = nullptr) {
   Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (from != nullptr) {
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    if (::inet_pton(AF_INET, from, &src.sin_addr) != 1 ||
+        ::bind(fd.fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
+      return Fd();
+    }
+  }
   sockaddr_in sin{};
   sin.sin_family = AF_INET;
   sin.sin_port = htons(port);
@@ -926,6 +936,153 @@ TEST_F(EngineTest, ConnectionLimit) {
   Fd c4 = client();
   ASSERT_TRUE(sendAll(c4.fd, hello));
   EXPECT_EQ(str(readExactly(c4.fd, 1)), "A");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-source limits: the table alone, then through the engine with clients on 127.0.0.2/.3.
+
+IpAddress ip(std::string_view text) {
+  return *IpAddress::parse(text);
+}
+
+TEST(SourceLimits, IPv4ByAddressAndIPv6BySlash64) {
+  EXPECT_EQ(SourceKey::of(ip("198.51.100.7")), SourceKey::of(ip("198.51.100.7")));
+  EXPECT_NE(SourceKey::of(ip("198.51.100.7")), SourceKey::of(ip("198.51.100.8")));
+  EXPECT_EQ(SourceKey::of(ip("2001:db8:1:2::1")), SourceKey::of(ip("2001:db8:1:2:ffff::9")));
+  EXPECT_NE(SourceKey::of(ip("2001:db8:1:2::1")), SourceKey::of(ip("2001:db8:1:3::1")));
+  // 0.0.0.1 and ::1 share their numeric bits but not their family.
+  EXPECT_NE(SourceKey::of(ip("0.0.0.0")), SourceKey::of(ip("::")));
+}
+
+TEST(SourceLimits, CapsConnectionsAndPendingHellosPerSource) {
+  SourceLimits limits(3, 2);
+  SourceKey a = SourceKey::of(ip("192.0.2.1"));
+  SourceKey b = SourceKey::of(ip("192.0.2.2"));
+  EXPECT_EQ(limits.admit(a, true), SourceVerdict::Admitted);
+  EXPECT_EQ(limits.admit(a, true), SourceVerdict::Admitted);
+  EXPECT_EQ(limits.admit(a, true), SourceVerdict::TooManyHellos);
+  EXPECT_EQ(limits.admit(b, true), SourceVerdict::Admitted);   // another source is not affected
+  EXPECT_EQ(limits.admit(a, false), SourceVerdict::Admitted);  // :80 takes no hello slot
+  EXPECT_EQ(limits.counts(a).connections, 3u);
+  EXPECT_EQ(limits.counts(a).hellos, 2u);
+  limits.helloDone(a);
+  EXPECT_EQ(limits.admit(a, true), SourceVerdict::TooManyConnections);
+  limits.release(a, false);
+  EXPECT_EQ(limits.admit(a, true), SourceVerdict::Admitted);
+  EXPECT_EQ(limits.counts(a).hellos, 2u);
+  // Everything given back: no entry is left behind.
+  limits.release(a, true);
+  limits.release(a, true);
+  limits.release(a, false);
+  limits.release(b, true);
+  EXPECT_EQ(limits.sources(), 0u);
+  EXPECT_EQ(limits.counts(a).connections, 0u);
+}
+
+TEST(SourceLimits, ZeroTurnsACapOff) {
+  SourceLimits hellosOnly(0, 1);
+  SourceKey a = SourceKey::of(ip("192.0.2.1"));
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_EQ(hellosOnly.admit(a, false), SourceVerdict::Admitted);
+  }
+  EXPECT_EQ(hellosOnly.admit(a, true), SourceVerdict::Admitted);
+  EXPECT_EQ(hellosOnly.admit(a, true), SourceVerdict::TooManyHellos);
+}
+
+TEST(SourceLimits, ConcurrentAdmitsNeverExceedTheCap) {
+  SourceLimits limits(50, 0);
+  SourceKey a = SourceKey::of(ip("192.0.2.1"));
+  std::atomic<int> admitted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) {
+        if (limits.admit(a, false) == SourceVerdict::Admitted) {
+          admitted.fetch_add(1);
+          if (i % 2 == 0) {
+            limits.release(a, false);
+            admitted.fetch_sub(1);
+          }
+        }
+        EXPECT_LE(limits.counts(a).connections, 50u);
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(static_cast<int>(limits.counts(a).connections), admitted.load());
+  EXPECT_EQ(admitted.load(), 50);
+}
+
+// A client socket whose source address is `from` (any 127/8 address is local).
+Fd connectFrom(const char* from, uint16_t port) {
+  return connectTo(port, 10s, from);
+}
+
+// One client holding N slow hellos gets the next connection reset at accept; another address
+// is served meanwhile, and once the hellos time out the first address is served again.
+TEST_F(EngineTest, PendingHellosAreCappedPerSource) {
+  Bytes hello = clientHello("a.example.com");
+  Backend a(namedEcho("A", hello.size()));
+  EngineOptions o;
+  o.maxPendingHellosPerIp = 3;
+  o.helloTimeout = 1500ms;
+  start(o);
+  engine_->setConfig(makeConfig({{"a", {"a.example.com"}, {a.endpoint()}}}));
+  std::vector<Fd> slow;
+  for (int i = 0; i < 3; ++i) {
+    slow.push_back(connectFrom("127.0.0.2", engine_->httpsPort()));
+    ASSERT_GE(slow.back().fd, 0);
+    ASSERT_TRUE(sendAll(slow.back().fd, hello.data(), 10));  // a hello that never completes
+  }
+  ASSERT_TRUE(eventually([&] { return engine_->openConnections() == 3; }));
+  Fd refused = connectFrom("127.0.0.2", engine_->httpsPort());
+  EXPECT_TRUE(closedWithoutData(refused.fd));
+  EXPECT_TRUE(eventually([&] { return errors(metrics_, ErrorKind::IpHelloLimit) == 1; }));
+  Fd other = connectFrom("127.0.0.3", engine_->httpsPort());
+  ASSERT_TRUE(sendAll(other.fd, hello));
+  EXPECT_EQ(str(readExactly(other.fd, 1)), "A");
+  // The slow ones end at the hello timeout, which gives their slots back.
+  EXPECT_TRUE(eventually([&] { return errors(metrics_, ErrorKind::HelloTimeout) == 3; }));
+  Fd again = connectFrom("127.0.0.2", engine_->httpsPort());
+  ASSERT_TRUE(sendAll(again.fd, hello));
+  EXPECT_EQ(str(readExactly(again.fd, 1)), "A");
+  EXPECT_EQ(errors(metrics_, ErrorKind::IpConnectionLimit), 0u);
+  EXPECT_EQ(errors(metrics_, ErrorKind::ConnectionLimit), 0u);
+}
+
+// A completed hello gives its hello slot back at once; the connection slot stays until the
+// connection ends.
+TEST_F(EngineTest, ConnectionsAreCappedPerSource) {
+  Bytes hello = clientHello("a.example.com");
+  Backend a(namedEcho("A", hello.size()));
+  EngineOptions o;
+  o.maxConnectionsPerIp = 2;
+  o.maxPendingHellosPerIp = 1;
+  start(o);
+  engine_->setConfig(makeConfig({{"a", {"a.example.com"}, {a.endpoint()}}}));
+  Fd c1 = connectFrom("127.0.0.2", engine_->httpsPort());
+  ASSERT_TRUE(sendAll(c1.fd, hello));
+  ASSERT_EQ(str(readExactly(c1.fd, 1)), "A");
+  Fd c2 = connectFrom("127.0.0.2", engine_->httpsPort());
+  ASSERT_TRUE(sendAll(c2.fd, hello));
+  ASSERT_EQ(str(readExactly(c2.fd, 1)), "A");
+  Fd c3 = connectFrom("127.0.0.2", engine_->httpsPort());
+  EXPECT_TRUE(closedWithoutData(c3.fd));
+  EXPECT_TRUE(eventually([&] { return errors(metrics_, ErrorKind::IpConnectionLimit) == 1; }));
+  Fd other = connectFrom("127.0.0.3", engine_->httpsPort());
+  ASSERT_TRUE(sendAll(other.fd, hello));
+  EXPECT_EQ(str(readExactly(other.fd, 1)), "A");
+  // The two served connections still work.
+  ASSERT_TRUE(sendAll(c1.fd, std::string_view("z")));
+  EXPECT_EQ(str(readExactly(c1.fd, 1)), "z");
+  c2.reset();
+  EXPECT_TRUE(eventually([&] { return engine_->openConnections() == 2; }));
+  Fd c4 = connectFrom("127.0.0.2", engine_->httpsPort());
+  ASSERT_TRUE(sendAll(c4.fd, hello));
+  EXPECT_EQ(str(readExactly(c4.fd, 1)), "A");
+  EXPECT_EQ(errors(metrics_, ErrorKind::IpHelloLimit), 0u);
 }
 
 // Regression: out of file descriptors, the worker shed a pending connection by closing its

@@ -2,6 +2,7 @@
 // text, the admin API over real sockets, and the edgeplane-proxy binary end to end.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -872,7 +873,7 @@ struct HttpReply {
 };
 
 HttpReply httpCall(const sockaddr* addr, socklen_t len, const std::string& method,
-                   const std::string& target) {
+                   const std::string& target, const std::string& headers = "") {
   HttpReply reply;
   auto started = std::chrono::steady_clock::now();
   int fd = ::socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -886,7 +887,8 @@ HttpReply httpCall(const sockaddr* addr, socklen_t len, const std::string& metho
   }
   std::string req = method + " " + target +
                     " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: "
-                    "0\r\n\r\n";
+                    "0\r\n" +
+                    headers + "\r\n";
   EXPECT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
   std::string all;
   char buf[4096];
@@ -914,9 +916,10 @@ HttpReply httpCall(const sockaddr* addr, socklen_t len, const std::string& metho
 struct AdminClient {
   sockaddr_storage addr{};
   socklen_t len = 0;
+  std::string headers;  // each "Name: value\r\n"
 
   HttpReply call(const std::string& method, const std::string& target) const {
-    return httpCall(reinterpret_cast<const sockaddr*>(&addr), len, method, target);
+    return httpCall(reinterpret_cast<const sockaddr*>(&addr), len, method, target, headers);
   }
 
   static AdminClient unixSocket(const fs::path& path) {
@@ -1079,7 +1082,9 @@ TEST(AdminServer, ServesOnAUnixSocket) {
   }
   auto address = AdminAddress::parse("unix:" + sock.string());
   ASSERT_TRUE(address.ok());
-  auto server = AdminServer::start(*address, *f.controller, f.metrics);
+  AdminAccess access;
+  access.ownUid = ::geteuid();
+  auto server = AdminServer::start(*address, *f.controller, f.metrics, access);
   ASSERT_TRUE(server.ok()) << server.error().message;
   EXPECT_EQ((*server)->address(), "unix:" + sock.string());
   struct stat st {};
@@ -1088,7 +1093,7 @@ TEST(AdminServer, ServesOnAUnixSocket) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 
   // A second server on the same live socket is refused, and leaves the first one alone.
-  auto second = AdminServer::start(*address, *f.controller, f.metrics);
+  auto second = AdminServer::start(*address, *f.controller, f.metrics, access);
   ASSERT_FALSE(second.ok());
   EXPECT_NE(second.error().message.find("another process"), std::string::npos)
       << second.error().message;
@@ -1099,23 +1104,163 @@ TEST(AdminServer, ServesOnAUnixSocket) {
 
   // A regular file in the way is not replaced.
   std::ofstream(sock) << "precious";
-  auto blocked = AdminServer::start(*address, *f.controller, f.metrics);
+  auto blocked = AdminServer::start(*address, *f.controller, f.metrics, access);
   ASSERT_FALSE(blocked.ok());
   EXPECT_NE(blocked.error().message.find("not a socket"), std::string::npos);
   EXPECT_TRUE(fs::is_regular_file(sock));
 }
 
-TEST(AdminServer, ServesOnLoopbackTcp) {
+// An owner-only token file holding `token`.
+fs::path writeTokenFile(const fs::path& dir, const std::string& token, mode_t mode = 0600) {
+  fs::path file = dir / "admin.token";
+  std::ofstream(file, std::ios::trunc) << token << "\n";
+  EXPECT_EQ(::chmod(file.c_str(), mode), 0);
+  return file;
+}
+
+constexpr const char* kAdminToken = "0123456789abcdef0123456789abcdef";
+
+TEST(AdminServer, ServesOnLoopbackTcpOnlyWithTheToken) {
   Fixture f;
   auto address = AdminAddress::parse("127.0.0.1:0");
   ASSERT_TRUE(address.ok());
-  auto server = AdminServer::start(*address, *f.controller, f.metrics);
+  // Without a token a TCP admin API would be open to every local user: refused.
+  auto open = AdminServer::start(*address, *f.controller, f.metrics, AdminAccess{});
+  ASSERT_FALSE(open.ok());
+  EXPECT_NE(open.error().message.find("--admin-token-file"), std::string::npos)
+      << open.error().message;
+
+  auto token = loadAdminToken(writeTokenFile(f.dir.path(), kAdminToken));
+  ASSERT_TRUE(token.ok()) << token.error().message;
+  AdminAccess access;
+  access.token = *token;
+  auto server = AdminServer::start(*address, *f.controller, f.metrics, access);
   ASSERT_TRUE(server.ok()) << server.error().message;
   std::string bound = (*server)->address();
   ASSERT_TRUE(bound.starts_with("127.0.0.1:")) << bound;
   int port = std::stoi(bound.substr(10));
   ASSERT_GT(port, 0);
-  exerciseAdmin(f, AdminClient::loopback(static_cast<uint16_t>(port)));
+  AdminClient client = AdminClient::loopback(static_cast<uint16_t>(port));
+
+  int64_t generation = f.controller->current()->generation;
+  for (const std::string& headers :
+       {std::string(), std::string("Authorization: Bearer wrong-token-wrong-token\r\n"),
+        std::string("Authorization: Bearer ") + kAdminToken + "x\r\n",
+        std::string("Authorization: Basic ") + kAdminToken + "\r\n",
+        std::string("Authorization: Bearer\r\n"),
+        // Two fields, one of them right: refused, not "any of them".
+        std::string("Authorization: Bearer nope\r\nAuthorization: Bearer ") + kAdminToken +
+            "\r\n"}) {
+    client.headers = headers;
+    for (const auto& [method, target] :
+         std::vector<std::pair<std::string, std::string>>{{"GET", "/api/v1/config"},
+                                                          {"GET", "/metrics"},
+                                                          {"POST", "/api/v1/reload"},
+                                                          {"GET", "/api/v1/nothing"}}) {
+      HttpReply r = client.call(method, target);
+      EXPECT_EQ(r.status, 401) << headers << method << " " << target;
+      EXPECT_NE(r.head.find("WWW-Authenticate: Bearer"), std::string::npos) << r.head;
+      EXPECT_EQ(r.body.find("generation"), std::string::npos) << r.body;
+    }
+  }
+  EXPECT_EQ(f.controller->current()->generation, generation);  // no reload was forced
+
+  client.headers = std::string("Authorization: Bearer ") + kAdminToken + "\r\n";
+  exerciseAdmin(f, client);
+  client.headers = std::string("authorization: bEaReR ") + kAdminToken + "\r\n";
+  EXPECT_EQ(client.call("GET", "/api/v1/config").status, 200);
+}
+
+TEST(AdminAccess, TokenFileMustBeOwnerOnlyAndLongEnough) {
+  TempDir dir;
+  auto loose = loadAdminToken(writeTokenFile(dir.path(), kAdminToken, 0640));
+  ASSERT_FALSE(loose.ok());
+  EXPECT_NE(loose.error().message.find("0640"), std::string::npos) << loose.error().message;
+  EXPECT_EQ(loose.error().message.find(kAdminToken), std::string::npos);
+  auto shortToken = loadAdminToken(writeTokenFile(dir.path(), "short"));
+  ASSERT_FALSE(shortToken.ok());
+  EXPECT_NE(shortToken.error().message.find("16"), std::string::npos);
+  EXPECT_FALSE(loadAdminToken(dir.path() / "missing").ok());
+  auto ok = loadAdminToken(writeTokenFile(dir.path(), kAdminToken));
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(*ok, apiKeyDigest(kAdminToken));  // the trailing newline is not part of it
+}
+
+TEST(AdminAccess, Decisions) {
+  AdminAccess tcp;
+  tcp.token = apiKeyDigest(kAdminToken);
+  std::string right = std::string("Bearer ") + kAdminToken;
+  EXPECT_EQ(admitAdminRequest(tcp, false, right, std::nullopt), 0);
+  EXPECT_EQ(admitAdminRequest(tcp, false, std::nullopt, std::nullopt), 401);
+  EXPECT_EQ(admitAdminRequest(tcp, false, "Bearer ", std::nullopt), 401);
+  EXPECT_EQ(admitAdminRequest(tcp, false, kAdminToken, std::nullopt), 401);  // no scheme
+  // Root's credentials do not stand in for the token on TCP.
+  EXPECT_EQ(admitAdminRequest(tcp, false, std::nullopt, PeerCredentials{0, 0}), 401);
+  EXPECT_EQ(admitAdminRequest(AdminAccess{}, false, right, std::nullopt), 401);
+
+  AdminAccess unix;
+  unix.ownUid = 998;
+  EXPECT_EQ(admitAdminRequest(unix, true, std::nullopt, PeerCredentials{0, 0}), 0);
+  EXPECT_EQ(admitAdminRequest(unix, true, std::nullopt, PeerCredentials{998, 998}), 0);
+  EXPECT_EQ(admitAdminRequest(unix, true, std::nullopt, PeerCredentials{1000, 1000}), 403);
+  EXPECT_EQ(admitAdminRequest(unix, true, right, PeerCredentials{1000, 1000}), 403);
+  EXPECT_EQ(admitAdminRequest(unix, true, std::nullopt, std::nullopt), 403);
+  unix.allowedGid = 1000;
+  EXPECT_EQ(admitAdminRequest(unix, true, std::nullopt, PeerCredentials{1000, 1000}), 0);
+  EXPECT_EQ(admitAdminRequest(unix, true, std::nullopt, PeerCredentials{1001, 1001}), 403);
+}
+
+// A peer that is neither root nor the proxy's user is refused on the unix socket even when the
+// socket file lets it connect; with --admin-allow-gid its group is let in. Needs root (to be
+// another user in a child process).
+TEST(AdminServer, UnixSocketChecksThePeersCredentials) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "needs root to connect as another user";
+  }
+  Fixture f;
+  fs::path sock = f.dir.path() / "admin.sock";
+  auto address = AdminAddress::parse("unix:" + sock.string());
+  ASSERT_TRUE(address.ok());
+  constexpr uid_t kOther = 65534;
+  // The status the child, running as kOther, gets for GET /api/v1/config (-1: no answer).
+  auto statusAsOther = [&]() {
+    ::chmod(f.dir.path().c_str(), 0755);
+    int fds[2];
+    EXPECT_EQ(::pipe(fds), 0);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(fds[0]);
+      int status = -1;
+      if (::setgroups(0, nullptr) == 0 && ::setgid(kOther) == 0 && ::setuid(kOther) == 0) {
+        status = AdminClient::unixSocket(sock).call("GET", "/api/v1/config").status;
+      }
+      (void)::write(fds[1], &status, sizeof status);
+      ::_exit(0);
+    }
+    ::close(fds[1]);
+    int status = -2;
+    (void)::read(fds[0], &status, sizeof status);
+    ::close(fds[0]);
+    ::waitpid(pid, nullptr, 0);
+    return status;
+  };
+  AdminAccess access;
+  access.ownUid = ::geteuid();
+  {
+    auto server = AdminServer::start(*address, *f.controller, f.metrics, access);
+    ASSERT_TRUE(server.ok()) << server.error().message;
+    ASSERT_EQ(::chmod(sock.c_str(), 0666), 0);  // the file no longer keeps it out
+    EXPECT_EQ(statusAsOther(), 403);
+    EXPECT_EQ(AdminClient::unixSocket(sock).call("GET", "/api/v1/config").status, 200);
+  }
+  access.allowedGid = kOther;
+  auto server = AdminServer::start(*address, *f.controller, f.metrics, access);
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  struct stat st {};
+  ASSERT_EQ(::stat(sock.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  EXPECT_EQ(st.st_gid, kOther);
+  EXPECT_EQ(statusAsOther(), 200);
 }
 
 // ---- the binary ----
@@ -1435,9 +1580,11 @@ TEST(ProxyBinary, StartsServesAdminNoticesSnapshotsAndStopsOnSigterm) {
 TEST(ProxyBinary, HttpOffAndLoopbackAdminStopOnSigint) {
   TempDir dir;
   Child child;
+  fs::path token = writeTokenFile(dir.path(), kAdminToken);
   spawnProxy(child,
              {"--state-dir", dir.path().string(), "--https", "127.0.0.1:0", "--http", "off",
-              "--admin", "127.0.0.1:0", "--workers", "1", "--drain-timeout", "2s"},
+              "--admin", "127.0.0.1:0", "--admin-token-file", token.string(), "--workers", "1",
+              "--drain-timeout", "2s"},
              dir.path() / "stderr.log");
   std::string line = readLine(child.out, 20s);
   std::smatch m;
@@ -1445,9 +1592,11 @@ TEST(ProxyBinary, HttpOffAndLoopbackAdminStopOnSigint) {
       R"(^edgeplane-proxy: listening https=127\.0\.0\.1:(\d+) http=off admin=127\.0\.0\.1:(\d+) generation=0$)");
   ASSERT_TRUE(std::regex_match(line, m, startup))
       << "startup line: \"" << line << "\"\nstderr: " << slurp(dir.path() / "stderr.log");
-  EXPECT_EQ(
-      run("curl --silent --max-time 5 http://127.0.0.1:" + std::string(m[2]) + "/api/v1/config"),
-      "{\"generation\":0,\"snapshot\":null}\n");
+  std::string url = "http://127.0.0.1:" + std::string(m[2]) + "/api/v1/config";
+  EXPECT_EQ(run("curl --silent --max-time 5 -H 'Authorization: Bearer " + std::string(kAdminToken) +
+                "' " + url),
+            "{\"generation\":0,\"snapshot\":null}\n");
+  EXPECT_EQ(run("curl --silent --max-time 5 -o /dev/null -w '%{http_code}' " + url), "401");
   ASSERT_EQ(::kill(child.pid, SIGINT), 0);
   int code = waitExit(child.pid, 20s);
   child.pid = -1;
@@ -1460,8 +1609,21 @@ TEST(ProxyBinary, RefusesBadArguments) {
     std::vector<std::string> args;
     std::string message;
   };
+  fs::path looseToken = dir.path() / "loose.token";
+  std::ofstream(looseToken) << kAdminToken << "\n";
+  ASSERT_EQ(::chmod(looseToken.c_str(), 0644), 0);
+  fs::path goodToken = writeTokenFile(dir.path(), kAdminToken);
   std::vector<Case> cases = {
       {{"--admin", "0.0.0.0:9000"}, "not loopback"},
+      {{"--admin", "127.0.0.1:0"}, "give --admin-token-file"},
+      {{"--admin", "127.0.0.1:0", "--admin-token-file", looseToken.string()}, "has mode 0644"},
+      {{"--admin", "127.0.0.1:0", "--admin-token-file", (dir.path() / "none").string()},
+       "admin token file"},
+      {{"--admin-token-file", goodToken.string()}, "is for a TCP --admin address"},
+      {{"--admin", "127.0.0.1:0", "--admin-token-file", goodToken.string(), "--admin-allow-gid",
+        "5"},
+       "is for the unix socket"},
+      {{"--max-connections-per-ip", "x"}, "--max-connections-per-ip: expected an integer"},
       {{"--https", "example.com:443"}, "--https: expected ADDR:PORT"},
       {{"--idle-timeout", "10"}, "--idle-timeout: expected a positive duration"},
       {{"--workers", "-1"}, "--workers: expected an integer"},

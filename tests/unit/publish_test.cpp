@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -327,6 +329,28 @@ TEST_P(NotifyProxy, PostsReloadAndAcceptsA2xx) {
   const std::string host = GetParam() == TestServer::Kind::Unix ? "localhost" : server.address();
   EXPECT_NE(head.find("\r\nHost: " + host + "\r\n"), std::string::npos) << head;
   EXPECT_EQ(server.connections(), 1);
+}
+
+// A TCP admin API needs the proxy's token: the agent sends it from its owner-only file, and
+// refuses a file others may read (without sending anything).
+TEST_P(NotifyProxy, SendsTheAdminTokenFromItsFile) {
+  TestServer server(GetParam(), dir_.path(), std::string(kOk));
+  const std::filesystem::path file = dir_.path() / "admin.token";
+  std::ofstream(file) << "0123456789abcdef0123\n";
+  ASSERT_EQ(::chmod(file.c_str(), 0644), 0);
+  auto loose = notifyProxy(server.address(), 2000ms, file);
+  ASSERT_FALSE(loose.ok());
+  EXPECT_NE(loose.error().message.find("0644"), std::string::npos) << loose.error().message;
+  EXPECT_EQ(server.connections(), 0);
+  ASSERT_EQ(::chmod(file.c_str(), 0600), 0);
+  auto r = notifyProxy(server.address(), 2000ms, file);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_NE(server.head().find("\r\nAuthorization: Bearer 0123456789abcdef0123\r\n"),
+            std::string::npos)
+      << server.head();
+  // Without a file, no Authorization at all.
+  ASSERT_TRUE(notifyProxy(server.address(), 2000ms).ok());
+  EXPECT_EQ(server.head().find("Authorization"), std::string::npos) << server.head();
 }
 
 TEST_P(NotifyProxy, A204WithoutReasonIsSuccessToo) {
