@@ -1,31 +1,55 @@
-// The pending ACME HTTP-01 answers (see acme_challenges.h).
+// The pending ACME challenge answers (see acme_challenges.h).
 #include "proxy/acme_challenges.h"
 
 #include <algorithm>
 
 namespace edgeplane::proxy {
 
-bool AcmeChallengeBoard::replace(Map answers) {
+bool AcmeChallengeBoard::replace(Map http01, Map tlsAlpn01) {
   std::lock_guard lock(mu_);
-  if (answers == answers_) {
+  if (http01 == http01_ && tlsAlpn01 == tlsAlpn01_) {
     return false;
   }
-  answers_ = std::move(answers);
+  http01_ = std::move(http01);
+  tlsAlpn01_ = std::move(tlsAlpn01);
   return true;
 }
 
-std::optional<std::string> AcmeChallengeBoard::lookup(std::string_view token) const {
-  std::lock_guard lock(mu_);
-  auto it = answers_.find(token);
-  if (it == answers_.end()) {
+namespace {
+
+std::optional<std::string> find(const AcmeChallengeBoard::Map& m, std::string_view key) {
+  auto it = m.find(key);
+  if (it == m.end()) {
     return std::nullopt;
   }
   return it->second;
 }
 
+}  // namespace
+
+std::optional<std::string> AcmeChallengeBoard::lookup(std::string_view token) const {
+  std::lock_guard lock(mu_);
+  return find(http01_, token);
+}
+
+std::optional<std::string> AcmeChallengeBoard::lookupTlsAlpn(std::string_view domain) const {
+  std::lock_guard lock(mu_);
+  return find(tlsAlpn01_, domain);
+}
+
+bool AcmeChallengeBoard::hasTlsAlpn(std::string_view domain) const {
+  std::lock_guard lock(mu_);
+  return !tlsAlpn01_.empty() && tlsAlpn01_.find(domain) != tlsAlpn01_.end();
+}
+
+bool AcmeChallengeBoard::answersTlsAlpn(const ClientHello& hello) const {
+  return hello.sni && hello.alpn.size() == 1 && hello.alpn.contains(kAlpnAcmeTls) &&
+         hasTlsAlpn(*hello.sni);
+}
+
 size_t AcmeChallengeBoard::size() const {
   std::lock_guard lock(mu_);
-  return answers_.size();
+  return http01_.size() + tlsAlpn01_.size();
 }
 
 std::string_view acmeChallengeToken(std::string_view target) {

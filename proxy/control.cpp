@@ -2,6 +2,7 @@
 #include "proxy/control.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -321,13 +322,23 @@ void Controller::refreshChallengesLocked(Store& store) {
     }
     return;
   }
-  AcmeChallengeBoard::Map answers;
+  AcmeChallengeBoard::Map http01;
+  AcmeChallengeBoard::Map tlsAlpn01;
   for (AcmeChallenge& c : *listed) {
-    answers.emplace(std::move(c.token), std::move(c.keyAuthorization));
+    if (c.type == AcmeChallengeType::TlsAlpn01) {
+      std::string domain = std::move(c.domain);
+      std::transform(domain.begin(), domain.end(), domain.begin(),
+                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      tlsAlpn01.insert_or_assign(std::move(domain), std::move(c.keyAuthorization));
+    } else {
+      http01.emplace(std::move(c.token), std::move(c.keyAuthorization));
+    }
   }
-  const size_t count = answers.size();
-  if (options_.acmeChallenges->replace(std::move(answers))) {
-    log("pending ACME HTTP-01 challenges: " + std::to_string(count));
+  const size_t nHttp = http01.size();
+  const size_t nAlpn = tlsAlpn01.size();
+  if (options_.acmeChallenges->replace(std::move(http01), std::move(tlsAlpn01))) {
+    log("pending ACME challenges: " + std::to_string(nHttp) + " http-01, " + std::to_string(nAlpn) +
+        " tls-alpn-01");
   }
 }
 

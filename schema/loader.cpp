@@ -312,6 +312,12 @@ class Loader {
         r, "renew_before", false,
         [](std::string_view s) { return parseDurationUpTo(s, kMaxRenewBefore); },
         "duration (at most 1440h)");
+    c.challenge = enumValue<AcmeChallengeType>(
+        r, "challenge",
+        {{"http-01", AcmeChallengeType::Http01}, {"tls-alpn-01", AcmeChallengeType::TlsAlpn01}});
+    if (c.challenge && c.issuer != Issuer::Acme) {
+      r.error("challenge", "'challenge' is only for issuer \"acme\"");
+    }
     if (c.renew_before && c.issuer == Issuer::Files) {
       r.error("renew_before",
               "'renew_before' is not for issuer \"files\": edgeplane does not renew those");

@@ -52,6 +52,17 @@ std::string_view toString(Issuer i) {
   }
   return "?";
 }
+std::string_view toString(AcmeChallengeType t) {
+  return t == AcmeChallengeType::Http01 ? "http-01" : "tls-alpn-01";
+}
+std::optional<AcmeChallengeType> acmeChallengeTypeFrom(std::string_view text) {
+  for (auto t : {AcmeChallengeType::Http01, AcmeChallengeType::TlsAlpn01}) {
+    if (text == toString(t)) {
+      return t;
+    }
+  }
+  return std::nullopt;
+}
 std::string_view toString(Balance b) {
   return b == Balance::RoundRobin ? "round_robin" : "random";
 }

@@ -109,6 +109,9 @@ struct Forward {
 
 enum class Issuer : uint8_t { Acme, SelfSigned, Files };
 
+// How an ACME CA validates a domain (RFC 8555 section 8.3, RFC 8737); the proxy answers both.
+enum class AcmeChallengeType : uint8_t { Http01, TlsAlpn01 };
+
 struct Certificate {
   std::string name;
   std::vector<std::string> domains;
@@ -117,6 +120,8 @@ struct Certificate {
   std::optional<std::string> key_file;
   // Renew when this much validity is left; unset: when a third of the lifetime is left.
   std::optional<Duration> renew_before;
+  // issuer "acme" only; unset: http-01.
+  std::optional<AcmeChallengeType> challenge;
   Origin origin;
 };
 
@@ -219,6 +224,8 @@ struct Desired {
 
 std::string_view toString(Protocol p);
 std::string_view toString(Issuer i);
+std::string_view toString(AcmeChallengeType t);
+std::optional<AcmeChallengeType> acmeChallengeTypeFrom(std::string_view text);
 std::string_view toString(Balance b);
 std::string_view toString(ProxyProtocol p);
 std::string_view toString(ApiKeyRole r);

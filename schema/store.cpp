@@ -28,7 +28,7 @@ using store_sql::Stmt;
 // a released migration is never edited. Each runs in one transaction together with the
 // user_version bump. foreign_keys cannot change inside a transaction, so a later migration
 // that rebuilds a referenced table must use PRAGMA defer_foreign_keys.
-constexpr std::array<const char*, 4> kMigrations = {
+constexpr std::array<const char*, 5> kMigrations = {
     R"sql(
 CREATE TABLE apply_runs (
   id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -150,6 +150,11 @@ CREATE TABLE acme_challenges (
   key_authorization TEXT    NOT NULL CHECK (length(key_authorization) > 0),
   created_at        INTEGER NOT NULL
 ) WITHOUT ROWID;
+)sql",
+    // 5: the challenge's type; TLS-ALPN-01 answers are certificates the proxy's :443 serves.
+    R"sql(
+ALTER TABLE acme_challenges ADD COLUMN type TEXT NOT NULL DEFAULT 'http-01'
+  CHECK (type IN ('http-01', 'tls-alpn-01'));
 )sql",
 };
 

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "schema/model.h"
 #include "schema/result.h"
 
 struct sqlite3;
@@ -151,6 +152,8 @@ struct AcmeChallenge {
   std::string domain;
   std::string keyAuthorization;
   int64_t createdAt = 0;  // unix ms
+  // http-01: served on :80 by token; tls-alpn-01: a certificate on :443 for `domain`.
+  AcmeChallengeType type = AcmeChallengeType::Http01;
   auto operator<=>(const AcmeChallenge&) const = default;
 };
 

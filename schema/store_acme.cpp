@@ -10,13 +10,14 @@ using store_sql::Stmt;
 
 Result<void> Store::putAcmeChallenge(const AcmeChallenge& ch) {
   const Conn c(db_.get(), path_, &statements_);
-  auto r = c.exec("put acme challenge",
-                  "INSERT INTO acme_challenges (token, domain, key_authorization, created_at) "
-                  "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (token) DO UPDATE SET "
-                  "domain = excluded.domain, key_authorization = excluded.key_authorization, "
-                  "created_at = excluded.created_at",
-                  std::string_view(ch.token), std::string_view(ch.domain),
-                  std::string_view(ch.keyAuthorization), ch.createdAt);
+  auto r =
+      c.exec("put acme challenge",
+             "INSERT INTO acme_challenges (token, domain, key_authorization, created_at, type) "
+             "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (token) DO UPDATE SET "
+             "domain = excluded.domain, key_authorization = excluded.key_authorization, "
+             "created_at = excluded.created_at, type = excluded.type",
+             std::string_view(ch.token), std::string_view(ch.domain),
+             std::string_view(ch.keyAuthorization), ch.createdAt, toString(ch.type));
   if (!r) {
     return r.error();
   }
@@ -41,9 +42,14 @@ Result<std::vector<AcmeChallenge>> Store::listAcmeChallenges() const {
   const Conn c(db_.get(), path_, &statements_);
   return c.query<AcmeChallenge>(
       "list acme challenges",
-      "SELECT token, domain, key_authorization, created_at FROM acme_challenges ORDER BY token",
-      [](const Stmt& s) {
-        return std::optional(AcmeChallenge{s.text(0), s.text(1), s.text(2), s.int64(3)});
+      "SELECT token, domain, key_authorization, created_at, type FROM acme_challenges "
+      "ORDER BY token",
+      [](const Stmt& s) -> std::optional<AcmeChallenge> {
+        auto type = acmeChallengeTypeFrom(s.text(4));
+        if (!type) {
+          return std::nullopt;  // the CHECK constraint admits no other
+        }
+        return AcmeChallenge{s.text(0), s.text(1), s.text(2), s.int64(3), *type};
       });
 }
 

@@ -220,8 +220,9 @@ class Protocol {
 // Which protocol gets a connection: by listener (:80) or by the route kind behind the SNI.
 // Terminate serves sites; Gateway the same TLS-terminating proxy behind the API-key filter
 // (proxy/gateway). A set without a Gateway protocol closes gateway connections as
-// route_unsupported: a gateway is never served unauthenticated.
-enum class Entry : uint8_t { Passthrough, Terminate, Gateway, PlainHttp, kCount };
+// route_unsupported: a gateway is never served unauthenticated. AcmeTlsAlpn answers a CA's
+// TLS-ALPN-01 validation for a name with a pending challenge, before any route.
+enum class Entry : uint8_t { Passthrough, Terminate, Gateway, PlainHttp, AcmeTlsAlpn, kCount };
 
 inline Entry entryFor(RouteKind kind) {
   switch (kind) {

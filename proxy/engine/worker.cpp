@@ -513,7 +513,14 @@ void Worker::routeHello(Connection* c) {
   if (hello.sni) {
     c->sni_ = *hello.sni;
   }
+  const AcmeChallengeBoard* board = shared_.options.acmeChallenges.get();
+  const bool acmeValidation = board != nullptr && board->answersTlsAlpn(hello);
   c->parser_.reset();  // its reassembly buffer is not needed any more
+  if (acmeValidation) {
+    unschedule(c);
+    dispatch(c, Entry::AcmeTlsAlpn);
+    return;
+  }
   std::shared_ptr<const ActiveConfig> config = currentConfig();
   if (c->sni_.empty() || !config || !config->table) {
     finish(c, Outcome::fail(ErrorKind::NoRoute));

@@ -103,18 +103,10 @@ int noPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) {
 
 int selectAlpn(SSL* /*ssl*/, const unsigned char** out, unsigned char* outlen,
                const unsigned char* in, unsigned int inlen, void* /*arg*/) {
-  size_t i = 0;
-  while (i < inlen) {
-    size_t len = in[i];
-    if (i + 1 + len > inlen) {
-      break;
-    }
-    if (std::string_view(reinterpret_cast<const char*>(in + i + 1), len) == kAlpnHttp11) {
-      *out = in + i + 1;
-      *outlen = static_cast<unsigned char>(len);
-      return SSL_TLSEXT_ERR_OK;
-    }
-    i += 1 + len;
+  if (const unsigned char* p = findAlpnProtocol(in, inlen, kAlpnHttp11); p != nullptr) {
+    *out = p;
+    *outlen = static_cast<unsigned char>(kAlpnHttp11.size());
+    return SSL_TLSEXT_ERR_OK;
   }
   // Nothing we speak: answer without ALPN; the client decides whether that is fatal.
   return SSL_TLSEXT_ERR_NOACK;
@@ -152,6 +144,26 @@ CtxPtr newServerContext(const std::shared_ptr<TicketKeys>& keys, const std::stri
   SSL_CTX_set_alpn_select_cb(c, selectAlpn, nullptr);
   return ctx;
 }
+
+}  // namespace
+
+const unsigned char* findAlpnProtocol(const unsigned char* in, unsigned int inlen,
+                                      std::string_view protocol) {
+  size_t i = 0;
+  while (i < inlen) {
+    size_t len = in[i];
+    if (i + 1 + len > inlen) {
+      break;
+    }
+    if (std::string_view(reinterpret_cast<const char*>(in + i + 1), len) == protocol) {
+      return in + i + 1;
+    }
+    i += 1 + len;
+  }
+  return nullptr;
+}
+
+namespace {
 
 std::string lowerHex(std::string_view text) {
   std::string out(text);

@@ -24,6 +24,11 @@ namespace edgeplane::proxy::tls {
 // The ALPN protocol the server selects when offered.
 inline constexpr std::string_view kAlpnHttp11 = "http/1.1";
 
+// `protocol` in a client's ProtocolNameList (as an ALPN select callback gets it): where its
+// name starts inside `in`, or nullptr when it is not offered (or the list is malformed there).
+const unsigned char* findAlpnProtocol(const unsigned char* in, unsigned int inlen,
+                                      std::string_view protocol);
+
 class ContextSet {
  public:
   ~ContextSet();

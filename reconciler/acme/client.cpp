@@ -108,8 +108,8 @@ class Client final : public CertificateIssuer {
   explicit Client(ClientSettings s) : s_(std::move(s)) {}
 
   // Interface
-  Result<Issued> obtain(const std::vector<std::string>& domains, ChallengeSink& sink,
-                        Clock::time_point deadline) override;
+  Result<Issued> obtain(const std::vector<std::string>& domains, AcmeChallengeType challenge,
+                        ChallengeSink& sink, Clock::time_point deadline) override;
 
  private:
   Result<Response> http(const std::string& method, const std::string& url, const std::string& body);
@@ -123,6 +123,11 @@ class Client final : public CertificateIssuer {
   // POST-as-GET `url` until its status leaves `pending` (and `processing`).
   Result<Json> poll(const std::string& url, const std::string& what);
   Result<void> sleepFor(std::chrono::milliseconds d, const std::string& what) const;
+  // One authorization of an order: nothing when it is valid already; else its `type`
+  // challenge's answer is published (the token added to `tokens`) and the CA told to
+  // validate (the URL added to `pending`).
+  Result<void> authorize(const std::string& authzUrl, AcmeChallengeType type, ChallengeSink& sink,
+                         std::vector<std::string>& tokens, std::vector<std::string>& pending);
 
   ClientSettings s_;
   Clock::time_point deadline_;
@@ -372,8 +377,63 @@ std::string errorOf(const Json& j) {
   return "status " + str(j, "status");
 }
 
-Result<Issued> Client::obtain(const std::vector<std::string>& domains, ChallengeSink& sink,
-                              Clock::time_point deadline) {
+Result<void> Client::authorize(const std::string& authzUrl, AcmeChallengeType type,
+                               ChallengeSink& sink, std::vector<std::string>& tokens,
+                               std::vector<std::string>& pending) {
+  auto r = post(authzUrl, std::nullopt, "authorization");
+  if (!r) {
+    return r.error();
+  }
+  auto authz = parse(*r, "authorization " + authzUrl);
+  if (!authz) {
+    return authz.error();
+  }
+  const std::string status = str(*authz, "status");
+  const Json* ident = member(*authz, "identifier");
+  const std::string domain = ident != nullptr ? str(*ident, "value") : "";
+  if (status == "valid") {
+    return {};
+  }
+  if (status != "pending") {
+    return terminal("authorization for " + domain + ": " + errorOf(*authz));
+  }
+  const std::string typeName(toString(type));
+  const Json* cs = member(*authz, "challenges");
+  const Json* chosen = nullptr;
+  for (size_t i = 0; cs != nullptr && cs->type == Json::Type::Array && i < cs->array.size(); ++i) {
+    if (str(cs->array[i], "type") == typeName) {
+      chosen = &cs->array[i];
+    }
+  }
+  if (chosen == nullptr) {
+    return terminal("authorization for " + domain + ": the CA offers no " + typeName +
+                    " challenge");
+  }
+  const std::string token = str(*chosen, "token");
+  const std::string url = str(*chosen, "url");
+  // RFC 8555 section 8.3: the token is base64url, so it is safe in a path and a store key.
+  if (token.empty() || url.empty() || !std::all_of(token.begin(), token.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
+      })) {
+    return terminal("authorization for " + domain + ": malformed " + typeName + " challenge");
+  }
+  auto keyAuth = keyAuthorization(token, account_.get());
+  if (!keyAuth) {
+    return keyAuth.error();
+  }
+  if (auto p = sink.publish(type, domain, token, *keyAuth); !p) {
+    return p.error();
+  }
+  tokens.push_back(token);
+  if (auto r2 = post(url, "{}", "challenge for " + domain); !r2) {
+    return r2.error();
+  }
+  pending.push_back(authzUrl);
+  return {};
+}
+
+Result<Issued> Client::obtain(const std::vector<std::string>& domains, AcmeChallengeType challenge,
+                              ChallengeSink& sink, Clock::time_point deadline) {
   deadline_ = deadline;
   nonce_.clear();
   if (auto d = loadDirectory(); !d) {
@@ -401,7 +461,7 @@ Result<Issued> Client::obtain(const std::vector<std::string>& domains, Challenge
   if (orderUrl.empty()) {
     return terminal("newOrder: the CA gave no order URL");
   }
-  // Authorizations: publish every HTTP-01 answer, then tell the CA, then wait.
+  // Authorizations: publish each answer and tell the CA, then wait for all of them.
   std::vector<std::string> tokens;
   struct Withdraw {
     ChallengeSink& sink;
@@ -421,54 +481,9 @@ Result<Issued> Client::obtain(const std::vector<std::string>& domains, Challenge
     if (a.type != Json::Type::String) {
       return terminal("newOrder: an authorization URL is not a string");
     }
-    auto r = post(a.string, std::nullopt, "authorization");
-    if (!r) {
+    if (auto r = authorize(a.string, challenge, sink, tokens, pending); !r) {
       return r.error();
     }
-    auto authz = parse(*r, "authorization " + a.string);
-    if (!authz) {
-      return authz.error();
-    }
-    const std::string status = str(*authz, "status");
-    const Json* ident = member(*authz, "identifier");
-    const std::string domain = ident != nullptr ? str(*ident, "value") : "";
-    if (status == "valid") {
-      continue;
-    }
-    if (status != "pending") {
-      return terminal("authorization for " + domain + ": " + errorOf(*authz));
-    }
-    const Json* cs = member(*authz, "challenges");
-    const Json* http01 = nullptr;
-    for (size_t i = 0; cs != nullptr && cs->type == Json::Type::Array && i < cs->array.size();
-         ++i) {
-      if (str(cs->array[i], "type") == "http-01") {
-        http01 = &cs->array[i];
-      }
-    }
-    if (http01 == nullptr) {
-      return terminal("authorization for " + domain + ": the CA offers no http-01 challenge");
-    }
-    const std::string token = str(*http01, "token");
-    const std::string url = str(*http01, "url");
-    // RFC 8555 section 8.3: the token is base64url, so it is safe in a path and a store key.
-    if (token.empty() || url.empty() || !std::all_of(token.begin(), token.end(), [](char c) {
-          return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
-        })) {
-      return terminal("authorization for " + domain + ": malformed http-01 challenge");
-    }
-    auto keyAuth = keyAuthorization(token, account_.get());
-    if (!keyAuth) {
-      return keyAuth.error();
-    }
-    if (auto p = sink.publish(domain, token, *keyAuth); !p) {
-      return p.error();
-    }
-    tokens.push_back(token);
-    if (auto r2 = post(url, "{}", "challenge for " + domain); !r2) {
-      return r2.error();
-    }
-    pending.push_back(a.string);
   }
   for (const std::string& a : pending) {
     auto authz = poll(a, "authorization");

@@ -8,17 +8,19 @@
 #include <string>
 #include <vector>
 
+#include "schema/model.h"
 #include "schema/result.h"
 
 namespace edgeplane::acme {
 
-// Where pending HTTP-01 answers go while an order runs: the store, which the proxy's :80
-// listener reads (token -> key authorization).
+// Where pending challenge answers go while an order runs: the store, which the proxy reads
+// (HTTP-01: token -> key authorization on :80; TLS-ALPN-01: domain -> the RFC 8737
+// certificate made from the key authorization, on :443).
 class ChallengeSink {
  public:
   virtual ~ChallengeSink() = default;
-  virtual Result<void> publish(const std::string& domain, const std::string& token,
-                               const std::string& keyAuthorization) = 0;
+  virtual Result<void> publish(AcmeChallengeType type, const std::string& domain,
+                               const std::string& token, const std::string& keyAuthorization) = 0;
   // Called once the authorizations are settled, valid or not; best effort.
   virtual void withdraw(const std::vector<std::string>& tokens) = 0;
 };
@@ -32,10 +34,12 @@ struct Issued {
 class CertificateIssuer {
  public:
   virtual ~CertificateIssuer() = default;
-  // Runs one order for `domains` (HTTP-01) to its end or until `deadline`. An error carries
+  // Runs one order for `domains`, each authorization by a `challenge` challenge, to its end or
+  // until `deadline`. An error carries
   // the CA's problem document ("urn:ietf:params:acme:error:…: detail") when there was one;
   // retryable when another run may well succeed (timeouts, network, 5xx, rate limits).
-  virtual Result<Issued> obtain(const std::vector<std::string>& domains, ChallengeSink& sink,
+  virtual Result<Issued> obtain(const std::vector<std::string>& domains,
+                                AcmeChallengeType challenge, ChallengeSink& sink,
                                 std::chrono::steady_clock::time_point deadline) = 0;
 };
 
@@ -50,7 +54,7 @@ struct ClientSettings {
 // SHA-256("directory\nemail")>/key.pem.
 std::string accountKeyPath(const ClientSettings& s);
 
-// The RFC 8555 client (HTTP-01 only, for now).
+// The RFC 8555 client (HTTP-01 and TLS-ALPN-01).
 std::unique_ptr<CertificateIssuer> makeAcmeClient(ClientSettings settings);
 
 }  // namespace edgeplane::acme

@@ -44,7 +44,7 @@ AcmeOrders runAcmeOrders(const core::Target& target, sys::CertStore& certs,
       continue;
     }
     log("certificate " + c.name + ": ordering from the ACME CA (" + *why + ")");
-    auto issued = issuer.obtain(c.domains, sink, deadline);
+    auto issued = issuer.obtain(c.domains, c.challenge, sink, deadline);
     if (!issued) {
       out.failed.push_back("certificate " + c.name + ": " + issued.error().message);
       log("certificate " + c.name + ": ACME order failed: " + issued.error().message +
@@ -65,9 +65,10 @@ AcmeOrders runAcmeOrders(const core::Target& target, sys::CertStore& certs,
   return out;
 }
 
-Result<void> StoreChallengeSink::publish(const std::string& domain, const std::string& token,
+Result<void> StoreChallengeSink::publish(AcmeChallengeType type, const std::string& domain,
+                                         const std::string& token,
                                          const std::string& keyAuthorization) {
-  auto r = store_.putAcmeChallenge({token, domain, keyAuthorization, unixMs()});
+  auto r = store_.putAcmeChallenge({token, domain, keyAuthorization, unixMs(), type});
   if (!r) {
     return r.error();
   }

@@ -31,7 +31,7 @@ AcmeOrders runAcmeOrders(const core::Target& target, sys::CertStore& certs,
                          core::ApplyResult& result,
                          const std::function<void(const std::string&)>& log);
 
-// HTTP-01 answers through the store; `notify` tells the proxy (its reload notice) after each
+// Challenge answers through the store; `notify` tells the proxy (its reload notice) after each
 // change so the answer is served at once rather than at the proxy's next poll.
 class StoreChallengeSink final : public acme::ChallengeSink {
  public:
@@ -39,7 +39,7 @@ class StoreChallengeSink final : public acme::ChallengeSink {
       : store_(store), notify_(std::move(notify)) {}
 
   // Interface
-  Result<void> publish(const std::string& domain, const std::string& token,
+  Result<void> publish(AcmeChallengeType type, const std::string& domain, const std::string& token,
                        const std::string& keyAuthorization) override;
   void withdraw(const std::vector<std::string>& tokens) override;
 

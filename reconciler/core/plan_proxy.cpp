@@ -224,7 +224,9 @@ class ProxyPlanner {
       planFilesCertificate(c);
       return;
     }
-    const std::string what = std::string(toString(c.source));
+    const std::string what =
+        std::string(toString(c.source)) +
+        (c.source == CertSource::Acme ? " " + std::string(toString(c.challenge)) : "");
     auto seen = o_.generatedCerts.find(c.name);
     const bool acme = c.source == CertSource::Acme;
     if (seen == o_.generatedCerts.end()) {

@@ -127,13 +127,13 @@ std::string_view toString(CertSource s) {
     case CertSource::Files:
       return "files";
     case CertSource::Acme:
-      return "acme http-01";
+      return "acme";
   }
   return "?";
 }
 
 std::string CertTarget::describe() const {
-  std::string out = source == CertSource::Acme ? "acme" : std::string(toString(source));
+  std::string out(toString(source));
   out += " ";
   for (size_t i = 0; i < domains.size(); ++i) {
     out += (i == 0 ? "" : ",") + domains[i];
@@ -242,6 +242,7 @@ std::vector<CertTarget> certTargets(const Desired& d, const ProxySnapshot& proxy
     if (c->renew_before) {
       ct.renewBefore = c->renew_before->count() / 1000;
     }
+    ct.challenge = c->challenge.value_or(AcmeChallengeType::Http01);
     if (ct.source == CertSource::Files) {
       ct.certFile = c->cert_file.value_or("");
       ct.keyFile = c->key_file.value_or("");

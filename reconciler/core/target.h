@@ -62,7 +62,7 @@ struct WireGuardTarget {
 // (target.cpp). Acme: ordered after the run's first snapshot (HTTP-01); until the first one is
 // issued, a self-signed placeholder for the same domains is served.
 enum class CertSource : uint8_t { SelfSigned, Files, Acme };
-std::string_view toString(CertSource s);  // "self-signed", "files", "acme http-01"
+std::string_view toString(CertSource s);  // "self-signed", "files", "acme"
 
 struct CertTarget {
   std::string name;
@@ -71,6 +71,7 @@ struct CertTarget {
   std::string certFile;              // files: the operator's paths; empty otherwise
   std::string keyFile;
   std::optional<int64_t> renewBefore;  // seconds; unset: a third of the lifetime
+  AcmeChallengeType challenge = AcmeChallengeType::Http01;  // acme: how its orders validate
   // Under <state-dir>/certs (self-signed, the ACME placeholder and ACME certificates).
   bool generated() const { return source != CertSource::Files; }
   std::string describe() const;  // the spec recorded when applied: "self-signed a.com,b.com"

@@ -86,7 +86,9 @@ struct ClientResponse {
 // A blocking TLS client (no certificate verification: the test trusts its own proxy).
 class TlsClient {
  public:
-  TlsClient(uint16_t port, const std::string& sni, std::chrono::milliseconds timeout = 20s) {
+  // `alpnWire`: the protocols to offer, in wire form ("\x08http/1.1"); empty: no ALPN.
+  TlsClient(uint16_t port, const std::string& sni, std::chrono::milliseconds timeout = 20s,
+            const std::string& alpnWire = "") {
     ctx_ = SSL_CTX_new(TLS_client_method());
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in sin{};
@@ -101,6 +103,10 @@ class TlsClient {
     setSocketTimeouts(fd_, timeout);
     ssl_ = SSL_new(ctx_);
     SSL_set_tlsext_host_name(ssl_, sni.c_str());
+    if (!alpnWire.empty()) {
+      SSL_set_alpn_protos(ssl_, reinterpret_cast<const unsigned char*>(alpnWire.data()),
+                          static_cast<unsigned>(alpnWire.size()));
+    }
     SSL_set_fd(ssl_, fd_);
     connected_ = SSL_connect(ssl_) == 1;
   }
@@ -118,6 +124,7 @@ class TlsClient {
 
   bool connected() const { return connected_; }
   int fd() const { return fd_; }
+  SSL* ssl() const { return ssl_; }
 
   bool write(std::string_view s) {
     while (!s.empty()) {

@@ -8,6 +8,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <optional>
+
 #include "reconciler/acme/jws.h"
 #include "tests/support/temp_dir.h"
 
@@ -51,14 +53,18 @@ acme::Issued fakeLeaf(const std::vector<std::string>& domains, int days) {
 class FakeCa final : public acme::CertificateIssuer {
  public:
   explicit FakeCa(Store& store) : store_(store) {}
-  Result<acme::Issued> obtain(const std::vector<std::string>& domains, acme::ChallengeSink& sink,
+  Result<acme::Issued> obtain(const std::vector<std::string>& domains, AcmeChallengeType challenge,
+                              acme::ChallengeSink& sink,
                               std::chrono::steady_clock::time_point) override {
     ++orders;
-    if (auto p = sink.publish(domains[0], "tok-" + std::to_string(orders), "ka"); !p) {
+    if (auto p = sink.publish(challenge, domains[0], "tok-" + std::to_string(orders), "ka"); !p) {
       return p.error();
     }
     auto pending = store_.listAcmeChallenges();
     seenPending = pending && pending->size() == 1;
+    if (seenPending) {
+      pendingType = pending->front().type;
+    }
     sink.withdraw({"tok-" + std::to_string(orders)});
     if (!problem.empty()) {
       return terminal(problem);
@@ -67,6 +73,7 @@ class FakeCa final : public acme::CertificateIssuer {
   }
   int orders = 0;
   bool seenPending = false;
+  std::optional<AcmeChallengeType> pendingType;
   std::string problem;
 
  private:
@@ -101,6 +108,7 @@ TEST(AcmeOrders, PlaceholderReplacedOnceThenFailuresKeepTheCertificate) {
   EXPECT_TRUE(orders.failed.empty());
   EXPECT_EQ(ca.orders, 1);
   EXPECT_TRUE(ca.seenPending);
+  EXPECT_EQ(ca.pendingType, AcmeChallengeType::Http01);
   EXPECT_EQ(notices, 2);
   EXPECT_TRUE((*store)->listAcmeChallenges()->empty());
   ASSERT_EQ(result.certificates.count("shop"), 1U);
@@ -118,11 +126,14 @@ TEST(AcmeOrders, PlaceholderReplacedOnceThenFailuresKeepTheCertificate) {
 
   // Forced renewal (renew_before longer than the lifetime) that fails: the issued
   // certificate stays in place, the failure carries the CA's problem.
+  // The certificate's challenge type reaches the CA and the store.
   target.certificates[0].renewBefore = int64_t{31} * 86400;
+  target.certificates[0].challenge = AcmeChallengeType::TlsAlpn01;
   ca.problem = "urn:ietf:params:acme:error:rejectedIdentifier: no";
   core::ApplyResult failed;
   orders = runAcmeOrders(target, certs, ca, sink, deadline, now, failed, logTo);
   EXPECT_EQ(ca.orders, 2);
+  EXPECT_EQ(ca.pendingType, AcmeChallengeType::TlsAlpn01);
   ASSERT_EQ(orders.failed.size(), 1U);
   EXPECT_EQ(orders.failed[0],
             "certificate shop: urn:ietf:params:acme:error:rejectedIdentifier: no");

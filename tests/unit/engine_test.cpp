@@ -1267,8 +1267,8 @@ TEST_F(EngineTest, HttpListenerAnswersAcmeChallengesBeforeRedirects) {
       "GET /.well-known/acme-challenge/tok_1-A HTTP/1.1\r\nHost: a.example.com\r\n\r\n";
   std::string r = request(get);
   EXPECT_TRUE(r.starts_with("HTTP/1.1 308 ")) << r;  // not pending (yet)
-  EXPECT_TRUE(board->replace({{"tok_1-A", "tok_1-A.thumbprint"}}));
-  EXPECT_FALSE(board->replace({{"tok_1-A", "tok_1-A.thumbprint"}}));
+  EXPECT_TRUE(board->replace({{"tok_1-A", "tok_1-A.thumbprint"}}, {}));
+  EXPECT_FALSE(board->replace({{"tok_1-A", "tok_1-A.thumbprint"}}, {}));
   r = request(get);
   EXPECT_TRUE(r.starts_with("HTTP/1.1 200 OK\r\n")) << r;
   EXPECT_TRUE(r.ends_with("\r\nContent-Length: 18\r\nConnection: close\r\n\r\ntok_1-A.thumbprint"))
@@ -1280,7 +1280,7 @@ TEST_F(EngineTest, HttpListenerAnswersAcmeChallengesBeforeRedirects) {
   EXPECT_TRUE(r.starts_with("HTTP/1.1 404 ")) << r;
   r = request("POST /.well-known/acme-challenge/tok_1-A HTTP/1.1\r\nHost: a.example.com\r\n\r\n");
   EXPECT_TRUE(r.starts_with("HTTP/1.1 308 ")) << r;
-  EXPECT_TRUE(board->replace({}));
+  EXPECT_TRUE(board->replace({}, {}));
   r = request(get);
   EXPECT_TRUE(r.starts_with("HTTP/1.1 308 ")) << r;
 }

@@ -1,6 +1,8 @@
 // The https handler in-process: TLS termination on 127.0.0.1:0 with a self-signed certificate,
 // plain-HTTP backends in the test, a blocking OpenSSL client.
 #include <gtest/gtest.h>
+#include <openssl/objects.h>
+#include <openssl/x509v3.h>
 
 #include <cstring>
 #include <memory>
@@ -8,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/tls/acme_alpn.h"
 #include "tests/support/https_fixture.h"
 
 namespace edgeplane::proxy {
@@ -546,6 +549,79 @@ TEST_F(HttpsTest, GatewaysAreNotServedWithoutTheirAuthentication) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 421);
   EXPECT_EQ(internal.accepts(), 0);
+}
+
+// The value of the peer certificate's acmeIdentifier extension, "" without one.
+std::string acmeIdentifierOf(SSL* ssl) {
+  X509* peer = SSL_get0_peer_certificate(ssl);
+  if (peer == nullptr) {
+    return "";
+  }
+  ASN1_OBJECT* oid = OBJ_txt2obj(tls::kAcmeIdentifierOid, 1);
+  const int at = X509_get_ext_by_OBJ(peer, oid, -1);
+  ASN1_OBJECT_free(oid);
+  if (at < 0) {
+    return "";
+  }
+  const ASN1_OCTET_STRING* data = X509_EXTENSION_get_data(X509_get_ext(peer, at));
+  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(data)),
+                     static_cast<size_t>(ASN1_STRING_length(data)));
+}
+
+std::string selectedAlpn(SSL* ssl) {
+  const unsigned char* p = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(ssl, &p, &len);
+  return std::string(reinterpret_cast<const char*>(p), len);
+}
+
+// RFC 8737: a hello offering only acme-tls/1 for a name with a pending tls-alpn-01 challenge
+// gets the validation certificate and a close, before the name's route; a browser's hello for
+// the same name (or acme-tls/1 among other protocols, or no pending challenge) is the site's.
+TEST_F(HttpsTest, AcmeTlsAlpnValidationIsAnsweredBeforeTheRoute) {
+  TestBackend shop(named("shop"));
+  auto board = std::make_shared<AcmeChallengeBoard>();
+  EngineOptions o;
+  o.acmeChallenges = board;
+  start(o);
+  configure({{"shop", {"shop.example.test"}, {shop.endpoint()}}});
+  const std::string acmeOnly(
+      "\x0a"
+      "acme-tls/1",
+      11);
+  const std::string browser(
+      "\x02h2\x08http/1.1\x0a"
+      "acme-tls/1",
+      23);
+  {
+    TlsClient c(engine_->httpsPort(), "shop.example.test", 20s, acmeOnly);
+    ASSERT_TRUE(c.connected());  // no challenge pending: the site's certificate, no ALPN
+    EXPECT_EQ(acmeIdentifierOf(c.ssl()), "");
+    EXPECT_EQ(selectedAlpn(c.ssl()), "");
+  }
+  ASSERT_TRUE(board->replace({}, {{"shop.example.test", "tok-9.thumb"}}));
+  for (int i = 0; i < 2; ++i) {  // the second from the worker's cached context
+    TlsClient c(engine_->httpsPort(), "shop.example.test", 20s, acmeOnly);
+    ASSERT_TRUE(c.connected());
+    EXPECT_EQ(selectedAlpn(c.ssl()), "acme-tls/1");
+    EXPECT_EQ(acmeIdentifierOf(c.ssl()), tls::acmeIdentifierDer("tok-9.thumb"));
+    EXPECT_FALSE(c.fill());  // closed after the handshake
+  }
+  {
+    TlsClient c(engine_->httpsPort(), "shop.example.test", 20s, browser);
+    ASSERT_TRUE(c.connected());
+    EXPECT_EQ(acmeIdentifierOf(c.ssl()), "");
+    ASSERT_TRUE(c.write(get("shop.example.test")));
+    auto r = c.readResponse();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+  }
+  // A new key authorization for the name: a new certificate.
+  ASSERT_TRUE(board->replace({}, {{"shop.example.test", "tok-10.thumb"}}));
+  TlsClient c(engine_->httpsPort(), "shop.example.test", 20s, acmeOnly);
+  ASSERT_TRUE(c.connected());
+  EXPECT_EQ(acmeIdentifierOf(c.ssl()), tls::acmeIdentifierDer("tok-10.thumb"));
+  EXPECT_EQ(shop.accepts(), 1);
 }
 
 }  // namespace

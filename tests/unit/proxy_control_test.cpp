@@ -323,19 +323,26 @@ TEST(Controller, StartsWithoutAStoreAndDoesNotCreateOne) {
   EXPECT_TRUE(o2.error.empty()) << o2.error;
 }
 
-// ACME HTTP-01 answers follow the store on every reload notice (and poll), with or without
-// a new snapshot generation.
+// ACME HTTP-01 and TLS-ALPN-01 answers follow the store on every reload notice (and poll), with or
+// without a new snapshot generation.
 TEST(Controller, ReloadReadsThePendingAcmeChallenges) {
   Fixture f;
   auto store = Store::open(f.dir.path());
   ASSERT_TRUE(store.ok());
   ASSERT_TRUE((*store)->putAcmeChallenge({"tok-1", "a.example.com", "tok-1.thumb", 1}));
+  // TLS-ALPN-01: by domain (lower-cased as SNI is), never served as an HTTP-01 token.
+  ASSERT_TRUE((*store)->putAcmeChallenge(
+      {"tok-2", "B.Example.com", "tok-2.thumb", 2, AcmeChallengeType::TlsAlpn01}));
   (void)f.controller->reload();
   EXPECT_EQ(f.challenges->lookup("tok-1"), "tok-1.thumb");
-  EXPECT_EQ(f.logsContaining("pending ACME HTTP-01 challenges: 1"), 1U);
-  ASSERT_TRUE((*store)->removeAcmeChallenges({"tok-1"}));
+  EXPECT_FALSE(f.challenges->lookup("tok-2").has_value());
+  EXPECT_EQ(f.challenges->lookupTlsAlpn("b.example.com"), "tok-2.thumb");
+  EXPECT_FALSE(f.challenges->hasTlsAlpn("a.example.com"));
+  EXPECT_EQ(f.logsContaining("pending ACME challenges: 1 http-01, 1 tls-alpn-01"), 1U);
+  ASSERT_TRUE((*store)->removeAcmeChallenges({"tok-1", "tok-2"}));
   (void)f.controller->reload();
   EXPECT_FALSE(f.challenges->lookup("tok-1").has_value());
+  EXPECT_FALSE(f.challenges->hasTlsAlpn("b.example.com"));
   EXPECT_EQ(f.challenges->size(), 0U);
 }
 

@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <cstring>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/tls/acme_alpn.h"
 #include "proxy/tls/context.h"
 #include "proxy/tls/stream.h"
 #include "proxy/tls/ticket_keys.h"
@@ -661,6 +663,70 @@ TEST(TicketKeysTest, RotatesOnScheduleAndForgetsAgedKeys) {
   EXPECT_EQ(keys->keyCount(), 1u);
   keys->rotate(5001);  // forced
   EXPECT_EQ(keys->keyCount(), 2u);
+}
+
+// ---- TLS-ALPN-01 (RFC 8737) -----------------------------------------------------------------
+
+// The extension's value for a known key authorization; the digest is
+// `printf %s tok-1.thumbprint | sha256sum`.
+TEST(AcmeTlsAlpn, IdentifierIsTheDerOctetStringOfTheKeyAuthorizationsDigest) {
+  const std::string der = acmeIdentifierDer("tok-1.thumbprint");
+  EXPECT_EQ(toHex(reinterpret_cast<const unsigned char*>(der.data()), der.size()),
+            "0420"
+            "3493c0b3b4890b8c61ed162d3b5b6c4f7b5034fa2cb2c84eccd0358037e000c2");
+}
+
+TEST_F(TlsTest, AcmeTlsAlpnServesTheValidationCertificateToAcmeTls1) {
+  for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    auto ctx = acmeTlsAlpnContext("a.example.com", "tok-1.thumbprint");
+    ASSERT_TRUE(ctx.ok()) << ctx.error().message;
+    Connection conn;
+    ClientOptions options;
+    options.alpn = {"acme-tls/1"};
+    options.minVersion = version;
+    options.maxVersion = version;
+    conn.start(ctx->get(), options);
+    ASSERT_TRUE(conn.handshake()) << conn.server().errorText();
+    EXPECT_EQ(conn.server().alpn(), "acme-tls/1");
+    X509* peer = SSL_get0_peer_certificate(conn.client());
+    ASSERT_NE(peer, nullptr);
+    // subjectAltName: exactly one dNSName, the domain.
+    auto* names =
+        static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(peer, NID_subject_alt_name, nullptr, nullptr));
+    ASSERT_NE(names, nullptr);
+    ASSERT_EQ(sk_GENERAL_NAME_num(names), 1);
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, 0);
+    ASSERT_EQ(name->type, GEN_DNS);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(name->d.dNSName)),
+                          static_cast<size_t>(ASN1_STRING_length(name->d.dNSName))),
+              "a.example.com");
+    GENERAL_NAMES_free(names);
+    // id-pe-acmeIdentifier: critical, SHA-256 of the key authorization.
+    ASN1_OBJECT* oid = OBJ_txt2obj(kAcmeIdentifierOid, 1);
+    const int at = X509_get_ext_by_OBJ(peer, oid, -1);
+    ASN1_OBJECT_free(oid);
+    ASSERT_GE(at, 0);
+    X509_EXTENSION* ext = X509_get_ext(peer, at);
+    EXPECT_EQ(X509_EXTENSION_get_critical(ext), 1);
+    const ASN1_OCTET_STRING* data = X509_EXTENSION_get_data(ext);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(data)),
+                          static_cast<size_t>(ASN1_STRING_length(data))),
+              acmeIdentifierDer("tok-1.thumbprint"));
+  }
+}
+
+// RFC 8737 section 3: only a client offering acme-tls/1 gets the validation certificate.
+TEST_F(TlsTest, AcmeTlsAlpnRefusesAHandshakeWithoutAcmeTls1) {
+  auto ctx = acmeTlsAlpnContext("a.example.com", "tok-1.thumbprint");
+  ASSERT_TRUE(ctx.ok()) << ctx.error().message;
+  for (const std::vector<std::string>& alpn :
+       {std::vector<std::string>{"http/1.1"}, std::vector<std::string>{}}) {
+    Connection conn;
+    ClientOptions options;
+    options.alpn = alpn;
+    conn.start(ctx->get(), options);
+    EXPECT_FALSE(conn.handshake()) << "ALPN offered: " << alpn.size();
+  }
 }
 
 }  // namespace
