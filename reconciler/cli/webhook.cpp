@@ -24,7 +24,6 @@
 #include <thread>
 #include <variant>
 
-
 namespace edgeplane::cli {
 
 namespace {
