@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
@@ -10,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -70,6 +72,20 @@ Result<void> prepareNetnsDir() {
   return {};
 }
 
+std::string tempPath(std::string_view name) {
+  return netnsDir() + "/" + std::string(kNetnsTempPrefix) + std::string(name);
+}
+
+// A create that died after making NAME's file and before binding the namespace on it leaves
+// an empty file (not an nsfs mount) beside its temporary entry: NAME is no namespace yet, and
+// the next create takes the file over.
+bool interruptedCreate(std::string_view name) {
+  struct stat st {};
+  struct statfs fs {};
+  return ::lstat(tempPath(name).c_str(), &st) == 0 && ::statfs(netnsPath(name).c_str(), &fs) == 0 &&
+         fs.f_type != NSFS_MAGIC;
+}
+
 }  // namespace
 
 std::string netnsDir() {
@@ -83,7 +99,7 @@ std::string netnsPath(std::string_view name) {
 
 bool namedNetnsExists(std::string_view name) {
   struct stat st {};
-  return validName(name) && ::stat(netnsPath(name).c_str(), &st) == 0;
+  return validName(name) && ::stat(netnsPath(name).c_str(), &st) == 0 && !interruptedCreate(name);
 }
 
 Result<void> createNamedNetns(std::string_view name) {
@@ -96,14 +112,17 @@ Result<void> createNamedNetns(std::string_view name) {
   const std::string path = netnsPath(name);
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
-    return terminal("create namespace " + std::string(name) + ": " + path + ": " +
-                    errnoText(EEXIST));
+    if (!interruptedCreate(name)) {
+      return terminal("create namespace " + std::string(name) + ": " + path + ": " +
+                      errnoText(EEXIST));
+    }
+    ::unlink(path.c_str());  // the empty file of a create that died (see interruptedCreate)
   }
   // The namespace is made on a placeholder under a temporary name, and only a working one is
   // bound under its real name: a run that dies half-way leaves no empty file there, which
   // would be a namespace nobody can enter. (A mount point cannot be renamed, nor moved out of
   // the shared /run/netns, so it is bound a second time and the temporary one is dropped.)
-  const std::string tmp = netnsPath(std::string(kNetnsTempPrefix) + std::string(name));
+  const std::string tmp = tempPath(name);
   ::umount2(tmp.c_str(), MNT_DETACH);  // a leftover of a run that died here
   ::unlink(tmp.c_str());
   int fd = ::open(tmp.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0);
@@ -167,6 +186,10 @@ Result<void> deleteNamedNetns(std::string_view name) {
   if (::unlink(path.c_str()) != 0) {
     return terminal("remove " + path + ": " + errnoText(errno));
   }
+  // A temporary entry a create that died after binding left: it would keep the namespace.
+  const std::string tmp = tempPath(name);
+  ::umount2(tmp.c_str(), MNT_DETACH);
+  ::unlink(tmp.c_str());
   return {};
 }
 
@@ -176,14 +199,23 @@ std::vector<std::string> listNamedNetns() {
   if (dir == nullptr) {
     return names;
   }
+  std::vector<std::string> temps;
   while (const dirent* e = ::readdir(dir)) {
     std::string_view n = e->d_name;
-    if (n != "." && n != ".." && !n.starts_with(kNetnsTempPrefix)) {
+    if (n.starts_with(kNetnsTempPrefix)) {
+      temps.emplace_back(n.substr(kNetnsTempPrefix.size()));
+    } else if (n != "." && n != "..") {
       names.emplace_back(n);
     }
   }
   ::closedir(dir);
   std::sort(names.begin(), names.end());
+  for (const std::string& t : temps) {
+    auto it = std::lower_bound(names.begin(), names.end(), t);
+    if (it != names.end() && *it == t && interruptedCreate(t)) {
+      names.erase(it);
+    }
+  }
   return names;
 }
 

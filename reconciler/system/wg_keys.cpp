@@ -221,18 +221,21 @@ Result<LoadedKey> loadOrCreateKey(const std::string& path, bool allowCreate) {
   if (!fresh) {
     return fresh.error();
   }
-  // Written whole under a temporary name, then linked into place: a crash leaves the key file
-  // absent or complete, never empty. link() never replaces: a file made meanwhile wins.
-  const std::string tmp = path + ".new." + std::to_string(::getpid());
-  ::unlink(tmp.c_str());  // a leftover of a crashed run by this pid
+  // Written whole under a temporary name, then renamed into place without replacing: a crash
+  // leaves the key file absent or complete, never empty, and at most the temporary, which the
+  // next write takes over (keys are written under the state lock, one run at a time, so the
+  // name is fixed). A file made meanwhile wins.
+  const std::string tmp = path + ".new";
+  ::unlink(tmp.c_str());  // a leftover of a run that died here
   int err = 0;
   if (auto w = writeNewKeyFile(tmp, *fresh, err); !w) {
     return w.error();
   }
-  const bool linked = ::link(tmp.c_str(), path.c_str()) == 0;
+  const bool linked =
+      ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) == 0;
   err = errno;
-  ::unlink(tmp.c_str());
   if (!linked) {
+    ::unlink(tmp.c_str());
     if (err == EEXIST) {
       return loadOrCreateKey(path, false);  // someone created it between our read and now
     }
@@ -253,8 +256,8 @@ Result<LoadedKey> rotateKey(const std::string& path) {
   if (!fresh) {
     return fresh.error();
   }
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  ::unlink(tmp.c_str());  // a leftover of a crashed rotation by this pid
+  const std::string tmp = path + ".new";
+  ::unlink(tmp.c_str());  // a leftover of a run that died here (one run at a time: a fixed name)
   int err = 0;
   if (auto w = writeNewKeyFile(tmp, *fresh, err); !w) {
     return w.error();

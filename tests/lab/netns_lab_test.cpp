@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -429,6 +430,41 @@ TEST_F(NetnsLab, CreateGoesThroughATemporaryNameAndCleansUpALeftover) {
   auto lo = take(inside.link("lo"));
   ASSERT_TRUE(lo.has_value());
   EXPECT_TRUE(lo->up);
+}
+
+// A create killed after making the entry's file and before binding the namespace on it leaves
+// an empty file beside its bound temporary entry (lab.crash_e2e hit it with timed kills): it
+// is listed as no namespace, and the next create takes it over; delete drops a temporary too.
+TEST_F(NetnsLab, AnInterruptedCreateIsNoNamespaceAndTheNextCreateTakesItOver) {
+  ASSERT_NO_FATAL_FAILURE(makeNetns("ep-src"));
+  const std::string tmp = netnsDir() + "/.edgeplane-new-ep-i";
+  const std::string path = netnsDir() + "/ep-i";
+  for (const std::string& f : {tmp, path}) {
+    const int fd = ::open(f.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+    ASSERT_GE(fd, 0) << f << ": " << std::strerror(errno);
+    ::close(fd);
+  }
+  ASSERT_EQ(::mount(netnsPath("ep-src").c_str(), tmp.c_str(), "none", MS_BIND, nullptr), 0)
+      << std::strerror(errno);
+  EXPECT_EQ(listNamedNetns(), std::vector<std::string>{"ep-src"});
+  EXPECT_FALSE(namedNetnsExists("ep-i"));
+  ASSERT_NO_FATAL_FAILURE(makeNetns("ep-i"));
+  EXPECT_EQ(listNamedNetns(), (std::vector<std::string>{"ep-i", "ep-src"}));
+  struct stat st {};
+  EXPECT_NE(::lstat(tmp.c_str(), &st), 0) << "the temporary entry is still there";
+  EXPECT_NE(inodeOf(path), inodeOf(netnsPath("ep-src")));  // a namespace of its own
+  Rtnl inside = take(Rtnl::open("ep-i"));
+  ASSERT_TRUE(take(inside.link("lo")).has_value());
+
+  // A create killed after binding NAME but before dropping its temporary: delete drops both.
+  const int fd = ::open(tmp.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ::close(fd);
+  ASSERT_EQ(::mount(path.c_str(), tmp.c_str(), "none", MS_BIND, nullptr), 0);
+  EXPECT_EQ(listNamedNetns(), (std::vector<std::string>{"ep-i", "ep-src"}));
+  ASSERT_TRUE(deleteNamedNetns("ep-i").ok());
+  EXPECT_NE(::lstat(tmp.c_str(), &st), 0) << "delete left the temporary entry";
+  EXPECT_EQ(listNamedNetns(), std::vector<std::string>{"ep-src"});
 }
 
 TEST_F(NetnsLab, LoopbackIsUpInside) {

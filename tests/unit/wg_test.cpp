@@ -405,6 +405,12 @@ TEST_F(WgKeyFile, ARunKilledWhileCreatingTheKeyLeavesNoPartialKeyFile) {
   LoadedKey k = take(loadOrCreateKey(path, true));  // the next run makes a whole one
   EXPECT_TRUE(k.created);
   EXPECT_EQ(contents(path), k.privateKey.base64() + "\n");
+  // And the killed run's temporary is gone too (lab.crash_e2e found them piling up).
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(dir_ + "/keys")) {
+    left.push_back(e.path().filename().string());
+  }
+  EXPECT_EQ(left, std::vector<std::string>{"tenant-a.key"});
 }
 
 // An existing key file that cannot be used is an error and is never replaced, even when a
