@@ -70,12 +70,11 @@ class AcmeTlsAlpnHandler final : public Handler {
 
 class AcmeTlsAlpnProtocol final : public Protocol {
  public:
-  explicit AcmeTlsAlpnProtocol(Context& ctx) : ctx_(ctx) {}
+  explicit AcmeTlsAlpnProtocol(Context& ctx) : board_(ctx.options().acmeChallenges) {}
 
   std::unique_ptr<Handler> create(Connection& conn) override {
-    const AcmeChallengeBoard* board = ctx_.options().acmeChallenges.get();
     std::optional<std::string> keyAuth =
-        board != nullptr ? board->lookupTlsAlpn(conn.serverName()) : std::nullopt;
+        board_ ? board_->lookupTlsAlpn(conn.serverName()) : std::nullopt;
     if (!keyAuth) {
       return nullptr;  // withdrawn meanwhile
     }
@@ -93,16 +92,17 @@ class AcmeTlsAlpnProtocol final : public Protocol {
     return std::make_unique<AcmeTlsAlpnHandler>(conn, it->second.second.get());
   }
 
-  // Contexts of challenges no longer pending go (a live stream keeps its own reference).
+  // Contexts of challenges no longer pending go (a live stream keeps its own reference). No
+  // virtual call: this also runs while the process is out of fds, where UBSan's vptr check
+  // cannot probe memory and calls every object invalid.
   void sweep() override {
-    const AcmeChallengeBoard* board = ctx_.options().acmeChallenges.get();
     for (auto it = contexts_.begin(); it != contexts_.end();) {
-      it = board != nullptr && board->hasTlsAlpn(it->first) ? std::next(it) : contexts_.erase(it);
+      it = board_ && board_->hasTlsAlpn(it->first) ? std::next(it) : contexts_.erase(it);
     }
   }
 
  private:
-  Context& ctx_;
+  std::shared_ptr<const AcmeChallengeBoard> board_;
   std::map<std::string, std::pair<std::string, tls::SslCtxPtr>, std::less<>> contexts_;
 };
 
