@@ -5,7 +5,6 @@
 #include "reconciler/cli/git_run.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -23,6 +22,7 @@
 #include <sstream>
 
 #include "reconciler/cli/acme_orders.h"
+#include "reconciler/cli/apply_record.h"
 #include "reconciler/cli/fetch_child.h"
 #include "reconciler/cli/history.h"
 #include "reconciler/cli/publish.h"
@@ -44,34 +44,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::chrono::milliseconds kProxyNotifyTimeout{2000};
-
-// A test hook for lab.crash_e2e: the run's steps that change the host or the store, counted
-// from 1 (the executor's driver calls, then the store writes after them); at the chosen one the
-// process SIGKILLs itself, as a crash or `kill -9` there would.
-class CrashPoint {
- public:
-  explicit CrashPoint(std::ostream& err) : err_(err) {
-    // EDGEPLANE_TEST_CRASH_BEFORE_OP=N: die right before step N; unset, empty or 0: never.
-    if (const char* env = std::getenv("EDGEPLANE_TEST_CRASH_BEFORE_OP"); env != nullptr) {
-      at_ = std::strtol(env, nullptr, 10);
-    }
-  }
-
-  void before(const std::string& what) {
-    if (at_ <= 0 || ++count_ != at_) {
-      return;
-    }
-    err_ << "edgeplane apply: EDGEPLANE_TEST_CRASH_BEFORE_OP=" << at_ << ": killed before " << what
-         << "\n"
-         << std::flush;
-    ::raise(SIGKILL);
-  }
-
- private:
-  std::ostream& err_;
-  long at_ = 0;
-  long count_ = 0;
-};
 
 std::string plural(size_t n, std::string_view one, std::string_view many) {
   return std::to_string(n) + " " + std::string(n == 1 ? one : many);
@@ -211,22 +183,6 @@ Result<std::unique_ptr<Store>> openStoreIfPresent(const std::string& stateDir) {
   return Store::open(stateDir);
 }
 
-namespace {
-
-OpAction storeAction(core::Action a) {
-  switch (a) {
-    case core::Action::Create:
-      return OpAction::Create;
-    case core::Action::Update:
-      return OpAction::Update;
-    case core::Action::Delete:
-      return OpAction::Delete;
-  }
-  return OpAction::Update;
-}
-
-}  // namespace
-
 sys::KernelHost makeHost(const Options& o) {
   return sys::KernelHost(
       o.stateDir, sys::parseBackendChoice(o.wireguardBackend).value_or(sys::WgBackendChoice::Auto));
@@ -270,68 +226,6 @@ RunCounts countOutcomes(const core::Plan& p, const core::ApplyResult& result, st
 std::string countsText(const RunCounts& c) {
   return std::to_string(c.added) + " added, " + std::to_string(c.changed) + " changed, " +
          std::to_string(c.destroyed) + " destroyed, " + std::to_string(c.failed) + " failed";
-}
-
-// Makes the store's owned resources exactly `next`, in one transaction.
-Result<void> writeOwnership(Store& store, const core::StoreView& next) {
-  return store.transaction([&]() -> Result<void> {
-    auto old = store.listOwned(std::nullopt);
-    if (!old) {
-      return old.error();
-    }
-    auto rows = sys::ownedFromStoreView(next, nowMs());
-    std::set<std::pair<std::string, std::string>> kept;
-    for (const auto& r : rows) {
-      kept.emplace(r.kind, r.name);
-    }
-    for (const auto& row : *old) {
-      if (kept.count({row.kind, row.name}) == 0) {
-        if (auto r = store.removeOwned(row.kind, row.name); !r) {
-          return r;
-        }
-      }
-    }
-    for (const auto& row : rows) {
-      if (auto r = store.putOwned(row.kind, row.name, row.data, row.updatedAt); !r) {
-        return r;
-      }
-    }
-    return {};
-  });
-}
-
-// Records the ops' outcomes and the ownership the apply leaves behind: recordApplied on `view`
-// (as the run found the store), written over `written` (what the store holds now, with the
-// intent recorded before the ops).
-Result<void> recordApply(Store& store, int64_t runId, const core::Plan& p,
-                         const core::ApplyResult& result, const core::StoreView& view,
-                         const core::StoreView& written, std::ostream& err, CrashPoint& crash) {
-  crash.before("recording the operations");
-  auto recorded = store.transaction([&]() -> Result<void> {
-    for (size_t i = 0; i < p.ops.size(); ++i) {
-      const core::Op& op = p.ops[i];
-      const core::OpResult& r = result.ops[i];
-      auto rec =
-          store.recordOp(runId, OpOutcome{static_cast<int64_t>(i), storeAction(op.action),
-                                          std::string(core::toString(op.kind)), op.name, r.ok,
-                                          r.ok ? std::nullopt : std::optional(r.error)});
-      if (!rec) {
-        return rec;
-      }
-    }
-    return {};
-  });
-  if (!recorded) {
-    err << "edgeplane apply: recording the run's operations failed: " << recorded.error().message
-        << "\n";
-  }
-  core::StoreView next = core::recordApplied(p, result, view);
-  // Ownership changes only when the view does: a no-op run writes nothing here.
-  if (next == written) {
-    return {};
-  }
-  crash.before("recording ownership");
-  return writeOwnership(store, next);
 }
 
 void printNftSyncs(const Options& o, Store& store, sys::KernelHost& host, std::ostream& out) {
