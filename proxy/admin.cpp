@@ -235,6 +235,21 @@ AdminResponse handleAdminRequest(Controller& controller, const Metrics& metrics,
     }
     return trafficResponse(controller, query);
   }
+  if (path == "/api/v1/listeners") {
+    if (method != "GET") {
+      return methodNotAllowed("GET");
+    }
+    const Listeners l = controller.listeners();
+    AdminResponse r;
+    r.body = "{\"https\":";
+    appendJsonString(r.body, l.https);
+    r.body += ",\"http\":";
+    appendJsonString(r.body, l.http);
+    r.body += ",\"dns\":";
+    appendJsonString(r.body, l.dns);
+    r.body += "}\n";
+    return r;
+  }
   if (path == "/api/v1/backends") {
     if (method != "GET") {
       return methodNotAllowed("GET");

@@ -126,6 +126,16 @@ uint64_t Controller::refusedCount() const {
   return refused_.load();
 }
 
+void Controller::setListeners(Listeners listeners) {
+  std::lock_guard lock(listenersMu_);
+  listeners_ = std::move(listeners);
+}
+
+Listeners Controller::listeners() const {
+  std::lock_guard lock(listenersMu_);
+  return listeners_;
+}
+
 int64_t Controller::now() const {
   if (options_.clock) {
     return options_.clock();

@@ -82,6 +82,14 @@ struct ControllerOptions {
   std::shared_ptr<AcmeChallengeBoard> acmeChallenges;
 };
 
+// What the proxy listens on, as GET /api/v1/listeners tells the reconciler (which picks an
+// ACME challenge the proxy can answer): each bound "ADDR:PORT", or "off".
+struct Listeners {
+  std::string https = "off";
+  std::string http = "off";
+  std::string dns = "off";
+};
+
 // Owns the active config and the proxy's connection to the store. Thread-safe: the watcher
 // thread, the admin API's threads and main call into it concurrently.
 class Controller {
@@ -131,6 +139,9 @@ class Controller {
   gateway::Runtime& gatewayRuntime() const;
 
   uint64_t refusedCount() const;
+  // Set by main once the listeners are bound; "off" each until then.
+  void setListeners(Listeners listeners);
+  Listeners listeners() const;
   int64_t now() const;
   // The backend health of the configs this controller builds (the prober and the admin API).
   health::HealthRegistry& health() { return health_; }
@@ -187,6 +198,8 @@ class Controller {
   std::shared_ptr<tls::TicketKeys> ticketKeys_ = tls::TicketKeys::create();
 
   std::mutex watchMu_;
+  mutable std::mutex listenersMu_;
+  Listeners listeners_;
   std::condition_variable watchCv_;
   bool stopping_ = false;
   std::thread watcher_;

@@ -392,6 +392,7 @@ int run(int argc, char** argv) {
     bound.port = *e.httpPort();
     http = bound.str();
   }
+  controller.setListeners(Listeners{https.str(), http, "off"});
   std::printf("edgeplane-proxy: listening https=%s http=%s admin=%s generation=%lld\n",
               https.str().c_str(), http.c_str(), (*server)->address().c_str(),
               static_cast<long long>(controller.current()->generation));

@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "schema/managed_certs.h"
 #include "schema/toml_reader.h"
 #include "schema/validate.h"
 
@@ -410,6 +411,18 @@ class Loader {
     return std::nullopt;
   }
 
+  // A route's `certificate`: the name of a [[certificate]]; unset, the route gets a managed one
+  // (schema/managed_certs.h).
+  static std::string certificateRef(TableReader& r) {
+    auto name = r.str("certificate");
+    if (name && name->empty()) {
+      r.error("certificate",
+              "'certificate' must name a [[certificate]]; leave it out for a managed ACME "
+              "certificate");
+    }
+    return name.value_or("");
+  }
+
   void loadSite(const toml::table& t) {
     TableReader r = reader(t, "[[site]]");
     Site s;
@@ -418,7 +431,7 @@ class Loader {
     s.namespace_name = r.str("namespace", true).value_or("");
     s.backends = backends(r);
     s.balance = balance(r);
-    s.certificate = r.str("certificate", true).value_or("");
+    s.certificate = certificateRef(r);
     s.redirect_http = r.boolean("redirect_http").value_or(false);
     s.health_check = healthCheck(r);
     r.finish();
@@ -458,7 +471,7 @@ class Loader {
     }
     g.hostname = hostname.value_or("");
     g.namespace_name = r.str("namespace", true).value_or("");
-    g.certificate = r.str("certificate", true).value_or("");
+    g.certificate = certificateRef(r);
     g.rate_limit = parsed<RateLimit>(r, "rate_limit", false, RateLimit::parse,
                                      "rate limit (want N/second, N/minute or N/hour)");
     for (const toml::table* e : r.tables("endpoint")) {
@@ -652,6 +665,7 @@ Desired loadDirectory(const std::filesystem::path& root, Diagnostics& diags) {
     loadDocument(text.str(), name, out, diags);
   }
   expandSubdomains(out, diags);
+  addManagedCertificates(out);
   return out;
 }
 

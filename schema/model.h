@@ -120,8 +120,12 @@ struct Certificate {
   std::optional<std::string> key_file;
   // Renew when this much validity is left; unset: when a third of the lifetime is left.
   std::optional<Duration> renew_before;
-  // issuer "acme" only; unset: http-01.
+  // issuer "acme" only; unset: chosen when ordering (http-01, or tls-alpn-01 when the proxy's
+  // :80 is off).
   std::optional<AcmeChallengeType> challenge;
+  // A managed certificate (schema/managed_certs.h): the route it is for, "site shop"; empty
+  // for a [[certificate]].
+  std::string managed_for;
   Origin origin;
 };
 

@@ -3,7 +3,10 @@
 
 #include <algorithm>
 #include <map>
+#include <regex>
 #include <set>
+
+#include "schema/managed_certs.h"
 
 namespace edgeplane {
 namespace {
@@ -450,6 +453,9 @@ class Validator {
   // (That issuer "files" needs cert_file and key_file is checked by the loader, which can tell
   // a missing key from a misspelt one.)
   void checkCertificate(const Certificate& c) {
+    if (c.managed_for.empty() && !c.name.empty()) {
+      checkCertificateName(c);
+    }
     if (c.domains.empty() && loaded(c.origin, "domains")) {
       diags_.error(c.origin.at("domains"), "'domains' must list at least one domain");
     }
@@ -464,13 +470,32 @@ class Validator {
     }
     if (c.issuer == Issuer::Acme) {
       for (size_t i = 0; i < c.domains.size(); ++i) {
-        if (c.domains[i].rfind("*.", 0) == 0) {
+        if (c.domains[i].rfind("*.", 0) == 0 && !c.managed_for.empty()) {
+          diags_.error(c.origin.table, c.managed_for + " has the wildcard hostname " +
+                                           quote(c.domains[i]) +
+                                           ", which HTTP-01 and TLS-ALPN-01 cannot validate; "
+                                           "name a 'certificate' for it");
+        } else if (c.domains[i].rfind("*.", 0) == 0) {
           diags_.error(c.origin.at("domains", i),
                        "wildcard domain " + quote(c.domains[i]) +
                            " cannot be validated by HTTP-01 or TLS-ALPN-01; use issuer "
                            "\"files\" for wildcard certificates");
         }
       }
+    }
+  }
+
+  // The name is a directory under <state-dir>/certs/ and must not take a managed one's.
+  void checkCertificateName(const Certificate& c) {
+    static const std::regex re("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+    if (!std::regex_match(c.name, re)) {
+      diags_.error(c.origin.at("name"), "certificate name " + quote(c.name) +
+                                            " must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+    } else if (c.name.rfind(kManagedCertPrefix, 0) == 0) {
+      diags_.error(c.origin.at("name"),
+                   "certificate name " + quote(c.name) + " is reserved: names starting with " +
+                       quote(std::string(kManagedCertPrefix)) +
+                       " are edgeplane's managed certificates of routes without 'certificate'");
     }
   }
 

@@ -44,7 +44,8 @@ AcmeOrders runAcmeOrders(const core::Target& target, sys::CertStore& certs,
       continue;
     }
     log("certificate " + c.name + ": ordering from the ACME CA (" + *why + ")");
-    auto issued = issuer.obtain(c.domains, c.challenge, sink, deadline);
+    auto issued =
+        issuer.obtain(c.domains, c.challenge.value_or(AcmeChallengeType::Http01), sink, deadline);
     if (!issued) {
       out.failed.push_back("certificate " + c.name + ": " + issued.error().message);
       log("certificate " + c.name + ": ACME order failed: " + issued.error().message +

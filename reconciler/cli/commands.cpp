@@ -155,6 +155,33 @@ Result<void> observeCertificates(const Options& o, const core::Target& target,
   return sys::CertStore(o.stateDir).observe(target.certificates, observed);
 }
 
+// `target` with a challenge for each ACME certificate that names none: HTTP-01, or TLS-ALPN-01
+// when the proxy says its :80 is off (HTTP-01 when it cannot be asked: it may be starting).
+core::Target withAcmeChallenges(const Options& o, const core::Target& target,
+                                const std::function<void(const std::string&)>& log) {
+  core::Target out = target;
+  const bool any = std::any_of(out.certificates.begin(), out.certificates.end(), [](auto& c) {
+    return c.source == core::CertSource::Acme && !c.challenge;
+  });
+  if (!any) {
+    return out;
+  }
+  bool httpOff = false;
+  if (auto listeners =
+          queryProxyListeners(o.proxyAdmin, kProxyNotifyTimeout, o.proxyAdminTokenFile)) {
+    httpOff = listeners->http == "off";
+  } else {
+    log("cannot ask the proxy for its listeners (" + listeners.error().message +
+        "); certificates without 'challenge' use http-01");
+  }
+  for (auto& c : out.certificates) {
+    if (c.source == core::CertSource::Acme && !c.challenge) {
+      c.challenge = core::acmeDefaultChallenge(httpOff);
+    }
+  }
+  return out;
+}
+
 // The run's ACME step: the due orders of `target` against [fleet]'s CA, within acme_timeout.
 AcmeOrders orderAcmeCertificates(const Options& o, const Desired& all, const core::Target& target,
                                  Store& store, sys::CertStore& certs, core::ApplyResult& result) {
@@ -169,9 +196,9 @@ AcmeOrders orderAcmeCertificates(const Options& o, const Desired& all, const cor
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
-  return runAcmeOrders(
-      target, certs, *client, sink, deadline, now, result,
-      [](const std::string& line) { std::cerr << "edgeplane apply: " << line << "\n"; });
+  auto log = [](const std::string& line) { std::cerr << "edgeplane apply: " << line << "\n"; };
+  return runAcmeOrders(withAcmeChallenges(o, target, log), certs, *client, sink, deadline, now,
+                       result, log);
 }
 
 }  // namespace

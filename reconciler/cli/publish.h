@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "reconciler/cli/proxy_admin.h"
 #include "schema/result.h"
 #include "schema/snapshot.h"
 #include "schema/store.h"
@@ -35,13 +36,5 @@ std::vector<ApiKeyRecord> apiKeyRecords(const ProxySnapshot& snapshot);
 // DESIGN orders it), ids new to the table first seen at `commit` and `nowMs`.
 Result<void> publishApiKeys(Store& store, const ProxySnapshot& snapshot,
                             std::optional<std::string> commit, int64_t nowMs);
-
-// Best effort: POST /api/v1/reload to the proxy's admin API ("unix:/path" or "ADDR:PORT",
-// IPv6 as "[::1]:PORT"), the whole exchange bounded by `timeout`; a 2xx answer is success.
-// With `tokenFile` (owner-only) its text goes along as `Authorization: Bearer`, as a TCP
-// admin address requires. An error (retryable, except for a malformed address or an
-// unusable token file) means only that the proxy was not told; it polls the store anyway.
-Result<void> notifyProxy(const std::string& adminAddress, std::chrono::milliseconds timeout,
-                         const std::optional<std::filesystem::path>& tokenFile = std::nullopt);
 
 }  // namespace edgeplane::cli

@@ -225,8 +225,9 @@ class ProxyPlanner {
       return;
     }
     const std::string what =
-        std::string(toString(c.source)) +
-        (c.source == CertSource::Acme ? " " + std::string(toString(c.challenge)) : "");
+        std::string(toString(c.source)) + (c.source == CertSource::Acme && c.challenge
+                                               ? " " + std::string(toString(*c.challenge))
+                                               : "");
     auto seen = o_.generatedCerts.find(c.name);
     const bool acme = c.source == CertSource::Acme;
     if (seen == o_.generatedCerts.end()) {

@@ -144,6 +144,10 @@ std::string CertTarget::describe() const {
   return out;
 }
 
+AcmeChallengeType acmeDefaultChallenge(bool proxyHttpOff) {
+  return proxyHttpOff ? AcmeChallengeType::TlsAlpn01 : AcmeChallengeType::Http01;
+}
+
 std::optional<std::string> acmeOrderDue(const CertTarget& c, const CertView* v, int64_t now) {
   if (v == nullptr) {
     return "no certificate yet";
@@ -242,7 +246,7 @@ std::vector<CertTarget> certTargets(const Desired& d, const ProxySnapshot& proxy
     if (c->renew_before) {
       ct.renewBefore = c->renew_before->count() / 1000;
     }
-    ct.challenge = c->challenge.value_or(AcmeChallengeType::Http01);
+    ct.challenge = c->challenge;
     if (ct.source == CertSource::Files) {
       ct.certFile = c->cert_file.value_or("");
       ct.keyFile = c->key_file.value_or("");

@@ -71,7 +71,8 @@ struct CertTarget {
   std::string certFile;              // files: the operator's paths; empty otherwise
   std::string keyFile;
   std::optional<int64_t> renewBefore;  // seconds; unset: a third of the lifetime
-  AcmeChallengeType challenge = AcmeChallengeType::Http01;  // acme: how its orders validate
+  // acme: how its orders validate; unset: chosen when ordering (acmeDefaultChallenge).
+  std::optional<AcmeChallengeType> challenge;
   // Under <state-dir>/certs (self-signed, the ACME placeholder and ACME certificates).
   bool generated() const { return source != CertSource::Files; }
   std::string describe() const;  // the spec recorded when applied: "self-signed a.com,b.com"
@@ -81,6 +82,10 @@ struct CertTarget {
 // be read), the placeholder is served (self-issued), its domains differ, or its renewal is due
 // (renewBefore when set, even longer than the lifetime; else a third of the lifetime left).
 std::optional<std::string> acmeOrderDue(const CertTarget& c, const CertView* v, int64_t now);
+
+// The challenge of an ACME certificate that names none: HTTP-01 on the proxy's :80, or
+// TLS-ALPN-01 on :443 when the proxy says its :80 is off (`proxyHttpOff`).
+AcmeChallengeType acmeDefaultChallenge(bool proxyHttpOff);
 
 // Whether a certificate's SANs cover `domain` (exactly, or by a "*.parent" wildcard one label
 // deep).

@@ -919,7 +919,6 @@ TEST(Loader, MissingSiteKeys) {
 name = "web"
 )"),
             "t.toml:1:1: error: [[site]] is missing required key 'backends'\n"
-            "t.toml:1:1: error: [[site]] is missing required key 'certificate'\n"
             "t.toml:1:1: error: [[site]] is missing required key 'namespace'\n"
             "t.toml:1:1: error: [[site]] needs 'hostnames' (or 'subdomain')\n");
 }
@@ -939,7 +938,6 @@ name = "ping"
 [[gateway.endpoint]]
 backends = ["10.50.0.5:8080"]
 )"),
-            "t.toml:1:1: error: [[gateway]] is missing required key 'certificate'\n"
             "t.toml:1:1: error: [[gateway]] is missing required key 'namespace'\n"
             "t.toml:1:1: error: [[gateway]] needs 'hostname' (or 'subdomain')\n"
             "t.toml:3:1: error: [[gateway.endpoint]] is missing required key 'method'\n"
@@ -2139,10 +2137,10 @@ TEST(LoaderScreen, NonAsciiOutsideStringsIsReportedBeforeParsing) {
 }
 
 TEST(LoaderScreen, NonAsciiInStringsAndCommentsIsFine) {
-  EXPECT_EQ(
-      check("# caf\xc3\xa9\n[[certificate]]\nname = \"caf\xc3\xa9 \\\" \xc3\xbc\"  # \xc3\xa9\n"
-            "domains = ['a.example.com']\nissuer = \"self-signed\"\n"),
-      "");
+  EXPECT_EQ(check("# caf\xc3\xa9\n[[api_key]]\nname = \"caf\xc3\xa9 \\\" \xc3\xbc\"  # \xc3\xa9\n"
+                  "id = 'abcd'\nsha256 = '" +
+                  std::string(64, 'a') + "'\nrole = 'admin'\n"),
+            "");
   EXPECT_EQ(check("[[api_key]]\nname = \"\"\"multi \"\" \xc3\xa9\nline\"\"\"\nid = 'abcd'\n"
                   "sha256 = '" +
                   std::string(64, 'a') + "'\ngateways = ['g']\n"),
@@ -2178,6 +2176,81 @@ TEST(DiagnosticQuote, LongValuesAreCutButDnsNamesAreNot) {
   EXPECT_EQ(quote(name), "\"" + name + "\"");
   std::string huge(1000, 'x');
   EXPECT_EQ(quote(huge), "\"" + std::string(256, 'x') + "…\" (1000 bytes)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Automatic HTTPS: routes without `certificate` get a managed ACME certificate.
+
+TEST(LoaderDirectory, RoutesWithoutCertificateGetManagedAcmeCertificates) {
+  TempDir dir;
+  dir.write("fleet.toml", "[fleet]\nbase_domain = \"gw.example.com\"\n");
+  dir.write("routes.toml", withBase(R"([[site]]
+name = "shop"
+hostnames = ["shop.example.net", "www.shop.example.net"]
+namespace = "tenant-a"
+backends = ["10.50.0.5:8080"]
+[[site]]
+name = "app"
+subdomain = "app"
+namespace = "tenant-a"
+backends = ["10.50.0.5:8080"]
+[[site]]
+name = "named"
+hostnames = ["named.example.net"]
+namespace = "tenant-a"
+backends = ["10.50.0.5:8080"]
+certificate = "named"
+[[certificate]]
+name = "named"
+domains = ["named.example.net"]
+issuer = "self-signed"
+[[gateway]]
+name = "ping"
+hostname = "ping.example.net"
+namespace = "tenant-a"
+[[gateway.endpoint]]
+path = "/p"
+method = "GET"
+backends = ["10.50.0.5:8080"]
+)"));
+  Diagnostics diags;
+  Desired d = loadAndValidate(dir.path(), diags);
+  EXPECT_EQ(dir.show(diags), "");
+  ASSERT_EQ(d.sites.size(), 3u);
+  EXPECT_EQ(d.sites[0].certificate, "auto.site.shop");
+  EXPECT_EQ(d.sites[1].certificate, "auto.site.app");
+  EXPECT_EQ(d.sites[2].certificate, "named");
+  EXPECT_EQ(d.gateways[0].certificate, "auto.gateway.ping");
+
+  const Certificate* shop = d.findCertificate("auto.site.shop");
+  ASSERT_NE(shop, nullptr);
+  EXPECT_EQ(shop->domains, (std::vector<std::string>{"shop.example.net", "www.shop.example.net"}));
+  EXPECT_EQ(shop->issuer, Issuer::Acme);
+  EXPECT_FALSE(shop->challenge.has_value());  // chosen when ordering
+  EXPECT_EQ(shop->managed_for, "site shop");
+  const Certificate* app = d.findCertificate("auto.site.app");
+  ASSERT_NE(app, nullptr);
+  EXPECT_EQ(app->domains, std::vector<std::string>{"app.gw.example.com"});
+  const Certificate* ping = d.findCertificate("auto.gateway.ping");
+  ASSERT_NE(ping, nullptr);
+  EXPECT_EQ(ping->domains, std::vector<std::string>{"ping.example.net"});
+  EXPECT_EQ(d.certificates.size(), 4u);  // "named" and three managed ones
+}
+
+TEST(LoaderDirectory, ManagedCertificateOfAWildcardHostnameIsRefusedAtTheRoute) {
+  TempDir dir;
+  dir.write("routes.toml", withBase(R"([[site]]
+name = "apps"
+hostnames = ["*.apps.example.net"]
+namespace = "tenant-a"
+backends = ["10.50.0.5:8080"]
+)"));
+  Diagnostics diags;
+  loadAndValidate(dir.path(), diags);
+  EXPECT_EQ(dir.show(diags),
+            "cfg/routes.toml:11:1: error: site apps has the wildcard hostname "
+            "\"*.apps.example.net\", which HTTP-01 and TLS-ALPN-01 cannot validate; name a "
+            "'certificate' for it\n");
 }
 
 }  // namespace

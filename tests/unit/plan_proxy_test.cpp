@@ -113,17 +113,21 @@ TEST(PlanProxy, NothingObservedPlansEveryCertificateAndRouteAsAdded) {
   Case c;
   c.target.certificates = {
       certTarget("shop", core::CertSource::SelfSigned, {"a.example.net", "shop.example.net"}),
-      certTarget("vault", core::CertSource::Acme, {"vault.example.net"})};
+      certTarget("vault", core::CertSource::Acme, {"vault.example.net"}),
+      certTarget("web", core::CertSource::Acme, {"web.example.net"})};
+  c.target.certificates[2].challenge = AcmeChallengeType::TlsAlpn01;
   c.target.proxy.routes = {passRoute("secure", {"secure.example.net"}),
                            siteRoute("shop", "shop", {"shop.example.net"})};
+  // vault names no challenge: it is chosen when ordering, from the proxy's listeners.
   EXPECT_EQ(lines(c.plan()), (std::vector<std::string>{
                                  "+ certificate shop (self-signed, 2 domains)",
-                                 "+ certificate vault (acme http-01, 1 domain)",
+                                 "+ certificate vault (acme, 1 domain)",
+                                 "+ certificate web (acme tls-alpn-01, 1 domain)",
                                  "+ passthrough secure (secure.example.net → 1 backend in blue)",
                                  "+ site shop (shop.example.net → 2 backends in blue)"}));
   // The site waits for its certificate.
   const core::Plan p = c.plan();
-  EXPECT_EQ(p.ops[3].dependsOn, (std::vector<size_t>{0}));
+  EXPECT_EQ(p.ops[4].dependsOn, (std::vector<size_t>{0}));
 }
 
 TEST(PlanProxy, GeneratedCertificateRenewsWhenAThirdOfItsLifetimeIsLeft) {

@@ -1480,6 +1480,9 @@ TEST(ProxyBinary, StartsServesAdminNoticesSnapshotsAndStopsOnSigterm) {
   std::string curl = "curl --silent --show-error --max-time 5 --unix-socket " + sock.string();
   EXPECT_EQ(run(curl + " http://localhost/api/v1/config"),
             "{\"generation\":0,\"snapshot\":null}\n");
+  EXPECT_EQ(run(curl + " http://localhost/api/v1/listeners"),
+            "{\"https\":\"127.0.0.1:" + std::string(m[1]) +
+                "\",\"http\":\"127.0.0.1:" + std::string(m[2]) + "\",\"dns\":\"off\"}\n");
 
   // Generation 0 routes nothing: a TLS client gets closed without an answer.
   std::string resolve = " --resolve a.example.com:" + std::to_string(https) +
@@ -1604,6 +1607,11 @@ TEST(ProxyBinary, HttpOffAndLoopbackAdminStopOnSigint) {
                 "' " + url),
             "{\"generation\":0,\"snapshot\":null}\n");
   EXPECT_EQ(run("curl --silent --max-time 5 -o /dev/null -w '%{http_code}' " + url), "401");
+  // What the reconciler asks before it picks an ACME challenge: the bound listeners.
+  EXPECT_EQ(
+      run("curl --silent --max-time 5 -H 'Authorization: Bearer " + std::string(kAdminToken) +
+          "' http://127.0.0.1:" + std::string(m[2]) + "/api/v1/listeners"),
+      "{\"https\":\"127.0.0.1:" + std::string(m[1]) + "\",\"http\":\"off\",\"dns\":\"off\"}\n");
   ASSERT_EQ(::kill(child.pid, SIGINT), 0);
   int code = waitExit(child.pid, 20s);
   child.pid = -1;

@@ -461,5 +461,51 @@ TEST(NotifyProxyAddress, MalformedAddressesAreTerminalErrors) {
   }
 }
 
+// ---- queryProxyListeners: GET /api/v1/listeners ----
+
+TEST(QueryProxyListeners, ReadsTheProxysListeners) {
+  TempDir dir;
+  const std::string body = R"({"https":"0.0.0.0:443","http":"off","dns":"[::1]:53"})";
+  TestServer server(TestServer::Kind::Unix, dir.path(),
+                    "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                        "\r\nContent-Type: application/json\r\n\r\n" + body);
+  auto r = queryProxyListeners(server.address(), 2000ms);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(server.requestLine(), "GET /api/v1/listeners HTTP/1.1");
+  EXPECT_EQ(r->https, "0.0.0.0:443");
+  EXPECT_EQ(r->http, "off");
+  EXPECT_EQ(r->dns, "[::1]:53");
+}
+
+TEST(QueryProxyListeners, AnOlderProxyOrABadAnswerIsAnError) {
+  TempDir dir;
+  {
+    // A proxy without the endpoint answers 404.
+    TestServer server(TestServer::Kind::Unix, dir.path(),
+                      "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}");
+    auto r = queryProxyListeners(server.address(), 2000ms);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("answered \"404 Not Found\""), std::string::npos)
+        << r.error().message;
+  }
+  fs::remove(dir.path() / "admin.sock");
+  {
+    TestServer server(TestServer::Kind::Unix, dir.path(),
+                      "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{\"http\":1}");
+    auto r = queryProxyListeners(server.address(), 2000ms);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("has no \"http\""), std::string::npos) << r.error().message;
+  }
+  fs::remove(dir.path() / "admin.sock");
+  {
+    // A body cut short by the close: not JSON.
+    TestServer server(TestServer::Kind::Unix, dir.path(),
+                      "HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n{\"http\":\"o");
+    auto r = queryProxyListeners(server.address(), 2000ms);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("not a JSON object"), std::string::npos) << r.error().message;
+  }
+}
+
 }  // namespace
 }  // namespace edgeplane::cli

@@ -1,0 +1,309 @@
+// The reconciler's client of edgeplane-proxy's admin API (see proxy_admin.h).
+#include "reconciler/cli/proxy_admin.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cstring>
+#include <functional>
+
+#include "schema/json_reader.h"
+#include "schema/net.h"
+#include "schema/secret_file.h"
+
+namespace edgeplane::cli {
+
+namespace {
+
+// Owns one socket descriptor.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+using Clock = std::chrono::steady_clock;
+
+// A peer's bytes for a message: at most 80, anything unprintable as '?'.
+std::string printable(std::string_view s) {
+  std::string out(s.substr(0, 80));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
+      c = '?';
+    }
+  }
+  return out;
+}
+
+// Waits for `events` on fd until the deadline: true when ready, false on timeout or error
+// (errno set; ETIMEDOUT for the timeout).
+bool waitFor(int fd, short events, Clock::time_point deadline) {
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) {
+      errno = ETIMEDOUT;
+      return false;
+    }
+    pollfd p{fd, events, 0};
+    const int n = ::poll(&p, 1, static_cast<int>(left));
+    if (n > 0) {
+      return true;  // readable/writable, or an error/hang-up the next call reports
+    }
+    if (n < 0 && errno != EINTR) {
+      return false;
+    }
+  }
+}
+
+struct Target {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  std::string host;  // the Host header
+};
+
+Result<Target> parseAdminAddress(const std::string& address) {
+  Target t;
+  constexpr std::string_view kUnix = "unix:";
+  if (address.rfind(kUnix, 0) == 0) {
+    const std::string path = address.substr(kUnix.size());
+    sockaddr_un un{};
+    if (path.empty() || path.size() >= sizeof(un.sun_path)) {
+      return terminal("proxy admin address \"" + address + "\": the socket path must be 1 to " +
+                      std::to_string(sizeof(un.sun_path) - 1) + " bytes");
+    }
+    un.sun_family = AF_UNIX;
+    std::memcpy(un.sun_path, path.data(), path.size());
+    std::memcpy(&t.addr, &un, sizeof(un));
+    t.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+    t.host = "localhost";
+    return t;
+  }
+  auto ep = Endpoint::parse(address);
+  if (!ep || ep->port == 0) {
+    return terminal("proxy admin address \"" + address + "\" is neither unix:/PATH nor ADDR:PORT");
+  }
+  t.len = toSockaddr(*ep, t.addr);
+  t.host = ep->str();
+  return t;
+}
+
+constexpr size_t kMaxAnswer = 64 * 1024;
+
+// A head's Content-Length, if it has a well-formed one.
+std::optional<size_t> contentLength(std::string_view head) {
+  constexpr std::string_view kName = "\r\ncontent-length:";
+  std::string lower(head);
+  for (char& c : lower) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  const size_t at = lower.find(kName);
+  if (at == std::string::npos) {
+    return std::nullopt;
+  }
+  size_t i = at + kName.size();
+  while (i < lower.size() && (lower[i] == ' ' || lower[i] == '\t')) {
+    ++i;
+  }
+  size_t value = 0;
+  size_t digits = 0;
+  for (; i < lower.size() && lower[i] >= '0' && lower[i] <= '9' && digits < 9; ++i, ++digits) {
+    value = value * 10 + static_cast<size_t>(lower[i] - '0');
+  }
+  return digits == 0 ? std::nullopt : std::optional<size_t>(value);
+}
+
+// The answer to a "Connection: close" request, read to its end (or its Content-Length);
+// `failed` words a socket error.
+Result<AdminAnswer> readAnswer(int fd, Clock::time_point deadline,
+                               const std::function<Error(std::string_view, int)>& failed,
+                               const std::string& where) {
+  std::string in;
+  char buf[4096];
+  for (;;) {
+    const size_t head = in.find("\r\n\r\n");
+    if (head != std::string::npos) {
+      auto length = contentLength(std::string_view(in).substr(0, head));
+      if (length && in.size() >= head + 4 + *length) {
+        break;
+      }
+    }
+    if (in.size() > kMaxAnswer) {
+      return retryable(where + ": the answer is longer than " + std::to_string(kMaxAnswer) +
+                       " bytes");
+    }
+    if (!waitFor(fd, POLLIN, deadline)) {
+      return failed("reading the answer", errno);
+    }
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n > 0) {
+      in.append(buf, static_cast<size_t>(n));
+    } else if (n == 0) {
+      break;
+    } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+      return failed("reading the answer", errno);
+    }
+  }
+  const size_t eol = in.find("\r\n");
+  const std::string status = in.substr(0, eol == std::string::npos ? in.size() : eol);
+  if (status.empty()) {
+    return retryable(where + ": the connection was closed without an answer");
+  }
+  // "HTTP/1.1 200 OK"
+  if (status.size() < 12 || status.rfind("HTTP/1.", 0) != 0 || status[8] != ' ' ||
+      status[9] < '1' || status[9] > '5' || status[10] < '0' || status[10] > '9' ||
+      status[11] < '0' || status[11] > '9' || (status.size() > 12 && status[12] != ' ')) {
+    return retryable(where + ": not an HTTP answer: \"" + printable(status) + "\"");
+  }
+  AdminAnswer answer;
+  answer.status = std::stoi(status.substr(9, 3));
+  answer.statusText = printable(status.substr(9));
+  const size_t head = in.find("\r\n\r\n");
+  if (head != std::string::npos) {
+    answer.body = in.substr(head + 4);
+    if (auto length = contentLength(std::string_view(in).substr(0, head));
+        length && answer.body.size() > *length) {
+      answer.body.resize(*length);
+    }
+  }
+  return answer;
+}
+
+}  // namespace
+
+Result<AdminAnswer> proxyAdminRequest(const std::string& adminAddress, std::string_view method,
+                                      std::string_view path, std::chrono::milliseconds timeout,
+                                      const std::optional<std::filesystem::path>& tokenFile) {
+  auto target = parseAdminAddress(adminAddress);
+  if (!target) {
+    return target.error();
+  }
+  std::string authorization;
+  if (tokenFile) {
+    auto token = readSecretFile(*tokenFile, "proxy admin token file");
+    if (!token) {
+      return token.error();
+    }
+    authorization = "Authorization: Bearer " + *token + "\r\n";
+  }
+  const auto deadline = Clock::now() + timeout;
+  const std::string where = "proxy admin at " + adminAddress;
+  auto failed = [&](std::string_view what, int err) {
+    return retryable(where + ": " + std::string(what) + ": " +
+                     (err == ETIMEDOUT
+                          ? "no answer within " + std::to_string(timeout.count()) + " ms"
+                          : errnoText(err)));
+  };
+
+  Fd fd(::socket(target->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) {
+    return failed("socket", errno);
+  }
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&target->addr), target->len) != 0) {
+    // A unix socket with a full backlog says EAGAIN where TCP says EINPROGRESS.
+    if (errno != EINPROGRESS && errno != EAGAIN) {
+      return failed("connect", errno);
+    }
+    if (!waitFor(fd.get(), POLLOUT, deadline)) {
+      return failed("connect", errno);
+    }
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+      return failed("connect", errno);
+    }
+    if (err != 0) {
+      return failed("connect", err);
+    }
+  }
+
+  const std::string request = std::string(method) + " " + std::string(path) +
+                              " HTTP/1.1\r\nHost: " + target->host +
+                              "\r\nUser-Agent: edgeplane\r\nContent-Length: 0\r\n" + authorization +
+                              "Connection: close\r\n\r\n";
+  size_t sent = 0;
+  while (sent < request.size()) {
+    const ssize_t n = ::send(fd.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+        waitFor(fd.get(), POLLOUT, deadline)) {
+      continue;
+    }
+    return failed("sending the request", errno);
+  }
+
+  return readAnswer(fd.get(), deadline, failed, where);
+}
+
+Result<void> notifyProxy(const std::string& adminAddress, std::chrono::milliseconds timeout,
+                         const std::optional<std::filesystem::path>& tokenFile) {
+  auto answer = proxyAdminRequest(adminAddress, "POST", "/api/v1/reload", timeout, tokenFile);
+  if (!answer) {
+    return answer.error();
+  }
+  if (answer->status < 200 || answer->status > 299) {
+    return retryable("proxy admin at " + adminAddress + ": POST /api/v1/reload answered \"" +
+                     answer->statusText + "\"");
+  }
+  return {};
+}
+
+Result<ProxyListeners> queryProxyListeners(const std::string& adminAddress,
+                                           std::chrono::milliseconds timeout,
+                                           const std::optional<std::filesystem::path>& tokenFile) {
+  auto answer = proxyAdminRequest(adminAddress, "GET", "/api/v1/listeners", timeout, tokenFile);
+  if (!answer) {
+    return answer.error();
+  }
+  const std::string where = "proxy admin at " + adminAddress + ": GET /api/v1/listeners";
+  if (answer->status != 200) {
+    return retryable(where + " answered \"" + answer->statusText + "\"");
+  }
+  strict_json::Json doc;
+  std::string error;
+  if (!strict_json::parse(answer->body, doc, error) ||
+      doc.type != strict_json::Json::Type::Object) {
+    return retryable(where + ": not a JSON object" + (error.empty() ? "" : " (" + error + ")"));
+  }
+  ProxyListeners out;
+  for (size_t i = 0; i < doc.keys.size(); ++i) {
+    const strict_json::Json& v = doc.values[i];
+    if (v.type != strict_json::Json::Type::String) {
+      continue;
+    }
+    if (doc.keys[i] == "https") {
+      out.https = v.string;
+    } else if (doc.keys[i] == "http") {
+      out.http = v.string;
+    } else if (doc.keys[i] == "dns") {
+      out.dns = v.string;
+    }
+  }
+  if (out.http.empty()) {
+    return retryable(where + ": the answer has no \"http\"");
+  }
+  return out;
+}
+
+}  // namespace edgeplane::cli
