@@ -79,14 +79,20 @@ Result<void> Store::retainAcmeStates(const std::vector<std::string>& names) {
   if (!rows) {
     return rows.error();
   }
+  std::vector<std::string> gone;
+  for (const AcmeState& row : *rows) {
+    if (std::find(names.begin(), names.end(), row.name) == names.end()) {
+      gone.push_back(row.name);
+    }
+  }
+  if (gone.empty()) {
+    return {};  // the common case takes no write lock
+  }
   return transaction([&]() -> Result<void> {
     const Conn c(db_.get(), path_, &statements_);
-    for (const AcmeState& row : *rows) {
-      if (std::find(names.begin(), names.end(), row.name) != names.end()) {
-        continue;
-      }
+    for (const std::string& name : gone) {
       auto r = c.exec("remove acme state", "DELETE FROM acme_state WHERE name = ?1",
-                      std::string_view(row.name));
+                      std::string_view(name));
       if (!r) {
         return r.error();
       }
