@@ -264,7 +264,10 @@ AdminResponse handleAdminRequest(Controller& controller, const Metrics& metrics,
     }
     AdminResponse r;
     r.contentType = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = renderMetrics(metrics, *controller.current(), controller.refusedCount());
+    // An unreadable store leaves the ACME series out; the proxy's own counters still matter.
+    auto acme = controller.acmeStates();
+    r.body = renderMetrics(metrics, *controller.current(), controller.refusedCount(),
+                           acme ? *acme : std::vector<AcmeState>{});
     return r;
   }
   if (path == "/api/v1/apikeys") {

@@ -25,12 +25,14 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "proxy/admin_access.h"
 #include "proxy/control.h"
 #include "proxy/runtime.h"
 #include "schema/net.h"
 #include "schema/result.h"
+#include "schema/store.h"
 
 namespace edgeplane::proxy {
 
@@ -49,8 +51,11 @@ struct AdminAddress {
 };
 
 // Prometheus text for the process counters, the active config's per-route counters and the
-// count of refused snapshots. Every ErrorKind appears, zero or not.
-std::string renderMetrics(const Metrics& metrics, const ActiveConfig& config, uint64_t refused);
+// count of refused snapshots. Every ErrorKind appears, zero or not. The certificates: each
+// served one's expiry, and from `acme` (the store's lifecycle state) each ACME certificate's
+// consecutive failed orders and its renewal time.
+std::string renderMetrics(const Metrics& metrics, const ActiveConfig& config, uint64_t refused,
+                          const std::vector<AcmeState>& acme = {});
 
 // The JSON array of GET /api/v1/backends for `config` (see the table above).
 std::string renderBackends(const health::HealthRegistry& registry, const ActiveConfig& config);

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "proxy/gateway/config.h"
+#include "proxy/tls/context.h"
 
 namespace edgeplane::proxy {
 
@@ -110,9 +111,38 @@ void renderHttpRouteMetrics(std::string& out, const ActiveConfig& config) {
   }
 }
 
+// The served certificates' expiry, and the ACME lifecycle the reconciler recorded: alert on
+// failures > 0 for long, or on time() past a renewal time.
+void renderCertificateMetrics(std::string& out, const ActiveConfig& config,
+                              const std::vector<AcmeState>& acme) {
+  family(out, "edgeplane_certificate_not_after_seconds", "gauge",
+         "Expiry (unix seconds) of each certificate the proxy serves.");
+  if (config.tls) {
+    for (const SnapshotCertificate& c : config.tls->loaded()) {
+      sample(out, "edgeplane_certificate_not_after_seconds",
+             "certificate=\"" + labelValue(c.name) + "\"", c.not_after);
+    }
+  }
+  family(out, "edgeplane_acme_consecutive_failures", "gauge",
+         "Failed ACME orders of each certificate since its last success (0: none).");
+  for (const AcmeState& st : acme) {
+    sample(out, "edgeplane_acme_consecutive_failures",
+           "certificate=\"" + labelValue(st.name) + "\"", st.failures);
+  }
+  family(out, "edgeplane_acme_renewal_seconds", "gauge",
+         "When each issued ACME certificate is due for renewal (unix seconds).");
+  for (const AcmeState& st : acme) {
+    if (st.renewAt) {
+      sample(out, "edgeplane_acme_renewal_seconds", "certificate=\"" + labelValue(st.name) + "\"",
+             *st.renewAt / 1000);
+    }
+  }
+}
+
 }  // namespace
 
-std::string renderMetrics(const Metrics& m, const ActiveConfig& config, uint64_t refused) {
+std::string renderMetrics(const Metrics& m, const ActiveConfig& config, uint64_t refused,
+                          const std::vector<AcmeState>& acme) {
   std::string out;
   out.reserve(4096);
   family(out, "edgeplane_proxy_connections_open", "gauge", "Client connections open now.");
@@ -175,6 +205,7 @@ std::string renderMetrics(const Metrics& m, const ActiveConfig& config, uint64_t
     sample(out, "edgeplane_proxy_route_failures_total", labels, route->stats->failures.load());
   }
   renderHttpRouteMetrics(out, config);
+  renderCertificateMetrics(out, config, acme);
   family(out, "edgeplane_proxy_backend_up", "gauge",
          "1 when the backend gets traffic (its health check passes, or it has none), else 0.");
   for (const auto& route : config.routes) {

@@ -352,6 +352,18 @@ void Controller::refreshChallengesLocked(Store& store) {
   }
 }
 
+Result<std::vector<AcmeState>> Controller::acmeStates() {
+  std::lock_guard lock(mu_);
+  if (!storeExists()) {
+    return std::vector<AcmeState>{};
+  }
+  auto store = storeLocked();
+  if (!store) {
+    return store.error();
+  }
+  return (*store)->listAcmeStates();
+}
+
 std::vector<Controller::Delta> Controller::pendingLocked() const {
   std::vector<Delta> out;
   for (const Tracked& t : tracked_) {

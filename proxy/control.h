@@ -138,6 +138,10 @@ class Controller {
   // The gateway runtime of the active config (rate limiter, usage, blocks).
   gateway::Runtime& gatewayRuntime() const;
 
+  // Each ACME certificate's lifecycle state as the reconciler recorded it (failures, renewal
+  // time), read from the store now: /metrics exports it. Empty without a store.
+  Result<std::vector<AcmeState>> acmeStates();
+
   uint64_t refusedCount() const;
   // Set by main once the listeners are bound; "off" each until then.
   void setListeners(Listeners listeners);

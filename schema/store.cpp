@@ -28,7 +28,7 @@ using store_sql::Stmt;
 // a released migration is never edited. Each runs in one transaction together with the
 // user_version bump. foreign_keys cannot change inside a transaction, so a later migration
 // that rebuilds a referenced table must use PRAGMA defer_foreign_keys.
-constexpr std::array<const char*, 5> kMigrations = {
+constexpr std::array<const char*, 6> kMigrations = {
     R"sql(
 CREATE TABLE apply_runs (
   id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -155,6 +155,22 @@ CREATE TABLE acme_challenges (
     R"sql(
 ALTER TABLE acme_challenges ADD COLUMN type TEXT NOT NULL DEFAULT 'http-01'
   CHECK (type IN ('http-01', 'tls-alpn-01'));
+)sql",
+    // 6: each ACME certificate's lifecycle on this host: the failed orders since its last
+    // success (the CA's problem document or the local reason) and the backoff they set, and
+    // when the certificate in place is due for renewal; `status` and the proxy's /metrics
+    // read it. `spec` is the challenge and domains the failures were for: a changed one is
+    // ordered at once.
+    R"sql(
+CREATE TABLE acme_state (
+  name         TEXT    NOT NULL PRIMARY KEY CHECK (length(name) > 0),
+  spec         TEXT    NOT NULL,
+  failures     INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0),
+  last_error   TEXT    NOT NULL DEFAULT '',
+  last_attempt INTEGER,
+  next_attempt INTEGER,
+  renew_at     INTEGER
+) WITHOUT ROWID;
 )sql",
 };
 

@@ -157,6 +157,20 @@ struct AcmeChallenge {
   auto operator<=>(const AcmeChallenge&) const = default;
 };
 
+// One ACME certificate's lifecycle on this host, kept by the reconciler's ACME step.
+struct AcmeState {
+  std::string name;  // the certificate's
+  // What the failures were for, "<challenge> <domain>,<domain>…": a certificate whose
+  // challenge or domains changed since is not held back by them.
+  std::string spec;
+  int64_t failures = 0;   // consecutive failed orders; 0 after a success
+  std::string lastError;  // the CA's problem ("urn:…:type: detail") or the local reason
+  std::optional<int64_t> lastAttempt;  // unix ms of the last order
+  std::optional<int64_t> nextAttempt;  // unix ms: no order before (the backoff); unset: none
+  std::optional<int64_t> renewAt;      // unix ms: the certificate in place is due for renewal
+  auto operator<=>(const AcmeState&) const = default;
+};
+
 struct TrafficSample {
   std::string route;
   int64_t at = 0;  // unix ms
@@ -251,6 +265,11 @@ class Store {
   Result<void> putAcmeChallenge(const AcmeChallenge& challenge);
   Result<void> removeAcmeChallenges(const std::vector<std::string>& tokens);
   Result<std::vector<AcmeChallenge>> listAcmeChallenges() const;
+  // ACME lifecycle state (store_acme.cpp): put replaces a certificate's row; retain deletes
+  // the rows of every certificate not in `names`; list is by name.
+  Result<void> putAcmeState(const AcmeState& state);
+  Result<void> retainAcmeStates(const std::vector<std::string>& names);
+  Result<std::vector<AcmeState>> listAcmeStates() const;
 
   // Traffic counters written by the proxy.
   Result<void> addTraffic(const TrafficSample& sample);

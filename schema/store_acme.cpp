@@ -1,6 +1,10 @@
-// The state store's pending ACME HTTP-01 answers: the reconciler puts them while an order
-// runs, the proxy's :80 listener serves them, the reconciler removes them after.
+// The state store's ACME tables: pending challenge answers (the reconciler puts them while an
+// order runs, the proxy serves them, the reconciler removes them after) and each certificate's
+// lifecycle state (failures, backoff, renewal time).
 #include "schema/store.h"
+
+#include <algorithm>
+
 #include "schema/store_sql.h"
 
 namespace edgeplane {
@@ -50,6 +54,62 @@ Result<std::vector<AcmeChallenge>> Store::listAcmeChallenges() const {
           return std::nullopt;  // the CHECK constraint admits no other
         }
         return AcmeChallenge{s.text(0), s.text(1), s.text(2), s.int64(3), *type};
+      });
+}
+
+Result<void> Store::putAcmeState(const AcmeState& st) {
+  const Conn c(db_.get(), path_, &statements_);
+  auto r = c.exec(
+      "put acme state",
+      "INSERT INTO acme_state (name, spec, failures, last_error, last_attempt, next_attempt, "
+      "renew_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO UPDATE SET "
+      "spec = excluded.spec, failures = excluded.failures, last_error = excluded.last_error, "
+      "last_attempt = excluded.last_attempt, next_attempt = excluded.next_attempt, "
+      "renew_at = excluded.renew_at",
+      std::string_view(st.name), std::string_view(st.spec), st.failures,
+      std::string_view(st.lastError), st.lastAttempt, st.nextAttempt, st.renewAt);
+  if (!r) {
+    return r.error();
+  }
+  return {};
+}
+
+Result<void> Store::retainAcmeStates(const std::vector<std::string>& names) {
+  auto rows = listAcmeStates();
+  if (!rows) {
+    return rows.error();
+  }
+  std::vector<std::string> gone;
+  for (const AcmeState& row : *rows) {
+    if (std::find(names.begin(), names.end(), row.name) == names.end()) {
+      gone.push_back(row.name);
+    }
+  }
+  if (gone.empty()) {
+    return {};  // the common case takes no write lock
+  }
+  return transaction([&]() -> Result<void> {
+    const Conn c(db_.get(), path_, &statements_);
+    for (const std::string& name : gone) {
+      auto r = c.exec("remove acme state", "DELETE FROM acme_state WHERE name = ?1",
+                      std::string_view(name));
+      if (!r) {
+        return r.error();
+      }
+    }
+    return {};
+  });
+}
+
+Result<std::vector<AcmeState>> Store::listAcmeStates() const {
+  const Conn c(db_.get(), path_, &statements_);
+  return c.query<AcmeState>(
+      "list acme state",
+      "SELECT name, spec, failures, last_error, last_attempt, next_attempt, renew_at "
+      "FROM acme_state ORDER BY name",
+      [](const Stmt& s) -> std::optional<AcmeState> {
+        return AcmeState{s.text(0),     s.text(1),     s.int64(2),   s.text(3),
+                         s.optInt64(4), s.optInt64(5), s.optInt64(6)};
       });
 }
 

@@ -325,4 +325,13 @@ SSL_CTX* ContextSet::find(std::string_view certificateName) const {
   return found == entries_.end() ? nullptr : found->second.ctx;
 }
 
+std::vector<SnapshotCertificate> ContextSet::loaded() const {
+  std::vector<SnapshotCertificate> out;
+  out.reserve(entries_.size());
+  for (const auto& [name, entry] : entries_) {
+    out.push_back(entry.spec);
+  }
+  return out;
+}
+
 }  // namespace edgeplane::proxy::tls

@@ -51,6 +51,8 @@ class ContextSet {
   // pointer lives as long as this set (SSL_new takes its own reference).
   SSL_CTX* find(std::string_view certificateName) const;
   size_t size() const { return entries_.size(); }
+  // The certificates loaded (what is served), by name.
+  std::vector<SnapshotCertificate> loaded() const;
   const std::shared_ptr<TicketKeys>& ticketKeys() const { return keys_; }
 
  private:

@@ -1,5 +1,6 @@
 // The RFC 8555 client over HTTPS with POCO (see client.h): directory, nonces, account,
-// order, HTTP-01 authorizations, finalize, polling, chain download.
+// order, HTTP-01 authorizations, finalize, polling, chain download, resuming an order cut
+// short after its finalize.
 #include "reconciler/acme/client.h"
 
 #include <sys/stat.h>
@@ -19,6 +20,7 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "reconciler/acme/jws.h"
 #include "reconciler/system/file_write.h"
@@ -103,6 +105,29 @@ std::optional<std::chrono::seconds> parseRetryAfter(const std::string& v) {
   return std::min(std::chrono::seconds(std::stoll(v)), kMaxRetryAfter);
 }
 
+// `dir` and its parents created; `dir` itself owner-only (it holds private keys).
+Result<void> makePrivateDir(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || ::chmod(dir.c_str(), 0700) != 0) {
+    return terminal("create " + dir.string() + ": " + (ec ? ec.message() : errnoText(errno)));
+  }
+  return {};
+}
+
+// A fresh P-256 key and its PKCS#8 PEM; the caller wipes the PEM once written.
+Result<std::pair<Pkey, std::string>> freshKey() {
+  auto key = generateP256();
+  if (!key) {
+    return key.error();
+  }
+  auto pem = privateKeyPem(key->get());
+  if (!pem) {
+    return pem.error();
+  }
+  return std::pair<Pkey, std::string>(std::move(key).value(), std::move(pem).value());
+}
+
 class Client final : public CertificateIssuer {
  public:
   explicit Client(ClientSettings s) : s_(std::move(s)) {}
@@ -128,6 +153,19 @@ class Client final : public CertificateIssuer {
   // validate (the URL added to `pending`).
   Result<void> authorize(const std::string& authzUrl, AcmeChallengeType type, ChallengeSink& sink,
                          std::vector<std::string>& tokens, std::vector<std::string>& pending);
+  // An order whose authorizations are valid: a fresh key, recorded with the order's URL
+  // before the finalize (so that a run cut short resumes it), then complete().
+  Result<Issued> finalizeNew(const std::string& orderUrl, const Json& order,
+                             const std::vector<std::string>& domains);
+  // The order recorded for `domains` by an earlier run, if any: ready -> finalized with the
+  // recorded key, processing or valid -> downloaded; nullopt when there is none or it cannot
+  // be continued (invalid, expired, gone: the record is dropped and a new order starts). A
+  // network or server error is returned as it is (the record stays for the next run).
+  Result<std::optional<Issued>> resume(const std::vector<std::string>& domains);
+  // Finalize (when `finalize`), wait for the certificate, download it; the record is dropped
+  // once the order is settled (issued or failed for good).
+  Result<Issued> complete(const std::string& orderUrl, const Json& order, EVP_PKEY* key,
+                          const std::vector<std::string>& domains, bool finalize);
 
   ClientSettings s_;
   Clock::time_point deadline_;
@@ -284,29 +322,23 @@ Result<void> Client::loadAccount() {
     }
     account_ = std::move(key).value();
   } else {
-    auto key = generateP256();
+    auto key = freshKey();
     if (!key) {
       return key.error();
     }
-    auto pem = privateKeyPem(key->get());
-    if (!pem) {
-      return pem.error();
-    }
     const fs::path dir = fs::path(path).parent_path();
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec || ::chmod(dir.c_str(), 0700) != 0) {
-      return terminal("create " + dir.string() + ": " + (ec ? ec.message() : errnoText(errno)));
+    if (auto made = makePrivateDir(dir); !made) {
+      return made.error();
     }
-    auto written = sys::replaceFile(path, path + ".tmp", *pem, 0600);
-    std::fill(pem->begin(), pem->end(), '\0');
+    auto written = sys::replaceFile(path, path + ".tmp", key->second, 0600);
+    std::fill(key->second.begin(), key->second.end(), '\0');
     if (!written) {
       return written.error();
     }
     if (auto synced = sys::fsyncDir(dir.string()); !synced) {
       return synced.error();
     }
-    account_ = std::move(key).value();
+    account_ = std::move(key->first);
   }
   // newAccount with an existing key returns that account (200) and its URL.
   std::string payload = R"({"termsOfServiceAgreed":true)";
@@ -432,6 +464,128 @@ Result<void> Client::authorize(const std::string& authzUrl, AcmeChallengeType ty
   return {};
 }
 
+// An order taken to its finalize, on disk (see pendingOrderDir): the URL and the CSR's key.
+struct PendingOrder {
+  std::string dir;
+  std::string url() const { return dir + "/order"; }
+  std::string key() const { return dir + "/key.pem"; }
+
+  // The key first, then the URL: an `order` file always has its key.
+  Result<void> record(const std::string& orderUrl, const std::string& keyPem) const {
+    if (auto made = makePrivateDir(dir); !made) {
+      return made.error();
+    }
+    if (auto w = sys::replaceFile(key(), key() + ".tmp", keyPem, 0600); !w) {
+      return w.error();
+    }
+    if (auto w = sys::replaceFile(url(), url() + ".tmp", orderUrl, 0600); !w) {
+      return w.error();
+    }
+    return sys::fsyncDir(dir);
+  }
+  // The URL goes first: a key without it is never used.
+  void drop() const {
+    std::error_code ec;
+    fs::remove(url(), ec);
+    fs::remove(key(), ec);
+    fs::remove(dir, ec);
+  }
+};
+
+Result<Issued> Client::complete(const std::string& orderUrl, const Json& order, EVP_PKEY* key,
+                                const std::vector<std::string>& domains, bool finalize) {
+  const PendingOrder pending{pendingOrderDir(s_, domains)};
+  auto settled = [&](Error e) {
+    if (!e.retryable) {
+      pending.drop();
+    }
+    return e;
+  };
+  if (finalize) {
+    auto csr = buildCsr(key, domains);
+    if (!csr) {
+      return csr.error();
+    }
+    auto finalized =
+        post(str(order, "finalize"), R"({"csr":")" + base64url(*csr) + R"("})", "finalize");
+    if (!finalized) {
+      return settled(finalized.error());
+    }
+  }
+  auto done = poll(orderUrl, "order");
+  if (!done) {
+    return settled(done.error());
+  }
+  if (str(*done, "status") != "valid" || str(*done, "certificate").empty()) {
+    return settled(terminal("order " + orderUrl + ": " + errorOf(*done)));
+  }
+  auto cert = post(str(*done, "certificate"), std::nullopt, "certificate download");
+  if (!cert) {
+    return settled(cert.error());
+  }
+  if (cert->body.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return settled(terminal("certificate download: not a PEM chain"));
+  }
+  auto keyPem = privateKeyPem(key);
+  if (!keyPem) {
+    return keyPem.error();
+  }
+  pending.drop();
+  return Issued{cert->body, std::move(keyPem).value()};
+}
+
+Result<Issued> Client::finalizeNew(const std::string& orderUrl, const Json& order,
+                                   const std::vector<std::string>& domains) {
+  auto key = freshKey();
+  if (!key) {
+    return key.error();
+  }
+  auto recorded = PendingOrder{pendingOrderDir(s_, domains)}.record(orderUrl, key->second);
+  std::fill(key->second.begin(), key->second.end(), '\0');
+  if (!recorded) {
+    return recorded.error();
+  }
+  return complete(orderUrl, order, key->first.get(), domains, true);
+}
+
+Result<std::optional<Issued>> Client::resume(const std::vector<std::string>& domains) {
+  const PendingOrder pending{pendingOrderDir(s_, domains)};
+  auto url = sys::readOwnFile(pending.url());
+  if (!url) {
+    return url.error();
+  }
+  if (!*url) {
+    return std::optional<Issued>();
+  }
+  auto keyText = sys::readOwnFile(pending.key());
+  if (!keyText) {
+    return keyText.error();
+  }
+  auto key = *keyText ? readP256Pem(**keyText) : Result<Pkey>(terminal("no key"));
+  if (*keyText) {
+    std::fill((*keyText)->begin(), (*keyText)->end(), '\0');
+  }
+  if (!key) {
+    pending.drop();  // unusable: start over
+    return std::optional<Issued>();
+  }
+  auto r = post(**url, std::nullopt, "order " + **url);
+  if (!r && r.error().retryable) {
+    return r.error();
+  }
+  auto order = r ? parse(*r, "order " + **url) : Result<Json>(r.error());
+  const std::string status = order ? str(*order, "status") : "";
+  if (status != "ready" && status != "processing" && status != "valid") {
+    pending.drop();  // gone, invalid, expired or back to pending: a new order
+    return std::optional<Issued>();
+  }
+  auto issued = complete(**url, *order, key->get(), domains, status == "ready");
+  if (!issued) {
+    return issued.error();
+  }
+  return std::optional<Issued>(std::move(issued).value());
+}
+
 Result<Issued> Client::obtain(const std::vector<std::string>& domains, AcmeChallengeType challenge,
                               ChallengeSink& sink, Clock::time_point deadline) {
   deadline_ = deadline;
@@ -441,6 +595,11 @@ Result<Issued> Client::obtain(const std::vector<std::string>& domains, AcmeChall
   }
   if (auto a = loadAccount(); !a) {
     return a.error();
+  }
+  if (auto resumed = resume(domains); !resumed) {
+    return resumed.error();
+  } else if (*resumed) {
+    return std::move(**resumed);
   }
   std::string payload = R"({"identifiers":[)";
   for (size_t i = 0; i < domains.size(); ++i) {
@@ -498,40 +657,7 @@ Result<Issued> Client::obtain(const std::vector<std::string>& domains, AcmeChall
   }
   sink.withdraw(tokens);
   tokens.clear();
-
-  // Finalize with a CSR from a fresh key; then wait for the certificate.
-  auto key = generateP256();
-  if (!key) {
-    return key.error();
-  }
-  auto csr = buildCsr(key->get(), domains);
-  if (!csr) {
-    return csr.error();
-  }
-  auto finalized =
-      post(str(*order, "finalize"), R"({"csr":")" + base64url(*csr) + R"("})", "finalize");
-  if (!finalized) {
-    return finalized.error();
-  }
-  auto done = poll(orderUrl, "order");
-  if (!done) {
-    return done.error();
-  }
-  if (str(*done, "status") != "valid" || str(*done, "certificate").empty()) {
-    return terminal("order " + orderUrl + ": " + errorOf(*done));
-  }
-  auto cert = post(str(*done, "certificate"), std::nullopt, "certificate download");
-  if (!cert) {
-    return cert.error();
-  }
-  if (cert->body.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
-    return terminal("certificate download: not a PEM chain");
-  }
-  auto keyPem = privateKeyPem(key->get());
-  if (!keyPem) {
-    return keyPem.error();
-  }
-  return Issued{cert->body, std::move(keyPem).value()};
+  return finalizeNew(orderUrl, *order, domains);
 }
 
 }  // namespace
@@ -541,6 +667,16 @@ std::string accountKeyPath(const ClientSettings& s) {
   unsigned char md[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(id.data()), id.size(), md);
   return (fs::path(s.stateDir) / "acme" / "accounts" / toHex(md, 8) / "key.pem").string();
+}
+
+std::string pendingOrderDir(const ClientSettings& s, const std::vector<std::string>& domains) {
+  std::string id = s.directory + "\n" + s.email.value_or("");
+  for (const std::string& d : domains) {
+    id += "\n" + d;
+  }
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(id.data()), id.size(), md);
+  return (fs::path(s.stateDir) / "acme" / "orders" / toHex(md, 8)).string();
 }
 
 std::unique_ptr<CertificateIssuer> makeAcmeClient(ClientSettings settings) {

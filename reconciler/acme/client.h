@@ -54,6 +54,12 @@ struct ClientSettings {
 // SHA-256("directory\nemail")>/key.pem.
 std::string accountKeyPath(const ClientSettings& s);
 
+// Where an order taken to its finalize is recorded, so that a run cut short (the time budget,
+// a crash) resumes it rather than ordering again: <state-dir>/acme/orders/<16 hex of
+// SHA-256("directory\nemail\ndomain\n…")>/ holding `order` (its URL) and `key.pem` (the
+// CSR's key, 0600), both written temp + rename. Dropped once the order is settled.
+std::string pendingOrderDir(const ClientSettings& s, const std::vector<std::string>& domains);
+
 // The RFC 8555 client (HTTP-01 and TLS-ALPN-01).
 std::unique_ptr<CertificateIssuer> makeAcmeClient(ClientSettings settings);
 

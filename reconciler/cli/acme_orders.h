@@ -21,15 +21,34 @@ struct AcmeOrders {
   std::vector<std::string> failed;  // "certificate shop: <the CA's problem>"
 };
 
+// The run's clock and randomness, and the backoff's floor (seconds).
+struct AcmeRunClock {
+  std::chrono::steady_clock::time_point deadline;  // the run's ACME budget ends
+  int64_t now = 0;                                 // unix seconds
+  // core::kAcmeBackoffFloor; only the lab scales it, by acmeBackoffFloorFromEnv().
+  int64_t backoffFloor = 60;
+  std::function<double()> random;  // [0, 1), the backoff's jitter; unset: none
+};
+
 // Orders the due ACME certificates of `target` (acmeOrderDue on what is on disk now) one after
-// the other through `issuer`, until `deadline`; each one issued is installed with `certs` and
-// put in `result.certificates`. A failure keeps the certificate in place and does not stop
-// the others. `log` gets one line per order.
+// the other through `issuer`, until `clock.deadline`; each one issued is installed with `certs`
+// and put in `result.certificates`. A failure keeps the certificate in place, does not stop the
+// others, and is recorded in `store`'s ACME state with a backoff (core::acmeBackoffSeconds):
+// until its next attempt the certificate is skipped, unless its challenge or domains changed.
+// Those that failed least order first, so a CA that refuses one spends the budget last on it.
+// Success clears the failures; every certificate's renewal time is kept there for `status`
+// and /metrics, and the state of certificates no longer wanted is dropped. `log` gets one
+// line per order or skip.
 AcmeOrders runAcmeOrders(const core::Target& target, sys::CertStore& certs,
-                         acme::CertificateIssuer& issuer, acme::ChallengeSink& sink,
-                         std::chrono::steady_clock::time_point deadline, int64_t now,
-                         core::ApplyResult& result,
+                         acme::CertificateIssuer& issuer, acme::ChallengeSink& sink, Store& store,
+                         const AcmeRunClock& clock, core::ApplyResult& result,
                          const std::function<void(const std::string&)>& log);
+
+// The backoff's floor in seconds: core::kAcmeBackoffFloor, or the lab's
+// EDGEPLANE_TEST_ACME_BACKOFF_FLOOR=<seconds> (1..60; a test knob, so that a lab test sees
+// the agent recover within seconds; it can only shorten the first wait, never lengthen any,
+// and the doubling and the day's ceiling stay). Anything else in it is ignored.
+int64_t acmeBackoffFloorFromEnv();
 
 // Challenge answers through the store; `notify` tells the proxy (its reload notice) after each
 // change so the answer is served at once rather than at the proxy's next poll.

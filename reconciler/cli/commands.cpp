@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <set>
 #include <sstream>
 
@@ -191,13 +192,17 @@ AcmeOrders orderAcmeCertificates(const Options& o, const Desired& all, const cor
   auto client = acme::makeAcmeClient(std::move(settings));
   StoreChallengeSink sink(
       store, [&o] { (void)notifyProxy(o.proxyAdmin, kProxyNotifyTimeout, o.proxyAdminTokenFile); });
-  const auto deadline =
+  AcmeRunClock clock;
+  clock.deadline =
       std::chrono::steady_clock::now() + fleet.acme_timeout.value_or(kDefaultAcmeTimeout);
-  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+  clock.now = std::chrono::duration_cast<std::chrono::seconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  clock.backoffFloor = acmeBackoffFloorFromEnv();
+  std::mt19937_64 rng{std::random_device{}()};
+  clock.random = [&rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); };
   auto log = [](const std::string& line) { std::cerr << "edgeplane apply: " << line << "\n"; };
-  return runAcmeOrders(withAcmeChallenges(o, target, log), certs, *client, sink, deadline, now,
+  return runAcmeOrders(withAcmeChallenges(o, target, log), certs, *client, sink, store, clock,
                        result, log);
 }
 

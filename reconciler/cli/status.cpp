@@ -67,7 +67,13 @@ std::vector<WgInfo> wireguardInfo(const Options& o, const std::vector<OwnedResou
 struct CertInfo {
   SnapshotCertificate cert;
   std::string issuer;
+  std::optional<AcmeState> acme;  // the ACME step's record: challenge, renewal, failures
 };
+
+// "http-01" from the state's spec ("<challenge> <domains>").
+std::string challengeOf(const AcmeState& st) {
+  return st.spec.substr(0, st.spec.find(' '));
+}
 
 std::vector<CertInfo> certificateInfo(Store& store, const std::vector<OwnedResource>& owned) {
   std::vector<CertInfo> out;
@@ -80,8 +86,16 @@ std::vector<CertInfo> certificateInfo(Store& store, const std::vector<OwnedResou
     return out;
   }
   auto view = sys::storeViewFromOwned(owned);
+  auto states = store.listAcmeStates();
   for (const auto& c : decoded->certificates) {
-    CertInfo info{c, "?"};
+    CertInfo info{c, "?", std::nullopt};
+    if (states) {
+      for (const AcmeState& st : *states) {
+        if (st.name == c.name) {
+          info.acme = st;
+        }
+      }
+    }
     if (view) {
       if (auto it = view->applied.find("certificate " + c.name); it != view->applied.end()) {
         const std::string kind = it->second.substr(0, it->second.find(' '));
@@ -164,6 +178,43 @@ void checkDrift(const Options& o, Store& store, const fs::path& dir, Status& st)
                     : !lo.loaded   ? lo.hostError
                     : !view        ? view.error().message
                                    : seen.error().message);
+  }
+}
+
+// A certificate's ACME lifecycle fields; null for certificates not from ACME (or not ordered
+// yet by this edgeplane).
+void setAcmeJson(Poco::JSON::Object& jo, const std::optional<AcmeState>& acme) {
+  auto time = [](const std::optional<int64_t>& ms) {
+    return ms ? Poco::Dynamic::Var(isoTime(*ms)) : Poco::Dynamic::Var();
+  };
+  if (!acme) {
+    for (const char* key :
+         {"challenge", "next_renewal", "failures", "last_error", "last_attempt", "next_attempt"}) {
+      jo.set(key, Poco::Dynamic::Var());
+    }
+    return;
+  }
+  jo.set("challenge", challengeOf(*acme));
+  jo.set("next_renewal", time(acme->renewAt));
+  jo.set("failures", acme->failures);
+  jo.set("last_error",
+         acme->lastError.empty() ? Poco::Dynamic::Var() : Poco::Dynamic::Var(acme->lastError));
+  jo.set("last_attempt", time(acme->lastAttempt));
+  jo.set("next_attempt", time(acme->nextAttempt));
+}
+
+// The ACME lines under a certificate: its challenge and next renewal, and while orders fail,
+// how often, the CA's last word and when the next attempt is.
+void printAcmeText(const AcmeState& st) {
+  std::cout << "    acme " << challengeOf(st) << ", next renewal "
+            << (st.renewAt ? isoTime(*st.renewAt) : std::string("when first issued")) << "\n";
+  if (st.failures > 0) {
+    std::cout << "    " << st.failures << " failed order(s), last at "
+              << (st.lastAttempt ? isoTime(*st.lastAttempt) : std::string("?")) << ": "
+              << st.lastError << "\n"
+              << "    next attempt not before "
+              << (st.nextAttempt ? isoTime(*st.nextAttempt) : std::string("the next run"))
+              << " (the certificate in place is still served)\n";
   }
 }
 
@@ -256,6 +307,7 @@ void printStatusJson(const Status& st) {
     jo->set("not_after", isoTime(c.cert.not_after * 1000));
     jo->set("fingerprint", c.cert.fingerprint);
     jo->set("cert_file", c.cert.cert_file);
+    setAcmeJson(*jo, c.acme);
     certs->add(jo);
   }
   root->set("certificates", certs);
@@ -323,6 +375,9 @@ void printStatusText(const Status& st) {
       }
       std::cout << "  " << c.cert.name << ": " << c.issuer << ", " << domains << ", not after "
                 << isoTime(c.cert.not_after * 1000) << ", sha256 " << c.cert.fingerprint << "\n";
+      if (c.acme) {
+        printAcmeText(*c.acme);
+      }
     }
   }
   if (!st.blockedKeys.empty()) {

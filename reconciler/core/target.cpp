@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <set>
 
+#include "reconciler/core/acme_lifecycle.h"
+
 namespace edgeplane::core {
 
 std::string hostLinkName(std::string_view ns) {
@@ -162,9 +164,7 @@ std::optional<std::string> acmeOrderDue(const CertTarget& c, const CertView* v, 
     return "its domains changed";
   }
   const int64_t left = v->notAfter - now;
-  const int64_t threshold =
-      c.renewBefore ? *c.renewBefore : std::max<int64_t>(v->notAfter - v->notBefore, 0) / 3;
-  if (left <= threshold) {
+  if (now >= acmeRenewAt(c, *v)) {
     return left <= 0 ? std::string("renew: expired")
                      : "renew: " + std::to_string(left / 3600) + "h left" +
                            (c.renewBefore ? " (renew_before)" : " (a third of its lifetime)");

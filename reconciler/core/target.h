@@ -80,7 +80,8 @@ struct CertTarget {
 
 // Why an ACME certificate should be ordered now, or nullopt: there is none yet (or it cannot
 // be read), the placeholder is served (self-issued), its domains differ, or its renewal is due
-// (renewBefore when set, even longer than the lifetime; else a third of the lifetime left).
+// (acmeRenewAt: renewBefore when set, even longer than the lifetime; else a third of the
+// lifetime left; with a jitter stable per certificate).
 std::optional<std::string> acmeOrderDue(const CertTarget& c, const CertView* v, int64_t now);
 
 // The challenge of an ACME certificate that names none: HTTP-01 on the proxy's :80, or

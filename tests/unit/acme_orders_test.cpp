@@ -1,6 +1,7 @@
 // apply's ACME step with a fake CA: the placeholder is replaced by the issued certificate,
 // HTTP-01 answers pass through the store and are withdrawn, an order that is not due is not
-// placed, and a failed order keeps the certificate in place.
+// placed, a failed order keeps the certificate in place and backs off (recorded in the
+// store) without holding back the other certificates.
 #include "reconciler/cli/acme_orders.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include <openssl/x509v3.h>
 
 #include <optional>
+#include <set>
 
 #include "reconciler/acme/jws.h"
 #include "tests/support/temp_dir.h"
@@ -66,7 +68,7 @@ class FakeCa final : public acme::CertificateIssuer {
       pendingType = pending->front().type;
     }
     sink.withdraw({"tok-" + std::to_string(orders)});
-    if (!problem.empty()) {
+    if (!problem.empty() && (failing.empty() || failing.count(domains[0]) != 0)) {
       return terminal(problem);
     }
     return fakeLeaf(domains, 30);
@@ -75,6 +77,7 @@ class FakeCa final : public acme::CertificateIssuer {
   bool seenPending = false;
   std::optional<AcmeChallengeType> pendingType;
   std::string problem;
+  std::set<std::string> failing;  // first domains the problem is for; empty: all
 
  private:
   Store& store_;
@@ -100,10 +103,11 @@ TEST(AcmeOrders, PlaceholderReplacedOnceThenFailuresKeepTheCertificate) {
   StoreChallengeSink sink(**store, [&] { ++notices; });
   std::vector<std::string> log;
   auto logTo = [&](const std::string& line) { log.push_back(line); };
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  const int64_t now = std::time(nullptr);
+  AcmeRunClock clock;
+  clock.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  clock.now = std::time(nullptr);
   core::ApplyResult result;
-  AcmeOrders orders = runAcmeOrders(target, certs, ca, sink, deadline, now, result, logTo);
+  AcmeOrders orders = runAcmeOrders(target, certs, ca, sink, **store, clock, result, logTo);
   EXPECT_EQ(orders.issued, std::vector<std::string>{"shop"});
   EXPECT_TRUE(orders.failed.empty());
   EXPECT_EQ(ca.orders, 1);
@@ -120,7 +124,7 @@ TEST(AcmeOrders, PlaceholderReplacedOnceThenFailuresKeepTheCertificate) {
 
   // Issued and not due: no order.
   core::ApplyResult again;
-  orders = runAcmeOrders(target, certs, ca, sink, deadline, now, again, logTo);
+  orders = runAcmeOrders(target, certs, ca, sink, **store, clock, again, logTo);
   EXPECT_TRUE(orders.issued.empty());
   EXPECT_EQ(ca.orders, 1);
 
@@ -131,7 +135,7 @@ TEST(AcmeOrders, PlaceholderReplacedOnceThenFailuresKeepTheCertificate) {
   target.certificates[0].challenge = AcmeChallengeType::TlsAlpn01;
   ca.problem = "urn:ietf:params:acme:error:rejectedIdentifier: no";
   core::ApplyResult failed;
-  orders = runAcmeOrders(target, certs, ca, sink, deadline, now, failed, logTo);
+  orders = runAcmeOrders(target, certs, ca, sink, **store, clock, failed, logTo);
   EXPECT_EQ(ca.orders, 2);
   EXPECT_EQ(ca.pendingType, AcmeChallengeType::TlsAlpn01);
   ASSERT_EQ(orders.failed.size(), 1U);
@@ -142,11 +146,156 @@ TEST(AcmeOrders, PlaceholderReplacedOnceThenFailuresKeepTheCertificate) {
   ASSERT_TRUE(certs.observe(target.certificates, seen));
   EXPECT_EQ(seen.generatedCerts["shop"].fingerprint, issued.fingerprint);
 
-  // It succeeds: a new certificate.
+  // The failure is recorded with the CA's problem and a minute's backoff (no jitter drawn).
+  auto states = (*store)->listAcmeStates();
+  ASSERT_TRUE(states.ok()) << states.error().message;
+  ASSERT_EQ(states->size(), 1U);
+  EXPECT_EQ(states->front().spec, "tls-alpn-01 shop.example.net");
+  EXPECT_EQ(states->front().failures, 1);
+  EXPECT_EQ(states->front().lastError, "urn:ietf:params:acme:error:rejectedIdentifier: no");
+  EXPECT_EQ(states->front().lastAttempt, clock.now * 1000);
+  EXPECT_EQ(states->front().nextAttempt, (clock.now + 60) * 1000);
+
+  // Within the backoff the CA would succeed, but no order is placed; the log says until when.
   ca.problem.clear();
-  orders = runAcmeOrders(target, certs, ca, sink, deadline, now, failed, logTo);
+  log.clear();
+  clock.now += 59;
+  orders = runAcmeOrders(target, certs, ca, sink, **store, clock, failed, logTo);
+  EXPECT_EQ(ca.orders, 2);
+  EXPECT_TRUE(orders.issued.empty());
+  EXPECT_TRUE(orders.failed.empty());
+  ASSERT_EQ(log.size(), 1U);
+  EXPECT_NE(log[0].find("held back after 1 failed order(s) until "), std::string::npos) << log[0];
+
+  // After it, it succeeds: a new certificate, and the failures are cleared.
+  clock.now += 1;
+  orders = runAcmeOrders(target, certs, ca, sink, **store, clock, failed, logTo);
   ASSERT_EQ(orders.issued.size(), 1U);
   EXPECT_NE(failed.certificates["shop"].fingerprint, issued.fingerprint);
+  states = (*store)->listAcmeStates();
+  ASSERT_TRUE(states.ok());
+  ASSERT_EQ(states->size(), 1U);
+  EXPECT_EQ(states->front().failures, 0);
+  EXPECT_EQ(states->front().lastError, "");
+  EXPECT_EQ(states->front().nextAttempt, std::nullopt);
+  // renew_before is longer than the lifetime: due at once (a forced renewal every run).
+  EXPECT_EQ(states->front().renewAt, failed.certificates["shop"].notBefore * 1000);
+}
+
+struct TwoCertificates {
+  testing::TempDir dir;
+  std::unique_ptr<Store> store = Store::open(dir.path()).value();
+  sys::CertStore certs{dir.path().string()};
+  core::Target target;
+  FakeCa ca{*store};
+  StoreChallengeSink sink{*store, {}};
+  std::vector<std::string> log;
+  AcmeRunClock clock;
+
+  TwoCertificates() {
+    for (const char* name : {"blog", "shop"}) {
+      core::CertTarget c;
+      c.name = name;
+      c.source = core::CertSource::Acme;
+      c.domains = {std::string(name) + ".example.net"};
+      target.certificates.push_back(c);
+    }
+    clock.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    clock.now = std::time(nullptr);  // the fake leaves are valid from now
+  }
+  AcmeOrders run() {
+    core::ApplyResult result;
+    return runAcmeOrders(target, certs, ca, sink, *store, clock, result,
+                         [this](const std::string& line) { log.push_back(line); });
+  }
+  AcmeState state(const std::string& name) {
+    auto states = store->listAcmeStates();
+    EXPECT_TRUE(states.ok());
+    for (const AcmeState& s : states.ok() ? *states : std::vector<AcmeState>{}) {
+      if (s.name == name) {
+        return s;
+      }
+    }
+    return {};
+  }
+};
+
+// One certificate the CA keeps refusing backs off, doubling with jitter on top, while the
+// other is issued in the same runs; the failing one is ordered last.
+TEST(AcmeOrders, FailuresBackOffPerCertificateAndNeverBlockTheOthers) {
+  TwoCertificates t;
+  t.ca.problem = "urn:ietf:params:acme:error:connection: refused";
+  t.ca.failing = {"blog.example.net"};
+  t.clock.random = [] { return 0.5; };
+  AcmeOrders orders = t.run();
+  EXPECT_EQ(orders.issued, std::vector<std::string>{"shop"});
+  ASSERT_EQ(orders.failed.size(), 1U);
+  EXPECT_EQ(t.state("blog").failures, 1);
+  EXPECT_EQ(t.state("blog").nextAttempt, (t.clock.now + 67) * 1000);  // 60 s + 7 of jitter
+  EXPECT_EQ(t.state("shop").failures, 0);
+  EXPECT_TRUE(t.state("shop").renewAt.has_value());
+
+  // Later, after its backoff, with shop due again (placeholder gone: remove its certificate so
+  // it is due): blog, which failed, goes after shop.
+  ASSERT_TRUE(t.certs.remove("shop"));
+  t.clock.now += 68;
+  t.ca.orders = 0;
+  t.log.clear();
+  orders = t.run();
+  ASSERT_EQ(t.log.size(), 4U);
+  EXPECT_NE(t.log[0].find("certificate shop: ordering"), std::string::npos) << t.log[0];
+  EXPECT_NE(t.log[2].find("certificate blog: ordering"), std::string::npos) << t.log[2];
+  EXPECT_EQ(t.state("blog").failures, 2);
+  EXPECT_EQ(t.state("blog").nextAttempt, (t.clock.now + 135) * 1000);  // 120 s + 15
+  EXPECT_EQ(t.state("blog").lastError, "urn:ietf:params:acme:error:connection: refused");
+}
+
+// A certificate in backoff whose domains (or challenge) changed is ordered at once: the
+// failures were about another order. A certificate no longer configured loses its state.
+TEST(AcmeOrders, ChangedSpecLiftsTheBackoffAndRemovedCertificatesLoseTheirState) {
+  TwoCertificates t;
+  t.ca.problem = "urn:ietf:params:acme:error:rejectedIdentifier: no";
+  t.ca.failing = {"blog.example.net"};
+  (void)t.run();
+  ASSERT_EQ(t.state("blog").failures, 1);
+  const int before = t.ca.orders;
+  (void)t.run();
+  EXPECT_EQ(t.ca.orders, before);  // held back
+  t.target.certificates[0].domains = {"blog.example.net", "www.example.net"};
+  t.ca.problem.clear();
+  AcmeOrders orders = t.run();
+  EXPECT_EQ(orders.issued, std::vector<std::string>{"blog"});
+  EXPECT_EQ(t.state("blog").failures, 0);
+  EXPECT_EQ(t.state("blog").spec, "http-01 blog.example.net,www.example.net");
+
+  t.target.certificates.erase(t.target.certificates.begin());
+  (void)t.run();
+  auto states = t.store->listAcmeStates();
+  ASSERT_TRUE(states.ok());
+  ASSERT_EQ(states->size(), 1U);
+  EXPECT_EQ(states->front().name, "shop");
+}
+
+// A failing forced renewal that is no longer due (renew_before dropped) sheds its failures:
+// nothing is owed, so nothing is failing, and status and /metrics say so.
+TEST(AcmeOrders, ACertificateNoLongerDueShedsItsFailures) {
+  TwoCertificates t;
+  ASSERT_EQ(t.run().issued.size(), 2U);
+  t.target.certificates[0].renewBefore = int64_t{31} * 86400;
+  t.ca.problem = "urn:ietf:params:acme:error:serverInternal: down";
+  AcmeOrders orders = t.run();
+  ASSERT_EQ(orders.failed.size(), 1U);
+  ASSERT_EQ(t.state("blog").failures, 1);
+  const int before = t.ca.orders;
+  t.target.certificates[0].renewBefore.reset();
+  orders = t.run();
+  EXPECT_TRUE(orders.failed.empty());
+  EXPECT_EQ(t.ca.orders, before);
+  const AcmeState blog = t.state("blog");
+  EXPECT_EQ(blog.failures, 0);
+  EXPECT_EQ(blog.lastError, "");
+  EXPECT_EQ(blog.nextAttempt, std::nullopt);
+  EXPECT_TRUE(blog.renewAt.has_value());
 }
 
 }  // namespace

@@ -36,6 +36,7 @@
 #include "reconciler/cli/webhook.h"
 #include "reconciler/system/lock.h"
 #include "schema/secret_file.h"
+#include "schema/snapshot.h"
 #include "schema/store.h"
 #include "schema/terminal_text.h"
 #include "tests/support/command.h"
@@ -1276,6 +1277,71 @@ TEST(HumanOutput, CommitMetadataCannotDriveTheTerminal) {
       << history.output;
   const auto status = testing::runCommand(bin + " status --state-dir " + state.string());
   EXPECT_NE(status.output.find("    second line\\x1b[2J"), std::string::npos) << status.output;
+}
+
+// ---- status: the ACME lifecycle (issue 12) ----
+
+// A served ACME certificate whose renewals fail: status shows its challenge, next renewal, the
+// failures with the CA's problem and the next attempt, in text and in JSON; one that never
+// failed shows no failure and null times where there are none.
+TEST(StatusAcme, ShowsChallengeRenewalFailuresAndNextAttempt) {
+  TempDir dir;
+  const fs::path state = dir.path() / "state";
+  {
+    auto store = Store::open(state);
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    ProxySnapshot snap;
+    snap.host = "edge-1";
+    snap.certificates = {{"blog",
+                          std::string(64, 'b'),
+                          "/nonexistent/blog.pem",
+                          "/nonexistent/blog.key",
+                          {"blog.example.net"},
+                          1767225600},
+                         {"shop",
+                          std::string(64, 'a'),
+                          "/nonexistent/shop.pem",
+                          "/nonexistent/shop.key",
+                          {"shop.example.net"},
+                          1767225600}};
+    ASSERT_TRUE((*store)->writeSnapshot(snapshotToJson(snap), 1764016200000, std::nullopt));
+    ASSERT_TRUE((*store)->putAcmeState({"shop", "tls-alpn-01 shop.example.net", 2,
+                                        "urn:ietf:params:acme:error:connection: no", 1764016200000,
+                                        1764016320000, 1764633600000}));
+    ASSERT_TRUE((*store)->putAcmeState(
+        {"blog", "http-01 blog.example.net", 0, "", 1764016200000, std::nullopt, 1764720000000}));
+  }
+  const std::string bin = EDGEPLANE_BINARY;
+  const auto text = testing::runCommand(bin + " status --state-dir " + state.string());
+  EXPECT_EQ(text.status, 0) << text.output;
+  for (const std::string line :
+       {"    acme tls-alpn-01, next renewal 2025-12-02T00:00:00Z\n",
+        "    2 failed order(s), last at 2025-11-24T20:30:00Z: "
+        "urn:ietf:params:acme:error:connection: no\n",
+        "    next attempt not before 2025-11-24T20:32:00Z (the certificate in place is still "
+        "served)\n",
+        "    acme http-01, next renewal 2025-12-03T00:00:00Z\n"}) {
+    EXPECT_NE(text.output.find(line), std::string::npos) << line << "in:\n" << text.output;
+  }
+  EXPECT_EQ(text.output.find("1 failed"), std::string::npos) << text.output;
+
+  const auto json = testing::runCommand(bin + " status --json --state-dir " + state.string());
+  ASSERT_EQ(json.status, 0) << json.output;
+  auto root = Poco::JSON::Parser().parse(json.output).extract<Poco::JSON::Object::Ptr>();
+  auto certs = root->getArray("certificates");
+  ASSERT_EQ(certs->size(), 2U);
+  auto blog = certs->getObject(0);
+  auto shop = certs->getObject(1);
+  EXPECT_EQ(shop->getValue<std::string>("name"), "shop");
+  EXPECT_EQ(shop->getValue<std::string>("challenge"), "tls-alpn-01");
+  EXPECT_EQ(shop->getValue<std::string>("next_renewal"), "2025-12-02T00:00:00Z");
+  EXPECT_EQ(shop->getValue<int64_t>("failures"), 2);
+  EXPECT_EQ(shop->getValue<std::string>("last_error"), "urn:ietf:params:acme:error:connection: no");
+  EXPECT_EQ(shop->getValue<std::string>("next_attempt"), "2025-11-24T20:32:00Z");
+  EXPECT_EQ(shop->getValue<std::string>("not_after"), "2026-01-01T00:00:00Z");
+  EXPECT_EQ(blog->getValue<int64_t>("failures"), 0);
+  EXPECT_TRUE(blog->isNull("last_error"));
+  EXPECT_TRUE(blog->isNull("next_attempt"));
 }
 
 // ---- the command line (issue 13, finding 5) ----

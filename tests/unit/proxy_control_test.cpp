@@ -39,6 +39,7 @@
 #include "schema/snapshot.h"
 #include "schema/store.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_cert.h"
 
 namespace edgeplane::proxy {
 namespace {
@@ -869,6 +870,56 @@ TEST(MetricsText, TerminatedRoutesHaveRequestSeries) {
       p.samples.count("edgeplane_proxy_route_upstream_connect_errors_total{route=\"passthrough "
                       "raw\"}"),
       0u);
+}
+
+// /metrics through the admin handler: the served certificates' expiry (a certificate left out
+// of the generation is not served, so not exported) and the reconciler's ACME state from the
+// store (failures, renewal time) per certificate.
+TEST(MetricsText, CertificateExpiryAndAcmeStateFromTheStore) {
+  Fixture f;
+  const testing::TestCertificate tc = testing::makeTestCertificate({"web.example.com"});
+  std::ofstream(f.dir.path() / "web.crt") << tc.certPem;
+  std::ofstream(f.dir.path() / "web.key") << tc.keyPem;
+  SnapshotCertificate web{"web",
+                          tc.fingerprint,
+                          (f.dir.path() / "web.crt").string(),
+                          (f.dir.path() / "web.key").string(),
+                          {"web.example.com"},
+                          1767225600};
+  SnapshotCertificate broken = web;
+  broken.name = "broken";
+  broken.cert_file = (f.dir.path() / "missing.crt").string();
+  ProxySnapshot snap = snapshotOf({passthrough("alpha", {"a.example.com"})});
+  snap.certificates = {broken, web};
+  auto store = Store::open(f.dir.path());
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  ASSERT_TRUE((*store)->writeSnapshot(snapshotToJson(snap), 1, std::nullopt));
+  ASSERT_TRUE((*store)->putAcmeState({"web", "http-01 web.example.com", 3,
+                                      "urn:ietf:params:acme:error:connection: refused", 1000, 2000,
+                                      1766000000000}));
+  ASSERT_TRUE((*store)->putAcmeState(
+      {"pending", "tls-alpn-01 p.example.com", 0, "", 1000, std::nullopt, std::nullopt}));
+  ASSERT_TRUE(f.controller->reload().changed);
+
+  AdminResponse r = handleAdminRequest(*f.controller, f.metrics, "GET", "/metrics");
+  ASSERT_EQ(r.status, 200);
+  ParsedMetrics p = parseMetrics(r.body);
+  EXPECT_TRUE(p.errors.empty()) << ::testing::PrintToString(p.errors);
+  EXPECT_EQ(p.types["edgeplane_certificate_not_after_seconds"], "gauge");
+  EXPECT_EQ(p.samples["edgeplane_certificate_not_after_seconds{certificate=\"web\"}"], 1767225600);
+  EXPECT_EQ(p.samples.count("edgeplane_certificate_not_after_seconds{certificate=\"broken\"}"), 0U);
+  EXPECT_EQ(p.types["edgeplane_acme_consecutive_failures"], "gauge");
+  EXPECT_EQ(p.samples["edgeplane_acme_consecutive_failures{certificate=\"web\"}"], 3);
+  EXPECT_EQ(p.samples["edgeplane_acme_consecutive_failures{certificate=\"pending\"}"], 0);
+  EXPECT_EQ(p.samples["edgeplane_acme_renewal_seconds{certificate=\"web\"}"], 1766000000);
+  EXPECT_EQ(p.samples.count("edgeplane_acme_renewal_seconds{certificate=\"pending\"}"), 0U);
+
+  // Success clears the failures: the next scrape says so, no reload needed.
+  ASSERT_TRUE((*store)->putAcmeState(
+      {"web", "http-01 web.example.com", 0, "", 3000, std::nullopt, 1767000000000}));
+  p = parseMetrics(handleAdminRequest(*f.controller, f.metrics, "GET", "/metrics").body);
+  EXPECT_EQ(p.samples["edgeplane_acme_consecutive_failures{certificate=\"web\"}"], 0);
+  EXPECT_EQ(p.samples["edgeplane_acme_renewal_seconds{certificate=\"web\"}"], 1767000000);
 }
 
 // ---- the admin API over real sockets ----

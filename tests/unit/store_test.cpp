@@ -834,5 +834,59 @@ TEST_F(StoreTest, AcmeChallengesPutReplaceListRemove) {
   EXPECT_EQ((*listed)[0].token, "tok-B");
 }
 
+// A version-5 store keeps its pending challenges and starts with no ACME state; the state
+// round-trips (unset times stay unset) and retain drops the certificates no longer wanted.
+TEST_F(StoreTest, VersionFiveStoreIsUpgradedWithAcmeState) {
+  fs::create_directories(stateDir_);
+  std::ofstream(dbPath_).close();
+  {
+    RawDb db = rawOpen(dbPath_);
+    // The frozen version-5 definition of the ACME table.
+    rawExec(db.get(), R"sql(
+CREATE TABLE acme_challenges (
+  token             TEXT    NOT NULL PRIMARY KEY CHECK (length(token) BETWEEN 1 AND 256),
+  domain            TEXT    NOT NULL CHECK (length(domain) > 0),
+  key_authorization TEXT    NOT NULL CHECK (length(key_authorization) > 0),
+  created_at        INTEGER NOT NULL,
+  type TEXT NOT NULL DEFAULT 'http-01' CHECK (type IN ('http-01', 'tls-alpn-01'))
+) WITHOUT ROWID;
+INSERT INTO acme_challenges VALUES ('tok', 'a.example.com', 'tok.thumb', 5, 'tls-alpn-01');
+PRAGMA user_version = 5;
+)sql");
+  }
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->schemaVersion(), Store::knownSchemaVersion());
+  EXPECT_GE(Store::knownSchemaVersion(), 6);
+  auto pending = store->listAcmeChallenges();
+  ASSERT_TRUE(pending.ok()) << pending.error().message;
+  ASSERT_EQ(pending->size(), 1U);
+  EXPECT_EQ(pending->front().type, AcmeChallengeType::TlsAlpn01);
+  auto states = store->listAcmeStates();
+  ASSERT_TRUE(states.ok()) << states.error().message;
+  EXPECT_TRUE(states->empty());
+
+  const AcmeState shop{"shop",      "http-01 shop.example.com",
+                       3,           "urn:ietf:params:acme:error:connection: refused",
+                       1000,        5000,
+                       std::nullopt};
+  const AcmeState blog{"blog", "tls-alpn-01 blog.example.com", 0, "", 900, std::nullopt, 7000};
+  ASSERT_TRUE(store->putAcmeState(shop));
+  ASSERT_TRUE(store->putAcmeState(blog));
+  AcmeState shopAgain = shop;
+  shopAgain.failures = 4;
+  shopAgain.nextAttempt = 9000;
+  ASSERT_TRUE(store->putAcmeState(shopAgain));
+  EXPECT_FALSE(store->putAcmeState({"", "x", 0, "", {}, {}, {}}).ok());
+  states = store->listAcmeStates();
+  ASSERT_TRUE(states.ok()) << states.error().message;
+  EXPECT_EQ(*states, (std::vector<AcmeState>{blog, shopAgain}));
+
+  ASSERT_TRUE(store->retainAcmeStates({"shop", "never-there"}));
+  states = store->listAcmeStates();
+  ASSERT_TRUE(states.ok());
+  EXPECT_EQ(*states, std::vector<AcmeState>{shopAgain});
+}
+
 }  // namespace
 }  // namespace edgeplane

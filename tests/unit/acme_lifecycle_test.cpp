@@ -1,0 +1,107 @@
+// The ACME lifecycle's pure rules: the failure backoff (1 min doubling to a day, jitter on
+// top, never below the floor) and the renewal time (stable jitter per certificate).
+#include "reconciler/core/acme_lifecycle.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace edgeplane {
+namespace {
+
+constexpr int64_t kDay = 86400;
+constexpr int64_t kNow = 1800000000;
+
+TEST(AcmeLifecycle, BackoffDoublesFromAMinuteToADayWithJitterOnTop) {
+  EXPECT_EQ(core::acmeBackoffSeconds(1, 0.0), 60);
+  EXPECT_EQ(core::acmeBackoffSeconds(2, 0.0), 120);
+  EXPECT_EQ(core::acmeBackoffSeconds(3, 0.0), 240);
+  EXPECT_EQ(core::acmeBackoffSeconds(11, 0.0), 61440);
+  EXPECT_EQ(core::acmeBackoffSeconds(12, 0.0), kDay);  // 122880 capped
+  EXPECT_EQ(core::acmeBackoffSeconds(1000, 0.0), kDay);
+  // Jitter adds up to a quarter, never takes away.
+  EXPECT_EQ(core::acmeBackoffSeconds(1, 0.5), 67);
+  EXPECT_EQ(core::acmeBackoffSeconds(1, 0.999), 74);
+  EXPECT_EQ(core::acmeBackoffSeconds(1000, 0.999), kDay + kDay / 4 - 22);
+  // Out-of-range randomness is clamped rather than trusted.
+  EXPECT_EQ(core::acmeBackoffSeconds(1, -3.0), 60);
+  EXPECT_EQ(core::acmeBackoffSeconds(1, 7.0), 75);
+  // A 0 failure count (a caller's slip) still waits the floor.
+  EXPECT_EQ(core::acmeBackoffSeconds(0, 0.0), 60);
+  // A scaled floor (the lab's test knob) doubles the same way.
+  EXPECT_EQ(core::acmeBackoffSeconds(1, 0.0, 2), 2);
+  EXPECT_EQ(core::acmeBackoffSeconds(3, 0.0, 2), 8);
+  EXPECT_EQ(core::acmeBackoffSeconds(1, 0.0, 0), 1);
+}
+
+core::CertTarget acmeTarget(std::string name) {
+  core::CertTarget c;
+  c.name = std::move(name);
+  c.source = core::CertSource::Acme;
+  c.domains = {"shop.example.net"};
+  return c;
+}
+
+core::CertView issuedView(std::string fingerprint, int64_t lifetime) {
+  core::CertView v;
+  v.fingerprint = std::move(fingerprint);
+  v.domains = {"shop.example.net"};
+  v.notBefore = kNow;
+  v.notAfter = kNow + lifetime;
+  return v;
+}
+
+TEST(AcmeLifecycle, RenewalIsAThirdOfTheLifetimeLeftMinusAStableJitter) {
+  const int64_t lifetime = 90 * kDay;
+  const core::CertTarget c = acmeTarget("shop");
+  const core::CertView v = issuedView("aa11", lifetime);
+  const int64_t at = core::acmeRenewAt(c, v);
+  // Within [notAfter - 30d - 3d, notAfter - 30d]: a tenth of the threshold at most.
+  EXPECT_LE(at, v.notAfter - 30 * kDay);
+  EXPECT_GT(at, v.notAfter - 33 * kDay);
+  // Stable: the same inputs give the same time (plan does not flap).
+  EXPECT_EQ(core::acmeRenewAt(c, v), at);
+  // Spread: other certificates and successors land elsewhere in the window.
+  std::set<int64_t> seen;
+  for (int i = 0; i < 16; ++i) {
+    seen.insert(core::acmeRenewAt(acmeTarget("c" + std::to_string(i)), v));
+    seen.insert(core::acmeRenewAt(c, issuedView("fp" + std::to_string(i), lifetime)));
+  }
+  EXPECT_GT(seen.size(), 24U);
+  for (int64_t t : seen) {
+    EXPECT_LE(t, v.notAfter - 30 * kDay);
+    EXPECT_GT(t, v.notAfter - 33 * kDay);
+  }
+}
+
+TEST(AcmeLifecycle, RenewBeforeSetsTheThresholdAndAtLeastTheLifetimeForcesIt) {
+  const int64_t lifetime = 90 * kDay;
+  core::CertTarget c = acmeTarget("shop");
+  const core::CertView v = issuedView("aa11", lifetime);
+  c.renewBefore = 30 * kDay;
+  const int64_t thirty = core::acmeRenewAt(c, v);
+  EXPECT_LE(thirty, v.notAfter - 30 * kDay);
+  EXPECT_GT(thirty, v.notAfter - 33 * kDay);
+  // Close to the lifetime: the jitter is bounded by what is left, so a certificate is never due
+  // the moment it is issued.
+  c.renewBefore = lifetime - kDay;
+  const int64_t late = core::acmeRenewAt(c, v);
+  EXPECT_GT(late, v.notBefore + kDay - kDay / 10);
+  EXPECT_LE(late, v.notBefore + kDay);
+  // As long as the lifetime or longer: a forced renewal, due at once.
+  c.renewBefore = lifetime;
+  EXPECT_EQ(core::acmeRenewAt(c, v), v.notBefore);
+  c.renewBefore = lifetime + kDay;
+  EXPECT_EQ(core::acmeRenewAt(c, v), v.notBefore);
+}
+
+TEST(AcmeLifecycle, SpecNamesTheChallengeAndTheDomains) {
+  core::CertTarget c = acmeTarget("shop");
+  c.domains = {"a.example.net", "b.example.net"};
+  EXPECT_EQ(core::acmeSpec(c), "http-01 a.example.net,b.example.net");
+  c.challenge = AcmeChallengeType::TlsAlpn01;
+  EXPECT_EQ(core::acmeSpec(c), "tls-alpn-01 a.example.net,b.example.net");
+}
+
+}  // namespace
+}  // namespace edgeplane

@@ -1,0 +1,327 @@
+// The ACME client resuming an interrupted order against a scripted fake CA on loopback (plain
+// HTTP, no JWS checks: the CA's side is scripted, the client's requests are what is tested):
+// an order cut short after its finalize is continued with the recorded key (processing/valid
+// -> download, ready -> finalize) and never ordered again; an order that is gone or invalid is
+// dropped and a new one starts.
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/StreamCopier.h>
+#include <gtest/gtest.h>
+#include <openssl/x509.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+
+#include "reconciler/acme/client.h"
+#include "reconciler/acme/jws.h"
+#include "schema/net.h"
+#include "tests/support/temp_dir.h"
+
+namespace edgeplane {
+namespace {
+
+namespace fs = std::filesystem;
+using Poco::Net::HTTPResponse;
+
+std::optional<std::string> base64urlDecode(std::string s) {
+  for (char& c : s) {
+    c = c == '-' ? '+' : c == '_' ? '/' : c;
+  }
+  while (s.size() % 4 != 0) {
+    s += '=';
+  }
+  return decodeBase64(s);
+}
+
+std::string readText(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The CA's side, scripted by the test: one order at a time, its authorizations already valid.
+class FakeCa {
+ public:
+  FakeCa() : socket_(Poco::Net::SocketAddress("127.0.0.1", 0)) {
+    auto* params = new Poco::Net::HTTPServerParams;
+    params->setKeepAlive(false);
+    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(*this), socket_, params);
+    server_->start();
+    base = "http://127.0.0.1:" + std::to_string(socket_.address().port());
+  }
+  ~FakeCa() { server_->stopAll(true); }
+
+  std::string base;
+  std::mutex mu;
+  std::string orderStatus = "ready";  // what the order's POST-as-GET says
+  bool orderGone = false;             // the order's URL answers 404
+  bool finalizeFails = false;         // finalize answers 500 (serverInternal)
+  bool holdProcessing = false;        // after finalize: processing until the test says valid
+  int newOrders = 0;
+  int finalizes = 0;
+  std::string lastCsrDer;
+
+ private:
+  struct Reply {
+    int status = 200;
+    std::string body;
+    std::string contentType = "application/json";
+    std::string location;
+  };
+
+  Reply order() const {
+    std::string j = R"({"status":")" + orderStatus + R"(","identifiers":[{"type":"dns","value":)" +
+                    R"("a.example.com"}],"authorizations":[")" + base +
+                    R"(/authz/1"],"finalize":")" + base + R"(/order/1/finalize")";
+    if (orderStatus == "valid") {
+      j += R"(,"certificate":")" + base + R"(/cert/1")";
+    }
+    return {200, j + "}", "application/json", ""};
+  }
+  static Reply problem(int status, const std::string& type, const std::string& detail) {
+    return {status,
+            R"({"type":"urn:ietf:params:acme:error:)" + type + R"(","detail":")" + detail + "\"}",
+            "application/problem+json", ""};
+  }
+
+  Reply handle(const std::string& method, const std::string& path, const std::string& body) {
+    std::lock_guard lock(mu);
+    if (path == "/dir") {
+      return {200,
+              R"({"newNonce":")" + base + R"(/nonce","newAccount":")" + base +
+                  R"(/acct","newOrder":")" + base + R"(/new-order"})",
+              "application/json", ""};
+    }
+    if (path == "/nonce") {
+      return {200, "", "", ""};
+    }
+    if (method != "POST") {
+      return problem(405, "malformed", "POST only");
+    }
+    if (path == "/acct") {
+      return {201, R"({"status":"valid"})", "application/json", base + "/acct/1"};
+    }
+    if (path == "/new-order") {
+      ++newOrders;
+      orderStatus = "ready";
+      orderGone = false;
+      Reply r = order();
+      r.status = 201;
+      r.location = base + "/order/1";
+      return r;
+    }
+    if (path == "/authz/1") {
+      return {200, R"({"status":"valid","identifier":{"type":"dns","value":"a.example.com"}})",
+              "application/json", ""};
+    }
+    if (path == "/order/1") {
+      return orderGone ? problem(404, "malformed", "no such order") : order();
+    }
+    if (path == "/order/1/finalize") {
+      ++finalizes;
+      if (finalizeFails) {
+        return problem(500, "serverInternal", "try again");
+      }
+      recordCsr(body);
+      orderStatus = holdProcessing ? "processing" : "valid";
+      return order();
+    }
+    if (path == "/cert/1") {
+      return {200, "-----BEGIN CERTIFICATE-----\nRkFLRQ==\n-----END CERTIFICATE-----\n",
+              "application/pem-certificate-chain", ""};
+    }
+    return problem(404, "malformed", "unknown " + path);
+  }
+
+  void recordCsr(const std::string& jws) {
+    auto outer = Poco::JSON::Parser().parse(jws).extract<Poco::JSON::Object::Ptr>();
+    auto payload = base64urlDecode(outer->getValue<std::string>("payload"));
+    if (!payload) {
+      return;
+    }
+    auto inner = Poco::JSON::Parser().parse(*payload).extract<Poco::JSON::Object::Ptr>();
+    lastCsrDer = base64urlDecode(inner->getValue<std::string>("csr")).value_or("");
+  }
+
+  class Handler final : public Poco::Net::HTTPRequestHandler {
+   public:
+    explicit Handler(FakeCa& ca) : ca_(ca) {}
+    void handleRequest(Poco::Net::HTTPServerRequest& req,
+                       Poco::Net::HTTPServerResponse& res) override {
+      std::string body;
+      Poco::StreamCopier::copyToString(req.stream(), body);
+      const Reply r = ca_.handle(req.getMethod(), req.getURI(), body);
+      res.setStatus(static_cast<HTTPResponse::HTTPStatus>(r.status));
+      res.set("Replay-Nonce", "nonce-" + std::to_string(++nonces_));
+      if (!r.location.empty()) {
+        res.set("Location", r.location);
+      }
+      if (!r.contentType.empty()) {
+        res.setContentType(r.contentType);
+      }
+      res.setContentLength(static_cast<std::streamsize>(r.body.size()));
+      res.send() << r.body;
+    }
+
+   private:
+    FakeCa& ca_;
+    static inline std::atomic<int> nonces_{0};
+  };
+  class Factory final : public Poco::Net::HTTPRequestHandlerFactory {
+   public:
+    explicit Factory(FakeCa& ca) : ca_(ca) {}
+    Poco::Net::HTTPRequestHandler* createRequestHandler(
+        const Poco::Net::HTTPServerRequest&) override {
+      return new Handler(ca_);
+    }
+
+   private:
+    FakeCa& ca_;
+  };
+
+  Poco::Net::ServerSocket socket_;
+  std::unique_ptr<Poco::Net::HTTPServer> server_;
+};
+
+class NoChallenges final : public acme::ChallengeSink {
+ public:
+  Result<void> publish(AcmeChallengeType, const std::string&, const std::string&,
+                       const std::string&) override {
+    ++published;
+    return {};
+  }
+  void withdraw(const std::vector<std::string>&) override {}
+  int published = 0;
+};
+
+struct ResumeCase {
+  FakeCa ca;
+  testing::TempDir dir;
+  acme::ClientSettings settings{ca.base + "/dir", std::nullopt, "", dir.path().string()};
+  std::unique_ptr<acme::CertificateIssuer> client = acme::makeAcmeClient(settings);
+  NoChallenges sink;
+  const std::vector<std::string> domains{"a.example.com"};
+  const fs::path pending{acme::pendingOrderDir(settings, domains)};
+
+  Result<acme::Issued> obtain(std::chrono::milliseconds budget = std::chrono::seconds(10)) {
+    return client->obtain(domains, AcmeChallengeType::Http01, sink,
+                          std::chrono::steady_clock::now() + budget);
+  }
+  void setCa(const std::function<void(FakeCa&)>& f) {
+    std::lock_guard lock(ca.mu);
+    f(ca);
+  }
+};
+
+// Cut short while the CA processes the finalize (the run's budget spent): the order's URL and
+// the key are on disk (0600); the next run downloads that order's certificate with that key and
+// places no new order.
+TEST(AcmeResume, ProcessingOrderIsDownloadedWithTheRecordedKey) {
+  ResumeCase t;
+  t.setCa([](FakeCa& ca) { ca.holdProcessing = true; });
+  auto first = t.obtain(std::chrono::milliseconds(1500));
+  ASSERT_FALSE(first.ok());
+  EXPECT_TRUE(first.error().retryable) << first.error().message;
+  EXPECT_EQ(t.ca.newOrders, 1);
+  EXPECT_EQ(t.ca.finalizes, 1);
+  EXPECT_EQ(readText(t.pending / "order"), t.ca.base + "/order/1");
+  struct stat st {};
+  ASSERT_EQ(::stat((t.pending / "key.pem").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600U);
+  const std::string key = readText(t.pending / "key.pem");
+  ASSERT_NE(key.find("PRIVATE KEY"), std::string::npos);
+
+  t.setCa([](FakeCa& ca) { ca.orderStatus = "valid"; });
+  auto second = t.obtain();
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ(t.ca.newOrders, 1);
+  EXPECT_EQ(t.ca.finalizes, 1);
+  EXPECT_EQ(second->keyPem, key);
+  EXPECT_NE(second->chainPem.find("BEGIN CERTIFICATE"), std::string::npos);
+  EXPECT_FALSE(fs::exists(t.pending));
+}
+
+// The finalize failed (a 5xx: retryable), the order is still ready: the next run finalizes it
+// with a CSR of the recorded key.
+TEST(AcmeResume, ReadyOrderIsFinalizedWithTheRecordedKey) {
+  ResumeCase t;
+  t.setCa([](FakeCa& ca) { ca.finalizeFails = true; });
+  auto first = t.obtain();
+  ASSERT_FALSE(first.ok());
+  EXPECT_TRUE(first.error().retryable) << first.error().message;
+  const std::string key = readText(t.pending / "key.pem");
+  ASSERT_FALSE(key.empty());
+
+  t.setCa([](FakeCa& ca) { ca.finalizeFails = false; });
+  auto second = t.obtain();
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ(t.ca.newOrders, 1);
+  EXPECT_EQ(t.ca.finalizes, 2);
+  EXPECT_EQ(second->keyPem, key);
+  const auto* der = reinterpret_cast<const unsigned char*>(t.ca.lastCsrDer.data());
+  X509_REQ* csr = d2i_X509_REQ(nullptr, &der, static_cast<long>(t.ca.lastCsrDer.size()));
+  ASSERT_NE(csr, nullptr);
+  auto recorded = acme::readP256Pem(key);
+  ASSERT_TRUE(recorded.ok());
+  EXPECT_EQ(EVP_PKEY_eq(X509_REQ_get0_pubkey(csr), recorded->get()), 1);
+  X509_REQ_free(csr);
+  EXPECT_FALSE(fs::exists(t.pending));
+}
+
+// An order the CA no longer has (404), or one that went invalid, is dropped: a new order
+// starts in the same run and is issued with a new key.
+TEST(AcmeResume, GoneOrInvalidOrderStartsOver) {
+  for (const bool gone : {true, false}) {
+    ResumeCase t;
+    t.setCa([](FakeCa& ca) { ca.holdProcessing = true; });
+    ASSERT_FALSE(t.obtain(std::chrono::milliseconds(1500)).ok());
+    const std::string key = readText(t.pending / "key.pem");
+    t.setCa([gone](FakeCa& ca) {
+      ca.holdProcessing = false;
+      ca.orderGone = gone;
+      ca.orderStatus = gone ? "processing" : "invalid";
+    });
+    auto again = t.obtain();
+    ASSERT_TRUE(again.ok()) << (gone ? "gone: " : "invalid: ") << again.error().message;
+    EXPECT_EQ(t.ca.newOrders, 2) << gone;
+    EXPECT_EQ(t.ca.finalizes, 2) << gone;
+    EXPECT_NE(again->keyPem, key) << gone;
+    EXPECT_FALSE(fs::exists(t.pending)) << gone;
+  }
+}
+
+// The CA unreachable while an order is recorded: the error is returned as retryable and the
+// record stays for the run after.
+TEST(AcmeResume, UnreachableCaKeepsTheRecord) {
+  ResumeCase t;
+  t.setCa([](FakeCa& ca) { ca.holdProcessing = true; });
+  ASSERT_FALSE(t.obtain(std::chrono::milliseconds(1500)).ok());
+  ASSERT_TRUE(fs::exists(t.pending / "order"));
+  // A directory that answers, an order URL that does not: the recorded URL is the CA's; point
+  // the record at a closed port to stand for the CA going away between runs.
+  {
+    Poco::Net::ServerSocket closed(Poco::Net::SocketAddress("127.0.0.1", 0));
+    const std::string dead =
+        "http://127.0.0.1:" + std::to_string(closed.address().port()) + "/order/1";
+    closed.close();
+    std::ofstream(t.pending / "order", std::ios::trunc) << dead;
+  }
+  auto r = t.obtain();
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.error().retryable) << r.error().message;
+  EXPECT_TRUE(fs::exists(t.pending / "order"));
+  EXPECT_TRUE(fs::exists(t.pending / "key.pem"));
+  EXPECT_EQ(t.ca.newOrders, 1);
+}
+
+}  // namespace
+}  // namespace edgeplane
