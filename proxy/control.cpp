@@ -346,6 +346,10 @@ void Controller::refreshChallengesLocked(Store& store) {
   if (options_.acmeChallenges->replace(std::move(http01), std::move(tlsAlpn01), std::move(dns01))) {
     log("pending ACME challenges: " + std::to_string(nHttp) + " http-01, " + std::to_string(nAlpn) +
         " tls-alpn-01, " + std::to_string(nDns) + " dns-01");
+    if (nDns > 0 && !options_.dnsResponder) {
+      log("pending dns-01 answers are served by no one: this proxy runs without --dns, so the "
+          "CA's validation will fail");
+    }
   }
 }
 

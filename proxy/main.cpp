@@ -360,6 +360,7 @@ int run(int argc, char** argv) {
   controlOptions.stateDir = o.stateDir;
   auto challenges = std::make_shared<AcmeChallengeBoard>();
   controlOptions.acmeChallenges = challenges;
+  controlOptions.dnsResponder = o.dns.has_value();
   o.engine.acmeChallenges = challenges;
   Controller controller(controlOptions, metrics);
   (void)controller.reload();  // a store problem is logged by the controller, once
