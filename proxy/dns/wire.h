@@ -77,6 +77,7 @@ Parsed parseQuery(std::span<const uint8_t> message);
 struct Answer {
   Rcode rcode = Rcode::NoError;
   std::vector<std::string> txt;  // one TXT RR per value, for the question's name
+  // 0: an answer lives as long as one order; a cached one would hide the next order's value.
   uint32_t ttl = 0;
 };
 
@@ -86,8 +87,8 @@ struct Answer {
 // the client retries over TCP (RFC 1035 section 4.2.1, RFC 7766).
 std::vector<uint8_t> buildResponse(const Query& q, const Answer& answer, size_t limit);
 
-// A header-only error response (FORMERR, NOTIMP, or BADVERS with an OPT RR) to `verdict`'s
-// message.
+// A header-only error response (FORMERR, NOTIMP, or BADVERS with an OPT RR) to the parsed
+// message, by its verdict.
 std::vector<uint8_t> buildError(const Parsed& parsed);
 
 // The size a UDP response to `q` may have: 512 without EDNS0, else the requestor's payload
