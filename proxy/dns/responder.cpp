@@ -139,9 +139,10 @@ class Loop {
         return;
       }
       if (conns_.size() >= o_.maxTcpConnections) {
+        // Counted before the reset, so that whoever sees the reset sees the count.
+        stats_.tcpRefused.fetch_add(1, std::memory_order_relaxed);
         setLingerZero(fd);
         ::close(fd);
-        stats_.tcpRefused.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
       setNoDelay(fd);
