@@ -5,13 +5,14 @@
 
 namespace edgeplane::proxy {
 
-bool AcmeChallengeBoard::replace(Map http01, Map tlsAlpn01) {
+bool AcmeChallengeBoard::replace(Map http01, Map tlsAlpn01, TxtMap dns01) {
   std::lock_guard lock(mu_);
-  if (http01 == http01_ && tlsAlpn01 == tlsAlpn01_) {
+  if (http01 == http01_ && tlsAlpn01 == tlsAlpn01_ && dns01 == dns01_) {
     return false;
   }
   http01_ = std::move(http01);
   tlsAlpn01_ = std::move(tlsAlpn01);
+  dns01_ = std::move(dns01);
   return true;
 }
 
@@ -47,9 +48,37 @@ bool AcmeChallengeBoard::answersTlsAlpn(const ClientHello& hello) const {
          hasTlsAlpn(*hello.sni);
 }
 
+std::optional<std::vector<std::string>> AcmeChallengeBoard::lookupDns01(
+    std::string_view name) const {
+  std::lock_guard lock(mu_);
+  auto it = dns01_.find(name);
+  if (it == dns01_.end()) {
+    return std::nullopt;
+  }
+  return it->second;
+}
+
 size_t AcmeChallengeBoard::size() const {
   std::lock_guard lock(mu_);
-  return http01_.size() + tlsAlpn01_.size();
+  size_t n = http01_.size() + tlsAlpn01_.size();
+  for (const auto& [name, values] : dns01_) {
+    n += values.size();
+  }
+  return n;
+}
+
+std::string dns01RecordName(std::string_view domain) {
+  if (domain.starts_with("*.")) {
+    domain.remove_prefix(2);
+  }
+  std::string name = "_acme-challenge.";
+  for (char c : domain) {
+    name.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c);
+  }
+  if (name.ends_with('.')) {
+    name.pop_back();
+  }
+  return name;
 }
 
 std::string_view acmeChallengeToken(std::string_view target) {

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <bitset>
 
+#include "proxy/byte_reader.h"
+
 namespace edgeplane::proxy {
 namespace {
 
@@ -23,60 +25,7 @@ constexpr uint16_t kExtPreSharedKey = 41;
 constexpr uint8_t kNameTypeHostName = 0;
 constexpr uint16_t kTls13 = 0x0304;
 
-// Bounds-checked big-endian reader over a span; every read fails cleanly at the end.
-class Reader {
- public:
-  explicit Reader(std::span<const uint8_t> data) : data_(data) {}
-
-  size_t remaining() const { return data_.size() - pos_; }
-  bool empty() const { return pos_ == data_.size(); }
-
-  bool u8(uint8_t& out) {
-    if (remaining() < 1) {
-      return false;
-    }
-    out = data_[pos_++];
-    return true;
-  }
-  bool u16(uint16_t& out) {
-    if (remaining() < 2) {
-      return false;
-    }
-    out = static_cast<uint16_t>((data_[pos_] << 8) | data_[pos_ + 1]);
-    pos_ += 2;
-    return true;
-  }
-  bool bytes(size_t n, std::span<const uint8_t>& out) {
-    if (remaining() < n) {
-      return false;
-    }
-    out = data_.subspan(pos_, n);
-    pos_ += n;
-    return true;
-  }
-  // A vector with a `lenBytes`-byte length prefix (1 or 2).
-  bool vec(size_t lenBytes, std::span<const uint8_t>& out) {
-    size_t n = 0;
-    if (lenBytes == 1) {
-      uint8_t len = 0;
-      if (!u8(len)) {
-        return false;
-      }
-      n = len;
-    } else {
-      uint16_t len = 0;
-      if (!u16(len)) {
-        return false;
-      }
-      n = len;
-    }
-    return bytes(n, out);
-  }
-
- private:
-  std::span<const uint8_t> data_;
-  size_t pos_ = 0;
-};
+using Reader = ByteReader;
 
 char lowerAscii(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "proxy/gateway/config.h"
+#include "proxy/tls/acme_alpn.h"
 #include "proxy/tls/context.h"
 
 namespace edgeplane::proxy {
@@ -334,21 +335,31 @@ void Controller::refreshChallengesLocked(Store& store) {
   }
   AcmeChallengeBoard::Map http01;
   AcmeChallengeBoard::Map tlsAlpn01;
+  AcmeChallengeBoard::TxtMap dns01;
+  size_t nDns = 0;
   for (AcmeChallenge& c : *listed) {
     if (c.type == AcmeChallengeType::TlsAlpn01) {
       std::string domain = std::move(c.domain);
       std::transform(domain.begin(), domain.end(), domain.begin(),
                      [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
       tlsAlpn01.insert_or_assign(std::move(domain), std::move(c.keyAuthorization));
+    } else if (c.type == AcmeChallengeType::Dns01) {
+      // Rows come ordered by token, so a name's values keep one order from poll to poll.
+      dns01[dns01RecordName(c.domain)].push_back(tls::dns01TxtValue(c.keyAuthorization));
+      ++nDns;
     } else {
       http01.emplace(std::move(c.token), std::move(c.keyAuthorization));
     }
   }
   const size_t nHttp = http01.size();
   const size_t nAlpn = tlsAlpn01.size();
-  if (options_.acmeChallenges->replace(std::move(http01), std::move(tlsAlpn01))) {
+  if (options_.acmeChallenges->replace(std::move(http01), std::move(tlsAlpn01), std::move(dns01))) {
     log("pending ACME challenges: " + std::to_string(nHttp) + " http-01, " + std::to_string(nAlpn) +
-        " tls-alpn-01");
+        " tls-alpn-01, " + std::to_string(nDns) + " dns-01");
+    if (nDns > 0 && !options_.dnsResponder) {
+      log("pending dns-01 answers are served by no one: this proxy runs without --dns, so the "
+          "CA's validation will fail");
+    }
   }
 }
 

@@ -77,9 +77,12 @@ struct ControllerOptions {
   std::chrono::milliseconds trafficRetention{std::chrono::hours(24 * 30)};
   std::function<int64_t()> clock;             // unix ms; the system clock when unset
   std::function<void(std::string_view)> log;  // one line per event; stderr when unset
-  // Refreshed from the store's pending ACME HTTP-01 answers on every poll and reload (the
-  // engine's :80 listener serves them); nullptr: not read.
+  // Refreshed from the store's pending ACME answers on every poll and reload (the engine's :80
+  // and :443 listeners and the --dns responder serve them); nullptr: not read.
   std::shared_ptr<AcmeChallengeBoard> acmeChallenges;
+  // Whether the --dns responder runs: without it pending DNS-01 answers reach no CA, which is
+  // logged when they appear.
+  bool dnsResponder = false;
 };
 
 // What the proxy listens on, as GET /api/v1/listeners tells the reconciler (which picks an

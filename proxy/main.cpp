@@ -22,6 +22,7 @@
 #include "edgeplane_version.h"
 #include "proxy/admin.h"
 #include "proxy/control.h"
+#include "proxy/dns/responder.h"
 #include "proxy/engine.h"
 #include "proxy/health/prober.h"
 #include "schema/net.h"
@@ -34,13 +35,17 @@ namespace fs = std::filesystem;
 
 constexpr const char* kUsage =
     "usage: edgeplane-proxy [--state-dir DIR] [--https ADDR:PORT] [--http ADDR:PORT|off]\n"
+    "                       [--dns ADDR:PORT|off]\n"
     "                       [--admin unix:PATH|ADDR:PORT] [--workers N] [--max-connections N]\n"
     "                       [--max-connections-per-ip N] [--max-pending-hellos-per-ip N]\n"
     "                       [--admin-token-file FILE] [--admin-allow-gid GID]\n"
     "                       [--hello-timeout D] [--idle-timeout D] [--connect-timeout D]\n"
     "                       [--header-timeout D] [--keep-alive-timeout D] [--response-timeout D]\n"
     "                       [--drain-timeout D] [--netns-dir DIR] [--no-access-log] [--version]\n"
-    "  defaults: --https 0.0.0.0:443 --http 0.0.0.0:80\n"
+    "  defaults: --https 0.0.0.0:443 --http 0.0.0.0:80 --dns off\n"
+    "            --dns: an authoritative DNS responder (UDP and TCP) for the TXT records\n"
+    "            _acme-challenge.<domain> of pending ACME DNS-01 challenges, REFUSED for\n"
+    "            everything else; delegate _acme-challenge.<domain> to it with an NS record\n"
     "            --admin unix:<state-dir>/proxy-admin.sock (loopback or unix only); on the\n"
     "            unix socket only root and the proxy's own user may talk to it, and with\n"
     "            --admin-allow-gid GID that group too (the socket becomes 0660, that group's);\n"
@@ -63,6 +68,7 @@ struct Options {
   std::optional<std::string> admin;  // unset: the unix socket in the state directory
   std::optional<fs::path> adminTokenFile;
   std::optional<gid_t> adminAllowGid;
+  std::optional<Endpoint> dns;  // unset: no DNS-01 responder
   std::chrono::milliseconds drainTimeout{30000};
   bool version = false;
 };
@@ -122,6 +128,13 @@ Result<void> applyValue(Options& o, std::optional<std::string>& stateDir, std::s
       return {};
     }
     return set(parseListen(flag, v), o.engine.http);
+  }
+  if (flag == "--dns") {
+    if (v == "off") {
+      o.dns.reset();
+      return {};
+    }
+    return set(parseListen(flag, v), o.dns);
   }
   if (flag == "--admin") {
     o.admin = std::string(v);
@@ -226,6 +239,7 @@ Result<Options> parseArgs(int argc, char** argv) {
     static constexpr std::string_view kValueFlags[] = {"--state-dir",
                                                        "--https",
                                                        "--http",
+                                                       "--dns",
                                                        "--admin",
                                                        "--admin-token-file",
                                                        "--admin-allow-gid",
@@ -346,6 +360,7 @@ int run(int argc, char** argv) {
   controlOptions.stateDir = o.stateDir;
   auto challenges = std::make_shared<AcmeChallengeBoard>();
   controlOptions.acmeChallenges = challenges;
+  controlOptions.dnsResponder = o.dns.has_value();
   o.engine.acmeChallenges = challenges;
   Controller controller(controlOptions, metrics);
   (void)controller.reload();  // a store problem is logged by the controller, once
@@ -378,6 +393,18 @@ int run(int argc, char** argv) {
     return 1;
   }
   health::Prober& p = **prober;
+  std::unique_ptr<dns::Responder> dnsResponder;
+  if (o.dns) {
+    auto started = dns::Responder::start({*o.dns, challenges});
+    if (!started) {
+      logLine(started.error().message);
+      return 1;
+    }
+    dnsResponder = std::move(started).value();
+    Endpoint bound = *o.dns;
+    bound.port = dnsResponder->port();
+    logLine("DNS-01 responder on " + bound.str() + " (udp, tcp)");
+  }
   controller.setSink([&e, &p](std::shared_ptr<const ActiveConfig> config) {
     p.setConfig(config);
     e.setConfig(std::move(config));
@@ -424,7 +451,10 @@ int run(int argc, char** argv) {
   bool drained = e.drain(o.drainTimeout, &cut);
   logLine(drained ? "all connections finished"
                   : "drain timeout: closed " + std::to_string(cut) + " open connections");
-  p.stop();                  // joins the prober; its probes in flight are closed
+  p.stop();  // joins the prober; its probes in flight are closed
+  if (dnsResponder) {
+    dnsResponder->stop();  // joins its thread; a TCP query in flight is cut
+  }
   controller.stopWatcher();  // joins the watcher and writes the last traffic deltas
   server->reset();
   engine->reset();

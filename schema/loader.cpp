@@ -313,9 +313,10 @@ class Loader {
         r, "renew_before", false,
         [](std::string_view s) { return parseDurationUpTo(s, kMaxRenewBefore); },
         "duration (at most 1440h)");
-    c.challenge = enumValue<AcmeChallengeType>(
-        r, "challenge",
-        {{"http-01", AcmeChallengeType::Http01}, {"tls-alpn-01", AcmeChallengeType::TlsAlpn01}});
+    c.challenge = enumValue<AcmeChallengeType>(r, "challenge",
+                                               {{"http-01", AcmeChallengeType::Http01},
+                                                {"tls-alpn-01", AcmeChallengeType::TlsAlpn01},
+                                                {"dns-01", AcmeChallengeType::Dns01}});
     if (c.challenge && c.issuer != Issuer::Acme) {
       r.error("challenge", "'challenge' is only for issuer \"acme\"");
     }

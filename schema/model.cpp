@@ -53,10 +53,19 @@ std::string_view toString(Issuer i) {
   return "?";
 }
 std::string_view toString(AcmeChallengeType t) {
-  return t == AcmeChallengeType::Http01 ? "http-01" : "tls-alpn-01";
+  switch (t) {
+    case AcmeChallengeType::Http01:
+      return "http-01";
+    case AcmeChallengeType::TlsAlpn01:
+      return "tls-alpn-01";
+    case AcmeChallengeType::Dns01:
+      return "dns-01";
+  }
+  return "?";
 }
 std::optional<AcmeChallengeType> acmeChallengeTypeFrom(std::string_view text) {
-  for (auto t : {AcmeChallengeType::Http01, AcmeChallengeType::TlsAlpn01}) {
+  for (auto t :
+       {AcmeChallengeType::Http01, AcmeChallengeType::TlsAlpn01, AcmeChallengeType::Dns01}) {
     if (text == toString(t)) {
       return t;
     }

@@ -109,8 +109,9 @@ struct Forward {
 
 enum class Issuer : uint8_t { Acme, SelfSigned, Files };
 
-// How an ACME CA validates a domain (RFC 8555 section 8.3, RFC 8737); the proxy answers both.
-enum class AcmeChallengeType : uint8_t { Http01, TlsAlpn01 };
+// How an ACME CA validates a domain (RFC 8555 sections 8.3 and 8.4, RFC 8737); the proxy
+// answers all three (DNS-01 on its --dns responder). Only DNS-01 validates a wildcard.
+enum class AcmeChallengeType : uint8_t { Http01, TlsAlpn01, Dns01 };
 
 struct Certificate {
   std::string name;

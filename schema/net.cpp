@@ -613,6 +613,14 @@ std::string encodeBase64(std::string_view in, bool pad) {
   return out;
 }
 
+std::string encodeBase64Url(std::string_view bytes) {
+  std::string s = encodeBase64(bytes, false);
+  for (char& c : s) {
+    c = c == '+' ? '-' : c == '/' ? '_' : c;
+  }
+  return s;
+}
+
 std::optional<WgKey> WgKey::parseBase64(std::string_view text) {
   // 44 characters ending in one '=': 32 bytes, the 2 unused bits zero (one key, one spelling).
   auto bytes = text.size() == 44 ? decodeBase64(text) : std::nullopt;

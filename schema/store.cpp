@@ -28,7 +28,7 @@ using store_sql::Stmt;
 // a released migration is never edited. Each runs in one transaction together with the
 // user_version bump. foreign_keys cannot change inside a transaction, so a later migration
 // that rebuilds a referenced table must use PRAGMA defer_foreign_keys.
-constexpr std::array<const char*, 6> kMigrations = {
+constexpr std::array<const char*, 7> kMigrations = {
     R"sql(
 CREATE TABLE apply_runs (
   id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -171,6 +171,22 @@ CREATE TABLE acme_state (
   next_attempt INTEGER,
   renew_at     INTEGER
 ) WITHOUT ROWID;
+)sql",
+    // 7: DNS-01 answers (TXT records the proxy's --dns responder serves). SQLite cannot change
+    // a CHECK constraint in place, so the table is rebuilt with its pending rows.
+    R"sql(
+CREATE TABLE acme_challenges_new (
+  token             TEXT    NOT NULL PRIMARY KEY CHECK (length(token) BETWEEN 1 AND 256),
+  domain            TEXT    NOT NULL CHECK (length(domain) > 0),
+  key_authorization TEXT    NOT NULL CHECK (length(key_authorization) > 0),
+  created_at        INTEGER NOT NULL,
+  type              TEXT    NOT NULL DEFAULT 'http-01'
+    CHECK (type IN ('http-01', 'tls-alpn-01', 'dns-01'))
+) WITHOUT ROWID;
+INSERT INTO acme_challenges_new (token, domain, key_authorization, created_at, type)
+  SELECT token, domain, key_authorization, created_at, type FROM acme_challenges;
+DROP TABLE acme_challenges;
+ALTER TABLE acme_challenges_new RENAME TO acme_challenges;
 )sql",
 };
 

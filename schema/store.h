@@ -152,7 +152,9 @@ struct AcmeChallenge {
   std::string domain;
   std::string keyAuthorization;
   int64_t createdAt = 0;  // unix ms
-  // http-01: served on :80 by token; tls-alpn-01: a certificate on :443 for `domain`.
+  // http-01: served on :80 by token; tls-alpn-01: a certificate on :443 for `domain`;
+  // dns-01: a TXT record _acme-challenge.<domain> on the proxy's --dns responder (`domain`
+  // is the authorization's, a wildcard's base name).
   AcmeChallengeType type = AcmeChallengeType::Http01;
   auto operator<=>(const AcmeChallenge&) const = default;
 };

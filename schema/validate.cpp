@@ -468,18 +468,15 @@ class Validator {
         diags_.error(c.origin.at(key), "'" + std::string(key) + "' is only for issuer \"files\"");
       }
     }
-    if (c.issuer == Issuer::Acme) {
+    // RFC 8555 section 7.1.3: a CA validates a wildcard's base domain by DNS-01 only.
+    if (c.issuer == Issuer::Acme && !rejected(c.origin, "challenge") &&
+        c.challenge != AcmeChallengeType::Dns01) {
+      const std::string challenge(toString(c.challenge.value_or(AcmeChallengeType::Http01)));
       for (size_t i = 0; i < c.domains.size(); ++i) {
-        if (c.domains[i].rfind("*.", 0) == 0 && !c.managed_for.empty()) {
-          diags_.error(c.origin.table, c.managed_for + " has the wildcard hostname " +
-                                           quote(c.domains[i]) +
-                                           ", which HTTP-01 and TLS-ALPN-01 cannot validate; "
-                                           "name a 'certificate' for it");
-        } else if (c.domains[i].rfind("*.", 0) == 0) {
-          diags_.error(c.origin.at("domains", i),
-                       "wildcard domain " + quote(c.domains[i]) +
-                           " cannot be validated by HTTP-01 or TLS-ALPN-01; use issuer "
-                           "\"files\" for wildcard certificates");
+        if (c.domains[i].rfind("*.", 0) == 0) {
+          diags_.error(c.origin.at("domains", i), "wildcard domain " + quote(c.domains[i]) +
+                                                      " needs challenge = \"dns-01\" (" +
+                                                      challenge + " cannot validate a wildcard)");
         }
       }
     }

@@ -13,6 +13,7 @@
 
 #include "proxy/clienthello.h"
 #include "proxy/tls/context.h"
+#include "schema/net.h"
 
 namespace edgeplane::proxy::tls {
 
@@ -132,6 +133,13 @@ std::string acmeIdentifierDer(std::string_view keyAuthorization) {
   SHA256(reinterpret_cast<const unsigned char*>(keyAuthorization.data()), keyAuthorization.size(),
          reinterpret_cast<unsigned char*>(der.data() + 2));
   return der;
+}
+
+std::string dns01TxtValue(std::string_view keyAuthorization) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(keyAuthorization.data()), keyAuthorization.size(),
+         md);
+  return encodeBase64Url(std::string_view(reinterpret_cast<const char*>(md), sizeof md));
 }
 
 Result<SslCtxPtr> acmeTlsAlpnContext(std::string_view domain, std::string_view keyAuthorization) {

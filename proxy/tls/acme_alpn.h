@@ -1,5 +1,6 @@
-// RFC 8737 TLS-ALPN-01: the validation certificate for one pending challenge, in a server
-// SSL_CTX that negotiates "acme-tls/1" and nothing else.
+// The digests of a key authorization the proxy serves: RFC 8737 TLS-ALPN-01's validation
+// certificate (in a server SSL_CTX that negotiates "acme-tls/1" and nothing else) and RFC 8555
+// DNS-01's TXT value.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -20,6 +21,9 @@ using SslCtxPtr = CPtr<SSL_CTX, SSL_CTX_free>;
 // The extension's value (extnValue's content): the DER of Authorization ::= OCTET STRING
 // (SIZE (32)) holding SHA-256 of the key authorization, 0x04 0x20 || digest.
 std::string acmeIdentifierDer(std::string_view keyAuthorization);
+
+// DNS-01's TXT record value: base64url(SHA-256(key authorization)) (RFC 8555 section 8.4).
+std::string dns01TxtValue(std::string_view keyAuthorization);
 
 // A fresh P-256 key and a self-signed certificate whose only subjectAltName is `domain` (a
 // dNSName) and that carries the critical acmeIdentifier extension, in a context for TLS 1.2

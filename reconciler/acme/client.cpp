@@ -1,6 +1,6 @@
 // The RFC 8555 client over HTTPS with POCO (see client.h): directory, nonces, account,
-// order, HTTP-01 authorizations, finalize, polling, chain download, resuming an order cut
-// short after its finalize.
+// order, HTTP-01 / TLS-ALPN-01 / DNS-01 authorizations, finalize, polling, chain download,
+// resuming an order cut short after its finalize.
 #include "reconciler/acme/client.h"
 
 #include <sys/stat.h>
@@ -422,12 +422,18 @@ Result<void> Client::authorize(const std::string& authzUrl, AcmeChallengeType ty
   }
   const std::string status = str(*authz, "status");
   const Json* ident = member(*authz, "identifier");
+  // RFC 8555 section 7.1.4: a wildcard's authorization names the base domain and says
+  // "wildcard": true; its DNS-01 TXT name is _acme-challenge.<base domain>.
   const std::string domain = ident != nullptr ? str(*ident, "value") : "";
+  const Json* wildcard = member(*authz, "wildcard");
+  const std::string shown =
+      wildcard != nullptr && wildcard->type == Json::Type::Bool && wildcard->boolean ? "*." + domain
+                                                                                     : domain;
   if (status == "valid") {
     return {};
   }
   if (status != "pending") {
-    return terminal("authorization for " + domain + ": " + errorOf(*authz));
+    return terminal("authorization for " + shown + ": " + errorOf(*authz));
   }
   const std::string typeName(toString(type));
   const Json* cs = member(*authz, "challenges");
@@ -438,8 +444,7 @@ Result<void> Client::authorize(const std::string& authzUrl, AcmeChallengeType ty
     }
   }
   if (chosen == nullptr) {
-    return terminal("authorization for " + domain + ": the CA offers no " + typeName +
-                    " challenge");
+    return terminal("authorization for " + shown + ": the CA offers no " + typeName + " challenge");
   }
   const std::string token = str(*chosen, "token");
   const std::string url = str(*chosen, "url");
@@ -447,7 +452,7 @@ Result<void> Client::authorize(const std::string& authzUrl, AcmeChallengeType ty
   if (token.empty() || url.empty() || !std::all_of(token.begin(), token.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
       })) {
-    return terminal("authorization for " + domain + ": malformed " + typeName + " challenge");
+    return terminal("authorization for " + shown + ": malformed " + typeName + " challenge");
   }
   auto keyAuth = keyAuthorization(token, account_.get());
   if (!keyAuth) {
@@ -457,7 +462,7 @@ Result<void> Client::authorize(const std::string& authzUrl, AcmeChallengeType ty
     return p.error();
   }
   tokens.push_back(token);
-  if (auto r2 = post(url, "{}", "challenge for " + domain); !r2) {
+  if (auto r2 = post(url, "{}", "challenge for " + shown); !r2) {
     return r2.error();
   }
   pending.push_back(authzUrl);

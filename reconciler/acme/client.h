@@ -15,7 +15,8 @@ namespace edgeplane::acme {
 
 // Where pending challenge answers go while an order runs: the store, which the proxy reads
 // (HTTP-01: token -> key authorization on :80; TLS-ALPN-01: domain -> the RFC 8737
-// certificate made from the key authorization, on :443).
+// certificate made from the key authorization, on :443; DNS-01: the authorization's domain -
+// a wildcard's base name - -> a TXT value for _acme-challenge.<domain> on the --dns responder).
 class ChallengeSink {
  public:
   virtual ~ChallengeSink() = default;
@@ -60,7 +61,7 @@ std::string accountKeyPath(const ClientSettings& s);
 // CSR's key, 0600), both written temp + rename. Dropped once the order is settled.
 std::string pendingOrderDir(const ClientSettings& s, const std::vector<std::string>& domains);
 
-// The RFC 8555 client (HTTP-01 and TLS-ALPN-01).
+// The RFC 8555 client (HTTP-01, TLS-ALPN-01 and DNS-01; wildcards by DNS-01).
 std::unique_ptr<CertificateIssuer> makeAcmeClient(ClientSettings settings);
 
 }  // namespace edgeplane::acme

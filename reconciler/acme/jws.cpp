@@ -55,11 +55,7 @@ void freeExts(STACK_OF(X509_EXTENSION) * s) {
 }  // namespace
 
 std::string base64url(std::string_view bytes) {
-  std::string s = encodeBase64(bytes, false);
-  for (char& c : s) {
-    c = c == '+' ? '-' : c == '/' ? '_' : c;
-  }
-  return s;
+  return encodeBase64Url(bytes);
 }
 
 Result<Pkey> generateP256() {

@@ -35,6 +35,7 @@
 #include "proxy/admin.h"
 #include "proxy/control.h"
 #include "proxy/gateway/config.h"
+#include "proxy/tls/acme_alpn.h"
 #include "proxy/tls/context.h"
 #include "schema/snapshot.h"
 #include "schema/store.h"
@@ -339,12 +340,35 @@ TEST(Controller, ReloadReadsThePendingAcmeChallenges) {
   EXPECT_FALSE(f.challenges->lookup("tok-2").has_value());
   EXPECT_EQ(f.challenges->lookupTlsAlpn("b.example.com"), "tok-2.thumb");
   EXPECT_FALSE(f.challenges->hasTlsAlpn("a.example.com"));
-  EXPECT_EQ(f.logsContaining("pending ACME challenges: 1 http-01, 1 tls-alpn-01"), 1U);
+  EXPECT_EQ(f.logsContaining("pending ACME challenges: 1 http-01, 1 tls-alpn-01, 0 dns-01"), 1U);
   ASSERT_TRUE((*store)->removeAcmeChallenges({"tok-1", "tok-2"}));
   (void)f.controller->reload();
   EXPECT_FALSE(f.challenges->lookup("tok-1").has_value());
   EXPECT_FALSE(f.challenges->hasTlsAlpn("b.example.com"));
   EXPECT_EQ(f.challenges->size(), 0U);
+}
+
+// DNS-01 answers: by TXT name, a wildcard and its base name sharing one with both values
+// (base64url(SHA-256(key authorization))); without --dns the proxy says nobody serves them.
+TEST(Controller, ReloadReadsThePendingDns01Answers) {
+  Fixture f;
+  auto store = Store::open(f.dir.path());
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->putAcmeChallenge(
+      {"tok-a", "Example.com", "tok-a.thumb", 1, AcmeChallengeType::Dns01}));
+  ASSERT_TRUE((*store)->putAcmeChallenge(
+      {"tok-b", "*.example.com", "tok-b.thumb", 2, AcmeChallengeType::Dns01}));
+  (void)f.controller->reload();
+  EXPECT_EQ(f.challenges->lookupDns01("_acme-challenge.example.com"),
+            (std::vector<std::string>{tls::dns01TxtValue("tok-a.thumb"),
+                                      tls::dns01TxtValue("tok-b.thumb")}));
+  EXPECT_FALSE(f.challenges->lookup("tok-a").has_value());  // no HTTP-01 token
+  EXPECT_FALSE(f.challenges->hasTlsAlpn("example.com"));
+  EXPECT_EQ(f.logsContaining("pending ACME challenges: 0 http-01, 0 tls-alpn-01, 2 dns-01"), 1U);
+  EXPECT_EQ(f.logsContaining("this proxy runs without --dns"), 1U);
+  ASSERT_TRUE((*store)->removeAcmeChallenges({"tok-a", "tok-b"}));
+  (void)f.controller->reload();
+  EXPECT_FALSE(f.challenges->lookupDns01("_acme-challenge.example.com").has_value());
 }
 
 TEST(Controller, LoadsRefusesAndKeepsTheOldConfig) {

@@ -835,6 +835,59 @@ TEST_F(StoreTest, AcmeChallengesPutReplaceListRemove) {
 }
 
 // A version-5 store keeps its pending challenges and starts with no ACME state; the state
+// DNS-01 answers are stored with their type (schema version 7 admits it), beside the others.
+TEST_F(StoreTest, AcmeChallengesKeepTheDns01Type) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  const AcmeChallenge dns{"tok-D", "example.com", "tok-D.thumb", 40, AcmeChallengeType::Dns01};
+  const AcmeChallenge alpn{"tok-T", "t.example.com", "tok-T.thumb", 50,
+                           AcmeChallengeType::TlsAlpn01};
+  auto put = store->putAcmeChallenge(dns);
+  ASSERT_TRUE(put.ok()) << put.error().message;
+  ASSERT_TRUE(store->putAcmeChallenge(alpn));
+  auto listed = store->listAcmeChallenges();
+  ASSERT_TRUE(listed.ok()) << listed.error().message;
+  ASSERT_EQ(listed->size(), 2U);
+  EXPECT_EQ((*listed)[0], dns);
+  EXPECT_EQ((*listed)[1], alpn);
+}
+
+// A version-5 store's pending answers survive the rebuild of acme_challenges (migration 7).
+TEST_F(StoreTest, VersionFiveAcmeChallengesAreKept) {
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+  }
+  {
+    RawDb db = rawOpen(dbPath_);
+    rawExec(db.get(), R"sql(
+DROP TABLE acme_state;
+DROP TABLE acme_challenges;
+CREATE TABLE acme_challenges (
+  token             TEXT    NOT NULL PRIMARY KEY CHECK (length(token) BETWEEN 1 AND 256),
+  domain            TEXT    NOT NULL CHECK (length(domain) > 0),
+  key_authorization TEXT    NOT NULL CHECK (length(key_authorization) > 0),
+  created_at        INTEGER NOT NULL
+) WITHOUT ROWID;
+ALTER TABLE acme_challenges ADD COLUMN type TEXT NOT NULL DEFAULT 'http-01'
+  CHECK (type IN ('http-01', 'tls-alpn-01'));
+INSERT INTO acme_challenges VALUES ('tok-1', 'a.example.com', 'tok-1.thumb', 7, 'tls-alpn-01');
+PRAGMA user_version = 5;
+)sql");
+  }
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->schemaVersion(), Store::knownSchemaVersion());
+  auto listed = store->listAcmeChallenges();
+  ASSERT_TRUE(listed.ok()) << listed.error().message;
+  ASSERT_EQ(listed->size(), 1U);
+  EXPECT_EQ((*listed)[0], (AcmeChallenge{"tok-1", "a.example.com", "tok-1.thumb", 7,
+                                         AcmeChallengeType::TlsAlpn01}));
+  EXPECT_TRUE(
+      store->putAcmeChallenge({"tok-2", "example.com", "tok-2.thumb", 8, AcmeChallengeType::Dns01})
+          .ok());
+}
+
 // round-trips (unset times stay unset) and retain drops the certificates no longer wanted.
 TEST_F(StoreTest, VersionFiveStoreIsUpgradedWithAcmeState) {
   fs::create_directories(stateDir_);

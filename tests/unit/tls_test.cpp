@@ -676,6 +676,14 @@ TEST(AcmeTlsAlpn, IdentifierIsTheDerOctetStringOfTheKeyAuthorizationsDigest) {
             "3493c0b3b4890b8c61ed162d3b5b6c4f7b5034fa2cb2c84eccd0358037e000c2");
 }
 
+// DNS-01's TXT value (RFC 8555 section 8.4); the expected text is
+// base64.urlsafe_b64encode(hashlib.sha256(ka).digest()) in Python, '=' stripped.
+TEST(AcmeDns01, TxtValueIsTheBase64UrlOfTheKeyAuthorizationsDigest) {
+  EXPECT_EQ(dns01TxtValue("evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA."
+                          "nP1qzpXGymHBrUEepNY9HCsQk7K8KhOypzEt62jcerQ"),
+            "NGwKoXBgCT8JhEa0bK7AwfSqHyu_ZWeugV07fLGIVq0");
+}
+
 TEST_F(TlsTest, AcmeTlsAlpnServesTheValidationCertificateToAcmeTls1) {
   for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
     auto ctx = acmeTlsAlpnContext("a.example.com", "tok-1.thumbprint");

@@ -770,8 +770,32 @@ name = "web"
 domains = ["a.example.com", "*.example.com"]
 issuer = "acme"
 )"),
-            "t.toml:5:29: error: wildcard domain \"*.example.com\" cannot be validated by HTTP-01 "
-            "or TLS-ALPN-01; use issuer \"files\" for wildcard certificates\n");
+            "t.toml:5:29: error: wildcard domain \"*.example.com\" needs challenge = \"dns-01\" "
+            "(http-01 cannot validate a wildcard)\n");
+}
+
+// DNS-01 validates a wildcard and its base name alike (RFC 8555 section 7.1.3).
+TEST(Validate, WildcardWithAcmeByDns01) {
+  EXPECT_EQ(check(R"([fleet]
+acme_directory = "https://acme.example.com/dir"
+[[certificate]]
+name = "web"
+domains = ["example.com", "*.example.com"]
+issuer = "acme"
+challenge = "dns-01"
+)"),
+            "");
+}
+
+// A misspelt challenge is reported once, not again as a wildcard without dns-01.
+TEST(Validate, WildcardWithAMisspeltChallenge) {
+  EXPECT_EQ(check(R"([[certificate]]
+name = "web"
+domains = ["*.example.com"]
+challenge = "dns01"
+)"),
+            "t.toml:4:13: error: 'challenge' must be one of http-01 | tls-alpn-01 | dns-01, got "
+            "\"dns01\"\n");
 }
 
 // acme_directory defaults to Let's Encrypt's production directory: no [fleet] is needed.

@@ -1,0 +1,286 @@
+// The DNS-01 responder's sockets and thread (see responder.h); the wire format is wire.cpp's.
+#include "proxy/dns/responder.h"
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <list>
+#include <vector>
+
+#include "proxy/dns/wire.h"
+#include "proxy/engine/listeners.h"
+
+namespace edgeplane::proxy::dns {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kUdpBurst = 64;              // datagrams per wake-up before TCP gets a turn
+constexpr size_t kMaxPendingOutput = 131072;  // a TCP client that does not read is closed
+constexpr size_t kReadChunk = 16384;
+
+Result<int> bindUdp(const Endpoint& at) {
+  sockaddr_storage ss{};
+  const socklen_t len = toSockaddr(at, ss);
+  const int fd = ::socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return terminal("--dns: socket for udp " + at.str() + ": " + errnoText(errno));
+  }
+  if (ss.ss_family == AF_INET6) {
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  }
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return terminal("--dns: bind udp " + at.str() + ": " + errnoText(err));
+  }
+  return fd;
+}
+
+struct TcpConn {
+  int fd = -1;
+  std::vector<uint8_t> in;
+  std::vector<uint8_t> out;
+  Clock::time_point lastActive;
+};
+
+// The loop's state and its steps; all on the responder's thread.
+class Loop {
+ public:
+  Loop(const ResponderOptions& o, ResponderStats& stats, int udpFd, int tcpFd, int wakeFd)
+      : o_(o), stats_(stats), udpFd_(udpFd), tcpFd_(tcpFd), wakeFd_(wakeFd) {
+    lookup_ = [this](const std::string& name) { return o_.board->lookupDns01(name); };
+  }
+  ~Loop() {
+    for (TcpConn& c : conns_) {
+      ::close(c.fd);
+    }
+  }
+
+  void run() {
+    std::vector<pollfd> fds;
+    for (;;) {
+      fds.clear();
+      fds.push_back({wakeFd_, POLLIN, 0});
+      fds.push_back({udpFd_, POLLIN, 0});
+      fds.push_back({tcpFd_, POLLIN, 0});
+      for (const TcpConn& c : conns_) {
+        const bool reading = c.out.size() < kMaxPendingOutput / 2;
+        fds.push_back(
+            {c.fd, static_cast<short>((reading ? POLLIN : 0) | (c.out.empty() ? 0 : POLLOUT)), 0});
+      }
+      const int n = ::poll(fds.data(), fds.size(), pollTimeoutMs());
+      if (n < 0 && errno != EINTR) {
+        return;
+      }
+      if (n > 0 && fds[0].revents != 0) {
+        return;  // stop()
+      }
+      if (n > 0 && fds[1].revents != 0) {
+        serveUdp();
+      }
+      if (n > 0 && fds[2].revents != 0) {
+        acceptTcp();
+      }
+      serveTcp(fds);
+    }
+  }
+
+ private:
+  int pollTimeoutMs() const {
+    if (conns_.empty()) {
+      return -1;
+    }
+    Clock::time_point oldest = Clock::time_point::max();
+    for (const TcpConn& c : conns_) {
+      oldest = std::min(oldest, c.lastActive);
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        oldest + o_.tcpIdleTimeout - Clock::now());
+    return static_cast<int>(std::clamp<int64_t>(left.count() + 1, 0, 60000));
+  }
+
+  void serveUdp() {
+    std::vector<uint8_t> buf(kMaxTcpMessage);
+    for (size_t i = 0; i < kUdpBurst; ++i) {
+      sockaddr_storage from{};
+      socklen_t fromLen = sizeof from;
+      const ssize_t got = ::recvfrom(udpFd_, buf.data(), buf.size(), MSG_TRUNC,
+                                     reinterpret_cast<sockaddr*>(&from), &fromLen);
+      if (got < 0) {
+        return;  // EAGAIN, or an ICMP error of an earlier reply: nothing to do
+      }
+      stats_.udpQueries.fetch_add(1, std::memory_order_relaxed);
+      if (static_cast<size_t>(got) > buf.size()) {
+        stats_.dropped.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      Reply r = respond(std::span<const uint8_t>(buf.data(), static_cast<size_t>(got)),
+                        Transport::Udp, lookup_);
+      if (r.verdict == Verdict::Drop) {
+        stats_.dropped.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      (void)::sendto(udpFd_, r.bytes.data(), r.bytes.size(), MSG_DONTWAIT,
+                     reinterpret_cast<sockaddr*>(&from), fromLen);
+    }
+  }
+
+  void acceptTcp() {
+    for (;;) {
+      const int fd = ::accept4(tcpFd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        return;
+      }
+      if (conns_.size() >= o_.maxTcpConnections) {
+        // Counted before the reset, so that whoever sees the reset sees the count.
+        stats_.tcpRefused.fetch_add(1, std::memory_order_relaxed);
+        setLingerZero(fd);
+        ::close(fd);
+        continue;
+      }
+      setNoDelay(fd);
+      conns_.push_back(TcpConn{fd, {}, {}, Clock::now()});
+    }
+  }
+
+  // Reads what there is and answers every complete message; false: close the connection.
+  bool readTcp(TcpConn& c) {
+    uint8_t chunk[kReadChunk];
+    const ssize_t got = ::recv(c.fd, chunk, sizeof chunk, 0);
+    if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+      return false;
+    }
+    if (got < 0) {
+      return true;
+    }
+    c.in.insert(c.in.end(), chunk, chunk + got);
+    size_t at = 0;
+    while (c.in.size() - at >= 2) {
+      const size_t len = size_t{c.in[at]} << 8 | c.in[at + 1];
+      if (c.in.size() - at - 2 < len) {
+        break;
+      }
+      stats_.tcpQueries.fetch_add(1, std::memory_order_relaxed);
+      Reply r =
+          respond(std::span<const uint8_t>(c.in.data() + at + 2, len), Transport::Tcp, lookup_);
+      at += 2 + len;
+      if (r.verdict == Verdict::Drop || r.verdict == Verdict::FormErr) {
+        // RFC 7766 section 6.2.2 leaves it to us: a stream that framed garbage is not
+        // worth reading on.
+        stats_.dropped.fetch_add(1, std::memory_order_relaxed);
+        return false;
+      }
+      c.out.push_back(static_cast<uint8_t>(r.bytes.size() >> 8));
+      c.out.push_back(static_cast<uint8_t>(r.bytes.size()));
+      c.out.insert(c.out.end(), r.bytes.begin(), r.bytes.end());
+      c.lastActive = Clock::now();  // idle counts from the last complete query
+    }
+    c.in.erase(c.in.begin(), c.in.begin() + static_cast<std::ptrdiff_t>(at));
+    return c.out.size() <= kMaxPendingOutput;
+  }
+
+  // Writes pending output; false: close the connection.
+  static bool flushTcp(TcpConn& c) {
+    while (!c.out.empty()) {
+      const ssize_t put = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+      if (put < 0) {
+        return errno == EAGAIN || errno == EINTR;
+      }
+      c.out.erase(c.out.begin(), c.out.begin() + put);
+    }
+    return true;
+  }
+
+  void serveTcp(const std::vector<pollfd>& fds) {
+    const Clock::time_point now = Clock::now();
+    size_t i = 3;
+    for (auto it = conns_.begin(); it != conns_.end(); ++i) {
+      TcpConn& c = *it;
+      // Connections accepted in this round have no pollfd yet: only the idle check.
+      const short revents = i < fds.size() && fds[i].fd == c.fd ? fds[i].revents : 0;
+      bool keep = true;
+      if ((revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+        keep = readTcp(c);
+      }
+      if (keep) {
+        keep = flushTcp(c);
+      }
+      if (keep && now - c.lastActive >= o_.tcpIdleTimeout) {
+        keep = false;
+      }
+      if (keep) {
+        ++it;
+        continue;
+      }
+      ::close(c.fd);
+      it = conns_.erase(it);
+    }
+  }
+
+  const ResponderOptions& o_;
+  ResponderStats& stats_;
+  int udpFd_;
+  int tcpFd_;
+  int wakeFd_;
+  TxtLookup lookup_;
+  std::list<TcpConn> conns_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Responder>> Responder::start(ResponderOptions options) {
+  if (!options.board) {
+    return terminal("--dns: no challenge board");
+  }
+  std::unique_ptr<Responder> r(new Responder(std::move(options)));
+  auto tcp = openListeners(r->options_.address, 1, r->port_);
+  if (!tcp) {
+    return terminal("--dns: " + tcp.error().message);
+  }
+  r->tcpFd_ = tcp->front();
+  Endpoint udpAt = r->options_.address;
+  udpAt.port = r->port_;
+  auto udp = bindUdp(udpAt);
+  if (!udp) {
+    return udp.error();  // the destructor closes the TCP socket
+  }
+  r->udpFd_ = *udp;
+  r->wakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (r->wakeFd_ < 0) {
+    return terminal("--dns: eventfd: " + errnoText(errno));
+  }
+  r->thread_ = std::thread([raw = r.get()] { raw->run(); });
+  return r;
+}
+
+void Responder::run() {
+  Loop loop(options_, stats_, udpFd_, tcpFd_, wakeFd_);
+  loop.run();
+}
+
+void Responder::stop() {
+  if (thread_.joinable()) {
+    const uint64_t one = 1;
+    (void)!::write(wakeFd_, &one, sizeof one);
+    thread_.join();
+  }
+  for (int* fd : {&udpFd_, &tcpFd_, &wakeFd_}) {
+    if (*fd >= 0) {
+      ::close(*fd);
+      *fd = -1;
+    }
+  }
+}
+
+Responder::~Responder() {
+  stop();
+}
+
+}  // namespace edgeplane::proxy::dns

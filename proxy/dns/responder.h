@@ -1,0 +1,62 @@
+// The DNS-01 responder (`edgeplane-proxy --dns ADDR:PORT`): an authoritative server for the
+// `_acme-challenge` TXT records of pending DNS-01 challenges, over UDP and TCP, on its own
+// thread (it serves only a CA's validation traffic, never the data path).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <utility>
+
+#include "proxy/acme_challenges.h"
+#include "schema/net.h"
+#include "schema/result.h"
+
+namespace edgeplane::proxy::dns {
+
+struct ResponderOptions {
+  Endpoint address;  // an IPv4 or IPv6 literal; port 0 picks one (the same for UDP and TCP)
+  std::shared_ptr<const AcmeChallengeBoard> board;
+  // TCP (RFC 7766): at most this many connections at once (a new one over it is closed at
+  // accept), each closed after this long without a complete query or on a malformed one.
+  size_t maxTcpConnections = 64;
+  std::chrono::milliseconds tcpIdleTimeout{10000};
+};
+
+// Counters for tests and the log; relaxed, monotonic.
+struct ResponderStats {
+  std::atomic<uint64_t> udpQueries{0};
+  std::atomic<uint64_t> tcpQueries{0};
+  std::atomic<uint64_t> dropped{0};     // no reply: not a query, malformed over TCP, truncated
+  std::atomic<uint64_t> tcpRefused{0};  // connections closed at accept: over the bound
+};
+
+class Responder {
+ public:
+  // Binds UDP and TCP on `options.address` and starts serving.
+  static Result<std::unique_ptr<Responder>> start(ResponderOptions options);
+  ~Responder();  // stop()
+  Responder(const Responder&) = delete;
+  Responder& operator=(const Responder&) = delete;
+
+  // Closes the sockets and joins the thread; idempotent.
+  void stop();
+  uint16_t port() const { return port_; }
+  const ResponderStats& stats() const { return stats_; }
+
+ private:
+  explicit Responder(ResponderOptions options) : options_(std::move(options)) {}
+  void run();
+
+  ResponderOptions options_;
+  uint16_t port_ = 0;
+  int udpFd_ = -1;
+  int tcpFd_ = -1;
+  int wakeFd_ = -1;
+  ResponderStats stats_;
+  std::thread thread_;
+};
+
+}  // namespace edgeplane::proxy::dns
