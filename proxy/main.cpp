@@ -394,6 +394,7 @@ int run(int argc, char** argv) {
   }
   health::Prober& p = **prober;
   std::unique_ptr<dns::Responder> dnsResponder;
+  std::string dnsListener = "off";
   if (o.dns) {
     auto started = dns::Responder::start({*o.dns, challenges});
     if (!started) {
@@ -403,7 +404,8 @@ int run(int argc, char** argv) {
     dnsResponder = std::move(started).value();
     Endpoint bound = *o.dns;
     bound.port = dnsResponder->port();
-    logLine("DNS-01 responder on " + bound.str() + " (udp, tcp)");
+    dnsListener = bound.str();
+    logLine("DNS-01 responder on " + dnsListener + " (udp, tcp)");
   }
   controller.setSink([&e, &p](std::shared_ptr<const ActiveConfig> config) {
     p.setConfig(config);
@@ -419,7 +421,7 @@ int run(int argc, char** argv) {
     bound.port = *e.httpPort();
     http = bound.str();
   }
-  controller.setListeners(Listeners{https.str(), http, "off"});
+  controller.setListeners(Listeners{https.str(), http, dnsListener});
   std::printf("edgeplane-proxy: listening https=%s http=%s admin=%s generation=%lld\n",
               https.str().c_str(), http.c_str(), (*server)->address().c_str(),
               static_cast<long long>(controller.current()->generation));

@@ -125,6 +125,11 @@ class Loader {
           return d && d->count() >= 1000 ? d : std::nullopt;
         },
         "duration (1s to 1h)");
+    f.wildcard = r.boolean("wildcard").value_or(false);
+    if (f.wildcard && !r.has("base_domain")) {
+      r.error("wildcard",
+              "'wildcard = true' needs 'base_domain': the certificate is *.<base_domain>");
+    }
     f.uplink_pool = parsed<IpPrefix>(r, "uplink_pool", false, IpPrefix::parse, "CIDR");
     r.finish();
     f.origin = std::move(r.origin());

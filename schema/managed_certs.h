@@ -17,7 +17,9 @@ inline constexpr std::string_view kManagedCertPrefix = "auto.";
 std::string managedCertName(std::string_view kind, std::string_view route);
 
 // Gives every site and gateway without `certificate` its managed certificate: issuer acme,
-// the route's hostnames, the challenge chosen at order time (Certificate::challenge unset).
+// the route's hostnames, the challenge chosen at order time (Certificate::challenge unset),
+// DNS-01 for a wildcard hostname. With [fleet].wildcard the routes that use `subdomain` share
+// "auto.wildcard" instead: *.<base_domain> by DNS-01.
 // Routes whose hostnames did not load are left alone (their error is reported already); a
 // [[certificate]] that takes a managed name is refused by the validator.
 void addManagedCertificates(Desired& d);

@@ -55,6 +55,9 @@ struct Fleet {
   std::optional<std::string> acme_ca_roots;
   // The budget of one run's ACME orders (after its first snapshot); unset: kDefaultAcmeTimeout.
   std::optional<Duration> acme_timeout;
+  // true: the routes that use `subdomain` and name no certificate share one managed
+  // *.<base_domain> certificate, validated by DNS-01 (the proxy's --dns responder).
+  bool wildcard = false;
   std::optional<IpPrefix> uplink_pool;
   Origin origin;
 };

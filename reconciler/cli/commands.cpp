@@ -158,26 +158,34 @@ Result<void> observeCertificates(const Options& o, const core::Target& target,
 
 // `target` with a challenge for each ACME certificate that names none: HTTP-01, or TLS-ALPN-01
 // when the proxy says its :80 is off (HTTP-01 when it cannot be asked: it may be starting).
+// A DNS-01 certificate while the proxy's DNS responder is off is said in the log: its order
+// can only fail.
 core::Target withAcmeChallenges(const Options& o, const core::Target& target,
                                 const std::function<void(const std::string&)>& log) {
   core::Target out = target;
-  const bool any = std::any_of(out.certificates.begin(), out.certificates.end(), [](auto& c) {
-    return c.source == core::CertSource::Acme && !c.challenge;
-  });
-  if (!any) {
+  auto acme = [](const core::CertTarget& c, std::optional<AcmeChallengeType> challenge) {
+    return c.source == core::CertSource::Acme && c.challenge == challenge;
+  };
+  const bool unset = std::any_of(out.certificates.begin(), out.certificates.end(),
+                                 [&](auto& c) { return acme(c, std::nullopt); });
+  const bool dns = std::any_of(out.certificates.begin(), out.certificates.end(),
+                               [&](auto& c) { return acme(c, AcmeChallengeType::Dns01); });
+  if (!unset && !dns) {
     return out;
   }
-  bool httpOff = false;
-  if (auto listeners =
-          queryProxyListeners(o.proxyAdmin, kProxyNotifyTimeout, o.proxyAdminTokenFile)) {
-    httpOff = listeners->http == "off";
-  } else {
+  auto listeners = queryProxyListeners(o.proxyAdmin, kProxyNotifyTimeout, o.proxyAdminTokenFile);
+  if (!listeners) {
     log("cannot ask the proxy for its listeners (" + listeners.error().message +
-        "); certificates without 'challenge' use http-01");
+        (unset ? "); certificates without 'challenge' use http-01" : ")"));
   }
+  const bool httpOff = listeners && listeners->http == "off";
   for (auto& c : out.certificates) {
-    if (c.source == core::CertSource::Acme && !c.challenge) {
+    if (acme(c, std::nullopt)) {
       c.challenge = core::acmeDefaultChallenge(httpOff);
+    } else if (listeners && listeners->dns == "off" && acme(c, AcmeChallengeType::Dns01)) {
+      log("certificate " + c.name +
+          " is validated by DNS-01 but the proxy's DNS responder is off (edgeplane-proxy --dns "
+          "ADDR:PORT, with _acme-challenge delegated to it)");
     }
   }
   return out;

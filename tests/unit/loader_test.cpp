@@ -2237,7 +2237,7 @@ backends = ["10.50.0.5:8080"]
   EXPECT_EQ(d.certificates.size(), 4u);  // "named" and three managed ones
 }
 
-TEST(LoaderDirectory, ManagedCertificateOfAWildcardHostnameIsRefusedAtTheRoute) {
+TEST(LoaderDirectory, ManagedCertificateOfAWildcardHostnameIsValidatedByDns01) {
   TempDir dir;
   dir.write("routes.toml", withBase(R"([[site]]
 name = "apps"
@@ -2246,11 +2246,67 @@ namespace = "tenant-a"
 backends = ["10.50.0.5:8080"]
 )"));
   Diagnostics diags;
+  Desired d = loadAndValidate(dir.path(), diags);
+  EXPECT_EQ(dir.show(diags), "");
+  const Certificate* c = d.findCertificate("auto.site.apps");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->domains, std::vector<std::string>{"*.apps.example.net"});
+  EXPECT_EQ(c->challenge, AcmeChallengeType::Dns01);
+}
+
+// [fleet].wildcard: the routes that use `subdomain` and name no certificate share one
+// *.<base_domain> certificate by DNS-01; the others keep their own.
+TEST(LoaderDirectory, FleetWildcardSharesOneCertificateAmongSubdomainRoutes) {
+  TempDir dir;
+  dir.write("fleet.toml", "[fleet]\nbase_domain = \"gw.example.com\"\nwildcard = true\n");
+  dir.write("routes.toml", withBase(R"([[site]]
+name = "shop"
+subdomain = "shop"
+namespace = "tenant-a"
+backends = ["10.50.0.5:8080"]
+[[site]]
+name = "blog"
+subdomain = "blog"
+namespace = "tenant-a"
+backends = ["10.50.0.5:8080"]
+[[site]]
+name = "own"
+hostnames = ["own.example.net"]
+namespace = "tenant-a"
+backends = ["10.50.0.5:8080"]
+[[gateway]]
+name = "ping"
+subdomain = "ping"
+namespace = "tenant-a"
+[[gateway.endpoint]]
+path = "/p"
+method = "GET"
+backends = ["10.50.0.5:8080"]
+)"));
+  Diagnostics diags;
+  Desired d = loadAndValidate(dir.path(), diags);
+  EXPECT_EQ(dir.show(diags), "");
+  EXPECT_EQ(d.sites[0].certificate, "auto.wildcard");
+  EXPECT_EQ(d.sites[1].certificate, "auto.wildcard");
+  EXPECT_EQ(d.sites[2].certificate, "auto.site.own");
+  EXPECT_EQ(d.gateways[0].certificate, "auto.wildcard");
+  const Certificate* w = d.findCertificate("auto.wildcard");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->domains, std::vector<std::string>{"*.gw.example.com"});
+  EXPECT_EQ(w->challenge, AcmeChallengeType::Dns01);
+  EXPECT_EQ(w->issuer, Issuer::Acme);
+  EXPECT_EQ(d.certificates.size(), 2u);  // the shared one and auto.site.own
+  EXPECT_FALSE(d.findCertificate("auto.site.own")->challenge.has_value());
+}
+
+TEST(LoaderDirectory, FleetWildcardNeedsABaseDomain) {
+  TempDir dir;
+  dir.write("fleet.toml", "[fleet]\nwildcard = true\n");
+  Diagnostics diags;
   loadAndValidate(dir.path(), diags);
   EXPECT_EQ(dir.show(diags),
-            "cfg/routes.toml:11:1: error: site apps has the wildcard hostname "
-            "\"*.apps.example.net\", which HTTP-01 and TLS-ALPN-01 cannot validate; name a "
-            "'certificate' for it\n");
+            "cfg/fleet.toml:2:12: error: 'wildcard = true' needs 'base_domain': the certificate "
+            "is *.<base_domain>\n");
 }
 
 }  // namespace
