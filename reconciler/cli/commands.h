@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <set>
@@ -67,6 +68,8 @@ struct Options {
   std::optional<std::filesystem::path> proxyAdminTokenFile;
   // history
   int limit = 20;
+  // status --check: the exit status says whether the host is as it should be.
+  bool check = false;
   // agent: reconcile interval and jitter; the webhook (from the agent file).
   std::chrono::milliseconds interval{300000};
   std::chrono::milliseconds jitter{30000};
@@ -95,9 +98,16 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err);
 
 int cmdPlan(const Options& o);
 int cmdApply(const Options& o);
+// `status --check` exit statuses beyond 0 (ok), 1 (status could not be read) and 2 (usage).
+inline constexpr int kCheckRun = 3;    // nothing applied yet, or the last run did not end ok
+inline constexpr int kCheckDrift = 4;  // the host differs from the last applied config, or
+                                       // could not be compared with it
 int cmdStatus(const Options& o);
 int cmdHistory(const Options& o);
-int cmdAgent(const Options& o);
+// `reread` resolves the options again from the same command line and the agent file as it is
+// now (SIGHUP); nullopt when the file has errors (already printed).
+using OptionsReader = std::function<std::optional<Options>()>;
+int cmdAgent(const Options& o, const OptionsReader& reread);
 int cmdTrigger(const Options& o);
 // apikey new | list | block | unblock (apikey.cpp). Exit 2 for usage errors.
 int cmdApiKey(const Options& o);
