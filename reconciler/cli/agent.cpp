@@ -52,18 +52,13 @@ LogPriority priorityOf(RunResult result) {
   }
 }
 
-// For a run that did not end ok: each failed operation and its reason, then what the run's
-// record adds (ACME orders, routes left out, why a commit was refused), on one line. Read
-// back from the store, where apply recorded them.
-std::string failures(const std::string& stateDir, int64_t runId) {
+}  // namespace
+
+std::string runFailures(const Store& store, int64_t runId) {
   constexpr size_t kMaxShown = 20;
-  auto store = Store::open(stateDir);
-  if (!store || runId == 0) {
-    return "";
-  }
   std::string out;
   size_t failed = 0;
-  if (auto ops = (*store)->runOps(runId)) {
+  if (auto ops = store.runOps(runId)) {
     for (const OpOutcome& op : *ops) {
       if (op.ok) {
         continue;
@@ -77,7 +72,7 @@ std::string failures(const std::string& stateDir, int64_t runId) {
   if (failed > kMaxShown) {
     out += "; and " + std::to_string(failed - kMaxShown) + " more (edgeplane status)";
   }
-  if (auto runs = (*store)->recentRuns(1); runs && !runs->empty() && runs->front().id == runId) {
+  if (auto runs = store.recentRuns(1); runs && !runs->empty() && runs->front().id == runId) {
     std::istringstream detail(runs->front().detail);
     for (std::string line; std::getline(detail, line);) {
       if (!line.empty()) {
@@ -90,6 +85,14 @@ std::string failures(const std::string& stateDir, int64_t runId) {
     out = out.substr(0, kMaxLine) + " ... (edgeplane status)";
   }
   return out;
+}
+
+namespace {
+
+// runFailures from the state dir's store; "" when it cannot be opened or nothing was recorded.
+std::string failures(const std::string& stateDir, int64_t runId) {
+  auto store = Store::open(stateDir);
+  return store && runId != 0 ? runFailures(**store, runId) : "";
 }
 
 // The settings an operator reads back in the "started" and "reloaded" lines.

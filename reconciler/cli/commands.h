@@ -96,6 +96,12 @@ struct RunReport {
 // Everything a human reads goes to `out`/`err`.
 RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err);
 
+// For the agent's log line of a run that did not end ok: each failed operation of run `runId`
+// ("create wireguard tenant-a: <why>", at most 20, then how many more) and the lines of the
+// run record's detail (ACME orders, routes left out, a refusal), "; "-separated, cut at 4000
+// bytes. "" when the run recorded none.
+std::string runFailures(const Store& store, int64_t runId);
+
 int cmdPlan(const Options& o);
 int cmdApply(const Options& o);
 // `status --check` exit statuses beyond 0 (ok), 1 (status could not be read) and 2 (usage).

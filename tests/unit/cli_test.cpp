@@ -1369,6 +1369,55 @@ TEST(StatusCheck, ExitStatusSaysWhatIsWrong) {
   EXPECT_EQ(testing::runCommand(status).status, 0);
 }
 
+// The agent's line for a run that is not ok names each failed operation with its reason and
+// the record's detail, not only counts (issue 14).
+TEST(AgentLog, AFailedRunNamesEachFailedOperationAndWhy) {
+  TempDir dir;
+  auto store = Store::open(dir.path() / "state");
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  auto run = (*store)->beginRun(RunStart{std::nullopt, "/config", 1764016200000});
+  ASSERT_TRUE(run.ok());
+  const OpOutcome ops[] = {
+      {1, OpAction::Create, "namespace", "tenant-a", true, std::nullopt},
+      {2, OpAction::Create, "wireguard", "tenant-a", false,
+       std::string("wireguard-go not found in PATH")},
+      {3, OpAction::Update, "forward", "vm-123-ssh", false,
+       std::string("skipped: depends on "
+                   "wireguard tenant-a")},
+  };
+  for (const OpOutcome& op : ops) {
+    ASSERT_TRUE((*store)->recordOp(*run, op).ok());
+  }
+  ASSERT_TRUE((*store)
+                  ->finishRun(*run, RunFinish{1764016201000,
+                                              RunResult::Partial,
+                                              "1 ok, 2 failed",
+                                              {1, 0, 0, 2},
+                                              "ACME order failed: vm-123: rate limited\n"})
+                  .ok());
+  EXPECT_EQ(runFailures(**store, *run),
+            "create wireguard tenant-a: wireguard-go not found in PATH; update forward "
+            "vm-123-ssh: skipped: depends on wireguard tenant-a; ACME order failed: vm-123: rate "
+            "limited");
+  // Many failures: the first 20 and how many more.
+  auto big = (*store)->beginRun(RunStart{std::nullopt, "/config", 1764016300000});
+  ASSERT_TRUE(big.ok());
+  for (int i = 1; i <= 25; ++i) {
+    ASSERT_TRUE(
+        (*store)
+            ->recordOp(*big, OpOutcome{i, OpAction::Delete, "route", "r" + std::to_string(i), false,
+                                       std::string("EPERM")})
+            .ok());
+  }
+  ASSERT_TRUE(
+      (*store)
+          ->finishRun(*big, RunFinish{1764016301000, RunResult::Failed, "25 failed", {}, ""})
+          .ok());
+  const std::string many = runFailures(**store, *big);
+  EXPECT_TRUE(many.starts_with("delete route r1: EPERM; delete route r2: EPERM")) << many;
+  EXPECT_TRUE(many.ends_with("delete route r20: EPERM; and 5 more (edgeplane status)")) << many;
+}
+
 // ---- the command line (issue 13, finding 5) ----
 
 // Each option belongs to the commands that use it: any other command refuses it, with a usage
