@@ -65,22 +65,43 @@ int postTrigger(uint16_t port, const std::string& secret) {
 }
 
 // The agent as a child process, its stdout and stderr in one log file; killed if still
-// running at the end of the test. `env` is added to its environment ("$PID": its own pid).
+// running at the end of the test. `env` is added to (or replaces in) its environment. Between
+// fork and exec the child only opens, dups and execs: everything else is prepared before.
 class AgentProcess {
  public:
   AgentProcess(const fs::path& agentFile, fs::path log,
                const std::vector<std::pair<std::string, std::string>>& env = {})
       : log_(std::move(log)) {
+    std::vector<std::string> vars;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string_view var(*e);
+      bool replaced = false;
+      for (const auto& [name, value] : env) {
+        replaced = replaced || var.starts_with(name + "=");
+      }
+      if (!replaced) {
+        vars.emplace_back(var);
+      }
+    }
+    for (const auto& [name, value] : env) {
+      vars.push_back(name + "=" + value);
+    }
+    std::vector<char*> envp;
+    for (std::string& v : vars) {
+      envp.push_back(v.data());
+    }
+    envp.push_back(nullptr);
+    std::string bin = EDGEPLANE_BINARY;
+    std::string command = "agent";
+    std::string flag = "--agent";
+    std::string file = agentFile.string();
+    char* argv[] = {bin.data(), command.data(), flag.data(), file.data(), nullptr};
     pid_ = ::fork();
     if (pid_ == 0) {
-      for (const auto& [name, value] : env) {
-        ::setenv(name.c_str(), value == "$PID" ? std::to_string(::getpid()).c_str() : value.c_str(),
-                 1);
-      }
       const int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       ::dup2(fd, 1);
       ::dup2(fd, 2);
-      ::execl(EDGEPLANE_BINARY, EDGEPLANE_BINARY, "agent", "--agent", agentFile.c_str(), nullptr);
+      ::execve(bin.c_str(), argv, envp.data());
       ::_exit(127);
     }
   }
@@ -204,9 +225,7 @@ TEST(AgentProcessTest, NotifiesTheServiceManager) {
   std::ofstream(file) << agentFile(dir, freePort(), secret);
 
   AgentProcess agent(file, dir.path() / "agent.log",
-                     {{"NOTIFY_SOCKET", notify.path().string()},
-                      {"WATCHDOG_USEC", "400000"},
-                      {"WATCHDOG_PID", "$PID"}});
+                     {{"NOTIFY_SOCKET", notify.path().string()}, {"WATCHDOG_USEC", "400000"}});
   ASSERT_TRUE(notify.waitFor("READY=1")) << agent.log();
   ASSERT_TRUE(agent.waitFor("run ")) << agent.log();
   const auto status = notify.linesStarting("STATUS=");
