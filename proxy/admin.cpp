@@ -223,6 +223,16 @@ AdminResponse handleAdminRequest(Controller& controller, const Metrics& metrics,
     r.allow = std::string(allow);
     return r;
   };
+  if (path == "/healthz") {
+    if (method != "GET") {
+      return methodNotAllowed("GET");
+    }
+    AdminResponse r;
+    r.body =
+        "{\"status\":\"ok\",\"generation\":" + std::to_string(controller.current()->generation) +
+        "}\n";
+    return r;
+  }
   if (path == "/api/v1/config") {
     if (method != "GET") {
       return methodNotAllowed("GET");

@@ -10,9 +10,10 @@
 //                                    "request_count","last_used_at" (unix ms|null),"last_ip",
 //                                    "responses":{"1xx".."5xx"}}] per key of the active config
 //                                    (usage flushed to the store first); never a key or digest
-//   GET  /api/v1/listeners          {"https","http","dns"}: each "ADDR:PORT" as configured, or
-//   "off" GET  /metrics                   Prometheus text exposition format 0.0.4 POST
-//   /api/v1/reload             {"generation":N,"changed":bool[,"refused_generation":G,
+//   GET  /api/v1/listeners          {"https","http","dns"}: each bound "ADDR:PORT", or "off"
+//   GET  /metrics                   Prometheus text exposition format 0.0.4
+//   GET  /healthz                   {"status":"ok","generation":N}: the admin API answers
+//   POST /api/v1/reload             {"generation":N,"changed":bool[,"refused_generation":G,
 //                                    "error":"..."]}: 200, or 503 if the store is unreadable
 // Anything else: 404 (unknown path) or 405 (known path, other method, with Allow).
 // Before any of that, admission (admin_access.h): on TCP a request without the right

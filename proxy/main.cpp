@@ -25,6 +25,7 @@
 #include "proxy/dns/responder.h"
 #include "proxy/engine.h"
 #include "proxy/health/prober.h"
+#include "reconciler/system/service_manager.h"
 #include "schema/net.h"
 
 namespace {
@@ -307,20 +308,17 @@ Result<AdminAccess> adminAccess(const Options& o, const AdminAddress& admin) {
   return access;
 }
 
-void logLine(const std::string& line) {
-  std::fprintf(stderr, "edgeplane-proxy: %s\n", line.c_str());
+// The proxy's own log lines (not the access log): with a syslog priority under journald.
+void logLine(const std::string& line, LogPriority priority = LogPriority::kInfo) {
+  const std::string_view prefix = logPrefix(priority);
+  std::fprintf(stderr, "%.*sedgeplane-proxy: %s\n", static_cast<int>(prefix.size()), prefix.data(),
+               line.c_str());
 }
 
 int run(int argc, char** argv) {
   // Before any thread exists, so that every thread inherits the mask and only sigwait below
   // sees these signals.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  const sigset_t signals = blockDaemonSignals();
 
   auto parsed = parseArgs(argc, argv);
   if (!parsed) {
@@ -349,7 +347,8 @@ int run(int argc, char** argv) {
   std::error_code ec;
   if (!fs::exists(o.stateDir, ec)) {
     if (!fs::create_directories(o.stateDir, ec)) {
-      logLine("cannot create the state directory " + o.stateDir.string() + ": " + ec.message());
+      logLine("cannot create the state directory " + o.stateDir.string() + ": " + ec.message(),
+              LogPriority::kErr);
       return 1;
     }
     ::chmod(o.stateDir.c_str(), 0700);
@@ -369,7 +368,7 @@ int run(int argc, char** argv) {
   // before any public port is taken.
   auto server = AdminServer::start(*admin, controller, metrics, *access);
   if (!server) {
-    logLine(server.error().message);
+    logLine(server.error().message, LogPriority::kErr);
     return 1;
   }
 
@@ -377,7 +376,7 @@ int run(int argc, char** argv) {
   // listeners are bound, on a restart under load) are routed rather than closed as no_route.
   auto engine = Engine::start(o.engine, metrics, controller.current());
   if (!engine) {
-    logLine(engine.error().message);
+    logLine(engine.error().message, LogPriority::kErr);
     return 1;
   }
   Engine& e = **engine;
@@ -389,7 +388,7 @@ int run(int argc, char** argv) {
   };
   auto prober = health::Prober::start(controller.health(), proberOptions, controller.current());
   if (!prober) {
-    logLine(prober.error().message);
+    logLine(prober.error().message, LogPriority::kErr);
     return 1;
   }
   health::Prober& p = **prober;
@@ -428,6 +427,10 @@ int run(int argc, char** argv) {
   std::fflush(stdout);
 
   controller.startWatcher();
+  auto serving = [&controller] {
+    return "serving snapshot generation " + std::to_string(controller.current()->generation);
+  };
+  ServiceManager::ready(serving());
 
   int signal = 0;
   for (;;) {
@@ -435,14 +438,17 @@ int run(int argc, char** argv) {
       continue;
     }
     if (signal == SIGHUP) {
+      ServiceManager::reloading();
       ReloadOutcome r = controller.reload();
       if (!r.changed && r.error.empty()) {
         logLine("SIGHUP: generation " + std::to_string(r.active) + " is already the newest");
       }
+      ServiceManager::ready(serving());
       continue;
     }
     break;
   }
+  ServiceManager::stopping("draining for up to " + std::to_string(o.drainTimeout.count()) + " ms");
 
   logLine(std::string(signal == SIGINT ? "SIGINT" : "SIGTERM") +
           ": no longer accepting; draining for up to " + std::to_string(o.drainTimeout.count()) +
@@ -452,8 +458,9 @@ int run(int argc, char** argv) {
   size_t cut = 0;
   bool drained = e.drain(o.drainTimeout, &cut);
   logLine(drained ? "all connections finished"
-                  : "drain timeout: closed " + std::to_string(cut) + " open connections");
-  p.stop();  // joins the prober; its probes in flight are closed
+                  : "drain timeout: closed " + std::to_string(cut) + " open connections",
+          drained ? LogPriority::kInfo : LogPriority::kWarning);
+  p.stop();                  // joins the prober; its probes in flight are closed
   if (dnsResponder) {
     dnsResponder->stop();  // joins its thread; a TCP query in flight is cut
   }

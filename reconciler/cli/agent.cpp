@@ -1,5 +1,4 @@
 // `edgeplane agent` (the long-running reconcile loop and its triggers) and `edgeplane trigger`.
-#include <pthread.h>
 #include <signal.h>
 
 #include <condition_variable>
@@ -15,6 +14,7 @@
 #include "reconciler/cli/scheduler.h"
 #include "reconciler/cli/trigger_socket.h"
 #include "reconciler/cli/webhook.h"
+#include "reconciler/system/service_manager.h"
 #include "schema/secret_file.h"
 
 namespace edgeplane::cli {
@@ -27,108 +27,337 @@ namespace {
 // retried with back-off) instead of queueing behind it forever.
 constexpr std::chrono::milliseconds kAgentLockTimeout{10 * 60 * 1000};
 
-}  // namespace
-
-int cmdAgent(const Options& given) {
-  Options o = given;
+Options withAgentDefaults(Options o) {
   if (o.lockTimeout.count() < 0) {
     o.lockTimeout = kAgentLockTimeout;
   }
-  // SIGTERM/SIGINT are taken by one thread with sigwait: blocked before any thread starts,
-  // so every thread inherits the mask and none is interrupted mid-run.
-  sigset_t stopSignals;
-  sigemptyset(&stopSignals);
-  sigaddset(&stopSignals, SIGTERM);
-  sigaddset(&stopSignals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  return o;
+}
 
-  // The state dir exists (0700) before the socket goes into it.
-  if (auto store = Store::open(o.stateDir); !store) {
-    std::cerr << "edgeplane agent: " << store.error().message << "\n";
-    return 1;
+// The agent's one log line writer: stderr, with the syslog priority journald reads when
+// stderr is the journal (`journalctl -u edgeplane-agent -p err` shows failed runs).
+void log(LogPriority priority, const std::string& line) {
+  std::cerr << logPrefix(priority) << line << std::endl;
+}
+
+LogPriority priorityOf(RunResult result) {
+  switch (result) {
+    case RunResult::Ok:
+      return LogPriority::kInfo;
+    case RunResult::Partial:
+    case RunResult::Refused:
+      return LogPriority::kWarning;
+    default:
+      return LogPriority::kErr;
   }
+}
 
-  std::mutex mu;
-  std::condition_variable cv;
-  Scheduler scheduler({o.interval, o.jitter}, Clock::now());
-  bool stop = false;
-  auto onTrigger = [&]() -> uint64_t {
-    std::lock_guard lock(mu);
-    const uint64_t ticket = scheduler.trigger();
-    cv.notify_all();
+}  // namespace
+
+std::string runFailures(const Store& store, int64_t runId) {
+  constexpr size_t kMaxShown = 20;
+  std::string out;
+  size_t failed = 0;
+  if (auto ops = store.runOps(runId)) {
+    for (const OpOutcome& op : *ops) {
+      if (op.ok) {
+        continue;
+      }
+      if (++failed <= kMaxShown) {
+        out += (out.empty() ? "" : "; ") + std::string(toString(op.action)) + " " + op.kind + " " +
+               op.name + ": " + op.error.value_or("failed");
+      }
+    }
+  }
+  if (failed > kMaxShown) {
+    out += "; and " + std::to_string(failed - kMaxShown) + " more (edgeplane status)";
+  }
+  if (auto runs = store.recentRuns(1); runs && !runs->empty() && runs->front().id == runId) {
+    std::istringstream detail(runs->front().detail);
+    for (std::string line; std::getline(detail, line);) {
+      if (!line.empty()) {
+        out += (out.empty() ? "" : "; ") + line;
+      }
+    }
+  }
+  constexpr size_t kMaxLine = 4000;  // journald splits longer lines; the rest is in `status`
+  if (out.size() > kMaxLine) {
+    out = out.substr(0, kMaxLine) + " ... (edgeplane status)";
+  }
+  return out;
+}
+
+namespace {
+
+// runFailures from the state dir's store; "" when it cannot be opened or nothing was recorded.
+std::string failures(const std::string& stateDir, int64_t runId) {
+  auto store = Store::open(stateDir);
+  return store && runId != 0 ? runFailures(**store, runId) : "";
+}
+
+// The settings an operator reads back in the "started" and "reloaded" lines.
+std::string describe(const Options& o) {
+  return (o.git ? redactUrl(o.git->url) + " " + o.git->ref : o.config.value_or("?")) + ", every " +
+         std::to_string(o.interval.count() / 1000) + " s ± " +
+         std::to_string(o.jitter.count() / 1000) + " s, trigger " +
+         (fs::path(o.stateDir) / kAgentSocketName).string() +
+         (o.webhookListen ? ", webhook " + *o.webhookListen : std::string());
+}
+
+// The webhook's listen address, secret (the file read now) and the ref pushes must concern.
+struct WebhookSettings {
+  Endpoint listen;
+  WebhookConfig config;
+};
+Result<std::optional<WebhookSettings>> webhookSettings(const Options& o) {
+  if (!o.webhookListen) {
+    return std::optional<WebhookSettings>();
+  }
+  auto listen = Endpoint::parse(*o.webhookListen);
+  if (!listen || !o.webhookSecretFile) {
+    return terminal("webhook: bad listen address " + *o.webhookListen);
+  }
+  auto secret = readSecretFile(*o.webhookSecretFile, "webhook secret file");
+  if (!secret) {
+    return secret.error();
+  }
+  WebhookConfig config{std::move(*secret), std::nullopt};
+  if (o.git) {
+    config.trackedRef = o.git->ref;
+  }
+  return std::optional<WebhookSettings>(WebhookSettings{*listen, std::move(config)});
+}
+
+// The loop of `edgeplane agent`: runs when the scheduler says so, serves triggers from the
+// socket and the webhook, re-reads the agent file on SIGHUP and stops on SIGTERM/SIGINT.
+class Agent {
+ public:
+  explicit Agent(Options o)
+      : o_(withAgentDefaults(std::move(o))),
+        scheduler_({o_.interval, o_.jitter}, Clock::now()),
+        rng_(std::random_device{}()) {}
+
+  // Opens the trigger socket and the webhook; false (after logging why) when one cannot be.
+  bool start();
+  // Until SIGTERM/SIGINT; `signals` holds the blocked set sigwait takes them from.
+  void run(const sigset_t& signals, const OptionsReader& reread);
+
+ private:
+  uint64_t trigger() {
+    std::lock_guard lock(mu_);
+    const uint64_t ticket = scheduler_.trigger();
+    cv_.notify_all();
     return ticket;
-  };
+  }
+  Result<std::unique_ptr<WebhookServer>> startWebhook(const WebhookSettings& w) {
+    return WebhookServer::start(w.listen, w.config, [this] { (void)trigger(); });
+  }
+  void waitForSignals(const sigset_t& signals);
+  void reload(const OptionsReader& reread);
+  void reloadSettings(const std::string& file, const OptionsReader& reread);
+  Result<void> swapWebhook(const Options& fresh);
+  void runOnce(uint64_t number);
 
-  auto socket = TriggerSocket::listen(fs::path(o.stateDir) / kAgentSocketName, onTrigger);
+  Options o_;  // changed only by reload(), on the loop's thread, between runs
+  std::mutex mu_;
+  std::condition_variable cv_;
+  Scheduler scheduler_;
+  bool stop_ = false;
+  bool reload_ = false;  // a SIGHUP not yet handled
+  bool ready_ = false;   // READY=1 sent (after the first run)
+  std::string lastRun_;  // the last run's outcome, the STATUS= line
+  std::unique_ptr<TriggerSocket> socket_;
+  std::unique_ptr<WebhookServer> webhook_;
+  std::mt19937_64 rng_;
+  std::uniform_real_distribution<double> uniform_{0.0, 1.0};
+};
+
+bool Agent::start() {
+  // The state dir exists (0700) before the socket goes into it.
+  if (auto store = Store::open(o_.stateDir); !store) {
+    log(LogPriority::kErr, "edgeplane agent: " + store.error().message);
+    return false;
+  }
+  auto socket =
+      TriggerSocket::listen(fs::path(o_.stateDir) / kAgentSocketName, [this] { return trigger(); });
   if (!socket) {
-    std::cerr << "edgeplane agent: " << socket.error().message << "\n";
-    return 1;
+    log(LogPriority::kErr, "edgeplane agent: " + socket.error().message);
+    return false;
   }
-  std::unique_ptr<WebhookServer> webhook;
-  if (o.webhookListen) {
-    auto listen = Endpoint::parse(*o.webhookListen);
-    if (!listen || !o.webhookSecretFile) {
-      std::cerr << "edgeplane agent: webhook: bad listen address " << *o.webhookListen << "\n";
-      return 1;
-    }
-    auto secret = readSecretFile(*o.webhookSecretFile, "webhook secret file");
-    if (!secret) {
-      std::cerr << "edgeplane agent: " << secret.error().message << "\n";
-      return 1;
-    }
-    auto started = WebhookServer::start(*listen, std::move(*secret), [&] { (void)onTrigger(); });
+  socket_ = std::move(*socket);
+  auto settings = webhookSettings(o_);
+  if (!settings) {
+    log(LogPriority::kErr, "edgeplane agent: " + settings.error().message);
+    return false;
+  }
+  if (*settings) {
+    auto started = startWebhook(**settings);
     if (!started) {
-      std::cerr << "edgeplane agent: " << started.error().message << "\n";
-      return 1;
+      log(LogPriority::kErr, "edgeplane agent: " + started.error().message);
+      return false;
     }
-    webhook = std::move(*started);
+    webhook_ = std::move(*started);
   }
+  log(LogPriority::kInfo, "edgeplane agent: started: " + describe(o_));
+  return true;
+}
 
-  std::thread signals([&] {
-    int sig = 0;
-    sigwait(&stopSignals, &sig);
-    std::lock_guard lock(mu);
-    stop = true;
-    cv.notify_all();
-  });
-
-  std::cerr << "edgeplane agent: started: "
-            << (o.git ? redactUrl(o.git->url) + " " + o.git->ref : o.config.value_or("?"))
-            << ", every " << o.interval.count() / 1000 << " s ± " << o.jitter.count() / 1000
-            << " s, trigger " << (fs::path(o.stateDir) / kAgentSocketName).string()
-            << (webhook ? ", webhook " + *o.webhookListen : std::string()) << "\n";
-
-  std::mt19937_64 rng(std::random_device{}());
-  std::uniform_real_distribution<double> uniform(0.0, 1.0);
-  std::unique_lock lock(mu);
+void Agent::waitForSignals(const sigset_t& signals) {
   for (;;) {
-    while (!stop && !scheduler.due(Clock::now())) {
-      cv.wait_until(lock, scheduler.nextDue());
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) {
+      continue;
     }
-    if (stop) {
+    std::lock_guard lock(mu_);
+    if (sig == SIGHUP) {
+      reload_ = true;
+      cv_.notify_all();
+      continue;
+    }
+    stop_ = true;
+    cv_.notify_all();
+    return;
+  }
+}
+
+// The webhook as `fresh` says: the same address keeps its server and takes the new secret and
+// ref; a new address gets a new server before the old one goes. Any failure leaves it as it
+// was.
+Result<void> Agent::swapWebhook(const Options& fresh) {
+  auto settings = webhookSettings(fresh);
+  if (!settings) {
+    return settings.error();
+  }
+  if (!*settings) {
+    webhook_.reset();
+    return {};
+  }
+  if (webhook_ && o_.webhookListen == fresh.webhookListen) {
+    webhook_->setConfig(std::move((*settings)->config));
+    return {};
+  }
+  auto started = startWebhook(**settings);
+  if (!started) {
+    return started.error();
+  }
+  webhook_ = std::move(*started);
+  return {};
+}
+
+// Runs without mu_ held: the webhook's connections take it to trigger, and the old server's
+// destructor waits for them.
+void Agent::reload(const OptionsReader& reread) {
+  const std::string file = o_.agentFile.value_or("the command line");
+  if (ready_) {
+    ServiceManager::reloading();
+  }
+  reloadSettings(file, reread);
+  if (ready_) {
+    ServiceManager::ready(lastRun_);
+  }
+}
+
+void Agent::reloadSettings(const std::string& file, const OptionsReader& reread) {
+  std::optional<Options> fresh = reread();
+  if (!fresh) {
+    log(LogPriority::kErr, "edgeplane agent: SIGHUP: " + file +
+                               " has errors (above); the previous settings stay in force");
+    return;
+  }
+  *fresh = withAgentDefaults(std::move(*fresh));
+  if (fresh->stateDir != o_.stateDir) {
+    log(LogPriority::kErr, "edgeplane agent: SIGHUP: state_dir changed from " + o_.stateDir +
+                               " to " + fresh->stateDir +
+                               ", which takes a restart; the previous settings stay in force");
+    return;
+  }
+  if (auto swapped = swapWebhook(*fresh); !swapped) {
+    log(LogPriority::kErr, "edgeplane agent: SIGHUP: " + swapped.error().message +
+                               "; the previous settings stay in force");
+    return;
+  }
+  o_ = std::move(*fresh);
+  {
+    std::lock_guard lock(mu_);
+    scheduler_.reconfigure({o_.interval, o_.jitter}, uniform_(rng_));
+  }
+  log(LogPriority::kInfo, "edgeplane agent: SIGHUP: reloaded " + file + ": " + describe(o_));
+}
+
+void Agent::runOnce(uint64_t number) {
+  const auto t0 = Clock::now();
+  std::ostringstream sink;  // the run's human output; the agent logs one line instead
+  RunReport r = reconcileOnce(o_, sink, sink);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+  lastRun_ = "run " + (r.runId != 0 ? std::to_string(r.runId) : "-") + " commit " +
+             shortCommit(r.commit) + " " + std::string(toString(r.result)) + ": " + r.summary;
+  std::string line = lastRun_ + " (" + std::to_string(ms.count()) + " ms)";
+  if (r.result != RunResult::Ok) {
+    if (std::string why = failures(o_.stateDir, r.runId); !why.empty()) {
+      line += ": " + why;
+    }
+  }
+  log(priorityOf(r.result), line);
+  // The agent is up once its first run ended, whatever the outcome: a failed run is retried.
+  if (!ready_) {
+    ServiceManager::ready(lastRun_);
+    ready_ = true;
+  } else {
+    ServiceManager::status(lastRun_);
+  }
+  socket_->complete(number, r.runId, r.result);
+  std::lock_guard lock(mu_);
+  scheduler_.finish(Clock::now(), r.result == RunResult::Ok, uniform_(rng_));
+}
+
+void Agent::run(const sigset_t& signals, const OptionsReader& reread) {
+  std::thread signalThread([&] { waitForSignals(signals); });
+  // WatchdogSec=: the keep-alive goes only while the loop's lock can be had, so a wedged loop
+  // gets the agent restarted. A run holds no lock (its own steps have deadlines).
+  Watchdog watchdog([this] {
+    std::lock_guard lock(mu_);
+    return true;
+  });
+  std::unique_lock lock(mu_);
+  for (;;) {
+    while (!stop_ && !reload_ && !scheduler_.due(Clock::now())) {
+      cv_.wait_until(lock, scheduler_.nextDue());
+    }
+    if (stop_) {
+      ServiceManager::stopping("stopping");
       break;
     }
-    const uint64_t number = scheduler.start();
+    if (reload_) {
+      reload_ = false;
+      lock.unlock();
+      reload(reread);
+      lock.lock();
+      continue;
+    }
+    const uint64_t number = scheduler_.start();
     lock.unlock();
-
-    const auto t0 = Clock::now();
-    std::ostringstream sink;  // the run's human output; the agent logs one line instead
-    RunReport r = reconcileOnce(o, sink, sink);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
-    std::cerr << "run " << (r.runId != 0 ? std::to_string(r.runId) : "-") << " commit "
-              << shortCommit(r.commit) << " " << toString(r.result) << ": " << r.summary << " ("
-              << ms.count() << " ms)" << std::endl;
-    (*socket)->complete(number, r.runId, r.result);
-
+    runOnce(number);
     lock.lock();
-    scheduler.finish(Clock::now(), r.result == RunResult::Ok, uniform(rng));
   }
   lock.unlock();
-  signals.join();
-  webhook.reset();
-  socket->reset();
-  std::cerr << "edgeplane agent: stopped\n";
+  signalThread.join();
+  webhook_.reset();
+  socket_.reset();
+  log(LogPriority::kInfo, "edgeplane agent: stopped");
+}
+
+}  // namespace
+
+int cmdAgent(const Options& o, const OptionsReader& reread) {
+  // SIGTERM/SIGINT (stop) and SIGHUP (re-read the agent file) are taken by one thread with
+  // sigwait, none interrupts a run.
+  const sigset_t signals = blockDaemonSignals();
+
+  Agent agent(o);
+  if (!agent.start()) {
+    return 1;
+  }
+  agent.run(signals, reread);
   return 0;
 }
 

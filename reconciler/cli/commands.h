@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <set>
@@ -67,6 +68,8 @@ struct Options {
   std::optional<std::filesystem::path> proxyAdminTokenFile;
   // history
   int limit = 20;
+  // status --check: the exit status says whether the host is as it should be.
+  bool check = false;
   // agent: reconcile interval and jitter; the webhook (from the agent file).
   std::chrono::milliseconds interval{300000};
   std::chrono::milliseconds jitter{30000};
@@ -93,11 +96,24 @@ struct RunReport {
 // Everything a human reads goes to `out`/`err`.
 RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err);
 
+// For the agent's log line of a run that did not end ok: each failed operation of run `runId`
+// ("create wireguard tenant-a: <why>", at most 20, then how many more) and the lines of the
+// run record's detail (ACME orders, routes left out, a refusal), "; "-separated, cut at 4000
+// bytes. "" when the run recorded none.
+std::string runFailures(const Store& store, int64_t runId);
+
 int cmdPlan(const Options& o);
 int cmdApply(const Options& o);
+// `status --check` exit statuses beyond 0 (ok), 1 (status could not be read) and 2 (usage).
+inline constexpr int kCheckRun = 3;    // nothing applied yet, or the last run did not end ok
+inline constexpr int kCheckDrift = 4;  // the host differs from the last applied config, or
+                                       // could not be compared with it
 int cmdStatus(const Options& o);
 int cmdHistory(const Options& o);
-int cmdAgent(const Options& o);
+// `reread` resolves the options again from the same command line and the agent file as it is
+// now (SIGHUP); nullopt when the file has errors (already printed).
+using OptionsReader = std::function<std::optional<Options>()>;
+int cmdAgent(const Options& o, const OptionsReader& reread);
 int cmdTrigger(const Options& o);
 // apikey new | list | block | unblock (apikey.cpp). Exit 2 for usage errors.
 int cmdApiKey(const Options& o);

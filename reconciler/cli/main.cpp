@@ -45,7 +45,8 @@ commands:
                                        that run ends (exit 0 when it ended ok)
   history  [--state-dir DIR] [--json] [--limit N]
                                        recorded runs, newest first
-  status   [--state-dir DIR] [--json]  last run (and why it was refused), last good commit,
+  status   [--state-dir DIR] [--json] [--check]
+                                       last run (and why it was refused), last good commit,
                                        owned resources, blocked API keys, pending changes or drift
   apikey   new --name NAME [--gateway G]... [--role worker|admin] [--endpoint PATH]... [--json]
            list [--state-dir DIR] [--json]
@@ -86,6 +87,10 @@ options:
                       "127.0.0.1:PORT"; default: the agent file's [proxy] admin, else
                       unix:<state-dir>/proxy-admin.sock)
   --limit N           history: at most N runs (default 20)
+  --check             status, for monitoring: exit 0 when the last run ended ok and the host
+                      matches the config it applied; 3 when nothing was applied yet or the
+                      last run failed, was partial or was refused; 4 when the host drifted
+                      (or could not be compared); 1 when the state cannot be read
   --wait              trigger: wait for the triggered run and exit with its outcome
   --timeout S         trigger: give up after S seconds (default 10, with --wait 600)
 )";
@@ -122,6 +127,7 @@ constexpr OptionSpec kOptions[] = {
     {"allow-rollback", false},
     {"proxy-admin", true},
     {"limit", true},
+    {"check", false},
     {"wait", false},
     {"timeout", true},
     {"name", true},
@@ -154,7 +160,7 @@ const std::vector<CommandSpec>& commandTable() {
       // host) it names.
       {"trigger", {"agent", "state-dir", "wait", "timeout"}},
       {"history", {"agent", "state-dir", "json", "limit"}},
-      {"status", {"agent", "config", "host", "state-dir", "json", "wireguard-backend"}},
+      {"status", {"agent", "config", "host", "state-dir", "json", "wireguard-backend", "check"}},
       {"apikey", {}},
       {"apikey new", {"name", "gateway", "role", "endpoint", "json"}},
       {"apikey list", {"agent", "state-dir", "json"}},
@@ -515,6 +521,69 @@ bool resolveSource(const Args& args, cli::Options& o) {
   return true;
 }
 
+// The options of a command other than validate, from the flags and the agent file; nullopt
+// (after saying why) when they do not make sense. The agent calls it again on SIGHUP.
+std::optional<cli::Options> resolveOptions(const Args& args, int usageError, int* status) {
+  cli::Options o;
+  o.config = args.get("config");
+  o.host = args.get("host");
+  o.observed = args.get("observed");
+  o.json = args.options.count("json") != 0;
+  o.detailedExitcode = args.options.count("detailed-exitcode") != 0;
+  o.offline = args.options.count("offline") != 0;
+  o.verbose = args.options.count("verbose") != 0;
+  o.wait = args.options.count("wait") != 0;
+  o.check = args.options.count("check") != 0;
+  auto lockTimeout = seconds(args, "lock-timeout");
+  auto timeout = seconds(args, "timeout");
+  if (!lockTimeout || !timeout) {
+    *status = usageError;
+    return std::nullopt;
+  }
+  o.lockTimeout = *lockTimeout < 0 ? std::chrono::milliseconds(-1)
+                                   : std::chrono::milliseconds(*lockTimeout * 1000);
+  o.timeout =
+      *timeout < 0 ? std::chrono::milliseconds(-1) : std::chrono::milliseconds(*timeout * 1000);
+  if (auto limit = args.get("limit")) {
+    char* end = nullptr;
+    long n = std::strtol(limit->c_str(), &end, 10);
+    if (limit->empty() || *end != '\0' || n < 1 || n > 1000000) {
+      std::cerr << "edgeplane " << args.command << ": --limit takes a positive number\n";
+      *status = usageError;
+      return std::nullopt;
+    }
+    o.limit = static_cast<int>(n);
+  }
+  if (auto w = args.get("wireguard-backend")) {
+    o.wireguardBackend = *w;
+  }
+  if (auto r = args.get("rotate-key")) {
+    std::stringstream list(*r);
+    for (std::string ns; std::getline(list, ns, ',');) {
+      o.rotateKeys.insert(ns);
+    }
+  }
+  if (o.observed && !o.offline) {
+    std::cerr << "edgeplane plan: --observed goes with --offline\n";
+    *status = usageError;
+    return std::nullopt;
+  }
+  if (!resolveSource(args, o)) {
+    *status = 1;
+    return std::nullopt;
+  }
+  if (o.wireguardBackend != "auto" && o.wireguardBackend != "kernel" &&
+      o.wireguardBackend != "userspace") {
+    std::cerr << "edgeplane " << args.command
+              << ": --wireguard-backend is auto, kernel or userspace\n";
+    *status = usageError;
+    return std::nullopt;
+  }
+  *status = 0;
+  o.fetchHelper = cli::defaultFetchHelper();
+  return o;
+}
+
 int run(int argc, char** argv) {
   // The bounded fetch's child (see fetch_child.h): not a user command.
   if (argc >= 2 && std::string_view(argv[1]) == "__fetch") {
@@ -565,56 +634,12 @@ int run(int argc, char** argv) {
   if (args.command == "validate") {
     return cmdValidate(args);
   }
-  cli::Options o;
-  o.config = args.get("config");
-  o.host = args.get("host");
-  o.observed = args.get("observed");
-  o.json = args.options.count("json") != 0;
-  o.detailedExitcode = args.options.count("detailed-exitcode") != 0;
-  o.offline = args.options.count("offline") != 0;
-  o.verbose = args.options.count("verbose") != 0;
-  o.wait = args.options.count("wait") != 0;
-  auto lockTimeout = seconds(args, "lock-timeout");
-  auto timeout = seconds(args, "timeout");
-  if (!lockTimeout || !timeout) {
-    return usageError;
+  int status = 0;
+  std::optional<cli::Options> resolved = resolveOptions(args, usageError, &status);
+  if (!resolved) {
+    return status;
   }
-  o.lockTimeout = *lockTimeout < 0 ? std::chrono::milliseconds(-1)
-                                   : std::chrono::milliseconds(*lockTimeout * 1000);
-  o.timeout =
-      *timeout < 0 ? std::chrono::milliseconds(-1) : std::chrono::milliseconds(*timeout * 1000);
-  if (auto limit = args.get("limit")) {
-    char* end = nullptr;
-    long n = std::strtol(limit->c_str(), &end, 10);
-    if (limit->empty() || *end != '\0' || n < 1 || n > 1000000) {
-      std::cerr << "edgeplane " << args.command << ": --limit takes a positive number\n";
-      return usageError;
-    }
-    o.limit = static_cast<int>(n);
-  }
-  if (auto w = args.get("wireguard-backend")) {
-    o.wireguardBackend = *w;
-  }
-  if (auto r = args.get("rotate-key")) {
-    std::stringstream list(*r);
-    for (std::string ns; std::getline(list, ns, ',');) {
-      o.rotateKeys.insert(ns);
-    }
-  }
-  if (o.observed && !o.offline) {
-    std::cerr << "edgeplane plan: --observed goes with --offline\n";
-    return usageError;
-  }
-  if (!resolveSource(args, o)) {
-    return 1;
-  }
-  if (o.wireguardBackend != "auto" && o.wireguardBackend != "kernel" &&
-      o.wireguardBackend != "userspace") {
-    std::cerr << "edgeplane " << args.command
-              << ": --wireguard-backend is auto, kernel or userspace\n";
-    return usageError;
-  }
-  o.fetchHelper = cli::defaultFetchHelper();
+  cli::Options& o = *resolved;
   if (args.command == "apikey") {
     o.apikey.action = args.words.empty() ? "" : args.words[0];
     if (args.words.size() > 1) {
@@ -636,7 +661,10 @@ int run(int argc, char** argv) {
     return cli::cmdApply(o);
   }
   if (args.command == "agent") {
-    return cli::cmdAgent(o);
+    return cli::cmdAgent(o, [&args, usageError] {
+      int ignored = 0;
+      return resolveOptions(args, usageError, &ignored);
+    });
   }
   if (args.command == "trigger") {
     return cli::cmdTrigger(o);

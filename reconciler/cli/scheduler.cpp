@@ -52,13 +52,21 @@ uint64_t Scheduler::start() {
 
 void Scheduler::finish(Clock::time_point now, bool ok, double u) {
   running_ = false;
-  if (ok) {
-    failures_ = 0;
-    next_ = now + jittered(config_.interval, config_.jitter, u);
-  } else {
-    ++failures_;
-    next_ = now + backoff(failures_, config_.interval);
+  lastFinish_ = now;
+  failures_ = ok ? 0 : failures_ + 1;
+  schedule(u);
+}
+
+void Scheduler::reconfigure(Config config, double u) {
+  config_ = config;
+  if (!running_ && started_ > 0) {
+    schedule(u);
   }
+}
+
+void Scheduler::schedule(double u) {
+  next_ = lastFinish_ + (failures_ == 0 ? jittered(config_.interval, config_.jitter, u)
+                                        : backoff(failures_, config_.interval));
 }
 
 }  // namespace edgeplane::cli

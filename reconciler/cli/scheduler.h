@@ -41,14 +41,23 @@ class Scheduler {
   uint64_t start();
   // The current run ended. `u` in [0, 1] draws the jitter of the next periodic run.
   void finish(Clock::time_point now, bool ok, double u);
+  // New settings (the agent file re-read on SIGHUP). The next periodic run (or retry after a
+  // failure) is recomputed from when the last run ended, as if the new settings had been in
+  // force then; `u` draws its jitter. A trigger waiting, the run under way and the first run
+  // (due at start) are left as they are.
+  void reconfigure(Config config, double u);
+  const Config& config() const { return config_; }
 
   bool running() const { return running_; }
   int consecutiveFailures() const { return failures_; }
   uint64_t runsStarted() const { return started_; }
 
  private:
+  void schedule(double u);  // next_ from lastFinish_, failures_ and config_
+
   Config config_;
   Clock::time_point next_;
+  Clock::time_point lastFinish_;  // when the last run ended (meaningful once one has)
   bool running_ = false;
   bool triggered_ = false;  // a trigger is waiting for the next run
   int failures_ = 0;

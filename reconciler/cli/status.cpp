@@ -423,6 +423,36 @@ int cmdHistory(const Options& o) {
   return 0;
 }
 
+namespace {
+
+// `status --check`, for monitoring: kCheckRun when there is no run yet or the last one did not
+// end ok, kCheckDrift when the host differs from the last applied config or could not be
+// compared with it; one line saying which (or "check: ok").
+int checkExit(const Status& st, std::ostream& out) {
+  if (st.runs.empty()) {
+    out << "check: nothing applied yet\n";
+    return kCheckRun;
+  }
+  const ApplyRun& last = st.runs.front();
+  if (last.result != RunResult::Ok) {
+    out << "check: last run " << last.id << " " << toString(last.result) << "\n";
+    return kCheckRun;
+  }
+  if (!st.driftNote.empty()) {
+    out << "check: " << st.driftNote << "\n";
+    return kCheckDrift;
+  }
+  if (!st.drift.empty()) {
+    out << "check: drift: " << st.drift.size() << " pending change(s) against the last applied "
+        << "config\n";
+    return kCheckDrift;
+  }
+  out << "check: ok\n";
+  return 0;
+}
+
+}  // namespace
+
 int cmdStatus(const Options& o) {
   auto storeResult = openStoreIfPresent(o.stateDir);
   if (!storeResult) {
@@ -433,7 +463,7 @@ int cmdStatus(const Options& o) {
     std::cout << (o.json ? "{\"last_run\":null,\"last_good\":null,\"resources\":[],\"pending\":[],"
                            "\"blocked_api_keys\":[]}\n"
                          : "Nothing applied yet (no state in " + o.stateDir + ").\n");
-    return 0;
+    return o.check ? checkExit(Status{}, o.json ? std::cerr : std::cout) : 0;
   }
   Store& store = **storeResult;
   auto runs = store.recentRuns(1);
@@ -474,7 +504,7 @@ int cmdStatus(const Options& o) {
   } else {
     printStatusText(st);
   }
-  return 0;
+  return o.check ? checkExit(st, o.json ? std::cerr : std::cout) : 0;
 }
 
 }  // namespace edgeplane::cli

@@ -1,9 +1,5 @@
-// The agent's HMAC-authenticated HTTP trigger (see webhook.h).
+// The webhook's HTTP server (see webhook.h); what it answers is decided in webhook_request.cpp.
 #include "reconciler/cli/webhook.h"
-
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/ServerSocket.h>
@@ -26,85 +22,14 @@
 
 namespace edgeplane::cli {
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-constexpr std::string_view kPrefix = "sha256=";
-constexpr char kHex[] = "0123456789abcdef";
-
-std::array<unsigned char, 32> hmacSha256(std::string_view secret, std::string_view body) {
-  std::array<unsigned char, 32> out{};
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(body.data()), body.size(), out.data(), &len);
-  return out;
-}
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  return -1;  // upper case is not the wire form either
-}
-
-}  // namespace
-
-std::string webhookSignature(std::string_view secret, std::string_view body) {
-  const auto mac = hmacSha256(secret, body);
-  std::string out(kPrefix);
-  for (unsigned char b : mac) {
-    out += kHex[b >> 4];
-    out += kHex[b & 0xf];
-  }
-  return out;
-}
-
-bool verifyWebhookSignature(std::string_view secret, std::string_view body,
-                            const std::optional<std::string>& header) {
-  if (!header || header->size() != kPrefix.size() + 64 || !header->starts_with(kPrefix)) {
-    return false;
-  }
-  std::array<unsigned char, 32> given{};
-  for (size_t i = 0; i < given.size(); ++i) {
-    const int hi = hexValue((*header)[kPrefix.size() + 2 * i]);
-    const int lo = hexValue((*header)[kPrefix.size() + 2 * i + 1]);
-    if (hi < 0 || lo < 0) {
-      return false;
-    }
-    given[i] = static_cast<unsigned char>(hi << 4 | lo);
-  }
-  const auto want = hmacSha256(secret, body);
-  return CRYPTO_memcmp(given.data(), want.data(), want.size()) == 0;
-}
-
-WebhookReply handleWebhook(std::string_view method, std::string_view path, std::string_view body,
-                           const std::optional<std::string>& signature, std::string_view secret,
-                           const std::function<void()>& onTrigger) {
-  if (path != "/trigger") {
-    return {404, "not found\n"};
-  }
-  if (method != "POST") {
-    return {405, "method not allowed: POST /trigger\n"};
-  }
-  if (!verifyWebhookSignature(secret, body, signature)) {
-    return {401, "bad or missing " + std::string(kSignatureHeader) + "\n"};
-  }
-  onTrigger();
-  return {202, "accepted\n"};
-}
-
-// ---- the server ----
-//
 // A plain TCP server (POCO's) that reads each request itself, against one deadline for the whole
 // request: POCO's HTTPServer only bounds each read, so a client trickling a byte every few
 // seconds would hold one of its threads for ever, and two such clients would silence the
 // webhook. Here a request that is not complete within kRequestDeadline is dropped.
 
 namespace {
+
+using Clock = std::chrono::steady_clock;
 
 constexpr std::chrono::milliseconds kRequestDeadline{5000};
 constexpr size_t kMaxHead = 8192;
@@ -113,8 +38,8 @@ constexpr int kMaxConnections = 4;
 // What the connections share with the server; kept alive by each connection, so a connection
 // still winding down never reads a destroyed secret.
 struct Shared {
-  std::string secret;
-  std::mutex mu;                    // guards onTrigger, which the server clears when it stops
+  std::mutex mu;  // guards config (replaced on SIGHUP) and onTrigger (cleared at stop)
+  WebhookConfig config;
   std::function<void()> onTrigger;  // points into the agent
   std::atomic<bool> stopping{false};
   std::atomic<size_t> largestRequest{0};  // see WebhookServer::largestRequest
@@ -123,6 +48,11 @@ struct Shared {
     size_t seen = largestRequest.load();
     while (bytes > seen && !largestRequest.compare_exchange_weak(seen, bytes)) {
     }
+  }
+
+  WebhookConfig currentConfig() {
+    std::lock_guard lock(mu);
+    return config;
   }
 
   void trigger() {
@@ -159,7 +89,7 @@ std::variant<size_t, WebhookReply> bodyLength(const Poco::Net::HTTPRequest& requ
   }
   const size_t digits = value->find_first_not_of('0');
   if (digits != std::string::npos &&
-      (value->size() - digits > 5 || std::stoul(value->substr(digits)) > kMaxWebhookBody)) {
+      (value->size() - digits > 9 || std::stoul(value->substr(digits)) > kMaxWebhookBody)) {
     return WebhookReply{413, "body larger than " + std::to_string(kMaxWebhookBody) + " bytes\n"};
   }
   return digits == std::string::npos ? size_t{0} : std::stoul(value->substr(digits));
@@ -167,6 +97,8 @@ std::variant<size_t, WebhookReply> bodyLength(const Poco::Net::HTTPRequest& requ
 
 std::string_view reason(int status) {
   switch (status) {
+    case 200:
+      return "OK";
     case 202:
       return "Accepted";
     case 400:
@@ -248,8 +180,8 @@ class TriggerConnection : public Poco::Net::TCPServerConnection {
         "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(reason(r.status)) +
         "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(r.body.size()) +
         "\r\nConnection: close\r\n";
-    if (r.status == 405) {
-      out += "Allow: POST\r\n";
+    if (!r.allow.empty()) {
+      out += "Allow: " + r.allow + "\r\n";
     }
     out += "\r\n" + r.body;
     Poco::Net::StreamSocket& s = socket();
@@ -260,6 +192,7 @@ class TriggerConnection : public Poco::Net::TCPServerConnection {
 
   void serve() {
     const auto deadline = Clock::now() + kRequestDeadline;
+    const WebhookConfig config = shared_->currentConfig();
     std::string data;
     // Where the head ends and the body starts: CRLF CRLF, or bare LF LF from lax clients.
     size_t headEnd = std::string::npos;
@@ -324,12 +257,11 @@ class TriggerConnection : public Poco::Net::TCPServerConnection {
         }
       }
     }
-    std::optional<std::string> signature;
-    if (request.has(std::string(kSignatureHeader))) {
-      signature = request.get(std::string(kSignatureHeader));
+    WebhookRequest r{request.getMethod(), path, std::move(body), {}};
+    for (const auto& [name, value] : request) {
+      r.headers.emplace(Poco::toLower(name), value);  // emplace keeps the first of repeats
     }
-    reply(handleWebhook(request.getMethod(), path, body, signature, shared_->secret,
-                        [this] { shared_->trigger(); }));
+    reply(handleWebhook(r, config, [this] { shared_->trigger(); }));
   }
 
   std::shared_ptr<Shared> shared_;
@@ -374,6 +306,11 @@ WebhookServer::~WebhookServer() {
   impl_->shared->onTrigger = nullptr;
 }
 
+void WebhookServer::setConfig(WebhookConfig config) {
+  std::lock_guard lock(impl_->shared->mu);
+  impl_->shared->config = std::move(config);
+}
+
 uint16_t WebhookServer::port() const {
   return impl_->port;
 }
@@ -383,11 +320,11 @@ size_t WebhookServer::largestRequest() const {
 }
 
 Result<std::unique_ptr<WebhookServer>> WebhookServer::start(const Endpoint& listen,
-                                                            std::string secret,
+                                                            WebhookConfig config,
                                                             std::function<void()> onTrigger) {
   auto impl = std::make_unique<Impl>();
   impl->shared = std::make_shared<Shared>();
-  impl->shared->secret = std::move(secret);
+  impl->shared->config = std::move(config);
   impl->shared->onTrigger = std::move(onTrigger);
   try {
     Poco::Net::ServerSocket socket;

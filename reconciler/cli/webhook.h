@@ -1,9 +1,11 @@
-// The agent's optional HTTP trigger: `POST /trigger` on a loopback address, authenticated by an
-// HMAC-SHA256 of the body with a shared secret (GitHub/Gitea style `sha256=<hex>` header).
+// The agent's optional HTTP trigger: `POST /trigger` on a loopback address, authenticated with
+// a shared secret, from edgeplane's post-receive hook or a forge's push webhook (GitHub,
+// Gitea/Forgejo, GitLab); `GET /healthz` for load balancers and monitoring.
 #pragma once
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,7 +17,8 @@
 namespace edgeplane::cli {
 
 inline constexpr std::string_view kSignatureHeader = "X-Edgeplane-Signature";
-inline constexpr size_t kMaxWebhookBody = 4096;
+// A forge's push payload lists the commits and files pushed: well over a few KiB.
+inline constexpr size_t kMaxWebhookBody = 1024 * 1024;
 
 // "sha256=" + lowercase hex HMAC-SHA256(secret, body): what a sender puts in the header.
 std::string webhookSignature(std::string_view secret, std::string_view body);
@@ -25,14 +28,42 @@ std::string webhookSignature(std::string_view secret, std::string_view body);
 bool verifyWebhookSignature(std::string_view secret, std::string_view body,
                             const std::optional<std::string>& header);
 
-// What the server answers a request (status and body); pure, so it can be tested without a
-// socket. `onTrigger` runs only for an authenticated POST /trigger.
+// Whether a push of `pushed` ("refs/heads/main") concerns the source ref the agent follows:
+// the same full ref, or for a bare name ("main") that branch or tag. A commit id follows no
+// push; no ref at all (a plain directory) takes every push.
+bool pushConcernsRef(std::string_view pushed, const std::optional<std::string>& tracked);
+
+// One request as the server read it.
+struct WebhookRequest {
+  std::string method;
+  std::string path;  // without the query
+  std::string body;
+  std::map<std::string, std::string> headers;  // names in lower case; the first of repeats
+};
+
+// What the webhook checks requests against; replaced on SIGHUP.
+struct WebhookConfig {
+  std::string secret;
+  std::optional<std::string> trackedRef;  // the agent's [source] ref; nullopt: --config DIR
+};
+
 struct WebhookReply {
   int status = 0;
   std::string body;
+  std::string allow{};  // the Allow header of a 405
 };
-WebhookReply handleWebhook(std::string_view method, std::string_view path, std::string_view body,
-                           const std::optional<std::string>& signature, std::string_view secret,
+
+// What the server answers (pure, so it is tested without a socket). The first authentication
+// header present names the sender:
+//   X-Edgeplane-Signature: sha256=<hex HMAC>  edgeplane's post-receive hook: 202, a run
+//   X-Hub-Signature-256: sha256=<hex HMAC>    GitHub (X-GitHub-Event: push; ping -> 200 pong)
+//   X-Gitea-Signature / X-Forgejo-Signature: <hex HMAC>   Gitea, Forgejo (X-Gitea-Event)
+//   X-Gitlab-Token: <the secret>              GitLab (X-Gitlab-Event: Push Hook), constant time
+// A forge's push triggers a run (202) only when its payload's `ref` concerns the tracked ref
+// (else 200, and why); other events 200; a bad or missing signature 401; a push payload
+// without a `ref` 400. `onTrigger` runs only for an authenticated request that triggers.
+// GET /healthz answers 200 "ok" to anyone (it says no more than that the agent listens).
+WebhookReply handleWebhook(const WebhookRequest& request, const WebhookConfig& config,
                            const std::function<void()>& onTrigger);
 
 // A small HTTP server on `listen` (POCO's TCP server, requests read here): each request must
@@ -43,11 +74,14 @@ WebhookReply handleWebhook(std::string_view method, std::string_view path, std::
 // logged.
 class WebhookServer {
  public:
-  static Result<std::unique_ptr<WebhookServer>> start(const Endpoint& listen, std::string secret,
+  static Result<std::unique_ptr<WebhookServer>> start(const Endpoint& listen, WebhookConfig config,
                                                       std::function<void()> onTrigger);
   ~WebhookServer();
   WebhookServer(const WebhookServer&) = delete;
   WebhookServer& operator=(const WebhookServer&) = delete;
+  // A new secret or tracked ref (the agent file re-read on SIGHUP): requests whose reading
+  // starts after this returns are checked against it.
+  void setConfig(WebhookConfig config);
   uint16_t port() const;  // the bound port (listen.port, or the kernel's pick for port 0)
   // The most bytes of one request (head and body) the server has held so far; for tests of
   // the limits.

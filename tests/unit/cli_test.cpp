@@ -26,6 +26,7 @@
 #include <sstream>
 #include <thread>
 
+#include "reconciler/cli/commands.h"
 #include "reconciler/cli/fetch_child.h"
 #include "reconciler/cli/fetch_confine.h"
 #include "reconciler/cli/git_run.h"
@@ -102,22 +103,39 @@ TEST(WebhookSignature, BadMissingOrMalformedIsRefused) {
   EXPECT_FALSE(verifyWebhookSignature(kRfcKey, kRfcData, upper));
 }
 
+// edgeplane's own header (the post-receive hook): any authenticated POST /trigger runs.
+WebhookReply edgeplaneHook(const std::string& method, const std::string& path,
+                           const std::string& body, const std::optional<std::string>& signature,
+                           const std::function<void()>& onTrigger) {
+  WebhookRequest r{method, path, body, {}};
+  if (signature) {
+    r.headers["x-edgeplane-signature"] = *signature;
+  }
+  return handleWebhook(r, WebhookConfig{"k", "main"}, onTrigger);
+}
+
 TEST(WebhookReplyTest, StatusCodes) {
   int triggered = 0;
   auto onTrigger = [&] { ++triggered; };
   const std::string body = "{}";
   const auto sig = std::optional(webhookSignature("k", body));
-  EXPECT_EQ(handleWebhook("POST", "/trigger", body, sig, "k", onTrigger).status, 202);
+  EXPECT_EQ(edgeplaneHook("POST", "/trigger", body, sig, onTrigger).status, 202);
   EXPECT_EQ(triggered, 1);
-  EXPECT_EQ(handleWebhook("POST", "/trigger", body, std::nullopt, "k", onTrigger).status, 401);
-  EXPECT_EQ(handleWebhook("POST", "/trigger", body, std::optional(webhookSignature("x", body)), "k",
-                          onTrigger)
-                .status,
-            401);
-  EXPECT_EQ(handleWebhook("GET", "/trigger", "", sig, "k", onTrigger).status, 405);
-  EXPECT_EQ(handleWebhook("PUT", "/trigger", body, sig, "k", onTrigger).status, 405);
-  EXPECT_EQ(handleWebhook("POST", "/other", body, sig, "k", onTrigger).status, 404);
-  EXPECT_EQ(handleWebhook("POST", "/", body, sig, "k", onTrigger).status, 404);
+  EXPECT_EQ(edgeplaneHook("POST", "/trigger", body, std::nullopt, onTrigger).status, 401);
+  EXPECT_EQ(
+      edgeplaneHook("POST", "/trigger", body, std::optional(webhookSignature("x", body)), onTrigger)
+          .status,
+      401);
+  EXPECT_EQ(edgeplaneHook("GET", "/trigger", "", sig, onTrigger).status, 405);
+  EXPECT_EQ(edgeplaneHook("GET", "/trigger", "", sig, onTrigger).allow, "POST");
+  EXPECT_EQ(edgeplaneHook("PUT", "/trigger", body, sig, onTrigger).status, 405);
+  EXPECT_EQ(edgeplaneHook("POST", "/other", body, sig, onTrigger).status, 404);
+  EXPECT_EQ(edgeplaneHook("POST", "/", body, sig, onTrigger).status, 404);
+  // /healthz answers anyone, and never triggers.
+  EXPECT_EQ(edgeplaneHook("GET", "/healthz", "", std::nullopt, onTrigger).status, 200);
+  EXPECT_EQ(edgeplaneHook("GET", "/healthz", "", std::nullopt, onTrigger).body, "ok\n");
+  EXPECT_EQ(edgeplaneHook("HEAD", "/healthz", "", std::nullopt, onTrigger).status, 200);
+  EXPECT_EQ(edgeplaneHook("POST", "/healthz", body, sig, onTrigger).status, 405);
   EXPECT_EQ(triggered, 1);  // only the authenticated request triggered
 }
 
@@ -152,7 +170,7 @@ Result<std::unique_ptr<WebhookServer>> startWebhookServer(std::atomic<int>& trig
   if (!listen) {
     return terminal("no listen address for port " + std::to_string(free));
   }
-  return WebhookServer::start(*listen, "k", [&triggered] { ++triggered; });
+  return WebhookServer::start(*listen, WebhookConfig{"k", "main"}, [&triggered] { ++triggered; });
 }
 
 // The real server on a loopback port: the HTTP layer passes method, path, headers and body.
@@ -166,7 +184,7 @@ TEST(WebhookServerTest, AnswersOverHttp) {
   }
   auto listen = Endpoint::parse("127.0.0.1:" + std::to_string(free));
   ASSERT_TRUE(listen.has_value());
-  auto server = WebhookServer::start(*listen, "k", [&] { ++triggered; });
+  auto server = WebhookServer::start(*listen, WebhookConfig{"k", "main"}, [&] { ++triggered; });
   ASSERT_TRUE(server.ok()) << server.error().message;
   const uint16_t port = (*server)->port();
   EXPECT_EQ(port, free);
@@ -190,9 +208,12 @@ TEST(WebhookServerTest, AnswersOverHttp) {
   EXPECT_EQ(post("POST", "/trigger", body, std::nullopt), 401);
   EXPECT_EQ(post("GET", "/trigger", "", std::nullopt), 405);
   EXPECT_EQ(post("POST", "/elsewhere", body, webhookSignature("k", body)), 404);
-  const std::string big(kMaxWebhookBody + 1, 'x');
-  EXPECT_EQ(post("POST", "/trigger", big, webhookSignature("k", big)), 413);
-  EXPECT_EQ(triggered.load(), 1);
+  // A body of the full 1 MiB is read whole (a forge's push payload runs to hundreds of KiB);
+  // one byte more is refused before any of it is read (BadContentLengthIsRefused... below).
+  const std::string big(kMaxWebhookBody, 'x');
+  EXPECT_EQ(post("POST", "/trigger", big, webhookSignature("k", big)), 202);
+  EXPECT_EQ(post("GET", "/healthz", "", std::nullopt), 200);
+  EXPECT_EQ(triggered.load(), 2);
 }
 
 // Clients that connect and then stall, or trickle a byte at a time, neither hold the webhook
@@ -304,7 +325,7 @@ TEST(WebhookServerTest, RawRequestsGetTheRightStatus) {
                       "\r\n0\r\n\r\n"}),
             "HTTP/1.1 411 Length Required");
   EXPECT_TRUE(exchange({"\x16\x03\x01 not http at all\r\n\r\n"}).starts_with("HTTP/1.1 4"));
-  EXPECT_EQ(exchange({"POST /trigger HTTP/1.1\r\nContent-Length: 99999\r\n\r\n"}),
+  EXPECT_EQ(exchange({"POST /trigger HTTP/1.1\r\nContent-Length: 1048577\r\n\r\n"}),
             "HTTP/1.1 413 Payload Too Large");
   EXPECT_EQ(triggered.load(), 2);
 }
@@ -358,7 +379,8 @@ TEST(WebhookServerTest, BadContentLengthIsRefusedBeforeReadingTheBody) {
         "Content-Length: 40\r\nContent-Length: 41\r\n", "Content-Length: 40, 41\r\n"}) {
     EXPECT_EQ(exchange(bad, 64 << 10), "HTTP/1.1 400 Bad Request") << bad;
   }
-  for (const char* huge : {"Content-Length: 5000\r\n", "Content-Length: 18446744073709551615\r\n",
+  for (const char* huge : {"Content-Length: 1048577\r\n", "Content-Length: 0000001048577\r\n",
+                           "Content-Length: 18446744073709551615\r\n",
                            "Content-Length: 99999999999999999999999999\r\n"}) {
     EXPECT_EQ(exchange(huge, 1 << 20), "HTTP/1.1 413 Payload Too Large") << huge;
   }
@@ -467,6 +489,34 @@ TEST(Schedule, FailuresBackOffWhileTriggersStillRunAtOnce) {
   s.finish(now, true, 1.0);  // success resets the back-off; next run at interval + jitter
   EXPECT_EQ(s.consecutiveFailures(), 0);
   EXPECT_EQ(s.nextDue(), now + seconds(65));
+}
+
+// SIGHUP's new interval takes effect from the end of the last run, not after the old interval
+// has run out (an agent moved from 1h to 1m would otherwise wait out the hour); a waiting
+// trigger and the back-off after failures are kept.
+TEST(Schedule, ReconfigureRecomputesTheNextRunFromTheLastOne) {
+  const auto t0 = Clock::time_point() + seconds(1000);
+  Scheduler s({seconds(3600), seconds(0)}, t0);
+  s.reconfigure({seconds(60), seconds(0)}, 0.5);  // before the first run: still due at start
+  EXPECT_TRUE(s.due(t0));
+  s.start();
+  s.finish(t0 + seconds(2), true, 0.5);
+  EXPECT_EQ(s.nextDue(), t0 + seconds(62));
+  s.reconfigure({seconds(10), seconds(2)}, 1.0);
+  EXPECT_EQ(s.nextDue(), t0 + seconds(2 + 12));
+  EXPECT_EQ(s.config().interval, seconds(10));
+  // A trigger waiting stays due at once.
+  s.trigger();
+  s.reconfigure({seconds(3600), seconds(0)}, 0.5);
+  EXPECT_TRUE(s.due(t0 + seconds(3)));
+  s.start();
+  // During a run nothing moves; the run's end uses the new settings.
+  s.reconfigure({seconds(30), seconds(0)}, 0.5);
+  EXPECT_FALSE(s.due(t0 + seconds(10000)));
+  s.finish(t0 + seconds(5), false, 0.5);
+  EXPECT_EQ(s.nextDue(), t0 + seconds(5 + 5));  // back-off, first step
+  s.reconfigure({seconds(3600), seconds(0)}, 0.5);
+  EXPECT_EQ(s.nextDue(), t0 + seconds(5 + 5));  // still the back-off
 }
 
 // ---- the trigger socket ----
@@ -1342,6 +1392,96 @@ TEST(StatusAcme, ShowsChallengeRenewalFailuresAndNextAttempt) {
   EXPECT_EQ(blog->getValue<int64_t>("failures"), 0);
   EXPECT_TRUE(blog->isNull("last_error"));
   EXPECT_TRUE(blog->isNull("next_attempt"));
+}
+
+// ---- status --check (monitoring) ----
+
+// Exit 3 with nothing applied or a last run that did not end ok, 4 when drift cannot be ruled
+// out, and one line saying which; without --check the same states exit 0.
+TEST(StatusCheck, ExitStatusSaysWhatIsWrong) {
+  TempDir dir;
+  const fs::path state = dir.path() / "state";
+  const std::string status =
+      std::string(EDGEPLANE_BINARY) + " status --state-dir " + state.string();
+  auto none = testing::runCommand(status + " --check");
+  EXPECT_EQ(none.status, kCheckRun) << none.output;
+  EXPECT_NE(none.output.find("check: nothing applied yet"), std::string::npos) << none.output;
+  EXPECT_EQ(testing::runCommand(status).status, 0);
+
+  auto record = [&](RunResult result, const std::string& source) {
+    auto store = Store::open(state);
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    auto run = (*store)->beginRun(RunStart{std::nullopt, source, 1764016200000});
+    ASSERT_TRUE(run.ok());
+    ASSERT_TRUE(
+        (*store)->finishRun(*run, RunFinish{1764016201000, result, "summary", {}, ""}).ok());
+  };
+  record(RunResult::Failed, (dir.path() / "config").string());
+  auto failed = testing::runCommand(status + " --check");
+  EXPECT_EQ(failed.status, kCheckRun) << failed.output;
+  EXPECT_NE(failed.output.find("check: last run 1 failed"), std::string::npos) << failed.output;
+  // --json keeps stdout JSON: the check line goes to stderr.
+  auto json = testing::runCommand("(" + status + " --check --json 2>/dev/null)");
+  EXPECT_EQ(json.status, kCheckRun);
+  EXPECT_EQ(json.output.find("check:"), std::string::npos) << json.output;
+  record(RunResult::Partial, (dir.path() / "config").string());
+  EXPECT_EQ(testing::runCommand(status + " --check").status, kCheckRun);
+
+  // An ok run whose config is gone: drift cannot be ruled out.
+  record(RunResult::Ok, (dir.path() / "config").string());
+  auto unknown = testing::runCommand(status + " --check");
+  EXPECT_EQ(unknown.status, kCheckDrift) << unknown.output;
+  EXPECT_NE(unknown.output.find("check: drift not checked"), std::string::npos) << unknown.output;
+  EXPECT_EQ(testing::runCommand(status).status, 0);
+}
+
+// The agent's line for a run that is not ok names each failed operation with its reason and
+// the record's detail, not only counts (issue 14).
+TEST(AgentLog, AFailedRunNamesEachFailedOperationAndWhy) {
+  TempDir dir;
+  auto store = Store::open(dir.path() / "state");
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  auto run = (*store)->beginRun(RunStart{std::nullopt, "/config", 1764016200000});
+  ASSERT_TRUE(run.ok());
+  const OpOutcome ops[] = {
+      {1, OpAction::Create, "namespace", "tenant-a", true, std::nullopt},
+      {2, OpAction::Create, "wireguard", "tenant-a", false,
+       std::string("wireguard-go not found in PATH")},
+      {3, OpAction::Update, "forward", "vm-123-ssh", false,
+       std::string("skipped: depends on "
+                   "wireguard tenant-a")},
+  };
+  for (const OpOutcome& op : ops) {
+    ASSERT_TRUE((*store)->recordOp(*run, op).ok());
+  }
+  ASSERT_TRUE((*store)
+                  ->finishRun(*run, RunFinish{1764016201000,
+                                              RunResult::Partial,
+                                              "1 ok, 2 failed",
+                                              {1, 0, 0, 2},
+                                              "ACME order failed: vm-123: rate limited\n"})
+                  .ok());
+  EXPECT_EQ(runFailures(**store, *run),
+            "create wireguard tenant-a: wireguard-go not found in PATH; update forward "
+            "vm-123-ssh: skipped: depends on wireguard tenant-a; ACME order failed: vm-123: rate "
+            "limited");
+  // Many failures: the first 20 and how many more.
+  auto big = (*store)->beginRun(RunStart{std::nullopt, "/config", 1764016300000});
+  ASSERT_TRUE(big.ok());
+  for (int i = 1; i <= 25; ++i) {
+    ASSERT_TRUE(
+        (*store)
+            ->recordOp(*big, OpOutcome{i, OpAction::Delete, "route", "r" + std::to_string(i), false,
+                                       std::string("EPERM")})
+            .ok());
+  }
+  ASSERT_TRUE(
+      (*store)
+          ->finishRun(*big, RunFinish{1764016301000, RunResult::Failed, "25 failed", {}, ""})
+          .ok());
+  const std::string many = runFailures(**store, *big);
+  EXPECT_TRUE(many.starts_with("delete route r1: EPERM; delete route r2: EPERM")) << many;
+  EXPECT_TRUE(many.ends_with("delete route r20: EPERM; and 5 more (edgeplane status)")) << many;
 }
 
 // ---- the command line (issue 13, finding 5) ----

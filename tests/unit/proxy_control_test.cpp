@@ -39,6 +39,7 @@
 #include "proxy/tls/context.h"
 #include "schema/snapshot.h"
 #include "schema/store.h"
+#include "tests/support/notify_socket.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_cert.h"
 
@@ -1640,6 +1641,17 @@ TEST(ProxyBinary, StartsServesAdminNoticesSnapshotsAndStopsOnSigterm) {
     EXPECT_EQ(run(curl + " -o /dev/null -w '%{http_code}' http://localhost/metrics"), "200");
   }
 
+  // SIGHUP (`systemctl reload`) re-reads the store and keeps the proxy serving.
+  ASSERT_EQ(::kill(child.pid, SIGHUP), 0);
+  const std::string reloaded = "SIGHUP: generation " + std::to_string(g) + " is already the newest";
+  for (auto until = std::chrono::steady_clock::now() + 5s;
+       slurp(dir.path() / "stderr.log").find(reloaded) == std::string::npos &&
+       std::chrono::steady_clock::now() < until;) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_NE(slurp(dir.path() / "stderr.log").find(reloaded), std::string::npos);
+  EXPECT_EQ(run(curl + " -o /dev/null -w '%{http_code}' http://localhost/metrics"), "200");
+
   ASSERT_EQ(::kill(child.pid, SIGTERM), 0);
   int code = waitExit(child.pid, 20s);
   child.pid = -1;
@@ -1662,15 +1674,21 @@ TEST(ProxyBinary, StartsServesAdminNoticesSnapshotsAndStopsOnSigterm) {
   EXPECT_EQ(stored.bytesOut, static_cast<int64_t>(LineBackend::kAnswer.size()));
 }
 
+// Also under a service manager: the listener bound as NOTIFY_SOCKET hears READY=1 once the
+// proxy serves, RELOADING=1 then READY=1 around a SIGHUP, STOPPING=1 when the drain starts.
 TEST(ProxyBinary, HttpOffAndLoopbackAdminStopOnSigint) {
   TempDir dir;
   Child child;
   fs::path token = writeTokenFile(dir.path(), kAdminToken);
+  edgeplane::testing::NotifySocket notify(dir.path() / "notify.sock");
+  ASSERT_TRUE(notify.bound());
+  ::setenv("NOTIFY_SOCKET", notify.path().c_str(), 1);
   spawnProxy(child,
              {"--state-dir", dir.path().string(), "--https", "127.0.0.1:0", "--http", "off",
               "--admin", "127.0.0.1:0", "--admin-token-file", token.string(), "--workers", "1",
               "--drain-timeout", "2s"},
              dir.path() / "stderr.log");
+  ::unsetenv("NOTIFY_SOCKET");
   std::string line = readLine(child.out, 20s);
   std::smatch m;
   std::regex startup(
@@ -1687,10 +1705,23 @@ TEST(ProxyBinary, HttpOffAndLoopbackAdminStopOnSigint) {
       run("curl --silent --max-time 5 -H 'Authorization: Bearer " + std::string(kAdminToken) +
           "' http://127.0.0.1:" + std::string(m[2]) + "/api/v1/listeners"),
       "{\"https\":\"127.0.0.1:" + std::string(m[1]) + "\",\"http\":\"off\",\"dns\":\"off\"}\n");
+  const std::string healthz = "http://127.0.0.1:" + std::string(m[2]) + "/healthz";
+  EXPECT_EQ(run("curl --silent --max-time 5 -H 'Authorization: Bearer " + std::string(kAdminToken) +
+                "' " + healthz),
+            "{\"status\":\"ok\",\"generation\":0}\n");
+  ASSERT_TRUE(notify.waitFor("READY=1"));
+  EXPECT_EQ(notify.linesStarting("STATUS="),
+            std::vector<std::string>{"STATUS=serving snapshot generation 0"});
+  ASSERT_EQ(::kill(child.pid, SIGHUP), 0);
+  ASSERT_TRUE(notify.waitFor("READY=1", 2));
+  const int reloading = notify.indexOf("RELOADING=1");
+  ASSERT_GE(reloading, 1);
+  EXPECT_GT(notify.indexOf("READY=1", reloading), reloading);
   ASSERT_EQ(::kill(child.pid, SIGINT), 0);
   int code = waitExit(child.pid, 20s);
   child.pid = -1;
   EXPECT_EQ(code, 0) << slurp(dir.path() / "stderr.log");
+  EXPECT_TRUE(notify.waitFor("STOPPING=1", 1, 1s));
 }
 
 TEST(ProxyBinary, RefusesBadArguments) {
