@@ -33,6 +33,7 @@
 #include "reconciler/system/certs.h"
 #include "reconciler/system/host_driver.h"
 #include "reconciler/system/lock.h"
+#include "reconciler/system/netns.h"
 #include "reconciler/system/state_json.h"
 #include "reconciler/system/wg_keys.h"
 #include "schema/loader.h"
@@ -326,6 +327,7 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
     return report;
   }
   Store& store = **storeResult;
+  sys::sweepInterruptedCreates();  // under the lock: no create of ours is in flight
   // Runs are begun only under the lock, which this process now holds: one still "running" was
   // cut short (the process killed, the host restarted). Said so, rather than running for ever.
   if (auto recent = store.recentRuns(50)) {

@@ -219,6 +219,29 @@ std::vector<std::string> listNamedNetns() {
   return names;
 }
 
+void sweepInterruptedCreates() {
+  DIR* dir = ::opendir(netnsDir().c_str());
+  if (dir == nullptr) {
+    return;
+  }
+  std::vector<std::string> temps;
+  while (const dirent* e = ::readdir(dir)) {
+    std::string_view n = e->d_name;
+    if (n.starts_with(kNetnsTempPrefix)) {
+      temps.emplace_back(n.substr(kNetnsTempPrefix.size()));
+    }
+  }
+  ::closedir(dir);
+  for (const std::string& name : temps) {
+    struct statfs fs {};
+    if (validName(name) && ::statfs(netnsPath(name).c_str(), &fs) == 0 && fs.f_type == NSFS_MAGIC) {
+      const std::string tmp = tempPath(name);
+      ::umount2(tmp.c_str(), MNT_DETACH);
+      ::unlink(tmp.c_str());
+    }
+  }
+}
+
 int openNetnsFd(std::string_view name) {
   if (!validName(name)) {
     errno = EINVAL;

@@ -22,6 +22,11 @@ Result<void> createNamedNetns(std::string_view name);
 Result<void> deleteNamedNetns(std::string_view name);
 // Names of every namespace under netnsDir(), sorted (foreign ones included).
 std::vector<std::string> listNamedNetns();
+
+// Drops the temporary entries that creates killed after binding NAME, before dropping the
+// temporary, left beside a complete NAME (lab.crash_e2e hit it with timed kills): each keeps
+// NAME's namespace alive and shows in `ip netns list`. apply calls it under the state lock.
+void sweepInterruptedCreates();
 bool namedNetnsExists(std::string_view name);
 
 // Moves the calling thread into a network namespace until destroyed, then back. Sockets

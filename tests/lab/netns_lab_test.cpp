@@ -467,6 +467,30 @@ TEST_F(NetnsLab, AnInterruptedCreateIsNoNamespaceAndTheNextCreateTakesItOver) {
   EXPECT_EQ(listNamedNetns(), std::vector<std::string>{"ep-src"});
 }
 
+// The same leftover beside a namespace that stays (lab.crash_e2e: the converging apply left
+// .edgeplane-new-ep-beta for ever): the next apply's sweep drops it and keeps the namespace.
+TEST_F(NetnsLab, ALeftoverTemporaryOfACompleteNamespaceIsSwept) {
+  ASSERT_NO_FATAL_FAILURE(makeNetns("ep-k"));
+  const std::string tmp = netnsDir() + "/.edgeplane-new-ep-k";
+  const std::string stray = netnsDir() + "/.edgeplane-new-ep-gone";  // its NAME is no namespace
+  for (const std::string& f : {tmp, stray}) {
+    const int fd = ::open(f.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+    ASSERT_GE(fd, 0) << f << ": " << std::strerror(errno);
+    ::close(fd);
+  }
+  ASSERT_EQ(::mount(netnsPath("ep-k").c_str(), tmp.c_str(), "none", MS_BIND, nullptr), 0)
+      << std::strerror(errno);
+  sweepInterruptedCreates();
+  struct stat st {};
+  EXPECT_NE(::lstat(tmp.c_str(), &st), 0) << "the temporary entry is still there";
+  EXPECT_EQ(::lstat(stray.c_str(), &st), 0)
+      << "an entry without its namespace is the next create's";
+  EXPECT_EQ(listNamedNetns(), std::vector<std::string>{"ep-k"});
+  Rtnl inside = take(Rtnl::open("ep-k"));
+  ASSERT_TRUE(take(inside.link("lo")).has_value());
+  ::unlink(stray.c_str());
+}
+
 TEST_F(NetnsLab, LoopbackIsUpInside) {
   ASSERT_NO_FATAL_FAILURE(makeNetns("ep-lo"));
   Json links = ipJson("-n ep-lo link show");
