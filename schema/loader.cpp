@@ -118,6 +118,11 @@ class Loader {
     if (f.acme_ca_roots && (f.acme_ca_roots->empty() || f.acme_ca_roots->front() != '/')) {
       r.error("acme_ca_roots", "'acme_ca_roots' must be an absolute path (a PEM file on the host)");
     }
+    f.acme_eab_file = r.str("acme_eab_file");
+    if (f.acme_eab_file && (f.acme_eab_file->empty() || f.acme_eab_file->front() != '/')) {
+      r.error("acme_eab_file",
+              "'acme_eab_file' must be an absolute path (a file on the host, never in Git)");
+    }
     f.acme_timeout = parsed<Duration>(
         r, "acme_timeout", false,
         [](std::string_view s) -> std::optional<Duration> {

@@ -53,6 +53,9 @@ struct Fleet {
   // A PEM file on the host the ACME client trusts the CA's API with (a private CA, Pebble in
   // the tests); unset: the system's roots.
   std::optional<std::string> acme_ca_roots;
+  // A host-local, owner-only file holding the CA's external account binding (RFC 8555
+  // section 7.3.4: `kid` and `hmac_key`), for a CA that requires one; never in Git.
+  std::optional<std::string> acme_eab_file;
   // The budget of one run's ACME orders (after its first snapshot); unset: kDefaultAcmeTimeout.
   std::optional<Duration> acme_timeout;
   // true: the routes that use `subdomain` and name no certificate share one managed

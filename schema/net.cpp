@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace edgeplane {
@@ -619,6 +620,24 @@ std::string encodeBase64Url(std::string_view bytes) {
     c = c == '+' ? '-' : c == '/' ? '_' : c;
   }
   return s;
+}
+
+std::optional<std::string> decodeBase64Url(std::string_view text) {
+  // Mapped onto the standard alphabet and padded, so that one decoder checks every rule.
+  std::string s(text);
+  for (char& c : s) {
+    if (c == '+' || c == '/' || c == '=') {
+      return std::nullopt;
+    }
+    c = c == '-' ? '+' : c == '_' ? '/' : c;
+  }
+  if (s.size() % 4 == 1) {
+    return std::nullopt;
+  }
+  s.append((4 - s.size() % 4) % 4, '=');
+  auto out = decodeBase64(s);
+  std::fill(s.begin(), s.end(), '\0');  // the text may be a key
+  return out;
 }
 
 std::optional<WgKey> WgKey::parseBase64(std::string_view text) {

@@ -106,6 +106,8 @@ std::optional<std::string> decodeBase64(std::string_view text);
 std::string encodeBase64(std::string_view bytes, bool pad = true);
 // base64url without padding (RFC 4648 section 5; JWS, ACME tokens and DNS-01 TXT values).
 std::string encodeBase64Url(std::string_view bytes);
+// Its decoder: the url alphabet only, no padding, unused bits zero; nullopt otherwise.
+std::optional<std::string> decodeBase64Url(std::string_view text);
 
 // A 32-byte WireGuard key in standard base64 (44 characters ending in '=').
 struct WgKey {

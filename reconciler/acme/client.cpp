@@ -24,6 +24,7 @@
 
 #include "reconciler/acme/jws.h"
 #include "reconciler/system/file_write.h"
+#include "schema/acme_eab.h"
 #include "schema/json_reader.h"
 #include "schema/json_text.h"
 #include "schema/net.h"
@@ -144,6 +145,10 @@ class Client final : public CertificateIssuer {
   Result<Response> post(const std::string& url, const std::optional<std::string>& payload,
                         const std::string& what);
   Result<void> loadAccount();
+  // [fleet] acme_eab_file's binding (nullopt: none); refused when the CA requires one.
+  Result<std::optional<AcmeEab>> loadEab() const;
+  // newAccount's payload: terms, contact, and the external account binding when set.
+  Result<std::string> newAccountPayload(const std::optional<AcmeEab>& eab) const;
   Result<Json> parse(const Response& r, const std::string& what) const;
   // POST-as-GET `url` until its status leaves `pending` (and `processing`).
   Result<Json> poll(const std::string& url, const std::string& what);
@@ -171,6 +176,7 @@ class Client final : public CertificateIssuer {
   Clock::time_point deadline_;
   std::string newNonceUrl_;
   std::string newAccountUrl_;
+  bool eabRequired_ = false;  // the directory's meta.externalAccountRequired
   std::string newOrderUrl_;
   std::string nonce_;
   std::string kid_;
@@ -258,6 +264,9 @@ Result<void> Client::loadDirectory() {
   newNonceUrl_ = str(*j, "newNonce");
   newAccountUrl_ = str(*j, "newAccount");
   newOrderUrl_ = str(*j, "newOrder");
+  const Json* meta = member(*j, "meta");
+  const Json* eab = meta != nullptr ? member(*meta, "externalAccountRequired") : nullptr;
+  eabRequired_ = eab != nullptr && eab->type == Json::Type::Bool && eab->boolean;
   if (newNonceUrl_.empty() || newAccountUrl_.empty() || newOrderUrl_.empty()) {
     return terminal("directory " + s_.directory + " lacks newNonce, newAccount or newOrder");
   }
@@ -307,7 +316,45 @@ Result<Response> Client::post(const std::string& url, const std::optional<std::s
   }
 }
 
+Result<std::string> Client::newAccountPayload(const std::optional<AcmeEab>& eab) const {
+  std::string payload = R"({"termsOfServiceAgreed":true)";
+  if (s_.email) {
+    payload += R"(,"contact":[)";
+    appendJsonString(payload, "mailto:" + *s_.email);
+    payload += "]";
+  }
+  if (eab) {
+    auto binding = externalAccountBinding(account_.get(), eab->kid, eab->macKey, newAccountUrl_);
+    if (!binding) {
+      return binding.error();
+    }
+    payload += R"(,"externalAccountBinding":)" + *binding;
+  }
+  return payload + "}";
+}
+
+// The binding, read before any account key is made: a missing or malformed one changes nothing.
+Result<std::optional<AcmeEab>> Client::loadEab() const {
+  if (s_.eabFile.empty()) {
+    if (eabRequired_) {
+      return terminal("the CA at " + s_.directory +
+                      " requires an external account binding (its directory's "
+                      "meta.externalAccountRequired); set [fleet] acme_eab_file");
+    }
+    return std::optional<AcmeEab>();
+  }
+  auto eab = readAcmeEabFile(s_.eabFile);
+  if (!eab) {
+    return eab.error();
+  }
+  return std::optional<AcmeEab>(std::move(eab).value());
+}
+
 Result<void> Client::loadAccount() {
+  auto eab = loadEab();
+  if (!eab) {
+    return eab.error();
+  }
   const std::string path = accountKeyPath(s_);
   // A key that exists but cannot be read is an error, not a reason to make a new account.
   auto stored = sys::readOwnFile(path);
@@ -341,15 +388,15 @@ Result<void> Client::loadAccount() {
     account_ = std::move(key->first);
   }
   // newAccount with an existing key returns that account (200) and its URL.
-  std::string payload = R"({"termsOfServiceAgreed":true)";
-  if (s_.email) {
-    payload += R"(,"contact":[)";
-    appendJsonString(payload, "mailto:" + *s_.email);
-    payload += "]";
+  auto payload = newAccountPayload(*eab);
+  if (*eab) {
+    std::fill((*eab)->macKey.begin(), (*eab)->macKey.end(), '\0');
   }
-  payload += "}";
+  if (!payload) {
+    return payload.error();
+  }
   kid_.clear();
-  auto r = post(newAccountUrl_, payload, "newAccount");
+  auto r = post(newAccountUrl_, *payload, "newAccount");
   if (!r) {
     return r.error();
   }

@@ -49,6 +49,9 @@ struct ClientSettings {
   std::optional<std::string> email;  // the account's contact
   std::string caRoots;               // a PEM file the CA's API is trusted with; "": system roots
   std::string stateDir;              // the account key lives under <state-dir>/acme/accounts/
+  // The CA's external account binding file (schema/acme_eab.h), read at each newAccount; "":
+  // none, and a CA whose directory says externalAccountRequired is refused.
+  std::string eabFile;
 };
 
 // The account key's file for (directory, email): <state-dir>/acme/accounts/<16 hex of

@@ -5,6 +5,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ecdsa.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
@@ -46,6 +47,12 @@ Result<std::string> coordinate(EVP_PKEY* key, const char* param) {
     return terminal("the account key's public point does not fit P-256");
   }
   return out;
+}
+
+// The flattened JWS JSON of base64url'd parts.
+std::string flattenedJws(const std::string& prot, const std::string& body, std::string_view sig) {
+  return R"({"protected":")" + prot + R"(","payload":")" + body + R"(","signature":")" +
+         base64url(sig) + R"("})";
 }
 
 void freeExts(STACK_OF(X509_EXTENSION) * s) {
@@ -147,9 +154,31 @@ Result<std::string> signJws(EVP_PKEY* key, std::string_view protectedJson,
       BN_bn2binpad(ECDSA_SIG_get0_s(sig.get()), out + 32, 32) != 32) {
     return terminal("OpenSSL returned an ECDSA signature too long for P-256");
   }
-  std::string json = R"({"protected":")" + prot + R"(","payload":")" + body + R"(","signature":")" +
-                     base64url(raw) + R"("})";
-  return json;
+  return flattenedJws(prot, body, raw);
+}
+
+Result<std::string> externalAccountBinding(EVP_PKEY* account, std::string_view kid,
+                                           std::string_view macKey, std::string_view url) {
+  auto jwk = jwkOf(account);
+  if (!jwk) {
+    return jwk.error();
+  }
+  std::string header = R"({"alg":"HS256","kid":)";
+  appendJsonString(header, kid);
+  header += R"(,"url":)";
+  appendJsonString(header, url);
+  header += "}";
+  const std::string prot = base64url(header);
+  const std::string body = base64url(*jwk);
+  const std::string input = prot + "." + body;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int macLen = 0;
+  if (macKey.empty() || HMAC(EVP_sha256(), macKey.data(), static_cast<int>(macKey.size()),
+                             reinterpret_cast<const unsigned char*>(input.data()), input.size(),
+                             mac, &macLen) == nullptr) {
+    return terminal("OpenSSL could not sign the external account binding");
+  }
+  return flattenedJws(prot, body, std::string_view(reinterpret_cast<const char*>(mac), macLen));
 }
 
 Result<std::string> protectedHeader(EVP_PKEY* key, std::string_view kid, std::string_view nonce,

@@ -41,6 +41,12 @@ Result<std::string> keyAuthorization(std::string_view token, EVP_PKEY* key);
 Result<std::string> signJws(EVP_PKEY* key, std::string_view protectedJson,
                             std::string_view payload);
 
+// RFC 8555 section 7.3.4: the `externalAccountBinding` of a newAccount, a flattened JWS signed
+// HS256 with the CA's MAC key (raw bytes): protected {"alg":"HS256","kid":<kid>,"url":<url>},
+// payload the account key's JWK (jwkOf, the same as the outer JWS's).
+Result<std::string> externalAccountBinding(EVP_PKEY* account, std::string_view kid,
+                                           std::string_view macKey, std::string_view url);
+
 // The protected header of an ACME request: with `kid` empty, the account key's "jwk"
 // (newAccount), else "kid".
 Result<std::string> protectedHeader(EVP_PKEY* key, std::string_view kid, std::string_view nonce,

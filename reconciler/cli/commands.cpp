@@ -197,7 +197,8 @@ AcmeOrders orderAcmeCertificates(const Options& o, const Desired& all, const cor
                                  Store& store, sys::CertStore& certs, core::ApplyResult& result) {
   const Fleet fleet = all.fleet.value_or(Fleet{});
   acme::ClientSettings settings{fleet.acme_directory.value_or(std::string(kDefaultAcmeDirectory)),
-                                fleet.acme_email, fleet.acme_ca_roots.value_or(""), o.stateDir};
+                                fleet.acme_email, fleet.acme_ca_roots.value_or(""), o.stateDir,
+                                fleet.acme_eab_file.value_or("")};
   auto client = acme::makeAcmeClient(std::move(settings));
   StoreChallengeSink sink(
       store, [&o] { (void)notifyProxy(o.proxyAdmin, kProxyNotifyTimeout, o.proxyAdminTokenFile); });

@@ -33,16 +33,6 @@ namespace {
 namespace fs = std::filesystem;
 using Poco::Net::HTTPResponse;
 
-std::optional<std::string> base64urlDecode(std::string s) {
-  for (char& c : s) {
-    c = c == '-' ? '+' : c == '_' ? '/' : c;
-  }
-  while (s.size() % 4 != 0) {
-    s += '=';
-  }
-  return decodeBase64(s);
-}
-
 std::string readText(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
@@ -66,6 +56,9 @@ class FakeCa {
   bool orderGone = false;             // the order's URL answers 404
   bool finalizeFails = false;         // finalize answers 500 (serverInternal)
   bool holdProcessing = false;        // after finalize: processing until the test says valid
+  bool eabRequired = false;           // the directory's meta.externalAccountRequired
+  int newAccounts = 0;
+  std::string lastAccountJws;
   int newOrders = 0;
   int finalizes = 0;
   std::string lastCsrDer;
@@ -98,7 +91,8 @@ class FakeCa {
     if (path == "/dir") {
       return {200,
               R"({"newNonce":")" + base + R"(/nonce","newAccount":")" + base +
-                  R"(/acct","newOrder":")" + base + R"(/new-order"})",
+                  R"(/acct","newOrder":")" + base + R"(/new-order")" +
+                  (eabRequired ? R"(,"meta":{"externalAccountRequired":true}})" : "}"),
               "application/json", ""};
     }
     if (path == "/nonce") {
@@ -108,6 +102,8 @@ class FakeCa {
       return problem(405, "malformed", "POST only");
     }
     if (path == "/acct") {
+      ++newAccounts;
+      lastAccountJws = body;
       return {201, R"({"status":"valid"})", "application/json", base + "/acct/1"};
     }
     if (path == "/new-order") {
@@ -144,12 +140,12 @@ class FakeCa {
 
   void recordCsr(const std::string& jws) {
     auto outer = Poco::JSON::Parser().parse(jws).extract<Poco::JSON::Object::Ptr>();
-    auto payload = base64urlDecode(outer->getValue<std::string>("payload"));
+    auto payload = decodeBase64Url(outer->getValue<std::string>("payload"));
     if (!payload) {
       return;
     }
     auto inner = Poco::JSON::Parser().parse(*payload).extract<Poco::JSON::Object::Ptr>();
-    lastCsrDer = base64urlDecode(inner->getValue<std::string>("csr")).value_or("");
+    lastCsrDer = decodeBase64Url(inner->getValue<std::string>("csr")).value_or("");
   }
 
   class Handler final : public Poco::Net::HTTPRequestHandler {
@@ -206,7 +202,7 @@ class NoChallenges final : public acme::ChallengeSink {
 struct ResumeCase {
   FakeCa ca;
   testing::TempDir dir;
-  acme::ClientSettings settings{ca.base + "/dir", std::nullopt, "", dir.path().string()};
+  acme::ClientSettings settings{ca.base + "/dir", std::nullopt, "", dir.path().string(), ""};
   std::unique_ptr<acme::CertificateIssuer> client = acme::makeAcmeClient(settings);
   NoChallenges sink;
   const std::vector<std::string> domains{"a.example.com"};
@@ -321,6 +317,70 @@ TEST(AcmeResume, UnreachableCaKeepsTheRecord) {
   EXPECT_TRUE(fs::exists(t.pending / "order"));
   EXPECT_TRUE(fs::exists(t.pending / "key.pem"));
   EXPECT_EQ(t.ca.newOrders, 1);
+}
+
+}  // namespace
+}  // namespace edgeplane
+
+namespace edgeplane {
+namespace {
+
+Poco::JSON::Object::Ptr jsonObject(const std::string& text) {
+  return Poco::JSON::Parser().parse(text).extract<Poco::JSON::Object::Ptr>();
+}
+
+// A CA that requires an external account binding: without [fleet] acme_eab_file the run stops
+// with an error saying so, before any account key is made or newAccount sent.
+TEST(AcmeEabClient, RequiredBindingWithoutAFileIsRefused) {
+  ResumeCase t;
+  t.setCa([](FakeCa& ca) { ca.eabRequired = true; });
+  auto r = t.obtain();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("requires an external account binding"), std::string::npos)
+      << r.error().message;
+  EXPECT_NE(r.error().message.find("acme_eab_file"), std::string::npos);
+  EXPECT_FALSE(fs::exists(acme::accountKeyPath(t.settings)));
+  std::lock_guard lock(t.ca.mu);
+  EXPECT_EQ(t.ca.newAccounts, 0);
+}
+
+// With the file, newAccount's payload carries the binding: HS256 under the file's kid, for the
+// newAccount URL, over the very JWK the outer JWS carries.
+TEST(AcmeEabClient, NewAccountCarriesTheBinding) {
+  FakeCa ca;
+  {
+    std::lock_guard lock(ca.mu);
+    ca.eabRequired = true;
+  }
+  testing::TempDir dir;
+  const fs::path eabFile = dir.path() / "eab.toml";
+  std::ofstream(eabFile) << "kid = \"kid-1\"\nhmac_key = \"c2VjcmV0LWtleQ\"\n";
+  ::chmod(eabFile.c_str(), 0600);
+  acme::ClientSettings settings{ca.base + "/dir", std::nullopt, "", dir.path().string(),
+                                eabFile.string()};
+  auto client = acme::makeAcmeClient(settings);
+  NoChallenges sink;
+  auto r = client->obtain({"a.example.com"}, AcmeChallengeType::Http01, sink,
+                          std::chrono::steady_clock::now() + std::chrono::seconds(10));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  std::lock_guard lock(ca.mu);
+  ASSERT_EQ(ca.newAccounts, 1);
+  auto outer = jsonObject(ca.lastAccountJws);
+  auto outerProt = jsonObject(decodeBase64Url(outer->getValue<std::string>("protected")).value());
+  auto payload = jsonObject(decodeBase64Url(outer->getValue<std::string>("payload")).value());
+  auto binding = payload->getObject("externalAccountBinding");
+  ASSERT_TRUE(binding);
+  const std::string bindingProt =
+      decodeBase64Url(binding->getValue<std::string>("protected")).value();
+  EXPECT_EQ(bindingProt, R"({"alg":"HS256","kid":"kid-1","url":")" + ca.base + R"(/acct"})");
+  // The inner payload is the outer JWK, member for member.
+  auto innerJwk = jsonObject(decodeBase64Url(binding->getValue<std::string>("payload")).value());
+  auto outerJwk = outerProt->getObject("jwk");
+  ASSERT_TRUE(outerJwk);
+  for (const char* k : {"crv", "kty", "x", "y"}) {
+    EXPECT_EQ(innerJwk->getValue<std::string>(k), outerJwk->getValue<std::string>(k)) << k;
+  }
+  EXPECT_EQ(decodeBase64Url(binding->getValue<std::string>("signature")).value_or("").size(), 32U);
 }
 
 }  // namespace

@@ -26,14 +26,8 @@ std::string unhex(std::string_view hex) {
   return out;
 }
 
-std::string unb64url(std::string s) {
-  for (char& c : s) {
-    c = c == '-' ? '+' : c == '_' ? '/' : c;
-  }
-  while (s.size() % 4 != 0) {
-    s.push_back('=');
-  }
-  return decodeBase64(s).value_or("<invalid>");
+std::string unb64url(std::string_view s) {
+  return decodeBase64Url(s).value_or("<invalid>");
 }
 
 // The public P-256 key of RFC 7515 appendix A.3 (x, y).
@@ -79,6 +73,38 @@ TEST(AcmeJws, JwkAndThumbprintOfAKnownKey) {
   EXPECT_EQ(
       *ka,
       "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.oKIywvGUpTVTyxMQ3bwIIeQUudfr_CkLMjCE19ECD-U");
+}
+
+// RFC 8555 section 7.3.4 with a fixed MAC key, kid, URL and JWK. The expected parts were
+// computed independently with Python:
+//   key = base64.urlsafe_b64decode("zWNDZM6e…DkMTQ12W")   (the hmac_key below)
+//   b64 = lambda x: base64.urlsafe_b64encode(x).rstrip(b"=")
+//   b64(hmac.new(key, b64(protected) + b"." + b64(jwk), hashlib.sha256).digest())
+TEST(AcmeJws, ExternalAccountBindingKnownVector) {
+  Pkey key = rfc7515Key();
+  ASSERT_TRUE(key);
+  auto macKey = decodeBase64Url("zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W");
+  ASSERT_TRUE(macKey.has_value());
+  auto eab =
+      externalAccountBinding(key.get(), "kid-1", *macKey, "https://ca.test/acme/new-account");
+  ASSERT_TRUE(eab.ok()) << eab.error().message;
+  strict_json::Json j;
+  std::string error;
+  ASSERT_TRUE(strict_json::parse(*eab, j, error)) << error;
+  ASSERT_EQ(j.keys, (std::vector<std::string>{"protected", "payload", "signature"}));
+  EXPECT_EQ(unb64url(j.values[0].string),
+            R"({"alg":"HS256","kid":"kid-1","url":"https://ca.test/acme/new-account"})");
+  EXPECT_EQ(j.values[0].string,
+            "eyJhbGciOiJIUzI1NiIsImtpZCI6ImtpZC0xIiwidXJsIjoiaHR0cHM6Ly9jYS50ZXN0L2FjbWUvbmV3LWFj"
+            "Y291bnQifQ");
+  EXPECT_EQ(unb64url(j.values[1].string), jwkOf(key.get()).value());
+  EXPECT_EQ(j.values[2].string, "CNN70fgZuXUGy_8f1ejvSRGE9x8-gxLeEhOqhOVcBl4");
+  // The key's bytes are what is signed with: another key, another MAC.
+  auto other =
+      externalAccountBinding(key.get(), "kid-1", "other key", "https://ca.test/acme/new-account");
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->find("CNN70fgZuXUGy_8f1ejvSRGE9x8-gxLeEhOqhOVcBl4"), std::string::npos);
+  EXPECT_FALSE(externalAccountBinding(key.get(), "kid-1", "", "https://ca.test/x").ok());
 }
 
 TEST(AcmeJws, PemRoundTripAndRefusals) {
@@ -174,8 +200,8 @@ TEST(AcmeJws, CsrNamesEveryDomainAndIsSigned) {
 }
 
 TEST(AcmeClient, AccountKeyPathPerDirectoryAndEmail) {
-  ClientSettings a{"https://ca/dir", std::nullopt, "", "/var/lib/edgeplane"};
-  ClientSettings b{"https://ca/dir", std::string("ops@example.com"), "", "/var/lib/edgeplane"};
+  ClientSettings a{"https://ca/dir", std::nullopt, "", "/var/lib/edgeplane", ""};
+  ClientSettings b{"https://ca/dir", std::string("ops@example.com"), "", "/var/lib/edgeplane", ""};
   const std::string pa = accountKeyPath(a);
   EXPECT_TRUE(pa.starts_with("/var/lib/edgeplane/acme/accounts/")) << pa;
   EXPECT_TRUE(pa.ends_with("/key.pem")) << pa;

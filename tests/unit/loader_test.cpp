@@ -94,9 +94,11 @@ acme_email = "ops@example.com"
 uplink_pool = "100.64.0.0/16"
 acme_ca_roots = "/etc/edgeplane/ca.pem"
 acme_timeout = "2m"
+acme_eab_file = "/etc/edgeplane/acme-eab.toml"
 )");
   ASSERT_TRUE(d.fleet.has_value());
   EXPECT_EQ(d.fleet->acme_ca_roots, "/etc/edgeplane/ca.pem");
+  EXPECT_EQ(d.fleet->acme_eab_file, "/etc/edgeplane/acme-eab.toml");
   EXPECT_EQ(d.fleet->acme_timeout, Duration{120000});
   EXPECT_EQ(d.fleet->base_domain, "gw.example.com");
   EXPECT_EQ(d.fleet->acme_directory, "https://acme-v02.api.letsencrypt.org/directory");
@@ -114,6 +116,7 @@ TEST(Loader, FleetKeysAreOptional) {
   EXPECT_FALSE(d.fleet->acme_email.has_value());
   EXPECT_FALSE(d.fleet->uplink_pool.has_value());
   EXPECT_FALSE(d.fleet->acme_ca_roots.has_value());
+  EXPECT_FALSE(d.fleet->acme_eab_file.has_value());
   EXPECT_FALSE(d.fleet->acme_timeout.has_value());
 }
 
@@ -1823,13 +1826,16 @@ acme_email = "ops"
 uplink_pool = "100.64.0.0"
 acme_ca_roots = "ca.pem"
 acme_timeout = "500ms"
+acme_eab_file = "eab.toml"
 )"),
       "t.toml:2:15: error: invalid domain name \"Example.com\" in 'base_domain'\n"
       "t.toml:3:18: error: 'acme_directory' must be an http:// or https:// URL\n"
       "t.toml:4:14: error: invalid e-mail address \"ops\" in 'acme_email'\n"
       "t.toml:5:15: error: invalid CIDR \"100.64.0.0\" in 'uplink_pool'\n"
       "t.toml:6:17: error: 'acme_ca_roots' must be an absolute path (a PEM file on the host)\n"
-      "t.toml:7:16: error: invalid duration (1s to 1h) \"500ms\" in 'acme_timeout'\n");
+      "t.toml:7:16: error: invalid duration (1s to 1h) \"500ms\" in 'acme_timeout'\n"
+      "t.toml:8:17: error: 'acme_eab_file' must be an absolute path (a file on the host, never "
+      "in Git)\n");
 }
 
 TEST(Loader, AcmeDirectoryOfWrongTypeDoesNotCascade) {
