@@ -23,9 +23,9 @@
 #include <utility>
 
 #include "reconciler/acme/jws.h"
+#include "reconciler/acme/messages.h"
 #include "reconciler/system/file_write.h"
 #include "schema/acme_eab.h"
-#include "schema/json_reader.h"
 #include "schema/json_text.h"
 #include "schema/net.h"
 
@@ -34,30 +34,12 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-using strict_json::Json;
 
 constexpr int kBadNonceRetries = 5;
 constexpr std::chrono::seconds kMaxRequest{30};
 constexpr std::chrono::seconds kMaxRetryAfter{60};
 constexpr std::chrono::milliseconds kDefaultPoll{500};
 constexpr size_t kMaxBody = size_t{1} << 20;
-
-const Json* member(const Json& j, std::string_view key) {
-  if (j.type != Json::Type::Object) {
-    return nullptr;
-  }
-  for (size_t i = 0; i < j.keys.size(); ++i) {
-    if (j.keys[i] == key) {
-      return &j.values[i];
-    }
-  }
-  return nullptr;
-}
-
-std::string str(const Json& j, std::string_view key) {
-  const Json* m = member(j, key);
-  return m != nullptr && m->type == Json::Type::String ? m->string : std::string();
-}
 
 struct Response {
   int status = 0;
@@ -68,28 +50,35 @@ struct Response {
   std::optional<std::chrono::seconds> retryAfter;
 };
 
+// The response's problem document, when it is one.
+std::optional<Problem> problemOf(const Response& r) {
+  if (r.contentType.rfind("application/problem+json", 0) != 0) {
+    return std::nullopt;
+  }
+  auto p = parseProblem(r.body);
+  return p ? std::optional<Problem>(std::move(p).value()) : std::nullopt;
+}
+
 // "urn:ietf:params:acme:error:badNonce: detail" from a problem document, else the status.
 std::string problemText(const Response& r, const std::string& what) {
-  Json j;
-  std::string parseError;
-  if (r.contentType.rfind("application/problem+json", 0) == 0 &&
-      strict_json::parse(r.body, j, parseError)) {
-    std::string out = what + ": " + str(j, "type");
-    const std::string detail = str(j, "detail");
-    if (!detail.empty()) {
-      out += ": " + detail;
-    }
-    return out;
+  if (auto p = problemOf(r)) {
+    return what + ": " + problemSummary(*p);
   }
   return what + ": HTTP " + std::to_string(r.status);
 }
 
 bool problemIs(const Response& r, std::string_view type) {
-  Json j;
-  std::string e;
-  return r.contentType.rfind("application/problem+json", 0) == 0 &&
-         strict_json::parse(r.body, j, e) &&
-         str(j, "type") == "urn:ietf:params:acme:error:" + std::string(type);
+  auto p = problemOf(r);
+  return p && p->type == "urn:ietf:params:acme:error:" + std::string(type);
+}
+
+// A decoder's result with its error prefixed by the request it answered.
+template <typename T>
+Result<T> decoded(Result<T> r, const std::string& what) {
+  if (!r) {
+    return terminal(what + ": " + r.error().message);
+  }
+  return r;
 }
 
 Error failure(const Response& r, const std::string& what) {
@@ -149,9 +138,11 @@ class Client final : public CertificateIssuer {
   Result<std::optional<AcmeEab>> loadEab() const;
   // newAccount's payload: terms, contact, and the external account binding when set.
   Result<std::string> newAccountPayload(const std::optional<AcmeEab>& eab) const;
-  Result<Json> parse(const Response& r, const std::string& what) const;
-  // POST-as-GET `url` until its status leaves `pending` (and `processing`).
-  Result<Json> poll(const std::string& url, const std::string& what);
+  // POST-as-GET `url` until its status leaves `pending` (and `processing`), each answer
+  // decoded by `decode` (an order or an authorization).
+  template <typename T>
+  Result<T> poll(const std::string& url, const std::string& what,
+                 Result<T> (*decode)(std::string_view));
   Result<void> sleepFor(std::chrono::milliseconds d, const std::string& what) const;
   // One authorization of an order: nothing when it is valid already; else its `type`
   // challenge's answer is published (the token added to `tokens`) and the CA told to
@@ -160,7 +151,7 @@ class Client final : public CertificateIssuer {
                          std::vector<std::string>& tokens, std::vector<std::string>& pending);
   // An order whose authorizations are valid: a fresh key, recorded with the order's URL
   // before the finalize (so that a run cut short resumes it), then complete().
-  Result<Issued> finalizeNew(const std::string& orderUrl, const Json& order,
+  Result<Issued> finalizeNew(const std::string& orderUrl, const Order& order,
                              const std::vector<std::string>& domains);
   // The order recorded for `domains` by an earlier run, if any: ready -> finalized with the
   // recorded key, processing or valid -> downloaded; nullopt when there is none or it cannot
@@ -169,7 +160,7 @@ class Client final : public CertificateIssuer {
   Result<std::optional<Issued>> resume(const std::vector<std::string>& domains);
   // Finalize (when `finalize`), wait for the certificate, download it; the record is dropped
   // once the order is settled (issued or failed for good).
-  Result<Issued> complete(const std::string& orderUrl, const Json& order, EVP_PKEY* key,
+  Result<Issued> complete(const std::string& orderUrl, const Order& order, EVP_PKEY* key,
                           const std::vector<std::string>& domains, bool finalize);
 
   ClientSettings s_;
@@ -239,16 +230,6 @@ Result<Response> Client::http(const std::string& method, const std::string& url,
   }
 }
 
-Result<Json> Client::parse(const Response& r, const std::string& what) const {
-  Json j;
-  std::string error;
-  if (!strict_json::parse(r.body, j, error) || j.type != Json::Type::Object) {
-    return terminal(what + ": the CA's answer is not a JSON object" +
-                    (error.empty() ? std::string() : " (" + error + ")"));
-  }
-  return j;
-}
-
 Result<void> Client::loadDirectory() {
   auto r = http(Poco::Net::HTTPRequest::HTTP_GET, s_.directory, "");
   if (!r) {
@@ -257,19 +238,14 @@ Result<void> Client::loadDirectory() {
   if (r->status != 200) {
     return failure(*r, "directory " + s_.directory);
   }
-  auto j = parse(*r, "directory " + s_.directory);
-  if (!j) {
-    return j.error();
+  auto d = decoded(parseDirectory(r->body), "directory " + s_.directory);
+  if (!d) {
+    return d.error();
   }
-  newNonceUrl_ = str(*j, "newNonce");
-  newAccountUrl_ = str(*j, "newAccount");
-  newOrderUrl_ = str(*j, "newOrder");
-  const Json* meta = member(*j, "meta");
-  const Json* eab = meta != nullptr ? member(*meta, "externalAccountRequired") : nullptr;
-  eabRequired_ = eab != nullptr && eab->type == Json::Type::Bool && eab->boolean;
-  if (newNonceUrl_.empty() || newAccountUrl_.empty() || newOrderUrl_.empty()) {
-    return terminal("directory " + s_.directory + " lacks newNonce, newAccount or newOrder");
-  }
+  newNonceUrl_ = d->newNonce;
+  newAccountUrl_ = d->newAccount;
+  newOrderUrl_ = d->newOrder;
+  eabRequired_ = d->externalAccountRequired;
   return {};
 }
 
@@ -415,17 +391,19 @@ Result<void> Client::sleepFor(std::chrono::milliseconds d, const std::string& wh
   return {};
 }
 
-Result<Json> Client::poll(const std::string& url, const std::string& what) {
+template <typename T>
+Result<T> Client::poll(const std::string& url, const std::string& what,
+                       Result<T> (*decode)(std::string_view)) {
   for (;;) {
     auto r = post(url, std::nullopt, what);
     if (!r) {
       return r.error();
     }
-    auto j = parse(*r, what);
+    auto j = decoded(decode(r->body), what);
     if (!j) {
       return j.error();
     }
-    const std::string status = str(*j, "status");
+    const std::string status = j->status;
     if (status != "pending" && status != "processing") {
       return j;
     }
@@ -436,24 +414,22 @@ Result<Json> Client::poll(const std::string& url, const std::string& what) {
   }
 }
 
-// Why an authorization or order failed: its challenge's or its own error, as the CA put it.
-std::string errorOf(const Json& j) {
-  auto text = [](const Json& e) {
-    std::string out = str(e, "type");
-    const std::string detail = str(e, "detail");
-    return detail.empty() ? out : out + ": " + detail;
-  };
-  if (const Json* e = member(j, "error"); e != nullptr) {
-    return text(*e);
+// Why an order failed: its error, as the CA put it.
+std::string errorOf(const Order& o) {
+  return o.error ? problemSummary(*o.error) : "status " + o.status;
+}
+
+// Why an authorization failed: its own or its challenge's error, as the CA put it.
+std::string errorOf(const Authorization& a) {
+  if (a.error) {
+    return problemSummary(*a.error);
   }
-  if (const Json* cs = member(j, "challenges"); cs != nullptr && cs->type == Json::Type::Array) {
-    for (const Json& c : cs->array) {
-      if (const Json* e = member(c, "error"); e != nullptr) {
-        return text(*e);
-      }
+  for (const Challenge& c : a.challenges) {
+    if (c.error) {
+      return problemSummary(*c.error);
     }
   }
-  return "status " + str(j, "status");
+  return "status " + a.status;
 }
 
 Result<void> Client::authorize(const std::string& authzUrl, AcmeChallengeType type,
@@ -463,19 +439,15 @@ Result<void> Client::authorize(const std::string& authzUrl, AcmeChallengeType ty
   if (!r) {
     return r.error();
   }
-  auto authz = parse(*r, "authorization " + authzUrl);
+  auto authz = decoded(parseAuthorization(r->body), "authorization " + authzUrl);
   if (!authz) {
     return authz.error();
   }
-  const std::string status = str(*authz, "status");
-  const Json* ident = member(*authz, "identifier");
+  const std::string& status = authz->status;
   // RFC 8555 section 7.1.4: a wildcard's authorization names the base domain and says
   // "wildcard": true; its DNS-01 TXT name is _acme-challenge.<base domain>.
-  const std::string domain = ident != nullptr ? str(*ident, "value") : "";
-  const Json* wildcard = member(*authz, "wildcard");
-  const std::string shown =
-      wildcard != nullptr && wildcard->type == Json::Type::Bool && wildcard->boolean ? "*." + domain
-                                                                                     : domain;
+  const std::string& domain = authz->identifierValue;
+  const std::string shown = authz->wildcard ? "*." + domain : domain;
   if (status == "valid") {
     return {};
   }
@@ -483,18 +455,17 @@ Result<void> Client::authorize(const std::string& authzUrl, AcmeChallengeType ty
     return terminal("authorization for " + shown + ": " + errorOf(*authz));
   }
   const std::string typeName(toString(type));
-  const Json* cs = member(*authz, "challenges");
-  const Json* chosen = nullptr;
-  for (size_t i = 0; cs != nullptr && cs->type == Json::Type::Array && i < cs->array.size(); ++i) {
-    if (str(cs->array[i], "type") == typeName) {
-      chosen = &cs->array[i];
+  const Challenge* chosen = nullptr;
+  for (const Challenge& c : authz->challenges) {
+    if (c.type == typeName) {
+      chosen = &c;
     }
   }
   if (chosen == nullptr) {
     return terminal("authorization for " + shown + ": the CA offers no " + typeName + " challenge");
   }
-  const std::string token = str(*chosen, "token");
-  const std::string url = str(*chosen, "url");
+  const std::string token = chosen->token;
+  const std::string url = chosen->url;
   // RFC 8555 section 8.3: the token is base64url, so it is safe in a path and a store key.
   if (token.empty() || url.empty() || !std::all_of(token.begin(), token.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
@@ -544,7 +515,7 @@ struct PendingOrder {
   }
 };
 
-Result<Issued> Client::complete(const std::string& orderUrl, const Json& order, EVP_PKEY* key,
+Result<Issued> Client::complete(const std::string& orderUrl, const Order& order, EVP_PKEY* key,
                                 const std::vector<std::string>& domains, bool finalize) {
   const PendingOrder pending{pendingOrderDir(s_, domains)};
   auto settled = [&](Error e) {
@@ -558,20 +529,19 @@ Result<Issued> Client::complete(const std::string& orderUrl, const Json& order, 
     if (!csr) {
       return csr.error();
     }
-    auto finalized =
-        post(str(order, "finalize"), R"({"csr":")" + base64url(*csr) + R"("})", "finalize");
+    auto finalized = post(order.finalize, R"({"csr":")" + base64url(*csr) + R"("})", "finalize");
     if (!finalized) {
       return settled(finalized.error());
     }
   }
-  auto done = poll(orderUrl, "order");
+  auto done = poll(orderUrl, "order", parseOrder);
   if (!done) {
     return settled(done.error());
   }
-  if (str(*done, "status") != "valid" || str(*done, "certificate").empty()) {
+  if (done->status != "valid" || done->certificate.empty()) {
     return settled(terminal("order " + orderUrl + ": " + errorOf(*done)));
   }
-  auto cert = post(str(*done, "certificate"), std::nullopt, "certificate download");
+  auto cert = post(done->certificate, std::nullopt, "certificate download");
   if (!cert) {
     return settled(cert.error());
   }
@@ -586,7 +556,7 @@ Result<Issued> Client::complete(const std::string& orderUrl, const Json& order, 
   return Issued{cert->body, std::move(keyPem).value()};
 }
 
-Result<Issued> Client::finalizeNew(const std::string& orderUrl, const Json& order,
+Result<Issued> Client::finalizeNew(const std::string& orderUrl, const Order& order,
                                    const std::vector<std::string>& domains) {
   auto key = freshKey();
   if (!key) {
@@ -625,8 +595,8 @@ Result<std::optional<Issued>> Client::resume(const std::vector<std::string>& dom
   if (!r && r.error().retryable) {
     return r.error();
   }
-  auto order = r ? parse(*r, "order " + **url) : Result<Json>(r.error());
-  const std::string status = order ? str(*order, "status") : "";
+  auto order = r ? decoded(parseOrder(r->body), "order " + **url) : Result<Order>(r.error());
+  const std::string status = order ? order->status : "";
   if (status != "ready" && status != "processing" && status != "valid") {
     pending.drop();  // gone, invalid, expired or back to pending: a new order
     return std::optional<Issued>();
@@ -665,7 +635,7 @@ Result<Issued> Client::obtain(const std::vector<std::string>& domains, AcmeChall
     return created.error();
   }
   const std::string orderUrl = created->location;
-  auto order = parse(*created, "newOrder");
+  auto order = decoded(parseOrder(created->body), "newOrder");
   if (!order) {
     return order.error();
   }
@@ -683,28 +653,24 @@ Result<Issued> Client::obtain(const std::vector<std::string>& domains, AcmeChall
       }
     }
   } withdraw{sink, tokens};
-  const Json* authzs = member(*order, "authorizations");
-  if (authzs == nullptr || authzs->type != Json::Type::Array) {
+  if (!order->authorizations) {
     return terminal("newOrder: no authorizations in the order");
   }
   std::vector<std::string> pending;
-  for (const Json& a : authzs->array) {
-    if (a.type != Json::Type::String) {
-      return terminal("newOrder: an authorization URL is not a string");
-    }
-    if (auto r = authorize(a.string, challenge, sink, tokens, pending); !r) {
+  for (const std::string& a : *order->authorizations) {
+    if (auto r = authorize(a, challenge, sink, tokens, pending); !r) {
       return r.error();
     }
   }
   for (const std::string& a : pending) {
-    auto authz = poll(a, "authorization");
+    auto authz = poll(a, "authorization", parseAuthorization);
     if (!authz) {
       return authz.error();
     }
-    if (str(*authz, "status") != "valid") {
-      const Json* ident = member(*authz, "identifier");
-      return terminal("authorization for " + (ident != nullptr ? str(*ident, "value") : a) + ": " +
-                      errorOf(*authz));
+    if (authz->status != "valid") {
+      // An absent identifier names the authorization by its URL.
+      const std::string& who = authz->identifierValue.empty() ? a : authz->identifierValue;
+      return terminal("authorization for " + who + ": " + errorOf(*authz));
     }
   }
   sink.withdraw(tokens);
