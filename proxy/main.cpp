@@ -460,7 +460,7 @@ int run(int argc, char** argv) {
   logLine(drained ? "all connections finished"
                   : "drain timeout: closed " + std::to_string(cut) + " open connections",
           drained ? LogPriority::kInfo : LogPriority::kWarning);
-  p.stop();                  // joins the prober; its probes in flight are closed
+  p.stop();  // joins the prober; its probes in flight are closed
   if (dnsResponder) {
     dnsResponder->stop();  // joins its thread; a TCP query in flight is cut
   }
