@@ -193,22 +193,37 @@ Result<void> deleteNamedNetns(std::string_view name) {
   return {};
 }
 
-std::vector<std::string> listNamedNetns() {
+namespace {
+
+// The entries of the netns directory: names, and the NAMEs of temporary ".edgeplane-new-NAME"
+// ones.
+struct NetnsEntries {
   std::vector<std::string> names;
+  std::vector<std::string> temps;
+};
+
+NetnsEntries readNetnsDir() {
+  NetnsEntries out;
   DIR* dir = ::opendir(netnsDir().c_str());
   if (dir == nullptr) {
-    return names;
+    return out;
   }
-  std::vector<std::string> temps;
   while (const dirent* e = ::readdir(dir)) {
     std::string_view n = e->d_name;
     if (n.starts_with(kNetnsTempPrefix)) {
-      temps.emplace_back(n.substr(kNetnsTempPrefix.size()));
+      out.temps.emplace_back(n.substr(kNetnsTempPrefix.size()));
     } else if (n != "." && n != "..") {
-      names.emplace_back(n);
+      out.names.emplace_back(n);
     }
   }
   ::closedir(dir);
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> listNamedNetns() {
+  auto [names, temps] = readNetnsDir();
   std::sort(names.begin(), names.end());
   for (const std::string& t : temps) {
     auto it = std::lower_bound(names.begin(), names.end(), t);
@@ -220,19 +235,7 @@ std::vector<std::string> listNamedNetns() {
 }
 
 void sweepInterruptedCreates() {
-  DIR* dir = ::opendir(netnsDir().c_str());
-  if (dir == nullptr) {
-    return;
-  }
-  std::vector<std::string> temps;
-  while (const dirent* e = ::readdir(dir)) {
-    std::string_view n = e->d_name;
-    if (n.starts_with(kNetnsTempPrefix)) {
-      temps.emplace_back(n.substr(kNetnsTempPrefix.size()));
-    }
-  }
-  ::closedir(dir);
-  for (const std::string& name : temps) {
+  for (const std::string& name : readNetnsDir().temps) {
     struct statfs fs {};
     if (validName(name) && ::statfs(netnsPath(name).c_str(), &fs) == 0 && fs.f_type == NSFS_MAGIC) {
       const std::string tmp = tempPath(name);
