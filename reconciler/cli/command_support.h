@@ -2,6 +2,7 @@
 // the store and the store's view of the host, the kernel host. Not a public interface.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -15,6 +16,9 @@
 #include "schema/store.h"
 
 namespace edgeplane::cli {
+
+// How long the proxy's admin API gets to answer a notice or a query.
+inline constexpr std::chrono::milliseconds kProxyNotifyTimeout{2000};
 
 struct Loaded {
   Desired all;
