@@ -445,6 +445,10 @@ AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 AdminServer::~AdminServer() {
   try {
     impl_->server->stopAll(true);
+    // A worker the dispatcher started just before the stop holds a reference to it that only
+    // its run() drops; let every started worker run (it sees the stop at once) before the pool
+    // goes, or Poco leaks the dispatcher with its queue.
+    impl_->pool.joinAll();
   } catch (...) {
     // Shutting down regardless.
   }

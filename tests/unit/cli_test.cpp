@@ -41,6 +41,7 @@
 #include "schema/store.h"
 #include "schema/terminal_text.h"
 #include "tests/support/command.h"
+#include "tests/support/leak_check.h"
 #include "tests/support/temp_dir.h"
 
 namespace edgeplane::cli {
@@ -218,6 +219,27 @@ TEST(WebhookServerTest, AnswersOverHttp) {
 
 // Clients that connect and then stall, or trickle a byte at a time, neither hold the webhook
 // up for the others nor stay connected past the request deadline (5 s for a whole request).
+// A webhook server stopped while connections arrive leaves nothing behind: Poco's dispatcher is
+// only freed once every worker it started has run (see the admin server's test of the same).
+TEST(WebhookServerTest, StoppingWhileConnectionsArriveLeavesNothingBehind) {
+  std::atomic<int> triggered{0};
+  for (int round = 0; round < 30; ++round) {
+    auto server = startWebhookServer(triggered);
+    ASSERT_TRUE(server.ok()) << server.error().message;
+    std::vector<Poco::Net::StreamSocket> clients;
+    for (int i = 0; i < 6; ++i) {
+      clients.emplace_back(Poco::Net::SocketAddress("127.0.0.1", (*server)->port()));
+    }
+    // Sweep the stop across the moment the dispatcher starts threads for these connections.
+    std::this_thread::sleep_for(std::chrono::microseconds(100 * (round % 10)));
+    auto begin = std::chrono::steady_clock::now();
+    server->reset();
+    EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(5));
+  }
+  EXPECT_EQ(triggered.load(), 0);
+  EXPECT_FALSE(edgeplane::testing::leaksFoundNow());
+}
+
 TEST(WebhookServerTest, SlowClientsDoNotBlockTriggers) {
   std::atomic<int> triggered{0};
   auto server = startWebhookServer(triggered);
