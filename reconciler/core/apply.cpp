@@ -77,7 +77,7 @@ class Executor {
                                            : d_.createNamespace(op.name);
       case Kind::Sysctl:
         step(describe(op));
-        return d_.enableHostForwarding();
+        return d_.setHostForwarding(op.action != Action::Delete);
       case Kind::Uplink:
         step(describe(op));
         if (op.action == Action::Delete) {
@@ -354,6 +354,17 @@ StoreView recordApplied(const Plan& plan, const ApplyResult& result, const Store
   }
   if (!t.namespaces.empty()) {
     own("nftables host", "");
+    // ip_forward is edgeplane's to turn off again only when this run or an earlier one turned
+    // it on; one that was on already stays the host's.
+    const std::string sysctl = "sysctl " + std::string(kHostForwardSysctl);
+    const bool turnedOn = std::any_of(plan.ops.begin(), plan.ops.end(), [](const Op& op) {
+      return op.kind == Kind::Sysctl && op.action == Action::Update;
+    });
+    if (turnedOn) {
+      own(sysctl, "1");
+    } else {
+      carry(sysctl, true);
+    }
   }
   for (const auto& [ns, wg] : t.wireguard) {
     if (out.applied.count("namespace " + ns) == 0 || held.count(ns) != 0) {

@@ -21,7 +21,9 @@ class HostDriver {
   virtual Result<HostState> observe() = 0;
   virtual Result<void> createNamespace(const std::string& ns) = 0;
   virtual Result<void> deleteNamespace(const std::string& ns) = 0;
-  virtual Result<void> enableHostForwarding() = 0;
+  // The host's net.ipv4.ip_forward: on while namespaces need it; off again only when the
+  // store says edgeplane turned it on (the plan decides).
+  virtual Result<void> setHostForwarding(bool on) = 0;
   // Converges the veth pair, its addresses, link state, the namespace's default route and
   // its forwarding sysctl; recreates the pair if either end is missing.
   virtual Result<void> ensureUplink(const UplinkTarget& uplink) = 0;

@@ -19,6 +19,8 @@ inline constexpr std::string_view kHostLinkPrefix = "eph-";  // uplink, host end
 inline constexpr std::string_view kNsLinkPrefix = "epn-";    // uplink, namespace end
 inline constexpr std::string_view kWgLinkPrefix = "wg-";     // WireGuard interface
 inline constexpr std::string_view kTableName = "edgeplane";  // nftables table, family ip
+// The sysctl op's name; "sysctl <it>" is owned in the store while edgeplane keeps it on.
+inline constexpr std::string_view kHostForwardSysctl = "host net.ipv4.ip_forward";
 
 using ::edgeplane::netnsName;
 std::string hostLinkName(std::string_view ns);

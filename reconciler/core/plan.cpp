@@ -338,13 +338,24 @@ class Planner {
     nsOps_[ns] = add(std::move(op));
   }
 
+  // Routing into the namespaces needs the host's ip_forward on. With no namespace left it is
+  // turned off again only when edgeplane turned it on (the store says so): a host that had it
+  // on before edgeplane, for Docker or a VPN, keeps it.
   void planHostSysctl() {
-    if (t_.namespaces.empty() || o_.host.ipForward) {
+    const std::string name(kHostForwardSysctl);
+    if (!t_.namespaces.empty()) {
+      if (!o_.host.ipForward) {
+        Op op = makeOp(Action::Update, Kind::Sysctl, name, "");
+        op.changes.push_back({"value", "0", "1"});
+        hostSysctlOp_ = add(std::move(op));
+      }
       return;
     }
-    Op op = makeOp(Action::Update, Kind::Sysctl, "host net.ipv4.ip_forward", "");
-    op.changes.push_back({"value", "0", "1"});
-    hostSysctlOp_ = add(std::move(op));
+    if (o_.host.ipForward && s_.owns("sysctl", name)) {
+      Op op = makeOp(Action::Delete, Kind::Sysctl, name, "");
+      op.changes.push_back({"value", "1", "0 (edgeplane turned it on)"});
+      add(std::move(op));
+    }
   }
 
   void planUplink(const std::string& ns) {

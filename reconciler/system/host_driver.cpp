@@ -334,8 +334,8 @@ Result<void> KernelHost::deleteNamespace(const std::string& ns) {
   return deleteNamedNetns(core::netnsName(ns));
 }
 
-Result<void> KernelHost::enableHostForwarding() {
-  return setSysctl("", "net/ipv4/ip_forward", "1");
+Result<void> KernelHost::setHostForwarding(bool on) {
+  return setSysctl("", "net/ipv4/ip_forward", on ? "1" : "0");
 }
 
 // Makes `link` carry exactly `want` and be up.
@@ -506,8 +506,8 @@ Result<void> FaultInjectingHost::createNamespace(const std::string& ns) {
 Result<void> FaultInjectingHost::deleteNamespace(const std::string& ns) {
   return guard("deleteNamespace " + ns, [&] { return inner_.deleteNamespace(ns); });
 }
-Result<void> FaultInjectingHost::enableHostForwarding() {
-  return guard("enableHostForwarding", [&] { return inner_.enableHostForwarding(); });
+Result<void> FaultInjectingHost::setHostForwarding(bool on) {
+  return guard("setHostForwarding", [&] { return inner_.setHostForwarding(on); });
 }
 Result<void> FaultInjectingHost::ensureUplink(const core::UplinkTarget& uplink) {
   return guard("ensureUplink " + uplink.ns, [&] { return inner_.ensureUplink(uplink); });

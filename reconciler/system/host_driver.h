@@ -37,7 +37,7 @@ class KernelHost : public core::HostDriver {
   Result<core::HostState> observe() override;
   Result<void> createNamespace(const std::string& ns) override;
   Result<void> deleteNamespace(const std::string& ns) override;
-  Result<void> enableHostForwarding() override;
+  Result<void> setHostForwarding(bool on) override;
   Result<void> ensureUplink(const core::UplinkTarget& uplink) override;
   Result<void> deleteUplink(const std::string& ns) override;
   Result<void> ensureWireGuard(const core::WireGuardTarget& wg) override;
@@ -73,7 +73,7 @@ class FaultInjectingHost : public core::HostDriver {
   Result<void> syncPeers(const core::WireGuardTarget& wg) override;
   Result<void> createNamespace(const std::string& ns) override;
   Result<void> deleteNamespace(const std::string& ns) override;
-  Result<void> enableHostForwarding() override;
+  Result<void> setHostForwarding(bool on) override;
   Result<void> ensureUplink(const core::UplinkTarget& uplink) override;
   Result<void> deleteUplink(const std::string& ns) override;
   Result<void> replaceRoute(const core::RouteTarget& route) override;

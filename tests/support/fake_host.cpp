@@ -51,11 +51,11 @@ Result<void> FakeHost::deleteNamespace(const std::string& ns) {
   return {};
 }
 
-Result<void> FakeHost::enableHostForwarding() {
-  if (auto r = call("enableHostForwarding"); !r) {
+Result<void> FakeHost::setHostForwarding(bool on) {
+  if (auto r = call(on ? "setHostForwarding on" : "setHostForwarding off"); !r) {
     return r;
   }
-  state.host.ipForward = true;
+  state.host.ipForward = on;
   return {};
 }
 

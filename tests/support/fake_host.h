@@ -30,7 +30,7 @@ class FakeHost : public core::HostDriver {
   Result<core::HostState> observe() override;
   Result<void> createNamespace(const std::string& ns) override;
   Result<void> deleteNamespace(const std::string& ns) override;
-  Result<void> enableHostForwarding() override;
+  Result<void> setHostForwarding(bool on) override;
   Result<void> ensureUplink(const core::UplinkTarget& uplink) override;
   Result<void> deleteUplink(const std::string& ns) override;
   Result<void> ensureWireGuard(const core::WireGuardTarget& wg) override;

@@ -255,7 +255,7 @@ TEST(PlanProxy, FilesFingerprintChangeAndErrorsIsolateTheirRoutes) {
     Result<core::HostState> observe() override { return core::HostState{}; }
     Result<void> createNamespace(const std::string&) override { return {}; }
     Result<void> deleteNamespace(const std::string&) override { return {}; }
-    Result<void> enableHostForwarding() override { return {}; }
+    Result<void> setHostForwarding(bool) override { return {}; }
     Result<void> ensureUplink(const core::UplinkTarget&) override { return {}; }
     Result<void> deleteUplink(const std::string&) override { return {}; }
     Result<void> ensureWireGuard(const core::WireGuardTarget&) override { return {}; }

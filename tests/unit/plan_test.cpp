@@ -223,6 +223,45 @@ TEST(Plan, PruneRemovesOnlyWhatLeftTheConfig) {
   EXPECT_EQ(w.store.uplinkIndex.count("b"), 0u);
 }
 
+// ip_forward is turned off again when no namespace is left, but only when edgeplane turned it on.
+TEST(Plan, IpForwardIsTurnedOffAgainOnlyWhenEdgeplaneTurnedItOn) {
+  World w(load(kTwoTenants));
+  ASSERT_FALSE(w.host.state.host.ipForward);
+  ASSERT_TRUE(w.apply().ok());
+  EXPECT_TRUE(w.host.state.host.ipForward);
+  EXPECT_TRUE(w.store.owns("sysctl", core::kHostForwardSysctl));
+  ASSERT_TRUE(w.apply().ok());  // a later run with nothing to do keeps it owned
+  EXPECT_TRUE(w.store.owns("sysctl", core::kHostForwardSysctl));
+
+  w.desired = load("[fleet]\nuplink_pool = \"100.64.0.0/24\"\n");
+  core::Plan p = w.plan();
+  auto lines = opLines(p);
+  EXPECT_NE(std::find(lines.begin(), lines.end(), "delete sysctl host net.ipv4.ip_forward"),
+            lines.end())
+      << ::testing::PrintToString(lines);
+  // A failed restore stays owned, and is tried again.
+  w.host.failOn.insert("setHostForwarding off");
+  EXPECT_FALSE(w.apply().ok());
+  EXPECT_TRUE(w.host.state.host.ipForward);
+  EXPECT_TRUE(w.store.owns("sysctl", core::kHostForwardSysctl));
+  w.host.failOn.clear();
+  ASSERT_TRUE(w.apply().ok());
+  EXPECT_FALSE(w.host.state.host.ipForward);
+  EXPECT_FALSE(w.store.owns("sysctl", core::kHostForwardSysctl));
+  EXPECT_TRUE(w.host.state.namespaces.empty());
+  EXPECT_TRUE(w.plan().empty());
+
+  // On a host that had it on before, it stays on when the namespaces go.
+  World other(load(kTwoTenants));
+  other.host.state.host.ipForward = true;
+  ASSERT_TRUE(other.apply().ok());
+  EXPECT_FALSE(other.store.owns("sysctl", core::kHostForwardSysctl));
+  other.desired = load("[fleet]\nuplink_pool = \"100.64.0.0/24\"\n");
+  ASSERT_TRUE(other.apply().ok());
+  EXPECT_TRUE(other.host.state.host.ipForward);
+  EXPECT_TRUE(other.plan().empty());
+}
+
 // A run killed (SIGKILL: no unwinding, nothing recorded after) right before step `killAt` of
 // its driver calls: the host keeps what the steps before it did, the store what was written
 // before the ops (the intent).
