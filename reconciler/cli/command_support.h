@@ -17,6 +17,8 @@
 
 namespace edgeplane::cli {
 
+// The config source a destroy run records: no config is applied after it.
+inline constexpr std::string_view kDestroySource = "(destroy: the empty desired state)";
 // How long the proxy's admin API gets to answer a notice or a query.
 inline constexpr std::chrono::milliseconds kProxyNotifyTimeout{2000};
 
@@ -47,5 +49,7 @@ int64_t nowMs();
 Result<std::unique_ptr<Store>> openStoreIfPresent(const std::string& stateDir);
 
 sys::KernelHost makeHost(const Options& o);
+// "1 route", "3 routes".
+std::string plural(size_t n, std::string_view one, std::string_view many);
 
 }  // namespace edgeplane::cli

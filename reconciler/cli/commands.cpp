@@ -23,6 +23,7 @@
 
 #include "reconciler/cli/acme_step.h"
 #include "reconciler/cli/apply_record.h"
+#include "reconciler/cli/execute.h"
 #include "reconciler/cli/fetch_child.h"
 #include "reconciler/cli/history.h"
 #include "reconciler/cli/publish.h"
@@ -40,13 +41,14 @@
 #include "schema/validate.h"
 
 namespace edgeplane::cli {
-namespace {
-
-namespace fs = std::filesystem;
 
 std::string plural(size_t n, std::string_view one, std::string_view many) {
   return std::to_string(n) + " " + std::string(n == 1 ? one : many);
 }
+
+namespace {
+
+namespace fs = std::filesystem;
 
 // The host this run converges: --host, which must be declared; else the agent file's host
 // (for a config without [[host]] tables, "default"); else the machine's name if the config
@@ -175,72 +177,6 @@ std::string readFile(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-RunCounts countOutcomes(const core::Plan& p, const core::ApplyResult& result, std::ostream& err) {
-  RunCounts counts;
-  for (size_t i = 0; i < p.ops.size(); ++i) {
-    const core::Op& op = p.ops[i];
-    const core::OpResult& r = result.ops[i];
-    if (!r.ok) {
-      ++counts.failed;
-      err << "error: " << core::toString(op.action) << " " << core::toString(op.kind) << " "
-          << op.name << ": " << r.error << "\n";
-      continue;
-    }
-    switch (op.action) {
-      case core::Action::Create:
-        ++counts.added;
-        break;
-      case core::Action::Update:
-        ++counts.changed;
-        break;
-      case core::Action::Delete:
-        ++counts.destroyed;
-        break;
-    }
-  }
-  return counts;
-}
-
-std::string countsText(const RunCounts& c) {
-  return std::to_string(c.added) + " added, " + std::to_string(c.changed) + " changed, " +
-         std::to_string(c.destroyed) + " destroyed, " + std::to_string(c.failed) + " failed";
-}
-
-void printNftSyncs(const Options& o, Store& store, sys::KernelHost& host, std::ostream& out) {
-  for (const auto& sync : host.tableSyncs()) {
-    if (sync.countersBeforeReset) {
-      // A rebuilt table starts its counters at zero: keep what they had counted.
-      const sys::NftCounters& c = *sync.countersBeforeReset;
-      const std::string scope = sync.scope.empty() ? "host" : sync.scope;
-      (void)store.addTraffic(
-          TrafficSample{"nftables:" + scope + ":dnat", nowMs(),
-                        static_cast<int64_t>(c.dnatTcp.bytes + c.dnatUdp.bytes), 0,
-                        static_cast<int64_t>(c.dnatTcp.packets + c.dnatUdp.packets)});
-      if (c.dnatTcp.packets + c.dnatUdp.packets != 0) {
-        out << "nftables " << scope << ": counters saved before the rebuild ("
-            << c.dnatTcp.packets + c.dnatUdp.packets << " forwarded connections)\n";
-      }
-    }
-    if (sync.ops.empty()) {
-      continue;
-    }
-    size_t added = 0;
-    size_t removed = 0;
-    for (const auto& op : sync.ops) {
-      added += op.kind == sys::NftBatchOp::Kind::AddElement ? 1 : 0;
-      removed += op.kind == sys::NftBatchOp::Kind::DeleteElement ? 1 : 0;
-    }
-    out << "nftables " << (sync.scope.empty() ? "host" : sync.scope) << ": "
-        << sys::toString(sync.change) << ", one batch of " << sync.ops.size() << " messages ("
-        << added << " elements added, " << removed << " removed)\n";
-    if (o.verbose) {
-      for (const auto& op : sync.ops) {
-        out << "    " << op.str() << "\n";
-      }
-    }
-  }
 }
 
 }  // namespace
@@ -399,73 +335,22 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   }
   core::Plan p = core::plan(*target, *observed, *view);
   out << core::renderText(p);
-  std::vector<std::string> failOn;
-  if (const char* env = std::getenv("EDGEPLANE_FAIL_OPS"); env != nullptr && *env != '\0') {
-    std::stringstream list(env);
-    for (std::string item; std::getline(list, item, ',');) {
-      failOn.push_back(item);
-    }
-    err << "edgeplane apply: EDGEPLANE_FAIL_OPS is set: failing " << env << " on purpose\n";
-  }
-  sys::FaultInjectingHost driver(host, failOn);
   sys::CertStore certStore(o.stateDir);
   CrashPoint crash(err);
-  // Write-ahead: the namespaces about to be made are owned before they exist, so a run killed
-  // midway leaves nothing edgeplane made that a later run would take for a foreign namespace.
-  const core::StoreView intent = core::recordIntent(p, *view);
-  if (intent != *view) {
-    if (auto r = writeOwnership(store, intent); !r) {
-      const std::string why =
-          "recording the namespaces about to be made failed: " + r.error().message;
-      report.retryable = r.error().retryable;
-      finish(RunResult::Failed, why, "");
-      err << "edgeplane apply: " << why << "; nothing applied\n";
-      return report;
-    }
+  auto executed = executePlan(o, store, *run, p, *view, *observed, host, certStore,
+                              prep.appliedCommit, "apply", crash, out, err);
+  if (!executed) {
+    report.retryable = executed.error().retryable;
+    finish(RunResult::Failed, executed.error().message, "");
+    err << "edgeplane apply: " << executed.error().message << "; nothing applied\n";
+    return report;
   }
-  core::ApplyResult result =
-      core::apply(p, driver, &certStore, [&](const std::string& what) { crash.before(what); });
-  printNftSyncs(o, store, host, out);
-  Result<void> saved = recordApply(store, *run, p, result, *view, intent, err, crash);
-  if (!saved) {
-    err << "edgeplane apply: recording what was applied failed: " << saved.error().message << "\n";
-  }
-  RunCounts counts = countOutcomes(p, result, err);
-
-  // The proxy's routing table, after the system operations, as part of this run.
-  bool published = true;
-  std::vector<std::string> leftOut;
-  ProxySnapshot proxy = core::snapshotAfter(p, result, *observed, leftOut);
-  proxy.commit = prep.appliedCommit;
-  for (const auto& why : leftOut) {
-    err << "edgeplane apply: route left out of the proxy snapshot: " << why << "\n";
-  }
-  crash.before("publishing the proxy snapshot");
-  auto snapshot = publishSnapshot(store, proxy, *run, nowMs());
-  if (!snapshot) {
-    published = false;
-    err << "edgeplane apply: proxy snapshot not written: " << snapshot.error().message << "\n";
-  } else if (snapshot->changed) {
-    out << "proxy snapshot: generation " << snapshot->generation << " ("
-        << plural(snapshot->routes, "route", "routes") << ")\n";
-    if (auto told = notifyProxy(o.proxyAdmin, kProxyNotifyTimeout, o.proxyAdminTokenFile); !told) {
-      err << "edgeplane apply: warning: the proxy was not told about generation "
-          << snapshot->generation << " (" << o.proxyAdmin << "): " << told.error().message
-          << "; it picks the snapshot up from the store\n";
-    }
-  } else {
-    out << "proxy snapshot: unchanged (generation " << snapshot->generation << ")\n";
-  }
-  // The API keys table follows the snapshot the proxy serves (usage, `apikey list`).
-  bool keysSynced = false;
-  if (published) {
-    crash.before("publishing the API keys");
-    auto synced = publishApiKeys(store, proxy, proxy.commit, nowMs());
-    keysSynced = synced.ok();
-    if (!synced) {
-      err << "edgeplane apply: API keys not synced: " << synced.error().message << "\n";
-    }
-  }
+  core::ApplyResult& result = executed->result;
+  const RunCounts& counts = executed->counts;
+  const bool published = executed->published;
+  const bool keysSynced = executed->keysSynced;
+  const std::vector<std::string>& leftOut = executed->leftOut;
+  std::optional<Published> snapshot = executed->snapshot;
 
   // ACME orders, after the kernel operations and the first snapshot; what is issued is
   // published with a second snapshot. A failed order keeps the certificate in place.
@@ -479,23 +364,16 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
       }
       std::vector<std::string> leftOutAgain;
       ProxySnapshot again = core::snapshotAfter(p, result, *observed, leftOutAgain);
-      again.commit = proxy.commit;
-      auto republished = publishSnapshot(store, again, *run, nowMs());
+      again.commit = executed->proxy.commit;
+      auto republished = publishAndNotify(o, store, again, *run, "apply",
+                                          "certificates issued: " + issued, out, err);
       if (!republished) {
         err << "edgeplane apply: proxy snapshot with the new certificates not written: "
             << republished.error().message << "\n";
         orders.failed.push_back("the snapshot with " + issued +
                                 " not written: " + republished.error().message);
       } else if (republished->changed) {
-        out << "proxy snapshot: generation " << republished->generation
-            << " (certificates issued: " << issued << ")\n";
-        if (auto told = notifyProxy(o.proxyAdmin, kProxyNotifyTimeout, o.proxyAdminTokenFile);
-            !told) {
-          err << "edgeplane apply: warning: the proxy was not told about generation "
-              << republished->generation << " (" << o.proxyAdmin << "): " << told.error().message
-              << "; it picks the snapshot up from the store\n";
-        }
-        snapshot = republished;
+        snapshot = *republished;
       }
     }
   }
@@ -561,7 +439,7 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
         << " was refused; the host was reconciled against the last good commit "
         << shortCommit(prep.appliedCommit) << "\n";
   }
-  if (!saved) {
+  if (!executed->saved) {
     report.result = RunResult::Failed;
   }
   return report;

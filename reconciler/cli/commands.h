@@ -70,6 +70,7 @@ struct Options {
   int limit = 20;
   // status --check: the exit status says whether the host is as it should be.
   bool check = false;
+  bool yes = false;  // destroy: no question asked
   // agent: reconcile interval and jitter; the webhook (from the agent file).
   std::chrono::milliseconds interval{300000};
   std::chrono::milliseconds jitter{30000};
@@ -104,6 +105,9 @@ std::string runFailures(const Store& store, int64_t runId);
 
 int cmdPlan(const Options& o);
 int cmdApply(const Options& o);
+// Converges this host to an empty desired state (destroy.cpp): asks on a terminal, else needs
+// --yes; refused while an agent is running. Exit 0 when everything edgeplane owned is gone.
+int cmdDestroy(const Options& o);
 // `status --check` exit statuses beyond 0 (ok), 1 (status could not be read) and 2 (usage).
 inline constexpr int kCheckRun = 3;    // nothing applied yet, or the last run did not end ok
 inline constexpr int kCheckDrift = 4;  // the host differs from the last applied config, or

@@ -37,6 +37,9 @@ commands:
   apply    SOURCE [--host NAME] [--state-dir DIR] [--lock-timeout SECONDS] [--verbose]
            [--wireguard-backend auto|kernel|userspace] [--rotate-key NS] [--proxy-admin ADDR]
                                        converge this host to the config and record the run
+  destroy  [--state-dir DIR] [--agent FILE] [--yes] [--lock-timeout SECONDS] [--proxy-admin ADDR]
+                                       remove everything edgeplane made on this host (what
+                                       apply of an empty config would); foreign objects stay
   agent    [--agent FILE] [--proxy-admin ADDR] [SOURCE overrides]
                                        reconcile at start, every interval ± jitter, and at once
                                        when triggered (unix socket, optional webhook)
@@ -75,7 +78,7 @@ options:
   --offline           plan without looking at this host: against an empty host, or the
                       state saved by --observed FILE (a Git source is fetched into a
                       temporary cache)
-  --lock-timeout S    plan, apply, agent: give up after S seconds if another run holds the lock
+  --lock-timeout S    plan, apply, agent, destroy: give up after S seconds if another run holds the lock
   --verbose           apply: print every message of every nftables batch
   --allow-rollback    plan, apply: take a commit that does not descend from the last applied
                       one (or is dated before it); the run is recorded as a rollback
@@ -91,6 +94,7 @@ options:
                       matches the config it applied; 3 when nothing was applied yet or the
                       last run failed, was partial or was refused; 4 when the host drifted
                       (or could not be compared); 1 when the state cannot be read
+  --yes               destroy: do not ask (needed when not on a terminal)
   --wait              trigger: wait for the triggered run and exit with its outcome
   --timeout S         trigger: give up after S seconds (default 10, with --wait 600)
 )";
@@ -128,6 +132,7 @@ constexpr OptionSpec kOptions[] = {
     {"proxy-admin", true},
     {"limit", true},
     {"check", false},
+    {"yes", false},
     {"wait", false},
     {"timeout", true},
     {"name", true},
@@ -156,6 +161,8 @@ const std::vector<CommandSpec>& commandTable() {
       {"agent",
        {EDGEPLANE_SOURCE_OPTIONS, "host", "state-dir", "lock-timeout", "wireguard-backend",
         "proxy-admin"}},
+      {"destroy",
+       {"agent", "state-dir", "lock-timeout", "wireguard-backend", "proxy-admin", "yes"}},
       // status, history, trigger and apikey take --agent for the state dir (and status for the
       // host) it names.
       {"trigger", {"agent", "state-dir", "wait", "timeout"}},
@@ -534,6 +541,7 @@ std::optional<cli::Options> resolveOptions(const Args& args, int usageError, int
   o.verbose = args.options.count("verbose") != 0;
   o.wait = args.options.count("wait") != 0;
   o.check = args.options.count("check") != 0;
+  o.yes = args.options.count("yes") != 0;
   auto lockTimeout = seconds(args, "lock-timeout");
   auto timeout = seconds(args, "timeout");
   if (!lockTimeout || !timeout) {
@@ -659,6 +667,9 @@ int run(int argc, char** argv) {
   }
   if (args.command == "apply") {
     return cli::cmdApply(o);
+  }
+  if (args.command == "destroy") {
+    return cli::cmdDestroy(o);
   }
   if (args.command == "agent") {
     return cli::cmdAgent(o, [&args, usageError] {

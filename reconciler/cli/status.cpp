@@ -133,6 +133,9 @@ std::optional<fs::path> lastConfigDir(const Options& o, const ApplyRun& last) {
   if (o.config) {
     return fs::path(*o.config);
   }
+  if (last.configSource == kDestroySource) {
+    return std::nullopt;
+  }
   if ((last.commitId || !fs::is_directory(last.configSource, ec)) && fs::is_directory(kept, ec)) {
     return kept;
   }
