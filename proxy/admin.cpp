@@ -249,7 +249,11 @@ AdminResponse handleAdminRequest(Controller& controller, const Metrics& metrics,
     if (method != "GET") {
       return methodNotAllowed("GET");
     }
-    const Listeners l = controller.listeners();
+    const std::optional<Listeners> bound = controller.listeners();
+    if (!bound) {
+      return errorResponse(503, "the listeners are not bound yet");
+    }
+    const Listeners& l = *bound;
     AdminResponse r;
     r.body = "{\"https\":";
     appendJsonString(r.body, l.https);

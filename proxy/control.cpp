@@ -132,7 +132,7 @@ void Controller::setListeners(Listeners listeners) {
   listeners_ = std::move(listeners);
 }
 
-Listeners Controller::listeners() const {
+std::optional<Listeners> Controller::listeners() const {
   std::lock_guard lock(listenersMu_);
   return listeners_;
 }

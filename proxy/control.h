@@ -146,9 +146,9 @@ class Controller {
   Result<std::vector<AcmeState>> acmeStates();
 
   uint64_t refusedCount() const;
-  // Set by main once the listeners are bound; "off" each until then.
+  // Set by main once the listeners are bound; nullopt until then (not "off": unknown).
   void setListeners(Listeners listeners);
-  Listeners listeners() const;
+  std::optional<Listeners> listeners() const;
   int64_t now() const;
   // The backend health of the configs this controller builds (the prober and the admin API).
   health::HealthRegistry& health() { return health_; }
@@ -206,7 +206,7 @@ class Controller {
 
   std::mutex watchMu_;
   mutable std::mutex listenersMu_;
-  Listeners listeners_;
+  std::optional<Listeners> listeners_;
   std::condition_variable watchCv_;
   bool stopping_ = false;
   std::thread watcher_;

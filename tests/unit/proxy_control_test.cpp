@@ -1060,6 +1060,16 @@ TEST(AdminAddress, ParsesAndRefusesNonLoopback) {
 }
 
 void exerciseAdmin(Fixture& f, const AdminClient& client) {
+  // Before main has bound the listeners the API cannot say which are off: 503, not "off"
+  // (the reconciler would pick tls-alpn-01 for a proxy whose :80 is just not bound yet).
+  HttpReply unbound = client.call("GET", "/api/v1/listeners");
+  EXPECT_EQ(unbound.status, 503) << unbound.body;
+  EXPECT_NE(unbound.body.find("not bound yet"), std::string::npos) << unbound.body;
+  f.controller->setListeners(Listeners{"0.0.0.0:443", "off", "127.0.0.1:53"});
+  HttpReply bound = client.call("GET", "/api/v1/listeners");
+  EXPECT_EQ(bound.status, 200);
+  EXPECT_EQ(bound.body, "{\"https\":\"0.0.0.0:443\",\"http\":\"off\",\"dns\":\"127.0.0.1:53\"}\n");
+
   // No snapshot yet.
   HttpReply empty = client.call("GET", "/api/v1/config");
   EXPECT_EQ(empty.status, 200);
