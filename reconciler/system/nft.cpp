@@ -268,9 +268,9 @@ std::vector<RuleDef> ruleDefs(NftRole role) {
     }
     RuleDef drop{"forward", "drop between uplinks", &NftCounters::tenantDrop, {}};
     drop.exprs.push_back(metaLoad(NFT_META_IIFNAME));
-    drop.exprs.push_back(cmpPrefix(NFT_CMP_EQ, kHostUplinkPrefix));
+    drop.exprs.push_back(cmpPrefix(NFT_CMP_EQ, core::kHostLinkPrefix));
     drop.exprs.push_back(metaLoad(NFT_META_OIFNAME));
-    drop.exprs.push_back(cmpPrefix(NFT_CMP_EQ, kHostUplinkPrefix));
+    drop.exprs.push_back(cmpPrefix(NFT_CMP_EQ, core::kHostLinkPrefix));
     drop.exprs.push_back(counter());
     ExprPtr verdict = newExpr("immediate");
     nftnl_expr_set_u32(verdict.get(), NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
@@ -280,9 +280,9 @@ std::vector<RuleDef> ruleDefs(NftRole role) {
 
     RuleDef masq{"postrouting", "masquerade tenant egress", nullptr, {}};
     masq.exprs.push_back(metaLoad(NFT_META_IIFNAME));
-    masq.exprs.push_back(cmpPrefix(NFT_CMP_EQ, kHostUplinkPrefix));
+    masq.exprs.push_back(cmpPrefix(NFT_CMP_EQ, core::kHostLinkPrefix));
     masq.exprs.push_back(metaLoad(NFT_META_OIFNAME));
-    masq.exprs.push_back(cmpPrefix(NFT_CMP_NEQ, kHostUplinkPrefix));
+    masq.exprs.push_back(cmpPrefix(NFT_CMP_NEQ, core::kHostLinkPrefix));
     masq.exprs.push_back(newExpr("masq"));
     rules.push_back(std::move(masq));
     return rules;
@@ -313,7 +313,7 @@ std::vector<RuleDef> ruleDefs(NftRole role) {
   masq.exprs.push_back(std::move(bitwise));
   masq.exprs.push_back(cmpU32(NFT_CMP_NEQ, 0));
   masq.exprs.push_back(metaLoad(NFT_META_OIFNAME));
-  masq.exprs.push_back(cmpPrefix(NFT_CMP_NEQ, kNamespaceUplinkPrefix));
+  masq.exprs.push_back(cmpPrefix(NFT_CMP_NEQ, core::kNsLinkPrefix));
   masq.exprs.push_back(newExpr("masq"));
   rules.push_back(std::move(masq));
   return rules;
@@ -574,11 +574,11 @@ class NftBatchBuilder {
   void addTable(NftBatchOp::Kind kind, bool withFlags) {
     const bool isAdd = kind == NftBatchOp::Kind::AddTable;
     TablePtr table(nftnl_table_alloc());
-    nftnl_table_set_str(table.get(), NFTNL_TABLE_NAME, std::string(kNftTable).c_str());
+    nftnl_table_set_str(table.get(), NFTNL_TABLE_NAME, std::string(core::kTableName).c_str());
     if (withFlags) {
       nftnl_table_set_u32(table.get(), NFTNL_TABLE_FLAGS, 0);
     }
-    NftBatchOp op{kind, "table ip " + std::string(kNftTable), std::nullopt, std::nullopt};
+    NftBatchOp op{kind, "table ip " + std::string(core::kTableName), std::nullopt, std::nullopt};
     add(std::move(op), isAdd ? NFT_MSG_NEWTABLE : NFT_MSG_DELTABLE, isAdd ? NLM_F_CREATE : 0,
         [&](nlmsghdr* nlh) { nftnl_table_nlmsg_build_payload(nlh, table.get()); });
   }
@@ -595,7 +595,7 @@ class NftBatchBuilder {
           // Built by hand rather than with nftnl_set_elems_nlmsg_build_payload(), which numbers
           // the list entries 1, 2, ... instead of NFTA_LIST_ELEM (the kernel does not mind,
           // libnftnl's own parser does).
-          mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, std::string(kNftTable).c_str());
+          mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, std::string(core::kTableName).c_str());
           mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set.c_str());
           if (setId) {
             mnl_attr_put_u32(nlh, NFTA_SET_ELEM_LIST_SET_ID, htonl(*setId));
@@ -668,7 +668,7 @@ Result<NftBatch> buildReplaceTable(const NftTableState& desired) {
 
   for (const MapDef& map : maps) {
     SetPtr set(nftnl_set_alloc());
-    nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, std::string(kNftTable).c_str());
+    nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, std::string(core::kTableName).c_str());
     nftnl_set_set_str(set.get(), NFTNL_SET_NAME, map.name.c_str());
     nftnl_set_set_u32(set.get(), NFTNL_SET_FLAGS, map.flags);
     nftnl_set_set_u32(set.get(), NFTNL_SET_KEY_TYPE, kTypeInetService);
@@ -689,7 +689,7 @@ Result<NftBatch> buildReplaceTable(const NftTableState& desired) {
 
   for (const ChainDef& def : chainDefs(role)) {
     ChainPtr chain(nftnl_chain_alloc());
-    nftnl_chain_set_str(chain.get(), NFTNL_CHAIN_TABLE, std::string(kNftTable).c_str());
+    nftnl_chain_set_str(chain.get(), NFTNL_CHAIN_TABLE, std::string(core::kTableName).c_str());
     nftnl_chain_set_str(chain.get(), NFTNL_CHAIN_NAME, def.name.c_str());
     nftnl_chain_set_str(chain.get(), NFTNL_CHAIN_TYPE, def.type.c_str());
     nftnl_chain_set_u32(chain.get(), NFTNL_CHAIN_HOOKNUM, def.hook);
@@ -703,7 +703,7 @@ Result<NftBatch> buildReplaceTable(const NftTableState& desired) {
   std::map<std::string, int> ruleIndex;
   for (RuleDef& def : ruleDefs(role)) {
     RulePtr rule(nftnl_rule_alloc());
-    nftnl_rule_set_str(rule.get(), NFTNL_RULE_TABLE, std::string(kNftTable).c_str());
+    nftnl_rule_set_str(rule.get(), NFTNL_RULE_TABLE, std::string(core::kTableName).c_str());
     nftnl_rule_set_str(rule.get(), NFTNL_RULE_CHAIN, def.chain.c_str());
     for (ExprPtr& e : def.exprs) {
       nftnl_rule_add_expr(rule.get(), e.release());
@@ -1258,7 +1258,7 @@ Result<void> talk(mnl_socket* socket, uint32_t portId, uint32_t& seq, uint16_t t
 void collectMap(const nlmsghdr* nlh, ObservedTable& t) {
   SetPtr s(nftnl_set_alloc());
   if (nftnl_set_nlmsg_parse(nlh, s.get()) != 0 ||
-      kNftTable != nftnl_set_get_str(s.get(), NFTNL_SET_TABLE)) {
+      core::kTableName != nftnl_set_get_str(s.get(), NFTNL_SET_TABLE)) {
     return;
   }
   auto u32 = [&](uint16_t attr) {
@@ -1277,7 +1277,7 @@ void collectMap(const nlmsghdr* nlh, ObservedTable& t) {
 void collectChain(const nlmsghdr* nlh, ObservedTable& t) {
   ChainPtr c(nftnl_chain_alloc());
   if (nftnl_chain_nlmsg_parse(nlh, c.get()) != 0 ||
-      kNftTable != nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TABLE)) {
+      core::kTableName != nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TABLE)) {
     return;
   }
   ObservedChain chain;
@@ -1298,7 +1298,7 @@ void collectChain(const nlmsghdr* nlh, ObservedTable& t) {
 void collectRule(const nlmsghdr* nlh, ObservedTable& t) {
   RulePtr r(nftnl_rule_alloc());
   if (nftnl_rule_nlmsg_parse(nlh, r.get()) != 0 ||
-      kNftTable != nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE)) {
+      core::kTableName != nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE)) {
     return;
   }
   ObservedRule rule;
@@ -1346,7 +1346,7 @@ void collectElems(const nlmsghdr* nlh, ObservedMap& map) {
 
 Result<std::optional<NftTableState>> NftSocket::observe() {
   const std::string where = netns_.empty() ? "nft" : "nft (namespace " + netns_ + ")";
-  const std::string table(kNftTable);
+  const std::string table(core::kTableName);
   int err = 0;
   // One request; a failure is reported as "<where>: <what>: <cause>".
   auto request = [&](const char* what, uint16_t type, uint16_t family, uint16_t flags,

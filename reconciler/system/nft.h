@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "reconciler/core/host_state.h"
 #include "schema/model.h"
 #include "schema/net.h"
 #include "schema/result.h"
@@ -17,12 +18,9 @@ struct mnl_socket;
 
 namespace edgeplane::sys {
 
-// The one table edgeplane owns in every namespace it manages (family ip).
-inline constexpr std::string_view kNftTable = "edgeplane";
-// Interface name prefixes of the uplink veth pair: host side and namespace side. The rules
-// match them as prefixes ("eph-*"), so the link driver must name uplinks this way.
-inline constexpr std::string_view kHostUplinkPrefix = "eph-";
-inline constexpr std::string_view kNamespaceUplinkPrefix = "epn-";
+// The table is core::kTableName in every namespace edgeplane manages (family ip). The rules
+// match the uplinks by core::kHostLinkPrefix / kNsLinkPrefix ("eph-*"), the names the link
+// driver gives them.
 
 // Host role: public ports -> a tenant namespace's uplink address (ports kept), masquerade of
 // tenant egress, no forwarding between tenants. Namespace role: public port -> target
