@@ -1,5 +1,5 @@
 // Prometheus exposition shared by both daemons: the text writer, the test parser's own checks,
-// process_* from /proc and the read-only metrics server.
+// process_* from /proc, the read-only metrics server, and the agent's run series.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -11,6 +11,7 @@
 #include <string>
 
 #include "edgeplane_version.h"
+#include "reconciler/cli/agent_metrics.h"
 #include "reconciler/system/local_http.h"
 #include "reconciler/system/process_metrics.h"
 #include "schema/local_address.h"
@@ -228,6 +229,102 @@ TEST(MetricsServer, UnixSocketIsGroupOnlyAndRemovedAtStop) {
     EXPECT_TRUE(fs::exists(sock));
   }
   EXPECT_FALSE(fs::exists(sock));
+}
+
+// ---- the agent's series ----
+
+OpOutcome op(std::string kind, bool ok) {
+  OpOutcome o;
+  o.kind = std::move(kind);
+  o.ok = ok;
+  return o;
+}
+
+TEST(AgentMetrics, RunsChangeTheSeries) {
+  cli::AgentMetrics metrics;
+  ParsedMetrics before = parseMetrics(metrics.render());
+  ASSERT_TRUE(before.errors.empty()) << ::testing::PrintToString(before.errors);
+  EXPECT_EQ(before.samples["edgeplane_build_info{version=\"" EDGEPLANE_VERSION "\"}"], 1);
+  EXPECT_EQ(before.samples["edgeplane_last_run_timestamp_seconds"], 0);
+  EXPECT_EQ(before.samples["edgeplane_last_run_success"], 0);
+  EXPECT_EQ(before.samples["edgeplane_run_duration_seconds_count"], 0);
+  EXPECT_EQ(before.samples["edgeplane_runs_total{result=\"ok\"}"], 0);
+  EXPECT_EQ(before.types["edgeplane_config_info"], "gauge");
+  EXPECT_EQ(before.types["edgeplane_operations_total"], "counter");
+  EXPECT_EQ(before.types.count("process_open_fds"), 1u);
+
+  cli::RunObservation ok;
+  ok.result = RunResult::Ok;
+  ok.finishedAtMs = 1'700'000'000'500;
+  ok.duration = std::chrono::milliseconds(1200);
+  ok.commit = "0123456789abcdef0123456789abcdef01234567";
+  ok.ops = {op("wireguard", true), op("wireguard", true), op("forward", false)};
+  metrics.recordRun(ok);
+  ParsedMetrics p = parseMetrics(metrics.render());
+  ASSERT_TRUE(p.errors.empty()) << ::testing::PrintToString(p.errors);
+  EXPECT_EQ(p.samples["edgeplane_last_run_timestamp_seconds"], 1'700'000'000.5);
+  EXPECT_EQ(p.samples["edgeplane_last_run_success"], 1);
+  EXPECT_EQ(p.samples["edgeplane_last_successful_apply_timestamp_seconds"], 1'700'000'000.5);
+  EXPECT_EQ(p.samples["edgeplane_runs_total{result=\"ok\"}"], 1);
+  EXPECT_EQ(p.samples["edgeplane_run_duration_seconds_bucket{le=\"1\"}"], 0);
+  EXPECT_EQ(p.samples["edgeplane_run_duration_seconds_bucket{le=\"2.5\"}"], 1);
+  EXPECT_EQ(p.samples["edgeplane_run_duration_seconds_count"], 1);
+  EXPECT_DOUBLE_EQ(p.samples["edgeplane_run_duration_seconds_sum"], 1.2);
+  EXPECT_EQ(p.samples["edgeplane_operations_total{kind=\"wireguard\",result=\"ok\"}"], 2);
+  EXPECT_EQ(p.samples["edgeplane_operations_total{kind=\"forward\",result=\"failed\"}"], 1);
+  EXPECT_EQ(p.samples["edgeplane_config_info{commit=\"" + *ok.commit + "\"}"], 1);
+  EXPECT_EQ(p.samples["edgeplane_drift_detected"], 0);
+
+  // A failed run: the last run says so; the last success and the applied commit stay.
+  cli::RunObservation failed;
+  failed.result = RunResult::Failed;
+  failed.finishedAtMs = 1'700'000'060'000;
+  failed.duration = std::chrono::milliseconds(40);
+  failed.commit = "fedcba9876543210fedcba9876543210fedcba98";
+  metrics.recordRun(failed);
+  p = parseMetrics(metrics.render());
+  ASSERT_TRUE(p.errors.empty()) << ::testing::PrintToString(p.errors);
+  EXPECT_EQ(p.samples["edgeplane_last_run_timestamp_seconds"], 1'700'000'060);
+  EXPECT_EQ(p.samples["edgeplane_last_run_success"], 0);
+  EXPECT_EQ(p.samples["edgeplane_last_successful_apply_timestamp_seconds"], 1'700'000'000.5);
+  EXPECT_EQ(p.samples["edgeplane_runs_total{result=\"failed\"}"], 1);
+  EXPECT_EQ(p.samples["edgeplane_run_duration_seconds_bucket{le=\"0.1\"}"], 1);
+  EXPECT_EQ(p.samples["edgeplane_run_duration_seconds_count"], 2);
+  EXPECT_EQ(p.samples.count("edgeplane_config_info{commit=\"" + *failed.commit + "\"}"), 0u);
+  EXPECT_EQ(p.samples["edgeplane_config_info{commit=\"" + *ok.commit + "\"}"], 1);
+
+  // The same commit again, with work to do: drift.
+  cli::RunObservation repaired = ok;
+  repaired.drift = true;
+  repaired.ops = {op("nft", true)};
+  metrics.recordRun(repaired);
+  p = parseMetrics(metrics.render());
+  EXPECT_EQ(p.samples["edgeplane_drift_detected"], 1);
+  EXPECT_EQ(p.samples["edgeplane_operations_total{kind=\"nft\",result=\"ok\"}"], 1);
+  EXPECT_EQ(p.samples["edgeplane_operations_total{kind=\"wireguard\",result=\"ok\"}"], 2);
+}
+
+// A restarted agent reports the last success and the applied commit the store recorded, not 0.
+TEST(AgentMetrics, RestoresWhatTheStoreRecorded) {
+  TempDir dir;
+  auto store = Store::open(dir.path());
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  auto run = (*store)->beginRun(
+      {"0123456789abcdef0123456789abcdef01234567", "repo main", 1'700'000'000'000});
+  ASSERT_TRUE(run.ok());
+  ASSERT_TRUE((*store)->finishRun(*run, {1'700'000'003'000, RunResult::Ok, "ok", {}}).ok());
+  auto later = (*store)->beginRun({std::nullopt, "repo main", 1'700'000'100'000});
+  ASSERT_TRUE(later.ok());
+  ASSERT_TRUE((*store)->finishRun(*later, {1'700'000'101'000, RunResult::Failed, "no", {}}).ok());
+
+  cli::AgentMetrics metrics;
+  metrics.restore(cli::recordedState(**store));
+  ParsedMetrics p = parseMetrics(metrics.render());
+  ASSERT_TRUE(p.errors.empty()) << ::testing::PrintToString(p.errors);
+  EXPECT_EQ(p.samples["edgeplane_last_successful_apply_timestamp_seconds"], 1'700'000'003);
+  EXPECT_EQ(p.samples["edgeplane_config_info{commit=\"0123456789abcdef0123456789abcdef01234567\"}"],
+            1);
+  EXPECT_EQ(p.samples["edgeplane_last_run_timestamp_seconds"], 0);  // none since it started
 }
 
 }  // namespace
