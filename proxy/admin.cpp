@@ -1,53 +1,29 @@
-// The proxy's admin API: request handling (plain functions) and the POCO HTTP server around it.
+// The proxy's admin API: request handling (plain functions) and the POCO handlers around it.
 #include "proxy/admin.h"
 
 #include "proxy/gateway/config.h"
+#include "reconciler/system/local_http.h"
 
 #include "schema/json_text.h"
+#include "schema/prometheus_text.h"
 
 #include <Poco/Exception.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServer.h>
-#include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerRequestImpl.h>
 #include <Poco/Net/HTTPServerResponse.h>
-#include <Poco/Net/ServerSocket.h>
-#include <Poco/Net/SocketAddress.h>
 #include <Poco/Net/SocketImpl.h>
 #include <Poco/String.h>
-#include <Poco/ThreadPool.h>
-#include <errno.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <charconv>
-#include <cstdio>
-#include <cstring>
 #include <ctime>
 #include <exception>
 #include <limits>
 
 namespace edgeplane::proxy {
 
-namespace fs = std::filesystem;
-
 namespace {
-
-bool isLoopback(const IpAddress& a) {
-  if (a.family == IpAddress::Family::V4) {
-    return a.bytes[0] == 127;
-  }
-  for (size_t i = 0; i < 15; ++i) {
-    if (a.bytes[i] != 0) {
-      return false;
-    }
-  }
-  return a.bytes[15] == 1;
-}
 
 AdminResponse errorResponse(int status, std::string_view message) {
   AdminResponse r;
@@ -147,50 +123,6 @@ AdminResponse reloadResponse(Controller& controller) {
 
 }  // namespace
 
-std::optional<Endpoint> parseListenAddress(std::string_view text) {
-  if (text.ends_with(":0")) {
-    auto endpoint = Endpoint::parse(std::string(text.substr(0, text.size() - 1)) + "1");
-    if (endpoint) {
-      endpoint->port = 0;
-    }
-    return endpoint;
-  }
-  return Endpoint::parse(text);
-}
-
-Result<AdminAddress> AdminAddress::parse(std::string_view text) {
-  AdminAddress a;
-  if (text.starts_with("unix:")) {
-    std::string_view path = text.substr(5);
-    if (path.empty()) {
-      return terminal("admin address \"unix:\" needs a socket path");
-    }
-    if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
-      return terminal("admin socket path is too long (at most " +
-                      std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
-                      " bytes): " + std::string(path));
-    }
-    a.unixPath = fs::path(path);
-    return a;
-  }
-  auto endpoint = parseListenAddress(text);
-  if (!endpoint) {
-    return terminal("admin address must be unix:PATH or a loopback IP:PORT, got \"" +
-                    std::string(text) + "\"");
-  }
-  if (!isLoopback(endpoint->address)) {
-    return terminal("admin address " + std::string(text) +
-                    " is not loopback: the admin API listens only on 127.0.0.0/8, ::1 or a "
-                    "unix socket");
-  }
-  a.tcp = *endpoint;
-  return a;
-}
-
-std::string AdminAddress::str() const {
-  return unixPath ? "unix:" + unixPath->string() : tcp.str();
-}
-
 std::string renderBackends(const health::HealthRegistry& registry, const ActiveConfig& config) {
   std::string out = "[";
   for (const health::BackendStatus& b : registry.describe(config)) {
@@ -228,9 +160,7 @@ AdminResponse handleAdminRequest(Controller& controller, const Metrics& metrics,
       return methodNotAllowed("GET");
     }
     AdminResponse r;
-    r.body =
-        "{\"status\":\"ok\",\"generation\":" + std::to_string(controller.current()->generation) +
-        "}\n";
+    r.body = healthzText(controller);
     return r;
   }
   if (path == "/api/v1/config") {
@@ -277,11 +207,8 @@ AdminResponse handleAdminRequest(Controller& controller, const Metrics& metrics,
       return methodNotAllowed("GET");
     }
     AdminResponse r;
-    r.contentType = "text/plain; version=0.0.4; charset=utf-8";
-    // An unreadable store leaves the ACME series out; the proxy's own counters still matter.
-    auto acme = controller.acmeStates();
-    r.body = renderMetrics(metrics, *controller.current(), controller.refusedCount(),
-                           acme ? *acme : std::vector<AcmeState>{});
+    r.contentType = std::string(prometheus::kContentType);
+    r.body = metricsText(controller, metrics);
     return r;
   }
   if (path == "/api/v1/apikeys") {
@@ -357,21 +284,10 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     } catch (const std::exception& e) {
       r = errorResponse(500, std::string("internal error: ") + e.what());
     }
-    try {
-      response.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(r.status));
-      response.setReason(Poco::Net::HTTPResponse::getReasonForStatus(response.getStatus()));
-      response.setContentType(r.contentType);
-      response.setContentLength(static_cast<std::streamsize>(r.body.size()));
-      if (!r.allow.empty()) {
-        response.set("Allow", r.allow);
-      }
-      if (r.status == 401) {
-        response.set("WWW-Authenticate", "Bearer");
-      }
-      response.send().write(r.body.data(), static_cast<std::streamsize>(r.body.size()));
-    } catch (...) {
-      // The client went away; nothing to tell it.
+    if (r.status == 401) {
+      response.set("WWW-Authenticate", "Bearer");
     }
+    sendLocalReply(response, r.status, r.contentType, r.body, r.allow);
   }
 
  private:
@@ -399,70 +315,18 @@ class Factory : public Poco::Net::HTTPRequestHandlerFactory {
   bool unixSocket_;
 };
 
-// A socket file at `path`: stale (its process died) -> removed; live or not a socket -> error.
-Result<void> clearStaleSocket(const fs::path& path) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) {
-      return {};
-    }
-    return terminal("cannot inspect " + path.string() + ": " + std::strerror(errno));
-  }
-  if (!S_ISSOCK(st.st_mode)) {
-    return terminal(path.string() + " exists and is not a socket; refusing to replace it");
-  }
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    return terminal(std::string("socket: ") + std::strerror(errno));
-  }
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  int err = errno;
-  ::close(fd);
-  if (rc == 0) {
-    return terminal("another process is serving " + path.string() +
-                    " (is edgeplane-proxy already running?)");
-  }
-  if (err != ECONNREFUSED && err != ENOENT) {
-    return terminal("cannot probe " + path.string() + ": " + std::strerror(err));
-  }
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return terminal("cannot remove the stale socket " + path.string() + ": " +
-                    std::strerror(errno));
-  }
-  return {};
-}
-
 }  // namespace
 
 struct AdminServer::Impl {
-  Poco::ThreadPool pool{1, 4};
-  std::unique_ptr<Poco::Net::HTTPServer> server;
-  std::optional<fs::path> socketPath;
-  std::string address;
+  std::unique_ptr<LocalHttpServer> server;
 };
 
 AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-AdminServer::~AdminServer() {
-  try {
-    impl_->server->stopAll(true);
-    // A worker the dispatcher started just before the stop holds a reference to it that only
-    // its run() drops; let every started worker run (it sees the stop at once) before the pool
-    // goes, or Poco leaks the dispatcher with its queue.
-    impl_->pool.joinAll();
-  } catch (...) {
-    // Shutting down regardless.
-  }
-  if (impl_->socketPath) {
-    ::unlink(impl_->socketPath->c_str());
-  }
-}
+AdminServer::~AdminServer() = default;
 
 const std::string& AdminServer::address() const {
-  return impl_->address;
+  return impl_->server->address();
 }
 
 Result<std::unique_ptr<AdminServer>> AdminServer::start(const AdminAddress& address,
@@ -473,53 +337,18 @@ Result<std::unique_ptr<AdminServer>> AdminServer::start(const AdminAddress& addr
     return terminal("admin address " + address.str() +
                     " is TCP: it needs --admin-token-file (any local user can reach it)");
   }
-  auto impl = std::make_unique<Impl>();
-  try {
-    Poco::Net::ServerSocket socket;
-    if (address.unixPath) {
-      if (auto cleared = clearStaleSocket(*address.unixPath); !cleared) {
-        return cleared.error();
-      }
-      socket.bind(Poco::Net::SocketAddress(Poco::Net::SocketAddress::UNIX_LOCAL,
-                                           address.unixPath->string()),
-                  false);
-      impl->socketPath = *address.unixPath;
-      // The group may connect only when it is allowed; SO_PEERCRED checks each peer anyway.
-      const char* mode = access.allowedGid ? "0660" : "0600";
-      if ((access.allowedGid &&
-           ::chown(address.unixPath->c_str(), static_cast<uid_t>(-1), *access.allowedGid) != 0) ||
-          ::chmod(address.unixPath->c_str(), access.allowedGid ? 0660 : 0600) != 0) {
-        int err = errno;
-        ::unlink(address.unixPath->c_str());
-        return terminal("cannot make " + address.unixPath->string() + " " + mode + ": " +
-                        std::strerror(err));
-      }
-      impl->address = address.str();
-    } else {
-      socket.bind(Poco::Net::SocketAddress(address.tcp.address.str(), address.tcp.port), true);
-      Endpoint bound = address.tcp;
-      bound.port = socket.address().port();
-      impl->address = bound.str();
-    }
-    socket.listen(16);
-
-    auto params = new Poco::Net::HTTPServerParams;
-    params->setMaxThreads(4);
-    params->setMaxQueued(16);
-    params->setKeepAlive(false);  // one request per connection: nothing lingers
-    params->setTimeout(Poco::Timespan(5, 0));
-    // An idle dispatcher thread waits this long for work, and stopping waits for it.
-    params->setThreadIdleTime(Poco::Timespan(0, 500000));
-    impl->server = std::make_unique<Poco::Net::HTTPServer>(
-        new Factory(controller, metrics, access, address.unixPath.has_value()), impl->pool, socket,
-        params);
-    impl->server->start();
-  } catch (const Poco::Exception& e) {
-    if (impl->socketPath) {
-      ::unlink(impl->socketPath->c_str());
-    }
-    return terminal("cannot listen on admin address " + address.str() + ": " + e.displayText());
+  // The group may connect only when it is allowed; SO_PEERCRED checks each peer anyway.
+  auto bound = listenLocal(address, access.allowedGid ? 0660 : 0600, access.allowedGid);
+  if (!bound) {
+    return terminal("admin address: " + bound.error().message);
   }
+  auto server = LocalHttpServer::start(
+      std::move(*bound), new Factory(controller, metrics, access, address.unixPath.has_value()), 4);
+  if (!server) {
+    return terminal("admin address: " + server.error().message);
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->server = std::move(*server);
   return std::unique_ptr<AdminServer>(new AdminServer(std::move(impl)));
 }
 

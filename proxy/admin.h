@@ -31,32 +31,32 @@
 #include "proxy/admin_access.h"
 #include "proxy/control.h"
 #include "proxy/runtime.h"
+#include "schema/local_address.h"
 #include "schema/net.h"
 #include "schema/result.h"
 #include "schema/store.h"
 
 namespace edgeplane::proxy {
 
-// A listening address "ADDR:PORT" (IP literal, IPv6 in brackets) where port 0 asks the kernel
-// for an ephemeral port (Endpoint::parse refuses port 0: it is no place to connect to).
-std::optional<Endpoint> parseListenAddress(std::string_view text);
-
-// "unix:/path/to.sock" or "127.0.0.1:9000" / "[::1]:9000". Anything not loopback is refused:
-// only the host itself may reach the API (a token guards it from the host's other users).
-struct AdminAddress {
-  std::optional<std::filesystem::path> unixPath;
-  Endpoint tcp;  // when unixPath is unset
-
-  static Result<AdminAddress> parse(std::string_view text);
-  std::string str() const;
-};
+// The admin API's address: unix:PATH or a loopback ADDR:PORT (local_address.h). A token
+// guards a TCP one from the host's other users.
+using AdminAddress = LocalAddress;
 
 // Prometheus text for the process counters, the active config's per-route counters and the
-// count of refused snapshots. Every ErrorKind appears, zero or not. The certificates: each
+// count of refused snapshots. Every ErrorKind appears, zero or not. Route series are labelled
+// kind="passthrough|site|gateway" and route="<name>"; edgeplane_proxy_build_info{version} and
+// the process_* series come with them. The certificates: each
 // served one's expiry, and from `acme` (the store's lifecycle state) each ACME certificate's
 // consecutive failed orders and its renewal time.
 std::string renderMetrics(const Metrics& metrics, const ActiveConfig& config, uint64_t refused,
                           const std::vector<AcmeState>& acme = {});
+
+// The body of GET /metrics: renderMetrics of the controller's active config and the store's
+// ACME state (left out when the store cannot be read).
+std::string metricsText(Controller& controller, const Metrics& metrics);
+
+// The body of GET /healthz: {"status":"ok","generation":N}.
+std::string healthzText(Controller& controller);
 
 // The JSON array of GET /api/v1/backends for `config` (see the table above).
 std::string renderBackends(const health::HealthRegistry& registry, const ActiveConfig& config);

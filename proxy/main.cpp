@@ -25,6 +25,7 @@
 #include "proxy/dns/responder.h"
 #include "proxy/engine.h"
 #include "proxy/health/prober.h"
+#include "reconciler/system/local_http.h"
 #include "reconciler/system/service_manager.h"
 #include "schema/net.h"
 
@@ -40,6 +41,7 @@ constexpr const char* kUsage =
     "                       [--admin unix:PATH|ADDR:PORT] [--workers N] [--max-connections N]\n"
     "                       [--max-connections-per-ip N] [--max-pending-hellos-per-ip N]\n"
     "                       [--admin-token-file FILE] [--admin-allow-gid GID]\n"
+    "                       [--metrics ADDR:PORT|off]\n"
     "                       [--hello-timeout D] [--idle-timeout D] [--connect-timeout D]\n"
     "                       [--header-timeout D] [--keep-alive-timeout D] [--response-timeout D]\n"
     "                       [--drain-timeout D] [--netns-dir DIR] [--no-access-log] [--version]\n"
@@ -52,6 +54,8 @@ constexpr const char* kUsage =
     "            --admin-allow-gid GID that group too (the socket becomes 0660, that group's);\n"
     "            a TCP --admin needs --admin-token-file FILE (mode 0600, >= 16 characters):\n"
     "            every request carries Authorization: Bearer <its text>, else 401\n"
+    "            --metrics off; a loopback ADDR:PORT serves GET /metrics (Prometheus) and\n"
+    "            /healthz without the admin token, and nothing else (read-only)\n"
     "            --state-dir $EDGEPLANE_STATE_DIR, else /var/lib/edgeplane\n"
     "            --netns-dir /run/netns (where the routes' network namespaces are named)\n"
     "            --workers 0 (one per CPU), --drain-timeout 30s; durations like 5s or 500ms\n"
@@ -69,7 +73,8 @@ struct Options {
   std::optional<std::string> admin;  // unset: the unix socket in the state directory
   std::optional<fs::path> adminTokenFile;
   std::optional<gid_t> adminAllowGid;
-  std::optional<Endpoint> dns;  // unset: no DNS-01 responder
+  std::optional<LocalAddress> metrics;  // unset: no metrics-only endpoint
+  std::optional<Endpoint> dns;          // unset: no DNS-01 responder
   std::chrono::milliseconds drainTimeout{30000};
   bool version = false;
 };
@@ -101,6 +106,25 @@ Result<uint64_t> parseCount(std::string_view flag, std::string_view value, uint6
                     " to " + std::to_string(max) + ", got \"" + std::string(value) + "\"");
   }
   return n;
+}
+
+// --metrics off | a loopback ADDR:PORT. Not a unix socket: Prometheus cannot scrape one, and
+// the admin socket already serves /metrics to local clients.
+Result<void> parseMetricsFlag(Options& o, std::string_view v) {
+  if (v == "off") {
+    o.metrics.reset();
+    return {};
+  }
+  auto address = LocalAddress::parse(v, "--metrics");
+  if (!address) {
+    return address.error();
+  }
+  if (address->unixPath) {
+    return terminal("--metrics takes a loopback ADDR:PORT, got \"" + std::string(v) +
+                    "\" (the admin socket serves /metrics on a unix socket)");
+  }
+  o.metrics = *address;
+  return {};
 }
 
 // One flag that takes a value.
@@ -136,6 +160,9 @@ Result<void> applyValue(Options& o, std::optional<std::string>& stateDir, std::s
       return {};
     }
     return set(parseListen(flag, v), o.dns);
+  }
+  if (flag == "--metrics") {
+    return parseMetricsFlag(o, v);
   }
   if (flag == "--admin") {
     o.admin = std::string(v);
@@ -244,6 +271,7 @@ Result<Options> parseArgs(int argc, char** argv) {
                                                        "--admin",
                                                        "--admin-token-file",
                                                        "--admin-allow-gid",
+                                                       "--metrics",
                                                        "--netns-dir",
                                                        "--workers",
                                                        "--max-connections",
@@ -372,6 +400,20 @@ int run(int argc, char** argv) {
     return 1;
   }
 
+  // Prometheus' read-only endpoint, before the public ports too: a taken port stops startup.
+  std::unique_ptr<MetricsServer> metricsServer;
+  if (o.metrics) {
+    auto started = MetricsServer::start(
+        *o.metrics, {[&controller, &metrics] { return metricsText(controller, metrics); },
+                     [&controller] { return healthzText(controller); }});
+    if (!started) {
+      logLine(started.error().message, LogPriority::kErr);
+      return 1;
+    }
+    metricsServer = std::move(*started);
+    std::printf("edgeplane-proxy: metrics on %s\n", metricsServer->address().c_str());
+  }
+
   // With the config loaded above, so the first connections (already queued when the
   // listeners are bound, on a restart under load) are routed rather than closed as no_route.
   auto engine = Engine::start(o.engine, metrics, controller.current());
@@ -465,6 +507,7 @@ int run(int argc, char** argv) {
     dnsResponder->stop();  // joins its thread; a TCP query in flight is cut
   }
   controller.stopWatcher();  // joins the watcher and writes the last traffic deltas
+  metricsServer.reset();
   server->reset();
   engine->reset();
   logLine("stopped");

@@ -7,6 +7,7 @@
 #include <regex>
 #include <sstream>
 
+#include "schema/local_address.h"
 #include "schema/toml_reader.h"
 
 namespace edgeplane {
@@ -108,13 +109,6 @@ bool isSshUrl(std::string_view url) {
   return url.starts_with("ssh://") || (url.find("://") == std::string_view::npos && isScpLike(url));
 }
 
-bool isLoopback(const IpAddress& a) {
-  if (a.family == IpAddress::Family::V4) {
-    return a.bytes[0] == 127;
-  }
-  return *IpAddress::parse("::1") == a;
-}
-
 class AgentLoader {
  public:
   AgentLoader(AgentConfig& out, const std::string& file, const fs::path& baseDir,
@@ -142,6 +136,9 @@ class AgentLoader {
         out_.state_dir = resolvePath(baseDir_, *dir);
       }
     }
+    if (auto metrics = r.str("metrics")) {
+      out_.metrics = localAddress(r, "metrics", *metrics);
+    }
     if (const toml::table* t = r.table("source")) {
       loadSource(*t);
     } else if (!r.has("source")) {
@@ -162,7 +159,7 @@ class AgentLoader {
     if (const toml::table* t = r.table("proxy")) {
       TableReader p = reader(*t, "[proxy]");
       if (auto admin = p.str("admin")) {
-        out_.proxy_admin = adminAddress(p, *admin);
+        out_.proxy_admin = localAddress(p, "admin", *admin);
       }
       out_.proxy_admin_token_file = nonEmptyPath(p, "admin_token_file");
       finish(p, "proxy");
@@ -345,25 +342,28 @@ class AgentLoader {
     return parseDuration(text);
   }
 
-  // "unix:/path" (a relative path is anchored like the other paths) or a loopback ADDR:PORT.
-  std::optional<std::string> adminAddress(TableReader& r, const std::string& text) {
+  // "unix:/path" (a relative path is anchored like the other paths) or a loopback ADDR:PORT,
+  // the value of `key` (admin, metrics).
+  std::optional<std::string> localAddress(TableReader& r, std::string_view key,
+                                          const std::string& text) {
+    const std::string name = "'" + std::string(key) + "'";
     if (text.starts_with("unix:")) {
       const std::string path = text.substr(5);
       if (path.empty()) {
-        r.error("admin", "'admin' " + quote(text) + " names no socket path");
-        r.reject("admin");
+        r.error(key, name + " " + quote(text) + " names no socket path");
+        r.reject(key);
         return std::nullopt;
       }
       std::string resolved = resolvePath(baseDir_, path);
       if (resolved.size() > kMaxUnixPath) {
-        r.error("admin", "'admin' socket path " + quote(resolved) + " is longer than " +
-                             std::to_string(kMaxUnixPath) + " bytes, too long for a unix socket");
-        r.reject("admin");
+        r.error(key, name + " socket path " + quote(resolved) + " is longer than " +
+                         std::to_string(kMaxUnixPath) + " bytes, too long for a unix socket");
+        r.reject(key);
         return std::nullopt;
       }
       return "unix:" + resolved;
     }
-    auto e = loopbackEndpoint(r, "admin", text, "\"unix:/path\" or a loopback ADDR:PORT");
+    auto e = loopbackEndpoint(r, key, text, "\"unix:/path\" or a loopback ADDR:PORT");
     return e ? std::optional<std::string>(e->str()) : std::nullopt;
   }
 

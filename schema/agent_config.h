@@ -71,6 +71,10 @@ struct AgentConfig {
   // `Authorization: Bearer` when admin is a TCP address.
   std::optional<std::string> proxy_admin_token_file;
   std::optional<AgentWebhook> webhook;  // [webhook], optional; set only when it loaded clean
+  // Top-level `metrics`: where the agent serves Prometheus text (GET /metrics) and GET
+  // /healthz: a loopback "ADDR:PORT" ("127.0.0.1:9102", "[::1]:9102") or "unix:/path". Unset:
+  // no metrics endpoint. A change takes effect on SIGHUP.
+  std::optional<std::string> metrics;
   // origin.table is the file; origin.fields holds "host", "state_dir", and "TABLE.KEY" for the
   // tables' keys ("source.url", "source.allowed_signers", "reconcile.interval",
   // "webhook.secret_file", ...), so a later check (a missing key file) can point at its line.
@@ -79,7 +83,7 @@ struct AgentConfig {
 
 // Reads and checks an agent file; every problem goes to `diags` as file:line:col, like the
 // desired state's. Unknown keys, wrong types, malformed durations/addresses, a missing
-// [source] url, a non-loopback webhook or admin TCP address, interval < 1s or jitter >=
+// [source] url, a non-loopback webhook, admin or metrics TCP address, interval < 1s or jitter >=
 // interval are errors. Relative paths (allowed_signers, ssh_key, secret_file, a local source
 // url, state_dir, a unix: admin socket) are taken relative to the agent file's directory;
 // every path in the result is absolute (lexically normalised) when the file's path is. The

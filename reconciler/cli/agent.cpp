@@ -8,12 +8,14 @@
 #include <sstream>
 #include <thread>
 
+#include "reconciler/cli/agent_metrics.h"
 #include "reconciler/cli/commands.h"
 #include "reconciler/cli/fetch_child.h"
 #include "reconciler/cli/history.h"
 #include "reconciler/cli/scheduler.h"
 #include "reconciler/cli/trigger_socket.h"
 #include "reconciler/cli/webhook.h"
+#include "reconciler/system/local_http.h"
 #include "reconciler/system/service_manager.h"
 #include "schema/secret_file.h"
 
@@ -101,7 +103,54 @@ std::string describe(const Options& o) {
          std::to_string(o.interval.count() / 1000) + " s ± " +
          std::to_string(o.jitter.count() / 1000) + " s, trigger " +
          (fs::path(o.stateDir) / kAgentSocketName).string() +
-         (o.webhookListen ? ", webhook " + *o.webhookListen : std::string());
+         (o.webhookListen ? ", webhook " + *o.webhookListen : std::string()) +
+         (o.metricsListen ? ", metrics " + *o.metricsListen : std::string());
+}
+
+// The commit last applied (ok or partial) according to the store; nullopt when none is or the
+// store cannot be read.
+std::optional<std::string> appliedCommit(const std::string& stateDir) {
+  auto store = Store::open(stateDir);
+  if (!store) {
+    return std::nullopt;
+  }
+  auto good = (*store)->lastGoodCommitRun();
+  return good && *good ? (**good).commitId : std::nullopt;
+}
+
+// What run `r` did, for the metrics: its operations from the store, and whether it found drift
+// (it changed the host although its commit is the one applied before it, `before`).
+RunObservation observeRun(const std::string& stateDir, const RunReport& r,
+                          std::chrono::milliseconds duration,
+                          const std::optional<std::string>& before) {
+  RunObservation run;
+  run.result = r.result;
+  run.finishedAtMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  run.duration = duration;
+  run.commit = r.commit;
+  if (auto store = Store::open(stateDir); store && r.runId != 0) {
+    if (auto ops = (*store)->runOps(r.runId)) {
+      run.ops = std::move(*ops);
+    }
+  }
+  const bool applied = r.result == RunResult::Ok || r.result == RunResult::Partial;
+  run.drift = applied && r.commit && before == r.commit && !run.ops.empty();
+  return run;
+}
+
+// The metrics endpoint `o` asks for (nullptr when none), serving `metrics`.
+Result<std::unique_ptr<MetricsServer>> startMetrics(const Options& o, AgentMetrics& metrics) {
+  if (!o.metricsListen) {
+    return std::unique_ptr<MetricsServer>();
+  }
+  auto address = LocalAddress::parse(*o.metricsListen, "metrics");
+  if (!address) {
+    return address.error();
+  }
+  return MetricsServer::start(*address, {[&metrics] { return metrics.render(); },
+                                         [] { return std::string("{\"status\":\"ok\"}\n"); }});
 }
 
 // The webhook's listen address, secret (the file read now) and the ref pushes must concern.
@@ -168,16 +217,26 @@ class Agent {
   std::string lastRun_;  // the last run's outcome, the STATUS= line
   std::unique_ptr<TriggerSocket> socket_;
   std::unique_ptr<WebhookServer> webhook_;
+  AgentMetrics metrics_;
+  std::unique_ptr<MetricsServer> metricsServer_;  // destroyed before metrics_
   std::mt19937_64 rng_;
   std::uniform_real_distribution<double> uniform_{0.0, 1.0};
 };
 
 bool Agent::start() {
   // The state dir exists (0700) before the socket goes into it.
-  if (auto store = Store::open(o_.stateDir); !store) {
+  auto store = Store::open(o_.stateDir);
+  if (!store) {
     log(LogPriority::kErr, "edgeplane agent: " + store.error().message);
     return false;
   }
+  metrics_.restore(recordedState(**store));
+  auto metricsServer = startMetrics(o_, metrics_);
+  if (!metricsServer) {
+    log(LogPriority::kErr, "edgeplane agent: " + metricsServer.error().message);
+    return false;
+  }
+  metricsServer_ = std::move(*metricsServer);
   auto socket =
       TriggerSocket::listen(fs::path(o_.stateDir) / kAgentSocketName, [this] { return trigger(); });
   if (!socket) {
@@ -271,10 +330,25 @@ void Agent::reloadSettings(const std::string& file, const OptionsReader& reread)
                                ", which takes a restart; the previous settings stay in force");
     return;
   }
+  // A new metrics address gets its server before anything else changes, so that a failure
+  // (the port is taken) leaves every setting as it was; the same address keeps its server.
+  std::unique_ptr<MetricsServer> movedMetrics;
+  if (fresh->metricsListen && fresh->metricsListen != o_.metricsListen) {
+    auto started = startMetrics(*fresh, metrics_);
+    if (!started) {
+      log(LogPriority::kErr, "edgeplane agent: SIGHUP: " + started.error().message +
+                                 "; the previous settings stay in force");
+      return;
+    }
+    movedMetrics = std::move(*started);
+  }
   if (auto swapped = swapWebhook(*fresh); !swapped) {
     log(LogPriority::kErr, "edgeplane agent: SIGHUP: " + swapped.error().message +
                                "; the previous settings stay in force");
     return;
+  }
+  if (fresh->metricsListen != o_.metricsListen) {
+    metricsServer_ = std::move(movedMetrics);  // the old one (if any) stops here
   }
   o_ = std::move(*fresh);
   {
@@ -285,10 +359,12 @@ void Agent::reloadSettings(const std::string& file, const OptionsReader& reread)
 }
 
 void Agent::runOnce(uint64_t number) {
+  const std::optional<std::string> before = appliedCommit(o_.stateDir);
   const auto t0 = Clock::now();
   std::ostringstream sink;  // the run's human output; the agent logs one line instead
   RunReport r = reconcileOnce(o_, sink, sink);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+  metrics_.recordRun(observeRun(o_.stateDir, r, ms, before));
   lastRun_ = "run " + (r.runId != 0 ? std::to_string(r.runId) : "-") + " commit " +
              shortCommit(r.commit) + " " + std::string(toString(r.result)) + ": " + r.summary;
   std::string line = lastRun_ + " (" + std::to_string(ms.count()) + " ms)";
@@ -342,6 +418,7 @@ void Agent::run(const sigset_t& signals, const OptionsReader& reread) {
   lock.unlock();
   signalThread.join();
   webhook_.reset();
+  metricsServer_.reset();
   socket_.reset();
   log(LogPriority::kInfo, "edgeplane agent: stopped");
 }

@@ -76,6 +76,7 @@ struct Options {
   std::chrono::milliseconds jitter{30000};
   std::optional<std::string> webhookListen;  // "127.0.0.1:9180"
   std::optional<std::string> webhookSecretFile;
+  std::optional<std::string> metricsListen;  // the agent file's `metrics` (agent_config.h)
   // trigger
   bool wait = false;
   std::chrono::milliseconds timeout{-1};  // negative: the command's default

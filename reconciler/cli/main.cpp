@@ -473,6 +473,7 @@ bool resolveSource(const Args& args, cli::Options& o) {
       o.webhookListen = agent->webhook->listen.str();
       o.webhookSecretFile = agent->webhook->secret_file;
     }
+    o.metricsListen = agent->metrics;
   }
   if (agent && agent->proxy_admin_token_file) {
     o.proxyAdminTokenFile = *agent->proxy_admin_token_file;

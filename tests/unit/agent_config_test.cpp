@@ -444,6 +444,28 @@ TEST(AgentConfig, AdminAddresses) {
             "127.8.9.10:9190");
 }
 
+// The agent's metrics endpoint: loopback TCP or a unix socket (a relative path anchored at the
+// agent file's directory); anything the network reaches is refused where it is written.
+TEST(AgentConfig, MetricsAddress) {
+  EXPECT_FALSE(loadClean(withSource("")).metrics.has_value());
+  EXPECT_EQ(loadClean("metrics = \"127.0.0.1:9102\"\n" + withSource("")).metrics, "127.0.0.1:9102");
+  EXPECT_EQ(loadClean("metrics = \"[::1]:9102\"\n" + withSource("")).metrics, "[::1]:9102");
+  EXPECT_EQ(loadClean("metrics = \"unix:run/metrics.sock\"\n" + withSource("")).metrics,
+            "unix:/etc/edgeplane/run/metrics.sock");
+  EXPECT_EQ(check("metrics = \"0.0.0.0:9102\"\n" + withSource("")),
+            "agent.toml:1:11: error: 'metrics' \"0.0.0.0:9102\" is not a loopback address "
+            "(127.0.0.0/8 or [::1]); it must not be reachable from the network\n");
+  EXPECT_EQ(check("metrics = \"[2001:db8::1]:9102\"\n" + withSource("")),
+            "agent.toml:1:11: error: 'metrics' \"[2001:db8::1]:9102\" is not a loopback address "
+            "(127.0.0.0/8 or [::1]); it must not be reachable from the network\n");
+  EXPECT_EQ(check("metrics = \"9102\"\n" + withSource("")),
+            "agent.toml:1:11: error: invalid address \"9102\" in 'metrics' (want \"unix:/path\" "
+            "or a loopback ADDR:PORT)\n");
+  EXPECT_EQ(check("metrics = \"unix:\"\n" + withSource("")),
+            "agent.toml:1:11: error: 'metrics' \"unix:\" names no socket path\n");
+  EXPECT_EQ(check("metrics = 9102\n" + withSource("")).substr(0, 18), "agent.toml:1:11: e");
+}
+
 TEST(AgentConfig, WebhookRules) {
   EXPECT_EQ(check(withSource(R"([webhook]
 listen = "192.0.2.1:9180"

@@ -25,7 +25,9 @@
 
 #include "reconciler/cli/webhook.h"
 #include "tests/support/command.h"
+#include "tests/support/http_call.h"
 #include "tests/support/notify_socket.h"
+#include "tests/support/prometheus_parse.h"
 #include "tests/support/temp_dir.h"
 
 namespace edgeplane::cli {
@@ -210,6 +212,78 @@ TEST(AgentProcessTest, SighupRereadsTheAgentFile) {
   agent.signal(SIGTERM);
   EXPECT_EQ(agent.wait(), 0) << agent.log();
   EXPECT_NE(agent.log().find("edgeplane agent: stopped"), std::string::npos) << agent.log();
+}
+
+// GET `path` on 127.0.0.1:`port`: the status and body; status -1 when nothing listens.
+std::pair<int, std::string> httpGet(uint16_t port, const std::string& path) {
+  auto r = edgeplane::testing::httpCall(port, "GET", path);
+  return {r.status, r.body};
+}
+
+// `metrics = "127.0.0.1:PORT"`: the agent's series are served, parse as the text format, and
+// follow its runs; a SIGHUP with another address moves them there and closes the old one.
+TEST(AgentProcessTest, ServesMetricsThatFollowItsRuns) {
+  TempDir dir;
+  const fs::path file = dir.path() / "agent.toml";
+  const fs::path secret = dir.path() / "webhook.secret";
+  writeSecret(secret, "s");
+  const uint16_t webhook = freePort();
+  const uint16_t port = freePort();
+  auto write = [&](uint16_t metrics) {
+    std::ofstream(file, std::ios::trunc) << "metrics = \"127.0.0.1:" << metrics << "\"\n"
+                                         << agentFile(dir, webhook, secret);
+  };
+  write(port);
+  AgentProcess agent(file, dir.path() / "agent.log");
+  ASSERT_TRUE(agent.waitFor("run 1 ")) << agent.log();
+  EXPECT_NE(agent.log().find(", metrics 127.0.0.1:" + std::to_string(port)), std::string::npos);
+
+  auto scrape = [&](uint16_t at) {
+    auto [status, body] = httpGet(at, "/metrics");
+    EXPECT_EQ(status, 200) << agent.log();
+    edgeplane::testing::ParsedMetrics p = edgeplane::testing::parseMetrics(body);
+    EXPECT_TRUE(p.errors.empty()) << ::testing::PrintToString(p.errors) << body;
+    return p;
+  };
+  // The first run failed (its source does not exist).
+  edgeplane::testing::ParsedMetrics p = scrape(port);
+  EXPECT_EQ(p.samples["edgeplane_runs_total{result=\"failed\"}"], 1);
+  EXPECT_EQ(p.samples["edgeplane_last_run_success"], 0);
+  EXPECT_GT(p.samples["edgeplane_last_run_timestamp_seconds"], 1.7e9);
+  EXPECT_EQ(p.samples["edgeplane_last_successful_apply_timestamp_seconds"], 0);
+  EXPECT_EQ(p.samples["edgeplane_run_duration_seconds_count"], 1);
+  EXPECT_GT(p.samples["process_resident_memory_bytes"], 0);
+  EXPECT_EQ(httpGet(port, "/healthz"), std::make_pair(200, std::string("{\"status\":\"ok\"}\n")));
+  EXPECT_EQ(httpGet(port, "/trigger").first, 404);
+
+  // Another run (the webhook triggers it): the series move on.
+  EXPECT_EQ(postTrigger(webhook, "s"), 202) << agent.log();
+  ASSERT_TRUE(agent.waitFor("run 2 ")) << agent.log();
+  p = scrape(port);
+  EXPECT_EQ(p.samples["edgeplane_runs_total{result=\"failed\"}"], 2);
+  EXPECT_EQ(p.samples["edgeplane_run_duration_seconds_count"], 2);
+
+  // SIGHUP with a new address: served there, the old one closed, the counts kept.
+  const uint16_t moved = freePort();
+  write(moved);
+  agent.signal(SIGHUP);
+  ASSERT_TRUE(agent.waitFor("SIGHUP: reloaded " + file.string())) << agent.log();
+  EXPECT_EQ(httpGet(port, "/metrics").first, -1) << agent.log();
+  p = scrape(moved);
+  EXPECT_EQ(p.samples["edgeplane_runs_total{result=\"failed\"}"], 2);
+
+  // A file with a non-loopback address is refused on SIGHUP; the endpoint stays.
+  std::ofstream(file, std::ios::trunc) << "metrics = \"0.0.0.0:" << moved << "\"\n"
+                                       << agentFile(dir, webhook, secret);
+  agent.signal(SIGHUP);
+  ASSERT_TRUE(agent.waitFor("has errors (above); the previous settings stay in force"))
+      << agent.log();
+  EXPECT_NE(agent.log().find("is not a loopback address"), std::string::npos) << agent.log();
+  EXPECT_EQ(httpGet(moved, "/metrics").first, 200);
+
+  agent.signal(SIGTERM);
+  EXPECT_EQ(agent.wait(), 0) << agent.log();
+  EXPECT_EQ(httpGet(moved, "/metrics").first, -1);
 }
 
 // Under systemd (Type=notify, WatchdogSec=): READY=1 once the first run ended, with the run's

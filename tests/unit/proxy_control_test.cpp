@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "edgeplane_version.h"
 #include "proxy/admin.h"
 #include "proxy/control.h"
 #include "proxy/gateway/config.h"
@@ -41,6 +42,7 @@
 #include "schema/store.h"
 #include "tests/support/leak_check.h"
 #include "tests/support/notify_socket.h"
+#include "tests/support/prometheus_parse.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_cert.h"
 
@@ -642,60 +644,8 @@ TEST(Controller, TrafficStaysPendingWhileTheStoreIsBusyAndPrunesOldSamples) {
 
 // ---- metrics text ----
 
-struct ParsedMetrics {
-  std::map<std::string, std::string> types;  // family -> counter|gauge
-  std::map<std::string, double> samples;     // name{labels as written} -> value
-  std::vector<std::string> errors;
-};
-
-// A strict reader of the text exposition format subset we emit: every family has HELP then
-// TYPE before its samples; every sample belongs to the family just declared.
-ParsedMetrics parseMetrics(const std::string& text) {
-  ParsedMetrics p;
-  std::regex help(R"(^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) \S.*$)");
-  std::regex type(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram)$)");
-  std::regex sampleRe(
-      R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*")(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*")*\})? (-?[0-9]+(\.[0-9]+)?)$)");
-  std::string family;
-  std::string helped;
-  size_t start = 0;
-  if (text.empty() || text.back() != '\n') {
-    p.errors.push_back("does not end with a newline");
-  }
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    std::string line = text.substr(start, end - start);
-    start = end == std::string::npos ? text.size() : end + 1;
-    std::smatch m;
-    if (std::regex_match(line, m, help)) {
-      helped = m[1];
-    } else if (std::regex_match(line, m, type)) {
-      if (m[1] != helped) {
-        p.errors.push_back("TYPE without HELP: " + line);
-      }
-      family = m[1];
-      if (p.types.count(family) != 0) {
-        p.errors.push_back("family declared twice: " + family);
-      }
-      p.types[family] = m[2];
-    } else if (std::regex_match(line, m, sampleRe)) {
-      bool histogramPart =
-          p.types[family] == "histogram" &&
-          (m[1] == family + "_bucket" || m[1] == family + "_sum" || m[1] == family + "_count");
-      if (m[1] != family && !histogramPart) {
-        p.errors.push_back("sample outside its family: " + line);
-      }
-      std::string key = line.substr(0, line.rfind(' '));
-      if (p.samples.count(key) != 0) {
-        p.errors.push_back("duplicate series: " + key);
-      }
-      p.samples[key] = std::stod(line.substr(line.rfind(' ') + 1));
-    } else {
-      p.errors.push_back("unparsable line: " + line);
-    }
-  }
-  return p;
-}
+using edgeplane::testing::ParsedMetrics;
+using edgeplane::testing::parseMetrics;
 
 TEST(MetricsText, ParsesBackWithEveryErrorKind) {
   Metrics m;
@@ -742,17 +692,27 @@ TEST(MetricsText, ParsesBackWithEveryErrorKind) {
     double want = kind == ErrorKind::NoRoute ? 2 : kind == ErrorKind::HelloTimeout ? 1 : 0;
     EXPECT_EQ(p.samples[key], want) << key;
   }
-  EXPECT_EQ(p.samples["edgeplane_proxy_route_connections_total{route=\"passthrough alpha\"}"], 2);
   EXPECT_EQ(
-      p.samples["edgeplane_proxy_route_bytes_total{route=\"passthrough alpha\",direction=\"in\"}"],
-      10);
-  EXPECT_EQ(
-      p.samples["edgeplane_proxy_route_bytes_total{route=\"passthrough alpha\",direction=\"out\"}"],
-      20);
-  EXPECT_EQ(p.samples["edgeplane_proxy_route_failures_total{route=\"passthrough alpha\"}"], 1);
-  EXPECT_EQ(p.samples.count(
-                "edgeplane_proxy_route_connections_total{route=\"passthrough we\\\"ird\\\\name\"}"),
+      p.samples["edgeplane_proxy_route_connections_total{kind=\"passthrough\",route=\"alpha\"}"],
+      2);
+  EXPECT_EQ(p.samples["edgeplane_proxy_route_bytes_total{kind=\"passthrough\",route=\"alpha\","
+                      "direction=\"in\"}"],
+            10);
+  EXPECT_EQ(p.samples["edgeplane_proxy_route_bytes_total{kind=\"passthrough\",route=\"alpha\","
+                      "direction=\"out\"}"],
+            20);
+  EXPECT_EQ(p.samples["edgeplane_proxy_route_failures_total{kind=\"passthrough\",route=\"alpha\"}"],
+            1);
+  EXPECT_EQ(p.samples.count("edgeplane_proxy_route_connections_total{kind=\"passthrough\",route="
+                            "\"we\\\"ird\\\\name\"}"),
             1u);
+  EXPECT_EQ(p.samples["edgeplane_proxy_build_info{version=\"" EDGEPLANE_VERSION "\"}"], 1);
+  // Every route series names the kind and the route apart (one used to pack "passthrough x").
+  for (const auto& [key, value] : p.samples) {
+    if (key.find("route=\"") != std::string::npos) {
+      EXPECT_NE(key.find("{kind=\"passthrough\",route=\""), std::string::npos) << key;
+    }
+  }
 }
 
 // Gateway "ping": GET /t and POST /r, both on 10.50.0.5:80, no health checks.
@@ -802,11 +762,17 @@ TEST(BackendHealthApi, ListsEveryBackendAndExportsTheUpGauge) {
   EXPECT_EQ(p.types["edgeplane_proxy_backend_up"], "gauge");
   // The gateway's backend once, though two endpoints list it.
   EXPECT_EQ(
-      p.samples["edgeplane_proxy_backend_up{route=\"gateway ping\",backend=\"10.50.0.5:80\"}"], 1);
+      p.samples
+          ["edgeplane_proxy_backend_up{kind=\"gateway\",route=\"ping\",backend=\"10.50.0.5:80\"}"],
+      1);
   EXPECT_EQ(
-      p.samples["edgeplane_proxy_backend_up{route=\"site shop\",backend=\"10.50.0.12:8080\"}"], 0);
-  EXPECT_EQ(p.samples["edgeplane_proxy_backend_up{route=\"site shop\",backend=\"[fd00::7]:8080\"}"],
-            1);
+      p.samples
+          ["edgeplane_proxy_backend_up{kind=\"site\",route=\"shop\",backend=\"10.50.0.12:8080\"}"],
+      0);
+  EXPECT_EQ(
+      p.samples
+          ["edgeplane_proxy_backend_up{kind=\"site\",route=\"shop\",backend=\"[fd00::7]:8080\"}"],
+      1);
   size_t series = 0;
   for (const auto& [key, value] : p.samples) {
     series += key.starts_with("edgeplane_proxy_backend_up{") ? 1 : 0;
@@ -876,7 +842,7 @@ TEST(MetricsText, TerminatedRoutesHaveRequestSeries) {
   s.upstreamConnectErrors = 2;
   ParsedMetrics p = parseMetrics(renderMetrics(m, *config, 0));
   EXPECT_TRUE(p.errors.empty()) << ::testing::PrintToString(p.errors);
-  const std::string route = "route=\"site web\"";
+  const std::string route = "kind=\"site\",route=\"web\"";
   EXPECT_EQ(p.types["edgeplane_proxy_route_http_request_duration_seconds"], "histogram");
   EXPECT_EQ(p.samples["edgeplane_proxy_route_http_responses_total{" + route + ",class=\"2xx\"}"],
             2);
@@ -892,10 +858,10 @@ TEST(MetricsText, TerminatedRoutesHaveRequestSeries) {
   EXPECT_DOUBLE_EQ(
       p.samples["edgeplane_proxy_route_http_request_duration_seconds_sum{" + route + "}"], 20.043);
   EXPECT_EQ(p.samples["edgeplane_proxy_route_upstream_connect_errors_total{" + route + "}"], 2);
-  EXPECT_EQ(
-      p.samples.count("edgeplane_proxy_route_upstream_connect_errors_total{route=\"passthrough "
-                      "raw\"}"),
-      0u);
+  EXPECT_EQ(p.samples.count(
+                "edgeplane_proxy_route_upstream_connect_errors_total{kind=\"passthrough\",route=\""
+                "raw\"}"),
+            0u);
 }
 
 // /metrics through the admin handler: the served certificates' expiry (a certificate left out
@@ -1133,9 +1099,11 @@ void exerciseAdmin(Fixture& f, const AdminClient& client) {
             "[{\"route\":\"passthrough alpha\",\"netns\":\"ep-tenant-a\",\"backend\":"
             "\"10.50.0.12:443\",\"up\":true,\"checked\":false,\"last_change\":"
             "\"2023-11-14T22:13:20Z\",\"consecutive_failures\":0,\"last_error\":\"\"}]\n");
-  EXPECT_EQ(p.samples["edgeplane_proxy_backend_up{route=\"passthrough alpha\",backend=\"10.50.0.12:"
-                      "443\"}"],
-            1);
+  EXPECT_EQ(
+      p.samples
+          ["edgeplane_proxy_backend_up{kind=\"passthrough\",route=\"alpha\",backend=\"10.50.0.12:"
+           "443\"}"],
+      1);
   EXPECT_EQ(client.call("POST", "/api/v1/backends").status, 405);
 
   HttpReply notFound = client.call("GET", "/api/v1/nothing");
@@ -1662,10 +1630,12 @@ TEST(ProxyBinary, StartsServesAdminNoticesSnapshotsAndStopsOnSigterm) {
   EXPECT_EQ(p.samples["edgeplane_proxy_snapshot_generation"], static_cast<double>(g));
   EXPECT_EQ(p.samples["edgeplane_proxy_reloads_total"], 1);
   EXPECT_EQ(p.samples["edgeplane_proxy_errors_total{kind=\"no_route\"}"], 1) << metrics;
-  EXPECT_EQ(p.samples["edgeplane_proxy_route_connections_total{route=\"passthrough alpha\"}"], 1);
   EXPECT_EQ(
-      p.samples["edgeplane_proxy_route_bytes_total{route=\"passthrough alpha\",direction=\"out\"}"],
-      static_cast<double>(LineBackend::kAnswer.size()));
+      p.samples["edgeplane_proxy_route_connections_total{kind=\"passthrough\",route=\"alpha\"}"],
+      1);
+  EXPECT_EQ(p.samples["edgeplane_proxy_route_bytes_total{kind=\"passthrough\",route=\"alpha\","
+                      "direction=\"out\"}"],
+            static_cast<double>(LineBackend::kAnswer.size()));
 
   EXPECT_EQ(run(curl + " -X POST http://localhost/api/v1/reload"),
             "{\"generation\":" + std::to_string(g) + ",\"changed\":false}\n");
@@ -1769,6 +1739,60 @@ TEST(ProxyBinary, HttpOffAndLoopbackAdminStopOnSigint) {
   EXPECT_TRUE(notify.waitFor("STOPPING=1", 1, 1s));
 }
 
+// --metrics: Prometheus scrapes the proxy over loopback TCP without the admin token; that
+// endpoint serves /metrics and /healthz only, so no admin action (reload, config, API keys) is
+// reachable through it, while the admin socket still answers as before.
+TEST(ProxyBinary, MetricsEndpointServesOnlyMetricsAndHealthz) {
+  TempDir dir;
+  fs::path sock = dir.path() / "a.sock";
+  Child child;
+  spawnProxy(child,
+             {"--state-dir", dir.path().string(), "--https", "127.0.0.1:0", "--http", "off",
+              "--admin", "unix:" + sock.string(), "--metrics", "127.0.0.1:0", "--workers", "1"},
+             dir.path() / "stderr.log");
+  std::string first = readLine(child.out, 20s);
+  std::smatch m;
+  ASSERT_TRUE(
+      std::regex_match(first, m, std::regex(R"(^edgeplane-proxy: metrics on 127\.0\.0\.1:(\d+)$)")))
+      << "\"" << first << "\"\nstderr: " << slurp(dir.path() / "stderr.log");
+  const std::string base = "http://127.0.0.1:" + std::string(m[1]);
+  ASSERT_TRUE(readLine(child.out, 20s).starts_with("edgeplane-proxy: listening https="));
+
+  const std::string curl = "curl --silent --max-time 5 ";
+  const std::string code = curl + "-o /dev/null -w '%{http_code}' ";
+  EXPECT_EQ(run(code + base + "/metrics"), "200");
+  EXPECT_NE(run(curl + "-D - -o /dev/null " + base + "/metrics")
+                .find("Content-Type: text/plain; version=0.0.4; charset=utf-8"),
+            std::string::npos);
+  std::string text = run(curl + base + "/metrics");
+  ParsedMetrics p = parseMetrics(text);
+  EXPECT_TRUE(p.errors.empty()) << ::testing::PrintToString(p.errors) << text;
+  EXPECT_EQ(p.types["edgeplane_proxy_connections_total"], "counter");
+  EXPECT_EQ(p.samples["edgeplane_proxy_build_info{version=\"" EDGEPLANE_VERSION "\"}"], 1);
+  for (const char* family : {"process_cpu_seconds_total", "process_resident_memory_bytes",
+                             "process_open_fds", "process_max_fds", "process_start_time_seconds"}) {
+    EXPECT_EQ(p.types.count(family), 1u) << family;
+  }
+  EXPECT_GT(p.samples["process_resident_memory_bytes"], 0);
+  EXPECT_GE(p.samples["process_open_fds"], 3);
+  EXPECT_EQ(run(curl + base + "/healthz"), "{\"status\":\"ok\",\"generation\":0}\n");
+
+  // Nothing of the admin API, whatever the method.
+  EXPECT_EQ(run(code + "-X POST " + base + "/api/v1/reload"), "404");
+  EXPECT_EQ(run(code + base + "/api/v1/config"), "404");
+  EXPECT_EQ(run(code + base + "/api/v1/apikeys"), "404");
+  EXPECT_EQ(run(code + "-X POST " + base + "/metrics"), "405");
+  // The admin socket is unchanged.
+  EXPECT_EQ(run(curl + "--unix-socket " + sock.string() + " -X POST http://localhost/api/v1/reload")
+                .rfind("{\"generation\":0,", 0),
+            0u);
+
+  ASSERT_EQ(::kill(child.pid, SIGTERM), 0);
+  EXPECT_EQ(waitExit(child.pid, 20s), 0) << slurp(dir.path() / "stderr.log");
+  child.pid = -1;
+  EXPECT_EQ(run(code + base + "/metrics"), "000");  // closed with the proxy
+}
+
 TEST(ProxyBinary, RefusesBadArguments) {
   TempDir dir;
   struct Case {
@@ -1795,6 +1819,10 @@ TEST(ProxyBinary, RefusesBadArguments) {
       {{"--workers", "-1"}, "--workers: expected an integer"},
       {{"--frobnicate"}, "unknown argument"},
       {{"--http"}, "--http needs a value"},
+      {{"--metrics", "0.0.0.0:9102"}, "--metrics 0.0.0.0:9102 is not loopback"},
+      {{"--metrics", "[::]:9102"}, "is not loopback"},
+      {{"--metrics", "unix:/run/m.sock"}, "--metrics takes a loopback ADDR:PORT"},
+      {{"--metrics", "9102"}, "--metrics must be unix:PATH or a loopback IP:PORT"},
   };
   for (const Case& c : cases) {
     Child child;

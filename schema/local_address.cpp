@@ -1,0 +1,64 @@
+// Host-only listening addresses: parsing and the loopback rule (see local_address.h).
+#include "schema/local_address.h"
+
+#include <sys/un.h>
+
+namespace edgeplane {
+
+bool isLoopback(const IpAddress& a) {
+  if (a.family == IpAddress::Family::V4) {
+    return a.bytes[0] == 127;
+  }
+  for (size_t i = 0; i < 15; ++i) {
+    if (a.bytes[i] != 0) {
+      return false;
+    }
+  }
+  return a.bytes[15] == 1;
+}
+
+std::optional<Endpoint> parseListenAddress(std::string_view text) {
+  if (text.ends_with(":0")) {
+    auto endpoint = Endpoint::parse(std::string(text.substr(0, text.size() - 1)) + "1");
+    if (endpoint) {
+      endpoint->port = 0;
+    }
+    return endpoint;
+  }
+  return Endpoint::parse(text);
+}
+
+Result<LocalAddress> LocalAddress::parse(std::string_view text, std::string_view what) {
+  const std::string name(what);
+  LocalAddress a;
+  if (text.starts_with("unix:")) {
+    std::string_view path = text.substr(5);
+    if (path.empty()) {
+      return terminal(name + " \"unix:\" needs a socket path");
+    }
+    if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+      return terminal(name + ": socket path is too long (at most " +
+                      std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
+                      " bytes): " + std::string(path));
+    }
+    a.unixPath = std::filesystem::path(path);
+    return a;
+  }
+  auto endpoint = parseListenAddress(text);
+  if (!endpoint) {
+    return terminal(name + " must be unix:PATH or a loopback IP:PORT, got \"" + std::string(text) +
+                    "\"");
+  }
+  if (!isLoopback(endpoint->address)) {
+    return terminal(name + " " + std::string(text) +
+                    " is not loopback: it may listen only on 127.0.0.0/8, ::1 or a unix socket");
+  }
+  a.tcp = *endpoint;
+  return a;
+}
+
+std::string LocalAddress::str() const {
+  return unixPath ? "unix:" + unixPath->string() : tcp.str();
+}
+
+}  // namespace edgeplane
