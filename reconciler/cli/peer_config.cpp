@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 
 #include "reconciler/cli/command_support.h"
 #include "reconciler/cli/commands.h"
@@ -45,6 +46,19 @@ std::vector<IpPrefix> peerAddresses(const Peer& p, const std::vector<IpPrefix>& 
     }
   }
   return out.empty() ? p.allowed_ips : out;
+}
+
+// The .conf without its comment lines: they are instructions for whoever reads the text, and
+// each byte less keeps the QR code smaller (it must fit a terminal and a phone's camera).
+std::string withoutComments(const std::string& conf) {
+  std::string out;
+  std::istringstream in(conf);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.starts_with("#")) {
+      out += line + "\n";
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -164,7 +178,7 @@ int cmdPeerConfig(const Options& o) {
     std::cout << *conf;
     return 0;
   }
-  auto qr = qrTerminalText(*conf);
+  auto qr = qrTerminalText(withoutComments(*conf));
   if (!qr) {
     std::cerr << "edgeplane peer-config: " << qr.error().message << "\n";
     return 1;

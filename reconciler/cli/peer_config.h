@@ -37,7 +37,7 @@ Result<std::string> renderPeerConfig(const Desired& hostDesired, std::string_vie
 
 // The command: reads the config (--config, else the state directory's kept config), the
 // namespace's public key from the state directory's key store, and prints the .conf, or with
-// --qr its QR code.
+// --qr a QR code of it without its comment lines.
 int cmdPeerConfig(const Options& o);
 
 }  // namespace edgeplane::cli
