@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "reconciler/cli/command_support.h"
+#include "reconciler/system/state_json.h"
 #include "tests/support/config_check.h"
 #include "tests/support/temp_dir.h"
 
@@ -66,6 +67,31 @@ TEST_F(PskTarget, AnUnusableFileRefusesTheTargetNamingThePeerAndTheFile) {
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.error().message.find(junk + " does not hold a WireGuard key"), std::string::npos)
       << t.error().message;
+}
+
+// The observation as JSON (status --json, plan --offline --observed) says whether a peer has a
+// preshared key, never which; read back, the key is unknown but present.
+TEST(PskObservedJson, SaysWhetherAKeyIsSetButNeverTheKey) {
+  core::HostState h;
+  core::WireGuardView wg;
+  core::PeerView withKey;
+  withKey.publicKey = pskOf(1);
+  withKey.hasPsk = true;
+  withKey.presharedKey = pskOf(9);
+  core::PeerView without;
+  without.publicKey = pskOf(2);
+  wg.peers = {withKey, without};
+  h.namespaces["ep-a"].wireguard = wg;
+  const std::string json = sys::toJson(h, {});
+  EXPECT_EQ(json.find(pskOf(9).base64()), std::string::npos) << json;
+  EXPECT_NE(json.find("\"preshared_key\": true"), std::string::npos) << json;
+  auto back = sys::observedFromJson(json);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  const auto& peers = back->host.namespaces.at("ep-a").wireguard->peers;
+  ASSERT_EQ(peers.size(), 2u);
+  EXPECT_TRUE(peers[0].hasPsk);
+  EXPECT_FALSE(peers[0].presharedKey.has_value());
+  EXPECT_FALSE(peers[1].hasPsk);
 }
 
 }  // namespace
