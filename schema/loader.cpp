@@ -88,6 +88,18 @@ class Loader {
     return TableReader(t, std::move(context), file_, diags_);
   }
 
+  // A key naming a file on the host the config is applied on: only an absolute path means the
+  // same file wherever the repository is checked out.
+  static std::optional<std::string> hostPath(TableReader& r, std::string_view key,
+                                             std::string_view what) {
+    auto path = r.str(key);
+    if (path && (path->empty() || path->front() != '/')) {
+      r.error(key,
+              "'" + std::string(key) + "' must be an absolute path (" + std::string(what) + ")");
+    }
+    return path;
+  }
+
   void loadFleet(const toml::table& t) {
     TableReader r = reader(t, "[fleet]");
     if (out_.fleet) {
@@ -114,15 +126,8 @@ class Loader {
                 "invalid e-mail address " + quote(*f.acme_email) + " in 'acme_email'");
       }
     }
-    f.acme_ca_roots = r.str("acme_ca_roots");
-    if (f.acme_ca_roots && (f.acme_ca_roots->empty() || f.acme_ca_roots->front() != '/')) {
-      r.error("acme_ca_roots", "'acme_ca_roots' must be an absolute path (a PEM file on the host)");
-    }
-    f.acme_eab_file = r.str("acme_eab_file");
-    if (f.acme_eab_file && (f.acme_eab_file->empty() || f.acme_eab_file->front() != '/')) {
-      r.error("acme_eab_file",
-              "'acme_eab_file' must be an absolute path (a file on the host, never in Git)");
-    }
+    f.acme_ca_roots = hostPath(r, "acme_ca_roots", "a PEM file on the host");
+    f.acme_eab_file = hostPath(r, "acme_eab_file", "a file on the host, never in Git");
     f.acme_timeout = parsed<Duration>(
         r, "acme_timeout", false,
         [](std::string_view s) -> std::optional<Duration> {
@@ -225,6 +230,7 @@ class Loader {
     if (auto k = r.integer("persistent_keepalive", 1, 65535)) {
       p.persistent_keepalive = static_cast<uint16_t>(*k);
     }
+    p.preshared_key_file = hostPath(r, "preshared_key_file", "a file on the host, never in Git");
     r.finish();
     p.origin = std::move(r.origin());
     return p;

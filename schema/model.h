@@ -76,6 +76,8 @@ struct Peer {
   std::vector<IpPrefix> allowed_ips;
   std::optional<HostPort> endpoint;
   std::optional<uint16_t> persistent_keepalive;  // seconds
+  // A host-local file holding the peer's preshared key (wg genpsk); the key never enters Git.
+  std::optional<std::string> preshared_key_file;
   Origin origin;
 };
 

@@ -6,10 +6,12 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "reconciler/cli/commands.h"
 #include "reconciler/core/host_state.h"
+#include "reconciler/core/target.h"
 #include "reconciler/system/host_driver.h"
 #include "schema/model.h"
 #include "schema/result.h"
@@ -51,5 +53,12 @@ Result<std::unique_ptr<Store>> openStoreIfPresent(const std::string& stateDir);
 sys::KernelHost makeHost(const Options& o);
 // "1 route", "3 routes".
 std::string plural(size_t n, std::string_view one, std::string_view many);
+
+// This host's target (core::buildTarget) with its peers' preshared keys read from their files
+// (sys::readPresharedKeyFile); `readKeys` false (an offline plan, whose files live on another
+// host) leaves them unread, so only whether a peer has one is planned. A key file that cannot
+// be used fails the target, and the message names each such peer and file, never a key.
+Result<core::Target> buildHostTarget(const Loaded& loaded, const core::StoreView& view,
+                                     const std::set<std::string>& rotateKeys, bool readKeys);
 
 }  // namespace edgeplane::cli

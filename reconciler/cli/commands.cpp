@@ -170,6 +170,34 @@ sys::KernelHost makeHost(const Options& o) {
       o.stateDir, sys::parseBackendChoice(o.wireguardBackend).value_or(sys::WgBackendChoice::Auto));
 }
 
+Result<core::Target> buildHostTarget(const Loaded& loaded, const core::StoreView& view,
+                                     const std::set<std::string>& rotateKeys, bool readKeys) {
+  auto target =
+      core::buildTarget(resolveFor(loaded.all, loaded.host), loaded.host, view, rotateKeys);
+  if (!target || !readKeys) {
+    return target;
+  }
+  std::string problems;
+  for (auto& [ns, wg] : target->wireguard) {
+    for (auto& p : wg.peers) {
+      if (!p.pskFile) {
+        continue;
+      }
+      auto key = sys::readPresharedKeyFile(*p.pskFile);
+      if (!key) {
+        problems += (problems.empty() ? "" : "; ") + ("peer " + ns + "/" + p.name + ": ") +
+                    key.error().message;
+        continue;
+      }
+      p.presharedKey = *key;
+    }
+  }
+  if (!problems.empty()) {
+    return terminal(problems);
+  }
+  return target;
+}
+
 namespace {
 
 std::string readFile(const std::string& path) {
@@ -315,8 +343,7 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
     err << "edgeplane apply: " << why << "\n";
     return report;
   }
-  const Desired resolved = resolveFor(loaded.all, loaded.host);
-  auto target = core::buildTarget(resolved, loaded.host, *view, o.rotateKeys);
+  auto target = buildHostTarget(loaded, *view, o.rotateKeys, true);
   if (!target) {
     finish(RunResult::Refused, target.error().message, target.error().message);
     err << "edgeplane apply: " << target.error().message << "\n";
@@ -634,7 +661,7 @@ int cmdPlan(const Options& o) {
     }
     observed = std::move(*seen);
   }
-  auto target = core::buildTarget(resolveFor(loaded.all, loaded.host), loaded.host, view);
+  auto target = buildHostTarget(loaded, view, {}, !o.offline);
   if (!target) {
     std::cerr << "edgeplane plan: " << target.error().message << "\n";
     return 1;

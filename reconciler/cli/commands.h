@@ -44,6 +44,14 @@ struct ApiKeyArgs {
   std::optional<std::string> role;     // worker (default) | admin
 };
 
+// `edgeplane peer-config NAMESPACE PEER` and its flags.
+struct PeerConfigArgs {
+  std::string ns;
+  std::string peer;
+  std::optional<std::string> endpoint;  // HOST or HOST:PORT
+  bool qr = false;
+};
+
 struct Options {
   std::optional<std::string> config;  // --config DIR: a plain directory
   std::optional<GitSettings> git;     // otherwise: the Git source
@@ -83,6 +91,7 @@ struct Options {
   // The bounded fetch's child command (tests replace it).
   std::vector<std::string> fetchHelper;
   ApiKeyArgs apikey;
+  PeerConfigArgs peerConfig;
 };
 
 // What one reconcile run did, for `apply`'s exit code and the agent's log line.

@@ -15,6 +15,7 @@
 #include "edgeplane_version.h"
 #include "reconciler/cli/commands.h"
 #include "reconciler/cli/fetch_child.h"
+#include "reconciler/cli/peer_config.h"
 #include "reconciler/cli/terminal_out.h"
 #include "schema/agent_config.h"
 #include "schema/loader.h"
@@ -57,6 +58,11 @@ commands:
                                        worker-gateway API keys: a new key (shown once) and its
                                        [[api_key]] stanza; the applied keys and their usage; a
                                        block on this host (`edgeplane apikey --help`)
+  peer-config NAMESPACE PEER [--endpoint HOST[:PORT]] [--qr] [--config DIR] [--host NAME]
+           [--state-dir DIR]
+                                       print a wg-quick .conf for a peer of a namespace (its
+                                       private and preshared keys left to fill in; the config:
+                                       --config, else the one the last Git run applied)
   version                              print the version
 
 SOURCE is one of:
@@ -97,6 +103,10 @@ options:
   --yes               destroy: do not ask (needed when not on a terminal)
   --wait              trigger: wait for the triggered run and exit with its outcome
   --timeout S         trigger: give up after S seconds (default 10, with --wait 600)
+  --endpoint HOST[:PORT]
+                      peer-config: where the peer reaches this host (the port defaults to
+                      the namespace's listen_port)
+  --qr                peer-config: print the .conf as a QR code (for the WireGuard app)
 )";
 
 // ---- which options each command takes ----
@@ -139,6 +149,7 @@ constexpr OptionSpec kOptions[] = {
     {"gateway", true},
     {"role", true},
     {"endpoint", true},
+    {"qr", false},
 };
 
 struct CommandSpec {
@@ -173,6 +184,7 @@ const std::vector<CommandSpec>& commandTable() {
       {"apikey list", {"agent", "state-dir", "json"}},
       {"apikey block", {"agent", "state-dir", "proxy-admin"}},
       {"apikey unblock", {"agent", "state-dir", "proxy-admin"}},
+      {"peer-config", {"agent", "config", "host", "state-dir", "endpoint", "qr"}},
       {"version", {}},
   };
   return table;
@@ -293,7 +305,7 @@ Args parseArgs(int argc, char** argv) {
       given.push_back(name);
     } else if (a.command.empty()) {
       a.command = arg;
-    } else if (a.command == "apikey" && a.words.size() < 2) {
+    } else if ((a.command == "apikey" || a.command == "peer-config") && a.words.size() < 2) {
       a.words.push_back(arg);
     } else {
       a.errors.push_back("unexpected argument '" + arg + "'");
@@ -662,6 +674,16 @@ int run(int argc, char** argv) {
       }
     }
     return cli::cmdApiKey(o);
+  }
+  if (args.command == "peer-config") {
+    if (args.words.size() != 2) {
+      std::cerr << "edgeplane peer-config: NAMESPACE and PEER are required\n"
+                << commandUsage(*command);
+      return kUsageError;
+    }
+    o.peerConfig = {args.words[0], args.words[1], args.get("endpoint"),
+                    args.options.count("qr") != 0};
+    return cli::cmdPeerConfig(o);
   }
   if (args.command == "plan") {
     return cli::cmdPlan(o);

@@ -153,7 +153,7 @@ void checkDrift(const Options& o, Store& store, const fs::path& dir, Status& st)
   auto seen = view ? kernel.observe() : Result<core::HostState>(terminal("skip"));
   std::optional<Result<core::Target>> target;
   if (lo.loaded && view && seen) {
-    target = core::buildTarget(resolveFor(lo.loaded->all, lo.loaded->host), lo.loaded->host, *view);
+    target = buildHostTarget(*lo.loaded, *view, {}, true);
   }
   if (view && seen) {
     // The certificates too, so `plan --offline --observed` from this output agrees.

@@ -58,6 +58,10 @@ struct PeerView {
   std::optional<Endpoint> endpoint;
   std::vector<IpPrefix> allowedIps;  // sorted networks
   std::optional<uint16_t> keepalive;
+  // Whether the peer has a preshared key, and which (a live observation knows it; the JSON form
+  // of an observation says only whether one is set). Never printed.
+  bool hasPsk = false;
+  std::optional<WgKey> presharedKey;
   std::optional<int64_t> lastHandshake;  // unix seconds; unset: never
   uint64_t rxBytes = 0;
   uint64_t txBytes = 0;

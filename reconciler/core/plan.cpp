@@ -524,6 +524,27 @@ class Planner {
     planPeers(wt, seen);
   }
 
+  // Both sides have a preshared key and both values are known, and they differ.
+  static bool pskChanged(const PeerView& pv, const PeerTarget& p) {
+    return pv.hasPsk && p.pskFile && pv.presharedKey && p.presharedKey &&
+           *pv.presharedKey != *p.presharedKey;
+  }
+
+  // The preshared key's change, never the key: set, removed or changed. Without both values
+  // (an offline plan, an observation read from JSON) only whether one is set is compared.
+  static std::optional<FieldChange> pskChange(const PeerView& pv, const PeerTarget& p) {
+    if (!pv.hasPsk && p.pskFile) {
+      return FieldChange{"preshared_key", "", "set"};
+    }
+    if (pv.hasPsk && !p.pskFile) {
+      return FieldChange{"preshared_key", "set", ""};
+    }
+    if (pskChanged(pv, p)) {
+      return FieldChange{"preshared_key", "set", "changed"};
+    }
+    return std::nullopt;
+  }
+
   void planPeers(const WireGuardTarget& wt, const std::optional<WireGuardView>& seen) {
     const std::string& ns = wt.ns;
     std::map<WgKey, const PeerView*> observed;
@@ -547,6 +568,9 @@ class Planner {
         }
         if (p.keepalive) {
           op.changes.push_back({"persistent_keepalive", "", std::to_string(*p.keepalive)});
+        }
+        if (p.pskFile) {
+          op.changes.push_back({"preshared_key", "", "set"});
         }
         if (seen && s_.appliedAs("peer", name, p.describe())) {
           op.drift = "peer was removed outside edgeplane";
@@ -572,10 +596,15 @@ class Planner {
                                 pv.keepalive ? std::to_string(*pv.keepalive) : "",
                                 p.keepalive ? std::to_string(*p.keepalive) : ""});
         }
+        const bool keyChangedOnly = op.changes.empty() && pskChanged(pv, p);
+        if (auto c = pskChange(pv, p)) {
+          op.changes.push_back(*c);
+        }
         if (op.changes.empty()) {
           continue;
         }
-        if (s_.appliedAs("peer", name, p.describe())) {
+        // A new key in the same file is the operator's change, not drift.
+        if (!keyChangedOnly && s_.appliedAs("peer", name, p.describe())) {
           op.drift = "peer changed outside edgeplane";
         }
       }

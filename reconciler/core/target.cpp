@@ -108,6 +108,9 @@ std::string PeerTarget::describe() const {
   if (keepalive) {
     out += " keepalive=" + std::to_string(*keepalive);
   }
+  if (pskFile) {
+    out += " psk_file=" + *pskFile;
+  }
   return out;
 }
 
@@ -293,7 +296,9 @@ Result<Target> buildTarget(const Desired& d, std::string_view host, const StoreV
       std::sort(wg.addresses.begin(), wg.addresses.end());
       wg.mtu = ns.wireguard->mtu;
       for (const auto& p : ns.peers) {
-        PeerTarget pt{p.name, p.public_key, {}, p.endpoint, p.persistent_keepalive};
+        PeerTarget pt{p.name,      p.public_key,           {},
+                      p.endpoint,  p.persistent_keepalive, p.preshared_key_file,
+                      std::nullopt};
         for (const auto& a : p.allowed_ips) {
           pt.allowedIps.push_back(a.network());
         }

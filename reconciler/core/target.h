@@ -42,7 +42,12 @@ struct PeerTarget {
   std::vector<IpPrefix> allowedIps;  // sorted networks
   std::optional<HostPort> endpoint;
   std::optional<uint16_t> keepalive;
-  std::string describe() const;  // the spec recorded when applied (no secrets: none here)
+  // The peer's preshared key: the host-local file it comes from (the config), and the key read
+  // from it (loadPresharedKeys, cli) before planning. An offline plan has the file only, and
+  // compares whether a key is set, not which.
+  std::optional<std::string> pskFile;
+  std::optional<WgKey> presharedKey;  // never printed, recorded or logged
+  std::string describe() const;       // the spec recorded when applied: the psk's file, no key
 };
 
 struct WireGuardTarget {

@@ -199,8 +199,15 @@ Result<void> KernelHost::observeWireGuard(const std::string& netns, core::NetnsV
   wg.publicKey = dev->publicKey;
   wg.listenPort = dev->listenPort.value_or(0);
   for (const auto& p : dev->peers) {
-    core::PeerView pv{p.publicKey,     p.endpoint, {},       p.persistentKeepalive,
-                      p.lastHandshake, p.rxBytes,  p.txBytes};
+    core::PeerView pv;
+    pv.publicKey = p.publicKey;
+    pv.endpoint = p.endpoint;
+    pv.keepalive = p.persistentKeepalive;
+    pv.hasPsk = p.presharedKey.has_value();
+    pv.presharedKey = p.presharedKey;
+    pv.lastHandshake = p.lastHandshake;
+    pv.rxBytes = p.rxBytes;
+    pv.txBytes = p.txBytes;
     for (const auto& a : p.allowedIps) {
       pv.allowedIps.push_back(a.network());
     }
@@ -308,6 +315,11 @@ Result<void> KernelHost::syncPeers(const core::WireGuardTarget& wt) {
     peer.publicKey = p.publicKey;
     peer.allowedIps = p.allowedIps;
     peer.persistentKeepalive = p.keepalive;
+    if (p.pskFile && !p.presharedKey) {
+      // A key that was not read must not be applied as "no key" (loadPresharedKeys reads it).
+      return terminal("peer " + wt.ns + "/" + p.name + ": its preshared key was not read");
+    }
+    peer.presharedKey = p.presharedKey;
     if (p.endpoint) {
       auto ep = resolveEndpoint(*p.endpoint);
       if (!ep) {

@@ -86,6 +86,9 @@ Object::Ptr viewToJson(const core::NetnsView& v) {
       if (p.keepalive) {
         po->set("persistent_keepalive", static_cast<int>(*p.keepalive));
       }
+      if (p.hasPsk) {
+        po->set("preshared_key", true);  // whether one is set; never the key
+      }
       if (p.lastHandshake) {
         po->set("latest_handshake", *p.lastHandshake);
       }
@@ -280,6 +283,7 @@ struct Reader {
         if (po->has("persistent_keepalive")) {
           pv.keepalive = static_cast<uint16_t>(po->getValue<int>("persistent_keepalive"));
         }
+        pv.hasPsk = po->optValue<bool>("preshared_key", false);
         if (po->has("latest_handshake")) {
           pv.lastHandshake = po->getValue<int64_t>("latest_handshake");
         }

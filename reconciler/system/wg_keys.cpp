@@ -85,30 +85,32 @@ Result<void> writeNewKeyFile(const std::string& path, const WgKey& key, int& err
 }
 
 // Returns ENOENT in `err` when the file does not exist (the caller decides what that means).
-Result<WgKey> readKeyFile(const std::string& path, int& err) {
+// `what` names the file in messages ("key file", "preshared key file"); never the key.
+Result<WgKey> readKeyFile(const std::string& path, int& err, std::string_view what = "key file") {
+  const std::string name = std::string(what) + " " + path;
   err = 0;
   FdCloser f{::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC)};
   if (f.fd < 0) {
     err = errno;
     if (err == ELOOP) {
-      return terminal("key file " + path + " is a symbolic link; refusing to read it");
+      return terminal(name + " is a symbolic link; refusing to read it");
     }
-    return terminal("open key file " + path + ": " + errnoText(err));
+    return terminal("open " + name + ": " + errnoText(err));
   }
   struct stat st {};
   if (::fstat(f.fd, &st) != 0) {
     err = errno;
-    return terminal("stat key file " + path + ": " + errnoText(err));
+    return terminal("stat " + name + ": " + errnoText(err));
   }
   if (!S_ISREG(st.st_mode)) {
-    return terminal("key file " + path + " is not a regular file");
+    return terminal(name + " is not a regular file");
   }
   if (st.st_uid != ::geteuid()) {
-    return terminal("key file " + path + " is owned by uid " + std::to_string(st.st_uid) +
-                    ", not by uid " + std::to_string(::geteuid()) + " running edgeplane");
+    return terminal(name + " is owned by uid " + std::to_string(st.st_uid) + ", not by uid " +
+                    std::to_string(::geteuid()) + " running edgeplane");
   }
   if ((st.st_mode & 077) != 0) {
-    return terminal("key file " + path + " has mode " + modeText(st.st_mode) +
+    return terminal(name + " has mode " + modeText(st.st_mode) +
                     ": it must not be accessible by group or others (chmod 600 " + path + ")");
   }
   SecretBuffer text;
@@ -120,7 +122,7 @@ Result<WgKey> readKeyFile(const std::string& path, int& err) {
     }
     if (n < 0) {
       err = errno;
-      return terminal("read key file " + path + ": " + errnoText(err));
+      return terminal("read " + name + ": " + errnoText(err));
     }
     if (n == 0) {
       break;
@@ -136,8 +138,7 @@ Result<WgKey> readKeyFile(const std::string& path, int& err) {
     key = WgKey::parseBase64(std::string_view(text.data, 44));
   }
   if (!key) {
-    return terminal("key file " + path +
-                    " does not hold a WireGuard key (base64 of 32 bytes and a newline)");
+    return terminal(name + " does not hold a WireGuard key (base64 of 32 bytes and a newline)");
   }
   return *key;
 }
@@ -271,6 +272,11 @@ Result<LoadedKey> rotateKey(const std::string& path) {
     return r.error();
   }
   return withPublic(*fresh, true);
+}
+
+Result<WgKey> readPresharedKeyFile(const std::string& path) {
+  int err = 0;
+  return readKeyFile(path, err, "preshared key file");
 }
 
 }  // namespace edgeplane::sys

@@ -33,4 +33,9 @@ Result<LoadedKey> loadOrCreateKey(const std::string& path, bool allowCreate);
 // Replaces the key file with a new key atomically (temporary file, fsync, rename).
 Result<LoadedKey> rotateKey(const std::string& path);
 
+// Reads a peer's preshared key file (`preshared_key_file`): what `wg genpsk` writes, under the
+// same rules as a private key file (owned by the effective user, 0600 or 0400, no symlink).
+// Errors name the path and what is wrong, never the key.
+Result<WgKey> readPresharedKeyFile(const std::string& path);
+
 }  // namespace edgeplane::sys

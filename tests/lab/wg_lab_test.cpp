@@ -518,6 +518,52 @@ TEST_P(WgLab, TwoPeersHandshakeAndCarryTcpAndWgShowMatches) {
   }
 }
 
+// Peer A and the tenant share a preshared key; peer B holds a different one. The device
+// reports A's key through our own `get` (the UAPI socket for wireguard-go, netlink for the
+// kernel; not `wg`), A's tunnel carries TCP, and B's handshake fails: the key is in force.
+TEST_P(WgLab, PresharedKeyOnBothSidesIsSetAndAMismatchedOneHasNoTunnel) {
+  addNamespace("ep-t1");
+  tenantKey_ = take(generatePrivateKey());
+  const WgKey tenantPublic = take(publicKeyFor(tenantKey_));
+  addPeer(a_, "a", "192.0.2.1/30", {"192.0.2.2/30"}, "10.50.0.2/24", 51821, tenantPublic,
+          "192.0.2.1:51820");
+  addPeer(b_, "b", "198.51.100.1/24", {"198.51.100.2/24"}, "10.50.0.3/24", 51822, tenantPublic,
+          "198.51.100.1:51820");
+  if (HasFatalFailure()) {
+    return;
+  }
+  const WgKey psk = take(generatePrivateKey());
+  const WgKey otherPsk = take(generatePrivateKey());
+  for (const auto& [side, key] : {std::pair{&a_, psk}, std::pair{&b_, otherPsk}}) {
+    const std::string file = stateDir_ + "/" + side->ifname + ".psk";
+    must("umask 077 && echo " + key.base64() + " > " + file);
+    must("ip netns exec " + side->ns + " wg set " + side->ifname + " peer " +
+         tenantPublic.base64() + " preshared-key " + file);
+  }
+  desired_ = tenantDesired("wg-t1", tenantKey_, 51820);
+  WgPeer withPsk = tenantPeer("vm-a", a_, "10.50.0.2/32", "192.0.2.2:51821");
+  withPsk.presharedKey = psk;
+  WgPeer mismatched = tenantPeer("vm-b", b_, "10.50.0.3/32", "198.51.100.2:51822");
+  mismatched.presharedKey = psk;
+  desired_.peers = {withPsk, mismatched};
+  applyTenant("ep-t1", desired_, "10.50.0.1/24");
+
+  WgDevice observed = take(backend_->getDevice("wg-t1", "ep-t1"));
+  ASSERT_EQ(observed.peers.size(), 2u);
+  for (const WgPeer& p : observed.peers) {
+    EXPECT_EQ(p.presharedKey, std::optional(psk)) << p.publicKey.base64();
+  }
+  EXPECT_TRUE(diffPeers(observed, desired_).empty());
+
+  std::string err;
+  EXPECT_EQ(hello("ep-t1", "10.50.0.2", &err), "ep-pa") << err;
+  EXPECT_EQ(tcpHello("ep-t1", "10.50.0.3", 8080, listeners_, milliseconds(3000)), "");
+  observed = take(backend_->getDevice("wg-t1", "ep-t1"));
+  for (const WgPeer& p : observed.peers) {
+    EXPECT_EQ(p.lastHandshake.has_value(), p.publicKey == a_.publicKey) << p.publicKey.base64();
+  }
+}
+
 TEST_P(WgLab, ChangingOnePeerLeavesTheOtherSessionAlone) {
   standardScene();
   if (HasFatalFailure()) {

@@ -162,7 +162,12 @@ Result<void> FakeHost::syncPeers(const core::WireGuardTarget& wg) {
   std::vector<std::string> touched;
   std::vector<core::PeerView> next;
   for (const auto& p : wg.peers) {
-    core::PeerView want{p.publicKey, std::nullopt, p.allowedIps, p.keepalive, std::nullopt, 0, 0};
+    core::PeerView want;
+    want.publicKey = p.publicKey;
+    want.allowedIps = p.allowedIps;
+    want.keepalive = p.keepalive;
+    want.hasPsk = p.presharedKey.has_value();
+    want.presharedKey = p.presharedKey;
     if (p.endpoint) {
       if (auto ip = IpAddress::parse(p.endpoint->host)) {
         want.endpoint = Endpoint{*ip, p.endpoint->port};
@@ -174,6 +179,7 @@ Result<void> FakeHost::syncPeers(const core::WireGuardTarget& wg) {
       core::PeerView kept = *it;  // counters and handshake survive
       bool same = kept.allowedIps == want.allowedIps &&
                   kept.keepalive.value_or(0) == want.keepalive.value_or(0) &&
+                  kept.presharedKey == want.presharedKey &&
                   (!want.endpoint || kept.endpoint == want.endpoint);
       if (same) {
         next.push_back(kept);

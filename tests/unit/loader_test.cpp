@@ -149,6 +149,7 @@ public_key = "hxNcKbMd5XGTKrhhfFOCMyjhv1Q71Tno37EzayvVS2Y="
 allowed_ips = ["10.50.0.12/32", "10.60.0.0/16"]
 endpoint = "198.51.100.7:51820"
 persistent_keepalive = 25
+preshared_key_file = "/etc/edgeplane/psk/vm-12.key"
 [[namespace.peer]]
 name = "vm-13"
 public_key = "wFxEcLX/lkRTNv1WYwDc7d2RK5LKQuKExFA7F1uGRl0="
@@ -180,11 +181,13 @@ via = "10.50.0.12"
   EXPECT_EQ(p0.endpoint->host, "198.51.100.7");
   EXPECT_EQ(p0.endpoint->port, 51820);
   EXPECT_EQ(p0.persistent_keepalive, 25);
+  EXPECT_EQ(p0.preshared_key_file, "/etc/edgeplane/psk/vm-12.key");
   const Peer& p1 = ns.peers[1];
+  EXPECT_FALSE(p1.preshared_key_file.has_value());
   EXPECT_EQ(p1.public_key.base64(), kKey2);
   EXPECT_FALSE(p1.endpoint.has_value());
   EXPECT_FALSE(p1.persistent_keepalive.has_value());
-  EXPECT_EQ(p1.origin.table, (SourceLoc{"t.toml", 17, 1}));
+  EXPECT_EQ(p1.origin.table, (SourceLoc{"t.toml", 18, 1}));
 
   ASSERT_EQ(ns.routes.size(), 1u);
   EXPECT_EQ(ns.routes[0].destination, prefix("10.60.0.0/16"));

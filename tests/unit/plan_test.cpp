@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 
 #include "reconciler/core/apply.h"
 #include "reconciler/core/plan.h"
 #include "schema/loader.h"
 #include "schema/validate.h"
+#include "tests/support/config_check.h"
 #include "tests/support/fake_host.h"
 
 namespace edgeplane {
@@ -59,12 +61,7 @@ target = "10.50.0.12:53"
 )";
 
 Desired load(const std::string& toml) {
-  Desired d;
-  Diagnostics diags;
-  loadDocument(toml, "t.toml", d, diags);
-  validate(d, diags);
-  EXPECT_TRUE(diags.empty()) << diags.format();
-  return d;
+  return testing::loadClean(toml);
 }
 
 struct World {
@@ -72,10 +69,19 @@ struct World {
   Desired desired;
   testing::FakeHost host;
   core::StoreView store;
+  // Preshared keys by peer name, as the cli reads them from the peers' files.
+  std::map<std::string, WgKey> psks;
 
   core::Plan plan() {
     auto target = core::buildTarget(resolveFor(desired, "default"), "default", store);
     EXPECT_TRUE(target.ok()) << (target.ok() ? "" : target.error().message);
+    for (auto& [ns, wg] : target->wireguard) {
+      for (auto& p : wg.peers) {
+        if (auto it = psks.find(p.name); p.pskFile && it != psks.end()) {
+          p.presharedKey = it->second;
+        }
+      }
+    }
     return core::plan(*target, host.state, store);
   }
   core::ApplyResult apply() {
@@ -579,6 +585,88 @@ TEST(PlanWireGuard, RoamingPeerWithoutConfiguredEndpointIsNotDrift) {
   w.host.state.namespaces["ep-a"].wireguard->peers[1].endpoint =
       *Endpoint::parse("198.51.100.77:40000");
   EXPECT_TRUE(w.plan().empty()) << core::renderText(w.plan());
+}
+
+WgKey pskOf(uint8_t fill) {
+  WgKey k;
+  k.bytes.fill(fill);
+  return k;
+}
+
+std::string withPsk(std::string config) {
+  const std::string after = "endpoint = \"192.0.2.1:51821\"\n";
+  config.insert(config.find(after) + after.size(),
+                "preshared_key_file = \"/etc/edgeplane/psk/p1.key\"\n");
+  return config;
+}
+
+TEST(PlanWireGuard, PresharedKeySetChangedAndRemovedWithoutShowingIt) {
+  World w(load(kPeers));
+  ASSERT_TRUE(w.apply().ok());
+  w.desired = load(withPsk(kPeers));
+  w.psks["p1"] = pskOf(0x11);
+  core::Plan p = w.plan();
+  ASSERT_EQ(opLines(p), (std::vector<std::string>{"update peer a/p1"}));
+  EXPECT_EQ(p.ops[0].changes, (std::vector<core::FieldChange>{{"preshared_key", "", "set"}}));
+  ASSERT_TRUE(w.apply().ok());
+  auto& peers = w.host.state.namespaces["ep-a"].wireguard->peers;
+  EXPECT_EQ(peers[0].presharedKey, pskOf(0x11));
+  EXPECT_FALSE(peers[1].presharedKey.has_value());
+  EXPECT_TRUE(w.plan().empty()) << core::renderText(w.plan());
+
+  // A new key in the same file: changed, and the operator's doing, not drift.
+  w.psks["p1"] = pskOf(0x22);
+  p = w.plan();
+  ASSERT_EQ(opLines(p), (std::vector<std::string>{"update peer a/p1"}));
+  EXPECT_EQ(p.ops[0].changes,
+            (std::vector<core::FieldChange>{{"preshared_key", "set", "changed"}}));
+  EXPECT_EQ(p.ops[0].drift, "");
+  for (const std::string& out : {core::renderText(p), core::renderJson(p)}) {
+    EXPECT_EQ(out.find(pskOf(0x22).base64()), std::string::npos) << out;
+    EXPECT_EQ(out.find(pskOf(0x11).base64()), std::string::npos) << out;
+  }
+  EXPECT_NE(core::renderText(p).find("preshared_key: set → changed"), std::string::npos);
+  ASSERT_TRUE(w.apply().ok());
+  EXPECT_EQ(peers[0].presharedKey, pskOf(0x22));
+  EXPECT_TRUE(w.plan().empty());
+  // What the store records of the peer names the file, never the key.
+  for (const auto& [key, spec] : w.store.applied) {
+    EXPECT_EQ(spec.find(pskOf(0x22).base64()), std::string::npos) << key << ": " << spec;
+  }
+
+  // Removed by hand: drift, repaired.
+  peers[0].presharedKey.reset();
+  peers[0].hasPsk = false;
+  p = w.plan();
+  ASSERT_EQ(opLines(p), (std::vector<std::string>{"update peer a/p1"}));
+  EXPECT_EQ(p.ops[0].drift, "peer changed outside edgeplane");
+  ASSERT_TRUE(w.apply().ok());
+  EXPECT_EQ(peers[0].presharedKey, pskOf(0x22));
+
+  // Taken out of the config: removed from the device.
+  w.desired = load(kPeers);
+  p = w.plan();
+  ASSERT_EQ(opLines(p), (std::vector<std::string>{"update peer a/p1"}));
+  EXPECT_EQ(p.ops[0].changes, (std::vector<core::FieldChange>{{"preshared_key", "set", ""}}));
+  ASSERT_TRUE(w.apply().ok());
+  EXPECT_FALSE(peers[0].presharedKey.has_value());
+  EXPECT_TRUE(w.plan().empty());
+}
+
+// An offline plan has the file name but not the key, and an observation read from JSON says
+// only whether a key is set: presence is compared, and a match is no change.
+TEST(PlanWireGuard, OfflinePlanComparesWhetherAPresharedKeyIsSet) {
+  World w(load(withPsk(kPeers)));
+  w.psks["p1"] = pskOf(0x11);
+  ASSERT_TRUE(w.apply().ok());
+  w.psks.clear();
+  auto& peers = w.host.state.namespaces["ep-a"].wireguard->peers;
+  peers[0].presharedKey.reset();  // as observedFromJson gives it: set, value unknown
+  EXPECT_TRUE(w.plan().empty()) << core::renderText(w.plan());
+  peers[0].hasPsk = false;
+  core::Plan p = w.plan();
+  ASSERT_EQ(opLines(p), (std::vector<std::string>{"update peer a/p1"}));
+  EXPECT_EQ(p.ops[0].changes, (std::vector<core::FieldChange>{{"preshared_key", "", "set"}}));
 }
 
 // --- failure isolation: a namespace that cannot be observed, a key file that cannot be read --

@@ -431,6 +431,58 @@ TEST_F(WgKeyFile, AnEmptyKeyFileIsRefusedNotReplaced) {
   EXPECT_FALSE(missing->has_value());
 }
 
+// What `wg genpsk > FILE; chmod MODE FILE` leaves, with `text` as its contents.
+std::string writePskFile(const std::string& path, const std::string& text, mode_t mode) {
+  std::ofstream(path) << text;
+  EXPECT_EQ(::chmod(path.c_str(), mode), 0);
+  return path;
+}
+
+TEST_F(WgKeyFile, PresharedKeyFileIsReadIn0600Or0400) {
+  const std::string b64 = key(77).base64();
+  for (mode_t mode : {0600, 0400}) {
+    auto r =
+        readPresharedKeyFile(writePskFile(dir_ + "/psk" + std::to_string(mode), b64 + "\n", mode));
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(*r, key(77));
+  }
+}
+
+TEST_F(WgKeyFile, UnusablePresharedKeyFilesAreClearErrorsWithoutTheirContents) {
+  const std::string b64 = key(77).base64();
+  struct Case {
+    std::string path;
+    std::string expect;
+  };
+  const std::string wide = writePskFile(dir_ + "/wide", b64 + "\n", 0640);
+  const std::string junk = writePskFile(dir_ + "/junk", b64.substr(0, 40) + "!!!!\n", 0600);
+  const std::string twice = writePskFile(dir_ + "/twice", b64 + "\n" + b64 + "\n", 0600);
+  const std::string other = writePskFile(dir_ + "/other", b64 + "\n", 0600);
+  ASSERT_EQ(::chown(other.c_str(), 65534, 65534), 0);
+  const std::string link = dir_ + "/link";
+  ASSERT_EQ(::symlink(wide.c_str(), link.c_str()), 0);
+  for (const Case& c : std::vector<Case>{
+           {wide, "preshared key file " + wide +
+                      " has mode 0640: it must not be accessible by "
+                      "group or others (chmod 600 " +
+                      wide + ")"},
+           {junk, "preshared key file " + junk +
+                      " does not hold a WireGuard key (base64 of 32 bytes and a newline)"},
+           {twice, "preshared key file " + twice +
+                       " does not hold a WireGuard key (base64 of 32 bytes and a newline)"},
+           {other, "preshared key file " + other + " is owned by uid 65534, not by uid " +
+                       std::to_string(::geteuid()) + " running edgeplane"},
+           {link, "preshared key file " + link + " is a symbolic link; refusing to read it"},
+           {dir_ + "/absent",
+            "open preshared key file " + dir_ + "/absent: No such file or directory"},
+       }) {
+    auto r = readPresharedKeyFile(c.path);
+    ASSERT_FALSE(r.ok()) << c.path;
+    EXPECT_EQ(r.error().message, c.expect);
+    EXPECT_EQ(r.error().message.find(b64.substr(0, 20)), std::string::npos);
+  }
+}
+
 // =============================== diff ===============================
 
 WgDevice observedDevice() {

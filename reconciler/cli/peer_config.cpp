@@ -1,0 +1,190 @@
+// `edgeplane peer-config` (see peer_config.h).
+#include "reconciler/cli/peer_config.h"
+
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "reconciler/cli/command_support.h"
+#include "reconciler/cli/commands.h"
+#include "reconciler/cli/qr_text.h"
+#include "reconciler/system/host_driver.h"
+#include "reconciler/system/wg_keys.h"
+
+namespace edgeplane::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string joinPrefixes(const std::vector<IpPrefix>& prefixes) {
+  std::string out;
+  for (const auto& p : prefixes) {
+    out += (out.empty() ? "" : ", ") + p.str();
+  }
+  return out;
+}
+
+std::string namesOf(const auto& items) {
+  std::string out;
+  for (const auto& item : items) {
+    out += (out.empty() ? "" : ", ") + item.name;
+  }
+  return out.empty() ? "none" : out;
+}
+
+// The peer's own addresses: its allowed_ips inside the namespace's WireGuard networks (a
+// routed network behind the peer is not an address of its interface); all when none is.
+std::vector<IpPrefix> peerAddresses(const Peer& p, const std::vector<IpPrefix>& networks) {
+  std::vector<IpPrefix> out;
+  for (const auto& a : p.allowed_ips) {
+    for (const auto& n : networks) {
+      if (n.address.family == a.address.family && n.length <= a.length && n.contains(a.address)) {
+        out.push_back(a);
+        break;
+      }
+    }
+  }
+  return out.empty() ? p.allowed_ips : out;
+}
+
+// The .conf without its comment lines: they are instructions for whoever reads the text, and
+// each byte less keeps the QR code smaller (it must fit a terminal and a phone's camera).
+std::string withoutComments(const std::string& conf) {
+  std::string out;
+  std::istringstream in(conf);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.starts_with("#")) {
+      out += line + "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> peerEndpoint(const std::optional<std::string>& flag, uint16_t listenPort,
+                                 std::string_view host) {
+  if (!flag) {
+    return terminal("the config gives host " + std::string(host) +
+                    " no public address; pass --endpoint HOST[:PORT] (the address peers reach "
+                    "this host at; the port defaults to the namespace's listen_port " +
+                    std::to_string(listenPort) + ")");
+  }
+  if (auto ip = IpAddress::parse(*flag)) {
+    return HostPort{ip->str(), listenPort}.str();
+  }
+  if (isValidDnsName(*flag, false)) {
+    return HostPort{*flag, listenPort}.str();
+  }
+  if (auto hp = HostPort::parse(*flag); hp && hp->port != 0) {
+    return hp->str();
+  }
+  return terminal("--endpoint " + *flag +
+                  " is not HOST or HOST:PORT (a DNS name or an IP address; [IPv6]:PORT)");
+}
+
+Result<std::string> renderPeerConfig(const Desired& hostDesired, std::string_view ns,
+                                     std::string_view peer, const WgKey& hostPublicKey,
+                                     std::string_view endpoint) {
+  const Namespace* n = hostDesired.findNamespace(ns);
+  if (n == nullptr) {
+    return terminal("no namespace \"" + std::string(ns) +
+                    "\" on this host (namespaces: " + namesOf(hostDesired.namespaces) + ")");
+  }
+  if (!n->wireguard) {
+    return terminal("namespace " + std::string(ns) + " has no [namespace.wireguard]");
+  }
+  const Peer* p = nullptr;
+  for (const auto& candidate : n->peers) {
+    if (candidate.name == peer) {
+      p = &candidate;
+    }
+  }
+  if (p == nullptr) {
+    return terminal("no peer \"" + std::string(peer) + "\" in namespace " + std::string(ns) +
+                    " (peers: " + namesOf(n->peers) + ")");
+  }
+  std::vector<IpPrefix> networks;
+  for (const auto& a : n->wireguard->address) {
+    networks.push_back(a.network());
+  }
+  std::string out = "# wg-quick configuration of peer " + p->name + " in namespace " + n->name +
+                    " (edgeplane peer-config).\n# Fill in the private key the peer holds (`wg "
+                    "genkey`; its public half is\n# the peer's public_key in the config)";
+  out += p->preshared_key_file ? " and the preshared key\n# (the host's preshared_key_file).\n"
+                               : ".\n";
+  out += "[Interface]\n";
+  out += "PrivateKey = " + std::string(kFillIn) + "\n";
+  out += "Address = " + joinPrefixes(peerAddresses(*p, networks)) + "\n";
+  out += "\n[Peer]\n";
+  out += "PublicKey = " + hostPublicKey.base64() + "\n";
+  if (p->preshared_key_file) {
+    out += "PresharedKey = " + std::string(kFillIn) + "\n";
+  }
+  out += "Endpoint = " + std::string(endpoint) + "\n";
+  out += "AllowedIPs = " + joinPrefixes(networks) + "\n";
+  if (p->persistent_keepalive) {
+    out += "PersistentKeepalive = " + std::to_string(*p->persistent_keepalive) + "\n";
+  }
+  return out;
+}
+
+int cmdPeerConfig(const Options& o) {
+  const PeerConfigArgs& a = o.peerConfig;
+  // The config: --config, else the tree the last Git run accepted (kept in the state dir).
+  const fs::path dir = o.config ? fs::path(*o.config) : fs::path(o.stateDir) / "config";
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    std::cerr << "edgeplane peer-config: no config at " << dir.string()
+              << " (nothing applied from Git yet); pass --config DIR\n";
+    return 1;
+  }
+  LoadOutcome lo = loadConfig(dir, std::nullopt, o);
+  if (!lo.loaded) {
+    std::cerr << lo.diagnostics << "edgeplane peer-config: "
+              << (lo.errors != 0 ? "the config in " + dir.string() + " is not valid" : lo.hostError)
+              << "\n";
+    return 1;
+  }
+  const Desired here = resolveFor(lo.loaded->all, lo.loaded->host);
+  const Namespace* n = here.findNamespace(a.ns);
+  const uint16_t port = n != nullptr && n->wireguard ? n->wireguard->listen_port : 0;
+  // The namespace and peer are checked before the key store is read: a typo gets its answer
+  // without root.
+  if (auto check = renderPeerConfig(here, a.ns, a.peer, WgKey{}, ""); !check) {
+    std::cerr << "edgeplane peer-config: " << check.error().message << "\n";
+    return 1;
+  }
+  auto endpoint = peerEndpoint(a.endpoint, port, lo.loaded->host);
+  if (!endpoint) {
+    std::cerr << "edgeplane peer-config: " << endpoint.error().message << "\n";
+    return 1;
+  }
+  auto key = sys::loadKey(sys::wireguardKeyPath(o.stateDir, a.ns));
+  if (!key || !*key) {
+    std::cerr << "edgeplane peer-config: namespace " << a.ns << " has no usable WireGuard key in "
+              << o.stateDir << ": "
+              << (key ? "none was made yet (run edgeplane apply first)" : key.error().message)
+              << "\n";
+    return 1;
+  }
+  auto conf = renderPeerConfig(here, a.ns, a.peer, (*key)->publicKey, *endpoint);
+  if (!conf) {
+    std::cerr << "edgeplane peer-config: " << conf.error().message << "\n";
+    return 1;
+  }
+  if (!a.qr) {
+    std::cout << *conf;
+    return 0;
+  }
+  auto qr = qrTerminalText(withoutComments(*conf));
+  if (!qr) {
+    std::cerr << "edgeplane peer-config: " << qr.error().message << "\n";
+    return 1;
+  }
+  std::cout << *qr;
+  return 0;
+}
+
+}  // namespace edgeplane::cli
