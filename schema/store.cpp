@@ -28,7 +28,7 @@ using store_sql::Stmt;
 // a released migration is never edited. Each runs in one transaction together with the
 // user_version bump. foreign_keys cannot change inside a transaction, so a later migration
 // that rebuilds a referenced table must use PRAGMA defer_foreign_keys.
-constexpr std::array<const char*, 7> kMigrations = {
+constexpr std::array<const char*, 8> kMigrations = {
     R"sql(
 CREATE TABLE apply_runs (
   id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -187,6 +187,16 @@ INSERT INTO acme_challenges_new (token, domain, key_authorization, created_at, t
   SELECT token, domain, key_authorization, created_at, type FROM acme_challenges;
 DROP TABLE acme_challenges;
 ALTER TABLE acme_challenges_new RENAME TO acme_challenges;
+)sql",
+    // 8: RFC 9773 (ARI): the CA's suggested renewal window for the certificate in place (by
+    // fingerprint), the time chosen in it, and when its renewalInfo is asked again.
+    R"sql(
+ALTER TABLE acme_state ADD COLUMN ari_cert TEXT NOT NULL DEFAULT '';
+ALTER TABLE acme_state ADD COLUMN ari_start INTEGER;
+ALTER TABLE acme_state ADD COLUMN ari_end INTEGER;
+ALTER TABLE acme_state ADD COLUMN ari_renew_at INTEGER;
+ALTER TABLE acme_state ADD COLUMN ari_next_check INTEGER;
+ALTER TABLE acme_state ADD COLUMN ari_explanation TEXT NOT NULL DEFAULT '';
 )sql",
 };
 

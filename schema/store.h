@@ -170,6 +170,16 @@ struct AcmeState {
   std::optional<int64_t> lastAttempt;  // unix ms of the last order
   std::optional<int64_t> nextAttempt;  // unix ms: no order before (the backoff); unset: none
   std::optional<int64_t> renewAt;      // unix ms: the certificate in place is due for renewal
+  // RFC 9773 (ARI): the CA's suggested renewal window for the certificate in place, the time
+  // chosen in it, and when the CA is asked again. Only for the certificate whose fingerprint
+  // is ariCert ("": no window; another certificate's window is void).
+  // Initialized here, so that a state built from the fields above alone has no window.
+  std::string ariCert = {};
+  std::optional<int64_t> ariStart = {};      // unix ms
+  std::optional<int64_t> ariEnd = {};        // unix ms
+  std::optional<int64_t> ariRenewAt = {};    // unix ms, in [ariStart, ariEnd)
+  std::optional<int64_t> ariNextCheck = {};  // unix ms: no renewalInfo request before
+  std::string ariExplanation = {};           // the CA's explanationURL; "" when none
   auto operator<=>(const AcmeState&) const = default;
 };
 

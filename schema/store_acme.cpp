@@ -62,12 +62,18 @@ Result<void> Store::putAcmeState(const AcmeState& st) {
   auto r = c.exec(
       "put acme state",
       "INSERT INTO acme_state (name, spec, failures, last_error, last_attempt, next_attempt, "
-      "renew_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO UPDATE SET "
-      "spec = excluded.spec, failures = excluded.failures, last_error = excluded.last_error, "
-      "last_attempt = excluded.last_attempt, next_attempt = excluded.next_attempt, "
-      "renew_at = excluded.renew_at",
+      "renew_at, ari_cert, ari_start, ari_end, ari_renew_at, ari_next_check, ari_explanation) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (name) DO "
+      "UPDATE SET spec = excluded.spec, failures = excluded.failures, "
+      "last_error = excluded.last_error, last_attempt = excluded.last_attempt, "
+      "next_attempt = excluded.next_attempt, renew_at = excluded.renew_at, "
+      "ari_cert = excluded.ari_cert, ari_start = excluded.ari_start, ari_end = excluded.ari_end, "
+      "ari_renew_at = excluded.ari_renew_at, ari_next_check = excluded.ari_next_check, "
+      "ari_explanation = excluded.ari_explanation",
       std::string_view(st.name), std::string_view(st.spec), st.failures,
-      std::string_view(st.lastError), st.lastAttempt, st.nextAttempt, st.renewAt);
+      std::string_view(st.lastError), st.lastAttempt, st.nextAttempt, st.renewAt,
+      std::string_view(st.ariCert), st.ariStart, st.ariEnd, st.ariRenewAt, st.ariNextCheck,
+      std::string_view(st.ariExplanation));
   if (!r) {
     return r.error();
   }
@@ -105,11 +111,13 @@ Result<std::vector<AcmeState>> Store::listAcmeStates() const {
   const Conn c(db_.get(), path_, &statements_);
   return c.query<AcmeState>(
       "list acme state",
-      "SELECT name, spec, failures, last_error, last_attempt, next_attempt, renew_at "
+      "SELECT name, spec, failures, last_error, last_attempt, next_attempt, renew_at, ari_cert, "
+      "ari_start, ari_end, ari_renew_at, ari_next_check, ari_explanation "
       "FROM acme_state ORDER BY name",
       [](const Stmt& s) -> std::optional<AcmeState> {
-        return AcmeState{s.text(0),     s.text(1),     s.int64(2),   s.text(3),
-                         s.optInt64(4), s.optInt64(5), s.optInt64(6)};
+        return AcmeState{s.text(0),      s.text(1),      s.int64(2), s.text(3),     s.optInt64(4),
+                         s.optInt64(5),  s.optInt64(6),  s.text(7),  s.optInt64(8), s.optInt64(9),
+                         s.optInt64(10), s.optInt64(11), s.text(12)};
       });
 }
 

@@ -47,7 +47,7 @@ struct Response {
   std::string contentType;
   std::string location;
   std::string nonce;
-  std::optional<std::chrono::seconds> retryAfter;
+  std::optional<std::chrono::seconds> retryAfter;  // as sent; polls hold it to kMaxRetryAfter
 };
 
 // The response's problem document, when it is one.
@@ -92,7 +92,7 @@ std::optional<std::chrono::seconds> parseRetryAfter(const std::string& v) {
       !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return std::nullopt;  // an HTTP-date is not worth honouring over the default poll
   }
-  return std::min(std::chrono::seconds(std::stoll(v)), kMaxRetryAfter);
+  return std::chrono::seconds(std::stoll(v));
 }
 
 // `dir` and its parents created; `dir` itself owner-only (it holds private keys).
@@ -124,7 +124,10 @@ class Client final : public CertificateIssuer {
 
   // Interface
   Result<Issued> obtain(const std::vector<std::string>& domains, AcmeChallengeType challenge,
-                        ChallengeSink& sink, Clock::time_point deadline) override;
+                        ChallengeSink& sink, Clock::time_point deadline,
+                        const std::string& replaces) override;
+  Result<std::optional<RenewalWindow>> renewalInfo(const std::string& certId,
+                                                   Clock::time_point deadline) override;
 
  private:
   Result<Response> http(const std::string& method, const std::string& url, const std::string& body);
@@ -134,6 +137,10 @@ class Client final : public CertificateIssuer {
   Result<Response> post(const std::string& url, const std::optional<std::string>& payload,
                         const std::string& what);
   Result<void> loadAccount();
+  // newOrder for `domains` (with `replaces` when set and the CA offers ARI): the order's URL
+  // and the order.
+  Result<std::pair<std::string, Order>> newOrder(const std::vector<std::string>& domains,
+                                                 const std::string& replaces);
   // [fleet] acme_eab_file's binding (nullopt: none); refused when the CA requires one.
   Result<std::optional<AcmeEab>> loadEab() const;
   // newAccount's payload: terms, contact, and the external account binding when set.
@@ -169,6 +176,7 @@ class Client final : public CertificateIssuer {
   std::string newAccountUrl_;
   bool eabRequired_ = false;  // the directory's meta.externalAccountRequired
   std::string newOrderUrl_;
+  std::string renewalInfoUrl_;  // RFC 9773; "" when the CA offers none
   std::string nonce_;
   std::string kid_;
   Pkey account_;
@@ -245,6 +253,7 @@ Result<void> Client::loadDirectory() {
   newNonceUrl_ = d->newNonce;
   newAccountUrl_ = d->newAccount;
   newOrderUrl_ = d->newOrder;
+  renewalInfoUrl_ = d->renewalInfo;
   eabRequired_ = d->externalAccountRequired;
   return {};
 }
@@ -407,7 +416,9 @@ Result<T> Client::poll(const std::string& url, const std::string& what,
     if (status != "pending" && status != "processing") {
       return j;
     }
-    const auto wait = r->retryAfter ? std::chrono::milliseconds(*r->retryAfter) : kDefaultPoll;
+    const auto wait = r->retryAfter
+                          ? std::chrono::milliseconds(std::min(*r->retryAfter, kMaxRetryAfter))
+                          : kDefaultPoll;
     if (auto slept = sleepFor(std::max(wait, kDefaultPoll), what + " (" + status + ")"); !slept) {
       return slept.error();
     }
@@ -608,8 +619,73 @@ Result<std::optional<Issued>> Client::resume(const std::vector<std::string>& dom
   return std::optional<Issued>(std::move(issued).value());
 }
 
+Result<std::pair<std::string, Order>> Client::newOrder(const std::vector<std::string>& domains,
+                                                       const std::string& replaces) {
+  std::string payload = R"({"identifiers":[)";
+  for (size_t i = 0; i < domains.size(); ++i) {
+    payload += i == 0 ? R"({"type":"dns","value":)" : R"(,{"type":"dns","value":)";
+    appendJsonString(payload, domains[i]);
+    payload += "}";
+  }
+  payload += "]";
+  // A CA without ARI may not know the member; one with it may refuse it (alreadyReplaced, a
+  // certificate it did not issue): the order then goes without the hint.
+  const bool hint = !replaces.empty() && !renewalInfoUrl_.empty();
+  std::string withReplaces = payload;
+  if (hint) {
+    withReplaces += R"(,"replaces":)";
+    appendJsonString(withReplaces, replaces);
+  }
+  auto created = post(newOrderUrl_, withReplaces + "}", "newOrder");
+  if (hint && !created && !created.error().retryable) {
+    created = post(newOrderUrl_, payload + "}", "newOrder");
+  }
+  if (!created) {
+    return created.error();
+  }
+  auto order = decoded(parseOrder(created->body), "newOrder");
+  if (!order) {
+    return order.error();
+  }
+  if (created->location.empty()) {
+    return terminal("newOrder: the CA gave no order URL");
+  }
+  return std::pair<std::string, Order>(created->location, std::move(order).value());
+}
+
+Result<std::optional<RenewalWindow>> Client::renewalInfo(const std::string& certId,
+                                                         Clock::time_point deadline) {
+  deadline_ = deadline;
+  if (auto d = loadDirectory(); !d) {
+    return d.error();
+  }
+  if (renewalInfoUrl_.empty()) {
+    return std::optional<RenewalWindow>();
+  }
+  // Section 4.1: <renewalInfo>/<CertID>, a plain GET (no account, no JWS).
+  const std::string url = renewalInfoUrl_ + (renewalInfoUrl_.back() == '/' ? "" : "/") + certId;
+  const std::string what = "renewalInfo " + url;
+  auto r = http(Poco::Net::HTTPRequest::HTTP_GET, url, "");
+  if (!r) {
+    return r.error();
+  }
+  if (r->status != 200) {
+    return failure(*r, what);
+  }
+  auto info = decoded(parseRenewalInfo(r->body), what);
+  if (!info) {
+    return info.error();
+  }
+  std::optional<int64_t> retryAfter;
+  if (r->retryAfter) {
+    retryAfter = r->retryAfter->count();
+  }
+  return std::optional<RenewalWindow>(RenewalWindow{std::move(info).value(), retryAfter});
+}
+
 Result<Issued> Client::obtain(const std::vector<std::string>& domains, AcmeChallengeType challenge,
-                              ChallengeSink& sink, Clock::time_point deadline) {
+                              ChallengeSink& sink, Clock::time_point deadline,
+                              const std::string& replaces) {
   deadline_ = deadline;
   nonce_.clear();
   if (auto d = loadDirectory(); !d) {
@@ -623,25 +699,12 @@ Result<Issued> Client::obtain(const std::vector<std::string>& domains, AcmeChall
   } else if (*resumed) {
     return std::move(**resumed);
   }
-  std::string payload = R"({"identifiers":[)";
-  for (size_t i = 0; i < domains.size(); ++i) {
-    payload += i == 0 ? R"({"type":"dns","value":)" : R"(,{"type":"dns","value":)";
-    appendJsonString(payload, domains[i]);
-    payload += "}";
-  }
-  payload += "]}";
-  auto created = post(newOrderUrl_, payload, "newOrder");
+  auto created = newOrder(domains, replaces);
   if (!created) {
     return created.error();
   }
-  const std::string orderUrl = created->location;
-  auto order = decoded(parseOrder(created->body), "newOrder");
-  if (!order) {
-    return order.error();
-  }
-  if (orderUrl.empty()) {
-    return terminal("newOrder: the CA gave no order URL");
-  }
+  const std::string orderUrl = created->first;
+  const Order order = std::move(created->second);
   // Authorizations: publish each answer and tell the CA, then wait for all of them.
   std::vector<std::string> tokens;
   struct Withdraw {
@@ -653,11 +716,11 @@ Result<Issued> Client::obtain(const std::vector<std::string>& domains, AcmeChall
       }
     }
   } withdraw{sink, tokens};
-  if (!order->authorizations) {
+  if (!order.authorizations) {
     return terminal("newOrder: no authorizations in the order");
   }
   std::vector<std::string> pending;
-  for (const std::string& a : *order->authorizations) {
+  for (const std::string& a : *order.authorizations) {
     if (auto r = authorize(a, challenge, sink, tokens, pending); !r) {
       return r.error();
     }
@@ -675,7 +738,7 @@ Result<Issued> Client::obtain(const std::vector<std::string>& domains, AcmeChall
   }
   sink.withdraw(tokens);
   tokens.clear();
-  return finalizeNew(orderUrl, *order, domains);
+  return finalizeNew(orderUrl, order, domains);
 }
 
 }  // namespace

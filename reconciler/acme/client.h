@@ -3,11 +3,13 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "reconciler/acme/messages.h"
 #include "schema/model.h"
 #include "schema/result.h"
 
@@ -32,16 +34,30 @@ struct Issued {
   std::string keyPem;  // PKCS#8 PEM; never logged
 };
 
+// RFC 9773: the CA's renewalInfo answer for one certificate and how long it holds.
+struct RenewalWindow {
+  RenewalInfo info;
+  std::optional<int64_t> retryAfter;  // seconds, as the CA sent it (unclamped); nullopt: none
+};
+
 class CertificateIssuer {
  public:
   virtual ~CertificateIssuer() = default;
   // Runs one order for `domains`, each authorization by a `challenge` challenge, to its end or
-  // until `deadline`. An error carries
+  // until `deadline`. `replaces` (RFC 9773 section 5): the CertID of the certificate this order
+  // renews, sent when the CA offers ARI; a new order the CA refuses with it is placed once more
+  // without it (a renewal is never lost to the hint). "": none. An error carries
   // the CA's problem document ("urn:ietf:params:acme:error:…: detail") when there was one;
   // retryable when another run may well succeed (timeouts, network, 5xx, rate limits).
   virtual Result<Issued> obtain(const std::vector<std::string>& domains,
                                 AcmeChallengeType challenge, ChallengeSink& sink,
-                                std::chrono::steady_clock::time_point deadline) = 0;
+                                std::chrono::steady_clock::time_point deadline,
+                                const std::string& replaces) = 0;
+  // RFC 9773: the CA's suggested renewal window for the certificate `certId` (cert_id.h);
+  // nullopt when the CA offers no ARI (no renewalInfo in its directory). An error when the CA
+  // fails or its answer is malformed (a window ending before it starts included).
+  virtual Result<std::optional<RenewalWindow>> renewalInfo(
+      const std::string& certId, std::chrono::steady_clock::time_point deadline) = 0;
 };
 
 struct ClientSettings {

@@ -1,6 +1,7 @@
 // The CA's RFC 8555 JSON documents decoded into types (see messages.h).
 #include "reconciler/acme/messages.h"
 
+#include <algorithm>
 #include <initializer_list>
 #include <utility>
 
@@ -237,6 +238,114 @@ Result<Problem> parseProblem(std::string_view body) {
     return j.error();
   }
   return problemFrom(*j, false);
+}
+
+namespace {
+
+// `n` decimal digits of `text` at `pos`, or -1.
+int digits(std::string_view text, size_t pos, size_t n) {
+  if (pos + n > text.size()) {
+    return -1;
+  }
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (text[i] < '0' || text[i] > '9') {
+      return -1;
+    }
+    v = v * 10 + (text[i] - '0');
+  }
+  return v;
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+int64_t daysFromCivil(int64_t y, int64_t m, int64_t d) {
+  y -= m <= 2 ? 1 : 0;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+bool leapYear(int y) {
+  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+}  // namespace
+
+std::optional<int64_t> parseRfc3339(std::string_view t) {
+  // YYYY-MM-DD[Tt ]hh:mm:ss
+  if (t.size() < 20 || t[4] != '-' || t[7] != '-' || (t[10] != 'T' && t[10] != 't') ||
+      t[13] != ':' || t[16] != ':') {
+    return std::nullopt;
+  }
+  const int year = digits(t, 0, 4), month = digits(t, 5, 2), day = digits(t, 8, 2);
+  const int hour = digits(t, 11, 2), minute = digits(t, 14, 2), second = digits(t, 17, 2);
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 ||
+      minute > 59 || second < 0 || second > 60 ||
+      day > kDays[month - 1] + (month == 2 && leapYear(year) ? 1 : 0)) {
+    return std::nullopt;
+  }
+  size_t pos = 19;
+  if (t[pos] == '.') {
+    const size_t first = ++pos;
+    while (pos < t.size() && t[pos] >= '0' && t[pos] <= '9') {
+      ++pos;
+    }
+    if (pos == first) {
+      return std::nullopt;
+    }
+  }
+  int64_t offset = 0;
+  if (pos < t.size() && (t[pos] == 'Z' || t[pos] == 'z')) {
+    ++pos;
+  } else if (pos < t.size() && (t[pos] == '+' || t[pos] == '-')) {
+    const int oh = digits(t, pos + 1, 2), om = digits(t, pos + 4, 2);
+    if (oh < 0 || oh > 23 || om < 0 || om > 59 || pos + 3 >= t.size() || t[pos + 3] != ':') {
+      return std::nullopt;
+    }
+    offset = (t[pos] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+    pos += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (pos != t.size()) {
+    return std::nullopt;
+  }
+  return daysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 +
+         std::min(second, 59) - offset;
+}
+
+Result<RenewalInfo> parseRenewalInfo(std::string_view body) {
+  auto j = object(body);
+  if (!j) {
+    return j.error();
+  }
+  const Json* w = member(*j, "suggestedWindow");
+  if (w == nullptr || w->type != Json::Type::Object) {
+    return terminal(w == nullptr ? "lacks suggestedWindow" : "'suggestedWindow' is not an object");
+  }
+  std::string start;
+  std::string end;
+  RenewalInfo info;
+  if (auto r = readStrings(*w, {{"start", &start}, {"end", &end}}); !r) {
+    return r.error();
+  }
+  if (auto r = readString(*j, "explanationURL", info.explanationUrl); !r) {
+    return r.error();
+  }
+  auto s = parseRfc3339(start);
+  auto e = parseRfc3339(end);
+  if (!s || !e) {
+    return terminal("suggestedWindow's start and end are not RFC 3339 date-times");
+  }
+  if (*e <= *s) {
+    return terminal("suggestedWindow ends before it starts");
+  }
+  info.start = *s;
+  info.end = *e;
+  return info;
 }
 
 std::string problemSummary(const Problem& p) {

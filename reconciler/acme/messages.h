@@ -1,6 +1,7 @@
 // The CA's RFC 8555 JSON documents decoded into types: pure, no I/O (client.cpp does the HTTP).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,6 +56,14 @@ struct Authorization {
   std::optional<Problem> error;  // not in RFC 8555's object, but some CAs say why here
 };
 
+// RFC 9773 section 4.2: the CA's suggested renewal window for one certificate (its renewalInfo
+// resource). The Retry-After header that came with it is the client's to read.
+struct RenewalInfo {
+  int64_t start = 0;           // unix seconds
+  int64_t end = 0;             // unix seconds; after start
+  std::string explanationUrl;  // "" when absent; shown to operators, never fetched
+};
+
 // Each decoder takes a response body and returns the document or a terminal error that says
 // what is wrong with it ("the CA's answer is not a JSON object (…)"); the caller adds which
 // request it was. Members of a known name but the wrong JSON type are errors; unknown
@@ -63,6 +72,13 @@ Result<Directory> parseDirectory(std::string_view body);
 Result<Order> parseOrder(std::string_view body);
 Result<Authorization> parseAuthorization(std::string_view body);
 Result<Problem> parseProblem(std::string_view body);
+// A window whose end is not after its start is an error (RFC 9773 section 4.2: the client treats
+// it as no answer).
+Result<RenewalInfo> parseRenewalInfo(std::string_view body);
+
+// An RFC 3339 date-time ("2025-01-02T04:00:00Z", fractions and offsets allowed) as unix seconds,
+// fractions dropped; nullopt when it is not one.
+std::optional<int64_t> parseRfc3339(std::string_view text);
 
 // "type: detail" (or "type"), how the client reports a CA's problem.
 std::string problemSummary(const Problem& p);

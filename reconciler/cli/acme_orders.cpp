@@ -6,8 +6,10 @@
 #include <cstdlib>
 #include <map>
 
+#include "reconciler/acme/cert_id.h"
 #include "reconciler/cli/history.h"
 #include "reconciler/core/acme_lifecycle.h"
+#include "reconciler/system/file_write.h"
 
 namespace edgeplane {
 
@@ -19,21 +21,28 @@ int64_t unixMs() {
       .count();
 }
 
+// The certificate in place, when it is one an order renews (issued, readable, for these
+// domains).
+bool renewable(const core::CertTarget& c, const core::CertView* v) {
+  return v != nullptr && v->error.empty() && !v->selfIssued && v->domains == c.domains;
+}
+
 // When the certificate in place is due for renewal (unix ms); unset when there is none to renew
 // (not issued yet, unreadable, the placeholder, other domains).
 std::optional<int64_t> renewAtMs(const core::CertTarget& c, const core::CertView* v) {
-  if (v == nullptr || !v->error.empty() || v->selfIssued || v->domains != c.domains) {
+  if (!renewable(c, v)) {
     return std::nullopt;
   }
   return core::acmeRenewAt(c, *v) * 1000;
 }
 
-// One order, installed: the CA's or the local error.
+// One order (a renewal of `replaces`, "" none), installed: the CA's or the local error.
 Result<core::CertView> orderOne(const core::CertTarget& c, sys::CertStore& certs,
                                 acme::CertificateIssuer& issuer, acme::ChallengeSink& sink,
-                                std::chrono::steady_clock::time_point deadline) {
-  auto issued =
-      issuer.obtain(c.domains, c.challenge.value_or(AcmeChallengeType::Http01), sink, deadline);
+                                std::chrono::steady_clock::time_point deadline,
+                                const std::string& replaces) {
+  auto issued = issuer.obtain(c.domains, c.challenge.value_or(AcmeChallengeType::Http01), sink,
+                              deadline, replaces);
   if (!issued) {
     return issued.error();
   }
@@ -91,6 +100,109 @@ class AcmeStateBook {
   std::map<std::string, AcmeState> now_;
 };
 
+// The RFC 9773 CertID of the certificate in place; "" (logged) when it has none: no ARI, no
+// `replaces`, the lifetime rule.
+std::string certIdOf(const core::CertTarget& c, const core::CertView& v,
+                     const std::function<void(const std::string&)>& log) {
+  auto pem = sys::readOwnFile(v.certFile);
+  auto id = !pem   ? Result<std::string>(pem.error())
+            : *pem ? acme::ariCertId(**pem)
+                   : Result<std::string>(terminal(v.certFile + ": gone"));
+  if (!id) {
+    log("certificate " + c.name + ": no ARI certificate ID (" + id.error().message +
+        "); renewal by its lifetime");
+    return "";
+  }
+  return std::move(id).value();
+}
+
+void clearAri(AcmeState& st) {
+  st.ariCert.clear();
+  st.ariStart.reset();
+  st.ariEnd.reset();
+  st.ariRenewAt.reset();
+  st.ariNextCheck.reset();
+  st.ariExplanation.clear();
+}
+
+// RFC 9773: `st`'s window brought up to date for the certificate in place `v` (CertID `certId`):
+// the CA is asked when the window is another certificate's or its Retry-After has passed. A
+// time is drawn in a new window; an unchanged window keeps the time drawn before. A CA without
+// ARI leaves no window (asked again after kAriDefaultRecheck); a failed or malformed answer
+// neither (the lifetime rule holds; asked again after kAriErrorRecheck). Never an error: ARI
+// only advises.
+void refreshAri(AcmeState& st, const core::CertTarget& c, const core::CertView& v,
+                const std::string& certId, acme::CertificateIssuer& issuer,
+                const AcmeRunClock& clock, const std::function<void(const std::string&)>& log) {
+  const int64_t nowMs = clock.now * 1000;
+  if (st.ariCert != v.fingerprint) {
+    clearAri(st);
+  } else if (st.ariNextCheck && *st.ariNextCheck > nowMs) {
+    return;
+  }
+  auto answer = issuer.renewalInfo(certId, clock.deadline);
+  if (!answer) {
+    clearAri(st);
+    st.ariCert = v.fingerprint;
+    st.ariNextCheck = (clock.now + core::kAriErrorRecheck) * 1000;
+    log("certificate " + c.name + ": the CA's renewal information failed (" +
+        answer.error().message + "); renewal by its lifetime until it is asked again at " +
+        cli::isoTime(*st.ariNextCheck));
+    return;
+  }
+  if (!*answer) {
+    // No ARI at this CA: asked again in kAriDefaultRecheck (its directory may gain it), not at
+    // every run.
+    clearAri(st);
+    st.ariCert = v.fingerprint;
+    st.ariNextCheck = (clock.now + core::kAriDefaultRecheck) * 1000;
+    return;
+  }
+  const acme::RenewalInfo& w = (*answer)->info;
+  const bool same = st.ariStart == w.start * 1000 && st.ariEnd == w.end * 1000 && st.ariRenewAt;
+  st.ariCert = v.fingerprint;
+  st.ariNextCheck = (clock.now + core::ariRecheckSeconds((*answer)->retryAfter)) * 1000;
+  st.ariExplanation = w.explanationUrl;
+  if (same) {
+    return;
+  }
+  st.ariStart = w.start * 1000;
+  st.ariEnd = w.end * 1000;
+  st.ariRenewAt = core::ariRenewAt(w.start, w.end, clock.random ? clock.random() : 0.0) * 1000;
+  log("certificate " + c.name + ": the CA suggests renewal between " + cli::isoTime(*st.ariStart) +
+      " and " + cli::isoTime(*st.ariEnd) + " (RFC 9773), chosen " + cli::isoTime(*st.ariRenewAt) +
+      (w.explanationUrl.empty() ? std::string() : "; see " + w.explanationUrl));
+}
+
+// What the certificate in place tells a renewal: its CertID ("" when none; the order's
+// `replaces`) and, when the CA's ARI window applies (no renew_before), the time drawn in it
+// (unix seconds). Keeps `st`'s window up to date (refreshAri).
+struct RenewalHint {
+  std::string certId;
+  std::optional<int64_t> ariAt;
+};
+RenewalHint renewalHint(AcmeState& st, const core::CertTarget& c, const core::CertView* view,
+                        acme::CertificateIssuer& issuer, const AcmeRunClock& clock,
+                        const std::function<void(const std::string&)>& log) {
+  RenewalHint hint;
+  if (!renewable(c, view)) {
+    clearAri(st);
+    return hint;
+  }
+  hint.certId = certIdOf(c, *view, log);
+  if (c.renewBefore) {
+    clearAri(st);  // the operator's override: the CA is not asked
+    return hint;
+  }
+  if (!hint.certId.empty()) {
+    refreshAri(st, c, *view, hint.certId, issuer, clock, log);
+  }
+  if (st.ariCert == view->fingerprint && st.ariRenewAt) {
+    hint.ariAt = *st.ariRenewAt / 1000;
+  }
+  return hint;
+}
+
 // Held back by earlier failures of the same spec until their next attempt.
 bool inBackoff(const AcmeState& st, const std::string& spec, int64_t nowMs) {
   return st.failures > 0 && st.spec == spec && st.nextAttempt && *st.nextAttempt > nowMs;
@@ -139,10 +251,15 @@ AcmeOrders runAcmeOrders(const core::Target& target, sys::CertStore& certs,
     const std::string spec = core::acmeSpec(c);
     if (st.spec != spec) {
       // Other domains or another challenge: earlier failures say nothing about this order.
-      st = AcmeState{c.name, spec, 0, "", st.lastAttempt, std::nullopt, std::nullopt};
+      st.spec = spec;
+      st.failures = 0;
+      st.lastError.clear();
+      st.nextAttempt.reset();
+      st.renewAt.reset();
     }
-    st.renewAt = renewAtMs(c, view);
-    auto why = core::acmeOrderDue(c, view, clock.now);
+    const RenewalHint hint = renewalHint(st, c, view, issuer, clock, log);
+    st.renewAt = hint.ariAt ? std::optional<int64_t>(*hint.ariAt * 1000) : renewAtMs(c, view);
+    auto why = core::acmeOrderDue(c, view, clock.now, hint.ariAt);
     if (!why) {
       // Nothing is owed (renewed by hand, renew_before shortened): no failure is pending.
       st.failures = 0;
@@ -157,7 +274,7 @@ AcmeOrders runAcmeOrders(const core::Target& target, sys::CertStore& certs,
       continue;
     }
     log("certificate " + c.name + ": ordering from the ACME CA (" + *why + ")");
-    auto issued = orderOne(c, certs, issuer, sink, clock.deadline);
+    auto issued = orderOne(c, certs, issuer, sink, clock.deadline, hint.certId);
     if (!issued) {
       recordFailure(st, issued.error().message, clock);
       out.failed.push_back("certificate " + c.name + ": " + issued.error().message);
@@ -168,7 +285,13 @@ AcmeOrders runAcmeOrders(const core::Target& target, sys::CertStore& certs,
     }
     log("certificate " + c.name + ": issued, " + issued->fingerprint.substr(0, 16) +
         "…, valid until " + cli::isoTime(issued->notAfter * 1000));
-    st = AcmeState{c.name, spec, 0, "", clock.now * 1000, std::nullopt, renewAtMs(c, &*issued)};
+    // A new certificate: no failures, and its own ARI window asked for at the next run.
+    st.failures = 0;
+    st.lastError.clear();
+    st.lastAttempt = clock.now * 1000;
+    st.nextAttempt.reset();
+    st.renewAt = renewAtMs(c, &*issued);
+    clearAri(st);
     result.certificates[c.name] = std::move(issued).value();
     out.issued.push_back(c.name);
   }

@@ -36,6 +36,11 @@ struct AcmeRunClock {
 // others, and is recorded in `store`'s ACME state with a backoff (core::acmeBackoffSeconds):
 // until its next attempt the certificate is skipped, unless its challenge or domains changed.
 // Those that failed least order first, so a CA that refuses one spends the budget last on it.
+// When the CA offers ACME Renewal Information (RFC 9773) and the certificate has no
+// renew_before, the CA's suggested window for the certificate in place (asked at most once per
+// its Retry-After, 6 h by default; kept in the store) sets the renewal time: a random time drawn
+// in it, kept while the window stays; a renewal's order then carries `replaces`. A failed or
+// malformed answer is logged and the lifetime rule holds; it never holds an order back.
 // Success clears the failures; every certificate's renewal time is kept there for `status`
 // and /metrics, and the state of certificates no longer wanted is dropped. `log` gets one
 // line per order or skip.

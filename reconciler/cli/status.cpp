@@ -191,8 +191,8 @@ void setAcmeJson(Poco::JSON::Object& jo, const std::optional<AcmeState>& acme) {
     return ms ? Poco::Dynamic::Var(isoTime(*ms)) : Poco::Dynamic::Var();
   };
   if (!acme) {
-    for (const char* key :
-         {"challenge", "next_renewal", "failures", "last_error", "last_attempt", "next_attempt"}) {
+    for (const char* key : {"challenge", "next_renewal", "failures", "last_error", "last_attempt",
+                            "next_attempt", "ari_window"}) {
       jo.set(key, Poco::Dynamic::Var());
     }
     return;
@@ -204,6 +204,20 @@ void setAcmeJson(Poco::JSON::Object& jo, const std::optional<AcmeState>& acme) {
          acme->lastError.empty() ? Poco::Dynamic::Var() : Poco::Dynamic::Var(acme->lastError));
   jo.set("last_attempt", time(acme->lastAttempt));
   jo.set("next_attempt", time(acme->nextAttempt));
+  // RFC 9773: the CA's suggested window for the certificate in place; null without one.
+  if (acme->ariStart && acme->ariEnd) {
+    Poco::JSON::Object::Ptr ari = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    ari->set("start", time(acme->ariStart));
+    ari->set("end", time(acme->ariEnd));
+    ari->set("chosen", time(acme->ariRenewAt));
+    ari->set("explanation_url", acme->ariExplanation.empty()
+                                    ? Poco::Dynamic::Var()
+                                    : Poco::Dynamic::Var(acme->ariExplanation));
+    ari->set("next_check", time(acme->ariNextCheck));
+    jo.set("ari_window", ari);
+  } else {
+    jo.set("ari_window", Poco::Dynamic::Var());
+  }
 }
 
 // The ACME lines under a certificate: its challenge and next renewal, and while orders fail,
@@ -211,6 +225,12 @@ void setAcmeJson(Poco::JSON::Object& jo, const std::optional<AcmeState>& acme) {
 void printAcmeText(const AcmeState& st) {
   std::cout << "    acme " << challengeOf(st) << ", next renewal "
             << (st.renewAt ? isoTime(*st.renewAt) : std::string("when first issued")) << "\n";
+  if (st.ariStart && st.ariEnd) {
+    std::cout << "    the CA's renewal window (RFC 9773): " << isoTime(*st.ariStart) << " .. "
+              << isoTime(*st.ariEnd)
+              << (st.ariExplanation.empty() ? std::string() : " (" + st.ariExplanation + ")")
+              << "\n";
+  }
   if (st.failures > 0) {
     std::cout << "    " << st.failures << " failed order(s), last at "
               << (st.lastAttempt ? isoTime(*st.lastAttempt) : std::string("?")) << ": "

@@ -51,6 +51,22 @@ int64_t acmeRenewAt(const CertTarget& c, const CertView& v) {
   return v.notAfter - threshold - jitter;
 }
 
+int64_t ariRecheckSeconds(std::optional<int64_t> retryAfter) {
+  if (!retryAfter) {
+    return kAriDefaultRecheck;
+  }
+  return std::clamp(*retryAfter, kAriMinRecheck, kAriMaxRecheck);
+}
+
+int64_t ariRenewAt(int64_t start, int64_t end, double unit) {
+  if (end <= start) {
+    return start;
+  }
+  unit = std::clamp(unit, 0.0, 1.0);
+  const auto offset = static_cast<int64_t>(unit * static_cast<double>(end - start));
+  return start + std::min(offset, end - start - 1);
+}
+
 std::string acmeSpec(const CertTarget& c) {
   std::string out(toString(c.challenge.value_or(AcmeChallengeType::Http01)));
   out += " ";

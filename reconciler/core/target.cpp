@@ -153,7 +153,8 @@ AcmeChallengeType acmeDefaultChallenge(bool proxyHttpOff) {
   return proxyHttpOff ? AcmeChallengeType::TlsAlpn01 : AcmeChallengeType::Http01;
 }
 
-std::optional<std::string> acmeOrderDue(const CertTarget& c, const CertView* v, int64_t now) {
+std::optional<std::string> acmeOrderDue(const CertTarget& c, const CertView* v, int64_t now,
+                                        std::optional<int64_t> ariRenewAt) {
   if (v == nullptr) {
     return "no certificate yet";
   }
@@ -167,10 +168,13 @@ std::optional<std::string> acmeOrderDue(const CertTarget& c, const CertView* v, 
     return "its domains changed";
   }
   const int64_t left = v->notAfter - now;
-  if (now >= acmeRenewAt(c, *v)) {
+  const bool ari = ariRenewAt && !c.renewBefore;
+  if (now >= (ari ? *ariRenewAt : acmeRenewAt(c, *v))) {
     return left <= 0 ? std::string("renew: expired")
                      : "renew: " + std::to_string(left / 3600) + "h left" +
-                           (c.renewBefore ? " (renew_before)" : " (a third of its lifetime)");
+                           (ari             ? " (the CA's renewal window, RFC 9773)"
+                            : c.renewBefore ? " (renew_before)"
+                                            : " (a third of its lifetime)");
   }
   return std::nullopt;
 }

@@ -86,8 +86,11 @@ struct CertTarget {
 // Why an ACME certificate should be ordered now, or nullopt: there is none yet (or it cannot
 // be read), the placeholder is served (self-issued), its domains differ, or its renewal is due
 // (acmeRenewAt: renewBefore when set, even longer than the lifetime; else a third of the
-// lifetime left; with a jitter stable per certificate).
-std::optional<std::string> acmeOrderDue(const CertTarget& c, const CertView* v, int64_t now);
+// lifetime left; with a jitter stable per certificate). `ariRenewAt` (unix seconds), when set,
+// is the time chosen in the CA's RFC 9773 window for this very certificate: it replaces the
+// lifetime rule, but not an explicit renewBefore (the operator's override).
+std::optional<std::string> acmeOrderDue(const CertTarget& c, const CertView* v, int64_t now,
+                                        std::optional<int64_t> ariRenewAt = std::nullopt);
 
 // The challenge of an ACME certificate that names none: HTTP-01 on the proxy's :80, or
 // TLS-ALPN-01 on :443 when the proxy says its :80 is off (`proxyHttpOff`).

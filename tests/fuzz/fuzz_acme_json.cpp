@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   const std::string_view body(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 4) {
+  switch (data[0] % 5) {
     case 0: {
       auto d = parseDirectory(body);
       // A directory decoded is one the client can use.
@@ -41,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       check(a || !a.error().message.empty());
       break;
     }
-    default: {
+    case 3: {
       auto p = parseProblem(body);
       if (p) {
         // Subproblems do not nest (RFC 8555 section 6.7.1).
@@ -52,6 +52,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       } else {
         check(!p.error().message.empty());
       }
+      break;
+    }
+    default: {
+      // RFC 9773's renewalInfo answer: a decoded window is never empty or backwards.
+      auto r = parseRenewalInfo(body);
+      check(!r || r->end > r->start);
+      check(r || !r.error().message.empty());
       break;
     }
   }

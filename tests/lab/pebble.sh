@@ -6,6 +6,8 @@
 #                            and :443 and resolves every name through DNS (ADDR:PORT); its pid
 #                            is appended to the caller's `pids` array. PEBBLE_VA_NOSLEEP=1, and
 #                            ACME_E2E_NONCEREJECT (default 5) percent of good nonces rejected.
+#                            PEBBLE_EAB_KEYS='{"KID": "base64url MAC key"}': Pebble requires an
+#                            external account binding by one of these keys (default: none).
 wait_port() {
   for _ in $(seq 100); do ss -Hltn "src ${1%:*} and sport = :${1##*:}" | grep -q . && return 0; sleep 0.1; done
   return 1
@@ -21,11 +23,14 @@ pebble_start() {
       -CAcreateserial -days 2 -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n') \
       -out "$work/pebble.crt" 2>/dev/null ||
     { echo "Bail out! openssl failed"; return 1; }
+  local eab_required=false eab_keys='{}'
+  [ -n "${PEBBLE_EAB_KEYS:-}" ] && eab_required=true eab_keys=$PEBBLE_EAB_KEYS
   cat >"$work/pebble.json" <<JSON
 {"pebble": {"listenAddress": "127.0.0.1:14000", "managementListenAddress": "127.0.0.1:15000",
   "certificate": "$work/pebble.crt", "privateKey": "$work/pebble.key",
   "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "",
-  "externalAccountBindingRequired": false, "certificateValidityPeriod": 864000}}
+  "externalAccountBindingRequired": $eab_required, "externalAccountMACKeys": $eab_keys,
+  "certificateValidityPeriod": 864000}}
 JSON
   PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=${ACME_E2E_NONCEREJECT:-5} \
     pebble -config "$work/pebble.json" -dnsserver "$dns" >"$work/pebble.log" 2>&1 &

@@ -27,6 +27,25 @@ inline std::string memBioText(BIO* bio) {
   return std::string(data, static_cast<size_t>(len));
 }
 
+// `cert` as PEM.
+inline std::string certificatePem(X509* cert) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(bio, cert);
+  std::string out = memBioText(bio);
+  BIO_free(bio);
+  return out;
+}
+
+// An Authority Key Identifier extension holding `keyId` (what an RFC 9773 CertID is made of).
+inline void addAuthorityKeyId(X509* cert, const std::string& keyId) {
+  AUTHORITY_KEYID* aki = AUTHORITY_KEYID_new();
+  aki->keyid = ASN1_OCTET_STRING_new();
+  ASN1_OCTET_STRING_set(aki->keyid, reinterpret_cast<const unsigned char*>(keyId.data()),
+                        static_cast<int>(keyId.size()));
+  X509_add1_ext_i2d(cert, NID_authority_key_identifier, aki, 0, X509V3_ADD_DEFAULT);
+  AUTHORITY_KEYID_free(aki);
+}
+
 // A certificate for `domains` (the first one is also the CN) with a SAN extension, valid from
 // an hour ago for a day, signed by its own fresh key.
 inline TestCertificate makeTestCertificate(const std::vector<std::string>& domains) {
@@ -54,11 +73,8 @@ inline TestCertificate makeTestCertificate(const std::vector<std::string>& domai
   X509_EXTENSION_free(ext);
   X509_sign(cert, key, EVP_sha256());
 
+  out.certPem = certificatePem(cert);
   BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(bio, cert);
-  out.certPem = memBioText(bio);
-  BIO_free(bio);
-  bio = BIO_new(BIO_s_mem());
   PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
   out.keyPem = memBioText(bio);
   BIO_free(bio);

@@ -103,5 +103,47 @@ TEST(AcmeLifecycle, SpecNamesTheChallengeAndTheDomains) {
   EXPECT_EQ(core::acmeSpec(c), "tls-alpn-01 a.example.net,b.example.net");
 }
 
+// RFC 9773 section 4.2: a time drawn uniformly in [start, end); never at or past its end.
+TEST(AcmeLifecycle, AriRenewalTimeIsDrawnInTheWindow) {
+  const int64_t start = kNow + kDay;
+  const int64_t end = kNow + 3 * kDay;
+  EXPECT_EQ(core::ariRenewAt(start, end, 0.0), start);
+  EXPECT_EQ(core::ariRenewAt(start, end, 0.5), start + kDay);
+  EXPECT_EQ(core::ariRenewAt(start, end, 0.999999999), end - 1);
+  // Out-of-range randomness is clamped rather than trusted.
+  EXPECT_EQ(core::ariRenewAt(start, end, -1.0), start);
+  EXPECT_EQ(core::ariRenewAt(start, end, 2.0), end - 1);
+  // A degenerate window (the decoder refuses one; still nothing out of it): its start.
+  EXPECT_EQ(core::ariRenewAt(end, start, 0.5), end);
+}
+
+// Retry-After held to [1 min, 1 day]; absent: 6 h.
+TEST(AcmeLifecycle, AriRecheckFollowsRetryAfterWithinBounds) {
+  EXPECT_EQ(core::ariRecheckSeconds(std::nullopt), 6 * 3600);
+  EXPECT_EQ(core::ariRecheckSeconds(3600), 3600);
+  EXPECT_EQ(core::ariRecheckSeconds(0), 60);
+  EXPECT_EQ(core::ariRecheckSeconds(-5), 60);
+  EXPECT_EQ(core::ariRecheckSeconds(int64_t{1} << 40), kDay);
+}
+
+// A time from the CA's window replaces the lifetime rule (either way: earlier or later), but
+// not renew_before.
+TEST(AcmeLifecycle, OrderDueByTheAriTimeUnlessRenewBeforeIsSet) {
+  core::CertTarget c = acmeTarget("shop");
+  const core::CertView v = issuedView("aa11", 90 * kDay);
+  const int64_t byLifetime = core::acmeRenewAt(c, v);
+  // The window says now, long before a third of the lifetime is left.
+  auto due = core::acmeOrderDue(c, &v, v.notBefore + kDay, v.notBefore + kDay);
+  ASSERT_TRUE(due.has_value());
+  EXPECT_NE(due->find("RFC 9773"), std::string::npos) << *due;
+  EXPECT_FALSE(core::acmeOrderDue(c, &v, v.notBefore + kDay).has_value());
+  // The window says later than the lifetime rule would: not yet.
+  EXPECT_FALSE(core::acmeOrderDue(c, &v, byLifetime + 1, byLifetime + 2).has_value());
+  EXPECT_TRUE(core::acmeOrderDue(c, &v, byLifetime + 2, byLifetime + 2).has_value());
+  // renew_before is the operator's: the ARI time is ignored.
+  c.renewBefore = 10 * kDay;
+  EXPECT_FALSE(core::acmeOrderDue(c, &v, v.notBefore + kDay, v.notBefore + kDay).has_value());
+}
+
 }  // namespace
 }  // namespace edgeplane

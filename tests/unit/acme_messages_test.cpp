@@ -178,5 +178,59 @@ TEST(AcmeMessagesTest, ProblemMalformed) {
   EXPECT_EQ(problemSummary(*bare), "urn:ietf:params:acme:error:badNonce");
 }
 
+// RFC 9773 section 4.2's example.
+TEST(AcmeMessagesTest, RenewalInfoFromRfc9773) {
+  auto r = parseRenewalInfo(R"({
+    "suggestedWindow": {
+      "start": "2025-01-02T04:00:00Z",
+      "end": "2025-01-03T04:00:00Z"
+    },
+    "explanationURL": "https://acme.example.com/docs/ari"
+  })");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->start, 1735790400);
+  EXPECT_EQ(r->end, 1735876800);
+  EXPECT_EQ(r->explanationUrl, "https://acme.example.com/docs/ari");
+  auto bare = parseRenewalInfo(
+      R"({"suggestedWindow":{"start":"2025-01-02T04:00:00.5+01:00","end":"2025-01-02T05:00:00Z"}})");
+  ASSERT_TRUE(bare) << bare.error().message;
+  EXPECT_EQ(bare->start, 1735790400 - 3600);
+  EXPECT_EQ(bare->explanationUrl, "");
+}
+
+// Section 4.2: a window whose end is not after its start is as good as no answer.
+TEST(AcmeMessagesTest, RenewalInfoErrors) {
+  auto backwards = parseRenewalInfo(
+      R"({"suggestedWindow":{"start":"2025-01-03T04:00:00Z","end":"2025-01-02T04:00:00Z"}})");
+  ASSERT_FALSE(backwards);
+  EXPECT_EQ(backwards.error().message, "suggestedWindow ends before it starts");
+  EXPECT_FALSE(parseRenewalInfo(
+      R"({"suggestedWindow":{"start":"2025-01-02T04:00:00Z","end":"2025-01-02T04:00:00Z"}})"));
+  auto missing = parseRenewalInfo(R"({"explanationURL":"x"})");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message, "lacks suggestedWindow");
+  EXPECT_FALSE(parseRenewalInfo(R"({"suggestedWindow":[]})"));
+  EXPECT_FALSE(parseRenewalInfo(R"({"suggestedWindow":{"start":"2025-01-02T04:00:00Z"}})"));
+  EXPECT_FALSE(parseRenewalInfo(R"({"suggestedWindow":{"start":1,"end":2}})"));
+  EXPECT_FALSE(
+      parseRenewalInfo(R"({"suggestedWindow":{"start":"2025-01-02","end":"2025-01-03"}})"));
+  EXPECT_FALSE(parseRenewalInfo(
+      R"({"suggestedWindow":{"start":"2025-01-02T04:00:00Z","end":"2025-01-03T04:00:00Z"},)"
+      R"("explanationURL":7})"));
+}
+
+TEST(AcmeMessagesTest, Rfc3339DateTimes) {
+  EXPECT_EQ(parseRfc3339("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(parseRfc3339("2000-02-29T23:59:59z"), 951868799);
+  EXPECT_EQ(parseRfc3339("2025-01-02T04:00:00-02:30"), 1735790400 + 9000);
+  EXPECT_EQ(parseRfc3339("2025-01-02t04:00:00.123456789Z"), 1735790400);
+  for (const char* bad :
+       {"", "2025-01-02T04:00:00", "2025-13-02T04:00:00Z", "2025-02-29T04:00:00Z",
+        "2025-01-02T24:00:00Z", "2025-01-02T04:00:00.Z", "2025-01-02T04:00:00+0100",
+        "2025-01-02T04:00:00Zjunk", "2025-01-02 04:00:00Z", "+025-01-02T04:00:00Z"}) {
+    EXPECT_FALSE(parseRfc3339(bad).has_value()) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace edgeplane::acme

@@ -9,20 +9,27 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <set>
 
+#include "reconciler/acme/cert_id.h"
 #include "reconciler/acme/jws.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_cert.h"
 
 namespace edgeplane {
 namespace {
 
-// A leaf for `domains` "issued" by "CN=Fake CA" (not self-issued), valid for `days`.
+// A leaf for `domains` "issued" by "CN=Fake CA" (not self-issued), valid for `days`, with an
+// Authority Key Identifier (so it has an RFC 9773 CertID) and a serial of its own.
 acme::Issued fakeLeaf(const std::vector<std::string>& domains, int days) {
+  static long serial = 7;
   auto key = acme::generateP256();
   X509* cert = X509_new();
-  ASN1_INTEGER_set(X509_get_serialNumber(cert), 7);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), serial++);
+  testing::addAuthorityKeyId(cert, "fake-ca-key-id");
   X509_set_version(cert, 2);
   X509_gmtime_adj(X509_getm_notBefore(cert), 0);
   X509_gmtime_adj(X509_getm_notAfter(cert), int64_t{days} * 86400);
@@ -42,12 +49,7 @@ acme::Issued fakeLeaf(const std::vector<std::string>& domains, int days) {
   X509_add_ext(cert, ext, -1);
   X509_EXTENSION_free(ext);
   X509_sign(cert, key->get(), EVP_sha256());
-  BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(bio, cert);
-  char* data = nullptr;
-  const long len = BIO_get_mem_data(bio, &data);
-  std::string pem(data, static_cast<size_t>(len));
-  BIO_free(bio);
+  std::string pem = testing::certificatePem(cert);
   X509_free(cert);
   return {pem, acme::privateKeyPem(key->get()).value()};
 }
@@ -56,9 +58,10 @@ class FakeCa final : public acme::CertificateIssuer {
  public:
   explicit FakeCa(Store& store) : store_(store) {}
   Result<acme::Issued> obtain(const std::vector<std::string>& domains, AcmeChallengeType challenge,
-                              acme::ChallengeSink& sink,
-                              std::chrono::steady_clock::time_point) override {
+                              acme::ChallengeSink& sink, std::chrono::steady_clock::time_point,
+                              const std::string& replacing) override {
     ++orders;
+    replaces.push_back(replacing);
     if (auto p = sink.publish(challenge, domains[0], "tok-" + std::to_string(orders), "ka"); !p) {
       return p.error();
     }
@@ -73,7 +76,19 @@ class FakeCa final : public acme::CertificateIssuer {
     }
     return fakeLeaf(domains, 30);
   }
+  Result<std::optional<acme::RenewalWindow>> renewalInfo(
+      const std::string& certId, std::chrono::steady_clock::time_point) override {
+    ariAsked.push_back(certId);
+    if (!ariError.empty()) {
+      return retryable(ariError);
+    }
+    return ari;
+  }
   int orders = 0;
+  std::vector<std::string> replaces;       // each order's `replaces`
+  std::optional<acme::RenewalWindow> ari;  // nullopt: the CA offers no ARI
+  std::string ariError;                    // set: renewalInfo fails with it
+  std::vector<std::string> ariAsked;       // the CertIDs asked for
   bool seenPending = false;
   std::optional<AcmeChallengeType> pendingType;
   std::string problem;
@@ -296,6 +311,123 @@ TEST(AcmeOrders, ACertificateNoLongerDueShedsItsFailures) {
   EXPECT_EQ(blog.lastError, "");
   EXPECT_EQ(blog.nextAttempt, std::nullopt);
   EXPECT_TRUE(blog.renewAt.has_value());
+}
+
+}  // namespace
+}  // namespace edgeplane
+
+namespace edgeplane {
+namespace {
+
+// The CertID of the certificate `name` in place.
+std::string certIdInPlace(TwoCertificates& t, const std::string& name) {
+  core::HostState seen;
+  EXPECT_TRUE(t.certs.observe(t.target.certificates, seen));
+  std::ifstream in(seen.generatedCerts[name].certFile);
+  const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto id = acme::ariCertId(pem);
+  EXPECT_TRUE(id.ok()) << id.error().message;
+  return id.ok() ? *id : "";
+}
+
+// RFC 9773: a CA window already past renews the certificate now (though a third of its
+// lifetime is far off), and the order names the certificate it replaces; a future window
+// does not, and the time drawn in it is the renewal time status shows.
+TEST(AcmeOrdersAri, PastWindowRenewsWithReplacesFutureWindowWaits) {
+  TwoCertificates t;
+  t.target.certificates.pop_back();  // blog only
+  ASSERT_EQ(t.run().issued.size(), 1U);
+  EXPECT_TRUE(t.ca.ariAsked.empty());  // nothing issued to ask about before the run
+  const std::string id = certIdInPlace(t, "blog");
+  ASSERT_FALSE(id.empty());
+
+  // A future window: asked once, not due; the time drawn (0.25 of it) is the renewal time.
+  t.ca.ari = acme::RenewalWindow{{t.clock.now + 86400, t.clock.now + 5 * 86400, "https://x/why"},
+                                 std::nullopt};
+  t.clock.random = [] { return 0.25; };
+  AcmeOrders orders = t.run();
+  EXPECT_TRUE(orders.issued.empty());
+  EXPECT_EQ(t.ca.orders, 1);
+  EXPECT_EQ(t.ca.ariAsked, std::vector<std::string>{id});
+  AcmeState st = t.state("blog");
+  EXPECT_EQ(st.ariStart, (t.clock.now + 86400) * 1000);
+  EXPECT_EQ(st.ariEnd, (t.clock.now + 5 * 86400) * 1000);
+  EXPECT_EQ(st.ariRenewAt, (t.clock.now + 2 * 86400) * 1000);
+  EXPECT_EQ(st.renewAt, st.ariRenewAt);
+  EXPECT_EQ(st.ariExplanation, "https://x/why");
+  EXPECT_EQ(st.ariNextCheck, (t.clock.now + 6 * 3600) * 1000);  // no Retry-After: 6 h
+
+  // Within the 6 h the CA is not asked again, even though its window moved into the past.
+  t.ca.ari = acme::RenewalWindow{{t.clock.now - 2 * 86400, t.clock.now - 86400, ""}, 3600};
+  t.clock.now += 6 * 3600 - 1;
+  orders = t.run();
+  EXPECT_TRUE(orders.issued.empty());
+  EXPECT_EQ(t.ca.ariAsked.size(), 1U);
+
+  // Then it is, the window is past: renewed now, the order replaces the certificate.
+  t.clock.now += 1;
+  orders = t.run();
+  EXPECT_EQ(orders.issued, std::vector<std::string>{"blog"});
+  EXPECT_EQ(t.ca.ariAsked.size(), 2U);
+  ASSERT_EQ(t.ca.replaces.size(), 2U);
+  EXPECT_EQ(t.ca.replaces[0], "");  // the first order replaced nothing
+  EXPECT_EQ(t.ca.replaces[1], id);
+  bool logged = false;
+  for (const std::string& line : t.log) {
+    logged = logged || line.find("the CA's renewal window, RFC 9773") != std::string::npos;
+  }
+  EXPECT_TRUE(logged);
+  // The new certificate's window is asked for afresh on the next run.
+  st = t.state("blog");
+  EXPECT_EQ(st.ariCert, "");
+  EXPECT_EQ(st.ariStart, std::nullopt);
+}
+
+// A failing renewalInfo (a 5xx, a malformed answer) is logged and the lifetime rule holds: no
+// renewal before a third of the lifetime, no error for the certificate; asked again an hour
+// later. renew_before set: the CA is not asked at all, the operator's time wins.
+TEST(AcmeOrdersAri, CaErrorFallsBackToTheLifetimeAndRenewBeforeWins) {
+  TwoCertificates t;
+  t.target.certificates.pop_back();
+  ASSERT_EQ(t.run().issued.size(), 1U);
+  const int64_t lifetimeRenewAt = *t.state("blog").renewAt;
+  t.ca.ariError = "renewalInfo: HTTP 500";
+  t.log.clear();
+  AcmeOrders orders = t.run();
+  EXPECT_TRUE(orders.issued.empty());
+  EXPECT_TRUE(orders.failed.empty());
+  EXPECT_EQ(t.ca.ariAsked.size(), 1U);
+  AcmeState st = t.state("blog");
+  EXPECT_EQ(st.renewAt, lifetimeRenewAt);
+  EXPECT_EQ(st.failures, 0);
+  EXPECT_EQ(st.ariStart, std::nullopt);
+  EXPECT_EQ(st.ariNextCheck, (t.clock.now + 3600) * 1000);
+  ASSERT_EQ(t.log.size(), 1U);
+  EXPECT_NE(t.log[0].find("renewal information failed (renewalInfo: HTTP 500)"), std::string::npos)
+      << t.log[0];
+  (void)t.run();
+  EXPECT_EQ(t.ca.ariAsked.size(), 1U);  // not again within the hour
+
+  // A past window, but renew_before (shorter than what is left) is set: not asked, not due.
+  t.ca.ariError.clear();
+  t.ca.ari = acme::RenewalWindow{{t.clock.now - 2 * 86400, t.clock.now - 86400, ""}, 60};
+  t.clock.now += 3600;
+  t.target.certificates[0].renewBefore = int64_t{86400};
+  orders = t.run();
+  EXPECT_TRUE(orders.issued.empty());
+  EXPECT_EQ(t.ca.ariAsked.size(), 1U);
+  EXPECT_EQ(t.state("blog").ariStart, std::nullopt);
+
+  // A CA without ARI: asked, no window kept, the lifetime rule; asked again in 6 h.
+  t.target.certificates[0].renewBefore.reset();
+  t.ca.ari.reset();
+  orders = t.run();
+  EXPECT_TRUE(orders.issued.empty());
+  EXPECT_EQ(t.ca.ariAsked.size(), 2U);
+  EXPECT_EQ(t.state("blog").renewAt, lifetimeRenewAt);
+  EXPECT_EQ(t.state("blog").ariNextCheck, (t.clock.now + 6 * 3600) * 1000);
+  (void)t.run();
+  EXPECT_EQ(t.ca.ariAsked.size(), 2U);  // not at every run
 }
 
 }  // namespace

@@ -57,6 +57,14 @@ class FakeCa {
   bool finalizeFails = false;         // finalize answers 500 (serverInternal)
   bool holdProcessing = false;        // after finalize: processing until the test says valid
   bool eabRequired = false;           // the directory's meta.externalAccountRequired
+  // RFC 9773: the directory's renewalInfo, and what GET <renewalInfo>/<CertID> answers.
+  bool offerAri = false;
+  int ariStatus = 200;
+  std::string ariBody;
+  std::string ariRetryAfter;    // the Retry-After header; "": none
+  std::string lastAriPath;      // the last renewalInfo request's path
+  bool refuseReplaces = false;  // newOrder with `replaces` answers 409 alreadyReplaced
+  std::vector<std::string> newOrderPayloads;
   int newAccounts = 0;
   std::string lastAccountJws;
   int newOrders = 0;
@@ -69,6 +77,7 @@ class FakeCa {
     std::string body;
     std::string contentType = "application/json";
     std::string location;
+    std::string retryAfter = {};  // the Retry-After header; "": none
   };
 
   Reply order() const {
@@ -92,11 +101,18 @@ class FakeCa {
       return {200,
               R"({"newNonce":")" + base + R"(/nonce","newAccount":")" + base +
                   R"(/acct","newOrder":")" + base + R"(/new-order")" +
+                  (offerAri ? R"(,"renewalInfo":")" + base + R"(/renewal-info")" : "") +
                   (eabRequired ? R"(,"meta":{"externalAccountRequired":true}})" : "}"),
               "application/json", ""};
     }
     if (path == "/nonce") {
       return {200, "", "", ""};
+    }
+    if (method == "GET" && path.rfind("/renewal-info/", 0) == 0) {
+      lastAriPath = path;
+      return {ariStatus, ariBody,
+              ariStatus == 200 ? "application/json" : "application/problem+json", "",
+              ariRetryAfter};
     }
     if (method != "POST") {
       return problem(405, "malformed", "POST only");
@@ -107,6 +123,11 @@ class FakeCa {
       return {201, R"({"status":"valid"})", "application/json", base + "/acct/1"};
     }
     if (path == "/new-order") {
+      const std::string payload = payloadOf(body);
+      newOrderPayloads.push_back(payload);
+      if (refuseReplaces && payload.find("\"replaces\"") != std::string::npos) {
+        return problem(409, "alreadyReplaced", "that certificate was replaced already");
+      }
       ++newOrders;
       orderStatus = "ready";
       orderGone = false;
@@ -138,6 +159,11 @@ class FakeCa {
     return problem(404, "malformed", "unknown " + path);
   }
 
+  static std::string payloadOf(const std::string& jws) {
+    auto outer = Poco::JSON::Parser().parse(jws).extract<Poco::JSON::Object::Ptr>();
+    return decodeBase64Url(outer->getValue<std::string>("payload")).value_or("");
+  }
+
   void recordCsr(const std::string& jws) {
     auto outer = Poco::JSON::Parser().parse(jws).extract<Poco::JSON::Object::Ptr>();
     auto payload = decodeBase64Url(outer->getValue<std::string>("payload"));
@@ -160,6 +186,9 @@ class FakeCa {
       res.set("Replay-Nonce", "nonce-" + std::to_string(++nonces_));
       if (!r.location.empty()) {
         res.set("Location", r.location);
+      }
+      if (!r.retryAfter.empty()) {
+        res.set("Retry-After", r.retryAfter);
       }
       if (!r.contentType.empty()) {
         res.setContentType(r.contentType);
@@ -208,9 +237,13 @@ struct ResumeCase {
   const std::vector<std::string> domains{"a.example.com"};
   const fs::path pending{acme::pendingOrderDir(settings, domains)};
 
-  Result<acme::Issued> obtain(std::chrono::milliseconds budget = std::chrono::seconds(10)) {
+  Result<acme::Issued> obtain(std::chrono::milliseconds budget = std::chrono::seconds(10),
+                              const std::string& replaces = "") {
     return client->obtain(domains, AcmeChallengeType::Http01, sink,
-                          std::chrono::steady_clock::now() + budget);
+                          std::chrono::steady_clock::now() + budget, replaces);
+  }
+  Result<std::optional<acme::RenewalWindow>> renewalInfo(const std::string& certId) {
+    return client->renewalInfo(certId, std::chrono::steady_clock::now() + std::chrono::seconds(10));
   }
   void setCa(const std::function<void(FakeCa&)>& f) {
     std::lock_guard lock(ca.mu);
@@ -361,7 +394,7 @@ TEST(AcmeEabClient, NewAccountCarriesTheBinding) {
   auto client = acme::makeAcmeClient(settings);
   NoChallenges sink;
   auto r = client->obtain({"a.example.com"}, AcmeChallengeType::Http01, sink,
-                          std::chrono::steady_clock::now() + std::chrono::seconds(10));
+                          std::chrono::steady_clock::now() + std::chrono::seconds(10), "");
   ASSERT_TRUE(r.ok()) << r.error().message;
   std::lock_guard lock(ca.mu);
   ASSERT_EQ(ca.newAccounts, 1);
@@ -381,6 +414,105 @@ TEST(AcmeEabClient, NewAccountCarriesTheBinding) {
     EXPECT_EQ(innerJwk->getValue<std::string>(k), outerJwk->getValue<std::string>(k)) << k;
   }
   EXPECT_EQ(decodeBase64Url(binding->getValue<std::string>("signature")).value_or("").size(), 32U);
+}
+
+}  // namespace
+}  // namespace edgeplane
+
+namespace edgeplane {
+namespace {
+
+constexpr const char* kRfcCertId = "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE";
+
+// RFC 9773 section 4.2: a plain GET of <renewalInfo>/<CertID>, the window decoded, the
+// Retry-After handed back as the CA sent it (not the polling clamp of a minute).
+TEST(AcmeAriClient, RenewalInfoIsAskedByCertIdWithItsRetryAfter) {
+  ResumeCase t;
+  t.setCa([](FakeCa& ca) {
+    ca.offerAri = true;
+    ca.ariBody = R"({"suggestedWindow":{"start":"2025-01-02T04:00:00Z",)"
+                 R"("end":"2025-01-03T04:00:00Z"},"explanationURL":"https://ca/why"})";
+    ca.ariRetryAfter = "21600";
+  });
+  auto w = t.renewalInfo(kRfcCertId);
+  ASSERT_TRUE(w.ok()) << w.error().message;
+  ASSERT_TRUE(w->has_value());
+  EXPECT_EQ((*w)->info.start, 1735790400);
+  EXPECT_EQ((*w)->info.end, 1735876800);
+  EXPECT_EQ((*w)->info.explanationUrl, "https://ca/why");
+  EXPECT_EQ((*w)->retryAfter, 21600);
+  std::lock_guard lock(t.ca.mu);
+  EXPECT_EQ(t.ca.lastAriPath, std::string("/renewal-info/") + kRfcCertId);
+  EXPECT_EQ(t.ca.newAccounts, 0);  // no account needed
+}
+
+// A CA without renewalInfo: nothing (not an error), and it is not asked. A 500 is a retryable
+// error with the CA's problem; a window ending before it starts is a terminal one.
+TEST(AcmeAriClient, NoAriServerErrorAndMalformedWindow) {
+  ResumeCase t;
+  auto none = t.renewalInfo(kRfcCertId);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_FALSE(none->has_value());
+  EXPECT_EQ(t.ca.lastAriPath, "");
+
+  t.setCa([](FakeCa& ca) {
+    ca.offerAri = true;
+    ca.ariStatus = 500;
+    ca.ariBody = R"({"type":"urn:ietf:params:acme:error:serverInternal","detail":"down"})";
+  });
+  auto down = t.renewalInfo(kRfcCertId);
+  ASSERT_FALSE(down.ok());
+  EXPECT_TRUE(down.error().retryable);
+  EXPECT_NE(down.error().message.find("serverInternal: down"), std::string::npos)
+      << down.error().message;
+
+  t.setCa([](FakeCa& ca) {
+    ca.ariStatus = 200;
+    ca.ariBody = R"({"suggestedWindow":{"start":"2025-01-03T04:00:00Z",)"
+                 R"("end":"2025-01-02T04:00:00Z"}})";
+  });
+  auto backwards = t.renewalInfo(kRfcCertId);
+  ASSERT_FALSE(backwards.ok());
+  EXPECT_FALSE(backwards.error().retryable);
+  EXPECT_NE(backwards.error().message.find("ends before it starts"), std::string::npos)
+      << backwards.error().message;
+}
+
+// Section 5: a renewal's newOrder carries `replaces` when the CA offers ARI, not when it does
+// not; a CA refusing it (alreadyReplaced) gets the order again without it.
+TEST(AcmeAriClient, NewOrderCarriesReplacesWhenTheCaOffersAri) {
+  {
+    ResumeCase t;
+    ASSERT_TRUE(t.obtain(std::chrono::seconds(10), kRfcCertId).ok());
+    std::lock_guard lock(t.ca.mu);
+    ASSERT_EQ(t.ca.newOrderPayloads.size(), 1U);
+    EXPECT_EQ(t.ca.newOrderPayloads[0].find("replaces"), std::string::npos);
+  }
+  {
+    ResumeCase t;
+    t.setCa([](FakeCa& ca) { ca.offerAri = true; });
+    auto r = t.obtain(std::chrono::seconds(10), kRfcCertId);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    std::lock_guard lock(t.ca.mu);
+    ASSERT_EQ(t.ca.newOrderPayloads.size(), 1U);
+    auto payload =
+        Poco::JSON::Parser().parse(t.ca.newOrderPayloads[0]).extract<Poco::JSON::Object::Ptr>();
+    EXPECT_EQ(payload->getValue<std::string>("replaces"), kRfcCertId);
+  }
+  {
+    ResumeCase t;
+    t.setCa([](FakeCa& ca) {
+      ca.offerAri = true;
+      ca.refuseReplaces = true;
+    });
+    auto r = t.obtain(std::chrono::seconds(10), kRfcCertId);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    std::lock_guard lock(t.ca.mu);
+    ASSERT_EQ(t.ca.newOrderPayloads.size(), 2U);
+    EXPECT_NE(t.ca.newOrderPayloads[0].find("replaces"), std::string::npos);
+    EXPECT_EQ(t.ca.newOrderPayloads[1].find("replaces"), std::string::npos);
+    EXPECT_EQ(t.ca.newOrders, 1);
+  }
 }
 
 }  // namespace

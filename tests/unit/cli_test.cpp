@@ -1380,8 +1380,16 @@ TEST(StatusAcme, ShowsChallengeRenewalFailuresAndNextAttempt) {
     ASSERT_TRUE((*store)->putAcmeState({"shop", "tls-alpn-01 shop.example.net", 2,
                                         "urn:ietf:params:acme:error:connection: no", 1764016200000,
                                         1764016320000, 1764633600000}));
-    ASSERT_TRUE((*store)->putAcmeState(
-        {"blog", "http-01 blog.example.net", 0, "", 1764016200000, std::nullopt, 1764720000000}));
+    AcmeState blog{"blog",       "http-01 blog.example.net", 0, "", 1764016200000, std::nullopt,
+                   1764720000000};
+    // RFC 9773: the CA's window for the certificate in place, the time drawn in it.
+    blog.ariCert = "ab12";
+    blog.ariStart = 1764633600000;
+    blog.ariEnd = 1764806400000;
+    blog.ariRenewAt = 1764720000000;
+    blog.ariNextCheck = 1764037800000;
+    blog.ariExplanation = "https://ca.example/ari";
+    ASSERT_TRUE((*store)->putAcmeState(blog));
   }
   const std::string bin = EDGEPLANE_BINARY;
   const auto text = testing::runCommand(bin + " status --state-dir " + state.string());
@@ -1392,7 +1400,9 @@ TEST(StatusAcme, ShowsChallengeRenewalFailuresAndNextAttempt) {
         "urn:ietf:params:acme:error:connection: no\n",
         "    next attempt not before 2025-11-24T20:32:00Z (the certificate in place is still "
         "served)\n",
-        "    acme http-01, next renewal 2025-12-03T00:00:00Z\n"}) {
+        "    acme http-01, next renewal 2025-12-03T00:00:00Z\n",
+        "    the CA's renewal window (RFC 9773): 2025-12-02T00:00:00Z .. 2025-12-04T00:00:00Z "
+        "(https://ca.example/ari)\n"}) {
     EXPECT_NE(text.output.find(line), std::string::npos) << line << "in:\n" << text.output;
   }
   EXPECT_EQ(text.output.find("1 failed"), std::string::npos) << text.output;
@@ -1414,6 +1424,14 @@ TEST(StatusAcme, ShowsChallengeRenewalFailuresAndNextAttempt) {
   EXPECT_EQ(blog->getValue<int64_t>("failures"), 0);
   EXPECT_TRUE(blog->isNull("last_error"));
   EXPECT_TRUE(blog->isNull("next_attempt"));
+  EXPECT_TRUE(shop->isNull("ari_window"));
+  auto ari = blog->getObject("ari_window");
+  ASSERT_TRUE(ari);
+  EXPECT_EQ(ari->getValue<std::string>("start"), "2025-12-02T00:00:00Z");
+  EXPECT_EQ(ari->getValue<std::string>("end"), "2025-12-04T00:00:00Z");
+  EXPECT_EQ(ari->getValue<std::string>("chosen"), "2025-12-03T00:00:00Z");
+  EXPECT_EQ(ari->getValue<std::string>("explanation_url"), "https://ca.example/ari");
+  EXPECT_EQ(ari->getValue<std::string>("next_check"), "2025-11-25T02:30:00Z");
 }
 
 // ---- status --check (monitoring) ----

@@ -941,5 +941,53 @@ PRAGMA user_version = 5;
   EXPECT_EQ(*states, std::vector<AcmeState>{shopAgain});
 }
 
+// Version 8 (RFC 9773): a version-7 store keeps its ACME state rows, with no window; the
+// window's fields round-trip, unset ones stay unset.
+TEST_F(StoreTest, VersionSevenStoreIsUpgradedWithAriWindows) {
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->putAcmeState({"shop", "http-01 shop.example.com", 0, "", 900, {}, 7000}));
+  }
+  {
+    // Back to the frozen version-7 acme_state (SQLite 3.35+ drops columns in place).
+    RawDb db = rawOpen(dbPath_);
+    rawExec(db.get(), R"sql(
+ALTER TABLE acme_state DROP COLUMN ari_cert;
+ALTER TABLE acme_state DROP COLUMN ari_start;
+ALTER TABLE acme_state DROP COLUMN ari_end;
+ALTER TABLE acme_state DROP COLUMN ari_renew_at;
+ALTER TABLE acme_state DROP COLUMN ari_next_check;
+ALTER TABLE acme_state DROP COLUMN ari_explanation;
+PRAGMA user_version = 7;
+)sql");
+  }
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->schemaVersion(), Store::knownSchemaVersion());
+  EXPECT_GE(Store::knownSchemaVersion(), 8);
+  auto states = store->listAcmeStates();
+  ASSERT_TRUE(states.ok()) << states.error().message;
+  const AcmeState kept{"shop", "http-01 shop.example.com", 0, "", 900, {}, 7000};
+  EXPECT_EQ(*states, std::vector<AcmeState>{kept});
+
+  AcmeState withWindow = kept;
+  withWindow.ariCert = "ab12";
+  withWindow.ariStart = 10000;
+  withWindow.ariEnd = 20000;
+  withWindow.ariRenewAt = 15000;
+  withWindow.ariNextCheck = 30000;
+  withWindow.ariExplanation = "https://ca.example/why";
+  ASSERT_TRUE(store->putAcmeState(withWindow));
+  AcmeState noWindow = kept;
+  noWindow.name = "blog";
+  noWindow.ariCert = "cd34";
+  noWindow.ariNextCheck = 40000;  // asked, the CA has no ARI
+  ASSERT_TRUE(store->putAcmeState(noWindow));
+  states = store->listAcmeStates();
+  ASSERT_TRUE(states.ok()) << states.error().message;
+  EXPECT_EQ(*states, (std::vector<AcmeState>{noWindow, withWindow}));
+}
+
 }  // namespace
 }  // namespace edgeplane
