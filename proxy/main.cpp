@@ -36,36 +36,56 @@ using namespace edgeplane::proxy;
 namespace fs = std::filesystem;
 
 constexpr const char* kUsage =
-    "usage: edgeplane-proxy [--state-dir DIR] [--https ADDR:PORT] [--http ADDR:PORT|off]\n"
-    "                       [--dns ADDR:PORT|off]\n"
-    "                       [--admin unix:PATH|ADDR:PORT] [--workers N] [--max-connections N]\n"
-    "                       [--max-connections-per-ip N] [--max-pending-hellos-per-ip N]\n"
-    "                       [--admin-token-file FILE] [--admin-allow-gid GID]\n"
-    "                       [--metrics ADDR:PORT|off]\n"
-    "                       [--hello-timeout D] [--idle-timeout D] [--connect-timeout D]\n"
-    "                       [--header-timeout D] [--keep-alive-timeout D] [--response-timeout D]\n"
-    "                       [--drain-timeout D] [--netns-dir DIR] [--no-access-log] [--version]\n"
-    "  defaults: --https 0.0.0.0:443 --http 0.0.0.0:80 --dns off\n"
-    "            --dns: an authoritative DNS responder (UDP and TCP) for the TXT records\n"
-    "            _acme-challenge.<domain> of pending ACME DNS-01 challenges, REFUSED for\n"
-    "            everything else; delegate _acme-challenge.<domain> to it with an NS record\n"
-    "            --admin unix:<state-dir>/proxy-admin.sock (loopback or unix only); on the\n"
-    "            unix socket only root and the proxy's own user may talk to it, and with\n"
-    "            --admin-allow-gid GID that group too (the socket becomes 0660, that group's);\n"
-    "            a TCP --admin needs --admin-token-file FILE (mode 0600, >= 16 characters):\n"
-    "            every request carries Authorization: Bearer <its text>, else 401\n"
-    "            --metrics off; a loopback ADDR:PORT serves GET /metrics (Prometheus) and\n"
-    "            /healthz without the admin token, and nothing else (read-only)\n"
-    "            --state-dir $EDGEPLANE_STATE_DIR, else /var/lib/edgeplane\n"
-    "            --netns-dir /run/netns (where the routes' network namespaces are named)\n"
-    "            --workers 0 (one per CPU), --drain-timeout 30s; durations like 5s or 500ms\n"
-    "            --max-connections 20000 (the whole process)\n"
-    "            --max-connections-per-ip 1000, --max-pending-hellos-per-ip 100 (:443\n"
-    "            connections still in their ClientHello): per client IPv4 address or IPv6\n"
-    "            /64; a connection over a cap is reset at accept; 0 turns a cap off\n"
-    "            --hello-timeout 5s, --connect-timeout 3s, --idle-timeout 5m (no bytes moved)\n"
-    "            sites: --header-timeout 10s (request head), --keep-alive-timeout 60s (idle\n"
-    "            between requests), --response-timeout 60s (backend's response head)\n";
+    "Usage: edgeplane-proxy [OPTION]...\n"
+    "Serve this edge host's public traffic from the routing snapshot that edgeplane applied to\n"
+    "the state store: TLS passthrough by SNI, TLS termination with HTTP/1.1 reverse proxying,\n"
+    "the worker gateway, ACME challenges, and an admin API. A new snapshot is swapped in without\n"
+    "dropping established connections (SIGHUP: re-read it now); SIGTERM drains, then exits.\n"
+    "\n"
+    "Options:\n"
+    "  --state-dir DIR             the state directory holding the store (default\n"
+    "                              $EDGEPLANE_STATE_DIR, else /var/lib/edgeplane)\n"
+    "  --https ADDR:PORT           the TLS listener (default 0.0.0.0:443)\n"
+    "  --http ADDR:PORT|off        the HTTP listener: ACME HTTP-01 answers and redirects to\n"
+    "                              HTTPS (default 0.0.0.0:80)\n"
+    "  --dns ADDR:PORT|off         an authoritative DNS responder (UDP and TCP) for the TXT\n"
+    "                              records _acme-challenge.<domain> of pending ACME DNS-01\n"
+    "                              challenges, REFUSED for everything else; delegate\n"
+    "                              _acme-challenge.<domain> to it with an NS record (default\n"
+    "                              off)\n"
+    "  --admin unix:PATH|ADDR:PORT\n"
+    "                              the admin API, on loopback or a unix socket only (default\n"
+    "                              unix:<state-dir>/proxy-admin.sock); on the unix socket only\n"
+    "                              root and the proxy's own user may talk to it\n"
+    "  --admin-allow-gid GID       also group GID on the admin unix socket (the socket becomes\n"
+    "                              0660, that group's)\n"
+    "  --admin-token-file FILE     required by a TCP --admin: a file of mode 0600 holding at\n"
+    "                              least 16 characters; every request carries\n"
+    "                              Authorization: Bearer <its text>, else 401\n"
+    "  --metrics ADDR:PORT|off     a loopback address serving GET /metrics (Prometheus) and\n"
+    "                              /healthz without the admin token, and nothing else\n"
+    "                              (read-only; default off)\n"
+    "  --netns-dir DIR             where the routes' network namespaces are named (default\n"
+    "                              /run/netns)\n"
+    "  --workers N                 event loops (default 0: one per CPU)\n"
+    "  --max-connections N         connections of the whole process (default 20000)\n"
+    "  --max-connections-per-ip N  per client IPv4 address or IPv6 /64 (default 1000); a\n"
+    "                              connection over a cap is reset at accept; 0: no cap\n"
+    "  --max-pending-hellos-per-ip N\n"
+    "                              :443 connections still in their ClientHello, per client\n"
+    "                              IPv4 address or IPv6 /64 (default 100; 0: no cap)\n"
+    "  --hello-timeout D           for the ClientHello (default 5s)\n"
+    "  --connect-timeout D         for a backend's connect (default 3s)\n"
+    "  --idle-timeout D            a connection that moves no bytes (default 5m)\n"
+    "  --header-timeout D          sites: for a request head (default 10s)\n"
+    "  --keep-alive-timeout D      sites: idle between requests (default 60s)\n"
+    "  --response-timeout D        sites: for a backend's response head (default 60s)\n"
+    "  --drain-timeout D           on SIGTERM, for connections in flight (default 30s)\n"
+    "  --no-access-log             no access log lines\n"
+    "  -h, --help                  print this help and exit\n"
+    "  --version                   print the version and exit\n"
+    "\n"
+    "Durations D are like 500ms, 5s or 2m. Every option also takes the form --option=VALUE.\n";
 
 struct Options {
   fs::path stateDir;
@@ -76,6 +96,7 @@ struct Options {
   std::optional<LocalAddress> metrics;  // unset: no metrics-only endpoint
   std::optional<Endpoint> dns;          // unset: no DNS-01 responder
   std::chrono::milliseconds drainTimeout{30000};
+  bool help = false;  // --help, -h: the usage on stdout, exit 0 (help2man reads it)
   bool version = false;
 };
 
@@ -253,14 +274,16 @@ Result<Options> parseArgs(int argc, char** argv) {
       flag = arg.substr(0, eq);
       value = arg.substr(eq + 1);
     }
-    if (flag == "--version" || flag == "--no-access-log") {
+    if (flag == "--help" || flag == "-h" || flag == "--version" || flag == "--no-access-log") {
       if (value) {
         return terminal(std::string(flag) + " takes no value");
       }
       if (flag == "--version") {
         o.version = true;
-      } else {
+      } else if (flag == "--no-access-log") {
         o.engine.accessLog = false;
+      } else {
+        o.help = true;
       }
       continue;
     }
@@ -350,10 +373,16 @@ int run(int argc, char** argv) {
 
   auto parsed = parseArgs(argc, argv);
   if (!parsed) {
-    std::fprintf(stderr, "edgeplane-proxy: %s\n%s", parsed.error().message.c_str(), kUsage);
+    std::fprintf(stderr,
+                 "edgeplane-proxy: %s\nTry 'edgeplane-proxy --help' for more information.\n",
+                 parsed.error().message.c_str());
     return 2;
   }
   Options& o = *parsed;
+  if (o.help) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
   if (o.version) {
     std::printf("edgeplane-proxy %s\n", EDGEPLANE_VERSION);
     return 0;

@@ -20,7 +20,7 @@ namespace {
 constexpr int kUsageError = 2;
 constexpr std::chrono::milliseconds kNotifyTimeout{2000};
 
-constexpr const char* kApiKeyUsage = R"(usage: edgeplane apikey ACTION [OPTIONS]
+constexpr const char* kApiKeyUsage = R"(Usage: edgeplane apikey ACTION [OPTIONS]
 
   new --name NAME [--gateway G]... [--role worker|admin] [--endpoint PATH]... [--json]
         generate a key: prints it once (store it now) and the [[api_key]] stanza to commit;

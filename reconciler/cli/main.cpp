@@ -28,7 +28,7 @@ namespace {
 // option); 1 is a command that failed.
 constexpr int kUsageError = 2;
 
-constexpr const char* kUsage = R"(usage: edgeplane COMMAND [OPTIONS]
+constexpr const char* kUsage = R"(Usage: edgeplane COMMAND [OPTIONS]
 
 commands:
   validate --config DIR [--host NAME]   check a desired-state directory; print every error
@@ -74,7 +74,7 @@ SOURCE is one of:
                       override the agent file's values. REF: a branch, tag or full commit id
                       (default main); P: the config root in the repository (default: the top)
 
-options:
+Options:
   --host NAME         the [[host]] to converge (default: the agent file's host, else this
                       machine's hostname, or "default" when the config declares no hosts)
   --state-dir DIR     state directory: this flag, else the agent file's state_dir, else
@@ -114,7 +114,7 @@ options:
 // Every option belongs to the commands listed for it, and a command refuses every other one
 // (issue 13, finding 5: `agent --rotate-key NS` once rotated the key on every run). A new
 // option is a row in kOptions and its name in the rows of the commands that take it; its help
-// is its entry under "options:" in kUsage, which `edgeplane CMD --help` shows for CMD.
+// is its entry under "Options:" in kUsage, which `edgeplane CMD --help` shows for CMD.
 
 struct OptionSpec {
   std::string_view name;
@@ -223,7 +223,7 @@ std::string commandUsage(const CommandSpec& command) {
       section = Section::kCommands;
     } else if (line.starts_with("SOURCE is")) {
       section = Section::kSource;
-    } else if (line == "options:") {
+    } else if (line == "Options:") {
       section = Section::kOptionList;
     }
     if (section == Section::kSource) {
@@ -243,8 +243,8 @@ std::string commandUsage(const CommandSpec& command) {
       (section == Section::kCommands ? synopsis : options) += line + "\n";
     }
   }
-  return "usage:\n" + synopsis + (source.empty() ? "" : "\n" + source) +
-         (options.empty() ? "" : "\noptions:\n" + options);
+  return "Usage:\n" + synopsis + (source.empty() ? "" : "\n" + source) +
+         (options.empty() ? "" : "\nOptions:\n" + options);
 }
 
 // --flag VALUE options and positional words, nothing cleverer.
