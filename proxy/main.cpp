@@ -54,7 +54,7 @@ constexpr const char* kUsage =
     "            every request carries Authorization: Bearer <its text>, else 401\n"
     "            --state-dir $EDGEPLANE_STATE_DIR, else /var/lib/edgeplane\n"
     "            --netns-dir /run/netns (where the routes' network namespaces are named)\n"
-    "            --workers 0 (one per CPU), --drain-timeout 30s; durations like 5s or 500ms\n"
+    "            --workers 0 (one per CPU), --drain-timeout 30s; durations like 1.5s, 2m\n"
     "            --max-connections 20000 (the whole process)\n"
     "            --max-connections-per-ip 1000, --max-pending-hellos-per-ip 100 (:443\n"
     "            connections still in their ClientHello): per client IPv4 address or IPv6\n"
@@ -85,9 +85,8 @@ Result<Endpoint> parseListen(std::string_view flag, std::string_view value) {
 
 Result<std::chrono::milliseconds> parseTimeout(std::string_view flag, std::string_view value) {
   auto d = parseDuration(value);
-  if (!d || d->count() <= 0) {
-    return terminal(std::string(flag) + ": expected a positive duration like 5s or 500ms, got \"" +
-                    std::string(value) + "\"");
+  if (!d) {
+    return terminal(std::string(flag) + ": " + durationProblem(value, kMaxDuration));
   }
   return *d;
 }
