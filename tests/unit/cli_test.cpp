@@ -1496,14 +1496,13 @@ TEST(CommandLine, AnOptionIsRefusedByTheCommandsItDoesNotBelongTo) {
   const std::string config = " --config " + (dir.path() / "config").string();
   fs::create_directories(dir.path() / "config");
   const std::string stateDir = " --state-dir " + state.string();
-  const std::string json = "(it belongs to: plan, history, status, apikey new, apikey list)";
+  const std::string json =
+      "(it belongs to: validate, plan, apply, history, status, apikey new, apikey list)";
   const std::pair<std::string, std::string> cases[] = {
       {"agent --rotate-key tenant-a" + config + stateDir,
        "edgeplane agent: --rotate-key is not an option of agent (it belongs to: apply)"},
-      {"validate --json" + config,
-       "edgeplane validate: --json is not an option of validate " + json},
-      {"apply --json" + config + stateDir,
-       "edgeplane apply: --json is not an option of apply " + json},
+      {"agent --json" + config + stateDir,
+       "edgeplane agent: --json is not an option of agent " + json},
       {"trigger --json" + stateDir,
        "edgeplane trigger: --json is not an option of trigger " + json},
       {"validate --rotate-key x" + config,
@@ -1528,6 +1527,43 @@ TEST(CommandLine, AnOptionIsRefusedByTheCommandsItDoesNotBelongTo) {
   EXPECT_EQ(testing::runCommand(bin + "plan --detailed-exitcode --verbose" + config).status, 1);
 }
 
+// Every time flag takes the one duration syntax (schema/net.h), and a bad one is a usage error
+// that shows the expected form, before anything runs (issue 14).
+TEST(CommandLine, DurationFlagsTakeTheOneSyntaxAndShowItWhenRefused) {
+  TempDir dir;
+  const fs::path state = dir.path() / "state";
+  const std::string bin = "timeout 10 " + std::string(EDGEPLANE_BINARY) + " ";
+  const std::string config = " --config " + (dir.path() / "config").string();
+  fs::create_directories(dir.path() / "config");
+  const std::string stateDir = " --state-dir " + state.string();
+  const std::string form = "(like 5s, 1.5s, 500ms, 2m or 1h30m)";
+  const std::pair<std::string, std::string> cases[] = {
+      {"apply --lock-timeout 1.5" + config + stateDir,
+       "edgeplane apply: --lock-timeout: '1.5' is not a duration " + form},
+      {"plan --offline --lock-timeout 30" + config + stateDir,
+       "edgeplane plan: --lock-timeout: '30' is not a duration " + form},
+      {"agent --lock-timeout 5sec" + config + stateDir,
+       "edgeplane agent: --lock-timeout: '5sec' is not a duration " + form},
+      {"apply --lock-timeout 169h" + config + stateDir,
+       "edgeplane apply: --lock-timeout: '169h' is longer than the maximum, 168h"},
+      {"trigger --timeout 10" + stateDir,
+       "edgeplane trigger: --timeout: '10' is not a duration " + form},
+      {"trigger --wait --timeout 0s" + stateDir,
+       "edgeplane trigger: --timeout: '0s' is not a positive duration"},
+  };
+  for (const auto& [args, error] : cases) {
+    const auto r = testing::runCommand(bin + args);
+    EXPECT_EQ(r.status, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(error), std::string::npos) << args << "\n" << r.output;
+  }
+  EXPECT_FALSE(fs::exists(state / "state.db")) << "a refused command line ran anyway";
+  // The per-command help says what a duration is, for the commands that take one.
+  const auto help = testing::runCommand(bin + "trigger --help");
+  EXPECT_NE(help.output.find("A duration D is"), std::string::npos) << help.output;
+  EXPECT_EQ(testing::runCommand(bin + "history --help").output.find("A duration D"),
+            std::string::npos);
+}
+
 // The documented command lines still parse: each reaches its command (which may then fail for
 // want of a host, an agent or a repository, but not with a usage error).
 TEST(CommandLine, DocumentedCommandLinesAreAccepted) {
@@ -1545,7 +1581,10 @@ TEST(CommandLine, DocumentedCommandLinesAreAccepted) {
           state,
       "history --state-dir " + state + " --json --limit 3",
       "status --state-dir " + state + " --json",
-      "trigger --state-dir " + state + " --wait --timeout 1",
+      "trigger --state-dir " + state + " --wait --timeout 1s",
+      "trigger --state-dir " + state + " --timeout 1.5s",
+      "plan --config " + config + " --offline --lock-timeout 1m30s",
+      "plan --config " + config + " --offline --lock-timeout 0s",
       "apikey new --name W --gateway ping --json",
       "apikey list --state-dir " + state + " --json",
       "version",
