@@ -822,7 +822,7 @@ TEST(PlanFromGit, TheHostCacheIsOnlyWrittenUnderTheStateLock) {
          git + "-C " + work.string() + " push -q " + repo.string() + " main"),
       0);
   const std::string plan = std::string(EDGEPLANE_BINARY) + " plan --source " + repo.string() +
-                           " --state-dir " + state.string() + " --lock-timeout 1 >" +
+                           " --state-dir " + state.string() + " --lock-timeout 1s >" +
                            (dir.path() / "out").string() + " 2>&1";
   {
     auto held = sys::StateLock::acquire(state, milliseconds(0), [](long) {});
@@ -1486,19 +1486,39 @@ TEST(AgentLog, AFailedRunNamesEachFailedOperationAndWhy) {
 
 // ---- the command line (issue 13, finding 5) ----
 
-// Each option belongs to the commands that use it: any other command refuses it, with a usage
-// error (exit 2) naming its owners, before doing anything (`agent --rotate-key NS` once rotated
-// the key on every run).
-TEST(CommandLine, AnOptionIsRefusedByTheCommandsItDoesNotBelongTo) {
+// A scratch directory for command lines that must be refused before anything runs: an empty
+// config directory and a state directory that must stay uncreated.
+struct RefusedCommandLines {
   TempDir dir;
   const fs::path state = dir.path() / "state";
   const std::string bin = "timeout 10 " + std::string(EDGEPLANE_BINARY) + " ";
   const std::string config = " --config " + (dir.path() / "config").string();
-  fs::create_directories(dir.path() / "config");
   const std::string stateDir = " --state-dir " + state.string();
+
+  RefusedCommandLines() { fs::create_directories(dir.path() / "config"); }
+
+  // Each command line exits 2 (a usage error) and says `error`; none of them opened the store.
+  void expect(const std::vector<std::pair<std::string, std::string>>& cases) const {
+    for (const auto& [args, error] : cases) {
+      const auto r = testing::runCommand(bin + args);
+      EXPECT_EQ(r.status, 2) << args << "\n" << r.output;
+      EXPECT_NE(r.output.find(error), std::string::npos) << args << "\n" << r.output;
+    }
+    EXPECT_FALSE(fs::exists(state / "state.db")) << "a refused command line ran anyway";
+  }
+};
+
+// Each option belongs to the commands that use it: any other command refuses it, with a usage
+// error (exit 2) naming its owners, before doing anything (`agent --rotate-key NS` once rotated
+// the key on every run).
+TEST(CommandLine, AnOptionIsRefusedByTheCommandsItDoesNotBelongTo) {
+  const RefusedCommandLines t;
+  const std::string& bin = t.bin;
+  const std::string& config = t.config;
+  const std::string& stateDir = t.stateDir;
   const std::string json =
       "(it belongs to: validate, plan, apply, history, status, apikey new, apikey list)";
-  const std::pair<std::string, std::string> cases[] = {
+  t.expect({
       {"agent --rotate-key tenant-a" + config + stateDir,
        "edgeplane agent: --rotate-key is not an option of agent (it belongs to: apply)"},
       {"agent --json" + config + stateDir,
@@ -1516,13 +1536,7 @@ TEST(CommandLine, AnOptionIsRefusedByTheCommandsItDoesNotBelongTo) {
       {"plan --json=yes" + config, "edgeplane plan: option --json takes no value"},
       {"status --frobnicate" + stateDir, "edgeplane status: unknown option --frobnicate"},
       {"frobnicate", "edgeplane: unknown command 'frobnicate'"},
-  };
-  for (const auto& [args, error] : cases) {
-    const auto r = testing::runCommand(bin + args);
-    EXPECT_EQ(r.status, 2) << args << "\n" << r.output;
-    EXPECT_NE(r.output.find(error), std::string::npos) << args << "\n" << r.output;
-  }
-  EXPECT_FALSE(fs::exists(state / "state.db")) << "a refused command line ran anyway";
+  });
   // plan --detailed-exitcode says "changes" with 2: a usage error is 1 there.
   EXPECT_EQ(testing::runCommand(bin + "plan --detailed-exitcode --verbose" + config).status, 1);
 }
@@ -1530,14 +1544,12 @@ TEST(CommandLine, AnOptionIsRefusedByTheCommandsItDoesNotBelongTo) {
 // Every time flag takes the one duration syntax (schema/net.h), and a bad one is a usage error
 // that shows the expected form, before anything runs (issue 14).
 TEST(CommandLine, DurationFlagsTakeTheOneSyntaxAndShowItWhenRefused) {
-  TempDir dir;
-  const fs::path state = dir.path() / "state";
-  const std::string bin = "timeout 10 " + std::string(EDGEPLANE_BINARY) + " ";
-  const std::string config = " --config " + (dir.path() / "config").string();
-  fs::create_directories(dir.path() / "config");
-  const std::string stateDir = " --state-dir " + state.string();
+  const RefusedCommandLines t;
+  const std::string& bin = t.bin;
+  const std::string& config = t.config;
+  const std::string& stateDir = t.stateDir;
   const std::string form = "(like 5s, 1.5s, 500ms, 2m or 1h30m)";
-  const std::pair<std::string, std::string> cases[] = {
+  t.expect({
       {"apply --lock-timeout 1.5" + config + stateDir,
        "edgeplane apply: --lock-timeout: '1.5' is not a duration " + form},
       {"plan --offline --lock-timeout 30" + config + stateDir,
@@ -1550,13 +1562,7 @@ TEST(CommandLine, DurationFlagsTakeTheOneSyntaxAndShowItWhenRefused) {
        "edgeplane trigger: --timeout: '10' is not a duration " + form},
       {"trigger --wait --timeout 0s" + stateDir,
        "edgeplane trigger: --timeout: '0s' is not a positive duration"},
-  };
-  for (const auto& [args, error] : cases) {
-    const auto r = testing::runCommand(bin + args);
-    EXPECT_EQ(r.status, 2) << args << "\n" << r.output;
-    EXPECT_NE(r.output.find(error), std::string::npos) << args << "\n" << r.output;
-  }
-  EXPECT_FALSE(fs::exists(state / "state.db")) << "a refused command line ran anyway";
+  });
   // The per-command help says what a duration is, for the commands that take one.
   const auto help = testing::runCommand(bin + "trigger --help");
   EXPECT_NE(help.output.find("A duration D is"), std::string::npos) << help.output;
