@@ -85,7 +85,8 @@ constexpr const char* kUsage =
     "  -h, --help                  print this help and exit\n"
     "  --version                   print the version and exit\n"
     "\n"
-    "Durations D are like 500ms, 5s or 2m. Every option also takes the form --option=VALUE.\n";
+    "Durations D are like 500ms, 1.5s, 2m or 1h30m. Every option also takes the form "
+    "--option=VALUE.\n";
 
 struct Options {
   fs::path stateDir;
@@ -111,9 +112,8 @@ Result<Endpoint> parseListen(std::string_view flag, std::string_view value) {
 
 Result<std::chrono::milliseconds> parseTimeout(std::string_view flag, std::string_view value) {
   auto d = parseDuration(value);
-  if (!d || d->count() <= 0) {
-    return terminal(std::string(flag) + ": expected a positive duration like 5s or 500ms, got \"" +
-                    std::string(value) + "\"");
+  if (!d) {
+    return terminal(std::string(flag) + ": " + durationProblem(value, kMaxDuration));
   }
   return *d;
 }

@@ -223,7 +223,8 @@ class AgentLoader {
       }
     }
     s.allowed_signers = nonEmptyPath(r, "allowed_signers");
-    if (auto d = parsed<Duration>(r, "fetch_timeout", false, parseDuration, "duration")) {
+    if (auto d = parsed<Duration>(r, "fetch_timeout", false, parseDuration, "duration",
+                                  kDurationExamples)) {
       s.fetch_timeout = *d;
     }
     if (auto n = r.integer("fetch_max_size", int64_t{1} << 20, int64_t{1} << 40)) {
@@ -311,7 +312,8 @@ class AgentLoader {
 
   void loadReconcile(const toml::table& t) {
     TableReader r = reader(t, "[reconcile]");
-    if (auto d = parsed<Duration>(r, "interval", false, parseDuration, "duration")) {
+    if (auto d =
+            parsed<Duration>(r, "interval", false, parseDuration, "duration", kDurationExamples)) {
       if (*d < std::chrono::seconds(1)) {
         r.error("interval",
                 "reconcile interval " + formatDuration(*d) + " is shorter than the minimum, 1s");
@@ -321,7 +323,8 @@ class AgentLoader {
       }
     }
     // "0s" (no jitter) is allowed here, unlike in other durations.
-    if (auto d = parsed<Duration>(r, "jitter", false, parseJitter, "duration")) {
+    if (auto d = parsed<Duration>(r, "jitter", false, parseDurationOrZero, "duration",
+                                  kDurationExamples)) {
       out_.jitter = *d;
     }
     // Checked only with both values known to be good: a rejected one has been reported.

@@ -397,10 +397,12 @@ class Loader {
       if (check.path.empty() || check.path[0] != '/') {
         h.error("path", "health check path " + quote(check.path) + " must start with '/'");
       }
-      check.interval = parsed<Duration>(h, "interval", false, parseDuration, "duration")
-                           .value_or(check.interval);
+      check.interval =
+          parsed<Duration>(h, "interval", false, parseDuration, "duration", kDurationExamples)
+              .value_or(check.interval);
       check.timeout =
-          parsed<Duration>(h, "timeout", false, parseDuration, "duration").value_or(check.timeout);
+          parsed<Duration>(h, "timeout", false, parseDuration, "duration", kDurationExamples)
+              .value_or(check.timeout);
       if (!h.rejected("interval") && !h.rejected("timeout") && check.timeout >= check.interval) {
         h.error("timeout", "health check timeout " + formatDuration(check.timeout) +
                                " must be shorter than its interval " +

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 namespace edgeplane {
@@ -336,9 +337,85 @@ namespace {
 constexpr int64_t kMsPerSecond = 1000;
 constexpr int64_t kMsPerMinute = 60 * kMsPerSecond;
 constexpr int64_t kMsPerHour = 60 * kMsPerMinute;
-// Longest accepted duration: 7 days. Every timeout and interval in the model is far shorter,
-// so anything longer is a typo; the bound also keeps every arithmetic step far from overflow.
-constexpr int64_t kMaxDurationMs = 7 * 24 * kMsPerHour;
+// Anything longer than kMaxDuration is a typo; the bound also keeps every arithmetic step far
+// from overflow.
+constexpr int64_t kMaxDurationMs = kMaxDuration.count();
+
+// One "<number><unit>" component at the front of `text`, in milliseconds; `text` is advanced
+// past it. `scale` receives the unit's size, so the caller can check the order of units.
+std::optional<int64_t> durationComponent(std::string_view& text, int64_t& scale) {
+  size_t i = 0;
+  while (i < text.size() && isDigit(text[i])) {
+    ++i;
+  }
+  // 10 digits: at most 9'999'999'999 * kMsPerHour ~ 3.6e16, well inside int64.
+  auto whole = parseDecimal(text.substr(0, i), 10);
+  if (!whole) {
+    return std::nullopt;
+  }
+  std::string_view fraction;
+  if (i < text.size() && text[i] == '.') {
+    const size_t start = ++i;
+    while (i < text.size() && isDigit(text[i])) {
+      ++i;
+    }
+    fraction = text.substr(start, i - start);
+    // 9 digits are more than any unit needs for milliseconds (an hour's ms has 7).
+    if (fraction.empty() || fraction.size() > 9) {
+      return std::nullopt;
+    }
+  }
+  std::string_view rest = text.substr(i);
+  size_t unitLength = 1;
+  if (rest.starts_with("ms")) {
+    scale = 1;
+    unitLength = 2;
+  } else if (rest.starts_with("s")) {
+    scale = kMsPerSecond;
+  } else if (rest.starts_with("m")) {
+    scale = kMsPerMinute;
+  } else if (rest.starts_with("h")) {
+    scale = kMsPerHour;
+  } else {
+    return std::nullopt;  // no unit, or an unknown one
+  }
+  text = rest.substr(unitLength);
+  int64_t ms = static_cast<int64_t>(*whole) * scale;
+  if (!fraction.empty()) {
+    int64_t digits = 0;
+    int64_t denominator = 1;
+    for (char c : fraction) {
+      digits = digits * 10 + (c - '0');
+      denominator *= 10;
+    }
+    // < 1e9 * 3.6e6: inside int64. A part of a millisecond is refused, not rounded.
+    if (digits * scale % denominator != 0) {
+      return std::nullopt;
+    }
+    ms += digits * scale / denominator;
+  }
+  return ms;
+}
+
+// The whole duration in milliseconds (zero allowed, no upper bound but the digit limits).
+std::optional<int64_t> durationMs(std::string_view text) {
+  if (text.empty()) {
+    return std::nullopt;
+  }
+  int64_t total = 0;
+  int64_t previousScale = INT64_MAX;
+  while (!text.empty()) {
+    int64_t scale = 0;
+    auto ms = durationComponent(text, scale);
+    if (!ms || scale >= previousScale) {
+      return std::nullopt;
+    }
+    previousScale = scale;
+    total += *ms;  // four components of at most ~3.6e16 each
+  }
+  return total;
+}
+
 }  // namespace
 
 std::optional<Duration> parseDuration(std::string_view text) {
@@ -346,33 +423,31 @@ std::optional<Duration> parseDuration(std::string_view text) {
 }
 
 std::optional<Duration> parseDurationUpTo(std::string_view text, Duration max) {
-  size_t unitStart = 0;
-  while (unitStart < text.size() && isDigit(text[unitStart])) {
-    ++unitStart;
-  }
-  std::string_view unit = text.substr(unitStart);
-  int64_t scale = 0;
-  if (unit == "ms") {
-    scale = 1;
-  } else if (unit == "s") {
-    scale = kMsPerSecond;
-  } else if (unit == "m") {
-    scale = kMsPerMinute;
-  } else if (unit == "h") {
-    scale = kMsPerHour;
-  } else {
-    return std::nullopt;  // no unit, an unknown unit, or stray characters
-  }
-  // 10 digits: at most 9'999'999'999 * kMsPerHour ~ 3.6e16, well inside int64.
-  auto count = parseDecimal(text.substr(0, unitStart), 10);
-  if (!count || *count == 0) {
+  auto ms = durationMs(text);
+  if (!ms || *ms == 0 || *ms > max.count()) {
     return std::nullopt;
   }
-  int64_t ms = static_cast<int64_t>(*count) * scale;
-  if (ms > max.count()) {
+  return Duration{*ms};
+}
+
+std::optional<Duration> parseDurationOrZero(std::string_view text) {
+  auto ms = durationMs(text);
+  if (!ms || *ms > kMaxDurationMs) {
     return std::nullopt;
   }
-  return Duration{ms};
+  return Duration{*ms};
+}
+
+std::string durationProblem(std::string_view text, Duration max) {
+  const std::string quoted = "'" + std::string(text) + "'";
+  auto ms = durationMs(text);
+  if (!ms) {
+    return quoted + " is not a duration (" + std::string(kDurationExamples) + ")";
+  }
+  if (*ms == 0) {
+    return quoted + " is not a positive duration";
+  }
+  return quoted + " is longer than the maximum, " + formatDuration(max);
 }
 
 std::string formatDuration(Duration d) {

@@ -73,11 +73,25 @@ struct PortRange {
 };
 
 using Duration = std::chrono::milliseconds;
-// "500ms", "10s", "5m", "1h"; a bare number is rejected (the unit is not guessable).
+// The one duration syntax of every flag and key (both programs, the TOML and the agent file):
+// Go's time.ParseDuration restricted to the units h, m, s and ms — "500ms", "10s", "1.5s",
+// "2m", "1h30m". Each component is a decimal number (no sign, no leading zero, an optional
+// fraction) and its unit; components go from the largest unit down, each unit at most once;
+// the total is a whole number of milliseconds, positive, and at most 7 days. A bare number,
+// "0" included, is refused everywhere: the unit is not guessable.
 std::optional<Duration> parseDuration(std::string_view text);
+// parseDuration's upper bound: every timeout and interval in the model is far shorter.
+inline constexpr Duration kMaxDuration = std::chrono::hours(7 * 24);
 // The same with another upper bound (a certificate's renew_before runs to weeks). `max` is at
 // most 9'999'999'999 hours' worth, so no step overflows.
 std::optional<Duration> parseDurationUpTo(std::string_view text, Duration max);
+// The same, where zero means something ("0s": do not wait, no jitter).
+std::optional<Duration> parseDurationOrZero(std::string_view text);
+// Why `text` is not a positive duration of at most `max`, for a message: "'1.5' is not a
+// duration (like 5s, 1.5s, 500ms, 2m or 1h30m)", "'2h' is longer than the maximum, 1h".
+std::string durationProblem(std::string_view text, Duration max);
+// The expected form, for messages that phrase the problem themselves.
+inline constexpr std::string_view kDurationExamples = "like 5s, 1.5s, 500ms, 2m or 1h30m";
 std::string formatDuration(Duration d);
 
 // "100/minute": `count` requests per `period`.

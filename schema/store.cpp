@@ -551,6 +551,12 @@ Result<std::vector<ApplyRun>> Store::recentRuns(int limit) const {
                            readRun, limit < 0 ? 0 : limit);
 }
 
+Result<std::optional<ApplyRun>> Store::run(int64_t runId) const {
+  const Conn c(db_.get(), path_, &statements_);
+  return c.queryOne<ApplyRun>("read run", std::string(kRunColumns) + "WHERE id = ?1", readRun,
+                              runId);
+}
+
 Result<std::optional<ApplyRun>> Store::lastGoodCommitRun() const {
   const Conn c(db_.get(), path_, &statements_);
   return c.queryOne<ApplyRun>("find the last good commit",

@@ -235,6 +235,7 @@ class Store {
   Result<void> recordOp(int64_t runId, const OpOutcome& op);
   Result<void> finishRun(int64_t runId, const RunFinish& finish);
   Result<std::vector<ApplyRun>> recentRuns(int limit) const;  // newest first
+  Result<std::optional<ApplyRun>> run(int64_t runId) const;   // nullopt: no such run
   // The newest run that applied a commit from Git (result ok or partial): the state the host
   // was last converged to on purpose. nullopt when no commit was ever applied.
   Result<std::optional<ApplyRun>> lastGoodCommitRun() const;

@@ -296,18 +296,19 @@ class TableReader {
   std::vector<Required> required_;
 };
 
-// Parses a required-or-optional string key with `parse`, reporting `what` on failure.
+// Parses a required-or-optional string key with `parse`, reporting `what` on failure, and the
+// expected form when there is a `hint` ("like 5s, 1.5s, ...").
 template <typename T, typename Parse>
 std::optional<T> parsed(TableReader& r, std::string_view key, bool required, Parse parse,
-                        std::string_view what) {
+                        std::string_view what, std::string_view hint = {}) {
   auto s = r.str(key, required);
   if (!s) {
     return std::nullopt;
   }
   auto v = parse(*s);
   if (!v) {
-    r.error(key,
-            "invalid " + std::string(what) + " " + quote(*s) + " in '" + std::string(key) + "'");
+    r.error(key, "invalid " + std::string(what) + " " + quote(*s) + " in '" + std::string(key) +
+                     "'" + (hint.empty() ? "" : " (" + std::string(hint) + ")"));
     r.reject(key);
   }
   return v;

@@ -8,11 +8,13 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "reconciler/cli/commands.h"
 #include "reconciler/core/host_state.h"
 #include "reconciler/core/target.h"
 #include "reconciler/system/host_driver.h"
+#include "schema/diagnostic.h"
 #include "schema/model.h"
 #include "schema/result.h"
 #include "schema/store.h"
@@ -33,7 +35,8 @@ struct Loaded {
 // exported commit: the path inside the repository, not the state directory's copy).
 struct LoadOutcome {
   std::optional<Loaded> loaded;
-  std::string diagnostics;  // every diagnostic, one per line
+  std::string diagnostics;        // every diagnostic, one per line
+  std::vector<Diagnostic> items;  // the same, for JSON (files as `diagnostics` names them)
   size_t errors = 0;
   std::string hostError;
 };

@@ -26,6 +26,7 @@
 #include "reconciler/cli/execute.h"
 #include "reconciler/cli/fetch_child.h"
 #include "reconciler/cli/history.h"
+#include "reconciler/cli/json_report.h"
 #include "reconciler/cli/publish.h"
 #include "reconciler/core/apply.h"
 #include "reconciler/core/plan.h"
@@ -99,6 +100,7 @@ LoadOutcome loadConfig(const fs::path& dir, const std::optional<std::string>& di
         }
       }
       out.diagnostics += formatDiagnostic(diag) + "\n";
+      out.items.push_back(diag);
       ++out.errors;
     }
     return out;
@@ -473,8 +475,40 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
 }
 
 int cmdApply(const Options& o) {
-  RunReport r = reconcileOnce(o, std::cout, std::cerr);
-  return r.runId != 0 && r.result == RunResult::Ok ? 0 : 1;
+  const int64_t startedAt = nowMs();
+  // --json: stdout holds the run record and nothing else; every human line goes to stderr.
+  RunReport r = reconcileOnce(o, o.json ? std::cerr : std::cout, std::cerr);
+  const int status = r.runId != 0 && r.result == RunResult::Ok ? 0 : 1;
+  if (!o.json) {
+    return status;
+  }
+  std::optional<ApplyRun> run;
+  if (r.runId != 0) {
+    auto store = Store::open(o.stateDir);
+    auto recorded = store ? (*store)->run(r.runId) : Result<std::optional<ApplyRun>>(store.error());
+    if (!recorded) {
+      std::cerr << "edgeplane apply: reading the run record back failed: "
+                << recorded.error().message << "\n";
+    } else {
+      run = std::move(*recorded);
+    }
+  }
+  if (!run) {
+    // Nothing recorded (the lock or the store could not be had): the same shape, id null.
+    run = ApplyRun{0,
+                   r.commit,
+                   o.git ? gitSourceText(*o.git) : o.config.value_or(""),
+                   startedAt,
+                   nowMs(),
+                   r.result,
+                   r.summary,
+                   {},
+                   std::nullopt,
+                   std::nullopt,
+                   ""};
+  }
+  std::cout << renderRunJson(*run);
+  return status;
 }
 
 int cmdPlan(const Options& o) {
@@ -616,6 +650,13 @@ int cmdPlan(const Options& o) {
   }
   LoadOutcome loadedOutcome = loadConfig(*configDir, displayRoot, o);
   if (!loadedOutcome.loaded) {
+    if (o.json) {  // the same document as validate --json
+      std::vector<Diagnostic> found = loadedOutcome.items;
+      if (found.empty()) {
+        found.push_back({{}, loadedOutcome.hostError});
+      }
+      std::cout << renderDiagnosticsJson(found);
+    }
     if (loadedOutcome.errors != 0) {
       std::cerr << loadedOutcome.diagnostics << "edgeplane plan: " << loadedOutcome.errors
                 << " error(s) in " << (commit ? "commit " + shortCommit(commit) : *o.config)

@@ -59,42 +59,60 @@ std::string renderHistoryText(const std::vector<ApplyRun>& runs) {
   return out.str();
 }
 
+namespace {
+
+void setRunFields(Poco::JSON::Object& o, const ApplyRun& r) {
+  auto orNull = [](const std::optional<std::string>& s) {
+    return s ? Poco::Dynamic::Var(*s) : Poco::Dynamic::Var();
+  };
+  o.set("id", r.id != 0 ? Poco::Dynamic::Var(r.id) : Poco::Dynamic::Var());  // 0: not recorded
+  o.set("commit", orNull(r.commitId));
+  o.set("commit_short",
+        r.commitId ? Poco::Dynamic::Var(shortCommit(r.commitId)) : Poco::Dynamic::Var());
+  o.set("started_at", isoTime(r.startedAt));
+  o.set("finished_at",
+        r.finishedAt ? Poco::Dynamic::Var(isoTime(*r.finishedAt)) : Poco::Dynamic::Var());
+  o.set("duration_ms",
+        r.finishedAt ? Poco::Dynamic::Var(*r.finishedAt - r.startedAt) : Poco::Dynamic::Var());
+  o.set("result", std::string(toString(r.result)));
+  o.set("author", orNull(r.author));
+  o.set("subject", orNull(r.subject));
+  o.set("config", r.configSource);
+  o.set("summary", r.summary);
+  o.set("added", r.counts.added);
+  o.set("changed", r.counts.changed);
+  o.set("destroyed", r.counts.destroyed);
+  o.set("failed", r.counts.failed);
+  o.set("detail", r.detail);
+  o.set("detail_first_line", firstLine(r.detail));
+}
+
+}  // namespace
+
 std::string renderHistoryJson(const std::vector<ApplyRun>& runs) {
   using Poco::JSON::Array;
   using Poco::JSON::Object;
   if (runs.empty()) {
     return "[]\n";  // POCO would print an empty array over three lines
   }
-  auto orNull = [](const std::optional<std::string>& s) {
-    return s ? Poco::Dynamic::Var(*s) : Poco::Dynamic::Var();
-  };
   Array::Ptr list = new Array;
   for (const ApplyRun& r : runs) {
     Object::Ptr o = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-    o->set("id", r.id);
-    o->set("commit", orNull(r.commitId));
-    o->set("commit_short",
-           r.commitId ? Poco::Dynamic::Var(shortCommit(r.commitId)) : Poco::Dynamic::Var());
-    o->set("started_at", isoTime(r.startedAt));
-    o->set("finished_at",
-           r.finishedAt ? Poco::Dynamic::Var(isoTime(*r.finishedAt)) : Poco::Dynamic::Var());
-    o->set("duration_ms",
-           r.finishedAt ? Poco::Dynamic::Var(*r.finishedAt - r.startedAt) : Poco::Dynamic::Var());
-    o->set("result", std::string(toString(r.result)));
-    o->set("author", orNull(r.author));
-    o->set("subject", orNull(r.subject));
-    o->set("config", r.configSource);
-    o->set("summary", r.summary);
-    o->set("added", r.counts.added);
-    o->set("changed", r.counts.changed);
-    o->set("destroyed", r.counts.destroyed);
-    o->set("failed", r.counts.failed);
-    o->set("detail", r.detail);
-    o->set("detail_first_line", firstLine(r.detail));
+    setRunFields(*o, r);
     list->add(o);
   }
   std::ostringstream out;
   Poco::JSON::Stringifier::stringify(list, out, 2);
+  out << "\n";
+  return out.str();
+}
+
+std::string renderRunJson(const ApplyRun& run) {
+  Poco::JSON::Object::Ptr o = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  o->set("format_version", 1);
+  setRunFields(*o, run);
+  std::ostringstream out;
+  Poco::JSON::Stringifier::stringify(o, out, 2);
   out << "\n";
   return out.str();
 }

@@ -23,5 +23,7 @@ std::string renderHistoryText(const std::vector<ApplyRun>& runs);
 // finished_at, duration_ms, result, author, subject, config, summary, added, changed,
 // destroyed, failed, detail (the whole text) and detail_first_line.
 std::string renderHistoryJson(const std::vector<ApplyRun>& runs);
+// apply --json: one object, "format_version": 1 and then the fields of renderHistoryJson.
+std::string renderRunJson(const ApplyRun& run);
 
 }  // namespace edgeplane::cli

@@ -1,5 +1,6 @@
 // The `edgeplane` command line: parses arguments, runs one command, logs once at the top.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,12 +14,15 @@
 #include <vector>
 
 #include "edgeplane_version.h"
+#include "reconciler/cli/command_support.h"
 #include "reconciler/cli/commands.h"
 #include "reconciler/cli/fetch_child.h"
+#include "reconciler/cli/json_report.h"
 #include "reconciler/cli/peer_config.h"
 #include "reconciler/cli/terminal_out.h"
 #include "schema/agent_config.h"
 #include "schema/loader.h"
+#include "schema/net.h"
 #include "schema/validate.h"
 
 namespace edgeplane {
@@ -31,20 +35,23 @@ constexpr int kUsageError = 2;
 constexpr const char* kUsage = R"(Usage: edgeplane COMMAND [OPTIONS]
 
 commands:
-  validate --config DIR [--host NAME]   check a desired-state directory; print every error
+  validate --config DIR [--host NAME] [--json]
+                                       check a desired-state directory; print every error
   plan     SOURCE [--host NAME] [--state-dir DIR] [--json] [--detailed-exitcode]
            [--offline [--observed FILE]]
                                        show what apply would change, change nothing
-  apply    SOURCE [--host NAME] [--state-dir DIR] [--lock-timeout SECONDS] [--verbose]
-           [--wireguard-backend auto|kernel|userspace] [--rotate-key NS] [--proxy-admin ADDR]
+  apply    SOURCE [--host NAME] [--state-dir DIR] [--json] [--lock-timeout DURATION]
+           [--verbose] [--wireguard-backend auto|kernel|userspace] [--rotate-key NS]
+           [--proxy-admin ADDR]
                                        converge this host to the config and record the run
-  destroy  [--state-dir DIR] [--agent FILE] [--yes] [--lock-timeout SECONDS] [--proxy-admin ADDR]
+  destroy  [--state-dir DIR] [--agent FILE] [--yes] [--lock-timeout DURATION]
+           [--proxy-admin ADDR]
                                        remove everything edgeplane made on this host (what
                                        apply of an empty config would); foreign objects stay
   agent    [--agent FILE] [--proxy-admin ADDR] [SOURCE overrides]
                                        reconcile at start, every interval ± jitter, and at once
                                        when triggered (unix socket, optional webhook)
-  trigger  [--state-dir DIR] [--wait] [--timeout SECONDS]
+  trigger  [--state-dir DIR] [--wait] [--timeout DURATION]
                                        ask the running agent to reconcile now; --wait: until
                                        that run ends (exit 0 when it ended ok)
   history  [--state-dir DIR] [--json] [--limit N]
@@ -79,12 +86,17 @@ Options:
                       machine's hostname, or "default" when the config declares no hosts)
   --state-dir DIR     state directory: this flag, else the agent file's state_dir, else
                       $EDGEPLANE_STATE_DIR, else /var/lib/edgeplane
-  --json              machine-readable output
+  --json              machine-readable output on stdout (human text goes to stderr): validate
+                      and plan on an invalid config: {"format_version":1,"ok":false,
+                      "diagnostics":[{"severity","file","line","column","message"}]}; plan:
+                      the plan with its "format_version"; apply: the run record, one object
+                      with "format_version" and the fields of `history --json`
   --detailed-exitcode plan exits 0 with no changes, 2 with changes, 1 on error
   --offline           plan without looking at this host: against an empty host, or the
                       state saved by --observed FILE (a Git source is fetched into a
                       temporary cache)
-  --lock-timeout S    plan, apply, agent, destroy: give up after S seconds if another run holds the lock
+  --lock-timeout D    plan, apply, agent, destroy: give up after D (0s: at once) if another
+                      run holds the lock
   --verbose           apply: print every message of every nftables batch
   --allow-rollback    plan, apply: take a commit that does not descend from the last applied
                       one (or is dated before it); the run is recorded as a rollback
@@ -102,11 +114,15 @@ Options:
                       (or could not be compared); 1 when the state cannot be read
   --yes               destroy: do not ask (needed when not on a terminal)
   --wait              trigger: wait for the triggered run and exit with its outcome
-  --timeout S         trigger: give up after S seconds (default 10, with --wait 600)
+  --timeout D         trigger: give up after D (default 10s, with --wait 10m)
   --endpoint HOST[:PORT]
                       peer-config: where the peer reaches this host (the port defaults to
                       the namespace's listen_port)
   --qr                peer-config: print the .conf as a QR code (for the WireGuard app)
+
+A duration D is a number and its unit (ms, s, m, h), or several from the largest unit down:
+5s, 1.5s, 500ms, 2m, 1h30m. A bare number is refused, as in every duration of the config and
+the agent file.
 )";
 
 // ---- which options each command takes ----
@@ -162,12 +178,12 @@ struct CommandSpec {
 
 const std::vector<CommandSpec>& commandTable() {
   static const std::vector<CommandSpec> table = {
-      {"validate", {"config", "host"}},
+      {"validate", {"config", "host", "json"}},
       {"plan",
        {EDGEPLANE_SOURCE_OPTIONS, "host", "state-dir", "json", "detailed-exitcode", "offline",
         "observed", "lock-timeout", "wireguard-backend", "allow-rollback"}},
       {"apply",
-       {EDGEPLANE_SOURCE_OPTIONS, "host", "state-dir", "lock-timeout", "verbose",
+       {EDGEPLANE_SOURCE_OPTIONS, "host", "state-dir", "json", "lock-timeout", "verbose",
         "wireguard-backend", "rotate-key", "proxy-admin", "allow-rollback"}},
       {"agent",
        {EDGEPLANE_SOURCE_OPTIONS, "host", "state-dir", "lock-timeout", "wireguard-backend",
@@ -212,10 +228,11 @@ std::string commandUsage(const CommandSpec& command) {
   if (command.name.starts_with("apikey")) {
     return std::string(cli::apiKeyUsage());
   }
-  enum class Section { kNone, kCommands, kSource, kOptionList } section = Section::kNone;
+  enum class Section { kNone, kCommands, kSource, kOptionList, kDuration } section = Section::kNone;
   std::string synopsis;
   std::string source;
   std::string options;
+  std::string durations;
   bool keep = false;
   std::istringstream text(kUsage);
   for (std::string line; std::getline(text, line);) {
@@ -225,6 +242,13 @@ std::string commandUsage(const CommandSpec& command) {
       section = Section::kSource;
     } else if (line == "Options:") {
       section = Section::kOptionList;
+    } else if (line.starts_with("A duration D")) {
+      section = Section::kDuration;
+    }
+    if (section == Section::kDuration) {
+      const bool timed = takes(command, "lock-timeout") || takes(command, "timeout");
+      durations += timed && !line.empty() ? line + "\n" : "";
+      continue;
     }
     if (section == Section::kSource) {
       source += takes(command, "source") && !line.empty() ? line + "\n" : "";
@@ -244,7 +268,8 @@ std::string commandUsage(const CommandSpec& command) {
     }
   }
   return "Usage:\n" + synopsis + (source.empty() ? "" : "\n" + source) +
-         (options.empty() ? "" : "\nOptions:\n" + options);
+         (options.empty() ? "" : "\nOptions:\n" + options) +
+         (durations.empty() ? "" : "\n" + durations);
 }
 
 // --flag VALUE options and positional words, nothing cleverer.
@@ -337,9 +362,7 @@ Args parseArgs(int argc, char** argv) {
   return a;
 }
 
-std::string plural(size_t n, std::string_view one, std::string_view many) {
-  return std::to_string(n) + " " + std::string(n == 1 ? one : many);
-}
+using cli::plural;
 
 std::string summary(const Desired& d) {
   size_t peers = 0;
@@ -378,39 +401,51 @@ int cmdValidate(const Args& args) {
   }
   Diagnostics diags;
   Desired d = loadAndValidate(*config, diags);
+  std::optional<std::string> hostProblem;  // a --host the config does not declare
+  auto host = args.get("host");
+  if (diags.empty() && host) {
+    auto hosts = targetHosts(d);
+    if (std::find(hosts.begin(), hosts.end(), *host) == hosts.end()) {
+      hostProblem = "host \"" + *host + "\" is not defined in " + *config;
+    }
+  }
+  if (args.options.count("json") != 0) {
+    std::vector<Diagnostic> found = diags.sorted();
+    if (hostProblem) {
+      found.push_back({{}, *hostProblem});
+    }
+    std::cout << cli::renderDiagnosticsJson(found);
+    return found.empty() ? 0 : 1;
+  }
   if (!diags.empty()) {
     std::cerr << diags.format();
     std::cerr << "edgeplane validate: " << plural(diags.sorted().size(), "error", "errors")
               << " in " << *config << "; nothing would be applied\n";
     return 1;
   }
-  if (auto host = args.get("host")) {
-    auto hosts = targetHosts(d);
-    if (std::find(hosts.begin(), hosts.end(), *host) == hosts.end()) {
-      std::cerr << "edgeplane validate: host \"" << *host << "\" is not defined in " << *config
-                << "\n";
-      return 1;
-    }
-    std::cout << "valid: host " << *host << ": " << summary(resolveFor(d, *host)) << "\n";
-    return 0;
+  if (hostProblem) {
+    std::cerr << "edgeplane validate: " << *hostProblem << "\n";
+    return 1;
   }
-  std::cout << "valid: " << summary(d) << "\n";
+  std::cout << "valid: "
+            << (host ? "host " + *host + ": " + summary(resolveFor(d, *host)) : summary(d)) << "\n";
   return 0;
 }
 
-// Whole seconds from a flag; nullopt (after saying why) when it is not one.
-std::optional<long> seconds(const Args& args, const std::string& name) {
+// A duration flag in the one syntax of schema/net.h; -1 when it is not given, nullopt (after
+// saying why, with the expected form) when it is not a duration. `zero`: "0s" means something.
+std::optional<std::chrono::milliseconds> duration(const Args& args, const std::string& name,
+                                                  bool zero) {
   auto t = args.get(name);
   if (!t) {
-    return -1;
+    return std::chrono::milliseconds(-1);
   }
-  char* end = nullptr;
-  long value = std::strtol(t->c_str(), &end, 10);
-  if (t->empty() || *end != '\0' || value < 0) {
-    std::cerr << "edgeplane " << args.command << ": --" << name << " takes whole seconds\n";
-    return std::nullopt;
+  auto d = zero ? parseDurationOrZero(*t) : parseDuration(*t);
+  if (!d) {
+    std::cerr << "edgeplane " << args.command << ": --" << name << ": "
+              << durationProblem(*t, kMaxDuration) << "\n";
   }
-  return value;
+  return d;
 }
 
 // Fills in the source, the state dir, the host and the agent's settings from the flags and
@@ -555,16 +590,15 @@ std::optional<cli::Options> resolveOptions(const Args& args, int usageError, int
   o.wait = args.options.count("wait") != 0;
   o.check = args.options.count("check") != 0;
   o.yes = args.options.count("yes") != 0;
-  auto lockTimeout = seconds(args, "lock-timeout");
-  auto timeout = seconds(args, "timeout");
+  // "0s" lock timeout: take the lock if it is free, else give up at once.
+  auto lockTimeout = duration(args, "lock-timeout", true);
+  auto timeout = duration(args, "timeout", false);
   if (!lockTimeout || !timeout) {
     *status = usageError;
     return std::nullopt;
   }
-  o.lockTimeout = *lockTimeout < 0 ? std::chrono::milliseconds(-1)
-                                   : std::chrono::milliseconds(*lockTimeout * 1000);
-  o.timeout =
-      *timeout < 0 ? std::chrono::milliseconds(-1) : std::chrono::milliseconds(*timeout * 1000);
+  o.lockTimeout = *lockTimeout;
+  o.timeout = *timeout;
   if (auto limit = args.get("limit")) {
     char* end = nullptr;
     long n = std::strtol(limit->c_str(), &end, 10);

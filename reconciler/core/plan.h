@@ -86,7 +86,7 @@ void planProxy(const Target& target, const HostState& observed, const StoreView&
 // Terraform-style text: one block per op, `+ ~ -`, changed fields, drift notes, foreign
 // resources, and the summary line. Never contains secrets (the model holds none).
 std::string renderText(const Plan& p);
-// {"host":…,"resource_changes":[{"action","kind","name","scope","summary","changes":[…],
+// {"format_version":1,"host":…,"resource_changes":[{"action","kind","name","scope","summary","changes":[…],
 //  "drift","error","depends_on"}],
 //  "foreign":[…],"notes":[…],"summary":{"add","change","destroy"}}
 std::string renderJson(const Plan& p);

@@ -1,4 +1,6 @@
 // Plan rendering: the Terraform-style text operators read and the JSON machines read.
+#include <algorithm>
+#include <iterator>
 #include <string>
 
 #include "reconciler/core/plan.h"
@@ -17,6 +19,21 @@ char symbol(Action a) {
       return '-';
   }
   return '?';
+}
+
+// The fields whose values are numbers (ports, a keepalive, counts, a sysctl's 0/1): JSON
+// numbers, so that a script compares them as such. Every other field is text: names, keys,
+// addresses, and a forward's public_port, which is a port range ("30000-30010").
+bool numericField(std::string_view field) {
+  static constexpr std::string_view kNumeric[] = {
+      "value",    "ip_forward",      "listen_port", "persistent_keepalive", "unexpected_elements",
+      "mappings", "missing_elements"};
+  return std::find(std::begin(kNumeric), std::end(kNumeric), field) != std::end(kNumeric);
+}
+
+bool allDigits(std::string_view s) {
+  return !s.empty() && s.size() <= 18 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 }  // namespace
@@ -85,7 +102,9 @@ std::string renderText(const Plan& p) {
 
 std::string renderJson(const Plan& p) {
   auto str = [](std::string_view s) { return "\"" + jsonEscape(s) + "\""; };
-  std::string out = "{\"host\":" + str(p.host) + ",\"resource_changes\":[";
+  // format_version: a script checks it before reading the rest (Terraform's plan JSON does the
+  // same); it goes up when a field changes meaning or type, not when one is added.
+  std::string out = "{\"format_version\":1,\"host\":" + str(p.host) + ",\"resource_changes\":[";
   for (size_t i = 0; i < p.ops.size(); ++i) {
     const Op& op = p.ops[i];
     out += i == 0 ? "" : ",";
@@ -96,9 +115,14 @@ std::string renderJson(const Plan& p) {
     for (size_t j = 0; j < op.changes.size(); ++j) {
       const FieldChange& c = op.changes[j];
       out += j == 0 ? "" : ",";
-      out += "{\"field\":" + str(c.field) +
-             ",\"before\":" + (c.before.empty() ? "null" : str(c.before)) +
-             ",\"after\":" + (c.after.empty() ? "null" : str(c.after)) + "}";
+      auto value = [&](const std::string& v) {
+        if (v.empty()) {
+          return std::string("null");
+        }
+        return numericField(c.field) && allDigits(v) ? v : str(v);
+      };
+      out += "{\"field\":" + str(c.field) + ",\"before\":" + value(c.before) +
+             ",\"after\":" + value(c.after) + "}";
     }
     out += "],\"drift\":" + (op.drift.empty() ? std::string("null") : str(op.drift)) +
            ",\"error\":" + (op.error.empty() ? std::string("null") : str(op.error)) +

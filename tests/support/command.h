@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -37,6 +38,22 @@ inline CommandResult runCommand(const std::string& command) {
 inline std::string readFile(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+struct SplitResult {
+  int status = -1;  // the exit status; -1 if it could not run or was killed
+  std::string out;  // stdout alone: what a script parses
+  std::string err;
+};
+
+// Runs a shell command with stdout and stderr captured apart, in files under `scratch`.
+inline SplitResult runCommandSplit(const std::string& command,
+                                   const std::filesystem::path& scratch) {
+  const std::filesystem::path out = scratch / "stdout.txt";
+  const std::filesystem::path err = scratch / "stderr.txt";
+  const int raw =
+      std::system(("{ " + command + "; } >" + out.string() + " 2>" + err.string()).c_str());
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, readFile(out), readFile(err)};
 }
 
 }  // namespace edgeplane::testing

@@ -338,9 +338,12 @@ TEST(AgentConfig, MalformedDurations) {
 interval = "5 minutes"
 jitter = "-1s"
 )")),
-            "agent.toml:3:17: error: invalid duration \"60\" in 'fetch_timeout'\n"
-            "agent.toml:5:12: error: invalid duration \"5 minutes\" in 'interval'\n"
-            "agent.toml:6:10: error: invalid duration \"-1s\" in 'jitter'\n");
+            "agent.toml:3:17: error: invalid duration \"60\" in 'fetch_timeout' (like 5s, 1.5s, "
+            "500ms, 2m or 1h30m)\n"
+            "agent.toml:5:12: error: invalid duration \"5 minutes\" in 'interval' (like 5s, 1.5s, "
+            "500ms, 2m or 1h30m)\n"
+            "agent.toml:6:10: error: invalid duration \"-1s\" in 'jitter' (like 5s, 1.5s, 500ms, "
+            "2m or 1h30m)\n");
 }
 
 TEST(AgentConfig, FetchMaxSize) {
@@ -506,7 +509,8 @@ backend = "tun"
             "agent.toml:4:7: error: 'ref' \"a..b\" is not a valid branch or tag name, nor a full "
             "40-hex commit id\n"
             "agent.toml:5:8: error: 'path' \"../up\" must not contain \"..\"\n"
-            "agent.toml:7:12: error: invalid duration \"0s\" in 'interval'\n"
+            "agent.toml:7:12: error: invalid duration \"0s\" in 'interval' (like 5s, 1.5s, 500ms, "
+            "2m or 1h30m)\n"
             "agent.toml:9:11: error: 'backend' must be one of auto | kernel | userspace, got "
             "\"tun\"\n");
 }

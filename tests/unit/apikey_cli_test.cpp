@@ -16,6 +16,7 @@
 #include "reconciler/system/state_json.h"
 #include "schema/api_key.h"
 #include "schema/net.h"
+#include "tests/support/command.h"
 #include "tests/support/temp_dir.h"
 
 namespace edgeplane::cli {
@@ -24,25 +25,12 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-struct Ran {
-  int rc = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
+using testing::readFile;
+using Ran = testing::SplitResult;
 
 // Runs the edgeplane binary with `args` (already shell-quoted), capturing both streams.
 Ran edgeplane(const TempDir& dir, const std::string& args) {
-  const fs::path out = dir.path() / "stdout";
-  const fs::path err = dir.path() / "stderr";
-  const std::string cmd =
-      std::string(EDGEPLANE_BINARY) + " " + args + " >" + out.string() + " 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+  return testing::runCommandSplit(std::string(EDGEPLANE_BINARY) + " " + args, dir.path());
 }
 
 bool has(const std::string& haystack, const std::string& needle) {
@@ -56,7 +44,7 @@ fs::path golden() {
 TEST(ApiKeyCli, NewPrintsTheKeyOnceAndAStanzaTheConfigAccepts) {
   TempDir dir;
   Ran r = edgeplane(dir, R"(apikey new --name 'Ping "W" #1' --gateway ping --json)");
-  ASSERT_EQ(r.rc, 0) << r.err;
+  ASSERT_EQ(r.status, 0) << r.err;
   Poco::JSON::Object::Ptr j = Poco::JSON::Parser().parse(r.out).extract<Poco::JSON::Object::Ptr>();
   const std::string key = j->getValue<std::string>("key");
   const std::string id = j->getValue<std::string>("id");
@@ -74,17 +62,17 @@ TEST(ApiKeyCli, NewPrintsTheKeyOnceAndAStanzaTheConfigAccepts) {
   fs::copy(golden() / "demo-converged" / "desired", config);
   std::ofstream(config / "keys.toml") << toml;
   Ran valid = edgeplane(dir, "validate --config " + config.string());
-  EXPECT_EQ(valid.rc, 0) << valid.err;
+  EXPECT_EQ(valid.status, 0) << valid.err;
   Ran plan = edgeplane(dir, "plan --offline --detailed-exitcode --observed " +
                                 (golden() / "demo-converged" / "observed.json").string() +
                                 " --config " + config.string());
-  EXPECT_EQ(plan.rc, 2) << plan.err;
+  EXPECT_EQ(plan.status, 2) << plan.err;
   EXPECT_TRUE(has(plan.out, "+ api_key " + id + " (Ping \"W\" #1)")) << plan.out;
   EXPECT_FALSE(has(plan.out, key.substr(key.find('.') + 1)));
 
   // Text: the key, clearly labelled, then the stanza; a fresh key each time.
   Ran text = edgeplane(dir, "apikey new --name Admin --role admin --endpoint /api/stats");
-  ASSERT_EQ(text.rc, 0) << text.err;
+  ASSERT_EQ(text.status, 0) << text.err;
   EXPECT_TRUE(has(text.out, "shown once, store it now")) << text.out;
   EXPECT_TRUE(has(text.out, "\n  ep_")) << text.out;
   EXPECT_TRUE(has(text.out, "endpoints = [\"/api/stats\"]\nrole = \"admin\"\n")) << text.out;
@@ -95,23 +83,23 @@ TEST(ApiKeyCli, NewPrintsTheKeyOnceAndAStanzaTheConfigAccepts) {
 TEST(ApiKeyCli, UsageErrorsExitTwo) {
   TempDir dir;
   Ran worker = edgeplane(dir, "apikey new --name W");
-  EXPECT_EQ(worker.rc, 2);
+  EXPECT_EQ(worker.status, 2);
   EXPECT_TRUE(has(worker.err, "a worker key needs at least one --gateway")) << worker.err;
   EXPECT_TRUE(worker.out.empty()) << worker.out;
   Ran role = edgeplane(dir, "apikey new --name W --gateway ping --role root");
-  EXPECT_EQ(role.rc, 2);
+  EXPECT_EQ(role.status, 2);
   EXPECT_TRUE(has(role.err, "--role is worker or admin")) << role.err;
-  EXPECT_EQ(edgeplane(dir, "apikey new --gateway ping").rc, 2);
-  EXPECT_EQ(edgeplane(dir, "apikey new --name \"$(printf 'a\\tb')\" --gateway ping").rc, 2);
-  EXPECT_EQ(edgeplane(dir, "apikey frobnicate").rc, 2);
-  EXPECT_EQ(edgeplane(dir, "apikey").rc, 2);
+  EXPECT_EQ(edgeplane(dir, "apikey new --gateway ping").status, 2);
+  EXPECT_EQ(edgeplane(dir, "apikey new --name \"$(printf 'a\\tb')\" --gateway ping").status, 2);
+  EXPECT_EQ(edgeplane(dir, "apikey frobnicate").status, 2);
+  EXPECT_EQ(edgeplane(dir, "apikey").status, 2);
   Ran help = edgeplane(dir, "apikey --help");
-  EXPECT_EQ(help.rc, 0);
+  EXPECT_EQ(help.status, 0);
   EXPECT_TRUE(has(help.out, "block ID")) << help.out;
   Ran bad = edgeplane(dir, "apikey block 'no!' --state-dir " + (dir.path() / "s").string());
-  EXPECT_EQ(bad.rc, 2);
+  EXPECT_EQ(bad.status, 2);
   EXPECT_TRUE(has(bad.err, "\"no!\" is not an API key id")) << bad.err;
-  EXPECT_EQ(edgeplane(dir, "apikey unblock --state-dir " + (dir.path() / "s").string()).rc, 2);
+  EXPECT_EQ(edgeplane(dir, "apikey unblock --state-dir " + (dir.path() / "s").string()).status, 2);
 }
 
 // A host that applied the converged demo with a real key in place of the demo's, and usage.
@@ -123,7 +111,7 @@ struct AppliedHost {
   std::string commit = "0123456789abcdef0123456789abcdef01234567";
 
   AppliedHost() {
-    auto observed = sys::observedFromJson(slurp(golden() / "demo-converged" / "observed.json"));
+    auto observed = sys::observedFromJson(readFile(golden() / "demo-converged" / "observed.json"));
     EXPECT_TRUE(observed.ok());
     ProxySnapshot snapshot = *observed->store.snapshot;
     snapshot.api_keys.at(0).id = key.id;
@@ -144,7 +132,7 @@ struct AppliedHost {
 TEST(ApiKeyCli, ListShowsTheAppliedKeysWithUsageAndNoSecret) {
   AppliedHost h;
   Ran list = edgeplane(h.dir, "apikey list" + h.stateArgs());
-  ASSERT_EQ(list.rc, 0) << list.err;
+  ASSERT_EQ(list.status, 0) << list.err;
   EXPECT_TRUE(has(list.out, "NAME")) << list.out;
   EXPECT_TRUE(has(list.out, "Demo Ping Worker  " + h.key.id + "  ep_" + h.key.id + ".…"))
       << list.out;
@@ -154,7 +142,7 @@ TEST(ApiKeyCli, ListShowsTheAppliedKeysWithUsageAndNoSecret) {
   EXPECT_FALSE(has(list.out, h.secret));
 
   Ran json = edgeplane(h.dir, "apikey list --json" + h.stateArgs());
-  ASSERT_EQ(json.rc, 0) << json.err;
+  ASSERT_EQ(json.status, 0) << json.err;
   EXPECT_FALSE(has(json.out, h.secret));
   auto arr = Poco::JSON::Parser().parse(json.out).extract<Poco::JSON::Array::Ptr>();
   ASSERT_EQ(arr->size(), 1u);
@@ -174,16 +162,16 @@ TEST(ApiKeyCli, ListShowsTheAppliedKeysWithUsageAndNoSecret) {
 TEST(ApiKeyCli, BlockIsStoredShownAndLifted) {
   AppliedHost h;
   Ran block = edgeplane(h.dir, "apikey block " + h.key.id + h.blockArgs());
-  EXPECT_EQ(block.rc, 0) << block.err;  // the proxy is not there: said, not an error
+  EXPECT_EQ(block.status, 0) << block.err;  // the proxy is not there: said, not an error
   EXPECT_EQ(block.out, "blocked " + h.key.id +
                            " on this host; lift with: edgeplane apikey unblock " + h.key.id + "\n");
   EXPECT_TRUE(has(block.err, "the proxy was not told")) << block.err;
   EXPECT_FALSE(has(block.err, "warning"));  // the key is in the applied config
   Ran again = edgeplane(h.dir, "apikey block " + h.key.id + h.blockArgs());
-  EXPECT_EQ(again.rc, 0);
+  EXPECT_EQ(again.status, 0);
   EXPECT_TRUE(has(again.out, "was already blocked")) << again.out;
   Ran stranger = edgeplane(h.dir, "apikey block notInConfig" + h.blockArgs());
-  EXPECT_EQ(stranger.rc, 0);
+  EXPECT_EQ(stranger.status, 0);
   EXPECT_TRUE(has(stranger.err, "warning: the applied config has no API key notInConfig"))
       << stranger.err;
 
@@ -205,7 +193,7 @@ TEST(ApiKeyCli, BlockIsStoredShownAndLifted) {
   EXPECT_FALSE(has(statusJson.out, h.secret));
 
   Ran unblock = edgeplane(h.dir, "apikey unblock " + h.key.id + h.blockArgs());
-  EXPECT_EQ(unblock.rc, 0);
+  EXPECT_EQ(unblock.status, 0);
   EXPECT_EQ(unblock.out, "unblocked " + h.key.id + " on this host\n");
   Ran notBlocked = edgeplane(h.dir, "apikey unblock " + h.key.id + h.blockArgs());
   EXPECT_TRUE(has(notBlocked.out, "was not blocked")) << notBlocked.out;
@@ -216,7 +204,7 @@ TEST(ApiKeyCli, BlockIsStoredShownAndLifted) {
 TEST(ApiKeyCli, ListWithoutAnAppliedConfigSaysSo) {
   TempDir dir;
   Ran list = edgeplane(dir, "apikey list --state-dir " + (dir.path() / "none").string());
-  EXPECT_EQ(list.rc, 0);
+  EXPECT_EQ(list.status, 0);
   EXPECT_TRUE(has(list.out, "No applied config on this host")) << list.out;
   Ran json = edgeplane(dir, "apikey list --json --state-dir " + (dir.path() / "none").string());
   EXPECT_EQ(json.out, "[]\n");

@@ -844,7 +844,7 @@ TEST(PlanFromGit, TheHostCacheIsOnlyWrittenUnderTheStateLock) {
          git + "-C " + work.string() + " push -q " + repo.string() + " main"),
       0);
   const std::string plan = std::string(EDGEPLANE_BINARY) + " plan --source " + repo.string() +
-                           " --state-dir " + state.string() + " --lock-timeout 1 >" +
+                           " --state-dir " + state.string() + " --lock-timeout 1s >" +
                            (dir.path() / "out").string() + " 2>&1";
   {
     auto held = sys::StateLock::acquire(state, milliseconds(0), [](long) {});
@@ -1526,24 +1526,43 @@ TEST(AgentLog, AFailedRunNamesEachFailedOperationAndWhy) {
 
 // ---- the command line (issue 13, finding 5) ----
 
-// Each option belongs to the commands that use it: any other command refuses it, with a usage
-// error (exit 2) naming its owners, before doing anything (`agent --rotate-key NS` once rotated
-// the key on every run).
-TEST(CommandLine, AnOptionIsRefusedByTheCommandsItDoesNotBelongTo) {
+// A scratch directory for command lines that must be refused before anything runs: an empty
+// config directory and a state directory that must stay uncreated.
+struct RefusedCommandLines {
   TempDir dir;
   const fs::path state = dir.path() / "state";
   const std::string bin = "timeout 10 " + std::string(EDGEPLANE_BINARY) + " ";
   const std::string config = " --config " + (dir.path() / "config").string();
-  fs::create_directories(dir.path() / "config");
   const std::string stateDir = " --state-dir " + state.string();
-  const std::string json = "(it belongs to: plan, history, status, apikey new, apikey list)";
-  const std::pair<std::string, std::string> cases[] = {
+
+  RefusedCommandLines() { fs::create_directories(dir.path() / "config"); }
+
+  // Each command line exits 2 (a usage error) and says `error`; none of them opened the store.
+  void expect(const std::vector<std::pair<std::string, std::string>>& cases) const {
+    for (const auto& [args, error] : cases) {
+      const auto r = testing::runCommand(bin + args);
+      EXPECT_EQ(r.status, 2) << args << "\n" << r.output;
+      EXPECT_NE(r.output.find(error), std::string::npos) << args << "\n" << r.output;
+    }
+    EXPECT_FALSE(fs::exists(state / "state.db")) << "a refused command line ran anyway";
+  }
+};
+
+// Each option belongs to the commands that use it: any other command refuses it, with a usage
+// error (exit 2) naming its owners, before doing anything (`agent --rotate-key NS` once rotated
+// the key on every run).
+TEST(CommandLine, AnOptionIsRefusedByTheCommandsItDoesNotBelongTo) {
+  const RefusedCommandLines t;
+  const std::string& bin = t.bin;
+  const std::string& config = t.config;
+  const std::string& stateDir = t.stateDir;
+  const std::string json =
+      "(it belongs to: validate, plan, apply, history, status, apikey new, apikey list)";
+  t.expect({
       {"agent --rotate-key tenant-a" + config + stateDir,
        "edgeplane agent: --rotate-key is not an option of agent (it belongs to: apply)"},
-      {"validate --json" + config,
-       "edgeplane validate: --json is not an option of validate " + json},
-      {"apply --json" + config + stateDir,
-       "edgeplane apply: --json is not an option of apply " + json},
+      {"agent --json" + config + stateDir,
+       "edgeplane agent: --json is not an option of agent " + json},
       {"trigger --json" + stateDir,
        "edgeplane trigger: --json is not an option of trigger " + json},
       {"validate --rotate-key x" + config,
@@ -1557,15 +1576,38 @@ TEST(CommandLine, AnOptionIsRefusedByTheCommandsItDoesNotBelongTo) {
       {"plan --json=yes" + config, "edgeplane plan: option --json takes no value"},
       {"status --frobnicate" + stateDir, "edgeplane status: unknown option --frobnicate"},
       {"frobnicate", "edgeplane: unknown command 'frobnicate'"},
-  };
-  for (const auto& [args, error] : cases) {
-    const auto r = testing::runCommand(bin + args);
-    EXPECT_EQ(r.status, 2) << args << "\n" << r.output;
-    EXPECT_NE(r.output.find(error), std::string::npos) << args << "\n" << r.output;
-  }
-  EXPECT_FALSE(fs::exists(state / "state.db")) << "a refused command line ran anyway";
+  });
   // plan --detailed-exitcode says "changes" with 2: a usage error is 1 there.
   EXPECT_EQ(testing::runCommand(bin + "plan --detailed-exitcode --verbose" + config).status, 1);
+}
+
+// Every time flag takes the one duration syntax (schema/net.h), and a bad one is a usage error
+// that shows the expected form, before anything runs (issue 14).
+TEST(CommandLine, DurationFlagsTakeTheOneSyntaxAndShowItWhenRefused) {
+  const RefusedCommandLines t;
+  const std::string& bin = t.bin;
+  const std::string& config = t.config;
+  const std::string& stateDir = t.stateDir;
+  const std::string form = "(like 5s, 1.5s, 500ms, 2m or 1h30m)";
+  t.expect({
+      {"apply --lock-timeout 1.5" + config + stateDir,
+       "edgeplane apply: --lock-timeout: '1.5' is not a duration " + form},
+      {"plan --offline --lock-timeout 30" + config + stateDir,
+       "edgeplane plan: --lock-timeout: '30' is not a duration " + form},
+      {"agent --lock-timeout 5sec" + config + stateDir,
+       "edgeplane agent: --lock-timeout: '5sec' is not a duration " + form},
+      {"apply --lock-timeout 169h" + config + stateDir,
+       "edgeplane apply: --lock-timeout: '169h' is longer than the maximum, 168h"},
+      {"trigger --timeout 10" + stateDir,
+       "edgeplane trigger: --timeout: '10' is not a duration " + form},
+      {"trigger --wait --timeout 0s" + stateDir,
+       "edgeplane trigger: --timeout: '0s' is not a positive duration"},
+  });
+  // The per-command help says what a duration is, for the commands that take one.
+  const auto help = testing::runCommand(bin + "trigger --help");
+  EXPECT_NE(help.output.find("A duration D is"), std::string::npos) << help.output;
+  EXPECT_EQ(testing::runCommand(bin + "history --help").output.find("A duration D"),
+            std::string::npos);
 }
 
 // The documented command lines still parse: each reaches its command (which may then fail for
@@ -1585,7 +1627,10 @@ TEST(CommandLine, DocumentedCommandLinesAreAccepted) {
           state,
       "history --state-dir " + state + " --json --limit 3",
       "status --state-dir " + state + " --json",
-      "trigger --state-dir " + state + " --wait --timeout 1",
+      "trigger --state-dir " + state + " --wait --timeout 1s",
+      "trigger --state-dir " + state + " --timeout 1.5s",
+      "plan --config " + config + " --offline --lock-timeout 1m30s",
+      "plan --config " + config + " --offline --lock-timeout 0s",
       "apikey new --name W --gateway ping --json",
       "apikey list --state-dir " + state + " --json",
       "version",

@@ -621,8 +621,10 @@ backends = ["10.50.0.5:8080"]
             "t.toml:24:45: error: health check timeout 5s must be shorter than its interval 5s\n");
   EXPECT_EQ(check(withBase(head + R"(health_check = { interval = "10", timeout = "2x" }
 )")),
-            "t.toml:24:29: error: invalid duration \"10\" in 'interval'\n"
-            "t.toml:24:45: error: invalid duration \"2x\" in 'timeout'\n");
+            "t.toml:24:29: error: invalid duration \"10\" in 'interval' (like 5s, 1.5s, 500ms, 2m "
+            "or 1h30m)\n"
+            "t.toml:24:45: error: invalid duration \"2x\" in 'timeout' (like 5s, 1.5s, 500ms, 2m "
+            "or 1h30m)\n");
   EXPECT_EQ(
       check(withBase(
           head +
@@ -1177,7 +1179,8 @@ backends = ["10.50.0.12:8080"]
 certificate = "web"
 health_check = { interval = "10" }
 )")),
-            "t.toml:21:29: error: invalid duration \"10\" in 'interval'\n");
+            "t.toml:21:29: error: invalid duration \"10\" in 'interval' (like 5s, 1.5s, 500ms, 2m "
+            "or 1h30m)\n");
 }
 
 TEST(Loader, InvalidTimeoutIsNotComparedWithInterval) {
@@ -1193,7 +1196,8 @@ backends = ["10.50.0.12:8080"]
 certificate = "web"
 health_check = { interval = "1s", timeout = "2x" }
 )")),
-            "t.toml:21:45: error: invalid duration \"2x\" in 'timeout'\n");
+            "t.toml:21:45: error: invalid duration \"2x\" in 'timeout' (like 5s, 1.5s, 500ms, 2m "
+            "or 1h30m)\n");
 }
 
 TEST(Loader, HealthCheckTimeoutNotShorterThanInterval) {

@@ -517,6 +517,46 @@ TEST(NetDuration, Parses) {
   EXPECT_EQ(parseDuration("604800000ms"), std::chrono::duration_cast<Duration>(168h));
 }
 
+// Go's time.ParseDuration spelling, restricted to h, m, s and ms (issue 14): a decimal
+// fraction, and components from the largest unit down, each unit once.
+TEST(NetDuration, ParsesFractionsAndComposites) {
+  EXPECT_EQ(parseDuration("1.5s"), Duration{1'500});
+  EXPECT_EQ(parseDuration("0.5s"), Duration{500});
+  EXPECT_EQ(parseDuration("0.25m"), Duration{15'000});
+  EXPECT_EQ(parseDuration("1.5h"), Duration{5'400'000});
+  EXPECT_EQ(parseDuration("2.500s"), Duration{2'500});  // trailing zeros are exact
+  EXPECT_EQ(parseDuration("0.001s"), Duration{1});
+  EXPECT_EQ(parseDuration("1h30m"), Duration{5'400'000});
+  EXPECT_EQ(parseDuration("2m30s"), Duration{150'000});
+  EXPECT_EQ(parseDuration("1m0.5s"), Duration{60'500});
+  EXPECT_EQ(parseDuration("1h1m1s1ms"), Duration{3'661'001});
+  EXPECT_EQ(parseDuration("1s500ms"), Duration{1'500});
+  EXPECT_EQ(parseDuration("167h59m59s999ms"), Duration{7 * 24 * 3'600'000 - 1});
+  EXPECT_EQ(parseDuration("167h60m"), std::chrono::duration_cast<Duration>(168h));
+}
+
+TEST(NetDuration, ZeroOnlyWhereAskedFor) {
+  EXPECT_FALSE(parseDuration("0s"));
+  EXPECT_EQ(parseDurationOrZero("0s"), Duration{0});
+  EXPECT_EQ(parseDurationOrZero("0ms"), Duration{0});
+  EXPECT_EQ(parseDurationOrZero("0.0s"), Duration{0});
+  EXPECT_EQ(parseDurationOrZero("1.5s"), Duration{1'500});
+  EXPECT_FALSE(parseDurationOrZero("0"));  // a bare number, zero included, has no unit
+  EXPECT_FALSE(parseDurationOrZero("00s"));
+  EXPECT_FALSE(parseDurationOrZero("-0s"));
+}
+
+// The message every flag and key shows for a bad duration names the expected form, and says
+// "too long" when the spelling is right but the value is over the bound.
+TEST(NetDuration, ProblemShowsTheExpectedForm) {
+  EXPECT_EQ(durationProblem("1.5", Duration{60'000}),
+            "'1.5' is not a duration (like 5s, 1.5s, 500ms, 2m or 1h30m)");
+  EXPECT_EQ(durationProblem("5 minutes", Duration{60'000}),
+            "'5 minutes' is not a duration (like 5s, 1.5s, 500ms, 2m or 1h30m)");
+  EXPECT_EQ(durationProblem("2m", Duration{60'000}), "'2m' is longer than the maximum, 1m");
+  EXPECT_EQ(durationProblem("0s", Duration{60'000}), "'0s' is not a positive duration");
+}
+
 TEST(NetDuration, RejectsMalformed) {
   for (const char* bad : {
            "",
@@ -525,8 +565,15 @@ TEST(NetDuration, RejectsMalformed) {
            "0ms",                    // zero
            "-5s",                    // negative
            "+5s",                    // sign
-           "1.5s",                   // fractional
-           ".5s",                    // fractional
+           ".5s",                    // a fraction needs its integer part
+           "1.s",                    // and its digits
+           "1.5",                    // bare number with a fraction
+           "0.5",                    // bare number with a fraction
+           "1.0005s",                // not a whole number of milliseconds
+           "0.5ms",                  // not a whole number of milliseconds
+           "1.2.3s",                 // two points
+           "1.1234567890s",          // more fraction digits than any unit needs
+           "00.5s",                  // leading zero
            "05s",                    // leading zero
            "10 s",                   // space
            " 10s",                   // space
@@ -538,7 +585,16 @@ TEST(NetDuration, RejectsMalformed) {
            "10d",                    // unsupported unit
            "10us",                   // unsupported unit
            "10mss",                  // trailing garbage
-           "1h30m",                  // compound
+           "30m1h",                  // components out of order
+           "1m1m",                   // a unit twice
+           "1s1s",                   // a unit twice
+           "1ms1s",                  // components out of order
+           "1h 30m",                 // space between components
+           "1h30",                   // trailing bare number
+           "1h-30m",                 // sign inside
+           "0h0m",                   // zero
+           "168h1ms",                // over 7 days
+           "167h61m",                // over 7 days
            "10s10",                  // trailing digits
            "169h",                   // over 7 days
            "10081m",                 // over 7 days

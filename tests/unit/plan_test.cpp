@@ -481,7 +481,8 @@ TEST(Plan, SuspendedNamespaceWithdrawsForwardsButStays) {
 TEST(Plan, JsonHasResourceChangesAndSummary) {
   World w(load(kTwoTenants));
   std::string json = core::renderJson(w.plan());
-  EXPECT_EQ(json.rfind("{\"host\":\"default\",\"resource_changes\":[{\"action\":\"create\","
+  EXPECT_EQ(json.rfind("{\"format_version\":1,\"host\":\"default\",\"resource_changes\":[{"
+                       "\"action\":\"create\","
                        "\"kind\":\"namespace\",\"name\":\"a\",\"scope\":\"a\",\"summary\":null,"
                        "\"changes\":[{\"field\":\"netns\",\"before\":null,\"after\":\"ep-a\"}],"
                        "\"drift\":null,\"error\":null,\"depends_on\":[]}",
@@ -489,6 +490,35 @@ TEST(Plan, JsonHasResourceChangesAndSummary) {
             0u)
       << json;
   EXPECT_NE(json.find("\"summary\":{\"add\":14,\"change\":1,\"destroy\":0}}"), std::string::npos);
+}
+
+// Numbers are JSON numbers (issue 14): ports, keepalives, counts and a sysctl's value; a port
+// range, a name or an address stays a string, and an absent side is null.
+TEST(Plan, JsonValuesAreTyped) {
+  core::Plan p;
+  p.host = "h";
+  core::Op wg;
+  wg.kind = Kind::WireGuard;
+  wg.name = "a";
+  wg.changes = {{"listen_port", "51820", "51821"},
+                {"persistent_keepalive", "25", ""},
+                {"address", "", "10.50.0.1/24"}};
+  core::Op forward;
+  forward.kind = Kind::Forward;
+  forward.name = "ssh";
+  forward.changes = {{"public_port", "", "30000-30010"}, {"mappings", "", "1"}};
+  p.ops = {wg, forward};
+  const std::string json = core::renderJson(p);
+  EXPECT_EQ(json.rfind("{\"format_version\":1,", 0), 0u) << json;
+  for (const char* typed : {
+           R"({"field":"listen_port","before":51820,"after":51821})",
+           R"({"field":"persistent_keepalive","before":25,"after":null})",
+           R"({"field":"address","before":null,"after":"10.50.0.1/24"})",
+           R"({"field":"public_port","before":null,"after":"30000-30010"})",
+           R"({"field":"mappings","before":null,"after":1})",
+       }) {
+    EXPECT_NE(json.find(typed), std::string::npos) << typed << "\n" << json;
+  }
 }
 
 constexpr const char* kPeers = R"(
