@@ -140,6 +140,15 @@ Result<core::StoreView> readStoreView(Store& store) {
       view->snapshot = std::move(*decoded);
     }
   }
+  auto acme = store.listAcmeStates();
+  if (!acme) {
+    return acme.error();
+  }
+  for (const AcmeState& st : *acme) {
+    if (!st.ariCert.empty() && st.ariRenewAt) {
+      view->ariRenewals[st.name] = {st.ariCert, *st.ariRenewAt / 1000};
+    }
+  }
   auto blocks = store.listApiKeyBlocks();
   if (!blocks) {
     return blocks.error();

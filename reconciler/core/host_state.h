@@ -153,6 +153,14 @@ struct StoreView {
   std::optional<ProxySnapshot> snapshot;
   // API key ids blocked on this host (`edgeplane apikey block`), whatever the config says.
   std::set<std::string, std::less<>> blockedApiKeys;
+  // The renewal time the last ACME step chose in the CA's RFC 9773 window, by certificate
+  // name: for the certificate with that fingerprint only (unix seconds).
+  struct AriRenewal {
+    std::string fingerprint;
+    int64_t at = 0;
+    bool operator==(const AriRenewal&) const = default;
+  };
+  std::map<std::string, AriRenewal, std::less<>> ariRenewals;
   bool operator==(const StoreView&) const = default;
 };
 

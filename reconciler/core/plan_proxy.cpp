@@ -246,7 +246,13 @@ class ProxyPlanner {
       return;
     }
     if (acme) {
-      if (auto why = acmeOrderDue(c, &v, o_.now)) {
+      // The window the CA gave for this very certificate, as apply's ACME step will use it.
+      std::optional<int64_t> ariAt;
+      if (auto ari = s_.ariRenewals.find(c.name);
+          ari != s_.ariRenewals.end() && ari->second.fingerprint == v.fingerprint) {
+        ariAt = ari->second.at;
+      }
+      if (auto why = acmeOrderDue(c, &v, o_.now, ariAt)) {
         Op op = certOp(Action::Update, c, "acme: " + *why);
         if (v.domains != c.domains) {
           op.changes.push_back({"domains", join(v.domains), join(c.domains)});

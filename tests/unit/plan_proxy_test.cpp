@@ -185,6 +185,31 @@ TEST(PlanProxy, AcmeCertificateIsOrderedUntilIssuedThenRenewed) {
       (std::vector<std::string>{"~ certificate shop (acme: renew: 2160h left (renew_before))"}));
 }
 
+// The time the ACME step chose in the CA's RFC 9773 window (kept in the store) decides the
+// plan's renewal as it decides apply's, for the certificate it was given for only.
+TEST(PlanProxy, AcmeRenewalFollowsTheCasWindowForThatCertificate) {
+  Case c;
+  c.target.certificates = {certTarget("shop", core::CertSource::Acme, {"shop.example.net"})};
+  const int64_t lifetime = 90 * kDay;
+  // A third of the lifetime is left: due by the lifetime rule...
+  c.observed.generatedCerts["shop"] =
+      view({"shop.example.net"}, kNow + 29 * kDay - lifetime, kNow + 29 * kDay);
+  ASSERT_EQ(c.plan().ops.size(), 1U);
+  // ...but the CA's window for this certificate starts later: nothing to do yet.
+  c.store.ariRenewals["shop"] = {std::string(64, 'a'), kNow + 10 * kDay};
+  EXPECT_TRUE(c.plan().empty()) << ::testing::PrintToString(lines(c.plan()));
+  // A window given for another certificate (an older fingerprint) is void.
+  c.store.ariRenewals["shop"] = {std::string(64, 'b'), kNow + 10 * kDay};
+  EXPECT_EQ(c.plan().ops.size(), 1U);
+  // A window that has begun renews a certificate the lifetime rule would keep.
+  c.observed.generatedCerts["shop"] = view({"shop.example.net"}, kNow, kNow + lifetime);
+  EXPECT_TRUE(c.plan().empty());
+  c.store.ariRenewals["shop"] = {std::string(64, 'a'), kNow - 60};
+  auto l = lines(c.plan());
+  ASSERT_EQ(l.size(), 1U);
+  EXPECT_NE(l[0].find("RFC 9773"), std::string::npos) << l[0];
+}
+
 TEST(PlanProxy, RenewBeforeMovesTheThreshold) {
   Case c;
   c.target.certificates = {certTarget("shop", core::CertSource::SelfSigned, {"shop.example.net"})};
