@@ -5,16 +5,9 @@
 #include <string_view>
 
 #include "reconciler/acme/messages.h"
+#include "tests/fuzz/fuzz_check.h"
 
-namespace {
-
-void check(bool condition) {
-  if (!condition) {
-    std::abort();
-  }
-}
-
-}  // namespace
+using edgeplane::fuzz::check;
 
 // The first byte picks the decoder, the rest is the response body.
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -11,16 +11,9 @@
 #include <string_view>
 
 #include "schema/snapshot.h"
+#include "tests/fuzz/fuzz_check.h"
 
-namespace {
-
-void check(bool condition) {
-  if (!condition) {
-    std::abort();
-  }
-}
-
-}  // namespace
+using edgeplane::fuzz::check;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

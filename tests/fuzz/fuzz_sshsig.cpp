@@ -21,16 +21,13 @@
 #include <vector>
 
 #include "reconciler/source/sshsig.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
-using namespace edgeplane::source;
+using edgeplane::fuzz::check;
 
-void check(bool condition) {
-  if (!condition) {
-    std::abort();
-  }
-}
+using namespace edgeplane::source;
 
 // Test keys made for this target only (ssh-keygen -t ed25519 / ecdsa -b 256 / rsa -b 2048).
 constexpr std::string_view kSigners =

@@ -6,16 +6,9 @@
 #include <string_view>
 
 #include "reconciler/system/wg_uapi.h"
+#include "tests/fuzz/fuzz_check.h"
 
-namespace {
-
-void check(bool condition) {
-  if (!condition) {
-    std::abort();
-  }
-}
-
-}  // namespace
+using edgeplane::fuzz::check;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace edgeplane::sys;
