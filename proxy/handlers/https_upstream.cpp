@@ -16,6 +16,9 @@ namespace edgeplane::proxy {
 
 namespace {
 
+// Response bytes queued for the client below which more may join them (forwardResponseBody).
+constexpr size_t kCoalesceBytes = size_t{16} * 1024;
+
 // Appends what a chunked body's next bytes hold up to the end of the body; false on a framing
 // error. `done` is set at the end of the last chunk's trailers. Verbatim (the framing stays
 // chunked), or only the data bytes when `dataOnly` (re-framed as until-close for HTTP/1.0).
@@ -366,8 +369,12 @@ bool HttpsHandler::responseHead() {
 }
 
 bool HttpsHandler::forwardResponseBody() {
-  if (!cout_.empty()) {
-    return false;  // the client has not taken the last bytes yet
+  // Bytes join those waiting for the client only while none of them has left yet and they are
+  // few: a head and a small body then leave in one TLS record and one send() (two would cost
+  // the client, the proxy and the kernel a second segment, wake-up and read per response).
+  // Once a write has begun, the queue drains first, so it never grows past this plus a read.
+  if (cout_.sent != 0 || cout_.size() >= kCoalesceBytes) {
+    return false;
   }
   uint64_t moved = 0;
   bool done = false;

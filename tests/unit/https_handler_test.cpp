@@ -69,6 +69,31 @@ TEST_F(HttpsTest, RoutesByHostOnOneConnectionAndReusesUpstreams) {
   }));
 }
 
+// A response whose head and small body reach the proxy together leaves in one TLS record (one
+// send(), one segment), not a record for the head and another for the body: the second record
+// cost the client, the proxy and the kernel a wake-up and a read per request (keep-alive
+// req/s 0.89x nginx before, 1.16x after; tools/bench/https-sites). OpenSSL's SSL_read returns
+// at most one record's bytes, so one read holding the whole response shows the one record.
+TEST_F(HttpsTest, ASmallResponseLeavesInOneTlsRecord) {
+  TestBackend site(
+      keepAliveBackend([](const BackendRequest&) { return okResponse(std::string(1024, 'b')); }));
+  start();
+  auto config = configure({{"shop", {"shop.example.test"}, {site.endpoint()}}});
+  auto c = client("shop.example.test");
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(c->write(get("shop.example.test")));
+    char buf[16384];
+    int n = SSL_read(c->ssl(), buf, sizeof buf);
+    ASSERT_GT(n, 0);
+    std::string got(buf, static_cast<size_t>(n));
+    size_t end = got.find("\r\n\r\n");
+    ASSERT_NE(end, std::string::npos) << got;
+    EXPECT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << got;
+    EXPECT_EQ(got.size() - end - 4, 1024u)
+        << "the first record held only " << got.size() << " bytes of the response";
+  }
+}
+
 TEST_F(HttpsTest, MisdirectedRequestsGet421AndClose) {
   TestBackend shop(named("shop"));
   TestBackend other(named("other"));
