@@ -524,10 +524,10 @@ void HttpsHandler::releaseIdleMemory() {
     cin_.release(protocol_.buffers_);
   }
   if (cout_.empty()) {
-    cout_ = OutQueue{};
+    cout_.release();
   }
   uin_.release(protocol_.buffers_);
-  uout_ = OutQueue{};
+  uout_.release();
   std::string().swap(headBytes_);
 }
 
@@ -539,7 +539,7 @@ void HttpsHandler::resetRequest() {
   in_ = out_ = 0;
   status_ = 0;
   uin_.clear();
-  uout_ = OutQueue{};
+  uout_.release();
 }
 
 // close_notify (best effort), our FIN, then read what the client still sends until it closes:

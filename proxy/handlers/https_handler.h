@@ -83,6 +83,13 @@ struct OutQueue {
       sent = 0;
     }
   }
+  // Empties the queue and gives its memory back. Assigning an empty queue would not: a
+  // string moved from a short one keeps its own capacity, and an idle keep-alive connection
+  // would hold the last response's size for as long as it stays open.
+  void release() {
+    std::string().swap(bytes);
+    sent = 0;
+  }
 };
 
 class HttpsProtocol final : public Protocol {

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/handlers/https_handler.h"
 #include "proxy/tls/acme_alpn.h"
 #include "tests/support/https_fixture.h"
 
@@ -92,6 +93,26 @@ TEST_F(HttpsTest, ASmallResponseLeavesInOneTlsRecord) {
     EXPECT_EQ(got.size() - end - 4, 1024u)
         << "the first record held only " << got.size() << " bytes of the response";
   }
+}
+
+// Between requests a keep-alive connection keeps no output memory: release() gives it back,
+// where assigning an empty queue (what the handler did) kept the last response's capacity
+// (~1 KiB per idle connection in tools/bench/https-sites, 16.6 -> 15.x KiB per connection).
+TEST(OutQueue, ReleaseGivesTheMemoryBackWhereAssigningAnEmptyQueueKeepsIt) {
+  OutQueue assigned;
+  assigned.bytes.assign(1200, 'x');
+  assigned.sent = 1200;
+  assigned = OutQueue{};
+  EXPECT_TRUE(assigned.empty());
+  EXPECT_GE(assigned.bytes.capacity(), 1200u);  // why release() exists
+
+  OutQueue released;
+  released.bytes.assign(1200, 'x');
+  released.sent = 600;
+  released.release();
+  EXPECT_TRUE(released.empty());
+  EXPECT_EQ(released.size(), 0u);
+  EXPECT_LT(released.bytes.capacity(), 64u);
 }
 
 TEST_F(HttpsTest, MisdirectedRequestsGet421AndClose) {
