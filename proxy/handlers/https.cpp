@@ -303,7 +303,7 @@ bool HttpsHandler::processIdle() {
 
 bool HttpsHandler::processHead() {
   http::Limits limits;
-  http::ParseResult r = http::parseRequestHead(cin_.data(), req_, limits);
+  http::ParseResult r = http::parseRequestHead(cin_.data(), ex().req, limits);
   if (r.status == http::ParseStatus::NeedMore) {
     if (clientEof_) {
       closeOutcome_ = Outcome::fail(ErrorKind::HttpMalformed);
@@ -327,9 +327,9 @@ bool HttpsHandler::processHead() {
 // The head is complete: route it, filter it, forward it.
 void HttpsHandler::startRequest(size_t headLength) {
   anyRequest_ = true;
-  method_.assign(req_.method);
-  host_.assign(req_.host);
-  path_.assign(req_.path);
+  method_.assign(ex().req.method);
+  host_.assign(ex().req.host);
+  path_.assign(ex().req.path);
   in_ = headLength;
   out_ = 0;
   reqConfig_ = ctx().currentConfig();
@@ -338,27 +338,27 @@ void HttpsHandler::startRequest(size_t headLength) {
     answerError(421, "Misdirected Request\n");
     return;
   }
-  verdict_.reset();
-  verdict_.choice =
+  ex().verdict.reset();
+  ex().verdict.choice =
       BackendChoice{&route_->spec.backends, route_->health, &route_->cursor, route_->spec.balance};
   if (protocol_.filter_ != nullptr) {
     filterPending_ = true;
-    protocol_.filter_->check(req_, *reqConfig_, *route_, conn().client(), verdict_);
-    if (verdict_.status != 0) {
-      answerError(verdict_.status, verdict_.body);
+    protocol_.filter_->check(ex().req, *reqConfig_, *route_, conn().client(), ex().verdict);
+    if (ex().verdict.status != 0) {
+      answerError(ex().verdict.status, ex().verdict.body);
       closeOutcome_ = Outcome::ok();  // an answer by policy, not a failure
       return;
     }
   }
-  reqFraming_ = req_.framing;
-  reqRemaining_ = req_.framing == http::BodyFraming::ContentLength ? req_.contentLength : 0;
+  reqFraming_ = ex().req.framing;
+  reqRemaining_ = ex().req.framing == http::BodyFraming::ContentLength ? ex().req.contentLength : 0;
   reqBodyDone_ = reqFraming_ == http::BodyFraming::None ||
                  (reqFraming_ == http::BodyFraming::ContentLength && reqRemaining_ == 0);
-  reqChunks_.reset();
+  ex().reqChunks.reset();
   sentMs_ = ctx().now();
-  reqKeepAlive_ = req_.keepAlive;
-  http10_ = req_.version == http::Version::Http10;
-  upgrade_ = !req_.upgrade.empty();
+  reqKeepAlive_ = ex().req.keepAlive;
+  http10_ = ex().req.version == http::Version::Http10;
+  upgrade_ = !ex().req.upgrade.empty();
   retryable_ = isIdempotent(method_) && reqFraming_ == http::BodyFraming::None && !upgrade_;
   char ip[64];
   formatEndpoint(conn().client(), ip, sizeof ip);
@@ -370,11 +370,12 @@ void HttpsHandler::startRequest(size_t headLength) {
   http::UpstreamRequestOptions options;
   options.clientIp = clientIp;
   options.forwardUpgrade = upgrade_;
-  options.dropHeaders = verdict_.drop;
-  options.addHeaders = std::span<const http::HeaderField>(verdict_.add.data(), verdict_.addCount);
-  headBytes_.clear();
-  http::writeUpstreamRequest(req_, options, headBytes_);
-  cin_.consume(headLength);  // req_'s views die here
+  options.dropHeaders = ex().verdict.drop;
+  options.addHeaders =
+      std::span<const http::HeaderField>(ex().verdict.add.data(), ex().verdict.addCount);
+  ex().headBytes.clear();
+  http::writeUpstreamRequest(ex().req, options, ex().headBytes);
+  cin_.consume(headLength);  // ex().req's views die here
   state_ = State::Exchange;
   stateSinceMs_ = ctx().now();
   resp_ = Resp::Head;
@@ -422,7 +423,7 @@ void HttpsHandler::answerError(int status, std::string_view body) {
     body = text;
   }
   std::string json;
-  if (verdict_.jsonErrors && status >= 500) {
+  if (ex().verdict.jsonErrors && status >= 500) {
     json.assign(R"({"error":")");
     for (char c : http::reasonPhrase(status)) {
       json.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
@@ -432,13 +433,13 @@ void HttpsHandler::answerError(int status, std::string_view body) {
     }
     json.append("\"}\n");
     body = json;
-    verdict_.headers.clear();
-    verdict_.headers.emplace_back("Content-Type", "application/json");
+    ex().verdict.headers.clear();
+    ex().verdict.headers.emplace_back("Content-Type", "application/json");
   }
   std::vector<http::HeaderField> extra;
-  if (!verdict_.headers.empty()) {
-    extra.reserve(verdict_.headers.size());
-    for (const auto& [name, value] : verdict_.headers) {
+  if (!ex().verdict.headers.empty()) {
+    extra.reserve(ex().verdict.headers.size());
+    for (const auto& [name, value] : ex().verdict.headers) {
       extra.push_back(http::HeaderField{name, value});
     }
   }
@@ -486,7 +487,7 @@ void HttpsHandler::logRequest(Outcome outcome) {
 void HttpsHandler::filterFinished() {
   if (filterPending_) {
     filterPending_ = false;
-    protocol_.filter_->finished(verdict_, conn().client(), status_);
+    protocol_.filter_->finished(ex().verdict, conn().client(), status_);
   }
 }
 
@@ -502,7 +503,7 @@ void HttpsHandler::completeExchange() {
     s->observeRequest(status_, ctx().now() - stateSinceMs_);
   }
   logRequest(Outcome::ok());
-  bool reusable = respHead_.keepAlive && respFraming_ != http::BodyFraming::UntilClose &&
+  bool reusable = ex().respHead.keepAlive && respFraming_ != http::BodyFraming::UntilClose &&
                   uin_.empty() && !upEof_;
   closeUpstream(reusable);
   if (respClose_) {
@@ -516,10 +517,8 @@ void HttpsHandler::completeExchange() {
 }
 
 // Between requests a connection keeps no buffer it does not need (the next request's bytes
-// may already be in cin_: pipelining). The heads point into the buffers: reset first.
+// may already be in cin_: pipelining). resetRequest() dropped the heads that pointed into them.
 void HttpsHandler::releaseIdleMemory() {
-  req_ = http::RequestHead{};
-  respHead_ = http::ResponseHead{};
   if (cin_.empty()) {
     cin_.release(protocol_.buffers_);
   }
@@ -528,11 +527,10 @@ void HttpsHandler::releaseIdleMemory() {
   }
   uin_.release(protocol_.buffers_);
   uout_.release();
-  std::string().swap(headBytes_);
 }
 
 void HttpsHandler::resetRequest() {
-  verdict_.reset();
+  ex_.reset();  // the heads, the decoders, the verdict and the kept upstream head
   reqConfig_.reset();
   route_ = nullptr;
   backend_ = -1;

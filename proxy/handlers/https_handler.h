@@ -155,8 +155,26 @@ class HttpsHandler final : public Handler {
   bool responseHead();
   bool forwardResponseBody();
   bool tunnel();
-  bool backendUp(size_t index) const;
-  const std::vector<Endpoint>& backends() const { return *verdict_.choice.backends; }
+  bool backendUp(size_t index);
+  const std::vector<Endpoint>& backends() { return *ex().verdict.choice.backends; }
+
+  // What a request needs beyond the connection's own state: made when a request begins (or
+  // an answer needs it), dropped when the connection goes idle, so an idle keep-alive
+  // connection does not carry ~750 bytes of heads, decoders and filter verdict.
+  struct Exchange {
+    http::RequestHead req;
+    FilterVerdict verdict;  // the filter's decision; verdict.choice: the backends
+    http::ChunkedDecoder reqChunks;
+    std::string headBytes;  // the upstream request head, kept for a retry
+    http::ResponseHead respHead;
+    http::ChunkedDecoder respChunks;
+  };
+  Exchange& ex() {
+    if (!ex_) {
+      ex_ = std::make_unique<Exchange>();
+    }
+    return *ex_;
+  }
   void filterFinished();
 
   HttpsProtocol& protocol_;
@@ -176,15 +194,13 @@ class HttpsHandler final : public Handler {
   OutQueue cout_;   // plaintext for the client
 
   // The request in flight.
-  http::RequestHead req_;
+  std::unique_ptr<Exchange> ex_;
   std::shared_ptr<const ActiveConfig> reqConfig_;
   const ActiveRoute* route_ = nullptr;
-  FilterVerdict verdict_;       // the filter's decision; verdict_.choice: the backends
   bool filterPending_ = false;  // the filter saw this request: finished() is owed
   std::string method_, host_, path_;
   http::BodyFraming reqFraming_ = http::BodyFraming::None;
   uint64_t reqRemaining_ = 0;
-  http::ChunkedDecoder reqChunks_;
   bool reqBodyDone_ = true;
   bool reqKeepAlive_ = true;
   bool http10_ = false;
@@ -193,7 +209,6 @@ class HttpsHandler final : public Handler {
   uint64_t in_ = 0;
   uint64_t out_ = 0;
   int status_ = 0;
-  std::string headBytes_;  // the upstream request head, kept for a retry
 
   // The upstream side.
   UpstreamLink* link_ = nullptr;  // the upstream connection (the pool owns it)
@@ -212,10 +227,8 @@ class HttpsHandler final : public Handler {
   OutQueue uout_;
   ByteBuffer uin_;
   Resp resp_ = Resp::Head;
-  http::ResponseHead respHead_;
   http::BodyFraming respFraming_ = http::BodyFraming::None;
   uint64_t respRemaining_ = 0;
-  http::ChunkedDecoder respChunks_;
   bool respStarted_ = false;
   bool respClose_ = false;
   bool dechunk_ = false;  // a chunked response to an HTTP/1.0 client: data only, then close

@@ -47,8 +47,8 @@ bool moveChunked(ByteBuffer& from, std::string& to, http::ChunkedDecoder& decode
 
 }  // namespace
 
-bool HttpsHandler::backendUp(size_t index) const {
-  const auto& health = verdict_.choice.health;
+bool HttpsHandler::backendUp(size_t index) {
+  const auto& health = ex().verdict.choice.health;
   return index >= health.size() || !health[index] ||
          health[index]->up.load(std::memory_order_relaxed);
 }
@@ -64,10 +64,10 @@ void HttpsHandler::chooseBackend() {
     answerError(503, "No healthy backends available\n");
     return;
   }
-  if (verdict_.choice.balance == Balance::Random) {
+  if (ex().verdict.choice.balance == Balance::Random) {
     firstBackend_ = ctx().random() % n;
   } else {
-    firstBackend_ = verdict_.choice.cursor->fetch_add(1, std::memory_order_relaxed) % n;
+    firstBackend_ = ex().verdict.choice.cursor->fetch_add(1, std::memory_order_relaxed) % n;
   }
   tried_ = 0;
   connectNext();
@@ -92,7 +92,7 @@ void HttpsHandler::connectNext() {
     upReadable_ = false;
     uin_.clear();
     uin_.acquire(protocol_.buffers_);
-    uout_ = OutQueue{headBytes_, 0};
+    uout_ = OutQueue{ex().headBytes, 0};
     link_ = protocol_.pool_.take(netns, be, this, kUpstreamTag);
     if (link_ != nullptr) {
       up_ = link_->fd();
@@ -144,8 +144,8 @@ void HttpsHandler::onConnectEvent(uint32_t events) {
   }
   upConnecting_ = false;
   size_t index = static_cast<size_t>(backend_);
-  if (index < verdict_.choice.health.size() && verdict_.choice.health[index]) {
-    verdict_.choice.health[index]->connectSucceeded();
+  if (index < ex().verdict.choice.health.size() && ex().verdict.choice.health[index]) {
+    ex().verdict.choice.health[index]->connectSucceeded();
   }
 }
 
@@ -159,8 +159,8 @@ void HttpsHandler::upstreamFailed(bool connectFailure) {
       s->upstreamConnectErrors.fetch_add(1, std::memory_order_relaxed);
     }
     size_t index = static_cast<size_t>(backend_);
-    if (index < verdict_.choice.health.size() && verdict_.choice.health[index]) {
-      verdict_.choice.health[index]->connectFailed();
+    if (index < ex().verdict.choice.health.size() && ex().verdict.choice.health[index]) {
+      ex().verdict.choice.health[index]->connectFailed();
     }
     closeUpstream(false);
     connectNext();
@@ -268,7 +268,7 @@ bool HttpsHandler::forwardRequestBody() {
     if (reqBodyDone_) {
       sentMs_ = ctx().now();
     }
-  } else if (moveChunked(cin_, uout_.bytes, reqChunks_, reqBodyDone_, moved)) {
+  } else if (moveChunked(cin_, uout_.bytes, ex().reqChunks, reqBodyDone_, moved)) {
     if (reqBodyDone_) {
       sentMs_ = ctx().now();
     }
@@ -315,7 +315,7 @@ bool HttpsHandler::responseHead() {
     return false;
   }
   http::Limits limits;
-  http::ParseResult r = http::parseResponseHead(uin_.data(), respHead_, limits, method_);
+  http::ParseResult r = http::parseResponseHead(uin_.data(), ex().respHead, limits, method_);
   if (r.status == http::ParseStatus::NeedMore) {
     if (upEof_ || uin_.room() == 0) {
       answerError(502, "Bad Gateway\n");
@@ -327,20 +327,20 @@ bool HttpsHandler::responseHead() {
     answerError(502, "Bad Gateway\n");
     return true;
   }
-  int status = respHead_.status;
+  int status = ex().respHead.status;
   if (status == 101 && !upgrade_) {
     answerError(502, "Bad Gateway\n");
     return true;
   }
   if (status < 200 && status != 101) {
-    http::writeClientResponse(respHead_, {}, cout_.bytes);  // 100 Continue and friends
+    http::writeClientResponse(ex().respHead, {}, cout_.bytes);  // 100 Continue and friends
     uin_.consume(r.length);
     return true;
   }
   status_ = status;
-  respFraming_ = respHead_.framing;
-  respRemaining_ = respHead_.contentLength;
-  respChunks_.reset();
+  respFraming_ = ex().respHead.framing;
+  respRemaining_ = ex().respHead.contentLength;
+  ex().respChunks.reset();
   // An HTTP/1.0 client cannot read chunked: it gets the data bytes until we close.
   dechunk_ = http10_ && respFraming_ == http::BodyFraming::Chunked;
   respClose_ = closeAfter_ || ctx().draining() || !reqKeepAlive_ || !reqBodyDone_ ||
@@ -349,9 +349,9 @@ bool HttpsHandler::responseHead() {
   options.close = respClose_;
   options.forwardUpgrade = status == 101;
   if (dechunk_) {
-    respHead_.framing = http::BodyFraming::UntilClose;
+    ex().respHead.framing = http::BodyFraming::UntilClose;
   }
-  http::writeClientResponse(respHead_, options, cout_.bytes);
+  http::writeClientResponse(ex().respHead, options, cout_.bytes);
   uin_.consume(r.length);
   if (status == 101) {
     if (RouteStats* s = route_->stats.get()) {
@@ -389,7 +389,7 @@ bool HttpsHandler::forwardResponseBody() {
       break;
     }
     case http::BodyFraming::Chunked:
-      if (!moveChunked(uin_, cout_.bytes, respChunks_, done, moved, dechunk_)) {
+      if (!moveChunked(uin_, cout_.bytes, ex().respChunks, done, moved, dechunk_)) {
         logRequest(Outcome::fail(ErrorKind::Relay));
         conn().finish(Outcome::fail(ErrorKind::Relay));
         return false;
