@@ -1,4 +1,6 @@
 // The `edgeplane` command line: parses arguments, runs one command, logs once at the top.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -647,11 +649,13 @@ int run(int argc, char** argv) {
   Args args = parseArgs(argc, argv);
   // Human output, on stdout and stderr alike, goes through one escaping filter: no commit
   // author or subject, refusal detail, key name or peer's message can drive the terminal
-  // (issue 13, finding 8). JSON on stdout is escaped by its encoder instead.
-  cli::TerminalSafeStream safeErr(std::cerr);
+  // (issue 13, finding 8). JSON on stdout is escaped by its encoder instead. Colour only on a
+  // terminal, never with --json (issue 14).
+  const bool json = args.options.count("json") != 0;
+  cli::TerminalSafeStream safeErr(std::cerr, !json && cli::colourWanted(STDERR_FILENO));
   std::optional<cli::TerminalSafeStream> safeOut;
-  if (args.options.count("json") == 0) {
-    safeOut.emplace(std::cout);
+  if (!json) {
+    safeOut.emplace(std::cout, cli::colourWanted(STDOUT_FILENO));
   }
   if (args.version || args.command == "version") {
     std::cout << "edgeplane " << EDGEPLANE_VERSION << "\n";
