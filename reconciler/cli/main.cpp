@@ -1,6 +1,8 @@
 // The `edgeplane` command line: parses arguments, runs one command, logs once at the top.
 #include <unistd.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -202,7 +204,7 @@ const std::vector<CommandSpec>& commandTable() {
       {"apikey list", {"agent", "state-dir", "json"}},
       {"apikey block", {"agent", "state-dir", "proxy-admin"}},
       {"apikey unblock", {"agent", "state-dir", "proxy-admin"}},
-      {"peer-config", {"agent", "config", "host", "state-dir", "endpoint", "qr"}},
+      {"peer-config", {EDGEPLANE_SOURCE_OPTIONS, "host", "state-dir", "endpoint", "qr"}},
       {"version", {}},
   };
   return table;
@@ -456,6 +458,8 @@ bool resolveSource(const Args& args, cli::Options& o) {
   const std::string& cmd = args.command;
   const bool sourceCommand = cmd == "plan" || cmd == "apply" || cmd == "agent";
   const bool overrides = args.get("ref") || args.get("path") || args.get("allowed-signers");
+  // peer-config reads the config the last Git run kept unless it is given a Git source.
+  const bool fetches = sourceCommand || (cmd == "peer-config" && (args.get("source") || overrides));
   if (o.config && (args.get("agent") || args.get("source") || overrides)) {
     std::cerr << "edgeplane " << cmd
               << ": --config DIR is a plain directory; it does not go with --agent, --source, "
@@ -535,7 +539,7 @@ bool resolveSource(const Args& args, cli::Options& o) {
     o.proxyAdmin = "unix:" + (std::filesystem::path(o.stateDir) / "proxy-admin.sock").string();
   }
 
-  if (!sourceCommand || o.config) {
+  if (!fetches || o.config) {
     return true;
   }
   cli::GitSettings g;
