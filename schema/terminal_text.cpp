@@ -1,6 +1,8 @@
 // Escaping of control characters and invalid UTF-8 for human output (see terminal_text.h).
 #include "schema/terminal_text.h"
 
+#include <initializer_list>
+
 namespace edgeplane {
 
 namespace {
@@ -98,6 +100,15 @@ size_t incompleteUtf8Tail(std::string_view s) {
         padded.push_back(static_cast<char>(padded.size() == 1 ? second : 0x80));
       }
       return utf8Length(padded) == want ? back : 0;
+    }
+  }
+  return 0;
+}
+
+size_t sgrAt(std::string_view s) {
+  for (std::string_view seq : {sgr::kReset, sgr::kRed, sgr::kGreen, sgr::kYellow}) {
+    if (s.starts_with(seq)) {
+      return seq.size();
     }
   }
   return 0;

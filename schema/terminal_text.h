@@ -21,4 +21,16 @@ std::string terminalLines(std::string_view s);
 // 3): what a stream should hold back until the rest arrives.
 size_t incompleteUtf8Tail(std::string_view s);
 
+// The colours of human output on a terminal (issue 14): SGR sequences, the only escapes
+// edgeplane writes itself. Text around them is escaped as above, so none can come from a config.
+namespace sgr {
+inline constexpr std::string_view kReset = "\x1b[0m";
+inline constexpr std::string_view kRed = "\x1b[31m";
+inline constexpr std::string_view kGreen = "\x1b[32m";
+inline constexpr std::string_view kYellow = "\x1b[33m";
+}  // namespace sgr
+
+// The length of the sgr:: sequence `s` begins with, else 0.
+size_t sgrAt(std::string_view s);
+
 }  // namespace edgeplane

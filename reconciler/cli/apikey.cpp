@@ -25,11 +25,11 @@ constexpr const char* kApiKeyUsage = R"(Usage: edgeplane apikey ACTION [OPTIONS]
   new --name NAME [--gateway G]... [--role worker|admin] [--endpoint PATH]... [--json]
         generate a key: prints it once (store it now) and the [[api_key]] stanza to commit;
         a worker key needs at least one --gateway; an admin key without one has them all
-  list [--state-dir DIR] [--json]
+  list [--state-dir DIR] [--agent FILE] [--json]
         the keys of the applied config with their usage on this host (never a key's secret)
-  block ID [--state-dir DIR] [--proxy-admin ADDR]
+  block ID [--state-dir DIR] [--agent FILE] [--proxy-admin ADDR]
         refuse key ID on this host at once, whatever the config says (kept across restarts)
-  unblock ID [--state-dir DIR] [--proxy-admin ADDR]
+  unblock ID [--state-dir DIR] [--agent FILE] [--proxy-admin ADDR]
         lift a block
 )";
 

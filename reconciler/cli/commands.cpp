@@ -28,6 +28,7 @@
 #include "reconciler/cli/history.h"
 #include "reconciler/cli/json_report.h"
 #include "reconciler/cli/publish.h"
+#include "reconciler/cli/terminal_out.h"
 #include "reconciler/core/apply.h"
 #include "reconciler/core/plan.h"
 #include "reconciler/source/git_source.h"
@@ -372,7 +373,7 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
     return report;
   }
   core::Plan p = core::plan(*target, *observed, *view);
-  out << core::renderText(p);
+  writePlan(out, p);
   sys::CertStore certStore(o.stateDir);
   CrashPoint crash(err);
   auto executed = executePlan(o, store, *run, p, *view, *observed, host, certStore,
@@ -724,7 +725,11 @@ int cmdPlan(const Options& o) {
     }
   }
   core::Plan p = core::plan(*target, observed, view);
-  std::cout << (o.json ? core::renderJson(p) : core::renderText(p));
+  if (o.json) {
+    std::cout << core::renderJson(p);
+  } else {
+    writePlan(std::cout, p);
+  }
   if (refused) {
     return 1;
   }

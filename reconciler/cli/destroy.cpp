@@ -13,6 +13,7 @@
 #include "reconciler/cli/command_support.h"
 #include "reconciler/cli/commands.h"
 #include "reconciler/cli/execute.h"
+#include "reconciler/cli/terminal_out.h"
 #include "reconciler/cli/trigger_socket.h"
 #include "reconciler/core/plan.h"
 #include "reconciler/core/target.h"
@@ -123,7 +124,7 @@ int cmdDestroy(const Options& o) {
     std::cout << "Nothing to destroy: edgeplane owns nothing on this host.\n";
     return 0;
   }
-  std::cout << core::renderText(p);
+  writePlan(std::cout, p);
   if (!confirmed(o, p.ops.size())) {
     return ::isatty(STDIN_FILENO) != 0 && ::isatty(STDOUT_FILENO) != 0 ? 1 : 2;
   }

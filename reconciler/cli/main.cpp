@@ -1,4 +1,6 @@
 // The `edgeplane` command line: parses arguments, runs one command, logs once at the top.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -34,54 +36,73 @@ constexpr int kUsageError = 2;
 
 constexpr const char* kUsage = R"(Usage: edgeplane COMMAND [OPTIONS]
 
+Human output is coloured on a terminal; NO_COLOR set to anything, or TERM=dumb, turns that off.
+
 commands:
   validate --config DIR [--host NAME] [--json]
                                        check a desired-state directory; print every error
   plan     SOURCE [--host NAME] [--state-dir DIR] [--json] [--detailed-exitcode]
-           [--offline [--observed FILE]]
+           [--offline [--observed FILE]] [--lock-timeout DURATION] [--allow-rollback]
+           [--wireguard-backend auto|kernel|userspace]
                                        show what apply would change, change nothing
   apply    SOURCE [--host NAME] [--state-dir DIR] [--json] [--lock-timeout DURATION]
            [--verbose] [--wireguard-backend auto|kernel|userspace] [--rotate-key NS]
-           [--proxy-admin ADDR]
+           [--proxy-admin ADDR] [--allow-rollback]
                                        converge this host to the config and record the run
   destroy  [--state-dir DIR] [--agent FILE] [--yes] [--lock-timeout DURATION]
-           [--proxy-admin ADDR]
+           [--wireguard-backend auto|kernel|userspace] [--proxy-admin ADDR]
                                        remove everything edgeplane made on this host (what
                                        apply of an empty config would); foreign objects stay
-  agent    [--agent FILE] [--proxy-admin ADDR] [SOURCE overrides]
+  agent    [--agent FILE] [--proxy-admin ADDR] [SOURCE overrides] [--host NAME]
+           [--state-dir DIR] [--lock-timeout DURATION]
+           [--wireguard-backend auto|kernel|userspace]
                                        reconcile at start, every interval ± jitter, and at once
                                        when triggered (unix socket, optional webhook)
-  trigger  [--state-dir DIR] [--wait] [--timeout DURATION]
+  trigger  [--state-dir DIR] [--agent FILE] [--wait] [--timeout DURATION]
                                        ask the running agent to reconcile now; --wait: until
                                        that run ends (exit 0 when it ended ok)
-  history  [--state-dir DIR] [--json] [--limit N]
+  history  [--state-dir DIR] [--agent FILE] [--json] [--limit N]
                                        recorded runs, newest first
-  status   [--state-dir DIR] [--json] [--check]
+  status   [--state-dir DIR] [--agent FILE] [--config DIR] [--host NAME] [--json] [--check]
+           [--wireguard-backend auto|kernel|userspace]
                                        last run (and why it was refused), last good commit,
                                        owned resources, blocked API keys, pending changes or drift
   apikey   new --name NAME [--gateway G]... [--role worker|admin] [--endpoint PATH]... [--json]
-           list [--state-dir DIR] [--json]
-           block ID | unblock ID [--state-dir DIR] [--proxy-admin ADDR]
+           list [--state-dir DIR] [--agent FILE] [--json]
+           block ID | unblock ID [--state-dir DIR] [--agent FILE] [--proxy-admin ADDR]
                                        worker-gateway API keys: a new key (shown once) and its
                                        [[api_key]] stanza; the applied keys and their usage; a
                                        block on this host (`edgeplane apikey --help`)
-  peer-config NAMESPACE PEER [--endpoint HOST[:PORT]] [--qr] [--config DIR] [--host NAME]
+  peer-config NAMESPACE PEER [SOURCE] [--endpoint HOST[:PORT]] [--qr] [--host NAME]
            [--state-dir DIR]
                                        print a wg-quick .conf for a peer of a namespace (its
                                        private and preshared keys left to fill in; the config:
-                                       --config, else the one the last Git run applied)
+                                       --config or --source, else the one the last Git run
+                                       applied)
   version                              print the version
 
 SOURCE is one of:
-  --config DIR        a plain directory: every *.toml below it is read and merged
-  --agent FILE        the agent file (default /etc/edgeplane/agent.toml when neither --config
-                      nor --source is given): its [source] repository, ref and path
-  --source URL [--ref REF] [--path P] [--allowed-signers FILE]
-                      a Git repository (local path, file://, https://, ssh://); these also
-                      override the agent file's values. REF: a branch, tag or full commit id
-                      (default main); P: the config root in the repository (default: the top)
+  --config DIR        a plain directory
+  [--agent FILE] [--source URL] [--ref REF] [--path P] [--allowed-signers FILE]
+                      a Git repository: the agent file's [source] (the default agent file,
+                      /etc/edgeplane/agent.toml, when neither --config nor --source is given;
+                      peer-config fetches only with --source), each flag overriding it
 
 Options:
+  --config DIR        a plain directory of *.toml files (read and merged): validate checks
+                      it; plan, apply and agent use it as SOURCE; status compares the host
+                      with it, and peer-config reads it, instead of the last applied config
+  --agent FILE        the agent file (every field in examples/agent.toml): its [source] for
+                      plan, apply and agent; its state_dir, host and settings for every command
+                      (status, history, trigger, destroy, apikey and peer-config read
+                      /etc/edgeplane/agent.toml by default, when it exists)
+  --source URL        a Git repository (local path, file://, https://, ssh://), fetched into a
+                      cache under the state directory (peer-config: a temporary one)
+  --ref REF           with a Git source: a branch, tag or full commit id (default main)
+  --path P            with a Git source: the config root in the repository (default: the top)
+  --allowed-signers FILE
+                      with a Git source: refuse every commit not signed by a key of FILE
+                      (ssh-keygen's allowed signers format)
   --host NAME         the [[host]] to converge (default: the agent file's host, else this
                       machine's hostname, or "default" when the config declares no hosts)
   --state-dir DIR     state directory: this flag, else the agent file's state_dir, else
@@ -95,6 +116,8 @@ Options:
   --offline           plan without looking at this host: against an empty host, or the
                       state saved by --observed FILE (a Git source is fetched into a
                       temporary cache)
+  --observed FILE     plan --offline: plan against the host as `edgeplane status --json`
+                      saved it on that host, not against an empty one
   --lock-timeout D    plan, apply, agent, destroy: give up after D (0s: at once) if another
                       run holds the lock
   --verbose           apply: print every message of every nftables batch
@@ -200,7 +223,7 @@ const std::vector<CommandSpec>& commandTable() {
       {"apikey list", {"agent", "state-dir", "json"}},
       {"apikey block", {"agent", "state-dir", "proxy-admin"}},
       {"apikey unblock", {"agent", "state-dir", "proxy-admin"}},
-      {"peer-config", {"agent", "config", "host", "state-dir", "endpoint", "qr"}},
+      {"peer-config", {EDGEPLANE_SOURCE_OPTIONS, "host", "state-dir", "endpoint", "qr"}},
       {"version", {}},
   };
   return table;
@@ -454,6 +477,8 @@ bool resolveSource(const Args& args, cli::Options& o) {
   const std::string& cmd = args.command;
   const bool sourceCommand = cmd == "plan" || cmd == "apply" || cmd == "agent";
   const bool overrides = args.get("ref") || args.get("path") || args.get("allowed-signers");
+  // peer-config reads the config the last Git run kept unless it is given a Git source.
+  const bool fetches = sourceCommand || (cmd == "peer-config" && (args.get("source") || overrides));
   if (o.config && (args.get("agent") || args.get("source") || overrides)) {
     std::cerr << "edgeplane " << cmd
               << ": --config DIR is a plain directory; it does not go with --agent, --source, "
@@ -533,7 +558,7 @@ bool resolveSource(const Args& args, cli::Options& o) {
     o.proxyAdmin = "unix:" + (std::filesystem::path(o.stateDir) / "proxy-admin.sock").string();
   }
 
-  if (!sourceCommand || o.config) {
+  if (!fetches || o.config) {
     return true;
   }
   cli::GitSettings g;
@@ -647,11 +672,13 @@ int run(int argc, char** argv) {
   Args args = parseArgs(argc, argv);
   // Human output, on stdout and stderr alike, goes through one escaping filter: no commit
   // author or subject, refusal detail, key name or peer's message can drive the terminal
-  // (issue 13, finding 8). JSON on stdout is escaped by its encoder instead.
-  cli::TerminalSafeStream safeErr(std::cerr);
+  // (issue 13, finding 8). JSON on stdout is escaped by its encoder instead. Colour only on a
+  // terminal, never with --json (issue 14).
+  const bool json = args.options.count("json") != 0;
+  cli::TerminalSafeStream safeErr(std::cerr, !json && cli::colourWanted(STDERR_FILENO));
   std::optional<cli::TerminalSafeStream> safeOut;
-  if (args.options.count("json") == 0) {
-    safeOut.emplace(std::cout);
+  if (!json) {
+    safeOut.emplace(std::cout, cli::colourWanted(STDOUT_FILENO));
   }
   if (args.version || args.command == "version") {
     std::cout << "edgeplane " << EDGEPLANE_VERSION << "\n";

@@ -1,12 +1,19 @@
 // `edgeplane peer-config` (see peer_config.h).
 #include "reconciler/cli/peer_config.h"
 
+#include <stdlib.h>
+
+#include <cerrno>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
+#include <utility>
 
 #include "reconciler/cli/command_support.h"
 #include "reconciler/cli/commands.h"
+#include "reconciler/cli/fetch_child.h"
+#include "reconciler/cli/git_run.h"
+#include "reconciler/cli/history.h"
 #include "reconciler/cli/qr_text.h"
 #include "reconciler/system/host_driver.h"
 #include "reconciler/system/wg_keys.h"
@@ -59,6 +66,67 @@ std::string withoutComments(const std::string& conf) {
     }
   }
   return out;
+}
+
+// A directory under the system's temporary directory, removed with everything in it.
+class TempDir {
+ public:
+  static Result<TempDir> make() {
+    std::string tmpl = (fs::temp_directory_path() / "edgeplane-peer-config-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      return terminal("cannot create a temporary directory: " + errnoText(errno));
+    }
+    return TempDir(tmpl);
+  }
+  TempDir(TempDir&& other) noexcept : path_(std::exchange(other.path_, {})) {}
+  TempDir& operator=(TempDir&&) = delete;
+  ~TempDir() {
+    if (!path_.empty()) {
+      std::error_code ec;
+      fs::remove_all(path_, ec);
+    }
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  explicit TempDir(fs::path path) : path_(std::move(path)) {}
+  fs::path path_;
+};
+
+// The head commit of a Git source (--source, the agent file's [source] under --ref, --path or
+// --allowed-signers) exported into `dir`, as `plan --offline` gets it: fetched by the bounded
+// child into a throw-away cache beside `dir`, so that nothing of this host's state changes and
+// no lock is taken; refused when the source names allowed signers and none signed it (a peer
+// is not handed addresses from a commit apply would refuse). The anti-rollback rules are
+// apply's: this prints, it applies nothing.
+Result<void> exportHead(const Options& o, const GitSettings& g, const fs::path& scratch,
+                        const fs::path& dir) {
+  const fs::path cache = scratch / "source";
+  auto scrubbed = [&g](const Error& e) { return terminal(scrubCredentials(e.message, g.url)); };
+  auto opened = source::GitSource::open(cache, specOf(g));
+  if (!opened) {
+    return scrubbed(opened.error());
+  }
+  if (auto fetched = fetchInChild(cache, opened->spec(), g.fetchTimeout,
+                                  o.fetchHelper.empty() ? defaultFetchHelper() : o.fetchHelper);
+      !fetched) {
+    return scrubbed(fetched.error());
+  }
+  auto src = source::GitSource::open(cache, specOf(g));
+  auto head = src ? src->resolve() : Result<source::FetchResult>(src.error());
+  if (!head) {
+    return scrubbed(head.error());
+  }
+  std::cerr << "source: " << gitSourceText(g) << ": commit " << shortCommit(head->commitId) << " \""
+            << head->subject << "\" by " << head->author << "\n";
+  std::string note;
+  if (auto refusal = checkSignature(*src, g, head->commitId, note)) {
+    return terminal("commit " + shortCommit(head->commitId) + " is refused: " + *refusal);
+  }
+  if (!note.empty()) {
+    std::cerr << note << "\n";
+  }
+  return exportCommit(*src, g, head->commitId, dir);
 }
 
 }  // namespace
@@ -132,19 +200,37 @@ Result<std::string> renderPeerConfig(const Desired& hostDesired, std::string_vie
 
 int cmdPeerConfig(const Options& o) {
   const PeerConfigArgs& a = o.peerConfig;
-  // The config: --config, else the tree the last Git run accepted (kept in the state dir).
-  const fs::path dir = o.config ? fs::path(*o.config) : fs::path(o.stateDir) / "config";
+  // The config: --config; a Git source's head commit (--source); else the tree the last Git
+  // run accepted (kept in the state dir).
+  fs::path dir = o.config ? fs::path(*o.config) : fs::path(o.stateDir) / "config";
+  std::optional<std::string> displayRoot;
+  std::optional<TempDir> scratch;
+  if (o.git && !o.config) {
+    auto made = TempDir::make();
+    if (!made) {
+      std::cerr << "edgeplane peer-config: " << made.error().message << "\n";
+      return 1;
+    }
+    scratch.emplace(std::move(made).value());
+    dir = scratch->path() / "config";
+    if (auto exported = exportHead(o, *o.git, scratch->path(), dir); !exported) {
+      std::cerr << "edgeplane peer-config: " << exported.error().message << "\n";
+      return 1;
+    }
+    displayRoot = o.git->path;
+  }
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
     std::cerr << "edgeplane peer-config: no config at " << dir.string()
-              << " (nothing applied from Git yet); pass --config DIR\n";
+              << " (nothing applied from Git yet); pass --config DIR or --source URL\n";
     return 1;
   }
-  LoadOutcome lo = loadConfig(dir, std::nullopt, o);
+  LoadOutcome lo = loadConfig(dir, displayRoot, o);
   if (!lo.loaded) {
+    const std::string where =
+        displayRoot ? "the config of " + gitSourceText(*o.git) : "the config in " + dir.string();
     std::cerr << lo.diagnostics << "edgeplane peer-config: "
-              << (lo.errors != 0 ? "the config in " + dir.string() + " is not valid" : lo.hostError)
-              << "\n";
+              << (lo.errors != 0 ? where + " is not valid" : lo.hostError) << "\n";
     return 1;
   }
   const Desired here = resolveFor(lo.loaded->all, lo.loaded->host);

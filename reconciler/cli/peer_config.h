@@ -35,9 +35,11 @@ Result<std::string> renderPeerConfig(const Desired& hostDesired, std::string_vie
                                      std::string_view peer, const WgKey& hostPublicKey,
                                      std::string_view endpoint);
 
-// The command: reads the config (--config, else the state directory's kept config), the
-// namespace's public key from the state directory's key store, and prints the .conf, or with
-// --qr a QR code of it without its comment lines.
+// The command: reads the config (--config; with --source, the head commit of that repository,
+// fetched into a throw-away cache, its signature checked when allowed signers are named, so a
+// peer's config can be printed before the commit is applied; else the state directory's kept
+// config), the namespace's public key from the state directory's key store, and prints the
+// .conf, or with --qr a QR code of it without its comment lines.
 int cmdPeerConfig(const Options& o);
 
 }  // namespace edgeplane::cli

@@ -83,9 +83,15 @@ Plan plan(const Target& target, const HostState& observed, const StoreView& stor
 // certificates are materialised before the snapshot that names them is published.
 void planProxy(const Target& target, const HostState& observed, const StoreView& store, Plan& p);
 
+// How renderText writes: plain text (a pipe, a log, NO_COLOR), or for a terminal with the
+// symbols coloured as Terraform does (`+` green, `~` yellow, `-` and `!` red) by the sequences
+// of schema/terminal_text.h, every text from the config or the host then escaped by
+// terminalLines so that those sequences are the only escapes in it.
+enum class TextStyle { Plain, Colour };
+
 // Terraform-style text: one block per op, `+ ~ -`, changed fields, drift notes, foreign
 // resources, and the summary line. Never contains secrets (the model holds none).
-std::string renderText(const Plan& p);
+std::string renderText(const Plan& p, TextStyle style = TextStyle::Plain);
 // {"format_version":1,"host":…,"resource_changes":[{"action","kind","name","scope","summary","changes":[…],
 //  "drift","error","depends_on"}],
 //  "foreign":[…],"notes":[…],"summary":{"add","change","destroy"}}

@@ -5,6 +5,7 @@
 
 #include "reconciler/core/plan.h"
 #include "schema/json_text.h"
+#include "schema/terminal_text.h"
 
 namespace edgeplane::core {
 namespace {
@@ -31,6 +32,17 @@ bool numericField(std::string_view field) {
   return std::find(std::begin(kNumeric), std::end(kNumeric), field) != std::end(kNumeric);
 }
 
+std::string_view colourOf(char symbol) {
+  switch (symbol) {
+    case '+':
+      return sgr::kGreen;
+    case '~':
+      return sgr::kYellow;
+    default:  // '-', and '!' (an op that will fail)
+      return sgr::kRed;
+  }
+}
+
 bool allDigits(std::string_view s) {
   return !s.empty() && s.size() <= 18 &&
          std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -44,36 +56,45 @@ std::string jsonEscape(std::string_view s) {
   return quoted.substr(1, quoted.size() - 2);
 }
 
-std::string renderText(const Plan& p) {
+std::string renderText(const Plan& p, TextStyle style) {
+  const bool colour = style == TextStyle::Colour;
+  // With colour, what comes from the config or the host is escaped here, so that the only
+  // escapes in the text are this function's colours (plain text is escaped by the stream).
+  auto text = [colour](std::string_view s) { return colour ? terminalLines(s) : std::string(s); };
   std::string out;
   if (p.ops.empty()) {
-    out += "No changes. Host \"" + p.host + "\" matches the configuration.\n";
+    out += "No changes. Host \"" + text(p.host) + "\" matches the configuration.\n";
   } else {
-    out += "edgeplane will perform the following actions on host \"" + p.host + "\":\n\n";
+    out += "edgeplane will perform the following actions on host \"" + text(p.host) + "\":\n\n";
     for (const auto& op : p.ops) {
       // An op known to fail is marked `!` and says why on its first line.
+      const char mark = op.error.empty() ? symbol(op.action) : '!';
       out += "  ";
-      out += op.error.empty() ? symbol(op.action) : '!';
-      out += " " + std::string(toString(op.kind)) + " " + op.name;
+      if (colour) {
+        out += std::string(colourOf(mark)) + mark + std::string(sgr::kReset);
+      } else {
+        out += mark;
+      }
+      out += " " + std::string(toString(op.kind)) + " " + text(op.name);
       if (!op.error.empty()) {
-        out += ": " + op.error;
+        out += ": " + text(op.error);
       }
       if (!op.summary.empty()) {
-        out += " (" + op.summary + ")";
+        out += " (" + text(op.summary) + ")";
       }
       if (!op.drift.empty()) {
-        out += "  (drift: " + op.drift + ")";
+        out += "  (drift: " + text(op.drift) + ")";
       }
       out += "\n";
       for (const auto& c : op.changes) {
-        out += "      " + c.field + ": ";
+        out += "      " + text(c.field) + ": ";
         if (op.action == Action::Create) {
-          out += c.after;
+          out += text(c.after);
         } else if (op.action == Action::Delete) {
-          out += c.before;
+          out += text(c.before);
         } else {
-          out += (c.before.empty() ? "(none)" : c.before) + " → " +
-                 (c.after.empty() ? "(none)" : c.after);
+          out += (c.before.empty() ? "(none)" : text(c.before)) + " → " +
+                 (c.after.empty() ? "(none)" : text(c.after));
         }
         out += "\n";
       }
@@ -82,13 +103,13 @@ std::string renderText(const Plan& p) {
   if (!p.foreign.empty()) {
     out += "\nNot managed by edgeplane (seen, left alone):\n";
     for (const auto& f : p.foreign) {
-      out += "  " + f + "\n";
+      out += "  " + text(f) + "\n";
     }
   }
   if (!p.notes.empty()) {
     out += "\n";
     for (const auto& n : p.notes) {
-      out += "note: " + n + "\n";
+      out += "note: " + text(n) + "\n";
     }
   }
   out += "\nPlan: " + std::to_string(p.count(Action::Create)) + " to add, " +

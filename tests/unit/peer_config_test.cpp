@@ -4,6 +4,7 @@
 #include <qrencode.h>
 #include <sys/stat.h>
 
+#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -289,6 +290,85 @@ TEST(PeerConfigCommand, PrintsTheHostsPublicKeyFromTheKeyStore) {
   auto want = cli::qrTerminalText(bare);
   ASSERT_TRUE(want.ok());
   EXPECT_EQ(qr.output, *want);
+}
+
+// --source: the head commit of a repository, before anything was applied from it (no kept
+// config in the state directory), fetched into a throw-away cache: the state directory gains
+// nothing. An unsigned commit is refused when the source names allowed signers.
+TEST(PeerConfigCommand, SourceReadsTheRepositorysHeadCommitBeforeAnyApply) {
+  testing::TempDir dir;
+  const fs::path state = dir.path() / "state";
+  const fs::path work = dir.path() / "work";
+  const fs::path repo = dir.path() / "origin.git";
+  auto key = sys::loadOrCreateKey((state / "keys/tenant-a.key").string(), true);
+  ASSERT_TRUE(key.ok()) << key.error().message;
+  fs::create_directories(work / "edge");
+  fs::copy(kSource / "examples/demo", work / "edge", fs::copy_options::recursive);
+  const std::string git = "git -c user.name=T -c user.email=t@example.com -C " + work.string();
+  ASSERT_EQ(
+      testing::runCommand("git init -q --bare -b main " + repo.string() + " && git init -q " +
+                          "-b main " + work.string() + " && " + git + " add -A && " + git +
+                          " commit -q -m demo && " + git + " push -q " + repo.string() + " main")
+          .status,
+      0);
+  const std::string base = std::string(EDGEPLANE_BINARY) + " peer-config --state-dir " +
+                           state.string() + " tenant-a vm-12 --endpoint gw.example.com";
+  const auto fromConfig = testing::runCommandSplit(
+      base + " --config " + (kSource / "examples/demo").string(), dir.path());
+  ASSERT_EQ(fromConfig.status, 0) << fromConfig.err;
+
+  // Nothing applied from Git yet: without a source there is no config to read.
+  const auto kept = testing::runCommand(base);
+  EXPECT_EQ(kept.status, 1) << kept.output;
+  EXPECT_NE(kept.output.find("pass --config DIR or --source URL"), std::string::npos)
+      << kept.output;
+
+  const auto fromGit =
+      testing::runCommandSplit(base + " --source " + repo.string() + " --path edge", dir.path());
+  ASSERT_EQ(fromGit.status, 0) << fromGit.err;
+  EXPECT_EQ(fromGit.out, fromConfig.out);
+  EXPECT_NE(fromGit.err.find("source: " + repo.string()), std::string::npos) << fromGit.err;
+  EXPECT_NE(fromGit.err.find("\"demo\" by T"), std::string::npos) << fromGit.err;
+  // The throw-away cache: the state directory holds the key it had, nothing more.
+  std::set<std::string> entries;
+  for (const auto& e : fs::directory_iterator(state)) {
+    entries.insert(e.path().filename().string());
+  }
+  EXPECT_EQ(entries, std::set<std::string>{"keys"});
+
+  // A later commit is read as soon as it is pushed: a peer added to tenant-a.
+  std::ofstream(work / "edge/tenant-a.toml", std::ios::app)
+      << "\n[[namespace.peer]]\nname = \"vm-14\"\npublic_key = \"" << hostKey().base64()
+      << "\"\nallowed_ips = [\"10.50.0.14/32\"]\n";
+  ASSERT_EQ(testing::runCommand(git + " commit -q -am vm-14 && " + git + " push -q " +
+                                repo.string() + " main")
+                .status,
+            0);
+  const auto added = testing::runCommand(
+      std::string(EDGEPLANE_BINARY) + " peer-config --state-dir " + state.string() +
+      " tenant-a vm-14 --endpoint gw.example.com --source " + repo.string() + " --path edge");
+  ASSERT_EQ(added.status, 0) << added.output;
+  EXPECT_NE(added.output.find("Address = 10.50.0.14/32\n"), std::string::npos) << added.output;
+
+  // A source that names allowed signers refuses the unsigned commit: no config is printed.
+  ASSERT_EQ(
+      testing::runCommand("ssh-keygen -q -t ed25519 -N '' -f " + (dir.path() / "signer").string())
+          .status,
+      0);
+  std::ofstream(dir.path() / "allowed_signers")
+      << "t@example.com " << testing::readFile(dir.path() / "signer.pub");
+  const auto unsigned_ = testing::runCommandSplit(base + " --source " + repo.string() +
+                                                      " --path edge --allowed-signers " +
+                                                      (dir.path() / "allowed_signers").string(),
+                                                  dir.path());
+  EXPECT_EQ(unsigned_.status, 1) << unsigned_.err;
+  EXPECT_EQ(unsigned_.out, "");
+  EXPECT_NE(unsigned_.err.find("is refused"), std::string::npos) << unsigned_.err;
+  // --config and a Git source do not go together.
+  const auto both = testing::runCommand(base + " --config " + (kSource / "examples/demo").string() +
+                                        " --source " + repo.string());
+  EXPECT_NE(both.status, 0);
+  EXPECT_NE(both.output.find("does not go with"), std::string::npos) << both.output;
 }
 
 }  // namespace
