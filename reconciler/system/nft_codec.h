@@ -1,0 +1,125 @@
+// The nftables driver's netlink codec: nf_tables batches built from a table's values (libnftnl
+// messages in one atomic batch), and the kernel's answers about the table decoded back into
+// plain data. Pure: builds and reads bytes, never touches a socket.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "reconciler/system/nft_table.h"
+#include "schema/model.h"
+#include "schema/result.h"
+
+struct nlmsghdr;
+
+namespace edgeplane::sys {
+
+// What one netlink message of a batch does, for error messages and assertions.
+struct NftBatchOp {
+  enum class Kind : uint8_t {
+    AddTable,
+    DeleteTable,
+    AddMap,
+    AddChain,
+    AddRule,
+    AddElement,
+    DeleteElement
+  };
+  Kind kind = Kind::AddTable;
+  std::string object;                // "table ip edgeplane", "map fwd_tcp", "chain prerouting", ...
+  std::optional<Protocol> protocol;  // elements only
+  std::optional<NftMapping> mapping;  // elements only
+  std::string str() const;            // "add element 22015 : 100.64.0.1 to map fwd_tcp"
+};
+
+// The bytes of one nf_tables netlink batch (BATCH_BEGIN, messages, BATCH_END), which the
+// kernel applies atomically. Sequence numbers are per message index; NftSocket::send
+// renumbers a copy for its socket.
+class NftBatch {
+ public:
+  const uint8_t* data() const { return bytes_.data(); }
+  size_t size() const { return bytes_.size(); }
+  // One entry per message between BEGIN and END, in order.
+  const std::vector<NftBatchOp>& ops() const { return ops_; }
+  // Messages including BEGIN and END; 0 for a batch without changes (nothing to send).
+  size_t messageCount() const { return ops_.empty() ? 0 : ops_.size() + 2; }
+  bool empty() const { return ops_.empty(); }
+
+ private:
+  friend class NftBatchBuilder;
+  std::vector<uint8_t> bytes_;
+  std::vector<NftBatchOp> ops_;
+};
+
+// Replaces (or creates) the whole table in one batch: add table, delete table, then table,
+// maps, chains, rules and elements, so whatever state the table was in, it ends up whole.
+// Fails, naming the element, on mappings the role cannot express or that overlap.
+Result<NftBatch> buildReplaceTable(const NftTableState& desired);
+// Only element deletions (first) then additions, for both maps, in one batch.
+Result<NftBatch> buildElementChanges(NftRole role, const NftElementDelta& tcp,
+                                     const NftElementDelta& udp);
+// Deletes the table if it exists (add + delete, so a missing table is not an error).
+NftBatch buildDeleteTable();
+
+}  // namespace edgeplane::sys
+
+// Decoding, internal to the driver (NftSocket::observe) and its tests.
+namespace edgeplane::sys::nft_detail {
+
+// What the kernel said about our table, undigested: each map, chain and rule as dumped.
+struct RawElem {
+  std::vector<uint8_t> key;
+  std::vector<uint8_t> data;
+  bool intervalEnd = false;
+};
+
+struct ObservedMap {
+  std::string name;
+  uint32_t flags = 0;
+  uint32_t keyType = 0;
+  uint32_t keyLen = 0;
+  uint32_t dataType = 0;
+  uint32_t dataLen = 0;
+  std::vector<RawElem> elems;
+};
+
+struct ObservedChain {
+  std::string name;
+  std::string type;  // empty for a regular chain
+  uint32_t hook = 0;
+  int32_t prio = 0;
+  uint32_t policy = 0;
+};
+
+struct ObservedRule {
+  std::string chain;
+  std::string description;  // describeExpr() of each expression, "; "-separated
+  std::optional<NftCounter> counter;
+};
+
+struct ObservedTable {
+  uint32_t flags = 0;
+  std::vector<ObservedMap> maps;
+  std::vector<ObservedChain> chains;
+  std::vector<ObservedRule> rules;
+};
+
+// Each reads one NEWTABLE / NEWSET / NEWCHAIN / NEWRULE / NEWSETELEM message (a dump answer,
+// or a message of a batch) into `t` or `map`. A message that does not parse is ignored, and so
+// are maps, chains and rules of another table. decodeTable() reads the answer to a request for
+// our table (the table's flags) and says whether it parsed.
+bool decodeTable(const nlmsghdr* nlh, ObservedTable& t);
+void decodeMap(const nlmsghdr* nlh, ObservedTable& t);
+void decodeChain(const nlmsghdr* nlh, ObservedTable& t);
+void decodeRule(const nlmsghdr* nlh, ObservedTable& t);
+void decodeElems(const nlmsghdr* nlh, ObservedMap& map);
+
+// The mappings the elements of a map hold in `role`, the inverse of how batches encode them:
+// namespace role one element per mapping; host role intervals (a start element is in force up
+// to the next element's key, as the kernel looks keys up). Malformed elements are skipped.
+std::vector<NftMapping> decodeMappings(NftRole role, const ObservedMap& map);
+
+}  // namespace edgeplane::sys::nft_detail

@@ -1,0 +1,45 @@
+// The nftables driver's only I/O: a netfilter netlink socket (libmnl) inside one network
+// namespace that sends batches, collects the kernel's acknowledgements and dumps the table.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "reconciler/system/nft_codec.h"
+#include "reconciler/system/nft_table.h"
+#include "schema/result.h"
+
+struct mnl_socket;
+
+namespace edgeplane::sys {
+
+// A netfilter netlink socket bound inside one network namespace.
+class NftSocket {
+ public:
+  // `netns` as for NetnsScope::enter: empty = the caller's namespace.
+  static Result<NftSocket> open(std::string_view netns);
+  NftSocket(NftSocket&& other) noexcept;
+  NftSocket& operator=(NftSocket&& other) noexcept;
+  NftSocket(const NftSocket&) = delete;
+  NftSocket& operator=(const NftSocket&) = delete;
+  ~NftSocket();
+
+  // Sends the batch and reads the kernel's answer to every message. The kernel applies all of
+  // it or nothing; an error names the first failing message's object ("add element ... to map
+  // fwd_tcp: File exists") and how many others failed.
+  Result<void> send(const NftBatch& batch);
+  // Reads table, maps, chains, rules and elements of `ip edgeplane` as one consistent
+  // snapshot (retried if the ruleset generation changes meanwhile). Absent table -> nullopt.
+  Result<std::optional<NftTableState>> observe();
+
+ private:
+  NftSocket(mnl_socket* socket, std::string netns);
+  mnl_socket* socket_ = nullptr;
+  uint32_t portId_ = 0;
+  uint32_t seq_ = 0;
+  std::string netns_;  // for error messages
+};
+
+}  // namespace edgeplane::sys
