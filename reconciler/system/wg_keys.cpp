@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -152,6 +153,10 @@ Result<LoadedKey> withPublic(const WgKey& key, bool created) {
 }
 
 }  // namespace
+
+bool isZeroKey(const WgKey& key) {
+  return std::all_of(key.bytes.begin(), key.bytes.end(), [](uint8_t b) { return b == 0; });
+}
 
 void clampPrivateKey(WgKey& key) {
   key.bytes[0] &= 248;

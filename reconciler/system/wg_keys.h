@@ -9,6 +9,8 @@
 
 namespace edgeplane::sys {
 
+// All 32 bytes zero: what both wire protocols say for "no key".
+bool isZeroKey(const WgKey& key);
 // RFC 7748 clamping: clear the 3 low bits, clear the top bit, set bit 254.
 void clampPrivateKey(WgKey& key);
 // 32 bytes from the OpenSSL private DRBG, clamped.

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "reconciler/system/wg_uapi.h"
+#include "reconciler/system/wg_uapi_codec.h"
 #include "tests/fuzz/fuzz_check.h"
 
 using edgeplane::fuzz::check;

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "reconciler/system/rtnl.h"
+#include "reconciler/system/rtnl_codec.h"
 
 namespace edgeplane::sys {
 namespace {
@@ -117,6 +117,37 @@ TEST(RtnlCodec, LinkDeleteAndGetByName) {
   LinkMessage g = take(decodeLinkMessage(get.get()));
   EXPECT_EQ(g.type, RTM_GETLINK);
   EXPECT_EQ(g.link.name, "eph-t1");
+}
+
+TEST(RtnlCodec, LinkCreateByKindCarriesKindMtuAndExclusiveFlags) {
+  NlMsgPtr msg = take(buildLinkCreate("wg-t1", "wireguard", 1420));
+  LinkMessage m = take(decodeLinkMessage(msg.get()));
+  EXPECT_EQ(m.type, RTM_NEWLINK);
+  EXPECT_EQ(m.flags, NLM_F_CREATE | NLM_F_EXCL);
+  EXPECT_EQ(m.link.name, "wg-t1");
+  EXPECT_EQ(m.link.ifindex, 0);
+  EXPECT_EQ(m.link.kind, "wireguard");
+  EXPECT_EQ(m.link.mtu, 1420u);
+  EXPECT_EQ(m.netnsFd, std::nullopt);
+  EXPECT_FALSE(m.peer.has_value());
+
+  NlMsgPtr plain = take(buildLinkCreate("d0", "dummy", std::nullopt));
+  LinkMessage p = take(decodeLinkMessage(plain.get()));
+  EXPECT_EQ(p.link.kind, "dummy");
+  EXPECT_EQ(p.link.mtu, 0u);  // not stated: the kernel's default
+  EXPECT_FALSE(buildLinkCreate("bad/name", "dummy", std::nullopt).ok());
+  EXPECT_FALSE(buildLinkCreate("", "dummy", std::nullopt).ok());
+}
+
+TEST(RtnlCodec, LinkMoveNamesTheLinkAndTheNamespaceFd) {
+  NlMsgPtr msg = take(buildLinkMove("wg-t1", 42));
+  LinkMessage m = take(decodeLinkMessage(msg.get()));
+  EXPECT_EQ(m.type, RTM_NEWLINK);
+  EXPECT_EQ(m.flags & (NLM_F_CREATE | NLM_F_EXCL), 0);
+  EXPECT_EQ(m.link.name, "wg-t1");
+  EXPECT_EQ(m.link.kind, "");
+  EXPECT_EQ(m.netnsFd, std::optional<int>(42));
+  EXPECT_FALSE(buildLinkMove("bad/name", 1).ok());
 }
 
 // --- addresses ---

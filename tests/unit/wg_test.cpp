@@ -25,9 +25,10 @@
 #include <thread>
 #include <vector>
 
+#include "reconciler/system/wg_genl_codec.h"
 #include "reconciler/system/wg_keys.h"
-#include "reconciler/system/wg_netlink.h"
 #include "reconciler/system/wg_uapi.h"
+#include "reconciler/system/wg_uapi_codec.h"
 #include "reconciler/system/wireguard.h"
 
 namespace edgeplane::sys {
@@ -1102,7 +1103,7 @@ std::vector<RawPeer> rawPeers(nl_msg* msg, bool* hasDeviceFields = nullptr) {
   return out;
 }
 
-WgSetRequest parseSet(const std::vector<WgMsgPtr>& msgs) {
+WgSetRequest parseSet(const std::vector<NlMsgPtr>& msgs) {
   WgSetDeviceParser parser;
   for (const auto& m : msgs) {
     auto r = parser.add(m.get());
@@ -1224,7 +1225,7 @@ TEST(WgGenl, ABudgetTooSmallForOnePeerIsAnErrorNotALoop) {
 }
 
 TEST(WgGenl, GetDeviceRequestIsADumpByName) {
-  WgMsgPtr msg = take(buildGetDeviceRequest("wg-t1", kFamily));
+  NlMsgPtr msg = take(buildGetDeviceRequest("wg-t1", kFamily));
   nlmsghdr* nlh = nlmsg_hdr(msg.get());
   EXPECT_EQ(nlh->nlmsg_flags & NLM_F_DUMP, NLM_F_DUMP);
   EXPECT_EQ(genlmsg_hdr(nlh)->cmd, WG_CMD_GET_DEVICE);
@@ -1303,7 +1304,7 @@ TEST(WgGenl, GetDeviceParserRejectsRepeatsAndWrongCommands) {
 
 TEST(WgGenl, GetDeviceParserRejectsBadAttributeSizes) {
   auto build = [](auto&& fill) {
-    WgMsgPtr msg(nlmsg_alloc());
+    NlMsgPtr msg(nlmsg_alloc());
     genlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, kFamily, 0, 0, WG_CMD_GET_DEVICE, 1);
     fill(msg.get());
     return msg;
@@ -1346,42 +1347,10 @@ TEST(WgGenl, GetDeviceParserRejectsBadAttributeSizes) {
       },
   };
   for (size_t i = 0; i < cases.size(); ++i) {
-    WgMsgPtr msg = build(cases[i]);
+    NlMsgPtr msg = build(cases[i]);
     WgGetDeviceParser parser;
     EXPECT_FALSE(parser.add(msg.get()).ok()) << "case " << i;
   }
-}
-
-// =============================== rtnetlink ===============================
-
-TEST(WgLinkCodec, CreateCarriesKindMtuAndExclusiveFlags) {
-  WgMsgPtr msg = take(buildWgLinkCreate("wg-t1", "wireguard", 1420));
-  nlmsghdr* nlh = nlmsg_hdr(msg.get());
-  EXPECT_EQ(nlh->nlmsg_type, RTM_NEWLINK);
-  EXPECT_EQ(nlh->nlmsg_flags & (NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK),
-            NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
-  nlattr* tb[IFLA_MAX + 1] = {};
-  ASSERT_EQ(nlmsg_parse(nlh, sizeof(ifinfomsg), tb, IFLA_MAX, nullptr), 0);
-  EXPECT_STREQ(static_cast<const char*>(nla_data(tb[IFLA_IFNAME])), "wg-t1");
-  EXPECT_EQ(nla_get_u32(tb[IFLA_MTU]), 1420u);
-  nlattr* li[IFLA_INFO_MAX + 1] = {};
-  ASSERT_EQ(nla_parse_nested(li, IFLA_INFO_MAX, tb[IFLA_LINKINFO], nullptr), 0);
-  EXPECT_STREQ(static_cast<const char*>(nla_data(li[IFLA_INFO_KIND])), "wireguard");
-  EXPECT_EQ(tb[IFLA_NET_NS_FD], nullptr);
-}
-
-TEST(WgLinkCodec, MoveNamesTheLinkAndTheNamespaceFd) {
-  WgMsgPtr msg = take(buildWgLinkMove("wg-t1", 42));
-  nlmsghdr* nlh = nlmsg_hdr(msg.get());
-  EXPECT_EQ(nlh->nlmsg_type, RTM_NEWLINK);
-  EXPECT_EQ(nlh->nlmsg_flags & (NLM_F_CREATE | NLM_F_EXCL), 0);
-  nlattr* tb[IFLA_MAX + 1] = {};
-  ASSERT_EQ(nlmsg_parse(nlh, sizeof(ifinfomsg), tb, IFLA_MAX, nullptr), 0);
-  EXPECT_STREQ(static_cast<const char*>(nla_data(tb[IFLA_IFNAME])), "wg-t1");
-  EXPECT_EQ(nla_get_u32(tb[IFLA_NET_NS_FD]), 42u);
-  EXPECT_FALSE(buildWgLinkMove("bad/name", 1).ok());
-  EXPECT_EQ(nlmsg_hdr(take(buildWgLinkDelete("wg-t1")).get())->nlmsg_type, RTM_DELLINK);
-  EXPECT_EQ(nlmsg_hdr(take(buildWgLinkGet("wg-t1")).get())->nlmsg_type, RTM_GETLINK);
 }
 
 }  // namespace
