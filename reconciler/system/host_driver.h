@@ -1,61 +1,42 @@
-// The real HostDriver: observes and converges a host through netns, rtnetlink and nftables.
+// The real HostDriver (the kernel drivers composed), and one that fails chosen calls on purpose.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
-#include <functional>
-#include <memory>
-
-#include "reconciler/core/apply.h"
-#include "reconciler/system/nft.h"
-#include "reconciler/system/wireguard.h"
+#include "reconciler/core/drivers.h"
+#include "reconciler/system/kernel_drivers.h"
 
 namespace edgeplane::sys {
 
-// Where a namespace's WireGuard private key is kept: <state-dir>/keys/<namespace>.key (0600).
-std::string wireguardKeyPath(const std::string& stateDir, const std::string& ns);
+// The five kernel drivers of one host (a base of KernelHost, so they exist before it
+// composes them).
+struct KernelDriverSet {
+  KernelDriverSet(std::string stateDir, WgBackendChoice wgChoice)
+      : wireguard(std::move(stateDir), wgChoice) {}
+  KernelNamespaces namespaces;
+  KernelUplinks uplinks;
+  KernelRoutes routes;
+  KernelNft nft;
+  KernelWireGuard wireguard;
+};
 
-class KernelHost : public core::HostDriver {
+// The real host: the kernel drivers composed (observe, and the ops apply runs).
+class KernelHost : private KernelDriverSet, public core::ComposedHost {
  public:
-  // `stateDir` holds keys/<namespace>.key (0600) and wireguard-go's pid and log files.
-  KernelHost(std::string stateDir, WgBackendChoice wireguard)
-      : stateDir_(std::move(stateDir)), wgChoice_(wireguard) {}
+  // `stateDir` holds keys/<namespace>.key (0600) and wireguard-go's pid and log files;
+  // `wgChoice` is the backend of WireGuard interfaces that do not exist yet.
+  KernelHost(std::string stateDir, WgBackendChoice wgChoice)
+      : KernelDriverSet(std::move(stateDir), wgChoice),
+        ComposedHost({namespaces, uplinks, routes, nft, wireguard}) {}
+  // The composition refers to this object's own drivers.
+  KernelHost(const KernelHost&) = delete;
+  KernelHost& operator=(const KernelHost&) = delete;
 
-  // What one syncTable call sent, for tests and --verbose output.
-  struct TableSync {
-    std::string scope;
-    NftChange::Kind change = NftChange::Kind::None;
-    std::vector<NftBatchOp> ops;
-    // The rule counters as read just before a rebuild reset them (ReplaceTable only), so
-    // the caller can keep them.
-    std::optional<NftCounters> countersBeforeReset;
-  };
-  const std::vector<TableSync>& tableSyncs() const { return syncs_; }
-
-  // Interface
-  Result<core::HostState> observe() override;
-  Result<void> createNamespace(const std::string& ns) override;
-  Result<void> deleteNamespace(const std::string& ns) override;
-  Result<void> setHostForwarding(bool on) override;
-  Result<void> ensureUplink(const core::UplinkTarget& uplink) override;
-  Result<void> deleteUplink(const std::string& ns) override;
-  Result<void> ensureWireGuard(const core::WireGuardTarget& wg) override;
-  Result<void> deleteWireGuard(const std::string& ns) override;
-  Result<void> syncPeers(const core::WireGuardTarget& wg) override;
-  Result<void> replaceRoute(const core::RouteTarget& route) override;
-  Result<void> deleteRoute(const std::string& ns, const IpPrefix& destination) override;
-  Result<void> syncTable(const std::string& scope, const core::NftTableView& table) override;
-  Result<void> deleteTable(const std::string& scope) override;
-
- private:
-  Result<WgBackend*> wireguard();
-  Result<void> observeWireGuard(const std::string& netns, core::NetnsView& v);
-
-  std::string stateDir_;
-  WgBackendChoice wgChoice_;
-  std::unique_ptr<WgBackend> wg_;
-  std::vector<TableSync> syncs_;
+  using TableSync = KernelNft::TableSync;
+  // What each syncTable call sent, for tests and --verbose output.
+  const std::vector<TableSync>& tableSyncs() const { return nft.syncs(); }
 };
 
 // Wraps a HostDriver and fails the calls named in `failOn` ("createNamespace tenant-b",

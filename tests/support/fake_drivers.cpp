@@ -1,5 +1,5 @@
-// In-memory HostDriver for unit tests of the planner and executor.
-#include "tests/support/fake_host.h"
+// The fake subsystem drivers: each changes its part of the FakeKernel's HostState.
+#include "tests/support/fake_drivers.h"
 
 #include <algorithm>
 
@@ -8,7 +8,7 @@ namespace edgeplane::testing {
 using core::LinkView;
 using core::NetnsView;
 
-Result<void> FakeHost::call(const std::string& what) {
+Result<void> FakeKernel::call(const std::string& what) {
   calls.push_back(what);
   if (failOn.count(what) != 0) {
     return terminal(what + ": injected failure");
@@ -16,7 +16,7 @@ Result<void> FakeHost::call(const std::string& what) {
   return {};
 }
 
-NetnsView* FakeHost::view(const std::string& scope) {
+NetnsView* FakeKernel::view(const std::string& scope) {
   if (scope.empty()) {
     return &state.host;
   }
@@ -24,46 +24,86 @@ NetnsView* FakeHost::view(const std::string& scope) {
   return it != state.namespaces.end() ? &it->second : nullptr;
 }
 
-Result<core::HostState> FakeHost::observe() {
-  return state;
+Result<const NetnsView*> FakeKernel::observable(const std::string& scope) {
+  const NetnsView* v = view(scope);
+  if (v == nullptr) {
+    return terminal("no namespace " + scope);
+  }
+  if (!v->unobservable.empty()) {
+    return terminal(v->unobservable);
+  }
+  return v;
 }
 
-Result<void> FakeHost::createNamespace(const std::string& ns) {
-  if (auto r = call("createNamespace " + ns); !r) {
+Result<std::vector<std::string>> FakeNamespaces::list() {
+  std::vector<std::string> names;
+  for (const auto& [name, view] : k_.state.namespaces) {
+    names.push_back(name);
+  }
+  return names;
+}
+
+Result<bool> FakeNamespaces::forwarding(const std::string& scope) {
+  auto v = k_.observable(scope);
+  if (!v) {
+    return v.error();
+  }
+  return (*v)->ipForward;
+}
+
+Result<void> FakeNamespaces::create(const std::string& ns) {
+  if (auto r = k_.call("createNamespace " + ns); !r) {
     return r;
   }
-  if (state.namespaces.count(core::netnsName(ns)) != 0) {
+  if (k_.state.namespaces.count(core::netnsName(ns)) != 0) {
     return terminal("namespace exists");
   }
-  state.namespaces[core::netnsName(ns)] = NetnsView{};
+  k_.state.namespaces[core::netnsName(ns)] = NetnsView{};
   return {};
 }
 
-Result<void> FakeHost::deleteNamespace(const std::string& ns) {
-  if (auto r = call("deleteNamespace " + ns); !r) {
+Result<void> FakeNamespaces::remove(const std::string& ns) {
+  if (auto r = k_.call("deleteNamespace " + ns); !r) {
     return r;
   }
-  state.namespaces.erase(core::netnsName(ns));
-  auto& links = state.host.links;  // the veth pair dies with its namespace
+  if (k_.state.namespaces.erase(core::netnsName(ns)) == 0) {
+    return terminal("delete namespace " + core::netnsName(ns) + ": not found");
+  }
+  auto& links = k_.state.host.links;  // the veth pair dies with its namespace
   links.erase(std::remove_if(links.begin(), links.end(),
                              [&](const LinkView& l) { return l.name == core::hostLinkName(ns); }),
               links.end());
   return {};
 }
 
-Result<void> FakeHost::setHostForwarding(bool on) {
-  if (auto r = call(on ? "setHostForwarding on" : "setHostForwarding off"); !r) {
+Result<void> FakeNamespaces::setHostForwarding(bool on) {
+  if (auto r = k_.call(on ? "setHostForwarding on" : "setHostForwarding off"); !r) {
     return r;
   }
-  state.host.ipForward = on;
+  k_.state.host.ipForward = on;
   return {};
 }
 
-Result<void> FakeHost::ensureUplink(const core::UplinkTarget& u) {
-  if (auto r = call("ensureUplink " + u.ns); !r) {
+Result<std::vector<LinkView>> FakeUplinks::observe(const std::string& scope) {
+  auto v = k_.observable(scope);
+  if (!v) {
+    return v.error();
+  }
+  std::vector<LinkView> out;
+  for (const auto& l : (*v)->links) {
+    if (l.name.starts_with(core::kHostLinkPrefix) || l.name.starts_with(core::kNsLinkPrefix) ||
+        l.name.starts_with(core::kWgLinkPrefix)) {
+      out.push_back(l);
+    }
+  }
+  return out;
+}
+
+Result<void> FakeUplinks::ensure(const core::UplinkTarget& u) {
+  if (auto r = k_.call("ensureUplink " + u.ns); !r) {
     return r;
   }
-  NetnsView* v = view(u.ns);
+  NetnsView* v = k_.view(u.ns);
   if (v == nullptr) {
     return terminal("no namespace " + u.ns);
   }
@@ -76,7 +116,7 @@ Result<void> FakeHost::ensureUplink(const core::UplinkTarget& u) {
       *it = LinkView{name, true, {addr}};
     }
   };
-  setLink(state.host, core::hostLinkName(u.ns), u.hostAddress);
+  setLink(k_.state.host, core::hostLinkName(u.ns), u.hostAddress);
   setLink(*v, core::nsLinkName(u.ns), u.nsAddress);
   auto& routes = v->routes;
   routes.erase(std::remove_if(routes.begin(), routes.end(),
@@ -88,8 +128,8 @@ Result<void> FakeHost::ensureUplink(const core::UplinkTarget& u) {
   return {};
 }
 
-Result<void> FakeHost::deleteUplink(const std::string& ns) {
-  if (auto r = call("deleteUplink " + ns); !r) {
+Result<void> FakeUplinks::remove(const std::string& ns) {
+  if (auto r = k_.call("deleteUplink " + ns); !r) {
     return r;
   }
   auto drop = [](std::vector<LinkView>& links, const std::string& name) {
@@ -97,22 +137,30 @@ Result<void> FakeHost::deleteUplink(const std::string& ns) {
                                [&](const LinkView& l) { return l.name == name; }),
                 links.end());
   };
-  drop(state.host.links, core::hostLinkName(ns));
-  if (NetnsView* v = view(ns)) {
+  drop(k_.state.host.links, core::hostLinkName(ns));
+  if (NetnsView* v = k_.view(ns)) {
     drop(v->links, core::nsLinkName(ns));
   }
   return {};
 }
 
-Result<void> FakeHost::ensureWireGuard(const core::WireGuardTarget& wg) {
-  if (auto r = call("ensureWireGuard " + wg.ns); !r) {
+Result<core::WireGuardObservation> FakeWireGuard::observe(const std::string& ns) {
+  auto v = k_.observable(ns);
+  if (!v) {
+    return v.error();
+  }
+  return core::WireGuardObservation{(*v)->wireguard, (*v)->storedPublicKey, (*v)->keyError};
+}
+
+Result<void> FakeWireGuard::ensure(const core::WireGuardTarget& wg) {
+  if (auto r = k_.call("ensureWireGuard " + wg.ns); !r) {
     return r;
   }
-  NetnsView* v = view(wg.ns);
+  NetnsView* v = k_.view(wg.ns);
   if (v == nullptr) {
     return terminal("no namespace " + wg.ns);
   }
-  if (keyFiles.count(wg.ns) == 0 && !wg.allowNewKey) {
+  if (k_.keyFiles.count(wg.ns) == 0 && !wg.allowNewKey) {
     return terminal("private key file for " + wg.ns + " is missing");
   }
   WgKey pub;
@@ -120,7 +168,7 @@ Result<void> FakeHost::ensureWireGuard(const core::WireGuardTarget& wg) {
   if (wg.rotateKey) {
     pub.bytes[1] = static_cast<uint8_t>(pub.bytes[1] + 1);
   }
-  keyFiles.insert(wg.ns);
+  k_.keyFiles.insert(wg.ns);
   v->storedPublicKey = pub;
   std::vector<core::PeerView> peers;
   if (v->wireguard) {
@@ -137,11 +185,11 @@ Result<void> FakeHost::ensureWireGuard(const core::WireGuardTarget& wg) {
   return {};
 }
 
-Result<void> FakeHost::deleteWireGuard(const std::string& ns) {
-  if (auto r = call("deleteWireGuard " + ns); !r) {
+Result<void> FakeWireGuard::remove(const std::string& ns) {
+  if (auto r = k_.call("deleteWireGuard " + ns); !r) {
     return r;
   }
-  if (NetnsView* v = view(ns)) {
+  if (NetnsView* v = k_.view(ns)) {
     v->wireguard.reset();
     v->links.erase(
         std::remove_if(v->links.begin(), v->links.end(),
@@ -151,11 +199,11 @@ Result<void> FakeHost::deleteWireGuard(const std::string& ns) {
   return {};
 }
 
-Result<void> FakeHost::syncPeers(const core::WireGuardTarget& wg) {
-  if (auto r = call("syncPeers " + wg.ns); !r) {
+Result<void> FakeWireGuard::syncPeers(const core::WireGuardTarget& wg) {
+  if (auto r = k_.call("syncPeers " + wg.ns); !r) {
     return r;
   }
-  NetnsView* v = view(wg.ns);
+  NetnsView* v = k_.view(wg.ns);
   if (v == nullptr || !v->wireguard) {
     return terminal("no WireGuard interface in " + wg.ns);
   }
@@ -204,15 +252,23 @@ Result<void> FakeHost::syncPeers(const core::WireGuardTarget& wg) {
     }
   }
   v->wireguard->peers = next;
-  peerSyncs.push_back(touched);
+  k_.peerSyncs.push_back(touched);
   return {};
 }
 
-Result<void> FakeHost::replaceRoute(const core::RouteTarget& rt) {
-  if (auto r = call("replaceRoute " + rt.ns + " " + rt.destination.str()); !r) {
+Result<std::vector<core::RouteView>> FakeRoutes::observe(const std::string& scope) {
+  auto v = k_.observable(scope);
+  if (!v) {
+    return v.error();
+  }
+  return (*v)->routes;
+}
+
+Result<void> FakeRoutes::replace(const core::RouteTarget& rt) {
+  if (auto r = k_.call("replaceRoute " + rt.ns + " " + rt.destination.str()); !r) {
     return r;
   }
-  NetnsView* v = view(rt.ns);
+  NetnsView* v = k_.view(rt.ns);
   if (v == nullptr) {
     return terminal("no namespace " + rt.ns);
   }
@@ -226,11 +282,11 @@ Result<void> FakeHost::replaceRoute(const core::RouteTarget& rt) {
   return {};
 }
 
-Result<void> FakeHost::deleteRoute(const std::string& ns, const IpPrefix& destination) {
-  if (auto r = call("deleteRoute " + ns + " " + destination.str()); !r) {
+Result<void> FakeRoutes::remove(const std::string& ns, const IpPrefix& destination) {
+  if (auto r = k_.call("deleteRoute " + ns + " " + destination.str()); !r) {
     return r;
   }
-  if (NetnsView* v = view(ns)) {
+  if (NetnsView* v = k_.view(ns)) {
     auto& routes = v->routes;
     routes.erase(std::remove_if(routes.begin(), routes.end(),
                                 [&](const core::RouteView& r) {
@@ -241,15 +297,23 @@ Result<void> FakeHost::deleteRoute(const std::string& ns, const IpPrefix& destin
   return {};
 }
 
-Result<void> FakeHost::syncTable(const std::string& scope, const core::NftTableView& table) {
-  if (auto r = call("syncTable " + (scope.empty() ? std::string("host") : scope)); !r) {
+Result<std::optional<core::NftTableView>> FakeNft::observe(const std::string& scope) {
+  auto v = k_.observable(scope);
+  if (!v) {
+    return v.error();
+  }
+  return (*v)->table;
+}
+
+Result<void> FakeNft::sync(const std::string& scope, const core::NftTableView& table) {
+  if (auto r = k_.call("syncTable " + (scope.empty() ? std::string("host") : scope)); !r) {
     return r;
   }
-  NetnsView* v = view(scope);
+  NetnsView* v = k_.view(scope);
   if (v == nullptr) {
     return terminal("no namespace " + scope);
   }
-  Sync s{scope};
+  FakeKernel::Sync s{scope};
   if (!v->table || !v->table->intact) {
     s.rebuilt = true;
     s.added = table.mappings.size();
@@ -261,17 +325,17 @@ Result<void> FakeHost::syncTable(const std::string& scope, const core::NftTableV
       s.removed += std::count(table.mappings.begin(), table.mappings.end(), m) == 0;
     }
   }
-  syncs.push_back(s);
+  k_.syncs.push_back(s);
   v->table = table;
   v->table->intact = true;
   return {};
 }
 
-Result<void> FakeHost::deleteTable(const std::string& scope) {
-  if (auto r = call("deleteTable " + (scope.empty() ? std::string("host") : scope)); !r) {
+Result<void> FakeNft::remove(const std::string& scope) {
+  if (auto r = k_.call("deleteTable " + (scope.empty() ? std::string("host") : scope)); !r) {
     return r;
   }
-  if (NetnsView* v = view(scope)) {
+  if (NetnsView* v = k_.view(scope)) {
     v->table.reset();
   }
   return {};

@@ -1,0 +1,111 @@
+// The real subsystem drivers: namespaces, uplinks, routes, nftables and WireGuard on the kernel.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "reconciler/core/drivers.h"
+#include "reconciler/system/nft.h"
+#include "reconciler/system/rtnl.h"
+#include "reconciler/system/wireguard.h"
+
+namespace edgeplane::sys {
+
+// The network namespace a scope lives in: "" for the host, else ep-<scope>.
+std::string scopeNetns(const std::string& scope);
+
+// A removal that found nothing to remove is not an error.
+inline Result<void> ignoreAbsent(const Result<Removal>& r) {
+  if (!r) {
+    return r.error();
+  }
+  return {};
+}
+
+// /run/netns entries (netns.h) and the ip_forward sysctl (rtnl.h).
+class KernelNamespaces : public core::NamespaceDriver {
+ public:
+  // Interface
+  Result<std::vector<std::string>> list() override;
+  Result<bool> forwarding(const std::string& scope) override;
+  Result<void> create(const std::string& ns) override;
+  Result<void> remove(const std::string& ns) override;
+  Result<void> setHostForwarding(bool on) override;
+};
+
+// veth pairs and addresses over rtnetlink.
+class KernelUplinks : public core::UplinkDriver {
+ public:
+  // Interface
+  Result<std::vector<core::LinkView>> observe(const std::string& scope) override;
+  Result<void> ensure(const core::UplinkTarget& uplink) override;
+  Result<void> remove(const std::string& ns) override;
+};
+
+// Routes over rtnetlink, owned ones marked with edgeplane's route protocol.
+class KernelRoutes : public core::RouteDriver {
+ public:
+  // Interface
+  Result<std::vector<core::RouteView>> observe(const std::string& scope) override;
+  Result<void> replace(const core::RouteTarget& route) override;
+  Result<void> remove(const std::string& ns, const IpPrefix& destination) override;
+};
+
+// `table ip edgeplane` over libnftnl/libmnl, one atomic batch per sync.
+class KernelNft : public core::NftDriver {
+ public:
+  // What one sync call sent, for tests and --verbose output.
+  struct TableSync {
+    std::string scope;
+    NftChange::Kind change = NftChange::Kind::None;
+    std::vector<NftBatchOp> ops;
+    // The rule counters as read just before a rebuild reset them (ReplaceTable only), so
+    // the caller can keep them.
+    std::optional<NftCounters> countersBeforeReset;
+  };
+  const std::vector<TableSync>& syncs() const { return syncs_; }
+
+  // Interface
+  Result<std::optional<core::NftTableView>> observe(const std::string& scope) override;
+  Result<void> sync(const std::string& scope, const core::NftTableView& table) override;
+  Result<void> remove(const std::string& scope) override;
+
+ private:
+  std::vector<TableSync> syncs_;
+};
+
+// Where a namespace's WireGuard private key is kept: <state-dir>/keys/<namespace>.key (0600).
+std::string wireguardKeyPath(const std::string& stateDir, const std::string& ns);
+
+// WireGuard interfaces, each driven by the backend that runs it, as wireguard-tools does: an
+// existing interface by its link kind ("wireguard": the kernel over generic netlink, "tun":
+// wireguard-go over UAPI), a new one by `choice` (auto: the kernel where it has WireGuard).
+class KernelWireGuard : public core::WireGuardDriver {
+ public:
+  KernelWireGuard(std::string stateDir, WgBackendChoice choice)
+      : stateDir_(std::move(stateDir)), choice_(choice) {}
+
+  // Interface
+  Result<core::WireGuardObservation> observe(const std::string& ns) override;
+  Result<void> ensure(const core::WireGuardTarget& wg) override;
+  Result<void> remove(const std::string& ns) override;
+  Result<void> syncPeers(const core::WireGuardTarget& wg) override;
+
+ private:
+  // The backend of `ifname` in `netns` if it is a WireGuard link, else the configured one.
+  Result<WgBackend*> backendFor(const std::string& ifname, const std::string& netns);
+  Result<WgBackend*> configured();
+  Result<WgBackend*> ofKind(WgBackendKind kind);
+  Result<core::WireGuardView> device(WgBackend& backend, const std::string& ifname,
+                                     const std::string& netns);
+
+  std::string stateDir_;
+  WgBackendChoice choice_;
+  std::optional<WgBackendKind> configuredKind_;  // once `choice` was resolved
+  std::map<WgBackendKind, std::unique_ptr<WgBackend>> backends_;
+};
+
+}  // namespace edgeplane::sys
