@@ -35,7 +35,7 @@
 #include "reconciler/system/host_driver.h"
 #include "reconciler/system/lock.h"
 #include "reconciler/system/netns.h"
-#include "reconciler/system/state_json.h"
+#include "reconciler/core/state_json.h"
 #include "reconciler/system/wg_keys.h"
 #include "schema/loader.h"
 #include "schema/snapshot.h"
@@ -125,7 +125,7 @@ Result<core::StoreView> readStoreView(Store& store) {
   if (!rows) {
     return rows.error();
   }
-  auto view = sys::storeViewFromOwned(*rows);
+  auto view = core::storeViewFromOwned(*rows);
   if (!view) {
     return view;
   }
@@ -680,7 +680,7 @@ int cmdPlan(const Options& o) {
   core::StoreView view;
   if (o.offline) {
     if (o.observed) {
-      auto parsed = sys::observedFromJson(readFile(*o.observed));
+      auto parsed = core::observedFromJson(readFile(*o.observed));
       if (!parsed) {
         std::cerr << "edgeplane plan: " << *o.observed << ": " << parsed.error().message << "\n";
         return 1;

@@ -16,7 +16,7 @@
 #include "reconciler/core/plan.h"
 #include "reconciler/core/target.h"
 #include "reconciler/system/certs.h"
-#include "reconciler/system/state_json.h"
+#include "reconciler/core/state_json.h"
 #include "reconciler/system/wg_keys.h"
 #include "schema/snapshot.h"
 
@@ -35,7 +35,7 @@ struct WgInfo {
 
 std::vector<WgInfo> wireguardInfo(const Options& o, const std::vector<OwnedResource>& owned) {
   std::vector<WgInfo> out;
-  auto view = sys::storeViewFromOwned(owned);
+  auto view = core::storeViewFromOwned(owned);
   if (!view) {
     return out;
   }
@@ -85,7 +85,7 @@ std::vector<CertInfo> certificateInfo(Store& store, const std::vector<OwnedResou
   if (!decoded) {
     return out;
   }
-  auto view = sys::storeViewFromOwned(owned);
+  auto view = core::storeViewFromOwned(owned);
   auto states = store.listAcmeStates();
   for (const auto& c : decoded->certificates) {
     CertInfo info{c, "?", std::nullopt};
@@ -160,7 +160,7 @@ void checkDrift(const Options& o, Store& store, const fs::path& dir, Status& st)
     const std::vector<core::CertTarget> none;
     (void)sys::CertStore(o.stateDir)
         .observe(target && *target ? (*target)->certificates : none, *seen);
-    st.observedJson = sys::toJson(*seen, *view);
+    st.observedJson = core::toJson(*seen, *view);
   }
   if (target) {
     if (*target) {
