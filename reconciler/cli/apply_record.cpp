@@ -7,7 +7,7 @@
 #include <set>
 
 #include "reconciler/cli/command_support.h"
-#include "reconciler/system/state_json.h"
+#include "reconciler/core/state_json.h"
 
 namespace edgeplane::cli {
 
@@ -50,7 +50,7 @@ Result<void> writeOwnership(Store& store, const core::StoreView& next) {
     if (!old) {
       return old.error();
     }
-    auto rows = sys::ownedFromStoreView(next, nowMs());
+    auto rows = core::ownedFromStoreView(next, nowMs());
     std::set<std::pair<std::string, std::string>> kept;
     for (const auto& r : rows) {
       kept.emplace(r.kind, r.name);

@@ -1,5 +1,5 @@
-// What the `edgeplane` commands share (commands.cpp, status.cpp): loading a config directory,
-// the store and the store's view of the host, the kernel host. Not a public interface.
+// What the `edgeplane` commands share (command_support.cpp): loading a config directory, the
+// store and the store's view of the host, the kernel host. Not a public interface.
 #pragma once
 
 #include <chrono>
@@ -63,5 +63,9 @@ std::string plural(size_t n, std::string_view one, std::string_view many);
 // be used fails the target, and the message names each such peer and file, never a key.
 Result<core::Target> buildHostTarget(const Loaded& loaded, const core::StoreView& view,
                                      const std::set<std::string>& rotateKeys, bool readKeys);
+
+// Observes the certificates the target uses (and every generated one) into `observed`.
+Result<void> observeCertificates(const Options& o, const core::Target& target,
+                                 core::HostState& observed);
 
 }  // namespace edgeplane::cli

@@ -65,7 +65,8 @@ struct Options {
   bool json = false;
   bool detailedExitcode = false;
   bool offline = false;
-  bool verbose = false;                       // apply: print every nftables batch message
+  bool verbose = false;   // apply: print every nftables batch message
+  bool progress = false;  // a progress line on a terminal (plan, apply, destroy; not the agent)
   std::chrono::milliseconds lockTimeout{-1};  // negative: wait as long as it takes
   std::string wireguardBackend = "auto";      // auto | kernel | userspace
   std::set<std::string> rotateKeys;           // apply --rotate-key NS[,NS…]

@@ -62,6 +62,42 @@ bool confirmed(const Options& o, size_t changes) {
   return true;
 }
 
+// The confirmed destroy plan carried out and recorded as a run of its own.
+int executeDestroy(const Options& o, Store& store, const core::Plan& p, const core::StoreView& view,
+                   const core::HostState& observed, sys::KernelHost& host) {
+  auto run = store.beginRun(RunStart{std::nullopt, std::string(kDestroySource), nowMs()});
+  if (!run) {
+    std::cerr << "edgeplane destroy: " << run.error().message << "\n";
+    return 1;
+  }
+  sys::CertStore certStore(o.stateDir);
+  CrashPoint crash(std::cerr);
+  auto executed = executePlan(o, store, *run, p, view, observed, host, certStore, std::nullopt,
+                              "destroy", crash, std::cout, std::cerr);
+  if (!executed) {
+    (void)store.finishRun(
+        *run, RunFinish{nowMs(), RunResult::Failed, executed.error().message, RunCounts{}, ""});
+    std::cerr << "edgeplane destroy: " << executed.error().message << "; nothing changed\n";
+    return 1;
+  }
+  const bool ok = executed->counts.failed == 0 && executed->saved && executed->published &&
+                  executed->keysSynced;
+  // No config is applied any more: status compares the host with none.
+  std::error_code ec;
+  fs::remove_all(fs::path(o.stateDir) / "config", ec);
+  std::string summary = "destroy: " + countsText(executed->counts);
+  if (!executed->published) {
+    summary += ", proxy snapshot not written";
+  }
+  (void)store.finishRun(*run, RunFinish{nowMs(), ok ? RunResult::Ok : RunResult::Partial, summary,
+                                        executed->counts, ""});
+  std::cout << "\nDestroy " << (ok ? "complete" : "finished with errors")
+            << "! Resources: " << countsText(executed->counts) << ".\n"
+            << "The state directory " << o.stateDir
+            << " is kept (WireGuard keys, certificates, history).\n";
+  return ok ? 0 : 1;
+}
+
 }  // namespace
 
 int cmdDestroy(const Options& o) {
@@ -129,37 +165,7 @@ int cmdDestroy(const Options& o) {
     return ::isatty(STDIN_FILENO) != 0 && ::isatty(STDOUT_FILENO) != 0 ? 1 : 2;
   }
 
-  auto run = store.beginRun(RunStart{std::nullopt, std::string(kDestroySource), nowMs()});
-  if (!run) {
-    std::cerr << "edgeplane destroy: " << run.error().message << "\n";
-    return 1;
-  }
-  sys::CertStore certStore(o.stateDir);
-  CrashPoint crash(std::cerr);
-  auto executed = executePlan(o, store, *run, p, *view, *observed, host, certStore, std::nullopt,
-                              "destroy", crash, std::cout, std::cerr);
-  if (!executed) {
-    (void)store.finishRun(
-        *run, RunFinish{nowMs(), RunResult::Failed, executed.error().message, RunCounts{}, ""});
-    std::cerr << "edgeplane destroy: " << executed.error().message << "; nothing changed\n";
-    return 1;
-  }
-  const bool ok = executed->counts.failed == 0 && executed->saved && executed->published &&
-                  executed->keysSynced;
-  // No config is applied any more: status compares the host with none.
-  std::error_code ec;
-  fs::remove_all(fs::path(o.stateDir) / "config", ec);
-  std::string summary = "destroy: " + countsText(executed->counts);
-  if (!executed->published) {
-    summary += ", proxy snapshot not written";
-  }
-  (void)store.finishRun(*run, RunFinish{nowMs(), ok ? RunResult::Ok : RunResult::Partial, summary,
-                                        executed->counts, ""});
-  std::cout << "\nDestroy " << (ok ? "complete" : "finished with errors")
-            << "! Resources: " << countsText(executed->counts) << ".\n"
-            << "The state directory " << o.stateDir
-            << " is kept (WireGuard keys, certificates, history).\n";
-  return ok ? 0 : 1;
+  return executeDestroy(o, store, p, *view, *observed, host);
 }
 
 }  // namespace edgeplane::cli

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "reconciler/cli/command_support.h"
+#include "reconciler/cli/progress.h"
 #include "reconciler/cli/proxy_admin.h"
 
 namespace edgeplane::cli {
@@ -129,8 +130,19 @@ Result<Executed> executePlan(const Options& o, Store& store, int64_t runId, cons
     }
   }
   Executed x;
-  x.result =
-      core::apply(p, driver, &certStore, [&](const std::string& what) { crash.before(what); });
+  {
+    std::optional<Progress> progress;
+    if (o.progress) {
+      progress.emplace();
+    }
+    size_t step = 0;
+    x.result = core::apply(p, driver, &certStore, [&](const std::string& what) {
+      crash.before(what);
+      if (progress) {
+        progress->update(applyProgressText(++step, what));
+      }
+    });
+  }  // the progress line is cleared before anything else is printed
   printNftSyncs(o, store, host, out);
   Result<void> saved = recordApply(store, runId, p, x.result, view, intent, err, crash);
   x.saved = saved.ok();

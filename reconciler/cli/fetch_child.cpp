@@ -107,8 +107,8 @@ void removeStaleGitLocks(const fs::path& cacheDir) {
 }
 
 Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& spec,
-                          std::chrono::milliseconds timeout,
-                          const std::vector<std::string>& helper) {
+                          std::chrono::milliseconds timeout, const std::vector<std::string>& helper,
+                          const FetchTick& tick) {
   if (helper.empty()) {
     return terminal("fetch: no helper command");
   }
@@ -168,10 +168,15 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
   ::close(fds[1]);
   ::setpgid(pid, pid);  // also from this side: no window where the kill misses the group
 
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto started = std::chrono::steady_clock::now();
+  const auto deadline = started + timeout;
   std::string output;
   bool timedOut = false;
   for (;;) {
+    if (tick) {
+      tick(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 started));
+    }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {

@@ -13,6 +13,7 @@
 
 #include "reconciler/cli/fetch_child.h"
 #include "reconciler/cli/history.h"
+#include "reconciler/cli/progress.h"
 
 namespace edgeplane::cli {
 
@@ -185,128 +186,182 @@ Result<LastGood> lastGoodFromCache(const fs::path& cache, const GitSettings& g, 
   return LastGood{std::move(pinned).value(), std::move(resolved).value()};
 }
 
-Prepared prepareGit(const Options& o, Store& store, std::int64_t nowSeconds) {
-  const GitSettings& g = *o.git;
+Result<void> fetchWithProgress(const Options& o, const fs::path& cache,
+                               const source::SourceSpec& spec) {
+  const std::vector<std::string>& helper =
+      o.fetchHelper.empty() ? defaultFetchHelper() : o.fetchHelper;
+  if (!o.progress) {
+    return fetchInChild(cache, spec, o.git->fetchTimeout, helper);
+  }
+  Progress progress;
+  return fetchInChild(cache, spec, o.git->fetchTimeout, helper,
+                      fetchProgress(progress, redactUrl(o.git->url)));
+}
+
+namespace {
+
+// A Git run's commit on its way to an exported tree: what prepareGit's stages share.
+struct GitPrep {
+  const Options& o;
+  Store& store;
+  fs::path cache;
   Prepared p;
-  const fs::path cache = fs::path(o.stateDir) / "source";
-  auto opened = source::GitSource::open(cache, specOf(g));
+  std::optional<source::GitSource> src;
+  std::optional<source::FetchResult> resolved;
+  bool fetchFailed = false;
+  std::string exported;  // the commit whose tree is exported
+};
+
+// Fetch (bounded) and resolve the ref; when that fails, the last good commit from the cache
+// instead. False when there is not even that (`p` says why).
+bool fetchOrLastGood(GitPrep& x) {
+  const GitSettings& g = *x.o.git;
+  auto opened = source::GitSource::open(x.cache, specOf(g));
   if (!opened) {
-    p.result = RunResult::Failed;
-    p.summary = "source: " + opened.error().message;
-    p.retryable = opened.error().retryable;
-    return p;
+    x.p.result = RunResult::Failed;
+    x.p.summary = "source: " + opened.error().message;
+    x.p.retryable = opened.error().retryable;
+    return false;
   }
   std::optional<Error> fetchError;
-  if (auto fetched = fetchInChild(cache, opened->spec(), g.fetchTimeout,
-                                  o.fetchHelper.empty() ? defaultFetchHelper() : o.fetchHelper);
-      !fetched) {
+  if (auto fetched = fetchWithProgress(x.o, x.cache, opened->spec()); !fetched) {
     fetchError = fetched.error();
-  }
-  std::optional<source::GitSource> src;
-  Result<source::FetchResult> resolved = terminal("unresolved");
-  if (!fetchError) {
-    // A fresh handle sees what the child wrote into the cache.
-    auto reopened = source::GitSource::open(cache, specOf(g));
-    if (!reopened) {
-      fetchError = reopened.error();
+  } else if (auto reopened = source::GitSource::open(x.cache, specOf(g)); !reopened) {
+    fetchError = reopened.error();  // a fresh handle sees what the child wrote into the cache
+  } else {
+    x.src.emplace(std::move(reopened).value());
+    if (auto resolved = x.src->resolve(); !resolved) {
+      fetchError = resolved.error();
     } else {
-      src.emplace(std::move(reopened).value());
-      resolved = src->resolve();
-      if (!resolved) {
-        fetchError = resolved.error();
-      }
+      x.resolved = std::move(resolved).value();
     }
   }
-  if (fetchError) {
-    p.retryable = fetchError->retryable;
-    p.result = RunResult::Failed;
-    p.summary = fetchError->message;  // completed with what the fallback run did
-    auto good = lastGoodFromCache(cache, g, store);
-    if (!good) {
-      p.detail = good.error().message;
-      return p;
-    }
-    src.emplace(std::move(good->src));
-    resolved = std::move(good->commit);
-    p.fallback = true;
-    p.note = "fetch failed: " + fetchError->message +
-             "\nreconciling against the last good commit " + shortCommit(resolved->commitId) +
+  if (!fetchError) {
+    return true;
+  }
+  x.fetchFailed = true;
+  x.p.retryable = fetchError->retryable;
+  x.p.result = RunResult::Failed;
+  x.p.summary = fetchError->message;  // completed with what the fallback run did
+  auto good = lastGoodFromCache(x.cache, g, x.store);
+  if (!good) {
+    x.p.detail = good.error().message;
+    return false;
+  }
+  x.src.emplace(std::move(good->src));
+  x.resolved = std::move(good->commit);
+  x.p.fallback = true;
+  x.p.note = "fetch failed: " + fetchError->message +
+             "\nreconciling against the last good commit " + shortCommit(x.resolved->commitId) +
              " from the cache instead";
-  }
-  p.commit = CommitInfo{resolved->commitId, resolved->author, resolved->subject};
-  const std::string commit = resolved->commitId;
+  return true;
+}
+
+// Verify the signature, then the anti-rollback rules (a refusal is recorded in `p`). False
+// when the history could not be read.
+bool verifyCommit(GitPrep& x, std::int64_t nowSeconds) {
+  const GitSettings& g = *x.o.git;
+  Prepared& p = x.p;
+  const std::string& commit = x.resolved->commitId;
   std::string signatureNote;
-  if (auto refusal = checkSignature(*src, g, commit, signatureNote)) {
+  if (auto refusal = checkSignature(*x.src, g, commit, signatureNote)) {
     p.result = RunResult::Refused;
     p.summary = "commit " + shortCommit(commit) + " refused: " + firstLine(*refusal);
     p.detail = "commit " + commit + " refused: " + *refusal;
-  } else {
-    if (!signatureNote.empty()) {
-      p.note += (p.note.empty() ? "" : "\n") + signatureNote;
-      if (!fetchError) {
-        p.detail = signatureNote;
-      }
-    }
-    auto history = checkCommitHistory(*src, g, *resolved, store, nowSeconds);
-    if (!history) {
-      p.result = RunResult::Failed;
-      p.summary = "reading the last applied commit failed: " + history.error().message;
-      p.retryable = history.error().retryable;
-      return p;
-    }
-    if (history->refusal) {
-      p.result = RunResult::Refused;
-      p.summary = "commit " + shortCommit(commit) + " refused: " + history->summary;
-      p.detail = *history->refusal;
-    } else if (history->rollback) {
-      p.rollback = *history->rollback;
-      p.note += (p.note.empty() ? "" : "\n") + ("rollback: " + *history->rollback);
-      p.detail += (p.detail.empty() ? "" : "\n") + ("rollback: " + *history->rollback);
+    return true;
+  }
+  if (!signatureNote.empty()) {
+    p.note += (p.note.empty() ? "" : "\n") + signatureNote;
+    if (!x.fetchFailed) {
+      p.detail = signatureNote;
     }
   }
-  std::string exported = commit;
-  if (p.result == RunResult::Refused) {
-    p.retryable = false;
-    if (p.fallback) {
-      return p;  // the last good commit itself is refused now (allowed_signers changed)
-    }
-    // A refused commit leaves the host reconciled against the last good one: drift repair
-    // goes on, as it does while the remote is away, and the run is recorded refused.
-    auto good = lastGoodFromCache(cache, g, store);
-    if (!good) {
-      return p;
-    }
-    std::string ignored;
-    if (auto refusal = checkSignature(good->src, g, good->commit.commitId, ignored)) {
-      p.detail += "\nthe last good commit " + good->commit.commitId +
-                  " is refused too: " + *refusal + "; nothing applied";
-      return p;
-    }
-    src.emplace(std::move(good->src));
-    exported = good->commit.commitId;
-    p.fallback = true;
-    p.note = p.detail + "\nreconciling against the last good commit " + shortCommit(exported) +
-             " from the cache instead";
+  auto history = checkCommitHistory(*x.src, g, *x.resolved, x.store, nowSeconds);
+  if (!history) {
+    p.result = RunResult::Failed;
+    p.summary = "reading the last applied commit failed: " + history.error().message;
+    p.retryable = history.error().retryable;
+    return false;
   }
-  const fs::path next = fs::path(o.stateDir) / "config.next";
-  if (auto written = exportCommit(*src, g, exported, next); !written) {
+  if (history->refusal) {
+    p.result = RunResult::Refused;
+    p.summary = "commit " + shortCommit(commit) + " refused: " + history->summary;
+    p.detail = *history->refusal;
+  } else if (history->rollback) {
+    p.rollback = *history->rollback;
+    p.note += (p.note.empty() ? "" : "\n") + ("rollback: " + *history->rollback);
+    p.detail += (p.detail.empty() ? "" : "\n") + ("rollback: " + *history->rollback);
+  }
+  return true;
+}
+
+// A refused commit leaves the host reconciled against the last good one: drift repair goes
+// on, as it does while the remote is away, and the run is recorded refused. False when there
+// is none to fall back to.
+bool fallBackFromRefusal(GitPrep& x) {
+  Prepared& p = x.p;
+  p.retryable = false;
+  if (p.fallback) {
+    return false;  // the last good commit itself is refused now (allowed_signers changed)
+  }
+  auto good = lastGoodFromCache(x.cache, *x.o.git, x.store);
+  if (!good) {
+    return false;
+  }
+  std::string ignored;
+  if (auto refusal = checkSignature(good->src, *x.o.git, good->commit.commitId, ignored)) {
+    p.detail += "\nthe last good commit " + good->commit.commitId + " is refused too: " + *refusal +
+                "; nothing applied";
+    return false;
+  }
+  x.src.emplace(std::move(good->src));
+  x.exported = good->commit.commitId;
+  p.fallback = true;
+  p.note = p.detail + "\nreconciling against the last good commit " + shortCommit(x.exported) +
+           " from the cache instead";
+  return true;
+}
+
+// Export the commit's config root into <state-dir>/config.next.
+void exportPrepared(GitPrep& x) {
+  Prepared& p = x.p;
+  const fs::path next = fs::path(x.o.stateDir) / "config.next";
+  if (auto written = exportCommit(*x.src, *x.o.git, x.exported, next); !written) {
     if (p.result == RunResult::Refused) {
-      p.detail += "\nthe last good commit " + exported +
+      p.detail += "\nthe last good commit " + x.exported +
                   " could not be exported: " + written.error().message + "; nothing applied";
       p.fallback = false;
-      return p;
+      return;
     }
     p.result = written.error().retryable ? RunResult::Failed : RunResult::Refused;
-    p.summary = "commit " + shortCommit(exported) + ": " + written.error().message;
+    p.summary = "commit " + shortCommit(x.exported) + ": " + written.error().message;
     p.detail = written.error().message;
     p.retryable = written.error().retryable;
     p.fallback = false;
-    return p;
+    return;
   }
   p.configDir = next;
-  p.appliedCommit = exported;
-  p.displayRoot = g.path;
-  return p;
+  p.appliedCommit = x.exported;
+  p.displayRoot = x.o.git->path;
+}
+
+}  // namespace
+
+Prepared prepareGit(const Options& o, Store& store, std::int64_t nowSeconds) {
+  GitPrep x{o, store, fs::path(o.stateDir) / "source", {}, {}, {}, false, {}};
+  if (!fetchOrLastGood(x)) {
+    return x.p;
+  }
+  x.p.commit = CommitInfo{x.resolved->commitId, x.resolved->author, x.resolved->subject};
+  x.exported = x.resolved->commitId;
+  if (!verifyCommit(x, nowSeconds)) {
+    return x.p;
+  }
+  if (x.p.result == RunResult::Refused && !fallBackFromRefusal(x)) {
+    return x.p;
+  }
+  exportPrepared(x);
+  return x.p;
 }
 
 // The commit that was accepted is what <state-dir>/config holds afterwards (status's drift

@@ -94,6 +94,11 @@ struct LastGood {
 Result<LastGood> lastGoodFromCache(const std::filesystem::path& cache, const GitSettings& g,
                                    Store& store);
 
+// fetchInChild into `cache` with the options' helper and deadline; on a terminal (and with
+// o.progress) a progress line while it runs.
+Result<void> fetchWithProgress(const Options& o, const std::filesystem::path& cache,
+                               const source::SourceSpec& spec);
+
 // Exports `commit`'s config root into `dir` (atomic swap; see GitSource::exportTree).
 Result<void> exportCommit(const source::GitSource& src, const GitSettings& g,
                           const std::string& commit, const std::filesystem::path& dir);

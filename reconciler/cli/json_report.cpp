@@ -4,11 +4,10 @@
 #include "schema/json_text.h"
 
 namespace edgeplane::cli {
+namespace {
 
-std::string renderDiagnosticsJson(const std::vector<Diagnostic>& diagnostics) {
-  std::string out = "{\"format_version\":1,\"ok\":";
-  out += diagnostics.empty() ? "true" : "false";
-  out += ",\"diagnostics\":[";
+void appendDiagnostics(std::string& out, const std::vector<Diagnostic>& diagnostics) {
+  out += "\"diagnostics\":[";
   for (size_t i = 0; i < diagnostics.size(); ++i) {
     const Diagnostic& d = diagnostics[i];
     out += i == 0 ? "{" : ",{";
@@ -28,7 +27,27 @@ std::string renderDiagnosticsJson(const std::vector<Diagnostic>& diagnostics) {
     appendJsonString(out, d.message);
     out += "}";
   }
-  return out + "]}\n";
+  out += "]";
+}
+
+}  // namespace
+
+std::string renderDiagnosticsJson(const std::vector<Diagnostic>& diagnostics) {
+  std::string out = "{\"format_version\":1,\"ok\":";
+  out += diagnostics.empty() ? "true" : "false";
+  out += ",";
+  appendDiagnostics(out, diagnostics);
+  return out + "}\n";
+}
+
+std::string renderPlanErrorJson(const PlanError& error) {
+  std::string out = "{\"format_version\":1,\"ok\":false,\"error\":{\"kind\":";
+  appendJsonString(out, error.kind);
+  out += ",\"message\":";
+  appendJsonString(out, error.message);
+  out += "},";
+  appendDiagnostics(out, error.diagnostics);
+  return out + "}\n";
 }
 
 }  // namespace edgeplane::cli

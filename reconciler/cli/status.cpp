@@ -14,9 +14,9 @@
 #include "reconciler/cli/commands.h"
 #include "reconciler/cli/history.h"
 #include "reconciler/core/plan.h"
+#include "reconciler/core/state_json.h"
 #include "reconciler/core/target.h"
 #include "reconciler/system/certs.h"
-#include "reconciler/system/state_json.h"
 #include "reconciler/system/wg_keys.h"
 #include "schema/snapshot.h"
 
@@ -35,7 +35,7 @@ struct WgInfo {
 
 std::vector<WgInfo> wireguardInfo(const Options& o, const std::vector<OwnedResource>& owned) {
   std::vector<WgInfo> out;
-  auto view = sys::storeViewFromOwned(owned);
+  auto view = core::storeViewFromOwned(owned);
   if (!view) {
     return out;
   }
@@ -85,7 +85,7 @@ std::vector<CertInfo> certificateInfo(Store& store, const std::vector<OwnedResou
   if (!decoded) {
     return out;
   }
-  auto view = sys::storeViewFromOwned(owned);
+  auto view = core::storeViewFromOwned(owned);
   auto states = store.listAcmeStates();
   for (const auto& c : decoded->certificates) {
     CertInfo info{c, "?", std::nullopt};
@@ -160,7 +160,7 @@ void checkDrift(const Options& o, Store& store, const fs::path& dir, Status& st)
     const std::vector<core::CertTarget> none;
     (void)sys::CertStore(o.stateDir)
         .observe(target && *target ? (*target)->certificates : none, *seen);
-    st.observedJson = sys::toJson(*seen, *view);
+    st.observedJson = core::toJson(*seen, *view);
   }
   if (target) {
     if (*target) {
@@ -241,6 +241,45 @@ void printAcmeText(const AcmeState& st) {
   }
 }
 
+// status --json's "last_run": the newest run with its failed operations; null when none.
+Poco::Dynamic::Var lastRunJson(const Status& st) {
+  using Poco::JSON::Array;
+  using Poco::JSON::Object;
+  if (st.runs.empty()) {
+    return Poco::Dynamic::Var();
+  }
+  auto orNull = [](const std::optional<std::string>& s) {
+    return s ? Poco::Dynamic::Var(*s) : Poco::Dynamic::Var();
+  };
+  const ApplyRun& r = st.runs.front();
+  Object::Ptr jr = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  jr->set("id", r.id);
+  jr->set("result", std::string(toString(r.result)));
+  jr->set("started_at", isoTime(r.startedAt));
+  jr->set("finished_at", r.finishedAt ? isoTime(*r.finishedAt) : std::string());
+  jr->set("config", r.configSource);
+  jr->set("commit", orNull(r.commitId));
+  jr->set("author", orNull(r.author));
+  jr->set("subject", orNull(r.subject));
+  jr->set("summary", r.summary);
+  jr->set("detail", r.detail);
+  jr->set("added", r.counts.added);
+  jr->set("changed", r.counts.changed);
+  jr->set("destroyed", r.counts.destroyed);
+  jr->set("failed", r.counts.failed);
+  Array::Ptr fo = new Array;
+  for (const auto& op : st.failedOps) {
+    Object::Ptr jo = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    jo->set("action", std::string(toString(op.action)));
+    jo->set("kind", op.kind);
+    jo->set("name", op.name);
+    jo->set("error", op.error.value_or(""));
+    fo->add(jo);
+  }
+  jr->set("failed_ops", fo);
+  return jr;
+}
+
 void printStatusJson(const Status& st) {
   using Poco::JSON::Array;
   using Poco::JSON::Object;
@@ -248,37 +287,7 @@ void printStatusJson(const Status& st) {
     return s ? Poco::Dynamic::Var(*s) : Poco::Dynamic::Var();
   };
   Object::Ptr root = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-  if (st.runs.empty()) {
-    root->set("last_run", Poco::Dynamic::Var());
-  } else {
-    const ApplyRun& r = st.runs.front();
-    Object::Ptr jr = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-    jr->set("id", r.id);
-    jr->set("result", std::string(toString(r.result)));
-    jr->set("started_at", isoTime(r.startedAt));
-    jr->set("finished_at", r.finishedAt ? isoTime(*r.finishedAt) : std::string());
-    jr->set("config", r.configSource);
-    jr->set("commit", orNull(r.commitId));
-    jr->set("author", orNull(r.author));
-    jr->set("subject", orNull(r.subject));
-    jr->set("summary", r.summary);
-    jr->set("detail", r.detail);
-    jr->set("added", r.counts.added);
-    jr->set("changed", r.counts.changed);
-    jr->set("destroyed", r.counts.destroyed);
-    jr->set("failed", r.counts.failed);
-    Array::Ptr fo = new Array;
-    for (const auto& op : st.failedOps) {
-      Object::Ptr jo = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-      jo->set("action", std::string(toString(op.action)));
-      jo->set("kind", op.kind);
-      jo->set("name", op.name);
-      jo->set("error", op.error.value_or(""));
-      fo->add(jo);
-    }
-    jr->set("failed_ops", fo);
-    root->set("last_run", jr);
-  }
+  root->set("last_run", lastRunJson(st));
   if (st.lastGood.has_value()) {
     const ApplyRun& g = *st.lastGood;
     Object::Ptr jg = new Object(Poco::JSON_PRESERVE_KEY_ORDER);

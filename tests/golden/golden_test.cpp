@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "reconciler/core/plan.h"
-#include "reconciler/system/state_json.h"
+#include "reconciler/core/state_json.h"
 #include "schema/loader.h"
 #include "schema/validate.h"
 
@@ -33,9 +33,9 @@ TEST_P(Golden, PlanMatches) {
   Desired all = loadAndValidate(dir / "desired", diags);
   ASSERT_TRUE(diags.empty()) << diags.format();
 
-  sys::ObservedJson observed;
+  core::ObservedJson observed;
   if (fs::exists(dir / "observed.json")) {
-    auto parsed = sys::observedFromJson(readFile(dir / "observed.json"));
+    auto parsed = core::observedFromJson(readFile(dir / "observed.json"));
     ASSERT_TRUE(parsed.ok()) << parsed.error().message;
     observed = std::move(parsed.value());
   }

@@ -13,7 +13,7 @@
 
 #include "reconciler/cli/commands.h"
 #include "reconciler/cli/publish.h"
-#include "reconciler/system/state_json.h"
+#include "reconciler/core/state_json.h"
 #include "schema/api_key.h"
 #include "schema/net.h"
 #include "tests/support/command.h"
@@ -111,7 +111,7 @@ struct AppliedHost {
   std::string commit = "0123456789abcdef0123456789abcdef01234567";
 
   AppliedHost() {
-    auto observed = sys::observedFromJson(readFile(golden() / "demo-converged" / "observed.json"));
+    auto observed = core::observedFromJson(readFile(golden() / "demo-converged" / "observed.json"));
     EXPECT_TRUE(observed.ok());
     ProxySnapshot snapshot = *observed->store.snapshot;
     snapshot.api_keys.at(0).id = key.id;

@@ -93,6 +93,30 @@ void expectDiagnosticsDocument(const Poco::JSON::Object::Ptr& doc, bool ok, size
   }
 }
 
+const std::map<std::string, std::string> kPlanErrorDocument = {{"format_version", "integer"},
+                                                               {"ok", "boolean"},
+                                                               {"error", "object"},
+                                                               {"diagnostics", "array"}};
+const std::map<std::string, std::string> kPlanError = {{"kind", "string"}, {"message", "string"}};
+
+// plan --json without a plan: the diagnostics document (`count` of them) with ok false and the
+// error of `kind`, its message not empty.
+void expectPlanErrorDocument(const Poco::JSON::Object::Ptr& doc, const std::string& kind,
+                             size_t count, const std::string& where) {
+  expectSchema(doc, kPlanErrorDocument, where);
+  EXPECT_EQ(doc->getValue<int>("format_version"), 1) << where;
+  EXPECT_FALSE(doc->getValue<bool>("ok")) << where;
+  auto error = doc->getObject("error");
+  expectSchema(error, kPlanError, where + " error");
+  EXPECT_EQ(error->getValue<std::string>("kind"), kind) << where;
+  EXPECT_FALSE(error->getValue<std::string>("message").empty()) << where;
+  auto list = doc->getArray("diagnostics");
+  ASSERT_EQ(list->size(), count) << where;
+  for (unsigned i = 0; i < list->size(); ++i) {
+    expectSchema(list->getObject(i), kDiagnostic, where + " diagnostic " + std::to_string(i));
+  }
+}
+
 // Two errors with a location each, in a config whose text carries terminal escapes.
 void writeBadConfig(const fs::path& dir) {
   fs::create_directories(dir);
@@ -203,7 +227,7 @@ TEST(JsonOutput, PlanJsonIsVersionedAndTypedAndAnInvalidConfigStillGivesJson) {
   EXPECT_EQ(seen["public_port"], "string");
   EXPECT_EQ(plan.out.find("\"51820\""), std::string::npos) << plan.out;
 
-  // An invalid config: the diagnostics document, and exit 1 as without --json.
+  // An invalid config: the diagnostics document with the error, and exit 1 as without --json.
   const fs::path bad = dir.path() / "bad";
   writeBadConfig(bad);
   for (const std::string extra : {"", " --detailed-exitcode"}) {
@@ -212,9 +236,68 @@ TEST(JsonOutput, PlanJsonIsVersionedAndTypedAndAnInvalidConfigStillGivesJson) {
     EXPECT_EQ(invalid.status, 1) << invalid.out << invalid.err;
     auto diag = parseObject(invalid.out);
     ASSERT_GE(diag->getArray("diagnostics")->size(), 1u) << invalid.out;
-    expectDiagnosticsDocument(diag, false, diag->getArray("diagnostics")->size(), "plan invalid");
+    expectPlanErrorDocument(diag, "config", diag->getArray("diagnostics")->size(), "plan invalid");
+    EXPECT_NE(diag->getObject("error")->getValue<std::string>("message").find("does not validate"),
+              std::string::npos)
+        << invalid.out;
     EXPECT_NE(invalid.err.find("error(s) in"), std::string::npos) << invalid.err;
   }
+}
+
+// plan --json that makes no plan (no lock, no fetch, a config that names no host of this
+// one): a JSON document on stdout all the same, with the kind of failure and its message;
+// the exit status and the human lines on stderr as without --json.
+TEST(JsonOutput, PlanJsonFailuresAreJsonDocuments) {
+  TempDir dir;
+  const fs::path state = dir.path() / "state";
+  fs::create_directories(state);
+  fs::permissions(state, fs::perms::owner_all, fs::perm_options::replace);
+  const std::string missingRepo = (dir.path() / "no-such-repository").string();
+
+  // The lock: another run holds it, and --lock-timeout 0s gives up at once.
+  {
+    auto held = sys::StateLock::acquire(state, std::chrono::milliseconds(0), [](long) {});
+    ASSERT_TRUE(held.ok()) << held.error().message;
+    for (const bool json : {true, false}) {
+      const Output locked =
+          edgeplane(std::string("plan") + (json ? " --json" : "") + " --lock-timeout 0s --source " +
+                        missingRepo + " --state-dir " + state.string(),
+                    dir.path());
+      EXPECT_EQ(locked.status, 1) << locked.out << locked.err;
+      EXPECT_NE(locked.err.find("edgeplane plan:"), std::string::npos) << locked.err;
+      if (!json) {
+        EXPECT_EQ(locked.out, "");
+        continue;
+      }
+      auto doc = parseObject(locked.out);
+      expectPlanErrorDocument(doc, "lock", 0, "lock");
+    }
+  }
+
+  // The fetch: a repository that is not there (offline: a throw-away cache).
+  const Output fetch =
+      edgeplane("plan --offline --json --detailed-exitcode --source " + missingRepo, dir.path());
+  EXPECT_EQ(fetch.status, 1) << fetch.out << fetch.err;
+  auto fetchDoc = parseObject(fetch.out);
+  expectPlanErrorDocument(fetchDoc, "fetch", 0, "fetch");
+  EXPECT_NE(fetch.err.find("edgeplane plan: " +
+                           fetchDoc->getObject("error")->getValue<std::string>("message")),
+            std::string::npos)
+      << fetch.err;
+
+  // The config names no host this one is: a config error with a diagnostic about no file.
+  const fs::path empty = dir.path() / "empty";
+  fs::create_directories(empty);
+  std::ofstream(empty / "empty.toml") << "[[host]]\nname = \"edge-1\"\n";
+  const Output host =
+      edgeplane("plan --offline --json --host nowhere --config " + empty.string(), dir.path());
+  EXPECT_EQ(host.status, 1) << host.out << host.err;
+  auto hostDoc = parseObject(host.out);
+  expectPlanErrorDocument(hostDoc, "config", 1, "host");
+  EXPECT_NE(hostDoc->getObject("error")->getValue<std::string>("message").find("nowhere"),
+            std::string::npos)
+      << host.out;
+  EXPECT_TRUE(hostDoc->getArray("diagnostics")->getObject(0)->isNull("file"));
 }
 
 const std::map<std::string, std::string> kRunRecord = {{"format_version", "integer"},

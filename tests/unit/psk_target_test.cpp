@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "reconciler/cli/command_support.h"
-#include "reconciler/system/state_json.h"
+#include "reconciler/core/state_json.h"
 #include "tests/support/config_check.h"
 #include "tests/support/temp_dir.h"
 
@@ -82,10 +82,10 @@ TEST(PskObservedJson, SaysWhetherAKeyIsSetButNeverTheKey) {
   without.publicKey = pskOf(2);
   wg.peers = {withKey, without};
   h.namespaces["ep-a"].wireguard = wg;
-  const std::string json = sys::toJson(h, {});
+  const std::string json = core::toJson(h, {});
   EXPECT_EQ(json.find(pskOf(9).base64()), std::string::npos) << json;
   EXPECT_NE(json.find("\"preshared_key\": true"), std::string::npos) << json;
-  auto back = sys::observedFromJson(json);
+  auto back = core::observedFromJson(json);
   ASSERT_TRUE(back.ok()) << back.error().message;
   const auto& peers = back->host.namespaces.at("ep-a").wireguard->peers;
   ASSERT_EQ(peers.size(), 2u);

@@ -7,7 +7,7 @@
 #include "schema/result.h"
 #include "schema/store.h"
 
-namespace edgeplane::sys {
+namespace edgeplane::core {
 
 struct ObservedJson {
   core::HostState host;
@@ -22,4 +22,4 @@ Result<ObservedJson> observedFromJson(const std::string& text);
 Result<core::StoreView> storeViewFromOwned(const std::vector<OwnedResource>& rows);
 std::vector<OwnedResource> ownedFromStoreView(const core::StoreView& view, int64_t at);
 
-}  // namespace edgeplane::sys
+}  // namespace edgeplane::core

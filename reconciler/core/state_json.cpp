@@ -1,5 +1,5 @@
 // JSON codec for HostState + StoreView with Poco::JSON; strict about shapes and values.
-#include "reconciler/system/state_json.h"
+#include "reconciler/core/state_json.h"
 
 #include "schema/snapshot.h"
 
@@ -13,7 +13,7 @@
 #include <map>
 #include <sstream>
 
-namespace edgeplane::sys {
+namespace edgeplane::core {
 namespace {
 
 using Poco::JSON::Array;
@@ -580,4 +580,4 @@ std::vector<OwnedResource> ownedFromStoreView(const core::StoreView& view, int64
   return rows;
 }
 
-}  // namespace edgeplane::sys
+}  // namespace edgeplane::core
