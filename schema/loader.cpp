@@ -632,14 +632,14 @@ void loadDocument(std::string_view text, const std::string& displayName, Desired
   Loader(out, diags, displayName).load(result.table());
 }
 
-Desired loadDirectory(const std::filesystem::path& root, Diagnostics& diags) {
+std::optional<std::vector<ConfigFile>> readConfigRoot(const std::filesystem::path& root,
+                                                      Diagnostics& diags) {
   namespace fs = std::filesystem;
-  Desired out;
   const std::string rootName = root.lexically_normal().string();
   std::error_code ec;
   if (!fs::is_directory(root, ec)) {
     diags.error(SourceLoc{rootName, 0, 0}, "config root is not a directory");
-    return out;
+    return std::nullopt;
   }
   std::vector<fs::path> files;
   fs::recursive_directory_iterator it(root, fs::directory_options::none, ec);
@@ -665,27 +665,48 @@ Desired loadDirectory(const std::filesystem::path& root, Diagnostics& diags) {
   }
   if (ec) {
     diags.error(SourceLoc{rootName, 0, 0}, "cannot read config root: " + ec.message());
-    return out;
+    return std::nullopt;
   }
   std::sort(files.begin(), files.end());
   if (files.empty()) {
     diags.error(SourceLoc{rootName, 0, 0}, "config root has no *.toml files");
-    return out;
+    return std::nullopt;
   }
+  std::vector<ConfigFile> out;
+  out.reserve(files.size());
   for (const fs::path& file : files) {
-    const std::string name = file.lexically_normal().string();
+    ConfigFile f{file.lexically_normal().string(), std::nullopt};
     std::ifstream in(file, std::ios::binary);
     std::ostringstream text;
     text << in.rdbuf();
-    if (!in) {
-      diags.error(SourceLoc{name, 0, 0}, "cannot read file");
+    if (in) {
+      f.text = text.str();
+    }
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+Desired loadFiles(const std::vector<ConfigFile>& files, Diagnostics& diags) {
+  Desired out;
+  for (const ConfigFile& file : files) {
+    if (!file.text) {
+      diags.error(SourceLoc{file.name, 0, 0}, "cannot read file");
       continue;
     }
-    loadDocument(text.str(), name, out, diags);
+    loadDocument(*file.text, file.name, out, diags);
   }
   expandSubdomains(out, diags);
   addManagedCertificates(out);
   return out;
+}
+
+Desired loadDirectory(const std::filesystem::path& root, Diagnostics& diags) {
+  auto files = readConfigRoot(root, diags);
+  if (!files) {
+    return Desired{};
+  }
+  return loadFiles(*files, diags);
 }
 
 Desired loadAndValidate(const std::filesystem::path& root, Diagnostics& diags) {

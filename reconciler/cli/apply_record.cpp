@@ -4,7 +4,6 @@
 #include <signal.h>
 
 #include <cstdlib>
-#include <set>
 
 #include "reconciler/cli/command_support.h"
 #include "reconciler/core/state_json.h"
@@ -44,30 +43,21 @@ OpAction storeAction(core::Action a) {
 
 }  // namespace
 
-Result<void> writeOwnership(Store& store, const core::StoreView& next) {
-  return store.transaction([&]() -> Result<void> {
-    auto old = store.listOwned(std::nullopt);
-    if (!old) {
-      return old.error();
-    }
-    auto rows = core::ownedFromStoreView(next, nowMs());
-    std::set<std::pair<std::string, std::string>> kept;
-    for (const auto& r : rows) {
-      kept.emplace(r.kind, r.name);
-    }
-    for (const auto& row : *old) {
-      if (kept.count({row.kind, row.name}) == 0) {
-        if (auto r = store.removeOwned(row.kind, row.name); !r) {
-          return r;
-        }
+Result<size_t> writeOwnership(Store& store, const core::StoreView& before,
+                              const core::StoreView& next, int64_t at) {
+  const core::OwnedChanges changes = core::ownedChanges(before, next, at);
+  return store.transaction([&]() -> Result<size_t> {
+    for (const auto& [kind, name] : changes.removed) {
+      if (auto r = store.removeOwned(kind, name); !r) {
+        return r.error();
       }
     }
-    for (const auto& row : rows) {
+    for (const auto& row : changes.put) {
       if (auto r = store.putOwned(row.kind, row.name, row.data, row.updatedAt); !r) {
-        return r;
+        return r.error();
       }
     }
-    return {};
+    return changes.removed.size() + changes.put.size();
   });
 }
 
@@ -99,7 +89,11 @@ Result<void> recordApply(Store& store, int64_t runId, const core::Plan& p,
     return {};
   }
   crash.before("recording ownership");
-  return writeOwnership(store, next);
+  auto rows = writeOwnership(store, written, next, nowMs());
+  if (!rows) {
+    return rows.error();
+  }
+  return {};
 }
 
 }  // namespace edgeplane::cli

@@ -2,6 +2,7 @@
 // outcomes, and the opt-in crash hook lab.crash_e2e kills apply with.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <ostream>
 #include <string>
@@ -26,8 +27,11 @@ class CrashPoint {
   long count_ = 0;
 };
 
-// Makes the store's owned resources exactly `next`, in one transaction.
-Result<void> writeOwnership(Store& store, const core::StoreView& next);
+// Makes the store's owned resources exactly `next`, in one transaction, given that they are
+// `before` now (the view the run read, or last wrote): only the rows that differ are written
+// (serialised, put or removed), stamped `at`. Returns how many rows were written.
+Result<size_t> writeOwnership(Store& store, const core::StoreView& before,
+                              const core::StoreView& next, int64_t at);
 
 // Records the ops' outcomes and the ownership the apply leaves behind: recordApplied on `view`
 // (as the run found the store), written over `written` (what the store holds now, with the

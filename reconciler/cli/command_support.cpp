@@ -57,10 +57,10 @@ Result<std::string> chooseHost(const Desired& d, const Options& o) {
 }  // namespace
 
 LoadOutcome loadConfig(const fs::path& dir, const std::optional<std::string>& displayRoot,
-                       const Options& o) {
+                       const Options& o, const std::optional<ConfigCache>& cache) {
   LoadOutcome out;
   Diagnostics diags;
-  Desired d = loadAndValidate(dir, diags);
+  Desired d = loadAndValidateCached(dir, cache, diags);
   if (!diags.empty()) {
     const std::string root = dir.lexically_normal().string();
     for (Diagnostic diag : diags.sorted()) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "reconciler/cli/commands.h"
+#include "reconciler/cli/config_cache.h"
 #include "reconciler/core/host_state.h"
 #include "reconciler/core/target.h"
 #include "reconciler/system/host_driver.h"
@@ -40,8 +41,11 @@ struct LoadOutcome {
   size_t errors = 0;
   std::string hostError;
 };
+// With `cache` (configCacheIn: plan and apply), an unchanged config comes from the
+// validated-config cache instead of being parsed and validated again.
 LoadOutcome loadConfig(const std::filesystem::path& dir,
-                       const std::optional<std::string>& displayRoot, const Options& o);
+                       const std::optional<std::string>& displayRoot, const Options& o,
+                       const std::optional<ConfigCache>& cache = std::nullopt);
 
 // What edgeplane owns on the host, with the routes the proxy serves now (the latest snapshot;
 // one of an older codec version counts as none).

@@ -123,7 +123,7 @@ Result<Executed> executePlan(const Options& o, Store& store, int64_t runId, cons
   // midway leaves nothing edgeplane made that a later run would take for a foreign namespace.
   const core::StoreView intent = core::recordIntent(p, view);
   if (intent != view) {
-    if (auto r = writeOwnership(store, intent); !r) {
+    if (auto r = writeOwnership(store, view, intent, nowMs()); !r) {
       Error e = r.error();
       e.message = "recording the namespaces about to be made failed: " + e.message;
       return e;

@@ -210,7 +210,9 @@ Failure gitSource(const Options& o, PlanSource& s) {
 
 // Load: the config validated; the diagnostics of one with errors.
 Failure loadStage(const Options& o, const PlanSource& s, std::optional<Loaded>& loaded) {
-  LoadOutcome outcome = loadConfig(*s.configDir, s.displayRoot, o);
+  // Offline, the state directory is not this host's to use.
+  LoadOutcome outcome = loadConfig(*s.configDir, s.displayRoot, o,
+                                   o.offline ? std::nullopt : configCacheIn(o.stateDir));
   if (outcome.loaded) {
     loaded = std::move(outcome.loaded);
     return std::nullopt;

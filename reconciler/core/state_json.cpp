@@ -11,7 +11,10 @@
 #include <Poco/JSON/Stringifier.h>
 
 #include <map>
+#include <optional>
 #include <sstream>
+#include <string_view>
+#include <utility>
 
 namespace edgeplane::core {
 namespace {
@@ -552,32 +555,112 @@ Result<core::StoreView> storeViewFromOwned(const std::vector<OwnedResource>& row
   return v;
 }
 
-std::vector<OwnedResource> ownedFromStoreView(const core::StoreView& view, int64_t at) {
-  std::map<std::string, std::string> keyOfForward;
-  for (const auto& [key, name] : view.forwardNames) {
-    keyOfForward[name] = key;
-  }
-  std::vector<OwnedResource> rows;
-  for (const auto& [key, spec] : view.applied) {
-    auto space = key.find(' ');
-    OwnedResource row;
-    row.kind = key.substr(0, space);
-    row.name = space == std::string::npos ? std::string() : key.substr(space + 1);
-    Object::Ptr data = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-    data->set("spec", spec);
-    if (row.kind == "uplink" && view.uplinkIndex.count(row.name) != 0) {
-      data->set("index", static_cast<int64_t>(view.uplinkIndex.at(row.name)));
+namespace {
+
+// What an owned row's data is made of: the spec, an uplink's pool index, a forward's key.
+struct RowParts {
+  std::string_view spec;
+  std::optional<uint32_t> index;
+  std::optional<std::string_view> forwardKey;
+  bool operator==(const RowParts&) const = default;
+};
+
+// The rows of one view, built on demand: a row is serialised only when it is asked for.
+class OwnedRows {
+ public:
+  explicit OwnedRows(const core::StoreView& view) : view_(view) {
+    // A name claimed by several keys keeps the last, as the view's row always did.
+    for (const auto& [key, name] : view.forwardNames) {
+      keyOfForward_[name] = key;
     }
-    if (row.kind == "forward" && keyOfForward.count(row.name) != 0) {
-      data->set("key", keyOfForward[row.name]);
+  }
+
+  static std::pair<std::string_view, std::string_view> split(std::string_view key) {
+    auto space = key.find(' ');
+    return {key.substr(0, space),
+            space == std::string_view::npos ? std::string_view() : key.substr(space + 1)};
+  }
+
+  RowParts parts(std::string_view key, std::string_view spec) const {
+    auto [kind, name] = split(key);
+    RowParts p{spec, std::nullopt, std::nullopt};
+    if (kind == "uplink") {
+      if (auto it = view_.uplinkIndex.find(name); it != view_.uplinkIndex.end()) {
+        p.index = it->second;
+      }
+    }
+    if (kind == "forward") {
+      if (auto it = keyOfForward_.find(name); it != keyOfForward_.end()) {
+        p.forwardKey = it->second;
+      }
+    }
+    return p;
+  }
+
+  static OwnedResource row(std::string_view key, const RowParts& p, int64_t at) {
+    auto [kind, name] = split(key);
+    OwnedResource row;
+    row.kind = std::string(kind);
+    row.name = std::string(name);
+    Object::Ptr data = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    data->set("spec", std::string(p.spec));
+    if (p.index) {
+      data->set("index", static_cast<int64_t>(*p.index));
+    }
+    if (p.forwardKey) {
+      data->set("key", std::string(*p.forwardKey));
     }
     std::ostringstream out;
     Poco::JSON::Stringifier::stringify(data, out);
     row.data = out.str();
     row.updatedAt = at;
-    rows.push_back(std::move(row));
+    return row;
   }
-  return rows;
+
+ private:
+  const core::StoreView& view_;
+  std::map<std::string_view, std::string_view, std::less<>> keyOfForward_;
+};
+
+}  // namespace
+
+std::vector<OwnedResource> ownedFromStoreView(const core::StoreView& view, int64_t at) {
+  const OwnedRows rows(view);
+  std::vector<OwnedResource> out;
+  out.reserve(view.applied.size());
+  for (const auto& [key, spec] : view.applied) {
+    out.push_back(OwnedRows::row(key, rows.parts(key, spec), at));
+  }
+  return out;
+}
+
+OwnedChanges ownedChanges(const core::StoreView& before, const core::StoreView& after, int64_t at) {
+  const OwnedRows was(before);
+  const OwnedRows is(after);
+  OwnedChanges changes;
+  auto b = before.applied.begin();
+  auto a = after.applied.begin();
+  // Both maps are sorted by key: one merge pass.
+  while (b != before.applied.end() || a != after.applied.end()) {
+    if (a == after.applied.end() || (b != before.applied.end() && b->first < a->first)) {
+      auto [kind, name] = OwnedRows::split(b->first);
+      changes.removed.emplace_back(std::string(kind), std::string(name));
+      ++b;
+      continue;
+    }
+    const RowParts now = is.parts(a->first, a->second);
+    if (b == before.applied.end() || a->first < b->first) {
+      changes.put.push_back(OwnedRows::row(a->first, now, at));
+      ++a;
+      continue;
+    }
+    if (was.parts(b->first, b->second) != now) {
+      changes.put.push_back(OwnedRows::row(a->first, now, at));
+    }
+    ++a;
+    ++b;
+  }
+  return changes;
 }
 
 }  // namespace edgeplane::core

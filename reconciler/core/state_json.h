@@ -2,6 +2,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "reconciler/core/host_state.h"
 #include "schema/result.h"
@@ -21,5 +23,14 @@ Result<ObservedJson> observedFromJson(const std::string& text);
 // data = {"spec": …} plus "index" (uplinks) or "key" (forwards).
 Result<core::StoreView> storeViewFromOwned(const std::vector<OwnedResource>& rows);
 std::vector<OwnedResource> ownedFromStoreView(const core::StoreView& view, int64_t at);
+
+// What turns the owned rows of `before` into those of `after`: the rows that are new or whose
+// data differs (with updatedAt = at), and the (kind, name) of the rows `after` no longer has.
+// Only those rows are serialised; the rest are left as they are.
+struct OwnedChanges {
+  std::vector<OwnedResource> put;
+  std::vector<std::pair<std::string, std::string>> removed;
+};
+OwnedChanges ownedChanges(const core::StoreView& before, const core::StoreView& after, int64_t at);
 
 }  // namespace edgeplane::core

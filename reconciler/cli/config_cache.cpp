@@ -1,0 +1,257 @@
+// The validated-config cache (see config_cache.h).
+#include "reconciler/cli/config_cache.h"
+
+#include <elf.h>
+#include <link.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "edgeplane_version.h"
+#include "reconciler/system/file_write.h"
+#include "schema/desired_codec.h"
+#include "schema/loader.h"
+#include "schema/net.h"
+#include "schema/store.h"
+#include "schema/validate.h"
+
+namespace edgeplane::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr size_t kDigestBytes = 32;
+constexpr size_t kChecksumBytes = 8;
+
+using Digest = std::array<uint8_t, kDigestBytes>;
+
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) {
+    ok_ = ctx_ != nullptr && EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) == 1;
+  }
+  void add(std::string_view bytes) {
+    ok_ = ok_ && EVP_DigestUpdate(ctx_.get(), bytes.data(), bytes.size()) == 1;
+  }
+  // nullopt when OpenSSL failed somewhere: then nothing is cached.
+  std::optional<Digest> finish() {
+    Digest d{};
+    unsigned int n = 0;
+    ok_ = ok_ && EVP_DigestFinal_ex(ctx_.get(), d.data(), &n) == 1 && n == d.size();
+    return ok_ ? std::optional(d) : std::nullopt;
+  }
+
+ private:
+  struct Free {
+    void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
+  };
+  std::unique_ptr<EVP_MD_CTX, Free> ctx_;
+  bool ok_ = false;
+};
+
+// The files' names (relative to the root, so another export directory of the same tree has
+// the same key) and contents, each length-prefixed so no two file sets hash alike.
+std::optional<Digest> filesKey(const std::vector<ConfigFile>& files, const std::string& root) {
+  Sha256 h;
+  auto addSized = [&h](std::string_view s) {
+    const std::string size = std::to_string(s.size()) + ":";
+    h.add(size);
+    h.add(s);
+  };
+  addSized(std::to_string(files.size()));
+  for (const ConfigFile& f : files) {
+    std::string_view name = f.name;
+    if (name.size() > root.size() && name.starts_with(root) && name[root.size()] == '/') {
+      name.remove_prefix(root.size() + 1);
+    }
+    addSized(name);
+    addSized(*f.text);
+  }
+  return h.finish();
+}
+
+// What an entry for these files, written by this program, starts with.
+std::string entryHeader(const ConfigCache& cache, const Digest& key) {
+  return "edgeplane validated config\nprogram " + cache.program + "\nstore-schema " +
+         std::to_string(Store::knownSchemaVersion()) + "\ncodec " +
+         std::to_string(kDesiredCodecVersion) + "\nfiles " + toHex(key.data(), key.size()) + "\n\n";
+}
+
+// The entry's checksum: against a damaged file (a torn disk block, a bit flip), not an
+// attacker: whoever can write the state directory can replace the store and the keys too, and
+// ensureStateDir refuses a directory others can write. A word at a time (murmur-style mixing),
+// so a hit does not cost a SHA-256 over the whole entry.
+uint64_t checksum(std::string_view bytes) {
+  constexpr uint64_t kMul1 = 0x87c37b91114253d5ULL;
+  constexpr uint64_t kMul2 = 0x4cf5ad432745937fULL;
+  uint64_t h = 0x9e3779b97f4a7c15ULL ^ bytes.size();
+  auto mix = [&](uint64_t w) {
+    w *= kMul1;
+    w = (w << 31) | (w >> 33);
+    w *= kMul2;
+    h ^= w;
+    h = ((h << 27) | (h >> 37)) * 5 + 0x52dce729;
+  };
+  size_t i = 0;
+  for (; i + 8 <= bytes.size(); i += 8) {
+    uint64_t w = 0;
+    std::memcpy(&w, bytes.data() + i, 8);
+    mix(w);
+  }
+  uint64_t tail = 0;
+  std::memcpy(&tail, bytes.data() + i, bytes.size() - i);
+  mix(tail);
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return h;
+}
+
+std::string checksumText(std::string_view bytes) {
+  const uint64_t sum = checksum(bytes);
+  std::array<uint8_t, kChecksumBytes> raw{};
+  for (size_t i = 0; i < raw.size(); ++i) {
+    raw[i] = static_cast<uint8_t>(sum >> (8 * i));
+  }
+  return {reinterpret_cast<const char*>(raw.data()), raw.size()};
+}
+
+// The entry's Desired when it is one this program wrote for exactly these files, intact.
+std::optional<Desired> lookUp(const ConfigCache& cache, const std::string& header,
+                              const std::string& root) {
+  auto read = sys::readOwnFile(cache.file.string());
+  if (!read || !read->has_value()) {
+    return std::nullopt;
+  }
+  const std::string_view bytes = **read;
+  if (bytes.size() < header.size() + kChecksumBytes || !bytes.starts_with(header)) {
+    return std::nullopt;
+  }
+  const std::string_view body = bytes.substr(0, bytes.size() - kChecksumBytes);
+  if (checksumText(body) != bytes.substr(body.size())) {
+    return std::nullopt;
+  }
+  return decodeDesired(body.substr(header.size()), root);
+}
+
+// Replaced whole (a temporary file of this process, renamed): a reader sees the old entry or
+// the new one. A failure is not an error: the next run parses again.
+void store(const ConfigCache& cache, const std::string& header, const Desired& d,
+           const std::string& root) {
+  std::string bytes = header + encodeDesired(d, root);
+  bytes += checksumText(bytes);
+  const std::string path = cache.file.string();
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  if (!sys::replaceFile(path, tmp, bytes, 0600)) {
+    ::unlink(tmp.c_str());
+  }
+}
+
+std::string executableBuildId() {
+  std::string id;
+  ::dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) -> int {
+        auto* out = static_cast<std::string*>(data);
+        for (int i = 0; i < info->dlpi_phnum; ++i) {
+          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+          if (ph.p_type != PT_NOTE) {
+            continue;
+          }
+          const auto* p = reinterpret_cast<const uint8_t*>(info->dlpi_addr + ph.p_vaddr);
+          const uint8_t* end = p + ph.p_memsz;
+          while (end - p >= static_cast<std::ptrdiff_t>(sizeof(ElfW(Nhdr)))) {
+            ElfW(Nhdr) nh;
+            std::memcpy(&nh, p, sizeof(nh));
+            const uint8_t* name = p + sizeof(nh);
+            const uint8_t* desc = name + ((nh.n_namesz + 3) & ~3U);
+            if (desc > end || static_cast<size_t>(end - desc) < nh.n_descsz) {
+              break;
+            }
+            if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+                std::memcmp(name, "GNU", 4) == 0) {
+              *out = toHex(desc, nh.n_descsz);
+              return 1;
+            }
+            const size_t skip = (nh.n_descsz + 3) & ~3U;
+            if (static_cast<size_t>(end - desc) < skip) {
+              break;
+            }
+            p = desc + skip;
+          }
+        }
+        return 1;  // the first object is the executable: stop there
+      },
+      &id);
+  return id;
+}
+
+}  // namespace
+
+std::string programIdentity() {
+  std::string id = executableBuildId();
+  if (id.empty()) {
+    struct stat st {};
+    if (::stat("/proc/self/exe", &st) == 0) {
+      id = "size " + std::to_string(st.st_size) + " mtime " + std::to_string(st.st_mtim.tv_sec) +
+           "." + std::to_string(st.st_mtim.tv_nsec);
+    }
+  }
+  return std::string(EDGEPLANE_VERSION) + " build " + id;
+}
+
+std::optional<ConfigCache> configCacheIn(const fs::path& stateDir) {
+  struct stat st {};
+  if (stateDir.empty() || ::stat(stateDir.c_str(), &st) != 0 || !ensureStateDir(stateDir)) {
+    return std::nullopt;
+  }
+  return ConfigCache{stateDir / "validated-config", programIdentity()};
+}
+
+Desired loadAndValidateCached(const fs::path& root, const std::optional<ConfigCache>& cache,
+                              Diagnostics& diags, CacheUse* use) {
+  if (use != nullptr) {
+    *use = CacheUse::None;
+  }
+  auto files = readConfigRoot(root, diags);
+  if (!files) {
+    Desired none;
+    validate(none, diags);
+    return none;
+  }
+  std::optional<Digest> key;
+  const std::string rootName = root.lexically_normal().string();
+  const bool readable = std::all_of(files->begin(), files->end(),
+                                    [](const ConfigFile& f) { return f.text.has_value(); });
+  if (cache && readable) {
+    key = filesKey(*files, rootName);
+  }
+  std::string header;
+  if (key) {
+    header = entryHeader(*cache, *key);
+    if (auto hit = lookUp(*cache, header, rootName)) {
+      if (use != nullptr) {
+        *use = CacheUse::Hit;
+      }
+      return std::move(*hit);
+    }
+    if (use != nullptr) {
+      *use = CacheUse::Miss;
+    }
+  }
+  Desired d = loadFiles(*files, diags);
+  validate(d, diags);
+  if (key && diags.empty()) {
+    store(*cache, header, d, rootName);
+  }
+  return d;
+}
+
+}  // namespace edgeplane::cli

@@ -1,0 +1,42 @@
+// The validated desired state of a config root, cached in the state directory by the content of
+// its files: an unchanged commit or directory is not parsed and validated again.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "schema/diagnostic.h"
+#include "schema/model.h"
+
+namespace edgeplane::cli {
+
+// Where the entry lives, and whose entries count as ours.
+struct ConfigCache {
+  std::filesystem::path file;  // <state-dir>/validated-config
+  std::string program;         // programIdentity(), unless a test says otherwise
+};
+
+// This build of edgeplane: its version and the executable's GNU build id (or, without one, the
+// executable's size and modification time), so that any rebuild invalidates the cache.
+std::string programIdentity();
+
+// The cache in `stateDir` when that directory exists and passes ensureStateDir's checks (owned
+// by us, not writable by others); nullopt otherwise: a plan on a laptop creates nothing.
+std::optional<ConfigCache> configCacheIn(const std::filesystem::path& stateDir);
+
+enum class CacheUse : uint8_t { None, Hit, Miss };
+
+// loadAndValidate(root), through `cache`. The entry is used only when it was written for the
+// same files (names and contents, by SHA-256), by the same program, store schema and codec
+// version, and its checksum and encoding are intact; anything else (absent, corrupt, foreign) is
+// a miss: the files are parsed and validated, and a result without diagnostics replaces the
+// entry (0600, written to a temporary file and renamed). Only what the files alone decide is
+// cached: the host's own checks (key files, certificates, this host's name) come later, on every
+// run. The model holds key file paths and API-key digests, never key material.
+Desired loadAndValidateCached(const std::filesystem::path& root,
+                              const std::optional<ConfigCache>& cache, Diagnostics& diags,
+                              CacheUse* use = nullptr);
+
+}  // namespace edgeplane::cli

@@ -1,0 +1,134 @@
+// apply's ownership record: only the owned rows a plan changed are written, and the store ends
+// up with the same rows the full rewrite (every owned row serialised and put) left.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <utility>
+
+#include "reconciler/cli/apply_record.h"
+#include "reconciler/core/state_json.h"
+#include "tests/support/temp_dir.h"
+
+namespace edgeplane {
+namespace {
+
+// A host with `forwards` forwards over three namespaces with their uplinks.
+core::StoreView hostWith(int forwards) {
+  core::StoreView v;
+  for (int t = 0; t < 3; ++t) {
+    const std::string ns = "t" + std::to_string(t);
+    v.applied["namespace " + ns] = "";
+    v.applied["uplink " + ns] = "100.64.0." + std::to_string(2 * t) + "/31";
+    v.uplinkIndex[ns] = static_cast<uint32_t>(t);
+  }
+  for (int i = 0; i < forwards; ++i) {
+    const std::string name = "f" + std::to_string(i);
+    const std::string port = std::to_string(20000 + i);
+    v.applied["forward " + name] = "tcp/" + port + " -> 10.50.0." + std::to_string(10 + i % 200) +
+                                   ":80 in t" + std::to_string(i % 3);
+    v.forwardNames["tcp/" + port] = name;
+  }
+  return v;
+}
+
+// What writeOwnership did before it wrote changes only: every row of `next` serialised and put
+// (putOwned skips a row whose data is unchanged), every other owned row removed.
+void rewriteAll(Store& store, const core::StoreView& next, int64_t at) {
+  auto old = store.listOwned(std::nullopt);
+  ASSERT_TRUE(old.ok()) << old.error().message;
+  auto rows = core::ownedFromStoreView(next, at);
+  std::set<std::pair<std::string, std::string>> kept;
+  for (const auto& r : rows) {
+    kept.emplace(r.kind, r.name);
+  }
+  for (const auto& row : *old) {
+    if (kept.count({row.kind, row.name}) == 0) {
+      ASSERT_TRUE(store.removeOwned(row.kind, row.name).ok());
+    }
+  }
+  for (const auto& row : rows) {
+    ASSERT_TRUE(store.putOwned(row.kind, row.name, row.data, row.updatedAt).ok());
+  }
+}
+
+std::vector<OwnedResource> rowsOf(Store& store) {
+  auto rows = store.listOwned(std::nullopt);
+  EXPECT_TRUE(rows.ok()) << rows.error().message;
+  return rows.ok() ? *rows : std::vector<OwnedResource>{};
+}
+
+class OwnershipWrite : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto a = Store::open(dirA_.path());
+    auto b = Store::open(dirB_.path());
+    ASSERT_TRUE(a.ok() && b.ok());
+    changesOnly_ = std::move(*a);
+    reference_ = std::move(*b);
+    ASSERT_TRUE(cli::writeOwnership(*changesOnly_, {}, base_, 1000).ok());
+    rewriteAll(*reference_, base_, 1000);
+    ASSERT_EQ(rowsOf(*changesOnly_), rowsOf(*reference_));
+  }
+
+  // Moves both stores from base_ to `next` at time 2000; returns the rows written.
+  size_t moveTo(const core::StoreView& next) {
+    auto written = cli::writeOwnership(*changesOnly_, base_, next, 2000);
+    EXPECT_TRUE(written.ok()) << written.error().message;
+    rewriteAll(*reference_, next, 2000);
+    const auto rows = rowsOf(*changesOnly_);
+    EXPECT_EQ(rows, rowsOf(*reference_));
+    auto back = core::storeViewFromOwned(rows);
+    EXPECT_TRUE(back.ok());
+    if (back.ok()) {
+      EXPECT_TRUE(back->applied == next.applied && back->uplinkIndex == next.uplinkIndex &&
+                  back->forwardNames == next.forwardNames);
+    }
+    return written.ok() ? *written : 0;
+  }
+
+  testing::TempDir dirA_;
+  testing::TempDir dirB_;
+  std::unique_ptr<Store> changesOnly_;
+  std::unique_ptr<Store> reference_;
+  const core::StoreView base_ = hostWith(500);
+};
+
+TEST_F(OwnershipWrite, OneChangedForwardWritesOneRowAndTheSameRowsAsARewrite) {
+  core::StoreView next = base_;
+  next.applied["forward f250"] = "tcp/20250 -> 10.50.0.200:80 in t1";
+  EXPECT_EQ(moveTo(next), 1u);
+  auto row = changesOnly_->getOwned("forward", "f250");
+  ASSERT_TRUE(row.ok() && row->has_value());
+  EXPECT_EQ((*row)->updatedAt, 2000);
+  auto other = changesOnly_->getOwned("forward", "f251");
+  ASSERT_TRUE(other.ok() && other->has_value());
+  EXPECT_EQ((*other)->updatedAt, 1000);
+}
+
+TEST_F(OwnershipWrite, NothingChangedWritesNothing) {
+  EXPECT_EQ(moveTo(base_), 0u);
+}
+
+TEST_F(OwnershipWrite, AddedAndRemovedRowsAreWrittenAndNothingElse) {
+  core::StoreView next = base_;
+  next.applied.erase("forward f7");
+  next.forwardNames.erase("tcp/20007");
+  next.applied["forward new"] = "udp/30000 -> 10.50.0.9:53 in t0";
+  next.forwardNames["udp/30000"] = "new";
+  next.applied.erase("uplink t2");
+  next.applied.erase("namespace t2");
+  next.uplinkIndex.erase("t2");
+  EXPECT_EQ(moveTo(next), 4u);
+}
+
+TEST_F(OwnershipWrite, AChangeOutsideTheSpecStillRewritesItsRow) {
+  core::StoreView next = base_;
+  next.uplinkIndex["t1"] = 7;  // the uplink row's "index"
+  next.forwardNames.erase("tcp/20003");
+  next.forwardNames["tcp/21003"] = "f3";  // the forward row's "key"
+  EXPECT_EQ(moveTo(next), 2u);
+}
+
+}  // namespace
+}  // namespace edgeplane

@@ -1,0 +1,209 @@
+// The validated-config cache: a hit for unchanged files, a miss for changed files, another
+// program or a corrupt or foreign entry, and an entry that holds no key material.
+#include "reconciler/cli/config_cache.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <iterator>
+
+#include "schema/desired_codec.h"
+#include "schema/loader.h"
+#include "tests/support/temp_dir.h"
+
+namespace edgeplane {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string readFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void writeFile(const fs::path& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+class ConfigCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // examples/full (every kind of the contract) and a peer with a preshared key file.
+    fs::copy(fs::path(EDGEPLANE_SOURCE_DIR) / "examples/full", config_,
+             fs::copy_options::recursive);
+    psk_ = dir_.path() / "vm-9.psk";
+    writeFile(psk_, kPskText);
+    writeFile(config_ / "psk.toml",
+              "[[namespace]]\nname = \"psk\"\n[namespace.wireguard]\naddress = "
+              "[\"10.70.0.1/24\"]\nlisten_port = 51999\n[[namespace.peer]]\nname = \"vm-9\"\n"
+              "public_key = \"hxNcKbMd5XGTKrhhfFOCMyjhv1Q71Tno37EzayvVS2Y=\"\nallowed_ips = "
+              "[\"10.70.0.9/32\"]\npreshared_key_file = \"" +
+                  psk_.string() + "\"\n");
+    ASSERT_TRUE(fs::create_directory(state_));
+    ASSERT_EQ(::chmod(state_.c_str(), 0700), 0);
+    auto cache = cli::configCacheIn(state_);
+    ASSERT_TRUE(cache.has_value());
+    cache_ = *cache;
+  }
+
+  Desired load(const fs::path& root, const std::optional<cli::ConfigCache>& cache,
+               cli::CacheUse& use) {
+    Diagnostics diags;
+    Desired d = cli::loadAndValidateCached(root, cache, diags, &use);
+    EXPECT_EQ(diags.format(), "");
+    return d;
+  }
+  Desired load(cli::CacheUse& use) { return load(config_, cache_, use); }
+
+  // What a run without the cache loads.
+  std::string parsed(const fs::path& root) {
+    Diagnostics diags;
+    Desired d = loadAndValidate(root, diags);
+    EXPECT_EQ(diags.format(), "");
+    return encodeDesired(d, "");
+  }
+
+  static constexpr const char* kPskText = "c2VjcmV0LXByZXNoYXJlZC1rZXktbWF0ZXJpYWwtMzI=\n";
+  testing::TempDir dir_;
+  fs::path config_ = dir_.path() / "config";
+  fs::path state_ = dir_.path() / "state";
+  fs::path psk_;
+  cli::ConfigCache cache_;
+};
+
+TEST_F(ConfigCacheTest, AnUnchangedConfigIsAHitWithWhatParsingGives) {
+  cli::CacheUse use = cli::CacheUse::None;
+  Desired first = load(use);
+  EXPECT_EQ(use, cli::CacheUse::Miss);
+  struct stat st {};
+  ASSERT_EQ(::stat(cache_.file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  Desired again = load(use);
+  EXPECT_EQ(use, cli::CacheUse::Hit);
+  // Every field, source locations included, as parsing the files gives them.
+  EXPECT_EQ(encodeDesired(again, ""), parsed(config_));
+  EXPECT_EQ(encodeDesired(again, ""), encodeDesired(first, ""));
+  ASSERT_FALSE(again.forwards.empty());
+  EXPECT_EQ(again.forwards[0].origin.table.file.rfind(config_.string() + "/", 0), 0u);
+}
+
+TEST_F(ConfigCacheTest, TheSameFilesElsewhereHitWithTheirOwnPaths) {
+  cli::CacheUse use = cli::CacheUse::None;
+  load(use);
+  const fs::path copy = dir_.path() / "exported";
+  fs::copy(config_, copy, fs::copy_options::recursive);
+  Desired d = load(copy, cache_, use);
+  EXPECT_EQ(use, cli::CacheUse::Hit);
+  EXPECT_EQ(encodeDesired(d, ""), parsed(copy));
+}
+
+TEST_F(ConfigCacheTest, AChangedFileOrAnAddedOneIsAMiss) {
+  cli::CacheUse use = cli::CacheUse::None;
+  load(use);
+  std::string psk = readFile(config_ / "psk.toml");
+  psk.replace(psk.find("51999"), 5, "51998");
+  writeFile(config_ / "psk.toml", psk);
+  Desired d = load(use);
+  EXPECT_EQ(use, cli::CacheUse::Miss);
+  EXPECT_EQ(encodeDesired(d, ""), parsed(config_));
+  load(use);
+  EXPECT_EQ(use, cli::CacheUse::Hit);
+
+  writeFile(config_ / "more.toml", "[[host]]\nname = \"edge-9\"\n");
+  d = load(use);
+  EXPECT_EQ(use, cli::CacheUse::Miss);
+  EXPECT_EQ(encodeDesired(d, ""), parsed(config_));
+}
+
+TEST_F(ConfigCacheTest, ACorruptEntryIsIgnoredAndReplaced) {
+  cli::CacheUse use = cli::CacheUse::None;
+  load(use);
+  const std::string good = readFile(cache_.file);
+  const std::string expected = parsed(config_);
+  // A flipped byte in the body, a truncated entry, an empty one, garbage.
+  std::string flipped = good;
+  flipped[good.size() / 2] ^= 0x20;
+  for (const std::string& bad :
+       {flipped, good.substr(0, good.size() - 1), good.substr(0, good.size() / 2), std::string(),
+        std::string("edgeplane validated config\n")}) {
+    writeFile(cache_.file, bad);
+    Desired d = load(use);
+    EXPECT_EQ(use, cli::CacheUse::Miss);
+    EXPECT_EQ(encodeDesired(d, ""), expected);
+    EXPECT_EQ(readFile(cache_.file), good);  // rewritten
+  }
+}
+
+TEST_F(ConfigCacheTest, AForeignEntryIsIgnored) {
+  cli::CacheUse use = cli::CacheUse::None;
+  // An intact entry, but for other files.
+  const fs::path other = dir_.path() / "other";
+  fs::create_directory(other);
+  writeFile(other / "a.toml", "[[host]]\nname = \"edge-9\"\n");
+  load(other, cache_, use);
+  EXPECT_EQ(use, cli::CacheUse::Miss);
+  Desired d = load(use);
+  EXPECT_EQ(use, cli::CacheUse::Miss);
+  EXPECT_EQ(encodeDesired(d, ""), parsed(config_));
+}
+
+TEST_F(ConfigCacheTest, AnotherProgramVersionIsAMiss) {
+  cli::CacheUse use = cli::CacheUse::None;
+  load(use);
+  cli::ConfigCache newer = cache_;
+  newer.program += " (rebuilt)";
+  Desired d = load(config_, newer, use);
+  EXPECT_EQ(use, cli::CacheUse::Miss);
+  EXPECT_EQ(encodeDesired(d, ""), parsed(config_));
+  load(config_, newer, use);
+  EXPECT_EQ(use, cli::CacheUse::Hit);
+  load(use);  // and back: the entry is the newer program's now
+  EXPECT_EQ(use, cli::CacheUse::Miss);
+  EXPECT_NE(cli::programIdentity().find(" build "), std::string::npos);
+}
+
+TEST_F(ConfigCacheTest, TheEntryHoldsKeyFilePathsNeverKeys) {
+  cli::CacheUse use = cli::CacheUse::None;
+  load(use);
+  const std::string entry = readFile(cache_.file);
+  EXPECT_NE(entry.find(psk_.string()), std::string::npos);
+  EXPECT_NE(entry.find("/etc/edgeplane/certs/apps-wildcard.key"), std::string::npos);
+  EXPECT_EQ(entry.find("c2VjcmV0"), std::string::npos);
+}
+
+TEST_F(ConfigCacheTest, AConfigWithErrorsIsNotCached) {
+  writeFile(config_ / "bad.toml", "[[forward]]\nname = 3\n");
+  Diagnostics diags;
+  cli::CacheUse use = cli::CacheUse::None;
+  cli::loadAndValidateCached(config_, cache_, diags, &use);
+  EXPECT_EQ(use, cli::CacheUse::Miss);
+  EXPECT_FALSE(diags.empty());
+  EXPECT_FALSE(fs::exists(cache_.file));
+}
+
+TEST_F(ConfigCacheTest, NoStateDirectoryNoCache) {
+  EXPECT_FALSE(cli::configCacheIn(dir_.path() / "absent").has_value());
+  EXPECT_FALSE(fs::exists(dir_.path() / "absent"));
+  ASSERT_EQ(::chmod(state_.c_str(), 0777), 0);  // writable by others: not trusted
+  EXPECT_FALSE(cli::configCacheIn(state_).has_value());
+  cli::CacheUse use = cli::CacheUse::Hit;
+  load(config_, std::nullopt, use);
+  EXPECT_EQ(use, cli::CacheUse::None);
+}
+
+TEST(DesiredCodec, EveryTruncationAndTrailingBytesAreRefused) {
+  Diagnostics diags;
+  Desired d = loadAndValidate(fs::path(EDGEPLANE_SOURCE_DIR) / "examples/full", diags);
+  ASSERT_EQ(diags.format(), "");
+  const std::string bytes = encodeDesired(d, "/r");
+  ASSERT_TRUE(decodeDesired(bytes, "/r").has_value());
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    ASSERT_FALSE(decodeDesired(std::string_view(bytes).substr(0, n), "/r").has_value()) << n;
+  }
+  EXPECT_FALSE(decodeDesired(bytes + '\0', "/r").has_value());
+}
+
+}  // namespace
+}  // namespace edgeplane
