@@ -366,11 +366,116 @@ void logLine(const std::string& line, LogPriority priority = LogPriority::kInfo)
                line.c_str());
 }
 
-int run(int argc, char** argv) {
-  // Before any thread exists, so that every thread inherits the mask and only sigwait below
-  // sees these signals.
-  const sigset_t signals = blockDaemonSignals();
+// The state directory holds the admin socket by default; the store inside it is the
+// reconciler's to create (the controller opens it once it exists).
+bool ensureStateDir(const fs::path& dir) {
+  std::error_code ec;
+  if (fs::exists(dir, ec)) {
+    return true;
+  }
+  if (!fs::create_directories(dir, ec)) {
+    logLine("cannot create the state directory " + dir.string() + ": " + ec.message(),
+            LogPriority::kErr);
+    return false;
+  }
+  ::chmod(dir.c_str(), 0700);
+  return true;
+}
 
+// Prometheus' read-only endpoint (--metrics), or none.
+Result<std::unique_ptr<MetricsServer>> startMetrics(const Options& o, Controller& controller,
+                                                    Metrics& metrics) {
+  if (!o.metrics) {
+    return std::unique_ptr<MetricsServer>();
+  }
+  auto started = MetricsServer::start(
+      *o.metrics, {[&controller, &metrics] { return metricsText(controller, metrics); },
+                   [&controller] { return healthzText(controller); }});
+  if (!started) {
+    return started.error();
+  }
+  std::printf("edgeplane-proxy: metrics on %s\n", (*started)->address().c_str());
+  return std::move(*started);
+}
+
+// The DNS-01 responder (--dns), or none; `listener` is its bound address, or "off".
+Result<std::unique_ptr<dns::Responder>> startDns(
+    const Options& o, const std::shared_ptr<AcmeChallengeBoard>& challenges,
+    std::string& listener) {
+  listener = "off";
+  if (!o.dns) {
+    return std::unique_ptr<dns::Responder>();
+  }
+  auto started = dns::Responder::start({*o.dns, challenges});
+  if (!started) {
+    return started.error();
+  }
+  Endpoint bound = *o.dns;
+  bound.port = (*started)->port();
+  listener = bound.str();
+  logLine("DNS-01 responder on " + listener + " (udp, tcp)");
+  return std::move(*started);
+}
+
+// One stable line the tests and the lab scripts parse; keep its shape.
+void announceListeners(const Options& o, const Engine& e, Controller& controller,
+                       const std::string& admin, const std::string& dnsListener) {
+  Endpoint https = o.engine.https;
+  https.port = e.httpsPort();
+  std::string http = "off";
+  if (o.engine.http && e.httpPort()) {
+    Endpoint bound = *o.engine.http;
+    bound.port = *e.httpPort();
+    http = bound.str();
+  }
+  controller.setListeners(Listeners{https.str(), http, dnsListener});
+  std::printf("edgeplane-proxy: listening https=%s http=%s admin=%s generation=%lld\n",
+              https.str().c_str(), http.c_str(), admin.c_str(),
+              static_cast<long long>(controller.current()->generation));
+  std::fflush(stdout);
+}
+
+// Serves until SIGTERM or SIGINT, reloading the snapshot on SIGHUP; returns the signal.
+int serveUntilStopped(const sigset_t& signals, Controller& controller) {
+  auto serving = [&controller] {
+    return "serving snapshot generation " + std::to_string(controller.current()->generation);
+  };
+  ServiceManager::ready(serving());
+  int signal = 0;
+  for (;;) {
+    if (sigwait(&signals, &signal) != 0) {
+      continue;
+    }
+    if (signal != SIGHUP) {
+      return signal;
+    }
+    ServiceManager::reloading();
+    ReloadOutcome r = controller.reload();
+    if (!r.changed && r.error.empty()) {
+      logLine("SIGHUP: generation " + std::to_string(r.active) + " is already the newest");
+    }
+    ServiceManager::ready(serving());
+  }
+}
+
+// Stops accepting and lets the open connections finish, for up to --drain-timeout.
+void drain(const Options& o, int signal, Engine& e) {
+  ServiceManager::stopping("draining for up to " + std::to_string(o.drainTimeout.count()) + " ms");
+  logLine(std::string(signal == SIGINT ? "SIGINT" : "SIGTERM") +
+          ": no longer accepting; draining for up to " + std::to_string(o.drainTimeout.count()) +
+          " ms");
+  e.stopAccepting();
+  // The count comes from the drain itself: by the time it returns, none are open any more.
+  size_t cut = 0;
+  bool drained = e.drain(o.drainTimeout, &cut);
+  logLine(drained ? "all connections finished"
+                  : "drain timeout: closed " + std::to_string(cut) + " open connections",
+          drained ? LogPriority::kInfo : LogPriority::kWarning);
+}
+
+// The command line, the admin address and its access: an exit status when it stops here.
+std::optional<int> parseCommandLine(int argc, char** argv, Options& o, AdminAddress& admin,
+                                    AdminAccess& access) {
   auto parsed = parseArgs(argc, argv);
   if (!parsed) {
     std::fprintf(stderr,
@@ -378,7 +483,7 @@ int run(int argc, char** argv) {
                  parsed.error().message.c_str());
     return 2;
   }
-  Options& o = *parsed;
+  o = std::move(*parsed);
   if (o.help) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -387,28 +492,34 @@ int run(int argc, char** argv) {
     std::printf("edgeplane-proxy %s\n", EDGEPLANE_VERSION);
     return 0;
   }
-  auto admin =
+  auto address =
       AdminAddress::parse(o.admin.value_or("unix:" + (o.stateDir / "proxy-admin.sock").string()));
-  if (!admin) {
-    std::fprintf(stderr, "edgeplane-proxy: --admin: %s\n", admin.error().message.c_str());
+  if (!address) {
+    std::fprintf(stderr, "edgeplane-proxy: --admin: %s\n", address.error().message.c_str());
     return 2;
   }
-  auto access = adminAccess(o, *admin);
-  if (!access) {
-    std::fprintf(stderr, "edgeplane-proxy: %s\n", access.error().message.c_str());
+  admin = *address;
+  auto allowed = adminAccess(o, admin);
+  if (!allowed) {
+    std::fprintf(stderr, "edgeplane-proxy: %s\n", allowed.error().message.c_str());
     return 2;
   }
+  access = *allowed;
+  return std::nullopt;
+}
 
-  // The state directory holds the admin socket by default; the store inside it is the
-  // reconciler's to create (the controller opens it once it exists).
-  std::error_code ec;
-  if (!fs::exists(o.stateDir, ec)) {
-    if (!fs::create_directories(o.stateDir, ec)) {
-      logLine("cannot create the state directory " + o.stateDir.string() + ": " + ec.message(),
-              LogPriority::kErr);
-      return 1;
-    }
-    ::chmod(o.stateDir.c_str(), 0700);
+int run(int argc, char** argv) {
+  // Before any thread exists, so that every thread inherits the mask and only sigwait below
+  // sees these signals.
+  const sigset_t signals = blockDaemonSignals();
+  Options o;
+  AdminAddress admin;
+  AdminAccess access;
+  if (auto status = parseCommandLine(argc, argv, o, admin, access)) {
+    return *status;
+  }
+  if (!ensureStateDir(o.stateDir)) {
+    return 1;
   }
 
   Metrics metrics;
@@ -422,25 +533,16 @@ int run(int argc, char** argv) {
   (void)controller.reload();  // a store problem is logged by the controller, once
 
   // The admin socket first: it refuses to start next to a running proxy (a live socket)
-  // before any public port is taken.
-  auto server = AdminServer::start(*admin, controller, metrics, *access);
+  // before any public port is taken; Prometheus' endpoint too: a taken port stops startup.
+  auto server = AdminServer::start(admin, controller, metrics, access);
   if (!server) {
     logLine(server.error().message, LogPriority::kErr);
     return 1;
   }
-
-  // Prometheus' read-only endpoint, before the public ports too: a taken port stops startup.
-  std::unique_ptr<MetricsServer> metricsServer;
-  if (o.metrics) {
-    auto started = MetricsServer::start(
-        *o.metrics, {[&controller, &metrics] { return metricsText(controller, metrics); },
-                     [&controller] { return healthzText(controller); }});
-    if (!started) {
-      logLine(started.error().message, LogPriority::kErr);
-      return 1;
-    }
-    metricsServer = std::move(*started);
-    std::printf("edgeplane-proxy: metrics on %s\n", metricsServer->address().c_str());
+  auto metricsServer = startMetrics(o, controller, metrics);
+  if (!metricsServer) {
+    logLine(metricsServer.error().message, LogPriority::kErr);
+    return 1;
   }
 
   // With the config loaded above, so the first connections (already queued when the
@@ -463,80 +565,26 @@ int run(int argc, char** argv) {
     return 1;
   }
   health::Prober& p = **prober;
-  std::unique_ptr<dns::Responder> dnsResponder;
-  std::string dnsListener = "off";
-  if (o.dns) {
-    auto started = dns::Responder::start({*o.dns, challenges});
-    if (!started) {
-      logLine(started.error().message);
-      return 1;
-    }
-    dnsResponder = std::move(started).value();
-    Endpoint bound = *o.dns;
-    bound.port = dnsResponder->port();
-    dnsListener = bound.str();
-    logLine("DNS-01 responder on " + dnsListener + " (udp, tcp)");
+  std::string dnsListener;
+  auto dnsResponder = startDns(o, challenges, dnsListener);
+  if (!dnsResponder) {
+    logLine(dnsResponder.error().message);
+    return 1;
   }
   controller.setSink([&e, &p](std::shared_ptr<const ActiveConfig> config) {
     p.setConfig(config);
     e.setConfig(std::move(config));
   });
-
-  // One stable line the tests and the lab scripts parse; keep its shape.
-  Endpoint https = o.engine.https;
-  https.port = e.httpsPort();
-  std::string http = "off";
-  if (o.engine.http && e.httpPort()) {
-    Endpoint bound = *o.engine.http;
-    bound.port = *e.httpPort();
-    http = bound.str();
-  }
-  controller.setListeners(Listeners{https.str(), http, dnsListener});
-  std::printf("edgeplane-proxy: listening https=%s http=%s admin=%s generation=%lld\n",
-              https.str().c_str(), http.c_str(), (*server)->address().c_str(),
-              static_cast<long long>(controller.current()->generation));
-  std::fflush(stdout);
+  announceListeners(o, e, controller, (*server)->address(), dnsListener);
 
   controller.startWatcher();
-  auto serving = [&controller] {
-    return "serving snapshot generation " + std::to_string(controller.current()->generation);
-  };
-  ServiceManager::ready(serving());
-
-  int signal = 0;
-  for (;;) {
-    if (sigwait(&signals, &signal) != 0) {
-      continue;
-    }
-    if (signal == SIGHUP) {
-      ServiceManager::reloading();
-      ReloadOutcome r = controller.reload();
-      if (!r.changed && r.error.empty()) {
-        logLine("SIGHUP: generation " + std::to_string(r.active) + " is already the newest");
-      }
-      ServiceManager::ready(serving());
-      continue;
-    }
-    break;
-  }
-  ServiceManager::stopping("draining for up to " + std::to_string(o.drainTimeout.count()) + " ms");
-
-  logLine(std::string(signal == SIGINT ? "SIGINT" : "SIGTERM") +
-          ": no longer accepting; draining for up to " + std::to_string(o.drainTimeout.count()) +
-          " ms");
-  e.stopAccepting();
-  // The count comes from the drain itself: by the time it returns, none are open any more.
-  size_t cut = 0;
-  bool drained = e.drain(o.drainTimeout, &cut);
-  logLine(drained ? "all connections finished"
-                  : "drain timeout: closed " + std::to_string(cut) + " open connections",
-          drained ? LogPriority::kInfo : LogPriority::kWarning);
+  drain(o, serveUntilStopped(signals, controller), e);
   p.stop();  // joins the prober; its probes in flight are closed
-  if (dnsResponder) {
-    dnsResponder->stop();  // joins its thread; a TCP query in flight is cut
+  if (*dnsResponder) {
+    (*dnsResponder)->stop();  // joins its thread; a TCP query in flight is cut
   }
   controller.stopWatcher();  // joins the watcher and writes the last traffic deltas
-  metricsServer.reset();
+  metricsServer->reset();
   server->reset();
   engine->reset();
   logLine("stopped");
