@@ -300,64 +300,89 @@ ApplyResult apply(const Plan& plan, HostDriver& driver, CertDriver* certs,
 
 namespace edgeplane::core {
 
-StoreView recordApplied(const Plan& plan, const ApplyResult& result, const StoreView& before) {
-  const Target& t = plan.target;
-  std::set<std::string> failed;  // "kind name" of failed creates/updates
-  std::set<std::string> keep;    // "kind name" of failed deletes
-  for (size_t i = 0; i < plan.ops.size(); ++i) {
-    const Op& op = plan.ops[i];
-    std::string key = std::string(toString(op.kind)) + " " + op.name;
-    bool ok = i < result.ops.size() && result.ops[i].ok;
-    if (!ok) {
-      (op.action == Action::Delete ? keep : failed).insert(key);
+namespace {
+
+// recordApplied's pass: what the run leaves owned, resource kind by kind.
+class OwnershipRecorder {
+ public:
+  OwnershipRecorder(const Plan& plan, const ApplyResult& result, const StoreView& before)
+      : plan_(plan), t_(plan.target), before_(before) {
+    for (size_t i = 0; i < plan.ops.size(); ++i) {
+      const Op& op = plan.ops[i];
+      std::string key = std::string(toString(op.kind)) + " " + op.name;
+      bool ok = i < result.ops.size() && result.ops[i].ok;
+      if (!ok) {
+        (op.action == Action::Delete ? keep_ : failed_).insert(key);
+      }
     }
   }
-  StoreView out;
-  // A failed create/update keeps whatever was applied before (so drift stays drift).
-  auto own = [&](const std::string& key, std::string spec) {
-    if (failed.count(key) == 0) {
-      out.applied[key] = std::move(spec);
-    } else if (auto it = before.applied.find(key); it != before.applied.end()) {
-      out.applied[key] = it->second;
+
+  StoreView run() {
+    namespaces();
+    wireguardAndRoutes();
+    forwards();
+    for (const auto& c : t_.certificates) {
+      own("certificate " + c.name, c.describe());
     }
-  };
+    failedDeletes();
+    return std::move(out_);
+  }
+
+ private:
+  // A failed create/update keeps whatever was applied before (so drift stays drift).
+  void own(const std::string& key, std::string spec) {
+    if (failed_.count(key) == 0) {
+      out_.applied[key] = std::move(spec);
+    } else if (auto it = before_.applied.find(key); it != before_.applied.end()) {
+      out_.applied[key] = it->second;
+    }
+  }
+
+  // Keeps what was owned before under `prefix` (exactly that key, or every key it starts).
+  void carry(const std::string& prefix, bool exact) {
+    for (auto it = before_.applied.lower_bound(prefix);
+         it != before_.applied.end() && it->first.starts_with(prefix); ++it) {
+      if (!exact || it->first == prefix) {
+        out_.applied[it->first] = it->second;
+      }
+    }
+  }
+
+  bool usable(const std::string& ns) const {
+    return out_.applied.count("namespace " + ns) != 0 && held_.count(ns) == 0;
+  }
+
   // A namespace whose own op failed (it could not be created, or not even observed) keeps all
   // it owned before, unchanged: forgetting its WireGuard would let a later run make a new key,
   // forgetting its uplink index would give its /31 away.
-  std::set<std::string> held;
-  auto carry = [&](const std::string& prefix, bool exact) {
-    for (auto it = before.applied.lower_bound(prefix);
-         it != before.applied.end() && it->first.starts_with(prefix); ++it) {
-      if (!exact || it->first == prefix) {
-        out.applied[it->first] = it->second;
+  void namespaces() {
+    for (const auto& ns : t_.namespaces) {
+      if (failed_.count("namespace " + ns) != 0) {
+        held_.insert(ns);
+        for (const char* kind : {"namespace ", "uplink ", "nftables ", "wireguard "}) {
+          carry(kind + ns, true);
+        }
+        carry("peer " + ns + "/", false);
+        carry("route " + ns + " ", false);
+        if (auto it = before_.uplinkIndex.find(ns); it != before_.uplinkIndex.end()) {
+          out_.uplinkIndex[ns] = it->second;
+        }
+        continue;
       }
+      const UplinkTarget& u = t_.uplinks.at(ns);
+      own("namespace " + ns, "");
+      own("uplink " + ns, u.nsAddress.str());
+      own("nftables " + ns, "");
+      out_.uplinkIndex[ns] = u.index;
     }
-  };
-  for (const auto& ns : t.namespaces) {
-    if (failed.count("namespace " + ns) != 0) {
-      held.insert(ns);
-      for (const char* kind : {"namespace ", "uplink ", "nftables ", "wireguard "}) {
-        carry(kind + ns, true);
-      }
-      carry("peer " + ns + "/", false);
-      carry("route " + ns + " ", false);
-      if (auto it = before.uplinkIndex.find(ns); it != before.uplinkIndex.end()) {
-        out.uplinkIndex[ns] = it->second;
-      }
-      continue;
+    if (t_.namespaces.empty()) {
+      return;
     }
-    const UplinkTarget& u = t.uplinks.at(ns);
-    own("namespace " + ns, "");
-    own("uplink " + ns, u.nsAddress.str());
-    own("nftables " + ns, "");
-    out.uplinkIndex[ns] = u.index;
-  }
-  if (!t.namespaces.empty()) {
     own("nftables host", "");
     // ip_forward is edgeplane's to turn off again only when this run or an earlier one turned
     // it on; one that was on already stays the host's.
     const std::string sysctl = "sysctl " + std::string(kHostForwardSysctl);
-    const bool turnedOn = std::any_of(plan.ops.begin(), plan.ops.end(), [](const Op& op) {
+    const bool turnedOn = std::any_of(plan_.ops.begin(), plan_.ops.end(), [](const Op& op) {
       return op.kind == Kind::Sysctl && op.action == Action::Update;
     });
     if (turnedOn) {
@@ -366,66 +391,85 @@ StoreView recordApplied(const Plan& plan, const ApplyResult& result, const Store
       carry(sysctl, true);
     }
   }
-  for (const auto& [ns, wg] : t.wireguard) {
-    if (out.applied.count("namespace " + ns) == 0 || held.count(ns) != 0) {
-      continue;
-    }
-    own("wireguard " + ns, wg.describe());
-    for (const auto& p : wg.peers) {
-      own("peer " + ns + "/" + p.name, p.describe());
-    }
-  }
-  for (const auto& r : t.routes) {
-    if (out.applied.count("namespace " + r.ns) != 0 && held.count(r.ns) == 0) {
-      own("route " + r.ns + " " + r.destination.str(), r.via.str());
-    }
-  }
-  // The forwards whose host mappings were held as observed (their namespace could not be
-  // observed) stay owned under their names, also those that left the config meanwhile.
-  for (const auto& m : plan.heldHostMappings) {
-    const std::string port = std::string(toString(m.protocol)) + "/" + m.port.str();
-    if (auto it = before.forwardNames.find(port); it != before.forwardNames.end()) {
-      carry("forward " + it->second, true);
-      out.forwardNames[port] = it->second;
-    }
-  }
-  for (const auto& f : t.forwards) {
-    std::string key = "forward " + f.name;
-    if (held.count(f.ns) != 0) {
-      carry(key, true);
-      for (const auto& [port, name] : before.forwardNames) {
-        if (name == f.name) {
-          out.forwardNames[port] = name;
-        }
+
+  void wireguardAndRoutes() {
+    for (const auto& [ns, wg] : t_.wireguard) {
+      if (!usable(ns)) {
+        continue;
       }
-      continue;
+      own("wireguard " + ns, wg.describe());
+      for (const auto& p : wg.peers) {
+        own("peer " + ns + "/" + p.name, p.describe());
+      }
     }
-    own(key, f.describe());
-    if (out.applied.count(key) != 0) {
-      out.forwardNames[f.key()] = f.name;
+    for (const auto& r : t_.routes) {
+      if (usable(r.ns)) {
+        own("route " + r.ns + " " + r.destination.str(), r.via.str());
+      }
     }
   }
-  for (const auto& c : t.certificates) {
-    own("certificate " + c.name, c.describe());
+
+  void forwards() {
+    // The forwards whose host mappings were held as observed (their namespace could not be
+    // observed) stay owned under their names, also those that left the config meanwhile.
+    for (const auto& m : plan_.heldHostMappings) {
+      const std::string port = std::string(toString(m.protocol)) + "/" + m.port.str();
+      if (auto it = before_.forwardNames.find(port); it != before_.forwardNames.end()) {
+        carry("forward " + it->second, true);
+        out_.forwardNames[port] = it->second;
+      }
+    }
+    for (const auto& f : t_.forwards) {
+      std::string key = "forward " + f.name;
+      if (held_.count(f.ns) != 0) {
+        carry(key, true);
+        for (const auto& [port, name] : before_.forwardNames) {
+          if (name == f.name) {
+            out_.forwardNames[port] = name;
+          }
+        }
+        continue;
+      }
+      own(key, f.describe());
+      if (out_.applied.count(key) != 0) {
+        out_.forwardNames[f.key()] = f.name;
+      }
+    }
   }
+
   // Resources whose delete failed stay owned, with their allocation, so the next run prunes
   // them again and nothing else takes their /31 meanwhile.
-  for (const auto& key : keep) {
-    if (auto it = before.applied.find(key); it != before.applied.end()) {
-      out.applied[key] = it->second;
+  void failedDeletes() {
+    for (const auto& key : keep_) {
+      if (auto it = before_.applied.find(key); it != before_.applied.end()) {
+        out_.applied[key] = it->second;
+      }
+    }
+    for (const auto& [ns, idx] : before_.uplinkIndex) {
+      if (keep_.count("namespace " + ns) != 0 || keep_.count("uplink " + ns) != 0) {
+        out_.uplinkIndex[ns] = idx;
+      }
+    }
+    for (const auto& [key, name] : before_.forwardNames) {
+      if (keep_.count("forward " + name) != 0) {
+        out_.forwardNames[key] = name;
+      }
     }
   }
-  for (const auto& [ns, idx] : before.uplinkIndex) {
-    if (keep.count("namespace " + ns) != 0 || keep.count("uplink " + ns) != 0) {
-      out.uplinkIndex[ns] = idx;
-    }
-  }
-  for (const auto& [key, name] : before.forwardNames) {
-    if (keep.count("forward " + name) != 0) {
-      out.forwardNames[key] = name;
-    }
-  }
-  return out;
+
+  const Plan& plan_;
+  const Target& t_;
+  const StoreView& before_;
+  std::set<std::string> failed_;  // "kind name" of failed creates/updates
+  std::set<std::string> keep_;    // "kind name" of failed deletes
+  std::set<std::string> held_;    // namespaces whose own op failed
+  StoreView out_;
+};
+
+}  // namespace
+
+StoreView recordApplied(const Plan& plan, const ApplyResult& result, const StoreView& before) {
+  return OwnershipRecorder(plan, result, before).run();
 }
 
 StoreView recordIntent(const Plan& plan, const StoreView& before) {
