@@ -1,6 +1,7 @@
 // Result<T>: a value or an Error, for control-plane code that does not throw.
 #pragma once
 
+#include <cerrno>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -60,6 +61,13 @@ inline Error retryable(std::string message) {
 // The text of an errno value ("No such file or directory"), for error messages.
 inline std::string errnoText(int err) {
   return std::error_code(err, std::system_category()).message();
+}
+
+// Whether a kernel call that failed with `err` may succeed when tried again (the kernel was
+// busy, out of buffers or memory for a moment, or the call was interrupted).
+inline bool retryableErrno(int err) {
+  return err == EAGAIN || err == EBUSY || err == EINTR || err == ENOBUFS || err == ENOMEM ||
+         err == ETIMEDOUT || err == ERESTART;
 }
 
 }  // namespace edgeplane

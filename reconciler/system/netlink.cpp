@@ -29,10 +29,6 @@ struct CbPut {
 };
 using CbPtr = std::unique_ptr<nl_cb, CbPut>;
 
-bool retryableErrno(int err) {
-  return err == EAGAIN || err == EBUSY || err == EINTR || err == ENOBUFS || err == ENOMEM;
-}
-
 // The state of one exchange, shared with the libnl callbacks.
 struct Exchange {
   uint32_t seq = 0;

@@ -34,8 +34,8 @@ struct NlOutcome {
 // What went wrong, without the operation: "Network is unreachable (Nexthop has invalid
 // gateway)", or libnl's own failure ("no reply from the kernel within 5s").
 std::string nlFailureText(const NlOutcome& outcome);
-// "what: " + nlFailureText, retryable for transient errnos (EAGAIN, EBUSY, EINTR, ENOBUFS,
-// ENOMEM) and for local failures (a lost reply).
+// "what: " + nlFailureText, retryable for transient errnos (retryableErrno in schema/result.h)
+// and for local failures (a lost reply).
 Error nlFailure(const NlOutcome& outcome, const std::string& what);
 
 // A netlink socket created inside one network namespace, which it belongs to for its whole

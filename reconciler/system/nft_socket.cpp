@@ -32,11 +32,6 @@ namespace {
 
 constexpr size_t kReceiveSize = 65536;
 
-bool retryableErrno(int err) {
-  return err == EAGAIN || err == EBUSY || err == EINTR || err == ENOBUFS || err == ENOMEM ||
-         err == ETIMEDOUT || err == ERESTART;
-}
-
 Error errnoError(std::string what, int err) {
   what += ": " + errnoText(err);
   return retryableErrno(err) ? retryable(std::move(what)) : terminal(std::move(what));
