@@ -71,7 +71,7 @@ struct SnapshotRoute {
 };
 
 // A certificate the proxy terminates TLS with, as materialised on the host by the reconciler
-// (self-signed: generated under <state-dir>/certs; files: the operator's paths). The key
+// (self-signed, ACME: generated under <state-dir>/certs; files: copied there on apply). The key
 // itself never enters the snapshot (the admin API serves it), only the path of its 0600 file.
 // A route names its certificate by `name`; the proxy reloads a certificate only when its
 // fingerprint changed.

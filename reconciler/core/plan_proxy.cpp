@@ -320,6 +320,12 @@ class ProxyPlanner {
                          expiresIn(v.notAfter, o_.now));
       op.changes.push_back({"fingerprint", applied->fingerprint, v.fingerprint});
       add(std::move(op));
+    } else if (v.certFile == c.certFile && v.keyFile == c.keyFile) {
+      // Observed straight from the operator's files: no copy of them in the state directory
+      // yet (applied before copies were made, or the files moved). The proxy serves the copy.
+      Op op = certOp(Action::Update, c, "files: copy into the state directory");
+      op.changes.push_back({"cert_file", applied->cert_file, "(a copy of " + c.certFile + ")"});
+      add(std::move(op));
     } else if (applied->cert_file != v.certFile || applied->key_file != v.keyFile) {
       Op op = certOp(Action::Update, c, "files: moved");
       op.changes.push_back({"cert_file", applied->cert_file, v.certFile});

@@ -19,7 +19,9 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <system_error>
 
@@ -178,16 +180,49 @@ Result<std::pair<X509Ptr, PkeyPtr>> generate(const std::vector<std::string>& dom
 
 }  // namespace
 
-core::CertView readCertPair(const std::string& certFile, const std::string& keyFile) {
+namespace {
+
+// A PEM file's bytes (a chain, a key: small); 0 or the errno.
+constexpr size_t kMaxPemBytes = 1 << 20;
+int readPem(const std::string& path, std::string& out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return errno;
+  }
+  char buf[16384];
+  int err = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      err = errno;
+      break;
+    }
+    if (n == 0) {
+      break;
+    }
+    if (out.size() + static_cast<size_t>(n) > kMaxPemBytes) {
+      err = EFBIG;
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  OPENSSL_cleanse(buf, sizeof(buf));
+  ::close(fd);
+  return err;
+}
+
+// What readCertPair says of a pair, given its bytes (read once, so that what is judged is what
+// a copy holds).
+core::CertView inspectPair(const std::string& certPem, const std::string& keyPem,
+                           const std::string& certFile, const std::string& keyFile) {
   core::CertView v;
   v.certFile = certFile;
   v.keyFile = keyFile;
-  BioPtr cb(BIO_new_file(certFile.c_str(), "r"));
-  if (!cb) {
-    v.error = "cannot read " + certFile + ": " + errnoText(errno);
-    return v;
-  }
-  X509Ptr cert(PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr));
+  BioPtr cb(BIO_new_mem_buf(certPem.data(), static_cast<int>(certPem.size())));
+  X509Ptr cert(cb ? PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr) : nullptr);
   if (!cert) {
     v.error = certFile + " is not a PEM certificate";
     return v;
@@ -203,14 +238,11 @@ core::CertView readCertPair(const std::string& certFile, const std::string& keyF
   v.notAfter = unixTime(X509_get0_notAfter(cert.get()));
   v.selfIssued =
       X509_NAME_cmp(X509_get_subject_name(cert.get()), X509_get_issuer_name(cert.get())) == 0;
-  BioPtr kb(BIO_new_file(keyFile.c_str(), "r"));
-  if (!kb) {
-    v.error = "cannot read " + keyFile + ": " + errnoText(errno);
-    return v;
-  }
+  BioPtr kb(BIO_new_mem_buf(keyPem.data(), static_cast<int>(keyPem.size())));
   // No passphrase callback: an encrypted key is refused rather than prompting.
-  PkeyPtr key(PEM_read_bio_PrivateKey(
-      kb.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr));
+  PkeyPtr key(kb ? PEM_read_bio_PrivateKey(
+                       kb.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr)
+                 : nullptr);
   if (!key) {
     v.error = keyFile + " is not an unencrypted PEM private key";
     return v;
@@ -218,6 +250,42 @@ core::CertView readCertPair(const std::string& certFile, const std::string& keyF
   if (X509_check_private_key(cert.get(), key.get()) != 1) {
     v.error = keyFile + " does not match the certificate in " + certFile;
   }
+  return v;
+}
+
+// The pair's bytes and what they are; the key's bytes are the caller's to wipe.
+core::CertView loadPair(const std::string& certFile, const std::string& keyFile,
+                        std::string& certPem, std::string& keyPem) {
+  if (int err = readPem(certFile, certPem); err != 0) {
+    core::CertView v;
+    v.certFile = certFile;
+    v.keyFile = keyFile;
+    v.error = "cannot read " + certFile + ": " + errnoText(err);
+    return v;
+  }
+  if (int err = readPem(keyFile, keyPem); err != 0) {
+    core::CertView v = inspectPair(certPem, "", certFile, keyFile);
+    if (!v.fingerprint.empty()) {  // the certificate reads: the key is what is wrong
+      v.error = "cannot read " + keyFile + ": " + errnoText(err);
+    }
+    return v;
+  }
+  return inspectPair(certPem, keyPem, certFile, keyFile);
+}
+
+// A copy of a "files" pair names its source in <generation>/source: "CERT_FILE\nKEY_FILE\n".
+constexpr const char* kSource = "source";
+std::string sourceText(const core::CertTarget& t) {
+  return t.certFile + "\n" + t.keyFile + "\n";
+}
+
+}  // namespace
+
+core::CertView readCertPair(const std::string& certFile, const std::string& keyFile) {
+  std::string certPem;
+  std::string keyPem;
+  core::CertView v = loadPair(certFile, keyFile, certPem, keyPem);
+  OPENSSL_cleanse(keyPem.data(), keyPem.size());
   return v;
 }
 
@@ -237,10 +305,45 @@ std::string CertStore::certDir(const std::string& name) const {
   return (fs::path(stateDir_) / "certs" / name).string();
 }
 
+namespace {
+
+// The current generation of certs/<name>, and for a copy of a "files" pair, its source.
+struct Current {
+  core::CertView view;
+  std::optional<std::string> source;  // sourceText() of the pair it copies
+};
+
+Current currentGeneration(const fs::path& dir) {
+  Current c;
+  std::error_code linkEc;
+  const fs::path gen = fs::read_symlink(dir / kCurrent, linkEc);
+  if (linkEc || gen.has_parent_path() || gen.empty()) {
+    c.view.certFile = (dir / kCurrent / "cert.pem").string();
+    c.view.keyFile = (dir / kCurrent / "key.pem").string();
+    c.view.error = "no current generation";
+    return c;
+  }
+  c.view = readCertPair((dir / gen / "cert.pem").string(), (dir / gen / "key.pem").string());
+  if (auto source = readOwnFile((dir / gen / kSource).string()); source.ok() && *source) {
+    c.source = **source;
+  }
+  return c;
+}
+
+// The copy of `t`'s files in `current`, when it holds what the files hold now (`direct`).
+bool copyIsCurrent(const Current& current, const core::CertTarget& t,
+                   const core::CertView& direct) {
+  return current.source == sourceText(t) && current.view.error.empty() && direct.error.empty() &&
+         current.view.fingerprint == direct.fingerprint;
+}
+
+}  // namespace
+
 Result<void> CertStore::observe(const std::vector<core::CertTarget>& targets,
                                 core::HostState& into) const {
   into.now = now();
   const fs::path root = fs::path(stateDir_) / "certs";
+  std::map<std::string, Current, std::less<>> copies;  // of "files" pairs, by name
   std::error_code ec;
   if (fs::is_directory(root, ec)) {
     for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
@@ -248,16 +351,12 @@ Result<void> CertStore::observe(const std::vector<core::CertTarget>& targets,
       if (!safeName(name) || !it->is_directory()) {
         continue;
       }
-      std::error_code linkEc;
-      const fs::path gen = fs::read_symlink(it->path() / kCurrent, linkEc);
-      core::CertView v;
-      if (linkEc || gen.has_parent_path()) {
-        v.certFile = (it->path() / kCurrent / "cert.pem").string();
-        v.keyFile = (it->path() / kCurrent / "key.pem").string();
-        v.error = "no current generation";
-      } else {
-        v = readCertPair((it->path() / gen / "cert.pem").string(),
-                         (it->path() / gen / "key.pem").string());
+      Current c = currentGeneration(it->path());
+      core::CertView v = c.view;
+      if (c.source) {
+        // Listed (it goes when no target names it), but no generated certificate.
+        v.error = "a copy of " + c.source->substr(0, c.source->find('\n')) + " (issuer files)";
+        copies[name] = std::move(c);
       }
       into.generatedCerts[name] = std::move(v);
     }
@@ -266,9 +365,14 @@ Result<void> CertStore::observe(const std::vector<core::CertTarget>& targets,
     }
   }
   for (const auto& t : targets) {
-    if (t.source == core::CertSource::Files) {
-      into.fileCerts[t.name] = readCertPair(t.certFile, t.keyFile);
+    if (t.source != core::CertSource::Files) {
+      continue;
     }
+    core::CertView direct = readCertPair(t.certFile, t.keyFile);
+    auto copy = copies.find(t.name);
+    into.fileCerts[t.name] = copy != copies.end() && copyIsCurrent(copy->second, t, direct)
+                                 ? copy->second.view
+                                 : std::move(direct);
   }
   return {};
 }
@@ -295,7 +399,7 @@ Result<core::CertView> CertStore::issue(const core::CertTarget& cert) {
 }
 
 Result<core::CertView> CertStore::install(const std::string& name, const std::string& certPem,
-                                          std::string keyPem) {
+                                          std::string keyPem, const std::string& source) {
   if (!safeName(name)) {
     OPENSSL_cleanse(keyPem.data(), keyPem.size());
     return terminal("certificate name \"" + name + "\" cannot name a directory");
@@ -319,6 +423,12 @@ Result<core::CertView> CertStore::install(const std::string& name, const std::st
   }
   if (auto r = replaceFile(genDir + "/cert.pem", genDir + "/cert.pem.tmp", certPem, 0644); !r) {
     return r.error();
+  }
+  if (!source.empty()) {
+    const std::string marker = genDir + "/" + kSource;
+    if (auto r = replaceFile(marker, marker + ".tmp", source, 0644); !r) {
+      return r.error();
+    }
   }
   if (auto r = fsyncDir(genDir); !r) {
     return r.error();
@@ -353,7 +463,19 @@ Result<core::CertView> CertStore::install(const std::string& name, const std::st
 }
 
 Result<core::CertView> CertStore::read(const core::CertTarget& cert) {
-  return readCertPair(cert.certFile, cert.keyFile);
+  std::string certPem;
+  std::string keyPem;
+  core::CertView direct = loadPair(cert.certFile, cert.keyFile, certPem, keyPem);
+  if (!direct.error.empty() || !safeName(cert.name)) {
+    OPENSSL_cleanse(keyPem.data(), keyPem.size());
+    return direct;  // not copied: the error names the operator's files
+  }
+  if (Current current = currentGeneration(certDir(cert.name));
+      copyIsCurrent(current, cert, direct)) {
+    OPENSSL_cleanse(keyPem.data(), keyPem.size());
+    return current.view;
+  }
+  return install(cert.name, certPem, std::move(keyPem), sourceText(cert));
 }
 
 Result<void> CertStore::remove(const std::string& name) {

@@ -1,12 +1,14 @@
 // The certificate driver: observes and materialises the TLS certificates the proxy serves.
 //
 // Generated certificates (issuer "self-signed", the ACME placeholder and ACME certificates)
-// live under <state-dir>/certs/<name>/: each issue or install writes a new generation directory
-// (16 random hex digits) holding cert.pem and key.pem (0600, written to a temp file, fsynced,
-// renamed), then swaps the `current` symlink to it in one rename. The snapshot names the
-// generation's files, so the proxy never sees a certificate with another generation's key; the
-// previous generation is kept for a proxy still on the last snapshot, older ones are removed. Keys
-// are never printed nor logged.
+// and copies of "files" pairs live under <state-dir>/certs/<name>/: each issue or install writes a
+// new generation directory (16 random hex digits) holding cert.pem and key.pem (0600, written to a
+// temp file, fsynced, renamed), then swaps the `current` symlink to it in one rename. The snapshot
+// names the generation's files, so the proxy never sees a certificate with another generation's
+// key; the previous generation is kept for a proxy still on the last snapshot, older ones are
+// removed. Keys are never printed nor logged. A "files" pair is copied at apply (its generation
+// keeps the source paths in `source`): the proxy's unit cannot read /home, /root or /tmp, and the
+// copy stays the pair the snapshot's fingerprint names while the operator's files are replaced.
 #pragma once
 
 #include <string>
@@ -39,10 +41,13 @@ class CertStore : public core::CertDriver {
   // Interface
   Result<core::CertView> issue(const core::CertTarget& cert) override;
   // Writes `certPem` (a chain, leaf first) and its key as a new generation of certificate
-  // `name` and switches `current` to it (an issued ACME certificate); the key is wiped from
-  // memory after.
+  // `name` and switches `current` to it (an issued ACME certificate, a copy of a "files"
+  // pair, whose `source` is then kept beside it); the key is wiped from memory after.
   Result<core::CertView> install(const std::string& name, const std::string& certPem,
-                                 std::string keyPem);
+                                 std::string keyPem, const std::string& source = "");
+  // A "files" pair, read once and served from a copy: the current generation when it holds the
+  // same certificate from the same paths, else a new one. A pair with an error is not copied
+  // (the view names the operator's files).
   Result<core::CertView> read(const core::CertTarget& cert) override;
   Result<void> remove(const std::string& name) override;
 

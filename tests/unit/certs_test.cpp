@@ -116,6 +116,85 @@ TEST(CertStore, FilesErrorsAreFactsNotFailures) {
   EXPECT_EQ(error.find("PRIVATE KEY"), std::string::npos);
 }
 
+// A "files" pair is served from a copy under <state-dir>/certs/<name>: the proxy's unit cannot
+// read /home, /root or /tmp (ProtectHome=, PrivateTmp=), and a copy keeps the pair the
+// snapshot's fingerprint names whole while the operator's files are replaced (certbot).
+TEST(CertStore, AFilesPairIsServedFromACopyInTheStateDirectory) {
+  testing::TempDir dir;
+  testing::TempDir home;  // the operator's files, outside the state directory
+  sys::CertStore issuer(home.path().string(), kNow);
+  auto a = issuer.issue(generated("a", {"ext.example.com"}));
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  const std::string certFile = (home.path() / "ext.crt").string();
+  const std::string keyFile = (home.path() / "ext.key").string();
+  fs::copy_file(a->certFile, certFile);
+  fs::copy_file(a->keyFile, keyFile);
+  core::CertTarget files;
+  files.name = "ext";
+  files.source = core::CertSource::Files;
+  files.domains = {"ext.example.com"};
+  files.certFile = certFile;
+  files.keyFile = keyFile;
+
+  sys::CertStore store(dir.path().string(), kNow);
+  // Before apply: observed straight from the operator's files.
+  core::HostState before;
+  ASSERT_TRUE(store.observe({files}, before).ok());
+  EXPECT_EQ(before.fileCerts.at("ext").certFile, certFile);
+  EXPECT_EQ(before.fileCerts.at("ext").fingerprint, a->fingerprint);
+
+  auto copy = store.read(files);
+  ASSERT_TRUE(copy.ok()) << copy.error().message;
+  EXPECT_EQ(copy->error, "");
+  EXPECT_EQ(copy->fingerprint, a->fingerprint);
+  EXPECT_EQ(fs::path(copy->certFile).parent_path().parent_path(), dir.path() / "certs" / "ext");
+  EXPECT_EQ(modeOf(copy->keyFile), 0600u);
+  EXPECT_EQ(sys::readCertPair(copy->certFile, copy->keyFile).error, "");
+  // Unchanged files: the same copy, no new generation.
+  auto again = store.read(files);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->certFile, copy->certFile);
+  // Observed: the files certificate is the copy; the copy is no generated certificate.
+  core::HostState seen;
+  ASSERT_TRUE(store.observe({files}, seen).ok());
+  EXPECT_EQ(seen.fileCerts.at("ext"), *copy);
+  ASSERT_EQ(seen.generatedCerts.count("ext"), 1u);  // removed with the target
+  EXPECT_NE(seen.generatedCerts.at("ext").error.find("a copy of " + certFile), std::string::npos)
+      << seen.generatedCerts.at("ext").error;
+
+  // The operator's files replaced: observed from them again, until read copies them anew.
+  auto b = issuer.issue(generated("b", {"ext.example.com"}));
+  ASSERT_TRUE(b.ok());
+  fs::copy_file(b->certFile, certFile, fs::copy_options::overwrite_existing);
+  fs::copy_file(b->keyFile, keyFile, fs::copy_options::overwrite_existing);
+  core::HostState changed;
+  ASSERT_TRUE(store.observe({files}, changed).ok());
+  EXPECT_EQ(changed.fileCerts.at("ext").certFile, certFile);
+  EXPECT_EQ(changed.fileCerts.at("ext").fingerprint, b->fingerprint);
+  auto renewed = store.read(files);
+  ASSERT_TRUE(renewed.ok());
+  EXPECT_EQ(renewed->fingerprint, b->fingerprint);
+  EXPECT_NE(renewed->certFile, copy->certFile);
+  EXPECT_TRUE(fs::exists(copy->certFile));  // the previous generation, for the last snapshot
+
+  // The same files under other paths are another source: observed from there.
+  core::CertTarget moved = files;
+  moved.certFile = (home.path() / "moved.crt").string();
+  moved.keyFile = (home.path() / "moved.key").string();
+  fs::copy_file(certFile, moved.certFile);
+  fs::copy_file(keyFile, moved.keyFile);
+  core::HostState elsewhere;
+  ASSERT_TRUE(store.observe({moved}, elsewhere).ok());
+  EXPECT_EQ(elsewhere.fileCerts.at("ext").certFile, moved.certFile);
+
+  // A pair that does not match is not copied: the error names the operator's files.
+  files.keyFile = a->keyFile;
+  auto broken = store.read(files);
+  ASSERT_TRUE(broken.ok());
+  EXPECT_NE(broken->error.find("does not match"), std::string::npos);
+  EXPECT_EQ(broken->keyFile, a->keyFile);
+}
+
 TEST(CertStore, RefusesNamesThatAreNotDirectoryNames) {
   testing::TempDir dir;
   sys::CertStore store(dir.path().string(), kNow);

@@ -314,6 +314,41 @@ TEST(PlanProxy, FilesFingerprintChangeAndErrorsIsolateTheirRoutes) {
   EXPECT_TRUE(snapshotFromJson(snapshotToJson(s)).ok());
 }
 
+// A files certificate is served from its copy in the state directory; one served straight from
+// the operator's files (applied before copies were made) is copied, its content unchanged.
+TEST(PlanProxy, AFilesCertificateServedFromTheOperatorsFilesIsCopied) {
+  Case c;
+  c.target.certificates = {certTarget("ext", core::CertSource::Files, {"ext.example.net"})};
+  c.target.proxy.routes = {siteRoute("ext", "ext", {"ext.example.net"})};
+  core::CertView direct = view({"ext.example.net"}, kNow, kNow + 60 * kDay);
+  direct.certFile = c.target.certificates[0].certFile;
+  direct.keyFile = c.target.certificates[0].keyFile;
+  c.observed.fileCerts["ext"] = direct;
+  ProxySnapshot applied;
+  applied.host = "h";
+  applied.routes = c.target.proxy.routes;
+  applied.certificates = {SnapshotCertificate{"ext",
+                                              direct.fingerprint,
+                                              direct.certFile,
+                                              direct.keyFile,
+                                              {"ext.example.net"},
+                                              direct.notAfter}};
+  c.store.snapshot = applied;
+  const core::Plan p = c.plan();
+  EXPECT_EQ(lines(p),
+            (std::vector<std::string>{"~ certificate ext (files: copy into the state directory)"}));
+  ASSERT_EQ(p.ops.size(), 1u);
+  EXPECT_EQ(p.ops[0].changes[0].field, "cert_file");
+  EXPECT_EQ(p.ops[0].changes[0].before, direct.certFile);
+
+  // Served from its copy: converged.
+  const core::CertView copy = view({"ext.example.net"}, kNow, kNow + 60 * kDay);
+  c.observed.fileCerts["ext"] = copy;
+  c.store.snapshot->certificates[0].cert_file = copy.certFile;
+  c.store.snapshot->certificates[0].key_file = copy.keyFile;
+  EXPECT_TRUE(c.plan().ops.empty()) << lines(c.plan())[0];
+}
+
 TEST(PlanProxy, RouteChangesAreDiffedAgainstThePublishedSnapshot) {
   Case c;
   c.target.proxy.routes = {passRoute("secure", {"secure.example.net", "vault.example.net"})};
