@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 
+#include "reconciler/system/wg_keys.h"
 #include "reconciler/system/wg_netlink.h"
 #include "reconciler/system/wg_uapi.h"
 
@@ -26,12 +27,8 @@ std::vector<IpPrefix> networkSet(const std::vector<IpPrefix>& prefixes) {
   return out;
 }
 
-bool isZero(const WgKey& key) {
-  return std::all_of(key.bytes.begin(), key.bytes.end(), [](uint8_t b) { return b == 0; });
-}
-
 std::optional<WgKey> effectivePsk(const std::optional<WgKey>& psk) {
-  if (psk && isZero(*psk)) {
+  if (psk && isZeroKey(*psk)) {
     return std::nullopt;
   }
   return psk;
