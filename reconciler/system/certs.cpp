@@ -189,6 +189,11 @@ int readPem(const std::string& path, std::string& out) {
   if (fd < 0) {
     return errno;
   }
+  // Sized up front: a key's bytes are not left behind in a buffer outgrown by append().
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+    out.reserve(std::min(static_cast<size_t>(st.st_size), kMaxPemBytes) + 1);
+  }
   char buf[16384];
   int err = 0;
   for (;;) {
@@ -468,6 +473,9 @@ Result<core::CertView> CertStore::read(const core::CertTarget& cert) {
   core::CertView direct = loadPair(cert.certFile, cert.keyFile, certPem, keyPem);
   if (!direct.error.empty() || !safeName(cert.name)) {
     OPENSSL_cleanse(keyPem.data(), keyPem.size());
+    if (direct.error.empty()) {
+      return terminal("certificate name \"" + cert.name + "\" cannot name a directory");
+    }
     return direct;  // not copied: the error names the operator's files
   }
   if (Current current = currentGeneration(certDir(cert.name));

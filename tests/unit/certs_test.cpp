@@ -187,6 +187,11 @@ TEST(CertStore, AFilesPairIsServedFromACopyInTheStateDirectory) {
   ASSERT_TRUE(store.observe({moved}, elsewhere).ok());
   EXPECT_EQ(elsewhere.fileCerts.at("ext").certFile, moved.certFile);
 
+  // A name that cannot name a directory is refused, not served from the operator's files.
+  core::CertTarget unsafe = moved;
+  unsafe.name = "../ext";
+  EXPECT_FALSE(store.read(unsafe).ok());
+
   // A pair that does not match is not copied: the error names the operator's files.
   files.keyFile = a->keyFile;
   auto broken = store.read(files);
