@@ -123,6 +123,76 @@ bool isValidV2FamilyByte(uint8_t b) {
   }
 }
 
+// The addresses of a PROXY command's INET or INET6 block into `h`; returns where the TLVs
+// start. (onV2HeaderByte has checked that the payload holds the block.)
+size_t readV2Addresses(ProxyHeader& h, std::span<const uint8_t> payload) {
+  if (h.family != ProxyHeader::Family::Inet && h.family != ProxyHeader::Family::Inet6) {
+    return kUnixAddressLength;  // not represented; its TLVs still are
+  }
+  bool v6 = h.family == ProxyHeader::Family::Inet6;
+  size_t n = v6 ? 16 : 4;
+  IpAddress src;
+  IpAddress dst;
+  src.family = dst.family = v6 ? IpAddress::Family::V6 : IpAddress::Family::V4;
+  for (size_t i = 0; i < n; ++i) {
+    src.bytes[i] = payload[i];
+    dst.bytes[i] = payload[n + i];
+  }
+  h.source = Endpoint{src, readU16(payload.data() + 2 * n)};
+  h.destination = Endpoint{dst, readU16(payload.data() + 2 * n + 2)};
+  return 2 * n + 4;
+}
+
+// What a first pass over the TLVs found: how many, where the CRC32C value is, or what is wrong.
+struct TlvScan {
+  size_t count = 0;
+  std::optional<size_t> crcAt;
+  ProxyHeaderError error = ProxyHeaderError::None;
+};
+
+TlvScan scanV2Tlvs(std::span<const uint8_t> payload, size_t offset, size_t maxTlvs) {
+  TlvScan scan;
+  for (size_t at = offset; at < payload.size();) {
+    if (payload.size() - at < kTlvHeaderSize) {
+      scan.error = ProxyHeaderError::V2Tlv;
+      return scan;
+    }
+    uint8_t type = payload[at];
+    size_t len = readU16(payload.data() + at + 1);
+    if (payload.size() - at - kTlvHeaderSize < len) {
+      scan.error = ProxyHeaderError::V2Tlv;
+      return scan;
+    }
+    if (type == kPp2TypeCrc32c) {
+      if (len != 4 || scan.crcAt) {
+        scan.error = ProxyHeaderError::V2Tlv;  // a second checksum would make "the" one ambiguous
+        return scan;
+      }
+      scan.crcAt = at + kTlvHeaderSize;
+    }
+    if (++scan.count > maxTlvs) {
+      scan.error = ProxyHeaderError::V2TooManyTlvs;
+      return scan;
+    }
+    at += kTlvHeaderSize + len;
+  }
+  return scan;
+}
+
+// The CRC32C over the fixed header and the payload, its own value taken as zeros, against
+// the value at `crcAt`.
+bool v2ChecksumMatches(std::span<const uint8_t> header, std::span<const uint8_t> payload,
+                       size_t crcAt) {
+  uint32_t expected = (uint32_t{payload[crcAt]} << 24) | (uint32_t{payload[crcAt + 1]} << 16) |
+                      (uint32_t{payload[crcAt + 2]} << 8) | payload[crcAt + 3];
+  constexpr uint8_t kZeros[4] = {};
+  uint32_t crc = crc32cUpdate(~0u, header);
+  crc = crc32cUpdate(crc, payload.first(crcAt));
+  crc = crc32cUpdate(crc, kZeros);
+  crc = ~crc32cUpdate(crc, payload.subspan(crcAt + 4));
+  return crc == expected;
+}
+
 }  // namespace
 
 std::string_view toString(ProxyHeaderError error) {
@@ -436,65 +506,19 @@ bool ProxyHeaderDecoder::finishV2(std::span<const uint8_t> payload) {
     status_ = Status::Done;
     return true;
   }
-  size_t offset = 0;
-  if (h.family == ProxyHeader::Family::Inet || h.family == ProxyHeader::Family::Inet6) {
-    bool v6 = h.family == ProxyHeader::Family::Inet6;
-    size_t n = v6 ? 16 : 4;
-    IpAddress src;
-    IpAddress dst;
-    src.family = dst.family = v6 ? IpAddress::Family::V6 : IpAddress::Family::V4;
-    for (size_t i = 0; i < n; ++i) {
-      src.bytes[i] = payload[i];
-      dst.bytes[i] = payload[n + i];
-    }
-    h.source = Endpoint{src, readU16(payload.data() + 2 * n)};
-    h.destination = Endpoint{dst, readU16(payload.data() + 2 * n + 2)};
-    offset = 2 * n + 4;
-  } else {
-    offset = kUnixAddressLength;  // not represented; its TLVs still are
-  }
-
+  const size_t offset = readV2Addresses(h, payload);
   // First pass: validate and count, so the TLV vector is sized once.
-  size_t count = 0;
-  std::optional<size_t> crcAt;
-  for (size_t at = offset; at < payload.size();) {
-    if (payload.size() - at < kTlvHeaderSize) {
-      fail(ProxyHeaderError::V2Tlv);
-      return false;
-    }
-    uint8_t type = payload[at];
-    size_t len = readU16(payload.data() + at + 1);
-    if (payload.size() - at - kTlvHeaderSize < len) {
-      fail(ProxyHeaderError::V2Tlv);
-      return false;
-    }
-    if (type == kPp2TypeCrc32c) {
-      if (len != 4 || crcAt) {
-        fail(ProxyHeaderError::V2Tlv);  // a second checksum would make "the" one ambiguous
-        return false;
-      }
-      crcAt = at + kTlvHeaderSize;
-    }
-    if (++count > options_.maxTlvs) {
-      fail(ProxyHeaderError::V2TooManyTlvs);
-      return false;
-    }
-    at += kTlvHeaderSize + len;
+  const TlvScan scan = scanV2Tlvs(payload, offset, options_.maxTlvs);
+  if (scan.error != ProxyHeaderError::None) {
+    fail(scan.error);
+    return false;
   }
-  if (crcAt) {
-    uint32_t expected = (uint32_t{payload[*crcAt]} << 24) | (uint32_t{payload[*crcAt + 1]} << 16) |
-                        (uint32_t{payload[*crcAt + 2]} << 8) | payload[*crcAt + 3];
-    constexpr uint8_t kZeros[4] = {};
-    uint32_t crc = crc32cUpdate(~0u, std::span<const uint8_t>(prefix_, kProxyV2HeaderSize));
-    crc = crc32cUpdate(crc, payload.first(*crcAt));
-    crc = crc32cUpdate(crc, kZeros);
-    crc = ~crc32cUpdate(crc, payload.subspan(*crcAt + 4));
-    if (crc != expected) {
-      fail(ProxyHeaderError::V2Checksum);
-      return false;
-    }
+  if (scan.crcAt && !v2ChecksumMatches(std::span<const uint8_t>(prefix_, kProxyV2HeaderSize),
+                                       payload, *scan.crcAt)) {
+    fail(ProxyHeaderError::V2Checksum);
+    return false;
   }
-  h.tlvs.reserve(count);
+  h.tlvs.reserve(scan.count);
   for (size_t at = offset; at < payload.size();) {
     size_t len = readU16(payload.data() + at + 1);
     h.tlvs.push_back(ProxyTlv{

@@ -364,37 +364,103 @@ void io(A& a, Desired& v) {
          v.gateways, v.api_keys);
 }
 
+// An unsigned number no larger than `max`, as one unsigned varint; a larger one read fails the
+// input and reads as 0. (A bool is 0 or 1, an enum its value up to EnumLimit.)
+template <typename A>
+uint64_t boundedUnsigned(A& a, uint64_t n, uint64_t max) {
+  a.unsignedInt(n);
+  if (n > max) {
+    if constexpr (A::kReading) {
+      a.fail();
+    }
+    n = 0;
+  }
+  return n;
+}
+
+// A presence flag, then the value if present.
+template <typename A, typename O>
+void optionalField(A& a, O& v) {
+  bool has = v.has_value();
+  field(a, has);
+  if constexpr (A::kReading) {
+    v.reset();
+    if (has) {
+      v.emplace();
+    }
+  }
+  if (has && a.ok()) {
+    field(a, *v);
+  }
+}
+
+// A count, then the items in order.
+template <typename A, typename V>
+void vectorField(A& a, V& v) {
+  uint64_t n = v.size();
+  a.count(n);
+  if constexpr (A::kReading) {
+    v.clear();
+    for (uint64_t i = 0; i < n && a.ok(); ++i) {
+      field(a, v.emplace_back());
+    }
+  } else {
+    for (auto& item : v) {
+      field(a, item);
+    }
+  }
+}
+
+// A count, then each key and its location.
+template <typename A>
+void locationMapField(A& a, std::map<std::string, SourceLoc, std::less<>>& v) {
+  uint64_t n = v.size();
+  a.count(n);
+  if constexpr (A::kReading) {
+    v.clear();
+    for (uint64_t i = 0; i < n && a.ok(); ++i) {
+      std::string key;
+      SourceLoc loc;
+      fields(a, key, loc);
+      v.insert_or_assign(std::move(key), std::move(loc));
+    }
+  } else {
+    for (auto& [key, loc] : v) {
+      std::string k = key;
+      fields(a, k, loc);
+    }
+  }
+}
+
+// A count, then the strings in order.
+template <typename A>
+void stringSetField(A& a, std::set<std::string, std::less<>>& v) {
+  uint64_t n = v.size();
+  a.count(n);
+  if constexpr (A::kReading) {
+    v.clear();
+    for (uint64_t i = 0; i < n && a.ok(); ++i) {
+      std::string item;
+      field(a, item);
+      v.insert(std::move(item));
+    }
+  } else {
+    for (const std::string& item : v) {
+      std::string copy = item;
+      field(a, copy);
+    }
+  }
+}
+
 template <typename A, typename T>
 void field(A& a, T& v) {
   if constexpr (std::is_same_v<T, bool>) {
-    uint64_t b = v ? 1 : 0;
-    a.unsignedInt(b);
-    if (b > 1) {
-      if constexpr (A::kReading) {
-        a.fail();
-      }
-    }
-    v = b == 1;
+    v = boundedUnsigned(a, v ? 1 : 0, 1) == 1;
   } else if constexpr (std::is_enum_v<T>) {
-    uint64_t e = static_cast<uint64_t>(v);
-    a.unsignedInt(e);
-    if (e > static_cast<uint64_t>(EnumLimit<T>::max)) {
-      if constexpr (A::kReading) {
-        a.fail();
-      }
-      e = 0;
-    }
-    v = static_cast<T>(e);
+    v = static_cast<T>(
+        boundedUnsigned(a, static_cast<uint64_t>(v), static_cast<uint64_t>(EnumLimit<T>::max)));
   } else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>) {
-    uint64_t n = v;
-    a.unsignedInt(n);
-    if (n > std::numeric_limits<T>::max()) {
-      if constexpr (A::kReading) {
-        a.fail();
-      }
-      n = 0;
-    }
-    v = static_cast<T>(n);
+    v = static_cast<T>(boundedUnsigned(a, v, std::numeric_limits<T>::max()));
   } else if constexpr (IsDuration<T>::value) {
     static_assert(std::is_same_v<typename T::rep, int64_t> ||
                   std::is_same_v<typename T::rep, long>);
@@ -406,63 +472,13 @@ void field(A& a, T& v) {
   } else if constexpr (IsBytes<T>::value) {
     a.bytes(v.data(), v.size());
   } else if constexpr (IsOptional<T>::value) {
-    bool has = v.has_value();
-    field(a, has);
-    if constexpr (A::kReading) {
-      v.reset();
-      if (has) {
-        v.emplace();
-      }
-    }
-    if (has && a.ok()) {
-      field(a, *v);
-    }
+    optionalField(a, v);
   } else if constexpr (IsVector<T>::value) {
-    uint64_t n = v.size();
-    a.count(n);
-    if constexpr (A::kReading) {
-      v.clear();
-      for (uint64_t i = 0; i < n && a.ok(); ++i) {
-        field(a, v.emplace_back());
-      }
-    } else {
-      for (auto& item : v) {
-        field(a, item);
-      }
-    }
+    vectorField(a, v);
   } else if constexpr (std::is_same_v<T, std::map<std::string, SourceLoc, std::less<>>>) {
-    uint64_t n = v.size();
-    a.count(n);
-    if constexpr (A::kReading) {
-      v.clear();
-      for (uint64_t i = 0; i < n && a.ok(); ++i) {
-        std::string key;
-        SourceLoc loc;
-        fields(a, key, loc);
-        v.insert_or_assign(std::move(key), std::move(loc));
-      }
-    } else {
-      for (auto& [key, loc] : v) {
-        std::string k = key;
-        fields(a, k, loc);
-      }
-    }
+    locationMapField(a, v);
   } else if constexpr (std::is_same_v<T, std::set<std::string, std::less<>>>) {
-    uint64_t n = v.size();
-    a.count(n);
-    if constexpr (A::kReading) {
-      v.clear();
-      for (uint64_t i = 0; i < n && a.ok(); ++i) {
-        std::string item;
-        field(a, item);
-        v.insert(std::move(item));
-      }
-    } else {
-      for (const std::string& item : v) {
-        std::string copy = item;
-        field(a, copy);
-      }
-    }
+    stringSetField(a, v);
   } else {
     io(a, v);
   }

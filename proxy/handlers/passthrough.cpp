@@ -12,6 +12,7 @@
 #include <array>
 #include <cerrno>
 #include <new>
+#include <optional>
 #include <string>
 
 #include "proxy/engine/access_log.h"
@@ -71,6 +72,8 @@ class PassthroughHandler final : public Handler {
   bool closingReset(bool socketError) const;
   bool sendPreamble();
   Flow pumpDirection(Direction& d, uint64_t& moved);
+  std::optional<Flow> flushPending(Direction& d, uint64_t& moved);
+  std::optional<Flow> fillPending(Direction& d, int& budget);
   void releasePipe(Direction& d);
 
   Phase phase_ = Phase::Connecting;
@@ -327,37 +330,91 @@ void PassthroughHandler::releasePipe(Direction& d) {
   d.pipeW = -1;
 }
 
-Flow PassthroughHandler::pumpDirection(Direction& d, uint64_t& moved) {
-  const EngineOptions& o = ctx().options();
-  int budget = kPumpBudget;
-  while (true) {
-    if (d.pending > 0) {
-      if (!d.dstWritable) {
+// Writes what is pending in `d` to its destination. nullopt: all of it went.
+std::optional<Flow> PassthroughHandler::flushPending(Direction& d, uint64_t& moved) {
+  while (d.pending > 0) {
+    if (!d.dstWritable) {
+      return Flow::Blocked;
+    }
+    ssize_t n;
+    if (d.copyMode) {
+      n = ::send(d.dst, d.copyBuf.get() + d.copyOff, d.pending, MSG_NOSIGNAL);
+    } else {
+      n = ::splice(d.pipeR, nullptr, d.dst, nullptr, d.pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    }
+    if (n < 0) {
+      if (errno == EAGAIN) {
+        d.dstWritable = false;
         return Flow::Blocked;
       }
-      ssize_t n;
-      if (d.copyMode) {
-        n = ::send(d.dst, d.copyBuf.get() + d.copyOff, d.pending, MSG_NOSIGNAL);
-      } else {
-        n = ::splice(d.pipeR, nullptr, d.dst, nullptr, d.pending,
-                     SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (errno == EINTR) {
+        continue;
       }
-      if (n < 0) {
-        if (errno == EAGAIN) {
-          d.dstWritable = false;
-          return Flow::Blocked;
-        }
-        if (errno == EINTR) {
-          continue;
-        }
-        savedErrno_ = errno;
+      savedErrno_ = errno;
+      return Flow::Error;
+    }
+    d.pending -= static_cast<size_t>(n);
+    d.copyOff += static_cast<size_t>(n);
+    d.bytes += static_cast<uint64_t>(n);
+    moved += static_cast<uint64_t>(n);
+  }
+  return std::nullopt;
+}
+
+// One read from `d`'s source, into its pipe or, without one, its copy buffer. nullopt: go
+// round again (bytes now pending, the end of the stream, EINTR, or a switch to copying, which
+// gives the read back to `budget`).
+std::optional<Flow> PassthroughHandler::fillPending(Direction& d, int& budget) {
+  const EngineOptions& o = ctx().options();
+  if (!d.copyMode && d.pipeR < 0 &&
+      (!o.splice || !ctx().acquirePipe(d.pipeR, d.pipeW, d.pipeSize))) {
+    d.copyMode = true;  // out of fds or pipe memory: copy through user space instead
+  }
+  ssize_t n;
+  if (d.copyMode) {
+    if (!d.copyBuf) {
+      d.copyBuf.reset(new (std::nothrow) uint8_t[o.bufferBytes]);
+      if (!d.copyBuf) {
+        savedErrno_ = ENOMEM;
         return Flow::Error;
       }
-      d.pending -= static_cast<size_t>(n);
-      d.copyOff += static_cast<size_t>(n);
-      d.bytes += static_cast<uint64_t>(n);
-      moved += static_cast<uint64_t>(n);
-      continue;
+    }
+    n = ::recv(d.src, d.copyBuf.get(), o.bufferBytes, 0);
+  } else {
+    n = ::splice(d.src, nullptr, d.pipeW, nullptr, d.pipeSize, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  }
+  if (n > 0) {
+    d.pending = static_cast<size_t>(n);
+    d.copyOff = 0;
+    return std::nullopt;
+  }
+  if (n == 0) {
+    d.srcEof = true;
+    return std::nullopt;
+  }
+  if (errno == EAGAIN) {
+    d.srcReadable = false;  // the pipe is empty, so this is the socket's EAGAIN
+    releasePipe(d);
+    return Flow::Blocked;
+  }
+  if (errno == EINTR) {
+    return std::nullopt;
+  }
+  if (errno == EINVAL && !d.copyMode) {
+    releasePipe(d);  // this socket cannot be spliced: copy from now on
+    d.copyMode = true;
+    ++budget;
+    return std::nullopt;
+  }
+  savedErrno_ = errno;
+  return Flow::Error;
+}
+
+Flow PassthroughHandler::pumpDirection(Direction& d, uint64_t& moved) {
+  int budget = kPumpBudget;
+  while (true) {
+    if (auto stop = flushPending(d, moved)) {
+      return *stop;
     }
     if (d.srcEof) {
       releasePipe(d);
@@ -375,48 +432,9 @@ Flow PassthroughHandler::pumpDirection(Direction& d, uint64_t& moved) {
       return Flow::Budget;
     }
     --budget;
-    if (!d.copyMode && d.pipeR < 0 &&
-        (!o.splice || !ctx().acquirePipe(d.pipeR, d.pipeW, d.pipeSize))) {
-      d.copyMode = true;  // out of fds or pipe memory: copy through user space instead
+    if (auto stop = fillPending(d, budget)) {
+      return *stop;
     }
-    ssize_t n;
-    if (d.copyMode) {
-      if (!d.copyBuf) {
-        d.copyBuf.reset(new (std::nothrow) uint8_t[o.bufferBytes]);
-        if (!d.copyBuf) {
-          savedErrno_ = ENOMEM;
-          return Flow::Error;
-        }
-      }
-      n = ::recv(d.src, d.copyBuf.get(), o.bufferBytes, 0);
-    } else {
-      n = ::splice(d.src, nullptr, d.pipeW, nullptr, d.pipeSize, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    }
-    if (n > 0) {
-      d.pending = static_cast<size_t>(n);
-      d.copyOff = 0;
-      continue;
-    }
-    if (n == 0) {
-      d.srcEof = true;
-      continue;
-    }
-    if (errno == EAGAIN) {
-      d.srcReadable = false;  // the pipe is empty, so this is the socket's EAGAIN
-      releasePipe(d);
-      return Flow::Blocked;
-    }
-    if (errno == EINTR) {
-      continue;
-    }
-    if (errno == EINVAL && !d.copyMode) {
-      releasePipe(d);  // this socket cannot be spliced: copy from now on
-      d.copyMode = true;
-      ++budget;
-      continue;
-    }
-    savedErrno_ = errno;
-    return Flow::Error;
   }
 }
 

@@ -22,10 +22,9 @@ namespace {
 using Poco::JSON::Array;
 using Poco::JSON::Object;
 
-Object::Ptr viewToJson(const core::NetnsView& v) {
-  Object::Ptr o = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-  Array::Ptr links = new Array;
-  for (const auto& l : v.links) {
+Array::Ptr linksToJson(const std::vector<core::LinkView>& links) {
+  Array::Ptr out = new Array;
+  for (const auto& l : links) {
     Object::Ptr lo = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
     lo->set("name", l.name);
     lo->set("up", l.up);
@@ -34,11 +33,14 @@ Object::Ptr viewToJson(const core::NetnsView& v) {
       addrs->add(a.str());
     }
     lo->set("addresses", addrs);
-    links->add(lo);
+    out->add(lo);
   }
-  o->set("links", links);
-  Array::Ptr routes = new Array;
-  for (const auto& r : v.routes) {
+  return out;
+}
+
+Array::Ptr routesToJson(const std::vector<core::RouteView>& routes) {
+  Array::Ptr out = new Array;
+  for (const auto& r : routes) {
     Object::Ptr ro = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
     ro->set("destination", r.destination.str());
     if (r.via) {
@@ -47,60 +49,78 @@ Object::Ptr viewToJson(const core::NetnsView& v) {
     ro->set("device", r.device);
     ro->set("protocol", r.protocol);
     ro->set("owned", r.owned);
-    routes->add(ro);
+    out->add(ro);
   }
-  o->set("routes", routes);
-  if (v.table) {
-    Object::Ptr t = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-    t->set("intact", v.table->intact);
-    Array::Ptr maps = new Array;
-    for (const auto& m : v.table->mappings) {
-      Object::Ptr mo = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-      mo->set("protocol", std::string(toString(m.protocol)));
-      mo->set("port", m.port.str());
-      mo->set("address", m.address.str());
-      if (m.targetPort) {
-        mo->set("target_port", static_cast<int>(*m.targetPort));
-      }
-      maps->add(mo);
+  return out;
+}
+
+Object::Ptr tableToJson(const core::NftTableView& table) {
+  Object::Ptr t = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  t->set("intact", table.intact);
+  Array::Ptr maps = new Array;
+  for (const auto& m : table.mappings) {
+    Object::Ptr mo = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    mo->set("protocol", std::string(toString(m.protocol)));
+    mo->set("port", m.port.str());
+    mo->set("address", m.address.str());
+    if (m.targetPort) {
+      mo->set("target_port", static_cast<int>(*m.targetPort));
     }
-    t->set("mappings", maps);
-    o->set("table", t);
+    maps->add(mo);
+  }
+  t->set("mappings", maps);
+  return t;
+}
+
+Object::Ptr peerToJson(const core::PeerView& p) {
+  Object::Ptr po = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  po->set("public_key", p.publicKey.base64());
+  if (p.endpoint) {
+    po->set("endpoint", p.endpoint->str());
+  }
+  Array::Ptr ips = new Array;
+  for (const auto& a : p.allowedIps) {
+    ips->add(a.str());
+  }
+  po->set("allowed_ips", ips);
+  if (p.keepalive) {
+    po->set("persistent_keepalive", static_cast<int>(*p.keepalive));
+  }
+  if (p.hasPsk) {
+    po->set("preshared_key", true);  // whether one is set; never the key
+  }
+  if (p.lastHandshake) {
+    po->set("latest_handshake", *p.lastHandshake);
+  }
+  po->set("rx_bytes", p.rxBytes);
+  po->set("tx_bytes", p.txBytes);
+  return po;
+}
+
+Object::Ptr wireguardToJson(const core::WireGuardView& wg) {
+  Object::Ptr w = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  if (wg.publicKey) {
+    w->set("public_key", wg.publicKey->base64());
+  }
+  w->set("listen_port", static_cast<int>(wg.listenPort));
+  Array::Ptr peers = new Array;
+  for (const auto& p : wg.peers) {
+    peers->add(peerToJson(p));
+  }
+  w->set("peers", peers);
+  return w;
+}
+
+Object::Ptr viewToJson(const core::NetnsView& v) {
+  Object::Ptr o = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  o->set("links", linksToJson(v.links));
+  o->set("routes", routesToJson(v.routes));
+  if (v.table) {
+    o->set("table", tableToJson(*v.table));
   }
   o->set("ip_forward", v.ipForward);
   if (v.wireguard) {
-    Object::Ptr w = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-    if (v.wireguard->publicKey) {
-      w->set("public_key", v.wireguard->publicKey->base64());
-    }
-    w->set("listen_port", static_cast<int>(v.wireguard->listenPort));
-    Array::Ptr peers = new Array;
-    for (const auto& p : v.wireguard->peers) {
-      Object::Ptr po = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-      po->set("public_key", p.publicKey.base64());
-      if (p.endpoint) {
-        po->set("endpoint", p.endpoint->str());
-      }
-      Array::Ptr ips = new Array;
-      for (const auto& a : p.allowedIps) {
-        ips->add(a.str());
-      }
-      po->set("allowed_ips", ips);
-      if (p.keepalive) {
-        po->set("persistent_keepalive", static_cast<int>(*p.keepalive));
-      }
-      if (p.hasPsk) {
-        po->set("preshared_key", true);  // whether one is set; never the key
-      }
-      if (p.lastHandshake) {
-        po->set("latest_handshake", *p.lastHandshake);
-      }
-      po->set("rx_bytes", p.rxBytes);
-      po->set("tx_bytes", p.txBytes);
-      peers->add(po);
-    }
-    w->set("peers", peers);
-    o->set("wireguard", w);
+    o->set("wireguard", wireguardToJson(*v.wireguard));
   }
   if (v.storedPublicKey) {
     o->set("stored_public_key", v.storedPublicKey->base64());
@@ -177,124 +197,133 @@ struct Reader {
       error = std::move(message);
     }
   }
+  // Calls f(object, its path) for each element of `items` (at `path`), failing the others.
+  template <typename F>
+  void eachObject(const Array::Ptr& items, const std::string& path, F f) {
+    for (size_t i = 0; i < items->size(); ++i) {
+      const std::string ip = path + "[" + std::to_string(i) + "]";
+      Object::Ptr io = items->getObject(static_cast<unsigned>(i));
+      if (!io) {
+        fail(ip + ": must be an object");
+        continue;
+      }
+      f(io, ip);
+    }
+  }
+
+  core::LinkView link(const Object::Ptr& lo, const std::string& lp) {
+    core::LinkView l;
+    l.name = string(lo->get("name"), lp + ".name");
+    l.up = boolean(lo, "up", lp, false);
+    Array::Ptr addrs = array(lo, "addresses", lp);
+    for (size_t j = 0; j < addrs->size(); ++j) {
+      l.addresses.push_back(parsed<IpPrefix>(addrs->get(static_cast<unsigned>(j)),
+                                             lp + ".addresses[" + std::to_string(j) + "]",
+                                             IpPrefix::parse, "prefix"));
+    }
+    return l;
+  }
+
+  core::RouteView route(const Object::Ptr& ro, const std::string& rp) {
+    core::RouteView r;
+    r.destination =
+        parsed<IpPrefix>(ro->get("destination"), rp + ".destination", IpPrefix::parse, "prefix");
+    if (ro->has("via")) {
+      r.via = parsed<IpAddress>(ro->get("via"), rp + ".via", IpAddress::parse, "address");
+    }
+    if (ro->has("device")) {
+      r.device = string(ro->get("device"), rp + ".device");
+    }
+    r.protocol = ro->has("protocol") ? string(ro->get("protocol"), rp + ".protocol") : "static";
+    r.owned = boolean(ro, "owned", rp, false);
+    return r;
+  }
+
+  core::PortMapping mapping(const Object::Ptr& mo, const std::string& mp) {
+    core::PortMapping m;
+    std::string proto = string(mo->get("protocol"), mp + ".protocol");
+    if (proto != "tcp" && proto != "udp") {
+      fail(mp + ".protocol: must be tcp or udp");
+    }
+    m.protocol = proto == "udp" ? Protocol::Udp : Protocol::Tcp;
+    m.port = parsed<PortRange>(mo->get("port"), mp + ".port", PortRange::parse, "port range");
+    m.address = parsed<IpAddress>(mo->get("address"), mp + ".address", IpAddress::parse, "address");
+    if (mo->has("target_port")) {
+      Poco::Dynamic::Var tp = mo->get("target_port");
+      if (!tp.isInteger() || tp.convert<int>() < 1 || tp.convert<int>() > 65535) {
+        fail(mp + ".target_port: must be a port number");
+      } else {
+        m.targetPort = static_cast<uint16_t>(tp.convert<int>());
+      }
+    }
+    return m;
+  }
+
+  // `path` is the namespace's; the table is its "table" member.
+  core::NftTableView table(const Object::Ptr& t, const std::string& path) {
+    core::NftTableView table;
+    table.intact = boolean(t, "intact", path + ".table", true);
+    eachObject(array(t, "mappings", path + ".table"), path + ".table.mappings",
+               [&](const Object::Ptr& mo, const std::string& mp) {
+                 table.mappings.push_back(mapping(mo, mp));
+               });
+    std::sort(table.mappings.begin(), table.mappings.end());
+    return table;
+  }
+
+  core::PeerView peer(const Object::Ptr& po, const std::string& pp) {
+    core::PeerView pv;
+    pv.publicKey = parsed<WgKey>(po->get("public_key"), pp + ".public_key", WgKey::parseBase64,
+                                 "WireGuard key");
+    if (po->has("endpoint")) {
+      pv.endpoint =
+          parsed<Endpoint>(po->get("endpoint"), pp + ".endpoint", Endpoint::parse, "endpoint");
+    }
+    Array::Ptr ips = array(po, "allowed_ips", pp);
+    for (size_t j = 0; j < ips->size(); ++j) {
+      pv.allowedIps.push_back(parsed<IpPrefix>(ips->get(static_cast<unsigned>(j)),
+                                               pp + ".allowed_ips", IpPrefix::parse, "prefix"));
+    }
+    std::sort(pv.allowedIps.begin(), pv.allowedIps.end());
+    if (po->has("persistent_keepalive")) {
+      pv.keepalive = static_cast<uint16_t>(po->getValue<int>("persistent_keepalive"));
+    }
+    pv.hasPsk = po->optValue<bool>("preshared_key", false);
+    if (po->has("latest_handshake")) {
+      pv.lastHandshake = po->getValue<int64_t>("latest_handshake");
+    }
+    pv.rxBytes = po->optValue<uint64_t>("rx_bytes", 0);
+    pv.txBytes = po->optValue<uint64_t>("tx_bytes", 0);
+    return pv;
+  }
+
+  core::WireGuardView wireguard(const Object::Ptr& w, const std::string& wp) {
+    core::WireGuardView wg;
+    if (w->has("public_key")) {
+      wg.publicKey = parsed<WgKey>(w->get("public_key"), wp + ".public_key", WgKey::parseBase64,
+                                   "WireGuard key");
+    }
+    wg.listenPort = static_cast<uint16_t>(w->optValue<int>("listen_port", 0));
+    eachObject(
+        array(w, "peers", wp), wp + ".peers",
+        [&](const Object::Ptr& po, const std::string& pp) { wg.peers.push_back(peer(po, pp)); });
+    return wg;
+  }
 
   core::NetnsView view(const Object::Ptr& o, const std::string& path) {
     core::NetnsView v;
-    Array::Ptr links = array(o, "links", path);
-    for (size_t i = 0; i < links->size(); ++i) {
-      std::string lp = path + ".links[" + std::to_string(i) + "]";
-      Object::Ptr lo = links->getObject(static_cast<unsigned>(i));
-      if (!lo) {
-        fail(lp + ": must be an object");
-        continue;
-      }
-      core::LinkView l;
-      l.name = string(lo->get("name"), lp + ".name");
-      l.up = boolean(lo, "up", lp, false);
-      Array::Ptr addrs = array(lo, "addresses", lp);
-      for (size_t j = 0; j < addrs->size(); ++j) {
-        l.addresses.push_back(parsed<IpPrefix>(addrs->get(static_cast<unsigned>(j)),
-                                               lp + ".addresses[" + std::to_string(j) + "]",
-                                               IpPrefix::parse, "prefix"));
-      }
-      v.links.push_back(std::move(l));
-    }
-    Array::Ptr routes = array(o, "routes", path);
-    for (size_t i = 0; i < routes->size(); ++i) {
-      std::string rp = path + ".routes[" + std::to_string(i) + "]";
-      Object::Ptr ro = routes->getObject(static_cast<unsigned>(i));
-      if (!ro) {
-        fail(rp + ": must be an object");
-        continue;
-      }
-      core::RouteView r;
-      r.destination =
-          parsed<IpPrefix>(ro->get("destination"), rp + ".destination", IpPrefix::parse, "prefix");
-      if (ro->has("via")) {
-        r.via = parsed<IpAddress>(ro->get("via"), rp + ".via", IpAddress::parse, "address");
-      }
-      if (ro->has("device")) {
-        r.device = string(ro->get("device"), rp + ".device");
-      }
-      r.protocol = ro->has("protocol") ? string(ro->get("protocol"), rp + ".protocol") : "static";
-      r.owned = boolean(ro, "owned", rp, false);
-      v.routes.push_back(std::move(r));
-    }
+    eachObject(
+        array(o, "links", path), path + ".links",
+        [&](const Object::Ptr& lo, const std::string& lp) { v.links.push_back(link(lo, lp)); });
+    eachObject(
+        array(o, "routes", path), path + ".routes",
+        [&](const Object::Ptr& ro, const std::string& rp) { v.routes.push_back(route(ro, rp)); });
     if (Object::Ptr t = object(o, "table", path, false)) {
-      core::NftTableView table;
-      table.intact = boolean(t, "intact", path + ".table", true);
-      Array::Ptr maps = array(t, "mappings", path + ".table");
-      for (size_t i = 0; i < maps->size(); ++i) {
-        std::string mp = path + ".table.mappings[" + std::to_string(i) + "]";
-        Object::Ptr mo = maps->getObject(static_cast<unsigned>(i));
-        if (!mo) {
-          fail(mp + ": must be an object");
-          continue;
-        }
-        core::PortMapping m;
-        std::string proto = string(mo->get("protocol"), mp + ".protocol");
-        if (proto != "tcp" && proto != "udp") {
-          fail(mp + ".protocol: must be tcp or udp");
-        }
-        m.protocol = proto == "udp" ? Protocol::Udp : Protocol::Tcp;
-        m.port = parsed<PortRange>(mo->get("port"), mp + ".port", PortRange::parse, "port range");
-        m.address =
-            parsed<IpAddress>(mo->get("address"), mp + ".address", IpAddress::parse, "address");
-        if (mo->has("target_port")) {
-          Poco::Dynamic::Var tp = mo->get("target_port");
-          if (!tp.isInteger() || tp.convert<int>() < 1 || tp.convert<int>() > 65535) {
-            fail(mp + ".target_port: must be a port number");
-          } else {
-            m.targetPort = static_cast<uint16_t>(tp.convert<int>());
-          }
-        }
-        table.mappings.push_back(m);
-      }
-      std::sort(table.mappings.begin(), table.mappings.end());
-      v.table = std::move(table);
+      v.table = table(t, path);
     }
     v.ipForward = boolean(o, "ip_forward", path, false);
     if (Object::Ptr w = object(o, "wireguard", path, false)) {
-      const std::string wp = path + ".wireguard";
-      core::WireGuardView wg;
-      if (w->has("public_key")) {
-        wg.publicKey = parsed<WgKey>(w->get("public_key"), wp + ".public_key", WgKey::parseBase64,
-                                     "WireGuard key");
-      }
-      wg.listenPort = static_cast<uint16_t>(w->optValue<int>("listen_port", 0));
-      Array::Ptr peers = array(w, "peers", wp);
-      for (size_t i = 0; i < peers->size(); ++i) {
-        const std::string pp = wp + ".peers[" + std::to_string(i) + "]";
-        Object::Ptr po = peers->getObject(static_cast<unsigned>(i));
-        if (!po) {
-          fail(pp + ": must be an object");
-          continue;
-        }
-        core::PeerView pv;
-        pv.publicKey = parsed<WgKey>(po->get("public_key"), pp + ".public_key", WgKey::parseBase64,
-                                     "WireGuard key");
-        if (po->has("endpoint")) {
-          pv.endpoint =
-              parsed<Endpoint>(po->get("endpoint"), pp + ".endpoint", Endpoint::parse, "endpoint");
-        }
-        Array::Ptr ips = array(po, "allowed_ips", pp);
-        for (size_t j = 0; j < ips->size(); ++j) {
-          pv.allowedIps.push_back(parsed<IpPrefix>(ips->get(static_cast<unsigned>(j)),
-                                                   pp + ".allowed_ips", IpPrefix::parse, "prefix"));
-        }
-        std::sort(pv.allowedIps.begin(), pv.allowedIps.end());
-        if (po->has("persistent_keepalive")) {
-          pv.keepalive = static_cast<uint16_t>(po->getValue<int>("persistent_keepalive"));
-        }
-        pv.hasPsk = po->optValue<bool>("preshared_key", false);
-        if (po->has("latest_handshake")) {
-          pv.lastHandshake = po->getValue<int64_t>("latest_handshake");
-        }
-        pv.rxBytes = po->optValue<uint64_t>("rx_bytes", 0);
-        pv.txBytes = po->optValue<uint64_t>("tx_bytes", 0);
-        wg.peers.push_back(std::move(pv));
-      }
-      v.wireguard = std::move(wg);
+      v.wireguard = wireguard(w, path + ".wireguard");
     }
     if (o->has("stored_public_key")) {
       v.storedPublicKey = parsed<WgKey>(o->get("stored_public_key"), path + ".stored_public_key",
@@ -304,7 +333,67 @@ struct Reader {
     v.unobservable = o->optValue<std::string>("unobservable", "");
     return v;
   }
+
+  // $.store: what the state store held.
+  void store(const Object::Ptr& s, core::StoreView& out) {
+    if (Object::Ptr a = object(s, "applied", "$.store", false)) {
+      for (const auto& key : a->getNames()) {
+        out.applied[key] = string(a->get(key), "$.store.applied." + key);
+      }
+    }
+    if (Object::Ptr u = object(s, "uplinks", "$.store", false)) {
+      for (const auto& name : u->getNames()) {
+        Poco::Dynamic::Var v = u->get(name);
+        if (!v.isInteger() || v.convert<int64_t>() < 0) {
+          fail("$.store.uplinks." + name + ": must be a non-negative integer");
+          continue;
+        }
+        out.uplinkIndex[name] = static_cast<uint32_t>(v.convert<int64_t>());
+      }
+    }
+    if (Object::Ptr f = object(s, "forward_names", "$.store", false)) {
+      for (const auto& key : f->getNames()) {
+        out.forwardNames[key] = string(f->get(key), "$.store.forward_names." + key);
+      }
+    }
+    if (Poco::JSON::Array::Ptr b = s->getArray("blocked_api_keys")) {
+      for (size_t i = 0; i < b->size(); ++i) {
+        out.blockedApiKeys.insert(string(b->get(static_cast<unsigned>(i)),
+                                         "$.store.blocked_api_keys[" + std::to_string(i) + "]"));
+      }
+    } else if (s->has("blocked_api_keys")) {
+      fail("$.store.blocked_api_keys: must be an array of key ids");
+    }
+  }
 };
+
+// The observation's object: the document's top level, or a saved `edgeplane status --json`'s
+// "observed" member.
+Result<Object::Ptr> observedRoot(const std::string& text) {
+  Poco::Dynamic::Var parsed;
+  try {
+    Poco::JSON::Parser parser;
+    parsed = parser.parse(text);
+  } catch (const Poco::Exception& e) {
+    return terminal("observed state: " + e.displayText());
+  }
+  Object::Ptr root = parsed.type() == typeid(Object::Ptr) ? parsed.extract<Object::Ptr>() : nullptr;
+  if (!root) {
+    return terminal("observed state: the top level must be an object");
+  }
+  if (root->has("observed")) {
+    Poco::Dynamic::Var inner = root->get("observed");
+    root = inner.type() == typeid(Object::Ptr) ? inner.extract<Object::Ptr>() : nullptr;
+    if (!root) {
+      return terminal("observed state: \"observed\" must be an object");
+    }
+  } else if (root->has("last_run")) {
+    return terminal(
+        "observed state: this `status --json` has no \"observed\" member (the host could not "
+        "be observed when it was saved)");
+  }
+  return root;
+}
 
 Object::Ptr certToJson(const core::CertView& c) {
   Object::Ptr o = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
@@ -436,29 +525,11 @@ std::string toJson(const core::HostState& host, const core::StoreView& store) {
 }
 
 Result<ObservedJson> observedFromJson(const std::string& text) {
-  Poco::Dynamic::Var parsed;
-  try {
-    Poco::JSON::Parser parser;
-    parsed = parser.parse(text);
-  } catch (const Poco::Exception& e) {
-    return terminal("observed state: " + e.displayText());
+  auto observed = observedRoot(text);
+  if (!observed) {
+    return observed.error();
   }
-  Object::Ptr root = parsed.type() == typeid(Object::Ptr) ? parsed.extract<Object::Ptr>() : nullptr;
-  if (!root) {
-    return terminal("observed state: the top level must be an object");
-  }
-  // A saved `edgeplane status --json` carries the observation under "observed".
-  if (root->has("observed")) {
-    Poco::Dynamic::Var inner = root->get("observed");
-    root = inner.type() == typeid(Object::Ptr) ? inner.extract<Object::Ptr>() : nullptr;
-    if (!root) {
-      return terminal("observed state: \"observed\" must be an object");
-    }
-  } else if (root->has("last_run")) {
-    return terminal(
-        "observed state: this `status --json` has no \"observed\" member (the host could not "
-        "be observed when it was saved)");
-  }
+  const Object::Ptr root = *observed;
   Reader r;
   ObservedJson out;
   if (Object::Ptr h = r.object(root, "host", "$", false)) {
@@ -471,35 +542,7 @@ Result<ObservedJson> observedFromJson(const std::string& text) {
     }
   }
   if (Object::Ptr s = r.object(root, "store", "$", false)) {
-    if (Object::Ptr a = r.object(s, "applied", "$.store", false)) {
-      for (const auto& key : a->getNames()) {
-        out.store.applied[key] = r.string(a->get(key), "$.store.applied." + key);
-      }
-    }
-    if (Object::Ptr u = r.object(s, "uplinks", "$.store", false)) {
-      for (const auto& name : u->getNames()) {
-        Poco::Dynamic::Var v = u->get(name);
-        if (!v.isInteger() || v.convert<int64_t>() < 0) {
-          r.fail("$.store.uplinks." + name + ": must be a non-negative integer");
-          continue;
-        }
-        out.store.uplinkIndex[name] = static_cast<uint32_t>(v.convert<int64_t>());
-      }
-    }
-    if (Object::Ptr f = r.object(s, "forward_names", "$.store", false)) {
-      for (const auto& key : f->getNames()) {
-        out.store.forwardNames[key] = r.string(f->get(key), "$.store.forward_names." + key);
-      }
-    }
-    if (Poco::JSON::Array::Ptr b = s->getArray("blocked_api_keys")) {
-      for (size_t i = 0; i < b->size(); ++i) {
-        out.store.blockedApiKeys.insert(
-            r.string(b->get(static_cast<unsigned>(i)),
-                     "$.store.blocked_api_keys[" + std::to_string(i) + "]"));
-      }
-    } else if (s->has("blocked_api_keys")) {
-      r.fail("$.store.blocked_api_keys: must be an array of key ids");
-    }
+    r.store(s, out.store);
   }
   if (!r.error.empty()) {
     return terminal("observed state: " + r.error);

@@ -1,0 +1,288 @@
+// GitSource's config tree: read from a commit in the object database (no checkout), bounded,
+// and exported to disk as one whole tree swapped in with a single rename.
+#include "reconciler/source/git_source.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+#include <utility>
+
+#include "reconciler/source/libgit2_handles.h"
+
+namespace edgeplane::source {
+namespace fs = std::filesystem;
+
+namespace {
+
+using git::Blob;
+using git::lastGitError;
+using git::lookupCommit;
+using git::Tree;
+using git::TreeEntry;
+
+constexpr int kMaxTreeDepth = 64;
+
+// "" -> "", "config/" -> "config", "a//b" and "../x" -> error.
+Result<std::string> normalizeTreePath(std::string_view path) {
+  while (!path.empty() && path.back() == '/') {
+    path.remove_suffix(1);
+  }
+  if (path.empty()) {
+    return std::string();
+  }
+  if (path.front() == '/') {
+    return terminal("config path '" + std::string(path) + "' must be relative to the repository");
+  }
+  std::string_view rest = path;
+  while (true) {
+    const size_t slash = rest.find('/');
+    const std::string_view part = rest.substr(0, slash);
+    if (part.empty() || part == "." || part == ".." || part.find('\0') != std::string_view::npos) {
+      return terminal("config path '" + std::string(path) + "' is not a plain relative path");
+    }
+    if (slash == std::string_view::npos) {
+      break;
+    }
+    rest.remove_prefix(slash + 1);
+  }
+  return std::string(path);
+}
+
+struct TreeReader {
+  git_repository* repo;
+  const TreeLimits& limits;
+  std::string commitId;
+  std::map<std::string, std::string> files;
+  size_t totalBytes = 0;
+
+  Result<void> walk(const git_tree* tree, const std::string& prefix, int depth) {
+    if (depth > kMaxTreeDepth) {
+      return terminal("tree deeper than " + std::to_string(kMaxTreeDepth) + " levels at " + prefix);
+    }
+    const size_t count = git_tree_entrycount(tree);
+    for (size_t i = 0; i < count; ++i) {
+      const git_tree_entry* entry = git_tree_entry_byindex(tree, i);
+      const std::string_view name = git_tree_entry_name(entry);
+      // Trees from a hostile remote may name entries anything; these reach the filesystem.
+      if (name.empty() || name == "." || name == ".." || name.find('/') != std::string_view::npos) {
+        return terminal("commit " + commitId + " has an invalid tree entry '" + std::string(name) +
+                        "' under '" + prefix + "'");
+      }
+      const std::string relPath = prefix + std::string(name);
+      switch (git_tree_entry_filemode(entry)) {
+        case GIT_FILEMODE_TREE: {
+          git_tree* raw = nullptr;
+          if (git_tree_lookup(&raw, repo, git_tree_entry_id(entry)) != 0) {
+            return terminal("cannot read tree " + relPath + ": " + lastGitError());
+          }
+          Tree sub(raw);
+          if (auto ok = walk(sub.get(), relPath + "/", depth + 1); !ok) {
+            return ok;
+          }
+          break;
+        }
+        case GIT_FILEMODE_BLOB:
+        case GIT_FILEMODE_BLOB_EXECUTABLE: {
+          if (files.size() == limits.maxFiles) {
+            return terminal("config tree has more than " + std::to_string(limits.maxFiles) +
+                            " files");
+          }
+          git_blob* raw = nullptr;
+          if (git_blob_lookup(&raw, repo, git_tree_entry_id(entry)) != 0) {
+            return terminal("cannot read " + relPath + ": " + lastGitError());
+          }
+          Blob blob(raw);
+          const auto size = static_cast<size_t>(git_blob_rawsize(blob.get()));
+          if (size > limits.maxTotalBytes - totalBytes) {
+            return terminal("config tree is larger than " + std::to_string(limits.maxTotalBytes) +
+                            " bytes");
+          }
+          totalBytes += size;
+          std::string content(static_cast<const char*>(git_blob_rawcontent(blob.get())), size);
+          if (!files.emplace(relPath, std::move(content)).second) {
+            return terminal("commit " + commitId + " has two entries named " + relPath);
+          }
+          break;
+        }
+        case GIT_FILEMODE_LINK:
+          return terminal(relPath + " is a symlink; symlinks are not supported in the config tree");
+        case GIT_FILEMODE_COMMIT:
+          return terminal(relPath +
+                          " is a submodule; submodules are not supported in the config tree");
+        default:
+          return terminal(relPath + " has an unknown file mode");
+      }
+    }
+    return {};
+  }
+};
+
+Result<void> errnoError(const std::string& what) {
+  return terminal(what + ": " + std::strerror(errno));
+}
+
+Result<void> makeDir(const fs::path& dir) {
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return errnoError("mkdir " + dir.string());
+  }
+  // mkdir's mode is filtered by the umask; the contract is 0755.
+  if (::chmod(dir.c_str(), 0755) != 0) {
+    return errnoError("chmod " + dir.string());
+  }
+  return {};
+}
+
+Result<void> writeFile(const fs::path& file, const std::string& content) {
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) {
+    return errnoError("create " + file.string());
+  }
+  size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      auto err = errnoError("write " + file.string());
+      ::close(fd);
+      return err;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fchmod(fd, 0644) != 0 || ::fsync(fd) != 0) {
+    auto err = errnoError("write " + file.string());
+    ::close(fd);
+    return err;
+  }
+  if (::close(fd) != 0) {
+    return errnoError("close " + file.string());
+  }
+  return {};
+}
+
+Result<void> writeTree(const fs::path& root, const std::map<std::string, std::string>& files) {
+  if (auto ok = makeDir(root); !ok) {
+    return ok;
+  }
+  for (const auto& [relPath, content] : files) {
+    // Parents first; the map's order does not guarantee them, so make each on the way down.
+    fs::path dir = root;
+    std::string_view rest = relPath;
+    for (size_t slash = rest.find('/'); slash != std::string_view::npos; slash = rest.find('/')) {
+      dir /= std::string(rest.substr(0, slash));
+      if (auto ok = makeDir(dir); !ok) {
+        return ok;
+      }
+      rest.remove_prefix(slash + 1);
+    }
+    if (auto ok = writeFile(dir / std::string(rest), content); !ok) {
+      return ok;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::map<std::string, std::string>> GitSource::readTree(std::string_view commitId,
+                                                               std::string_view path,
+                                                               const TreeLimits& limits) const {
+  auto commit = lookupCommit(repo_.get(), commitId, "the cache of " + spec_.url);
+  if (!commit) {
+    return commit.error();
+  }
+  auto relPath = normalizeTreePath(path);
+  if (!relPath) {
+    return relPath.error();
+  }
+  git_tree* rawTree = nullptr;
+  if (git_commit_tree(&rawTree, commit->get()) != 0) {
+    return terminal("cannot read the tree of " + std::string(commitId) + ": " + lastGitError());
+  }
+  Tree tree(rawTree);
+  if (!relPath->empty()) {
+    git_tree_entry* rawEntry = nullptr;
+    const int rc = git_tree_entry_bypath(&rawEntry, tree.get(), relPath->c_str());
+    if (rc == GIT_ENOTFOUND) {
+      return terminal("path '" + std::string(path) + "' not found at commit " +
+                      std::string(commitId));
+    }
+    if (rc != 0) {
+      return terminal("cannot read '" + std::string(path) + "' at commit " + std::string(commitId) +
+                      ": " + lastGitError());
+    }
+    TreeEntry entry(rawEntry);
+    if (git_tree_entry_type(entry.get()) != GIT_OBJECT_TREE) {
+      return terminal("path '" + std::string(path) + "' at commit " + std::string(commitId) +
+                      " is not a directory");
+    }
+    git_tree* sub = nullptr;
+    if (git_tree_lookup(&sub, repo_.get(), git_tree_entry_id(entry.get())) != 0) {
+      return terminal("cannot read '" + std::string(path) + "': " + lastGitError());
+    }
+    tree.reset(sub);
+  }
+  TreeReader reader{repo_.get(), limits, std::string(commitId), {}, 0};
+  if (auto ok = reader.walk(tree.get(), "", 0); !ok) {
+    return ok.error();
+  }
+  return std::move(reader.files);
+}
+
+Result<void> GitSource::exportTree(std::string_view commitId, std::string_view path,
+                                   const fs::path& destination) const {
+  // "dir/" names dir: the temporary tree must be its sibling, not inside it.
+  const fs::path dest = destination.has_filename() ? destination : destination.parent_path();
+  if (dest.empty()) {
+    return terminal("no destination directory for the config tree");
+  }
+  auto files = readTree(commitId, path);
+  if (!files) {
+    return files.error();
+  }
+  std::error_code ec;
+  const fs::path tmp = dest.string() + ".tmp";
+  fs::remove_all(tmp, ec);
+  if (ec) {
+    return terminal("cannot remove " + tmp.string() + ": " + ec.message());
+  }
+  if (dest.has_parent_path()) {
+    fs::create_directories(dest.parent_path(), ec);
+    if (ec) {
+      return terminal("cannot create " + dest.parent_path().string() + ": " + ec.message());
+    }
+  }
+  if (auto ok = writeTree(tmp, *files); !ok) {
+    fs::remove_all(tmp, ec);
+    return ok;
+  }
+  // Swap in one step when dest exists (RENAME_EXCHANGE), then drop the old tree now at tmp.
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dest.c_str(), RENAME_EXCHANGE) == 0) {
+    fs::remove_all(tmp, ec);
+    return {};
+  }
+  if (errno == ENOENT && !fs::exists(dest, ec)) {
+    if (::rename(tmp.c_str(), dest.c_str()) == 0) {
+      return {};
+    }
+  } else if (errno == EINVAL || errno == ENOSYS) {
+    // A filesystem without RENAME_EXCHANGE: move the old tree aside first.
+    const fs::path old = dest.string() + ".old";
+    fs::remove_all(old, ec);
+    if (::rename(dest.c_str(), old.c_str()) == 0 && ::rename(tmp.c_str(), dest.c_str()) == 0) {
+      fs::remove_all(old, ec);
+      return {};
+    }
+  }
+  const int err = errno;
+  fs::remove_all(tmp, ec);
+  return terminal("cannot move the config tree into " + dest.string() + ": " + std::strerror(err));
+}
+
+}  // namespace edgeplane::source
