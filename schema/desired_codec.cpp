@@ -23,7 +23,7 @@ static_assert(sizeof(SourceLoc) == 40 && sizeof(Origin) == 136 && sizeof(Fleet) 
                   sizeof(Host) == 168 && sizeof(Peer) == 320 && sizeof(NamespaceRoute) == 176 &&
                   sizeof(WireGuardConfig) == 168 && sizeof(Namespace) == 432 &&
                   sizeof(Forward) == 232 && sizeof(Certificate) == 336 &&
-                  sizeof(HealthCheck) == 88 && sizeof(Site) == 432 && sizeof(Passthrough) == 296 &&
+                  sizeof(HealthCheck) == 88 && sizeof(Site) == 464 && sizeof(Passthrough) == 296 &&
                   sizeof(GatewayEndpoint) == 328 && sizeof(Gateway) == 352 &&
                   sizeof(ApiKey) == 288 && sizeof(Desired) == 576,
               "a model struct changed: encode the new field in desired_codec.cpp and bump "
@@ -337,7 +337,7 @@ void io(A& a, HealthCheck& v) {
 }
 template <typename A>
 void io(A& a, Site& v) {
-  fields(a, v.name, v.hostnames, v.subdomain, v.namespace_name, v.backends, v.balance,
+  fields(a, v.name, v.hostnames, v.subdomain, v.namespace_name, v.hosts, v.backends, v.balance,
          v.certificate, v.redirect_http, v.health_check, v.origin);
 }
 template <typename A>

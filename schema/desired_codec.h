@@ -11,7 +11,7 @@
 namespace edgeplane {
 
 // Bumped whenever the model or this encoding changes: an entry of another version is foreign.
-inline constexpr uint32_t kDesiredCodecVersion = 1;
+inline constexpr uint32_t kDesiredCodecVersion = 2;
 
 // Every field of `d`, source locations included. A location in a file under `root` (as
 // loadDirectory names them, "root/relative") is stored relative to it, so an entry decodes

@@ -169,11 +169,7 @@ class Loader {
     if (!ns.name.empty() && !std::regex_match(ns.name, namespaceNamePattern())) {
       r.error("name", "namespace name " + quote(ns.name) + " must match [a-z0-9-]{1,11}");
     }
-    ns.hosts = r.strings("hosts");
-    if (ns.hosts && ns.hosts->empty() && r.isEmptyArray("hosts")) {
-      r.error("hosts", "'hosts' must name at least one host (leave it out for every host)");
-      r.reject("hosts");
-    }
+    ns.hosts = hostList(r);
     ns.suspended = r.boolean("suspended").value_or(false);
     if (const toml::table* wg = r.table("wireguard")) {
       ns.wireguard = loadWireGuard(*wg);
@@ -442,12 +438,24 @@ class Loader {
     return name.value_or("");
   }
 
+  // `hosts`: the [[host]]s something is placed on; absent: every host.
+  static std::optional<std::vector<std::string>> hostList(TableReader& r) {
+    auto hosts = r.strings("hosts");
+    if (hosts && hosts->empty() && r.isEmptyArray("hosts")) {
+      r.error("hosts", "'hosts' must name at least one host (leave it out for every host)");
+      r.reject("hosts");
+    }
+    return hosts;
+  }
+
   void loadSite(const toml::table& t) {
     TableReader r = reader(t, "[[site]]");
     Site s;
     s.name = requiredName(r);
     loadHostnames(r, s.hostnames, s.subdomain);
-    s.namespace_name = r.str("namespace", true).value_or("");
+    // Without a namespace, a site of the host itself (validate checks its backends).
+    s.namespace_name = r.str("namespace").value_or("");
+    s.hosts = hostList(r);
     s.backends = backends(r);
     s.balance = balance(r);
     s.certificate = certificateRef(r);

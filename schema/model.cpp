@@ -108,6 +108,10 @@ bool namespaceOnHost(const Namespace& ns, std::string_view host) {
   return std::find(ns.hosts->begin(), ns.hosts->end(), host) != ns.hosts->end();
 }
 
+bool hostSiteOnHost(const Site& s, std::string_view host) {
+  return !s.hosts || std::find(s.hosts->begin(), s.hosts->end(), host) != s.hosts->end();
+}
+
 Desired resolveFor(const Desired& all, std::string_view host) {
   Desired out;
   out.fleet = all.fleet;
@@ -132,7 +136,7 @@ Desired resolveFor(const Desired& all, std::string_view host) {
     }
   }
   for (const auto& s : all.sites) {
-    if (here(s.namespace_name)) {
+    if (s.namespace_name.empty() ? hostSiteOnHost(s, host) : here(s.namespace_name)) {
       out.sites.push_back(s);
       certificates.insert(s.certificate);
     }

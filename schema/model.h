@@ -163,7 +163,10 @@ struct Site {
   std::string name;
   std::vector<std::string> hostnames;    // resolved: `subdomain` is expanded by the loader
   std::optional<std::string> subdomain;  // as written, if it was used
+  // Empty: a site of the host itself, whose backends are loopback services of the host's own
+  // network namespace (e.g. the agent's webhook), served on `hosts` (none: every host).
   std::string namespace_name;
+  std::optional<std::vector<std::string>> hosts;  // only without namespace_name
   std::vector<Endpoint> backends;
   Balance balance = Balance::RoundRobin;
   std::string certificate;
@@ -254,6 +257,8 @@ std::string netnsName(std::string_view ns);
 
 // Whether a namespace is placed on `host` (no `hosts` list: every host).
 bool namespaceOnHost(const Namespace& ns, std::string_view host);
+// Whether a site of the host itself (no namespace) is served on `host` (no `hosts`: every host).
+bool hostSiteOnHost(const Site& s, std::string_view host);
 
 // The part of `all` that host `host` must converge: its namespaces and what hangs off them,
 // the certificates their routes use, and the API keys of their gateways.

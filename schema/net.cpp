@@ -164,6 +164,14 @@ uint32_t IpAddress::v4HostOrder() const {
          uint32_t{bytes[3]};
 }
 
+bool IpAddress::isLoopback() const {
+  if (family == Family::V4) {
+    return bytes[0] == 127;
+  }
+  return std::all_of(bytes.begin(), bytes.begin() + 15, [](uint8_t b) { return b == 0; }) &&
+         bytes[15] == 1;
+}
+
 std::string IpAddress::str() const {
   char buf[INET6_ADDRSTRLEN] = {};
   int af = family == Family::V4 ? AF_INET : AF_INET6;

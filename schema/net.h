@@ -24,6 +24,7 @@ struct IpAddress {
   std::string str() const;
   int bits() const { return family == Family::V4 ? 32 : 128; }
   uint32_t v4HostOrder() const;
+  bool isLoopback() const;  // 127.0.0.0/8 or ::1
   auto operator<=>(const IpAddress&) const = default;
 };
 

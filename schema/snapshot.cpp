@@ -55,12 +55,13 @@ const Namespace* servingNamespace(const Desired& d, const std::string& name) {
   return ns != nullptr && !ns->suspended ? ns : nullptr;
 }
 
+// `ns` empty (a site of the host itself): no namespace, and upstream sockets are the proxy's own.
 SnapshotRoute baseRoute(RouteKind kind, const std::string& name, const std::string& ns) {
   SnapshotRoute r;
   r.kind = kind;
   r.name = name;
   r.namespace_name = ns;
-  r.netns = netnsName(ns);
+  r.netns = ns.empty() ? std::string() : netnsName(ns);
   return r;
 }
 
@@ -96,7 +97,8 @@ ProxySnapshot buildSnapshot(const Desired& resolved, const std::string& host,
     s.routes.push_back(std::move(r));
   }
   for (const Site& site : resolved.sites) {
-    if (servingNamespace(resolved, site.namespace_name) == nullptr) {
+    if (!site.namespace_name.empty() &&
+        servingNamespace(resolved, site.namespace_name) == nullptr) {
       continue;
     }
     SnapshotRoute r = baseRoute(RouteKind::Site, site.name, site.namespace_name);

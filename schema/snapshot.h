@@ -49,8 +49,8 @@ struct SnapshotRoute {
   RouteKind kind = RouteKind::Passthrough;
   std::string name;                    // the passthrough/site/gateway name, unique per kind
   std::vector<std::string> hostnames;  // lower-case; "*.x.y" wildcards allowed
-  std::string namespace_name;          // the tenant namespace ("tenant-a")
-  std::string netns;                   // its network namespace ("ep-tenant-a")
+  std::string namespace_name;          // the tenant namespace ("tenant-a"); "": a host site
+  std::string netns;                   // its network namespace ("ep-tenant-a"); "": the proxy's own
   std::vector<Endpoint> backends;      // passthrough and site
   Balance balance = Balance::RoundRobin;
   ProxyProtocol proxy_protocol = ProxyProtocol::None;  // passthrough
@@ -132,8 +132,9 @@ std::string snapshotToJson(const ProxySnapshot& s);
 // Strict: a document over kMaxSnapshotBytes, invalid JSON (fractions, duplicate keys, bad
 // UTF-8 included), a "version" other than 3 or 2 (2: no "api_keys", read as none), missing or
 // unknown keys, wrong types, bad addresses, hostnames that are not lower-case DNS names, a netns
-// other than netnsName(namespace), routes out of (kind, name) order or repeated, a hostname claimed
-// by two routes, certificates out of name order or repeated, a fingerprint that is not 64
+// other than netnsName(namespace) (both empty only for a site whose backends are all loopback
+// addresses: a site of the host itself), routes out of (kind, name) order or repeated, a hostname
+// claimed by two routes, certificates out of name order or repeated, a fingerprint that is not 64
 // lower-case hex digits, a relative file path, a route naming a certificate that is not in the
 // list, keys out of id order or repeated, a key id outside [A-Za-z0-9_-]{4,64}, a key naming a
 // gateway that is not a gateway route, and a worker key without gateways are errors (terminal,

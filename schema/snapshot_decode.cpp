@@ -313,6 +313,21 @@ class Decoder {
     return true;
   }
 
+  // A site without a namespace reaches only the host's loopback services, as validate says.
+  bool hostSiteBackends(Fields& f, const SnapshotRoute& r) {
+    if (!r.netns.empty()) {
+      return true;
+    }
+    for (size_t i = 0; i < r.backends.size(); ++i) {
+      if (!r.backends[i].address.isLoopback()) {
+        return fail(
+            f.at("backends") + "[" + std::to_string(i) + "]",
+            quote(r.backends[i].str()) + " is not a loopback address (a site without namespace)");
+      }
+    }
+    return true;
+  }
+
   bool hostnames(Fields& f, std::vector<std::string>& out) {
     if (!stringArray(f, "hostnames", out)) {
       return false;
@@ -370,8 +385,12 @@ class Decoder {
       return false;
     }
     // The proxy opens /run/netns/<netns>: only the loader's namespace names, and only the
-    // netns name edgeplane derives from them, so a snapshot cannot point anywhere else.
+    // netns name edgeplane derives from them, so a snapshot cannot point anywhere else. A site
+    // of the host itself has neither (its backends are the proxy's own loopback services).
     const std::string& ns = r.namespace_name;
+    if (ns.empty() && r.netns.empty() && r.kind == RouteKind::Site) {
+      return true;  // its backends must be loopback addresses: see hostSiteBackends
+    }
     if (ns.empty() || ns.size() > 64 || !std::all_of(ns.begin(), ns.end(), [](char c) {
           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
         })) {
@@ -579,8 +598,8 @@ class Decoder {
         return passthroughRoute(f, r);
       case RouteKind::Site: {
         std::string cert;
-        if (!backends(f, r.backends) || !balance(f, r.balance) || !str(f, "certificate", cert) ||
-            !checkText(f.at("certificate"), cert, 256) ||
+        if (!backends(f, r.backends) || !hostSiteBackends(f, r) || !balance(f, r.balance) ||
+            !str(f, "certificate", cert) || !checkText(f.at("certificate"), cert, 256) ||
             !boolean(f, "redirect_http", r.redirect_http) || !health(f, r)) {
           return false;
         }

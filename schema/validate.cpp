@@ -77,9 +77,7 @@ class Validator {
       checkCertificate(c);
     }
     for (const auto& s : d_.sites) {
-      const Namespace* ns = namespaceRef(s.namespace_name, s.origin);
-      checkBackends(ns, s.backends, s.origin);
-      checkCovered(s.certificate, s.hostnames, s.origin);
+      checkSite(s);
     }
     for (const auto& p : d_.passthroughs) {
       checkBackends(namespaceRef(p.namespace_name, p.origin), p.backends, p.origin);
@@ -146,17 +144,47 @@ class Validator {
     }
   }
 
-  void checkNamespace(const Namespace& ns) {
-    if (ns.hosts) {
-      for (size_t i = 0; i < ns.hosts->size(); ++i) {
-        const std::string& h = (*ns.hosts)[i];
-        bool known = std::any_of(d_.hosts.begin(), d_.hosts.end(),
-                                 [&](const Host& x) { return x.name == h; });
-        if (!known) {
-          diags_.error(ns.origin.at("hosts", i), "host " + quote(h) + " is not defined");
+  // Each of `hosts` is a [[host]].
+  void checkHostRefs(const std::optional<std::vector<std::string>>& hosts, const Origin& origin) {
+    if (!hosts) {
+      return;
+    }
+    for (size_t i = 0; i < hosts->size(); ++i) {
+      const std::string& h = (*hosts)[i];
+      bool known =
+          std::any_of(d_.hosts.begin(), d_.hosts.end(), [&](const Host& x) { return x.name == h; });
+      if (!known) {
+        diags_.error(origin.at("hosts", i), "host " + quote(h) + " is not defined");
+      }
+    }
+  }
+
+  // A site without namespace fronts services of the host itself: its backends are loopback
+  // addresses of the host's own network namespace, never an address of a tenant's range.
+  void checkSite(const Site& s) {
+    if (!s.namespace_name.empty()) {
+      checkBackends(namespaceRef(s.namespace_name, s.origin), s.backends, s.origin);
+      if (s.hosts) {
+        diags_.error(s.origin.at("hosts"), "site " + quote(s.name) + " is served where namespace " +
+                                               quote(s.namespace_name) +
+                                               " is: 'hosts' is only for a site without namespace");
+      }
+    } else {
+      checkHostRefs(s.hosts, s.origin);
+      for (size_t i = 0; i < s.backends.size(); ++i) {
+        if (!s.backends[i].address.isLoopback()) {
+          diags_.error(s.origin.at("backends", i),
+                       "backend " + s.backends[i].str() + " of site " + quote(s.name) +
+                           " is not a loopback address: a site without namespace reaches only "
+                           "this host's own services (127.0.0.0/8, ::1)");
         }
       }
     }
+    checkCovered(s.certificate, s.hostnames, s.origin);
+  }
+
+  void checkNamespace(const Namespace& ns) {
+    checkHostRefs(ns.hosts, ns.origin);
     checkUnique(
         ns.peers, "peer", "name", [](const Peer& p) -> const std::string& { return p.name; },
         diags_);
@@ -237,24 +265,39 @@ class Validator {
     }
   }
 
-  // The hosts a namespace lands on (the implicit single host when none are declared). None
-  // when its `hosts` was rejected: its placement is unknown, so it clashes with nothing.
-  std::vector<std::string> hostsOf(const Namespace& ns) const {
+  // The target hosts something with this origin is placed on, `onHost` deciding (the implicit
+  // single host when none are declared). None when its `hosts` was rejected: its placement is
+  // unknown, so it clashes with nothing.
+  template <typename OnHost>
+  std::vector<std::string> placedOn(const Origin& origin, OnHost onHost) const {
     std::vector<std::string> out;
-    if (rejected(ns.origin, "hosts")) {
+    if (rejected(origin, "hosts")) {
       return out;
     }
     for (const auto& h : targetHosts(d_)) {
-      if (namespaceOnHost(ns, h)) {
+      if (onHost(h)) {
         out.push_back(h);
       }
     }
     return out;
   }
 
+  // The hosts a namespace lands on.
+  std::vector<std::string> hostsOf(const Namespace& ns) const {
+    return placedOn(ns.origin, [&](const std::string& h) { return namespaceOnHost(ns, h); });
+  }
+
   std::vector<std::string> hostsOfNamespaceName(const std::string& name) const {
     const Namespace* ns = d_.findNamespace(name);
     return ns != nullptr ? hostsOf(*ns) : std::vector<std::string>{};
+  }
+
+  // The hosts a site is served on: its namespace's, or for a site of the host itself its own.
+  std::vector<std::string> hostsOfSite(const Site& s) const {
+    if (!s.namespace_name.empty()) {
+      return hostsOfNamespaceName(s.namespace_name);
+    }
+    return placedOn(s.origin, [&](const std::string& h) { return hostSiteOnHost(s, h); });
   }
 
   static std::optional<std::string> sharedHost(const std::vector<std::string>& a,
@@ -535,8 +578,7 @@ class Validator {
     };
     std::map<std::string, std::vector<Claim>> claims;
     auto claim = [&](const std::string& hostname, const SourceLoc& loc, std::string route,
-                     const std::string& ns) {
-      auto hosts = hostsOfNamespaceName(ns);
+                     std::vector<std::string> hosts) {
       auto& list = claims[hostname];
       for (const Claim& c : list) {
         if (c.route == route) {
@@ -554,19 +596,19 @@ class Validator {
     for (const auto& s : d_.sites) {
       for (size_t i = 0; i < s.hostnames.size(); ++i) {
         claim(s.hostnames[i], s.subdomain ? s.origin.at("subdomain") : s.origin.at("hostnames", i),
-              "site " + quote(s.name), s.namespace_name);
+              "site " + quote(s.name), hostsOfSite(s));
       }
     }
     for (const auto& p : d_.passthroughs) {
       for (size_t i = 0; i < p.hostnames.size(); ++i) {
         claim(p.hostnames[i], p.subdomain ? p.origin.at("subdomain") : p.origin.at("hostnames", i),
-              "passthrough " + quote(p.name), p.namespace_name);
+              "passthrough " + quote(p.name), hostsOfNamespaceName(p.namespace_name));
       }
     }
     for (const auto& g : d_.gateways) {
       if (!g.hostname.empty()) {
         claim(g.hostname, g.subdomain ? g.origin.at("subdomain") : g.origin.at("hostname"),
-              "gateway " + quote(g.name), g.namespace_name);
+              "gateway " + quote(g.name), hostsOfNamespaceName(g.namespace_name));
       }
     }
   }

@@ -91,11 +91,14 @@ std::string endpointsText(const SnapshotRoute& r) {
   return join(s, "; ");
 }
 
+// The "namespace" of a site of the host itself (not a namespace name: those have no spaces).
+constexpr std::string_view kHostSite = "(none: the host)";
+
 // The route's fields as (name, text) pairs; a field a kind does not use is left out.
 std::vector<std::pair<std::string, std::string>> routeFields(const SnapshotRoute& r) {
   std::vector<std::pair<std::string, std::string>> f;
   f.emplace_back("hostnames", join(r.hostnames));
-  f.emplace_back("namespace", r.namespace_name);
+  f.emplace_back("namespace", r.namespace_name.empty() ? kHostSite : r.namespace_name);
   if (r.kind != RouteKind::Gateway) {
     f.emplace_back("backends", backendsText(r.backends));
     f.emplace_back("balance", std::string(toString(r.balance)));
@@ -141,7 +144,8 @@ std::string routeSummary(const SnapshotRoute& r) {
   }
   const std::string to = r.kind == RouteKind::Gateway ? plural(r.endpoints.size(), "endpoint")
                                                       : plural(r.backends.size(), "backend");
-  return where + " → " + to + " in " + r.namespace_name;
+  return where + " → " + to +
+         (r.namespace_name.empty() ? " on the host" : " in " + r.namespace_name);
 }
 
 class ProxyPlanner {

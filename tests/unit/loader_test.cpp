@@ -927,7 +927,6 @@ TEST(Loader, MissingSiteKeys) {
 name = "web"
 )"),
             "t.toml:1:1: error: [[site]] is missing required key 'backends'\n"
-            "t.toml:1:1: error: [[site]] is missing required key 'namespace'\n"
             "t.toml:1:1: error: [[site]] needs 'hostnames' (or 'subdomain')\n");
 }
 

@@ -130,6 +130,24 @@ TEST(PlanProxy, NothingObservedPlansEveryCertificateAndRouteAsAdded) {
   EXPECT_EQ(p.ops[4].dependsOn, (std::vector<size_t>{0}));
 }
 
+// A site of the host itself (no namespace: loopback backends such as the agent's webhook)
+// plans as "on the host", and moving a site there shows as a namespace change.
+TEST(PlanProxy, ASiteOfTheHostPlansOnTheHost) {
+  Case c;
+  SnapshotRoute hooks = siteRoute("hooks", "hooks", {"hooks.example.net"});
+  hooks.namespace_name = "";
+  hooks.netns = "";
+  hooks.backends = {*Endpoint::parse("127.0.0.1:9000")};
+  c.target.proxy.routes = {hooks};
+  EXPECT_EQ(lines(c.plan()),
+            (std::vector<std::string>{"+ site hooks (hooks.example.net → 1 backend on the host)"}));
+  c.store.snapshot = ProxySnapshot{};
+  c.store.snapshot->routes = {siteRoute("hooks", "hooks", {"hooks.example.net"})};
+  EXPECT_EQ(lines(c.plan()),
+            (std::vector<std::string>{"~ site hooks (namespace: blue → (none: the host); backends: "
+                                      "10.0.0.1:80, 10.0.0.2:80 → 127.0.0.1:9000)"}));
+}
+
 TEST(PlanProxy, GeneratedCertificateRenewsWhenAThirdOfItsLifetimeIsLeft) {
   Case c;
   c.target.certificates = {certTarget("shop", core::CertSource::SelfSigned, {"shop.example.net"})};

@@ -153,11 +153,14 @@ TEST(SnapshotBuild, FullExampleEdge2HasEveryRouteKindSorted) {
 
 TEST(SnapshotBuild, FullExampleEdge1HasOnlyItsNamespacesRoutes) {
   const Desired all = fullExample();
-  // edge-1 carries tenant-a and the suspended tenant-c (which has only a forward).
+  // edge-1 carries tenant-a, the suspended tenant-c (which has only a forward) and the site of
+  // the host "hooks-1" (hosts = ["edge-1"]: not on edge-2), which has no namespace.
   const ProxySnapshot s = buildSnapshot(resolveFor(all, "edge-1"), "edge-1", std::nullopt);
-  EXPECT_EQ(keys(s), (std::vector<std::string>{"passthrough legacy", "site app", "site www"}));
+  EXPECT_EQ(keys(s), (std::vector<std::string>{"passthrough legacy", "site app", "site hooks-1",
+                                               "site www"}));
   for (const auto& r : s.routes) {
-    EXPECT_EQ(r.namespace_name, "tenant-a") << r.key();
+    EXPECT_EQ(r.namespace_name, r.name == "hooks-1" ? "" : "tenant-a") << r.key();
+    EXPECT_EQ(r.netns, r.name == "hooks-1" ? "" : "ep-tenant-a") << r.key();
   }
   EXPECT_EQ(snapshotToJson(s).find("\"commit\""), std::string::npos);
 }
@@ -288,6 +291,24 @@ TEST(SnapshotBuild, HealthThresholdsOnlyWithAHealthCheck) {
   EXPECT_FALSE(s.routes[1].health_unhealthy_threshold.has_value());
   EXPECT_FALSE(s.routes[1].health_expect_status.has_value());
   EXPECT_TRUE(s.certificates.empty());  // the reconciler fills them in
+}
+
+// A site without namespace (the host's own loopback services): no namespace, no netns; its
+// route survives the JSON round trip and is not withdrawn for want of a serving namespace.
+TEST(SnapshotBuild, ASiteOfTheHostHasNoNamespaceAndRoundTrips) {
+  Desired d;
+  Site s = site("hooks", "", {"hooks.example.com"});
+  s.backends = {ep("127.0.0.1:9000"), ep("[::1]:9000")};
+  d.sites = {s};
+  ProxySnapshot snap = buildSnapshot(d, "edge-1", std::nullopt);
+  ASSERT_EQ(snap.routes.size(), 1u);
+  EXPECT_EQ(snap.routes[0].namespace_name, "");
+  EXPECT_EQ(snap.routes[0].netns, "");
+  snap.certificates = {SnapshotCertificate{
+      "c", std::string(64, 'a'), "/c.pem", "/c.key", {"hooks.example.com"}, 1900000000}};
+  auto back = snapshotFromJson(snapshotToJson(snap));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(*back, snap);
 }
 
 TEST(SnapshotBuild, NetnsNameFollowsTheReconcilersRule) {
@@ -614,6 +635,17 @@ std::vector<BadCase> badCases() {
       {"netns not derived from the namespace", passWith(R"("netns":"ep-t")", R"("netns":"other")"),
        "routes[0].netns: \"other\" is not the network namespace of \"t\" (\"ep-t\")"},
       {"missing netns", passWith(R"("netns":"ep-t",)", ""), "missing key \"netns\""},
+      {"passthrough without a namespace",
+       passWith(R"("namespace":"t","netns":"ep-t")", R"("namespace":"","netns":"")"),
+       "routes[0].namespace: \"\" is not a namespace name"},
+      {"site without a namespace, netns given",
+       withRoutes(replaced(std::string(kSite), R"("namespace":"t")", R"("namespace":"")")),
+       "routes[0].namespace: \"\" is not a namespace name"},
+      {"site of the host with a backend that is not loopback",
+       withRoutes(replaced(std::string(kSite), R"("namespace":"t","netns":"ep-t")",
+                           R"("namespace":"","netns":"")")),
+       "routes[0].backends[0]: \"10.0.0.1:80\" is not a loopback address (a site without "
+       "namespace)"},
       {"missing backends", passWith(R"("backends":["10.0.0.1:443"],)", ""),
        "missing key \"backends\""},
       {"backends empty", passWith(R"(["10.0.0.1:443"])", "[]"),

@@ -1299,5 +1299,91 @@ issuer = "self-signed"
   EXPECT_EQ(names(r.certificates), Names{"web"});
 }
 
+// ---------------------------------------------------------------------------------------------
+// A site without namespace: a service of the host itself (e.g. the agent's webhook on loopback).
+
+constexpr std::string_view kHostSite = R"([[host]]
+name = "edge-1"
+[[host]]
+name = "edge-2"
+[[certificate]]
+name = "hooks"
+domains = ["hooks-1.example.com", "hooks-2.example.com"]
+issuer = "self-signed"
+[[site]]
+name = "hooks-1"
+hostnames = ["hooks-1.example.com"]
+hosts = ["edge-1"]
+backends = ["127.0.0.1:9000", "[::1]:9000"]
+certificate = "hooks"
+)";  // lines 1-14
+
+TEST(ValidateHostSite, LoopbackBackendsOnChosenHostsAreValid) {
+  Desired d = loadClean(std::string(kHostSite) + R"([[site]]
+name = "hooks-2"
+hostnames = ["hooks-2.example.com"]
+hosts = ["edge-2"]
+backends = ["127.0.0.53:9000"]
+certificate = "hooks"
+)");
+  ASSERT_EQ(d.sites.size(), 2u);
+  EXPECT_EQ(d.sites[0].namespace_name, "");
+  EXPECT_EQ(d.sites[0].hosts, std::optional<Names>(Names{"edge-1"}));
+  EXPECT_EQ(names(resolveFor(d, "edge-1").sites), Names{"hooks-1"});
+  EXPECT_EQ(names(resolveFor(d, "edge-2").sites), Names{"hooks-2"});
+  EXPECT_EQ(names(resolveFor(d, "edge-2").certificates), Names{"hooks"});
+}
+
+TEST(ValidateHostSite, WithoutHostsItIsOnEveryHost) {
+  std::string toml(kHostSite);
+  toml.replace(toml.find("hosts = [\"edge-1\"]\n"), 18, "");
+  Desired d = loadClean(toml);
+  EXPECT_EQ(names(resolveFor(d, "edge-1").sites), Names{"hooks-1"});
+  EXPECT_EQ(names(resolveFor(d, "edge-2").sites), Names{"hooks-1"});
+}
+
+TEST(ValidateHostSite, ABackendThatIsNotLoopbackIsRefused) {
+  std::string toml(kHostSite);
+  toml.replace(toml.find("\"[::1]:9000\""), 12, "\"10.50.0.12:9000\"");
+  EXPECT_EQ(check(toml),
+            "t.toml:13:31: error: backend 10.50.0.12:9000 of site \"hooks-1\" is not a loopback "
+            "address: a site without namespace reaches only this host's own services "
+            "(127.0.0.0/8, ::1)\n");
+}
+
+TEST(ValidateHostSite, UnknownHostIsRefused) {
+  std::string toml(kHostSite);
+  toml.replace(toml.find("hosts = [\"edge-1\"]"), 18, "hosts = [\"edge-9\"]");
+  EXPECT_EQ(check(toml), "t.toml:12:10: error: host \"edge-9\" is not defined\n");
+}
+
+TEST(ValidateHostSite, HostsBesideANamespaceIsRefused) {
+  EXPECT_EQ(check(withBase(R"([[certificate]]
+name = "web"
+domains = ["a.example.com"]
+issuer = "self-signed"
+[[site]]
+name = "web"
+hostnames = ["a.example.com"]
+namespace = "tenant-a"
+hosts = ["edge-1"]
+backends = ["10.50.0.12:8080"]
+certificate = "web"
+)")),
+            "t.toml:19:9: error: site \"web\" is served where namespace \"tenant-a\" is: 'hosts' "
+            "is only for a site without namespace\n");
+}
+
+TEST(ValidateHostSite, SameHostnameOnOneHostClashes) {
+  EXPECT_EQ(check(std::string(kHostSite) + R"([[site]]
+name = "hooks-again"
+hostnames = ["hooks-1.example.com"]
+backends = ["127.0.0.1:9001"]
+certificate = "hooks"
+)"),
+            "t.toml:17:14: error: hostname \"hooks-1.example.com\" of site \"hooks-again\" is "
+            "already claimed by site \"hooks-1\"\n");
+}
+
 }  // namespace
 }  // namespace edgeplane
