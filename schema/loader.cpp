@@ -46,6 +46,18 @@ std::string requiredName(TableReader& r) {
   return r.str("name", true).value_or("");
 }
 
+// `namespace`: the [[namespace]] something hangs off. "" names none and is refused (for a site,
+// leaving the key out is what makes it a site of the host itself).
+std::string namespaceKey(TableReader& r, bool required) {
+  auto ns = r.str("namespace", required);
+  if (ns && ns->empty()) {
+    r.error("namespace", std::string("'namespace' must name a [[namespace]]") +
+                             (required ? "" : " (leave it out for a site of the host itself)"));
+    r.reject("namespace");
+  }
+  return ns.value_or("");
+}
+
 class Loader {
  public:
   Loader(Desired& out, Diagnostics& diags, const std::string& file)
@@ -166,7 +178,7 @@ class Loader {
     TableReader r = reader(t, "[[namespace]]");
     Namespace ns;
     ns.name = requiredName(r);
-    if (!ns.name.empty() && !std::regex_match(ns.name, namespaceNamePattern())) {
+    if (r.origin().isLoaded("name") && !std::regex_match(ns.name, namespaceNamePattern())) {
       r.error("name", "namespace name " + quote(ns.name) + " must match [a-z0-9-]{1,11}");
     }
     ns.hosts = hostList(r);
@@ -255,7 +267,7 @@ class Loader {
     TableReader r = reader(t, "[[forward]]");
     Forward f;
     f.name = requiredName(r);
-    f.namespace_name = r.str("namespace", true).value_or("");
+    f.namespace_name = namespaceKey(r, true);
     f.protocol =
         enumValue<Protocol>(r, "protocol", {{"tcp", Protocol::Tcp}, {"udp", Protocol::Udp}})
             .value_or(Protocol::Tcp);
@@ -454,7 +466,7 @@ class Loader {
     s.name = requiredName(r);
     loadHostnames(r, s.hostnames, s.subdomain);
     // Without a namespace, a site of the host itself (validate checks its backends).
-    s.namespace_name = r.str("namespace").value_or("");
+    s.namespace_name = namespaceKey(r, false);
     s.hosts = hostList(r);
     s.backends = backends(r);
     s.balance = balance(r);
@@ -471,7 +483,7 @@ class Loader {
     Passthrough p;
     p.name = requiredName(r);
     loadHostnames(r, p.hostnames, p.subdomain);
-    p.namespace_name = r.str("namespace", true).value_or("");
+    p.namespace_name = namespaceKey(r, true);
     p.backends = backends(r);
     p.balance = balance(r);
     p.proxy_protocol =
@@ -497,7 +509,7 @@ class Loader {
       r.require("hostname", r.tableLoc(), "[[gateway]] needs 'hostname' (or 'subdomain')");
     }
     g.hostname = hostname.value_or("");
-    g.namespace_name = r.str("namespace", true).value_or("");
+    g.namespace_name = namespaceKey(r, true);
     g.certificate = certificateRef(r);
     g.rate_limit = parsed<RateLimit>(r, "rate_limit", false, RateLimit::parse,
                                      "rate limit (want N/second, N/minute or N/hour)");

@@ -161,26 +161,54 @@ class Validator {
 
   // A site without namespace fronts services of the host itself: its backends are loopback
   // addresses of the host's own network namespace, never an address of a tenant's range.
+  // (`namespace` given but refused by the loader is a namespace site that failed: no more
+  // errors for it here.)
   void checkSite(const Site& s) {
-    if (!s.namespace_name.empty()) {
+    const bool ofTheHost = s.origin.fields.count("namespace") == 0;
+    if (ofTheHost) {
+      checkHostRefs(s.hosts, s.origin);
+      checkHostSiteBackends(s);
+    } else {
       checkBackends(namespaceRef(s.namespace_name, s.origin), s.backends, s.origin);
       if (s.hosts) {
         diags_.error(s.origin.at("hosts"), "site " + quote(s.name) + " is served where namespace " +
                                                quote(s.namespace_name) +
                                                " is: 'hosts' is only for a site without namespace");
       }
-    } else {
-      checkHostRefs(s.hosts, s.origin);
-      for (size_t i = 0; i < s.backends.size(); ++i) {
-        if (!s.backends[i].address.isLoopback()) {
+    }
+    checkCovered(s.certificate, s.hostnames, s.origin);
+  }
+
+  // Loopback only; and not a TCP forward's public port on a host both are on: the host's
+  // nftables output chain sends local connections to that port into the forward (IPv4 only).
+  void checkHostSiteBackends(const Site& s) {
+    const auto siteHosts = hostsOfSite(s);
+    for (size_t i = 0; i < s.backends.size(); ++i) {
+      const Endpoint& b = s.backends[i];
+      if (!b.address.isLoopback()) {
+        diags_.error(s.origin.at("backends", i),
+                     "backend " + b.str() + " of site " + quote(s.name) +
+                         " is not a loopback address: a site without namespace reaches only "
+                         "this host's own services (127.0.0.0/8, ::1)");
+        continue;
+      }
+      if (b.address.family != IpAddress::Family::V4) {
+        continue;
+      }
+      for (const Forward& f : d_.forwards) {
+        if (f.protocol != Protocol::Tcp || !f.public_port.overlaps(PortRange{b.port, b.port})) {
+          continue;
+        }
+        if (auto host = sharedHost(hostsOfNamespaceName(f.namespace_name), siteHosts)) {
           diags_.error(s.origin.at("backends", i),
-                       "backend " + s.backends[i].str() + " of site " + quote(s.name) +
-                           " is not a loopback address: a site without namespace reaches only "
-                           "this host's own services (127.0.0.0/8, ::1)");
+                       "backend " + b.str() + " of site " + quote(s.name) +
+                           " is on the public port of forward " + quote(f.name) + " on host " +
+                           quote(*host) +
+                           ": the host sends local connections to that port into the forward");
+          break;
         }
       }
     }
-    checkCovered(s.certificate, s.hostnames, s.origin);
   }
 
   void checkNamespace(const Namespace& ns) {

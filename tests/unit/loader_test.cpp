@@ -1357,6 +1357,12 @@ TEST(Loader, NamespaceNameUpperCase) {
             "t.toml:2:8: error: namespace name \"Tenant-a\" must match [a-z0-9-]{1,11}\n");
 }
 
+// An empty name is not "no name": it would make a network namespace called "ep-" (review).
+TEST(Loader, NamespaceNameEmpty) {
+  EXPECT_EQ(check("[[namespace]]\nname = \"\"\n"),
+            "t.toml:2:8: error: namespace name \"\" must match [a-z0-9-]{1,11}\n");
+}
+
 TEST(Loader, NamespaceNameUnderscore) {
   EXPECT_EQ(check("[[namespace]]\nname = \"tenant_a\"\n"),
             "t.toml:2:8: error: namespace name \"tenant_a\" must match [a-z0-9-]{1,11}\n");

@@ -1385,5 +1385,47 @@ certificate = "hooks"
             "already claimed by site \"hooks-1\"\n");
 }
 
+// `namespace = ""` names no namespace: refused, not taken for a site of the host (review).
+TEST(ValidateHostSite, AnEmptyNamespaceIsRefusedNotTakenForTheHost) {
+  std::string toml(kHostSite);
+  toml.replace(toml.find("hosts = [\"edge-1\"]\n"), 18, "namespace = \"\"\n");
+  toml.replace(toml.find("\"[::1]:9000\""), 12, "\"10.50.0.12:9000\"");
+  EXPECT_EQ(check(toml),
+            "t.toml:12:13: error: 'namespace' must name a [[namespace]] (leave it out for a site "
+            "of the host itself)\n");
+  EXPECT_EQ(check(withBase(R"([[passthrough]]
+name = "secure"
+hostnames = ["a.example.com"]
+namespace = ""
+backends = ["10.50.0.12:443"]
+)")),
+            "t.toml:14:13: error: 'namespace' must name a [[namespace]]\n");
+}
+
+// The host's nftables output chain sends local connections to a TCP forward's public port into
+// the forward (review): a host site's backend there would never reach the host's service.
+TEST(ValidateHostSite, ABackendOnAForwardsPublicPortIsRefused) {
+  EXPECT_EQ(check(std::string(kHostSite) + R"([[namespace]]
+name = "tenant-a"
+hosts = ["edge-1"]
+[namespace.wireguard]
+address = ["10.50.0.1/24"]
+listen_port = 51820
+[[namespace.peer]]
+name = "vm-1"
+public_key = "hxNcKbMd5XGTKrhhfFOCMyjhv1Q71Tno37EzayvVS2Y="
+allowed_ips = ["10.50.0.0/28"]
+[[forward]]
+name = "hook-port"
+namespace = "tenant-a"
+protocol = "tcp"
+public_port = "8000-9000"
+target = "10.50.0.12:8000"
+)"),
+            "t.toml:13:13: error: backend 127.0.0.1:9000 of site \"hooks-1\" is on the public "
+            "port of forward \"hook-port\" on host \"edge-1\": the host sends local connections "
+            "to that port into the forward\n");
+}
+
 }  // namespace
 }  // namespace edgeplane
