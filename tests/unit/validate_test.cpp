@@ -1405,17 +1405,7 @@ backends = ["10.50.0.12:443"]
 // The host's nftables output chain sends local connections to a TCP forward's public port into
 // the forward (review): a host site's backend there would never reach the host's service.
 TEST(ValidateHostSite, ABackendOnAForwardsPublicPortIsRefused) {
-  EXPECT_EQ(check(std::string(kHostSite) + R"([[namespace]]
-name = "tenant-a"
-hosts = ["edge-1"]
-[namespace.wireguard]
-address = ["10.50.0.1/24"]
-listen_port = 51820
-[[namespace.peer]]
-name = "vm-1"
-public_key = "hxNcKbMd5XGTKrhhfFOCMyjhv1Q71Tno37EzayvVS2Y="
-allowed_ips = ["10.50.0.0/28"]
-[[forward]]
+  EXPECT_EQ(check(std::string(kHostSite) + std::string(kBase) + R"([[forward]]
 name = "hook-port"
 namespace = "tenant-a"
 protocol = "tcp"
