@@ -50,7 +50,7 @@ class Reader {
 
  private:
   bool fail(std::string_view what) {
-    error_ = "snapshot JSON, byte " + std::to_string(pos_) + ": " + std::string(what);
+    error_ = "JSON, byte " + std::to_string(pos_) + ": " + std::string(what);
     return false;
   }
   bool atEnd() const { return pos_ >= text_.size(); }
@@ -401,6 +401,7 @@ class Reader {
 }  // namespace
 
 bool parse(std::string_view text, Json& out, std::string& error) {
+  out = Json{};  // a reused document starts empty, not with the last one's members
   Reader reader(text);
   if (!reader.document(out)) {
     error = reader.error();

@@ -1,4 +1,4 @@
-// A strict JSON reader for the snapshot codec: integers only, no duplicate keys, valid UTF-8.
+// A strict JSON reader (snapshots, ACME messages, owned rows): integers only, unique keys, UTF-8.
 #pragma once
 
 #include <cstdint>
@@ -26,8 +26,8 @@ std::string_view typeName(Json::Type t);
 // RFC 8259 JSON, with the limits of the snapshot format: numbers must be integers that fit
 // int64 (the snapshot has no fractions, and a double would silently round a large one),
 // strings must be valid UTF-8, an object may not repeat a key (which of two values wins is
-// not something two programs agree on), nesting is bounded. False with `error` ("snapshot
-// JSON, byte N: …") when the text is not such a document.
+// not something two programs agree on), nesting is bounded. False with `error` ("JSON, byte
+// N: …") when the text is not such a document. `out` is reset first.
 bool parse(std::string_view text, Json& out, std::string& error);
 
 }  // namespace edgeplane::strict_json

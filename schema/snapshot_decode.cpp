@@ -680,7 +680,7 @@ Result<ProxySnapshot> snapshotFromJson(std::string_view json) {
   Json root;
   std::string error;
   if (!strict_json::parse(json, root, error)) {
-    return terminal(error);
+    return terminal("snapshot " + error);
   }
   return Decoder().snapshot(root);
 }

@@ -130,5 +130,32 @@ TEST_F(OwnershipWrite, AChangeOutsideTheSpecStillRewritesItsRow) {
   EXPECT_EQ(moveTo(next), 2u);
 }
 
+// A row the store hands back damaged is an error naming the row, never an exception or a guess.
+TEST(OwnedRows, ADamagedRowIsAnErrorNamingIt) {
+  const std::pair<std::string, std::string> bad[] = {
+      {"uplink", R"({"spec": "100.64.0.0/31", "index": "7"})"},
+      {"uplink", R"({"spec": "100.64.0.0/31", "index": -1})"},
+      {"uplink", R"({"spec": "100.64.0.0/31", "index": 4294967296})"},
+      {"forward", R"({"spec": "tcp/1 -> 10.0.0.1:1 in t0", "key": 5})"},
+      {"forward", R"({"spec": 5})"},
+      {"forward", R"(["spec"])"},
+      {"forward", R"({"spec": "a", "spec": "b"})"},
+      {"forward", R"({"spec": "a")"},
+  };
+  for (const auto& [kind, data] : bad) {
+    auto view = core::storeViewFromOwned({{kind, "x", data, 1}});
+    ASSERT_FALSE(view.ok()) << data;
+    EXPECT_NE(view.error().message.find("owned resource " + kind + " x: "), std::string::npos)
+        << view.error().message;
+  }
+  auto view = core::storeViewFromOwned(
+      {{"uplink", "t0", R"({"spec": "100.64.0.0/31", "index": 4294967295, "later": [1]})", 1},
+       {"namespace", "t0", "{}", 1}});
+  ASSERT_TRUE(view.ok()) << view.error().message;
+  EXPECT_EQ(view->uplinkIndex.at("t0"), 4294967295u);
+  EXPECT_EQ(view->applied.at("uplink t0"), "100.64.0.0/31");
+  EXPECT_EQ(view->applied.at("namespace t0"), "");
+}
+
 }  // namespace
 }  // namespace edgeplane
