@@ -121,9 +121,9 @@ Result<Executed> executePlan(const Options& o, Store& store, int64_t runId, cons
   sys::FaultInjectingHost driver(host, injectedFailures(who, err));
   // Write-ahead: the namespaces about to be made are owned before they exist, so a run killed
   // midway leaves nothing edgeplane made that a later run would take for a foreign namespace.
-  const core::StoreView intent = core::recordIntent(p, view);
-  if (intent != view) {
-    if (auto r = writeOwnership(store, view, intent, nowMs()); !r) {
+  const std::optional<core::StoreView> intent = core::recordIntent(p, view);
+  if (intent && *intent != view) {
+    if (auto r = writeOwnership(store, view, *intent, nowMs()); !r) {
       Error e = r.error();
       e.message = "recording the namespaces about to be made failed: " + e.message;
       return e;
@@ -144,7 +144,8 @@ Result<Executed> executePlan(const Options& o, Store& store, int64_t runId, cons
     });
   }  // the progress line is cleared before anything else is printed
   printNftSyncs(o, store, host, out);
-  Result<void> saved = recordApply(store, runId, p, x.result, view, intent, err, crash);
+  Result<void> saved =
+      recordApply(store, runId, p, x.result, view, intent ? *intent : view, err, crash);
   x.saved = saved.ok();
   if (!saved) {
     err << prefix << "recording what was applied failed: " << saved.error().message << "\n";

@@ -472,10 +472,16 @@ StoreView recordApplied(const Plan& plan, const ApplyResult& result, const Store
   return OwnershipRecorder(plan, result, before).run();
 }
 
-StoreView recordIntent(const Plan& plan, const StoreView& before) {
+std::optional<StoreView> recordIntent(const Plan& plan, const StoreView& before) {
+  auto createsNamespace = [](const Op& op) {
+    return op.action == Action::Create && op.kind == Kind::Namespace;
+  };
+  if (std::none_of(plan.ops.begin(), plan.ops.end(), createsNamespace)) {
+    return std::nullopt;
+  }
   StoreView out = before;
   for (const Op& op : plan.ops) {
-    if (op.action != Action::Create || op.kind != Kind::Namespace) {
+    if (!createsNamespace(op)) {
       continue;
     }
     out.applied.emplace("namespace " + op.name, kPendingSpec);

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -105,6 +106,8 @@ inline constexpr std::string_view kPendingSpec = "pending";
 // plan creates, with its uplink's /31, as kPendingSpec. A run killed after creating a namespace
 // and before recordApplied leaves it owned, so the next run prunes it if it is no longer wanted
 // (instead of taking it for a foreign one for ever, its /31 free for another tenant).
-StoreView recordIntent(const Plan& plan, const StoreView& before);
+// nullopt when the plan creates no namespace: nothing to record ahead, and no copy of a view
+// that holds a row per forward.
+std::optional<StoreView> recordIntent(const Plan& plan, const StoreView& before);
 
 }  // namespace edgeplane::core

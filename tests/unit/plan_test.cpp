@@ -274,7 +274,9 @@ TEST(Plan, IpForwardIsTurnedOffAgainOnlyWhenEdgeplaneTurnedItOn) {
 void applyKilledBefore(World& w, const std::string& killAt) {
   struct Killed {};
   core::Plan p = w.plan();
-  w.store = core::recordIntent(p, w.store);
+  if (auto intent = core::recordIntent(p, w.store)) {
+    w.store = std::move(*intent);
+  }
   try {
     core::apply(p, w.host, nullptr, [&](const std::string& what) {
       if (what == killAt) {
