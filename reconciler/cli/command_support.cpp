@@ -139,9 +139,16 @@ Result<std::unique_ptr<Store>> openStoreIfPresent(const std::string& stateDir) {
   return Store::open(stateDir);
 }
 
+sys::WgBackendChoice backendChoice(const Options& o) {
+  return sys::parseBackendChoice(o.wireguardBackend).value_or(sys::WgBackendChoice::Auto);
+}
+
 sys::KernelHost makeHost(const Options& o) {
-  return sys::KernelHost(
-      o.stateDir, sys::parseBackendChoice(o.wireguardBackend).value_or(sys::WgBackendChoice::Auto));
+  return sys::KernelHost(o.stateDir, backendChoice(o));
+}
+
+std::future<Result<core::HostState>> observeInBackground(sys::KernelHost& host) {
+  return std::async(std::launch::async, [&host] { return host.observe(); });
 }
 
 Result<core::Target> buildHostTarget(const Loaded& loaded, const core::StoreView& view,

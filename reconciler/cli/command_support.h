@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <optional>
 #include <set>
@@ -57,7 +58,16 @@ int64_t nowMs();
 // The store in `stateDir`, or nullptr when nothing was ever applied there.
 Result<std::unique_ptr<Store>> openStoreIfPresent(const std::string& stateDir);
 
+// The host's drivers, with the WireGuard backend --wireguard-backend names (default auto).
+sys::WgBackendChoice backendChoice(const Options& o);
 sys::KernelHost makeHost(const Options& o);
+
+// host.observe() on a thread of its own, started now, while the caller loads the config and
+// reads the store: neither depends on the live host, and at 10k forwards each side costs tens
+// of milliseconds. The host must not be used until get() has returned; destroying the future
+// waits for the thread.
+std::future<Result<core::HostState>> observeInBackground(sys::KernelHost& host);
+
 // "1 route", "3 routes".
 std::string plural(size_t n, std::string_view one, std::string_view many);
 

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -239,7 +240,8 @@ std::string readFile(const std::string& path) {
 }
 
 // Observe: the host (or, offline, what --observed saved) and the store's view of it.
-Failure observeStage(const Options& o, core::HostState& observed, core::StoreView& view) {
+Failure observeStage(const Options& o, std::future<Result<core::HostState>>* observing,
+                     core::HostState& observed, core::StoreView& view) {
   if (o.offline) {
     if (o.observed) {
       auto parsed = core::observedFromJson(readFile(*o.observed));
@@ -262,8 +264,7 @@ Failure observeStage(const Options& o, core::HostState& observed, core::StoreVie
     }
     view = std::move(*v);
   }
-  sys::KernelHost host = makeHost(o);
-  auto seen = host.observe();
+  auto seen = observing->get();
   if (!seen) {
     return failed("observe", "observing the host failed: " + seen.error().message +
                                  " (run as root, or use --offline)");
@@ -283,13 +284,20 @@ Failure makePlan(const Options& o, PlanSource& s, std::optional<core::Plan>& pla
   if (!s.configDir) {
     return failed("source", "--config DIR, --agent FILE or --source URL is required");
   }
+  // The live host is observed on its own thread while the config loads and the store is read.
+  std::optional<sys::KernelHost> host;
+  std::future<Result<core::HostState>> observing;
+  if (!o.offline) {
+    host.emplace(o.stateDir, backendChoice(o));
+    observing = observeInBackground(*host);
+  }
   std::optional<Loaded> loaded;
   if (auto f = loadStage(o, s, loaded)) {
     return f;
   }
   core::HostState observed;
   core::StoreView view;
-  if (auto f = observeStage(o, observed, view)) {
+  if (auto f = observeStage(o, &observing, observed, view)) {
     return f;
   }
   auto target = buildHostTarget(*loaded, view, {}, !o.offline);

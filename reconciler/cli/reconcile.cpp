@@ -1,6 +1,7 @@
 // One reconcile run (apply and the agent): a pipeline of named stages — lock, fetch/load the
 // source, begin the record, load, observe, plan and execute, publish, record. Logs once, here.
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -194,14 +195,16 @@ std::optional<Loaded> loadStage(Run& r) {
   return std::nullopt;
 }
 
-// Observe: the store's view, the live host, this host's target and its certificates.
-std::optional<Observation> observeStage(Run& r, const Loaded& loaded, sys::KernelHost& host) {
+// Observe: the store's view, the live host (observed meanwhile on its own thread), this host's
+// target and its certificates.
+std::optional<Observation> observeStage(Run& r, const Loaded& loaded,
+                                        std::future<Result<core::HostState>>& observing) {
   auto view = readStoreView(*r.store);
   if (!view) {
     r.stop(RunResult::Failed, view.error().message, "", false);
     return std::nullopt;
   }
-  auto observed = host.observe();
+  auto observed = observing.get();
   if (!observed) {
     r.stop(RunResult::Failed, "observing the host failed: " + observed.error().message, "", true);
     return std::nullopt;
@@ -364,12 +367,13 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   if (!beginRecord(r, startedAt)) {
     return r.report;
   }
+  sys::KernelHost host = makeHost(o);
+  auto observing = observeInBackground(host);  // while the config loads and the store is read
   std::optional<Loaded> loaded = loadStage(r);
   if (!loaded) {
     return r.report;
   }
-  sys::KernelHost host = makeHost(o);
-  std::optional<Observation> seen = observeStage(r, *loaded, host);
+  std::optional<Observation> seen = observeStage(r, *loaded, observing);
   if (!seen) {
     return r.report;
   }
