@@ -183,7 +183,14 @@ class Executor {
         }
         opsByScope[op.scope].push_back(i);
       } else if (op.kind == Kind::Forward) {
-        opsByScope[""].push_back(i);
+        // The host maps the public port to the namespace's uplink: an update that keeps the
+        // namespace (a new target) leaves the host's table as it is, and it is not even read.
+        const bool movesNamespace =
+            std::any_of(op.changes.begin(), op.changes.end(),
+                        [](const auto& c) { return c.field == "namespace"; });
+        if (op.action != Action::Update || movesNamespace) {
+          opsByScope[""].push_back(i);
+        }
         opsByScope[op.scope].push_back(i);
         for (const auto& c : op.changes) {
           if (c.field == "namespace" && !c.before.empty()) {
