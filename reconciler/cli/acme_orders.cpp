@@ -234,6 +234,10 @@ AcmeOrders runAcmeOrders(const core::Target& target, sys::CertStore& certs,
       names.push_back(c.name);
     }
   }
+  if (acmeTargets.empty()) {
+    book.save(names);  // drops the state of certificates that left; reads no certificate
+    return out;
+  }
   if (auto observed = certs.observe(acmeTargets, seen); !observed) {
     for (const auto& c : acmeTargets) {
       out.failed.push_back("certificate " + c.name + ": " + observed.error().message);
