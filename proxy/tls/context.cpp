@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "schema/net.h"
+#include "schema/pem_key.h"
 
 namespace edgeplane::proxy::tls {
 
@@ -37,9 +38,6 @@ constexpr size_t kMaxPemBytes = size_t{1} << 20;
 struct X509Free {
   void operator()(X509* x) const { X509_free(x); }
 };
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
 struct BioFree {
   void operator()(BIO* b) const { BIO_free(b); }
 };
@@ -47,7 +45,6 @@ struct CtxFree {
   void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
 };
 using X509Ptr = std::unique_ptr<X509, X509Free>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 using BioPtr = std::unique_ptr<BIO, BioFree>;
 using CtxPtr = std::unique_ptr<SSL_CTX, CtxFree>;
 
@@ -228,16 +225,13 @@ CtxPtr loadCertificate(const SnapshotCertificate& spec, const std::shared_ptr<Ti
     return nullptr;
   }
 
-  PkeyPtr key;
+  PrivateKey key;
   {
     FileBytes pem;
     if (!readFile(spec.key_file, pem, reason)) {
       return nullptr;
     }
-    BioPtr bio(BIO_new_mem_buf(pem.bytes().data(), static_cast<int>(pem.bytes().size())));
-    if (bio) {
-      key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, noPassphrase, nullptr));
-    }
+    key = readPrivateKeyPem(pem.bytes());
   }
   if (!key) {
     *reason = spec.key_file + ": no unencrypted PEM private key";

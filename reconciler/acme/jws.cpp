@@ -16,6 +16,7 @@
 #include "schema/c_ptr.h"
 #include "schema/json_text.h"
 #include "schema/net.h"
+#include "schema/pem_key.h"
 
 namespace edgeplane::acme {
 namespace {
@@ -85,10 +86,7 @@ Result<std::string> privateKeyPem(EVP_PKEY* key) {
 }
 
 Result<Pkey> readP256Pem(std::string_view pem) {
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  Pkey key(bio ? PEM_read_bio_PrivateKey(
-                     bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr)
-               : nullptr);
+  Pkey key(readPrivateKeyPem(pem).release());
   if (!key || !isP256(key.get())) {
     return terminal("not an unencrypted PEM P-256 private key");
   }

@@ -27,6 +27,7 @@
 
 #include "schema/c_ptr.h"
 #include "schema/net.h"
+#include "schema/pem_key.h"
 
 namespace edgeplane::sys {
 namespace {
@@ -243,11 +244,7 @@ core::CertView inspectPair(const std::string& certPem, const std::string& keyPem
   v.notAfter = unixTime(X509_get0_notAfter(cert.get()));
   v.selfIssued =
       X509_NAME_cmp(X509_get_subject_name(cert.get()), X509_get_issuer_name(cert.get())) == 0;
-  BioPtr kb(BIO_new_mem_buf(keyPem.data(), static_cast<int>(keyPem.size())));
-  // No passphrase callback: an encrypted key is refused rather than prompting.
-  PkeyPtr key(kb ? PEM_read_bio_PrivateKey(
-                       kb.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr)
-                 : nullptr);
+  PrivateKey key = readPrivateKeyPem(keyPem);  // an encrypted key is refused, not prompted for
   if (!key) {
     v.error = keyFile + " is not an unencrypted PEM private key";
     return v;
