@@ -3,6 +3,7 @@
 #include "reconciler/core/state_json.h"
 
 #include "schema/json_reader.h"
+#include "schema/json_text.h"
 #include "schema/snapshot.h"
 
 #include <Poco/Dynamic/Var.h>
@@ -664,17 +665,17 @@ class OwnedRows {
     OwnedResource row;
     row.kind = std::string(kind);
     row.name = std::string(name);
-    Object::Ptr data = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-    data->set("spec", std::string(p.spec));
+    // {"spec":…,"index":N,"key":…}, written directly: an apply of 10k forwards writes 10k.
+    row.data = "{\"spec\":";
+    appendJsonString(row.data, p.spec);
     if (p.index) {
-      data->set("index", static_cast<int64_t>(*p.index));
+      row.data += ",\"index\":" + std::to_string(*p.index);
     }
     if (p.forwardKey) {
-      data->set("key", std::string(*p.forwardKey));
+      row.data += ",\"key\":";
+      appendJsonString(row.data, *p.forwardKey);
     }
-    std::ostringstream out;
-    Poco::JSON::Stringifier::stringify(data, out);
-    row.data = out.str();
+    row.data += '}';
     row.updatedAt = at;
     return row;
   }

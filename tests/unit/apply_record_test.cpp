@@ -157,5 +157,21 @@ TEST(OwnedRows, ADamagedRowIsAnErrorNamingIt) {
   EXPECT_EQ(view->applied.at("namespace t0"), "");
 }
 
+// The rows are JSON written by hand: a spec or key with quotes, backslashes, control characters
+// and UTF-8 reads back as it was.
+TEST(OwnedRows, AnySpecReadsBackAsWritten) {
+  core::StoreView v;
+  v.applied["uplink t\"0"] = "100.64.0.0/31";
+  v.uplinkIndex["t\"0"] = 4294967295u;
+  v.applied["forward f\\1"] = "a \"quoted\" \\ back\nslash\t\x01 caf\xc3\xa9";
+  v.forwardNames["tcp/1\"\x1f"] = "f\\1";
+  v.applied["namespace n"] = "";
+  auto back = core::storeViewFromOwned(core::ownedFromStoreView(v, 1));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->applied, v.applied);
+  EXPECT_EQ(back->uplinkIndex, v.uplinkIndex);
+  EXPECT_EQ(back->forwardNames, v.forwardNames);
+}
+
 }  // namespace
 }  // namespace edgeplane
