@@ -171,10 +171,11 @@ class Executor {
     return nullptr;
   }
 
-  void syncTables() {
-    // Scopes to sync: every scope a table or forward op touches.
-    std::map<std::string, std::vector<size_t>> opsByScope;  // scope -> ops that depend on it
-    std::set<std::string> deleteScopes;
+  // The scopes to sync, each with the ops that depend on it: every scope a table or forward op
+  // touches. `deleteScopes` gets the scopes whose table op deletes the table.
+  std::map<std::string, std::vector<size_t>> scopesToSync(
+      std::set<std::string>& deleteScopes) const {
+    std::map<std::string, std::vector<size_t>> opsByScope;
     for (size_t i = 0; i < p_.ops.size(); ++i) {
       const Op& op = p_.ops[i];
       if (op.kind == Kind::NftTable) {
@@ -199,14 +200,26 @@ class Executor {
         }
       }
     }
-    // Forwards that cannot be applied: a dependency failed. Their keys keep the old state.
-    std::set<std::string> blocked;  // forward names
+    return opsByScope;
+  }
+
+  // The names of the forwards that cannot be applied (a dependency failed; depsOk records them
+  // as skipped). Their keys keep the old state.
+  std::set<std::string> blockedForwards() {
+    std::set<std::string> blocked;
     for (size_t i = 0; i < p_.ops.size(); ++i) {
       const Op& op = p_.ops[i];
       if (op.kind == Kind::Forward && !depsOk(i)) {
         blocked.insert(op.name);
       }
     }
+    return blocked;
+  }
+
+  void syncTables() {
+    std::set<std::string> deleteScopes;
+    const auto opsByScope = scopesToSync(deleteScopes);
+    const std::set<std::string> blocked = blockedForwards();
     for (const auto& entry : opsByScope) {
       const std::string& scope = entry.first;  // clang 14 cannot capture structured bindings
       const std::vector<size_t>& ops = entry.second;
