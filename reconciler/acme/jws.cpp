@@ -16,7 +16,6 @@
 #include "schema/c_ptr.h"
 #include "schema/json_text.h"
 #include "schema/net.h"
-#include "schema/pem_key.h"
 
 namespace edgeplane::acme {
 namespace {
@@ -86,7 +85,7 @@ Result<std::string> privateKeyPem(EVP_PKEY* key) {
 }
 
 Result<Pkey> readP256Pem(std::string_view pem) {
-  Pkey key(readPrivateKeyPem(pem).release());
+  Pkey key = readPrivateKeyPem(pem);
   if (!key || !isP256(key.get())) {
     return terminal("not an unencrypted PEM P-256 private key");
   }

@@ -9,14 +9,12 @@
 #include <string_view>
 #include <vector>
 
+#include "schema/pem_key.h"
 #include "schema/result.h"
 
 namespace edgeplane::acme {
 
-struct PkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
+using Pkey = PrivateKey;
 
 // base64url without padding (RFC 7515 section 2).
 std::string base64url(std::string_view bytes);

@@ -240,7 +240,7 @@ std::string readFile(const std::string& path) {
 }
 
 // Observe: the host (or, offline, what --observed saved) and the store's view of it.
-Failure observeStage(const Options& o, std::future<Result<core::HostState>>* observing,
+Failure observeStage(const Options& o, std::future<Result<core::HostState>>& observing,
                      core::HostState& observed, core::StoreView& view) {
   if (o.offline) {
     if (o.observed) {
@@ -264,7 +264,7 @@ Failure observeStage(const Options& o, std::future<Result<core::HostState>>* obs
     }
     view = std::move(*v);
   }
-  auto seen = observing->get();
+  auto seen = observing.get();
   if (!seen) {
     return failed("observe", "observing the host failed: " + seen.error().message +
                                  " (run as root, or use --offline)");
@@ -297,7 +297,7 @@ Failure makePlan(const Options& o, PlanSource& s, std::optional<core::Plan>& pla
   }
   core::HostState observed;
   core::StoreView view;
-  if (auto f = observeStage(o, &observing, observed, view)) {
+  if (auto f = observeStage(o, observing, observed, view)) {
     return f;
   }
   auto target = buildHostTarget(*loaded, view, {}, !o.offline);

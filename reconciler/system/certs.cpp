@@ -37,7 +37,7 @@ namespace fs = std::filesystem;
 constexpr const char* kCurrent = "current";
 
 using X509Ptr = CPtr<X509, X509_free>;
-using PkeyPtr = CPtr<EVP_PKEY, EVP_PKEY_free>;
+using PkeyPtr = PrivateKey;
 using BioPtr = CPtr<BIO, BIO_free_all>;
 using NamesPtr = CPtr<GENERAL_NAMES, GENERAL_NAMES_free>;
 
