@@ -9,6 +9,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <charconv>
+#include <csignal>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -155,6 +158,30 @@ void store(const ConfigCache& cache, const std::string& header, const Desired& d
   }
 }
 
+// The temporary files of runs killed while writing their entry (<file>.tmp.<pid>, see store):
+// removed when that process no longer exists. A live one's (a concurrent plan's) is its own; a
+// pid reused since is kept until that process ends too.
+void removeDeadRunsTemporaryFiles(const ConfigCache& cache) {
+  const std::string prefix = cache.file.filename().string() + ".tmp.";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(cache.file.parent_path(), ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(prefix)) {
+      continue;
+    }
+    const std::string_view digits = std::string_view(name).substr(prefix.size());
+    pid_t pid = 0;
+    const auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
+    if (err != std::errc() || end != digits.data() + digits.size() || pid <= 0 ||
+        pid == ::getpid()) {
+      continue;
+    }
+    if (::kill(pid, 0) != 0 && errno == ESRCH) {
+      ::unlink(entry.path().c_str());
+    }
+  }
+}
+
 std::string executableBuildId() {
   std::string id;
   ::dl_iterate_phdr(
@@ -234,6 +261,9 @@ Desired loadAndValidateCached(const fs::path& root, const std::optional<ConfigCa
     key = filesKey(*files, rootName);
   }
   std::string header;
+  if (cache) {
+    removeDeadRunsTemporaryFiles(*cache);
+  }
   if (key) {
     header = entryHeader(*cache, *key);
     if (auto hit = lookUp(*cache, header, rootName)) {

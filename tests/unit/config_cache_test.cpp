@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <iterator>
@@ -133,6 +135,34 @@ TEST_F(ConfigCacheTest, ACorruptEntryIsIgnoredAndReplaced) {
     EXPECT_EQ(use, cli::CacheUse::Miss);
     EXPECT_EQ(encodeDesired(d, ""), expected);
     EXPECT_EQ(readFile(cache_.file), good);  // rewritten
+  }
+}
+
+// A run killed while writing its entry leaves <file>.tmp.<its pid>: the next run removes the
+// temporary files of processes that no longer exist, on a hit as on a miss, and keeps those of
+// a live one (a concurrent plan writing its own).
+TEST_F(ConfigCacheTest, TheTemporaryFilesOfDeadRunsAreRemoved) {
+  const pid_t dead = ::fork();
+  ASSERT_GE(dead, 0);
+  if (dead == 0) {
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(dead, &status, 0), dead);
+  const fs::path deadTmp = cache_.file.string() + ".tmp." + std::to_string(dead);
+  const fs::path liveTmp = cache_.file.string() + ".tmp." + std::to_string(::getppid());
+  const fs::path other = state_ / "validated-config.tmp.x1";
+  for (cli::CacheUse want : {cli::CacheUse::Miss, cli::CacheUse::Hit}) {
+    writeFile(deadTmp, "half an entry");
+    writeFile(liveTmp, "a concurrent run's entry");
+    writeFile(other, "not a pid");
+    cli::CacheUse use = cli::CacheUse::None;
+    load(use);
+    EXPECT_EQ(use, want);
+    EXPECT_FALSE(fs::exists(deadTmp))
+        << "after a " << (want == cli::CacheUse::Hit ? "hit" : "miss");
+    EXPECT_TRUE(fs::exists(liveTmp));
+    EXPECT_TRUE(fs::exists(other));
   }
 }
 
