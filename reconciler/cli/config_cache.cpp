@@ -1,23 +1,18 @@
 // The validated-config cache (see config_cache.h).
 #include "reconciler/cli/config_cache.h"
 
-#include <elf.h>
-#include <link.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
-#include <charconv>
-#include <csignal>
 #include <cstring>
 #include <memory>
 #include <vector>
 
-#include "edgeplane_version.h"
 #include "reconciler/system/file_write.h"
+#include "reconciler/system/program_identity.h"
 #include "schema/desired_codec.h"
 #include "schema/loader.h"
 #include "schema/net.h"
@@ -151,95 +146,17 @@ void store(const ConfigCache& cache, const std::string& header, const Desired& d
            const std::string& root) {
   std::string bytes = header + encodeDesired(d, root);
   bytes += checksumText(bytes);
-  const std::string path = cache.file.string();
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  if (!sys::replaceFile(path, tmp, bytes, 0600)) {
-    ::unlink(tmp.c_str());
-  }
-}
-
-// The temporary files of runs killed while writing their entry (<file>.tmp.<pid>, see store):
-// removed when that process no longer exists. A live one's (a concurrent plan's) is its own; a
-// pid reused since is kept until that process ends too.
-void removeDeadRunsTemporaryFiles(const ConfigCache& cache) {
-  const std::string prefix = cache.file.filename().string() + ".tmp.";
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(cache.file.parent_path(), ec)) {
-    const std::string name = entry.path().filename().string();
-    if (!name.starts_with(prefix)) {
-      continue;
-    }
-    const std::string_view digits = std::string_view(name).substr(prefix.size());
-    pid_t pid = 0;
-    const auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
-    if (err != std::errc() || end != digits.data() + digits.size() || pid <= 0 ||
-        pid == ::getpid()) {
-      continue;
-    }
-    if (::kill(pid, 0) != 0 && errno == ESRCH) {
-      ::unlink(entry.path().c_str());
-    }
-  }
-}
-
-std::string executableBuildId() {
-  std::string id;
-  ::dl_iterate_phdr(
-      [](dl_phdr_info* info, size_t, void* data) -> int {
-        auto* out = static_cast<std::string*>(data);
-        for (int i = 0; i < info->dlpi_phnum; ++i) {
-          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
-          if (ph.p_type != PT_NOTE) {
-            continue;
-          }
-          const auto* p = reinterpret_cast<const uint8_t*>(info->dlpi_addr + ph.p_vaddr);
-          const uint8_t* end = p + ph.p_memsz;
-          while (end - p >= static_cast<std::ptrdiff_t>(sizeof(ElfW(Nhdr)))) {
-            ElfW(Nhdr) nh;
-            std::memcpy(&nh, p, sizeof(nh));
-            const uint8_t* name = p + sizeof(nh);
-            const uint8_t* desc = name + ((nh.n_namesz + 3) & ~3U);
-            if (desc > end || static_cast<size_t>(end - desc) < nh.n_descsz) {
-              break;
-            }
-            if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
-                std::memcmp(name, "GNU", 4) == 0) {
-              *out = toHex(desc, nh.n_descsz);
-              return 1;
-            }
-            const size_t skip = (nh.n_descsz + 3) & ~3U;
-            if (static_cast<size_t>(end - desc) < skip) {
-              break;
-            }
-            p = desc + skip;
-          }
-        }
-        return 1;  // the first object is the executable: stop there
-      },
-      &id);
-  return id;
+  (void)sys::replaceFileAsThisProcess(cache.file.string(), bytes, 0600);
 }
 
 }  // namespace
-
-std::string programIdentity() {
-  std::string id = executableBuildId();
-  if (id.empty()) {
-    struct stat st {};
-    if (::stat("/proc/self/exe", &st) == 0) {
-      id = "size " + std::to_string(st.st_size) + " mtime " + std::to_string(st.st_mtim.tv_sec) +
-           "." + std::to_string(st.st_mtim.tv_nsec);
-    }
-  }
-  return std::string(EDGEPLANE_VERSION) + " build " + id;
-}
 
 std::optional<ConfigCache> configCacheIn(const fs::path& stateDir) {
   struct stat st {};
   if (stateDir.empty() || ::stat(stateDir.c_str(), &st) != 0 || !ensureStateDir(stateDir)) {
     return std::nullopt;
   }
-  return ConfigCache{stateDir / "validated-config", programIdentity()};
+  return ConfigCache{stateDir / "validated-config", sys::programIdentity()};
 }
 
 Desired loadAndValidateCached(const fs::path& root, const std::optional<ConfigCache>& cache,
@@ -262,7 +179,8 @@ Desired loadAndValidateCached(const fs::path& root, const std::optional<ConfigCa
   }
   std::string header;
   if (cache) {
-    removeDeadRunsTemporaryFiles(*cache);
+    sys::removeTemporaryFilesOfDeadProcesses(cache->file.parent_path(),
+                                             cache->file.filename().string());
   }
   if (key) {
     header = entryHeader(*cache, *key);

@@ -15,12 +15,8 @@ namespace edgeplane::cli {
 // Where the entry lives, and whose entries count as ours.
 struct ConfigCache {
   std::filesystem::path file;  // <state-dir>/validated-config
-  std::string program;         // programIdentity(), unless a test says otherwise
+  std::string program;         // sys::programIdentity(), unless a test says otherwise
 };
-
-// This build of edgeplane: its version and the executable's GNU build id (or, without one, the
-// executable's size and modification time), so that any rebuild invalidates the cache.
-std::string programIdentity();
 
 // The cache in `stateDir` when that directory exists and passes ensureStateDir's checks (owned
 // by us, not writable by others); nullopt otherwise: a plan on a laptop creates nothing.

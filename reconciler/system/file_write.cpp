@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
+#include <csignal>
+#include <filesystem>
 
 namespace edgeplane::sys {
 namespace {
@@ -73,6 +76,37 @@ Result<void> replaceFile(const std::string& path, const std::string& tmp, std::s
   return {};
 }
 
+Result<void> replaceFileAsThisProcess(const std::string& path, std::string_view data, mode_t mode) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  auto r = replaceFile(path, tmp, data, mode);
+  if (!r) {
+    ::unlink(tmp.c_str());
+  }
+  return r;
+}
+
+void removeTemporaryFilesOfDeadProcesses(const std::string& dir, std::string_view prefix) {
+  constexpr std::string_view kTmp = ".tmp.";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const size_t tmp = name.rfind(kTmp);
+    if (!name.starts_with(prefix) || tmp == std::string::npos || tmp < prefix.size()) {
+      continue;
+    }
+    const std::string_view digits = std::string_view(name).substr(tmp + kTmp.size());
+    pid_t pid = 0;
+    const auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
+    if (err != std::errc() || end != digits.data() + digits.size() || pid <= 0 ||
+        pid == ::getpid()) {
+      continue;
+    }
+    if (::kill(pid, 0) != 0 && errno == ESRCH) {
+      ::unlink(entry.path().c_str());
+    }
+  }
+}
+
 Result<std::optional<std::string>> readOwnFile(const std::string& path) {
   // O_NONBLOCK: a FIFO planted here must not hang the run (it is refused below).
   Fd f{::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)};
@@ -92,10 +126,14 @@ Result<std::optional<std::string>> readOwnFile(const std::string& path) {
   if (!S_ISREG(st.st_mode)) {
     return terminal(path + " is not a regular file");
   }
-  std::string data;
-  char buf[4096];
+  // Sized by fstat, read in one call when the file does not grow meanwhile.
+  std::string data(static_cast<size_t>(st.st_size) + 1, '\0');
+  size_t got = 0;
   while (true) {
-    const ssize_t n = ::read(f.fd, buf, sizeof(buf));
+    if (got == data.size()) {
+      data.resize(data.size() * 2);
+    }
+    const ssize_t n = ::read(f.fd, data.data() + got, data.size() - got);
     if (n < 0 && errno == EINTR) {
       continue;
     }
@@ -103,9 +141,10 @@ Result<std::optional<std::string>> readOwnFile(const std::string& path) {
       return terminal("read " + path + ": " + errnoText(errno));
     }
     if (n == 0) {
+      data.resize(got);
       return std::optional<std::string>(std::move(data));
     }
-    data.append(buf, static_cast<size_t>(n));
+    got += static_cast<size_t>(n);
   }
 }
 

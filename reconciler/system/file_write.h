@@ -23,6 +23,14 @@ Result<void> writeNewFile(const std::string& path, std::string_view data, mode_t
 Result<void> replaceFile(const std::string& path, const std::string& tmp, std::string_view data,
                          mode_t mode);
 
+// `data` put at `path` through a temporary file of this process (`path`.tmp.<pid>), for files
+// that concurrent runs may each replace (caches): readers see the old contents or the new.
+Result<void> replaceFileAsThisProcess(const std::string& path, std::string_view data, mode_t mode);
+// Removes the temporary files replaceFileAsThisProcess left in `dir`, for files whose names
+// start with `prefix`, in runs killed while writing: those of processes that no longer exist. A
+// live one's is its own; one whose pid was reused since is kept until that process ends too.
+void removeTemporaryFilesOfDeadProcesses(const std::string& dir, std::string_view prefix);
+
 // The contents of a file edgeplane keeps for itself (in the state directory), opened with
 // O_NOFOLLOW; nullopt when it does not exist. A symbolic link or anything but a regular file
 // is an error naming the path.

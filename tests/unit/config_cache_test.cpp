@@ -4,14 +4,15 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <iterator>
 
+#include "reconciler/system/program_identity.h"
 #include "schema/desired_codec.h"
 #include "schema/loader.h"
+#include "tests/support/dead_pid.h"
 #include "tests/support/temp_dir.h"
 
 namespace edgeplane {
@@ -142,13 +143,7 @@ TEST_F(ConfigCacheTest, ACorruptEntryIsIgnoredAndReplaced) {
 // temporary files of processes that no longer exist, on a hit as on a miss, and keeps those of
 // a live one (a concurrent plan writing its own).
 TEST_F(ConfigCacheTest, TheTemporaryFilesOfDeadRunsAreRemoved) {
-  const pid_t dead = ::fork();
-  ASSERT_GE(dead, 0);
-  if (dead == 0) {
-    ::_exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(dead, &status, 0), dead);
+  const pid_t dead = testing::deadPid();
   const fs::path deadTmp = cache_.file.string() + ".tmp." + std::to_string(dead);
   const fs::path liveTmp = cache_.file.string() + ".tmp." + std::to_string(::getppid());
   const fs::path other = state_ / "validated-config.tmp.x1";
@@ -191,7 +186,7 @@ TEST_F(ConfigCacheTest, AnotherProgramVersionIsAMiss) {
   EXPECT_EQ(use, cli::CacheUse::Hit);
   load(use);  // and back: the entry is the newer program's now
   EXPECT_EQ(use, cli::CacheUse::Miss);
-  EXPECT_NE(cli::programIdentity().find(" build "), std::string::npos);
+  EXPECT_NE(sys::programIdentity().find(" build "), std::string::npos);
 }
 
 TEST_F(ConfigCacheTest, TheEntryHoldsKeyFilePathsNeverKeys) {
