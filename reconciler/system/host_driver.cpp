@@ -1,9 +1,18 @@
-// FaultInjectingHost: forced failures of chosen driver calls, for tests on a real host.
+// KernelHost's own calls, and FaultInjectingHost: forced failures of chosen driver calls, for
+// tests on a real host.
 #include "reconciler/system/host_driver.h"
 
 #include <algorithm>
 
 namespace edgeplane::sys {
+
+Result<void> KernelHost::deleteNamespace(const std::string& ns) {
+  auto r = ComposedHost::deleteNamespace(ns);
+  if (r) {
+    nft.forget(ns);
+  }
+  return r;
+}
 
 bool FaultInjectingHost::fails(const std::string& call) const {
   return std::find(failOn_.begin(), failOn_.end(), call) != failOn_.end();

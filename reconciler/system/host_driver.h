@@ -13,8 +13,10 @@ namespace edgeplane::sys {
 // The five kernel drivers of one host (a base of KernelHost, so they exist before it
 // composes them).
 struct KernelDriverSet {
+  // `stateDir` also holds nft-observed/, the nftables observations (empty: none kept).
   KernelDriverSet(std::string stateDir, WgBackendChoice wgChoice)
-      : wireguard(std::move(stateDir), wgChoice) {}
+      : nft(stateDir.empty() ? std::string() : stateDir + "/nft-observed"),
+        wireguard(std::move(stateDir), wgChoice) {}
   KernelNamespaces namespaces;
   KernelUplinks uplinks;
   KernelRoutes routes;
@@ -33,6 +35,9 @@ class KernelHost : private KernelDriverSet, public core::ComposedHost {
   // The composition refers to this object's own drivers.
   KernelHost(const KernelHost&) = delete;
   KernelHost& operator=(const KernelHost&) = delete;
+
+  // A deleted namespace takes its nftables observation with it.
+  Result<void> deleteNamespace(const std::string& ns) override;
 
   using TableSync = KernelNft::TableSync;
   // What each syncTable call sent, for tests and --verbose output.

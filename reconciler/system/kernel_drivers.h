@@ -9,6 +9,7 @@
 
 #include "reconciler/core/drivers.h"
 #include "reconciler/system/nft.h"
+#include "reconciler/system/nft_observation_cache.h"
 #include "reconciler/system/rtnl.h"
 #include "reconciler/system/wireguard.h"
 
@@ -54,9 +55,13 @@ class KernelRoutes : public core::RouteDriver {
   Result<void> remove(const std::string& ns, const IpPrefix& destination) override;
 };
 
-// `table ip edgeplane` over libnftnl/libmnl, one atomic batch per sync.
+// `table ip edgeplane` over libnftnl/libmnl, one atomic batch per sync. With a cache directory,
+// observe() dumps a scope's table only when its namespace's ruleset generation differs from
+// the one the cached observation was made (or, after a sync, written) at.
 class KernelNft : public core::NftDriver {
  public:
+  explicit KernelNft(std::string cacheDir = {}) : cache_(std::move(cacheDir)) {}
+
   // What one sync call sent, for tests and --verbose output.
   struct TableSync {
     std::string scope;
@@ -72,9 +77,12 @@ class KernelNft : public core::NftDriver {
   Result<std::optional<core::NftTableView>> observe(const std::string& scope) override;
   Result<void> sync(const std::string& scope, const core::NftTableView& table) override;
   Result<void> remove(const std::string& scope) override;
+  // The scope is gone (its namespace deleted): its cached observation too.
+  void forget(const std::string& scope) { cache_.forget(scope); }
 
  private:
   std::vector<TableSync> syncs_;
+  NftObservationCache cache_;
 };
 
 // Where a namespace's WireGuard private key is kept: <state-dir>/keys/<namespace>.key (0600).

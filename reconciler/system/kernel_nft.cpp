@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "reconciler/system/kernel_drivers.h"
+#include "reconciler/system/program_identity.h"
 
 namespace edgeplane::sys {
 namespace {
@@ -31,6 +32,22 @@ NftTableState toState(const core::NftTableView& v, NftRole role) {
   return s;
 }
 
+// What an observation of `sock`'s namespace now is valid for; nullopt when that cannot be
+// told (no boot id, a kernel without SO_NETNS_COOKIE), and then nothing is cached.
+std::optional<NftObservationKey> keyNow(NftSocket& sock) {
+  auto cookie = sock.netnsCookie();
+  auto generation = cookie ? sock.generation() : Result<uint32_t>(cookie.error());
+  if (!generation || bootId().empty()) {
+    return std::nullopt;
+  }
+  return NftObservationKey{programIdentity(), bootId(), *cookie, *generation};
+}
+
+// The generation a commit made right after `g` has (the kernel skips 0).
+uint32_t nextGeneration(uint32_t g) {
+  return g + 1 == 0 ? 1 : g + 1;
+}
+
 }  // namespace
 
 Result<std::optional<core::NftTableView>> KernelNft::observe(const std::string& scope) {
@@ -38,14 +55,26 @@ Result<std::optional<core::NftTableView>> KernelNft::observe(const std::string& 
   if (!nft) {
     return nft.error();
   }
-  auto table = nft->observe();
+  std::optional<NftObservationKey> key = keyNow(*nft);
+  if (key) {
+    if (auto cached = cache_.find(scope, *key)) {
+      return *cached;
+    }
+  }
+  uint32_t generation = 0;
+  auto table = nft->observe(&generation);
   if (!table) {
     return table.error();
   }
-  if (!*table) {
-    return std::optional<core::NftTableView>();
+  NftObservation seen;
+  if (*table) {
+    seen = toView(**table);
   }
-  return std::optional<core::NftTableView>(toView(**table));
+  if (key) {
+    key->generation = generation;
+    cache_.store(scope, *key, seen);
+  }
+  return seen;
 }
 
 Result<void> KernelNft::sync(const std::string& scope, const core::NftTableView& table) {
@@ -53,7 +82,8 @@ Result<void> KernelNft::sync(const std::string& scope, const core::NftTableView&
   if (!sock) {
     return sock.error();
   }
-  auto seen = sock->observe();
+  uint32_t seenAt = 0;
+  auto seen = sock->observe(&seenAt);
   if (!seen) {
     return seen.error();
   }
@@ -71,7 +101,16 @@ Result<void> KernelNft::sync(const std::string& scope, const core::NftTableView&
   if (batch->empty()) {
     return {};
   }
-  return sock->send(*batch);
+  if (auto sent = sock->send(*batch); !sent) {
+    return sent;
+  }
+  // One commit after the one we read at: ours, and nobody else's in between. The batch applies
+  // whole or not at all, so the table is now `want`.
+  std::optional<NftObservationKey> key = keyNow(*sock);
+  if (key && key->generation == nextGeneration(seenAt)) {
+    cache_.store(scope, *key, toView(want));
+  }
+  return {};
 }
 
 Result<void> KernelNft::remove(const std::string& scope) {
@@ -79,6 +118,7 @@ Result<void> KernelNft::remove(const std::string& scope) {
   if (!sock) {
     return sock.error();
   }
+  cache_.forget(scope);
   return sock->send(buildDeleteTable());
 }
 

@@ -441,7 +441,21 @@ Result<void> NftSocket::send(const NftBatch& batch) {
   return {};
 }
 
-Result<std::optional<NftTableState>> NftSocket::observe() {
+Result<uint32_t> NftSocket::generation() {
+  TableReader reader(socket_, portId_, seq_, whereOf(netns_));
+  return reader.generation();
+}
+
+Result<uint64_t> NftSocket::netnsCookie() const {
+  uint64_t cookie = 0;
+  socklen_t len = sizeof(cookie);
+  if (::getsockopt(mnl_socket_get_fd(socket_), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0) {
+    return errnoError(whereOf(netns_) + ": read the namespace cookie", errno);
+  }
+  return cookie;
+}
+
+Result<std::optional<NftTableState>> NftSocket::observe(uint32_t* generation) {
   const std::string where = whereOf(netns_);
   TableReader reader(socket_, portId_, seq_, where);
   for (int attempt = 0; attempt < 10; ++attempt) {
@@ -461,6 +475,9 @@ Result<std::optional<NftTableState>> NftSocket::observe() {
     }
     if (!read) {
       return read.error();
+    }
+    if (generation != nullptr) {
+      *generation = *after;
     }
     if (!exists) {
       return std::optional<NftTableState>();

@@ -32,7 +32,13 @@ class NftSocket {
   Result<void> send(const NftBatch& batch);
   // Reads table, maps, chains, rules and elements of `ip edgeplane` as one consistent
   // snapshot (retried if the ruleset generation changes meanwhile). Absent table -> nullopt.
-  Result<std::optional<NftTableState>> observe();
+  // `generation` (when given) is set to the ruleset generation the snapshot was read at.
+  Result<std::optional<NftTableState>> observe(uint32_t* generation = nullptr);
+  // The namespace's ruleset generation id (NFT_MSG_GETGEN): every committed nftables
+  // transaction in the namespace, by anyone, increments it by one.
+  Result<uint32_t> generation();
+  // The namespace's cookie (SO_NETNS_COOKIE): unique among the namespaces of one boot.
+  Result<uint64_t> netnsCookie() const;
 
  private:
   NftSocket(mnl_socket* socket, std::string netns);

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "reconciler/core/drivers.h"
+#include "tests/support/nft_views.h"
 
 namespace edgeplane::contract {
 
@@ -282,15 +283,8 @@ REGISTER_TYPED_TEST_SUITE_P(RouteContract, ReplaceShowsOneOwnedRouteIdempotently
 
 // --- nftables -------------------------------------------------------------------------------
 
-inline core::PortMapping mapping(Protocol p, const char* ports, const char* to,
-                                 std::optional<uint16_t> targetPort) {
-  return core::PortMapping{p, *PortRange::parse(ports), address(to), targetPort};
-}
-
-inline core::NftTableView tableOf(std::vector<core::PortMapping> mappings) {
-  std::sort(mappings.begin(), mappings.end());
-  return core::NftTableView{true, std::move(mappings)};
-}
+using testing::mapping;
+using testing::tableOf;
 
 template <class W>
 class NftContract : public DriverContract<W> {};
