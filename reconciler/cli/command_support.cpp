@@ -132,6 +132,19 @@ Result<core::StoreView> readStoreView(Store& store) {
   return view;
 }
 
+std::future<Result<core::StoreView>> readStoreViewInBackground(const std::string& stateDir) {
+  return std::async(std::launch::async, [stateDir]() -> Result<core::StoreView> {
+    auto store = openStoreIfPresent(stateDir);
+    if (!store) {
+      return store.error();
+    }
+    if (!*store) {
+      return core::StoreView{};
+    }
+    return readStoreView(**store);
+  });
+}
+
 Result<std::unique_ptr<Store>> openStoreIfPresent(const std::string& stateDir) {
   if (!fs::exists(fs::path(stateDir) / "state.db")) {
     return std::unique_ptr<Store>();

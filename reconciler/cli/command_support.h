@@ -52,6 +52,11 @@ LoadOutcome loadConfig(const std::filesystem::path& dir,
 // one of an older codec version counts as none).
 Result<core::StoreView> readStoreView(Store& store);
 
+// readStoreView of the store in `stateDir` (an empty view when nothing was ever applied there)
+// on a thread of its own, over a connection of its own (a Store belongs to one thread), started
+// now, while the caller loads the config. Destroying the future waits for the thread.
+std::future<Result<core::StoreView>> readStoreViewInBackground(const std::string& stateDir);
+
 // The wall clock, unix milliseconds (what the store records).
 int64_t nowMs();
 

@@ -241,7 +241,8 @@ std::string readFile(const std::string& path) {
 
 // Observe: the host (or, offline, what --observed saved) and the store's view of it.
 Failure observeStage(const Options& o, std::future<Result<core::HostState>>& observing,
-                     core::HostState& observed, core::StoreView& view) {
+                     std::future<Result<core::StoreView>>& viewing, core::HostState& observed,
+                     core::StoreView& view) {
   if (o.offline) {
     if (o.observed) {
       auto parsed = core::observedFromJson(readFile(*o.observed));
@@ -253,17 +254,11 @@ Failure observeStage(const Options& o, std::future<Result<core::HostState>>& obs
     }
     return std::nullopt;
   }
-  auto store = openStoreIfPresent(o.stateDir);
-  if (!store) {
-    return failed("store", store.error().message);
+  auto v = viewing.get();
+  if (!v) {
+    return failed("store", v.error().message);
   }
-  if (*store) {
-    auto v = readStoreView(**store);
-    if (!v) {
-      return failed("store", v.error().message);
-    }
-    view = std::move(*v);
-  }
+  view = std::move(*v);
   auto seen = observing.get();
   if (!seen) {
     return failed("observe", "observing the host failed: " + seen.error().message +
@@ -284,12 +279,15 @@ Failure makePlan(const Options& o, PlanSource& s, std::optional<core::Plan>& pla
   if (!s.configDir) {
     return failed("source", "--config DIR, --agent FILE or --source URL is required");
   }
-  // The live host is observed on its own thread while the config loads and the store is read.
+  // The live host is observed and the store read, each on a thread of its own, while the config
+  // loads.
   std::optional<sys::KernelHost> host;
   std::future<Result<core::HostState>> observing;
+  std::future<Result<core::StoreView>> viewing;
   if (!o.offline) {
     host.emplace(o.stateDir, backendChoice(o));
     observing = observeInBackground(*host);
+    viewing = readStoreViewInBackground(o.stateDir);
   }
   std::optional<Loaded> loaded;
   if (auto f = loadStage(o, s, loaded)) {
@@ -297,7 +295,7 @@ Failure makePlan(const Options& o, PlanSource& s, std::optional<core::Plan>& pla
   }
   core::HostState observed;
   core::StoreView view;
-  if (auto f = observeStage(o, observing, observed, view)) {
+  if (auto f = observeStage(o, observing, viewing, observed, view)) {
     return f;
   }
   auto target = buildHostTarget(*loaded, view, {}, !o.offline);

@@ -195,11 +195,12 @@ std::optional<Loaded> loadStage(Run& r) {
   return std::nullopt;
 }
 
-// Observe: the store's view, the live host (observed meanwhile on its own thread), this host's
-// target and its certificates.
+// Observe: the store's view and the live host (each read meanwhile on a thread of its own), this
+// host's target and its certificates.
 std::optional<Observation> observeStage(Run& r, const Loaded& loaded,
-                                        std::future<Result<core::HostState>>& observing) {
-  auto view = readStoreView(*r.store);
+                                        std::future<Result<core::HostState>>& observing,
+                                        std::future<Result<core::StoreView>>& viewing) {
+  auto view = viewing.get();
   if (!view) {
     r.stop(RunResult::Failed, view.error().message, "", false);
     return std::nullopt;
@@ -368,12 +369,14 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
     return r.report;
   }
   sys::KernelHost host = makeHost(o);
-  auto observing = observeInBackground(host);  // while the config loads and the store is read
+  // The host observed and the store read, each on a thread of its own, while the config loads.
+  auto observing = observeInBackground(host);
+  auto viewing = readStoreViewInBackground(o.stateDir);
   std::optional<Loaded> loaded = loadStage(r);
   if (!loaded) {
     return r.report;
   }
-  std::optional<Observation> seen = observeStage(r, *loaded, observing);
+  std::optional<Observation> seen = observeStage(r, *loaded, observing, viewing);
   if (!seen) {
     return r.report;
   }
