@@ -111,6 +111,18 @@ std::string prefixes(const std::vector<IpPrefix>& v) {
 }
 
 void Planner::run() {
+  // Whose uplink holds an address: as observed first (the first namespace, in name order, with
+  // it on an epn- link), then as the target allocates them.
+  for (const auto& [netns, v] : o_.namespaces) {
+    for (const auto& l : v.links) {
+      if (l.name.rfind(kNsLinkPrefix, 0) != 0) {
+        continue;
+      }
+      for (const auto& a : l.addresses) {
+        observedNsByAddress_.emplace(a.address, l.name.substr(kNsLinkPrefix.size()));
+      }
+    }
+  }
   for (const auto& [addrNs, u] : t_.uplinks) {
     nsByAddress_[u.nsAddress.address] = addrNs;
   }

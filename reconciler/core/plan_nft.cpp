@@ -7,22 +7,60 @@
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
 
 namespace edgeplane::core::planner {
+
+namespace {
+
+using PortKey = std::pair<Protocol, PortRange>;
+
+// The mapping of (protocol, ports) in `sorted`, if any: a map's keys are unique.
+const PortMapping* find(const std::vector<PortMapping>& sorted, Protocol protocol,
+                        const PortRange& ports) {
+  auto it = std::lower_bound(sorted.begin(), sorted.end(), PortKey{protocol, ports},
+                             [](const PortMapping& m, const PortKey& k) {
+                               return std::tie(m.protocol, m.port) < std::tie(k.first, k.second);
+                             });
+  return it != sorted.end() && it->protocol == protocol && it->port == ports ? &*it : nullptr;
+}
+
+}  // namespace
+
+const std::vector<PortMapping>* Planner::sortedMappings(const std::string& scope) {
+  if (auto known = sorted_.find(scope); known != sorted_.end()) {
+    return known->second;
+  }
+  const NetnsView* v = scope.empty() ? &o_.host : view(scope);
+  const std::vector<PortMapping>* out = nullptr;
+  if (v != nullptr && v->table) {
+    out = &v->table->mappings;
+    if (!std::is_sorted(out->begin(), out->end())) {
+      std::vector<PortMapping>& copy = sortedCopies_[scope];
+      copy = *out;
+      std::sort(copy.begin(), copy.end());
+      out = &copy;
+    }
+  }
+  sorted_[scope] = out;
+  return out;
+}
 
 void Planner::planForwardDeletes() {
   if (!o_.host.table) {
     return;
   }
-  std::set<std::string> desired;
+  std::vector<PortKey> desired;
+  desired.reserve(t_.forwards.size());
   for (const auto& f : t_.forwards) {
-    desired.insert(f.key());
+    desired.emplace_back(f.protocol, f.publicPort);
   }
+  std::sort(desired.begin(), desired.end());
   for (const auto& m : o_.host.table->mappings) {
-    std::string key = std::string(toString(m.protocol)) + "/" + m.port.str();
-    if (desired.count(key) != 0) {
+    if (std::binary_search(desired.begin(), desired.end(), PortKey{m.protocol, m.port})) {
       continue;
     }
+    std::string key = std::string(toString(m.protocol)) + "/" + m.port.str();
     auto ns = observedNsOf(m.address);
     if (desiredNs(ns) && unobservable(ns)) {
       continue;  // held as observed until its namespace can be looked into
@@ -41,14 +79,8 @@ void Planner::planForwardDeletes() {
 
 // The tenant whose uplink holds `addr`, as observed (falls back to the address).
 std::string Planner::observedNsOf(const IpAddress& addr) const {
-  for (const auto& [netns, v] : o_.namespaces) {
-    for (const auto& l : v.links) {
-      for (const auto& a : l.addresses) {
-        if (a.address == addr && l.name.rfind(kNsLinkPrefix, 0) == 0) {
-          return l.name.substr(kNsLinkPrefix.size());
-        }
-      }
-    }
+  if (auto seen = observedNsByAddress_.find(addr); seen != observedNsByAddress_.end()) {
+    return seen->second;
   }
   auto it = nsByAddress_.find(addr);
   return it != nsByAddress_.end() ? it->second : addr.str();
@@ -56,11 +88,11 @@ std::string Planner::observedNsOf(const IpAddress& addr) const {
 
 void Planner::planTable(const std::string& scope, const std::optional<NftTableView>& seen,
                         bool parentCreated, size_t parentOp) {
-  const std::string name = scope.empty() ? "host" : scope;
-  const NftTableView want = scope.empty() ? t_.hostTable() : t_.namespaceTable(scope);
   if (seen && seen->intact) {
     return;
   }
+  const std::string name = scope.empty() ? "host" : scope;
+  const NftTableView want = scope.empty() ? t_.hostTable() : t_.namespaceTable(scope);
   Op op = makeOp(seen ? Action::Update : Action::Create, Kind::NftTable, name, scope);
   if (seen) {
     op.changes.push_back({"chains", "altered", "rebuilt"});
@@ -94,20 +126,19 @@ void Planner::planTables() {
 }
 
 void Planner::planForwards() {
-  std::map<std::string, const PortMapping*> hostSeen;
-  if (o_.host.table) {
-    for (const auto& m : o_.host.table->mappings) {
-      hostSeen[std::string(toString(m.protocol)) + "/" + m.port.str()] = &m;
-    }
-  }
+  const std::vector<PortMapping>* host = sortedMappings("");
   for (const auto& f : t_.forwards) {
     const UplinkTarget& u = t_.uplinks.at(f.ns);
-    auto it = hostSeen.find(f.key());
-    if (it != hostSeen.end() && it->second->address == u.nsAddress.address && unobservable(f.ns)) {
+    const PortMapping* onHost = host != nullptr ? find(*host, f.protocol, f.publicPort) : nullptr;
+    if (onHost != nullptr && onHost->address == u.nsAddress.address && unobservable(f.ns)) {
       continue;  // held: what its namespace maps it to cannot be seen
     }
+    if (onHost != nullptr && onHost->address == u.nsAddress.address &&
+        observedNsOf(onHost->address) == f.ns && observedTarget(f.ns, f).endpoint == f.target) {
+      continue;  // as desired: no op (the common case, decided without building its changes)
+    }
     Op op = makeOp(Action::Update, Kind::Forward, f.name, f.ns);
-    if (it == hostSeen.end()) {
+    if (onHost == nullptr) {
       op.action = Action::Create;
       op.changes.push_back({"protocol", "", std::string(toString(f.protocol))});
       op.changes.push_back({"public_port", "", f.publicPort.str()});
@@ -116,15 +147,15 @@ void Planner::planForwards() {
       op.drift = driftIf(s_.appliedAs("forward", f.name, f.describe()),
                          "forward was removed outside edgeplane");
     } else {
-      std::string seenNs = observedNsOf(it->second->address);
-      if (it->second->address != u.nsAddress.address) {
+      std::string seenNs = observedNsOf(onHost->address);
+      if (onHost->address != u.nsAddress.address) {
         op.changes.push_back({"namespace", seenNs, f.ns});
         touchedTables_.insert(seenNs);
         dep(op, unobservable(seenNs) ? indexOf(nsOps_, seenNs) : kNone);  // held there
       }
-      std::string seenTarget = observedTarget(seenNs, f);
-      if (seenTarget != f.target.str()) {
-        op.changes.push_back({"target", seenTarget, f.target.str()});
+      const SeenTarget seenTarget = observedTarget(seenNs, f);
+      if (seenTarget.endpoint != f.target) {
+        op.changes.push_back({"target", seenTarget.str(), f.target.str()});
       }
       if (op.changes.empty()) {
         continue;
@@ -143,46 +174,27 @@ void Planner::planForwards() {
   }
 }
 
-// How the forward's ports are mapped inside namespace `ns` now, as "addr:port" of the first
-// port ("missing" if not, "inconsistent" if the range's ports disagree).
-std::string Planner::observedTarget(const std::string& ns, const ForwardTarget& f) {
-  const auto* index = nsIndex(ns);
-  if (index == nullptr) {
-    return "missing";
+// How the forward's ports are mapped inside namespace `ns` now.
+Planner::SeenTarget Planner::observedTarget(const std::string& ns, const ForwardTarget& f) {
+  SeenTarget seen;
+  const std::vector<PortMapping>* mappings = sortedMappings(ns);
+  if (mappings == nullptr) {
+    return seen;
   }
-  std::optional<Endpoint> first;
   for (uint32_t p = f.publicPort.first; p <= f.publicPort.last; ++p) {
-    auto it = index->find({f.protocol, static_cast<uint16_t>(p)});
-    if (it == index->end()) {
-      return first ? "inconsistent" : "missing";
+    const auto port = static_cast<uint16_t>(p);
+    const PortMapping* m = find(*mappings, f.protocol, PortRange{port, port});
+    if (m == nullptr || !m->targetPort) {
+      return seen.endpoint ? SeenTarget{std::nullopt, "inconsistent"} : SeenTarget{};
     }
-    Endpoint e{it->second->address,
-               static_cast<uint16_t>(*it->second->targetPort - (p - f.publicPort.first))};
-    if (!first) {
-      first = e;
-    } else if (*first != e) {
-      return "inconsistent";
-    }
-  }
-  return first ? first->str() : "missing";
-}
-
-const Planner::PortIndex* Planner::nsIndex(const std::string& ns) {
-  auto cached = portIndex_.find(ns);
-  if (cached != portIndex_.end()) {
-    return &cached->second;
-  }
-  const NetnsView* v = view(ns);
-  if (v == nullptr || !v->table) {
-    return nullptr;
-  }
-  PortIndex& index = portIndex_[ns];
-  for (const auto& m : v->table->mappings) {
-    if (m.targetPort && m.port.first == m.port.last) {
-      index.emplace(std::make_pair(m.protocol, m.port.first), &m);
+    Endpoint e{m->address, static_cast<uint16_t>(*m->targetPort - (p - f.publicPort.first))};
+    if (!seen.endpoint) {
+      seen.endpoint = e;
+    } else if (*seen.endpoint != e) {
+      return SeenTarget{std::nullopt, "inconsistent"};
     }
   }
-  return &index;
+  return seen;
 }
 
 // A table whose elements differ from the target although no forward op explains it (an
@@ -193,9 +205,8 @@ void Planner::planTableElementDrift() {
       return;
     }
     const NftTableView want = scope.empty() ? p_.hostTable() : t_.namespaceTable(scope);
-    std::vector<PortMapping> seenSorted = seen->mappings;
-    std::sort(seenSorted.begin(), seenSorted.end());  // the target's list is sorted already
-    if (seenSorted == want.mappings) {
+    const std::vector<PortMapping>& seenSorted = *sortedMappings(scope);
+    if (seenSorted == want.mappings) {  // the target's list is sorted already
       return;
     }
     Op op = makeOp(Action::Update, Kind::NftTable, scope.empty() ? "host" : scope, scope);

@@ -31,8 +31,13 @@ class Planner {
   void run();
 
  private:
-  // (protocol, port) -> mapping of a namespace's observed table, built once per namespace.
-  using PortIndex = std::map<std::pair<Protocol, uint16_t>, const PortMapping*>;
+  // What a forward's ports are mapped to in a namespace now: the first port's endpoint, or why
+  // there is none ("missing": a port is not mapped; "inconsistent": the range's ports disagree).
+  struct SeenTarget {
+    std::optional<Endpoint> endpoint;
+    const char* problem = "missing";
+    std::string str() const { return endpoint ? endpoint->str() : problem; }
+  };
 
   size_t add(Op op) {
     p_.ops.push_back(std::move(op));
@@ -87,8 +92,10 @@ class Planner {
                  bool parentCreated, size_t parentOp);
   void planTables();
   void planForwards();
-  std::string observedTarget(const std::string& ns, const ForwardTarget& f);
-  const PortIndex* nsIndex(const std::string& ns);
+  SeenTarget observedTarget(const std::string& ns, const ForwardTarget& f);
+  // The observed mappings of a scope's table in their sorted order (the view's own when it is
+  // sorted, as observed tables are; a sorted copy otherwise); nullptr without a table.
+  const std::vector<PortMapping>* sortedMappings(const std::string& scope);
   void planTableElementDrift();
 
   const Target& t_;
@@ -96,12 +103,14 @@ class Planner {
   const StoreView& s_;
   Plan& p_;
   std::map<IpAddress, std::string> nsByAddress_;
+  std::map<IpAddress, std::string> observedNsByAddress_;
   std::map<std::string, size_t, std::less<>> nsOps_;
   std::map<std::string, size_t, std::less<>> uplinkOps_;
   std::map<std::string, size_t, std::less<>> wgOps_;
   std::map<std::string, size_t, std::less<>> tableOps_;
   std::set<std::string, std::less<>> touchedTables_;  // scopes whose elements an op changes
-  std::map<std::string, PortIndex, std::less<>> portIndex_;
+  std::map<std::string, const std::vector<PortMapping>*, std::less<>> sorted_;
+  std::map<std::string, std::vector<PortMapping>, std::less<>> sortedCopies_;
   size_t hostSysctlOp_ = kNone;
 };
 
