@@ -652,6 +652,35 @@ void loadDocument(std::string_view text, const std::string& displayName, Desired
   Loader(out, diags, displayName).load(result.table());
 }
 
+namespace {
+
+// The file's bytes, read into a string sized by its length (and grown if it grows meanwhile);
+// nullopt when it cannot be opened or read.
+std::optional<std::string> readWholeFile(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary | std::ios::ate);
+  if (!in) {
+    return std::nullopt;
+  }
+  const std::streamoff size = in.tellg();
+  in.seekg(0);
+  std::string text(size > 0 ? static_cast<size_t>(size) + 1 : 4096, '\0');
+  size_t got = 0;
+  while (in) {
+    if (got == text.size()) {
+      text.resize(text.size() * 2);
+    }
+    in.read(text.data() + got, static_cast<std::streamsize>(text.size() - got));
+    got += static_cast<size_t>(in.gcount());
+  }
+  if (!in.eof() || in.bad()) {
+    return std::nullopt;
+  }
+  text.resize(got);
+  return text;
+}
+
+}  // namespace
+
 std::optional<std::vector<ConfigFile>> readConfigRoot(const std::filesystem::path& root,
                                                       Diagnostics& diags) {
   namespace fs = std::filesystem;
@@ -695,14 +724,7 @@ std::optional<std::vector<ConfigFile>> readConfigRoot(const std::filesystem::pat
   std::vector<ConfigFile> out;
   out.reserve(files.size());
   for (const fs::path& file : files) {
-    ConfigFile f{file.lexically_normal().string(), std::nullopt};
-    std::ifstream in(file, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    if (in) {
-      f.text = text.str();
-    }
-    out.push_back(std::move(f));
+    out.push_back(ConfigFile{file.lexically_normal().string(), readWholeFile(file)});
   }
   return out;
 }
