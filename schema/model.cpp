@@ -112,7 +112,7 @@ bool hostSiteOnHost(const Site& s, std::string_view host) {
   return !s.hosts || std::find(s.hosts->begin(), s.hosts->end(), host) != s.hosts->end();
 }
 
-Desired resolveFor(const Desired& all, std::string_view host) {
+Desired resolveFor(const Desired& all, std::string_view host, Resolve what) {
   Desired out;
   out.fleet = all.fleet;
   for (const auto& h : all.hosts) {
@@ -131,7 +131,7 @@ Desired resolveFor(const Desired& all, std::string_view host) {
   std::set<std::string, std::less<>> certificates;
   std::set<std::string, std::less<>> gateways;
   for (const auto& f : all.forwards) {
-    if (here(f.namespace_name)) {
+    if (what == Resolve::All && here(f.namespace_name)) {
       out.forwards.push_back(f);
     }
   }

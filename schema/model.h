@@ -260,8 +260,12 @@ bool namespaceOnHost(const Namespace& ns, std::string_view host);
 // Whether a site of the host itself (no namespace) is served on `host` (no `hosts`: every host).
 bool hostSiteOnHost(const Site& s, std::string_view host);
 
+// What resolveFor copies: all of the host's part, or all of it but the forwards (for
+// buildTarget, which can take them from the whole config: they are many, each with its origin).
+enum class Resolve : uint8_t { All, AllButForwards };
+
 // The part of `all` that host `host` must converge: its namespaces and what hangs off them,
 // the certificates their routes use, and the API keys of their gateways.
-Desired resolveFor(const Desired& all, std::string_view host);
+Desired resolveFor(const Desired& all, std::string_view host, Resolve what = Resolve::All);
 
 }  // namespace edgeplane

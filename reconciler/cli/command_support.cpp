@@ -166,8 +166,9 @@ std::future<Result<core::HostState>> observeInBackground(sys::KernelHost& host) 
 
 Result<core::Target> buildHostTarget(const Loaded& loaded, const core::StoreView& view,
                                      const std::set<std::string>& rotateKeys, bool readKeys) {
-  auto target =
-      core::buildTarget(resolveFor(loaded.all, loaded.host), loaded.host, view, rotateKeys);
+  // The forwards from the whole config: resolveFor would copy each with its origin.
+  auto target = core::buildTarget(resolveFor(loaded.all, loaded.host, Resolve::AllButForwards),
+                                  loaded.host, view, rotateKeys, &loaded.all.forwards);
   if (!target || !readKeys) {
     return target;
   }

@@ -266,7 +266,8 @@ std::vector<CertTarget> certTargets(const Desired& d, const ProxySnapshot& proxy
 }  // namespace
 
 Result<Target> buildTarget(const Desired& d, std::string_view host, const StoreView& store,
-                           const std::set<std::string>& rotateKeys) {
+                           const std::set<std::string>& rotateKeys,
+                           const std::vector<Forward>* forwards) {
   Target t;
   t.host = std::string(host);
   IpPrefix pool = *IpPrefix::parse(kDefaultUplinkPool);
@@ -317,8 +318,9 @@ Result<Target> buildTarget(const Desired& d, std::string_view host, const StoreV
       t.routes.push_back(RouteTarget{ns.name, r.destination.network(), r.via});
     }
   }
-  for (const auto& f : d.forwards) {
-    if (suspended.count(f.namespace_name) != 0) {
+  for (const auto& f : forwards != nullptr ? *forwards : d.forwards) {
+    if (suspended.count(f.namespace_name) != 0 ||
+        !std::binary_search(t.namespaces.begin(), t.namespaces.end(), f.namespace_name)) {
       continue;
     }
     t.forwards.push_back(

@@ -125,8 +125,11 @@ Result<std::map<std::string, uint32_t, std::less<>>> allocateUplinks(
     const std::map<std::string, uint32_t, std::less<>>& existing, const IpPrefix& pool);
 
 // Builds the target from the part of the desired state one host converges (resolveFor).
-// `rotateKeys`: namespaces whose WireGuard private key apply may replace (--rotate-key).
+// `rotateKeys`: namespaces whose WireGuard private key apply may replace (--rotate-key). The
+// forwards come from `forwards` when given (the whole config's, with hostDesired resolved
+// without them: those of namespaces not in hostDesired are left out), else from hostDesired.
 Result<Target> buildTarget(const Desired& hostDesired, std::string_view host,
-                           const StoreView& store, const std::set<std::string>& rotateKeys = {});
+                           const StoreView& store, const std::set<std::string>& rotateKeys = {},
+                           const std::vector<Forward>* forwards = nullptr);
 
 }  // namespace edgeplane::core

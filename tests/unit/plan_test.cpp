@@ -92,6 +92,42 @@ struct World {
   }
 };
 
+// The forwards taken from the whole config (what the CLI does, to spare copying each with its
+// origin) give the same target as those of the host's resolved part: other hosts' namespaces
+// and suspended ones are left out.
+TEST(Target, ForwardsFromTheWholeConfigAreThoseOfTheHostsPart) {
+  std::string placed =
+      std::string(kTwoTenants) +
+      "[[host]]\nname = \"edge-1\"\n[[host]]\nname = \"edge-2\"\n"
+      "[[namespace]]\nname = \"c\"\nhosts = [\"edge-2\"]\n[namespace.wireguard]\n"
+      "address = [\"10.50.0.1/24\"]\nlisten_port = 51822\n[[namespace.peer]]\n"
+      "name = \"p\"\npublic_key = \"SHHsVqUgFYpHHsIinKzbT7S/OKgFVHI+7uCHG/YtqWY=\"\n"
+      "allowed_ips = [\"10.50.0.13/32\"]\n"
+      "[[forward]]\nname = \"c-web\"\nnamespace = \"c\"\nprotocol = \"tcp\"\n"
+      "public_port = 8080\ntarget = \"10.50.0.13:80\"\n";
+  placed.replace(placed.find("name = \"b\"\n"), 11, "name = \"b\"\nsuspended = true\n");
+  const Desired all = load(placed);
+  const core::StoreView store;
+  for (const char* host : {"edge-1", "edge-2"}) {
+    auto whole = core::buildTarget(resolveFor(all, host), host, store);
+    auto taken = core::buildTarget(resolveFor(all, host, Resolve::AllButForwards), host, store, {},
+                                   &all.forwards);
+    ASSERT_TRUE(whole.ok() && taken.ok());
+    std::vector<std::string> names;
+    for (const auto& f : taken->forwards) {
+      names.push_back(f.name);
+    }
+    const std::vector<std::string> want = std::string(host) == "edge-1"
+                                              ? std::vector<std::string>{"a-ssh"}
+                                              : std::vector<std::string>{"a-ssh", "c-web"};
+    EXPECT_EQ(names, want) << host;
+    EXPECT_EQ(names.size(), whole->forwards.size());
+    for (size_t i = 0; i < names.size() && i < whole->forwards.size(); ++i) {
+      EXPECT_EQ(taken->forwards[i].describe(), whole->forwards[i].describe());
+    }
+  }
+}
+
 std::vector<std::string> opLines(const core::Plan& p) {
   std::vector<std::string> out;
   for (const auto& op : p.ops) {
