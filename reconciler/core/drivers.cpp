@@ -41,26 +41,41 @@ Result<HostState> ComposedHost::observe() {
   if (!names) {
     return names.error();
   }
+  // Each of ours: its links, routes, table and forwarding, then the WireGuard interfaces of
+  // those seen, asked all together.
+  std::vector<std::string> ours;
+  std::vector<Result<NetnsView>> views;
   for (const auto& name : *names) {
     if (name.rfind(kNetnsPrefix, 0) != 0) {
       h.namespaces[name] = NetnsView{};  // foreign: seen by name, not looked into
       continue;
     }
-    // One namespace that cannot be looked into (a stale /run/netns entry, a wireguard-go that
-    // does not answer) fails its own operations only, as the planner decides from the reason.
-    const std::string ns = name.substr(kNetnsPrefix.size());
-    auto v = observeScope(ns);
-    auto wg = v ? d_.wireguard.observe(ns) : Result<WireGuardObservation>(v.error());
+    ours.push_back(name.substr(kNetnsPrefix.size()));
+    views.push_back(observeScope(ours.back()));
+  }
+  std::vector<std::string> seen;
+  for (size_t i = 0; i < ours.size(); ++i) {
+    if (views[i]) {
+      seen.push_back(ours[i]);
+    }
+  }
+  std::vector<Result<WireGuardObservation>> wgs = d_.wireguard.observeEach(seen);
+  // One namespace that cannot be looked into (a stale /run/netns entry, a wireguard-go that
+  // does not answer) fails its own operations only, as the planner decides from the reason.
+  for (size_t i = 0, w = 0; i < ours.size(); ++i) {
+    Result<NetnsView>& v = views[i];
+    Result<WireGuardObservation> wg =
+        v ? std::move(wgs[w++]) : Result<WireGuardObservation>(v.error());
     if (!wg) {
       NetnsView unseen;
       unseen.unobservable = wg.error().message;
-      h.namespaces[name] = std::move(unseen);
+      h.namespaces[netnsName(ours[i])] = std::move(unseen);
       continue;
     }
     v->wireguard = std::move(wg->device);
     v->storedPublicKey = wg->storedPublicKey;
     v->keyError = std::move(wg->keyError);
-    h.namespaces[name] = std::move(*v);
+    h.namespaces[netnsName(ours[i])] = std::move(*v);
   }
   return h;
 }

@@ -82,6 +82,17 @@ class WireGuardDriver {
  public:
   virtual ~WireGuardDriver() = default;
   virtual Result<WireGuardObservation> observe(const std::string& ns) = 0;
+  // observe() of each of `namespaces`, in their order. Drivers that can ask several at once
+  // (a wireguard-go per namespace answers on its own) override it.
+  virtual std::vector<Result<WireGuardObservation>> observeEach(
+      const std::vector<std::string>& namespaces) {
+    std::vector<Result<WireGuardObservation>> out;
+    out.reserve(namespaces.size());
+    for (const auto& ns : namespaces) {
+      out.push_back(observe(ns));
+    }
+    return out;
+  }
   // Converges the namespace's interface: private key (made only when wg.allowNewKey),
   // interface (restarted if dead), listen port, addresses, up.
   virtual Result<void> ensure(const WireGuardTarget& wg) = 0;

@@ -2,6 +2,11 @@
 #include <linux/rtnetlink.h>
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <optional>
+#include <system_error>
+#include <thread>
 
 #include "reconciler/system/kernel_drivers.h"
 #include "reconciler/system/wg_keys.h"
@@ -140,6 +145,7 @@ Result<WgBackend*> KernelWireGuard::configured() {
 Result<WgBackend*> KernelWireGuard::backendFor(const std::string& ifname,
                                                const std::string& netns) {
   auto link = wgLinkGet(netns, ifname);
+  const std::lock_guard<std::mutex> lock(backendsMutex_);
   if (link && *link && (*link)->kind == "wireguard") {
     return ofKind(WgBackendKind::Kernel);
   }
@@ -199,6 +205,41 @@ Result<core::WireGuardObservation> KernelWireGuard::observe(const std::string& n
     return dev.error();
   }
   out.device = std::move(*dev);
+  return out;
+}
+
+std::vector<Result<core::WireGuardObservation>> KernelWireGuard::observeEach(
+    const std::vector<std::string>& namespaces) {
+  constexpr size_t kThreads = 4;
+  std::vector<std::optional<Result<core::WireGuardObservation>>> got(namespaces.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < namespaces.size(); i = next++) {
+      try {
+        got[i] = observe(namespaces[i]);
+      } catch (const std::exception& e) {
+        got[i] = Result<core::WireGuardObservation>(
+            terminal("observe wireguard " + namespaces[i] + ": " + e.what()));
+      }
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < std::min(kThreads, namespaces.size()); ++t) {
+    try {
+      helpers.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;  // fewer threads: the others take more namespaces each
+    }
+  }
+  work();
+  for (std::thread& h : helpers) {
+    h.join();
+  }
+  std::vector<Result<core::WireGuardObservation>> out;
+  out.reserve(got.size());
+  for (auto& g : got) {
+    out.push_back(std::move(*g));
+  }
   return out;
 }
 

@@ -98,6 +98,52 @@ TEST(KernelWireGuardBackend, AnExistingInterfaceIsDrivenByWhatRunsIt) {
   EXPECT_EQ(seen->device->peers[0].publicKey, key(kPeerA));
 }
 
+// observeEach asks the namespaces' interfaces on several threads at once: it answers what
+// observe answers for each, in their order, a namespace without an interface included.
+TEST(KernelWireGuardObserveEach, AnswersWhatObserveAnswersForEach) {
+  KernelWorld world;
+  core::HostDrivers d = world.drivers();
+  const std::vector<std::string> tenants = {"owa", "owb", "owc", "owd", "owe"};
+  for (size_t i = 0; i < tenants.size(); ++i) {
+    ASSERT_TRUE(d.namespaces.create(tenants[i]).ok());
+    if (i + 1 == tenants.size()) {
+      break;  // the last one has no interface
+    }
+    core::WireGuardTarget wg = wireguard({peer("a", i % 2 == 0 ? kPeerA : kPeerB,
+                                               ("10.50.0." + std::to_string(i + 2) + "/32").c_str(),
+                                               static_cast<uint16_t>(20 + i))});
+    wg.ns = tenants[i];
+    wg.ifname = "wg-" + tenants[i];
+    wg.listenPort = static_cast<uint16_t>(51910 + i);
+    auto made = d.wireguard.ensure(wg);
+    ASSERT_TRUE(made.ok()) << made.error().message;
+    ASSERT_TRUE(d.wireguard.syncPeers(wg).ok());
+  }
+  std::vector<std::string> asked = tenants;
+  asked.push_back("absent");
+  auto each = d.wireguard.observeEach(asked);
+  ASSERT_EQ(each.size(), asked.size());
+  for (size_t i = 0; i < asked.size(); ++i) {
+    auto one = d.wireguard.observe(asked[i]);
+    ASSERT_EQ(each[i].ok(), one.ok()) << asked[i];
+    if (!one.ok()) {
+      EXPECT_EQ(each[i].error().message, one.error().message);
+      continue;
+    }
+    EXPECT_EQ(each[i]->device, one->device) << asked[i];
+    EXPECT_EQ(each[i]->storedPublicKey, one->storedPublicKey) << asked[i];
+    EXPECT_EQ(each[i]->device.has_value(), i + 2 < asked.size()) << asked[i];
+  }
+  ASSERT_TRUE(each[0]->device.has_value());
+  EXPECT_EQ(each[0]->device->listenPort, 51910);
+  ASSERT_EQ(each[3]->device->peers.size(), 1u);
+  EXPECT_EQ(each[3]->device->peers[0].publicKey, key(kPeerB));
+  for (const auto& t : tenants) {
+    (void)d.wireguard.remove(t);
+    (void)d.namespaces.remove(t);
+  }
+}
+
 INSTANTIATE_TYPED_TEST_SUITE_P(Kernel, NamespaceContract, KernelWorld);
 INSTANTIATE_TYPED_TEST_SUITE_P(Kernel, UplinkContract, KernelWorld);
 INSTANTIATE_TYPED_TEST_SUITE_P(Kernel, RouteContract, KernelWorld);
