@@ -29,9 +29,9 @@ enum class CacheUse : uint8_t { None, Hit, Miss };
 // version, and its checksum and encoding are intact; anything else (absent, corrupt, foreign) is
 // a miss: the files are parsed and validated, and a result without diagnostics replaces the
 // entry (0600, written to a temporary file and renamed; the temporary files of runs killed while
-// writing are removed by the next run). Only what the files alone decide is
-// cached: the host's own checks (key files, certificates, this host's name) come later, on every
-// run. The model holds key file paths and API-key digests, never key material.
+// writing are removed by the next run). Only what the files alone decide is cached: the host's
+// own checks (key files, certificates, this host's name) come later, on every run. The model
+// holds key file paths and API-key digests, never key material.
 Desired loadAndValidateCached(const std::filesystem::path& root,
                               const std::optional<ConfigCache>& cache, Diagnostics& diags,
                               CacheUse* use = nullptr);
