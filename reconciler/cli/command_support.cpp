@@ -132,16 +132,22 @@ Result<core::StoreView> readStoreView(Store& store) {
   return view;
 }
 
-std::future<Result<core::StoreView>> readStoreViewInBackground(const std::string& stateDir) {
-  return std::async(std::launch::async, [stateDir]() -> Result<core::StoreView> {
-    auto store = openStoreIfPresent(stateDir);
-    if (!store) {
-      return store.error();
-    }
-    if (!*store) {
-      return core::StoreView{};
-    }
-    return readStoreView(**store);
+std::future<StateDirSeen> readStateDirInBackground(const std::string& stateDir) {
+  return std::async(std::launch::async, [stateDir] {
+    auto view = [&]() -> Result<core::StoreView> {
+      auto store = openStoreIfPresent(stateDir);
+      if (!store) {
+        return store.error();
+      }
+      if (!*store) {
+        return core::StoreView{};
+      }
+      return readStoreView(**store);
+    }();
+    core::HostState certs;
+    auto generated = sys::CertStore(stateDir).observeGenerated(certs);
+    return StateDirSeen{std::move(view), generated ? Result<core::HostState>(std::move(certs))
+                                                   : Result<core::HostState>(generated.error())};
   });
 }
 
@@ -193,9 +199,11 @@ Result<core::Target> buildHostTarget(const Loaded& loaded, const core::StoreView
   return target;
 }
 
-Result<void> observeCertificates(const Options& o, const core::Target& target,
-                                 core::HostState& observed) {
-  return sys::CertStore(o.stateDir).observe(target.certificates, observed);
+void observeCertificates(const Options& o, const core::Target& target, core::HostState& seen,
+                         core::HostState& observed) {
+  observed.now = seen.now;
+  observed.generatedCerts = std::move(seen.generatedCerts);
+  sys::CertStore(o.stateDir).observeFiles(target.certificates, observed);
 }
 
 }  // namespace edgeplane::cli

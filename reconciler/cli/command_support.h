@@ -52,10 +52,17 @@ LoadOutcome loadConfig(const std::filesystem::path& dir,
 // one of an older codec version counts as none).
 Result<core::StoreView> readStoreView(Store& store);
 
-// readStoreView of the store in `stateDir` (an empty view when nothing was ever applied there)
-// on a thread of its own, over a connection of its own (a Store belongs to one thread), started
-// now, while the caller loads the config. Destroying the future waits for the thread.
-std::future<Result<core::StoreView>> readStoreViewInBackground(const std::string& stateDir);
+// What the state directory holds beside the live host: the store's view (readStoreView; empty
+// when nothing was ever applied there) and the certificates edgeplane made
+// (CertStore::observeGenerated: `now` and `generatedCerts`).
+struct StateDirSeen {
+  Result<core::StoreView> view;
+  Result<core::HostState> certs;
+};
+// The StateDirSeen of `stateDir`, read on a thread of its own (the store over a connection of
+// its own: a Store belongs to one thread), started now, while the caller loads the config.
+// Destroying the future waits for the thread.
+std::future<StateDirSeen> readStateDirInBackground(const std::string& stateDir);
 
 // The wall clock, unix milliseconds (what the store records).
 int64_t nowMs();
@@ -83,8 +90,9 @@ std::string plural(size_t n, std::string_view one, std::string_view many);
 Result<core::Target> buildHostTarget(const Loaded& loaded, const core::StoreView& view,
                                      const std::set<std::string>& rotateKeys, bool readKeys);
 
-// Observes the certificates the target uses (and every generated one) into `observed`.
-Result<void> observeCertificates(const Options& o, const core::Target& target,
-                                 core::HostState& observed);
+// The generated certificates of `seen` (readStateDirInBackground) put into `observed`, and the
+// files of the target's "files" certificates observed into it.
+void observeCertificates(const Options& o, const core::Target& target, core::HostState& seen,
+                         core::HostState& observed);
 
 }  // namespace edgeplane::cli

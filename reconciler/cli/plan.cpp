@@ -241,8 +241,8 @@ std::string readFile(const std::string& path) {
 
 // Observe: the host (or, offline, what --observed saved) and the store's view of it.
 Failure observeStage(const Options& o, std::future<Result<core::HostState>>& observing,
-                     std::future<Result<core::StoreView>>& viewing, core::HostState& observed,
-                     core::StoreView& view) {
+                     std::future<StateDirSeen>& reading, core::HostState& observed,
+                     core::StoreView& view, core::HostState& certs) {
   if (o.offline) {
     if (o.observed) {
       auto parsed = core::observedFromJson(readFile(*o.observed));
@@ -254,11 +254,15 @@ Failure observeStage(const Options& o, std::future<Result<core::HostState>>& obs
     }
     return std::nullopt;
   }
-  auto v = viewing.get();
-  if (!v) {
-    return failed("store", v.error().message);
+  StateDirSeen state = reading.get();
+  if (!state.view) {
+    return failed("store", state.view.error().message);
   }
-  view = std::move(*v);
+  view = std::move(*state.view);
+  if (!state.certs) {
+    return failed("observe", "observing certificates failed: " + state.certs.error().message);
+  }
+  certs = std::move(*state.certs);
   auto seen = observing.get();
   if (!seen) {
     return failed("observe", "observing the host failed: " + seen.error().message +
@@ -279,15 +283,15 @@ Failure makePlan(const Options& o, PlanSource& s, std::optional<core::Plan>& pla
   if (!s.configDir) {
     return failed("source", "--config DIR, --agent FILE or --source URL is required");
   }
-  // The live host is observed and the store read, each on a thread of its own, while the config
-  // loads.
+  // The live host is observed and the state directory (store, certificates) read, each on a
+  // thread of its own, while the config loads.
   std::optional<sys::KernelHost> host;
   std::future<Result<core::HostState>> observing;
-  std::future<Result<core::StoreView>> viewing;
+  std::future<StateDirSeen> reading;
   if (!o.offline) {
     host.emplace(o.stateDir, backendChoice(o));
     observing = observeInBackground(*host);
-    viewing = readStoreViewInBackground(o.stateDir);
+    reading = readStateDirInBackground(o.stateDir);
   }
   std::optional<Loaded> loaded;
   if (auto f = loadStage(o, s, loaded)) {
@@ -295,7 +299,8 @@ Failure makePlan(const Options& o, PlanSource& s, std::optional<core::Plan>& pla
   }
   core::HostState observed;
   core::StoreView view;
-  if (auto f = observeStage(o, observing, viewing, observed, view)) {
+  core::HostState certs;
+  if (auto f = observeStage(o, observing, reading, observed, view, certs)) {
     return f;
   }
   auto target = buildHostTarget(*loaded, view, {}, !o.offline);
@@ -303,9 +308,7 @@ Failure makePlan(const Options& o, PlanSource& s, std::optional<core::Plan>& pla
     return failed("target", target.error().message);
   }
   if (!o.offline) {
-    if (auto certs = observeCertificates(o, *target, observed); !certs) {
-      return failed("observe", "observing certificates failed: " + certs.error().message);
-    }
+    observeCertificates(o, *target, certs, observed);
   }
   plan = core::plan(*target, observed, view);
   return std::nullopt;

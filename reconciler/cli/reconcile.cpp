@@ -195,12 +195,13 @@ std::optional<Loaded> loadStage(Run& r) {
   return std::nullopt;
 }
 
-// Observe: the store's view and the live host (each read meanwhile on a thread of its own), this
-// host's target and its certificates.
+// Observe: the store's view, the generated certificates and the live host (read meanwhile on
+// threads of their own), this host's target and its "files" certificates.
 std::optional<Observation> observeStage(Run& r, const Loaded& loaded,
                                         std::future<Result<core::HostState>>& observing,
-                                        std::future<Result<core::StoreView>>& viewing) {
-  auto view = viewing.get();
+                                        std::future<StateDirSeen>& reading) {
+  StateDirSeen state = reading.get();
+  auto& view = state.view;
   if (!view) {
     r.stop(RunResult::Failed, view.error().message, "", false);
     return std::nullopt;
@@ -219,10 +220,12 @@ std::optional<Observation> observeStage(Run& r, const Loaded& loaded,
   if (r.opts.git) {
     promoteConfig(r.opts, r.err);
   }
-  if (auto certs = observeCertificates(r.opts, *target, *observed); !certs) {
-    r.stop(RunResult::Failed, "observing certificates failed: " + certs.error().message, "", true);
+  if (!state.certs) {
+    r.stop(RunResult::Failed, "observing certificates failed: " + state.certs.error().message, "",
+           true);
     return std::nullopt;
   }
+  observeCertificates(r.opts, *target, *state.certs, *observed);
   return Observation{std::move(*view), std::move(*observed), std::move(*target)};
 }
 
@@ -369,14 +372,15 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
     return r.report;
   }
   sys::KernelHost host = makeHost(o);
-  // The host observed and the store read, each on a thread of its own, while the config loads.
+  // The host observed and the state directory (store, certificates) read, each on a thread of
+  // its own, while the config loads.
   auto observing = observeInBackground(host);
-  auto viewing = readStoreViewInBackground(o.stateDir);
+  auto reading = readStateDirInBackground(o.stateDir);
   std::optional<Loaded> loaded = loadStage(r);
   if (!loaded) {
     return r.report;
   }
-  std::optional<Observation> seen = observeStage(r, *loaded, observing, viewing);
+  std::optional<Observation> seen = observeStage(r, *loaded, observing, reading);
   if (!seen) {
     return r.report;
   }

@@ -343,40 +343,57 @@ bool copyIsCurrent(const Current& current, const core::CertTarget& t,
 
 Result<void> CertStore::observe(const std::vector<core::CertTarget>& targets,
                                 core::HostState& into) const {
+  if (auto generated = observeGenerated(into); !generated) {
+    return generated;
+  }
+  observeFiles(targets, into);
+  return {};
+}
+
+Result<void> CertStore::observeGenerated(core::HostState& into) const {
   into.now = now();
   const fs::path root = fs::path(stateDir_) / "certs";
-  std::map<std::string, Current, std::less<>> copies;  // of "files" pairs, by name
   std::error_code ec;
-  if (fs::is_directory(root, ec)) {
-    for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
-      const std::string name = it->path().filename().string();
-      if (!safeName(name) || !it->is_directory()) {
-        continue;
-      }
-      Current c = currentGeneration(it->path());
-      core::CertView v = c.view;
-      if (c.source) {
-        // Listed (it goes when no target names it), but no generated certificate.
-        v.error = "a copy of " + c.source->substr(0, c.source->find('\n')) + " (issuer files)";
-        copies[name] = std::move(c);
-      }
-      into.generatedCerts[name] = std::move(v);
-    }
-    if (ec) {
-      return terminal("read " + root.string() + ": " + ec.message());
-    }
+  if (!fs::is_directory(root, ec)) {
+    return {};
   }
+  for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!safeName(name) || !it->is_directory()) {
+      continue;
+    }
+    Current c = currentGeneration(it->path());
+    if (c.source) {
+      // Listed (it goes when no target names it), but no generated certificate.
+      c.view.error = "a copy of " + c.source->substr(0, c.source->find('\n')) + " (issuer files)";
+    }
+    into.generatedCerts[name] = std::move(c.view);
+  }
+  if (ec) {
+    return terminal("read " + root.string() + ": " + ec.message());
+  }
+  return {};
+}
+
+void CertStore::observeFiles(const std::vector<core::CertTarget>& targets,
+                             core::HostState& into) const {
+  const fs::path root = fs::path(stateDir_) / "certs";
   for (const auto& t : targets) {
     if (t.source != core::CertSource::Files) {
       continue;
     }
     core::CertView direct = readCertPair(t.certFile, t.keyFile);
-    auto copy = copies.find(t.name);
-    into.fileCerts[t.name] = copy != copies.end() && copyIsCurrent(copy->second, t, direct)
-                                 ? copy->second.view
-                                 : std::move(direct);
+    // The copy edgeplane serves, when it is of these very files.
+    std::error_code ec;
+    if (safeName(t.name) && fs::is_directory(root / t.name, ec)) {
+      Current copy = currentGeneration(root / t.name);
+      if (copyIsCurrent(copy, t, direct)) {
+        into.fileCerts[t.name] = std::move(copy.view);
+        continue;
+      }
+    }
+    into.fileCerts[t.name] = std::move(direct);
   }
-  return {};
 }
 
 Result<core::CertView> CertStore::issue(const core::CertTarget& cert) {

@@ -37,6 +37,10 @@ class CertStore : public core::CertDriver {
   // Every generated certificate under <state-dir>/certs, and each "files" target's files.
   // Fills `into.generatedCerts`, `into.fileCerts` and `into.now`.
   Result<void> observe(const std::vector<core::CertTarget>& targets, core::HostState& into) const;
+  // The two halves of observe: the generated certificates (`into.generatedCerts` and
+  // `into.now`), which no target decides, and the "files" targets' files (`into.fileCerts`).
+  Result<void> observeGenerated(core::HostState& into) const;
+  void observeFiles(const std::vector<core::CertTarget>& targets, core::HostState& into) const;
 
   // Interface
   Result<core::CertView> issue(const core::CertTarget& cert) override;
