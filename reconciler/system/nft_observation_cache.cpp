@@ -179,10 +179,13 @@ void NftObservationCache::store(const std::string& scope, const NftObservationKe
   if (dir_.empty() || scope.find('/') != std::string::npos) {
     return;
   }
-  // Only inside an existing state directory: observing never creates one.
-  struct stat st {};
-  const std::filesystem::path dir(dir_);
-  if (::stat(dir.parent_path().c_str(), &st) != 0 || !ensureStateDir(dir)) {
+  // Only inside an existing state directory (observing never creates one); checked once.
+  if (!dirReady_) {
+    struct stat st {};
+    const std::filesystem::path dir(dir_);
+    dirReady_ = ::stat(dir.parent_path().c_str(), &st) == 0 && ensureStateDir(dir).ok();
+  }
+  if (!*dirReady_) {
     return;
   }
   (void)replaceFileAsThisProcess(file(scope), encodeNftObservation(key, seen), 0600);

@@ -55,6 +55,7 @@ class NftObservationCache {
   std::string file(const std::string& scope) const;
   std::string dir_;
   bool swept_ = false;
+  std::optional<bool> dirReady_;  // whether store may write, once asked
 };
 
 }  // namespace edgeplane::sys
