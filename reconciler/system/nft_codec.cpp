@@ -36,7 +36,11 @@ constexpr uint8_t kUdataKeyByteorder = 0;   // NFTNL_UDATA_SET_KEYBYTEORDER
 constexpr uint8_t kUdataDataByteorder = 1;  // NFTNL_UDATA_SET_DATABYTEORDER
 constexpr uint32_t kByteorderBigEndian = 2;
 
-constexpr size_t kScratchSize = 16384;  // more than any single message we build
+// Room for one message: element messages stop short of NftBatch::kMaxElementMessage, and no
+// other message comes near it.
+constexpr size_t kScratchSize = NftBatch::kMaxElementMessage;
+// More than one mapping's elements take in a message (two elements of key, data and flags).
+constexpr size_t kMaxMappingBytes = 256;
 
 // ---- Element encoding ----
 
@@ -91,20 +95,16 @@ class NftBatchBuilder {
 
   template <typename Fill>
   void add(NftBatchOp op, uint16_t type, uint16_t flags, Fill&& fill) {
-    if (batch_.ops_.empty()) {
-      append(nftnl_batch_begin(scratch_.data(), 0));
-    }
-    const auto seq = static_cast<uint32_t>(batch_.ops_.size() + 1);
-    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(scratch_.data(), type, NFPROTO_IPV4,
-                                          static_cast<uint16_t>(flags | NLM_F_ACK), seq);
+    nlmsghdr* nlh = begin(type, flags);
     fill(nlh);
-    append(nlh);
     batch_.ops_.push_back(std::move(op));
+    batch_.opOffsets_.push_back(0);
+    end(nlh, 1);
   }
 
   NftBatch finish() && {
-    if (!batch_.ops_.empty()) {
-      append(nftnl_batch_end(scratch_.data(), static_cast<uint32_t>(batch_.ops_.size() + 1)));
+    if (!batch_.messages_.empty()) {
+      append(nftnl_batch_end(scratch_.data(), static_cast<uint32_t>(batch_.messages_.size() + 1)));
     }
     return std::move(batch_);
   }
@@ -170,32 +170,57 @@ class NftBatchBuilder {
         [&](nlmsghdr* nlh) { nftnl_rule_nlmsg_build_payload(nlh, rule.get()); });
   }
 
-  void addElement(NftBatchOp::Kind kind, NftRole role, Protocol protocol, const NftMapping& m,
-                  std::optional<uint32_t> setId) {
+  // The mappings' elements, as many to a message as fit; one operation per mapping.
+  void addElements(NftBatchOp::Kind kind, NftRole role, Protocol protocol,
+                   const std::vector<NftMapping>& mappings, std::optional<uint32_t> setId) {
     const bool isAdd = kind == NftBatchOp::Kind::AddElement;
     const std::string set = mapName(protocol);
-    const std::vector<ElemPtr> elems = elemsOf(role, m, isAdd);
-    NftBatchOp op{kind, "map " + set, protocol, m};
-    // EXCL: adding an element that is already there means our picture of the map is wrong.
-    add(std::move(op), isAdd ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
-        isAdd ? NLM_F_CREATE | NLM_F_EXCL : 0, [&](nlmsghdr* nlh) {
-          // Built by hand rather than with nftnl_set_elems_nlmsg_build_payload(), which numbers
-          // the list entries 1, 2, ... instead of NFTA_LIST_ELEM (the kernel does not mind,
-          // libnftnl's own parser does).
-          mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, std::string(core::kTableName).c_str());
-          mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set.c_str());
-          if (setId) {
-            mnl_attr_put_u32(nlh, NFTA_SET_ELEM_LIST_SET_ID, htonl(*setId));
-          }
-          nlattr* list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
-          for (const ElemPtr& e : elems) {
-            nftnl_set_elem_nlmsg_build(nlh, e.get(), NFTA_LIST_ELEM);
-          }
-          mnl_attr_nest_end(nlh, list);
-        });
+    size_t next = 0;
+    while (next < mappings.size()) {
+      // EXCL: adding an element that is already there means our picture of the map is wrong.
+      nlmsghdr* nlh = begin(isAdd ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
+                            isAdd ? NLM_F_CREATE | NLM_F_EXCL : 0);
+      // Built by hand rather than with nftnl_set_elems_nlmsg_build_payload(), which numbers
+      // the list entries 1, 2, ... instead of NFTA_LIST_ELEM (the kernel does not mind,
+      // libnftnl's own parser does).
+      mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, std::string(core::kTableName).c_str());
+      mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set.c_str());
+      if (setId) {
+        mnl_attr_put_u32(nlh, NFTA_SET_ELEM_LIST_SET_ID, htonl(*setId));
+      }
+      nlattr* list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+      uint32_t count = 0;
+      while (next < mappings.size() &&
+             (count == 0 || nlh->nlmsg_len + kMaxMappingBytes <= NftBatch::kMaxElementMessage)) {
+        const NftMapping& m = mappings[next++];
+        batch_.opOffsets_.push_back(nlh->nlmsg_len);
+        for (const ElemPtr& e : elemsOf(role, m, isAdd)) {
+          nftnl_set_elem_nlmsg_build(nlh, e.get(), NFTA_LIST_ELEM);
+        }
+        batch_.ops_.push_back(NftBatchOp{kind, "map " + set, protocol, m});
+        ++count;
+      }
+      mnl_attr_nest_end(nlh, list);
+      end(nlh, count);
+    }
   }
 
  private:
+  nlmsghdr* begin(uint16_t type, uint16_t flags) {
+    if (batch_.messages_.empty()) {
+      append(nftnl_batch_begin(scratch_.data(), 0));
+    }
+    const auto seq = static_cast<uint32_t>(batch_.messages_.size() + 1);
+    return nftnl_nlmsg_build_hdr(scratch_.data(), type, NFPROTO_IPV4,
+                                 static_cast<uint16_t>(flags | NLM_F_ACK), seq);
+  }
+
+  // Closes the message begun last, which carries the last `opCount` operations.
+  void end(const nlmsghdr* nlh, uint32_t opCount) {
+    append(nlh);
+    batch_.messages_.push_back({static_cast<uint32_t>(batch_.ops_.size()) - opCount, opCount});
+  }
+
   void append(const nlmsghdr* nlh) {
     const auto* p = reinterpret_cast<const uint8_t*>(nlh);
     batch_.bytes_.insert(batch_.bytes_.end(), p, p + NLMSG_ALIGN(nlh->nlmsg_len));
@@ -204,6 +229,18 @@ class NftBatchBuilder {
   std::vector<char> scratch_;
   NftBatch batch_;
 };
+
+const NftBatchOp& NftBatch::opAt(size_t message, std::optional<uint32_t> offset) const {
+  const Message& m = messages_.at(message);
+  const auto first = opOffsets_.begin() + m.firstOp;
+  const auto last = first + m.opCount;
+  if (!offset || m.opCount == 0) {
+    return ops_.at(m.firstOp);
+  }
+  // The last operation whose attributes start at or before the offset.
+  const auto after = std::upper_bound(first, last, *offset);
+  return ops_[after == first ? m.firstOp : static_cast<size_t>(after - opOffsets_.begin()) - 1];
+}
 
 std::string NftBatchOp::str() const {
   switch (kind) {
@@ -252,9 +289,7 @@ Result<NftBatch> buildReplaceTable(const NftTableState& desired) {
   for (const MapDef& map : maps) {
     std::vector<NftMapping> mappings = mappingsOf(desired, map.protocol);
     std::sort(mappings.begin(), mappings.end());
-    for (const NftMapping& m : mappings) {
-      b.addElement(NftBatchOp::Kind::AddElement, role, map.protocol, m, map.id);
-    }
+    b.addElements(NftBatchOp::Kind::AddElement, role, map.protocol, mappings, map.id);
   }
   return std::move(b).finish();
 }
@@ -276,14 +311,10 @@ Result<NftBatch> buildElementChanges(NftRole role, const NftElementDelta& tcp,
   NftBatchBuilder b;
   // Deletions first: a changed element is deleted and re-added under the same key.
   for (const auto& [protocol, delta] : deltas) {
-    for (const NftMapping& m : delta->remove) {
-      b.addElement(NftBatchOp::Kind::DeleteElement, role, protocol, m, std::nullopt);
-    }
+    b.addElements(NftBatchOp::Kind::DeleteElement, role, protocol, delta->remove, std::nullopt);
   }
   for (const auto& [protocol, delta] : deltas) {
-    for (const NftMapping& m : delta->add) {
-      b.addElement(NftBatchOp::Kind::AddElement, role, protocol, m, std::nullopt);
-    }
+    b.addElements(NftBatchOp::Kind::AddElement, role, protocol, delta->add, std::nullopt);
   }
   return std::move(b).finish();
 }

@@ -17,7 +17,8 @@ struct nlmsghdr;
 
 namespace edgeplane::sys {
 
-// What one netlink message of a batch does, for error messages and assertions.
+// One operation of a batch, for error messages and assertions: a table, map, chain or rule
+// message, or one mapping's elements (which share a message with their neighbours).
 struct NftBatchOp {
   enum class Kind : uint8_t {
     AddTable,
@@ -37,21 +38,37 @@ struct NftBatchOp {
 
 // The bytes of one nf_tables netlink batch (BATCH_BEGIN, messages, BATCH_END), which the
 // kernel applies atomically. Sequence numbers are per message index; NftSocket::send
-// renumbers a copy for its socket.
+// renumbers a copy for its socket. Consecutive element operations on the same map share a
+// message (up to kMaxElementMessage bytes), as nft packs them: one message, one ACK and one
+// pass through nf_tables per few hundred elements instead of per element.
 class NftBatch {
  public:
+  // Messages between BEGIN and END: message i carries ops [firstOp, firstOp + opCount).
+  struct Message {
+    uint32_t firstOp = 0;
+    uint32_t opCount = 0;
+  };
+  static constexpr size_t kMaxElementMessage = 16384;
+
   const uint8_t* data() const { return bytes_.data(); }
   size_t size() const { return bytes_.size(); }
-  // One entry per message between BEGIN and END, in order.
+  // Every operation, in order.
   const std::vector<NftBatchOp>& ops() const { return ops_; }
+  const std::vector<Message>& messages() const { return messages_; }
   // Messages including BEGIN and END; 0 for a batch without changes (nothing to send).
-  size_t messageCount() const { return ops_.empty() ? 0 : ops_.size() + 2; }
-  bool empty() const { return ops_.empty(); }
+  size_t messageCount() const { return messages_.empty() ? 0 : messages_.size() + 2; }
+  bool empty() const { return messages_.empty(); }
+  // The operation of message `message` (0-based, BEGIN not counted) that a byte offset into
+  // that message falls in: the kernel's NLMSGERR_ATTR_OFFS for a rejected element. Without an
+  // offset, or one before the first element, the message's first operation.
+  const NftBatchOp& opAt(size_t message, std::optional<uint32_t> offset) const;
 
  private:
   friend class NftBatchBuilder;
   std::vector<uint8_t> bytes_;
   std::vector<NftBatchOp> ops_;
+  std::vector<uint32_t> opOffsets_;  // per op: where its attributes start in its message
+  std::vector<Message> messages_;
 };
 
 // Replaces (or creates) the whole table in one batch: add table, delete table, then table,

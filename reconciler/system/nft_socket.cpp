@@ -58,10 +58,17 @@ void setBuffer(int fd, int forceOpt, int opt, size_t wanted) {
 
 // ---- Sending a batch ----
 
-// The kernel's extended-ack message, if it sent one.
-std::string extackMessage(const nlmsghdr* nlh) {
+// The kernel's extended ack, if it sent one: its text, and the offset of the attribute it
+// blames within the message we sent.
+struct Extack {
+  std::string message;
+  std::optional<uint32_t> offset;
+};
+
+Extack extackOf(const nlmsghdr* nlh) {
+  Extack out;
   if ((nlh->nlmsg_flags & NLM_F_ACK_TLVS) == 0) {
-    return {};
+    return out;
   }
   const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
   size_t offset = sizeof(nlmsgerr);
@@ -70,19 +77,21 @@ std::string extackMessage(const nlmsghdr* nlh) {
   }
   const size_t payloadLen = mnl_nlmsg_get_payload_len(nlh);
   if (offset >= payloadLen) {
-    return {};
+    return out;
   }
-  std::string message;
   const auto* base = reinterpret_cast<const nlattr*>(
       static_cast<const char*>(mnl_nlmsg_get_payload(nlh)) + offset);
   const nlattr* attr = nullptr;
   mnl_attr_for_each_payload(base, payloadLen - offset) {
     if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG &&
         mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0) {
-      message = mnl_attr_get_str(attr);
+      out.message = mnl_attr_get_str(attr);
+    } else if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_OFFS &&
+               mnl_attr_validate(attr, MNL_TYPE_U32) == 0) {
+      out.offset = mnl_attr_get_u32(attr);
     }
   }
-  return message;
+  return out;
 }
 
 // Gives message i of the batch the sequence number base + i; returns how many there are.
@@ -101,7 +110,7 @@ uint32_t renumber(std::vector<uint8_t>& bytes, uint32_t base) {
 struct Failure {
   uint32_t index;  // of the message in the batch, BATCH_BEGIN being 0
   int err;
-  std::string extack;
+  Extack extack;
 };
 
 // The kernel's answers to one batch.
@@ -122,7 +131,7 @@ void tally(const std::vector<uint8_t>& buf, ssize_t n, uint32_t base, Answers& a
       if (err->error == 0) {
         ++answers.acked;
       } else {
-        answers.failures.push_back({index, -err->error, extackMessage(nlh)});
+        answers.failures.push_back({index, -err->error, extackOf(nlh)});
       }
     }
     nlh = mnl_nlmsg_next(nlh, &remaining);
@@ -166,14 +175,15 @@ Error failureError(const std::string& where, const NftBatch& batch,
   const Failure& first =
       *std::min_element(failures.begin(), failures.end(),
                         [](const Failure& a, const Failure& b) { return a.index < b.index; });
-  // Index 0 is BATCH_BEGIN and count-1 BATCH_END: errors there concern the whole batch.
+  // Index 0 is BATCH_BEGIN and count-1 BATCH_END: errors there concern the whole batch. In a
+  // message of several elements, the kernel's offset names the one it refused.
   std::string object = "batch";
-  if (first.index >= 1 && first.index <= batch.ops().size()) {
-    object = batch.ops()[first.index - 1].str();
+  if (first.index >= 1 && first.index <= batch.messages().size()) {
+    object = batch.opAt(first.index - 1, first.extack.offset).str();
   }
   std::string message = where + ": " + object + ": " + errnoText(first.err);
-  if (!first.extack.empty()) {
-    message += " (" + first.extack + ")";
+  if (!first.extack.message.empty()) {
+    message += " (" + first.extack.message + ")";
   }
   if (failures.size() > 1) {
     message += " (and " + std::to_string(failures.size() - 1) + " more errors)";
@@ -433,9 +443,10 @@ Result<void> NftSocket::send(const NftBatch& batch) {
   if (!answers->failures.empty()) {
     return failureError(where, batch, answers->failures);
   }
-  if (answers->lost || answers->acked < batch.ops().size()) {
-    return retryable(where + ": " + std::to_string(batch.ops().size() - answers->acked) + " of " +
-                     std::to_string(batch.ops().size()) +
+  const size_t messages = batch.messages().size();
+  if (answers->lost || answers->acked < messages) {
+    return retryable(where + ": " + std::to_string(messages - answers->acked) + " of " +
+                     std::to_string(messages) +
                      " messages unanswered; the table must be observed again");
   }
   return {};

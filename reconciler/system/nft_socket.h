@@ -27,8 +27,9 @@ class NftSocket {
   ~NftSocket();
 
   // Sends the batch and reads the kernel's answer to every message. The kernel applies all of
-  // it or nothing; an error names the first failing message's object ("add element ... to map
-  // fwd_tcp: File exists") and how many others failed.
+  // it or nothing; an error names the first failing message's object, within a message of
+  // elements the one the kernel points at ("add element ... to map fwd_tcp: File exists"), and
+  // how many other messages failed.
   Result<void> send(const NftBatch& batch);
   // Reads table, maps, chains, rules and elements of `ip edgeplane` as one consistent
   // snapshot (retried if the ruleset generation changes meanwhile). Absent table -> nullopt.

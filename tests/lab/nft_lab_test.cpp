@@ -837,6 +837,35 @@ TEST_F(NftLab, KernelRejectionsNameTheObjectAndChangeNothing) {
   expectObserved(socket, desired);
 }
 
+TEST_F(NftLab, ARefusedElementAmongHundredsInOneMessageIsNamed) {
+  const std::string ns = makeNetns("host");
+  NftSocket socket = open(ns);
+  NftTableState desired;
+  desired.role = NftRole::Host;
+  desired.tcp = {hostMapping(20300, 20300, "100.64.0.1")};
+  ASSERT_EQ(converge(socket, desired), NftChange::Kind::CreateTable);
+  const std::string before = nft(ns, "list ruleset").output;
+
+  // 600 new mappings, 20000-20599: the one at 20300 is already there. They span several
+  // messages; the refused one sits in the middle of one of them.
+  NftElementDelta add;
+  for (uint16_t port = 20000; port < 20600; ++port) {
+    add.add.push_back(hostMapping(port, port, "100.64.0.9"));
+  }
+  Result<NftBatch> batch = buildElementChanges(NftRole::Host, add, {});
+  ASSERT_TRUE(batch.ok());
+  ASSERT_GT(batch->messages().size(), 1u);
+  ASSERT_LT(batch->messages().size(), 20u);
+  Result<void> r = socket.send(*batch);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("add element 20300 : 100.64.0.9 to map fwd_tcp: "),
+            std::string::npos)
+      << r.error().message;
+  std::printf("kernel rejection: %s\n", r.error().message.c_str());
+  EXPECT_EQ(nft(ns, "list ruleset").output, before);
+  expectObserved(socket, desired);
+}
+
 TEST_F(NftLab, LargeBatchesGoThroughWhole) {
   const std::string ns = makeNetns("tenant");
   NftSocket socket = open(ns);
@@ -851,7 +880,7 @@ TEST_F(NftLab, LargeBatchesGoThroughWhole) {
   }
   NftBatch batch;
   EXPECT_EQ(converge(socket, desired, &batch), NftChange::Kind::CreateTable);
-  EXPECT_GT(batch.size(), 1u << 20);
+  EXPECT_GT(batch.size(), 512u << 10);
   expectObserved(socket, desired);
 
   // And a batch too big to acknowledge into a small receive queue still reports success.

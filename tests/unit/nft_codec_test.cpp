@@ -186,14 +186,20 @@ TEST(NftCodec, HostReplaceBatchOrderAndFraming) {
   const std::vector<Message> msgs = messagesOf(batch);
   // table x3, maps x2, chains x4, rules x6, elements: 22015, 30000-30010 (tcp), 53 (udp).
   const std::vector<uint16_t> want = {
-      NFNL_MSG_BATCH_BEGIN, NFT_MSG_NEWTABLE,   NFT_MSG_DELTABLE,   NFT_MSG_NEWTABLE,
-      NFT_MSG_NEWSET,       NFT_MSG_NEWSET,     NFT_MSG_NEWCHAIN,   NFT_MSG_NEWCHAIN,
-      NFT_MSG_NEWCHAIN,     NFT_MSG_NEWCHAIN,   NFT_MSG_NEWRULE,    NFT_MSG_NEWRULE,
-      NFT_MSG_NEWRULE,      NFT_MSG_NEWRULE,    NFT_MSG_NEWRULE,    NFT_MSG_NEWRULE,
-      NFT_MSG_NEWSETELEM,   NFT_MSG_NEWSETELEM, NFT_MSG_NEWSETELEM, NFNL_MSG_BATCH_END};
+      NFNL_MSG_BATCH_BEGIN, NFT_MSG_NEWTABLE,   NFT_MSG_DELTABLE,  NFT_MSG_NEWTABLE,
+      NFT_MSG_NEWSET,       NFT_MSG_NEWSET,     NFT_MSG_NEWCHAIN,  NFT_MSG_NEWCHAIN,
+      NFT_MSG_NEWCHAIN,     NFT_MSG_NEWCHAIN,   NFT_MSG_NEWRULE,   NFT_MSG_NEWRULE,
+      NFT_MSG_NEWRULE,      NFT_MSG_NEWRULE,    NFT_MSG_NEWRULE,   NFT_MSG_NEWRULE,
+      NFT_MSG_NEWSETELEM,   NFT_MSG_NEWSETELEM, NFNL_MSG_BATCH_END};
   EXPECT_EQ(typesOf(msgs), want);
   ASSERT_EQ(batch.messageCount(), msgs.size());
-  ASSERT_EQ(batch.ops().size(), msgs.size() - 2);
+  ASSERT_EQ(batch.messages().size(), msgs.size() - 2);
+  // One operation per message, but the two tcp mappings share the tcp map's message.
+  ASSERT_EQ(batch.ops().size(), msgs.size() - 1);
+  EXPECT_EQ(batch.messages()[15].firstOp, 15u);
+  EXPECT_EQ(batch.messages()[15].opCount, 2u);
+  EXPECT_EQ(batch.messages()[16].firstOp, 17u);
+  EXPECT_EQ(batch.messages()[16].opCount, 1u);
   EXPECT_TRUE(msgs.front().batchMarker);
   EXPECT_TRUE(msgs.back().batchMarker);
   EXPECT_EQ(msgs.front().resId, NFNL_SUBSYS_NFTABLES);
@@ -212,7 +218,7 @@ TEST(NftCodec, HostReplaceBatchOrderAndFraming) {
   EXPECT_EQ(batch.ops()[3].str(), "add map fwd_tcp");
   EXPECT_EQ(batch.ops()[5].str(), "add chain prerouting");
   EXPECT_EQ(batch.ops()[9].object, "rule prerouting[0] (fwd_tcp dnat)");
-  // Elements go in sorted order, one message per mapping.
+  // Elements go in sorted order, one operation per mapping.
   EXPECT_EQ(batch.ops()[15].str(), "add element 22015 : 100.64.0.1 to map fwd_tcp");
   EXPECT_EQ(batch.ops()[16].str(), "add element 30000-30010 : 100.64.0.3 to map fwd_tcp");
   EXPECT_EQ(batch.ops()[17].str(), "add element 53 : 100.64.0.9 to map fwd_udp");
@@ -289,39 +295,38 @@ TEST(NftCodec, HostIntervalElements) {
   s.udp.push_back(hostMapping(65000, 65535, "100.64.0.7"));
   const NftBatch batch = mustBuild(buildReplaceTable(s));
   const std::vector<Message> msgs = messagesOf(batch);
-  ASSERT_EQ(msgs.size(), 21u);
+  ASSERT_EQ(msgs.size(), 19u);
 
-  auto single = parseElems(msgs[16]);
-  EXPECT_STREQ(nftnl_set_get_str(single.get(), NFTNL_SET_NAME), "fwd_tcp");
-  EXPECT_STREQ(nftnl_set_get_str(single.get(), NFTNL_SET_TABLE), "edgeplane");
-  // 22015 -> 100.64.0.1: a start element with the address, an end element at 22016.
-  const std::vector<Elem> wantSingle = {{{0x55, 0xff}, {100, 64, 0, 1}, 0},
-                                        {{0x56, 0x00}, {}, NFT_SET_ELEM_INTERVAL_END}};
-  EXPECT_EQ(elemsOf(single.get()), wantSingle);
+  auto tcp = parseElems(msgs[16]);
+  EXPECT_STREQ(nftnl_set_get_str(tcp.get(), NFTNL_SET_NAME), "fwd_tcp");
+  EXPECT_STREQ(nftnl_set_get_str(tcp.get(), NFTNL_SET_TABLE), "edgeplane");
+  // 22015 -> 100.64.0.1: a start element with the address, an end element at 22016; then
+  // 30000-30010 -> 100.64.0.3 the same way, ending at 30011.
+  const std::vector<Elem> wantTcp = {{{0x55, 0xff}, {100, 64, 0, 1}, 0},
+                                     {{0x56, 0x00}, {}, NFT_SET_ELEM_INTERVAL_END},
+                                     {{0x75, 0x30}, {100, 64, 0, 3}, 0},
+                                     {{0x75, 0x3b}, {}, NFT_SET_ELEM_INTERVAL_END}};
+  EXPECT_EQ(elemsOf(tcp.get()), wantTcp);
   EXPECT_NE(msgs[16].flags & NLM_F_CREATE, 0);
   EXPECT_NE(msgs[16].flags & NLM_F_EXCL, 0);
 
-  auto range = parseElems(msgs[17]);
-  const std::vector<Elem> wantRange = {{{0x75, 0x30}, {100, 64, 0, 3}, 0},
-                                       {{0x75, 0x3b}, {}, NFT_SET_ELEM_INTERVAL_END}};
-  EXPECT_EQ(elemsOf(range.get()), wantRange);
-
-  auto udp = parseElems(msgs[18]);
+  auto udp = parseElems(msgs[17]);
   EXPECT_STREQ(nftnl_set_get_str(udp.get(), NFTNL_SET_NAME), "fwd_udp");
   // A range up to 65535 has no end element: there is no key past it.
-  auto open = parseElems(msgs[19]);
-  const std::vector<Elem> wantOpen = {{{0xfd, 0xe8}, {100, 64, 0, 7}, 0}};
-  EXPECT_EQ(elemsOf(open.get()), wantOpen);
+  const std::vector<Elem> wantUdp = {{{0x00, 0x35}, {100, 64, 0, 9}, 0},
+                                     {{0x00, 0x36}, {}, NFT_SET_ELEM_INTERVAL_END},
+                                     {{0xfd, 0xe8}, {100, 64, 0, 7}, 0}};
+  EXPECT_EQ(elemsOf(udp.get()), wantUdp);
 }
 
 TEST(NftCodec, NamespaceTable) {
   const NftBatch batch = mustBuild(buildReplaceTable(nsState()));
   const std::vector<Message> msgs = messagesOf(batch);
-  const std::vector<uint16_t> want = {NFNL_MSG_BATCH_BEGIN, NFT_MSG_NEWTABLE,   NFT_MSG_DELTABLE,
-                                      NFT_MSG_NEWTABLE,     NFT_MSG_NEWSET,     NFT_MSG_NEWSET,
-                                      NFT_MSG_NEWCHAIN,     NFT_MSG_NEWCHAIN,   NFT_MSG_NEWRULE,
-                                      NFT_MSG_NEWRULE,      NFT_MSG_NEWRULE,    NFT_MSG_NEWSETELEM,
-                                      NFT_MSG_NEWSETELEM,   NFT_MSG_NEWSETELEM, NFNL_MSG_BATCH_END};
+  const std::vector<uint16_t> want = {NFNL_MSG_BATCH_BEGIN, NFT_MSG_NEWTABLE,  NFT_MSG_DELTABLE,
+                                      NFT_MSG_NEWTABLE,     NFT_MSG_NEWSET,    NFT_MSG_NEWSET,
+                                      NFT_MSG_NEWCHAIN,     NFT_MSG_NEWCHAIN,  NFT_MSG_NEWRULE,
+                                      NFT_MSG_NEWRULE,      NFT_MSG_NEWRULE,   NFT_MSG_NEWSETELEM,
+                                      NFT_MSG_NEWSETELEM,   NFNL_MSG_BATCH_END};
   ASSERT_EQ(typesOf(msgs), want);
 
   for (size_t i : {4, 5}) {
@@ -355,9 +360,10 @@ TEST(NftCodec, NamespaceTable) {
   auto tcp = parseElems(msgs[11]);
   const std::vector<Elem> wantTcp = {{{0x55, 0xff}, {10, 50, 0, 12, 0, 22, 0, 0}, 0}};
   EXPECT_EQ(elemsOf(tcp.get()), wantTcp);
-  auto udp = parseElems(msgs[13]);
+  auto udp = parseElems(msgs[12]);
   EXPECT_STREQ(nftnl_set_get_str(udp.get(), NFTNL_SET_NAME), "fwd_udp");
-  const std::vector<Elem> wantUdp = {{{0x14, 0xea}, {10, 50, 0, 13, 0, 54, 0, 0}, 0}};
+  const std::vector<Elem> wantUdp = {{{0x14, 0xe9}, {10, 50, 0, 13, 0, 53, 0, 0}, 0},
+                                     {{0x14, 0xea}, {10, 50, 0, 13, 0, 54, 0, 0}, 0}};
   EXPECT_EQ(elemsOf(udp.get()), wantUdp);
 }
 
@@ -406,6 +412,82 @@ TEST(NftCodec, HostElementChangesDeleteBeforeAddAcrossMaps) {
   auto add = parseElems(msgs[2]);
   EXPECT_STREQ(nftnl_set_get_str(add.get(), NFTNL_SET_NAME), "fwd_tcp");
   EXPECT_FALSE(nftnl_set_is_set(add.get(), NFTNL_SET_ID));
+}
+
+TEST(NftCodec, ManyElementsArePackedIntoFewMessagesOfBoundedSize) {
+  NftTableState s;
+  s.role = NftRole::Host;
+  for (uint16_t i = 0; i < 3000; ++i) {
+    s.tcp.push_back(hostMapping(static_cast<uint16_t>(10000 + i), static_cast<uint16_t>(10000 + i),
+                                "100.64.0.1"));
+  }
+  const NftBatch batch = mustBuild(buildReplaceTable(s));
+  const std::vector<Message> msgs = messagesOf(batch);
+  ASSERT_EQ(batch.messageCount(), msgs.size());
+  // 3000 mappings, 6000 elements: a handful of messages, each within the bound.
+  std::vector<Elem> seen;
+  size_t elementMessages = 0;
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    EXPECT_LE(msgs[i].nlh->nlmsg_len, NftBatch::kMaxElementMessage) << "message " << i;
+    if (msgs[i].type != NFT_MSG_NEWSETELEM) {
+      continue;
+    }
+    ++elementMessages;
+    const NftBatch::Message& m = batch.messages()[i - 1];
+    auto set = parseElems(msgs[i]);
+    const std::vector<Elem> elems = elemsOf(set.get());
+    EXPECT_EQ(elems.size(), 2u * m.opCount) << "message " << i;
+    seen.insert(seen.end(), elems.begin(), elems.end());
+  }
+  EXPECT_GE(elementMessages, 2u);
+  EXPECT_LE(elementMessages, 30u);
+  ASSERT_EQ(seen.size(), 6000u);
+  for (size_t i = 0; i < 3000; ++i) {
+    const auto port = static_cast<uint16_t>(10000 + i);
+    EXPECT_EQ(seen[2 * i].key, (std::vector<uint8_t>{static_cast<uint8_t>(port >> 8),
+                                                     static_cast<uint8_t>(port & 0xff)}));
+    EXPECT_EQ(seen[2 * i + 1].flags, static_cast<uint32_t>(NFT_SET_ELEM_INTERVAL_END));
+  }
+  // One operation per mapping, in order, over the messages.
+  ASSERT_EQ(batch.ops().size(), 15u + 3000u);
+  EXPECT_EQ(batch.ops()[15].str(), "add element 10000 : 100.64.0.1 to map fwd_tcp");
+  EXPECT_EQ(batch.ops().back().str(), "add element 12999 : 100.64.0.1 to map fwd_tcp");
+}
+
+TEST(NftCodec, AnOffsetIntoAnElementMessageNamesItsMapping) {
+  NftElementDelta tcp;
+  for (uint16_t port = 40000; port < 40003; ++port) {
+    tcp.add.push_back(nsMapping(port, "10.50.0.12", 22));
+  }
+  const NftBatch batch = mustBuild(buildElementChanges(NftRole::Namespace, tcp, {}));
+  const std::vector<Message> msgs = messagesOf(batch);
+  ASSERT_EQ(batch.messages().size(), 1u);
+  // Where each element starts: the list's entries, in the order they were written.
+  std::vector<uint32_t> starts;
+  const nlmsghdr* nlh = msgs[1].nlh;
+  const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
+  for (auto* attr = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)));
+       mnl_attr_ok(attr, static_cast<int>(tail - reinterpret_cast<const char*>(attr)));
+       attr = mnl_attr_next(attr)) {
+    if (mnl_attr_get_type(attr) != NFTA_SET_ELEM_LIST_ELEMENTS) {
+      continue;
+    }
+    const auto* end = reinterpret_cast<const char*>(attr) + mnl_attr_get_len(attr);
+    for (auto* elem = static_cast<const nlattr*>(mnl_attr_get_payload(attr));
+         mnl_attr_ok(elem, static_cast<int>(end - reinterpret_cast<const char*>(elem)));
+         elem = mnl_attr_next(elem)) {
+      starts.push_back(static_cast<uint32_t>(reinterpret_cast<const char*>(elem) -
+                                             reinterpret_cast<const char*>(nlh)));
+    }
+  }
+  ASSERT_EQ(starts.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(batch.opAt(0, starts[i]).mapping, tcp.add[i]) << "element " << i;
+    EXPECT_EQ(batch.opAt(0, starts[i] + 4).mapping, tcp.add[i]) << "inside element " << i;
+  }
+  // No offset, or one in the message's header: its first mapping.
+  EXPECT_EQ(batch.opAt(0, std::nullopt).mapping, tcp.add[0]);
+  EXPECT_EQ(batch.opAt(0, 4u).mapping, tcp.add[0]);
 }
 
 TEST(NftCodec, NoChangesIsAnEmptyBatch) {
