@@ -9,10 +9,11 @@
 
 namespace edgeplane {
 
-Result<AcmeEab> parseAcmeEab(std::string_view text, const std::string& file) {
+Result<AcmeEab> parseAcmeEab(std::string_view text, const std::string& fileName) {
+  const SourceFile file(fileName);
   Diagnostics diags;
   AcmeEab out;
-  toml::parse_result parsed = toml::parse(text, file);
+  toml::parse_result parsed = toml::parse(text, fileName);
   if (!parsed) {
     diags.error(detail::locOf(parsed.error().source(), file),
                 "not a TOML file of kid and hmac_key");

@@ -111,8 +111,7 @@ bool isSshUrl(std::string_view url) {
 
 class AgentLoader {
  public:
-  AgentLoader(AgentConfig& out, const std::string& file, const fs::path& baseDir,
-              Diagnostics& diags)
+  AgentLoader(AgentConfig& out, const SourceFile& file, const fs::path& baseDir, Diagnostics& diags)
       : out_(out), file_(file), baseDir_(baseDir), diags_(diags) {}
 
   void load(const toml::table& root) {
@@ -416,7 +415,7 @@ class AgentLoader {
   }
 
   AgentConfig& out_;
-  const std::string& file_;
+  const SourceFile& file_;
   const fs::path& baseDir_;
   Diagnostics& diags_;
 };
@@ -427,19 +426,20 @@ AgentConfig loadAgentConfigText(std::string_view text, const std::string& displa
                                 const std::filesystem::path& baseDir, Diagnostics& diags) {
   AgentConfig out;
   out.host = machineHostname();
-  out.origin.table = SourceLoc{displayName, 1, 1};
+  const SourceFile file(displayName);
+  out.origin.table = SourceLoc{file, 1, 1};
   if (auto at = nonAsciiOutsideStrings(text)) {
-    diags.error(SourceLoc{displayName, at->first, at->second},
+    diags.error(SourceLoc{file, at->first, at->second},
                 "non-ASCII character outside a string or comment");
     return out;
   }
   toml::parse_result result = toml::parse(text, displayName);
   if (!result) {
     const toml::parse_error& err = result.error();
-    diags.error(locOf(err.source(), displayName), std::string(err.description()));
+    diags.error(locOf(err.source(), file), std::string(err.description()));
     return out;
   }
-  AgentLoader(out, displayName, baseDir, diags).load(result.table());
+  AgentLoader(out, file, baseDir, diags).load(result.table());
   return out;
 }
 

@@ -19,13 +19,13 @@ namespace {
 // and stops the build here until the field is in its io() below and kDesiredCodecVersion is
 // bumped; otherwise a cached config would come back without it.
 #if defined(__x86_64__) && defined(__GLIBCXX__)
-static_assert(sizeof(SourceLoc) == 40 && sizeof(Origin) == 136 && sizeof(Fleet) == 376 &&
-                  sizeof(Host) == 168 && sizeof(Peer) == 320 && sizeof(NamespaceRoute) == 176 &&
-                  sizeof(WireGuardConfig) == 168 && sizeof(Namespace) == 432 &&
-                  sizeof(Forward) == 232 && sizeof(Certificate) == 336 &&
-                  sizeof(HealthCheck) == 88 && sizeof(Site) == 464 && sizeof(Passthrough) == 296 &&
-                  sizeof(GatewayEndpoint) == 328 && sizeof(Gateway) == 352 &&
-                  sizeof(ApiKey) == 288 && sizeof(Desired) == 576,
+static_assert(sizeof(SourceLoc) == 24 && sizeof(Origin) == 120 && sizeof(Fleet) == 360 &&
+                  sizeof(Host) == 152 && sizeof(Peer) == 304 && sizeof(NamespaceRoute) == 160 &&
+                  sizeof(WireGuardConfig) == 152 && sizeof(Namespace) == 400 &&
+                  sizeof(Forward) == 216 && sizeof(Certificate) == 320 &&
+                  sizeof(HealthCheck) == 88 && sizeof(Site) == 448 && sizeof(Passthrough) == 280 &&
+                  sizeof(GatewayEndpoint) == 312 && sizeof(Gateway) == 336 &&
+                  sizeof(ApiKey) == 272 && sizeof(Desired) == 560,
               "a model struct changed: encode the new field in desired_codec.cpp and bump "
               "kDesiredCodecVersion");
 static_assert(sizeof(IpAddress) == 17 && sizeof(IpPrefix) == 18 && sizeof(Endpoint) == 20 &&
@@ -114,7 +114,8 @@ class Writer {
     unsignedInt(n);
     out_.append(s);
   }
-  void location(std::string& file) {
+  void location(SourceFile& location) {
+    const std::string& file = location.str();
     if (auto it = seen_.find(file); it != seen_.end()) {
       uint64_t t = static_cast<uint8_t>(FileTag::Seen);
       uint64_t index = it->second;
@@ -153,6 +154,7 @@ class Reader {
 
   bool ok() const { return !bad_; }
   bool atEnd() const { return pos_ == in_.size(); }
+  size_t remaining() const { return in_.size() - pos_; }
 
   void unsignedInt(uint64_t& v) {
     v = 0;
@@ -191,7 +193,8 @@ class Reader {
     s.assign(in_.substr(pos_, n));
     pos_ += n;
   }
-  void location(std::string& file) {
+  // Every location in a file shares its name (SourceFile), as the loader's do.
+  void location(SourceFile& file) {
     uint64_t tag = 0;
     unsignedInt(tag);
     if (tag == static_cast<uint8_t>(FileTag::Seen)) {
@@ -209,7 +212,7 @@ class Reader {
       seen_.push_back(file);
     }
   }
-  void readLocation(uint64_t tag, std::string& file) {
+  void readLocation(uint64_t tag, SourceFile& file) {
     std::string rest;
     text(rest);
     switch (tag) {
@@ -245,7 +248,7 @@ class Reader {
  private:
   std::string_view in_;
   std::string_view root_;
-  std::vector<std::string> seen_;
+  std::vector<SourceFile> seen_;
   size_t pos_ = 0;
   bool bad_ = false;
 };
@@ -401,6 +404,8 @@ void vectorField(A& a, V& v) {
   a.count(n);
   if constexpr (A::kReading) {
     v.clear();
+    // Each item takes a byte at least: a count beyond what is left is a bad input, not a size.
+    v.reserve(std::min<uint64_t>(n, a.remaining()));
     for (uint64_t i = 0; i < n && a.ok(); ++i) {
       field(a, v.emplace_back());
     }
@@ -422,7 +427,9 @@ void locationMapField(A& a, std::map<std::string, SourceLoc, std::less<>>& v) {
       std::string key;
       SourceLoc loc;
       fields(a, key, loc);
-      v.insert_or_assign(std::move(key), std::move(loc));
+      // Written in the map's order, so each key goes at the end (a hint, not a trust: a key out
+      // of order still lands in its place).
+      v.insert_or_assign(v.end(), std::move(key), std::move(loc));
     }
   } else {
     for (auto& [key, loc] : v) {

@@ -60,7 +60,7 @@ std::string namespaceKey(TableReader& r, bool required) {
 
 class Loader {
  public:
-  Loader(Desired& out, Diagnostics& diags, const std::string& file)
+  Loader(Desired& out, Diagnostics& diags, const SourceFile& file)
       : out_(out), diags_(diags), file_(file) {}
 
   void load(const toml::table& root) {
@@ -116,9 +116,9 @@ class Loader {
     TableReader r = reader(t, "[fleet]");
     if (out_.fleet) {
       const SourceLoc& first = out_.fleet->origin.table;
-      r.errorAt(r.tableLoc(), "duplicate [fleet] table (first defined at " + first.file + ":" +
-                                  std::to_string(first.line) + ":" + std::to_string(first.column) +
-                                  ")");
+      r.errorAt(r.tableLoc(), "duplicate [fleet] table (first defined at " + first.file.str() +
+                                  ":" + std::to_string(first.line) + ":" +
+                                  std::to_string(first.column) + ")");
     }
     Fleet f;
     f.base_domain = parsed<std::string>(
@@ -583,7 +583,7 @@ class Loader {
 
   Desired& out_;
   Diagnostics& diags_;
-  const std::string& file_;
+  const SourceFile& file_;
 };
 
 }  // namespace
@@ -644,12 +644,13 @@ void loadDocument(std::string_view text, const std::string& displayName, Desired
     return;
   }
   toml::parse_result result = toml::parse(text, displayName);
+  const SourceFile file(displayName);
   if (!result) {
     const toml::parse_error& err = result.error();
-    diags.error(locOf(err.source(), displayName), std::string(err.description()));
+    diags.error(locOf(err.source(), file), std::string(err.description()));
     return;
   }
-  Loader(out, diags, displayName).load(result.table());
+  Loader(out, diags, file).load(result.table());
 }
 
 namespace {

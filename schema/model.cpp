@@ -2,9 +2,22 @@
 #include "schema/model.h"
 
 #include <algorithm>
+#include <ostream>
 #include <set>
 
 namespace edgeplane {
+
+SourceFile::SourceFile(std::string name)
+    : name_(name.empty() ? nullptr : std::make_shared<const std::string>(std::move(name))) {}
+
+const std::string& SourceFile::str() const {
+  static const std::string kNone;
+  return name_ ? *name_ : kNone;
+}
+
+std::ostream& operator<<(std::ostream& os, const SourceFile& file) {
+  return os << file.str();
+}
 
 const SourceLoc& Origin::at(std::string_view key) const {
   auto it = fields.find(key);

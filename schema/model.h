@@ -1,8 +1,11 @@
 // The desired-state model: plain C++ types for every kind in the TOML contract (DESIGN.md).
 #pragma once
 
+#include <compare>
 #include <cstdint>
+#include <iosfwd>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -12,9 +15,33 @@
 
 namespace edgeplane {
 
+// A source file's name as diagnostics print it. Every location in one file shares the one
+// string: a config of 10k tables holds ten times as many locations, and copying one copies a
+// pointer. Compares, orders and converts as the name.
+class SourceFile {
+ public:
+  SourceFile() = default;
+  SourceFile(std::string name);  // NOLINT(google-explicit-constructor): a name is a file
+  SourceFile(const char* name) : SourceFile(std::string(name)) {}  // NOLINT
+  const std::string& str() const;
+  operator const std::string&() const { return str(); }  // NOLINT
+  bool empty() const { return str().empty(); }
+  friend bool operator==(const SourceFile& a, const SourceFile& b) {
+    return a.name_ == b.name_ || a.str() == b.str();
+  }
+  friend std::strong_ordering operator<=>(const SourceFile& a, const SourceFile& b) {
+    return a.str() <=> b.str();
+  }
+
+ private:
+  std::shared_ptr<const std::string> name_;  // null: no file
+};
+
+std::ostream& operator<<(std::ostream& os, const SourceFile& file);
+
 // Where a value came from, for diagnostics. line/column are 1-based; 0 means unknown.
 struct SourceLoc {
-  std::string file;
+  SourceFile file;
   uint32_t line = 0;
   uint32_t column = 0;
   auto operator<=>(const SourceLoc&) const = default;

@@ -20,7 +20,7 @@
 
 namespace edgeplane::detail {
 
-inline SourceLoc locOf(const toml::source_region& src, const std::string& file) {
+inline SourceLoc locOf(const toml::source_region& src, const SourceFile& file) {
   return SourceLoc{file, src.begin.line, src.begin.column};
 }
 
@@ -68,7 +68,9 @@ inline size_t editDistance(std::string_view a, std::string_view b) {
 // Tracks which keys of a table were read, reports type errors and leftover (unknown) keys.
 class TableReader {
  public:
-  TableReader(const toml::table& table, std::string context, const std::string& file,
+  // Keeps a reference to `file`: a temporary would not outlive the reader.
+  TableReader(const toml::table&, std::string, SourceFile&&, Diagnostics&) = delete;
+  TableReader(const toml::table& table, std::string context, const SourceFile& file,
               Diagnostics& diags)
       : table_(table), context_(std::move(context)), file_(file), diags_(diags) {
     origin_.table = locOf(table.source(), file);
@@ -289,7 +291,7 @@ class TableReader {
 
   const toml::table& table_;
   std::string context_;
-  const std::string& file_;
+  const SourceFile& file_;
   Diagnostics& diags_;
   Origin origin_;
   std::set<std::string, std::less<>> known_;

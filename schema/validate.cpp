@@ -19,7 +19,7 @@ bool loaded(const Origin& o, std::string_view key) {
 }
 
 std::string where(const SourceLoc& loc) {
-  return loc.file + ":" + std::to_string(loc.line) + ":" + std::to_string(loc.column);
+  return loc.file.str() + ":" + std::to_string(loc.line) + ":" + std::to_string(loc.column);
 }
 
 // Reports a second use of the same name within one kind.

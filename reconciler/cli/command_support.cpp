@@ -65,11 +65,12 @@ LoadOutcome loadConfig(const fs::path& dir, const std::optional<std::string>& di
     const std::string root = dir.lexically_normal().string();
     for (Diagnostic diag : diags.sorted()) {
       if (displayRoot) {
-        std::string& file = diag.loc.file;
+        const std::string& file = diag.loc.file.str();
         if (file == root) {
-          file = displayRoot->empty() ? "." : *displayRoot;
+          diag.loc.file = displayRoot->empty() ? "." : *displayRoot;
         } else if (file.starts_with(root + "/")) {
-          file = (displayRoot->empty() ? "" : *displayRoot + "/") + file.substr(root.size() + 1);
+          diag.loc.file =
+              (displayRoot->empty() ? "" : *displayRoot + "/") + file.substr(root.size() + 1);
         }
       }
       out.diagnostics += formatDiagnostic(diag) + "\n";

@@ -15,7 +15,7 @@ void appendDiagnostics(std::string& out, const std::vector<Diagnostic>& diagnost
     if (d.loc.file.empty()) {
       out += "null";
     } else {
-      appendJsonString(out, d.loc.file);
+      appendJsonString(out, d.loc.file.str());
     }
     if (d.loc.line == 0) {
       out += ",\"line\":null,\"column\":null";

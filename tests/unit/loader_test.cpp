@@ -1885,6 +1885,18 @@ TEST(Loader, DocumentsAppendToOneDesired) {
   EXPECT_EQ(d.hosts[1].origin.at("name").file, "b.toml");
 }
 
+TEST(Loader, TheLocationsOfOneFileShareItsName) {
+  Desired d;
+  Diagnostics diags;
+  loadDocument("[[host]]\nname = \"edge-1\"\n[[host]]\nname = \"edge-2\"\n",
+               "/etc/edgeplane/config/hosts.toml", d, diags);
+  EXPECT_EQ(diags.format(), "");
+  ASSERT_EQ(d.hosts.size(), 2u);
+  // One string, not a copy per location: 10k tables would otherwise hold 60k copies.
+  EXPECT_EQ(&d.hosts[0].origin.table.file.str(), &d.hosts[1].origin.at("name").file.str());
+  EXPECT_EQ(d.hosts[1].origin.at("name").file, "/etc/edgeplane/config/hosts.toml");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Directories.
 
