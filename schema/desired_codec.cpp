@@ -19,13 +19,13 @@ namespace {
 // and stops the build here until the field is in its io() below and kDesiredCodecVersion is
 // bumped; otherwise a cached config would come back without it.
 #if defined(__x86_64__) && defined(__GLIBCXX__)
-static_assert(sizeof(SourceLoc) == 24 && sizeof(Origin) == 120 && sizeof(Fleet) == 360 &&
-                  sizeof(Host) == 152 && sizeof(Peer) == 304 && sizeof(NamespaceRoute) == 160 &&
-                  sizeof(WireGuardConfig) == 152 && sizeof(Namespace) == 400 &&
-                  sizeof(Forward) == 216 && sizeof(Certificate) == 320 &&
-                  sizeof(HealthCheck) == 88 && sizeof(Site) == 448 && sizeof(Passthrough) == 280 &&
-                  sizeof(GatewayEndpoint) == 312 && sizeof(Gateway) == 336 &&
-                  sizeof(ApiKey) == 272 && sizeof(Desired) == 560,
+static_assert(sizeof(SourceLoc) == 24 && sizeof(Origin) == 96 && sizeof(Fleet) == 336 &&
+                  sizeof(Host) == 128 && sizeof(Peer) == 280 && sizeof(NamespaceRoute) == 136 &&
+                  sizeof(WireGuardConfig) == 128 && sizeof(Namespace) == 352 &&
+                  sizeof(Forward) == 192 && sizeof(Certificate) == 296 &&
+                  sizeof(HealthCheck) == 88 && sizeof(Site) == 424 && sizeof(Passthrough) == 256 &&
+                  sizeof(GatewayEndpoint) == 288 && sizeof(Gateway) == 312 &&
+                  sizeof(ApiKey) == 248 && sizeof(Desired) == 536,
               "a model struct changed: encode the new field in desired_codec.cpp and bump "
               "kDesiredCodecVersion");
 static_assert(sizeof(IpAddress) == 17 && sizeof(IpPrefix) == 18 && sizeof(Endpoint) == 20 &&
@@ -418,18 +418,19 @@ void vectorField(A& a, V& v) {
 
 // A count, then each key and its location.
 template <typename A>
-void locationMapField(A& a, std::map<std::string, SourceLoc, std::less<>>& v) {
+void locationMapField(A& a, LocationMap& v) {
   uint64_t n = v.size();
   a.count(n);
   if constexpr (A::kReading) {
     v.clear();
+    v.reserve(std::min<uint64_t>(n, a.remaining()));
     for (uint64_t i = 0; i < n && a.ok(); ++i) {
       std::string key;
       SourceLoc loc;
       fields(a, key, loc);
-      // Written in the map's order, so each key goes at the end (a hint, not a trust: a key out
-      // of order still lands in its place).
-      v.insert_or_assign(v.end(), std::move(key), std::move(loc));
+      // Written in the map's order, so each key goes at the end (a key out of order, in a
+      // damaged entry, still lands in its place).
+      v.insert_or_assign(std::move(key), std::move(loc));
     }
   } else {
     for (auto& [key, loc] : v) {
@@ -482,7 +483,7 @@ void field(A& a, T& v) {
     optionalField(a, v);
   } else if constexpr (IsVector<T>::value) {
     vectorField(a, v);
-  } else if constexpr (std::is_same_v<T, std::map<std::string, SourceLoc, std::less<>>>) {
+  } else if constexpr (std::is_same_v<T, LocationMap>) {
     locationMapField(a, v);
   } else if constexpr (std::is_same_v<T, std::set<std::string, std::less<>>>) {
     stringSetField(a, v);

@@ -19,6 +19,49 @@ std::ostream& operator<<(std::ostream& os, const SourceFile& file) {
   return os << file.str();
 }
 
+namespace {
+template <typename It>
+It lowerBoundOf(It begin, It end, std::string_view key) {
+  return std::lower_bound(
+      begin, end, key,
+      [](const LocationMap::value_type& item, std::string_view k) { return item.first < k; });
+}
+}  // namespace
+
+LocationMap::iterator LocationMap::lowerBound(std::string_view key) {
+  return lowerBoundOf(items_.begin(), items_.end(), key);
+}
+
+SourceLoc& LocationMap::operator[](std::string_view key) {
+  auto it = lowerBound(key);
+  if (it == items_.end() || it->first != key) {
+    it = items_.emplace(it, std::string(key), SourceLoc{});
+  }
+  return it->second;
+}
+
+LocationMap::const_iterator LocationMap::find(std::string_view key) const {
+  auto it = lowerBoundOf(items_.begin(), items_.end(), key);
+  return it != items_.end() && it->first == key ? it : items_.end();
+}
+
+size_t LocationMap::erase(std::string_view key) {
+  auto it = lowerBound(key);
+  if (it == items_.end() || it->first != key) {
+    return 0;
+  }
+  items_.erase(it);
+  return 1;
+}
+
+void LocationMap::insert_or_assign(std::string key, SourceLoc loc) {
+  if (items_.empty() || items_.back().first < key) {
+    items_.emplace_back(std::move(key), std::move(loc));
+    return;
+  }
+  (*this)[key] = std::move(loc);
+}
+
 const SourceLoc& Origin::at(std::string_view key) const {
   auto it = fields.find(key);
   return it != fields.end() ? it->second : table;

@@ -9,6 +9,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "schema/net.h"
@@ -47,10 +49,40 @@ struct SourceLoc {
   auto operator<=>(const SourceLoc&) const = default;
 };
 
+// The locations of a table's keys, by key, in key order: a sorted vector, since a table has a
+// handful of keys (and 10k tables would otherwise be 50k tree nodes to build and free).
+class LocationMap {
+ public:
+  using value_type = std::pair<std::string, SourceLoc>;
+  using iterator = std::vector<value_type>::iterator;
+  using const_iterator = std::vector<value_type>::const_iterator;
+
+  // The key's location, inserted (unknown) at its place when absent.
+  SourceLoc& operator[](std::string_view key);
+  const_iterator find(std::string_view key) const;
+  size_t count(std::string_view key) const { return find(key) != end() ? 1 : 0; }
+  size_t erase(std::string_view key);
+  // Sets the key's location; cheapest when keys come in order, as a map's own order gives them.
+  void insert_or_assign(std::string key, SourceLoc loc);
+  void reserve(size_t n) { items_.reserve(n); }
+  void clear() { items_.clear(); }
+  size_t size() const { return items_.size(); }
+  bool empty() const { return items_.empty(); }
+  iterator begin() { return items_.begin(); }
+  iterator end() { return items_.end(); }
+  const_iterator begin() const { return items_.begin(); }
+  const_iterator end() const { return items_.end(); }
+
+ private:
+  // The first item whose key is not less than `key`.
+  iterator lowerBound(std::string_view key);
+  std::vector<value_type> items_;
+};
+
 // Source locations of a table and of its keys, so later checks can point at the exact field.
 struct Origin {
   SourceLoc table;
-  std::map<std::string, SourceLoc, std::less<>> fields;
+  LocationMap fields;
   // Keys that were present but whose value the loader rejected (and reported). Checks built
   // on such a value are skipped instead of repeating the error in other words.
   std::set<std::string, std::less<>> rejected;

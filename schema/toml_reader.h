@@ -74,6 +74,7 @@ class TableReader {
               Diagnostics& diags)
       : table_(table), context_(std::move(context)), file_(file), diags_(diags) {
     origin_.table = locOf(table.source(), file);
+    origin_.fields.reserve(table.size());
   }
 
   const SourceLoc& tableLoc() const { return origin_.table; }
