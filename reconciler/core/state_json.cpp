@@ -613,7 +613,9 @@ Result<core::StoreView> storeViewFromOwned(const std::vector<OwnedResource>& row
         v.uplinkIndex[row.name] = static_cast<uint32_t>(value.integer);
       }
     }
-    v.applied[key] = std::move(spec);
+    // Rows come ordered by kind and name, which is the order of "<kind> <name>": each key
+    // goes at the end (the hint is only that: rows in another order still land in place).
+    v.applied.insert_or_assign(v.applied.end(), key, std::move(spec));
   }
   return v;
 }
