@@ -133,9 +133,12 @@ Result<core::StoreView> readStoreView(Store& store) {
   return view;
 }
 
-std::future<StateDirSeen> readStateDirInBackground(const std::string& stateDir) {
-  return std::async(std::launch::async, [stateDir] {
-    auto view = [&]() -> Result<core::StoreView> {
+StateDirReading readStateDirInBackground(const std::string& stateDir) {
+  auto view = std::make_shared<std::promise<Result<core::StoreView>>>();
+  StateDirReading reading;
+  reading.view = view->get_future();
+  reading.certs = std::async(std::launch::async, [stateDir, view] {
+    view->set_value([&]() -> Result<core::StoreView> {
       auto store = openStoreIfPresent(stateDir);
       if (!store) {
         return store.error();
@@ -144,12 +147,13 @@ std::future<StateDirSeen> readStateDirInBackground(const std::string& stateDir) 
         return core::StoreView{};
       }
       return readStoreView(**store);
-    }();
+    }());
     core::HostState certs;
     auto generated = sys::CertStore(stateDir).observeGenerated(certs);
-    return StateDirSeen{std::move(view), generated ? Result<core::HostState>(std::move(certs))
-                                                   : Result<core::HostState>(generated.error())};
+    return generated ? Result<core::HostState>(std::move(certs))
+                     : Result<core::HostState>(generated.error());
   });
+  return reading;
 }
 
 Result<std::unique_ptr<Store>> openStoreIfPresent(const std::string& stateDir) {

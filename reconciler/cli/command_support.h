@@ -52,17 +52,17 @@ LoadOutcome loadConfig(const std::filesystem::path& dir,
 // one of an older codec version counts as none).
 Result<core::StoreView> readStoreView(Store& store);
 
-// What the state directory holds beside the live host: the store's view (readStoreView; empty
-// when nothing was ever applied there) and the certificates edgeplane made
-// (CertStore::observeGenerated: `now` and `generatedCerts`).
-struct StateDirSeen {
-  Result<core::StoreView> view;
-  Result<core::HostState> certs;
+// What the state directory holds beside the live host, as it is read: the store's view
+// (readStoreView; empty when nothing was ever applied there) first, since the target needs it,
+// then the certificates edgeplane made (CertStore::observeGenerated: `now` and
+// `generatedCerts`), which only observeCertificates, after the target, does.
+struct StateDirReading {
+  std::future<Result<core::StoreView>> view;
+  std::future<Result<core::HostState>> certs;  // destroying it waits for the thread
 };
-// The StateDirSeen of `stateDir`, read on a thread of its own (the store over a connection of
-// its own: a Store belongs to one thread), started now, while the caller loads the config.
-// Destroying the future waits for the thread.
-std::future<StateDirSeen> readStateDirInBackground(const std::string& stateDir);
+// The StateDirReading of `stateDir`, read on a thread of its own (the store over a connection
+// of its own: a Store belongs to one thread), started now, while the caller loads the config.
+StateDirReading readStateDirInBackground(const std::string& stateDir);
 
 // The wall clock, unix milliseconds (what the store records).
 int64_t nowMs();

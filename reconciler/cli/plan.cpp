@@ -239,10 +239,14 @@ std::string readFile(const std::string& path) {
   return s.str();
 }
 
-// Observe: the host (or, offline, what --observed saved) and the store's view of it.
-Failure observeStage(const Options& o, std::future<Result<core::HostState>>& observing,
-                     std::future<StateDirSeen>& reading, core::HostState& observed,
-                     core::StoreView& view, core::HostState& certs) {
+// Observe: the store's view of the host, this host's target (which needs the view) built
+// while the live host and the certificates are still being read, then the host (or, offline,
+// what --observed saved) and its certificates.
+Failure observeStage(const Options& o, const Loaded& loaded,
+                     std::future<Result<core::HostState>>& observing, StateDirReading& reading,
+                     std::optional<core::Target>& target, core::HostState& observed,
+                     core::StoreView& view) {
+  std::optional<Result<core::Target>> built;
   if (o.offline) {
     if (o.observed) {
       auto parsed = core::observedFromJson(readFile(*o.observed));
@@ -252,23 +256,32 @@ Failure observeStage(const Options& o, std::future<Result<core::HostState>>& obs
       observed = std::move(parsed->host);
       view = std::move(parsed->store);
     }
-    return std::nullopt;
+    built = buildHostTarget(loaded, view, {}, false);
+  } else {
+    Result<core::StoreView> seenView = reading.view.get();
+    if (!seenView) {
+      return failed("store", seenView.error().message);
+    }
+    view = std::move(*seenView);
+    built = buildHostTarget(loaded, view, {}, true);
+    Result<core::HostState> certs = reading.certs.get();
+    if (!certs) {
+      return failed("observe", "observing certificates failed: " + certs.error().message);
+    }
+    auto seen = observing.get();
+    if (!seen) {
+      return failed("observe", "observing the host failed: " + seen.error().message +
+                                   " (run as root, or use --offline)");
+    }
+    observed = std::move(*seen);
+    if (*built) {
+      observeCertificates(o, **built, *certs, observed);
+    }
   }
-  StateDirSeen state = reading.get();
-  if (!state.view) {
-    return failed("store", state.view.error().message);
+  if (!*built) {
+    return failed("target", built->error().message);
   }
-  view = std::move(*state.view);
-  if (!state.certs) {
-    return failed("observe", "observing certificates failed: " + state.certs.error().message);
-  }
-  certs = std::move(*state.certs);
-  auto seen = observing.get();
-  if (!seen) {
-    return failed("observe", "observing the host failed: " + seen.error().message +
-                                 " (run as root, or use --offline)");
-  }
-  observed = std::move(*seen);
+  target = std::move(**built);
   return std::nullopt;
 }
 
@@ -287,7 +300,7 @@ Failure makePlan(const Options& o, PlanSource& s, std::optional<core::Plan>& pla
   // thread of its own, while the config loads.
   std::optional<sys::KernelHost> host;
   std::future<Result<core::HostState>> observing;
-  std::future<StateDirSeen> reading;
+  StateDirReading reading;
   if (!o.offline) {
     host.emplace(o.stateDir, backendChoice(o));
     observing = observeInBackground(*host);
@@ -297,18 +310,11 @@ Failure makePlan(const Options& o, PlanSource& s, std::optional<core::Plan>& pla
   if (auto f = loadStage(o, s, loaded)) {
     return f;
   }
+  std::optional<core::Target> target;
   core::HostState observed;
   core::StoreView view;
-  core::HostState certs;
-  if (auto f = observeStage(o, observing, reading, observed, view, certs)) {
+  if (auto f = observeStage(o, *loaded, observing, reading, target, observed, view)) {
     return f;
-  }
-  auto target = buildHostTarget(*loaded, view, {}, !o.offline);
-  if (!target) {
-    return failed("target", target.error().message);
-  }
-  if (!o.offline) {
-    observeCertificates(o, *target, certs, observed);
   }
   plan = core::plan(*target, observed, view);
   return std::nullopt;

@@ -196,22 +196,22 @@ std::optional<Loaded> loadStage(Run& r) {
 }
 
 // Observe: the store's view, the generated certificates and the live host (read meanwhile on
-// threads of their own), this host's target and its "files" certificates.
+// threads of their own), this host's target and its "files" certificates. The target, which
+// needs only the view, is built while the host and the certificates are still being read.
 std::optional<Observation> observeStage(Run& r, const Loaded& loaded,
                                         std::future<Result<core::HostState>>& observing,
-                                        std::future<StateDirSeen>& reading) {
-  StateDirSeen state = reading.get();
-  auto& view = state.view;
+                                        StateDirReading& reading) {
+  Result<core::StoreView> view = reading.view.get();
   if (!view) {
     r.stop(RunResult::Failed, view.error().message, "", false);
     return std::nullopt;
   }
+  auto target = buildHostTarget(loaded, *view, r.opts.rotateKeys, true);
   auto observed = observing.get();
   if (!observed) {
     r.stop(RunResult::Failed, "observing the host failed: " + observed.error().message, "", true);
     return std::nullopt;
   }
-  auto target = buildHostTarget(loaded, *view, r.opts.rotateKeys, true);
   if (!target) {
     r.stop(RunResult::Refused, target.error().message, target.error().message, false);
     return std::nullopt;
@@ -220,12 +220,12 @@ std::optional<Observation> observeStage(Run& r, const Loaded& loaded,
   if (r.opts.git) {
     promoteConfig(r.opts, r.err);
   }
-  if (!state.certs) {
-    r.stop(RunResult::Failed, "observing certificates failed: " + state.certs.error().message, "",
-           true);
+  Result<core::HostState> certs = reading.certs.get();
+  if (!certs) {
+    r.stop(RunResult::Failed, "observing certificates failed: " + certs.error().message, "", true);
     return std::nullopt;
   }
-  observeCertificates(r.opts, *target, *state.certs, *observed);
+  observeCertificates(r.opts, *target, *certs, *observed);
   return Observation{std::move(*view), std::move(*observed), std::move(*target)};
 }
 
