@@ -82,6 +82,8 @@ class KernelNft : public core::NftDriver {
   void forget(const std::string& scope) { cache_.forget(scope); }
 
  private:
+  Result<std::optional<NftTableState>> tableNow(NftSocket& sock, const std::string& scope,
+                                                bool useCache, uint32_t& seenAt, bool& cached);
   std::vector<TableSync> syncs_;
   NftObservationCache cache_;
 };

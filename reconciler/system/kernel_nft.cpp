@@ -7,9 +7,15 @@
 namespace edgeplane::sys {
 namespace {
 
-core::NftTableView toView(const NftTableState& s) {
+NftRole roleOf(const std::string& scope) {
+  return scope.empty() ? NftRole::Host : NftRole::Namespace;
+}
+
+// What the planner sees of a table in `scope`: one of the other role's shape is not this
+// scope's table, however whole, and is replaced like any altered one.
+core::NftTableView toView(const NftTableState& s, NftRole scopeRole) {
   core::NftTableView v;
-  v.intact = s.intact;
+  v.intact = s.intact && s.role == scopeRole;
   for (const auto& m : s.tcp) {
     v.mappings.push_back(core::PortMapping{Protocol::Tcp, m.port, m.address, m.targetPort});
   }
@@ -68,7 +74,7 @@ Result<std::optional<core::NftTableView>> KernelNft::observe(const std::string& 
   }
   NftObservation seen;
   if (*table) {
-    seen = toView(**table);
+    seen = toView(**table, roleOf(scope));
   }
   if (key) {
     key->generation = generation;
@@ -77,38 +83,69 @@ Result<std::optional<core::NftTableView>> KernelNft::observe(const std::string& 
   return seen;
 }
 
+// The table of `sock`'s namespace as it is, and the generation it was seen at: the cached
+// observation while the generation holds (usually the plan's own), else read from the kernel.
+// Only an intact table, or none, is taken from the cache: replacing an altered one reads its
+// counters first. `cached` says where it came from.
+Result<std::optional<NftTableState>> KernelNft::tableNow(NftSocket& sock, const std::string& scope,
+                                                         bool useCache, uint32_t& seenAt,
+                                                         bool& cached) {
+  cached = false;
+  if (std::optional<NftObservationKey> key = useCache ? keyNow(sock) : std::nullopt) {
+    std::optional<NftObservation> entry = cache_.find(scope, *key);
+    if (entry && (!*entry || (*entry)->intact)) {
+      cached = true;
+      seenAt = key->generation;
+      return *entry ? std::optional(toState(**entry, roleOf(scope))) : std::nullopt;
+    }
+  }
+  return sock.observe(&seenAt);
+}
+
 Result<void> KernelNft::sync(const std::string& scope, const core::NftTableView& table) {
   auto sock = NftSocket::open(scopeNetns(scope));
   if (!sock) {
     return sock.error();
   }
+  const NftRole role = roleOf(scope);
+  const NftTableState want = toState(table, role);
+  Result<void> sent;
   uint32_t seenAt = 0;
-  auto seen = sock->observe(&seenAt);
-  if (!seen) {
-    return seen.error();
+  // A batch built from a cached entry that the kernel refuses means the entry was wrong: it is
+  // dropped, and the table read and the batch built again, once.
+  for (bool useCache : {true, false}) {
+    bool cached = false;
+    auto seen = tableNow(*sock, scope, useCache, seenAt, cached);
+    if (!seen) {
+      return seen.error();
+    }
+    NftChange change = diffTable(*seen, want);
+    auto batch = buildChange(change, want);
+    if (!batch) {
+      return batch.error();
+    }
+    TableSync sync{scope, change.kind, batch->ops(), std::nullopt};
+    if (change.kind == NftChange::Kind::ReplaceTable && *seen) {
+      sync.countersBeforeReset = (*seen)->counters;
+    }
+    syncs_.push_back(std::move(sync));
+    if (batch->empty()) {
+      return {};
+    }
+    sent = sock->send(*batch);
+    if (sent || !cached) {
+      break;
+    }
+    cache_.forget(scope);
   }
-  const NftTableState want = toState(table, scope.empty() ? NftRole::Host : NftRole::Namespace);
-  NftChange change = diffTable(*seen, want);
-  auto batch = buildChange(change, want);
-  if (!batch) {
-    return batch.error();
-  }
-  TableSync sync{scope, change.kind, batch->ops(), std::nullopt};
-  if (change.kind == NftChange::Kind::ReplaceTable && *seen) {
-    sync.countersBeforeReset = (*seen)->counters;
-  }
-  syncs_.push_back(std::move(sync));
-  if (batch->empty()) {
-    return {};
-  }
-  if (auto sent = sock->send(*batch); !sent) {
+  if (!sent) {
     return sent;
   }
   // One commit after the one we read at: ours, and nobody else's in between. The batch applies
   // whole or not at all, so the table is now `want`.
   std::optional<NftObservationKey> key = keyNow(*sock);
   if (key && key->generation == nextGeneration(seenAt)) {
-    cache_.store(scope, *key, toView(want));
+    cache_.store(scope, *key, toView(want, role));
   }
   return {};
 }
