@@ -167,11 +167,18 @@ std::optional<NftObservation> NftObservationCache::find(const std::string& scope
     swept_ = true;
     removeTemporaryFilesOfDeadProcesses(dir_, "");
   }
+  if (auto it = kept_.find(scope); it != kept_.end() && it->second.first == key) {
+    return it->second.second;
+  }
   auto read = readOwnFile(file(scope));
   if (!read || !read->has_value()) {
     return std::nullopt;
   }
-  return decodeNftObservation(**read, key);
+  std::optional<NftObservation> seen = decodeNftObservation(**read, key);
+  if (seen) {
+    kept_.insert_or_assign(scope, std::pair(key, *seen));
+  }
+  return seen;
 }
 
 void NftObservationCache::store(const std::string& scope, const NftObservationKey& key,
@@ -188,10 +195,12 @@ void NftObservationCache::store(const std::string& scope, const NftObservationKe
   if (!*dirReady_) {
     return;
   }
+  kept_.insert_or_assign(scope, std::pair(key, seen));
   (void)replaceFileAsThisProcess(file(scope), encodeNftObservation(key, seen), 0600);
 }
 
 void NftObservationCache::forget(const std::string& scope) {
+  kept_.erase(scope);
   if (!dir_.empty() && scope.find('/') == std::string::npos) {
     ::unlink(file(scope).c_str());
   }

@@ -9,9 +9,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "reconciler/core/host_state.h"
 
@@ -41,7 +43,9 @@ const std::string& bootId();
 
 // The entries of one host, one file per scope in `dir` (<state-dir>/nft-observed, 0700). A dir
 // that is empty, or whose state directory does not exist, caches nothing. Failures to write are
-// not errors: the next run dumps the table again.
+// not errors: the next run dumps the table again. What this object read or wrote it also keeps
+// in memory, under the same key, so a run's sync does not read back what its observe just did.
+// One thread at a time.
 class NftObservationCache {
  public:
   explicit NftObservationCache(std::string dir) : dir_(std::move(dir)) {}
@@ -53,6 +57,7 @@ class NftObservationCache {
 
  private:
   std::string file(const std::string& scope) const;
+  std::map<std::string, std::pair<NftObservationKey, NftObservation>, std::less<>> kept_;
   std::string dir_;
   bool swept_ = false;
   std::optional<bool> dirReady_;  // whether store may write, once asked

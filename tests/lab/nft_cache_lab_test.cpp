@@ -122,7 +122,12 @@ TEST_P(NftCacheLab, AnEntryIsUsedUntilAnyCommit) {
   core::NftTableView planted = want();
   planted.mappings.push_back(mapping(Protocol::Udp, "9999", "100.64.0.9", std::nullopt));
   std::ofstream(entry(), std::ios::trunc) << encodeNftObservation(keyNow(), planted);
-  EXPECT_EQ(cachedObserve(), NftObservation(planted));
+  // This object kept what its sync wrote; another run reads the file.
+  EXPECT_EQ(cachedObserve(), NftObservation(want()));
+  KernelNft next{(state_ / "nft-observed").string()};
+  auto seen = next.observe(scope());
+  ASSERT_TRUE(seen.ok()) << seen.error().message;
+  EXPECT_EQ(*seen, NftObservation(planted));
   // A commit that does not touch our table: the generation moves, the table is read again.
   ASSERT_EQ(runCommand(nftIn(scope()) + "add table ip foreign").status, 0);
   EXPECT_EQ(cachedObserve(), NftObservation(want()));
