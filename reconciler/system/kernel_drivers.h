@@ -86,6 +86,11 @@ class KernelNft : public core::NftDriver {
                                                 bool useCache, uint32_t& seenAt, bool& cached);
   std::vector<TableSync> syncs_;
   NftObservationCache cache_;
+  // The sockets of this run's commits. Releasing a netfilter netlink socket waits for the
+  // kernel's work freeing what the last commits replaced (nft_rcv_nl_event flushes it, and it
+  // waits out an RCU grace period, ~8 ms here): closed at the end of the run, that work has
+  // long finished.
+  std::vector<NftSocket> committed_;
 };
 
 // Where a namespace's WireGuard private key is kept: <state-dir>/keys/<namespace>.key (0600).

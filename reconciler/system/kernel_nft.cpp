@@ -147,6 +147,8 @@ Result<void> KernelNft::sync(const std::string& scope, const core::NftTableView&
   if (key && key->generation == nextGeneration(seenAt)) {
     cache_.store(scope, *key, toView(want, role));
   }
+  // Closed when the driver is, not now: see committed_.
+  committed_.push_back(std::move(*sock));
   return {};
 }
 
