@@ -2,9 +2,9 @@
 #include "reconciler/core/planner.h"
 
 #include <algorithm>
-#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace edgeplane::core::planner {
 namespace {
@@ -114,22 +114,75 @@ void Planner::planWireGuard(const std::string& ns) {
   planPeers(wt, seen);
 }
 
-void Planner::planPeers(const WireGuardTarget& wt, const std::optional<WireGuardView>& seen) {
-  const std::string& ns = wt.ns;
-  std::map<WgKey, const PeerView*> observed;
-  if (seen) {
-    for (const auto& p : seen->peers) {
-      observed[p.publicKey] = &p;
+namespace {
+
+// The changes that make observed peer `pv` the target `p` (empty: as desired).
+std::vector<FieldChange> peerChanges(const PeerView& pv, const PeerTarget& p) {
+  std::vector<FieldChange> changes;
+  if (pv.allowedIps != p.allowedIps) {
+    changes.push_back({"allowed_ips", prefixes(pv.allowedIps), prefixes(p.allowedIps)});
+  }
+  // A configured IP endpoint is enforced; a DNS one is resolved by the driver, and an unset
+  // one lets the peer roam (as `wg syncconf` does).
+  if (p.endpoint) {
+    if (auto ip = IpAddress::parse(p.endpoint->host)) {
+      const Endpoint want{*ip, p.endpoint->port};
+      if (pv.endpoint != want) {
+        changes.push_back({"endpoint", pv.endpoint ? pv.endpoint->str() : "", want.str()});
+      }
     }
   }
-  std::map<WgKey, std::string> desiredNames;
+  if (pv.keepalive.value_or(0) != p.keepalive.value_or(0)) {
+    changes.push_back({"persistent_keepalive", pv.keepalive ? std::to_string(*pv.keepalive) : "",
+                       p.keepalive ? std::to_string(*p.keepalive) : ""});
+  }
+  return changes;
+}
+
+bool byKey(const PeerView* a, const PeerView* b) {
+  return a->publicKey < b->publicKey;
+}
+
+}  // namespace
+
+void Planner::planPeers(const WireGuardTarget& wt, const std::optional<WireGuardView>& seen) {
+  const std::string& ns = wt.ns;
+  // The observed peers sorted by public key, looked up by binary search: thousands of peers
+  // in one interface are the common case, and nearly all of them are as desired.
+  std::vector<const PeerView*> observed;
+  if (seen) {
+    observed.reserve(seen->peers.size());
+    for (const auto& p : seen->peers) {
+      observed.push_back(&p);
+    }
+    std::sort(observed.begin(), observed.end(), byKey);
+  }
+  auto find = [&](const WgKey& key) -> const PeerView* {
+    auto it =
+        std::lower_bound(observed.begin(), observed.end(), key,
+                         [](const PeerView* pv, const WgKey& k) { return pv->publicKey < k; });
+    return it != observed.end() && (*it)->publicKey == key ? *it : nullptr;
+  };
+  std::vector<WgKey> desired;
+  desired.reserve(wt.peers.size());
   for (const auto& p : wt.peers) {
-    desiredNames[p.publicKey] = p.name;
+    desired.push_back(p.publicKey);
+    const PeerView* pv = find(p.publicKey);
+    std::vector<FieldChange> changes;
+    bool keyChangedOnly = false;
+    if (pv != nullptr) {
+      changes = peerChanges(*pv, p);
+      keyChangedOnly = changes.empty() && pskChanged(*pv, p);
+      if (auto c = pskChange(*pv, p)) {
+        changes.push_back(*c);
+      }
+      if (changes.empty()) {
+        continue;
+      }
+    }
     const std::string name = ns + "/" + p.name;
-    auto o = observed.find(p.publicKey);
-    Op op = makeOp(Action::Update, Kind::Peer, name, ns);
-    if (o == observed.end()) {
-      op.action = Action::Create;
+    Op op = makeOp(pv != nullptr ? Action::Update : Action::Create, Kind::Peer, name, ns);
+    if (pv == nullptr) {
       op.changes.push_back({"public_key", "", p.publicKey.base64()});
       op.changes.push_back({"allowed_ips", "", prefixes(p.allowedIps)});
       if (p.endpoint) {
@@ -145,32 +198,7 @@ void Planner::planPeers(const WireGuardTarget& wt, const std::optional<WireGuard
         op.drift = "peer was removed outside edgeplane";
       }
     } else {
-      const PeerView& pv = *o->second;
-      if (pv.allowedIps != p.allowedIps) {
-        op.changes.push_back({"allowed_ips", prefixes(pv.allowedIps), prefixes(p.allowedIps)});
-      }
-      // A configured IP endpoint is enforced; a DNS one is resolved by the driver, and an
-      // unset one lets the peer roam (as `wg syncconf` does).
-      if (p.endpoint && IpAddress::parse(p.endpoint->host)) {
-        const std::string want =
-            Endpoint{*IpAddress::parse(p.endpoint->host), p.endpoint->port}.str();
-        const std::string have = pv.endpoint ? pv.endpoint->str() : "";
-        if (have != want) {
-          op.changes.push_back({"endpoint", have, want});
-        }
-      }
-      if (pv.keepalive.value_or(0) != p.keepalive.value_or(0)) {
-        op.changes.push_back({"persistent_keepalive",
-                              pv.keepalive ? std::to_string(*pv.keepalive) : "",
-                              p.keepalive ? std::to_string(*p.keepalive) : ""});
-      }
-      const bool keyChangedOnly = op.changes.empty() && pskChanged(pv, p);
-      if (auto c = pskChange(pv, p)) {
-        op.changes.push_back(*c);
-      }
-      if (op.changes.empty()) {
-        continue;
-      }
+      op.changes = std::move(changes);
       // A new key in the same file is the operator's change, not drift.
       if (!keyChangedOnly && s_.appliedAs("peer", name, p.describe())) {
         op.drift = "peer changed outside edgeplane";
@@ -180,11 +208,12 @@ void Planner::planPeers(const WireGuardTarget& wt, const std::optional<WireGuard
     dep(op, indexOf(wgOps_, ns));
     add(std::move(op));
   }
-  for (const auto& [key, pv] : observed) {
-    if (desiredNames.count(key) != 0) {
+  std::sort(desired.begin(), desired.end());
+  for (const PeerView* pv : observed) {
+    if (std::binary_search(desired.begin(), desired.end(), pv->publicKey)) {
       continue;
     }
-    Op op = makeOp(Action::Delete, Kind::Peer, ns + "/" + key.base64(), ns);
+    Op op = makeOp(Action::Delete, Kind::Peer, ns + "/" + pv->publicKey.base64(), ns);
     op.changes.push_back({"allowed_ips", prefixes(pv->allowedIps), ""});
     dep(op, indexOf(wgOps_, ns));
     add(std::move(op));
