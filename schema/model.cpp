@@ -22,9 +22,10 @@ std::ostream& operator<<(std::ostream& os, const SourceFile& file) {
 namespace {
 template <typename It>
 It lowerBoundOf(It begin, It end, std::string_view key) {
-  return std::lower_bound(
-      begin, end, key,
-      [](const LocationMap::value_type& item, std::string_view k) { return item.first < k; });
+  return std::lower_bound(begin, end, key,
+                          [](const LocationMap::value_type& item, std::string_view k) {
+                            return std::string_view(item.first) < k;
+                          });
 }
 }  // namespace
 
