@@ -20,6 +20,7 @@ std::ostream& operator<<(std::ostream& os, const SourceFile& file) {
 }
 
 namespace {
+// The first item of [begin, end) whose key is not less than `key`.
 template <typename It>
 It lowerBoundOf(It begin, It end, std::string_view key) {
   return std::lower_bound(begin, end, key,
@@ -29,12 +30,8 @@ It lowerBoundOf(It begin, It end, std::string_view key) {
 }
 }  // namespace
 
-LocationMap::iterator LocationMap::lowerBound(std::string_view key) {
-  return lowerBoundOf(items_.begin(), items_.end(), key);
-}
-
 SourceLoc& LocationMap::operator[](std::string_view key) {
-  auto it = lowerBound(key);
+  auto it = lowerBoundOf(items_.begin(), items_.end(), key);
   if (it == items_.end() || it->first != key) {
     it = items_.emplace(it, std::string(key), SourceLoc{});
   }
@@ -47,7 +44,7 @@ LocationMap::const_iterator LocationMap::find(std::string_view key) const {
 }
 
 size_t LocationMap::erase(std::string_view key) {
-  auto it = lowerBound(key);
+  auto it = lowerBoundOf(items_.begin(), items_.end(), key);
   if (it == items_.end() || it->first != key) {
     return 0;
   }

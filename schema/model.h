@@ -74,8 +74,6 @@ class LocationMap {
   const_iterator end() const { return items_.end(); }
 
  private:
-  // The first item whose key is not less than `key`.
-  iterator lowerBound(std::string_view key);
   std::vector<value_type> items_;
 };
 

@@ -88,7 +88,7 @@ class TableReader {
     if (n == nullptr) {
       return nullptr;
     }
-    origin_.fields[std::string(key)] = locOf(n->source(), file_);
+    origin_.fields[key] = locOf(n->source(), file_);
     if (n->type() != want) {
       error(key, "'" + std::string(key) + "' must be " + std::string(typeName(want)) + ", not " +
                      std::string(typeName(n->type())));
@@ -115,7 +115,7 @@ class TableReader {
     known_.insert(std::string(key));
     const toml::node* n = table_.get(key);
     if (n != nullptr) {
-      origin_.fields[std::string(key)] = locOf(n->source(), file_);
+      origin_.fields[key] = locOf(n->source(), file_);
     }
     return n;
   }

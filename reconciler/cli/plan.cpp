@@ -246,7 +246,6 @@ Failure observeStage(const Options& o, const Loaded& loaded,
                      std::future<Result<core::HostState>>& observing, StateDirReading& reading,
                      std::optional<core::Target>& target, core::HostState& observed,
                      core::StoreView& view) {
-  std::optional<Result<core::Target>> built;
   if (o.offline) {
     if (o.observed) {
       auto parsed = core::observedFromJson(readFile(*o.observed));
@@ -256,14 +255,15 @@ Failure observeStage(const Options& o, const Loaded& loaded,
       observed = std::move(parsed->host);
       view = std::move(parsed->store);
     }
-    built = buildHostTarget(loaded, view, {}, false);
   } else {
     Result<core::StoreView> seenView = reading.view.get();
     if (!seenView) {
       return failed("store", seenView.error().message);
     }
     view = std::move(*seenView);
-    built = buildHostTarget(loaded, view, {}, true);
+  }
+  Result<core::Target> built = buildHostTarget(loaded, view, {}, !o.offline);
+  if (!o.offline) {
     Result<core::HostState> certs = reading.certs.get();
     if (!certs) {
       return failed("observe", "observing certificates failed: " + certs.error().message);
@@ -274,14 +274,14 @@ Failure observeStage(const Options& o, const Loaded& loaded,
                                    " (run as root, or use --offline)");
     }
     observed = std::move(*seen);
-    if (*built) {
-      observeCertificates(o, **built, *certs, observed);
+    if (built) {
+      observeCertificates(o, *built, *certs, observed);
     }
   }
-  if (!*built) {
-    return failed("target", built->error().message);
+  if (!built) {
+    return failed("target", built.error().message);
   }
-  target = std::move(**built);
+  target = std::move(*built);
   return std::nullopt;
 }
 

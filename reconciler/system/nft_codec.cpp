@@ -234,7 +234,7 @@ const NftBatchOp& NftBatch::opAt(size_t message, std::optional<uint32_t> offset)
   const Message& m = messages_.at(message);
   const auto first = opOffsets_.begin() + m.firstOp;
   const auto last = first + m.opCount;
-  if (!offset || m.opCount == 0) {
+  if (!offset) {
     return ops_.at(m.firstOp);
   }
   // The last operation whose attributes start at or before the offset.
