@@ -1,0 +1,102 @@
+// Reading a config root from disk: its *.toml files listed and read, then loaded (loader.cpp).
+#include "schema/loader.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "schema/validate.h"
+
+namespace edgeplane {
+namespace {
+
+// The file's bytes, read into a string sized by its length (and grown if it grows meanwhile);
+// nullopt when it cannot be opened or read.
+std::optional<std::string> readWholeFile(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary | std::ios::ate);
+  if (!in) {
+    return std::nullopt;
+  }
+  const std::streamoff size = in.tellg();
+  in.seekg(0);
+  std::string text(size > 0 ? static_cast<size_t>(size) + 1 : 4096, '\0');
+  size_t got = 0;
+  while (in) {
+    if (got == text.size()) {
+      text.resize(text.size() * 2);
+    }
+    in.read(text.data() + got, static_cast<std::streamsize>(text.size() - got));
+    got += static_cast<size_t>(in.gcount());
+  }
+  if (!in.eof() || in.bad()) {
+    return std::nullopt;
+  }
+  text.resize(got);
+  return text;
+}
+
+}  // namespace
+
+std::optional<std::vector<ConfigFile>> readConfigRoot(const std::filesystem::path& root,
+                                                      Diagnostics& diags) {
+  namespace fs = std::filesystem;
+  const std::string rootName = root.lexically_normal().string();
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) {
+    diags.error(SourceLoc{rootName, 0, 0}, "config root is not a directory");
+    return std::nullopt;
+  }
+  std::vector<fs::path> files;
+  fs::recursive_directory_iterator it(root, fs::directory_options::none, ec);
+  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const fs::path& p = it->path();
+    // Hidden entries (.git, editor lock files and the like) are not config.
+    std::error_code entryEc;
+    if (p.filename().string().front() == '.') {
+      if (it->is_directory(entryEc)) {
+        it.disable_recursion_pending();
+      }
+      continue;
+    }
+    if (p.extension() != ".toml") {
+      continue;
+    }
+    // A *.toml that is a dangling symlink (or cannot be examined) is kept, to be reported as
+    // unreadable below: silently leaving a file out would withdraw what it declares.
+    const fs::file_status status = it->status(entryEc);
+    if (fs::is_regular_file(status) || status.type() == fs::file_type::not_found || entryEc) {
+      files.push_back(p);
+    }
+  }
+  if (ec) {
+    diags.error(SourceLoc{rootName, 0, 0}, "cannot read config root: " + ec.message());
+    return std::nullopt;
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) {
+    diags.error(SourceLoc{rootName, 0, 0}, "config root has no *.toml files");
+    return std::nullopt;
+  }
+  std::vector<ConfigFile> out;
+  out.reserve(files.size());
+  for (const fs::path& file : files) {
+    out.push_back(ConfigFile{file.lexically_normal().string(), readWholeFile(file)});
+  }
+  return out;
+}
+
+Desired loadDirectory(const std::filesystem::path& root, Diagnostics& diags) {
+  auto files = readConfigRoot(root, diags);
+  if (!files) {
+    return Desired{};
+  }
+  return loadFiles(*files, diags);
+}
+
+Desired loadAndValidate(const std::filesystem::path& root, Diagnostics& diags) {
+  Desired d = loadDirectory(root, diags);
+  validate(d, diags);
+  return d;
+}
+
+}  // namespace edgeplane
