@@ -9,6 +9,12 @@ void Diagnostics::error(const SourceLoc& loc, std::string message) {
   items_.push_back(Diagnostic{loc, std::move(message)});
 }
 
+void Diagnostics::append(Diagnostics&& other) {
+  items_.insert(items_.end(), std::make_move_iterator(other.items_.begin()),
+                std::make_move_iterator(other.items_.end()));
+  other.items_.clear();
+}
+
 std::vector<Diagnostic> Diagnostics::sorted() const {
   std::vector<Diagnostic> out = items_;
   std::sort(out.begin(), out.end());

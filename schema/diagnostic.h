@@ -17,6 +17,8 @@ struct Diagnostic {
 class Diagnostics {
  public:
   void error(const SourceLoc& loc, std::string message);
+  // Takes over every diagnostic of `other`.
+  void append(Diagnostics&& other);
   bool empty() const { return items_.empty(); }
   size_t size() const { return items_.size(); }
   // Sorted by file, line, column, message; duplicates removed.

@@ -4,23 +4,35 @@
 #include "schema/toml_include.h"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
+#include <exception>
 #include <regex>
 #include <set>
+#include <span>
 #include <sstream>
+#include <system_error>
+#include <thread>
 
 #include "schema/managed_certs.h"
+#include "schema/toml_chunks.h"
 #include "schema/toml_reader.h"
 #include "schema/validate.h"
 
 namespace edgeplane {
 namespace {
 
+using detail::chunksCombine;
+using detail::ChunkShape;
+using detail::chunkShape;
 using detail::enumValue;
 using detail::locOf;
 using detail::nonAsciiOutsideStrings;
 using detail::parsed;
 using detail::parsedList;
+using detail::splitTomlChunks;
 using detail::TableReader;
+using detail::TomlChunk;
 using detail::typeName;
 
 // One or more DNS labels, checked label by label (a regex over repeated labels recurses per
@@ -59,44 +71,51 @@ std::string namespaceKey(TableReader& r, bool required) {
 
 class Loader {
  public:
-  Loader(Desired& out, Diagnostics& diags, const SourceFile& file)
-      : out_(out), diags_(diags), file_(file) {}
+  // `linesBefore`: the lines of the file before `root`'s text (a chunk of it, toml_chunks.h).
+  Loader(Desired& out, Diagnostics& diags, const SourceFile& file, uint32_t linesBefore = 0)
+      : out_(out), diags_(diags), file_(file), linesBefore_(linesBefore) {}
 
   void load(const toml::table& root) {
-    TableReader r(root, "the top level", file_, diags_);
+    TableReader r(root, "the top level", file_, diags_, linesBefore_);
     if (const toml::table* t = r.table("fleet")) {
       loadFleet(*t);
     }
-    for (const toml::table* t : r.tables("host")) {
-      loadHost(*t);
-    }
-    for (const toml::table* t : r.tables("namespace")) {
-      loadNamespace(*t);
-    }
-    for (const toml::table* t : r.tables("forward")) {
-      loadForward(*t);
-    }
-    for (const toml::table* t : r.tables("certificate")) {
-      loadCertificate(*t);
-    }
-    for (const toml::table* t : r.tables("site")) {
-      loadSite(*t);
-    }
-    for (const toml::table* t : r.tables("passthrough")) {
-      loadPassthrough(*t);
-    }
-    for (const toml::table* t : r.tables("gateway")) {
-      loadGateway(*t);
-    }
-    for (const toml::table* t : r.tables("api_key")) {
-      loadApiKey(*t);
+    for (const auto& [key, loadOne] : arrays()) {
+      for (const toml::table* t : r.tables(key)) {
+        (this->*loadOne)(*t);
+      }
     }
     r.finish();
   }
 
+  // The top level's arrays of [[tables]], in the order they are loaded.
+  static std::span<const std::string_view> arrayKeys() {
+    static const auto keys = [] {
+      std::array<std::string_view, std::tuple_size_v<Arrays>> k;
+      std::transform(arrays().begin(), arrays().end(), k.begin(),
+                     [](const auto& a) { return a.first; });
+      return k;
+    }();
+    return keys;
+  }
+
+ private:
+  using Arrays = std::array<std::pair<std::string_view, void (Loader::*)(const toml::table&)>, 8>;
+  static const Arrays& arrays() {
+    static const Arrays a{{{"host", &Loader::loadHost},
+                           {"namespace", &Loader::loadNamespace},
+                           {"forward", &Loader::loadForward},
+                           {"certificate", &Loader::loadCertificate},
+                           {"site", &Loader::loadSite},
+                           {"passthrough", &Loader::loadPassthrough},
+                           {"gateway", &Loader::loadGateway},
+                           {"api_key", &Loader::loadApiKey}}};
+    return a;
+  }
+
  private:
   TableReader reader(const toml::table& t, std::string context) {
-    return TableReader(t, std::move(context), file_, diags_);
+    return TableReader(t, std::move(context), file_, diags_, linesBefore_);
   }
 
   // A key naming a file on the host the config is applied on: only an absolute path means the
@@ -583,7 +602,24 @@ class Loader {
   Desired& out_;
   Diagnostics& diags_;
   const SourceFile& file_;
+  uint32_t linesBefore_;
 };
+
+// Appends what a chunk after a document's first one loaded (only its arrays of [[tables]]: no
+// [fleet]). Every member of Desired but `fleet` is appended here.
+void appendElements(Desired& to, Desired&& from) {
+  auto append = [](auto& a, auto& b) {
+    a.insert(a.end(), std::make_move_iterator(b.begin()), std::make_move_iterator(b.end()));
+  };
+  append(to.hosts, from.hosts);
+  append(to.namespaces, from.namespaces);
+  append(to.forwards, from.forwards);
+  append(to.certificates, from.certificates);
+  append(to.sites, from.sites);
+  append(to.passthroughs, from.passthroughs);
+  append(to.gateways, from.gateways);
+  append(to.api_keys, from.api_keys);
+}
 
 }  // namespace
 
@@ -635,15 +671,112 @@ void expandSubdomains(Desired& d, Diagnostics& diags) {
 
 }  // namespace
 
+namespace {
+
+// A document at least twice this long is parsed in chunks of at least this size, in parallel:
+// about 16 chunks for 1 MiB (10k forwards), enough to share between cores evenly.
+constexpr size_t kChunkBytes = 64 * 1024;
+
+// One chunk, parsed and (but for the first) loaded on its own, on any thread.
+struct ChunkLoad {
+  toml::parse_result parsed;  // kept for the first chunk, which loadDocument loads itself
+  ChunkShape shape;
+  bool parsedOk = false;
+  Desired desired;
+  Diagnostics diags;
+  std::exception_ptr failure;
+};
+
+void loadChunk(const TomlChunk& chunk, bool first, const std::string& name, const SourceFile& file,
+               ChunkLoad& out) {
+  out.parsed = toml::parse(chunk.text, name);
+  out.parsedOk = static_cast<bool>(out.parsed);
+  if (!out.parsedOk) {
+    return;
+  }
+  out.shape = chunkShape(out.parsed.table(), Loader::arrayKeys());
+  if (!first && out.shape.appendsOnly) {
+    Loader(out.desired, out.diags, file, chunk.linesBefore).load(out.parsed.table());
+    out.parsed = toml::parse_result{};
+  }
+}
+
+// Parses and loads `chunks` on up to as many threads as there are cores.
+std::vector<ChunkLoad> loadChunks(const std::vector<TomlChunk>& chunks, const std::string& name,
+                                  const SourceFile& file) {
+  std::vector<ChunkLoad> loads(chunks.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < chunks.size(); i = next++) {
+      try {
+        loadChunk(chunks[i], i == 0, name, file, loads[i]);
+      } catch (...) {
+        loads[i].failure = std::current_exception();
+      }
+    }
+  };
+  const size_t threads = std::min<size_t>(std::max(1U, std::thread::hardware_concurrency()), 4);
+  std::vector<std::jthread> helpers;
+  for (size_t i = 1; i < std::min(threads, chunks.size()); ++i) {
+    try {
+      helpers.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;  // no thread to be had: fewer helpers
+    }
+  }
+  work();
+  helpers.clear();
+  for (const ChunkLoad& l : loads) {
+    if (l.failure) {
+      std::rethrow_exception(l.failure);
+    }
+  }
+  return loads;
+}
+
+// Loads a document cut into chunks into `out`; false, with nothing loaded, when the chunks do not
+// mean what the whole document means (toml_chunks.h) or one does not parse.
+bool loadInChunks(const std::vector<TomlChunk>& chunks, const std::string& name,
+                  const SourceFile& file, Desired& out, Diagnostics& diags) {
+  std::vector<ChunkLoad> loads = loadChunks(chunks, name, file);
+  std::vector<ChunkShape> shapes;
+  for (const ChunkLoad& l : loads) {
+    if (!l.parsedOk) {
+      return false;
+    }
+    shapes.push_back(l.shape);
+  }
+  if (!chunksCombine(shapes)) {
+    return false;
+  }
+  Loader(out, diags, file).load(loads.front().parsed.table());
+  for (size_t i = 1; i < loads.size(); ++i) {
+    appendElements(out, std::move(loads[i].desired));
+    diags.append(std::move(loads[i].diags));
+  }
+  return true;
+}
+
+}  // namespace
+
 void loadDocument(std::string_view text, const std::string& displayName, Desired& out,
                   Diagnostics& diags) {
+  detail::loadDocument(text, displayName, out, diags, kChunkBytes);
+}
+
+void detail::loadDocument(std::string_view text, const std::string& displayName, Desired& out,
+                          Diagnostics& diags, size_t chunkBytes) {
   if (auto at = nonAsciiOutsideStrings(text)) {
     diags.error(SourceLoc{displayName, at->first, at->second},
                 "non-ASCII character outside a string or comment");
     return;
   }
-  toml::parse_result result = toml::parse(text, displayName);
   const SourceFile file(displayName);
+  const std::vector<TomlChunk> chunks = splitTomlChunks(text, chunkBytes);
+  if (chunks.size() > 1 && loadInChunks(chunks, displayName, file, out, diags)) {
+    return;
+  }
+  toml::parse_result result = toml::parse(text, displayName);
   if (!result) {
     const toml::parse_error& err = result.error();
     diags.error(locOf(err.source(), file), std::string(err.description()));

@@ -16,8 +16,17 @@ namespace edgeplane {
 // `displayName` is the file name diagnostics carry. Syntax and type errors, unknown keys and
 // malformed values are reported to `diags`; well-formed parts are still loaded so that
 // validation can report everything at once.
+// A document of 128 KiB or more is parsed in chunks of at least 64 KiB, on as many threads as
+// there are cores, and means the same (schema/toml_chunks.h).
 void loadDocument(std::string_view text, const std::string& displayName, Desired& out,
                   Diagnostics& diags);
+
+namespace detail {
+// loadDocument with another chunk size: a document of 2 * chunkBytes or more is parsed in chunks
+// of at least chunkBytes. For tests and the fuzzer, which check that every size means the same.
+void loadDocument(std::string_view text, const std::string& displayName, Desired& out,
+                  Diagnostics& diags, size_t chunkBytes);
+}  // namespace detail
 
 // One *.toml file of a config root as loadDirectory reads it: the name diagnostics give it
 // ("root/relative", lexically normalised) and its text, unset when it could not be read.

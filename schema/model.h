@@ -279,6 +279,8 @@ struct ApiKey {
 };
 
 // The whole desired state, as merged from every file of a config root.
+// (A member added here is also appended in loader.cpp's appendElements and encoded in
+// desired_codec.cpp.)
 struct Desired {
   std::optional<Fleet> fleet;
   std::vector<Host> hosts;

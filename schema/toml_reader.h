@@ -20,8 +20,10 @@
 
 namespace edgeplane::detail {
 
-inline SourceLoc locOf(const toml::source_region& src, const SourceFile& file) {
-  return SourceLoc{file, src.begin.line, src.begin.column};
+// `linesBefore`: the lines of the file before the parsed text (a chunk, see toml_chunks.h).
+inline SourceLoc locOf(const toml::source_region& src, const SourceFile& file,
+                       uint32_t linesBefore = 0) {
+  return SourceLoc{file, src.begin.line + linesBefore, src.begin.column};
 }
 
 inline std::string_view typeName(toml::node_type t) {
@@ -69,11 +71,16 @@ inline size_t editDistance(std::string_view a, std::string_view b) {
 class TableReader {
  public:
   // Keeps a reference to `file`: a temporary would not outlive the reader.
-  TableReader(const toml::table&, std::string, SourceFile&&, Diagnostics&) = delete;
+  TableReader(const toml::table&, std::string, SourceFile&&, Diagnostics&, uint32_t = 0) = delete;
+  // `linesBefore`: as for locOf.
   TableReader(const toml::table& table, std::string context, const SourceFile& file,
-              Diagnostics& diags)
-      : table_(table), context_(std::move(context)), file_(file), diags_(diags) {
-    origin_.table = locOf(table.source(), file);
+              Diagnostics& diags, uint32_t linesBefore = 0)
+      : table_(table),
+        context_(std::move(context)),
+        file_(file),
+        linesBefore_(linesBefore),
+        diags_(diags) {
+    origin_.table = locOf(table.source(), file, linesBefore);
     origin_.fields.reserve(table.size());
   }
 
@@ -88,7 +95,7 @@ class TableReader {
     if (n == nullptr) {
       return nullptr;
     }
-    origin_.fields[key] = locOf(n->source(), file_);
+    origin_.fields[key] = locOf(n->source(), file_, linesBefore_);
     if (n->type() != want) {
       error(key, "'" + std::string(key) + "' must be " + std::string(typeName(want)) + ", not " +
                      std::string(typeName(n->type())));
@@ -115,7 +122,7 @@ class TableReader {
     known_.insert(std::string(key));
     const toml::node* n = table_.get(key);
     if (n != nullptr) {
-      origin_.fields[key] = locOf(n->source(), file_);
+      origin_.fields[key] = locOf(n->source(), file_, linesBefore_);
     }
     return n;
   }
@@ -179,7 +186,7 @@ class TableReader {
     bool ok = true;
     for (size_t i = 0; i < arr.size(); ++i) {
       const toml::node& e = arr[i];
-      SourceLoc loc = locOf(e.source(), file_);
+      SourceLoc loc = locOf(e.source(), file_, linesBefore_);
       origin_.fields[Origin::elementKey(key, i)] = loc;
       if (!e.is_string()) {
         diags_.error(loc, "elements of '" + std::string(key) + "' must be strings, not " +
@@ -260,7 +267,7 @@ class TableReader {
         message += "; did you mean '" + best + "'?";
         suggested.insert(best);
       }
-      diags_.error(locOf(k.source(), file_), message);
+      diags_.error(locOf(k.source(), file_, linesBefore_), message);
     }
     for (Required& r : required_) {
       if (suggested.count(r.key) == 0) {
@@ -293,6 +300,7 @@ class TableReader {
   const toml::table& table_;
   std::string context_;
   const SourceFile& file_;
+  uint32_t linesBefore_;
   Diagnostics& diags_;
   Origin origin_;
   std::set<std::string, std::less<>> known_;

@@ -3,12 +3,14 @@
 // Every byte string must come back as diagnostics, never as a crash, a hang or a leak. The
 // whole path `edgeplane validate` takes for one file is exercised: toml++ parsing, the
 // loader's type and value checks (net.h parsers included), semantic validation across kinds,
-// and the formatting of every diagnostic.
+// and the formatting of every diagnostic. And a document cut into chunks that are parsed on
+// their own (schema/toml_chunks.h, here at every "[[name]]" line) means what it means whole.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "schema/desired_codec.h"
 #include "schema/diagnostic.h"
 #include "schema/loader.h"
 #include "schema/model.h"
@@ -18,7 +20,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   edgeplane::Desired desired;
   edgeplane::Diagnostics diags;
-  edgeplane::loadDocument(text, "fuzz.toml", desired, diags);
+  edgeplane::detail::loadDocument(text, "fuzz.toml", desired, diags, 0);  // whole
+  {
+    edgeplane::Desired chunked;
+    edgeplane::Diagnostics chunkedDiags;
+    edgeplane::detail::loadDocument(text, "fuzz.toml", chunked, chunkedDiags, 1);
+    if (chunkedDiags.format() != diags.format() ||
+        edgeplane::encodeDesired(chunked, "") != edgeplane::encodeDesired(desired, "")) {
+      __builtin_trap();
+    }
+  }
   edgeplane::validate(desired, diags);
   // Also covers the per-host view the reconciler and `validate --host` compute.
   for (const std::string& host : edgeplane::targetHosts(desired)) {
