@@ -350,11 +350,13 @@ class OwnershipRecorder {
 
  private:
   // A failed create/update keeps whatever was applied before (so drift stays drift).
+  // Keys come kind by kind in ascending order, so each one goes right after the one before
+  // (`next_`, a hint: a key elsewhere still lands in place).
   void own(const std::string& key, std::string spec) {
     if (failed_.count(key) == 0) {
-      out_.applied[key] = std::move(spec);
+      next_ = std::next(out_.applied.insert_or_assign(next_, key, std::move(spec)));
     } else if (auto it = before_.applied.find(key); it != before_.applied.end()) {
-      out_.applied[key] = it->second;
+      next_ = std::next(out_.applied.insert_or_assign(next_, key, it->second));
     }
   }
 
@@ -460,6 +462,9 @@ class OwnershipRecorder {
   // Resources whose delete failed stay owned, with their allocation, so the next run prunes
   // them again and nothing else takes their /31 meanwhile.
   void failedDeletes() {
+    if (keep_.empty()) {
+      return;
+    }
     for (const auto& key : keep_) {
       if (auto it = before_.applied.find(key); it != before_.applied.end()) {
         out_.applied[key] = it->second;
@@ -484,6 +489,7 @@ class OwnershipRecorder {
   std::set<std::string> keep_;    // "kind name" of failed deletes
   std::set<std::string> held_;    // namespaces whose own op failed
   StoreView out_;
+  std::map<std::string, std::string, std::less<>>::iterator next_ = out_.applied.end();
 };
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include <optional>
 #include <sstream>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 namespace edgeplane::core {
@@ -635,8 +636,9 @@ class OwnedRows {
  public:
   explicit OwnedRows(const core::StoreView& view) : view_(view) {
     // A name claimed by several keys keeps the last, as the view's row always did.
+    keyOfForward_.reserve(view.forwardNames.size());
     for (const auto& [key, name] : view.forwardNames) {
-      keyOfForward_[name] = key;
+      keyOfForward_.insert_or_assign(name, key);
     }
   }
 
@@ -684,7 +686,7 @@ class OwnedRows {
 
  private:
   const core::StoreView& view_;
-  std::map<std::string_view, std::string_view, std::less<>> keyOfForward_;
+  std::unordered_map<std::string_view, std::string_view> keyOfForward_;
 };
 
 }  // namespace
