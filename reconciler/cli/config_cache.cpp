@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <future>
 #include <memory>
+#include <system_error>
 #include <vector>
 
 #include "reconciler/system/file_write.h"
@@ -142,11 +144,32 @@ std::optional<Desired> lookUp(const ConfigCache& cache, const std::string& heade
 
 // Replaced whole (a temporary file of this process, renamed): a reader sees the old entry or
 // the new one. A failure is not an error: the next run parses again.
-void store(const ConfigCache& cache, const std::string& header, const Desired& d,
-           const std::string& root) {
-  std::string bytes = header + encodeDesired(d, root);
+void store(const ConfigCache& cache, const std::string& header, std::string_view encoded) {
+  std::string bytes;
+  bytes.reserve(header.size() + encoded.size() + kChecksumBytes);
+  bytes += header;
+  bytes += encoded;
   bytes += checksumText(bytes);
   (void)sys::replaceFileAsThisProcess(cache.file.string(), bytes, 0600);
+}
+
+// validate(d), while `d` is encoded for the cache on another thread (both only read it): the
+// encoding, or nullopt when the config has diagnostics and is not to be cached.
+std::optional<std::string> validateAndEncode(const Desired& d, const std::string& root,
+                                             Diagnostics& diags) {
+  auto encode = [&d, &root] { return encodeDesired(d, root); };
+  std::future<std::string> encoded;
+  try {
+    encoded = std::async(std::launch::async, encode);
+  } catch (const std::system_error&) {
+    encoded = std::async(std::launch::deferred, encode);  // no thread to be had: in turn
+  }
+  validate(d, diags);
+  std::string bytes = encoded.get();
+  if (!diags.empty()) {
+    return std::nullopt;
+  }
+  return bytes;
 }
 
 }  // namespace
@@ -195,9 +218,12 @@ Desired loadAndValidateCached(const fs::path& root, const std::optional<ConfigCa
     }
   }
   Desired d = loadFiles(*files, diags);
-  validate(d, diags);
-  if (key && diags.empty()) {
-    store(*cache, header, d, rootName);
+  if (!key || !diags.empty()) {
+    validate(d, diags);
+    return d;
+  }
+  if (auto encoded = validateAndEncode(d, rootName, diags)) {
+    store(*cache, header, *encoded);
   }
   return d;
 }
