@@ -1,38 +1,25 @@
-// TOML -> Desired: reads every file of a config root with toml++, keeping file:line:col.
-#include "schema/loader.h"
-
-#include "schema/toml_include.h"
+// A parsed TOML document -> Desired, keeping file:line:col (see table_loader.h).
+#include "schema/table_loader.h"
 
 #include <algorithm>
 #include <array>
-#include <atomic>
-#include <exception>
 #include <regex>
 #include <set>
 #include <span>
 #include <sstream>
-#include <system_error>
-#include <thread>
 
 #include "schema/managed_certs.h"
-#include "schema/toml_chunks.h"
 #include "schema/toml_reader.h"
 #include "schema/validate.h"
 
 namespace edgeplane {
 namespace {
 
-using detail::chunksCombine;
-using detail::ChunkShape;
-using detail::chunkShape;
 using detail::enumValue;
 using detail::locOf;
-using detail::nonAsciiOutsideStrings;
 using detail::parsed;
 using detail::parsedList;
-using detail::splitTomlChunks;
 using detail::TableReader;
-using detail::TomlChunk;
 using detail::typeName;
 
 // One or more DNS labels, checked label by label (a regex over repeated labels recurses per
@@ -605,22 +592,6 @@ class Loader {
   uint32_t linesBefore_;
 };
 
-// Appends what a chunk after a document's first one loaded (only its arrays of [[tables]]: no
-// [fleet]). Every member of Desired but `fleet` is appended here.
-void appendElements(Desired& to, Desired&& from) {
-  auto append = [](auto& a, auto& b) {
-    a.insert(a.end(), std::make_move_iterator(b.begin()), std::make_move_iterator(b.end()));
-  };
-  append(to.hosts, from.hosts);
-  append(to.namespaces, from.namespaces);
-  append(to.forwards, from.forwards);
-  append(to.certificates, from.certificates);
-  append(to.sites, from.sites);
-  append(to.passthroughs, from.passthroughs);
-  append(to.gateways, from.gateways);
-  append(to.api_keys, from.api_keys);
-}
-
 }  // namespace
 
 namespace {
@@ -671,132 +642,36 @@ void expandSubdomains(Desired& d, Diagnostics& diags) {
 
 }  // namespace
 
-namespace {
+namespace detail {
 
-// A document at least twice this long is parsed in chunks of at least this size, in parallel:
-// about 16 chunks for 1 MiB (10k forwards), enough to share between cores evenly.
-constexpr size_t kChunkBytes = 64 * 1024;
-
-// One chunk, parsed and (but for the first) loaded on its own, on any thread.
-struct ChunkLoad {
-  toml::parse_result parsed;  // kept for the first chunk, which loadDocument loads itself
-  ChunkShape shape;
-  bool parsedOk = false;
-  Desired desired;
-  Diagnostics diags;
-  std::exception_ptr failure;
-};
-
-void loadChunk(const TomlChunk& chunk, bool first, const std::string& name, const SourceFile& file,
-               ChunkLoad& out) {
-  out.parsed = toml::parse(chunk.text, name);
-  out.parsedOk = static_cast<bool>(out.parsed);
-  if (!out.parsedOk) {
-    return;
-  }
-  out.shape = chunkShape(out.parsed.table(), Loader::arrayKeys());
-  if (!first && out.shape.appendsOnly) {
-    Loader(out.desired, out.diags, file, chunk.linesBefore).load(out.parsed.table());
-    out.parsed = toml::parse_result{};
-  }
+void loadTopLevel(const toml::table& root, Desired& out, Diagnostics& diags, const SourceFile& file,
+                  uint32_t linesBefore) {
+  Loader(out, diags, file, linesBefore).load(root);
 }
 
-// Parses and loads `chunks` on up to as many threads as there are cores.
-std::vector<ChunkLoad> loadChunks(const std::vector<TomlChunk>& chunks, const std::string& name,
-                                  const SourceFile& file) {
-  std::vector<ChunkLoad> loads(chunks.size());
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i = next++; i < chunks.size(); i = next++) {
-      try {
-        loadChunk(chunks[i], i == 0, name, file, loads[i]);
-      } catch (...) {
-        loads[i].failure = std::current_exception();
-      }
-    }
+std::span<const std::string_view> topLevelArrays() {
+  return Loader::arrayKeys();
+}
+
+void appendElements(Desired& to, Desired&& from) {
+  auto append = [](auto& a, auto& b) {
+    a.insert(a.end(), std::make_move_iterator(b.begin()), std::make_move_iterator(b.end()));
   };
-  const size_t threads = std::min<size_t>(std::max(1U, std::thread::hardware_concurrency()), 4);
-  std::vector<std::jthread> helpers;
-  for (size_t i = 1; i < std::min(threads, chunks.size()); ++i) {
-    try {
-      helpers.emplace_back(work);
-    } catch (const std::system_error&) {
-      break;  // no thread to be had: fewer helpers
-    }
-  }
-  work();
-  helpers.clear();
-  for (const ChunkLoad& l : loads) {
-    if (l.failure) {
-      std::rethrow_exception(l.failure);
-    }
-  }
-  return loads;
+  append(to.hosts, from.hosts);
+  append(to.namespaces, from.namespaces);
+  append(to.forwards, from.forwards);
+  append(to.certificates, from.certificates);
+  append(to.sites, from.sites);
+  append(to.passthroughs, from.passthroughs);
+  append(to.gateways, from.gateways);
+  append(to.api_keys, from.api_keys);
 }
 
-// Loads a document cut into chunks into `out`; false, with nothing loaded, when the chunks do not
-// mean what the whole document means (toml_chunks.h) or one does not parse.
-bool loadInChunks(const std::vector<TomlChunk>& chunks, const std::string& name,
-                  const SourceFile& file, Desired& out, Diagnostics& diags) {
-  std::vector<ChunkLoad> loads = loadChunks(chunks, name, file);
-  std::vector<ChunkShape> shapes;
-  for (const ChunkLoad& l : loads) {
-    if (!l.parsedOk) {
-      return false;
-    }
-    shapes.push_back(l.shape);
-  }
-  if (!chunksCombine(shapes)) {
-    return false;
-  }
-  Loader(out, diags, file).load(loads.front().parsed.table());
-  for (size_t i = 1; i < loads.size(); ++i) {
-    appendElements(out, std::move(loads[i].desired));
-    diags.append(std::move(loads[i].diags));
-  }
-  return true;
+void finishLoading(Desired& d, Diagnostics& diags) {
+  expandSubdomains(d, diags);
+  addManagedCertificates(d);
 }
 
-}  // namespace
-
-void loadDocument(std::string_view text, const std::string& displayName, Desired& out,
-                  Diagnostics& diags) {
-  detail::loadDocument(text, displayName, out, diags, kChunkBytes);
-}
-
-void detail::loadDocument(std::string_view text, const std::string& displayName, Desired& out,
-                          Diagnostics& diags, size_t chunkBytes) {
-  if (auto at = nonAsciiOutsideStrings(text)) {
-    diags.error(SourceLoc{displayName, at->first, at->second},
-                "non-ASCII character outside a string or comment");
-    return;
-  }
-  const SourceFile file(displayName);
-  const std::vector<TomlChunk> chunks = splitTomlChunks(text, chunkBytes);
-  if (chunks.size() > 1 && loadInChunks(chunks, displayName, file, out, diags)) {
-    return;
-  }
-  toml::parse_result result = toml::parse(text, displayName);
-  if (!result) {
-    const toml::parse_error& err = result.error();
-    diags.error(locOf(err.source(), file), std::string(err.description()));
-    return;
-  }
-  Loader(out, diags, file).load(result.table());
-}
-
-Desired loadFiles(const std::vector<ConfigFile>& files, Diagnostics& diags) {
-  Desired out;
-  for (const ConfigFile& file : files) {
-    if (!file.text) {
-      diags.error(SourceLoc{file.name, 0, 0}, "cannot read file");
-      continue;
-    }
-    loadDocument(*file.text, file.name, out, diags);
-  }
-  expandSubdomains(out, diags);
-  addManagedCertificates(out);
-  return out;
-}
+}  // namespace detail
 
 }  // namespace edgeplane

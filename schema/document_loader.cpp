@@ -1,0 +1,156 @@
+// TOML documents -> Desired: a config root's files, each parsed whole or, when large, in chunks
+// on every core (toml_chunks.h), loaded by table_loader.h.
+#include "schema/loader.h"
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <system_error>
+#include <thread>
+
+#include "schema/table_loader.h"
+#include "schema/toml_chunks.h"
+#include "schema/toml_reader.h"
+
+namespace edgeplane {
+
+using detail::appendElements;
+using detail::chunksCombine;
+using detail::ChunkShape;
+using detail::chunkShape;
+using detail::finishLoading;
+using detail::loadTopLevel;
+using detail::locOf;
+using detail::nonAsciiOutsideStrings;
+using detail::splitTomlChunks;
+using detail::TomlChunk;
+using detail::topLevelArrays;
+
+namespace {
+
+// A document at least twice this long is parsed in chunks of at least this size, in parallel:
+// about 16 chunks for 1 MiB (10k forwards), enough to share between cores evenly.
+constexpr size_t kChunkBytes = 64 * 1024;
+
+// One chunk, parsed and (but for the first) loaded on its own, on any thread.
+struct ChunkLoad {
+  toml::parse_result parsed;  // kept for the first chunk, which loadDocument loads itself
+  ChunkShape shape;
+  bool parsedOk = false;
+  Desired desired;
+  Diagnostics diags;
+  std::exception_ptr failure;
+};
+
+void loadChunk(const TomlChunk& chunk, bool first, const std::string& name, const SourceFile& file,
+               ChunkLoad& out) {
+  out.parsed = toml::parse(chunk.text, name);
+  out.parsedOk = static_cast<bool>(out.parsed);
+  if (!out.parsedOk) {
+    return;
+  }
+  out.shape = chunkShape(out.parsed.table(), topLevelArrays());
+  if (!first && out.shape.appendsOnly) {
+    loadTopLevel(out.parsed.table(), out.desired, out.diags, file, chunk.linesBefore);
+    out.parsed = toml::parse_result{};
+  }
+}
+
+// Parses and loads `chunks` on up to as many threads as there are cores.
+std::vector<ChunkLoad> loadChunks(const std::vector<TomlChunk>& chunks, const std::string& name,
+                                  const SourceFile& file) {
+  std::vector<ChunkLoad> loads(chunks.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < chunks.size(); i = next++) {
+      try {
+        loadChunk(chunks[i], i == 0, name, file, loads[i]);
+      } catch (...) {
+        loads[i].failure = std::current_exception();
+      }
+    }
+  };
+  const size_t threads = std::min<size_t>(std::max(1U, std::thread::hardware_concurrency()), 4);
+  std::vector<std::jthread> helpers;
+  for (size_t i = 1; i < std::min(threads, chunks.size()); ++i) {
+    try {
+      helpers.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;  // no thread to be had: fewer helpers
+    }
+  }
+  work();
+  helpers.clear();
+  for (const ChunkLoad& l : loads) {
+    if (l.failure) {
+      std::rethrow_exception(l.failure);
+    }
+  }
+  return loads;
+}
+
+// Loads a document cut into chunks into `out`; false, with nothing loaded, when the chunks do not
+// mean what the whole document means (toml_chunks.h) or one does not parse.
+bool loadInChunks(const std::vector<TomlChunk>& chunks, const std::string& name,
+                  const SourceFile& file, Desired& out, Diagnostics& diags) {
+  std::vector<ChunkLoad> loads = loadChunks(chunks, name, file);
+  std::vector<ChunkShape> shapes;
+  for (const ChunkLoad& l : loads) {
+    if (!l.parsedOk) {
+      return false;
+    }
+    shapes.push_back(l.shape);
+  }
+  if (!chunksCombine(shapes)) {
+    return false;
+  }
+  loadTopLevel(loads.front().parsed.table(), out, diags, file);
+  for (size_t i = 1; i < loads.size(); ++i) {
+    appendElements(out, std::move(loads[i].desired));
+    diags.append(std::move(loads[i].diags));
+  }
+  return true;
+}
+
+}  // namespace
+
+void loadDocument(std::string_view text, const std::string& displayName, Desired& out,
+                  Diagnostics& diags) {
+  detail::loadDocument(text, displayName, out, diags, kChunkBytes);
+}
+
+void detail::loadDocument(std::string_view text, const std::string& displayName, Desired& out,
+                          Diagnostics& diags, size_t chunkBytes) {
+  if (auto at = nonAsciiOutsideStrings(text)) {
+    diags.error(SourceLoc{displayName, at->first, at->second},
+                "non-ASCII character outside a string or comment");
+    return;
+  }
+  const SourceFile file(displayName);
+  const std::vector<TomlChunk> chunks = splitTomlChunks(text, chunkBytes);
+  if (chunks.size() > 1 && loadInChunks(chunks, displayName, file, out, diags)) {
+    return;
+  }
+  toml::parse_result result = toml::parse(text, displayName);
+  if (!result) {
+    const toml::parse_error& err = result.error();
+    diags.error(locOf(err.source(), file), std::string(err.description()));
+    return;
+  }
+  loadTopLevel(result.table(), out, diags, file);
+}
+
+Desired loadFiles(const std::vector<ConfigFile>& files, Diagnostics& diags) {
+  Desired out;
+  for (const ConfigFile& file : files) {
+    if (!file.text) {
+      diags.error(SourceLoc{file.name, 0, 0}, "cannot read file");
+      continue;
+    }
+    loadDocument(*file.text, file.name, out, diags);
+  }
+  finishLoading(out, diags);
+  return out;
+}
+
+}  // namespace edgeplane
