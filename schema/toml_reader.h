@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <optional>
 #include <set>
@@ -387,6 +388,20 @@ std::optional<E> enumValue(TableReader& r, std::string_view key,
 // schema/toml_include.h; this stays for its error message.
 // Returns the 1-based line and column of the first one, if any.
 inline std::optional<std::pair<uint32_t, uint32_t>> nonAsciiOutsideStrings(std::string_view t) {
+  // All ASCII, the usual case, is seen a word at a time, without following strings and comments.
+  uint64_t any = 0;
+  size_t at = 0;
+  for (; at + 8 <= t.size(); at += 8) {
+    uint64_t word = 0;
+    std::memcpy(&word, t.data() + at, 8);
+    any |= word;
+  }
+  for (; at < t.size(); ++at) {
+    any |= static_cast<unsigned char>(t[at]);
+  }
+  if ((any & 0x8080808080808080ULL) == 0) {
+    return std::nullopt;
+  }
   uint32_t line = 1;
   uint32_t col = 1;
   size_t i = 0;
