@@ -32,7 +32,11 @@ Result<void> fail(const std::string& what, const std::string& path, int e, int* 
 
 }  // namespace
 
-Result<void> writeNewFile(const std::string& path, std::string_view data, mode_t mode, int* err) {
+namespace {
+
+// writeNewFile; `sync`: fsync before returning.
+Result<void> writeFile(const std::string& path, std::string_view data, mode_t mode, int* err,
+                       bool sync) {
   if (err != nullptr) {
     *err = 0;
   }
@@ -58,16 +62,16 @@ Result<void> writeNewFile(const std::string& path, std::string_view data, mode_t
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(f.fd) != 0) {
+  if (sync && ::fsync(f.fd) != 0) {
     return fail("sync", path, errno, err);
   }
   return {};
 }
 
-Result<void> replaceFile(const std::string& path, const std::string& tmp, std::string_view data,
-                         mode_t mode) {
+Result<void> replaceWith(const std::string& path, const std::string& tmp, std::string_view data,
+                         mode_t mode, bool sync) {
   ::unlink(tmp.c_str());
-  if (auto w = writeNewFile(tmp, data, mode); !w) {
+  if (auto w = writeFile(tmp, data, mode, nullptr, sync); !w) {
     return w;
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -76,9 +80,20 @@ Result<void> replaceFile(const std::string& path, const std::string& tmp, std::s
   return {};
 }
 
+}  // namespace
+
+Result<void> writeNewFile(const std::string& path, std::string_view data, mode_t mode, int* err) {
+  return writeFile(path, data, mode, err, true);
+}
+
+Result<void> replaceFile(const std::string& path, const std::string& tmp, std::string_view data,
+                         mode_t mode) {
+  return replaceWith(path, tmp, data, mode, true);
+}
+
 Result<void> replaceFileAsThisProcess(const std::string& path, std::string_view data, mode_t mode) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  auto r = replaceFile(path, tmp, data, mode);
+  auto r = replaceWith(path, tmp, data, mode, false);
   if (!r) {
     ::unlink(tmp.c_str());
   }
