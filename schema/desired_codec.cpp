@@ -91,7 +91,7 @@ enum class FileTag : uint8_t { Absolute, Root, UnderRoot, Seen };
 class Writer {
  public:
   static constexpr bool kReading = false;
-  explicit Writer(std::string_view root) : root_(root) {}
+  Writer(std::string_view root, uint32_t linesBefore) : root_(root), linesBefore_(linesBefore) {}
 
   bool ok() const { return true; }
   std::string take() { return std::move(out_); }
@@ -140,9 +140,15 @@ class Writer {
   }
   // How many elements follow.
   void count(uint64_t& n) { unsignedInt(n); }
+  // A location's line, counted from the line after `linesBefore` (0, unknown, stays 0).
+  void line(uint32_t& v) {
+    uint64_t n = v > linesBefore_ ? v - linesBefore_ : 0;
+    unsignedInt(n);
+  }
 
  private:
   std::string_view root_;
+  uint32_t linesBefore_;
   std::string out_;
   std::map<std::string, uint64_t, std::less<>> seen_;
 };
@@ -150,7 +156,8 @@ class Writer {
 class Reader {
  public:
   static constexpr bool kReading = true;
-  Reader(std::string_view in, std::string_view root) : in_(in), root_(root) {}
+  Reader(std::string_view in, std::string_view root, uint32_t linesBefore)
+      : in_(in), root_(root), linesBefore_(linesBefore) {}
 
   bool ok() const { return !bad_; }
   bool atEnd() const { return pos_ == in_.size(); }
@@ -232,6 +239,19 @@ class Reader {
         fail();
     }
   }
+  // A location's line, put back after `linesBefore` (0, unknown, stays 0).
+  void line(uint32_t& v) {
+    uint64_t n = 0;
+    unsignedInt(n);
+    if (n != 0) {
+      n += linesBefore_;
+    }
+    if (n > std::numeric_limits<uint32_t>::max()) {
+      fail();
+      return;
+    }
+    v = static_cast<uint32_t>(n);
+  }
   // Every element takes at least one byte: a count beyond what is left is corrupt, and never
   // becomes a huge allocation.
   void count(uint64_t& n) {
@@ -248,6 +268,7 @@ class Reader {
  private:
   std::string_view in_;
   std::string_view root_;
+  uint32_t linesBefore_;
   std::vector<SourceFile> seen_;
   size_t pos_ = 0;
   bool bad_ = false;
@@ -264,7 +285,8 @@ void fields(A& a, T&... v) {
 template <typename A>
 void io(A& a, SourceLoc& v) {
   a.location(v.file);
-  fields(a, v.line, v.column);
+  a.line(v.line);
+  field(a, v.column);
 }
 template <typename A>
 void io(A& a, Origin& v) {
@@ -494,15 +516,16 @@ void field(A& a, T& v) {
 
 }  // namespace
 
-std::string encodeDesired(const Desired& d, std::string_view root) {
-  Writer w(root);
+std::string encodeDesired(const Desired& d, std::string_view root, uint32_t linesBefore) {
+  Writer w(root, linesBefore);
   // The writer only reads: io() takes the struct by reference for both directions.
   field(w, const_cast<Desired&>(d));
   return w.take();
 }
 
-std::optional<Desired> decodeDesired(std::string_view bytes, std::string_view root) {
-  Reader r(bytes, root);
+std::optional<Desired> decodeDesired(std::string_view bytes, std::string_view root,
+                                     uint32_t linesBefore) {
+  Reader r(bytes, root, linesBefore);
   Desired d;
   field(r, d);
   if (!r.ok() || !r.atEnd()) {

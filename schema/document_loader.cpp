@@ -8,6 +8,8 @@
 #include <system_error>
 #include <thread>
 
+#include "schema/chunk_memo.h"
+#include "schema/desired_codec.h"
 #include "schema/table_loader.h"
 #include "schema/toml_chunks.h"
 #include "schema/toml_reader.h"
@@ -29,8 +31,9 @@ using detail::topLevelArrays;
 namespace {
 
 // A document at least twice this long is parsed in chunks of at least this size, in parallel:
-// about 16 chunks for 1 MiB (10k forwards), enough to share between cores evenly.
-constexpr size_t kChunkBytes = 64 * 1024;
+// about 60 chunks for 1 MiB (10k forwards): shared evenly between cores, and a change to one
+// forward parses one of them again (chunk_memo.h).
+constexpr size_t kChunkBytes = 16 * 1024;
 
 // One chunk, parsed and (but for the first) loaded on its own, on any thread.
 struct ChunkLoad {
@@ -42,29 +45,58 @@ struct ChunkLoad {
   std::exception_ptr failure;
 };
 
-void loadChunk(const TomlChunk& chunk, bool first, const std::string& name, const SourceFile& file,
-               ChunkLoad& out) {
-  out.parsed = toml::parse(chunk.text, name);
+// What loading one document's chunks shares.
+struct Document {
+  const std::string& name;
+  const SourceFile& file;
+  ChunkMemo* memo;  // may be null
+};
+
+// A chunk an earlier run kept (chunk_memo.h), decoded; false when there is none.
+bool recall(const TomlChunk& chunk, const Document& doc, ChunkLoad& out) {
+  const std::string_view* elements = doc.memo->recall(doc.memo->relative(doc.name), chunk.text);
+  if (elements == nullptr) {
+    return false;
+  }
+  std::optional<Desired> d = decodeDesired(*elements, doc.memo->root(), chunk.linesBefore);
+  if (!d) {
+    return false;
+  }
+  out.desired = std::move(*d);
+  out.parsedOk = true;
+  out.shape = ChunkShape{.appendsOnly = true, .closesAnArray = false};
+  return true;
+}
+
+void loadChunk(const TomlChunk& chunk, bool first, const Document& doc, ChunkLoad& out) {
+  if (!first && doc.memo != nullptr && recall(chunk, doc, out)) {
+    return;
+  }
+  out.parsed = toml::parse(chunk.text, doc.name);
   out.parsedOk = static_cast<bool>(out.parsed);
   if (!out.parsedOk) {
     return;
   }
   out.shape = chunkShape(out.parsed.table(), topLevelArrays());
-  if (!first && out.shape.appendsOnly) {
-    loadTopLevel(out.parsed.table(), out.desired, out.diags, file, chunk.linesBefore);
-    out.parsed = toml::parse_result{};
+  if (first || !out.shape.appendsOnly) {
+    return;
+  }
+  loadTopLevel(out.parsed.table(), out.desired, out.diags, doc.file, chunk.linesBefore);
+  out.parsed = toml::parse_result{};
+  if (doc.memo != nullptr && out.diags.empty()) {
+    doc.memo->keep(std::string(doc.memo->relative(doc.name)), std::string(chunk.text),
+                   encodeDesired(out.desired, doc.memo->root(), chunk.linesBefore));
   }
 }
 
 // Parses and loads `chunks` on up to as many threads as there are cores.
-std::vector<ChunkLoad> loadChunks(const std::vector<TomlChunk>& chunks, const std::string& name,
-                                  const SourceFile& file) {
+std::vector<ChunkLoad> loadChunks(const std::vector<TomlChunk>& chunks, const Document& doc) {
   std::vector<ChunkLoad> loads(chunks.size());
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i = next++; i < chunks.size(); i = next++) {
       try {
-        loadChunk(chunks[i], i == 0, name, file, loads[i]);
+        loadChunk(chunks[i], i == 0, doc, loads[i]);
       } catch (...) {
         loads[i].failure = std::current_exception();
       }
@@ -91,9 +123,9 @@ std::vector<ChunkLoad> loadChunks(const std::vector<TomlChunk>& chunks, const st
 
 // Loads a document cut into chunks into `out`; false, with nothing loaded, when the chunks do not
 // mean what the whole document means (toml_chunks.h) or one does not parse.
-bool loadInChunks(const std::vector<TomlChunk>& chunks, const std::string& name,
-                  const SourceFile& file, Desired& out, Diagnostics& diags) {
-  std::vector<ChunkLoad> loads = loadChunks(chunks, name, file);
+bool loadInChunks(const std::vector<TomlChunk>& chunks, const Document& doc, Desired& out,
+                  Diagnostics& diags) {
+  std::vector<ChunkLoad> loads = loadChunks(chunks, doc);
   std::vector<ChunkShape> shapes;
   for (const ChunkLoad& l : loads) {
     if (!l.parsedOk) {
@@ -104,7 +136,7 @@ bool loadInChunks(const std::vector<TomlChunk>& chunks, const std::string& name,
   if (!chunksCombine(shapes)) {
     return false;
   }
-  loadTopLevel(loads.front().parsed.table(), out, diags, file);
+  loadTopLevel(loads.front().parsed.table(), out, diags, doc.file);
   for (size_t i = 1; i < loads.size(); ++i) {
     appendElements(out, std::move(loads[i].desired));
     diags.append(std::move(loads[i].diags));
@@ -115,12 +147,12 @@ bool loadInChunks(const std::vector<TomlChunk>& chunks, const std::string& name,
 }  // namespace
 
 void loadDocument(std::string_view text, const std::string& displayName, Desired& out,
-                  Diagnostics& diags) {
-  detail::loadDocument(text, displayName, out, diags, kChunkBytes);
+                  Diagnostics& diags, ChunkMemo* memo) {
+  detail::loadDocument(text, displayName, out, diags, kChunkBytes, memo);
 }
 
 void detail::loadDocument(std::string_view text, const std::string& displayName, Desired& out,
-                          Diagnostics& diags, size_t chunkBytes) {
+                          Diagnostics& diags, size_t chunkBytes, ChunkMemo* memo) {
   if (auto at = nonAsciiOutsideStrings(text)) {
     diags.error(SourceLoc{displayName, at->first, at->second},
                 "non-ASCII character outside a string or comment");
@@ -128,7 +160,7 @@ void detail::loadDocument(std::string_view text, const std::string& displayName,
   }
   const SourceFile file(displayName);
   const std::vector<TomlChunk> chunks = splitTomlChunks(text, chunkBytes);
-  if (chunks.size() > 1 && loadInChunks(chunks, displayName, file, out, diags)) {
+  if (chunks.size() > 1 && loadInChunks(chunks, Document{displayName, file, memo}, out, diags)) {
     return;
   }
   toml::parse_result result = toml::parse(text, displayName);
@@ -140,14 +172,14 @@ void detail::loadDocument(std::string_view text, const std::string& displayName,
   loadTopLevel(result.table(), out, diags, file);
 }
 
-Desired loadFiles(const std::vector<ConfigFile>& files, Diagnostics& diags) {
+Desired loadFiles(const std::vector<ConfigFile>& files, Diagnostics& diags, ChunkMemo* memo) {
   Desired out;
   for (const ConfigFile& file : files) {
     if (!file.text) {
       diags.error(SourceLoc{file.name, 0, 0}, "cannot read file");
       continue;
     }
-    loadDocument(*file.text, file.name, out, diags);
+    loadDocument(*file.text, file.name, out, diags, memo);
   }
   finishLoading(out, diags);
   return out;

@@ -12,20 +12,24 @@
 
 namespace edgeplane {
 
+class ChunkMemo;  // schema/chunk_memo.h
+
 // Reads one TOML document (already in memory) into `out`, appending to what is there.
 // `displayName` is the file name diagnostics carry. Syntax and type errors, unknown keys and
 // malformed values are reported to `diags`; well-formed parts are still loaded so that
 // validation can report everything at once.
 // A document of 128 KiB or more is parsed in chunks of at least 64 KiB, on as many threads as
-// there are cores, and means the same (schema/toml_chunks.h).
+// there are cores, and means the same (schema/toml_chunks.h). With a `memo`, a chunk an earlier
+// run loaded from the same text of the same file is decoded instead of parsed, and the chunks
+// of this load are kept in it (chunk_memo.h).
 void loadDocument(std::string_view text, const std::string& displayName, Desired& out,
-                  Diagnostics& diags);
+                  Diagnostics& diags, ChunkMemo* memo = nullptr);
 
 namespace detail {
 // loadDocument with another chunk size: a document of 2 * chunkBytes or more is parsed in chunks
 // of at least chunkBytes. For tests and the fuzzer, which check that every size means the same.
 void loadDocument(std::string_view text, const std::string& displayName, Desired& out,
-                  Diagnostics& diags, size_t chunkBytes);
+                  Diagnostics& diags, size_t chunkBytes, ChunkMemo* memo = nullptr);
 }  // namespace detail
 
 // One *.toml file of a config root as loadDirectory reads it: the name diagnostics give it
@@ -42,7 +46,8 @@ std::optional<std::vector<ConfigFile>> readConfigRoot(const std::filesystem::pat
 
 // Loads `files` in order (an unreadable one is an error) and merged: loadDirectory's second
 // half, for a caller that read the root itself.
-Desired loadFiles(const std::vector<ConfigFile>& files, Diagnostics& diags);
+Desired loadFiles(const std::vector<ConfigFile>& files, Diagnostics& diags,
+                  ChunkMemo* memo = nullptr);
 
 // Every *.toml file below `root`, in sorted order, merged. Diagnostics name files as
 // `root/relative` (lexically normalised). A missing or empty root is itself an error.

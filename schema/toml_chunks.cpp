@@ -30,6 +30,18 @@ bool isArrayOfHeaderTables(const toml::node& n) {
          });
 }
 
+// Whether a chunk may end before the "[[name]]" line at `at`, decided by the line's own text and
+// what follows it (48 bytes): about one such line in 16. An edit then moves only the cuts near
+// it; the chunks after keep their text, which is what chunk_memo.h finds them by (cuts at fixed
+// distances would all shift with one added line).
+bool endsAChunk(std::string_view text, size_t at) {
+  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a
+  for (char c : text.substr(at, 48)) {
+    h = (h ^ static_cast<uint8_t>(c)) * 0x100000001b3ULL;
+  }
+  return (h >> 60) == 0;
+}
+
 }  // namespace
 
 std::vector<TomlChunk> splitTomlChunks(std::string_view text, size_t minBytes) {
@@ -37,14 +49,18 @@ std::vector<TomlChunk> splitTomlChunks(std::string_view text, size_t minBytes) {
   size_t start = 0;
   uint32_t linesBefore = 0;
   if (minBytes > 0 && text.size() / 2 >= minBytes) {
-    size_t from = minBytes;
+    size_t from = 1;  // the first chunk: up to the first cut
     while (from < text.size()) {
       const size_t nl = text.find("\n[[", from - 1);
       if (nl == std::string_view::npos) {
         break;
       }
       const size_t at = nl + 1;
-      if (!opensTopLevelArrayTable(text, at)) {
+      // The first chunk ends at the first such line; a later one at a line that ends a chunk,
+      // or at any once it is 4 * minBytes long (text where none does: the same lines repeated).
+      const bool first = start == 0;
+      if (!opensTopLevelArrayTable(text, at) ||
+          (!first && at - start < 4 * minBytes && !endsAChunk(text, at))) {
         from = at + 1;
         continue;
       }

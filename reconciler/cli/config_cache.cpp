@@ -15,6 +15,7 @@
 
 #include "reconciler/system/file_write.h"
 #include "reconciler/system/program_identity.h"
+#include "schema/chunk_memo.h"
 #include "schema/desired_codec.h"
 #include "schema/loader.h"
 #include "schema/net.h"
@@ -153,17 +154,55 @@ void store(const ConfigCache& cache, const std::string& header, std::string_view
   (void)sys::replaceFileAsThisProcess(cache.file.string(), bytes, 0600);
 }
 
+std::string chunksHeader(const ConfigCache& cache) {
+  return "edgeplane loaded chunks\nprogram " + cache.program + "\ncodec " +
+         std::to_string(kDesiredCodecVersion) + "\n\n";
+}
+
+// The chunks the last miss kept (chunk_memo.h), when the file is this program's and intact: its
+// bytes, and where the chunks start in them; nothing otherwise.
+std::pair<std::string, size_t> readChunks(const ConfigCache& cache) {
+  auto read = sys::readOwnFile(cache.chunks.string());
+  if (!read || !read->has_value()) {
+    return {};
+  }
+  std::string bytes = std::move(**read);
+  const std::string header = chunksHeader(cache);
+  if (bytes.size() < header.size() + kChecksumBytes || !bytes.starts_with(header)) {
+    return {};
+  }
+  const size_t body = bytes.size() - kChecksumBytes;
+  if (checksumText(std::string_view(bytes).substr(0, body)) != bytes.substr(body)) {
+    return {};
+  }
+  bytes.resize(body);
+  return {std::move(bytes), header.size()};
+}
+
+void storeChunks(const ConfigCache& cache, ChunkMemo& memo) {
+  if (memo.keptCount() == 0 && memo.earlierCount() == 0) {
+    return;  // no file large enough to be cut, now or before
+  }
+  std::string bytes = chunksHeader(cache) + memo.encodeKept();
+  bytes += checksumText(bytes);
+  (void)sys::replaceFileAsThisProcess(cache.chunks.string(), bytes, 0600);
+}
+
+// `f` run on another thread, or (no thread to be had) when its result is asked for.
+template <typename F>
+auto meanwhile(F f) -> std::future<decltype(f())> {
+  try {
+    return std::async(std::launch::async, std::move(f));
+  } catch (const std::system_error&) {
+    return std::async(std::launch::deferred, std::move(f));
+  }
+}
+
 // validate(d), while `d` is encoded for the cache on another thread (both only read it): the
 // encoding, or nullopt when the config has diagnostics and is not to be cached.
 std::optional<std::string> validateAndEncode(const Desired& d, const std::string& root,
                                              Diagnostics& diags) {
-  auto encode = [&d, &root] { return encodeDesired(d, root); };
-  std::future<std::string> encoded;
-  try {
-    encoded = std::async(std::launch::async, encode);
-  } catch (const std::system_error&) {
-    encoded = std::async(std::launch::deferred, encode);  // no thread to be had: in turn
-  }
+  std::future<std::string> encoded = meanwhile([&d, &root] { return encodeDesired(d, root); });
   validate(d, diags);
   std::string bytes = encoded.get();
   if (!diags.empty()) {
@@ -179,13 +218,17 @@ std::optional<ConfigCache> configCacheIn(const fs::path& stateDir) {
   if (stateDir.empty() || ::stat(stateDir.c_str(), &st) != 0 || !ensureStateDir(stateDir)) {
     return std::nullopt;
   }
-  return ConfigCache{stateDir / "validated-config", sys::programIdentity()};
+  return ConfigCache{stateDir / "validated-config", sys::programIdentity(),
+                     stateDir / "loaded-chunks"};
 }
 
 Desired loadAndValidateCached(const fs::path& root, const std::optional<ConfigCache>& cache,
-                              Diagnostics& diags, CacheUse* use) {
+                              Diagnostics& diags, CacheUse* use, size_t* chunksRecalled) {
   if (use != nullptr) {
     *use = CacheUse::None;
+  }
+  if (chunksRecalled != nullptr) {
+    *chunksRecalled = 0;
   }
   auto files = readConfigRoot(root, diags);
   if (!files) {
@@ -204,6 +247,10 @@ Desired loadAndValidateCached(const fs::path& root, const std::optional<ConfigCa
   if (cache) {
     sys::removeTemporaryFilesOfDeadProcesses(cache->file.parent_path(),
                                              cache->file.filename().string());
+    if (!cache->chunks.empty()) {
+      sys::removeTemporaryFilesOfDeadProcesses(cache->chunks.parent_path(),
+                                               cache->chunks.filename().string());
+    }
   }
   if (key) {
     header = entryHeader(*cache, *key);
@@ -217,13 +264,28 @@ Desired loadAndValidateCached(const fs::path& root, const std::optional<ConfigCa
       *use = CacheUse::Miss;
     }
   }
-  Desired d = loadFiles(*files, diags);
+  std::optional<ChunkMemo> memo;
+  if (cache && !cache->chunks.empty()) {
+    auto [earlier, offset] = readChunks(*cache);
+    memo.emplace(rootName, std::move(earlier), offset);
+  }
+  Desired d = loadFiles(*files, diags, memo ? &*memo : nullptr);
+  // The chunks are stored while the config is validated (also after diagnostics: a chunk is
+  // kept only when it loaded without any, and the next run, with the mistake mended, finds it).
+  std::future<void> chunksStored;
+  if (memo && chunksRecalled != nullptr) {
+    *chunksRecalled = memo->recalledCount();
+  }
+  if (memo) {
+    chunksStored = meanwhile([&cache, &memo] { storeChunks(*cache, *memo); });
+  }
   if (!key || !diags.empty()) {
     validate(d, diags);
-    return d;
-  }
-  if (auto encoded = validateAndEncode(d, rootName, diags)) {
+  } else if (auto encoded = validateAndEncode(d, rootName, diags)) {
     store(*cache, header, *encoded);
+  }
+  if (chunksStored.valid()) {
+    chunksStored.get();
   }
   return d;
 }

@@ -16,6 +16,9 @@ namespace edgeplane::cli {
 struct ConfigCache {
   std::filesystem::path file;  // <state-dir>/validated-config
   std::string program;         // sys::programIdentity(), unless a test says otherwise
+  // <state-dir>/loaded-chunks: the chunks of large files the last miss loaded (chunk_memo.h);
+  // empty: none are kept.
+  std::filesystem::path chunks;
 };
 
 // The cache in `stateDir` when that directory exists and passes ensureStateDir's checks (owned
@@ -29,11 +32,13 @@ enum class CacheUse : uint8_t { None, Hit, Miss };
 // version, and its checksum and encoding are intact; anything else (absent, corrupt, foreign) is
 // a miss: the files are parsed and validated, and a result without diagnostics replaces the
 // entry (0600, written to a temporary file and renamed; the temporary files of runs killed while
-// writing are removed by the next run). Only what the files alone decide is cached: the host's
+// writing are removed by the next run). On a miss, a chunk of a large file that the last miss
+// loaded from the same text is decoded instead of parsed (ConfigCache::chunks; the chunks of
+// this load replace them; `chunksRecalled`: how many). Only what the files alone decide is cached: the host's
 // own checks (key files, certificates, this host's name) come later, on every run. The model
 // holds key file paths and API-key digests, never key material.
 Desired loadAndValidateCached(const std::filesystem::path& root,
                               const std::optional<ConfigCache>& cache, Diagnostics& diags,
-                              CacheUse* use = nullptr);
+                              CacheUse* use = nullptr, size_t* chunksRecalled = nullptr);
 
 }  // namespace edgeplane::cli

@@ -4,12 +4,14 @@
 // whole path `edgeplane validate` takes for one file is exercised: toml++ parsing, the
 // loader's type and value checks (net.h parsers included), semantic validation across kinds,
 // and the formatting of every diagnostic. And a document cut into chunks that are parsed on
-// their own (schema/toml_chunks.h, here at every "[[name]]" line) means what it means whole.
+// their own (schema/toml_chunks.h, here at almost every "[[name]]" line) means what it means
+// whole, also when the chunks are decoded from what a first load kept (chunk_memo.h).
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "schema/chunk_memo.h"
 #include "schema/desired_codec.h"
 #include "schema/diagnostic.h"
 #include "schema/loader.h"
@@ -21,14 +23,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   edgeplane::Desired desired;
   edgeplane::Diagnostics diags;
   edgeplane::detail::loadDocument(text, "fuzz.toml", desired, diags, 0);  // whole
-  {
+  const std::string whole = edgeplane::encodeDesired(desired, "");
+  auto sameAsWhole = [&](edgeplane::ChunkMemo* memo) {
     edgeplane::Desired chunked;
     edgeplane::Diagnostics chunkedDiags;
-    edgeplane::detail::loadDocument(text, "fuzz.toml", chunked, chunkedDiags, 1);
-    if (chunkedDiags.format() != diags.format() ||
-        edgeplane::encodeDesired(chunked, "") != edgeplane::encodeDesired(desired, "")) {
+    edgeplane::detail::loadDocument(text, "fuzz.toml", chunked, chunkedDiags, 1, memo);
+    if (chunkedDiags.format() != diags.format() || edgeplane::encodeDesired(chunked, "") != whole) {
       __builtin_trap();
     }
+  };
+  edgeplane::ChunkMemo first("");
+  sameAsWhole(&first);
+  edgeplane::ChunkMemo second("", first.encodeKept());
+  sameAsWhole(&second);
+  if (second.recalledCount() != first.keptCount()) {  // each kept chunk is found again
+    __builtin_trap();
   }
   edgeplane::validate(desired, diags);
   // Also covers the per-host view the reconciler and `validate --host` compute.

@@ -222,6 +222,63 @@ TEST_F(ConfigCacheTest, NoStateDirectoryNoCache) {
   EXPECT_EQ(use, cli::CacheUse::None);
 }
 
+// A config of 2000 forwards in one file (220 KB), large enough to be loaded in chunks
+// (toml_chunks.h), with forward `changed` sent to another port.
+std::string forwardsFile(int changed) {
+  std::string text;
+  for (int i = 0; i < 2000; ++i) {
+    text += "[[forward]]\nname = \"f" + std::to_string(i) +
+            "\"\nnamespace = \"tenant-a\"\nprotocol = \"tcp\"\npublic_port = " +
+            std::to_string(40000 + i) +
+            "\ntarget = \"10.60.0.20:" + std::to_string(i == changed ? 9999 : 1000 + i) + "\"\n\n";
+  }
+  return text;
+}
+
+// forwardsFile(changed) in the config, loaded through `cache`: what it gives, and how many
+// chunks were decoded from what the last miss kept.
+std::pair<std::string, size_t> loadForwards(const fs::path& config, int changed,
+                                            const cli::ConfigCache& cache) {
+  writeFile(config / "forwards.toml", forwardsFile(changed));
+  cli::CacheUse use = cli::CacheUse::None;
+  size_t recalled = 99;
+  Diagnostics diags;
+  Desired d = cli::loadAndValidateCached(config, cache, diags, &use, &recalled);
+  EXPECT_EQ(diags.format(), "");
+  EXPECT_EQ(use, cli::CacheUse::Miss);
+  return {encodeDesired(d, ""), recalled};
+}
+
+TEST_F(ConfigCacheTest, ALargeFileWithOneChangeIsParsedOnlyWhereItChanged) {
+  EXPECT_EQ(loadForwards(config_, -1, cache_).second, 0U);
+  struct stat st {};
+  ASSERT_EQ(::stat(cache_.chunks.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600);
+  for (int changed : {1000, 5, 1999}) {
+    const auto [got, recalled] = loadForwards(config_, changed, cache_);
+    EXPECT_GT(recalled, 6U) << "forward " << changed;  // the chunks around the change are parsed
+    EXPECT_TRUE(got == parsed(config_)) << "forward " << changed;
+  }
+}
+
+TEST_F(ConfigCacheTest, ADamagedOrForeignChunksFileIsIgnored) {
+  loadForwards(config_, -1, cache_);
+  const std::string intact = readFile(cache_.chunks);
+  ASSERT_GT(intact.size(), 1000U);
+  std::string damaged = intact;
+  damaged[damaged.size() / 2] ^= 0x01;
+  cli::ConfigCache other = cache_;
+  other.program = "another build";
+  for (int changed : {1, 2}) {
+    const std::string& planted = changed == 1 ? damaged : intact;
+    writeFile(cache_.chunks, planted);
+    const auto [got, recalled] = loadForwards(config_, changed, changed == 1 ? cache_ : other);
+    EXPECT_EQ(recalled, 0U);
+    EXPECT_TRUE(got == parsed(config_));
+    EXPECT_NE(readFile(cache_.chunks), planted);  // replaced by this load's
+  }
+}
+
 TEST(DesiredCodec, EveryTruncationAndTrailingBytesAreRefused) {
   Diagnostics diags;
   Desired d = loadAndValidate(fs::path(EDGEPLANE_SOURCE_DIR) / "examples/full", diags);
@@ -232,6 +289,26 @@ TEST(DesiredCodec, EveryTruncationAndTrailingBytesAreRefused) {
     ASSERT_FALSE(decodeDesired(std::string_view(bytes).substr(0, n), "/r").has_value()) << n;
   }
   EXPECT_FALSE(decodeDesired(bytes + '\0', "/r").has_value());
+}
+
+TEST(DesiredCodec, LinesAreStoredAfterTheLinesBeforeAndPutBackAfterOthers) {
+  Desired d;
+  Diagnostics diags;
+  loadDocument("\n\n[[host]]\nname = \"edge-1\"\n", "/r/a.toml", d, diags);
+  ASSERT_EQ(diags.format(), "");
+  ASSERT_EQ(d.hosts.at(0).origin.table.line, 3U);
+  d.hosts.at(0).origin.fields.insert_or_assign("unknown", SourceLoc{"/r/a.toml", 0, 0});
+  // Stored relative to line 2, put back after line 10: 3 -> 11; an unknown line stays 0.
+  auto moved = decodeDesired(encodeDesired(d, "/r", 2), "/elsewhere", 10);
+  ASSERT_TRUE(moved.has_value());
+  const Origin& o = moved->hosts.at(0).origin;
+  EXPECT_EQ(o.table.line, 11U);
+  EXPECT_EQ(o.table.file.str(), "/elsewhere/a.toml");
+  EXPECT_EQ(o.at("name").line, 12U);
+  EXPECT_EQ(o.at("unknown").line, 0U);
+  EXPECT_EQ(encodeDesired(*moved, "/elsewhere", 10), encodeDesired(d, "/r", 2));
+  // A line past what 32 bits hold is refused.
+  EXPECT_FALSE(decodeDesired(encodeDesired(d, "/r"), "/r", 0xFFFFFFFFU).has_value());
 }
 
 }  // namespace

@@ -4,10 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "schema/chunk_memo.h"
 #include "schema/desired_codec.h"
 #include "schema/loader.h"
 
@@ -37,7 +39,7 @@ std::string manyForwards() {
 std::pair<std::string, std::string> loadAt(std::string_view doc, size_t chunkBytes) {
   Desired d;
   Diagnostics diags;
-  detail::loadDocument(doc, "t.toml", d, diags, chunkBytes);
+  detail::loadDocument(doc, "cfg/t.toml", d, diags, chunkBytes);
   return {encodeDesired(d, ""), diags.format()};
 }
 
@@ -67,24 +69,64 @@ bool combines(std::string_view doc, size_t bytes) {
 
 TEST(TomlChunks, CutsOnlyBeforeTopLevelArrayTableLinesAndCountsLines) {
   const std::string doc = manyForwards();
-  const std::vector<TomlChunk> chunks = splitTomlChunks(doc, 300);
+  const std::vector<TomlChunk> chunks = splitTomlChunks(doc, 100);
   ASSERT_GT(chunks.size(), 5U);
+  // The first chunk ends at the first cut, however short: the fleet.
+  EXPECT_EQ(chunks[0].text, "[fleet]\nbase_domain = \"x.example.com\"\n\n");
   std::string joined;
   uint32_t lines = 0;
   for (size_t i = 0; i < chunks.size(); ++i) {
     const TomlChunk& c = chunks[i];
     EXPECT_EQ(c.linesBefore, lines);
     if (i > 0) {
-      EXPECT_TRUE(c.text.starts_with("[[forward]]\n") || c.text.starts_with("[[certificate]]\n"))
+      EXPECT_TRUE(c.text.starts_with("[[namespace]]\n") || c.text.starts_with("[[forward]]\n") ||
+                  c.text.starts_with("[[certificate]]\n"))
           << c.text;
     }
-    if (i + 1 < chunks.size()) {
-      EXPECT_GE(c.text.size(), 300U);
+    if (i > 0 && i + 1 < chunks.size()) {
+      EXPECT_GE(c.text.size(), 100U);
     }
     joined += c.text;
     lines += static_cast<uint32_t>(std::count(c.text.begin(), c.text.end(), '\n'));
   }
   EXPECT_EQ(joined, doc);
+}
+
+// Many forwards: 400 of them, about 40 KB.
+std::string moreForwards() {
+  std::string doc = manyForwards();
+  for (int i = 30; i < 400; ++i) {
+    doc += "[[forward]]\nname = \"f" + std::to_string(i) +
+           "\"\nnamespace = \"a\"\nprotocol = \"udp\"\npublic_port = " + std::to_string(20000 + i) +
+           "\ntarget = \"10.50.0.9:" + std::to_string(1000 + i) + "\"\n\n";
+  }
+  return doc;
+}
+
+TEST(TomlChunks, AnEditChangesTheChunksAroundItAndNoOther) {
+  const std::string doc = moreForwards();
+  auto texts = [](std::string_view d) {
+    std::set<std::string_view> out;
+    for (const TomlChunk& c : splitTomlChunks(d, 1000)) {
+      out.insert(c.text);
+    }
+    return out;
+  };
+  const auto before = texts(doc);
+  ASSERT_GT(before.size(), 10U);
+  // Lines of every length added early in the file: cuts at fixed distances would move for some.
+  for (size_t added = 2; added < 120; added += 9) {
+    std::string edited = doc;
+    edited.insert(edited.find("[[forward]]\nname = \"f40\""),
+                  "#" + std::string(added - 2, 'x') + "\n");
+    const auto after = texts(edited);
+    size_t same = 0;
+    for (std::string_view t : after) {
+      same += before.count(t);
+    }
+    EXPECT_GE(same + 2, after.size())
+        << added << " bytes added: " << same << " of " << after.size();
+  }
 }
 
 TEST(TomlChunks, ShortTextsAndTextsWithoutCutsAreOneChunk) {
@@ -166,6 +208,93 @@ TEST(TomlChunks, ASyntaxErrorIsReportedAsForTheWholeDocument) {
   const auto whole = loadAt(doc, 0);
   EXPECT_NE(whole.second.find("error: Error while parsing"), std::string::npos) << whole.second;
   expectSameAtEveryChunkSize(doc);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chunks remembered between runs (chunk_memo.h).
+
+// What loadDocument gives for `doc` (chunks of at least 200 bytes) with `memo`.
+std::pair<std::string, std::string> loadWith(std::string_view doc, ChunkMemo* memo) {
+  Desired d;
+  Diagnostics diags;
+  detail::loadDocument(doc, "cfg/t.toml", d, diags, 200, memo);
+  return {encodeDesired(d, ""), diags.format()};
+}
+
+// A memo holding what `doc` kept in a first load.
+std::string keptBy(std::string_view doc) {
+  ChunkMemo first("cfg");
+  loadWith(doc, &first);
+  return first.encodeKept();
+}
+
+TEST(ChunkMemo, AnUnchangedDocumentIsDecodedChunkForChunkAndLoadsTheSame) {
+  const std::string doc = manyForwards();
+  const size_t chunks = splitTomlChunks(doc, 200).size();
+  ASSERT_GT(chunks, 5U);
+  ChunkMemo first("cfg");
+  EXPECT_TRUE(loadWith(doc, &first) == loadAt(doc, 0));
+  EXPECT_EQ(first.keptCount(), chunks - 1);  // all but the first
+  ChunkMemo second("cfg", first.encodeKept());
+  EXPECT_EQ(second.earlierCount(), chunks - 1);
+  EXPECT_TRUE(loadWith(doc, &second) == loadAt(doc, 0));
+  EXPECT_EQ(second.keptCount(), chunks - 1);
+  // What it found it keeps for the next run, as it was.
+  ChunkMemo third("cfg", second.encodeKept());
+  EXPECT_EQ(third.earlierCount(), chunks - 1);
+}
+
+TEST(ChunkMemo, AChunkIsFoundOnlyForItsFileAndExactText) {
+  const std::string doc = manyForwards();
+  const std::vector<TomlChunk> chunks = splitTomlChunks(doc, 200);
+  ChunkMemo memo("cfg", keptBy(doc));
+  EXPECT_EQ(memo.relative("cfg/t.toml"), "t.toml");
+  EXPECT_EQ(memo.relative("/elsewhere/t.toml"), "/elsewhere/t.toml");
+  EXPECT_NE(memo.recall("t.toml", chunks[1].text), nullptr);
+  EXPECT_EQ(memo.recall("u.toml", chunks[1].text), nullptr);
+  std::string edited(chunks[1].text);
+  edited.back() = ' ';
+  EXPECT_EQ(memo.recall("t.toml", edited), nullptr);
+  EXPECT_EQ(memo.recall("t.toml", chunks[0].text), nullptr);  // the first is never kept
+}
+
+TEST(ChunkMemo, AnEditedDocumentLoadsAsIfParsedWholeWithItsLinesWhereTheyAre) {
+  const std::string doc = manyForwards();
+  // One value changed; lines added early, so every later chunk sits further down the file; and
+  // a mistake after them, whose line must be the new one.
+  std::string edited = doc;
+  edited.replace(edited.find("10.50.0.25:80"), 13, "10.50.0.99:81");
+  edited.insert(edited.find("[[forward]]\nname = \"f2\""), "# two\n# new lines\n");
+  edited.replace(edited.find("public_port = 20027"), 19, "public_port = -1");
+  ChunkMemo memo("cfg", keptBy(doc));
+  const auto got = loadWith(edited, &memo);
+  EXPECT_TRUE(got == loadWith(edited, nullptr)) << got.second;
+  EXPECT_NE(got.second.find("t.toml:"), std::string::npos) << got.second;
+  // Most chunks were found again: those the edits did not touch.
+  ChunkMemo again("cfg", keptBy(doc));
+  loadWith(edited, &again);
+  EXPECT_GT(again.earlierCount(), 0U);
+}
+
+TEST(ChunkMemo, AChunkWithDiagnosticsIsNotKept) {
+  std::string doc = manyForwards();
+  doc.replace(doc.find("public_port = 20017"), 19, "public_port = \"x\"");
+  ChunkMemo memo("cfg");
+  const auto got = loadWith(doc, &memo);
+  EXPECT_NE(got.second, "");
+  EXPECT_EQ(memo.keptCount(), splitTomlChunks(doc, 200).size() - 2);
+}
+
+TEST(ChunkMemo, MalformedEarlierBytesAreTakenForNothing) {
+  const std::string kept = keptBy(manyForwards());
+  ASSERT_GT(kept.size(), 100U);
+  for (size_t cut : {size_t{1}, size_t{7}, size_t{8}, kept.size() / 2, kept.size() - 1}) {
+    ChunkMemo memo("cfg", kept.substr(0, cut));
+    EXPECT_EQ(memo.earlierCount(), 0U) << cut;
+    EXPECT_TRUE(loadWith(manyForwards(), &memo) == loadAt(manyForwards(), 0));
+  }
+  ChunkMemo offset("cfg", "xyz" + kept, 3);
+  EXPECT_GT(offset.earlierCount(), 0U);
 }
 
 }  // namespace

@@ -1,0 +1,69 @@
+// What chunks of large config files loaded in an earlier run, so that a file with a few changed
+// lines is parsed only where it changed (chunks: schema/toml_chunks.h).
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace edgeplane {
+
+// A chunk after a document's first one that parsed on its own, only appended elements and
+// loaded without diagnostics is kept: its file (relative to the config root), its exact text and
+// its elements (encodeDesired with the root and the lines before the chunk, so they decode for
+// the same text anywhere in the file, under any root). A chunk of the same file with the same
+// text is then decoded instead of parsed: loading it again would give the same.
+class ChunkMemo {
+ public:
+  // `root`: the config root files are named under ("root/relative"). `earlier` from `offset`:
+  // what encodeKept() gave in an earlier run; malformed, it is taken for nothing.
+  ChunkMemo(std::string root, std::string earlier = {}, size_t offset = 0);
+  ChunkMemo(const ChunkMemo&) = delete;
+  ChunkMemo& operator=(const ChunkMemo&) = delete;
+
+  const std::string& root() const { return root_; }
+  // `file` ("root/relative") relative to the root.
+  std::string_view relative(std::string_view file) const;
+  size_t earlierCount() const { return byKey_.size(); }
+  size_t keptCount();
+  // How many chunks recall() found.
+  size_t recalledCount();
+
+  // The elements an earlier run kept for this chunk, or nullptr; keeps the chunk for the next
+  // run when found. Safe from several threads.
+  const std::string_view* recall(std::string_view relativeFile, std::string_view text);
+  // Keeps a chunk this load parsed. Safe from several threads.
+  void keep(std::string relativeFile, std::string text, std::string elements);
+
+  // The chunks this load kept (found or parsed), for the next run's `earlier`.
+  std::string encodeKept();
+
+ private:
+  struct Chunk {
+    std::string_view file;
+    std::string_view text;
+    std::string_view elements;
+  };
+  struct Key {
+    std::string_view file;
+    std::string_view text;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const;
+  };
+
+  std::string root_;
+  std::string earlier_;
+  std::unordered_map<Key, std::string_view, KeyHash> byKey_;  // -> elements, in earlier_
+  std::mutex mutex_;
+  std::vector<Chunk> kept_;
+  size_t recalled_ = 0;
+  std::deque<std::string> owned_;  // what the parsed chunks in kept_ point into
+};
+
+}  // namespace edgeplane
