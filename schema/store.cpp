@@ -491,15 +491,57 @@ Result<int64_t> Store::beginRun(const RunStart& start) {
 }
 
 Result<void> Store::recordOp(int64_t runId, const OpOutcome& op) {
-  const Conn c(db_.get(), path_, &statements_);
-  auto r = c.exec("record operation",
-                  "INSERT INTO apply_ops (run_id, seq, action, kind, name, ok, error) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                  runId, op.seq, toString(op.action), op.kind, op.name, op.ok, op.error);
-  if (!r) {
-    return r.error();
+  return recordOps(runId, std::span(&op, 1));
+}
+
+namespace {
+
+// `items` inserted `kRows` to a statement: `head` VALUES (?,…),(?,…)… `tail`, each row's
+// `columns` parameters bound by bindRow(stmt, firstParameter, item).
+template <typename T, typename BindRow>
+Result<void> insertRows(const Conn& c, std::string_view what, std::string_view head,
+                        std::string_view tail, int columns, std::span<const T> items,
+                        BindRow bindRow) {
+  constexpr size_t kRows = 64;
+  std::string row = "(?";
+  for (int i = 1; i < columns; ++i) {
+    row += ",?";
+  }
+  row += ')';
+  for (size_t at = 0; at < items.size(); at += kRows) {
+    const size_t rows = std::min(kRows, items.size() - at);
+    std::string sql(head);
+    sql += " VALUES ";
+    for (size_t i = 0; i < rows; ++i) {
+      if (i > 0) {
+        sql += ',';
+      }
+      sql += row;
+    }
+    sql += tail;
+    auto stmt = c.prepare(what, sql);
+    if (!stmt) {
+      return stmt.error();
+    }
+    for (size_t i = 0; i < rows; ++i) {
+      bindRow(*stmt, static_cast<int>(1 + columns * i), items[at + i]);
+    }
+    if (const int rc = stmt->step(); rc != SQLITE_DONE) {
+      return c.error(what, rc);
+    }
   }
   return {};
+}
+
+}  // namespace
+
+Result<void> Store::recordOps(int64_t runId, std::span<const OpOutcome> ops) {
+  const Conn c(db_.get(), path_, &statements_);
+  return insertRows(
+      c, "record operations", "INSERT INTO apply_ops (run_id, seq, action, kind, name, ok, error)",
+      "", 7, ops, [runId](Stmt& s, int first, const OpOutcome& op) {
+        s.bindFrom(first, runId, op.seq, toString(op.action), op.kind, op.name, op.ok, op.error);
+      });
 }
 
 Result<void> Store::finishRun(int64_t runId, const RunFinish& finish) {
@@ -591,18 +633,20 @@ std::optional<OwnedResource> readOwned(const Stmt& s) {
 
 Result<void> Store::putOwned(std::string_view kind, std::string_view name,
                              std::string_view dataJson, int64_t at) {
+  const OwnedResource row{std::string(kind), std::string(name), std::string(dataJson), at};
+  return putOwnedRows(std::span(&row, 1));
+}
+
+Result<void> Store::putOwnedRows(std::span<const OwnedResource> rows) {
   const Conn c(db_.get(), path_, &statements_);
-  // updated_at records the last change, so an unchanged put writes nothing.
-  auto r = c.exec("record owned resource",
-                  "INSERT INTO owned_resources (kind, name, data, updated_at) "
-                  "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (kind, name) DO UPDATE SET "
-                  "data = excluded.data, updated_at = excluded.updated_at "
-                  "WHERE data IS NOT excluded.data",
-                  kind, name, dataJson, at);
-  if (!r) {
-    return r.error();
-  }
-  return {};
+  // As putOwned: updated_at records the last change, so an unchanged row writes nothing.
+  return insertRows(c, "record owned resources",
+                    "INSERT INTO owned_resources (kind, name, data, updated_at)",
+                    " ON CONFLICT (kind, name) DO UPDATE SET data = excluded.data, "
+                    "updated_at = excluded.updated_at WHERE data IS NOT excluded.data",
+                    4, rows, [](Stmt& s, int first, const OwnedResource& r) {
+                      s.bindFrom(first, r.kind, r.name, r.data, r.updatedAt);
+                    });
 }
 
 Result<void> Store::removeOwned(std::string_view kind, std::string_view name) {

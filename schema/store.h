@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -233,6 +234,8 @@ class Store {
   // Apply history.
   Result<int64_t> beginRun(const RunStart& start);
   Result<void> recordOp(int64_t runId, const OpOutcome& op);
+  // recordOp for each of `ops`, several rows to a statement (an apply of 10k forwards has 10k).
+  Result<void> recordOps(int64_t runId, std::span<const OpOutcome> ops);
   Result<void> finishRun(int64_t runId, const RunFinish& finish);
   Result<std::vector<ApplyRun>> recentRuns(int limit) const;  // newest first
   Result<std::optional<ApplyRun>> run(int64_t runId) const;   // nullopt: no such run
@@ -244,6 +247,8 @@ class Store {
   // Resources edgeplane owns, and stable allocations, keyed by (kind, name).
   Result<void> putOwned(std::string_view kind, std::string_view name, std::string_view dataJson,
                         int64_t at);
+  // putOwned for each of `rows`, several to a statement.
+  Result<void> putOwnedRows(std::span<const OwnedResource> rows);
   Result<void> removeOwned(std::string_view kind, std::string_view name);  // absent is fine
   Result<std::vector<OwnedResource>> listOwned(std::optional<std::string> kind) const;
   Result<std::optional<OwnedResource>> getOwned(std::string_view kind, std::string_view name) const;

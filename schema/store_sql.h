@@ -55,6 +55,13 @@ class Stmt {
     (bind(++index, args), ...);
   }
 
+  // Binds the arguments to ?first, ?first+1, ... in order (a row of a multi-row statement).
+  template <typename... Args>
+  void bindFrom(int first, const Args&... args) {
+    int index = first - 1;
+    (bind(++index, args), ...);
+  }
+
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int step() { return bindRc_ != SQLITE_OK ? bindRc_ : sqlite3_step(stmt_); }
 

@@ -52,10 +52,8 @@ Result<size_t> writeOwnership(Store& store, const core::StoreView& before,
         return r.error();
       }
     }
-    for (const auto& row : changes.put) {
-      if (auto r = store.putOwned(row.kind, row.name, row.data, row.updatedAt); !r) {
-        return r.error();
-      }
+    if (auto r = store.putOwnedRows(changes.put); !r) {
+      return r.error();
     }
     return changes.removed.size() + changes.put.size();
   });
@@ -65,20 +63,17 @@ Result<void> recordApply(Store& store, int64_t runId, const core::Plan& p,
                          const core::ApplyResult& result, const core::StoreView& view,
                          const core::StoreView& written, std::ostream& err, CrashPoint& crash) {
   crash.before("recording the operations");
-  auto recorded = store.transaction([&]() -> Result<void> {
-    for (size_t i = 0; i < p.ops.size(); ++i) {
-      const core::Op& op = p.ops[i];
-      const core::OpResult& r = result.ops[i];
-      auto rec =
-          store.recordOp(runId, OpOutcome{static_cast<int64_t>(i), storeAction(op.action),
-                                          std::string(core::toString(op.kind)), op.name, r.ok,
-                                          r.ok ? std::nullopt : std::optional(r.error)});
-      if (!rec) {
-        return rec;
-      }
-    }
-    return {};
-  });
+  std::vector<OpOutcome> outcomes;
+  outcomes.reserve(p.ops.size());
+  for (size_t i = 0; i < p.ops.size(); ++i) {
+    const core::Op& op = p.ops[i];
+    const core::OpResult& r = result.ops[i];
+    outcomes.push_back(OpOutcome{static_cast<int64_t>(i), storeAction(op.action),
+                                 std::string(core::toString(op.kind)), op.name, r.ok,
+                                 r.ok ? std::nullopt : std::optional(r.error)});
+  }
+  auto recorded =
+      store.transaction([&]() -> Result<void> { return store.recordOps(runId, outcomes); });
   if (!recorded) {
     err << "edgeplane apply: recording the run's operations failed: " << recorded.error().message
         << "\n";

@@ -231,6 +231,46 @@ TEST_F(StoreTest, RunsRoundTripWithOpsNewestFirst) {
   EXPECT_EQ(toString(OpAction::Delete), "delete");
 }
 
+TEST_F(StoreTest, ManyOpsAndOwnedRowsGoInSeveralRowsToAStatement) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  auto run = store->beginRun({std::nullopt, "dir", 1});
+  ASSERT_TRUE(run.ok());
+  // 130: two statements of 64 rows and one of 2.
+  std::vector<OpOutcome> ops;
+  std::vector<OwnedResource> rows;
+  for (int i = 0; i < 130; ++i) {
+    const bool ok = i % 3 != 0;
+    ops.push_back(OpOutcome{i, i % 2 == 0 ? OpAction::Create : OpAction::Delete, "forward",
+                            "f" + std::to_string(i), ok,
+                            ok ? std::nullopt : std::optional("failed " + std::to_string(i))});
+    rows.push_back(OwnedResource{"forward", "f" + std::to_string(1000 + i),
+                                 R"({"spec":")" + std::to_string(i) + R"("})", 10});
+  }
+  ASSERT_TRUE(store->transaction([&] { return store->recordOps(*run, ops); }));
+  auto got = store->runOps(*run);
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(*got, ops);
+  ASSERT_TRUE(store->transaction([&] { return store->putOwnedRows(rows); }));
+  // Again, one row changed: only that one takes the new time.
+  for (auto& r : rows) {
+    r.updatedAt = 20;
+  }
+  rows[70].data = R"({"spec":"changed"})";
+  ASSERT_TRUE(store->putOwnedRows(rows));
+  auto owned = store->listOwned("forward");
+  ASSERT_TRUE(owned.ok());
+  ASSERT_EQ(owned->size(), 130U);
+  for (const OwnedResource& r : *owned) {
+    const bool changed = r.name == "f1070";
+    EXPECT_EQ(r.updatedAt, changed ? 20 : 10) << r.name;
+    EXPECT_EQ(r.data == R"({"spec":"changed"})", changed) << r.name;
+  }
+  // A refused row (a seq already recorded) fails the call, in whichever statement it is.
+  std::vector<OpOutcome> again(ops.begin() + 60, ops.begin() + 100);
+  EXPECT_FALSE(store->recordOps(*run, again).ok());
+}
+
 TEST_F(StoreTest, RunMisuseIsRejected) {
   auto store = open();
   ASSERT_NE(store, nullptr);
