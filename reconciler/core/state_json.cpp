@@ -702,8 +702,20 @@ std::vector<OwnedResource> ownedFromStoreView(const core::StoreView& view, int64
 }
 
 OwnedChanges ownedChanges(const core::StoreView& before, const core::StoreView& after, int64_t at) {
-  const OwnedRows was(before);
-  const OwnedRows is(after);
+  // A row is its spec plus, for a forward, its key and, for an uplink, its index, from the
+  // views' side maps. When those maps are equal (the usual case: a change of targets, not of
+  // ports or uplinks), a row changed exactly when its spec did, and the maps are read only for
+  // the rows written.
+  const bool sameSides =
+      before.forwardNames == after.forwardNames && before.uplinkIndex == after.uplinkIndex;
+  std::optional<OwnedRows> was;
+  std::optional<OwnedRows> is;
+  auto rowsOf = [](std::optional<OwnedRows>& rows, const core::StoreView& view) -> OwnedRows& {
+    if (!rows) {
+      rows.emplace(view);
+    }
+    return *rows;
+  };
   OwnedChanges changes;
   auto b = before.applied.begin();
   auto a = after.applied.begin();
@@ -715,17 +727,18 @@ OwnedChanges ownedChanges(const core::StoreView& before, const core::StoreView& 
       ++b;
       continue;
     }
-    const RowParts now = is.parts(a->first, a->second);
-    if (b == before.applied.end() || a->first < b->first) {
-      changes.put.push_back(OwnedRows::row(a->first, now, at));
-      ++a;
-      continue;
-    }
-    if (was.parts(b->first, b->second) != now) {
-      changes.put.push_back(OwnedRows::row(a->first, now, at));
+    const bool added = b == before.applied.end() || a->first < b->first;
+    const bool changed = added || (sameSides ? b->second != a->second
+                                             : rowsOf(was, before).parts(b->first, b->second) !=
+                                                   rowsOf(is, after).parts(a->first, a->second));
+    if (changed) {
+      changes.put.push_back(
+          OwnedRows::row(a->first, rowsOf(is, after).parts(a->first, a->second), at));
     }
     ++a;
-    ++b;
+    if (!added) {
+      ++b;
+    }
   }
   return changes;
 }
