@@ -1,6 +1,7 @@
 // Unit tests for the strict network value parsers in schema/net.h.
 #include "schema/net.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
 #include <string>
@@ -39,6 +40,18 @@ TEST(NetIpAddress, ParsesDottedQuad) {
   EXPECT_EQ(ip("0.0.0.0").str(), "0.0.0.0");
   EXPECT_EQ(ip("255.255.255.255").v4HostOrder(), 0xFFFFFFFFu);
   EXPECT_EQ(ip("192.168.100.1").str(), "192.168.100.1");
+}
+
+TEST(NetIpAddress, Ipv4TextIsWhatInetNtopWrites) {
+  for (unsigned v = 0; v < 256; ++v) {
+    for (size_t at = 0; at < 4; ++at) {
+      IpAddress a = ip("10.200.3.40");
+      a.bytes[at] = static_cast<uint8_t>(v);
+      char want[INET_ADDRSTRLEN] = {};
+      ASSERT_NE(inet_ntop(AF_INET, a.bytes.data(), want, sizeof(want)), nullptr);
+      EXPECT_EQ(a.str(), want);
+    }
+  }
 }
 
 TEST(NetIpAddress, RejectsMalformedIpv4) {
