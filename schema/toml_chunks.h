@@ -29,8 +29,9 @@ struct TomlChunk {
 // what comes before the first such line (past the text's first byte): it may hold [fleet], is
 // never memoised (chunk_memo.h), and stays short. Every other chunk is at least `minBytes` long
 // (but the last) and ends where the text says (about one such line in 16, chosen by its own
-// bytes), so that an edit changes the chunks around it and no other. A text with no such line,
-// or shorter than 2 * minBytes, is one chunk.
+// bytes; where none is for 4 * minBytes, at the next such line), so that an edit changes the
+// chunks around it and no other. A text with no such line, or shorter than 2 * minBytes, is one
+// chunk.
 std::vector<TomlChunk> splitTomlChunks(std::string_view text, size_t minBytes);
 
 // How a parsed chunk's top level may combine with the others' under condition (2) above, for
