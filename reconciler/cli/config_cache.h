@@ -34,9 +34,9 @@ enum class CacheUse : uint8_t { None, Hit, Miss };
 // entry (0600, written to a temporary file and renamed; the temporary files of runs killed while
 // writing are removed by the next run). On a miss, a chunk of a large file that the last miss
 // loaded from the same text is decoded instead of parsed (ConfigCache::chunks; the chunks of
-// this load replace them; `chunksRecalled`: how many). Only what the files alone decide is cached: the host's
-// own checks (key files, certificates, this host's name) come later, on every run. The model
-// holds key file paths and API-key digests, never key material.
+// this load replace them; `chunksRecalled`: how many). Only what the files alone decide is cached:
+// the host's own checks (key files, certificates, this host's name) come later, on every run. The
+// model holds key file paths and API-key digests, never key material.
 Desired loadAndValidateCached(const std::filesystem::path& root,
                               const std::optional<ConfigCache>& cache, Diagnostics& diags,
                               CacheUse* use = nullptr, size_t* chunksRecalled = nullptr);
