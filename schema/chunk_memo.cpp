@@ -8,6 +8,8 @@
 #include <tuple>
 #include <utility>
 
+#include "schema/loader.h"
+
 namespace edgeplane {
 namespace {
 
@@ -60,10 +62,7 @@ size_t ChunkMemo::KeyHash::operator()(const Key& k) const {
 }
 
 std::string_view ChunkMemo::relative(std::string_view file) const {
-  if (file.size() > root_.size() && file.starts_with(root_) && file[root_.size()] == '/') {
-    file.remove_prefix(root_.size() + 1);
-  }
-  return file;
+  return relativeToRoot(file, root_);
 }
 
 const std::string_view* ChunkMemo::recall(std::string_view relativeFile, std::string_view text) {

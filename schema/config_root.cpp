@@ -37,6 +37,13 @@ std::optional<std::string> readWholeFile(const std::filesystem::path& file) {
 
 }  // namespace
 
+std::string_view relativeToRoot(std::string_view file, std::string_view root) {
+  if (file.size() > root.size() && file.starts_with(root) && file[root.size()] == '/') {
+    file.remove_prefix(root.size() + 1);
+  }
+  return file;
+}
+
 std::optional<std::vector<ConfigFile>> readConfigRoot(const std::filesystem::path& root,
                                                       Diagnostics& diags) {
   namespace fs = std::filesystem;

@@ -39,6 +39,10 @@ struct ConfigFile {
   std::optional<std::string> text;
 };
 
+// `file` ("root/relative", as ConfigFile names it) relative to `root`; `file` itself when it is
+// not below `root`.
+std::string_view relativeToRoot(std::string_view file, std::string_view root);
+
 // The *.toml files below `root` (sorted, recursive, hidden entries left out), read into memory.
 // nullopt, with the problem in `diags`, when the root cannot be listed or holds none.
 std::optional<std::vector<ConfigFile>> readConfigRoot(const std::filesystem::path& root,

@@ -67,11 +67,7 @@ std::optional<Digest> filesKey(const std::vector<ConfigFile>& files, const std::
   };
   addSized(std::to_string(files.size()));
   for (const ConfigFile& f : files) {
-    std::string_view name = f.name;
-    if (name.size() > root.size() && name.starts_with(root) && name[root.size()] == '/') {
-      name.remove_prefix(root.size() + 1);
-    }
-    addSized(name);
+    addSized(relativeToRoot(f.name, root));
     addSized(*f.text);
   }
   return h.finish();
@@ -126,32 +122,49 @@ std::string checksumText(std::string_view bytes) {
 }
 
 // The entry's Desired when it is one this program wrote for exactly these files, intact.
-std::optional<Desired> lookUp(const ConfigCache& cache, const std::string& header,
-                              const std::string& root) {
-  auto read = sys::readOwnFile(cache.file.string());
+// A cache file as writeChecked wrote it: its bytes without the checksum, when it starts with
+// `header` and the checksum holds; nullopt otherwise (absent, damaged, another program's).
+std::optional<std::string> readChecked(const fs::path& file, const std::string& header) {
+  auto read = sys::readOwnFile(file.string());
   if (!read || !read->has_value()) {
     return std::nullopt;
   }
-  const std::string_view bytes = **read;
+  std::string bytes = std::move(**read);
   if (bytes.size() < header.size() + kChecksumBytes || !bytes.starts_with(header)) {
     return std::nullopt;
   }
-  const std::string_view body = bytes.substr(0, bytes.size() - kChecksumBytes);
-  if (checksumText(body) != bytes.substr(body.size())) {
+  const size_t body = bytes.size() - kChecksumBytes;
+  if (checksumText(std::string_view(bytes).substr(0, body)) != bytes.substr(body)) {
     return std::nullopt;
   }
-  return decodeDesired(body.substr(header.size()), root);
+  bytes.resize(body);
+  return bytes;
 }
 
-// Replaced whole (a temporary file of this process, renamed): a reader sees the old entry or
-// the new one. A failure is not an error: the next run parses again.
+// `bytes` (starting with their header) and their checksum, replacing `file` whole (a temporary
+// file of this process, renamed): a reader sees the old file or the new one. A failure is not
+// an error: the next run parses again.
+void writeChecked(const fs::path& file, std::string bytes) {
+  bytes += checksumText(bytes);
+  (void)sys::replaceFileAsThisProcess(file.string(), bytes, 0600);
+}
+
+std::optional<Desired> lookUp(const ConfigCache& cache, const std::string& header,
+                              const std::string& root) {
+  const std::optional<std::string> bytes = readChecked(cache.file, header);
+  if (!bytes) {
+    return std::nullopt;
+  }
+  return decodeDesired(std::string_view(*bytes).substr(header.size()), root);
+}
+
+// The validated-config entry for `header`'s files.
 void store(const ConfigCache& cache, const std::string& header, std::string_view encoded) {
   std::string bytes;
   bytes.reserve(header.size() + encoded.size() + kChecksumBytes);
   bytes += header;
   bytes += encoded;
-  bytes += checksumText(bytes);
-  (void)sys::replaceFileAsThisProcess(cache.file.string(), bytes, 0600);
+  writeChecked(cache.file, std::move(bytes));
 }
 
 std::string chunksHeader(const ConfigCache& cache) {
@@ -162,30 +175,19 @@ std::string chunksHeader(const ConfigCache& cache) {
 // The chunks the last miss kept (chunk_memo.h), when the file is this program's and intact: its
 // bytes, and where the chunks start in them; nothing otherwise.
 std::pair<std::string, size_t> readChunks(const ConfigCache& cache) {
-  auto read = sys::readOwnFile(cache.chunks.string());
-  if (!read || !read->has_value()) {
-    return {};
-  }
-  std::string bytes = std::move(**read);
   const std::string header = chunksHeader(cache);
-  if (bytes.size() < header.size() + kChecksumBytes || !bytes.starts_with(header)) {
+  std::optional<std::string> bytes = readChecked(cache.chunks, header);
+  if (!bytes) {
     return {};
   }
-  const size_t body = bytes.size() - kChecksumBytes;
-  if (checksumText(std::string_view(bytes).substr(0, body)) != bytes.substr(body)) {
-    return {};
-  }
-  bytes.resize(body);
-  return {std::move(bytes), header.size()};
+  return {std::move(*bytes), header.size()};
 }
 
 void storeChunks(const ConfigCache& cache, ChunkMemo& memo) {
   if (memo.keptCount() == 0 && memo.earlierCount() == 0) {
     return;  // no file large enough to be cut, now or before
   }
-  std::string bytes = chunksHeader(cache) + memo.encodeKept();
-  bytes += checksumText(bytes);
-  (void)sys::replaceFileAsThisProcess(cache.chunks.string(), bytes, 0600);
+  writeChecked(cache.chunks, chunksHeader(cache) + memo.encodeKept());
 }
 
 // `f` run on another thread, or (no thread to be had) when its result is asked for.
