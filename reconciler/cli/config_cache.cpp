@@ -1,7 +1,6 @@
 // The validated-config cache (see config_cache.h).
 #include "reconciler/cli/config_cache.h"
 
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 #include <system_error>
 #include <vector>
 
+#include "reconciler/system/cache_file.h"
 #include "reconciler/system/file_write.h"
 #include "reconciler/system/program_identity.h"
 #include "schema/chunk_memo.h"
@@ -27,48 +27,18 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr size_t kDigestBytes = 32;
-constexpr size_t kChecksumBytes = 8;
-
-using Digest = std::array<uint8_t, kDigestBytes>;
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) {
-    ok_ = ctx_ != nullptr && EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) == 1;
-  }
-  void add(std::string_view bytes) {
-    ok_ = ok_ && EVP_DigestUpdate(ctx_.get(), bytes.data(), bytes.size()) == 1;
-  }
-  // nullopt when OpenSSL failed somewhere: then nothing is cached.
-  std::optional<Digest> finish() {
-    Digest d{};
-    unsigned int n = 0;
-    ok_ = ok_ && EVP_DigestFinal_ex(ctx_.get(), d.data(), &n) == 1 && n == d.size();
-    return ok_ ? std::optional(d) : std::nullopt;
-  }
-
- private:
-  struct Free {
-    void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
-  };
-  std::unique_ptr<EVP_MD_CTX, Free> ctx_;
-  bool ok_ = false;
-};
+using sys::Digest;
+using sys::readChecked;
+using sys::writeChecked;
 
 // The files' names (relative to the root, so another export directory of the same tree has
 // the same key) and contents, each length-prefixed so no two file sets hash alike.
 std::optional<Digest> filesKey(const std::vector<ConfigFile>& files, const std::string& root) {
-  Sha256 h;
-  auto addSized = [&h](std::string_view s) {
-    const std::string size = std::to_string(s.size()) + ":";
-    h.add(size);
-    h.add(s);
-  };
-  addSized(std::to_string(files.size()));
+  sys::Sha256 h;
+  h.addSized(std::to_string(files.size()));
   for (const ConfigFile& f : files) {
-    addSized(relativeToRoot(f.name, root));
-    addSized(*f.text);
+    h.addSized(relativeToRoot(f.name, root));
+    h.addSized(*f.text);
   }
   return h.finish();
 }
@@ -80,75 +50,7 @@ std::string entryHeader(const ConfigCache& cache, const Digest& key) {
          std::to_string(kDesiredCodecVersion) + "\nfiles " + toHex(key.data(), key.size()) + "\n\n";
 }
 
-// The entry's checksum: against a damaged file (a torn disk block, a bit flip), not an
-// attacker: whoever can write the state directory can replace the store and the keys too, and
-// ensureStateDir refuses a directory others can write. A word at a time (murmur-style mixing),
-// so a hit does not cost a SHA-256 over the whole entry.
-uint64_t checksum(std::string_view bytes) {
-  constexpr uint64_t kMul1 = 0x87c37b91114253d5ULL;
-  constexpr uint64_t kMul2 = 0x4cf5ad432745937fULL;
-  uint64_t h = 0x9e3779b97f4a7c15ULL ^ bytes.size();
-  auto mix = [&](uint64_t w) {
-    w *= kMul1;
-    w = (w << 31) | (w >> 33);
-    w *= kMul2;
-    h ^= w;
-    h = ((h << 27) | (h >> 37)) * 5 + 0x52dce729;
-  };
-  size_t i = 0;
-  for (; i + 8 <= bytes.size(); i += 8) {
-    uint64_t w = 0;
-    std::memcpy(&w, bytes.data() + i, 8);
-    mix(w);
-  }
-  uint64_t tail = 0;
-  std::memcpy(&tail, bytes.data() + i, bytes.size() - i);
-  mix(tail);
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ULL;
-  h ^= h >> 33;
-  return h;
-}
-
-std::string checksumText(std::string_view bytes) {
-  const uint64_t sum = checksum(bytes);
-  std::array<uint8_t, kChecksumBytes> raw{};
-  for (size_t i = 0; i < raw.size(); ++i) {
-    raw[i] = static_cast<uint8_t>(sum >> (8 * i));
-  }
-  return {reinterpret_cast<const char*>(raw.data()), raw.size()};
-}
-
 // The entry's Desired when it is one this program wrote for exactly these files, intact.
-// A cache file as writeChecked wrote it: its bytes without the checksum, when it starts with
-// `header` and the checksum holds; nullopt otherwise (absent, damaged, another program's).
-std::optional<std::string> readChecked(const fs::path& file, const std::string& header) {
-  auto read = sys::readOwnFile(file.string());
-  if (!read || !read->has_value()) {
-    return std::nullopt;
-  }
-  std::string bytes = std::move(**read);
-  if (bytes.size() < header.size() + kChecksumBytes || !bytes.starts_with(header)) {
-    return std::nullopt;
-  }
-  const size_t body = bytes.size() - kChecksumBytes;
-  if (checksumText(std::string_view(bytes).substr(0, body)) != bytes.substr(body)) {
-    return std::nullopt;
-  }
-  bytes.resize(body);
-  return bytes;
-}
-
-// `bytes` (starting with their header) and their checksum, replacing `file` whole (a temporary
-// file of this process, renamed): a reader sees the old file or the new one. A failure is not
-// an error: the next run parses again.
-void writeChecked(const fs::path& file, std::string bytes) {
-  bytes += checksumText(bytes);
-  (void)sys::replaceFileAsThisProcess(file.string(), bytes, 0600);
-}
-
 std::optional<Desired> lookUp(const ConfigCache& cache, const std::string& header,
                               const std::string& root) {
   const std::optional<std::string> bytes = readChecked(cache.file, header);
@@ -161,7 +63,7 @@ std::optional<Desired> lookUp(const ConfigCache& cache, const std::string& heade
 // The validated-config entry for `header`'s files.
 void store(const ConfigCache& cache, const std::string& header, std::string_view encoded) {
   std::string bytes;
-  bytes.reserve(header.size() + encoded.size() + kChecksumBytes);
+  bytes.reserve(header.size() + encoded.size() + sys::kChecksumBytes);
   bytes += header;
   bytes += encoded;
   writeChecked(cache.file, std::move(bytes));
