@@ -471,6 +471,25 @@ Result<void> certsFromJson(const Object::Ptr& root, core::HostState& host) {
 
 }  // namespace
 
+std::string certViewToJson(const core::CertView& c) {
+  std::ostringstream out;
+  Poco::JSON::Stringifier::stringify(certToJson(c), out);
+  return out.str();
+}
+
+Result<core::CertView> certViewFromJson(const std::string& text) {
+  Poco::Dynamic::Var parsed;
+  try {
+    parsed = Poco::JSON::Parser().parse(text);
+  } catch (const Poco::Exception& e) {
+    return terminal("certificate view: " + e.displayText());
+  }
+  if (parsed.type() != typeid(Object::Ptr)) {
+    return terminal("certificate view: not an object");
+  }
+  return certFromJson(parsed.extract<Object::Ptr>(), "certificate view");
+}
+
 std::string toJson(const core::HostState& host, const core::StoreView& store) {
   Object::Ptr root = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
   root->set("host", viewToJson(host.host));

@@ -18,6 +18,9 @@ struct ObservedJson {
 
 std::string toJson(const core::HostState& host, const core::StoreView& store);
 Result<ObservedJson> observedFromJson(const std::string& text);
+// One certificate's view, in the form toJson gives it, on one line; and back.
+std::string certViewToJson(const core::CertView& c);
+Result<core::CertView> certViewFromJson(const std::string& text);
 
 // The ownership view kept in the store's owned_resources: one row per applied resource,
 // data = {"spec": …} plus "index" (uplinks) or "key" (forwards).

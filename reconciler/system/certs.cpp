@@ -1,6 +1,7 @@
 // Certificates on the host with OpenSSL: read a PEM pair, issue a self-signed P-256 one.
 #include "reconciler/system/certs.h"
 
+#include "reconciler/system/cert_memo.h"
 #include "reconciler/system/file_write.h"
 
 #include <fcntl.h>
@@ -255,9 +256,16 @@ core::CertView inspectPair(const std::string& certPem, const std::string& keyPem
   return v;
 }
 
+// What inspectPair says of these bytes, through `memo` when there is one.
+core::CertView inspectThrough(CertMemo* memo, const std::string& certPem, const std::string& keyPem,
+                              const std::string& certFile, const std::string& keyFile) {
+  auto inspect = [&] { return inspectPair(certPem, keyPem, certFile, keyFile); };
+  return memo != nullptr ? memo->inspect(certPem, keyPem, certFile, keyFile, inspect) : inspect();
+}
+
 // The pair's bytes and what they are; the key's bytes are the caller's to wipe.
 core::CertView loadPair(const std::string& certFile, const std::string& keyFile,
-                        std::string& certPem, std::string& keyPem) {
+                        std::string& certPem, std::string& keyPem, CertMemo* memo) {
   if (int err = readPem(certFile, certPem); err != 0) {
     core::CertView v;
     v.certFile = certFile;
@@ -266,13 +274,21 @@ core::CertView loadPair(const std::string& certFile, const std::string& keyFile,
     return v;
   }
   if (int err = readPem(keyFile, keyPem); err != 0) {
-    core::CertView v = inspectPair(certPem, "", certFile, keyFile);
+    core::CertView v = inspectThrough(memo, certPem, "", certFile, keyFile);
     if (!v.fingerprint.empty()) {  // the certificate reads: the key is what is wrong
       v.error = "cannot read " + keyFile + ": " + errnoText(err);
     }
     return v;
   }
-  return inspectPair(certPem, keyPem, certFile, keyFile);
+  return inspectThrough(memo, certPem, keyPem, certFile, keyFile);
+}
+
+core::CertView readPair(const std::string& certFile, const std::string& keyFile, CertMemo* memo) {
+  std::string certPem;
+  std::string keyPem;
+  core::CertView v = loadPair(certFile, keyFile, certPem, keyPem, memo);
+  OPENSSL_cleanse(keyPem.data(), keyPem.size());
+  return v;
 }
 
 // A copy of a "files" pair names its source in <generation>/source: "CERT_FILE\nKEY_FILE\n".
@@ -284,15 +300,11 @@ std::string sourceText(const core::CertTarget& t) {
 }  // namespace
 
 core::CertView readCertPair(const std::string& certFile, const std::string& keyFile) {
-  std::string certPem;
-  std::string keyPem;
-  core::CertView v = loadPair(certFile, keyFile, certPem, keyPem);
-  OPENSSL_cleanse(keyPem.data(), keyPem.size());
-  return v;
+  return readPair(certFile, keyFile, nullptr);
 }
 
 CertStore::CertStore(std::string stateDir, int64_t now)
-    : stateDir_(std::move(stateDir)), now_(now) {}
+    : stateDir_(std::move(stateDir)), now_(now), memo_(CertMemo::of(stateDir_)) {}
 
 int64_t CertStore::now() const {
   if (now_ != 0) {
@@ -315,7 +327,7 @@ struct Current {
   std::optional<std::string> source;  // sourceText() of the pair it copies
 };
 
-Current currentGeneration(const fs::path& dir) {
+Current currentGeneration(const fs::path& dir, CertMemo* memo) {
   Current c;
   std::error_code linkEc;
   const fs::path gen = fs::read_symlink(dir / kCurrent, linkEc);
@@ -325,7 +337,7 @@ Current currentGeneration(const fs::path& dir) {
     c.view.error = "no current generation";
     return c;
   }
-  c.view = readCertPair((dir / gen / "cert.pem").string(), (dir / gen / "key.pem").string());
+  c.view = readPair((dir / gen / "cert.pem").string(), (dir / gen / "key.pem").string(), memo);
   if (auto source = readOwnFile((dir / gen / kSource).string()); source.ok() && *source) {
     c.source = **source;
   }
@@ -362,13 +374,14 @@ Result<void> CertStore::observeGenerated(core::HostState& into) const {
     if (!safeName(name) || !it->is_directory()) {
       continue;
     }
-    Current c = currentGeneration(it->path());
+    Current c = currentGeneration(it->path(), memo_.get());
     if (c.source) {
       // Listed (it goes when no target names it), but no generated certificate.
       c.view.error = "a copy of " + c.source->substr(0, c.source->find('\n')) + " (issuer files)";
     }
     into.generatedCerts[name] = std::move(c.view);
   }
+  memo_->save();
   if (ec) {
     return terminal("read " + root.string() + ": " + ec.message());
   }
@@ -382,11 +395,11 @@ void CertStore::observeFiles(const std::vector<core::CertTarget>& targets,
     if (t.source != core::CertSource::Files) {
       continue;
     }
-    core::CertView direct = readCertPair(t.certFile, t.keyFile);
+    core::CertView direct = readPair(t.certFile, t.keyFile, memo_.get());
     // The copy edgeplane serves, when it is of these very files.
     std::error_code ec;
     if (safeName(t.name) && fs::is_directory(root / t.name, ec)) {
-      Current copy = currentGeneration(root / t.name);
+      Current copy = currentGeneration(root / t.name, memo_.get());
       if (copyIsCurrent(copy, t, direct)) {
         into.fileCerts[t.name] = std::move(copy.view);
         continue;
@@ -394,6 +407,7 @@ void CertStore::observeFiles(const std::vector<core::CertTarget>& targets,
     }
     into.fileCerts[t.name] = std::move(direct);
   }
+  memo_->save();
 }
 
 Result<core::CertView> CertStore::issue(const core::CertTarget& cert) {
@@ -474,7 +488,8 @@ Result<core::CertView> CertStore::install(const std::string& name, const std::st
       fs::remove_all(it->path(), rmEc);
     }
   }
-  core::CertView v = readCertPair(genDir + "/cert.pem", genDir + "/key.pem");
+  core::CertView v = readPair(genDir + "/cert.pem", genDir + "/key.pem", memo_.get());
+  memo_->save();
   if (!v.error.empty()) {
     return terminal("the certificate just written for " + name + " does not read back: " + v.error);
   }
@@ -484,7 +499,7 @@ Result<core::CertView> CertStore::install(const std::string& name, const std::st
 Result<core::CertView> CertStore::read(const core::CertTarget& cert) {
   std::string certPem;
   std::string keyPem;
-  core::CertView direct = loadPair(cert.certFile, cert.keyFile, certPem, keyPem);
+  core::CertView direct = loadPair(cert.certFile, cert.keyFile, certPem, keyPem, memo_.get());
   if (!direct.error.empty() || !safeName(cert.name)) {
     OPENSSL_cleanse(keyPem.data(), keyPem.size());
     if (direct.error.empty()) {
@@ -492,9 +507,10 @@ Result<core::CertView> CertStore::read(const core::CertTarget& cert) {
     }
     return direct;  // not copied: the error names the operator's files
   }
-  if (Current current = currentGeneration(certDir(cert.name));
+  if (Current current = currentGeneration(certDir(cert.name), memo_.get());
       copyIsCurrent(current, cert, direct)) {
     OPENSSL_cleanse(keyPem.data(), keyPem.size());
+    memo_->save();
     return current.view;
   }
   return install(cert.name, certPem, std::move(keyPem), sourceText(cert));

@@ -11,12 +11,14 @@
 // copy stays the pair the snapshot's fingerprint names while the operator's files are replaced.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "reconciler/core/apply.h"
 #include "reconciler/core/host_state.h"
 #include "reconciler/core/target.h"
+#include "reconciler/system/cert_memo.h"
 #include "schema/result.h"
 
 namespace edgeplane::sys {
@@ -62,6 +64,7 @@ class CertStore : public core::CertDriver {
 
   std::string stateDir_;
   int64_t now_;
+  std::shared_ptr<CertMemo> memo_;  // CertMemo::of(stateDir_): pairs are parsed once per content
 };
 
 }  // namespace edgeplane::sys
