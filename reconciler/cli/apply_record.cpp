@@ -79,8 +79,9 @@ Result<void> recordApply(Store& store, int64_t runId, const core::Plan& p,
         << "\n";
   }
   core::StoreView next = core::recordApplied(p, result, view);
-  // Ownership changes only when the view does: a no-op run writes nothing here.
-  if (next == written) {
+  // Ownership changes only when the owned rows do: a no-op run writes nothing here (the view's
+  // snapshot, blocked keys and ARI times are not recordApplied's, and not rows of this table).
+  if (next.sameOwnership(written)) {
     return {};
   }
   crash.before("recording ownership");

@@ -162,6 +162,10 @@ struct StoreView {
   };
   std::map<std::string, AriRenewal, std::less<>> ariRenewals;
   bool operator==(const StoreView&) const = default;
+  // The same owned rows (applied, uplinkIndex, forwardNames); the rest is kept elsewhere.
+  bool sameOwnership(const StoreView& o) const {
+    return applied == o.applied && uplinkIndex == o.uplinkIndex && forwardNames == o.forwardNames;
+  }
 };
 
 }  // namespace edgeplane::core

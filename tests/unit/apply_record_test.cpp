@@ -81,8 +81,7 @@ class OwnershipWrite : public ::testing::Test {
     auto back = core::storeViewFromOwned(rows);
     EXPECT_TRUE(back.ok());
     if (back.ok()) {
-      EXPECT_TRUE(back->applied == next.applied && back->uplinkIndex == next.uplinkIndex &&
-                  back->forwardNames == next.forwardNames);
+      EXPECT_TRUE(back->sameOwnership(next));
     }
     return written.ok() ? *written : 0;
   }
@@ -128,6 +127,29 @@ TEST_F(OwnershipWrite, AChangeOutsideTheSpecStillRewritesItsRow) {
   next.forwardNames.erase("tcp/20003");
   next.forwardNames["tcp/21003"] = "f3";  // the forward row's "key"
   EXPECT_EQ(moveTo(next), 2u);
+}
+
+// What apply compares before it writes ownership: the rows' parts, not the rest of the view (a
+// no-op apply over a store with a proxy snapshot has nothing to write).
+TEST(OwnedRows, SameOwnershipIsTheOwnedRowsAlone) {
+  const core::StoreView base = hostWith(5);
+  core::StoreView more = base;
+  more.snapshot = ProxySnapshot{};
+  more.blockedApiKeys.insert("k1");
+  more.ariRenewals["c"] = {"ab", 5};
+  EXPECT_TRUE(more.sameOwnership(base));
+  EXPECT_FALSE(more == base);
+  for (int part = 0; part < 3; ++part) {
+    core::StoreView other = base;
+    if (part == 0) {
+      other.applied["forward f1"] = "tcp/20001 -> 10.50.0.99:80 in t1";
+    } else if (part == 1) {
+      other.uplinkIndex["t1"] = 9;
+    } else {
+      other.forwardNames["udp/1"] = "f1";
+    }
+    EXPECT_FALSE(other.sameOwnership(base)) << part;
+  }
 }
 
 // A row the store hands back damaged is an error naming the row, never an exception or a guess.
