@@ -37,25 +37,6 @@ struct Exchange {
   const NlReplyHandler* onReply = nullptr;
 };
 
-// Extended ACK TLVs sit after the nlmsgerr (and after the echoed request unless capped).
-std::string extackMessage(const nlmsghdr* hdr, const nlmsgerr* err) {
-  if ((hdr->nlmsg_flags & NLM_F_ACK_TLVS) == 0) {
-    return {};
-  }
-  size_t offset = NLMSG_HDRLEN + sizeof(nlmsgerr);
-  if ((hdr->nlmsg_flags & NLM_F_CAPPED) == 0) {
-    offset += err->msg.nlmsg_len - NLMSG_HDRLEN;
-  }
-  offset = NLMSG_ALIGN(offset);
-  if (offset >= hdr->nlmsg_len) {
-    return {};
-  }
-  auto* head =
-      reinterpret_cast<nlattr*>(const_cast<char*>(reinterpret_cast<const char*>(hdr)) + offset);
-  nlattr* text = nla_find(head, static_cast<int>(hdr->nlmsg_len - offset), NLMSGERR_ATTR_MSG);
-  return text != nullptr ? attrString(text) : std::string();
-}
-
 int onSeqCheck(nl_msg* msg, void* arg) {
   return nlmsg_hdr(msg)->nlmsg_seq == static_cast<Exchange*>(arg)->seq ? NL_OK : NL_SKIP;
 }
@@ -95,7 +76,7 @@ int onError(sockaddr_nl*, nlmsgerr* err, void* arg) {
   const auto* hdr =
       reinterpret_cast<const nlmsghdr*>(reinterpret_cast<const char*>(err) - NLMSG_HDRLEN);
   x->outcome.kernelErrno = -err->error;
-  x->outcome.extack = extackMessage(hdr, err);
+  x->outcome.extack = parseExtack(hdr).message;
   x->done = true;
   return NL_STOP;
 }

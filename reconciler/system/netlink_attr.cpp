@@ -1,6 +1,7 @@
 // Netlink attribute codec: bounds-checked readers over libnl's attribute parser.
 #include "reconciler/system/netlink_attr.h"
 
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <netlink/attr.h>
 #include <netlink/msg.h>
@@ -25,6 +26,45 @@ std::optional<uint32_t> attrU32(const nlattr* attr) {
     return std::nullopt;
   }
   return nla_get_u32(const_cast<nlattr*>(attr));
+}
+
+Extack parseExtack(const nlmsghdr* hdr) {
+  Extack out;
+  const char* base = reinterpret_cast<const char*>(hdr);
+  const size_t end = hdr->nlmsg_len;
+  if ((hdr->nlmsg_flags & NLM_F_ACK_TLVS) == 0 || end < NLMSG_HDRLEN + sizeof(nlmsgerr)) {
+    return out;
+  }
+  nlmsgerr err{};
+  std::memcpy(&err, base + NLMSG_HDRLEN, sizeof(err));
+  // The TLVs follow the error and, unless the kernel capped it, the request it echoes.
+  size_t offset = NLMSG_HDRLEN + sizeof(nlmsgerr);
+  if ((hdr->nlmsg_flags & NLM_F_CAPPED) == 0) {
+    if (err.msg.nlmsg_len < NLMSG_HDRLEN) {
+      return out;
+    }
+    offset += err.msg.nlmsg_len - NLMSG_HDRLEN;
+  }
+  offset = NLMSG_ALIGN(offset);
+  while (offset + NLA_HDRLEN <= end) {
+    nlattr attr{};
+    std::memcpy(&attr, base + offset, sizeof(attr));
+    if (attr.nla_len < NLA_HDRLEN || attr.nla_len > end - offset) {
+      break;
+    }
+    const char* data = base + offset + NLA_HDRLEN;
+    const size_t len = attr.nla_len - NLA_HDRLEN;
+    const int type = attr.nla_type & NLA_TYPE_MASK;
+    if (type == NLMSGERR_ATTR_MSG) {
+      out.message.assign(data, strnlen(data, len));
+    } else if (type == NLMSGERR_ATTR_OFFS && len == sizeof(uint32_t)) {
+      uint32_t value = 0;
+      std::memcpy(&value, data, sizeof(value));
+      out.offset = value;
+    }
+    offset += NLA_ALIGN(attr.nla_len);
+  }
+  return out;
 }
 
 bool attrCopyExact(const nlattr* attr, void* out, size_t size) {

@@ -13,6 +13,7 @@
 
 struct nl_msg;
 struct nlattr;
+struct nlmsghdr;
 
 namespace edgeplane::sys {
 
@@ -42,6 +43,15 @@ std::optional<IpAddress> addressFromBytes(int family, const void* data, size_t l
 std::optional<IpAddress> attrAddress(int family, const nlattr* attr);
 // AF_INET or AF_INET6.
 int addressFamily(IpAddress::Family family);
+
+// The kernel's extended ACK in an NLMSG_ERROR message (NLM_F_ACK_TLVS): its text, and the
+// offset within the request of the attribute it blames. Read within hdr->nlmsg_len only: a
+// short or malformed attribute ends the reading; a message without TLVs gives neither.
+struct Extack {
+  std::string message;
+  std::optional<uint32_t> offset;
+};
+Extack parseExtack(const nlmsghdr* hdr);
 
 // Parses the attributes of `msg` after a fixed header of `headerLen` bytes into tb[0..maxType]
 // (which the caller sized maxType + 1). Errors start with `what`: "route message too short".

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "reconciler/core/host_state.h"
+#include "reconciler/system/netlink_attr.h"
 #include "reconciler/system/netns.h"
 #include "reconciler/system/nft_diff.h"
 #include "reconciler/system/nft_objects.h"
@@ -58,42 +59,6 @@ void setBuffer(int fd, int forceOpt, int opt, size_t wanted) {
 
 // ---- Sending a batch ----
 
-// The kernel's extended ack, if it sent one: its text, and the offset of the attribute it
-// blames within the message we sent.
-struct Extack {
-  std::string message;
-  std::optional<uint32_t> offset;
-};
-
-Extack extackOf(const nlmsghdr* nlh) {
-  Extack out;
-  if ((nlh->nlmsg_flags & NLM_F_ACK_TLVS) == 0) {
-    return out;
-  }
-  const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
-  size_t offset = sizeof(nlmsgerr);
-  if ((nlh->nlmsg_flags & NLM_F_CAPPED) == 0) {
-    offset += err->msg.nlmsg_len - sizeof(nlmsghdr);
-  }
-  const size_t payloadLen = mnl_nlmsg_get_payload_len(nlh);
-  if (offset >= payloadLen) {
-    return out;
-  }
-  const auto* base = reinterpret_cast<const nlattr*>(
-      static_cast<const char*>(mnl_nlmsg_get_payload(nlh)) + offset);
-  const nlattr* attr = nullptr;
-  mnl_attr_for_each_payload(base, payloadLen - offset) {
-    if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG &&
-        mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0) {
-      out.message = mnl_attr_get_str(attr);
-    } else if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_OFFS &&
-               mnl_attr_validate(attr, MNL_TYPE_U32) == 0) {
-      out.offset = mnl_attr_get_u32(attr);
-    }
-  }
-  return out;
-}
-
 // Gives message i of the batch the sequence number base + i; returns how many there are.
 uint32_t renumber(std::vector<uint8_t>& bytes, uint32_t base) {
   uint32_t count = 0;
@@ -131,7 +96,7 @@ void tally(const std::vector<uint8_t>& buf, ssize_t n, uint32_t base, Answers& a
       if (err->error == 0) {
         ++answers.acked;
       } else {
-        answers.failures.push_back({index, -err->error, extackOf(nlh)});
+        answers.failures.push_back({index, -err->error, parseExtack(nlh)});
       }
     }
     nlh = mnl_nlmsg_next(nlh, &remaining);

@@ -6,6 +6,7 @@
 #include <netlink/msg.h>
 
 #include <array>
+#include <cerrno>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,91 @@ TEST(NetlinkAttr, AMessageShorterThanItsHeaderIsAnError) {
   auto r = parseAttrs(msg.get(), sizeof(ifinfomsg), tb.data(), 7, "link");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message, "link message too short");
+}
+
+// An NLMSG_ERROR as the kernel sends it: the header, the nlmsgerr (echoing a request of
+// `requestLen` bytes after it unless capped) and the extended-ACK attributes.
+class ErrorMessage {
+ public:
+  ErrorMessage(uint16_t flags, size_t requestLen) {
+    nlmsghdr hdr{};
+    hdr.nlmsg_type = NLMSG_ERROR;
+    hdr.nlmsg_flags = flags;
+    append(&hdr, sizeof(hdr));
+    nlmsgerr err{};
+    err.error = -EINVAL;
+    err.msg.nlmsg_len = static_cast<uint32_t>(NLMSG_HDRLEN + requestLen);
+    append(&err, sizeof(err));
+    bytes_.resize(bytes_.size() + ((flags & NLM_F_CAPPED) != 0 ? 0 : NLMSG_ALIGN(requestLen)), 'r');
+  }
+  ErrorMessage& attr(uint16_t type, const void* data, size_t len, uint16_t claimedLen = 0) {
+    nlattr a{};
+    a.nla_type = type;
+    a.nla_len = claimedLen != 0 ? claimedLen : static_cast<uint16_t>(NLA_HDRLEN + len);
+    append(&a, sizeof(a));
+    append(data, len);
+    bytes_.resize(NLMSG_ALIGN(bytes_.size()), 0);
+    return *this;
+  }
+  ErrorMessage& text(const std::string& t) {
+    return attr(NLMSGERR_ATTR_MSG, t.c_str(), t.size() + 1);
+  }
+  ErrorMessage& offset(uint32_t o) { return attr(NLMSGERR_ATTR_OFFS, &o, sizeof(o)); }
+  const nlmsghdr* hdr() {
+    auto* h = reinterpret_cast<nlmsghdr*>(bytes_.data());
+    h->nlmsg_len = static_cast<uint32_t>(bytes_.size());
+    return h;
+  }
+
+ private:
+  void append(const void* data, size_t len) {
+    const auto* p = static_cast<const char*>(data);
+    bytes_.insert(bytes_.end(), p, p + len);
+  }
+  std::vector<char> bytes_;
+};
+
+TEST(NetlinkExtack, TheTextAndOffsetAfterACappedOrAWholeEcho) {
+  ErrorMessage capped(NLM_F_ACK_TLVS | NLM_F_CAPPED, 64);
+  Extack a = parseExtack(capped.text("Unknown device type").offset(36).hdr());
+  EXPECT_EQ(a.message, "Unknown device type");
+  EXPECT_EQ(a.offset, 36u);
+
+  ErrorMessage whole(NLM_F_ACK_TLVS, 42);  // the echoed request is skipped, padding included
+  Extack b = parseExtack(whole.offset(20).text("Invalid argument").hdr());
+  EXPECT_EQ(b.message, "Invalid argument");
+  EXPECT_EQ(b.offset, 20u);
+}
+
+TEST(NetlinkExtack, NoTlvsNoText) {
+  ErrorMessage plain(0, 16);
+  Extack e = parseExtack(plain.text("ignored").hdr());
+  EXPECT_EQ(e.message, "");
+  EXPECT_FALSE(e.offset);
+}
+
+TEST(NetlinkExtack, AMalformedAttributeEndsTheReadingWithinTheMessage) {
+  // An attribute claiming more than the message holds: nothing past the message is read.
+  ErrorMessage over(NLM_F_ACK_TLVS | NLM_F_CAPPED, 0);
+  Extack a = parseExtack(over.text("first").attr(NLMSGERR_ATTR_MSG, "x", 1, 200).hdr());
+  EXPECT_EQ(a.message, "first");
+  // One shorter than an attribute header.
+  ErrorMessage under(NLM_F_ACK_TLVS | NLM_F_CAPPED, 0);
+  Extack b = parseExtack(under.attr(NLMSGERR_ATTR_MSG, "abc", 3, 2).text("after").hdr());
+  EXPECT_EQ(b.message, "");
+  // An offset of the wrong size is not an offset; a text without its NUL ends with the attribute.
+  ErrorMessage odd(NLM_F_ACK_TLVS | NLM_F_CAPPED, 0);
+  const uint16_t shortOffset = 7;
+  Extack c = parseExtack(odd.attr(NLMSGERR_ATTR_OFFS, &shortOffset, sizeof(shortOffset))
+                             .attr(NLMSGERR_ATTR_MSG, "abcd", 4)
+                             .hdr());
+  EXPECT_FALSE(c.offset);
+  EXPECT_EQ(c.message, "abcd");
+  // An echoed request longer than the whole message.
+  ErrorMessage lying(NLM_F_ACK_TLVS, 0);
+  nlmsghdr* h = const_cast<nlmsghdr*>(lying.text("t").hdr());
+  reinterpret_cast<nlmsgerr*>(reinterpret_cast<char*>(h) + NLMSG_HDRLEN)->msg.nlmsg_len = 4096;
+  EXPECT_EQ(parseExtack(h).message, "");
 }
 
 }  // namespace
