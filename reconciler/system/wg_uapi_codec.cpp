@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <set>
 #include <vector>
 
 #include "reconciler/system/wg_keys.h"
@@ -63,6 +62,7 @@ std::string errnoReply(int64_t code) {
 // other empty line; `lines` excludes that final empty line.
 Result<std::vector<std::string_view>> splitMessage(std::string_view text) {
   std::vector<std::string_view> lines;
+  lines.reserve(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')));
   size_t pos = 0;
   while (true) {
     const size_t nl = text.find('\n', pos);
@@ -111,8 +111,11 @@ class GetReplyParser {
  public:
   explicit GetReplyParser(const UapiLimits& limits) : limits_(limits) {}
 
+  // Room for `peers` peers (a hint: the reply's public_key lines).
+  void reserve(size_t peers);
   Result<void> line(size_t lineNo, std::string_view key, std::string_view value);
-  WgDevice finish();
+  // The device; an error when two peers have one key.
+  Result<WgDevice> finish();
 
  private:
   enum DeviceKey : uint32_t { kPrivate = 1, kPort = 2, kMark = 4 };
@@ -141,9 +144,15 @@ class GetReplyParser {
   WgPeer* peer_ = nullptr;
   std::optional<int64_t> sec_;
   std::optional<int64_t> nsec_;
-  std::set<WgKey> keys_;
+  std::vector<size_t> peerLines_;  // the public_key line of each peer, for a duplicate's error
   size_t allowedIps_ = 0;
 };
+
+void GetReplyParser::reserve(size_t peers) {
+  peers = std::min(peers, limits_.maxPeers);
+  dev_.peers.reserve(peers);
+  peerLines_.reserve(peers);
+}
 
 bool isDeviceKey(std::string_view key) {
   return key == "private_key" || key == "listen_port" || key == "fwmark";
@@ -213,14 +222,12 @@ Result<void> GetReplyParser::publicKey(size_t lineNo, std::string_view value) {
   if (!k) {
     return malformed(kGetWhat, lineNo, "bad public_key");
   }
-  if (!keys_.insert(*k).second) {
-    return malformed(kGetWhat, lineNo, "duplicate peer");
-  }
   if (dev_.peers.size() >= limits_.maxPeers) {
     return terminal("UAPI get reply has more than " + std::to_string(limits_.maxPeers) + " peers");
   }
   finishPeer();
   dev_.peers.emplace_back();
+  peerLines_.push_back(lineNo);
   peer_ = &dev_.peers.back();
   peer_->publicKey = *k;
   peerSeen_ = 0;
@@ -314,8 +321,21 @@ void GetReplyParser::finishPeer() {
   nsec_.reset();
 }
 
-WgDevice GetReplyParser::finish() {
+Result<WgDevice> GetReplyParser::finish() {
   finishPeer();
+  // Two peers with one key: sorted by key, they are neighbours; the later one is named.
+  std::vector<size_t> order(dev_.peers.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    order[i] = i;
+  }
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return dev_.peers[a].publicKey < dev_.peers[b].publicKey; });
+  for (size_t i = 1; i < order.size(); ++i) {
+    if (dev_.peers[order[i - 1]].publicKey == dev_.peers[order[i]].publicKey) {
+      return malformed(kGetWhat, std::max(peerLines_[order[i - 1]], peerLines_[order[i]]),
+                       "duplicate peer");
+    }
+  }
   if (!dev_.listenPort) {
     dev_.listenPort = 0;
   }
@@ -522,6 +542,10 @@ Result<WgDevice> parseUapiGetReply(std::string_view reply, const UapiLimits& lim
     return retryable("wireguard-go failed the get request: " + errnoReply(*code));
   }
   GetReplyParser parser(limits);
+  parser.reserve(
+      static_cast<size_t>(std::count_if(lines->begin(), lines->end(), [](std::string_view l) {
+        return l.starts_with("public_key=");
+      })));
   for (size_t i = 0; i + 1 < lines->size(); ++i) {
     const std::string_view line = (*lines)[i];
     if (line.find('=') == std::string_view::npos) {

@@ -903,6 +903,17 @@ TEST(WgUapi, MalformedGetRepliesAreErrors) {
   }
 }
 
+TEST(WgUapi, ADuplicatePeerIsFoundAnywhereAndNamedByItsSecondLine) {
+  const std::string bob = "public_key=" + std::string(kBobPub) + "\n";
+  const std::string alice = "public_key=" + std::string(kAlicePub) + "\n";
+  auto r = parseUapiGetReply(bob + "tx_bytes=1\n" + alice + bob + "errno=0\n\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "malformed UAPI get reply: line 4: duplicate peer");
+  auto fine = parseUapiGetReply(bob + alice + "errno=0\n\n");
+  ASSERT_TRUE(fine.ok()) << fine.error().message;
+  EXPECT_EQ(fine->peers.size(), 2u);
+}
+
 TEST(WgUapi, GetReplyErrnoIsReported) {
   auto r = parseUapiGetReply("errno=-5\n\n");
   ASSERT_FALSE(r.ok());
