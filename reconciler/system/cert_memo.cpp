@@ -101,6 +101,10 @@ core::CertView CertMemo::inspect(const std::string& certPem, const std::string& 
   core::CertView view = inspect();
   const std::lock_guard<std::mutex> lock(mu_);
   ++inspections_;
+  // Files hold one pair at a time: what these names held before is not asked for again.
+  std::erase_if(entries_, [&](const auto& e) {
+    return e.second.certFile == certFile && e.second.keyFile == keyFile;
+  });
   entries_.insert_or_assign(key, view);
   return view;
 }
@@ -116,11 +120,10 @@ void CertMemo::save() {
   if (::stat(dir.c_str(), &st) != 0 || !ensureStateDir(dir).ok()) {
     return;  // a plan on a laptop writes nothing
   }
+  std::erase_if(entries_, [](const auto& e) { return !exists(e.second.certFile); });
   std::string bytes = header(program_);
   for (const auto& [key, view] : entries_) {
-    if (exists(view.certFile)) {
-      bytes += key + " " + core::certViewToJson(view) + "\n";
-    }
+    bytes += key + " " + core::certViewToJson(view) + "\n";
   }
   writeChecked(file_, std::move(bytes));
 }

@@ -33,8 +33,9 @@ class CertMemo {
   core::CertView inspect(const std::string& certPem, const std::string& keyPem,
                          const std::string& certFile, const std::string& keyFile,
                          const Inspect& inspect);
-  // Writes the file when this memo inspected anything since it last did: the entries it read,
-  // except those whose certificate file is gone, and the new ones.
+  // Writes the file when this memo inspected anything since it last did: the entries it read
+  // and the new ones, one per pair of file names (the latest), none for a certificate file
+  // that is gone (a removed generation). The memory holds the same.
   void save();
 
   size_t inspections() const;  // how many pairs inspect() had to inspect

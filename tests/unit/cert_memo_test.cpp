@@ -140,6 +140,40 @@ TEST(CertMemo, SavingDropsThePairsWhoseCertificateIsGone) {
   EXPECT_EQ(calls, 1);
 }
 
+TEST(CertMemo, OnePairOfFileNamesKeepsOnlyItsLatestBytes) {
+  testing::TempDir dir;
+  ::chmod(dir.path().c_str(), 0700);
+  const fs::path file = dir.path() / "inspected-certs";
+  const fs::path cert = dir.path() / "site.pem";
+  std::ofstream(cert) << "x";
+  auto at = [&] {
+    core::CertView v = viewNamed("f");
+    v.certFile = cert.string();
+    v.keyFile = "/k.pem";
+    return v;
+  };
+  {
+    sys::CertMemo memo(file, "b");
+    // The operator's files, renewed in place twice.
+    memo.inspect("OLD", "K1", cert.string(), "/k.pem", at);
+    memo.inspect("MID", "K2", cert.string(), "/k.pem", at);
+    memo.inspect("NEW", "K3", cert.string(), "/k.pem", at);
+    memo.inspect("OTHER", "K", cert.string(), "/other-key.pem", at);
+    memo.save();
+  }
+  int calls = 0;
+  sys::CertMemo next(file, "b");
+  auto counted = [&] {
+    ++calls;
+    return at();
+  };
+  next.inspect("NEW", "K3", cert.string(), "/k.pem", counted);
+  next.inspect("OTHER", "K", cert.string(), "/other-key.pem", counted);
+  EXPECT_EQ(calls, 0);
+  next.inspect("OLD", "K1", cert.string(), "/k.pem", counted);
+  EXPECT_EQ(calls, 1);
+}
+
 TEST(CertMemo, WritesNothingWhereTheStateDirectoryIsMissingOrOpenToOthers) {
   testing::TempDir dir;
   const fs::path missing = dir.path() / "no-such-dir" / "inspected-certs";
