@@ -60,12 +60,22 @@ TEST(CertMemo, InspectsOncePerNamesAndBytes) {
   EXPECT_EQ(memo.inspections(), 6u);
 }
 
-TEST(CertMemo, TheNextRunFindsWhatThisOneSavedAndNothingElse) {
-  testing::TempDir dir;
-  ::chmod(dir.path().c_str(), 0700);
-  const fs::path file = dir.path() / "inspected-certs";
-  const fs::path cert = dir.path() / "c.pem";
-  std::ofstream(cert) << "x";
+// A state directory for the memo's file, and certificate files in it.
+class MemoFile : public ::testing::Test {
+ protected:
+  MemoFile() { ::chmod(dir_.path().c_str(), 0700); }
+  fs::path file() const { return dir_.path() / "inspected-certs"; }
+  fs::path certFile(const std::string& name) const {
+    const fs::path p = dir_.path() / name;
+    std::ofstream(p) << "x";
+    return p;
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(MemoFile, TheNextRunFindsWhatThisOneSavedAndNothingElse) {
+  const fs::path file = this->file();
+  const fs::path cert = certFile("c.pem");
   core::CertView view = viewNamed("f1");
   view.certFile = cert.string();
   {
@@ -105,14 +115,10 @@ TEST(CertMemo, TheNextRunFindsWhatThisOneSavedAndNothingElse) {
   EXPECT_EQ(calls, 2);
 }
 
-TEST(CertMemo, SavingDropsThePairsWhoseCertificateIsGone) {
-  testing::TempDir dir;
-  ::chmod(dir.path().c_str(), 0700);
-  const fs::path file = dir.path() / "inspected-certs";
-  const fs::path kept = dir.path() / "kept.pem";
-  const fs::path gone = dir.path() / "gone.pem";
-  std::ofstream(kept) << "x";
-  std::ofstream(gone) << "x";
+TEST_F(MemoFile, SavingDropsThePairsWhoseCertificateIsGone) {
+  const fs::path file = this->file();
+  const fs::path kept = certFile("kept.pem");
+  const fs::path gone = certFile("gone.pem");
   auto at = [](const fs::path& p) {
     return [p] {
       core::CertView v = viewNamed("f");
@@ -140,12 +146,9 @@ TEST(CertMemo, SavingDropsThePairsWhoseCertificateIsGone) {
   EXPECT_EQ(calls, 1);
 }
 
-TEST(CertMemo, OnePairOfFileNamesKeepsOnlyItsLatestBytes) {
-  testing::TempDir dir;
-  ::chmod(dir.path().c_str(), 0700);
-  const fs::path file = dir.path() / "inspected-certs";
-  const fs::path cert = dir.path() / "site.pem";
-  std::ofstream(cert) << "x";
+TEST_F(MemoFile, OnePairOfFileNamesKeepsOnlyItsLatestBytes) {
+  const fs::path file = this->file();
+  const fs::path cert = certFile("site.pem");
   auto at = [&] {
     core::CertView v = viewNamed("f");
     v.certFile = cert.string();
