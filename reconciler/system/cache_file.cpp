@@ -73,7 +73,7 @@ std::optional<Digest> Sha256::finish() {
 
 std::optional<std::string> readChecked(const std::filesystem::path& file,
                                        const std::string& header) {
-  auto read = readOwnFile(file.string());
+  auto read = readOwnFile(file.string(), header);
   if (!read || !read->has_value()) {
     return std::nullopt;
   }

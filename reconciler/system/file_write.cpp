@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <csignal>
@@ -122,7 +123,7 @@ void removeTemporaryFilesOfDeadProcesses(const std::string& dir, std::string_vie
   }
 }
 
-Result<std::optional<std::string>> readOwnFile(const std::string& path) {
+Result<std::optional<std::string>> readOwnFile(const std::string& path, std::string_view prefix) {
   // O_NONBLOCK: a FIFO planted here must not hang the run (it is refused below).
   Fd f{::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)};
   if (f.fd < 0) {
@@ -141,25 +142,35 @@ Result<std::optional<std::string>> readOwnFile(const std::string& path) {
   if (!S_ISREG(st.st_mode)) {
     return terminal(path + " is not a regular file");
   }
-  // Sized by fstat, read in one call when the file does not grow meanwhile.
+  // Sized by fstat, read in one call when the file does not grow meanwhile (after the first
+  // prefix.size() bytes, when there is a prefix to check).
   std::string data(static_cast<size_t>(st.st_size) + 1, '\0');
   size_t got = 0;
+  bool checked = prefix.empty();
   while (true) {
     if (got == data.size()) {
       data.resize(data.size() * 2);
     }
-    const ssize_t n = ::read(f.fd, data.data() + got, data.size() - got);
+    const size_t want = checked ? data.size() - got : std::min(prefix.size(), data.size()) - got;
+    const ssize_t n = ::read(f.fd, data.data() + got, want);
     if (n < 0 && errno == EINTR) {
       continue;
     }
     if (n < 0) {
       return terminal("read " + path + ": " + errnoText(errno));
     }
+    got += static_cast<size_t>(n);
+    if (n == 0 || (!checked && got >= prefix.size())) {
+      if (!checked && std::string_view(data.data(), got) != prefix.substr(0, got)) {
+        data.resize(got);  // not what the caller is looking for: the rest is not read
+        return std::optional<std::string>(std::move(data));
+      }
+      checked = true;
+    }
     if (n == 0) {
       data.resize(got);
       return std::optional<std::string>(std::move(data));
     }
-    got += static_cast<size_t>(n);
   }
 }
 

@@ -36,8 +36,11 @@ void removeTemporaryFilesOfDeadProcesses(const std::string& dir, std::string_vie
 
 // The contents of a file edgeplane keeps for itself (in the state directory), opened with
 // O_NOFOLLOW; nullopt when it does not exist. A symbolic link or anything but a regular file
-// is an error naming the path.
-Result<std::optional<std::string>> readOwnFile(const std::string& path);
+// is an error naming the path. With a `prefix`, a file that does not start with it is read no
+// further than where it differs (at most prefix.size() bytes come back): a cache entry's header
+// that names other inputs does not cost reading the whole entry.
+Result<std::optional<std::string>> readOwnFile(const std::string& path,
+                                               std::string_view prefix = {});
 
 // fsync of a directory, after creating or renaming in it.
 Result<void> fsyncDir(const std::string& dir);

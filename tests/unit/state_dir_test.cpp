@@ -160,5 +160,29 @@ TEST_F(StateDirTrust, OwnFilesAreReadWithoutFollowingSymlinks) {
   EXPECT_TRUE(contains(refusal(readOwnFile(fifo.string())), "not a regular file"));
 }
 
+// With a prefix: a file that starts with it is read whole; one that does not comes back only
+// as far as it was read to tell (a cache entry for other inputs is not read through).
+TEST_F(StateDirTrust, AnOwnFileIsReadPastAPrefixOnlyWhenItStartsWithIt) {
+  const fs::path own = state_ / "entry";
+  const std::string body(100000, 'b');
+  std::ofstream(own) << "header A\n" << body;
+  auto whole = readOwnFile(own.string(), "header A\n");
+  ASSERT_TRUE(whole.ok() && whole->has_value());
+  EXPECT_EQ(**whole, "header A\n" + body);
+  auto other = readOwnFile(own.string(), "header B\n");
+  ASSERT_TRUE(other.ok() && other->has_value());
+  EXPECT_LE((*other)->size(), 9u);
+  EXPECT_FALSE((*other)->starts_with("header B\n"));
+  // A file shorter than the prefix, and one equal to it.
+  std::ofstream(own, std::ios::trunc) << "head";
+  auto shorter = readOwnFile(own.string(), "header A\n");
+  ASSERT_TRUE(shorter.ok() && shorter->has_value());
+  EXPECT_EQ(**shorter, "head");
+  std::ofstream(own, std::ios::trunc) << "header A\n";
+  auto equal = readOwnFile(own.string(), "header A\n");
+  ASSERT_TRUE(equal.ok() && equal->has_value());
+  EXPECT_EQ(**equal, "header A\n");
+}
+
 }  // namespace
 }  // namespace edgeplane::sys
