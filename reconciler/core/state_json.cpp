@@ -13,6 +13,7 @@
 #include <Poco/JSON/Parser.h>
 #include <Poco/JSON/Stringifier.h>
 
+#include <charconv>
 #include <limits>
 #include <map>
 #include <optional>
@@ -594,15 +595,104 @@ Result<ObservedJson> observedFromJson(const std::string& text) {
   return out;
 }
 
-// One owned row's data: {"spec": "…", "index": N (uplinks), "key": "…" (forwards)}. Read with
-// the strict reader: a no-op run reads every row, and Poco's DOM costs several times more.
+namespace {
+
+// A JSON string of printable ASCII without escapes at the front of `in` ("…"): its text, and
+// `in` moved past it; nullopt (and `in` as it was) for anything else.
+std::optional<std::string_view> plainString(std::string_view& in) {
+  if (in.empty() || in.front() != '"') {
+    return std::nullopt;
+  }
+  for (size_t i = 1; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == '"') {
+      const std::string_view text = in.substr(1, i - 1);
+      in.remove_prefix(i + 1);
+      return text;
+    }
+    if (c == '\\' || c < 0x20 || c > 0x7e) {
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+// The parts of a row's data in exactly the form OwnedRows::row writes when no string needs an
+// escape: {"spec":"…"[,"index":N][,"key":"…"]}. Anything else (an escape, a non-ASCII byte,
+// other spacing or order) is nullopt, and goes to the strict reader, which gives the same
+// result for these and an error for what is not JSON: a no-op run reads every row.
+struct PlainRow {
+  std::string_view spec;
+  std::optional<uint32_t> index;
+  std::optional<std::string_view> key;
+};
+std::optional<PlainRow> plainRow(std::string_view in) {
+  PlainRow row;
+  auto take = [&in](std::string_view literal) {
+    if (!in.starts_with(literal)) {
+      return false;
+    }
+    in.remove_prefix(literal.size());
+    return true;
+  };
+  if (!take("{\"spec\":")) {
+    return std::nullopt;
+  }
+  auto spec = plainString(in);
+  if (!spec) {
+    return std::nullopt;
+  }
+  row.spec = *spec;
+  if (take(",\"index\":")) {
+    size_t digits = 0;
+    while (digits < in.size() && in[digits] >= '0' && in[digits] <= '9') {
+      ++digits;
+    }
+    uint32_t value = 0;
+    auto [end, ec] = std::from_chars(in.data(), in.data() + digits, value);
+    if (digits == 0 || (digits > 1 && in.front() == '0') || ec != std::errc() ||
+        end != in.data() + digits) {
+      return std::nullopt;
+    }
+    row.index = value;
+    in.remove_prefix(digits);
+  }
+  if (take(",\"key\":")) {
+    auto key = plainString(in);
+    if (!key) {
+      return std::nullopt;
+    }
+    row.key = *key;
+  }
+  if (in != "}") {
+    return std::nullopt;
+  }
+  return row;
+}
+
+}  // namespace
+
+// One owned row's data: {"spec": "…", "index": N (uplinks), "key": "…" (forwards)}. Rows as
+// OwnedRows::row writes them are read directly (plainRow); others with the strict reader.
 Result<core::StoreView> storeViewFromOwned(const std::vector<OwnedResource>& rows) {
   using strict_json::Json;
   core::StoreView v;
   std::string error;
   for (const auto& row : rows) {
+    std::string key;
+    key.reserve(row.kind.size() + 1 + row.name.size());
+    key.append(row.kind).append(" ").append(row.name);
+    if (const std::optional<PlainRow> plain = plainRow(row.data)) {
+      if (plain->key && row.kind == "forward") {
+        v.forwardNames.insert_or_assign(std::string(*plain->key), row.name);
+      }
+      if (plain->index && row.kind == "uplink") {
+        v.uplinkIndex[row.name] = *plain->index;
+      }
+      v.applied.insert_or_assign(v.applied.end(), std::move(key), std::string(plain->spec));
+      continue;
+    }
     Json data;
-    const std::string key = row.kind + " " + row.name;
     auto bad = [&](std::string_view why) {
       return terminal("owned resource " + key + ": " + std::string(why));
     };

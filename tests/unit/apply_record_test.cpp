@@ -2,6 +2,7 @@
 // up with the same rows the full rewrite (every owned row serialised and put) left.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <set>
 #include <string>
 #include <utility>
@@ -193,6 +194,97 @@ TEST(OwnedRows, AnySpecReadsBackAsWritten) {
   EXPECT_EQ(back->applied, v.applied);
   EXPECT_EQ(back->uplinkIndex, v.uplinkIndex);
   EXPECT_EQ(back->forwardNames, v.forwardNames);
+}
+
+OwnedResource rowOf(std::string kind, std::string name, std::string data) {
+  return OwnedResource{std::move(kind), std::move(name), std::move(data), 1};
+}
+
+// Rows as apply writes them are read by a direct reader; any other spelling of the same JSON
+// by the strict one: the two agree on every field.
+TEST(OwnedRows, PlainAndOtherwiseSpelledRowsReadTheSame) {
+  const std::vector<std::pair<std::string, std::string>> spellings = {
+      {R"({"spec":"tcp/1 -> 10.0.0.1:2 in t"})", R"({ "spec" : "tcp/1 -> 10.0.0.1:2 in t" })"},
+      {R"({"spec":"100.64.0.0/31","index":7})", R"({"index":7,"spec":"100.64.0.0/31"})"},
+      {R"({"spec":"a","key":"tcp/1"})", R"({"spec":"a","key":"tcp\/1"})"},
+      {R"({"spec":"","index":0,"key":"udp/9"})", R"({"key":"udp/9","spec":"","index":0})"},
+      {R"({"spec":"x","index":4294967295})", R"({"spec":"x","index":4294967295 })"},
+  };
+  for (const char* kind : {"forward", "uplink", "namespace"}) {
+    for (const auto& [plain, other] : spellings) {
+      auto a = core::storeViewFromOwned({rowOf(kind, "n", plain)});
+      auto b = core::storeViewFromOwned({rowOf(kind, "n", other)});
+      ASSERT_TRUE(a.ok()) << plain << ": " << a.error().message;
+      ASSERT_TRUE(b.ok()) << other << ": " << b.error().message;
+      EXPECT_EQ(*a, *b) << kind << " " << plain;
+    }
+  }
+  auto uplink = core::storeViewFromOwned({rowOf("uplink", "t", R"({"spec":"s","index":7})")});
+  ASSERT_TRUE(uplink.ok());
+  EXPECT_EQ(uplink->uplinkIndex.at("t"), 7u);
+  EXPECT_EQ(uplink->applied.at("uplink t"), "s");
+  auto forward = core::storeViewFromOwned({rowOf("forward", "f", R"({"spec":"s","key":"tcp/1"})")});
+  ASSERT_TRUE(forward.ok());
+  EXPECT_EQ(forward->forwardNames.at("tcp/1"), "f");
+}
+
+// Rows as the writer writes them, from random views, read the same as the same JSON with one
+// more space (which only the strict reader takes).
+TEST(OwnedRows, WrittenRowsReadAsTheStrictReaderReadsThem) {
+  std::mt19937 rng(15);
+  const std::vector<std::string> alphabet = {"a",  "z",    "0",    "9",       " ",  "-",
+                                             "/",  ">",    ".",    ":",       "\"", "\\",
+                                             "\t", "\x01", "\x7f", "\xc3\xa9"};
+  auto text = [&](size_t max) {
+    std::string out;
+    for (size_t n = rng() % (max + 1); n > 0; --n) {
+      out += alphabet[rng() % alphabet.size()];
+    }
+    return out;
+  };
+  for (int round = 0; round < 300; ++round) {
+    core::StoreView v;
+    const std::string name = "n" + std::to_string(round);
+    const char* kind = round % 3 == 0 ? "uplink" : round % 3 == 1 ? "forward" : "route";
+    v.applied[std::string(kind) + " " + name] = text(rng() % 2 == 0 ? 3 : 40);
+    if (rng() % 2 == 0) {
+      v.uplinkIndex[name] = round % 5 == 0 ? 4294967295u : static_cast<uint32_t>(rng() % 1000);
+    }
+    if (rng() % 2 == 0) {
+      v.forwardNames[text(12)] = name;
+    }
+    for (const OwnedResource& row : core::ownedFromStoreView(v, 1)) {
+      OwnedResource spaced = row;
+      spaced.data.insert(1, " ");
+      auto plain = core::storeViewFromOwned({row});
+      auto strict = core::storeViewFromOwned({spaced});
+      ASSERT_TRUE(plain.ok()) << row.data << ": " << plain.error().message;
+      ASSERT_TRUE(strict.ok()) << spaced.data << ": " << strict.error().message;
+      EXPECT_EQ(*plain, *strict) << row.data;
+      // And as written: an index is an uplink's, a key a forward's.
+      const std::string k = kind;
+      EXPECT_EQ(plain->applied, v.applied);
+      EXPECT_EQ(plain->uplinkIndex, k == "uplink" ? v.uplinkIndex : decltype(v.uplinkIndex){});
+      EXPECT_EQ(plain->forwardNames, k == "forward" ? v.forwardNames : decltype(v.forwardNames){});
+    }
+  }
+}
+
+// What is not an unsigned 32-bit index, or not JSON, is an error however it is spelled.
+TEST(OwnedRows, ABadIndexOrJsonIsAnErrorInEitherReader) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"uplink", R"({"spec":"x","index":01})"},
+      {"uplink", R"({"spec":"x","index":4294967296})"},
+      {"uplink", R"({"spec":"x","index":-1})"},
+      {"uplink", R"({"spec":"x","index":1.5})"},
+      {"forward", R"({"spec":"x"}})"},
+      {"forward", R"({"spec":"x","key":"y","key":"z"})"},
+      {"forward", R"({"spec":"x)"},
+      {"forward", "{\"spec\":\"x\ty\"}"},  // a raw tab: not JSON
+  };
+  for (const auto& [kind, data] : bad) {
+    EXPECT_FALSE(core::storeViewFromOwned({rowOf(kind, "n", data)}).ok()) << kind << " " << data;
+  }
 }
 
 }  // namespace
