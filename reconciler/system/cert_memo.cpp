@@ -8,6 +8,7 @@
 
 #include "reconciler/core/state_json.h"
 #include "reconciler/system/cache_file.h"
+#include "reconciler/system/file_write.h"
 #include "reconciler/system/program_identity.h"
 #include "schema/net.h"
 #include "schema/store.h"
@@ -72,6 +73,8 @@ void CertMemo::loadOnce() {
   if (file_.empty()) {
     return;
   }
+  // What runs killed while writing the file left (inspected-certs.tmp.<pid>).
+  removeTemporaryFilesOfDeadProcesses(file_.parent_path().string(), file_.filename().string());
   const std::string h = header(program_);
   if (auto bytes = readChecked(file_, h)) {
     entries_ = decodeEntries(std::string_view(*bytes).substr(h.size()));

@@ -18,7 +18,8 @@ namespace edgeplane::sys {
 // on them), so an entry is found by the SHA-256 of exactly those: bytes that differ in any way
 // are inspected again. The file (<state-dir>/inspected-certs, 0600) holds no key material, only
 // the views and their digests; it is read only by the same build (programIdentity), checked by
-// a checksum, and replaced whole. Thread-safe.
+// a checksum, and replaced whole; the temporary files of runs killed while writing it are
+// removed on first use. Thread-safe.
 class CertMemo {
  public:
   // `file` empty: the memo lives in memory only. `program`: whose entries count. The file is

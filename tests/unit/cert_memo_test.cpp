@@ -4,12 +4,14 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "reconciler/system/certs.h"
+#include "tests/support/dead_pid.h"
 #include "tests/support/temp_dir.h"
 
 namespace edgeplane {
@@ -175,6 +177,19 @@ TEST_F(MemoFile, OnePairOfFileNamesKeepsOnlyItsLatestBytes) {
   EXPECT_EQ(calls, 0);
   next.inspect("OLD", "K1", cert.string(), "/k.pem", counted);
   EXPECT_EQ(calls, 1);
+}
+
+// A run killed while writing the file leaves inspected-certs.tmp.<its pid>: the next memo to
+// look at the file removes it; a live process's is its own.
+TEST_F(MemoFile, TheTemporaryFileOfAKilledRunIsRemoved) {
+  const fs::path deadTmp = file().string() + ".tmp." + std::to_string(testing::deadPid());
+  const fs::path liveTmp = file().string() + ".tmp." + std::to_string(::getppid());
+  std::ofstream(deadTmp) << "half a memo";
+  std::ofstream(liveTmp) << "being written";
+  sys::CertMemo memo(file(), "b");
+  memo.inspect("A", "K", "/c.pem", "", [] { return viewNamed("f"); });
+  EXPECT_FALSE(fs::exists(deadTmp));
+  EXPECT_TRUE(fs::exists(liveTmp));
 }
 
 TEST(CertMemo, WritesNothingWhereTheStateDirectoryIsMissingOrOpenToOthers) {
