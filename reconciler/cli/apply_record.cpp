@@ -6,7 +6,7 @@
 #include <cstdlib>
 
 #include "reconciler/cli/command_support.h"
-#include "reconciler/core/state_json.h"
+#include "reconciler/core/owned_rows.h"
 
 namespace edgeplane::cli {
 

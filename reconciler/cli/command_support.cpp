@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "reconciler/core/state_json.h"
+#include "reconciler/core/owned_rows.h"
 #include "reconciler/system/certs.h"
 #include "reconciler/system/wg_keys.h"
 #include "schema/loader.h"

@@ -13,6 +13,7 @@
 #include "reconciler/cli/command_support.h"
 #include "reconciler/cli/commands.h"
 #include "reconciler/cli/history.h"
+#include "reconciler/core/owned_rows.h"
 #include "reconciler/core/plan.h"
 #include "reconciler/core/state_json.h"
 #include "reconciler/core/target.h"

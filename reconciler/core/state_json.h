@@ -2,7 +2,6 @@
 #pragma once
 
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "reconciler/core/host_state.h"
@@ -21,19 +20,5 @@ Result<ObservedJson> observedFromJson(const std::string& text);
 // One certificate's view, in the form toJson gives it, on one line; and back.
 std::string certViewToJson(const core::CertView& c);
 Result<core::CertView> certViewFromJson(const std::string& text);
-
-// The ownership view kept in the store's owned_resources: one row per applied resource,
-// data = {"spec": …} plus "index" (uplinks) or "key" (forwards).
-Result<core::StoreView> storeViewFromOwned(const std::vector<OwnedResource>& rows);
-std::vector<OwnedResource> ownedFromStoreView(const core::StoreView& view, int64_t at);
-
-// What turns the owned rows of `before` into those of `after`: the rows that are new or whose
-// data differs (with updatedAt = at), and the (kind, name) of the rows `after` no longer has.
-// Only those rows are serialised; the rest are left as they are.
-struct OwnedChanges {
-  std::vector<OwnedResource> put;
-  std::vector<std::pair<std::string, std::string>> removed;
-};
-OwnedChanges ownedChanges(const core::StoreView& before, const core::StoreView& after, int64_t at);
 
 }  // namespace edgeplane::core

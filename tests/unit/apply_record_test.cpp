@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "reconciler/cli/apply_record.h"
-#include "reconciler/core/state_json.h"
+#include "reconciler/core/owned_rows.h"
 #include "tests/support/temp_dir.h"
 
 namespace edgeplane {
