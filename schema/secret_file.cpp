@@ -1,20 +1,45 @@
 // Owner-only secret files (see secret_file.h).
 #include "schema/secret_file.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
-#include <sstream>
+#include <cstring>
 
 #include "schema/mode_text.h"
 
 namespace edgeplane {
+namespace {
+
+// A descriptor closed on every path out.
+struct OpenFile {
+  int fd;
+  ~OpenFile() {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+};
+
+// Bytes wiped before they are freed.
+struct WipedBuffer {
+  std::string bytes;
+  ~WipedBuffer() { ::explicit_bzero(bytes.data(), bytes.size()); }
+};
+
+}  // namespace
 
 Result<std::string> readSecretFile(const std::filesystem::path& file, std::string_view what) {
   const std::string name = std::string(what) + " " + file.string();
+  // O_NONBLOCK: a FIFO is refused below instead of waiting for a writer.
+  const OpenFile f{::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)};
+  if (f.fd < 0) {
+    return terminal(name + ": " + errnoText(errno));
+  }
   struct stat st {};
-  if (::stat(file.c_str(), &st) != 0) {
+  if (::fstat(f.fd, &st) != 0) {
     return terminal(name + ": " + errnoText(errno));
   }
   if (!S_ISREG(st.st_mode)) {
@@ -24,20 +49,35 @@ Result<std::string> readSecretFile(const std::filesystem::path& file, std::strin
     return terminal(name + " has mode " + modeText(st.st_mode & 07777) +
                     "; it must be readable by its owner only (chmod 600)");
   }
-  std::ifstream in(file, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (!in) {
-    return terminal(name + ": cannot read it");
+  // One buffer, never grown (a reallocation would free a copy unwiped); one byte over the limit
+  // tells a file that is larger, whatever fstat said.
+  WipedBuffer buf{std::string(kMaxSecretFileBytes + 1, '\0')};
+  size_t got = 0;
+  while (got < buf.bytes.size()) {
+    const ssize_t n = ::read(f.fd, buf.bytes.data() + got, buf.bytes.size() - got);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return terminal(name + ": cannot read it: " + errnoText(errno));
+    }
+    if (n == 0) {
+      break;
+    }
+    got += static_cast<size_t>(n);
   }
-  std::string secret = text.str();
-  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) {
-    secret.pop_back();
+  if (got > kMaxSecretFileBytes) {
+    return terminal(name + " is larger than " + std::to_string(kMaxSecretFileBytes) +
+                    " bytes; it is not a secret file");
   }
-  if (secret.empty()) {
+  std::string_view text(buf.bytes.data(), got);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) {
+    text.remove_suffix(1);
+  }
+  if (text.empty()) {
     return terminal(name + " is empty");
   }
-  return secret;
+  return std::string(text);
 }
 
 }  // namespace edgeplane

@@ -1,6 +1,7 @@
 // Reading a secret (a shared key, a token) from a file only its owner may read.
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -9,9 +10,14 @@
 
 namespace edgeplane {
 
+// A secret file larger than this is refused unread: no key, token or binding file comes near it.
+inline constexpr size_t kMaxSecretFileBytes = 64 * 1024;
+
 // The file's text without its trailing newline. Refused (terminal) unless it is a regular file
-// that only its owner may read or write (0600 or stricter), and not empty. `what` names the
-// file in messages ("webhook secret file"); the secret never appears in one.
+// (a symbolic link to one is followed) that only its owner may read or write (0600 or stricter),
+// not empty and not larger than kMaxSecretFileBytes. The checks are made on the file opened, not
+// on its name. `what` names the file in messages ("webhook secret file"); the secret never
+// appears in one, and no copy of it is left in freed memory.
 Result<std::string> readSecretFile(const std::filesystem::path& file, std::string_view what);
 
 }  // namespace edgeplane

@@ -159,6 +159,39 @@ TEST(WebhookSecret, OwnerOnlyFileIsRequired) {
   EXPECT_FALSE(readSecretFile(dir.path(), "webhook secret file").ok());
 }
 
+// A secret file is small: one that is not (a path mistyped onto a log or an image) is refused by
+// its size, not read whole into memory; a FIFO is refused without waiting for a writer.
+TEST(WebhookSecret, AnOversizedFileOrAFifoIsRefused) {
+  TempDir dir;
+  const fs::path big = dir.path() / "big";
+  std::ofstream(big) << std::string(kMaxSecretFileBytes + 1, 'k');
+  ASSERT_EQ(::chmod(big.c_str(), 0600), 0);
+  auto tooBig = readSecretFile(big, "webhook secret file");
+  ASSERT_FALSE(tooBig.ok());
+  EXPECT_NE(tooBig.error().message.find("larger than"), std::string::npos)
+      << tooBig.error().message;
+  std::ofstream(big, std::ios::trunc) << std::string(kMaxSecretFileBytes, 'k');
+  auto atLimit = readSecretFile(big, "webhook secret file");
+  ASSERT_TRUE(atLimit.ok()) << atLimit.error().message;
+  EXPECT_EQ(atLimit->size(), kMaxSecretFileBytes);
+
+  const fs::path fifo = dir.path() / "fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto piped = readSecretFile(fifo, "webhook secret file");
+  ASSERT_FALSE(piped.ok());
+  EXPECT_NE(piped.error().message.find("not a regular file"), std::string::npos)
+      << piped.error().message;
+
+  // A symbolic link to an owner-only file is followed (credentials are often linked in).
+  const fs::path target = dir.path() / "target";
+  std::ofstream(target) << "linked\n";
+  ASSERT_EQ(::chmod(target.c_str(), 0600), 0);
+  fs::create_symlink(target, dir.path() / "link");
+  auto linked = readSecretFile(dir.path() / "link", "webhook secret file");
+  ASSERT_TRUE(linked.ok()) << linked.error().message;
+  EXPECT_EQ(*linked, "linked");
+}
+
 // A webhook server with secret "k" on a loopback port the kernel just handed out and that is
 // free again (listen ports are 1-65535: not port 0), counting its triggers.
 Result<std::unique_ptr<WebhookServer>> startWebhookServer(std::atomic<int>& triggered) {
