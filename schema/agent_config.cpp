@@ -3,10 +3,9 @@
 
 #include <unistd.h>
 
-#include <fstream>
 #include <regex>
-#include <sstream>
 
+#include "schema/file_text.h"
 #include "schema/local_address.h"
 #include "schema/toml_reader.h"
 
@@ -447,13 +446,11 @@ AgentConfig loadAgentConfig(const std::filesystem::path& file, Diagnostics& diag
   const std::string name = file.string();
   std::error_code ec;
   const fs::file_status status = fs::status(file, ec);
-  std::ifstream in;
-  std::ostringstream text;
+  std::optional<Result<std::string>> text;
   if (fs::is_regular_file(status)) {
-    in.open(file, std::ios::binary);
-    text << in.rdbuf();
+    text = readFileText(file);
   }
-  if (!fs::is_regular_file(status) || !in) {
+  if (!text || !*text) {
     diags.error(SourceLoc{name, 0, 0}, status.type() == fs::file_type::not_found
                                            ? "the agent file does not exist"
                                        : fs::is_directory(status) ? "the agent file is a directory"
@@ -467,7 +464,7 @@ AgentConfig loadAgentConfig(const std::filesystem::path& file, Diagnostics& diag
   if (ec) {
     dir = file.parent_path();
   }
-  return loadAgentConfigText(text.str(), name, dir, diags);
+  return loadAgentConfigText(**text, name, dir, diags);
 }
 
 }  // namespace edgeplane

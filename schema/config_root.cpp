@@ -3,39 +3,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 
+#include "schema/file_text.h"
 #include "schema/validate.h"
 
 namespace edgeplane {
-namespace {
-
-// The file's bytes, read into a string sized by its length (and grown if it grows meanwhile);
-// nullopt when it cannot be opened or read.
-std::optional<std::string> readWholeFile(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary | std::ios::ate);
-  if (!in) {
-    return std::nullopt;
-  }
-  const std::streamoff size = in.tellg();
-  in.seekg(0);
-  std::string text(size > 0 ? static_cast<size_t>(size) + 1 : 4096, '\0');
-  size_t got = 0;
-  while (in) {
-    if (got == text.size()) {
-      text.resize(text.size() * 2);
-    }
-    in.read(text.data() + got, static_cast<std::streamsize>(text.size() - got));
-    got += static_cast<size_t>(in.gcount());
-  }
-  if (!in.eof() || in.bad()) {
-    return std::nullopt;
-  }
-  text.resize(got);
-  return text;
-}
-
-}  // namespace
 
 std::string_view relativeToRoot(std::string_view file, std::string_view root) {
   if (file.size() > root.size() && file.starts_with(root) && file[root.size()] == '/') {
@@ -87,7 +59,9 @@ std::optional<std::vector<ConfigFile>> readConfigRoot(const std::filesystem::pat
   std::vector<ConfigFile> out;
   out.reserve(files.size());
   for (const fs::path& file : files) {
-    out.push_back(ConfigFile{file.lexically_normal().string(), readWholeFile(file)});
+    Result<std::string> text = readFileText(file);
+    out.push_back(ConfigFile{file.lexically_normal().string(),
+                             text ? std::optional(std::move(*text)) : std::nullopt});
   }
   return out;
 }

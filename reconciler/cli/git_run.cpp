@@ -6,14 +6,13 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "reconciler/cli/fetch_child.h"
 #include "reconciler/cli/history.h"
 #include "reconciler/cli/progress.h"
+#include "schema/file_text.h"
 
 namespace edgeplane::cli {
 
@@ -40,15 +39,13 @@ std::optional<std::string> checkSignature(const source::GitSource& src, const Gi
   if (!g.allowedSigners) {
     return std::nullopt;
   }
-  std::ifstream in(*g.allowedSigners, std::ios::binary);
-  if (!in) {
+  Result<std::string> text = readFileText(*g.allowedSigners);
+  if (!text) {
     return "cannot read allowed_signers file " + *g.allowedSigners +
            "; no commit is applied without it";
   }
-  std::ostringstream text;
-  text << in.rdbuf();
   std::vector<std::string> warnings;
-  auto signers = source::parseAllowedSigners(text.str(), &warnings);
+  auto signers = source::parseAllowedSigners(*text, &warnings);
   if (!signers) {
     return *g.allowedSigners + ": " + signers.error().message;
   }

@@ -5,12 +5,10 @@
 
 #include <cerrno>
 #include <filesystem>
-#include <fstream>
 #include <future>
 #include <iostream>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -25,6 +23,7 @@
 #include "reconciler/core/state_json.h"
 #include "reconciler/source/git_source.h"
 #include "reconciler/system/lock.h"
+#include "schema/file_text.h"
 
 namespace edgeplane::cli {
 namespace {
@@ -232,13 +231,6 @@ Failure loadStage(const Options& o, const PlanSource& s, std::optional<Loaded>& 
                    outcome.items};
 }
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // Observe: the store's view of the host, this host's target (which needs the view) built
 // while the live host and the certificates are still being read, then the host (or, offline,
 // what --observed saved) and its certificates.
@@ -248,7 +240,11 @@ Failure observeStage(const Options& o, const Loaded& loaded,
                      core::StoreView& view) {
   if (o.offline) {
     if (o.observed) {
-      auto parsed = core::observedFromJson(readFile(*o.observed));
+      Result<std::string> text = readFileText(*o.observed);
+      if (!text) {
+        return failed("observed", text.error().message);
+      }
+      auto parsed = core::observedFromJson(*text);
       if (!parsed) {
         return failed("observed", *o.observed + ": " + parsed.error().message);
       }

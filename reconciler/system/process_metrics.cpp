@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <vector>
 
+#include "schema/file_text.h"
 #include "schema/prometheus_text.h"
 
 namespace edgeplane {
@@ -18,13 +18,11 @@ namespace edgeplane {
 namespace {
 
 std::optional<std::string> readProcFile(const char* path) {
-  std::ifstream in(path);
-  if (!in) {
+  Result<std::string> text = readFileText(path);
+  if (!text) {
     return std::nullopt;
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return std::move(*text);
 }
 
 std::optional<uint64_t> bootTime() {

@@ -892,6 +892,27 @@ TEST(PlanFromGit, TheHostCacheIsOnlyWrittenUnderTheStateLock) {
   EXPECT_TRUE(fs::exists(state / "source" / "HEAD"));
 }
 
+// An --observed file that cannot be read is reported as such, not as a JSON error of empty text.
+TEST(PlanObserved, AnUnreadableFileIsNamedAsUnreadable) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "config");
+  std::ofstream(dir.path() / "config" / "host.toml") << "[[host]]\nname = \"h\"\n";
+  const std::string base = std::string(EDGEPLANE_BINARY) + " plan --offline --host h --config " +
+                           (dir.path() / "config").string() + " --state-dir " +
+                           (dir.path() / "state").string() + " --observed ";
+  const auto missing = testing::runCommand(base + (dir.path() / "missing.json").string());
+  EXPECT_EQ(missing.status, 1) << missing.output;
+  EXPECT_NE(missing.output.find("cannot read " + (dir.path() / "missing.json").string() +
+                                ": No such file or directory"),
+            std::string::npos)
+      << missing.output;
+  const auto directory = testing::runCommand(base + dir.path().string());
+  EXPECT_EQ(directory.status, 1) << directory.output;
+  EXPECT_NE(directory.output.find("cannot read " + dir.path().string()), std::string::npos)
+      << directory.output;
+  EXPECT_EQ(directory.output.find("JSON"), std::string::npos) << directory.output;
+}
+
 // A change only the proxy sees (a hostname added to a passthrough) is a plan change: exit 2
 // with --detailed-exitcode, a resource in --json. The golden demo-converged case is the host.
 TEST(PlanRoutes, AHostnameAddedToAPassthroughIsAChange) {
