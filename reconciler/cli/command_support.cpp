@@ -60,7 +60,7 @@ LoadOutcome loadConfig(const fs::path& dir, const std::optional<std::string>& di
                        const Options& o, const std::optional<ConfigCache>& cache) {
   LoadOutcome out;
   Diagnostics diags;
-  Desired d = loadAndValidateCached(dir, cache, diags);
+  CachedLoad d = loadAndValidateCached(dir, cache, diags);
   if (!diags.empty()) {
     const std::string root = dir.lexically_normal().string();
     for (Diagnostic diag : diags.sorted()) {
@@ -79,12 +79,12 @@ LoadOutcome loadConfig(const fs::path& dir, const std::optional<std::string>& di
     }
     return out;
   }
-  auto host = chooseHost(d, o);
+  auto host = chooseHost(*d.desired, o);
   if (!host) {
     out.hostError = host.error().message;
     return out;
   }
-  out.loaded = Loaded{std::move(d), *host};
+  out.loaded = Loaded{std::move(d.desired), *host, std::move(d.writes)};
   return out;
 }
 
@@ -178,8 +178,8 @@ std::future<Result<core::HostState>> observeInBackground(sys::KernelHost& host) 
 Result<core::Target> buildHostTarget(const Loaded& loaded, const core::StoreView& view,
                                      const std::set<std::string>& rotateKeys, bool readKeys) {
   // The forwards from the whole config: resolveFor would copy each with its origin.
-  auto target = core::buildTarget(resolveFor(loaded.all, loaded.host, Resolve::AllButForwards),
-                                  loaded.host, view, rotateKeys, &loaded.all.forwards);
+  auto target = core::buildTarget(resolveFor(*loaded.all, loaded.host, Resolve::AllButForwards),
+                                  loaded.host, view, rotateKeys, &loaded.all->forwards);
   if (!target || !readKeys) {
     return target;
   }

@@ -29,8 +29,11 @@ inline constexpr std::string_view kDestroySource = "(destroy: the empty desired 
 inline constexpr std::chrono::milliseconds kProxyNotifyTimeout{2000};
 
 struct Loaded {
-  Desired all;
+  std::shared_ptr<const Desired> all;  // never null
   std::string host;
+  // The config cache's writes of this load, which go on meanwhile; destroying the Loaded (at
+  // the end of the run) waits for them.
+  CacheWrites cacheWrites;
 };
 
 // Loads and validates a directory. Diagnostics name files as `displayRoot/relative` (for an

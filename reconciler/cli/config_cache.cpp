@@ -102,20 +102,25 @@ auto meanwhile(F f) -> std::future<decltype(f())> {
   }
 }
 
-// validate(d), while `d` is encoded for the cache on another thread (both only read it): the
-// encoding, or nullopt when the config has diagnostics and is not to be cached.
-std::optional<std::string> validateAndEncode(const Desired& d, const std::string& root,
-                                             Diagnostics& diags) {
-  std::future<std::string> encoded = meanwhile([&d, &root] { return encodeDesired(d, root); });
-  validate(d, diags);
-  std::string bytes = encoded.get();
-  if (!diags.empty()) {
-    return std::nullopt;
-  }
-  return bytes;
+}  // namespace
+
+CacheWrites& CacheWrites::operator=(CacheWrites&& other) noexcept {
+  wait();
+  pending_ = std::move(other.pending_);
+  return *this;
 }
 
-}  // namespace
+void CacheWrites::wait() noexcept {
+  for (std::future<void>& write : pending_) {
+    try {
+      if (write.valid()) {
+        write.get();  // a deferred write (no thread was to be had) runs here
+      }
+    } catch (...) {  // std::bad_alloc while encoding: no entry, the next run misses
+    }
+  }
+  pending_.clear();
+}
 
 std::optional<ConfigCache> configCacheIn(const fs::path& stateDir) {
   struct stat st {};
@@ -126,19 +131,21 @@ std::optional<ConfigCache> configCacheIn(const fs::path& stateDir) {
                      stateDir / "loaded-chunks"};
 }
 
-Desired loadAndValidateCached(const fs::path& root, const std::optional<ConfigCache>& cache,
-                              Diagnostics& diags, CacheUse* use, size_t* chunksRecalled) {
+CachedLoad loadAndValidateCached(const fs::path& root, const std::optional<ConfigCache>& cache,
+                                 Diagnostics& diags, CacheUse* use, size_t* chunksRecalled) {
   if (use != nullptr) {
     *use = CacheUse::None;
   }
   if (chunksRecalled != nullptr) {
     *chunksRecalled = 0;
   }
+  CachedLoad out;
   auto files = readConfigRoot(root, diags);
   if (!files) {
-    Desired none;
-    validate(none, diags);
-    return none;
+    auto none = std::make_shared<Desired>();
+    validate(*none, diags);
+    out.desired = std::move(none);
+    return out;
   }
   std::optional<Digest> key;
   const std::string rootName = root.lexically_normal().string();
@@ -162,36 +169,40 @@ Desired loadAndValidateCached(const fs::path& root, const std::optional<ConfigCa
       if (use != nullptr) {
         *use = CacheUse::Hit;
       }
-      return std::move(*hit);
+      out.desired = std::make_shared<const Desired>(std::move(*hit));
+      return out;
     }
     if (use != nullptr) {
       *use = CacheUse::Miss;
     }
   }
-  std::optional<ChunkMemo> memo;
+  std::shared_ptr<ChunkMemo> memo;
   if (cache && !cache->chunks.empty()) {
     auto [earlier, offset] = readChunks(*cache);
-    memo.emplace(rootName, std::move(earlier), offset);
+    memo = std::make_shared<ChunkMemo>(rootName, std::move(earlier), offset);
   }
-  Desired d = loadFiles(*files, diags, memo ? &*memo : nullptr);
-  // The chunks are stored while the config is validated (also after diagnostics: a chunk is
-  // kept only when it loaded without any, and the next run, with the mistake mended, finds it).
-  std::future<void> chunksStored;
+  auto d = std::make_shared<Desired>(loadFiles(*files, diags, memo.get()));
+  // The chunks are stored while the config is validated and after (also after diagnostics: a
+  // chunk is kept only when it loaded without any, and the next run, with the mistake mended,
+  // finds it).
   if (memo && chunksRecalled != nullptr) {
     *chunksRecalled = memo->recalledCount();
   }
   if (memo) {
-    chunksStored = meanwhile([&cache, &memo] { storeChunks(*cache, *memo); });
+    out.writes.add(meanwhile([c = *cache, memo] { storeChunks(c, *memo); }));
   }
-  if (!key || !diags.empty()) {
-    validate(d, diags);
-  } else if (auto encoded = validateAndEncode(d, rootName, diags)) {
-    store(*cache, header, *encoded);
+  const bool hadDiagnostics = !diags.empty();
+  validate(*d, diags);
+  std::shared_ptr<const Desired> desired = std::move(d);
+  if (key && !hadDiagnostics && diags.empty()) {
+    // Encoded and written while the caller observes, plans and applies: the entry is for the
+    // next run. The Desired is shared, and nobody changes it any more.
+    out.writes.add(meanwhile([c = *cache, header = std::move(header), desired, rootName] {
+      store(c, header, encodeDesired(*desired, rootName));
+    }));
   }
-  if (chunksStored.valid()) {
-    chunksStored.get();
-  }
-  return d;
+  out.desired = std::move(desired);
+  return out;
 }
 
 }  // namespace edgeplane::cli

@@ -4,8 +4,11 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <future>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "schema/diagnostic.h"
 #include "schema/model.h"
@@ -27,18 +30,46 @@ std::optional<ConfigCache> configCacheIn(const std::filesystem::path& stateDir);
 
 enum class CacheUse : uint8_t { None, Hit, Miss };
 
+// The cache's writes that a load left running on another thread (the new entry, the chunks):
+// they are complete on disk once wait() returns, which destroying this also does. A write that
+// fails leaves no entry (the next run misses), never a partial one.
+class CacheWrites {
+ public:
+  CacheWrites() = default;
+  CacheWrites(CacheWrites&&) noexcept = default;
+  CacheWrites& operator=(CacheWrites&& other) noexcept;
+  CacheWrites(const CacheWrites&) = delete;
+  CacheWrites& operator=(const CacheWrites&) = delete;
+  ~CacheWrites() { wait(); }
+
+  void add(std::future<void> write) { pending_.push_back(std::move(write)); }
+  void wait() noexcept;
+
+ private:
+  std::vector<std::future<void>> pending_;
+};
+
+// What loadAndValidateCached gives: the desired state (never null), and the cache's writes,
+// which go on while the caller uses it.
+struct CachedLoad {
+  std::shared_ptr<const Desired> desired;
+  CacheWrites writes;
+};
+
 // loadAndValidate(root), through `cache`. The entry is used only when it was written for the
 // same files (names and contents, by SHA-256), by the same program, store schema and codec
 // version, and its checksum and encoding are intact; anything else (absent, corrupt, foreign) is
 // a miss: the files are parsed and validated, and a result without diagnostics replaces the
 // entry (0600, written to a temporary file and renamed; the temporary files of runs killed while
-// writing are removed by the next run). On a miss, a chunk of a large file that the last miss
-// loaded from the same text is decoded instead of parsed (ConfigCache::chunks; the chunks of
-// this load replace them; `chunksRecalled`: how many). Only what the files alone decide is cached:
-// the host's own checks (key files, certificates, this host's name) come later, on every run. The
-// model holds key file paths and API-key digests, never key material.
-Desired loadAndValidateCached(const std::filesystem::path& root,
-                              const std::optional<ConfigCache>& cache, Diagnostics& diags,
-                              CacheUse* use = nullptr, size_t* chunksRecalled = nullptr);
+// writing are removed by the next run). That entry is encoded and written on another thread
+// after validation, while the caller goes on with the run (CachedLoad::writes). On a miss, a chunk
+// of a large file that the last miss loaded from the same text is decoded instead of parsed
+// (ConfigCache::chunks; the chunks of this load replace them; `chunksRecalled`: how many). Only
+// what the files alone decide is cached: the host's own checks (key files, certificates, this
+// host's name) come later, on every run. The model holds key file paths and API-key digests, never
+// key material.
+CachedLoad loadAndValidateCached(const std::filesystem::path& root,
+                                 const std::optional<ConfigCache>& cache, Diagnostics& diags,
+                                 CacheUse* use = nullptr, size_t* chunksRecalled = nullptr);
 
 }  // namespace edgeplane::cli

@@ -233,7 +233,7 @@ int cmdPeerConfig(const Options& o) {
               << (lo.errors != 0 ? where + " is not valid" : lo.hostError) << "\n";
     return 1;
   }
-  const Desired here = resolveFor(lo.loaded->all, lo.loaded->host);
+  const Desired here = resolveFor(*lo.loaded->all, lo.loaded->host);
   const Namespace* n = here.findNamespace(a.ns);
   const uint16_t port = n != nullptr && n->wireguard ? n->wireguard->listen_port : 0;
   // The namespace and peer are checked before the key store is read: a typo gets its answer

@@ -252,7 +252,7 @@ AcmeOrders publishStage(Run& r, const Loaded& loaded, const core::Plan& p, const
   if (!x.published) {
     return orders;
   }
-  orders = orderAcmeCertificates(r.opts, loaded.all, seen.target, *r.store, certStore, x.result);
+  orders = orderAcmeCertificates(r.opts, *loaded.all, seen.target, *r.store, certStore, x.result);
   if (orders.issued.empty()) {
     return orders;
   }

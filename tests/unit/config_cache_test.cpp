@@ -53,9 +53,9 @@ class ConfigCacheTest : public ::testing::Test {
   Desired load(const fs::path& root, const std::optional<cli::ConfigCache>& cache,
                cli::CacheUse& use) {
     Diagnostics diags;
-    Desired d = cli::loadAndValidateCached(root, cache, diags, &use);
+    cli::CachedLoad loaded = cli::loadAndValidateCached(root, cache, diags, &use);
     EXPECT_EQ(diags.format(), "");
-    return d;
+    return *loaded.desired;  // the writes are complete once `loaded` is gone
   }
   Desired load(cli::CacheUse& use) { return load(config_, cache_, use); }
 
@@ -94,6 +94,34 @@ TEST_F(ConfigCacheTest, AnUnchangedConfigIsAHitWithWhatParsingGives) {
   const Origin& o = again.forwards[0].origin;
   ASSERT_TRUE(o.isLoaded("name"));
   EXPECT_EQ(&o.at("name").file.str(), &o.table.file.str());
+}
+
+// A miss hands back the validated config while its entry is encoded and written on another
+// thread: the entry is complete once the writes are waited for (or, moved elsewhere, once that
+// holder is gone), and the next load hits it with what the first one gave.
+TEST_F(ConfigCacheTest, TheEntryIsWrittenWhileTheCallerGoesOn) {
+  cli::CacheUse use = cli::CacheUse::None;
+  Diagnostics diags;
+  cli::CachedLoad first = cli::loadAndValidateCached(config_, cache_, diags, &use);
+  ASSERT_EQ(diags.format(), "");
+  EXPECT_EQ(use, cli::CacheUse::Miss);
+  const std::string given = encodeDesired(*first.desired, "");  // usable while it is written
+  {
+    cli::CacheWrites moved = std::move(first.writes);
+    first.writes.wait();  // moved from: nothing left to wait for
+  }
+  ASSERT_TRUE(fs::exists(cache_.file));
+  EXPECT_EQ(encodeDesired(load(use), ""), given);
+  EXPECT_EQ(use, cli::CacheUse::Hit);
+
+  // A config with diagnostics is given back with them, and nothing is written for it.
+  fs::remove(cache_.file);
+  writeFile(config_ / "bad.toml", "[[forward]]\nname = 3\n");
+  Diagnostics bad;
+  cli::CachedLoad refused = cli::loadAndValidateCached(config_, cache_, bad, &use);
+  refused.writes.wait();
+  EXPECT_FALSE(bad.empty());
+  EXPECT_FALSE(fs::exists(cache_.file));
 }
 
 TEST_F(ConfigCacheTest, TheSameFilesElsewhereHitWithTheirOwnPaths) {
@@ -243,10 +271,10 @@ std::pair<std::string, size_t> loadForwards(const fs::path& config, int changed,
   cli::CacheUse use = cli::CacheUse::None;
   size_t recalled = 99;
   Diagnostics diags;
-  Desired d = cli::loadAndValidateCached(config, cache, diags, &use, &recalled);
+  cli::CachedLoad loaded = cli::loadAndValidateCached(config, cache, diags, &use, &recalled);
   EXPECT_EQ(diags.format(), "");
   EXPECT_EQ(use, cli::CacheUse::Miss);
-  return {encodeDesired(d, ""), recalled};
+  return {encodeDesired(*loaded.desired, ""), recalled};
 }
 
 TEST_F(ConfigCacheTest, ALargeFileWithOneChangeIsParsedOnlyWhereItChanged) {

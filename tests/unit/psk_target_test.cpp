@@ -23,9 +23,10 @@ class PskTarget : public ::testing::Test {
  protected:
   // Namespace tenant-a of the shared base document, its peer vm-1 with a preshared key file.
   cli::Loaded loaded(const std::string& file) {
-    return cli::Loaded{
-        testing::loadClean(testing::withBase("preshared_key_file = \"" + file + "\"\n")),
-        "default"};
+    return cli::Loaded{std::make_shared<const Desired>(testing::loadClean(
+                           testing::withBase("preshared_key_file = \"" + file + "\"\n"))),
+                       "default",
+                       {}};
   }
   std::string writePsk(const std::string& name, const std::string& text, mode_t mode) {
     const std::string path = (dir_.path() / name).string();
