@@ -24,158 +24,13 @@
 
 #include "reconciler/system/netns.h"
 #include "reconciler/system/rtnl.h"
+#include "tests/support/tool_json.h"
 
 namespace edgeplane::sys {
 namespace {
 
-// --- a minimal JSON reader, enough for `ip -j` output ---
-
-struct Json {
-  enum class Kind { Null, Bool, Number, String, Array, Object };
-  Kind kind = Kind::Null;
-  bool boolean = false;
-  std::string text;  // a string's value, or a number's literal
-  std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> members;
-
-  const Json& operator[](std::string_view key) const {
-    static const Json null;
-    for (const auto& [k, v] : members) {
-      if (k == key) {
-        return v;
-      }
-    }
-    return null;
-  }
-  bool has(std::string_view key) const {
-    return std::any_of(members.begin(), members.end(),
-                       [&](const auto& m) { return m.first == key; });
-  }
-  size_t size() const { return items.size(); }
-  bool contains(std::string_view s) const {  // an array holding the string s
-    return std::any_of(items.begin(), items.end(), [&](const Json& j) { return j.text == s; });
-  }
-};
-
-class JsonReader {
- public:
-  explicit JsonReader(std::string_view s) : s_(s) {}
-  bool read(Json& out) {
-    out = value();
-    skipSpace();
-    return ok_ && i_ == s_.size();
-  }
-
- private:
-  void skipSpace() {
-    while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) {
-      ++i_;
-    }
-  }
-  bool eat(char c) {
-    skipSpace();
-    if (i_ < s_.size() && s_[i_] == c) {
-      ++i_;
-      return true;
-    }
-    return false;
-  }
-  std::string string() {
-    std::string out;
-    if (!eat('"')) {
-      ok_ = false;
-      return out;
-    }
-    while (i_ < s_.size() && s_[i_] != '"') {
-      char c = s_[i_++];
-      if (c == '\\' && i_ < s_.size()) {
-        char e = s_[i_++];
-        switch (e) {
-          case 'n':
-            c = '\n';
-            break;
-          case 't':
-            c = '\t';
-            break;
-          case 'r':
-            c = '\r';
-            break;
-          case 'b':
-            c = '\b';
-            break;
-          case 'f':
-            c = '\f';
-            break;
-          case 'u':
-            i_ += 4;
-            c = '?';
-            break;
-          default:
-            c = e;
-        }
-      }
-      out += c;
-    }
-    ok_ = ok_ && eat('"');
-    return out;
-  }
-  Json value() {
-    Json j;
-    skipSpace();
-    if (i_ >= s_.size()) {
-      ok_ = false;
-      return j;
-    }
-    const char c = s_[i_];
-    if (c == '{') {
-      ++i_;
-      j.kind = Json::Kind::Object;
-      if (eat('}')) {
-        return j;
-      }
-      do {
-        std::string key = string();
-        if (!eat(':')) {
-          ok_ = false;
-          return j;
-        }
-        j.members.emplace_back(std::move(key), value());
-      } while (ok_ && eat(','));
-      ok_ = ok_ && eat('}');
-    } else if (c == '[') {
-      ++i_;
-      j.kind = Json::Kind::Array;
-      if (eat(']')) {
-        return j;
-      }
-      do {
-        j.items.push_back(value());
-      } while (ok_ && eat(','));
-      ok_ = ok_ && eat(']');
-    } else if (c == '"') {
-      j.kind = Json::Kind::String;
-      j.text = string();
-    } else if (s_.substr(i_, 4) == "true" || s_.substr(i_, 5) == "false") {
-      j.kind = Json::Kind::Bool;
-      j.boolean = s_[i_] == 't';
-      i_ += j.boolean ? 4 : 5;
-    } else if (s_.substr(i_, 4) == "null") {
-      i_ += 4;
-    } else {
-      j.kind = Json::Kind::Number;
-      while (i_ < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[i_])) ||
-                                std::strchr("+-.eE", s_[i_]) != nullptr)) {
-        j.text += s_[i_++];
-      }
-      ok_ = ok_ && !j.text.empty();
-    }
-    return j;
-  }
-
-  std::string_view s_;
-  size_t i_ = 0;
-  bool ok_ = true;
-};
+// `ip -j` output.
+using Json = edgeplane::testing::ToolJson;
 
 // Runs a shell command (outside any NetnsScope: the child inherits the calling thread's
 // namespace) and returns its stdout; stderr passes through to the test log.
@@ -205,7 +60,7 @@ Json ipJson(const std::string& args) {
   const std::string out = run(command, &status);
   Json j;
   EXPECT_EQ(status, 0) << command;
-  EXPECT_TRUE(JsonReader(out).read(j)) << command << " printed: " << out;
+  EXPECT_TRUE(edgeplane::testing::parseToolJson(out, j)) << command << " printed: " << out;
   return j;
 }
 
@@ -235,22 +90,22 @@ ino_t threadNetns() {
 
 // The lab must have moved this process into namespaces of its own (lab_main does, before any
 // test runs). Anything else would put these tests' links and routes on the real host.
-testing::AssertionResult isolated() {
+::testing::AssertionResult isolated() {
   const std::string parent = "/proc/" + std::to_string(::getppid()) + "/ns/";
   for (const char* kind : {"net", "mnt"}) {
     struct stat mine {};
     struct stat theirs {};
     if (::stat((std::string("/proc/self/ns/") + kind).c_str(), &mine) != 0 ||
         ::stat((parent + kind).c_str(), &theirs) != 0) {
-      return testing::AssertionFailure() << "cannot compare " << kind << " namespaces";
+      return ::testing::AssertionFailure() << "cannot compare " << kind << " namespaces";
     }
     if (mine.st_ino == theirs.st_ino) {
-      return testing::AssertionFailure()
+      return ::testing::AssertionFailure()
              << "refusing to run: this process shares its parent's " << kind
              << " namespace (run lab_tests through its own main, which isolates it)";
     }
   }
-  return testing::AssertionSuccess();
+  return ::testing::AssertionSuccess();
 }
 
 // The value, or the test stops here (gtest reports the exception and runs TearDown).
@@ -327,7 +182,7 @@ std::set<std::string> ifnames(const Json& links) {
 
 // --- fixture ---
 
-class NetnsLab : public testing::Test {
+class NetnsLab : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(isolated()); }
 
