@@ -117,6 +117,8 @@ class KernelWireGuard : public core::WireGuardDriver {
  private:
   // The backend of `ifname` in `netns` if it is a WireGuard link, else the configured one.
   Result<WgBackend*> backendFor(const std::string& ifname, const std::string& netns);
+  // The same, for the link as the caller has just read it (wgLinkGet).
+  Result<WgBackend*> backendOf(const Result<std::optional<LinkInfo>>& link);
   Result<WgBackend*> configured();
   Result<WgBackend*> ofKind(WgBackendKind kind);
   Result<core::WireGuardView> device(WgBackend& backend, const std::string& ifname,

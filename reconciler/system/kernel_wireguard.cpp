@@ -144,12 +144,15 @@ Result<WgBackend*> KernelWireGuard::configured() {
 
 Result<WgBackend*> KernelWireGuard::backendFor(const std::string& ifname,
                                                const std::string& netns) {
-  auto link = wgLinkGet(netns, ifname);
+  return backendOf(wgLinkGet(netns, ifname));
+}
+
+Result<WgBackend*> KernelWireGuard::backendOf(const Result<std::optional<LinkInfo>>& link) {
   const std::lock_guard<std::mutex> lock(backendsMutex_);
-  if (link && *link && (*link)->kind == "wireguard") {
+  if (link && link.value() && link.value()->kind == "wireguard") {
     return ofKind(WgBackendKind::Kernel);
   }
-  if (link && *link && (*link)->kind == "tun") {
+  if (link && link.value() && link.value()->kind == "tun") {
     return ofKind(WgBackendKind::Userspace);
   }
   // None yet, not a WireGuard link, or the namespace could not be asked: the configured
@@ -182,6 +185,7 @@ Result<core::WireGuardObservation> KernelWireGuard::observe(const std::string& n
   }
   const std::string netns = core::netnsName(ns);
   const std::string ifname = core::wgLinkName(ns);
+  // The link is read once; the backend and its liveness are judged from that answer.
   auto link = wgLinkGet(netns, ifname);
   if (!link) {
     return link.error();
@@ -189,11 +193,11 @@ Result<core::WireGuardObservation> KernelWireGuard::observe(const std::string& n
   if (!*link) {
     return out;
   }
-  auto backend = backendFor(ifname, netns);
+  auto backend = backendOf(link);
   if (!backend) {
     return backend.error();
   }
-  auto alive = (*backend)->interfaceAlive(ifname, netns);
+  auto alive = (*backend)->linkAlive(ifname, link);
   if (!alive) {
     return alive.error();
   }
@@ -250,11 +254,12 @@ Result<void> KernelWireGuard::ensure(const core::WireGuardTarget& wt) {
   if (!key) {
     return key.error();
   }
-  auto backend = backendFor(wt.ifname, netns);
+  const auto link = wgLinkGet(netns, wt.ifname);
+  auto backend = backendOf(link);
   if (!backend) {
     return backend.error();
   }
-  auto alive = (*backend)->interfaceAlive(wt.ifname, netns);
+  auto alive = (*backend)->linkAlive(wt.ifname, link);
   if (!alive) {
     return alive.error();
   }

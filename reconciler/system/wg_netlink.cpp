@@ -48,7 +48,8 @@ class NetlinkBackend final : public WgBackend {
   Result<WgRemoval> deleteInterface(std::string_view ifname, std::string_view netns) override {
     return wgLinkDelete(netns, ifname);
   }
-  Result<bool> interfaceAlive(std::string_view ifname, std::string_view netns) override;
+  Result<bool> linkAlive(std::string_view ifname,
+                         const Result<std::optional<LinkInfo>>& link) override;
   Result<WgDevice> getDevice(std::string_view ifname, std::string_view netns) override;
   Result<void> setDevice(const WgSetRequest& request) override;
 };
@@ -88,12 +89,13 @@ Result<void> NetlinkBackend::createInterface(std::string_view ifname, std::strin
   return {};
 }
 
-Result<bool> NetlinkBackend::interfaceAlive(std::string_view ifname, std::string_view netns) {
-  auto link = wgLinkGet(netns, ifname);
+Result<bool> NetlinkBackend::linkAlive(std::string_view ifname,
+                                       const Result<std::optional<LinkInfo>>& link) {
+  (void)ifname;  // the link says it all
   if (!link) {
     return link.error();
   }
-  return link->has_value() && (*link)->kind == "wireguard";
+  return link.value().has_value() && link.value()->kind == "wireguard";
 }
 
 Result<WgDevice> NetlinkBackend::getDevice(std::string_view ifname, std::string_view netns) {

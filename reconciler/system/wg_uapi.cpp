@@ -239,15 +239,15 @@ Result<WgRemoval> UapiBackend::deleteInterface(std::string_view ifname, std::str
   return removed ? WgRemoval::Removed : WgRemoval::AlreadyAbsent;
 }
 
-Result<bool> UapiBackend::interfaceAlive(std::string_view ifname, std::string_view netns) {
+Result<bool> UapiBackend::linkAlive(std::string_view ifname,
+                                    const Result<std::optional<LinkInfo>>& link) {
   if (!runningPid(ifname) || !go_.socketAnswers(ifname)) {
     return false;
   }
-  auto link = wgLinkGet(netns, ifname);
   if (!link) {
     return link.error();
   }
-  return link->has_value() && (*link)->kind == "tun";
+  return link.value().has_value() && link.value()->kind == "tun";
 }
 
 Result<WgDevice> UapiBackend::getDevice(std::string_view ifname, std::string_view netns) {

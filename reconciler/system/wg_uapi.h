@@ -42,7 +42,8 @@ class UapiBackend final : public WgBackend {
   Result<void> createInterface(std::string_view ifname, std::string_view netns,
                                std::optional<uint32_t> mtu) override;
   Result<WgRemoval> deleteInterface(std::string_view ifname, std::string_view netns) override;
-  Result<bool> interfaceAlive(std::string_view ifname, std::string_view netns) override;
+  Result<bool> linkAlive(std::string_view ifname,
+                         const Result<std::optional<LinkInfo>>& link) override;
   Result<WgDevice> getDevice(std::string_view ifname, std::string_view netns) override;
   Result<void> setDevice(const WgSetRequest& request) override;
 

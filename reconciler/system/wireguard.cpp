@@ -259,6 +259,10 @@ Result<Endpoint> resolveEndpoint(const HostPort& hostPort) {
   return *found;
 }
 
+Result<bool> WgBackend::interfaceAlive(std::string_view ifname, std::string_view netns) {
+  return linkAlive(ifname, wgLinkGet(netns, ifname));
+}
+
 std::string_view toString(WgBackendKind kind) {
   return kind == WgBackendKind::Kernel ? "kernel" : "userspace";
 }

@@ -16,6 +16,8 @@
 
 namespace edgeplane::sys {
 
+struct LinkInfo;  // rtnl_codec.h
+
 // Linux interface names: 1..15 bytes, no '/', no whitespace, not "." or "..".
 inline constexpr size_t kMaxIfnameLength = 15;
 bool isValidIfname(std::string_view name);
@@ -146,8 +148,13 @@ class WgBackend {
                                        std::optional<uint32_t> mtu) = 0;
   virtual Result<WgRemoval> deleteInterface(std::string_view ifname, std::string_view netns) = 0;
   // false when the interface is missing or cannot be configured any more (wireguard-go
-  // dead, its socket refusing): drift, repaired by createInterface + setDevice.
-  virtual Result<bool> interfaceAlive(std::string_view ifname, std::string_view netns) = 0;
+  // dead, its socket refusing): drift, repaired by createInterface + setDevice. Reads the
+  // link (wgLinkGet), then asks linkAlive.
+  Result<bool> interfaceAlive(std::string_view ifname, std::string_view netns);
+  // The same, given the link as the caller has just read it (wgLinkGet's answer, an error
+  // included): the kernel is not asked again.
+  virtual Result<bool> linkAlive(std::string_view ifname,
+                                 const Result<std::optional<LinkInfo>>& link) = 0;
   virtual Result<WgDevice> getDevice(std::string_view ifname, std::string_view netns) = 0;
   virtual Result<void> setDevice(const WgSetRequest& request) = 0;
 };
