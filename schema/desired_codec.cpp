@@ -482,21 +482,34 @@ void stringSetField(A& a, std::set<std::string, std::less<>>& v) {
   }
 }
 
+// Scalars are stored back only when reading: the writer must not write into what it encodes,
+// which other threads may be reading meanwhile (the config cache encodes during the run).
 template <typename A, typename T>
 void field(A& a, T& v) {
   if constexpr (std::is_same_v<T, bool>) {
-    v = boundedUnsigned(a, v ? 1 : 0, 1) == 1;
+    const bool got = boundedUnsigned(a, v ? 1 : 0, 1) == 1;
+    if constexpr (A::kReading) {
+      v = got;
+    }
   } else if constexpr (std::is_enum_v<T>) {
-    v = static_cast<T>(
+    const auto got = static_cast<T>(
         boundedUnsigned(a, static_cast<uint64_t>(v), static_cast<uint64_t>(EnumLimit<T>::max)));
+    if constexpr (A::kReading) {
+      v = got;
+    }
   } else if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T>) {
-    v = static_cast<T>(boundedUnsigned(a, v, std::numeric_limits<T>::max()));
+    const auto got = static_cast<T>(boundedUnsigned(a, v, std::numeric_limits<T>::max()));
+    if constexpr (A::kReading) {
+      v = got;
+    }
   } else if constexpr (IsDuration<T>::value) {
     static_assert(std::is_same_v<typename T::rep, int64_t> ||
                   std::is_same_v<typename T::rep, long>);
     int64_t n = v.count();
     a.signedInt(n);
-    v = T(n);
+    if constexpr (A::kReading) {
+      v = T(n);
+    }
   } else if constexpr (std::is_same_v<T, std::string>) {
     a.text(v);
   } else if constexpr (IsBytes<T>::value) {

@@ -3,11 +3,14 @@
 #include "reconciler/cli/config_cache.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <new>
 
 #include "reconciler/system/program_identity.h"
 #include "schema/desired_codec.h"
@@ -94,6 +97,31 @@ TEST_F(ConfigCacheTest, AnUnchangedConfigIsAHitWithWhatParsingGives) {
   const Origin& o = again.forwards[0].origin;
   ASSERT_TRUE(o.isLoaded("name"));
   EXPECT_EQ(&o.at("name").file.str(), &o.table.file.str());
+}
+
+// Encoding only reads the Desired: the cache entry is encoded on another thread while the run
+// reads the same Desired, so a write back, even of the value already there, would be a data
+// race. A Desired on a read-only page encodes (a write would end the child with SIGSEGV).
+TEST(DesiredCodecWrites, EncodingOnlyReadsTheDesired) {
+  const auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t len = (sizeof(Desired) + page - 1) / page * page;
+  EXPECT_EXIT(
+      {
+        void* mem =
+            ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mem == MAP_FAILED) {
+          std::exit(2);
+        }
+        auto* d = new (mem) Desired();
+        d->fleet.emplace();
+        d->fleet->wildcard = true;
+        d->fleet->acme_timeout = Duration(90000);
+        if (::mprotect(mem, len, PROT_READ) != 0) {
+          std::exit(3);
+        }
+        std::exit(encodeDesired(*d, "").empty() ? 4 : 0);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 // A miss hands back the validated config while its entry is encoded and written on another
