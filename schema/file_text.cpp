@@ -13,7 +13,8 @@ Result<std::string> readFileText(const std::filesystem::path& file) {
   auto failed = [&file](int err) {
     return terminal("cannot read " + file.string() + ": " + errnoText(err));
   };
-  const int fd = ::open(file.c_str(), O_RDONLY | O_NOCTTY | O_CLOEXEC);
+  const OpenFile f{::open(file.c_str(), O_RDONLY | O_NOCTTY | O_CLOEXEC)};
+  const int fd = f.fd;
   if (fd < 0) {
     return failed(errno);
   }
@@ -36,7 +37,6 @@ Result<std::string> readFileText(const std::filesystem::path& file) {
     }
     got += static_cast<size_t>(n);
   }
-  ::close(fd);
   if (err != 0) {
     return failed(err);
   }

@@ -7,21 +7,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
+#include "schema/file_text.h"
 #include "schema/mode_text.h"
 
 namespace edgeplane {
 namespace {
-
-// A descriptor closed on every path out.
-struct OpenFile {
-  int fd;
-  ~OpenFile() {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
-};
 
 // Bytes wiped before they are freed.
 struct WipedBuffer {
@@ -33,7 +25,26 @@ struct WipedBuffer {
 
 Result<std::string> readSecretFile(const std::filesystem::path& file, std::string_view what) {
   const std::string name = std::string(what) + " " + file.string();
-  // O_NONBLOCK: a FIFO is refused below instead of waiting for a writer.
+  auto unsafe = [&name](const struct stat& st) -> std::optional<Error> {
+    if (!S_ISREG(st.st_mode)) {
+      return terminal(name + " is not a regular file");
+    }
+    if ((st.st_mode & 0077) != 0) {
+      return terminal(name + " has mode " + modeText(st.st_mode & 07777) +
+                      "; it must be readable by its owner only (chmod 600)");
+    }
+    return std::nullopt;
+  };
+  // Checked by name first, so that nothing but a regular file is ever opened (opening a FIFO
+  // releases its writer, opening a device can act on it), then again on the descriptor: the
+  // file read is the one checked.
+  struct stat named {};
+  if (::stat(file.c_str(), &named) != 0) {
+    return terminal(name + ": " + errnoText(errno));
+  }
+  if (auto why = unsafe(named)) {
+    return *why;
+  }
   const OpenFile f{::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)};
   if (f.fd < 0) {
     return terminal(name + ": " + errnoText(errno));
@@ -42,12 +53,11 @@ Result<std::string> readSecretFile(const std::filesystem::path& file, std::strin
   if (::fstat(f.fd, &st) != 0) {
     return terminal(name + ": " + errnoText(errno));
   }
-  if (!S_ISREG(st.st_mode)) {
-    return terminal(name + " is not a regular file");
+  if (st.st_dev != named.st_dev || st.st_ino != named.st_ino) {
+    return terminal(name + " was replaced while it was being read; try again");
   }
-  if ((st.st_mode & 0077) != 0) {
-    return terminal(name + " has mode " + modeText(st.st_mode & 07777) +
-                    "; it must be readable by its owner only (chmod 600)");
+  if (auto why = unsafe(st)) {
+    return *why;
   }
   // One buffer, never grown (a reallocation would free a copy unwiped); one byte over the limit
   // tells a file that is larger, whatever fstat said.

@@ -1,6 +1,7 @@
 // Tests of the CLI's own parts: webhook signatures and replies, the agent's schedule (jitter,
 // back-off, coalesced triggers), the trigger socket against a real socket, the bounded fetch,
 // and the history rendering.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <Poco/JSON/Array.h>
@@ -157,6 +159,52 @@ TEST(WebhookSecret, OwnerOnlyFileIsRequired) {
   EXPECT_FALSE(readSecretFile(file, "webhook secret file").ok());
   EXPECT_FALSE(readSecretFile(dir.path() / "missing", "webhook secret file").ok());
   EXPECT_FALSE(readSecretFile(dir.path(), "webhook secret file").ok());
+}
+
+// A file that is not a regular one is refused by its type before it is opened: opening a FIFO
+// releases a writer waiting for a reader, and opening a device can act on it (a watchdog
+// starts). Here a writer waits on a FIFO; reading the FIFO as a secret must not release it.
+TEST(WebhookSecret, ASpecialFileIsRefusedWithoutBeingOpened) {
+  TempDir dir;
+  const fs::path fifo = dir.path() / "fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::atomic<pid_t> tid{0};
+  std::atomic<bool> released{false};
+  std::thread writer([&] {
+    tid = static_cast<pid_t>(::syscall(SYS_gettid));
+    const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);  // waits for a reader
+    released = true;
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  });
+  // The writer is waiting once its thread sits in openat (bounded: 2 s).
+  bool waiting = false;
+  for (int i = 0; i < 400 && !waiting; ++i) {
+    if (tid != 0) {
+      std::ifstream sys("/proc/self/task/" + std::to_string(tid.load()) + "/syscall");
+      std::string number;
+      sys >> number;
+      waiting = number == std::to_string(SYS_openat) || number == std::to_string(SYS_open);
+    }
+    if (!waiting) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  auto secret = readSecretFile(fifo, "webhook secret file");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const bool releasedByRead = released.load();
+  // Let the writer go, whatever happened.
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  writer.join();
+  if (reader >= 0) {
+    ::close(reader);
+  }
+  ASSERT_TRUE(waiting) << "the writer never reached open()";
+  ASSERT_FALSE(secret.ok());
+  EXPECT_NE(secret.error().message.find("not a regular file"), std::string::npos)
+      << secret.error().message;
+  EXPECT_FALSE(releasedByRead) << "readSecretFile opened the FIFO";
 }
 
 // A secret file is small: one that is not (a path mistyped onto a log or an image) is refused by
