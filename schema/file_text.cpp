@@ -7,14 +7,16 @@
 
 #include <cerrno>
 
+#include "schema/unique_fd.h"
+
 namespace edgeplane {
 
 Result<std::string> readFileText(const std::filesystem::path& file) {
   auto failed = [&file](int err) {
     return terminal("cannot read " + file.string() + ": " + errnoText(err));
   };
-  const OpenFile f{::open(file.c_str(), O_RDONLY | O_NOCTTY | O_CLOEXEC)};
-  const int fd = f.fd;
+  const UniqueFd f(::open(file.c_str(), O_RDONLY | O_NOCTTY | O_CLOEXEC));
+  const int fd = f.get();
   if (fd < 0) {
     return failed(errno);
   }

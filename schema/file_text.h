@@ -3,27 +3,12 @@
 // (sys::readOwnFile).
 #pragma once
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <string>
 
 #include "schema/result.h"
 
 namespace edgeplane {
-
-// A descriptor closed on every path out, an exception's included (the readers of schema).
-struct OpenFile {
-  explicit OpenFile(int descriptor) : fd(descriptor) {}
-  OpenFile(const OpenFile&) = delete;
-  OpenFile& operator=(const OpenFile&) = delete;
-  ~OpenFile() {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
-  const int fd;
-};
 
 // The file's bytes, read into a buffer sized by its length (and grown for files whose length
 // says nothing, as /proc's). Terminal "cannot read FILE: REASON" when it cannot be opened or

@@ -9,8 +9,8 @@
 #include <cstring>
 #include <optional>
 
-#include "schema/file_text.h"
 #include "schema/mode_text.h"
+#include "schema/unique_fd.h"
 
 namespace edgeplane {
 namespace {
@@ -45,12 +45,12 @@ Result<std::string> readSecretFile(const std::filesystem::path& file, std::strin
   if (auto why = unsafe(named)) {
     return *why;
   }
-  const OpenFile f{::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)};
-  if (f.fd < 0) {
+  const UniqueFd f(::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (f.get() < 0) {
     return terminal(name + ": " + errnoText(errno));
   }
   struct stat st {};
-  if (::fstat(f.fd, &st) != 0) {
+  if (::fstat(f.get(), &st) != 0) {
     return terminal(name + ": " + errnoText(errno));
   }
   if (st.st_dev != named.st_dev || st.st_ino != named.st_ino) {
@@ -64,7 +64,7 @@ Result<std::string> readSecretFile(const std::filesystem::path& file, std::strin
   WipedBuffer buf{std::string(kMaxSecretFileBytes + 1, '\0')};
   size_t got = 0;
   while (got < buf.bytes.size()) {
-    const ssize_t n = ::read(f.fd, buf.bytes.data() + got, buf.bytes.size() - got);
+    const ssize_t n = ::read(f.get(), buf.bytes.data() + got, buf.bytes.size() - got);
     if (n < 0 && errno == EINTR) {
       continue;
     }

@@ -15,27 +15,11 @@
 #include "schema/json_reader.h"
 #include "schema/net.h"
 #include "schema/secret_file.h"
+#include "schema/unique_fd.h"
 
 namespace edgeplane::cli {
 
 namespace {
-
-// Owns one socket descriptor.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 using Clock = std::chrono::steady_clock;
 
@@ -210,7 +194,8 @@ Result<AdminAnswer> proxyAdminRequest(const std::string& adminAddress, std::stri
                           : errnoText(err)));
   };
 
-  Fd fd(::socket(target->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  const UniqueFd fd(
+      ::socket(target->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) {
     return failed("socket", errno);
   }

@@ -11,17 +11,10 @@
 #include <csignal>
 #include <filesystem>
 
+#include "schema/unique_fd.h"
+
 namespace edgeplane::sys {
 namespace {
-
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
-};
 
 Result<void> fail(const std::string& what, const std::string& path, int e, int* err) {
   ::unlink(path.c_str());
@@ -41,20 +34,21 @@ Result<void> writeFile(const std::string& path, std::string_view data, mode_t mo
   if (err != nullptr) {
     *err = 0;
   }
-  Fd f{::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)};
-  if (f.fd < 0) {
+  const UniqueFd f(
+      ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  if (f.get() < 0) {
     const int e = errno;
     if (err != nullptr) {
       *err = e;
     }
     return terminal("create " + path + ": " + errnoText(e));  // not ours: left alone
   }
-  if (::fchmod(f.fd, mode) != 0) {
+  if (::fchmod(f.get(), mode) != 0) {
     return fail("chmod", path, errno, err);
   }
   size_t done = 0;
   while (done < data.size()) {
-    const ssize_t n = ::write(f.fd, data.data() + done, data.size() - done);
+    const ssize_t n = ::write(f.get(), data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) {
       continue;
     }
@@ -63,7 +57,7 @@ Result<void> writeFile(const std::string& path, std::string_view data, mode_t mo
     }
     done += static_cast<size_t>(n);
   }
-  if (sync && ::fsync(f.fd) != 0) {
+  if (sync && ::fsync(f.get()) != 0) {
     return fail("sync", path, errno, err);
   }
   return {};
@@ -125,8 +119,8 @@ void removeTemporaryFilesOfDeadProcesses(const std::string& dir, std::string_vie
 
 Result<std::optional<std::string>> readOwnFile(const std::string& path, std::string_view prefix) {
   // O_NONBLOCK: a FIFO planted here must not hang the run (it is refused below).
-  Fd f{::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)};
-  if (f.fd < 0) {
+  const UniqueFd f(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (f.get() < 0) {
     if (errno == ENOENT) {
       return std::optional<std::string>();
     }
@@ -136,7 +130,7 @@ Result<std::optional<std::string>> readOwnFile(const std::string& path, std::str
     return terminal("open " + path + ": " + errnoText(errno));
   }
   struct stat st {};
-  if (::fstat(f.fd, &st) != 0) {
+  if (::fstat(f.get(), &st) != 0) {
     return terminal("stat " + path + ": " + errnoText(errno));
   }
   if (!S_ISREG(st.st_mode)) {
@@ -152,7 +146,7 @@ Result<std::optional<std::string>> readOwnFile(const std::string& path, std::str
       data.resize(data.size() * 2);
     }
     const size_t want = checked ? data.size() - got : std::min(prefix.size(), data.size()) - got;
-    const ssize_t n = ::read(f.fd, data.data() + got, want);
+    const ssize_t n = ::read(f.get(), data.data() + got, want);
     if (n < 0 && errno == EINTR) {
       continue;
     }
@@ -175,8 +169,8 @@ Result<std::optional<std::string>> readOwnFile(const std::string& path, std::str
 }
 
 Result<void> fsyncDir(const std::string& dir) {
-  Fd d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-  if (d.fd < 0 || ::fsync(d.fd) != 0) {
+  const UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d.get() < 0 || ::fsync(d.get()) != 0) {
     return terminal("sync directory " + dir + ": " + errnoText(errno));
   }
   return {};

@@ -1,0 +1,25 @@
+// One owned file descriptor, closed on every path out (an exception's included): the one holder
+// of a descriptor for the reconciler's readers, writers and sockets.
+#pragma once
+
+#include <unistd.h>
+
+namespace edgeplane {
+
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+}  // namespace edgeplane
