@@ -1,8 +1,9 @@
 // Reading a whole file (a config, an agent file, a saved observation, /proc): the one reader of
 // such files. Secrets have theirs (secret_file.h), the state directory's own files theirs
-// (sys::readOwnFile).
+// (sys::readOwnFile); all three read with readFull and readToEnd below.
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
 #include <string>
 
@@ -14,5 +15,14 @@ namespace edgeplane {
 // says nothing, as /proc's). Terminal "cannot read FILE: REASON" when it cannot be opened or
 // read (a directory: "Is a directory").
 Result<std::string> readFileText(const std::filesystem::path& file);
+
+// Reads from `fd` into `buf` until `want` bytes are in or the file ends (fewer came: the end),
+// retrying a read that a signal interrupted. Returns 0, or the errno of a failed read; `got` is
+// what was read either way.
+int readFull(int fd, char* buf, size_t want, size_t& got);
+
+// Reads `fd` to its end into `text`, after the `got` bytes already there, growing it (doubling)
+// as needed; `text` is then cut to what was read. Returns 0, or the errno of a failed read.
+int readToEnd(int fd, std::string& text, size_t got);
 
 }  // namespace edgeplane

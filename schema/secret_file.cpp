@@ -9,6 +9,7 @@
 #include <cstring>
 #include <optional>
 
+#include "schema/file_text.h"
 #include "schema/mode_text.h"
 #include "schema/unique_fd.h"
 
@@ -63,18 +64,8 @@ Result<std::string> readSecretFile(const std::filesystem::path& file, std::strin
   // tells a file that is larger, whatever fstat said.
   WipedBuffer buf{std::string(kMaxSecretFileBytes + 1, '\0')};
   size_t got = 0;
-  while (got < buf.bytes.size()) {
-    const ssize_t n = ::read(f.get(), buf.bytes.data() + got, buf.bytes.size() - got);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      return terminal(name + ": cannot read it: " + errnoText(errno));
-    }
-    if (n == 0) {
-      break;
-    }
-    got += static_cast<size_t>(n);
+  if (const int err = readFull(f.get(), buf.bytes.data(), buf.bytes.size(), got); err != 0) {
+    return terminal(name + ": cannot read it: " + errnoText(err));
   }
   if (got > kMaxSecretFileBytes) {
     return terminal(name + " is larger than " + std::to_string(kMaxSecretFileBytes) +

@@ -11,6 +11,7 @@
 #include <csignal>
 #include <filesystem>
 
+#include "schema/file_text.h"
 #include "schema/unique_fd.h"
 
 namespace edgeplane::sys {
@@ -139,33 +140,22 @@ Result<std::optional<std::string>> readOwnFile(const std::string& path, std::str
   // Sized by fstat, read in one call when the file does not grow meanwhile (after the first
   // prefix.size() bytes, when there is a prefix to check).
   std::string data(static_cast<size_t>(st.st_size) + 1, '\0');
+  auto failed = [&path](int err) { return terminal("read " + path + ": " + errnoText(err)); };
   size_t got = 0;
-  bool checked = prefix.empty();
-  while (true) {
-    if (got == data.size()) {
-      data.resize(data.size() * 2);
+  if (!prefix.empty()) {
+    data.resize(std::max(data.size(), prefix.size()));
+    if (const int err = readFull(f.get(), data.data(), prefix.size(), got); err != 0) {
+      return failed(err);
     }
-    const size_t want = checked ? data.size() - got : std::min(prefix.size(), data.size()) - got;
-    const ssize_t n = ::read(f.get(), data.data() + got, want);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      return terminal("read " + path + ": " + errnoText(errno));
-    }
-    got += static_cast<size_t>(n);
-    if (n == 0 || (!checked && got >= prefix.size())) {
-      if (!checked && std::string_view(data.data(), got) != prefix.substr(0, got)) {
-        data.resize(got);  // not what the caller is looking for: the rest is not read
-        return std::optional<std::string>(std::move(data));
-      }
-      checked = true;
-    }
-    if (n == 0) {
-      data.resize(got);
+    if (std::string_view(data.data(), got) != prefix.substr(0, got) || got < prefix.size()) {
+      data.resize(got);  // not what the caller is looking for (or all there is): read no further
       return std::optional<std::string>(std::move(data));
     }
   }
+  if (const int err = readToEnd(f.get(), data, got); err != 0) {
+    return failed(err);
+  }
+  return std::optional<std::string>(std::move(data));
 }
 
 Result<void> fsyncDir(const std::string& dir) {
