@@ -191,10 +191,9 @@ CachedLoad loadAndValidateCached(const fs::path& root, const std::optional<Confi
   if (memo) {
     out.writes.add(meanwhile([c = *cache, memo] { storeChunks(c, *memo); }));
   }
-  const bool hadDiagnostics = !diags.empty();
   validate(*d, diags);
   std::shared_ptr<const Desired> desired = std::move(d);
-  if (key && !hadDiagnostics && diags.empty()) {
+  if (key && diags.empty()) {  // none from loading or validating (diagnostics only accumulate)
     // Encoded and written while the caller observes, plans and applies: the entry is for the
     // next run. The Desired is shared, and nobody changes it any more.
     out.writes.add(meanwhile([c = *cache, header = std::move(header), desired, rootName] {
