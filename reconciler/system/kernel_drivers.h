@@ -121,8 +121,6 @@ class KernelWireGuard : public core::WireGuardDriver {
   Result<WgBackend*> backendOf(const Result<std::optional<LinkInfo>>& link);
   Result<WgBackend*> configured();
   Result<WgBackend*> ofKind(WgBackendKind kind);
-  Result<core::WireGuardView> device(WgBackend& backend, const std::string& ifname,
-                                     const std::string& netns);
 
   std::string stateDir_;
   WgBackendChoice choice_;

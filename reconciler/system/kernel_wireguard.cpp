@@ -160,21 +160,6 @@ Result<WgBackend*> KernelWireGuard::backendOf(const Result<std::optional<LinkInf
   return configured();
 }
 
-Result<core::WireGuardView> KernelWireGuard::device(WgBackend& backend, const std::string& ifname,
-                                                    const std::string& netns) {
-  auto dev = backend.getDevice(ifname, netns);
-  if (!dev) {
-    return dev.error();
-  }
-  core::WireGuardView wg;
-  wg.publicKey = dev->publicKey;
-  wg.listenPort = dev->listenPort.value_or(0);
-  for (const auto& p : dev->peers) {
-    wg.peers.push_back(peerView(p));
-  }
-  return wg;
-}
-
 // The interface (if it exists and answers) and the public key of the stored private key.
 Result<core::WireGuardObservation> KernelWireGuard::observe(const std::string& ns) {
   core::WireGuardObservation out;
@@ -197,18 +182,20 @@ Result<core::WireGuardObservation> KernelWireGuard::observe(const std::string& n
   if (!backend) {
     return backend.error();
   }
-  auto alive = (*backend)->linkAlive(ifname, link);
-  if (!alive) {
-    return alive.error();
-  }
-  if (!*alive) {
-    return out;  // a link without its wireguard-go: planned as a missing interface
-  }
-  auto dev = device(**backend, ifname, netns);
+  auto dev = (*backend)->liveDevice(ifname, netns, link);
   if (!dev) {
     return dev.error();
   }
-  out.device = std::move(*dev);
+  if (!*dev) {
+    return out;  // a link without its wireguard-go: planned as a missing interface
+  }
+  core::WireGuardView wg;
+  wg.publicKey = (*dev)->publicKey;
+  wg.listenPort = (*dev)->listenPort.value_or(0);
+  for (const auto& p : (*dev)->peers) {
+    wg.peers.push_back(peerView(p));
+  }
+  out.device = std::move(wg);
   return out;
 }
 

@@ -16,6 +16,7 @@
 #include "reconciler/system/wg_keys.h"
 #include "reconciler/system/wg_netlink.h"
 #include "reconciler/system/wg_uapi_codec.h"
+#include "schema/unique_fd.h"
 
 namespace edgeplane::sys {
 namespace {
@@ -118,8 +119,13 @@ Result<std::string> UapiBackend::request(std::string_view ifname, std::string_vi
   if (!fd) {
     return fd.error();
   }
-  auto reply = uapiExchange(*fd, text, UapiLimits{}.maxReplyBytes, env_.ioTimeout);
-  ::close(*fd);
+  const UniqueFd owned(*fd);
+  return exchange(owned.get(), ifname, text);
+}
+
+Result<std::string> UapiBackend::exchange(int fd, std::string_view ifname,
+                                          std::string_view text) const {
+  auto reply = uapiExchange(fd, text, UapiLimits{}.maxReplyBytes, env_.ioTimeout);
   if (!reply) {
     return inContext(std::string(ifname), reply.error());
   }
@@ -256,7 +262,41 @@ Result<WgDevice> UapiBackend::getDevice(std::string_view ifname, std::string_vie
   if (!reply) {
     return reply.error();
   }
-  auto device = parseUapiGetReply(*reply);
+  return deviceOf(ifname, *reply);
+}
+
+// linkAlive and getDevice over one connection: a socket that refuses is not alive, as in
+// linkAlive; once connected, a failed get is an error, as in getDevice.
+Result<std::optional<WgDevice>> UapiBackend::liveDevice(
+    std::string_view ifname, std::string_view netns, const Result<std::optional<LinkInfo>>& link) {
+  (void)netns;
+  if (!runningPid(ifname)) {
+    return std::optional<WgDevice>();
+  }
+  auto fd = uapiConnect(socketPath(ifname), ifname);
+  if (!fd) {
+    return std::optional<WgDevice>();
+  }
+  const UniqueFd owned(*fd);
+  if (!link) {
+    return link.error();
+  }
+  if (!link.value() || link.value()->kind != "tun") {
+    return std::optional<WgDevice>();
+  }
+  auto reply = exchange(owned.get(), ifname, kUapiGet);
+  if (!reply) {
+    return reply.error();
+  }
+  auto device = deviceOf(ifname, *reply);
+  if (!device) {
+    return device.error();
+  }
+  return std::optional<WgDevice>(std::move(*device));
+}
+
+Result<WgDevice> UapiBackend::deviceOf(std::string_view ifname, const std::string& reply) const {
+  auto device = parseUapiGetReply(reply);
   if (!device) {
     return inContext(std::string(ifname), device.error());
   }

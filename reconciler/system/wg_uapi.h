@@ -45,6 +45,8 @@ class UapiBackend final : public WgBackend {
   Result<bool> linkAlive(std::string_view ifname,
                          const Result<std::optional<LinkInfo>>& link) override;
   Result<WgDevice> getDevice(std::string_view ifname, std::string_view netns) override;
+  Result<std::optional<WgDevice>> liveDevice(std::string_view ifname, std::string_view netns,
+                                             const Result<std::optional<LinkInfo>>& link) override;
   Result<void> setDevice(const WgSetRequest& request) override;
 
   std::string socketPath(std::string_view ifname) const { return go_.socketPath(ifname); }
@@ -58,6 +60,8 @@ class UapiBackend final : public WgBackend {
   Result<void> placeTun(std::string_view ifname, std::string_view netns,
                         std::optional<uint32_t> mtu);
   Result<std::string> request(std::string_view ifname, std::string_view text) const;
+  Result<std::string> exchange(int fd, std::string_view ifname, std::string_view text) const;
+  Result<WgDevice> deviceOf(std::string_view ifname, const std::string& reply) const;
 
   WgEnv env_;
   WireguardGo go_;

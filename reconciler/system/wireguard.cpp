@@ -263,6 +263,23 @@ Result<bool> WgBackend::interfaceAlive(std::string_view ifname, std::string_view
   return linkAlive(ifname, wgLinkGet(netns, ifname));
 }
 
+Result<std::optional<WgDevice>> WgBackend::liveDevice(std::string_view ifname,
+                                                      std::string_view netns,
+                                                      const Result<std::optional<LinkInfo>>& link) {
+  auto alive = linkAlive(ifname, link);
+  if (!alive) {
+    return alive.error();
+  }
+  if (!*alive) {
+    return std::optional<WgDevice>();
+  }
+  auto dev = getDevice(ifname, netns);
+  if (!dev) {
+    return dev.error();
+  }
+  return std::optional<WgDevice>(std::move(*dev));
+}
+
 std::string_view toString(WgBackendKind kind) {
   return kind == WgBackendKind::Kernel ? "kernel" : "userspace";
 }

@@ -156,6 +156,12 @@ class WgBackend {
   virtual Result<bool> linkAlive(std::string_view ifname,
                                  const Result<std::optional<LinkInfo>>& link) = 0;
   virtual Result<WgDevice> getDevice(std::string_view ifname, std::string_view netns) = 0;
+  // The device of an alive interface (linkAlive, given the link just read), nullopt when it is
+  // not alive: linkAlive, then getDevice. The userspace backend asks wireguard-go once: its
+  // socket answering is the liveness, and the get goes over that same connection.
+  virtual Result<std::optional<WgDevice>> liveDevice(std::string_view ifname,
+                                                     std::string_view netns,
+                                                     const Result<std::optional<LinkInfo>>& link);
   virtual Result<void> setDevice(const WgSetRequest& request) = 0;
 };
 

@@ -705,12 +705,20 @@ TEST_P(WgLabUserspace, KilledWireguardGoIsDriftAndRecreatingRestoresTheTunnel) {
   ASSERT_EQ(hello("ep-t1", "10.50.0.2", &err), "ep-pa") << err;
   auto* uapi = dynamic_cast<UapiBackend*>(backend_.get());
   ASSERT_NE(uapi, nullptr);
+  // The observation's one exchange with the real wireguard-go: the device getDevice reads.
+  auto live = take(backend_->liveDevice("wg-t1", "ep-t1", wgLinkGet("ep-t1", "wg-t1")));
+  ASSERT_TRUE(live.has_value());
+  EXPECT_EQ(live->peers.size(), 2u);
+  EXPECT_EQ(live->publicKey, take(backend_->getDevice("wg-t1", "ep-t1")).publicKey);
   const auto pid = uapi->runningPid("wg-t1");
   ASSERT_TRUE(pid.has_value());
   ASSERT_EQ(::kill(*pid, SIGKILL), 0);
   ASSERT_TRUE(waitFor([&] { return !take(backend_->interfaceAlive("wg-t1", "ep-t1")); },
                       milliseconds(5000)));
   EXPECT_FALSE(backend_->getDevice("wg-t1", "ep-t1").ok());
+  // Dead: not alive, and no error.
+  EXPECT_FALSE(
+      take(backend_->liveDevice("wg-t1", "ep-t1", wgLinkGet("ep-t1", "wg-t1"))).has_value());
 
   // What apply does with a dead interface: create it again, observe it empty, set it all.
   const auto t0 = Clock::now();

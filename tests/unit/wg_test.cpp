@@ -8,13 +8,16 @@
 #include <netlink/genl/genl.h>
 #include <netlink/msg.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -25,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "reconciler/system/rtnl_codec.h"
 #include "reconciler/system/wg_genl_codec.h"
 #include "reconciler/system/wg_keys.h"
 #include "reconciler/system/wg_uapi.h"
@@ -1066,6 +1070,137 @@ TEST(WgUapiExchange, EarlyCloseOversizeTrailingBytesAndSilenceAreErrors) {
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.error().message.find("timed out"), std::string::npos);
   }
+}
+
+namespace fs = std::filesystem;
+
+// A wireguard-go stand-in: a UAPI socket in `dir` that answers each get with `reply` and counts
+// the connections it accepted.
+class FakeWireguardGo {
+ public:
+  FakeWireguardGo(const std::string& socketPath, std::string reply)
+      : path_(socketPath), reply_(std::move(reply)) {
+    listen_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socketPath.c_str(), sizeof(addr.sun_path) - 1);
+    EXPECT_EQ(::bind(listen_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(::listen(listen_, 8), 0);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~FakeWireguardGo() {
+    stop_ = true;
+    thread_.join();
+    ::close(listen_);
+    ::unlink(path_.c_str());
+  }
+  int accepted() const { return accepted_; }
+
+ private:
+  void serve() {
+    // Bounded: 2 s of polls at most, whatever the test does.
+    for (int i = 0; i < 200 && !stop_; ++i) {
+      pollfd p{listen_, POLLIN, 0};
+      if (::poll(&p, 1, 10) != 1) {
+        continue;
+      }
+      const int c = ::accept4(listen_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) {
+        continue;
+      }
+      ++accepted_;
+      std::string request;
+      char buf[256];
+      pollfd in{c, POLLIN, 0};
+      while (request.find("\n\n") == std::string::npos && ::poll(&in, 1, 100) == 1) {
+        const ssize_t n = ::read(c, buf, sizeof buf);
+        if (n <= 0) {
+          break;
+        }
+        request.append(buf, static_cast<size_t>(n));
+      }
+      if (request == "get=1\n\n") {
+        (void)!::write(c, reply_.data(), reply_.size());
+      }
+      ::close(c);
+    }
+  }
+
+  std::string path_;
+  std::string reply_;
+  int listen_ = -1;
+  std::atomic<int> accepted_{0};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// This process as wireguard-go's pid file records one: "<pid> <start time>".
+std::string ownPidRecord() {
+  std::ifstream in("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string_view rest = std::string_view(stat).substr(stat.rfind(')') + 2);
+  for (int field = 3; field < 22; ++field) {
+    rest.remove_prefix(rest.find(' ') + 1);
+  }
+  return std::to_string(::getpid()) + " " + std::string(rest.substr(0, rest.find(' '))) + "\n";
+}
+
+// liveDevice is linkAlive then getDevice in one answer: the userspace backend connects to
+// wireguard-go once for both, and means what the two mean in every state of the interface.
+TEST(WgUapiLiveDevice, OneConnectionAndTheSameAnswersAsLinkAliveThenGetDevice) {
+  std::string pattern = (fs::temp_directory_path() / "edgeplane-wg-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+  const fs::path dir = pattern;
+  struct Cleanup {
+    fs::path path;
+    ~Cleanup() { fs::remove_all(path); }
+  } cleanup{dir};
+  fs::create_directories(dir / "wireguard");
+  WgEnv env;
+  env.stateDir = dir.string();
+  env.socketDir = dir.string();
+  env.ioTimeout = std::chrono::milliseconds(1000);
+  UapiBackend backend(env);
+  const std::string ifname = "wg-t1";
+  std::ofstream(backend.pidFilePath(ifname)) << ownPidRecord();
+  LinkInfo tunLink;
+  tunLink.name = ifname;
+  tunLink.kind = "tun";
+  const Result<std::optional<LinkInfo>> tun = std::optional<LinkInfo>(tunLink);
+
+  {
+    FakeWireguardGo go(backend.socketPath(ifname), "listen_port=51820\nerrno=0\n\n");
+    auto dev = take(backend.liveDevice(ifname, "ep-t1", tun));
+    ASSERT_TRUE(dev.has_value());
+    EXPECT_EQ(dev->listenPort, 51820);
+    EXPECT_EQ(go.accepted(), 1);
+    // The same as the two calls, which connect twice.
+    EXPECT_TRUE(take(backend.linkAlive(ifname, tun)));
+    EXPECT_EQ(take(backend.getDevice(ifname, "ep-t1")).listenPort, 51820);
+    EXPECT_EQ(go.accepted(), 3);
+
+    // Not a TUN device, or none: not alive, as linkAlive says.
+    LinkInfo other = tunLink;
+    other.kind = "wireguard";
+    EXPECT_FALSE(take(backend.liveDevice(ifname, "ep-t1", std::optional<LinkInfo>(other))));
+    EXPECT_FALSE(take(backend.linkAlive(ifname, std::optional<LinkInfo>(other))));
+    EXPECT_FALSE(take(backend.liveDevice(ifname, "ep-t1", std::optional<LinkInfo>())));
+    // The link could not be read: its error.
+    const Result<std::optional<LinkInfo>> failed = terminal("no such namespace");
+    auto err = backend.liveDevice(ifname, "ep-t1", failed);
+    ASSERT_FALSE(err.ok());
+    EXPECT_EQ(err.error().message, "no such namespace");
+    EXPECT_FALSE(backend.linkAlive(ifname, failed).ok());
+  }
+  {
+    // Connected, but the get fails: an error, as getDevice's.
+    FakeWireguardGo go(backend.socketPath(ifname), "errno=5\n\n");
+    EXPECT_FALSE(backend.liveDevice(ifname, "ep-t1", tun).ok());
+    EXPECT_FALSE(backend.getDevice(ifname, "ep-t1").ok());
+  }
+  // Nobody serves the socket any more: not alive, not an error.
+  EXPECT_FALSE(take(backend.liveDevice(ifname, "ep-t1", tun)).has_value());
+  EXPECT_FALSE(take(backend.linkAlive(ifname, tun)));
 }
 
 // =========================== generic netlink ===========================
