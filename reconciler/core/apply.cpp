@@ -446,8 +446,9 @@ class OwnershipRecorder {
         out_.forwardNames[port] = it->second;
       }
     }
-    // The owned forwards' ports, put into the map in its order (one comparison each instead of
-    // a search: there are 10k); of two with one port, the later forward's, as before.
+    // The forwards' ports (owned now, or kept for a held namespace), in the forwards' order,
+    // then put into the map in its own order: one comparison each instead of a search (there
+    // are 10k). Of two forwards with one port, the later one's name stays.
     std::vector<std::pair<std::string, const std::string*>> ports;
     ports.reserve(t_.forwards.size());
     for (const auto& f : t_.forwards) {
@@ -456,7 +457,7 @@ class OwnershipRecorder {
         carry(key, true);
         for (const auto& [port, name] : before_.forwardNames) {
           if (name == f.name) {
-            out_.forwardNames[port] = name;
+            ports.emplace_back(port, &name);
           }
         }
         continue;

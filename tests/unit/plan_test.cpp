@@ -854,6 +854,42 @@ TEST(PlanIsolation, AnUnobservableNamespaceLeftInTheConfigIsNotPrunedBlindly) {
   EXPECT_TRUE(w.store.owns("namespace", "b"));
 }
 
+// A port a held namespace's forward had, taken by a forward of another namespace: the planner
+// holds the taker back (its mapping depends on the held namespace), so the port keeps its name.
+// Were the taker applied all the same, the name recorded would be the later forward's by name,
+// as for any two forwards with one port.
+TEST(PlanIsolation, APortOfAHeldForwardKeepsItsNameWhenAnotherForwardTakesIt) {
+  World w(load(kTwoTenants));
+  ASSERT_TRUE(w.apply().ok());
+  const core::StoreView before = w.store;
+  w.host.state.namespaces["ep-b"] = core::NetnsView{};
+  w.host.state.namespaces["ep-b"].unobservable = kCannotEnter;
+  // b-dns leaves udp/5300-5301 for other ports; a-dns, in a, takes them.
+  std::string toml = kTwoTenants;
+  toml.replace(toml.find("public_port = \"5300-5301\""), 25, "public_port = \"5400-5401\"");
+  toml +=
+      "[[forward]]\nname = \"a-dns\"\nnamespace = \"a\"\nprotocol = \"udp\"\n"
+      "public_port = \"5300-5301\"\ntarget = \"10.50.0.12:53\"\n";
+  w.desired = load(toml);
+  const core::Plan p = w.plan();
+  core::ApplyResult r = core::apply(p, w.host);
+  EXPECT_EQ(failures(p, r),
+            (std::vector<std::string>{
+                std::string("update namespace b: cannot observe: ") + kCannotEnter,
+                "update forward a-dns: skipped: depends on namespace b, which failed",
+                "create forward b-dns: skipped: depends on namespace b, which failed"}));
+  core::StoreView after = core::recordApplied(p, r, before);
+  EXPECT_FALSE(after.owns("forward", "a-dns"));
+  EXPECT_EQ(after.forwardNames.at("udp/5300-5301"), "b-dns");
+
+  for (size_t i = 0; i < p.ops.size(); ++i) {
+    r.ops[i].ok = p.ops[i].kind != core::Kind::Namespace;
+  }
+  after = core::recordApplied(p, r, before);
+  EXPECT_TRUE(after.owns("forward", "a-dns"));
+  EXPECT_EQ(after.forwardNames.at("udp/5300-5301"), "b-dns");
+}
+
 TEST(PlanIsolation, AForeignUnobservableNamespaceIsListedWithItsReasonAndBlocksNothing) {
   World w(load(kTwoTenants));
   w.host.state.namespaces["ep-zzz"].unobservable = "enter namespace ep-zzz: Invalid argument";
