@@ -21,8 +21,9 @@ Result<std::string> readFileText(const std::filesystem::path& file);
 // what was read either way.
 int readFull(int fd, char* buf, size_t want, size_t& got);
 
-// Reads `fd` to its end into `text`, after the `got` bytes already there, growing it (doubling)
-// as needed; `text` is then cut to what was read. Returns 0, or the errno of a failed read.
+// Reads `fd` to its end into `text`, after the `got` bytes already there (got <= text.size()),
+// growing it (doubling) as needed; `text` is then cut to what was read. Returns 0, or the errno
+// of a failed read.
 int readToEnd(int fd, std::string& text, size_t got);
 
 }  // namespace edgeplane

@@ -157,8 +157,9 @@ class WgBackend {
                                  const Result<std::optional<LinkInfo>>& link) = 0;
   virtual Result<WgDevice> getDevice(std::string_view ifname, std::string_view netns) = 0;
   // The device of an alive interface (linkAlive, given the link just read), nullopt when it is
-  // not alive: linkAlive, then getDevice. The userspace backend asks wireguard-go once: its
-  // socket answering is the liveness, and the get goes over that same connection.
+  // not alive: linkAlive, then getDevice. The userspace backend connects to wireguard-go once
+  // for both (its socket answering is the liveness, and the get goes over that connection);
+  // once more only when no pid file names it, to find who serves the socket.
   virtual Result<std::optional<WgDevice>> liveDevice(std::string_view ifname,
                                                      std::string_view netns,
                                                      const Result<std::optional<LinkInfo>>& link);

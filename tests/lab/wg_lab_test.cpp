@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -708,15 +709,24 @@ TEST_P(WgLabUserspace, KilledWireguardGoIsDriftAndRecreatingRestoresTheTunnel) {
   // The observation's one exchange with the real wireguard-go: the device getDevice reads.
   auto live = take(backend_->liveDevice("wg-t1", "ep-t1", wgLinkGet("ep-t1", "wg-t1")));
   ASSERT_TRUE(live.has_value());
-  EXPECT_EQ(live->peers.size(), 2u);
-  EXPECT_EQ(live->publicKey, take(backend_->getDevice("wg-t1", "ep-t1")).publicKey);
+  const WgDevice got = take(backend_->getDevice("wg-t1", "ep-t1"));
+  EXPECT_EQ(live->publicKey, got.publicKey);
+  EXPECT_EQ(live->listenPort, got.listenPort);
+  ASSERT_EQ(live->peers.size(), 2u);
+  ASSERT_EQ(got.peers.size(), 2u);
+  for (const WgPeer& peer : got.peers) {  // in wireguard-go's order, which varies by get
+    auto same = std::find_if(live->peers.begin(), live->peers.end(),
+                             [&](const WgPeer& l) { return l.publicKey == peer.publicKey; });
+    ASSERT_NE(same, live->peers.end());
+    EXPECT_EQ(same->allowedIps, peer.allowedIps);
+  }
   const auto pid = uapi->runningPid("wg-t1");
   ASSERT_TRUE(pid.has_value());
   ASSERT_EQ(::kill(*pid, SIGKILL), 0);
   ASSERT_TRUE(waitFor([&] { return !take(backend_->interfaceAlive("wg-t1", "ep-t1")); },
                       milliseconds(5000)));
   EXPECT_FALSE(backend_->getDevice("wg-t1", "ep-t1").ok());
-  // Dead: not alive, and no error.
+  // Dead (no process left, its socket gone): not alive, and no error.
   EXPECT_FALSE(
       take(backend_->liveDevice("wg-t1", "ep-t1", wgLinkGet("ep-t1", "wg-t1"))).has_value());
 

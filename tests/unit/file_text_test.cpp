@@ -1,5 +1,6 @@
 // Whole-file reading (schema/file_text.h): readFileText, and readFull / readToEnd, the reads
-// under it, readSecretFile and sys::readOwnFile.
+// under it and under readSecretFile and sys::readOwnFile (whose own tests are in cli_test and
+// state_dir_test).
 #include "schema/file_text.h"
 
 #include <gtest/gtest.h>
@@ -98,6 +99,23 @@ TEST(FileText, ReadFullGathersShortReadsAndStopsAtWhatWasAsked) {
   EXPECT_EQ(readFull(p.reader(), buf, sizeof buf, got), 0);
   EXPECT_EQ(got, 0U);
   writer.join();
+}
+
+// Pieces that come one at a time, each shorter than the room left: read on to the end, not
+// taken for the end.
+TEST(FileText, ReadToEndReadsOnPastShortReads) {
+  Pipe p;
+  std::thread writer([&p] {
+    for (const char* piece : {"ab", "cd", "ef"}) {
+      p.write(piece);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    p.closeWriter();
+  });
+  std::string text(64, '\0');
+  EXPECT_EQ(readToEnd(p.reader(), text, 0), 0);
+  writer.join();
+  EXPECT_EQ(text, "abcdef");
 }
 
 TEST(FileText, ReadToEndKeepsWhatIsThereAndGrows) {

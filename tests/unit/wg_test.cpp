@@ -1162,6 +1162,7 @@ TEST(WgUapiLiveDevice, OneConnectionAndTheSameAnswersAsLinkAliveThenGetDevice) {
   env.ioTimeout = std::chrono::milliseconds(1000);
   UapiBackend backend(env);
   const std::string ifname = "wg-t1";
+  ASSERT_LT(backend.socketPath(ifname).size(), sizeof(sockaddr_un{}.sun_path));
   std::ofstream(backend.pidFilePath(ifname)) << ownPidRecord();
   LinkInfo tunLink;
   tunLink.name = ifname;
@@ -1198,7 +1199,17 @@ TEST(WgUapiLiveDevice, OneConnectionAndTheSameAnswersAsLinkAliveThenGetDevice) {
     EXPECT_FALSE(backend.liveDevice(ifname, "ep-t1", tun).ok());
     EXPECT_FALSE(backend.getDevice(ifname, "ep-t1").ok());
   }
-  // Nobody serves the socket any more: not alive, not an error.
+  // Nobody serves the socket any more: not alive, not an error; also when the link could not
+  // be read (the socket is asked first).
+  EXPECT_FALSE(take(backend.liveDevice(ifname, "ep-t1", tun)).has_value());
+  EXPECT_FALSE(take(backend.linkAlive(ifname, tun)));
+  const Result<std::optional<LinkInfo>> unread = terminal("no such namespace");
+  EXPECT_FALSE(take(backend.liveDevice(ifname, "ep-t1", unread)).has_value());
+  EXPECT_FALSE(take(backend.linkAlive(ifname, unread)));
+  // No wireguard-go recorded, and the one serving the socket is not wireguard-go for wg-t1:
+  // not alive either.
+  fs::remove(backend.pidFilePath(ifname));
+  FakeWireguardGo impostor(backend.socketPath(ifname), "listen_port=51820\nerrno=0\n\n");
   EXPECT_FALSE(take(backend.liveDevice(ifname, "ep-t1", tun)).has_value());
   EXPECT_FALSE(take(backend.linkAlive(ifname, tun)));
 }
