@@ -24,6 +24,7 @@
 
 #include "reconciler/system/netns.h"
 #include "reconciler/system/rtnl.h"
+#include "tests/support/command.h"
 #include "tests/support/tool_json.h"
 
 namespace edgeplane::sys {
@@ -32,32 +33,13 @@ namespace {
 // `ip -j` output.
 using Json = edgeplane::testing::ToolJson;
 
-// Runs a shell command (outside any NetnsScope: the child inherits the calling thread's
-// namespace) and returns its stdout; stderr passes through to the test log.
-std::string run(const std::string& command, int* status = nullptr) {
-  std::string out;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    ADD_FAILURE() << "popen " << command << ": " << std::strerror(errno);
-    return out;
-  }
-  char buf[4096];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) {
-    out.append(buf, n);
-  }
-  const int rc = ::pclose(pipe);
-  if (status != nullptr) {
-    *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  }
-  return out;
-}
+// Shell commands run outside any NetnsScope: the child inherits the calling thread's namespace.
+using edgeplane::testing::runCommandStdout;
 
 // `ip -j ...`, parsed. A failing command or unparsable output fails the test.
 Json ipJson(const std::string& args) {
-  int status = 0;
   const std::string command = "ip -j " + args;
-  const std::string out = run(command, &status);
+  const auto [status, out] = runCommandStdout(command);
   Json j;
   EXPECT_EQ(status, 0) << command;
   EXPECT_TRUE(edgeplane::testing::parseToolJson(out, j)) << command << " printed: " << out;
@@ -65,9 +47,7 @@ Json ipJson(const std::string& args) {
 }
 
 void runOk(const std::string& command) {
-  int status = 0;
-  run(command, &status);
-  ASSERT_EQ(status, 0) << command;
+  ASSERT_EQ(runCommandStdout(command).status, 0) << command;
 }
 
 IpPrefix prefix(std::string_view text) {
@@ -772,8 +752,10 @@ TEST_F(SysctlLab, IsPerNamespace) {
   EXPECT_EQ(take(getSysctl("ep-f1", key)), flipped);
   EXPECT_EQ(take(getSysctl("ep-f2", key)), before2);
   EXPECT_EQ(take(getSysctl("", key)), beforeHere);
-  EXPECT_EQ(run("ip netns exec ep-f1 cat /proc/sys/net/ipv4/ip_forward"), flipped + "\n");
-  EXPECT_EQ(run("ip netns exec ep-f2 cat /proc/sys/net/ipv4/ip_forward"), before2 + "\n");
+  EXPECT_EQ(runCommandStdout("ip netns exec ep-f1 cat /proc/sys/net/ipv4/ip_forward").output,
+            flipped + "\n");
+  EXPECT_EQ(runCommandStdout("ip netns exec ep-f2 cat /proc/sys/net/ipv4/ip_forward").output,
+            before2 + "\n");
 
   for (const char* bad : {"", "/etc/passwd", "net/../../etc/passwd", "net/ipv4/", "net ipv4"}) {
     EXPECT_FALSE(setSysctl("ep-f1", bad, "1").ok()) << bad;

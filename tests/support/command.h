@@ -15,13 +15,14 @@ namespace edgeplane::testing {
 
 struct CommandResult {
   int status = -1;     // the exit status; -1 if it could not run or was killed
-  std::string output;  // stdout and stderr together
+  std::string output;  // stdout and stderr together (runCommandStdout: stdout alone)
 };
 
-// Runs a shell command and captures stdout and stderr together.
-inline CommandResult runCommand(const std::string& command) {
+// Runs a shell command and captures its stdout alone; stderr goes to the test's own (the log).
+// For output a parser reads, such as `ip -j`.
+inline CommandResult runCommandStdout(const std::string& command) {
   CommandResult result;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  FILE* pipe = ::popen(command.c_str(), "r");
   if (pipe == nullptr) {
     return result;
   }
@@ -33,6 +34,11 @@ inline CommandResult runCommand(const std::string& command) {
   const int raw = ::pclose(pipe);
   result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
   return result;
+}
+
+// Runs a shell command and captures stdout and stderr together.
+inline CommandResult runCommand(const std::string& command) {
+  return runCommandStdout(command + " 2>&1");
 }
 
 inline std::string readFile(const std::filesystem::path& path) {
