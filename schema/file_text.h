@@ -1,6 +1,7 @@
 // Reading a whole file (a config, an agent file, a saved observation, /proc): the one reader of
 // such files. Secrets have theirs (secret_file.h), the state directory's own files theirs
-// (sys::readOwnFile); all three read with readFull and readToEnd below.
+// (sys::readOwnFile); they and the WireGuard key files' reader read with readFull and readToEnd
+// below.
 #pragma once
 
 #include <cstddef>

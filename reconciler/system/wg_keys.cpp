@@ -2,7 +2,9 @@
 #include "reconciler/system/wg_keys.h"
 
 #include "reconciler/system/file_write.h"
+#include "schema/file_text.h"
 #include "schema/mode_text.h"
+#include "schema/unique_fd.h"
 
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -31,15 +33,6 @@ std::string parentOf(const std::string& path) {
 struct SecretBuffer {
   char data[256] = {};
   ~SecretBuffer() { OPENSSL_cleanse(data, sizeof(data)); }
-};
-
-struct FdCloser {
-  int fd = -1;
-  ~FdCloser() {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
 };
 
 // Creates missing directories 0700 (chmod after mkdir, so the umask cannot loosen it). An
@@ -90,8 +83,8 @@ Result<void> writeNewKeyFile(const std::string& path, const WgKey& key, int& err
 Result<WgKey> readKeyFile(const std::string& path, int& err, std::string_view what = "key file") {
   const std::string name = std::string(what) + " " + path;
   err = 0;
-  FdCloser f{::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC)};
-  if (f.fd < 0) {
+  const UniqueFd f(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC));
+  if (f.get() < 0) {
     err = errno;
     if (err == ELOOP) {
       return terminal(name + " is a symbolic link; refusing to read it");
@@ -99,7 +92,7 @@ Result<WgKey> readKeyFile(const std::string& path, int& err, std::string_view wh
     return terminal("open " + name + ": " + errnoText(err));
   }
   struct stat st {};
-  if (::fstat(f.fd, &st) != 0) {
+  if (::fstat(f.get(), &st) != 0) {
     err = errno;
     return terminal("stat " + name + ": " + errnoText(err));
   }
@@ -116,19 +109,9 @@ Result<WgKey> readKeyFile(const std::string& path, int& err, std::string_view wh
   }
   SecretBuffer text;
   size_t len = 0;
-  while (len < sizeof(text.data)) {
-    const ssize_t n = ::read(f.fd, text.data + len, sizeof(text.data) - len);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      err = errno;
-      return terminal("read " + name + ": " + errnoText(err));
-    }
-    if (n == 0) {
-      break;
-    }
-    len += static_cast<size_t>(n);
+  if (const int e = readFull(f.get(), text.data, sizeof(text.data), len); e != 0) {
+    err = e;
+    return terminal("read " + name + ": " + errnoText(err));
   }
   // Exactly what `wg genkey` writes: 44 base64 characters and a newline (or none).
   if (len == 45 && text.data[44] == '\n') {

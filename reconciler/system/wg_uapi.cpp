@@ -29,6 +29,23 @@ Error inContext(const std::string& what, Error e) {
   return e;
 }
 
+// A get reply as the device of `ifname`, its public key derived from its private key.
+Result<WgDevice> deviceOf(std::string_view ifname, const std::string& reply) {
+  auto device = parseUapiGetReply(reply);
+  if (!device) {
+    return inContext(std::string(ifname), device.error());
+  }
+  device->ifname = std::string(ifname);
+  if (device->privateKey) {
+    auto pub = publicKeyFor(*device->privateKey);
+    if (!pub) {
+      return pub.error();
+    }
+    device->publicKey = *pub;
+  }
+  return device;
+}
+
 }  // namespace
 
 // --- client ---
@@ -293,22 +310,6 @@ Result<std::optional<WgDevice>> UapiBackend::liveDevice(
     return device.error();
   }
   return std::optional<WgDevice>(std::move(*device));
-}
-
-Result<WgDevice> UapiBackend::deviceOf(std::string_view ifname, const std::string& reply) const {
-  auto device = parseUapiGetReply(reply);
-  if (!device) {
-    return inContext(std::string(ifname), device.error());
-  }
-  device->ifname = std::string(ifname);
-  if (device->privateKey) {
-    auto pub = publicKeyFor(*device->privateKey);
-    if (!pub) {
-      return pub.error();
-    }
-    device->publicKey = *pub;
-  }
-  return device;
 }
 
 Result<void> UapiBackend::setDevice(const WgSetRequest& req) {

@@ -61,7 +61,6 @@ class UapiBackend final : public WgBackend {
                         std::optional<uint32_t> mtu);
   Result<std::string> request(std::string_view ifname, std::string_view text) const;
   Result<std::string> exchange(int fd, std::string_view ifname, std::string_view text) const;
-  Result<WgDevice> deviceOf(std::string_view ifname, const std::string& reply) const;
 
   WgEnv env_;
   WireguardGo go_;
