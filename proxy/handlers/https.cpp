@@ -503,8 +503,11 @@ void HttpsHandler::completeExchange() {
     s->observeRequest(status_, ctx().now() - stateSinceMs_);
   }
   logRequest(Outcome::ok());
+  // Reused only when both messages are whole: a backend that answered before the request's body
+  // was all sent (a 404, a redirect) still expects the rest, and would take the next request's
+  // bytes for it.
   bool reusable = ex().respHead.keepAlive && respFraming_ != http::BodyFraming::UntilClose &&
-                  uin_.empty() && !upEof_;
+                  reqBodyDone_ && uout_.empty() && uin_.empty() && !upEof_;
   closeUpstream(reusable);
   if (respClose_) {
     startClosing();

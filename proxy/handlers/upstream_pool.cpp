@@ -2,7 +2,10 @@
 #include "proxy/handlers/upstream_pool.h"
 
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <memory>
@@ -84,10 +87,26 @@ UpstreamLink* UpstreamPool::take(std::string_view netns, const Endpoint& backend
   return link;
 }
 
+namespace {
+
+// Nothing waits on the link: no byte and no end of stream. An event that came while a handler
+// owned the link went to the handler, and the link is edge-triggered: the pool would not hear
+// of that backend's close or stray bytes again.
+bool quiet(int fd) {
+  char byte;
+  ssize_t n;
+  do {
+    n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
 void UpstreamPool::release(UpstreamLink* link, bool reusable) {
   link->owner_ = nullptr;
   const EngineOptions& o = ctx_.options();
-  if (!reusable || ctx_.draining()) {
+  if (!reusable || ctx_.draining() || !quiet(link->fd_)) {
     close(link);
     return;
   }

@@ -7,7 +7,8 @@
 // reused for the same namespace and address, so tenants that reuse private addresses stay
 // apart. At most `upstreamIdlePerBackend` idle links per key, each closed after
 // `upstreamIdleTimeout`; any event on an idle link (the backend closed, or sent bytes nobody
-// asked for) closes it, so a dead socket is seldom handed out.
+// asked for) closes it, and so does a release while such an event waits unread, so a dead
+// socket is seldom handed out.
 //
 // Not thread-safe: one pool per worker.
 #pragma once
@@ -63,8 +64,9 @@ class UpstreamPool {
   // An idle connection for the key, now owned by `owner`/`tag`, or nullptr.
   UpstreamLink* take(std::string_view netns, const Endpoint& backend, EventTarget* owner,
                      uint32_t tag);
-  // The owner is done with `link`: idle again when `reusable` (the response was read
-  // completely) and the key has room and the worker is not draining, else closed.
+  // The owner is done with `link`: idle again when `reusable` (both the request and the
+  // response went through whole), nothing waits on it (no byte, no end of stream), the key has
+  // room and the worker is not draining; else closed.
   void release(UpstreamLink* link, bool reusable);
   // Closes every idle link (worker shutdown: no owner is left).
   void clear();

@@ -185,6 +185,39 @@ TEST_F(HttpsTest, RetriesOnlyIdempotentRequestsOnADeadPooledConnection) {
   EXPECT_EQ(flaky.accepts(), 2);
 }
 
+// A backend may answer as soon as it has a request's head (a 404, a redirect, a refusal): the
+// rest of that request's body is still owed to it, so the connection must not carry another
+// client's request, whose bytes it would take for that body (found by review: it was pooled).
+TEST_F(HttpsTest, AnEarlyAnswerDoesNotPoolAConnectionOwedTheRestOfABody) {
+  TestBackend early([](int fd) {
+    std::string buffer;
+    while (testing::readBackendRequest(
+        fd, buffer, [fd](const BackendRequest&) { sendBytes(fd, okResponse("early")); })) {
+    }
+  });
+  EngineOptions o;
+  o.responseTimeout = 1000ms;
+  start(o);
+  configure({{"shop", {"shop.example.test"}, {early.endpoint()}}});
+  {
+    auto a = client("shop.example.test");
+    ASSERT_TRUE(
+        a->write("POST /upload HTTP/1.1\r\nHost: shop.example.test\r\n"
+                 "Content-Length: 1000\r\n\r\n0123456789"));
+    auto r = a->readResponse();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_TRUE(a->closedByPeer());  // the client still owes the body: its connection ends
+  }
+  auto b = client("shop.example.test");
+  ASSERT_TRUE(b->write(get("shop.example.test")));
+  auto r = b->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "early");
+  EXPECT_EQ(early.accepts(), 2);
+}
+
 TEST_F(HttpsTest, Answers502503And504) {
   TestBackend silent([](int fd) {
     std::string buffer;
