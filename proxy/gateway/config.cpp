@@ -4,7 +4,51 @@
 #include <algorithm>
 #include <functional>
 
+#include "proxy/http/syntax.h"
+
 namespace edgeplane::proxy::gateway {
+
+namespace {
+
+// A segment (up to its first ';') that a backend may resolve as "." or "..".
+bool dotSegment(std::string_view segment) {
+  segment = segment.substr(0, segment.find(';'));
+  size_t dots = 0;
+  while (!segment.empty() && dots <= 2) {
+    if (segment.front() == '.') {
+      segment.remove_prefix(1);
+    } else if (segment.size() >= 3 && http::equalsIgnoreCase(segment.substr(0, 3), "%2e")) {
+      segment.remove_prefix(3);
+    } else {
+      return false;
+    }
+    ++dots;
+  }
+  return dots == 1 || dots == 2;
+}
+
+}  // namespace
+
+bool normalPath(std::string_view path) {
+  if (path.find('\\') != std::string_view::npos) {
+    return false;
+  }
+  for (size_t at = path.find('%'); at != std::string_view::npos; at = path.find('%', at + 1)) {
+    std::string_view escape = path.substr(at, 3);
+    if (http::equalsIgnoreCase(escape, "%2f") || http::equalsIgnoreCase(escape, "%5c")) {
+      return false;
+    }
+  }
+  while (!path.empty()) {
+    path.remove_prefix(path.front() == '/' ? 1 : 0);
+    const size_t end = path.find('/');
+    if (dotSegment(path.substr(0, end))) {
+      return false;
+    }
+    path.remove_prefix(end == std::string_view::npos ? path.size() : end);
+  }
+  return true;
+}
 
 bool KeyEntry::mayCall(std::string_view gateway) const {
   if (spec.gateways.empty()) {

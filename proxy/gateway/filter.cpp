@@ -177,6 +177,11 @@ void GatewayFilter::check(const http::RequestHead& head, const ActiveConfig& con
     v.headers.emplace_back("Content-Type", "application/json");
     return;
   }
+  if (!normalPath(head.path)) {  // matched as sent, it could leave its endpoint on the backend
+    answer(v, 400, "path not in normal form");
+    v.subject = key;
+    return;
+  }
   std::vector<const EndpointEntry*> candidates = g->match(head.path);
   if (candidates.empty()) {
     answer(v, 404, "no such endpoint");

@@ -8,7 +8,9 @@
 //      in constant time) -> 401, `API_KEY_INVALID: Failed auth from IP <ip>`;
 //   3. GET /api/gateway/stats: 200 with the gateway's endpoints and backend health for an
 //      admin key; 401 (API_KEY_INVALID) for any other key;
-//   4. the endpoint: the longest matching path (exact, or a prefix ending in '/'), none ->
+//   4. the endpoint: a path a backend could resolve out of the endpoint it matches (a "." or
+//      ".." segment, also as %2e or before a ';', a '\' or an encoded '/' or '\', see
+//      normalPath) -> 400; the longest matching path (exact, or a prefix ending in '/'), none ->
 //      404; none of that path's methods -> 405 with Allow; out of the key's endpoint scope ->
 //      401 (API_KEY_INVALID);
 //   5. forwarded to the endpoint's backends (round_robin/random over the healthy ones), with

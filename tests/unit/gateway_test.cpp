@@ -99,6 +99,24 @@ TEST(GatewayConfig, LongestPathWinsAndPrefixesEndInASlash) {
   EXPECT_TRUE(e->match("/exactly").empty());
 }
 
+// A path is matched as sent, and backends resolve dot-segments (some also decode '%2e', take
+// "..;" for "..", or '\' and an encoded '/' for '/'): such a path would leave the endpoint it
+// matched, so it is refused rather than routed (found by review: "/files/../admin" went to the
+// "/files/" endpoint's backend, in a key scoped to "/files/").
+TEST(GatewayConfig, APathThatLeavesItsEndpointOnTheBackendIsNotNormal) {
+  for (std::string_view path : {"/", "/api/jobs", "/files/a.txt", "/files/...", "/files/.env",
+                                "/a//b", "/a/%2E%2Ex", "/a/b;c=d", "/%41"}) {
+    EXPECT_TRUE(gateway::normalPath(path)) << path;
+  }
+  for (std::string_view path :
+       {"/files/..", "/files/../admin", "/files/./x", "/files/.", "/files/%2e%2e/admin",
+        "/files/%2E%2e/admin", "/files/.%2e/admin", "/files/%2e/x", "/files/..;/admin",
+        "/files/..;x=1/admin", "/files/.;/x", "/files/a%2fb", "/files/a%2Fb", "/files/a%5cb",
+        "/files/a\\b", "/.."}) {
+    EXPECT_FALSE(gateway::normalPath(path)) << path;
+  }
+}
+
 // ---- the filter in the https handler ----
 
 // Captures what the process writes to stderr (the gateway's log lines) while alive.
@@ -274,6 +292,32 @@ TEST_F(GatewayTest, EveryRefusalIs401WithItsLogLineAndReachesNoBackend) {
   r = send(testing_https::get("ws.example.test", target, bearer(blocked)));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(GatewayTest, APathLeavingItsEndpointIs400AndReachesNoBackend) {
+  TestBackend files(named("files"));
+  TestBackend admin(named("admin"));
+  Key scoped = makeKey("files only", {"ping"}, ApiKeyRole::Worker, {"/files/"});
+  apiKeys_ = {scoped.spec};
+  start();
+  testing_https::Site g{"ping", {"ws.example.test"}, {}};
+  g.kind = RouteKind::Gateway;
+  g.endpoints = {{"/files/", "GET", {files.endpoint()}, Balance::RoundRobin},
+                 {"/admin", "GET", {admin.endpoint()}, Balance::RoundRobin}};
+  configure({g});
+  for (const std::string path : {"/files/../admin", "/files/%2e%2e/admin", "/files/..;/admin",
+                                 "/files/..%2fadmin", "/files/..\\admin"}) {
+    auto r = send(testing_https::get("ws.example.test", path, bearer(scoped)));
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 400) << path;
+    EXPECT_EQ(r->body, "{\"error\":\"path not in normal form\"}\n") << path;
+  }
+  EXPECT_EQ(files.accepts(), 0);
+  EXPECT_EQ(admin.accepts(), 0);
+  auto r = send(testing_https::get("ws.example.test", "/files/report.txt", bearer(scoped)));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body.rfind("files GET /files/report.txt\n", 0), 0u) << r->body;
 }
 
 TEST_F(GatewayTest, UnknownPathIs404WrongMethod405WithAllow) {
