@@ -14,8 +14,9 @@
 //      404; none of that path's methods -> 405 with Allow; out of the key's endpoint scope ->
 //      401 (API_KEY_INVALID);
 //   5. forwarded to the endpoint's backends (round_robin/random over the healthy ones), with
-//      Authorization and any client-sent X-Edgeplane-Key-* removed and X-Edgeplane-Key-Id /
-//      X-Edgeplane-Key-Name added; `API_KEY_AUTH: <name> (type: <gateway>) from IP <ip>`.
+//      Authorization and any client-sent X-Edgeplane-Key-Id / -Name (also spelled with '_')
+//      removed and X-Edgeplane-Key-Id / X-Edgeplane-Key-Name added; `API_KEY_AUTH: <name> (type:
+//      <gateway>) from IP <ip>`.
 // Answers are JSON ({"error":"..."}), and so are the handler's own 502/503/504 on a gateway
 // (503: {"error":"no healthy backends available"}). Every finished request is counted per
 // key in the worker's usage shard (see usage.h).

@@ -34,15 +34,7 @@ bool isFramingLookalike(std::string_view name) {
     return false;
   }
   for (std::string_view real : {"content-length", "transfer-encoding", "host"}) {
-    if (name.size() != real.size()) {
-      continue;
-    }
-    bool same = true;
-    for (size_t i = 0; i < name.size() && same; ++i) {
-      char c = name[i] == '_' ? '-' : asciiLower(name[i]);
-      same = c == real[i];
-    }
-    if (same) {
+    if (sameFoldedFieldName(name, real)) {
       return true;
     }
   }

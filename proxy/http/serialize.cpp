@@ -21,11 +21,24 @@ void appendNumber(std::string& out, uint64_t n) {
 
 bool inList(std::span<const std::string_view> names, std::string_view name) {
   for (std::string_view n : names) {
-    if (equalsIgnoreCase(n, name)) {
+    if (sameFoldedFieldName(n, name)) {
       return true;
     }
   }
   return false;
+}
+
+// A client's field that a backend folding '_' into '-' would read as one the proxy sets itself
+// (Host, the forwarding fields, the fields added for this route): never passed on.
+bool setByProxy(std::string_view name, std::span<const HeaderField> added) {
+  for (std::string_view own :
+       {"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"}) {
+    if (sameFoldedFieldName(name, own)) {
+      return true;
+    }
+  }
+  return std::any_of(added.begin(), added.end(),
+                     [name](const HeaderField& f) { return sameFoldedFieldName(f.name, name); });
 }
 
 // Named in any Connection field of the message: hop-by-hop by declaration.
@@ -136,9 +149,7 @@ void writeUpstreamRequest(const RequestHead& head, const UpstreamRequestOptions&
   }
   for (const HeaderField& f : head.headers) {
     if (dropFromMessage(head.headers, f.name, options.dropHeaders) ||
-        equalsIgnoreCase(f.name, "host") || equalsIgnoreCase(f.name, "x-forwarded-for") ||
-        equalsIgnoreCase(f.name, "x-forwarded-proto") ||
-        equalsIgnoreCase(f.name, "x-forwarded-host") || equalsIgnoreCase(f.name, "forwarded")) {
+        setByProxy(f.name, options.addHeaders)) {
       continue;
     }
     appendField(out, f.name, f.value);

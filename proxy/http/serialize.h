@@ -5,13 +5,15 @@
 // Upstream request (writeUpstreamRequest): `METHOD origin-target HTTP/1.1`, Host first (the
 // parsed host), then the client's fields in order minus the hop-by-hop ones (Connection,
 // Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, every field named in
-// a Connection field) and minus Host, Content-Length, X-Forwarded-Proto, X-Forwarded-Host and
-// the caller's drop list. Then X-Forwarded-For (the client's values joined, ", <ip>"
-// appended), X-Forwarded-Proto, X-Forwarded-Host, Forwarded (the client's values kept,
-// `for=<ip>;proto=<proto>;host=<host>` appended per RFC 7239, IPv6 as "[v6]", quoted where not a
-// token), the caller's added fields, the framing (`Content-Length: N` or
-// `Transfer-Encoding: chunked`), and when forwarding an upgrade `Connection: upgrade` +
-// `Upgrade`, else `Connection: close` when the caller asks. Always HTTP/1.1 upstream.
+// a Connection field) and minus Content-Length, the fields the proxy writes itself (Host,
+// X-Forwarded-For, -Proto, -Host, Forwarded, the caller's added fields; for these and the
+// caller's drop list, spellings with '_' for '-' too: some backends fold the two). Then
+// X-Forwarded-For (the client's values joined, ", <ip>" appended), X-Forwarded-Proto,
+// X-Forwarded-Host, Forwarded (the client's values kept, `for=<ip>;proto=<proto>;host=<host>`
+// appended per RFC 7239, IPv6 as "[v6]", quoted where not a token), the caller's added fields, the
+// framing (`Content-Length: N` or `Transfer-Encoding: chunked`), and when forwarding an upgrade
+// `Connection: upgrade` + `Upgrade`, else `Connection: close` when the caller asks. Always HTTP/1.1
+// upstream.
 //
 // Client response (writeClientResponse): `HTTP/1.1 status reason`, fields minus the
 // hop-by-hop ones (Upgrade and `Connection: upgrade` kept for a forwarded 101), the framing

@@ -74,6 +74,22 @@ constexpr bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+// Field names as a backend that folds '_' into '-' (CGI-style environments) reads them: equal
+// regardless of case and of '_' for '-'.
+constexpr bool sameFoldedFieldName(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    const char x = a[i] == '_' ? '-' : asciiLower(a[i]);
+    const char y = b[i] == '_' ? '-' : asciiLower(b[i]);
+    if (x != y) {
+      return false;
+    }
+  }
+  return true;
+}
+
 constexpr std::string_view trimOws(std::string_view s) {
   while (!s.empty() && isOws(s.front())) {
     s.remove_prefix(1);

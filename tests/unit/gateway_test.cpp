@@ -218,8 +218,9 @@ TEST_F(GatewayTest, WorkerFlowReachesEachEndpointsBackendsWithTheKeyNamedNotSent
   apiKeys_ = {worker.spec};
   start();
   configureGateway({input.endpoint()}, {output.endpoint()});
-  auto r = send(testing_https::get("ws.example.test", "/api/gateway/target",
-                                   bearer(worker) + "X-Edgeplane-Key-Id: forged\r\n"));
+  auto r = send(testing_https::get(
+      "ws.example.test", "/api/gateway/target",
+      bearer(worker) + "X-Edgeplane-Key-Id: forged\r\n" + "X_Edgeplane_Key_Name: forged\r\n"));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->body.rfind("input GET /api/gateway/target\n", 0), 0u) << r->body;

@@ -63,6 +63,40 @@ TEST(HttpSerialize, UpstreamRequestDropsHopByHopAndAddsForwardingFields) {
             "\r\n");
 }
 
+// Backends that fold '_' and '-' together (CGI-style environments) would read these as the
+// fields the proxy sets, drops or adds, next to (and often before) the proxy's own; they are
+// dropped like those (found by review: they went through).
+TEST(HttpSerialize, UpstreamRequestDropsUnderscoreSpellingsOfTheProxysFields) {
+  std::string_view request =
+      "GET / HTTP/1.1\r\n"
+      "Host: app.example.com\r\n"
+      "X_Forwarded_For: 198.51.100.66\r\n"
+      "x_forwarded-proto: http\r\n"
+      "X-Forwarded_Host: evil\r\n"
+      "X_Request_Id: forged\r\n"
+      "Authorization_: no\r\n"
+      "X_Edgeplane_Key_Id: forged\r\n"
+      "X_Other: kept\r\n"
+      "\r\n";
+  std::vector<std::string_view> drop = {"Authorization", "X-Edgeplane-Key-Id"};
+  std::vector<HeaderField> add = {{"X-Request-Id", "r1"}};
+  UpstreamRequestOptions options;
+  options.clientIp = "203.0.113.9";
+  options.dropHeaders = drop;
+  options.addHeaders = add;
+  EXPECT_EQ(upstream(request, options),
+            "GET / HTTP/1.1\r\n"
+            "Host: app.example.com\r\n"
+            "Authorization_: no\r\n"
+            "X_Other: kept\r\n"
+            "X-Forwarded-For: 203.0.113.9\r\n"
+            "X-Forwarded-Proto: https\r\n"
+            "X-Forwarded-Host: app.example.com\r\n"
+            "Forwarded: for=203.0.113.9;proto=https;host=app.example.com\r\n"
+            "X-Request-Id: r1\r\n"
+            "\r\n");
+}
+
 TEST(HttpSerialize, UpstreamRequestFromAbsoluteFormWithIpv6ClientAndPort) {
   UpstreamRequestOptions options;
   options.clientIp = "2001:db8::7";
