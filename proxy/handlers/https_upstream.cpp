@@ -19,6 +19,11 @@ namespace {
 // Response bytes queued for the client below which more may join them (forwardResponseBody).
 constexpr size_t kCoalesceBytes = size_t{16} * 1024;
 
+// No more response bytes join the client's queue: a write of it has begun, or it is full.
+bool backlogged(const OutQueue& q) {
+  return q.sent != 0 || q.size() >= kCoalesceBytes;
+}
+
 // Appends what a chunked body's next bytes hold up to the end of the body; false on a framing
 // error. `done` is set at the end of the last chunk's trailers. Verbatim (the framing stays
 // chunked), or only the data bytes when `dataOnly` (re-framed as until-close for HTTP/1.0).
@@ -332,8 +337,13 @@ bool HttpsHandler::responseHead() {
     answerError(502, "Bad Gateway\n");
     return true;
   }
-  if (status < 200 && status != 101) {
-    http::writeClientResponse(ex().respHead, {}, cout_.bytes);  // 100 Continue and friends
+  if (status < 200 && status != 101) {  // 100 Continue and friends
+    if (!http10_) {  // RFC 9110 15.2: an HTTP/1.0 client would take it for the final answer
+      if (backlogged(cout_)) {
+        return false;  // only as fast as the client takes them: they may come without end
+      }
+      http::writeClientResponse(ex().respHead, {}, cout_.bytes);
+    }
     uin_.consume(r.length);
     return true;
   }
@@ -373,7 +383,7 @@ bool HttpsHandler::forwardResponseBody() {
   // few: a head and a small body then leave in one TLS record and one send() (two would cost
   // the client, the proxy and the kernel a second segment, wake-up and read per response).
   // Once a write has begun, the queue drains first, so it never grows past this plus a read.
-  if (cout_.sent != 0 || cout_.size() >= kCoalesceBytes) {
+  if (backlogged(cout_)) {
     return false;
   }
   uint64_t moved = 0;

@@ -4,6 +4,9 @@
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>
 
+#include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -317,6 +320,62 @@ TEST_F(HttpsTest, ExpectContinueIsRelayed) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->body, "got body");
+}
+
+// Interim responses are relayed only as fast as the client takes them: a backend sending 1xx
+// without end to a client that does not read cannot fill the proxy's memory (found by review:
+// they were queued for the client without bound).
+TEST_F(HttpsTest, InterimResponsesWaitForTheClientToTakeThem) {
+  std::atomic<size_t> sent{0};
+  TestBackend hints([&sent](int fd) {
+    std::string buffer;
+    if (!testing::readBackendRequest(fd, buffer)) {
+      return;
+    }
+    std::string batch;
+    while (batch.size() < 64 * 1024) {
+      batch += "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
+    }
+    size_t at = 0;  // where in `batch` the stream stands
+    for (auto until = std::chrono::steady_clock::now() + 3s;
+         sent < (size_t{64} << 20) && std::chrono::steady_clock::now() < until;) {
+      ssize_t n = ::send(fd, batch.data() + at, batch.size() - at, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+        at = (at + static_cast<size_t>(n)) % batch.size();
+      } else if (n < 0 && errno == EAGAIN) {
+        std::this_thread::sleep_for(5ms);
+      } else {
+        return;
+      }
+    }
+  });
+  start();
+  configure({{"shop", {"shop.example.test"}, {hints.endpoint()}}});
+  auto c = client("shop.example.test");
+  ASSERT_TRUE(c->write(get("shop.example.test")));
+  std::this_thread::sleep_for(1500ms);  // the client reads nothing
+  // What the proxy took from the backend is bounded by the sockets' buffers, not 64 MiB.
+  EXPECT_LT(sent.load(), size_t{32} << 20);
+}
+
+// RFC 9110 15.2: no 1xx to an HTTP/1.0 client, which cannot tell it from the final answer.
+TEST_F(HttpsTest, AnHttp10ClientGetsNoInterimResponse) {
+  TestBackend backend([](int fd) {
+    std::string buffer;
+    if (testing::readBackendRequest(fd, buffer)) {
+      sendBytes(fd, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" +
+                        okResponse("final"));
+    }
+  });
+  start();
+  configure({{"shop", {"shop.example.test"}, {backend.endpoint()}}});
+  auto c = client("shop.example.test");
+  ASSERT_TRUE(c->write("GET / HTTP/1.0\r\nHost: shop.example.test\r\n\r\n"));
+  auto r = c->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "final");
 }
 
 TEST_F(HttpsTest, HeadNoContentAndNotModifiedKeepTheFraming) {
