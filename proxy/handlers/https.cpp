@@ -14,6 +14,7 @@
 #include "proxy/engine/access_log.h"
 #include "proxy/handlers/https_handler.h"
 #include "proxy/http/serialize.h"
+#include "proxy/http/syntax.h"
 #include "proxy/tls/context.h"
 
 namespace edgeplane::proxy {
@@ -358,7 +359,9 @@ void HttpsHandler::startRequest(size_t headLength) {
   sentMs_ = ctx().now();
   reqKeepAlive_ = ex().req.keepAlive;
   http10_ = ex().req.version == http::Version::Http10;
-  upgrade_ = !ex().req.upgrade.empty();
+  // WebSocket only: after a 101 the proxy relays raw bytes, and another protocol there (h2c)
+  // would carry requests no per-request check sees. Any other Upgrade is dropped (hop-by-hop).
+  upgrade_ = http::equalsIgnoreCase(ex().req.upgrade, "websocket");
   retryable_ = isIdempotent(method_) && reqFraming_ == http::BodyFraming::None && !upgrade_;
   char ip[64];
   formatEndpoint(conn().client(), ip, sizeof ip);

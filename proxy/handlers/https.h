@@ -20,9 +20,10 @@
 // chunked (forwarded, validated; to an HTTP/1.0 client only the data bytes, then close) or
 // until the backend closes - then the client gets `Connection: close` and the connection ends
 // after the body (no re-framing). Expect:
-// 100-continue is forwarded and the backend's 100 relayed. Upgrade requests are forwarded;
-// on 101 both directions are relayed raw until either side ends, and that upstream socket is
-// never pooled. Every error answer closes the connection. Draining: idle keep-alive
+// 100-continue is forwarded and the backend's 100 relayed (1xx not to HTTP/1.0 clients).
+// WebSocket upgrades are forwarded (any other Upgrade is dropped, the request goes on as
+// HTTP/1.1); on 101 both directions are relayed raw until either side ends, and that upstream
+// socket is never pooled. Every error answer closes the connection. Draining: idle keep-alive
 // connections close at once, busy ones answer with `Connection: close` and end.
 //
 // Access log, one line per request (path without the query):

@@ -450,6 +450,32 @@ TEST_F(HttpsTest, UpgradeRelaysBothWays) {
   }
 }
 
+// Only WebSocket is upgraded to: after any 101 the proxy relays raw bytes, so an h2c upgrade
+// would let one request open HTTP/2 streams to any path that no per-request check (the
+// gateway's key and endpoint, X-Forwarded-*, the access log) ever sees (found by review: the
+// Upgrade went through on every route). The request goes on as plain HTTP/1.1.
+TEST_F(HttpsTest, OnlyAWebSocketUpgradeIsForwarded) {
+  TestBackend backend(keepAliveBackend([](const BackendRequest& r) -> std::string {
+    if (r.upgrade) {
+      return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n";
+    }
+    return okResponse(r.head);
+  }));
+  start();
+  configure({{"ws", {"ws.example.test"}, {backend.endpoint()}}});
+  for (std::string_view upgrade : {"h2c", "websocket, h2c", "TLS/1.2"}) {
+    auto c = client("ws.example.test");
+    ASSERT_TRUE(
+        c->write("GET / HTTP/1.1\r\nHost: ws.example.test\r\nConnection: Upgrade, "
+                 "HTTP2-Settings\r\nUpgrade: " +
+                 std::string(upgrade) + "\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n"));
+    auto r = c->readResponse();
+    ASSERT_TRUE(r) << upgrade;
+    EXPECT_EQ(r->status, 200) << upgrade;
+    EXPECT_EQ(r->body.find("Upgrade"), std::string::npos) << r->body;
+  }
+}
+
 // FNV-1a over a stream.
 struct Checksum {
   uint64_t h = 1469598103934665603ull;
