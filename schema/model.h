@@ -260,7 +260,7 @@ struct Gateway {
   std::optional<std::string> subdomain;
   std::string namespace_name;
   std::string certificate;
-  std::optional<RateLimit> rate_limit;  // per client IP
+  std::optional<RateLimit> rate_limit;  // per client: an IPv4 address or an IPv6 /64
   std::vector<GatewayEndpoint> endpoints;
   Origin origin;
 };

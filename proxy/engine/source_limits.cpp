@@ -2,34 +2,14 @@
 #include "proxy/engine/source_limits.h"
 
 #include <algorithm>
-#include <random>
 
 namespace edgeplane::proxy {
-
-SourceKey SourceKey::of(const IpAddress& address) {
-  SourceKey key;
-  key.v6 = address.family == IpAddress::Family::V6;
-  size_t n = key.v6 ? 8 : 4;
-  for (size_t i = 0; i < n; ++i) {
-    key.bits = key.bits << 8 | address.bytes[i];
-  }
-  return key;
-}
-
-// splitmix64's finalizer over the key and the process's random seed.
-size_t SourceKeyHash::operator()(const SourceKey& key) const {
-  uint64_t z = key.bits ^ seed ^ (key.v6 ? 0x9E3779B97F4A7C15ull : 0);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return static_cast<size_t>(z ^ (z >> 31));
-}
 
 SourceLimits::SourceLimits(size_t maxConnections, size_t maxPendingHellos)
     : maxConnections_(maxConnections),
       maxPendingHellos_(maxPendingHellos),
       shards_(std::make_unique<std::array<Shard, kShards>>()) {
-  std::random_device rd;
-  hash_.seed = static_cast<uint64_t>(rd()) << 32 | rd();
+  hash_.seed = SourceKeyHash::randomSeed();
   for (Shard& s : *shards_) {
     s.map = Map(0, hash_);
   }

@@ -2,9 +2,7 @@
 // address (an IPv4 address, or an IPv6 /64), one table shared by every worker.
 //
 // Why per source: the global --max-connections alone lets one client hold every slot with
-// slow hellos. Why an IPv6 /64: one subscriber gets a /64 (or more) and picks addresses in it
-// at will, so counting single IPv6 addresses would cap nothing. IPv4-mapped IPv6 clients of a
-// dual-stack listener arrive as IPv4 (fromSockaddr) and are counted per IPv4 address.
+// slow hellos. Why an IPv6 /64: see source_key.h.
 //
 // Cost: one uncontended mutex per accept, per completed hello and per close, in one of 64
 // shards picked by a keyed hash (the key is random per process, so a client cannot aim its
@@ -19,24 +17,10 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "proxy/source_key.h"
 #include "schema/net.h"
 
 namespace edgeplane::proxy {
-
-// What is counted: an IPv4 address, or the first 64 bits of an IPv6 address.
-struct SourceKey {
-  uint64_t bits = 0;
-  bool v6 = false;
-
-  static SourceKey of(const IpAddress& address);
-  bool operator==(const SourceKey&) const = default;
-};
-
-// Keyed with a per-process random seed (set by SourceLimits).
-struct SourceKeyHash {
-  uint64_t seed = 0;
-  size_t operator()(const SourceKey& key) const;
-};
 
 enum class SourceVerdict : uint8_t {
   Admitted,            // a connection slot (and a hello slot, if asked) is held

@@ -1,7 +1,8 @@
 // The worker gateway's request filter: what the https handler runs for every request on a
 // [[gateway]] hostname before a backend is chosen. In order:
-//   1. the per-client-IP rate limit, if the gateway has one (every request counts, failed
-//      authentications included): over it -> 429 with Retry-After, `RATE_LIMITED: from IP <ip>`;
+//   1. the per-client rate limit (an IPv4 address or an IPv6 /64), if the gateway has one
+//      (every request counts, failed authentications included): over it -> 429 with
+//      Retry-After, `RATE_LIMITED: from IP <ip>`;
 //   2. `Authorization: Bearer <key>`: none -> 401 with `WWW-Authenticate: Bearer`,
 //      `API_KEY_MISSING: Request from IP <ip>`; anything but exactly one well-formed Bearer
 //      credential of an enabled, unblocked key of this gateway whose digest matches (compared

@@ -7,21 +7,22 @@
 namespace edgeplane::proxy::gateway {
 
 size_t RateLimiter::KeyHash::operator()(const Key& k) const {
-  // FNV-1a over the address, mixed with the scope.
-  uint64_t h = 0xcbf29ce484222325ull ^ k.scope;
-  h = (h ^ static_cast<uint8_t>(k.ip.family)) * 0x100000001b3ull;
-  for (uint8_t b : k.ip.bytes) {
-    h = (h ^ b) * 0x100000001b3ull;
+  return SourceKeyHash{seed ^ k.scope}(k.source);
+}
+
+RateLimiter::RateLimiter() : hash_{SourceKeyHash::randomSeed()} {
+  for (Shard& s : shards_) {
+    s.tat = decltype(s.tat)(0, hash_);
   }
-  return static_cast<size_t>(h ^ (h >> 29));
 }
 
 RateLimiter::Decision RateLimiter::admit(uint64_t scope, const IpAddress& client,
                                          const RateLimit& limit, int64_t nowUs) {
   const int64_t periodUs = static_cast<int64_t>(limit.period.count()) * 1000000;
   const int64_t emissionUs = std::max<int64_t>(1, periodUs / std::max<uint32_t>(1, limit.count));
-  const Key key{scope, client};
-  Shard& shard = shards_[KeyHash{}(key) % kShards];
+  const Key key{scope, SourceKey::of(client)};
+  static_assert(kShards == 64);
+  Shard& shard = shards_[hash_(key) >> 58];  // the top bits; the map's buckets use the low ones
   std::lock_guard lock(shard.mu);
   auto it = shard.tat.find(key);
   if (it == shard.tat.end()) {

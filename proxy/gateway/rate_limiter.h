@@ -1,5 +1,6 @@
-// Per-client-IP rate limits for the worker gateway (GCRA), one limiter shared by every worker
-// thread: decisions are exact across threads (a lock per shard), memory is bounded.
+// Per-client rate limits for the worker gateway (GCRA), one limiter shared by every worker
+// thread: decisions are exact across threads (a lock per shard), memory is bounded. A client is
+// a source as in source_key.h: an IPv4 address or an IPv6 /64.
 //
 // GCRA with the limit "N per P": each admitted request moves the client's theoretical arrival
 // time (TAT) on by P/N; a request is admitted while TAT, after the move, is at most P ahead of
@@ -16,6 +17,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "proxy/source_key.h"
 #include "schema/net.h"
 
 namespace edgeplane::proxy::gateway {
@@ -30,8 +32,11 @@ class RateLimiter {
     int64_t retryAfterUs = 0;  // refused: when the next request would be admitted
   };
 
-  // One request of `client` under `limit` (count per period, both > 0). `scope` keeps the
-  // gateways' budgets apart. `nowUs`: a monotonic clock in microseconds.
+  RateLimiter();
+
+  // One request of `client` (counted as its source: its /64 for IPv6) under `limit` (count per
+  // period, both > 0). `scope` keeps the gateways' budgets apart. `nowUs`: a monotonic clock in
+  // microseconds.
   Decision admit(uint64_t scope, const IpAddress& client, const RateLimit& limit, int64_t nowUs);
   // Forgets clients whose TAT has passed; returns how many are still tracked.
   size_t purge(int64_t nowUs);
@@ -40,16 +45,18 @@ class RateLimiter {
  private:
   struct Key {
     uint64_t scope = 0;
-    IpAddress ip;
+    SourceKey source;
     bool operator==(const Key&) const = default;
   };
-  struct KeyHash {
+  struct KeyHash {  // keyed with a random seed per limiter
+    uint64_t seed;  // no default member initializer: the map needs it default-constructible
     size_t operator()(const Key& k) const;
   };
   struct Shard {
     mutable std::mutex mu;
     std::unordered_map<Key, int64_t, KeyHash> tat;
   };
+  KeyHash hash_;
   std::array<Shard, kShards> shards_;
 };
 

@@ -55,6 +55,21 @@ TEST(GatewayRateLimiter, ABurstOfNThenOnePerInterval) {
   }
 }
 
+// One IPv6 subscriber gets a /64 and picks addresses in it at will: the limit is per /64, as
+// the proxy's per-source connection caps are (found by review: each address had its own
+// budget, so changing address per request was never limited).
+TEST(GatewayRateLimiter, AnIpv6ClientIsItsSlash64) {
+  RateLimiter limiter;
+  const RateLimit limit = *RateLimit::parse("2/second");
+  const int64_t now = 5'000'000;
+  EXPECT_TRUE(limiter.admit(1, ip("2001:db8::1"), limit, now).allowed);
+  EXPECT_TRUE(limiter.admit(1, ip("2001:db8::2"), limit, now).allowed);
+  EXPECT_FALSE(limiter.admit(1, ip("2001:db8::ffff:3"), limit, now).allowed);
+  EXPECT_TRUE(limiter.admit(1, ip("2001:db8:0:1::1"), limit, now).allowed);  // another /64
+  EXPECT_TRUE(limiter.admit(2, ip("2001:db8::1"), limit, now).allowed);      // another gateway
+  EXPECT_EQ(limiter.clients(), 3u);
+}
+
 TEST(GatewayRateLimiter, ExactAcrossThreads) {
   RateLimiter limiter;
   const RateLimit limit = *RateLimit::parse("100/minute");
