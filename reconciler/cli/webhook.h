@@ -55,7 +55,8 @@ struct WebhookReply {
 
 // What the server answers (pure, so it is tested without a socket). The first authentication
 // header present names the sender:
-//   X-Edgeplane-Signature: sha256=<hex HMAC>  edgeplane's post-receive hook: 202, a run
+//   X-Edgeplane-Signature: sha256=<hex HMAC>  edgeplane's post-receive hook: 202, a run, when
+//                                             the body is a commit id (40/64 hex), else 400
 //   X-Hub-Signature-256: sha256=<hex HMAC>    GitHub (X-GitHub-Event: push; ping -> 200 pong)
 //   X-Gitea-Signature / X-Forgejo-Signature: <hex HMAC>   Gitea, Forgejo (X-Gitea-Event)
 //   X-Gitlab-Token: <the secret>              GitLab (X-Gitlab-Event: Push Hook), constant time

@@ -105,6 +105,13 @@ bool isCommitId(std::string_view ref) {
   return ref.size() == 40 && ref.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
+// What edgeplane's hook sends: the pushed commit's id, SHA-1 or SHA-256 (40 or 64 lowercase hex
+// digits), nothing else.
+bool isHookBody(std::string_view body) {
+  return (body.size() == 40 || body.size() == 64) &&
+         body.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
 // A forge's push notification: a run when it pushed the tracked ref, else a 200 saying why not.
 WebhookReply forgePush(const WebhookRequest& r, const Sender& sender,
                        const std::optional<std::string>& trackedRef,
@@ -189,6 +196,12 @@ WebhookReply handleWebhook(const WebhookRequest& r, const WebhookConfig& config,
                      "\n"};
   }
   if (sender->forge == "edgeplane") {
+    // The forges sign the same way (GitHub exactly so, Gitea without "sha256="): only the
+    // hook's own body runs here, so a forge's delivery replayed under this header cannot run
+    // past the forge checks of its event and ref.
+    if (!isHookBody(r.body)) {
+      return {400, "an edgeplane trigger's body is the pushed commit id (40 or 64 hex digits)\n"};
+    }
     onTrigger();
     return {202, "accepted\n"};
   }

@@ -106,7 +106,8 @@ TEST(WebhookSignature, BadMissingOrMalformedIsRefused) {
   EXPECT_FALSE(verifyWebhookSignature(kRfcKey, kRfcData, upper));
 }
 
-// edgeplane's own header (the post-receive hook): any authenticated POST /trigger runs.
+// edgeplane's own header (the post-receive hook): an authenticated POST /trigger of a commit
+// id runs.
 WebhookReply edgeplaneHook(const std::string& method, const std::string& path,
                            const std::string& body, const std::optional<std::string>& signature,
                            const std::function<void()>& onTrigger) {
@@ -120,7 +121,7 @@ WebhookReply edgeplaneHook(const std::string& method, const std::string& path,
 TEST(WebhookReplyTest, StatusCodes) {
   int triggered = 0;
   auto onTrigger = [&] { ++triggered; };
-  const std::string body = "{}";
+  const std::string body = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c";
   const auto sig = std::optional(webhookSignature("k", body));
   EXPECT_EQ(edgeplaneHook("POST", "/trigger", body, sig, onTrigger).status, 202);
   EXPECT_EQ(triggered, 1);
@@ -271,20 +272,22 @@ TEST(WebhookServerTest, AnswersOverHttp) {
   const uint16_t port = (*server)->port();
   EXPECT_EQ(port, free);
   auto post = [&](const std::string& method, const std::string& path, const std::string& body,
-                  const std::optional<std::string>& signature) {
+                  const std::optional<std::string>& signature,
+                  const std::string& header = std::string(kSignatureHeader)) {
     Poco::Net::HTTPClientSession session("127.0.0.1", port);
     session.setTimeout(Poco::Timespan(5, 0));
     Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
     request.setContentLength(static_cast<std::streamsize>(body.size()));
     if (signature) {
-      request.set(std::string(kSignatureHeader), *signature);
+      request.set(header, *signature);
+      request.set("X-GitHub-Event", "push");
     }
     session.sendRequest(request) << body;
     Poco::Net::HTTPResponse response;
     session.receiveResponse(response);
     return static_cast<int>(response.getStatus());
   };
-  const std::string body = R"({"ref":"refs/heads/main"})";
+  const std::string body = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c";
   EXPECT_EQ(post("POST", "/trigger", body, webhookSignature("k", body)), 202);
   EXPECT_EQ(post("POST", "/trigger", body, webhookSignature("wrong", body)), 401);
   EXPECT_EQ(post("POST", "/trigger", body, std::nullopt), 401);
@@ -292,8 +295,10 @@ TEST(WebhookServerTest, AnswersOverHttp) {
   EXPECT_EQ(post("POST", "/elsewhere", body, webhookSignature("k", body)), 404);
   // A body of the full 1 MiB is read whole (a forge's push payload runs to hundreds of KiB);
   // one byte more is refused before any of it is read (BadContentLengthIsRefused... below).
-  const std::string big(kMaxWebhookBody, 'x');
-  EXPECT_EQ(post("POST", "/trigger", big, webhookSignature("k", big)), 202);
+  std::string big = R"({"ref":"refs/heads/main","pad":")";
+  big += std::string(kMaxWebhookBody - big.size() - 2, 'x') + "\"}";
+  ASSERT_EQ(big.size(), kMaxWebhookBody);
+  EXPECT_EQ(post("POST", "/trigger", big, webhookSignature("k", big), "X-Hub-Signature-256"), 202);
   EXPECT_EQ(post("GET", "/healthz", "", std::nullopt), 200);
   EXPECT_EQ(triggered.load(), 2);
 }

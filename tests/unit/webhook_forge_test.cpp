@@ -118,6 +118,27 @@ TEST(ForgeWebhook, GithubPushElsewhereOrPingDoesNotRun) {
   EXPECT_EQ(c.triggered, 0);
 }
 
+// GitHub's and Gitea's signatures are edgeplane's own ("sha256=" + hex HMAC-SHA256 of the
+// body, one secret): a forge's delivery replayed under X-Edgeplane-Signature must not run past
+// the forge checks (its event and its ref). edgeplane's hook sends the pushed commit id and
+// nothing else, so that is all its header accepts (found by review: any signed body ran).
+TEST(ForgeWebhook, AForgeDeliveryUnderEdgeplanesHeaderDoesNotRun) {
+  for (const std::string& body :
+       {kGithubPing, githubPush("refs/heads/feature/x"), giteaPush("refs/heads/main"),
+        std::string("{}"), std::string("0123456789abcdef0123456789abcdef0123456\n"),
+        std::string("0123456789ABCDEF0123456789ABCDEF01234567")}) {
+    const Call c = post({{"x-edgeplane-signature", "sha256=" + hmacHex(kSecret, body)}}, body);
+    EXPECT_EQ(c.reply.status, 400) << body;
+    EXPECT_EQ(c.triggered, 0) << body;
+  }
+  for (const std::string& commit : {std::string("0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"),
+                                    std::string(64, 'e')}) {  // SHA-1 and SHA-256 repositories
+    const Call c = post({{"x-edgeplane-signature", "sha256=" + hmacHex(kSecret, commit)}}, commit);
+    EXPECT_EQ(c.reply.status, 202) << commit;
+    EXPECT_EQ(c.triggered, 1) << commit;
+  }
+}
+
 TEST(ForgeWebhook, GithubBadSignaturesAre401) {
   const std::string body = githubPush("refs/heads/main");
   const std::string good = hmacHex(kSecret, body);
