@@ -40,12 +40,6 @@ std::string resolvePath(const fs::path& baseDir, const std::string& p) {
   return path.lexically_normal().string();
 }
 
-bool isFullCommitId(std::string_view s) {
-  return s.size() == 40 && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-         });
-}
-
 // git check-ref-format's rules for a full ref name (refs/...), which is what libgit2 checks
 // when the source resolves the ref.
 bool validFullRefName(std::string_view name) {

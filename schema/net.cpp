@@ -139,6 +139,14 @@ int hexValue(char c) {
   return -1;
 }
 
+bool allHex(std::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](char c) { return hexValue(c) >= 0; });
+}
+
+bool isFullCommitId(std::string_view text) {
+  return text.size() == 40 && allHex(text);
+}
+
 // IpAddress
 
 std::optional<IpAddress> IpAddress::parse(std::string_view text) {

@@ -135,6 +135,10 @@ struct WgKey {
 
 // Hex helpers for digests. hexValue: a hex digit's value (either case), -1 for any other byte.
 int hexValue(char c);
+// Every byte of `text` is a hex digit (either case); true for "".
+bool allHex(std::string_view text);
+// A full commit id as git writes one in a SHA-1 repository: 40 hex digits (either case).
+bool isFullCommitId(std::string_view text);
 std::optional<std::array<uint8_t, 32>> parseHex32(std::string_view text);
 std::string toHex(const uint8_t* data, size_t len);
 

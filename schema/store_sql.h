@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "schema/json_text.h"
+#include "schema/net.h"
 #include "schema/result.h"
 
 namespace edgeplane::store_sql {
@@ -248,16 +249,7 @@ inline std::string jsonStringArray(const std::vector<std::string>& items) {
 }
 
 inline bool isHex64(std::string_view s) {
-  if (s.size() != 64) {
-    return false;
-  }
-  for (const char c : s) {
-    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-    if (!hex) {
-      return false;
-    }
-  }
-  return true;
+  return s.size() == 64 && allHex(s);
 }
 
 }  // namespace edgeplane::store_sql

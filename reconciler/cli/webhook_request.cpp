@@ -10,6 +10,7 @@
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 
+#include <algorithm>
 #include <array>
 
 #include "reconciler/cli/webhook.h"
@@ -101,15 +102,11 @@ std::optional<std::string> pushedRef(std::string_view body) {
   }
 }
 
-bool isCommitId(std::string_view ref) {
-  return ref.size() == 40 && ref.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-}
-
 // What edgeplane's hook sends: the pushed commit's id, SHA-1 or SHA-256 (40 or 64 lowercase hex
 // digits), nothing else.
 bool isHookBody(std::string_view body) {
   return (body.size() == 40 || body.size() == 64) &&
-         body.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+         std::all_of(body.begin(), body.end(), [](char c) { return lowerHexValue(c) >= 0; });
 }
 
 // A forge's push notification: a run when it pushed the tracked ref, else a 200 saying why not.
@@ -165,7 +162,7 @@ bool pushConcernsRef(std::string_view pushed, const std::optional<std::string>& 
   if (!tracked) {
     return true;  // no Git source to compare with: any push may matter
   }
-  if (isCommitId(*tracked)) {
+  if (isFullCommitId(*tracked)) {
     return false;  // pinned: a push changes nothing this host applies
   }
   if (tracked->starts_with("refs/")) {

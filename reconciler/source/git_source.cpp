@@ -46,18 +46,6 @@ struct BufFree {
   void operator()(git_buf* b) const { git_buf_dispose(b); }
 };
 
-bool isFullCommitId(std::string_view s) {
-  if (s.size() != GIT_OID_HEXSZ) {
-    return false;
-  }
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 bool looksLikeAbbreviatedId(std::string_view s) {
   if (s.size() < 4 || s.size() >= GIT_OID_HEXSZ) {
     return false;

@@ -885,6 +885,20 @@ TEST(NetWgKey, RejectsMalformed) {
 
 // Hex
 
+TEST(NetHex, AllHexAndFullCommitIds) {
+  EXPECT_TRUE(allHex(""));
+  EXPECT_TRUE(allHex("0123456789abcdefABCDEF"));
+  for (std::string_view bad : {"g", "0x1f", " 1", "1 ", "-1", "\xC3\xA9"}) {
+    EXPECT_FALSE(allHex(bad)) << bad;
+  }
+  EXPECT_TRUE(isFullCommitId("0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"));
+  EXPECT_TRUE(isFullCommitId("0D1A26E67D8F5EAF1F6BA5C57FC3C7D91AC0FD1C"));
+  EXPECT_FALSE(isFullCommitId("0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1"));    // 39
+  EXPECT_FALSE(isFullCommitId("0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1cc"));  // 41
+  EXPECT_FALSE(isFullCommitId("0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1g"));
+  EXPECT_FALSE(isFullCommitId("main"));
+}
+
 TEST(NetHex, ParsesAndFormats) {
   const std::string lower = "c809f3e5317e9575c9b5ed78b638b7ce530dabe85ddab614220241801ddf0669";
   auto bytes = parseHex32(lower);
