@@ -15,6 +15,9 @@ SourceKey SourceKey::of(const IpAddress& address) {
   return key;
 }
 
+// The tables built on it pick their shard by the top bits of a 64-bit hash.
+static_assert(sizeof(size_t) == 8);
+
 // splitmix64's finalizer over the key and the seed.
 size_t SourceKeyHash::operator()(const SourceKey& key) const {
   uint64_t z = key.bits ^ seed ^ (key.v6 ? 0x9E3779B97F4A7C15ull : 0);

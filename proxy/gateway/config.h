@@ -25,10 +25,12 @@ namespace edgeplane::proxy::gateway {
 // The reserved path on every gateway hostname: its stats, for admin keys.
 inline constexpr std::string_view kStatsPath = "/api/gateway/stats";
 
-// `path` (a request's, as sent) stays within every prefix it starts with on any backend: none
-// of its segments is "." or ".." (also with a '.' as "%2e", or before a ';' as in "..;"), and
-// it has no '\' and no encoded '/' or '\' ("%2f", "%5c"), which backends may resolve or take
-// for a '/'. The gateway refuses any other path (400) before it matches one to an endpoint.
+// `path` (a request's, as sent) stays within every prefix it starts with on a backend that
+// resolves dot-segments after decoding once, as most do: none of its segments is "." or ".."
+// (also with a '.' as "%2e", or before a ';' as in "..;"), and it has no '\' and no encoded
+// '/' or '\' ("%2f", "%5c"), which backends may take for a '/'. Not covered: backends that
+// decode twice ("%252e") or take overlong UTF-8 ("%c0%ae"). The gateway refuses any other path
+// (400) before it matches one to an endpoint.
 bool normalPath(std::string_view path);
 
 struct KeyEntry {

@@ -1,5 +1,5 @@
-// The worker gateway's process-wide state, carried across snapshot generations: the per-IP
-// rate limiter, API-key usage counted by the workers, and the keys blocked on this host.
+// The worker gateway's process-wide state, carried across snapshot generations: the
+// per-client rate limiter, API-key usage counted by the workers, and the keys blocked on this host.
 //
 // Usage: each worker counts into its own UsageShard (a lock it alone takes per request, so
 // uncontended but for collection); collect() moves every shard's counts into the totals (for

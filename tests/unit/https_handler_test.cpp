@@ -324,12 +324,15 @@ TEST_F(HttpsTest, ExpectContinueIsRelayed) {
 
 // Interim responses are relayed only as fast as the client takes them: a backend sending 1xx
 // without end to a client that does not read cannot fill the proxy's memory (found by review:
-// they were queued for the client without bound).
+// they were queued for the client without bound). The backend sends until it has been held up
+// for half a second (the proxy stopped reading) or 64 MiB went; the client reads nothing.
 TEST_F(HttpsTest, InterimResponsesWaitForTheClientToTakeThem) {
   std::atomic<size_t> sent{0};
-  TestBackend hints([&sent](int fd) {
+  std::atomic<bool> done{false};
+  TestBackend hints([&sent, &done](int fd) {
     std::string buffer;
     if (!testing::readBackendRequest(fd, buffer)) {
+      done = true;
       return;
     }
     std::string batch;
@@ -337,26 +340,62 @@ TEST_F(HttpsTest, InterimResponsesWaitForTheClientToTakeThem) {
       batch += "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
     }
     size_t at = 0;  // where in `batch` the stream stands
-    for (auto until = std::chrono::steady_clock::now() + 3s;
-         sent < (size_t{64} << 20) && std::chrono::steady_clock::now() < until;) {
+    auto heldSince = std::chrono::steady_clock::now();
+    for (auto until = heldSince + 30s; sent < (size_t{64} << 20);) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now > until || now - heldSince > 500ms) {
+        break;
+      }
       ssize_t n = ::send(fd, batch.data() + at, batch.size() - at, MSG_DONTWAIT | MSG_NOSIGNAL);
       if (n > 0) {
         sent += static_cast<size_t>(n);
         at = (at + static_cast<size_t>(n)) % batch.size();
+        heldSince = std::chrono::steady_clock::now();
       } else if (n < 0 && errno == EAGAIN) {
         std::this_thread::sleep_for(5ms);
       } else {
-        return;
+        break;
       }
+    }
+    done = true;
+  });
+  start();
+  configure({{"shop", {"shop.example.test"}, {hints.endpoint()}}});
+  auto c = client("shop.example.test");
+  ASSERT_TRUE(c->write(get("shop.example.test")));
+  ASSERT_TRUE(testing::eventually([&] { return done.load(); }, 40s));
+  // What the proxy took from the backend is bounded by the sockets' buffers, not 64 MiB.
+  EXPECT_LT(sent.load(), size_t{32} << 20);
+}
+
+// The other side of that back-pressure: a client that reads gets every interim response, in
+// order, and then the final one, however many the backend sends.
+TEST_F(HttpsTest, AReadingClientGetsEveryInterimResponseThenTheAnswer) {
+  constexpr int kHints = 2000;  // about 120 KiB: the client's queue fills and drains many times
+  TestBackend hints([](int fd) {
+    std::string buffer;
+    if (testing::readBackendRequest(fd, buffer)) {
+      std::string out;
+      for (int i = 0; i < kHints; ++i) {
+        out += "HTTP/1.1 103 Early Hints\r\nLink: </" + std::to_string(i) + ">\r\n\r\n";
+      }
+      sendBytes(fd, out + okResponse("final"));
     }
   });
   start();
   configure({{"shop", {"shop.example.test"}, {hints.endpoint()}}});
   auto c = client("shop.example.test");
   ASSERT_TRUE(c->write(get("shop.example.test")));
-  std::this_thread::sleep_for(1500ms);  // the client reads nothing
-  // What the proxy took from the backend is bounded by the sockets' buffers, not 64 MiB.
-  EXPECT_LT(sent.load(), size_t{32} << 20);
+  for (int i = 0; i < kHints; ++i) {
+    auto r = c->readResponse();
+    ASSERT_TRUE(r) << i;
+    ASSERT_EQ(r->status, 103) << i;
+    ASSERT_EQ(r->header("link"), "</" + std::to_string(i) + ">");
+  }
+  auto r = c->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "final");
 }
 
 // RFC 9110 15.2: no 1xx to an HTTP/1.0 client, which cannot tell it from the final answer.
