@@ -17,6 +17,7 @@
 #include <cstring>
 #include <map>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "reconciler/core/host_state.h"
@@ -395,6 +396,20 @@ std::vector<NftMapping> intervalMappings(const ObservedMap& map) {
 }
 
 }  // namespace
+
+bool repeatsAnElement(const ObservedMap& map) {
+  std::vector<const RawElem*> elems;
+  elems.reserve(map.elems.size());
+  for (const RawElem& e : map.elems) {
+    elems.push_back(&e);
+  }
+  auto id = [](const RawElem* e) { return std::tie(e->key, e->intervalEnd); };
+  std::sort(elems.begin(), elems.end(),
+            [&](const RawElem* a, const RawElem* b) { return id(a) < id(b); });
+  return std::adjacent_find(elems.begin(), elems.end(), [&](const RawElem* a, const RawElem* b) {
+           return id(a) == id(b);
+         }) != elems.end();
+}
 
 std::vector<NftMapping> decodeMappings(NftRole role, const ObservedMap& map) {
   return role == NftRole::Namespace ? namespaceMappings(map) : intervalMappings(map);

@@ -139,4 +139,8 @@ void decodeElems(const nlmsghdr* nlh, ObservedMap& map);
 // to the next element's key, as the kernel looks keys up). Malformed elements are skipped.
 std::vector<NftMapping> decodeMappings(NftRole role, const ObservedMap& map);
 
+// Whether `map` holds an element twice (the same key and kind). A set holds each once, so such a
+// dump was read while the kernel rehashed the set; it misses as many elements as it repeats.
+bool repeatsAnElement(const ObservedMap& map);
+
 }  // namespace edgeplane::sys::nft_detail

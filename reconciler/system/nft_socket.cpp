@@ -244,6 +244,14 @@ class TableReader {
         break;
       }
       r = dumpElems(map);
+      // The kernel grows a hash set in the background after a large insert, and a dump spread
+      // over several messages resumes by position: one read during that rehash shows some
+      // elements twice and misses as many, with no generation change to say so.
+      if (r && repeatsAnElement(map)) {
+        return Error{
+            where_ + ": dump elements of " + map.name + ": read while the kernel rehashed the set",
+            true};
+      }
     }
     return r;
   }
