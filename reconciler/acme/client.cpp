@@ -1,29 +1,21 @@
-// The RFC 8555 client over HTTPS with POCO (see client.h): directory, nonces, account,
-// order, HTTP-01 / TLS-ALPN-01 / DNS-01 authorizations, finalize, polling, chain download,
+// The RFC 8555 client (see client.h) over the net module's HTTPS transport: directory, nonces,
+// account, order, HTTP-01 / TLS-ALPN-01 / DNS-01 authorizations, finalize, polling, chain download,
 // resuming an order cut short after its finalize.
 #include "reconciler/acme/client.h"
 
 #include <sys/stat.h>
 
-#include <Poco/Exception.h>
-#include <Poco/Net/Context.h>
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/Net/HTTPSClientSession.h>
-#include <Poco/Net/SSLManager.h>
-#include <Poco/StreamCopier.h>
-#include <Poco/URI.h>
 #include <openssl/sha.h>
 
 #include <algorithm>
 #include <filesystem>
-#include <mutex>
 #include <thread>
 #include <utility>
 
+#include "reconciler/acme/http_transport.h"
 #include "reconciler/acme/jws.h"
 #include "reconciler/acme/messages.h"
+#include "reconciler/net/module.h"
 #include "reconciler/system/file_write.h"
 #include "schema/acme_eab.h"
 #include "schema/json_text.h"
@@ -180,7 +172,7 @@ class Client final : public CertificateIssuer {
   std::string nonce_;
   std::string kid_;
   Pkey account_;
-  Poco::Net::Context::Ptr tls_;
+  std::unique_ptr<HttpTransport> transport_;  // made at the first request
 };
 
 Result<Response> Client::http(const std::string& method, const std::string& url,
@@ -189,57 +181,33 @@ Result<Response> Client::http(const std::string& method, const std::string& url,
   if (left.count() <= 0) {
     return retryable(method + " " + url + ": the order's time budget is spent");
   }
-  try {
-    Poco::URI uri(url);
-    std::unique_ptr<Poco::Net::HTTPClientSession> session;
-    if (uri.getScheme() == "https") {
-      if (!tls_) {
-        tls_ = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", s_.caRoots,
-                                      Poco::Net::Context::VERIFY_RELAXED, 9, s_.caRoots.empty());
-      }
-      session = std::make_unique<Poco::Net::HTTPSClientSession>(uri.getHost(), uri.getPort(), tls_);
-    } else if (uri.getScheme() == "http") {
-      session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
-    } else {
-      return terminal("not an http(s) URL: " + url);
+  if (!transport_) {
+    auto loaded = net::module();
+    if (!loaded) {
+      return loaded.error();
     }
-    const auto budget = std::min<std::chrono::milliseconds>(left, kMaxRequest);
-    session->setTimeout(Poco::Timespan(budget.count() * 1000));
-    Poco::Net::HTTPRequest req(method, uri.getPathAndQuery(), Poco::Net::HTTPMessage::HTTP_1_1);
-    req.set("User-Agent", "edgeplane-acme");
-    if (method == Poco::Net::HTTPRequest::HTTP_POST) {
-      req.setContentType("application/jose+json");
-      req.setContentLength(static_cast<std::streamsize>(body.size()));
-    }
-    session->sendRequest(req) << body;
-    Poco::Net::HTTPResponse res;
-    std::istream& in = session->receiveResponse(res);
-    Response out;
-    out.status = static_cast<int>(res.getStatus());
-    out.contentType = res.getContentType();
-    out.location = res.get("Location", "");
-    out.nonce = res.get("Replay-Nonce", "");
-    out.retryAfter = parseRetryAfter(res.get("Retry-After", ""));
-    char buf[8192];
-    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-      out.body.append(buf, static_cast<size_t>(in.gcount()));
-      if (out.body.size() > kMaxBody) {
-        return terminal(method + " " + url + ": response larger than 1 MiB");
-      }
-    }
-    if (!out.nonce.empty()) {
-      nonce_ = out.nonce;
-    }
-    return out;
-  } catch (const Poco::Exception& e) {
-    return retryable(method + " " + url + ": " + e.displayText());
-  } catch (const std::exception& e) {
-    return retryable(method + " " + url + ": " + e.what());
+    transport_ = (*loaded)->httpsTransport(s_.caRoots);
   }
+  const auto budget = std::min<std::chrono::milliseconds>(left, kMaxRequest);
+  auto answer = transport_->exchange(method, url, body, budget, kMaxBody);
+  if (!answer) {
+    return answer.error();
+  }
+  Response out;
+  out.status = answer->status;
+  out.contentType = std::move(answer->contentType);
+  out.location = std::move(answer->location);
+  out.nonce = std::move(answer->nonce);
+  out.retryAfter = parseRetryAfter(answer->retryAfter);
+  out.body = std::move(answer->body);
+  if (!out.nonce.empty()) {
+    nonce_ = out.nonce;
+  }
+  return out;
 }
 
 Result<void> Client::loadDirectory() {
-  auto r = http(Poco::Net::HTTPRequest::HTTP_GET, s_.directory, "");
+  auto r = http("GET", s_.directory, "");
   if (!r) {
     return r.error();
   }
@@ -259,7 +227,7 @@ Result<void> Client::loadDirectory() {
 }
 
 Result<void> Client::freshNonce() {
-  auto r = http(Poco::Net::HTTPRequest::HTTP_HEAD, newNonceUrl_, "");
+  auto r = http("HEAD", newNonceUrl_, "");
   if (!r) {
     return r.error();
   }
@@ -286,7 +254,7 @@ Result<Response> Client::post(const std::string& url, const std::optional<std::s
       return jws.error();
     }
     nonce_.clear();  // used; the response brings the next one
-    auto r = http(Poco::Net::HTTPRequest::HTTP_POST, url, *jws);
+    auto r = http("POST", url, *jws);
     if (!r) {
       return r.error();
     }
@@ -665,7 +633,7 @@ Result<std::optional<RenewalWindow>> Client::renewalInfo(const std::string& cert
   // Section 4.1: <renewalInfo>/<CertID>, a plain GET (no account, no JWS).
   const std::string url = renewalInfoUrl_ + (renewalInfoUrl_.back() == '/' ? "" : "/") + certId;
   const std::string what = "renewalInfo " + url;
-  auto r = http(Poco::Net::HTTPRequest::HTTP_GET, url, "");
+  auto r = http("GET", url, "");
   if (!r) {
     return r.error();
   }
@@ -761,8 +729,6 @@ std::string pendingOrderDir(const ClientSettings& s, const std::vector<std::stri
 }
 
 std::unique_ptr<CertificateIssuer> makeAcmeClient(ClientSettings settings) {
-  static std::once_flag once;
-  std::call_once(once, [] { Poco::Net::initializeSSL(); });
   return std::make_unique<Client>(std::move(settings));
 }
 

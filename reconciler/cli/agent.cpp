@@ -15,7 +15,8 @@
 #include "reconciler/cli/scheduler.h"
 #include "reconciler/cli/trigger_socket.h"
 #include "reconciler/cli/webhook.h"
-#include "reconciler/system/local_http.h"
+#include "reconciler/net/module.h"
+#include "reconciler/system/metrics_server.h"
 #include "reconciler/system/service_manager.h"
 #include "schema/secret_file.h"
 
@@ -149,8 +150,12 @@ Result<std::unique_ptr<MetricsServer>> startMetrics(const Options& o, AgentMetri
   if (!address) {
     return address.error();
   }
-  return MetricsServer::start(*address, {[&metrics] { return metrics.render(); },
-                                         [] { return std::string("{\"status\":\"ok\"}\n"); }});
+  auto loaded = net::module();
+  if (!loaded) {
+    return loaded.error();
+  }
+  return (*loaded)->startMetrics(*address, {[&metrics] { return metrics.render(); },
+                                            [] { return std::string("{\"status\":\"ok\"}\n"); }});
 }
 
 // The webhook's listen address, secret (the file read now) and the ref pushes must concern.
@@ -199,7 +204,11 @@ class Agent {
     return ticket;
   }
   Result<std::unique_ptr<WebhookServer>> startWebhook(const WebhookSettings& w) {
-    return WebhookServer::start(w.listen, w.config, [this] { (void)trigger(); });
+    auto loaded = net::module();
+    if (!loaded) {
+      return loaded.error();
+    }
+    return (*loaded)->startWebhook(w.listen, w.config, [this] { (void)trigger(); });
   }
   void waitForSignals(const sigset_t& signals);
   void reload(const OptionsReader& reread);
@@ -224,6 +233,13 @@ class Agent {
 };
 
 bool Agent::start() {
+  // The net module is loaded now, whether or not the webhook or the metrics need it: a module
+  // that cannot be loaded is an installation fault to report at start, not at the first ACME
+  // order, and a package upgrade that replaces it later cannot mix two builds in this process.
+  if (auto loaded = net::module(); !loaded) {
+    log(LogPriority::kErr, "edgeplane agent: " + loaded.error().message);
+    return false;
+  }
   // The state dir exists (0700) before the socket goes into it.
   auto store = Store::open(o_.stateDir);
   if (!store) {

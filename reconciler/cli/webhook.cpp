@@ -279,68 +279,66 @@ class TriggerFactory : public Poco::Net::TCPServerConnectionFactory {
   std::shared_ptr<Shared> shared_;
 };
 
-}  // namespace
+class PocoWebhookServer : public WebhookServer {
+ public:
+  PocoWebhookServer(std::shared_ptr<Shared> shared, std::unique_ptr<Poco::Net::TCPServer> server,
+                    uint16_t port)
+      : shared_(std::move(shared)), server_(std::move(server)), port_(port) {}
 
-struct WebhookServer::Impl {
-  std::shared_ptr<Shared> shared;
-  std::unique_ptr<Poco::Net::TCPServer> server;
-  uint16_t port = 0;
+  ~PocoWebhookServer() override {
+    shared_->stopping = true;
+    server_->stop();
+    // onTrigger points into the agent: no connection may still be able to call it after this
+    // returns. Each one ends within a read slice once `stopping` is set; the bound is a
+    // backstop.
+    const auto until = Clock::now() + kRequestDeadline + std::chrono::seconds(2);
+    while (server_->currentConnections() > 0 && Clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    // A connection the dispatcher picked up just before the stop finds nothing to call.
+    std::lock_guard lock(shared_->mu);
+    shared_->onTrigger = nullptr;
+  }
+
+  void setConfig(WebhookConfig config) override {
+    std::lock_guard lock(shared_->mu);
+    shared_->config = std::move(config);
+  }
+
+  uint16_t port() const override { return port_; }
+
+  size_t largestRequest() const override { return shared_->largestRequest.load(); }
+
+ private:
+  std::shared_ptr<Shared> shared_;
+  std::unique_ptr<Poco::Net::TCPServer> server_;
+  uint16_t port_;
 };
 
-WebhookServer::WebhookServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-
-WebhookServer::~WebhookServer() {
-  if (!impl_ || !impl_->server) {
-    return;
-  }
-  impl_->shared->stopping = true;
-  impl_->server->stop();
-  // onTrigger points into the agent: no connection may still be able to call it after this
-  // returns. Each one ends within a read slice once `stopping` is set; the bound is a backstop.
-  const auto until = Clock::now() + kRequestDeadline + std::chrono::seconds(2);
-  while (impl_->server->currentConnections() > 0 && Clock::now() < until) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  // A connection the dispatcher picked up just before the stop finds nothing to call.
-  std::lock_guard lock(impl_->shared->mu);
-  impl_->shared->onTrigger = nullptr;
-}
-
-void WebhookServer::setConfig(WebhookConfig config) {
-  std::lock_guard lock(impl_->shared->mu);
-  impl_->shared->config = std::move(config);
-}
-
-uint16_t WebhookServer::port() const {
-  return impl_->port;
-}
-
-size_t WebhookServer::largestRequest() const {
-  return impl_->shared->largestRequest.load();
-}
+}  // namespace
 
 Result<std::unique_ptr<WebhookServer>> WebhookServer::start(const Endpoint& listen,
                                                             WebhookConfig config,
                                                             std::function<void()> onTrigger) {
-  auto impl = std::make_unique<Impl>();
-  impl->shared = std::make_shared<Shared>();
-  impl->shared->config = std::move(config);
-  impl->shared->onTrigger = std::move(onTrigger);
+  auto shared = std::make_shared<Shared>();
+  shared->config = std::move(config);
+  shared->onTrigger = std::move(onTrigger);
   try {
     Poco::Net::ServerSocket socket;
     socket.bind(Poco::Net::SocketAddress(listen.str()), true);
     socket.listen(16);
-    impl->port = socket.address().port();
+    const uint16_t port = socket.address().port();
     auto* params = new Poco::Net::TCPServerParams;
     params->setMaxThreads(kMaxConnections);
     params->setMaxQueued(16);
-    impl->server =
-        std::make_unique<Poco::Net::TCPServer>(new TriggerFactory(impl->shared), socket, params);
-    impl->server->start();
+    auto server =
+        std::make_unique<Poco::Net::TCPServer>(new TriggerFactory(shared), socket, params);
+    server->start();
+    return std::unique_ptr<WebhookServer>(
+        std::make_unique<PocoWebhookServer>(shared, std::move(server), port));
   } catch (const Poco::Exception& e) {
     return retryable("webhook: cannot listen on " + listen.str() + ": " + e.displayText());
   }
-  return std::unique_ptr<WebhookServer>(new WebhookServer(std::move(impl)));
 }
 
 }  // namespace edgeplane::cli

@@ -75,24 +75,19 @@ WebhookReply handleWebhook(const WebhookRequest& request, const WebhookConfig& c
 // logged.
 class WebhookServer {
  public:
+  // In the net module (reconciler/net/module.h): the agent starts it through that.
   static Result<std::unique_ptr<WebhookServer>> start(const Endpoint& listen, WebhookConfig config,
                                                       std::function<void()> onTrigger);
-  ~WebhookServer();
-  WebhookServer(const WebhookServer&) = delete;
-  WebhookServer& operator=(const WebhookServer&) = delete;
+  // Stops: no connection can call `onTrigger` once this returns.
+  virtual ~WebhookServer() = default;
   // A new secret or tracked ref (the agent file re-read on SIGHUP): requests whose reading
   // starts after this returns are checked against it.
-  void setConfig(WebhookConfig config);
-  uint16_t port() const;  // the bound port (listen.port, or the kernel's pick for port 0)
+  virtual void setConfig(WebhookConfig config) = 0;
+  // The bound port (listen.port, or the kernel's pick for port 0).
+  virtual uint16_t port() const = 0;
   // The most bytes of one request (head and body) the server has held so far; for tests of
   // the limits.
-  size_t largestRequest() const;
-
-  struct Impl;
-
- private:
-  explicit WebhookServer(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  virtual size_t largestRequest() const = 0;
 };
 
 }  // namespace edgeplane::cli

@@ -257,33 +257,39 @@ Result<std::unique_ptr<LocalHttpServer>> LocalHttpServer::start(
   return std::unique_ptr<LocalHttpServer>(new LocalHttpServer(std::move(impl)));
 }
 
-struct MetricsServer::Impl {
-  MetricsSource source;
-  std::unique_ptr<LocalHttpServer> server;  // stopped before `source` goes
+namespace {
+
+class PocoMetricsServer : public MetricsServer {
+ public:
+  explicit PocoMetricsServer(MetricsSource source) : source_(std::move(source)) {}
+  Result<void> serve(LocalSocket socket) {
+    auto server = LocalHttpServer::start(std::move(socket), new MetricsFactory(source_), 2);
+    if (!server) {
+      return server.error();
+    }
+    server_ = std::move(*server);
+    return {};
+  }
+  const std::string& address() const override { return server_->address(); }
+
+ private:
+  MetricsSource source_;
+  std::unique_ptr<LocalHttpServer> server_;  // stopped before `source_` goes
 };
 
-MetricsServer::MetricsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-
-MetricsServer::~MetricsServer() = default;
-
-const std::string& MetricsServer::address() const {
-  return impl_->server->address();
-}
+}  // namespace
 
 Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const LocalAddress& address,
                                                             MetricsSource source) {
-  auto impl = std::make_unique<Impl>();
-  impl->source = std::move(source);
   auto bound = listenLocal(address, 0660);
   if (!bound) {
     return terminal("metrics: " + bound.error().message);
   }
-  auto server = LocalHttpServer::start(std::move(*bound), new MetricsFactory(impl->source), 2);
-  if (!server) {
-    return terminal("metrics: " + server.error().message);
+  auto server = std::make_unique<PocoMetricsServer>(std::move(source));
+  if (auto served = server->serve(std::move(*bound)); !served) {
+    return terminal("metrics: " + served.error().message);
   }
-  impl->server = std::move(*server);
-  return std::unique_ptr<MetricsServer>(new MetricsServer(std::move(impl)));
+  return std::unique_ptr<MetricsServer>(std::move(server));
 }
 
 }  // namespace edgeplane

@@ -1,5 +1,6 @@
 // Host-only HTTP endpoints of both daemons on a LocalAddress (unix socket or loopback TCP):
-// binding the socket, and the read-only Prometheus endpoint (GET /metrics and GET /healthz).
+// binding the socket and serving it with POCO, under the read-only Prometheus endpoint
+// (metrics_server.h) and the proxy's admin API.
 #pragma once
 
 #include <sys/types.h>
@@ -12,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "reconciler/system/metrics_server.h"
 #include "schema/local_address.h"
 #include "schema/result.h"
 
@@ -61,33 +63,5 @@ class LocalHttpServer {
 void sendLocalReply(Poco::Net::HTTPServerResponse& response, int status,
                     const std::string& contentType, const std::string& body,
                     const std::string& allow, bool withBody = true);
-
-// What the metrics endpoint serves, each called per request on a server thread.
-struct MetricsSource {
-  std::function<std::string()> metrics;  // the Prometheus text of GET /metrics
-  std::function<std::string()> health;   // the JSON body of GET /healthz
-};
-
-// GET (or HEAD) /metrics and /healthz, nothing else: another method on them is 405, any other
-// path 404, so no admin action is reachable through it. It needs no token: it only reads, and
-// listens only where the host itself reaches it (a unix socket is made 0660). Poco's
-// HTTPServer on the server's own small thread pool, one request per connection, 5 s timeouts.
-class MetricsServer {
- public:
-  static Result<std::unique_ptr<MetricsServer>> start(const LocalAddress& address,
-                                                      MetricsSource source);
-  ~MetricsServer();  // stops serving, joins its threads, removes the socket file
-  MetricsServer(const MetricsServer&) = delete;
-  MetricsServer& operator=(const MetricsServer&) = delete;
-
-  // "unix:/p" or "127.0.0.1:40125" (the real port when 0 was asked).
-  const std::string& address() const;
-
-  struct Impl;
-
- private:
-  explicit MetricsServer(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
-};
 
 }  // namespace edgeplane

@@ -72,7 +72,8 @@ int postTrigger(uint16_t port, const std::string& secret) {
 class AgentProcess {
  public:
   AgentProcess(const fs::path& agentFile, fs::path log,
-               const std::vector<std::pair<std::string, std::string>>& env = {})
+               const std::vector<std::pair<std::string, std::string>>& env = {},
+               std::string bin = EDGEPLANE_BINARY)
       : log_(std::move(log)) {
     std::vector<std::string> vars;
     for (char** e = environ; *e != nullptr; ++e) {
@@ -93,7 +94,6 @@ class AgentProcess {
       envp.push_back(v.data());
     }
     envp.push_back(nullptr);
-    std::string bin = EDGEPLANE_BINARY;
     std::string command = "agent";
     std::string flag = "--agent";
     std::string file = agentFile.string();
@@ -356,6 +356,51 @@ TEST(AgentProcessTest, SyslogPrioritiesOnlyWhenStderrIsTheJournal) {
     EXPECT_TRUE(got[1].starts_with(err + "run 1 commit - failed: fetch ")) << got[1];
     EXPECT_NE(got[1].find("no repository at"), std::string::npos) << got[1];
     EXPECT_EQ(got[2], info + "edgeplane agent: stopped");
+  }
+}
+
+// edgeplane with its net module copied to where it looks for it (beside the executable, as
+// installed); `moduleMode`, or no module when 0.
+fs::path installedCopy(const TempDir& dir, mode_t moduleMode) {
+  const fs::path exe = dir.path() / "bin" / "edgeplane";
+  const fs::path module =
+      exe.parent_path() / fs::path(EDGEPLANE_NET_MODULE_FILE)
+                              .lexically_relative(fs::path(EDGEPLANE_BINARY).parent_path());
+  fs::create_directories(exe.parent_path());
+  fs::copy_file(EDGEPLANE_BINARY, exe);
+  if (moduleMode != 0) {
+    fs::create_directories(module.parent_path());
+    fs::copy_file(EDGEPLANE_NET_MODULE_FILE, module);
+    EXPECT_EQ(::chmod(module.c_str(), moduleMode), 0);
+  }
+  return exe;
+}
+
+// The executable links no POCO Net: the agent loads the net module at start from beside the
+// executable (here a copy, as an install would place it), and refuses one that others can
+// write or that is missing, saying which file and why.
+TEST(AgentProcessTest, LoadsTheNetModuleFromBesideItOnlyWhenTrusted) {
+  struct Case {
+    mode_t mode;
+    std::string expected;  // in the log
+  };
+  for (const Case& c : {Case{0755, "edgeplane agent: started"},
+                        Case{0775, "edgeplane-net.so: writable by its group or others"},
+                        Case{0, "edgeplane-net.so: No such file or directory"}}) {
+    TempDir dir;
+    const fs::path file = dir.path() / "agent.toml";
+    const fs::path secret = dir.path() / "webhook.secret";
+    writeSecret(secret, "s");
+    const uint16_t port = freePort();
+    std::ofstream(file) << agentFile(dir, port, secret);
+    AgentProcess agent(file, dir.path() / "agent.log", {}, installedCopy(dir, c.mode).string());
+    ASSERT_TRUE(agent.waitFor(c.expected)) << agent.log();
+    if (c.mode == 0755) {
+      EXPECT_EQ(postTrigger(port, "s"), 202) << agent.log();  // its webhook, from the module
+    } else {
+      EXPECT_EQ(agent.wait(), 1) << agent.log();
+      EXPECT_NE(agent.log().find("the net module"), std::string::npos) << agent.log();
+    }
   }
 }
 

@@ -1,0 +1,10 @@
+// module() for programs that link the net code in (the tests): the table, nothing to load.
+#include "reconciler/net/module.h"
+
+namespace edgeplane::net {
+
+Result<const Module*> module() {
+  return &linkedTable();
+}
+
+}  // namespace edgeplane::net

@@ -1,0 +1,50 @@
+// The net module: the parts of edgeplane that speak HTTP over sockets with POCO Net and NetSSL
+// (the ACME client's transport, the agent's webhook and metrics servers), behind one table of
+// entry points. The `edgeplane` executable loads it on first use from the file installed
+// beside it (loader.cpp), so that runs which never speak HTTP (plan, status, an apply without
+// an ACME order) do not map and bind those libraries at start-up; the tests link it in
+// (linked.cpp). Both halves are built from one tree in one build: the table is plain C++.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "reconciler/acme/http_transport.h"
+#include "reconciler/cli/webhook.h"
+#include "reconciler/system/metrics_server.h"
+#include "schema/local_address.h"
+#include "schema/net.h"
+#include "schema/result.h"
+
+#include "edgeplane_version.h"
+
+namespace edgeplane::net {
+
+struct Module {
+  // The build both halves must come from (buildId()) and this table's size: a module left from
+  // another build is refused rather than called.
+  const char* build;
+  size_t size;
+  std::unique_ptr<acme::HttpTransport> (*httpsTransport)(const std::string& caRoots);
+  Result<std::unique_ptr<cli::WebhookServer>> (*startWebhook)(const Endpoint& listen,
+                                                              cli::WebhookConfig config,
+                                                              std::function<void()> onTrigger);
+  Result<std::unique_ptr<MetricsServer>> (*startMetrics)(const LocalAddress& address,
+                                                         MetricsSource source);
+};
+
+inline const char* buildId() {
+  return "edgeplane " EDGEPLANE_VERSION ", " __VERSION__;
+}
+
+// The module, loaded at the first call (thread-safe) and kept: later calls give the same
+// answer. An error names the file and says why it was not loaded (missing, not owned by root
+// or this user, writable by others, from another build); terminal, as no retry mends it.
+Result<const Module*> module();
+
+// The table itself: defined only where the net code is linked in (the module, the tests).
+const Module& linkedTable();
+
+}  // namespace edgeplane::net

@@ -1,0 +1,12 @@
+// The net module's table of entry points (module.h): linked into the module and the tests.
+#include "reconciler/net/module.h"
+
+namespace edgeplane::net {
+
+const Module& linkedTable() {
+  static const Module table{buildId(), sizeof(Module), &acme::makeHttpsTransport,
+                            &cli::WebhookServer::start, &MetricsServer::start};
+  return table;
+}
+
+}  // namespace edgeplane::net
