@@ -1,67 +1,53 @@
 // The webhook's HTTP server (see webhook.h); what it answers is decided in webhook_request.cpp.
 #include "reconciler/cli/webhook.h"
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
-#include <Poco/Net/StreamSocket.h>
-#include <Poco/Net/TCPServer.h>
-#include <Poco/Net/TCPServerConnection.h>
-#include <Poco/Net/TCPServerConnectionFactory.h>
-#include <Poco/Net/TCPServerParams.h>
 #include <Poco/String.h>
 
-#include <array>
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
+#include <list>
 #include <mutex>
+#include <sstream>
 #include <thread>
 #include <variant>
+#include <vector>
 
 namespace edgeplane::cli {
 
-// A plain TCP server (POCO's) that reads each request itself, against one deadline for the whole
-// request: POCO's HTTPServer only bounds each read, so a client trickling a byte every few
-// seconds would hold one of its threads for ever, and two such clients would silence the
-// webhook. Here a request that is not complete within kRequestDeadline is dropped.
+// One thread polls the listening socket and every connection, and reads each request itself
+// against one deadline for the whole request counted from its accept: POCO's HTTPServer only
+// bounds each read, so a client trickling a byte every few seconds would hold one of its
+// threads for ever; and a pool of threads, however large, lets as many stalled clients as it
+// has threads hold every other request back. Here a request that is not complete within
+// kRequestDeadline of its accept is answered 408 and dropped, and no client waits for another.
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
 constexpr std::chrono::milliseconds kRequestDeadline{5000};
+constexpr std::chrono::milliseconds kReplyDeadline{2000};  // to send the answer
+constexpr std::chrono::milliseconds kDrainTime{1000};      // reading what follows an answer
+constexpr size_t kMaxDrain = 64 * 1024;
 constexpr size_t kMaxHead = 8192;
-constexpr int kMaxConnections = 4;
-
-// What the connections share with the server; kept alive by each connection, so a connection
-// still winding down never reads a destroyed secret.
-struct Shared {
-  std::mutex mu;  // guards config (replaced on SIGHUP) and onTrigger (cleared at stop)
-  WebhookConfig config;
-  std::function<void()> onTrigger;  // points into the agent
-  std::atomic<bool> stopping{false};
-  std::atomic<size_t> largestRequest{0};  // see WebhookServer::largestRequest
-
-  void held(size_t bytes) {
-    size_t seen = largestRequest.load();
-    while (bytes > seen && !largestRequest.compare_exchange_weak(seen, bytes)) {
-    }
-  }
-
-  WebhookConfig currentConfig() {
-    std::lock_guard lock(mu);
-    return config;
-  }
-
-  void trigger() {
-    std::lock_guard lock(mu);
-    if (onTrigger) {
-      onTrigger();
-    }
-  }
-};
+// Connections held at once; a new one past this closes the oldest (a client that sends its
+// request at once, as the hook and the forges do, is never the oldest for long).
+constexpr size_t kMaxConnections = 128;
+// Large bodies (a forge's push payload) announced and held across connections at once: past it
+// such a request is answered 503. A body up to kSmallBody (the hook's commit id, most forges'
+// pushes) is never refused for it: the connection cap bounds those.
+constexpr size_t kMaxHeldBodies = 16 * 1024 * 1024;
+constexpr size_t kSmallBody = 64 * 1024;
 
 // The body's length from the head, or the answer refusing the request. One Content-Length
 // (repeats must agree) of decimal digits only, at most kMaxWebhookBody: POCO's parser takes
@@ -115,204 +101,329 @@ std::string_view reason(int status) {
       return "Length Required";
     case 413:
       return "Payload Too Large";
+    case 503:
+      return "Service Unavailable";
     default:
       return "Error";
   }
 }
 
-class TriggerConnection : public Poco::Net::TCPServerConnection {
- public:
-  TriggerConnection(const Poco::Net::StreamSocket& socket, std::shared_ptr<Shared> shared)
-      : Poco::Net::TCPServerConnection(socket), shared_(std::move(shared)) {}
-
-  // Interface
-  void run() override {
-    try {
-      serve();
-    } catch (const Poco::Exception&) {
-      // A client that went away or a broken socket: nothing to answer.
-    } catch (const std::exception&) {
-    }
-  }
-
- private:
-  // Reads more bytes into `data`, at most `max`, before the deadline; false on timeout, EOF,
-  // stop or error.
-  bool readMore(std::string& data, size_t max, Clock::time_point deadline) {
-    Poco::Net::StreamSocket& s = socket();
-    for (;;) {
-      if (shared_->stopping.load()) {
-        return false;
-      }
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0) {
-        return false;
-      }
-      // Short slices, so that a stopping server is not kept waiting.
-      const auto slice = std::min<int64_t>(left.count(), 100);
-      if (!s.poll(Poco::Timespan(slice * 1000), Poco::Net::Socket::SELECT_READ)) {
-        continue;
-      }
-      char buf[2048];
-      const int n = s.receiveBytes(buf, static_cast<int>(std::min(sizeof(buf), max)));
-      if (n <= 0) {
-        return false;
-      }
-      data.append(buf, static_cast<size_t>(n));
-      shared_->held(data.size());
-      return true;
-    }
-  }
-
-  // Takes (and drops) a bounded amount of what the client still sends, so that closing with
-  // it unread does not reset the connection under the client before it reads the answer.
-  void drain(Clock::time_point deadline) {
-    const auto until = std::min(deadline, Clock::now() + std::chrono::seconds(1));
-    std::string buf;
-    for (size_t dropped = 0; dropped < 64 * 1024 && readMore(buf, 2048, until); buf.clear()) {
-      dropped += buf.size();
-    }
-  }
-
-  void reply(const WebhookReply& r) {
-    std::string out =
-        "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(reason(r.status)) +
-        "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(r.body.size()) +
-        "\r\nConnection: close\r\n";
-    if (!r.allow.empty()) {
-      out += "Allow: " + r.allow + "\r\n";
-    }
-    out += "\r\n" + r.body;
-    Poco::Net::StreamSocket& s = socket();
-    s.setSendTimeout(Poco::Timespan(2, 0));
-    s.sendBytes(out.data(), static_cast<int>(out.size()));
-    s.shutdownSend();
-  }
-
-  void serve() {
-    const auto deadline = Clock::now() + kRequestDeadline;
-    const WebhookConfig config = shared_->currentConfig();
-    std::string data;
-    // Where the head ends and the body starts: CRLF CRLF, or bare LF LF from lax clients.
-    size_t headEnd = std::string::npos;
-    size_t bodyStart = 0;
-    auto findHeadEnd = [&] {
-      const size_t crlf = data.find("\r\n\r\n");
-      const size_t lf = data.find("\n\n");
-      if (crlf != std::string::npos && (lf == std::string::npos || crlf < lf)) {
-        headEnd = crlf;
-        bodyStart = crlf + 4;
-      } else if (lf != std::string::npos) {
-        headEnd = lf;
-        bodyStart = lf + 2;
-      }
-      return headEnd != std::string::npos;
-    };
-    while (!findHeadEnd()) {
-      if (data.size() > kMaxHead) {
-        reply({400, "request head larger than " + std::to_string(kMaxHead) + " bytes\n"});
-        return;
-      }
-      if (!readMore(data, kMaxHead + 1 - data.size(), deadline)) {
-        if (!data.empty() && !shared_->stopping.load()) {
-          reply({408, "request not complete within " +
-                          std::to_string(kRequestDeadline.count() / 1000) + " s\n"});
-        }
-        return;
-      }
-    }
-    Poco::Net::HTTPRequest request;
-    {
-      std::istringstream head(data.substr(0, bodyStart));
-      try {
-        request.read(head);
-      } catch (const Poco::Exception&) {
-        reply({400, "malformed request\n"});
-        return;
-      }
-    }
-    std::string path = request.getURI();
-    if (auto q = path.find('?'); q != std::string::npos) {
-      path.resize(q);
-    }
-    // The length is checked before any of the body is read, and no more than it is held.
-    const auto length = bodyLength(request);
-    if (const auto* refused = std::get_if<WebhookReply>(&length)) {
-      reply(*refused);
-      drain(deadline);
-      return;
-    }
-    const size_t want = std::get<size_t>(length);
-    std::string body = data.substr(bodyStart, want);
-    data = std::string();
-    if (request.getMethod() == "POST" && path == "/trigger") {
-      while (body.size() < want) {
-        if (!readMore(body, want - body.size(), deadline)) {
-          if (!shared_->stopping.load()) {
-            reply({408, "request not complete within " +
-                            std::to_string(kRequestDeadline.count() / 1000) + " s\n"});
-          }
-          return;
-        }
-      }
-    }
-    WebhookRequest r{request.getMethod(), path, std::move(body), {}};
-    for (const auto& [name, value] : request) {
-      r.headers.emplace(Poco::toLower(name), value);  // emplace keeps the first of repeats
-    }
-    reply(handleWebhook(r, config, [this] { shared_->trigger(); }));
-  }
-
-  std::shared_ptr<Shared> shared_;
+// One connection, from its accept to its close.
+struct Conn {
+  enum class Phase : uint8_t { Head, Body, Write, Drain };
+  int fd = -1;
+  Clock::time_point deadline;  // of the current phase
+  WebhookConfig config;        // as it was at the accept
+  Phase phase = Phase::Head;
+  std::string in;                         // the head, then the body after it
+  size_t bodyStart = 0;                   // where the body begins in `in`
+  size_t want = 0;                        // the body's announced length
+  size_t reserved = 0;                    // of kMaxHeldBodies
+  std::optional<WebhookRequest> request;  // once the head is read
+  std::string out;                        // the answer
+  size_t sent = 0;
+  size_t drained = 0;
 };
 
-class TriggerFactory : public Poco::Net::TCPServerConnectionFactory {
+// The head of `head` (up to and with its blank line): the request to answer, or the answer
+// that refuses it.
+std::variant<WebhookRequest, WebhookReply> parseHead(const std::string& head, size_t& want) {
+  Poco::Net::HTTPRequest request;
+  std::istringstream in(head);
+  try {
+    request.read(in);
+  } catch (const Poco::Exception&) {
+    return WebhookReply{400, "malformed request\n"};
+  }
+  const auto length = bodyLength(request);
+  if (const auto* refused = std::get_if<WebhookReply>(&length)) {
+    return *refused;
+  }
+  want = std::get<size_t>(length);
+  std::string path = request.getURI();
+  if (auto q = path.find('?'); q != std::string::npos) {
+    path.resize(q);
+  }
+  WebhookRequest r{request.getMethod(), path, {}, {}};
+  for (const auto& [name, value] : request) {
+    r.headers.emplace(Poco::toLower(name), value);  // emplace keeps the first of repeats
+  }
+  return r;
+}
+
+// Where a complete head ends (its blank line, CRLF or bare LF), and where the body begins.
+bool findHeadEnd(const std::string& data, size_t& bodyStart) {
+  const size_t crlf = data.find("\r\n\r\n");
+  const size_t lf = data.find("\n\n");
+  if (crlf != std::string::npos && (lf == std::string::npos || crlf < lf)) {
+    bodyStart = crlf + 4;
+    return true;
+  }
+  if (lf != std::string::npos) {
+    bodyStart = lf + 2;
+    return true;
+  }
+  return false;
+}
+
+class LoopWebhookServer : public WebhookServer {
  public:
-  explicit TriggerFactory(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
-  // Interface
-  Poco::Net::TCPServerConnection* createConnection(const Poco::Net::StreamSocket& socket) override {
-    return new TriggerConnection(socket, shared_);
+  LoopWebhookServer(Poco::Net::ServerSocket socket, int wake, WebhookConfig config,
+                    std::function<void()> onTrigger)
+      : socket_(std::move(socket)),
+        wake_(wake),
+        config_(std::move(config)),
+        onTrigger_(std::move(onTrigger)),
+        port_(socket_.address().port()) {
+    thread_ = std::thread([this] { loop(); });
   }
 
- private:
-  std::shared_ptr<Shared> shared_;
-};
-
-class PocoWebhookServer : public WebhookServer {
- public:
-  PocoWebhookServer(std::shared_ptr<Shared> shared, std::unique_ptr<Poco::Net::TCPServer> server,
-                    uint16_t port)
-      : shared_(std::move(shared)), server_(std::move(server)), port_(port) {}
-
-  ~PocoWebhookServer() override {
-    shared_->stopping = true;
-    server_->stop();
-    // onTrigger points into the agent: no connection may still be able to call it after this
-    // returns. Each one ends within a read slice once `stopping` is set; the bound is a
-    // backstop.
-    const auto until = Clock::now() + kRequestDeadline + std::chrono::seconds(2);
-    while (server_->currentConnections() > 0 && Clock::now() < until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // Stops the loop and joins it: no connection can call onTrigger once this returns.
+  ~LoopWebhookServer() override {
+    stopping_ = true;
+    const uint64_t one = 1;
+    (void)!::write(wake_, &one, sizeof one);
+    thread_.join();
+    for (Conn& c : conns_) {
+      ::close(c.fd);
     }
-    // A connection the dispatcher picked up just before the stop finds nothing to call.
-    std::lock_guard lock(shared_->mu);
-    shared_->onTrigger = nullptr;
+    ::close(wake_);
   }
 
   void setConfig(WebhookConfig config) override {
-    std::lock_guard lock(shared_->mu);
-    shared_->config = std::move(config);
+    std::lock_guard lock(mu_);
+    config_ = std::move(config);
   }
 
   uint16_t port() const override { return port_; }
 
-  size_t largestRequest() const override { return shared_->largestRequest.load(); }
+  size_t largestRequest() const override { return largestRequest_.load(); }
 
  private:
-  std::shared_ptr<Shared> shared_;
-  std::unique_ptr<Poco::Net::TCPServer> server_;
-  uint16_t port_;
+  void loop() {
+    std::vector<pollfd> fds;
+    std::vector<Conn*> polled;
+    while (!stopping_) {
+      fds.assign({{wake_, POLLIN, 0}, {socket_.impl()->sockfd(), POLLIN, 0}});
+      polled.clear();
+      auto next = Clock::now() + std::chrono::seconds(1);
+      for (Conn& c : conns_) {
+        fds.push_back(
+            {c.fd, static_cast<short>(c.phase == Conn::Phase::Write ? POLLOUT : POLLIN), 0});
+        polled.push_back(&c);
+        next = std::min(next, c.deadline);
+      }
+      const auto wait = std::chrono::ceil<std::chrono::milliseconds>(next - Clock::now());
+      const int ready =
+          ::poll(fds.data(), fds.size(), static_cast<int>(std::max<int64_t>(0, wait.count())));
+      if (ready < 0) {
+        if (errno != EINTR) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));  // ENOMEM: try again
+        }
+        continue;
+      }
+      for (size_t i = 0; i < polled.size(); ++i) {
+        if (fds[i + 2].revents != 0) {
+          serve(*polled[i]);
+        }
+      }
+      const auto now = Clock::now();
+      for (Conn& c : conns_) {
+        if (c.fd >= 0 && now >= c.deadline) {
+          expired(c);
+        }
+      }
+      if (fds[1].revents != 0) {
+        acceptAll();
+      }
+      conns_.remove_if([](const Conn& c) { return c.fd < 0; });
+    }
+  }
+
+  // Takes every connection waiting; past kMaxConnections, the oldest goes for each new one.
+  void acceptAll() {
+    for (;;) {
+      const int fd =
+          ::accept4(socket_.impl()->sockfd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        return;  // EAGAIN, or a connection that went before it was taken
+      }
+      conns_.remove_if([](const Conn& c) { return c.fd < 0; });
+      if (conns_.size() >= kMaxConnections) {
+        close(conns_.front());  // in the order of their accepts
+        conns_.pop_front();
+      }
+      Conn& c = conns_.emplace_back();
+      c.fd = fd;
+      c.deadline = Clock::now() + kRequestDeadline;
+      std::lock_guard lock(mu_);
+      c.config = config_;
+    }
+  }
+
+  void serve(Conn& c) {
+    switch (c.phase) {
+      case Conn::Phase::Head:
+      case Conn::Phase::Body:
+        readRequest(c);
+        return;
+      case Conn::Phase::Write:
+        write(c);
+        return;
+      case Conn::Phase::Drain:
+        drain(c);
+        return;
+    }
+  }
+
+  // Reads what the phase still takes (never more than the head's limit or the body's
+  // announced length), then moves on when the head or the body is whole.
+  void readRequest(Conn& c) {
+    const size_t room = c.phase == Conn::Phase::Head ? kMaxHead + 1 - c.in.size()
+                                                     : c.bodyStart + c.want - c.in.size();
+    char buf[4096];
+    const ssize_t n = ::recv(c.fd, buf, std::min(room, sizeof buf), 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+      close(c);  // the client went
+      return;
+    }
+    if (n < 0) {
+      return;
+    }
+    c.in.append(buf, static_cast<size_t>(n));
+    held(c.in.size());
+    if (c.phase == Conn::Phase::Head) {
+      if (findHeadEnd(c.in, c.bodyStart)) {
+        headRead(c);
+      } else if (c.in.size() > kMaxHead) {
+        reply(c, {400, "request head larger than " + std::to_string(kMaxHead) + " bytes\n"});
+      }
+    } else if (c.in.size() >= c.bodyStart + c.want) {
+      answer(c);
+    }
+  }
+
+  void headRead(Conn& c) {
+    auto parsed = parseHead(c.in.substr(0, c.bodyStart), c.want);
+    if (const auto* refused = std::get_if<WebhookReply>(&parsed)) {
+      reply(c, *refused);
+      return;
+    }
+    c.request = std::move(std::get<WebhookRequest>(parsed));
+    if (c.request->method != "POST" || c.request->path != "/trigger") {
+      c.want = 0;  // no body is read for what is refused or needs none
+    }
+    if (c.want > kSmallBody && c.want > kMaxHeldBodies - reservedBodies_) {
+      reply(c, {503, "busy: too many request bodies at once; send again\n"});
+      return;
+    }
+    c.reserved = c.want > kSmallBody ? c.want : 0;
+    reservedBodies_ += c.reserved;
+    c.in.reserve(c.bodyStart + c.want);
+    if (c.in.size() >= c.bodyStart + c.want) {
+      answer(c);
+    } else {
+      c.phase = Conn::Phase::Body;
+    }
+  }
+
+  void answer(Conn& c) {
+    c.request->body = c.in.substr(c.bodyStart, c.want);
+    reply(c, handleWebhook(*c.request, c.config, onTrigger_));
+  }
+
+  // Sends `r` (as much as the socket takes now), then drains what follows; the request's
+  // buffers go.
+  void reply(Conn& c, const WebhookReply& r) {
+    c.out = "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(reason(r.status)) +
+            "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(r.body.size()) +
+            "\r\nConnection: close\r\n";
+    if (!r.allow.empty()) {
+      c.out += "Allow: " + r.allow + "\r\n";
+    }
+    c.out += "\r\n" + r.body;
+    release(c);
+    c.phase = Conn::Phase::Write;
+    c.deadline = Clock::now() + kReplyDeadline;
+    write(c);
+  }
+
+  void write(Conn& c) {
+    while (c.sent < c.out.size()) {
+      const ssize_t n = ::send(c.fd, c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+          close(c);
+        }
+        return;
+      }
+      c.sent += static_cast<size_t>(n);
+    }
+    // Whole: the client reads it before it sees the end. What it still sends is read and
+    // dropped for a moment, so that unread bytes do not make the close a reset that could
+    // take the answer with it.
+    ::shutdown(c.fd, SHUT_WR);
+    c.out = std::string();
+    c.phase = Conn::Phase::Drain;
+    c.deadline = Clock::now() + kDrainTime;
+  }
+
+  void drain(Conn& c) {
+    char buf[4096];
+    const ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      return;
+    }
+    c.drained += n > 0 ? static_cast<size_t>(n) : 0;
+    if (n <= 0 || c.drained > kMaxDrain) {
+      close(c);
+    }
+  }
+
+  // Past its phase's deadline: a request begun is answered 408 (the answer has its own
+  // deadline); a connection that sent nothing, an answer not taken, a drain are closed.
+  void expired(Conn& c) {
+    if ((c.phase == Conn::Phase::Head || c.phase == Conn::Phase::Body) && !c.in.empty()) {
+      reply(c, {408, "request not complete within " +
+                         std::to_string(kRequestDeadline.count() / 1000) + " s\n"});
+    } else {
+      close(c);
+    }
+  }
+
+  void release(Conn& c) {
+    reservedBodies_ -= c.reserved;
+    c.reserved = 0;
+    c.in = std::string();
+    c.request.reset();
+  }
+
+  void close(Conn& c) {
+    if (c.fd < 0) {
+      return;
+    }
+    release(c);
+    ::close(c.fd);
+    c.fd = -1;
+  }
+
+  void held(size_t bytes) {
+    size_t seen = largestRequest_.load();
+    while (bytes > seen && !largestRequest_.compare_exchange_weak(seen, bytes)) {
+    }
+  }
+
+  Poco::Net::ServerSocket socket_;
+  const int wake_;  // an eventfd: the destructor's stop
+  std::mutex mu_;   // guards config_ (replaced on SIGHUP)
+  WebhookConfig config_;
+  const std::function<void()> onTrigger_;  // points into the agent; called on the loop thread
+  const uint16_t port_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<size_t> largestRequest_{0};  // see WebhookServer::largestRequest
+  std::list<Conn> conns_;                  // the loop thread's only
+  size_t reservedBodies_ = 0;              // the loop thread's only
+  std::thread thread_;                     // last: started once everything else is
 };
 
 }  // namespace
@@ -320,22 +431,17 @@ class PocoWebhookServer : public WebhookServer {
 Result<std::unique_ptr<WebhookServer>> WebhookServer::start(const Endpoint& listen,
                                                             WebhookConfig config,
                                                             std::function<void()> onTrigger) {
-  auto shared = std::make_shared<Shared>();
-  shared->config = std::move(config);
-  shared->onTrigger = std::move(onTrigger);
   try {
     Poco::Net::ServerSocket socket;
     socket.bind(Poco::Net::SocketAddress(listen.str()), true);
-    socket.listen(16);
-    const uint16_t port = socket.address().port();
-    auto* params = new Poco::Net::TCPServerParams;
-    params->setMaxThreads(kMaxConnections);
-    params->setMaxQueued(16);
-    auto server =
-        std::make_unique<Poco::Net::TCPServer>(new TriggerFactory(shared), socket, params);
-    server->start();
-    return std::unique_ptr<WebhookServer>(
-        std::make_unique<PocoWebhookServer>(shared, std::move(server), port));
+    socket.listen(128);
+    socket.setBlocking(false);
+    const int wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake < 0) {
+      return retryable("webhook: eventfd: " + errnoText(errno));
+    }
+    return std::unique_ptr<WebhookServer>(std::make_unique<LoopWebhookServer>(
+        std::move(socket), wake, std::move(config), std::move(onTrigger)));
   } catch (const Poco::Exception& e) {
     return retryable("webhook: cannot listen on " + listen.str() + ": " + e.displayText());
   }

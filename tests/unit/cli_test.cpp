@@ -326,6 +326,28 @@ TEST(WebhookServerTest, StoppingWhileConnectionsArriveLeavesNothingBehind) {
   EXPECT_FALSE(edgeplane::testing::leaksFoundNow());
 }
 
+// A good hook trigger (a commit id signed with "k") to the server on `port`: the answer's status
+// (0 when there was none within 3 s) and how long it took.
+std::pair<int, std::chrono::steady_clock::duration> postHookTrigger(uint16_t port) {
+  const std::string body = "0123456789abcdef0123456789abcdef01234567";
+  Poco::Net::HTTPClientSession session("127.0.0.1", port);
+  session.setTimeout(Poco::Timespan(3, 0));
+  Poco::Net::HTTPRequest request("POST", "/trigger", Poco::Net::HTTPMessage::HTTP_1_1);
+  request.setContentLength(static_cast<std::streamsize>(body.size()));
+  request.set(std::string(kSignatureHeader), webhookSignature("k", body));
+  const auto asked = std::chrono::steady_clock::now();
+  int status = 0;
+  try {
+    session.sendRequest(request) << body;
+    Poco::Net::HTTPResponse response;
+    session.receiveResponse(response);
+    status = static_cast<int>(response.getStatus());
+  } catch (const Poco::Exception& e) {
+    ADD_FAILURE() << "the good request got no answer: " << e.displayText();
+  }
+  return {status, std::chrono::steady_clock::now() - asked};
+}
+
 TEST(WebhookServerTest, SlowClientsDoNotBlockTriggers) {
   std::atomic<int> triggered{0};
   auto server = startWebhookServer(triggered);
@@ -359,24 +381,9 @@ TEST(WebhookServerTest, SlowClientsDoNotBlockTriggers) {
   std::this_thread::sleep_for(milliseconds(300));
 
   // A good request meanwhile is answered at once.
-  const std::string body = "0123456789abcdef0123456789abcdef01234567";
-  Poco::Net::HTTPClientSession session("127.0.0.1", (*server)->port());
-  session.setTimeout(Poco::Timespan(3, 0));
-  Poco::Net::HTTPRequest request("POST", "/trigger", Poco::Net::HTTPMessage::HTTP_1_1);
-  request.setContentLength(static_cast<std::streamsize>(body.size()));
-  request.set(std::string(kSignatureHeader), webhookSignature("k", body));
-  const auto asked = std::chrono::steady_clock::now();
-  int status = 0;
-  try {
-    session.sendRequest(request) << body;
-    Poco::Net::HTTPResponse response;
-    session.receiveResponse(response);
-    status = static_cast<int>(response.getStatus());
-  } catch (const Poco::Exception& e) {
-    ADD_FAILURE() << "the good request got no answer: " << e.displayText();
-  }
+  const auto [status, took] = postHookTrigger((*server)->port());
   EXPECT_EQ(status, 202);
-  EXPECT_LT(std::chrono::steady_clock::now() - asked, seconds(2));
+  EXPECT_LT(took, seconds(2));
   EXPECT_EQ(triggered.load(), 1);
 
   for (auto& t : tricklers) {
@@ -391,6 +398,119 @@ TEST(WebhookServerTest, SlowClientsDoNotBlockTriggers) {
   EXPECT_TRUE(idle.poll(Poco::Timespan(3, 0), Poco::Net::Socket::SELECT_READ));
   EXPECT_EQ(idle.receiveBytes(&c, 1), 0);
   EXPECT_EQ(triggered.load(), 1);
+}
+
+// Found by review (session 32): the server had 4 threads and a queue of 16, and a connection's
+// 5 s began when a thread took it up. So 40 clients that send half a head and then nothing held
+// every trigger back for tens of seconds, and the connections past the queue were dropped, a
+// good one among them. Each connection's 5 s now begin at its accept, whatever else is open.
+TEST(WebhookServerTest, ManyStalledClientsDoNotHoldATriggerBack) {
+  std::atomic<int> triggered{0};
+  auto server = startWebhookServer(triggered);
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  const Poco::Net::SocketAddress at("127.0.0.1", (*server)->port());
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<Poco::Net::StreamSocket> stalled;
+  const std::string half = "POST /trigger HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 40; ++i) {
+    stalled.emplace_back(at);
+    stalled.back().sendBytes(half.data(), static_cast<int>(half.size()));
+  }
+  std::this_thread::sleep_for(milliseconds(200));
+
+  const auto [status, took] = postHookTrigger((*server)->port());
+  EXPECT_EQ(status, 202);
+  EXPECT_LT(took, seconds(1));
+  EXPECT_EQ(triggered.load(), 1);
+
+  // Each stalled client is answered 408 and closed 5 s after it connected, not after its turn.
+  for (size_t i = 0; i < stalled.size(); ++i) {
+    Poco::Net::StreamSocket& s = stalled[i];
+    s.setReceiveTimeout(Poco::Timespan(1, 0));
+    std::string answer;
+    char buf[256];
+    while (std::chrono::steady_clock::now() - t0 < seconds(9)) {
+      int n = -1;
+      try {
+        n = s.receiveBytes(buf, sizeof(buf));
+      } catch (const Poco::TimeoutException&) {
+        continue;
+      } catch (const Poco::Exception&) {
+        break;
+      }
+      if (n <= 0) {
+        break;
+      }
+      answer.append(buf, static_cast<size_t>(n));
+    }
+    const auto cut = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(answer.substr(0, answer.find("\r\n")), "HTTP/1.1 408 Request Timeout") << i;
+    EXPECT_GE(cut, milliseconds(4500)) << i;
+    EXPECT_LT(cut, milliseconds(7500)) << i << " was not cut off at its deadline";
+  }
+  EXPECT_EQ(triggered.load(), 1);
+}
+
+// Past 128 connections held at once, each new one closes the oldest: silent connections cannot
+// lock the webhook for their 5 s. Large bodies held at once are bounded too (16 MiB): past that
+// a request announcing one is answered 503 at once, while a small body (the hook's commit id)
+// still goes through.
+TEST(WebhookServerTest, ConnectionsAndLargeBodiesHeldAtOnceAreBounded) {
+  std::atomic<int> triggered{0};
+  auto server = startWebhookServer(triggered);
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  const Poco::Net::SocketAddress at("127.0.0.1", (*server)->port());
+  const std::string body = "0123456789abcdef0123456789abcdef01234567";
+  auto trigger = [&] {
+    Poco::Net::StreamSocket s(at);
+    s.setReceiveTimeout(Poco::Timespan(1, 0));
+    const std::string request = "POST /trigger HTTP/1.1\r\nContent-Length: 40\r\n" +
+                                std::string(kSignatureHeader) + ": " + webhookSignature("k", body) +
+                                "\r\n\r\n" + body;
+    s.sendBytes(request.data(), static_cast<int>(request.size()));
+    char buf[64] = {};
+    try {
+      s.receiveBytes(buf, sizeof buf - 1);
+    } catch (const Poco::Exception&) {
+    }
+    return std::string(buf).substr(0, std::string(buf).find("\r\n"));
+  };
+  std::vector<Poco::Net::StreamSocket> silent;
+  for (int i = 0; i < 130; ++i) {
+    silent.emplace_back(at);
+  }
+  EXPECT_EQ(trigger(), "HTTP/1.1 202 Accepted");
+  // The oldest ones were closed for the newer ones; the newest are still open.
+  char c = 0;
+  for (int i : {0, 1, 2}) {
+    ASSERT_TRUE(silent[i].poll(Poco::Timespan(1, 0), Poco::Net::Socket::SELECT_READ)) << i;
+    EXPECT_EQ(silent[i].receiveBytes(&c, 1), 0) << i;
+  }
+  EXPECT_FALSE(silent.back().poll(Poco::Timespan(0, 100000), Poco::Net::Socket::SELECT_READ));
+  silent.clear();
+
+  // 16 bodies of 1 MiB announced and begun fill the budget; a 17th is refused, the hook's is not.
+  const std::string big = "POST /trigger HTTP/1.1\r\nContent-Length: 1048576\r\n" +
+                          std::string(kSignatureHeader) + ": " + webhookSignature("k", "x") +
+                          "\r\n\r\nsome of it";
+  std::vector<Poco::Net::StreamSocket> pending;
+  for (int i = 0; i < 17; ++i) {
+    pending.emplace_back(at);
+    pending.back().sendBytes(big.data(), static_cast<int>(big.size()));
+  }
+  pending.back().setReceiveTimeout(Poco::Timespan(1, 0));
+  char buf[64] = {};
+  try {
+    pending.back().receiveBytes(buf, sizeof buf - 1);
+  } catch (const Poco::Exception&) {
+  }
+  EXPECT_EQ(std::string(buf).substr(0, std::string(buf).find("\r\n")),
+            "HTTP/1.1 503 Service Unavailable");
+  for (size_t i = 0; i + 1 < pending.size(); ++i) {
+    EXPECT_FALSE(pending[i].poll(Poco::Timespan(0, 0), Poco::Net::Socket::SELECT_READ)) << i;
+  }
+  EXPECT_EQ(trigger(), "HTTP/1.1 202 Accepted");
+  EXPECT_EQ(triggered.load(), 2);
 }
 
 // The request reader's edges, over raw sockets: a bare-LF head, an oversized head, a chunked
