@@ -184,7 +184,7 @@ Result<Response> Client::http(const std::string& method, const std::string& url,
   if (!transport_) {
     auto loaded = net::module();
     if (!loaded) {
-      return loaded.error();
+      return terminal(method + " " + url + ": " + loaded.error().message);
     }
     transport_ = (*loaded)->httpsTransport(s_.caRoots);
   }

@@ -23,8 +23,8 @@
 namespace edgeplane::net {
 
 struct Module {
-  // The build both halves must come from (buildId()) and this table's size: a module left from
-  // another build is refused rather than called.
+  // The build both halves come from (buildId()) and this table's size, checked once the module
+  // is loaded; the loader has already refused a module of another build by its ELF build ID.
   const char* build;
   size_t size;
   std::unique_ptr<acme::HttpTransport> (*httpsTransport)(const std::string& caRoots);
@@ -40,8 +40,8 @@ inline const char* buildId() {
 }
 
 // The module, loaded at the first call (thread-safe) and kept: later calls give the same
-// answer. An error names the file and says why it was not loaded (missing, not owned by root
-// or this user, writable by others, from another build); terminal, as no retry mends it.
+// answer. An error names the file and says why it was not loaded (missing, on an untrusted
+// path: module_file.h, from another build: its ELF build ID); terminal, as no retry mends it.
 Result<const Module*> module();
 
 // The table itself: defined only where the net code is linked in (the module, the tests).

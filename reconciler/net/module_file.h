@@ -1,5 +1,6 @@
-// Whether a file may be loaded as code into edgeplane, which runs as root: opened once, and
-// judged on what was opened, so that what is loaded is what was judged.
+// Whether a file may be loaded as code into edgeplane, which runs as root: the file and every
+// directory on its path judged on what was opened, and the build it comes from (its ELF build
+// ID), read before anything of it runs.
 #pragma once
 
 #include <string>
@@ -8,9 +9,15 @@
 
 namespace edgeplane::net {
 
-// `path` opened read-only (close-on-exec) when it is a regular file owned by root or by this
-// process's effective user, and writable by neither its group nor others; else a terminal
-// error that names the file and the reason.
+// `path` (absolute) opened read-only (close-on-exec), walking it component by component
+// without following symbolic links, when every directory on the way and the file itself are
+// owned by root or this process's effective user and writable by no one else (a directory
+// with the sticky bit, such as /tmp, may be writable by all: no one else can replace what we
+// own in it), and the file is a regular file. Else a terminal error naming the path and why.
 Result<int> openTrustedFile(const std::string& path);
+
+// The GNU build ID (the NT_GNU_BUILD_ID note, lowercase hex) of the ELF file open on `fd`;
+// an error when it is not an ELF file or has no build ID.
+Result<std::string> gnuBuildId(int fd);
 
 }  // namespace edgeplane::net

@@ -360,7 +360,7 @@ TEST(AgentProcessTest, SyslogPrioritiesOnlyWhenStderrIsTheJournal) {
 }
 
 // edgeplane with its net module copied to where it looks for it (beside the executable, as
-// installed); `moduleMode`, or no module when 0.
+// installed); `moduleMode`, or no module when 0, or another ELF file when 01755.
 fs::path installedCopy(const TempDir& dir, mode_t moduleMode) {
   const fs::path exe = dir.path() / "bin" / "edgeplane";
   const fs::path module =
@@ -370,15 +370,19 @@ fs::path installedCopy(const TempDir& dir, mode_t moduleMode) {
   fs::copy_file(EDGEPLANE_BINARY, exe);
   if (moduleMode != 0) {
     fs::create_directories(module.parent_path());
-    fs::copy_file(EDGEPLANE_NET_MODULE_FILE, module);
-    EXPECT_EQ(::chmod(module.c_str(), moduleMode), 0);
+    // 01755 (a marker, not a mode the loader looks at): another ELF file in the module's
+    // place, this test program, whose build ID is not the module's.
+    const bool other = moduleMode == 01755;
+    fs::copy_file(other ? fs::read_symlink("/proc/self/exe") : fs::path(EDGEPLANE_NET_MODULE_FILE),
+                  module);
+    EXPECT_EQ(::chmod(module.c_str(), other ? 0755 : moduleMode), 0);
   }
   return exe;
 }
 
 // The executable links no POCO Net: the agent loads the net module at start from beside the
 // executable (here a copy, as an install would place it), and refuses one that others can
-// write or that is missing, saying which file and why.
+// write, that is missing or that is from another build, saying which file and why.
 TEST(AgentProcessTest, LoadsTheNetModuleFromBesideItOnlyWhenTrusted) {
   struct Case {
     mode_t mode;
@@ -386,7 +390,8 @@ TEST(AgentProcessTest, LoadsTheNetModuleFromBesideItOnlyWhenTrusted) {
   };
   for (const Case& c : {Case{0755, "edgeplane agent: started"},
                         Case{0775, "edgeplane-net.so: writable by its group or others"},
-                        Case{0, "edgeplane-net.so: No such file or directory"}}) {
+                        Case{0, "/lib: No such file or directory"},
+                        Case{01755, "edgeplane-net.so is from another build"}}) {
     TempDir dir;
     const fs::path file = dir.path() / "agent.toml";
     const fs::path secret = dir.path() / "webhook.secret";
