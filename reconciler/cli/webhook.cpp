@@ -1,6 +1,8 @@
 // The webhook's HTTP server (see webhook.h); what it answers is decided in webhook_request.cpp.
 #include "reconciler/cli/webhook.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -40,14 +42,24 @@ constexpr std::chrono::milliseconds kReplyDeadline{2000};  // to send the answer
 constexpr std::chrono::milliseconds kDrainTime{1000};      // reading what follows an answer
 constexpr size_t kMaxDrain = 64 * 1024;
 constexpr size_t kMaxHead = 8192;
-// Connections held at once; a new one past this closes the oldest (a client that sends its
-// request at once, as the hook and the forges do, is never the oldest for long).
+// Connections held at once; a new one past this closes one held: first one already answered,
+// then one that has sent nothing, then the oldest (victim()). A client that sends its request
+// at once, as the hook and the forges do, is never the oldest for long.
 constexpr size_t kMaxConnections = 128;
-// Large bodies (a forge's push payload) announced and held across connections at once: past it
-// such a request is answered 503. A body up to kSmallBody (the hook's commit id, most forges'
-// pushes) is never refused for it: the connection cap bounds those.
-constexpr size_t kMaxHeldBodies = 16 * 1024 * 1024;
+// Connections taken per turn of the loop, so that those taken are read before more come, and a
+// flood of connections cannot keep the loop from serving, expiring or stopping.
+constexpr size_t kAcceptsPerTurn = 16;
+// Request bytes held across connections (heads and bodies as received): a request over
+// kSmallBody whose bytes take the total past this is answered 503. The hook's commit id and
+// most forges' pushes are small, and never refused for it: the connection cap bounds those.
+constexpr size_t kMaxHeldBytes = 16 * 1024 * 1024;
 constexpr size_t kSmallBody = 64 * 1024;
+constexpr size_t kReadPerEvent = 64 * 1024;
+// The kernel holds a connection until its client sends (TCP_DEFER_ACCEPT), at most this long.
+constexpr std::chrono::seconds kDeferAccept{1};
+// Without a descriptor for accept (EMFILE), the waiting connection keeps the listening socket
+// readable: it is left out of the poll this long.
+constexpr std::chrono::milliseconds kAcceptPause{100};
 
 // The body's length from the head, or the answer refusing the request. One Content-Length
 // (repeats must agree) of decimal digits only, at most kMaxWebhookBody: POCO's parser takes
@@ -118,7 +130,6 @@ struct Conn {
   std::string in;                         // the head, then the body after it
   size_t bodyStart = 0;                   // where the body begins in `in`
   size_t want = 0;                        // the body's announced length
-  size_t reserved = 0;                    // of kMaxHeldBodies
   std::optional<WebhookRequest> request;  // once the head is read
   std::string out;                        // the answer
   size_t sent = 0;
@@ -204,9 +215,13 @@ class LoopWebhookServer : public WebhookServer {
     std::vector<pollfd> fds;
     std::vector<Conn*> polled;
     while (!stopping_) {
-      fds.assign({{wake_, POLLIN, 0}, {socket_.impl()->sockfd(), POLLIN, 0}});
+      const bool listening = Clock::now() >= acceptPausedUntil_;
+      fds.assign({{wake_, POLLIN, 0}, {listening ? socket_.impl()->sockfd() : -1, POLLIN, 0}});
       polled.clear();
       auto next = Clock::now() + std::chrono::seconds(1);
+      if (!listening) {
+        next = std::min(next, acceptPausedUntil_);
+      }
       for (Conn& c : conns_) {
         fds.push_back(
             {c.fd, static_cast<short>(c.phase == Conn::Phase::Write ? POLLOUT : POLLIN), 0});
@@ -224,41 +239,79 @@ class LoopWebhookServer : public WebhookServer {
       }
       for (size_t i = 0; i < polled.size(); ++i) {
         if (fds[i + 2].revents != 0) {
-          serve(*polled[i]);
+          guarded(*polled[i], [&](Conn& c) { serve(c); });
         }
       }
       const auto now = Clock::now();
       for (Conn& c : conns_) {
         if (c.fd >= 0 && now >= c.deadline) {
-          expired(c);
+          guarded(c, [&](Conn& x) { expired(x); });
         }
       }
       if (fds[1].revents != 0) {
-        acceptAll();
+        try {
+          acceptSome();
+        } catch (const std::exception&) {
+          acceptPausedUntil_ = Clock::now() + kAcceptPause;  // std::bad_alloc: room first
+        }
       }
       conns_.remove_if([](const Conn& c) { return c.fd < 0; });
     }
   }
 
-  // Takes every connection waiting; past kMaxConnections, the oldest goes for each new one.
-  void acceptAll() {
-    for (;;) {
+  // Runs `step` on `c`; what it throws (std::bad_alloc) closes that connection, not the agent.
+  template <typename Step>
+  void guarded(Conn& c, Step step) {
+    try {
+      step(c);
+    } catch (const std::exception&) {
+      close(c);
+    }
+  }
+
+  // Takes up to kAcceptsPerTurn waiting connections; past kMaxConnections, victim() goes for
+  // each new one.
+  void acceptSome() {
+    for (size_t taken = 0; taken < kAcceptsPerTurn && !stopping_; ++taken) {
       const int fd =
           ::accept4(socket_.impl()->sockfd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
-        return;  // EAGAIN, or a connection that went before it was taken
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
+          acceptPausedUntil_ = Clock::now() + kAcceptPause;  // EMFILE, ENFILE, ENOBUFS, ENOMEM
+        }
+        return;
       }
       conns_.remove_if([](const Conn& c) { return c.fd < 0; });
       if (conns_.size() >= kMaxConnections) {
-        close(conns_.front());  // in the order of their accepts
-        conns_.pop_front();
+        close(victim());
       }
       Conn& c = conns_.emplace_back();
       c.fd = fd;
       c.deadline = Clock::now() + kRequestDeadline;
-      std::lock_guard lock(mu_);
-      c.config = config_;
+      {
+        std::lock_guard lock(mu_);
+        c.config = config_;
+      }
+      // What already came is read now: a request that is there is never taken for silence.
+      guarded(c, [&](Conn& x) { serve(x); });
     }
+  }
+
+  // The connection to close for a new one: the oldest already answered (draining or sending),
+  // else the oldest that has sent nothing, else the oldest.
+  Conn& victim() {
+    auto first = [this](auto pred) {
+      return std::find_if(conns_.begin(), conns_.end(),
+                          [&](const Conn& c) { return c.fd >= 0 && pred(c); });
+    };
+    auto answered = first([](const Conn& c) {
+      return c.phase == Conn::Phase::Drain || c.phase == Conn::Phase::Write;
+    });
+    if (answered != conns_.end()) {
+      return *answered;
+    }
+    auto silent = first([](const Conn& c) { return c.phase == Conn::Phase::Head && c.in.empty(); });
+    return silent != conns_.end() ? *silent : *first([](const Conn&) { return true; });
   }
 
   void serve(Conn& c) {
@@ -277,29 +330,41 @@ class LoopWebhookServer : public WebhookServer {
   }
 
   // Reads what the phase still takes (never more than the head's limit or the body's
-  // announced length), then moves on when the head or the body is whole.
+  // announced length; up to kReadPerEvent now), then moves on when the head or the body is
+  // whole.
   void readRequest(Conn& c) {
-    const size_t room = c.phase == Conn::Phase::Head ? kMaxHead + 1 - c.in.size()
-                                                     : c.bodyStart + c.want - c.in.size();
-    char buf[4096];
-    const ssize_t n = ::recv(c.fd, buf, std::min(room, sizeof buf), 0);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-      close(c);  // the client went
-      return;
-    }
-    if (n < 0) {
-      return;
-    }
-    c.in.append(buf, static_cast<size_t>(n));
-    held(c.in.size());
-    if (c.phase == Conn::Phase::Head) {
-      if (findHeadEnd(c.in, c.bodyStart)) {
+    for (size_t got = 0; got < kReadPerEvent && c.fd >= 0 &&
+                         (c.phase == Conn::Phase::Head || c.phase == Conn::Phase::Body);) {
+      const size_t room = c.phase == Conn::Phase::Head ? kMaxHead + 1 - c.in.size()
+                                                       : c.bodyStart + c.want - c.in.size();
+      char buf[16384];
+      const ssize_t n = ::recv(c.fd, buf, std::min(room, sizeof buf), 0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        return;
+      }
+      if (n == 0 && !c.in.empty()) {
+        reply(c, {400, "the request ended before it was whole\n"});
+        return;
+      }
+      if (n <= 0) {
+        close(c);  // the client went
+        return;
+      }
+      got += static_cast<size_t>(n);
+      c.in.append(buf, static_cast<size_t>(n));
+      heldBytes_ += static_cast<size_t>(n);
+      held(c.in.size());
+      if (c.in.size() > kSmallBody && heldBytes_ > kMaxHeldBytes) {
+        reply(c, {503, "busy: too many request bytes held at once; send again\n"});
+      } else if (c.phase == Conn::Phase::Body) {
+        if (c.in.size() >= c.bodyStart + c.want) {
+          answer(c);
+        }
+      } else if (findHeadEnd(c.in, c.bodyStart)) {
         headRead(c);
       } else if (c.in.size() > kMaxHead) {
         reply(c, {400, "request head larger than " + std::to_string(kMaxHead) + " bytes\n"});
       }
-    } else if (c.in.size() >= c.bodyStart + c.want) {
-      answer(c);
     }
   }
 
@@ -313,13 +378,6 @@ class LoopWebhookServer : public WebhookServer {
     if (c.request->method != "POST" || c.request->path != "/trigger") {
       c.want = 0;  // no body is read for what is refused or needs none
     }
-    if (c.want > kSmallBody && c.want > kMaxHeldBodies - reservedBodies_) {
-      reply(c, {503, "busy: too many request bodies at once; send again\n"});
-      return;
-    }
-    c.reserved = c.want > kSmallBody ? c.want : 0;
-    reservedBodies_ += c.reserved;
-    c.in.reserve(c.bodyStart + c.want);
     if (c.in.size() >= c.bodyStart + c.want) {
       answer(c);
     } else {
@@ -392,8 +450,7 @@ class LoopWebhookServer : public WebhookServer {
   }
 
   void release(Conn& c) {
-    reservedBodies_ -= c.reserved;
-    c.reserved = 0;
+    heldBytes_ -= c.in.size();
     c.in = std::string();
     c.request.reset();
   }
@@ -422,7 +479,8 @@ class LoopWebhookServer : public WebhookServer {
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> largestRequest_{0};  // see WebhookServer::largestRequest
   std::list<Conn> conns_;                  // the loop thread's only
-  size_t reservedBodies_ = 0;              // the loop thread's only
+  size_t heldBytes_ = 0;                   // the loop thread's only: of every Conn::in
+  Clock::time_point acceptPausedUntil_{};  // the loop thread's only
   std::thread thread_;                     // last: started once everything else is
 };
 
@@ -431,19 +489,31 @@ class LoopWebhookServer : public WebhookServer {
 Result<std::unique_ptr<WebhookServer>> WebhookServer::start(const Endpoint& listen,
                                                             WebhookConfig config,
                                                             std::function<void()> onTrigger) {
+  const int wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake < 0) {
+    return retryable("webhook: eventfd: " + errnoText(errno));
+  }
   try {
     Poco::Net::ServerSocket socket;
     socket.bind(Poco::Net::SocketAddress(listen.str()), true);
     socket.listen(128);
     socket.setBlocking(false);
-    const int wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake < 0) {
-      return retryable("webhook: eventfd: " + errnoText(errno));
+    // A connection is taken once its client has sent something (or after kDeferAccept): one
+    // that has not spoken takes no place here, and one that has is read as it is taken.
+    const int defer = static_cast<int>(kDeferAccept.count());
+    if (::setsockopt(socket.impl()->sockfd(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer,
+                     sizeof defer) != 0) {
+      ::close(wake);
+      return retryable("webhook: TCP_DEFER_ACCEPT: " + errnoText(errno));
     }
     return std::unique_ptr<WebhookServer>(std::make_unique<LoopWebhookServer>(
         std::move(socket), wake, std::move(config), std::move(onTrigger)));
   } catch (const Poco::Exception& e) {
+    ::close(wake);
     return retryable("webhook: cannot listen on " + listen.str() + ": " + e.displayText());
+  } catch (const std::exception& e) {  // the server's thread could not be started
+    ::close(wake);
+    return retryable("webhook: " + std::string(e.what()));
   }
 }
 

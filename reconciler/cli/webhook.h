@@ -68,13 +68,15 @@ WebhookReply handleWebhook(const WebhookRequest& request, const WebhookConfig& c
                            const std::function<void()>& onTrigger);
 
 // A small HTTP server on `listen`: one thread polls every connection, so that none waits for
-// another. Each request must arrive whole within 5 s of its accept (head at most 8 KiB, a body
-// only with a Content-Length), else it is answered 408 and dropped, so slow clients cannot hold
-// the trigger up. A Content-Length that is not one decimal number (400) or is over
+// another; a connection is taken once its client has sent something, or after 1 s
+// (TCP_DEFER_ACCEPT). Each request must arrive whole within 5 s of its accept (head at most 8 KiB,
+// a body only with a Content-Length), else it is answered 408 and dropped, so slow clients cannot
+// hold the trigger up. A Content-Length that is not one decimal number (400) or is over
 // kMaxWebhookBody (413) is refused before any of the body is read, and no more than the head
 // and the announced length is ever held. At most 128 connections are held (a new one closes
-// the oldest) and 16 MiB of bodies over 64 KiB (past it such a request is answered 503). The
-// secret stays in memory, never logged.
+// one already answered, else one that has sent nothing, else the oldest), and 16 MiB of
+// request bytes as received (a request over 64 KiB that takes them past it is answered 503).
+// The secret stays in memory, never logged.
 class WebhookServer {
  public:
   // In the net module (reconciler/net/module.h): the agent starts it through that.
