@@ -162,19 +162,21 @@ std::variant<WebhookRequest, WebhookReply> parseHead(const std::string& head, si
   return r;
 }
 
-// Where a complete head ends (its blank line, CRLF or bare LF), and where the body begins.
+// Where a complete head ends (its blank line after CRLF or a bare LF, the blank line itself
+// CRLF or bare LF, as POCO's parser reads a head), and where the body begins.
 bool findHeadEnd(const std::string& data, size_t& bodyStart) {
-  const size_t crlf = data.find("\r\n\r\n");
-  const size_t lf = data.find("\n\n");
-  if (crlf != std::string::npos && (lf == std::string::npos || crlf < lf)) {
-    bodyStart = crlf + 4;
-    return true;
+  size_t best = std::string::npos;
+  for (const std::string_view end : {"\r\n\r\n", "\n\r\n", "\n\n"}) {
+    const size_t at = data.find(end);
+    if (at != std::string::npos && (best == std::string::npos || at + end.size() < best)) {
+      best = at + end.size();
+    }
   }
-  if (lf != std::string::npos) {
-    bodyStart = lf + 2;
-    return true;
+  if (best == std::string::npos) {
+    return false;
   }
-  return false;
+  bodyStart = best;
+  return true;
 }
 
 class LoopWebhookServer : public WebhookServer {
@@ -399,7 +401,10 @@ class LoopWebhookServer : public WebhookServer {
     if (!r.allow.empty()) {
       c.out += "Allow: " + r.allow + "\r\n";
     }
-    c.out += "\r\n" + r.body;
+    c.out += "\r\n";
+    if (!c.request || c.request->method != "HEAD") {
+      c.out += r.body;  // a HEAD's answer has the GET's head and no body
+    }
     release(c);
     c.phase = Conn::Phase::Write;
     c.deadline = Clock::now() + kReplyDeadline;

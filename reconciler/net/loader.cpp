@@ -38,7 +38,7 @@ Result<struct stat> judge(const std::string& path) {
   }
   auto id = gnuBuildId(*fd);
   struct stat st {};
-  const bool statted = ::fstat(*fd, &st) == 0;
+  const int statErr = ::fstat(*fd, &st) == 0 ? 0 : errno;
   ::close(*fd);
   if (!id) {
     return terminal(kWhat + path + ": " + id.error().message);
@@ -48,8 +48,8 @@ Result<struct stat> judge(const std::string& path) {
                     "; this program was built with " + EDGEPLANE_NET_MODULE_BUILD_ID +
                     "): install the two from one build");
   }
-  if (!statted) {
-    return terminal(kWhat + path + ": " + errnoText(errno));
+  if (statErr != 0) {
+    return terminal(kWhat + path + ": " + errnoText(statErr));
   }
   return st;
 }

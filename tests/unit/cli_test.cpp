@@ -624,7 +624,8 @@ TEST(WebhookServerTest, NoDescriptorLeftDoesNotSpinTheLoop) {
 }
 
 // The request reader's edges, over raw sockets: a bare-LF head, an oversized head, a chunked
-// body, garbage, and a body sent after the head in pieces.
+// body, garbage, a body sent after the head in pieces, a request cut short, a head ending in
+// "\n\r\n", and HEAD.
 TEST(WebhookServerTest, RawRequestsGetTheRightStatus) {
   std::atomic<int> triggered{0};
   auto server = startWebhookServer(triggered);
@@ -674,6 +675,24 @@ TEST(WebhookServerTest, RawRequestsGetTheRightStatus) {
   cut.receiveBytes(buf, sizeof buf - 1);
   EXPECT_EQ(std::string(buf).substr(0, std::string(buf).find("\r\n")), "HTTP/1.1 400 Bad Request");
   EXPECT_EQ(triggered.load(), 2);
+  // A head whose blank line follows a bare LF ("\n\r\n") ends there, as POCO's parser reads it.
+  EXPECT_EQ(exchange({"POST /trigger HTTP/1.1\nContent-Length: " + std::to_string(body.size()) +
+                      "\n" + std::string(kSignatureHeader) + ": " + sig + "\n\r\n" + body}),
+            "HTTP/1.1 202 Accepted");
+  EXPECT_EQ(triggered.load(), 3);
+  // HEAD /healthz: the GET's head, its Content-Length included, and no body (RFC 9110 9.3.2).
+  Poco::Net::StreamSocket probe(at);
+  probe.setReceiveTimeout(Poco::Timespan(3, 0));
+  const std::string headRequest = "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  probe.sendBytes(headRequest.data(), static_cast<int>(headRequest.size()));
+  std::string answer;
+  char more[256];
+  for (int n = 0; (n = probe.receiveBytes(more, sizeof more)) > 0;) {
+    answer.append(more, static_cast<size_t>(n));
+  }
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 200 OK\r\n")) << answer;
+  EXPECT_NE(answer.find("Content-Length: 3\r\n"), std::string::npos) << answer;
+  EXPECT_TRUE(answer.ends_with("\r\n\r\n")) << answer;
 }
 
 // Finding 1 of issue 13: a negative, malformed or over-limit Content-Length is refused before
