@@ -141,8 +141,9 @@ RunObservation observeRun(const std::string& stateDir, const RunReport& r,
   return run;
 }
 
-// The metrics endpoint `o` asks for (nullptr when none), serving `metrics`.
-Result<std::unique_ptr<MetricsServer>> startMetrics(const Options& o, AgentMetrics& metrics) {
+// The metrics endpoint `o` asks for (nullptr when none), serving `metrics`, from the net module.
+Result<std::unique_ptr<MetricsServer>> startMetrics(const net::Module& net, const Options& o,
+                                                    AgentMetrics& metrics) {
   if (!o.metricsListen) {
     return std::unique_ptr<MetricsServer>();
   }
@@ -150,12 +151,8 @@ Result<std::unique_ptr<MetricsServer>> startMetrics(const Options& o, AgentMetri
   if (!address) {
     return address.error();
   }
-  auto loaded = net::module();
-  if (!loaded) {
-    return loaded.error();
-  }
-  return (*loaded)->startMetrics(*address, {[&metrics] { return metrics.render(); },
-                                            [] { return std::string("{\"status\":\"ok\"}\n"); }});
+  return net.startMetrics(*address, {[&metrics] { return metrics.render(); },
+                                     [] { return std::string("{\"status\":\"ok\"}\n"); }});
 }
 
 // The webhook's listen address, secret (the file read now) and the ref pushes must concern.
@@ -204,11 +201,7 @@ class Agent {
     return ticket;
   }
   Result<std::unique_ptr<WebhookServer>> startWebhook(const WebhookSettings& w) {
-    auto loaded = net::module();
-    if (!loaded) {
-      return loaded.error();
-    }
-    return (*loaded)->startWebhook(w.listen, w.config, [this] { (void)trigger(); });
+    return net_->startWebhook(w.listen, w.config, [this] { (void)trigger(); });
   }
   void waitForSignals(const sigset_t& signals);
   void reload(const OptionsReader& reread);
@@ -225,6 +218,7 @@ class Agent {
   bool ready_ = false;   // READY=1 sent (after the first run)
   std::string lastRun_;  // the last run's outcome, the STATUS= line
   std::unique_ptr<TriggerSocket> socket_;
+  const net::Module* net_ = nullptr;  // loaded by start(), before any server
   std::unique_ptr<WebhookServer> webhook_;
   AgentMetrics metrics_;
   std::unique_ptr<MetricsServer> metricsServer_;  // destroyed before metrics_
@@ -236,10 +230,12 @@ bool Agent::start() {
   // The net module is loaded now, whether or not the webhook or the metrics need it: a module
   // that cannot be loaded is an installation fault to report at start, not at the first ACME
   // order, and a package upgrade that replaces it later cannot mix two builds in this process.
-  if (auto loaded = net::module(); !loaded) {
+  auto loaded = net::module();
+  if (!loaded) {
     log(LogPriority::kErr, "edgeplane agent: " + loaded.error().message);
     return false;
   }
+  net_ = *loaded;
   // The state dir exists (0700) before the socket goes into it.
   auto store = Store::open(o_.stateDir);
   if (!store) {
@@ -247,7 +243,7 @@ bool Agent::start() {
     return false;
   }
   metrics_.restore(recordedState(**store));
-  auto metricsServer = startMetrics(o_, metrics_);
+  auto metricsServer = startMetrics(*net_, o_, metrics_);
   if (!metricsServer) {
     log(LogPriority::kErr, "edgeplane agent: " + metricsServer.error().message);
     return false;
@@ -350,7 +346,7 @@ void Agent::reloadSettings(const std::string& file, const OptionsReader& reread)
   // (the port is taken) leaves every setting as it was; the same address keeps its server.
   std::unique_ptr<MetricsServer> movedMetrics;
   if (fresh->metricsListen && fresh->metricsListen != o_.metricsListen) {
-    auto started = startMetrics(*fresh, metrics_);
+    auto started = startMetrics(*net_, *fresh, metrics_);
     if (!started) {
       log(LogPriority::kErr, "edgeplane agent: SIGHUP: " + started.error().message +
                                  "; the previous settings stay in force");

@@ -18,15 +18,11 @@
 #include "schema/net.h"
 #include "schema/result.h"
 
-#include "edgeplane_version.h"
-
 namespace edgeplane::net {
 
+// What the module offers. The loader has refused a module of another build by its ELF build
+// ID before any of it ran, so the two halves agree on this table's layout.
 struct Module {
-  // The build both halves come from (buildId()) and this table's size, checked once the module
-  // is loaded; the loader has already refused a module of another build by its ELF build ID.
-  const char* build;
-  size_t size;
   std::unique_ptr<acme::HttpTransport> (*httpsTransport)(const std::string& caRoots);
   Result<std::unique_ptr<cli::WebhookServer>> (*startWebhook)(const Endpoint& listen,
                                                               cli::WebhookConfig config,
@@ -34,10 +30,6 @@ struct Module {
   Result<std::unique_ptr<MetricsServer>> (*startMetrics)(const LocalAddress& address,
                                                          MetricsSource source);
 };
-
-inline const char* buildId() {
-  return "edgeplane " EDGEPLANE_VERSION ", " __VERSION__;
-}
 
 // The module, loaded at the first call (thread-safe) and kept: later calls give the same
 // answer. An error names the file and says why it was not loaded (missing, on an untrusted

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <vector>
 
+#include "schema/net.h"
+
 namespace edgeplane::net {
 namespace {
 
@@ -80,13 +82,7 @@ Result<std::string> buildIdOf(int fd) {
       }
       if (type == NT_GNU_BUILD_ID && namesz == 4 && std::memcmp(&notes[name], "GNU", 4) == 0 &&
           descsz > 0) {
-        static constexpr char kHex[] = "0123456789abcdef";
-        std::string hex;
-        for (size_t i = 0; i < descsz; ++i) {
-          hex += kHex[notes[desc + i] >> 4];
-          hex += kHex[notes[desc + i] & 15];
-        }
-        return hex;
+        return toHex(&notes[desc], descsz);
       }
       at = desc + up(descsz);
     }

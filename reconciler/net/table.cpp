@@ -4,8 +4,8 @@
 namespace edgeplane::net {
 
 const Module& linkedTable() {
-  static const Module table{buildId(), sizeof(Module), &acme::makeHttpsTransport,
-                            &cli::WebhookServer::start, &MetricsServer::start};
+  static const Module table{&acme::makeHttpsTransport, &cli::WebhookServer::start,
+                            &MetricsServer::start};
   return table;
 }
 

@@ -329,6 +329,17 @@ TEST(WebhookServerTest, StoppingWhileConnectionsArriveLeavesNothingBehind) {
   EXPECT_FALSE(edgeplane::testing::leaksFoundNow());
 }
 
+// The status line of the answer the server sends on `s` ("" when none came within its receive
+// timeout).
+std::string statusLine(Poco::Net::StreamSocket& s) {
+  char buf[64] = {};
+  try {
+    s.receiveBytes(buf, sizeof buf - 1);
+  } catch (const Poco::Exception&) {
+  }
+  return std::string(buf).substr(0, std::string(buf).find("\r\n"));
+}
+
 // A good hook trigger (a commit id signed with "k") to the server on `port`: the answer's status
 // (0 when there was none within 3 s) and how long it took.
 std::pair<int, std::chrono::steady_clock::duration> postHookTrigger(uint16_t port) {
@@ -471,12 +482,7 @@ TEST(WebhookServerTest, ConnectionsAndLargeBodiesHeldAtOnceAreBounded) {
                                 std::string(kSignatureHeader) + ": " + webhookSignature("k", body) +
                                 "\r\n\r\n" + body;
     s.sendBytes(request.data(), static_cast<int>(request.size()));
-    char buf[64] = {};
-    try {
-      s.receiveBytes(buf, sizeof buf - 1);
-    } catch (const Poco::Exception&) {
-    }
-    return std::string(buf).substr(0, std::string(buf).find("\r\n"));
+    return statusLine(s);
   };
   // 130 clients that sent the first byte of a head and then nothing.
   std::vector<Poco::Net::StreamSocket> stalled;
@@ -512,13 +518,7 @@ TEST(WebhookServerTest, ConnectionsAndLargeBodiesHeldAtOnceAreBounded) {
     std::this_thread::sleep_for(milliseconds(100));  // read by the server before the next
   }
   pending.back().setReceiveTimeout(Poco::Timespan(2, 0));
-  char buf[64] = {};
-  try {
-    pending.back().receiveBytes(buf, sizeof buf - 1);
-  } catch (const Poco::Exception&) {
-  }
-  EXPECT_EQ(std::string(buf).substr(0, std::string(buf).find("\r\n")),
-            "HTTP/1.1 503 Service Unavailable");
+  EXPECT_EQ(statusLine(pending.back()), "HTTP/1.1 503 Service Unavailable");
   for (size_t i = 0; i + 1 < pending.size(); ++i) {
     EXPECT_FALSE(pending[i].poll(Poco::Timespan(0, 0), Poco::Net::Socket::SELECT_READ)) << i;
   }
@@ -671,9 +671,7 @@ TEST(WebhookServerTest, RawRequestsGetTheRightStatus) {
   cut.setReceiveTimeout(Poco::Timespan(3, 0));
   cut.sendBytes(head.data(), static_cast<int>(head.size() - 10));
   cut.shutdownSend();
-  char buf[64] = {};
-  cut.receiveBytes(buf, sizeof buf - 1);
-  EXPECT_EQ(std::string(buf).substr(0, std::string(buf).find("\r\n")), "HTTP/1.1 400 Bad Request");
+  EXPECT_EQ(statusLine(cut), "HTTP/1.1 400 Bad Request");
   EXPECT_EQ(triggered.load(), 2);
   // A head whose blank line follows a bare LF ("\n\r\n") ends there, as POCO's parser reads it.
   EXPECT_EQ(exchange({"POST /trigger HTTP/1.1\nContent-Length: " + std::to_string(body.size()) +
