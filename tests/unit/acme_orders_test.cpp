@@ -23,7 +23,10 @@ namespace edgeplane {
 namespace {
 
 // A leaf for `domains` "issued" by "CN=Fake CA" (not self-issued), valid for `days`, with an
-// Authority Key Identifier (so it has an RFC 9773 CertID) and a serial of its own.
+// Authority Key Identifier (so it has an RFC 9773 CertID) and a serial of its own. Its validity
+// starts an hour back, as real CAs backdate: a forced renewal (renew_before past the lifetime) is
+// due from notBefore, and the tests' clock is read before the issuance, sometimes in the second
+// before it.
 acme::Issued fakeLeaf(const std::vector<std::string>& domains, int days) {
   static long serial = 7;
   auto key = acme::generateP256();
@@ -31,8 +34,8 @@ acme::Issued fakeLeaf(const std::vector<std::string>& domains, int days) {
   ASN1_INTEGER_set(X509_get_serialNumber(cert), serial++);
   testing::addAuthorityKeyId(cert, "fake-ca-key-id");
   X509_set_version(cert, 2);
-  X509_gmtime_adj(X509_getm_notBefore(cert), 0);
-  X509_gmtime_adj(X509_getm_notAfter(cert), int64_t{days} * 86400);
+  X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert), int64_t{days} * 86400 - 3600);
   X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
                              reinterpret_cast<const unsigned char*>(domains[0].c_str()), -1, -1, 0);
   X509_NAME* issuer = X509_NAME_new();
@@ -216,7 +219,7 @@ struct TwoCertificates {
       target.certificates.push_back(c);
     }
     clock.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    clock.now = std::time(nullptr);  // the fake leaves are valid from now
+    clock.now = std::time(nullptr);  // the fake leaves are valid from an hour back
   }
   AcmeOrders run() {
     core::ApplyResult result;
