@@ -256,11 +256,16 @@ class Validator {
     }
   }
 
-  // Whether every peer's allowed_ips loaded, so that "not inside any" can be trusted.
-  static bool peersKnown(const Namespace& ns) {
-    return !rejected(ns.origin, "peer") &&
-           std::all_of(ns.peers.begin(), ns.peers.end(),
-                       [](const Peer& p) { return loaded(p.origin, "allowed_ips"); });
+  // Whether every peer's allowed_ips loaded, so that "not inside any" can be trusted. Asked for
+  // every forward and backend, so answered once per namespace.
+  bool peersKnown(const Namespace& ns) {
+    auto [it, first] = peersKnown_.try_emplace(&ns, false);
+    if (first) {
+      it->second = !rejected(ns.origin, "peer") &&
+                   std::all_of(ns.peers.begin(), ns.peers.end(),
+                               [](const Peer& p) { return loaded(p.origin, "allowed_ips"); });
+    }
+    return it->second;
   }
 
   static bool coveredByPeer(const Namespace& ns, const IpPrefix& p) {
@@ -643,6 +648,7 @@ class Validator {
 
   const Desired& d_;
   Diagnostics& diags_;
+  std::map<const Namespace*, bool> peersKnown_;
 };
 
 }  // namespace
