@@ -2,6 +2,7 @@
 #include "reconciler/cli/fetch_child.h"
 
 #include "reconciler/cli/fetch_confine.h"
+#include "reconciler/net/module.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -251,6 +252,12 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
 }
 
 int fetchChildMain(const std::vector<std::string>& args) {
+  // libgit2 comes with the net module: loaded before the confinement, as a library linked in
+  // would have been at exec.
+  if (auto loaded = net::module(); !loaded) {
+    std::cout << "terminal __fetch: " << loaded.error().message << "\n";
+    return kExitTerminal;
+  }
   if (auto confined = confineFetchProcess(); !confined) {
     std::cout << "retryable __fetch: " << confined.error().message << "\n";
     return kExitRetryable;

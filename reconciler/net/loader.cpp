@@ -17,7 +17,7 @@
 namespace edgeplane::net {
 namespace {
 
-constexpr const char* kWhat = "the net module (ACME, the agent's webhook and metrics) ";
+constexpr const char* kWhat = "the net module (ACME, Git, the agent's webhook and metrics) ";
 
 Result<std::string> modulePath() {
   char buf[PATH_MAX];

@@ -1,18 +1,21 @@
-// The net module: the parts of edgeplane that speak HTTP over sockets with POCO Net and NetSSL
-// (the ACME client's transport, the agent's webhook and metrics servers), behind one table of
-// entry points. The `edgeplane` executable loads it on first use from the file installed
-// beside it (loader.cpp), so that runs which never speak HTTP (plan, status, an apply without
-// an ACME order) do not map and bind those libraries at start-up; the tests link it in
+// The net module: the parts of edgeplane that reach other hosts through large libraries, behind
+// one table of entry points: HTTP with POCO Net and NetSSL (the ACME client's transport, the
+// agent's webhook and metrics servers) and the config repository with libgit2 (its cache, its
+// fetches). The `edgeplane` executable loads it on first use from the file installed beside it
+// (loader.cpp), so that runs which need neither (plan, status, an apply from a directory
+// without an ACME order) do not map and bind those libraries at start-up; the tests link it in
 // (linked.cpp). Both halves are built from one tree in one build: the table is plain C++.
 #pragma once
 
 #include <cstddef>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include "reconciler/acme/http_transport.h"
 #include "reconciler/cli/webhook.h"
+#include "reconciler/source/git_source.h"
 #include "reconciler/system/metrics_server.h"
 #include "schema/local_address.h"
 #include "schema/net.h"
@@ -29,6 +32,8 @@ struct Module {
                                                               std::function<void()> onTrigger);
   Result<std::unique_ptr<MetricsServer>> (*startMetrics)(const LocalAddress& address,
                                                          MetricsSource source);
+  Result<std::unique_ptr<source::GitRepo>> (*openGit)(const std::filesystem::path& cacheDir,
+                                                      source::SourceSpec spec);
 };
 
 // The module, loaded at the first call (thread-safe) and kept: later calls give the same

@@ -16,9 +16,6 @@
 #include "schema/agent_config.h"
 #include "schema/result.h"
 
-// Callers need no libgit2 header.
-struct git_repository;
-
 namespace edgeplane::source {
 
 struct SourceSpec {
@@ -51,19 +48,41 @@ struct TreeLimits {
   std::size_t maxTotalBytes = std::size_t{64} << 20;
 };
 
+// The config repository's cache, as GitSource reaches it. Its one implementation, on libgit2
+// (libgit2_repo.h), lives in the net module (reconciler/net/module.h), so that a run from a
+// directory does not map libgit2 and what it pulls in at start-up. The methods are
+// GitSource's, documented there.
+class GitRepo {
+ public:
+  virtual ~GitRepo() = default;
+  virtual Result<FetchResult> fetch() = 0;
+  virtual Result<FetchResult> resolve() const = 0;
+  virtual Result<std::map<std::string, std::string>> readTree(std::string_view commitId,
+                                                              std::string_view path,
+                                                              const TreeLimits& limits) const = 0;
+  virtual Result<void> exportTree(std::string_view commitId, std::string_view path,
+                                  const std::filesystem::path& destination) const = 0;
+  virtual Result<FetchResult> describeCommit(std::string_view commitId) const = 0;
+  virtual Result<bool> descendsFrom(std::string_view commitId,
+                                    std::string_view ancestorId) const = 0;
+  virtual Result<std::optional<SshSignedCommit>> extractSignature(
+      std::string_view commitId) const = 0;
+  virtual Result<VerifiedSignature> verifyCommit(
+      std::string_view commitId, const std::vector<AllowedSigner>& signers) const = 0;
+  virtual const SourceSpec& spec() const = 0;
+  virtual const std::filesystem::path& cacheDir() const = 0;
+};
+
 class GitSource {
  public:
   // Opens the bare cache at `cacheDir` (`<state-dir>/source`), creating it (no network) if the
   // directory is absent or empty, and records spec.url as its remote.origin.url (for people
   // inspecting it with git; fetch() uses spec.url as given, without url.*.insteadOf). A
-  // directory that holds something else is refused, never deleted. Bad specs are terminal.
+  // directory that holds something else is refused, never deleted. Bad specs are terminal, and
+  // so is a net module that cannot be loaded.
   static Result<GitSource> open(const std::filesystem::path& cacheDir, SourceSpec spec);
 
-  GitSource(GitSource&& other) noexcept;
-  GitSource& operator=(GitSource&& other) noexcept;
-  GitSource(const GitSource&) = delete;
-  GitSource& operator=(const GitSource&) = delete;
-  ~GitSource();
+  explicit GitSource(std::unique_ptr<GitRepo> repo) : repo_(std::move(repo)) {}
 
   // Fetches every branch (to refs/remotes/origin/*) and tag, pruning what the remote deleted,
   // then resolves the ref as resolve() does. A remote that cannot be reached is retryable and
@@ -71,10 +90,10 @@ class GitSource {
   // there are terminal, and so is a remote that sends more than spec.fetchMaxSize bytes ("fetch
   // exceeded fetch_max_size (N bytes)"; the pack is discarded, no ref moves). libgit2 1.5 has
   // no connect timeout: bound the run from outside.
-  Result<FetchResult> fetch();
+  Result<FetchResult> fetch() { return repo_->fetch(); }
   // Resolves the ref against the cache as the last fetch left it (no network): a branch is the
   // remote's branch, a tag is peeled to its commit, a full id must be in the cache.
-  Result<FetchResult> resolve() const;
+  Result<FetchResult> resolve() const { return repo_->resolve(); }
 
   // Every file under `path` ("" is the whole tree; "config" and "config/" are the same) at
   // the commit, keyed by its '/'-separated path relative to `path`. Read from the object
@@ -82,40 +101,44 @@ class GitSource {
   // submodule under `path` is an error rather than a file silently left out.
   Result<std::map<std::string, std::string>> readTree(std::string_view commitId,
                                                       std::string_view path,
-                                                      const TreeLimits& limits = {}) const;
+                                                      const TreeLimits& limits = {}) const {
+    return repo_->readTree(commitId, path, limits);
+  }
   // Writes readTree's files under `destination` (files 0644, directories 0755). The tree is
   // built in "<destination>.tmp" and swapped in with one rename (RENAME_EXCHANGE), so the
   // destination always holds one whole tree, the old or the new.
   Result<void> exportTree(std::string_view commitId, std::string_view path,
-                          const std::filesystem::path& destination) const;
+                          const std::filesystem::path& destination) const {
+    return repo_->exportTree(commitId, path, destination);
+  }
 
   // The commit `commitId` (a full id) as it is in the cache, described as resolve() does; an
   // id the cache does not hold is a terminal error.
-  Result<FetchResult> describeCommit(std::string_view commitId) const;
+  Result<FetchResult> describeCommit(std::string_view commitId) const {
+    return repo_->describeCommit(commitId);
+  }
   // Whether `commitId` is `ancestorId` or descends from it (git_graph_descendant_of): the
   // anti-rollback check. Either one missing from the cache is a terminal error.
-  Result<bool> descendsFrom(std::string_view commitId, std::string_view ancestorId) const;
+  Result<bool> descendsFrom(std::string_view commitId, std::string_view ancestorId) const {
+    return repo_->descendsFrom(commitId, ancestorId);
+  }
 
   // The commit's `gpgsig` header and the bytes it signs; nullopt when the commit is unsigned.
-  Result<std::optional<SshSignedCommit>> extractSignature(std::string_view commitId) const;
+  Result<std::optional<SshSignedCommit>> extractSignature(std::string_view commitId) const {
+    return repo_->extractSignature(commitId);
+  }
   // The commit must carry an SSH signature, in namespace "git", by one of `signers`; validity
   // times on a signer line are checked against the committer time, as git does.
   Result<VerifiedSignature> verifyCommit(std::string_view commitId,
-                                         const std::vector<AllowedSigner>& signers) const;
+                                         const std::vector<AllowedSigner>& signers) const {
+    return repo_->verifyCommit(commitId, signers);
+  }
 
-  const SourceSpec& spec() const { return spec_; }
-  const std::filesystem::path& cacheDir() const { return cacheDir_; }
+  const SourceSpec& spec() const { return repo_->spec(); }
+  const std::filesystem::path& cacheDir() const { return repo_->cacheDir(); }
 
  private:
-  struct RepoFree {
-    void operator()(git_repository* repo) const;
-  };
-  GitSource(std::filesystem::path cacheDir, SourceSpec spec, git_repository* repo);
-  Result<FetchResult> resolveIn(bool afterFetch) const;
-
-  std::filesystem::path cacheDir_;
-  SourceSpec spec_;
-  std::unique_ptr<git_repository, RepoFree> repo_;
+  std::unique_ptr<GitRepo> repo_;
 };
 
 }  // namespace edgeplane::source

@@ -1,4 +1,4 @@
-// libgit2 handles as unique_ptrs, and the lookups git_source.cpp and git_tree.cpp share.
+// libgit2 handles as unique_ptrs, and the lookups libgit2_repo.cpp and libgit2_tree.cpp share.
 #pragma once
 
 #include <git2.h>

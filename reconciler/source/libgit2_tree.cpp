@@ -1,6 +1,6 @@
-// GitSource's config tree: read from a commit in the object database (no checkout), bounded,
+// LibGit2Repo's config tree: read from a commit in the object database (no checkout), bounded,
 // and exported to disk as one whole tree swapped in with a single rename.
-#include "reconciler/source/git_source.h"
+#include "reconciler/source/libgit2_repo.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -190,9 +190,9 @@ Result<void> writeTree(const fs::path& root, const std::map<std::string, std::st
 
 }  // namespace
 
-Result<std::map<std::string, std::string>> GitSource::readTree(std::string_view commitId,
-                                                               std::string_view path,
-                                                               const TreeLimits& limits) const {
+Result<std::map<std::string, std::string>> LibGit2Repo::readTree(std::string_view commitId,
+                                                                 std::string_view path,
+                                                                 const TreeLimits& limits) const {
   auto commit = lookupCommit(repo_.get(), commitId, "the cache of " + spec_.url);
   if (!commit) {
     return commit.error();
@@ -235,14 +235,14 @@ Result<std::map<std::string, std::string>> GitSource::readTree(std::string_view 
   return std::move(reader.files);
 }
 
-Result<void> GitSource::exportTree(std::string_view commitId, std::string_view path,
-                                   const fs::path& destination) const {
+Result<void> LibGit2Repo::exportTree(std::string_view commitId, std::string_view path,
+                                     const fs::path& destination) const {
   // "dir/" names dir: the temporary tree must be its sibling, not inside it.
   const fs::path dest = destination.has_filename() ? destination : destination.parent_path();
   if (dest.empty()) {
     return terminal("no destination directory for the config tree");
   }
-  auto files = readTree(commitId, path);
+  auto files = readTree(commitId, path, TreeLimits{});
   if (!files) {
     return files.error();
   }
