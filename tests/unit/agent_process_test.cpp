@@ -43,6 +43,14 @@ uint16_t freePort() {
   return probe.address().port();
 }
 
+// Two such ports, distinct: the first is held while the second is asked for (two calls of
+// freePort can be handed the same port).
+std::pair<uint16_t, uint16_t> twoFreePorts() {
+  Poco::Net::ServerSocket first(Poco::Net::SocketAddress("127.0.0.1", 0));
+  Poco::Net::ServerSocket second(Poco::Net::SocketAddress("127.0.0.1", 0));
+  return {first.address().port(), second.address().port()};
+}
+
 void writeSecret(const fs::path& file, const std::string& text) {
   std::ofstream(file, std::ios::trunc) << text << "\n";
   ASSERT_EQ(::chmod(file.c_str(), 0600), 0);
@@ -227,8 +235,9 @@ TEST(AgentProcessTest, ServesMetricsThatFollowItsRuns) {
   const fs::path file = dir.path() / "agent.toml";
   const fs::path secret = dir.path() / "webhook.secret";
   writeSecret(secret, "s");
-  const uint16_t webhook = freePort();
-  const uint16_t port = freePort();
+  const std::pair<uint16_t, uint16_t> ports = twoFreePorts();
+  const uint16_t webhook = ports.first;
+  const uint16_t port = ports.second;
   auto write = [&](uint16_t metrics) {
     std::ofstream(file, std::ios::trunc) << "metrics = \"127.0.0.1:" << metrics << "\"\n"
                                          << agentFile(dir, webhook, secret);

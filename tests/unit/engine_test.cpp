@@ -546,9 +546,9 @@ TEST_F(EngineTest, HelloTimeoutCutsSilentAndSlowlorisClients) {
   start(o);
   engine_->setConfig(makeConfig({{"a", {"a.example.com"}, {a.endpoint()}}}));
   Bytes hello = clientHello("a.example.com");
+  auto begin = std::chrono::steady_clock::now();  // before the accept that starts the 300 ms
   Fd slowloris = client();
   Fd silent = client();
-  auto begin = std::chrono::steady_clock::now();
   // One byte every 50 ms: bytes keep coming, but the whole hello is not there in time.
   std::atomic<bool> cut{false};
   std::thread trickle([&] {

@@ -1579,7 +1579,8 @@ TEST(ProxyBinary, StartsServesAdminNoticesSnapshotsAndStopsOnSigterm) {
   std::string tlsClient = "curl --silent --max-time 5 -o /dev/null -w '%{http_code}'" + resolve;
   EXPECT_EQ(run(tlsClient), "000");
 
-  // A snapshot written straight into the store is noticed without any notice.
+  // A snapshot written straight into the store is noticed without any notice, by the proxy's
+  // poll (every 500 ms; the bound leaves room for a loaded machine and the curls' starts).
   LineBackend backend;
   SnapshotRoute route = passthrough("alpha", {"a.example.com"});
   route.backends = {*Endpoint::parse("127.0.0.1:" + std::to_string(backend.port()))};
@@ -1589,7 +1590,7 @@ TEST(ProxyBinary, StartsServesAdminNoticesSnapshotsAndStopsOnSigterm) {
   std::string config;
   std::string want =
       "{\"generation\":" + std::to_string(g) + ",\"snapshot\":" + snapshotToJson(s) + "}\n";
-  while (std::chrono::steady_clock::now() - written < 3s) {
+  while (std::chrono::steady_clock::now() - written < 5s) {
     config = run(curl + " http://localhost/api/v1/config");
     if (config == want) {
       break;
@@ -1598,7 +1599,7 @@ TEST(ProxyBinary, StartsServesAdminNoticesSnapshotsAndStopsOnSigterm) {
   }
   auto noticed = std::chrono::steady_clock::now() - written;
   EXPECT_EQ(config, want);
-  EXPECT_LT(noticed, 1s) << std::chrono::duration_cast<std::chrono::milliseconds>(noticed).count()
+  EXPECT_LT(noticed, 2s) << std::chrono::duration_cast<std::chrono::milliseconds>(noticed).count()
                          << " ms";
 
   // Now the same client is relayed to the backend: its ClientHello arrives there raw.
