@@ -88,6 +88,8 @@ class GatewayFilter final : public RequestFilter {
   void check(const http::RequestHead& head, const ActiveConfig& config, const ActiveRoute& route,
              const Endpoint& client, FilterVerdict& v) override;
   void finished(const FilterVerdict& v, const Endpoint& client, int status) override;
+  bool stillAdmits(const FilterVerdict& v, const ActiveConfig& config,
+                   const Endpoint& client) override;
 
  private:
   void answer(FilterVerdict& v, int status, std::string_view error) const;
@@ -207,6 +209,7 @@ void GatewayFilter::check(const http::RequestHead& head, const ActiveConfig& con
     return;
   }
   v.subject = key;
+  v.endpoint = chosen;
   v.choice = BackendChoice{&chosen->spec->backends, chosen->health, &chosen->cursor,
                            chosen->spec->balance};
   // The credential stays here; a client cannot pose as another key to the backend.
@@ -234,6 +237,34 @@ void GatewayFilter::finished(const FilterVerdict& v, const Endpoint& client, int
   const auto* key = static_cast<const KeyEntry*>(v.subject);
   shard_->record(g->route->spec.name, key != nullptr ? std::string_view(key->spec.id) : "",
                  client.address, status, clock_.wallMs());
+}
+
+// The key that opened the tunnel, as the config published last has it: there, still enabled,
+// unblocked, of the same digest, and allowed this gateway and endpoint.
+bool GatewayFilter::stillAdmits(const FilterVerdict& v, const ActiveConfig& config,
+                                const Endpoint& client) {
+  const auto* was = static_cast<const KeyEntry*>(v.subject);
+  const auto* g = static_cast<const GatewayEntry*>(v.scope);
+  const auto* e = static_cast<const EndpointEntry*>(v.endpoint);
+  if (was == nullptr || g == nullptr || e == nullptr) {
+    return false;  // a forwarded request has all three: nothing else is let through
+  }
+  const GatewayConfig* gateways = config.gateway.get();
+  const KeyEntry* key = gateways != nullptr ? gateways->findKey(was->spec.id) : nullptr;
+  if (key != nullptr && digestsEqual(key->digest, was->digest) && key->spec.enabled &&
+      !key->blocked.load(std::memory_order_relaxed) && key->mayCall(g->route->spec.name) &&
+      key->mayUse(e->spec->path)) {
+    return true;
+  }
+  line_.assign("API_KEY_REVOKED: ")
+      .append(was->spec.name)
+      .append(" (type: ")
+      .append(g->route->spec.name)
+      .append(") tunnel closed, from IP ")
+      .append(client.address.str())
+      .push_back('\n');
+  log_(line_);
+  return false;
 }
 
 }  // namespace

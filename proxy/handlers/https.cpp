@@ -610,6 +610,9 @@ void HttpsHandler::armTimer() {
       break;
     case State::Tunnel:
       deadline = lastActivityMs_ + o.idleTimeout.count();
+      if (protocol_.filter_ != nullptr) {
+        deadline = std::min(deadline, tunnelCheckMs_);
+      }
       break;
     case State::Closing:
     case State::Linger:
@@ -645,8 +648,12 @@ void HttpsHandler::onTimer() {
       }
       break;
     case State::Tunnel:
-      conn().finish(Outcome::fail(ErrorKind::IdleTimeout));
-      return;
+      if (ctx().now() >= lastActivityMs_ + ctx().options().idleTimeout.count()) {
+        conn().finish(Outcome::fail(ErrorKind::IdleTimeout));
+        return;
+      }
+      tunnelStillAdmitted();  // the timer was its check's
+      break;
     case State::Closing:
     case State::Linger:
       conn().finish(closeOutcome_);

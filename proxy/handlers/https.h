@@ -72,9 +72,11 @@ struct FilterVerdict {
   // Errors the handler answers itself afterwards (502, 503, 504) as a JSON body
   // {"error":"bad gateway"} instead of text.
   bool jsonErrors = false;
-  // The filter's own bookkeeping for finished() (pointers into the request's config).
+  // The filter's own bookkeeping for finished() and stillAdmits() (pointers into the request's
+  // config).
   const void* subject = nullptr;
   const void* scope = nullptr;
+  const void* endpoint = nullptr;
 
   void reset() {
     status = 0;
@@ -84,7 +86,7 @@ struct FilterVerdict {
     addCount = 0;
     drop = {};
     jsonErrors = false;
-    subject = scope = nullptr;
+    subject = scope = endpoint = nullptr;
   }
 };
 
@@ -97,6 +99,10 @@ class RequestFilter {
   virtual void check(const http::RequestHead& head, const ActiveConfig& config,
                      const ActiveRoute& route, const Endpoint& client, FilterVerdict& verdict) = 0;
   virtual void finished(const FilterVerdict& verdict, const Endpoint& client, int status) = 0;
+  // Whether what check() forwarded (a tunnel, after its 101) is still admitted by `config`, the
+  // config published last; false ends the tunnel. Asked about once a second per tunnel.
+  virtual bool stillAdmits(const FilterVerdict& verdict, const ActiveConfig& config,
+                           const Endpoint& client) = 0;
 };
 
 // `filter` may be null (sites).

@@ -117,6 +117,8 @@ class HttpsHandler final : public Handler {
   void onDrain() override;
 
   static constexpr uint32_t kUpstreamTag = 1;
+  // How often a filtered tunnel's credential is checked again (a revoked API key ends it).
+  static constexpr int64_t kTunnelRecheckMs = 1000;
 
  private:
   enum class State : uint8_t { Handshake, Idle, Head, Exchange, Tunnel, Closing, Linger };
@@ -155,6 +157,7 @@ class HttpsHandler final : public Handler {
   bool responseHead();
   bool forwardResponseBody();
   bool tunnel();
+  bool tunnelStillAdmitted();
   bool backendUp(size_t index);
   const std::vector<Endpoint>& backends() { return *ex().verdict.choice.backends; }
 
@@ -190,8 +193,9 @@ class HttpsHandler final : public Handler {
   bool anyRequest_ = false;
   int64_t stateSinceMs_ = 0;
   int64_t lastActivityMs_ = 0;
-  ByteBuffer cin_;  // decrypted client bytes
-  OutQueue cout_;   // plaintext for the client
+  int64_t tunnelCheckMs_ = 0;  // a filtered tunnel: when its credential is checked again
+  ByteBuffer cin_;             // decrypted client bytes
+  OutQueue cout_;              // plaintext for the client
 
   // The request in flight.
   std::unique_ptr<Exchange> ex_;

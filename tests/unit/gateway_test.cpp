@@ -256,6 +256,88 @@ TEST_F(GatewayTest, WorkerFlowReachesEachEndpointsBackendsWithTheKeyNamedNotSent
   EXPECT_EQ(log.text().find(worker.text), std::string::npos);
 }
 
+// A WebSocket backend: answers the upgrade with 101, then echoes what comes, prefixed.
+TestBackend::Handler websocketEcho() {
+  return [](int fd) {
+    std::string buffer;
+    auto req = testing::readBackendRequest(fd, buffer);
+    if (!req || !req->upgrade) {
+      testing::sendBytes(fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
+    testing::sendBytes(fd,
+                       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                       "Connection: Upgrade\r\n\r\n");
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+      testing::sendBytes(fd, "echo:" + std::string(buf, static_cast<size_t>(n)));
+    }
+  };
+}
+
+// A tunnel lives as long as the key that opened it may call its gateway. Blocking the key, or a
+// configuration that disables it, ends its tunnels within about a second (with an event line);
+// the tunnels of other keys go on, also through the reload.
+TEST_F(GatewayTest, ATunnelEndsWhenItsKeyIsRevoked) {
+  StderrCapture log;
+  TestBackend ws(websocketEcho());
+  Key blocked = makeKey("blocked", {"ping"});
+  Key disabled = makeKey("disabled", {"ping"});
+  Key kept = makeKey("kept", {"ping"});
+  apiKeys_ = {blocked.spec, disabled.spec, kept.spec};
+  start();
+  auto config = configureGateway({ws.endpoint()}, {refusedEndpoint()});
+  auto open = [&](const Key& k) {
+    auto c = client("ws.example.test");
+    EXPECT_TRUE(c->write(testing_https::get(
+        "ws.example.test", "/api/gateway/target",
+        bearer(k) + "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x\r\n")));
+    auto r = c->readResponse(true);
+    EXPECT_TRUE(r && r->status == 101);
+    return c;
+  };
+  auto echoes = [](testing::TlsClient& c, const std::string& msg) {
+    if (!c.write(msg)) {
+      return false;
+    }
+    const std::string want = "echo:" + msg;
+    while (c.buffered().size() < want.size() && c.fill()) {
+    }
+    const bool ok = c.buffered() == want;
+    c.buffered().clear();
+    return ok;
+  };
+  // Closed by the proxy within 5 s (the client's own timeout is 20 s).
+  auto endsSoon = [](testing::TlsClient& c) {
+    const auto begin = std::chrono::steady_clock::now();
+    return c.closedByPeer() && std::chrono::steady_clock::now() - begin < std::chrono::seconds(5);
+  };
+  auto a = open(blocked);
+  auto b = open(disabled);
+  auto c = open(kept);
+  for (auto* t : {a.get(), b.get(), c.get()}) {
+    ASSERT_TRUE(echoes(*t, "hello"));
+  }
+
+  config->gateway->applyBlocks({blocked.spec.id});
+  EXPECT_TRUE(endsSoon(*a));
+  EXPECT_TRUE(echoes(*b, "still"));
+  EXPECT_TRUE(echoes(*c, "still"));
+
+  disabled.spec.enabled = false;
+  apiKeys_ = {disabled.spec, kept.spec};
+  configureGateway({ws.endpoint()}, {refusedEndpoint()});
+  EXPECT_TRUE(endsSoon(*b));
+  EXPECT_TRUE(echoes(*c, "after the reload"));
+  EXPECT_TRUE(testing::eventually([&] {
+    return log.count("API_KEY_REVOKED: blocked (type: ping) tunnel closed, from IP 127.0.0.1\n") ==
+               1u &&
+           log.count("API_KEY_REVOKED: disabled (type: ping) tunnel closed, from IP 127.0.0.1\n") ==
+               1u;
+  })) << log.text();
+}
+
 TEST_F(GatewayTest, EveryRefusalIs401WithItsLogLineAndReachesNoBackend) {
   StderrCapture log;
   TestBackend input(named("input"));
