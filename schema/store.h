@@ -325,11 +325,27 @@ class Store {
   Result<void> commitTx();
   void rollbackTx();
 
+  // Around a method whose rows are history or counters (runs and their operations, traffic,
+  // usage): what it changes is not synced when the store closes (~Store).
+  int64_t totalChanges() const;
+  class LightWrites {
+   public:
+    explicit LightWrites(Store& store) : store_(store), before_(store.totalChanges()) {}
+    ~LightWrites() { store_.lightChanges_ += store_.totalChanges() - before_; }
+    LightWrites(const LightWrites&) = delete;
+    LightWrites& operator=(const LightWrites&) = delete;
+
+   private:
+    Store& store_;
+    int64_t before_;
+  };
+
   std::filesystem::path path_;
   std::unique_ptr<sqlite3, DbCloser> db_;
   StoreOptions options_;
   int schemaVersion_ = 0;
   int txDepth_ = 0;
+  int64_t lightChanges_ = 0;  // rows LightWrites changed
   // Prepared statements by SQL text, reused across calls (finalized by DbCloser).
   mutable std::unordered_map<std::string, sqlite3_stmt*> statements_;
 };

@@ -133,6 +133,7 @@ Result<std::vector<StoredApiKey>> Store::listApiKeys() const {
 }
 
 Result<int64_t> Store::addUsageBatch(const std::vector<UsageDelta>& deltas) {
+  const LightWrites light(*this);
   const std::string what = "state store " + path_.string() + ": add api key usage: ";
   for (const UsageDelta& d : deltas) {
     if (d.keyId.empty()) {

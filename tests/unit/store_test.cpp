@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <array>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -142,6 +143,113 @@ TEST_F(StoreTest, ReopenKeepsDataAndAppliesNothing) {
   ASSERT_TRUE(owned.ok());
   ASSERT_TRUE(owned->has_value());
   EXPECT_EQ((*owned)->data, R"({"uplink":"100.64.0.0/31"})");
+}
+
+// One of SQLite's method tables with xSync counted: a copy for WAL files, one for databases.
+struct WrappedMethods {
+  const sqlite3_io_methods* real = nullptr;
+  sqlite3_io_methods wal{};
+  sqlite3_io_methods db{};
+};
+
+// Syncs of the main database and of its WAL, counted by a VFS over SQLite's default one, made
+// the default while it lives.
+class SyncCounter {
+ public:
+  SyncCounter() {
+    base_ = sqlite3_vfs_find(nullptr);
+    vfs_ = *base_;
+    vfs_.zName = "edgeplane-sync-counter";
+    vfs_.xOpen = &open;
+    EXPECT_EQ(sqlite3_vfs_register(&vfs_, 1), SQLITE_OK);
+  }
+  ~SyncCounter() {
+    sqlite3_vfs_unregister(&vfs_);
+    sqlite3_vfs_register(base_, 1);
+  }
+  SyncCounter(const SyncCounter&) = delete;
+  SyncCounter& operator=(const SyncCounter&) = delete;
+
+  static inline int walSyncs = 0;
+  static inline int dbSyncs = 0;
+
+ private:
+  static int sync(sqlite3_file* f, int how) {
+    for (const WrappedMethods& w : wrapped_) {
+      if (f->pMethods == &w.wal || f->pMethods == &w.db) {
+        ++(f->pMethods == &w.wal ? walSyncs : dbSyncs);
+        return w.real->xSync(f, how);
+      }
+    }
+    ADD_FAILURE() << "a file of no wrapped table";
+    return SQLITE_IOERR;
+  }
+  static int open(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* out) {
+    const int rc = base_->xOpen(base_, name, file, flags, out);
+    if (rc != SQLITE_OK || file->pMethods == nullptr ||
+        (flags & (SQLITE_OPEN_WAL | SQLITE_OPEN_MAIN_DB)) == 0) {
+      return rc;
+    }
+    size_t i = 0;
+    while (i < wrapped_.size() && wrapped_[i].real != nullptr &&
+           wrapped_[i].real != file->pMethods) {
+      ++i;
+    }
+    if (i == wrapped_.size()) {
+      ADD_FAILURE() << "more method tables than wrapped";
+      return rc;
+    }
+    WrappedMethods& w = wrapped_[i];
+    if (w.real == nullptr) {
+      w.real = file->pMethods;
+      w.wal = w.db = *w.real;
+      w.wal.xSync = w.db.xSync = &sync;
+    }
+    file->pMethods = (flags & SQLITE_OPEN_WAL) != 0 ? &w.wal : &w.db;
+    return rc;
+  }
+
+  static inline sqlite3_vfs* base_ = nullptr;
+  static inline std::array<WrappedMethods, 4> wrapped_{};
+  sqlite3_vfs vfs_{};
+};
+
+// Closing never checkpoints (a sync of the WAL and one of the database at every run's end): a
+// run that only records history syncs nothing, one that changes owned rows syncs the WAL once,
+// and what it wrote is there for the next open.
+TEST_F(StoreTest, ClosingSyncsTheWalOnlyAfterChangesBeyondHistory) {
+  SyncCounter syncs;
+  open().reset();  // created and migrated
+  SyncCounter::walSyncs = SyncCounter::dbSyncs = 0;
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    auto run = store->beginRun({"0123abcd", "/srv/config", 1000});
+    ASSERT_TRUE(run.ok()) << run.error().message;
+    const OpOutcome op{0, OpAction::Create, "namespace", "tenant-a", true, std::nullopt};
+    ASSERT_TRUE(store->recordOps(*run, std::span(&op, 1)));
+    ASSERT_TRUE(store->finishRun(*run, {2000, RunResult::Ok, "no changes", {}, ""}));
+  }
+  EXPECT_EQ(SyncCounter::walSyncs, 0);
+  EXPECT_EQ(SyncCounter::dbSyncs, 0);
+  EXPECT_TRUE(fs::exists(dbPath_.string() + "-wal"));
+
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->putOwned("namespace", "tenant-a", R"({"uplink":"100.64.0.0/31"})", 3000));
+  }
+  EXPECT_EQ(SyncCounter::walSyncs, 1);
+  EXPECT_EQ(SyncCounter::dbSyncs, 0);
+
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  auto owned = store->getOwned("namespace", "tenant-a");
+  ASSERT_TRUE(owned.ok());
+  EXPECT_TRUE(owned->has_value());
+  auto runs = store->recentRuns(10);
+  ASSERT_TRUE(runs.ok());
+  EXPECT_EQ(runs->size(), 1u);
 }
 
 TEST_F(StoreTest, RefusesNewerSchemaWithoutTouchingTheFile) {
