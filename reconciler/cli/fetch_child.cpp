@@ -113,6 +113,15 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
   if (helper.empty()) {
     return terminal("fetch: no helper command");
   }
+  // The child is this executable, which may have been replaced on disk by an upgrade since it
+  // started, and the module beside it with it: the child gets the module this process loaded.
+  if (auto loaded = net::module(); !loaded) {
+    return terminal("fetch: " + loaded.error().message);
+  }
+  const int moduleFd = net::moduleFile();
+  constexpr int kChildModuleFd = 3;
+  const std::string moduleVar =
+      std::string(kFetchModuleFdEnv) + "=" + std::to_string(kChildModuleFd);
   // A url with a password goes to the child in its environment (readable by its owner only),
   // not on its command line (readable by everyone).
   const bool secretUrl = passwordSpan(spec.url).second != 0;
@@ -132,12 +141,17 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
   std::string urlVar = std::string(kFetchUrlEnv) + "=" + spec.url;
   std::vector<char*> envp;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    if (!std::string_view(*e).starts_with(std::string(kFetchUrlEnv) + "=")) {
+    const std::string_view var(*e);
+    if (!var.starts_with(std::string(kFetchUrlEnv) + "=") &&
+        !var.starts_with(std::string(kFetchModuleFdEnv) + "=")) {
       envp.push_back(*e);
     }
   }
   if (secretUrl) {
     envp.push_back(urlVar.data());
+  }
+  if (moduleFd >= 0) {
+    envp.push_back(const_cast<char*>(moduleVar.c_str()));
   }
   envp.push_back(nullptr);
 
@@ -163,6 +177,11 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);  // the agent blocks SIGTERM for its sigwait
     ::dup2(fds[1], STDOUT_FILENO);               // dup2 clears O_CLOEXEC on the copy
+    if (moduleFd == kChildModuleFd) {
+      ::fcntl(moduleFd, F_SETFD, 0);
+    } else if (moduleFd >= 0) {
+      ::dup2(moduleFd, kChildModuleFd);
+    }
     ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
@@ -253,7 +272,14 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
 
 int fetchChildMain(const std::vector<std::string>& args) {
   // libgit2 comes with the net module: loaded before the confinement, as a library linked in
-  // would have been at exec.
+  // would have been at exec, from the descriptor the parent passed when it did.
+  if (const char* fd = std::getenv(kFetchModuleFdEnv); fd != nullptr) {
+    int n = -1;
+    if (std::from_chars(fd, fd + std::strlen(fd), n).ec == std::errc() && n > STDERR_FILENO) {
+      net::inheritModuleFile(n);
+    }
+    ::unsetenv(kFetchModuleFdEnv);
+  }
   if (auto loaded = net::module(); !loaded) {
     std::cout << "terminal __fetch: " << loaded.error().message << "\n";
     return kExitTerminal;

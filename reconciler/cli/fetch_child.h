@@ -52,6 +52,9 @@ std::string scrubCredentials(std::string text, std::string_view url);
 // The child's environment variable that carries a url holding a password; argv (readable by
 // every user in /proc) then holds "-" in its place.
 inline constexpr const char* kFetchUrlEnv = "EDGEPLANE_FETCH_URL";
+// The child's environment variable naming the descriptor of the net module its parent loaded
+// (net::moduleFile), which the child loads instead of the file on disk.
+inline constexpr const char* kFetchModuleFdEnv = "EDGEPLANE_NET_MODULE_FD";
 
 // Removes the lock files (`*.lock`) a killed fetch may have left under a cache directory.
 // Only safe for the holder of the state lock, the cache's only writer.

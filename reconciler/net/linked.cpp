@@ -7,4 +7,10 @@ Result<const Module*> module() {
   return &linkedTable();
 }
 
+int moduleFile() {
+  return -1;
+}
+
+void inheritModuleFile(int) {}
+
 }  // namespace edgeplane::net

@@ -1,8 +1,10 @@
 // module() for the edgeplane executable: the net module loaded, at its first use, from the
 // file installed beside the executable (EDGEPLANE_NET_MODULE, relative to its directory), once
 // the file and its path are trusted and its build ID is the one this executable was linked
-// beside (net_module_id.h), both judged before any of its code runs.
+// beside (net_module_id.h), both judged before any of its code runs; in a fetch child, from the
+// parent's file (inheritModuleFile).
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,57 +31,90 @@ Result<std::string> modulePath() {
   return (exe.parent_path() / EDGEPLANE_NET_MODULE).lexically_normal().string();
 }
 
-// The trusted file's build ID against the expected one; the descriptor is closed.
-Result<struct stat> judge(const std::string& path) {
-  auto fd = openTrustedFile(path);
-  if (!fd) {
-    return terminal(kWhat + fd.error().message);
-  }
-  auto id = gnuBuildId(*fd);
-  struct stat st {};
-  const int statErr = ::fstat(*fd, &st) == 0 ? 0 : errno;
-  ::close(*fd);
+// The build ID of the module open on `fd` against the one this program was built with.
+Result<void> sameBuild(int fd, const std::string& path) {
+  auto id = gnuBuildId(fd);
   if (!id) {
     return terminal(kWhat + path + ": " + id.error().message);
   }
   if (*id != EDGEPLANE_NET_MODULE_BUILD_ID) {
     return terminal(kWhat + path + " is from another build (build ID " + *id +
                     "; this program was built with " + EDGEPLANE_NET_MODULE_BUILD_ID +
-                    "): install the two from one build");
+                    "): install the two from one build, and restart what runs the old one");
   }
-  if (statErr != 0) {
-    return terminal(kWhat + path + ": " + errnoText(statErr));
+  return {};
+}
+
+// The module's file, kept open once loaded: what a child (the fetch process) is given.
+int g_file = -1;
+// Set in such a child: the parent's file, loaded instead of the one on disk.
+int g_inherited = -1;
+
+const Module* entryOf(void* handle) {
+  using Entry = const Module* (*)();
+  auto entry = reinterpret_cast<Entry>(::dlsym(handle, "edgeplane_net_module"));
+  return entry ? entry() : nullptr;
+}
+
+// The parent's module, on the descriptor it passed: trusted as the parent judged it, checked
+// for this build (the parent may be an edgeplane that an upgrade has since replaced, and this
+// child its old executable), loaded through /proc/self/fd.
+Result<const Module*> loadInherited() {
+  const std::string path = "/proc/self/fd/" + std::to_string(g_inherited);
+  if (auto same = sameBuild(g_inherited, path); !same) {
+    return same.error();
   }
-  return st;
+  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) {
+    return terminal(kWhat + path + ": " + ::dlerror());
+  }
+  const Module* table = entryOf(handle);
+  if (table == nullptr) {
+    return terminal(kWhat + path + ": not an edgeplane net module");
+  }
+  ::fcntl(g_inherited, F_SETFD, FD_CLOEXEC);
+  g_file = g_inherited;
+  return table;
 }
 
 Result<const Module*> load() {
+  if (g_inherited >= 0) {
+    return loadInherited();
+  }
   auto path = modulePath();
   if (!path) {
     return path.error();
   }
-  auto judged = judge(*path);
-  if (!judged) {
-    return judged.error();
+  auto fd = openTrustedFile(*path);
+  if (!fd) {
+    return terminal(kWhat + fd.error().message);
+  }
+  struct stat judged {};
+  const int statErr = ::fstat(*fd, &judged) == 0 ? 0 : errno;
+  if (auto same = sameBuild(*fd, *path); !same || statErr != 0) {
+    ::close(*fd);
+    return same ? terminal(kWhat + *path + ": " + errnoText(statErr)) : same.error();
   }
   // By its name (so that backtraces name it): the file there can only have changed since it
   // was judged by root or this user, who own every directory on the way; checked again.
   void* handle = ::dlopen(path->c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
+    ::close(*fd);
     return terminal(kWhat + *path + ": " + ::dlerror());
   }
   struct stat now {};
-  if (::stat(path->c_str(), &now) != 0 || now.st_dev != judged->st_dev ||
-      now.st_ino != judged->st_ino) {
+  if (::stat(path->c_str(), &now) != 0 || now.st_dev != judged.st_dev ||
+      now.st_ino != judged.st_ino) {
+    ::close(*fd);
     return terminal(kWhat + *path + " was replaced while it was loaded");
   }
-  using Entry = const Module* (*)();
-  auto entry = reinterpret_cast<Entry>(::dlsym(handle, "edgeplane_net_module"));
-  const Module* table = entry ? entry() : nullptr;
+  const Module* table = entryOf(handle);
   if (table == nullptr) {
+    ::close(*fd);
     return terminal(kWhat + *path + ": not an edgeplane net module");
   }
-  return table;  // kept loaded for the life of the process
+  g_file = *fd;
+  return table;  // kept loaded (and its file open) for the life of the process
 }
 
 }  // namespace
@@ -87,6 +122,14 @@ Result<const Module*> load() {
 Result<const Module*> module() {
   static const Result<const Module*> loaded = load();
   return loaded;
+}
+
+int moduleFile() {
+  return module() ? g_file : -1;
+}
+
+void inheritModuleFile(int fd) {
+  g_inherited = fd;
 }
 
 }  // namespace edgeplane::net

@@ -41,6 +41,14 @@ struct Module {
 // path: module_file.h, from another build: its ELF build ID); terminal, as no retry mends it.
 Result<const Module*> module();
 
+// The loaded module's file, open close-on-exec; -1 when the module is not loaded or is linked
+// in. A child of this process (the fetch process) loads the module from it rather than from
+// the file on disk, which an upgrade may have replaced with another build's meanwhile.
+int moduleFile();
+// In such a child, before the first module(): load the module from `fd` (the parent's
+// moduleFile(), inherited), checking its build ID as module() checks a file's. Linked in: no-op.
+void inheritModuleFile(int fd);
+
 // The table itself: defined only where the net code is linked in (the module, the tests).
 const Module& linkedTable();
 

@@ -418,5 +418,30 @@ TEST(AgentProcessTest, LoadsTheNetModuleFromBesideItOnlyWhenTrusted) {
   }
 }
 
+// After an upgrade, the module beside a running edgeplane is another build's; its fetch child
+// (its old executable, run again) loads the module the parent passed it, not that file.
+TEST(AgentProcessTest, TheFetchChildLoadsTheModuleItsParentPassed) {
+  TempDir dir;
+  const fs::path exe = installedCopy(dir, 01755);  // another ELF file in the module's place
+  const fs::path repo = dir.path() / "repo.git";
+  const fs::path work = dir.path() / "work";
+  const std::string git = "git -c user.name=T -c user.email=t@example.com -C " + work.string();
+  ASSERT_EQ(testing::runCommand("git init -q --bare -b main " + repo.string() +
+                                " && git init -q -b main " + work.string() + " && " + git +
+                                " commit -q --allow-empty -m one && " + git + " push -q " +
+                                repo.string() + " main")
+                .status,
+            0);
+  const std::string fetch = exe.string() + " __fetch " + (dir.path() / "cache").string() + " " +
+                            repo.string() + " main 1000000";
+  const testing::CommandResult alone = testing::runCommandStdout(fetch);
+  EXPECT_NE(alone.output.find("edgeplane-net.so is from another build"), std::string::npos)
+      << alone.output;
+  const testing::CommandResult passed = testing::runCommandStdout(
+      "EDGEPLANE_NET_MODULE_FD=3 " + fetch + " 3<" + std::string(EDGEPLANE_NET_MODULE_FILE));
+  EXPECT_EQ(passed.status, 0) << passed.output;
+  EXPECT_EQ(passed.output.rfind("ok ", 0), 0u) << passed.output;
+}
+
 }  // namespace
 }  // namespace edgeplane::cli

@@ -1,4 +1,6 @@
-// GitSource::open: the repository is opened by the net module, which carries libgit2.
+// GitSource::open: the repository is opened by the net module, which carries libgit2. Built
+// with the loader and with the linked table (where module() comes from), so that source/ needs
+// nothing of net/.
 #include "reconciler/source/git_source.h"
 
 #include "reconciler/net/module.h"
