@@ -134,6 +134,15 @@ const GatewayEntry* GatewayConfig::find(const ActiveRoute* route) const {
   return it != byRoute_.end() ? it->second : nullptr;
 }
 
+const GatewayEntry* GatewayConfig::findByName(std::string_view name) const {
+  for (const auto& g : gateways_) {
+    if (g->route->spec.name == name) {
+      return g.get();
+    }
+  }
+  return nullptr;
+}
+
 void GatewayConfig::applyBlocks(const std::set<std::string, std::less<>>& ids) const {
   for (const auto& k : keys_) {
     k->blocked.store(ids.contains(k->spec.id), std::memory_order_relaxed);

@@ -70,6 +70,7 @@ class GatewayConfig {
 
   const KeyEntry* findKey(std::string_view id) const;
   const GatewayEntry* find(const ActiveRoute* route) const;
+  const GatewayEntry* findByName(std::string_view name) const;  // a walk: gateways are few
   const std::vector<std::unique_ptr<KeyEntry>>& keys() const { return keys_; }
   Runtime& runtime() const { return *runtime_; }
   const std::shared_ptr<Runtime>& runtimePtr() const { return runtime_; }

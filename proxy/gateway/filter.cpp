@@ -3,6 +3,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -239,8 +240,9 @@ void GatewayFilter::finished(const FilterVerdict& v, const Endpoint& client, int
                  client.address, status, clock_.wallMs());
 }
 
-// The key that opened the tunnel, as the config published last has it: there, still enabled,
-// unblocked, of the same digest, and allowed this gateway and endpoint.
+// The key the request came with, as the config published last has it: there, still enabled,
+// unblocked, of the same digest, and allowed this gateway and endpoint, which are still there
+// (the endpoint with its path and method).
 bool GatewayFilter::stillAdmits(const FilterVerdict& v, const ActiveConfig& config,
                                 const Endpoint& client) {
   const auto* was = static_cast<const KeyEntry*>(v.subject);
@@ -251,16 +253,23 @@ bool GatewayFilter::stillAdmits(const FilterVerdict& v, const ActiveConfig& conf
   }
   const GatewayConfig* gateways = config.gateway.get();
   const KeyEntry* key = gateways != nullptr ? gateways->findKey(was->spec.id) : nullptr;
-  if (key != nullptr && digestsEqual(key->digest, was->digest) && key->spec.enabled &&
-      !key->blocked.load(std::memory_order_relaxed) && key->mayCall(g->route->spec.name) &&
-      key->mayUse(e->spec->path)) {
+  const GatewayEntry* gateway =
+      gateways != nullptr ? gateways->findByName(g->route->spec.name) : nullptr;
+  const bool endpointThere =
+      gateway != nullptr &&
+      std::any_of(gateway->endpoints.begin(), gateway->endpoints.end(), [&](const auto& now) {
+        return now->spec->path == e->spec->path && now->spec->method == e->spec->method;
+      });
+  if (key != nullptr && endpointThere && digestsEqual(key->digest, was->digest) &&
+      key->spec.enabled && !key->blocked.load(std::memory_order_relaxed) &&
+      key->mayCall(g->route->spec.name) && key->mayUse(e->spec->path)) {
     return true;
   }
   line_.assign("API_KEY_REVOKED: ")
       .append(was->spec.name)
       .append(" (type: ")
       .append(g->route->spec.name)
-      .append(") tunnel closed, from IP ")
+      .append(") connection closed, from IP ")
       .append(client.address.str())
       .push_back('\n');
   log_(line_);

@@ -18,10 +18,11 @@
 //      Authorization and any client-sent X-Edgeplane-Key-Id / -Name (also spelled with '_')
 //      removed and X-Edgeplane-Key-Id / X-Edgeplane-Key-Name added; `API_KEY_AUTH: <name> (type:
 //      <gateway>) from IP <ip>`;
-//   6. after a 101 (WebSocket), stillAdmits(): the key checked again once a second against the
-//      config published last; disabled, blocked, removed, or no longer allowed this gateway or
-//      endpoint -> the tunnel ends, `API_KEY_REVOKED: <name> (type: <gateway>) tunnel closed,
-//      from IP <ip>`.
+//   6. while the forwarded request lasts (a streamed body or response, a WebSocket after its
+//      101), stillAdmits(): the key checked again once a second against the config published
+//      last; disabled, blocked, removed, no longer allowed this gateway or endpoint, or the
+//      gateway or endpoint gone -> the connection ends, `API_KEY_REVOKED: <name> (type:
+//      <gateway>) connection closed, from IP <ip>`.
 // Answers are JSON ({"error":"..."}), and so are the handler's own 502/503/504 on a gateway
 // (503: {"error":"no healthy backends available"}). Every finished request is counted per
 // key in the worker's usage shard (see usage.h).

@@ -350,6 +350,7 @@ void HttpsHandler::startRequest(size_t headLength) {
       closeOutcome_ = Outcome::ok();  // an answer by policy, not a failure
       return;
     }
+    admissionCheckMs_ = ctx().now() + kAdmissionRecheckMs;
   }
   reqFraming_ = ex().req.framing;
   reqRemaining_ = ex().req.framing == http::BodyFraming::ContentLength ? ex().req.contentLength : 0;
@@ -583,7 +584,8 @@ bool HttpsHandler::linger() {
   return false;
 }
 
-void HttpsHandler::armTimer() {
+// The deadline of the state itself (timeouts), without the admission check.
+int64_t HttpsHandler::stateDeadline() {
   const EngineOptions& o = ctx().options();
   int64_t deadline = 0;
   switch (state_) {
@@ -610,19 +612,51 @@ void HttpsHandler::armTimer() {
       break;
     case State::Tunnel:
       deadline = lastActivityMs_ + o.idleTimeout.count();
-      if (protocol_.filter_ != nullptr) {
-        deadline = std::min(deadline, tunnelCheckMs_);
-      }
       break;
     case State::Closing:
     case State::Linger:
       deadline = stateSinceMs_ + kLingerMs;
       break;
   }
-  ctx().schedule(this, deadline);
+  return deadline;
+}
+
+void HttpsHandler::armTimer() {
+  const int64_t deadline = stateDeadline();
+  ctx().schedule(this, admissionChecked() ? std::min(deadline, admissionCheckMs_) : deadline);
+}
+
+// A request the filter let through, while its exchange or tunnel lasts: a streamed response or
+// body, or a WebSocket, can go on for as long as both ends like.
+bool HttpsHandler::admissionChecked() const {
+  return protocol_.filter_ != nullptr && (state_ == State::Exchange || state_ == State::Tunnel) &&
+         ex_ != nullptr && ex_->verdict.status == 0;
+}
+
+// The credential checked again against the config published last, once kAdmissionRecheckMs has
+// passed since the last check: a key revoked meanwhile ends the connection (the filter logs
+// why). False when it ended.
+bool HttpsHandler::stillAdmitted() {
+  if (!admissionChecked() || ctx().now() < admissionCheckMs_) {
+    return true;
+  }
+  admissionCheckMs_ = ctx().now() + kAdmissionRecheckMs;
+  std::shared_ptr<const ActiveConfig> config = ctx().currentConfig();
+  if (config != nullptr && protocol_.filter_->stillAdmits(ex().verdict, *config, conn().client())) {
+    return true;
+  }
+  closeOutcome_ = Outcome::ok();  // ended by policy, not a failure
+  startClosing();
+  return false;
 }
 
 void HttpsHandler::onTimer() {
+  if (admissionChecked() && ctx().now() >= admissionCheckMs_) {
+    if (!stillAdmitted() || ctx().now() < stateDeadline()) {
+      pump();  // closing, or only the check was due
+      return;
+    }
+  }
   switch (state_) {
     case State::Handshake:
       conn().finish(Outcome::fail(ErrorKind::TlsHandshake));
@@ -648,12 +682,8 @@ void HttpsHandler::onTimer() {
       }
       break;
     case State::Tunnel:
-      if (ctx().now() >= lastActivityMs_ + ctx().options().idleTimeout.count()) {
-        conn().finish(Outcome::fail(ErrorKind::IdleTimeout));
-        return;
-      }
-      tunnelStillAdmitted();  // the timer was its check's
-      break;
+      conn().finish(Outcome::fail(ErrorKind::IdleTimeout));
+      return;
     case State::Closing:
     case State::Linger:
       conn().finish(closeOutcome_);

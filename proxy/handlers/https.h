@@ -99,8 +99,9 @@ class RequestFilter {
   virtual void check(const http::RequestHead& head, const ActiveConfig& config,
                      const ActiveRoute& route, const Endpoint& client, FilterVerdict& verdict) = 0;
   virtual void finished(const FilterVerdict& verdict, const Endpoint& client, int status) = 0;
-  // Whether what check() forwarded (a tunnel, after its 101) is still admitted by `config`, the
-  // config published last; false ends the tunnel. Asked about once a second per tunnel.
+  // Whether what check() forwarded (while its exchange lasts: a streamed body or response, a
+  // tunnel after its 101) is still admitted by `config`, the config published last; false ends
+  // the connection. Asked about once a second per such request.
   virtual bool stillAdmits(const FilterVerdict& verdict, const ActiveConfig& config,
                            const Endpoint& client) = 0;
 };

@@ -117,8 +117,9 @@ class HttpsHandler final : public Handler {
   void onDrain() override;
 
   static constexpr uint32_t kUpstreamTag = 1;
-  // How often a filtered tunnel's credential is checked again (a revoked API key ends it).
-  static constexpr int64_t kTunnelRecheckMs = 1000;
+  // How often the credential of a request the filter let through is checked again while its
+  // exchange or tunnel lasts (a revoked API key ends it).
+  static constexpr int64_t kAdmissionRecheckMs = 1000;
 
  private:
   enum class State : uint8_t { Handshake, Idle, Head, Exchange, Tunnel, Closing, Linger };
@@ -157,7 +158,9 @@ class HttpsHandler final : public Handler {
   bool responseHead();
   bool forwardResponseBody();
   bool tunnel();
-  bool tunnelStillAdmitted();
+  bool admissionChecked() const;
+  bool stillAdmitted();
+  int64_t stateDeadline();
   bool backendUp(size_t index);
   const std::vector<Endpoint>& backends() { return *ex().verdict.choice.backends; }
 
@@ -193,9 +196,9 @@ class HttpsHandler final : public Handler {
   bool anyRequest_ = false;
   int64_t stateSinceMs_ = 0;
   int64_t lastActivityMs_ = 0;
-  int64_t tunnelCheckMs_ = 0;  // a filtered tunnel: when its credential is checked again
-  ByteBuffer cin_;             // decrypted client bytes
-  OutQueue cout_;              // plaintext for the client
+  int64_t admissionCheckMs_ = 0;  // admissionChecked(): when the credential is checked again
+  ByteBuffer cin_;                // decrypted client bytes
+  OutQueue cout_;                 // plaintext for the client
 
   // The request in flight.
   std::unique_ptr<Exchange> ex_;

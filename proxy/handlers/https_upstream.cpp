@@ -368,7 +368,6 @@ bool HttpsHandler::responseHead() {
       s->observeRequest(status, ctx().now() - stateSinceMs_);
     }
     state_ = State::Tunnel;
-    tunnelCheckMs_ = ctx().now() + kTunnelRecheckMs;
     resp_ = Resp::Body;
     reqBodyDone_ = true;
     return true;
@@ -424,23 +423,6 @@ bool HttpsHandler::forwardResponseBody() {
     return false;
   }
   return moved > 0 || done;
-}
-
-// A filtered tunnel's credential, checked again against the config published last once
-// kTunnelRecheckMs has passed since the last check: a key revoked meanwhile ends it (the
-// filter logs why). False when it ended.
-bool HttpsHandler::tunnelStillAdmitted() {
-  if (protocol_.filter_ == nullptr || ctx().now() < tunnelCheckMs_) {
-    return true;
-  }
-  tunnelCheckMs_ = ctx().now() + kTunnelRecheckMs;
-  std::shared_ptr<const ActiveConfig> config = ctx().currentConfig();
-  if (config != nullptr && protocol_.filter_->stillAdmits(ex().verdict, *config, conn().client())) {
-    return true;
-  }
-  closeOutcome_ = Outcome::ok();  // ended by policy, not a failure
-  startClosing();
-  return false;
 }
 
 // After a 101: raw bytes both ways (TLS to the client, plain to the backend) until one ends.

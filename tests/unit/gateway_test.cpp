@@ -276,9 +276,9 @@ TestBackend::Handler websocketEcho() {
   };
 }
 
-// A tunnel lives as long as the key that opened it may call its gateway. Blocking the key, or a
-// configuration that disables it, ends its tunnels within about a second (with an event line);
-// the tunnels of other keys go on, also through the reload.
+// A tunnel lives as long as the key that opened it may call its endpoint. Blocking the key, or a
+// configuration that disables it or takes the endpoint away, ends its tunnels within about a
+// second (with an event line); the tunnels of other keys go on, also through a reload.
 TEST_F(GatewayTest, ATunnelEndsWhenItsKeyIsRevoked) {
   StderrCapture log;
   TestBackend ws(websocketEcho());
@@ -330,11 +330,70 @@ TEST_F(GatewayTest, ATunnelEndsWhenItsKeyIsRevoked) {
   configureGateway({ws.endpoint()}, {refusedEndpoint()});
   EXPECT_TRUE(endsSoon(*b));
   EXPECT_TRUE(echoes(*c, "after the reload"));
+
+  // The endpoint gone from the gateway (the key is unscoped): its tunnels end too.
+  testing_https::Site moved{"ping", {"ws.example.test"}, {}, "main", {}};
+  moved.kind = RouteKind::Gateway;
+  moved.endpoints = {{"/api/gateway/moved", "GET", {ws.endpoint()}, Balance::RoundRobin}};
+  configure({moved});
+  EXPECT_TRUE(endsSoon(*c));
   EXPECT_TRUE(testing::eventually([&] {
-    return log.count("API_KEY_REVOKED: blocked (type: ping) tunnel closed, from IP 127.0.0.1\n") ==
+    return log.count(
+               "API_KEY_REVOKED: blocked (type: ping) connection closed, from IP 127.0.0.1\n") ==
                1u &&
-           log.count("API_KEY_REVOKED: disabled (type: ping) tunnel closed, from IP 127.0.0.1\n") ==
+           log.count(
+               "API_KEY_REVOKED: disabled (type: ping) connection closed, from IP 127.0.0.1\n") ==
+               1u &&
+           log.count("API_KEY_REVOKED: kept (type: ping) connection closed, from IP 127.0.0.1\n") ==
                1u;
+  })) << log.text();
+}
+
+// A streamed response (chunked, one chunk every 50 ms for up to 20 s) lives only as long as
+// its key, like a tunnel: blocked, the response is cut within about a second.
+TEST_F(GatewayTest, AStreamedResponseEndsWhenItsKeyIsBlocked) {
+  StderrCapture log;
+  std::atomic<bool> stop{false};
+  TestBackend stream([&](int fd) {
+    std::string buffer;
+    if (!testing::readBackendRequest(fd, buffer)) {
+      return;
+    }
+    testing::sendBytes(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 400 && !stop; ++i) {
+      if (!testing::sendBytes(fd, "5\r\ntick\n\r\n")) {
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  Key key = makeKey("streamer", {"ping"});
+  apiKeys_ = {key.spec};
+  start();
+  auto config = configureGateway({stream.endpoint()}, {refusedEndpoint()});
+  auto c = client("ws.example.test");
+  ASSERT_TRUE(c->write(testing_https::get("ws.example.test", "/api/gateway/target", bearer(key))));
+  auto ticks = [&] {
+    size_t n = 0;
+    for (size_t at = c->buffered().find("tick"); at != std::string::npos;
+         at = c->buffered().find("tick", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  while (ticks() < 2 && c->fill()) {
+  }
+  ASSERT_GE(ticks(), 2u) << c->buffered();
+  config->gateway->applyBlocks({key.spec.id});
+  const auto begin = std::chrono::steady_clock::now();
+  while (c->fill()) {  // until the proxy closes (or the client's 20 s timeout)
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(5));
+  stop = true;
+  EXPECT_TRUE(testing::eventually([&] {
+    return log.count(
+               "API_KEY_REVOKED: streamer (type: ping) connection closed, from IP 127.0.0.1\n") ==
+           1u;
   })) << log.text();
 }
 
