@@ -328,15 +328,22 @@ Store::Store(fs::path path, std::unique_ptr<sqlite3, DbCloser> db, const StoreOp
 // blocks, ACME state, migrations aside) is made durable here with one sync of the WAL, as
 // synchronous = FULL does at each commit.
 Store::~Store() {
-  sqlite3* db = db_.get();
-  if (db == nullptr || sqlite3_total_changes64(db) <= lightChanges_) {
-    return;
+  if (db_ != nullptr && sqlite3_total_changes64(db_.get()) > lightChanges_) {
+    (void)syncWal();  // nothing to tell a destructor's caller; the next run's syncWal may mend
   }
+}
+
+Result<void> Store::syncWal() {
   sqlite3_file* wal = nullptr;
-  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) == SQLITE_OK &&
-      wal != nullptr && wal->pMethods != nullptr) {
-    wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+  if (sqlite3_file_control(db_.get(), "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK ||
+      wal == nullptr || wal->pMethods == nullptr) {
+    return {};  // no WAL open in this connection: it wrote nothing, read nothing yet
   }
+  if (const int rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL); rc != SQLITE_OK) {
+    return terminal("state store " + path_.string() +
+                    ": syncing its write-ahead log failed: " + sqlite3_errstr(rc));
+  }
+  return {};
 }
 
 int64_t Store::totalChanges() const {
@@ -571,13 +578,37 @@ Result<void> Store::recordOps(int64_t runId, std::span<const OpOutcome> ops) {
       });
 }
 
+namespace {
+
+// Whether run `runId`, finishing well, would make its commit the last good one: it has one,
+// and the last good run so far has another (or there is none). An error counts as yes.
+bool movesLastGoodCommit(const Store& store, const Conn& c, int64_t runId) {
+  auto commit = c.queryOne<std::string>(
+      "read the run's commit",
+      "SELECT commit_id FROM apply_runs WHERE id = ?1 AND commit_id IS NOT NULL",
+      [](const Stmt& s) { return std::optional(s.text(0)); }, runId);
+  if (!commit || !commit->has_value()) {
+    return !commit.ok();
+  }
+  auto last = store.lastGoodCommitRun();
+  return !last || !last->has_value() || (*last)->commitId != **commit;
+}
+
+}  // namespace
+
 Result<void> Store::finishRun(int64_t runId, const RunFinish& finish) {
   if (finish.result == RunResult::Running) {
     return terminal("state store " + path_.string() + ": finish run " + std::to_string(runId) +
                     ": a finished run needs a final result, not 'running'");
   }
-  const LightWrites light(*this);
   const Conn c(db_.get(), path_, &statements_);
+  // History, unless the run makes its commit the last good one: the anti-rollback marker
+  // (lastGoodCommitRun) then moves, and is synced at close with what matters.
+  std::optional<LightWrites> light;
+  if (!(finish.result == RunResult::Ok || finish.result == RunResult::Partial) ||
+      !movesLastGoodCommit(*this, c, runId)) {
+    light.emplace(*this);
+  }
   auto r =
       c.exec("finish run",
              "UPDATE apply_runs SET finished_at = ?2, result = ?3, summary = ?4, "

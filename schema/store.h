@@ -231,6 +231,11 @@ class Store {
   template <typename F>
   requires std::invocable<F&> std::invoke_result_t<F&> transaction(F&& body);
 
+  // Makes every transaction committed so far, by any connection, durable now: one sync of the
+  // WAL. Closing does it for what the connection itself changed beyond history (~Store); this is
+  // for what another left, e.g. a process killed before its close.
+  Result<void> syncWal();
+
   // Apply history.
   Result<int64_t> beginRun(const RunStart& start);
   Result<void> recordOp(int64_t runId, const OpOutcome& op);

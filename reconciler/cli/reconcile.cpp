@@ -99,6 +99,11 @@ bool lockAndOpen(Run& r) {
   if (auto recent = r.store->recentRuns(50)) {
     for (const ApplyRun& run : *recent) {
       if (run.result == RunResult::Running) {
+        // What it committed was to be synced at its close, which never came.
+        if (auto synced = r.store->syncWal(); !synced) {
+          r.stopUnrecorded(synced.error());
+          return false;
+        }
         (void)r.store->finishRun(
             run.id, RunFinish{nowMs(), RunResult::Failed,
                               "interrupted: the process ended before the run finished (killed, "

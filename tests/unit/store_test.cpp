@@ -224,7 +224,7 @@ TEST_F(StoreTest, ClosingSyncsTheWalOnlyAfterChangesBeyondHistory) {
   {
     auto store = open();
     ASSERT_NE(store, nullptr);
-    auto run = store->beginRun({"0123abcd", "/srv/config", 1000});
+    auto run = store->beginRun({std::nullopt, "/srv/config", 1000});  // from a directory
     ASSERT_TRUE(run.ok()) << run.error().message;
     const OpOutcome op{0, OpAction::Create, "namespace", "tenant-a", true, std::nullopt};
     ASSERT_TRUE(store->recordOps(*run, std::span(&op, 1)));
@@ -242,6 +242,31 @@ TEST_F(StoreTest, ClosingSyncsTheWalOnlyAfterChangesBeyondHistory) {
   EXPECT_EQ(SyncCounter::walSyncs, 1);
   EXPECT_EQ(SyncCounter::dbSyncs, 0);
 
+  // A run that makes its commit the last good one moves the anti-rollback marker: synced. A run
+  // of that commit again is history only.
+  auto runOf = [&](const char* commit) {
+    SyncCounter::walSyncs = 0;
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    auto run = store->beginRun({commit, "/srv/config", 4000});
+    ASSERT_TRUE(run.ok()) << run.error().message;
+    ASSERT_TRUE(store->finishRun(*run, {5000, RunResult::Ok, "no changes", {}, ""}));
+  };
+  runOf("4567cdef");
+  EXPECT_EQ(SyncCounter::walSyncs, 1);
+  runOf("4567cdef");
+  EXPECT_EQ(SyncCounter::walSyncs, 0);
+
+  // syncWal: what the connection or another committed is synced now (the next run does so for
+  // one an interrupted process left running, whose close never came).
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    SyncCounter::walSyncs = 0;
+    ASSERT_TRUE(store->syncWal());
+    EXPECT_EQ(SyncCounter::walSyncs, 1);
+  }
+
   auto store = open();
   ASSERT_NE(store, nullptr);
   auto owned = store->getOwned("namespace", "tenant-a");
@@ -249,7 +274,7 @@ TEST_F(StoreTest, ClosingSyncsTheWalOnlyAfterChangesBeyondHistory) {
   EXPECT_TRUE(owned->has_value());
   auto runs = store->recentRuns(10);
   ASSERT_TRUE(runs.ok());
-  EXPECT_EQ(runs->size(), 1u);
+  EXPECT_EQ(runs->size(), 3u);
 }
 
 TEST_F(StoreTest, RefusesNewerSchemaWithoutTouchingTheFile) {
