@@ -1,12 +1,14 @@
-// The state store's SQLite helpers shared by its translation units (store.cpp,
-// store_api_keys.cpp): prepared statements, typed queries. Internal: not for other modules.
+// The state store's SQLite helpers shared by its translation units (store*.cpp): prepared
+// statements, typed queries, multi-row inserts. Internal: not for other modules.
 #pragma once
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -250,6 +252,43 @@ inline std::string jsonStringArray(const std::vector<std::string>& items) {
 
 inline bool isHex64(std::string_view s) {
   return s.size() == 64 && allHex(s);
+}
+
+// `items` inserted `kRows` to a statement: `head` VALUES (?,…),(?,…)… `tail`, each row's
+// `columns` parameters bound by bindRow(stmt, firstParameter, item).
+template <typename T, typename BindRow>
+Result<void> insertRows(const Conn& c, std::string_view what, std::string_view head,
+                        std::string_view tail, int columns, std::span<const T> items,
+                        BindRow bindRow) {
+  constexpr size_t kRows = 64;
+  std::string row = "(?";
+  for (int i = 1; i < columns; ++i) {
+    row += ",?";
+  }
+  row += ')';
+  for (size_t at = 0; at < items.size(); at += kRows) {
+    const size_t rows = std::min(kRows, items.size() - at);
+    std::string sql(head);
+    sql += " VALUES ";
+    for (size_t i = 0; i < rows; ++i) {
+      if (i > 0) {
+        sql += ',';
+      }
+      sql += row;
+    }
+    sql += tail;
+    auto stmt = c.prepare(what, sql);
+    if (!stmt) {
+      return stmt.error();
+    }
+    for (size_t i = 0; i < rows; ++i) {
+      bindRow(*stmt, static_cast<int>(1 + columns * i), items[at + i]);
+    }
+    if (const int rc = stmt->step(); rc != SQLITE_DONE) {
+      return c.error(what, rc);
+    }
+  }
+  return {};
 }
 
 }  // namespace edgeplane::store_sql
