@@ -120,8 +120,7 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
   }
   const int moduleFd = net::moduleFile();
   constexpr int kChildModuleFd = 3;
-  const std::string moduleVar =
-      std::string(kFetchModuleFdEnv) + "=" + std::to_string(kChildModuleFd);
+  std::string moduleVar = std::string(kFetchModuleFdEnv) + "=" + std::to_string(kChildModuleFd);
   // A url with a password goes to the child in its environment (readable by its owner only),
   // not on its command line (readable by everyone).
   const bool secretUrl = passwordSpan(spec.url).second != 0;
@@ -151,13 +150,13 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
     envp.push_back(urlVar.data());
   }
   if (moduleFd >= 0) {
-    envp.push_back(const_cast<char*>(moduleVar.c_str()));
+    envp.push_back(moduleVar.data());
   }
   envp.push_back(nullptr);
 
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
-    return retryable(std::string("fetch: pipe: ") + std::strerror(errno));
+    return retryable(std::string("fetch: pipe: ") + errnoText(errno));
   }
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
@@ -165,7 +164,7 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
     const int err = errno;
     ::close(fds[0]);
     ::close(fds[1]);
-    return retryable(std::string("fetch: fork: ") + std::strerror(err));
+    return retryable(std::string("fetch: fork: ") + errnoText(err));
   }
   if (pid == 0) {
     ::setpgid(0, 0);
@@ -239,7 +238,7 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
       break;
     }
     if (r < 0 && errno != EINTR) {
-      return retryable(std::string("fetch: waitpid: ") + std::strerror(errno));
+      return retryable(std::string("fetch: waitpid: ") + errnoText(errno));
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       killAndReap(pid);

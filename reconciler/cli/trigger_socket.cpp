@@ -239,7 +239,7 @@ Result<std::unique_ptr<TriggerSocket>> TriggerSocket::listen(const fs::path& pat
   ::umask(old);
   if (bound != 0) {
     ::close(impl->listenFd);
-    return terminal("cannot listen on " + path.string() + ": " + std::strerror(bindErr));
+    return terminal("cannot listen on " + path.string() + ": " + errnoText(bindErr));
   }
   if (::chmod(path.c_str(), 0600) != 0 || ::listen(impl->listenFd, 16) != 0) {
     const std::string why = errnoText(errno);
@@ -278,7 +278,7 @@ Result<std::string> requestTrigger(const fs::path& path, bool wait,
       return retryable("no agent is listening on " + path.string() +
                        " (is `edgeplane agent` running with this state dir?)");
     }
-    return terminal("cannot connect to " + path.string() + ": " + std::strerror(err));
+    return terminal("cannot connect to " + path.string() + ": " + errnoText(err));
   }
   sendAll(fd, wait ? "reconcile-wait\n" : "reconcile\n");
   auto answer = readLine(fd, 4096, std::chrono::steady_clock::now() + timeout);

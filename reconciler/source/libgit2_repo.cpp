@@ -11,7 +11,6 @@
 #include <stdio.h>
 
 #include <cerrno>
-#include <cstring>
 #include <system_error>
 #include <utility>
 
@@ -175,8 +174,7 @@ Result<void> initCache(const fs::path& dir, const std::string& url) {
   if (::rename(tmp.c_str(), dir.c_str()) != 0) {
     const int err = errno;
     fs::remove_all(tmp, ec);
-    return terminal("cannot move the source cache into " + dir.string() + ": " +
-                    std::strerror(err));
+    return terminal("cannot move the source cache into " + dir.string() + ": " + errnoText(err));
   }
   return {};
 }

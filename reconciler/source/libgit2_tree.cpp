@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <system_error>
 #include <utility>
 
@@ -123,7 +122,7 @@ struct TreeReader {
 };
 
 Result<void> errnoError(const std::string& what) {
-  return terminal(what + ": " + std::strerror(errno));
+  return terminal(what + ": " + errnoText(errno));
 }
 
 Result<void> makeDir(const fs::path& dir) {
@@ -282,7 +281,7 @@ Result<void> LibGit2Repo::exportTree(std::string_view commitId, std::string_view
   }
   const int err = errno;
   fs::remove_all(tmp, ec);
-  return terminal("cannot move the config tree into " + dest.string() + ": " + std::strerror(err));
+  return terminal("cannot move the config tree into " + dest.string() + ": " + errnoText(err));
 }
 
 }  // namespace edgeplane::source

@@ -38,14 +38,14 @@ Result<void> clearStaleSocket(const fs::path& path) {
     if (errno == ENOENT) {
       return {};
     }
-    return terminal("cannot inspect " + path.string() + ": " + std::strerror(errno));
+    return terminal("cannot inspect " + path.string() + ": " + errnoText(errno));
   }
   if (!S_ISSOCK(st.st_mode)) {
     return terminal(path.string() + " exists and is not a socket; refusing to replace it");
   }
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    return terminal(std::string("socket: ") + std::strerror(errno));
+    return terminal(std::string("socket: ") + errnoText(errno));
   }
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -58,11 +58,10 @@ Result<void> clearStaleSocket(const fs::path& path) {
                     " (is another instance already running?)");
   }
   if (err != ECONNREFUSED && err != ENOENT) {
-    return terminal("cannot probe " + path.string() + ": " + std::strerror(err));
+    return terminal("cannot probe " + path.string() + ": " + errnoText(err));
   }
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return terminal("cannot remove the stale socket " + path.string() + ": " +
-                    std::strerror(errno));
+    return terminal("cannot remove the stale socket " + path.string() + ": " + errnoText(errno));
   }
   return {};
 }
@@ -173,7 +172,7 @@ Result<LocalSocket> listenLocal(const LocalAddress& address, mode_t mode,
         char octal[8];
         std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(mode));
         return terminal("cannot make " + address.unixPath->string() + " " + octal + ": " +
-                        std::strerror(err));
+                        errnoText(err));
       }
       out.address = address.str();
     } else {
