@@ -1,14 +1,21 @@
-// sd_notify(3) through libsystemd (see service_manager.h).
+// The service manager's notification protocol, spoken directly (see service_manager.h).
+// systemd declares $NOTIFY_SOCKET a stable interface for independent implementations
+// (sd_notify(3), NOTES): one datagram to an AF_UNIX socket. Not linking libsystemd for it keeps
+// that library and the compressors and crypto it loads out of every edgeplane run.
 #include "reconciler/system/service_manager.h"
 
 #include <pthread.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
-#include <systemd/sd-daemon.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <charconv>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 namespace edgeplane {
 
@@ -25,10 +32,50 @@ std::string oneLine(std::string_view text) {
   return out;
 }
 
+// A whole decimal number, nothing else.
+std::optional<uint64_t> decimal(const char* text) {
+  if (text == nullptr) {
+    return std::nullopt;
+  }
+  const std::string_view s(text);
+  uint64_t value = 0;
+  const auto [end, err] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (s.empty() || err != std::errc() || end != s.data() + s.size()) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+// One datagram to $NOTIFY_SOCKET: an absolute path, or "@name" for an abstract socket. Any
+// other value (unset, relative, too long) sends nothing. The variables stay set: the children
+// (wireguard-go, the fetch child) are not the main PID, and a later notice still needs them.
+// The kernel attaches our credentials for the manager, which asks for them (SO_PASSCRED).
 void notify(const std::string& message) {
-  // unset_environment = 0: child processes (wireguard-go, the fetch child) never notify, as they
-  // are not the main PID; keeping the variables lets a later notice still find the socket.
-  (void)sd_notify(0, message.c_str());
+  const char* env = std::getenv("NOTIFY_SOCKET");
+  if (env == nullptr) {
+    return;
+  }
+  const std::string_view name(env);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if ((!name.starts_with('/') && !name.starts_with('@')) || name.size() < 2 ||
+      name.size() >= sizeof(addr.sun_path)) {
+    return;
+  }
+  std::memcpy(addr.sun_path, name.data(), name.size());
+  socklen_t length = offsetof(sockaddr_un, sun_path) + name.size();
+  if (name.starts_with('@')) {
+    addr.sun_path[0] = '\0';  // abstract: the name is the bytes after the NUL, no terminator
+  } else {
+    ++length;  // a path: its terminating NUL counts
+  }
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return;
+  }
+  (void)::sendto(fd, message.data(), message.size(), MSG_NOSIGNAL,
+                 reinterpret_cast<const sockaddr*>(&addr), length);
+  ::close(fd);
 }
 
 }  // namespace
@@ -112,12 +159,19 @@ void ServiceManager::watchdog() {
 }
 
 std::optional<std::chrono::microseconds> ServiceManager::watchdogInterval() {
-  uint64_t usec = 0;
-  // > 0 only when WATCHDOG_USEC is set and WATCHDOG_PID (if set) is this process.
-  if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) {
+  // On when WATCHDOG_USEC is a positive number and WATCHDOG_PID, if set, is this process: a
+  // child that inherited the variables is not the one the manager watches.
+  const std::optional<uint64_t> usec = decimal(std::getenv("WATCHDOG_USEC"));
+  if (!usec || *usec == 0 || *usec > static_cast<uint64_t>(INT64_MAX)) {
     return std::nullopt;
   }
-  return std::chrono::microseconds(usec / 2);
+  if (const char* pid = std::getenv("WATCHDOG_PID"); pid != nullptr) {
+    const std::optional<uint64_t> watched = decimal(pid);
+    if (!watched || *watched != static_cast<uint64_t>(::getpid())) {
+      return std::nullopt;
+    }
+  }
+  return std::chrono::microseconds(static_cast<int64_t>(*usec / 2));
 }
 
 Watchdog::Watchdog(std::function<bool()> alive) : alive_(std::move(alive)) {

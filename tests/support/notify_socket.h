@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -17,13 +18,21 @@ namespace edgeplane::testing {
 
 class NotifySocket {
  public:
+  // `path`: a file path, or "@name" for a socket in the abstract namespace (as $NOTIFY_SOCKET
+  // spells one; the address is then the name after a NUL byte, with no terminator).
   explicit NotifySocket(std::filesystem::path path) : path_(std::move(path)) {
     fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
-    bound_ = fd_ >= 0 && path_.string().size() < sizeof(addr.sun_path) &&
-             ::bind(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
+    const std::string name = path_.string();
+    std::strncpy(addr.sun_path, name.c_str(), sizeof(addr.sun_path) - 1);
+    socklen_t length = sizeof(addr);
+    if (name.starts_with('@')) {
+      addr.sun_path[0] = '\0';
+      length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
+    }
+    bound_ = fd_ >= 0 && name.size() < sizeof(addr.sun_path) &&
+             ::bind(fd_, reinterpret_cast<const sockaddr*>(&addr), length) == 0;
   }
   ~NotifySocket() {
     if (fd_ >= 0) {
