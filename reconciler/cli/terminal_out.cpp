@@ -64,10 +64,15 @@ TerminalSafeBuf::~TerminalSafeBuf() {
 
 void TerminalSafeBuf::put(std::string_view s) {
   std::lock_guard lock(mu_);
-  held_.append(s);
-  const size_t keep = incompleteUtf8Tail(held_);
-  std::string out = terminalLines(std::string_view(held_).substr(0, held_.size() - keep));
-  held_.erase(0, held_.size() - keep);
+  // Nothing held back (the usual case): `s` is escaped as it is, without a copy first.
+  std::string_view text = s;
+  if (!held_.empty()) {
+    held_.append(s);
+    text = held_;
+  }
+  const size_t keep = incompleteUtf8Tail(text);
+  std::string out = terminalLines(text.substr(0, text.size() - keep));
+  held_ = std::string(text.substr(text.size() - keep));  // a copy first: `text` may be held_
   if (out.empty()) {
     return;
   }
