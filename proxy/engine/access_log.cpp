@@ -30,6 +30,8 @@ std::string_view outcomeName(Outcome outcome) {
       return "empty";
     case Outcome::Shutdown:
       return "shutdown";
+    case Outcome::Revoked:
+      return "revoked";
   }
   return "ok";
 }

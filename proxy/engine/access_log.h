@@ -2,8 +2,9 @@
 //
 //   access client=IP:PORT sni=NAME route="KEY" backend=IP:PORT in=N out=N ms=N outcome=OUTCOME
 //
-// OUTCOME is "ok", an ErrorKind name, "empty" (closed by the client before sending a byte) or
-// "shutdown" (cut by drain/shutdown). Handlers with their own record (access-http,
+// OUTCOME is "ok", an ErrorKind name, "empty" (closed by the client before sending a byte),
+// "shutdown" (cut by drain/shutdown) or "revoked" (a gateway exchange or tunnel ended because
+// its API key was revoked meanwhile). Handlers with their own record (access-http,
 // access-https) format it themselves and write it with Context::accessLog.
 #pragma once
 

@@ -27,7 +27,8 @@
 //   access client=IP:PORT sni=NAME route="KEY" backend=IP:PORT in=N out=N ms=N outcome=OUTCOME
 //   access-http client=IP:PORT host=NAME status=N ms=N outcome=OUTCOME
 // OUTCOME is "ok", an ErrorKind name, "empty" (closed by the client before sending a byte;
-// not counted as an error, e.g. browser pre-connects), or "shutdown" (cut by drain/shutdown).
+// not counted as an error, e.g. browser pre-connects), "shutdown" (cut by drain/shutdown), or
+// "revoked" (a gateway exchange or tunnel whose API key was revoked meanwhile; not an error).
 //
 // Counting: Metrics.errors[kind] once per connection that ended with that kind. The :80 head
 // not complete within helloTimeout counts as HelloTimeout; a 400 answer as HttpMalformed. A

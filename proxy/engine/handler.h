@@ -40,13 +40,15 @@ class TimerWheel;
 
 // How a connection ended.
 struct Outcome {
-  enum Kind : uint8_t { Ok, Error, Empty, Shutdown };
+  // Revoked: ended because its API key was revoked while it lasted (a policy, not a failure).
+  enum Kind : uint8_t { Ok, Error, Empty, Shutdown, Revoked };
   Kind kind = Ok;
   ErrorKind error = ErrorKind::kCount;
 
   static Outcome ok() { return {}; }
   static Outcome empty() { return {Empty, ErrorKind::kCount}; }
   static Outcome shutdown() { return {Shutdown, ErrorKind::kCount}; }
+  static Outcome revoked() { return {Revoked, ErrorKind::kCount}; }
   static Outcome fail(ErrorKind e) { return {Error, e}; }
 };
 

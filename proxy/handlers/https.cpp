@@ -645,7 +645,7 @@ bool HttpsHandler::stillAdmitted() {
   if (config != nullptr && protocol_.filter_->stillAdmits(ex().verdict, *config, conn().client())) {
     return true;
   }
-  closeOutcome_ = Outcome::ok();  // ended by policy, not a failure
+  closeOutcome_ = Outcome::revoked();  // ended by policy, not a failure
   startClosing();
   return false;
 }

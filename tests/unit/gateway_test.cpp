@@ -350,9 +350,11 @@ TEST_F(GatewayTest, ATunnelEndsWhenItsKeyIsRevoked) {
 }
 
 // A streamed response (chunked, one chunk every 50 ms for up to 20 s) lives only as long as
-// its key, like a tunnel: blocked, the response is cut within about a second.
+// its key, like a tunnel: blocked, the response is cut within about a second, and its access
+// line says so (outcome=revoked: neither a success nor a failure of the proxy).
 TEST_F(GatewayTest, AStreamedResponseEndsWhenItsKeyIsBlocked) {
   StderrCapture log;
+  accessLog_ = true;
   std::atomic<bool> stop{false};
   TestBackend stream([&](int fd) {
     std::string buffer;
@@ -393,8 +395,11 @@ TEST_F(GatewayTest, AStreamedResponseEndsWhenItsKeyIsBlocked) {
   EXPECT_TRUE(testing::eventually([&] {
     return log.count(
                "API_KEY_REVOKED: streamer (type: ping) connection closed, from IP 127.0.0.1\n") ==
-           1u;
+               1u &&
+           log.count("access-https ") == 1u;
   })) << log.text();
+  EXPECT_EQ(log.count("path=/api/gateway/target status=200 "), 1u) << log.text();
+  EXPECT_EQ(log.count(" outcome=revoked\n"), 1u) << log.text();
 }
 
 TEST_F(GatewayTest, EveryRefusalIs401WithItsLogLineAndReachesNoBackend) {
