@@ -125,7 +125,8 @@ struct Conn {
   enum class Phase : uint8_t { Head, Body, Write, Drain };
   int fd = -1;
   Clock::time_point deadline;  // of the current phase
-  WebhookConfig config;        // as it was at the accept
+  // As it was at the accept: shared, so that the secret is not copied for each connection.
+  std::shared_ptr<const WebhookConfig> config;
   Phase phase = Phase::Head;
   std::string in;                         // the head, then the body after it
   size_t bodyStart = 0;                   // where the body begins in `in`
@@ -185,7 +186,7 @@ class LoopWebhookServer : public WebhookServer {
                     std::function<void()> onTrigger)
       : socket_(std::move(socket)),
         wake_(wake),
-        config_(std::move(config)),
+        config_(std::make_shared<const WebhookConfig>(std::move(config))),
         onTrigger_(std::move(onTrigger)),
         port_(socket_.address().port()) {
     thread_ = std::thread([this] { loop(); });
@@ -204,8 +205,9 @@ class LoopWebhookServer : public WebhookServer {
   }
 
   void setConfig(WebhookConfig config) override {
+    auto next = std::make_shared<const WebhookConfig>(std::move(config));
     std::lock_guard lock(mu_);
-    config_ = std::move(config);
+    config_ = std::move(next);
   }
 
   uint16_t port() const override { return port_; }
@@ -287,7 +289,14 @@ class LoopWebhookServer : public WebhookServer {
       if (conns_.size() >= kMaxConnections) {
         close(victim());
       }
-      Conn& c = conns_.emplace_back();
+      Conn* added = nullptr;
+      try {
+        added = &conns_.emplace_back();
+      } catch (...) {
+        ::close(fd);  // not yet held by a Conn
+        throw;
+      }
+      Conn& c = *added;
       c.fd = fd;
       c.deadline = Clock::now() + kRequestDeadline;
       {
@@ -389,7 +398,7 @@ class LoopWebhookServer : public WebhookServer {
 
   void answer(Conn& c) {
     c.request->body = c.in.substr(c.bodyStart, c.want);
-    reply(c, handleWebhook(*c.request, c.config, onTrigger_));
+    reply(c, handleWebhook(*c.request, *c.config, onTrigger_));
   }
 
   // Sends `r` (as much as the socket takes now), then drains what follows; the request's
@@ -478,7 +487,7 @@ class LoopWebhookServer : public WebhookServer {
   Poco::Net::ServerSocket socket_;
   const int wake_;  // an eventfd: the destructor's stop
   std::mutex mu_;   // guards config_ (replaced on SIGHUP)
-  WebhookConfig config_;
+  std::shared_ptr<const WebhookConfig> config_;
   const std::function<void()> onTrigger_;  // points into the agent; called on the loop thread
   const uint16_t port_;
   std::atomic<bool> stopping_{false};
