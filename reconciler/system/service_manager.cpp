@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
@@ -21,13 +22,28 @@ namespace edgeplane {
 
 namespace {
 
-// A STATUS= value is one line: a newline would start another assignment.
-std::string oneLine(std::string_view text) {
-  std::string out(text);
+// Longer STATUS= texts are cut: the manager reads a notice of at most 4096 bytes, and drops
+// one that is longer, READY=1 and all.
+constexpr size_t kMaxStatusBytes = 1024;
+
+// A STATUS= value: one line (a newline would start another assignment), no NUL (the manager
+// ignores a notice holding one) nor other control byte, at most kMaxStatusBytes, cut at a
+// character boundary and marked with "…" when cut.
+std::string statusValue(std::string_view text) {
+  std::string out(text.substr(0, std::min(text.size(), kMaxStatusBytes + 1)));
   for (char& c : out) {
-    if (c == '\n' || c == '\r') {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x20 || b == 0x7f) {
       c = ' ';
     }
+  }
+  if (out.size() > kMaxStatusBytes) {
+    size_t end = kMaxStatusBytes - 3;  // room for "…"
+    while (end > 0 && (static_cast<unsigned char>(out[end]) & 0xc0) == 0x80) {
+      --end;  // not inside a UTF-8 sequence
+    }
+    out.resize(end);
+    out += "…";
   }
   return out;
 }
@@ -135,11 +151,11 @@ std::string_view logPrefix(LogPriority p) {
 }
 
 void ServiceManager::ready(std::string_view status) {
-  notify("READY=1\nSTATUS=" + oneLine(status));
+  notify("READY=1\nSTATUS=" + statusValue(status));
 }
 
 void ServiceManager::status(std::string_view status) {
-  notify("STATUS=" + oneLine(status));
+  notify("STATUS=" + statusValue(status));
 }
 
 void ServiceManager::reloading() {
@@ -151,7 +167,7 @@ void ServiceManager::reloading() {
 }
 
 void ServiceManager::stopping(std::string_view status) {
-  notify("STOPPING=1\nSTATUS=" + oneLine(status));
+  notify("STOPPING=1\nSTATUS=" + statusValue(status));
 }
 
 void ServiceManager::watchdog() {
@@ -162,7 +178,7 @@ std::optional<std::chrono::microseconds> ServiceManager::watchdogInterval() {
   // On when WATCHDOG_USEC is a positive number and WATCHDOG_PID, if set, is this process: a
   // child that inherited the variables is not the one the manager watches.
   const std::optional<uint64_t> usec = decimal(std::getenv("WATCHDOG_USEC"));
-  if (!usec || *usec == 0 || *usec > static_cast<uint64_t>(INT64_MAX)) {
+  if (!usec || *usec == 0) {
     return std::nullopt;
   }
   if (const char* pid = std::getenv("WATCHDOG_PID"); pid != nullptr) {
@@ -171,7 +187,9 @@ std::optional<std::chrono::microseconds> ServiceManager::watchdogInterval() {
       return std::nullopt;
     }
   }
-  return std::chrono::microseconds(static_cast<int64_t>(*usec / 2));
+  // At most an hour between keep-alives: a wait of the half of a larger value could overflow.
+  const auto half = std::chrono::microseconds(static_cast<int64_t>(*usec / 2));
+  return std::min<std::chrono::microseconds>(half, std::chrono::hours(1));
 }
 
 Watchdog::Watchdog(std::function<bool()> alive) : alive_(std::move(alive)) {

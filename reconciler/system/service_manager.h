@@ -38,6 +38,8 @@ std::string_view logPrefix(LogPriority p);
 
 // The notices of Type=notify services. Each call sends one datagram to $NOTIFY_SOCKET (if set)
 // and never fails the caller: a service manager that went away is no reason to stop serving.
+// A status text goes as one line, control bytes made spaces, cut to 1 KiB (the manager drops
+// a notice with a NUL byte or over 4 KiB).
 class ServiceManager {
  public:
   // READY=1 with a STATUS= line: the service is up (the proxy serves; the agent's first run

@@ -51,26 +51,12 @@ class NotifySocket {
   // times in all; false after `timeout`.
   bool waitFor(const std::string& line, size_t count = 1,
                std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
-    const auto until = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      if (seen(line) >= count) {
-        return true;
-      }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          until - std::chrono::steady_clock::now());
-      if (left.count() <= 0) {
-        return false;
-      }
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
-        continue;
-      }
-      char buf[4096];
-      const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n > 0) {
-        messages_.emplace_back(buf, static_cast<size_t>(n));
-      }
-    }
+    return receiveUntil([&] { return seen(line) >= count; }, timeout);
+  }
+
+  // Receives until `count` messages have arrived in all; false after `timeout`.
+  bool waitForMessages(size_t count, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    return receiveUntil([&] { return messages_.size() >= count; }, timeout);
   }
 
   // How many messages received so far hold `line` as one of their lines.
@@ -115,6 +101,30 @@ class NotifySocket {
   }
 
  private:
+  template <typename Done>
+  bool receiveUntil(Done done, std::chrono::milliseconds timeout) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      if (done()) {
+        return true;
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        return false;
+      }
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+        continue;
+      }
+      char buf[16384];
+      const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+      if (n > 0) {
+        messages_.emplace_back(buf, static_cast<size_t>(n));
+      }
+    }
+  }
+
   std::filesystem::path path_;
   int fd_ = -1;
   bool bound_ = false;

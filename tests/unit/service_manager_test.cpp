@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "tests/support/notify_socket.h"
 #include "tests/support/temp_dir.h"
@@ -58,6 +59,32 @@ TEST(ServiceManagerTest, NoticesReachASocketByPath) {
   EXPECT_EQ(socket.messages()[0], "READY=1\nSTATUS=serving 3 routes and a second line");
   EXPECT_EQ(socket.messages()[1], "STOPPING=1\nSTATUS=draining");
   EXPECT_EQ(socket.messages()[2], "WATCHDOG=1");
+}
+
+// systemd ignores a notice with a NUL byte before its end, and one longer than it reads (4096
+// bytes): a status text must give neither, or READY=1 is lost with it and the unit never starts.
+TEST(ServiceManagerTest, AStatusTextCannotLoseItsNotice) {
+  TempDir dir;
+  NotifySocket socket(dir.path() / "notify");
+  ASSERT_TRUE(socket.bound());
+  const ScopedEnv env("NOTIFY_SOCKET", socket.path().string());
+  ServiceManager::ready(std::string("failed: name \"a\0b\"\ttab\x1b[31m", 27));
+  ServiceManager::status(std::string(10000, 'x') + "end");
+  ServiceManager::status(std::string(2000, 'x') + "\xc3\xa9\xc3\xa9\xc3\xa9");  // é, 2 bytes each
+  ASSERT_TRUE(socket.waitForMessages(3));
+  const std::vector<std::string> st = socket.linesStarting("STATUS=");
+  EXPECT_EQ(st[0], "STATUS=failed: name \"a b\" tab [31m");
+  for (const std::string& m : socket.messages()) {
+    EXPECT_EQ(m.find('\0'), std::string::npos);
+    EXPECT_LE(m.size(), 4096u);
+  }
+  // A long text is cut, on a character boundary, and says so.
+  EXPECT_TRUE(st[1].ends_with("…")) << st[1].substr(st[1].size() - 10);
+  EXPECT_LT(st[1].size(), 2000u);
+  const std::string& cut = st[2];
+  EXPECT_TRUE(cut.ends_with("…"));
+  const std::string kept = cut.substr(0, cut.size() - std::string("…").size());
+  EXPECT_NE(static_cast<unsigned char>(kept.back()), 0xc3u);  // not half of an é
 }
 
 TEST(ServiceManagerTest, NoticesReachAnAbstractSocket) {
@@ -117,6 +144,26 @@ TEST(ServiceManagerTest, TheWatchdogIntervalIsHalfOfWatchdogUsecForThisProcessOn
   EXPECT_EQ(interval("", std::nullopt), std::nullopt);
   EXPECT_EQ(interval("12s", std::nullopt), std::nullopt);
   EXPECT_EQ(interval("-5", std::nullopt), std::nullopt);
+  // A value too large for a wait: the keep-alive still comes, at most once an hour.
+  EXPECT_EQ(interval("18446744073709551615", std::nullopt), std::chrono::hours(1));
+}
+
+// The longest path sun_path holds (107 bytes and its NUL) is used; one byte more is not.
+TEST(ServiceManagerTest, APathUpToTheAddressSizeIsUsed) {
+  TempDir dir;
+  std::string base = dir.path().string() + "/";
+  ASSERT_LT(base.size(), 100u);
+  const std::string longest = base + std::string(107 - base.size(), 'n');
+  NotifySocket socket(longest);
+  ASSERT_TRUE(socket.bound());
+  {
+    const ScopedEnv env("NOTIFY_SOCKET", longest + "x");  // 108 bytes: no room for its NUL
+    ServiceManager::status("too long");
+  }
+  const ScopedEnv env("NOTIFY_SOCKET", longest);
+  ServiceManager::status("fits");
+  ASSERT_TRUE(socket.waitFor("STATUS=fits"));
+  EXPECT_EQ(socket.messages().size(), 1u);
 }
 
 }  // namespace
