@@ -117,9 +117,10 @@ std::string renderText(const Plan& p, TextStyle style) {
         } else if (op.action == Action::Delete) {
           text(c.before);
         } else {
-          text(c.before.empty() ? "(none)" : c.before);
+          const std::string_view none = "(none)";
+          text(c.before.empty() ? none : std::string_view(c.before));
           lit(" → ");
-          text(c.after.empty() ? "(none)" : c.after);
+          text(c.after.empty() ? none : std::string_view(c.after));
         }
         lit("\n");
       }
