@@ -76,8 +76,8 @@ struct Observation {
   core::Target target;
 };
 
-// Lock: one run at a time; then the store, with runs a killed process left "running" closed.
-bool lockAndOpen(Run& r) {
+// Lock: one run at a time; what a killed run left of a namespace create is swept under it.
+bool lock(Run& r) {
   auto lock = sys::StateLock::acquire(r.opts.stateDir, r.opts.lockTimeout, [&](long pid) {
     r.err << "edgeplane apply: waiting for another run"
           << (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()) << " to finish\n";
@@ -87,13 +87,18 @@ bool lockAndOpen(Run& r) {
     return false;
   }
   r.lock.emplace(std::move(lock).value());
+  sys::sweepInterruptedCreates();  // under the lock: no create of ours is in flight
+  return true;
+}
+
+// The store, with runs a killed process left "running" closed.
+bool openStore(Run& r) {
   auto storeResult = Store::open(r.opts.stateDir);
   if (!storeResult) {
     r.stopUnrecorded(storeResult.error());
     return false;
   }
   r.store = std::move(storeResult).value();
-  sys::sweepInterruptedCreates();  // under the lock: no create of ours is in flight
   // Runs are begun only under the lock, which this process now holds: one still "running" was
   // cut short (the process killed, the host restarted). Said so, rather than running for ever.
   if (auto recent = r.store->recentRuns(50)) {
@@ -369,17 +374,28 @@ void recordStage(Run& r, const core::Plan& p, const Executed& x, const AcmeOrder
 RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) {
   Run r(o, out, err);
   const int64_t startedAt = nowMs();
-  if (!lockAndOpen(r)) {
+  if (!lock(r)) {
+    return r.report;
+  }
+  // The host observed on a thread of its own while the config loads, and the state directory
+  // (store, certificates) read on another. From a directory, the observing starts as soon as
+  // the lock is held (nothing of ours changes the host meanwhile) and goes on while the store
+  // opens; from Git, after the fetch, whose time has no bound: the host is observed fresh.
+  sys::KernelHost host = makeHost(o);
+  std::future<Result<core::HostState>> observing;
+  if (!o.git) {
+    observing = observeInBackground(host);
+  }
+  if (!openStore(r)) {
     return r.report;
   }
   fetchSource(r);
   if (!beginRecord(r, startedAt)) {
     return r.report;
   }
-  sys::KernelHost host = makeHost(o);
-  // The host observed and the state directory (store, certificates) read, each on a thread of
-  // its own, while the config loads.
-  auto observing = observeInBackground(host);
+  if (!observing.valid()) {
+    observing = observeInBackground(host);
+  }
   auto reading = readStateDirInBackground(o.stateDir);
   std::optional<Loaded> loaded = loadStage(r);
   if (!loaded) {
