@@ -86,10 +86,10 @@ class KernelNft : public core::NftDriver {
                                                 bool useCache, uint32_t& seenAt, bool& cached);
   std::vector<TableSync> syncs_;
   NftObservationCache cache_;
-  // The sockets of this run's commits. Releasing a netfilter netlink socket waits for the
-  // kernel's work freeing what the last commits replaced (nft_rcv_nl_event flushes it, and it
-  // waits out an RCU grace period, ~8 ms here): closed at the end of the run, that work has
-  // long finished.
+  // The sockets of this run's commits. Releasing a netfilter netlink socket while the kernel's
+  // work freeing what the last commits replaced is still queued waits for all of it
+  // (nft_rcv_nl_event flushes it, and it waits out an RCU grace period, 8-15 ms here): sync
+  // yields after a commit so that the work starts, and they are closed at the end of the run.
   std::vector<NftSocket> committed_;
 };
 

@@ -1,4 +1,6 @@
 // KernelNft: edgeplane's nftables table of a scope, observed and synced in one atomic batch.
+#include <sched.h>
+
 #include <algorithm>
 
 #include "reconciler/system/kernel_drivers.h"
@@ -141,6 +143,11 @@ Result<void> KernelNft::sync(const std::string& scope, const core::NftTableView&
   if (!sent) {
     return sent;
   }
+  // The kernel frees what the commit deleted or replaced from a work item queued on this CPU,
+  // after an RCU grace period; releasing a netfilter socket while that item is still queued
+  // waits for all of it (nft_rcv_nl_event flushes it). Yielding lets it start now, so the
+  // grace period passes while the run goes on, and the release at the end does not wait.
+  ::sched_yield();
   // One commit after the one we read at: ours, and nobody else's in between. The batch applies
   // whole or not at all, so the table is now `want`.
   std::optional<NftObservationKey> key = keyNow(*sock);
