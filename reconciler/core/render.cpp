@@ -56,99 +56,123 @@ std::string jsonEscape(std::string_view s) {
   return quoted.substr(1, quoted.size() - 2);
 }
 
-std::string renderText(const Plan& p, TextStyle style) {
-  const bool colour = style == TextStyle::Colour;
-  std::string out;
-  // With colour, what comes from the config or the host is escaped here, so that the only
-  // escapes in the text are this function's colours (plain text is escaped by the stream).
-  // Appended in place: a plan of 10k operations is rendered in one pass, without temporaries.
-  auto text = [&out, colour](std::string_view s) {
-    if (colour) {
-      out += terminalLines(s);
+namespace {
+
+// The plan's text, appended in place: a plan of 10k operations is rendered in one pass,
+// without temporaries. With colour, what comes from the config or the host is escaped here,
+// so that the only escapes in the text are the colours (plain text is escaped by the stream).
+class TextWriter {
+ public:
+  explicit TextWriter(bool colour) : colour_(colour) {}
+
+  void lit(std::string_view s) { out_ += s; }
+  void text(std::string_view s) {
+    if (colour_) {
+      out_ += terminalLines(s);
     } else {
-      out += s;
+      out_ += s;
     }
-  };
-  auto lit = [&out](std::string_view s) { out += s; };
+  }
+
+  // "  + kind name[: error][ (summary)][  (drift: …)]" and a line per changed field.
+  void op(const Op& op) {
+    // An op known to fail is marked `!` and says why on its first line.
+    const char mark = op.error.empty() ? symbol(op.action) : '!';
+    lit("  ");
+    if (colour_) {
+      lit(colourOf(mark));
+      out_ += mark;
+      lit(sgr::kReset);
+    } else {
+      out_ += mark;
+    }
+    lit(" ");
+    lit(toString(op.kind));
+    lit(" ");
+    text(op.name);
+    if (!op.error.empty()) {
+      lit(": ");
+      text(op.error);
+    }
+    if (!op.summary.empty()) {
+      lit(" (");
+      text(op.summary);
+      lit(")");
+    }
+    if (!op.drift.empty()) {
+      lit("  (drift: ");
+      text(op.drift);
+      lit(")");
+    }
+    lit("\n");
+    for (const auto& c : op.changes) {
+      change(op.action, c);
+    }
+  }
+
+  std::string take() { return std::move(out_); }
+
+ private:
+  void change(Action action, const FieldChange& c) {
+    lit("      ");
+    text(c.field);
+    lit(": ");
+    if (action == Action::Create) {
+      text(c.after);
+    } else if (action == Action::Delete) {
+      text(c.before);
+    } else {
+      const std::string_view none = "(none)";
+      text(c.before.empty() ? none : std::string_view(c.before));
+      lit(" → ");
+      text(c.after.empty() ? none : std::string_view(c.after));
+    }
+    lit("\n");
+  }
+
+  const bool colour_;
+  std::string out_;
+};
+
+}  // namespace
+
+std::string renderText(const Plan& p, TextStyle style) {
+  TextWriter w(style == TextStyle::Colour);
   if (p.ops.empty()) {
-    lit("No changes. Host \"");
-    text(p.host);
-    lit("\" matches the configuration.\n");
+    w.lit("No changes. Host \"");
+    w.text(p.host);
+    w.lit("\" matches the configuration.\n");
   } else {
-    lit("edgeplane will perform the following actions on host \"");
-    text(p.host);
-    lit("\":\n\n");
+    w.lit("edgeplane will perform the following actions on host \"");
+    w.text(p.host);
+    w.lit("\":\n\n");
     for (const auto& op : p.ops) {
-      // An op known to fail is marked `!` and says why on its first line.
-      const char mark = op.error.empty() ? symbol(op.action) : '!';
-      lit("  ");
-      if (colour) {
-        lit(colourOf(mark));
-        out += mark;
-        lit(sgr::kReset);
-      } else {
-        out += mark;
-      }
-      lit(" ");
-      lit(toString(op.kind));
-      lit(" ");
-      text(op.name);
-      if (!op.error.empty()) {
-        lit(": ");
-        text(op.error);
-      }
-      if (!op.summary.empty()) {
-        lit(" (");
-        text(op.summary);
-        lit(")");
-      }
-      if (!op.drift.empty()) {
-        lit("  (drift: ");
-        text(op.drift);
-        lit(")");
-      }
-      lit("\n");
-      for (const auto& c : op.changes) {
-        lit("      ");
-        text(c.field);
-        lit(": ");
-        if (op.action == Action::Create) {
-          text(c.after);
-        } else if (op.action == Action::Delete) {
-          text(c.before);
-        } else {
-          const std::string_view none = "(none)";
-          text(c.before.empty() ? none : std::string_view(c.before));
-          lit(" → ");
-          text(c.after.empty() ? none : std::string_view(c.after));
-        }
-        lit("\n");
-      }
+      w.op(op);
     }
   }
   if (!p.foreign.empty()) {
-    lit("\nNot managed by edgeplane (seen, left alone):\n");
+    w.lit("\nNot managed by edgeplane (seen, left alone):\n");
     for (const auto& f : p.foreign) {
-      lit("  ");
-      text(f);
-      lit("\n");
+      w.lit("  ");
+      w.text(f);
+      w.lit("\n");
     }
   }
   if (!p.notes.empty()) {
-    lit("\n");
+    w.lit("\n");
     for (const auto& n : p.notes) {
-      lit("note: ");
-      text(n);
-      lit("\n");
+      w.lit("note: ");
+      w.text(n);
+      w.lit("\n");
     }
   }
-  out += "\nPlan: " + std::to_string(p.count(Action::Create)) + " to add, " +
-         std::to_string(p.count(Action::Update)) + " to change, " +
-         std::to_string(p.count(Action::Delete)) + " to destroy" +
-         (p.failing() == 0 ? std::string()
-                           : "; " + std::to_string(p.failing()) + " will fail (marked !)") +
-         ".\n";
-  return out;
+  w.lit("\nPlan: " + std::to_string(p.count(Action::Create)) + " to add, " +
+        std::to_string(p.count(Action::Update)) + " to change, " +
+        std::to_string(p.count(Action::Delete)) + " to destroy" +
+        (p.failing() == 0 ? std::string()
+                          : "; " + std::to_string(p.failing()) + " will fail (marked !)") +
+        ".\n");
+  return w.take();
 }
 
 std::string renderJson(const Plan& p) {
