@@ -306,7 +306,7 @@ Store::Store(fs::path path, std::unique_ptr<sqlite3, DbCloser> db, const StoreOp
 // blocks, ACME state, migrations aside) is made durable here with one sync of the WAL, as
 // synchronous = FULL does at each commit.
 Store::~Store() {
-  if (db_ != nullptr && sqlite3_total_changes64(db_.get()) > lightChanges_) {
+  if (db_ != nullptr && totalChanges() > lightChanges_) {
     (void)syncWal();  // nothing to tell a destructor's caller; the next run's syncWal may mend
   }
 }

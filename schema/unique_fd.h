@@ -17,6 +17,12 @@ class UniqueFd {
     }
   }
   int get() const { return fd_; }
+  // Gives the descriptor up to the caller, who closes it from now on.
+  int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
 
  private:
   int fd_;

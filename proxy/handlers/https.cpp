@@ -633,13 +633,10 @@ bool HttpsHandler::admissionChecked() const {
          ex_ != nullptr && ex_->verdict.status == 0;
 }
 
-// The credential checked again against the config published last, once kAdmissionRecheckMs has
-// passed since the last check: a key revoked meanwhile ends the connection (the filter logs
-// why). False when it ended.
+// The credential checked again against the config published last (onTimer calls it once
+// kAdmissionRecheckMs has passed since the last check): a key revoked meanwhile ends the
+// connection (the filter logs why). False when it ended.
 bool HttpsHandler::stillAdmitted() {
-  if (!admissionChecked() || ctx().now() < admissionCheckMs_) {
-    return true;
-  }
   admissionCheckMs_ = ctx().now() + kAdmissionRecheckMs;
   std::shared_ptr<const ActiveConfig> config = ctx().currentConfig();
   if (config != nullptr && protocol_.filter_->stillAdmits(ex().verdict, *config, conn().client())) {

@@ -120,7 +120,9 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
   }
   const int moduleFd = net::moduleFile();
   constexpr int kChildModuleFd = 3;
-  std::string moduleVar = std::string(kFetchModuleFdEnv) + "=" + std::to_string(kChildModuleFd);
+  const std::string urlPrefix = std::string(kFetchUrlEnv) + "=";
+  const std::string moduleFdPrefix = std::string(kFetchModuleFdEnv) + "=";
+  std::string moduleVar = moduleFdPrefix + std::to_string(kChildModuleFd);
   // A url with a password goes to the child in its environment (readable by its owner only),
   // not on its command line (readable by everyone).
   const bool secretUrl = passwordSpan(spec.url).second != 0;
@@ -137,12 +139,11 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
     argv.push_back(a.data());
   }
   argv.push_back(nullptr);
-  std::string urlVar = std::string(kFetchUrlEnv) + "=" + spec.url;
+  std::string urlVar = urlPrefix + spec.url;
   std::vector<char*> envp;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     const std::string_view var(*e);
-    if (!var.starts_with(std::string(kFetchUrlEnv) + "=") &&
-        !var.starts_with(std::string(kFetchModuleFdEnv) + "=")) {
+    if (!var.starts_with(urlPrefix) && !var.starts_with(moduleFdPrefix)) {
       envp.push_back(*e);
     }
   }

@@ -15,6 +15,7 @@
 #include "net_module_id.h"
 #include "reconciler/net/module.h"
 #include "reconciler/net/module_file.h"
+#include "schema/unique_fd.h"
 
 namespace edgeplane::net {
 namespace {
@@ -85,35 +86,32 @@ Result<const Module*> load() {
   if (!path) {
     return path.error();
   }
-  auto fd = openTrustedFile(*path);
-  if (!fd) {
-    return terminal(kWhat + fd.error().message);
+  auto opened = openTrustedFile(*path);
+  if (!opened) {
+    return terminal(kWhat + opened.error().message);
   }
+  UniqueFd fd(*opened);
   struct stat judged {};
-  const int statErr = ::fstat(*fd, &judged) == 0 ? 0 : errno;
-  if (auto same = sameBuild(*fd, *path); !same || statErr != 0) {
-    ::close(*fd);
+  const int statErr = ::fstat(fd.get(), &judged) == 0 ? 0 : errno;
+  if (auto same = sameBuild(fd.get(), *path); !same || statErr != 0) {
     return same ? terminal(kWhat + *path + ": " + errnoText(statErr)) : same.error();
   }
   // By its name (so that backtraces name it): the file there can only have changed since it
   // was judged by root or this user, who own every directory on the way; checked again.
   void* handle = ::dlopen(path->c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
-    ::close(*fd);
     return terminal(kWhat + *path + ": " + ::dlerror());
   }
   struct stat now {};
   if (::stat(path->c_str(), &now) != 0 || now.st_dev != judged.st_dev ||
       now.st_ino != judged.st_ino) {
-    ::close(*fd);
     return terminal(kWhat + *path + " was replaced while it was loaded");
   }
   const Module* table = entryOf(handle);
   if (table == nullptr) {
-    ::close(*fd);
     return terminal(kWhat + *path + ": not an edgeplane net module");
   }
-  g_file = *fd;
+  g_file = fd.release();
   return table;  // kept loaded (and its file open) for the life of the process
 }
 
