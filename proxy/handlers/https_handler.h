@@ -120,6 +120,9 @@ class HttpsHandler final : public Handler {
   // How often the credential of a request the filter let through is checked again while its
   // exchange or tunnel lasts (a revoked API key ends it).
   static constexpr int64_t kAdmissionRecheckMs = 1000;
+  // Draining: how long an idle keep-alive connection stays open for a request already on its
+  // way (answered with Connection: close) before it is closed.
+  static constexpr int64_t kDrainIdleGraceMs = 1000;
 
  private:
   enum class State : uint8_t { Handshake, Idle, Head, Exchange, Tunnel, Closing, Linger };
