@@ -41,18 +41,21 @@ Result<std::string> readSecretFile(const std::filesystem::path& file, std::strin
   // file read is the one checked.
   struct stat named {};
   if (::stat(file.c_str(), &named) != 0) {
-    return terminal(name + ": " + errnoText(errno));
+    const int err = errno;
+    return terminal(name + ": " + errnoText(err));
   }
   if (auto why = unsafe(named)) {
     return *why;
   }
   const UniqueFd f(::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
   if (f.get() < 0) {
-    return terminal(name + ": " + errnoText(errno));
+    const int err = errno;
+    return terminal(name + ": " + errnoText(err));
   }
   struct stat st {};
   if (::fstat(f.get(), &st) != 0) {
-    return terminal(name + ": " + errnoText(errno));
+    const int err = errno;
+    return terminal(name + ": " + errnoText(err));
   }
   if (st.st_dev != named.st_dev || st.st_ino != named.st_ino) {
     return terminal(name + " was replaced while it was being read; try again");

@@ -234,8 +234,8 @@ Result<void> ensureStateDir(fs::path dir) {
   if (::stat(dir.c_str(), &st) == 0) {
     return checkStateDir(dir, st);
   }
-  if (errno != ENOENT) {
-    return terminal("state directory " + dir.string() + ": " + errnoText(errno));
+  if (const int err = errno; err != ENOENT) {
+    return terminal("state directory " + dir.string() + ": " + errnoText(err));
   }
   std::error_code ec;
   if (dir.has_parent_path()) {
@@ -252,7 +252,8 @@ Result<void> ensureStateDir(fs::path dir) {
     return terminal("cannot create state directory " + dir.string() + ": " + errnoText(err));
   }
   if (::chmod(dir.c_str(), 0700) != 0) {  // exactly 0700 whatever the umask
-    return terminal("cannot chmod state directory " + dir.string() + ": " + errnoText(errno));
+    const int err = errno;
+    return terminal("cannot chmod state directory " + dir.string() + ": " + errnoText(err));
   }
   return {};
 }
@@ -264,10 +265,11 @@ namespace {
 Result<void> ensurePrivateFile(const fs::path& path) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
-    if (errno == EEXIST) {
+    const int err = errno;
+    if (err == EEXIST) {
       return {};  // SQLite opens it with SQLITE_OPEN_NOFOLLOW: a symbolic link is refused there
     }
-    return terminal("cannot create state store " + path.string() + ": " + errnoText(errno));
+    return terminal("cannot create state store " + path.string() + ": " + errnoText(err));
   }
   const int rc = ::fchmod(fd, 0600);
   const std::string why = rc != 0 ? errnoText(errno) : std::string();

@@ -29,7 +29,8 @@ Result<int> bindUdp(const Endpoint& at) {
   const socklen_t len = toSockaddr(at, ss);
   const int fd = ::socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    return terminal("--dns: socket for udp " + at.str() + ": " + errnoText(errno));
+    const int err = errno;
+    return terminal("--dns: socket for udp " + at.str() + ": " + errnoText(err));
   }
   if (ss.ss_family == AF_INET6) {
     int one = 1;
@@ -254,7 +255,8 @@ Result<std::unique_ptr<Responder>> Responder::start(ResponderOptions options) {
   r->udpFd_ = *udp;
   r->wakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (r->wakeFd_ < 0) {
-    return terminal("--dns: eventfd: " + errnoText(errno));
+    const int err = errno;
+    return terminal("--dns: eventfd: " + errnoText(err));
   }
   r->thread_ = std::thread([raw = r.get()] { raw->run(); });
   return r;

@@ -20,7 +20,8 @@ Result<int> openListener(const Endpoint& address, uint16_t port) {
   socklen_t len = toSockaddr(at, ss);
   int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    return terminal("socket for " + at.str() + ": " + errnoText(errno));
+    const int err = errno;
+    return terminal("socket for " + at.str() + ": " + errnoText(err));
   }
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

@@ -107,26 +107,31 @@ std::string Worker::setup(int httpsListener, int httpListener) {
   httpListener_ = httpListener;
   epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epoll_ < 0) {
-    return "epoll_create1: " + errnoText(errno);
+    const int err = errno;
+    return "epoll_create1: " + errnoText(err);
   }
   wake_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_ < 0) {
-    return "eventfd: " + errnoText(errno);
+    const int err = errno;
+    return "eventfd: " + errnoText(err);
   }
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kWake;
   if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &ev) != 0) {
-    return "epoll_ctl: " + errnoText(errno);
+    const int err = errno;
+    return "epoll_ctl: " + errnoText(err);
   }
   ev.data.u64 = kHttpsListener;
   if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, httpsListener_, &ev) != 0) {
-    return "epoll_ctl: " + errnoText(errno);
+    const int err = errno;
+    return "epoll_ctl: " + errnoText(err);
   }
   if (httpListener_ >= 0) {
     ev.data.u64 = kHttpListener;
     if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, httpListener_, &ev) != 0) {
-      return "epoll_ctl: " + errnoText(errno);
+      const int err = errno;
+      return "epoll_ctl: " + errnoText(err);
     }
   }
   reserveFd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -147,13 +147,15 @@ Prober::Loop::~Loop() {
 Result<void> Prober::Loop::init() {
   epollFd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epollFd_ < 0) {
-    return terminal("health prober: epoll_create1: " + errnoText(errno));
+    const int err = errno;
+    return terminal("health prober: epoll_create1: " + errnoText(err));
   }
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.fd = owner_.wakeFd_;
   if (::epoll_ctl(epollFd_, EPOLL_CTL_ADD, owner_.wakeFd_, &ev) != 0) {
-    return terminal("health prober: epoll_ctl: " + errnoText(errno));
+    const int err = errno;
+    return terminal("health prober: epoll_ctl: " + errnoText(err));
   }
   if (int rc = netns_.init(); rc < 0) {
     return terminal("health prober: cannot open its own network namespace: " + errnoText(-rc));
@@ -283,7 +285,8 @@ std::optional<ProbeResult> Prober::Loop::advance(Probe& probe, uint32_t events) 
         return std::nullopt;
       }
       if (n < 0) {
-        return fail("send: " + errnoText(errno));
+        const int err = errno;
+        return fail("send: " + errnoText(err));
       }
       probe.sent += static_cast<size_t>(n);
     }
@@ -292,7 +295,8 @@ std::optional<ProbeResult> Prober::Loop::advance(Probe& probe, uint32_t events) 
     ev.events = EPOLLIN;
     ev.data.fd = probe.fd;
     if (::epoll_ctl(epollFd_, EPOLL_CTL_MOD, probe.fd, &ev) != 0) {
-      return fail("epoll_ctl: " + errnoText(errno));
+      const int err = errno;
+      return fail("epoll_ctl: " + errnoText(err));
     }
     return std::nullopt;
   }
@@ -312,7 +316,8 @@ std::optional<ProbeResult> Prober::Loop::readStatus(Probe& probe) {
       return std::nullopt;
     }
     if (n < 0) {
-      return fail("recv: " + errnoText(errno));
+      const int err = errno;
+      return fail("recv: " + errnoText(err));
     }
     if (n == 0) {
       return fail(probe.reply.empty() ? "closed without an answer"
@@ -431,7 +436,8 @@ Result<std::unique_ptr<Prober>> Prober::start(HealthRegistry& registry, ProberOp
   std::unique_ptr<Prober> prober(new Prober(registry, std::move(options)));
   prober->wakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (prober->wakeFd_ < 0) {
-    return terminal("health prober: eventfd: " + errnoText(errno));
+    const int err = errno;
+    return terminal("health prober: eventfd: " + errnoText(err));
   }
   prober->pending_ = std::move(config);
   std::promise<Result<void>> ready;

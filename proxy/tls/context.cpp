@@ -62,7 +62,8 @@ class FileBytes {
 bool readFile(const std::string& path, FileBytes& out, std::string* reason) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    *reason = path + ": " + std::system_category().message(errno);
+    const int err = errno;
+    *reason = path + ": " + std::system_category().message(err);
     return false;
   }
   std::string& bytes = out.bytes();
@@ -74,7 +75,8 @@ bool readFile(const std::string& path, FileBytes& out, std::string* reason) {
       continue;
     }
     if (n < 0) {
-      *reason = path + ": " + std::system_category().message(errno);
+      const int err = errno;
+      *reason = path + ": " + std::system_category().message(err);
       ::close(fd);
       return false;
     }

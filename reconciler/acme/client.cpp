@@ -63,8 +63,11 @@ std::optional<std::chrono::seconds> parseRetryAfter(const std::string& v) {
 Result<void> makePrivateDir(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec || ::chmod(dir.c_str(), 0700) != 0) {
-    return terminal("create " + dir.string() + ": " + (ec ? ec.message() : errnoText(errno)));
+  if (!ec && ::chmod(dir.c_str(), 0700) != 0) {
+    ec = std::error_code(errno, std::system_category());
+  }
+  if (ec) {
+    return terminal("create " + dir.string() + ": " + ec.message());
   }
   return {};
 }

@@ -157,7 +157,8 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
 
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
-    return retryable(std::string("fetch: pipe: ") + errnoText(errno));
+    const int err = errno;
+    return retryable(std::string("fetch: pipe: ") + errnoText(err));
   }
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
@@ -238,8 +239,11 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
     if (r == pid) {
       break;
     }
-    if (r < 0 && errno != EINTR) {
-      return retryable(std::string("fetch: waitpid: ") + errnoText(errno));
+    if (r < 0) {
+      const int err = errno;
+      if (err != EINTR) {
+        return retryable(std::string("fetch: waitpid: ") + errnoText(err));
+      }
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       killAndReap(pid);

@@ -189,21 +189,28 @@ std::vector<sock_filter> filterProgram() {
 
 Result<void> dropCapabilities() {
   // Ambient first (they would come back on exec); EINVAL: a kernel without ambient sets.
-  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
-    return retryable("clearing the ambient capabilities: " + errnoText(errno));
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) {
+    const int err = errno;
+    if (err != EINVAL) {
+      return retryable("clearing the ambient capabilities: " + errnoText(err));
+    }
   }
   // Shrinking the bounding set needs CAP_SETPCAP (EPERM without it); a process without it
   // has nothing to gain back anyway, as no_new_privs keeps exec from granting any.
   for (unsigned long cap = 0; ::prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; ++cap) {
-    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EPERM) {
-      return retryable("dropping capability " + std::to_string(cap) +
-                       " from the bounding set: " + errnoText(errno));
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+      const int err = errno;
+      if (err != EPERM) {
+        return retryable("dropping capability " + std::to_string(cap) +
+                         " from the bounding set: " + errnoText(err));
+      }
     }
   }
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
   if (::syscall(SYS_capset, &header, data) != 0) {
-    return retryable("dropping every capability (capset): " + errnoText(errno));
+    const int err = errno;
+    return retryable("dropping every capability (capset): " + errnoText(err));
   }
   return {};
 }
@@ -215,7 +222,8 @@ Result<void> confineFetchProcess() {
     return dropped;
   }
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-    return retryable("setting no_new_privs: " + errnoText(errno));
+    const int err = errno;
+    return retryable("setting no_new_privs: " + errnoText(err));
   }
   if (kAuditArch == 0) {
     return {};
@@ -223,10 +231,11 @@ Result<void> confineFetchProcess() {
   std::vector<sock_filter> program = filterProgram();
   sock_fprog prog{static_cast<unsigned short>(program.size()), program.data()};
   if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) {
-    if (errno == EINVAL) {
+    const int err = errno;
+    if (err == EINVAL) {
       return {};  // a kernel built without seccomp filters
     }
-    return retryable("installing the seccomp filter: " + errnoText(errno));
+    return retryable("installing the seccomp filter: " + errnoText(err));
   }
   return {};
 }

@@ -74,7 +74,8 @@ class TempDir {
   static Result<TempDir> make() {
     std::string tmpl = (fs::temp_directory_path() / "edgeplane-peer-config-XXXXXX").string();
     if (::mkdtemp(tmpl.data()) == nullptr) {
-      return terminal("cannot create a temporary directory: " + errnoText(errno));
+      const int err = errno;
+      return terminal("cannot create a temporary directory: " + errnoText(err));
     }
     return TempDir(tmpl);
   }

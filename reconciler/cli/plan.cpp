@@ -50,7 +50,8 @@ struct TempDirs {
   Result<fs::path> make() {
     std::string tmpl = (fs::temp_directory_path() / "edgeplane-plan-XXXXXX").string();
     if (::mkdtemp(tmpl.data()) == nullptr) {
-      return terminal("cannot create a temporary directory: " + errnoText(errno));
+      const int err = errno;
+      return terminal("cannot create a temporary directory: " + errnoText(err));
     }
     dirs.emplace_back(tmpl);
     return fs::path(tmpl);

@@ -132,15 +132,19 @@ Result<AdminAnswer> readAnswer(int fd, Clock::time_point deadline,
                        " bytes");
     }
     if (!waitFor(fd, POLLIN, deadline)) {
-      return failed("reading the answer", errno);
+      const int err = errno;
+      return failed("reading the answer", err);
     }
     const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
     if (n > 0) {
       in.append(buf, static_cast<size_t>(n));
     } else if (n == 0) {
       break;
-    } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-      return failed("reading the answer", errno);
+    } else {
+      const int err = errno;
+      if (err != EINTR && err != EAGAIN && err != EWOULDBLOCK) {
+        return failed("reading the answer", err);
+      }
     }
   }
   const size_t eol = in.find("\r\n");
@@ -197,20 +201,23 @@ Result<AdminAnswer> proxyAdminRequest(const std::string& adminAddress, std::stri
   const UniqueFd fd(
       ::socket(target->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) {
-    return failed("socket", errno);
+    const int err = errno;
+    return failed("socket", err);
   }
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&target->addr), target->len) != 0) {
     // A unix socket with a full backlog says EAGAIN where TCP says EINPROGRESS.
-    if (errno != EINPROGRESS && errno != EAGAIN) {
-      return failed("connect", errno);
+    if (const int err = errno; err != EINPROGRESS && err != EAGAIN) {
+      return failed("connect", err);
     }
     if (!waitFor(fd.get(), POLLOUT, deadline)) {
-      return failed("connect", errno);
+      const int err = errno;
+      return failed("connect", err);
     }
     int err = 0;
     socklen_t len = sizeof(err);
     if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
-      return failed("connect", errno);
+      err = errno;
+      return failed("connect", err);
     }
     if (err != 0) {
       return failed("connect", err);
@@ -235,7 +242,8 @@ Result<AdminAnswer> proxyAdminRequest(const std::string& adminAddress, std::stri
         waitFor(fd.get(), POLLOUT, deadline)) {
       continue;
     }
-    return failed("sending the request", errno);
+    const int err = errno;
+    return failed("sending the request", err);
   }
 
   return readAnswer(fd.get(), deadline, failed, where);

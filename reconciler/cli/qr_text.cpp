@@ -22,8 +22,9 @@ Result<std::string> qrTerminalText(std::string_view text) {
   std::unique_ptr<QRcode, QrFree> code(
       QRcode_encodeString(input.c_str(), 0, QR_ECLEVEL_L, QR_MODE_8, 1));
   if (!code) {
+    const int err = errno;
     return terminal("cannot encode " + std::to_string(text.size()) +
-                    " bytes as a QR code: " + errnoText(errno));
+                    " bytes as a QR code: " + errnoText(err));
   }
   const int width = code->width;
   const int side = width + 2 * kQrQuietZone;

@@ -228,7 +228,8 @@ Result<std::unique_ptr<TriggerSocket>> TriggerSocket::listen(const fs::path& pat
   impl->onTrigger = std::move(onTrigger);
   impl->listenFd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (impl->listenFd < 0) {
-    return terminal("socket: " + errnoText(errno));
+    const int err = errno;
+    return terminal("socket: " + errnoText(err));
   }
   // Created 0600 from the start: the umask is process-wide, but this runs before any other
   // thread exists in the agent, and fchmod cannot apply to a socket's file.
@@ -269,7 +270,8 @@ Result<std::string> requestTrigger(const fs::path& path, bool wait,
   }
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    return terminal("socket: " + errnoText(errno));
+    const int err = errno;
+    return terminal("socket: " + errnoText(err));
   }
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(sockaddr_un)) != 0) {
     const int err = errno;

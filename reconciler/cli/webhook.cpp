@@ -505,7 +505,8 @@ Result<std::unique_ptr<WebhookServer>> WebhookServer::start(const Endpoint& list
                                                             std::function<void()> onTrigger) {
   const int wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake < 0) {
-    return retryable("webhook: eventfd: " + errnoText(errno));
+    const int err = errno;
+    return retryable("webhook: eventfd: " + errnoText(err));
   }
   try {
     Poco::Net::ServerSocket socket;
@@ -517,8 +518,9 @@ Result<std::unique_ptr<WebhookServer>> WebhookServer::start(const Endpoint& list
     const int defer = static_cast<int>(kDeferAccept.count());
     if (::setsockopt(socket.impl()->sockfd(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer,
                      sizeof defer) != 0) {
+      const int err = errno;
       ::close(wake);
-      return retryable("webhook: TCP_DEFER_ACCEPT: " + errnoText(errno));
+      return retryable("webhook: TCP_DEFER_ACCEPT: " + errnoText(err));
     }
     return std::unique_ptr<WebhookServer>(std::make_unique<LoopWebhookServer>(
         std::move(socket), wake, std::move(config), std::move(onTrigger)));

@@ -26,7 +26,8 @@ Result<std::string> modulePath() {
   char buf[PATH_MAX];
   const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
   if (n <= 0) {
-    return terminal(std::string(kWhat) + "/proc/self/exe: " + errnoText(errno));
+    const int err = errno;
+    return terminal(std::string(kWhat) + "/proc/self/exe: " + errnoText(err));
   }
   const std::filesystem::path exe(std::string(buf, static_cast<size_t>(n)));
   return (exe.parent_path() / EDGEPLANE_NET_MODULE).lexically_normal().string();

@@ -98,7 +98,8 @@ Result<int> openTrustedFile(const std::string& path) {
   }
   int dir = ::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir < 0) {
-    return terminal("/: " + errnoText(errno));
+    const int err = errno;
+    return terminal("/: " + errnoText(err));
   }
   std::string walked;
   size_t at = 1;

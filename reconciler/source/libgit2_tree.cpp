@@ -121,17 +121,21 @@ struct TreeReader {
   }
 };
 
-Result<void> errnoError(const std::string& what) {
-  return terminal(what + ": " + errnoText(errno));
+Result<void> errnoError(const std::string& what, int err) {
+  return terminal(what + ": " + errnoText(err));
 }
 
 Result<void> makeDir(const fs::path& dir) {
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return errnoError("mkdir " + dir.string());
+  if (::mkdir(dir.c_str(), 0755) != 0) {
+    const int err = errno;
+    if (err != EEXIST) {
+      return errnoError("mkdir " + dir.string(), err);
+    }
   }
   // mkdir's mode is filtered by the umask; the contract is 0755.
   if (::chmod(dir.c_str(), 0755) != 0) {
-    return errnoError("chmod " + dir.string());
+    const int err = errno;
+    return errnoError("chmod " + dir.string(), err);
   }
   return {};
 }
@@ -139,7 +143,8 @@ Result<void> makeDir(const fs::path& dir) {
 Result<void> writeFile(const fs::path& file, const std::string& content) {
   const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) {
-    return errnoError("create " + file.string());
+    const int err = errno;
+    return errnoError("create " + file.string(), err);
   }
   size_t done = 0;
   while (done < content.size()) {
@@ -148,19 +153,22 @@ Result<void> writeFile(const fs::path& file, const std::string& content) {
       continue;
     }
     if (n <= 0) {
-      auto err = errnoError("write " + file.string());
+      const int e = errno;
+      auto err = errnoError("write " + file.string(), e);
       ::close(fd);
       return err;
     }
     done += static_cast<size_t>(n);
   }
   if (::fchmod(fd, 0644) != 0 || ::fsync(fd) != 0) {
-    auto err = errnoError("write " + file.string());
+    const int e = errno;
+    auto err = errnoError("write " + file.string(), e);
     ::close(fd);
     return err;
   }
   if (::close(fd) != 0) {
-    return errnoError("close " + file.string());
+    const int err = errno;
+    return errnoError("close " + file.string(), err);
   }
   return {};
 }

@@ -100,7 +100,8 @@ Result<void> makeDir(const std::string& dir) {
     return terminal("create " + dir + ": " + ec.message());
   }
   if (::chmod(dir.c_str(), 0700) != 0) {
-    return terminal("chmod 700 " + dir + ": " + errnoText(errno));
+    const int err = errno;
+    return terminal("chmod 700 " + dir + ": " + errnoText(err));
   }
   return {};
 }
@@ -474,7 +475,8 @@ Result<core::CertView> CertStore::install(const std::string& name, const std::st
   ::unlink(tmpLink.c_str());
   if (::symlink(gen.c_str(), tmpLink.c_str()) != 0 ||
       ::rename(tmpLink.c_str(), link.c_str()) != 0) {
-    return terminal("switch " + link.string() + ": " + errnoText(errno));
+    const int err = errno;
+    return terminal("switch " + link.string() + ": " + errnoText(err));
   }
   if (auto r = fsyncDir(dir); !r) {
     return r.error();

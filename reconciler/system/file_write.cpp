@@ -45,7 +45,8 @@ Result<void> writeFile(const std::string& path, std::string_view data, mode_t mo
     return terminal("create " + path + ": " + errnoText(e));  // not ours: left alone
   }
   if (::fchmod(f.get(), mode) != 0) {
-    return fail("chmod", path, errno, err);
+    const int e = errno;
+    return fail("chmod", path, e, err);
   }
   size_t done = 0;
   while (done < data.size()) {
@@ -54,12 +55,14 @@ Result<void> writeFile(const std::string& path, std::string_view data, mode_t mo
       continue;
     }
     if (n <= 0) {
-      return fail("write", path, n < 0 ? errno : EIO, err);
+      const int e = n < 0 ? errno : EIO;
+      return fail("write", path, e, err);
     }
     done += static_cast<size_t>(n);
   }
   if (sync && ::fsync(f.get()) != 0) {
-    return fail("sync", path, errno, err);
+    const int e = errno;
+    return fail("sync", path, e, err);
   }
   return {};
 }
@@ -71,7 +74,8 @@ Result<void> replaceWith(const std::string& path, const std::string& tmp, std::s
     return w;
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return fail("replace", tmp, errno, nullptr);
+    const int err = errno;
+    return fail("replace", tmp, err, nullptr);
   }
   return {};
 }
@@ -122,17 +126,19 @@ Result<std::optional<std::string>> readOwnFile(const std::string& path, std::str
   // O_NONBLOCK: a FIFO planted here must not hang the run (it is refused below).
   const UniqueFd f(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
   if (f.get() < 0) {
-    if (errno == ENOENT) {
+    const int err = errno;
+    if (err == ENOENT) {
       return std::optional<std::string>();
     }
-    if (errno == ELOOP) {
+    if (err == ELOOP) {
       return terminal(path + " is a symbolic link; refusing to read it");
     }
-    return terminal("open " + path + ": " + errnoText(errno));
+    return terminal("open " + path + ": " + errnoText(err));
   }
   struct stat st {};
   if (::fstat(f.get(), &st) != 0) {
-    return terminal("stat " + path + ": " + errnoText(errno));
+    const int err = errno;
+    return terminal("stat " + path + ": " + errnoText(err));
   }
   if (!S_ISREG(st.st_mode)) {
     return terminal(path + " is not a regular file");
@@ -161,7 +167,8 @@ Result<std::optional<std::string>> readOwnFile(const std::string& path, std::str
 Result<void> fsyncDir(const std::string& dir) {
   const UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (d.get() < 0 || ::fsync(d.get()) != 0) {
-    return terminal("sync directory " + dir + ": " + errnoText(errno));
+    const int err = errno;
+    return terminal("sync directory " + dir + ": " + errnoText(err));
   }
   return {};
 }

@@ -35,17 +35,19 @@ namespace {
 Result<void> clearStaleSocket(const fs::path& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) {
+    const int err = errno;
+    if (err == ENOENT) {
       return {};
     }
-    return terminal("cannot inspect " + path.string() + ": " + errnoText(errno));
+    return terminal("cannot inspect " + path.string() + ": " + errnoText(err));
   }
   if (!S_ISSOCK(st.st_mode)) {
     return terminal(path.string() + " exists and is not a socket; refusing to replace it");
   }
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    return terminal(std::string("socket: ") + errnoText(errno));
+    const int err = errno;
+    return terminal(std::string("socket: ") + errnoText(err));
   }
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -60,8 +62,12 @@ Result<void> clearStaleSocket(const fs::path& path) {
   if (err != ECONNREFUSED && err != ENOENT) {
     return terminal("cannot probe " + path.string() + ": " + errnoText(err));
   }
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return terminal("cannot remove the stale socket " + path.string() + ": " + errnoText(errno));
+  if (::unlink(path.c_str()) != 0) {
+    const int unlinkErr = errno;
+    if (unlinkErr != ENOENT) {
+      return terminal("cannot remove the stale socket " + path.string() + ": " +
+                      errnoText(unlinkErr));
+    }
   }
   return {};
 }

@@ -159,7 +159,8 @@ Result<NlSocket> NlSocket::open(int protocol, std::string_view netns) {
   // The kernel answers requests synchronously; the timeout only bounds a lost reply.
   timeval tv{kReceiveTimeoutSeconds, 0};
   if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0) {
-    return terminal(what + ": SO_RCVTIMEO: " + errnoText(errno));
+    const int err = errno;
+    return terminal(what + ": SO_RCVTIMEO: " + errnoText(err));
   }
   return NlSocket(sock.release());
 }

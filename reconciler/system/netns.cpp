@@ -34,7 +34,8 @@ bool validName(std::string_view name) {
 Result<void> setLoopbackUp() {
   int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    return terminal("socket: " + errnoText(errno));
+    const int err = errno;
+    return terminal("socket: " + errnoText(err));
   }
   struct ifreq ifr {};
   std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
@@ -55,19 +56,23 @@ Result<void> setLoopbackUp() {
 // made here are seen by every mount namespace that shares it (iproute2 does the same).
 Result<void> prepareNetnsDir() {
   const std::string dir = netnsDir();
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return terminal("create " + dir + ": " + errnoText(errno));
+  if (::mkdir(dir.c_str(), 0755) != 0) {
+    const int err = errno;
+    if (err != EEXIST) {
+      return terminal("create " + dir + ": " + errnoText(err));
+    }
   }
   if (::mount("", dir.c_str(), "none", MS_SHARED | MS_REC, nullptr) == 0) {
     return {};
   }
-  if (errno != EINVAL) {
-    return terminal("make " + dir + " shared: " + errnoText(errno));
+  if (const int err = errno; err != EINVAL) {
+    return terminal("make " + dir + " shared: " + errnoText(err));
   }
   // Not a mount point yet: bind it onto itself, then make it shared.
   if (::mount(dir.c_str(), dir.c_str(), "none", MS_BIND | MS_REC, nullptr) != 0 ||
       ::mount("", dir.c_str(), "none", MS_SHARED | MS_REC, nullptr) != 0) {
-    return terminal("mount " + dir + ": " + errnoText(errno));
+    const int err = errno;
+    return terminal("mount " + dir + ": " + errnoText(err));
   }
   return {};
 }
@@ -127,7 +132,8 @@ Result<void> createNamedNetns(std::string_view name) {
   ::unlink(tmp.c_str());
   int fd = ::open(tmp.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0);
   if (fd < 0) {
-    return terminal("create namespace " + std::string(name) + ": " + tmp + ": " + errnoText(errno));
+    const int err = errno;
+    return terminal("create namespace " + std::string(name) + ": " + tmp + ": " + errnoText(err));
   }
   ::close(fd);
   auto dropTemp = [&] {
@@ -140,12 +146,14 @@ Result<void> createNamedNetns(std::string_view name) {
   Result<void> result;
   std::thread worker([&] {
     if (::unshare(CLONE_NEWNET) != 0) {
-      result = terminal("unshare(CLONE_NEWNET): " + errnoText(errno));
+      const int err = errno;
+      result = terminal("unshare(CLONE_NEWNET): " + errnoText(err));
       return;
     }
     const std::string self = "/proc/self/task/" + std::to_string(::syscall(SYS_gettid)) + "/ns/net";
     if (::mount(self.c_str(), tmp.c_str(), "none", MS_BIND, nullptr) != 0) {
-      result = terminal("bind namespace " + std::string(name) + ": " + errnoText(errno));
+      const int err = errno;
+      result = terminal("bind namespace " + std::string(name) + ": " + errnoText(err));
       return;
     }
     result = setLoopbackUp();
@@ -177,14 +185,18 @@ Result<void> deleteNamedNetns(std::string_view name) {
     return terminal("invalid namespace name '" + std::string(name) + "'");
   }
   const std::string path = netnsPath(name);
-  if (::umount2(path.c_str(), MNT_DETACH) != 0 && errno != EINVAL) {
-    if (errno == ENOENT) {
-      return terminal("delete namespace " + std::string(name) + ": not found");
+  if (::umount2(path.c_str(), MNT_DETACH) != 0) {
+    const int err = errno;
+    if (err != EINVAL) {
+      if (err == ENOENT) {
+        return terminal("delete namespace " + std::string(name) + ": not found");
+      }
+      return terminal("unmount " + path + ": " + errnoText(err));
     }
-    return terminal("unmount " + path + ": " + errnoText(errno));
   }
   if (::unlink(path.c_str()) != 0) {
-    return terminal("remove " + path + ": " + errnoText(errno));
+    const int err = errno;
+    return terminal("remove " + path + ": " + errnoText(err));
   }
   // A temporary entry a create that died after binding left: it would keep the namespace.
   const std::string tmp = tempPath(name);
@@ -259,7 +271,8 @@ Result<NetnsScope> NetnsScope::enter(std::string_view name) {
   }
   int target = openNetnsFd(name);
   if (target < 0) {
-    return terminal("open namespace " + std::string(name) + ": " + errnoText(errno));
+    const int err = errno;
+    return terminal("open namespace " + std::string(name) + ": " + errnoText(err));
   }
   int original = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (original < 0) {

@@ -114,15 +114,16 @@ Result<Answers> readAnswers(int fd, uint32_t base, const std::string& where) {
       tally(buf, n, base, answers);
       continue;
     }
-    if (errno == EINTR) {
+    const int err = errno;
+    if (err == EINTR) {
       continue;
     }
-    if (errno == ENOBUFS) {
+    if (err == ENOBUFS) {
       answers.lost = true;
       continue;
     }
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      return errnoError(where + ": receive answers", errno);
+    if (err != EAGAIN && err != EWOULDBLOCK) {
+      return errnoError(where + ": receive answers", err);
     }
     if (answers.acked == 0 && answers.failures.empty() && !answers.lost) {
       pollfd pfd{fd, POLLIN, 0};
@@ -375,7 +376,8 @@ Result<NftSocket> NftSocket::open(std::string_view netns) {
   }
   mnl_socket* socket = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
   if (socket == nullptr) {
-    return errnoError("nft: open netlink socket" + where, errno);
+    const int err = errno;
+    return errnoError("nft: open netlink socket" + where, err);
   }
   if (mnl_socket_bind(socket, 0, MNL_SOCKET_AUTOPID) < 0) {
     const int err = errno;
@@ -407,7 +409,8 @@ Result<void> NftSocket::send(const NftBatch& batch) {
   setBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, static_cast<size_t>(count) * 1024 + 65536);
 
   if (mnl_socket_sendto(socket_, bytes.data(), bytes.size()) < 0) {
-    return errnoError(where + ": send batch", errno);
+    const int err = errno;
+    return errnoError(where + ": send batch", err);
   }
   Result<Answers> answers = readAnswers(fd, base, where);
   if (!answers) {
@@ -434,7 +437,8 @@ Result<uint64_t> NftSocket::netnsCookie() const {
   uint64_t cookie = 0;
   socklen_t len = sizeof(cookie);
   if (::getsockopt(mnl_socket_get_fd(socket_), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0) {
-    return errnoError(whereOf(netns_) + ": read the namespace cookie", errno);
+    const int err = errno;
+    return errnoError(whereOf(netns_) + ": read the namespace cookie", err);
   }
   return cookie;
 }

@@ -234,7 +234,8 @@ Result<void> Rtnl::moveLink(std::string_view name, std::string_view targetNetns)
       "move " + std::string(name) + " into namespace " + std::string(targetNetns) + where();
   const int fd = openNetnsFd(targetNetns);
   if (fd < 0) {
-    return terminal(what + ": " + errnoText(errno));
+    const int err = errno;
+    return terminal(what + ": " + errnoText(err));
   }
   auto msg = buildLinkMove(name, fd);
   if (!msg) {
@@ -263,8 +264,8 @@ Result<void> Rtnl::createVethPair(std::string_view name, std::string_view peerNa
   if (!peerNetns.empty()) {
     fd = openNetnsFd(peerNetns);
     if (fd < 0) {
-      return terminal(what + ": open namespace " + std::string(peerNetns) + ": " +
-                      errnoText(errno));
+      const int err = errno;
+      return terminal(what + ": open namespace " + std::string(peerNetns) + ": " + errnoText(err));
     }
   }
   auto msg = buildVethCreate(name, peerName, fd);
@@ -452,15 +453,17 @@ Result<void> setSysctl(std::string_view netns, std::string_view key, std::string
     return terminal(what + ": invalid key");
   }
   int fd = -1;
+  int openErr = 0;
   {
     auto scope = NetnsScope::enter(netns);
     if (!scope) {
       return Error{what + ": " + scope.error().message, false};
     }
     fd = ::open(("/proc/sys/" + std::string(key)).c_str(), O_WRONLY | O_CLOEXEC);
+    openErr = errno;  // before the scope's destructor returns to the original namespace
   }
   if (fd < 0) {
-    return terminal(what + ": " + errnoText(errno));
+    return terminal(what + ": " + errnoText(openErr));
   }
   ssize_t n = ::write(fd, value.data(), value.size());
   int err = errno;
@@ -480,15 +483,17 @@ Result<std::string> getSysctl(std::string_view netns, std::string_view key) {
     return terminal(what + ": invalid key");
   }
   int fd = -1;
+  int openErr = 0;
   {
     auto scope = NetnsScope::enter(netns);
     if (!scope) {
       return Error{what + ": " + scope.error().message, false};
     }
     fd = ::open(("/proc/sys/" + std::string(key)).c_str(), O_RDONLY | O_CLOEXEC);
+    openErr = errno;  // before the scope's destructor returns to the original namespace
   }
   if (fd < 0) {
-    return terminal(what + ": " + errnoText(errno));
+    return terminal(what + ": " + errnoText(openErr));
   }
   std::string out;
   char buf[4096];

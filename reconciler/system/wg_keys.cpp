@@ -49,19 +49,23 @@ Result<void> prepareParent(const std::string& dir) {
     }
     return {};
   }
-  if (errno != ENOENT) {
-    return terminal("key directory " + dir + ": " + errnoText(errno));
+  if (const int err = errno; err != ENOENT) {
+    return terminal("key directory " + dir + ": " + errnoText(err));
   }
   if (dir != "/" && dir != ".") {
     if (auto r = prepareParent(parentOf(dir)); !r) {
       return r;
     }
   }
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return terminal("create key directory " + dir + ": " + errnoText(errno));
+  if (::mkdir(dir.c_str(), 0700) != 0) {
+    const int err = errno;
+    if (err != EEXIST) {
+      return terminal("create key directory " + dir + ": " + errnoText(err));
+    }
   }
   if (::chmod(dir.c_str(), 0700) != 0) {
-    return terminal("chmod 700 " + dir + ": " + errnoText(errno));
+    const int err = errno;
+    return terminal("chmod 700 " + dir + ": " + errnoText(err));
   }
   return {};
 }

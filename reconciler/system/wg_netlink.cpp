@@ -176,7 +176,8 @@ Result<bool> kernelWireGuardAvailable() {
   std::thread probe([&] {
     const std::string what = "probe for WireGuard kernel support";
     if (::unshare(CLONE_NEWNET) != 0) {
-      result = terminal(what + ": unshare: " + errnoText(errno));
+      const int err = errno;
+      result = terminal(what + ": unshare: " + errnoText(err));
       return;
     }
     auto rt = Rtnl::open("");

@@ -59,7 +59,8 @@ Result<int> uapiConnect(const std::string& path, std::string_view ifname) {
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    return terminal("socket: " + errnoText(errno));
+    const int err = errno;
+    return terminal("socket: " + errnoText(err));
   }
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
     const int err = errno;
@@ -86,10 +87,11 @@ Result<std::string> uapiExchange(int fd, std::string_view request, size_t maxRep
     }
     const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
     if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) {
+      const int err = errno;
+      if (err == EINTR || err == EAGAIN) {
         continue;
       }
-      return retryable("UAPI write: " + errnoText(errno));
+      return retryable("UAPI write: " + errnoText(err));
     }
     sent += static_cast<size_t>(n);
   }
@@ -106,10 +108,11 @@ Result<std::string> uapiExchange(int fd, std::string_view request, size_t maxRep
     }
     const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
     if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) {
+      const int err = errno;
+      if (err == EINTR || err == EAGAIN) {
         continue;
       }
-      return retryable("UAPI read: " + errnoText(errno));
+      return retryable("UAPI read: " + errnoText(err));
     }
     if (n == 0) {
       return retryable("UAPI connection closed before the end of the reply");

@@ -109,8 +109,11 @@ Result<void> mkdirPrivate(const std::string& dir) {
   for (size_t pos = 1; pos <= dir.size(); ++pos) {
     if (pos == dir.size() || dir[pos] == '/') {
       const std::string prefix = dir.substr(0, pos);
-      if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
-        return terminal("create " + prefix + ": " + errnoText(errno));
+      if (::mkdir(prefix.c_str(), 0700) != 0) {
+        const int err = errno;
+        if (err != EEXIST) {
+          return terminal("create " + prefix + ": " + errnoText(err));
+        }
       }
     }
   }
@@ -170,7 +173,8 @@ Result<int> openLog(const std::string& path) {
   const int fd =
       ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
   if (fd < 0) {
-    return terminal("open " + path + ": " + errnoText(errno));
+    const int err = errno;
+    return terminal("open " + path + ": " + errnoText(err));
   }
   return fd;
 }
