@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "schema/net.h"
+#include "schema/encoding.h"
 #include "schema/secret_file.h"
 #include "schema/toml_reader.h"
 

@@ -5,6 +5,7 @@
 
 #include <regex>
 
+#include "schema/encoding.h"
 #include "schema/file_text.h"
 #include "schema/local_address.h"
 #include "schema/toml_reader.h"

@@ -5,8 +5,8 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "schema/encoding.h"
 #include "schema/model.h"
-#include "schema/net.h"
 
 namespace edgeplane {
 

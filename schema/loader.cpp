@@ -8,6 +8,7 @@
 #include <span>
 #include <sstream>
 
+#include "schema/encoding.h"
 #include "schema/managed_certs.h"
 #include "schema/toml_reader.h"
 #include "schema/validate.h"

@@ -1,6 +1,7 @@
 // The proxy routing snapshot: built from the desired state (see snapshot.h); the JSON codec is
 // snapshot_encode.cpp and snapshot_decode.cpp.
 #include "schema/snapshot.h"
+#include "schema/encoding.h"
 
 #include <algorithm>
 #include <cctype>

@@ -1,5 +1,6 @@
 // The proxy routing snapshot read back from JSON: strict (strict_json), every field checked,
 // unknown keys refused, errors naming the JSON path (see snapshot.h).
+#include "schema/encoding.h"
 #include "schema/snapshot.h"
 
 #include "schema/json_reader.h"

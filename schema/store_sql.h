@@ -16,8 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "schema/encoding.h"
 #include "schema/json_text.h"
-#include "schema/net.h"
 #include "schema/result.h"
 
 namespace edgeplane::store_sql {

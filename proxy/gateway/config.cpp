@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "proxy/http/syntax.h"
+#include "schema/encoding.h"
 
 namespace edgeplane::proxy::gateway {
 

@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "proxy/http/syntax.h"
-#include "schema/net.h"
+#include "schema/encoding.h"
 
 namespace edgeplane::proxy::http {
 namespace {

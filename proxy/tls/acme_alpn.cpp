@@ -13,7 +13,7 @@
 
 #include "proxy/clienthello.h"
 #include "proxy/tls/context.h"
-#include "schema/net.h"
+#include "schema/encoding.h"
 
 namespace edgeplane::proxy::tls {
 

@@ -17,7 +17,7 @@
 #include <system_error>
 #include <utility>
 
-#include "schema/net.h"
+#include "schema/encoding.h"
 #include "schema/pem_key.h"
 
 namespace edgeplane::proxy::tls {

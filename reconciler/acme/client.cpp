@@ -12,8 +12,8 @@
 #include "reconciler/acme/acme_client.h"
 #include "reconciler/net/module.h"
 #include "reconciler/system/file_write.h"
+#include "schema/encoding.h"
 #include "schema/json_text.h"
-#include "schema/net.h"
 
 namespace edgeplane::acme {
 namespace fs = std::filesystem;

@@ -14,8 +14,8 @@
 #include <algorithm>
 
 #include "schema/c_ptr.h"
+#include "schema/encoding.h"
 #include "schema/json_text.h"
-#include "schema/net.h"
 
 namespace edgeplane::acme {
 namespace {

@@ -10,8 +10,8 @@
 #include "reconciler/cli/history.h"
 #include "reconciler/cli/publish.h"
 #include "schema/api_key.h"
+#include "schema/encoding.h"
 #include "schema/json_text.h"
-#include "schema/net.h"
 #include "schema/snapshot.h"
 
 namespace edgeplane::cli {

@@ -17,8 +17,8 @@
 #include "reconciler/system/program_identity.h"
 #include "schema/chunk_memo.h"
 #include "schema/desired_codec.h"
+#include "schema/encoding.h"
 #include "schema/loader.h"
-#include "schema/net.h"
 #include "schema/store.h"
 #include "schema/validate.h"
 

@@ -14,7 +14,7 @@
 #include <array>
 
 #include "reconciler/cli/webhook.h"
-#include "schema/net.h"
+#include "schema/encoding.h"
 
 namespace edgeplane::cli {
 

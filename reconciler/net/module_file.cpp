@@ -10,7 +10,7 @@
 #include <cstring>
 #include <vector>
 
-#include "schema/net.h"
+#include "schema/encoding.h"
 
 namespace edgeplane::net {
 namespace {

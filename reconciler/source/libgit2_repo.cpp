@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "reconciler/source/libgit2_handles.h"
+#include "schema/encoding.h"
 
 namespace edgeplane::source {
 namespace fs = std::filesystem;

@@ -12,7 +12,7 @@
 #include <utility>
 
 #include "reconciler/source/ssh_key.h"
-#include "schema/net.h"
+#include "schema/encoding.h"
 
 namespace edgeplane::source {
 namespace {

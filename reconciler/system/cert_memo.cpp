@@ -10,7 +10,7 @@
 #include "reconciler/system/cache_file.h"
 #include "reconciler/system/file_write.h"
 #include "reconciler/system/program_identity.h"
-#include "schema/net.h"
+#include "schema/encoding.h"
 #include "schema/store.h"
 
 namespace edgeplane::sys {

@@ -27,7 +27,7 @@
 #include <system_error>
 
 #include "schema/c_ptr.h"
-#include "schema/net.h"
+#include "schema/encoding.h"
 #include "schema/pem_key.h"
 
 namespace edgeplane::sys {

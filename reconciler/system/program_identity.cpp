@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "edgeplane_version.h"
-#include "schema/net.h"
+#include "schema/encoding.h"
 
 namespace edgeplane::sys {
 namespace {

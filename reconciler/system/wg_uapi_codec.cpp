@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "reconciler/system/wg_keys.h"
+#include "schema/encoding.h"
 
 namespace edgeplane::sys {
 namespace {

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "schema/net.h"
+#include "schema/encoding.h"
 
 namespace edgeplane::testing {
 

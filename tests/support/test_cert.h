@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "schema/net.h"
+#include "schema/encoding.h"
 
 namespace edgeplane::testing {
 

@@ -6,7 +6,7 @@
 
 #include <fstream>
 
-#include "schema/net.h"
+#include "schema/encoding.h"
 #include "tests/support/temp_dir.h"
 
 namespace edgeplane {

@@ -24,7 +24,7 @@
 
 #include "reconciler/acme/client.h"
 #include "reconciler/acme/jws.h"
-#include "schema/net.h"
+#include "schema/encoding.h"
 #include "tests/support/temp_dir.h"
 
 namespace edgeplane {

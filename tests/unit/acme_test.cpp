@@ -12,8 +12,8 @@
 #include <openssl/x509v3.h>
 
 #include "reconciler/acme/client.h"
+#include "schema/encoding.h"
 #include "schema/json_reader.h"
-#include "schema/net.h"
 
 namespace edgeplane::acme {
 namespace {

@@ -6,7 +6,7 @@
 #include <set>
 #include <string>
 
-#include "schema/net.h"
+#include "schema/encoding.h"
 
 namespace edgeplane {
 namespace {

@@ -15,7 +15,7 @@
 #include "reconciler/cli/publish.h"
 #include "reconciler/core/state_json.h"
 #include "schema/api_key.h"
-#include "schema/net.h"
+#include "schema/encoding.h"
 #include "tests/support/command.h"
 #include "tests/support/temp_dir.h"
 

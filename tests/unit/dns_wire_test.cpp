@@ -6,7 +6,7 @@
 
 #include "proxy/acme_challenges.h"
 #include "proxy/dns/wire.h"
-#include "schema/net.h"
+#include "schema/encoding.h"
 
 namespace edgeplane::proxy::dns {
 namespace {

@@ -11,6 +11,7 @@
 #include "proxy/gateway/config.h"
 #include "proxy/gateway/rate_limiter.h"
 #include "schema/api_key.h"
+#include "schema/encoding.h"
 #include "tests/support/https_fixture.h"
 
 namespace edgeplane::proxy {

@@ -1,5 +1,6 @@
 // Loader tests: TOML -> Desired, with every syntax, type, key and value error at file:line:col.
 #include "schema/loader.h"
+#include "schema/encoding.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

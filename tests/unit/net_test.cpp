@@ -1,5 +1,6 @@
 // Unit tests for the strict network value parsers in schema/net.h.
 #include "schema/net.h"
+#include "schema/encoding.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

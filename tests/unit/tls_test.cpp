@@ -22,7 +22,7 @@
 #include "proxy/tls/context.h"
 #include "proxy/tls/stream.h"
 #include "proxy/tls/ticket_keys.h"
-#include "schema/net.h"
+#include "schema/encoding.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_cert.h"
 

@@ -34,6 +34,7 @@
 #include "reconciler/system/wg_uapi.h"
 #include "reconciler/system/wg_uapi_codec.h"
 #include "reconciler/system/wireguard.h"
+#include "schema/encoding.h"
 
 namespace edgeplane::sys {
 namespace {
