@@ -308,9 +308,21 @@ Store::Store(fs::path path, std::unique_ptr<sqlite3, DbCloser> db, const StoreOp
 // blocks, ACME state, migrations aside) is made durable here with one sync of the WAL, as
 // synchronous = FULL does at each commit.
 Store::~Store() {
-  if (db_ != nullptr && totalChanges() > lightChanges_) {
-    (void)syncWal();  // nothing to tell a destructor's caller; the next run's syncWal may mend
+  if (db_ != nullptr) {
+    (void)syncChanges();  // nothing to tell a destructor's caller: syncChanges() is for that
   }
+}
+
+Result<void> Store::syncChanges() {
+  const int64_t changes = totalChanges() - lightChanges_;
+  if (changes == syncedChanges_) {
+    return {};
+  }
+  if (auto synced = syncWal(); !synced) {
+    return synced;
+  }
+  syncedChanges_ = changes;
+  return {};
 }
 
 Result<void> Store::syncWal() {

@@ -235,6 +235,10 @@ class Store {
   // WAL. Closing does it for what the connection itself changed beyond history (~Store); this is
   // for what another left, e.g. a process killed before its close.
   Result<void> syncWal();
+  // What closing does, now, so that its failure can be told: one sync of the WAL if this
+  // connection changed more than history since it opened or last synced. An error means what it
+  // committed may not survive a crash or power loss (the disk refused to sync).
+  Result<void> syncChanges();
 
   // Apply history.
   Result<int64_t> beginRun(const RunStart& start);
@@ -350,7 +354,8 @@ class Store {
   StoreOptions options_;
   int schemaVersion_ = 0;
   int txDepth_ = 0;
-  int64_t lightChanges_ = 0;  // rows LightWrites changed
+  int64_t lightChanges_ = 0;   // rows LightWrites changed
+  int64_t syncedChanges_ = 0;  // the other rows changed, as of the last syncChanges()
   // Prepared statements by SQL text, reused across calls (finalized by DbCloser).
   mutable std::unordered_map<std::string, sqlite3_stmt*> statements_;
 };

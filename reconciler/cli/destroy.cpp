@@ -95,6 +95,11 @@ int executeDestroy(const Options& o, Store& store, const core::Plan& p, const co
             << "! Resources: " << countsText(executed->counts) << ".\n"
             << "The state directory " << o.stateDir
             << " is kept (WireGuard keys, certificates, history).\n";
+  if (auto synced = store.syncChanges(); !synced) {
+    std::cerr << "edgeplane destroy: " << synced.error().message
+              << "; what this run recorded may not survive a crash\n";
+    return 1;
+  }
   return ok ? 0 : 1;
 }
 

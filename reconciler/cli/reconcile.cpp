@@ -369,13 +369,27 @@ void recordStage(Run& r, const core::Plan& p, const Executed& x, const AcmeOrder
   }
 }
 
-}  // namespace
+// What the run committed to the store, made durable where a failure can still be told (closing
+// would sync it silently). The host is as the run left it, but its record (ownership, the last
+// good commit) may be lost to a crash: the run counts as failed, to be tried again.
+void syncStore(Run& r) {
+  if (!r.store) {
+    return;
+  }
+  if (auto synced = r.store->syncChanges(); !synced) {
+    r.err << "edgeplane apply: " << synced.error().message
+          << "; what this run recorded may not survive a crash\n";
+    r.report.result = RunResult::Failed;
+    r.report.summary = synced.error().message;
+    r.report.retryable = true;
+  }
+}
 
-RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) {
-  Run r(o, out, err);
+void runStages(Run& r) {
+  const Options& o = r.opts;
   const int64_t startedAt = nowMs();
   if (!lock(r)) {
-    return r.report;
+    return;
   }
   // The host observed on a thread of its own while the config loads, and the state directory
   // (store, certificates) read on another. From a directory, the observing starts as soon as
@@ -387,11 +401,11 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
     observing = observeInBackground(host);
   }
   if (!openStore(r)) {
-    return r.report;
+    return;
   }
   fetchSource(r);
   if (!beginRecord(r, startedAt)) {
-    return r.report;
+    return;
   }
   if (!observing.valid()) {
     observing = observeInBackground(host);
@@ -399,20 +413,28 @@ RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) 
   auto reading = readStateDirInBackground(o.stateDir);
   std::optional<Loaded> loaded = loadStage(r);
   if (!loaded) {
-    return r.report;
+    return;
   }
   std::optional<Observation> seen = observeStage(r, *loaded, observing, reading);
   if (!seen) {
-    return r.report;
+    return;
   }
   const core::Plan p = core::plan(seen->target, seen->host, seen->view);
   sys::CertStore certStore(o.stateDir);
   std::optional<Executed> executed = executeStage(r, p, *seen, host, certStore);
   if (!executed) {
-    return r.report;
+    return;
   }
   const AcmeOrders orders = publishStage(r, *loaded, p, *seen, certStore, *executed);
   recordStage(r, p, *executed, orders);
+}
+
+}  // namespace
+
+RunReport reconcileOnce(const Options& o, std::ostream& out, std::ostream& err) {
+  Run r(o, out, err);
+  runStages(r);
+  syncStore(r);
   return r.report;
 }
 

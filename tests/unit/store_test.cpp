@@ -172,12 +172,16 @@ class SyncCounter {
 
   static inline int walSyncs = 0;
   static inline int dbSyncs = 0;
+  static inline bool failWalSyncs = false;  // as a disk that refuses them (EIO)
 
  private:
   static int sync(sqlite3_file* f, int how) {
     for (const WrappedMethods& w : wrapped_) {
       if (f->pMethods == &w.wal || f->pMethods == &w.db) {
         ++(f->pMethods == &w.wal ? walSyncs : dbSyncs);
+        if (failWalSyncs && f->pMethods == &w.wal) {
+          return SQLITE_IOERR_FSYNC;
+        }
         return w.real->xSync(f, how);
       }
     }
@@ -275,6 +279,38 @@ TEST_F(StoreTest, ClosingSyncsTheWalOnlyAfterChangesBeyondHistory) {
   auto runs = store->recentRuns(10);
   ASSERT_TRUE(runs.ok());
   EXPECT_EQ(runs->size(), 3u);
+}
+
+// syncChanges() is closing's sync, done when its failure can still be told: the error names the
+// WAL, and the changes stay to sync (again, or at the close). History alone never syncs.
+TEST_F(StoreTest, SyncingChangesTellsAFailedSyncAndKeepsThemToSync) {
+  SyncCounter syncs;
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->putOwned("namespace", "tenant-a", R"({"uplink":"100.64.0.0/31"})", 1000));
+  SyncCounter::walSyncs = 0;
+  SyncCounter::failWalSyncs = true;
+  auto failed = store->syncChanges();
+  SyncCounter::failWalSyncs = false;
+  ASSERT_FALSE(failed.ok());
+  const std::string& why = failed.error().message;
+  EXPECT_NE(why.find(dbPath_.string() + ": syncing its write-ahead log failed"), std::string::npos)
+      << why;
+  EXPECT_EQ(SyncCounter::walSyncs, 1);
+
+  ASSERT_TRUE(store->syncChanges());  // still to sync after the failure
+  EXPECT_EQ(SyncCounter::walSyncs, 2);
+  ASSERT_TRUE(store->syncChanges());  // nothing new
+  auto run = store->beginRun({std::nullopt, "/srv/config", 2000});
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  ASSERT_TRUE(store->finishRun(*run, {3000, RunResult::Failed, "failed", {}, ""}));
+  ASSERT_TRUE(store->syncChanges());  // history only
+  EXPECT_EQ(SyncCounter::walSyncs, 2);
+  ASSERT_TRUE(store->removeOwned("namespace", "tenant-a"));
+  ASSERT_TRUE(store->syncChanges());
+  EXPECT_EQ(SyncCounter::walSyncs, 3);
+  store.reset();  // the close has nothing left to sync
+  EXPECT_EQ(SyncCounter::walSyncs, 3);
 }
 
 TEST_F(StoreTest, RefusesNewerSchemaWithoutTouchingTheFile) {
