@@ -107,65 +107,68 @@ void removeStaleGitLocks(const fs::path& cacheDir) {
   }
 }
 
-Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& spec,
-                          std::chrono::milliseconds timeout, const std::vector<std::string>& helper,
-                          const FetchTick& tick) {
-  if (helper.empty()) {
-    return terminal("fetch: no helper command");
-  }
-  // The child is this executable, which may have been replaced on disk by an upgrade since it
-  // started, and the module beside it with it: the child gets the module this process loaded.
-  if (auto loaded = net::module(); !loaded) {
-    return terminal("fetch: " + loaded.error().message);
-  }
-  const int moduleFd = net::moduleFile();
-  constexpr int kChildModuleFd = 3;
-  const std::string urlPrefix = std::string(kFetchUrlEnv) + "=";
-  const std::string moduleFdPrefix = std::string(kFetchModuleFdEnv) + "=";
-  std::string moduleVar = moduleFdPrefix + std::to_string(kChildModuleFd);
-  // A url with a password goes to the child in its environment (readable by its owner only),
-  // not on its command line (readable by everyone).
-  const bool secretUrl = passwordSpan(spec.url).second != 0;
-  std::vector<std::string> args = helper;
-  args.insert(args.end(), {"__fetch", cacheDir.string(), secretUrl ? "-" : spec.url, spec.ref,
-                           std::to_string(spec.fetchMaxSize)});
-  if (spec.sshKey) {
-    args.push_back(spec.sshKey->string());
-  }
-  const std::string shownUrl = redactUrl(spec.url);
-  // Everything the child needs is built before fork: after it, only async-signal-safe calls.
-  std::vector<char*> argv;
-  for (auto& a : args) {
-    argv.push_back(a.data());
-  }
-  argv.push_back(nullptr);
-  std::string urlVar = urlPrefix + spec.url;
-  std::vector<char*> envp;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    const std::string_view var(*e);
-    if (!var.starts_with(urlPrefix) && !var.starts_with(moduleFdPrefix)) {
-      envp.push_back(*e);
-    }
-  }
-  if (secretUrl) {
-    envp.push_back(urlVar.data());
-  }
-  if (moduleFd >= 0) {
-    envp.push_back(moduleVar.data());
-  }
-  envp.push_back(nullptr);
+namespace {
 
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) {
-    const int err = errno;
-    return retryable(std::string("fetch: pipe: ") + errnoText(err));
+constexpr int kChildModuleFd = 3;
+
+// The child's command line and environment, built before the fork: after it, the child makes
+// only async-signal-safe calls. argv and envp point into this object, which therefore stays put.
+class ChildExec {
+ public:
+  ChildExec(const fs::path& cacheDir, const source::SourceSpec& spec,
+            const std::vector<std::string>& helper, int moduleFd) {
+    const std::string urlPrefix = std::string(kFetchUrlEnv) + "=";
+    const std::string moduleFdPrefix = std::string(kFetchModuleFdEnv) + "=";
+    moduleVar_ = moduleFdPrefix + std::to_string(kChildModuleFd);
+    // A url with a password goes to the child in its environment (readable by its owner only),
+    // not on its command line (readable by everyone).
+    const bool secretUrl = passwordSpan(spec.url).second != 0;
+    args_ = helper;
+    args_.insert(args_.end(), {"__fetch", cacheDir.string(), secretUrl ? "-" : spec.url, spec.ref,
+                               std::to_string(spec.fetchMaxSize)});
+    if (spec.sshKey) {
+      args_.push_back(spec.sshKey->string());
+    }
+    for (auto& a : args_) {
+      argv_.push_back(a.data());
+    }
+    argv_.push_back(nullptr);
+    urlVar_ = urlPrefix + spec.url;
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+      const std::string_view var(*e);
+      if (!var.starts_with(urlPrefix) && !var.starts_with(moduleFdPrefix)) {
+        envp_.push_back(*e);
+      }
+    }
+    if (secretUrl) {
+      envp_.push_back(urlVar_.data());
+    }
+    if (moduleFd >= 0) {
+      envp_.push_back(moduleVar_.data());
+    }
+    envp_.push_back(nullptr);
   }
+  ChildExec(const ChildExec&) = delete;
+  ChildExec& operator=(const ChildExec&) = delete;
+
+  char* const* argv() const { return argv_.data(); }
+  char* const* envp() const { return envp_.data(); }
+
+ private:
+  std::vector<std::string> args_;
+  std::string urlVar_;
+  std::string moduleVar_;
+  std::vector<char*> argv_;
+  std::vector<char*> envp_;
+};
+
+// Forks the child, its stdout the pipe's write end `out` and the module at kChildModuleFd, and
+// execs `exec`. In the child, only async-signal-safe calls.
+Result<pid_t> spawnChild(const ChildExec& exec, int out, int moduleFd) {
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int err = errno;
-    ::close(fds[0]);
-    ::close(fds[1]);
     return retryable(std::string("fetch: fork: ") + errnoText(err));
   }
   if (pid == 0) {
@@ -177,22 +180,24 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);  // the agent blocks SIGTERM for its sigwait
-    ::dup2(fds[1], STDOUT_FILENO);               // dup2 clears O_CLOEXEC on the copy
+    ::dup2(out, STDOUT_FILENO);                  // dup2 clears O_CLOEXEC on the copy
     if (moduleFd == kChildModuleFd) {
       ::fcntl(moduleFd, F_SETFD, 0);
     } else if (moduleFd >= 0) {
       ::dup2(moduleFd, kChildModuleFd);
     }
-    ::execve(argv[0], argv.data(), envp.data());
+    ::execve(exec.argv()[0], exec.argv(), exec.envp());
     ::_exit(127);
   }
-  ::close(fds[1]);
   ::setpgid(pid, pid);  // also from this side: no window where the kill misses the group
+  return pid;
+}
 
-  const auto started = std::chrono::steady_clock::now();
-  const auto deadline = started + timeout;
-  std::string output;
-  bool timedOut = false;
+// The child's output from `in` (its first kMaxChildOutput bytes) until EOF or a failed read;
+// false when `deadline` came first.
+bool readChild(int in, std::chrono::steady_clock::time_point started,
+               std::chrono::steady_clock::time_point deadline, const FetchTick& tick,
+               std::string& output) {
   for (;;) {
     if (tick) {
       tick(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
@@ -201,58 +206,33 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      timedOut = true;
-      break;
+      return false;
     }
-    pollfd p{fds[0], POLLIN, 0};
+    pollfd p{in, POLLIN, 0};
     const int rc = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
     if (rc < 0 && errno != EINTR) {
-      break;
+      return true;
     }
     if (rc <= 0) {
       continue;
     }
     char buf[4096];
-    const ssize_t n = ::read(fds[0], buf, sizeof(buf));
+    const ssize_t n = ::read(in, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) {
       continue;
     }
     if (n <= 0) {
-      break;  // EOF: the child is done (or died)
+      return true;  // EOF: the child is done (or died)
     }
     if (output.size() < kMaxChildOutput) {
       output.append(buf, static_cast<size_t>(n));
     }
   }
-  ::close(fds[0]);
-  if (timedOut) {
-    killAndReap(pid);
-    removeStaleGitLocks(cacheDir);
-    return retryable("fetch " + shownUrl + ": no answer within " + secondsText(timeout) +
-                     " (source fetch_timeout); the fetch was stopped");
-  }
-  // EOF (or a failed poll/read) does not mean the child has exited: it may have closed its
-  // stdout and still hang. The deadline holds for the wait too.
-  int status = 0;
-  for (;;) {
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) {
-      break;
-    }
-    if (r < 0) {
-      const int err = errno;
-      if (err != EINTR) {
-        return retryable(std::string("fetch: waitpid: ") + errnoText(err));
-      }
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      killAndReap(pid);
-      removeStaleGitLocks(cacheDir);
-      return retryable("fetch " + shownUrl + ": the fetch did not end within " +
-                       secondsText(timeout) + " (source fetch_timeout); it was stopped");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+}
+
+// What the child's exit `status` and the first line of its `output` say.
+Result<void> childResult(int status, std::string output, const std::string& shownUrl,
+                         const fs::path& cacheDir) {
   if (auto nl = output.find('\n'); nl != std::string::npos) {
     output.resize(nl);
   }
@@ -272,6 +252,70 @@ Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& sp
   }
   return retryable("fetch " + shownUrl + ": the fetch process failed (exit status " +
                    std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
+}
+
+}  // namespace
+
+Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& spec,
+                          std::chrono::milliseconds timeout, const std::vector<std::string>& helper,
+                          const FetchTick& tick) {
+  if (helper.empty()) {
+    return terminal("fetch: no helper command");
+  }
+  // The child is this executable, which may have been replaced on disk by an upgrade since it
+  // started, and the module beside it with it: the child gets the module this process loaded.
+  if (auto loaded = net::module(); !loaded) {
+    return terminal("fetch: " + loaded.error().message);
+  }
+  const int moduleFd = net::moduleFile();
+  const ChildExec exec(cacheDir, spec, helper, moduleFd);
+  const std::string shownUrl = redactUrl(spec.url);
+
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    const int err = errno;
+    return retryable(std::string("fetch: pipe: ") + errnoText(err));
+  }
+  auto pid = spawnChild(exec, fds[1], moduleFd);
+  ::close(fds[1]);
+  if (!pid) {
+    ::close(fds[0]);
+    return pid.error();
+  }
+  const auto started = std::chrono::steady_clock::now();
+  const auto deadline = started + timeout;
+  std::string output;
+  const bool answered = readChild(fds[0], started, deadline, tick, output);
+  ::close(fds[0]);
+  if (!answered) {
+    killAndReap(*pid);
+    removeStaleGitLocks(cacheDir);
+    return retryable("fetch " + shownUrl + ": no answer within " + secondsText(timeout) +
+                     " (source fetch_timeout); the fetch was stopped");
+  }
+  // EOF (or a failed poll/read) does not mean the child has exited: it may have closed its
+  // stdout and still hang. The deadline holds for the wait too.
+  int status = 0;
+  for (;;) {
+    const pid_t r = ::waitpid(*pid, &status, WNOHANG);
+    if (r == *pid) {
+      break;
+    }
+    if (r < 0) {
+      const int err = errno;
+      if (err != EINTR) {
+        return retryable(std::string("fetch: waitpid: ") + errnoText(err));
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      killAndReap(*pid);
+      removeStaleGitLocks(cacheDir);
+      return retryable("fetch " + shownUrl + ": the fetch did not end within " +
+                       secondsText(timeout) + " (source fetch_timeout); it was stopped");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return childResult(status, std::move(output), shownUrl, cacheDir);
 }
 
 int fetchChildMain(const std::vector<std::string>& args) {
