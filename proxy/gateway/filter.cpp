@@ -93,6 +93,16 @@ class GatewayFilter final : public RequestFilter {
                    const Endpoint& client) override;
 
  private:
+  // check's steps. The key `head` presents, if it may call `route` (null: refused, `v` says
+  // why); the endpoint of `g` it calls (null: none, `v` answers 400, 404 or 405); the verdict
+  // of a request let through.
+  const KeyEntry* authenticate(const http::RequestHead& head, const GatewayConfig& gateways,
+                               const GatewayEntry& g, const ActiveRoute& route,
+                               const Endpoint& client, FilterVerdict& v);
+  const EndpointEntry* chooseEndpoint(const http::RequestHead& head, const GatewayEntry& g,
+                                      FilterVerdict& v) const;
+  void admit(const KeyEntry& key, const EndpointEntry& chosen, const ActiveRoute& route,
+             const Endpoint& client, FilterVerdict& v);
   void answer(FilterVerdict& v, int status, std::string_view error) const;
   void refuse(FilterVerdict& v, Auth why, const Endpoint& client);
   void logLine(std::string_view event, std::string_view detail, const Endpoint& client);
@@ -130,6 +140,86 @@ void GatewayFilter::refuse(FilterVerdict& v, Auth why, const Endpoint& client) {
   }
 }
 
+const KeyEntry* GatewayFilter::authenticate(const http::RequestHead& head,
+                                            const GatewayConfig& gateways, const GatewayEntry& g,
+                                            const ActiveRoute& route, const Endpoint& client,
+                                            FilterVerdict& v) {
+  if (g.limit) {
+    RateLimiter::Decision d =
+        runtime_->limiter.admit(g.scope, client.address, *g.limit, clock_.monotonicUs());
+    if (!d.allowed) {
+      answer(v, 429, "rate limit exceeded");
+      v.headers.emplace_back("Retry-After", std::to_string((d.retryAfterUs + 999999) / 1000000));
+      logLine("RATE_LIMITED: ", "from IP ", client);
+      return nullptr;
+    }
+  }
+  std::optional<std::string_view> token = bearerToken(head);
+  if (!token) {
+    refuse(v, Auth::Missing, client);
+    return nullptr;
+  }
+  std::optional<std::string_view> id = apiKeyId(*token);
+  const KeyEntry* key = id ? gateways.findKey(*id) : nullptr;
+  // The digest is computed whatever the id: the time taken does not say which ids exist.
+  const ApiKeyDigest digest = apiKeyDigest(*token);
+  if (key == nullptr || !digestsEqual(digest, key->digest) || !key->spec.enabled ||
+      key->blocked.load(std::memory_order_relaxed) || !key->mayCall(route.spec.name)) {
+    refuse(v, Auth::Invalid, client);
+    return nullptr;
+  }
+  return key;
+}
+
+const EndpointEntry* GatewayFilter::chooseEndpoint(const http::RequestHead& head,
+                                                   const GatewayEntry& g, FilterVerdict& v) const {
+  if (!normalPath(head.path)) {  // matched as sent, it could leave its endpoint on the backend
+    answer(v, 400, "path not in normal form");
+    return nullptr;
+  }
+  std::vector<const EndpointEntry*> candidates = g.match(head.path);
+  if (candidates.empty()) {
+    answer(v, 404, "no such endpoint");
+    return nullptr;
+  }
+  const EndpointEntry* chosen = nullptr;
+  std::string allow;
+  for (const EndpointEntry* e : candidates) {
+    if (e->spec->method == head.method) {
+      chosen = e;
+    }
+    allow.append(allow.empty() ? "" : ", ").append(e->spec->method);
+  }
+  if (chosen == nullptr) {
+    answer(v, 405, "method not allowed");
+    v.headers.emplace_back("Allow", allow);
+  }
+  return chosen;
+}
+
+void GatewayFilter::admit(const KeyEntry& key, const EndpointEntry& chosen,
+                          const ActiveRoute& route, const Endpoint& client, FilterVerdict& v) {
+  v.subject = &key;
+  v.endpoint = &chosen;
+  v.choice =
+      BackendChoice{&chosen.spec->backends, chosen.health, &chosen.cursor, chosen.spec->balance};
+  // The credential stays here; a client cannot pose as another key to the backend.
+  static constexpr std::string_view kDrop[] = {"Authorization", "X-Edgeplane-Key-Id",
+                                               "X-Edgeplane-Key-Name"};
+  v.drop = kDrop;
+  v.add[0] = http::HeaderField{"X-Edgeplane-Key-Id", key.spec.id};
+  v.add[1] = http::HeaderField{"X-Edgeplane-Key-Name", key.spec.name};
+  v.addCount = 2;
+  line_.assign("API_KEY_AUTH: ")
+      .append(key.spec.name)
+      .append(" (type: ")
+      .append(route.spec.name)
+      .append(") from IP ")
+      .append(client.address.str())
+      .push_back('\n');
+  log_(line_);
+}
+
 void GatewayFilter::check(const http::RequestHead& head, const ActiveConfig& config,
                           const ActiveRoute& route, const Endpoint& client, FilterVerdict& v) {
   v.jsonErrors = true;
@@ -144,28 +234,8 @@ void GatewayFilter::check(const http::RequestHead& head, const ActiveConfig& con
     shard_ = runtime_->addShard();
   }
   v.scope = g;
-  if (g->limit) {
-    RateLimiter::Decision d =
-        runtime_->limiter.admit(g->scope, client.address, *g->limit, clock_.monotonicUs());
-    if (!d.allowed) {
-      answer(v, 429, "rate limit exceeded");
-      v.headers.emplace_back("Retry-After", std::to_string((d.retryAfterUs + 999999) / 1000000));
-      logLine("RATE_LIMITED: ", "from IP ", client);
-      return;
-    }
-  }
-  std::optional<std::string_view> token = bearerToken(head);
-  if (!token) {
-    refuse(v, Auth::Missing, client);
-    return;
-  }
-  std::optional<std::string_view> id = apiKeyId(*token);
-  const KeyEntry* key = id ? gateways->findKey(*id) : nullptr;
-  // The digest is computed whatever the id: the time taken does not say which ids exist.
-  const ApiKeyDigest digest = apiKeyDigest(*token);
-  if (key == nullptr || !digestsEqual(digest, key->digest) || !key->spec.enabled ||
-      key->blocked.load(std::memory_order_relaxed) || !key->mayCall(route.spec.name)) {
-    refuse(v, Auth::Invalid, client);
+  const KeyEntry* key = authenticate(head, *gateways, *g, route, client, v);
+  if (key == nullptr) {
     return;
   }
   if (head.path == kStatsPath && head.method == "GET") {
@@ -180,54 +250,16 @@ void GatewayFilter::check(const http::RequestHead& head, const ActiveConfig& con
     v.headers.emplace_back("Content-Type", "application/json");
     return;
   }
-  if (!normalPath(head.path)) {  // matched as sent, it could leave its endpoint on the backend
-    answer(v, 400, "path not in normal form");
-    v.subject = key;
-    return;
-  }
-  std::vector<const EndpointEntry*> candidates = g->match(head.path);
-  if (candidates.empty()) {
-    answer(v, 404, "no such endpoint");
-    v.subject = key;
-    return;
-  }
-  const EndpointEntry* chosen = nullptr;
-  std::string allow;
-  for (const EndpointEntry* e : candidates) {
-    if (e->spec->method == head.method) {
-      chosen = e;
-    }
-    allow.append(allow.empty() ? "" : ", ").append(e->spec->method);
-  }
+  const EndpointEntry* chosen = chooseEndpoint(head, *g, v);
   if (chosen == nullptr) {
-    answer(v, 405, "method not allowed");
-    v.headers.emplace_back("Allow", allow);
-    v.subject = key;
+    v.subject = key;  // answered 400, 404 or 405, for this key
     return;
   }
   if (!key->mayUse(chosen->spec->path)) {
     refuse(v, Auth::Invalid, client);
     return;
   }
-  v.subject = key;
-  v.endpoint = chosen;
-  v.choice = BackendChoice{&chosen->spec->backends, chosen->health, &chosen->cursor,
-                           chosen->spec->balance};
-  // The credential stays here; a client cannot pose as another key to the backend.
-  static constexpr std::string_view kDrop[] = {"Authorization", "X-Edgeplane-Key-Id",
-                                               "X-Edgeplane-Key-Name"};
-  v.drop = kDrop;
-  v.add[0] = http::HeaderField{"X-Edgeplane-Key-Id", key->spec.id};
-  v.add[1] = http::HeaderField{"X-Edgeplane-Key-Name", key->spec.name};
-  v.addCount = 2;
-  line_.assign("API_KEY_AUTH: ")
-      .append(key->spec.name)
-      .append(" (type: ")
-      .append(route.spec.name)
-      .append(") from IP ")
-      .append(client.address.str())
-      .push_back('\n');
-  log_(line_);
+  admit(*key, *chosen, route, client, v);
 }
 
 void GatewayFilter::finished(const FilterVerdict& v, const Endpoint& client, int status) {
