@@ -385,7 +385,10 @@ void Agent::runOnce(uint64_t number) {
       line += ": " + why;
     }
   }
-  log(priorityOf(r.result), line);
+  if (!r.unsynced.empty()) {
+    line += "; state store: " + r.unsynced;
+  }
+  log(r.unsynced.empty() ? priorityOf(r.result) : LogPriority::kErr, line);
   // The agent is up once its first run ended, whatever the outcome: a failed run is retried.
   if (!ready_) {
     ServiceManager::ready(lastRun_);

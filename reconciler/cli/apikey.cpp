@@ -293,10 +293,10 @@ int cmdBlock(const Options& o, bool block) {
     std::cerr << cmd << changed.error().message << "\n";
     return 1;
   }
-  // Told now, not at the close: a block lost to a crash would let the key back in.
+  // Told now, not at the close: a block lost in a crash would let the key back in.
   if (auto synced = (*store)->syncChanges(); !synced) {
     std::cerr << cmd << synced.error().message << "; the " << verb
-              << " may not survive a crash: run it again\n";
+              << " is in effect but may not survive a crash\n";
     return 1;
   }
   if (block && appliedHasKey(**store, id) != std::optional(true)) {

@@ -14,7 +14,7 @@ int cmdApply(const Options& o) {
   const int64_t startedAt = nowMs();
   // --json: stdout holds the run record and nothing else; every human line goes to stderr.
   RunReport r = reconcileOnce(o, o.json ? std::cerr : std::cout, std::cerr);
-  const int status = r.runId != 0 && r.result == RunResult::Ok ? 0 : 1;
+  const int status = r.runId != 0 && r.result == RunResult::Ok && r.unsynced.empty() ? 0 : 1;
   if (!o.json) {
     return status;
   }

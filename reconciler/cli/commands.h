@@ -102,6 +102,9 @@ struct RunReport {
   std::optional<std::string> commit;
   std::string summary;  // one line
   bool retryable = false;
+  // Set when the store could not make the run's record durable at its end (the disk refused to
+  // sync: see Store::syncChanges): the run's result stands, but its record may be lost in a crash.
+  std::string unsynced;
 };
 
 // One apply: lock, fetch (bounded), verify, export, validate, plan, apply, publish, record.

@@ -370,18 +370,16 @@ void recordStage(Run& r, const core::Plan& p, const Executed& x, const AcmeOrder
 }
 
 // What the run committed to the store, made durable where a failure can still be told (closing
-// would sync it silently). The host is as the run left it, but its record (ownership, the last
-// good commit) may be lost to a crash: the run counts as failed, to be tried again.
+// would sync it silently). The host is as the run left it and the run's result stands, but its
+// record (ownership, the last good commit) may be lost in a crash. Running again does not mend
+// it: after a failed sync the kernel may have dropped the pages, and a later sync succeed.
 void syncStore(Run& r) {
   if (!r.store) {
     return;
   }
   if (auto synced = r.store->syncChanges(); !synced) {
-    r.err << "edgeplane apply: " << synced.error().message
-          << "; what this run recorded may not survive a crash\n";
-    r.report.result = RunResult::Failed;
-    r.report.summary = synced.error().message;
-    r.report.retryable = true;
+    r.report.unsynced = synced.error().message + "; what this run recorded may not survive a crash";
+    r.err << "edgeplane apply: " << r.report.unsynced << "\n";
   }
 }
 

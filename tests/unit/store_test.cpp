@@ -282,7 +282,8 @@ TEST_F(StoreTest, ClosingSyncsTheWalOnlyAfterChangesBeyondHistory) {
 }
 
 // syncChanges() is closing's sync, done when its failure can still be told: the error names the
-// WAL, and the changes stay to sync (again, or at the close). History alone never syncs.
+// WAL. The changes stay counted as unsynced, so the next call or the close tries again (best
+// effort: after a failed sync the kernel may have dropped the pages). History alone never syncs.
 TEST_F(StoreTest, SyncingChangesTellsAFailedSyncAndKeepsThemToSync) {
   SyncCounter syncs;
   auto store = open();
@@ -298,7 +299,7 @@ TEST_F(StoreTest, SyncingChangesTellsAFailedSyncAndKeepsThemToSync) {
       << why;
   EXPECT_EQ(SyncCounter::walSyncs, 1);
 
-  ASSERT_TRUE(store->syncChanges());  // still to sync after the failure
+  ASSERT_TRUE(store->syncChanges());  // tried again after the failure
   EXPECT_EQ(SyncCounter::walSyncs, 2);
   ASSERT_TRUE(store->syncChanges());  // nothing new
   auto run = store->beginRun({std::nullopt, "/srv/config", 2000});
