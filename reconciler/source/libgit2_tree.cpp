@@ -274,11 +274,11 @@ Result<void> LibGit2Repo::exportTree(std::string_view commitId, std::string_view
     fs::remove_all(tmp, ec);
     return {};
   }
-  if (errno == ENOENT && !fs::exists(dest, ec)) {
+  if (const int exchangeErr = errno; exchangeErr == ENOENT && !fs::exists(dest, ec)) {
     if (::rename(tmp.c_str(), dest.c_str()) == 0) {
       return {};
     }
-  } else if (errno == EINVAL || errno == ENOSYS) {
+  } else if (exchangeErr == EINVAL || exchangeErr == ENOSYS) {
     // A filesystem without RENAME_EXCHANGE: move the old tree aside first.
     const fs::path old = dest.string() + ".old";
     fs::remove_all(old, ec);

@@ -262,7 +262,8 @@ int openNetnsFd(std::string_view name) {
     errno = EINVAL;
     return -1;
   }
-  return ::open(netnsPath(name).c_str(), O_RDONLY | O_CLOEXEC);
+  const std::string path = netnsPath(name);  // freed after the open would follow its errno
+  return ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
 }
 
 Result<NetnsScope> NetnsScope::enter(std::string_view name) {

@@ -459,7 +459,8 @@ Result<void> setSysctl(std::string_view netns, std::string_view key, std::string
     if (!scope) {
       return Error{what + ": " + scope.error().message, false};
     }
-    fd = ::open(("/proc/sys/" + std::string(key)).c_str(), O_WRONLY | O_CLOEXEC);
+    const std::string path = "/proc/sys/" + std::string(key);
+    fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
     openErr = errno;  // before the scope's destructor returns to the original namespace
   }
   if (fd < 0) {
@@ -489,7 +490,8 @@ Result<std::string> getSysctl(std::string_view netns, std::string_view key) {
     if (!scope) {
       return Error{what + ": " + scope.error().message, false};
     }
-    fd = ::open(("/proc/sys/" + std::string(key)).c_str(), O_RDONLY | O_CLOEXEC);
+    const std::string path = "/proc/sys/" + std::string(key);
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     openErr = errno;  // before the scope's destructor returns to the original namespace
   }
   if (fd < 0) {
