@@ -142,11 +142,16 @@ class HttpsHandler final : public Handler {
   void answerError(int status, std::string_view body);
   void logRequest(Outcome outcome);
   void completeExchange();
+  void resetRequest();
+  void releaseIdleMemory();
+
+  // https_lifetime.cpp: deadlines, the admission recheck, the close.
   void startClosing();
   bool linger();
   void armTimer();
-  void resetRequest();
-  void releaseIdleMemory();
+  bool admissionChecked() const;
+  bool stillAdmitted();
+  int64_t stateDeadline();
 
   // https_upstream.cpp: backends and the exchange.
   void chooseBackend();
@@ -161,9 +166,6 @@ class HttpsHandler final : public Handler {
   bool responseHead();
   bool forwardResponseBody();
   bool tunnel();
-  bool admissionChecked() const;
-  bool stillAdmitted();
-  int64_t stateDeadline();
   bool backendUp(size_t index);
   const std::vector<Endpoint>& backends() { return *ex().verdict.choice.backends; }
 

@@ -1,8 +1,10 @@
 // The ACME client's state (internal to reconciler/acme; see client.h for the behaviour): its
-// session with the CA in client.cpp (directory, nonces, signed requests, the account, polling,
-// renewal info), the order flow in client_order.cpp (authorizations, finalize, resuming).
+// session with the CA in client.cpp (directory, nonces, signed requests, the account, renewal
+// info; the polling loop, a template, is below), the order flow in client_order.cpp
+// (authorizations, finalize, resuming).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -23,11 +25,11 @@ namespace edgeplane::acme::detail {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr int kBadNonceRetries = 5;
-constexpr std::chrono::seconds kMaxRequest{30};
-constexpr std::chrono::seconds kMaxRetryAfter{60};
-constexpr std::chrono::milliseconds kDefaultPoll{500};
-constexpr size_t kMaxBody = size_t{1} << 20;
+inline constexpr int kBadNonceRetries = 5;
+inline constexpr std::chrono::seconds kMaxRequest{30};
+inline constexpr std::chrono::seconds kMaxRetryAfter{60};
+inline constexpr std::chrono::milliseconds kDefaultPoll{500};
+inline constexpr size_t kMaxBody = size_t{1} << 20;
 
 struct Response {
   int status = 0;
