@@ -11,6 +11,7 @@
 
 #include "proxy/acme_challenges.h"
 #include "proxy/engine/access_log.h"
+#include "proxy/handlers/linger.h"
 #include "proxy/http/message.h"
 #include "proxy/http_redirect.h"
 
@@ -220,27 +221,15 @@ void Http80Handler::write() {
 }
 
 void Http80Handler::linger() {
-  std::span<uint8_t> scratch = ctx().scratch();
-  while (readable_) {
-    ssize_t n = ::recv(conn().fd(), scratch.data(), scratch.size(), 0);
-    if (n > 0) {
-      lingered_ += static_cast<size_t>(n);
-      if (lingered_ > kLingerMaxBytes) {
-        conn().finish(outcome());
-        return;
-      }
-      continue;
-    }
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0 && errno == EAGAIN) {
-      readable_ = false;
-      return;
-    }
-    conn().finish(outcome());
+  if (!readable_) {
     return;
   }
+  if (drainReadable(conn().fd(), ctx().scratch(), lingered_, kLingerMaxBytes) ==
+      Drained::WouldBlock) {
+    readable_ = false;
+    return;
+  }
+  conn().finish(outcome());
 }
 
 }  // namespace

@@ -3,10 +3,10 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <cerrno>
 
 #include "proxy/engine/access_log.h"
 #include "proxy/handlers/https_handler.h"
+#include "proxy/handlers/linger.h"
 
 namespace edgeplane::proxy {
 
@@ -30,25 +30,11 @@ void HttpsHandler::startClosing() {
 }
 
 bool HttpsHandler::linger() {
-  std::span<uint8_t> scratch = ctx().scratch();
-  size_t total = 0;
-  while (clientReadable_) {
-    ssize_t n = ::recv(conn().fd(), scratch.data(), scratch.size(), 0);
-    if (n > 0) {
-      total += static_cast<size_t>(n);
-      if (total > kLingerMaxBytes) {
-        break;
-      }
-      continue;
-    }
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0 && errno == EAGAIN) {
-      clientReadable_ = false;
-      return false;
-    }
-    break;
+  size_t total = 0;  // per wake-up; the linger's deadline bounds the whole
+  if (clientReadable_ &&
+      drainReadable(conn().fd(), ctx().scratch(), total, kLingerMaxBytes) == Drained::WouldBlock) {
+    clientReadable_ = false;
+    return false;
   }
   conn().finish(closeOutcome_);
   return false;
