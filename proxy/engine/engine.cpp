@@ -18,11 +18,11 @@
 namespace edgeplane::proxy {
 
 namespace {
-constexpr size_t kMinBufferBytes = 16384;
-}  // namespace
 
-Result<std::unique_ptr<Engine>> Engine::start(const EngineOptions& options, Metrics& metrics,
-                                              std::shared_ptr<const ActiveConfig> config) {
+constexpr size_t kMinBufferBytes = 16384;
+
+// The options checked, and the number of workers they ask for (0: one per CPU).
+Result<int> workerCount(const EngineOptions& options) {
   if (options.bufferBytes < kMinBufferBytes || options.bufferBytes > (1u << 20)) {
     return terminal("buffer size must be between 16 KiB and 1 MiB");
   }
@@ -36,23 +36,18 @@ Result<std::unique_ptr<Engine>> Engine::start(const EngineOptions& options, Metr
       options.idleTimeout.count() <= 0) {
     return terminal("timeouts must be positive");
   }
-  int workers = options.workers;
-  if (workers == 0) {
-    long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
-    workers = cpus > 0 ? static_cast<int>(std::min<long>(cpus, 1024)) : 1;
+  if (options.workers != 0) {
+    return options.workers;
   }
+  const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return cpus > 0 ? static_cast<int>(std::min<long>(cpus, 1024)) : 1;
+}
 
-  std::unique_ptr<Engine> engine(new Engine());
-  engine->shared_ = std::make_unique<Shared>();
-  Shared& shared = *engine->shared_;
-  shared.options = options;
-  shared.metrics = &metrics;
-  if (options.maxConnectionsPerIp != 0 || options.maxPendingHellosPerIp != 0) {
-    shared.sources =
-        std::make_unique<SourceLimits>(options.maxConnectionsPerIp, options.maxPendingHellosPerIp);
-  }
-  shared.config.store(std::move(config), std::memory_order_release);
-
+// One https listener per worker, and one :80 listener per worker when asked for (else -1s);
+// the ports they were bound to go into `shared`.
+Result<std::pair<std::vector<int>, std::vector<int>>> openAllListeners(Engine::Shared& shared,
+                                                                       int workers) {
+  const EngineOptions& options = shared.options;
   uint16_t boundHttps = 0;
   Result<std::vector<int>> https = openListeners(options.https, workers, boundHttps);
   if (!https) {
@@ -72,23 +67,12 @@ Result<std::unique_ptr<Engine>> Engine::start(const EngineOptions& options, Metr
     http = std::move(*opened);
     shared.httpPort = boundHttp;
   }
+  return std::pair(std::move(*https), std::move(http));
+}
 
-  for (int i = 0; i < workers; ++i) {
-    shared.workers.push_back(std::make_unique<engine_detail::Worker>(shared, i));
-  }
-  std::string setupError;
-  for (int i = 0; i < workers; ++i) {
-    // The worker owns its listeners from here, even when set-up fails.
-    std::string err = shared.workers[static_cast<size_t>(i)]->setup(
-        (*https)[static_cast<size_t>(i)], http[static_cast<size_t>(i)]);
-    if (!err.empty() && setupError.empty()) {
-      setupError = err;
-    }
-  }
-  if (!setupError.empty()) {
-    return terminal(setupError);
-  }
-
+// The workers' threads started, each past its own set-up; the first error any of them met.
+Result<void> startThreads(Engine::Shared& shared) {
+  const int workers = static_cast<int>(shared.workers.size());
   // Workers take no signals: SIGTERM/SIGINT go to the control thread, and a SIGPIPE raised by
   // splice() into a reset socket stays blocked (the EPIPE error is what we act on).
   sigset_t all;
@@ -106,8 +90,53 @@ Result<std::unique_ptr<Engine>> Engine::start(const EngineOptions& options, Metr
   started.wait();
   for (const std::string& err : initErrors) {
     if (!err.empty()) {
-      return terminal(err);  // ~Engine stops and joins the others
+      return terminal(err);
     }
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Engine>> Engine::start(const EngineOptions& options, Metrics& metrics,
+                                              std::shared_ptr<const ActiveConfig> config) {
+  Result<int> workers = workerCount(options);
+  if (!workers) {
+    return workers.error();
+  }
+  std::unique_ptr<Engine> engine(new Engine());
+  engine->shared_ = std::make_unique<Shared>();
+  Shared& shared = *engine->shared_;
+  shared.options = options;
+  shared.metrics = &metrics;
+  if (options.maxConnectionsPerIp != 0 || options.maxPendingHellosPerIp != 0) {
+    shared.sources =
+        std::make_unique<SourceLimits>(options.maxConnectionsPerIp, options.maxPendingHellosPerIp);
+  }
+  shared.config.store(std::move(config), std::memory_order_release);
+
+  auto listeners = openAllListeners(shared, *workers);
+  if (!listeners) {
+    return listeners.error();
+  }
+  auto& [https, http] = *listeners;
+  for (int i = 0; i < *workers; ++i) {
+    shared.workers.push_back(std::make_unique<engine_detail::Worker>(shared, i));
+  }
+  std::string setupError;
+  for (int i = 0; i < *workers; ++i) {
+    // The worker owns its listeners from here, even when set-up fails.
+    std::string err = shared.workers[static_cast<size_t>(i)]->setup(https[static_cast<size_t>(i)],
+                                                                    http[static_cast<size_t>(i)]);
+    if (!err.empty() && setupError.empty()) {
+      setupError = err;
+    }
+  }
+  if (!setupError.empty()) {
+    return terminal(setupError);
+  }
+  if (auto started = startThreads(shared); !started) {
+    return started.error();  // ~Engine stops and joins the others
   }
   return engine;
 }
