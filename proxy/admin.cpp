@@ -144,90 +144,91 @@ std::string renderBackends(const health::HealthRegistry& registry, const ActiveC
   return out;
 }
 
+namespace {
+
+AdminResponse healthzResponse(Controller& controller, const Metrics&, std::string_view) {
+  AdminResponse r;
+  r.body = healthzText(controller);
+  return r;
+}
+
+AdminResponse listenersResponse(Controller& controller, const Metrics&, std::string_view) {
+  const std::optional<Listeners> bound = controller.listeners();
+  if (!bound) {
+    return errorResponse(503, "the listeners are not bound yet");
+  }
+  const Listeners& l = *bound;
+  AdminResponse r;
+  r.body = "{\"https\":";
+  appendJsonString(r.body, l.https);
+  r.body += ",\"http\":";
+  appendJsonString(r.body, l.http);
+  r.body += ",\"dns\":";
+  appendJsonString(r.body, l.dns);
+  r.body += "}\n";
+  return r;
+}
+
+AdminResponse backendsResponse(Controller& controller, const Metrics&, std::string_view) {
+  AdminResponse r;
+  r.body = renderBackends(controller.health(), *controller.current());
+  return r;
+}
+
+AdminResponse metricsResponse(Controller& controller, const Metrics& metrics, std::string_view) {
+  AdminResponse r;
+  r.contentType = std::string(prometheus::kContentType);
+  r.body = metricsText(controller, metrics);
+  return r;
+}
+
+AdminResponse apiKeysResponse(Controller& controller, const Metrics&, std::string_view) {
+  auto keys = controller.apiKeysJson();
+  if (!keys) {
+    return errorResponse(503, "API key usage unavailable: " + keys.error().message);
+  }
+  AdminResponse r;
+  r.body = std::move(*keys) + "\n";
+  return r;
+}
+
+// The admin API's resources: each path answers one method.
+struct AdminRoute {
+  std::string_view path;
+  std::string_view method;
+  AdminResponse (*answer)(Controller& controller, const Metrics& metrics, std::string_view query);
+};
+constexpr AdminRoute kAdminRoutes[] = {
+    {"/healthz", "GET", healthzResponse},
+    {"/api/v1/config", "GET",
+     [](Controller& c, const Metrics&, std::string_view) { return configResponse(*c.current()); }},
+    {"/api/v1/traffic", "GET",
+     [](Controller& c, const Metrics&, std::string_view q) { return trafficResponse(c, q); }},
+    {"/api/v1/listeners", "GET", listenersResponse},
+    {"/api/v1/backends", "GET", backendsResponse},
+    {"/metrics", "GET", metricsResponse},
+    {"/api/v1/apikeys", "GET", apiKeysResponse},
+    {"/api/v1/reload", "POST",
+     [](Controller& c, const Metrics&, std::string_view) { return reloadResponse(c); }},
+};
+
+}  // namespace
+
 AdminResponse handleAdminRequest(Controller& controller, const Metrics& metrics,
                                  std::string_view method, std::string_view target) {
   size_t q = target.find('?');
   std::string_view path = target.substr(0, q);
   std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
-
-  auto methodNotAllowed = [](std::string_view allow) {
-    AdminResponse r = errorResponse(405, "method not allowed; use " + std::string(allow));
-    r.allow = std::string(allow);
-    return r;
-  };
-  if (path == "/healthz") {
-    if (method != "GET") {
-      return methodNotAllowed("GET");
+  for (const AdminRoute& route : kAdminRoutes) {
+    if (route.path != path) {
+      continue;
     }
-    AdminResponse r;
-    r.body = healthzText(controller);
-    return r;
-  }
-  if (path == "/api/v1/config") {
-    if (method != "GET") {
-      return methodNotAllowed("GET");
+    if (route.method != method) {
+      AdminResponse r = errorResponse(405, "method not allowed; use " + std::string(route.method));
+      r.allow = std::string(route.method);
+      return r;
     }
-    return configResponse(*controller.current());
-  }
-  if (path == "/api/v1/traffic") {
-    if (method != "GET") {
-      return methodNotAllowed("GET");
-    }
-    return trafficResponse(controller, query);
-  }
-  if (path == "/api/v1/listeners") {
-    if (method != "GET") {
-      return methodNotAllowed("GET");
-    }
-    const std::optional<Listeners> bound = controller.listeners();
-    if (!bound) {
-      return errorResponse(503, "the listeners are not bound yet");
-    }
-    const Listeners& l = *bound;
-    AdminResponse r;
-    r.body = "{\"https\":";
-    appendJsonString(r.body, l.https);
-    r.body += ",\"http\":";
-    appendJsonString(r.body, l.http);
-    r.body += ",\"dns\":";
-    appendJsonString(r.body, l.dns);
-    r.body += "}\n";
-    return r;
-  }
-  if (path == "/api/v1/backends") {
-    if (method != "GET") {
-      return methodNotAllowed("GET");
-    }
-    AdminResponse r;
-    r.body = renderBackends(controller.health(), *controller.current());
-    return r;
-  }
-  if (path == "/metrics") {
-    if (method != "GET") {
-      return methodNotAllowed("GET");
-    }
-    AdminResponse r;
-    r.contentType = std::string(prometheus::kContentType);
-    r.body = metricsText(controller, metrics);
-    return r;
-  }
-  if (path == "/api/v1/apikeys") {
-    if (method != "GET") {
-      return methodNotAllowed("GET");
-    }
-    auto keys = controller.apiKeysJson();
-    if (!keys) {
-      return errorResponse(503, "API key usage unavailable: " + keys.error().message);
-    }
-    AdminResponse r;
-    r.body = std::move(*keys) + "\n";
-    return r;
-  }
-  if (path == "/api/v1/reload") {
-    if (method != "POST") {
-      return methodNotAllowed("POST");
-    }
-    return reloadResponse(controller);
+    return route.answer(controller, metrics, query);
   }
   return errorResponse(404, "no such resource: " + std::string(path.substr(0, 200)));
 }

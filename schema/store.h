@@ -355,7 +355,7 @@ class Store {
   int schemaVersion_ = 0;
   int txDepth_ = 0;
   int64_t lightChanges_ = 0;   // rows LightWrites changed
-  int64_t syncedChanges_ = 0;  // the other rows changed, as of the last syncChanges()
+  int64_t syncedChanges_ = 0;  // the other rows changed, as of the last successful sync
   // Prepared statements by SQL text, reused across calls (finalized by DbCloser).
   mutable std::unordered_map<std::string, sqlite3_stmt*> statements_;
 };

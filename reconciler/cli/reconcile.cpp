@@ -372,7 +372,8 @@ void recordStage(Run& r, const core::Plan& p, const Executed& x, const AcmeOrder
 // What the run committed to the store, made durable where a failure can still be told (closing
 // would sync it silently). The host is as the run left it and the run's result stands, but its
 // record (ownership, the last good commit) may be lost in a crash. Running again does not mend
-// it: after a failed sync the kernel may have dropped the pages, and a later sync succeed.
+// it: after a failed sync the kernel may have dropped the pages, so a later sync succeeds
+// without them.
 void syncStore(Run& r) {
   if (!r.store) {
     return;
