@@ -217,6 +217,66 @@ void recordFailure(AcmeState& st, const std::string& error, const AcmeRunClock& 
   st.nextAttempt = (clock.now + wait) * 1000;
 }
 
+void clearFailures(AcmeState& st) {
+  st.failures = 0;
+  st.lastError.clear();
+  st.nextAttempt.reset();
+}
+
+// What runAcmeOrders orders with.
+struct OrderTools {
+  sys::CertStore& certs;
+  acme::CertificateIssuer& issuer;
+  acme::ChallengeSink& sink;
+  const AcmeRunClock& clock;
+  const std::function<void(const std::string&)>& log;
+};
+
+// One ACME certificate's turn: ordered when due and not held back by earlier failures, its
+// state updated either way; an issued one goes into `result`.
+void orderIfDue(const core::CertTarget& c, const core::CertView* view, AcmeState& st,
+                const OrderTools& t, AcmeOrders& out, core::ApplyResult& result) {
+  const std::string spec = core::acmeSpec(c);
+  if (st.spec != spec) {
+    // Other domains or another challenge: earlier failures say nothing about this order.
+    st.spec = spec;
+    clearFailures(st);
+    st.renewAt.reset();
+  }
+  const RenewalHint hint = renewalHint(st, c, view, t.issuer, t.clock, t.log);
+  st.renewAt = hint.ariAt ? std::optional<int64_t>(*hint.ariAt * 1000) : renewAtMs(c, view);
+  auto why = core::acmeOrderDue(c, view, t.clock.now, hint.ariAt);
+  if (!why) {
+    clearFailures(st);  // nothing is owed (renewed by hand, renew_before shortened)
+    return;
+  }
+  if (inBackoff(st, spec, t.clock.now * 1000)) {
+    t.log("certificate " + c.name + ": due (" + *why + ") but held back after " +
+          std::to_string(st.failures) + " failed order(s) until " + cli::isoTime(*st.nextAttempt) +
+          " (last: " + st.lastError + ")");
+    return;
+  }
+  t.log("certificate " + c.name + ": ordering from the ACME CA (" + *why + ")");
+  auto issued = orderOne(c, t.certs, t.issuer, t.sink, t.clock.deadline, hint.certId);
+  if (!issued) {
+    recordFailure(st, issued.error().message, t.clock);
+    out.failed.push_back("certificate " + c.name + ": " + issued.error().message);
+    t.log("certificate " + c.name + ": ACME order failed: " + issued.error().message +
+          "; the certificate in place stays; next attempt not before " +
+          cli::isoTime(*st.nextAttempt));
+    return;
+  }
+  t.log("certificate " + c.name + ": issued, " + issued->fingerprint.substr(0, 16) +
+        "…, valid until " + cli::isoTime(issued->notAfter * 1000));
+  // A new certificate: no failures, and its own ARI window asked for at the next run.
+  clearFailures(st);
+  st.lastAttempt = t.clock.now * 1000;
+  st.renewAt = renewAtMs(c, &*issued);
+  clearAri(st);
+  result.certificates[c.name] = std::move(issued).value();
+  out.issued.push_back(c.name);
+}
+
 }  // namespace
 
 AcmeOrders runAcmeOrders(const core::Target& target, sys::CertStore& certs,
@@ -248,56 +308,11 @@ AcmeOrders runAcmeOrders(const core::Target& target, sys::CertStore& certs,
                    [&book](const core::CertTarget& a, const core::CertTarget& b) {
                      return book.failures(a.name) < book.failures(b.name);
                    });
+  const OrderTools tools{certs, issuer, sink, clock, log};
   for (const auto& c : acmeTargets) {
     auto it = seen.generatedCerts.find(c.name);
     const core::CertView* view = it == seen.generatedCerts.end() ? nullptr : &it->second;
-    AcmeState& st = book.at(c.name);
-    const std::string spec = core::acmeSpec(c);
-    if (st.spec != spec) {
-      // Other domains or another challenge: earlier failures say nothing about this order.
-      st.spec = spec;
-      st.failures = 0;
-      st.lastError.clear();
-      st.nextAttempt.reset();
-      st.renewAt.reset();
-    }
-    const RenewalHint hint = renewalHint(st, c, view, issuer, clock, log);
-    st.renewAt = hint.ariAt ? std::optional<int64_t>(*hint.ariAt * 1000) : renewAtMs(c, view);
-    auto why = core::acmeOrderDue(c, view, clock.now, hint.ariAt);
-    if (!why) {
-      // Nothing is owed (renewed by hand, renew_before shortened): no failure is pending.
-      st.failures = 0;
-      st.lastError.clear();
-      st.nextAttempt.reset();
-      continue;
-    }
-    if (inBackoff(st, spec, clock.now * 1000)) {
-      log("certificate " + c.name + ": due (" + *why + ") but held back after " +
-          std::to_string(st.failures) + " failed order(s) until " + cli::isoTime(*st.nextAttempt) +
-          " (last: " + st.lastError + ")");
-      continue;
-    }
-    log("certificate " + c.name + ": ordering from the ACME CA (" + *why + ")");
-    auto issued = orderOne(c, certs, issuer, sink, clock.deadline, hint.certId);
-    if (!issued) {
-      recordFailure(st, issued.error().message, clock);
-      out.failed.push_back("certificate " + c.name + ": " + issued.error().message);
-      log("certificate " + c.name + ": ACME order failed: " + issued.error().message +
-          "; the certificate in place stays; next attempt not before " +
-          cli::isoTime(*st.nextAttempt));
-      continue;
-    }
-    log("certificate " + c.name + ": issued, " + issued->fingerprint.substr(0, 16) +
-        "…, valid until " + cli::isoTime(issued->notAfter * 1000));
-    // A new certificate: no failures, and its own ARI window asked for at the next run.
-    st.failures = 0;
-    st.lastError.clear();
-    st.lastAttempt = clock.now * 1000;
-    st.nextAttempt.reset();
-    st.renewAt = renewAtMs(c, &*issued);
-    clearAri(st);
-    result.certificates[c.name] = std::move(issued).value();
-    out.issued.push_back(c.name);
+    orderIfDue(c, view, book.at(c.name), tools, out, result);
   }
   book.save(names);
   return out;
