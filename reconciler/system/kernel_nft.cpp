@@ -146,7 +146,8 @@ Result<void> KernelNft::sync(const std::string& scope, const core::NftTableView&
   // The kernel frees what the commit deleted or replaced from a work item queued on this CPU,
   // after an RCU grace period; releasing a netfilter socket while that item is still queued
   // waits for all of it (nft_rcv_nl_event flushes it). Yielding lets it start now, so the
-  // grace period passes while the run goes on, and the release at the end does not wait.
+  // grace period runs while the run goes on; a run that ends within it still waits for the rest
+  // when the socket is released.
   ::sched_yield();
   // One commit after the one we read at: ours, and nobody else's in between. The batch applies
   // whole or not at all, so the table is now `want`.
