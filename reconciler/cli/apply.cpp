@@ -43,7 +43,8 @@ int cmdApply(const Options& o) {
                    std::nullopt,
                    ""};
   }
-  std::cout << renderRunJson(*run);
+  std::cout << renderRunJson(
+      *run, r.unsynced.empty() ? std::nullopt : std::optional<std::string>(r.unsynced));
   return status;
 }
 

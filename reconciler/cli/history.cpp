@@ -107,10 +107,11 @@ std::string renderHistoryJson(const std::vector<ApplyRun>& runs) {
   return out.str();
 }
 
-std::string renderRunJson(const ApplyRun& run) {
+std::string renderRunJson(const ApplyRun& run, const std::optional<std::string>& storeError) {
   Poco::JSON::Object::Ptr o = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
   o->set("format_version", 1);
   setRunFields(*o, run);
+  o->set("state_store_error", storeError ? Poco::Dynamic::Var(*storeError) : Poco::Dynamic::Var());
   std::ostringstream out;
   Poco::JSON::Stringifier::stringify(o, out, 2);
   out << "\n";

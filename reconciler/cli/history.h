@@ -1,6 +1,7 @@
 // `edgeplane history`: the recorded runs as text or JSON (pure rendering, tested).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,7 +24,9 @@ std::string renderHistoryText(const std::vector<ApplyRun>& runs);
 // finished_at, duration_ms, result, author, subject, config, summary, added, changed,
 // destroyed, failed, detail (the whole text) and detail_first_line.
 std::string renderHistoryJson(const std::vector<ApplyRun>& runs);
-// apply --json: one object, "format_version": 1 and then the fields of renderHistoryJson.
-std::string renderRunJson(const ApplyRun& run);
+// apply --json: one object, "format_version": 1, the fields of renderHistoryJson, and
+// "state_store_error": why what the run recorded may not be durable (a failed sync of the state
+// store, which makes apply exit 1 whatever the result), or null.
+std::string renderRunJson(const ApplyRun& run, const std::optional<std::string>& storeError);
 
 }  // namespace edgeplane::cli

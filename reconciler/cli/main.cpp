@@ -117,7 +117,8 @@ Options:
                       and plan on an invalid config: {"format_version":1,"ok":false,
                       "diagnostics":[{"severity","file","line","column","message"}]}; plan:
                       the plan with its "format_version"; apply: the run record, one object
-                      with "format_version" and the fields of `history --json`
+                      with "format_version", the fields of `history --json` and
+                      "state_store_error" (null unless the run could not be made durable)
   --detailed-exitcode plan exits 0 with no changes, 2 with changes, 1 on error
   --offline           plan without looking at this host: against an empty host, or the
                       state saved by --observed FILE (a Git source is fetched into a

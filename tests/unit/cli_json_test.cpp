@@ -317,7 +317,8 @@ const std::map<std::string, std::string> kRunRecord = {{"format_version", "integ
                                                        {"destroyed", "integer"},
                                                        {"failed", "integer"},
                                                        {"detail", "string"},
-                                                       {"detail_first_line", "string"}};
+                                                       {"detail_first_line", "string"},
+                                                       {"state_store_error", "null"}};
 
 // apply --json: the run record, one object, alone on stdout; the same exit status. An apply
 // that can take no lock records no run: the same shape with id null.
@@ -372,7 +373,8 @@ TEST(JsonOutput, ApplyJsonIsTheRunRecord) {
   for (const std::string& name : listed->getNames()) {
     EXPECT_EQ(text(listed->get(name)), text(record->get(name))) << name;
   }
-  EXPECT_EQ(listed->getNames().size() + 1, record->getNames().size());  // + format_version
+  // + format_version and state_store_error
+  EXPECT_EQ(listed->getNames().size() + 2, record->getNames().size());
 }
 
 // A config whose strings carry an escape sequence and a carriage return: validate and plan

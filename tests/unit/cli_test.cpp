@@ -1594,6 +1594,21 @@ TEST(History, JsonHasEveryField) {
   EXPECT_EQ(renderHistoryJson({}), "[]\n");
 }
 
+// apply --json tells a state store that could not be synced: the run's record says what the
+// run did, and "state_store_error" says why apply still exits 1 (null when the sync held).
+TEST(History, ApplyRecordTellsAFailedStoreSync) {
+  Poco::JSON::Parser parser;
+  const ApplyRun run = sampleRuns()[1];
+  auto synced = parser.parse(renderRunJson(run, std::nullopt)).extract<Poco::JSON::Object::Ptr>();
+  EXPECT_EQ(synced->getValue<std::string>("result"), "ok");
+  ASSERT_TRUE(synced->has("state_store_error"));
+  EXPECT_TRUE(synced->isNull("state_store_error"));
+  const std::string why = "syncing the state store failed: Input/output error";
+  auto unsynced = parser.parse(renderRunJson(run, why)).extract<Poco::JSON::Object::Ptr>();
+  EXPECT_EQ(unsynced->getValue<std::string>("result"), "ok");
+  EXPECT_EQ(unsynced->getValue<std::string>("state_store_error"), why);
+}
+
 TEST(History, ShortCommitAndFirstLine) {
   EXPECT_EQ(shortCommit(std::nullopt), "-");
   EXPECT_EQ(shortCommit(std::string()), "-");
