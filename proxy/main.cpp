@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "edgeplane_version.h"
 #include "proxy/admin.h"
@@ -148,124 +149,109 @@ Result<void> parseMetricsFlag(Options& o, std::string_view v) {
   return {};
 }
 
-// One flag that takes a value.
-Result<void> applyValue(Options& o, std::optional<std::string>& stateDir, std::string_view flag,
-                        std::string_view v) {
-  auto set = [](auto parsed, auto& field) -> Result<void> {
-    if (!parsed) {
-      return parsed.error();
-    }
-    field = *parsed;
-    return {};
-  };
-  if (flag == "--state-dir") {
-    if (v.empty()) {
-      return terminal("--state-dir: empty path");
-    }
-    stateDir = std::string(v);
-    return {};
+template <typename Field>  // fs::path or std::string
+Result<void> setPath(Field& field, std::string_view flag, std::string_view v) {
+  if (v.empty()) {
+    return terminal(std::string(flag) + ": empty path");
   }
-  if (flag == "--https") {
-    return set(parseListen(flag, v), o.engine.https);
-  }
-  if (flag == "--http") {
-    if (v == "off") {
-      o.engine.http.reset();
-      return {};
-    }
-    return set(parseListen(flag, v), o.engine.http);
-  }
-  if (flag == "--dns") {
-    if (v == "off") {
-      o.dns.reset();
-      return {};
-    }
-    return set(parseListen(flag, v), o.dns);
-  }
-  if (flag == "--metrics") {
-    return parseMetricsFlag(o, v);
-  }
-  if (flag == "--admin") {
-    o.admin = std::string(v);
-    return {};
-  }
-  if (flag == "--admin-token-file") {
-    if (v.empty()) {
-      return terminal("--admin-token-file: empty path");
-    }
-    o.adminTokenFile = fs::path(v);
-    return {};
-  }
-  if (flag == "--admin-allow-gid") {
-    auto n = parseCount(flag, v, 0, 0xFFFFFFFEu);
-    if (!n) {
-      return n.error();
-    }
-    o.adminAllowGid = static_cast<gid_t>(*n);
-    return {};
-  }
-  if (flag == "--netns-dir") {
-    if (v.empty()) {
-      return terminal("--netns-dir: empty path");
-    }
-    o.engine.netnsDir = std::string(v);
-    return {};
-  }
-  if (flag == "--workers") {
-    auto n = parseCount(flag, v, 0, 1024);
-    if (!n) {
-      return n.error();
-    }
-    o.engine.workers = static_cast<int>(*n);
-    return {};
-  }
-  if (flag == "--max-connections") {
-    auto n = parseCount(flag, v, 1, 10'000'000);
-    if (!n) {
-      return n.error();
-    }
-    o.engine.maxConnections = static_cast<size_t>(*n);
-    return {};
-  }
-  if (flag == "--max-connections-per-ip" || flag == "--max-pending-hellos-per-ip") {
-    auto n = parseCount(flag, v, 0, 10'000'000);
-    if (!n) {
-      return n.error();
-    }
-    (flag == "--max-connections-per-ip" ? o.engine.maxConnectionsPerIp
-                                        : o.engine.maxPendingHellosPerIp) = static_cast<size_t>(*n);
-    return {};
-  }
-  if (flag == "--hello-timeout") {
-    return set(parseTimeout(flag, v), o.engine.helloTimeout);
-  }
-  if (flag == "--idle-timeout") {
-    return set(parseTimeout(flag, v), o.engine.idleTimeout);
-  }
-  if (flag == "--connect-timeout") {
-    return set(parseTimeout(flag, v), o.engine.connectTimeout);
-  }
-  if (flag == "--header-timeout") {
-    return set(parseTimeout(flag, v), o.engine.headerTimeout);
-  }
-  if (flag == "--keep-alive-timeout") {
-    return set(parseTimeout(flag, v), o.engine.keepAliveTimeout);
-  }
-  if (flag == "--response-timeout") {
-    return set(parseTimeout(flag, v), o.engine.responseTimeout);
-  }
-  if (flag == "--drain-timeout") {
-    return set(parseTimeout(flag, v), o.drainTimeout);
-  }
-  return terminal("unknown argument \"" + std::string(flag) + "\"");
+  field = Field(v);
+  return {};
 }
+
+// A listener's ADDR:PORT, or "off" where the listener may be off (`field` optional).
+template <typename Field>
+Result<void> setListener(Field& field, std::string_view flag, std::string_view v) {
+  if constexpr (std::is_same_v<Field, std::optional<Endpoint>>) {
+    if (v == "off") {
+      field.reset();
+      return {};
+    }
+  }
+  auto endpoint = parseListen(flag, v);
+  if (!endpoint) {
+    return endpoint.error();
+  }
+  field = *endpoint;
+  return {};
+}
+
+Result<void> setDuration(std::chrono::milliseconds& field, std::string_view flag,
+                         std::string_view v) {
+  auto d = parseTimeout(flag, v);
+  if (!d) {
+    return d.error();
+  }
+  field = *d;
+  return {};
+}
+
+template <typename Field>
+Result<void> setCount(Field& field, std::string_view flag, std::string_view v, uint64_t min,
+                      uint64_t max) {
+  auto n = parseCount(flag, v, min, max);
+  if (!n) {
+    return n.error();
+  }
+  field = static_cast<Field>(*n);
+  return {};
+}
+
+// A flag that takes a value, and what it does with it.
+struct ValueFlag {
+  std::string_view name;
+  Result<void> (*apply)(Options& o, std::string_view flag, std::string_view value);
+};
+
+using SV = std::string_view;
+constexpr ValueFlag kValueFlags[] = {
+    {"--state-dir", [](Options& o, SV f, SV v) { return setPath(o.stateDir, f, v); }},
+    {"--https", [](Options& o, SV f, SV v) { return setListener(o.engine.https, f, v); }},
+    {"--http", [](Options& o, SV f, SV v) { return setListener(o.engine.http, f, v); }},
+    {"--dns", [](Options& o, SV f, SV v) { return setListener(o.dns, f, v); }},
+    {"--metrics", [](Options& o, SV, SV v) { return parseMetricsFlag(o, v); }},
+    {"--admin",
+     [](Options& o, SV, SV v) -> Result<void> {
+       o.admin = std::string(v);
+       return {};
+     }},
+    {"--admin-token-file",
+     [](Options& o, SV f, SV v) { return setPath(o.adminTokenFile.emplace(), f, v); }},
+    {"--admin-allow-gid",
+     [](Options& o, SV f, SV v) {
+       return setCount(o.adminAllowGid.emplace(), f, v, 0, 0xFFFFFFFEu);
+     }},
+    {"--netns-dir", [](Options& o, SV f, SV v) { return setPath(o.engine.netnsDir, f, v); }},
+    {"--workers", [](Options& o, SV f, SV v) { return setCount(o.engine.workers, f, v, 0, 1024); }},
+    {"--max-connections",
+     [](Options& o, SV f, SV v) { return setCount(o.engine.maxConnections, f, v, 1, 10'000'000); }},
+    {"--max-connections-per-ip",
+     [](Options& o, SV f, SV v) {
+       return setCount(o.engine.maxConnectionsPerIp, f, v, 0, 10'000'000);
+     }},
+    {"--max-pending-hellos-per-ip",
+     [](Options& o, SV f, SV v) {
+       return setCount(o.engine.maxPendingHellosPerIp, f, v, 0, 10'000'000);
+     }},
+    {"--hello-timeout",
+     [](Options& o, SV f, SV v) { return setDuration(o.engine.helloTimeout, f, v); }},
+    {"--idle-timeout",
+     [](Options& o, SV f, SV v) { return setDuration(o.engine.idleTimeout, f, v); }},
+    {"--connect-timeout",
+     [](Options& o, SV f, SV v) { return setDuration(o.engine.connectTimeout, f, v); }},
+    {"--header-timeout",
+     [](Options& o, SV f, SV v) { return setDuration(o.engine.headerTimeout, f, v); }},
+    {"--keep-alive-timeout",
+     [](Options& o, SV f, SV v) { return setDuration(o.engine.keepAliveTimeout, f, v); }},
+    {"--response-timeout",
+     [](Options& o, SV f, SV v) { return setDuration(o.engine.responseTimeout, f, v); }},
+    {"--drain-timeout", [](Options& o, SV f, SV v) { return setDuration(o.drainTimeout, f, v); }},
+};
 
 // "--flag value" and "--flag=value" alike.
 Result<Options> parseArgs(int argc, char** argv) {
   Options o;
   o.engine.https = *Endpoint::parse("0.0.0.0:443");
   o.engine.http = *Endpoint::parse("0.0.0.0:80");
-  std::optional<std::string> stateDir;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     std::string_view flag = arg;
@@ -287,27 +273,9 @@ Result<Options> parseArgs(int argc, char** argv) {
       }
       continue;
     }
-    static constexpr std::string_view kValueFlags[] = {"--state-dir",
-                                                       "--https",
-                                                       "--http",
-                                                       "--dns",
-                                                       "--admin",
-                                                       "--admin-token-file",
-                                                       "--admin-allow-gid",
-                                                       "--metrics",
-                                                       "--netns-dir",
-                                                       "--workers",
-                                                       "--max-connections",
-                                                       "--max-connections-per-ip",
-                                                       "--max-pending-hellos-per-ip",
-                                                       "--hello-timeout",
-                                                       "--idle-timeout",
-                                                       "--connect-timeout",
-                                                       "--drain-timeout",
-                                                       "--header-timeout",
-                                                       "--keep-alive-timeout",
-                                                       "--response-timeout"};
-    if (std::find(std::begin(kValueFlags), std::end(kValueFlags), flag) == std::end(kValueFlags)) {
+    const auto known = std::find_if(std::begin(kValueFlags), std::end(kValueFlags),
+                                    [&](const ValueFlag& f) { return f.name == flag; });
+    if (known == std::end(kValueFlags)) {
       return terminal("unknown argument \"" + std::string(arg) + "\"");
     }
     if (!value) {
@@ -316,15 +284,14 @@ Result<Options> parseArgs(int argc, char** argv) {
       }
       value = std::string_view(argv[++i]);
     }
-    if (auto applied = applyValue(o, stateDir, flag, *value); !applied) {
+    if (auto applied = known->apply(o, flag, *value); !applied) {
       return applied.error();
     }
   }
-  if (!stateDir) {
+  if (o.stateDir.empty()) {  // no --state-dir (which refuses an empty path)
     const char* env = std::getenv("EDGEPLANE_STATE_DIR");
-    stateDir = env != nullptr && *env != '\0' ? env : "/var/lib/edgeplane";
+    o.stateDir = env != nullptr && *env != '\0' ? env : "/var/lib/edgeplane";
   }
-  o.stateDir = *stateDir;
   return o;
 }
 
@@ -473,6 +440,14 @@ void drain(const Options& o, int signal, Engine& e) {
           drained ? LogPriority::kInfo : LogPriority::kWarning);
 }
 
+// Health checks follow the same configs as the engine; transitions are logged here, once.
+Result<std::unique_ptr<health::Prober>> startProber(const Options& o, Controller& controller) {
+  health::ProberOptions options;
+  options.netnsDir = o.engine.netnsDir;
+  options.onEvent = [](const health::HealthEvent& event) { logLine(health::formatEvent(event)); };
+  return health::Prober::start(controller.health(), options, controller.current());
+}
+
 // The command line, the admin address and its access: an exit status when it stops here.
 std::optional<int> parseCommandLine(int argc, char** argv, Options& o, AdminAddress& admin,
                                     AdminAccess& access) {
@@ -553,13 +528,7 @@ int run(int argc, char** argv) {
     return 1;
   }
   Engine& e = **engine;
-  // Health checks follow the same configs as the engine; transitions are logged here, once.
-  health::ProberOptions proberOptions;
-  proberOptions.netnsDir = o.engine.netnsDir;
-  proberOptions.onEvent = [](const health::HealthEvent& event) {
-    logLine(health::formatEvent(event));
-  };
-  auto prober = health::Prober::start(controller.health(), proberOptions, controller.current());
+  auto prober = startProber(o, controller);
   if (!prober) {
     logLine(prober.error().message, LogPriority::kErr);
     return 1;
