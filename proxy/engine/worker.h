@@ -77,6 +77,11 @@ class Worker final : public Context {
   void finish(Connection* c, Outcome outcome);
 
  private:
+  // Tags of the worker's own fds (null target pointer).
+  static constexpr uint64_t kHttpsListener = 0;
+  static constexpr uint64_t kHttpListener = 1;
+  static constexpr uint64_t kWake = 2;
+
   void loop();
   void flushEventLog();
   void runReady();
