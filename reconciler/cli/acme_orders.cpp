@@ -46,7 +46,9 @@ Result<core::CertView> orderOne(const core::CertTarget& c, sys::CertStore& certs
   if (!issued) {
     return issued.error();
   }
-  return certs.install(c.name, issued->chainPem, std::move(issued->keyPem));
+  // The CA's answer must be for the names ordered and valid now, else the one in place stays.
+  return certs.install(c.name, issued->chainPem, std::move(issued->keyPem), "",
+                       sys::CertInstallCheck{c.domains, true});
 }
 
 // One run's view of a certificate's lifecycle state, written back only when it changed.

@@ -432,8 +432,31 @@ Result<core::CertView> CertStore::issue(const core::CertTarget& cert) {
   return install(cert.name, certPem, std::move(keyPem));
 }
 
+namespace {
+
+// Why a whole pair fails `check` at `now` (unix seconds), or "".
+std::string failedCheck(const core::CertView& v, const CertInstallCheck& check, int64_t now) {
+  for (const std::string& domain : check.domains) {
+    if (std::find(v.domains.begin(), v.domains.end(), domain) == v.domains.end()) {
+      return "its leaf does not name " + domain;
+    }
+  }
+  if (check.validNow && v.notBefore > now + kInstallClockSkew) {
+    return "its leaf is not valid before " + std::to_string(v.notBefore) + " (unix time; now " +
+           std::to_string(now) + ")";
+  }
+  if (check.validNow && v.notAfter <= now) {
+    return "its leaf expired at " + std::to_string(v.notAfter) + " (unix time; now " +
+           std::to_string(now) + ")";
+  }
+  return "";
+}
+
+}  // namespace
+
 Result<core::CertView> CertStore::install(const std::string& name, const std::string& certPem,
-                                          std::string keyPem, const std::string& source) {
+                                          std::string keyPem, const std::string& source,
+                                          const CertInstallCheck& check) {
   if (!safeName(name)) {
     OPENSSL_cleanse(keyPem.data(), keyPem.size());
     return terminal("certificate name \"" + name + "\" cannot name a directory");
@@ -467,6 +490,19 @@ Result<core::CertView> CertStore::install(const std::string& name, const std::st
   if (auto r = fsyncDir(genDir); !r) {
     return r.error();
   }
+  // Read back, and judged, before anything serves it.
+  core::CertView v = readPair(genDir + "/cert.pem", genDir + "/key.pem", memo_.get());
+  memo_->save();
+  std::string refused = v.error;
+  if (refused.empty()) {
+    refused = failedCheck(v, check, now());
+  }
+  if (!refused.empty()) {
+    std::error_code rmEc;
+    fs::remove_all(genDir, rmEc);
+    return terminal("the certificate for " + name +
+                    " is refused, the one in place stays: " + refused);
+  }
   // The switch: one rename of a symlink.
   std::error_code ec;
   const fs::path link = fs::path(dir) / kCurrent;
@@ -489,11 +525,6 @@ Result<core::CertView> CertStore::install(const std::string& name, const std::st
       std::error_code rmEc;
       fs::remove_all(it->path(), rmEc);
     }
-  }
-  core::CertView v = readPair(genDir + "/cert.pem", genDir + "/key.pem", memo_.get());
-  memo_->save();
-  if (!v.error.empty()) {
-    return terminal("the certificate just written for " + name + " does not read back: " + v.error);
   }
   return v;
 }

@@ -31,6 +31,16 @@ inline constexpr int64_t kGeneratedCertDays = 90;
 // key's bytes); only the absence of an answer is an Error.
 core::CertView readCertPair(const std::string& certFile, const std::string& keyFile);
 
+// What install requires of a pair beyond being whole: an ACME order's answer must be for the
+// names asked for and valid now.
+struct CertInstallCheck {
+  std::vector<std::string> domains;  // each must be one of the leaf's DNS names (lower-case)
+  // notBefore no more than kInstallClockSkew ahead of now, notAfter still to come.
+  bool validNow = false;
+};
+// How far ahead of this host's clock a CA's notBefore may be (its clock, or a backdate unmade).
+constexpr int64_t kInstallClockSkew = 300;
+
 class CertStore : public core::CertDriver {
  public:
   // `now` is the clock for issuing (unix seconds); 0: the system clock.
@@ -48,9 +58,12 @@ class CertStore : public core::CertDriver {
   Result<core::CertView> issue(const core::CertTarget& cert) override;
   // Writes `certPem` (a chain, leaf first) and its key as a new generation of certificate
   // `name` and switches `current` to it (an issued ACME certificate, a copy of a "files"
-  // pair, whose `source` is then kept beside it); the key is wiped from memory after.
+  // pair, whose `source` is then kept beside it); the key is wiped from memory after. The pair
+  // is read back before the switch: one that is not whole (the key is not the leaf's) or fails
+  // `check` is refused, removed, and the generation in place stays current.
   Result<core::CertView> install(const std::string& name, const std::string& certPem,
-                                 std::string keyPem, const std::string& source = "");
+                                 std::string keyPem, const std::string& source = "",
+                                 const CertInstallCheck& check = {});
   // A "files" pair, read once and served from a copy: the current generation when it holds the
   // same certificate from the same paths, else a new one. A pair with an error is not copied
   // (the view names the operator's files).

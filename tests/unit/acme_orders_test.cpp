@@ -77,7 +77,7 @@ class FakeCa final : public acme::CertificateIssuer {
     if (!problem.empty() && (failing.empty() || failing.count(domains[0]) != 0)) {
       return terminal(problem);
     }
-    return fakeLeaf(domains, 30);
+    return fakeLeaf(leafDomains.empty() ? domains : leafDomains, 30);
   }
   Result<std::optional<acme::RenewalWindow>> renewalInfo(
       const std::string& certId, std::chrono::steady_clock::time_point) override {
@@ -95,7 +95,8 @@ class FakeCa final : public acme::CertificateIssuer {
   bool seenPending = false;
   std::optional<AcmeChallengeType> pendingType;
   std::string problem;
-  std::set<std::string> failing;  // first domains the problem is for; empty: all
+  std::set<std::string> failing;         // first domains the problem is for; empty: all
+  std::vector<std::string> leafDomains;  // set: the leaf names these, not the order's
 
  private:
   Store& store_;
@@ -240,6 +241,41 @@ struct TwoCertificates {
 
 // One certificate the CA keeps refusing backs off, doubling with jitter on top, while the
 // other is issued in the same runs; the failing one is ordered last.
+// A CA that answers with a leaf for other names: the order fails, nothing of it is installed,
+// and the certificate in place (here the placeholder) stays current.
+TEST(AcmeOrders, ALeafForOtherNamesIsRefusedAndTheCertificateInPlaceStays) {
+  testing::TempDir dir;
+  auto store = Store::open(dir.path());
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  sys::CertStore certs(dir.path().string());
+  core::Target target;
+  core::CertTarget c;
+  c.name = "shop";
+  c.source = core::CertSource::Acme;
+  c.domains = {"shop.example.net"};
+  target.certificates = {c};
+  auto placeholder = certs.issue(c);
+  ASSERT_TRUE(placeholder.ok()) << placeholder.error().message;
+
+  FakeCa ca(**store);
+  ca.leafDomains = {"other.example.net"};
+  StoreChallengeSink sink(**store, [] {});
+  AcmeRunClock clock;
+  clock.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  clock.now = std::time(nullptr);
+  core::ApplyResult result;
+  AcmeOrders orders =
+      runAcmeOrders(target, certs, ca, sink, **store, clock, result, [](const std::string&) {});
+  EXPECT_EQ(ca.orders, 1);
+  EXPECT_TRUE(orders.issued.empty());
+  ASSERT_EQ(orders.failed.size(), 1u);
+  EXPECT_NE(orders.failed[0].find("does not name shop.example.net"), std::string::npos)
+      << orders.failed[0];
+  core::HostState seen;
+  ASSERT_TRUE(certs.observeGenerated(seen).ok());
+  EXPECT_EQ(seen.generatedCerts["shop"].fingerprint, placeholder->fingerprint);
+}
+
 TEST(AcmeOrders, FailuresBackOffPerCertificateAndNeverBlockTheOthers) {
   TwoCertificates t;
   t.ca.problem = "urn:ietf:params:acme:error:connection: refused";

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "tests/support/temp_dir.h"
 
@@ -81,6 +82,81 @@ TEST(CertStore, ObserveFindsTheCurrentGenerationAndRenewalSwapsIt) {
 
   ASSERT_TRUE(store.remove("shop").ok());
   EXPECT_FALSE(fs::exists(dir.path() / "certs" / "shop"));
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The generations under certs/<name>: what an install left behind.
+size_t generationsOf(const fs::path& dir) {
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    n += e.is_directory() && !e.is_symlink() ? 1 : 0;
+  }
+  return n;
+}
+
+// A pair that does not read back whole (the key is another certificate's) is refused before
+// `current` moves: the certificate in place stays current, and the refused generation is gone.
+TEST(CertStore, InstallOfAPairThatDoesNotReadBackKeepsTheCurrentGeneration) {
+  testing::TempDir dir;
+  sys::CertStore store(dir.path().string(), kNow);
+  auto first = store.issue(generated("shop", {"a.example.com"}));
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  auto other = store.issue(generated("other", {"a.example.com"}));
+  ASSERT_TRUE(other.ok()) << other.error().message;
+
+  auto mismatched = store.install("shop", slurp(first->certFile), slurp(other->keyFile));
+  ASSERT_FALSE(mismatched.ok());
+  EXPECT_NE(mismatched.error().message.find("shop"), std::string::npos)
+      << mismatched.error().message;
+  core::HostState seen;
+  ASSERT_TRUE(store.observeGenerated(seen).ok());
+  EXPECT_EQ(seen.generatedCerts["shop"].fingerprint, first->fingerprint);
+  EXPECT_EQ(seen.generatedCerts["shop"].error, "");
+  EXPECT_EQ(generationsOf(dir.path() / "certs" / "shop"), 1u);
+}
+
+// An ACME order's answer must be a certificate for the names asked for, valid now: a leaf for
+// other names, an expired one or one not yet valid is refused and the one in place stays.
+TEST(CertStore, InstallWithACheckRefusesOtherNamesAndALeafOutsideItsValidity) {
+  testing::TempDir dir;
+  sys::CertStore store(dir.path().string(), kNow);
+  auto first = store.issue(generated("shop", {"a.example.com"}));
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  const sys::CertInstallCheck check{{"a.example.com"}, true};
+  struct Case {
+    int64_t issuedAt;
+    std::vector<std::string> domains;
+    std::string why;
+  };
+  const int64_t day = 86400;
+  for (const Case& c :
+       {Case{kNow, {"b.example.com"}, "does not name a.example.com"},
+        Case{kNow - (sys::kGeneratedCertDays + 1) * day, {"a.example.com"}, "expired"},
+        Case{kNow + day, {"a.example.com"}, "not valid before"}}) {
+    testing::TempDir elsewhere;
+    sys::CertStore issuer(elsewhere.path().string(), c.issuedAt);
+    auto made = issuer.issue(generated("x", c.domains));
+    ASSERT_TRUE(made.ok()) << made.error().message;
+    auto refused = store.install("shop", slurp(made->certFile), slurp(made->keyFile), "", check);
+    ASSERT_FALSE(refused.ok()) << c.why;
+    EXPECT_NE(refused.error().message.find(c.why), std::string::npos) << refused.error().message;
+    core::HostState seen;
+    ASSERT_TRUE(store.observeGenerated(seen).ok());
+    EXPECT_EQ(seen.generatedCerts["shop"].fingerprint, first->fingerprint) << c.why;
+    EXPECT_EQ(generationsOf(dir.path() / "certs" / "shop"), 1u) << c.why;
+  }
+  // The same check passes a leaf for the names, valid now (and names beyond them).
+  testing::TempDir elsewhere;
+  sys::CertStore issuer(elsewhere.path().string(), kNow - day);
+  auto good = issuer.issue(generated("x", {"a.example.com", "b.example.com"}));
+  ASSERT_TRUE(good.ok()) << good.error().message;
+  auto installed = store.install("shop", slurp(good->certFile), slurp(good->keyFile), "", check);
+  ASSERT_TRUE(installed.ok()) << installed.error().message;
+  EXPECT_EQ(installed->fingerprint, good->fingerprint);
 }
 
 TEST(CertStore, FilesErrorsAreFactsNotFailures) {
