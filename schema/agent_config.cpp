@@ -7,6 +7,7 @@
 
 #include "schema/encoding.h"
 #include "schema/file_text.h"
+#include "schema/git_url.h"
 #include "schema/local_address.h"
 #include "schema/toml_reader.h"
 
@@ -89,18 +90,6 @@ std::optional<std::string> refProblem(std::string_view ref) {
     return "is not a valid branch or tag name, nor a full 40-hex commit id";
   }
   return std::nullopt;
-}
-
-// git's rule: a colon before any slash, and no "://", is scp-like "[user@]host:path".
-bool isScpLike(std::string_view url) {
-  const size_t colon = url.find(':');
-  const size_t slash = url.find('/');
-  return colon != std::string_view::npos && colon > 0 &&
-         (slash == std::string_view::npos || colon < slash);
-}
-
-bool isSshUrl(std::string_view url) {
-  return url.starts_with("ssh://") || (url.find("://") == std::string_view::npos && isScpLike(url));
 }
 
 class AgentLoader {
@@ -212,7 +201,7 @@ class AgentLoader {
         r.error("ssh_key",
                 "'ssh_key' is only used with an ssh:// or scp-like (user@host:path) "
                 "url, and 'url' is " +
-                    quote(s.url));
+                    quote(redactUrl(s.url)));
       }
     }
     s.allowed_signers = nonEmptyPath(r, "allowed_signers");
@@ -247,7 +236,7 @@ class AgentLoader {
     if (scheme != std::string::npos) {
       const std::string name = url.substr(0, scheme);
       if (name != "file" && name != "https" && name != "ssh") {
-        r.error("url", "unsupported url scheme " + quote(name) + " in " + quote(url) +
+        r.error("url", "unsupported url scheme " + quote(name) + " in " + quote(redactUrl(url)) +
                            "; use a local path, file://, https:// or ssh://");
         r.reject("url");
         return "";

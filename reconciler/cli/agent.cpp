@@ -18,6 +18,7 @@
 #include "reconciler/net/module.h"
 #include "reconciler/system/metrics_server.h"
 #include "reconciler/system/service_manager.h"
+#include "schema/git_url.h"
 #include "schema/secret_file.h"
 
 namespace edgeplane::cli {

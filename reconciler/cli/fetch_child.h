@@ -43,12 +43,6 @@ Result<void> fetchInChild(const std::filesystem::path& cacheDir, const source::S
 // the exit code.
 int fetchChildMain(const std::vector<std::string>& args);
 
-// The url with the password of its userinfo ("https://user:TOKEN@host/…", the way libgit2 takes
-// https credentials) replaced by "***": what logs, the store and argv may show.
-std::string redactUrl(std::string_view url);
-// `text` with every occurrence of `url` redacted and of its password replaced by "***".
-std::string scrubCredentials(std::string text, std::string_view url);
-
 // The child's environment variable that carries a url holding a password; argv (readable by
 // every user in /proc) then holds "-" in its place.
 inline constexpr const char* kFetchUrlEnv = "EDGEPLANE_FETCH_URL";

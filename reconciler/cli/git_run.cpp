@@ -13,6 +13,7 @@
 #include "reconciler/cli/history.h"
 #include "reconciler/cli/progress.h"
 #include "schema/file_text.h"
+#include "schema/git_url.h"
 
 namespace edgeplane::cli {
 

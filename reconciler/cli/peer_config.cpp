@@ -17,6 +17,7 @@
 #include "reconciler/cli/qr_text.h"
 #include "reconciler/system/host_driver.h"
 #include "reconciler/system/wg_keys.h"
+#include "schema/git_url.h"
 
 namespace edgeplane::cli {
 

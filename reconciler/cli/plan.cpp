@@ -24,6 +24,7 @@
 #include "reconciler/source/git_source.h"
 #include "reconciler/system/lock.h"
 #include "schema/file_text.h"
+#include "schema/git_url.h"
 
 namespace edgeplane::cli {
 namespace {

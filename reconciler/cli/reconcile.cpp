@@ -23,6 +23,7 @@
 #include "reconciler/system/host_driver.h"
 #include "reconciler/system/lock.h"
 #include "reconciler/system/netns.h"
+#include "schema/git_url.h"
 
 namespace edgeplane::cli {
 namespace {

@@ -16,6 +16,7 @@
 
 #include "reconciler/source/libgit2_handles.h"
 #include "schema/encoding.h"
+#include "schema/git_url.h"
 
 namespace edgeplane::source {
 namespace fs = std::filesystem;
@@ -70,14 +71,6 @@ bool validRefName(const std::string& name) {
   return git_reference_name_is_valid(&valid, name.c_str()) == 0 && valid != 0;
 }
 
-// scp-like "user@host:path": a colon before any slash, and not a single drive-ish letter.
-bool isScpLike(std::string_view url) {
-  const size_t colon = url.find(':');
-  const size_t slash = url.find('/');
-  return colon != std::string_view::npos && colon > 0 &&
-         (slash == std::string_view::npos || colon < slash);
-}
-
 Result<std::string> normalizeUrl(const std::string& url) {
   if (url.empty()) {
     return terminal("source url is empty");
@@ -121,9 +114,11 @@ Result<void> checkRef(const std::string& ref) {
   return {};
 }
 
-// Records the url as remote.origin.url, for whoever inspects the cache with git. Fetches do
-// not read it: they use an in-memory remote with our own refspecs (see fetch()).
-Result<void> recordRemoteUrl(git_repository* repo, const std::string& url) {
+// Records the url as remote.origin.url, for whoever inspects the cache with git, with its
+// password (if any) redacted. Fetches do not read it: they use an in-memory remote with our own
+// refspecs (see fetch()).
+Result<void> recordRemoteUrl(git_repository* repo, const std::string& fullUrl) {
+  const std::string url = redactUrl(fullUrl);
   git_config* rawCfg = nullptr;
   if (git_repository_config(&rawCfg, repo) != 0) {
     return terminal("cannot open the source cache's config: " + lastGitError());
@@ -328,7 +323,8 @@ Result<FetchResult> LibGit2Repo::fetch() {
   create.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
   git_remote* raw = nullptr;
   if (git_remote_create_with_opts(&raw, spec_.url.c_str(), &create) != 0) {
-    return terminal("source url '" + spec_.url + "': " + lastGitError());
+    return terminal(
+        scrubCredentials("source url '" + spec_.url + "': " + lastGitError(), spec_.url));
   }
   Remote remote(raw);
   char* refspecList[] = {const_cast<char*>(kBranchSpec), const_cast<char*>(kTagSpec)};
@@ -346,11 +342,12 @@ Result<FetchResult> LibGit2Repo::fetch() {
   const int rc = git_remote_fetch(remote.get(), &refspecs, &opts, "edgeplane: fetch");
   if (credentials.oversized) {
     // Aborted from capTransfer: the indexer dropped its partial pack and no ref was moved.
-    return terminal("fetch " + spec_.url + ": fetch exceeded fetch_max_size (" +
+    return terminal("fetch " + redactUrl(spec_.url) + ": fetch exceeded fetch_max_size (" +
                     std::to_string(spec_.fetchMaxSize) + " bytes)");
   }
   if (rc != 0) {
-    const std::string message = "fetch " + spec_.url + ": " + lastGitError();
+    const std::string message =
+        scrubCredentials("fetch " + spec_.url + ": " + lastGitError(), spec_.url);
     // Credentials and certificates do not fix themselves; everything else (no route, a
     // server down, a repository moved away for a while) may.
     if (rc == GIT_EAUTH || rc == GIT_ECERTIFICATE) {
@@ -366,7 +363,8 @@ Result<FetchResult> LibGit2Repo::resolve() const {
 }
 
 Result<FetchResult> LibGit2Repo::resolveIn(bool afterFetch) const {
-  const std::string where = afterFetch ? spec_.url : "the cache of " + spec_.url;
+  const std::string shown = redactUrl(spec_.url);
+  const std::string where = afterFetch ? shown : "the cache of " + shown;
   const std::string& ref = spec_.ref;
   if (isFullCommitId(ref)) {
     std::string lower = ref;
@@ -430,7 +428,7 @@ Result<FetchResult> LibGit2Repo::resolveIn(bool afterFetch) const {
 
 Result<std::optional<SshSignedCommit>> LibGit2Repo::extractSignature(
     std::string_view commitId) const {
-  auto commit = lookupCommit(repo_.get(), commitId, "the cache of " + spec_.url);
+  auto commit = lookupCommit(repo_.get(), commitId, "the cache of " + redactUrl(spec_.url));
   if (!commit) {
     return commit.error();
   }
@@ -439,8 +437,8 @@ Result<std::optional<SshSignedCommit>> LibGit2Repo::extractSignature(
   // object, the message included, so a signature moved out of the header still verified.
   git_odb* odbRaw = nullptr;
   if (git_repository_odb(&odbRaw, repo_.get()) != 0) {
-    return terminal("cannot open the object database of the cache of " + spec_.url + ": " +
-                    lastGitError());
+    return terminal("cannot open the object database of the cache of " + redactUrl(spec_.url) +
+                    ": " + lastGitError());
   }
   const Odb odb(odbRaw);
   const git_oid* oid = git_commit_id(commit->get());
@@ -471,7 +469,7 @@ Result<std::optional<SshSignedCommit>> LibGit2Repo::extractSignature(
 }
 
 Result<FetchResult> LibGit2Repo::describeCommit(std::string_view commitId) const {
-  auto commit = lookupCommit(repo_.get(), commitId, "the cache of " + spec_.url);
+  auto commit = lookupCommit(repo_.get(), commitId, "the cache of " + redactUrl(spec_.url));
   if (!commit) {
     return commit.error();
   }
@@ -480,7 +478,7 @@ Result<FetchResult> LibGit2Repo::describeCommit(std::string_view commitId) const
 
 Result<bool> LibGit2Repo::descendsFrom(std::string_view commitId,
                                        std::string_view ancestorId) const {
-  const std::string where = "the cache of " + spec_.url;
+  const std::string where = "the cache of " + redactUrl(spec_.url);
   auto commit = lookupCommit(repo_.get(), commitId, where);
   if (!commit) {
     return commit.error();
@@ -503,7 +501,7 @@ Result<bool> LibGit2Repo::descendsFrom(std::string_view commitId,
 
 Result<VerifiedSignature> LibGit2Repo::verifyCommit(
     std::string_view commitId, const std::vector<AllowedSigner>& signers) const {
-  auto commit = lookupCommit(repo_.get(), commitId, "the cache of " + spec_.url);
+  auto commit = lookupCommit(repo_.get(), commitId, "the cache of " + redactUrl(spec_.url));
   if (!commit) {
     return commit.error();
   }

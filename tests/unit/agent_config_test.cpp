@@ -408,6 +408,18 @@ TEST(AgentConfig, SshKeyNeedsAnSshUrl) {
             "(user@host:path) url, and 'url' is \"https://git.example.com/x.git\"\n");
 }
 
+// The url's password never reaches a diagnostic (they go to the terminal and the journal).
+TEST(AgentConfig, UrlErrorsDoNotShowItsPassword) {
+  EXPECT_EQ(check("[source]\nurl = \"http://deploy:s3cr3t@git.example.com/x.git\"\n"),
+            "agent.toml:2:7: error: unsupported url scheme \"http\" in "
+            "\"http://deploy:***@git.example.com/x.git\"; use a local path, file://, https:// or "
+            "ssh://\n");
+  EXPECT_EQ(check("[source]\nurl = \"https://deploy:s3cr3t@git.example.com/x.git\"\nssh_key = "
+                  "\"k\"\n"),
+            "agent.toml:3:11: error: 'ssh_key' is only used with an ssh:// or scp-like "
+            "(user@host:path) url, and 'url' is \"https://deploy:***@git.example.com/x.git\"\n");
+}
+
 TEST(AgentConfig, BadHostName) {
   EXPECT_EQ(check(withSource("")).empty(), true);
   EXPECT_EQ(check("host = \"Edge_1\"\n" + std::string(kSource)),

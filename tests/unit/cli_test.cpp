@@ -41,6 +41,7 @@
 #include "reconciler/cli/trigger_socket.h"
 #include "reconciler/cli/webhook.h"
 #include "reconciler/system/lock.h"
+#include "schema/git_url.h"
 #include "schema/secret_file.h"
 #include "schema/snapshot.h"
 #include "schema/store.h"

@@ -436,6 +436,24 @@ TEST_F(GitSourceTest, ReopensTheCacheAndFollowsANewUrl) {
   EXPECT_FALSE(contains(config, "file://")) << config;
 }
 
+// A password in the url (https://user:TOKEN@host/..., as libgit2 takes https credentials) is
+// not written into the cache's config, where `git remote -v` and a backup of the state directory
+// would show it, nor into the errors about the cache that plan and apply print.
+TEST_F(GitSourceTest, APasswordInTheUrlStaysOutOfTheCacheAndItsErrors) {
+  const std::string url = "https://deploy:s3cr3t@git.example.invalid/r.git";
+  auto source = open(url, "main");  // opening does not fetch
+  ASSERT_TRUE(source.ok()) << source.error().message;
+  const std::string config = readFile(cache_ / "config");
+  EXPECT_FALSE(contains(config, "s3cr3t")) << config;
+  EXPECT_TRUE(contains(config, "url = https://deploy:***@git.example.invalid/r.git")) << config;
+  const std::string missing(40, 'a');
+  auto descends = source->descendsFrom(missing, missing);
+  ASSERT_FALSE(descends.ok());
+  EXPECT_FALSE(contains(descends.error().message, "s3cr3t")) << descends.error().message;
+  EXPECT_TRUE(contains(descends.error().message, "git.example.invalid"))
+      << descends.error().message;
+}
+
 TEST_F(GitSourceTest, AdoptsABareCloneMadeByGit) {
   const std::string id = commit(kConfig, "one");
   // A mirror clone fetches "+refs/*:refs/*" into local branches; fetch() uses its own
