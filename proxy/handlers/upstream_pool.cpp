@@ -70,23 +70,6 @@ UpstreamLink* UpstreamPool::adopt(std::string_view netns, const Endpoint& backen
   return link;
 }
 
-UpstreamLink* UpstreamPool::take(std::string_view netns, const Endpoint& backend,
-                                 EventTarget* owner, uint32_t tag) {
-  std::vector<UpstreamLink*>* list = idleList(netns, backend);
-  if (list == nullptr) {
-    return nullptr;
-  }
-  UpstreamLink* link = list->back();  // the most recently used: the least likely to be closed
-  list->pop_back();
-  forgetIfEmpty(netns, backend);
-  --idle_;
-  ctx_.unschedule(link);
-  link->owner_ = owner;
-  link->ownerTag_ = tag;
-  ++reused_;
-  return link;
-}
-
 namespace {
 
 // Nothing waits on the link: no byte and no end of stream. An event that came while a handler
@@ -102,6 +85,28 @@ bool quiet(int fd) {
 }
 
 }  // namespace
+
+UpstreamLink* UpstreamPool::take(std::string_view netns, const Endpoint& backend,
+                                 EventTarget* owner, uint32_t tag) {
+  // An idle link's own event (stray bytes, the backend's close) may not have been dispatched
+  // yet, so each candidate is checked again: one with something waiting is closed, not lent.
+  for (std::vector<UpstreamLink*>* list; (list = idleList(netns, backend)) != nullptr;) {
+    UpstreamLink* link = list->back();  // the most recently used: the least likely to be closed
+    list->pop_back();
+    forgetIfEmpty(netns, backend);
+    --idle_;
+    if (!quiet(link->fd_)) {
+      close(link);
+      continue;
+    }
+    ctx_.unschedule(link);
+    link->owner_ = owner;
+    link->ownerTag_ = tag;
+    ++reused_;
+    return link;
+  }
+  return nullptr;
+}
 
 void UpstreamPool::release(UpstreamLink* link, bool reusable) {
   link->owner_ = nullptr;

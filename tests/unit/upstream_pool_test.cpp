@@ -96,5 +96,34 @@ TEST(UpstreamPool, KeepsAReleasedLinkOnlyWhenNothingWaitsOnIt) {
   EXPECT_EQ(ctx.retired(), 3u);
 }
 
+// What a backend sends or does while its link sits idle (a late body after a HEAD answer, bytes
+// past its Content-Length, its close) is seen by the pool only when the link's event is
+// dispatched, and another handler in the same batch may take the link first: take checks the
+// link again and never hands out one with bytes or an end of stream waiting (the bytes would
+// be the next client's response).
+TEST(UpstreamPool, TakeNeverHandsOutALinkWithBytesOrACloseWaiting) {
+  PoolContext ctx;
+  UpstreamPool pool(ctx);
+  Owner owner;
+  const Endpoint backend = *Endpoint::parse("10.50.0.5:8100");
+  Pair stray;
+  Pair closed;
+  Pair quiet;
+  for (Pair* p : {&quiet, &closed, &stray}) {  // taken last first: stray, then closed, then quiet
+    UpstreamLink* link = pool.adopt("ep-a", backend, p->pooled, &owner, 1);
+    ASSERT_NE(link, nullptr);
+    pool.release(link, true);
+  }
+  ASSERT_EQ(pool.idleCount(), 3u);
+  ASSERT_EQ(::send(stray.backend, "H", 1, 0), 1);
+  ASSERT_EQ(::shutdown(closed.backend, SHUT_WR), 0);
+  UpstreamLink* taken = pool.take("ep-a", backend, &owner, 1);
+  ASSERT_NE(taken, nullptr);  // the quiet one; the other two closed on the way
+  EXPECT_EQ(pool.idleCount(), 0u);
+  EXPECT_EQ(ctx.retired(), 2u);
+  pool.release(taken, false);
+  EXPECT_EQ(pool.take("ep-a", backend, &owner, 1), nullptr);
+}
+
 }  // namespace
 }  // namespace edgeplane::proxy
