@@ -99,11 +99,56 @@ void appendForwardedValue(std::string& out, std::string_view value, bool bracket
   out.push_back('"');
 }
 
+// A Forwarded value that parses (RFC 7239 4): pairs token=(token|quoted-string), separated by
+// ';' and ',' (OWS around them tolerated, empty elements allowed as the list rule has them).
+bool wellFormedForwarded(std::string_view v) {
+  size_t i = 0;
+  auto skipOws = [&] {
+    while (i < v.size() && isOws(v[i])) {
+      ++i;
+    }
+  };
+  auto token = [&] {
+    const size_t start = i;
+    while (i < v.size() && isTchar(v[i])) {
+      ++i;
+    }
+    return i > start;
+  };
+  for (skipOws(); i < v.size(); skipOws()) {
+    if (v[i] == ',' || v[i] == ';') {
+      ++i;
+      continue;
+    }
+    if (!token() || i >= v.size() || v[i++] != '=') {
+      return false;
+    }
+    if (i < v.size() && v[i] == '"') {
+      i = quotedStringEnd(v, i);
+      if (i == std::string_view::npos) {
+        return false;
+      }
+    } else if (!token()) {
+      return false;
+    }
+    skipOws();
+    if (i < v.size() && v[i] != ',' && v[i] != ';') {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The client's Forwarded elements, then the proxy's; the client's are kept only when every one
+// of its Forwarded fields parses: an unterminated quote would swallow the proxy's element.
 void appendForwarded(std::string& out, const RequestHead& head, std::string_view host,
                      const UpstreamRequestOptions& options) {
   out.append("Forwarded: ");
+  const bool keep = std::all_of(head.headers.begin(), head.headers.end(), [](const HeaderField& f) {
+    return !equalsIgnoreCase(f.name, "forwarded") || wellFormedForwarded(f.value);
+  });
   for (const HeaderField& f : head.headers) {
-    if (equalsIgnoreCase(f.name, "forwarded") && !f.value.empty()) {
+    if (keep && equalsIgnoreCase(f.name, "forwarded") && !f.value.empty()) {
       out.append(f.value).append(", ");
     }
   }

@@ -58,6 +58,26 @@ constexpr bool isToken(std::string_view s) {
   return true;
 }
 
+// The end of the quoted-string (RFC 9110 5.6.4) that starts at s[at] (a '"'): the offset just
+// past its closing quote, or npos when it is not one (unterminated, a CTL, a bad quoted-pair).
+constexpr size_t quotedStringEnd(std::string_view s, size_t at) {
+  if (at >= s.size() || s[at] != '"') {
+    return std::string_view::npos;
+  }
+  for (size_t i = at + 1; i < s.size(); ++i) {
+    if (s[i] == '"') {
+      return i + 1;
+    }
+    if (s[i] == '\\') {
+      ++i;  // quoted-pair: any field character follows
+    }
+    if (i >= s.size() || !isFieldValueChar(s[i])) {
+      return std::string_view::npos;
+    }
+  }
+  return std::string_view::npos;
+}
+
 constexpr char asciiLower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
 }

@@ -63,6 +63,31 @@ TEST(HttpSerialize, UpstreamRequestDropsHopByHopAndAddsForwardingFields) {
             "\r\n");
 }
 
+// The client's Forwarded elements are kept ahead of the proxy's only when they parse (RFC 7239
+// 4): an unterminated quoted-string would swallow the proxy's element in a lenient parser,
+// which would then take the client's for the last hop (found by an attacker's read).
+TEST(HttpSerialize, AMalformedClientForwardedIsDroppedNotPrefixed) {
+  UpstreamRequestOptions options;
+  options.clientIp = "203.0.113.9";
+  auto forwardedOf = [&](std::string_view value) {
+    const std::string out = upstream(
+        "GET / HTTP/1.1\r\nHost: app.example.com\r\nForwarded: " + std::string(value) + "\r\n\r\n",
+        options);
+    const size_t at = out.find("Forwarded: ");
+    return out.substr(at, out.find("\r\n", at) - at);
+  };
+  const std::string ours = "for=203.0.113.9;proto=https;host=app.example.com";
+  for (std::string_view bad : {"for=6.6.6.6;proto=http;host=admin.internal, x=\"",
+                               "for=\"[2001:db8::1]", "for", "=x", "for=a b", "for=\"a\\\""}) {
+    EXPECT_EQ(forwardedOf(bad), "Forwarded: " + ours) << bad;
+  }
+  for (std::string_view good : {"for=192.0.2.43", "for=\"[2001:db8:cafe::17]:4711\"",
+                                "for=192.0.2.60;proto=http;by=203.0.113.43",
+                                "for=192.0.2.43, for=198.51.100.17", "for=\"a\\\"b\""}) {
+    EXPECT_EQ(forwardedOf(good), "Forwarded: " + std::string(good) + ", " + ours) << good;
+  }
+}
+
 // Backends that fold '_' and '-' together (CGI-style environments) would read these as the
 // fields the proxy sets, drops or adds, next to (and often before) the proxy's own; they are
 // dropped like those (found by review: they went through).
