@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 
 #include "proxy/engine/listeners.h"
 #include "proxy/handlers/https_handler.h"
@@ -24,25 +25,41 @@ bool backlogged(const OutQueue& q) {
   return q.sent != 0 || q.size() >= kCoalesceBytes;
 }
 
+// How moveChunked writes a chunked body on: as it came (a response: the backend's framing,
+// trailers and all), re-framed (a request: the data in chunks of canonical sizes, no extensions,
+// no trailers, so nothing the client wrote past the data reaches the backend), or only the data
+// bytes (a response re-framed as until-close for an HTTP/1.0 client).
+enum class ChunkOut : uint8_t { Verbatim, Reframed, DataOnly };
+
 // Appends what a chunked body's next bytes hold up to the end of the body; false on a framing
-// error. `done` is set at the end of the last chunk's trailers. Verbatim (the framing stays
-// chunked), or only the data bytes when `dataOnly` (re-framed as until-close for HTTP/1.0).
+// error. `done` is set at the end of the last chunk's trailers; `moved` counts the bytes read.
 bool moveChunked(ByteBuffer& from, std::string& to, http::ChunkedDecoder& decoder, bool& done,
-                 uint64_t& moved, bool dataOnly = false) {
+                 uint64_t& moved, ChunkOut out) {
   while (!from.empty() && !done) {
     std::span<const char> in = from.data();
     http::ChunkedDecoder::Step s = decoder.feed(in);
     if (s.status == http::ChunkedDecoder::Status::Error) {
       return false;
     }
-    if (!dataOnly) {
+    if (out == ChunkOut::Verbatim) {
       to.append(in.data(), s.consumed);
     } else if (s.dataLength > 0) {
+      if (out == ChunkOut::Reframed) {
+        char size[24];
+        const auto end = std::to_chars(size, size + sizeof size, s.dataLength, 16).ptr;
+        to.append(size, end).append("\r\n");
+      }
       to.append(in.data() + s.dataOffset, s.dataLength);
+      if (out == ChunkOut::Reframed) {
+        to.append("\r\n");
+      }
     }
     from.consume(s.consumed);
     moved += s.consumed;
     done = s.status == http::ChunkedDecoder::Status::Done;
+    if (done && out == ChunkOut::Reframed) {
+      to.append("0\r\n\r\n");
+    }
     if (s.consumed == 0) {
       break;
     }
@@ -273,7 +290,8 @@ bool HttpsHandler::forwardRequestBody() {
     if (reqBodyDone_) {
       sentMs_ = ctx().now();
     }
-  } else if (moveChunked(cin_, uout_.bytes, ex().reqChunks, reqBodyDone_, moved)) {
+  } else if (moveChunked(cin_, uout_.bytes, ex().reqChunks, reqBodyDone_, moved,
+                         ChunkOut::Reframed)) {
     if (reqBodyDone_) {
       sentMs_ = ctx().now();
     }
@@ -399,7 +417,8 @@ bool HttpsHandler::forwardResponseBody() {
       break;
     }
     case http::BodyFraming::Chunked:
-      if (!moveChunked(uin_, cout_.bytes, ex().respChunks, done, moved, dechunk_)) {
+      if (!moveChunked(uin_, cout_.bytes, ex().respChunks, done, moved,
+                       dechunk_ ? ChunkOut::DataOnly : ChunkOut::Verbatim)) {
         logRequest(Outcome::fail(ErrorKind::Relay));
         conn().finish(Outcome::fail(ErrorKind::Relay));
         return false;

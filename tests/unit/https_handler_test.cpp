@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -292,6 +293,50 @@ TEST_F(HttpsTest, ChunkedBothWaysAndUntilClose) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->header("connection"), "close");
   EXPECT_EQ(r->body, "until-close body");
+}
+
+// A chunked request body reaches the backend re-framed: its data in chunks of canonical sizes,
+// no extensions, no trailers. Trailers would carry fields past the proxy's and the gateway's
+// header rules (a forged X-Edgeplane-Key-Id, an Authorization), and a size line sent on as the
+// client wrote it ("100000000" read by a backend that keeps 32 bits as 0) could end the body
+// early there and run the rest as a request the proxy never saw (found by an attacker's read).
+TEST_F(HttpsTest, AChunkedRequestBodyReachesTheBackendReframedWithoutTrailers) {
+  auto raw = std::make_shared<std::string>();
+  std::mutex mu;
+  TestBackend backend([&, raw](int fd) {
+    std::string bytes;
+    char buf[4096];
+    // Until the last chunk and whatever follows it up to an empty line.
+    auto whole = [&] {
+      const size_t head = bytes.find("\r\n\r\n");
+      return head != std::string::npos && bytes.find("\r\n0\r\n", head) != std::string::npos &&
+             bytes.ends_with("\r\n\r\n");
+    };
+    while (!whole()) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) {
+        return;
+      }
+      bytes.append(buf, static_cast<size_t>(n));
+    }
+    {
+      std::lock_guard lock(mu);
+      *raw = bytes.substr(bytes.find("\r\n\r\n") + 4);
+    }
+    sendBytes(fd, "HTTP/1.1 204 No Content\r\n\r\n");
+  });
+  start();
+  configure({{"shop", {"shop.example.test"}, {backend.endpoint()}}});
+  auto c = client("shop.example.test");
+  ASSERT_TRUE(c->write(
+      "POST /result HTTP/1.1\r\nHost: shop.example.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "0005;a=\"b\"\r\nhello\r\n00000006 ;x=1\r\n world\r\n0\r\n"
+      "X-Edgeplane-Key-Id: forged\r\nAuthorization: Bearer stolen\r\n\r\n"));
+  auto r = c->readResponse();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 204);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(*raw, "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
 }
 
 TEST_F(HttpsTest, ExpectContinueIsRelayed) {
