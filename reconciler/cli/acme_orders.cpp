@@ -199,7 +199,9 @@ RenewalHint renewalHint(AcmeState& st, const core::CertTarget& c, const core::Ce
   if (!hint.certId.empty()) {
     refreshAri(st, c, *view, hint.certId, issuer, clock, log);
   }
-  if (st.ariCert == view->fingerprint && st.ariRenewAt) {
+  // A window that opens only at or after the expiry is no window (acmeOrderDue): not shown as
+  // the renewal time either.
+  if (st.ariCert == view->fingerprint && st.ariRenewAt && *st.ariRenewAt / 1000 < view->notAfter) {
     hint.ariAt = *st.ariRenewAt / 1000;
   }
   return hint;

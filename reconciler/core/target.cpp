@@ -168,7 +168,8 @@ std::optional<std::string> acmeOrderDue(const CertTarget& c, const CertView* v, 
     return "its domains changed";
   }
   const int64_t left = v->notAfter - now;
-  const bool ari = ariRenewAt && !c.renewBefore;
+  // A window from the CA that opens only at or after the expiry is no window: the lifetime rule.
+  const bool ari = ariRenewAt && !c.renewBefore && *ariRenewAt < v->notAfter;
   if (now >= (ari ? *ariRenewAt : acmeRenewAt(c, *v))) {
     return left <= 0 ? std::string("renew: expired")
                      : "renew: " + std::to_string(left / 3600) + "h left" +

@@ -88,7 +88,8 @@ struct CertTarget {
 // (acmeRenewAt: renewBefore when set, even longer than the lifetime; else a third of the
 // lifetime left; with a jitter stable per certificate). `ariRenewAt` (unix seconds), when set,
 // is the time chosen in the CA's RFC 9773 window for this very certificate: it replaces the
-// lifetime rule, but not an explicit renewBefore (the operator's override).
+// lifetime rule, but not an explicit renewBefore (the operator's override), and not when it is
+// at or after the certificate's expiry (no window: the lifetime rule decides).
 std::optional<std::string> acmeOrderDue(const CertTarget& c, const CertView* v, int64_t now,
                                         std::optional<int64_t> ariRenewAt = std::nullopt);
 

@@ -145,5 +145,21 @@ TEST(AcmeLifecycle, OrderDueByTheAriTimeUnlessRenewBeforeIsSet) {
   EXPECT_FALSE(core::acmeOrderDue(c, &v, v.notBefore + kDay, v.notBefore + kDay).has_value());
 }
 
+// A CA's window that starts at or after the certificate's expiry is no window: waiting for it
+// would let the certificate expire and its routes drop. The lifetime rule decides instead
+// (found by an attacker's read).
+TEST(AcmeLifecycle, AnAriTimePastTheExpiryFallsBackToTheLifetime) {
+  core::CertTarget c = acmeTarget("shop");
+  const core::CertView v = issuedView("aa11", 90 * kDay);
+  const int64_t byLifetime = core::acmeRenewAt(c, v);
+  for (int64_t ari : {v.notAfter, v.notAfter + 365 * kDay}) {
+    EXPECT_FALSE(core::acmeOrderDue(c, &v, byLifetime - 1, ari).has_value()) << ari;
+    auto due = core::acmeOrderDue(c, &v, byLifetime, ari);
+    ASSERT_TRUE(due.has_value()) << ari;
+    EXPECT_NE(due->find("a third of its lifetime"), std::string::npos) << *due;
+    EXPECT_EQ(core::acmeOrderDue(c, &v, v.notAfter + 1, ari), "renew: expired");
+  }
+}
+
 }  // namespace
 }  // namespace edgeplane
