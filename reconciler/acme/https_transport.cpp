@@ -8,12 +8,56 @@
 #include <Poco/Net/SSLManager.h>
 #include <Poco/URI.h>
 
+#include <sys/socket.h>
+
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
+#include <optional>
+#include <thread>
 
 #include "reconciler/acme/http_transport.h"
 
 namespace edgeplane::acme {
 namespace {
+
+// Shuts a connection down at `deadline` unless dismissed first: the bound of a whole exchange,
+// which POCO's timeouts (per connect, per send, per read) are not: a server that sends a byte
+// now and then never lets a read time out.
+class Watchdog {
+ public:
+  Watchdog(int fd, std::chrono::steady_clock::time_point deadline)
+      : thread_([this, fd, deadline] {
+          std::unique_lock lock(mu_);
+          if (!cv_.wait_until(lock, deadline, [this] { return dismissed_; })) {
+            fired_ = true;
+            ::shutdown(fd, SHUT_RDWR);  // the blocked read returns; the session closes the fd
+          }
+        }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard lock(mu_);
+      dismissed_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+  // Dismisses it now: whether it had fired (then the answer read so far is cut short).
+  bool dismiss() {
+    std::lock_guard lock(mu_);
+    dismissed_ = true;
+    return fired_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool dismissed_ = false;
+  bool fired_ = false;
+  std::thread thread_;  // last: started once the members above exist
+};
 
 class PocoTransport : public HttpTransport {
  public:
@@ -35,6 +79,7 @@ class PocoTransport : public HttpTransport {
   Result<HttpAnswer> request(const std::string& method, const std::string& url,
                              const std::string& body, std::chrono::milliseconds timeout,
                              size_t maxBody) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
     Poco::URI uri(url);
     std::unique_ptr<Poco::Net::HTTPClientSession> session;
     if (uri.getScheme() == "https") {
@@ -55,9 +100,36 @@ class PocoTransport : public HttpTransport {
       req.setContentType("application/jose+json");
       req.setContentLength(static_cast<std::streamsize>(body.size()));
     }
-    session->sendRequest(req) << body;
+    std::ostream& sending = session->sendRequest(req);  // connected here
+    // Declared after the session: joined before the session closes the fd.
+    Watchdog watchdog(session->socket().impl()->sockfd(), deadline);
+    std::optional<Result<HttpAnswer>> got;
+    try {
+      got = answer(*session, sending, body, maxBody, method + " " + url);
+    } catch (const Poco::Exception&) {
+      if (!watchdog.dismiss()) {
+        throw;
+      }
+    } catch (const std::exception&) {
+      if (!watchdog.dismiss()) {
+        throw;
+      }
+    }
+    if (watchdog.dismiss()) {
+      return retryable(method + " " + url + ": no whole answer within " +
+                       std::to_string(timeout.count()) + " ms");
+    }
+    return std::move(*got);
+  }
+
+  // Sends the body and reads the answer. A connection the watchdog shut down ends it early:
+  // an exception, or an answer cut short, which the caller tells by the watchdog.
+  static Result<HttpAnswer> answer(Poco::Net::HTTPClientSession& session, std::ostream& sending,
+                                   const std::string& body, size_t maxBody,
+                                   const std::string& what) {
+    sending << body;
     Poco::Net::HTTPResponse res;
-    std::istream& in = session->receiveResponse(res);
+    std::istream& in = session.receiveResponse(res);
     HttpAnswer out;
     out.status = static_cast<int>(res.getStatus());
     out.contentType = res.getContentType();
@@ -68,8 +140,7 @@ class PocoTransport : public HttpTransport {
     while (in.read(buf, sizeof buf) || in.gcount() > 0) {
       out.body.append(buf, static_cast<size_t>(in.gcount()));
       if (out.body.size() > maxBody) {
-        return terminal(method + " " + url + ": response larger than " + std::to_string(maxBody) +
-                        " bytes");
+        return terminal(what + ": response larger than " + std::to_string(maxBody) + " bytes");
       }
     }
     return out;

@@ -21,6 +21,7 @@
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <thread>
 
 #include "reconciler/acme/client.h"
 #include "reconciler/acme/jws.h"
@@ -64,6 +65,8 @@ class FakeCa {
   std::string ariRetryAfter;    // the Retry-After header; "": none
   std::string lastAriPath;      // the last renewalInfo request's path
   bool refuseReplaces = false;  // newOrder with `replaces` answers 409 alreadyReplaced
+  // The directory's answer sends its head, then one body byte every 50 ms for up to 10 s.
+  std::atomic<bool> dripDirectory{false};
   std::vector<std::string> newOrderPayloads;
   int newAccounts = 0;
   std::string lastAccountJws;
@@ -181,6 +184,16 @@ class FakeCa {
                        Poco::Net::HTTPServerResponse& res) override {
       std::string body;
       Poco::StreamCopier::copyToString(req.stream(), body);
+      if (ca_.dripDirectory && req.getURI() == "/dir") {
+        res.setContentType("application/json");
+        res.setContentLength(200);
+        std::ostream& out = res.send();
+        for (int i = 0; i < 200 && out.good(); ++i) {
+          out << ' ' << std::flush;
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        return;
+      }
       const Reply r = ca_.handle(req.getMethod(), req.getURI(), body);
       res.setStatus(static_cast<HTTPResponse::HTTPStatus>(r.status));
       res.set("Replay-Nonce", "nonce-" + std::to_string(++nonces_));
@@ -330,6 +343,19 @@ TEST(AcmeResume, GoneOrInvalidOrderStartsOver) {
 
 // The CA unreachable while an order is recorded: the error is returned as retryable and the
 // record stays for the run after.
+// The run's budget bounds each request whole, not each read: a CA that keeps sending a byte
+// now and then (never idle long enough for a read timeout) is cut at the deadline.
+TEST(AcmeResume, ASlowlyDrippingAnswerEndsAtTheDeadline) {
+  ResumeCase t;
+  t.ca.dripDirectory = true;
+  const auto start = std::chrono::steady_clock::now();
+  auto r = t.obtain(std::chrono::milliseconds(1000));
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.error().retryable) << r.error().message;
+  EXPECT_LT(took, std::chrono::milliseconds(4000)) << r.error().message;
+}
+
 TEST(AcmeResume, UnreachableCaKeepsTheRecord) {
   ResumeCase t;
   t.setCa([](FakeCa& ca) { ca.holdProcessing = true; });
