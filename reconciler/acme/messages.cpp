@@ -6,9 +6,18 @@
 #include <utility>
 
 #include "schema/json_reader.h"
+#include "schema/terminal_text.h"
 
 namespace edgeplane::acme {
 namespace {
+
+// Text the CA wrote, as messages carry it on to logs, the journal and `status`: at most
+// kCaTextBytes of it, control bytes escaped (terminal_text.h), so that it can neither forge a
+// log line nor drive a terminal.
+constexpr size_t kCaTextBytes = 512;
+std::string caText(std::string_view s) {
+  return terminalText(s.substr(0, kCaTextBytes)) + (s.size() > kCaTextBytes ? "..." : "");
+}
 
 using strict_json::Json;
 
@@ -335,6 +344,7 @@ Result<RenewalInfo> parseRenewalInfo(std::string_view body) {
   if (auto r = readString(*j, "explanationURL", info.explanationUrl); !r) {
     return r.error();
   }
+  info.explanationUrl = caText(info.explanationUrl);
   auto s = parseRfc3339(start);
   auto e = parseRfc3339(end);
   if (!s || !e) {
@@ -349,7 +359,7 @@ Result<RenewalInfo> parseRenewalInfo(std::string_view body) {
 }
 
 std::string problemSummary(const Problem& p) {
-  return p.detail.empty() ? p.type : p.type + ": " + p.detail;
+  return p.detail.empty() ? caText(p.type) : caText(p.type) + ": " + caText(p.detail);
 }
 
 }  // namespace edgeplane::acme

@@ -178,6 +178,28 @@ TEST(AcmeMessagesTest, ProblemMalformed) {
   EXPECT_EQ(problemSummary(*bare), "urn:ietf:params:acme:error:badNonce");
 }
 
+// What the CA writes goes into log lines, the journal and `status`: a problem's type and
+// detail and an explanationURL come out with their control bytes escaped and at most 512 bytes
+// each, so a CA cannot forge log lines or drive a terminal (found by an attacker's read).
+TEST(AcmeMessagesTest, TextFromTheCaIsEscapedAndBounded) {
+  auto p = parseProblem(
+      R"({"type":"urn:ietf:params:acme:error:x\u001b[2J","detail":"no\nedgeplane apply: forged)" +
+      std::string(4000, 'a') + R"("})");
+  ASSERT_TRUE(p) << p.error().message;
+  const std::string summary = problemSummary(*p);
+  EXPECT_EQ(summary.find_first_of(std::string("\x1b\n\r", 3)), std::string::npos) << summary;
+  EXPECT_NE(summary.find("x\\x1b[2J: no\\x0aedgeplane apply: forged"), std::string::npos)
+      << summary;
+  EXPECT_LT(summary.size(), 1200u);  // the 4000-byte detail cut to 512
+  auto r = parseRenewalInfo(
+      R"({"suggestedWindow":{"start":"2025-01-02T04:00:00Z","end":"2025-01-03T04:00:00Z"},)"
+      R"("explanationURL":"https://ca.example/\r\nforged)" +
+      std::string(4000, 'b') + R"("})");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->explanationUrl.find_first_of("\r\n"), std::string::npos) << r->explanationUrl;
+  EXPECT_LE(r->explanationUrl.size(), 4 * 512u + 3);  // an escape is 4 bytes
+}
+
 // RFC 9773 section 4.2's example.
 TEST(AcmeMessagesTest, RenewalInfoFromRfc9773) {
   auto r = parseRenewalInfo(R"({
