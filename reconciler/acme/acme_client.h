@@ -88,10 +88,11 @@ class Client final : public CertificateIssuer {
   Result<T> poll(const std::string& url, const std::string& what,
                  Result<T> (*decode)(std::string_view));
   Result<void> sleepFor(std::chrono::milliseconds d, const std::string& what) const;
-  // One authorization of an order: nothing when it is valid already; else its `type`
-  // challenge's answer is published (the token added to `tokens`) and the CA told to
-  // validate (the URL added to `pending`).
-  Result<void> authorize(const std::string& authzUrl, AcmeChallengeType type, ChallengeSink& sink,
+  // One authorization of an order for `domains`: refused when it is for another name; nothing
+  // when it is valid already; else its `type` challenge's answer is published (the token added
+  // to `tokens`) and the CA told to validate (the URL added to `pending`).
+  Result<void> authorize(const std::string& authzUrl, const std::vector<std::string>& domains,
+                         AcmeChallengeType type, ChallengeSink& sink,
                          std::vector<std::string>& tokens, std::vector<std::string>& pending);
   // An order whose authorizations are valid: a fresh key, recorded with the order's URL
   // before the finalize (so that a run cut short resumes it), then complete().

@@ -12,6 +12,7 @@
 #include "reconciler/system/file_write.h"
 #include "schema/encoding.h"
 #include "schema/json_text.h"
+#include "schema/terminal_text.h"
 
 namespace edgeplane::acme {
 namespace fs = std::filesystem;
@@ -67,8 +68,9 @@ struct PendingOrder {
 
 }  // namespace
 
-Result<void> Client::authorize(const std::string& authzUrl, AcmeChallengeType type,
-                               ChallengeSink& sink, std::vector<std::string>& tokens,
+Result<void> Client::authorize(const std::string& authzUrl, const std::vector<std::string>& domains,
+                               AcmeChallengeType type, ChallengeSink& sink,
+                               std::vector<std::string>& tokens,
                                std::vector<std::string>& pending) {
   auto r = post(authzUrl, std::nullopt, "authorization");
   if (!r) {
@@ -83,6 +85,11 @@ Result<void> Client::authorize(const std::string& authzUrl, AcmeChallengeType ty
   // "wildcard": true; its DNS-01 TXT name is _acme-challenge.<base domain>.
   const std::string& domain = authz->identifierValue;
   const std::string shown = authz->wildcard ? "*." + domain : domain;
+  // Only names this order asked for: nothing is published, and no order finished, for another.
+  if (std::find(domains.begin(), domains.end(), shown) == domains.end()) {
+    return terminal("authorization " + authzUrl + " is for " + terminalText(shown) +
+                    ", a name this order did not ask for");
+  }
   if (status == "valid") {
     return {};
   }
@@ -287,7 +294,7 @@ Result<Issued> Client::obtain(const std::vector<std::string>& domains, AcmeChall
   }
   std::vector<std::string> pending;
   for (const std::string& a : *order.authorizations) {
-    if (auto r = authorize(a, challenge, sink, tokens, pending); !r) {
+    if (auto r = authorize(a, domains, challenge, sink, tokens, pending); !r) {
       return r.error();
     }
   }

@@ -67,6 +67,8 @@ class FakeCa {
   bool refuseReplaces = false;  // newOrder with `replaces` answers 409 alreadyReplaced
   // The directory's answer sends its head, then one body byte every 50 ms for up to 10 s.
   std::atomic<bool> dripDirectory{false};
+  std::string authzName = "a.example.com";  // the authorization's identifier
+  std::string authzStatus = "valid";
   std::vector<std::string> newOrderPayloads;
   int newAccounts = 0;
   std::string lastAccountJws;
@@ -140,7 +142,10 @@ class FakeCa {
       return r;
     }
     if (path == "/authz/1") {
-      return {200, R"({"status":"valid","identifier":{"type":"dns","value":"a.example.com"}})",
+      return {200,
+              R"({"status":")" + authzStatus + R"(","identifier":{"type":"dns","value":")" +
+                  authzName + R"("},"challenges":[{"type":"http-01","url":")" + base +
+                  R"(/chall/1","token":"tok1","status":"pending"}]})",
               "application/json", ""};
     }
     if (path == "/order/1") {
@@ -354,6 +359,24 @@ TEST(AcmeResume, ASlowlyDrippingAnswerEndsAtTheDeadline) {
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.error().retryable) << r.error().message;
   EXPECT_LT(took, std::chrono::milliseconds(4000)) << r.error().message;
+}
+
+// An order's authorizations must be for the names ordered: a CA that sends one for another
+// name does not get a challenge answer published for it, and the order fails (found by an
+// attacker's read).
+TEST(AcmeResume, AnAuthorizationForANameNotOrderedIsRefused) {
+  for (const std::string status : {"pending", "valid"}) {
+    ResumeCase t;
+    t.setCa([&](FakeCa& ca) {
+      ca.authzName = "evil.example";
+      ca.authzStatus = status;
+    });
+    auto r = t.obtain();
+    ASSERT_FALSE(r.ok()) << status;
+    EXPECT_NE(r.error().message.find("evil.example"), std::string::npos) << r.error().message;
+    EXPECT_EQ(t.sink.published, 0) << status;
+    EXPECT_EQ(t.ca.finalizes, 0) << status;
+  }
 }
 
 TEST(AcmeResume, UnreachableCaKeepsTheRecord) {
