@@ -172,7 +172,8 @@ Result<Response> Client::post(const std::string& url, const std::optional<std::s
     if (r->status == 400 && problemIs(*r, "badNonce") && attempt < kBadNonceRetries) {
       continue;
     }
-    if (r->status >= 400) {
+    // ACME redirects nothing: a 3xx is a failure, not an answer to read as what was asked.
+    if (r->status >= 300) {
       return failure(*r, what);
     }
     return r;

@@ -69,6 +69,7 @@ class FakeCa {
   std::atomic<bool> dripDirectory{false};
   std::string authzName = "a.example.com";  // the authorization's identifier
   std::string authzStatus = "valid";
+  int certStatus = 200;  // the certificate download's status (a 3xx: Location elsewhere)
   std::vector<std::string> newOrderPayloads;
   int newAccounts = 0;
   std::string lastAccountJws;
@@ -161,8 +162,9 @@ class FakeCa {
       return order();
     }
     if (path == "/cert/1") {
-      return {200, "-----BEGIN CERTIFICATE-----\nRkFLRQ==\n-----END CERTIFICATE-----\n",
-              "application/pem-certificate-chain", ""};
+      return {certStatus, "-----BEGIN CERTIFICATE-----\nRkFLRQ==\n-----END CERTIFICATE-----\n",
+              "application/pem-certificate-chain",
+              certStatus / 100 == 3 ? base + "/elsewhere" : ""};
     }
     return problem(404, "malformed", "unknown " + path);
   }
@@ -377,6 +379,16 @@ TEST(AcmeResume, AnAuthorizationForANameNotOrderedIsRefused) {
     EXPECT_EQ(t.sink.published, 0) << status;
     EXPECT_EQ(t.ca.finalizes, 0) << status;
   }
+}
+
+// ACME answers nothing with a redirect (and POCO follows none): a 3xx is a failure, not an
+// answer whose body is taken for what was asked (here the certificate chain).
+TEST(AcmeResume, ARedirectIsAFailureNotAnAnswer) {
+  ResumeCase t;
+  t.setCa([](FakeCa& ca) { ca.certStatus = 302; });
+  auto r = t.obtain();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("HTTP 302"), std::string::npos) << r.error().message;
 }
 
 TEST(AcmeResume, UnreachableCaKeepsTheRecord) {
