@@ -239,43 +239,27 @@ struct TwoCertificates {
   }
 };
 
-// One certificate the CA keeps refusing backs off, doubling with jitter on top, while the
-// other is issued in the same runs; the failing one is ordered last.
 // A CA that answers with a leaf for other names: the order fails, nothing of it is installed,
 // and the certificate in place (here the placeholder) stays current.
 TEST(AcmeOrders, ALeafForOtherNamesIsRefusedAndTheCertificateInPlaceStays) {
-  testing::TempDir dir;
-  auto store = Store::open(dir.path());
-  ASSERT_TRUE(store.ok()) << store.error().message;
-  sys::CertStore certs(dir.path().string());
-  core::Target target;
-  core::CertTarget c;
-  c.name = "shop";
-  c.source = core::CertSource::Acme;
-  c.domains = {"shop.example.net"};
-  target.certificates = {c};
-  auto placeholder = certs.issue(c);
+  TwoCertificates t;
+  t.target.certificates.resize(1);  // blog only
+  auto placeholder = t.certs.issue(t.target.certificates[0]);
   ASSERT_TRUE(placeholder.ok()) << placeholder.error().message;
-
-  FakeCa ca(**store);
-  ca.leafDomains = {"other.example.net"};
-  StoreChallengeSink sink(**store, [] {});
-  AcmeRunClock clock;
-  clock.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  clock.now = std::time(nullptr);
-  core::ApplyResult result;
-  AcmeOrders orders =
-      runAcmeOrders(target, certs, ca, sink, **store, clock, result, [](const std::string&) {});
-  EXPECT_EQ(ca.orders, 1);
+  t.ca.leafDomains = {"other.example.net"};
+  AcmeOrders orders = t.run();
+  EXPECT_EQ(t.ca.orders, 1);
   EXPECT_TRUE(orders.issued.empty());
   ASSERT_EQ(orders.failed.size(), 1u);
-  EXPECT_NE(orders.failed[0].find("does not name shop.example.net"), std::string::npos)
+  EXPECT_NE(orders.failed[0].find("does not name blog.example.net"), std::string::npos)
       << orders.failed[0];
   core::HostState seen;
-  ASSERT_TRUE(certs.observeGenerated(seen).ok());
-  EXPECT_EQ(seen.generatedCerts["shop"].fingerprint, placeholder->fingerprint);
+  ASSERT_TRUE(t.certs.observeGenerated(seen).ok());
+  EXPECT_EQ(seen.generatedCerts["blog"].fingerprint, placeholder->fingerprint);
 }
 
+// One certificate the CA keeps refusing backs off, doubling with jitter on top, while the
+// other is issued in the same runs; the failing one is ordered last.
 TEST(AcmeOrders, FailuresBackOffPerCertificateAndNeverBlockTheOthers) {
   TwoCertificates t;
   t.ca.problem = "urn:ietf:params:acme:error:connection: refused";
