@@ -14,6 +14,7 @@
 
 #include "proxy/dns/wire.h"
 #include "proxy/engine/listeners.h"
+#include "proxy/source_key.h"
 
 namespace edgeplane::proxy::dns {
 namespace {
@@ -23,6 +24,9 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kUdpBurst = 64;              // datagrams per wake-up before TCP gets a turn
 constexpr size_t kMaxPendingOutput = 131072;  // a TCP client that does not read is closed
 constexpr size_t kReadChunk = 16384;
+// Out of file descriptors: the listener is left alone this long (its backlog would wake poll at
+// once, again and again); a failing poll is retried after it.
+constexpr int kBackoffMs = 100;
 
 Result<int> bindUdp(const Endpoint& at) {
   sockaddr_storage ss{};
@@ -46,6 +50,7 @@ Result<int> bindUdp(const Endpoint& at) {
 
 struct TcpConn {
   int fd = -1;
+  SourceKey source;
   std::vector<uint8_t> in;
   std::vector<uint8_t> out;
   Clock::time_point lastActive;
@@ -70,7 +75,8 @@ class Loop {
       fds.clear();
       fds.push_back({wakeFd_, POLLIN, 0});
       fds.push_back({udpFd_, POLLIN, 0});
-      fds.push_back({tcpFd_, POLLIN, 0});
+      fds.push_back(
+          {tcpFd_, static_cast<short>(Clock::now() >= acceptPausedUntil_ ? POLLIN : 0), 0});
       for (const TcpConn& c : conns_) {
         const bool reading = c.out.size() < kMaxPendingOutput / 2;
         fds.push_back(
@@ -78,7 +84,8 @@ class Loop {
       }
       const int n = ::poll(fds.data(), fds.size(), pollTimeoutMs());
       if (n < 0 && errno != EINTR) {
-        return;
+        ::poll(nullptr, 0, kBackoffMs);  // ENOMEM: a pause, not the end of the responder
+        continue;
       }
       if (n > 0 && fds[0].revents != 0) {
         return;  // stop()
@@ -95,6 +102,9 @@ class Loop {
 
  private:
   int pollTimeoutMs() const {
+    if (Clock::now() < acceptPausedUntil_) {
+      return kBackoffMs;
+    }
     if (conns_.empty()) {
       return -1;
     }
@@ -135,20 +145,45 @@ class Loop {
 
   void acceptTcp() {
     for (;;) {
-      const int fd = ::accept4(tcpFd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      sockaddr_storage from{};
+      socklen_t fromLen = sizeof from;
+      const int fd = ::accept4(tcpFd_, reinterpret_cast<sockaddr*>(&from), &fromLen,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          acceptPausedUntil_ = Clock::now() + std::chrono::milliseconds(kBackoffMs);
+        }
         return;
       }
-      if (conns_.size() >= o_.maxTcpConnections) {
+      const SourceKey source = SourceKey::of(fromSockaddr(from).address);
+      const auto fromSource = std::count_if(conns_.begin(), conns_.end(),
+                                            [&](const TcpConn& c) { return c.source == source; });
+      if (static_cast<size_t>(fromSource) >= o_.maxTcpPerSource) {
         // Counted before the reset, so that whoever sees the reset sees the count.
         stats_.tcpRefused.fetch_add(1, std::memory_order_relaxed);
         setLingerZero(fd);
         ::close(fd);
         continue;
       }
+      if (conns_.size() >= o_.maxTcpConnections) {
+        evictIdlest();
+      }
       setNoDelay(fd);
-      conns_.push_back(TcpConn{fd, {}, {}, Clock::now()});
+      conns_.push_back(TcpConn{fd, source, {}, {}, Clock::now()});
     }
+  }
+
+  // Closes the connection idle longest, to make room (RFC 7766 6.2.3).
+  void evictIdlest() {
+    auto idlest = std::min_element(conns_.begin(), conns_.end(), [](const auto& a, const auto& b) {
+      return a.lastActive < b.lastActive;
+    });
+    if (idlest == conns_.end()) {
+      return;
+    }
+    stats_.tcpEvicted.fetch_add(1, std::memory_order_relaxed);
+    ::close(idlest->fd);
+    conns_.erase(idlest);
   }
 
   // Reads what there is and answers every complete message; false: close the connection.
@@ -232,6 +267,7 @@ class Loop {
   int wakeFd_;
   TxtLookup lookup_;
   std::list<TcpConn> conns_;
+  Clock::time_point acceptPausedUntil_{};
 };
 
 }  // namespace

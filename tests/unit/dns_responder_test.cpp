@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -71,11 +72,12 @@ class DnsResponderTest : public ::testing::Test {
   void SetUp() override {
     board_->replace({}, {}, {{"_acme-challenge.example.com", {"value-1", "value-2"}}});
   }
-  void start(const std::string& address, size_t maxTcp = 64, std::chrono::milliseconds idle = 10s) {
+  void start(const std::string& address, size_t maxTcp = 64, std::chrono::milliseconds idle = 10s,
+             size_t perSource = 64) {
     auto at = Endpoint::parse(address + ":1");
     ASSERT_TRUE(at.has_value());
     at->port = 0;  // the kernel picks one
-    ResponderOptions o{*at, board_, maxTcp, idle};
+    ResponderOptions o{*at, board_, maxTcp, perSource, idle};
     auto r = Responder::start(o);
     ASSERT_TRUE(r.ok()) << r.error().message;
     responder_ = std::move(r).value();
@@ -221,28 +223,113 @@ TEST_F(DnsResponderTest, AMalformedTcpMessageClosesOnlyItsConnection) {
   ::close(bad);
 }
 
+// At the bound, a new connection closes the one idle longest (RFC 7766 6.2.3) instead of being
+// refused: whoever holds every slot cannot keep a CA out. Idle ones are closed after the timeout.
 TEST_F(DnsResponderTest, TcpConnectionsAreBoundedAndIdleOnesClosed) {
   start("127.0.0.1", 2, 300ms);
+  int a = socketTo(SOCK_STREAM);
+  sendFramed(a, {txtQuery(1, "_acme-challenge.example.com")});
+  EXPECT_EQ(answersOf(readFramed(a)), 2);
+  std::this_thread::sleep_for(20ms);
+  int b = socketTo(SOCK_STREAM);
+  sendFramed(b, {txtQuery(2, "_acme-challenge.example.com")});
+  EXPECT_EQ(answersOf(readFramed(b)), 2);
+  int c = socketTo(SOCK_STREAM);  // the third: `a`, idle longest, makes room
+  sendFramed(c, {txtQuery(3, "_acme-challenge.example.com")});
+  EXPECT_EQ(answersOf(readFramed(c)), 2);
+  EXPECT_TRUE(closedByPeer(a));
+  EXPECT_EQ(responder_->stats().tcpEvicted.load(), 1U);
+  EXPECT_EQ(responder_->stats().tcpRefused.load(), 0U);
+  // Idle past 300 ms: both closed by the responder, and a new connection is served.
+  const auto before = std::chrono::steady_clock::now();
+  EXPECT_TRUE(closedByPeer(b));
+  EXPECT_TRUE(closedByPeer(c));
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 1500ms);
+  int d = socketTo(SOCK_STREAM);
+  sendFramed(d, {txtQuery(4, "_acme-challenge.example.com")});
+  EXPECT_EQ(answersOf(readFramed(d)), 2);
+  for (int fd : {a, b, c, d}) {
+    ::close(fd);
+  }
+}
+
+// Connections that keep every slot busy (a query now and then, never idle long) cannot keep a
+// new client out: it is served, and one of theirs goes (found by an attacker's read: the new
+// connection used to be reset at accept).
+TEST_F(DnsResponderTest, BusyConnectionsHoldingEverySlotDoNotLockOutANewClient) {
+  start("127.0.0.1", 2, 300ms);
+  std::vector<int> held = {socketTo(SOCK_STREAM), socketTo(SOCK_STREAM)};
+  const std::vector<uint8_t> notimp = {0, 0, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, 0};  // opcode 1
+  for (int round = 0; round < 3; ++round) {
+    for (int fd : held) {
+      sendFramed(fd, {notimp});
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  int c = socketTo(SOCK_STREAM);
+  sendFramed(c, {txtQuery(1, "_acme-challenge.example.com")});
+  EXPECT_EQ(answersOf(readFramed(c)), 2);
+  ::close(c);
+  for (int fd : held) {
+    ::close(fd);
+  }
+}
+
+// One source holds at most maxTcpPerSource connections: one more from it is refused at accept,
+// and none of the others it holds (nor anyone else's) is closed for it.
+TEST_F(DnsResponderTest, OneSourceHoldsAtMostItsShareOfConnections) {
+  start("127.0.0.1", 64, 10s, 2);
   int a = socketTo(SOCK_STREAM);
   int b = socketTo(SOCK_STREAM);
   sendFramed(a, {txtQuery(1, "_acme-challenge.example.com")});
   sendFramed(b, {txtQuery(2, "_acme-challenge.example.com")});
   EXPECT_EQ(answersOf(readFramed(a)), 2);
   EXPECT_EQ(answersOf(readFramed(b)), 2);
-  int c = socketTo(SOCK_STREAM);  // the third: closed at accept
+  int c = socketTo(SOCK_STREAM);
   EXPECT_TRUE(closedByPeer(c));
   EXPECT_EQ(responder_->stats().tcpRefused.load(), 1U);
-  // Idle past 300 ms: both closed by the responder, and a new connection is served.
-  const auto before = std::chrono::steady_clock::now();
-  EXPECT_TRUE(closedByPeer(a));
-  EXPECT_TRUE(closedByPeer(b));
-  EXPECT_LT(std::chrono::steady_clock::now() - before, 1500ms);
-  int d = socketTo(SOCK_STREAM);
-  sendFramed(d, {txtQuery(3, "_acme-challenge.example.com")});
-  EXPECT_EQ(answersOf(readFramed(d)), 2);
-  for (int fd : {a, b, c, d}) {
+  sendFramed(a, {txtQuery(3, "_acme-challenge.example.com")});
+  EXPECT_EQ(answersOf(readFramed(a)), 2);
+  for (int fd : {a, b, c}) {
     ::close(fd);
   }
+}
+
+// Out of file descriptors, a connection waits in the backlog and keeps the listener readable:
+// the responder leaves the listener alone for a while instead of spinning on it, and accepts
+// it once descriptors are back (found by an attacker's read: the thread spun at 100% CPU).
+TEST_F(DnsResponderTest, OutOfFileDescriptorsPausesAcceptingInsteadOfSpinning) {
+  start("127.0.0.1");
+  int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(c, 0);
+  timeval tv{2, 0};
+  ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  rlimit before{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &before), 0);
+  const int lowestFree = ::dup(0);
+  ASSERT_GE(lowestFree, 0);
+  ::close(lowestFree);
+  rlimit none = before;
+  none.rlim_cur = static_cast<rlim_t>(lowestFree);  // no new descriptor in this process
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &none), 0);
+  sockaddr_storage ss{};
+  const socklen_t len = toSockaddr(at_, ss);
+  const int connected = ::connect(c, reinterpret_cast<sockaddr*>(&ss), len);
+  auto cpu = [] {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return std::chrono::microseconds(u.ru_utime.tv_sec * 1000000 + u.ru_utime.tv_usec +
+                                     u.ru_stime.tv_sec * 1000000 + u.ru_stime.tv_usec);
+  };
+  const auto cpuBefore = cpu();
+  std::this_thread::sleep_for(500ms);
+  const auto spent = cpu() - cpuBefore;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &before), 0);
+  ASSERT_EQ(connected, 0);
+  EXPECT_LT(spent, 150ms);
+  sendFramed(c, {txtQuery(1, "_acme-challenge.example.com")});
+  EXPECT_EQ(answersOf(readFramed(c)), 2);
+  ::close(c);
 }
 
 TEST_F(DnsResponderTest, ServesIpv6AndStopsWithAConnectionOpen) {
