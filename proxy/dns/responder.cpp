@@ -36,10 +36,8 @@ Result<int> bindUdp(const Endpoint& at) {
     const int err = errno;
     return terminal("--dns: socket for udp " + at.str() + ": " + errnoText(err));
   }
-  if (ss.ss_family == AF_INET6) {
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  }
+  // An IPv6 wildcard takes IPv4 too (as the TCP listener does, openListeners): the system's
+  // default, not IPV6_V6ONLY.
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
     const int err = errno;
     ::close(fd);

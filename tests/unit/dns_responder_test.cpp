@@ -354,5 +354,29 @@ TEST_F(DnsResponderTest, ServesIpv6AndStopsWithAConnectionOpen) {
   ::close(fd);
 }
 
+// --dns [::]:PORT serves IPv4 clients on UDP as on TCP (both dual-stack): a CA that validates
+// over IPv4 gets its answer over UDP first (found by an attacker's read: UDP was IPv6-only
+// while TCP took both).
+TEST_F(DnsResponderTest, TheIpv6WildcardServesIpv4OverUdpAndTcp) {
+  int probe = ::socket(AF_INET6, SOCK_DGRAM, 0);
+  sockaddr_in6 sa{};
+  sa.sin6_family = AF_INET6;
+  sa.sin6_addr = in6addr_any;
+  const bool v6 = probe >= 0 && ::bind(probe, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+  if (probe >= 0) {
+    ::close(probe);
+  }
+  if (!v6) {
+    GTEST_SKIP() << "no IPv6 here";
+  }
+  start("[::]");
+  at_ = Endpoint{*IpAddress::parse("127.0.0.1"), responder_->port()};
+  EXPECT_EQ(answersOf(udp(txtQuery(1, "_acme-challenge.example.com"))), 2);
+  int fd = socketTo(SOCK_STREAM);
+  sendFramed(fd, {txtQuery(2, "_acme-challenge.example.com")});
+  EXPECT_EQ(answersOf(readFramed(fd)), 2);
+  ::close(fd);
+}
+
 }  // namespace
 }  // namespace edgeplane::proxy::dns
