@@ -13,6 +13,9 @@ std::string redirectHost(std::string_view host) {
   }
   if (!host.empty() && host.back() == '.') {
     host.remove_suffix(1);
+    if (!host.empty() && host.back() == '.') {
+      return {};  // "a.example.com..": an empty label, no name
+    }
   }
   std::string out(host);
   for (char& c : out) {

@@ -13,7 +13,8 @@ namespace edgeplane::proxy {
 inline constexpr size_t kMaxHttpHead = 8192;
 
 // A Host value as a routing-table key: lower-case, the port and one trailing dot removed
-// ("Example.COM.:8080" -> "example.com"). "" for an IP literal in brackets.
+// ("Example.COM.:8080" -> "example.com"). "" for an IP literal in brackets and for a name that
+// ends in two dots (an empty label).
 std::string redirectHost(std::string_view host);
 
 // 308 to https://<host><target>; `host` from redirectHost() and known to the routing table

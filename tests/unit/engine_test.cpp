@@ -1239,6 +1239,12 @@ TEST_F(EngineTest, HttpListenerRedirectsKnownHosts) {
   EXPECT_NE(r.find("Location: https://w.apps.example.com/\r\n"), std::string::npos) << r;
   r = request("GET / HTTP/1.1\r\nHost: other.example.com\r\n\r\n");
   EXPECT_TRUE(r.starts_with("HTTP/1.1 404 ")) << r;
+  // One trailing dot is the same name; two are no name (as the ClientHello parser has it), not
+  // a redirect to "a.example.com." (found by an attacker's read).
+  r = request("GET /p HTTP/1.1\r\nHost: a.example.com.\r\n\r\n");
+  EXPECT_NE(r.find("\r\nLocation: https://a.example.com/p\r\n"), std::string::npos) << r;
+  r = request("GET /p HTTP/1.1\r\nHost: a.example.com..\r\n\r\n");
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 404 ")) << r;
   r = request("GET / HTTP/1.1\r\nHost: a.example.com\r\nHost: b.example.com\r\n\r\n");
   EXPECT_TRUE(r.starts_with("HTTP/1.1 400 ")) << r;
   r = request(std::string(9000, 'A'));
