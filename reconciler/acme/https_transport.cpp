@@ -8,7 +8,9 @@
 #include <Poco/Net/SSLManager.h>
 #include <Poco/URI.h>
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -26,12 +28,17 @@ namespace {
 // now and then never lets a read time out.
 class Watchdog {
  public:
+  // Works on a duplicate of `fd`: POCO may close the session's own descriptor on an error
+  // before the watchdog is dismissed, and its number may then be another socket's. Shutting the
+  // duplicate down shuts the connection down (one socket, two descriptors).
   Watchdog(int fd, std::chrono::steady_clock::time_point deadline)
-      : thread_([this, fd, deadline] {
+      : fd_(::fcntl(fd, F_DUPFD_CLOEXEC, 0)), thread_([this, deadline] {
           std::unique_lock lock(mu_);
           if (!cv_.wait_until(lock, deadline, [this] { return dismissed_; })) {
             fired_ = true;
-            ::shutdown(fd, SHUT_RDWR);  // the blocked read returns; the session closes the fd
+            if (fd_ >= 0) {
+              ::shutdown(fd_, SHUT_RDWR);  // the blocked read returns
+            }
           }
         }) {}
   ~Watchdog() {
@@ -41,6 +48,9 @@ class Watchdog {
     }
     cv_.notify_one();
     thread_.join();
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
   }
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
@@ -56,6 +66,7 @@ class Watchdog {
   std::condition_variable cv_;
   bool dismissed_ = false;
   bool fired_ = false;
+  const int fd_;
   std::thread thread_;  // last: started once the members above exist
 };
 
@@ -101,7 +112,8 @@ class PocoTransport : public HttpTransport {
       req.setContentLength(static_cast<std::streamsize>(body.size()));
     }
     std::ostream& sending = session->sendRequest(req);  // connected here
-    // Declared after the session: joined before the session closes the fd.
+    // The TLS handshake is done by now, under POCO's per-read timeouts only (the descriptor
+    // exists from the connect on, inside sendRequest).
     Watchdog watchdog(session->socket().impl()->sockfd(), deadline);
     std::optional<Result<HttpAnswer>> got;
     try {
