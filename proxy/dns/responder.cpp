@@ -27,6 +27,8 @@ constexpr size_t kReadChunk = 16384;
 // Out of file descriptors: the listener is left alone this long (its backlog would wake poll at
 // once, again and again); a failing poll is retried after it.
 constexpr int kBackoffMs = 100;
+// A new connection is not closed to make room before this long, unless it has had its answer.
+constexpr auto kFirstQueryGrace = std::chrono::seconds(2);
 
 Result<int> bindUdp(const Endpoint& at) {
   sockaddr_storage ss{};
@@ -52,6 +54,8 @@ struct TcpConn {
   std::vector<uint8_t> in;
   std::vector<uint8_t> out;
   Clock::time_point lastActive;
+  Clock::time_point acceptedAt;
+  bool answered = false;  // a query of it has been answered
 };
 
 // The loop's state and its steps; all on the responder's thread.
@@ -91,10 +95,12 @@ class Loop {
       if (n > 0 && fds[1].revents != 0) {
         serveUdp();
       }
+      // The connections first, then the new ones: a connection's first query is read before a
+      // later arrival could take its place.
+      serveTcp(fds);
       if (n > 0 && fds[2].revents != 0) {
         acceptTcp();
       }
-      serveTcp(fds);
     }
   }
 
@@ -163,25 +169,47 @@ class Loop {
         ::close(fd);
         continue;
       }
-      if (conns_.size() >= o_.maxTcpConnections) {
-        evictIdlest();
+      if (conns_.size() >= o_.maxTcpConnections && !evictOne()) {
+        stats_.tcpRefused.fetch_add(1, std::memory_order_relaxed);
+        setLingerZero(fd);
+        ::close(fd);
+        continue;
       }
       setNoDelay(fd);
-      conns_.push_back(TcpConn{fd, source, {}, {}, Clock::now()});
+      const Clock::time_point now = Clock::now();
+      conns_.push_back(TcpConn{fd, source, {}, {}, now, now, false});
     }
   }
 
-  // Closes the connection idle longest, to make room (RFC 7766 6.2.3).
-  void evictIdlest() {
-    auto idlest = std::min_element(conns_.begin(), conns_.end(), [](const auto& a, const auto& b) {
-      return a.lastActive < b.lastActive;
-    });
-    if (idlest == conns_.end()) {
-      return;
+  // Closes one connection to make room (RFC 7766 6.2.3): of the source holding the most, the one
+  // idle longest; never one still owed its first answer within kFirstQueryGrace of its accept
+  // (a CA's, just connected). False when every connection is such a new one.
+  bool evictOne() {
+    const Clock::time_point now = Clock::now();
+    auto held = [&](const SourceKey& source) {
+      return std::count_if(conns_.begin(), conns_.end(),
+                           [&](const TcpConn& c) { return c.source == source; });
+    };
+    auto victim = conns_.end();
+    std::ptrdiff_t victimHeld = 0;
+    for (auto it = conns_.begin(); it != conns_.end(); ++it) {
+      if (!it->answered && now - it->acceptedAt < kFirstQueryGrace) {
+        continue;
+      }
+      const std::ptrdiff_t h = held(it->source);
+      if (victim == conns_.end() || h > victimHeld ||
+          (h == victimHeld && it->lastActive < victim->lastActive)) {
+        victim = it;
+        victimHeld = h;
+      }
+    }
+    if (victim == conns_.end()) {
+      return false;
     }
     stats_.tcpEvicted.fetch_add(1, std::memory_order_relaxed);
-    ::close(idlest->fd);
-    conns_.erase(idlest);
+    ::close(victim->fd);
+    conns_.erase(victim);
+    return true;
   }
 
   // Reads what there is and answers every complete message; false: close the connection.
@@ -215,6 +243,7 @@ class Loop {
       c.out.push_back(static_cast<uint8_t>(r.bytes.size()));
       c.out.insert(c.out.end(), r.bytes.begin(), r.bytes.end());
       c.lastActive = Clock::now();  // idle counts from the last complete query
+      c.answered = true;
     }
     c.in.erase(c.in.begin(), c.in.begin() + static_cast<std::ptrdiff_t>(at));
     return c.out.size() <= kMaxPendingOutput;

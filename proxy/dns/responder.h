@@ -19,8 +19,10 @@ namespace edgeplane::proxy::dns {
 struct ResponderOptions {
   Endpoint address;  // an IPv4 or IPv6 literal; port 0 picks one (the same for UDP and TCP)
   std::shared_ptr<const AcmeChallengeBoard> board;
-  // TCP (RFC 7766): at most this many connections at once (a new one over it closes the one
-  // idle longest, RFC 7766 6.2.3, so that whoever holds every slot cannot keep a CA out), at
+  // TCP (RFC 7766): at most this many connections at once (a new one over it closes, of the
+  // source holding the most, the one idle longest, RFC 7766 6.2.3, so that whoever holds every
+  // slot cannot keep a CA out; never one just accepted and not yet answered: if all are such,
+  // the new one is closed at accept), at
   // most maxTcpPerSource of them from one source (an IPv4 address or IPv6 /64; one more is
   // closed at accept), each closed after this long without a complete query or on a malformed
   // one.
@@ -34,7 +36,7 @@ struct ResponderStats {
   std::atomic<uint64_t> udpQueries{0};
   std::atomic<uint64_t> tcpQueries{0};
   std::atomic<uint64_t> dropped{0};     // no reply: not a query, malformed over TCP, truncated
-  std::atomic<uint64_t> tcpRefused{0};  // connections closed at accept: over their source's cap
+  std::atomic<uint64_t> tcpRefused{0};  // closed at accept: over their source's cap, or no room
   std::atomic<uint64_t> tcpEvicted{0};  // connections closed to make room for a new one
 };
 

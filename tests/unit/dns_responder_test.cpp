@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -226,7 +227,7 @@ TEST_F(DnsResponderTest, AMalformedTcpMessageClosesOnlyItsConnection) {
 // At the bound, a new connection closes the one idle longest (RFC 7766 6.2.3) instead of being
 // refused: whoever holds every slot cannot keep a CA out. Idle ones are closed after the timeout.
 TEST_F(DnsResponderTest, TcpConnectionsAreBoundedAndIdleOnesClosed) {
-  start("127.0.0.1", 2, 300ms);
+  start("127.0.0.1", 2, 1s);
   int a = socketTo(SOCK_STREAM);
   sendFramed(a, {txtQuery(1, "_acme-challenge.example.com")});
   EXPECT_EQ(answersOf(readFramed(a)), 2);
@@ -240,11 +241,11 @@ TEST_F(DnsResponderTest, TcpConnectionsAreBoundedAndIdleOnesClosed) {
   EXPECT_TRUE(closedByPeer(a));
   EXPECT_EQ(responder_->stats().tcpEvicted.load(), 1U);
   EXPECT_EQ(responder_->stats().tcpRefused.load(), 0U);
-  // Idle past 300 ms: both closed by the responder, and a new connection is served.
+  // Idle past 1 s: both closed by the responder, and a new connection is served.
   const auto before = std::chrono::steady_clock::now();
   EXPECT_TRUE(closedByPeer(b));
   EXPECT_TRUE(closedByPeer(c));
-  EXPECT_LT(std::chrono::steady_clock::now() - before, 1500ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 3s);
   int d = socketTo(SOCK_STREAM);
   sendFramed(d, {txtQuery(4, "_acme-challenge.example.com")});
   EXPECT_EQ(answersOf(readFramed(d)), 2);
@@ -271,6 +272,33 @@ TEST_F(DnsResponderTest, BusyConnectionsHoldingEverySlotDoNotLockOutANewClient) 
   EXPECT_EQ(answersOf(readFramed(c)), 2);
   ::close(c);
   for (int fd : held) {
+    ::close(fd);
+  }
+}
+
+// Making room never closes a connection still owed its first answer: new connections opened
+// while a client's query is on its way take the slots of answered ones, then are refused, and
+// the client is answered (found by a review: the newest arrival could evict a connection
+// accepted one round before, ahead of its first read).
+TEST_F(DnsResponderTest, ANewConnectionIsNotClosedBeforeItsFirstAnswer) {
+  start("127.0.0.1", 3, 10s);
+  std::vector<int> fds = {socketTo(SOCK_STREAM), socketTo(SOCK_STREAM)};
+  for (int fd : fds) {
+    sendFramed(fd, {txtQuery(1, "_acme-challenge.example.com")});
+    EXPECT_EQ(answersOf(readFramed(fd)), 2);
+  }
+  int client = socketTo(SOCK_STREAM);  // its query comes later
+  std::this_thread::sleep_for(50ms);
+  for (int i = 0; i < 3; ++i) {  // two take the answered ones' slots; the third is refused
+    fds.push_back(socketTo(SOCK_STREAM));
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(responder_->stats().tcpEvicted.load(), 2U);
+  EXPECT_EQ(responder_->stats().tcpRefused.load(), 1U);
+  sendFramed(client, {txtQuery(2, "_acme-challenge.example.com")});
+  EXPECT_EQ(answersOf(readFramed(client)), 2);
+  ::close(client);
+  for (int fd : fds) {
     ::close(fd);
   }
 }
@@ -368,6 +396,11 @@ TEST_F(DnsResponderTest, TheIpv6WildcardServesIpv4OverUdpAndTcp) {
   }
   if (!v6) {
     GTEST_SKIP() << "no IPv6 here";
+  }
+  std::ifstream v6only("/proc/sys/net/ipv6/bindv6only");
+  int only = 0;
+  if (v6only >> only && only != 0) {
+    GTEST_SKIP() << "net.ipv6.bindv6only is set: [::] takes IPv6 only, on TCP as on UDP";
   }
   start("[::]");
   at_ = Endpoint{*IpAddress::parse("127.0.0.1"), responder_->port()};
