@@ -16,7 +16,8 @@
 //
 // Bodies stream both ways through bounded buffers (at most a buffer's worth in flight per
 // direction; a side is not read while the other cannot take bytes). Request bodies by
-// Content-Length or chunked (forwarded chunked, validated as they pass); responses by length,
+// Content-Length or chunked (validated as they pass and re-framed: the data in chunks of
+// canonical sizes, no extensions, no trailers); responses by length,
 // chunked (forwarded, validated; to an HTTP/1.0 client only the data bytes, then close) or
 // until the backend closes - then the client gets `Connection: close` and the connection ends
 // after the body (no re-framing). Expect:

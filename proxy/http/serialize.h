@@ -9,7 +9,8 @@
 // X-Forwarded-For, -Proto, -Host, Forwarded, the caller's added fields; for these and the
 // caller's drop list, spellings with '_' for '-' too: some backends fold the two). Then
 // X-Forwarded-For (the client's values joined, ", <ip>" appended), X-Forwarded-Proto,
-// X-Forwarded-Host, Forwarded (the client's values kept, `for=<ip>;proto=<proto>;host=<host>`
+// X-Forwarded-Host, Forwarded (the client's values kept when every one parses as RFC 7239
+// elements, else dropped; `for=<ip>;proto=<proto>;host=<host>`
 // appended per RFC 7239, IPv6 as "[v6]", quoted where not a token), the caller's added fields, the
 // framing (`Content-Length: N` or `Transfer-Encoding: chunked`), and when forwarding an upgrade
 // `Connection: upgrade` + `Upgrade`, else `Connection: close` when the caller asks. Always HTTP/1.1

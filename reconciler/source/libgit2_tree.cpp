@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "reconciler/source/libgit2_handles.h"
+#include "schema/git_url.h"
 
 namespace edgeplane::source {
 namespace fs = std::filesystem;
@@ -200,7 +201,7 @@ Result<void> writeTree(const fs::path& root, const std::map<std::string, std::st
 Result<std::map<std::string, std::string>> LibGit2Repo::readTree(std::string_view commitId,
                                                                  std::string_view path,
                                                                  const TreeLimits& limits) const {
-  auto commit = lookupCommit(repo_.get(), commitId, "the cache of " + spec_.url);
+  auto commit = lookupCommit(repo_.get(), commitId, "the cache of " + redactUrl(spec_.url));
   if (!commit) {
     return commit.error();
   }

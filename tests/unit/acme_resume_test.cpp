@@ -348,8 +348,6 @@ TEST(AcmeResume, GoneOrInvalidOrderStartsOver) {
   }
 }
 
-// The CA unreachable while an order is recorded: the error is returned as retryable and the
-// record stays for the run after.
 // The run's budget bounds each request whole, not each read: a CA that keeps sending a byte
 // now and then (never idle long enough for a read timeout) is cut at the deadline.
 TEST(AcmeResume, ASlowlyDrippingAnswerEndsAtTheDeadline) {
@@ -391,6 +389,8 @@ TEST(AcmeResume, ARedirectIsAFailureNotAnAnswer) {
   EXPECT_NE(r.error().message.find("HTTP 302"), std::string::npos) << r.error().message;
 }
 
+// The CA unreachable while an order is recorded: the error is returned as retryable and the
+// record stays for the run after.
 TEST(AcmeResume, UnreachableCaKeepsTheRecord) {
   ResumeCase t;
   t.setCa([](FakeCa& ca) { ca.holdProcessing = true; });

@@ -452,6 +452,9 @@ TEST_F(GitSourceTest, APasswordInTheUrlStaysOutOfTheCacheAndItsErrors) {
   EXPECT_FALSE(contains(descends.error().message, "s3cr3t")) << descends.error().message;
   EXPECT_TRUE(contains(descends.error().message, "git.example.invalid"))
       << descends.error().message;
+  auto tree = source->readTree(missing, "");
+  ASSERT_FALSE(tree.ok());
+  EXPECT_FALSE(contains(tree.error().message, "s3cr3t")) << tree.error().message;
 }
 
 TEST_F(GitSourceTest, AdoptsABareCloneMadeByGit) {
