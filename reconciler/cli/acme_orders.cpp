@@ -199,9 +199,10 @@ RenewalHint renewalHint(AcmeState& st, const core::CertTarget& c, const core::Ce
   if (!hint.certId.empty()) {
     refreshAri(st, c, *view, hint.certId, issuer, clock, log);
   }
-  // A window that opens only at or after the expiry is no window (acmeOrderDue): not shown as
-  // the renewal time either.
-  if (st.ariCert == view->fingerprint && st.ariRenewAt && *st.ariRenewAt / 1000 < view->notAfter) {
+  // A time too close to the expiry is not used (acmeOrderDue): not shown as the renewal time
+  // either.
+  if (st.ariCert == view->fingerprint && st.ariRenewAt &&
+      *st.ariRenewAt / 1000 < core::ariLatest(*view)) {
     hint.ariAt = *st.ariRenewAt / 1000;
   }
   return hint;

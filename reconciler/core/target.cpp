@@ -153,6 +153,11 @@ AcmeChallengeType acmeDefaultChallenge(bool proxyHttpOff) {
   return proxyHttpOff ? AcmeChallengeType::TlsAlpn01 : AcmeChallengeType::Http01;
 }
 
+int64_t ariLatest(const CertView& v) {
+  const int64_t lead = std::min<int64_t>(86400, (v.notAfter - v.notBefore) / 10);
+  return v.notAfter - std::max<int64_t>(lead, 0);
+}
+
 std::optional<std::string> acmeOrderDue(const CertTarget& c, const CertView* v, int64_t now,
                                         std::optional<int64_t> ariRenewAt) {
   if (v == nullptr) {
@@ -168,8 +173,7 @@ std::optional<std::string> acmeOrderDue(const CertTarget& c, const CertView* v, 
     return "its domains changed";
   }
   const int64_t left = v->notAfter - now;
-  // A window from the CA that opens only at or after the expiry is no window: the lifetime rule.
-  const bool ari = ariRenewAt && !c.renewBefore && *ariRenewAt < v->notAfter;
+  const bool ari = ariRenewAt && !c.renewBefore && *ariRenewAt < ariLatest(*v);
   if (now >= (ari ? *ariRenewAt : acmeRenewAt(c, *v))) {
     return left <= 0 ? std::string("renew: expired")
                      : "renew: " + std::to_string(left / 3600) + "h left" +

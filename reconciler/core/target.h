@@ -83,13 +83,17 @@ struct CertTarget {
   std::string describe() const;  // the spec recorded when applied: "self-signed a.com,b.com"
 };
 
+// The latest renewal time taken from a CA's window (RFC 9773): a tenth of the certificate's
+// lifetime, at most a day, before its expiry.
+int64_t ariLatest(const CertView& v);
+
 // Why an ACME certificate should be ordered now, or nullopt: there is none yet (or it cannot
 // be read), the placeholder is served (self-issued), its domains differ, or its renewal is due
 // (acmeRenewAt: renewBefore when set, even longer than the lifetime; else a third of the
 // lifetime left; with a jitter stable per certificate). `ariRenewAt` (unix seconds), when set,
 // is the time chosen in the CA's RFC 9773 window for this very certificate: it replaces the
 // lifetime rule, but not an explicit renewBefore (the operator's override), and not when it is
-// at or after the certificate's expiry (no window: the lifetime rule decides).
+// at or after ariLatest (too close to the expiry to renew in time: the lifetime rule decides).
 std::optional<std::string> acmeOrderDue(const CertTarget& c, const CertView* v, int64_t now,
                                         std::optional<int64_t> ariRenewAt = std::nullopt);
 

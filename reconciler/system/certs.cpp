@@ -436,10 +436,15 @@ namespace {
 
 // Why a whole pair fails `check` at `now` (unix seconds), or "".
 std::string failedCheck(const core::CertView& v, const CertInstallCheck& check, int64_t now) {
-  for (const std::string& domain : check.domains) {
-    if (std::find(v.domains.begin(), v.domains.end(), domain) == v.domains.end()) {
-      return "its leaf does not name " + domain;
+  // Exactly the names ordered: a leaf with more would be installed, then planned again at once
+  // as "its domains changed" (acmeOrderDue), an order every run.
+  if (!check.domains.empty() && v.domains != check.domains) {
+    for (const std::string& domain : check.domains) {
+      if (std::find(v.domains.begin(), v.domains.end(), domain) == v.domains.end()) {
+        return "its leaf does not name " + domain;
+      }
     }
+    return "its leaf names more than was ordered";
   }
   if (check.validNow && v.notBefore > now + kInstallClockSkew) {
     return "its leaf is not valid before " + std::to_string(v.notBefore) + " (unix time; now " +

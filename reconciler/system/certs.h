@@ -34,7 +34,9 @@ core::CertView readCertPair(const std::string& certFile, const std::string& keyF
 // What install requires of a pair beyond being whole: an ACME order's answer must be for the
 // names asked for and valid now.
 struct CertInstallCheck {
-  std::vector<std::string> domains;  // each must be one of the leaf's DNS names (lower-case)
+  // The leaf's DNS names must be exactly these (lower-case, sorted, as CertView has them);
+  // empty: any.
+  std::vector<std::string> domains;
   // notBefore no more than kInstallClockSkew ahead of now, notAfter still to come.
   bool validNow = false;
 };

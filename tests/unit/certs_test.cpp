@@ -149,10 +149,21 @@ TEST(CertStore, InstallWithACheckRefusesOtherNamesAndALeafOutsideItsValidity) {
     EXPECT_EQ(seen.generatedCerts["shop"].fingerprint, first->fingerprint) << c.why;
     EXPECT_EQ(generationsOf(dir.path() / "certs" / "shop"), 1u) << c.why;
   }
-  // The same check passes a leaf for the names, valid now (and names beyond them).
+  // A leaf with a name beyond those ordered is refused too: it would be ordered again at once.
+  {
+    testing::TempDir elsewhere;
+    sys::CertStore issuer(elsewhere.path().string(), kNow);
+    auto more = issuer.issue(generated("x", {"a.example.com", "b.example.com"}));
+    ASSERT_TRUE(more.ok()) << more.error().message;
+    auto refused = store.install("shop", slurp(more->certFile), slurp(more->keyFile), "", check);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.error().message.find("names more than was ordered"), std::string::npos)
+        << refused.error().message;
+  }
+  // The same check passes a leaf for exactly the names, valid now.
   testing::TempDir elsewhere;
   sys::CertStore issuer(elsewhere.path().string(), kNow - day);
-  auto good = issuer.issue(generated("x", {"a.example.com", "b.example.com"}));
+  auto good = issuer.issue(generated("x", {"a.example.com"}));
   ASSERT_TRUE(good.ok()) << good.error().message;
   auto installed = store.install("shop", slurp(good->certFile), slurp(good->keyFile), "", check);
   ASSERT_TRUE(installed.ok()) << installed.error().message;
