@@ -69,11 +69,30 @@ Result<void> readBool(const Json& j, std::string_view key, bool& out) {
   return {};
 }
 
-// Each named member read with readString.
+// A machine value from the CA (a URL, a status, a token, an identifier): printable, bounded.
+// Only a problem's prose (type, detail) may hold anything; messages escape it (caText).
+constexpr size_t kMaxValueBytes = 4096;
+Result<void> checkValue(std::string_view key, std::string_view value) {
+  if (value.size() > kMaxValueBytes) {
+    return terminal("'" + std::string(key) + "' is longer than " + std::to_string(kMaxValueBytes) +
+                    " bytes");
+  }
+  for (char c : value) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return terminal("'" + std::string(key) + "' holds a control character");
+    }
+  }
+  return {};
+}
+
+// Each named member read with readString, a machine value (checkValue).
 Result<void> readStrings(const Json& j,
                          std::initializer_list<std::pair<std::string_view, std::string*>> fields) {
   for (const auto& [name, out] : fields) {
     if (auto r = readString(j, name, *out); !r) {
+      return r.error();
+    }
+    if (auto r = checkValue(name, *out); !r) {
       return r.error();
     }
   }
@@ -85,8 +104,10 @@ Result<Problem> problemFrom(const Json& j, bool nested) {
     return terminal("a problem document is not a JSON object");
   }
   Problem p;
-  if (auto r = readStrings(j, {{"type", &p.type}, {"detail", &p.detail}}); !r) {
-    return r.error();
+  for (const auto& [name, out] : {std::pair{"type", &p.type}, std::pair{"detail", &p.detail}}) {
+    if (auto r = readString(j, name, *out); !r) {  // prose: escaped where shown
+      return r.error();
+    }
   }
   if (const Json* id = member(j, "identifier"); id != nullptr) {
     if (id->type != Json::Type::Object) {
@@ -193,6 +214,9 @@ Result<Order> parseOrder(std::string_view body) {
       if (a.type != Json::Type::String) {
         return terminal("an authorization URL is not a string");
       }
+      if (auto r = checkValue("authorizations", a.string); !r) {
+        return r.error();
+      }
       o.authorizations->push_back(a.string);
     }
   }
@@ -208,7 +232,7 @@ Result<Authorization> parseAuthorization(std::string_view body) {
     return j.error();
   }
   Authorization a;
-  if (auto r = readString(*j, "status", a.status); !r) {
+  if (auto r = readStrings(*j, {{"status", &a.status}}); !r) {
     return r.error();
   }
   if (const Json* id = member(*j, "identifier"); id != nullptr) {

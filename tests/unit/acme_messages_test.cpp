@@ -200,6 +200,19 @@ TEST(AcmeMessagesTest, TextFromTheCaIsEscapedAndBounded) {
   EXPECT_LE(r->explanationUrl.size(), 4 * 512u + 3);  // an escape is 4 bytes
 }
 
+// The CA's machine values (URLs, statuses, identifiers) reach messages as they are, so one
+// holding a control character is refused where it is parsed (found by a review).
+TEST(AcmeMessagesTest, MachineValuesWithControlCharactersAreRefused) {
+  EXPECT_FALSE(parseOrder(R"({"status":"valid\u001b[2J"})"));
+  EXPECT_FALSE(parseOrder(R"({"status":"valid","finalize":"https://ca.example/f\r\nforged"})"));
+  EXPECT_FALSE(parseOrder(R"({"status":"pending","authorizations":["https://ca.example/a\n"]})"));
+  EXPECT_FALSE(parseAuthorization(R"({"status":"pending\n"})"));
+  EXPECT_FALSE(parseAuthorization(
+      R"({"status":"pending","identifier":{"type":"dns","value":"a.example\u0007"}})"));
+  EXPECT_FALSE(parseOrder(R"({"status":")" + std::string(5000, 'a') + R"("})"));
+  EXPECT_TRUE(parseOrder(R"({"status":"valid","finalize":"https://ca.example/f"})"));
+}
+
 // RFC 9773 section 4.2's example.
 TEST(AcmeMessagesTest, RenewalInfoFromRfc9773) {
   auto r = parseRenewalInfo(R"({
