@@ -416,6 +416,10 @@ AgentConfig loadAgentConfigText(std::string_view text, const std::string& displa
                 "non-ASCII character outside a string or comment");
     return out;
   }
+  if (auto line = detail::tooManyDotsOutsideStrings(text)) {
+    diags.error(SourceLoc{file, *line, 1}, std::string(detail::kTooManyDots));
+    return out;
+  }
   toml::parse_result result = toml::parse(text, displayName);
   if (!result) {
     const toml::parse_error& err = result.error();

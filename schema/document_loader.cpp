@@ -158,6 +158,10 @@ void detail::loadDocument(std::string_view text, const std::string& displayName,
                 "non-ASCII character outside a string or comment");
     return;
   }
+  if (auto line = detail::tooManyDotsOutsideStrings(text)) {
+    diags.error(SourceLoc{displayName, *line, 1}, std::string(detail::kTooManyDots));
+    return;
+  }
   const SourceFile file(displayName);
   const std::vector<TomlChunk> chunks = splitTomlChunks(text, chunkBytes);
   if (chunks.size() > 1 && loadInChunks(chunks, Document{displayName, file, memo}, out, diags)) {

@@ -380,28 +380,12 @@ std::optional<E> enumValue(TableReader& r, std::string_view key,
   return std::nullopt;
 }
 
-// TOML allows non-ASCII only inside strings and comments. toml++ 3.3.0 reaches an
-// `unreachable` (undefined behaviour) on some non-ASCII code points elsewhere (upstream
-// issue #295, fixed after 3.3.0), so such bytes are found and reported before it parses,
-// with a clear position. This scanner's idea of a string can differ from the parser's
-// (`a =1'` is a bad number to toml++, not a literal string), so the root fix is in
-// schema/toml_include.h; this stays for its error message.
-// Returns the 1-based line and column of the first one, if any.
-inline std::optional<std::pair<uint32_t, uint32_t>> nonAsciiOutsideStrings(std::string_view t) {
-  // All ASCII, the usual case, is seen a word at a time, without following strings and comments.
-  uint64_t any = 0;
-  size_t at = 0;
-  for (; at + 8 <= t.size(); at += 8) {
-    uint64_t word = 0;
-    std::memcpy(&word, t.data() + at, 8);
-    any |= word;
-  }
-  for (; at < t.size(); ++at) {
-    any |= static_cast<unsigned char>(t[at]);
-  }
-  if ((any & 0x8080808080808080ULL) == 0) {
-    return std::nullopt;
-  }
+// Walks `t` as TOML's lexer does for strings and comments, calling `visit(c)` for each byte
+// outside them (newlines between them included); stops at the first byte for which it returns
+// true and gives its 1-based line and column. This scanner's idea of a string can differ from
+// the parser's (`a =1'` is a bad number to toml++, not a literal string): it only screens.
+template <typename Visit>
+std::optional<std::pair<uint32_t, uint32_t>> findOutsideStrings(std::string_view t, Visit visit) {
   uint32_t line = 1;
   uint32_t col = 1;
   size_t i = 0;
@@ -418,9 +402,6 @@ inline std::optional<std::pair<uint32_t, uint32_t>> nonAsciiOutsideStrings(std::
   auto startsWith = [&](std::string_view s) { return t.substr(i, s.size()) == s; };
   while (i < t.size()) {
     const char c = t[i];
-    if (static_cast<unsigned char>(c) >= 0x80) {
-      return std::make_pair(line, col);
-    }
     if (c == '#') {  // comment: to the end of the line
       while (i < t.size() && t[i] != '\n') {
         advance(1);
@@ -442,11 +423,55 @@ inline std::optional<std::pair<uint32_t, uint32_t>> nonAsciiOutsideStrings(std::
         advance(c == '"' && t[i] == '\\' ? 2 : 1);
       }
       advance(1);
+    } else if (visit(c)) {
+      return std::make_pair(line, col);
     } else {
       advance(1);
     }
   }
   return std::nullopt;
+}
+
+// TOML allows non-ASCII only inside strings and comments. toml++ 3.3.0 reaches an
+// `unreachable` (undefined behaviour) on some non-ASCII code points elsewhere (upstream
+// issue #295, fixed after 3.3.0), so such bytes are found and reported before it parses,
+// with a clear position. The root fix is in schema/toml_include.h; this stays for its error
+// message. Returns the 1-based line and column of the first one, if any.
+inline std::optional<std::pair<uint32_t, uint32_t>> nonAsciiOutsideStrings(std::string_view t) {
+  // All ASCII, the usual case, is seen a word at a time, without following strings and comments.
+  uint64_t any = 0;
+  size_t at = 0;
+  for (; at + 8 <= t.size(); at += 8) {
+    uint64_t word = 0;
+    std::memcpy(&word, t.data() + at, 8);
+    any |= word;
+  }
+  for (; at < t.size(); ++at) {
+    any |= static_cast<unsigned char>(t[at]);
+  }
+  if ((any & 0x8080808080808080ULL) == 0) {
+    return std::nullopt;
+  }
+  return findOutsideStrings(t, [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+}
+
+// toml++ recurses once per part of a dotted key or a table header, with no bound of its own, so
+// a long one overflows the stack. The most dots one line may hold outside strings and comments
+// (a key of 129 parts is far beyond any config's), and the line of the first line that holds
+// more, if any.
+inline constexpr size_t kMaxDotsPerLine = 128;
+inline constexpr std::string_view kTooManyDots =
+    "more than 128 dots outside strings on one line: keys nested deeper than this config allows";
+inline std::optional<uint32_t> tooManyDotsOutsideStrings(std::string_view t) {
+  if (static_cast<size_t>(std::count(t.begin(), t.end(), '.')) <= kMaxDotsPerLine) {
+    return std::nullopt;  // the usual case: not that many dots in the whole text
+  }
+  size_t dots = 0;
+  auto at = findOutsideStrings(t, [&](char c) {
+    dots = c == '\n' ? 0 : dots + (c == '.' ? 1 : 0);
+    return dots > kMaxDotsPerLine;
+  });
+  return at ? std::optional<uint32_t>(at->first) : std::nullopt;
 }
 
 }  // namespace edgeplane::detail

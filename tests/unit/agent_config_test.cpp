@@ -420,6 +420,18 @@ TEST(AgentConfig, UrlErrorsDoNotShowItsPassword) {
             "(user@host:path) url, and 'url' is \"https://deploy:***@git.example.com/x.git\"\n");
 }
 
+// The agent file is screened like the config: a key of thousands of dotted parts is an error,
+// not a stack overflow in toml++.
+TEST(AgentConfig, DeeplyDottedKeysAreAnError) {
+  std::string parts = "a";
+  for (int i = 0; i < 200000; ++i) {
+    parts += ".a";
+  }
+  EXPECT_EQ(check("[" + parts + "]\n"),
+            "agent.toml:1:1: error: more than 128 dots outside strings on one line: keys nested "
+            "deeper than this config allows\n");
+}
+
 TEST(AgentConfig, BadHostName) {
   EXPECT_EQ(check(withSource("")).empty(), true);
   EXPECT_EQ(check("host = \"Edge_1\"\n" + std::string(kSource)),

@@ -2188,6 +2188,27 @@ TEST(LoaderScreen, NonAsciiAfterAQuoteTheParserDoesNotTakeAsAStringIsAnError) {
             "t.toml:1:5: error: Error while parsing decimal integer: expected digit, saw '''\n");
 }
 
+// toml++ recurses once per part of a dotted key or table header, without a bound: 150,000
+// parts (a 300 KB file) overflowed the stack and killed the run with no message (found by an
+// attacker's read). More than 128 dots on one line outside strings and comments is an error
+// before parsing; dots inside strings do not count.
+TEST(LoaderScreen, DeeplyDottedKeysAreAnErrorNotAStackOverflow) {
+  std::string parts = "a";
+  for (int i = 0; i < 200000; ++i) {
+    parts += ".a";
+  }
+  EXPECT_EQ(check("x = 1\n[" + parts + "]\n"),
+            "t.toml:2:1: error: more than 128 dots outside strings on one line: keys nested "
+            "deeper than this config allows\n");
+  EXPECT_EQ(check(parts + " = 1\n"),
+            "t.toml:1:1: error: more than 128 dots outside strings on one line: keys nested "
+            "deeper than this config allows\n");
+  const std::string dots(5000, '.');
+  EXPECT_EQ(check("# " + dots + "\n[[api_key]]\nname = \"" + dots + "\"\nid = 'abcd'\nsha256 = '" +
+                  std::string(64, 'a') + "'\nrole = 'admin'\n"),
+            "");  // dots in a comment and a string: a valid config
+}
+
 TEST(LoaderScreen, HugeSubdomainIsAnErrorNotAStackOverflow) {
   // A regex over repeated labels recursed per label and overflowed the stack at ~15k labels.
   std::string sub;
