@@ -46,6 +46,8 @@ struct FetchResult {
 struct TreeLimits {
   std::size_t maxFiles = 10000;
   std::size_t maxTotalBytes = std::size_t{64} << 20;
+  // Directories read: a tree may name one subtree many times, and its walk would multiply.
+  std::size_t maxTrees = 10000;
 };
 
 // The config repository's cache, as GitSource reaches it. Its one implementation, on libgit2

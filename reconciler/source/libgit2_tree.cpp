@@ -59,6 +59,7 @@ struct TreeReader {
   std::string commitId;
   std::map<std::string, std::string> files;
   size_t totalBytes = 0;
+  size_t trees = 0;
 
   Result<void> walk(const git_tree* tree, const std::string& prefix, int depth) {
     if (depth > kMaxTreeDepth) {
@@ -76,6 +77,10 @@ struct TreeReader {
       const std::string relPath = prefix + std::string(name);
       switch (git_tree_entry_filemode(entry)) {
         case GIT_FILEMODE_TREE: {
+          if (++trees > limits.maxTrees) {
+            return terminal("config tree has more than " + std::to_string(limits.maxTrees) +
+                            " directories");
+          }
           git_tree* raw = nullptr;
           if (git_tree_lookup(&raw, repo, git_tree_entry_id(entry)) != 0) {
             return terminal("cannot read tree " + relPath + ": " + lastGitError());

@@ -483,6 +483,43 @@ TEST_F(GitSourceTest, RefusesACacheDirectoryHoldingSomethingElse) {
   EXPECT_TRUE(open(bare_.string(), "main").ok());
 }
 
+// A tree whose entries point at the same subtree again and again is small in objects and
+// huge walked: 20 levels of two entries each are 2^20 trees to read. The walk counts the trees
+// it reads against a bound (found by an attacker's read: 64 levels would never finish).
+TEST_F(GitSourceTest, ATreeThatReusesItsSubtreesIsBoundedByTheTreesRead) {
+  commit(kConfig, "one");
+  git_repository* repo = nullptr;
+  ASSERT_EQ(git_repository_open_bare(&repo, bare_.c_str()), 0);
+  git_oid tree{};
+  git_treebuilder* builder = nullptr;
+  ASSERT_EQ(git_treebuilder_new(&builder, repo, nullptr), 0);
+  ASSERT_EQ(git_treebuilder_write(&tree, builder), 0);  // the empty tree at the bottom
+  git_treebuilder_free(builder);
+  for (int level = 0; level < 20; ++level) {
+    ASSERT_EQ(git_treebuilder_new(&builder, repo, nullptr), 0);
+    ASSERT_EQ(git_treebuilder_insert(nullptr, builder, "a", &tree, GIT_FILEMODE_TREE), 0);
+    ASSERT_EQ(git_treebuilder_insert(nullptr, builder, "b", &tree, GIT_FILEMODE_TREE), 0);
+    ASSERT_EQ(git_treebuilder_write(&tree, builder), 0);
+    git_treebuilder_free(builder);
+  }
+  git_repository_free(repo);
+  char hex[GIT_OID_HEXSZ + 1] = {};
+  git_oid_tostr(hex, sizeof hex, &tree);
+  const std::string id =
+      writeRawCommit(std::string("tree ") + hex +
+                     "\nauthor Ada <ada@example.com> 1700000000 +0000\n"
+                     "committer Ada <ada@example.com> 1700000000 +0000\n\ndag\n");
+  auto source = open(bare_.string(), "main");
+  ASSERT_TRUE(source.ok()) << source.error().message;
+  auto fetched = source->fetch();
+  ASSERT_TRUE(fetched.ok()) << fetched.error().message;
+  ASSERT_EQ(fetched->commitId, id);
+  auto files = source->readTree(id, "");
+  ASSERT_FALSE(files.ok());
+  EXPECT_TRUE(contains(files.error().message, "more than 10000 directories"))
+      << files.error().message;
+}
+
 TEST_F(GitSourceTest, ExportTreeReplacesTheDirectoryWhole) {
   Files files = kConfig;
   files["config/bin/hook.sh"] = "#!/bin/sh\n";
