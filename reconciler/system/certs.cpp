@@ -185,41 +185,48 @@ Result<std::pair<X509Ptr, PkeyPtr>> generate(const std::vector<std::string>& dom
 
 namespace {
 
-// A PEM file's bytes (a chain, a key: small); 0 or the errno.
+// A PEM file's bytes (a chain, a key: small); "" or why not. Opened without blocking and
+// read only when it is a regular file: a FIFO in its place would hang the run.
 constexpr size_t kMaxPemBytes = 1 << 20;
-int readPem(const std::string& path, std::string& out) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+std::string readPem(const std::string& path, std::string& out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
-    return errno;
+    const int err = errno;
+    return errnoText(err);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return "not a regular file";
   }
   // Sized up front: a key's bytes are not left behind in a buffer outgrown by append().
-  struct stat st {};
-  if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+  if (st.st_size > 0) {
     out.reserve(std::min(static_cast<size_t>(st.st_size), kMaxPemBytes) + 1);
   }
   char buf[16384];
-  int err = 0;
+  std::string why;
   for (;;) {
     const ssize_t n = ::read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) {
       continue;
     }
     if (n < 0) {
-      err = errno;
+      const int err = errno;
+      why = errnoText(err);
       break;
     }
     if (n == 0) {
       break;
     }
     if (out.size() + static_cast<size_t>(n) > kMaxPemBytes) {
-      err = EFBIG;
+      why = errnoText(EFBIG);
       break;
     }
     out.append(buf, static_cast<size_t>(n));
   }
   OPENSSL_cleanse(buf, sizeof(buf));
   ::close(fd);
-  return err;
+  return why;
 }
 
 // What readCertPair says of a pair, given its bytes (read once, so that what is judged is what
@@ -267,17 +274,17 @@ core::CertView inspectThrough(CertMemo* memo, const std::string& certPem, const 
 // The pair's bytes and what they are; the key's bytes are the caller's to wipe.
 core::CertView loadPair(const std::string& certFile, const std::string& keyFile,
                         std::string& certPem, std::string& keyPem, CertMemo* memo) {
-  if (int err = readPem(certFile, certPem); err != 0) {
+  if (std::string why = readPem(certFile, certPem); !why.empty()) {
     core::CertView v;
     v.certFile = certFile;
     v.keyFile = keyFile;
-    v.error = "cannot read " + certFile + ": " + errnoText(err);
+    v.error = "cannot read " + certFile + ": " + why;
     return v;
   }
-  if (int err = readPem(keyFile, keyPem); err != 0) {
+  if (std::string why = readPem(keyFile, keyPem); !why.empty()) {
     core::CertView v = inspectThrough(memo, certPem, "", certFile, keyFile);
     if (!v.fingerprint.empty()) {  // the certificate reads: the key is what is wrong
-      v.error = "cannot read " + keyFile + ": " + errnoText(err);
+      v.error = "cannot read " + keyFile + ": " + why;
     }
     return v;
   }

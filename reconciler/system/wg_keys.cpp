@@ -87,7 +87,8 @@ Result<void> writeNewKeyFile(const std::string& path, const WgKey& key, int& err
 Result<WgKey> readKeyFile(const std::string& path, int& err, std::string_view what = "key file") {
   const std::string name = std::string(what) + " " + path;
   err = 0;
-  const UniqueFd f(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC));
+  // Without blocking: a FIFO in its place would hang the run (it is refused below).
+  const UniqueFd f(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC));
   if (f.get() < 0) {
     err = errno;
     if (err == ELOOP) {

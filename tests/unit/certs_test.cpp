@@ -170,6 +170,21 @@ TEST(CertStore, InstallWithACheckRefusesOtherNamesAndALeafOutsideItsValidity) {
   EXPECT_EQ(installed->fingerprint, good->fingerprint);
 }
 
+// A FIFO where a certificate or key file should be is refused at once, not opened and waited
+// on (a run would hang in observe, every run; found by an attacker's read).
+TEST(CertStore, AFifoInPlaceOfAFileIsRefusedWithoutWaiting) {
+  testing::TempDir dir;
+  sys::CertStore store(dir.path().string(), kNow);
+  auto pair = store.issue(generated("shop", {"a.example.com"}));
+  ASSERT_TRUE(pair.ok()) << pair.error().message;
+  const std::string fifo = (dir.path() / "fifo.pem").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const core::CertView cert = sys::readCertPair(fifo, pair->keyFile);
+  EXPECT_EQ(cert.error, "cannot read " + fifo + ": not a regular file");
+  const core::CertView key = sys::readCertPair(pair->certFile, fifo);
+  EXPECT_EQ(key.error, "cannot read " + fifo + ": not a regular file");
+}
+
 TEST(CertStore, FilesErrorsAreFactsNotFailures) {
   testing::TempDir dir;
   sys::CertStore store(dir.path().string(), kNow);
