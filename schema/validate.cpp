@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <regex>
 #include <set>
+#include <unordered_map>
 
 #include "schema/managed_certs.h"
 
@@ -307,7 +309,10 @@ class Validator {
     if (rejected(origin, "hosts")) {
       return out;
     }
-    for (const auto& h : targetHosts(d_)) {
+    if (!targets_) {
+      targets_ = targetHosts(d_);
+    }
+    for (const auto& h : *targets_) {
       if (onHost(h)) {
         out.push_back(h);
       }
@@ -315,9 +320,15 @@ class Validator {
     return out;
   }
 
-  // The hosts a namespace lands on.
-  std::vector<std::string> hostsOf(const Namespace& ns) const {
-    return placedOn(ns.origin, [&](const std::string& h) { return namespaceOnHost(ns, h); });
+  // The hosts a namespace lands on; worked out once per namespace (the port checks ask for
+  // every pair they compare).
+  const std::vector<std::string>& hostsOf(const Namespace& ns) const {
+    auto [it, added] = nsHosts_.try_emplace(&ns);
+    if (added) {
+      it->second =
+          placedOn(ns.origin, [&](const std::string& h) { return namespaceOnHost(ns, h); });
+    }
+    return it->second;
   }
 
   std::vector<std::string> hostsOfNamespaceName(const std::string& name) const {
@@ -649,6 +660,8 @@ class Validator {
   const Desired& d_;
   Diagnostics& diags_;
   std::map<const Namespace*, bool> peersKnown_;
+  mutable std::optional<std::vector<std::string>> targets_;                         // targetHosts
+  mutable std::unordered_map<const Namespace*, std::vector<std::string>> nsHosts_;  // hostsOf
 };
 
 }  // namespace
