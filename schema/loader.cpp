@@ -358,8 +358,8 @@ class Loader {
             r, "issuer",
             {{"acme", Issuer::Acme}, {"self-signed", Issuer::SelfSigned}, {"files", Issuer::Files}})
             .value_or(Issuer::Acme);
-    c.cert_file = r.str("cert_file");
-    c.key_file = r.str("key_file");
+    c.cert_file = hostPath(r, "cert_file", "a PEM file on the host");
+    c.key_file = hostPath(r, "key_file", "a PEM file on the host, never in Git");
     c.renew_before = parsed<Duration>(
         r, "renew_before", false,
         [](std::string_view s) { return parseDurationUpTo(s, kMaxRenewBefore); },

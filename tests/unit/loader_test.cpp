@@ -945,6 +945,19 @@ TEST(Loader, SiteAndGatewayNamesMustBeCertificateNames) {
   }
 }
 
+// A "files" certificate's paths name files on the host: a relative one would be read from
+// wherever the run happens to start (found by an attacker's read; preshared_key_file was
+// already held to this).
+TEST(Loader, FilesCertificatePathsMustBeAbsolute) {
+  const std::string out = check(
+      "[[certificate]]\nname = \"c\"\ndomains = [\"a.example.com\"]\nissuer = \"files\"\n"
+      "cert_file = \"rel/c.pem\"\nkey_file = \"k.pem\"\n");
+  EXPECT_NE(out.find("t.toml:5:13: error: 'cert_file' must be an absolute path"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("t.toml:6:12: error: 'key_file' must be an absolute path"), std::string::npos)
+      << out;
+}
+
 TEST(Loader, MissingSiteKeys) {
   EXPECT_EQ(check(R"([[site]]
 name = "web"
