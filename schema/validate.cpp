@@ -235,7 +235,36 @@ class Validator {
           diags_.error(p.origin.at("allowed_ips", i),
                        "allowed_ips " + quote(p.allowed_ips[i].str()) + " of peer " +
                            quote(p.name) + " is also claimed by peer " + quote(it->second->name));
+        } else if (!inserted) {  // the kernel keeps it once: every plan would see a change
+          diags_.error(p.origin.at("allowed_ips", i),
+                       "allowed_ips " + quote(p.allowed_ips[i].str()) +
+                           " is listed twice in peer " + quote(p.name));
         }
+      }
+    }
+    if (ns.wireguard) {
+      std::set<IpPrefix> addresses;
+      for (size_t i = 0; i < ns.wireguard->address.size(); ++i) {
+        if (!addresses.insert(ns.wireguard->address[i]).second) {
+          diags_.error(ns.wireguard->origin.at("address", i),
+                       "address " + ns.wireguard->address[i].str() +
+                           " is listed twice in namespace " + quote(ns.name));
+        }
+      }
+    }
+    // One route per destination in the kernel: a second would be applied over the first, and
+    // every plan after would see the other.
+    std::map<IpPrefix, const NamespaceRoute*> destinations;
+    for (const auto& r : ns.routes) {
+      if (!loaded(r.origin, "destination") || rejected(r.origin, "destination")) {
+        continue;
+      }
+      auto [it, inserted] = destinations.emplace(r.destination, &r);  // host bits: an error
+      if (!inserted) {
+        diags_.error(r.origin.at("destination"),
+                     "route destination " + r.destination.str() + " is routed twice in namespace " +
+                         quote(ns.name) + " (first at " +
+                         where(it->second->origin.at("destination")) + ")");
       }
     }
     // Addresses or allowed_ips the loader rejected may be the ones a route needed.

@@ -993,6 +993,41 @@ via = "10.50.0.2"
             "");
 }
 
+// What the kernel keeps once (a route per destination, an address, an allowed_ips entry) was
+// accepted twice, and every later plan found the host "drifted" from a config it can never
+// match (found by an attacker's read).
+TEST(Validate, TwoRoutesToOneDestination) {
+  EXPECT_EQ(check(withBase(R"([[namespace.route]]
+destination = "10.50.0.8/29"
+via = "10.50.0.2"
+[[namespace.route]]
+destination = "10.50.0.8/29"
+via = "10.50.0.3"
+)")),
+            "t.toml:15:15: error: route destination 10.50.0.8/29 is routed twice in namespace "
+            "\"tenant-a\" (first at t.toml:12:15)\n");
+}
+
+TEST(Validate, AnAddressListedTwice) {
+  EXPECT_EQ(check(R"([[namespace]]
+name = "tenant-a"
+[namespace.wireguard]
+address = ["10.50.0.1/24", "10.50.0.1/24"]
+listen_port = 51820
+)"),
+            "t.toml:4:28: error: address 10.50.0.1/24 is listed twice in namespace \"tenant-a\"\n");
+}
+
+TEST(Validate, AnAllowedIpsEntryListedTwiceInOnePeer) {
+  EXPECT_EQ(
+      check(withBase(R"([[namespace.peer]]
+name = "vm-2"
+public_key = "wFxEcLX/lkRTNv1WYwDc7d2RK5LKQuKExFA7F1uGRl0="
+allowed_ips = ["10.50.0.16/28", "10.50.0.16/28"]
+)")),
+      "t.toml:14:33: error: allowed_ips \"10.50.0.16/28\" is listed twice in peer \"vm-2\"\n");
+}
+
 std::string uplink(std::string_view pool, int namespaces) {
   std::string doc = "[fleet]\nuplink_pool = \"" + std::string(pool) + "\"\n";
   for (int i = 0; i < namespaces; ++i) {
