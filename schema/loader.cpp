@@ -45,27 +45,6 @@ std::string requiredName(TableReader& r) {
   return r.str("name", true).value_or("");
 }
 
-// A site's or a gateway's name: it names its managed certificate (auto.<kind>.<name>), a
-// directory under the state directory, so it must be a certificate name of at most 100
-// characters: letters, digits, '.', '_' and '-', starting with a letter or digit.
-constexpr size_t kMaxRouteName = 100;
-void checkRouteName(TableReader& r, std::string_view kind, const std::string& name) {
-  auto ok = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
-  };
-  const bool valid = !name.empty() && name.size() <= kMaxRouteName && name[0] != '.' &&
-                     name[0] != '_' && name[0] != '-' && std::all_of(name.begin(), name.end(), ok);
-  if (!name.empty() && !valid) {
-    r.error("name", std::string(kind) + " name " + quote(name) +
-                        " must be letters, digits, '.', '_' and '-', starting with a letter or "
-                        "digit, at most " +
-                        std::to_string(kMaxRouteName) +
-                        " (it names the route's certificate, a directory)");
-    r.reject("name");
-  }
-}
-
 // `namespace`: the [[namespace]] something hangs off. "" names none and is refused (for a site,
 // leaving the key out is what makes it a site of the host itself).
 std::string namespaceKey(TableReader& r, bool required) {
@@ -491,7 +470,6 @@ class Loader {
     TableReader r = reader(t, "[[site]]");
     Site s;
     s.name = requiredName(r);
-    checkRouteName(r, "site", s.name);
     loadHostnames(r, s.hostnames, s.subdomain);
     // Without a namespace, a site of the host itself (validate checks its backends).
     s.namespace_name = namespaceKey(r, false);
@@ -528,7 +506,6 @@ class Loader {
     TableReader r = reader(t, "[[gateway]]");
     Gateway g;
     g.name = requiredName(r);
-    checkRouteName(r, "gateway", g.name);
     auto hostname = parsed<std::string>(
         r, "hostname", false, [](std::string_view s) { return dnsName(s, false); }, "hostname");
     g.subdomain = r.str("subdomain");

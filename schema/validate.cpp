@@ -571,6 +571,8 @@ class Validator {
   void checkCertificate(const Certificate& c) {
     if (c.managed_for.empty() && !c.name.empty()) {
       checkCertificateName(c);
+    } else if (!c.managed_for.empty() && !validCertificateName(c.name)) {
+      checkManagedName(c);
     }
     if (c.domains.empty() && loaded(c.origin, "domains")) {
       diags_.error(c.origin.at("domains"), "'domains' must list at least one domain");
@@ -598,10 +600,34 @@ class Validator {
     }
   }
 
+  static bool validCertificateName(const std::string& name) {
+    static const std::regex re("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+    return name.size() <= 128 && std::regex_match(name, re);
+  }
+
+  // A route without 'certificate' gets one named after it (auto.site.<name>), a directory under
+  // <state-dir>/certs/: a route name that cannot make one is an error at the route, not a
+  // refusal at apply after a real ACME order on every retry.
+  void checkManagedName(const Certificate& c) {
+    const size_t space = c.managed_for.find(' ');
+    const std::string kind = c.managed_for.substr(0, space);
+    const std::string route = c.managed_for.substr(space + 1);
+    const Origin* origin = nullptr;
+    for (const auto& s : d_.sites) {
+      origin = kind == "site" && s.name == route ? &s.origin : origin;
+    }
+    for (const auto& g : d_.gateways) {
+      origin = kind == "gateway" && g.name == route ? &g.origin : origin;
+    }
+    diags_.error(origin != nullptr ? origin->at("name") : c.origin.table,
+                 kind + " name " + quote(route) + " cannot name its certificate " + quote(c.name) +
+                     ", which must match [A-Za-z0-9][A-Za-z0-9._-]{0,127} (a directory): "
+                     "rename it, or give it a 'certificate'");
+  }
+
   // The name is a directory under <state-dir>/certs/ and must not take a managed one's.
   void checkCertificateName(const Certificate& c) {
-    static const std::regex re("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
-    if (!std::regex_match(c.name, re)) {
+    if (!validCertificateName(c.name)) {
       diags_.error(c.origin.at("name"), "certificate name " + quote(c.name) +
                                             " must match [A-Za-z0-9][A-Za-z0-9._-]{0,127}");
     } else if (c.name.rfind(kManagedCertPrefix, 0) == 0) {

@@ -923,28 +923,6 @@ issuer = "self-signed"
             "t.toml:1:1: error: [[certificate]] is missing required key 'domains'\n");
 }
 
-// A site's and a gateway's name names their managed certificate (auto.site.<name>), a
-// directory under the state directory: a name that cannot be one was accepted and only refused
-// at apply, after a real ACME order on every retry (found by an attacker's read).
-TEST(Loader, SiteAndGatewayNamesMustBeCertificateNames) {
-  for (const std::string& bad :
-       std::vector<std::string>{"../../../etc/cron.d/x", "a b", "-a", std::string(101, 'a')}) {
-    const std::string site = check("[[site]]\nname = \"" + bad +
-                                   "\"\nhostnames = [\"a.example.com\"]\nbackends = "
-                                   "[\"127.0.0.1:8080\"]\n");
-    EXPECT_NE(site.find("t.toml:2:8: error: site name " + quote(bad) +
-                        " must be letters, digits, '.', '_' and '-'"),
-              std::string::npos)
-        << site;
-    const std::string gateway =
-        check("[[gateway]]\nname = \"" + bad + "\"\nhostname = \"g.example.com\"\n");
-    EXPECT_NE(gateway.find("t.toml:2:8: error: gateway name " + quote(bad) +
-                           " must be letters, digits, '.', '_' and '-'"),
-              std::string::npos)
-        << gateway;
-  }
-}
-
 // A "files" certificate's paths name files on the host: a relative one would be read from
 // wherever the run happens to start (found by an attacker's read; preshared_key_file was
 // already held to this).

@@ -1028,6 +1028,36 @@ allowed_ips = ["10.50.0.16/28", "10.50.0.16/28"]
       "t.toml:14:33: error: allowed_ips \"10.50.0.16/28\" is listed twice in peer \"vm-2\"\n");
 }
 
+// A route without 'certificate' gets one named after it (auto.site.<name>), a directory: a
+// name that cannot make one was accepted ('../../../etc/cron.d/x' validated and planned) and
+// refused only at apply, after a real ACME order on every retry (found by an attacker's read).
+// A route with a certificate of its own may keep any name (found by a review).
+TEST(Validate, ARouteNameMustMakeItsManagedCertificateName) {
+  for (const std::string& bad :
+       std::vector<std::string>{"../../../etc/cron.d/x", "a b", std::string(130, 'a')}) {
+    const std::string site =
+        checkFiles({{"t.toml", "[[site]]\nname = \"" + bad +
+                                   "\"\nhostnames = [\"a.example.com\"]\nbackends = "
+                                   "[\"127.0.0.1:8080\"]\n"}});
+    EXPECT_NE(site.find("cfg/t.toml:2:8: error: site name " + quote(bad) +
+                        " cannot name its certificate \"auto.site." + bad + "\""),
+              std::string::npos)
+        << site;
+    const std::string gateway = checkFiles(
+        {{"t.toml", "[[gateway]]\nname = \"" + bad + "\"\nhostname = \"g.example.com\"\n"}});
+    EXPECT_NE(gateway.find("cfg/t.toml:2:8: error: gateway name " + quote(bad) +
+                           " cannot name its certificate"),
+              std::string::npos)
+        << gateway;
+  }
+  EXPECT_EQ(checkFiles({{"t.toml",
+                         "[[certificate]]\nname = \"shop\"\ndomains = [\"a.example.com\"]\n"
+                         "issuer = \"self-signed\"\n[[site]]\nname = \"Shop EU\"\n"
+                         "hostnames = [\"a.example.com\"]\nbackends = [\"127.0.0.1:8080\"]\n"
+                         "certificate = \"shop\"\n"}}),
+            "");
+}
+
 std::string uplink(std::string_view pool, int namespaces) {
   std::string doc = "[fleet]\nuplink_pool = \"" + std::string(pool) + "\"\n";
   for (int i = 0; i < namespaces; ++i) {
