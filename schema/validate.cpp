@@ -243,9 +243,15 @@ class Validator {
       }
     }
     if (ns.wireguard) {
+      // An IPv6 address is one address whatever its length (a second would change the first);
+      // IPv4 keeps one per length.
       std::set<IpPrefix> addresses;
       for (size_t i = 0; i < ns.wireguard->address.size(); ++i) {
-        if (!addresses.insert(ns.wireguard->address[i]).second) {
+        IpPrefix key = ns.wireguard->address[i];
+        if (key.address.family == IpAddress::Family::V6) {
+          key.length = 128;
+        }
+        if (!addresses.insert(key).second) {
           diags_.error(ns.wireguard->origin.at("address", i),
                        "address " + ns.wireguard->address[i].str() +
                            " is listed twice in namespace " + quote(ns.name));

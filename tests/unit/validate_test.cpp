@@ -1016,6 +1016,15 @@ address = ["10.50.0.1/24", "10.50.0.1/24"]
 listen_port = 51820
 )"),
             "t.toml:4:28: error: address 10.50.0.1/24 is listed twice in namespace \"tenant-a\"\n");
+  // IPv6: one address whatever its length, which a second entry would change (found by a
+  // review).
+  EXPECT_EQ(check(R"([[namespace]]
+name = "tenant-a"
+[namespace.wireguard]
+address = ["fd00::1/64", "fd00::1/128"]
+listen_port = 51820
+)"),
+            "t.toml:4:26: error: address fd00::1/128 is listed twice in namespace \"tenant-a\"\n");
 }
 
 TEST(Validate, AnAllowedIpsEntryListedTwiceInOnePeer) {
