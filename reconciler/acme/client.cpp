@@ -103,6 +103,9 @@ Result<Response> Client::http(const std::string& method, const std::string& url,
   if (!answer) {
     return answer.error();
   }
+  if (auto checked = checkCaValue("Location", answer->location); !checked) {
+    return terminal(method + " " + url + ": " + checked.error().message);
+  }
   Response out;
   out.status = answer->status;
   out.contentType = std::move(answer->contentType);

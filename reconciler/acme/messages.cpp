@@ -69,30 +69,31 @@ Result<void> readBool(const Json& j, std::string_view key, bool& out) {
   return {};
 }
 
-// A machine value from the CA (a URL, a status, a token, an identifier): printable, bounded.
-// Only a problem's prose (type, detail) may hold anything; messages escape it (caText).
-constexpr size_t kMaxValueBytes = 4096;
-Result<void> checkValue(std::string_view key, std::string_view value) {
-  if (value.size() > kMaxValueBytes) {
-    return terminal("'" + std::string(key) + "' is longer than " + std::to_string(kMaxValueBytes) +
-                    " bytes");
+}  // namespace
+
+Result<void> checkCaValue(std::string_view key, std::string_view value) {
+  if (value.size() > kMaxCaValueBytes) {
+    return terminal("'" + std::string(key) + "' is longer than " +
+                    std::to_string(kMaxCaValueBytes) + " bytes");
   }
   for (char c : value) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      return terminal("'" + std::string(key) + "' holds a control character");
+    if (c < 0x21 || c > 0x7e) {  // signed char: bytes past 0x7f are negative
+      return terminal("'" + std::string(key) + "' holds a byte that is not printable ASCII");
     }
   }
   return {};
 }
 
-// Each named member read with readString, a machine value (checkValue).
+namespace {
+
+// Each named member read with readString, a machine value (checkCaValue).
 Result<void> readStrings(const Json& j,
                          std::initializer_list<std::pair<std::string_view, std::string*>> fields) {
   for (const auto& [name, out] : fields) {
     if (auto r = readString(j, name, *out); !r) {
       return r.error();
     }
-    if (auto r = checkValue(name, *out); !r) {
+    if (auto r = checkCaValue(name, *out); !r) {
       return r.error();
     }
   }
@@ -214,7 +215,7 @@ Result<Order> parseOrder(std::string_view body) {
       if (a.type != Json::Type::String) {
         return terminal("an authorization URL is not a string");
       }
-      if (auto r = checkValue("authorizations", a.string); !r) {
+      if (auto r = checkCaValue("authorizations", a.string); !r) {
         return r.error();
       }
       o.authorizations->push_back(a.string);

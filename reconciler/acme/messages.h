@@ -83,4 +83,11 @@ std::optional<int64_t> parseRfc3339(std::string_view text);
 // "type: detail" (or "type"), how the client reports a CA's problem.
 std::string problemSummary(const Problem& p);
 
+// A machine value from the CA (a URL, a status, a token, an identifier, the Location header):
+// printable ASCII without spaces, at most kMaxCaValueBytes, as RFC 8555 has them. What reaches
+// messages and files as it is; only a problem's prose (type, detail) may hold anything, and
+// messages escape it.
+inline constexpr size_t kMaxCaValueBytes = 4096;
+Result<void> checkCaValue(std::string_view key, std::string_view value);
+
 }  // namespace edgeplane::acme

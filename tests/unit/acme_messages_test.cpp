@@ -210,6 +210,12 @@ TEST(AcmeMessagesTest, MachineValuesWithControlCharactersAreRefused) {
   EXPECT_FALSE(parseAuthorization(
       R"({"status":"pending","identifier":{"type":"dns","value":"a.example\u0007"}})"));
   EXPECT_FALSE(parseOrder(R"({"status":")" + std::string(5000, 'a') + R"("})"));
+  // C1 controls and other bytes past ASCII (a review: U+009B starts a terminal escape).
+  EXPECT_FALSE(parseOrder(R"({"status":"valid\u009b2J"})"));
+  EXPECT_FALSE(parseOrder("{\"status\":\"valid\xc2\x9b\"}"));
+  EXPECT_FALSE(checkCaValue("Location", "https://ca.example/o/1 x"));
+  EXPECT_TRUE(checkCaValue("Location", "https://ca.example/acme/order/1/2"));
+  EXPECT_TRUE(checkCaValue("Location", ""));
   EXPECT_TRUE(parseOrder(R"({"status":"valid","finalize":"https://ca.example/f"})"));
 }
 
