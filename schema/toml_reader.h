@@ -381,7 +381,8 @@ std::optional<E> enumValue(TableReader& r, std::string_view key,
 }
 
 // Walks `t` as TOML's lexer does for strings and comments, calling `visit(c)` for each byte
-// outside them (newlines between them included); stops at the first byte for which it returns
+// outside them (the newlines between lines included, but not the one that ends an unterminated
+// single-line string: a parse error anyway); stops at the first byte for which it returns
 // true and gives its 1-based line and column. This scanner's idea of a string can differ from
 // the parser's (`a =1'` is a bad number to toml++, not a literal string): it only screens.
 template <typename Visit>

@@ -618,14 +618,13 @@ class Validator {
     const size_t space = c.managed_for.find(' ');
     const std::string kind = c.managed_for.substr(0, space);
     const std::string route = c.managed_for.substr(space + 1);
-    const Origin* origin = nullptr;
-    for (const auto& s : d_.sites) {
-      origin = kind == "site" && s.name == route ? &s.origin : origin;
-    }
-    for (const auto& g : d_.gateways) {
-      origin = kind == "gateway" && g.name == route ? &g.origin : origin;
-    }
-    diags_.error(origin != nullptr ? origin->at("name") : c.origin.table,
+    auto nameOf = [&](const auto& routes) -> std::optional<SourceLoc> {
+      auto it = std::find_if(routes.begin(), routes.end(),
+                             [&](const auto& r) { return r.name == route; });
+      return it != routes.end() ? std::optional(it->origin.at("name")) : std::nullopt;
+    };
+    const std::optional<SourceLoc> at = kind == "site" ? nameOf(d_.sites) : nameOf(d_.gateways);
+    diags_.error(at.value_or(c.origin.table),
                  kind + " name " + quote(route) + " cannot name its certificate " + quote(c.name) +
                      ", which must match [A-Za-z0-9][A-Za-z0-9._-]{0,127} (a directory): "
                      "rename it, or give it a 'certificate'");
