@@ -53,7 +53,7 @@ std::string entryHeader(const ConfigCache& cache, const Digest& key) {
 // The entry's Desired when it is one this program wrote for exactly these files, intact.
 std::optional<Desired> lookUp(const ConfigCache& cache, const std::string& header,
                               const std::string& root) {
-  const std::optional<std::string> bytes = readChecked(cache.file, header);
+  const std::optional<std::string> bytes = readChecked(cache.file, header, cache.key);
   if (!bytes) {
     return std::nullopt;
   }
@@ -63,10 +63,10 @@ std::optional<Desired> lookUp(const ConfigCache& cache, const std::string& heade
 // The validated-config entry for `header`'s files.
 void store(const ConfigCache& cache, const std::string& header, std::string_view encoded) {
   std::string bytes;
-  bytes.reserve(header.size() + encoded.size() + sys::kChecksumBytes);
+  bytes.reserve(header.size() + encoded.size() + sys::kSealBytes);
   bytes += header;
   bytes += encoded;
-  writeChecked(cache.file, std::move(bytes));
+  writeChecked(cache.file, std::move(bytes), cache.key);
 }
 
 std::string chunksHeader(const ConfigCache& cache) {
@@ -78,7 +78,7 @@ std::string chunksHeader(const ConfigCache& cache) {
 // bytes, and where the chunks start in them; nothing otherwise.
 std::pair<std::string, size_t> readChunks(const ConfigCache& cache) {
   const std::string header = chunksHeader(cache);
-  std::optional<std::string> bytes = readChecked(cache.chunks, header);
+  std::optional<std::string> bytes = readChecked(cache.chunks, header, cache.key);
   if (!bytes) {
     return {};
   }
@@ -89,7 +89,7 @@ void storeChunks(const ConfigCache& cache, ChunkMemo& memo) {
   if (memo.keptCount() == 0 && memo.earlierCount() == 0) {
     return;  // no file large enough to be cut, now or before
   }
-  writeChecked(cache.chunks, chunksHeader(cache) + memo.encodeKept());
+  writeChecked(cache.chunks, chunksHeader(cache) + memo.encodeKept(), cache.key);
 }
 
 // `f` run on another thread, or (no thread to be had) when its result is asked for.
@@ -127,8 +127,12 @@ std::optional<ConfigCache> configCacheIn(const fs::path& stateDir) {
   if (stateDir.empty() || ::stat(stateDir.c_str(), &st) != 0 || !ensureStateDir(stateDir)) {
     return std::nullopt;
   }
+  auto key = sys::cacheKeyIn(stateDir);
+  if (!key) {
+    return std::nullopt;
+  }
   return ConfigCache{stateDir / "validated-config", sys::programIdentity(),
-                     stateDir / "loaded-chunks"};
+                     stateDir / "loaded-chunks", *key};
 }
 
 CachedLoad loadAndValidateCached(const fs::path& root, const std::optional<ConfigCache>& cache,

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "reconciler/system/cache_file.h"
 #include "schema/diagnostic.h"
 #include "schema/model.h"
 
@@ -22,10 +23,13 @@ struct ConfigCache {
   // <state-dir>/loaded-chunks: the chunks of large files the last miss loaded (chunk_memo.h);
   // empty: none are kept.
   std::filesystem::path chunks;
+  // Seals both files (sys::cacheKeyIn): an entry made without it is a miss.
+  sys::CacheKey key;
 };
 
 // The cache in `stateDir` when that directory exists and passes ensureStateDir's checks (owned
-// by us, not writable by others); nullopt otherwise: a plan on a laptop creates nothing.
+// by us, not writable by others) and its cache key can be read or made; nullopt otherwise: a plan
+// on a laptop creates nothing.
 std::optional<ConfigCache> configCacheIn(const std::filesystem::path& stateDir);
 
 enum class CacheUse : uint8_t { None, Hit, Miss };
@@ -58,12 +62,12 @@ struct CachedLoad {
 
 // loadAndValidate(root), through `cache`. The entry is used only when it was written for the
 // same files (names and contents, by SHA-256), by the same program, store schema and codec
-// version, and its checksum and encoding are intact; anything else (absent, corrupt, foreign) is
-// a miss: the files are parsed and validated, and a result without diagnostics replaces the
-// entry (0600, written to a temporary file and renamed; the temporary files of runs killed while
-// writing are removed by the next run). That entry is encoded and written on another thread
-// after validation, while the caller goes on with the run (CachedLoad::writes). On a miss, a chunk
-// of a large file that the last miss loaded from the same text is decoded instead of parsed
+// version, and its seal (under the cache key) and encoding are intact; anything else (absent,
+// corrupt, foreign) is a miss: the files are parsed and validated, and a result without diagnostics
+// replaces the entry (0600, written to a temporary file and renamed; the temporary files of runs
+// killed while writing are removed by the next run). That entry is encoded and written on another
+// thread after validation, while the caller goes on with the run (CachedLoad::writes). On a miss, a
+// chunk of a large file that the last miss loaded from the same text is decoded instead of parsed
 // (ConfigCache::chunks; the chunks of this load replace them; `chunksRecalled`: how many). Only
 // what the files alone decide is cached: the host's own checks (key files, certificates, this
 // host's name) come later, on every run. The model holds key file paths and API-key digests, never

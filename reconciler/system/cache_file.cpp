@@ -1,52 +1,33 @@
 // Cache files in the state directory (see cache_file.h).
 #include "reconciler/system/cache_file.h"
 
-#include <cstring>
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
+
+#include <sys/stat.h>
+
+#include <algorithm>
 
 #include "reconciler/system/file_write.h"
+#include "reconciler/system/wg_keys.h"
+#include "schema/store.h"
 
 namespace edgeplane::sys {
 namespace {
 
-// The file's checksum: against a damaged file (a torn disk block, a bit flip), not an
-// attacker: whoever can write the state directory can replace the store and the keys too, and
-// ensureStateDir refuses a directory others can write. A word at a time (murmur-style mixing),
-// so a hit does not cost a SHA-256 over the whole entry.
-uint64_t checksum(std::string_view bytes) {
-  constexpr uint64_t kMul1 = 0x87c37b91114253d5ULL;
-  constexpr uint64_t kMul2 = 0x4cf5ad432745937fULL;
-  uint64_t h = 0x9e3779b97f4a7c15ULL ^ bytes.size();
-  auto mix = [&](uint64_t w) {
-    w *= kMul1;
-    w = (w << 31) | (w >> 33);
-    w *= kMul2;
-    h ^= w;
-    h = ((h << 27) | (h >> 37)) * 5 + 0x52dce729;
-  };
-  size_t i = 0;
-  for (; i + 8 <= bytes.size(); i += 8) {
-    uint64_t w = 0;
-    std::memcpy(&w, bytes.data() + i, 8);
-    mix(w);
-  }
-  uint64_t tail = 0;
-  std::memcpy(&tail, bytes.data() + i, bytes.size() - i);
-  mix(tail);
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ULL;
-  h ^= h >> 33;
-  return h;
-}
+constexpr const char* kKeyFile = "cache.mac";
 
-std::string checksumText(std::string_view bytes) {
-  const uint64_t sum = checksum(bytes);
-  std::array<uint8_t, kChecksumBytes> raw{};
-  for (size_t i = 0; i < raw.size(); ++i) {
-    raw[i] = static_cast<uint8_t>(sum >> (8 * i));
+// HMAC-SHA-256 of `bytes` under `key`; empty when OpenSSL fails (nothing is then read or written).
+std::string seal(std::string_view bytes, const CacheKey& key) {
+  std::string out(kSealBytes, '\0');
+  unsigned int n = 0;
+  if (HMAC(EVP_sha256(), key.bytes.data(), static_cast<int>(key.bytes.size()),
+           reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
+           reinterpret_cast<unsigned char*>(out.data()), &n) == nullptr ||
+      n != kSealBytes) {
+    return {};
   }
-  return {reinterpret_cast<const char*>(raw.data()), raw.size()};
+  return out;
 }
 
 }  // namespace
@@ -71,26 +52,49 @@ std::optional<Digest> Sha256::finish() {
   return ok_ ? std::optional(d) : std::nullopt;
 }
 
-std::optional<std::string> readChecked(const std::filesystem::path& file,
-                                       const std::string& header) {
+Result<CacheKey> cacheKeyIn(const std::filesystem::path& stateDir) {
+  struct stat st {};
+  if (::stat(stateDir.c_str(), &st) != 0) {
+    return terminal("no state directory " + stateDir.string());  // never made here
+  }
+  if (auto trusted = ensureStateDir(stateDir); !trusted) {
+    return trusted.error();
+  }
+  auto secret = loadOrCreateSecret((stateDir / kKeysDir / kKeyFile).string());
+  if (!secret) {
+    return secret.error();
+  }
+  CacheKey key;
+  std::copy(secret->bytes.begin(), secret->bytes.end(), key.bytes.begin());
+  OPENSSL_cleanse(secret->bytes.data(), secret->bytes.size());
+  return key;
+}
+
+std::optional<std::string> readChecked(const std::filesystem::path& file, const std::string& header,
+                                       const CacheKey& key) {
   auto read = readOwnFile(file.string(), header);
   if (!read || !read->has_value()) {
     return std::nullopt;
   }
   std::string bytes = std::move(**read);
-  if (bytes.size() < header.size() + kChecksumBytes || !bytes.starts_with(header)) {
+  if (bytes.size() < header.size() + kSealBytes || !bytes.starts_with(header)) {
     return std::nullopt;
   }
-  const size_t body = bytes.size() - kChecksumBytes;
-  if (checksumText(std::string_view(bytes).substr(0, body)) != bytes.substr(body)) {
+  const size_t body = bytes.size() - kSealBytes;
+  const std::string want = seal(std::string_view(bytes).substr(0, body), key);
+  if (want.empty() || CRYPTO_memcmp(want.data(), bytes.data() + body, kSealBytes) != 0) {
     return std::nullopt;
   }
   bytes.resize(body);
   return bytes;
 }
 
-void writeChecked(const std::filesystem::path& file, std::string bytes) {
-  bytes += checksumText(bytes);
+void writeChecked(const std::filesystem::path& file, std::string bytes, const CacheKey& key) {
+  const std::string sealed = seal(bytes, key);
+  if (sealed.empty()) {
+    return;
+  }
+  bytes += sealed;
   (void)replaceFileAsThisProcess(file.string(), bytes, 0600);
 }
 

@@ -49,8 +49,8 @@ bool exists(const std::string& path) {
 
 }  // namespace
 
-CertMemo::CertMemo(std::filesystem::path file, std::string program)
-    : file_(std::move(file)), program_(std::move(program)) {}
+CertMemo::CertMemo(std::filesystem::path file, std::string program, const CacheKey& key)
+    : file_(std::move(file)), program_(std::move(program)), key_(key) {}
 
 std::shared_ptr<CertMemo> CertMemo::of(const std::string& stateDir) {
   static std::mutex mu;
@@ -58,9 +58,15 @@ std::shared_ptr<CertMemo> CertMemo::of(const std::string& stateDir) {
   const std::lock_guard<std::mutex> lock(mu);
   std::shared_ptr<CertMemo>& memo = memos[stateDir];
   if (!memo) {
-    memo = std::make_shared<CertMemo>(
-        stateDir.empty() ? std::filesystem::path() : std::filesystem::path(stateDir) / kFile,
-        programIdentity());
+    std::filesystem::path file;
+    CacheKey key;
+    if (!stateDir.empty()) {
+      if (auto k = cacheKeyIn(stateDir); k) {
+        key = *k;
+        file = std::filesystem::path(stateDir) / kFile;
+      }
+    }
+    memo = std::make_shared<CertMemo>(std::move(file), programIdentity(), key);
   }
   return memo;
 }
@@ -76,7 +82,7 @@ void CertMemo::loadOnce() {
   // What runs killed while writing the file left (inspected-certs.tmp.<pid>).
   removeTemporaryFilesOfDeadProcesses(file_.parent_path().string(), file_.filename().string());
   const std::string h = header(program_);
-  if (auto bytes = readChecked(file_, h)) {
+  if (auto bytes = readChecked(file_, h, key_)) {
     entries_ = decodeEntries(std::string_view(*bytes).substr(h.size()));
   }
 }
@@ -128,7 +134,7 @@ void CertMemo::save() {
   for (const auto& [key, view] : entries_) {
     bytes += key + " " + core::certViewToJson(view) + "\n";
   }
-  writeChecked(file_, std::move(bytes));
+  writeChecked(file_, std::move(bytes), key_);
 }
 
 size_t CertMemo::inspections() const {

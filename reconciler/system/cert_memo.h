@@ -11,6 +11,7 @@
 #include <string>
 
 #include "reconciler/core/host_state.h"
+#include "reconciler/system/cache_file.h"
 
 namespace edgeplane::sys {
 
@@ -18,15 +19,17 @@ namespace edgeplane::sys {
 // on them), so an entry is found by the SHA-256 of exactly those: bytes that differ in any way
 // are inspected again. The file (<state-dir>/inspected-certs, 0600) holds no key material, only
 // the views and their digests; it is read only by the same build (programIdentity), checked by
-// a checksum, and replaced whole; the temporary files of runs killed while writing it are
-// removed on first use. Thread-safe.
+// a seal under the state directory's cache key (cache_file.h), and replaced whole; the temporary
+// files of runs killed while writing it are removed on first use. Thread-safe.
 class CertMemo {
  public:
-  // `file` empty: the memo lives in memory only. `program`: whose entries count. The file is
-  // written only into a directory that exists and passes ensureStateDir's checks.
-  CertMemo(std::filesystem::path file, std::string program);
+  // `file` empty: the memo lives in memory only. `program`: whose entries count; `key`: what
+  // seals the file. The file is written only into a directory that exists and passes
+  // ensureStateDir's checks.
+  CertMemo(std::filesystem::path file, std::string program, const CacheKey& key);
   // This process's memo of <stateDir>/inspected-certs (one per state directory, shared by
-  // every CertStore on it; in memory only for an empty stateDir).
+  // every CertStore on it; in memory only for an empty stateDir, or when the cache key cannot be
+  // read or made).
   static std::shared_ptr<CertMemo> of(const std::string& stateDir);
 
   using Inspect = std::function<core::CertView()>;
@@ -46,6 +49,7 @@ class CertMemo {
 
   std::filesystem::path file_;
   std::string program_;
+  CacheKey key_;
   mutable std::mutex mu_;
   bool loaded_ = false;
   std::map<std::string, core::CertView, std::less<>> entries_;  // by hex digest

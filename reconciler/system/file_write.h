@@ -26,7 +26,7 @@ Result<void> replaceFile(const std::string& path, const std::string& tmp, std::s
 // `data` put at `path` through a temporary file of this process (`path`.tmp.<pid>), for files
 // that concurrent runs may each replace (caches): readers see the old contents or the new. Not
 // synced: after a crash of the machine the file may be old, empty or torn, so every cache that
-// uses this checks what it reads (a checksum, or a key that a reboot changes) and takes what
+// uses this checks what it reads (a seal, or a key that a reboot changes) and takes what
 // fails for a miss. Syncing cost more than the cache saves (5-10 ms for 1-2 MB).
 Result<void> replaceFileAsThisProcess(const std::string& path, std::string_view data, mode_t mode);
 // Removes the temporary files replaceFileAsThisProcess left in `dir`, for files whose names

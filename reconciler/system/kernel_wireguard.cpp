@@ -102,7 +102,7 @@ Result<void> convergeInterface(const core::WireGuardTarget& wt, const std::strin
 }  // namespace
 
 std::string wireguardKeyPath(const std::string& stateDir, const std::string& ns) {
-  return stateDir + "/keys/" + ns + ".key";
+  return stateDir + "/" + kKeysDir + "/" + ns + ".key";
 }
 
 Result<WgBackend*> KernelWireGuard::ofKind(WgBackendKind kind) {

@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <mutex>
 
 namespace edgeplane::sys {
 namespace {
@@ -35,22 +36,32 @@ struct SecretBuffer {
   ~SecretBuffer() { OPENSSL_cleanse(data, sizeof(data)); }
 };
 
-// Creates missing directories 0700 (chmod after mkdir, so the umask cannot loosen it). An
-// existing parent that others may write to is refused: they could swap the key file.
-Result<void> prepareParent(const std::string& dir) {
+// Whether the directory of a key file exists (false: it does not); one that others may write to
+// is refused, read or written: they could swap the key file.
+Result<bool> checkKeyDir(const std::string& dir) {
   struct stat st {};
-  if (::stat(dir.c_str(), &st) == 0) {
-    if (!S_ISDIR(st.st_mode)) {
-      return terminal("key directory " + dir + " is not a directory");
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (const int err = errno; err != ENOENT) {
+      return terminal("key directory " + dir + ": " + errnoText(err));
     }
-    if ((st.st_mode & 022) != 0) {
-      return terminal("key directory " + dir + " has mode " + modeText(st.st_mode) +
-                      ": it must not be writable by group or others (chmod 700 " + dir + ")");
-    }
-    return {};
+    return false;
   }
-  if (const int err = errno; err != ENOENT) {
-    return terminal("key directory " + dir + ": " + errnoText(err));
+  if (!S_ISDIR(st.st_mode)) {
+    return terminal("key directory " + dir + " is not a directory");
+  }
+  if ((st.st_mode & 022) != 0) {
+    return terminal("key directory " + dir + " has mode " + modeText(st.st_mode) +
+                    ": it must not be writable by group or others (chmod 700 " + dir + ")");
+  }
+  return true;
+}
+
+// Creates missing directories 0700 (chmod after mkdir, so the umask cannot loosen it); an
+// existing one must pass checkKeyDir.
+Result<void> prepareParent(const std::string& dir) {
+  auto exists = checkKeyDir(dir);
+  if (!exists || *exists) {
+    return exists ? Result<void>{} : exists.error();
   }
   if (dir != "/" && dir != ".") {
     if (auto r = prepareParent(parentOf(dir)); !r) {
@@ -132,6 +143,31 @@ Result<WgKey> readKeyFile(const std::string& path, int& err, std::string_view wh
   return *key;
 }
 
+// `key` written whole to `tmp` (a leftover removed first), then renamed to `path` without
+// replacing it: a crash leaves `path` absent or complete, never empty. False when `path` exists
+// (a file made meanwhile wins; `tmp` is removed).
+Result<bool> placeNewKeyFile(const std::string& path, const std::string& tmp, const WgKey& key) {
+  ::unlink(tmp.c_str());
+  int err = 0;
+  if (auto w = writeNewKeyFile(tmp, key, err); !w) {
+    return w.error();
+  }
+  const bool linked =
+      ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) == 0;
+  err = errno;
+  if (!linked) {
+    ::unlink(tmp.c_str());
+    if (err == EEXIST) {
+      return false;
+    }
+    return terminal("create key file " + path + ": " + errnoText(err));
+  }
+  if (auto r = fsyncDir(parentOf(path)); !r) {
+    return r.error();
+  }
+  return true;
+}
+
 Result<LoadedKey> withPublic(const WgKey& key, bool created) {
   auto pub = publicKeyFor(key);
   if (!pub) {
@@ -179,6 +215,9 @@ Result<WgKey> publicKeyFor(const WgKey& privateKey) {
 }
 
 Result<std::optional<LoadedKey>> loadKey(const std::string& path) {
+  if (auto dir = checkKeyDir(parentOf(path)); !dir) {
+    return dir.error();
+  }
   int err = 0;
   auto key = readKeyFile(path, err);
   if (!key) {
@@ -215,30 +254,46 @@ Result<LoadedKey> loadOrCreateKey(const std::string& path, bool allowCreate) {
   if (!fresh) {
     return fresh.error();
   }
-  // Written whole under a temporary name, then renamed into place without replacing: a crash
-  // leaves the key file absent or complete, never empty, and at most the temporary, which the
-  // next write takes over (keys are written under the state lock, one run at a time, so the
-  // name is fixed). A file made meanwhile wins.
-  const std::string tmp = path + ".new";
-  ::unlink(tmp.c_str());  // a leftover of a run that died here
-  int err = 0;
-  if (auto w = writeNewKeyFile(tmp, *fresh, err); !w) {
-    return w.error();
+  // Keys are written under the state lock, one run at a time: the temporary name is fixed.
+  auto placed = placeNewKeyFile(path, path + ".new", *fresh);
+  if (!placed) {
+    return placed.error();
   }
-  const bool linked =
-      ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) == 0;
-  err = errno;
-  if (!linked) {
-    ::unlink(tmp.c_str());
-    if (err == EEXIST) {
-      return loadOrCreateKey(path, false);  // someone created it between our read and now
-    }
-    return terminal("create key file " + path + ": " + errnoText(err));
-  }
-  if (auto r = fsyncDir(dir); !r) {
-    return r.error();
+  if (!*placed) {
+    return loadOrCreateKey(path, false);  // someone created it between our read and now
   }
   return withPublic(*fresh, true);
+}
+
+Result<WgKey> loadOrCreateSecret(const std::string& path) {
+  if (auto dir = checkKeyDir(parentOf(path)); !dir) {
+    return dir.error();
+  }
+  int err = 0;
+  auto stored = readKeyFile(path, err, "secret file");
+  if (stored || err != ENOENT) {
+    return stored;
+  }
+  if (auto r = prepareParent(parentOf(path)); !r) {
+    return r.error();
+  }
+  WgKey fresh;
+  if (RAND_priv_bytes(fresh.bytes.data(), static_cast<int>(fresh.bytes.size())) != 1) {
+    return terminal("generate " + path + ": the OpenSSL random generator failed");
+  }
+  // Runs that do not hold the state lock (plan) may make it at the same time: a temporary name
+  // of this process (one thread at a time in it), and the first file linked is everyone's. What
+  // runs killed while writing left is removed.
+  static std::mutex oneAtATime;
+  const std::lock_guard<std::mutex> lock(oneAtATime);
+  const size_t slash = path.find_last_of('/');
+  removeTemporaryFilesOfDeadProcesses(parentOf(path), path.substr(slash + 1));
+  auto placed = placeNewKeyFile(path, path + ".tmp." + std::to_string(::getpid()), fresh);
+  OPENSSL_cleanse(fresh.bytes.data(), fresh.bytes.size());
+  if (!placed) {
+    return placed.error();
+  }
+  return readKeyFile(path, err, "secret file");
 }
 
 Result<LoadedKey> rotateKey(const std::string& path) {

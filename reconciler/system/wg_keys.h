@@ -9,6 +9,10 @@
 
 namespace edgeplane::sys {
 
+// The directory of the state directory that holds its secrets: the WireGuard private keys
+// (<namespace>.key) and the cache key (cache_file.h). The proxy's unit hides it.
+inline constexpr const char* kKeysDir = "keys";
+
 // All 32 bytes zero: what both wire protocols say for "no key".
 bool isZeroKey(const WgKey& key);
 // RFC 7748 clamping: clear the 3 low bits, clear the top bit, set bit 254.
@@ -32,6 +36,10 @@ Result<std::optional<LoadedKey>> loadKey(const std::string& path);
 // else it is an error that says the key is missing. A file that exists but cannot be used is
 // an error and is never replaced. Errors name the path and what is wrong, never the key.
 Result<LoadedKey> loadOrCreateKey(const std::string& path, bool allowCreate);
+// A 32-byte secret of this host (not a WireGuard key) kept as a key file is (base64 and a
+// newline, owned by the effective user, 0600, its directory 0700), drawn from the private random
+// generator the first time. Runs that make it at once agree on one: the first file linked wins.
+Result<WgKey> loadOrCreateSecret(const std::string& path);
 // Replaces the key file with a new key atomically (temporary file, fsync, rename).
 Result<LoadedKey> rotateKey(const std::string& path);
 

@@ -20,6 +20,8 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int64_t kNow = 1800000000;  // 2027-01-15
+const sys::CacheKey kKey{{1, 2, 3}};
+const sys::CacheKey kOtherKey{{3, 2, 1}};
 
 core::CertView viewNamed(const std::string& fingerprint) {
   core::CertView v;
@@ -42,7 +44,7 @@ std::string readAll(const fs::path& p) {
 }
 
 TEST(CertMemo, InspectsOncePerNamesAndBytes) {
-  sys::CertMemo memo("", "p");
+  sys::CertMemo memo("", "p", kKey);
   int calls = 0;
   auto inspect = [&] {
     ++calls;
@@ -81,7 +83,7 @@ TEST_F(MemoFile, TheNextRunFindsWhatThisOneSavedAndNothingElse) {
   core::CertView view = viewNamed("f1");
   view.certFile = cert.string();
   {
-    sys::CertMemo memo(file, "build-1");
+    sys::CertMemo memo(file, "build-1", kKey);
     memo.inspect("CERT", "SECRET-KEY-BYTES", cert.string(), "/k.pem", [&] { return view; });
     memo.save();
   }
@@ -95,7 +97,7 @@ TEST_F(MemoFile, TheNextRunFindsWhatThisOneSavedAndNothingElse) {
     ADD_FAILURE() << "inspected again";
     return core::CertView{};
   };
-  sys::CertMemo next(file, "build-1");
+  sys::CertMemo next(file, "build-1", kKey);
   EXPECT_EQ(next.inspect("CERT", "SECRET-KEY-BYTES", cert.string(), "/k.pem", never), view);
   EXPECT_EQ(next.inspections(), 0u);
 
@@ -105,16 +107,20 @@ TEST_F(MemoFile, TheNextRunFindsWhatThisOneSavedAndNothingElse) {
     return view;
   };
   // Another build's file counts for nothing.
-  sys::CertMemo other(file, "build-2");
+  sys::CertMemo other(file, "build-2", kKey);
   other.inspect("CERT", "SECRET-KEY-BYTES", cert.string(), "/k.pem", counted);
   EXPECT_EQ(calls, 1);
+  // Nor does one read under another key (it was made without this one).
+  sys::CertMemo unkeyed(file, "build-1", kOtherKey);
+  unkeyed.inspect("CERT", "SECRET-KEY-BYTES", cert.string(), "/k.pem", counted);
+  EXPECT_EQ(calls, 2);
   // Nor does a damaged one.
   std::string bytes = readAll(file);
   bytes[bytes.size() / 2] ^= 1;
   std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
-  sys::CertMemo damaged(file, "build-1");
+  sys::CertMemo damaged(file, "build-1", kKey);
   damaged.inspect("CERT", "SECRET-KEY-BYTES", cert.string(), "/k.pem", counted);
-  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(calls, 3);
 }
 
 TEST_F(MemoFile, SavingDropsThePairsWhoseCertificateIsGone) {
@@ -129,19 +135,19 @@ TEST_F(MemoFile, SavingDropsThePairsWhoseCertificateIsGone) {
     };
   };
   {
-    sys::CertMemo memo(file, "b");
+    sys::CertMemo memo(file, "b", kKey);
     memo.inspect("A", "K", kept.string(), "", at(kept));
     memo.inspect("B", "K", gone.string(), "", at(gone));
     memo.save();
   }
   fs::remove(gone);
   {
-    sys::CertMemo memo(file, "b");
+    sys::CertMemo memo(file, "b", kKey);
     memo.inspect("C", "K", kept.string(), "", at(kept));  // something new: the file is rewritten
     memo.save();
   }
   int calls = 0;
-  sys::CertMemo after(file, "b");
+  sys::CertMemo after(file, "b", kKey);
   after.inspect("A", "K", kept.string(), "", [&] { return ++calls, at(kept)(); });
   EXPECT_EQ(calls, 0);
   after.inspect("B", "K", gone.string(), "", [&] { return ++calls, at(gone)(); });
@@ -158,7 +164,7 @@ TEST_F(MemoFile, OnePairOfFileNamesKeepsOnlyItsLatestBytes) {
     return v;
   };
   {
-    sys::CertMemo memo(file, "b");
+    sys::CertMemo memo(file, "b", kKey);
     // The operator's files, renewed in place twice.
     memo.inspect("OLD", "K1", cert.string(), "/k.pem", at);
     memo.inspect("MID", "K2", cert.string(), "/k.pem", at);
@@ -167,7 +173,7 @@ TEST_F(MemoFile, OnePairOfFileNamesKeepsOnlyItsLatestBytes) {
     memo.save();
   }
   int calls = 0;
-  sys::CertMemo next(file, "b");
+  sys::CertMemo next(file, "b", kKey);
   auto counted = [&] {
     ++calls;
     return at();
@@ -186,7 +192,7 @@ TEST_F(MemoFile, TheTemporaryFileOfAKilledRunIsRemoved) {
   const fs::path liveTmp = file().string() + ".tmp." + std::to_string(::getppid());
   std::ofstream(deadTmp) << "half a memo";
   std::ofstream(liveTmp) << "being written";
-  sys::CertMemo memo(file(), "b");
+  sys::CertMemo memo(file(), "b", kKey);
   memo.inspect("A", "K", "/c.pem", "", [] { return viewNamed("f"); });
   EXPECT_FALSE(fs::exists(deadTmp));
   EXPECT_TRUE(fs::exists(liveTmp));
@@ -195,7 +201,7 @@ TEST_F(MemoFile, TheTemporaryFileOfAKilledRunIsRemoved) {
 TEST(CertMemo, WritesNothingWhereTheStateDirectoryIsMissingOrOpenToOthers) {
   testing::TempDir dir;
   const fs::path missing = dir.path() / "no-such-dir" / "inspected-certs";
-  sys::CertMemo a(missing, "b");
+  sys::CertMemo a(missing, "b", kKey);
   a.inspect("A", "K", "/c.pem", "", [] { return viewNamed("f"); });
   a.save();
   EXPECT_FALSE(fs::exists(missing.parent_path()));
@@ -203,7 +209,7 @@ TEST(CertMemo, WritesNothingWhereTheStateDirectoryIsMissingOrOpenToOthers) {
   const fs::path open = dir.path() / "open";
   fs::create_directory(open);
   ::chmod(open.c_str(), 0777);
-  sys::CertMemo b(open / "inspected-certs", "b");
+  sys::CertMemo b(open / "inspected-certs", "b", kKey);
   b.inspect("A", "K", "/c.pem", "", [] { return viewNamed("f"); });
   b.save();
   EXPECT_FALSE(fs::exists(open / "inspected-certs"));

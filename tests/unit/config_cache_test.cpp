@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <new>
@@ -249,6 +250,91 @@ TEST_F(ConfigCacheTest, AnotherProgramVersionIsAMiss) {
   EXPECT_NE(sys::programIdentity().find(" build "), std::string::npos);
 }
 
+// The checksum entries ended with before they were authenticated: a public function of the
+// bytes (murmur-style mixing), which anyone who reads the source can compute.
+std::string unkeyedChecksum(std::string_view bytes) {
+  constexpr uint64_t kMul1 = 0x87c37b91114253d5ULL;
+  constexpr uint64_t kMul2 = 0x4cf5ad432745937fULL;
+  uint64_t h = 0x9e3779b97f4a7c15ULL ^ bytes.size();
+  auto mix = [&](uint64_t w) {
+    w *= kMul1;
+    w = (w << 31) | (w >> 33);
+    w *= kMul2;
+    h ^= w;
+    h = ((h << 27) | (h >> 37)) * 5 + 0x52dce729;
+  };
+  size_t i = 0;
+  for (; i + 8 <= bytes.size(); i += 8) {
+    uint64_t w = 0;
+    std::memcpy(&w, bytes.data() + i, 8);
+    mix(w);
+  }
+  uint64_t tail = 0;
+  std::memcpy(&tail, bytes.data() + i, bytes.size() - i);
+  mix(tail);
+  for (uint64_t m : {0xff51afd7ed558ccdULL, 0xc4ceb9fe1a85ec53ULL}) {
+    h ^= h >> 33;
+    h *= m;
+  }
+  h ^= h >> 33;
+  std::string out(8, '\0');
+  for (size_t b = 0; b < 8; ++b) {
+    out[b] = static_cast<char>(h >> (8 * b));
+  }
+  return out;
+}
+
+// Whoever can write the state directory but cannot read keys/ (the proxy: its unit hides keys/,
+// and it parses the Internet's TLS and HTTP) must not be able to make the reconciler apply a
+// desired state of its choosing by planting an entry for the current files. Here the planted
+// entry is the genuine one with a site's hostname changed, sealed as the
+// format is public: it is a miss, and the files are parsed.
+TEST_F(ConfigCacheTest, AnEntryPlantedWithoutTheKeyIsNotUsed) {
+  cli::CacheUse use = cli::CacheUse::None;
+  load(use);
+  const std::string good = readFile(cache_.file);
+  const std::string expected = parsed(config_);
+  const size_t at = good.find("www.example.com");
+  ASSERT_NE(at, std::string::npos);
+  // The seal stripped whatever its length (8 bytes unkeyed; 32 authenticated), then resealed.
+  for (size_t sealBytes : {size_t{8}, size_t{32}}) {
+    std::string forged = good.substr(0, good.size() - sealBytes);
+    forged.replace(at, 15, "www.attackr.com");
+    forged += unkeyedChecksum(forged);
+    writeFile(cache_.file, forged);
+    Desired d = load(use);
+    EXPECT_EQ(use, cli::CacheUse::Miss) << sealBytes;
+    EXPECT_TRUE(encodeDesired(d, "") == expected);
+    EXPECT_EQ(encodeDesired(d, "").find("attackr"), std::string::npos);
+  }
+}
+
+// The key is the host's own (keys/cache.mac, 0600 in the 0700 keys/): another state
+// directory's key, or another host's, seals entries this one does not take.
+TEST_F(ConfigCacheTest, AnEntrySealedUnderAnotherKeyIsAMiss) {
+  struct stat st {};
+  ASSERT_EQ(::stat((state_ / "keys/cache.mac").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  ASSERT_EQ(::stat((state_ / "keys").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  cli::ConfigCache stranger = cache_;
+  stranger.key.bytes[0] ^= 1;
+  cli::CacheUse use = cli::CacheUse::None;
+  load(config_, stranger, use);
+  EXPECT_EQ(use, cli::CacheUse::Miss);
+  load(config_, stranger, use);
+  EXPECT_EQ(use, cli::CacheUse::Hit);
+  Desired d = load(use);
+  EXPECT_EQ(use, cli::CacheUse::Miss);
+  EXPECT_TRUE(encodeDesired(d, "") == parsed(config_));
+  // The same key again, the next time: a hit.
+  auto again = cli::configCacheIn(state_);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->key.bytes, cache_.key.bytes);
+  load(config_, again, use);
+  EXPECT_EQ(use, cli::CacheUse::Hit);
+}
+
 TEST_F(ConfigCacheTest, TheEntryHoldsKeyFilePathsNeverKeys) {
   cli::CacheUse use = cli::CacheUse::None;
   load(use);
@@ -271,6 +357,9 @@ TEST_F(ConfigCacheTest, AConfigWithErrorsIsNotCached) {
 TEST_F(ConfigCacheTest, NoStateDirectoryNoCache) {
   EXPECT_FALSE(cli::configCacheIn(dir_.path() / "absent").has_value());
   EXPECT_FALSE(fs::exists(dir_.path() / "absent"));
+  ASSERT_EQ(::chmod((state_ / "keys").c_str(), 0777), 0);  // the key could be swapped
+  EXPECT_FALSE(cli::configCacheIn(state_).has_value());
+  ASSERT_EQ(::chmod((state_ / "keys").c_str(), 0700), 0);
   ASSERT_EQ(::chmod(state_.c_str(), 0777), 0);  // writable by others: not trusted
   EXPECT_FALSE(cli::configCacheIn(state_).has_value());
   cli::CacheUse use = cli::CacheUse::Hit;

@@ -372,6 +372,20 @@ TEST_F(WgKeyFile, RefusesSymlinksGarbageAndGroupWritableDirectories) {
   auto inOpen = loadOrCreateKey(open + "/k", true);
   ASSERT_FALSE(inOpen.ok());
   EXPECT_NE(inOpen.error().message.find("0777"), std::string::npos) << inOpen.error().message;
+
+  // A key file that exists is refused too once its directory is open to others: it could have
+  // been swapped meanwhile.
+  const std::string keys = dir_ + "/keys";
+  take(loadOrCreateKey(keys + "/t.key", true));
+  take(loadOrCreateSecret(keys + "/cache.mac"));
+  ASSERT_EQ(::chmod(keys.c_str(), 0770), 0);
+  for (bool ok : {loadKey(keys + "/t.key").ok(), loadOrCreateKey(keys + "/t.key", false).ok(),
+                  loadOrCreateSecret(keys + "/cache.mac").ok()}) {
+    EXPECT_FALSE(ok);
+  }
+  auto named = loadOrCreateSecret(keys + "/cache.mac");
+  ASSERT_FALSE(named.ok());
+  EXPECT_NE(named.error().message.find("0770"), std::string::npos) << named.error().message;
 }
 
 TEST_F(WgKeyFile, RotateReplacesTheKeyAtomicallyWith0600) {
@@ -417,6 +431,60 @@ TEST_F(WgKeyFile, ARunKilledWhileCreatingTheKeyLeavesNoPartialKeyFile) {
     left.push_back(e.path().filename().string());
   }
   EXPECT_EQ(left, std::vector<std::string>{"tenant-a.key"});
+}
+
+// The cache key (a secret of the host, not a WireGuard key): made once, 0600 in a 0700
+// directory; runs that make it at the same moment (threads here, and a forked process) all get
+// the one that was linked first, and no temporary file stays.
+TEST_F(WgKeyFile, ASecretMadeByManyAtOnceIsOneSecret) {
+  const std::string path = dir_ + "/keys/cache.mac";
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto k = loadOrCreateSecret(path);
+    const std::string text = k ? k->base64() : "error";
+    ::_exit(::write(fds[1], text.data(), text.size()) == static_cast<ssize_t>(text.size()) ? 0 : 1);
+  }
+  ::close(fds[1]);
+  std::vector<std::string> got(8);
+  std::vector<std::thread> threads;
+  for (std::string& g : got) {
+    threads.emplace_back([&g, &path] {
+      auto k = loadOrCreateSecret(path);
+      g = k ? k->base64() : k.error().message;
+    });
+  }
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  char buf[128] = {};
+  const ssize_t n = ::read(fds[0], buf, sizeof(buf));
+  ::close(fds[0]);
+  ASSERT_GT(n, 0);
+  got.emplace_back(buf, static_cast<size_t>(n));
+  const std::string stored = contents(path);
+  for (const std::string& g : got) {
+    EXPECT_EQ(g + "\n", stored);
+  }
+  EXPECT_EQ(modeOf(path), 0600u);
+  EXPECT_EQ(modeOf(dir_ + "/keys"), 0700u);
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(dir_ + "/keys")) {
+    left.push_back(e.path().filename().string());
+  }
+  EXPECT_EQ(left, std::vector<std::string>{"cache.mac"});
+  // Not a WireGuard key: not clamped (one random secret in 32 looks clamped, so 16 tries).
+  bool unclamped = false;
+  for (int i = 0; i < 16 && !unclamped; ++i) {
+    std::filesystem::remove(path);
+    auto k = take(loadOrCreateSecret(path));
+    unclamped = (k.bytes[0] & 7) != 0 || (k.bytes[31] & 0xC0) != 0x40;
+  }
+  EXPECT_TRUE(unclamped);
 }
 
 // An existing key file that cannot be used is an error and is never replaced, even when a
