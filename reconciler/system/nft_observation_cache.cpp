@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "reconciler/system/cache_file.h"
 #include "reconciler/system/file_write.h"
 #include "schema/store.h"
 
@@ -170,11 +171,15 @@ std::optional<NftObservation> NftObservationCache::find(const std::string& scope
   if (auto it = kept_.find(scope); it != kept_.end() && it->second.first == key) {
     return it->second.second;
   }
-  auto read = readOwnFile(file(scope));
-  if (!read || !read->has_value()) {
+  const CacheKey* sealKey = this->sealKey();
+  if (sealKey == nullptr) {
     return std::nullopt;
   }
-  std::optional<NftObservation> seen = decodeNftObservation(**read, key);
+  std::optional<std::string> read = readChecked(file(scope), "", *sealKey);
+  if (!read) {
+    return std::nullopt;
+  }
+  std::optional<NftObservation> seen = decodeNftObservation(*read, key);
   if (seen) {
     kept_.insert_or_assign(scope, std::pair(key, *seen));
   }
@@ -192,11 +197,20 @@ void NftObservationCache::store(const std::string& scope, const NftObservationKe
     const std::filesystem::path dir(dir_);
     dirReady_ = ::stat(dir.parent_path().c_str(), &st) == 0 && ensureStateDir(dir).ok();
   }
-  if (!*dirReady_) {
+  const CacheKey* sealKey = this->sealKey();
+  if (!*dirReady_ || sealKey == nullptr) {
     return;
   }
   kept_.insert_or_assign(scope, std::pair(key, seen));
-  (void)replaceFileAsThisProcess(file(scope), encodeNftObservation(key, seen), 0600);
+  writeChecked(file(scope), encodeNftObservation(key, seen), *sealKey);
+}
+
+const CacheKey* NftObservationCache::sealKey() {
+  if (!sealKey_) {
+    auto k = cacheKeyIn(std::filesystem::path(dir_).parent_path());
+    sealKey_ = k ? std::optional(*k) : std::nullopt;
+  }
+  return *sealKey_ ? &**sealKey_ : nullptr;
 }
 
 void NftObservationCache::forget(const std::string& scope) {

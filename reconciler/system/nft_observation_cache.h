@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "reconciler/core/host_state.h"
+#include "reconciler/system/cache_file.h"
 
 namespace edgeplane::sys {
 
@@ -41,8 +42,10 @@ std::optional<NftObservation> decodeNftObservation(std::string_view text,
 // This boot's id; empty when it cannot be read (then nothing is cached).
 const std::string& bootId();
 
-// The entries of one host, one file per scope in `dir` (<state-dir>/nft-observed, 0700). A dir
-// that is empty, or whose state directory does not exist, caches nothing. Failures to write are
+// The entries of one host, one file per scope in `dir` (<state-dir>/nft-observed, 0700), each
+// sealed under the state directory's cache key (cache_file.h): a run skips the dump on an entry,
+// so one planted by whoever cannot read keys/ must not be taken. A dir that is empty, or whose
+// state directory does not exist or has no usable cache key, caches nothing. Failures to write are
 // not errors: the next run dumps the table again. What this object read or wrote it also keeps
 // in memory, under the same key, so a run's sync does not read back what its observe just did.
 // One thread at a time.
@@ -61,6 +64,9 @@ class NftObservationCache {
   std::string dir_;
   bool swept_ = false;
   std::optional<bool> dirReady_;  // whether store may write, once asked
+  // The key that seals the entries (nullptr: none to be had, nothing is cached); read once.
+  const CacheKey* sealKey();
+  std::optional<std::optional<CacheKey>> sealKey_;
 };
 
 }  // namespace edgeplane::sys

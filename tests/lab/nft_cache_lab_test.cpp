@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 
+#include "reconciler/system/cache_file.h"
 #include "reconciler/system/kernel_drivers.h"
 #include "reconciler/system/netns.h"
 #include "reconciler/system/nft_observation_cache.h"
@@ -88,6 +89,12 @@ class NftCacheLab : public ::testing::TestWithParam<std::string> {
   fs::path entry() const {
     return state_ / "nft-observed" / (scope().empty() ? "host" : "ns-" + scope());
   }
+  // An entry of this host (sealed under its cache key) that says `seen`.
+  void plant(const core::NftTableView& seen) {
+    auto key = cacheKeyIn(state_);
+    ASSERT_TRUE(key.ok()) << key.error().message;
+    writeChecked(entry(), encodeNftObservation(keyNow(), seen), *key);
+  }
 
   testing::TempDir tmp_;
   fs::path state_ = tmp_.path() / "state";
@@ -121,7 +128,7 @@ TEST_P(NftCacheLab, AnEntryIsUsedUntilAnyCommit) {
   ASSERT_TRUE(nft_.sync(scope(), want()).ok());
   core::NftTableView planted = want();
   planted.mappings.push_back(mapping(Protocol::Udp, "9999", "100.64.0.9", std::nullopt));
-  std::ofstream(entry(), std::ios::trunc) << encodeNftObservation(keyNow(), planted);
+  plant(planted);
   // This object kept what its sync wrote; another run reads the file.
   EXPECT_EQ(cachedObserve(), NftObservation(want()));
   KernelNft next{(state_ / "nft-observed").string()};
@@ -172,7 +179,7 @@ TEST_P(NftCacheLab, ASyncDiffsAgainstTheEntryWhileTheGenerationHolds) {
               scope().empty() ? std::nullopt : std::optional<uint16_t>(99));
   planted.mappings.push_back(extra);
   std::sort(planted.mappings.begin(), planted.mappings.end());
-  std::ofstream(entry(), std::ios::trunc) << encodeNftObservation(keyNow(), planted);
+  plant(planted);
   KernelNft next{(state_ / "nft-observed").string()};  // another run
   const Result<void> synced = next.sync(scope(), want());
   EXPECT_TRUE(synced.ok()) << synced.error().message;

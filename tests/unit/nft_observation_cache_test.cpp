@@ -123,6 +123,31 @@ TEST_F(NftObservationCacheTest, AnEntryIsFoundForItsScopeAndKeyOnly) {
   EXPECT_FALSE(fs::exists(dir_ / "ns-blue"));
 }
 
+// A run takes an entry for what the kernel holds and skips the dump, so an entry planted by
+// whoever can write the state directory but not read keys/ (the proxy) would hide a forward
+// the kernel still has (it would never be removed) or one it lacks. Entries are sealed under the
+// host's cache key: one written with the public codec alone is a miss, and so is one read under
+// another key.
+TEST_F(NftObservationCacheTest, AnEntryPlantedWithoutTheKeyIsAMiss) {
+  NftObservationCache writer(dir_.string());
+  writer.store("blue", key(), table());
+  ASSERT_TRUE(fs::exists(dir_ / "ns-blue"));
+  std::ofstream(dir_ / "ns-blue", std::ios::binary | std::ios::trunc)
+      << encodeNftObservation(key(), NftObservation(core::NftTableView{}));
+  NftObservationCache reader(dir_.string());
+  EXPECT_FALSE(reader.find("blue", key()).has_value());
+  // Stored again by this host: found, by a reader of this state directory only.
+  reader.store("blue", key(), table());
+  NftObservationCache again(dir_.string());
+  ASSERT_TRUE(again.find("blue", key()).has_value());
+  const fs::path other = tmp_.path() / "other";
+  ASSERT_TRUE(fs::create_directory(other));
+  ASSERT_EQ(::chmod(other.c_str(), 0700), 0);
+  fs::copy(dir_, other / "nft-observed");
+  NftObservationCache stranger((other / "nft-observed").string());
+  EXPECT_FALSE(stranger.find("blue", key()).has_value());
+}
+
 TEST_F(NftObservationCacheTest, FilesAreOwnerOnly) {
   NftObservationCache cache(dir_.string());
   cache.store("blue", key(), table());
