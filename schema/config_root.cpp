@@ -53,7 +53,7 @@ std::optional<std::vector<ConfigFile>> readConfigRoot(const std::filesystem::pat
   }
   std::sort(files.begin(), files.end());
   if (files.empty()) {
-    diags.error(SourceLoc{rootName, 0, 0}, "config root has no *.toml files");
+    diags.error(SourceLoc{rootName, 0, 0}, kNoConfigFiles);
     return std::nullopt;
   }
   std::vector<ConfigFile> out;
@@ -62,6 +62,31 @@ std::optional<std::vector<ConfigFile>> readConfigRoot(const std::filesystem::pat
     Result<std::string> text = readFileText(file);
     out.push_back(ConfigFile{file.lexically_normal().string(),
                              text ? std::optional(std::move(*text)) : std::nullopt});
+  }
+  return out;
+}
+
+std::vector<ConfigFile> configFilesOf(const std::map<std::string, std::string>& tree,
+                                      const std::filesystem::path& root) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<fs::path, const std::string*>> files;
+  for (const auto& [name, text] : tree) {
+    const fs::path rel(name);
+    if (rel.extension() != ".toml") {
+      continue;
+    }
+    const bool hidden = std::any_of(rel.begin(), rel.end(), [](const fs::path& part) {
+      return !part.empty() && part.native().front() == '.';
+    });
+    if (!hidden) {
+      files.emplace_back(root / rel, &text);
+    }
+  }
+  std::sort(files.begin(), files.end());  // as fs::path orders them, like readConfigRoot
+  std::vector<ConfigFile> out;
+  out.reserve(files.size());
+  for (const auto& [path, text] : files) {
+    out.push_back(ConfigFile{path.lexically_normal().string(), *text});
   }
   return out;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,10 +44,19 @@ struct ConfigFile {
 // not below `root`.
 std::string_view relativeToRoot(std::string_view file, std::string_view root);
 
+// The diagnostic of a config root without config files.
+inline constexpr const char* kNoConfigFiles = "config root has no *.toml files";
+
 // The *.toml files below `root` (sorted, recursive, hidden entries left out), read into memory.
 // nullopt, with the problem in `diags`, when the root cannot be listed or holds none.
 std::optional<std::vector<ConfigFile>> readConfigRoot(const std::filesystem::path& root,
                                                       Diagnostics& diags);
+
+// The config files of a tree read into memory (relative '/'-separated path -> contents), as
+// readConfigRoot would list them had the tree been written under `root`: *.toml files, hidden
+// entries left out, in the same order, named `root/relative`.
+std::vector<ConfigFile> configFilesOf(const std::map<std::string, std::string>& tree,
+                                      const std::filesystem::path& root);
 
 // Loads `files` in order (an unreadable one is an error) and merged: loadDirectory's second
 // half, for a caller that read the root itself.

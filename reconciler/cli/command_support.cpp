@@ -57,10 +57,11 @@ Result<std::string> chooseHost(const Desired& d, const Options& o) {
 }  // namespace
 
 LoadOutcome loadConfig(const fs::path& dir, const std::optional<std::string>& displayRoot,
-                       const Options& o, const std::optional<ConfigCache>& cache) {
+                       const Options& o, const std::optional<ConfigCache>& cache,
+                       const std::vector<ConfigFile>* files) {
   LoadOutcome out;
   Diagnostics diags;
-  CachedLoad d = loadAndValidateCached(dir, cache, diags);
+  CachedLoad d = loadAndValidateCached(dir, cache, diags, nullptr, nullptr, files);
   if (!diags.empty()) {
     const std::string root = dir.lexically_normal().string();
     for (Diagnostic diag : diags.sorted()) {

@@ -47,9 +47,11 @@ struct LoadOutcome {
 };
 // With `cache` (configCacheIn: plan and apply), an unchanged config comes from the
 // validated-config cache instead of being parsed and validated again.
+// With `files` (a Git commit's, exportCommit), those are loaded rather than what `dir` holds.
 LoadOutcome loadConfig(const std::filesystem::path& dir,
                        const std::optional<std::string>& displayRoot, const Options& o,
-                       const std::optional<ConfigCache>& cache = std::nullopt);
+                       const std::optional<ConfigCache>& cache = std::nullopt,
+                       const std::vector<ConfigFile>* files = nullptr);
 
 // What edgeplane owns on the host, with the routes the proxy serves now (the latest snapshot;
 // one of an older codec version counts as none).

@@ -135,8 +135,28 @@ std::optional<ConfigCache> configCacheIn(const fs::path& stateDir) {
                      stateDir / "loaded-chunks", *key};
 }
 
+namespace {
+
+// The files to load: `given`, or those on disk below `root`; nullopt (with the diagnostic) when
+// there are none.
+std::optional<std::vector<ConfigFile>> filesToLoad(const fs::path& root,
+                                                   const std::vector<ConfigFile>* given,
+                                                   Diagnostics& diags) {
+  if (given == nullptr) {
+    return readConfigRoot(root, diags);
+  }
+  if (given->empty()) {
+    diags.error(SourceLoc{root.lexically_normal().string(), 0, 0}, kNoConfigFiles);
+    return std::nullopt;
+  }
+  return *given;
+}
+
+}  // namespace
+
 CachedLoad loadAndValidateCached(const fs::path& root, const std::optional<ConfigCache>& cache,
-                                 Diagnostics& diags, CacheUse* use, size_t* chunksRecalled) {
+                                 Diagnostics& diags, CacheUse* use, size_t* chunksRecalled,
+                                 const std::vector<ConfigFile>* given) {
   if (use != nullptr) {
     *use = CacheUse::None;
   }
@@ -144,7 +164,7 @@ CachedLoad loadAndValidateCached(const fs::path& root, const std::optional<Confi
     *chunksRecalled = 0;
   }
   CachedLoad out;
-  auto files = readConfigRoot(root, diags);
+  auto files = filesToLoad(root, given, diags);
   if (!files) {
     auto none = std::make_shared<Desired>();
     validate(*none, diags);

@@ -12,6 +12,7 @@
 
 #include "reconciler/system/cache_file.h"
 #include "schema/diagnostic.h"
+#include "schema/loader.h"
 #include "schema/model.h"
 
 namespace edgeplane::cli {
@@ -72,8 +73,11 @@ struct CachedLoad {
 // what the files alone decide is cached: the host's own checks (key files, certificates, this
 // host's name) come later, on every run. The model holds key file paths and API-key digests, never
 // key material.
+// With `given` (the files of a Git commit's tree, configFilesOf `root`), those are loaded instead
+// of what `root` holds on disk.
 CachedLoad loadAndValidateCached(const std::filesystem::path& root,
                                  const std::optional<ConfigCache>& cache, Diagnostics& diags,
-                                 CacheUse* use = nullptr, size_t* chunksRecalled = nullptr);
+                                 CacheUse* use = nullptr, size_t* chunksRecalled = nullptr,
+                                 const std::vector<ConfigFile>* given = nullptr);
 
 }  // namespace edgeplane::cli

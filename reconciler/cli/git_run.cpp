@@ -150,9 +150,13 @@ Result<HistoryVerdict> checkCommitHistory(const source::GitSource& src, const Gi
 }
 
 // Exports `commit`'s config root into `dir` (atomic swap; see GitSource::exportTree).
-Result<void> exportCommit(const source::GitSource& src, const GitSettings& g,
-                          const std::string& commit, const fs::path& dir) {
-  return src.exportTree(commit, g.path, dir);
+Result<std::vector<ConfigFile>> exportCommit(const source::GitSource& src, const GitSettings& g,
+                                             const std::string& commit, const fs::path& dir) {
+  auto files = src.exportTree(commit, g.path, dir);
+  if (!files) {
+    return files.error();
+  }
+  return configFilesOf(*files, dir);
 }
 
 // Fetch (bounded), resolve, verify, export into <state-dir>/config.next. On a fetch failure,
@@ -324,7 +328,8 @@ bool fallBackFromRefusal(GitPrep& x) {
 void exportPrepared(GitPrep& x) {
   Prepared& p = x.p;
   const fs::path next = fs::path(x.o.stateDir) / "config.next";
-  if (auto written = exportCommit(*x.src, *x.o.git, x.exported, next); !written) {
+  auto written = exportCommit(*x.src, *x.o.git, x.exported, next);
+  if (!written) {
     if (p.result == RunResult::Refused) {
       p.detail += "\nthe last good commit " + x.exported +
                   " could not be exported: " + written.error().message + "; nothing applied";
@@ -339,6 +344,7 @@ void exportPrepared(GitPrep& x) {
     return;
   }
   p.configDir = next;
+  p.files = std::move(*written);
   p.appliedCommit = x.exported;
   p.displayRoot = x.o.git->path;
 }
@@ -360,6 +366,11 @@ Prepared prepareGit(const Options& o, Store& store, std::int64_t nowSeconds) {
   }
   exportPrepared(x);
   return x.p;
+}
+
+LoadOutcome loadPrepared(const Prepared& p, const Options& o,
+                         const std::optional<ConfigCache>& cache) {
+  return loadConfig(*p.configDir, p.displayRoot, o, cache, p.files ? &*p.files : nullptr);
 }
 
 // The commit that was accepted is what <state-dir>/config holds afterwards (status's drift

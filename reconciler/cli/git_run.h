@@ -8,6 +8,7 @@
 #include <ostream>
 #include <string>
 
+#include "reconciler/cli/command_support.h"
 #include "reconciler/cli/commands.h"
 #include "reconciler/source/git_source.h"
 #include "schema/store.h"
@@ -26,6 +27,8 @@ struct CommitInfo {
 struct Prepared {
   std::optional<CommitInfo> commit;
   std::optional<std::filesystem::path> configDir;  // set: go on and load this
+  // From Git: configDir's files as the commit holds them (exportCommit), which are loaded.
+  std::optional<std::vector<ConfigFile>> files;
   std::optional<std::string> displayRoot;
   RunResult result = RunResult::Ok;  // Refused or Failed when configDir is unset
   std::string summary;
@@ -40,6 +43,10 @@ struct Prepared {
   // The commit whose tree configDir holds (the proxy snapshot's commit).
   std::optional<std::string> appliedCommit;
 };
+
+// Loads and validates what `p` prepared (p.configDir set), as apply does (loadConfig).
+LoadOutcome loadPrepared(const Prepared& p, const Options& o,
+                         const std::optional<ConfigCache>& cache);
 
 // How a Git run is recorded: the repository, the ref and the config root.
 std::string gitSourceText(const GitSettings& g);
@@ -99,9 +106,12 @@ Result<LastGood> lastGoodFromCache(const std::filesystem::path& cache, const Git
 Result<void> fetchWithProgress(const Options& o, const std::filesystem::path& cache,
                                const source::SourceSpec& spec);
 
-// Exports `commit`'s config root into `dir` (atomic swap; see GitSource::exportTree).
-Result<void> exportCommit(const source::GitSource& src, const GitSettings& g,
-                          const std::string& commit, const std::filesystem::path& dir);
+// Exports `commit`'s config root into `dir` (atomic swap; see GitSource::exportTree). Returns
+// the config files of the tree as read from the object database, named as under `dir`
+// (configFilesOf): what to load, rather than the copy on disk.
+Result<std::vector<ConfigFile>> exportCommit(const source::GitSource& src, const GitSettings& g,
+                                             const std::string& commit,
+                                             const std::filesystem::path& dir);
 
 // Fetch (bounded), resolve, verify, export into <state-dir>/config.next. On a fetch failure,
 // or when the head commit is refused, the last good commit still in the cache is exported

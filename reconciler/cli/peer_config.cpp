@@ -128,7 +128,11 @@ Result<void> exportHead(const Options& o, const GitSettings& g, const fs::path& 
   if (!note.empty()) {
     std::cerr << note << "\n";
   }
-  return exportCommit(*src, g, head->commitId, dir);
+  auto files = exportCommit(*src, g, head->commitId, dir);
+  if (!files) {
+    return files.error();
+  }
+  return {};
 }
 
 }  // namespace

@@ -62,6 +62,7 @@ struct TempDirs {
 // Where the plan's config comes from.
 struct PlanSource {
   std::optional<fs::path> configDir;
+  std::optional<std::vector<ConfigFile>> files;  // from Git: configDir's, as the commit holds them
   std::optional<std::string> displayRoot;
   std::optional<std::string> commit;
   bool refused = false;  // the head commit would be refused: planned against the last good one
@@ -203,9 +204,11 @@ Failure gitSource(const Options& o, PlanSource& s) {
   }
   const source::GitSource& from = g.good ? g.good->src : *g.src;
   s.configDir = *t / "config";
-  if (auto written = exportCommit(from, *o.git, *s.commit, *s.configDir); !written) {
+  auto written = exportCommit(from, *o.git, *s.commit, *s.configDir);
+  if (!written) {
     return failed("fetch", written.error().message);
   }
+  s.files = std::move(*written);
   s.displayRoot = o.git->path;
   return std::nullopt;
 }
@@ -214,7 +217,8 @@ Failure gitSource(const Options& o, PlanSource& s) {
 Failure loadStage(const Options& o, const PlanSource& s, std::optional<Loaded>& loaded) {
   // Offline, the state directory is not this host's to use.
   LoadOutcome outcome = loadConfig(*s.configDir, s.displayRoot, o,
-                                   o.offline ? std::nullopt : configCacheIn(o.stateDir));
+                                   o.offline ? std::nullopt : configCacheIn(o.stateDir),
+                                   s.files ? &*s.files : nullptr);
   if (outcome.loaded) {
     loaded = std::move(outcome.loaded);
     return std::nullopt;

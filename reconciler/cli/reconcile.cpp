@@ -178,8 +178,7 @@ bool beginRecord(Run& r, int64_t startedAt) {
 
 // Load: the config validated; one with errors is refused (or fails a fallback run).
 std::optional<Loaded> loadStage(Run& r) {
-  LoadOutcome outcome =
-      loadConfig(*r.prep.configDir, r.prep.displayRoot, r.opts, configCacheIn(r.opts.stateDir));
+  LoadOutcome outcome = loadPrepared(r.prep, r.opts, configCacheIn(r.opts.stateDir));
   if (outcome.loaded) {
     return std::move(outcome.loaded);
   }

@@ -62,8 +62,9 @@ class GitRepo {
   virtual Result<std::map<std::string, std::string>> readTree(std::string_view commitId,
                                                               std::string_view path,
                                                               const TreeLimits& limits) const = 0;
-  virtual Result<void> exportTree(std::string_view commitId, std::string_view path,
-                                  const std::filesystem::path& destination) const = 0;
+  virtual Result<std::map<std::string, std::string>> exportTree(
+      std::string_view commitId, std::string_view path,
+      const std::filesystem::path& destination) const = 0;
   virtual Result<FetchResult> describeCommit(std::string_view commitId) const = 0;
   virtual Result<bool> descendsFrom(std::string_view commitId,
                                     std::string_view ancestorId) const = 0;
@@ -106,11 +107,13 @@ class GitSource {
                                                       const TreeLimits& limits = {}) const {
     return repo_->readTree(commitId, path, limits);
   }
-  // Writes readTree's files under `destination` (files 0644, directories 0755). The tree is
-  // built in "<destination>.tmp" and swapped in with one rename (RENAME_EXCHANGE), so the
+  // Writes readTree's files under `destination` (files 0644, directories 0755) and returns
+  // them: a caller loads these, not the files on disk, which others may change after. The tree
+  // is built in "<destination>.tmp" and swapped in with one rename (RENAME_EXCHANGE), so the
   // destination always holds one whole tree, the old or the new.
-  Result<void> exportTree(std::string_view commitId, std::string_view path,
-                          const std::filesystem::path& destination) const {
+  Result<std::map<std::string, std::string>> exportTree(
+      std::string_view commitId, std::string_view path,
+      const std::filesystem::path& destination) const {
     return repo_->exportTree(commitId, path, destination);
   }
 

@@ -26,8 +26,9 @@ class LibGit2Repo final : public GitRepo {
   Result<std::map<std::string, std::string>> readTree(std::string_view commitId,
                                                       std::string_view path,
                                                       const TreeLimits& limits) const override;
-  Result<void> exportTree(std::string_view commitId, std::string_view path,
-                          const std::filesystem::path& destination) const override;
+  Result<std::map<std::string, std::string>> exportTree(
+      std::string_view commitId, std::string_view path,
+      const std::filesystem::path& destination) const override;
   Result<FetchResult> describeCommit(std::string_view commitId) const override;
   Result<bool> descendsFrom(std::string_view commitId, std::string_view ancestorId) const override;
   Result<std::optional<SshSignedCommit>> extractSignature(std::string_view commitId) const override;

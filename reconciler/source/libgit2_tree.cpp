@@ -248,8 +248,8 @@ Result<std::map<std::string, std::string>> LibGit2Repo::readTree(std::string_vie
   return std::move(reader.files);
 }
 
-Result<void> LibGit2Repo::exportTree(std::string_view commitId, std::string_view path,
-                                     const fs::path& destination) const {
+Result<std::map<std::string, std::string>> LibGit2Repo::exportTree(
+    std::string_view commitId, std::string_view path, const fs::path& destination) const {
   // "dir/" names dir: the temporary tree must be its sibling, not inside it.
   const fs::path dest = destination.has_filename() ? destination : destination.parent_path();
   if (dest.empty()) {
@@ -273,16 +273,16 @@ Result<void> LibGit2Repo::exportTree(std::string_view commitId, std::string_view
   }
   if (auto ok = writeTree(tmp, *files); !ok) {
     fs::remove_all(tmp, ec);
-    return ok;
+    return ok.error();
   }
   // Swap in one step when dest exists (RENAME_EXCHANGE), then drop the old tree now at tmp.
   if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dest.c_str(), RENAME_EXCHANGE) == 0) {
     fs::remove_all(tmp, ec);
-    return {};
+    return files;
   }
   if (const int exchangeErr = errno; exchangeErr == ENOENT && !fs::exists(dest, ec)) {
     if (::rename(tmp.c_str(), dest.c_str()) == 0) {
-      return {};
+      return files;
     }
   } else if (exchangeErr == EINVAL || exchangeErr == ENOSYS) {
     // A filesystem without RENAME_EXCHANGE: move the old tree aside first.
@@ -290,7 +290,7 @@ Result<void> LibGit2Repo::exportTree(std::string_view commitId, std::string_view
     fs::remove_all(old, ec);
     if (::rename(dest.c_str(), old.c_str()) == 0 && ::rename(tmp.c_str(), dest.c_str()) == 0) {
       fs::remove_all(old, ec);
-      return {};
+      return files;
     }
   }
   const int err = errno;

@@ -1369,6 +1369,25 @@ class GitRunTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
 };
 
+// The commit's tree is written out (for status and peer-config) into the state directory,
+// which others write too (the proxy): what the run loads is the tree it read from the object
+// database and checked, not the files on disk after the fact. Here the exported file is
+// rewritten between prepare and load, as someone watching the directory could.
+TEST_F(GitRunTest, TheConfigLoadedIsTheCommitsNotTheExportedFilesOnDisk) {
+  commit("# nothing yet\n");
+  const Options o = options();
+  Prepared p = prepareGit(o, *store_);
+  ASSERT_TRUE(p.configDir) << p.summary << "\n" << p.detail;
+  std::ofstream(*p.configDir / "fleet.toml", std::ios::trunc)
+      << "[[forward]]\nname = \"planted\"\nnamespace = \"x\"\n";
+  std::ofstream(*p.configDir / "more.toml") << "[[host]]\nname = \"planted\"\n";
+  LoadOutcome outcome = loadPrepared(p, o, std::nullopt);
+  EXPECT_EQ(outcome.diagnostics, "");
+  ASSERT_TRUE(outcome.loaded);
+  EXPECT_TRUE(outcome.loaded->all->forwards.empty());
+  EXPECT_TRUE(outcome.loaded->all->hosts.empty());
+}
+
 // A force-push back to an older commit is refused, naming both commits; the override lets it
 // through and says it was a rollback.
 TEST_F(GitRunTest, AForcePushToAnOlderCommitIsRefused) {

@@ -2374,5 +2374,35 @@ TEST(LoaderDirectory, FleetWildcardNeedsABaseDomain) {
             "is *.<base_domain>\n");
 }
 
+// A Git commit's tree is loaded from memory (configFilesOf), the same files in the same order
+// as readConfigRoot lists once the tree is written out: *.toml only, hidden entries left out,
+// ordered as paths are ("a/b.toml" before "a-b.toml", which a plain string sort would swap).
+TEST(ConfigFilesOf, ListsWhatReadConfigRootWouldRead) {
+  const std::map<std::string, std::string> tree = {{"a-b.toml", "# a-b\n"},
+                                                   {"a/b.toml", "# a/b\n"},
+                                                   {"a/.hidden.toml", "# hidden"},
+                                                   {".git/x.toml", "# hidden dir"},
+                                                   {"b/.d/c.toml", "# hidden dir"},
+                                                   {"README.md", "# not config"},
+                                                   {"z.toml", "# z\n"},
+                                                   {"a/c/d.toml", "# deep\n"}};
+  TempDir dir;
+  for (const auto& [name, text] : tree) {
+    dir.write(name, text);
+  }
+  Diagnostics diags;
+  auto read = readConfigRoot(dir.path(), diags);
+  ASSERT_TRUE(read.has_value()) << diags.format();
+  const std::vector<ConfigFile> given = configFilesOf(tree, dir.path());
+  ASSERT_EQ(given.size(), read->size());
+  for (size_t i = 0; i < given.size(); ++i) {
+    EXPECT_EQ(given[i].name, (*read)[i].name) << i;
+    EXPECT_EQ(given[i].text, (*read)[i].text) << i;
+  }
+  ASSERT_EQ(given.size(), 4U);
+  EXPECT_EQ(given[0].name, (dir.path() / "a/b.toml").string());
+  EXPECT_TRUE(configFilesOf({{"README.md", "x"}}, dir.path()).empty());
+}
+
 }  // namespace
 }  // namespace edgeplane
