@@ -1,6 +1,7 @@
 // LibGit2Repo's config tree: read from a commit in the object database (no checkout), bounded,
 // and exported to disk as one whole tree swapped in with a single rename.
 #include "reconciler/source/libgit2_repo.h"
+#include "schema/unique_fd.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -131,70 +132,82 @@ Result<void> errnoError(const std::string& what, int err) {
   return terminal(what + ": " + errnoText(err));
 }
 
-Result<void> makeDir(const fs::path& dir) {
-  if (::mkdir(dir.c_str(), 0755) != 0) {
+// The directory `name` in `parent` (a descriptor; AT_FDCWD with a path for the root), made 0755
+// and opened without following a symbolic link: what the tree is written into is the directory
+// made here, never one that a link put in its place points to. An existing directory is used
+// only when `mayExist` (a parent shared by two files of the tree).
+// `path` names it in errors.
+Result<UniqueFd> makeDir(int parent, const std::string& name, const fs::path& path, bool mayExist) {
+  if (::mkdirat(parent, name.c_str(), 0755) != 0) {
     const int err = errno;
-    if (err != EEXIST) {
-      return errnoError("mkdir " + dir.string(), err);
+    if (err != EEXIST || !mayExist) {
+      return errnoError("mkdir " + path.string(), err).error();
     }
   }
-  // mkdir's mode is filtered by the umask; the contract is 0755.
-  if (::chmod(dir.c_str(), 0755) != 0) {
+  UniqueFd dir(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (dir.get() < 0) {
     const int err = errno;
-    return errnoError("chmod " + dir.string(), err);
+    return errnoError("open " + path.string(), err).error();
   }
-  return {};
+  // mkdir's mode is filtered by the umask; the contract is 0755.
+  if (::fchmod(dir.get(), 0755) != 0) {
+    const int err = errno;
+    return errnoError("chmod " + path.string(), err).error();
+  }
+  return dir;
 }
 
-Result<void> writeFile(const fs::path& file, const std::string& content) {
-  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) {
+Result<void> writeFile(int dir, const std::string& name, const fs::path& path,
+                       const std::string& content) {
+  const UniqueFd fd(
+      ::openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
+  if (fd.get() < 0) {
     const int err = errno;
-    return errnoError("create " + file.string(), err);
+    return errnoError("create " + path.string(), err);
   }
   size_t done = 0;
   while (done < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    const ssize_t n = ::write(fd.get(), content.data() + done, content.size() - done);
     if (n < 0 && errno == EINTR) {
       continue;
     }
     if (n <= 0) {
       const int e = errno;
-      auto err = errnoError("write " + file.string(), e);
-      ::close(fd);
-      return err;
+      return errnoError("write " + path.string(), e);
     }
     done += static_cast<size_t>(n);
   }
-  if (::fchmod(fd, 0644) != 0 || ::fsync(fd) != 0) {
+  if (::fchmod(fd.get(), 0644) != 0 || ::fsync(fd.get()) != 0) {
     const int e = errno;
-    auto err = errnoError("write " + file.string(), e);
-    ::close(fd);
-    return err;
-  }
-  if (::close(fd) != 0) {
-    const int err = errno;
-    return errnoError("close " + file.string(), err);
+    return errnoError("write " + path.string(), e);
   }
   return {};
 }
 
+// `files` written under the new directory `root`, which must not exist yet: every directory and
+// file is made through the descriptor of its parent.
 Result<void> writeTree(const fs::path& root, const std::map<std::string, std::string>& files) {
-  if (auto ok = makeDir(root); !ok) {
-    return ok;
+  auto top = makeDir(AT_FDCWD, root.string(), root, false);
+  if (!top) {
+    return top.error();
   }
   for (const auto& [relPath, content] : files) {
     // Parents first; the map's order does not guarantee them, so make each on the way down.
-    fs::path dir = root;
+    std::optional<UniqueFd> sub;
+    fs::path path = root;
     std::string_view rest = relPath;
     for (size_t slash = rest.find('/'); slash != std::string_view::npos; slash = rest.find('/')) {
-      dir /= std::string(rest.substr(0, slash));
-      if (auto ok = makeDir(dir); !ok) {
-        return ok;
+      const std::string name(rest.substr(0, slash));
+      path /= name;
+      auto made = makeDir(sub ? sub->get() : top->get(), name, path, true);
+      if (!made) {
+        return made.error();
       }
+      sub = std::move(*made);
       rest.remove_prefix(slash + 1);
     }
-    if (auto ok = writeFile(dir / std::string(rest), content); !ok) {
+    const std::string name(rest);
+    if (auto ok = writeFile(sub ? sub->get() : top->get(), name, path / name, content); !ok) {
       return ok;
     }
   }

@@ -11,6 +11,8 @@
 
 #include <array>
 #include <cctype>
+#include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -518,6 +520,45 @@ TEST_F(GitSourceTest, ATreeThatReusesItsSubtreesIsBoundedByTheTreesRead) {
   ASSERT_FALSE(files.ok());
   EXPECT_TRUE(contains(files.error().message, "more than 10000 directories"))
       << files.error().message;
+}
+
+// The export's temporary tree (<dest>.tmp) is in the state directory, which others write too
+// (the proxy). Whoever puts a symbolic link there between the removal of the old one and the
+// mkdir must not have root change the mode of, or write the commit's files into, the directory
+// it points to. A child process keeps planting the link while exports run (bounded: 400 exports
+// or 4 s); the export either fails or writes its own tree, and the victim is never touched.
+TEST_F(GitSourceTest, AnExportNeverFollowsALinkPlantedAtItsTemporaryTree) {
+  const std::string id = commit(kConfig, "one");
+  auto source = open(bare_.string(), "main");
+  ASSERT_TRUE(source.ok());
+  ASSERT_TRUE(source->fetch().ok());
+  const fs::path victim = root_ / "victim";
+  fs::create_directories(victim);
+  ASSERT_EQ(::chmod(victim.c_str(), 0700), 0);
+  const fs::path dest = root_ / "state" / "config.next";
+  fs::create_directories(dest.parent_path());
+  const std::string tmp = dest.string() + ".tmp";
+  const pid_t planter = ::fork();
+  ASSERT_GE(planter, 0);
+  if (planter == 0) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(6);
+    while (std::chrono::steady_clock::now() < until) {
+      (void)::symlink(victim.c_str(), tmp.c_str());
+    }
+    ::_exit(0);
+  }
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  for (int i = 0; i < 400 && std::chrono::steady_clock::now() < until; ++i) {
+    (void)source->exportTree(id, "config", dest);
+    if (modeOf(victim) != 0700u || !fs::is_empty(victim)) {
+      break;
+    }
+  }
+  ::kill(planter, SIGKILL);
+  int status = 0;
+  ::waitpid(planter, &status, 0);
+  EXPECT_EQ(modeOf(victim), 0700u);
+  EXPECT_TRUE(fs::is_empty(victim)) << "the commit's files were written through the link";
 }
 
 TEST_F(GitSourceTest, ExportTreeReplacesTheDirectoryWhole) {
