@@ -376,6 +376,13 @@ Result<void> Store::configure() {
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, static_cast<int>(options_.busyTimeout.count()));
   sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  // The file may have been written by another process (the proxy writes the store): as SQLite
+  // advises for such a file, triggers and views (edgeplane's schema has none) do not run, and
+  // cell_size_check and no mmap below. (The schema stays trusted: its CHECKs call json_valid,
+  // which SQLite 3.40 does not mark innocuous; no application function is registered and
+  // extensions cannot be loaded, so a planted expression reaches only SQLite's built-ins.)
+  sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, nullptr);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_VIEW, 0, nullptr);
   // Closing never checkpoints: not into a file whose schema is not ours, and not at the end of
   // every run (see ~Store).
   sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
@@ -401,7 +408,8 @@ Result<void> Store::configure() {
   // more), and cut back to that when it grew past.
   if (auto r = c.script("configure",
                         "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; "
-                        "PRAGMA journal_size_limit = 8388608");
+                        "PRAGMA journal_size_limit = 8388608; PRAGMA cell_size_check = ON; "
+                        "PRAGMA mmap_size = 0");
       !r) {
     return r;
   }

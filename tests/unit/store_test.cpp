@@ -314,6 +314,27 @@ TEST_F(StoreTest, SyncingChangesTellsAFailedSyncAndKeepsThemToSync) {
   EXPECT_EQ(SyncCounter::walSyncs, 3);
 }
 
+// The store's file is in a directory others write (the proxy writes the store itself), so root
+// opens it as SQLite advises for a file it did not write alone: triggers and views, which
+// edgeplane's schema has none of, do not run. A trigger planted to
+// rewrite ownership whenever a run is recorded does nothing.
+TEST_F(StoreTest, APlantedTriggerDoesNotRunInTheReconcilersConnection) {
+  open().reset();
+  rawExec(dbPath_,
+          "CREATE TRIGGER planted AFTER INSERT ON apply_runs BEGIN "
+          "INSERT INTO owned_resources(kind, name, data, updated_at) VALUES ('netns', 'planted', "
+          "'{}', 1); END;"
+          "CREATE VIEW planted_view AS SELECT 1;");
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  auto run = store->beginRun(RunStart{std::nullopt, "cfg", 1});
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  auto owned = store->listOwned(std::nullopt);
+  ASSERT_TRUE(owned.ok());
+  EXPECT_TRUE(owned->empty()) << owned->front().name;
+  EXPECT_EQ(rawQuery(dbPath_, "SELECT count(*) FROM owned_resources"), "0");
+}
+
 TEST_F(StoreTest, RefusesNewerSchemaWithoutTouchingTheFile) {
   ASSERT_NE(open(), nullptr);
   const int newer = Store::knownSchemaVersion() + 1;
