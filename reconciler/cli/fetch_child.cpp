@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
@@ -183,13 +184,19 @@ bool readChild(int in, std::chrono::steady_clock::time_point started,
 }
 
 // What the child's exit `status` and the first line of its `output` say.
-Result<void> childResult(int status, std::string output, const std::string& shownUrl,
-                         const fs::path& cacheDir) {
+Result<std::string> childResult(int status, std::string output, const std::string& shownUrl,
+                                const fs::path& cacheDir) {
   if (auto nl = output.find('\n'); nl != std::string::npos) {
     output.resize(nl);
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && output.starts_with("ok ")) {
-    return {};
+    std::string commit = output.substr(3);
+    if (commit.size() != 40 || !std::all_of(commit.begin(), commit.end(), [](char c) {
+          return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+        })) {
+      return terminal("fetch " + shownUrl + ": the fetch child did not name a commit");
+    }
+    return commit;
   }
   if (output.starts_with("retryable ")) {
     return retryable(output.substr(10));
@@ -208,9 +215,9 @@ Result<void> childResult(int status, std::string output, const std::string& show
 
 }  // namespace
 
-Result<void> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& spec,
-                          std::chrono::milliseconds timeout, const std::vector<std::string>& helper,
-                          const FetchTick& tick) {
+Result<std::string> fetchInChild(const fs::path& cacheDir, const source::SourceSpec& spec,
+                                 std::chrono::milliseconds timeout,
+                                 const std::vector<std::string>& helper, const FetchTick& tick) {
   if (helper.empty()) {
     return terminal("fetch: no helper command");
   }

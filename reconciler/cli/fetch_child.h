@@ -30,12 +30,15 @@ std::vector<std::string> defaultFetchHelper();
 // Runs `helper… __fetch CACHE URL REF MAX_BYTES [SSH_KEY]` (MAX_BYTES: spec.fetchMaxSize; URL
 // "-" and the url in kFetchUrlEnv when it holds a password) and waits at most `timeout`. The
 // child's verdict is passed through (retryable or terminal, with libgit2's message); a child
-// that runs out of time is killed and the fetch is a retryable error. `tick`, when set, is
-// called about once a second while the child runs, with the time taken so far (a progress line).
+// that runs out of time is killed and the fetch is a retryable error. On success, the commit the
+// child fetched the ref to (a full id): the commit to use, rather than the cache's ref read
+// again afterwards, which others who write the state directory could have moved. `tick`, when set,
+// is called about once a second while the child runs, with the time taken so far (a progress line).
 using FetchTick = std::function<void(std::chrono::milliseconds elapsed)>;
-Result<void> fetchInChild(const std::filesystem::path& cacheDir, const source::SourceSpec& spec,
-                          std::chrono::milliseconds timeout, const std::vector<std::string>& helper,
-                          const FetchTick& tick = {});
+Result<std::string> fetchInChild(const std::filesystem::path& cacheDir,
+                                 const source::SourceSpec& spec, std::chrono::milliseconds timeout,
+                                 const std::vector<std::string>& helper,
+                                 const FetchTick& tick = {});
 
 // The child side: `edgeplane __fetch CACHE URL REF MAX_BYTES [SSH_KEY]`. First confines itself
 // (fetch_confine.h: no capabilities, no_new_privs, a seccomp filter); then fetches. Prints one

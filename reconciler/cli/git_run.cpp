@@ -188,8 +188,8 @@ Result<LastGood> lastGoodFromCache(const fs::path& cache, const GitSettings& g, 
   return LastGood{std::move(pinned).value(), std::move(resolved).value()};
 }
 
-Result<void> fetchWithProgress(const Options& o, const fs::path& cache,
-                               const source::SourceSpec& spec) {
+Result<std::string> fetchWithProgress(const Options& o, const fs::path& cache,
+                                      const source::SourceSpec& spec) {
   const std::vector<std::string>& helper =
       o.fetchHelper.empty() ? defaultFetchHelper() : o.fetchHelper;
   if (!o.progress) {
@@ -226,13 +226,15 @@ bool fetchOrLastGood(GitPrep& x) {
     return false;
   }
   std::optional<Error> fetchError;
-  if (auto fetched = fetchWithProgress(x.o, x.cache, opened->spec()); !fetched) {
+  auto fetched = fetchWithProgress(x.o, x.cache, opened->spec());
+  if (!fetched) {
     fetchError = fetched.error();
   } else if (auto reopened = source::GitSource::open(x.cache, specOf(g)); !reopened) {
     fetchError = reopened.error();  // a fresh handle sees what the child wrote into the cache
   } else {
     x.src.emplace(std::move(reopened).value());
-    if (auto resolved = x.src->resolve(); !resolved) {
+    // The commit the child fetched, not the ref read again (others write the cache).
+    if (auto resolved = x.src->describeCommit(*fetched); !resolved) {
       fetchError = resolved.error();
     } else {
       x.resolved = std::move(resolved).value();

@@ -101,10 +101,10 @@ struct LastGood {
 Result<LastGood> lastGoodFromCache(const std::filesystem::path& cache, const GitSettings& g,
                                    Store& store);
 
-// fetchInChild into `cache` with the options' helper and deadline; on a terminal (and with
-// o.progress) a progress line while it runs.
-Result<void> fetchWithProgress(const Options& o, const std::filesystem::path& cache,
-                               const source::SourceSpec& spec);
+// fetchInChild into `cache` with the options' helper and deadline (the commit fetched); on a
+// terminal (and with o.progress) a progress line while it runs.
+Result<std::string> fetchWithProgress(const Options& o, const std::filesystem::path& cache,
+                                      const source::SourceSpec& spec);
 
 // Exports `commit`'s config root into `dir` (atomic swap; see GitSource::exportTree). Returns
 // the config files of the tree as read from the object database, named as under `dir`

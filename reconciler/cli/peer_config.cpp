@@ -109,13 +109,13 @@ Result<void> exportHead(const Options& o, const GitSettings& g, const fs::path& 
   if (!opened) {
     return scrubbed(opened.error());
   }
-  if (auto fetched = fetchInChild(cache, opened->spec(), g.fetchTimeout,
-                                  o.fetchHelper.empty() ? defaultFetchHelper() : o.fetchHelper);
-      !fetched) {
+  auto fetched = fetchInChild(cache, opened->spec(), g.fetchTimeout,
+                              o.fetchHelper.empty() ? defaultFetchHelper() : o.fetchHelper);
+  if (!fetched) {
     return scrubbed(fetched.error());
   }
   auto src = source::GitSource::open(cache, specOf(g));
-  auto head = src ? src->resolve() : Result<source::FetchResult>(src.error());
+  auto head = src ? src->describeCommit(*fetched) : Result<source::FetchResult>(src.error());
   if (!head) {
     return scrubbed(head.error());
   }

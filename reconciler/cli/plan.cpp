@@ -112,11 +112,13 @@ Failure fetchCommit(const Options& o, GitPlan& g) {
   if (!opened) {
     return failed("fetch", scrubCredentials(opened.error().message, git.url));
   }
-  if (auto fetched = fetchWithProgress(o, g.cache, opened->spec()); !fetched) {
+  auto fetched = fetchWithProgress(o, g.cache, opened->spec());
+  if (!fetched) {
     return failed("fetch", scrubCredentials(fetched.error().message, git.url));
   }
   auto src = source::GitSource::open(g.cache, specOf(git));
-  auto resolved = src ? src->resolve() : Result<source::FetchResult>(src.error());
+  // The commit the child fetched, not the ref read again (others write the cache).
+  auto resolved = src ? src->describeCommit(*fetched) : Result<source::FetchResult>(src.error());
   if (!resolved) {
     return failed("fetch", scrubCredentials(resolved.error().message, git.url));
   }

@@ -1023,8 +1023,17 @@ TEST(FetchInChild, TheChildsVerdictIsPassedThrough) {
   ASSERT_FALSE(crashed.ok());
   EXPECT_TRUE(crashed.error().retryable);
   EXPECT_NE(crashed.error().message.find("signal 9"), std::string::npos);
-  auto ok = fetchInChild(dir.path(), spec, seconds(10), {"/bin/sh", "-c", "echo 'ok abc'", "sh"});
-  EXPECT_TRUE(ok.ok());
+  const std::string id = "0123456789abcdef0123456789abcdef01234567";
+  auto ok =
+      fetchInChild(dir.path(), spec, seconds(10), {"/bin/sh", "-c", "echo 'ok " + id + "'", "sh"});
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(*ok, id);
+  // A success that does not name a full commit id is not one.
+  for (const char* said : {"ok abc", "ok ", "ok 0123456789ABCDEF0123456789ABCDEF01234567"}) {
+    auto bad = fetchInChild(dir.path(), spec, seconds(10),
+                            {"/bin/sh", "-c", std::string("echo '") + said + "'", "sh"});
+    EXPECT_FALSE(bad.ok()) << said;
+  }
 }
 
 // What the fetch child runs under once confineFetchProcess() returned (it is the first thing
@@ -1368,6 +1377,32 @@ class GitRunTest : public ::testing::Test {
   fs::path state_ = dir_.path() / "state";
   std::unique_ptr<Store> store_;
 };
+
+// The commit a run applies is the one the fetch child fetched and reported, not what the
+// cache's ref says afterwards: the cache is in the state directory, which others write (the
+// proxy), and a ref moved there between the child's exit and the run's read would choose the
+// commit. Here the helper runs the real child, then moves the ref to another branch's commit.
+TEST_F(GitRunTest, TheCommitPreparedIsTheOneTheFetchChildReported) {
+  const std::string good = commit("# good\n");
+  git("checkout -q -b elsewhere");
+  const std::string planted = commit("# planted\n");
+  git("checkout -q main");
+  const fs::path helper = dir_.path() / "helper.sh";
+  std::ofstream(helper) << "#!/bin/sh\n\"$@\"; rc=$?\ngit --git-dir=\"$3\" update-ref "
+                           "refs/remotes/origin/main "
+                        << planted << "\nexit $rc\n";
+  ASSERT_EQ(::chmod(helper.c_str(), 0755), 0);
+  Options o = options();
+  o.fetchHelper = {helper.string(), EDGEPLANE_BINARY};
+  Prepared p = prepareGit(o, *store_);
+  ASSERT_TRUE(p.configDir) << p.summary << "\n" << p.detail;
+  ASSERT_TRUE(p.commit);
+  EXPECT_EQ(p.commit->id, good);
+  EXPECT_EQ(p.appliedCommit, good);
+  ASSERT_TRUE(p.files);
+  ASSERT_EQ(p.files->size(), 1U);
+  EXPECT_EQ(p.files->front().text, "# good\n");
+}
 
 // The commit's tree is written out (for status and peer-config) into the state directory,
 // which others write too (the proxy): what the run loads is the tree it read from the object

@@ -82,12 +82,13 @@ std::string drain(int fd, milliseconds wait) {
 }
 
 // A fetch that takes a while, with progress asked for, as `plan` and `apply` run it.
-Result<void> slowFetch(const std::filesystem::path& cache) {
+Result<std::string> slowFetch(const std::filesystem::path& cache) {
   Options o;
   o.progress = true;
   o.git = GitSettings{};
   o.git->url = "https://user:secret@git.example/cfg.git";
-  o.fetchHelper = {"/bin/sh", "-c", "sleep 1.6; echo 'ok abc'", "sh"};
+  o.fetchHelper = {"/bin/sh", "-c", "sleep 1.6; echo 'ok 0123456789abcdef0123456789abcdef01234567'",
+                   "sh"};
   return fetchWithProgress(o, cache, {"https://git.example/cfg.git", "main", {}});
 }
 
