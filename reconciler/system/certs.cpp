@@ -4,6 +4,7 @@
 #include "reconciler/system/cert_memo.h"
 #include "reconciler/system/file_write.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@
 #include "schema/c_ptr.h"
 #include "schema/encoding.h"
 #include "schema/pem_key.h"
+#include "schema/unique_fd.h"
 
 namespace edgeplane::sys {
 namespace {
@@ -91,19 +93,6 @@ Result<std::string> fingerprintOf(X509* cert) {
     return terminal("cannot compute the certificate's SHA-256");
   }
   return toHex(md, len);
-}
-
-Result<void> makeDir(const std::string& dir) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) {
-    return terminal("create " + dir + ": " + ec.message());
-  }
-  if (::chmod(dir.c_str(), 0700) != 0) {
-    const int err = errno;
-    return terminal("chmod 700 " + dir + ": " + errnoText(err));
-  }
-  return {};
 }
 
 std::string pem(int (*write)(BIO*, void*), void* what) {
@@ -329,6 +318,133 @@ std::string CertStore::certDir(const std::string& name) const {
 
 namespace {
 
+// The certificate directories are opened one level at a time and never through a symbolic
+// link: whoever writes the state directory (a taken-over proxy) could otherwise point certs/ or
+// certs/<name> at /etc and have root list, write and remove in it. What is found in them is
+// then listed, written and removed relative to the open directory, not by a path that could be
+// swapped meanwhile.
+constexpr int kDirFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+
+std::string symlinkRefused(const std::string& path) {
+  return path + " is a symbolic link; refusing to follow it";
+}
+
+// `name` in the directory open as `parentFd` (`path` in messages), opened as a directory; with
+// `create`, made first when missing. -1: it does not exist (without `create`).
+Result<int> openDirAt(int parentFd, const std::string& name, const std::string& path, bool create) {
+  if (create && ::mkdirat(parentFd, name.c_str(), 0755) != 0 && errno != EEXIST) {
+    const int err = errno;
+    return terminal("create " + path + ": " + errnoText(err));
+  }
+  const int fd = ::openat(parentFd, name.c_str(), kDirFlags);
+  if (fd >= 0) {
+    return fd;
+  }
+  const int err = errno;
+  if (err == ENOENT && !create) {
+    return -1;
+  }
+  struct stat st {};
+  if (::fstatat(parentFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+    return terminal(symlinkRefused(path));
+  }
+  return terminal("open directory " + path + ": " + errnoText(err));
+}
+
+// <state-dir>/certs, open (-1: there is none). The state directory is the operator's path;
+// certs/ in it is a directory of edgeplane's, never a link.
+Result<int> openCertsDir(const std::string& stateDir, bool create) {
+  if (create) {
+    std::error_code ec;
+    fs::create_directories(stateDir, ec);
+  }
+  const UniqueFd state(::open(stateDir.c_str(), kDirFlags & ~O_NOFOLLOW));
+  if (state.get() < 0) {
+    const int err = errno;
+    if (err == ENOENT && !create) {
+      return -1;
+    }
+    return terminal("open directory " + stateDir + ": " + errnoText(err));
+  }
+  return openDirAt(state.get(), "certs", (fs::path(stateDir) / "certs").string(), create);
+}
+
+// The names in the directory open as `fd` (`path` in messages), but . and ..
+Result<std::vector<std::string>> namesIn(int fd, const std::string& path) {
+  const int copy = ::openat(fd, ".", kDirFlags);  // its own offset; closedir closes it
+  DIR* d = copy < 0 ? nullptr : ::fdopendir(copy);
+  if (d == nullptr) {
+    const int err = errno;
+    if (copy >= 0) {
+      ::close(copy);
+    }
+    return terminal("read " + path + ": " + errnoText(err));
+  }
+  std::vector<std::string> names;
+  int err = 0;
+  for (;;) {
+    errno = 0;
+    const dirent* e = ::readdir(d);
+    if (e == nullptr) {
+      err = errno;
+      break;
+    }
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") {
+      names.push_back(name);
+    }
+  }
+  ::closedir(d);
+  if (err != 0) {
+    return terminal("read " + path + ": " + errnoText(err));
+  }
+  return names;
+}
+
+// The type of `name` in the directory open as `dirFd`, not following a link; 0: none.
+mode_t typeAt(int dirFd, const std::string& name) {
+  struct stat st {};
+  return ::fstatat(dirFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_mode & S_IFMT : 0;
+}
+
+// Removes `name` in the directory open as `dirFd` (`path` in messages), with all it holds when
+// it is a directory. A symbolic link is removed itself, never followed; absent is done.
+Result<void> removeAt(int dirFd, const std::string& name, const std::string& path) {
+  const mode_t type = typeAt(dirFd, name);
+  if (type == S_IFDIR) {
+    auto opened = openDirAt(dirFd, name, path, false);
+    if (!opened) {
+      return opened.error();  // swapped for a link meanwhile: refused
+    }
+    if (*opened < 0) {
+      return {};  // gone meanwhile
+    }
+    const UniqueFd dir(*opened);
+    auto names = namesIn(dir.get(), path);
+    if (!names) {
+      return names.error();
+    }
+    for (const std::string& n : *names) {
+      if (auto r = removeAt(dir.get(), n, path + "/" + n); !r) {
+        return r;
+      }
+    }
+  }
+  if (type != 0 && ::unlinkat(dirFd, name.c_str(), type == S_IFDIR ? AT_REMOVEDIR : 0) != 0 &&
+      errno != ENOENT) {
+    const int err = errno;
+    return terminal("remove " + path + ": " + errnoText(err));
+  }
+  return {};
+}
+
+// Whether `dir`/`name` is a directory itself, not a link to one (nor under a linked certs/).
+bool realDirectory(const fs::path& root, const std::string& name) {
+  struct stat st {};
+  return ::lstat(root.c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&
+         ::lstat((root / name).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 // The current generation of certs/<name>, and for a copy of a "files" pair, its source.
 struct Current {
   core::CertView view;
@@ -373,16 +489,31 @@ Result<void> CertStore::observe(const std::vector<core::CertTarget>& targets,
 Result<void> CertStore::observeGenerated(core::HostState& into) const {
   into.now = now();
   const fs::path root = fs::path(stateDir_) / "certs";
-  std::error_code ec;
-  if (!fs::is_directory(root, ec)) {
-    return {};
+  auto opened = openCertsDir(stateDir_, false);
+  if (!opened) {
+    return opened.error();
   }
-  for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (!safeName(name) || !it->is_directory()) {
+  if (*opened < 0) {
+    return {};  // none yet
+  }
+  const UniqueFd certs(*opened);
+  auto names = namesIn(certs.get(), root.string());
+  if (!names) {
+    return names.error();
+  }
+  for (const std::string& name : *names) {
+    const mode_t type = typeAt(certs.get(), name);
+    if (!safeName(name) || (type != S_IFDIR && type != S_IFLNK)) {
       continue;
     }
-    Current c = currentGeneration(it->path(), memo_.get());
+    Current c;
+    if (type == S_IFLNK) {  // listed (no target names it: removed, the link alone), not read
+      c.view.certFile = (root / name / kCurrent / "cert.pem").string();
+      c.view.keyFile = (root / name / kCurrent / "key.pem").string();
+      c.view.error = symlinkRefused((root / name).string());
+    } else {
+      c = currentGeneration(root / name, memo_.get());
+    }
     if (c.source) {
       // Listed (it goes when no target names it), but no generated certificate.
       c.view.error = "a copy of " + c.source->substr(0, c.source->find('\n')) + " (issuer files)";
@@ -390,9 +521,6 @@ Result<void> CertStore::observeGenerated(core::HostState& into) const {
     into.generatedCerts[name] = std::move(c.view);
   }
   memo_->save();
-  if (ec) {
-    return terminal("read " + root.string() + ": " + ec.message());
-  }
   return {};
 }
 
@@ -405,8 +533,7 @@ void CertStore::observeFiles(const std::vector<core::CertTarget>& targets,
     }
     core::CertView direct = readPair(t.certFile, t.keyFile, memo_.get());
     // The copy edgeplane serves, when it is of these very files.
-    std::error_code ec;
-    if (safeName(t.name) && fs::is_directory(root / t.name, ec)) {
+    if (safeName(t.name) && realDirectory(root, t.name)) {
       Current copy = currentGeneration(root / t.name, memo_.get());
       if (copyIsCurrent(copy, t, direct)) {
         into.fileCerts[t.name] = std::move(copy.view);
@@ -464,45 +591,112 @@ std::string failedCheck(const core::CertView& v, const CertInstallCheck& check, 
   return "";
 }
 
+// A new generation `gen` (0700) in the certificate directory open as `dirFd` (`dir` in
+// messages), its files written whole and synced.
+Result<void> writeGeneration(int dirFd, const std::string& dir, const std::string& gen,
+                             const std::string& certPem, const std::string& keyPem,
+                             const std::string& source) {
+  const std::string genDir = dir + "/" + gen;
+  if (::mkdirat(dirFd, gen.c_str(), 0700) != 0) {
+    const int err = errno;
+    return terminal("create " + genDir + ": " + errnoText(err));
+  }
+  auto opened = openDirAt(dirFd, gen, genDir, true);
+  if (!opened) {
+    return opened.error();
+  }
+  const UniqueFd g(*opened);
+  if (::fchmod(g.get(), 0700) != 0) {
+    const int err = errno;
+    return terminal("chmod 700 " + genDir + ": " + errnoText(err));
+  }
+  if (auto r = writeNewFileAt(g.get(), genDir, "key.pem", keyPem, 0600); !r) {
+    return r;
+  }
+  if (auto r = writeNewFileAt(g.get(), genDir, "cert.pem", certPem, 0644); !r) {
+    return r;
+  }
+  if (!source.empty()) {
+    if (auto r = writeNewFileAt(g.get(), genDir, kSource, source, 0644); !r) {
+      return r;
+    }
+  }
+  if (::fsync(g.get()) != 0) {
+    const int err = errno;
+    return terminal("sync directory " + genDir + ": " + errnoText(err));
+  }
+  return {};
+}
+
+// Points `current` in the directory open as `dirFd` (`dir` in messages) at `gen`, by one
+// rename of a symlink; the generation it named before ("" when none).
+Result<std::string> switchCurrent(int dirFd, const std::string& dir, const std::string& gen) {
+  char buf[256];
+  const ssize_t n = ::readlinkat(dirFd, kCurrent, buf, sizeof(buf));
+  const std::string previous = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+  const std::string tmp = std::string(kCurrent) + ".tmp";
+  ::unlinkat(dirFd, tmp.c_str(), 0);
+  if (::symlinkat(gen.c_str(), dirFd, tmp.c_str()) != 0 ||
+      ::renameat(dirFd, tmp.c_str(), dirFd, kCurrent) != 0) {
+    const int err = errno;
+    return terminal("switch " + dir + "/" + kCurrent + ": " + errnoText(err));
+  }
+  if (::fsync(dirFd) != 0) {
+    const int err = errno;
+    return terminal("sync directory " + dir + ": " + errnoText(err));
+  }
+  return previous;
+}
+
+// Removes the generations in the directory open as `dirFd` but `gen` and `previous`: older
+// ones no snapshot names any more. Directories only: a link planted here is not followed.
+void pruneGenerations(int dirFd, const std::string& dir, const std::string& gen,
+                      const std::string& previous) {
+  auto names = namesIn(dirFd, dir);
+  for (const std::string& name : names ? *names : std::vector<std::string>()) {
+    if (name != gen && name != previous && typeAt(dirFd, name) == S_IFDIR) {
+      (void)removeAt(dirFd, name, dir + "/" + name);  // best effort: the next install tries again
+    }
+  }
+}
+
+// The certificate directory of `name` under `stateDir`, open (made when missing).
+Result<int> openCertDir(const std::string& stateDir, const std::string& name,
+                        const std::string& dir) {
+  if (!safeName(name)) {
+    return terminal("certificate name \"" + name + "\" cannot name a directory");
+  }
+  auto certs = openCertsDir(stateDir, true);
+  if (!certs) {
+    return certs.error();
+  }
+  const UniqueFd certsFd(*certs);
+  return openDirAt(certsFd.get(), name, dir, true);
+}
+
 }  // namespace
 
 Result<core::CertView> CertStore::install(const std::string& name, const std::string& certPem,
                                           std::string keyPem, const std::string& source,
                                           const CertInstallCheck& check) {
-  if (!safeName(name)) {
-    OPENSSL_cleanse(keyPem.data(), keyPem.size());
-    return terminal("certificate name \"" + name + "\" cannot name a directory");
-  }
   const std::string dir = certDir(name);
   unsigned char rnd[8];
-  if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+  auto opened = RAND_bytes(rnd, sizeof(rnd)) == 1
+                    ? openCertDir(stateDir_, name, dir)
+                    : Result<int>(terminal("OpenSSL's random generator failed"));
+  if (!opened) {
     OPENSSL_cleanse(keyPem.data(), keyPem.size());
-    return terminal("OpenSSL's random generator failed");
+    return opened.error();
   }
+  const UniqueFd dirFd(*opened);
   const std::string gen = toHex(rnd, sizeof(rnd));
-  const std::string genDir = dir + "/" + gen;
-  if (auto r = makeDir(genDir); !r) {
-    OPENSSL_cleanse(keyPem.data(), keyPem.size());
-    return r.error();
-  }
-  auto keyWritten = replaceFile(genDir + "/key.pem", genDir + "/key.pem.tmp", keyPem, 0600);
+  auto written = writeGeneration(dirFd.get(), dir, gen, certPem, keyPem, source);
   OPENSSL_cleanse(keyPem.data(), keyPem.size());
-  if (!keyWritten) {
-    return keyWritten.error();
-  }
-  if (auto r = replaceFile(genDir + "/cert.pem", genDir + "/cert.pem.tmp", certPem, 0644); !r) {
-    return r.error();
-  }
-  if (!source.empty()) {
-    const std::string marker = genDir + "/" + kSource;
-    if (auto r = replaceFile(marker, marker + ".tmp", source, 0644); !r) {
-      return r.error();
-    }
-  }
-  if (auto r = fsyncDir(genDir); !r) {
-    return r.error();
+  if (!written) {
+    return written.error();
   }
   // Read back, and judged, before anything serves it.
+  const std::string genDir = dir + "/" + gen;
   core::CertView v = readPair(genDir + "/cert.pem", genDir + "/key.pem", memo_.get());
   memo_->save();
   std::string refused = v.error;
@@ -510,34 +704,16 @@ Result<core::CertView> CertStore::install(const std::string& name, const std::st
     refused = failedCheck(v, check, now());
   }
   if (!refused.empty()) {
-    std::error_code rmEc;
-    fs::remove_all(genDir, rmEc);
+    (void)removeAt(dirFd.get(), gen, genDir);
     return terminal("the certificate for " + name +
                     " is refused, the one in place stays: " + refused);
   }
-  // The switch: one rename of a symlink.
-  std::error_code ec;
-  const fs::path link = fs::path(dir) / kCurrent;
-  const fs::path previous = fs::read_symlink(link, ec);
-  const std::string tmpLink = dir + "/current.tmp";
-  ::unlink(tmpLink.c_str());
-  if (::symlink(gen.c_str(), tmpLink.c_str()) != 0 ||
-      ::rename(tmpLink.c_str(), link.c_str()) != 0) {
-    const int err = errno;
-    return terminal("switch " + link.string() + ": " + errnoText(err));
+  auto previous = switchCurrent(dirFd.get(), dir, gen);
+  if (!previous) {
+    return previous.error();
   }
-  if (auto r = fsyncDir(dir); !r) {
-    return r.error();
-  }
-  // Keep the new and the previous generation; older ones no snapshot names any more.
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string entry = it->path().filename().string();
-    if (entry != gen && entry != previous.string() && entry != kCurrent && it->is_directory() &&
-        !it->is_symlink()) {
-      std::error_code rmEc;
-      fs::remove_all(it->path(), rmEc);
-    }
-  }
+  // Keep the new and the previous generation (a proxy still on the last snapshot).
+  pruneGenerations(dirFd.get(), dir, gen, *previous);
   return v;
 }
 
@@ -552,8 +728,14 @@ Result<core::CertView> CertStore::read(const core::CertTarget& cert) {
     }
     return direct;  // not copied: the error names the operator's files
   }
-  if (Current current = currentGeneration(certDir(cert.name), memo_.get());
-      copyIsCurrent(current, cert, direct)) {
+  // The copy in place, when it is of these very files; not read through a link (install then
+  // refuses the link).
+  const fs::path root = fs::path(stateDir_) / "certs";
+  Current current;
+  if (realDirectory(root, cert.name)) {
+    current = currentGeneration(root / cert.name, memo_.get());
+  }
+  if (copyIsCurrent(current, cert, direct)) {
     OPENSSL_cleanse(keyPem.data(), keyPem.size());
     memo_->save();
     return current.view;
@@ -565,12 +747,15 @@ Result<void> CertStore::remove(const std::string& name) {
   if (!safeName(name)) {
     return terminal("certificate name \"" + name + "\" cannot name a directory");
   }
-  std::error_code ec;
-  fs::remove_all(certDir(name), ec);
-  if (ec) {
-    return terminal("remove " + certDir(name) + ": " + ec.message());
+  auto opened = openCertsDir(stateDir_, false);
+  if (!opened) {
+    return opened.error();
   }
-  return {};
+  if (*opened < 0) {
+    return {};  // none yet
+  }
+  const UniqueFd certs(*opened);
+  return removeAt(certs.get(), name, certDir(name));
 }
 
 }  // namespace edgeplane::sys

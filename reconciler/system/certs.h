@@ -2,13 +2,16 @@
 //
 // Generated certificates (issuer "self-signed", the ACME placeholder and ACME certificates)
 // and copies of "files" pairs live under <state-dir>/certs/<name>/: each issue or install writes a
-// new generation directory (16 random hex digits) holding cert.pem and key.pem (0600, written to a
-// temp file, fsynced, renamed), then swaps the `current` symlink to it in one rename. The snapshot
+// new generation directory (16 random hex digits) holding cert.pem and key.pem (0600, created
+// exclusively, fsynced), then swaps the `current` symlink to it in one rename. The snapshot
 // names the generation's files, so the proxy never sees a certificate with another generation's
 // key; the previous generation is kept for a proxy still on the last snapshot, older ones are
 // removed. Keys are never printed nor logged. A "files" pair is copied at apply (its generation
 // keeps the source paths in `source`): the proxy's unit cannot read /home, /root or /tmp, and the
 // copy stays the pair the snapshot's fingerprint names while the operator's files are replaced.
+// certs/ and certs/<name> are never followed when they are symbolic links (whoever writes the
+// state directory could point them at /etc): they are listed, written and removed through
+// directories opened with O_NOFOLLOW, one level at a time.
 #pragma once
 
 #include <memory>

@@ -17,36 +17,43 @@
 namespace edgeplane::sys {
 namespace {
 
-Result<void> fail(const std::string& what, const std::string& path, int e, int* err) {
-  ::unlink(path.c_str());
+// Where a file is written: `name` in the directory open as `dirFd` (AT_FDCWD: `name` is a path),
+// shown as `shown` in errors.
+struct Place {
+  int dirFd;
+  const std::string& name;
+  const std::string& shown;
+};
+
+Result<void> fail(const std::string& what, const Place& at, int e, int* err) {
+  ::unlinkat(at.dirFd, at.name.c_str(), 0);
   if (err != nullptr) {
     *err = e;
   }
-  return terminal(what + " " + path + ": " + errnoText(e));
+  return terminal(what + " " + at.shown + ": " + errnoText(e));
 }
 
 }  // namespace
 
 namespace {
 
-// writeNewFile; `sync`: fsync before returning.
-Result<void> writeFile(const std::string& path, std::string_view data, mode_t mode, int* err,
-                       bool sync) {
+// writeNewFile at `at`; `sync`: fsync before returning.
+Result<void> writeFile(const Place& at, std::string_view data, mode_t mode, int* err, bool sync) {
   if (err != nullptr) {
     *err = 0;
   }
-  const UniqueFd f(
-      ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+  const UniqueFd f(::openat(at.dirFd, at.name.c_str(),
+                            O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
   if (f.get() < 0) {
     const int e = errno;
     if (err != nullptr) {
       *err = e;
     }
-    return terminal("create " + path + ": " + errnoText(e));  // not ours: left alone
+    return terminal("create " + at.shown + ": " + errnoText(e));  // not ours: left alone
   }
   if (::fchmod(f.get(), mode) != 0) {
     const int e = errno;
-    return fail("chmod", path, e, err);
+    return fail("chmod", at, e, err);
   }
   size_t done = 0;
   while (done < data.size()) {
@@ -56,13 +63,13 @@ Result<void> writeFile(const std::string& path, std::string_view data, mode_t mo
     }
     if (n <= 0) {
       const int e = n < 0 ? errno : EIO;
-      return fail("write", path, e, err);
+      return fail("write", at, e, err);
     }
     done += static_cast<size_t>(n);
   }
   if (sync && ::fsync(f.get()) != 0) {
     const int e = errno;
-    return fail("sync", path, e, err);
+    return fail("sync", at, e, err);
   }
   return {};
 }
@@ -70,12 +77,13 @@ Result<void> writeFile(const std::string& path, std::string_view data, mode_t mo
 Result<void> replaceWith(const std::string& path, const std::string& tmp, std::string_view data,
                          mode_t mode, bool sync) {
   ::unlink(tmp.c_str());
-  if (auto w = writeFile(tmp, data, mode, nullptr, sync); !w) {
+  const Place at{AT_FDCWD, tmp, tmp};
+  if (auto w = writeFile(at, data, mode, nullptr, sync); !w) {
     return w;
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
-    return fail("replace", tmp, err, nullptr);
+    return fail("replace", at, err, nullptr);
   }
   return {};
 }
@@ -83,7 +91,13 @@ Result<void> replaceWith(const std::string& path, const std::string& tmp, std::s
 }  // namespace
 
 Result<void> writeNewFile(const std::string& path, std::string_view data, mode_t mode, int* err) {
-  return writeFile(path, data, mode, err, true);
+  return writeFile({AT_FDCWD, path, path}, data, mode, err, true);
+}
+
+Result<void> writeNewFileAt(int dirFd, const std::string& dir, const std::string& name,
+                            std::string_view data, mode_t mode) {
+  const std::string shown = dir + "/" + name;
+  return writeFile({dirFd, name, shown}, data, mode, nullptr, true);
 }
 
 Result<void> replaceFile(const std::string& path, const std::string& tmp, std::string_view data,

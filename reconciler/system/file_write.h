@@ -18,6 +18,11 @@ namespace edgeplane::sys {
 Result<void> writeNewFile(const std::string& path, std::string_view data, mode_t mode,
                           int* err = nullptr);
 
+// writeNewFile of `name` in the directory open as `dirFd`, whose path `dir` names it in errors:
+// written there even when that path now leads elsewhere (a directory swapped for a link).
+Result<void> writeNewFileAt(int dirFd, const std::string& dir, const std::string& name,
+                            std::string_view data, mode_t mode);
+
 // `data` written to `tmp` (a leftover removed first), then renamed over `path`: readers see
 // the old contents or the new, never a part.
 Result<void> replaceFile(const std::string& path, const std::string& tmp, std::string_view data,

@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <string>
+#include <vector>
 
 #include "tests/support/temp_dir.h"
 
@@ -300,6 +303,125 @@ TEST(CertStore, AFilesPairIsServedFromACopyInTheStateDirectory) {
   ASSERT_TRUE(broken.ok());
   EXPECT_NE(broken->error.find("does not match"), std::string::npos);
   EXPECT_EQ(broken->keyFile, a->keyFile);
+}
+
+// A directory with a subdirectory holding a file: what a symbolic link in the state directory
+// points at (/etc, holding ssh/sshd_config), that no step of the store may touch.
+struct Victim {
+  testing::TempDir dir;
+  Victim() {
+    fs::create_directory(dir.path() / "ssh");
+    std::ofstream(dir.path() / "ssh" / "sshd_config") << "PermitRootLogin no\n";
+  }
+  // What the victim holds, by relative path.
+  std::vector<std::string> entries() const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::recursive_directory_iterator(dir.path())) {
+      out.push_back(fs::relative(e.path(), dir.path()).string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+};
+
+const std::vector<std::string> kVictimEntries = {"ssh", "ssh/sshd_config"};
+
+// Why `r` was refused, or a marker that it was not.
+template <typename T>
+std::string refusal(const Result<T>& r) {
+  return r.ok() ? std::string("(accepted)") : r.error().message;
+}
+
+// What a run does with the generated certificates it observes when no target names them
+// (planCertificateDeletes, then apply's delete step): the first error, or "".
+std::string removeUnnamed(sys::CertStore& store) {
+  core::HostState seen;
+  auto observed = store.observeGenerated(seen);
+  if (!observed.ok()) {
+    return observed.error().message;
+  }
+  for (const auto& [name, view] : seen.generatedCerts) {
+    if (auto removed = store.remove(name); !removed.ok()) {
+      return removed.error().message;
+    }
+  }
+  return "";
+}
+
+// Whoever writes the state directory (all but keys/ and acme/: a taken-over proxy) replaces
+// certs/ by a symbolic link to /etc: a run listed /etc's directories as certificates no target
+// names and removed them (found by an attacker's review, helper). It is refused, not followed.
+TEST(CertStore, ACertsDirectoryThatIsASymbolicLinkIsRefusedNotFollowed) {
+  testing::TempDir dir;
+  Victim victim;
+  const fs::path certs = dir.path() / "certs";
+  fs::create_directory_symlink(victim.dir.path(), certs);
+  sys::CertStore store(dir.path().string(), kNow);
+
+  // A run: observe, then remove what no target names.
+  const std::string refused = removeUnnamed(store);
+  EXPECT_EQ(victim.entries(), kVictimEntries);
+  EXPECT_NE(refused.find(certs.string() + " is a symbolic link"), std::string::npos) << refused;
+  core::HostState seen;
+  EXPECT_FALSE(store.observeGenerated(seen).ok());
+  EXPECT_TRUE(seen.generatedCerts.empty());
+  // Each step refuses on its own, whatever observe said.
+  auto removed = store.remove("ssh");
+  EXPECT_EQ(victim.entries(), kVictimEntries);
+  EXPECT_NE(refusal(removed).find(certs.string() + " is a symbolic link"), std::string::npos)
+      << refusal(removed);
+  auto issued = store.issue(generated("ssh", {"a.example.com"}));
+  EXPECT_NE(refusal(issued).find(certs.string() + " is a symbolic link"), std::string::npos)
+      << refusal(issued);
+  EXPECT_EQ(victim.entries(), kVictimEntries);
+  EXPECT_TRUE(fs::is_symlink(certs));
+}
+
+// certs/<name> a symbolic link to /etc: issuing it wrote a generation and `current` into /etc,
+// then pruned /etc's other directories as old generations (found by an attacker's review,
+// helper). The link is refused for writing and reading, and removing the certificate removes
+// the link alone.
+TEST(CertStore, ACertificateDirectoryThatIsASymbolicLinkIsNotWrittenPrunedOrRemovedThrough) {
+  testing::TempDir dir;
+  Victim victim;
+  sys::CertStore store(dir.path().string(), kNow);
+  ASSERT_TRUE(store.issue(generated("other", {"b.example.com"})).ok());  // certs/ is real
+  const fs::path link = dir.path() / "certs" / "shop";
+  fs::create_directory_symlink(victim.dir.path(), link);
+
+  auto issued = store.issue(generated("shop", {"a.example.com"}));
+  EXPECT_EQ(victim.entries(), kVictimEntries);
+  EXPECT_NE(refusal(issued).find(link.string() + " is a symbolic link"), std::string::npos)
+      << refusal(issued);
+
+  core::HostState seen;
+  ASSERT_TRUE(store.observeGenerated(seen).ok());
+  ASSERT_EQ(seen.generatedCerts.count("shop"), 1u);  // listed, so that a run removes it
+  EXPECT_NE(seen.generatedCerts.at("shop").error.find("symbolic link"), std::string::npos)
+      << seen.generatedCerts.at("shop").error;
+  EXPECT_EQ(seen.generatedCerts.at("other").error, "");
+
+  EXPECT_EQ(removeUnnamed(store), "");
+  EXPECT_EQ(victim.entries(), kVictimEntries);
+  EXPECT_FALSE(fs::exists(fs::symlink_status(link)));
+  EXPECT_FALSE(fs::exists(dir.path() / "certs" / "other"));
+}
+
+// A generation that is a symbolic link (planted beside real ones) is never pruned through.
+TEST(CertStore, AGenerationThatIsASymbolicLinkIsNotPrunedThrough) {
+  testing::TempDir dir;
+  Victim victim;
+  sys::CertStore store(dir.path().string(), kNow);
+  ASSERT_TRUE(store.issue(generated("shop", {"a.example.com"})).ok());
+  fs::create_directory_symlink(victim.dir.path(), dir.path() / "certs" / "shop" / "0123");
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(store.issue(generated("shop", {"a.example.com"})).ok());
+  }
+  EXPECT_EQ(generationsOf(dir.path() / "certs" / "shop"), 2u);
+  EXPECT_EQ(victim.entries(), kVictimEntries);
+  ASSERT_TRUE(store.remove("shop").ok());
+  EXPECT_EQ(victim.entries(), kVictimEntries);
+  EXPECT_FALSE(fs::exists(fs::symlink_status(dir.path() / "certs" / "shop")));
 }
 
 TEST(CertStore, RefusesNamesThatAreNotDirectoryNames) {
