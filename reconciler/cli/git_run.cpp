@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <filesystem>
@@ -147,6 +148,31 @@ Result<HistoryVerdict> checkCommitHistory(const source::GitSource& src, const Gi
   }
   return checkHistory(next, lastPoint, src.descendsFrom(next.id, lastPoint.id), nowSeconds,
                       g.allowRollback);
+}
+
+Result<fs::path> sourceCacheIn(const std::string& stateDir) {
+  const fs::path base = fs::path(stateDir) / "source";
+  const fs::path moving = fs::path(stateDir) / "source.moving";
+  struct stat st {};
+  if (::lstat((base / "HEAD").c_str(), &st) == 0 && ::rename(base.c_str(), moving.c_str()) != 0) {
+    const int err = errno;
+    return terminal("move the source cache " + base.string() + " aside: " + errnoText(err));
+  }
+  if (::mkdir(base.c_str(), 0700) != 0 && errno != EEXIST) {
+    const int err = errno;
+    return terminal("create " + base.string() + ": " + errnoText(err));
+  }
+  if (::lstat(base.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return terminal(base.string() + " is not a directory");
+  }
+  const fs::path repo = base / "repo";
+  if (::lstat(moving.c_str(), &st) == 0) {  // moved aside now, or by a run that died here
+    if (::rename(moving.c_str(), repo.c_str()) != 0) {
+      const int err = errno;
+      return terminal("move the source cache into " + repo.string() + ": " + errnoText(err));
+    }
+  }
+  return repo;
 }
 
 // Exports `commit`'s config root into `dir` (atomic swap; see GitSource::exportTree).
@@ -354,7 +380,14 @@ void exportPrepared(GitPrep& x) {
 }  // namespace
 
 Prepared prepareGit(const Options& o, Store& store, std::int64_t nowSeconds) {
-  GitPrep x{o, store, fs::path(o.stateDir) / "source", {}, {}, {}, false, {}};
+  auto cache = sourceCacheIn(o.stateDir);
+  if (!cache) {
+    Prepared failedPrep;
+    failedPrep.result = RunResult::Failed;
+    failedPrep.summary = "source: " + cache.error().message;
+    return failedPrep;
+  }
+  GitPrep x{o, store, *cache, {}, {}, {}, false, {}};
   if (!fetchOrLastGood(x)) {
     return x.p;
   }

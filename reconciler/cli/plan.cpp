@@ -84,7 +84,6 @@ struct GitPlan {
 // cache has one writer at a time (a fetch that times out removes the ref lock files it finds,
 // which would break a concurrent agent's fetch).
 Failure lockCache(const Options& o, TempDirs& temps, GitPlan& g) {
-  g.cache = fs::path(o.stateDir) / "source";
   if (o.offline) {
     auto t = temps.make();
     if (!t) {
@@ -102,6 +101,11 @@ Failure lockCache(const Options& o, TempDirs& temps, GitPlan& g) {
     return failed("lock", lock.error().message);
   }
   g.cacheLock.emplace(std::move(lock).value());
+  auto cache = sourceCacheIn(o.stateDir);
+  if (!cache) {
+    return failed("fetch", cache.error().message);
+  }
+  g.cache = *cache;
   return std::nullopt;
 }
 

@@ -1207,7 +1207,7 @@ TEST(PlanFromGit, TheHostCacheIsOnlyWrittenUnderTheStateLock) {
     EXPECT_FALSE(fs::exists(state / "source")) << "plan wrote the cache without the lock";
   }
   (void)sh(plan);  // the lock is free: the plan fetches (observing this host may still fail)
-  EXPECT_TRUE(fs::exists(state / "source" / "HEAD"));
+  EXPECT_TRUE(fs::exists(state / "source" / "repo" / "HEAD"));
 }
 
 // An --observed file that cannot be read is reported as such, not as a JSON error of empty text.
@@ -1421,6 +1421,42 @@ TEST_F(GitRunTest, TheConfigLoadedIsTheCommitsNotTheExportedFilesOnDisk) {
   ASSERT_TRUE(outcome.loaded);
   EXPECT_TRUE(outcome.loaded->all->forwards.empty());
   EXPECT_TRUE(outcome.loaded->all->hosts.empty());
+}
+
+// The cache lives in <state-dir>/source/repo, inside a directory that stays (0700; the proxy's
+// unit hides it). A cache of the earlier layout, the repository at <state-dir>/source itself, is
+// moved in with its history: the anti-rollback rules still know the last applied commit. A run
+// that died half-way through the move (the cache at source.moving) is finished by the next one.
+TEST_F(GitRunTest, ACacheOfTheEarlierLayoutIsMovedInWithItsHistory) {
+  const auto [c1, c2] = appliedThenForcePushedBack();
+  const fs::path source = state_ / "source";
+  ASSERT_TRUE(fs::exists(source / "repo" / "HEAD"));
+  struct stat st {};
+  ASSERT_EQ(::stat(source.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  for (const char* aside : {"source.old-layout", "source.moving"}) {
+    // The earlier layout: the bare repository is <state-dir>/source.
+    fs::rename(source / "repo", state_ / aside);
+    fs::remove(source);
+    if (std::string(aside) == "source.old-layout") {
+      fs::rename(state_ / aside, source);
+    }
+    Prepared p = prepareGit(options(), *store_);
+    EXPECT_EQ(p.result, RunResult::Refused) << aside << ": " << p.summary;
+    EXPECT_NE(p.detail.find("does not descend from the last applied commit " + c2),
+              std::string::npos)
+        << p.detail;
+    EXPECT_TRUE(fs::exists(source / "repo" / "HEAD")) << aside;
+    EXPECT_FALSE(fs::exists(state_ / "source.moving")) << aside;
+    EXPECT_FALSE(fs::exists(source / "HEAD")) << aside;
+  }
+  // A link in place of source/ is refused, not followed.
+  fs::rename(source, state_ / "elsewhere");
+  fs::create_directory_symlink(state_ / "elsewhere", source);
+  Prepared p = prepareGit(options(), *store_);
+  EXPECT_EQ(p.result, RunResult::Failed);
+  EXPECT_NE(p.summary.find("not a directory"), std::string::npos) << p.summary;
+  (void)c1;
 }
 
 // A force-push back to an older commit is refused, naming both commits; the override lets it
