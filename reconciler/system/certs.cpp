@@ -1,10 +1,11 @@
 // Certificates on the host with OpenSSL: read a PEM pair, issue a self-signed P-256 one.
 #include "reconciler/system/certs.h"
 
+#include "reconciler/system/cert_generations.h"
 #include "reconciler/system/cert_memo.h"
+#include "reconciler/system/dir_at.h"
 #include "reconciler/system/file_write.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -36,8 +37,6 @@ namespace edgeplane::sys {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr const char* kCurrent = "current";
 
 using X509Ptr = CPtr<X509, X509_free>;
 using PkeyPtr = PrivateKey;
@@ -289,7 +288,6 @@ core::CertView readPair(const std::string& certFile, const std::string& keyFile,
 }
 
 // A copy of a "files" pair names its source in <generation>/source: "CERT_FILE\nKEY_FILE\n".
-constexpr const char* kSource = "source";
 std::string sourceText(const core::CertTarget& t) {
   return t.certFile + "\n" + t.keyFile + "\n";
 }
@@ -318,39 +316,6 @@ std::string CertStore::certDir(const std::string& name) const {
 
 namespace {
 
-// The certificate directories are opened one level at a time and never through a symbolic
-// link: whoever writes the state directory (a taken-over proxy) could otherwise point certs/ or
-// certs/<name> at /etc and have root list, write and remove in it. What is found in them is
-// then listed, written and removed relative to the open directory, not by a path that could be
-// swapped meanwhile.
-constexpr int kDirFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
-
-std::string symlinkRefused(const std::string& path) {
-  return path + " is a symbolic link; refusing to follow it";
-}
-
-// `name` in the directory open as `parentFd` (`path` in messages), opened as a directory; with
-// `create`, made first when missing. -1: it does not exist (without `create`).
-Result<int> openDirAt(int parentFd, const std::string& name, const std::string& path, bool create) {
-  if (create && ::mkdirat(parentFd, name.c_str(), 0755) != 0 && errno != EEXIST) {
-    const int err = errno;
-    return terminal("create " + path + ": " + errnoText(err));
-  }
-  const int fd = ::openat(parentFd, name.c_str(), kDirFlags);
-  if (fd >= 0) {
-    return fd;
-  }
-  const int err = errno;
-  if (err == ENOENT && !create) {
-    return -1;
-  }
-  struct stat st {};
-  if (::fstatat(parentFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
-    return terminal(symlinkRefused(path));
-  }
-  return terminal("open directory " + path + ": " + errnoText(err));
-}
-
 // <state-dir>/certs, open (-1: there is none). The state directory is the operator's path;
 // certs/ in it is a directory of edgeplane's, never a link.
 Result<int> openCertsDir(const std::string& stateDir, bool create) {
@@ -367,75 +332,6 @@ Result<int> openCertsDir(const std::string& stateDir, bool create) {
     return terminal("open directory " + stateDir + ": " + errnoText(err));
   }
   return openDirAt(state.get(), "certs", (fs::path(stateDir) / "certs").string(), create);
-}
-
-// The names in the directory open as `fd` (`path` in messages), but . and ..
-Result<std::vector<std::string>> namesIn(int fd, const std::string& path) {
-  const int copy = ::openat(fd, ".", kDirFlags);  // its own offset; closedir closes it
-  DIR* d = copy < 0 ? nullptr : ::fdopendir(copy);
-  if (d == nullptr) {
-    const int err = errno;
-    if (copy >= 0) {
-      ::close(copy);
-    }
-    return terminal("read " + path + ": " + errnoText(err));
-  }
-  std::vector<std::string> names;
-  int err = 0;
-  for (;;) {
-    errno = 0;
-    const dirent* e = ::readdir(d);
-    if (e == nullptr) {
-      err = errno;
-      break;
-    }
-    const std::string name = e->d_name;
-    if (name != "." && name != "..") {
-      names.push_back(name);
-    }
-  }
-  ::closedir(d);
-  if (err != 0) {
-    return terminal("read " + path + ": " + errnoText(err));
-  }
-  return names;
-}
-
-// The type of `name` in the directory open as `dirFd`, not following a link; 0: none.
-mode_t typeAt(int dirFd, const std::string& name) {
-  struct stat st {};
-  return ::fstatat(dirFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_mode & S_IFMT : 0;
-}
-
-// Removes `name` in the directory open as `dirFd` (`path` in messages), with all it holds when
-// it is a directory. A symbolic link is removed itself, never followed; absent is done.
-Result<void> removeAt(int dirFd, const std::string& name, const std::string& path) {
-  const mode_t type = typeAt(dirFd, name);
-  if (type == S_IFDIR) {
-    auto opened = openDirAt(dirFd, name, path, false);
-    if (!opened) {
-      return opened.error();  // swapped for a link meanwhile: refused
-    }
-    if (*opened < 0) {
-      return {};  // gone meanwhile
-    }
-    const UniqueFd dir(*opened);
-    auto names = namesIn(dir.get(), path);
-    if (!names) {
-      return names.error();
-    }
-    for (const std::string& n : *names) {
-      if (auto r = removeAt(dir.get(), n, path + "/" + n); !r) {
-        return r;
-      }
-    }
-  }
-  if (type != 0 && ::unlinkat(dirFd, name.c_str(), type == S_IFDIR ? AT_REMOVEDIR : 0) != 0 &&
-      errno != ENOENT) {
-    const int err = errno;
-    return terminal("remove " + path + ": " + errnoText(err));
-  }
-  return {};
 }
 
 // Whether `dir`/`name` is a directory itself, not a link to one (nor under a linked certs/).
@@ -589,75 +485,6 @@ std::string failedCheck(const core::CertView& v, const CertInstallCheck& check, 
            std::to_string(now) + ")";
   }
   return "";
-}
-
-// A new generation `gen` (0700) in the certificate directory open as `dirFd` (`dir` in
-// messages), its files written whole and synced.
-Result<void> writeGeneration(int dirFd, const std::string& dir, const std::string& gen,
-                             const std::string& certPem, const std::string& keyPem,
-                             const std::string& source) {
-  const std::string genDir = dir + "/" + gen;
-  if (::mkdirat(dirFd, gen.c_str(), 0700) != 0) {
-    const int err = errno;
-    return terminal("create " + genDir + ": " + errnoText(err));
-  }
-  auto opened = openDirAt(dirFd, gen, genDir, true);
-  if (!opened) {
-    return opened.error();
-  }
-  const UniqueFd g(*opened);
-  if (::fchmod(g.get(), 0700) != 0) {
-    const int err = errno;
-    return terminal("chmod 700 " + genDir + ": " + errnoText(err));
-  }
-  if (auto r = writeNewFileAt(g.get(), genDir, "key.pem", keyPem, 0600); !r) {
-    return r;
-  }
-  if (auto r = writeNewFileAt(g.get(), genDir, "cert.pem", certPem, 0644); !r) {
-    return r;
-  }
-  if (!source.empty()) {
-    if (auto r = writeNewFileAt(g.get(), genDir, kSource, source, 0644); !r) {
-      return r;
-    }
-  }
-  if (::fsync(g.get()) != 0) {
-    const int err = errno;
-    return terminal("sync directory " + genDir + ": " + errnoText(err));
-  }
-  return {};
-}
-
-// Points `current` in the directory open as `dirFd` (`dir` in messages) at `gen`, by one
-// rename of a symlink; the generation it named before ("" when none).
-Result<std::string> switchCurrent(int dirFd, const std::string& dir, const std::string& gen) {
-  char buf[256];
-  const ssize_t n = ::readlinkat(dirFd, kCurrent, buf, sizeof(buf));
-  const std::string previous = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-  const std::string tmp = std::string(kCurrent) + ".tmp";
-  ::unlinkat(dirFd, tmp.c_str(), 0);
-  if (::symlinkat(gen.c_str(), dirFd, tmp.c_str()) != 0 ||
-      ::renameat(dirFd, tmp.c_str(), dirFd, kCurrent) != 0) {
-    const int err = errno;
-    return terminal("switch " + dir + "/" + kCurrent + ": " + errnoText(err));
-  }
-  if (::fsync(dirFd) != 0) {
-    const int err = errno;
-    return terminal("sync directory " + dir + ": " + errnoText(err));
-  }
-  return previous;
-}
-
-// Removes the generations in the directory open as `dirFd` but `gen` and `previous`: older
-// ones no snapshot names any more. Directories only: a link planted here is not followed.
-void pruneGenerations(int dirFd, const std::string& dir, const std::string& gen,
-                      const std::string& previous) {
-  auto names = namesIn(dirFd, dir);
-  for (const std::string& name : names ? *names : std::vector<std::string>()) {
-    if (name != gen && name != previous && typeAt(dirFd, name) == S_IFDIR) {
-      (void)removeAt(dirFd, name, dir + "/" + name);  // best effort: the next install tries again
-    }
-  }
 }
 
 // The certificate directory of `name` under `stateDir`, open (made when missing).
