@@ -1,7 +1,14 @@
 // Host-only listening addresses: parsing and the loopback rule (see local_address.h).
 #include "schema/local_address.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "schema/mode_text.h"
 
 namespace edgeplane {
 
@@ -59,6 +66,31 @@ Result<LocalAddress> LocalAddress::parse(std::string_view text, std::string_view
 
 std::string LocalAddress::str() const {
   return unixPath ? "unix:" + unixPath->string() : tcp.str();
+}
+
+Result<void> restrictSocketFile(const std::filesystem::path& path, mode_t mode,
+                                std::optional<gid_t> group) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    return terminal("cannot examine " + path.string() + ": " + errnoText(err));
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return terminal(path.string() + " is no longer the socket just bound (" +
+                    (S_ISLNK(st.st_mode) ? "a symbolic link" : "another file") + ")");
+  }
+  if (group && ::fchownat(AT_FDCWD, path.c_str(), static_cast<uid_t>(-1), *group,
+                          AT_SYMLINK_NOFOLLOW) != 0) {
+    const int err = errno;
+    return terminal("cannot give " + path.string() + " group " + std::to_string(*group) + ": " +
+                    errnoText(err));
+  }
+  // glibc refuses AT_SYMLINK_NOFOLLOW on a link (EOPNOTSUPP) and applies it to anything else.
+  if (::fchmodat(AT_FDCWD, path.c_str(), mode, AT_SYMLINK_NOFOLLOW) != 0) {
+    const int err = errno;
+    return terminal("cannot make " + path.string() + " " + modeText(mode) + ": " + errnoText(err));
+  }
+  return {};
 }
 
 }  // namespace edgeplane

@@ -2,6 +2,8 @@
 // loopback TCP address, never one the network reaches.
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -29,5 +31,11 @@ struct LocalAddress {
   static Result<LocalAddress> parse(std::string_view text, std::string_view what = "admin address");
   std::string str() const;
 };
+
+// Gives the unix socket file a listener just bound at `path` its group (when given) and `mode`,
+// without following a symbolic link: a link put in its place meanwhile (whoever else writes the
+// directory) is refused, and what it points to is left as it was. Errors name the path.
+Result<void> restrictSocketFile(const std::filesystem::path& path, mode_t mode,
+                                std::optional<gid_t> group = std::nullopt);
 
 }  // namespace edgeplane

@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "schema/local_address.h"
+
 namespace edgeplane::cli {
 
 namespace fs = std::filesystem;
@@ -242,7 +244,11 @@ Result<std::unique_ptr<TriggerSocket>> TriggerSocket::listen(const fs::path& pat
     ::close(impl->listenFd);
     return terminal("cannot listen on " + path.string() + ": " + errnoText(bindErr));
   }
-  if (::chmod(path.c_str(), 0600) != 0 || ::listen(impl->listenFd, 16) != 0) {
+  if (auto restricted = restrictSocketFile(path, 0600); !restricted) {
+    ::close(impl->listenFd);
+    return restricted.error();
+  }
+  if (::listen(impl->listenFd, 16) != 0) {
     const std::string why = errnoText(errno);
     ::close(impl->listenFd);
     fs::remove(path, ec);

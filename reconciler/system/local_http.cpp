@@ -171,14 +171,12 @@ Result<LocalSocket> listenLocal(const LocalAddress& address, mode_t mode,
                                                address.unixPath->string()),
                       false);
       out.socketPath = *address.unixPath;
-      if ((group && ::chown(address.unixPath->c_str(), static_cast<uid_t>(-1), *group) != 0) ||
-          ::chmod(address.unixPath->c_str(), mode) != 0) {
-        int err = errno;
-        ::unlink(address.unixPath->c_str());
-        char octal[8];
-        std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(mode));
-        return terminal("cannot make " + address.unixPath->string() + " " + octal + ": " +
-                        errnoText(err));
+      if (auto restricted = restrictSocketFile(*address.unixPath, mode, group); !restricted) {
+        struct stat st {};
+        if (::lstat(address.unixPath->c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+          ::unlink(address.unixPath->c_str());  // ours; a link put there is not ours to remove
+        }
+        return restricted.error();
       }
       out.address = address.str();
     } else {

@@ -2,10 +2,13 @@
 // process_* from /proc, the read-only metrics server, and the agent's run series.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -30,6 +33,37 @@ using testing::parseMetrics;
 using testing::TempDir;
 
 // ---- the writer ----
+
+// A unix socket just bound gets its group and mode by path, in a directory others may write
+// (the state directory, which the proxy writes): a link put in the socket's place is refused
+// and what it points to keeps its owner and mode.
+TEST(RestrictSocketFile, ASocketGetsItsModeALinkInItsPlaceIsRefused) {
+  testing::TempDir dir;
+  const std::filesystem::path sock = dir.path() / "s.sock";
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+  const Result<void> made = restrictSocketFile(sock, 0600, ::getgid());
+  EXPECT_TRUE(made.ok()) << made.error().message;
+  struct stat st {};
+  ASSERT_EQ(::stat(sock.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+
+  const std::filesystem::path victim = dir.path() / "victim";
+  std::ofstream(victim) << "x";
+  ASSERT_EQ(::chmod(victim.c_str(), 0640), 0);
+  ::unlink(sock.c_str());
+  ASSERT_EQ(::symlink(victim.c_str(), sock.c_str()), 0);
+  const Result<void> refused = restrictSocketFile(sock, 0666, ::getgid());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("symbolic link"), std::string::npos);
+  ASSERT_EQ(::stat(victim.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  ::close(fd);
+}
 
 TEST(PrometheusText, EscapesLabelValuesAndHelp) {
   std::string out;
