@@ -218,6 +218,13 @@ Result<void> dropCapabilities() {
 }  // namespace
 
 Result<void> confineFetchProcess() {
+  // Not dumpable: once without capabilities, a uid-0 process is otherwise open to every other
+  // uid-0 process (the proxy) through /proc/<pid>: its environment (the Git password), its
+  // memory, and its root, through which the directories the proxy's unit hides are reached.
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    const int err = errno;
+    return retryable("clearing the dumpable flag: " + errnoText(err));
+  }
   if (auto dropped = dropCapabilities(); !dropped) {
     return dropped;
   }

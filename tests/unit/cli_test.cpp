@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -1037,8 +1038,11 @@ TEST(FetchInChild, TheChildsVerdictIsPassedThrough) {
 }
 
 // What the fetch child runs under once confineFetchProcess() returned (it is the first thing
-// `edgeplane __fetch` does): no capabilities at all, no_new_privs, a seccomp filter, and the
-// calls a fetch never needs fail with EPERM. In a forked child, as the confinement is for good.
+// `edgeplane __fetch` does): no capabilities at all, no_new_privs, a seccomp filter, the calls a
+// fetch never needs fail with EPERM, and not dumpable: a uid-0 process without capabilities is
+// otherwise open to any other uid-0 process (the proxy) through /proc/<pid> (its environment,
+// which may hold the Git password, its root, and so the directories the proxy's unit hides). In
+// a forked child, as the confinement is for good.
 TEST(FetchConfine, NoCapabilitiesNoNewPrivsAndASeccompFilter) {
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
@@ -1057,6 +1061,7 @@ TEST(FetchConfine, NoCapabilitiesNoNewPrivsAndASeccompFilter) {
           report += line + "\n";
         }
       }
+      report += "dumpable=" + std::to_string(::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)) + "\n";
       errno = 0;
       report += "unshare=" + std::to_string(::unshare(CLONE_NEWNS) == 0 ? 0 : errno) + "\n";
       report += "unshare_user=" + std::to_string(::unshare(CLONE_NEWUSER) == 0 ? 0 : errno) + "\n";
@@ -1087,7 +1092,7 @@ TEST(FetchConfine, NoCapabilitiesNoNewPrivsAndASeccompFilter) {
   for (const char* want :
        {"CapInh:\t0000000000000000\n", "CapPrm:\t0000000000000000\n", "CapEff:\t0000000000000000\n",
         "CapAmb:\t0000000000000000\n", "NoNewPrivs:\t1\n", "Seccomp:\t2\n", "unshare=1\n",
-        "unshare_user=1\n", "mount=1\n", "socket=0\n"}) {
+        "unshare_user=1\n", "mount=1\n", "socket=0\n", "dumpable=0\n"}) {
     EXPECT_NE(report.find(want), std::string::npos) << want << " in:\n" << report;
   }
 #if !defined(__SANITIZE_ADDRESS__)  // ASan builds leave ptrace to LeakSanitizer (fetch_confine)
