@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -13,8 +14,10 @@
 #include "reconciler/cli/fetch_child.h"
 #include "reconciler/cli/history.h"
 #include "reconciler/cli/progress.h"
+#include "reconciler/system/dir_at.h"
 #include "schema/file_text.h"
 #include "schema/git_url.h"
+#include "schema/unique_fd.h"
 
 namespace edgeplane::cli {
 
@@ -152,27 +155,40 @@ Result<HistoryVerdict> checkCommitHistory(const source::GitSource& src, const Gi
 
 Result<fs::path> sourceCacheIn(const std::string& stateDir) {
   const fs::path base = fs::path(stateDir) / "source";
-  const fs::path moving = fs::path(stateDir) / "source.moving";
   struct stat st {};
-  if (::lstat((base / "HEAD").c_str(), &st) == 0 && ::rename(base.c_str(), moving.c_str()) != 0) {
-    const int err = errno;
-    return terminal("move the source cache " + base.string() + " aside: " + errnoText(err));
-  }
-  if (::mkdir(base.c_str(), 0700) != 0 && errno != EEXIST) {
-    const int err = errno;
-    return terminal("create " + base.string() + ": " + errnoText(err));
-  }
-  if (::lstat(base.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return terminal(base.string() + " is not a directory");
-  }
-  const fs::path repo = base / "repo";
-  if (::lstat(moving.c_str(), &st) == 0) {  // moved aside now, or by a run that died here
-    if (::rename(moving.c_str(), repo.c_str()) != 0) {
+  if (::lstat(base.c_str(), &st) != 0) {
+    if (errno != ENOENT || (::mkdir(base.c_str(), 0700) != 0 && errno != EEXIST) ||
+        ::lstat(base.c_str(), &st) != 0) {
       const int err = errno;
-      return terminal("move the source cache into " + repo.string() + ": " + errnoText(err));
+      return terminal("create " + base.string() + ": " + errnoText(err));
     }
   }
-  return repo;
+  if (!S_ISDIR(st.st_mode)) {
+    return terminal(base.string() + " is not a directory (a symbolic link is not followed)");
+  }
+  // The earlier layout, the bare repository at `source` itself: its entries are removed, HEAD
+  // last (a run that dies meanwhile finishes the job), and the fetch makes a new cache inside.
+  // The directory stays, and so does its hiding. The anti-rollback rules still hold: a last
+  // applied commit the new cache cannot reach refuses, as it would have before.
+  if (::fstatat(AT_FDCWD, (base / "HEAD").c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    auto opened = sys::openDirAt(AT_FDCWD, base.string(), base.string(), false);
+    if (!opened || *opened < 0) {
+      return opened ? terminal(base.string() + " vanished") : opened.error();
+    }
+    const UniqueFd dir(*opened);
+    auto names = sys::namesIn(dir.get(), base.string());
+    if (!names) {
+      return names.error();
+    }
+    std::stable_partition(names->begin(), names->end(),
+                          [](const std::string& n) { return n != "HEAD"; });
+    for (const std::string& name : *names) {
+      if (auto removed = sys::removeAt(dir.get(), name, (base / name).string()); !removed) {
+        return removed.error();
+      }
+    }
+  }
+  return base / "repo";
 }
 
 // Exports `commit`'s config root into `dir` (atomic swap; see GitSource::exportTree).

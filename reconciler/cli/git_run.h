@@ -50,9 +50,10 @@ LoadOutcome loadPrepared(const Prepared& p, const Options& o,
 
 // The bare cache of the config repository: <state-dir>/source/repo. `source` is a directory that
 // stays (made 0700 here or by the proxy's unit, which hides it: whoever else writes the state
-// directory must not write the cache, whose refs and config a fetch trusts), and the cache is
-// made inside it by rename. A cache of the earlier layout (the repository at `source` itself) is
-// moved in, its history kept. Call with the state lock held.
+// directory must not write the cache, whose refs and config a fetch trusts; a link in its place
+// is refused), and the cache is made inside it by rename. A cache of the earlier layout (the
+// repository at `source` itself) is emptied out of it; the next fetch fills a new one. Call with
+// the state lock held.
 Result<std::filesystem::path> sourceCacheIn(const std::string& stateDir);
 
 // How a Git run is recorded: the repository, the ref and the config root.

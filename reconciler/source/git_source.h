@@ -78,7 +78,7 @@ class GitRepo {
 
 class GitSource {
  public:
-  // Opens the bare cache at `cacheDir` (`<state-dir>/source`), creating it (no network) if the
+  // Opens the bare cache at `cacheDir` (`<state-dir>/source/repo`), creating it (no network) if the
   // directory is absent or empty, and records spec.url as its remote.origin.url (for people
   // inspecting it with git; fetch() uses spec.url as given, without url.*.insteadOf). A
   // directory that holds something else is refused, never deleted. Bad specs are terminal, and

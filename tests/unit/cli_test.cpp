@@ -1429,38 +1429,45 @@ TEST_F(GitRunTest, TheConfigLoadedIsTheCommitsNotTheExportedFilesOnDisk) {
 }
 
 // The cache lives in <state-dir>/source/repo, inside a directory that stays (0700; the proxy's
-// unit hides it). A cache of the earlier layout, the repository at <state-dir>/source itself, is
-// moved in with its history: the anti-rollback rules still know the last applied commit. A run
-// that died half-way through the move (the cache at source.moving) is finished by the next one.
-TEST_F(GitRunTest, ACacheOfTheEarlierLayoutIsMovedInWithItsHistory) {
+// unit hides it, which a rename of the directory would undo). A cache of the earlier layout, the
+// repository at <state-dir>/source itself, is emptied out of it and a new one fetched inside; a
+// run that died half-way (HEAD is removed last) is finished by the next. The anti-rollback rules
+// still refuse the force-push back. Nothing planted beside the directory is taken for a cache,
+// and a link in its place is refused, whatever it points to.
+TEST_F(GitRunTest, ACacheOfTheEarlierLayoutIsReplacedInPlace) {
   const auto [c1, c2] = appliedThenForcePushedBack();
   const fs::path source = state_ / "source";
   ASSERT_TRUE(fs::exists(source / "repo" / "HEAD"));
   struct stat st {};
   ASSERT_EQ(::stat(source.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0700u);
-  for (const char* aside : {"source.old-layout", "source.moving"}) {
-    // The earlier layout: the bare repository is <state-dir>/source.
-    fs::rename(source / "repo", state_ / aside);
-    fs::remove(source);
-    if (std::string(aside) == "source.old-layout") {
-      fs::rename(state_ / aside, source);
+  const ino_t inode = st.st_ino;
+  for (bool halfDone : {false, true}) {
+    // The earlier layout: the bare repository's entries in <state-dir>/source.
+    for (const auto& e : fs::directory_iterator(source / "repo")) {
+      fs::rename(e.path(), source / e.path().filename());
     }
+    fs::remove(source / "repo");
+    if (halfDone) {
+      fs::remove_all(source / "objects");
+    }
+    fs::create_directories(state_ / "source.moving" / "planted");
     Prepared p = prepareGit(options(), *store_);
-    EXPECT_EQ(p.result, RunResult::Refused) << aside << ": " << p.summary;
-    EXPECT_NE(p.detail.find("does not descend from the last applied commit " + c2),
-              std::string::npos)
-        << p.detail;
-    EXPECT_TRUE(fs::exists(source / "repo" / "HEAD")) << aside;
-    EXPECT_FALSE(fs::exists(state_ / "source.moving")) << aside;
-    EXPECT_FALSE(fs::exists(source / "HEAD")) << aside;
+    EXPECT_EQ(p.result, RunResult::Refused) << halfDone << ": " << p.summary;
+    EXPECT_NE(p.detail.find(c2), std::string::npos) << p.detail;
+    EXPECT_TRUE(fs::exists(source / "repo" / "HEAD"));
+    EXPECT_FALSE(fs::exists(source / "HEAD"));
+    EXPECT_FALSE(fs::exists(source / "repo" / "planted"));
+    ASSERT_EQ(::stat(source.c_str(), &st), 0);
+    EXPECT_EQ(st.st_ino, inode);
   }
-  // A link in place of source/ is refused, not followed.
+  // A link in place of source/, even to a repository, is refused, not followed.
   fs::rename(source, state_ / "elsewhere");
-  fs::create_directory_symlink(state_ / "elsewhere", source);
+  fs::create_directory_symlink(state_ / "elsewhere" / "repo", source);
   Prepared p = prepareGit(options(), *store_);
   EXPECT_EQ(p.result, RunResult::Failed);
   EXPECT_NE(p.summary.find("not a directory"), std::string::npos) << p.summary;
+  EXPECT_TRUE(fs::exists(state_ / "elsewhere" / "repo" / "HEAD"));
   (void)c1;
 }
 
