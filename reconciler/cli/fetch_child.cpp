@@ -3,6 +3,7 @@
 
 #include "reconciler/cli/fetch_confine.h"
 #include "reconciler/net/module.h"
+#include "schema/encoding.h"
 #include "schema/git_url.h"
 
 #include <fcntl.h>
@@ -191,9 +192,7 @@ Result<std::string> childResult(int status, std::string output, const std::strin
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && output.starts_with("ok ")) {
     std::string commit = output.substr(3);
-    if (commit.size() != 40 || !std::all_of(commit.begin(), commit.end(), [](char c) {
-          return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-        })) {
+    if (!isFullCommitId(commit)) {
       return terminal("fetch " + shownUrl + ": the fetch child did not name a commit");
     }
     return commit;

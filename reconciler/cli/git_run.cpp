@@ -15,6 +15,8 @@
 #include "reconciler/cli/history.h"
 #include "reconciler/cli/progress.h"
 #include "reconciler/system/dir_at.h"
+#include "reconciler/system/file_write.h"
+#include "schema/encoding.h"
 #include "schema/file_text.h"
 #include "schema/git_url.h"
 #include "schema/unique_fd.h"
@@ -134,23 +136,75 @@ HistoryVerdict checkHistory(const HistoryPoint& next, const std::optional<Histor
   return v;
 }
 
+namespace {
+
+constexpr const char* kAppliedFile = "applied";  // in <state-dir>/source, beside the cache
+constexpr std::string_view kAppliedHeader = "edgeplane applied commit\n";
+
+// The last commit applied from Git and its source, as recordAppliedCommit kept it beside the
+// cache `cache` (<state-dir>/source/repo); without that file (a host upgraded from a version
+// that kept it in the store only, or an offline plan's throw-away cache), as the store has it.
+struct LastApplied {
+  std::string source;
+  std::string commit;
+};
+Result<std::optional<LastApplied>> lastApplied(const fs::path& cache, const Store& store) {
+  const fs::path file = cache.parent_path() / kAppliedFile;
+  auto read = sys::readOwnFile(file.string());
+  if (!read) {
+    return read.error();
+  }
+  if (!*read) {
+    auto last = store.lastGoodCommitRun();
+    if (!last) {
+      return last.error();
+    }
+    if (!last->has_value() || !(*last)->commitId) {
+      return std::optional<LastApplied>();
+    }
+    return std::optional(LastApplied{(*last)->configSource, *(*last)->commitId});
+  }
+  const std::string& text = **read;
+  const size_t end = text.find('\n', kAppliedHeader.size());
+  if (!text.starts_with(kAppliedHeader) || end == std::string::npos ||
+      text.size() != end + 1 + 41 || !isFullCommitId(std::string_view(text).substr(end + 1, 40)) ||
+      text.back() != '\n') {
+    return terminal(file.string() + " is damaged; remove it to take the store's history instead");
+  }
+  return std::optional(LastApplied{text.substr(kAppliedHeader.size(), end - kAppliedHeader.size()),
+                                   text.substr(end + 1, 40)});
+}
+
+}  // namespace
+
 Result<HistoryVerdict> checkCommitHistory(const source::GitSource& src, const GitSettings& g,
                                           const source::FetchResult& commit, const Store& store,
                                           std::int64_t nowSeconds) {
   const HistoryPoint next{commit.commitId, commit.committerTime};
-  auto last = store.lastGoodCommitRun();
+  auto last = lastApplied(src.cacheDir(), store);
   if (!last) {
     return last.error();
   }
-  if (!last->has_value() || !(*last)->commitId) {
+  if (!*last) {
     return checkHistory(next, std::nullopt, true, nowSeconds, g.allowRollback);
   }
-  HistoryPoint lastPoint{*(*last)->commitId, std::nullopt};
+  HistoryPoint lastPoint{(*last)->commit, std::nullopt};
   if (auto described = src.describeCommit(lastPoint.id)) {
     lastPoint.committerTime = described->committerTime;
   }
   return checkHistory(next, lastPoint, src.descendsFrom(next.id, lastPoint.id), nowSeconds,
                       g.allowRollback);
+}
+
+Result<void> recordAppliedCommit(const std::string& stateDir, const std::string& source,
+                                 const std::string& commit) {
+  auto base = sourceCacheIn(stateDir);
+  if (!base) {
+    return base.error();
+  }
+  const fs::path file = base->parent_path() / kAppliedFile;
+  return sys::replaceFile(file.string(), file.string() + ".tmp",
+                          std::string(kAppliedHeader) + source + "\n" + commit + "\n", 0600);
 }
 
 Result<fs::path> sourceCacheIn(const std::string& stateDir) {
@@ -212,15 +266,15 @@ Prepared prepareGit(const Options& o, Store& store) {
 }
 
 Result<LastGood> lastGoodFromCache(const fs::path& cache, const GitSettings& g, Store& store) {
-  auto last = store.lastGoodCommitRun();
+  auto last = lastApplied(cache, store);
   if (!last) {
     return last.error();
   }
-  if (!last->has_value() || !(*last)->commitId || (*last)->configSource != gitSourceText(g)) {
+  if (!*last || (*last)->source != gitSourceText(g)) {
     return terminal("no commit from " + gitSourceText(g) +
                     " was applied before; nothing to fall back to");
   }
-  const std::string& id = *(*last)->commitId;
+  const std::string& id = (*last)->commit;
   // A full commit id as the ref: resolve() finds it in the cache, no network.
   auto pinned = source::GitSource::open(cache, specOf(g, id));
   auto resolved = pinned ? pinned->resolve() : Result<source::FetchResult>(pinned.error());

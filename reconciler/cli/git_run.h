@@ -56,6 +56,13 @@ LoadOutcome loadPrepared(const Prepared& p, const Options& o,
 // the state lock held.
 Result<std::filesystem::path> sourceCacheIn(const std::string& stateDir);
 
+// The last commit applied from Git and its source (gitSourceText), kept beside the cache in
+// <state-dir>/source/applied (0600, replaced whole), where the proxy, which writes the store,
+// cannot write: the anti-rollback rules and the fallback to the last good commit read it there.
+// Apply records each Git run that applied (ok or partial) here as well as in the store.
+Result<void> recordAppliedCommit(const std::string& stateDir, const std::string& source,
+                                 const std::string& commit);
+
 // How a Git run is recorded: the repository, the ref and the config root.
 std::string gitSourceText(const GitSettings& g);
 

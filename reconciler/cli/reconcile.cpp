@@ -59,6 +59,12 @@ struct Run {
   void finish(RunResult result, const std::string& summary, const std::string& detail,
               RunCounts counts = {}) {
     (void)store->finishRun(report.runId, RunFinish{nowMs(), result, summary, counts, detail});
+    // The history the next Git run checks against, also where the proxy cannot write.
+    if ((result == RunResult::Ok || result == RunResult::Partial) && opts.git && prep.commit) {
+      if (auto kept = recordAppliedCommit(opts.stateDir, configSource, prep.commit->id); !kept) {
+        err << "edgeplane apply: warning: " << kept.error().message << "\n";
+      }
+    }
     report.result = result;
     report.summary = summary;
   }

@@ -1030,7 +1030,7 @@ TEST(FetchInChild, TheChildsVerdictIsPassedThrough) {
   ASSERT_TRUE(ok.ok()) << ok.error().message;
   EXPECT_EQ(*ok, id);
   // A success that does not name a full commit id is not one.
-  for (const char* said : {"ok abc", "ok ", "ok 0123456789ABCDEF0123456789ABCDEF01234567"}) {
+  for (const char* said : {"ok abc", "ok ", "ok 0123456789abcdef0123456789abcdef0123456g"}) {
     auto bad = fetchInChild(dir.path(), spec, seconds(10),
                             {"/bin/sh", "-c", std::string("echo '") + said + "'", "sh"});
     EXPECT_FALSE(bad.ok()) << said;
@@ -1354,6 +1354,11 @@ class GitRunTest : public ::testing::Test {
   }
   // What apply records once it applied `commit` (prepared from `o`).
   void recordApplied(const Options& o, const std::string& commit) {
+    recordInStoreOnly(o, commit);
+    ASSERT_TRUE(recordAppliedCommit(o.stateDir, gitSourceText(*o.git), commit).ok());
+  }
+  // A run row alone, as whoever writes the store (the proxy) could add one.
+  void recordInStoreOnly(const Options& o, const std::string& commit) {
     auto run = store_->beginRun(RunStart{commit, gitSourceText(*o.git), 1});
     ASSERT_TRUE(run.ok());
     ASSERT_TRUE(store_->finishRun(*run, RunFinish{2, RunResult::Ok, "applied", {}, ""}).ok());
@@ -1469,6 +1474,23 @@ TEST_F(GitRunTest, ACacheOfTheEarlierLayoutIsReplacedInPlace) {
   EXPECT_NE(p.summary.find("not a directory"), std::string::npos) << p.summary;
   EXPECT_TRUE(fs::exists(state_ / "elsewhere" / "repo" / "HEAD"));
   (void)c1;
+}
+
+// The history the anti-rollback rules and the fallback read is kept where the proxy cannot
+// write (<state-dir>/source/applied; its unit hides source/), not in the store alone, which the
+// proxy writes: a run row planted there naming an older commit neither lets a force-push back
+// through nor chooses the commit a failed fetch falls back to.
+TEST_F(GitRunTest, ARunRowPlantedInTheStoreDoesNotMoveTheHistory) {
+  const auto [c1, c2] = appliedThenForcePushedBack();
+  recordInStoreOnly(options(), c1);
+  Prepared p = prepareGit(options(), *store_);
+  EXPECT_EQ(p.result, RunResult::Refused) << p.summary;
+  EXPECT_NE(p.detail.find("last applied commit " + c2), std::string::npos) << p.detail;
+  Options down = options();
+  down.fetchHelper = {"/bin/sh", "-c", "echo 'retryable fetch: connection refused'; exit 75", "sh"};
+  Prepared fellBack = prepareGit(down, *store_);
+  ASSERT_TRUE(fellBack.fallback) << fellBack.summary << "\n" << fellBack.detail;
+  EXPECT_EQ(fellBack.appliedCommit, c2);
 }
 
 // A force-push back to an older commit is refused, naming both commits; the override lets it
