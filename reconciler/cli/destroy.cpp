@@ -13,6 +13,7 @@
 #include "reconciler/cli/command_support.h"
 #include "reconciler/cli/commands.h"
 #include "reconciler/cli/execute.h"
+#include "reconciler/cli/git_run.h"
 #include "reconciler/cli/terminal_out.h"
 #include "reconciler/cli/trigger_socket.h"
 #include "reconciler/core/plan.h"
@@ -84,7 +85,8 @@ int executeDestroy(const Options& o, Store& store, const core::Plan& p, const co
                   executed->keysSynced;
   // No config is applied any more: status compares the host with none.
   std::error_code ec;
-  fs::remove_all(fs::path(o.stateDir) / "config", ec);
+  fs::remove_all(keptConfigDir(o.stateDir), ec);
+  fs::remove_all(fs::path(o.stateDir) / "config", ec);  // where it was kept before
   std::string summary = "destroy: " + countsText(executed->counts);
   if (!executed->published) {
     summary += ", proxy snapshot not written";

@@ -196,6 +196,10 @@ Result<HistoryVerdict> checkCommitHistory(const source::GitSource& src, const Gi
                       g.allowRollback);
 }
 
+fs::path keptConfigDir(const std::string& stateDir) {
+  return fs::path(stateDir) / "source" / "config";
+}
+
 Result<void> recordAppliedCommit(const std::string& stateDir, const std::string& source,
                                  const std::string& commit) {
   auto base = sourceCacheIn(stateDir);
@@ -255,7 +259,7 @@ Result<std::vector<ConfigFile>> exportCommit(const source::GitSource& src, const
   return configFilesOf(*files, dir);
 }
 
-// Fetch (bounded), resolve, verify, export into <state-dir>/config.next. On a fetch failure,
+// Fetch (bounded), resolve, verify, export into <state-dir>/source/config.next. On a fetch failure,
 // the last good commit still in the cache is used instead (drift repair goes on while the
 // remote is away) and the run will be recorded as failed.
 Prepared prepareGit(const Options& o, Store& store) {
@@ -422,10 +426,10 @@ bool fallBackFromRefusal(GitPrep& x) {
   return true;
 }
 
-// Export the commit's config root into <state-dir>/config.next.
+// Export the commit's config root into <state-dir>/source/config.next.
 void exportPrepared(GitPrep& x) {
   Prepared& p = x.p;
-  const fs::path next = fs::path(x.o.stateDir) / "config.next";
+  const fs::path next = keptConfigDir(x.o.stateDir).string() + ".next";
   auto written = exportCommit(*x.src, *x.o.git, x.exported, next);
   if (!written) {
     if (p.result == RunResult::Refused) {
@@ -478,12 +482,14 @@ LoadOutcome loadPrepared(const Prepared& p, const Options& o,
   return loadConfig(*p.configDir, p.displayRoot, o, cache, p.files ? &*p.files : nullptr);
 }
 
-// The commit that was accepted is what <state-dir>/config holds afterwards (status's drift
+// The commit that was accepted is what keptConfigDir holds afterwards (status's drift
 // check reads it).
 void promoteConfig(const Options& o, std::ostream& err) {
-  const fs::path next = fs::path(o.stateDir) / "config.next";
-  const fs::path live = fs::path(o.stateDir) / "config";
+  const fs::path live = keptConfigDir(o.stateDir);
+  const fs::path next = live.string() + ".next";
   std::error_code ec;
+  // Where the tree was kept before it moved beside the cache (the proxy could write there).
+  fs::remove_all(fs::path(o.stateDir) / "config", ec);
   if (!fs::exists(live, ec)) {
     fs::rename(next, live, ec);
   } else {

@@ -56,6 +56,12 @@ LoadOutcome loadPrepared(const Prepared& p, const Options& o,
 // the state lock held.
 Result<std::filesystem::path> sourceCacheIn(const std::string& stateDir);
 
+// The tree the last Git run applied, kept for status's drift check and peer-config:
+// <state-dir>/source/config, beside the cache where the proxy cannot write (it was
+// <state-dir>/config, which the proxy could rewrite); the next tree is exported into
+// <state-dir>/source/config.next and swapped in.
+std::filesystem::path keptConfigDir(const std::string& stateDir);
+
 // The last commit applied from Git and its source (gitSourceText), kept beside the cache in
 // <state-dir>/source/applied (0600, replaced whole), where the proxy, which writes the store,
 // cannot write: the anti-rollback rules and the fallback to the last good commit read it there.
@@ -128,7 +134,7 @@ Result<std::vector<ConfigFile>> exportCommit(const source::GitSource& src, const
                                              const std::string& commit,
                                              const std::filesystem::path& dir);
 
-// Fetch (bounded), resolve, verify, export into <state-dir>/config.next. On a fetch failure,
+// Fetch (bounded), resolve, verify, export into <state-dir>/source/config.next. On a fetch failure,
 // or when the head commit is refused, the last good commit still in the cache is exported
 // instead (drift repair goes on while the remote is away or serves a commit that cannot be
 // applied) and the run will be recorded as failed or refused.
@@ -137,7 +143,7 @@ Result<std::vector<ConfigFile>> exportCommit(const source::GitSource& src, const
 Prepared prepareGit(const Options& o, Store& store, std::int64_t nowSeconds);
 Prepared prepareGit(const Options& o, Store& store);
 
-// The commit that was accepted is what <state-dir>/config holds afterwards (status's drift
+// The commit that was accepted is what keptConfigDir holds afterwards (status's drift
 // check reads it).
 void promoteConfig(const Options& o, std::ostream& err);
 

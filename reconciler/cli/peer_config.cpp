@@ -208,7 +208,7 @@ int cmdPeerConfig(const Options& o) {
   const PeerConfigArgs& a = o.peerConfig;
   // The config: --config; a Git source's head commit (--source); else the tree the last Git
   // run accepted (kept in the state dir).
-  fs::path dir = o.config ? fs::path(*o.config) : fs::path(o.stateDir) / "config";
+  fs::path dir = o.config ? fs::path(*o.config) : keptConfigDir(o.stateDir);
   std::optional<std::string> displayRoot;
   std::optional<TempDir> scratch;
   if (o.git && !o.config) {

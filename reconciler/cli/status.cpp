@@ -12,6 +12,7 @@
 
 #include "reconciler/cli/command_support.h"
 #include "reconciler/cli/commands.h"
+#include "reconciler/cli/git_run.h"
 #include "reconciler/cli/history.h"
 #include "reconciler/core/owned_rows.h"
 #include "reconciler/core/plan.h"
@@ -126,10 +127,10 @@ struct Status {
   std::vector<ApiKeyBlock> blockedKeys;
 };
 
-// The config the last run applied: --config; a Git run's accepted tree, kept in
-// <state-dir>/config; else the directory the run named.
+// The config the last run applied: --config; a Git run's accepted tree (keptConfigDir); else
+// the directory the run named.
 std::optional<fs::path> lastConfigDir(const Options& o, const ApplyRun& last) {
-  const fs::path kept = fs::path(o.stateDir) / "config";
+  const fs::path kept = keptConfigDir(o.stateDir);
   std::error_code ec;
   if (o.config) {
     return fs::path(*o.config);

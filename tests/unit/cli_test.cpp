@@ -1493,6 +1493,26 @@ TEST_F(GitRunTest, ARunRowPlantedInTheStoreDoesNotMoveTheHistory) {
   EXPECT_EQ(fellBack.appliedCommit, c2);
 }
 
+// The trees a Git run exports, and the one it keeps for status and peer-config, are beside the
+// cache in <state-dir>/source (which the proxy's unit hides), not in the state directory the
+// proxy writes; a tree kept where it was before (<state-dir>/config) is removed.
+TEST_F(GitRunTest, TheKeptTreeIsBesideTheCache) {
+  commit("# kept\n");
+  fs::create_directories(state_ / "config");
+  std::ofstream(state_ / "config" / "fleet.toml") << "# the earlier place\n";
+  Prepared p = prepareGit(options(), *store_);
+  ASSERT_TRUE(p.configDir) << p.summary;
+  EXPECT_EQ(*p.configDir, state_ / "source" / "config.next");
+  std::ostringstream err;
+  promoteConfig(options(), err);
+  EXPECT_EQ(err.str(), "");
+  EXPECT_EQ(keptConfigDir(state_.string()), state_ / "source" / "config");
+  std::ifstream kept(state_ / "source" / "config" / "fleet.toml");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(kept), {}), "# kept\n");
+  EXPECT_FALSE(fs::exists(state_ / "config"));
+  EXPECT_FALSE(fs::exists(state_ / "source" / "config.next"));
+}
+
 // A force-push back to an older commit is refused, naming both commits; the override lets it
 // through and says it was a rollback.
 TEST_F(GitRunTest, AForcePushToAnOlderCommitIsRefused) {
