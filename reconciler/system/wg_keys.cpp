@@ -93,6 +93,9 @@ Result<void> writeNewKeyFile(const std::string& path, const WgKey& key, int& err
   return writeNewFile(path, std::string_view(text.data, len), 0600, &err);
 }
 
+// How readKeyFile names a secret that is not a WireGuard key (loadOrCreateSecret).
+constexpr std::string_view kSecretFile = "secret file";
+
 // Returns ENOENT in `err` when the file does not exist (the caller decides what that means).
 // `what` names the file in messages ("key file", "preshared key file"); never the key.
 Result<WgKey> readKeyFile(const std::string& path, int& err, std::string_view what = "key file") {
@@ -138,7 +141,8 @@ Result<WgKey> readKeyFile(const std::string& path, int& err, std::string_view wh
     key = WgKey::parseBase64(std::string_view(text.data, 44));
   }
   if (!key) {
-    return terminal(name + " does not hold a WireGuard key (base64 of 32 bytes and a newline)");
+    return terminal(name + " does not hold " + (what == kSecretFile ? "a key" : "a WireGuard key") +
+                    " (base64 of 32 bytes and a newline)");
   }
   return *key;
 }
@@ -270,7 +274,7 @@ Result<WgKey> loadOrCreateSecret(const std::string& path) {
     return dir.error();
   }
   int err = 0;
-  auto stored = readKeyFile(path, err, "secret file");
+  auto stored = readKeyFile(path, err, kSecretFile);
   if (stored || err != ENOENT) {
     return stored;
   }
@@ -293,7 +297,7 @@ Result<WgKey> loadOrCreateSecret(const std::string& path) {
   if (!placed) {
     return placed.error();
   }
-  return readKeyFile(path, err, "secret file");
+  return readKeyFile(path, err, kSecretFile);
 }
 
 Result<LoadedKey> rotateKey(const std::string& path) {

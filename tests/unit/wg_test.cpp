@@ -485,6 +485,16 @@ TEST_F(WgKeyFile, ASecretMadeByManyAtOnceIsOneSecret) {
     unclamped = (k.bytes[0] & 7) != 0 || (k.bytes[31] & 0xC0) != 0x40;
   }
   EXPECT_TRUE(unclamped);
+  // A damaged one is an error that says so (not a WireGuard key's words), and is kept.
+  std::filesystem::remove(path);
+  std::ofstream(path) << "not a key\n";
+  ::chmod(path.c_str(), 0600);
+  auto damaged = loadOrCreateSecret(path);
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_NE(damaged.error().message.find("secret file " + path + " does not hold a key"),
+            std::string::npos)
+      << damaged.error().message;
+  EXPECT_EQ(contents(path), "not a key\n");
 }
 
 // An existing key file that cannot be used is an error and is never replaced, even when a
