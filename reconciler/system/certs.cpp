@@ -334,6 +334,15 @@ Result<int> openCertsDir(const std::string& stateDir, bool create) {
   return openDirAt(state.get(), "certs", (fs::path(stateDir) / "certs").string(), create);
 }
 
+// <state-dir>/certs, open; nullopt when there is none yet.
+Result<std::optional<UniqueFd>> existingCertsDir(const std::string& stateDir) {
+  auto opened = openCertsDir(stateDir, false);
+  if (!opened) {
+    return opened.error();
+  }
+  return *opened < 0 ? std::optional<UniqueFd>() : std::optional<UniqueFd>(UniqueFd(*opened));
+}
+
 // Whether `dir`/`name` is a directory itself, not a link to one (nor under a linked certs/).
 bool realDirectory(const fs::path& root, const std::string& name) {
   struct stat st {};
@@ -385,20 +394,17 @@ Result<void> CertStore::observe(const std::vector<core::CertTarget>& targets,
 Result<void> CertStore::observeGenerated(core::HostState& into) const {
   into.now = now();
   const fs::path root = fs::path(stateDir_) / "certs";
-  auto opened = openCertsDir(stateDir_, false);
-  if (!opened) {
-    return opened.error();
+  auto certs = existingCertsDir(stateDir_);
+  if (!certs || !*certs) {
+    return certs ? Result<void>{} : certs.error();  // none yet, or an error
   }
-  if (*opened < 0) {
-    return {};  // none yet
-  }
-  const UniqueFd certs(*opened);
-  auto names = namesIn(certs.get(), root.string());
+  const int certsFd = (*certs)->get();
+  auto names = namesIn(certsFd, root.string());
   if (!names) {
     return names.error();
   }
   for (const std::string& name : *names) {
-    const mode_t type = typeAt(certs.get(), name);
+    const mode_t type = typeAt(certsFd, name);
     if (!safeName(name) || (type != S_IFDIR && type != S_IFLNK)) {
       continue;
     }
@@ -574,15 +580,11 @@ Result<void> CertStore::remove(const std::string& name) {
   if (!safeName(name)) {
     return terminal("certificate name \"" + name + "\" cannot name a directory");
   }
-  auto opened = openCertsDir(stateDir_, false);
-  if (!opened) {
-    return opened.error();
+  auto certs = existingCertsDir(stateDir_);
+  if (!certs || !*certs) {
+    return certs ? Result<void>{} : certs.error();  // none yet, or an error
   }
-  if (*opened < 0) {
-    return {};  // none yet
-  }
-  const UniqueFd certs(*opened);
-  return removeAt(certs.get(), name, certDir(name));
+  return removeAt((*certs)->get(), name, certDir(name));
 }
 
 }  // namespace edgeplane::sys
