@@ -85,7 +85,11 @@ int executeDestroy(const Options& o, Store& store, const core::Plan& p, const co
                   executed->keysSynced;
   // No config is applied any more: status compares the host with none.
   std::error_code ec;
-  fs::remove_all(keptConfigDir(o.stateDir), ec);
+  // A directory only: on a host still in the earlier cache layout, source/config is the cache's
+  // Git config file.
+  if (fs::symlink_status(keptConfigDir(o.stateDir), ec).type() == fs::file_type::directory) {
+    fs::remove_all(keptConfigDir(o.stateDir), ec);
+  }
   fs::remove_all(fs::path(o.stateDir) / "config", ec);  // where it was kept before
   std::string summary = "destroy: " + countsText(executed->counts);
   if (!executed->published) {

@@ -143,19 +143,23 @@ constexpr std::string_view kAppliedHeader = "edgeplane applied commit\n";
 
 // The last commit applied from Git and its source, as recordAppliedCommit kept it beside the
 // cache `cache` (<state-dir>/source/repo); without that file (a host upgraded from a version
-// that kept it in the store only, or an offline plan's throw-away cache), as the store has it.
+// that kept it in the store only, or an offline plan's throw-away cache), as the store has it
+// (none without a store).
 struct LastApplied {
   std::string source;
   std::string commit;
 };
-Result<std::optional<LastApplied>> lastApplied(const fs::path& cache, const Store& store) {
+Result<std::optional<LastApplied>> lastApplied(const fs::path& cache, const Store* store) {
   const fs::path file = cache.parent_path() / kAppliedFile;
   auto read = sys::readOwnFile(file.string());
   if (!read) {
     return read.error();
   }
   if (!*read) {
-    auto last = store.lastGoodCommitRun();
+    if (store == nullptr) {
+      return std::optional<LastApplied>();
+    }
+    auto last = store->lastGoodCommitRun();
     if (!last) {
       return last.error();
     }
@@ -164,21 +168,22 @@ Result<std::optional<LastApplied>> lastApplied(const fs::path& cache, const Stor
     }
     return std::optional(LastApplied{(*last)->configSource, *(*last)->commitId});
   }
+  // The header, the commit's id and a newline, then the source as it was written (any bytes).
   const std::string& text = **read;
-  const size_t end = text.find('\n', kAppliedHeader.size());
-  if (!text.starts_with(kAppliedHeader) || end == std::string::npos ||
-      text.size() != end + 1 + 41 || !isFullCommitId(std::string_view(text).substr(end + 1, 40)) ||
-      text.back() != '\n') {
-    return terminal(file.string() + " is damaged; remove it to take the store's history instead");
+  const size_t at = kAppliedHeader.size();
+  if (!text.starts_with(kAppliedHeader) || text.size() < at + 41 ||
+      !isFullCommitId(std::string_view(text).substr(at, 40)) || text[at + 40] != '\n') {
+    return terminal(file.string() +
+                    " is damaged; removing it makes runs take the last applied commit from the "
+                    "store, which the proxy can write");
   }
-  return std::optional(LastApplied{text.substr(kAppliedHeader.size(), end - kAppliedHeader.size()),
-                                   text.substr(end + 1, 40)});
+  return std::optional(LastApplied{text.substr(at + 41), text.substr(at, 40)});
 }
 
 }  // namespace
 
 Result<HistoryVerdict> checkCommitHistory(const source::GitSource& src, const GitSettings& g,
-                                          const source::FetchResult& commit, const Store& store,
+                                          const source::FetchResult& commit, const Store* store,
                                           std::int64_t nowSeconds) {
   const HistoryPoint next{commit.commitId, commit.committerTime};
   auto last = lastApplied(src.cacheDir(), store);
@@ -207,44 +212,72 @@ Result<void> recordAppliedCommit(const std::string& stateDir, const std::string&
     return base.error();
   }
   const fs::path file = base->parent_path() / kAppliedFile;
-  return sys::replaceFile(file.string(), file.string() + ".tmp",
-                          std::string(kAppliedHeader) + source + "\n" + commit + "\n", 0600);
+  if (!isFullCommitId(commit)) {
+    return terminal("cannot keep " + commit + " as the applied commit: not a full commit id");
+  }
+  if (auto kept = sys::replaceFile(file.string(), file.string() + ".tmp",
+                                   std::string(kAppliedHeader) + commit + "\n" + source, 0600);
+      !kept) {
+    return kept;
+  }
+  return sys::fsyncDir(base->parent_path().string());
 }
 
-Result<fs::path> sourceCacheIn(const std::string& stateDir) {
-  const fs::path base = fs::path(stateDir) / "source";
+namespace {
+
+// The earlier layout, the bare repository at `source` itself (open as `dir`), moved into
+// source/repo inside the directory, so that the directory stays (and so does its hiding) and the
+// history stays (the fallback and the anti-rollback rules need the last applied commit): every
+// entry into source/repo.new, HEAD last, then repo.new renamed to repo. A run that dies
+// meanwhile is finished by the next (HEAD still there: go on moving; gone: rename).
+Result<void> moveEarlierLayout(int dir, const fs::path& base) {
   struct stat st {};
-  if (::lstat(base.c_str(), &st) != 0) {
-    if (errno != ENOENT || (::mkdir(base.c_str(), 0700) != 0 && errno != EEXIST) ||
-        ::lstat(base.c_str(), &st) != 0) {
-      const int err = errno;
-      return terminal("create " + base.string() + ": " + errnoText(err));
+  const bool earlier = ::fstatat(dir, "HEAD", &st, AT_SYMLINK_NOFOLLOW) == 0;
+  if (earlier) {
+    auto made = sys::openDirAt(dir, "repo.new", (base / "repo.new").string(), true);
+    if (!made) {
+      return made.error();
     }
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    return terminal(base.string() + " is not a directory (a symbolic link is not followed)");
-  }
-  // The earlier layout, the bare repository at `source` itself: its entries are removed, HEAD
-  // last (a run that dies meanwhile finishes the job), and the fetch makes a new cache inside.
-  // The directory stays, and so does its hiding. The anti-rollback rules still hold: a last
-  // applied commit the new cache cannot reach refuses, as it would have before.
-  if (::fstatat(AT_FDCWD, (base / "HEAD").c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-    auto opened = sys::openDirAt(AT_FDCWD, base.string(), base.string(), false);
-    if (!opened || *opened < 0) {
-      return opened ? terminal(base.string() + " vanished") : opened.error();
-    }
-    const UniqueFd dir(*opened);
-    auto names = sys::namesIn(dir.get(), base.string());
+    const UniqueFd into(*made);
+    auto names = sys::namesIn(dir, base.string());
     if (!names) {
       return names.error();
     }
+    std::erase(*names, std::string("repo.new"));
     std::stable_partition(names->begin(), names->end(),
                           [](const std::string& n) { return n != "HEAD"; });
     for (const std::string& name : *names) {
-      if (auto removed = sys::removeAt(dir.get(), name, (base / name).string()); !removed) {
-        return removed.error();
+      if (::renameat(dir, name.c_str(), into.get(), name.c_str()) != 0) {
+        const int err = errno;
+        return terminal("move " + (base / name).string() + " into " + (base / "repo.new").string() +
+                        ": " + errnoText(err));
       }
     }
+  }
+  if ((earlier || ::fstatat(dir, "repo.new", &st, AT_SYMLINK_NOFOLLOW) == 0) &&
+      ::renameat(dir, "repo.new", dir, "repo") != 0) {
+    const int err = errno;
+    return terminal("move the source cache into " + (base / "repo").string() + ": " +
+                    errnoText(err));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<fs::path> sourceCacheIn(const std::string& stateDir) {
+  const fs::path base = fs::path(stateDir) / "source";
+  if (::mkdir(base.c_str(), 0700) != 0 && errno != EEXIST) {
+    const int err = errno;
+    return terminal("create " + base.string() + ": " + errnoText(err));
+  }
+  auto opened = sys::openDirAt(AT_FDCWD, base.string(), base.string(), false);
+  if (!opened || *opened < 0) {  // a link in its place is refused, not followed
+    return opened ? terminal(base.string() + " vanished") : opened.error();
+  }
+  const UniqueFd dir(*opened);
+  if (auto moved = moveEarlierLayout(dir.get(), base); !moved) {
+    return moved.error();
   }
   return base / "repo";
 }
@@ -269,7 +302,8 @@ Prepared prepareGit(const Options& o, Store& store) {
                         .count());
 }
 
-Result<LastGood> lastGoodFromCache(const fs::path& cache, const GitSettings& g, Store& store) {
+Result<LastGood> lastGoodFromCache(const fs::path& cache, const GitSettings& g,
+                                   const Store* store) {
   auto last = lastApplied(cache, store);
   if (!last) {
     return last.error();
@@ -347,7 +381,7 @@ bool fetchOrLastGood(GitPrep& x) {
   x.p.retryable = fetchError->retryable;
   x.p.result = RunResult::Failed;
   x.p.summary = fetchError->message;  // completed with what the fallback run did
-  auto good = lastGoodFromCache(x.cache, g, x.store);
+  auto good = lastGoodFromCache(x.cache, g, &x.store);
   if (!good) {
     x.p.detail = good.error().message;
     return false;
@@ -380,7 +414,7 @@ bool verifyCommit(GitPrep& x, std::int64_t nowSeconds) {
       p.detail = signatureNote;
     }
   }
-  auto history = checkCommitHistory(*x.src, g, *x.resolved, x.store, nowSeconds);
+  auto history = checkCommitHistory(*x.src, g, *x.resolved, &x.store, nowSeconds);
   if (!history) {
     p.result = RunResult::Failed;
     p.summary = "reading the last applied commit failed: " + history.error().message;
@@ -408,7 +442,7 @@ bool fallBackFromRefusal(GitPrep& x) {
   if (p.fallback) {
     return false;  // the last good commit itself is refused now (allowed_signers changed)
   }
-  auto good = lastGoodFromCache(x.cache, *x.o.git, x.store);
+  auto good = lastGoodFromCache(x.cache, *x.o.git, &x.store);
   if (!good) {
     return false;
   }

@@ -52,8 +52,8 @@ LoadOutcome loadPrepared(const Prepared& p, const Options& o,
 // stays (made 0700 here or by the proxy's unit, which hides it: whoever else writes the state
 // directory must not write the cache, whose refs and config a fetch trusts; a link in its place
 // is refused), and the cache is made inside it by rename. A cache of the earlier layout (the
-// repository at `source` itself) is emptied out of it; the next fetch fills a new one. Call with
-// the state lock held.
+// repository at `source` itself) is moved into source/repo, its history kept and the directory
+// staying. Call with the state lock held.
 Result<std::filesystem::path> sourceCacheIn(const std::string& stateDir);
 
 // The tree the last Git run applied, kept for status's drift check and peer-config:
@@ -63,9 +63,10 @@ Result<std::filesystem::path> sourceCacheIn(const std::string& stateDir);
 std::filesystem::path keptConfigDir(const std::string& stateDir);
 
 // The last commit applied from Git and its source (gitSourceText), kept beside the cache in
-// <state-dir>/source/applied (0600, replaced whole), where the proxy, which writes the store,
-// cannot write: the anti-rollback rules and the fallback to the last good commit read it there.
-// Apply records each Git run that applied (ok or partial) here as well as in the store.
+// <state-dir>/source/applied (0600, replaced whole and synced), where the proxy, which writes the
+// store, cannot write: the anti-rollback rules and the fallback to the last good commit read it
+// there. Apply keeps each Git run that applied (ok or partial) here before it records the run in
+// the store, and records a run whose commit could not be kept as failed.
 Result<void> recordAppliedCommit(const std::string& stateDir, const std::string& source,
                                  const std::string& commit);
 
@@ -106,10 +107,11 @@ HistoryVerdict checkHistory(const HistoryPoint& next, const std::optional<Histor
                             const Result<bool>& descends, std::int64_t nowSeconds,
                             bool allowRollback);
 
-// checkHistory for `commit` against the last applied commit the store records (any source:
-// it is the host's history), read from the cache of `src`.
+// checkHistory for `commit` against the last applied commit (any source: it is the host's
+// history) as kept beside the cache of `src` (recordAppliedCommit), or without that file as
+// `store` records it (none without a store), read from the cache of `src`.
 Result<HistoryVerdict> checkCommitHistory(const source::GitSource& src, const GitSettings& g,
-                                          const source::FetchResult& commit, const Store& store,
+                                          const source::FetchResult& commit, const Store* store,
                                           std::int64_t nowSeconds);
 
 // What a run falls back to when the head commit cannot be applied (the fetch failed, or the
@@ -120,7 +122,7 @@ struct LastGood {
   source::FetchResult commit;
 };
 Result<LastGood> lastGoodFromCache(const std::filesystem::path& cache, const GitSettings& g,
-                                   Store& store);
+                                   const Store* store);
 
 // fetchInChild into `cache` with the options' helper and deadline (the commit fetched); on a
 // terminal (and with o.progress) a progress line while it runs.

@@ -149,8 +149,8 @@ Failure checkCommit(const Options& o, GitPlan& g, std::optional<std::string>& re
     }
     g.store = std::move(present).value();
   }
-  if (g.store && !refusal) {
-    auto history = checkCommitHistory(*g.src, git, g.resolved, *g.store, nowMs() / 1000);
+  if (!o.offline && !refusal) {  // the host's history, even without a store (source/applied)
+    auto history = checkCommitHistory(*g.src, git, g.resolved, g.store.get(), nowMs() / 1000);
     if (!history) {
       return failed("store", "reading the last applied commit failed: " + history.error().message);
     }
@@ -168,10 +168,10 @@ Failure fallBack(const Options& o, GitPlan& g, const std::string& refusal, PlanS
       "apply would refuse commit " + shortCommit(g.resolved.commitId) + ": " + refusal;
   std::cerr << "edgeplane plan: " << message << "\n";
   const Failure refused = PlanError{"refused", message, {}};
-  if (!g.store) {
+  if (o.offline) {
     return refused;
   }
-  auto last = lastGoodFromCache(g.cache, *o.git, *g.store);
+  auto last = lastGoodFromCache(g.cache, *o.git, g.store.get());
   std::string ignored;
   if (!last || checkSignature(last->src, *o.git, last->commit.commitId, ignored)) {
     return refused;

@@ -56,15 +56,19 @@ struct Run {
     err << "edgeplane apply: " << report.summary << "\n";
   }
   // Records the run's end.
-  void finish(RunResult result, const std::string& summary, const std::string& detail,
+  void finish(RunResult result, std::string summary, const std::string& detail,
               RunCounts counts = {}) {
-    (void)store->finishRun(report.runId, RunFinish{nowMs(), result, summary, counts, detail});
-    // The history the next Git run checks against, also where the proxy cannot write.
+    // The history the next Git run checks against, kept where the proxy cannot write, before
+    // the store's record: a run whose commit cannot be kept there is recorded failed (the next
+    // run tries again), so the two never disagree on the last applied commit.
     if ((result == RunResult::Ok || result == RunResult::Partial) && opts.git && prep.commit) {
       if (auto kept = recordAppliedCommit(opts.stateDir, configSource, prep.commit->id); !kept) {
-        err << "edgeplane apply: warning: " << kept.error().message << "\n";
+        result = RunResult::Failed;
+        summary += "; the applied commit could not be kept: " + kept.error().message;
+        err << "edgeplane apply: " << kept.error().message << "\n";
       }
     }
+    (void)store->finishRun(report.runId, RunFinish{nowMs(), result, summary, counts, detail});
     report.result = result;
     report.summary = summary;
   }

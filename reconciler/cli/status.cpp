@@ -138,8 +138,15 @@ std::optional<fs::path> lastConfigDir(const Options& o, const ApplyRun& last) {
   if (last.configSource == kDestroySource) {
     return std::nullopt;
   }
-  if ((last.commitId || !fs::is_directory(last.configSource, ec)) && fs::is_directory(kept, ec)) {
-    return kept;
+  if (last.commitId || !fs::is_directory(last.configSource, ec)) {
+    if (fs::is_directory(kept, ec)) {
+      return kept;
+    }
+    if (last.commitId) {
+      // None kept yet (a host upgraded from a version that kept it at <state-dir>/config, before
+      // its next Git run): no drift check, rather than the source's text taken for a directory.
+      return std::nullopt;
+    }
   }
   if (!last.configSource.empty()) {
     return fs::path(last.configSource);

@@ -1435,11 +1435,12 @@ TEST_F(GitRunTest, TheConfigLoadedIsTheCommitsNotTheExportedFilesOnDisk) {
 
 // The cache lives in <state-dir>/source/repo, inside a directory that stays (0700; the proxy's
 // unit hides it, which a rename of the directory would undo). A cache of the earlier layout, the
-// repository at <state-dir>/source itself, is emptied out of it and a new one fetched inside; a
-// run that died half-way (HEAD is removed last) is finished by the next. The anti-rollback rules
-// still refuse the force-push back. Nothing planted beside the directory is taken for a cache,
-// and a link in its place is refused, whatever it points to.
-TEST_F(GitRunTest, ACacheOfTheEarlierLayoutIsReplacedInPlace) {
+// repository at <state-dir>/source itself (with no applied file beside it), is moved inside with
+// its history: the anti-rollback rules still know the last applied commit and refuse the
+// force-push back in the same words. A run that died half-way through the move is finished by
+// the next, whether HEAD was still to be moved or only the final rename was left. A link in
+// place of source/ is refused, whatever it points to.
+TEST_F(GitRunTest, ACacheOfTheEarlierLayoutIsMovedInPlaceWithItsHistory) {
   const auto [c1, c2] = appliedThenForcePushedBack();
   const fs::path source = state_ / "source";
   ASSERT_TRUE(fs::exists(source / "repo" / "HEAD"));
@@ -1447,22 +1448,35 @@ TEST_F(GitRunTest, ACacheOfTheEarlierLayoutIsReplacedInPlace) {
   ASSERT_EQ(::stat(source.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0700u);
   const ino_t inode = st.st_ino;
-  for (bool halfDone : {false, true}) {
-    // The earlier layout: the bare repository's entries in <state-dir>/source.
+  for (const char* died : {"", "before HEAD", "before the rename"}) {
+    // The earlier layout: the bare repository's entries in <state-dir>/source, nothing else.
+    fs::remove_all(source / "applied");
+    fs::remove_all(source / "config.next");
     for (const auto& e : fs::directory_iterator(source / "repo")) {
       fs::rename(e.path(), source / e.path().filename());
     }
     fs::remove(source / "repo");
-    if (halfDone) {
-      fs::remove_all(source / "objects");
+    if (std::string(died) != "") {
+      fs::create_directory(source / "repo.new");
+      fs::rename(source / "objects", source / "repo.new" / "objects");
     }
-    fs::create_directories(state_ / "source.moving" / "planted");
+    if (std::string(died) == "before the rename") {
+      for (const auto& e : fs::directory_iterator(source)) {
+        if (e.path().filename() != "repo.new") {
+          fs::rename(e.path(), source / "repo.new" / e.path().filename());
+        }
+      }
+    }
     Prepared p = prepareGit(options(), *store_);
-    EXPECT_EQ(p.result, RunResult::Refused) << halfDone << ": " << p.summary;
-    EXPECT_NE(p.detail.find(c2), std::string::npos) << p.detail;
-    EXPECT_TRUE(fs::exists(source / "repo" / "HEAD"));
-    EXPECT_FALSE(fs::exists(source / "HEAD"));
-    EXPECT_FALSE(fs::exists(source / "repo" / "planted"));
+    EXPECT_EQ(p.result, RunResult::Refused) << died << ": " << p.summary;
+    EXPECT_NE(
+        p.detail.find("commit " + c1 + " does not descend from the last applied commit " + c2),
+        std::string::npos)
+        << died << ": " << p.detail;
+    EXPECT_TRUE(fs::exists(source / "repo" / "HEAD")) << died;
+    EXPECT_TRUE(fs::exists(source / "repo" / "objects")) << died;
+    EXPECT_FALSE(fs::exists(source / "HEAD")) << died;
+    EXPECT_FALSE(fs::exists(source / "repo.new")) << died;
     ASSERT_EQ(::stat(source.c_str(), &st), 0);
     EXPECT_EQ(st.st_ino, inode);
   }
@@ -1471,9 +1485,8 @@ TEST_F(GitRunTest, ACacheOfTheEarlierLayoutIsReplacedInPlace) {
   fs::create_directory_symlink(state_ / "elsewhere" / "repo", source);
   Prepared p = prepareGit(options(), *store_);
   EXPECT_EQ(p.result, RunResult::Failed);
-  EXPECT_NE(p.summary.find("not a directory"), std::string::npos) << p.summary;
+  EXPECT_NE(p.summary.find("symbolic link"), std::string::npos) << p.summary;
   EXPECT_TRUE(fs::exists(state_ / "elsewhere" / "repo" / "HEAD"));
-  (void)c1;
 }
 
 // The history the anti-rollback rules and the fallback read is kept where the proxy cannot
