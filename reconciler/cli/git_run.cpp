@@ -139,6 +139,11 @@ HistoryVerdict checkHistory(const HistoryPoint& next, const std::optional<Histor
 namespace {
 
 constexpr const char* kAppliedFile = "applied";  // in <state-dir>/source, beside the cache
+
+// <state-dir>/source: the cache, the applied commit and the kept trees (hidden from the proxy).
+fs::path sourceDir(const std::string& stateDir) {
+  return fs::path(stateDir) / "source";
+}
 constexpr std::string_view kAppliedHeader = "edgeplane applied commit\n";
 
 // The last commit applied from Git and its source, as recordAppliedCommit kept it beside the
@@ -202,16 +207,13 @@ Result<HistoryVerdict> checkCommitHistory(const source::GitSource& src, const Gi
 }
 
 fs::path keptConfigDir(const std::string& stateDir) {
-  return fs::path(stateDir) / "source" / "config";
+  return sourceDir(stateDir) / "config";
 }
 
 Result<void> recordAppliedCommit(const std::string& stateDir, const std::string& source,
                                  const std::string& commit) {
-  auto base = sourceCacheIn(stateDir);
-  if (!base) {
-    return base.error();
-  }
-  const fs::path file = base->parent_path() / kAppliedFile;
+  // The run prepared the directory (sourceCacheIn) before it got here.
+  const fs::path file = sourceDir(stateDir) / kAppliedFile;
   if (!isFullCommitId(commit)) {
     return terminal("cannot keep " + commit + " as the applied commit: not a full commit id");
   }
@@ -220,7 +222,7 @@ Result<void> recordAppliedCommit(const std::string& stateDir, const std::string&
       !kept) {
     return kept;
   }
-  return sys::fsyncDir(base->parent_path().string());
+  return sys::fsyncDir(file.parent_path().string());
 }
 
 namespace {
@@ -266,7 +268,7 @@ Result<void> moveEarlierLayout(int dir, const fs::path& base) {
 }  // namespace
 
 Result<fs::path> sourceCacheIn(const std::string& stateDir) {
-  const fs::path base = fs::path(stateDir) / "source";
+  const fs::path base = sourceDir(stateDir);
   if (::mkdir(base.c_str(), 0700) != 0 && errno != EEXIST) {
     const int err = errno;
     return terminal("create " + base.string() + ": " + errnoText(err));

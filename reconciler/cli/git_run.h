@@ -66,7 +66,8 @@ std::filesystem::path keptConfigDir(const std::string& stateDir);
 // <state-dir>/source/applied (0600, replaced whole and synced), where the proxy, which writes the
 // store, cannot write: the anti-rollback rules and the fallback to the last good commit read it
 // there. Apply keeps each Git run that applied (ok or partial) here before it records the run in
-// the store, and records a run whose commit could not be kept as failed.
+// the store, and records a run whose commit could not be kept as failed. Called after the run's
+// sourceCacheIn, which made the directory.
 Result<void> recordAppliedCommit(const std::string& stateDir, const std::string& source,
                                  const std::string& commit);
 
