@@ -1,8 +1,8 @@
 // The pending ACME challenge answers: HTTP-01 ones the :80 listener serves (token -> key
 // authorization), TLS-ALPN-01 ones :443 answers with an RFC 8737 certificate (domain -> key
 // authorization) and DNS-01 ones the --dns responder serves (TXT name -> values). The
-// controller refreshes them from the store on every poll and reload notice; workers and the
-// responder look them up per challenge. Shared by all through EngineOptions.
+// controller refreshes them from the published files on every poll and reload notice; workers and
+// the responder look them up per challenge. Shared by all through EngineOptions.
 #pragma once
 
 #include <map>

@@ -46,13 +46,13 @@ using AdminAddress = LocalAddress;
 // count of refused snapshots. Every ErrorKind appears, zero or not. Route series are labelled
 // kind="passthrough|site|gateway" and route="<name>"; edgeplane_proxy_build_info{version} and
 // the process_* series come with them. The certificates: each
-// served one's expiry, and from `acme` (the store's lifecycle state) each ACME certificate's
-// consecutive failed orders and its renewal time.
+// served one's expiry, and from `acme` (the lifecycle state the reconciler publishes) each ACME
+// certificate's consecutive failed orders and its renewal time.
 std::string renderMetrics(const Metrics& metrics, const ActiveConfig& config, uint64_t refused,
                           const std::vector<AcmeState>& acme = {});
 
-// The body of GET /metrics: renderMetrics of the controller's active config and the store's
-// ACME state (left out when the store cannot be read).
+// The body of GET /metrics: renderMetrics of the controller's active config and the published
+// ACME state (left out when it cannot be read).
 std::string metricsText(Controller& controller, const Metrics& metrics);
 
 // The body of GET /healthz: {"status":"ok","generation":N}.

@@ -218,7 +218,8 @@ std::string renderMetrics(const Metrics& m, const ActiveConfig& config, uint64_t
 }
 
 std::string metricsText(Controller& controller, const Metrics& metrics) {
-  // An unreadable store leaves the ACME series out; the proxy's own counters still matter.
+  // An unreadable published state leaves the ACME series out; the proxy's own counters still
+  // matter.
   auto acme = controller.acmeStates();
   return renderMetrics(metrics, *controller.current(), controller.refusedCount(),
                        acme ? *acme : std::vector<AcmeState>{});

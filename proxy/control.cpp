@@ -1,4 +1,4 @@
-// The proxy's control side: snapshot -> ActiveConfig, the store watcher, traffic accounting.
+// The proxy's control side: published snapshot -> ActiveConfig, the watcher, traffic accounting.
 #include "proxy/control.h"
 
 #include <algorithm>
@@ -154,32 +154,45 @@ void Controller::log(std::string_view line) const {
   std::fprintf(stderr, "edgeplane-proxy: %.*s\n", static_cast<int>(line.size()), line.data());
 }
 
-// The reconciler creates the store; the proxy only opens one that exists, so that starting
-// the proxy first neither races the reconciler's first migration nor leaves a root-owned
-// database behind in a directory meant for someone else.
-bool Controller::storeExists() const {
-  std::error_code ec;
-  return fs::exists(options_.stateDir / "state.db", ec);
-}
-
+// The proxy's own store, for its counters (usage, traffic): made in <state-dir>/proxy on first
+// use. What it serves from comes from the files the reconciler publishes (readPublished*).
 Result<Store*> Controller::storeLocked() {
   if (store_) {
     return store_.get();
   }
-  fs::path db = options_.stateDir / "state.db";
-  if (!storeExists()) {
-    return retryable("no state store at " + db.string() + " yet");
-  }
-  auto opened = Store::open(options_.stateDir, options_.store);
+  StoreOptions options = options_.store;
+  options.fileName = std::string(kProxyCounters);
+  auto opened = Store::open(proxyOwnDir(options_.stateDir), options);
   if (!opened) {
     return opened.error();
   }
   store_ = std::move(opened.value());
   if (!lastStoreError_.empty()) {
-    log("state store " + db.string() + " is readable again");
+    log("the proxy's store " + store_->path().string() + " works again");
     lastStoreError_.clear();
   }
   return store_.get();
+}
+
+// Logs a problem reading the published files once (until it changes).
+void Controller::feedFailedLocked(const Error& error, std::string_view what) {
+  std::string line = std::string(what) + ": " + error.message;
+  if (line != lastFeedError_) {
+    log(line);
+    lastFeedError_ = line;
+  }
+}
+
+// Refreshes the blocks and the ACME answers from the published state; when it cannot be read,
+// those in force stay.
+void Controller::refreshPublishedLocked() {
+  auto state = readPublishedState(options_.stateDir);
+  if (!state) {
+    feedFailedLocked(state.error(), "cannot read the blocked API keys and the ACME answers");
+    return;
+  }
+  refreshBlocksLocked(state->blocks);
+  refreshChallengesLocked(std::move(state->challenges));
 }
 
 // Logs a store problem once (until it changes or the store works again). A terminal error
@@ -226,27 +239,20 @@ ReloadOutcome Controller::reloadLocked(bool fromWatcher) {
   bool first = !loadedOnce_;
   loadedOnce_ = true;
 
-  auto store = storeLocked();
-  if (!store) {
-    // No store yet is the normal state before the first apply: not an error to log.
-    if (storeExists()) {
-      storeFailedLocked(store.error(), "cannot open the state store");
-    }
-    out.error = store.error().message;
-    out.storeError = true;
-    return out;
-  }
-  refreshBlocksLocked(**store);
-  refreshChallengesLocked(**store);
-  auto latest = (*store)->latestSnapshot();
+  refreshPublishedLocked();
+  auto latest = readPublishedSnapshot(options_.stateDir);
   if (!latest) {
-    storeFailedLocked(latest.error(), "cannot read the routing snapshot");
+    feedFailedLocked(latest.error(), "cannot read the routing snapshot");
     out.error = latest.error().message;
     out.storeError = true;
     return out;
   }
   if (!latest->has_value()) {
-    return out;
+    return out;  // nothing published yet: the normal state before the first apply
+  }
+  if (!lastFeedError_.empty()) {
+    log("the published files are readable again");
+    lastFeedError_.clear();
   }
   const Snapshot& snap = **latest;
   if (snap.generation == active) {
@@ -298,20 +304,12 @@ ReloadOutcome Controller::reloadLocked(bool fromWatcher) {
 }
 
 void Controller::pollLocked() {
-  auto store = storeLocked();
-  if (!store) {
-    if (storeExists()) {
-      storeFailedLocked(store.error(), "cannot open the state store");
-    }
-    return;
-  }
-  auto generation = (*store)->latestGeneration();
+  auto generation = readPublishedGeneration(options_.stateDir);
   if (!generation) {
-    storeFailedLocked(generation.error(), "cannot read the snapshot generation");
+    feedFailedLocked(generation.error(), "cannot read the snapshot generation");
     return;
   }
-  refreshBlocksLocked(**store);
-  refreshChallengesLocked(**store);
+  refreshPublishedLocked();
   if (*generation == 0 || *generation == current()->generation ||
       refusedGeneration_ == *generation) {
     return;
@@ -319,25 +317,15 @@ void Controller::pollLocked() {
   reloadLocked(true);
 }
 
-void Controller::refreshChallengesLocked(Store& store) {
+void Controller::refreshChallengesLocked(std::vector<AcmeChallenge> listed) {
   if (!options_.acmeChallenges) {
-    return;
-  }
-  auto listed = store.listAcmeChallenges();
-  if (!listed) {
-    // Not storeFailedLocked (see refreshBlocksLocked): the answers in force stay.
-    std::string line = "cannot read the pending ACME challenges: " + listed.error().message;
-    if (line != lastStoreError_) {
-      log(line);
-      lastStoreError_ = line;
-    }
     return;
   }
   AcmeChallengeBoard::Map http01;
   AcmeChallengeBoard::Map tlsAlpn01;
   AcmeChallengeBoard::TxtMap dns01;
   size_t nDns = 0;
-  for (AcmeChallenge& c : *listed) {
+  for (AcmeChallenge& c : listed) {
     if (c.type == AcmeChallengeType::TlsAlpn01) {
       std::string domain = std::move(c.domain);
       std::transform(domain.begin(), domain.end(), domain.begin(),
@@ -364,15 +352,11 @@ void Controller::refreshChallengesLocked(Store& store) {
 }
 
 Result<std::vector<AcmeState>> Controller::acmeStates() {
-  std::lock_guard lock(mu_);
-  if (!storeExists()) {
-    return std::vector<AcmeState>{};
+  auto state = readPublishedState(options_.stateDir);
+  if (!state) {
+    return state.error();
   }
-  auto store = storeLocked();
-  if (!store) {
-    return store.error();
-  }
-  return (*store)->listAcmeStates();
+  return std::move(state->acme);
 }
 
 std::vector<Controller::Delta> Controller::pendingLocked() const {
@@ -429,9 +413,7 @@ Result<size_t> Controller::flushTraffic() {
   if (!samples.empty()) {
     auto store = storeLocked();
     if (!store) {
-      if (storeExists()) {
-        storeFailedLocked(store.error(), "cannot open the state store");
-      }
+      storeFailedLocked(store.error(), "cannot open the proxy's store");
       return store.error();
     }
     auto written = (*store)->transaction([&]() -> Result<void> {
@@ -475,21 +457,20 @@ Result<std::vector<RouteTraffic>> Controller::trafficSince(int64_t sinceMs) {
   std::lock_guard lock(mu_);
   std::map<std::string, RouteTraffic> byKey;
   auto store = storeLocked();
-  if (store) {
-    auto samples = (*store)->trafficSince(sinceMs);
-    if (!samples) {
-      storeFailedLocked(samples.error(), "cannot read traffic samples");
-      return samples.error();
-    }
-    for (const TrafficSample& s : *samples) {
-      RouteTraffic& t = byKey[s.route];
-      t.route = s.route;
-      t.bytesIn += s.bytesIn;
-      t.bytesOut += s.bytesOut;
-      t.connections += s.connections;
-    }
-  } else if (storeExists()) {
+  if (!store) {
     return store.error();
+  }
+  auto samples = (*store)->trafficSince(sinceMs);
+  if (!samples) {
+    storeFailedLocked(samples.error(), "cannot read traffic samples");
+    return samples.error();
+  }
+  for (const TrafficSample& s : *samples) {
+    RouteTraffic& t = byKey[s.route];
+    t.route = s.route;
+    t.bytesIn += s.bytesIn;
+    t.bytesOut += s.bytesOut;
+    t.connections += s.connections;
   }
   // The live deltas happened between the last flush and now, so they belong to any period
   // that has started by now.
@@ -564,12 +545,8 @@ void Controller::watch() {
       nextFlush = Clock::now() + options_.flushInterval;
     }
     if (Clock::now() >= nextPrune) {
-      bool exists = storeExists();
-      if (exists) {
-        (void)pruneTraffic();
-      }
-      // Without a store, try again at the next poll rather than in an hour.
-      nextPrune = exists ? Clock::now() + options_.pruneInterval : Clock::now();
+      (void)pruneTraffic();  // a failure is logged once
+      nextPrune = Clock::now() + options_.pruneInterval;
     }
     lock.lock();
   }

@@ -1,9 +1,11 @@
 // The proxy's control side: snapshot -> ActiveConfig, the store watcher, traffic accounting.
 //
-// The reconciler writes a routing snapshot into the store with a new generation and then
-// notifies the proxy (POST /api/v1/reload); the Controller also polls the store's newest
-// generation, so a lost notice costs at most one poll interval. A snapshot that fails to
-// decode or to build a clean routing table is refused: the active config stays.
+// The reconciler publishes a routing snapshot with a new generation into <state-dir>/published
+// (schema/proxy_feed.h) and then notifies the proxy (POST /api/v1/reload); the Controller also
+// polls the published generation, so a lost notice costs at most one poll interval. A snapshot
+// that fails to decode or to build a clean routing table is refused: the active config stays.
+// The proxy never opens the reconciler's store: its counters (traffic, API-key usage) go to a
+// store of its own in <state-dir>/proxy.
 #pragma once
 
 #include <atomic>
@@ -25,6 +27,7 @@
 #include "proxy/health/registry.h"
 #include "proxy/runtime.h"
 #include "proxy/tls/ticket_keys.h"
+#include "schema/proxy_feed.h"
 #include "schema/result.h"
 #include "schema/snapshot.h"
 #include "schema/store.h"
@@ -64,20 +67,20 @@ struct ReloadOutcome {
   int64_t active = 0;              // the generation active after the call
   bool changed = false;            // a new generation was swapped in
   std::optional<int64_t> refused;  // the newest generation in the store, refused
-  std::string error;               // why it was refused, or why the store could not be read
-  bool storeError = false;         // the store could not be read (retryable)
+  std::string error;               // why it was refused, or why the snapshot could not be read
+  bool storeError = false;         // the published snapshot could not be read (retryable)
 };
 
 struct ControllerOptions {
   std::filesystem::path stateDir;
-  StoreOptions store;  // busy timeout: how long a store call may wait for the reconciler
+  StoreOptions store;  // busy timeout of the proxy's own store (its file name is set here)
   std::chrono::milliseconds pollInterval{500};
   std::chrono::milliseconds flushInterval{10000};
   std::chrono::milliseconds pruneInterval{std::chrono::hours(1)};
   std::chrono::milliseconds trafficRetention{std::chrono::hours(24 * 30)};
   std::function<int64_t()> clock;             // unix ms; the system clock when unset
   std::function<void(std::string_view)> log;  // one line per event; stderr when unset
-  // Refreshed from the store's pending ACME answers on every poll and reload (the engine's :80
+  // Refreshed from the published pending ACME answers on every poll and reload (the engine's :80
   // and :443 listeners and the --dns responder serve them); nullptr: not read.
   std::shared_ptr<AcmeChallengeBoard> acmeChallenges;
   // Whether the --dns responder runs: without it pending DNS-01 answers reach no CA, which is
@@ -141,8 +144,8 @@ class Controller {
   // The gateway runtime of the active config (rate limiter, usage, blocks).
   gateway::Runtime& gatewayRuntime() const;
 
-  // Each ACME certificate's lifecycle state as the reconciler recorded it (failures, renewal
-  // time), read from the store now: /metrics exports it. Empty without a store.
+  // Each ACME certificate's lifecycle state as the reconciler published it (failures, renewal
+  // time), read now: /metrics exports it. Empty before anything is published.
   Result<std::vector<AcmeState>> acmeStates();
 
   uint64_t refusedCount() const;
@@ -169,15 +172,16 @@ class Controller {
     uint64_t connections = 0;
   };
 
-  bool storeExists() const;
   Result<Store*> storeLocked();
   void storeFailedLocked(const Error& error, std::string_view what);
+  void feedFailedLocked(const Error& error, std::string_view what);
   ReloadOutcome reloadLocked(bool fromWatcher);
-  // Reads the keys blocked on this host from the store into the gateway runtime and the
-  // active config's keys (`edgeplane apikey block`: at the next poll or reload notice).
-  void refreshBlocksLocked(Store& store);
-  // Reads the pending ACME HTTP-01 answers into options_.acmeChallenges.
-  void refreshChallengesLocked(Store& store);
+  void refreshPublishedLocked();
+  // Puts the keys blocked on this host into the gateway runtime and the active config's keys
+  // (`edgeplane apikey block`: at the next poll or reload notice).
+  void refreshBlocksLocked(const std::vector<ApiKeyBlock>& blocks);
+  // Puts the pending ACME answers into options_.acmeChallenges.
+  void refreshChallengesLocked(std::vector<AcmeChallenge> challenges);
   Result<size_t> flushUsageLocked();
   void publishLocked(std::shared_ptr<const ActiveConfig> config);
   std::vector<Delta> pendingLocked() const;
@@ -195,7 +199,8 @@ class Controller {
   std::mutex mu_;  // everything below
   Sink sink_;
   std::unique_ptr<Store> store_;
-  std::string lastStoreError_;  // logged once until the store works again
+  std::string lastStoreError_;  // logged once until the proxy's store works again
+  std::string lastFeedError_;   // logged once until the published files read again
   bool loadedOnce_ = false;     // the first load is not a "reload"
   std::optional<int64_t> refusedGeneration_;
   std::string refusedError_;

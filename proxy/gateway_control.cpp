@@ -1,5 +1,5 @@
-// The Controller's worker-gateway duties: blocked keys from the store, usage flushes into it,
-// and the admin API's key list. See control.h.
+// The Controller's worker-gateway duties: blocked keys as published, usage flushes into the
+// proxy's store, and the admin API's key list. See control.h.
 #include <algorithm>
 #include <map>
 
@@ -13,20 +13,9 @@ gateway::Runtime& Controller::gatewayRuntime() const {
   return current()->gateway->runtime();
 }
 
-void Controller::refreshBlocksLocked(Store& store) {
-  auto blocks = store.listApiKeyBlocks();
-  if (!blocks) {
-    // Not storeFailedLocked: that may close the store under the caller's feet. The blocks
-    // already in force stay.
-    std::string line = "cannot read the blocked API keys: " + blocks.error().message;
-    if (line != lastStoreError_) {
-      log(line);
-      lastStoreError_ = line;
-    }
-    return;
-  }
+void Controller::refreshBlocksLocked(const std::vector<ApiKeyBlock>& blocks) {
   std::set<std::string, std::less<>> ids;
-  for (const ApiKeyBlock& b : *blocks) {
+  for (const ApiKeyBlock& b : blocks) {
     ids.insert(b.keyId);
   }
   auto config = current();

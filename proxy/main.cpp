@@ -29,6 +29,7 @@
 #include "reconciler/system/local_http.h"
 #include "reconciler/system/service_manager.h"
 #include "schema/net.h"
+#include "schema/proxy_feed.h"
 
 namespace {
 
@@ -56,7 +57,7 @@ constexpr const char* kUsage =
     "                              off)\n"
     "  --admin unix:PATH|ADDR:PORT\n"
     "                              the admin API, on loopback or a unix socket only (default\n"
-    "                              unix:<state-dir>/proxy-admin.sock); on the unix socket only\n"
+    "                              unix:<state-dir>/proxy/admin.sock); on the unix socket only\n"
     "                              root and the proxy's own user may talk to it\n"
     "  --admin-allow-gid GID       also group GID on the admin unix socket (the socket becomes\n"
     "                              0660, that group's)\n"
@@ -333,8 +334,9 @@ void logLine(const std::string& line, LogPriority priority = LogPriority::kInfo)
                line.c_str());
 }
 
-// The state directory holds the admin socket by default; the store inside it is the
-// reconciler's to create (the controller opens it once it exists).
+// The state directory, and the proxy's own directory in it (its admin socket by default, its
+// store). The rest is the reconciler's: the proxy only reads what it publishes (published/)
+// and the certificates (certs/), and under its unit sees nothing else of the state directory.
 bool ensureStateDir(const fs::path& dir) {
   std::error_code ec;
   if (fs::exists(dir, ec)) {
@@ -467,8 +469,7 @@ std::optional<int> parseCommandLine(int argc, char** argv, Options& o, AdminAddr
     std::printf("edgeplane-proxy %s\n", EDGEPLANE_VERSION);
     return 0;
   }
-  auto address =
-      AdminAddress::parse(o.admin.value_or("unix:" + (o.stateDir / "proxy-admin.sock").string()));
+  auto address = AdminAddress::parse(o.admin.value_or(defaultProxyAdmin(o.stateDir)));
   if (!address) {
     std::fprintf(stderr, "edgeplane-proxy: --admin: %s\n", address.error().message.c_str());
     return 2;
@@ -493,7 +494,7 @@ int run(int argc, char** argv) {
   if (auto status = parseCommandLine(argc, argv, o, admin, access)) {
     return *status;
   }
-  if (!ensureStateDir(o.stateDir)) {
+  if (!ensureStateDir(o.stateDir) || !ensureStateDir(proxyOwnDir(o.stateDir))) {
     return 1;
   }
 

@@ -9,6 +9,7 @@
 #include "schema/file_text.h"
 #include "schema/git_url.h"
 #include "schema/local_address.h"
+#include "schema/proxy_feed.h"
 #include "schema/toml_reader.h"
 
 namespace edgeplane {
@@ -152,7 +153,7 @@ class AgentLoader {
     r.finish();
     merge(r, "");
     if (!out_.proxy_admin) {
-      out_.proxy_admin = "unix:" + (fs::path(out_.state_dir) / "proxy-admin.sock").string();
+      out_.proxy_admin = defaultProxyAdmin(out_.state_dir);
     }
   }
 

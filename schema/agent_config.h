@@ -65,7 +65,7 @@ struct AgentConfig {
   Duration jitter{30000};
   std::string wireguard_backend = "auto";  // [wireguard] backend: auto|kernel|userspace
   // [proxy] admin: "unix:/absolute/path" or a loopback "ADDR:PORT" ("[::1]:PORT"). Always set
-  // after loading: when [proxy] is absent it is "unix:<state_dir>/proxy-admin.sock".
+  // after loading: when [proxy] is absent it is "unix:<state_dir>/proxy/admin.sock".
   std::optional<std::string> proxy_admin;
   // [proxy] admin_token_file: the proxy's --admin-token-file (0600), sent as
   // `Authorization: Bearer` when admin is a TCP address.

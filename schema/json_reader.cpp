@@ -410,4 +410,13 @@ bool parse(std::string_view text, Json& out, std::string& error) {
   return true;
 }
 
+const Json* member(const Json& object, std::string_view key) {
+  for (size_t i = 0; i < object.keys.size(); ++i) {
+    if (object.keys[i] == key) {
+      return &object.values[i];
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace edgeplane::strict_json

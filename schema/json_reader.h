@@ -30,4 +30,7 @@ std::string_view typeName(Json::Type t);
 // N: …") when the text is not such a document. `out` is reset first.
 bool parse(std::string_view text, Json& out, std::string& error);
 
+// The value of an object's member `key`; nullptr when it has none (or is not an object).
+const Json* member(const Json& object, std::string_view key);
+
 }  // namespace edgeplane::strict_json

@@ -346,7 +346,7 @@ Result<std::unique_ptr<Store>> Store::open(const fs::path& stateDir, const Store
   if (auto made = ensureStateDir(stateDir); !made) {
     return made.error();
   }
-  fs::path dbPath = stateDir / "state.db";
+  fs::path dbPath = stateDir / options.fileName;
   if (auto made = ensurePrivateFile(dbPath); !made) {
     return made.error();
   }

@@ -201,16 +201,19 @@ Result<void> ensureStateDir(std::filesystem::path dir);
 struct StoreOptions {
   std::chrono::milliseconds busyTimeout{5000};
   int snapshotsKept = 20;  // proxy snapshots retained; older generations are pruned
+  // The database's name in the directory: the reconciler's state.db, or the proxy's own
+  // counters (proxy_feed.h), which has the same schema and uses only the usage and traffic.
+  std::string fileName = "state.db";
 };
 
-// One connection to <stateDir>/state.db. Not thread-safe: each thread (and each process —
-// the reconciler and the proxy) opens its own Store; SQLite's WAL mode lets readers and one
-// writer proceed concurrently across them. Every method returns a Result; SQLITE_BUSY and
-// SQLITE_LOCKED errors are retryable, everything else is terminal. Times are unix
+// One connection to <stateDir>/state.db (or StoreOptions::fileName). Not thread-safe: each thread
+// (and each process — the reconciler and the proxy) opens its own Store; SQLite's WAL mode lets
+// readers and one writer proceed concurrently across them. Every method returns a Result;
+// SQLITE_BUSY and SQLITE_LOCKED errors are retryable, everything else is terminal. Times are unix
 // milliseconds passed in by the caller: the store reads no clock.
 class Store {
  public:
-  // Creates stateDir (0700) and state.db (0600) if missing, enables WAL and foreign keys and
+  // Creates stateDir (0700) and the database (0600) if missing, enables WAL and foreign keys and
   // applies pending schema migrations. A store written by a newer edgeplane is refused.
   static Result<std::unique_ptr<Store>> open(const std::filesystem::path& stateDir,
                                              const StoreOptions& options = {});

@@ -72,7 +72,7 @@ class Runtime {
   // Per key id, since the start of the process (pending or flushed), all gateways merged.
   std::map<std::string, UsageCount> keyTotals() const;
 
-  // The key ids blocked on this host (from the store). Returns true when the set changed.
+  // The key ids blocked on this host (as published). Returns true when the set changed.
   bool setBlocked(std::set<std::string, std::less<>> ids);
   std::set<std::string, std::less<>> blocked() const;
 

@@ -20,15 +20,7 @@ std::string caText(std::string_view s) {
 }
 
 using strict_json::Json;
-
-const Json* member(const Json& j, std::string_view key) {
-  for (size_t i = 0; i < j.keys.size(); ++i) {
-    if (j.keys[i] == key) {
-      return &j.values[i];
-    }
-  }
-  return nullptr;
-}
+using strict_json::member;
 
 Result<Json> object(std::string_view body) {
   Json j;

@@ -331,7 +331,7 @@ Result<void> StoreChallengeSink::publish(AcmeChallengeType type, const std::stri
     return r.error();
   }
   if (notify_) {
-    notify_();
+    return notify_();
   }
   return {};
 }
@@ -339,7 +339,7 @@ Result<void> StoreChallengeSink::publish(AcmeChallengeType type, const std::stri
 void StoreChallengeSink::withdraw(const std::vector<std::string>& tokens) {
   (void)store_.removeAcmeChallenges(tokens);
   if (notify_) {
-    notify_();
+    (void)notify_();  // an answer served a little longer is harmless
   }
 }
 

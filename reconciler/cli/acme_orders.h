@@ -55,11 +55,12 @@ AcmeOrders runAcmeOrders(const core::Target& target, sys::CertStore& certs,
 // and the doubling and the day's ceiling stay). Anything else in it is ignored.
 int64_t acmeBackoffFloorFromEnv();
 
-// Challenge answers through the store; `notify` tells the proxy (its reload notice) after each
-// change so the answer is served at once rather than at the proxy's next poll.
+// Challenge answers through the store; `notify` hands them to the proxy after each change (the
+// files it reads and its reload notice), so that an answer is served at once. A new answer the
+// proxy cannot be handed is an error: the CA would find nothing.
 class StoreChallengeSink final : public acme::ChallengeSink {
  public:
-  StoreChallengeSink(Store& store, std::function<void()> notify)
+  StoreChallengeSink(Store& store, std::function<Result<void>()> notify)
       : store_(store), notify_(std::move(notify)) {}
 
   // Interface
@@ -69,7 +70,7 @@ class StoreChallengeSink final : public acme::ChallengeSink {
 
  private:
   Store& store_;
-  std::function<void()> notify_;
+  std::function<Result<void>()> notify_;
 };
 
 }  // namespace edgeplane

@@ -11,6 +11,7 @@
 
 #include "reconciler/acme/client.h"
 #include "reconciler/cli/proxy_admin.h"
+#include "reconciler/cli/publish.h"
 
 namespace edgeplane::cli {
 namespace {
@@ -59,8 +60,14 @@ AcmeOrders orderAcmeCertificates(const Options& o, const Desired& all, const cor
                                 fleet.acme_email, fleet.acme_ca_roots.value_or(""), o.stateDir,
                                 fleet.acme_eab_file.value_or("")};
   auto client = acme::makeAcmeClient(std::move(settings));
-  StoreChallengeSink sink(
-      store, [&o] { (void)notifyProxy(o.proxyAdmin, kProxyNotifyTimeout, o.proxyAdminTokenFile); });
+  // The proxy serves the answers from the files published for it, told at once.
+  StoreChallengeSink sink(store, [&o, &store]() -> Result<void> {
+    if (auto fed = publishProxyFeed(o.stateDir, store); !fed) {
+      return Error{"the proxy's files not written: " + fed.error().message, false};
+    }
+    (void)notifyProxy(o.proxyAdmin, kProxyNotifyTimeout, o.proxyAdminTokenFile);
+    return {};
+  });
   AcmeRunClock clock;
   clock.deadline =
       std::chrono::steady_clock::now() + fleet.acme_timeout.value_or(kDefaultAcmeTimeout);
@@ -71,8 +78,13 @@ AcmeOrders orderAcmeCertificates(const Options& o, const Desired& all, const cor
   std::mt19937_64 rng{std::random_device{}()};
   clock.random = [&rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); };
   auto log = [](const std::string& line) { std::cerr << "edgeplane apply: " << line << "\n"; };
-  return runAcmeOrders(withAcmeChallenges(o, target, log), certs, *client, sink, store, clock,
-                       result, log);
+  AcmeOrders orders = runAcmeOrders(withAcmeChallenges(o, target, log), certs, *client, sink, store,
+                                    clock, result, log);
+  // The lifecycle the proxy's /metrics shows.
+  if (auto fed = publishProxyFeed(o.stateDir, store); !fed) {
+    log("the ACME state is not published for the proxy: " + fed.error().message);
+  }
+  return orders;
 }
 
 }  // namespace edgeplane::cli

@@ -191,8 +191,27 @@ std::string renderListJson(const std::vector<ListedKey>& keys) {
   return out + "]\n";
 }
 
-// The applied snapshot's keys joined with the store's first-seen, usage and blocks.
-Result<std::optional<std::vector<ListedKey>>> listedKeys(Store& store) {
+// `u` counted on top of `into` (usage the store kept from before the proxy counted in a store
+// of its own): counts add up, the last use is the newer one's.
+void addUsage(std::optional<ApiKeyUsage>& into, const ApiKeyUsage& u) {
+  if (!into) {
+    into = u;
+    return;
+  }
+  into->requestCount += u.requestCount;
+  for (size_t i = 0; i < u.responses.size(); ++i) {
+    into->responses[i] += u.responses[i];
+  }
+  if (u.lastUsedAt && (!into->lastUsedAt || *u.lastUsedAt >= *into->lastUsedAt)) {
+    into->lastUsedAt = u.lastUsedAt;
+    into->lastIp = u.lastIp;
+  }
+}
+
+// The applied snapshot's keys joined with the store's first-seen and blocks, and the usage the
+// proxy counts (`live`) plus what the store holds of it from before.
+Result<std::optional<std::vector<ListedKey>>> listedKeys(Store& store,
+                                                         const std::vector<ApiKeyUsage>& live) {
   auto latest = store.latestSnapshot();
   if (!latest) {
     return latest.error();
@@ -216,8 +235,13 @@ Result<std::optional<std::vector<ListedKey>>> listedKeys(Store& store) {
     for (const auto& s : *stored) {
       l.stored = s.id == k.id ? std::optional(s) : l.stored;
     }
-    for (const auto& u : *usage) {
-      l.usage = u.keyId == k.id ? std::optional(u) : l.usage;
+    const std::vector<ApiKeyUsage>& before = *usage;  // kept from before the proxy's own store
+    for (const auto* list : {&before, &live}) {
+      for (const auto& u : *list) {
+        if (u.keyId == k.id) {
+          addUsage(l.usage, u);
+        }
+      }
     }
     l.blocked = std::any_of(blocks->begin(), blocks->end(),
                             [&](const ApiKeyBlock& b) { return b.keyId == k.id; });
@@ -234,7 +258,13 @@ int cmdList(const Options& o) {
   }
   std::optional<std::vector<ListedKey>> keys;
   if (*storeResult) {
-    auto listed = listedKeys(**storeResult);
+    // The proxy counts the usage, in a store of its own: asked for it, not read from its files.
+    auto live = queryProxyUsage(o.proxyAdmin, kProxyNotifyTimeout, o.proxyAdminTokenFile);
+    if (!live) {
+      std::cerr << "edgeplane apikey list: warning: usage shown without the proxy's counts "
+                << "(it did not answer: " << live.error().message << ")\n";
+    }
+    auto listed = listedKeys(**storeResult, live ? *live : std::vector<ApiKeyUsage>{});
     if (!listed) {
       std::cerr << "edgeplane apikey list: " << listed.error().message << "\n";
       return 1;
@@ -297,6 +327,12 @@ int cmdBlock(const Options& o, bool block) {
   if (auto synced = (*store)->syncChanges(); !synced) {
     std::cerr << cmd << synced.error().message << "; the " << verb
               << " is in effect but may not survive a crash\n";
+    return 1;
+  }
+  // The proxy reads the blocks from the files the reconciler publishes, never the store.
+  if (auto fed = publishProxyFeed(o.stateDir, **store); !fed) {
+    std::cerr << cmd << "the " << verb
+              << " is recorded but the proxy cannot see it yet: " << fed.error().message << "\n";
     return 1;
   }
   if (block && appliedHasKey(**store, id) != std::optional(true)) {

@@ -71,7 +71,7 @@ struct Options {
   std::string wireguardBackend = "auto";      // auto | kernel | userspace
   std::set<std::string> rotateKeys;           // apply --rotate-key NS[,NS…]
   // Where the proxy is told about a new snapshot: --proxy-admin, else the agent file's
-  // [proxy] admin, else unix:<state-dir>/proxy-admin.sock.
+  // [proxy] admin, else unix:<state-dir>/proxy/admin.sock.
   std::string proxyAdmin;
   // The agent file's [proxy] admin_token_file: sent as a bearer token to a TCP proxyAdmin.
   std::optional<std::filesystem::path> proxyAdminTokenFile;

@@ -99,15 +99,26 @@ Result<Published> publishAndNotify(const Options& o, Store& store, const ProxySn
   if (!published) {
     return published;
   }
-  if (!published->changed) {
+  // The files the proxy reads; also brought up to date when the snapshot did not change (the
+  // first run after an upgrade, or one after a run that died between the two).
+  auto fed = publishProxyFeed(o.stateDir, store);
+  if (!fed) {
+    return Error{"the proxy's files not written: " + fed.error().message, false};
+  }
+  if (!published->changed && !*fed) {
     out << "proxy snapshot: unchanged (generation " << published->generation << ")\n";
     return published;
   }
-  out << "proxy snapshot: generation " << published->generation << " (" << why << ")\n";
+  if (published->changed) {
+    out << "proxy snapshot: generation " << published->generation << " (" << why << ")\n";
+  } else {
+    out << "proxy snapshot: unchanged (generation " << published->generation
+        << "), published again\n";
+  }
   if (auto told = notifyProxy(o.proxyAdmin, kProxyNotifyTimeout, o.proxyAdminTokenFile); !told) {
     err << "edgeplane " << who << ": warning: the proxy was not told about generation "
         << published->generation << " (" << o.proxyAdmin << "): " << told.error().message
-        << "; it picks the snapshot up from the store\n";
+        << "; it picks the snapshot up within a second\n";
   }
   return published;
 }

@@ -136,7 +136,7 @@ Options:
                       given the new public key); without it a lost key file is refused
   --proxy-admin ADDR  where the proxy is told about a new snapshot ("unix:/path" or
                       "127.0.0.1:PORT"; default: the agent file's [proxy] admin, else
-                      unix:<state-dir>/proxy-admin.sock)
+                      unix:<state-dir>/proxy/admin.sock)
   --limit N           history: at most N runs (default 20)
   --check             status, for monitoring: exit 0 when the last run ended ok and the host
                       matches the config it applied; 3 when nothing was applied yet or the

@@ -11,6 +11,7 @@
 #include "reconciler/cli/fetch_child.h"
 #include "schema/agent_config.h"
 #include "schema/net.h"
+#include "schema/proxy_feed.h"
 
 namespace edgeplane::cli {
 namespace {
@@ -110,7 +111,7 @@ void applyHostSettings(const Args& args, const std::optional<AgentConfig>& agent
   } else if (agent && agent->origin.isLoaded("proxy.admin") && agent->proxy_admin) {
     o.proxyAdmin = *agent->proxy_admin;
   } else {
-    o.proxyAdmin = "unix:" + (std::filesystem::path(o.stateDir) / "proxy-admin.sock").string();
+    o.proxyAdmin = defaultProxyAdmin(o.stateDir);
   }
 }
 

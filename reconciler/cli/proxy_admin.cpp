@@ -87,8 +87,6 @@ Result<Target> parseAdminAddress(const std::string& address) {
   return t;
 }
 
-constexpr size_t kMaxAnswer = 64 * 1024;
-
 // A head's Content-Length, if it has a well-formed one.
 std::optional<size_t> contentLength(std::string_view head) {
   constexpr std::string_view kName = "\r\ncontent-length:";
@@ -116,7 +114,7 @@ std::optional<size_t> contentLength(std::string_view head) {
 // `failed` words a socket error.
 Result<AdminAnswer> readAnswer(int fd, Clock::time_point deadline,
                                const std::function<Error(std::string_view, int)>& failed,
-                               const std::string& where) {
+                               const std::string& where, size_t maxAnswer) {
   std::string in;
   char buf[4096];
   for (;;) {
@@ -127,8 +125,8 @@ Result<AdminAnswer> readAnswer(int fd, Clock::time_point deadline,
         break;
       }
     }
-    if (in.size() > kMaxAnswer) {
-      return retryable(where + ": the answer is longer than " + std::to_string(kMaxAnswer) +
+    if (in.size() > maxAnswer) {
+      return retryable(where + ": the answer is longer than " + std::to_string(maxAnswer) +
                        " bytes");
     }
     if (!waitFor(fd, POLLIN, deadline)) {
@@ -176,7 +174,8 @@ Result<AdminAnswer> readAnswer(int fd, Clock::time_point deadline,
 
 Result<AdminAnswer> proxyAdminRequest(const std::string& adminAddress, std::string_view method,
                                       std::string_view path, std::chrono::milliseconds timeout,
-                                      const std::optional<std::filesystem::path>& tokenFile) {
+                                      const std::optional<std::filesystem::path>& tokenFile,
+                                      size_t maxAnswer) {
   auto target = parseAdminAddress(adminAddress);
   if (!target) {
     return target.error();
@@ -246,7 +245,7 @@ Result<AdminAnswer> proxyAdminRequest(const std::string& adminAddress, std::stri
     return failed("sending the request", err);
   }
 
-  return readAnswer(fd.get(), deadline, failed, where);
+  return readAnswer(fd.get(), deadline, failed, where, maxAnswer);
 }
 
 Result<void> notifyProxy(const std::string& adminAddress, std::chrono::milliseconds timeout,
@@ -295,6 +294,72 @@ Result<ProxyListeners> queryProxyListeners(const std::string& adminAddress,
   }
   if (out.http.empty()) {
     return retryable(where + ": the answer has no \"http\"");
+  }
+  return out;
+}
+
+namespace {
+
+using strict_json::Json;
+using strict_json::member;
+
+// One key's usage from the proxy's GET /api/v1/apikeys entry; false when it is not one.
+bool usageFrom(const Json& entry, ApiKeyUsage& u) {
+  const Json* id = member(entry, "id");
+  const Json* count = member(entry, "request_count");
+  const Json* last = member(entry, "last_used_at");
+  const Json* ip = member(entry, "last_ip");
+  const Json* responses = member(entry, "responses");
+  if (id == nullptr || id->type != Json::Type::String || count == nullptr ||
+      count->type != Json::Type::Int || count->integer < 0 || responses == nullptr ||
+      responses->type != Json::Type::Object) {
+    return false;
+  }
+  u.keyId = id->string;
+  u.requestCount = count->integer;
+  if (last != nullptr && last->type == Json::Type::Int) {
+    u.lastUsedAt = last->integer;
+  }
+  if (ip != nullptr && ip->type == Json::Type::String) {
+    u.lastIp = ip->string;
+  }
+  for (size_t i = 0; i < u.responses.size(); ++i) {
+    const Json* n = member(*responses, std::to_string(i + 1) + "xx");
+    if (n == nullptr || n->type != Json::Type::Int || n->integer < 0) {
+      return false;
+    }
+    u.responses[i] = n->integer;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<std::vector<ApiKeyUsage>> queryProxyUsage(
+    const std::string& adminAddress, std::chrono::milliseconds timeout,
+    const std::optional<std::filesystem::path>& tokenFile) {
+  auto answer = proxyAdminRequest(adminAddress, "GET", "/api/v1/apikeys", timeout, tokenFile,
+                                  kMaxUsageAnswer);
+  if (!answer) {
+    return answer.error();
+  }
+  const std::string where = "proxy admin at " + adminAddress + ": GET /api/v1/apikeys";
+  if (answer->status != 200) {
+    return retryable(where + " answered \"" + answer->statusText + "\"");
+  }
+  Json doc;
+  std::string error;
+  if (!strict_json::parse(answer->body, doc, error) || doc.type != Json::Type::Array) {
+    return retryable(where + ": not a JSON array" + (error.empty() ? "" : " (" + error + ")"));
+  }
+  std::vector<ApiKeyUsage> out;
+  for (const Json& entry : doc.array) {
+    ApiKeyUsage u;
+    if (entry.type != Json::Type::Object || !usageFrom(entry, u)) {
+      return retryable(where + ": entry " + std::to_string(out.size() + 1) +
+                       " is not a key's usage");
+    }
+    out.push_back(std::move(u));
   }
   return out;
 }

@@ -1,5 +1,12 @@
-// Publishing the proxy snapshot and the API keys to the store.
+// Publishing the proxy snapshot and the API keys to the store, and the files the proxy reads.
 #include "reconciler/cli/publish.h"
+
+#include <fcntl.h>
+
+#include "reconciler/system/dir_at.h"
+#include "reconciler/system/file_write.h"
+#include "schema/proxy_feed.h"
+#include "schema/unique_fd.h"
 
 namespace edgeplane::cli {
 
@@ -40,6 +47,71 @@ std::vector<ApiKeyRecord> apiKeyRecords(const ProxySnapshot& snapshot) {
 Result<void> publishApiKeys(Store& store, const ProxySnapshot& snapshot,
                             std::optional<std::string> commit, int64_t nowMs) {
   return store.syncApiKeys(apiKeyRecords(snapshot), nowMs, std::move(commit));
+}
+
+namespace {
+
+// `dir`/`name` replaced by `data` (temp + rename, synced).
+Result<void> putFile(const std::string& dir, std::string_view name, const std::string& data) {
+  const std::string path = dir + "/" + std::string(name);
+  if (auto put = sys::replaceFile(path, path + ".tmp", data, 0600); !put) {
+    return put.error();
+  }
+  return sys::fsyncDir(dir);
+}
+
+Result<PublishedState> publishedStateOf(const Store& store) {
+  auto blocks = store.listApiKeyBlocks();
+  auto challenges = store.listAcmeChallenges();
+  auto acme = store.listAcmeStates();
+  if (!blocks || !challenges || !acme) {
+    return !blocks ? blocks.error() : !challenges ? challenges.error() : acme.error();
+  }
+  return PublishedState{std::move(*blocks), std::move(*challenges), std::move(*acme)};
+}
+
+}  // namespace
+
+Result<bool> publishProxyFeed(const std::filesystem::path& stateDir, const Store& store) {
+  const std::string dir = publishedDir(stateDir).string();
+  {
+    const UniqueFd parent(::open(stateDir.c_str(), sys::kDirFlags));
+    if (parent.get() < 0) {
+      return terminal("open " + stateDir.string() + ": " + errnoText(errno));
+    }
+    auto made = sys::openDirAt(parent.get(), publishedDir(stateDir).filename(), dir, true);
+    if (!made) {
+      return made.error();
+    }
+    ::close(*made);
+  }
+  bool changed = false;
+  auto latest = store.latestSnapshot();
+  if (!latest) {
+    return latest.error();
+  }
+  // A generation's body never changes: the file's header tells whether it is the newest. A
+  // file that cannot be read as one is replaced.
+  auto held = readPublishedGeneration(stateDir);
+  if (latest->has_value() && (!held || *held != (*latest)->generation)) {
+    if (auto put = putFile(dir, kPublishedSnapshot, encodePublishedSnapshot(**latest)); !put) {
+      return put.error();
+    }
+    changed = true;
+  }
+  auto state = publishedStateOf(store);
+  if (!state) {
+    return state.error();
+  }
+  const std::string text = encodePublishedState(*state);
+  auto current = sys::readOwnFile(dir + "/" + std::string(kPublishedState));
+  if (!current || !current->has_value() || **current != text) {
+    if (auto put = putFile(dir, kPublishedState, text); !put) {
+      return put.error();
+    }
+    changed = true;
+  }
+  return changed;
 }
 
 }  // namespace edgeplane::cli

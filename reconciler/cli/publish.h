@@ -1,4 +1,5 @@
-// Hands the proxy its routing snapshot: a new store generation when it changed, then a nudge.
+// Hands the proxy its routing snapshot: a new store generation when it changed, the files the
+// proxy reads (<state-dir>/published), then a nudge.
 #pragma once
 
 #include <chrono>
@@ -36,5 +37,11 @@ std::vector<ApiKeyRecord> apiKeyRecords(const ProxySnapshot& snapshot);
 // DESIGN orders it), ids new to the table first seen at `commit` and `nowMs`.
 Result<void> publishApiKeys(Store& store, const ProxySnapshot& snapshot,
                             std::optional<std::string> commit, int64_t nowMs);
+
+// Brings <state-dir>/published (schema/proxy_feed.h) up to the store: the newest snapshot, the
+// blocked API keys, the pending ACME answers and the ACME lifecycle. Each file is replaced
+// (temp + rename, synced) only when what it holds differs; returns whether any was. The proxy
+// reads these files and never the store. Call after every change to what they hold.
+Result<bool> publishProxyFeed(const std::filesystem::path& stateDir, const Store& store);
 
 }  // namespace edgeplane::cli

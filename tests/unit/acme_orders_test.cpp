@@ -119,7 +119,10 @@ TEST(AcmeOrders, PlaceholderReplacedOnceThenFailuresKeepTheCertificate) {
 
   FakeCa ca(**store);
   int notices = 0;
-  StoreChallengeSink sink(**store, [&] { ++notices; });
+  StoreChallengeSink sink(**store, [&]() -> Result<void> {
+    ++notices;
+    return {};
+  });
   std::vector<std::string> log;
   auto logTo = [&](const std::string& line) { log.push_back(line); };
   AcmeRunClock clock;

@@ -120,7 +120,7 @@ TEST(AgentConfig, Defaults) {
   EXPECT_EQ(c.interval, milliseconds(300000));
   EXPECT_EQ(c.jitter, milliseconds(30000));
   EXPECT_EQ(c.wireguard_backend, "auto");
-  EXPECT_EQ(c.proxy_admin, "unix:/var/lib/edgeplane/proxy-admin.sock");
+  EXPECT_EQ(c.proxy_admin, "unix:/var/lib/edgeplane/proxy/admin.sock");
   EXPECT_FALSE(c.webhook.has_value());
 }
 
@@ -137,7 +137,7 @@ TEST(AgentConfig, ProxyAdminDefaultFollowsTheStateDir) {
 [source]
 url = "/srv/git/edge-config.git"
 )");
-  EXPECT_EQ(c.proxy_admin, "unix:/srv/edgeplane/proxy-admin.sock");
+  EXPECT_EQ(c.proxy_admin, "unix:/srv/edgeplane/proxy/admin.sock");
 }
 
 TEST(AgentConfig, RelativePathsResolveAgainstTheFilesDirectory) {
@@ -242,7 +242,7 @@ TEST(AgentConfig, ExampleFileLoadsClean) {
   EXPECT_FALSE(c.source.allow_rollback);  // documented there, left off
   EXPECT_TRUE(c.origin.isLoaded("source.allow_rollback"));
   EXPECT_TRUE(c.webhook.has_value());
-  EXPECT_EQ(c.proxy_admin, "unix:/var/lib/edgeplane/proxy-admin.sock");
+  EXPECT_EQ(c.proxy_admin, "unix:/var/lib/edgeplane/proxy/admin.sock");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,12 +1,16 @@
-// The control side of the worker gateway: blocked keys from the store, usage flushed into it,
-// GET /api/v1/apikeys and the gateway's metric series.
+// The control side of the worker gateway: blocked keys as the reconciler publishes them, usage
+// flushed into the proxy's own store, GET /api/v1/apikeys and the gateway's metric series.
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 
 #include "proxy/admin.h"
 #include "proxy/control.h"
 #include "proxy/gateway/config.h"
+#include "reconciler/cli/publish.h"
+#include "schema/proxy_feed.h"
 #include "schema/store.h"
 #include "tests/support/temp_dir.h"
 
@@ -53,35 +57,54 @@ struct GatewayControl : ::testing::Test {
     o.log = [this](std::string_view line) { logs.emplace_back(line); };
     controller = std::make_unique<Controller>(o, metrics);
   }
+  // The reconciler's store.
   std::unique_ptr<Store> store() {
     auto s = Store::open(dir.path());
     EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
     return s.ok() ? std::move(s.value()) : nullptr;
   }
+  // The proxy's own, where the usage goes.
+  std::unique_ptr<Store> counters() {
+    StoreOptions options;
+    options.fileName = std::string(kProxyCounters);
+    auto s = Store::open(proxyOwnDir(dir.path()), options);
+    EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
+    return s.ok() ? std::move(s.value()) : nullptr;
+  }
+  // What the reconciler's store holds, published for the proxy, which is then told.
+  void feed() {
+    auto fed = cli::publishProxyFeed(dir.path(), *store());
+    ASSERT_TRUE(fed.ok()) << fed.error().message;
+    controller->reload();
+  }
   void publish(const ProxySnapshot& s) {
     ASSERT_TRUE(store()->writeSnapshot(snapshotToJson(s), 1'700'000'000'000, std::nullopt).ok());
+    auto fed = cli::publishProxyFeed(dir.path(), *store());
+    ASSERT_TRUE(fed.ok()) << fed.error().message;
     ReloadOutcome r = controller->reload();
     ASSERT_TRUE(r.changed) << r.error;
   }
   const gateway::KeyEntry* key() { return controller->current()->gateway->findKey("k7Hq2xPz"); }
 };
 
-TEST_F(GatewayControl, BlocksInTheStoreReachTheKeysAndSurviveNewGenerations) {
+TEST_F(GatewayControl, PublishedBlocksReachTheKeysAndSurviveNewGenerations) {
   publish(gatewaySnapshot());
   ASSERT_NE(key(), nullptr);
   EXPECT_FALSE(key()->blocked.load());
   ASSERT_TRUE(store()->blockApiKey("k7Hq2xPz", 1'700'000'000'000).ok());
-  controller->reload();  // the reload notice `edgeplane apikey block` sends
+  controller->reload();
+  EXPECT_FALSE(key()->blocked.load());  // in the store, not published yet
+  feed();  // what `edgeplane apikey block` does, then the proxy's next poll
   EXPECT_TRUE(key()->blocked.load());
   EXPECT_EQ(logs.back(), "API keys blocked on this host: k7Hq2xPz");
   publish(gatewaySnapshot(false));  // a new generation keeps the block
   EXPECT_TRUE(key()->blocked.load());
   ASSERT_TRUE(store()->unblockApiKey("k7Hq2xPz").ok());
-  controller->reload();
+  feed();
   EXPECT_FALSE(key()->blocked.load());
 }
 
-TEST_F(GatewayControl, UsageIsFlushedToTheStoreAndListedWithoutDigests) {
+TEST_F(GatewayControl, UsageIsFlushedToTheProxysStoreAndListedWithoutDigests) {
   publish(gatewaySnapshot());
   gateway::Runtime& rt = controller->gatewayRuntime();
   auto shard = rt.addShard();
@@ -90,8 +113,11 @@ TEST_F(GatewayControl, UsageIsFlushedToTheStoreAndListedWithoutDigests) {
   shard->record("ping", "", *IpAddress::parse("198.51.100.1"), 401, 1'700'000'002'500);
   auto flushed = controller->flushUsage();
   ASSERT_TRUE(flushed.ok()) << flushed.error().message;
-  EXPECT_EQ(*flushed, 1u);  // one key; the refused request is not a key's usage
-  auto usage = store()->listUsage();
+  EXPECT_EQ(*flushed, 1u);           // one key; the refused request is not a key's usage
+  auto none = store()->listUsage();  // never the reconciler's store
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  auto usage = counters()->listUsage();
   ASSERT_TRUE(usage.ok());
   ASSERT_EQ(usage->size(), 1u);
   EXPECT_EQ((*usage)[0].keyId, "k7Hq2xPz");
@@ -101,7 +127,7 @@ TEST_F(GatewayControl, UsageIsFlushedToTheStoreAndListedWithoutDigests) {
   EXPECT_EQ((*usage)[0].responses, (std::array<int64_t, 5>{0, 1, 0, 0, 1}));
   // Nothing new: nothing written twice.
   ASSERT_TRUE(controller->flushUsage().ok());
-  auto again = store()->listUsage();
+  auto again = counters()->listUsage();
   ASSERT_TRUE(again.ok());
   EXPECT_EQ((*again)[0].requestCount, 2);
 
@@ -125,15 +151,17 @@ TEST_F(GatewayControl, UsageIsFlushedToTheStoreAndListedWithoutDigests) {
             std::string::npos);
 }
 
-TEST_F(GatewayControl, UsageStaysPendingWithoutAStore) {
+TEST_F(GatewayControl, UsageStaysPendingWhileTheProxysStoreCannotBeOpened) {
   gateway::Runtime& rt = controller->gatewayRuntime();
   rt.addShard()->record("ping", "k7Hq2xPz", *IpAddress::parse("203.0.113.7"), 200, 1);
-  EXPECT_FALSE(controller->flushUsage().ok());  // no store yet: nothing lost
+  std::ofstream(proxyOwnDir(dir.path())) << "not a directory";
+  EXPECT_FALSE(controller->flushUsage().ok());  // nothing lost
+  std::filesystem::remove(proxyOwnDir(dir.path()));
   publish(gatewaySnapshot());
   auto flushed = controller->flushUsage();
   ASSERT_TRUE(flushed.ok()) << flushed.error().message;
   EXPECT_EQ(*flushed, 1u);
-  auto usage = store()->listUsage();
+  auto usage = counters()->listUsage();
   ASSERT_TRUE(usage.ok());
   ASSERT_EQ(usage->size(), 1u);
   EXPECT_EQ((*usage)[0].requestCount, 1);

@@ -38,6 +38,8 @@
 #include "proxy/gateway/config.h"
 #include "proxy/tls/acme_alpn.h"
 #include "proxy/tls/context.h"
+#include "reconciler/cli/publish.h"
+#include "schema/proxy_feed.h"
 #include "schema/snapshot.h"
 #include "schema/store.h"
 #include "tests/support/leak_check.h"
@@ -89,17 +91,31 @@ const ActiveRoute* routeByKey(const ActiveConfig& c, const std::string& key) {
   return nullptr;
 }
 
-// The reconciler's side: a separate connection writing a snapshot generation.
+// The reconciler's side: what its store holds, published for the proxy as an apply does.
+void publish(const fs::path& stateDir, Store& store) {
+  auto fed = cli::publishProxyFeed(stateDir, store);
+  EXPECT_TRUE(fed.ok()) << (fed.ok() ? "" : fed.error().message);
+}
+
+// The reconciler's side: a separate connection writing a snapshot generation, published.
 int64_t writeSnapshot(const fs::path& stateDir, const std::string& body) {
   auto store = Store::open(stateDir);
   EXPECT_TRUE(store.ok()) << (store.ok() ? "" : store.error().message);
   auto generation = (*store)->writeSnapshot(body, 1'700'000'000'000, std::nullopt);
   EXPECT_TRUE(generation.ok());
+  publish(stateDir, **store);
   return generation.ok() ? *generation : -1;
 }
 
+// The proxy's own store, where its counters go.
+Result<std::unique_ptr<Store>> proxyStore(const fs::path& stateDir) {
+  StoreOptions options;
+  options.fileName = std::string(kProxyCounters);
+  return Store::open(proxyOwnDir(stateDir), options);
+}
+
 std::vector<TrafficSample> storedTraffic(const fs::path& stateDir, int64_t since = 0) {
-  auto store = Store::open(stateDir);
+  auto store = proxyStore(stateDir);
   EXPECT_TRUE(store.ok());
   auto samples = (*store)->trafficSince(since);
   EXPECT_TRUE(samples.ok());
@@ -313,24 +329,74 @@ TEST(ActiveConfigBuilder, BackendHealthFollowsKeysAcrossGenerations) {
 
 // ---- the controller and the store ----
 
-TEST(Controller, StartsWithoutAStoreAndDoesNotCreateOne) {
+TEST(Controller, StartsWithNothingPublishedAndDoesNotCreateTheStore) {
   Fixture f;
   ReloadOutcome o = f.controller->reload();
   EXPECT_EQ(o.active, 0);
   EXPECT_FALSE(o.changed);
-  EXPECT_TRUE(o.storeError);
+  EXPECT_FALSE(o.storeError);
+  EXPECT_TRUE(o.error.empty()) << o.error;
   EXPECT_EQ(f.controller->current()->generation, 0);
   EXPECT_FALSE(fs::exists(f.dir.path() / "state.db"));
-  // A store without any snapshot yet: still generation 0, and no error.
-  ASSERT_TRUE(Store::open(f.dir.path()).ok());
+  // Published files without any snapshot yet: still generation 0, and no error.
+  auto store = Store::open(f.dir.path());
+  ASSERT_TRUE(store.ok());
+  publish(f.dir.path(), **store);
   ReloadOutcome o2 = f.controller->reload();
   EXPECT_EQ(o2.active, 0);
   EXPECT_FALSE(o2.storeError);
   EXPECT_TRUE(o2.error.empty()) << o2.error;
 }
 
-// ACME HTTP-01 and TLS-ALPN-01 answers follow the store on every reload notice (and poll), with or
-// without a new snapshot generation.
+// The root of a review's finding: the proxy (root, parsing the Internet's TLS and HTTP) wrote
+// the reconciler's store, whose rows decide what a run removes. It now serves from the
+// published files with the store unreadable, and its counters go to its own store.
+TEST(Controller, ServesFromThePublishedFilesAndNeverWritesTheReconcilersStore) {
+  Fixture f;
+  int64_t g = writeSnapshot(f.dir.path(),
+                            snapshotToJson(snapshotOf({passthrough("a", {"a.example.com"})})));
+  {
+    auto store = Store::open(f.dir.path());
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->putAcmeChallenge({"tok-1", "a.example.com", "tok-1.thumb", 1}));
+    ASSERT_TRUE((*store)->blockApiKey("key-1", 5));
+    publish(f.dir.path(), **store);
+  }
+  // The store moved away (and its -wal, -shm): the proxy neither reads nor makes one.
+  const fs::path aside = f.dir.path() / "aside";
+  fs::create_directory(aside);
+  for (const char* name : {"state.db", "state.db-wal", "state.db-shm"}) {
+    if (fs::exists(f.dir.path() / name)) {
+      fs::rename(f.dir.path() / name, aside / name);
+    }
+  }
+
+  ReloadOutcome o = f.controller->reload();
+  ASSERT_TRUE(o.changed) << o.error;
+  EXPECT_EQ(o.active, g);
+  EXPECT_EQ(f.challenges->lookup("tok-1"), "tok-1.thumb");
+  EXPECT_EQ(f.logsContaining("API keys blocked on this host: key-1"), 1U);
+  auto stats = f.controller->current()->routes[0]->stats;
+  stats->bytesIn += 5;
+  stats->connections += 1;
+  f.clock = 1'700'000'010'000;
+  auto flushed = f.controller->flushTraffic();
+  ASSERT_TRUE(flushed.ok()) << flushed.error().message;
+  EXPECT_EQ(*flushed, 1u);
+  ASSERT_TRUE(f.controller->pruneTraffic().ok());
+  ASSERT_TRUE(f.controller->flushUsage().ok());
+  auto acme = f.controller->acmeStates();
+  ASSERT_TRUE(acme.ok()) << acme.error().message;
+
+  EXPECT_EQ(storedTraffic(f.dir.path()),
+            (std::vector<TrafficSample>{{"passthrough a", 1'700'000'010'000, 5, 0, 1}}));
+  for (const char* name : {"state.db", "state.db-wal", "state.db-shm"}) {
+    EXPECT_FALSE(fs::exists(f.dir.path() / name)) << name;
+  }
+}
+
+// ACME HTTP-01 and TLS-ALPN-01 answers follow the published ones on every reload notice (and poll),
+// with or without a new snapshot generation.
 TEST(Controller, ReloadReadsThePendingAcmeChallenges) {
   Fixture f;
   auto store = Store::open(f.dir.path());
@@ -339,6 +405,7 @@ TEST(Controller, ReloadReadsThePendingAcmeChallenges) {
   // TLS-ALPN-01: by domain (lower-cased as SNI is), never served as an HTTP-01 token.
   ASSERT_TRUE((*store)->putAcmeChallenge(
       {"tok-2", "B.Example.com", "tok-2.thumb", 2, AcmeChallengeType::TlsAlpn01}));
+  publish(f.dir.path(), **store);
   (void)f.controller->reload();
   EXPECT_EQ(f.challenges->lookup("tok-1"), "tok-1.thumb");
   EXPECT_FALSE(f.challenges->lookup("tok-2").has_value());
@@ -346,6 +413,7 @@ TEST(Controller, ReloadReadsThePendingAcmeChallenges) {
   EXPECT_FALSE(f.challenges->hasTlsAlpn("a.example.com"));
   EXPECT_EQ(f.logsContaining("pending ACME challenges: 1 http-01, 1 tls-alpn-01, 0 dns-01"), 1U);
   ASSERT_TRUE((*store)->removeAcmeChallenges({"tok-1", "tok-2"}));
+  publish(f.dir.path(), **store);
   (void)f.controller->reload();
   EXPECT_FALSE(f.challenges->lookup("tok-1").has_value());
   EXPECT_FALSE(f.challenges->hasTlsAlpn("b.example.com"));
@@ -362,6 +430,7 @@ TEST(Controller, ReloadReadsThePendingDns01Answers) {
       {"tok-a", "Example.com", "tok-a.thumb", 1, AcmeChallengeType::Dns01}));
   ASSERT_TRUE((*store)->putAcmeChallenge(
       {"tok-b", "*.example.com", "tok-b.thumb", 2, AcmeChallengeType::Dns01}));
+  publish(f.dir.path(), **store);
   (void)f.controller->reload();
   EXPECT_EQ(f.challenges->lookupDns01("_acme-challenge.example.com"),
             (std::vector<std::string>{tls::dns01TxtValue("tok-a.thumb"),
@@ -371,6 +440,7 @@ TEST(Controller, ReloadReadsThePendingDns01Answers) {
   EXPECT_EQ(f.logsContaining("pending ACME challenges: 0 http-01, 0 tls-alpn-01, 2 dns-01"), 1U);
   EXPECT_EQ(f.logsContaining("this proxy runs without --dns"), 1U);
   ASSERT_TRUE((*store)->removeAcmeChallenges({"tok-a", "tok-b"}));
+  publish(f.dir.path(), **store);
   (void)f.controller->reload();
   EXPECT_FALSE(f.challenges->lookupDns01("_acme-challenge.example.com").has_value());
 }
@@ -599,10 +669,11 @@ TEST(Controller, TrafficStaysPendingWhileTheStoreIsBusyAndPrunesOldSamples) {
   stats->bytesIn += 5;
   stats->connections += 1;
 
-  // Another process (the reconciler) holds the write lock: the flush fails after the busy
+  // Another connection holds the proxy store's write lock: the flush fails after the busy
   // timeout, logs once, and loses nothing.
+  ASSERT_TRUE(proxyStore(dir.path()).ok());  // made, as the proxy's watcher does at start
   sqlite3* raw = nullptr;
-  ASSERT_EQ(sqlite3_open((dir.path() / "state.db").c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_open((proxyOwnDir(dir.path()) / kProxyCounters).c_str(), &raw), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(raw, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
   auto failed = c.flushTraffic();
   ASSERT_FALSE(failed.ok());
@@ -626,7 +697,7 @@ TEST(Controller, TrafficStaysPendingWhileTheStoreIsBusyAndPrunesOldSamples) {
 
   // Pruning: samples older than the retention (30 days) go, younger ones stay.
   {
-    auto store = Store::open(dir.path());
+    auto store = proxyStore(dir.path());
     ASSERT_TRUE(store.ok());
     ASSERT_TRUE(
         (*store)->addTraffic({"passthrough x", clock - 31LL * 24 * 3600 * 1000, 1, 1, 1}).ok());
@@ -891,6 +962,7 @@ TEST(MetricsText, CertificateExpiryAndAcmeStateFromTheStore) {
                                       1766000000000}));
   ASSERT_TRUE((*store)->putAcmeState(
       {"pending", "tls-alpn-01 p.example.com", 0, "", 1000, std::nullopt, std::nullopt}));
+  publish(f.dir.path(), **store);
   ASSERT_TRUE(f.controller->reload().changed);
 
   AdminResponse r = handleAdminRequest(*f.controller, f.metrics, "GET", "/metrics");
@@ -909,6 +981,7 @@ TEST(MetricsText, CertificateExpiryAndAcmeStateFromTheStore) {
   // Success clears the failures: the next scrape says so, no reload needed.
   ASSERT_TRUE((*store)->putAcmeState(
       {"web", "http-01 web.example.com", 0, "", 3000, std::nullopt, 1767000000000}));
+  publish(f.dir.path(), **store);
   p = parseMetrics(handleAdminRequest(*f.controller, f.metrics, "GET", "/metrics").body);
   EXPECT_EQ(p.samples["edgeplane_acme_consecutive_failures{certificate=\"web\"}"], 0);
   EXPECT_EQ(p.samples["edgeplane_acme_renewal_seconds{certificate=\"web\"}"], 1767000000);

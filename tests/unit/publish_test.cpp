@@ -1,4 +1,5 @@
-// Tests of snapshot publishing (store generations) and the reload notice to the proxy's admin API.
+// Tests of snapshot publishing (store generations, the files published for the proxy) and the
+// reconciler's requests to the proxy's admin API.
 #include "reconciler/cli/publish.h"
 
 #include <arpa/inet.h>
@@ -21,6 +22,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "schema/proxy_feed.h"
 #include "tests/support/temp_dir.h"
 
 namespace edgeplane::cli {
@@ -505,6 +508,167 @@ TEST(QueryProxyListeners, AnOlderProxyOrABadAnswerIsAnError) {
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.error().message.find("not a JSON object"), std::string::npos) << r.error().message;
   }
+}
+
+// ---- queryProxyUsage: GET /api/v1/apikeys ----
+
+TEST(QueryProxyUsage, ReadsEachKeysUsage) {
+  TempDir dir;
+  const std::string body =
+      R"([{"id":"k7Hq2xPz","name":"Ping Worker","gateways":["ping"],"role":"worker",)"
+      R"("enabled":true,"blocked":false,"request_count":3,"last_used_at":1700000003000,)"
+      R"("last_ip":"203.0.113.9","responses":{"1xx":0,"2xx":2,"3xx":0,"4xx":0,"5xx":1}},)"
+      R"({"id":"idle0001","name":"Idle","gateways":[],"role":"admin","enabled":true,)"
+      R"("blocked":false,"request_count":0,"last_used_at":null,"last_ip":null,)"
+      R"("responses":{"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0}}])";
+  TestServer server(
+      TestServer::Kind::Unix, dir.path(),
+      "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  auto r = queryProxyUsage(server.address(), 2000ms);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(server.requestLine(), "GET /api/v1/apikeys HTTP/1.1");
+  ASSERT_EQ(r->size(), 2U);
+  EXPECT_EQ((*r)[0], (ApiKeyUsage{"k7Hq2xPz", 3, 1700000003000, "203.0.113.9", {0, 2, 0, 0, 1}}));
+  EXPECT_EQ((*r)[1], (ApiKeyUsage{"idle0001", 0, std::nullopt, std::nullopt, {0, 0, 0, 0, 0}}));
+}
+
+// The answer comes from a process that may be taken over: anything but the shape is an error.
+TEST(QueryProxyUsage, AnAnswerOfAnotherShapeIsAnError) {
+  TempDir dir;
+  for (const std::string body :
+       {R"({"id":"k"})", R"([{"id":"k","request_count":-1,"responses":{}}])",
+        R"([{"id":"k","request_count":1,"responses":{"1xx":0}}])", R"([7])"}) {
+    fs::remove(dir.path() / "admin.sock");
+    TestServer server(
+        TestServer::Kind::Unix, dir.path(),
+        "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+    auto r = queryProxyUsage(server.address(), 2000ms);
+    EXPECT_FALSE(r.ok()) << body;
+  }
+}
+
+// ---- the files published for the proxy ----
+
+PublishedState sampleState() {
+  PublishedState s;
+  s.blocks = {{"key-1", 5}, {"key-2", 6}};
+  s.challenges = {{"tok-1", "a.example.com", "tok-1.thumb", 1},
+                  {"tok-2", "b.example.com", "tok-2.thumb", 2, AcmeChallengeType::TlsAlpn01},
+                  {"tok-3", "*.example.com", "tok-3.thumb", 3, AcmeChallengeType::Dns01}};
+  AcmeState full{"web", "http-01 web.example.com", 3, "urn:x: \"quoted\"\n", 1, 2, 3};
+  full.ariCert = "ab12";
+  full.ariStart = 10;
+  full.ariEnd = 20;
+  full.ariRenewAt = 15;
+  full.ariNextCheck = 12;
+  full.ariExplanation = "https://ca.example/why";
+  s.acme = {full, AcmeState{"pending", "dns-01 p.example.com", 0, "", std::nullopt, std::nullopt,
+                            std::nullopt}};
+  return s;
+}
+
+TEST(ProxyFeed, TheFilesRoundTrip) {
+  const Snapshot snap{7, 1700000000000, 3, R"({"version":1})"};
+  auto back = decodePublishedSnapshot(encodePublishedSnapshot(snap));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->generation, 7);
+  EXPECT_EQ(back->createdAt, 1700000000000);
+  EXPECT_EQ(back->body, snap.body);
+  EXPECT_EQ(publishedSnapshotGeneration("edgeplane-snapshot/1 7 1\n{never read").value(), 7);
+
+  const PublishedState state = sampleState();
+  auto decoded = decodePublishedState(encodePublishedState(state));
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  EXPECT_EQ(*decoded, state);
+  auto empty = decodePublishedState(encodePublishedState(PublishedState{}));
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(*empty, PublishedState{});
+}
+
+TEST(ProxyFeed, DamagedFilesAreErrors) {
+  for (const std::string text : {"", "edgeplane-snapshot/2 1 1\n{}", "edgeplane-snapshot/1 1 1",
+                                 "edgeplane-snapshot/1 0 1\n", "edgeplane-snapshot/1 x 1\n",
+                                 "edgeplane-snapshot/1 1\n", "edgeplane-snapshot/1 1 1 \n"}) {
+    EXPECT_FALSE(decodePublishedSnapshot(text).ok()) << text;
+  }
+  for (const std::string text :
+       {"", "[]", R"({"blocks":[],"challenges":[]})", R"({"blocks":{},"challenges":[],"acme":[]})",
+        R"({"blocks":[7],"challenges":[],"acme":[]})",
+        R"({"blocks":[],"challenges":[{"token":"t","domain":"d","key_authorization":"k",)"
+        R"("created_at":1,"type":"dns-02"}],"acme":[]})",
+        R"({"blocks":[{"id":"k"}],"challenges":[],"acme":[]})"}) {
+    EXPECT_FALSE(decodePublishedState(text).ok()) << text;
+  }
+}
+
+TEST(PublishProxyFeed, WritesWhatTheStoreHoldsAndOnlyWhatChanged) {
+  TempDir dir;
+  const fs::path state = dir.path() / "state";
+  auto store = openStore(dir.path());
+  ASSERT_TRUE(store);
+  // Nothing applied yet: the state file only, empty; no snapshot.
+  auto first = publishProxyFeed(state, *store);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_TRUE(*first);
+  EXPECT_FALSE(fs::exists(publishedDir(state) / kPublishedSnapshot));
+  auto none = readPublishedSnapshot(state);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  EXPECT_EQ(readPublishedGeneration(state).value(), 0);
+
+  auto g1 = publishSnapshot(*store, sample(), std::nullopt, 1000);
+  ASSERT_TRUE(g1.ok());
+  ASSERT_TRUE(store->blockApiKey("key-1", 5).ok());
+  ASSERT_TRUE(store->putAcmeChallenge({"tok-1", "a.example.com", "tok-1.thumb", 1}).ok());
+  auto second = publishProxyFeed(state, *store);
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_TRUE(*second);
+  auto snap = readPublishedSnapshot(state);
+  ASSERT_TRUE(snap.ok() && snap->has_value());
+  EXPECT_EQ((*snap)->generation, g1->generation);
+  auto latest = store->latestSnapshot();
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*snap)->body, (*latest)->body);
+  auto published = readPublishedState(state);
+  ASSERT_TRUE(published.ok()) << published.error().message;
+  EXPECT_EQ(published->blocks, (std::vector<ApiKeyBlock>{{"key-1", 5}}));
+  ASSERT_EQ(published->challenges.size(), 1U);
+  EXPECT_EQ(published->challenges[0].keyAuthorization, "tok-1.thumb");
+  for (std::string_view name : {kPublishedSnapshot, kPublishedState}) {
+    struct stat st {};
+    ASSERT_EQ(::stat((publishedDir(state) / name).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600U) << name;
+  }
+
+  // Nothing changed: nothing written (the files keep their inodes).
+  struct stat before {};
+  ASSERT_EQ(::stat((publishedDir(state) / kPublishedState).c_str(), &before), 0);
+  auto third = publishProxyFeed(state, *store);
+  ASSERT_TRUE(third.ok());
+  EXPECT_FALSE(*third);
+  struct stat after {};
+  ASSERT_EQ(::stat((publishedDir(state) / kPublishedState).c_str(), &after), 0);
+  EXPECT_EQ(before.st_ino, after.st_ino);
+
+  // A damaged snapshot file is replaced even though the store's generation did not move.
+  std::ofstream(publishedDir(state) / kPublishedSnapshot) << "garbage";
+  auto fourth = publishProxyFeed(state, *store);
+  ASSERT_TRUE(fourth.ok());
+  EXPECT_TRUE(*fourth);
+  EXPECT_EQ(readPublishedGeneration(state).value(), g1->generation);
+}
+
+TEST(PublishProxyFeed, ALinkInPlaceOfTheDirectoryIsRefused) {
+  TempDir dir;
+  const fs::path state = dir.path() / "state";
+  auto store = openStore(dir.path());
+  ASSERT_TRUE(store);
+  fs::create_directory(dir.path() / "elsewhere");
+  fs::create_directory_symlink(dir.path() / "elsewhere", publishedDir(state));
+  auto r = publishProxyFeed(state, *store);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("symbolic link"), std::string::npos) << r.error().message;
+  EXPECT_TRUE(fs::is_empty(dir.path() / "elsewhere"));
 }
 
 }  // namespace

@@ -1,0 +1,62 @@
+// What the reconciler publishes for the proxy, as files under <state-dir>/published: the codec
+// and the proxy's reader. The reconciler writes them (cli/publish.h) from its store; the proxy
+// only reads them, so it never opens the reconciler's store (which it could then write).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schema/result.h"
+#include "schema/store.h"
+
+namespace edgeplane {
+
+// <state-dir>/proxy: the proxy's own directory, the only one in the state directory it writes
+// (its admin socket, and its counters in a store of its own, kProxyCounters). What the
+// reconciler reads there, it reads as written by a process that may be taken over.
+inline std::filesystem::path proxyOwnDir(const std::filesystem::path& stateDir) {
+  return stateDir / "proxy";
+}
+inline constexpr std::string_view kProxyCounters = "counters.db";
+// Where the proxy's admin API listens unless told otherwise, and the reconciler finds it.
+inline std::string defaultProxyAdmin(const std::filesystem::path& stateDir) {
+  return "unix:" + (proxyOwnDir(stateDir) / "admin.sock").string();
+}
+
+// <state-dir>/published, and its two files.
+std::filesystem::path publishedDir(const std::filesystem::path& stateDir);
+inline constexpr std::string_view kPublishedSnapshot = "snapshot";
+inline constexpr std::string_view kPublishedState = "state";
+
+// Everything else the proxy serves from: the API keys blocked on this host, the pending ACME
+// answers, and each ACME certificate's lifecycle (for /metrics). Each list as the store lists it.
+struct PublishedState {
+  std::vector<ApiKeyBlock> blocks;
+  std::vector<AcmeChallenge> challenges;
+  std::vector<AcmeState> acme;
+  bool operator==(const PublishedState&) const = default;
+};
+
+// The snapshot file: "edgeplane-snapshot/1 <generation> <created-ms>\n", then the body as the
+// store holds it. The header alone tells the generation, without reading a large body.
+std::string encodePublishedSnapshot(const Snapshot& snapshot);
+// The snapshot (runId unset); an error naming what is wrong with a damaged file.
+Result<Snapshot> decodePublishedSnapshot(std::string_view text);
+// The header's generation; an error when `head` does not start with a whole header.
+Result<int64_t> publishedSnapshotGeneration(std::string_view head);
+
+// The state file: one JSON object {"blocks":[…],"challenges":[…],"acme":[…]}.
+std::string encodePublishedState(const PublishedState& state);
+Result<PublishedState> decodePublishedState(std::string_view text);
+
+// The proxy's reads. nullopt / 0 / an empty state: nothing published yet (no file). A file that
+// cannot be read or decoded is an error naming it.
+Result<std::optional<Snapshot>> readPublishedSnapshot(const std::filesystem::path& stateDir);
+Result<int64_t> readPublishedGeneration(const std::filesystem::path& stateDir);
+Result<PublishedState> readPublishedState(const std::filesystem::path& stateDir);
+
+}  // namespace edgeplane
