@@ -7,6 +7,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <iostream>
+#include <mutex>
+#include <set>
 
 #include "reconciler/system/file_write.h"
 #include "reconciler/system/wg_keys.h"
@@ -28,6 +31,18 @@ std::string seal(std::string_view bytes, const CacheKey& key) {
     return {};
   }
   return out;
+}
+
+// The caches being off makes every run load, validate and observe in full: said on stderr once
+// per process and reason (the agent's journal, a command's terminal), never silently.
+void warnCachesOff(const std::string& reason) {
+  static std::mutex mu;
+  static std::set<std::string, std::less<>> said;
+  const std::lock_guard<std::mutex> lock(mu);
+  if (said.insert(reason).second) {
+    std::cerr << "edgeplane: warning: the caches are off (every run works without them): " << reason
+              << "\n";
+  }
 }
 
 }  // namespace
@@ -58,10 +73,12 @@ Result<CacheKey> cacheKeyIn(const std::filesystem::path& stateDir) {
     return terminal("no state directory " + stateDir.string());  // never made here
   }
   if (auto trusted = ensureStateDir(stateDir); !trusted) {
+    warnCachesOff(trusted.error().message);
     return trusted.error();
   }
   auto secret = loadOrCreateSecret((stateDir / kKeysDir / kKeyFile).string());
   if (!secret) {
+    warnCachesOff(secret.error().message);
     return secret.error();
   }
   CacheKey key;

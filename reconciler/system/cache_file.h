@@ -31,7 +31,7 @@ struct CacheKey {
 };
 // An error when the state directory is missing (it is not made here) or fails ensureStateDir's
 // checks, or the key file cannot be read or made (keys/ open to others, a key file that is not
-// one): then nothing is cached.
+// one): then nothing is cached, which is said on stderr once per process and reason.
 Result<CacheKey> cacheKeyIn(const std::filesystem::path& stateDir);
 
 // SHA-256 of what is added, for a cache key.

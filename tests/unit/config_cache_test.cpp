@@ -335,6 +335,22 @@ TEST_F(ConfigCacheTest, AnEntrySealedUnderAnotherKeyIsAMiss) {
   EXPECT_EQ(use, cli::CacheUse::Hit);
 }
 
+// Without a usable key the caches are off, which makes every run slower: said once per process
+// and reason, not silently (a review's finding).
+TEST_F(ConfigCacheTest, CachesOffForWantOfAKeyIsSaidOnce) {
+  ASSERT_EQ(::chmod((state_ / "keys").c_str(), 0770), 0);
+  ::testing::internal::CaptureStderr();
+  EXPECT_FALSE(cli::configCacheIn(state_).has_value());
+  EXPECT_FALSE(cli::configCacheIn(state_).has_value());
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  ASSERT_EQ(::chmod((state_ / "keys").c_str(), 0700), 0);
+  const std::string want = "warning: the caches are off";
+  ASSERT_NE(err.find(want), std::string::npos) << err;
+  EXPECT_EQ(err.find(want, err.find(want) + 1), std::string::npos) << err;
+  EXPECT_NE(err.find((state_ / "keys").string()), std::string::npos) << err;
+  EXPECT_TRUE(cli::configCacheIn(state_).has_value());
+}
+
 TEST_F(ConfigCacheTest, TheEntryHoldsKeyFilePathsNeverKeys) {
   cli::CacheUse use = cli::CacheUse::None;
   load(use);
