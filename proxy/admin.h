@@ -14,7 +14,8 @@
 //   GET  /metrics                   Prometheus text exposition format 0.0.4
 //   GET  /healthz                   {"status":"ok","generation":N}: the admin API answers
 //   POST /api/v1/reload             {"generation":N,"changed":bool[,"refused_generation":G,
-//                                    "error":"..."]}: 200, or 503 if the store is unreadable
+//                                    "error":"..."]}: 200, or 503 if the published snapshot
+//                                    is unreadable
 // Anything else: 404 (unknown path) or 405 (known path, other method, with Allow).
 // Before any of that, admission (admin_access.h): on TCP a request without the right
 // `Authorization: Bearer <token>` gets 401 (with `WWW-Authenticate: Bearer`); on the unix

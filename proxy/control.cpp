@@ -183,16 +183,25 @@ void Controller::feedFailedLocked(const Error& error, std::string_view what) {
   }
 }
 
-// Refreshes the blocks and the ACME answers from the published state; when it cannot be read,
-// those in force stay.
-void Controller::refreshPublishedLocked() {
+// After the published files were read without a problem: a problem logged before is over.
+void Controller::feedReadLocked() {
+  if (!lastFeedError_.empty()) {
+    log("the published files are readable again");
+    lastFeedError_.clear();
+  }
+}
+
+// Refreshes the blocks and the ACME answers from the published state; false when it cannot be
+// read (those in force stay).
+bool Controller::refreshPublishedLocked() {
   auto state = readPublishedState(options_.stateDir);
   if (!state) {
     feedFailedLocked(state.error(), "cannot read the blocked API keys and the ACME answers");
-    return;
+    return false;
   }
   refreshBlocksLocked(state->blocks);
   refreshChallengesLocked(std::move(state->challenges));
+  return true;
 }
 
 // Logs a store problem once (until it changes or the store works again). A terminal error
@@ -239,7 +248,7 @@ ReloadOutcome Controller::reloadLocked(bool fromWatcher) {
   bool first = !loadedOnce_;
   loadedOnce_ = true;
 
-  refreshPublishedLocked();
+  const bool refreshed = refreshPublishedLocked();
   auto latest = readPublishedSnapshot(options_.stateDir);
   if (!latest) {
     feedFailedLocked(latest.error(), "cannot read the routing snapshot");
@@ -247,12 +256,11 @@ ReloadOutcome Controller::reloadLocked(bool fromWatcher) {
     out.storeError = true;
     return out;
   }
+  if (refreshed) {
+    feedReadLocked();
+  }
   if (!latest->has_value()) {
     return out;  // nothing published yet: the normal state before the first apply
-  }
-  if (!lastFeedError_.empty()) {
-    log("the published files are readable again");
-    lastFeedError_.clear();
   }
   const Snapshot& snap = **latest;
   if (snap.generation == active) {
@@ -309,12 +317,15 @@ void Controller::pollLocked() {
     feedFailedLocked(generation.error(), "cannot read the snapshot generation");
     return;
   }
-  refreshPublishedLocked();
+  const bool refreshed = refreshPublishedLocked();
   if (*generation == 0 || *generation == current()->generation ||
       refusedGeneration_ == *generation) {
+    if (refreshed) {
+      feedReadLocked();
+    }
     return;
   }
-  reloadLocked(true);
+  reloadLocked(true);  // which tells when the files read again
 }
 
 void Controller::refreshChallengesLocked(std::vector<AcmeChallenge> listed) {

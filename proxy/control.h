@@ -1,4 +1,4 @@
-// The proxy's control side: snapshot -> ActiveConfig, the store watcher, traffic accounting.
+// The proxy's control side: published snapshot -> ActiveConfig, the watcher, traffic accounting.
 //
 // The reconciler publishes a routing snapshot with a new generation into <state-dir>/published
 // (schema/proxy_feed.h) and then notifies the proxy (POST /api/v1/reload); the Controller also
@@ -66,7 +66,7 @@ struct RouteTraffic {
 struct ReloadOutcome {
   int64_t active = 0;              // the generation active after the call
   bool changed = false;            // a new generation was swapped in
-  std::optional<int64_t> refused;  // the newest generation in the store, refused
+  std::optional<int64_t> refused;  // the newest generation published, refused
   std::string error;               // why it was refused, or why the snapshot could not be read
   bool storeError = false;         // the published snapshot could not be read (retryable)
 };
@@ -96,7 +96,7 @@ struct Listeners {
   std::string dns = "off";
 };
 
-// Owns the active config and the proxy's connection to the store. Thread-safe: the watcher
+// Owns the active config and the proxy's connection to its own store. Thread-safe: the watcher
 // thread, the admin API's threads and main call into it concurrently.
 class Controller {
  public:
@@ -112,7 +112,7 @@ class Controller {
   void setSink(Sink sink);
   std::shared_ptr<const ActiveConfig> current() const;
 
-  // Loads the newest generation in the store if it differs from the active one. A generation
+  // Loads the newest generation published if it differs from the active one. A generation
   // already refused is not decoded (nor logged, nor counted) again.
   ReloadOutcome reload();
 
@@ -176,7 +176,8 @@ class Controller {
   void storeFailedLocked(const Error& error, std::string_view what);
   void feedFailedLocked(const Error& error, std::string_view what);
   ReloadOutcome reloadLocked(bool fromWatcher);
-  void refreshPublishedLocked();
+  void feedReadLocked();
+  bool refreshPublishedLocked();
   // Puts the keys blocked on this host into the gateway runtime and the active config's keys
   // (`edgeplane apikey block`: at the next poll or reload notice).
   void refreshBlocksLocked(const std::vector<ApiKeyBlock>& blocks);
@@ -193,7 +194,7 @@ class Controller {
   Metrics& metrics_;
   health::HealthRegistry health_;
 
-  mutable std::mutex cfgMu_;  // guards current_ only, so readers never wait on the store
+  mutable std::mutex cfgMu_;  // guards current_ only, so readers never wait on the files
   std::shared_ptr<const ActiveConfig> current_;
 
   std::mutex mu_;  // everything below

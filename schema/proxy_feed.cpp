@@ -7,6 +7,7 @@
 #include <Poco/JSON/Parser.h>
 #include <Poco/JSON/Stringifier.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -120,15 +121,17 @@ fs::path publishedDir(const fs::path& stateDir) {
 
 std::string encodePublishedSnapshot(const Snapshot& snapshot) {
   std::string out(kMagic);
-  out += std::to_string(snapshot.generation) + " " + std::to_string(snapshot.createdAt) + "\n";
+  out += std::to_string(snapshot.generation) + " " + std::to_string(snapshot.createdAt) + " " +
+         std::to_string(snapshot.body.size()) + "\n";
   out += snapshot.body;
   return out;
 }
 
 namespace {
 
-// Parses the header at the start of `text`; `bodyAt` is where the body starts.
-Result<Snapshot> parseHeader(std::string_view text, size_t& bodyAt) {
+// Parses the header at the start of `text`; `bodyAt` is where the body starts, `bodySize` how
+// long the header says it is.
+Result<Snapshot> parseHeader(std::string_view text, size_t& bodyAt, size_t& bodySize) {
   auto bad = [](std::string_view why) {
     return terminal("published snapshot: " + std::string(why));
   };
@@ -147,8 +150,12 @@ Result<Snapshot> parseHeader(std::string_view text, size_t& bodyAt) {
     return bad("its header has no generation");
   }
   auto at = std::from_chars(gen.ptr + 1, last, s.createdAt);
-  if (at.ec != std::errc() || at.ptr != last) {
+  if (at.ec != std::errc() || at.ptr == last || *at.ptr != ' ') {
     return bad("its header has no creation time");
+  }
+  auto size = std::from_chars(at.ptr + 1, last, bodySize);
+  if (size.ec != std::errc() || size.ptr != last) {
+    return bad("its header has no body length");
   }
   bodyAt = end + 1;
   return s;
@@ -158,20 +165,27 @@ Result<Snapshot> parseHeader(std::string_view text, size_t& bodyAt) {
 
 Result<Snapshot> decodePublishedSnapshot(std::string_view text) {
   size_t bodyAt = 0;
-  auto s = parseHeader(text, bodyAt);
+  size_t bodySize = 0;
+  auto s = parseHeader(text, bodyAt, bodySize);
+  if (s && text.size() - bodyAt != bodySize) {
+    return terminal("published snapshot: its body has " + std::to_string(text.size() - bodyAt) +
+                    " bytes where its header says " + std::to_string(bodySize) +
+                    " (cut short or damaged)");
+  }
   if (s) {
     s->body = std::string(text.substr(bodyAt));
   }
   return s;
 }
 
-Result<int64_t> publishedSnapshotGeneration(std::string_view head) {
+Result<std::pair<int64_t, size_t>> publishedSnapshotHeader(std::string_view head) {
   size_t bodyAt = 0;
-  auto s = parseHeader(head, bodyAt);
+  size_t bodySize = 0;
+  auto s = parseHeader(head, bodyAt, bodySize);
   if (!s) {
     return s.error();
   }
-  return s->generation;
+  return std::pair(s->generation, bodyAt + bodySize);
 }
 
 std::string encodePublishedState(const PublishedState& state) {
@@ -254,26 +268,38 @@ Result<std::optional<Snapshot>> readPublishedSnapshot(const fs::path& stateDir) 
   return std::optional(std::move(*decoded));
 }
 
-Result<int64_t> readPublishedGeneration(const fs::path& stateDir) {
+Result<PublishedHead> readPublishedHead(const fs::path& stateDir) {
   const fs::path file = publishedDir(stateDir) / kPublishedSnapshot;
   const UniqueFd f(::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
   if (f.get() < 0) {
     const int err = errno;
     if (err == ENOENT) {
-      return int64_t{0};
+      return PublishedHead{};
     }
     return terminal("cannot read " + file.string() + ": " + errnoText(err));
   }
   std::array<char, kHeaderMax + 1> head{};
   size_t got = 0;
+  struct stat st {};
   if (const int err = readFull(f.get(), head.data(), head.size(), got); err != 0) {
     return terminal("cannot read " + file.string() + ": " + errnoText(err));
   }
-  auto generation = publishedSnapshotGeneration(std::string_view(head.data(), got));
-  if (!generation) {
-    return terminal(file.string() + ": " + generation.error().message);
+  if (::fstat(f.get(), &st) != 0) {
+    return terminal("cannot read " + file.string() + ": " + errnoText(errno));
   }
-  return generation;
+  auto parsed = publishedSnapshotHeader(std::string_view(head.data(), got));
+  if (!parsed) {
+    return terminal(file.string() + ": " + parsed.error().message);
+  }
+  return PublishedHead{parsed->first, static_cast<size_t>(st.st_size) == parsed->second};
+}
+
+Result<int64_t> readPublishedGeneration(const fs::path& stateDir) {
+  auto head = readPublishedHead(stateDir);
+  if (!head) {
+    return head.error();
+  }
+  return head->generation;
 }
 
 Result<PublishedState> readPublishedState(const fs::path& stateDir) {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "schema/result.h"
@@ -41,13 +42,15 @@ struct PublishedState {
   bool operator==(const PublishedState&) const = default;
 };
 
-// The snapshot file: "edgeplane-snapshot/1 <generation> <created-ms>\n", then the body as the
-// store holds it. The header alone tells the generation, without reading a large body.
+// The snapshot file: "edgeplane-snapshot/1 <generation> <created-ms> <body-bytes>\n", then the
+// body as the store holds it. The header alone tells the generation, without reading a large
+// body, and how long the whole file is, so that one cut short is told.
 std::string encodePublishedSnapshot(const Snapshot& snapshot);
-// The snapshot (runId unset); an error naming what is wrong with a damaged file.
+// The snapshot (runId unset); an error naming what is wrong with a damaged or short file.
 Result<Snapshot> decodePublishedSnapshot(std::string_view text);
-// The header's generation; an error when `head` does not start with a whole header.
-Result<int64_t> publishedSnapshotGeneration(std::string_view head);
+// The header's generation and the whole file's length it implies; an error when `head` does not
+// start with a whole header.
+Result<std::pair<int64_t, size_t>> publishedSnapshotHeader(std::string_view head);
 
 // The state file: one JSON object {"blocks":[…],"challenges":[…],"acme":[…]}.
 std::string encodePublishedState(const PublishedState& state);
@@ -57,6 +60,12 @@ Result<PublishedState> decodePublishedState(std::string_view text);
 // cannot be read or decoded is an error naming it.
 Result<std::optional<Snapshot>> readPublishedSnapshot(const std::filesystem::path& stateDir);
 Result<int64_t> readPublishedGeneration(const std::filesystem::path& stateDir);
+// The snapshot file's header (generation 0: none), and whether the file is as long as it says.
+struct PublishedHead {
+  int64_t generation = 0;
+  bool whole = false;
+};
+Result<PublishedHead> readPublishedHead(const std::filesystem::path& stateDir);
 Result<PublishedState> readPublishedState(const std::filesystem::path& stateDir);
 
 }  // namespace edgeplane

@@ -348,7 +348,7 @@ int cmdBlock(const Options& o, bool block) {
             << "\n";
   if (auto told = notifyProxy(o.proxyAdmin, kNotifyTimeout, o.proxyAdminTokenFile); !told) {
     std::cerr << cmd << "the proxy was not told (" << o.proxyAdmin << "): " << told.error().message
-              << "; it picks the " << verb << " up from the store within a second\n";
+              << "; it picks the " << verb << " up within a second\n";
   }
   return 0;
 }

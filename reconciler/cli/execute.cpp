@@ -1,6 +1,7 @@
 // A planned run carried out on this host: intent, ops, record, snapshot, API keys.
 #include "reconciler/cli/execute.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <sstream>
 
@@ -87,6 +88,10 @@ std::vector<std::string> injectedFailures(std::string_view who, std::ostream& er
 
 }  // namespace
 
+// How long traffic samples stay in the store: as long as the proxy keeps its own
+// (ControllerOptions::trafficRetention).
+constexpr std::chrono::milliseconds kStoredTrafficRetention = std::chrono::hours(24 * 30);
+
 std::string countsText(const RunCounts& c) {
   return std::to_string(c.added) + " added, " + std::to_string(c.changed) + " changed, " +
          std::to_string(c.destroyed) + " destroyed, " + std::to_string(c.failed) + " failed";
@@ -113,7 +118,7 @@ Result<Published> publishAndNotify(const Options& o, Store& store, const ProxySn
     out << "proxy snapshot: generation " << published->generation << " (" << why << ")\n";
   } else {
     out << "proxy snapshot: unchanged (generation " << published->generation
-        << "), published again\n";
+        << "); the proxy's files brought up to date\n";
   }
   if (auto told = notifyProxy(o.proxyAdmin, kProxyNotifyTimeout, o.proxyAdminTokenFile); !told) {
     err << "edgeplane " << who << ": warning: the proxy was not told about generation "
@@ -155,6 +160,9 @@ Result<Executed> executePlan(const Options& o, Store& store, int64_t runId, cons
     });
   }  // the progress line is cleared before anything else is printed
   printNftSyncs(o, store, host, out);
+  // The samples kept in the store (nftables counters saved before a rebuild, and what a proxy
+  // of an earlier version wrote there) are kept for as long as the proxy keeps its own.
+  (void)store.pruneTrafficBefore(nowMs() - kStoredTrafficRetention.count());
   Result<void> saved =
       recordApply(store, runId, p, x.result, view, intent ? *intent : view, err, crash);
   x.saved = saved.ok();

@@ -2,9 +2,11 @@
 #include "reconciler/cli/proxy_admin.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 #include <functional>
 
 #include "schema/json_reader.h"
+#include "schema/model.h"
 #include "schema/net.h"
 #include "schema/secret_file.h"
 #include "schema/unique_fd.h"
@@ -59,7 +62,23 @@ struct Target {
   sockaddr_storage addr{};
   socklen_t len = 0;
   std::string host;  // the Host header
+  std::string path;  // a unix socket's; "" for TCP
 };
+
+// The unix socket at `path` opened without following a link (O_PATH), for a connect through
+// /proc/self/fd: the socket's directory is the proxy's to write, and a link planted there would
+// send root's requests to any other socket of the host. errno set (ELOOP for a link, ENOTSOCK
+// for another file) when -1.
+int openSocketPath(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st {};
+  if (fd >= 0 && (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))) {
+    ::close(fd);
+    errno = S_ISLNK(st.st_mode) ? ELOOP : ENOTSOCK;
+    return -1;
+  }
+  return fd;
+}
 
 Result<Target> parseAdminAddress(const std::string& address) {
   Target t;
@@ -76,6 +95,7 @@ Result<Target> parseAdminAddress(const std::string& address) {
     std::memcpy(&t.addr, &un, sizeof(un));
     t.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
     t.host = "localhost";
+    t.path = path;
     return t;
   }
   auto ep = Endpoint::parse(address);
@@ -197,6 +217,24 @@ Result<AdminAnswer> proxyAdminRequest(const std::string& adminAddress, std::stri
                           : errnoText(err)));
   };
 
+  UniqueFd socketPath(-1);
+  if (!target->path.empty()) {
+    socketPath = UniqueFd(openSocketPath(target->path));
+    if (socketPath.get() < 0) {
+      const int err = errno;
+      if (err == ELOOP) {
+        return terminal(where + ": " + target->path + " is a symbolic link; not followed");
+      }
+      return err == ENOTSOCK ? terminal(where + ": " + target->path + " is not a socket")
+                             : failed("connect", err);
+    }
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    const std::string via = "/proc/self/fd/" + std::to_string(socketPath.get());
+    std::memcpy(un.sun_path, via.data(), via.size());
+    std::memcpy(&target->addr, &un, sizeof(un));
+    target->len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + via.size() + 1);
+  }
   const UniqueFd fd(
       ::socket(target->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) {
@@ -303,16 +341,23 @@ namespace {
 using strict_json::Json;
 using strict_json::member;
 
-// One key's usage from the proxy's GET /api/v1/apikeys entry; false when it is not one.
+// Above any count a proxy can reach (2^50 requests), so that adding two never overflows.
+constexpr int64_t kMaxCount = int64_t{1} << 50;
+
+bool isCount(const Json* v) {
+  return v != nullptr && v->type == Json::Type::Int && v->integer >= 0 && v->integer < kMaxCount;
+}
+
+// One key's usage from the proxy's GET /api/v1/apikeys entry; false when it is not one. What is
+// printed later is checked here: the id is an API key id, the address an IP address.
 bool usageFrom(const Json& entry, ApiKeyUsage& u) {
   const Json* id = member(entry, "id");
   const Json* count = member(entry, "request_count");
   const Json* last = member(entry, "last_used_at");
   const Json* ip = member(entry, "last_ip");
   const Json* responses = member(entry, "responses");
-  if (id == nullptr || id->type != Json::Type::String || count == nullptr ||
-      count->type != Json::Type::Int || count->integer < 0 || responses == nullptr ||
-      responses->type != Json::Type::Object) {
+  if (id == nullptr || id->type != Json::Type::String || !isValidApiKeyId(id->string) ||
+      !isCount(count) || responses == nullptr || responses->type != Json::Type::Object) {
     return false;
   }
   u.keyId = id->string;
@@ -321,11 +366,14 @@ bool usageFrom(const Json& entry, ApiKeyUsage& u) {
     u.lastUsedAt = last->integer;
   }
   if (ip != nullptr && ip->type == Json::Type::String) {
+    if (!IpAddress::parse(ip->string)) {
+      return false;
+    }
     u.lastIp = ip->string;
   }
   for (size_t i = 0; i < u.responses.size(); ++i) {
     const Json* n = member(*responses, std::to_string(i + 1) + "xx");
-    if (n == nullptr || n->type != Json::Type::Int || n->integer < 0) {
+    if (!isCount(n)) {
       return false;
     }
     u.responses[i] = n->integer;

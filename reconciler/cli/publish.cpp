@@ -2,6 +2,8 @@
 #include "reconciler/cli/publish.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "reconciler/system/dir_at.h"
 #include "reconciler/system/file_write.h"
@@ -72,33 +74,42 @@ Result<PublishedState> publishedStateOf(const Store& store) {
 
 }  // namespace
 
+namespace {
+
+// <state-dir>/published, made when missing, and an exclusive flock on <state-dir>/publish.lock
+// held while the returned descriptor is open: concurrent publishers (an apply, `apikey block`)
+// each read the store and write the files in turn, so the last file holds the last change. The
+// lock is not in published/, whose files the proxy can open and would hold the lock by.
+Result<UniqueFd> lockPublishing(const std::filesystem::path& stateDir, const std::string& dir) {
+  // The state directory is the operator's path and may be a link; what is in it is never
+  // followed.
+  const UniqueFd parent(::open(stateDir.c_str(), sys::kDirFlags & ~O_NOFOLLOW));
+  if (parent.get() < 0) {
+    return terminal("open " + stateDir.string() + ": " + errnoText(errno));
+  }
+  auto made = sys::openDirAt(parent.get(), publishedDir(stateDir).filename(), dir, true);
+  if (!made) {
+    return made.error();
+  }
+  ::close(*made);
+  UniqueFd lock(::openat(parent.get(), "publish.lock",
+                         O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
+  if (lock.get() < 0 || ::flock(lock.get(), LOCK_EX) != 0) {
+    return terminal("lock " + (stateDir / "publish.lock").string() + ": " + errnoText(errno));
+  }
+  return lock;
+}
+
+}  // namespace
+
 Result<bool> publishProxyFeed(const std::filesystem::path& stateDir, const Store& store) {
   const std::string dir = publishedDir(stateDir).string();
-  {
-    const UniqueFd parent(::open(stateDir.c_str(), sys::kDirFlags));
-    if (parent.get() < 0) {
-      return terminal("open " + stateDir.string() + ": " + errnoText(errno));
-    }
-    auto made = sys::openDirAt(parent.get(), publishedDir(stateDir).filename(), dir, true);
-    if (!made) {
-      return made.error();
-    }
-    ::close(*made);
+  auto lock = lockPublishing(stateDir, dir);
+  if (!lock) {
+    return lock.error();
   }
+  // The state first: a proxy that finds the new snapshot finds the blocks with it.
   bool changed = false;
-  auto latest = store.latestSnapshot();
-  if (!latest) {
-    return latest.error();
-  }
-  // A generation's body never changes: the file's header tells whether it is the newest. A
-  // file that cannot be read as one is replaced.
-  auto held = readPublishedGeneration(stateDir);
-  if (latest->has_value() && (!held || *held != (*latest)->generation)) {
-    if (auto put = putFile(dir, kPublishedSnapshot, encodePublishedSnapshot(**latest)); !put) {
-      return put.error();
-    }
-    changed = true;
-  }
   auto state = publishedStateOf(store);
   if (!state) {
     return state.error();
@@ -107,6 +118,19 @@ Result<bool> publishProxyFeed(const std::filesystem::path& stateDir, const Store
   auto current = sys::readOwnFile(dir + "/" + std::string(kPublishedState));
   if (!current || !current->has_value() || **current != text) {
     if (auto put = putFile(dir, kPublishedState, text); !put) {
+      return put.error();
+    }
+    changed = true;
+  }
+  auto latest = store.latestSnapshot();
+  if (!latest) {
+    return latest.error();
+  }
+  // A generation's body never changes: the file's header tells whether it is the newest, and
+  // its length whether it is whole. A file that cannot be read as one is replaced.
+  auto held = readPublishedHead(stateDir);
+  if (latest->has_value() && (!held || held->generation != (*latest)->generation || !held->whole)) {
+    if (auto put = putFile(dir, kPublishedSnapshot, encodePublishedSnapshot(**latest)); !put) {
       return put.error();
     }
     changed = true;

@@ -412,6 +412,12 @@ void runStages(Run& r) {
   if (!openStore(r)) {
     return;
   }
+  // What the proxy serves from, brought up to the store first: the first run after an upgrade
+  // hands the proxy its snapshot even when it stops early (a fetch or a config refused).
+  if (auto fed = publishProxyFeed(o.stateDir, *r.store); !fed) {
+    r.err << "edgeplane apply: warning: the proxy's files are not up to date: "
+          << fed.error().message << "\n";
+  }
   fetchSource(r);
   if (!beginRecord(r, startedAt)) {
     return;

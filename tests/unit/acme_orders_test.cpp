@@ -456,5 +456,23 @@ TEST(AcmeOrdersAri, CaErrorFallsBackToTheLifetimeAndRenewBeforeWins) {
   EXPECT_EQ(t.ca.ariAsked.size(), 2U);  // not at every run
 }
 
+// An answer the proxy cannot be handed (its files not written) is an error for the order,
+// which then fails rather than wait for a validation that cannot succeed; the answer stays in
+// the store for the withdrawal.
+TEST(StoreChallengeSink, AnAnswerTheProxyCannotBeHandedIsAnError) {
+  testing::TempDir dir;
+  auto store = Store::open(dir.path());
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  StoreChallengeSink sink(**store, []() -> Result<void> { return terminal("disk full"); });
+  auto r = sink.publish(AcmeChallengeType::Http01, "a.example.com", "tok-1", "tok-1.thumb");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "disk full");
+  auto rows = (*store)->listAcmeChallenges();
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->size(), 1U);
+  sink.withdraw({"tok-1"});
+  EXPECT_TRUE((*store)->listAcmeChallenges()->empty());
+}
+
 }  // namespace
 }  // namespace edgeplane

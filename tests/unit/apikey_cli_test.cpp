@@ -16,6 +16,7 @@
 #include "reconciler/core/state_json.h"
 #include "schema/api_key.h"
 #include "schema/encoding.h"
+#include "schema/proxy_feed.h"
 #include "tests/support/command.h"
 #include "tests/support/temp_dir.h"
 
@@ -167,6 +168,11 @@ TEST(ApiKeyCli, BlockIsStoredShownAndLifted) {
                            " on this host; lift with: edgeplane apikey unblock " + h.key.id + "\n");
   EXPECT_TRUE(has(block.err, "the proxy was not told")) << block.err;
   EXPECT_FALSE(has(block.err, "warning"));  // the key is in the applied config
+  // Handed to the proxy in the files it reads (it never reads the store).
+  auto published = readPublishedState(h.state);
+  ASSERT_TRUE(published.ok()) << published.error().message;
+  ASSERT_EQ(published->blocks.size(), 1U);
+  EXPECT_EQ(published->blocks[0].keyId, h.key.id);
   Ran again = edgeplane(h.dir, "apikey block " + h.key.id + h.blockArgs());
   EXPECT_EQ(again.status, 0);
   EXPECT_TRUE(has(again.out, "was already blocked")) << again.out;
@@ -195,6 +201,10 @@ TEST(ApiKeyCli, BlockIsStoredShownAndLifted) {
   Ran unblock = edgeplane(h.dir, "apikey unblock " + h.key.id + h.blockArgs());
   EXPECT_EQ(unblock.status, 0);
   EXPECT_EQ(unblock.out, "unblocked " + h.key.id + " on this host\n");
+  published = readPublishedState(h.state);
+  ASSERT_TRUE(published.ok()) << published.error().message;
+  ASSERT_EQ(published->blocks.size(), 1U);
+  EXPECT_EQ(published->blocks[0].keyId, "notInConfig");
   Ran notBlocked = edgeplane(h.dir, "apikey unblock " + h.key.id + h.blockArgs());
   EXPECT_TRUE(has(notBlocked.out, "was not blocked")) << notBlocked.out;
   list = edgeplane(h.dir, "apikey list --json" + h.stateArgs());

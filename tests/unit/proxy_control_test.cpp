@@ -329,7 +329,7 @@ TEST(ActiveConfigBuilder, BackendHealthFollowsKeysAcrossGenerations) {
 
 // ---- the controller and the store ----
 
-TEST(Controller, StartsWithNothingPublishedAndDoesNotCreateTheStore) {
+TEST(Controller, StartsWithNothingPublished) {
   Fixture f;
   ReloadOutcome o = f.controller->reload();
   EXPECT_EQ(o.active, 0);
@@ -337,7 +337,6 @@ TEST(Controller, StartsWithNothingPublishedAndDoesNotCreateTheStore) {
   EXPECT_FALSE(o.storeError);
   EXPECT_TRUE(o.error.empty()) << o.error;
   EXPECT_EQ(f.controller->current()->generation, 0);
-  EXPECT_FALSE(fs::exists(f.dir.path() / "state.db"));
   // Published files without any snapshot yet: still generation 0, and no error.
   auto store = Store::open(f.dir.path());
   ASSERT_TRUE(store.ok());
@@ -443,6 +442,34 @@ TEST(Controller, ReloadReadsThePendingDns01Answers) {
   publish(f.dir.path(), **store);
   (void)f.controller->reload();
   EXPECT_FALSE(f.challenges->lookupDns01("_acme-challenge.example.com").has_value());
+}
+
+// A published file that cannot be read is logged once however many polls see it, and its
+// recovery is logged too (the polls alone, no reload notice).
+TEST(Controller, AnUnreadablePublishedStateIsLoggedOnceAndItsRecoveryToo) {
+  Fixture f(20ms);
+  writeSnapshot(f.dir.path(), snapshotToJson(snapshotOf({passthrough("a", {"a.example.com"})})));
+  ASSERT_TRUE(f.controller->reload().changed);
+  const fs::path state = publishedDir(f.dir.path()) / kPublishedState;
+  const std::string good = [&] {
+    std::ifstream in(state);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }();
+  std::ofstream(state) << "{damaged";
+  f.controller->startWatcher();
+  auto waitFor = [&](const std::string& line) {
+    auto deadline = std::chrono::steady_clock::now() + 2s;
+    while (f.logsContaining(line) == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+    }
+  };
+  waitFor("cannot read the blocked API keys");
+  std::this_thread::sleep_for(150ms);  // several more polls
+  EXPECT_EQ(f.logsContaining("cannot read the blocked API keys"), 1U);
+  std::ofstream(state) << good;
+  waitFor("readable again");
+  f.controller->stopWatcher();
+  EXPECT_EQ(f.logsContaining("the published files are readable again"), 1U);
 }
 
 TEST(Controller, LoadsRefusesAndKeepsTheOldConfig) {
@@ -938,7 +965,7 @@ TEST(MetricsText, TerminatedRoutesHaveRequestSeries) {
 // /metrics through the admin handler: the served certificates' expiry (a certificate left out
 // of the generation is not served, so not exported) and the reconciler's ACME state from the
 // store (failures, renewal time) per certificate.
-TEST(MetricsText, CertificateExpiryAndAcmeStateFromTheStore) {
+TEST(MetricsText, CertificateExpiryAndAcmeStateAsPublished) {
   Fixture f;
   const testing::TestCertificate tc = testing::makeTestCertificate({"web.example.com"});
   std::ofstream(f.dir.path() / "web.crt") << tc.certPem;

@@ -452,6 +452,27 @@ TEST(NotifyProxyNothingListening, TcpPortClosed) {
   EXPECT_LT(Clock::now() - start, 1000ms);
 }
 
+// The admin socket is in a directory the proxy writes (<state-dir>/proxy): a link planted in its
+// place would send root's requests to another socket of the host, which the proxy's own
+// namespace may not even show. Not followed (a review's finding).
+TEST(NotifyProxyNothingListening, ALinkInPlaceOfTheSocketIsNotFollowed) {
+  TempDir dir;
+  TestServer server(TestServer::Kind::Unix, dir.path(), std::string(kOk));
+  const fs::path link = dir.path() / "planted.sock";
+  fs::create_symlink(dir.path() / "admin.sock", link);
+  auto r = notifyProxy("unix:" + link.string(), 2000ms);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("symbolic link"), std::string::npos) << r.error().message;
+  EXPECT_EQ(server.connections(), 0);
+  // Not a socket at all: refused before any connect.
+  std::ofstream(dir.path() / "file.sock") << "x";
+  auto f = notifyProxy("unix:" + (dir.path() / "file.sock").string(), 2000ms);
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.error().message.find("not a socket"), std::string::npos) << f.error().message;
+  // The socket itself still works.
+  EXPECT_TRUE(notifyProxy(server.address(), 2000ms).ok());
+}
+
 TEST(NotifyProxyAddress, MalformedAddressesAreTerminalErrors) {
   for (const std::string& address :
        std::vector<std::string>{"", "localhost:8080", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536",
@@ -537,7 +558,16 @@ TEST(QueryProxyUsage, AnAnswerOfAnotherShapeIsAnError) {
   TempDir dir;
   for (const std::string body :
        {R"({"id":"k"})", R"([{"id":"k","request_count":-1,"responses":{}}])",
-        R"([{"id":"k","request_count":1,"responses":{"1xx":0}}])", R"([7])"}) {
+        R"([{"id":"k","request_count":1,"responses":{"1xx":0}}])", R"([7])",
+        // Printed by `apikey list`: an address that is not one (a terminal escape, a forged
+        // row), an id that is not one, a count that would overflow when added up.
+        R"([{"id":"k7Hq2xPz","request_count":1,"last_ip":"[2J","responses":)"
+        R"({"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0}}])",
+        R"([{"id":"k7Hq
+xPz","request_count":1,"responses":)"
+        R"({"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0}}])",
+        R"([{"id":"k7Hq2xPz","request_count":9223372036854775807,"responses":)"
+        R"({"1xx":0,"2xx":0,"3xx":0,"4xx":0,"5xx":0}}])"}) {
     fs::remove(dir.path() / "admin.sock");
     TestServer server(
         TestServer::Kind::Unix, dir.path(),
@@ -574,7 +604,8 @@ TEST(ProxyFeed, TheFilesRoundTrip) {
   EXPECT_EQ(back->generation, 7);
   EXPECT_EQ(back->createdAt, 1700000000000);
   EXPECT_EQ(back->body, snap.body);
-  EXPECT_EQ(publishedSnapshotGeneration("edgeplane-snapshot/1 7 1\n{never read").value(), 7);
+  EXPECT_EQ(publishedSnapshotHeader("edgeplane-snapshot/1 7 1 13\n{never read").value(),
+            std::pair(int64_t{7}, size_t{41}));
 
   const PublishedState state = sampleState();
   auto decoded = decodePublishedState(encodePublishedState(state));
@@ -586,9 +617,10 @@ TEST(ProxyFeed, TheFilesRoundTrip) {
 }
 
 TEST(ProxyFeed, DamagedFilesAreErrors) {
-  for (const std::string text : {"", "edgeplane-snapshot/2 1 1\n{}", "edgeplane-snapshot/1 1 1",
-                                 "edgeplane-snapshot/1 0 1\n", "edgeplane-snapshot/1 x 1\n",
-                                 "edgeplane-snapshot/1 1\n", "edgeplane-snapshot/1 1 1 \n"}) {
+  for (const std::string text : {"", "edgeplane-snapshot/2 1 1 2\n{}", "edgeplane-snapshot/1 1 1 0",
+                                 "edgeplane-snapshot/1 0 1 0\n", "edgeplane-snapshot/1 x 1 0\n",
+                                 "edgeplane-snapshot/1 1 0\n", "edgeplane-snapshot/1 1 1 0 \n",
+                                 "edgeplane-snapshot/1 1 1\n"}) {
     EXPECT_FALSE(decodePublishedSnapshot(text).ok()) << text;
   }
   for (const std::string text :
@@ -656,6 +688,74 @@ TEST(PublishProxyFeed, WritesWhatTheStoreHoldsAndOnlyWhatChanged) {
   ASSERT_TRUE(fourth.ok());
   EXPECT_TRUE(*fourth);
   EXPECT_EQ(readPublishedGeneration(state).value(), g1->generation);
+}
+
+// The state directory is the operator's path and may be a link (to a data disk); only what is
+// inside it is never followed (a review's finding: every publish failed on such a host).
+TEST(PublishProxyFeed, AStateDirectoryThatIsALinkIsFollowed) {
+  TempDir dir;
+  auto store = openStore(dir.path());
+  ASSERT_TRUE(store);
+  const fs::path link = dir.path() / "state-link";
+  fs::create_directory_symlink(dir.path() / "state", link);
+  auto r = publishProxyFeed(link, *store);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(fs::is_regular_file(dir.path() / "state/published" / kPublishedState));
+}
+
+// Two publishers at once (an apply and `apikey block`): each reads the store under one lock, so
+// the last file written holds the last change, and no temporary file is shared.
+TEST(PublishProxyFeed, ConcurrentPublishersLeaveTheLastChange) {
+  TempDir dir;
+  const fs::path state = dir.path() / "state";
+  auto store = openStore(dir.path());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(publishSnapshot(*store, sample(), std::nullopt, 1000).ok());
+  std::atomic<bool> failed{false};
+  std::thread other([&] {
+    auto second = openStore(dir.path());
+    for (int i = 0; i < 200 && second; ++i) {
+      if (!publishProxyFeed(state, *second).ok()) {
+        failed = true;
+      }
+    }
+  });
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(store->blockApiKey("key-" + std::to_string(1000 + i), i).ok());
+    auto r = publishProxyFeed(state, *store);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+  }
+  other.join();
+  EXPECT_FALSE(failed.load());
+  auto published = readPublishedState(state);
+  ASSERT_TRUE(published.ok()) << published.error().message;
+  EXPECT_EQ(published->blocks.size(), 50U);
+  auto snap = readPublishedSnapshot(state);
+  ASSERT_TRUE(snap.ok()) << snap.error().message;
+  ASSERT_TRUE(snap->has_value());
+}
+
+// A snapshot file cut short (a torn copy, a disk that lost the tail) is an error for the proxy,
+// which then retries, and the publisher replaces it: its header tells the body's length.
+TEST(ProxyFeed, ASnapshotCutShortIsAnErrorAndIsReplaced) {
+  const Snapshot snap{7, 1700000000000, 3, R"({"version":1,"routes":[]})"};
+  const std::string whole = encodePublishedSnapshot(snap);
+  EXPECT_FALSE(decodePublishedSnapshot(whole.substr(0, whole.size() - 3)).ok());
+  EXPECT_FALSE(decodePublishedSnapshot(whole + "x").ok());
+  TempDir dir;
+  const fs::path state = dir.path() / "state";
+  auto store = openStore(dir.path());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(publishSnapshot(*store, sample(), std::nullopt, 1000).ok());
+  ASSERT_TRUE(publishProxyFeed(state, *store).ok());
+  const fs::path file = publishedDir(state) / kPublishedSnapshot;
+  fs::resize_file(file, fs::file_size(file) - 5);
+  EXPECT_FALSE(readPublishedSnapshot(state).ok());
+  auto again = publishProxyFeed(state, *store);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_TRUE(*again);
+  auto read = readPublishedSnapshot(state);
+  ASSERT_TRUE(read.ok()) << read.error().message;
 }
 
 TEST(PublishProxyFeed, ALinkInPlaceOfTheDirectoryIsRefused) {
