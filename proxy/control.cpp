@@ -174,20 +174,20 @@ Result<Store*> Controller::storeLocked() {
   return store_.get();
 }
 
-// Logs a problem reading the published files once (until it changes).
-void Controller::feedFailedLocked(const Error& error, std::string_view what) {
+// Logs a problem reading a published file once (until it changes); `last` is that file's.
+void Controller::feedFailedLocked(std::string& last, const Error& error, std::string_view what) {
   std::string line = std::string(what) + ": " + error.message;
-  if (line != lastFeedError_) {
+  if (line != last) {
     log(line);
-    lastFeedError_ = line;
+    last = line;
   }
 }
 
-// After the published files were read without a problem: a problem logged before is over.
-void Controller::feedReadLocked() {
-  if (!lastFeedError_.empty()) {
+// After a published file was read without a problem: a problem logged before is over.
+void Controller::feedReadLocked(std::string& last) {
+  if (!last.empty()) {
     log("the published files are readable again");
-    lastFeedError_.clear();
+    last.clear();
   }
 }
 
@@ -196,9 +196,11 @@ void Controller::feedReadLocked() {
 bool Controller::refreshPublishedLocked() {
   auto state = readPublishedState(options_.stateDir);
   if (!state) {
-    feedFailedLocked(state.error(), "cannot read the blocked API keys and the ACME answers");
+    feedFailedLocked(lastStateError_, state.error(),
+                     "cannot read the blocked API keys and the ACME answers");
     return false;
   }
+  feedReadLocked(lastStateError_);
   refreshBlocksLocked(state->blocks);
   refreshChallengesLocked(std::move(state->challenges));
   return true;
@@ -248,17 +250,15 @@ ReloadOutcome Controller::reloadLocked(bool fromWatcher) {
   bool first = !loadedOnce_;
   loadedOnce_ = true;
 
-  const bool refreshed = refreshPublishedLocked();
+  refreshPublishedLocked();
   auto latest = readPublishedSnapshot(options_.stateDir);
   if (!latest) {
-    feedFailedLocked(latest.error(), "cannot read the routing snapshot");
+    feedFailedLocked(lastSnapshotError_, latest.error(), "cannot read the routing snapshot");
     out.error = latest.error().message;
     out.storeError = true;
     return out;
   }
-  if (refreshed) {
-    feedReadLocked();
-  }
+  feedReadLocked(lastSnapshotError_);
   if (!latest->has_value()) {
     return out;  // nothing published yet: the normal state before the first apply
   }
@@ -312,20 +312,18 @@ ReloadOutcome Controller::reloadLocked(bool fromWatcher) {
 }
 
 void Controller::pollLocked() {
+  refreshPublishedLocked();
   auto generation = readPublishedGeneration(options_.stateDir);
   if (!generation) {
-    feedFailedLocked(generation.error(), "cannot read the snapshot generation");
+    feedFailedLocked(lastSnapshotError_, generation.error(), "cannot read the routing snapshot");
     return;
   }
-  const bool refreshed = refreshPublishedLocked();
   if (*generation == 0 || *generation == current()->generation ||
       refusedGeneration_ == *generation) {
-    if (refreshed) {
-      feedReadLocked();
-    }
+    feedReadLocked(lastSnapshotError_);
     return;
   }
-  reloadLocked(true);  // which tells when the files read again
+  reloadLocked(true);  // which tells whether the snapshot reads again
 }
 
 void Controller::refreshChallengesLocked(std::vector<AcmeChallenge> listed) {

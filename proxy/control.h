@@ -174,9 +174,9 @@ class Controller {
 
   Result<Store*> storeLocked();
   void storeFailedLocked(const Error& error, std::string_view what);
-  void feedFailedLocked(const Error& error, std::string_view what);
+  void feedFailedLocked(std::string& last, const Error& error, std::string_view what);
   ReloadOutcome reloadLocked(bool fromWatcher);
-  void feedReadLocked();
+  void feedReadLocked(std::string& last);
   bool refreshPublishedLocked();
   // Puts the keys blocked on this host into the gateway runtime and the active config's keys
   // (`edgeplane apikey block`: at the next poll or reload notice).
@@ -201,8 +201,10 @@ class Controller {
   Sink sink_;
   std::unique_ptr<Store> store_;
   std::string lastStoreError_;  // logged once until the proxy's store works again
-  std::string lastFeedError_;   // logged once until the published files read again
-  bool loadedOnce_ = false;     // the first load is not a "reload"
+  // What was logged about each published file, once, until it reads again.
+  std::string lastStateError_;
+  std::string lastSnapshotError_;
+  bool loadedOnce_ = false;  // the first load is not a "reload"
   std::optional<int64_t> refusedGeneration_;
   std::string refusedError_;
   std::atomic<uint64_t> refused_{0};

@@ -24,8 +24,8 @@ namespace edgeplane {
 namespace {
 
 constexpr std::string_view kMagic = "edgeplane-snapshot/1 ";
-// Enough for the magic and two int64 numbers.
-constexpr size_t kHeaderMax = 80;
+// Enough for the magic, three 20-digit numbers and their separators.
+constexpr size_t kHeaderMax = 96;
 
 using Poco::JSON::Array;
 using Poco::JSON::Object;
@@ -261,9 +261,8 @@ Result<std::optional<Snapshot>> readPublishedSnapshot(const fs::path& stateDir) 
   }
   auto decoded = decodePublishedSnapshot(**text);
   if (!decoded) {
-    return Error{
-        (publishedDir(stateDir) / kPublishedSnapshot).string() + ": " + decoded.error().message,
-        false};
+    return terminal((publishedDir(stateDir) / kPublishedSnapshot).string() + ": " +
+                    decoded.error().message);
   }
   return std::optional(std::move(*decoded));
 }

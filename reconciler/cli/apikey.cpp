@@ -323,16 +323,19 @@ int cmdBlock(const Options& o, bool block) {
     std::cerr << cmd << changed.error().message << "\n";
     return 1;
   }
-  // Told now, not at the close: a block lost in a crash would let the key back in.
-  if (auto synced = (*store)->syncChanges(); !synced) {
-    std::cerr << cmd << synced.error().message << "; the " << verb
-              << " is in effect but may not survive a crash\n";
-    return 1;
-  }
-  // The proxy reads the blocks from the files the reconciler publishes, never the store.
-  if (auto fed = publishProxyFeed(o.stateDir, **store); !fed) {
+  // Told now, not at the close: a block lost in a crash would let the key back in. Handed to
+  // the proxy either way (it reads the files the reconciler publishes, never the store).
+  auto synced = (*store)->syncChanges();
+  auto fed = publishProxyFeed(o.stateDir, **store);
+  if (!fed) {
     std::cerr << cmd << "the " << verb
               << " is recorded but the proxy cannot see it yet: " << fed.error().message << "\n";
+  }
+  if (!synced) {
+    std::cerr << cmd << synced.error().message << "; the " << verb
+              << (fed ? " is in effect" : " is recorded") << " but may not survive a crash\n";
+  }
+  if (!synced || !fed) {
     return 1;
   }
   if (block && appliedHasKey(**store, id) != std::optional(true)) {

@@ -72,10 +72,6 @@ Result<PublishedState> publishedStateOf(const Store& store) {
   return PublishedState{std::move(*blocks), std::move(*challenges), std::move(*acme)};
 }
 
-}  // namespace
-
-namespace {
-
 // <state-dir>/published, made when missing, and an exclusive flock on <state-dir>/publish.lock
 // held while the returned descriptor is open: concurrent publishers (an apply, `apikey block`)
 // each read the store and write the files in turn, so the last file holds the last change. The

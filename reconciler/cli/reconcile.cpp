@@ -417,6 +417,8 @@ void runStages(Run& r) {
   if (auto fed = publishProxyFeed(o.stateDir, *r.store); !fed) {
     r.err << "edgeplane apply: warning: the proxy's files are not up to date: "
           << fed.error().message << "\n";
+  } else if (*fed) {
+    (void)notifyProxy(o.proxyAdmin, kProxyNotifyTimeout, o.proxyAdminTokenFile);
   }
   fetchSource(r);
   if (!beginRecord(r, startedAt)) {

@@ -472,6 +472,23 @@ TEST(Controller, AnUnreadablePublishedStateIsLoggedOnceAndItsRecoveryToo) {
   EXPECT_EQ(f.logsContaining("the published files are readable again"), 1U);
 }
 
+// Both files damaged at once (the state unreadable, a newer snapshot cut short): each problem
+// logged once, not the two in turn at every poll (a review's finding).
+TEST(Controller, TwoDamagedPublishedFilesAreEachLoggedOnce) {
+  Fixture f(20ms);
+  writeSnapshot(f.dir.path(), snapshotToJson(snapshotOf({passthrough("a", {"a.example.com"})})));
+  ASSERT_TRUE(f.controller->reload().changed);
+  writeSnapshot(f.dir.path(), snapshotToJson(snapshotOf({passthrough("b", {"b.example.com"})})));
+  const fs::path snapshot = publishedDir(f.dir.path()) / kPublishedSnapshot;
+  fs::resize_file(snapshot, fs::file_size(snapshot) - 4);
+  std::ofstream(publishedDir(f.dir.path()) / kPublishedState) << "{damaged";
+  f.controller->startWatcher();
+  std::this_thread::sleep_for(300ms);  // some fifteen polls
+  f.controller->stopWatcher();
+  EXPECT_EQ(f.logsContaining("cannot read the blocked API keys"), 1U);
+  EXPECT_EQ(f.logsContaining("cannot read the routing snapshot"), 1U);
+}
+
 TEST(Controller, LoadsRefusesAndKeepsTheOldConfig) {
   Fixture f;
   auto s1 = snapshotOf({passthrough("alpha", {"a.example.com"})});
