@@ -69,6 +69,15 @@ struct Target {
 // /proc/self/fd: the socket's directory is the proxy's to write, and a link planted there would
 // send root's requests to any other socket of the host. errno set (ELOOP for a link, ENOTSOCK
 // for another file) when -1.
+// `t`'s address made the unix socket at `path` (shorter than sun_path).
+void setUnixAddress(Target& t, const std::string& path) {
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  std::memcpy(un.sun_path, path.data(), path.size());
+  std::memcpy(&t.addr, &un, sizeof(un));
+  t.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+}
+
 int openSocketPath(const std::string& path) {
   const int fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
   struct stat st {};
@@ -85,15 +94,12 @@ Result<Target> parseAdminAddress(const std::string& address) {
   constexpr std::string_view kUnix = "unix:";
   if (address.rfind(kUnix, 0) == 0) {
     const std::string path = address.substr(kUnix.size());
-    sockaddr_un un{};
-    if (path.empty() || path.size() >= sizeof(un.sun_path)) {
+    constexpr size_t kSunPath = sizeof(sockaddr_un::sun_path);
+    if (path.empty() || path.size() >= kSunPath) {
       return terminal("proxy admin address \"" + address + "\": the socket path must be 1 to " +
-                      std::to_string(sizeof(un.sun_path) - 1) + " bytes");
+                      std::to_string(kSunPath - 1) + " bytes");
     }
-    un.sun_family = AF_UNIX;
-    std::memcpy(un.sun_path, path.data(), path.size());
-    std::memcpy(&t.addr, &un, sizeof(un));
-    t.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+    setUnixAddress(t, path);
     t.host = "localhost";
     t.path = path;
     return t;
@@ -228,12 +234,7 @@ Result<AdminAnswer> proxyAdminRequest(const std::string& adminAddress, std::stri
       return err == ENOTSOCK ? terminal(where + ": " + target->path + " is not a socket")
                              : failed("connect", err);
     }
-    sockaddr_un un{};
-    un.sun_family = AF_UNIX;
-    const std::string via = "/proc/self/fd/" + std::to_string(socketPath.get());
-    std::memcpy(un.sun_path, via.data(), via.size());
-    std::memcpy(&target->addr, &un, sizeof(un));
-    target->len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + via.size() + 1);
+    setUnixAddress(*target, "/proc/self/fd/" + std::to_string(socketPath.get()));
   }
   const UniqueFd fd(
       ::socket(target->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));

@@ -118,14 +118,22 @@ Result<bool> publishProxyFeed(const std::filesystem::path& stateDir, const Store
     }
     changed = true;
   }
+  // A generation's body never changes: the file's header tells whether it is the newest, and
+  // its length whether it is whole (a file that cannot be read as one is replaced). The body is
+  // read from the store only when the file is to be replaced.
+  auto newest = store.latestGeneration();
+  if (!newest) {
+    return newest.error();
+  }
+  auto held = readPublishedHead(stateDir);
+  if (*newest == 0 || (held && held->generation == *newest && held->whole)) {
+    return changed;
+  }
   auto latest = store.latestSnapshot();
   if (!latest) {
     return latest.error();
   }
-  // A generation's body never changes: the file's header tells whether it is the newest, and
-  // its length whether it is whole. A file that cannot be read as one is replaced.
-  auto held = readPublishedHead(stateDir);
-  if (latest->has_value() && (!held || held->generation != (*latest)->generation || !held->whole)) {
+  if (latest->has_value()) {
     if (auto put = putFile(dir, kPublishedSnapshot, encodePublishedSnapshot(**latest)); !put) {
       return put.error();
     }
