@@ -20,6 +20,7 @@
 #include "reconciler/cli/command_support.h"
 #include "reconciler/cli/commands.h"
 #include "reconciler/cli/fetch_child.h"
+#include "reconciler/cli/heap_tuning.h"
 #include "reconciler/cli/json_report.h"
 #include "reconciler/cli/options.h"
 #include "reconciler/cli/peer_config.h"
@@ -382,6 +383,9 @@ int run(int argc, char** argv) {
       args.command == "plan" && args.options.count("detailed-exitcode") != 0 ? 1 : kUsageError;
   if (auto answered = answerWithoutRunning(args, command, usageError)) {
     return *answered;
+  }
+  if (args.command != "agent") {
+    cli::tuneHeapForOneShotRun();  // the agent lives on: it keeps glibc's defaults
   }
   if (args.command == "apikey" && args.words.empty()) {
     return cli::cmdApiKey(cli::Options{});  // "which action?" and the usage
