@@ -108,7 +108,7 @@ Result<Published> publishAndNotify(const Options& o, Store& store, const ProxySn
   // first run after an upgrade, or one after a run that died between the two).
   auto fed = publishProxyFeed(o.stateDir, store);
   if (!fed) {
-    return Error{"the proxy's files not written: " + fed.error().message, false};
+    return Error{"the proxy's files not written: " + fed.error().message, fed.error().retryable};
   }
   if (!published->changed && !*fed) {
     out << "proxy snapshot: unchanged (generation " << published->generation << ")\n";

@@ -2,11 +2,11 @@
 #include "reconciler/cli/publish.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include "reconciler/system/dir_at.h"
 #include "reconciler/system/file_write.h"
+#include "reconciler/system/lock.h"
 #include "schema/proxy_feed.h"
 #include "schema/unique_fd.h"
 
@@ -75,8 +75,10 @@ Result<PublishedState> publishedStateOf(const Store& store) {
 // <state-dir>/published, made when missing, and an exclusive flock on <state-dir>/publish.lock
 // held while the returned descriptor is open: concurrent publishers (an apply, `apikey block`)
 // each read the store and write the files in turn, so the last file holds the last change. The
-// lock is not in published/, whose files the proxy can open and would hold the lock by.
-Result<UniqueFd> lockPublishing(const std::filesystem::path& stateDir, const std::string& dir) {
+// lock is not in published/, whose files the proxy can open and would hold the lock by. The
+// wait for it is bounded by `wait`.
+Result<UniqueFd> lockPublishing(const std::filesystem::path& stateDir, const std::string& dir,
+                                std::chrono::milliseconds wait) {
   // The state directory is the operator's path and may be a link; what is in it is never
   // followed.
   const UniqueFd parent(::open(stateDir.c_str(), sys::kDirFlags & ~O_NOFOLLOW));
@@ -88,19 +90,30 @@ Result<UniqueFd> lockPublishing(const std::filesystem::path& stateDir, const std
     return made.error();
   }
   ::close(*made);
+  const std::string path = (stateDir / "publish.lock").string();
   UniqueFd lock(::openat(parent.get(), "publish.lock",
                          O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
-  if (lock.get() < 0 || ::flock(lock.get(), LOCK_EX) != 0) {
-    return terminal("lock " + (stateDir / "publish.lock").string() + ": " + errnoText(errno));
+  if (lock.get() < 0) {
+    return terminal("open " + path + ": " + errnoText(errno));
+  }
+  // Bounded: a publisher stopped while it holds the lock must not stall every later one.
+  auto locked = sys::flockExclusiveWithin(lock.get(), wait);
+  if (!locked) {
+    return terminal("lock " + path + ": " + locked.error().message);
+  }
+  if (!*locked) {
+    return retryable("another process publishing the proxy's files holds " + path +
+                     "; gave up after " + std::to_string(wait.count()) + " ms");
   }
   return lock;
 }
 
 }  // namespace
 
-Result<bool> publishProxyFeed(const std::filesystem::path& stateDir, const Store& store) {
+Result<bool> publishProxyFeed(const std::filesystem::path& stateDir, const Store& store,
+                              std::chrono::milliseconds lockWait) {
   const std::string dir = publishedDir(stateDir).string();
-  auto lock = lockPublishing(stateDir, dir);
+  auto lock = lockPublishing(stateDir, dir, lockWait);
   if (!lock) {
     return lock.error();
   }

@@ -42,6 +42,7 @@ Result<void> publishApiKeys(Store& store, const ProxySnapshot& snapshot,
 // blocked API keys, the pending ACME answers and the ACME lifecycle. Each file is replaced
 // (temp + rename, synced) only when what it holds differs; returns whether any was. The proxy
 // reads these files and never the store. Call after every change to what they hold.
-Result<bool> publishProxyFeed(const std::filesystem::path& stateDir, const Store& store);
+Result<bool> publishProxyFeed(const std::filesystem::path& stateDir, const Store& store,
+                              std::chrono::milliseconds lockWait = std::chrono::seconds(10));
 
 }  // namespace edgeplane::cli

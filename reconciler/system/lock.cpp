@@ -16,6 +16,26 @@
 
 namespace edgeplane::sys {
 
+Result<bool> flockExclusiveWithin(int fd, std::chrono::milliseconds timeout,
+                                  const std::function<void()>& onWait) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool told = false;
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) {
+      return terminal(errnoText(errno));
+    }
+    if (!told && onWait) {
+      onWait();
+    }
+    told = true;
+    if (timeout.count() >= 0 && std::chrono::steady_clock::now() >= deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return true;
+}
+
 Result<StateLock> StateLock::acquire(const std::filesystem::path& stateDir,
                                      std::chrono::milliseconds timeout,
                                      const std::function<void(long holderPid)>& onWait) {
@@ -41,26 +61,18 @@ Result<StateLock> StateLock::acquire(const std::filesystem::path& stateDir,
     ::close(fd);
     return terminal("lock file " + path + " " + why + "; refusing it (remove it)");
   }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  bool told = false;
-  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK) {
-      int err = errno;
-      ::close(fd);
-      return terminal("lock " + path + ": " + errnoText(err));
+  auto locked = flockExclusiveWithin(fd, timeout, [&] {
+    char buf[32] = {};
+    const ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+    onWait(n > 0 ? std::strtol(buf, nullptr, 10) : 0);
+  });
+  if (!locked || !*locked) {
+    ::close(fd);
+    if (!locked) {
+      return terminal("lock " + path + ": " + locked.error().message);
     }
-    if (!told) {
-      char buf[32] = {};
-      ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
-      onWait(n > 0 ? std::strtol(buf, nullptr, 10) : 0);
-      told = true;
-    }
-    if (timeout.count() >= 0 && std::chrono::steady_clock::now() >= deadline) {
-      ::close(fd);
-      return retryable("another edgeplane run holds " + path + "; gave up after " +
-                       std::to_string(timeout.count() / 1000) + " s");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return retryable("another edgeplane run holds " + path + "; gave up after " +
+                     std::to_string(timeout.count() / 1000) + " s");
   }
   // Fixed width, so the previous holder's longer pid is overwritten without a truncate, and a
   // waiter never reads an empty file. The pid is only a hint for whoever waits.

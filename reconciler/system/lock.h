@@ -1,4 +1,5 @@
-// One reconcile at a time per host: an exclusive flock on <state-dir>/lock.
+// One reconcile at a time per host: an exclusive flock on <state-dir>/lock; and the bounded
+// flock wait that it and the other locks of the state directory use.
 #pragma once
 
 #include <chrono>
@@ -8,6 +9,12 @@
 #include "schema/result.h"
 
 namespace edgeplane::sys {
+
+// An exclusive flock on `fd`, waiting at most `timeout` (for ever if negative) in steps of
+// 100 ms; `onWait` is called once, when it must wait. false: the time ran out. An error (its
+// message the errno's text): flock itself failed.
+Result<bool> flockExclusiveWithin(int fd, std::chrono::milliseconds timeout,
+                                  const std::function<void()>& onWait = {});
 
 class StateLock {
  public:

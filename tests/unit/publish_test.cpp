@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -18,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -733,6 +735,30 @@ TEST(PublishProxyFeed, ConcurrentPublishersLeaveTheLastChange) {
   auto snap = readPublishedSnapshot(state);
   ASSERT_TRUE(snap.ok()) << snap.error().message;
   ASSERT_TRUE(snap->has_value());
+}
+
+// A publisher that stopped while it held publish.lock (SIGSTOP, a write hung on a dead disk)
+// must not stall every later one for ever: an apply, an ACME challenge, `apikey block`. The wait
+// is bounded and ends in a retryable error that names the lock.
+TEST(PublishProxyFeed, AHeldLockIsWaitedForOnlySoLong) {
+  TempDir dir;
+  const fs::path state = dir.path() / "state";
+  auto store = openStore(dir.path());
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(publishProxyFeed(state, *store).ok());  // makes the lock file
+  const int held = ::open((state / "publish.lock").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(held, 0);
+  ASSERT_EQ(::flock(held, LOCK_EX), 0);  // another open file description: it conflicts
+  auto waiting =
+      std::async(std::launch::async, [&] { return publishProxyFeed(state, *store, 300ms); });
+  const bool ended = waiting.wait_for(5s) == std::future_status::ready;
+  ::close(held);  // lets a publisher that waits for ever end, so that the test does
+  ASSERT_TRUE(ended) << "the publisher still waited for the lock after 5 s";
+  auto r = waiting.get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.error().retryable);
+  EXPECT_NE(r.error().message.find("publish.lock"), std::string::npos) << r.error().message;
+  EXPECT_TRUE(publishProxyFeed(state, *store, 300ms).ok());  // released: it goes on
 }
 
 // A snapshot file cut short (a torn copy, a disk that lost the tail) is an error for the proxy,
