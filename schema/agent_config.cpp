@@ -9,7 +9,7 @@
 #include "schema/file_text.h"
 #include "schema/git_url.h"
 #include "schema/local_address.h"
-#include "schema/proxy_feed.h"
+#include "schema/state_layout.h"
 #include "schema/toml_reader.h"
 
 namespace edgeplane {

@@ -115,10 +115,6 @@ Result<std::optional<std::string>> readPublished(const fs::path& stateDir, std::
 
 }  // namespace
 
-fs::path publishedDir(const fs::path& stateDir) {
-  return stateDir / "published";
-}
-
 std::string encodePublishedSnapshot(const Snapshot& snapshot) {
   std::string out(kMagic);
   out += std::to_string(snapshot.generation) + " " + std::to_string(snapshot.createdAt) + " " +

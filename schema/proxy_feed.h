@@ -12,26 +12,10 @@
 #include <vector>
 
 #include "schema/result.h"
+#include "schema/state_layout.h"
 #include "schema/store.h"
 
 namespace edgeplane {
-
-// <state-dir>/proxy: the proxy's own directory, the only one in the state directory it writes
-// (its admin socket, and its counters in a store of its own, kProxyCounters). What the
-// reconciler reads there, it reads as written by a process that may be taken over.
-inline std::filesystem::path proxyOwnDir(const std::filesystem::path& stateDir) {
-  return stateDir / "proxy";
-}
-inline constexpr std::string_view kProxyCounters = "counters.db";
-// Where the proxy's admin API listens unless told otherwise, and the reconciler finds it.
-inline std::string defaultProxyAdmin(const std::filesystem::path& stateDir) {
-  return "unix:" + (proxyOwnDir(stateDir) / "admin.sock").string();
-}
-
-// <state-dir>/published, and its two files.
-std::filesystem::path publishedDir(const std::filesystem::path& stateDir);
-inline constexpr std::string_view kPublishedSnapshot = "snapshot";
-inline constexpr std::string_view kPublishedState = "state";
 
 // Everything else the proxy serves from: the API keys blocked on this host, the pending ACME
 // answers, and each ACME certificate's lifecycle (for /metrics). Each list as the store lists it.
