@@ -329,7 +329,8 @@ int cmdBlock(const Options& o, bool block) {
   auto fed = publishProxyFeed(o.stateDir, **store);
   if (!fed) {
     std::cerr << cmd << "the " << verb
-              << " is recorded but the proxy cannot see it yet: " << fed.error().message << "\n";
+              << " is recorded but the proxy cannot see it yet: " << fed.error().message
+              << "; run this command again (or any apply) to hand it over\n";
   }
   if (!synced) {
     std::cerr << cmd << synced.error().message << "; the " << verb

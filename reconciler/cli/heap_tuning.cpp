@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <string_view>
 
 namespace edgeplane::cli {
 namespace {
@@ -15,9 +16,29 @@ constexpr int kTrimThreshold = 256 << 20;
 constexpr int kTopPad = 32 << 20;
 constexpr uintptr_t kHugePage = 2 << 20;  // x86-64 and arm64 with 4 KiB pages
 
+// Whether the operator set malloc up through glibc's environment (GLIBC_TUNABLES, MALLOC_*):
+// glibc has read it by now, and it wins.
+bool mallocSetByEnvironment() {
+  if (const char* tunables = std::getenv("GLIBC_TUNABLES");
+      tunables != nullptr &&
+      std::string_view(tunables).find("glibc.malloc.") != std::string_view::npos) {
+    return true;
+  }
+  for (const char* name : {"MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
+                           "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_"}) {
+    if (const char* value = std::getenv(name); value != nullptr && *value != '\0') {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 void tuneHeapForOneShotRun() {
+  if (mallocSetByEnvironment()) {
+    return;
+  }
   mallopt(M_ARENA_MAX, 1);
   mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
   mallopt(M_TRIM_THRESHOLD, kTrimThreshold);

@@ -14,7 +14,13 @@ namespace edgeplane::cli {
 //   - its first 48 MiB or so are advised MADV_HUGEPAGE, so with transparent huge pages at
 //     "madvise" or "always" a 2 MiB region is faulted in once.
 // Not for long-lived processes (the agent, the proxy): they would keep their peak heap.
-// Harmless where malloc is not glibc's (the sanitizers): the calls then do nothing.
+// With the kernel's default THP defrag setting ("madvise"), a fault in the advised region may
+// compact memory first when no free 2 MiB page is at hand; `defer` in
+// /sys/kernel/mm/transparent_hugepage/defrag leaves that to the kernel's threads instead.
+// Nothing is changed when the environment sets malloc up (GLIBC_TUNABLES with glibc.malloc.*,
+// MALLOC_ARENA_MAX and the like): `GLIBC_TUNABLES=glibc.malloc.hugetlb=0` keeps glibc's
+// defaults. Where malloc is not glibc's (AddressSanitizer) the settings do nothing, and the
+// 16 MiB block that grows the heap is that allocator's.
 void tuneHeapForOneShotRun();
 
 }  // namespace edgeplane::cli

@@ -4,6 +4,7 @@
 #include "reconciler/cli/heap_tuning.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 namespace edgeplane::cli {
 namespace {
@@ -46,38 +48,81 @@ HeapView heapView(uintptr_t address) {
   return view;
 }
 
-TEST(HeapTuning, ABlockBelowTheThresholdComesFromTheAdvisedHeap) {
+// Each case in a fresh process (threadsafe: the child runs the test binary anew), so that no
+// earlier test's frees have moved glibc's dynamic mmap threshold or filled the heap.
 #if defined(__SANITIZE_ADDRESS__)
-  GTEST_SKIP() << "AddressSanitizer's malloc is not glibc's: the tuning does nothing there";
+constexpr bool kGlibcMalloc = false;  // AddressSanitizer's: the tuning does nothing there
+#else
+constexpr bool kGlibcMalloc = true;
 #endif
+
+[[noreturn]] void fail(const char* why) {
+  std::cerr << why << "\n";
+  std::_Exit(1);
+}
+
+TEST(HeapTuning, TheHeapIsGrownKeptAdvisedAndSharedByEveryThread) {
+  if (!kGlibcMalloc) {
+    GTEST_SKIP() << "AddressSanitizer's malloc is not glibc's";
+  }
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
   const bool thp = std::filesystem::exists("/sys/kernel/mm/transparent_hugepage");
   EXPECT_EXIT(
       {
+        const auto before = reinterpret_cast<uintptr_t>(sbrk(0));
         tuneHeapForOneShotRun();
+        // Grown by the block and the pad, and not trimmed back when the block was freed.
+        if (reinterpret_cast<uintptr_t>(sbrk(0)) - before < (40U << 20)) {
+          fail("the heap was not grown by 40 MiB or more, or was trimmed back");
+        }
         // 1 MiB: above glibc's default mmap threshold (128 KiB), below the tuned one.
         void* volatile block = std::malloc(1 << 20);
         const HeapView view = heapView(reinterpret_cast<uintptr_t>(block));
         if (!view.holds) {
-          std::cerr << "a 1 MiB block was mapped on its own, not taken from the heap\n";
-          std::_Exit(1);
+          fail("a 1 MiB block was mapped on its own, not taken from the heap");
         }
         if (thp && !view.advised) {
-          std::cerr << "no heap mapping carries MADV_HUGEPAGE\n";
-          std::_Exit(1);
+          fail("no heap mapping carries MADV_HUGEPAGE");
         }
-        std::free(block);
+        // Another thread's block comes from the same heap (one arena), not an arena of its own.
+        uintptr_t other = 0;
+        std::thread([&other] {
+          void* volatile b = std::malloc(1 << 20);
+          other = reinterpret_cast<uintptr_t>(b);
+        }).join();
+        if (!heapView(other).holds) {
+          fail("another thread's block is not in the heap (an arena of its own)");
+        }
         std::_Exit(0);
       },
       testing::ExitedWithCode(0), "");
 }
 
 TEST(HeapTuning, WithoutItABlockThatSizeIsMappedOnItsOwn) {
-#if defined(__SANITIZE_ADDRESS__)
-  GTEST_SKIP() << "AddressSanitizer's malloc is not glibc's";
-#endif
-  // The check above can fail: glibc's defaults map such a block by itself.
+  if (!kGlibcMalloc) {
+    GTEST_SKIP() << "AddressSanitizer's malloc is not glibc's";
+  }
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  // The checks above can fail: glibc's defaults map such a block by itself.
   EXPECT_EXIT(
       {
+        void* volatile block = std::malloc(1 << 20);
+        std::_Exit(heapView(reinterpret_cast<uintptr_t>(block)).holds ? 1 : 0);
+      },
+      testing::ExitedWithCode(0), "");
+}
+
+TEST(HeapTuning, MallocSetUpByTheEnvironmentIsLeftAsItIs) {
+  if (!kGlibcMalloc) {
+    GTEST_SKIP() << "AddressSanitizer's malloc is not glibc's";
+  }
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        // As an operator would opt out; glibc reads its own settings before main, this run's
+        // defaults are glibc's either way.
+        ::setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0", 1);
+        tuneHeapForOneShotRun();
         void* volatile block = std::malloc(1 << 20);
         std::_Exit(heapView(reinterpret_cast<uintptr_t>(block)).holds ? 1 : 0);
       },

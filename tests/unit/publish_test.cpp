@@ -751,9 +751,9 @@ TEST(PublishProxyFeed, AHeldLockIsWaitedForOnlySoLong) {
   ASSERT_EQ(::flock(held, LOCK_EX), 0);  // another open file description: it conflicts
   auto waiting =
       std::async(std::launch::async, [&] { return publishProxyFeed(state, *store, 300ms); });
-  const bool ended = waiting.wait_for(5s) == std::future_status::ready;
+  const bool ended = waiting.wait_for(30s) == std::future_status::ready;
   ::close(held);  // lets a publisher that waits for ever end, so that the test does
-  ASSERT_TRUE(ended) << "the publisher still waited for the lock after 5 s";
+  ASSERT_TRUE(ended) << "the publisher still waited for the lock after 30 s";
   auto r = waiting.get();
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.error().retryable);
