@@ -65,10 +65,6 @@ struct Target {
   std::string path;  // a unix socket's; "" for TCP
 };
 
-// The unix socket at `path` opened without following a link (O_PATH), for a connect through
-// /proc/self/fd: the socket's directory is the proxy's to write, and a link planted there would
-// send root's requests to any other socket of the host. errno set (ELOOP for a link, ENOTSOCK
-// for another file) when -1.
 // `t`'s address made the unix socket at `path` (shorter than sun_path).
 void setUnixAddress(Target& t, const std::string& path) {
   sockaddr_un un{};
@@ -78,6 +74,10 @@ void setUnixAddress(Target& t, const std::string& path) {
   t.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
 }
 
+// The unix socket at `path` opened without following a link (O_PATH), for a connect through
+// /proc/self/fd: the socket's directory is the proxy's to write, and a link planted there would
+// send root's requests to any other socket of the host. errno set (ELOOP for a link, ENOTSOCK
+// for another file) when -1.
 int openSocketPath(const std::string& path) {
   const int fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
   struct stat st {};

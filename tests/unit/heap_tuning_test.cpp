@@ -56,16 +56,29 @@ constexpr bool kGlibcMalloc = false;  // AddressSanitizer's: the tuning does not
 constexpr bool kGlibcMalloc = true;
 #endif
 
+class HeapTuning : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!kGlibcMalloc) {
+      GTEST_SKIP() << "AddressSanitizer's malloc is not glibc's";
+    }
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+  }
+};
+
+// Whether a 1 MiB block (above glibc's default mmap threshold of 128 KiB, below the tuned one)
+// is taken from the heap rather than mapped on its own. The block is left allocated.
+bool aMebibyteBlockIsInTheHeap() {
+  void* volatile block = std::malloc(1 << 20);
+  return heapView(reinterpret_cast<uintptr_t>(block)).holds;
+}
+
 [[noreturn]] void fail(const char* why) {
   std::cerr << why << "\n";
   std::_Exit(1);
 }
 
-TEST(HeapTuning, TheHeapIsGrownKeptAdvisedAndSharedByEveryThread) {
-  if (!kGlibcMalloc) {
-    GTEST_SKIP() << "AddressSanitizer's malloc is not glibc's";
-  }
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
+TEST_F(HeapTuning, TheHeapIsGrownKeptAdvisedAndSharedByEveryThread) {
   const bool thp = std::filesystem::exists("/sys/kernel/mm/transparent_hugepage");
   EXPECT_EXIT(
       {
@@ -75,7 +88,6 @@ TEST(HeapTuning, TheHeapIsGrownKeptAdvisedAndSharedByEveryThread) {
         if (reinterpret_cast<uintptr_t>(sbrk(0)) - before < (40U << 20)) {
           fail("the heap was not grown by 40 MiB or more, or was trimmed back");
         }
-        // 1 MiB: above glibc's default mmap threshold (128 KiB), below the tuned one.
         void* volatile block = std::malloc(1 << 20);
         const HeapView view = heapView(reinterpret_cast<uintptr_t>(block));
         if (!view.holds) {
@@ -85,12 +97,9 @@ TEST(HeapTuning, TheHeapIsGrownKeptAdvisedAndSharedByEveryThread) {
           fail("no heap mapping carries MADV_HUGEPAGE");
         }
         // Another thread's block comes from the same heap (one arena), not an arena of its own.
-        uintptr_t other = 0;
-        std::thread([&other] {
-          void* volatile b = std::malloc(1 << 20);
-          other = reinterpret_cast<uintptr_t>(b);
-        }).join();
-        if (!heapView(other).holds) {
+        bool otherInHeap = false;
+        std::thread([&otherInHeap] { otherInHeap = aMebibyteBlockIsInTheHeap(); }).join();
+        if (!otherInHeap) {
           fail("another thread's block is not in the heap (an arena of its own)");
         }
         std::_Exit(0);
@@ -98,33 +107,19 @@ TEST(HeapTuning, TheHeapIsGrownKeptAdvisedAndSharedByEveryThread) {
       testing::ExitedWithCode(0), "");
 }
 
-TEST(HeapTuning, WithoutItABlockThatSizeIsMappedOnItsOwn) {
-  if (!kGlibcMalloc) {
-    GTEST_SKIP() << "AddressSanitizer's malloc is not glibc's";
-  }
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
+TEST_F(HeapTuning, WithoutItABlockThatSizeIsMappedOnItsOwn) {
   // The checks above can fail: glibc's defaults map such a block by itself.
-  EXPECT_EXIT(
-      {
-        void* volatile block = std::malloc(1 << 20);
-        std::_Exit(heapView(reinterpret_cast<uintptr_t>(block)).holds ? 1 : 0);
-      },
-      testing::ExitedWithCode(0), "");
+  EXPECT_EXIT({ std::_Exit(aMebibyteBlockIsInTheHeap() ? 1 : 0); }, testing::ExitedWithCode(0), "");
 }
 
-TEST(HeapTuning, MallocSetUpByTheEnvironmentIsLeftAsItIs) {
-  if (!kGlibcMalloc) {
-    GTEST_SKIP() << "AddressSanitizer's malloc is not glibc's";
-  }
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
+TEST_F(HeapTuning, MallocSetUpByTheEnvironmentIsLeftAsItIs) {
   EXPECT_EXIT(
       {
         // As an operator would opt out; glibc reads its own settings before main, this run's
         // defaults are glibc's either way.
         ::setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0", 1);
         tuneHeapForOneShotRun();
-        void* volatile block = std::malloc(1 << 20);
-        std::_Exit(heapView(reinterpret_cast<uintptr_t>(block)).holds ? 1 : 0);
+        std::_Exit(aMebibyteBlockIsInTheHeap() ? 1 : 0);
       },
       testing::ExitedWithCode(0), "");
 }
