@@ -96,17 +96,17 @@ size_t ChunkMemo::recalledCount() {
   return recalled_;
 }
 
-std::string ChunkMemo::encodeKept() {
+std::string ChunkMemo::encodeKept(std::string prefix, size_t spare) {
   const std::lock_guard lock(mutex_);
   // In a fixed order (the threads keep chunks in any), so that equal loads write equal bytes.
   std::sort(kept_.begin(), kept_.end(), [](const Chunk& a, const Chunk& b) {
     return std::tie(a.file, a.text) < std::tie(b.file, b.text);
   });
-  size_t size = 0;
+  size_t size = prefix.size() + spare;
   for (const Chunk& c : kept_) {
     size += 24 + c.file.size() + c.text.size() + c.elements.size();
   }
-  std::string out;
+  std::string out = std::move(prefix);
   out.reserve(size);
   for (const Chunk& c : kept_) {
     appendSized(out, c.file);

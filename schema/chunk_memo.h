@@ -39,8 +39,10 @@ class ChunkMemo {
   // Keeps a chunk this load parsed. Safe from several threads.
   void keep(std::string relativeFile, std::string text, std::string elements);
 
-  // The chunks this load kept (found or parsed), for the next run's `earlier`.
-  std::string encodeKept();
+  // The chunks this load kept (found or parsed), for the next run's `earlier`, after `prefix`
+  // and with room for `spare` bytes more (what the caller appends: the file's seal), so that a
+  // file of megabytes is not copied again to be written.
+  std::string encodeKept(std::string prefix = {}, size_t spare = 0);
 
  private:
   struct Chunk {

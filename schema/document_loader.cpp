@@ -137,10 +137,13 @@ bool loadInChunks(const std::vector<TomlChunk>& chunks, const Document& doc, Des
     return false;
   }
   loadTopLevel(loads.front().parsed.table(), out, diags, doc.file);
+  std::vector<Desired> rest;
+  rest.reserve(loads.size() - 1);
   for (size_t i = 1; i < loads.size(); ++i) {
-    appendElements(out, std::move(loads[i].desired));
+    rest.push_back(std::move(loads[i].desired));
     diags.append(std::move(loads[i].diags));
   }
+  appendElements(out, std::move(rest));
   return true;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "schema/diagnostic.h"
 #include "schema/model.h"
@@ -23,9 +24,10 @@ void loadTopLevel(const toml::table& root, Desired& out, Diagnostics& diags, con
 // The top-level keys that are arrays of [[tables]] ("namespace", "forward", ...).
 std::span<const std::string_view> topLevelArrays();
 
-// Appends what a chunk after a document's first one loaded: only elements of the top level's
-// arrays of [[tables]], no [fleet]. Every member of Desired but `fleet` is appended here.
-void appendElements(Desired& to, Desired&& from);
+// Appends, in order, what the chunks after a document's first one loaded: only elements of the
+// top level's arrays of [[tables]], no [fleet]. Every member of Desired but `fleet` is appended
+// here.
+void appendElements(Desired& to, std::vector<Desired>&& from);
 
 // What follows loading every file: `subdomain`s expanded under [fleet]'s base_domain, the
 // certificates edgeplane manages added.

@@ -89,7 +89,7 @@ void storeChunks(const ConfigCache& cache, ChunkMemo& memo) {
   if (memo.keptCount() == 0 && memo.earlierCount() == 0) {
     return;  // no file large enough to be cut, now or before
   }
-  writeChecked(cache.chunks, chunksHeader(cache) + memo.encodeKept(), cache.key);
+  writeChecked(cache.chunks, memo.encodeKept(chunksHeader(cache), sys::kSealBytes), cache.key);
 }
 
 // `f` run on another thread, or (no thread to be had) when its result is asked for.

@@ -59,7 +59,8 @@ std::optional<std::string> readChecked(const std::filesystem::path& file, const 
                                        const CacheKey& key);
 // `bytes` (starting with their header) and their seal under `key`, replacing `file` whole (0600,
 // a temporary file of this process, renamed): a reader sees the old file or the new one. A
-// failure is not an error: the next run computes again.
+// failure is not an error: the next run computes again. The seal is appended to `bytes`: with
+// kSealBytes of room left in them, a file of megabytes is not copied in memory first.
 void writeChecked(const std::filesystem::path& file, std::string bytes, const CacheKey& key);
 
 }  // namespace edgeplane::sys

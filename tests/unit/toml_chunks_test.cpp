@@ -244,6 +244,21 @@ TEST(ChunkMemo, AnUnchangedDocumentIsDecodedChunkForChunkAndLoadsTheSame) {
   EXPECT_EQ(third.earlierCount(), chunks - 1);
 }
 
+// As config_cache.cpp writes them: after the file's header, with room for its seal.
+TEST(ChunkMemo, KeptChunksEncodeAfterAPrefixWithRoomToSpare) {
+  const std::string doc = manyForwards();
+  ChunkMemo first("cfg");
+  loadWith(doc, &first);
+  const std::string plain = first.encodeKept();
+  const std::string framed = first.encodeKept("header\n\n", 32);
+  EXPECT_EQ(framed, "header\n\n" + plain);
+  EXPECT_GE(framed.capacity(), framed.size() + 32);
+  ChunkMemo second("cfg", framed, std::string_view("header\n\n").size());
+  EXPECT_EQ(second.earlierCount(), first.keptCount());
+  EXPECT_TRUE(loadWith(doc, &second) == loadAt(doc, 0));
+  EXPECT_EQ(second.recalledCount(), first.keptCount());
+}
+
 TEST(ChunkMemo, AChunkIsFoundOnlyForItsFileAndExactText) {
   const std::string doc = manyForwards();
   const std::vector<TomlChunk> chunks = splitTomlChunks(doc, 200);
