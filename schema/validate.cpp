@@ -28,7 +28,10 @@ std::string where(const SourceLoc& loc) {
 template <typename T, typename NameOf>
 void checkUnique(const std::vector<T>& items, std::string_view kind, std::string_view key,
                  NameOf nameOf, Diagnostics& diags) {
-  std::map<std::string, const T*, std::less<>> seen;
+  // Views of the items' own names, hashed: at 10k forwards an ordered map of copies was a third
+  // of validating.
+  std::unordered_map<std::string_view, const T*> seen;
+  seen.reserve(items.size());
   for (const T& item : items) {
     const std::string& name = nameOf(item);
     if (name.empty()) {
@@ -476,12 +479,15 @@ class Validator {
       if (f.public_port.first == 0 || !loaded(f.origin, "protocol")) {
         continue;
       }
-      const std::string port = std::string(toString(f.protocol)) + "/" + f.public_port.str() +
-                               " of forward " + quote(f.name);
+      // Only for an error: most forwards have none.
+      auto port = [&f] {
+        return std::string(toString(f.protocol)) + "/" + f.public_port.str() + " of forward " +
+               quote(f.name);
+      };
       if (f.protocol == Protocol::Tcp) {
         for (uint16_t p : {uint16_t{80}, uint16_t{443}}) {
           if (f.public_port.overlaps(PortRange{p, p})) {
-            diags_.error(f.origin.at("public_port"), "public port " + port + " takes tcp/" +
+            diags_.error(f.origin.at("public_port"), "public port " + port() + " takes tcp/" +
                                                          std::to_string(p) +
                                                          ", where edgeplane-proxy listens");
           }
@@ -502,7 +508,7 @@ class Validator {
           continue;
         }
         if (auto host = sharedHost(hostsOf(ns), hosts)) {
-          diags_.error(f.origin.at("public_port"), "public port " + port + " takes udp/" +
+          diags_.error(f.origin.at("public_port"), "public port " + port() + " takes udp/" +
                                                        std::to_string(lp) +
                                                        ", the WireGuard listen_port of namespace " +
                                                        quote(ns.name) + " on host " + quote(*host));
