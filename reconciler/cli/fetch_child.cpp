@@ -31,12 +31,6 @@ constexpr size_t kMaxChildOutput = 64 * 1024;
 constexpr int kExitRetryable = 75;  // EX_TEMPFAIL
 constexpr int kExitTerminal = 1;
 
-std::string secondsText(std::chrono::milliseconds ms) {
-  const auto tenths = ms.count() / 100;
-  return std::to_string(tenths / 10) + (tenths % 10 != 0 ? "." + std::to_string(tenths % 10) : "") +
-         " s";
-}
-
 void killAndReap(pid_t pid) {
   ::kill(-pid, SIGKILL);  // its process group, in case libgit2 ever spawns a helper
   ::kill(pid, SIGKILL);

@@ -103,7 +103,7 @@ Result<UniqueFd> lockPublishing(const std::filesystem::path& stateDir, const std
   }
   if (!*locked) {
     return retryable("another process publishing the proxy's files holds " + path +
-                     "; gave up after " + std::to_string(wait.count()) + " ms");
+                     "; gave up after " + secondsText(wait));
   }
   return lock;
 }

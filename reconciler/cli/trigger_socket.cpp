@@ -293,7 +293,7 @@ Result<std::string> requestTrigger(const fs::path& path, bool wait,
   ::close(fd);
   if (!answer) {
     return retryable("no answer from the agent on " + path.string() + " within " +
-                     std::to_string(timeout.count() / 1000) + " s");
+                     secondsText(timeout));
   }
   return *answer;
 }

@@ -72,7 +72,7 @@ Result<StateLock> StateLock::acquire(const std::filesystem::path& stateDir,
       return terminal("lock " + path + ": " + locked.error().message);
     }
     return retryable("another edgeplane run holds " + path + "; gave up after " +
-                     std::to_string(timeout.count() / 1000) + " s");
+                     secondsText(timeout));
   }
   // Fixed width, so the previous holder's longer pid is overwritten without a truncate, and a
   // waiter never reads an empty file. The pid is only a hint for whoever waits.

@@ -758,6 +758,8 @@ TEST(PublishProxyFeed, AHeldLockIsWaitedForOnlySoLong) {
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.error().retryable);
   EXPECT_NE(r.error().message.find("publish.lock"), std::string::npos) << r.error().message;
+  // In the state lock's words (lock.cpp), as long as it was.
+  EXPECT_NE(r.error().message.find("gave up after 0.3 s"), std::string::npos) << r.error().message;
   EXPECT_TRUE(publishProxyFeed(state, *store, 300ms).ok());  // released: it goes on
 }
 

@@ -184,5 +184,18 @@ TEST_F(StateDirTrust, AnOwnFileIsReadPastAPrefixOnlyWhenItStartsWithIt) {
   EXPECT_EQ(**equal, "header A\n");
 }
 
+// Giving up says how long it waited, also under a second (it said "0 s" for 300 ms), in the
+// same words as publish.lock's wait.
+TEST_F(StateDirTrust, GivingUpOnTheLockSaysHowLongItWaited) {
+  auto held = lockNow(state_);
+  ASSERT_TRUE(held.ok()) << held.error().message;
+  long holder = -1;
+  auto again = StateLock::acquire(state_, milliseconds(300), [&](long pid) { holder = pid; });
+  ASSERT_FALSE(again.ok());
+  EXPECT_TRUE(again.error().retryable);
+  EXPECT_EQ(holder, static_cast<long>(::getpid()));
+  EXPECT_TRUE(contains(again.error().message, "gave up after 0.3 s")) << again.error().message;
+}
+
 }  // namespace
 }  // namespace edgeplane::sys
