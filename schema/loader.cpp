@@ -663,7 +663,9 @@ void appendElements(Desired& to, std::vector<Desired>&& from) {
     for (const Desired& part : from) {
       total += (part.*member).size();
     }
-    into.reserve(total);
+    if (total > into.capacity()) {  // growing geometrically still: out gathers every file
+      into.reserve(std::max(total, 2 * into.capacity()));
+    }
     for (Desired& part : from) {
       auto& more = part.*member;
       into.insert(into.end(), std::make_move_iterator(more.begin()),

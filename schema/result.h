@@ -1,4 +1,5 @@
-// Result<T>: a value or an Error, for control-plane code that does not throw.
+// Result<T>: a value or an Error, for control-plane code that does not throw; and the wording
+// errors share (errno text, durations).
 #pragma once
 
 #include <cerrno>
@@ -67,6 +68,9 @@ inline std::string errnoText(int err) {
 // A wait or a timeout in an error message, exactly: "10 s", "0.3 s", or "250 ms" when tenths of
 // a second do not say it.
 inline std::string secondsText(std::chrono::milliseconds ms) {
+  if (ms.count() < 0) {
+    return "-" + secondsText(-ms);
+  }
   const auto n = ms.count();
   if (n % 100 != 0) {
     return std::to_string(n) + " ms";

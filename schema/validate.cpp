@@ -6,6 +6,7 @@
 #include <optional>
 #include <regex>
 #include <set>
+#include <type_traits>
 #include <unordered_map>
 
 #include "schema/managed_certs.h"
@@ -30,6 +31,8 @@ void checkUnique(const std::vector<T>& items, std::string_view kind, std::string
                  NameOf nameOf, Diagnostics& diags) {
   // Views of the items' own names, hashed: at 10k forwards an ordered map of copies was a third
   // of validating.
+  static_assert(std::is_lvalue_reference_v<std::invoke_result_t<NameOf, const T&>>,
+                "the names are viewed in place: nameOf returns a reference into the item");
   std::unordered_map<std::string_view, const T*> seen;
   seen.reserve(items.size());
   for (const T& item : items) {

@@ -5,6 +5,7 @@
 #include "reconciler/net/module.h"
 #include "schema/encoding.h"
 #include "schema/git_url.h"
+#include "schema/result.h"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -8,6 +8,7 @@
 #include "reconciler/system/file_write.h"
 #include "reconciler/system/lock.h"
 #include "schema/proxy_feed.h"
+#include "schema/result.h"
 #include "schema/unique_fd.h"
 
 namespace edgeplane::cli {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "schema/local_address.h"
+#include "schema/result.h"
 
 namespace edgeplane::cli {
 

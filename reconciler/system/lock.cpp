@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "schema/result.h"
 #include "schema/store.h"
 
 namespace edgeplane::sys {

@@ -85,6 +85,7 @@ TEST(SecondsText, SaysAWaitExactly) {
   EXPECT_EQ(secondsText(milliseconds(1500)), "1.5 s");
   EXPECT_EQ(secondsText(milliseconds(250)), "250 ms");
   EXPECT_EQ(secondsText(milliseconds(0)), "0 s");
+  EXPECT_EQ(secondsText(milliseconds(-1500)), "-1.5 s");
 }
 
 }  // namespace
