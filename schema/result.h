@@ -1,9 +1,8 @@
 // Result<T>: a value or an Error, for control-plane code that does not throw; and the wording
-// errors share (errno text, durations).
+// errors share (errno text, which errnos may pass if tried again).
 #pragma once
 
 #include <cerrno>
-#include <chrono>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -63,21 +62,6 @@ inline Error retryable(std::string message) {
 // The text of an errno value ("No such file or directory"), for error messages.
 inline std::string errnoText(int err) {
   return std::error_code(err, std::system_category()).message();
-}
-
-// A wait or a timeout in an error message, exactly: "10 s", "0.3 s", or "250 ms" when tenths of
-// a second do not say it.
-inline std::string secondsText(std::chrono::milliseconds ms) {
-  if (ms.count() < 0) {
-    return "-" + secondsText(-ms);
-  }
-  const auto n = ms.count();
-  if (n % 100 != 0) {
-    return std::to_string(n) + " ms";
-  }
-  const auto tenths = n / 100;
-  return std::to_string(tenths / 10) + (tenths % 10 != 0 ? "." + std::to_string(tenths % 10) : "") +
-         " s";
 }
 
 // Whether a kernel call that failed with `err` may succeed when tried again (the kernel was

@@ -19,6 +19,7 @@
 #include "reconciler/system/metrics_server.h"
 #include "reconciler/system/service_manager.h"
 #include "schema/git_url.h"
+#include "schema/net.h"
 #include "schema/secret_file.h"
 
 namespace edgeplane::cli {
@@ -102,8 +103,7 @@ std::string failures(const std::string& stateDir, int64_t runId) {
 // The settings an operator reads back in the "started" and "reloaded" lines.
 std::string describe(const Options& o) {
   return (o.git ? redactUrl(o.git->url) + " " + o.git->ref : o.config.value_or("?")) + ", every " +
-         std::to_string(o.interval.count() / 1000) + " s ± " +
-         std::to_string(o.jitter.count() / 1000) + " s, trigger " +
+         formatDuration(o.interval) + " ± " + formatDuration(o.jitter) + ", trigger " +
          (fs::path(o.stateDir) / kAgentSocketName).string() +
          (o.webhookListen ? ", webhook " + *o.webhookListen : std::string()) +
          (o.metricsListen ? ", metrics " + *o.metricsListen : std::string());

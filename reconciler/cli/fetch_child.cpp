@@ -5,6 +5,7 @@
 #include "reconciler/net/module.h"
 #include "schema/encoding.h"
 #include "schema/git_url.h"
+#include "schema/net.h"
 #include "schema/result.h"
 
 #include <fcntl.h>
@@ -243,7 +244,7 @@ Result<std::string> fetchInChild(const fs::path& cacheDir, const source::SourceS
   if (!answered) {
     killAndReap(*pid);
     removeStaleGitLocks(cacheDir);
-    return retryable("fetch " + shownUrl + ": no answer within " + secondsText(timeout) +
+    return retryable("fetch " + shownUrl + ": no answer within " + formatDuration(timeout) +
                      " (source fetch_timeout); the fetch was stopped");
   }
   // EOF (or a failed poll/read) does not mean the child has exited: it may have closed its
@@ -264,7 +265,7 @@ Result<std::string> fetchInChild(const fs::path& cacheDir, const source::SourceS
       killAndReap(*pid);
       removeStaleGitLocks(cacheDir);
       return retryable("fetch " + shownUrl + ": the fetch did not end within " +
-                       secondsText(timeout) + " (source fetch_timeout); it was stopped");
+                       formatDuration(timeout) + " (source fetch_timeout); it was stopped");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }

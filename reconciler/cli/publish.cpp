@@ -7,6 +7,7 @@
 #include "reconciler/system/dir_at.h"
 #include "reconciler/system/file_write.h"
 #include "reconciler/system/lock.h"
+#include "schema/net.h"
 #include "schema/proxy_feed.h"
 #include "schema/result.h"
 #include "schema/unique_fd.h"
@@ -104,7 +105,7 @@ Result<UniqueFd> lockPublishing(const std::filesystem::path& stateDir, const std
   }
   if (!*locked) {
     return retryable("another process publishing the proxy's files holds " + path +
-                     "; gave up after " + secondsText(wait));
+                     "; gave up after " + formatDuration(wait));
   }
   return lock;
 }

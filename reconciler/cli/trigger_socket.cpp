@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "schema/local_address.h"
+#include "schema/net.h"
 #include "schema/result.h"
 
 namespace edgeplane::cli {
@@ -294,7 +295,7 @@ Result<std::string> requestTrigger(const fs::path& path, bool wait,
   ::close(fd);
   if (!answer) {
     return retryable("no answer from the agent on " + path.string() + " within " +
-                     secondsText(timeout));
+                     formatDuration(timeout));
   }
   return *answer;
 }

@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "schema/net.h"
 #include "schema/result.h"
 #include "schema/store.h"
 
@@ -73,7 +74,7 @@ Result<StateLock> StateLock::acquire(const std::filesystem::path& stateDir,
       return terminal("lock " + path + ": " + locked.error().message);
     }
     return retryable("another edgeplane run holds " + path + "; gave up after " +
-                     secondsText(timeout));
+                     formatDuration(timeout));
   }
   // Fixed width, so the previous holder's longer pid is overwritten without a truncate, and a
   // waiter never reads an empty file. The pid is only a hint for whoever waits.

@@ -77,16 +77,5 @@ TEST(LocationMap, OriginFallsBackFromElementToKeyToTable) {
   EXPECT_FALSE(o.isLoaded("name"));
 }
 
-// A wait in an error message is said exactly: whole seconds, tenths, else milliseconds.
-TEST(SecondsText, SaysAWaitExactly) {
-  using std::chrono::milliseconds;
-  EXPECT_EQ(secondsText(milliseconds(10000)), "10 s");
-  EXPECT_EQ(secondsText(milliseconds(300)), "0.3 s");
-  EXPECT_EQ(secondsText(milliseconds(1500)), "1.5 s");
-  EXPECT_EQ(secondsText(milliseconds(250)), "250 ms");
-  EXPECT_EQ(secondsText(milliseconds(0)), "0 s");
-  EXPECT_EQ(secondsText(milliseconds(-1500)), "-1.5 s");
-}
-
 }  // namespace
 }  // namespace edgeplane

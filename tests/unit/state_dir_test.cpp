@@ -194,7 +194,7 @@ TEST_F(StateDirTrust, GivingUpOnTheLockSaysHowLongItWaited) {
   ASSERT_FALSE(again.ok());
   EXPECT_TRUE(again.error().retryable);
   EXPECT_EQ(holder, static_cast<long>(::getpid()));
-  EXPECT_TRUE(contains(again.error().message, "gave up after 0.3 s")) << again.error().message;
+  EXPECT_TRUE(contains(again.error().message, "gave up after 300ms")) << again.error().message;
 }
 
 }  // namespace
