@@ -96,6 +96,16 @@ size_t ChunkMemo::recalledCount() {
   return recalled_;
 }
 
+bool ChunkMemo::worthStoring() {
+  const std::lock_guard lock(mutex_);
+  if (byKey_.empty()) {
+    return !kept_.empty();
+  }
+  const size_t parsed = kept_.size() - recalled_;
+  const size_t unused = byKey_.size() > recalled_ ? byKey_.size() - recalled_ : 0;
+  return (parsed + unused) * 16 > kept_.size();
+}
+
 std::string ChunkMemo::encodeKept(std::string prefix, size_t spare) {
   const std::lock_guard lock(mutex_);
   // In a fixed order (the threads keep chunks in any), so that equal loads write equal bytes.

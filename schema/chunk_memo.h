@@ -32,6 +32,11 @@ class ChunkMemo {
   size_t keptCount();
   // How many chunks recall() found.
   size_t recalledCount();
+  // Whether what this load kept should replace what the earlier run kept: that was nothing, or
+  // more than a sixteenth of this load's chunks were parsed, or of the earlier ones left unused.
+  // Below that the earlier chunks still serve: the next run parses again the few they lack, which
+  // costs less than writing megabytes for them.
+  bool worthStoring();
 
   // The elements an earlier run kept for this chunk, or nullptr; keeps the chunk for the next
   // run when found. Safe from several threads.

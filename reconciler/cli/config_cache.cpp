@@ -86,8 +86,8 @@ std::pair<std::string, size_t> readChunks(const ConfigCache& cache) {
 }
 
 void storeChunks(const ConfigCache& cache, ChunkMemo& memo) {
-  if (memo.keptCount() == 0 && memo.earlierCount() == 0) {
-    return;  // no file large enough to be cut, now or before
+  if (!memo.worthStoring()) {
+    return;  // no file large enough to be cut, now or before; or the file kept still serves
   }
   writeChecked(cache.chunks, memo.encodeKept(chunksHeader(cache), sys::kSealBytes), cache.key);
 }

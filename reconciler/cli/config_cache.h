@@ -69,10 +69,10 @@ struct CachedLoad {
 // killed while writing are removed by the next run). That entry is encoded and written on another
 // thread after validation, while the caller goes on with the run (CachedLoad::writes). On a miss, a
 // chunk of a large file that the last miss loaded from the same text is decoded instead of parsed
-// (ConfigCache::chunks; the chunks of this load replace them; `chunksRecalled`: how many). Only
-// what the files alone decide is cached: the host's own checks (key files, certificates, this
-// host's name) come later, on every run. The model holds key file paths and API-key digests, never
-// key material.
+// (ConfigCache::chunks; the chunks of this load replace them unless the kept ones still serve,
+// ChunkMemo::worthStoring; `chunksRecalled`: how many). Only what the files alone decide is
+// cached: the host's own checks (key files, certificates, this host's name) come later, on every
+// run. The model holds key file paths and API-key digests, never key material.
 // With `given` (the files of a Git commit's tree, configFilesOf `root`), those are loaded instead
 // of what `root` holds on disk.
 CachedLoad loadAndValidateCached(const std::filesystem::path& root,

@@ -383,11 +383,11 @@ TEST_F(ConfigCacheTest, NoStateDirectoryNoCache) {
   EXPECT_EQ(use, cli::CacheUse::None);
 }
 
-// A config of 2000 forwards in one file (220 KB), large enough to be loaded in chunks
+// A config of `count` forwards in one file (2000: 220 KB), large enough to be loaded in chunks
 // (toml_chunks.h), with forward `changed` sent to another port.
-std::string forwardsFile(int changed) {
+std::string forwardsFile(int changed, int count = 2000) {
   std::string text;
-  for (int i = 0; i < 2000; ++i) {
+  for (int i = 0; i < count; ++i) {
     text += "[[forward]]\nname = \"f" + std::to_string(i) +
             "\"\nnamespace = \"tenant-a\"\nprotocol = \"tcp\"\npublic_port = " +
             std::to_string(40000 + i) +
@@ -399,8 +399,8 @@ std::string forwardsFile(int changed) {
 // forwardsFile(changed) in the config, loaded through `cache`: what it gives, and how many
 // chunks were decoded from what the last miss kept.
 std::pair<std::string, size_t> loadForwards(const fs::path& config, int changed,
-                                            const cli::ConfigCache& cache) {
-  writeFile(config / "forwards.toml", forwardsFile(changed));
+                                            const cli::ConfigCache& cache, int count = 2000) {
+  writeFile(config / "forwards.toml", forwardsFile(changed, count));
   cli::CacheUse use = cli::CacheUse::None;
   size_t recalled = 99;
   Diagnostics diags;
@@ -420,6 +420,27 @@ TEST_F(ConfigCacheTest, ALargeFileWithOneChangeIsParsedOnlyWhereItChanged) {
     EXPECT_GT(recalled, 6U) << "forward " << changed;  // the chunks around the change are parsed
     EXPECT_TRUE(got == parsed(config_)) << "forward " << changed;
   }
+}
+
+// A change to a forward or two in a file of 1.3 MB leaves the chunks file as it was (it is not
+// written again for the chunk or two it lacks); the next loads parse just those again.
+TEST_F(ConfigCacheTest, AFewChangedChunksLeaveTheKeptOnesAsTheyWere) {
+  constexpr int kCount = 12000;
+  loadForwards(config_, -1, cache_, kCount);
+  const std::string kept = readFile(cache_.chunks);
+  ASSERT_GT(kept.size(), 100'000U);
+  size_t chunks = 0;
+  for (int changed : {6000, 10, -1}) {
+    const auto [got, recalled] = loadForwards(config_, changed, cache_, kCount);
+    EXPECT_TRUE(got == parsed(config_)) << "forward " << changed;
+    EXPECT_TRUE(readFile(cache_.chunks) == kept) << "forward " << changed;  // 1.3 MB: no diff
+    if (changed < 0) {
+      chunks = recalled;
+    } else {
+      EXPECT_GT(recalled, 30U) << "forward " << changed;
+    }
+  }
+  EXPECT_GT(chunks, 32U);  // each of the changes left at most 2 of them unused or parsed
 }
 
 TEST_F(ConfigCacheTest, ADamagedOrForeignChunksFileIsIgnored) {

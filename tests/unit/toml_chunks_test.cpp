@@ -21,15 +21,16 @@ using detail::splitTomlChunks;
 using detail::TomlChunk;
 
 // 30 forwards over two namespaces, a fleet and a certificate: valid, about 3.5 KB.
-std::string manyForwards() {
+std::string manyForwards(int count = 30) {
   std::string doc =
       "[fleet]\nbase_domain = \"x.example.com\"\n\n"
       "[[namespace]]\nname = \"a\"\n[namespace.wireguard]\naddress = [\"10.50.0.1/24\"]\n"
       "listen_port = 51820\n\n";
-  for (int i = 0; i < 30; ++i) {
+  for (int i = 0; i < count; ++i) {
     doc += "[[forward]]\nname = \"f" + std::to_string(i) +
            "\"\nnamespace = \"a\"\nprotocol = \"tcp\"\npublic_port = " + std::to_string(20000 + i) +
-           "\ntarget = \"10.50.0." + std::to_string(10 + i) + ":80\"\n\n";
+           "\ntarget = \"10.50." + std::to_string(i / 200) + "." + std::to_string(10 + i % 200) +
+           ":80\"\n\n";
   }
   return doc + "[[certificate]]\nname = \"c\"\ndomains = [\"s.x.example.com\"]\n";
 }
@@ -257,6 +258,52 @@ TEST(ChunkMemo, KeptChunksEncodeAfterAPrefixWithRoomToSpare) {
   EXPECT_EQ(second.earlierCount(), first.keptCount());
   EXPECT_TRUE(loadWith(doc, &second) == loadAt(doc, 0));
   EXPECT_EQ(second.recalledCount(), first.keptCount());
+}
+
+// The earlier run's chunks are replaced when they would serve the next run worse than this load's:
+// none were kept, or many chunks were parsed or are no longer in the files.
+TEST(ChunkMemo, WhatWasKeptIsReplacedOnlyWhenMuchOfItChanged) {
+  const std::string doc = manyForwards(1000);
+  ChunkMemo first("cfg");
+  loadWith(doc, &first);
+  ASSERT_GT(first.keptCount(), 40U);
+  EXPECT_TRUE(first.worthStoring());  // nothing was kept before
+  const std::string kept = first.encodeKept();
+
+  ChunkMemo same("cfg", kept);
+  loadWith(doc, &same);
+  EXPECT_EQ(same.recalledCount(), same.keptCount());
+  EXPECT_FALSE(same.worthStoring());
+
+  // One forward sent elsewhere: its chunk is parsed, the chunk it had is left unused. The kept
+  // chunks still serve that document, as often as it is loaded.
+  std::string one = doc;
+  one.replace(one.find("10.50.0.25:80"), 13, "10.50.0.99:81");
+  for (int run = 0; run < 2; ++run) {
+    ChunkMemo few("cfg", kept);
+    EXPECT_TRUE(loadWith(one, &few) == loadAt(one, 0));
+    EXPECT_EQ(few.recalledCount() + 1, few.keptCount());
+    EXPECT_FALSE(few.worthStoring());
+  }
+
+  // Every forward changed: nothing is recalled.
+  std::string all = doc;
+  for (size_t at = all.find("\"tcp\""); at != std::string::npos; at = all.find("\"tcp\"", at)) {
+    all.replace(at, 5, "\"udp\"");
+  }
+  ChunkMemo much("cfg", kept);
+  loadWith(all, &much);
+  EXPECT_EQ(much.recalledCount(), 0U);
+  EXPECT_TRUE(much.worthStoring());
+
+  // A document too small to be cut: the kept chunks are all unused, and are replaced by none.
+  ChunkMemo none("cfg", kept);
+  loadWith(manyForwards(1), &none);
+  EXPECT_EQ(none.keptCount(), 0U);
+  EXPECT_TRUE(none.worthStoring());
+  ChunkMemo nothing("cfg");
+  loadWith(manyForwards(1), &nothing);
+  EXPECT_FALSE(nothing.worthStoring());
 }
 
 TEST(ChunkMemo, AChunkIsFoundOnlyForItsFileAndExactText) {
