@@ -460,7 +460,7 @@ std::string durationProblem(std::string_view text, Duration max) {
 std::string formatDuration(Duration d) {
   int64_t ms = d.count();
   if (ms == 0) {
-    return "0ms";
+    return "0s";
   }
   if (ms % kMsPerHour == 0) {
     return std::to_string(ms / kMsPerHour) + "h";

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "reconciler/acme/http_transport.h"
+#include "schema/net.h"
 
 namespace edgeplane::acme {
 namespace {
@@ -128,8 +129,7 @@ class PocoTransport : public HttpTransport {
       }
     }
     if (watchdog.dismiss()) {
-      return retryable(method + " " + url + ": no whole answer within " +
-                       std::to_string(timeout.count()) + " ms");
+      return retryable(method + " " + url + ": no whole answer within " + formatDuration(timeout));
     }
     return std::move(*got);
   }

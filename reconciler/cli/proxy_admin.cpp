@@ -217,10 +217,9 @@ Result<AdminAnswer> proxyAdminRequest(const std::string& adminAddress, std::stri
   const auto deadline = Clock::now() + timeout;
   const std::string where = "proxy admin at " + adminAddress;
   auto failed = [&](std::string_view what, int err) {
-    return retryable(where + ": " + std::string(what) + ": " +
-                     (err == ETIMEDOUT
-                          ? "no answer within " + std::to_string(timeout.count()) + " ms"
-                          : errnoText(err)));
+    return retryable(
+        where + ": " + std::string(what) + ": " +
+        (err == ETIMEDOUT ? "no answer within " + formatDuration(timeout) : errnoText(err)));
   };
 
   UniqueFd socketPath(-1);

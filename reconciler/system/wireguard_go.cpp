@@ -20,6 +20,7 @@
 #include "reconciler/system/file_write.h"
 #include "reconciler/system/wg_uapi.h"
 #include "reconciler/system/wg_uapi_codec.h"
+#include "schema/net.h"
 
 extern char** environ;  // NOLINT(readability-redundant-declaration)
 
@@ -396,7 +397,7 @@ Result<void> WireguardGo::waitReady(std::string_view ifname, pid_t pid) {
     if (Clock::now() >= deadline) {
       abandon(ifname, pid);
       return retryable("its UAPI socket " + socketPath(ifname) + " did not appear within " +
-                       std::to_string(env_.startTimeout.count()) + " ms");
+                       formatDuration(env_.startTimeout));
     }
     std::this_thread::sleep_for(milliseconds(5));
   }

@@ -361,6 +361,8 @@ TEST(AgentProcessTest, SyslogPrioritiesOnlyWhenStderrIsTheJournal) {
     const std::string info = journal ? "<6>" : "";
     const std::string err = journal ? "<3>" : "";
     EXPECT_TRUE(got[0].starts_with(info + "edgeplane agent: started: ")) << got[0];
+    // The schedule as the agent file says it (interval "1h", jitter "0s").
+    EXPECT_NE(got[0].find(", every 1h ± 0s, trigger "), std::string::npos) << got[0];
     // The failed run: an error, with its reason.
     EXPECT_TRUE(got[1].starts_with(err + "run 1 commit - failed: fetch ")) << got[1];
     EXPECT_NE(got[1].find("no repository at"), std::string::npos) << got[1];

@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "schema/model.h"
-#include "schema/result.h"
 
 namespace edgeplane {
 namespace {

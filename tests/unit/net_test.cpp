@@ -630,7 +630,9 @@ TEST(NetDuration, FormatsWithLargestExactUnit) {
   EXPECT_EQ(formatDuration(Duration{3'600'000}), "1h");
   EXPECT_EQ(formatDuration(Duration{5'400'000}), "90m");
   EXPECT_EQ(formatDuration(Duration{1}), "1ms");
-  EXPECT_EQ(formatDuration(Duration{0}), "0ms");
+  // Zero as "--lock-timeout 0s" and "jitter = 0s" are typed.
+  EXPECT_EQ(formatDuration(Duration{0}), "0s");
+  EXPECT_EQ(parseDurationOrZero(formatDuration(Duration{0})), Duration{0});
 }
 
 TEST(NetDuration, RoundTrips) {
