@@ -52,7 +52,7 @@ ChunkMemo::ChunkMemo(std::string root, std::string earlier, size_t offset)
       byKey_.clear();
       return;
     }
-    byKey_.insert_or_assign(Key{*file, *text}, *elements);
+    byKey_.insert_or_assign(Key{*file, *text}, Earlier{*elements});
   }
 }
 
@@ -65,19 +65,32 @@ std::string_view ChunkMemo::relative(std::string_view file) const {
   return relativeToRoot(file, root_);
 }
 
-const std::string_view* ChunkMemo::recall(std::string_view relativeFile, std::string_view text) {
+const std::string_view* ChunkMemo::recall(std::string_view relativeFile,
+                                          std::string_view text) const {
+  auto it = byKey_.find(Key{relativeFile, text});
+  return it != byKey_.end() ? &it->second.elements : nullptr;
+}
+
+void ChunkMemo::keepRecalled(std::string_view relativeFile, std::string_view text) {
   auto it = byKey_.find(Key{relativeFile, text});
   if (it == byKey_.end()) {
-    return nullptr;
+    return;
   }
   const std::lock_guard lock(mutex_);
-  kept_.push_back(Chunk{it->first.file, it->first.text, it->second});
   ++recalled_;
-  return &it->second;
+  if (!it->second.used) {  // the same text twice in a file is kept once
+    it->second.used = true;
+    ++earlierUsed_;
+    kept_.push_back(Chunk{it->first.file, it->first.text, it->second.elements});
+  }
 }
 
 void ChunkMemo::keep(std::string relativeFile, std::string text, std::string elements) {
+  // One the earlier run kept too did not decode: that file is not to be kept.
+  const bool undecodable = byKey_.count(Key{relativeFile, text}) != 0;
   const std::lock_guard lock(mutex_);
+  ++parsed_;
+  undecodable_ = undecodable_ || undecodable;
   owned_.push_back(std::move(relativeFile));
   const std::string_view file = owned_.back();
   owned_.push_back(std::move(text));
@@ -101,9 +114,11 @@ bool ChunkMemo::worthStoring() {
   if (byKey_.empty()) {
     return !kept_.empty();
   }
-  const size_t parsed = kept_.size() - recalled_;
-  const size_t unused = byKey_.size() > recalled_ ? byKey_.size() - recalled_ : 0;
-  return (parsed + unused) * 16 > kept_.size();
+  if (undecodable_) {
+    return true;
+  }
+  const size_t unused = byKey_.size() - earlierUsed_;
+  return (parsed_ + unused) * 16 > kept_.size();
 }
 
 std::string ChunkMemo::encodeKept(std::string prefix, size_t spare) {

@@ -30,17 +30,18 @@ class ChunkMemo {
   std::string_view relative(std::string_view file) const;
   size_t earlierCount() const { return byKey_.size(); }
   size_t keptCount();
-  // How many chunks recall() found.
+  // How many chunks were recalled (keepRecalled).
   size_t recalledCount();
   // Whether what this load kept should replace what the earlier run kept: that was nothing, or
-  // more than a sixteenth of this load's chunks were parsed, or of the earlier ones left unused.
-  // Below that the earlier chunks still serve: the next run parses again the few they lack, which
-  // costs less than writing megabytes for them.
+  // the chunks this load parsed and the earlier ones it left unused are together more than a
+  // sixteenth of what it kept, or one of them did not decode. Below that the earlier chunks still
+  // serve: each miss parses again the few they lack, which costs less than writing megabytes.
   bool worthStoring();
 
-  // The elements an earlier run kept for this chunk, or nullptr; keeps the chunk for the next
-  // run when found. Safe from several threads.
-  const std::string_view* recall(std::string_view relativeFile, std::string_view text);
+  // The elements an earlier run kept for this chunk, or nullptr. Safe from several threads.
+  const std::string_view* recall(std::string_view relativeFile, std::string_view text) const;
+  // Keeps a chunk whose recall()ed elements decoded, for the next run. Safe from several threads.
+  void keepRecalled(std::string_view relativeFile, std::string_view text);
   // Keeps a chunk this load parsed. Safe from several threads.
   void keep(std::string relativeFile, std::string text, std::string elements);
 
@@ -66,10 +67,17 @@ class ChunkMemo {
 
   std::string root_;
   std::string earlier_;
-  std::unordered_map<Key, std::string_view, KeyHash> byKey_;  // -> elements, in earlier_
+  struct Earlier {
+    std::string_view elements;  // in earlier_
+    bool used = false;          // recalled by this load (under mutex_)
+  };
+  std::unordered_map<Key, Earlier, KeyHash> byKey_;
   std::mutex mutex_;
   std::vector<Chunk> kept_;
-  size_t recalled_ = 0;
+  size_t recalled_ = 0;            // keepRecalled calls
+  size_t earlierUsed_ = 0;         // earlier chunks recalled at least once
+  size_t parsed_ = 0;              // keep calls
+  bool undecodable_ = false;       // a chunk was parsed whose earlier entry did not decode
   std::deque<std::string> owned_;  // what the parsed chunks in kept_ point into
 };
 

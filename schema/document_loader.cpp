@@ -54,14 +54,16 @@ struct Document {
 
 // A chunk an earlier run kept (chunk_memo.h), decoded; false when there is none.
 bool recall(const TomlChunk& chunk, const Document& doc, ChunkLoad& out) {
-  const std::string_view* elements = doc.memo->recall(doc.memo->relative(doc.name), chunk.text);
+  const std::string_view file = doc.memo->relative(doc.name);
+  const std::string_view* elements = doc.memo->recall(file, chunk.text);
   if (elements == nullptr) {
     return false;
   }
   std::optional<Desired> d = decodeDesired(*elements, doc.memo->root(), chunk.linesBefore);
   if (!d) {
-    return false;
+    return false;  // parsed, and kept as parsed
   }
+  doc.memo->keepRecalled(file, chunk.text);
   out.desired = std::move(*d);
   out.parsedOk = true;
   out.shape = ChunkShape{.appendsOnly = true, .closesAnArray = false};

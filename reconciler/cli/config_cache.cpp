@@ -74,7 +74,7 @@ std::string chunksHeader(const ConfigCache& cache) {
          std::to_string(kDesiredCodecVersion) + "\n\n";
 }
 
-// The chunks the last miss kept (chunk_memo.h), when the file is this program's and intact: its
+// The chunks an earlier miss kept (chunk_memo.h), when the file is this program's and intact: its
 // bytes, and where the chunks start in them; nothing otherwise.
 std::pair<std::string, size_t> readChunks(const ConfigCache& cache) {
   const std::string header = chunksHeader(cache);

@@ -21,7 +21,7 @@ namespace edgeplane::cli {
 struct ConfigCache {
   std::filesystem::path file;  // <state-dir>/validated-config
   std::string program;         // sys::programIdentity(), unless a test says otherwise
-  // <state-dir>/loaded-chunks: the chunks of large files the last miss loaded (chunk_memo.h);
+  // <state-dir>/loaded-chunks: the chunks of large files an earlier miss loaded (chunk_memo.h);
   // empty: none are kept.
   std::filesystem::path chunks;
   // Seals both files (sys::cacheKeyIn): an entry made without it is a miss.
@@ -68,7 +68,7 @@ struct CachedLoad {
 // replaces the entry (0600, written to a temporary file and renamed; the temporary files of runs
 // killed while writing are removed by the next run). That entry is encoded and written on another
 // thread after validation, while the caller goes on with the run (CachedLoad::writes). On a miss, a
-// chunk of a large file that the last miss loaded from the same text is decoded instead of parsed
+// chunk of a large file that an earlier miss loaded from the same text is decoded instead of parsed
 // (ConfigCache::chunks; the chunks of this load replace them unless the kept ones still serve,
 // ChunkMemo::worthStoring; `chunksRecalled`: how many). Only what the files alone decide is
 // cached: the host's own checks (key files, certificates, this host's name) come later, on every

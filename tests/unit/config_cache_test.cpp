@@ -397,7 +397,7 @@ std::string forwardsFile(int changed, int count = 2000) {
 }
 
 // forwardsFile(changed) in the config, loaded through `cache`: what it gives, and how many
-// chunks were decoded from what the last miss kept.
+// chunks were decoded from what an earlier miss kept.
 std::pair<std::string, size_t> loadForwards(const fs::path& config, int changed,
                                             const cli::ConfigCache& cache, int count = 2000) {
   writeFile(config / "forwards.toml", forwardsFile(changed, count));
@@ -422,25 +422,38 @@ TEST_F(ConfigCacheTest, ALargeFileWithOneChangeIsParsedOnlyWhereItChanged) {
   }
 }
 
-// A change to a forward or two in a file of 1.3 MB leaves the chunks file as it was (it is not
-// written again for the chunk or two it lacks); the next loads parse just those again.
+// A change to a forward in a file of 1.3 MB leaves the chunks file as it was (it is not written
+// again for the one chunk it lacks; each later miss parses that chunk again); a change to every
+// forward replaces it.
 TEST_F(ConfigCacheTest, AFewChangedChunksLeaveTheKeptOnesAsTheyWere) {
   constexpr int kCount = 12000;
   loadForwards(config_, -1, cache_, kCount);
   const std::string kept = readFile(cache_.chunks);
   ASSERT_GT(kept.size(), 100'000U);
-  size_t chunks = 0;
-  for (int changed : {6000, 10, -1}) {
+  std::vector<size_t> recalledBy;
+  for (int changed : {6000, 10, -1}) {  // each edit the same length: no cut moves
     const auto [got, recalled] = loadForwards(config_, changed, cache_, kCount);
     EXPECT_TRUE(got == parsed(config_)) << "forward " << changed;
     EXPECT_TRUE(readFile(cache_.chunks) == kept) << "forward " << changed;  // 1.3 MB: no diff
-    if (changed < 0) {
-      chunks = recalled;
-    } else {
-      EXPECT_GT(recalled, 30U) << "forward " << changed;
-    }
+    recalledBy.push_back(recalled);
   }
-  EXPECT_GT(chunks, 32U);  // each of the changes left at most 2 of them unused or parsed
+  const size_t all = recalledBy.back();
+  EXPECT_GT(all, 32U);  // so that one chunk parsed and one unused stay under a sixteenth
+  EXPECT_EQ(recalledBy[0] + 1, all);
+  EXPECT_EQ(recalledBy[1] + 1, all);
+
+  std::string moved = forwardsFile(-1, kCount);
+  for (size_t at = moved.find("10.60.0.20:"); at != std::string::npos;
+       at = moved.find("10.60.0.20:", at)) {
+    moved.replace(at, 11, "10.60.0.21:");
+  }
+  writeFile(config_ / "forwards.toml", moved);
+  Diagnostics diags;
+  size_t recalled = 99;
+  cli::loadAndValidateCached(config_, cache_, diags, nullptr, &recalled).writes.wait();
+  EXPECT_EQ(diags.format(), "");
+  EXPECT_EQ(recalled, 0U);
+  EXPECT_FALSE(readFile(cache_.chunks) == kept);
 }
 
 TEST_F(ConfigCacheTest, ADamagedOrForeignChunksFileIsIgnored) {

@@ -20,7 +20,7 @@ using detail::ChunkShape;
 using detail::splitTomlChunks;
 using detail::TomlChunk;
 
-// 30 forwards over two namespaces, a fleet and a certificate: valid, about 3.5 KB.
+// `count` forwards, a fleet and a certificate: valid; 30 make about 3.5 KB.
 std::string manyForwards(int count = 30) {
   std::string doc =
       "[fleet]\nbase_domain = \"x.example.com\"\n\n"
@@ -266,24 +266,32 @@ TEST(ChunkMemo, WhatWasKeptIsReplacedOnlyWhenMuchOfItChanged) {
   const std::string doc = manyForwards(1000);
   ChunkMemo first("cfg");
   loadWith(doc, &first);
-  ASSERT_GT(first.keptCount(), 40U);
+  const size_t kept = first.keptCount();
+  ASSERT_GE(kept, 96U);
   EXPECT_TRUE(first.worthStoring());  // nothing was kept before
-  const std::string kept = first.encodeKept();
+  const std::string earlier = first.encodeKept();
 
-  ChunkMemo same("cfg", kept);
+  ChunkMemo same("cfg", earlier);
   loadWith(doc, &same);
-  EXPECT_EQ(same.recalledCount(), same.keptCount());
+  EXPECT_EQ(same.recalledCount(), kept);
   EXPECT_FALSE(same.worthStoring());
 
-  // One forward sent elsewhere: its chunk is parsed, the chunk it had is left unused. The kept
-  // chunks still serve that document, as often as it is loaded.
-  std::string one = doc;
-  one.replace(one.find("10.50.0.25:80"), 13, "10.50.0.99:81");
-  for (int run = 0; run < 2; ++run) {
-    ChunkMemo few("cfg", kept);
-    EXPECT_TRUE(loadWith(one, &few) == loadAt(one, 0));
-    EXPECT_EQ(few.recalledCount() + 1, few.keptCount());
-    EXPECT_FALSE(few.worthStoring());
+  // `n` forwards 20 apart (so each in a chunk of its own: a chunk is at most 800 bytes here) sent
+  // to another port, each edit the same length, so no cut moves: n chunks are parsed, and n of
+  // the earlier ones are left unused. The file is replaced once 2n is more than kept / 16.
+  const size_t most = kept / 32;
+  for (size_t n : {size_t{1}, size_t{2}, most, most + 1}) {
+    std::string edited = doc;
+    for (size_t i = 0; i < n; ++i) {
+      const size_t named = edited.find("name = \"f" + std::to_string(20 * i + 5) + "\"");
+      const size_t port = edited.find(":80\"", named);
+      ASSERT_NE(port, std::string::npos);
+      edited.replace(port, 4, ":81\"");
+    }
+    ChunkMemo memo("cfg", earlier);
+    EXPECT_TRUE(loadWith(edited, &memo) == loadAt(edited, 0)) << n;
+    EXPECT_EQ(memo.recalledCount() + n, memo.keptCount()) << n;
+    EXPECT_EQ(memo.worthStoring(), n > most) << n << " of " << kept;
   }
 
   // Every forward changed: nothing is recalled.
@@ -291,19 +299,59 @@ TEST(ChunkMemo, WhatWasKeptIsReplacedOnlyWhenMuchOfItChanged) {
   for (size_t at = all.find("\"tcp\""); at != std::string::npos; at = all.find("\"tcp\"", at)) {
     all.replace(at, 5, "\"udp\"");
   }
-  ChunkMemo much("cfg", kept);
+  ChunkMemo much("cfg", earlier);
   loadWith(all, &much);
   EXPECT_EQ(much.recalledCount(), 0U);
   EXPECT_TRUE(much.worthStoring());
 
   // A document too small to be cut: the kept chunks are all unused, and are replaced by none.
-  ChunkMemo none("cfg", kept);
+  ChunkMemo none("cfg", earlier);
   loadWith(manyForwards(1), &none);
   EXPECT_EQ(none.keptCount(), 0U);
   EXPECT_TRUE(none.worthStoring());
   ChunkMemo nothing("cfg");
   loadWith(manyForwards(1), &nothing);
   EXPECT_FALSE(nothing.worthStoring());
+}
+
+// An earlier entry that does not decode is parsed instead, and the file that holds it replaced,
+// however few chunks changed.
+TEST(ChunkMemo, AnEntryThatDoesNotDecodeHasItsFileReplaced) {
+  const std::string doc = manyForwards(1000);
+  const std::vector<TomlChunk> chunks = splitTomlChunks(doc, 200);
+  // encodeKept's form: file, text and elements, each after its length (8 bytes, little-endian).
+  auto sized = [](std::string_view s) {
+    std::string out;
+    for (int i = 0; i < 8; ++i) {
+      out.push_back(static_cast<char>(static_cast<uint64_t>(s.size()) >> (8 * i)));
+    }
+    return out + std::string(s);
+  };
+  // The later of two entries for one chunk counts: this one's elements are not an encoding.
+  const std::string earlier = keptBy(doc) + sized("t.toml") + sized(chunks[3].text) + sized("x");
+  ChunkMemo memo("cfg", earlier);
+  EXPECT_TRUE(loadWith(doc, &memo) == loadAt(doc, 0));
+  EXPECT_EQ(memo.recalledCount() + 1, memo.keptCount());
+  EXPECT_TRUE(memo.worthStoring());
+}
+
+// A chunk recalled twice (the same text twice in a file) is kept, and counted used, once.
+TEST(ChunkMemo, AChunkRecalledTwiceIsKeptOnce) {
+  const std::string doc = manyForwards(1000);
+  const std::vector<TomlChunk> chunks = splitTomlChunks(doc, 200);
+  ChunkMemo memo("cfg", keptBy(doc));
+  for (const TomlChunk& c : chunks) {
+    if (memo.recall("t.toml", c.text) != nullptr) {
+      memo.keepRecalled("t.toml", c.text);
+    }
+  }
+  const size_t all = memo.keptCount();
+  EXPECT_FALSE(memo.worthStoring());
+  memo.keepRecalled("t.toml", chunks[1].text);
+  EXPECT_EQ(memo.keptCount(), all);
+  EXPECT_EQ(memo.recalledCount(), all + 1);
+  EXPECT_FALSE(memo.worthStoring());
+  EXPECT_EQ(ChunkMemo("cfg", memo.encodeKept()).earlierCount(), all);
 }
 
 TEST(ChunkMemo, AChunkIsFoundOnlyForItsFileAndExactText) {
