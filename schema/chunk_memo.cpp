@@ -86,7 +86,8 @@ void ChunkMemo::keepRecalled(std::string_view relativeFile, std::string_view tex
 }
 
 void ChunkMemo::keep(std::string relativeFile, std::string text, std::string elements) {
-  // One the earlier run kept too did not decode: that file is not to be kept.
+  // A chunk parsed although the earlier run kept it: its entry did not decode, and that file is
+  // to be replaced.
   const bool undecodable = byKey_.count(Key{relativeFile, text}) != 0;
   const std::lock_guard lock(mutex_);
   ++parsed_;

@@ -34,8 +34,9 @@ class ChunkMemo {
   size_t recalledCount();
   // Whether what this load kept should replace what the earlier run kept: that was nothing, or
   // the chunks this load parsed and the earlier ones it left unused are together more than a
-  // sixteenth of what it kept, or one of them did not decode. Below that the earlier chunks still
-  // serve: each miss parses again the few they lack, which costs less than writing megabytes.
+  // sixteenth of what it kept, or an earlier one did not decode. Below that the earlier chunks
+  // still serve: each miss parses again the few they lack, which costs less than writing
+  // megabytes.
   bool worthStoring();
 
   // The elements an earlier run kept for this chunk, or nullptr. Safe from several threads.

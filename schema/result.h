@@ -1,5 +1,5 @@
-// Result<T>: a value or an Error, for control-plane code that does not throw; and the wording
-// errors share (errno text, which errnos may pass if tried again).
+// Result<T>: a value or an Error, for control-plane code that does not throw; an errno's text
+// for messages, and which errnos may pass when tried again.
 #pragma once
 
 #include <cerrno>
