@@ -430,10 +430,9 @@ int serveUntilStopped(const sigset_t& signals, Controller& controller) {
 
 // Stops accepting and lets the open connections finish, for up to --drain-timeout.
 void drain(const Options& o, int signal, Engine& e) {
-  ServiceManager::stopping("draining for up to " + std::to_string(o.drainTimeout.count()) + " ms");
-  logLine(std::string(signal == SIGINT ? "SIGINT" : "SIGTERM") +
-          ": no longer accepting; draining for up to " + std::to_string(o.drainTimeout.count()) +
-          " ms");
+  const std::string upTo = "draining for up to " + formatDuration(o.drainTimeout);
+  ServiceManager::stopping(upTo);
+  logLine(std::string(signal == SIGINT ? "SIGINT" : "SIGTERM") + ": no longer accepting; " + upTo);
   e.stopAccepting();
   // The count comes from the drain itself: by the time it returns, none are open any more.
   size_t cut = 0;

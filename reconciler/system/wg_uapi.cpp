@@ -16,6 +16,7 @@
 #include "reconciler/system/wg_keys.h"
 #include "reconciler/system/wg_netlink.h"
 #include "reconciler/system/wg_uapi_codec.h"
+#include "schema/net.h"
 #include "schema/unique_fd.h"
 
 namespace edgeplane::sys {
@@ -82,8 +83,7 @@ Result<std::string> uapiExchange(int fd, std::string_view request, size_t maxRep
       continue;
     }
     if (pr == 0) {
-      return retryable("UAPI request timed out after " + std::to_string(timeout.count()) +
-                       " ms (writing)");
+      return retryable("UAPI request timed out after " + formatDuration(timeout) + " (writing)");
     }
     const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
     if (n < 0) {
@@ -104,7 +104,7 @@ Result<std::string> uapiExchange(int fd, std::string_view request, size_t maxRep
       continue;
     }
     if (pr == 0) {
-      return retryable("UAPI reply timed out after " + std::to_string(timeout.count()) + " ms");
+      return retryable("UAPI reply timed out after " + formatDuration(timeout));
     }
     const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
     if (n < 0) {

@@ -1003,6 +1003,19 @@ TEST(WgUapi, GetReplyErrnoIsReported) {
   EXPECT_NE(r.error().message.find("errno -5"), std::string::npos) << r.error().message;
 }
 
+// A wireguard-go that reads the request and never answers: the exchange gives up at its timeout,
+// and says it as durations are written.
+TEST(WgUapi, AReplyThatNeverComesTimesOut) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  auto r = uapiExchange(sv[0], "get=1\n\n", 4096, std::chrono::milliseconds(50));
+  ::close(sv[0]);
+  ::close(sv[1]);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.error().retryable);
+  EXPECT_EQ(r.error().message, "UAPI reply timed out after 50ms");
+}
+
 TEST(WgUapi, LimitsAreEnforced) {
   UapiLimits small;
   small.maxPeers = 1;
