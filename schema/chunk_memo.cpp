@@ -80,7 +80,6 @@ void ChunkMemo::keepRecalled(std::string_view relativeFile, std::string_view tex
   ++recalled_;
   if (!it->second.used) {  // the same text twice in a file is kept once
     it->second.used = true;
-    ++earlierUsed_;
     kept_.push_back(Chunk{it->first.file, it->first.text, it->second.elements});
   }
 }
@@ -118,7 +117,7 @@ bool ChunkMemo::worthStoring() {
   if (undecodable_) {
     return true;
   }
-  const size_t unused = byKey_.size() - earlierUsed_;
+  const size_t unused = byKey_.size() - (kept_.size() - parsed_);
   return (parsed_ + unused) * 16 > kept_.size();
 }
 

@@ -30,7 +30,8 @@ class ChunkMemo {
   std::string_view relative(std::string_view file) const;
   size_t earlierCount() const { return byKey_.size(); }
   size_t keptCount();
-  // How many chunks were recalled (keepRecalled).
+  // How many times a chunk was recalled and decoded (keepRecalled; a text twice in a file counts
+  // twice).
   size_t recalledCount();
   // Whether what this load kept should replace what the earlier run kept: that was nothing, or
   // the chunks this load parsed and the earlier ones it left unused are together more than a
@@ -43,12 +44,13 @@ class ChunkMemo {
   const std::string_view* recall(std::string_view relativeFile, std::string_view text) const;
   // Keeps a chunk whose recall()ed elements decoded, for the next run. Safe from several threads.
   void keepRecalled(std::string_view relativeFile, std::string_view text);
-  // Keeps a chunk this load parsed. Safe from several threads.
+  // Keeps a chunk this load parsed: one recall() did not find, or whose elements did not decode
+  // (a chunk the earlier run kept marks that file for replacement). Safe from several threads.
   void keep(std::string relativeFile, std::string text, std::string elements);
 
-  // The chunks this load kept (found or parsed), for the next run's `earlier`, after `prefix`
-  // and with room for `spare` bytes more (what the caller appends: the file's seal), so that a
-  // file of megabytes is not copied again to be written.
+  // The chunks this load kept (recalled and decoded, or parsed), for the next run's `earlier`,
+  // after `prefix` and with room for `spare` bytes more (what the caller appends: the file's seal),
+  // so that a file of megabytes is not copied again to be written.
   std::string encodeKept(std::string prefix = {}, size_t spare = 0);
 
  private:
@@ -76,8 +78,7 @@ class ChunkMemo {
   std::mutex mutex_;
   std::vector<Chunk> kept_;
   size_t recalled_ = 0;            // keepRecalled calls
-  size_t earlierUsed_ = 0;         // earlier chunks recalled at least once
-  size_t parsed_ = 0;              // keep calls
+  size_t parsed_ = 0;              // keep calls; kept_ holds these and each earlier chunk used
   bool undecodable_ = false;       // a chunk was parsed whose earlier entry did not decode
   std::deque<std::string> owned_;  // what the parsed chunks in kept_ point into
 };

@@ -52,7 +52,8 @@ struct Document {
   ChunkMemo* memo;  // may be null
 };
 
-// A chunk an earlier run kept (chunk_memo.h), decoded; false when there is none.
+// A chunk an earlier run kept (chunk_memo.h), decoded; false when there is none or it does not
+// decode (the chunk is then parsed).
 bool recall(const TomlChunk& chunk, const Document& doc, ChunkLoad& out) {
   const std::string_view file = doc.memo->relative(doc.name);
   const std::string_view* elements = doc.memo->recall(file, chunk.text);
@@ -61,7 +62,7 @@ bool recall(const TomlChunk& chunk, const Document& doc, ChunkLoad& out) {
   }
   std::optional<Desired> d = decodeDesired(*elements, doc.memo->root(), chunk.linesBefore);
   if (!d) {
-    return false;  // parsed, and kept as parsed
+    return false;  // parsed instead, and kept when it loads cleanly
   }
   doc.memo->keepRecalled(file, chunk.text);
   out.desired = std::move(*d);
