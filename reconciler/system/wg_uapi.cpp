@@ -72,13 +72,24 @@ Result<int> uapiConnect(const std::string& path, std::string_view ifname) {
   return fd;
 }
 
+namespace {
+
+// Waits for `events` on `fd` until `deadline`: poll's result (0 once the deadline passed).
+int pollUntil(int fd, short events, Clock::time_point deadline) {
+  const auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
+  pollfd pfd{fd, events, 0};
+  return ::poll(&pfd, 1, static_cast<int>(std::clamp<int64_t>(left.count(), 0, INT32_MAX)));
+}
+
+}  // namespace
+
 Result<std::string> uapiExchange(int fd, std::string_view request, size_t maxReplyBytes,
                                  milliseconds timeout) {
-  const int waitMs = static_cast<int>(std::min<int64_t>(timeout.count(), INT32_MAX));
+  // One deadline for the whole exchange: a peer that trickles bytes does not hold it longer.
+  const auto deadline = Clock::now() + std::min(timeout, milliseconds(INT32_MAX));
   size_t sent = 0;
   while (sent < request.size()) {
-    pollfd pfd{fd, POLLOUT, 0};
-    const int pr = ::poll(&pfd, 1, waitMs);
+    const int pr = pollUntil(fd, POLLOUT, deadline);
     if (pr < 0 && errno == EINTR) {
       continue;
     }
@@ -98,8 +109,7 @@ Result<std::string> uapiExchange(int fd, std::string_view request, size_t maxRep
   std::string reply;
   char buf[65536];
   while (true) {
-    pollfd pfd{fd, POLLIN, 0};
-    const int pr = ::poll(&pfd, 1, waitMs);
+    const int pr = pollUntil(fd, POLLIN, deadline);
     if (pr < 0 && errno == EINTR) {
       continue;
     }

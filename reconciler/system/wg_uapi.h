@@ -24,7 +24,8 @@ namespace edgeplane::sys {
 Result<int> uapiConnect(const std::string& path, std::string_view ifname);
 
 // Writes one request on a connected stream socket and reads one reply, through its blank
-// line. `timeout` bounds each wait for the peer (not the whole exchange).
+// line. `timeout` bounds the whole exchange, not each wait for the peer: one that trickles bytes
+// times out like one that never answers.
 Result<std::string> uapiExchange(int fd, std::string_view request, size_t maxReplyBytes,
                                  std::chrono::milliseconds timeout);
 

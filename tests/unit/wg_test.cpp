@@ -1016,6 +1016,28 @@ TEST(WgUapi, AReplyThatNeverComesTimesOut) {
   EXPECT_EQ(r.error().message, "UAPI reply timed out after 50ms");
 }
 
+// A wireguard-go that answers a byte at a time, each sooner than the timeout but never the
+// whole reply: the timeout bounds the exchange, not each wait for a byte. (Were it per wait, the
+// exchange would read on until the peer gives up after 40 bytes and closes.)
+TEST(WgUapi, AReplyThatTricklesTimesOutAsAWhole) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  std::thread peer([fd = sv[1]] {
+    for (int i = 0; i < 40; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (::send(fd, "x", 1, MSG_NOSIGNAL) != 1) {
+        break;  // the exchange gave up and closed its end
+      }
+    }
+    ::close(fd);
+  });
+  auto r = uapiExchange(sv[0], "get=1\n\n", 4096, std::chrono::milliseconds(100));
+  ::close(sv[0]);
+  peer.join();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "UAPI reply timed out after 100ms");
+}
+
 TEST(WgUapi, LimitsAreEnforced) {
   UapiLimits small;
   small.maxPeers = 1;
