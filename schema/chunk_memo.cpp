@@ -8,6 +8,7 @@
 #include <tuple>
 #include <utility>
 
+#include "schema/desired_codec.h"
 #include "schema/loader.h"
 
 namespace edgeplane {
@@ -65,23 +66,22 @@ std::string_view ChunkMemo::relative(std::string_view file) const {
   return relativeToRoot(file, root_);
 }
 
-const std::string_view* ChunkMemo::recall(std::string_view relativeFile,
-                                          std::string_view text) const {
-  auto it = byKey_.find(Key{relativeFile, text});
-  return it != byKey_.end() ? &it->second.elements : nullptr;
-}
-
-void ChunkMemo::keepRecalled(std::string_view relativeFile, std::string_view text) {
+std::optional<Desired> ChunkMemo::recall(std::string_view relativeFile, std::string_view text,
+                                         uint32_t linesBefore) {
   auto it = byKey_.find(Key{relativeFile, text});
   if (it == byKey_.end()) {
-    return;
+    return std::nullopt;
+  }
+  std::optional<Desired> d = decodeDesired(it->second.elements, root_, linesBefore);
+  if (!d) {
+    return std::nullopt;  // parsed instead: keep() then marks the file for replacement
   }
   const std::lock_guard lock(mutex_);
-  ++recalled_;
   if (!it->second.used) {  // the same text twice in a file is kept once
     it->second.used = true;
     kept_.push_back(Chunk{it->first.file, it->first.text, it->second.elements});
   }
+  return d;
 }
 
 void ChunkMemo::keep(std::string relativeFile, std::string text, std::string elements) {
@@ -89,14 +89,17 @@ void ChunkMemo::keep(std::string relativeFile, std::string text, std::string ele
   // to be replaced.
   const bool undecodable = byKey_.count(Key{relativeFile, text}) != 0;
   const std::lock_guard lock(mutex_);
-  ++parsed_;
   undecodable_ = undecodable_ || undecodable;
+  if (parsed_.count(Key{relativeFile, text}) != 0) {
+    return;  // the same text earlier in the file, loaded the same
+  }
   owned_.push_back(std::move(relativeFile));
   const std::string_view file = owned_.back();
   owned_.push_back(std::move(text));
   const std::string_view t = owned_.back();
   owned_.push_back(std::move(elements));
   kept_.push_back(Chunk{file, t, owned_.back()});
+  parsed_.insert(Key{file, t});
 }
 
 size_t ChunkMemo::keptCount() {
@@ -106,7 +109,7 @@ size_t ChunkMemo::keptCount() {
 
 size_t ChunkMemo::recalledCount() {
   const std::lock_guard lock(mutex_);
-  return recalled_;
+  return kept_.size() - parsed_.size();
 }
 
 bool ChunkMemo::worthStoring() {
@@ -117,8 +120,9 @@ bool ChunkMemo::worthStoring() {
   if (undecodable_) {
     return true;
   }
-  const size_t unused = byKey_.size() - (kept_.size() - parsed_);
-  return (parsed_ + unused) * 16 > kept_.size();
+  const size_t parsed = parsed_.size();
+  const size_t unused = byKey_.size() - (kept_.size() - parsed);
+  return (parsed + unused) * 16 > kept_.size();
 }
 
 std::string ChunkMemo::encodeKept(std::string prefix, size_t spare) {

@@ -3,12 +3,17 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
+
+#include "schema/model.h"
 
 namespace edgeplane {
 
@@ -30,8 +35,8 @@ class ChunkMemo {
   std::string_view relative(std::string_view file) const;
   size_t earlierCount() const { return byKey_.size(); }
   size_t keptCount();
-  // How many times a chunk was recalled and decoded (keepRecalled; a text twice in a file counts
-  // twice).
+  // How many of the earlier run's chunks this load recalled (each once, however often its text
+  // recurs).
   size_t recalledCount();
   // Whether what this load kept should replace what the earlier run kept: that was nothing, or
   // the chunks this load parsed and the earlier ones it left unused are together more than a
@@ -40,12 +45,14 @@ class ChunkMemo {
   // megabytes.
   bool worthStoring();
 
-  // The elements an earlier run kept for this chunk, or nullptr. Safe from several threads.
-  const std::string_view* recall(std::string_view relativeFile, std::string_view text) const;
-  // Keeps a chunk whose recall()ed elements decoded, for the next run. Safe from several threads.
-  void keepRecalled(std::string_view relativeFile, std::string_view text);
-  // Keeps a chunk this load parsed: one recall() did not find, or whose elements did not decode
-  // (a chunk the earlier run kept marks that file for replacement). Safe from several threads.
+  // The elements an earlier run kept for this chunk of `relativeFile`, decoded for a chunk after
+  // `linesBefore` lines (its locations under root()), and kept for the next run; nullopt when
+  // none was kept or it does not decode (the chunk is then parsed). Safe from several threads.
+  std::optional<Desired> recall(std::string_view relativeFile, std::string_view text,
+                                uint32_t linesBefore);
+  // Keeps a chunk this load parsed: one recall() did not give (one the earlier run kept did not
+  // decode, and marks that file for replacement). The same text twice in a file is kept once.
+  // Safe from several threads.
   void keep(std::string relativeFile, std::string text, std::string elements);
 
   // The chunks this load kept (recalled and decoded, or parsed), for the next run's `earlier`,
@@ -76,9 +83,8 @@ class ChunkMemo {
   };
   std::unordered_map<Key, Earlier, KeyHash> byKey_;
   std::mutex mutex_;
-  std::vector<Chunk> kept_;
-  size_t recalled_ = 0;            // keepRecalled calls
-  size_t parsed_ = 0;              // keep calls; kept_ holds these and each earlier chunk used
+  std::vector<Chunk> kept_;  // each earlier chunk used, then each parsed one (in parsed_)
+  std::unordered_set<Key, KeyHash> parsed_;
   bool undecodable_ = false;       // a chunk was parsed whose earlier entry did not decode
   std::deque<std::string> owned_;  // what the parsed chunks in kept_ point into
 };

@@ -55,16 +55,11 @@ struct Document {
 // A chunk an earlier run kept (chunk_memo.h), decoded; false when there is none or it does not
 // decode (the chunk is then parsed).
 bool recall(const TomlChunk& chunk, const Document& doc, ChunkLoad& out) {
-  const std::string_view file = doc.memo->relative(doc.name);
-  const std::string_view* elements = doc.memo->recall(file, chunk.text);
-  if (elements == nullptr) {
+  std::optional<Desired> d =
+      doc.memo->recall(doc.memo->relative(doc.name), chunk.text, chunk.linesBefore);
+  if (!d) {
     return false;
   }
-  std::optional<Desired> d = decodeDesired(*elements, doc.memo->root(), chunk.linesBefore);
-  if (!d) {
-    return false;  // parsed instead, and kept when it loads cleanly
-  }
-  doc.memo->keepRecalled(file, chunk.text);
   out.desired = std::move(*d);
   out.parsedOk = true;
   out.shape = ChunkShape{.appendsOnly = true, .closesAnArray = false};

@@ -315,7 +315,7 @@ TEST(ChunkMemo, WhatWasKeptIsReplacedOnlyWhenMuchOfItChanged) {
 }
 
 // An earlier entry that does not decode is parsed instead, and the file that holds it replaced,
-// however few chunks changed.
+// however few chunks changed; the file that replaces it holds the chunk as parsed.
 TEST(ChunkMemo, AnEntryThatDoesNotDecodeHasItsFileReplaced) {
   const std::string doc = manyForwards(1000);
   const std::vector<TomlChunk> chunks = splitTomlChunks(doc, 200);
@@ -333,25 +333,38 @@ TEST(ChunkMemo, AnEntryThatDoesNotDecodeHasItsFileReplaced) {
   EXPECT_TRUE(loadWith(doc, &memo) == loadAt(doc, 0));
   EXPECT_EQ(memo.recalledCount() + 1, memo.keptCount());
   EXPECT_TRUE(memo.worthStoring());
+  ChunkMemo next("cfg", memo.encodeKept());
+  EXPECT_TRUE(loadWith(doc, &next) == loadAt(doc, 0));
+  EXPECT_EQ(next.recalledCount(), next.keptCount());  // chunk 3 too: nothing was parsed
+  EXPECT_FALSE(next.worthStoring());
 }
 
-// A chunk recalled twice (the same text twice in a file) is kept, and counted used, once.
+// A chunk recalled twice (the same text twice in a file) is kept, and counted used, once; so is
+// one parsed twice. With as many earlier chunks left unused as make the file worth replacing, a
+// second recall does not hide one of them.
 TEST(ChunkMemo, AChunkRecalledTwiceIsKeptOnce) {
   const std::string doc = manyForwards(1000);
   const std::vector<TomlChunk> chunks = splitTomlChunks(doc, 200);
+  const size_t earlier = chunks.size() - 1;  // all but the first
+  const size_t unused = earlier / 17 + 1;    // the fewest with unused * 16 > what is kept
+  ASSERT_LE((unused - 1) * 16, earlier - (unused - 1));
   ChunkMemo memo("cfg", keptBy(doc));
-  for (const TomlChunk& c : chunks) {
-    if (memo.recall("t.toml", c.text) != nullptr) {
-      memo.keepRecalled("t.toml", c.text);
-    }
+  ASSERT_EQ(memo.earlierCount(), earlier);
+  for (size_t i = 1 + unused; i < chunks.size(); ++i) {
+    EXPECT_TRUE(memo.recall("t.toml", chunks[i].text, chunks[i].linesBefore).has_value()) << i;
   }
-  const size_t all = memo.keptCount();
-  EXPECT_FALSE(memo.worthStoring());
-  memo.keepRecalled("t.toml", chunks[1].text);
-  EXPECT_EQ(memo.keptCount(), all);
-  EXPECT_EQ(memo.recalledCount(), all + 1);
-  EXPECT_FALSE(memo.worthStoring());
-  EXPECT_EQ(ChunkMemo("cfg", memo.encodeKept()).earlierCount(), all);
+  const size_t kept = memo.keptCount();
+  EXPECT_EQ(kept, earlier - unused);
+  EXPECT_TRUE(memo.worthStoring());
+  EXPECT_TRUE(memo.recall("t.toml", chunks[1 + unused].text, 0).has_value());
+  EXPECT_EQ(memo.keptCount(), kept);
+  EXPECT_EQ(memo.recalledCount(), kept);
+  EXPECT_TRUE(memo.worthStoring());
+  memo.keep("u.toml", "text", "elements");
+  memo.keep("u.toml", "text", "elements");
+  EXPECT_EQ(memo.keptCount(), kept + 1);
+  EXPECT_EQ(memo.recalledCount(), kept);
+  EXPECT_EQ(ChunkMemo("cfg", memo.encodeKept()).earlierCount(), kept + 1);
 }
 
 TEST(ChunkMemo, AChunkIsFoundOnlyForItsFileAndExactText) {
@@ -360,12 +373,13 @@ TEST(ChunkMemo, AChunkIsFoundOnlyForItsFileAndExactText) {
   ChunkMemo memo("cfg", keptBy(doc));
   EXPECT_EQ(memo.relative("cfg/t.toml"), "t.toml");
   EXPECT_EQ(memo.relative("/elsewhere/t.toml"), "/elsewhere/t.toml");
-  EXPECT_NE(memo.recall("t.toml", chunks[1].text), nullptr);
-  EXPECT_EQ(memo.recall("u.toml", chunks[1].text), nullptr);
+  const uint32_t lines = chunks[1].linesBefore;
+  EXPECT_TRUE(memo.recall("t.toml", chunks[1].text, lines).has_value());
+  EXPECT_FALSE(memo.recall("u.toml", chunks[1].text, lines).has_value());
   std::string edited(chunks[1].text);
   edited.back() = ' ';
-  EXPECT_EQ(memo.recall("t.toml", edited), nullptr);
-  EXPECT_EQ(memo.recall("t.toml", chunks[0].text), nullptr);  // the first is never kept
+  EXPECT_FALSE(memo.recall("t.toml", edited, lines).has_value());
+  EXPECT_FALSE(memo.recall("t.toml", chunks[0].text, 0).has_value());  // the first is never kept
 }
 
 TEST(ChunkMemo, AnEditedDocumentLoadsAsIfParsedWholeWithItsLinesWhereTheyAre) {
