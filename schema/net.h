@@ -93,8 +93,8 @@ std::optional<Duration> parseDurationOrZero(std::string_view text);
 std::string durationProblem(std::string_view text, Duration max);
 // The expected form, for messages that phrase the problem themselves.
 inline constexpr std::string_view kDurationExamples = "like 5s, 1.5s, 500ms, 2m or 1h30m";
-// `d` in the largest unit that says it exactly ("2m", "1500ms"); zero is "0s". The duration
-// parsers read it back.
+// `d` in the largest unit that says it exactly ("2m", "1500ms"); zero is "0s". parseDuration
+// reads it back; zero only parseDurationOrZero, past kMaxDuration only parseDurationUpTo.
 std::string formatDuration(Duration d);
 
 // "100/minute": `count` requests per `period`.
