@@ -126,26 +126,37 @@ class Validator {
   }
 
   // Its gateways exist; each scoped endpoint is a path of one of them (of any gateway for an
-  // admin key without `gateways`).
+  // admin key without `gateways`). The paths are gathered once for all keys: there may be
+  // tens of thousands of keys.
   void checkApiKey(const ApiKey& k) {
+    if (!pathsOfGateway_) {
+      pathsOfGateway_.emplace();
+      for (const auto& g : d_.gateways) {
+        auto& paths = (*pathsOfGateway_)[g.name];  // also a gateway without endpoints
+        for (const auto& ep : g.endpoints) {
+          paths.insert(ep.path);
+          anyGatewayPaths_.insert(ep.path);
+        }
+      }
+    }
     for (size_t i = 0; i < k.gateways.size(); ++i) {
-      if (d_.findGateway(k.gateways[i]) == nullptr) {
+      if (pathsOfGateway_->count(k.gateways[i]) == 0) {
         diags_.error(k.origin.at("gateways", i),
                      "gateway " + quote(k.gateways[i]) + " is not defined");
       }
     }
     for (size_t i = 0; i < k.endpoints.size(); ++i) {
-      bool found = false;
-      for (const auto& g : d_.gateways) {
-        bool mine = k.gateways.empty() ||
-                    std::find(k.gateways.begin(), k.gateways.end(), g.name) != k.gateways.end();
-        for (const auto& ep : g.endpoints) {
-          found = found || (mine && ep.path == k.endpoints[i]);
-        }
-      }
+      const std::string& path = k.endpoints[i];
+      const bool found =
+          k.gateways.empty()
+              ? anyGatewayPaths_.count(path) != 0
+              : std::any_of(k.gateways.begin(), k.gateways.end(), [&](const std::string& g) {
+                  auto it = pathsOfGateway_->find(g);
+                  return it != pathsOfGateway_->end() && it->second.count(path) != 0;
+                });
       if (!found) {
         diags_.error(k.origin.at("endpoints", i),
-                     "endpoint " + quote(k.endpoints[i]) + " is not a path of " +
+                     "endpoint " + quote(path) + " is not a path of " +
                          (k.gateways.empty() ? std::string("any gateway")
                                              : std::string("the key's gateways")));
       }
@@ -728,6 +739,10 @@ class Validator {
 
   const Desired& d_;
   Diagnostics& diags_;
+  // Each gateway's endpoint paths, and all of them (checkApiKey; made on its first call).
+  std::optional<std::map<std::string_view, std::set<std::string_view>, std::less<>>>
+      pathsOfGateway_;
+  std::set<std::string_view, std::less<>> anyGatewayPaths_;
   std::map<const Namespace*, bool> peersKnown_;
   mutable std::optional<std::vector<std::string>> targets_;                         // targetHosts
   mutable std::unordered_map<const Namespace*, std::vector<std::string>> nsHosts_;  // hostsOf

@@ -340,6 +340,30 @@ endpoints = ["/nope"]
             "t.toml:29:14: error: endpoint \"/nope\" is not a path of any gateway\n");
 }
 
+// With two gateways, a key's endpoint is looked for in its own gateways only.
+TEST(Validate, ApiKeyEndpointOfAnotherGatewayIsNotItsOwn) {
+  std::string pong = gateway("b.example.com");
+  pong.replace(pong.find("\"ping\""), 6, "\"pong\"");
+  pong.replace(pong.find("\"/ping\""), 7, "\"/pong\"");
+  const std::string head = kWithGateway + pong + R"([[api_key]]
+name = "worker"
+id = "k7Hq2xPz"
+sha256 = "c48a01f49fd0f2cc404bc3cbbc80e91457a3d41bb429a695243de4c61794155c"
+)";
+  EXPECT_EQ(check(head + R"(gateways = ["ping"]
+endpoints = ["/ping", "/pong"]
+)"),
+            "t.toml:38:23: error: endpoint \"/pong\" is not a path of the key's gateways\n");
+  EXPECT_EQ(check(head + R"(gateways = ["ping", "pong"]
+endpoints = ["/pong", "/ping"]
+)"),
+            "");
+  EXPECT_EQ(check(head + R"(role = "admin"
+endpoints = ["/pong", "/ping"]
+)"),
+            "");
+}
+
 TEST(Validate, NamespaceOnUnknownHost) {
   EXPECT_EQ(check(R"([[host]]
 name = "edge-1"
