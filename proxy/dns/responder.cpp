@@ -14,6 +14,7 @@
 
 #include "proxy/dns/wire.h"
 #include "proxy/engine/listeners.h"
+#include "proxy/gateway/rate_limiter.h"
 #include "proxy/source_key.h"
 
 namespace edgeplane::proxy::dns {
@@ -121,6 +122,22 @@ class Loop {
     return static_cast<int>(std::clamp<int64_t>(left.count() + 1, 0, 60000));
   }
 
+  // Whether a datagram from `from` may be answered (ResponderOptions::udpPerSource).
+  bool udpAdmitted(const sockaddr_storage& from) {
+    const auto now =
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch())
+            .count();
+    if (now - lastPurgeUs_ >= 1'000'000) {  // forget sources whose budget is whole again
+      udpLimiter_.purge(now);
+      lastPurgeUs_ = now;
+    }
+    if (udpLimiter_.admit(0, fromSockaddr(from).address, o_.udpPerSource, now).allowed) {
+      return true;
+    }
+    stats_.udpLimited.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+
   void serveUdp() {
     std::vector<uint8_t> buf(kMaxTcpMessage);
     for (size_t i = 0; i < kUdpBurst; ++i) {
@@ -132,6 +149,9 @@ class Loop {
         return;  // EAGAIN, or an ICMP error of an earlier reply: nothing to do
       }
       stats_.udpQueries.fetch_add(1, std::memory_order_relaxed);
+      if (!udpAdmitted(from)) {
+        continue;
+      }
       if (static_cast<size_t>(got) > buf.size()) {
         stats_.dropped.fetch_add(1, std::memory_order_relaxed);
         continue;
@@ -295,6 +315,8 @@ class Loop {
   TxtLookup lookup_;
   std::list<TcpConn> conns_;
   Clock::time_point acceptPausedUntil_{};
+  gateway::RateLimiter udpLimiter_;
+  int64_t lastPurgeUs_ = 0;
 };
 
 }  // namespace
@@ -302,6 +324,9 @@ class Loop {
 Result<std::unique_ptr<Responder>> Responder::start(ResponderOptions options) {
   if (!options.board) {
     return terminal("--dns: no challenge board");
+  }
+  if (options.udpPerSource.count == 0 || options.udpPerSource.period.count() <= 0) {
+    return terminal("--dns: the UDP limit per source must be a positive count per period");
   }
   std::unique_ptr<Responder> r(new Responder(std::move(options)));
   auto tcp = openListeners(r->options_.address, 1, r->port_);

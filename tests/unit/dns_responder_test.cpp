@@ -74,11 +74,11 @@ class DnsResponderTest : public ::testing::Test {
     board_->replace({}, {}, {{"_acme-challenge.example.com", {"value-1", "value-2"}}});
   }
   void start(const std::string& address, size_t maxTcp = 64, std::chrono::milliseconds idle = 10s,
-             size_t perSource = 64) {
+             size_t perSource = 64, RateLimit udpPerSource = {1000, 1s}) {
     auto at = Endpoint::parse(address + ":1");
     ASSERT_TRUE(at.has_value());
     at->port = 0;  // the kernel picks one
-    ResponderOptions o{*at, board_, maxTcp, perSource, idle};
+    ResponderOptions o{*at, board_, maxTcp, perSource, idle, udpPerSource};
     auto r = Responder::start(o);
     ASSERT_TRUE(r.ok()) << r.error().message;
     responder_ = std::move(r).value();
@@ -186,6 +186,44 @@ TEST_F(DnsResponderTest, UdpGarbageGetsNoReplyAndServiceGoesOn) {
   EXPECT_EQ(rcodeOf(formerr), static_cast<int>(Rcode::FormErr));
   EXPECT_EQ(answersOf(udp(txtQuery(10, "_acme-challenge.example.com"))), 2);
   EXPECT_GE(responder_->stats().dropped.load(), 2U);
+}
+
+// A forged UDP source cannot make the responder a reflector: past its source's burst, a datagram
+// gets no reply (whatever it asks); another source, and TCP, are answered as before.
+TEST_F(DnsResponderTest, UdpRepliesToOneSourceAreRateLimited) {
+  start("127.0.0.1", 64, 10s, 64, RateLimit{3, std::chrono::hours(1)});
+  for (uint16_t id = 1; id <= 3; ++id) {
+    EXPECT_EQ(answersOf(udp(txtQuery(id, "_acme-challenge.example.com"))), 2) << id;
+  }
+  EXPECT_TRUE(udp(txtQuery(4, "_acme-challenge.example.com"), 300ms).empty());
+  EXPECT_TRUE(udp(txtQuery(5, "www.example.com"), 300ms).empty());  // REFUSED is a reply too
+  EXPECT_EQ(responder_->stats().udpLimited.load(), 2U);
+
+  // 127.0.0.2: another source.
+  const int other = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(other, 0);
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  from.sin_addr.s_addr = htonl(0x7f000002);
+  ASSERT_EQ(::bind(other, reinterpret_cast<sockaddr*>(&from), sizeof from), 0);
+  sockaddr_storage to{};
+  const socklen_t toLen = toSockaddr(at_, to);
+  ASSERT_EQ(::connect(other, reinterpret_cast<sockaddr*>(&to), toLen), 0);
+  const auto q = txtQuery(6, "_acme-challenge.example.com");
+  ASSERT_EQ(::send(other, q.data(), q.size(), 0), static_cast<ssize_t>(q.size()));
+  pollfd p{other, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 2000), 1);
+  std::vector<uint8_t> reply(512);
+  const ssize_t got = ::recv(other, reply.data(), reply.size(), 0);
+  ::close(other);
+  ASSERT_GT(got, 0);
+  reply.resize(static_cast<size_t>(got));
+  EXPECT_EQ(answersOf(reply), 2);
+
+  const int tcp = socketTo(SOCK_STREAM);
+  sendFramed(tcp, {txtQuery(7, "_acme-challenge.example.com")});
+  EXPECT_EQ(answersOf(readFramed(tcp)), 2);
+  ::close(tcp);
 }
 
 TEST_F(DnsResponderTest, TcpServesSeveralQueriesPerConnection) {
