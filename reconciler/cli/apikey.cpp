@@ -5,6 +5,7 @@
 #include <map>
 #include <sstream>
 
+#include "reconciler/cli/apikey_listing.h"
 #include "reconciler/cli/command_support.h"
 #include "reconciler/cli/commands.h"
 #include "reconciler/cli/history.h"
@@ -114,13 +115,6 @@ int cmdNew(const Options& o) {
 
 // ---- list ----
 
-struct ListedKey {
-  SnapshotApiKey key;
-  std::optional<StoredApiKey> stored;
-  std::optional<ApiKeyUsage> usage;
-  bool blocked = false;
-};
-
 std::string stateText(const ListedKey& k) {
   return k.blocked ? "blocked" : k.key.enabled ? "enabled" : "disabled";
 }
@@ -191,23 +185,6 @@ std::string renderListJson(const std::vector<ListedKey>& keys) {
   return out + "]\n";
 }
 
-// `u` counted on top of `into` (usage the store kept from before the proxy counted in a store
-// of its own): counts add up, the last use is the newer one's.
-void addUsage(std::optional<ApiKeyUsage>& into, const ApiKeyUsage& u) {
-  if (!into) {
-    into = u;
-    return;
-  }
-  into->requestCount += u.requestCount;
-  for (size_t i = 0; i < u.responses.size(); ++i) {
-    into->responses[i] += u.responses[i];
-  }
-  if (u.lastUsedAt && (!into->lastUsedAt || *u.lastUsedAt >= *into->lastUsedAt)) {
-    into->lastUsedAt = u.lastUsedAt;
-    into->lastIp = u.lastIp;
-  }
-}
-
 // The applied snapshot's keys joined with the store's first-seen and blocks, and the usage the
 // proxy counts (`live`) plus what the store holds of it from before.
 Result<std::optional<std::vector<ListedKey>>> listedKeys(Store& store,
@@ -229,25 +206,8 @@ Result<std::optional<std::vector<ListedKey>>> listedKeys(Store& store,
            : !usage  ? usage.error()
                      : blocks.error();
   }
-  std::vector<ListedKey> out;
-  for (const auto& k : snapshot->api_keys) {
-    ListedKey l{k, std::nullopt, std::nullopt, false};
-    for (const auto& s : *stored) {
-      l.stored = s.id == k.id ? std::optional(s) : l.stored;
-    }
-    const std::vector<ApiKeyUsage>& before = *usage;  // kept from before the proxy's own store
-    for (const auto* list : {&before, &live}) {
-      for (const auto& u : *list) {
-        if (u.keyId == k.id) {
-          addUsage(l.usage, u);
-        }
-      }
-    }
-    l.blocked = std::any_of(blocks->begin(), blocks->end(),
-                            [&](const ApiKeyBlock& b) { return b.keyId == k.id; });
-    out.push_back(std::move(l));
-  }
-  return std::optional(std::move(out));
+  // The store's usage is what it kept from before the proxy counted in a store of its own.
+  return std::optional(joinListedKeys(snapshot->api_keys, *stored, *usage, live, *blocks));
 }
 
 int cmdList(const Options& o) {

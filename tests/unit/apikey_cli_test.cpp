@@ -11,6 +11,7 @@
 #include <fstream>
 #include <set>
 
+#include "reconciler/cli/apikey_listing.h"
 #include "reconciler/cli/commands.h"
 #include "reconciler/cli/publish.h"
 #include "reconciler/core/state_json.h"
@@ -101,6 +102,62 @@ TEST(ApiKeyCli, UsageErrorsExitTwo) {
   EXPECT_EQ(bad.status, 2);
   EXPECT_TRUE(has(bad.err, "\"no!\" is not an API key id")) << bad.err;
   EXPECT_EQ(edgeplane(dir, "apikey unblock --state-dir " + (dir.path() / "s").string()).status, 2);
+}
+
+// The store's usage from before and the proxy's add up; the last use is the newer one's, and
+// of two at the same time the later one's; a use without a time keeps the time there was.
+TEST(ApiKeyListing, UsageAddsUpAndTheNewerLastUseWins) {
+  std::optional<ApiKeyUsage> u;
+  addUsage(u, ApiKeyUsage{"k", 3, 2000, "192.0.2.1", {0, 3, 0, 0, 0}});
+  addUsage(u, ApiKeyUsage{"k", 2, 1000, "192.0.2.2", {0, 1, 0, 1, 0}});
+  ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(u->requestCount, 5);
+  EXPECT_EQ(u->responses, (std::array<int64_t, 5>{0, 4, 0, 1, 0}));
+  EXPECT_EQ(u->lastUsedAt, 2000);
+  EXPECT_EQ(u->lastIp, "192.0.2.1");
+  addUsage(u, ApiKeyUsage{"k", 1, 2000, "192.0.2.3", {}});
+  EXPECT_EQ(u->lastIp, "192.0.2.3");
+  addUsage(u, ApiKeyUsage{"k", 1, std::nullopt, std::nullopt, {}});
+  EXPECT_EQ(u->requestCount, 7);
+  EXPECT_EQ(u->lastUsedAt, 2000);
+  EXPECT_EQ(u->lastIp, "192.0.2.3");
+}
+
+TEST(ApiKeyListing, EachKeyGetsItsOwnRecordUsageAndBlock) {
+  std::vector<SnapshotApiKey> keys(3);
+  keys[0].id = "b";
+  keys[1].id = "a";
+  keys[2].id = "c";
+  std::vector<StoredApiKey> stored(3);
+  stored[0].id = "a";
+  stored[0].firstSeenAt = 1;
+  stored[1].id = "b";
+  stored[2].id = "a";
+  stored[2].firstSeenAt = 2;  // the last of an id counts
+  const std::vector<ApiKeyUsage> before{{"a", 4, 100, "192.0.2.4", {}}, {"x", 9, 900, {}, {}}};
+  const std::vector<ApiKeyUsage> live{{"a", 1, 200, "192.0.2.5", {}}, {"b", 2, 50, {}, {}}};
+  const std::vector<ApiKeyBlock> blocks{{"b", 10}, {"x", 10}};
+  const std::vector<ListedKey> listed = joinListedKeys(keys, stored, before, live, blocks);
+  ASSERT_EQ(listed.size(), 3U);
+  EXPECT_EQ(listed[0].key.id, "b");
+  EXPECT_TRUE(listed[0].blocked);
+  ASSERT_TRUE(listed[0].usage.has_value());
+  EXPECT_EQ(listed[0].usage->requestCount, 2);
+  ASSERT_TRUE(listed[0].stored.has_value());
+  EXPECT_EQ(listed[0].stored->id, "b");
+
+  EXPECT_EQ(listed[1].key.id, "a");
+  EXPECT_FALSE(listed[1].blocked);
+  ASSERT_TRUE(listed[1].stored.has_value());
+  EXPECT_EQ(listed[1].stored->firstSeenAt, 2);
+  ASSERT_TRUE(listed[1].usage.has_value());
+  EXPECT_EQ(listed[1].usage->requestCount, 5);
+  EXPECT_EQ(listed[1].usage->lastIp, "192.0.2.5");
+
+  EXPECT_EQ(listed[2].key.id, "c");  // known to nothing but the snapshot
+  EXPECT_FALSE(listed[2].blocked);
+  EXPECT_FALSE(listed[2].stored.has_value());
+  EXPECT_FALSE(listed[2].usage.has_value());
 }
 
 // A host that applied the converged demo with a real key in place of the demo's, and usage.
