@@ -74,11 +74,15 @@ Result<int> uapiConnect(const std::string& path, std::string_view ifname) {
 
 namespace {
 
-// Waits for `events` on `fd` until `deadline`: poll's result (0 once the deadline passed).
+// Waits for `events` on `fd` until `deadline`: poll's result; 0 once the deadline passed, even
+// when `fd` is ready (a peer that keeps bytes queued does not stretch the exchange).
 int pollUntil(int fd, short events, Clock::time_point deadline) {
   const auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
+  if (left.count() <= 0) {
+    return 0;
+  }
   pollfd pfd{fd, events, 0};
-  return ::poll(&pfd, 1, static_cast<int>(std::clamp<int64_t>(left.count(), 0, INT32_MAX)));
+  return ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), INT32_MAX)));
 }
 
 }  // namespace

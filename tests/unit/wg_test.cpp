@@ -1038,6 +1038,22 @@ TEST(WgUapi, AReplyThatTricklesTimesOutAsAWhole) {
   EXPECT_EQ(r.error().message, "UAPI reply timed out after 100ms");
 }
 
+// Past the deadline nothing more is read, even what is already there: a peer that keeps bytes
+// queued cannot stretch the exchange. (Here the whole reply waits before the exchange starts,
+// and the timeout is zero.)
+TEST(WgUapi, NothingIsReadPastTheDeadline) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  const std::string reply = "errno=0\n\n";
+  ASSERT_EQ(::send(sv[1], reply.data(), reply.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(reply.size()));
+  auto r = uapiExchange(sv[0], "get=1\n\n", 4096, std::chrono::milliseconds(0));
+  ::close(sv[0]);
+  ::close(sv[1]);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "UAPI request timed out after 0s (writing)");
+}
+
 TEST(WgUapi, LimitsAreEnforced) {
   UapiLimits small;
   small.maxPeers = 1;
