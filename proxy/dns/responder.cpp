@@ -138,6 +138,22 @@ class Loop {
     return false;
   }
 
+  // A datagram over its source's rate: every second one, when it is a query, gets TC.
+  void answerOverRate(std::span<const uint8_t> message, const sockaddr_storage& from,
+                      socklen_t fromLen) {
+    if (overRate_++ % 2 != 0) {
+      return;
+    }
+    const Parsed p = parseQuery(message);
+    if (p.verdict != Verdict::Answer) {
+      return;
+    }
+    const std::vector<uint8_t> bytes = buildTruncated(p.query);
+    stats_.udpTruncated.fetch_add(1, std::memory_order_relaxed);
+    (void)::sendto(udpFd_, bytes.data(), bytes.size(), MSG_DONTWAIT,
+                   reinterpret_cast<const sockaddr*>(&from), fromLen);
+  }
+
   void serveUdp() {
     std::vector<uint8_t> buf(kMaxTcpMessage);
     for (size_t i = 0; i < kUdpBurst; ++i) {
@@ -149,11 +165,13 @@ class Loop {
         return;  // EAGAIN, or an ICMP error of an earlier reply: nothing to do
       }
       stats_.udpQueries.fetch_add(1, std::memory_order_relaxed);
-      if (!udpAdmitted(from)) {
-        continue;
-      }
       if (static_cast<size_t>(got) > buf.size()) {
         stats_.dropped.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      if (!udpAdmitted(from)) {
+        answerOverRate(std::span<const uint8_t>(buf.data(), static_cast<size_t>(got)), from,
+                       fromLen);
         continue;
       }
       Reply r = respond(std::span<const uint8_t>(buf.data(), static_cast<size_t>(got)),
@@ -317,6 +335,7 @@ class Loop {
   Clock::time_point acceptPausedUntil_{};
   gateway::RateLimiter udpLimiter_;
   int64_t lastPurgeUs_ = 0;
+  uint64_t overRate_ = 0;  // datagrams over their source's rate so far
 };
 
 }  // namespace

@@ -30,9 +30,10 @@ struct ResponderOptions {
   size_t maxTcpPerSource = 8;
   std::chrono::milliseconds tcpIdleTimeout{10000};
   // UDP (whose source anyone can forge): at most this many datagrams answered per source (as
-  // for TCP) in this period, after a burst of as many (GCRA, gateway/rate_limiter.h); over it, a
-  // datagram gets no reply. A CA validates with a handful of queries, and retries; a forged
-  // source cannot aim more than this at its victim.
+  // for TCP) in this period, after a burst of as many (GCRA, gateway/rate_limiter.h). Over it,
+  // every second query gets a truncated reply (TC, no larger than the query: wire.h's
+  // buildTruncated), so a resolver whose address is being forged asks again over TCP; the others
+  // get nothing. A forged source thus draws at most this many full replies to its victim.
   RateLimit udpPerSource{20, std::chrono::seconds(1)};
 };
 
@@ -40,10 +41,11 @@ struct ResponderOptions {
 struct ResponderStats {
   std::atomic<uint64_t> udpQueries{0};
   std::atomic<uint64_t> tcpQueries{0};
-  std::atomic<uint64_t> dropped{0};     // no reply: not a query, malformed over TCP, truncated
-  std::atomic<uint64_t> tcpRefused{0};  // closed at accept: over their source's cap, or no room
-  std::atomic<uint64_t> tcpEvicted{0};  // connections closed to make room for a new one
-  std::atomic<uint64_t> udpLimited{0};  // datagrams over their source's udpPerSource: no reply
+  std::atomic<uint64_t> dropped{0};       // no reply: not a query, malformed over TCP, truncated
+  std::atomic<uint64_t> tcpRefused{0};    // closed at accept: over their source's cap, or no room
+  std::atomic<uint64_t> tcpEvicted{0};    // connections closed to make room for a new one
+  std::atomic<uint64_t> udpLimited{0};    // datagrams over their source's udpPerSource
+  std::atomic<uint64_t> udpTruncated{0};  // of those, answered with TC (the others: nothing)
 };
 
 class Responder {

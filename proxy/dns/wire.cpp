@@ -233,6 +233,10 @@ std::vector<uint8_t> buildResponse(const Query& q, const Answer& answer, size_t 
   return build(q, answer, false);
 }
 
+std::vector<uint8_t> buildTruncated(const Query& q) {
+  return build(q, Answer{}, false);
+}
+
 std::vector<uint8_t> buildError(const Parsed& parsed) {
   Writer w;
   const Query& q = parsed.query;

@@ -87,6 +87,11 @@ struct Answer {
 // the client retries over TCP (RFC 1035 section 4.2.1, RFC 7766).
 std::vector<uint8_t> buildResponse(const Query& q, const Answer& answer, size_t limit);
 
+// TC set and no answer: the question (and an OPT RR when the query had one) only, so a reply
+// is no larger than its query. The responder's answer to a UDP source over its rate: a resolver
+// asks again over TCP, which no one can forge (RFC 7766).
+std::vector<uint8_t> buildTruncated(const Query& q);
+
 // A header-only error response (FORMERR, NOTIMP, or BADVERS with an OPT RR) to the parsed
 // message, by its verdict.
 std::vector<uint8_t> buildError(const Parsed& parsed);

@@ -188,16 +188,22 @@ TEST_F(DnsResponderTest, UdpGarbageGetsNoReplyAndServiceGoesOn) {
   EXPECT_GE(responder_->stats().dropped.load(), 2U);
 }
 
-// A forged UDP source cannot make the responder a reflector: past its source's burst, a datagram
-// gets no reply (whatever it asks); another source, and TCP, are answered as before.
+// Past its source's burst, a UDP query gets no full reply: every second one a truncated one
+// (TC, no answer), so a resolver retries over TCP, and the others nothing. Another source, and
+// TCP, are answered as before.
 TEST_F(DnsResponderTest, UdpRepliesToOneSourceAreRateLimited) {
   start("127.0.0.1", 64, 10s, 64, RateLimit{3, std::chrono::hours(1)});
   for (uint16_t id = 1; id <= 3; ++id) {
     EXPECT_EQ(answersOf(udp(txtQuery(id, "_acme-challenge.example.com"))), 2) << id;
   }
-  EXPECT_TRUE(udp(txtQuery(4, "_acme-challenge.example.com"), 300ms).empty());
+  const auto truncated = udp(txtQuery(4, "_acme-challenge.example.com"));
+  ASSERT_GE(truncated.size(), 12U);
+  EXPECT_EQ(truncated[0] << 8 | truncated[1], 4);
+  EXPECT_NE(truncated[2] & 0x02, 0);  // TC
+  EXPECT_EQ(answersOf(truncated), 0);
+  EXPECT_LE(truncated.size(), txtQuery(4, "_acme-challenge.example.com").size());
   EXPECT_TRUE(udp(txtQuery(5, "www.example.com"), 300ms).empty());  // REFUSED is a reply too
-  EXPECT_EQ(responder_->stats().udpLimited.load(), 2U);
+  EXPECT_EQ(answersOf(udp(txtQuery(6, "_acme-challenge.example.com"))), 0);  // TC again
 
   // 127.0.0.2: another source.
   const int other = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -209,7 +215,7 @@ TEST_F(DnsResponderTest, UdpRepliesToOneSourceAreRateLimited) {
   sockaddr_storage to{};
   const socklen_t toLen = toSockaddr(at_, to);
   ASSERT_EQ(::connect(other, reinterpret_cast<sockaddr*>(&to), toLen), 0);
-  const auto q = txtQuery(6, "_acme-challenge.example.com");
+  const auto q = txtQuery(7, "_acme-challenge.example.com");
   ASSERT_EQ(::send(other, q.data(), q.size(), 0), static_cast<ssize_t>(q.size()));
   pollfd p{other, POLLIN, 0};
   ASSERT_EQ(::poll(&p, 1, 2000), 1);
@@ -219,9 +225,12 @@ TEST_F(DnsResponderTest, UdpRepliesToOneSourceAreRateLimited) {
   ASSERT_GT(got, 0);
   reply.resize(static_cast<size_t>(got));
   EXPECT_EQ(answersOf(reply), 2);
+  // Read after that reply: the responder handled the earlier datagrams first.
+  EXPECT_EQ(responder_->stats().udpLimited.load(), 3U);
+  EXPECT_EQ(responder_->stats().udpTruncated.load(), 2U);
 
   const int tcp = socketTo(SOCK_STREAM);
-  sendFramed(tcp, {txtQuery(7, "_acme-challenge.example.com")});
+  sendFramed(tcp, {txtQuery(8, "_acme-challenge.example.com")});
   EXPECT_EQ(answersOf(readFramed(tcp)), 2);
   ::close(tcp);
 }

@@ -92,6 +92,20 @@ TEST(DnsWire, NoOptRecordWithoutEdns) {
   EXPECT_EQ(r.bytes, want);
 }
 
+// The reply to a query over its source's rate: TC, the question, the OPT RR, nothing else; no
+// larger than the query (here, whose OPT RR carried a cookie, smaller).
+TEST(DnsWire, ATruncatedReplyIsTheQuestionOnly) {
+  const auto q = query("0120", "0001 0000 0000 0001", kQname + kTxtIn + kOptIn);
+  Parsed p = parseQuery(q);
+  ASSERT_EQ(p.verdict, Verdict::Answer) << p.why;
+  const auto want = hex("beef 8700 0001 0000 0000 0001") + hex(kQname + kTxtIn) + hex(kOptOut);
+  EXPECT_EQ(buildTruncated(p.query), want);
+  EXPECT_LE(want.size(), q.size());
+  const auto plain = query("0000", "0001 0000 0000 0000", kQname + kTxtIn);
+  EXPECT_EQ(buildTruncated(parseQuery(plain).query),
+            hex("beef 8600 0001 0000 0000 0000") + hex(kQname + kTxtIn));
+}
+
 TEST(DnsWire, RefusesNamesItDoesNotServe) {
   // www.example.com TXT
   const auto q =
