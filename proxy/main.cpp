@@ -376,7 +376,11 @@ Result<std::unique_ptr<dns::Responder>> startDns(
   if (!o.dns) {
     return std::unique_ptr<dns::Responder>();
   }
-  auto started = dns::Responder::start({*o.dns, challenges});
+  dns::ResponderOptions options;
+  options.address = *o.dns;
+  options.board = challenges;
+  options.log = [](const std::string& line) { logLine(line, LogPriority::kWarning); };
+  auto started = dns::Responder::start(std::move(options));
   if (!started) {
     return started.error();
   }

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <limits>
 #include <list>
 #include <vector>
 
@@ -135,6 +136,16 @@ class Loop {
       return true;
     }
     stats_.udpLimited.fetch_add(1, std::memory_order_relaxed);
+    ++unloggedOverRate_;
+    if (o_.log && now - lastOverRateLogUs_ >= kOverRateLogEveryUs) {
+      o_.log("DNS-01 responder: " + std::to_string(unloggedOverRate_) +
+             (unloggedOverRate_ == 1 ? " UDP query" : " UDP queries") +
+             " over their source's rate (" + o_.udpPerSource.str() +
+             " per IPv4 address or IPv6 /64) since the last such line; every second one got a "
+             "truncated reply");
+      unloggedOverRate_ = 0;
+      lastOverRateLogUs_ = now;
+    }
     return false;
   }
 
@@ -336,6 +347,9 @@ class Loop {
   gateway::RateLimiter udpLimiter_;
   int64_t lastPurgeUs_ = 0;
   uint64_t overRate_ = 0;  // datagrams over their source's rate so far
+  static constexpr int64_t kOverRateLogEveryUs = 60'000'000;
+  uint64_t unloggedOverRate_ = 0;
+  int64_t lastOverRateLogUs_ = std::numeric_limits<int64_t>::min() / 2;  // the first is logged
 };
 
 }  // namespace

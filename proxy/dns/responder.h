@@ -6,7 +6,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
 #include <thread>
 #include <utility>
 
@@ -35,6 +37,9 @@ struct ResponderOptions {
   // buildTruncated), so a resolver whose address is being forged asks again over TCP; the others
   // get nothing. A forged source thus draws at most this many full replies to its victim.
   RateLimit udpPerSource{20, std::chrono::seconds(1)};
+  // Where the responder says that queries went over their source's rate: at the first, then at
+  // most once a minute with how many since; null: nowhere. Called on the responder's thread.
+  std::function<void(const std::string&)> log;
 };
 
 // Counters for tests and the log; relaxed, monotonic.

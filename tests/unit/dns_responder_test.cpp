@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -78,7 +79,11 @@ class DnsResponderTest : public ::testing::Test {
     auto at = Endpoint::parse(address + ":1");
     ASSERT_TRUE(at.has_value());
     at->port = 0;  // the kernel picks one
-    ResponderOptions o{*at, board_, maxTcp, perSource, idle, udpPerSource};
+    ResponderOptions o{
+        *at, board_, maxTcp, perSource, idle, udpPerSource, [this](const std::string& line) {
+          const std::lock_guard lock(logMutex_);
+          logged_.push_back(line);
+        }};
     auto r = Responder::start(o);
     ASSERT_TRUE(r.ok()) << r.error().message;
     responder_ = std::move(r).value();
@@ -149,6 +154,13 @@ class DnsResponderTest : public ::testing::Test {
     return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
   }
 
+  std::vector<std::string> loggedLines() {
+    const std::lock_guard lock(logMutex_);
+    return logged_;
+  }
+
+  std::mutex logMutex_;
+  std::vector<std::string> logged_;
   std::shared_ptr<AcmeChallengeBoard> board_ = std::make_shared<AcmeChallengeBoard>();
   std::unique_ptr<Responder> responder_;
   Endpoint at_;
@@ -228,6 +240,12 @@ TEST_F(DnsResponderTest, UdpRepliesToOneSourceAreRateLimited) {
   // Read after that reply: the responder handled the earlier datagrams first.
   EXPECT_EQ(responder_->stats().udpLimited.load(), 3U);
   EXPECT_EQ(responder_->stats().udpTruncated.load(), 2U);
+  // Said at the first; the next two wait for the next line, a minute on.
+  const std::vector<std::string> lines = loggedLines();
+  ASSERT_EQ(lines.size(), 1U);
+  EXPECT_EQ(lines[0],
+            "DNS-01 responder: 1 UDP query over their source's rate (3/hour per IPv4 address "
+            "or IPv6 /64) since the last such line; every second one got a truncated reply");
 
   const int tcp = socketTo(SOCK_STREAM);
   sendFramed(tcp, {txtQuery(8, "_acme-challenge.example.com")});
