@@ -90,16 +90,17 @@ void ChunkMemo::keep(std::string relativeFile, std::string text, std::string ele
   const bool undecodable = byKey_.count(Key{relativeFile, text}) != 0;
   const std::lock_guard lock(mutex_);
   undecodable_ = undecodable_ || undecodable;
-  if (parsed_.count(Key{relativeFile, text}) != 0) {
-    return;  // the same text earlier in the file, loaded the same
-  }
   owned_.push_back(std::move(relativeFile));
   const std::string_view file = owned_.back();
   owned_.push_back(std::move(text));
   const std::string_view t = owned_.back();
+  if (!parsed_.insert(Key{file, t}).second) {  // the same text earlier in the file, loaded alike
+    owned_.pop_back();
+    owned_.pop_back();
+    return;
+  }
   owned_.push_back(std::move(elements));
   kept_.push_back(Chunk{file, t, owned_.back()});
-  parsed_.insert(Key{file, t});
 }
 
 size_t ChunkMemo::keptCount() {

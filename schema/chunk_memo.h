@@ -50,9 +50,9 @@ class ChunkMemo {
   // none was kept or it does not decode (the chunk is then parsed). Safe from several threads.
   std::optional<Desired> recall(std::string_view relativeFile, std::string_view text,
                                 uint32_t linesBefore);
-  // Keeps a chunk this load parsed: one recall() did not give (one the earlier run kept did not
-  // decode, and marks that file for replacement). The same text twice in a file is kept once.
-  // Safe from several threads.
+  // Keeps a chunk this load parsed, and that loaded without diagnostics: one recall() did not
+  // give. When the earlier run kept it (its entry did not decode), that file is marked for
+  // replacement. The same text twice in a file is kept once. Safe from several threads.
   void keep(std::string relativeFile, std::string text, std::string elements);
 
   // The chunks this load kept (recalled and decoded, or parsed), for the next run's `earlier`,
