@@ -108,6 +108,13 @@ class Validator {
       }
     }
     checkHostnames();
+    for (const auto& g : d_.gateways) {
+      auto& paths = pathsOfGateway_[g.name];  // also a gateway without endpoints
+      for (const auto& ep : g.endpoints) {
+        paths.insert(ep.path);
+        anyGatewayPaths_.insert(ep.path);
+      }
+    }
     for (const auto& k : d_.api_keys) {
       checkApiKey(k);
     }
@@ -126,21 +133,11 @@ class Validator {
   }
 
   // Its gateways exist; each scoped endpoint is a path of one of them (of any gateway for an
-  // admin key without `gateways`). The paths are gathered once for all keys: there may be
-  // tens of thousands of keys.
+  // admin key without `gateways`), looked up in the paths run() gathered once for all keys:
+  // there may be tens of thousands of keys.
   void checkApiKey(const ApiKey& k) {
-    if (!pathsOfGateway_) {
-      pathsOfGateway_.emplace();
-      for (const auto& g : d_.gateways) {
-        auto& paths = (*pathsOfGateway_)[g.name];  // also a gateway without endpoints
-        for (const auto& ep : g.endpoints) {
-          paths.insert(ep.path);
-          anyGatewayPaths_.insert(ep.path);
-        }
-      }
-    }
     for (size_t i = 0; i < k.gateways.size(); ++i) {
-      if (pathsOfGateway_->count(k.gateways[i]) == 0) {
+      if (pathsOfGateway_.count(k.gateways[i]) == 0) {
         diags_.error(k.origin.at("gateways", i),
                      "gateway " + quote(k.gateways[i]) + " is not defined");
       }
@@ -151,8 +148,8 @@ class Validator {
           k.gateways.empty()
               ? anyGatewayPaths_.count(path) != 0
               : std::any_of(k.gateways.begin(), k.gateways.end(), [&](const std::string& g) {
-                  auto it = pathsOfGateway_->find(g);
-                  return it != pathsOfGateway_->end() && it->second.count(path) != 0;
+                  auto it = pathsOfGateway_.find(g);
+                  return it != pathsOfGateway_.end() && it->second.count(path) != 0;
                 });
       if (!found) {
         diags_.error(k.origin.at("endpoints", i),
@@ -739,9 +736,8 @@ class Validator {
 
   const Desired& d_;
   Diagnostics& diags_;
-  // Each gateway's endpoint paths, and all of them (checkApiKey; made on its first call).
-  std::optional<std::map<std::string_view, std::set<std::string_view>, std::less<>>>
-      pathsOfGateway_;
+  // Each gateway's endpoint paths, and all of them (for checkApiKey).
+  std::map<std::string_view, std::set<std::string_view, std::less<>>, std::less<>> pathsOfGateway_;
   std::set<std::string_view, std::less<>> anyGatewayPaths_;
   std::map<const Namespace*, bool> peersKnown_;
   mutable std::optional<std::vector<std::string>> targets_;                         // targetHosts
