@@ -135,15 +135,16 @@ class Loop {
     if (udpLimiter_.admit(0, fromSockaddr(from).address, o_.udpPerSource, now).allowed) {
       return true;
     }
-    stats_.udpLimited.fetch_add(1, std::memory_order_relaxed);
-    ++unloggedOverRate_;
+    // Only this thread writes the counter: it also says how many came before this one.
+    const uint64_t limited = stats_.udpLimited.fetch_add(1, std::memory_order_relaxed) + 1;
     if (o_.log && now - lastOverRateLogUs_ >= kOverRateLogEveryUs) {
-      o_.log("DNS-01 responder: " + std::to_string(unloggedOverRate_) +
-             (unloggedOverRate_ == 1 ? " UDP query" : " UDP queries") +
-             " over their source's rate (" + o_.udpPerSource.str() +
+      const uint64_t unlogged = limited - loggedOverRate_;
+      o_.log("DNS-01 responder: " + std::to_string(unlogged) +
+             (unlogged == 1 ? " UDP query" : " UDP queries") + " over their source's rate (" +
+             o_.udpPerSource.str() +
              " per IPv4 address or IPv6 /64) since the last such line; every second one got a "
              "truncated reply");
-      unloggedOverRate_ = 0;
+      loggedOverRate_ = limited;
       lastOverRateLogUs_ = now;
     }
     return false;
@@ -152,7 +153,7 @@ class Loop {
   // A datagram over its source's rate: every second one, when it is a query, gets TC.
   void answerOverRate(std::span<const uint8_t> message, const sockaddr_storage& from,
                       socklen_t fromLen) {
-    if (overRate_++ % 2 != 0) {
+    if (stats_.udpLimited.load(std::memory_order_relaxed) % 2 == 0) {  // the 2nd, 4th, ...
       return;
     }
     const Parsed p = parseQuery(message);
@@ -346,9 +347,8 @@ class Loop {
   Clock::time_point acceptPausedUntil_{};
   gateway::RateLimiter udpLimiter_;
   int64_t lastPurgeUs_ = 0;
-  uint64_t overRate_ = 0;  // datagrams over their source's rate so far
   static constexpr int64_t kOverRateLogEveryUs = 60'000'000;
-  uint64_t unloggedOverRate_ = 0;
+  uint64_t loggedOverRate_ = 0;  // stats_.udpLimited when the last line was logged
   int64_t lastOverRateLogUs_ = std::numeric_limits<int64_t>::min() / 2;  // the first is logged
 };
 
