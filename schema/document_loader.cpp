@@ -3,13 +3,12 @@
 #include "schema/loader.h"
 
 #include <algorithm>
-#include <atomic>
 #include <exception>
-#include <system_error>
 #include <thread>
 
 #include "schema/chunk_memo.h"
 #include "schema/desired_codec.h"
+#include "schema/parallel.h"
 #include "schema/table_loader.h"
 #include "schema/toml_chunks.h"
 #include "schema/toml_reader.h"
@@ -87,30 +86,17 @@ void loadChunk(const TomlChunk& chunk, bool first, const Document& doc, ChunkLoa
   }
 }
 
-// Parses and loads `chunks` on up to as many threads as there are cores.
+// Parses and loads `chunks` on up to as many threads as there are cores (four at most).
 std::vector<ChunkLoad> loadChunks(const std::vector<TomlChunk>& chunks, const Document& doc) {
   std::vector<ChunkLoad> loads(chunks.size());
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i = next++; i < chunks.size(); i = next++) {
-      try {
-        loadChunk(chunks[i], i == 0, doc, loads[i]);
-      } catch (...) {
-        loads[i].failure = std::current_exception();
-      }
-    }
-  };
   const size_t threads = std::min<size_t>(std::max(1U, std::thread::hardware_concurrency()), 4);
-  std::vector<std::jthread> helpers;
-  for (size_t i = 1; i < std::min(threads, chunks.size()); ++i) {
+  forEachIndex(chunks.size(), threads, [&](size_t i) {
     try {
-      helpers.emplace_back(work);
-    } catch (const std::system_error&) {
-      break;  // no thread to be had: fewer helpers
+      loadChunk(chunks[i], i == 0, doc, loads[i]);
+    } catch (...) {
+      loads[i].failure = std::current_exception();
     }
-  }
-  work();
-  helpers.clear();
+  });
   for (const ChunkLoad& l : loads) {
     if (l.failure) {
       std::rethrow_exception(l.failure);

@@ -2,16 +2,14 @@
 #include <linux/rtnetlink.h>
 
 #include <algorithm>
-#include <atomic>
 #include <exception>
 #include <optional>
-#include <system_error>
-#include <thread>
 
 #include "reconciler/system/kernel_drivers.h"
 #include "reconciler/system/wg_keys.h"
 #include "reconciler/system/wg_netlink.h"
 #include "reconciler/system/wg_uapi.h"
+#include "schema/parallel.h"
 
 namespace edgeplane::sys {
 namespace {
@@ -203,29 +201,14 @@ std::vector<Result<core::WireGuardObservation>> KernelWireGuard::observeEach(
     const std::vector<std::string>& namespaces) {
   constexpr size_t kThreads = 4;
   std::vector<std::optional<Result<core::WireGuardObservation>>> got(namespaces.size());
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i = next++; i < namespaces.size(); i = next++) {
-      try {
-        got[i] = observe(namespaces[i]);
-      } catch (const std::exception& e) {
-        got[i] = Result<core::WireGuardObservation>(
-            terminal("observe wireguard " + namespaces[i] + ": " + e.what()));
-      }
-    }
-  };
-  std::vector<std::thread> helpers;
-  for (size_t t = 1; t < std::min(kThreads, namespaces.size()); ++t) {
+  forEachIndex(namespaces.size(), kThreads, [&](size_t i) {
     try {
-      helpers.emplace_back(work);
-    } catch (const std::system_error&) {
-      break;  // fewer threads: the others take more namespaces each
+      got[i] = observe(namespaces[i]);
+    } catch (const std::exception& e) {
+      got[i] = Result<core::WireGuardObservation>(
+          terminal("observe wireguard " + namespaces[i] + ": " + e.what()));
     }
-  }
-  work();
-  for (std::thread& h : helpers) {
-    h.join();
-  }
+  });
   std::vector<Result<core::WireGuardObservation>> out;
   out.reserve(got.size());
   for (auto& g : got) {
