@@ -279,7 +279,7 @@ struct ApiKey {
 };
 
 // The whole desired state, as merged from every file of a config root.
-// (A member added here is also appended in loader.cpp's appendElements and encoded in
+// (A member added here is also appended in load_finish.cpp's appendElements and encoded in
 // desired_codec.cpp.)
 struct Desired {
   std::optional<Fleet> fleet;
