@@ -10,7 +10,6 @@
 
 #include "schema/encoding.h"
 #include "schema/toml_reader.h"
-#include "schema/validate.h"
 
 namespace edgeplane {
 namespace {

@@ -1,6 +1,7 @@
 // The checks behind validate() (validate.h), one class over two files: names, references,
-// routes, certificates and API keys in validate.cpp; addresses, placement on hosts and ports in
-// validate_network.cpp. Internal to the schema library.
+// sites, passthroughs, gateways, certificates and API keys in validate.cpp; namespaces' peers and
+// routes, the uplink pool, placement on hosts, WireGuard listen ports and forwards' public ports
+// in validate_network.cpp. Internal to the schema library.
 #pragma once
 
 #include <map>
@@ -80,6 +81,7 @@ class Validator {
                       std::string_view what);
   void checkBackends(const Namespace* ns, const std::vector<Endpoint>& backends,
                      const Origin& origin);
+  // Defined in validate_network.cpp, beside its only callers.
   template <typename OnHost>
   std::vector<std::string> placedOn(const Origin& origin, OnHost onHost) const;
   const std::vector<std::string>& hostsOf(const Namespace& ns) const;

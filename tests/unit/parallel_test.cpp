@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -24,6 +27,36 @@ TEST(ForEachIndex, CallsEveryIndexOnceAcrossThreads) {
     ASSERT_EQ(calls[i], 1) << i;
   }
   EXPECT_LE(threads.size(), 4U);
+}
+
+// Four calls that each wait (at most 5 s) for all four to have started: they meet only when they
+// run side by side, on four threads.
+TEST(ForEachIndex, RunsTheCallsSideBySide) {
+  std::mutex m;
+  std::condition_variable cv;
+  size_t started = 0;
+  std::atomic<size_t> met{0};
+  forEachIndex(4, 4, [&](size_t) {
+    std::unique_lock lock(m);
+    ++started;
+    cv.notify_all();
+    if (cv.wait_for(lock, std::chrono::seconds(5), [&] { return started == 4; })) {
+      ++met;
+    }
+  });
+  EXPECT_EQ(met.load(), 4U);
+}
+
+// Every call has returned when forEachIndex does, the helpers' too (they are joined).
+TEST(ForEachIndex, ReturnsOnlyWhenEveryCallHas) {
+  std::vector<std::atomic<bool>> done(4);
+  forEachIndex(done.size(), 4, [&](size_t i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(i == 0 ? 0 : 50));
+    done[i] = true;
+  });
+  for (size_t i = 0; i < done.size(); ++i) {
+    EXPECT_TRUE(done[i].load()) << i;
+  }
 }
 
 TEST(ForEachIndex, OneThreadCallsInOrderOnTheCaller) {
