@@ -1,5 +1,8 @@
-// WireGuard UAPI text codec: strict line parsers and the encoders, no I/O.
+// WireGuard UAPI text codec, the direction edgeplane speaks: set requests encoded, get and set
+// replies parsed strictly; the line-level pieces (wg_uapi_lines.h). No I/O.
 #include "reconciler/system/wg_uapi_codec.h"
+
+#include "reconciler/system/wg_uapi_lines.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -10,13 +13,8 @@
 #include "schema/encoding.h"
 
 namespace edgeplane::sys {
+
 namespace {
-
-std::string hexKey(const WgKey& key) {
-  return toHex(key.bytes.data(), key.bytes.size());
-}
-
-// --- strict scalar parsers ---
 
 bool validKeyName(std::string_view key) {
   return !key.empty() && key.size() <= 64 && std::all_of(key.begin(), key.end(), [](char c) {
@@ -24,20 +22,14 @@ bool validKeyName(std::string_view key) {
   });
 }
 
-std::optional<int64_t> parseErrno(std::string_view text) {
-  bool negative = false;
-  if (!text.empty() && text.front() == '-') {
-    negative = true;
-    text.remove_prefix(1);
-  }
-  auto v = parseDecimal(text, 1000000);
-  if (!v) {
-    return std::nullopt;
-  }
-  return negative ? -static_cast<int64_t>(*v) : static_cast<int64_t>(*v);
+}  // namespace
+
+namespace detail {
+
+std::string hexKey(const WgKey& key) {
+  return toHex(key.bytes.data(), key.bytes.size());
 }
 
-// 64 lowercase or uppercase hex digits.
 std::optional<WgKey> parseHexKey(std::string_view text) {
   auto bytes = parseHex32(text);
   if (!bytes) {
@@ -54,13 +46,6 @@ std::optional<IpPrefix> parsePrefix(std::string_view text) {
   return p;
 }
 
-std::string errnoReply(int64_t code) {
-  const int e = static_cast<int>(code < 0 ? -code : code);
-  return "errno " + std::to_string(code) + " (" + errnoText(e) + ")";
-}
-
-// Splits a complete message into its lines. The message must end with "\n\n" and hold no
-// other empty line; `lines` excludes that final empty line.
 Result<std::vector<std::string_view>> splitMessage(std::string_view text) {
   std::vector<std::string_view> lines;
   lines.reserve(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')));
@@ -83,12 +68,10 @@ Result<std::vector<std::string_view>> splitMessage(std::string_view text) {
 }
 
 Error malformed(std::string_view what, size_t lineNo, std::string_view why) {
-  // Never the line itself: it may carry a private or preshared key.
   return terminal("malformed UAPI " + std::string(what) + ": line " + std::to_string(lineNo) +
                   ": " + std::string(why));
 }
 
-// key=value, the key well-formed; nullopt otherwise.
 std::optional<std::pair<std::string_view, std::string_view>> splitLine(std::string_view line) {
   const size_t eq = line.find('=');
   if (eq == std::string_view::npos || !validKeyName(line.substr(0, eq))) {
@@ -97,15 +80,36 @@ std::optional<std::pair<std::string_view, std::string_view>> splitLine(std::stri
   return std::pair{line.substr(0, eq), line.substr(eq + 1)};
 }
 
+}  // namespace detail
+
+namespace {
+
+using namespace detail;
+
+std::optional<int64_t> parseErrno(std::string_view text) {
+  bool negative = false;
+  if (!text.empty() && text.front() == '-') {
+    negative = true;
+    text.remove_prefix(1);
+  }
+  auto v = parseDecimal(text, 1000000);
+  if (!v) {
+    return std::nullopt;
+  }
+  return negative ? -static_cast<int64_t>(*v) : static_cast<int64_t>(*v);
+}
+
+std::string errnoReply(int64_t code) {
+  const int e = static_cast<int>(code < 0 ? -code : code);
+  return "errno " + std::to_string(code) + " (" + errnoText(e) + ")";
+}
+
 // Sets `bit` in `seen`; false when it was set already (a duplicate key).
 bool once(uint32_t& seen, uint32_t bit) {
   const bool first = (seen & bit) == 0;
   seen |= bit;
   return first;
 }
-
-constexpr std::string_view kGetWhat = "get reply";
-constexpr std::string_view kSetWhat = "set request";
 
 // The lines of a get reply before its errno line, one at a time.
 class GetReplyParser {
@@ -346,127 +350,6 @@ Result<WgDevice> GetReplyParser::finish() {
   return std::move(dev_);
 }
 
-// The lines of a set request after its set=1, one at a time. Accepts only what encodeUapiSet
-// produces: a peer either removed or with replace_allowed_ips.
-class SetRequestParser {
- public:
-  explicit SetRequestParser(const UapiLimits& limits) : limits_(limits) {}
-
-  Result<void> line(size_t lineNo, std::string_view key, std::string_view value);
-  // The last peer neither removed nor replacing its allowed IPs: it would append to them.
-  bool peerAppends() const {
-    return op_ != nullptr && op_->kind != WgPeerOp::Kind::Remove && !replaceAllowed_;
-  }
-  WgSetRequest finish() { return std::move(req_); }
-
- private:
-  Result<void> publicKey(size_t lineNo, std::string_view value);
-  Result<void> deviceKey(size_t lineNo, std::string_view key, std::string_view value);
-  Result<void> peerKey(size_t lineNo, std::string_view key, std::string_view value);
-
-  const UapiLimits& limits_;
-  WgSetRequest req_;
-  WgPeerOp* op_ = nullptr;
-  bool replaceAllowed_ = false;
-  size_t allowedIps_ = 0;
-};
-
-Result<void> SetRequestParser::line(size_t lineNo, std::string_view key, std::string_view value) {
-  if (key == "public_key") {
-    return publicKey(lineNo, value);
-  }
-  if (op_ == nullptr) {
-    return deviceKey(lineNo, key, value);
-  }
-  return peerKey(lineNo, key, value);
-}
-
-Result<void> SetRequestParser::publicKey(size_t lineNo, std::string_view value) {
-  auto k = parseHexKey(value);
-  if (!k) {
-    return malformed(kSetWhat, lineNo, "bad public_key");
-  }
-  if (peerAppends()) {
-    return malformed(kSetWhat, lineNo, "previous peer appends allowed IPs");
-  }
-  if (req_.peers.size() >= limits_.maxPeers) {
-    return terminal("UAPI set request has too many peers");
-  }
-  req_.peers.emplace_back();
-  op_ = &req_.peers.back();
-  op_->kind = WgPeerOp::Kind::Add;
-  op_->peer.publicKey = *k;
-  replaceAllowed_ = false;
-  return {};
-}
-
-Result<void> SetRequestParser::deviceKey(size_t lineNo, std::string_view key,
-                                         std::string_view value) {
-  if (key == "private_key") {
-    req_.privateKey = parseHexKey(value);
-    if (!req_.privateKey) {
-      return malformed(kSetWhat, lineNo, "bad private_key");
-    }
-  } else if (key == "listen_port") {
-    auto v = parseDecimal(value, UINT16_MAX);
-    if (!v) {
-      return malformed(kSetWhat, lineNo, "bad listen_port");
-    }
-    req_.listenPort = static_cast<uint16_t>(*v);
-  } else if (key == "fwmark") {
-    auto v = parseDecimal(value, UINT32_MAX);
-    if (!v) {
-      return malformed(kSetWhat, lineNo, "bad fwmark");
-    }
-    req_.fwmark = static_cast<uint32_t>(*v);
-  } else if (key == "replace_peers" && value == "true") {
-    req_.replacePeers = true;
-  } else {
-    return malformed(kSetWhat, lineNo, "unknown device key");
-  }
-  return {};
-}
-
-Result<void> SetRequestParser::peerKey(size_t lineNo, std::string_view key,
-                                       std::string_view value) {
-  WgPeer& peer = op_->peer;
-  if (key == "remove" && value == "true") {
-    op_->kind = WgPeerOp::Kind::Remove;
-  } else if (key == "preshared_key") {
-    auto k = parseHexKey(value);
-    if (!k) {
-      return malformed(kSetWhat, lineNo, "bad preshared_key");
-    }
-    peer.presharedKey = isZeroKey(*k) ? std::nullopt : k;
-  } else if (key == "endpoint") {
-    peer.endpoint = Endpoint::parse(value);
-    if (!peer.endpoint) {
-      return malformed(kSetWhat, lineNo, "bad endpoint");
-    }
-  } else if (key == "persistent_keepalive_interval") {
-    auto v = parseDecimal(value, UINT16_MAX);
-    if (!v) {
-      return malformed(kSetWhat, lineNo, "bad persistent_keepalive_interval");
-    }
-    peer.persistentKeepalive =
-        *v == 0 ? std::nullopt : std::optional<uint16_t>(static_cast<uint16_t>(*v));
-  } else if (key == "replace_allowed_ips" && value == "true") {
-    replaceAllowed_ = true;
-  } else if (key == "allowed_ip") {
-    auto p = parsePrefix(value);
-    if (!p) {
-      return malformed(kSetWhat, lineNo, "bad allowed_ip");
-    }
-    if (++allowedIps_ > limits_.maxAllowedIps) {
-      return terminal("UAPI set request has too many allowed IPs");
-    }
-    peer.allowedIps.push_back(*p);
-  } else if (key != "protocol_version" || value != "1") {
-    return malformed(kSetWhat, lineNo, "unknown or unsupported peer key");
-  }
-  return {};
-}
-
 }  // namespace
 
 std::optional<uint64_t> parseDecimal(std::string_view text, uint64_t max) {
@@ -580,65 +463,6 @@ Result<void> parseUapiSetReply(std::string_view reply) {
     return terminal("wireguard-go rejected the configuration: " + errnoReply(*code));
   }
   return {};
-}
-
-std::string encodeUapiGetReply(const WgDevice& device) {
-  std::string out;
-  if (device.privateKey && !isZeroKey(*device.privateKey)) {
-    out += "private_key=" + hexKey(*device.privateKey) + "\n";
-  }
-  if (device.listenPort.value_or(0) != 0) {
-    out += "listen_port=" + std::to_string(*device.listenPort) + "\n";
-  }
-  if (device.fwmark.value_or(0) != 0) {
-    out += "fwmark=" + std::to_string(*device.fwmark) + "\n";
-  }
-  for (const WgPeer& p : device.peers) {
-    out += "public_key=" + hexKey(p.publicKey) + "\n";
-    out += "preshared_key=" + hexKey(p.presharedKey.value_or(WgKey{})) + "\n";
-    out += "protocol_version=1\n";
-    if (p.endpoint) {
-      out += "endpoint=" + p.endpoint->str() + "\n";
-    }
-    out += "last_handshake_time_sec=" + std::to_string(p.lastHandshake.value_or(0)) + "\n";
-    out += "last_handshake_time_nsec=0\n";
-    out += "tx_bytes=" + std::to_string(p.txBytes) + "\n";
-    out += "rx_bytes=" + std::to_string(p.rxBytes) + "\n";
-    out +=
-        "persistent_keepalive_interval=" + std::to_string(p.persistentKeepalive.value_or(0)) + "\n";
-    for (const IpPrefix& ip : p.allowedIps) {
-      out += "allowed_ip=" + ip.network().str() + "\n";
-    }
-  }
-  out += "errno=0\n\n";
-  return out;
-}
-
-Result<WgSetRequest> parseUapiSet(std::string_view request, const UapiLimits& limits) {
-  if (request.size() > limits.maxReplyBytes) {
-    return terminal("UAPI set request exceeds " + std::to_string(limits.maxReplyBytes) + " bytes");
-  }
-  auto lines = splitMessage(request);
-  if (!lines) {
-    return terminal("malformed UAPI set request: " + lines.error().message);
-  }
-  if (lines->empty() || lines->front() != "set=1") {
-    return terminal("malformed UAPI set request: it does not start with set=1");
-  }
-  SetRequestParser parser(limits);
-  for (size_t i = 1; i < lines->size(); ++i) {
-    auto kv = splitLine((*lines)[i]);
-    if (!kv) {
-      return malformed(kSetWhat, i + 1, "not key=value");
-    }
-    if (auto r = parser.line(i + 1, kv->first, kv->second); !r) {
-      return r.error();
-    }
-  }
-  if (parser.peerAppends()) {
-    return terminal("malformed UAPI set request: last peer appends allowed IPs");
-  }
-  return parser.finish();
 }
 
 }  // namespace edgeplane::sys

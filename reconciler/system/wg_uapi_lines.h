@@ -1,0 +1,36 @@
+// The UAPI codec's line-level pieces, shared by its two directions: wg_uapi_codec.cpp (what
+// edgeplane sends and reads back) and wg_uapi_inverse.cpp (the inverses, for tests, fakes and the
+// fuzzer). Strict, pure. Internal to the codec.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "reconciler/system/wireguard.h"
+#include "schema/net.h"
+#include "schema/result.h"
+
+namespace edgeplane::sys::detail {
+
+inline constexpr std::string_view kGetWhat = "get reply";
+inline constexpr std::string_view kSetWhat = "set request";
+
+// A key as the protocol writes it: 64 lowercase hex digits.
+std::string hexKey(const WgKey& key);
+// 64 lowercase or uppercase hex digits.
+std::optional<WgKey> parseHexKey(std::string_view text);
+// An address with its /length (the protocol always gives one).
+std::optional<IpPrefix> parsePrefix(std::string_view text);
+// Splits a complete message into its lines. The message must end with "\n\n" and hold no
+// other empty line; the lines exclude that final empty line.
+Result<std::vector<std::string_view>> splitMessage(std::string_view text);
+// "malformed UAPI <what>: line <n>: <why>", never the line itself (it may carry a key).
+Error malformed(std::string_view what, size_t lineNo, std::string_view why);
+// key=value, the key well-formed (lowercase letters, digits, '_'; 1 to 64); nullopt otherwise.
+std::optional<std::pair<std::string_view, std::string_view>> splitLine(std::string_view line);
+
+}  // namespace edgeplane::sys::detail
