@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "schema/json_reader.h"
@@ -101,6 +102,7 @@ class Decoder {
   bool namespaceName(Fields& f, SnapshotRoute& r);
   bool endpoint(const Json& v, const std::string& where, SnapshotEndpoint& e);
   bool threshold(Fields& f, std::string_view key, std::optional<uint32_t>& out);
+  // Defined in snapshot_decode_routes.cpp, beside its only callers.
   template <typename T>
   bool health(Fields& f, T& r);
   bool route(const Json& v, const std::string& where, SnapshotRoute& r);

@@ -1,5 +1,5 @@
 // WireGuard UAPI text codec (https://www.wireguard.com/xplatform/): set requests built, get
-// replies parsed, and the inverses for tests and fakes. Pure: no socket, no process.
+// replies parsed, and the inverses for the tests and the fuzzer. Pure: no socket, no process.
 #pragma once
 
 #include <cstddef>
@@ -39,9 +39,9 @@ Result<WgDevice> parseUapiGetReply(std::string_view reply, const UapiLimits& lim
 // "errno=0\n\n" -> ok; "errno=N\n\n" -> an error naming N; anything else is malformed.
 Result<void> parseUapiSetReply(std::string_view reply);
 
-// What wireguard-go answers get=1 with, for tests and fakes (the inverse of the parser).
+// What wireguard-go answers get=1 with, for the tests and the fuzzer (the inverse of the parser).
 std::string encodeUapiGetReply(const WgDevice& device);
-// Parses a set request back into a WgSetRequest, for tests and fakes. As with generic
+// Parses a set request back into a WgSetRequest, for the tests and the fuzzer. As with generic
 // netlink, peers that are not removed come back as Kind::Add, zero keys/keepalive unset.
 Result<WgSetRequest> parseUapiSet(std::string_view request, const UapiLimits& limits = {});
 

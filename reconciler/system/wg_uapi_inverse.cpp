@@ -1,5 +1,5 @@
 // The inverses of the UAPI codec (wg_uapi_codec.h): set requests parsed and get replies encoded,
-// as wireguard-go would; for the tests, the fake wireguard-go and the fuzzer's round trips.
+// as wireguard-go would; for the unit tests' and the fuzzer's round trips.
 #include "reconciler/system/wg_uapi_codec.h"
 
 #include "reconciler/system/wg_keys.h"

@@ -1,6 +1,6 @@
 // The UAPI codec's line-level pieces, shared by its two directions: wg_uapi_codec.cpp (what
-// edgeplane sends and reads back) and wg_uapi_inverse.cpp (the inverses, for tests, fakes and the
-// fuzzer). Strict, pure. Internal to the codec.
+// edgeplane sends and reads back) and wg_uapi_inverse.cpp (the inverses, for the tests' and the
+// fuzzer's round trips). Strict, pure. Internal to the codec.
 #pragma once
 
 #include <cstddef>
