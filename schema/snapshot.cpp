@@ -1,5 +1,5 @@
 // The proxy routing snapshot: built from the desired state (see snapshot.h); the JSON codec is
-// snapshot_encode.cpp and snapshot_decode.cpp.
+// snapshot_encode.cpp and snapshot_decode.cpp (with snapshot_decode_routes.cpp).
 #include "schema/snapshot.h"
 #include "schema/encoding.h"
 

@@ -5,7 +5,6 @@
 #include <string>
 #include <utility>
 
-#include "schema/encoding.h"
 #include "schema/snapshot_decoder.h"
 
 namespace edgeplane::snapshot_detail {

@@ -1,10 +1,12 @@
 // The strict reader behind snapshotFromJson (snapshot.h): JSON objects read member by member
-// (Fields) and the Decoder, whose checks are in snapshot_decode.cpp (the document, certificates,
-// API keys and field types) and snapshot_decode_routes.cpp (routes, backends, health checks).
+// (Fields) and the Decoder, whose checks are in snapshot_decode.cpp (the document, its
+// certificates, its list of routes, its API keys, and the field types) and
+// snapshot_decode_routes.cpp (each route: site, passthrough or gateway, backends, health checks).
 // Internal to the schema library.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>

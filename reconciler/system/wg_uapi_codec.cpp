@@ -24,7 +24,7 @@ bool validKeyName(std::string_view key) {
 
 }  // namespace
 
-namespace detail {
+namespace uapi_detail {
 
 std::string hexKey(const WgKey& key) {
   return toHex(key.bytes.data(), key.bytes.size());
@@ -80,11 +80,11 @@ std::optional<std::pair<std::string_view, std::string_view>> splitLine(std::stri
   return std::pair{line.substr(0, eq), line.substr(eq + 1)};
 }
 
-}  // namespace detail
+}  // namespace uapi_detail
+
+using namespace uapi_detail;  // the line-level pieces (wg_uapi_lines.h)
 
 namespace {
-
-using namespace detail;
 
 std::optional<int64_t> parseErrno(std::string_view text) {
   bool negative = false;

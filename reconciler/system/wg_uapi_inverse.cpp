@@ -6,9 +6,10 @@
 #include "reconciler/system/wg_uapi_lines.h"
 
 namespace edgeplane::sys {
-namespace {
 
-using namespace detail;
+using namespace uapi_detail;  // the line-level pieces (wg_uapi_lines.h)
+
+namespace {
 
 // The lines of a set request after its set=1, one at a time. Accepts only what encodeUapiSet
 // produces: a peer either removed or with replace_allowed_ips.

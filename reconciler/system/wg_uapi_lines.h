@@ -10,11 +10,10 @@
 #include <utility>
 #include <vector>
 
-#include "reconciler/system/wireguard.h"
 #include "schema/net.h"
 #include "schema/result.h"
 
-namespace edgeplane::sys::detail {
+namespace edgeplane::sys::uapi_detail {
 
 inline constexpr std::string_view kGetWhat = "get reply";
 inline constexpr std::string_view kSetWhat = "set request";
@@ -33,4 +32,4 @@ Error malformed(std::string_view what, size_t lineNo, std::string_view why);
 // key=value, the key well-formed (lowercase letters, digits, '_'; 1 to 64); nullopt otherwise.
 std::optional<std::pair<std::string_view, std::string_view>> splitLine(std::string_view line);
 
-}  // namespace edgeplane::sys::detail
+}  // namespace edgeplane::sys::uapi_detail
