@@ -46,20 +46,28 @@ std::optional<IpPrefix> parsePrefix(std::string_view text) {
   return p;
 }
 
-Result<std::vector<std::string_view>> splitMessage(std::string_view text) {
+Result<std::vector<std::string_view>> splitMessage(std::string_view text, std::string_view what,
+                                                   size_t maxBytes) {
+  if (text.size() > maxBytes) {
+    return terminal("UAPI " + std::string(what) + " exceeds " + std::to_string(maxBytes) +
+                    " bytes");
+  }
+  auto malformedMessage = [&](const char* why) {
+    return terminal("malformed UAPI " + std::string(what) + ": " + why);
+  };
   std::vector<std::string_view> lines;
   lines.reserve(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')));
   size_t pos = 0;
   while (true) {
     const size_t nl = text.find('\n', pos);
     if (nl == std::string_view::npos) {
-      return terminal("it does not end with a blank line");
+      return malformedMessage("it does not end with a blank line");
     }
     std::string_view line = text.substr(pos, nl - pos);
     pos = nl + 1;
     if (line.empty()) {
       if (pos != text.size()) {
-        return terminal("bytes follow its terminating blank line");
+        return malformedMessage("bytes follow its terminating blank line");
       }
       return lines;
     }
@@ -407,12 +415,9 @@ std::string encodeUapiSet(const WgSetRequest& request) {
 }
 
 Result<WgDevice> parseUapiGetReply(std::string_view reply, const UapiLimits& limits) {
-  if (reply.size() > limits.maxReplyBytes) {
-    return terminal("UAPI get reply exceeds " + std::to_string(limits.maxReplyBytes) + " bytes");
-  }
-  auto lines = splitMessage(reply);
+  auto lines = splitMessage(reply, kGetWhat, limits.maxReplyBytes);
   if (!lines) {
-    return terminal("malformed UAPI get reply: " + lines.error().message);
+    return lines.error();
   }
   if (lines->empty() || lines->back().substr(0, 6) != "errno=") {
     return terminal("malformed UAPI get reply: it does not end with an errno line");

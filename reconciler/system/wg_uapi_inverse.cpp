@@ -167,12 +167,9 @@ std::string encodeUapiGetReply(const WgDevice& device) {
 }
 
 Result<WgSetRequest> parseUapiSet(std::string_view request, const UapiLimits& limits) {
-  if (request.size() > limits.maxReplyBytes) {
-    return terminal("UAPI set request exceeds " + std::to_string(limits.maxReplyBytes) + " bytes");
-  }
-  auto lines = splitMessage(request);
+  auto lines = splitMessage(request, kSetWhat, limits.maxReplyBytes);
   if (!lines) {
-    return terminal("malformed UAPI set request: " + lines.error().message);
+    return lines.error();
   }
   if (lines->empty() || lines->front() != "set=1") {
     return terminal("malformed UAPI set request: it does not start with set=1");

@@ -24,9 +24,11 @@ std::string hexKey(const WgKey& key);
 std::optional<WgKey> parseHexKey(std::string_view text);
 // An address with its /length (the protocol always gives one).
 std::optional<IpPrefix> parsePrefix(std::string_view text);
-// Splits a complete message into its lines. The message must end with "\n\n" and hold no
-// other empty line; the lines exclude that final empty line.
-Result<std::vector<std::string_view>> splitMessage(std::string_view text);
+// Splits a complete message (`what`: kGetWhat, kSetWhat) into its lines. It must be at most
+// `maxBytes` long, end with "\n\n" and hold no other empty line; the lines exclude that final
+// empty line. The error names the message: "UAPI <what> exceeds …", "malformed UAPI <what>: …".
+Result<std::vector<std::string_view>> splitMessage(std::string_view text, std::string_view what,
+                                                   size_t maxBytes);
 // "malformed UAPI <what>: line <n>: <why>", never the line itself (it may carry a key).
 Error malformed(std::string_view what, size_t lineNo, std::string_view why);
 // key=value, the key well-formed (lowercase letters, digits, '_'; 1 to 64); nullopt otherwise.

@@ -1072,6 +1072,20 @@ TEST(WgUapi, LimitsAreEnforced) {
   EXPECT_FALSE(parseUapiGetReply("listen_port=1\nerrno=0\n\n", small).ok());
 }
 
+// The framing errors name the message they are about, in both directions.
+TEST(WgUapi, FramingErrorsNameTheMessage) {
+  UapiLimits small;
+  small.maxReplyBytes = 10;
+  EXPECT_EQ(parseUapiGetReply("listen_port=1\nerrno=0\n\n", small).error().message,
+            "UAPI get reply exceeds 10 bytes");
+  EXPECT_EQ(parseUapiSet("set=1\nlisten_port=1\n\n", small).error().message,
+            "UAPI set request exceeds 10 bytes");
+  EXPECT_EQ(parseUapiGetReply("errno=0\n").error().message,
+            "malformed UAPI get reply: it does not end with a blank line");
+  EXPECT_EQ(parseUapiSet("set=1\n\nlisten_port=1\n\n").error().message,
+            "malformed UAPI set request: bytes follow its terminating blank line");
+}
+
 TEST(WgUapi, ErrorsNeverEchoKeys) {
   const std::string secret = std::string(kAlicePriv);
   for (const std::string& text :
