@@ -187,4 +187,27 @@ std::string toHex(const uint8_t* data, size_t len) {
   return out;
 }
 
+// Decimal
+
+std::optional<uint64_t> parseDecimal(std::string_view text, uint64_t max, LeadingZeros zeros) {
+  if (text.empty() || text.size() > 20) {
+    return std::nullopt;
+  }
+  if (zeros == LeadingZeros::Refused && text.size() > 1 && text[0] == '0') {
+    return std::nullopt;
+  }
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
+    const auto digit = static_cast<uint64_t>(c - '0');
+    if (digit > max || value > (max - digit) / 10) {  // value * 10 + digit > max
+      return std::nullopt;
+    }
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
 }  // namespace edgeplane

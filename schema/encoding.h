@@ -1,4 +1,5 @@
-// Byte encodings with strict decoders: standard base64 and base64url (RFC 4648), and hex.
+// Byte encodings with strict decoders: standard base64 and base64url (RFC 4648), hex, and
+// decimal numbers.
 #pragma once
 
 #include <array>
@@ -28,5 +29,13 @@ bool allHex(std::string_view text);
 bool isFullCommitId(std::string_view text);
 std::optional<std::array<uint8_t, 32>> parseHex32(std::string_view text);
 std::string toHex(const uint8_t* data, size_t len);
+
+// Whether a decimal number may be written with leading zeros ("010"). The config refuses them,
+// so that one value has one spelling; the WireGuard UAPI and /proc files are read as the
+// protocol's own parsers read them, which take them.
+enum class LeadingZeros : uint8_t { Refused, Allowed };
+// ASCII decimal digits only (no sign, no spaces), at most 20 of them, whose value is at most
+// `max`; nullopt otherwise (also on overflow). "0" itself is never a leading zero.
+std::optional<uint64_t> parseDecimal(std::string_view text, uint64_t max, LeadingZeros zeros);
 
 }  // namespace edgeplane

@@ -22,28 +22,9 @@ bool isDigit(char c) {
   return c >= '0' && c <= '9';
 }
 
-// A plain decimal: one or more digits, no sign, no leading zero (except "0" itself), at most
-// `maxDigits` digits so the value cannot overflow. Range checks are left to the caller.
-std::optional<uint64_t> parseDecimal(std::string_view text, size_t maxDigits) {
-  if (text.empty() || text.size() > maxDigits) {
-    return std::nullopt;
-  }
-  if (text.size() > 1 && text[0] == '0') {
-    return std::nullopt;
-  }
-  uint64_t value = 0;
-  for (char c : text) {
-    if (!isDigit(c)) {
-      return std::nullopt;
-    }
-    value = value * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return value;
-}
-
 std::optional<uint16_t> parsePort(std::string_view text) {
-  auto value = parseDecimal(text, 5);
-  if (!value || *value < 1 || *value > 65535) {
+  auto value = parseDecimal(text, 65535, LeadingZeros::Refused);
+  if (!value || *value < 1) {
     return std::nullopt;
   }
   return static_cast<uint16_t>(*value);
@@ -58,8 +39,8 @@ std::optional<IpAddress> parseV4(std::string_view text) {
     size_t dot = text.find('.', pos);
     std::string_view part =
         text.substr(pos, dot == std::string_view::npos ? std::string_view::npos : dot - pos);
-    auto value = parseDecimal(part, 3);
-    if (!value || *value > 255 || octet >= 4) {
+    auto value = parseDecimal(part, 255, LeadingZeros::Refused);
+    if (!value || octet >= 4) {
       return std::nullopt;
     }
     out.bytes[octet++] = static_cast<uint8_t>(*value);
@@ -188,7 +169,7 @@ std::optional<IpPrefix> IpPrefix::parse(std::string_view text) {
     return std::nullopt;  // the length is required: "10.0.0.1" is not a /32 by guesswork
   }
   auto address = IpAddress::parse(text.substr(0, slash));
-  auto length = parseDecimal(text.substr(slash + 1), 3);
+  auto length = parseDecimal(text.substr(slash + 1), 128, LeadingZeros::Refused);
   if (!address || !length || *length > static_cast<uint64_t>(address->bits())) {
     return std::nullopt;
   }
@@ -355,8 +336,8 @@ std::optional<int64_t> durationComponent(std::string_view& text, int64_t& scale)
   while (i < text.size() && isDigit(text[i])) {
     ++i;
   }
-  // 10 digits: at most 9'999'999'999 * kMsPerHour ~ 3.6e16, well inside int64.
-  auto whole = parseDecimal(text.substr(0, i), 10);
+  // At most 9'999'999'999 * kMsPerHour ~ 3.6e16, well inside int64.
+  auto whole = parseDecimal(text.substr(0, i), 9'999'999'999, LeadingZeros::Refused);
   if (!whole) {
     return std::nullopt;
   }
@@ -481,8 +462,8 @@ std::optional<RateLimit> RateLimit::parse(std::string_view text) {
   if (slash == std::string_view::npos) {
     return std::nullopt;
   }
-  auto count = parseDecimal(text.substr(0, slash), 10);
-  if (!count || *count < 1 || *count > 1'000'000'000) {
+  auto count = parseDecimal(text.substr(0, slash), 1'000'000'000, LeadingZeros::Refused);
+  if (!count || *count < 1) {
     return std::nullopt;
   }
   // One spelling per period ("second", never "s" or "sec"), so configs read alike.

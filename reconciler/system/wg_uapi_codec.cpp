@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <vector>
 
 #include "reconciler/system/wg_keys.h"
@@ -100,7 +99,7 @@ std::optional<int64_t> parseErrno(std::string_view text) {
     negative = true;
     text.remove_prefix(1);
   }
-  auto v = parseDecimal(text, 1000000);
+  auto v = parseDecimal(text, 1000000, LeadingZeros::Allowed);
   if (!v) {
     return std::nullopt;
   }
@@ -215,13 +214,13 @@ Result<void> GetReplyParser::deviceKey(size_t lineNo, std::string_view key,
     }
     dev_.privateKey = isZeroKey(*k) ? std::nullopt : k;
   } else if (bit == kPort) {
-    auto v = parseDecimal(value, UINT16_MAX);
+    auto v = parseDecimal(value, UINT16_MAX, LeadingZeros::Allowed);
     if (!v) {
       return malformed(kGetWhat, lineNo, "bad listen_port");
     }
     dev_.listenPort = static_cast<uint16_t>(*v);
   } else {
-    auto v = parseDecimal(value, UINT32_MAX);
+    auto v = parseDecimal(value, UINT32_MAX, LeadingZeros::Allowed);
     if (!v) {
       return malformed(kGetWhat, lineNo, "bad fwmark");
     }
@@ -299,7 +298,7 @@ Result<void> GetReplyParser::peerKey(size_t lineNo, std::string_view key, std::s
 
 Result<void> GetReplyParser::peerNumber(size_t lineNo, uint32_t bit, std::string_view value) {
   if (bit == kSec || bit == kNsec) {
-    auto v = parseDecimal(value, bit == kSec ? INT64_MAX : 999999999);
+    auto v = parseDecimal(value, bit == kSec ? INT64_MAX : 999999999, LeadingZeros::Allowed);
     if (!v) {
       return malformed(
           kGetWhat, lineNo,
@@ -309,14 +308,14 @@ Result<void> GetReplyParser::peerNumber(size_t lineNo, uint32_t bit, std::string
     return {};
   }
   if (bit == kTx || bit == kRx) {
-    auto v = parseDecimal(value, UINT64_MAX);
+    auto v = parseDecimal(value, UINT64_MAX, LeadingZeros::Allowed);
     if (!v) {
       return malformed(kGetWhat, lineNo, "bad transfer counter");
     }
     (bit == kTx ? peer_->txBytes : peer_->rxBytes) = *v;
     return {};
   }
-  auto v = parseDecimal(value, UINT16_MAX);
+  auto v = parseDecimal(value, UINT16_MAX, LeadingZeros::Allowed);
   if (!v) {
     return malformed(kGetWhat, lineNo, "bad persistent_keepalive_interval");
   }
@@ -359,19 +358,6 @@ Result<WgDevice> GetReplyParser::finish() {
 }
 
 }  // namespace
-
-std::optional<uint64_t> parseDecimal(std::string_view text, uint64_t max) {
-  if (text.empty() || text.size() > 20 ||
-      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return std::nullopt;
-  }
-  uint64_t v = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || ptr != text.data() + text.size() || v > max) {
-    return std::nullopt;
-  }
-  return v;
-}
 
 std::string encodeUapiSet(const WgSetRequest& request) {
   std::string out = "set=1\n";

@@ -20,10 +20,6 @@ struct UapiLimits {
   size_t maxAllowedIps = 1000000;  // over all peers
 };
 
-// Decimal digits only (no sign, no spaces), at most 20 of them, within `max`: the numbers of
-// the protocol (and of the /proc files wireguard-go's supervision reads).
-std::optional<uint64_t> parseDecimal(std::string_view text, uint64_t max);
-
 // Keys are lowercase hex; every line is key=value; a request and a reply end with a blank line.
 
 // "set=1\n" + the request's device fields and peer operations + "\n".

@@ -4,6 +4,7 @@
 
 #include "reconciler/system/wg_keys.h"
 #include "reconciler/system/wg_uapi_lines.h"
+#include "schema/encoding.h"
 
 namespace edgeplane::sys {
 
@@ -73,13 +74,13 @@ Result<void> SetRequestParser::deviceKey(size_t lineNo, std::string_view key,
       return malformed(kSetWhat, lineNo, "bad private_key");
     }
   } else if (key == "listen_port") {
-    auto v = parseDecimal(value, UINT16_MAX);
+    auto v = parseDecimal(value, UINT16_MAX, LeadingZeros::Allowed);
     if (!v) {
       return malformed(kSetWhat, lineNo, "bad listen_port");
     }
     req_.listenPort = static_cast<uint16_t>(*v);
   } else if (key == "fwmark") {
-    auto v = parseDecimal(value, UINT32_MAX);
+    auto v = parseDecimal(value, UINT32_MAX, LeadingZeros::Allowed);
     if (!v) {
       return malformed(kSetWhat, lineNo, "bad fwmark");
     }
@@ -109,7 +110,7 @@ Result<void> SetRequestParser::peerKey(size_t lineNo, std::string_view key,
       return malformed(kSetWhat, lineNo, "bad endpoint");
     }
   } else if (key == "persistent_keepalive_interval") {
-    auto v = parseDecimal(value, UINT16_MAX);
+    auto v = parseDecimal(value, UINT16_MAX, LeadingZeros::Allowed);
     if (!v) {
       return malformed(kSetWhat, lineNo, "bad persistent_keepalive_interval");
     }

@@ -20,6 +20,7 @@
 #include "reconciler/system/file_write.h"
 #include "reconciler/system/wg_uapi.h"
 #include "reconciler/system/wg_uapi_codec.h"
+#include "schema/encoding.h"
 #include "schema/net.h"
 
 extern char** environ;  // NOLINT(readability-redundant-declaration)
@@ -66,7 +67,7 @@ std::optional<ProcStat> readProcStat(pid_t pid) {
     rest.remove_prefix(sp + 1);
   }
   const size_t end = std::min(rest.find(' '), rest.size());
-  auto start = parseDecimal(rest.substr(0, end), UINT64_MAX);
+  auto start = parseDecimal(rest.substr(0, end), UINT64_MAX, LeadingZeros::Allowed);
   if (!start) {
     return std::nullopt;
   }
@@ -268,8 +269,8 @@ std::optional<pid_t> WireguardGo::runningPid(std::string_view ifname) const {
     }
     const size_t sp = text.find(' ');
     if (sp != std::string_view::npos) {
-      auto pid = parseDecimal(text.substr(0, sp), INT32_MAX);
-      auto start = parseDecimal(text.substr(sp + 1), UINT64_MAX);
+      auto pid = parseDecimal(text.substr(0, sp), INT32_MAX, LeadingZeros::Allowed);
+      auto start = parseDecimal(text.substr(sp + 1), UINT64_MAX, LeadingZeros::Allowed);
       if (pid && start && *pid > 1 && processRunning(static_cast<pid_t>(*pid), *start)) {
         return static_cast<pid_t>(*pid);
       }

@@ -929,6 +929,32 @@ TEST(NetHex, ToHexArbitraryLength) {
   EXPECT_EQ(toHex(data, 1), "00");
 }
 
+TEST(NetDecimal, DigitsWithinTheBound) {
+  EXPECT_EQ(parseDecimal("0", 0, LeadingZeros::Refused), 0U);
+  EXPECT_EQ(parseDecimal("65535", 65535, LeadingZeros::Refused), 65535U);
+  EXPECT_EQ(parseDecimal("65536", 65535, LeadingZeros::Refused), std::nullopt);
+  EXPECT_EQ(parseDecimal("7", 6, LeadingZeros::Refused), std::nullopt);  // a digit past the bound
+  EXPECT_EQ(parseDecimal("18446744073709551615", UINT64_MAX, LeadingZeros::Refused), UINT64_MAX);
+  // 2^64 and more wrap in a naive parser; here they are past the bound.
+  EXPECT_EQ(parseDecimal("18446744073709551616", UINT64_MAX, LeadingZeros::Refused), std::nullopt);
+  EXPECT_EQ(parseDecimal("99999999999999999999", UINT64_MAX, LeadingZeros::Allowed), std::nullopt);
+  for (const char* bad : {"", "-1", "+1", " 1", "1 ", "1.0", "0x1", "1e3", "\xd9\xa3"}) {
+    EXPECT_EQ(parseDecimal(bad, UINT64_MAX, LeadingZeros::Allowed), std::nullopt) << bad;
+  }
+  EXPECT_EQ(parseDecimal(std::string(21, '0'), UINT64_MAX, LeadingZeros::Allowed), std::nullopt);
+}
+
+TEST(NetDecimal, LeadingZerosOnlyWhereAllowed) {
+  EXPECT_EQ(parseDecimal("010", 100, LeadingZeros::Refused), std::nullopt);
+  EXPECT_EQ(parseDecimal("00", 100, LeadingZeros::Refused), std::nullopt);
+  EXPECT_EQ(parseDecimal("010", 100, LeadingZeros::Allowed), 10U);
+  EXPECT_EQ(parseDecimal(std::string(19, '0') + "7", 100, LeadingZeros::Allowed), 7U);
+  // The config's numbers: one spelling per value.
+  EXPECT_FALSE(Endpoint::parse("10.0.0.1:080"));
+  EXPECT_FALSE(IpAddress::parse("10.0.0.01"));
+  EXPECT_TRUE(Endpoint::parse("10.0.0.1:80"));
+}
+
 TEST(NetHex, RejectsMalformed) {
   const std::string good(64, 'a');
   std::vector<std::string> bad = {
