@@ -31,8 +31,9 @@ std::optional<std::array<uint8_t, 32>> parseHex32(std::string_view text);
 std::string toHex(const uint8_t* data, size_t len);
 
 // Whether a decimal number may be written with leading zeros ("010"). The config refuses them,
-// so that one value has one spelling; the WireGuard UAPI and /proc files are read as the
-// protocol's own parsers read them, which take them.
+// so that one value has one spelling; the WireGuard UAPI's numbers, and those of the process
+// files wireguard-go's supervision reads (/proc, its pid file), take them, as the UAPI's own
+// parsers do.
 enum class LeadingZeros : uint8_t { Refused, Allowed };
 // ASCII decimal digits only (no sign, no spaces), at most 20 of them, whose value is at most
 // `max`; nullopt otherwise (also on overflow). "0" itself is never a leading zero.
