@@ -13,7 +13,9 @@
 #include <cctype>
 #include <cstring>
 #include <functional>
+#include <limits>
 
+#include "schema/encoding.h"
 #include "schema/json_reader.h"
 #include "schema/model.h"
 #include "schema/net.h"
@@ -113,8 +115,9 @@ Result<Target> parseAdminAddress(const std::string& address) {
   return t;
 }
 
-// A head's Content-Length, if it has a well-formed one.
-std::optional<size_t> contentLength(std::string_view head) {
+// A head's Content-Length: nullopt when it has none, an error when its value (blanks around it
+// aside) is not a decimal number.
+Result<std::optional<size_t>> contentLength(std::string_view head, const std::string& where) {
   constexpr std::string_view kName = "\r\ncontent-length:";
   std::string lower(head);
   for (char& c : lower) {
@@ -122,18 +125,21 @@ std::optional<size_t> contentLength(std::string_view head) {
   }
   const size_t at = lower.find(kName);
   if (at == std::string::npos) {
-    return std::nullopt;
+    return std::optional<size_t>();
   }
-  size_t i = at + kName.size();
-  while (i < lower.size() && (lower[i] == ' ' || lower[i] == '\t')) {
-    ++i;
+  std::string_view value = head.substr(at + kName.size());
+  value = value.substr(0, value.find("\r\n"));
+  const size_t first = value.find_first_not_of(" \t");
+  value = first == std::string_view::npos
+              ? std::string_view()
+              : value.substr(first, value.find_last_not_of(" \t") - first + 1);
+  const auto length =
+      parseDecimal(value, std::numeric_limits<size_t>::max(), LeadingZeros::Allowed);
+  if (!length) {
+    return retryable(where + ": not an HTTP answer: malformed Content-Length \"" +
+                     printable(value) + "\"");
   }
-  size_t value = 0;
-  size_t digits = 0;
-  for (; i < lower.size() && lower[i] >= '0' && lower[i] <= '9' && digits < 9; ++i, ++digits) {
-    value = value * 10 + static_cast<size_t>(lower[i] - '0');
-  }
-  return digits == 0 ? std::nullopt : std::optional<size_t>(value);
+  return std::optional<size_t>(*length);
 }
 
 // The answer to a "Connection: close" request, read to its end (or its Content-Length);
@@ -146,8 +152,11 @@ Result<AdminAnswer> readAnswer(int fd, Clock::time_point deadline,
   for (;;) {
     const size_t head = in.find("\r\n\r\n");
     if (head != std::string::npos) {
-      auto length = contentLength(std::string_view(in).substr(0, head));
-      if (length && in.size() >= head + 4 + *length) {
+      auto length = contentLength(std::string_view(in).substr(0, head), where);
+      if (!length) {
+        return length.error();
+      }
+      if (*length && in.size() - (head + 4) >= **length) {  // no sum to overflow
         break;
       }
     }
@@ -188,9 +197,12 @@ Result<AdminAnswer> readAnswer(int fd, Clock::time_point deadline,
   const size_t head = in.find("\r\n\r\n");
   if (head != std::string::npos) {
     answer.body = in.substr(head + 4);
-    if (auto length = contentLength(std::string_view(in).substr(0, head));
-        length && answer.body.size() > *length) {
-      answer.body.resize(*length);
+    auto length = contentLength(std::string_view(in).substr(0, head), where);
+    if (!length) {
+      return length.error();
+    }
+    if (*length && answer.body.size() > **length) {
+      answer.body.resize(**length);
     }
   }
   return answer;

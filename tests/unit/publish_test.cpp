@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "reconciler/cli/proxy_admin.h"
 #include "schema/proxy_feed.h"
 #include "tests/support/temp_dir.h"
 
@@ -381,6 +382,40 @@ TEST_P(NotifyProxy, SomethingOtherThanHttpIsAnError) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("not an HTTP answer: \"SSH-2.0-OpenSSH?\""), std::string::npos)
       << r.error().message;
+}
+
+// A Content-Length that is not a decimal number makes the answer unreadable; it was read up to
+// its first non-digit (or ninth digit), and the body cut to that (a review's finding).
+TEST_P(NotifyProxy, AMalformedContentLengthIsAnError) {
+  int n = 0;
+  for (const std::string length : {"2x", "2 2", "+2", "2, 2", "123456789012345678901234"}) {
+    const fs::path dir = dir_.path() / std::to_string(n++);
+    fs::create_directory(dir);
+    TestServer server(GetParam(), dir,
+                      "HTTP/1.1 200 OK\r\nContent-Length: " + length + "\r\n\r\nhello");
+    auto r = proxyAdminRequest(server.address(), "GET", "/api/v1/listeners", 2000ms, std::nullopt);
+    ASSERT_FALSE(r.ok()) << length << ": read as \"" << r->body << "\"";
+    EXPECT_TRUE(r.error().retryable);
+    EXPECT_NE(r.error().message.find("malformed Content-Length \"" + length + "\""),
+              std::string::npos)
+        << r.error().message;
+  }
+  // The largest value is one; the body, shorter, is all of it.
+  {
+    const fs::path dir = dir_.path() / "max";
+    fs::create_directory(dir);
+    TestServer server(GetParam(), dir,
+                      "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\nhello");
+    auto r = proxyAdminRequest(server.address(), "GET", "/api/v1/listeners", 2000ms, std::nullopt);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->body, "hello");
+  }
+  // A well-formed one, in any case and with blanks around it, still bounds the body.
+  TestServer server(GetParam(), dir_.path(),
+                    "HTTP/1.1 200 OK\r\ncontent-LENGTH: \t02 \r\nX-A: 1\r\n\r\nhello");
+  auto r = proxyAdminRequest(server.address(), "GET", "/api/v1/listeners", 2000ms, std::nullopt);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->body, "he");
 }
 
 TEST_P(NotifyProxy, AConnectionClosedWithoutAnswerIsAnError) {
