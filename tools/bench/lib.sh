@@ -1,10 +1,11 @@
 # Shared by tools/bench/reconcile-scale and tools/bench/wireguard-scale (sourced): the timer,
 # medians, ratios and the targets' verdicts.
 
+[ -n "${EPOCHREALTIME-}" ] || { echo "tools/bench/lib.sh: bash 5 or later is needed (EPOCHREALTIME)" >&2; exit 1; }
+
 # CMD… -> its wall time in seconds (4 decimals), taken from bash's own clock: starting a `date`
 # process on each side, as these scripts once did, added about 8 ms to every figure on the
 # project's machine, and so pulled every ratio towards 1. Fails (and says so) when CMD does.
-[ -n "${EPOCHREALTIME-}" ] || { echo "tools/bench/lib.sh: bash 5 or later is needed (EPOCHREALTIME)" >&2; exit 1; }
 timed() {
   local t0 t1
   t0=${EPOCHREALTIME//[!0-9]/}  # microseconds; the decimal point is the locale's
