@@ -51,22 +51,19 @@ Result<std::vector<std::string_view>> splitMessage(std::string_view text, std::s
     return terminal("UAPI " + std::string(what) + " exceeds " + std::to_string(maxBytes) +
                     " bytes");
   }
-  auto malformedMessage = [&](const char* why) {
-    return terminal("malformed UAPI " + std::string(what) + ": " + why);
-  };
   std::vector<std::string_view> lines;
   lines.reserve(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')));
   size_t pos = 0;
   while (true) {
     const size_t nl = text.find('\n', pos);
     if (nl == std::string_view::npos) {
-      return malformedMessage("it does not end with a blank line");
+      return malformed(what, "it does not end with a blank line");
     }
     std::string_view line = text.substr(pos, nl - pos);
     pos = nl + 1;
     if (line.empty()) {
       if (pos != text.size()) {
-        return malformedMessage("bytes follow its terminating blank line");
+        return malformed(what, "bytes follow its terminating blank line");
       }
       return lines;
     }
@@ -74,9 +71,12 @@ Result<std::vector<std::string_view>> splitMessage(std::string_view text, std::s
   }
 }
 
+Error malformed(std::string_view what, std::string_view why) {
+  return terminal("malformed UAPI " + std::string(what) + ": " + std::string(why));
+}
+
 Error malformed(std::string_view what, size_t lineNo, std::string_view why) {
-  return terminal("malformed UAPI " + std::string(what) + ": line " + std::to_string(lineNo) +
-                  ": " + std::string(why));
+  return malformed(what, "line " + std::to_string(lineNo) + ": " + std::string(why));
 }
 
 std::optional<std::pair<std::string_view, std::string_view>> splitLine(std::string_view line) {
@@ -406,7 +406,7 @@ Result<WgDevice> parseUapiGetReply(std::string_view reply, const UapiLimits& lim
     return lines.error();
   }
   if (lines->empty() || lines->back().substr(0, 6) != "errno=") {
-    return terminal("malformed UAPI get reply: it does not end with an errno line");
+    return malformed(kGetWhat, "it does not end with an errno line");
   }
   // errno first: a failed get carries nothing else worth parsing.
   auto code = parseErrno(lines->back().substr(6));

@@ -173,7 +173,7 @@ Result<WgSetRequest> parseUapiSet(std::string_view request, const UapiLimits& li
     return lines.error();
   }
   if (lines->empty() || lines->front() != "set=1") {
-    return terminal("malformed UAPI set request: it does not start with set=1");
+    return malformed(kSetWhat, "it does not start with set=1");
   }
   SetRequestParser parser(limits);
   for (size_t i = 1; i < lines->size(); ++i) {
@@ -186,7 +186,7 @@ Result<WgSetRequest> parseUapiSet(std::string_view request, const UapiLimits& li
     }
   }
   if (parser.peerAppends()) {
-    return terminal("malformed UAPI set request: last peer appends allowed IPs");
+    return malformed(kSetWhat, "last peer appends allowed IPs");
   }
   return parser.finish();
 }

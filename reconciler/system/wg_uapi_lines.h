@@ -29,6 +29,8 @@ std::optional<IpPrefix> parsePrefix(std::string_view text);
 // empty line. The error names the message: "UAPI <what> exceeds …", "malformed UAPI <what>: …".
 Result<std::vector<std::string_view>> splitMessage(std::string_view text, std::string_view what,
                                                    size_t maxBytes);
+// "malformed UAPI <what>: <why>", for the message as a whole.
+Error malformed(std::string_view what, std::string_view why);
 // "malformed UAPI <what>: line <n>: <why>", never the line itself (it may carry a key).
 Error malformed(std::string_view what, size_t lineNo, std::string_view why);
 // key=value, the key well-formed (lowercase letters, digits, '_'; 1 to 64); nullopt otherwise.
