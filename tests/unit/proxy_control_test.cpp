@@ -483,7 +483,13 @@ TEST(Controller, TwoDamagedPublishedFilesAreEachLoggedOnce) {
   fs::resize_file(snapshot, fs::file_size(snapshot) - 4);
   std::ofstream(publishedDir(f.dir.path()) / kPublishedState) << "{damaged";
   f.controller->startWatcher();
-  std::this_thread::sleep_for(300ms);  // some fifteen polls
+  auto deadline = std::chrono::steady_clock::now() + 2s;
+  while ((f.logsContaining("cannot read the blocked API keys") == 0 ||
+          f.logsContaining("cannot read the routing snapshot") == 0) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  std::this_thread::sleep_for(300ms);  // some fifteen more polls
   f.controller->stopWatcher();
   EXPECT_EQ(f.logsContaining("cannot read the blocked API keys"), 1U);
   EXPECT_EQ(f.logsContaining("cannot read the routing snapshot"), 1U);
@@ -552,8 +558,11 @@ TEST(Controller, WatcherNoticesANewGenerationWithoutANotice) {
   f.controller->startWatcher();
   int64_t g = writeSnapshot(f.dir.path(),
                             snapshotToJson(snapshotOf({passthrough("w", {"w.example.com"})})));
+  // The watcher logs the load after it has published the new config: wait for the line, not
+  // for the generation, or the check can run between the two (it did, once, in CI).
   auto deadline = std::chrono::steady_clock::now() + 2s;
-  while (f.controller->current()->generation != g && std::chrono::steady_clock::now() < deadline) {
+  while (f.logsContaining("noticed by polling") == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(10ms);
   }
   EXPECT_EQ(f.controller->current()->generation, g);
@@ -561,13 +570,14 @@ TEST(Controller, WatcherNoticesANewGenerationWithoutANotice) {
 
   // A refused generation is logged once however many polls see it.
   int64_t bad = writeSnapshot(f.dir.path(), "[]");
+  const std::string refusal = "refused snapshot generation " + std::to_string(bad);
   deadline = std::chrono::steady_clock::now() + 2s;
-  while (f.controller->refusedCount() == 0 && std::chrono::steady_clock::now() < deadline) {
+  while (f.logsContaining(refusal) == 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(10ms);
   }
   std::this_thread::sleep_for(200ms);  // several more polls
   EXPECT_EQ(f.controller->refusedCount(), 1u);
-  EXPECT_EQ(f.logsContaining("refused snapshot generation " + std::to_string(bad)), 1u);
+  EXPECT_EQ(f.logsContaining(refusal), 1u);
   EXPECT_EQ(f.controller->current()->generation, g);
   f.controller->stopWatcher();
 }
