@@ -228,14 +228,14 @@ void Controller::publishLocked(std::shared_ptr<const ActiveConfig> config) {
       tracked_.push_back(Tracked{route->spec.key(), route->stats, 0, 0, 0});
     }
   }
-  metrics_.generation.store(config->generation);
-  {
-    std::lock_guard lock(cfgMu_);
-    current_ = config;
-  }
+  // The engine first: the admin API and the generation gauge name a generation only once
+  // it is served.
   if (sink_) {
-    sink_(std::move(config));
+    sink_(config);
   }
+  metrics_.generation.store(config->generation);
+  std::lock_guard lock(cfgMu_);
+  current_ = std::move(config);
 }
 
 ReloadOutcome Controller::reload() {

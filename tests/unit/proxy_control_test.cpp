@@ -552,6 +552,23 @@ TEST(Controller, LoadsRefusesAndKeepsTheOldConfig) {
   EXPECT_EQ(f.published, (std::vector<int64_t>{0, g1, g2}));  // 0: handed over by setSink
 }
 
+// The engine is handed a generation before the admin API (current()) and the generation gauge
+// name it: a client that reads generation g from /api/v1/config is routed by g.
+TEST(Controller, TheEngineHasAGenerationBeforeTheAdminApiNamesIt) {
+  Fixture f;
+  std::vector<std::pair<int64_t, int64_t>> seen;  // (handed over, named then), at each handover
+  f.controller->setSink([&](const std::shared_ptr<const ActiveConfig>& c) {
+    seen.emplace_back(c->generation, f.controller->current()->generation);
+    EXPECT_EQ(f.metrics.generation.load(), f.controller->current()->generation);
+  });
+  int64_t g = writeSnapshot(f.dir.path(),
+                            snapshotToJson(snapshotOf({passthrough("a", {"a.example.com"})})));
+  ASSERT_TRUE(f.controller->reload().changed);
+  EXPECT_EQ(seen, (std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {g, 0}}));
+  EXPECT_EQ(f.controller->current()->generation, g);
+  EXPECT_EQ(f.metrics.generation.load(), g);
+}
+
 TEST(Controller, WatcherNoticesANewGenerationWithoutANotice) {
   Fixture f(50ms);
   ASSERT_TRUE(Store::open(f.dir.path()).ok());
