@@ -377,12 +377,13 @@ void Prober::Loop::close(Probe& probe) {
 
 void Prober::Loop::finish(const std::shared_ptr<HealthEntry>& entry, Clock::time_point started,
                           const ProbeResult& result) {
-  owner_.finished_.fetch_add(1, std::memory_order_relaxed);
   const HealthSpec& spec = *entry->key().spec;
   Transition t = entry->record(result, owner_.registry_.now());
   report(*entry, t,
          result.ok ? std::to_string(spec.healthyThreshold) + " consecutive passed probes"
                    : result.error);
+  // Counted once recorded and reported: whoever sees the count sees the probe's effects.
+  owner_.finished_.fetch_add(1, std::memory_order_release);
   auto it = targets_.find(entry.get());
   if (it == targets_.end() || it->second.entry != entry) {
     return;  // no longer in the followed config

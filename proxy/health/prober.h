@@ -68,7 +68,8 @@ class Prober {
   void stop();
 
   uint64_t probesStarted() const { return started_.load(std::memory_order_relaxed); }
-  uint64_t probesFinished() const { return finished_.load(std::memory_order_relaxed); }
+  // Probes whose result is recorded (and its transition reported).
+  uint64_t probesFinished() const { return finished_.load(std::memory_order_acquire); }
 
   struct Loop;  // the thread's state (prober.cpp)
 

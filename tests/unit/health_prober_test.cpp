@@ -291,6 +291,12 @@ struct Harness {
     return out;
   }
 
+  // A transition is reported just after `up` changes: a test that saw `up` change waits for
+  // its event before reading the events.
+  bool eventsReach(const Endpoint& backend, size_t n) {
+    return waitFor([&] { return eventsOf(backend).size() >= n; }, 3s);
+  }
+
   std::shared_ptr<HealthEntry> entry(const ActiveRoute& route, size_t i) {
     auto keys = healthKeys(route.spec);
     EXPECT_TRUE(keys.ok());
@@ -321,6 +327,7 @@ TEST(Prober, UpStaysUpGoesDownWhenStoppedAndComesBackAfterTheThreshold) {
   backend.close();
   ASSERT_TRUE(waitFor([&] { return !health->up.load(); }, 5s));
   EXPECT_LE(since(stopped), kInterval * 3 + kTimeout + kSlack);
+  ASSERT_TRUE(h.eventsReach(backend.endpoint(), 1));
   auto events = h.eventsOf(backend.endpoint());
   ASSERT_EQ(events.size(), 1u);
   EXPECT_FALSE(events[0].up);
@@ -336,6 +343,7 @@ TEST(Prober, UpStaysUpGoesDownWhenStoppedAndComesBackAfterTheThreshold) {
   state = h.entry(*config->routes[0], 0)->state();
   EXPECT_GE(state.passes, 2u);
   EXPECT_EQ(state.failures, 0u);
+  ASSERT_TRUE(h.eventsReach(backend.endpoint(), 2));
   events = h.eventsOf(backend.endpoint());
   ASSERT_EQ(events.size(), 2u);
   EXPECT_TRUE(events[1].up);
@@ -372,6 +380,7 @@ TEST(Prober, ASilentBackendIsDownByTimeout) {
   EXPECT_GE(since(started), kTimeout * 3);
   EXPECT_EQ(h.entry(*config->routes[0], 0)->state().lastError,
             "timeout after 200ms waiting for the status line");
+  ASSERT_TRUE(h.eventsReach(silent.endpoint(), 1));
   auto events = h.eventsOf(silent.endpoint());
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].reason, "timeout after 200ms waiting for the status line");
@@ -430,6 +439,7 @@ TEST(Prober, AConfigSwapKeepsStateAndForgetsRemovedBackends) {
   auto first = h.attach({site("shop", {a.endpoint(), b.endpoint()})}, 1);
   h.start(first);
   ASSERT_TRUE(waitFor([&] { return !first->routes[0]->health[1]->up.load(); }, 5s));
+  ASSERT_TRUE(h.eventsReach(b.endpoint(), 1));
   ASSERT_EQ(h.eventsOf(b.endpoint()).size(), 1u);
   uint32_t failuresBefore = h.entry(*first->routes[0], 1)->state().failures;
 
@@ -545,6 +555,7 @@ TEST(Prober, GatewayEndpointBackendsAreProbedWithTheEndpointsCheck) {
   ASSERT_TRUE(waitFor([&] { return !health[1]->up.load(); }, 5s));
   EXPECT_LE(since(started), kInterval * 2 + kTimeout + kSlack);
   EXPECT_EQ(h.entry(*config->routes[0], 1)->state().lastError, "status 200 (expected 204)");
+  ASSERT_TRUE(h.eventsReach(failing.endpoint(), 1));
   auto events = h.eventsOf(failing.endpoint());
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].route, "gateway ping");
