@@ -163,7 +163,7 @@ int Engine::workers() const {
 }
 
 size_t Engine::openConnections() const {
-  return shared_->open.load(std::memory_order_relaxed);
+  return shared_->open.load(std::memory_order_acquire);
 }
 
 void Engine::stopAccepting() {

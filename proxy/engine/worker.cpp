@@ -431,13 +431,14 @@ void Worker::finish(Connection* c, Outcome outcome) {
     ::close(c->fd_);
     c->fd_ = -1;
   }
-  shared_.open.fetch_sub(1, std::memory_order_relaxed);
   if (c->sourceCounted_) {
     shared_.sources->release(c->source_, c->helloCounted_);
     c->sourceCounted_ = false;
     c->helloCounted_ = false;
   }
   m.connectionsOpen.fetch_sub(1, std::memory_order_relaxed);
+  // Last: whoever sees openConnections() drop sees the source's slot and the gauge freed too.
+  shared_.open.fetch_sub(1, std::memory_order_release);
   if (c->aPrev_ != nullptr) {
     c->aPrev_->aNext_ = c->aNext_;
   } else {
