@@ -28,6 +28,7 @@
 #include "proxy/http/message.h"
 #include "schema/net.h"
 #include "schema/snapshot.h"
+#include "tests/support/eventually.h"
 #include "tests/support/test_cert.h"
 
 namespace edgeplane::testing {
@@ -411,18 +412,6 @@ class TestBackend {
   std::vector<std::thread> threads_;
   std::vector<int> open_;  // accepted and not closed yet
 };
-
-// Polls `cond` for up to `timeout` (counters the proxy bumps right after a response went out).
-inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 5s) {
-  auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    if (cond()) {
-      return true;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
-  return cond();
-}
 
 // A keep-alive backend answering every request with `respond(request)` (a whole response).
 inline TestBackend::Handler keepAliveBackend(

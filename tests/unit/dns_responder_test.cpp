@@ -18,6 +18,7 @@
 
 #include "proxy/dns/responder.h"
 #include "proxy/dns/wire.h"
+#include "tests/support/eventually.h"
 
 namespace edgeplane::proxy::dns {
 namespace {
@@ -358,6 +359,8 @@ TEST_F(DnsResponderTest, ANewConnectionIsNotClosedBeforeItsFirstAnswer) {
     fds.push_back(socketTo(SOCK_STREAM));
     std::this_thread::sleep_for(50ms);
   }
+  // The refusal is the responder's last step: wait for it (a loaded machine may lag).
+  EXPECT_TRUE(testing::eventually([&] { return responder_->stats().tcpRefused.load() == 1; }));
   EXPECT_EQ(responder_->stats().tcpEvicted.load(), 2U);
   EXPECT_EQ(responder_->stats().tcpRefused.load(), 1U);
   sendFramed(client, {txtQuery(2, "_acme-challenge.example.com")});
