@@ -10,6 +10,7 @@
 
 #include "reconciler/cli/fetch_child.h"
 #include "schema/agent_config.h"
+#include "schema/encoding.h"
 #include "schema/net.h"
 #include "schema/proxy_feed.h"
 
@@ -207,14 +208,13 @@ std::optional<Options> resolveOptions(const Args& args, int usageError, int* sta
   o.lockTimeout = *lockTimeout;
   o.timeout = *timeout;
   if (auto limit = args.get("limit")) {
-    char* end = nullptr;
-    long n = std::strtol(limit->c_str(), &end, 10);
-    if (limit->empty() || *end != '\0' || n < 1 || n > 1000000) {
+    auto n = parseDecimal(*limit, 1000000, LeadingZeros::Allowed);
+    if (!n || *n < 1) {
       std::cerr << "edgeplane " << args.command << ": --limit takes a positive number\n";
       *status = usageError;
       return std::nullopt;
     }
-    o.limit = static_cast<int>(n);
+    o.limit = static_cast<int>(*n);
   }
   if (auto w = args.get("wireguard-backend")) {
     o.wireguardBackend = *w;

@@ -2179,6 +2179,26 @@ TEST(CommandLine, DocumentedCommandLinesAreAccepted) {
   }
 }
 
+// --limit is a plain decimal number from 1 to 1000000: no sign, no blanks, nothing after it.
+TEST(CommandLine, HistoryLimitIsAPlainNumber) {
+  TempDir dir;
+  const std::string history = "timeout 20 " + std::string(EDGEPLANE_BINARY) +
+                              " history --state-dir " + (dir.path() / "state").string() +
+                              " --limit ";
+  for (const std::string bad :
+       {"' 5'", "'5 '", "+5", "-5", "5x", "0", "05x", "1000001", "''", "99999999999999999999999"}) {
+    const auto r = testing::runCommand(history + bad);
+    EXPECT_EQ(r.status, 2) << bad << "\n" << r.output;
+    EXPECT_NE(r.output.find("--limit takes a positive number"), std::string::npos) << bad << "\n"
+                                                                                   << r.output;
+  }
+  for (const std::string good : {"1", "5", "1000000"}) {
+    const auto r = testing::runCommand(history + good);
+    EXPECT_NE(r.status, 2) << good << "\n" << r.output;
+    EXPECT_EQ(r.output.find("--limit"), std::string::npos) << good << "\n" << r.output;
+  }
+}
+
 // `edgeplane CMD --help` (or -h) prints CMD's part of the usage: its synopsis and its options.
 TEST(CommandLine, CommandHelpShowsThatCommandsOptions) {
   const std::string bin = std::string(EDGEPLANE_BINARY) + " ";
