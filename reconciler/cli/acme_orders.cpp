@@ -64,6 +64,7 @@ class AcmeStateBook {
       }
     } else {
       log_("ACME state unreadable, orders go on without backoff: " + rows.error().message);
+      unread_ = true;
     }
   }
 
@@ -79,20 +80,27 @@ class AcmeStateBook {
     return it == now_.end() ? 0 : it->second.failures;
   }
 
-  // Writes the changed rows and drops those of certificates not in `wanted`.
-  void save(const std::vector<std::string>& wanted) {
+  // Writes the changed rows and drops those of certificates not in `wanted`. False when the
+  // store's rows are as they were (as far as this book read them).
+  bool save(const std::vector<std::string>& wanted) {
+    bool changed = unread_;
     for (const auto& [name, row] : now_) {
       auto old = before_.find(name);
       if (old != before_.end() && old->second == row) {
         continue;
       }
+      changed = true;
       if (auto put = store_.putAcmeState(row); !put) {
         log_("certificate " + name + ": ACME state not recorded: " + put.error().message);
       }
     }
+    changed = changed || std::any_of(before_.begin(), before_.end(), [&](const auto& row) {
+                return std::find(wanted.begin(), wanted.end(), row.first) == wanted.end();
+              });
     if (auto kept = store_.retainAcmeStates(wanted); !kept) {
       log_("ACME state of removed certificates not dropped: " + kept.error().message);
     }
+    return changed;
   }
 
  private:
@@ -100,6 +108,7 @@ class AcmeStateBook {
   const std::function<void(const std::string&)>& log_;
   std::map<std::string, AcmeState> before_;
   std::map<std::string, AcmeState> now_;
+  bool unread_ = false;  // the rows could not be listed: what save() changes is unknown
 };
 
 // The RFC 9773 CertID of the certificate in place; "" (logged) when it has none: no ARI, no
@@ -300,7 +309,7 @@ AcmeOrders runAcmeOrders(const core::Target& target, sys::CertStore& certs,
     }
   }
   if (acmeTargets.empty()) {
-    book.save(names);  // drops the state of certificates that left; reads no certificate
+    out.stateChanged = book.save(names);  // drops the state of certificates that left
     return out;
   }
   if (auto observed = certs.observe(acmeTargets, seen); !observed) {
@@ -319,7 +328,7 @@ AcmeOrders runAcmeOrders(const core::Target& target, sys::CertStore& certs,
     const core::CertView* view = it == seen.generatedCerts.end() ? nullptr : &it->second;
     orderIfDue(c, view, book.at(c.name), tools, out, result);
   }
-  book.save(names);
+  out.stateChanged = book.save(names);
   return out;
 }
 

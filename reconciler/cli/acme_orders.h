@@ -19,6 +19,7 @@ namespace edgeplane {
 struct AcmeOrders {
   std::vector<std::string> issued;  // certificate names
   std::vector<std::string> failed;  // "certificate shop: <the CA's problem>"
+  bool stateChanged = false;        // the stored lifecycle (what /metrics shows) was written
 };
 
 // The run's clock and randomness, and the backoff's floor (seconds).

@@ -80,9 +80,12 @@ AcmeOrders orderAcmeCertificates(const Options& o, const Desired& all, const cor
   auto log = [](const std::string& line) { std::cerr << "edgeplane apply: " << line << "\n"; };
   AcmeOrders orders = runAcmeOrders(withAcmeChallenges(o, target, log), certs, *client, sink, store,
                                     clock, result, log);
-  // The lifecycle the proxy's /metrics shows.
-  if (auto fed = publishProxyFeed(o.stateDir, store); !fed) {
-    log("the ACME state is not published for the proxy: " + fed.error().message);
+  // The lifecycle the proxy's /metrics shows, when it changed (the run's feed was published
+  // before this step; the challenges' answers are published as they come and go).
+  if (orders.stateChanged) {
+    if (auto fed = publishProxyFeed(o.stateDir, store); !fed) {
+      log("the ACME state is not published for the proxy: " + fed.error().message);
+    }
   }
   return orders;
 }

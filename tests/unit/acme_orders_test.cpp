@@ -297,11 +297,12 @@ TEST(AcmeOrders, ChangedSpecLiftsTheBackoffAndRemovedCertificatesLoseTheirState)
   TwoCertificates t;
   t.ca.problem = "urn:ietf:params:acme:error:rejectedIdentifier: no";
   t.ca.failing = {"blog.example.net"};
-  (void)t.run();
+  EXPECT_TRUE(t.run().stateChanged);
   ASSERT_EQ(t.state("blog").failures, 1);
   const int before = t.ca.orders;
-  (void)t.run();
-  EXPECT_EQ(t.ca.orders, before);  // held back
+  (void)t.run();  // blog held back; shop's renewal information asked of the CA (ARI)
+  EXPECT_EQ(t.ca.orders, before);
+  EXPECT_FALSE(t.run().stateChanged);  // nothing due at all: nothing written, nothing to publish
   t.target.certificates[0].domains = {"blog.example.net", "www.example.net"};
   t.ca.problem.clear();
   AcmeOrders orders = t.run();
@@ -310,11 +311,16 @@ TEST(AcmeOrders, ChangedSpecLiftsTheBackoffAndRemovedCertificatesLoseTheirState)
   EXPECT_EQ(t.state("blog").spec, "http-01 blog.example.net,www.example.net");
 
   t.target.certificates.erase(t.target.certificates.begin());
-  (void)t.run();
+  EXPECT_TRUE(t.run().stateChanged);  // blog's state dropped
   auto states = t.store->listAcmeStates();
   ASSERT_TRUE(states.ok());
   ASSERT_EQ(states->size(), 1U);
   EXPECT_EQ(states->front().name, "shop");
+  EXPECT_FALSE(t.run().stateChanged);
+  t.target.certificates.clear();  // no ACME certificate left: shop's state goes too
+  EXPECT_TRUE(t.run().stateChanged);
+  EXPECT_TRUE(t.store->listAcmeStates()->empty());
+  EXPECT_FALSE(t.run().stateChanged);
 }
 
 // A failing forced renewal that is no longer due (renew_before dropped) sheds its failures:
