@@ -234,8 +234,11 @@ void Controller::publishLocked(std::shared_ptr<const ActiveConfig> config) {
     sink_(config);
   }
   metrics_.generation.store(config->generation);
-  std::lock_guard lock(cfgMu_);
-  current_ = std::move(config);
+  {
+    std::lock_guard lock(cfgMu_);
+    current_.swap(config);
+  }
+  // `config` now holds the old generation: freed here, if last, not under the readers' lock.
 }
 
 ReloadOutcome Controller::reload() {
