@@ -35,6 +35,7 @@
 #include "proxy/netns_socket.h"
 #include "proxy/proxy_protocol.h"
 #include "proxy/sni_router.h"
+#include "tests/support/eventually.h"
 
 namespace edgeplane::proxy {
 namespace {
@@ -360,17 +361,7 @@ uint64_t errors(const Metrics& m, ErrorKind k) {
   return m.errors[static_cast<size_t>(k)].load();
 }
 
-// Polls `cond` for up to `timeout`.
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 5s) {
-  auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    if (cond()) {
-      return true;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
-  return cond();
-}
+using testing::eventually;
 
 class EngineTest : public ::testing::Test {
  protected:
