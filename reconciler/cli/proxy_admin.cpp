@@ -149,16 +149,18 @@ Result<AdminAnswer> readAnswer(int fd, Clock::time_point deadline,
                                const std::string& where, size_t maxAnswer) {
   std::string in;
   char buf[4096];
+  size_t head = std::string::npos;  // where the head ends, once it is all in
+  std::optional<size_t> length;     // its Content-Length, read once
   for (;;) {
-    const size_t head = in.find("\r\n\r\n");
-    if (head != std::string::npos) {
-      auto length = contentLength(std::string_view(in).substr(0, head), where);
-      if (!length) {
-        return length.error();
+    if (head == std::string::npos && (head = in.find("\r\n\r\n")) != std::string::npos) {
+      auto read = contentLength(std::string_view(in).substr(0, head), where);
+      if (!read) {
+        return read.error();
       }
-      if (*length && in.size() - (head + 4) >= **length) {  // no sum to overflow
-        break;
-      }
+      length = *read;
+    }
+    if (head != std::string::npos && length && in.size() - (head + 4) >= *length) {
+      break;  // written so that no sum can overflow
     }
     if (in.size() > maxAnswer) {
       return retryable(where + ": the answer is longer than " + std::to_string(maxAnswer) +
@@ -194,15 +196,10 @@ Result<AdminAnswer> readAnswer(int fd, Clock::time_point deadline,
   AdminAnswer answer;
   answer.status = std::stoi(status.substr(9, 3));
   answer.statusText = printable(status.substr(9));
-  const size_t head = in.find("\r\n\r\n");
   if (head != std::string::npos) {
     answer.body = in.substr(head + 4);
-    auto length = contentLength(std::string_view(in).substr(0, head), where);
-    if (!length) {
-      return length.error();
-    }
-    if (*length && answer.body.size() > **length) {
-      answer.body.resize(**length);
+    if (length && answer.body.size() > *length) {
+      answer.body.resize(*length);
     }
   }
   return answer;
