@@ -1,31 +1,48 @@
-# Waits shared by the lab scripts (sourced; the caller defines not_ok, and PY and adm for
-# wait_backends). Each wait is bounded and polls for the state it needs instead of sleeping for
-# a guessed time: a CI machine running two lab tests and a sanitizer build at once can take
-# seconds to start a Python backend or to run a health probe.
+# Waits shared by the lab scripts (sourced; the caller defines not_ok for the listeners' waits,
+# and PY and adm for wait_backends). Each wait is bounded and polls for the state it needs
+# instead of sleeping for a guessed time: a CI machine running two lab tests and a sanitizer
+# build at once can take seconds to start a Python backend or to run a health probe.
+
+now_ms() { date +%s%3N; }
+
+# wait_until TIMEOUT_MS CMD... - runs CMD every 10 ms until it succeeds (0), or returns 1 once
+# TIMEOUT_MS have passed.
+wait_until() {
+  local deadline=$(($(now_ms) + $1))
+  shift
+  until "$@"; do
+    [ "$(now_ms)" -ge "$deadline" ] && return 1
+    sleep 0.01
+  done
+}
+
+listening() {  # NETNS ADDR:PORT tcp|udp -> 0 when a listener is there ("" NETNS: this one)
+  local listing=-Hltn
+  [ "$3" = udp ] && listing=-Hlun
+  if [ -n "$1" ]; then
+    ip netns exec "$1" ss "$listing" "src $2" | grep -q .
+  else
+    ss "$listing" "src $2" | grep -q .
+  fi
+}
+none_listening() {  # ADDR:PORT... -> 0 when no TCP listener is on any of them, here
+  local a
+  for a in "$@"; do
+    listening "" "$a" tcp && return 1
+  done
+  return 0
+}
 
 # wait_listening NETNS ADDR:PORT [udp] - a TCP (or UDP) listener on ADDR:PORT inside NETNS,
 # within 30 s.
 wait_listening() {
-  local listing=-Hltn
-  [ "${3:-tcp}" = udp ] && listing=-Hlun
-  for _ in $(seq 300); do
-    ip netns exec "$1" ss "$listing" "src $2" | grep -q . && return 0
-    sleep 0.1
-  done
-  not_ok "backend $1 $2 did not start"
+  wait_until 30000 listening "$1" "$2" "${3:-tcp}" || not_ok "backend $1 $2 did not start"
 }
 
 # wait_not_listening ADDR:PORT... - no TCP listener left on any of them in this namespace,
 # within 30 s: a proxy told to stop accepting has closed every worker's listener.
 wait_not_listening() {
-  local a
-  for _ in $(seq 300); do
-    for a in "$@"; do
-      ss -Hltn "src $a" | grep -q . && continue 2
-    done
-    return 0
-  done
-  not_ok "still listening on $* after 30 s"
+  wait_until 30000 none_listening "$@" || not_ok "still listening on $* after 30 s"
 }
 
 # wait_backends up|down ADDR:PORT... - the proxy's health checker (GET /api/v1/backends) has
