@@ -26,10 +26,13 @@
 
 #include "proxy/health/prober.h"
 #include "proxy/health/registry.h"
+#include "tests/support/eventually.h"
 #include "tests/support/temp_dir.h"
 
 namespace edgeplane::proxy::health {
 namespace {
+
+using testing::eventually;
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -222,17 +225,6 @@ class TestBackend {
   std::thread thread_;
 };
 
-bool waitFor(const std::function<bool()>& done, Ms limit) {
-  auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    if (done()) {
-      return true;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
-  return done();
-}
-
 Ms since(Clock::time_point t) {
   return std::chrono::duration_cast<Ms>(Clock::now() - t);
 }
@@ -294,7 +286,7 @@ struct Harness {
   // A transition is reported just after `up` changes: a test that saw `up` change waits for
   // its event before reading the events.
   bool eventsReach(const Endpoint& backend, size_t n) {
-    return waitFor([&] { return eventsOf(backend).size() >= n; }, 3s);
+    return eventually([&] { return eventsOf(backend).size() >= n; }, 3s);
   }
 
   std::shared_ptr<HealthEntry> entry(const ActiveRoute& route, size_t i) {
@@ -312,7 +304,7 @@ TEST(Prober, UpStaysUpGoesDownWhenStoppedAndComesBackAfterTheThreshold) {
   h.start(config);
 
   // Up, and stays up over several probes.
-  ASSERT_TRUE(waitFor([&] { return h.prober->probesFinished() >= 3; }, 3s));
+  ASSERT_TRUE(eventually([&] { return h.prober->probesFinished() >= 3; }, 3s));
   EXPECT_TRUE(health->up.load());
   HealthState state = h.entry(*config->routes[0], 0)->state();
   EXPECT_TRUE(state.checked);
@@ -325,7 +317,7 @@ TEST(Prober, UpStaysUpGoesDownWhenStoppedAndComesBackAfterTheThreshold) {
   // Stopped: down within interval x unhealthy_threshold + timeout.
   auto stopped = Clock::now();
   backend.close();
-  ASSERT_TRUE(waitFor([&] { return !health->up.load(); }, 5s));
+  ASSERT_TRUE(eventually([&] { return !health->up.load(); }, 5s));
   EXPECT_LE(since(stopped), kInterval * 3 + kTimeout + kSlack);
   ASSERT_TRUE(h.eventsReach(backend.endpoint(), 1));
   auto events = h.eventsOf(backend.endpoint());
@@ -337,7 +329,7 @@ TEST(Prober, UpStaysUpGoesDownWhenStoppedAndComesBackAfterTheThreshold) {
   // Started again: up after healthy_threshold (2) passes, so not before one interval.
   auto restarted = Clock::now();  // before: a probe may connect as soon as it listens
   backend.reopen();
-  ASSERT_TRUE(waitFor([&] { return health->up.load(); }, 5s));
+  ASSERT_TRUE(eventually([&] { return health->up.load(); }, 5s));
   EXPECT_GE(since(restarted), kInterval);
   EXPECT_LE(since(restarted), kInterval * 3 + kSlack);
   state = h.entry(*config->routes[0], 0)->state();
@@ -357,7 +349,7 @@ TEST(Prober, A500AnswerIsDownWithTheDefaultExpectation) {
   auto config = h.attach({site("shop", {bad.endpoint(), redirect.endpoint()})}, 1);
   auto started = Clock::now();
   h.start(config);
-  ASSERT_TRUE(waitFor([&] { return !config->routes[0]->health[0]->up.load(); }, 5s));
+  ASSERT_TRUE(eventually([&] { return !config->routes[0]->health[0]->up.load(); }, 5s));
   EXPECT_LE(since(started), kInterval * 2 + kTimeout + kSlack);
   HealthState state = h.entry(*config->routes[0], 0)->state();
   EXPECT_EQ(state.lastError, "status 500 (expected 200-399)");
@@ -374,7 +366,7 @@ TEST(Prober, ASilentBackendIsDownByTimeout) {
   auto config = h.attach({site("shop", {silent.endpoint()})}, 1);
   auto started = Clock::now();
   h.start(config);
-  ASSERT_TRUE(waitFor([&] { return !config->routes[0]->health[0]->up.load(); }, 5s));
+  ASSERT_TRUE(eventually([&] { return !config->routes[0]->health[0]->up.load(); }, 5s));
   // Three probes, each timing out; the next starts an interval after the last one started.
   EXPECT_LE(since(started), (kInterval + kTimeout) * 3 + kSlack);
   EXPECT_GE(since(started), kTimeout * 3);
@@ -391,7 +383,7 @@ TEST(Prober, ReadsAtMostAFewKiB) {
   Harness h;
   auto config = h.attach({site("shop", {garbage.endpoint()})}, 1);
   h.start(config);
-  ASSERT_TRUE(waitFor([&] { return !config->routes[0]->health[0]->up.load(); }, 5s));
+  ASSERT_TRUE(eventually([&] { return !config->routes[0]->health[0]->up.load(); }, 5s));
   EXPECT_EQ(h.entry(*config->routes[0], 0)->state().lastError,
             "no status line in the first 4096 bytes");
 }
@@ -402,7 +394,7 @@ TEST(Prober, PassiveFailuresTakeItDownAtTheNextTurnAndProbesBringItBack) {
   auto config = h.attach({site("shop", {backend.endpoint()})}, 1);
   const auto& health = config->routes[0]->health[0];
   h.start(config);
-  ASSERT_TRUE(waitFor([&] { return h.entry(*config->routes[0], 0)->state().checked; }, 3s));
+  ASSERT_TRUE(eventually([&] { return h.entry(*config->routes[0], 0)->state().checked; }, 3s));
   ASSERT_TRUE(health->up.load());
 
   // The workers saw three connect failures in a row (a handler calls connectFailed()).
@@ -411,9 +403,9 @@ TEST(Prober, PassiveFailuresTakeItDownAtTheNextTurnAndProbesBringItBack) {
   }
   // Down only until the probe after next, which a busy machine may keep this thread from
   // seeing: the events tell.
-  ASSERT_TRUE(waitFor([&] { return !h.eventsOf(backend.endpoint()).empty(); }, 3s));
+  ASSERT_TRUE(eventually([&] { return !h.eventsOf(backend.endpoint()).empty(); }, 3s));
   EXPECT_EQ(health->passiveFailures.load(), 0u);
-  ASSERT_TRUE(waitFor([&] { return h.eventsOf(backend.endpoint()).size() >= 2; }, 3s));
+  ASSERT_TRUE(eventually([&] { return h.eventsOf(backend.endpoint()).size() >= 2; }, 3s));
   EXPECT_TRUE(health->up.load());
   auto events = h.eventsOf(backend.endpoint());
   ASSERT_EQ(events.size(), 2u);
@@ -425,7 +417,7 @@ TEST(Prober, PassiveFailuresTakeItDownAtTheNextTurnAndProbesBringItBack) {
   health->connectFailed();
   health->connectFailed();
   uint64_t before = h.prober->probesFinished();
-  ASSERT_TRUE(waitFor([&] { return h.prober->probesFinished() >= before + 3; }, 3s));
+  ASSERT_TRUE(eventually([&] { return h.prober->probesFinished() >= before + 3; }, 3s));
   EXPECT_TRUE(health->up.load());
   EXPECT_EQ(h.eventsOf(backend.endpoint()).size(), 2u);
 }
@@ -438,7 +430,7 @@ TEST(Prober, AConfigSwapKeepsStateAndForgetsRemovedBackends) {
   Harness h;
   auto first = h.attach({site("shop", {a.endpoint(), b.endpoint()})}, 1);
   h.start(first);
-  ASSERT_TRUE(waitFor([&] { return !first->routes[0]->health[1]->up.load(); }, 5s));
+  ASSERT_TRUE(eventually([&] { return !first->routes[0]->health[1]->up.load(); }, 5s));
   ASSERT_TRUE(h.eventsReach(b.endpoint(), 1));
   ASSERT_EQ(h.eventsOf(b.endpoint()).size(), 1u);
   uint32_t failuresBefore = h.entry(*first->routes[0], 1)->state().failures;
@@ -449,8 +441,8 @@ TEST(Prober, AConfigSwapKeepsStateAndForgetsRemovedBackends) {
   h.prober->setConfig(second);
   EXPECT_EQ(second->routes[1]->health[0], first->routes[0]->health[0]);
   EXPECT_EQ(second->routes[1]->health[1], first->routes[0]->health[1]);
-  ASSERT_TRUE(waitFor([&] { return c.accepted() >= 2; }, 3s));
-  ASSERT_TRUE(waitFor(
+  ASSERT_TRUE(eventually([&] { return c.accepted() >= 2; }, 3s));
+  ASSERT_TRUE(eventually(
       [&] { return h.entry(*second->routes[1], 1)->state().failures >= failuresBefore + 2; }, 3s));
   EXPECT_FALSE(second->routes[1]->health[1]->up.load());  // still down: no reset to up
   EXPECT_EQ(h.eventsOf(b.endpoint()).size(), 1u);         // and no new transition
@@ -461,10 +453,10 @@ TEST(Prober, AConfigSwapKeepsStateAndForgetsRemovedBackends) {
   auto third = h.attach({site("shop", {b.endpoint()})}, 3);
   h.prober->setConfig(third);
   uint64_t mark = h.prober->probesFinished();
-  ASSERT_TRUE(waitFor([&] { return h.prober->probesFinished() >= mark + 2; }, 3s));
+  ASSERT_TRUE(eventually([&] { return h.prober->probesFinished() >= mark + 2; }, 3s));
   int seen = a.accepted();
   mark = h.prober->probesFinished();
-  ASSERT_TRUE(waitFor([&] { return h.prober->probesFinished() >= mark + 3; }, 3s));
+  ASSERT_TRUE(eventually([&] { return h.prober->probesFinished() >= mark + 3; }, 3s));
   EXPECT_EQ(a.accepted(), seen);
   EXPECT_EQ(h.registry.size(), 1u);
 }
@@ -478,7 +470,7 @@ TEST(Prober, AMissingNamespaceIsAFailedProbe) {
   ProberOptions options;
   options.netnsDir = netnsDir.path().string();
   h.start(config, options);
-  ASSERT_TRUE(waitFor([&] { return !config->routes[0]->health[0]->up.load(); }, 5s));
+  ASSERT_TRUE(eventually([&] { return !config->routes[0]->health[0]->up.load(); }, 5s));
   EXPECT_EQ(h.entry(*config->routes[0], 0)->state().lastError,
             "socket in netns \"ep-gone\": No such file or directory");
 }
@@ -491,7 +483,7 @@ TEST(Prober, AtMostMaxInFlightProbesRunAtOnce) {
   ProberOptions options;
   options.maxInFlight = 1;
   h.start(config, options);
-  ASSERT_TRUE(waitFor([&] { return first.accepted() >= 1 && second.accepted() >= 1; }, 5s));
+  ASSERT_TRUE(eventually([&] { return first.accepted() >= 1 && second.accepted() >= 1; }, 5s));
   // Both were due at once; the second had to wait for the first one's timeout.
   auto gap = first.acceptTimes()[0] - second.acceptTimes()[0];
   // (The margin is for the test servers' own accept delay under load.)
@@ -503,7 +495,7 @@ TEST(Prober, StopsPromptlyWithProbesInFlight) {
   Harness h;
   auto config = h.attach({site("shop", {silent.endpoint()}, 10s)}, 1);
   h.start(config);
-  ASSERT_TRUE(waitFor([&] { return silent.accepted() >= 1; }, 3s));
+  ASSERT_TRUE(eventually([&] { return silent.accepted() >= 1; }, 3s));
   auto stopping = Clock::now();
   h.prober->stop();
   EXPECT_LE(since(stopping), 1s);
@@ -522,7 +514,7 @@ TEST(Prober, RoutesWithoutAHealthCheckAreNotProbed) {
   TestBackend checked(200);
   auto config = h.attach({route, site("zz", {checked.endpoint()})}, 1);
   h.start(config);
-  ASSERT_TRUE(waitFor([&] { return checked.accepted() >= 3; }, 3s));
+  ASSERT_TRUE(eventually([&] { return checked.accepted() >= 3; }, 3s));
   EXPECT_EQ(backend.accepted(), 0);
   EXPECT_TRUE(config->routes[0]->health[0]->up.load());
 }
@@ -552,7 +544,7 @@ TEST(Prober, GatewayEndpointBackendsAreProbedWithTheEndpointsCheck) {
   auto started = Clock::now();
   h.start(config);
 
-  ASSERT_TRUE(waitFor([&] { return !health[1]->up.load(); }, 5s));
+  ASSERT_TRUE(eventually([&] { return !health[1]->up.load(); }, 5s));
   EXPECT_LE(since(started), kInterval * 2 + kTimeout + kSlack);
   EXPECT_EQ(h.entry(*config->routes[0], 1)->state().lastError, "status 200 (expected 204)");
   ASSERT_TRUE(h.eventsReach(failing.endpoint(), 1));
@@ -564,7 +556,7 @@ TEST(Prober, GatewayEndpointBackendsAreProbedWithTheEndpointsCheck) {
             "GET /ready HTTP/1.1\r\nHost: manager.example.com\r\nUser-Agent: edgeplane-health/1\r\n"
             "Connection: close\r\n\r\n");
 
-  ASSERT_TRUE(waitFor([&] { return good.accepted() >= 3; }, 3s));
+  ASSERT_TRUE(eventually([&] { return good.accepted() >= 3; }, 3s));
   EXPECT_TRUE(health[0]->up.load());
   EXPECT_TRUE(h.entry(*config->routes[0], 0)->state().checked);
   EXPECT_EQ(unchecked.accepted(), 0);
@@ -594,8 +586,8 @@ TEST(Prober, ProbesFromInsideEachRoutesNamespace) {
   ProberOptions options;
   options.netnsDir = dir.path().string();
   h.start(config, options);
-  ASSERT_TRUE(waitFor([&] { return !config->routes[1]->health[0]->up.load(); }, 5s));
-  ASSERT_TRUE(waitFor([&] { return blue.accepted() >= 3; }, 3s));
+  ASSERT_TRUE(eventually([&] { return !config->routes[1]->health[0]->up.load(); }, 5s));
+  ASSERT_TRUE(eventually([&] { return blue.accepted() >= 3; }, 3s));
   EXPECT_TRUE(config->routes[0]->health[0]->up.load());
   EXPECT_EQ(h.entry(*config->routes[1], 0)->state().lastError, "status 503 (expected 200-399)");
   EXPECT_NE(blue.lastRequest().find("Host: blue.example.com\r\n"), std::string::npos);

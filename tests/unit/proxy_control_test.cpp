@@ -42,6 +42,7 @@
 #include "schema/proxy_feed.h"
 #include "schema/snapshot.h"
 #include "schema/store.h"
+#include "tests/support/eventually.h"
 #include "tests/support/leak_check.h"
 #include "tests/support/notify_socket.h"
 #include "tests/support/prometheus_parse.h"
@@ -458,10 +459,7 @@ TEST(Controller, AnUnreadablePublishedStateIsLoggedOnceAndItsRecoveryToo) {
   std::ofstream(state) << "{damaged";
   f.controller->startWatcher();
   auto waitFor = [&](const std::string& line) {
-    auto deadline = std::chrono::steady_clock::now() + 2s;
-    while (f.logsContaining(line) == 0 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(10ms);
-    }
+    (void)testing::eventually([&] { return f.logsContaining(line) > 0; }, 2s);
   };
   waitFor("cannot read the blocked API keys");
   std::this_thread::sleep_for(150ms);  // several more polls
@@ -483,12 +481,12 @@ TEST(Controller, TwoDamagedPublishedFilesAreEachLoggedOnce) {
   fs::resize_file(snapshot, fs::file_size(snapshot) - 4);
   std::ofstream(publishedDir(f.dir.path()) / kPublishedState) << "{damaged";
   f.controller->startWatcher();
-  auto deadline = std::chrono::steady_clock::now() + 2s;
-  while ((f.logsContaining("cannot read the blocked API keys") == 0 ||
-          f.logsContaining("cannot read the routing snapshot") == 0) &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(10ms);
-  }
+  (void)testing::eventually(
+      [&] {
+        return f.logsContaining("cannot read the blocked API keys") > 0 &&
+               f.logsContaining("cannot read the routing snapshot") > 0;
+      },
+      2s);
   std::this_thread::sleep_for(300ms);  // some fifteen more polls
   f.controller->stopWatcher();
   EXPECT_EQ(f.logsContaining("cannot read the blocked API keys"), 1U);
@@ -577,21 +575,14 @@ TEST(Controller, WatcherNoticesANewGenerationWithoutANotice) {
                             snapshotToJson(snapshotOf({passthrough("w", {"w.example.com"})})));
   // The watcher logs the load after it has published the new config: wait for the line, not
   // for the generation, or the check can run between the two (it did, once, in CI).
-  auto deadline = std::chrono::steady_clock::now() + 2s;
-  while (f.logsContaining("noticed by polling") == 0 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(10ms);
-  }
+  (void)testing::eventually([&] { return f.logsContaining("noticed by polling") > 0; }, 2s);
   EXPECT_EQ(f.controller->current()->generation, g);
   EXPECT_EQ(f.logsContaining("noticed by polling"), 1u);
 
   // A refused generation is logged once however many polls see it.
   int64_t bad = writeSnapshot(f.dir.path(), "[]");
   const std::string refusal = "refused snapshot generation " + std::to_string(bad);
-  deadline = std::chrono::steady_clock::now() + 2s;
-  while (f.logsContaining(refusal) == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(10ms);
-  }
+  (void)testing::eventually([&] { return f.logsContaining(refusal) > 0; }, 2s);
   std::this_thread::sleep_for(200ms);  // several more polls
   EXPECT_EQ(f.controller->refusedCount(), 1u);
   EXPECT_EQ(f.logsContaining(refusal), 1u);
