@@ -241,12 +241,13 @@ TEST_F(DnsResponderTest, UdpRepliesToOneSourceAreRateLimited) {
   // Read after that reply: the responder handled the earlier datagrams first.
   EXPECT_EQ(responder_->stats().udpLimited.load(), 3U);
   EXPECT_EQ(responder_->stats().udpTruncated.load(), 2U);
-  // Said at the first; the next two wait for the next line, a minute on.
+  // Said at the first, as the first such line (there was none before it); the next two wait
+  // for the next line, a minute on.
   const std::vector<std::string> lines = loggedLines();
   ASSERT_EQ(lines.size(), 1U);
   EXPECT_EQ(lines[0],
             "DNS-01 responder: 1 UDP query over their source's rate (3/hour per IPv4 address "
-            "or IPv6 /64) since the last such line; every second one got a truncated reply");
+            "or IPv6 /64) since the responder started; every second one got a truncated reply");
 
   const int tcp = socketTo(SOCK_STREAM);
   sendFramed(tcp, {txtQuery(8, "_acme-challenge.example.com")});
