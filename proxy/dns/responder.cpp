@@ -142,9 +142,8 @@ class Loop {
       o_.log("DNS-01 responder: " + std::to_string(unlogged) +
              (unlogged == 1 ? " UDP query" : " UDP queries") + " over their source's rate (" +
              o_.udpPerSource.str() + " per IPv4 address or IPv6 /64) " +
-             (overRateSaid_ ? "since the last such line" : "since the responder started") +
+             (loggedOverRate_ != 0 ? "since the last such line" : "since the responder started") +
              "; every second one got a truncated reply");
-      overRateSaid_ = true;
       loggedOverRate_ = limited;
       lastOverRateLogUs_ = now;
     }
@@ -349,8 +348,7 @@ class Loop {
   gateway::RateLimiter udpLimiter_;
   int64_t lastPurgeUs_ = 0;
   static constexpr int64_t kOverRateLogEveryUs = 60'000'000;
-  uint64_t loggedOverRate_ = 0;  // stats_.udpLimited when the last line was logged
-  bool overRateSaid_ = false;    // whether such a line was logged yet
+  uint64_t loggedOverRate_ = 0;  // stats_.udpLimited when the last line was logged (0: none yet)
   int64_t lastOverRateLogUs_ = std::numeric_limits<int64_t>::min() / 2;  // the first is logged
 };
 
