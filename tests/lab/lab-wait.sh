@@ -1,17 +1,20 @@
-# Waits shared by the lab scripts (sourced; the caller defines not_ok for the listeners' waits,
-# and PY and adm for wait_backends). Each wait is bounded and polls for the state it needs
-# instead of sleeping for a guessed time: a CI machine running two lab tests and a sanitizer
-# build at once can take seconds to start a Python backend or to run a health probe.
+# Waits shared by the lab scripts and the benches that run in the lab (sourced; the caller
+# defines not_ok for the listeners' waits, and PY and adm for wait_backends). Each wait is
+# bounded and polls for the state it needs instead of sleeping for a guessed time: a CI machine
+# running two lab tests and a sanitizer build at once can take seconds to start a Python
+# backend or to run a health probe.
 
-now_ms() { date +%s%3N; }
+# Bash's own clock (bash 5; its decimal point is the locale's), so that a poll starts no
+# `date` process each time it looks.
+now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; echo $((t / 1000)); }
 
 # wait_until TIMEOUT_MS CMD... - runs CMD every 10 ms until it succeeds (0), or returns 1 once
 # TIMEOUT_MS have passed.
 wait_until() {
-  local deadline=$(($(now_ms) + $1))
+  local deadline=$((${EPOCHREALTIME//[!0-9]/} + $1 * 1000))
   shift
   until "$@"; do
-    [ "$(now_ms)" -ge "$deadline" ] && return 1
+    ((${EPOCHREALTIME//[!0-9]/} >= deadline)) && return 1
     sleep 0.01
   done
 }
